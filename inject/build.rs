@@ -1,0 +1,58 @@
+//! Builds the no_std runtime (its own cargo workspace, see
+//! `runtime/Cargo.toml`) and tells the launcher where the binary is.
+//!
+//! The runtime cannot share this workspace's feature resolution: std crates
+//! here would switch `std` on in its dependencies. So it is built by a nested
+//! cargo invocation with a clean environment.
+use std::{env, path::PathBuf, process::Command};
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    let runtime_dir = manifest_dir.join("../runtime").canonicalize().unwrap();
+    let profile = env::var("PROFILE").unwrap();
+    let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
+    // A stable place under target/ so the runtime's incremental state survives
+    // across launcher rebuilds.
+    let target_dir = out_dir
+        .ancestors()
+        .find(|p| p.file_name().is_some_and(|n| n == "build"))
+        .and_then(|p| p.parent())
+        .map(|p| p.join("runtime-target"))
+        .unwrap_or_else(|| out_dir.join("runtime-target"));
+
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--manifest-path")
+        .arg(runtime_dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir);
+    if profile == "release" {
+        cmd.arg("--release");
+    }
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_MAKEFLAGS",
+        "MAKEFLAGS",
+        "MFLAGS",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (key, _) in env::vars() {
+        if key.starts_with("CARGO_PROFILE_") || key.starts_with("CARGO_FEATURE_") {
+            cmd.env_remove(key);
+        }
+    }
+    let status = cmd.status().expect("failed to run cargo for the runtime");
+    assert!(status.success(), "building the runtime failed");
+
+    let binary = target_dir.join(&profile).join("dbi-runtime");
+    println!("cargo::rustc-env=DBI_RUNTIME_PATH={}", binary.display());
+    println!("cargo::rerun-if-changed={}", runtime_dir.join("src").display());
+    println!("cargo::rerun-if-changed={}", runtime_dir.join("Cargo.toml").display());
+    println!("cargo::rerun-if-changed={}", runtime_dir.join("Cargo.lock").display());
+    println!("cargo::rerun-if-changed={}", runtime_dir.join("build.rs").display());
+}

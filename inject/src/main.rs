@@ -1,0 +1,3 @@
+fn main() {
+    println!("{}", env!("DBI_RUNTIME_PATH"));
+}

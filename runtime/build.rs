@@ -1,0 +1,14 @@
+// Links the runtime as a static, non-PIE executable at a fixed base far above
+// where the kernel and ld.so put applications, with no C start files.
+const IMAGE_BASE: &str = "0x7e0000000000";
+
+fn main() {
+    println!("cargo::rustc-link-arg-bins=-nostartfiles");
+    println!("cargo::rustc-link-arg-bins=-nostdlib");
+    println!("cargo::rustc-link-arg-bins=-static");
+    println!("cargo::rustc-link-arg-bins=-no-pie");
+    println!("cargo::rustc-link-arg-bins=-Wl,--image-base={IMAGE_BASE}");
+    println!("cargo::rustc-link-arg-bins=-Wl,--build-id=none");
+    println!("cargo::rustc-env=DBI_IMAGE_BASE={IMAGE_BASE}");
+    println!("cargo::rerun-if-changed=build.rs");
+}

@@ -1,0 +1,63 @@
+//! Messages to stderr (never stdout: that belongs to the application).
+
+use core::fmt::{self, Write};
+
+/// Formats into a fixed stack buffer and writes it with one system call, so
+/// a message is not interleaved with the application's output mid-line.
+pub struct StderrLine {
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl StderrLine {
+    pub const fn new() -> Self {
+        StderrLine { buf: [0; 512], len: 0 }
+    }
+    pub fn flush(&mut self) {
+        crate::sys::write_all(2, &self.buf[..self.len]);
+        self.len = 0;
+    }
+}
+
+impl Write for StderrLine {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            if self.len == self.buf.len() {
+                self.flush();
+            }
+            self.buf[self.len] = b;
+            self.len += 1;
+        }
+        Ok(())
+    }
+}
+
+pub fn print(args: fmt::Arguments) {
+    let mut line = StderrLine::new();
+    let _ = line.write_fmt(args);
+    line.flush();
+}
+
+/// Prints one line to stderr, prefixed with the runtime's name.
+#[macro_export]
+macro_rules! eprintln {
+    ($($arg:tt)*) => {
+        $crate::log::print(format_args!("dbirun: {}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Prints one line to stderr when `-v` is on.
+#[macro_export]
+macro_rules! verbose {
+    ($($arg:tt)*) => {
+        if $crate::options::get().verbose {
+            $crate::eprintln!($($arg)*)
+        }
+    };
+}
+
+/// Reports an unrecoverable runtime error and exits with `status`.
+pub fn fatal(status: i32, args: fmt::Arguments) -> ! {
+    print(format_args!("dbirun: {}\n", args));
+    crate::sys::exit_group(status)
+}
