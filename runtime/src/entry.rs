@@ -1,5 +1,15 @@
 //! The process entry point: `_start` moves onto a bootstrap stack and calls
-//! [`runtime_main`] with the kernel's initial stack pointer.
+//! [`runtime_main`], which loads the application and enters the code cache
+//! at its first instruction.
+
+use alloc::vec::Vec;
+
+use crate::auxv::*;
+use crate::initial_stack::{self, StackImage};
+use crate::loader::{self, Placement};
+use crate::startup_args::{CStr, StartupArgs};
+use crate::thread::{reg, ThreadContext};
+use crate::{brk, dispatch, options, sys};
 
 const BOOT_STACK_SIZE: usize = 512 * 1024;
 
@@ -23,10 +33,82 @@ core::arch::global_asm!(
     main = sym runtime_main,
 );
 
+/// Exit status for a program that cannot be executed, as a shell reports it.
+const CANNOT_EXECUTE: i32 = 126;
+const NOT_FOUND: i32 = 127;
+
+fn cannot_load(path: &CStr, err: loader::LoadError) -> ! {
+    let status = match err {
+        loader::LoadError::Open(e) if e == sys::ENOENT => NOT_FOUND,
+        _ => CANNOT_EXECUTE,
+    };
+    crate::log::fatal(status, format_args!("{path}: {err}"))
+}
+
+/// The auxiliary vector the application sees: the kernel's, with the entries
+/// that describe the loaded program replaced. Pointer-valued entries are
+/// placed by `initial_stack`.
+fn app_auxv(kernel: &StartupArgs, program: &loader::Image, interp_base: u64) -> Vec<(u64, u64)> {
+    let replaced = [AT_PHDR, AT_PHENT, AT_PHNUM, AT_BASE, AT_ENTRY, AT_EXECFN, AT_RANDOM, AT_PLATFORM, AT_NULL];
+    let mut auxv: Vec<(u64, u64)> =
+        kernel.auxv.iter().copied().filter(|(k, _)| !replaced.contains(k)).collect();
+    auxv.extend_from_slice(&[
+        (AT_PHDR, program.phdr),
+        (AT_PHENT, 56),
+        (AT_PHNUM, program.phnum),
+        (AT_BASE, interp_base),
+        (AT_ENTRY, program.entry),
+    ]);
+    auxv
+}
+
 /// # Safety
 /// Called once, from `_start`, with the kernel's initial stack pointer.
 unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
-    let _ = initial_sp;
-    crate::sys::write_all(2, b"dbi-runtime: hello\n");
-    crate::sys::exit_group(0)
+    // SAFETY: initial_sp is the kernel's initial stack.
+    let kernel = unsafe { StartupArgs::read(initial_sp) };
+    let command = options::parse(kernel.argv.get(1..).unwrap_or(&[]));
+    let execfn = command.path;
+    let (path, argv) = loader::resolve_scripts(command.path, command.argv)
+        .unwrap_or_else(|e| cannot_load(&command.path, e));
+
+    let program = loader::load(&path, Placement::Program).unwrap_or_else(|e| cannot_load(&path, e));
+    verbose!("module {path} loaded at {:#x}", program.bias);
+    let mut entry = program.entry;
+    let mut interp_base = 0;
+    if let Some(interp) = &program.interp {
+        let interp_path = CStr::leak(interp);
+        let image = loader::load(&interp_path, Placement::Interpreter)
+            .unwrap_or_else(|e| cannot_load(&interp_path, e));
+        verbose!("module {interp_path} loaded at {:#x}", image.bias);
+        interp_base = image.bias;
+        entry = image.entry;
+    }
+    brk::init(program.end);
+
+    let platform = kernel.aux(AT_PLATFORM).map(|p| {
+        // SAFETY: the kernel's AT_PLATFORM string, still intact: the stack
+        // image is built below.
+        unsafe { CStr::leak(CStr::from_ptr(p as *const u8).as_bytes()) }
+    });
+    let mut random = [0u8; 16];
+    if let Some(p) = kernel.aux(AT_RANDOM) {
+        // SAFETY: AT_RANDOM points at 16 bytes.
+        random.copy_from_slice(unsafe { core::slice::from_raw_parts(p as *const u8, 16) });
+    }
+    let image = StackImage {
+        argv: &argv,
+        envp: &kernel.envp,
+        execfn,
+        platform,
+        auxv: app_auxv(&kernel, &program, interp_base),
+    };
+    // SAFETY: everything on the kernel's stack was copied to the heap, and
+    // the runtime runs on its boot stack: the area is free for the app.
+    let sp = unsafe { initial_stack::build(kernel.stack_top, &image, &random) };
+
+    let ctx = ThreadContext::create_for_current_thread();
+    ctx.gpr[reg::RSP] = sp;
+    dispatch::init(ctx);
+    dispatch::start(ctx, entry)
 }

@@ -1,9 +1,10 @@
 //! dbi-runtime: loads an application and runs every one of its instructions
 //! from a code cache.
 //!
-//! Pipeline, one module each: `dispatch` -> `bb_builder` -> `mangle` ->
-//! `emit` -> `link`, with `loader`/`initial_stack` to start the program,
-//! `syscall` for the kernel boundary and `context_switch` for the assembly.
+//! One block's path through the pipeline: `dispatch` -> `bb_builder` ->
+//! `mangle` -> `emit` -> `link`, with `context_switch` and `ibl` (assembly)
+//! between the cache and the runtime, `syscall` at the kernel boundary, and
+//! `loader` / `initial_stack` / `entry` to start the program.
 #![no_std]
 #![no_main]
 
@@ -11,10 +12,29 @@ extern crate alloc;
 
 #[macro_use]
 mod log;
-mod heap;
+mod auxv;
+mod bb_builder;
+mod brk;
+mod code_cache;
+mod context_switch;
+mod dispatch;
+mod emit;
 mod entry;
+mod fragment;
+mod heap;
+mod ibl;
+mod initial_stack;
+mod link;
+mod loader;
+mod mangle;
 mod mem;
+mod options;
+mod raw_x86;
+mod startup_args;
+mod stats;
 mod sys;
+mod syscall;
+mod thread;
 
 #[global_allocator]
 static ALLOCATOR: heap::RuntimeAllocator = heap::RuntimeAllocator::new();

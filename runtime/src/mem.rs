@@ -1,4 +1,4 @@
-//! `memcpy`, `memmove`, `memset`, `memcmp`, `bcmp`: the symbols compiled Rust
+//! `memcpy`, `memmove`, `memset`, `memcmp`, `bcmp`, `strlen`: the symbols compiled Rust
 //! code calls, which the precompiled compiler_builtins does not export for a
 //! libc-free binary. Written in assembly so LLVM cannot turn them into calls to
 //! themselves.
@@ -59,5 +59,17 @@ core::arch::global_asm!(
     "    dec rdx",
     "    jnz 3b",
     "4:",
+    "    ret",
+    ".globl strlen",
+    ".type strlen,@function",
+    "strlen:",
+    "    mov rax, rdi",
+    "5:",
+    "    cmp byte ptr [rax], 0",
+    "    je 6f",
+    "    inc rax",
+    "    jmp 5b",
+    "6:",
+    "    sub rax, rdi",
     "    ret",
 );

@@ -1,0 +1,65 @@
+//! Code cache memory: one large reservation next to the runtime's own code,
+//! so cache code reaches the runtime's assembly routines with rel32
+//! branches, filled from the bottom up.
+
+use crate::sys;
+
+/// Where the cache starts relative to the runtime's fixed image base.
+const OFFSET_FROM_IMAGE: u64 = 0x1000_0000;
+/// Within +-2 GiB of every runtime routine.
+const CACHE_SIZE: u64 = 1 << 30;
+
+extern "C" {
+    static __ehdr_start: u8;
+}
+
+pub struct CodeCache {
+    next: u64,
+    end: u64,
+    base: u64,
+}
+
+impl CodeCache {
+    pub fn new() -> CodeCache {
+        // SAFETY: the linker defines __ehdr_start at the image base.
+        let image = unsafe { &__ehdr_start as *const u8 as u64 };
+        let want = image + OFFSET_FROM_IMAGE;
+        // SAFETY: a fresh reservation; MAP_FIXED_NOREPLACE never clobbers.
+        let r = unsafe {
+            sys::mmap(
+                want,
+                CACHE_SIZE,
+                sys::PROT_READ | sys::PROT_WRITE | sys::PROT_EXEC,
+                sys::MAP_PRIVATE | sys::MAP_ANONYMOUS | sys::MAP_NORESERVE | sys::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )
+        };
+        if r < 0 {
+            crate::log::fatal(70, format_args!("cannot reserve the code cache (errno {})", -r));
+        }
+        CodeCache { next: r as u64, end: r as u64 + CACHE_SIZE, base: r as u64 }
+    }
+
+    /// Address the next committed code will start at.
+    pub fn next_address(&self) -> u64 {
+        self.next
+    }
+
+    /// Copies `code` to the next free address; None when the cache is full.
+    pub fn commit(&mut self, code: &[u8]) -> Option<u64> {
+        let start = self.next;
+        let end = (start + code.len() as u64 + 15) & !15;
+        if end > self.end {
+            return None;
+        }
+        // SAFETY: [start, end) is unused cache memory, writable.
+        unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), start as *mut u8, code.len()) };
+        self.next = end;
+        Some(start)
+    }
+
+    pub fn used_bytes(&self) -> u64 {
+        self.next - self.base
+    }
+}

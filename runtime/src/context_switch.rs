@@ -1,0 +1,101 @@
+//! The two context switches between the code cache and the runtime, in
+//! assembly.
+//!
+//! Contract:
+//! - `dbi_fcache_return` is reached by a jump from the code cache (an exit
+//!   stub or the indirect-branch lookup) with the application's rax already
+//!   stored in `gs:[GPR + 0]` and rax holding the address of the exit's
+//!   [`ExitData`](crate::emit::ExitData). It saves every application register,
+//!   the flags and the extended state into the ThreadContext, switches to the
+//!   thread's runtime stack and calls `dispatch::from_cache(ctx)`, which never
+//!   returns.
+//! - `dbi_enter_cache(ctx)` restores all of that from `ctx` and jumps to
+//!   `ctx.enter_target`. It never returns.
+//! The application's stack is never written: it may hold live red-zone data.
+
+use crate::thread::{offsets as off, ThreadContext};
+
+core::arch::global_asm!(
+    ".globl dbi_fcache_return",
+    ".type dbi_fcache_return,@function",
+    "dbi_fcache_return:",
+    "    mov qword ptr gs:[{exit_data}], rax",
+    "    mov qword ptr gs:[{gpr} + 8], rcx",
+    "    mov qword ptr gs:[{gpr} + 16], rdx",
+    "    mov qword ptr gs:[{gpr} + 24], rbx",
+    "    mov qword ptr gs:[{gpr} + 32], rsp",
+    "    mov qword ptr gs:[{gpr} + 40], rbp",
+    "    mov qword ptr gs:[{gpr} + 48], rsi",
+    "    mov qword ptr gs:[{gpr} + 56], rdi",
+    "    mov qword ptr gs:[{gpr} + 64], r8",
+    "    mov qword ptr gs:[{gpr} + 72], r9",
+    "    mov qword ptr gs:[{gpr} + 80], r10",
+    "    mov qword ptr gs:[{gpr} + 88], r11",
+    "    mov qword ptr gs:[{gpr} + 96], r12",
+    "    mov qword ptr gs:[{gpr} + 104], r13",
+    "    mov qword ptr gs:[{gpr} + 112], r14",
+    "    mov qword ptr gs:[{gpr} + 120], r15",
+    "    mov rsp, qword ptr gs:[{stack_top}]",
+    "    pushfq",
+    "    pop qword ptr gs:[{rflags}]",
+    "    mov rdi, qword ptr gs:[{xsave}]",
+    "    mov eax, -1",
+    "    mov edx, -1",
+    "    xsave64 [rdi]",
+    "    mov rdi, qword ptr gs:[{self_}]",
+    "    cld",
+    "    call {dispatch}",
+    "    ud2",
+    "",
+    ".globl dbi_enter_cache",
+    ".type dbi_enter_cache,@function",
+    "dbi_enter_cache:",
+    "    mov rsi, qword ptr [rdi + {xsave}]",
+    "    mov eax, -1",
+    "    mov edx, -1",
+    "    xrstor64 [rsi]",
+    "    push qword ptr [rdi + {rflags}]",
+    "    popfq",
+    "    mov rax, qword ptr [rdi + {gpr}]",
+    "    mov rcx, qword ptr [rdi + {gpr} + 8]",
+    "    mov rdx, qword ptr [rdi + {gpr} + 16]",
+    "    mov rbx, qword ptr [rdi + {gpr} + 24]",
+    "    mov rbp, qword ptr [rdi + {gpr} + 40]",
+    "    mov rsi, qword ptr [rdi + {gpr} + 48]",
+    "    mov r8, qword ptr [rdi + {gpr} + 64]",
+    "    mov r9, qword ptr [rdi + {gpr} + 72]",
+    "    mov r10, qword ptr [rdi + {gpr} + 80]",
+    "    mov r11, qword ptr [rdi + {gpr} + 88]",
+    "    mov r12, qword ptr [rdi + {gpr} + 96]",
+    "    mov r13, qword ptr [rdi + {gpr} + 104]",
+    "    mov r14, qword ptr [rdi + {gpr} + 112]",
+    "    mov r15, qword ptr [rdi + {gpr} + 120]",
+    "    mov rsp, qword ptr [rdi + {gpr} + 32]",
+    "    mov rdi, qword ptr [rdi + {gpr} + 56]",
+    "    jmp qword ptr gs:[{enter_target}]",
+    exit_data = const off::EXIT_DATA,
+    gpr = const off::GPR,
+    stack_top = const off::STACK_TOP,
+    rflags = const off::RFLAGS,
+    xsave = const off::XSAVE_AREA,
+    self_ = const off::SELF,
+    enter_target = const off::ENTER_TARGET,
+    dispatch = sym crate::dispatch::from_cache,
+);
+
+extern "C" {
+    fn dbi_enter_cache(ctx: *mut ThreadContext) -> !;
+    fn dbi_fcache_return();
+}
+
+/// Address cache exits jump to.
+pub fn fcache_return_addr() -> u64 {
+    dbi_fcache_return as usize as u64
+}
+
+/// Runs the application from `ctx.enter_target` with the registers in `ctx`.
+pub fn enter_cache(ctx: &mut ThreadContext) -> ! {
+    // SAFETY: ctx is this thread's context (GS points at it) and
+    // enter_target is the start of a fragment in the code cache.
+    unsafe { dbi_enter_cache(ctx) }
+}

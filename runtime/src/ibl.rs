@@ -1,0 +1,149 @@
+//! The indirect-branch lookup: an open-addressing table from application pc
+//! to cache pc, searched by a shared assembly routine without leaving the
+//! code cache. Only a miss goes back to the dispatcher.
+//!
+//! Contract of `dbi_ibl_lookup` (jumped to by mangled `ret`, `jmp r/m`,
+//! `call r/m`): rcx holds the application target, the application's rcx is in
+//! `gs:[IBL_RCX]`. It preserves every other register and the arithmetic flags
+//! (lahf/seto, so the application's stack is never touched).
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::emit::{ExitData, ExitKind};
+use crate::thread::{offsets as off, ThreadContext};
+
+core::arch::global_asm!(
+    ".globl dbi_ibl_lookup",
+    ".type dbi_ibl_lookup,@function",
+    "dbi_ibl_lookup:",
+    "    mov qword ptr gs:[{ibl_rax}], rax",
+    "    lahf",
+    "    seto al",
+    "    mov qword ptr gs:[{ibl_flags}], rax",
+    "    add qword ptr gs:[{lookups}], 1",
+    "    mov rax, rcx",
+    "    and rax, qword ptr gs:[{mask}]",
+    "    shl rax, 4",
+    "    add rax, qword ptr gs:[{table}]",
+    "2:",
+    "    cmp rcx, qword ptr [rax]",
+    "    je 3f",
+    "    cmp qword ptr [rax], 0",
+    "    je 4f",
+    "    add rax, 16",
+    "    jmp 2b",
+    "3:",
+    "    mov rax, qword ptr [rax + 8]",
+    "    mov qword ptr gs:[{target}], rax",
+    "    mov rax, qword ptr gs:[{ibl_flags}]",
+    "    add al, 0x7f",
+    "    sahf",
+    "    mov rax, qword ptr gs:[{ibl_rax}]",
+    "    mov rcx, qword ptr gs:[{ibl_rcx}]",
+    "    jmp qword ptr gs:[{target}]",
+    "4:",
+    "    mov qword ptr gs:[{next_pc}], rcx",
+    "    mov rax, qword ptr gs:[{ibl_flags}]",
+    "    add al, 0x7f",
+    "    sahf",
+    "    mov rax, qword ptr gs:[{ibl_rax}]",
+    "    mov rcx, qword ptr gs:[{ibl_rcx}]",
+    "    mov qword ptr gs:[{gpr}], rax",
+    "    lea rax, [rip + {miss}]",
+    "    jmp dbi_fcache_return",
+    ibl_rax = const off::IBL_RAX,
+    ibl_rcx = const off::IBL_RCX,
+    ibl_flags = const off::IBL_FLAGS,
+    lookups = const off::IBL_LOOKUPS,
+    mask = const off::IBL_MASK,
+    table = const off::IBL_TABLE,
+    target = const off::IBL_TARGET,
+    next_pc = const off::NEXT_PC,
+    gpr = const off::GPR,
+    miss = sym IBL_MISS_EXIT,
+);
+
+/// The exit the lookup routine reports a miss through.
+static IBL_MISS_EXIT: ExitData = ExitData::new(0, ExitKind::IndirectMiss);
+
+extern "C" {
+    fn dbi_ibl_lookup();
+}
+
+pub fn lookup_routine_addr() -> u64 {
+    dbi_ibl_lookup as usize as u64
+}
+
+/// Probing never wraps: the table has this many spare entries past its
+/// hashed range, and an insert that would run past them grows the table.
+const OVERFLOW_ENTRIES: usize = 64;
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct Entry {
+    app_pc: u64,
+    cache_pc: u64,
+}
+
+pub struct IblTable {
+    entries: Vec<Entry>,
+    mask: u64,
+    len: usize,
+}
+
+impl IblTable {
+    pub fn new() -> IblTable {
+        IblTable::with_capacity_log2(14)
+    }
+
+    fn with_capacity_log2(bits: u32) -> IblTable {
+        let size = 1usize << bits;
+        IblTable { entries: vec![Entry::default(); size + OVERFLOW_ENTRIES], mask: size as u64 - 1, len: 0 }
+    }
+
+    /// Adds `app_pc -> cache_pc`; the caller republishes the table with
+    /// [`IblTable::publish`] afterwards since it may have moved.
+    pub fn insert(&mut self, app_pc: u64, cache_pc: u64) {
+        if (self.len + 1) * 2 > self.mask as usize + 1 || !self.try_insert(app_pc, cache_pc) {
+            self.grow();
+            self.insert(app_pc, cache_pc);
+        }
+    }
+
+    fn try_insert(&mut self, app_pc: u64, cache_pc: u64) -> bool {
+        let start = (app_pc & self.mask) as usize;
+        for e in &mut self.entries[start..] {
+            if e.app_pc == app_pc || e.app_pc == 0 {
+                if e.app_pc == 0 {
+                    self.len += 1;
+                }
+                *e = Entry { app_pc, cache_pc };
+                return true;
+            }
+        }
+        false
+    }
+
+    fn grow(&mut self) {
+        let bits = (self.mask + 1).trailing_zeros() + 1;
+        let old = core::mem::replace(self, IblTable::with_capacity_log2(bits));
+        for e in old.entries.iter().filter(|e| e.app_pc != 0) {
+            if !self.try_insert(e.app_pc, e.cache_pc) {
+                // A pathological cluster: double again and restart.
+                let bigger = IblTable::with_capacity_log2(bits + 1);
+                *self = bigger;
+                for e in old.entries.iter().filter(|e| e.app_pc != 0) {
+                    self.insert(e.app_pc, e.cache_pc);
+                }
+                return;
+            }
+        }
+    }
+
+    /// Points the thread's lookup routine at this table.
+    pub fn publish(&self, ctx: &mut ThreadContext) {
+        ctx.ibl_table = self.entries.as_ptr() as u64;
+        ctx.ibl_mask = self.mask;
+    }
+}

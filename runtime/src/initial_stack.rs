@@ -1,0 +1,80 @@
+//! Building the application's initial stack exactly as the kernel's
+//! `create_elf_tables` lays it out: strings at the top (exec file name,
+//! environment, arguments), then platform string and AT_RANDOM bytes, then
+//! argc, argv[], NULL, envp[], NULL and the auxiliary vector.
+
+use alloc::vec::Vec;
+
+use crate::auxv::*;
+use crate::startup_args::CStr;
+
+/// What goes on the stack besides argv and envp.
+pub struct StackImage<'a> {
+    pub argv: &'a [CStr],
+    pub envp: &'a [CStr],
+    pub execfn: CStr,
+    pub platform: Option<CStr>,
+    /// The auxiliary vector without the pointer-valued entries this module
+    /// places itself (AT_EXECFN, AT_RANDOM, AT_PLATFORM) and without AT_NULL.
+    pub auxv: Vec<(u64, u64)>,
+}
+
+struct Writer {
+    p: u64,
+}
+
+impl Writer {
+    fn push_bytes(&mut self, bytes: &[u8]) -> u64 {
+        self.p -= bytes.len() as u64;
+        // SAFETY: the area below the old stack top belongs to the stack.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.p as *mut u8, bytes.len()) };
+        self.p
+    }
+}
+
+/// Writes the stack image below `top` and returns the application's initial
+/// stack pointer.
+///
+/// # Safety
+/// `[top - size of the image, top)` is writable stack memory that nothing
+/// else uses.
+pub unsafe fn build(top: u64, image: &StackImage, random: &[u8; 16]) -> u64 {
+    let mut w = Writer { p: top & !15 };
+    w.push_bytes(&[0u8; 8]);
+    let execfn = w.push_bytes(image.execfn.as_bytes_with_nul());
+    // Strings in increasing order of index, as the kernel's copy_strings leaves them.
+    let place_all = |strings: &[CStr], w: &mut Writer| -> Vec<u64> {
+        let mut addrs: Vec<u64> = strings.iter().rev().map(|s| w.push_bytes(s.as_bytes_with_nul())).collect();
+        addrs.reverse();
+        addrs
+    };
+    let env_addrs = place_all(image.envp, &mut w);
+    let arg_addrs = place_all(image.argv, &mut w);
+    let platform = image.platform.map(|s| w.push_bytes(s.as_bytes_with_nul()));
+    w.p &= !15;
+    let random_addr = w.push_bytes(random);
+
+    let mut auxv = image.auxv.clone();
+    auxv.push((AT_RANDOM, random_addr));
+    auxv.push((AT_EXECFN, execfn));
+    if let Some(addr) = platform {
+        auxv.push((AT_PLATFORM, addr));
+    }
+    auxv.push((AT_NULL, 0));
+
+    let words = 1 + arg_addrs.len() + 1 + env_addrs.len() + 1 + 2 * auxv.len();
+    let sp = (w.p - 8 * words as u64) & !15;
+    let mut table: Vec<u64> = Vec::with_capacity(words);
+    table.push(arg_addrs.len() as u64);
+    table.extend_from_slice(&arg_addrs);
+    table.push(0);
+    table.extend_from_slice(&env_addrs);
+    table.push(0);
+    for (k, v) in auxv {
+        table.push(k);
+        table.push(v);
+    }
+    // SAFETY: the table fits between sp and the strings (sized above).
+    unsafe { core::ptr::copy_nonoverlapping(table.as_ptr(), sp as *mut u64, table.len()) };
+    sp
+}

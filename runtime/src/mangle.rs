@@ -1,0 +1,246 @@
+//! Making a decoded block safe to run from the code cache: direct branches
+//! become linkable exits, calls push the *application* return address,
+//! `ret` and indirect branches go through the indirect-branch lookup,
+//! RIP-relative operands become absolute, and `syscall` exits to the
+//! dispatcher.
+
+use alloc::vec::Vec;
+
+use iced_x86::{
+    Code, ConditionCode, FlowControl, Instruction, InstructionInfoFactory, MemoryOperand, Register,
+};
+
+use crate::bb_builder::BasicBlock;
+use crate::raw_x86;
+use crate::thread::offsets as off;
+
+/// One step of a mangled block, tagged with the app pc it translates.
+pub enum Op {
+    /// An application instruction copied byte for byte.
+    Copy,
+    /// A hand-encoded fixed sequence.
+    Bytes(Vec<u8>),
+    /// An instruction encoded by iced at its final address.
+    Encode(Instruction),
+    /// A direct exit to `target`: `jcc` when `cond` is set, else `jmp`.
+    /// Linkable to the target's fragment.
+    DirectExit { cond: Option<u8>, target: u64 },
+    /// Jump to the indirect-branch lookup with the target in rcx.
+    IndirectExit,
+    /// Exit to the dispatcher to perform a system call, resuming at `next`.
+    SyscallExit { next: u64 },
+}
+
+pub struct MangledOp {
+    pub app_pc: u64,
+    /// Length of the application instruction, for `Op::Copy`.
+    pub app_len: u8,
+    pub op: Op,
+}
+
+struct Mangler {
+    ops: Vec<MangledOp>,
+    info: InstructionInfoFactory,
+}
+
+/// Scratch candidates for RIP-relative rewriting, in preference order:
+/// never rsp, and never rbp/r13, which would need a displacement byte.
+const SCRATCH: [Register; 13] = [
+    Register::RAX,
+    Register::RCX,
+    Register::RDX,
+    Register::RBX,
+    Register::RSI,
+    Register::RDI,
+    Register::R8,
+    Register::R9,
+    Register::R10,
+    Register::R11,
+    Register::R12,
+    Register::R14,
+    Register::R15,
+];
+
+fn hw(reg: Register) -> u8 {
+    reg.number() as u8
+}
+
+impl Mangler {
+    fn push(&mut self, instr: &Instruction, op: Op) {
+        self.ops.push(MangledOp { app_pc: instr.ip(), app_len: instr.len() as u8, op });
+    }
+
+    fn bytes(&mut self, instr: &Instruction, f: impl FnOnce(&mut Vec<u8>)) {
+        let mut b = Vec::with_capacity(16);
+        f(&mut b);
+        self.push(instr, Op::Bytes(b));
+    }
+
+    fn encode(&mut self, instr: &Instruction, new: Instruction) {
+        self.push(instr, Op::Encode(new));
+    }
+
+    fn scratch_for(&mut self, instr: &Instruction) -> Register {
+        let info = self.info.info(instr);
+        let used: Vec<Register> =
+            info.used_registers().iter().map(|u| u.register().full_register()).collect();
+        *SCRATCH.iter().find(|r| !used.contains(r)).expect("no free scratch register")
+    }
+
+    /// An instruction with a `[rip + disp]` operand: the cache is too far
+    /// from the app for the displacement to reach, so the address goes
+    /// through a spilled scratch register.
+    fn rip_relative(&mut self, instr: &Instruction) {
+        let addr = instr.ip_rel_memory_address();
+        match instr.code() {
+            Code::Lea_r64_m => {
+                self.bytes(instr, |b| raw_x86::mov_imm64(b, hw(instr.op0_register()), addr));
+                return;
+            }
+            Code::Lea_r32_m => {
+                let new = Instruction::with2(Code::Mov_r32_imm32, instr.op0_register(), addr as u32)
+                    .expect("mov r32, imm32");
+                self.encode(instr, new);
+                return;
+            }
+            _ => {}
+        }
+        let scratch = self.scratch_for(instr);
+        let mut new = *instr;
+        new.set_memory_base(scratch);
+        new.set_memory_displacement64(0);
+        new.set_memory_displ_size(0);
+        self.bytes(instr, |b| {
+            raw_x86::store_to_gs(b, off::SPILL, hw(scratch));
+            raw_x86::mov_imm64(b, hw(scratch), addr);
+        });
+        self.encode(instr, new);
+        self.bytes(instr, |b| raw_x86::load_from_gs(b, hw(scratch), off::SPILL));
+    }
+
+    /// Loads the target of `jmp/call r/m64` into rcx (the app's rcx is
+    /// saved first). The operand is evaluated before anything else moves.
+    fn load_indirect_target(&mut self, instr: &Instruction) {
+        self.bytes(instr, |b| raw_x86::store_to_gs(b, off::IBL_RCX, hw(Register::RCX)));
+        if instr.op0_kind() == iced_x86::OpKind::Register {
+            let src = instr.op0_register();
+            if src != Register::RCX {
+                let new = Instruction::with2(Code::Mov_r64_rm64, Register::RCX, src).expect("mov");
+                self.encode(instr, new);
+            }
+        } else if instr.is_ip_rel_memory_operand() {
+            let addr = instr.ip_rel_memory_address();
+            self.bytes(instr, |b| {
+                raw_x86::mov_imm64(b, hw(Register::RCX), addr);
+                raw_x86::load_indirect_self(b, hw(Register::RCX));
+            });
+        } else {
+            let mem = MemoryOperand::new(
+                instr.memory_base(),
+                instr.memory_index(),
+                instr.memory_index_scale(),
+                instr.memory_displacement64() as i64,
+                instr.memory_displ_size(),
+                false,
+                instr.segment_prefix(),
+            );
+            let new = Instruction::with2(Code::Mov_r64_rm64, Register::RCX, mem).expect("mov");
+            self.encode(instr, new);
+        }
+    }
+
+    fn last_instruction(&mut self, instr: &Instruction) {
+        let next = instr.next_ip();
+        match instr.flow_control() {
+            FlowControl::UnconditionalBranch if instr.is_jmp_short_or_near() => {
+                self.push(instr, Op::DirectExit { cond: None, target: instr.near_branch_target() });
+            }
+            FlowControl::ConditionalBranch if instr.is_jcc_short_or_near() => {
+                let cc = instr.condition_code() as u8 - ConditionCode::o as u8;
+                self.push(instr, Op::DirectExit { cond: Some(cc), target: instr.near_branch_target() });
+                self.push(instr, Op::DirectExit { cond: None, target: next });
+            }
+            FlowControl::ConditionalBranch
+                if instr.is_loop() || instr.is_loopcc() || instr.is_jcx_short() =>
+            {
+                // `loop taken; jmp fall; taken: jmp T; fall: jmp N`, keeping
+                // the original prefixes (address size) and opcode.
+                // SAFETY: the instruction's bytes were just decoded from app memory.
+                let orig = unsafe { core::slice::from_raw_parts(instr.ip() as *const u8, instr.len()) };
+                self.bytes(instr, |b| {
+                    b.extend_from_slice(&orig[..orig.len() - 1]);
+                    b.extend_from_slice(&[0x02, 0xeb, raw_x86::JMP_REL32_LEN as u8]);
+                });
+                self.push(instr, Op::DirectExit { cond: None, target: instr.near_branch_target() });
+                self.push(instr, Op::DirectExit { cond: None, target: next });
+            }
+            FlowControl::Call if instr.is_call_near() => {
+                self.bytes(instr, |b| raw_x86::push_imm64(b, next));
+                self.push(instr, Op::DirectExit { cond: None, target: instr.near_branch_target() });
+            }
+            FlowControl::Return if matches!(instr.code(), Code::Retnq | Code::Retnq_imm16) => {
+                self.bytes(instr, |b| {
+                    raw_x86::store_to_gs(b, off::IBL_RCX, hw(Register::RCX));
+                    b.push(raw_x86::POP_RCX);
+                    if instr.code() == Code::Retnq_imm16 {
+                        raw_x86::lea_rsp(b, instr.immediate16() as i32);
+                    }
+                });
+                self.push(instr, Op::IndirectExit);
+            }
+            FlowControl::IndirectBranch if instr.code() == Code::Jmp_rm64 => {
+                self.load_indirect_target(instr);
+                self.push(instr, Op::IndirectExit);
+            }
+            FlowControl::IndirectCall if instr.code() == Code::Call_rm64 => {
+                self.load_indirect_target(instr);
+                self.bytes(instr, |b| raw_x86::push_imm64(b, next));
+                self.push(instr, Op::IndirectExit);
+            }
+            FlowControl::XbeginXabortXend
+                if matches!(instr.code(), Code::Xbegin_rel16 | Code::Xbegin_rel32) => {
+                // Transactions may always abort: report an abort with no
+                // retry hint (eax = 0) and continue at the fallback.
+                self.bytes(instr, |b| b.extend_from_slice(&[0xb8, 0, 0, 0, 0]));
+                self.push(instr, Op::DirectExit { cond: None, target: instr.near_branch_target() });
+            }
+            _ if instr.code() == Code::Syscall => {
+                self.push(instr, Op::SyscallExit { next });
+            }
+            _ => {
+                // Anything else (int3, ud2, hlt, far transfers, limits) runs
+                // as is; if execution continues it falls through.
+                self.middle_instruction(instr);
+                self.push(instr, Op::DirectExit { cond: None, target: next });
+            }
+        }
+    }
+
+    fn middle_instruction(&mut self, instr: &Instruction) {
+        if instr.is_ip_rel_memory_operand() {
+            self.rip_relative(instr);
+        } else {
+            self.push(instr, Op::Copy);
+        }
+    }
+}
+
+pub fn mangle(block: &BasicBlock) -> Vec<MangledOp> {
+    let mut m = Mangler { ops: Vec::with_capacity(block.instrs.len() + 4), info: InstructionInfoFactory::new() };
+    let n = block.instrs.len();
+    for (i, instr) in block.instrs.iter().enumerate() {
+        if i + 1 == n && crate::bb_builder::ends_block(instr) {
+            m.last_instruction(instr);
+        } else {
+            m.middle_instruction(instr);
+        }
+    }
+    let end = block.end_pc();
+    if block.ends_in_invalid {
+        // Raise SIGILL at the invalid instruction's pc, as natively.
+        m.ops.push(MangledOp { app_pc: end, app_len: 0, op: Op::Bytes(alloc::vec![0x0f, 0x0b]) });
+    } else if n == 0 || !crate::bb_builder::ends_block(&block.instrs[n - 1]) {
+        m.ops.push(MangledOp { app_pc: end, app_len: 0, op: Op::DirectExit { cond: None, target: end } });
+    }
+    m.ops
+}

@@ -1,0 +1,83 @@
+//! The runtime's options, as passed by `dbirun`:
+//! `dbi-runtime [options] -- PATH ARGV0 [ARGS...]`.
+
+use alloc::vec::Vec;
+
+use crate::startup_args::CStr;
+
+#[derive(Default)]
+pub struct Options {
+    /// `-v`: log module loads and rejected inputs.
+    pub verbose: bool,
+    /// `-stats`: print counters to stderr at exit.
+    pub stats: bool,
+    /// `-no_native_exec`: map application code without PROT_EXEC, so any
+    /// instruction that escapes the code cache faults (a test-only option).
+    pub no_native_exec: bool,
+    /// `-no_follow_children`: run exec'd programs natively.
+    pub no_follow_children: bool,
+    /// `-persist`: accepted now, implemented by the persistence work.
+    pub persist: bool,
+    pub persist_dir: Option<CStr>,
+    /// `-c NAME N opt1..optN`, in order.
+    pub clients: Vec<(CStr, Vec<CStr>)>,
+}
+
+static mut OPTIONS: Option<Options> = None;
+
+pub fn get() -> &'static Options {
+    // SAFETY: written once in `parse` before any reader runs, then read-only.
+    unsafe { (*core::ptr::addr_of!(OPTIONS)).as_ref().expect("options not parsed") }
+}
+
+/// What follows the options: the program to load and its argv.
+pub struct Command {
+    pub path: CStr,
+    pub argv: Vec<CStr>,
+}
+
+/// Parses the runtime's own argv (without argv[0]); exits with status 2 on a
+/// malformed command line, which only a broken launcher can produce.
+pub fn parse(args: &[CStr]) -> Command {
+    let mut opts = Options::default();
+    let mut i = 0;
+    let bad = |what: &str| -> ! { crate::log::fatal(2, format_args!("runtime: {what}")) };
+    while i < args.len() {
+        let arg = args[i].as_bytes();
+        i += 1;
+        match arg {
+            b"--" => break,
+            b"-v" => opts.verbose = true,
+            b"-stats" => opts.stats = true,
+            b"-no_native_exec" => opts.no_native_exec = true,
+            b"-no_follow_children" => opts.no_follow_children = true,
+            b"-persist" => opts.persist = true,
+            b"-persist_dir" => {
+                let Some(dir) = args.get(i) else { bad("-persist_dir needs a directory") };
+                opts.persist_dir = Some(*dir);
+                i += 1;
+            }
+            b"-c" => {
+                let (Some(name), Some(count)) = (args.get(i), args.get(i + 1)) else {
+                    bad("-c needs a client name and an option count")
+                };
+                let Some(n) = count.parse_decimal() else { bad("bad client option count") };
+                i += 2;
+                let Some(client_opts) = args.get(i..i + n) else { bad("missing client options") };
+                opts.clients.push((*name, client_opts.to_vec()));
+                i += n;
+            }
+            _ => crate::log::fatal(
+                2,
+                format_args!("runtime: unknown option '{}'", args[i - 1]),
+            ),
+        }
+    }
+    let (Some(path), Some(_)) = (args.get(i), args.get(i + 1)) else {
+        bad("usage: dbi-runtime [options] -- PATH ARGV0 [ARGS...]")
+    };
+    let command = Command { path: *path, argv: args[i + 1..].to_vec() };
+    // SAFETY: single-threaded start-up; nothing has read OPTIONS yet.
+    unsafe { *core::ptr::addr_of_mut!(OPTIONS) = Some(opts) };
+    command
+}

@@ -1,0 +1,115 @@
+//! Per-thread runtime state: the [`ThreadContext`] reached through the GS
+//! base, which holds the application's registers while the runtime runs, the
+//! spill slots mangled code uses, and the thread's runtime stack.
+
+use core::mem::offset_of;
+
+use crate::sys;
+
+/// Indices into [`ThreadContext::gpr`], in the hardware register order
+/// (the same numbering as `iced_x86::Register::number()` for 64-bit GPRs).
+pub mod reg {
+    pub const RAX: usize = 0;
+    pub const RCX: usize = 1;
+    pub const RDX: usize = 2;
+    pub const RSP: usize = 4;
+    pub const RSI: usize = 6;
+    pub const RDI: usize = 7;
+    pub const R8: usize = 8;
+    pub const R9: usize = 9;
+    pub const R10: usize = 10;
+    pub const R11: usize = 11;
+}
+
+/// Number of spill slots mangled code may use for scratch registers.
+pub const SPILL_SLOTS: usize = 4;
+
+#[repr(C)]
+pub struct ThreadContext {
+    pub self_ptr: *mut ThreadContext,
+    /// Application GPRs while the runtime runs.
+    pub gpr: [u64; 16],
+    pub rflags: u64,
+    /// Address of the exit data of the exit that left the cache.
+    pub exit_data: u64,
+    /// Application target of an indirect branch that missed the lookup table.
+    pub next_pc: u64,
+    /// Cache address `enter_cache` jumps to.
+    pub enter_target: u64,
+    pub runtime_stack_top: u64,
+    /// 64-byte aligned XSAVE area for the application's FPU/SSE/AVX state.
+    pub xsave_area: u64,
+    pub spill: [u64; SPILL_SLOTS],
+    /// Scratch of the indirect-branch lookup: app rcx, app rax, saved flags,
+    /// the looked-up cache target.
+    pub ibl_rcx: u64,
+    pub ibl_rax: u64,
+    pub ibl_flags: u64,
+    pub ibl_target: u64,
+    pub ibl_table: u64,
+    pub ibl_mask: u64,
+    pub ibl_lookups: u64,
+    /// The application's GS base (GS itself belongs to the runtime).
+    pub app_gs_base: u64,
+}
+
+pub mod offsets {
+    use super::*;
+    pub const SELF: usize = offset_of!(ThreadContext, self_ptr);
+    pub const GPR: usize = offset_of!(ThreadContext, gpr);
+    pub const RFLAGS: usize = offset_of!(ThreadContext, rflags);
+    pub const EXIT_DATA: usize = offset_of!(ThreadContext, exit_data);
+    pub const NEXT_PC: usize = offset_of!(ThreadContext, next_pc);
+    pub const ENTER_TARGET: usize = offset_of!(ThreadContext, enter_target);
+    pub const STACK_TOP: usize = offset_of!(ThreadContext, runtime_stack_top);
+    pub const XSAVE_AREA: usize = offset_of!(ThreadContext, xsave_area);
+    pub const SPILL: usize = offset_of!(ThreadContext, spill);
+    pub const IBL_RCX: usize = offset_of!(ThreadContext, ibl_rcx);
+    pub const IBL_RAX: usize = offset_of!(ThreadContext, ibl_rax);
+    pub const IBL_FLAGS: usize = offset_of!(ThreadContext, ibl_flags);
+    pub const IBL_TARGET: usize = offset_of!(ThreadContext, ibl_target);
+    pub const IBL_TABLE: usize = offset_of!(ThreadContext, ibl_table);
+    pub const IBL_MASK: usize = offset_of!(ThreadContext, ibl_mask);
+    pub const IBL_LOOKUPS: usize = offset_of!(ThreadContext, ibl_lookups);
+}
+
+const RUNTIME_STACK_SIZE: u64 = 1 << 20;
+
+/// Size of the XSAVE area for every state component the OS enabled.
+fn xsave_size() -> u64 {
+    // SAFETY: cpuid leaf 0xd exists on every CPU with XSAVE (x86-64-v2+).
+    let r = unsafe { core::arch::x86_64::__cpuid_count(0xd, 0) };
+    r.ebx as u64
+}
+
+impl ThreadContext {
+    /// Allocates a context, a runtime stack and an XSAVE area for the
+    /// calling thread and points GS at the context.
+    pub fn create_for_current_thread() -> &'static mut ThreadContext {
+        let xsave_len = sys::page_up(xsave_size().max(4096));
+        let ctx_len = sys::page_up(core::mem::size_of::<ThreadContext>() as u64);
+        let total = ctx_len + xsave_len + RUNTIME_STACK_SIZE;
+        let mem = sys::map_anonymous(total)
+            .unwrap_or_else(|| crate::log::fatal(70, format_args!("out of memory for a thread")))
+            as u64;
+        let xsave = mem + ctx_len;
+        // The application starts in the FPU's initial state: XSTATE_BV = 0
+        // (all components in init state), default control words.
+        // SAFETY: fresh zeroed mapping; offsets per the XSAVE legacy layout.
+        unsafe {
+            *(xsave as *mut u16) = 0x037f;
+            *((xsave + 24) as *mut u32) = 0x1f80;
+        }
+        let ctx = mem as *mut ThreadContext;
+        // SAFETY: the mapping is zeroed and large enough; all fields are plain data.
+        let ctx = unsafe { &mut *ctx };
+        ctx.self_ptr = ctx;
+        ctx.xsave_area = xsave;
+        ctx.runtime_stack_top = mem + total;
+        ctx.rflags = 0x202;
+        if sys::set_gs_base(ctx as *mut _ as u64) < 0 {
+            crate::log::fatal(70, format_args!("cannot set the GS base"));
+        }
+        ctx
+    }
+}
