@@ -68,6 +68,9 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
     // SAFETY: initial_sp is the kernel's initial stack.
     let kernel = unsafe { StartupArgs::read(initial_sp) };
     let command = options::parse(kernel.argv.get(1..).unwrap_or(&[]));
+    if options::get().verbose || options::get().stats {
+        crate::log::keep_private_stderr();
+    }
     let execfn = command.path;
     let (path, argv) = loader::resolve_scripts(command.path, command.argv)
         .unwrap_or_else(|e| cannot_load(&command.path, e));

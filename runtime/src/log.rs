@@ -1,6 +1,22 @@
 //! Messages to stderr (never stdout: that belongs to the application).
 
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicI32, Ordering::Relaxed};
+
+/// Where runtime messages go. Programs may close their stderr before they
+/// exit (coreutils do), so with `-v` or `-stats` the runtime keeps a private
+/// duplicate, placed high and close-on-exec to stay out of the app's way.
+static LOG_FD: AtomicI32 = AtomicI32::new(2);
+const PRIVATE_FD_MIN: u64 = 1000;
+const F_DUPFD_CLOEXEC: u64 = 1030;
+
+pub fn keep_private_stderr() {
+    // SAFETY: duplicating a descriptor takes no pointers.
+    let fd = unsafe { crate::sys::syscall(crate::sys::nr::FCNTL, 2, F_DUPFD_CLOEXEC, PRIVATE_FD_MIN) };
+    if fd >= 0 {
+        LOG_FD.store(fd as i32, Relaxed);
+    }
+}
 
 /// Formats into a fixed stack buffer and writes it with one system call, so
 /// a message is not interleaved with the application's output mid-line.
@@ -14,7 +30,7 @@ impl StderrLine {
         StderrLine { buf: [0; 512], len: 0 }
     }
     pub fn flush(&mut self) {
-        crate::sys::write_all(2, &self.buf[..self.len]);
+        crate::sys::write_all(LOG_FD.load(Relaxed), &self.buf[..self.len]);
         self.len = 0;
     }
 }
