@@ -76,14 +76,14 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
         .unwrap_or_else(|e| cannot_load(&command.path, e));
 
     let program = loader::load(&path, Placement::Program).unwrap_or_else(|e| cannot_load(&path, e));
-    verbose!("module {path} loaded at {:#x}", program.bias);
+    crate::modules::note_load(path.as_bytes(), program.bias);
     let mut entry = program.entry;
     let mut interp_base = 0;
     if let Some(interp) = &program.interp {
         let interp_path = CStr::leak(interp);
         let image = loader::load(&interp_path, Placement::Interpreter)
             .unwrap_or_else(|e| cannot_load(&interp_path, e));
-        verbose!("module {interp_path} loaded at {:#x}", image.bias);
+        crate::modules::note_load(interp_path.as_bytes(), image.bias);
         interp_base = image.bias;
         entry = image.entry;
     }

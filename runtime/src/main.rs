@@ -28,6 +28,7 @@ mod link;
 mod loader;
 mod mangle;
 mod mem;
+mod modules;
 mod options;
 mod raw_x86;
 mod startup_args;

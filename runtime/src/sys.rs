@@ -45,6 +45,7 @@ pub mod nr {
     pub const OPENAT: u64 = 257;
     pub const EXECVEAT: u64 = 322;
     pub const GETRANDOM: u64 = 318;
+    pub const READLINKAT: u64 = 267;
     pub const CLONE3: u64 = 435;
 }
 
@@ -185,6 +186,17 @@ pub fn close(fd: i64) {
     // SAFETY: closing a descriptor the runtime owns.
     unsafe {
         syscall(nr::CLOSE, fd as u64, 0, 0);
+    }
+}
+
+/// Reads the target of the symbolic link `path` (NUL-terminated) into `buf`.
+pub fn readlink(path: &[u8], buf: &mut [u8]) -> i64 {
+    // SAFETY: path is NUL-terminated, buf is writable.
+    unsafe {
+        syscall6(
+            nr::READLINKAT,
+            [AT_FDCWD as u64, path.as_ptr() as u64, buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0],
+        )
     }
 }
 

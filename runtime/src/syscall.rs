@@ -21,7 +21,16 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
         nr::EXIT | nr::EXIT_GROUP => exit_process(ctx, args[0] as i32),
         nr::BRK => crate::brk::brk(args[0]) as i64,
         nr::ARCH_PRCTL => arch_prctl(ctx, args[0], args[1]),
-        nr::MMAP | nr::MPROTECT => {
+        nr::MMAP => {
+            let wants_exec = args[2] & sys::PROT_EXEC != 0;
+            args[2] = executable_protection(args[2]);
+            let r = raw(number, args);
+            if r >= 0 && wants_exec && args[4] as i64 >= 0 {
+                crate::modules::note_file_mapping(args[4] as i64, r as u64, args[5]);
+            }
+            r
+        }
+        nr::MPROTECT => {
             args[2] = executable_protection(args[2]);
             raw(number, args)
         }
