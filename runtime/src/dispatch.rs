@@ -11,7 +11,7 @@ use crate::fragment::FragmentTable;
 use crate::ibl::IblTable;
 use crate::stats::{self, STATS};
 use crate::thread::ThreadContext;
-use crate::{bb_builder, link, mangle, sys};
+use crate::{bb_builder, link, mangle};
 
 /// Everything shared by the translation pipeline.
 struct Translator {
@@ -28,7 +28,7 @@ impl Translator {
         if let Some(f) = self.fragments.get(pc) {
             return f.start;
         }
-        let t0 = sys::now_ns();
+        let t0 = stats::ticks();
         let block = bb_builder::build(pc);
         let ops = mangle::mangle(&block);
         let fragment = emit::emit(pc, &ops, &mut self.cache, &self.fragments)
@@ -37,13 +37,14 @@ impl Translator {
         stats::add(&STATS.blocks_built, 1);
         stats::add(&STATS.cache_bytes, fragment.size as u64);
         self.fragments.insert(fragment);
-        stats::add(&STATS.translate_ns, sys::now_ns() - t0);
+        stats::add(&STATS.translate_ticks, stats::ticks() - t0);
         start
     }
 }
 
 /// Sets up the shared translator state; called once before the first entry.
 pub fn init(ctx: &mut ThreadContext) {
+    stats::start_clock();
     let tr = Translator { cache: CodeCache::new(), fragments: FragmentTable::default(), ibl: IblTable::new() };
     tr.ibl.publish(ctx);
     *TRANSLATOR.lock() = Some(tr);
