@@ -1,3 +1,74 @@
-fn main() {
-    println!("{}", env!("DBI_RUNTIME_PATH"));
+//! `dbirun`: runs an application under the dbi runtime and exits with the application's status.
+//!
+//! Exit statuses of dbirun itself: 2 usage error, 126 app or runtime not
+//! executable, 127 app or runtime not found, 125 a failed system call in dbirun;
+//! otherwise whatever the application returned or died of.
+#![cfg_attr(not(test), no_main)]
+// Under `cargo test` the harness owns main, so the launch path is unused there.
+#![cfg_attr(test, allow(dead_code))]
+
+mod launch;
+mod options;
+mod resolve;
+mod runtime_args;
+mod runtime_path;
+
+/// Entered from libc's startup directly instead of std's `lang_start`, which
+/// would set SIGPIPE to SIG_IGN (ignored dispositions survive exec, so every
+/// application would start with SIGPIPE ignored) and reopen closed fds 0-2 on
+/// /dev/null. Neither happens natively, and dbirun cannot undo them afterwards
+/// because the original state is lost. std still works: on Linux it picks up
+/// argv from `.init_array`, not from `lang_start`.
+#[cfg(not(test))]
+#[no_mangle]
+extern "C" fn main(
+    _argc: std::ffi::c_int,
+    _argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
+    // Unwinding out of an extern "C" fn aborts, and SIGABRT would pass for the app's status.
+    let code = std::panic::catch_unwind(run).unwrap_or(125);
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    code
+}
+
+fn fail(message: impl std::fmt::Display, code: i32) -> i32 {
+    eprintln!("dbirun: {message}");
+    code
+}
+
+fn run() -> i32 {
+    let args: Vec<_> = std::env::args_os().collect();
+    let opts = match options::parse(&args) {
+        Ok(options::Parsed::Run(opts)) => opts,
+        Ok(options::Parsed::Print(text)) => {
+            print!("{text}");
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+
+    let app_path = match resolve::resolve(&opts.app, std::env::var_os("PATH").as_deref()) {
+        Ok(path) => path,
+        Err(e) => return fail(&e, e.exit_code()),
+    };
+    let runtime = match runtime_path::locate() {
+        Ok(path) => path,
+        Err(message) => return fail(message, 127),
+    };
+    let mut opts = opts;
+    if let Some(dir) = opts.persist_dir.take() {
+        match std::path::absolute(&dir) {
+            Ok(abs) => opts.persist_dir = Some(abs),
+            Err(e) => return fail(format_args!("-persist_dir {}: {e}", dir.display()), 125),
+        }
+    }
+
+    let argv = runtime_args::runtime_argv(&runtime, &app_path, &opts);
+    match launch::run(&argv) {
+        Ok(end) => launch::exit_like(end),
+        Err(e) => fail(&e, e.exit_code()),
+    }
 }

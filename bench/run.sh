@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Times each workload natively and under dbirun with hyperfine, then prints
+# one table: native mean, dbirun mean, and the slowdown ratio.
+#
+# Environment:
+#   BENCH_RUNS   timed runs per command (default 10; 2 warm-up runs come first)
+#   DBIRUN_OPTS  extra dbirun options, word-split, e.g. "-persist -persist_dir /tmp/c"
+#   BENCH_OUT    keep hyperfine's JSON and logs in this directory (default: a temp dir, removed)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RUNS="${BENCH_RUNS:-10}"
+DBIRUN_OPTS="${DBIRUN_OPTS:-}"
+PY=/usr/bin/python3
+DBIRUN="$ROOT/target/release/dbirun"
+
+if [[ -n "${BENCH_OUT:-}" ]]; then
+    OUT="$BENCH_OUT"
+    mkdir -p "$OUT"
+else
+    OUT="$(mktemp -d)"
+    trap 'rm -rf "$OUT"' EXIT
+fi
+
+# name|command; commands are split by hyperfine itself (-N: no shell in the timing).
+WORKLOADS=(
+    "true|/bin/true"
+    "ls -la /usr/bin|ls -la /usr/bin"
+    "python3 -c pass|$PY -c pass"
+    "python3 sum 3M|$PY -c \"sum(i*i for i in range(3_000_000))\""
+)
+
+as_root() {
+    if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+ensure_hyperfine() {
+    command -v hyperfine >/dev/null 2>&1 && return
+    echo "installing hyperfine..." >&2
+    # The package lists may be stale or missing on a fresh machine: update only when needed.
+    if ! as_root apt-get install -y hyperfine >"$OUT/apt.log" 2>&1; then
+        as_root apt-get update >>"$OUT/apt.log" 2>&1
+        as_root apt-get install -y hyperfine >>"$OUT/apt.log" 2>&1 || {
+            cat "$OUT/apt.log" >&2
+            echo "bench: cannot install hyperfine" >&2
+            exit 1
+        }
+    fi
+}
+
+# mean_ms FILE: the mean of the single command in a hyperfine JSON export, in ms.
+mean_ms() {
+    "$PY" -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["results"][0]["mean"] * 1000))' "$1"
+}
+
+ratio() {
+    "$PY" -c 'import sys; print("%.2fx" % (float(sys.argv[2]) / float(sys.argv[1])))' "$1" "$2"
+}
+
+# check_behaviour CMD: one run natively and one under dbirun must agree, so a
+# launcher that runs nothing cannot post a fast time. Prints "ok", "FAILED"
+# (exit status differs) or "MISMATCH" (same status, different stdout).
+check_behaviour() {
+    local cmd="$1" native_sum under_sum native_status under_status
+    native_sum="$(eval "$cmd" 2>/dev/null | md5sum)"
+    native_status="$(eval "$cmd" >/dev/null 2>&1; echo $?)"
+    # DBIRUN_OPTS is deliberately unquoted: it is a list of options.
+    under_sum="$(eval "\"\$DBIRUN\" $DBIRUN_OPTS -- $cmd" 2>/dev/null | md5sum)"
+    under_status="$(eval "\"\$DBIRUN\" $DBIRUN_OPTS -- $cmd" >/dev/null 2>"$OUT/check.stderr"; echo $?)"
+    if [[ "$native_status" != "$under_status" ]]; then
+        echo FAILED
+    elif [[ "$native_sum" != "$under_sum" ]]; then
+        echo MISMATCH
+    else
+        echo ok
+    fi
+}
+
+ensure_hyperfine
+# Only the launcher's package: its build script builds the runtime too, and a
+# half-finished crate elsewhere in the workspace should not block a benchmark.
+echo "building (cargo build --release -p inject)..." >&2
+(cd "$ROOT" && cargo build --release -p inject) >"$OUT/build.log" 2>&1 || {
+    tail -n 30 "$OUT/build.log" >&2
+    echo "bench: build failed" >&2
+    exit 1
+}
+
+rows=()
+i=0
+for entry in "${WORKLOADS[@]}"; do
+    name="${entry%%|*}"
+    cmd="${entry#*|}"
+    i=$((i + 1))
+    echo "[$i/${#WORKLOADS[@]}] $name" >&2
+
+    native_ms="FAILED"
+    if hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$OUT/$i-native.json" "$cmd" \
+        >"$OUT/$i-native.log" 2>&1; then
+        native_ms="$(mean_ms "$OUT/$i-native.json")"
+    else
+        echo "  native run failed, see $OUT/$i-native.log" >&2
+    fi
+
+    dbirun_ms="$(check_behaviour "$cmd")"
+    if [[ "$dbirun_ms" == FAILED ]]; then
+        echo "  under dbirun the exit status differs from native:" >&2
+        tail -n 5 "$OUT/check.stderr" | sed 's/^/    /' >&2
+    elif [[ "$dbirun_ms" == MISMATCH ]]; then
+        echo "  under dbirun stdout differs from native" >&2
+    elif hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$OUT/$i-dbirun.json" \
+        "$DBIRUN $DBIRUN_OPTS -- $cmd" >"$OUT/$i-dbirun.log" 2>&1; then
+        dbirun_ms="$(mean_ms "$OUT/$i-dbirun.json")"
+    else
+        dbirun_ms="FAILED"
+        echo "  dbirun run failed, see $OUT/$i-dbirun.log" >&2
+        tail -n 5 "$OUT/$i-dbirun.log" | sed 's/^/    /' >&2
+    fi
+
+    r="-"
+    if [[ "$native_ms" != FAILED && "$dbirun_ms" =~ ^[0-9] ]]; then
+        r="$(ratio "$native_ms" "$dbirun_ms")"
+    fi
+    rows+=("$name|$native_ms|$dbirun_ms|$r")
+done
+
+echo
+echo "runs per command: $RUNS (after 2 warm-up runs); dbirun options: ${DBIRUN_OPTS:-(none)}"
+printf '%-20s %14s %14s %10s\n' "workload" "native ms" "dbirun ms" "ratio"
+for row in "${rows[@]}"; do
+    IFS='|' read -r name native_ms dbirun_ms r <<<"$row"
+    printf '%-20s %14s %14s %10s\n' "$name" "$native_ms" "$dbirun_ms" "$r"
+done
+if [[ -n "${BENCH_OUT:-}" ]]; then
+    echo "hyperfine JSON and logs: $OUT"
+fi

@@ -1,0 +1,157 @@
+//! The argv contract between dbirun and dbi-runtime.
+//!
+//! ```text
+//! dbi-runtime [-v] [-stats] [-persist] [-persist_dir ABS_DIR] [-no_follow_children]
+//!             [-no_native_exec] [-c NAME COUNT OPT_1 ... OPT_COUNT]... -- APP_PATH ARGV0 [ARG...]
+//! ```
+//!
+//! - Options always come in this order, each at most once, in single-dash spelling.
+//! - `-persist_dir` is followed by its value as a separate argument, always absolute
+//!   (the runtime must not depend on a cwd the app may change before it persists).
+//! - Each client is `-c`, its name, the decimal count of its options, then exactly
+//!   that many options. A count instead of a terminator lets client options be
+//!   anything, "--" and "-c" included, without escaping.
+//! - After `--`: APP_PATH is the file to load (already resolved through `$PATH`,
+//!   possibly relative to the cwd), ARGV0 is APP as the user typed it (the app's
+//!   argv[0], as under a shell), then the app's arguments.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use crate::options::Options;
+
+/// Builds the runtime's full argv; `persist_dir` must already be absolute.
+pub fn runtime_argv(runtime: &Path, resolved_app: &Path, opts: &Options) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = vec![runtime.as_os_str().to_os_string()];
+    let flags_before_dir = [
+        (opts.verbose, "-v"),
+        (opts.stats, "-stats"),
+        (opts.persist, "-persist"),
+    ];
+    argv.extend(
+        flags_before_dir
+            .iter()
+            .filter(|f| f.0)
+            .map(|f| OsString::from(f.1)),
+    );
+    if let Some(dir) = &opts.persist_dir {
+        debug_assert!(dir.is_absolute());
+        argv.push("-persist_dir".into());
+        argv.push(dir.as_os_str().to_os_string());
+    }
+    let flags_after_dir = [
+        (opts.no_follow_children, "-no_follow_children"),
+        (opts.no_native_exec, "-no_native_exec"),
+    ];
+    argv.extend(
+        flags_after_dir
+            .iter()
+            .filter(|f| f.0)
+            .map(|f| OsString::from(f.1)),
+    );
+    for client in &opts.clients {
+        argv.push("-c".into());
+        argv.push(client.name.as_str().into());
+        argv.push(client.options.len().to_string().into());
+        argv.extend(client.options.iter().cloned());
+    }
+    argv.push("--".into());
+    argv.push(resolved_app.as_os_str().to_os_string());
+    argv.push(opts.app.clone());
+    argv.extend(opts.app_args.iter().cloned());
+    argv
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::ClientSpec;
+    use std::path::PathBuf;
+
+    fn base() -> Options {
+        Options {
+            verbose: false,
+            stats: false,
+            persist: false,
+            persist_dir: None,
+            no_follow_children: false,
+            no_native_exec: false,
+            clients: vec![],
+            app: "ls".into(),
+            app_args: vec!["-la".into(), "/usr".into()],
+        }
+    }
+
+    fn strings(v: Vec<OsString>) -> Vec<String> {
+        v.into_iter().map(|s| s.into_string().unwrap()).collect()
+    }
+
+    #[test]
+    fn no_options() {
+        let argv = runtime_argv(Path::new("/rt"), Path::new("/usr/bin/ls"), &base());
+        assert_eq!(
+            strings(argv),
+            ["/rt", "--", "/usr/bin/ls", "ls", "-la", "/usr"]
+        );
+    }
+
+    #[test]
+    fn everything() {
+        let opts = Options {
+            verbose: true,
+            stats: true,
+            persist: true,
+            persist_dir: Some(PathBuf::from("/cache dir")),
+            no_follow_children: true,
+            no_native_exec: true,
+            clients: vec![
+                ClientSpec {
+                    name: "null".into(),
+                    options: vec!["--".into(), "-c".into(), "x".into()],
+                },
+                ClientSpec {
+                    name: "null".into(),
+                    options: vec![],
+                },
+            ],
+            app: "./a.out".into(),
+            app_args: vec!["--".into()],
+        };
+        let argv = runtime_argv(Path::new("/rt"), Path::new("./a.out"), &opts);
+        assert_eq!(
+            strings(argv),
+            [
+                "/rt",
+                "-v",
+                "-stats",
+                "-persist",
+                "-persist_dir",
+                "/cache dir",
+                "-no_follow_children",
+                "-no_native_exec",
+                "-c",
+                "null",
+                "3",
+                "--",
+                "-c",
+                "x",
+                "-c",
+                "null",
+                "0",
+                "--",
+                "./a.out",
+                "./a.out",
+                "--",
+            ]
+        );
+    }
+
+    #[test]
+    fn argv0_is_what_the_user_typed() {
+        let mut opts = base();
+        opts.app = "python3".into();
+        opts.app_args.clear();
+        let argv = runtime_argv(Path::new("/rt"), Path::new("/usr/bin/python3"), &opts);
+        assert_eq!(strings(argv), ["/rt", "--", "/usr/bin/python3", "python3"]);
+    }
+}

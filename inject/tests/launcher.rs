@@ -1,0 +1,685 @@
+//! Integration tests of the `dbirun` launcher as a process: errors, argv contract, statuses, signals.
+//!
+//! None of these needs a working runtime: `$DBI_RUNTIME` points at a small
+//! shell script that records its argv and does whatever the test needs (exit
+//! with a status, kill itself, trap a signal). Each test has its own temp dir
+//! and every wait is bounded, so a broken launcher fails instead of hanging.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tempfile::TempDir;
+
+const DBIRUN: &str = env!("CARGO_BIN_EXE_dbirun");
+const LIMIT: Duration = Duration::from_secs(20);
+
+struct Outcome {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Outcome {
+    fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr.lines().collect()
+    }
+}
+
+/// A temp dir plus helpers for the files a test needs in it.
+struct Fixture {
+    dir: TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, text: &str, mode: u32) -> PathBuf {
+        let p = self.path(name);
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent).unwrap();
+        }
+        fs::write(&p, text).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+
+    /// A fake runtime: records its argv (one per line, argv[0] first) in `argv`, then runs `body`.
+    fn runtime(&self, body: &str) -> PathBuf {
+        let argv = self.path("argv");
+        let script = format!(
+            "#!/bin/sh\nfor a in \"$0\" \"$@\"; do printf '%s\\n' \"$a\"; done > '{}'\n{body}\n",
+            argv.display()
+        );
+        self.write("fake-runtime", &script, 0o755)
+    }
+
+    /// dbirun in this dir, using the fake runtime if one was written.
+    fn dbirun(&self) -> Command {
+        let mut cmd = Command::new(DBIRUN);
+        cmd.current_dir(self.dir.path());
+        let rt = self.path("fake-runtime");
+        if rt.exists() {
+            cmd.env("DBI_RUNTIME", rt);
+        } else {
+            // Any launch here is a bug in the test's expectations: make it visible.
+            cmd.env("DBI_RUNTIME", self.path("no-runtime-expected"));
+        }
+        cmd
+    }
+
+    fn argv(&self) -> Vec<String> {
+        let p = self.path("argv");
+        let text = fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("runtime did not run ({}): {e}", p.display()));
+        text.lines().map(str::to_string).collect()
+    }
+
+    fn runtime_started(&self) -> bool {
+        self.path("argv").exists()
+    }
+
+    /// Runs to completion (bounded), stdout and stderr captured through files.
+    fn run(&self, cmd: &mut Command) -> Outcome {
+        let out = self.path("dbirun.stdout");
+        let err = self.path("dbirun.stderr");
+        cmd.stdout(fs::File::create(&out).unwrap())
+            .stderr(fs::File::create(&err).unwrap());
+        let mut child = cmd.spawn().unwrap();
+        let status = wait_bounded(&mut child);
+        Outcome {
+            status,
+            stdout: fs::read_to_string(out).unwrap(),
+            stderr: fs::read_to_string(err).unwrap(),
+        }
+    }
+}
+
+fn wait_bounded(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("dbirun did not finish within {LIMIT:?}");
+        }
+        sleep(Duration::from_millis(10));
+    }
+}
+
+fn wait_for_file(path: &Path) {
+    let deadline = Instant::now() + LIMIT;
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        sleep(Duration::from_millis(10));
+    }
+}
+
+/// A usage error: status 2, exactly one line on stderr, nothing on stdout, no runtime.
+fn assert_usage_error(f: &Fixture, args: &[&str], expect: &str) {
+    let o = f.run(f.dbirun().args(args));
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {}", o.stderr);
+    assert_eq!(o.stderr_lines().len(), 1, "{args:?}: {:?}", o.stderr);
+    assert!(o.stderr.starts_with("dbirun: "), "{args:?}: {:?}", o.stderr);
+    assert!(
+        o.stderr.contains(expect),
+        "{args:?}: {:?} lacks {expect:?}",
+        o.stderr
+    );
+    assert_eq!(o.stdout, "", "{args:?}");
+    assert!(!f.runtime_started(), "{args:?} started the runtime");
+}
+
+#[test]
+fn unknown_options_are_one_line_errors() {
+    let f = Fixture::new();
+    f.runtime("exit 0");
+    assert_usage_error(
+        &f,
+        &["-bogus", "--", "/bin/true"],
+        "unknown option '-bogus'",
+    );
+    assert_usage_error(
+        &f,
+        &["--bogus", "--", "/bin/true"],
+        "unknown option '--bogus'",
+    );
+    assert_usage_error(
+        &f,
+        &["-stats", "-bogus", "/bin/true"],
+        "unknown option '-bogus'",
+    );
+}
+
+#[test]
+fn unknown_client_is_a_one_line_error() {
+    let f = Fixture::new();
+    f.runtime("exit 0");
+    assert_usage_error(
+        &f,
+        &["-c", "nosuch", "--", "/bin/true"],
+        "unknown client 'nosuch' (available: ",
+    );
+}
+
+#[test]
+fn missing_app_or_value_is_a_usage_error() {
+    let f = Fixture::new();
+    f.runtime("exit 0");
+    assert_usage_error(&f, &[], "no application given");
+    assert_usage_error(&f, &["-v", "--"], "no application given");
+    // Client options run until '--', so the app is swallowed without one.
+    assert_usage_error(&f, &["-c", "null", "/bin/true"], "no application given");
+    assert_usage_error(&f, &["-persist_dir"], "requires a value");
+}
+
+#[test]
+fn help_and_version_go_to_stdout() {
+    let f = Fixture::new();
+    for flag in ["-h", "--help"] {
+        let o = f.run(f.dbirun().arg(flag));
+        assert_eq!(o.status.code(), Some(0));
+        assert!(o
+            .stdout
+            .contains("Usage: dbirun [options] [-c CLIENT [client options]] -- APP [ARGS...]"));
+        assert!(o.stdout.contains("--persist_dir <DIR>"), "{}", o.stdout);
+        assert_eq!(o.stderr, "");
+    }
+    let o = f.run(f.dbirun().arg("--version"));
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        o.stdout.trim(),
+        format!("dbirun {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// Checks status and the exact one-line message; the runtime must not start.
+fn assert_app_error(f: &Fixture, cmd: &mut Command, code: i32, message: &str) {
+    let o = f.run(cmd);
+    assert_eq!(o.status.code(), Some(code), "{}", o.stderr);
+    assert_eq!(o.stderr, format!("dbirun: {message}\n"));
+    assert_eq!(o.stdout, "");
+    assert!(!f.runtime_started());
+}
+
+#[test]
+fn missing_app_file() {
+    let f = Fixture::new();
+    f.runtime("exit 0");
+    assert_app_error(
+        &f,
+        f.dbirun().args(["--", "/nonexistent/x"]),
+        127,
+        "/nonexistent/x: No such file or directory",
+    );
+    assert_app_error(
+        &f,
+        f.dbirun().args(["--", "no-such-command-xyz"]),
+        127,
+        "no-such-command-xyz: command not found",
+    );
+    let empty_bin = f.path("empty-bin");
+    fs::create_dir(&empty_bin).unwrap();
+    assert_app_error(
+        &f,
+        f.dbirun().env("PATH", &empty_bin).args(["--", "ls"]),
+        127,
+        "ls: command not found",
+    );
+}
+
+#[test]
+fn directory_app() {
+    let f = Fixture::new();
+    f.runtime("exit 0");
+    let d = f.path("adir");
+    fs::create_dir(&d).unwrap();
+    assert_app_error(
+        &f,
+        f.dbirun().arg("--").arg(&d),
+        126,
+        &format!("{}: Is a directory", d.display()),
+    );
+    // Relative, as typed: the message shows what the user wrote.
+    assert_app_error(
+        &f,
+        f.dbirun().args(["--", "./adir"]),
+        126,
+        "./adir: Is a directory",
+    );
+}
+
+#[test]
+fn non_executable_app() {
+    let f = Fixture::new();
+    f.runtime("exit 0");
+    let plain = f.write("bin/plain", "#!/bin/sh\n", 0o644);
+    // Even root needs an x bit for X_OK on a regular file.
+    assert_eq!(
+        nix::unistd::access(&plain, nix::unistd::AccessFlags::X_OK),
+        Err(nix::errno::Errno::EACCES)
+    );
+    assert_app_error(
+        &f,
+        f.dbirun().arg("--").arg(&plain),
+        126,
+        &format!("{}: Permission denied", plain.display()),
+    );
+    // Found only as a non-executable file in PATH: bash names the file it found.
+    assert_app_error(
+        &f,
+        f.dbirun().env("PATH", f.path("bin")).args(["--", "plain"]),
+        126,
+        &format!("{}: Permission denied", plain.display()),
+    );
+}
+
+#[test]
+fn runtime_argv_encoding() {
+    let f = Fixture::new();
+    f.runtime("exit 0");
+    let app = f.write("bin/myapp", "#!/bin/sh\n", 0o755);
+    let o = f.run(f.dbirun().env("PATH", f.path("bin")).args([
+        "-v",
+        "-stats",
+        "-persist",
+        "-persist_dir",
+        "rel/cache",
+        "-no_follow_children",
+        "-no_native_exec",
+        "-c",
+        "null",
+        "a",
+        "-b",
+        "--client",
+        "null",
+        "--",
+        "myapp",
+        "x",
+        "--",
+        "-y",
+    ]));
+    assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
+    let cwd = f.dir.path().canonicalize().unwrap();
+    let expect = [
+        f.path("fake-runtime").display().to_string(),
+        "-v".into(),
+        "-stats".into(),
+        "-persist".into(),
+        "-persist_dir".into(),
+        cwd.join("rel/cache").display().to_string(),
+        "-no_follow_children".into(),
+        "-no_native_exec".into(),
+        "-c".into(),
+        "null".into(),
+        "2".into(),
+        "a".into(),
+        "-b".into(),
+        "-c".into(),
+        "null".into(),
+        "0".into(),
+        "--".into(),
+        app.display().to_string(),
+        "myapp".into(),
+        "x".into(),
+        "--".into(),
+        "-y".into(),
+    ];
+    assert_eq!(f.argv(), expect);
+}
+
+#[test]
+fn option_spellings_reach_the_runtime_identically() {
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["-stats"], &["-stats"]),
+        (&["--stats"], &["-stats"]),
+        (&["--v"], &["-v"]),
+        (&["--verbose"], &["-v"]),
+        (&["--persist"], &["-persist"]),
+        (&["-persist_dir", "/tmp/x"], &["-persist_dir", "/tmp/x"]),
+        (&["--persist_dir", "/tmp/x"], &["-persist_dir", "/tmp/x"]),
+        (&["--persist-dir", "/tmp/x"], &["-persist_dir", "/tmp/x"]),
+        (&["--persist-dir=/tmp/x"], &["-persist_dir", "/tmp/x"]),
+        (&["--persist_dir=/tmp/x"], &["-persist_dir", "/tmp/x"]),
+        (&["--no-follow-children"], &["-no_follow_children"]),
+        (&["--no_follow_children"], &["-no_follow_children"]),
+        (&["--no_native_exec"], &["-no_native_exec"]),
+        (&["--client", "null", "o"], &["-c", "null", "1", "o"]),
+    ];
+    for (given, passed) in cases {
+        let f = Fixture::new();
+        f.runtime("exit 0");
+        let o = f.run(f.dbirun().args(*given).args(["--", "/bin/true", "arg"]));
+        assert_eq!(o.status.code(), Some(0), "{given:?}: {}", o.stderr);
+        let argv = f.argv();
+        let expect: Vec<&str> = passed
+            .iter()
+            .copied()
+            .chain(["--", "/bin/true", "/bin/true", "arg"])
+            .collect();
+        assert_eq!(&argv[1..], expect, "{given:?}");
+    }
+}
+
+#[test]
+fn app_without_double_dash_and_argv0_as_typed() {
+    let f = Fixture::new();
+    f.runtime("exit 0");
+    let o = f.run(f.dbirun().args(["-stats", "sh", "-v", "-c", "x"]));
+    assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
+    let argv = f.argv();
+    assert_eq!(argv[1..3], ["-stats", "--"]);
+    assert!(
+        argv[3].ends_with("/sh") && Path::new(&argv[3]).is_absolute(),
+        "{argv:?}"
+    );
+    assert_eq!(argv[4..], ["sh", "-v", "-c", "x"]);
+}
+
+#[test]
+fn unset_path_searches_the_default_path() {
+    let f = Fixture::new();
+    f.runtime("exit 0");
+    let o = f.run(f.dbirun().env_remove("PATH").args(["--", "sh"]));
+    assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
+    let argv = f.argv();
+    let defaults = ["/usr/local/bin/sh", "/usr/bin/sh", "/bin/sh"];
+    assert!(defaults.contains(&argv[2].as_str()), "{argv:?}");
+}
+
+#[test]
+fn exit_status_passes_through() {
+    for code in [0, 1, 7, 126, 127, 255] {
+        let f = Fixture::new();
+        f.runtime(&format!("exit {code}"));
+        let o = f.run(f.dbirun().args(["--", "/bin/true"]));
+        assert_eq!(o.status.code(), Some(code), "{}", o.stderr);
+        assert_eq!(o.stderr, "");
+    }
+}
+
+#[test]
+fn signal_death_passes_through() {
+    // 40 is a real-time signal (SIGRTMIN+6 under glibc): its default action kills too.
+    for sig in [11, 9, 15, 40] {
+        let f = Fixture::new();
+        f.runtime(&format!("ulimit -c 0\nkill -{sig} $$\nexit 99"));
+        let o = f.run(f.dbirun().args(["--", "/bin/true"]));
+        assert_eq!(
+            o.status.signal(),
+            Some(sig),
+            "signal {sig}: {:?} {}",
+            o.status,
+            o.stderr
+        );
+        assert_eq!(o.stderr, "");
+    }
+    // dbirun must not add a core file of its own next to the app's.
+    let f = Fixture::new();
+    f.runtime("ulimit -c 0\nkill -SEGV $$");
+    let o = f.run(f.dbirun().args(["--", "/bin/true"]));
+    assert_eq!(o.status.signal(), Some(11));
+    assert!(!o.status.core_dumped());
+    assert!(!f.path("core").exists());
+}
+
+#[test]
+fn environment_is_passed_unchanged() {
+    let f = Fixture::new();
+    let env_out = f.path("env");
+    f.runtime(&format!("exec /usr/bin/env > '{}'", env_out.display()));
+    let rt = f.path("fake-runtime");
+    let o = f.run(
+        f.dbirun()
+            .env_clear()
+            .env("DBI_RUNTIME", &rt)
+            .env("PATH", "/usr/bin:/bin")
+            .env("ODD", "a b=c")
+            .args(["--", "/bin/true"]),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
+    let mut got: Vec<String> = fs::read_to_string(env_out)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("PWD=")) // dash exports PWD itself
+        .map(str::to_string)
+        .collect();
+    got.sort();
+    let mut want = vec![
+        format!("DBI_RUNTIME={}", rt.display()),
+        "ODD=a b=c".into(),
+        "PATH=/usr/bin:/bin".into(),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+}
+
+/// Signal bits from /proc status lines ("SigIgn:\t0000000000001000").
+fn sig_mask(status: &str, field: &str) -> u64 {
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("no {field}"));
+    u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+}
+
+fn bit(sig: i32) -> u64 {
+    1 << (sig - 1)
+}
+
+#[test]
+fn signal_state_is_inherited_by_the_runtime() {
+    use nix::sys::signal::{
+        sigaction, sigprocmask, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow,
+    };
+
+    let status_of_runtime = |prepare: bool| -> String {
+        let f = Fixture::new();
+        let out = f.path("status");
+        // grep reads its own status and leaves signals alone; exec makes it the runtime's process.
+        f.runtime(&format!(
+            "exec /bin/grep -E '^Sig(Ign|Blk)' /proc/self/status > '{}'",
+            out.display()
+        ));
+        let mut cmd = f.dbirun();
+        cmd.args(["--", "/bin/true"]);
+        if prepare {
+            unsafe {
+                cmd.pre_exec(|| {
+                    let ignore =
+                        SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+                    for s in [Signal::SIGINT, Signal::SIGHUP, Signal::SIGPIPE] {
+                        sigaction(s, &ignore)?;
+                    }
+                    let mut blocked = SigSet::empty();
+                    blocked.add(Signal::SIGUSR1);
+                    blocked.add(Signal::SIGTERM);
+                    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), None)?;
+                    Ok(())
+                });
+            }
+        }
+        let o = f.run(&mut cmd);
+        assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
+        fs::read_to_string(out).unwrap()
+    };
+
+    // Natively a program starts with SIGPIPE at its default: Rust's std startup must not leak into the app.
+    let plain = status_of_runtime(false);
+    assert_eq!(
+        sig_mask(&plain, "SigIgn") & (bit(13) | bit(2) | bit(1)),
+        0,
+        "{plain}"
+    );
+    assert_eq!(sig_mask(&plain, "SigBlk"), 0, "{plain}");
+
+    let prepared = status_of_runtime(true);
+    let ign = sig_mask(&prepared, "SigIgn");
+    assert_eq!(
+        ign & (bit(2) | bit(1) | bit(13)),
+        bit(2) | bit(1) | bit(13),
+        "{prepared}"
+    );
+    assert_eq!(
+        sig_mask(&prepared, "SigBlk"),
+        bit(10) | bit(15),
+        "{prepared}"
+    );
+}
+
+/// Starts dbirun on a fake runtime that traps `traps` and loops; returns once it is ready.
+fn start_looping(f: &Fixture, traps: &[&str]) -> Child {
+    let ready = f.path("ready");
+    let marker = f.path("marker");
+    let mut body = String::from("ulimit -c 0\n");
+    for name in traps {
+        body += &format!(
+            "trap 'echo {name} > \"{}\"; exit 42' {name}\n",
+            marker.display()
+        );
+    }
+    body += &format!(
+        ": > '{}'\nwhile :; do /bin/sleep 0.05; done",
+        ready.display()
+    );
+    f.runtime(&body);
+    let mut cmd = f.dbirun();
+    cmd.args(["--", "/bin/true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = cmd.spawn().unwrap();
+    wait_for_file(&ready);
+    child
+}
+
+#[test]
+fn signals_sent_to_dbirun_are_forwarded() {
+    let names = ["TERM", "INT", "HUP", "QUIT"];
+    for (name, sig) in names.iter().zip([
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ]) {
+        let f = Fixture::new();
+        let mut child = start_looping(&f, &names);
+        kill(Pid::from_raw(child.id() as i32), sig).unwrap();
+        let status = wait_bounded(&mut child);
+        assert_eq!(status.code(), Some(42), "{name}: {status:?}");
+        assert_eq!(fs::read_to_string(f.path("marker")).unwrap().trim(), *name);
+    }
+}
+
+#[test]
+fn forwarded_signal_that_kills_the_app_kills_dbirun_too() {
+    let f = Fixture::new();
+    let mut child = start_looping(&f, &[]);
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let status = wait_bounded(&mut child);
+    assert_eq!(status.signal(), Some(15), "{status:?}");
+}
+
+#[test]
+fn runtime_lookup() {
+    // An explicit $DBI_RUNTIME that does not exist is an error, not a fallback.
+    let f = Fixture::new();
+    let o = f.run(
+        Command::new(DBIRUN)
+            .env("DBI_RUNTIME", f.path("missing"))
+            .args(["--", "/bin/true"]),
+    );
+    assert_eq!(o.status.code(), Some(127));
+    assert_eq!(o.stderr_lines().len(), 1, "{}", o.stderr);
+    assert!(o.stderr.contains("DBI_RUNTIME"), "{}", o.stderr);
+
+    // Present but not executable: exec fails and is reported, as a shell would, with 126.
+    let plain = f.write("plain-runtime", "#!/bin/sh\nexit 0\n", 0o644);
+    let o = f.run(
+        Command::new(DBIRUN)
+            .env("DBI_RUNTIME", &plain)
+            .args(["--", "/bin/true"]),
+    );
+    assert_eq!(o.status.code(), Some(126));
+    assert_eq!(
+        o.stderr,
+        format!(
+            "dbirun: cannot execute runtime '{}': Permission denied\n",
+            plain.display()
+        )
+    );
+
+    // Without $DBI_RUNTIME, a dbi-runtime beside the dbirun executable wins.
+    let f = Fixture::new();
+    let argv = f.path("argv");
+    let beside = f.write(
+        "install/dbi-runtime",
+        &format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$0\" \"$@\" > '{}'\nexit 3\n",
+            argv.display()
+        ),
+        0o755,
+    );
+    let copy = f.path("install/dbirun");
+    fs::copy(DBIRUN, &copy).unwrap();
+    let o = f.run(
+        Command::new(&copy)
+            .env_remove("DBI_RUNTIME")
+            .args(["--", "/bin/true"]),
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", o.stderr);
+    assert_eq!(f.argv()[0], beside.display().to_string());
+}
+
+#[test]
+fn closed_standard_fds_stay_closed() {
+    // A runtime started with fds 0-2 closed must see them closed, as the app
+    // would natively (std's startup would otherwise reopen them on /dev/null).
+    let f = Fixture::new();
+    f.runtime("exec /usr/bin/test -e /proc/self/fd/0 -o -e /proc/self/fd/1 -o -e /proc/self/fd/2");
+    let rt = f.path("fake-runtime");
+    let close_std = || {
+        for fd in 0..3 {
+            unsafe { nix::libc::close(fd) };
+        }
+        Ok(())
+    };
+    let mut native = Command::new(&rt);
+    native.env_clear();
+    let mut under = f.dbirun();
+    under
+        .env_clear()
+        .env("DBI_RUNTIME", &rt)
+        .args(["--", "/bin/true"]);
+    let mut statuses = Vec::new();
+    for cmd in [&mut native, &mut under] {
+        unsafe { cmd.pre_exec(close_std) };
+        let mut child = cmd.spawn().unwrap();
+        statuses.push(wait_bounded(&mut child).code());
+    }
+    assert_eq!(
+        statuses,
+        [Some(1), Some(1)],
+        "test(1) exits 1 when all three are closed"
+    );
+}
