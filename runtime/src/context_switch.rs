@@ -11,6 +11,12 @@
 //!   returns.
 //! - `dbi_enter_cache(ctx)` restores all of that from `ctx` and jumps to
 //!   `ctx.enter_target`. It never returns.
+//! - `dbi_clone(flags, runtime_stack, ptid, ctid, tls, child_ctx)` performs
+//!   `clone`; the child starts on `runtime_stack` and calls
+//!   `dispatch::thread_start(child_ctx)`; the parent gets the kernel's result.
+//! - `dbi_exit_thread(mapping, len, status)` unmaps the thread's context and
+//!   runtime stack (it is running on that stack, hence assembly) and ends
+//!   the thread.
 //! The application's stack is never written: it may hold live red-zone data.
 
 use crate::thread::{offsets as off, ThreadContext};
@@ -73,6 +79,37 @@ core::arch::global_asm!(
     "    mov rsp, qword ptr [rdi + {gpr} + 32]",
     "    mov rdi, qword ptr [rdi + {gpr} + 56]",
     "    jmp qword ptr gs:[{enter_target}]",
+    "",
+    ".globl dbi_clone",
+    ".type dbi_clone,@function",
+    "dbi_clone:",
+    "    mov r10, rcx",
+    // r9 (the child's context) is not a clone argument and survives in the child.
+    "    mov eax, {sys_clone}",
+    "    syscall",
+    "    test rax, rax",
+    "    jnz 2f",
+    "    xor ebp, ebp",
+    "    mov rdi, r9",
+    "    call {thread_start}",
+    "    ud2",
+    "2:",
+    "    ret",
+    "",
+    ".globl dbi_exit_thread",
+    ".type dbi_exit_thread,@function",
+    "dbi_exit_thread:",
+    "    mov r8, rdx",
+    "    mov eax, {sys_munmap}",
+    "    syscall",
+    "    mov rdi, r8",
+    "    mov eax, {sys_exit}",
+    "    syscall",
+    "    ud2",
+    sys_clone = const crate::sys::nr::CLONE,
+    sys_munmap = const crate::sys::nr::MUNMAP,
+    sys_exit = const crate::sys::nr::EXIT,
+    thread_start = sym crate::dispatch::thread_start,
     exit_data = const off::EXIT_DATA,
     gpr = const off::GPR,
     stack_top = const off::STACK_TOP,
@@ -86,6 +123,25 @@ core::arch::global_asm!(
 extern "C" {
     fn dbi_enter_cache(ctx: *mut ThreadContext) -> !;
     fn dbi_fcache_return();
+    fn dbi_clone(flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64, child: *mut ThreadContext) -> i64;
+    fn dbi_exit_thread(mapping: u64, len: u64, status: u64) -> !;
+}
+
+/// `clone` for a child that shares memory: it runs the runtime on `child`'s
+/// own runtime stack and enters the cache from `dispatch::thread_start`.
+pub fn clone_with_context(flags: u64, ptid: u64, ctid: u64, tls: u64, child: &mut ThreadContext) -> i64 {
+    // SAFETY: the child's stack and context are fresh and owned by it.
+    unsafe { dbi_clone(flags, child.runtime_stack_top, ptid, ctid, tls, child) }
+}
+
+/// Frees the calling thread's context and stack and ends the thread.
+///
+/// # Safety
+/// `ctx` is the calling thread's context, nothing refers to it any more,
+/// and signals are blocked.
+pub unsafe fn exit_thread(ctx: &mut ThreadContext, status: u64) -> ! {
+    let (mapping, len) = ctx.mapping();
+    unsafe { dbi_exit_thread(mapping, len, status) }
 }
 
 /// Address cache exits jump to.

@@ -56,6 +56,14 @@ pub fn start(ctx: &mut ThreadContext, pc: u64) -> ! {
     enter_cache(ctx)
 }
 
+/// First runtime code of a new thread or vfork child, on its own runtime
+/// stack: it continues the application at `ctx.next_pc`.
+pub extern "C" fn thread_start(ctx: &mut ThreadContext) -> ! {
+    ctx.activate();
+    let pc = ctx.next_pc;
+    start(ctx, pc)
+}
+
 /// Entered from `dbi_fcache_return` on the thread's runtime stack.
 pub extern "C" fn from_cache(ctx: &mut ThreadContext) -> ! {
     stats::add(&STATS.dispatches, 1);

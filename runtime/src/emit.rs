@@ -48,6 +48,8 @@ impl ExitData {
 const STUB_CODE_LEN: usize = 21;
 pub const STUB_LEN: usize = STUB_CODE_LEN + core::mem::size_of::<ExitData>();
 
+const NOP: u8 = 0x90;
+
 fn put_rel32(code: &mut [u8], at: usize, base: u64, target: u64) {
     let rel = raw_x86::rel32(base + at as u64, target);
     code[at..at + 4].copy_from_slice(&rel.to_le_bytes());
@@ -103,6 +105,12 @@ pub fn emit(tag: u64, ops: &[MangledOp], cache: &mut CodeCache, fragments: &Frag
                 code.extend_from_slice(&encoder.take_buffer());
             }
             Op::DirectExit { cond, target } => {
+                // Linking rewrites the rel32 while other threads may run this
+                // code: keep the field 4-byte aligned so the store is atomic.
+                let opcode_len = if cond.is_some() { 2 } else { 1 };
+                while (base as usize + code.len() + opcode_len) % 4 != 0 {
+                    code.push(NOP);
+                }
                 let rel_field = match cond {
                     Some(cc) => raw_x86::jcc_rel32(&mut code, *cc),
                     None => raw_x86::jmp_rel32(&mut code),

@@ -110,7 +110,8 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
     // the runtime runs on its boot stack: the area is free for the app.
     let sp = unsafe { initial_stack::build(kernel.stack_top, &image, &random) };
 
-    let ctx = ThreadContext::create_for_current_thread();
+    let ctx = ThreadContext::allocate();
+    ctx.activate();
     ctx.gpr[reg::RSP] = sp;
     dispatch::init(ctx);
     dispatch::start(ctx, entry)

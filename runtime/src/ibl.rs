@@ -118,7 +118,14 @@ impl IblTable {
                 if e.app_pc == 0 {
                     self.len += 1;
                 }
-                *e = Entry { app_pc, cache_pc };
+                // Other threads search the table concurrently: the target
+                // must be in place before the key makes the entry visible
+                // (x86 keeps stores in order; volatile keeps the compiler's).
+                // SAFETY: plain stores into our own entry.
+                unsafe {
+                    core::ptr::write_volatile(&mut e.cache_pc, cache_pc);
+                    core::ptr::write_volatile(&mut e.app_pc, app_pc);
+                }
                 return true;
             }
         }
@@ -128,6 +135,9 @@ impl IblTable {
     fn grow(&mut self) {
         let bits = (self.mask + 1).trailing_zeros() + 1;
         let old = core::mem::replace(self, IblTable::with_capacity_log2(bits));
+        // Threads still in the cache may be searching the old table until
+        // their next dispatch republishes: it is never freed.
+        let old = core::mem::ManuallyDrop::new(old);
         for e in old.entries.iter().filter(|e| e.app_pc != 0) {
             if !self.try_insert(e.app_pc, e.cache_pc) {
                 // A pathological cluster: double again and restart.

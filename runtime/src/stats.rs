@@ -9,6 +9,7 @@ pub struct Stats {
     pub ibl_misses: AtomicU64,
     pub links: AtomicU64,
     pub syscalls: AtomicU64,
+    pub ibl_lookups_of_exited_threads: AtomicU64,
     /// Time stamp counter ticks spent translating (rdtsc is far cheaper
     /// than clock_gettime twice per block); converted with the rate
     /// measured between start-up and the report.
@@ -24,6 +25,7 @@ pub static STATS: Stats = Stats {
     ibl_misses: AtomicU64::new(0),
     links: AtomicU64::new(0),
     syscalls: AtomicU64::new(0),
+    ibl_lookups_of_exited_threads: AtomicU64::new(0),
     translate_ticks: AtomicU64::new(0),
     start_ns: AtomicU64::new(0),
     start_ticks: AtomicU64::new(0),
@@ -71,7 +73,7 @@ pub fn report(ibl_lookups: u64) {
         s.blocks_built.load(Relaxed),
         s.cache_bytes.load(Relaxed),
         s.dispatches.load(Relaxed),
-        ibl_lookups,
+        ibl_lookups + s.ibl_lookups_of_exited_threads.load(Relaxed),
         s.ibl_misses.load(Relaxed),
         s.links.load(Relaxed),
         s.syscalls.load(Relaxed),

@@ -3,12 +3,16 @@
 //! own state (GS, the break, process exit, new processes) and, under
 //! `-no_native_exec`, those that would make memory executable are handled.
 
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use crate::context_switch;
 use crate::sys::{self, nr};
 use crate::thread::{reg, ThreadContext};
 use crate::stats::{self, STATS};
 
 const CLONE_VM: u64 = 0x100;
 const CLONE_VFORK: u64 = 0x4000;
+const SIGCHLD: u64 = 17;
 
 /// Performs the system call whose registers are in `ctx` and returns the
 /// app pc to continue at (`next`, the instruction after the `syscall`).
@@ -18,7 +22,8 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
     let number = g[reg::RAX];
     let mut args = [g[reg::RDI], g[reg::RSI], g[reg::RDX], g[reg::R10], g[reg::R8], g[reg::R9]];
     let result = match number {
-        nr::EXIT | nr::EXIT_GROUP => exit_process(ctx, args[0] as i32),
+        nr::EXIT_GROUP => exit_process(ctx, args[0] as i32),
+        nr::EXIT => exit_thread(ctx, args[0]),
         nr::BRK => crate::brk::brk(args[0]) as i64,
         nr::ARCH_PRCTL => arch_prctl(ctx, args[0], args[1]),
         nr::MMAP => {
@@ -34,12 +39,10 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
             args[2] = executable_protection(args[2]);
             raw(number, args)
         }
-        nr::CLONE => clone(ctx, args),
+        nr::CLONE => clone(ctx, args, next),
         // glibc falls back to clone when clone3 is missing.
         nr::CLONE3 => -sys::ENOSYS,
-        // The child gets its own copy of memory until threads (and a shared
-        // runtime) arrive: vfork becomes fork.
-        nr::VFORK => raw(nr::FORK, [0; 6]),
+        nr::VFORK => clone(ctx, [CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, 0, 0], next),
         _ => raw(number, args),
     };
     ctx.gpr[reg::RAX] = result as u64;
@@ -84,21 +87,70 @@ fn arch_prctl(ctx: &mut ThreadContext, code: u64, addr: u64) -> i64 {
     }
 }
 
-/// clone: new processes (no CLONE_VM) continue under translation on a copy
-/// of the runtime. Threads arrive with the threads work; until then a
-/// CLONE_VM|CLONE_VFORK spawn runs as a plain fork.
-fn clone(ctx: &mut ThreadContext, args: [u64; 6]) -> i64 {
-    let flags = args[0];
-    if flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0 {
-        verbose!("threads are not supported yet: clone(CLONE_VM) refused");
-        return -11; // EAGAIN, as for a process at its thread limit.
+/// Threads alive in this process, to tell a thread's `exit` from the
+/// process's last one.
+static LIVE_THREADS: AtomicUsize = AtomicUsize::new(1);
+
+/// clone: a child that shares memory (a thread, or a vfork child) gets a
+/// context and runtime stack of its own and enters the cache at the
+/// instruction after the `syscall`; a new process continues on its copy of
+/// the runtime.
+fn clone(ctx: &mut ThreadContext, args: [u64; 6], next: u64) -> i64 {
+    let [flags, new_sp, ptid, ctid, tls, _] = args;
+    if flags & CLONE_VM == 0 {
+        // The child runs runtime code on (its copy of) this runtime stack;
+        // the app's requested stack becomes the child's app rsp.
+        let r = raw(nr::CLONE, [flags, 0, ptid, ctid, tls, 0]);
+        if r == 0 {
+            LIVE_THREADS.store(1, Relaxed);
+            if new_sp != 0 {
+                ctx.gpr[reg::RSP] = new_sp;
+            }
+        }
+        return r;
     }
-    let flags = flags & !(CLONE_VM | CLONE_VFORK);
-    // The child runs runtime code on (its copy of) this runtime stack; the
-    // app's requested stack becomes the child's app rsp.
-    let r = raw(nr::CLONE, [flags, 0, args[2], args[3], args[4], 0]);
-    if r == 0 && args[1] != 0 {
-        ctx.gpr[reg::RSP] = args[1];
+    let child = ctx.clone_for_child();
+    child.gpr[reg::RAX] = 0;
+    child.gpr[reg::RCX] = next;
+    child.gpr[reg::R11] = ctx.rflags;
+    if new_sp != 0 {
+        child.gpr[reg::RSP] = new_sp;
+    }
+    child.next_pc = next;
+    let vfork = flags & CLONE_VFORK != 0;
+    child.is_vfork_child = vfork as u64;
+    if !vfork {
+        LIVE_THREADS.fetch_add(1, Relaxed);
+    }
+    let (mapping, len) = child.mapping();
+    let r = context_switch::clone_with_context(flags, ptid, ctid, tls, child);
+    if r < 0 && !vfork {
+        LIVE_THREADS.fetch_sub(1, Relaxed);
+    }
+    if r < 0 || vfork {
+        // A vfork parent resumes only once the child has exec'd or exited,
+        // so nothing uses the child's context any more.
+        // SAFETY: the mapping is the child's context, no longer in use.
+        unsafe { sys::munmap(mapping, len) };
     }
     r
+}
+
+/// `exit` of one thread: the process ends with its last thread.
+fn exit_thread(ctx: &mut ThreadContext, status: u64) -> ! {
+    if ctx.is_vfork_child != 0 {
+        // The parent frees this context once this child is gone.
+        raw(nr::EXIT, [status, 0, 0, 0, 0, 0]);
+        unreachable!();
+    }
+    stats::add(&STATS.ibl_lookups_of_exited_threads, ctx.ibl_lookups);
+    if LIVE_THREADS.fetch_sub(1, Relaxed) == 1 {
+        exit_process(ctx, status as i32);
+    }
+    let all: u64 = !0;
+    // SAFETY: blocking every signal for the rest of this thread's life, so
+    // no handler runs on the stack about to be unmapped.
+    unsafe { sys::syscall6(nr::RT_SIGPROCMASK, [0, &all as *const u64 as u64, 0, 8, 0, 0]) };
+    // SAFETY: the thread is leaving; nothing else refers to its context.
+    unsafe { context_switch::exit_thread(ctx, status) }
 }

@@ -51,6 +51,13 @@ pub struct ThreadContext {
     pub ibl_lookups: u64,
     /// The application's GS base (GS itself belongs to the runtime).
     pub app_gs_base: u64,
+    pub xsave_len: u64,
+    /// Length of the mapping that holds this context, its XSAVE area and
+    /// its runtime stack.
+    pub mapping_len: u64,
+    /// Set in a vfork child: it shares the parent's memory, and the parent
+    /// frees this context once the child has exec'd or exited.
+    pub is_vfork_child: u64,
 }
 
 pub mod offsets {
@@ -83,9 +90,9 @@ fn xsave_size() -> u64 {
 }
 
 impl ThreadContext {
-    /// Allocates a context, a runtime stack and an XSAVE area for the
-    /// calling thread and points GS at the context.
-    pub fn create_for_current_thread() -> &'static mut ThreadContext {
+    /// Allocates a context with its runtime stack and XSAVE area (one
+    /// mapping, freed as a whole when the thread exits).
+    pub fn allocate() -> &'static mut ThreadContext {
         let xsave_len = sys::page_up(xsave_size().max(4096));
         let ctx_len = sys::page_up(core::mem::size_of::<ThreadContext>() as u64);
         let total = ctx_len + xsave_len + RUNTIME_STACK_SIZE;
@@ -105,11 +112,43 @@ impl ThreadContext {
         let ctx = unsafe { &mut *ctx };
         ctx.self_ptr = ctx;
         ctx.xsave_area = xsave;
+        ctx.xsave_len = xsave_len;
         ctx.runtime_stack_top = mem + total;
+        ctx.mapping_len = total;
         ctx.rflags = 0x202;
-        if sys::set_gs_base(ctx as *mut _ as u64) < 0 {
+        ctx
+    }
+
+    /// Points this thread's GS base at `self`.
+    pub fn activate(&mut self) {
+        if sys::set_gs_base(self as *mut _ as u64) < 0 {
             crate::log::fatal(70, format_args!("cannot set the GS base"));
         }
-        ctx
+    }
+
+    /// A context for a new thread (or vfork child) that continues with the
+    /// same application state as `self`.
+    pub fn clone_for_child(&self) -> &'static mut ThreadContext {
+        let child = ThreadContext::allocate();
+        child.gpr = self.gpr;
+        child.rflags = self.rflags;
+        child.app_gs_base = self.app_gs_base;
+        child.ibl_table = self.ibl_table;
+        child.ibl_mask = self.ibl_mask;
+        // SAFETY: both areas are xsave_len bytes; the parent's holds the
+        // app state saved when it left the cache.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                self.xsave_area as *const u8,
+                child.xsave_area as *mut u8,
+                self.xsave_len as usize,
+            )
+        };
+        child
+    }
+
+    /// Start and length of the mapping holding this context.
+    pub fn mapping(&self) -> (u64, u64) {
+        (self as *const _ as u64, self.mapping_len)
     }
 }
