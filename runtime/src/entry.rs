@@ -71,19 +71,21 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
     if options::get().verbose || options::get().stats {
         crate::log::keep_private_stderr();
     }
+    crate::exec::init();
     let execfn = command.path;
     let (path, argv) = loader::resolve_scripts(command.path, command.argv)
         .unwrap_or_else(|e| cannot_load(&command.path, e));
 
     let program = loader::load(&path, Placement::Program).unwrap_or_else(|e| cannot_load(&path, e));
-    crate::modules::note_load(path.as_bytes(), program.bias);
+    crate::modules::note_load(path.as_bytes(), program.start);
+    crate::self_exe::init(&path);
     let mut entry = program.entry;
     let mut interp_base = 0;
     if let Some(interp) = &program.interp {
         let interp_path = CStr::leak(interp);
         let image = loader::load(&interp_path, Placement::Interpreter)
             .unwrap_or_else(|e| cannot_load(&interp_path, e));
-        crate::modules::note_load(interp_path.as_bytes(), image.bias);
+        crate::modules::note_load(interp_path.as_bytes(), image.start);
         interp_base = image.bias;
         entry = image.entry;
     }

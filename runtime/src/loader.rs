@@ -69,6 +69,8 @@ pub enum Placement {
 pub struct Image {
     /// Difference between run-time and link-time addresses (0 for ET_EXEC).
     pub bias: u64,
+    /// Lowest mapped address.
+    pub start: u64,
     pub entry: u64,
     pub phdr: u64,
     pub phnum: u64,
@@ -385,6 +387,7 @@ pub fn load(path: &CStr, placement: Placement) -> Result<Image, LoadError> {
 
     Ok(Image {
         bias,
+        start: lo.wrapping_add(bias),
         entry: headers.entry.wrapping_add(bias),
         phdr: phdr.wrapping_add(bias),
         phnum: headers.phnum,

@@ -24,28 +24,10 @@ pub fn note_file_mapping(fd: i64, addr: u64, offset: u64) {
     if !crate::options::get().verbose {
         return;
     }
-    let mut link = [0u8; 64];
-    let mut n = 0;
-    let mut put = |b: &[u8]| {
-        link[n..n + b.len()].copy_from_slice(b);
-        n += b.len();
-    };
-    put(b"/proc/self/fd/");
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut v = fd as u64;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    put(&digits[i..]);
-    put(b"\0");
+    let mut link = [0u8; 40];
+    let link = crate::self_exe::format_fd_link(fd, &mut link);
     let mut target = [0u8; 512];
-    let len = crate::sys::readlink(&link[..n], &mut target);
+    let len = crate::sys::readlink(link, &mut target);
     if len > 0 {
         note_load(&target[..len as usize], addr.wrapping_sub(offset));
     }

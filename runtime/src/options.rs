@@ -21,6 +21,9 @@ pub struct Options {
     pub persist_dir: Option<CStr>,
     /// `-c NAME N opt1..optN`, in order.
     pub clients: Vec<(CStr, Vec<CStr>)>,
+    /// The option arguments exactly as given, to start followed children
+    /// with the same options.
+    pub as_given: Vec<CStr>,
 }
 
 static mut OPTIONS: Option<Options> = None;
@@ -76,6 +79,7 @@ pub fn parse(args: &[CStr]) -> Command {
     let (Some(path), Some(_)) = (args.get(i), args.get(i + 1)) else {
         bad("usage: dbi-runtime [options] -- PATH ARGV0 [ARGS...]")
     };
+    opts.as_given = args[..i - 1].to_vec();
     let command = Command { path: *path, argv: args[i + 1..].to_vec() };
     // SAFETY: single-threaded start-up; nothing has read OPTIONS yet.
     unsafe { *core::ptr::addr_of_mut!(OPTIONS) = Some(opts) };

@@ -52,6 +52,12 @@ pub fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Relaxed);
 }
 
+/// The process image is about to be replaced: report what this image did.
+pub fn report_before_exec() {
+    let lookups = crate::thread::current_ibl_lookups();
+    report(lookups);
+}
+
 /// Prints the counters if `-stats` is on. `ibl_lookups` comes from the
 /// thread contexts, where the lookup routine counts without a lock.
 pub fn report(ibl_lookups: u64) {

@@ -20,6 +20,7 @@ pub mod nr {
     pub const CLOSE: u64 = 3;
     pub const FSTAT: u64 = 5;
     pub const FCNTL: u64 = 72;
+    pub const READLINK: u64 = 89;
     pub const MMAP: u64 = 9;
     pub const MPROTECT: u64 = 10;
     pub const MUNMAP: u64 = 11;
@@ -46,6 +47,7 @@ pub mod nr {
     pub const EXECVEAT: u64 = 322;
     pub const GETRANDOM: u64 = 318;
     pub const READLINKAT: u64 = 267;
+    pub const FACCESSAT: u64 = 269;
     pub const CLONE3: u64 = 435;
 }
 

@@ -40,6 +40,11 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
             raw(number, args)
         }
         nr::CLONE => clone(ctx, args, next),
+        nr::EXECVE => crate::exec::execve(args[0], args[1], args[2]),
+        nr::READLINK => crate::self_exe::readlink(sys::AT_FDCWD, args[0], args[1], args[2])
+            .unwrap_or_else(|| raw(number, args)),
+        nr::READLINKAT => crate::self_exe::readlink(args[0] as i64, args[1], args[2], args[3])
+            .unwrap_or_else(|| raw(number, args)),
         // glibc falls back to clone when clone3 is missing.
         nr::CLONE3 => -sys::ENOSYS,
         nr::VFORK => clone(ctx, [CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, 0, 0], next),

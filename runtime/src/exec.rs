@@ -1,0 +1,121 @@
+//! Following children across `execve`: a program the application starts is
+//! started through the runtime again, with the same options, so it runs
+//! under translation too. Anything the runtime would not run (a missing or
+//! non-executable file, an unknown format, a setuid program) goes to the
+//! kernel unchanged, so the caller sees the native result.
+
+use alloc::vec::Vec;
+
+use crate::startup_args::CStr;
+use crate::sys::{self, nr};
+
+const S_ISUID: u32 = 0o4000;
+const S_ISGID: u32 = 0o2000;
+const X_OK: u64 = 1;
+
+/// The runtime's own executable, found at start-up.
+static mut RUNTIME_PATH: Option<CStr> = None;
+
+pub fn init() {
+    let mut buf = [0u8; 4096];
+    let n = sys::readlink(b"/proc/self/exe\0", &mut buf);
+    if n > 0 {
+        // SAFETY: single-threaded start-up.
+        unsafe { *core::ptr::addr_of_mut!(RUNTIME_PATH) = Some(CStr::leak(&buf[..n as usize])) };
+    }
+}
+
+fn runtime_path() -> Option<CStr> {
+    // SAFETY: written once in init before the application runs.
+    unsafe { *core::ptr::addr_of!(RUNTIME_PATH) }
+}
+
+/// Reads the NULL-terminated array of strings at `array` in app memory.
+///
+/// # Safety
+/// `array` is a valid argv-style array (the app passed it to execve).
+unsafe fn read_string_array(array: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    if array == 0 {
+        return out;
+    }
+    let mut p = array as *const u64;
+    // SAFETY: per the function's contract.
+    unsafe {
+        while *p != 0 {
+            out.push(*p);
+            p = p.add(1);
+        }
+    }
+    out
+}
+
+enum Verdict {
+    Translate,
+    Native,
+}
+
+fn judge(path: &CStr) -> Verdict {
+    // SAFETY: path is NUL-terminated.
+    let access = unsafe {
+        sys::syscall6(nr::FACCESSAT, [sys::AT_FDCWD as u64, path.as_bytes_with_nul().as_ptr() as u64, X_OK, 0, 0, 0])
+    };
+    if access < 0 {
+        return Verdict::Native;
+    }
+    let fd = sys::open_read(path.as_bytes_with_nul());
+    if fd < 0 {
+        return Verdict::Native;
+    }
+    let mut head = [0u8; 20];
+    let got = sys::pread(fd, &mut head, 0);
+    let mut st = [0u32; 36];
+    // SAFETY: st is large enough for struct stat.
+    let stat_ok = unsafe { sys::syscall(nr::FSTAT, fd as u64, st.as_mut_ptr() as u64, 0) } == 0;
+    sys::close(fd);
+    // st_mode is the u32 at byte offset 24.
+    if stat_ok && st[6] & (S_ISUID | S_ISGID) != 0 {
+        verbose!("{path}: setuid/setgid program runs natively");
+        return Verdict::Native;
+    }
+    let is_script = got >= 2 && head.starts_with(b"#!");
+    let is_elf64_x86 = got >= 20 && head.starts_with(b"\x7fELF\x02") && head[18] == 62;
+    if is_script || is_elf64_x86 { Verdict::Translate } else { Verdict::Native }
+}
+
+/// `execve(path, argv, envp)` from the application. Returns only on failure.
+pub fn execve(path: u64, argv: u64, envp: u64) -> i64 {
+    let native = || {
+        // SAFETY: the application's own request.
+        unsafe { sys::syscall(nr::EXECVE, path, argv, envp) }
+    };
+    let Some(runtime) = runtime_path() else { return native() };
+    if crate::options::get().no_follow_children || path == 0 {
+        return native();
+    }
+    // SAFETY: the app passed a NUL-terminated path.
+    let app_path = unsafe { CStr::from_ptr(path as *const u8) };
+    if let Verdict::Native = judge(&app_path) {
+        return native();
+    }
+    // SAFETY: the app passed a valid argv array.
+    let app_argv = unsafe { read_string_array(argv) };
+    let opts = &crate::options::get().as_given;
+    let mut new_argv: Vec<u64> = Vec::with_capacity(opts.len() + app_argv.len() + 5);
+    new_argv.push(runtime.as_bytes_with_nul().as_ptr() as u64);
+    new_argv.extend(opts.iter().map(|o| o.as_bytes_with_nul().as_ptr() as u64));
+    new_argv.push(b"--\0".as_ptr() as u64);
+    new_argv.push(path);
+    if app_argv.is_empty() {
+        // The kernel gives a program started with no arguments an empty argv[0].
+        new_argv.push(b"\0".as_ptr() as u64);
+    }
+    new_argv.extend_from_slice(&app_argv);
+    new_argv.push(0);
+    crate::stats::report_before_exec();
+    // SAFETY: every pointer is a NUL-terminated string that lives until the
+    // call returns (on failure) or the image is replaced.
+    unsafe {
+        sys::syscall(nr::EXECVE, runtime.as_bytes_with_nul().as_ptr() as u64, new_argv.as_ptr() as u64, envp)
+    }
+}
