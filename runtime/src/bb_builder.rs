@@ -35,39 +35,41 @@ pub fn ends_block(instr: &Instruction) -> bool {
     instr.flow_control() != FlowControl::Next || matches!(instr.code(), Code::Syscall)
 }
 
-fn decode_one(pc: u64) -> Option<Instruction> {
-    // Stay inside the page first: the next page may not be mapped. Only an
-    // instruction that really straddles the boundary reads past it, and then
-    // the next page must be mapped for it to run natively anyway.
-    let page_end = page_down(pc) + PAGE_SIZE;
-    for limit in [page_end - pc, MAX_INSTRUCTION_LEN] {
-        let len = limit.min(MAX_INSTRUCTION_LEN) as usize;
-        // SAFETY: [pc, pc + len) is mapped: within pc's page, or the
-        // straddling case above.
-        let bytes = unsafe { core::slice::from_raw_parts(pc as *const u8, len) };
-        let mut decoder = Decoder::with_ip(64, bytes, pc, DecoderOptions::NONE);
-        let instr = decoder.decode();
-        match decoder.last_error() {
-            DecoderError::None => return Some(instr),
-            DecoderError::NoMoreBytes if len < MAX_INSTRUCTION_LEN as usize => continue,
-            _ => return None,
-        }
-    }
-    None
+/// Decodes the instruction at `pc` when it straddles into the next page.
+fn decode_straddling(pc: u64) -> Option<Instruction> {
+    // SAFETY: the instruction's first bytes are mapped and it continues on
+    // the next page, which must be mapped for it to run natively anyway.
+    let bytes = unsafe { core::slice::from_raw_parts(pc as *const u8, MAX_INSTRUCTION_LEN as usize) };
+    let mut decoder = Decoder::with_ip(64, bytes, pc, DecoderOptions::NONE);
+    let instr = decoder.decode();
+    (decoder.last_error() == DecoderError::None).then_some(instr)
 }
 
 pub fn build(tag: u64) -> BasicBlock {
     let mut block = BasicBlock { tag, instrs: Vec::new(), ends_in_invalid: false };
-    let mut pc = tag;
+    // Decode within the tag's page: the next page may not be mapped. Only an
+    // instruction that really straddles the boundary is read across it.
+    let page_end = page_down(tag) + PAGE_SIZE;
+    // SAFETY: [tag, page_end) lies in tag's page, which holds the code
+    // about to run.
+    let bytes = unsafe { core::slice::from_raw_parts(tag as *const u8, (page_end - tag) as usize) };
+    let mut decoder = Decoder::with_ip(64, bytes, tag, DecoderOptions::NONE);
+    let mut instr = Instruction::default();
     loop {
-        let Some(instr) = decode_one(pc) else {
+        let pc = decoder.ip();
+        decoder.decode_out(&mut instr);
+        let decoded = match decoder.last_error() {
+            DecoderError::None => Some(instr),
+            DecoderError::NoMoreBytes => decode_straddling(pc),
+            _ => None,
+        };
+        let Some(instr) = decoded else {
             block.ends_in_invalid = true;
             break;
         };
-        pc = instr.next_ip();
         let last = ends_block(&instr);
         block.instrs.push(instr);
-        if last || block.instrs.len() >= MAX_INSTRUCTIONS || page_down(pc) != page_down(tag) {
+        if last || block.instrs.len() >= MAX_INSTRUCTIONS || instr.next_ip() >= page_end {
             break;
         }
     }

@@ -72,6 +72,22 @@ fn emit_stub(code: &mut Vec<u8>, base: u64, target: u64, patch_site: u64, kind: 
     start
 }
 
+/// Appends the body branch of a direct exit (`jcc` when `cond` is set),
+/// to be pointed at its stub or target once those are placed.
+fn direct_exit_branch(code: &mut Vec<u8>, base: u64, cond: Option<u8>, target: u64) -> PendingExit {
+    // Linking rewrites the rel32 while other threads may run this code: keep
+    // the field 4-byte aligned so the store is atomic.
+    let opcode_len = if cond.is_some() { 2 } else { 1 };
+    while (base as usize + code.len() + opcode_len) % 4 != 0 {
+        code.push(NOP);
+    }
+    let rel_field = match cond {
+        Some(cc) => raw_x86::jcc_rel32(code, cc),
+        None => raw_x86::jmp_rel32(code),
+    };
+    PendingExit { rel_field, target }
+}
+
 struct PendingExit {
     /// Offset of the body branch's rel32 field.
     rel_field: usize,
@@ -105,17 +121,16 @@ pub fn emit(tag: u64, ops: &[MangledOp], cache: &mut CodeCache, fragments: &Frag
                 code.extend_from_slice(&encoder.take_buffer());
             }
             Op::DirectExit { cond, target } => {
-                // Linking rewrites the rel32 while other threads may run this
-                // code: keep the field 4-byte aligned so the store is atomic.
-                let opcode_len = if cond.is_some() { 2 } else { 1 };
-                while (base as usize + code.len() + opcode_len) % 4 != 0 {
-                    code.push(NOP);
-                }
-                let rel_field = match cond {
-                    Some(cc) => raw_x86::jcc_rel32(&mut code, *cc),
-                    None => raw_x86::jmp_rel32(&mut code),
-                };
-                pending.push(PendingExit { rel_field, target: *target });
+                pending.push(direct_exit_branch(&mut code, base, *cond, *target));
+            }
+            Op::ShortBranchExit { opcode, target, fall } => {
+                code.extend_from_slice(opcode);
+                let rel8 = code.len();
+                code.push(0);
+                pending.push(direct_exit_branch(&mut code, base, None, *fall));
+                let taken = code.len();
+                code[rel8] = u8::try_from(taken - (rel8 + 1)).expect("short branch in reach") ;
+                pending.push(direct_exit_branch(&mut code, base, None, *target));
             }
             Op::IndirectExit => {
                 let rel = raw_x86::jmp_rel32(&mut code);

@@ -78,6 +78,22 @@ unsafe impl GlobalAlloc for RuntimeAllocator {
         start
     }
 
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if class_of(&layout).is_none() {
+            // A fresh mapping is already zero.
+            // SAFETY: same contract as alloc.
+            return unsafe { self.alloc(layout) };
+        }
+        // SAFETY: same contract as alloc; the block is ours to clear.
+        unsafe {
+            let p = self.alloc(layout);
+            if !p.is_null() {
+                core::ptr::write_bytes(p, 0, layout.size());
+            }
+            p
+        }
+    }
+
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
         match class_of(&layout) {
             Some(class) => {

@@ -7,7 +7,6 @@
 //! `gs:[IBL_RCX]`. It preserves every other register and the arithmetic flags
 //! (lahf/seto, so the application's stack is never touched).
 
-use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::emit::{ExitData, ExitKind};
@@ -94,12 +93,22 @@ pub struct IblTable {
 
 impl IblTable {
     pub fn new() -> IblTable {
-        IblTable::with_capacity_log2(14)
+        IblTable::with_capacity_log2(12)
     }
 
     fn with_capacity_log2(bits: u32) -> IblTable {
         let size = 1usize << bits;
-        IblTable { entries: vec![Entry::default(); size + OVERFLOW_ENTRIES], mask: size as u64 - 1, len: 0 }
+        let len = size + OVERFLOW_ENTRIES;
+        // From zeroed pages: a large table is a fresh mapping, and only the
+        // entries used are ever touched.
+        let layout = core::alloc::Layout::array::<Entry>(len).expect("table size");
+        // SAFETY: an all-zero Entry is valid (empty); the Vec owns the block.
+        let entries = unsafe {
+            let ptr = alloc::alloc::alloc_zeroed(layout) as *mut Entry;
+            assert!(!ptr.is_null(), "out of memory for the lookup table");
+            Vec::from_raw_parts(ptr, len, len)
+        };
+        IblTable { entries, mask: size as u64 - 1, len: 0 }
     }
 
     /// Adds `app_pc -> cache_pc`; the caller republishes the table with

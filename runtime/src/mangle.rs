@@ -25,6 +25,9 @@ pub enum Op {
     /// A direct exit to `target`: `jcc` when `cond` is set, else `jmp`.
     /// Linkable to the target's fragment.
     DirectExit { cond: Option<u8>, target: u64 },
+    /// `loop`/`loopcc`/`jrcxz` (opcode and prefixes without the rel8):
+    /// emitted as `op taken; jmp fall; taken: jmp target`, both exits linkable.
+    ShortBranchExit { opcode: Vec<u8>, target: u64, fall: u64 },
     /// Jump to the indirect-branch lookup with the target in rcx.
     IndirectExit,
     /// Exit to the dispatcher to perform a system call, resuming at `next`.
@@ -163,16 +166,12 @@ impl Mangler {
             FlowControl::ConditionalBranch
                 if instr.is_loop() || instr.is_loopcc() || instr.is_jcx_short() =>
             {
-                // `loop taken; jmp fall; taken: jmp T; fall: jmp N`, keeping
-                // the original prefixes (address size) and opcode.
+                // These exist only with rel8: keep the original prefixes
+                // (address size) and opcode, and let emit place the exits.
                 // SAFETY: the instruction's bytes were just decoded from app memory.
                 let orig = unsafe { core::slice::from_raw_parts(instr.ip() as *const u8, instr.len()) };
-                self.bytes(instr, |b| {
-                    b.extend_from_slice(&orig[..orig.len() - 1]);
-                    b.extend_from_slice(&[0x02, 0xeb, raw_x86::JMP_REL32_LEN as u8]);
-                });
-                self.push(instr, Op::DirectExit { cond: None, target: instr.near_branch_target() });
-                self.push(instr, Op::DirectExit { cond: None, target: next });
+                let opcode = orig[..orig.len() - 1].to_vec();
+                self.push(instr, Op::ShortBranchExit { opcode, target: instr.near_branch_target(), fall: next });
             }
             FlowControl::Call if instr.is_call_near() => {
                 self.bytes(instr, |b| raw_x86::push_imm64(b, next));

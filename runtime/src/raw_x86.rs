@@ -59,9 +59,6 @@ pub fn lea_rsp(out: &mut Vec<u8>, disp: i32) {
 /// `pop rcx`.
 pub const POP_RCX: u8 = 0x59;
 
-/// Length of `jmp rel32` and of the rel32 field's distance from its end.
-pub const JMP_REL32_LEN: usize = 5;
-pub const JCC_REL32_LEN: usize = 6;
 
 /// Appends `jmp rel32` (target fixed up later) and returns the offset of the
 /// rel32 field.

@@ -1,1 +1,97 @@
-//! Shared helpers for the integration tests.
+//! Shared helpers for the integration tests: compile the test-program corpus
+//! in several variants, run programs natively and under `dbirun`, compare.
+//!
+//! - [`compile`]: the gcc/g++ variants and a per-process cache of outputs.
+//! - [`run`]: running a program with a hard timeout, observing stdout,
+//!   stderr and the exit status; comparing a native run with a translated one.
+//! - [`corpus`]: the catalog of programs in `tests/programs/`.
+
+pub mod compile;
+pub mod corpus;
+pub mod run;
+
+use std::path::{Path, PathBuf};
+
+pub use compile::{compile, compiled, Build, Lang, Opt, Variant};
+pub use run::{
+    assert_same_as_native, compare_observed, compare_with_native, run, run_dbirun, run_native,
+    try_run, Failure, Observed, RunOpts, Status,
+};
+
+/// The workspace root: the parent of this crate's directory.
+pub fn workspace_root() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    dir.canonicalize().unwrap_or(dir)
+}
+
+/// `tests/programs/`: the corpus sources.
+pub fn programs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("programs")
+}
+
+/// The launcher: `$DBIRUN` if set, else `<root>/target/release/dbirun`, else
+/// `<root>/target/debug/dbirun`. Panics when none exists.
+pub fn dbirun_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("DBIRUN") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "DBIRUN={} does not exist or is not a file",
+            p.display()
+        );
+        return p;
+    }
+    let root = workspace_root();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| if t.is_absolute() { t } else { root.join(t) })
+        .unwrap_or_else(|| root.join("target"));
+    for profile in ["release", "debug"] {
+        let p = target.join(profile).join("dbirun");
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "dbirun not found at {} (nor target/debug/dbirun): run `cargo build --release` first, or set DBIRUN",
+        target.join("release").join("dbirun").display()
+    );
+}
+
+/// The per-run timeout: `DBI_TEST_TIMEOUT` seconds if set, else 60.
+pub fn default_timeout() -> std::time::Duration {
+    let secs = std::env::var("DBI_TEST_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(60);
+    std::time::Duration::from_secs(secs.max(1))
+}
+
+/// A fresh temporary directory for one test (removed when dropped).
+pub fn temp_dir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("dbi-tests-{prefix}-"))
+        .tempdir()
+        .expect("cannot create a temporary directory")
+}
+
+/// A small deterministic generator for test data (xorshift64*).
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}

@@ -1,0 +1,128 @@
+//! The corpus of test programs, each compiled in every applicable variant
+//! (static, static-pie, pie, no-pie × -O0/-O2; the assembly program static and
+//! static-pie) and run natively and under `dbirun -no_native_exec`: status,
+//! stdout and stderr must be identical.
+//!
+//! `corpus_native_sanity` needs no `dbirun`: it checks that the corpus
+//! compiles everywhere and is deterministic natively.
+
+use std::time::Instant;
+
+use dbi_tests::corpus::{self, check_program, PROGRAMS};
+
+macro_rules! corpus_tests {
+    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {
+        $(
+            #[test]
+            $(#[$attr])*
+            fn $name() {
+                check_program(stringify!($name));
+            }
+        )*
+
+        /// Every program of the catalog has a test above.
+        #[test]
+        fn every_catalog_entry_has_a_test() {
+            let tested = [$(stringify!($name)),*];
+            for p in PROGRAMS {
+                assert!(tested.contains(&p.name), "program {} has no #[test] in tests/corpus.rs", p.name);
+            }
+        }
+    };
+}
+
+corpus_tests!(
+    loops_recursion,
+    func_pointers,
+    tail_calls,
+    setjmp_longjmp,
+    cxx_exceptions,
+    qsort_callback,
+    tls_vars,
+    simd,
+    rip_relative,
+    big_stack,
+    cpuid_rdtsc,
+    return_address,
+    abort,
+    exit_code,
+    printf_float,
+    string_funcs,
+    malloc_churn,
+    env_args_io,
+    auxv_proc,
+    #[ignore = "app signal handlers are not run yet: signal emulation is issue 3"]
+    signal_faults,
+    #[ignore = "app signal handlers are not run yet: signal emulation is issue 3"]
+    signal_delivery,
+    signal_death,
+    threads,
+    fork_wait,
+    asm_basic,
+);
+
+/// Every source in tests/programs/ is in the catalog, and vice versa.
+#[test]
+fn catalog_matches_program_files() {
+    let mut files: Vec<String> = std::fs::read_dir(dbi_tests::programs_dir())
+        .expect("tests/programs")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".c") || n.ends_with(".cc") || n.ends_with(".S"))
+        .collect();
+    files.sort();
+    let mut listed: Vec<String> = PROGRAMS.iter().map(|p| p.source.to_owned()).collect();
+    listed.sort();
+    assert_eq!(
+        files, listed,
+        "tests/programs/ and the catalog in tests/src/corpus.rs disagree"
+    );
+}
+
+/// Native only: every program compiles in every build, exits as the catalog
+/// expects, and prints the same in every build (-O0 vs -O2 and across linking
+/// modes), which catches undefined behaviour and address-dependent output.
+#[test]
+fn corpus_native_sanity() {
+    let start = Instant::now();
+    // Compile in parallel (the compile cache is shared with the other tests
+    // of this binary).
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(p) = PROGRAMS.get(i) else { break };
+                for b in p.builds {
+                    let _ = dbi_tests::compiled(&p.source_path(), *b);
+                }
+            });
+        }
+    });
+    let builds: usize = PROGRAMS.iter().map(|p| p.builds.len()).sum();
+    eprintln!(
+        "corpus_native_sanity: {} programs, {} builds compiled in {:.1} s",
+        PROGRAMS.len(),
+        builds,
+        start.elapsed().as_secs_f64()
+    );
+    let mut problems = Vec::new();
+    for p in PROGRAMS {
+        for e in corpus::native_sanity(p) {
+            problems.push(format!("{}: {e}", p.name));
+        }
+    }
+    eprintln!(
+        "corpus_native_sanity: done in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    assert!(
+        problems.is_empty(),
+        "{} problem(s):\n{}",
+        problems.len(),
+        problems.join("\n\n")
+    );
+}
