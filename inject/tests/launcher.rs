@@ -37,6 +37,17 @@ struct Fixture {
     dir: TempDir,
 }
 
+/// Executables written by one test must not be open for writing in a child
+/// another test is forking at that moment (the child inherits the fd until it
+/// execs, and exec of the file then fails with ETXTBSY). Writers hold this
+/// lock exclusively; spawns hold it shared.
+static FORK_LOCK: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn spawn(cmd: &mut Command) -> std::process::Child {
+    let _guard = FORK_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    cmd.spawn().unwrap()
+}
+
 impl Fixture {
     fn new() -> Fixture {
         Fixture {
@@ -53,6 +64,7 @@ impl Fixture {
         if let Some(parent) = p.parent() {
             fs::create_dir_all(parent).unwrap();
         }
+        let _guard = FORK_LOCK.write().unwrap_or_else(|e| e.into_inner());
         fs::write(&p, text).unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
         p
@@ -99,7 +111,7 @@ impl Fixture {
         let err = self.path("dbirun.stderr");
         cmd.stdout(fs::File::create(&out).unwrap())
             .stderr(fs::File::create(&err).unwrap());
-        let mut child = cmd.spawn().unwrap();
+        let mut child = spawn(cmd);
         let status = wait_bounded(&mut child);
         Outcome {
             status,
@@ -568,7 +580,7 @@ fn start_looping(f: &Fixture, traps: &[&str]) -> Child {
     cmd.args(["--", "/bin/true"])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let child = cmd.spawn().unwrap();
+    let child = spawn(&mut cmd);
     wait_for_file(&ready);
     child
 }
@@ -641,7 +653,10 @@ fn runtime_lookup() {
         0o755,
     );
     let copy = f.path("install/dbirun");
-    fs::copy(DBIRUN, &copy).unwrap();
+    {
+        let _guard = FORK_LOCK.write().unwrap_or_else(|e| e.into_inner());
+        fs::copy(DBIRUN, &copy).unwrap();
+    }
     let o = f.run(
         Command::new(&copy)
             .env_remove("DBI_RUNTIME")
@@ -674,7 +689,7 @@ fn closed_standard_fds_stay_closed() {
     let mut statuses = Vec::new();
     for cmd in [&mut native, &mut under] {
         unsafe { cmd.pre_exec(close_std) };
-        let mut child = cmd.spawn().unwrap();
+        let mut child = spawn(cmd);
         statuses.push(wait_bounded(&mut child).code());
     }
     assert_eq!(
