@@ -2,7 +2,17 @@
 //! so cache code reaches the runtime's assembly routines with rel32
 //! branches, filled from the bottom up.
 
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
 use crate::sys;
+
+/// The cache's bounds, readable from signal handlers without a lock.
+static BOUNDS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Whether `pc` is in the code cache.
+pub fn contains(pc: u64) -> bool {
+    (BOUNDS[0].load(Relaxed)..BOUNDS[1].load(Relaxed)).contains(&pc)
+}
 
 /// Where the cache starts relative to the runtime's fixed image base.
 const OFFSET_FROM_IMAGE: u64 = 0x1000_0000;
@@ -38,6 +48,8 @@ impl CodeCache {
         if r < 0 {
             crate::log::fatal(70, format_args!("cannot reserve the code cache (errno {})", -r));
         }
+        BOUNDS[0].store(r as u64, Relaxed);
+        BOUNDS[1].store(r as u64 + CACHE_SIZE, Relaxed);
         CodeCache { next: r as u64, end: r as u64 + CACHE_SIZE, base: r as u64 }
     }
 

@@ -106,6 +106,27 @@ core::arch::global_asm!(
     "    mov eax, {sys_exit}",
     "    syscall",
     "    ud2",
+    "",
+    // Returned to by the kernel after a runtime signal handler (sa_restorer).
+    ".globl dbi_signal_restorer",
+    ".type dbi_signal_restorer,@function",
+    "dbi_signal_restorer:",
+    "    mov eax, {sys_rt_sigreturn}",
+    "    syscall",
+    "    ud2",
+    "",
+    // A fault in the cache was translated into the ThreadContext: the
+    // runtime handler's sigreturn lands here to deliver it to the app.
+    ".globl dbi_deliver_signal",
+    ".type dbi_deliver_signal,@function",
+    "dbi_deliver_signal:",
+    "    mov rsp, qword ptr gs:[{stack_top}]",
+    "    mov rdi, qword ptr gs:[{self_}]",
+    "    cld",
+    "    call {resume}",
+    "    ud2",
+    sys_rt_sigreturn = const crate::sys::nr::RT_SIGRETURN,
+    resume = sym crate::dispatch::resume_after_signal,
     sys_clone = const crate::sys::nr::CLONE,
     sys_munmap = const crate::sys::nr::MUNMAP,
     sys_exit = const crate::sys::nr::EXIT,
@@ -125,6 +146,16 @@ extern "C" {
     fn dbi_fcache_return();
     fn dbi_clone(flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64, child: *mut ThreadContext) -> i64;
     fn dbi_exit_thread(mapping: u64, len: u64, status: u64) -> !;
+    fn dbi_signal_restorer();
+    fn dbi_deliver_signal();
+}
+
+pub fn signal_restorer_addr() -> u64 {
+    dbi_signal_restorer as usize as u64
+}
+
+pub fn deliver_signal_addr() -> u64 {
+    dbi_deliver_signal as usize as u64
 }
 
 /// `clone` for a child that shares memory: it runs the runtime on `child`'s

@@ -50,18 +50,51 @@ pub fn init(ctx: &mut ThreadContext) {
     *TRANSLATOR.lock() = Some(tr);
 }
 
+/// Continues the application at `pc`: delivers a pending signal first, then
+/// finds or builds the fragment, links the direct exit the thread came
+/// through (`linked_from`, a patch site) and enters the cache.
+fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<u64>, indirect: bool) -> ! {
+    if ctx.signal_pending != 0 {
+        pc = crate::signal::deliver_pending(ctx, pc);
+        linked_from = None;
+    }
+    let start = {
+        let mut guard = TRANSLATOR.lock();
+        let tr = guard.as_mut().expect("translator");
+        let start = tr.fragment_start(pc);
+        if let Some(patch_site) = linked_from {
+            link::link(patch_site, start);
+        }
+        if indirect {
+            stats::add(&STATS.ibl_misses, 1);
+            tr.ibl.insert(pc, start);
+            tr.ibl.publish(ctx);
+        }
+        start
+    };
+    ctx.enter_target = start;
+    enter_cache(ctx)
+}
+
 /// Starts running the application at `pc` with the registers in `ctx`.
 pub fn start(ctx: &mut ThreadContext, pc: u64) -> ! {
-    ctx.enter_target = TRANSLATOR.lock().as_mut().expect("translator").fragment_start(pc);
-    enter_cache(ctx)
+    continue_at(ctx, pc, None, false)
 }
 
 /// First runtime code of a new thread or vfork child, on its own runtime
 /// stack: it continues the application at `ctx.next_pc`.
 pub extern "C" fn thread_start(ctx: &mut ThreadContext) -> ! {
     ctx.activate();
+    crate::signal::set_mask(2, ctx.pending.start_mask);
     let pc = ctx.next_pc;
     start(ctx, pc)
+}
+
+/// Reached (on the runtime stack) after a fault in the cache was translated
+/// into `ctx`: delivers it to the app.
+pub extern "C" fn resume_after_signal(ctx: &mut ThreadContext) -> ! {
+    let pc = ctx.next_pc;
+    continue_at(ctx, pc, None, false)
 }
 
 /// Entered from `dbi_fcache_return` on the thread's runtime stack.
@@ -70,26 +103,39 @@ pub extern "C" fn from_cache(ctx: &mut ThreadContext) -> ! {
     // SAFETY: the exit stub (or the lookup routine) put the address of its
     // ExitData, which lives as long as the cache, in ctx.exit_data.
     let exit = unsafe { &*(ctx.exit_data as *const ExitData) };
-    let next = match exit.kind {
-        ExitKind::Direct => exit.target,
-        ExitKind::IndirectMiss => ctx.next_pc,
-        ExitKind::Syscall => crate::syscall::handle(ctx, exit.target),
-    };
-    let start = {
-        let mut guard = TRANSLATOR.lock();
-        let tr = guard.as_mut().expect("translator");
-        let start = tr.fragment_start(next);
-        match exit.kind {
-            ExitKind::Direct => link::link(exit.patch_site, start),
-            ExitKind::IndirectMiss => {
-                stats::add(&STATS.ibl_misses, 1);
-                tr.ibl.insert(next, start);
-                tr.ibl.publish(ctx);
-            }
-            ExitKind::Syscall => {}
+    match exit.kind {
+        ExitKind::Direct => continue_at(ctx, exit.target, Some(exit.patch_site), false),
+        ExitKind::IndirectMiss => continue_at(ctx, ctx.next_pc, None, true),
+        ExitKind::Syscall if ctx.signal_pending != 0 => {
+            // A signal arrived before the system call: natively its handler
+            // runs first, and the call is made when the app gets back to it.
+            continue_at(ctx, exit.target - SYSCALL_LEN, None, false)
         }
-        start
-    };
-    ctx.enter_target = start;
-    enter_cache(ctx)
+        ExitKind::Syscall => {
+            let next = crate::syscall::handle(ctx, exit.target);
+            continue_at(ctx, next, None, false)
+        }
+    }
+}
+
+/// Length of the `syscall` instruction.
+const SYSCALL_LEN: u64 = 2;
+
+/// The app pc and state fixup for cache address `pc`, if it is in a fragment.
+pub fn translation_at(pc: u64) -> Option<(u64, crate::mangle::Fixup)> {
+    let guard = TRANSLATOR.lock();
+    let tr = guard.as_ref()?;
+    let t = tr.fragments.containing(pc)?.translation_at(pc)?;
+    Some((t.app_pc, t.fixup))
+}
+
+/// Points every direct exit of the fragment containing `pc` back at its
+/// stub, so a thread running in it soon reaches the dispatcher. Skipped if
+/// another thread holds the translator (it is called from signal handlers).
+pub fn unlink_fragment_at(pc: u64) {
+    let Some(guard) = TRANSLATOR.try_lock() else { return };
+    let Some(f) = guard.as_ref().and_then(|tr| tr.fragments.containing(pc)) else { return };
+    for exit in &f.exits {
+        link::unlink(exit.patch_site, exit.stub);
+    }
 }

@@ -9,7 +9,7 @@ use iced_x86::Encoder;
 
 use crate::code_cache::CodeCache;
 use crate::context_switch;
-use crate::fragment::{ExitRecord, Fragment, FragmentTable};
+use crate::fragment::{ExitRecord, Fragment, FragmentTable, Translation};
 use crate::ibl;
 use crate::mangle::{MangledOp, Op};
 use crate::raw_x86;
@@ -100,12 +100,12 @@ pub fn emit(tag: u64, ops: &[MangledOp], cache: &mut CodeCache, fragments: &Frag
     let base = cache.next_address();
     let mut code: Vec<u8> = Vec::with_capacity(ops.len() * 8 + 64);
     let mut pending: Vec<PendingExit> = Vec::new();
-    let mut translations: Vec<(u32, u64)> = Vec::with_capacity(ops.len());
+    let mut translations: Vec<Translation> = Vec::with_capacity(ops.len());
     let mut encoder = Encoder::new(64);
 
     for m in ops {
-        if translations.last().is_none_or(|&(_, pc)| pc != m.app_pc) {
-            translations.push((code.len() as u32, m.app_pc));
+        if translations.last().is_none_or(|t| t.app_pc != m.app_pc || t.fixup != m.fixup) {
+            translations.push(Translation { cache_offset: code.len() as u32, app_pc: m.app_pc, fixup: m.fixup });
         }
         match &m.op {
             Op::Copy => {

@@ -21,6 +21,9 @@ core::arch::global_asm!(
     "    seto al",
     "    mov qword ptr gs:[{ibl_flags}], rax",
     "    add qword ptr gs:[{lookups}], 1",
+    // A signal waits for delivery: leave through the dispatcher.
+    "    cmp qword ptr gs:[{pending}], 0",
+    "    jne 4f",
     "    mov rax, rcx",
     "    and rax, qword ptr gs:[{mask}]",
     "    shl rax, 4",
@@ -55,6 +58,7 @@ core::arch::global_asm!(
     ibl_rcx = const off::IBL_RCX,
     ibl_flags = const off::IBL_FLAGS,
     lookups = const off::IBL_LOOKUPS,
+    pending = const off::SIGNAL_PENDING,
     mask = const off::IBL_MASK,
     table = const off::IBL_TABLE,
     target = const off::IBL_TARGET,

@@ -33,11 +33,14 @@ mod modules;
 mod options;
 mod raw_x86;
 mod self_exe;
+mod sigframe;
+mod signal;
 mod startup_args;
 mod stats;
 mod sys;
 mod syscall;
 mod thread;
+mod translate;
 
 #[global_allocator]
 static ALLOCATOR: heap::RuntimeAllocator = heap::RuntimeAllocator::new();

@@ -39,6 +39,22 @@ pub struct MangledOp {
     /// Length of the application instruction, for `Op::Copy`.
     pub app_len: u8,
     pub op: Op,
+    /// How the machine state differs from the app's while this op runs, for
+    /// translating a fault inside it.
+    pub fixup: Fixup,
+}
+
+/// The difference between machine and application state at a point in a
+/// fragment (the app pc is that of the instruction being translated).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Fixup {
+    /// Machine registers are the app's.
+    None,
+    /// The app value of `reg` (a hardware number) is in the ThreadContext
+    /// field at `slot`.
+    Spilled { reg: u8, slot: u16 },
+    /// rsp has been moved by this much already.
+    RspMoved(i8),
 }
 
 struct Mangler {
@@ -70,7 +86,11 @@ fn hw(reg: Register) -> u8 {
 
 impl Mangler {
     fn push(&mut self, instr: &Instruction, op: Op) {
-        self.ops.push(MangledOp { app_pc: instr.ip(), app_len: instr.len() as u8, op });
+        self.push_fixup(instr, op, Fixup::None);
+    }
+
+    fn push_fixup(&mut self, instr: &Instruction, op: Op, fixup: Fixup) {
+        self.ops.push(MangledOp { app_pc: instr.ip(), app_len: instr.len() as u8, op, fixup });
     }
 
     fn bytes(&mut self, instr: &Instruction, f: impl FnOnce(&mut Vec<u8>)) {
@@ -117,7 +137,7 @@ impl Mangler {
             raw_x86::store_to_gs(b, off::SPILL, hw(scratch));
             raw_x86::mov_imm64(b, hw(scratch), addr);
         });
-        self.encode(instr, new);
+        self.push_fixup(instr, Op::Encode(new), Fixup::Spilled { reg: hw(scratch), slot: off::SPILL as u16 });
         self.bytes(instr, |b| raw_x86::load_from_gs(b, hw(scratch), off::SPILL));
     }
 
@@ -125,6 +145,7 @@ impl Mangler {
     /// saved first). The operand is evaluated before anything else moves.
     fn load_indirect_target(&mut self, instr: &Instruction) {
         self.bytes(instr, |b| raw_x86::store_to_gs(b, off::IBL_RCX, hw(Register::RCX)));
+        let rcx_spilled = Fixup::Spilled { reg: hw(Register::RCX), slot: off::IBL_RCX as u16 };
         if instr.op0_kind() == iced_x86::OpKind::Register {
             let src = instr.op0_register();
             if src != Register::RCX {
@@ -133,10 +154,10 @@ impl Mangler {
             }
         } else if instr.is_ip_rel_memory_operand() {
             let addr = instr.ip_rel_memory_address();
-            self.bytes(instr, |b| {
-                raw_x86::mov_imm64(b, hw(Register::RCX), addr);
-                raw_x86::load_indirect_self(b, hw(Register::RCX));
-            });
+            let mut b = Vec::with_capacity(16);
+            raw_x86::mov_imm64(&mut b, hw(Register::RCX), addr);
+            raw_x86::load_indirect_self(&mut b, hw(Register::RCX));
+            self.push_fixup(instr, Op::Bytes(b), rcx_spilled);
         } else {
             let mem = MemoryOperand::new(
                 instr.memory_base(),
@@ -148,8 +169,21 @@ impl Mangler {
                 instr.segment_prefix(),
             );
             let new = Instruction::with2(Code::Mov_r64_rm64, Register::RCX, mem).expect("mov");
-            self.encode(instr, new);
+            self.push_fixup(instr, Op::Encode(new), rcx_spilled);
         }
+    }
+
+    /// Pushes the app return address of a call (which may fault on a bad
+    /// stack: the push sequence moves rsp first).
+    fn push_return_address(&mut self, instr: &Instruction, fixup_before: Fixup) {
+        let next = instr.next_ip();
+        let mut b = Vec::with_capacity(24);
+        raw_x86::push_imm64(&mut b, next);
+        let fixup = match fixup_before {
+            Fixup::None if next > 0x7fff_ffff => Fixup::RspMoved(-8),
+            other => other,
+        };
+        self.push_fixup(instr, Op::Bytes(b), fixup);
     }
 
     fn last_instruction(&mut self, instr: &Instruction) {
@@ -174,17 +208,17 @@ impl Mangler {
                 self.push(instr, Op::ShortBranchExit { opcode, target: instr.near_branch_target(), fall: next });
             }
             FlowControl::Call if instr.is_call_near() => {
-                self.bytes(instr, |b| raw_x86::push_imm64(b, next));
+                self.push_return_address(instr, Fixup::None);
                 self.push(instr, Op::DirectExit { cond: None, target: instr.near_branch_target() });
             }
             FlowControl::Return if matches!(instr.code(), Code::Retnq | Code::Retnq_imm16) => {
-                self.bytes(instr, |b| {
-                    raw_x86::store_to_gs(b, off::IBL_RCX, hw(Register::RCX));
-                    b.push(raw_x86::POP_RCX);
-                    if instr.code() == Code::Retnq_imm16 {
-                        raw_x86::lea_rsp(b, instr.immediate16() as i32);
-                    }
-                });
+                self.bytes(instr, |b| raw_x86::store_to_gs(b, off::IBL_RCX, hw(Register::RCX)));
+                // Only the pop can fault (a bad stack): rcx is spilled then.
+                let mut b = alloc::vec![raw_x86::POP_RCX];
+                if instr.code() == Code::Retnq_imm16 {
+                    raw_x86::lea_rsp(&mut b, instr.immediate16() as i32);
+                }
+                self.push_fixup(instr, Op::Bytes(b), Fixup::Spilled { reg: hw(Register::RCX), slot: off::IBL_RCX as u16 });
                 self.push(instr, Op::IndirectExit);
             }
             FlowControl::IndirectBranch if instr.code() == Code::Jmp_rm64 => {
@@ -193,7 +227,7 @@ impl Mangler {
             }
             FlowControl::IndirectCall if instr.code() == Code::Call_rm64 => {
                 self.load_indirect_target(instr);
-                self.bytes(instr, |b| raw_x86::push_imm64(b, next));
+                self.push_return_address(instr, Fixup::Spilled { reg: hw(Register::RCX), slot: off::IBL_RCX as u16 });
                 self.push(instr, Op::IndirectExit);
             }
             FlowControl::XbeginXabortXend
@@ -208,9 +242,15 @@ impl Mangler {
             }
             _ => {
                 // Anything else (int3, ud2, hlt, far transfers, limits) runs
-                // as is; if execution continues it falls through.
+                // as is; if execution continues it falls through. A trap
+                // (int3) reports the pc after it: the exit translates to next.
                 self.middle_instruction(instr);
-                self.push(instr, Op::DirectExit { cond: None, target: next });
+                self.ops.push(MangledOp {
+                    app_pc: next,
+                    app_len: 0,
+                    op: Op::DirectExit { cond: None, target: next },
+                    fixup: Fixup::None,
+                });
             }
         }
     }
@@ -237,9 +277,9 @@ pub fn mangle(block: &BasicBlock) -> Vec<MangledOp> {
     let end = block.end_pc();
     if block.ends_in_invalid {
         // Raise SIGILL at the invalid instruction's pc, as natively.
-        m.ops.push(MangledOp { app_pc: end, app_len: 0, op: Op::Bytes(alloc::vec![0x0f, 0x0b]) });
+        m.ops.push(MangledOp { app_pc: end, app_len: 0, op: Op::Bytes(alloc::vec![0x0f, 0x0b]), fixup: Fixup::None });
     } else if n == 0 || !crate::bb_builder::ends_block(&block.instrs[n - 1]) {
-        m.ops.push(MangledOp { app_pc: end, app_len: 0, op: Op::DirectExit { cond: None, target: end } });
+        m.ops.push(MangledOp { app_pc: end, app_len: 0, op: Op::DirectExit { cond: None, target: end }, fixup: Fixup::None });
     }
     m.ops
 }

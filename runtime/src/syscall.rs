@@ -41,6 +41,10 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
         }
         nr::CLONE => clone(ctx, args, next),
         nr::EXECVE => crate::exec::execve(args[0], args[1], args[2]),
+        nr::RT_SIGACTION => crate::signal::rt_sigaction(args[0], args[1], args[2], args[3]),
+        nr::SIGALTSTACK => crate::signal::sigaltstack(ctx, args[0], args[1]),
+        // Restores every register itself: nothing below applies.
+        nr::RT_SIGRETURN => return crate::signal::rt_sigreturn(ctx),
         nr::READLINK => crate::self_exe::readlink(sys::AT_FDCWD, args[0], args[1], args[2])
             .unwrap_or_else(|| raw(number, args)),
         nr::READLINKAT => crate::self_exe::readlink(args[0] as i64, args[1], args[2], args[3])
@@ -50,10 +54,14 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
         nr::VFORK => clone(ctx, [CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, 0, 0], next),
         _ => raw(number, args),
     };
-    ctx.gpr[reg::RAX] = result as u64;
     // What the kernel's `syscall` leaves in rcx and r11.
     ctx.gpr[reg::RCX] = next;
     ctx.gpr[reg::R11] = ctx.rflags;
+    if crate::signal::should_restart(ctx, number, result) {
+        // The handler runs first, then the call again, as with SA_RESTART natively.
+        return next - 2;
+    }
+    ctx.gpr[reg::RAX] = result as u64;
     next
 }
 
@@ -128,7 +136,12 @@ fn clone(ctx: &mut ThreadContext, args: [u64; 6], next: u64) -> i64 {
         LIVE_THREADS.fetch_add(1, Relaxed);
     }
     let (mapping, len) = child.mapping();
+    // No signal may reach the child before its GS points at its context: it
+    // starts with everything blocked and restores the app's mask itself.
+    let app_mask = crate::signal::block_all();
+    child.pending.start_mask = app_mask;
     let r = context_switch::clone_with_context(flags, ptid, ctid, tls, child);
+    crate::signal::set_mask(2, app_mask);
     if r < 0 && !vfork {
         LIVE_THREADS.fetch_sub(1, Relaxed);
     }

@@ -12,13 +12,19 @@ pub mod reg {
     pub const RAX: usize = 0;
     pub const RCX: usize = 1;
     pub const RDX: usize = 2;
+    pub const RBX: usize = 3;
     pub const RSP: usize = 4;
+    pub const RBP: usize = 5;
     pub const RSI: usize = 6;
     pub const RDI: usize = 7;
     pub const R8: usize = 8;
     pub const R9: usize = 9;
     pub const R10: usize = 10;
     pub const R11: usize = 11;
+    pub const R12: usize = 12;
+    pub const R13: usize = 13;
+    pub const R14: usize = 14;
+    pub const R15: usize = 15;
 }
 
 /// Number of spill slots mangled code may use for scratch registers.
@@ -58,6 +64,10 @@ pub struct ThreadContext {
     /// Set in a vfork child: it shares the parent's memory, and the parent
     /// frees this context once the child has exec'd or exited.
     pub is_vfork_child: u64,
+    /// Non-zero while signals wait for delivery: the indirect-branch lookup
+    /// then exits to the dispatcher, which delivers them.
+    pub signal_pending: u64,
+    pub pending: crate::signal::PendingSignals,
 }
 
 pub mod offsets {
@@ -78,6 +88,7 @@ pub mod offsets {
     pub const IBL_TABLE: usize = offset_of!(ThreadContext, ibl_table);
     pub const IBL_MASK: usize = offset_of!(ThreadContext, ibl_mask);
     pub const IBL_LOOKUPS: usize = offset_of!(ThreadContext, ibl_lookups);
+    pub const SIGNAL_PENDING: usize = offset_of!(ThreadContext, signal_pending);
 }
 
 const RUNTIME_STACK_SIZE: u64 = 1 << 20;
@@ -161,4 +172,19 @@ pub fn current_ibl_lookups() -> u64 {
         core::arch::asm!("mov {}, qword ptr gs:[{off}]", out(reg) count, off = const offsets::IBL_LOOKUPS, options(nostack, readonly, preserves_flags));
     }
     count
+}
+
+/// The calling thread's context.
+///
+/// # Safety
+/// Only on a thread the runtime created or started (GS is set), and the
+/// caller must not create aliasing mutable references.
+pub unsafe fn current() -> &'static mut ThreadContext {
+    let ctx: u64;
+    // SAFETY: GS points at this thread's ThreadContext, whose first field
+    // is its own address.
+    unsafe {
+        core::arch::asm!("mov {}, qword ptr gs:[0]", out(reg) ctx, options(nostack, readonly, preserves_flags));
+        &mut *(ctx as *mut ThreadContext)
+    }
 }

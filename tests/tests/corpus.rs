@@ -8,30 +8,10 @@
 
 use std::time::Instant;
 
-use dbi_tests::corpus::{self, check_program, PROGRAMS};
+use dbi_tests::catalog_tests;
+use dbi_tests::corpus::{self, CORPUS_SUITE, SUPPORT_SOURCES};
 
-macro_rules! corpus_tests {
-    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {
-        $(
-            #[test]
-            $(#[$attr])*
-            fn $name() {
-                check_program(stringify!($name));
-            }
-        )*
-
-        /// Every program of the catalog has a test above.
-        #[test]
-        fn every_catalog_entry_has_a_test() {
-            let tested = [$(stringify!($name)),*];
-            for p in PROGRAMS {
-                assert!(tested.contains(&p.name), "program {} has no #[test] in tests/corpus.rs", p.name);
-            }
-        }
-    };
-}
-
-corpus_tests!(
+catalog_tests!(CORPUS_SUITE;
     loops_recursion,
     func_pointers,
     tail_calls,
@@ -51,9 +31,7 @@ corpus_tests!(
     malloc_churn,
     env_args_io,
     auxv_proc,
-    #[ignore = "app signal handlers are not run yet: signal emulation is issue 3"]
     signal_faults,
-    #[ignore = "app signal handlers are not run yet: signal emulation is issue 3"]
     signal_delivery,
     signal_death,
     threads,
@@ -61,7 +39,8 @@ corpus_tests!(
     asm_basic,
 );
 
-/// Every source in tests/programs/ is in the catalog, and vice versa.
+/// Every source in tests/programs/ is in the catalog (of any suite, or a
+/// support source), and vice versa; program names are unique across suites.
 #[test]
 fn catalog_matches_program_files() {
     let mut files: Vec<String> = std::fs::read_dir(dbi_tests::programs_dir())
@@ -71,17 +50,28 @@ fn catalog_matches_program_files() {
         .filter(|n| n.ends_with(".c") || n.ends_with(".cc") || n.ends_with(".S"))
         .collect();
     files.sort();
-    let mut listed: Vec<String> = PROGRAMS.iter().map(|p| p.source.to_owned()).collect();
+    let mut listed: Vec<String> = corpus::all_programs()
+        .map(|p| p.source.to_owned())
+        .chain(SUPPORT_SOURCES.iter().map(|s| s.to_string()))
+        .collect();
     listed.sort();
+    // Two entries may share a source (different runs of one program).
+    listed.dedup();
     assert_eq!(
         files, listed,
         "tests/programs/ and the catalog in tests/src/corpus.rs disagree"
     );
+    let mut names: Vec<&str> = corpus::all_programs().map(|p| p.name).collect();
+    names.sort();
+    for w in names.windows(2) {
+        assert_ne!(w[0], w[1], "two catalog entries are called {}", w[0]);
+    }
 }
 
-/// Native only: every program compiles in every build, exits as the catalog
-/// expects, and prints the same in every build (-O0 vs -O2 and across linking
-/// modes), which catches undefined behaviour and address-dependent output.
+/// Native only: every program of every suite compiles in every build, exits
+/// as the catalog expects, and prints the same in every build (-O0 vs -O2 and
+/// across linking modes), which catches undefined behaviour and
+/// address-dependent output.
 #[test]
 fn corpus_native_sanity() {
     let start = Instant::now();
@@ -90,27 +80,28 @@ fn corpus_native_sanity() {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
+    let programs: Vec<&corpus::Program> = corpus::all_programs().collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some(p) = PROGRAMS.get(i) else { break };
+                let Some(p) = programs.get(i) else { break };
                 for b in p.builds {
                     let _ = dbi_tests::compiled(&p.source_path(), *b);
                 }
             });
         }
     });
-    let builds: usize = PROGRAMS.iter().map(|p| p.builds.len()).sum();
+    let builds: usize = programs.iter().map(|p| p.builds.len()).sum();
     eprintln!(
         "corpus_native_sanity: {} programs, {} builds compiled in {:.1} s",
-        PROGRAMS.len(),
+        programs.len(),
         builds,
         start.elapsed().as_secs_f64()
     );
     let mut problems = Vec::new();
-    for p in PROGRAMS {
+    for p in &programs {
         for e in corpus::native_sanity(p) {
             problems.push(format!("{}: {e}", p.name));
         }

@@ -1,0 +1,35 @@
+//! Translating a fault in the code cache back to the application: the app
+//! pc of the instruction that faulted and the app's registers, undoing what
+//! mangling had changed at that point (a spilled register, a moved rsp).
+
+use crate::mangle::Fixup;
+use crate::sigframe::{xsave_size, InterruptedContext};
+use crate::thread::{reg, ThreadContext};
+
+/// Fills `ctx` (registers, flags, extended state, `next_pc`) with the app
+/// state at the fault; false if the faulting pc is not in a fragment.
+pub fn fault_to_app_state(ctx: &mut ThreadContext, frame: &InterruptedContext) -> bool {
+    let pc = frame.rip();
+    let Some((app_pc, fixup)) = crate::dispatch::translation_at(pc) else {
+        return false;
+    };
+    let mut gpr = frame.gprs();
+    match fixup {
+        Fixup::None => {}
+        Fixup::Spilled { reg: r, slot } => {
+            // SAFETY: slot is the offset of a u64 field of the ThreadContext.
+            gpr[r as usize] = unsafe { *((ctx as *const ThreadContext as *const u8).add(slot as usize) as *const u64) };
+        }
+        Fixup::RspMoved(delta) => gpr[reg::RSP] = gpr[reg::RSP].wrapping_sub(delta as i64 as u64),
+    }
+    ctx.gpr = gpr;
+    ctx.rflags = frame.eflags();
+    if let Some(fp) = frame.fpstate() {
+        // SAFETY: the kernel's XSAVE image of the interrupted (app) state.
+        unsafe {
+            core::ptr::copy_nonoverlapping(fp as *const u8, ctx.xsave_area as *mut u8, xsave_size() as usize)
+        };
+    }
+    ctx.next_pc = app_pc;
+    true
+}
