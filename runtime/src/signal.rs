@@ -237,6 +237,15 @@ extern "C" fn runtime_handler(sig: i32, info: *const u8, uc: *mut u8) {
             frame.redirect(crate::context_switch::deliver_signal_addr(), ctx.runtime_stack_top);
             return;
         }
+        if !in_cache && ctx.decoding_tag != 0 && matches!(sig, SIGSEGV | SIGBUS) {
+            // The app jumped to memory it cannot execute: natively the fault
+            // is at that pc, with the registers of the jump's target state.
+            ctx.next_pc = ctx.decoding_tag;
+            ctx.pending.push(sig, info, true);
+            ctx.signal_pending = 1;
+            frame.redirect(crate::context_switch::deliver_signal_addr(), ctx.runtime_stack_top);
+            return;
+        }
         // A fault the runtime cannot attribute to app code: die of it as the
         // app would (the instruction faults again under the default action).
         kernel_sigaction(sig, Some(&KernelSigaction::default()), None);
