@@ -31,7 +31,7 @@ impl Translator {
         let t0 = stats::ticks();
         let block = bb_builder::build(pc);
         let ops = mangle::mangle(&block);
-        let fragment = emit::emit(pc, &ops, &mut self.cache, &self.fragments)
+        let fragment = emit::emit(pc, block.end_pc().max(pc + 1), &ops, &mut self.cache, &self.fragments)
             .unwrap_or_else(|| crate::log::fatal(70, format_args!("code cache full")));
         let start = fragment.start;
         stats::add(&STATS.blocks_built, 1);
@@ -39,6 +39,21 @@ impl Translator {
         self.fragments.insert(fragment);
         stats::add(&STATS.translate_ticks, stats::ticks() - t0);
         start
+    }
+}
+
+/// The application's code in `[lo, hi)` changed or went away: forget every
+/// fragment built from it.
+pub fn flush_range(lo: u64, hi: u64) {
+    let mut guard = TRANSLATOR.lock();
+    let Some(tr) = guard.as_mut() else { return };
+    let tags = tr.fragments.flush_range(lo, hi);
+    for &tag in &tags {
+        tr.ibl.remove(tag);
+    }
+    if !tags.is_empty() {
+        stats::add(&STATS.fragments_flushed, tags.len() as u64);
+        crate::verbose!("flushed {} blocks from {lo:#x}-{hi:#x}", tags.len());
     }
 }
 
@@ -66,6 +81,8 @@ fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<u64
         ctx.decoding_tag = 0;
         if let Some(patch_site) = linked_from {
             link::link(patch_site, start);
+            let stub = ctx.exit_data - emit::STUB_CODE_LEN as u64;
+            tr.fragments.note_link(pc, patch_site, stub);
         }
         if indirect {
             stats::add(&STATS.ibl_misses, 1);

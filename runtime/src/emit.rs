@@ -45,7 +45,7 @@ impl ExitData {
 
 /// Bytes of stub code before the inline ExitData:
 /// `mov gs:[rax slot], rax` (9) + `lea rax, [rip + 5]` (7) + `jmp rel32` (5).
-const STUB_CODE_LEN: usize = 21;
+pub const STUB_CODE_LEN: usize = 21;
 pub const STUB_LEN: usize = STUB_CODE_LEN + core::mem::size_of::<ExitData>();
 
 const NOP: u8 = 0x90;
@@ -96,7 +96,7 @@ struct PendingExit {
 
 /// Encodes `ops` for the block at `tag` into the cache and returns its
 /// fragment; exits whose target fragment already exists are linked at once.
-pub fn emit(tag: u64, ops: &[MangledOp], cache: &mut CodeCache, fragments: &FragmentTable) -> Option<Fragment> {
+pub fn emit(tag: u64, app_end: u64, ops: &[MangledOp], cache: &mut CodeCache, fragments: &FragmentTable) -> Option<Fragment> {
     let base = cache.next_address();
     let mut code: Vec<u8> = Vec::with_capacity(ops.len() * 8 + 64);
     let mut pending: Vec<PendingExit> = Vec::new();
@@ -151,11 +151,11 @@ pub fn emit(tag: u64, ops: &[MangledOp], cache: &mut CodeCache, fragments: &Frag
         let linked_to = fragments.get(p.target).map(|f| f.start);
         put_rel32(&mut code, p.rel_field, base, linked_to.unwrap_or(stub_addr));
         links += linked_to.is_some() as u64;
-        exits.push(ExitRecord { patch_site, stub: stub_addr, target: p.target });
+        exits.push(ExitRecord { patch_site, stub: stub_addr, target: p.target, prelinked: linked_to.is_some() });
     }
 
     let start = cache.commit(&code)?;
     debug_assert_eq!(start, base);
     crate::stats::add(&crate::stats::STATS.links, links);
-    Some(Fragment { tag, start, size: code.len() as u32, exits, translations })
+    Some(Fragment { tag, app_end, start, size: code.len() as u32, exits, incoming: Vec::new(), translations })
 }

@@ -1,6 +1,7 @@
 //! The fragment table: every block in the code cache, by the app pc it
 //! starts at, with what linking and fault translation need.
 
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use hashbrown::HashMap;
@@ -14,13 +15,20 @@ pub struct ExitRecord {
     /// The exit stub the branch points at while unlinked.
     pub stub: u64,
     pub target: u64,
+    /// Linked to the target's fragment when emitted.
+    pub prelinked: bool,
 }
 
 pub struct Fragment {
     pub tag: u64,
+    /// One past the last app byte the block was built from.
+    pub app_end: u64,
     pub start: u64,
     pub size: u32,
     pub exits: Vec<ExitRecord>,
+    /// (patch site, stub) of every exit linked to this fragment, to unlink
+    /// them when it is flushed.
+    pub incoming: Vec<(u64, u64)>,
     /// Each point where the app pc or the state fixup changes, in cache
     /// order, for translating a fault in the cache back to the application.
     pub translations: Vec<Translation>,
@@ -45,8 +53,15 @@ impl Fragment {
 pub struct FragmentTable {
     by_tag: HashMap<u64, Fragment>,
     /// (cache start, tag), in cache order: the cache is filled upwards.
+    /// Flushed fragments stay here (their code stays in the cache).
     by_start: Vec<(u64, u64)>,
+    /// Live fragments by app address, for flushing a range.
+    by_app: BTreeMap<u64, u64>,
 }
+
+/// Blocks never extend further than this past their tag (one page plus one
+/// straddling instruction).
+const MAX_BLOCK_SPAN: u64 = 4096 + 16;
 
 impl FragmentTable {
     pub fn get(&self, tag: u64) -> Option<&Fragment> {
@@ -56,14 +71,49 @@ impl FragmentTable {
     pub fn insert(&mut self, fragment: Fragment) {
         debug_assert!(self.by_start.last().is_none_or(|&(s, _)| s < fragment.start));
         self.by_start.push((fragment.start, fragment.tag));
+        self.by_app.insert(fragment.tag, fragment.app_end);
+        for exit in fragment.exits.iter().filter(|e| e.prelinked) {
+            if let Some(target) = self.by_tag.get_mut(&exit.target) {
+                target.incoming.push((exit.patch_site, exit.stub));
+            }
+        }
         self.by_tag.insert(fragment.tag, fragment);
     }
 
-    /// The fragment whose code contains cache address `pc`.
+    /// Records that the exit at `patch_site` (with its `stub`) now jumps to
+    /// the fragment for `target`.
+    pub fn note_link(&mut self, target: u64, patch_site: u64, stub: u64) {
+        if let Some(f) = self.by_tag.get_mut(&target) {
+            f.incoming.push((patch_site, stub));
+        }
+    }
+
+    /// Removes every fragment built from app bytes in `[lo, hi)`: exits
+    /// linked to them go back to their stubs; returns their tags (for the
+    /// lookup table).
+    pub fn flush_range(&mut self, lo: u64, hi: u64) -> Vec<u64> {
+        let tags: Vec<u64> = self
+            .by_app
+            .range(lo.saturating_sub(MAX_BLOCK_SPAN)..hi)
+            .filter(|&(&tag, &end)| end > lo && tag < hi)
+            .map(|(&tag, _)| tag)
+            .collect();
+        for tag in &tags {
+            self.by_app.remove(tag);
+            if let Some(f) = self.by_tag.remove(tag) {
+                for &(patch_site, stub) in &f.incoming {
+                    crate::link::unlink(patch_site, stub);
+                }
+            }
+        }
+        tags
+    }
+
+    /// The live fragment whose code contains cache address `pc`.
     pub fn containing(&self, pc: u64) -> Option<&Fragment> {
         let i = self.by_start.partition_point(|&(start, _)| start <= pc);
-        let (_, tag) = *self.by_start.get(i.checked_sub(1)?)?;
+        let (start, tag) = *self.by_start.get(i.checked_sub(1)?)?;
         let f = self.by_tag.get(&tag)?;
-        (pc < f.start + f.size as u64).then_some(f)
+        (f.start == start && pc < f.start + f.size as u64).then_some(f)
     }
 }

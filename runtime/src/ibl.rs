@@ -82,6 +82,9 @@ pub fn lookup_routine_addr() -> u64 {
 /// hashed range, and an insert that would run past them grows the table.
 const OVERFLOW_ENTRIES: usize = 64;
 
+/// An app pc no code has: marks a removed entry.
+const TOMBSTONE: u64 = u64::MAX;
+
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 struct Entry {
@@ -151,14 +154,31 @@ impl IblTable {
         // Threads still in the cache may be searching the old table until
         // their next dispatch republishes: it is never freed.
         let old = core::mem::ManuallyDrop::new(old);
-        for e in old.entries.iter().filter(|e| e.app_pc != 0) {
+        let live = |e: &&Entry| e.app_pc != 0 && e.app_pc != TOMBSTONE;
+        for e in old.entries.iter().filter(live) {
             if !self.try_insert(e.app_pc, e.cache_pc) {
                 // A pathological cluster: double again and restart.
                 let bigger = IblTable::with_capacity_log2(bits + 1);
                 *self = bigger;
-                for e in old.entries.iter().filter(|e| e.app_pc != 0) {
+                for e in old.entries.iter().filter(live) {
                     self.insert(e.app_pc, e.cache_pc);
                 }
+                return;
+            }
+        }
+    }
+
+    /// Forgets `app_pc`. The entry becomes a tombstone that lookups probe
+    /// past and never match, since other threads may be searching.
+    pub fn remove(&mut self, app_pc: u64) {
+        let start = (app_pc & self.mask) as usize;
+        for e in &mut self.entries[start..] {
+            if e.app_pc == 0 {
+                return;
+            }
+            if e.app_pc == app_pc {
+                // SAFETY: a plain store into our own entry.
+                unsafe { core::ptr::write_volatile(&mut e.app_pc, TOMBSTONE) };
                 return;
             }
         }

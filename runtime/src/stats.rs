@@ -8,6 +8,7 @@ pub struct Stats {
     pub dispatches: AtomicU64,
     pub ibl_misses: AtomicU64,
     pub links: AtomicU64,
+    pub fragments_flushed: AtomicU64,
     pub syscalls: AtomicU64,
     pub ibl_lookups_of_exited_threads: AtomicU64,
     /// Time stamp counter ticks spent translating (rdtsc is far cheaper
@@ -24,6 +25,7 @@ pub static STATS: Stats = Stats {
     dispatches: AtomicU64::new(0),
     ibl_misses: AtomicU64::new(0),
     links: AtomicU64::new(0),
+    fragments_flushed: AtomicU64::new(0),
     syscalls: AtomicU64::new(0),
     ibl_lookups_of_exited_threads: AtomicU64::new(0),
     translate_ticks: AtomicU64::new(0),
@@ -74,6 +76,7 @@ pub fn report(ibl_lookups: u64) {
          \x20 indirect lookups:        {}\n\
          \x20 indirect lookup misses:  {}\n\
          \x20 links made:              {}\n\
+         \x20 blocks flushed:          {}\n\
          \x20 system calls:            {}\n\
          \x20 translation time:        {}.{:03} ms\n",
         s.blocks_built.load(Relaxed),
@@ -82,6 +85,7 @@ pub fn report(ibl_lookups: u64) {
         ibl_lookups + s.ibl_lookups_of_exited_threads.load(Relaxed),
         s.ibl_misses.load(Relaxed),
         s.links.load(Relaxed),
+        s.fragments_flushed.load(Relaxed),
         s.syscalls.load(Relaxed),
         ns / 1_000_000,
         (ns / 1000) % 1000,

@@ -36,8 +36,29 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
             r
         }
         nr::MPROTECT => {
+            let app_prot = args[2];
             args[2] = executable_protection(args[2]);
-            raw(number, args)
+            let r = raw(number, args);
+            // Code that stops being executable, or becomes writable (to be
+            // rewritten: JITs), must be translated afresh when run again.
+            if r == 0 && (app_prot & sys::PROT_EXEC == 0 || app_prot & sys::PROT_WRITE != 0) {
+                crate::dispatch::flush_range(args[0], args[0] + sys::page_up(args[1]));
+            }
+            r
+        }
+        nr::MUNMAP => {
+            let r = raw(number, args);
+            if r == 0 {
+                crate::dispatch::flush_range(args[0], args[0] + sys::page_up(args[1]));
+            }
+            r
+        }
+        nr::MREMAP => {
+            let r = raw(number, args);
+            if r >= 0 {
+                crate::dispatch::flush_range(args[0], args[0] + sys::page_up(args[1]));
+            }
+            r
         }
         nr::CLONE => clone(ctx, args, next),
         nr::EXECVE => crate::exec::execve(args[0], args[1], args[2]),
