@@ -37,6 +37,7 @@ impl Translator {
         stats::add(&STATS.blocks_built, 1);
         stats::add(&STATS.cache_bytes, fragment.size as u64);
         self.fragments.insert(fragment);
+        crate::smc::after_build(pc, block.end_pc());
         stats::add(&STATS.translate_ticks, stats::ticks() - t0);
         start
     }

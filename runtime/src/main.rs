@@ -35,6 +35,7 @@ mod raw_x86;
 mod self_exe;
 mod sigframe;
 mod signal;
+mod smc;
 mod startup_args;
 mod stats;
 mod sys;

@@ -153,6 +153,17 @@ fn runtime_action(app: &KernelSigaction) -> KernelSigaction {
     }
 }
 
+/// From now on SIGSEGV always comes to the runtime first (writes to
+/// write-protected code pages), whatever the app's action for it.
+pub fn catch_write_faults() {
+    let app = app_action(SIGSEGV);
+    kernel_sigaction(SIGSEGV, Some(&runtime_action(&app)), None);
+}
+
+fn must_catch(sig: u32) -> bool {
+    sig == SIGSEGV && crate::smc::CATCH_WRITE_FAULTS.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// `rt_sigaction(sig, act, oldact, sigsetsize)` from the application.
 pub fn rt_sigaction(sig: u64, act: u64, oldact: u64, setsize: u64) -> i64 {
     let catchable = (1..=NSIG as u64).contains(&sig) && sig != SIGKILL as u64 && sig != SIGSTOP as u64;
@@ -166,7 +177,8 @@ pub fn rt_sigaction(sig: u64, act: u64, oldact: u64, setsize: u64) -> i64 {
     if act != 0 {
         // SAFETY: the app passed a struct sigaction.
         let new = unsafe { (act as *const KernelSigaction).read_unaligned() };
-        let installed = if new.handler == SIG_DFL || new.handler == SIG_IGN { new } else { runtime_action(&new) };
+        let native = (new.handler == SIG_DFL || new.handler == SIG_IGN) && !must_catch(sig);
+        let installed = if native { new } else { runtime_action(&new) };
         let r = kernel_sigaction(sig, Some(&installed), None);
         if r < 0 {
             return r;
@@ -222,6 +234,12 @@ extern "C" fn runtime_handler(sig: i32, info: *const u8, uc: *mut u8) {
     let pc = frame.rip();
     let in_cache = crate::code_cache::contains(pc);
     if is_synchronous_fault(sig, info) {
+        const SEGV_ACCERR: i32 = 2;
+        let si_code = i32::from_le_bytes(info[8..12].try_into().unwrap());
+        let addr = u64::from_le_bytes(info[16..24].try_into().unwrap());
+        if sig == SIGSEGV && si_code == SEGV_ACCERR && crate::smc::handle_write_fault(addr) {
+            return;
+        }
         if in_cache && crate::translate::fault_to_app_state(ctx, &frame) {
             let mut info = *info;
             // An instruction address in siginfo (SIGILL, SIGFPE, SIGTRAP)

@@ -27,11 +27,15 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
         nr::BRK => crate::brk::brk(args[0]) as i64,
         nr::ARCH_PRCTL => arch_prctl(ctx, args[0], args[1]),
         nr::MMAP => {
-            let wants_exec = args[2] & sys::PROT_EXEC != 0;
+            let app_prot = args[2];
+            let wants_exec = app_prot & sys::PROT_EXEC != 0;
             args[2] = executable_protection(args[2]);
             let r = raw(number, args);
             if r >= 0 && wants_exec && args[4] as i64 >= 0 {
                 crate::modules::note_file_mapping(args[4] as i64, r as u64, args[5]);
+            }
+            if r >= 0 {
+                crate::smc::note_protection(r as u64, args[1], app_prot);
             }
             r
         }
@@ -39,6 +43,9 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
             let app_prot = args[2];
             args[2] = executable_protection(args[2]);
             let r = raw(number, args);
+            if r == 0 {
+                crate::smc::note_protection(args[0], args[1], app_prot);
+            }
             // Code that stops being executable, or becomes writable (to be
             // rewritten: JITs), must be translated afresh when run again.
             if r == 0 && (app_prot & sys::PROT_EXEC == 0 || app_prot & sys::PROT_WRITE != 0) {
@@ -49,6 +56,7 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
         nr::MUNMAP => {
             let r = raw(number, args);
             if r == 0 {
+                crate::smc::note_protection(args[0], args[1], 0);
                 crate::dispatch::flush_range(args[0], args[0] + sys::page_up(args[1]));
             }
             r
