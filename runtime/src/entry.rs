@@ -77,7 +77,7 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
         .unwrap_or_else(|e| cannot_load(&command.path, e));
 
     let program = loader::load(&path, Placement::Program).unwrap_or_else(|e| cannot_load(&path, e));
-    crate::modules::note_load(path.as_bytes(), program.start);
+    crate::modules::note_mapping(path, program.identity, program.start, program.start, program.end);
     crate::self_exe::init(&path);
     let mut entry = program.entry;
     let mut interp_base = 0;
@@ -85,11 +85,14 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
         let interp_path = CStr::leak(interp);
         let image = loader::load(&interp_path, Placement::Interpreter)
             .unwrap_or_else(|e| cannot_load(&interp_path, e));
-        crate::modules::note_load(interp_path.as_bytes(), image.start);
+        crate::modules::note_mapping(interp_path, image.identity, image.start, image.start, image.end);
         interp_base = image.bias;
         entry = image.entry;
     }
     brk::init(program.end);
+    if let Some(vdso) = kernel.aux(AT_SYSINFO_EHDR) {
+        crate::modules::note_mapping(CStr::leak(b"[vdso]"), None, vdso, vdso, vdso + 2 * sys::PAGE_SIZE);
+    }
 
     let platform = kernel.aux(AT_PLATFORM).map(|p| {
         // SAFETY: the kernel's AT_PLATFORM string, still intact: the stack

@@ -77,6 +77,7 @@ pub struct Image {
     /// One past the highest mapped byte: the program break starts after it.
     pub end: u64,
     pub interp: Option<Vec<u8>>,
+    pub identity: Option<crate::modules::FileIdentity>,
 }
 
 struct Segment {
@@ -393,5 +394,6 @@ pub fn load(path: &CStr, placement: Placement) -> Result<Image, LoadError> {
         phnum: headers.phnum,
         end: mapped_end,
         interp: headers.interp,
+        identity: crate::modules::FileIdentity::of_fd(file.0),
     })
 }

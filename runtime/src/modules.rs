@@ -1,34 +1,141 @@
-//! Executable file mappings (modules). For now this reports loads at `-v`;
-//! the module list that persistence keys on grows here.
+//! The module list: every executable file mapping of the application (the
+//! program, its interpreter, shared libraries, the vDSO), with its path,
+//! address range and file identity, and a blake3 content hash computed on
+//! demand and memoised by identity. Persistence keys on this list.
 
+use alloc::vec::Vec;
 use core::fmt::Write;
 
-use crate::log::StderrLine;
+use spin::Mutex;
 
-pub fn note_load(path: &[u8], base: u64) {
+use crate::log::StderrLine;
+use crate::startup_args::CStr;
+use crate::sys;
+
+/// What identifies a file's contents without reading them: if any of these
+/// changed, the contents may have.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct FileIdentity {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: u64,
+    pub ctime_ns: u64,
+}
+
+impl FileIdentity {
+    pub fn of_fd(fd: i64) -> Option<FileIdentity> {
+        let mut st = [0u64; 18];
+        // SAFETY: st is large enough for struct stat (144 bytes).
+        let r = unsafe { sys::syscall(sys::nr::FSTAT, fd as u64, st.as_mut_ptr() as u64, 0) };
+        (r == 0).then(|| FileIdentity {
+            dev: st[0],
+            ino: st[1],
+            size: st[6],
+            mtime_ns: st[11] * 1_000_000_000 + st[12],
+            ctime_ns: st[13] * 1_000_000_000 + st[14],
+        })
+    }
+}
+
+pub struct Module {
+    pub path: CStr,
+    /// Address of the file's first byte in memory (its load base).
+    pub base: u64,
+    /// One past the highest executable byte mapped.
+    pub end: u64,
+    /// None for the vDSO, which has no file.
+    pub identity: Option<FileIdentity>,
+}
+
+static MODULES: Mutex<Vec<Module>> = Mutex::new(Vec::new());
+/// Content hashes already computed, by file identity.
+static HASHES: Mutex<Vec<(FileIdentity, [u8; 32])>> = Mutex::new(Vec::new());
+
+fn log_event(what: &str, path: &CStr, base: u64) {
     if !crate::options::get().verbose {
         return;
     }
     let mut line = StderrLine::new();
-    let _ = write!(line, "dbirun: module loaded: ");
-    for chunk in path.utf8_chunks() {
-        let _ = line.write_str(chunk.valid());
-    }
-    let _ = writeln!(line, " at {base:#x}");
+    let _ = writeln!(line, "dbirun: module {what}: {path} at {base:#x}");
     line.flush();
 }
 
-/// An executable mapping of the file open as `fd` was made at `addr`;
-/// `offset` is the file offset mapped there.
-pub fn note_file_mapping(fd: i64, addr: u64, offset: u64) {
-    if !crate::options::get().verbose {
+/// Records an executable mapping `[lo, hi)` of the file `path` whose first
+/// byte would be at `base`.
+pub fn note_mapping(path: CStr, identity: Option<FileIdentity>, base: u64, lo: u64, hi: u64) {
+    let mut modules = MODULES.lock();
+    if let Some(m) = modules.iter_mut().find(|m| m.base == base && m.identity == identity) {
+        m.end = m.end.max(hi);
         return;
     }
+    log_event("loaded", &path, base);
+    modules.push(Module { path, base, end: hi.max(lo), identity });
+}
+
+/// An executable mapping of the file open as `fd` was made at `addr`.
+pub fn note_file_mapping(fd: i64, addr: u64, len: u64, offset: u64) {
     let mut link = [0u8; 40];
     let link = crate::self_exe::format_fd_link(fd, &mut link);
-    let mut target = [0u8; 512];
-    let len = crate::sys::readlink(link, &mut target);
-    if len > 0 {
-        note_load(&target[..len as usize], addr.wrapping_sub(offset));
+    let mut target = [0u8; 4096];
+    let n = sys::readlink(link, &mut target);
+    if n <= 0 {
+        return;
     }
+    let path = CStr::leak(&target[..n as usize]);
+    note_mapping(path, FileIdentity::of_fd(fd), addr.wrapping_sub(offset), addr, addr + len);
+}
+
+/// `[lo, hi)` was unmapped: modules entirely inside it are gone.
+pub fn note_unmap(lo: u64, hi: u64) {
+    let mut modules = MODULES.lock();
+    modules.retain(|m| {
+        let gone = m.base >= lo && m.end <= hi;
+        if gone {
+            log_event("unloaded", &m.path, m.base);
+        }
+        !gone
+    });
+}
+
+/// The module containing `pc`: (base, identity).
+pub fn containing(pc: u64) -> Option<(u64, Option<FileIdentity>)> {
+    MODULES.lock().iter().find(|m| (m.base..m.end).contains(&pc)).map(|m| (m.base, m.identity))
+}
+
+/// The blake3 hash of the file with `identity` at `path`, computed once per
+/// identity (hashing libc on every lookup would cost more than it saves).
+pub fn content_hash(path: &CStr, identity: FileIdentity) -> Option<[u8; 32]> {
+    if let Some(&(_, h)) = HASHES.lock().iter().find(|(id, _)| *id == identity) {
+        return Some(h);
+    }
+    let fd = sys::open_read(path.as_bytes_with_nul());
+    if fd < 0 {
+        return None;
+    }
+    let same_file = FileIdentity::of_fd(fd) == Some(identity);
+    let mut hasher = blake3::Hasher::new();
+    let len = identity.size;
+    if same_file && len > 0 {
+        // SAFETY: a fresh private read-only mapping of the whole file.
+        let map = unsafe { sys::mmap(0, len, sys::PROT_READ, sys::MAP_PRIVATE, fd, 0) };
+        if map >= 0 {
+            // SAFETY: the mapping is len bytes long and read-only.
+            hasher.update(unsafe { core::slice::from_raw_parts(map as *const u8, len as usize) });
+            // SAFETY: our own mapping.
+            unsafe { sys::munmap(map as u64, len) };
+        }
+    }
+    sys::close(fd);
+    if !same_file {
+        return None;
+    }
+    let hash = *hasher.finalize().as_bytes();
+    HASHES.lock().push((identity, hash));
+    Some(hash)
+}
+
+/// Number of modules currently mapped.
+pub fn count() -> usize {
+    MODULES.lock().len()
 }

@@ -12,6 +12,11 @@ pub struct CStr {
     len: usize,
 }
 
+// SAFETY: the bytes a CStr points at are never changed or freed.
+unsafe impl Send for CStr {}
+// SAFETY: as above; shared reads only.
+unsafe impl Sync for CStr {}
+
 impl CStr {
     /// # Safety
     /// `ptr` points to a NUL-terminated string that is never freed or changed.

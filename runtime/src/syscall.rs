@@ -32,7 +32,7 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
             args[2] = executable_protection(args[2]);
             let r = raw(number, args);
             if r >= 0 && wants_exec && args[4] as i64 >= 0 {
-                crate::modules::note_file_mapping(args[4] as i64, r as u64, args[5]);
+                crate::modules::note_file_mapping(args[4] as i64, r as u64, args[1], args[5]);
             }
             if r >= 0 {
                 crate::smc::note_protection(r as u64, args[1], app_prot);
@@ -57,6 +57,7 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
             let r = raw(number, args);
             if r == 0 {
                 crate::smc::note_protection(args[0], args[1], 0);
+                crate::modules::note_unmap(args[0], args[0] + sys::page_up(args[1]));
                 crate::dispatch::flush_range(args[0], args[0] + sys::page_up(args[1]));
             }
             r
