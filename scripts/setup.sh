@@ -30,11 +30,15 @@ need python3 /usr/bin/python3
 need perl /usr/bin/perl
 need coreutils /usr/bin/sort /usr/bin/sha256sum
 need xz-utils /usr/bin/xz
+need make /usr/bin/make
+need git /usr/bin/git
+need sqlite3 /usr/bin/sqlite3
+need bash /bin/bash
 need hyperfine /usr/bin/hyperfine
 need file /usr/bin/file
 
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "setup: nothing to install (g++, libc6-dev, libstdc++-12-dev, python3, perl, coreutils, xz-utils, hyperfine, file all present)"
+    echo "setup: nothing to install (g++, libc6-dev, libstdc++-12-dev, python3, perl, coreutils, xz-utils, make, git, sqlite3, bash, hyperfine, file all present)"
     exit 0
 fi
 

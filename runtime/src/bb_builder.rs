@@ -45,7 +45,16 @@ fn decode_straddling(pc: u64) -> Option<Instruction> {
     (decoder.last_error() == DecoderError::None).then_some(instr)
 }
 
+/// Reads one byte at `addr` so that unreadable code faults here, in a known
+/// place, before any slice over it exists.
+fn probe(addr: u64) {
+    // SAFETY: a plain load; if it faults, the signal handler takes over
+    // (the dispatcher marked this thread as decoding).
+    unsafe { core::arch::asm!("mov {0:l}, byte ptr [{0}]", inout(reg) addr => _, options(nostack, readonly, preserves_flags)) };
+}
+
 pub fn build(tag: u64) -> BasicBlock {
+    probe(tag);
     let mut block = BasicBlock { tag, instrs: Vec::new(), ends_in_invalid: false };
     // Decode within the tag's page: the next page may not be mapped. Only an
     // instruction that really straddles the boundary is read across it.

@@ -78,8 +78,9 @@ fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<u64
         let mut guard = TRANSLATOR.lock();
         let tr = guard.as_mut().expect("translator");
         ctx.decoding_tag = pc;
+        ctx.decoding = 1;
         let start = tr.fragment_start(pc);
-        ctx.decoding_tag = 0;
+        ctx.decoding = 0;
         if let Some(patch_site) = linked_from {
             link::link(patch_site, start);
             let stub = ctx.exit_data - emit::STUB_CODE_LEN as u64;
@@ -113,10 +114,10 @@ pub extern "C" fn thread_start(ctx: &mut ThreadContext) -> ! {
 /// Reached (on the runtime stack) after a fault in the cache was translated
 /// into `ctx`: delivers it to the app.
 pub extern "C" fn resume_after_signal(ctx: &mut ThreadContext) -> ! {
-    if ctx.decoding_tag != 0 {
+    if ctx.decoding != 0 {
         // The fault hit while this thread was building a block, holding the
         // translator: that build is abandoned.
-        ctx.decoding_tag = 0;
+        ctx.decoding = 0;
         // SAFETY: this thread holds the lock and its frames are gone.
         unsafe { TRANSLATOR.force_unlock() };
     }

@@ -94,7 +94,14 @@ pub fn execve(path: u64, argv: u64, envp: u64) -> i64 {
         return native();
     }
     // SAFETY: the app passed a NUL-terminated path.
-    let app_path = unsafe { CStr::from_ptr(path as *const u8) };
+    let mut app_path = unsafe { CStr::from_ptr(path as *const u8) };
+    // /proc/self/exe is the runtime itself: the app means its own program.
+    if crate::self_exe::is_self_exe(app_path.as_bytes()) {
+        match crate::self_exe::app_exe() {
+            Some(exe) => app_path = exe,
+            None => return native(),
+        }
+    }
     if let Verdict::Native = judge(&app_path) {
         return native();
     }
@@ -105,7 +112,7 @@ pub fn execve(path: u64, argv: u64, envp: u64) -> i64 {
     new_argv.push(runtime.as_bytes_with_nul().as_ptr() as u64);
     new_argv.extend(opts.iter().map(|o| o.as_bytes_with_nul().as_ptr() as u64));
     new_argv.push(b"--\0".as_ptr() as u64);
-    new_argv.push(path);
+    new_argv.push(app_path.as_bytes_with_nul().as_ptr() as u64);
     if app_argv.is_empty() {
         // The kernel gives a program started with no arguments an empty argv[0].
         new_argv.push(b"\0".as_ptr() as u64);

@@ -46,7 +46,7 @@ pub fn format_fd_link(fd: i64, buf: &mut [u8; 40]) -> &[u8] {
     &buf[..prefix.len() + n + 1]
 }
 
-fn is_self_exe(path: &[u8]) -> bool {
+pub fn is_self_exe(path: &[u8]) -> bool {
     if path == b"/proc/self/exe" || path == b"/proc/thread-self/exe" {
         return true;
     }
@@ -63,6 +63,12 @@ fn is_self_exe(path: &[u8]) -> bool {
         }
         v == pid
     }
+}
+
+/// The app's executable, if known.
+pub fn app_exe() -> Option<CStr> {
+    // SAFETY: written once at start-up.
+    unsafe { *core::ptr::addr_of!(APP_EXE) }
 }
 
 /// `readlink(path, buf, size)` (with `dirfd` for readlinkat): answers for

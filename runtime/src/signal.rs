@@ -100,7 +100,7 @@ impl PendingSignals {
         Some(first)
     }
 
-    fn first(&self) -> Option<&PendingSignal> {
+    pub fn first(&self) -> Option<&PendingSignal> {
         self.queue[..self.count].first()
     }
 }
@@ -255,7 +255,7 @@ extern "C" fn runtime_handler(sig: i32, info: *const u8, uc: *mut u8) {
             frame.redirect(crate::context_switch::deliver_signal_addr(), ctx.runtime_stack_top);
             return;
         }
-        if !in_cache && ctx.decoding_tag != 0 && matches!(sig, SIGSEGV | SIGBUS) {
+        if !in_cache && ctx.decoding != 0 && matches!(sig, SIGSEGV | SIGBUS) {
             // The app jumped to memory it cannot execute: natively the fault
             // is at that pc, with the registers of the jump's target state.
             ctx.next_pc = ctx.decoding_tag;
@@ -281,14 +281,20 @@ extern "C" fn runtime_handler(sig: i32, info: *const u8, uc: *mut u8) {
 /// (the app handler, or `pc` when the signal's action needs no handler).
 pub fn deliver_pending(ctx: &mut ThreadContext, pc: u64) -> u64 {
     let app_mask = block_all();
-    let Some(p) = ctx.pending.pop() else {
-        ctx.signal_pending = 0;
+    // The first signal is delivered: it was unblocked when it arrived (a
+    // system call like sigsuspend may have restored a mask that blocks it
+    // since). The others go back to the kernel, which keeps them pending
+    // under the handler's mask and hands them over as it does natively (a
+    // handler's own signal stays blocked until it returns).
+    let chosen = ctx.pending.pop();
+    while let Some(p) = ctx.pending.pop() {
+        requeue(&p);
+    }
+    ctx.signal_pending = 0;
+    let Some(p) = chosen else {
         set_mask(SIG_SETMASK, app_mask);
         return pc;
     };
-    if ctx.pending.count == 0 {
-        ctx.signal_pending = 0;
-    }
     let act = app_action(p.sig);
     match act.handler {
         SIG_IGN if !is_synchronous_fault(p.sig, &p.info) => {
@@ -334,6 +340,16 @@ pub fn deliver_pending(ctx: &mut ThreadContext, pc: u64) -> u64 {
             set_mask(SIG_SETMASK, mask);
             handler
         }
+    }
+}
+
+/// Makes `p` pending in the kernel again for this thread, with its siginfo.
+fn requeue(p: &PendingSignal) {
+    // SAFETY: signalling this thread with a siginfo it received.
+    unsafe {
+        let pid = sys::syscall(nr::GETPID, 0, 0, 0) as u64;
+        let tid = sys::syscall(nr::GETTID, 0, 0, 0) as u64;
+        sys::syscall6(nr::RT_TGSIGQUEUEINFO, [pid, tid, p.sig as u64, p.info.as_ptr() as u64, 0, 0]);
     }
 }
 

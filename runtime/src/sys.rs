@@ -44,6 +44,7 @@ pub mod nr {
     pub const SIGALTSTACK: u64 = 131;
     pub const FUTEX: u64 = 202;
     pub const WAITID: u64 = 247;
+    pub const RT_TGSIGQUEUEINFO: u64 = 297;
     pub const ACCEPT4: u64 = 288;
     pub const MREMAP: u64 = 25;
     pub const GETPID: u64 = 39;

@@ -276,3 +276,36 @@ pub fn compiled(source: &Path, build: Build) -> Result<PathBuf, String> {
     })
     .clone()
 }
+
+/// Builds `source` (C) as a shared library `out` with
+/// `gcc -g0 -w -O2 -shared -fPIC`, then `extra` (e.g. `-DVARIANT=2`) and the
+/// source's `dbi-cflags:`. Not cached: callers build into the directory of
+/// the run that loads it. The error carries the command line and the
+/// compiler's output.
+pub fn compile_shared(source: &Path, out: &Path, extra: &[&str]) -> Result<(), String> {
+    let mut cmd = Command::new(Lang::of(source)?.driver());
+    cmd.args(["-g0", "-w", "-O2", "-shared", "-fPIC"])
+        .args(extra)
+        .arg(source)
+        .arg("-o")
+        .arg(out)
+        .args(source_cflags(source)?);
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let output = cmd
+        .output()
+        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "building the shared library {} from {} failed ({}):\n  {:?}\n{}{}",
+            out.display(),
+            source.display(),
+            output.status,
+            cmd,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(())
+}

@@ -4,11 +4,20 @@
 //! Every program prints deterministic output (no addresses, no times; only
 //! relationships such as "inside"/"equal" for ASLR-dependent facts) and is
 //! built in every linking mode at -O0 and -O2, except the libc-free assembly
-//! program, which is built static and static-pie.
+//! program, which is built static and static-pie, and programs that need a
+//! dynamic loader (pie and no-pie only).
+//!
+//! The catalog is split in [`SUITES`], one per test file: [`PROGRAMS`] (the
+//! basic corpus, `tests/corpus.rs`), [`PROCESS_PROGRAMS`] (threads and
+//! processes, `tests/processes_threads.rs`) and [`SIGNAL_PROGRAMS`]
+//! (`tests/signals.rs`). Each test file declares its tests with
+//! [`catalog_tests!`](crate::catalog_tests), which checks that every entry of
+//! its suite has a test there and that it tests nothing from another suite,
+//! so every catalog entry is covered by exactly one test file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::compile::{compiled, Build};
+use crate::compile::{compiled, Build, Opt, Variant};
 use crate::run::{
     compare_observed, compare_with_native, run_native, Failure, Observed, RunOpts, Status,
 };
@@ -23,7 +32,14 @@ pub struct Run {
     pub env: &'static [(&'static str, &'static str)],
     /// Generates the stdin contents (default: /dev/null).
     pub stdin: Option<fn() -> Vec<u8>>,
+    /// Prepares the run's working directory (given as the argument) before
+    /// the native and the translated run, which share it: e.g. builds a
+    /// shared library that the program loads by a relative path in `args`.
+    pub setup: Option<Setup>,
 }
+
+/// See [`Run::setup`]: called with the run's working directory.
+pub type Setup = fn(&Path) -> Result<(), String>;
 
 const fn ok(args: &'static [&'static str]) -> Run {
     Run {
@@ -31,6 +47,7 @@ const fn ok(args: &'static [&'static str]) -> Run {
         expect: Status::Code(0),
         env: &[],
         stdin: None,
+        setup: None,
     }
 }
 const fn status(args: &'static [&'static str], expect: Status) -> Run {
@@ -39,6 +56,7 @@ const fn status(args: &'static [&'static str], expect: Status) -> Run {
         expect,
         env: &[],
         stdin: None,
+        setup: None,
     }
 }
 
@@ -195,6 +213,7 @@ pub const PROGRAMS: &[Program] = &[
                 expect: Status::Code(0),
                 env: &[("DBI_TEST_GREETING", "hello from the harness")],
                 stdin: Some(stdin_lines),
+                setup: None,
             },
             ok(&[]),
         ],
@@ -250,12 +269,266 @@ pub const PROGRAMS: &[Program] = &[
     },
 ];
 
+/// Dynamic builds only (the program calls dlopen), at -O0 and -O2.
+const DYNAMIC: &[Build] = &[
+    Build::new(Variant::Pie, Opt::O0),
+    Build::new(Variant::Pie, Opt::O2),
+    Build::new(Variant::NoPie, Opt::O0),
+    Build::new(Variant::NoPie, Opt::O2),
+];
+
+/// Every linking mode at -O2 only: for programs whose run is long (10,000
+/// threads), where -O0 adds time and no coverage.
+const ALL_O2: &[Build] = &[
+    Build::new(Variant::Static, Opt::O2),
+    Build::new(Variant::StaticPie, Opt::O2),
+    Build::new(Variant::Pie, Opt::O2),
+    Build::new(Variant::NoPie, Opt::O2),
+];
+
+/// Builds the two variants of `dlopen_lib.c` that `dlopen_main` loads, in
+/// the run's working directory.
+fn build_dlopen_libs(cwd: &Path) -> Result<(), String> {
+    let src = crate::programs_dir().join("dlopen_lib.c");
+    crate::compile::compile_shared(&src, &cwd.join("libdlopen_v1.so"), &[])?;
+    crate::compile::compile_shared(&src, &cwd.join("libdlopen_v2.so"), &["-DVARIANT=2"])
+}
+
+/// Sources in `tests/programs/` that are not programs of their own (built
+/// by a run's `setup`).
+pub const SUPPORT_SOURCES: &[&str] = &["dlopen_lib.c"];
+
+/// Threads and processes: tested by `tests/processes_threads.rs`.
+pub const PROCESS_PROGRAMS: &[Program] = &[
+    Program {
+        name: "pthreads_sync",
+        source: "pthreads_sync.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+    Program {
+        name: "many_threads",
+        source: "many_threads.c",
+        builds: ALL_O2,
+        runs: &[ok(&[])],
+    },
+    Program {
+        name: "fork_statuses",
+        source: "fork_statuses.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+    Program {
+        name: "vfork_exec",
+        source: "vfork_exec.c",
+        builds: ALL,
+        runs: &[ok(&["/bin/echo"])],
+    },
+    Program {
+        name: "spawn_missing",
+        source: "spawn_missing.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+    // The same program twice: it execs the path that
+    // readlink("/proc/self/exe") returns, or "/proc/self/exe" itself.
+    Program {
+        name: "exec_chain",
+        source: "exec_chain.c",
+        builds: ALL,
+        runs: &[ok(&["5", "path"])],
+    },
+    Program {
+        name: "exec_chain_proc_self_exe",
+        source: "exec_chain.c",
+        builds: ALL,
+        runs: &[ok(&["5", "proc"])],
+    },
+    Program {
+        name: "system_popen",
+        source: "system_popen.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+    Program {
+        name: "dlopen_main",
+        source: "dlopen_main.c",
+        builds: DYNAMIC,
+        runs: &[Run {
+            args: &["./libdlopen_v1.so", "./libdlopen_v2.so"],
+            expect: Status::Code(0),
+            env: &[],
+            stdin: None,
+            setup: Some(build_dlopen_libs),
+        }],
+    },
+    Program {
+        name: "jit",
+        source: "jit.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+];
+
+/// Signal handling: tested by `tests/signals.rs`.
+pub const SIGNAL_PROGRAMS: &[Program] = &[
+    Program {
+        name: "sig_segv_longjmp",
+        source: "sig_segv_longjmp.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+    Program {
+        name: "sig_ucontext_rip",
+        source: "sig_ucontext_rip.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+    Program {
+        name: "sig_alarm_loop",
+        source: "sig_alarm_loop.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+    Program {
+        name: "sig_altstack",
+        source: "sig_altstack.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+    Program {
+        name: "sig_restart",
+        source: "sig_restart.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+    Program {
+        name: "sig_nested",
+        source: "sig_nested.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+    Program {
+        name: "sig_raise_all",
+        source: "sig_raise_all.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+    Program {
+        name: "sig_mask",
+        source: "sig_mask.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+];
+
+/// A part of the catalog and the one test file that tests it.
+#[derive(Clone, Copy, Debug)]
+pub struct Suite {
+    /// The test file, relative to `tests/` (as `file!()` names it there).
+    pub test_file: &'static str,
+    pub programs: &'static [Program],
+}
+
+pub const CORPUS_SUITE: Suite = Suite {
+    test_file: "tests/corpus.rs",
+    programs: PROGRAMS,
+};
+pub const PROCESS_SUITE: Suite = Suite {
+    test_file: "tests/processes_threads.rs",
+    programs: PROCESS_PROGRAMS,
+};
+pub const SIGNAL_SUITE: Suite = Suite {
+    test_file: "tests/signals.rs",
+    programs: SIGNAL_PROGRAMS,
+};
+
+/// The whole catalog, by test file.
+pub const SUITES: &[Suite] = &[CORPUS_SUITE, PROCESS_SUITE, SIGNAL_SUITE];
+
+/// Every program of every suite.
+pub fn all_programs() -> impl Iterator<Item = &'static Program> {
+    SUITES.iter().flat_map(|s| s.programs.iter())
+}
+
 /// The program called `name`; panics if the catalog has none.
 pub fn program(name: &str) -> &'static Program {
-    PROGRAMS
-        .iter()
+    all_programs()
         .find(|p| p.name == name)
         .unwrap_or_else(|| panic!("no program {name:?} in the corpus catalog"))
+}
+
+/// The check behind [`catalog_tests!`](crate::catalog_tests): `tested` (the
+/// test names of `file`) covers every program of `suite`, names only
+/// programs of `suite`, and has no duplicates; `file` is the suite's test
+/// file.
+pub fn check_suite_coverage(suite: Suite, file: &str, tested: &[&str]) {
+    assert!(
+        file.ends_with(suite.test_file),
+        "{file} declares the tests of the suite that belongs to {}",
+        suite.test_file
+    );
+    for p in suite.programs {
+        assert!(
+            tested.contains(&p.name),
+            "program {} has no #[test] in {}",
+            p.name,
+            suite.test_file
+        );
+    }
+    for (i, t) in tested.iter().enumerate() {
+        assert!(
+            !tested[..i].contains(t),
+            "{t} is tested twice in {}",
+            suite.test_file
+        );
+        if !suite.programs.iter().any(|p| p.name == *t) {
+            match SUITES
+                .iter()
+                .find(|s| s.programs.iter().any(|p| p.name == *t))
+            {
+                Some(s) => panic!(
+                    "{t} is tested in {} but its catalog entry belongs to {}",
+                    suite.test_file, s.test_file
+                ),
+                None => panic!(
+                    "{} has a test {t} but the catalog has no such program",
+                    suite.test_file
+                ),
+            }
+        }
+    }
+}
+
+/// Declares one `#[test]` per catalog program of a suite (each runs
+/// [`check_program`]), with optional attributes such as `#[ignore = "..."]`,
+/// and `every_catalog_entry_has_a_test`, which fails when the list and the
+/// suite disagree (see [`check_suite_coverage`]).
+///
+/// ```text
+/// dbi_tests::catalog_tests!(dbi_tests::corpus::SIGNAL_SUITE;
+///     #[ignore = "reason"]
+///     sig_nested,
+/// );
+/// ```
+#[macro_export]
+macro_rules! catalog_tests {
+    ($suite:expr; $($(#[$attr:meta])* $name:ident),* $(,)?) => {
+        $(
+            #[test]
+            $(#[$attr])*
+            fn $name() {
+                $crate::corpus::check_program(stringify!($name));
+            }
+        )*
+
+        /// Every program of this file's suite has a test above, and only those.
+        #[test]
+        fn every_catalog_entry_has_a_test() {
+            let tested: &[&str] = &[$(stringify!($name)),*];
+            $crate::corpus::check_suite_coverage($suite, file!(), tested);
+        }
+    };
 }
 
 /// Options for one run: a private working directory (shared by the native
@@ -271,6 +544,9 @@ fn run_opts(run: &Run, dir: &std::path::Path) -> Result<RunOpts, String> {
         let f = dir.join("stdin");
         std::fs::write(&f, gen()).map_err(|e| format!("{}: {e}", f.display()))?;
         opts = opts.stdin(f);
+    }
+    if let Some(setup) = run.setup {
+        setup(&cwd)?;
     }
     Ok(opts)
 }

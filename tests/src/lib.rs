@@ -12,7 +12,7 @@ pub mod run;
 
 use std::path::{Path, PathBuf};
 
-pub use compile::{compile, compiled, Build, Lang, Opt, Variant};
+pub use compile::{compile, compile_shared, compiled, Build, Lang, Opt, Variant};
 pub use run::{
     assert_same_as_native, compare_observed, compare_with_native, run, run_dbirun, run_native,
     try_run, Failure, Observed, RunOpts, Status,

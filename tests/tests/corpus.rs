@@ -100,12 +100,29 @@ fn corpus_native_sanity() {
         builds,
         start.elapsed().as_secs_f64()
     );
-    let mut problems = Vec::new();
-    for p in &programs {
-        for e in corpus::native_sanity(p) {
-            problems.push(format!("{}: {e}", p.name));
+    // Programs are checked in parallel too (several mostly wait: timers,
+    // 10,000 thread creations); problems are reported in catalog order.
+    let found = std::sync::Mutex::new(Vec::new());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(p) = programs.get(i) else { break };
+                let mine: Vec<String> = corpus::native_sanity(p)
+                    .into_iter()
+                    .map(|e| format!("{}: {e}", p.name))
+                    .collect();
+                found
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((i, mine));
+            });
         }
-    }
+    });
+    let mut found = found.into_inner().unwrap_or_else(|e| e.into_inner());
+    found.sort_by_key(|(i, _)| *i);
+    let problems: Vec<String> = found.into_iter().flat_map(|(_, v)| v).collect();
     eprintln!(
         "corpus_native_sanity: done in {:.1} s",
         start.elapsed().as_secs_f64()
