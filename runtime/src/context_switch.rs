@@ -14,6 +14,8 @@
 //! - `dbi_clone(flags, runtime_stack, ptid, ctid, tls, child_ctx)` performs
 //!   `clone`; the child starts on `runtime_stack` and calls
 //!   `dispatch::thread_start(child_ctx)`; the parent gets the kernel's result.
+//! - `dbi_clone3(args, size, child_ctx)`: the same for `clone3`, whose
+//!   arguments already name the child's runtime stack.
 //! - `dbi_exit_thread(mapping, len, status)` unmaps the thread's context and
 //!   runtime stack (it is running on that stack, hence assembly) and ends
 //!   the thread.
@@ -96,6 +98,22 @@ core::arch::global_asm!(
     "2:",
     "    ret",
     "",
+    ".globl dbi_clone3",
+    ".type dbi_clone3,@function",
+    "dbi_clone3:",
+    // r9 (the child's context) is not a clone3 argument and survives in the child.
+    "    mov r9, rdx",
+    "    mov eax, {sys_clone3}",
+    "    syscall",
+    "    test rax, rax",
+    "    jnz 3f",
+    "    xor ebp, ebp",
+    "    mov rdi, r9",
+    "    call {thread_start}",
+    "    ud2",
+    "3:",
+    "    ret",
+    "",
     ".globl dbi_exit_thread",
     ".type dbi_exit_thread,@function",
     "dbi_exit_thread:",
@@ -128,6 +146,7 @@ core::arch::global_asm!(
     sys_rt_sigreturn = const crate::sys::nr::RT_SIGRETURN,
     resume = sym crate::dispatch::resume_after_signal,
     sys_clone = const crate::sys::nr::CLONE,
+    sys_clone3 = const crate::sys::nr::CLONE3,
     sys_munmap = const crate::sys::nr::MUNMAP,
     sys_exit = const crate::sys::nr::EXIT,
     thread_start = sym crate::dispatch::thread_start,
@@ -145,6 +164,7 @@ extern "C" {
     fn dbi_enter_cache(ctx: *mut ThreadContext) -> !;
     fn dbi_fcache_return();
     fn dbi_clone(flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64, child: *mut ThreadContext) -> i64;
+    fn dbi_clone3(args: *const u64, size: u64, child: *mut ThreadContext) -> i64;
     fn dbi_exit_thread(mapping: u64, len: u64, status: u64) -> !;
     fn dbi_signal_restorer();
     fn dbi_deliver_signal();
@@ -163,6 +183,14 @@ pub fn deliver_signal_addr() -> u64 {
 pub fn clone_with_context(flags: u64, ptid: u64, ctid: u64, tls: u64, child: &mut ThreadContext) -> i64 {
     // SAFETY: the child's stack and context are fresh and owned by it.
     unsafe { dbi_clone(flags, child.runtime_stack_top, ptid, ctid, tls, child) }
+}
+
+/// `clone3` with `args` (a clone_args whose stack is the child's runtime
+/// stack) for a child that shares memory, as [`clone_with_context`].
+pub fn clone3_with_context(args: &[u64], child: &mut ThreadContext) -> i64 {
+    // SAFETY: args is a clone_args of args.len() words; the child's stack
+    // and context are fresh and owned by it.
+    unsafe { dbi_clone3(args.as_ptr(), (args.len() * 8) as u64, child) }
 }
 
 /// Frees the calling thread's context and stack and ends the thread.

@@ -126,3 +126,42 @@ pub fn execve(path: u64, argv: u64, envp: u64) -> i64 {
         sys::syscall(nr::EXECVE, runtime.as_bytes_with_nul().as_ptr() as u64, new_argv.as_ptr() as u64, envp)
     }
 }
+
+const AT_EMPTY_PATH: u64 = 0x1000;
+
+/// `execveat(dirfd, path, argv, envp, flags)`: resolved to an absolute path
+/// (through /proc/self/fd for a directory or the file itself) and followed
+/// like `execve`; what cannot be resolved goes to the kernel.
+pub fn execveat(dirfd: i64, path: u64, argv: u64, envp: u64, flags: u64) -> i64 {
+    let native = || {
+        // SAFETY: the application's own request.
+        unsafe { sys::syscall6(nr::EXECVEAT, [dirfd as u64, path, argv, envp, flags, 0]) }
+    };
+    if path == 0 || flags & !AT_EMPTY_PATH != 0 {
+        return native();
+    }
+    // SAFETY: the app passed a NUL-terminated path.
+    let rel = unsafe { CStr::from_ptr(path as *const u8) };
+    if rel.as_bytes().first() == Some(&b'/') || dirfd == sys::AT_FDCWD {
+        return execve(path, argv, envp);
+    }
+    let mut link = [0u8; 40];
+    let link = crate::self_exe::format_fd_link(dirfd, &mut link);
+    let mut dir = [0u8; 4096];
+    let n = sys::readlink(link, &mut dir);
+    if n <= 0 {
+        return native();
+    }
+    let mut full: Vec<u8> = dir[..n as usize].to_vec();
+    if rel.as_bytes().is_empty() {
+        // fexecve: the descriptor is the program itself.
+        if flags & AT_EMPTY_PATH == 0 {
+            return native();
+        }
+    } else {
+        full.push(b'/');
+        full.extend_from_slice(rel.as_bytes());
+    }
+    let full = CStr::leak(&full);
+    execve(full.as_bytes_with_nul().as_ptr() as u64, argv, envp)
+}

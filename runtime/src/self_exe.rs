@@ -90,3 +90,17 @@ pub fn readlink(dirfd: i64, path: u64, buf: u64, size: u64) -> Option<i64> {
     unsafe { core::ptr::copy_nonoverlapping(exe.as_bytes().as_ptr(), buf as *mut u8, n) };
     Some(n as i64)
 }
+
+/// For `open`/`openat` of `path`: the app's executable instead when the app
+/// names `/proc/self/exe` (the kernel would open the runtime).
+pub fn redirect_open(dirfd: i64, path: u64) -> Option<u64> {
+    let exe = app_exe()?;
+    if path == 0 {
+        return None;
+    }
+    // SAFETY: the app passed a NUL-terminated path.
+    let p = unsafe { CStr::from_ptr(path as *const u8) };
+    let absolute = p.as_bytes().first() == Some(&b'/');
+    ((absolute || dirfd == sys::AT_FDCWD) && is_self_exe(p.as_bytes()))
+        .then(|| exe.as_bytes_with_nul().as_ptr() as u64)
+}

@@ -75,12 +75,20 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
         nr::SIGALTSTACK => crate::signal::sigaltstack(ctx, args[0], args[1]),
         // Restores every register itself: nothing below applies.
         nr::RT_SIGRETURN => return crate::signal::rt_sigreturn(ctx),
+        nr::OPEN => {
+            args[0] = crate::self_exe::redirect_open(sys::AT_FDCWD, args[0]).unwrap_or(args[0]);
+            raw(number, args)
+        }
+        nr::OPENAT => {
+            args[1] = crate::self_exe::redirect_open(args[0] as i64, args[1]).unwrap_or(args[1]);
+            raw(number, args)
+        }
         nr::READLINK => crate::self_exe::readlink(sys::AT_FDCWD, args[0], args[1], args[2])
             .unwrap_or_else(|| raw(number, args)),
         nr::READLINKAT => crate::self_exe::readlink(args[0] as i64, args[1], args[2], args[3])
             .unwrap_or_else(|| raw(number, args)),
-        // glibc falls back to clone when clone3 is missing.
-        nr::CLONE3 => -sys::ENOSYS,
+        nr::CLONE3 => clone3(ctx, args[0], args[1], next),
+        nr::EXECVEAT => crate::exec::execveat(args[0] as i64, args[1], args[2], args[3], args[4]),
         nr::VFORK => clone(ctx, [CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, 0, 0], next),
         _ => raw(number, args),
     };
@@ -144,20 +152,77 @@ fn clone(ctx: &mut ThreadContext, args: [u64; 6], next: u64) -> i64 {
         // The child runs runtime code on (its copy of) this runtime stack;
         // the app's requested stack becomes the child's app rsp.
         let r = raw(nr::CLONE, [flags, 0, ptid, ctid, tls, 0]);
-        if r == 0 {
-            LIVE_THREADS.store(1, Relaxed);
-            if new_sp != 0 {
-                ctx.gpr[reg::RSP] = new_sp;
-            }
-        }
-        return r;
+        return after_fork(ctx, r, new_sp);
     }
+    spawn_sharing_memory(ctx, flags, new_sp, next, |child| {
+        context_switch::clone_with_context(flags, ptid, ctid, tls, child)
+    })
+}
+
+/// `struct clone_args` fields clone3 reads (the app's size may be larger).
+const CLONE3_FLAGS: usize = 0;
+const CLONE3_STACK: usize = 5;
+const CLONE3_STACK_SIZE: usize = 6;
+const CLONE3_WORDS: usize = 11;
+
+/// clone3: as clone, with the arguments in memory. The runtime passes the
+/// kernel a copy with its own stack for the child.
+fn clone3(ctx: &mut ThreadContext, args_ptr: u64, size: u64, next: u64) -> i64 {
+    let words = (size as usize / 8).min(CLONE3_WORDS);
+    if size < 64 || size % 8 != 0 {
+        return raw(nr::CLONE3, [args_ptr, size, 0, 0, 0, 0]);
+    }
+    let mut args = [0u64; CLONE3_WORDS];
+    // SAFETY: the app passed `size` readable bytes of clone_args.
+    unsafe { core::ptr::copy_nonoverlapping(args_ptr as *const u64, args.as_mut_ptr(), words) };
+    let flags = args[CLONE3_FLAGS];
+    let app_sp = match args[CLONE3_STACK] {
+        0 => 0,
+        stack => stack + args[CLONE3_STACK_SIZE],
+    };
+    let kernel_size = (words * 8) as u64;
+    if flags & CLONE_VM == 0 {
+        args[CLONE3_STACK] = 0;
+        args[CLONE3_STACK_SIZE] = 0;
+        let r = raw(nr::CLONE3, [args.as_ptr() as u64, kernel_size, 0, 0, 0, 0]);
+        return after_fork(ctx, r, app_sp);
+    }
+    spawn_sharing_memory(ctx, flags, app_sp, next, |child| {
+        const CHILD_STACK: u64 = 64 * 1024;
+        args[CLONE3_STACK] = child.runtime_stack_top - CHILD_STACK;
+        args[CLONE3_STACK_SIZE] = CHILD_STACK;
+        context_switch::clone3_with_context(&args[..words], child)
+    })
+}
+
+/// In a new process (no shared memory): the child is the only thread, on
+/// the app stack it asked for.
+fn after_fork(ctx: &mut ThreadContext, r: i64, app_sp: u64) -> i64 {
+    if r == 0 {
+        LIVE_THREADS.store(1, Relaxed);
+        if app_sp != 0 {
+            ctx.gpr[reg::RSP] = app_sp;
+        }
+    }
+    r
+}
+
+/// Creates a child sharing memory with a context of its own (continuing the
+/// app at `next` with rax = 0 on `app_sp`, or the parent's stack if 0);
+/// `kernel_call` makes the clone system call for that context.
+fn spawn_sharing_memory(
+    ctx: &mut ThreadContext,
+    flags: u64,
+    app_sp: u64,
+    next: u64,
+    kernel_call: impl FnOnce(&mut ThreadContext) -> i64,
+) -> i64 {
     let child = ctx.clone_for_child();
     child.gpr[reg::RAX] = 0;
     child.gpr[reg::RCX] = next;
     child.gpr[reg::R11] = ctx.rflags;
-    if new_sp != 0 {
-        child.gpr[reg::RSP] = new_sp;
+    if app_sp != 0 {
+        child.gpr[reg::RSP] = app_sp;
     }
     child.next_pc = next;
     let vfork = flags & CLONE_VFORK != 0;
@@ -170,7 +235,7 @@ fn clone(ctx: &mut ThreadContext, args: [u64; 6], next: u64) -> i64 {
     // starts with everything blocked and restores the app's mask itself.
     let app_mask = crate::signal::block_all();
     child.pending.start_mask = app_mask;
-    let r = context_switch::clone_with_context(flags, ptid, ctid, tls, child);
+    let r = kernel_call(child);
     crate::signal::set_mask(2, app_mask);
     if r < 0 && !vfork {
         LIVE_THREADS.fetch_sub(1, Relaxed);
