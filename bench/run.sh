@@ -22,13 +22,50 @@ else
     trap 'rm -rf "$OUT"' EXIT
 fi
 
+# Inputs for the multi-process and multi-threaded workloads.
+make_inputs() {
+    cat >"$OUT/hello.c" <<'C'
+#include <stdio.h>
+int main(void) { printf("hello\n"); return 0; }
+C
+    mkdir -p "$OUT/proj"
+    for n in 1 2 3; do
+        cat >"$OUT/proj/part$n.c" <<C
+#include <stdio.h>
+int part$n(int x) { int s = 0; for (int i = 0; i < x; i++) s += i * $n; return s; }
+C
+    done
+    cat >"$OUT/proj/main.c" <<'C'
+#include <stdio.h>
+int part1(int), part2(int), part3(int);
+int main(void) { printf("%d\n", part1(10) + part2(20) + part3(30)); return 0; }
+C
+    printf 'prog: main.o part1.o part2.o part3.o\n\t$(CC) -o $@ $^\n%%.o: %%.c\n\t$(CC) -O2 -c $<\n' \
+        >"$OUT/proj/Makefile"
+    # Deterministic, compressible data: xz's output is then the same every run.
+    "$PY" -c 'import sys, random
+r = random.Random(7)
+words = [bytes(r.choice(b"abcdefghij") for _ in range(r.randint(2, 9))) for _ in range(5000)]
+out = bytearray()
+while len(out) < 20 << 20:
+    out += b" ".join(r.choice(words) for _ in range(12)) + b"\n"
+sys.stdout.buffer.write(out[:20 << 20])' >"$OUT/data20M"
+    head -c $((200 << 20)) /dev/zero | tr '\0' 'x' >"$OUT/data200M"
+}
+
 # name|command; commands are split by hyperfine itself (-N: no shell in the timing).
-WORKLOADS=(
-    "true|/bin/true"
-    "ls -la /usr/bin|ls -la /usr/bin"
-    "python3 -c pass|$PY -c pass"
-    "python3 sum 3M|$PY -c \"sum(i*i for i in range(3_000_000))\""
-)
+workloads() {
+    WORKLOADS=(
+        "true|/bin/true"
+        "ls -la /usr/bin|ls -la /usr/bin"
+        "python3 -c pass|$PY -c pass"
+        "python3 sum 3M|$PY -c \"sum(i*i for i in range(3_000_000))\""
+        "sha256sum 200MB|sha256sum $OUT/data200M"
+        "gcc -O2 hello.c|gcc -O2 -o $OUT/hello $OUT/hello.c"
+        "make -j2 (4 files)|make -s -B -j2 -C $OUT/proj"
+        "xz -T2 20MB|xz -T2 -1 --block-size=4MiB -c $OUT/data20M"
+    )
+}
 
 as_root() {
     if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi
@@ -86,6 +123,8 @@ echo "building (cargo build --release -p inject)..." >&2
     exit 1
 }
 
+make_inputs
+workloads
 rows=()
 i=0
 for entry in "${WORKLOADS[@]}"; do

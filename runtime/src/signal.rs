@@ -165,7 +165,10 @@ fn must_catch(sig: u32) -> bool {
 }
 
 /// `rt_sigaction(sig, act, oldact, sigsetsize)` from the application.
-pub fn rt_sigaction(sig: u64, act: u64, oldact: u64, setsize: u64) -> i64 {
+/// `private` is set in a vfork child: it shares the parent's memory, so the
+/// action table too, but not the parent's kernel handlers (posix_spawn
+/// resets the child's handlers before exec): only its kernel side changes.
+pub fn rt_sigaction(sig: u64, act: u64, oldact: u64, setsize: u64, private: bool) -> i64 {
     let catchable = (1..=NSIG as u64).contains(&sig) && sig != SIGKILL as u64 && sig != SIGSTOP as u64;
     if !catchable || setsize != 8 {
         // The kernel gives the app its own error (or the answer for KILL/STOP).
@@ -183,7 +186,9 @@ pub fn rt_sigaction(sig: u64, act: u64, oldact: u64, setsize: u64) -> i64 {
         if r < 0 {
             return r;
         }
-        set_app_action(sig, new);
+        if !private {
+            set_app_action(sig, new);
+        }
     }
     if oldact != 0 {
         // SAFETY: the app asked for the old action at oldact.

@@ -71,7 +71,7 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
         }
         nr::CLONE => clone(ctx, args, next),
         nr::EXECVE => crate::exec::execve(args[0], args[1], args[2]),
-        nr::RT_SIGACTION => crate::signal::rt_sigaction(args[0], args[1], args[2], args[3]),
+        nr::RT_SIGACTION => crate::signal::rt_sigaction(args[0], args[1], args[2], args[3], ctx.is_vfork_child != 0),
         nr::SIGALTSTACK => crate::signal::sigaltstack(ctx, args[0], args[1]),
         // Restores every register itself: nothing below applies.
         nr::RT_SIGRETURN => return crate::signal::rt_sigreturn(ctx),

@@ -228,6 +228,33 @@ fn gcc_stages_run_under_the_runtime() {
     assert_eq!(hello.stdout, b"hello, world\n");
 }
 
+/// The module lines `dbirun -v` printed: the paths of the modules loaded.
+fn loaded_modules(o: &Observed) -> Vec<String> {
+    o.stderr_str()
+        .lines()
+        .filter_map(|l| l.strip_prefix("dbirun: module loaded: "))
+        .filter_map(|l| l.rsplit_once(" at 0x").map(|(p, _)| p.to_owned()))
+        .collect()
+}
+
+#[test]
+fn children_are_followed_unless_asked_not_to() {
+    let sh = tool("sh");
+    let script = "exec /bin/echo followed-or-not";
+    let followed = run_dbirun(&["-v", "-no_native_exec"], &sh, &["-c", script], &RunOpts::new()).unwrap();
+    assert_eq!(followed.status, Status::Code(0));
+    assert_eq!(followed.stdout, b"followed-or-not\n");
+    let modules = loaded_modules(&followed);
+    assert!(modules.iter().any(|m| m.ends_with("/echo")), "echo not translated: {modules:?}");
+
+    let native = run_dbirun(&["-v", "-no_follow_children"], &sh, &["-c", script], &RunOpts::new()).unwrap();
+    assert_eq!(native.status, Status::Code(0));
+    assert_eq!(native.stdout, b"followed-or-not\n");
+    let modules = loaded_modules(&native);
+    assert!(modules.iter().any(|m| m.ends_with("/sh") || m.ends_with("/dash")), "sh not translated: {modules:?}");
+    assert!(!modules.iter().any(|m| m.ends_with("/echo")), "echo translated despite -no_follow_children: {modules:?}");
+}
+
 // ---------------------------------------------------------------- make
 
 fn write_project(dir: &Path) {
