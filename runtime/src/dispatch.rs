@@ -58,6 +58,14 @@ pub fn flush_range(lo: u64, hi: u64) {
     }
 }
 
+/// Runs `fork_call` (a system call creating a process, which must not
+/// allocate) while no other thread can be inside the translator or the
+/// allocator, so the child's copies of their locks are free.
+pub fn fork_safely(fork_call: impl FnOnce() -> i64) -> i64 {
+    let _translator = TRANSLATOR.lock();
+    crate::ALLOCATOR.while_locked(fork_call)
+}
+
 /// Sets up the shared translator state; called once before the first entry.
 pub fn init(ctx: &mut ThreadContext) {
     stats::start_clock();

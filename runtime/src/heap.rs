@@ -41,6 +41,15 @@ impl RuntimeAllocator {
     }
 }
 
+impl RuntimeAllocator {
+    /// Runs `f` (which must not allocate) with the allocator locked, so a
+    /// fork inside it copies the allocator in a consistent state.
+    pub fn while_locked<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _pools = self.pools.lock();
+        f()
+    }
+}
+
 fn class_of(layout: &Layout) -> Option<usize> {
     let size = layout.size().max(layout.align()).max(1 << MIN_CLASS_SHIFT);
     let shift = size.next_power_of_two().trailing_zeros() as usize;

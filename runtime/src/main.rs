@@ -44,7 +44,7 @@ mod thread;
 mod translate;
 
 #[global_allocator]
-static ALLOCATOR: heap::RuntimeAllocator = heap::RuntimeAllocator::new();
+pub static ALLOCATOR: heap::RuntimeAllocator = heap::RuntimeAllocator::new();
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {

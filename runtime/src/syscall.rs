@@ -89,6 +89,10 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
             .unwrap_or_else(|| raw(number, args)),
         nr::CLONE3 => clone3(ctx, args[0], args[1], next),
         nr::EXECVEAT => crate::exec::execveat(args[0] as i64, args[1], args[2], args[3], args[4]),
+        nr::FORK => {
+            let r = crate::dispatch::fork_safely(|| raw(nr::FORK, [0; 6]));
+            after_fork(ctx, r, 0)
+        }
         nr::VFORK => clone(ctx, [CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, 0, 0], next),
         _ => raw(number, args),
     };
@@ -151,7 +155,7 @@ fn clone(ctx: &mut ThreadContext, args: [u64; 6], next: u64) -> i64 {
     if flags & CLONE_VM == 0 {
         // The child runs runtime code on (its copy of) this runtime stack;
         // the app's requested stack becomes the child's app rsp.
-        let r = raw(nr::CLONE, [flags, 0, ptid, ctid, tls, 0]);
+        let r = crate::dispatch::fork_safely(|| raw(nr::CLONE, [flags, 0, ptid, ctid, tls, 0]));
         return after_fork(ctx, r, new_sp);
     }
     spawn_sharing_memory(ctx, flags, new_sp, next, |child| {
@@ -184,7 +188,7 @@ fn clone3(ctx: &mut ThreadContext, args_ptr: u64, size: u64, next: u64) -> i64 {
     if flags & CLONE_VM == 0 {
         args[CLONE3_STACK] = 0;
         args[CLONE3_STACK_SIZE] = 0;
-        let r = raw(nr::CLONE3, [args.as_ptr() as u64, kernel_size, 0, 0, 0, 0]);
+        let r = crate::dispatch::fork_safely(|| raw(nr::CLONE3, [args.as_ptr() as u64, kernel_size, 0, 0, 0, 0]));
         return after_fork(ctx, r, app_sp);
     }
     spawn_sharing_memory(ctx, flags, app_sp, next, |child| {
