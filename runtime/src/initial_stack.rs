@@ -39,8 +39,10 @@ impl Writer {
 /// `[top - size of the image, top)` is writable stack memory that nothing
 /// else uses.
 pub unsafe fn build(top: u64, image: &StackImage, random: &[u8; 16]) -> u64 {
-    let mut w = Writer { p: top & !15 };
-    w.push_bytes(&[0u8; 8]);
+    // `top` is where the kernel ended the exec file name (8 bytes below the
+    // stack top): the app's strings go exactly where the kernel would have
+    // put them, so string and stack alignment match a native run.
+    let mut w = Writer { p: top };
     let execfn = w.push_bytes(image.execfn.as_bytes_with_nul());
     // Strings in increasing order of index, as the kernel's copy_strings leaves them.
     let place_all = |strings: &[CStr], w: &mut Writer| -> Vec<u64> {
@@ -50,8 +52,9 @@ pub unsafe fn build(top: u64, image: &StackImage, random: &[u8; 16]) -> u64 {
     };
     let env_addrs = place_all(image.envp, &mut w);
     let arg_addrs = place_all(image.argv, &mut w);
-    let platform = image.platform.map(|s| w.push_bytes(s.as_bytes_with_nul()));
+    // arch_align_stack, then the platform string and the random bytes.
     w.p &= !15;
+    let platform = image.platform.map(|s| w.push_bytes(s.as_bytes_with_nul()));
     let random_addr = w.push_bytes(random);
 
     let mut auxv = image.auxv.clone();
