@@ -1,9 +1,31 @@
-//! Built-in instrumentation clients.
-//!
-//! The client API and the clients arrive with the client issue; the runtime
-//! currently runs every block uninstrumented, which is what the `null` client
-//! will formalise.
+//! Built-in instrumentation clients, chosen with `dbirun -c NAME [options]`.
+//! Each is a module; [`create`] makes one from its name and options.
 #![no_std]
 
-/// Names of the clients `dbirun -c NAME` will accept.
-pub const BUILT_IN: &[&str] = &["null"];
+extern crate alloc;
+
+mod bbcount;
+mod inscount;
+mod null;
+mod options;
+mod report;
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+
+pub use dbi_client_api as api;
+
+/// Names `dbirun -c NAME` accepts.
+pub const BUILT_IN: &[&str] = &["null", "inscount", "bbcount"];
+
+/// The client `name` with `options`, or a one-line reason it cannot run.
+pub fn create(name: &str, options: &[&str]) -> Result<Box<dyn api::Client>, String> {
+    let client: Box<dyn api::Client> = match name {
+        "null" => Box::new(null::Null::new(options)?),
+        "inscount" => Box::new(inscount::InsCount::new(options)?),
+        "bbcount" => Box::new(bbcount::BbCount::new(options)?),
+        _ => return Err(format!("unknown client '{name}' (available: {})", BUILT_IN.join(", "))),
+    };
+    Ok(client)
+}

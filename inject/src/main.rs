@@ -59,10 +59,12 @@ fn run() -> i32 {
         Err(message) => return fail(message, 127),
     };
     let mut opts = opts;
-    if let Some(dir) = opts.persist_dir.take() {
-        match std::path::absolute(&dir) {
-            Ok(abs) => opts.persist_dir = Some(abs),
-            Err(e) => return fail(format_args!("-persist_dir {}: {e}", dir.display()), 125),
+    for (name, slot) in [("-persist_dir", &mut opts.persist_dir), ("-logdir", &mut opts.logdir)] {
+        if let Some(dir) = slot.take() {
+            match std::path::absolute(&dir) {
+                Ok(abs) => *slot = Some(abs),
+                Err(e) => return fail(format_args!("{name} {}: {e}", dir.display()), 125),
+            }
         }
     }
 

@@ -27,6 +27,8 @@ pub struct Options {
     pub persist_dir: Option<PathBuf>,
     pub no_follow_children: bool,
     pub no_native_exec: bool,
+    /// Where clients write their output files; made absolute like persist_dir.
+    pub logdir: Option<PathBuf>,
     pub clients: Vec<ClientSpec>,
     /// APP exactly as typed: it becomes the application's argv[0].
     pub app: OsString,
@@ -96,6 +98,9 @@ struct Cli {
     /// Test only: never run any code natively (disables the runtime's native-execution shortcuts)
     #[arg(long = "no_native_exec", hide = true)]
     no_native_exec: bool,
+    /// Directory for client output files (default: the current directory)
+    #[arg(long = "logdir", value_name = "DIR")]
+    logdir: Option<PathBuf>,
     /// Run with built-in client CLIENT; the arguments after it, up to the next -c or '--', are its options
     #[arg(short = 'c', long = "client", value_name = "CLIENT")]
     client: Vec<String>,
@@ -142,6 +147,11 @@ const KNOWN: &[Known] = &[
         canonical: "--no_native_exec",
         spellings: &["-no_native_exec", "--no_native_exec", "--no-native-exec"],
         takes_value: false,
+    },
+    Known {
+        canonical: "--logdir",
+        spellings: &["-logdir", "--logdir"],
+        takes_value: true,
     },
     Known {
         canonical: "--help",
@@ -327,6 +337,7 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, UsageError> {
         persist_dir: cli.persist_dir,
         no_follow_children: cli.no_follow_children,
         no_native_exec: cli.no_native_exec,
+        logdir: cli.logdir,
         clients,
         app,
         app_args: command.collect(),

@@ -2,11 +2,12 @@
 //!
 //! ```text
 //! dbi-runtime [-v] [-stats] [-persist] [-persist_dir ABS_DIR] [-no_follow_children]
-//!             [-no_native_exec] [-c NAME COUNT OPT_1 ... OPT_COUNT]... -- APP_PATH ARGV0 [ARG...]
+//!             [-no_native_exec] [-logdir ABS_DIR] [-c NAME COUNT OPT_1 ... OPT_COUNT]...
+//!             -- APP_PATH ARGV0 [ARG...]
 //! ```
 //!
 //! - Options always come in this order, each at most once, in single-dash spelling.
-//! - `-persist_dir` is followed by its value as a separate argument, always absolute
+//! - `-persist_dir` and `-logdir` are followed by their value as a separate argument, always absolute
 //!   (the runtime must not depend on a cwd the app may change before it persists).
 //! - Each client is `-c`, its name, the decimal count of its options, then exactly
 //!   that many options. A count instead of a terminator lets client options be
@@ -49,6 +50,11 @@ pub fn runtime_argv(runtime: &Path, resolved_app: &Path, opts: &Options) -> Vec<
             .filter(|f| f.0)
             .map(|f| OsString::from(f.1)),
     );
+    if let Some(dir) = &opts.logdir {
+        debug_assert!(dir.is_absolute());
+        argv.push("-logdir".into());
+        argv.push(dir.as_os_str().to_os_string());
+    }
     for client in &opts.clients {
         argv.push("-c".into());
         argv.push(client.name.as_str().into());
@@ -74,6 +80,7 @@ mod tests {
             stats: false,
             persist: false,
             persist_dir: None,
+            logdir: None,
             no_follow_children: false,
             no_native_exec: false,
             clients: vec![],
@@ -102,6 +109,7 @@ mod tests {
             stats: true,
             persist: true,
             persist_dir: Some(PathBuf::from("/cache dir")),
+            logdir: None,
             no_follow_children: true,
             no_native_exec: true,
             clients: vec![

@@ -4,6 +4,7 @@
 
 use alloc::vec::Vec;
 
+use clients::api::{Item, ItemKind};
 use iced_x86::{Code, Decoder, DecoderError, DecoderOptions, FlowControl, Instruction};
 
 use crate::sys::{page_down, PAGE_SIZE};
@@ -15,9 +16,9 @@ const MAX_INSTRUCTION_LEN: u64 = 15;
 
 pub struct BasicBlock {
     pub tag: u64,
-    /// The decoded application instructions; only the last may transfer
-    /// control.
-    pub instrs: Vec<Instruction>,
+    /// The decoded application instructions (only the last may transfer
+    /// control), and the meta instructions clients add between them.
+    pub items: Vec<Item>,
     /// Set when decoding hit bytes that are not a valid instruction at the
     /// pc after the last instruction: executing there must raise SIGILL.
     pub ends_in_invalid: bool,
@@ -26,7 +27,11 @@ pub struct BasicBlock {
 impl BasicBlock {
     /// The app pc just after the block's last instruction.
     pub fn end_pc(&self) -> u64 {
-        self.instrs.last().map_or(self.tag, |i| i.next_ip())
+        self.last_app().map_or(self.tag, |i| i.next_ip())
+    }
+
+    pub fn last_app(&self) -> Option<&Instruction> {
+        self.items.iter().rev().find(|i| i.kind == ItemKind::App).map(|i| &i.instr)
     }
 }
 
@@ -55,7 +60,7 @@ fn probe(addr: u64) {
 
 pub fn build(tag: u64) -> BasicBlock {
     probe(tag);
-    let mut block = BasicBlock { tag, instrs: Vec::new(), ends_in_invalid: false };
+    let mut block = BasicBlock { tag, items: Vec::new(), ends_in_invalid: false };
     // Decode within the tag's page: the next page may not be mapped. Only an
     // instruction that really straddles the boundary is read across it.
     let page_end = page_down(tag) + PAGE_SIZE;
@@ -77,8 +82,8 @@ pub fn build(tag: u64) -> BasicBlock {
             break;
         };
         let last = ends_block(&instr);
-        block.instrs.push(instr);
-        if last || block.instrs.len() >= MAX_INSTRUCTIONS || instr.next_ip() >= page_end {
+        block.items.push(Item { instr, kind: ItemKind::App });
+        if last || block.items.len() >= MAX_INSTRUCTIONS || instr.next_ip() >= page_end {
             break;
         }
     }

@@ -16,14 +16,22 @@ static BREAK: Mutex<Break> = Mutex::new(Break { start: 0, current: 0 });
 /// The kernel randomises the break start within 32 MiB (`arch_randomize_brk`).
 const RANDOM_RANGE_PAGES: u64 = 0x200_0000 / sys::PAGE_SIZE;
 
-pub fn init(program_end: u64) {
-    let mut offset = 0;
+/// Places the break as the kernel does: after the program, or, for a
+/// position-independent program without an interpreter (static-pie), at
+/// `ELF_ET_DYN_BASE`, out of the mmap area it was loaded in; randomised
+/// within 32 MiB unless randomisation is off.
+pub fn init(program: &crate::loader::Image) {
+    let base = if program.is_pie && program.interp.is_none() {
+        crate::loader::ELF_ET_DYN_BASE
+    } else {
+        program.end
+    };
+    let mut start = page_up(base);
     if sys::personality() & sys::ADDR_NO_RANDOMIZE == 0 {
         let mut r = [0u8; 8];
         sys::getrandom(&mut r);
-        offset = (u64::from_le_bytes(r) % RANDOM_RANGE_PAGES) * sys::PAGE_SIZE;
+        start += (u64::from_le_bytes(r) % RANDOM_RANGE_PAGES) * sys::PAGE_SIZE;
     }
-    let start = page_up(program_end) + offset;
     *BREAK.lock() = Break { start, current: start };
 }
 

@@ -18,6 +18,20 @@ pub fn contains(pc: u64) -> bool {
 const OFFSET_FROM_IMAGE: u64 = 0x1000_0000;
 /// Within +-2 GiB of every runtime routine.
 const CACHE_SIZE: u64 = 1 << 30;
+/// The top of the reservation holds client data that cache code reaches
+/// with RIP-relative operands (counters and the like).
+const NEAR_DATA_SIZE: u64 = 64 << 20;
+
+/// Next free byte and end of the near-data area.
+static NEAR_DATA: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// `len` zeroed bytes (8-byte aligned) within RIP-relative reach of all
+/// cache code, or None when the area is used up.
+pub fn alloc_near_data(len: u64) -> Option<u64> {
+    let len = (len + 7) & !7;
+    let start = NEAR_DATA[0].fetch_add(len, Relaxed);
+    (start + len <= NEAR_DATA[1].load(Relaxed)).then_some(start)
+}
 
 extern "C" {
     static __ehdr_start: u8;
@@ -48,9 +62,12 @@ impl CodeCache {
         if r < 0 {
             crate::log::fatal(70, format_args!("cannot reserve the code cache (errno {})", -r));
         }
+        let code_end = r as u64 + CACHE_SIZE - NEAR_DATA_SIZE;
         BOUNDS[0].store(r as u64, Relaxed);
-        BOUNDS[1].store(r as u64 + CACHE_SIZE, Relaxed);
-        CodeCache { next: r as u64, end: r as u64 + CACHE_SIZE, base: r as u64 }
+        BOUNDS[1].store(code_end, Relaxed);
+        NEAR_DATA[0].store(code_end, Relaxed);
+        NEAR_DATA[1].store(r as u64 + CACHE_SIZE, Relaxed);
+        CodeCache { next: r as u64, end: code_end, base: r as u64 }
     }
 
     /// Address the next committed code will start at.

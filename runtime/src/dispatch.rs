@@ -29,7 +29,12 @@ impl Translator {
             return f.start;
         }
         let t0 = stats::ticks();
-        let block = bb_builder::build(pc);
+        let mut block = bb_builder::build(pc);
+        if crate::client_host::active() {
+            let mut ir = clients::api::BlockIr { tag: pc, items: core::mem::take(&mut block.items) };
+            crate::client_host::instrument(&mut ir);
+            block.items = ir.items;
+        }
         let ops = mangle::mangle(&block);
         let fragment = emit::emit(pc, block.end_pc().max(pc + 1), &ops, &mut self.cache, &self.fragments)
             .unwrap_or_else(|| crate::log::fatal(70, format_args!("code cache full")));
@@ -114,6 +119,9 @@ pub fn start(ctx: &mut ThreadContext, pc: u64) -> ! {
 /// stack: it continues the application at `ctx.next_pc`.
 pub extern "C" fn thread_start(ctx: &mut ThreadContext) -> ! {
     ctx.activate();
+    if ctx.is_vfork_child == 0 {
+        crate::client_host::thread_init(ctx);
+    }
     crate::signal::set_mask(2, ctx.pending.start_mask);
     let pc = ctx.next_pc;
     start(ctx, pc)

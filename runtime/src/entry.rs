@@ -72,6 +72,8 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
         crate::log::keep_private_stderr();
     }
     crate::exec::init();
+    crate::client_host::init();
+    crate::client_host::remember_logdir();
     let execfn = command.path;
     let (path, argv) = loader::resolve_scripts(command.path, command.argv)
         .unwrap_or_else(|e| cannot_load(&command.path, e));
@@ -89,7 +91,7 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
         interp_base = image.bias;
         entry = image.entry;
     }
-    brk::init(program.end);
+    brk::init(&program);
     if let Some(vdso) = kernel.aux(AT_SYSINFO_EHDR) {
         crate::modules::note_mapping(CStr::leak(b"[vdso]"), None, vdso, vdso, vdso + 2 * sys::PAGE_SIZE);
     }
@@ -119,5 +121,6 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
     ctx.activate();
     ctx.gpr[reg::RSP] = sp;
     dispatch::init(ctx);
+    crate::client_host::thread_init(ctx);
     dispatch::start(ctx, entry)
 }

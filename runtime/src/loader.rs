@@ -21,8 +21,10 @@ const PF_R: u32 = 4;
 const EHDR_SIZE: usize = 64;
 const PHDR_SIZE: usize = 56;
 
-/// Where the kernel puts position-independent executables (`ELF_ET_DYN_BASE`).
-const ET_DYN_BASE: u64 = 0x5555_5555_4000;
+/// The kernel's `ELF_ET_DYN_BASE` (two thirds of the address space), and the
+/// page PIE programs load at below it.
+pub const ELF_ET_DYN_BASE: u64 = 0x5555_5555_4aaa;
+const ET_DYN_BASE: u64 = ELF_ET_DYN_BASE & !(sys::PAGE_SIZE - 1);
 /// The kernel randomises that base by up to 2^28 pages (`mmap_rnd_bits`).
 const ET_DYN_RANDOM_PAGES: u64 = 1 << 28;
 
@@ -78,6 +80,8 @@ pub struct Image {
     pub end: u64,
     pub interp: Option<Vec<u8>>,
     pub identity: Option<crate::modules::FileIdentity>,
+    /// Position-independent (ET_DYN).
+    pub is_pie: bool,
 }
 
 struct Segment {
@@ -296,10 +300,13 @@ pub fn load(path: &CStr, placement: Placement) -> Result<Image, LoadError> {
     // Reserve the whole span first so the segments land together.
     let (hint, fixed) = match (e_type, placement) {
         (ET_EXEC, _) => (lo, sys::MAP_FIXED_NOREPLACE),
-        (_, Placement::Program) => {
+        // A position-independent program with an interpreter goes near
+        // ELF_ET_DYN_BASE; one without (static-pie, or ld.so run directly)
+        // is placed by mmap like an interpreter, as the kernel does.
+        (_, Placement::Program) if headers.interp.is_some() => {
             (ET_DYN_BASE + random_pages(ET_DYN_RANDOM_PAGES) * sys::PAGE_SIZE, 0)
         }
-        (_, Placement::Interpreter) => (0, 0),
+        (_, _) => (0, 0),
     };
     // SAFETY: a fresh PROT_NONE reservation; MAP_FIXED_NOREPLACE never clobbers.
     let reserved = unsafe {
@@ -393,6 +400,7 @@ pub fn load(path: &CStr, placement: Placement) -> Result<Image, LoadError> {
         phdr: phdr.wrapping_add(bias),
         phnum: headers.phnum,
         end: mapped_end,
+        is_pie: e_type == ET_DYN,
         interp: headers.interp,
         identity: crate::modules::FileIdentity::of_fd(file.0),
     })

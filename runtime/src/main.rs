@@ -14,6 +14,7 @@ extern crate alloc;
 mod log;
 mod auxv;
 mod bb_builder;
+mod client_host;
 mod brk;
 mod code_cache;
 mod context_switch;

@@ -10,6 +10,8 @@ use iced_x86::{
     Code, ConditionCode, FlowControl, Instruction, InstructionInfoFactory, MemoryOperand, Register,
 };
 
+use clients::api::{Item, ItemKind};
+
 use crate::bb_builder::BasicBlock;
 use crate::raw_x86;
 use crate::thread::offsets as off;
@@ -255,6 +257,12 @@ impl Mangler {
         }
     }
 
+    /// A client's meta instruction, emitted as is; it translates to the app
+    /// instruction it precedes.
+    fn meta(&mut self, app_pc: u64, instr: Instruction) {
+        self.ops.push(MangledOp { app_pc, app_len: 0, op: Op::Encode(instr), fixup: Fixup::None });
+    }
+
     fn middle_instruction(&mut self, instr: &Instruction) {
         if instr.is_ip_rel_memory_operand() {
             self.rip_relative(instr);
@@ -265,20 +273,35 @@ impl Mangler {
 }
 
 pub fn mangle(block: &BasicBlock) -> Vec<MangledOp> {
-    let mut m = Mangler { ops: Vec::with_capacity(block.instrs.len() + 4), info: InstructionInfoFactory::new() };
-    let n = block.instrs.len();
-    for (i, instr) in block.instrs.iter().enumerate() {
-        if i + 1 == n && crate::bb_builder::ends_block(instr) {
-            m.last_instruction(instr);
-        } else {
-            m.middle_instruction(instr);
+    let mut m = Mangler { ops: Vec::with_capacity(block.items.len() + 4), info: InstructionInfoFactory::new() };
+    let last_app = block.items.iter().rposition(|i| i.kind == ItemKind::App);
+    let ends_in_cti = last_app.is_some_and(|i| crate::bb_builder::ends_block(&block.items[i].instr));
+    // Meta instructions after a final control transfer run before it.
+    let (body, tail_meta) = match (last_app, ends_in_cti) {
+        (Some(i), true) => (&block.items[..i], &block.items[i + 1..]),
+        _ => (&block.items[..], &block.items[..0]),
+    };
+    let end = block.end_pc();
+    let mut next_app_pc = |from: usize, items: &[Item]| {
+        items[from..].iter().find(|i| i.kind == ItemKind::App).map_or(end, |i| i.instr.ip())
+    };
+    for (k, item) in body.iter().enumerate() {
+        match item.kind {
+            ItemKind::App => m.middle_instruction(&item.instr),
+            ItemKind::Meta => m.meta(next_app_pc(k, body), item.instr),
         }
     }
-    let end = block.end_pc();
+    if let (Some(i), true) = (last_app, ends_in_cti) {
+        let cti = &block.items[i].instr;
+        for item in tail_meta {
+            m.meta(cti.ip(), item.instr);
+        }
+        m.last_instruction(cti);
+    }
     if block.ends_in_invalid {
         // Raise SIGILL at the invalid instruction's pc, as natively.
         m.ops.push(MangledOp { app_pc: end, app_len: 0, op: Op::Bytes(alloc::vec![0x0f, 0x0b]), fixup: Fixup::None });
-    } else if n == 0 || !crate::bb_builder::ends_block(&block.instrs[n - 1]) {
+    } else if !ends_in_cti {
         m.ops.push(MangledOp { app_pc: end, app_len: 0, op: Op::DirectExit { cond: None, target: end }, fixup: Fixup::None });
     }
     m.ops

@@ -46,6 +46,8 @@ pub struct Module {
     pub end: u64,
     /// None for the vDSO, which has no file.
     pub identity: Option<FileIdentity>,
+    /// The program itself (the first module recorded).
+    pub is_main: bool,
 }
 
 static MODULES: Mutex<Vec<Module>> = Mutex::new(Vec::new());
@@ -70,7 +72,8 @@ pub fn note_mapping(path: CStr, identity: Option<FileIdentity>, base: u64, lo: u
         return;
     }
     log_event("loaded", &path, base);
-    modules.push(Module { path, base, end: hi.max(lo), identity });
+    let is_main = modules.is_empty();
+    modules.push(Module { path, base, end: hi.max(lo), identity, is_main });
 }
 
 /// An executable mapping of the file open as `fd` was made at `addr`.
@@ -96,6 +99,12 @@ pub fn note_unmap(lo: u64, hi: u64) {
         }
         !gone
     });
+}
+
+/// Runs `f` on the module containing `pc` (None if no module does).
+pub fn with_module<R>(pc: u64, f: impl FnOnce(Option<&Module>) -> R) -> R {
+    let modules = MODULES.lock();
+    f(modules.iter().find(|m| (m.base..m.end).contains(&pc)))
 }
 
 /// The module containing `pc`: (base, identity).

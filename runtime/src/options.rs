@@ -19,6 +19,8 @@ pub struct Options {
     /// `-persist`: accepted now, implemented by the persistence work.
     pub persist: bool,
     pub persist_dir: Option<CStr>,
+    /// `-logdir DIR`: where clients write their files (default: the cwd at start).
+    pub logdir: Option<CStr>,
     /// `-c NAME N opt1..optN`, in order.
     pub clients: Vec<(CStr, Vec<CStr>)>,
     /// The option arguments exactly as given, to start followed children
@@ -58,6 +60,11 @@ pub fn parse(args: &[CStr]) -> Command {
             b"-persist_dir" => {
                 let Some(dir) = args.get(i) else { bad("-persist_dir needs a directory") };
                 opts.persist_dir = Some(*dir);
+                i += 1;
+            }
+            b"-logdir" => {
+                let Some(dir) = args.get(i) else { bad("-logdir needs a directory") };
+                opts.logdir = Some(*dir);
                 i += 1;
             }
             b"-c" => {

@@ -20,6 +20,7 @@ pub mod nr {
     pub const CLOSE: u64 = 3;
     pub const FSTAT: u64 = 5;
     pub const FCNTL: u64 = 72;
+    pub const GETCWD: u64 = 79;
     pub const READLINK: u64 = 89;
     pub const MMAP: u64 = 9;
     pub const MPROTECT: u64 = 10;
@@ -206,6 +207,24 @@ pub fn close(fd: i64) {
     unsafe {
         syscall(nr::CLOSE, fd as u64, 0, 0);
     }
+}
+
+/// Creates (or truncates) the file `path` (NUL-terminated), mode 0644,
+/// and writes `contents` to it; false on any failure.
+pub fn write_file(path: &[u8], contents: &[u8]) -> bool {
+    const O_WRONLY: u64 = 1;
+    const O_CREAT: u64 = 0o100;
+    const O_TRUNC: u64 = 0o1000;
+    // SAFETY: path is NUL-terminated.
+    let fd = unsafe {
+        syscall6(nr::OPENAT, [AT_FDCWD as u64, path.as_ptr() as u64, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644, 0, 0])
+    };
+    if fd < 0 {
+        return false;
+    }
+    write_all(fd as i32, contents);
+    close(fd);
+    true
 }
 
 /// Reads the target of the symbolic link `path` (NUL-terminated) into `buf`.

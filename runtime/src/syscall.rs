@@ -123,6 +123,7 @@ fn executable_protection(prot: u64) -> u64 {
 }
 
 fn exit_process(ctx: &ThreadContext, status: i32) -> ! {
+    crate::client_host::process_exit();
     crate::stats::report(ctx.ibl_lookups);
     sys::exit_group(status)
 }
@@ -261,6 +262,7 @@ fn exit_thread(ctx: &mut ThreadContext, status: u64) -> ! {
         unreachable!();
     }
     stats::add(&STATS.ibl_lookups_of_exited_threads, ctx.ibl_lookups);
+    crate::client_host::thread_exit(ctx);
     if LIVE_THREADS.fetch_sub(1, Relaxed) == 1 {
         exit_process(ctx, status as i32);
     }

@@ -57,6 +57,10 @@ pub struct ThreadContext {
     pub ibl_lookups: u64,
     /// The application's GS base (GS itself belongs to the runtime).
     pub app_gs_base: u64,
+    /// Raw TLS slots of the clients, `TLS_SLOTS_PER_CLIENT` each, in order.
+    pub client_tls: [u64; crate::client_host::CLIENT_TLS_SLOTS],
+    /// Where inline instrumentation spills rax while it saves the flags.
+    pub client_flags_spill: u64,
     pub xsave_len: u64,
     /// Length of the mapping that holds this context, its XSAVE area and
     /// its runtime stack.
@@ -93,6 +97,8 @@ pub mod offsets {
     pub const IBL_MASK: usize = offset_of!(ThreadContext, ibl_mask);
     pub const IBL_LOOKUPS: usize = offset_of!(ThreadContext, ibl_lookups);
     pub const SIGNAL_PENDING: usize = offset_of!(ThreadContext, signal_pending);
+    pub const CLIENT_TLS: usize = offset_of!(ThreadContext, client_tls);
+    pub const CLIENT_FLAGS_SPILL: usize = offset_of!(ThreadContext, client_flags_spill);
 }
 
 const RUNTIME_STACK_SIZE: u64 = 1 << 20;

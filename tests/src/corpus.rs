@@ -556,6 +556,12 @@ fn run_opts(run: &Run, dir: &std::path::Path) -> Result<RunOpts, String> {
 /// After a translated run times out, the program's remaining runs are not
 /// attempted (they would most likely time out too).
 pub fn check_program(name: &str) {
+    check_program_with(name, &[]);
+}
+
+/// [`check_program`] with extra `dbirun` options on the translated runs
+/// (a client, say): the app must still behave exactly as natively.
+pub fn check_program_with(name: &str, dbirun_options: &[&str]) {
     let p = program(name);
     let src = p.source_path();
     let tmp = crate::temp_dir(p.name);
@@ -580,7 +586,7 @@ pub fn check_program(name: &str) {
             };
             let dir = tmp.path().join(format!("{build}-{i}"));
             let opts = match run_opts(run, &dir) {
-                Ok(o) => o,
+                Ok(o) => dbirun_options.iter().fold(o, |o, d| o.dbirun_option(*d)),
                 Err(e) => {
                     failures.push((*build, i, e));
                     continue;

@@ -9,6 +9,7 @@
 pub mod compile;
 pub mod corpus;
 pub mod run;
+pub mod singlestep;
 
 use std::path::{Path, PathBuf};
 

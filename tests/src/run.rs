@@ -127,7 +127,7 @@ pub struct RunOpts {
     pub stdin: Option<PathBuf>,
     /// Hard timeout per run (default: [`crate::default_timeout`], 60 s).
     pub timeout: Option<Duration>,
-    /// Extra `dbirun` options, placed before `-no_native_exec --`.
+    /// Extra `dbirun` options, placed after `-no_native_exec`, before `--`.
     pub dbirun_options: Vec<OsString>,
 }
 
@@ -373,7 +373,7 @@ pub fn run_native(program: &Path, args: &[&str], opts: &RunOpts) -> Result<Obser
 }
 
 /// Runs `dbirun DBIRUN_ARGS... -- program args` with `opts` (cwd, env, stdin,
-/// timeout; `opts.dbirun_options` are placed before `dbirun_args`).
+/// timeout; `opts.dbirun_options` are placed after `dbirun_args`).
 pub fn run_dbirun(
     dbirun_args: &[&str],
     program: &Path,
@@ -381,8 +381,10 @@ pub fn run_dbirun(
     opts: &RunOpts,
 ) -> Result<Observed, Failure> {
     let mut cmd = Command::new(crate::dbirun_path());
-    cmd.args(&opts.dbirun_options)
-        .args(dbirun_args)
+    // The caller's fixed options first: `opts.dbirun_options` may end with a
+    // client, whose options run until `--`.
+    cmd.args(dbirun_args)
+        .args(&opts.dbirun_options)
         .arg("--")
         .arg(program)
         .args(args);

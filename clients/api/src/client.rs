@@ -1,0 +1,56 @@
+//! The `Client` trait and its events.
+
+use alloc::string::String;
+
+use crate::ir::BlockIr;
+use crate::services::Services;
+
+/// What a client is, for cache keys: name, version and a hash of its
+/// options (two runs with different options must not share persisted code).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientIdentity {
+    pub name: &'static str,
+    pub version: u32,
+    pub options_hash: u64,
+}
+
+/// What a client says about a block it instrumented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EmitFlags {
+    /// The runtime keeps a full translation table for the block (exact
+    /// application state at every instruction, even inside meta code).
+    pub store_translations: bool,
+    /// The block's instrumented code may be written to a persisted cache
+    /// file and reused by a later run.
+    pub persistable: bool,
+}
+
+impl EmitFlags {
+    pub const DEFAULT: EmitFlags = EmitFlags { store_translations: false, persistable: false };
+    pub const PERSISTABLE: EmitFlags = EmitFlags { store_translations: false, persistable: true };
+}
+
+/// An instrumentation client. Events run on application threads (with the
+/// runtime's locks held for `basic_block`), so they must be quick and must
+/// not call back into the application.
+pub trait Client: Send + Sync {
+    fn identity(&self) -> ClientIdentity;
+
+    /// Instruments one block. `tls` is the `gs:` offset of this client's
+    /// first raw TLS slot ([`crate::TLS_SLOTS_PER_CLIENT`] of them).
+    fn basic_block(&self, block: &mut BlockIr, tls: usize, services: &dyn Services) -> EmitFlags;
+
+    /// A thread starts; `slots` are its raw TLS slots (zeroed).
+    fn thread_init(&self, _slots: &mut [u64], _services: &dyn Services) {}
+
+    /// A thread ends (also called for every thread still alive when the
+    /// process exits).
+    fn thread_exit(&self, _slots: &mut [u64], _services: &dyn Services) {}
+
+    /// The process exits: write results.
+    fn process_exit(&self, _services: &dyn Services) {}
+}
+
+/// A client's options could not be accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionError(pub String);

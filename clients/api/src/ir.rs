@@ -1,0 +1,53 @@
+//! The block a client instruments: application instructions in order,
+//! with the meta instructions clients add between them.
+
+use alloc::vec::Vec;
+
+use iced_x86::Instruction;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemKind {
+    /// An application instruction: the runtime translates it.
+    App,
+    /// Added by a client: emitted as is, before the next app instruction.
+    Meta,
+}
+
+#[derive(Clone, Debug)]
+pub struct Item {
+    pub instr: Instruction,
+    pub kind: ItemKind,
+}
+
+pub struct BlockIr {
+    /// The app pc the block starts at.
+    pub tag: u64,
+    pub items: Vec<Item>,
+}
+
+impl BlockIr {
+    pub fn new(tag: u64, app: impl IntoIterator<Item = Instruction>) -> BlockIr {
+        BlockIr { tag, items: app.into_iter().map(|instr| Item { instr, kind: ItemKind::App }).collect() }
+    }
+
+    /// The application instructions, in order.
+    pub fn app_instructions(&self) -> impl Iterator<Item = &Instruction> {
+        self.items.iter().filter(|i| i.kind == ItemKind::App).map(|i| &i.instr)
+    }
+
+    pub fn app_count(&self) -> usize {
+        self.app_instructions().count()
+    }
+
+    /// Indices (into `items`) of the application instructions.
+    pub fn app_indices(&self) -> Vec<usize> {
+        (0..self.items.len()).filter(|&i| self.items[i].kind == ItemKind::App).collect()
+    }
+
+    /// Inserts `meta` before item `at` (`items.len()` appends after the
+    /// last; the runtime still places those before the block's exit).
+    pub fn insert_meta(&mut self, at: usize, meta: impl IntoIterator<Item = Instruction>) {
+        let items: Vec<Item> = meta.into_iter().map(|instr| Item { instr, kind: ItemKind::Meta }).collect();
+        self.items.splice(at..at, items);
+    }
+}

@@ -1,0 +1,33 @@
+//! What the runtime does for clients.
+
+/// A module (executable file mapping) of the application.
+#[derive(Clone, Copy, Debug)]
+pub struct ModuleRef<'a> {
+    pub path: &'a str,
+    pub base: u64,
+    pub end: u64,
+    /// The program itself (not a library, the interpreter or the vDSO).
+    pub is_main: bool,
+}
+
+pub trait Services: Sync {
+    /// `gs:` offset of the thread-context slot the inline helpers spill
+    /// rax to while they save the flags.
+    fn flags_spill_offset(&self) -> usize;
+
+    /// `len` zeroed, 8-byte aligned bytes that live for the whole run and
+    /// that code in the cache reaches with a RIP-relative operand; None when
+    /// that space is exhausted.
+    fn alloc_near_code(&self, len: usize) -> Option<*mut u8>;
+
+    /// The module containing `pc`, if any; `f` sees it while the runtime's
+    /// module list is locked.
+    fn with_module(&self, pc: u64, f: &mut dyn FnMut(Option<ModuleRef>));
+
+    /// Writes a client output file `<logdir>/<client>.<app>.<pid>.<suffix>`
+    /// (or with the thread id when `tid` is set); returns false on failure.
+    fn write_output(&self, client: &str, suffix: &str, tid: Option<u32>, contents: &[u8]) -> bool;
+
+    /// The application's name (its executable's file name).
+    fn app_name(&self) -> &str;
+}

@@ -1,0 +1,203 @@
+//! The runtime side of the client API: the clients chosen with `-c`, the
+//! services they get (TLS slots, near-code data, modules, output files),
+//! and the events the pipeline and the thread lifecycle deliver to them.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+use clients::api::{self, BlockIr, Client, EmitFlags, ModuleRef, Services};
+use spin::{Mutex, Once};
+
+use crate::startup_args::CStr;
+use crate::sys;
+use crate::thread::{offsets, ThreadContext};
+
+/// At most this many clients at once.
+pub const MAX_CLIENTS: usize = 4;
+pub const CLIENT_TLS_SLOTS: usize = MAX_CLIENTS * api::TLS_SLOTS_PER_CLIENT;
+
+static CLIENTS: Once<Vec<Box<dyn Client>>> = Once::new();
+/// Threads alive with client state, to give each a thread-exit event when
+/// the process exits.
+static THREADS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+static HOST: Host = Host;
+
+struct Host;
+
+fn clients() -> &'static [Box<dyn Client>] {
+    CLIENTS.get().map_or(&[], |c| c.as_slice())
+}
+
+/// Creates the clients named on the command line; a bad name or option
+/// ends the run (status 2) before the application starts.
+pub fn init() {
+    let mut list = Vec::new();
+    for (name, opts) in &crate::options::get().clients {
+        let name_str = core::str::from_utf8(name.as_bytes()).unwrap_or("?");
+        let opt_strs: Vec<&str> = opts.iter().map(|o| core::str::from_utf8(o.as_bytes()).unwrap_or("?")).collect();
+        match clients::create(name_str, &opt_strs) {
+            Ok(c) => list.push(c),
+            Err(e) => crate::log::fatal(2, format_args!("{e}")),
+        }
+    }
+    if list.len() > MAX_CLIENTS {
+        crate::log::fatal(2, format_args!("at most {MAX_CLIENTS} clients at once"));
+    }
+    CLIENTS.call_once(|| list);
+}
+
+pub fn active() -> bool {
+    !clients().is_empty()
+}
+
+fn tls_offset(index: usize) -> usize {
+    offsets::CLIENT_TLS + 8 * index * api::TLS_SLOTS_PER_CLIENT
+}
+
+/// Every client instruments `block`, in command-line order. The block is
+/// persistable only if every client says so.
+pub fn instrument(block: &mut BlockIr) -> EmitFlags {
+    let mut flags = EmitFlags::PERSISTABLE;
+    for (i, c) in clients().iter().enumerate() {
+        let f = c.basic_block(block, tls_offset(i), &HOST);
+        flags.persistable &= f.persistable;
+        flags.store_translations |= f.store_translations;
+    }
+    flags
+}
+
+fn slots(ctx: &mut ThreadContext, index: usize) -> &mut [u64] {
+    let n = api::TLS_SLOTS_PER_CLIENT;
+    &mut ctx.client_tls[index * n..(index + 1) * n]
+}
+
+/// A thread (the main one included) starts running app code.
+pub fn thread_init(ctx: &mut ThreadContext) {
+    if !active() {
+        return;
+    }
+    THREADS.lock().push(ctx as *mut ThreadContext as usize);
+    for (i, c) in clients().iter().enumerate() {
+        c.thread_init(slots(ctx, i), &HOST);
+    }
+}
+
+/// A thread ends.
+pub fn thread_exit(ctx: &mut ThreadContext) {
+    if !active() {
+        return;
+    }
+    let me = ctx as *mut ThreadContext as usize;
+    let mut threads = THREADS.lock();
+    let Some(pos) = threads.iter().position(|&t| t == me) else { return };
+    threads.swap_remove(pos);
+    drop(threads);
+    for (i, c) in clients().iter().enumerate() {
+        c.thread_exit(slots(ctx, i), &HOST);
+    }
+}
+
+/// The process exits: every thread still alive ends, then the clients
+/// report.
+pub fn process_exit() {
+    if !active() {
+        return;
+    }
+    let threads: Vec<usize> = core::mem::take(&mut *THREADS.lock());
+    for t in threads {
+        // SAFETY: registered contexts stay mapped until their thread exits,
+        // which unregisters them first; other threads may still be running
+        // and add to their counters, which only makes the report a little
+        // early for them.
+        let ctx = unsafe { &mut *(t as *mut ThreadContext) };
+        for (i, c) in clients().iter().enumerate() {
+            c.thread_exit(slots(ctx, i), &HOST);
+        }
+    }
+    for c in clients() {
+        c.process_exit(&HOST);
+    }
+}
+
+/// The application's executable name, for output file names.
+fn app_name() -> &'static str {
+    static NAME: Once<&'static str> = Once::new();
+    NAME.call_once(|| {
+        let exe = crate::self_exe::app_exe().map(|p| p.as_bytes()).unwrap_or(b"app");
+        let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(exe);
+        core::str::from_utf8(base).unwrap_or("app")
+    })
+}
+
+/// The directory client files go to: `-logdir`, else the cwd at start-up.
+fn logdir() -> &'static [u8] {
+    static DIR: Once<CStr> = Once::new();
+    DIR.call_once(|| {
+        if let Some(d) = crate::options::get().logdir {
+            return d;
+        }
+        let mut buf = [0u8; 4096];
+        // SAFETY: buf is writable.
+        let n = unsafe { sys::syscall(sys::nr::GETCWD, buf.as_mut_ptr() as u64, buf.len() as u64, 0) };
+        let len = if n > 0 { buf.iter().position(|&b| b == 0).unwrap_or(0) } else { 0 };
+        CStr::leak(if len > 0 { &buf[..len] } else { b"." })
+    })
+    .as_bytes()
+}
+
+/// Call once at start-up, before the app can change directory.
+pub fn remember_logdir() {
+    if active() {
+        logdir();
+    }
+}
+
+struct PathBuf {
+    buf: Vec<u8>,
+}
+
+impl Write for PathBuf {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.buf.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+impl Services for Host {
+    fn flags_spill_offset(&self) -> usize {
+        offsets::CLIENT_FLAGS_SPILL
+    }
+
+    fn alloc_near_code(&self, len: usize) -> Option<*mut u8> {
+        crate::code_cache::alloc_near_data(len as u64).map(|a| a as *mut u8)
+    }
+
+    fn with_module(&self, pc: u64, f: &mut dyn FnMut(Option<ModuleRef>)) {
+        crate::modules::with_module(pc, |m| {
+            f(m.map(|m| ModuleRef {
+                path: core::str::from_utf8(m.path.as_bytes()).unwrap_or("?"),
+                base: m.base,
+                end: m.end,
+                is_main: m.is_main,
+            }))
+        })
+    }
+
+    fn write_output(&self, client: &str, suffix: &str, tid: Option<u32>, contents: &[u8]) -> bool {
+        // SAFETY: getpid takes no arguments.
+        let pid = unsafe { sys::syscall(sys::nr::GETPID, 0, 0, 0) };
+        let mut path = PathBuf { buf: logdir().to_vec() };
+        let _ = write!(path, "/{client}.{}.{pid}", app_name());
+        if let Some(tid) = tid {
+            let _ = write!(path, ".{tid}");
+        }
+        let _ = write!(path, ".{suffix}");
+        path.buf.push(0);
+        sys::write_file(&path.buf, contents)
+    }
+
+    fn app_name(&self) -> &str {
+        app_name()
+    }
+}

@@ -1,0 +1,169 @@
+//! Built-in clients: exactness oracles (an independent single-step tracer),
+//! agreement between clients, unchanged application behaviour with every
+//! client on, and bad client options.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use dbi_tests::corpus::{check_program_with, program};
+use dbi_tests::singlestep::{count_instructions, ADDR_NO_RANDOMIZE};
+use dbi_tests::{compiled, dbirun_path, temp_dir, Build, Opt, Variant};
+
+/// The environment of both the traced and the translated run.
+const ENV: &[(&str, &str)] = &[("LC_ALL", "C"), ("PATH", "/usr/bin:/bin")];
+
+fn build(name: &str, variant: Variant, opt: Opt) -> PathBuf {
+    compiled(&program(name).source_path(), Build::new(variant, opt)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs `dbirun OPTIONS -- program args` with randomisation off and [`ENV`].
+fn dbirun(options: &[&str], program: &Path, args: &[&str]) -> Output {
+    dbirun_command(options, program, args).output().expect("dbirun runs")
+}
+
+/// [`dbirun`] with stdin, stdout and stderr on /dev/null.
+fn dbirun_to_null(options: &[&str], program: &Path, args: &[&str]) -> std::process::ExitStatus {
+    dbirun_command(options, program, args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("dbirun runs")
+}
+
+fn dbirun_command(options: &[&str], program: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(dbirun_path());
+    cmd.args(options).arg("--").arg(program).args(args).env_clear();
+    for (k, v) in ENV {
+        cmd.env(k, v);
+    }
+    // SAFETY: personality is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::personality(ADDR_NO_RANDOMIZE);
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// The single output file `client` wrote in `dir`.
+fn client_output(dir: &Path, client: &str) -> String {
+    let files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("{client}.")))
+        .collect();
+    assert_eq!(files.len(), 1, "{client} output files in {}: {files:?}", dir.display());
+    std::fs::read_to_string(&files[0]).unwrap()
+}
+
+/// The first number on the line of `text` that contains `label`.
+fn number_after(text: &str, label: &str) -> u64 {
+    let line = text.lines().find(|l| l.contains(label)).unwrap_or_else(|| panic!("no '{label}' in {text:?}"));
+    line.split(|c: char| !c.is_ascii_digit()).find(|w| !w.is_empty()).unwrap().parse().unwrap()
+}
+
+/// inscount's total for `program args`, run with stdio on /dev/null like the
+/// single-step tracer runs it, and the exit status.
+fn inscount(program: &Path, args: &[&str]) -> (u64, i32) {
+    let dir = temp_dir("inscount");
+    let logdir = dir.path().to_str().unwrap();
+    let out = dbirun_to_null(&["-logdir", logdir, "-c", "inscount"], program, args);
+    let text = client_output(dir.path(), "inscount");
+    (number_after(&text, "instructions executed"), out.code().expect("exited"))
+}
+
+/// inscount's total equals what a ptrace single-step tracer counts natively.
+fn check_inscount_exact(name: &str, variant: Variant, opt: Opt, args: &[&str]) {
+    let exe = build(name, variant, opt);
+    let (stepped, native_status) = count_instructions(&exe, args, ENV);
+    let (counted, status) = inscount(&exe, args);
+    assert_eq!(status, native_status, "{name} {variant:?} {opt:?}: exit status");
+    assert_eq!(counted, stepped, "{name} {variant:?} {opt:?}: inscount vs single-step");
+}
+
+#[test]
+fn inscount_matches_single_step_asm() {
+    check_inscount_exact("asm_basic", Variant::Static, Opt::O0, &[]);
+}
+
+#[test]
+fn inscount_matches_single_step_libc_programs() {
+    for name in ["exit_code", "setjmp_longjmp", "rip_relative"] {
+        for opt in [Opt::O0, Opt::O2] {
+            check_inscount_exact(name, Variant::Static, opt, &["3"]);
+        }
+    }
+}
+
+/// A static-pie's glibc sorts its initial mappings (program, vDSO) by
+/// address at start-up; natively the kernel maps the vDSO below the
+/// program, under the runtime it stays above, so the sort takes 8 more
+/// instructions natively. Fixed once the runtime gives the app the native
+/// address layout (vDSO moved below the program, runtime memory kept out
+/// of the app's mmap area).
+#[test]
+#[ignore = "static-pie: the vDSO sits above the program under the runtime, below it natively; glibc's start-up sort of the initial mappings then runs 8 fewer instructions"]
+fn inscount_matches_single_step_static_pie() {
+    for opt in [Opt::O0, Opt::O2] {
+        check_inscount_exact("exit_code", Variant::StaticPie, opt, &["3"]);
+    }
+}
+
+#[test]
+fn bbcount_totals_agree_with_inscount() {
+    for name in ["loops_recursion", "func_pointers"] {
+        let exe = build(name, Variant::Pie, Opt::O2);
+        let dir = temp_dir("bbcount");
+        let logdir = dir.path().to_str().unwrap();
+        let out = dbirun(&["-logdir", logdir, "-c", "inscount", "-c", "bbcount", "-top", "3"], &exe, &[]);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let ins = number_after(&client_output(dir.path(), "inscount"), "instructions executed");
+        let bb = client_output(dir.path(), "bbcount");
+        assert_eq!(number_after(&bb, "instructions executed"), ins, "{name}: bbcount vs inscount\n{bb}");
+        assert!(number_after(&bb, "block executions") > 0);
+        let top: Vec<&str> = bb.lines().skip_while(|l| !l.starts_with("top")).skip(1).collect();
+        assert_eq!(top.len(), 3, "{bb}");
+        assert!(top.iter().all(|l| l.contains(&format!("{name}+0x"))), "top blocks are in the program: {bb}");
+    }
+}
+
+#[test]
+fn only_from_app_counts_less_than_everything() {
+    let exe = build("loops_recursion", Variant::Pie, Opt::O2);
+    let all = inscount(&exe, &[]).0;
+    let dir = temp_dir("inscount-app");
+    let logdir = dir.path().to_str().unwrap();
+    dbirun(&["-logdir", logdir, "-c", "inscount", "-only_from_app"], &exe, &[]);
+    let app = number_after(&client_output(dir.path(), "inscount"), "instructions executed");
+    assert!(app > 0 && app < all, "only_from_app {app} vs all {all}");
+}
+
+/// Every client leaves the application's behaviour exactly as natively.
+#[test]
+fn app_behaviour_unchanged_under_clients() {
+    let dir = temp_dir("client-logs");
+    let logdir = dir.path().to_str().unwrap().to_owned();
+    for client in clients::BUILT_IN {
+        for name in ["cxx_exceptions", "signal_faults", "threads", "simd"] {
+            check_program_with(name, &["-logdir", &logdir, "-c", client]);
+        }
+    }
+}
+
+#[test]
+fn bad_client_options_stop_before_the_app_runs() {
+    let dir = temp_dir("bad-client");
+    let marker = dir.path().join("ran");
+    let script = format!("touch {}", marker.display());
+    for opts in [&["-c", "inscount", "-bogus"][..], &["-c", "bbcount", "-top"], &["-c", "null", "x"]] {
+        let out = dbirun(opts, Path::new("/bin/sh"), &["-c", &script]);
+        assert_eq!(out.status.code(), Some(2), "{opts:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{opts:?}: {err}");
+        assert!(err.contains("client"), "{opts:?}: {err}");
+        assert!(!marker.exists(), "{opts:?}: the app ran");
+    }
+}
