@@ -132,10 +132,7 @@ pub fn emit(tag: u64, app_end: u64, ops: &[MangledOp], cache: &mut CodeCache, fr
                 code[rel8] = u8::try_from(taken - (rel8 + 1)).expect("short branch in reach") ;
                 pending.push(direct_exit_branch(&mut code, base, None, *target));
             }
-            Op::IndirectExit => {
-                let rel = raw_x86::jmp_rel32(&mut code);
-                put_rel32(&mut code, rel, base, ibl::lookup_routine_addr());
-            }
+            Op::IndirectExit => code.extend_from_slice(ibl::lookup_code()),
             Op::SyscallExit { next } => {
                 emit_stub(&mut code, base, *next, 0, ExitKind::Syscall);
             }

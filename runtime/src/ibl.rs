@@ -1,51 +1,85 @@
 //! The indirect-branch lookup: an open-addressing table from application pc
-//! to cache pc, searched by a shared assembly routine without leaving the
-//! code cache. Only a miss goes back to the dispatcher.
+//! to cache pc, searched without leaving the code cache. Only a miss goes
+//! back to the dispatcher.
 //!
-//! Contract of `dbi_ibl_lookup` (jumped to by mangled `ret`, `jmp r/m`,
-//! `call r/m`): rcx holds the application target, the application's rcx is in
-//! `gs:[IBL_RCX]`. It preserves every other register and the arithmetic flags
-//! (lahf/seto, so the application's stack is never touched).
+//! Every indirect branch site (mangled `ret`, `jmp r/m`, `call r/m`) gets its
+//! own copy of the lookup code, a position-independent template, so the
+//! final indirect jump is predicted per site rather than by one shared jump
+//! for the whole program. Contract at the copy's start: rcx holds the
+//! application target, the application's rcx is in `gs:[IBL_RCX]`. The copy
+//! preserves every other register and the arithmetic flags (lahf/seto: the
+//! application's stack is never touched). On a miss it jumps to
+//! `dbi_ibl_miss` through `gs:[IBL_MISS_HANDLER]` with the saved flags in
+//! `gs:[IBL_FLAGS]`.
 
 use alloc::vec::Vec;
 
 use crate::emit::{ExitData, ExitKind};
 use crate::thread::{offsets as off, ThreadContext};
 
+macro_rules! lookup_template {
+    ($name:literal, $count:literal) => {
+        core::arch::global_asm!(
+            concat!(".globl ", $name, "_start"),
+            concat!(".globl ", $name, "_end"),
+            concat!($name, "_start:"),
+            "    mov qword ptr gs:[{ibl_rax}], rax",
+            "    lahf",
+            "    seto al",
+            $count,
+            // A signal waits for delivery: leave through the dispatcher.
+            "    cmp qword ptr gs:[{pending}], 0",
+            "    jne 4f",
+            "    mov qword ptr gs:[{ibl_rdx}], rdx",
+            "    mov rdx, rcx",
+            "    and rdx, qword ptr gs:[{mask}]",
+            "    shl rdx, 4",
+            "    add rdx, qword ptr gs:[{table}]",
+            // The empty check comes first: a jump to address 0 must miss.
+            "2:",
+            "    cmp qword ptr [rdx], 0",
+            "    je 5f",
+            "    cmp rcx, qword ptr [rdx]",
+            "    je 3f",
+            "    add rdx, 16",
+            "    jmp 2b",
+            "3:",
+            "    mov rdx, qword ptr [rdx + 8]",
+            "    mov qword ptr gs:[{target}], rdx",
+            "    add al, 0x7f",
+            "    sahf",
+            "    mov rax, qword ptr gs:[{ibl_rax}]",
+            "    mov rdx, qword ptr gs:[{ibl_rdx}]",
+            "    mov rcx, qword ptr gs:[{ibl_rcx}]",
+            "    jmp qword ptr gs:[{target}]",
+            "5:",
+            "    mov rdx, qword ptr gs:[{ibl_rdx}]",
+            "4:",
+            "    mov qword ptr gs:[{ibl_flags}], rax",
+            "    jmp qword ptr gs:[{miss_handler}]",
+            concat!($name, "_end:"),
+            ibl_rax = const off::IBL_RAX,
+            ibl_rcx = const off::IBL_RCX,
+            ibl_rdx = const off::IBL_RDX,
+            ibl_flags = const off::IBL_FLAGS,
+            lookups = const off::IBL_LOOKUPS,
+            pending = const off::SIGNAL_PENDING,
+            mask = const off::IBL_MASK,
+            table = const off::IBL_TABLE,
+            target = const off::IBL_TARGET,
+            miss_handler = const off::IBL_MISS_HANDLER,
+        );
+    };
+}
+
+lookup_template!("dbi_ibl_inline", "    # lookups are not counted ({lookups})");
+// With -stats, lookups are counted (a memory increment per indirect branch).
+lookup_template!("dbi_ibl_inline_counted", "    add qword ptr gs:[{lookups}], 1");
+
 core::arch::global_asm!(
-    ".globl dbi_ibl_lookup",
-    ".type dbi_ibl_lookup,@function",
-    "dbi_ibl_lookup:",
-    "    mov qword ptr gs:[{ibl_rax}], rax",
-    "    lahf",
-    "    seto al",
-    "    mov qword ptr gs:[{ibl_flags}], rax",
-    "    add qword ptr gs:[{lookups}], 1",
-    // A signal waits for delivery: leave through the dispatcher.
-    "    cmp qword ptr gs:[{pending}], 0",
-    "    jne 4f",
-    "    mov rax, rcx",
-    "    and rax, qword ptr gs:[{mask}]",
-    "    shl rax, 4",
-    "    add rax, qword ptr gs:[{table}]",
-    // The empty check comes first: a jump to address 0 must miss.
-    "2:",
-    "    cmp qword ptr [rax], 0",
-    "    je 4f",
-    "    cmp rcx, qword ptr [rax]",
-    "    je 3f",
-    "    add rax, 16",
-    "    jmp 2b",
-    "3:",
-    "    mov rax, qword ptr [rax + 8]",
-    "    mov qword ptr gs:[{target}], rax",
-    "    mov rax, qword ptr gs:[{ibl_flags}]",
-    "    add al, 0x7f",
-    "    sahf",
-    "    mov rax, qword ptr gs:[{ibl_rax}]",
-    "    mov rcx, qword ptr gs:[{ibl_rcx}]",
-    "    jmp qword ptr gs:[{target}]",
-    "4:",
+    ".globl dbi_ibl_miss",
+    ".type dbi_ibl_miss,@function",
+    "dbi_ibl_miss:",
     "    mov qword ptr gs:[{next_pc}], rcx",
     "    mov rax, qword ptr gs:[{ibl_flags}]",
     "    add al, 0x7f",
@@ -58,25 +92,38 @@ core::arch::global_asm!(
     ibl_rax = const off::IBL_RAX,
     ibl_rcx = const off::IBL_RCX,
     ibl_flags = const off::IBL_FLAGS,
-    lookups = const off::IBL_LOOKUPS,
-    pending = const off::SIGNAL_PENDING,
-    mask = const off::IBL_MASK,
-    table = const off::IBL_TABLE,
-    target = const off::IBL_TARGET,
     next_pc = const off::NEXT_PC,
     gpr = const off::GPR,
     miss = sym IBL_MISS_EXIT,
 );
 
-/// The exit the lookup routine reports a miss through.
+/// The exit the lookup reports a miss through.
 static IBL_MISS_EXIT: ExitData = ExitData::new(0, ExitKind::IndirectMiss);
 
 extern "C" {
-    fn dbi_ibl_lookup();
+    fn dbi_ibl_miss();
+    static dbi_ibl_inline_start: u8;
+    static dbi_ibl_inline_end: u8;
+    static dbi_ibl_inline_counted_start: u8;
+    static dbi_ibl_inline_counted_end: u8;
 }
 
-pub fn lookup_routine_addr() -> u64 {
-    dbi_ibl_lookup as usize as u64
+/// Address a lookup's miss path continues at (kept in every ThreadContext).
+pub fn miss_handler_addr() -> u64 {
+    dbi_ibl_miss as usize as u64
+}
+
+/// The lookup code to copy to an indirect branch site.
+pub fn lookup_code() -> &'static [u8] {
+    // SAFETY: the symbols delimit the assembled template in .text.
+    unsafe {
+        let (start, end) = if crate::options::get().stats {
+            (&dbi_ibl_inline_counted_start as *const u8, &dbi_ibl_inline_counted_end as *const u8)
+        } else {
+            (&dbi_ibl_inline_start as *const u8, &dbi_ibl_inline_end as *const u8)
+        };
+        core::slice::from_raw_parts(start, end as usize - start as usize)
+    }
 }
 
 /// Probing never wraps: the table has this many spare entries past its

@@ -50,11 +50,14 @@ pub struct ThreadContext {
     /// the looked-up cache target.
     pub ibl_rcx: u64,
     pub ibl_rax: u64,
+    pub ibl_rdx: u64,
     pub ibl_flags: u64,
     pub ibl_target: u64,
     pub ibl_table: u64,
     pub ibl_mask: u64,
     pub ibl_lookups: u64,
+    /// Where a lookup's miss path goes (`dbi_ibl_miss`).
+    pub ibl_miss_handler: u64,
     /// The application's GS base (GS itself belongs to the runtime).
     pub app_gs_base: u64,
     /// Raw TLS slots of the clients, `TLS_SLOTS_PER_CLIENT` each, in order.
@@ -91,6 +94,8 @@ pub mod offsets {
     pub const SPILL: usize = offset_of!(ThreadContext, spill);
     pub const IBL_RCX: usize = offset_of!(ThreadContext, ibl_rcx);
     pub const IBL_RAX: usize = offset_of!(ThreadContext, ibl_rax);
+    pub const IBL_RDX: usize = offset_of!(ThreadContext, ibl_rdx);
+    pub const IBL_MISS_HANDLER: usize = offset_of!(ThreadContext, ibl_miss_handler);
     pub const IBL_FLAGS: usize = offset_of!(ThreadContext, ibl_flags);
     pub const IBL_TARGET: usize = offset_of!(ThreadContext, ibl_target);
     pub const IBL_TABLE: usize = offset_of!(ThreadContext, ibl_table);
@@ -136,6 +141,7 @@ impl ThreadContext {
         ctx.xsave_len = xsave_len;
         ctx.runtime_stack_top = mem + total;
         ctx.mapping_len = total;
+        ctx.ibl_miss_handler = crate::ibl::miss_handler_addr();
         ctx.rflags = 0x202;
         ctx
     }
