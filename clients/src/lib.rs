@@ -5,8 +5,11 @@
 extern crate alloc;
 
 mod bbcount;
+mod block_counters;
+mod drcov;
 mod inscount;
 mod null;
+mod opcodes;
 mod options;
 mod report;
 
@@ -17,7 +20,7 @@ use alloc::string::String;
 pub use dbi_client_api as api;
 
 /// Names `dbirun -c NAME` accepts.
-pub const BUILT_IN: &[&str] = &["null", "inscount", "bbcount"];
+pub const BUILT_IN: &[&str] = &["null", "inscount", "bbcount", "opcodes", "drcov"];
 
 /// The client `name` with `options`, or a one-line reason it cannot run.
 pub fn create(name: &str, options: &[&str]) -> Result<Box<dyn api::Client>, String> {
@@ -25,6 +28,8 @@ pub fn create(name: &str, options: &[&str]) -> Result<Box<dyn api::Client>, Stri
         "null" => Box::new(null::Null::new(options)?),
         "inscount" => Box::new(inscount::InsCount::new(options)?),
         "bbcount" => Box::new(bbcount::BbCount::new(options)?),
+        "opcodes" => Box::new(opcodes::Opcodes::new(options)?),
+        "drcov" => Box::new(drcov::Drcov::new(options)?),
         _ => return Err(format!("unknown client '{name}' (available: {})", BUILT_IN.join(", "))),
     };
     Ok(client)

@@ -167,3 +167,94 @@ fn bad_client_options_stop_before_the_app_runs() {
         assert!(!marker.exists(), "{opts:?}: the app ran");
     }
 }
+
+/// A drcov file read from the format's public description (header lines,
+/// module table version 2, then fixed 8-byte little-endian BB entries).
+struct Drcov {
+    modules: Vec<(u64, u64, String)>,
+    blocks: Vec<(u32, u16, u16)>,
+}
+
+fn parse_drcov(bytes: &[u8]) -> Drcov {
+    let mut rest = bytes;
+    let mut line = || {
+        let end = rest.iter().position(|&b| b == b'\n').expect("a header line");
+        let l = String::from_utf8(rest[..end].to_vec()).unwrap();
+        rest = &rest[end + 1..];
+        l
+    };
+    assert_eq!(line(), "DRCOV VERSION: 2");
+    assert!(line().starts_with("DRCOV FLAVOR: "));
+    let table = line();
+    let count: usize = table.strip_prefix("Module Table: version 2, count ").expect(&table).parse().unwrap();
+    assert_eq!(line(), "Columns: id, base, end, entry, checksum, timestamp, path");
+    let mut modules = Vec::new();
+    for i in 0..count {
+        let l = line();
+        let cols: Vec<&str> = l.splitn(7, ", ").map(str::trim).collect();
+        assert_eq!(cols.len(), 7, "{l}");
+        assert_eq!(cols[0].parse::<usize>().unwrap(), i, "{l}");
+        let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
+        modules.push((hex(cols[1]), hex(cols[2]), cols[6].to_owned()));
+    }
+    let bbs = line();
+    let n: usize = bbs.strip_prefix("BB Table: ").and_then(|s| s.strip_suffix(" bbs")).expect(&bbs).parse().unwrap();
+    assert_eq!(rest.len(), 8 * n, "BB table size");
+    let blocks = rest
+        .chunks_exact(8)
+        .map(|e| {
+            let start = u32::from_le_bytes(e[0..4].try_into().unwrap());
+            let size = u16::from_le_bytes(e[4..6].try_into().unwrap());
+            let id = u16::from_le_bytes(e[6..8].try_into().unwrap());
+            (start, size, id)
+        })
+        .collect();
+    Drcov { modules, blocks }
+}
+
+#[test]
+fn drcov_lists_exactly_the_blocks_executed() {
+    let exe = build("qsort_callback", Variant::Pie, Opt::O2);
+    let dir = temp_dir("drcov");
+    let logdir = dir.path().to_str().unwrap();
+    let out = dbirun(&["-logdir", logdir, "-c", "drcov", "-c", "bbcount", "-top", "1000000"], &exe, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let file = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("drcov."))
+        .expect("a drcov file");
+    let cov = parse_drcov(&std::fs::read(&file).unwrap());
+    assert!(cov.modules.iter().any(|m| m.2.ends_with("qsort_callback")), "{:?}", cov.modules);
+    let mut covered = std::collections::BTreeSet::new();
+    for &(start, size, id) in &cov.blocks {
+        let (base, end, path) = &cov.modules[id as usize];
+        assert!(size > 0 && base + start as u64 + size as u64 <= *end, "block {start:#x}+{size} outside {path}");
+        assert!(covered.insert(format!("{path}+{start:#x}")), "block listed twice: {path}+{start:#x}");
+    }
+    // bbcount lists every block that ran at least once as module+offset.
+    let bb = client_output(dir.path(), "bbcount");
+    let executed: std::collections::BTreeSet<String> = bb
+        .lines()
+        .skip_while(|l| !l.starts_with("top"))
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_owned))
+        .filter(|loc| loc.contains("+0x"))
+        .collect();
+    assert_eq!(covered, executed);
+}
+
+#[test]
+fn opcode_mix_totals_match_inscount() {
+    let exe = build("simd", Variant::Static, Opt::O2);
+    let dir = temp_dir("opcodes");
+    let logdir = dir.path().to_str().unwrap();
+    let out = dbirun(&["-logdir", logdir, "-c", "opcodes", "-c", "inscount"], &exe, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mix = client_output(dir.path(), "opcodes");
+    let ins = number_after(&client_output(dir.path(), "inscount"), "instructions executed");
+    assert_eq!(number_after(&mix, "instructions executed"), ins);
+    let listed: u64 = mix.lines().skip(2).map(|l| l.split_whitespace().next().unwrap().parse::<u64>().unwrap()).sum();
+    assert_eq!(listed, ins, "the histogram adds up");
+    assert!(mix.lines().any(|l| l.ends_with(" mov")), "{mix}");
+}
