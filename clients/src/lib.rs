@@ -8,6 +8,7 @@ mod bbcount;
 mod block_counters;
 mod drcov;
 mod inscount;
+mod instrace;
 mod null;
 mod opcodes;
 mod options;
@@ -20,7 +21,7 @@ use alloc::string::String;
 pub use dbi_client_api as api;
 
 /// Names `dbirun -c NAME` accepts.
-pub const BUILT_IN: &[&str] = &["null", "inscount", "bbcount", "opcodes", "drcov"];
+pub const BUILT_IN: &[&str] = &["null", "inscount", "bbcount", "opcodes", "drcov", "instrace"];
 
 /// The client `name` with `options`, or a one-line reason it cannot run.
 pub fn create(name: &str, options: &[&str]) -> Result<Box<dyn api::Client>, String> {
@@ -30,6 +31,7 @@ pub fn create(name: &str, options: &[&str]) -> Result<Box<dyn api::Client>, Stri
         "bbcount" => Box::new(bbcount::BbCount::new(options)?),
         "opcodes" => Box::new(opcodes::Opcodes::new(options)?),
         "drcov" => Box::new(drcov::Drcov::new(options)?),
+        "instrace" => Box::new(instrace::InsTrace::new(options)?),
         _ => return Err(format!("unknown client '{name}' (available: {})", BUILT_IN.join(", "))),
     };
     Ok(client)

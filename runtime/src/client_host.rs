@@ -60,6 +60,7 @@ fn tls_offset(index: usize) -> usize {
 pub fn instrument(block: &mut BlockIr) -> EmitFlags {
     let mut flags = EmitFlags::PERSISTABLE;
     for (i, c) in clients().iter().enumerate() {
+        block.current_client = i as u16;
         let f = c.basic_block(block, tls_offset(i), &HOST);
         flags.persistable &= f.persistable;
         flags.store_translations |= f.store_translations;
@@ -120,6 +121,17 @@ pub fn process_exit() {
     }
 }
 
+/// Runs client `index`'s clean call `id` with the app state in `ctx`.
+pub fn clean_call(ctx: &mut ThreadContext, index: usize, id: u32, arg: u64) {
+    let Some(client) = clients().get(index) else { return };
+    // SAFETY: gettid takes no arguments.
+    let tid = unsafe { sys::syscall(sys::nr::GETTID, 0, 0, 0) } as u32;
+    let n = api::TLS_SLOTS_PER_CLIENT;
+    let ThreadContext { gpr, rflags, client_tls, .. } = ctx;
+    let mut call = api::CleanCallContext { gprs: gpr, rflags, tls: &mut client_tls[index * n..(index + 1) * n], tid };
+    client.clean_call(id, arg, &mut call, &HOST);
+}
+
 /// The application's executable name, for output file names.
 fn app_name() -> &'static str {
     static NAME: Once<&'static str> = Once::new();
@@ -164,6 +176,20 @@ impl Write for PathBuf {
     }
 }
 
+/// `<logdir>/<client>.<app>.<pid>[.<tid>].<suffix>`, NUL-terminated.
+fn output_path(client: &str, suffix: &str, tid: Option<u32>) -> Vec<u8> {
+    // SAFETY: getpid takes no arguments.
+    let pid = unsafe { sys::syscall(sys::nr::GETPID, 0, 0, 0) };
+    let mut path = PathBuf { buf: logdir().to_vec() };
+    let _ = write!(path, "/{client}.{}.{pid}", app_name());
+    if let Some(tid) = tid {
+        let _ = write!(path, ".{tid}");
+    }
+    let _ = write!(path, ".{suffix}");
+    path.buf.push(0);
+    path.buf
+}
+
 impl Services for Host {
     fn flags_spill_offset(&self) -> usize {
         offsets::CLIENT_FLAGS_SPILL
@@ -185,16 +211,16 @@ impl Services for Host {
     }
 
     fn write_output(&self, client: &str, suffix: &str, tid: Option<u32>, contents: &[u8]) -> bool {
-        // SAFETY: getpid takes no arguments.
-        let pid = unsafe { sys::syscall(sys::nr::GETPID, 0, 0, 0) };
-        let mut path = PathBuf { buf: logdir().to_vec() };
-        let _ = write!(path, "/{client}.{}.{pid}", app_name());
-        if let Some(tid) = tid {
-            let _ = write!(path, ".{tid}");
-        }
-        let _ = write!(path, ".{suffix}");
-        path.buf.push(0);
-        sys::write_file(&path.buf, contents)
+        sys::write_file(&output_path(client, suffix, tid), contents, false)
+    }
+
+    fn append_output(&self, client: &str, suffix: &str, tid: Option<u32>, contents: &[u8]) -> bool {
+        sys::write_file(&output_path(client, suffix, tid), contents, true)
+    }
+
+    fn thread_id(&self) -> u32 {
+        // SAFETY: gettid takes no arguments.
+        unsafe { sys::syscall(sys::nr::GETTID, 0, 0, 0) as u32 }
     }
 
     fn app_name(&self) -> &str {

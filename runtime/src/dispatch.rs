@@ -31,7 +31,7 @@ impl Translator {
         let t0 = stats::ticks();
         let mut block = bb_builder::build(pc);
         if crate::client_host::active() {
-            let mut ir = clients::api::BlockIr { tag: pc, items: core::mem::take(&mut block.items) };
+            let mut ir = clients::api::BlockIr { tag: pc, items: core::mem::take(&mut block.items), current_client: 0 };
             crate::client_host::instrument(&mut ir);
             block.items = ir.items;
         }
@@ -158,6 +158,14 @@ pub extern "C" fn from_cache(ctx: &mut ThreadContext) -> ! {
         ExitKind::Syscall => {
             let next = crate::syscall::handle(ctx, exit.target);
             continue_at(ctx, next, None, false)
+        }
+        ExitKind::CleanCall => {
+            let (client, id, arg) = exit.clean_call();
+            crate::client_host::clean_call(ctx, client, id, arg);
+            // Back into the middle of the block: no signal delivery here
+            // (that needs an app pc), no linking.
+            ctx.enter_target = exit.target;
+            enter_cache(ctx)
         }
     }
 }

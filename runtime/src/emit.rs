@@ -24,6 +24,9 @@ pub enum ExitKind {
     IndirectMiss = 1,
     /// A `syscall`; `target` is the app pc after it.
     Syscall = 2,
+    /// A client's clean call; `target` is the cache address to resume at,
+    /// `arg` the call's argument, `aux` the client index and call id.
+    CleanCall = 3,
 }
 
 /// What the dispatcher learns about the exit a thread left the cache by.
@@ -31,15 +34,22 @@ pub enum ExitKind {
 #[repr(C)]
 pub struct ExitData {
     pub target: u64,
-    /// Address of the body branch's rel32 field that linking patches, or 0.
+    /// Address of the body branch's rel32 field that linking patches, or 0;
+    /// a clean call's argument.
     pub patch_site: u64,
     pub kind: ExitKind,
-    _pad: u32,
+    /// A clean call's client index (high 8 bits) and id (low 24 bits).
+    pub aux: u32,
 }
 
 impl ExitData {
     pub const fn new(target: u64, kind: ExitKind) -> ExitData {
-        ExitData { target, patch_site: 0, kind, _pad: 0 }
+        ExitData { target, patch_site: 0, kind, aux: 0 }
+    }
+
+    /// A clean call's (client index, id, argument).
+    pub fn clean_call(&self) -> (usize, u32, u64) {
+        ((self.aux >> 24) as usize, self.aux & 0xff_ffff, self.patch_site)
     }
 }
 
@@ -57,13 +67,16 @@ fn put_rel32(code: &mut [u8], at: usize, base: u64, target: u64) {
 
 /// Appends an exit stub and returns its offset.
 fn emit_stub(code: &mut Vec<u8>, base: u64, target: u64, patch_site: u64, kind: ExitKind) -> usize {
+    emit_stub_with(code, base, ExitData { target, patch_site, kind, aux: 0 })
+}
+
+fn emit_stub_with(code: &mut Vec<u8>, base: u64, data: ExitData) -> usize {
     let start = code.len();
     raw_x86::store_to_gs(code, off::GPR, 0);
     code.extend_from_slice(&[0x48, 0x8d, 0x05, 5, 0, 0, 0]);
     let rel = raw_x86::jmp_rel32(code);
     put_rel32(code, rel, base, context_switch::fcache_return_addr());
     debug_assert_eq!(code.len() - start, STUB_CODE_LEN);
-    let data = ExitData { target, patch_site, kind, _pad: 0 };
     // SAFETY: ExitData is plain repr(C) data.
     let bytes = unsafe {
         core::slice::from_raw_parts(&data as *const ExitData as *const u8, core::mem::size_of::<ExitData>())
@@ -133,6 +146,20 @@ pub fn emit(tag: u64, app_end: u64, ops: &[MangledOp], cache: &mut CodeCache, fr
                 pending.push(direct_exit_branch(&mut code, base, None, *target));
             }
             Op::IndirectExit => code.extend_from_slice(ibl::lookup_code()),
+            Op::CleanCall { client, id, arg, only_if } => {
+                // [j<not cc> over] stub-with-data; resume: right after it.
+                let skip = only_if.map(|cc| {
+                    code.extend_from_slice(&[0x70 | (cc ^ 1), 0]);
+                    code.len() - 1
+                });
+                let stub = code.len();
+                let aux = (*client as u32) << 24 | (id & 0xff_ffff);
+                let resume = base + (stub + STUB_LEN) as u64;
+                emit_stub_with(&mut code, base, ExitData { target: resume, patch_site: *arg, kind: ExitKind::CleanCall, aux });
+                if let Some(at) = skip {
+                    code[at] = STUB_LEN as u8;
+                }
+            }
             Op::SyscallExit { next } => {
                 emit_stub(&mut code, base, *next, 0, ExitKind::Syscall);
             }

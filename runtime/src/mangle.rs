@@ -34,6 +34,9 @@ pub enum Op {
     IndirectExit,
     /// Exit to the dispatcher to perform a system call, resuming at `next`.
     SyscallExit { next: u64 },
+    /// A client's clean call: exit to the dispatcher, which calls the
+    /// client and resumes right after; only when `only_if` holds, if set.
+    CleanCall { client: u16, id: u32, arg: u64, only_if: Option<u8> },
 }
 
 pub struct MangledOp {
@@ -257,10 +260,17 @@ impl Mangler {
         }
     }
 
-    /// A client's meta instruction, emitted as is; it translates to the app
-    /// instruction it precedes.
-    fn meta(&mut self, app_pc: u64, instr: Instruction) {
-        self.ops.push(MangledOp { app_pc, app_len: 0, op: Op::Encode(instr), fixup: Fixup::None });
+    /// A client's meta instruction (emitted as is) or clean call; it
+    /// translates to the app instruction it precedes.
+    fn meta(&mut self, app_pc: u64, item: &Item) {
+        let op = match item.kind {
+            ItemKind::CleanCall { client, id, arg, only_if } => {
+                let only_if = only_if.map(|cc| cc as u8 - ConditionCode::o as u8);
+                Op::CleanCall { client, id, arg, only_if }
+            }
+            _ => Op::Encode(item.instr),
+        };
+        self.ops.push(MangledOp { app_pc, app_len: 0, op, fixup: Fixup::None });
     }
 
     fn middle_instruction(&mut self, instr: &Instruction) {
@@ -288,13 +298,13 @@ pub fn mangle(block: &BasicBlock) -> Vec<MangledOp> {
     for (k, item) in body.iter().enumerate() {
         match item.kind {
             ItemKind::App => m.middle_instruction(&item.instr),
-            ItemKind::Meta => m.meta(next_app_pc(k, body), item.instr),
+            _ => m.meta(next_app_pc(k, body), item),
         }
     }
     if let (Some(i), true) = (last_app, ends_in_cti) {
         let cti = &block.items[i].instr;
         for item in tail_meta {
-            m.meta(cti.ip(), item.instr);
+            m.meta(cti.ip(), item);
         }
         m.last_instruction(cti);
     }

@@ -209,15 +209,17 @@ pub fn close(fd: i64) {
     }
 }
 
-/// Creates (or truncates) the file `path` (NUL-terminated), mode 0644,
-/// and writes `contents` to it; false on any failure.
-pub fn write_file(path: &[u8], contents: &[u8]) -> bool {
+/// Creates the file `path` (NUL-terminated, mode 0644) and writes
+/// `contents` to it, truncating it first or appending; false on failure.
+pub fn write_file(path: &[u8], contents: &[u8], append: bool) -> bool {
     const O_WRONLY: u64 = 1;
     const O_CREAT: u64 = 0o100;
     const O_TRUNC: u64 = 0o1000;
+    const O_APPEND: u64 = 0o2000;
+    let mode = if append { O_APPEND } else { O_TRUNC };
     // SAFETY: path is NUL-terminated.
     let fd = unsafe {
-        syscall6(nr::OPENAT, [AT_FDCWD as u64, path.as_ptr() as u64, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644, 0, 0])
+        syscall6(nr::OPENAT, [AT_FDCWD as u64, path.as_ptr() as u64, O_WRONLY | O_CREAT | mode | O_CLOEXEC, 0o644, 0, 0])
     };
     if fd < 0 {
         return false;

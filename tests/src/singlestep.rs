@@ -14,9 +14,16 @@ use std::path::Path;
 pub const ADDR_NO_RANDOMIZE: libc::c_ulong = 0x0040000;
 
 /// Instructions `program args` executes from its first instruction to its
-/// exit, and its exit status. `env` is its whole environment; stdin, stdout
-/// and stderr are /dev/null (stdio takes other paths for pipes and files).
+/// exit, and its exit status.
 pub fn count_instructions(program: &Path, args: &[&str], env: &[(&str, &str)]) -> (u64, i32) {
+    let (pcs, status) = trace_pcs(program, args, env);
+    (pcs.len() as u64, status)
+}
+
+/// The pc of every instruction `program args` executes, in order, and its
+/// exit status. `env` is its whole environment; stdin, stdout
+/// and stderr are /dev/null (stdio takes other paths for pipes and files).
+pub fn trace_pcs(program: &Path, args: &[&str], env: &[(&str, &str)]) -> (Vec<u64>, i32) {
     let path = CString::new(program.as_os_str().as_bytes()).unwrap();
     let mut argv_c: Vec<CString> = vec![path.clone()];
     argv_c.extend(args.iter().map(|a| CString::new(*a).unwrap()));
@@ -46,8 +53,8 @@ pub fn count_instructions(program: &Path, args: &[&str], env: &[(&str, &str)]) -
     // SAFETY: waiting for our own child.
     unsafe { libc::waitpid(pid, &mut status, 0) };
     assert!(libc::WIFSTOPPED(status), "the child did not stop at exec");
-    let mut count = 0u64;
     let mut pc = rip(pid);
+    let mut pcs = vec![pc];
     loop {
         // SAFETY: stepping our own stopped tracee.
         unsafe {
@@ -55,14 +62,14 @@ pub fn count_instructions(program: &Path, args: &[&str], env: &[(&str, &str)]) -
             libc::waitpid(pid, &mut status, 0);
         }
         if libc::WIFEXITED(status) {
-            return (count + 1, libc::WEXITSTATUS(status));
+            return (pcs, libc::WEXITSTATUS(status));
         }
         assert!(libc::WIFSTOPPED(status), "unexpected wait status {status:#x}");
         let sig = libc::WSTOPSIG(status);
         assert_eq!(sig, libc::SIGTRAP, "the traced program got signal {sig}");
         let next = rip(pid);
         if next != pc {
-            count += 1;
+            pcs.push(next);
             pc = next;
         }
     }

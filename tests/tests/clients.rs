@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use dbi_tests::corpus::{check_program_with, program};
-use dbi_tests::singlestep::{count_instructions, ADDR_NO_RANDOMIZE};
+use dbi_tests::singlestep::{count_instructions, trace_pcs, ADDR_NO_RANDOMIZE};
 use dbi_tests::{compiled, dbirun_path, temp_dir, Build, Opt, Variant};
 
 /// The environment of both the traced and the translated run.
@@ -147,7 +147,13 @@ fn app_behaviour_unchanged_under_clients() {
     let dir = temp_dir("client-logs");
     let logdir = dir.path().to_str().unwrap().to_owned();
     for client in clients::BUILT_IN {
-        for name in ["cxx_exceptions", "signal_faults", "threads", "simd"] {
+        // threads runs ~90M instructions: its instruction trace would be GBs.
+        let programs: &[&str] = if *client == "instrace" {
+            &["cxx_exceptions", "signal_faults", "tls_vars", "simd"]
+        } else {
+            &["cxx_exceptions", "signal_faults", "threads", "simd"]
+        };
+        for name in programs {
             check_program_with(name, &["-logdir", &logdir, "-c", client]);
         }
     }
@@ -257,4 +263,48 @@ fn opcode_mix_totals_match_inscount() {
     let listed: u64 = mix.lines().skip(2).map(|l| l.split_whitespace().next().unwrap().parse::<u64>().unwrap()).sum();
     assert_eq!(listed, ins, "the histogram adds up");
     assert!(mix.lines().any(|l| l.ends_with(" mov")), "{mix}");
+}
+
+/// instrace's pc sequence is exactly the single-step tracer's.
+#[test]
+fn instrace_pcs_match_single_step() {
+    for (name, args) in [("asm_basic", &[][..]), ("exit_code", &["3"][..])] {
+        let exe = build(name, Variant::Static, Opt::O2);
+        let (stepped, _) = trace_pcs(&exe, args, ENV);
+        let dir = temp_dir("instrace");
+        let logdir = dir.path().to_str().unwrap();
+        dbirun_to_null(&["-logdir", logdir, "-c", "instrace"], &exe, args);
+        let trace = client_output(dir.path(), "instrace");
+        let traced: Vec<u64> = trace
+            .lines()
+            .map(|l| {
+                let (pc, op) = l.split_once(',').unwrap_or_else(|| panic!("bad line {l:?}"));
+                assert!(!op.is_empty() && op != "?", "opcode name in {l:?}");
+                u64::from_str_radix(pc.trim_start_matches("0x"), 16).unwrap()
+            })
+            .collect();
+        assert_eq!(traced.len(), stepped.len(), "{name}: trace length");
+        if let Some(i) = (0..traced.len()).find(|&i| traced[i] != stepped[i]) {
+            panic!("{name}: pc {i} differs: instrace {:#x}, single-step {:#x}", traced[i], stepped[i]);
+        }
+    }
+}
+
+#[test]
+fn instrace_threads_each_get_a_file() {
+    let exe = build("tls_vars", Variant::Pie, Opt::O2);
+    let dir = temp_dir("instrace-threads");
+    let logdir = dir.path().to_str().unwrap();
+    // Both clients see the same execution: the totals agree exactly.
+    let out = dbirun(&["-logdir", logdir, "-c", "instrace", "-c", "inscount"], &exe, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let files: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("instrace."))
+        .collect();
+    assert!(files.len() > 1, "one file per thread: {files:?}");
+    let lines: u64 = files.iter().map(|f| std::fs::read_to_string(f).unwrap().lines().count() as u64).sum();
+    let ins = number_after(&client_output(dir.path(), "inscount"), "instructions executed");
+    assert_eq!(lines, ins, "instrace lines vs inscount");
 }

@@ -49,6 +49,22 @@ pub trait Client: Send + Sync {
 
     /// The process exits: write results.
     fn process_exit(&self, _services: &dyn Services) {}
+
+    /// A clean call this client inserted runs (on the runtime's stack, with
+    /// the application's state saved in `call`).
+    fn clean_call(&self, _id: u32, _arg: u64, _call: &mut CleanCallContext, _services: &dyn Services) {}
+}
+
+/// The machine state at a clean call, and the calling thread's raw TLS
+/// slots for this client. Changes to `gprs` and `rflags` take effect when the
+/// call returns.
+pub struct CleanCallContext<'a> {
+    /// Hardware order: rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8..r15.
+    pub gprs: &'a mut [u64; 16],
+    pub rflags: &'a mut u64,
+    pub tls: &'a mut [u64],
+    /// The calling thread's id.
+    pub tid: u32,
 }
 
 /// A client's options could not be accepted.

@@ -3,7 +3,7 @@
 
 use alloc::vec::Vec;
 
-use iced_x86::Instruction;
+use iced_x86::{ConditionCode, Instruction};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ItemKind {
@@ -11,6 +11,12 @@ pub enum ItemKind {
     App,
     /// Added by a client: emitted as is, before the next app instruction.
     Meta,
+    /// A clean call into client `client`'s [`crate::Client::clean_call`]
+    /// with `id` and `arg`: the runtime saves the whole machine state,
+    /// switches to its own stack, calls, restores and continues. With
+    /// `only_if`, the call happens only when that condition holds on the
+    /// flags at this point (the flags themselves are preserved).
+    CleanCall { client: u16, id: u32, arg: u64, only_if: Option<ConditionCode> },
 }
 
 #[derive(Clone, Debug)]
@@ -23,11 +29,18 @@ pub struct BlockIr {
     /// The app pc the block starts at.
     pub tag: u64,
     pub items: Vec<Item>,
+    /// Which client is instrumenting (set by the runtime): clean calls go back
+    /// to it.
+    pub current_client: u16,
 }
 
 impl BlockIr {
     pub fn new(tag: u64, app: impl IntoIterator<Item = Instruction>) -> BlockIr {
-        BlockIr { tag, items: app.into_iter().map(|instr| Item { instr, kind: ItemKind::App }).collect() }
+        BlockIr {
+            tag,
+            items: app.into_iter().map(|instr| Item { instr, kind: ItemKind::App }).collect(),
+            current_client: 0,
+        }
     }
 
     /// The application instructions, in order.
@@ -42,6 +55,13 @@ impl BlockIr {
     /// Indices (into `items`) of the application instructions.
     pub fn app_indices(&self) -> Vec<usize> {
         (0..self.items.len()).filter(|&i| self.items[i].kind == ItemKind::App).collect()
+    }
+
+    /// Inserts a clean call to this client's `clean_call(id, arg)` before
+    /// item `at` (see [`ItemKind::CleanCall`]).
+    pub fn insert_clean_call(&mut self, at: usize, id: u32, arg: u64, only_if: Option<ConditionCode>) {
+        let kind = ItemKind::CleanCall { client: self.current_client, id, arg, only_if };
+        self.items.insert(at, Item { instr: Instruction::default(), kind });
     }
 
     /// Inserts `meta` before item `at` (`items.len()` appends after the

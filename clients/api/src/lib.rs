@@ -19,9 +19,9 @@ pub mod inline;
 pub mod ir;
 pub mod services;
 
-pub use client::{Client, ClientIdentity, EmitFlags};
+pub use client::{CleanCallContext, Client, ClientIdentity, EmitFlags};
 pub use ir::{BlockIr, Item, ItemKind};
 pub use services::{ModuleRef, Services};
 
 /// Raw TLS slots each client may use, per thread.
-pub const TLS_SLOTS_PER_CLIENT: usize = 4;
+pub const TLS_SLOTS_PER_CLIENT: usize = 8;

@@ -28,6 +28,13 @@ pub trait Services: Sync {
     /// (or with the thread id when `tid` is set); returns false on failure.
     fn write_output(&self, client: &str, suffix: &str, tid: Option<u32>, contents: &[u8]) -> bool;
 
+    /// Appends to the output file [`Services::write_output`] would write
+    /// (creating it), for output produced in pieces; false on failure.
+    fn append_output(&self, client: &str, suffix: &str, tid: Option<u32>, contents: &[u8]) -> bool;
+
+    /// The calling thread's id.
+    fn thread_id(&self) -> u32;
+
     /// The application's name (its executable's file name).
     fn app_name(&self) -> &str;
 }
