@@ -189,7 +189,13 @@ pub fn compile_command(
 /// Compiles `source` (.c with gcc, .cc with g++, .S with gcc) into `out`.
 /// The error carries the command line and the compiler's output.
 pub fn compile(source: &Path, variant: Variant, opt: Opt, out: &Path) -> Result<(), String> {
-    let mut cmd = compile_command(source, variant, opt, out)?;
+    let cmd = compile_command(source, variant, opt, out)?;
+    run_compiler(cmd, out, || format!("compiling {} ({}-{})", source.display(), variant.name(), opt.name()))
+}
+
+/// Runs a compiler command that writes `out` (creating its directory); the
+/// error names `what` failed and carries the command line and its output.
+fn run_compiler(mut cmd: Command, out: &Path, what: impl FnOnce() -> String) -> Result<(), String> {
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
@@ -198,10 +204,8 @@ pub fn compile(source: &Path, variant: Variant, opt: Opt, out: &Path) -> Result<
         .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
     if !output.status.success() {
         return Err(format!(
-            "compiling {} ({}-{}) failed ({}):\n  {:?}\n{}{}",
-            source.display(),
-            variant.name(),
-            opt.name(),
+            "{} failed ({}):\n  {:?}\n{}{}",
+            what(),
             output.status,
             cmd,
             String::from_utf8_lossy(&output.stdout),
@@ -290,22 +294,7 @@ pub fn compile_shared(source: &Path, out: &Path, extra: &[&str]) -> Result<(), S
         .arg("-o")
         .arg(out)
         .args(source_cflags(source)?);
-    if let Some(dir) = out.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    let output = cmd
-        .output()
-        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
-    if !output.status.success() {
-        return Err(format!(
-            "building the shared library {} from {} failed ({}):\n  {:?}\n{}{}",
-            out.display(),
-            source.display(),
-            output.status,
-            cmd,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    Ok(())
+    run_compiler(cmd, out, || {
+        format!("building the shared library {} from {}", out.display(), source.display())
+    })
 }

@@ -25,6 +25,17 @@ pub fn workspace_root() -> PathBuf {
     dir.canonicalize().unwrap_or(dir)
 }
 
+/// `/usr/bin/NAME` or `/bin/NAME`, whichever exists.
+pub fn tool(name: &str) -> PathBuf {
+    for dir in ["/usr/bin", "/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("{name} not found in /usr/bin or /bin (run scripts/setup.sh)");
+}
+
 /// `tests/programs/`: the corpus sources.
 pub fn programs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("programs")

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use dbi_tests::corpus::PROCESS_SUITE;
 use dbi_tests::{
-    catalog_tests, compare_observed, run_dbirun, run_native, temp_dir, Observed, Rng, RunOpts,
+    catalog_tests, compare_observed, run_dbirun, run_native, temp_dir, tool, Observed, Rng, RunOpts,
     Status,
 };
 
@@ -31,16 +31,6 @@ catalog_tests!(PROCESS_SUITE;
     jit,
 );
 
-/// `/usr/bin/NAME` or `/bin/NAME`, whichever exists.
-fn tool(name: &str) -> PathBuf {
-    for dir in ["/usr/bin", "/bin"] {
-        let p = Path::new(dir).join(name);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("{name} not found in /usr/bin or /bin (run scripts/setup.sh)");
-}
 
 /// The first `name` on `$PATH` (how gcc's driver and collect2 find `as` and
 /// `ld`).

@@ -4,18 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use dbi_tests::{assert_same_as_native, run_dbirun, run_native, temp_dir, Rng, RunOpts, Status};
-
-/// `/usr/bin/NAME` or `/bin/NAME`, whichever exists.
-fn tool(name: &str) -> PathBuf {
-    for dir in ["/usr/bin", "/bin"] {
-        let p = Path::new(dir).join(name);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("{name} not found in /usr/bin or /bin (run scripts/setup.sh)");
-}
+use dbi_tests::{assert_same_as_native, run_dbirun, run_native, temp_dir, tool, Rng, RunOpts, Status};
 
 /// A fixed locale and time zone so both runs format the same way.
 fn c_locale() -> RunOpts {
