@@ -9,6 +9,7 @@ mod block_counters;
 mod drcov;
 mod inscount;
 mod instrace;
+mod memtrace;
 mod null;
 mod opcodes;
 mod options;
@@ -21,7 +22,7 @@ use alloc::string::String;
 pub use dbi_client_api as api;
 
 /// Names `dbirun -c NAME` accepts.
-pub const BUILT_IN: &[&str] = &["null", "inscount", "bbcount", "opcodes", "drcov", "instrace"];
+pub const BUILT_IN: &[&str] = &["null", "inscount", "bbcount", "opcodes", "drcov", "instrace", "memtrace"];
 
 /// The client `name` with `options`, or a one-line reason it cannot run.
 pub fn create(name: &str, options: &[&str]) -> Result<Box<dyn api::Client>, String> {
@@ -32,6 +33,7 @@ pub fn create(name: &str, options: &[&str]) -> Result<Box<dyn api::Client>, Stri
         "opcodes" => Box::new(opcodes::Opcodes::new(options)?),
         "drcov" => Box::new(drcov::Drcov::new(options)?),
         "instrace" => Box::new(instrace::InsTrace::new(options)?),
+        "memtrace" => Box::new(memtrace::MemTrace::new(options)?),
         _ => return Err(format!("unknown client '{name}' (available: {})", BUILT_IN.join(", "))),
     };
     Ok(client)

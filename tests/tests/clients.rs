@@ -147,8 +147,8 @@ fn app_behaviour_unchanged_under_clients() {
     let dir = temp_dir("client-logs");
     let logdir = dir.path().to_str().unwrap().to_owned();
     for client in clients::BUILT_IN {
-        // threads runs ~90M instructions: its instruction trace would be GBs.
-        let programs: &[&str] = if *client == "instrace" {
+        // threads runs ~90M instructions: its traces would be GBs.
+        let programs: &[&str] = if matches!(*client, "instrace" | "memtrace") {
             &["cxx_exceptions", "signal_faults", "tls_vars", "simd"]
         } else {
             &["cxx_exceptions", "signal_faults", "threads", "simd"]
@@ -307,4 +307,55 @@ fn instrace_threads_each_get_a_file() {
     let lines: u64 = files.iter().map(|f| std::fs::read_to_string(f).unwrap().lines().count() as u64).sum();
     let ins = number_after(&client_output(dir.path(), "inscount"), "instructions executed");
     assert_eq!(lines, ins, "instrace lines vs inscount");
+}
+
+/// memtrace records the program's own array and thread-local writes at
+/// their exact addresses, sizes and order.
+#[test]
+fn memtrace_sees_known_arrays() {
+    let dir = temp_dir("memtrace");
+    let src = dir.path().join("arrays.c");
+    std::fs::write(
+        &src,
+        r#"#include <stdio.h>
+int arr[16];
+static __thread long tv[4];
+int main(void) {
+    for (int i = 0; i < 16; i++) arr[i] = i * 3;
+    long s = 0;
+    for (int i = 0; i < 4; i++) { tv[i] = i; s += tv[i]; }
+    fprintf(stderr, "%p %p\n", (void *)arr, (void *)tv);
+    return (int)s + arr[5] - 21;
+}
+"#,
+    )
+    .unwrap();
+    let exe = dir.path().join("arrays");
+    let cc = Command::new("gcc").args(["-O1", "-o"]).arg(&exe).arg(&src).status().unwrap();
+    assert!(cc.success());
+    let logdir = dir.path().join("logs");
+    std::fs::create_dir(&logdir).unwrap();
+    let out = dbirun(&["-logdir", logdir.to_str().unwrap(), "-c", "memtrace"], &exe, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let addrs: Vec<u64> = stderr
+        .split_whitespace()
+        .map(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).unwrap())
+        .collect();
+    let (arr, tv) = (addrs[0], addrs[1]);
+    let trace = client_output(&logdir, "memtrace");
+    let refs: Vec<(u64, u64, String)> = trace
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
+            (hex(f[1]), f[2].parse().unwrap(), f[3].to_owned())
+        })
+        .collect();
+    let writes_in = |lo: u64, len: u64, size: u64| -> Vec<u64> {
+        refs.iter().filter(|r| r.0 >= lo && r.0 < lo + len && r.1 == size && r.2 == "w").map(|r| r.0 - lo).collect()
+    };
+    assert_eq!(writes_in(arr, 64, 4), (0..16).map(|i| 4 * i).collect::<Vec<_>>(), "arr[i] = ... in order");
+    assert_eq!(writes_in(tv, 32, 8), vec![0, 8, 16, 24], "tv[i] = i through FS");
+    assert!(refs.iter().any(|r| r.0 == arr + 20 && r.1 == 4 && r.2 == "r"), "the read of arr[5]");
 }

@@ -1,6 +1,7 @@
 //! The `Client` trait and its events.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use crate::ir::BlockIr;
 use crate::services::Services;
@@ -49,6 +50,27 @@ pub trait Client: Send + Sync {
 
     /// The process exits: write results.
     fn process_exit(&self, _services: &dyn Services) {}
+
+    /// Persistence: the client's read-only data for a persisted file of the
+    /// blocks of `module` (e.g. a table its persisted code indexes).
+    fn persist_ro(&self, _module: u64, _out: &mut Vec<u8>) {}
+
+    /// Persistence: executable code of the client's own the persisted blocks
+    /// call (placed in the file's executable zone).
+    fn persist_rx(&self, _module: u64, _out: &mut Vec<u8>) {}
+
+    /// Persistence: writable data the persisted blocks use (counters...).
+    fn persist_rw(&self, _module: u64, _out: &mut Vec<u8>) {}
+
+    /// Persistence: adjusts the persisted copy of a block's code (e.g. to
+    /// point it at its data in the file's zones).
+    fn persist_patch(&self, _module: u64, _code: &mut [u8]) {}
+
+    /// A persisted file is about to be used: the client sees its own data
+    /// again and may reject the file (say, its options changed).
+    fn resurrect(&self, _module: u64, _ro: &[u8], _rx: &[u8], _rw: &mut [u8]) -> bool {
+        true
+    }
 
     /// A clean call this client inserted runs (on the runtime's stack, with
     /// the application's state saved in `call`).

@@ -1,0 +1,226 @@
+//! `memtrace`: every memory reference the application makes (pc, address,
+//! size, read or write), per thread, stored inline into a buffer like
+//! `instrace`'s and flushed by a conditional clean call. Each address is
+//! computed with `lea` from the instruction's own operand (plus the FS base
+//! via `rdfsbase` for FS-relative ones) into two scratch registers chosen
+//! from those the operand does not use, spilled to TLS slots around it;
+//! nothing touches the flags except the buffer check at block start.
+//! Output `memtrace.<app>.<pid>.<tid>.log`: `0x<pc>,0x<addr>,<size>,<r|w|rw>`.
+
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+use iced_x86::{Code, ConditionCode, Instruction, InstructionInfoFactory, MemoryOperand, OpAccess, Register};
+
+use crate::api::inline::gs_slot;
+use crate::api::{BlockIr, CleanCallContext, Client, ClientIdentity, EmitFlags, ItemKind, Services};
+
+const ENTRIES: usize = 8192;
+/// u64 pc, u64 address, u32 size, u32 access (1 read, 2 write, 3 both).
+const ENTRY_SIZE: usize = 24;
+/// TLS slots: current entry pointer, flush limit, buffer start, two
+/// scratch spills, the thread's id.
+const PTR: usize = 0;
+const LIMIT: usize = 1;
+const BASE: usize = 2;
+const SPILL_A: usize = 3;
+const SPILL_B: usize = 4;
+const TID: usize = 5;
+const FLUSH: u32 = 0;
+
+/// Scratch candidates: never rsp.
+const SCRATCH: [Register; 14] = [
+    Register::RCX, Register::RDX, Register::RAX, Register::RBX, Register::RSI, Register::RDI, Register::R8,
+    Register::R9, Register::R10, Register::R11, Register::R12, Register::R13, Register::R14, Register::R15,
+];
+
+pub struct MemTrace {
+    options_hash: u64,
+}
+
+impl MemTrace {
+    pub fn new(options: &[&str]) -> Result<MemTrace, String> {
+        crate::options::parse("memtrace", options, |_, _| Ok(None))?;
+        Ok(MemTrace { options_hash: crate::options::hash(options) })
+    }
+
+    fn flush(&self, tls: &mut [u64], tid: u32, services: &dyn Services) {
+        let (base, end) = (tls[BASE], tls[PTR]);
+        if base == 0 || end <= base {
+            return;
+        }
+        // SAFETY: [base, end) are entries this thread's inline code wrote.
+        let bytes = unsafe { core::slice::from_raw_parts(base as *const u8, (end - base) as usize) };
+        let mut text = String::with_capacity(bytes.len() * 2);
+        for e in bytes.chunks_exact(ENTRY_SIZE) {
+            let pc = u64::from_le_bytes(e[0..8].try_into().unwrap());
+            let addr = u64::from_le_bytes(e[8..16].try_into().unwrap());
+            let size = u32::from_le_bytes(e[16..20].try_into().unwrap());
+            let rw = match u32::from_le_bytes(e[20..24].try_into().unwrap()) {
+                1 => "r",
+                2 => "w",
+                _ => "rw",
+            };
+            let _ = writeln!(text, "{pc:#x},{addr:#x},{size},{rw}");
+        }
+        services.append_output("memtrace", "log", Some(tid), text.as_bytes());
+        tls[PTR] = base;
+    }
+}
+
+fn ins(r: Result<Instruction, iced_x86::IcedError>) -> Instruction {
+    r.expect("valid instruction")
+}
+
+/// One memory reference to record.
+struct Reference {
+    pc: u64,
+    segment: Register,
+    base: Register,
+    index: Register,
+    scale: u32,
+    displacement: u64,
+    size: u32,
+    access: u32,
+}
+
+fn references(instr: &Instruction, info: &mut InstructionInfoFactory) -> Vec<Reference> {
+    info.info(instr)
+        .used_memory()
+        .iter()
+        .filter_map(|m| {
+            let access = match m.access() {
+                OpAccess::Read | OpAccess::CondRead => 1,
+                OpAccess::Write | OpAccess::CondWrite => 2,
+                OpAccess::ReadWrite | OpAccess::ReadCondWrite => 3,
+                _ => return None,
+            };
+            // Gathers and scatters (vector indices) are not traced.
+            if m.vsib_size() != 0 {
+                return None;
+            }
+            Some(Reference {
+                pc: instr.ip(),
+                segment: m.segment(),
+                base: m.base(),
+                index: m.index(),
+                scale: m.scale(),
+                displacement: m.displacement(),
+                size: m.memory_size().size() as u32,
+                access,
+            })
+        })
+        .collect()
+}
+
+/// Code storing one entry for `r` at the buffer pointer, which is advanced.
+fn record(r: &Reference, tls: usize) -> Vec<Instruction> {
+    let slot = |s: usize| gs_slot(tls + 8 * s);
+    let used = [r.base.full_register(), r.index.full_register()];
+    let mut free = SCRATCH.iter().copied().filter(|s| !used.contains(s));
+    let (a, b) = (free.next().unwrap(), free.next().unwrap());
+    let mut code = vec![
+        ins(Instruction::with2(Code::Mov_rm64_r64, slot(SPILL_A), a)),
+        ins(Instruction::with2(Code::Mov_rm64_r64, slot(SPILL_B), b)),
+    ];
+    // a = the address.
+    if matches!(r.base, Register::RIP | Register::EIP) || (r.base == Register::None && r.index == Register::None) {
+        code.push(ins(Instruction::with2(Code::Mov_r64_imm64, a, r.displacement)));
+    } else {
+        let disp = r.displacement as i64;
+        let mem = MemoryOperand::new(r.base, r.index, r.scale, disp, 1, false, Register::None);
+        code.push(ins(Instruction::with2(Code::Lea_r64_m, a, mem)));
+    }
+    if r.segment == Register::FS {
+        code.push(ins(Instruction::with1(Code::Rdfsbase_r64, b)));
+        code.push(ins(Instruction::with2(Code::Lea_r64_m, a, MemoryOperand::with_base_index(a, b))));
+    }
+    let store = |disp: i64, reg: Register| ins(Instruction::with2(Code::Mov_rm64_r64, MemoryOperand::with_base_displ(b, disp), reg));
+    let store32 = |disp: i64, v: u32| ins(Instruction::with2(Code::Mov_rm32_imm32, MemoryOperand::with_base_displ(b, disp), v));
+    code.extend([
+        ins(Instruction::with2(Code::Mov_r64_rm64, b, slot(PTR))),
+        store32(0, r.pc as u32),
+        store32(4, (r.pc >> 32) as u32),
+        store(8, a),
+        store32(16, r.size),
+        store32(20, r.access),
+        ins(Instruction::with2(Code::Lea_r64_m, b, MemoryOperand::with_base_displ(b, ENTRY_SIZE as i64))),
+        ins(Instruction::with2(Code::Mov_rm64_r64, slot(PTR), b)),
+        ins(Instruction::with2(Code::Mov_r64_rm64, b, slot(SPILL_B))),
+        ins(Instruction::with2(Code::Mov_r64_rm64, a, slot(SPILL_A))),
+    ]);
+    code
+}
+
+impl Client for MemTrace {
+    fn identity(&self) -> ClientIdentity {
+        ClientIdentity { name: "memtrace", version: 1, options_hash: self.options_hash }
+    }
+
+    fn basic_block(&self, block: &mut BlockIr, tls: usize, services: &dyn Services) -> EmitFlags {
+        let mut info = InstructionInfoFactory::new();
+        // (item index, references of that app instruction)
+        let mut sites: Vec<(usize, Vec<Reference>)> = Vec::new();
+        for (i, item) in block.items.iter().enumerate() {
+            if item.kind == ItemKind::App {
+                let refs = references(&item.instr, &mut info);
+                if !refs.is_empty() {
+                    sites.push((i, refs));
+                }
+            }
+        }
+        let total: usize = sites.iter().map(|(_, r)| r.len()).sum();
+        if total == 0 {
+            return EmitFlags::PERSISTABLE;
+        }
+        // Back to front, so earlier indices stay valid.
+        for (i, refs) in sites.iter().rev() {
+            let code: Vec<Instruction> = refs.iter().flat_map(|r| record(r, tls)).collect();
+            block.insert_meta(*i, code);
+        }
+        // At block start: flush if this block's entries would not fit.
+        let slot = |s: usize| gs_slot(tls + 8 * s);
+        let spill = gs_slot(services.flags_spill_offset());
+        let head = vec![
+            ins(Instruction::with2(Code::Mov_rm64_r64, spill, Register::RAX)),
+            Instruction::with(Code::Lahf),
+            ins(Instruction::with1(Code::Seto_rm8, Register::AL)),
+            ins(Instruction::with2(Code::Mov_rm64_r64, slot(SPILL_A), Register::RDX)),
+            ins(Instruction::with2(Code::Mov_r64_rm64, Register::RDX, slot(PTR))),
+            ins(Instruction::with2(Code::Add_rm64_imm32, Register::RDX, (total * ENTRY_SIZE) as i32)),
+            ins(Instruction::with2(Code::Cmp_r64_rm64, Register::RDX, slot(LIMIT))),
+        ];
+        let tail = vec![
+            ins(Instruction::with2(Code::Mov_r64_rm64, Register::RDX, slot(SPILL_A))),
+            ins(Instruction::with2(Code::Add_rm8_imm8, Register::AL, 0x7f)),
+            Instruction::with(Code::Sahf),
+            ins(Instruction::with2(Code::Mov_r64_rm64, Register::RAX, spill)),
+        ];
+        block.insert_meta(0, tail);
+        block.insert_clean_call(0, FLUSH, 0, Some(ConditionCode::a));
+        block.insert_meta(0, head);
+        EmitFlags::PERSISTABLE
+    }
+
+    fn thread_init(&self, tls: &mut [u64], services: &dyn Services) {
+        tls[TID] = services.thread_id() as u64;
+        let buffer: &'static mut [u8] = vec![0u8; ENTRIES * ENTRY_SIZE].leak();
+        let base = buffer.as_mut_ptr() as u64;
+        tls[BASE] = base;
+        tls[PTR] = base;
+        tls[LIMIT] = base + (ENTRIES * ENTRY_SIZE) as u64;
+    }
+
+    fn thread_exit(&self, tls: &mut [u64], services: &dyn Services) {
+        let tid = tls[TID] as u32;
+        self.flush(tls, tid, services);
+    }
+
+    fn clean_call(&self, id: u32, _arg: u64, call: &mut CleanCallContext, services: &dyn Services) {
+        if id == FLUSH {
+            self.flush(call.tls, call.tid, services);
+        }
+    }
+}
