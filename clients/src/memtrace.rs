@@ -2,9 +2,10 @@
 //! size, read or write), per thread, stored inline into a buffer like
 //! `instrace`'s and flushed by a conditional clean call. Each address is
 //! computed with `lea` from the instruction's own operand (plus the FS base
-//! via `rdfsbase` for FS-relative ones) into two scratch registers chosen
-//! from those the operand does not use, spilled to TLS slots around it;
-//! nothing touches the flags except the buffer check at block start.
+//! via `rdfsbase` for FS-relative ones) into two scratch registers the
+//! operand does not use (`reserve_scratch`: dead ones free, live ones
+//! spilled to TLS slots); nothing touches the flags except the buffer check
+//! at block start.
 //! Output `memtrace.<app>.<pid>.<tid>.log`: `0x<pc>,0x<addr>,<size>,<r|w|rw>`.
 
 use alloc::string::String;
@@ -14,7 +15,7 @@ use core::fmt::Write;
 
 use iced_x86::{Code, ConditionCode, Instruction, InstructionInfoFactory, MemoryOperand, OpAccess, Register};
 
-use crate::api::inline::gs_slot;
+use crate::api::inline::{gs_slot, reserve_scratch};
 use crate::api::{BlockIr, CleanCallContext, Client, ClientIdentity, EmitFlags, ItemKind, Services};
 
 const ENTRIES: usize = 8192;
@@ -29,12 +30,6 @@ const SPILL_A: usize = 3;
 const SPILL_B: usize = 4;
 const TID: usize = 5;
 const FLUSH: u32 = 0;
-
-/// Scratch candidates: never rsp.
-const SCRATCH: [Register; 14] = [
-    Register::RCX, Register::RDX, Register::RAX, Register::RBX, Register::RSI, Register::RDI, Register::R8,
-    Register::R9, Register::R10, Register::R11, Register::R12, Register::R13, Register::R14, Register::R15,
-];
 
 pub struct MemTrace {
     options_hash: u64,
@@ -115,16 +110,14 @@ fn references(instr: &Instruction, info: &mut InstructionInfoFactory) -> Vec<Ref
         .collect()
 }
 
-/// Code storing one entry for `r` at the buffer pointer, which is advanced.
-fn record(r: &Reference, tls: usize) -> Vec<Instruction> {
+/// Code storing one entry for `r` (of the app instruction at item `at`) at
+/// the buffer pointer, which is advanced. Two scratch registers the
+/// operand does not use: dead ones cost nothing, live ones are spilled.
+fn record(block: &BlockIr, at: usize, r: &Reference, tls: usize) -> Vec<Instruction> {
     let slot = |s: usize| gs_slot(tls + 8 * s);
-    let used = [r.base.full_register(), r.index.full_register()];
-    let mut free = SCRATCH.iter().copied().filter(|s| !used.contains(s));
-    let (a, b) = (free.next().unwrap(), free.next().unwrap());
-    let mut code = vec![
-        ins(Instruction::with2(Code::Mov_rm64_r64, slot(SPILL_A), a)),
-        ins(Instruction::with2(Code::Mov_rm64_r64, slot(SPILL_B), b)),
-    ];
+    let scratch = reserve_scratch(block, at, &[r.base, r.index], &[tls + 8 * SPILL_A, tls + 8 * SPILL_B]);
+    let (a, b) = (scratch.regs[0], scratch.regs[1]);
+    let mut code = scratch.save;
     // a = the address.
     if matches!(r.base, Register::RIP | Register::EIP) || (r.base == Register::None && r.index == Register::None) {
         code.push(ins(Instruction::with2(Code::Mov_r64_imm64, a, r.displacement)));
@@ -148,9 +141,8 @@ fn record(r: &Reference, tls: usize) -> Vec<Instruction> {
         store32(20, r.access),
         ins(Instruction::with2(Code::Lea_r64_m, b, MemoryOperand::with_base_displ(b, ENTRY_SIZE as i64))),
         ins(Instruction::with2(Code::Mov_rm64_r64, slot(PTR), b)),
-        ins(Instruction::with2(Code::Mov_r64_rm64, b, slot(SPILL_B))),
-        ins(Instruction::with2(Code::Mov_r64_rm64, a, slot(SPILL_A))),
     ]);
+    code.extend(scratch.restore);
     code
 }
 
@@ -177,7 +169,7 @@ impl Client for MemTrace {
         }
         // Back to front, so earlier indices stay valid.
         for (i, refs) in sites.iter().rev() {
-            let code: Vec<Instruction> = refs.iter().flat_map(|r| record(r, tls)).collect();
+            let code: Vec<Instruction> = refs.iter().flat_map(|r| record(block, *i, r, tls)).collect();
             block.insert_meta(*i, code);
         }
         // At block start: flush if this block's entries would not fit.

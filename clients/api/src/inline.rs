@@ -5,7 +5,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use iced_x86::{Code, Instruction, MemoryOperand, Register, RflagsBits};
+use iced_x86::{Code, Instruction, InstructionInfoFactory, MemoryOperand, OpAccess, Register, RflagsBits};
 
 use crate::ir::{BlockIr, ItemKind};
 
@@ -68,4 +68,106 @@ pub fn preserving_flags(live: bool, spill: usize, body: Vec<Instruction>) -> Vec
 /// `add qword ptr <mem>, n`.
 pub fn add_to(mem: MemoryOperand, n: i32) -> Instruction {
     ins(Instruction::with2(Code::Add_rm64_imm32, mem, n))
+}
+
+/// Whether general-purpose register `reg` (any width names it) may be read
+/// from item `at` on before it is completely overwritten. Conservative: at
+/// the block's end it is live; a write of 8 or 16 bits keeps it live.
+pub fn register_live_at(block: &BlockIr, at: usize, reg: Register) -> bool {
+    let full = reg.full_register();
+    let mut info = InstructionInfoFactory::new();
+    for item in block.items[at..].iter().filter(|i| i.kind == ItemKind::App) {
+        let mut written = false;
+        for used in info.info(&item.instr).used_registers() {
+            if used.register().full_register() != full {
+                continue;
+            }
+            match used.access() {
+                OpAccess::Write if used.register().size() >= 4 => written = true,
+                OpAccess::Write | OpAccess::CondWrite | OpAccess::NoMemAccess | OpAccess::None => {}
+                _ => return true,
+            }
+        }
+        if written {
+            return false;
+        }
+    }
+    true
+}
+
+/// Scratch registers reserved before item `at`: `save` goes before the
+/// client's code, `restore` after it. Dead registers are preferred and cost
+/// nothing; live ones are spilled to the given TLS slots.
+pub struct Scratch {
+    pub regs: Vec<Register>,
+    pub save: Vec<Instruction>,
+    pub restore: Vec<Instruction>,
+}
+
+/// Candidates, never rsp.
+const GPRS: [Register; 15] = [
+    Register::RAX, Register::RCX, Register::RDX, Register::RBX, Register::RBP, Register::RSI, Register::RDI,
+    Register::R8, Register::R9, Register::R10, Register::R11, Register::R12, Register::R13, Register::R14,
+    Register::R15,
+];
+
+/// Reserves `spill_slots.len()` scratch registers at item `at`, none of them
+/// in `avoid` (registers the client's code must read with their app values,
+/// such as an address operand's base and index).
+pub fn reserve_scratch(block: &BlockIr, at: usize, avoid: &[Register], spill_slots: &[usize]) -> Scratch {
+    let avoid: Vec<Register> = avoid.iter().map(|r| r.full_register()).collect();
+    let candidates = GPRS.iter().copied().filter(|r| !avoid.contains(r));
+    let (mut dead, mut live): (Vec<Register>, Vec<Register>) =
+        candidates.partition(|&r| !register_live_at(block, at, r));
+    dead.append(&mut live);
+    let n = spill_slots.len();
+    let regs: Vec<Register> = dead.into_iter().take(n).collect();
+    let mut scratch = Scratch { regs: regs.clone(), save: Vec::new(), restore: Vec::new() };
+    for (&r, &slot) in regs.iter().zip(spill_slots) {
+        if register_live_at(block, at, r) {
+            scratch.save.push(ins(Instruction::with2(Code::Mov_rm64_r64, gs_slot(slot), r)));
+            scratch.restore.push(ins(Instruction::with2(Code::Mov_r64_rm64, r, gs_slot(slot))));
+        }
+    }
+    scratch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iced_x86::{Decoder, DecoderOptions};
+
+    fn block(bytes: &[u8]) -> BlockIr {
+        let mut d = Decoder::with_ip(64, bytes, 0x1000, DecoderOptions::NONE);
+        let mut v = Vec::new();
+        while d.can_decode() {
+            v.push(d.decode());
+        }
+        BlockIr::new(0x1000, v)
+    }
+
+    #[test]
+    fn liveness_of_registers_and_flags() {
+        // mov eax, 1 ; add rcx, rax ; cmp rcx, 5 ; mov dl, 3 ; ret
+        let b = block(&[0xb8, 1, 0, 0, 0, 0x48, 0x01, 0xc1, 0x48, 0x83, 0xf9, 0x05, 0xb2, 0x03, 0xc3]);
+        assert!(!register_live_at(&b, 0, Register::RAX), "eax written (zero-extended) before read");
+        assert!(register_live_at(&b, 0, Register::RCX), "rcx read by add");
+        assert!(register_live_at(&b, 0, Register::RDX), "a byte write keeps rdx live");
+        assert!(register_live_at(&b, 0, Register::RBX), "live at the block end");
+        assert!(!flags_live_at(&b, 0), "add writes every arithmetic flag before any read");
+        // jz after a cmp reads ZF: flags live before the jz.
+        let j = block(&[0x48, 0x83, 0xf9, 0x05, 0x74, 0x00]);
+        assert!(flags_live_at(&j, 1));
+        assert!(!flags_live_at(&j, 0));
+    }
+
+    #[test]
+    fn scratch_prefers_dead_registers_and_spills_live_ones() {
+        let b = block(&[0xb8, 1, 0, 0, 0, 0x48, 0x01, 0xc1, 0xc3]);
+        let s = reserve_scratch(&b, 0, &[Register::RCX], &[0x100, 0x108]);
+        assert_eq!(s.regs[0], Register::RAX, "rax is dead: first choice");
+        assert!(!s.regs.contains(&Register::RCX));
+        assert_eq!(s.save.len(), 1, "only the live second register is spilled");
+        assert_eq!(s.restore.len(), 1);
+    }
 }

@@ -10,7 +10,7 @@
 //! slots reached with one `gs:` operand, memory within reach of RIP-relative
 //! operands from the code cache, output files and module lookups through
 //! [`Services`].
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
 
