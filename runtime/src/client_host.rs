@@ -47,6 +47,13 @@ pub fn init() {
     CLIENTS.call_once(|| list);
 }
 
+/// The active clients' identities, in order: part of every persisted
+/// file's key (the persistence work).
+#[allow(dead_code)]
+pub fn identities() -> Vec<api::ClientIdentity> {
+    clients().iter().map(|c| c.identity()).collect()
+}
+
 pub fn active() -> bool {
     !clients().is_empty()
 }

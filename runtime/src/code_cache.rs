@@ -40,7 +40,6 @@ extern "C" {
 pub struct CodeCache {
     next: u64,
     end: u64,
-    base: u64,
 }
 
 impl CodeCache {
@@ -67,7 +66,7 @@ impl CodeCache {
         BOUNDS[1].store(code_end, Relaxed);
         NEAR_DATA[0].store(code_end, Relaxed);
         NEAR_DATA[1].store(r as u64 + CACHE_SIZE, Relaxed);
-        CodeCache { next: r as u64, end: code_end, base: r as u64 }
+        CodeCache { next: r as u64, end: code_end }
     }
 
     /// Address the next committed code will start at.
@@ -88,7 +87,4 @@ impl CodeCache {
         Some(start)
     }
 
-    pub fn used_bytes(&self) -> u64 {
-        self.next - self.base
-    }
 }

@@ -171,11 +171,11 @@ extern "C" {
 }
 
 pub fn signal_restorer_addr() -> u64 {
-    dbi_signal_restorer as usize as u64
+    dbi_signal_restorer as *const () as u64
 }
 
 pub fn deliver_signal_addr() -> u64 {
-    dbi_deliver_signal as usize as u64
+    dbi_deliver_signal as *const () as u64
 }
 
 /// `clone` for a child that shares memory: it runs the runtime on `child`'s
@@ -205,7 +205,7 @@ pub unsafe fn exit_thread(ctx: &mut ThreadContext, status: u64) -> ! {
 
 /// Address cache exits jump to.
 pub fn fcache_return_addr() -> u64 {
-    dbi_fcache_return as usize as u64
+    dbi_fcache_return as *const () as u64
 }
 
 /// Runs the application from `ctx.enter_target` with the registers in `ctx`.

@@ -31,7 +31,8 @@ impl Translator {
         let t0 = stats::ticks();
         let mut block = bb_builder::build(pc);
         if crate::client_host::active() {
-            let mut ir = clients::api::BlockIr { tag: pc, items: core::mem::take(&mut block.items), current_client: 0 };
+            let mut ir = clients::api::BlockIr::new(pc, []);
+            ir.items = core::mem::take(&mut block.items);
             crate::client_host::instrument(&mut ir);
             block.items = ir.items;
         }

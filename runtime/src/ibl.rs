@@ -110,7 +110,7 @@ extern "C" {
 
 /// Address a lookup's miss path continues at (kept in every ThreadContext).
 pub fn miss_handler_addr() -> u64 {
-    dbi_ibl_miss as usize as u64
+    dbi_ibl_miss as *const () as u64
 }
 
 /// The lookup code to copy to an indirect branch site.

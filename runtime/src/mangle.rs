@@ -292,7 +292,7 @@ pub fn mangle(block: &BasicBlock) -> Vec<MangledOp> {
         _ => (&block.items[..], &block.items[..0]),
     };
     let end = block.end_pc();
-    let mut next_app_pc = |from: usize, items: &[Item]| {
+    let next_app_pc = |from: usize, items: &[Item]| {
         items[from..].iter().find(|i| i.kind == ItemKind::App).map_or(end, |i| i.instr.ip())
     };
     for (k, item) in body.iter().enumerate() {

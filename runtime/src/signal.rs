@@ -146,7 +146,7 @@ fn set_app_action(sig: u32, act: KernelSigaction) {
 /// The kernel action that makes signals come to the runtime first.
 fn runtime_action(app: &KernelSigaction) -> KernelSigaction {
     KernelSigaction {
-        handler: runtime_handler as usize as u64,
+        handler: runtime_handler as *const () as u64,
         flags: SA_SIGINFO | SA_RESTORER | (app.flags & SA_ONSTACK),
         restorer: crate::context_switch::signal_restorer_addr(),
         mask: !0,

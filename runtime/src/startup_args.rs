@@ -93,7 +93,7 @@ impl StartupArgs {
             let mut top = 0u64;
             // Copied to the heap: the app's initial stack is later built over
             // this very area.
-            let mut take = |ptr: u64, top: &mut u64| {
+            let take = |ptr: u64, top: &mut u64| {
                 let s = CStr::from_ptr(ptr as *const u8);
                 *top = (*top).max(ptr + s.len as u64 + 1);
                 CStr::leak(s.as_bytes())

@@ -5,14 +5,10 @@
 
 use core::arch::asm;
 
-pub const EPERM: i64 = 1;
 pub const ENOENT: i64 = 2;
 pub const EINTR: i64 = 4;
-pub const ENOMEM: i64 = 12;
 pub const EACCES: i64 = 13;
 pub const EEXIST: i64 = 17;
-pub const EINVAL: i64 = 22;
-pub const ENOSYS: i64 = 38;
 
 pub mod nr {
     pub const READ: u64 = 0;
@@ -54,7 +50,6 @@ pub mod nr {
     pub const VFORK: u64 = 58;
     pub const EXECVE: u64 = 59;
     pub const EXIT: u64 = 60;
-    pub const KILL: u64 = 62;
     pub const PERSONALITY: u64 = 135;
     pub const ARCH_PRCTL: u64 = 158;
     pub const GETTID: u64 = 186;
@@ -84,8 +79,6 @@ pub const MAP_NORESERVE: u64 = 0x4000;
 pub const MAP_FIXED_NOREPLACE: u64 = 0x100000;
 
 pub const ARCH_SET_GS: u64 = 0x1001;
-pub const ARCH_SET_FS: u64 = 0x1002;
-pub const ARCH_GET_FS: u64 = 0x1003;
 pub const ARCH_GET_GS: u64 = 0x1004;
 
 pub const PAGE_SIZE: u64 = 4096;

@@ -108,18 +108,11 @@ pub mod offsets {
 
 const RUNTIME_STACK_SIZE: u64 = 1 << 20;
 
-/// Size of the XSAVE area for every state component the OS enabled.
-fn xsave_size() -> u64 {
-    // SAFETY: cpuid leaf 0xd exists on every CPU with XSAVE (x86-64-v2+).
-    let r = unsafe { core::arch::x86_64::__cpuid_count(0xd, 0) };
-    r.ebx as u64
-}
-
 impl ThreadContext {
     /// Allocates a context with its runtime stack and XSAVE area (one
     /// mapping, freed as a whole when the thread exits).
     pub fn allocate() -> &'static mut ThreadContext {
-        let xsave_len = sys::page_up(xsave_size().max(4096));
+        let xsave_len = sys::page_up(crate::sigframe::xsave_size().max(4096));
         let ctx_len = sys::page_up(core::mem::size_of::<ThreadContext>() as u64);
         let total = ctx_len + xsave_len + RUNTIME_STACK_SIZE;
         let mem = sys::map_anonymous(total)

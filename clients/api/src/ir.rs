@@ -32,6 +32,13 @@ pub struct BlockIr {
     /// Which client is instrumenting (set by the runtime): clean calls go back
     /// to it.
     pub current_client: u16,
+    /// The block is being added to a trace (the runtime builds no traces
+    /// yet, so always false).
+    pub for_trace: bool,
+    /// The block is being re-created to translate a fault, not to run: the
+    /// client must add exactly what it added the first time (always false
+    /// today: translations are recorded when blocks are built).
+    pub translating: bool,
 }
 
 impl BlockIr {
@@ -40,6 +47,8 @@ impl BlockIr {
             tag,
             items: app.into_iter().map(|instr| Item { instr, kind: ItemKind::App }).collect(),
             current_client: 0,
+            for_trace: false,
+            translating: false,
         }
     }
 
