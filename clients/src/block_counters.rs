@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 
 use spin::Mutex;
 
-use crate::api::inline::{add_to, flags_live_at, near, preserving_flags};
+use crate::api::inline::{add_to, cheapest_counter_point, near, preserving_flags};
 use crate::api::{BlockIr, Services};
 
 pub struct Counted<T> {
@@ -54,9 +54,9 @@ impl<T: Send> BlockCounters<T> {
                 }
             }
         };
-        let live = flags_live_at(block, 0);
+        let (at, live) = cheapest_counter_point(block);
         let code = preserving_flags(live, services.flags_spill_offset(), vec![add_to(near(counter as u64), 1)]);
-        block.insert_meta(0, code);
+        block.insert_meta(at, code);
         true
     }
 

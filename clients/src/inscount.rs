@@ -8,7 +8,7 @@ use alloc::string::String;
 use alloc::vec;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::api::inline::{add_to, flags_live_at, gs_slot, preserving_flags};
+use crate::api::inline::{add_to, cheapest_counter_point, gs_slot, preserving_flags};
 use crate::api::{BlockIr, Client, ClientIdentity, EmitFlags, Services};
 
 pub struct InsCount {
@@ -48,9 +48,9 @@ impl Client for InsCount {
         if n == 0 {
             return EmitFlags::PERSISTABLE;
         }
-        let live = flags_live_at(block, 0);
+        let (at, live) = cheapest_counter_point(block);
         let code = preserving_flags(live, services.flags_spill_offset(), vec![add_to(gs_slot(tls), n)]);
-        block.insert_meta(0, code);
+        block.insert_meta(at, code);
         EmitFlags::PERSISTABLE
     }
 

@@ -30,6 +30,28 @@ pub fn flags_live_at(block: &BlockIr, at: usize) -> bool {
     true
 }
 
+/// Where in the block a per-block counter costs least: before the first
+/// app instruction at which the arithmetic flags are dead (no save needed),
+/// else at the start. Returns (item index, flags live there).
+pub fn cheapest_counter_point(block: &BlockIr) -> (usize, bool) {
+    // One backward pass: the flags live before each app instruction.
+    let app: Vec<usize> = (0..block.items.len()).filter(|&k| block.items[k].kind == ItemKind::App).collect();
+    let mut live_before = vec![true; app.len()];
+    let mut live = ARITH;
+    for (n, &k) in app.iter().enumerate().rev() {
+        let i = &block.items[k].instr;
+        let written = (i.rflags_written() | i.rflags_cleared() | i.rflags_set() | i.rflags_undefined()) & ARITH;
+        live = (i.rflags_read() & ARITH) | (live & !written);
+        live_before[n] = live != 0;
+    }
+    // Not at the final instruction: a counter must run on every path
+    // through the block.
+    let last = app.len().saturating_sub(1);
+    (0..last)
+        .find(|&n| !live_before[n])
+        .map_or((0, live_before.first().copied().unwrap_or(true)), |n| (app[n], false))
+}
+
 /// `gs:[offset]` as a 64-bit memory operand.
 pub fn gs_slot(offset: usize) -> MemoryOperand {
     MemoryOperand::new(Register::None, Register::None, 1, offset as i64, 4, false, Register::GS)
