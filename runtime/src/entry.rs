@@ -48,8 +48,8 @@ fn cannot_load(path: &CStr, err: loader::LoadError) -> ! {
 /// The auxiliary vector the application sees: the kernel's, with the entries
 /// that describe the loaded program replaced. Pointer-valued entries are
 /// placed by `initial_stack`.
-fn app_auxv(kernel: &StartupArgs, program: &loader::Image, interp_base: u64) -> Vec<(u64, u64)> {
-    let replaced = [AT_PHDR, AT_PHENT, AT_PHNUM, AT_BASE, AT_ENTRY, AT_EXECFN, AT_RANDOM, AT_PLATFORM, AT_NULL];
+fn app_auxv(kernel: &StartupArgs, program: &loader::Image, interp_base: u64, vdso: Option<u64>) -> Vec<(u64, u64)> {
+    let replaced = [AT_PHDR, AT_PHENT, AT_PHNUM, AT_BASE, AT_ENTRY, AT_EXECFN, AT_RANDOM, AT_PLATFORM, AT_NULL, AT_SYSINFO_EHDR];
     let mut auxv: Vec<(u64, u64)> =
         kernel.auxv.iter().copied().filter(|(k, _)| !replaced.contains(k)).collect();
     auxv.extend_from_slice(&[
@@ -59,6 +59,9 @@ fn app_auxv(kernel: &StartupArgs, program: &loader::Image, interp_base: u64) -> 
         (AT_BASE, interp_base),
         (AT_ENTRY, program.entry),
     ]);
+    if let Some(v) = vdso {
+        auxv.push((AT_SYSINFO_EHDR, v));
+    }
     auxv
 }
 
@@ -78,6 +81,7 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
     let (path, argv) = loader::resolve_scripts(command.path, command.argv)
         .unwrap_or_else(|e| cannot_load(&command.path, e));
 
+    let parked_vdso = kernel.aux(AT_SYSINFO_EHDR).and_then(crate::vdso::Vdso::park);
     let program = loader::load(&path, Placement::Program).unwrap_or_else(|e| cannot_load(&path, e));
     crate::modules::note_mapping(path, program.identity, program.start, program.start, program.end);
     crate::self_exe::init(&path);
@@ -92,7 +96,11 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
         entry = image.entry;
     }
     brk::init(&program);
-    if let Some(vdso) = kernel.aux(AT_SYSINFO_EHDR) {
+    let vdso = match parked_vdso {
+        Some(parked) => Some(parked.place()),
+        None => kernel.aux(AT_SYSINFO_EHDR),
+    };
+    if let Some(vdso) = vdso {
         crate::modules::note_mapping(CStr::leak(b"[vdso]"), None, vdso, vdso, vdso + 2 * sys::PAGE_SIZE);
     }
 
@@ -111,7 +119,7 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
         envp: &kernel.envp,
         execfn,
         platform,
-        auxv: app_auxv(&kernel, &program, interp_base),
+        auxv: app_auxv(&kernel, &program, interp_base, vdso),
     };
     // SAFETY: everything on the kernel's stack was copied to the heap, and
     // the runtime runs on its boot stack: the area is free for the app.

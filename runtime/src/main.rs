@@ -43,6 +43,7 @@ mod sys;
 mod syscall;
 mod thread;
 mod translate;
+mod vdso;
 
 #[global_allocator]
 pub static ALLOCATOR: heap::RuntimeAllocator = heap::RuntimeAllocator::new();

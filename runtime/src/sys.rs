@@ -167,12 +167,33 @@ pub unsafe fn mprotect(addr: u64, len: u64, prot: u64) -> i64 {
     unsafe { syscall(nr::MPROTECT, addr, len, prot) }
 }
 
-/// Anonymous private read-write memory anywhere, or None.
+/// Where the runtime's own memory goes: 2 GiB above its image, far from
+/// the mmap area, so the app's mappings land where they would natively.
+const PRIVATE_REGION: u64 = 0x7e00_8000_0000;
+static NEXT_PRIVATE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(PRIVATE_REGION);
+
+/// Anonymous private read-write memory for the runtime, or None.
 pub fn map_anonymous(len: u64) -> Option<*mut u8> {
+    map_private(len, PROT_READ | PROT_WRITE)
+}
+
+/// Fresh anonymous memory with `prot` in the runtime's private region (or
+/// anywhere, if that region is exhausted).
+pub fn map_private(len: u64, prot: u64) -> Option<*mut u8> {
+    let len = page_up(len);
+    for _ in 0..16 {
+        let at = NEXT_PRIVATE.fetch_add(len, core::sync::atomic::Ordering::Relaxed);
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping.
+        let r = unsafe { mmap(at, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) };
+        if r >= 0 {
+            return Some(r as *mut u8);
+        }
+        if r != -EEXIST {
+            break;
+        }
+    }
     // SAFETY: a fresh anonymous mapping at a kernel-chosen address.
-    let r = unsafe {
-        mmap(0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-    };
+    let r = unsafe { mmap(0, len, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) };
     (r >= 0).then_some(r as *mut u8)
 }
 
