@@ -1,12 +1,32 @@
 //! The `.dpc` persisted-cache file format.
 //!
-//! Usable from the no_std runtime and from the std tools; the `std` feature is
-//! only turned on by the tools. The format itself arrives with the persistence
-//! issue; for now this crate only fixes the names every key is built from.
+//! Usable from the no_std runtime and from the std tools (the `std` feature
+//! is only turned on by the tools). A file is three page-aligned zones, each
+//! mapped with its own protection and checked by its own blake3 hash:
+//!
+//! - **R** (read-only): the [`header`] (magic, format version, the zone
+//!   table with lengths and hashes, the [`key`]) and the rkyv-archived
+//!   [`index`] of the blocks;
+//! - **X** (read + execute): the blocks' code;
+//! - **W** (read + write, private): exit slots and the address table the
+//!   loader patches.
+//!
+//! [`validate`] checks a whole file (any length, any bytes) before anything
+//! in it is used; [`write::build`] produces one. `docs/dpc-format.md`
+//! documents the bytes.
 #![cfg_attr(not(feature = "std"), no_std)]
 
-/// Version of the on-disk format; part of every file's key.
-pub const FORMAT_VERSION: u32 = 0;
+extern crate alloc;
+
+pub mod header;
+pub mod index;
+pub mod key;
+pub mod validate;
+pub mod write;
+
+pub use header::{Zone, ZoneKind, FORMAT_VERSION, PAGE};
+pub use key::{CacheKey, ClientKey, KeyField};
+pub use validate::{validate, Reject, Validated};
 
 /// File name extension of persisted cache files.
 pub const FILE_EXTENSION: &str = "dpc";

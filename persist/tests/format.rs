@@ -1,0 +1,143 @@
+//! The .dpc format: round trip, and rejection of every kind of bad file
+//! (each byte of each zone flipped, truncations, hostile zone tables,
+//! versions, keys) without a panic.
+
+use persist::index::{BlockEntry, Index};
+use persist::{validate, CacheKey, ClientKey, KeyField, Reject, ZoneKind, FORMAT_VERSION};
+
+/// A copy of `bytes` starting on a 16-byte boundary, as a mapping would.
+struct Aligned {
+    words: Vec<u128>,
+    len: usize,
+}
+
+impl Aligned {
+    fn new(bytes: &[u8]) -> Aligned {
+        let mut words = vec![0u128; bytes.len().div_ceil(16)];
+        // SAFETY: words has at least bytes.len() bytes.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), words.as_mut_ptr() as *mut u8, bytes.len()) };
+        Aligned { words, len: bytes.len() }
+    }
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: within the allocation.
+        unsafe { std::slice::from_raw_parts(self.words.as_ptr() as *const u8, self.len) }
+    }
+}
+
+fn key() -> CacheKey {
+    CacheKey {
+        module_hash: [7; 32],
+        clients: vec![ClientKey { name: "bbcount".into(), version: 1, options_hash: 42 }],
+        tls_layout_hash: 0x1234,
+        options_hash: 0x5678,
+        runtime_version: 3,
+    }
+}
+
+fn sample() -> Vec<u8> {
+    let index = Index {
+        blocks: (0..50).map(|i| BlockEntry { module_offset: 0x1000 + 16 * i, code_offset: 40 * i as u32, code_len: 40 }).collect(),
+        relocations: vec![8, 48, 96],
+    };
+    let code: Vec<u8> = (0..2000u32).map(|i| (i * 7) as u8).collect();
+    let data = vec![0xabu8; 300];
+    persist::write::build(&key(), &index, &code, &data)
+}
+
+#[test]
+fn round_trip() {
+    let file = Aligned::new(&sample());
+    let v = validate(file.bytes()).expect("valid");
+    assert_eq!(v.key, key());
+    assert_eq!(v.key.mismatch(&key()), None);
+    assert_eq!(v.index.blocks.len(), 50);
+    assert_eq!(v.index.blocks[3].module_offset, 0x1000 + 48);
+    assert_eq!(v.index.relocations.len(), 3);
+    assert_eq!(v.zone_bytes(ZoneKind::Exec)[7], 49);
+    assert_eq!(v.zone_bytes(ZoneKind::Writable)[0], 0xab);
+    for z in v.zones {
+        assert_eq!(z.offset % 4096, 0, "page-aligned zones");
+    }
+}
+
+#[test]
+fn every_flipped_byte_is_rejected() {
+    let good = sample();
+    for at in 0..good.len() {
+        let mut bad = good.clone();
+        bad[at] ^= 0x01;
+        let file = Aligned::new(&bad);
+        assert!(validate(file.bytes()).is_err(), "byte {at} flipped was accepted");
+    }
+}
+
+#[test]
+fn truncated_and_empty_files_are_rejected() {
+    let good = sample();
+    for len in [0, 1, 7, 8, 100, 207, 208, 4095, 4096, 4097, good.len() - 1] {
+        let file = Aligned::new(&good[..len]);
+        assert!(validate(file.bytes()).is_err(), "length {len} accepted");
+    }
+    let mut longer = good.clone();
+    longer.extend_from_slice(&[0; 4096]);
+    assert_eq!(validate(Aligned::new(&longer).bytes()).err(), Some(Reject::BadZones));
+}
+
+#[test]
+fn foreign_and_future_files_are_rejected() {
+    let good = sample();
+    let mut elf = good.clone();
+    elf[..4].copy_from_slice(b"\x7fELF");
+    assert_eq!(validate(Aligned::new(&elf).bytes()).err(), Some(Reject::BadMagic));
+    let mut future = good.clone();
+    future[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+    assert_eq!(validate(Aligned::new(&future).bytes()).err(), Some(Reject::FutureVersion));
+    assert_eq!(validate(Aligned::new(b"not a cache file at all, but long enough?!").bytes()).err(), Some(Reject::BadMagic));
+}
+
+/// Hostile zone tables: huge lengths, offsets past the end, overlaps. The
+/// header hash is recomputed so only the zone checks can catch them.
+#[test]
+fn hostile_zone_tables_are_rejected() {
+    let good = sample();
+    let rehash = |f: &mut Vec<u8>| {
+        let h = persist::header::header_hash(f);
+        f[176..208].copy_from_slice(&h);
+    };
+    for (entry, field, value) in [
+        (1usize, 8usize, u64::MAX),
+        (1, 0, u64::MAX - 10),
+        (2, 0, 0),
+        (1, 0, 4096 * 1000),
+        (0, 8, 1),
+        (2, 8, 1 << 40),
+    ] {
+        let mut bad = good.clone();
+        let at = 16 + 48 * entry + field;
+        bad[at..at + 8].copy_from_slice(&value.to_le_bytes());
+        rehash(&mut bad);
+        let r = validate(Aligned::new(&bad).bytes()).err();
+        assert!(matches!(r, Some(Reject::BadZones | Reject::Truncated)), "zone {entry} field {field} = {value:#x}: {r:?}");
+    }
+}
+
+#[test]
+fn key_mismatches_name_the_field() {
+    let file = Aligned::new(&sample());
+    let v = validate(file.bytes()).unwrap();
+    let mut other = key();
+    other.module_hash[0] ^= 1;
+    assert_eq!(v.key.mismatch(&other), Some(KeyField::ModuleHash));
+    let mut other = key();
+    other.clients[0].options_hash += 1;
+    assert_eq!(v.key.mismatch(&other), Some(KeyField::Clients));
+    let mut other = key();
+    other.tls_layout_hash += 1;
+    assert_eq!(v.key.mismatch(&other), Some(KeyField::TlsLayout));
+    let mut other = key();
+    other.options_hash += 1;
+    assert_eq!(v.key.mismatch(&other), Some(KeyField::Options));
+    let mut other = key();
+    other.runtime_version += 1;
+    assert_eq!(v.key.mismatch(&other), Some(KeyField::RuntimeVersion));
+}
