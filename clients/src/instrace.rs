@@ -12,22 +12,15 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
-use iced_x86::{Code, ConditionCode, Instruction, MemoryOperand, Mnemonic, Register};
+use iced_x86::{Code, Instruction, MemoryOperand, Mnemonic, Register};
 
 use crate::api::inline::gs_slot;
 use crate::api::{BlockIr, CleanCallContext, Client, ClientIdentity, EmitFlags, Services};
+use crate::trace_buffer::{self, ins, FLUSH, PTR, SPILL_B, TID};
 
 /// Buffer entries per thread.
 const ENTRIES: usize = 8192;
 const ENTRY_SIZE: usize = 16;
-/// TLS slots: current entry pointer, flush limit, buffer start, rdx spill,
-/// the thread's id (names its file).
-const PTR: usize = 0;
-const LIMIT: usize = 1;
-const BASE: usize = 2;
-const RDX_SPILL: usize = 3;
-const TID: usize = 4;
-const FLUSH: u32 = 0;
 
 pub struct InsTrace {
     binary: bool,
@@ -48,14 +41,12 @@ impl InsTrace {
     }
 
     fn flush(&self, tls: &mut [u64], tid: u32, services: &dyn Services) {
-        let (base, end) = (tls[BASE], tls[PTR]);
-        if base == 0 || end <= base {
+        let bytes = trace_buffer::take(tls);
+        if bytes.is_empty() {
             return;
         }
-        // SAFETY: [base, end) are entries this thread's inline code wrote.
-        let bytes = unsafe { core::slice::from_raw_parts(base as *const u8, (end - base) as usize) };
         let out: Vec<u8> = if self.binary {
-            bytes.to_vec()
+            bytes
         } else {
             let mut text = String::with_capacity(bytes.len() * 2);
             for e in bytes.chunks_exact(ENTRY_SIZE) {
@@ -67,7 +58,6 @@ impl InsTrace {
             text.into_bytes()
         };
         services.append_output("instrace", if self.binary { "bin" } else { "log" }, Some(tid), &out);
-        tls[PTR] = base;
     }
 }
 
@@ -75,10 +65,6 @@ impl InsTrace {
 fn mnemonic_names() -> &'static [String] {
     static NAMES: spin::Once<Vec<String>> = spin::Once::new();
     NAMES.call_once(|| Mnemonic::values().map(|m| format!("{m:?}").to_lowercase()).collect())
-}
-
-fn ins(r: Result<Instruction, iced_x86::IcedError>) -> Instruction {
-    r.expect("valid instruction")
 }
 
 /// `mov dword ptr [rdx + disp], imm`.
@@ -98,20 +84,12 @@ impl Client for InsTrace {
             return EmitFlags::PERSISTABLE;
         }
         let slot = |s: usize| gs_slot(tls + 8 * s);
-        let spill = gs_slot(services.flags_spill_offset());
-        let bytes = (entries.len() * ENTRY_SIZE) as i32;
-        // Save rax (then holding the flags) and rdx; rdx = ptr + this block's
-        // entries; flush first if that passes the limit.
-        let head = vec![
-            ins(Instruction::with2(Code::Mov_rm64_r64, spill, Register::RAX)),
-            Instruction::with(Code::Lahf),
-            ins(Instruction::with1(Code::Seto_rm8, Register::AL)),
-            ins(Instruction::with2(Code::Mov_rm64_r64, slot(RDX_SPILL), Register::RDX)),
+        let bytes = entries.len() * ENTRY_SIZE;
+        // rdx = the entry pointer (spilled around it); no flag changes.
+        let mut body = vec![
+            ins(Instruction::with2(Code::Mov_rm64_r64, slot(SPILL_B), Register::RDX)),
             ins(Instruction::with2(Code::Mov_r64_rm64, Register::RDX, slot(PTR))),
-            ins(Instruction::with2(Code::Add_rm64_imm32, Register::RDX, bytes)),
-            ins(Instruction::with2(Code::Cmp_r64_rm64, Register::RDX, slot(LIMIT))),
         ];
-        let mut body = vec![ins(Instruction::with2(Code::Mov_r64_rm64, Register::RDX, slot(PTR)))];
         for (i, &(pc, mnemonic, len)) in entries.iter().enumerate() {
             let at = i * ENTRY_SIZE;
             body.push(store32(at, pc as u32));
@@ -120,27 +98,17 @@ impl Client for InsTrace {
             body.push(store32(at + 12, len));
         }
         body.extend([
-            ins(Instruction::with2(Code::Add_rm64_imm32, Register::RDX, bytes)),
+            ins(Instruction::with2(Code::Lea_r64_m, Register::RDX, MemoryOperand::with_base_displ(Register::RDX, bytes as i64))),
             ins(Instruction::with2(Code::Mov_rm64_r64, slot(PTR), Register::RDX)),
-            ins(Instruction::with2(Code::Mov_r64_rm64, Register::RDX, slot(RDX_SPILL))),
-            ins(Instruction::with2(Code::Add_rm8_imm8, Register::AL, 0x7f)),
-            Instruction::with(Code::Sahf),
-            ins(Instruction::with2(Code::Mov_r64_rm64, Register::RAX, spill)),
+            ins(Instruction::with2(Code::Mov_r64_rm64, Register::RDX, slot(SPILL_B))),
         ]);
         block.insert_meta(0, body);
-        block.insert_clean_call(0, FLUSH, 0, Some(ConditionCode::a));
-        block.insert_meta(0, head);
+        trace_buffer::flush_if_full(block, tls, services, bytes);
         EmitFlags::PERSISTABLE
     }
 
     fn thread_init(&self, tls: &mut [u64], services: &dyn Services) {
-        tls[TID] = services.thread_id() as u64;
-        let buffer: &'static mut [u8] = vec![0u8; ENTRIES * ENTRY_SIZE].leak();
-        let base = buffer.as_mut_ptr() as u64;
-        tls[BASE] = base;
-        tls[PTR] = base;
-        // Room for the largest block's entries beyond the limit.
-        tls[LIMIT] = base + (ENTRIES * ENTRY_SIZE) as u64;
+        trace_buffer::thread_init(tls, services, ENTRIES * ENTRY_SIZE);
     }
 
     fn thread_exit(&self, tls: &mut [u64], services: &dyn Services) {

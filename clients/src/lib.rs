@@ -14,6 +14,7 @@ mod null;
 mod opcodes;
 mod options;
 mod report;
+mod trace_buffer;
 
 use alloc::boxed::Box;
 use alloc::format;

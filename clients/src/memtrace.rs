@@ -9,27 +9,18 @@
 //! Output `memtrace.<app>.<pid>.<tid>.log`: `0x<pc>,0x<addr>,<size>,<r|w|rw>`.
 
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
-use iced_x86::{Code, ConditionCode, Instruction, InstructionInfoFactory, MemoryOperand, OpAccess, Register};
+use iced_x86::{Code, Instruction, InstructionInfoFactory, MemoryOperand, OpAccess, Register};
 
 use crate::api::inline::{gs_slot, reserve_scratch};
 use crate::api::{BlockIr, CleanCallContext, Client, ClientIdentity, EmitFlags, ItemKind, Services};
+use crate::trace_buffer::{self, ins, FLUSH, PTR, SPILL_A, SPILL_B, TID};
 
 const ENTRIES: usize = 8192;
 /// u64 pc, u64 address, u32 size, u32 access (1 read, 2 write, 3 both).
 const ENTRY_SIZE: usize = 24;
-/// TLS slots: current entry pointer, flush limit, buffer start, two
-/// scratch spills, the thread's id.
-const PTR: usize = 0;
-const LIMIT: usize = 1;
-const BASE: usize = 2;
-const SPILL_A: usize = 3;
-const SPILL_B: usize = 4;
-const TID: usize = 5;
-const FLUSH: u32 = 0;
 
 pub struct MemTrace {
     options_hash: u64,
@@ -42,12 +33,10 @@ impl MemTrace {
     }
 
     fn flush(&self, tls: &mut [u64], tid: u32, services: &dyn Services) {
-        let (base, end) = (tls[BASE], tls[PTR]);
-        if base == 0 || end <= base {
+        let bytes = trace_buffer::take(tls);
+        if bytes.is_empty() {
             return;
         }
-        // SAFETY: [base, end) are entries this thread's inline code wrote.
-        let bytes = unsafe { core::slice::from_raw_parts(base as *const u8, (end - base) as usize) };
         let mut text = String::with_capacity(bytes.len() * 2);
         for e in bytes.chunks_exact(ENTRY_SIZE) {
             let pc = u64::from_le_bytes(e[0..8].try_into().unwrap());
@@ -61,12 +50,7 @@ impl MemTrace {
             let _ = writeln!(text, "{pc:#x},{addr:#x},{size},{rw}");
         }
         services.append_output("memtrace", "log", Some(tid), text.as_bytes());
-        tls[PTR] = base;
     }
-}
-
-fn ins(r: Result<Instruction, iced_x86::IcedError>) -> Instruction {
-    r.expect("valid instruction")
 }
 
 /// One memory reference to record.
@@ -172,37 +156,12 @@ impl Client for MemTrace {
             let code: Vec<Instruction> = refs.iter().flat_map(|r| record(block, *i, r, tls)).collect();
             block.insert_meta(*i, code);
         }
-        // At block start: flush if this block's entries would not fit.
-        let slot = |s: usize| gs_slot(tls + 8 * s);
-        let spill = gs_slot(services.flags_spill_offset());
-        let head = vec![
-            ins(Instruction::with2(Code::Mov_rm64_r64, spill, Register::RAX)),
-            Instruction::with(Code::Lahf),
-            ins(Instruction::with1(Code::Seto_rm8, Register::AL)),
-            ins(Instruction::with2(Code::Mov_rm64_r64, slot(SPILL_A), Register::RDX)),
-            ins(Instruction::with2(Code::Mov_r64_rm64, Register::RDX, slot(PTR))),
-            ins(Instruction::with2(Code::Add_rm64_imm32, Register::RDX, (total * ENTRY_SIZE) as i32)),
-            ins(Instruction::with2(Code::Cmp_r64_rm64, Register::RDX, slot(LIMIT))),
-        ];
-        let tail = vec![
-            ins(Instruction::with2(Code::Mov_r64_rm64, Register::RDX, slot(SPILL_A))),
-            ins(Instruction::with2(Code::Add_rm8_imm8, Register::AL, 0x7f)),
-            Instruction::with(Code::Sahf),
-            ins(Instruction::with2(Code::Mov_r64_rm64, Register::RAX, spill)),
-        ];
-        block.insert_meta(0, tail);
-        block.insert_clean_call(0, FLUSH, 0, Some(ConditionCode::a));
-        block.insert_meta(0, head);
+        trace_buffer::flush_if_full(block, tls, services, total * ENTRY_SIZE);
         EmitFlags::PERSISTABLE
     }
 
     fn thread_init(&self, tls: &mut [u64], services: &dyn Services) {
-        tls[TID] = services.thread_id() as u64;
-        let buffer: &'static mut [u8] = vec![0u8; ENTRIES * ENTRY_SIZE].leak();
-        let base = buffer.as_mut_ptr() as u64;
-        tls[BASE] = base;
-        tls[PTR] = base;
-        tls[LIMIT] = base + (ENTRIES * ENTRY_SIZE) as u64;
+        trace_buffer::thread_init(tls, services, ENTRIES * ENTRY_SIZE);
     }
 
     fn thread_exit(&self, tls: &mut [u64], services: &dyn Services) {
