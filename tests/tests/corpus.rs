@@ -77,20 +77,10 @@ fn corpus_native_sanity() {
     let start = Instant::now();
     // Compile in parallel (the compile cache is shared with the other tests
     // of this binary).
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
     let programs: Vec<&corpus::Program> = corpus::all_programs().collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some(p) = programs.get(i) else { break };
-                for b in p.builds {
-                    let _ = dbi_tests::compiled(&p.source_path(), *b);
-                }
-            });
+    in_parallel(&programs, |_, p| {
+        for b in p.builds {
+            let _ = dbi_tests::compiled(&p.source_path(), *b);
         }
     });
     let builds: usize = programs.iter().map(|p| p.builds.len()).sum();
@@ -103,22 +93,12 @@ fn corpus_native_sanity() {
     // Programs are checked in parallel too (several mostly wait: timers,
     // 10,000 thread creations); problems are reported in catalog order.
     let found = std::sync::Mutex::new(Vec::new());
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some(p) = programs.get(i) else { break };
-                let mine: Vec<String> = corpus::native_sanity(p)
-                    .into_iter()
-                    .map(|e| format!("{}: {e}", p.name))
-                    .collect();
-                found
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push((i, mine));
-            });
-        }
+    in_parallel(&programs, |i, p| {
+        let mine: Vec<String> = corpus::native_sanity(p)
+            .into_iter()
+            .map(|e| format!("{}: {e}", p.name))
+            .collect();
+        found.lock().unwrap_or_else(|e| e.into_inner()).push((i, mine));
     });
     let mut found = found.into_inner().unwrap_or_else(|e| e.into_inner());
     found.sort_by_key(|(i, _)| *i);
@@ -133,4 +113,20 @@ fn corpus_native_sanity() {
         problems.len(),
         problems.join("\n\n")
     );
+}
+
+/// Runs `f(index, item)` for every item on as many threads as the machine
+/// has cores, each thread taking the next unclaimed item.
+fn in_parallel<T: Sync>(items: &[T], f: impl Fn(usize, &T) + Sync) {
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(item) = items.get(i) else { break };
+                f(i, item);
+            });
+        }
+    });
 }
