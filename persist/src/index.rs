@@ -1,23 +1,119 @@
-//! The block index, archived with rkyv in the R zone: blocks sorted by
-//! module offset, each with its code's place in the X zone.
+//! The index, archived with rkyv in the R zone: the module the file was
+//! made from, the code segments (a W zone and the X zone right after it),
+//! the blocks sorted by module offset, their exits, fault translations and
+//! client data.
 
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use rkyv::{Archive, Deserialize, Serialize};
 
+/// What identifies the module file without reading it: when these still
+/// match, the key's content hash need not be recomputed.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct ModuleInfo {
+    pub path: String,
+    /// dev, inode, size, mtime (ns), ctime (ns).
+    pub identity: [u64; 5],
+}
+
+/// A W zone and the X zone right after it: code in X reaches its W zone
+/// RIP-relative, so the pair is position-independent.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub w_zone: u32,
+    pub x_zone: u32,
+    /// Offset in the W zone of the 8-byte slot the loader sets to the
+    /// module's base address.
+    pub base_slot: u32,
+    /// This segment's exits: `exits[first_exit..first_exit + exit_count]`.
+    pub first_exit: u32,
+    pub exit_count: u32,
+}
+
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct BlockEntry {
-    /// The block's start, as an offset from the module's base.
-    pub module_offset: u64,
-    /// Where its code starts in the X zone, and its length.
+    /// The block's first app byte, as an offset from the module's base.
+    pub module_offset: u32,
+    /// App bytes the block was built from.
+    pub app_len: u32,
+    pub segment: u32,
+    /// Where its code starts in the segment's X zone, and its length.
     pub code_offset: u32,
     pub code_len: u32,
+    /// `exits[first_exit..first_exit + exit_count]`.
+    pub first_exit: u32,
+    pub exit_count: u32,
+    /// `translations[first_translation..first_translation + translation_count]`.
+    pub first_translation: u32,
+    pub translation_count: u32,
+    /// `block_data[first_data..first_data + data_count]`.
+    pub first_data: u32,
+    pub data_count: u32,
+}
+
+/// A direct exit. Its code is `jmp [rip + slot]` (after a short `jcc` over
+/// it for a conditional exit); the slot holds an X-zone offset in the file
+/// (the target block's code, or the exit's stub), rebased at load.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ExitEntry {
+    /// Offset of the 8-byte slot in the segment's W zone.
+    pub slot: u32,
+    /// Offset of the exit's stub in the segment's X zone.
+    pub stub: u32,
+    /// The app target as an offset from the module's base.
+    pub target: i64,
+}
+
+/// From `cache_offset` bytes into the block's code on, a fault is at app
+/// pc `block start + app_offset` with machine state differing as `fixup`
+/// says (the runtime's encoding).
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct TranslationEntry {
+    pub cache_offset: u32,
+    pub app_offset: u32,
+    pub fixup: u64,
+}
+
+/// Per-block data a client allocated (zeroed in the file).
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct BlockData {
+    pub client: u32,
+    /// Offset in the block's segment's W zone.
+    pub w_offset: u32,
+}
+
+/// What one client stored with the file (its persistence events).
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct ClientData {
+    pub ro: Vec<u8>,
+    /// Ranges in the client segment's W and X zones.
+    pub rw_offset: u32,
+    pub rw_len: u32,
+    pub rx_offset: u32,
+    pub rx_len: u32,
 }
 
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct Index {
+    pub module: ModuleInfo,
+    pub segments: Vec<Segment>,
+    /// Sorted by module offset, no two alike.
     pub blocks: Vec<BlockEntry>,
-    /// Offsets in the X zone of 8-byte fields holding module-relative
-    /// addresses, rebased at load.
-    pub relocations: Vec<u32>,
+    pub exits: Vec<ExitEntry>,
+    pub translations: Vec<TranslationEntry>,
+    pub block_data: Vec<BlockData>,
+    /// One per client, in key order.
+    pub clients: Vec<ClientData>,
+    /// The (W zone, X zone) holding the clients' writable and executable
+    /// data, if any client stored some.
+    pub client_zones: Option<(u32, u32)>,
+}
+
+impl ArchivedIndex {
+    /// The block starting at `module_offset`.
+    pub fn block_at(&self, module_offset: u32) -> Option<&ArchivedBlockEntry> {
+        let i = self.blocks.binary_search_by_key(&module_offset, |b| b.module_offset.to_native()).ok()?;
+        Some(&self.blocks[i])
+    }
 }

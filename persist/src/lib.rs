@@ -26,7 +26,7 @@ pub mod write;
 
 pub use header::{Zone, ZoneKind, FORMAT_VERSION, PAGE};
 pub use key::{CacheKey, ClientKey, KeyField};
-pub use validate::{validate, Reject, Validated};
+pub use validate::{validate, validate_with, Depth, Reject, Validated};
 
 /// File name extension of persisted cache files.
 pub const FILE_EXTENSION: &str = "dpc";

@@ -1,5 +1,10 @@
 //! Checking a file before anything in it is used: any length and any bytes
 //! must give a clear rejection, never a panic or an out-of-bounds read.
+//! Beyond the hashes, the index's structure is checked against the zones
+//! (a hostile file can carry correct hashes), so users of a [`Validated`]
+//! file may index its zones with the index's offsets without more checks.
+
+use alloc::vec::Vec;
 
 use crate::header::*;
 use crate::index::ArchivedIndex;
@@ -19,24 +24,57 @@ pub enum Reject {
     BadIndex,
 }
 
+impl Reject {
+    /// A short name, for counters and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reject::Truncated => "truncated",
+            Reject::BadMagic => "not a cache file",
+            Reject::FutureVersion => "newer format",
+            Reject::OldVersion => "older format",
+            Reject::BadHeader => "bad header",
+            Reject::BadZones => "bad zone table",
+            Reject::ZoneHash(ZoneKind::ReadOnly) => "R zone checksum",
+            Reject::ZoneHash(ZoneKind::Exec) => "X zone checksum",
+            Reject::ZoneHash(ZoneKind::Writable) => "W zone checksum",
+            Reject::BadKey => "bad key",
+            Reject::BadIndex => "bad index",
+        }
+    }
+}
+
 /// A file that passed every check.
 pub struct Validated<'a> {
     pub key: CacheKey,
-    pub zones: [Zone; 3],
+    pub zones: Vec<Zone>,
     pub index: &'a ArchivedIndex,
     file: &'a [u8],
 }
 
 impl<'a> Validated<'a> {
-    pub fn zone_bytes(&self, kind: ZoneKind) -> &'a [u8] {
-        let z = self.zones[kind as usize];
+    pub fn zone_bytes(&self, i: usize) -> &'a [u8] {
+        let z = self.zones[i];
         &self.file[z.offset as usize..(z.offset + z.len) as usize]
     }
+}
+
+/// How much of the file to check.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Structure and every zone's hash.
+    Full,
+    /// Structure and the R zone's hash only: for a caller that hashes the
+    /// other zones itself (or trusts them, having checked them before).
+    Structure,
 }
 
 /// Checks the whole of `file` (its start must be 16-byte aligned, as a
 /// mapping is).
 pub fn validate(file: &[u8]) -> Result<Validated<'_>, Reject> {
+    validate_with(file, Depth::Full)
+}
+
+pub fn validate_with(file: &[u8], depth: Depth) -> Result<Validated<'_>, Reject> {
     if file.len() < HEADER_LEN {
         return Err(if file.len() >= 8 && &file[..8] != MAGIC { Reject::BadMagic } else { Reject::Truncated });
     }
@@ -50,43 +88,119 @@ pub fn validate(file: &[u8]) -> Result<Validated<'_>, Reject> {
     if version < FORMAT_VERSION {
         return Err(Reject::OldVersion);
     }
-    if u32_at(file, 12) as usize != HEADER_LEN || header_hash(file)[..] != file[HEADER_HASH_AT..HEADER_HASH_AT + 32] {
+    let count = u32_at(file, ZONE_COUNT_AT) as usize;
+    if u32_at(file, 12) as usize != HEADER_LEN || count == 0 || count > MAX_ZONES {
         return Err(Reject::BadHeader);
     }
-    let zones = [zone(file, ZoneKind::ReadOnly), zone(file, ZoneKind::Exec), zone(file, ZoneKind::Writable)];
-    // In order, page-aligned, back to back from offset 0 to the file's end.
+    if header_and_table_len(count) > file.len() {
+        return Err(Reject::Truncated);
+    }
+    if header_hash(file, count)[..] != file[HEADER_HASH_AT..HEADER_HASH_AT + 32] {
+        return Err(Reject::BadHeader);
+    }
+    let mut zones = Vec::with_capacity(count);
+    // R first; all in order, page-aligned, back to back to the file's end.
     let mut expect = 0u64;
-    for z in &zones {
-        if z.offset != expect || z.offset % PAGE != 0 || z.len > file.len() as u64 {
+    for i in 0..count {
+        let z = zone(file, i).ok_or(Reject::BadZones)?;
+        if (i == 0) != (z.kind == ZoneKind::ReadOnly) || z.offset != expect || z.offset % PAGE != 0 || z.len % PAGE != 0 {
             return Err(Reject::BadZones);
         }
+        if z.len > file.len() as u64 {
+            return Err(Reject::Truncated);
+        }
         expect = z.offset.checked_add(z.len).ok_or(Reject::BadZones)?;
+        zones.push(z);
     }
     if expect != file.len() as u64 {
         return Err(if expect > file.len() as u64 { Reject::Truncated } else { Reject::BadZones });
     }
     let r = &file[..zones[0].len as usize];
-    if read_only_hash(r) != zones[0].hash {
+    if r.len() < header_and_table_len(count) || read_only_hash(r) != zones[0].hash {
         return Err(Reject::ZoneHash(ZoneKind::ReadOnly));
     }
-    for (k, kind) in [(1, ZoneKind::Exec), (2, ZoneKind::Writable)] {
-        let z = zones[k];
-        if blake3::hash(&file[z.offset as usize..(z.offset + z.len) as usize]).as_bytes() != &z.hash {
-            return Err(Reject::ZoneHash(kind));
+    if depth == Depth::Full {
+        for z in &zones[1..] {
+            if blake3::hash(&file[z.offset as usize..(z.offset + z.len) as usize]).as_bytes() != &z.hash {
+                return Err(Reject::ZoneHash(z.kind));
+            }
         }
     }
+    let key_at = header_and_table_len(count);
     let key_len = u32_at(file, KEY_LEN_AT) as usize;
-    let index_at = u32_at(file, KEY_LEN_AT + 4) as usize;
-    let index_len = u32_at(file, KEY_LEN_AT + 8) as usize;
-    let key_end = HEADER_LEN.checked_add(key_len).ok_or(Reject::BadKey)?;
+    let index_at = u32_at(file, INDEX_AT) as usize;
+    let index_len = u32_at(file, INDEX_LEN_AT) as usize;
+    let key_end = key_at.checked_add(key_len).ok_or(Reject::BadKey)?;
     if key_end > r.len() {
         return Err(Reject::BadKey);
     }
-    let key = CacheKey::decode(&r[HEADER_LEN..key_end]).ok_or(Reject::BadKey)?;
+    let key = CacheKey::decode(&r[key_at..key_end]).ok_or(Reject::BadKey)?;
     let index_end = index_at.checked_add(index_len).ok_or(Reject::BadIndex)?;
     if index_at < key_end || index_at % 16 != 0 || index_end > r.len() {
         return Err(Reject::BadIndex);
     }
     let index = rkyv::access::<ArchivedIndex, rkyv::rancor::Error>(&r[index_at..index_end]).map_err(|_| Reject::BadIndex)?;
+    check_index(index, &zones).ok_or(Reject::BadIndex)?;
     Ok(Validated { key, zones, index, file })
+}
+
+/// Every offset and range in the index lies inside the zone it names.
+fn check_index(ix: &ArchivedIndex, zones: &[Zone]) -> Option<()> {
+    let zone_len = |i: u32, kind: ZoneKind| zones.get(i as usize).filter(|z| z.kind == kind).map(|z| z.len);
+    let within = |off: u64, len: u64, limit: u64| off.checked_add(len).is_some_and(|end| end <= limit);
+    let range_ok = |first: u32, count: u32, len: usize| within(first as u64, count as u64, len as u64);
+    for s in ix.segments.iter() {
+        let w = zone_len(s.w_zone.to_native(), ZoneKind::Writable)?;
+        let x = zone_len(s.x_zone.to_native(), ZoneKind::Exec)?;
+        if s.x_zone.to_native() != s.w_zone.to_native() + 1 || !within(s.base_slot.to_native() as u64, 8, w) {
+            return None;
+        }
+        if !range_ok(s.first_exit.to_native(), s.exit_count.to_native(), ix.exits.len()) {
+            return None;
+        }
+        let first = s.first_exit.to_native() as usize;
+        for e in &ix.exits[first..first + s.exit_count.to_native() as usize] {
+            if !within(e.slot.to_native() as u64, 8, w) || e.slot.to_native() % 8 != 0 || e.stub.to_native() as u64 >= x {
+                return None;
+            }
+        }
+    }
+    let mut last: Option<u32> = None;
+    for b in ix.blocks.iter() {
+        let off = b.module_offset.to_native();
+        if last.is_some_and(|l| l >= off) {
+            return None;
+        }
+        last = Some(off);
+        let s = ix.segments.get(b.segment.to_native() as usize)?;
+        let x = zones[s.x_zone.to_native() as usize].len;
+        let w = zones[s.w_zone.to_native() as usize].len;
+        if !within(b.code_offset.to_native() as u64, b.code_len.to_native() as u64, x)
+            || !range_ok(b.first_exit.to_native(), b.exit_count.to_native(), ix.exits.len())
+            || !range_ok(b.first_translation.to_native(), b.translation_count.to_native(), ix.translations.len())
+            || !range_ok(b.first_data.to_native(), b.data_count.to_native(), ix.block_data.len())
+        {
+            return None;
+        }
+        let first = b.first_data.to_native() as usize;
+        for d in &ix.block_data[first..first + b.data_count.to_native() as usize] {
+            if d.w_offset.to_native() as u64 >= w || d.client.to_native() as usize >= ix.clients.len() {
+                return None;
+            }
+        }
+    }
+    if let Some(cz) = ix.client_zones.as_ref() {
+        let w = zone_len(cz.0.to_native(), ZoneKind::Writable)?;
+        let x = zone_len(cz.1.to_native(), ZoneKind::Exec)?;
+        for c in ix.clients.iter() {
+            if !within(c.rw_offset.to_native() as u64, c.rw_len.to_native() as u64, w)
+                || !within(c.rx_offset.to_native() as u64, c.rx_len.to_native() as u64, x)
+            {
+                return None;
+            }
+        }
+    } else if ix.clients.iter().any(|c| c.rw_len.to_native() != 0 || c.rx_len.to_native() != 0) {
+        return None;
+    }
+    Some(())
 }

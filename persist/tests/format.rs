@@ -2,7 +2,7 @@
 //! (each byte of each zone flipped, truncations, hostile zone tables,
 //! versions, keys) without a panic.
 
-use persist::index::{BlockEntry, Index};
+use persist::index::{BlockEntry, ExitEntry, Index, Segment};
 use persist::{validate, CacheKey, ClientKey, KeyField, Reject, ZoneKind, FORMAT_VERSION};
 
 /// A copy of `bytes` starting on a 16-byte boundary, as a mapping would.
@@ -35,13 +35,30 @@ fn key() -> CacheKey {
 }
 
 fn sample() -> Vec<u8> {
+    let blocks = (0..50u32)
+        .map(|i| BlockEntry {
+            module_offset: 0x1000 + 16 * i,
+            app_len: 16,
+            segment: 0,
+            code_offset: 40 * i,
+            code_len: 40,
+            first_exit: i % 3,
+            exit_count: 1,
+            first_translation: 0,
+            translation_count: 0,
+            first_data: 0,
+            data_count: 0,
+        })
+        .collect();
     let index = Index {
-        blocks: (0..50).map(|i| BlockEntry { module_offset: 0x1000 + 16 * i, code_offset: 40 * i as u32, code_len: 40 }).collect(),
-        relocations: vec![8, 48, 96],
+        segments: vec![Segment { w_zone: 1, x_zone: 2, base_slot: 4096 - 8, first_exit: 0, exit_count: 3 }],
+        blocks,
+        exits: vec![ExitEntry { slot: 4096 - 16, stub: 8, target: 0x2000 }; 3],
+        ..Index::default()
     };
     let code: Vec<u8> = (0..2000u32).map(|i| (i * 7) as u8).collect();
-    let data = vec![0xabu8; 300];
-    persist::write::build(&key(), &index, &code, &data)
+    let data = vec![0xabu8; 4096];
+    persist::write::build(&key(), &index, &[(ZoneKind::Writable, &data), (ZoneKind::Exec, &code)])
 }
 
 #[test]
@@ -52,9 +69,13 @@ fn round_trip() {
     assert_eq!(v.key.mismatch(&key()), None);
     assert_eq!(v.index.blocks.len(), 50);
     assert_eq!(v.index.blocks[3].module_offset, 0x1000 + 48);
-    assert_eq!(v.index.relocations.len(), 3);
-    assert_eq!(v.zone_bytes(ZoneKind::Exec)[7], 49);
-    assert_eq!(v.zone_bytes(ZoneKind::Writable)[0], 0xab);
+    assert_eq!(v.index.exits.len(), 3);
+    assert_eq!(v.zones.len(), 3);
+    assert_eq!(v.zones[2].kind, ZoneKind::Exec);
+    assert_eq!(v.zone_bytes(2)[7], 49);
+    assert_eq!(v.zone_bytes(1)[0], 0xab);
+    assert!(v.index.block_at(0x1000 + 48).is_some());
+    assert!(v.index.block_at(0x1001).is_none());
     for z in v.zones {
         assert_eq!(z.offset % 4096, 0, "page-aligned zones");
     }
@@ -74,7 +95,7 @@ fn every_flipped_byte_is_rejected() {
 #[test]
 fn truncated_and_empty_files_are_rejected() {
     let good = sample();
-    for len in [0, 1, 7, 8, 100, 207, 208, 4095, 4096, 4097, good.len() - 1] {
+    for len in [0, 1, 7, 8, 63, 64, 100, 207, 208, 4095, 4096, 4097, 8191, 8192, good.len() - 1] {
         let file = Aligned::new(&good[..len]);
         assert!(validate(file.bytes()).is_err(), "length {len} accepted");
     }
@@ -101,23 +122,25 @@ fn foreign_and_future_files_are_rejected() {
 fn hostile_zone_tables_are_rejected() {
     let good = sample();
     let rehash = |f: &mut Vec<u8>| {
-        let h = persist::header::header_hash(f);
-        f[176..208].copy_from_slice(&h);
+        let h = persist::header::header_hash(f, 3);
+        f[32..64].copy_from_slice(&h);
     };
     for (entry, field, value) in [
-        (1usize, 8usize, u64::MAX),
-        (1, 0, u64::MAX - 10),
-        (2, 0, 0),
-        (1, 0, 4096 * 1000),
-        (0, 8, 1),
-        (2, 8, 1 << 40),
+        (1usize, 16usize, u64::MAX),
+        (1, 8, u64::MAX - 10),
+        (2, 8, 0),
+        (1, 8, 4096 * 1000),
+        (0, 16, 1),
+        (2, 16, 1 << 40),
+        (1, 0, 7),
+        (0, 0, 1),
     ] {
         let mut bad = good.clone();
-        let at = 16 + 48 * entry + field;
+        let at = 64 + 56 * entry + field;
         bad[at..at + 8].copy_from_slice(&value.to_le_bytes());
         rehash(&mut bad);
         let r = validate(Aligned::new(&bad).bytes()).err();
-        assert!(matches!(r, Some(Reject::BadZones | Reject::Truncated)), "zone {entry} field {field} = {value:#x}: {r:?}");
+        assert!(matches!(r, Some(Reject::BadZones | Reject::Truncated | Reject::ZoneHash(_))), "zone {entry} field {field} = {value:#x}: {r:?}");
     }
 }
 
