@@ -56,6 +56,10 @@ fn main() {
     println!("cargo::rerun-if-changed={}", runtime_dir.join("Cargo.lock").display());
     println!("cargo::rerun-if-changed={}", runtime_dir.join("build.rs").display());
     // The runtime links the clients in: their sources are its sources.
+    let persist_dir = manifest_dir.join("../persist").canonicalize().unwrap();
+    for path in ["src", "Cargo.toml"] {
+        println!("cargo::rerun-if-changed={}", persist_dir.join(path).display());
+    }
     let clients_dir = manifest_dir.join("../clients").canonicalize().unwrap();
     for path in ["src", "Cargo.toml", "api/src", "api/Cargo.toml"] {
         println!("cargo::rerun-if-changed={}", clients_dir.join(path).display());

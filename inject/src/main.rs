@@ -7,6 +7,7 @@
 // Under `cargo test` the harness owns main, so the launch path is unused there.
 #![cfg_attr(test, allow(dead_code))]
 
+mod cache_dir;
 mod launch;
 mod options;
 mod resolve;
@@ -64,6 +65,22 @@ fn run() -> i32 {
             match std::path::absolute(&dir) {
                 Ok(abs) => *slot = Some(abs),
                 Err(e) => return fail(format_args!("{name} {}: {e}", dir.display()), 125),
+            }
+        }
+    }
+
+    if opts.persist {
+        let base = opts.persist_dir.clone().or_else(cache_dir::default_base);
+        match base.map(|b| cache_dir::prepare(&b)) {
+            Some(Ok(dir)) => opts.persist_dir = Some(dir),
+            Some(Err(why)) => {
+                eprintln!("dbirun: warning: not persisting code: {why}");
+                opts.persist = false;
+                opts.persist_dir = None;
+            }
+            None => {
+                eprintln!("dbirun: warning: not persisting code: no cache directory (set HOME or -persist_dir)");
+                opts.persist = false;
             }
         }
     }

@@ -84,6 +84,8 @@ impl Fixture {
     fn dbirun(&self) -> Command {
         let mut cmd = Command::new(DBIRUN);
         cmd.current_dir(self.dir.path());
+        // -persist's default directory: inside the fixture, never the real home.
+        cmd.env("XDG_CACHE_HOME", self.path("xdg"));
         let rt = self.path("fake-runtime");
         if rt.exists() {
             cmd.env("DBI_RUNTIME", rt);
@@ -340,7 +342,7 @@ fn runtime_argv_encoding() {
         "-stats".into(),
         "-persist".into(),
         "-persist_dir".into(),
-        cwd.join("rel/cache").display().to_string(),
+        cwd.join("rel/cache").join(uid().to_string()).display().to_string(),
         "-no_follow_children".into(),
         "-no_native_exec".into(),
         "-c".into(),
@@ -368,12 +370,14 @@ fn option_spellings_reach_the_runtime_identically() {
         (&["--stats"], &["-stats"]),
         (&["--v"], &["-v"]),
         (&["--verbose"], &["-v"]),
-        (&["--persist"], &["-persist"]),
-        (&["-persist_dir", "/tmp/x"], &["-persist_dir", "/tmp/x"]),
-        (&["--persist_dir", "/tmp/x"], &["-persist_dir", "/tmp/x"]),
-        (&["--persist-dir", "/tmp/x"], &["-persist_dir", "/tmp/x"]),
-        (&["--persist-dir=/tmp/x"], &["-persist_dir", "/tmp/x"]),
-        (&["--persist_dir=/tmp/x"], &["-persist_dir", "/tmp/x"]),
+        (&["--persist"], &["-persist", "-persist_dir", "{xdg}/dbirun/{uid}"]),
+        (&["-persist", "-persist_dir", "x"], &["-persist", "-persist_dir", "{dir}/x/{uid}"]),
+        (&["--persist", "--persist_dir", "x"], &["-persist", "-persist_dir", "{dir}/x/{uid}"]),
+        (&["-persist", "--persist-dir", "x"], &["-persist", "-persist_dir", "{dir}/x/{uid}"]),
+        (&["-persist", "--persist-dir=x"], &["-persist", "-persist_dir", "{dir}/x/{uid}"]),
+        (&["-persist", "--persist_dir=x"], &["-persist", "-persist_dir", "{dir}/x/{uid}"]),
+        // Without -persist the directory is passed on but not prepared.
+        (&["-persist_dir", "/nonexistent/x"], &["-persist_dir", "/nonexistent/x"]),
         (&["--no-follow-children"], &["-no_follow_children"]),
         (&["--no_follow_children"], &["-no_follow_children"]),
         (&["--no_native_exec"], &["-no_native_exec"]),
@@ -385,13 +389,65 @@ fn option_spellings_reach_the_runtime_identically() {
         let o = f.run(f.dbirun().args(*given).args(["--", "/bin/true", "arg"]));
         assert_eq!(o.status.code(), Some(0), "{given:?}: {}", o.stderr);
         let argv = f.argv();
-        let expect: Vec<&str> = passed
+        let dir = f.dir.path().canonicalize().unwrap();
+        let expect: Vec<String> = passed
             .iter()
-            .copied()
-            .chain(["--", "/bin/true", "/bin/true", "arg"])
+            .map(|p| {
+                p.replace("{xdg}", &f.path("xdg").display().to_string())
+                    .replace("{dir}", &dir.display().to_string())
+                    .replace("{uid}", &uid().to_string())
+            })
+            .chain(["--", "/bin/true", "/bin/true", "arg"].map(String::from))
             .collect();
         assert_eq!(&argv[1..], expect, "{given:?}");
     }
+}
+
+fn uid() -> u32 {
+    nix::unistd::getuid().as_raw()
+}
+
+#[test]
+fn persist_dir_is_created_private_per_user() {
+    use std::os::unix::fs::MetadataExt;
+    let f = Fixture::new();
+    f.runtime("exit 0");
+    let o = f.run(f.dbirun().args(["-persist", "--", "/bin/true"]));
+    assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
+    let dir = f.path("xdg").join("dbirun").join(uid().to_string());
+    let meta = fs::metadata(&dir).unwrap();
+    assert!(meta.is_dir());
+    assert_eq!(meta.mode() & 0o777, 0o700);
+    assert_eq!(meta.uid(), uid());
+}
+
+#[test]
+fn unsafe_persist_dirs_are_refused_and_the_run_goes_on() {
+    use std::os::unix::fs::MetadataExt;
+    let f = Fixture::new();
+    f.runtime("exit 0");
+    // Writable by others.
+    let base = f.path("shared");
+    let mine = base.join(uid().to_string());
+    fs::create_dir_all(&mine).unwrap();
+    fs::set_permissions(&mine, fs::Permissions::from_mode(0o777)).unwrap();
+    let o = f.run(f.dbirun().args(["-persist", "-persist_dir", "shared", "--", "/bin/true"]));
+    assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
+    assert!(o.stderr.contains("not persisting code") && o.stderr.contains("writable by others"), "{}", o.stderr);
+    assert!(!f.argv().iter().any(|a| a.starts_with("-persist")), "{:?}", f.argv());
+    // Owned by someone else (only root can make one).
+    fs::set_permissions(&mine, fs::Permissions::from_mode(0o700)).unwrap();
+    if nix::unistd::chown(&mine, Some(nix::unistd::Uid::from_raw(65534)), None).is_ok() && fs::metadata(&mine).unwrap().uid() != uid() {
+        let o = f.run(f.dbirun().args(["-persist", "-persist_dir", "shared", "--", "/bin/true"]));
+        assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
+        assert!(o.stderr.contains("owned by uid 65534"), "{}", o.stderr);
+        assert!(!f.argv().iter().any(|a| a.starts_with("-persist")), "{:?}", f.argv());
+    }
+    // A file where the directory should be.
+    fs::write(f.path("file-base"), "x").unwrap();
+    let o = f.run(f.dbirun().args(["-persist", "-persist_dir", "file-base", "--", "/bin/true"]));
+    assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
+    assert!(o.stderr.contains("not persisting code"), "{}", o.stderr);
 }
 
 #[test]

@@ -44,9 +44,10 @@ pub struct BlockEntry {
     /// `exits[first_exit..first_exit + exit_count]`.
     pub first_exit: u32,
     pub exit_count: u32,
-    /// `translations[first_translation..first_translation + translation_count]`.
-    pub first_translation: u32,
-    pub translation_count: u32,
+    /// Its packed fault translations (see [`crate::translations`]):
+    /// `translations[translation_offset..translation_offset + translation_len]`.
+    pub translation_offset: u32,
+    pub translation_len: u32,
     /// `block_data[first_data..first_data + data_count]`.
     pub first_data: u32,
     pub data_count: u32,
@@ -63,16 +64,6 @@ pub struct ExitEntry {
     pub stub: u32,
     /// The app target as an offset from the module's base.
     pub target: i64,
-}
-
-/// From `cache_offset` bytes into the block's code on, a fault is at app
-/// pc `block start + app_offset` with machine state differing as `fixup`
-/// says (the runtime's encoding).
-#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct TranslationEntry {
-    pub cache_offset: u32,
-    pub app_offset: u32,
-    pub fixup: u64,
 }
 
 /// Per-block data a client allocated (zeroed in the file).
@@ -101,7 +92,8 @@ pub struct Index {
     /// Sorted by module offset, no two alike.
     pub blocks: Vec<BlockEntry>,
     pub exits: Vec<ExitEntry>,
-    pub translations: Vec<TranslationEntry>,
+    /// Every block's packed fault translations.
+    pub translations: Vec<u8>,
     pub block_data: Vec<BlockData>,
     /// One per client, in key order.
     pub clients: Vec<ClientData>,
@@ -115,5 +107,12 @@ impl ArchivedIndex {
     pub fn block_at(&self, module_offset: u32) -> Option<&ArchivedBlockEntry> {
         let i = self.blocks.binary_search_by_key(&module_offset, |b| b.module_offset.to_native()).ok()?;
         Some(&self.blocks[i])
+    }
+}
+
+impl ArchivedIndex {
+    /// An owned copy, to extend when merging.
+    pub fn to_owned(&self) -> Option<Index> {
+        rkyv::deserialize::<Index, rkyv::rancor::Error>(self).ok()
     }
 }

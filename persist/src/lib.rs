@@ -21,6 +21,7 @@ extern crate alloc;
 pub mod header;
 pub mod index;
 pub mod key;
+pub mod translations;
 pub mod validate;
 pub mod write;
 

@@ -44,8 +44,8 @@ fn sample() -> Vec<u8> {
             code_len: 40,
             first_exit: i % 3,
             exit_count: 1,
-            first_translation: 0,
-            translation_count: 0,
+            translation_offset: 0,
+            translation_len: 0,
             first_data: 0,
             data_count: 0,
         })

@@ -1,6 +1,8 @@
 //! Code cache memory: one large reservation next to the runtime's own code,
 //! so cache code reaches the runtime's assembly routines with rel32
-//! branches, filled from the bottom up.
+//! branches. Fragments fill it from the bottom up; whole page-aligned
+//! regions (persistable segments, mapped cache files) are taken from the
+//! top down, so every piece of code can link to every other with rel32.
 
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -39,6 +41,7 @@ extern "C" {
 
 pub struct CodeCache {
     next: u64,
+    /// Regions are handed out below this address.
     end: u64,
 }
 
@@ -72,6 +75,18 @@ impl CodeCache {
     /// Address the next committed code will start at.
     pub fn next_address(&self) -> u64 {
         self.next
+    }
+
+    /// A page-aligned region of `len` bytes of the reservation, still
+    /// mapped read-write-execute; None when the cache is full.
+    pub fn take_region(&mut self, len: u64) -> Option<u64> {
+        let len = crate::sys::page_up(len);
+        let start = self.end.checked_sub(len)?;
+        if start < self.next {
+            return None;
+        }
+        self.end = start;
+        Some(start)
     }
 
     /// Copies `code` to the next free address; None when the cache is full.

@@ -6,18 +6,25 @@ use spin::Mutex;
 
 use crate::code_cache::CodeCache;
 use crate::context_switch::enter_cache;
-use crate::emit::{self, ExitData, ExitKind};
-use crate::fragment::FragmentTable;
+use crate::emit::{self, EmitError, ExitData, ExitKind, Placement};
+use crate::fragment::{Fragment, FragmentTable, Patch};
 use crate::ibl::IblTable;
+use crate::mangle::Addressing;
+use crate::persist_load::LoadedFiles;
+use crate::persist_units::{UnitBlock, Units};
 use crate::stats::{self, STATS};
 use crate::thread::ThreadContext;
 use crate::{bb_builder, link, mangle};
 
 /// Everything shared by the translation pipeline.
-struct Translator {
-    cache: CodeCache,
-    fragments: FragmentTable,
-    ibl: IblTable,
+pub struct Translator {
+    pub cache: CodeCache,
+    pub fragments: FragmentTable,
+    pub ibl: IblTable,
+    /// Persistable code being built, per module (with `-persist`).
+    pub units: Units,
+    /// Persisted files in use.
+    pub loaded: LoadedFiles,
 }
 
 static TRANSLATOR: Mutex<Option<Translator>> = Mutex::new(None);
@@ -28,17 +35,29 @@ impl Translator {
         if let Some(f) = self.fragments.get(pc) {
             return f.start;
         }
+        if let Some(start) = self.from_file(pc) {
+            return start;
+        }
         let t0 = stats::ticks();
         let mut block = bb_builder::build(pc);
+        let mut persistable = crate::options::get().persist;
         if crate::client_host::active() {
             let mut ir = clients::api::BlockIr::new(pc, []);
             ir.items = core::mem::take(&mut block.items);
-            crate::client_host::instrument(&mut ir);
+            persistable &= crate::client_host::instrument(&mut ir).persistable;
             block.items = ir.items;
         }
-        let ops = mangle::mangle(&block);
-        let fragment = emit::emit(pc, block.end_pc().max(pc + 1), &ops, &mut self.cache, &self.fragments)
-            .unwrap_or_else(|| crate::log::fatal(70, format_args!("code cache full")));
+        let end = block.end_pc().max(pc + 1);
+        let fragment = persistable
+            .then(|| self.emit_persistable(pc, end, &block))
+            .flatten()
+            .unwrap_or_else(|| {
+                let ops = mangle::mangle(&block, Addressing::Absolute).expect("absolute addressing always works");
+                match emit::emit(pc, end, &ops, Placement::Cache(&mut self.cache), &self.fragments) {
+                    Ok(f) => f,
+                    Err(_) => crate::log::fatal(70, format_args!("code cache full")),
+                }
+            });
         let start = fragment.start;
         stats::add(&STATS.blocks_built, 1);
         stats::add(&STATS.cache_bytes, fragment.size as u64);
@@ -47,6 +66,41 @@ impl Translator {
         stats::add(&STATS.translate_ticks, stats::ticks() - t0);
         start
     }
+
+    /// Registers the block at `pc` from its module's persisted file (loaded
+    /// on the first miss in the module).
+    fn from_file(&mut self, pc: u64) -> Option<u64> {
+        if !crate::options::get().persist {
+            return None;
+        }
+        let (base, path, identity) = crate::modules::with_module(pc, |m| m.and_then(|m| Some((m.base, m.path, m.identity?))))?;
+        self.loaded.load_once(&mut self.cache, &mut self.ibl, base, path, identity);
+        let fragment = self.loaded.register(pc, base, identity)?;
+        let start = fragment.start;
+        crate::smc::after_build(pc, fragment.app_end);
+        self.fragments.insert(fragment);
+        Some(start)
+    }
+
+    /// Emits the block into its module's persistable segment; None if it
+    /// is not in a file-backed module or cannot be made module-relative.
+    fn emit_persistable(&mut self, pc: u64, end: u64, block: &bb_builder::BasicBlock) -> Option<Fragment> {
+        let (base, path, identity) = crate::modules::with_module(pc, |m| {
+            let m = m.filter(|m| end <= m.end)?;
+            Some((m.base, m.path, m.identity?))
+        })?;
+        let ops = mangle::mangle(block, Addressing::ModuleRelative { base })?;
+        let unit = self.units.unit_for(base, path, identity);
+        let segment = unit.current_segment(&mut self.cache)?;
+        let place = Placement::Segment { segment: &mut unit.segments[segment as usize], module_base: base };
+        match emit::emit(pc, end, &ops, place, &self.fragments) {
+            Ok(f) => {
+                unit.blocks.push(UnitBlock { tag: pc, start: f.start, segment, data: alloc::vec::Vec::new() });
+                Some(f)
+            }
+            Err(EmitError::Full | EmitError::NotRelative) => None,
+        }
+    }
 }
 
 /// The application's code in `[lo, hi)` changed or went away: forget every
@@ -54,13 +108,45 @@ impl Translator {
 pub fn flush_range(lo: u64, hi: u64) {
     let mut guard = TRANSLATOR.lock();
     let Some(tr) = guard.as_mut() else { return };
-    let tags = tr.fragments.flush_range(lo, hi);
+    let mut tags = tr.fragments.flush_range(lo, hi);
+    for tag in tr.loaded.retire_overlapping(lo, hi, &mut tr.ibl) {
+        if tr.fragments.remove(tag).is_some() {
+            tags.push(tag);
+        }
+    }
     for &tag in &tags {
         tr.ibl.remove(tag);
     }
     if !tags.is_empty() {
         stats::add(&STATS.fragments_flushed, tags.len() as u64);
         crate::verbose!("flushed {} blocks from {lo:#x}-{hi:#x}", tags.len());
+    }
+}
+
+/// Writes the persistable blocks of every module to their files (at
+/// process exit, exec, or a fatal signal).
+pub fn persist_all() {
+    if !crate::options::get().persist {
+        return;
+    }
+    let guard = TRANSLATOR.lock();
+    if let Some(tr) = guard.as_ref() {
+        crate::persist_save::save_units(&tr.units.units, &tr.fragments, &tr.loaded);
+    }
+}
+
+/// Writes the persistable blocks of modules based in `[lo, hi)`, which
+/// are being unmapped.
+pub fn persist_unloading(lo: u64, hi: u64) {
+    if !crate::options::get().persist {
+        return;
+    }
+    let guard = TRANSLATOR.lock();
+    if let Some(tr) = guard.as_ref() {
+        let units: alloc::vec::Vec<_> = tr.units.units.iter().filter(|u| (lo..hi).contains(&u.module_base)).collect();
+        for u in units {
+            crate::persist_save::save_units(core::slice::from_ref(u), &tr.fragments, &tr.loaded);
+        }
     }
 }
 
@@ -75,15 +161,28 @@ pub fn fork_safely(fork_call: impl FnOnce() -> i64) -> i64 {
 /// Sets up the shared translator state; called once before the first entry.
 pub fn init(ctx: &mut ThreadContext) {
     stats::start_clock();
-    let tr = Translator { cache: CodeCache::new(), fragments: FragmentTable::default(), ibl: IblTable::new() };
+    let tr = Translator {
+        cache: CodeCache::new(),
+        fragments: FragmentTable::default(),
+        ibl: IblTable::new(),
+        units: Units::default(),
+        loaded: LoadedFiles::default(),
+    };
     tr.ibl.publish(ctx);
     *TRANSLATOR.lock() = Some(tr);
 }
 
+/// The direct exit a thread left the cache by, to link to where it goes.
+#[derive(Clone, Copy)]
+struct LinkFrom {
+    patch: Patch,
+    stub: u64,
+}
+
 /// Continues the application at `pc`: delivers a pending signal first, then
 /// finds or builds the fragment, links the direct exit the thread came
-/// through (`linked_from`, a patch site) and enters the cache.
-fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<u64>, indirect: bool) -> ! {
+/// through (`linked_from`) and enters the cache.
+fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<LinkFrom>, indirect: bool) -> ! {
     if ctx.signal_pending != 0 {
         pc = crate::signal::deliver_pending(ctx, pc);
         linked_from = None;
@@ -95,16 +194,19 @@ fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<u64
         ctx.decoding = 1;
         let start = tr.fragment_start(pc);
         ctx.decoding = 0;
-        if let Some(patch_site) = linked_from {
-            link::link(patch_site, start);
-            let stub = ctx.exit_data - emit::STUB_CODE_LEN as u64;
-            tr.fragments.note_link(pc, patch_site, stub);
+        if let Some(from) = linked_from {
+            let retired = matches!(from.patch, Patch::Slot(slot) if tr.loaded.in_retired_file(slot));
+            if !retired {
+                link::link(from.patch, start);
+                tr.fragments.note_link(pc, from.patch, from.stub);
+            }
         }
         if indirect {
             stats::add(&STATS.ibl_misses, 1);
             tr.ibl.insert(pc, start);
-            tr.ibl.publish(ctx);
         }
+        // Loading a file may have grown the table too.
+        tr.ibl.publish(ctx);
         start
     };
     ctx.enter_target = start;
@@ -147,9 +249,32 @@ pub extern "C" fn from_cache(ctx: &mut ThreadContext) -> ! {
     stats::add(&STATS.dispatches, 1);
     // SAFETY: the exit stub (or the lookup routine) put the address of its
     // ExitData, which lives as long as the cache, in ctx.exit_data.
-    let exit = unsafe { &*(ctx.exit_data as *const ExitData) };
+    let at = ctx.exit_data;
+    let exit = unsafe { &*(at as *const ExitData) };
     match exit.kind {
-        ExitKind::Direct => continue_at(ctx, exit.target, Some(exit.patch_site), false),
+        ExitKind::Direct => {
+            let from = LinkFrom { patch: Patch::Rel32(exit.patch_site), stub: at - emit::STUB_CODE_LEN as u64 };
+            continue_at(ctx, exit.target, Some(from), false)
+        }
+        ExitKind::RelativeDirect => {
+            let r = exit.decode_relative(at);
+            let patch = if crate::persist_load::in_mapped_file(at) { Patch::Slot(r.slot) } else { Patch::Rel32(r.branch) };
+            let from = LinkFrom { patch, stub: at - emit::RELATIVE_STUB_CODE_LEN as u64 };
+            continue_at(ctx, r.target, Some(from), false)
+        }
+        ExitKind::RelativeSyscall if ctx.signal_pending != 0 => {
+            continue_at(ctx, exit.decode_relative(at).target - SYSCALL_LEN, None, false)
+        }
+        ExitKind::RelativeSyscall => {
+            let next = crate::syscall::handle(ctx, exit.decode_relative(at).target);
+            continue_at(ctx, next, None, false)
+        }
+        ExitKind::RelativeCleanCall => {
+            let (client, id, arg) = exit.clean_call();
+            crate::client_host::clean_call(ctx, client, id, arg);
+            ctx.enter_target = at + core::mem::size_of::<ExitData>() as u64;
+            enter_cache(ctx)
+        }
         ExitKind::IndirectMiss => continue_at(ctx, ctx.next_pc, None, true),
         ExitKind::Syscall if ctx.signal_pending != 0 => {
             // A signal arrived before the system call: natively its handler
@@ -178,8 +303,10 @@ const SYSCALL_LEN: u64 = 2;
 pub fn translation_at(pc: u64) -> Option<(u64, crate::mangle::Fixup)> {
     let guard = TRANSLATOR.lock();
     let tr = guard.as_ref()?;
-    let t = tr.fragments.containing(pc)?.translation_at(pc)?;
-    Some((t.app_pc, t.fixup))
+    match tr.fragments.containing(pc) {
+        Some(f) => f.translation_at(pc).map(|t| (t.app_pc, t.fixup)),
+        None => tr.loaded.translation_at(pc),
+    }
 }
 
 /// Points every direct exit of the fragment containing `pc` back at its
@@ -187,8 +314,12 @@ pub fn translation_at(pc: u64) -> Option<(u64, crate::mangle::Fixup)> {
 /// another thread holds the translator (it is called from signal handlers).
 pub fn unlink_fragment_at(pc: u64) {
     let Some(guard) = TRANSLATOR.try_lock() else { return };
-    let Some(f) = guard.as_ref().and_then(|tr| tr.fragments.containing(pc)) else { return };
+    let Some(tr) = guard.as_ref() else { return };
+    let Some(f) = tr.fragments.containing(pc) else {
+        tr.loaded.unlink_block_at(pc);
+        return;
+    };
     for exit in &f.exits {
-        link::unlink(exit.patch_site, exit.stub);
+        link::unlink(exit.patch, exit.stub);
     }
 }

@@ -119,6 +119,7 @@ pub fn execve(path: u64, argv: u64, envp: u64) -> i64 {
     }
     new_argv.extend_from_slice(&app_argv);
     new_argv.push(0);
+    crate::dispatch::persist_all();
     crate::client_host::process_exit();
     crate::stats::report_before_exec();
     // SAFETY: every pointer is a NUL-terminated string that lives until the

@@ -8,15 +8,28 @@ use hashbrown::HashMap;
 
 use crate::mangle::Fixup;
 
+/// What linking an exit rewrites.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Patch {
+    /// The 4-byte aligned rel32 field of a branch in the cache.
+    Rel32(u64),
+    /// The 8-byte W slot a mapped file's `jmp [rip + slot]` goes through.
+    Slot(u64),
+}
+
 /// A direct exit of a fragment.
 pub struct ExitRecord {
-    /// Address of the rel32 field of the body's branch for this exit.
-    pub patch_site: u64,
+    pub patch: Patch,
     /// The exit stub the branch points at while unlinked.
     pub stub: u64,
     pub target: u64,
     /// Linked to the target's fragment when emitted.
     pub prelinked: bool,
+    /// Address of the branch instruction and its condition code, and its
+    /// W slot (0 outside persistable segments), for writing it to a file.
+    pub branch: u64,
+    pub cond: Option<u8>,
+    pub slot: u64,
 }
 
 pub struct Fragment {
@@ -26,9 +39,9 @@ pub struct Fragment {
     pub start: u64,
     pub size: u32,
     pub exits: Vec<ExitRecord>,
-    /// (patch site, stub) of every exit linked to this fragment, to unlink
+    /// (patch, stub) of every exit linked to this fragment, to unlink
     /// them when it is flushed.
-    pub incoming: Vec<(u64, u64)>,
+    pub incoming: Vec<(Patch, u64)>,
     /// Each point where the app pc or the state fixup changes, in cache
     /// order, for translating a fault in the cache back to the application.
     pub translations: Vec<Translation>,
@@ -52,9 +65,9 @@ impl Fragment {
 #[derive(Default)]
 pub struct FragmentTable {
     by_tag: HashMap<u64, Fragment>,
-    /// (cache start, tag), in cache order: the cache is filled upwards.
-    /// Flushed fragments stay here (their code stays in the cache).
-    by_start: Vec<(u64, u64)>,
+    /// Tag by cache start. Flushed fragments stay here (their code stays
+    /// in the cache).
+    by_start: BTreeMap<u64, u64>,
     /// Live fragments by app address, for flushing a range.
     by_app: BTreeMap<u64, u64>,
 }
@@ -69,23 +82,33 @@ impl FragmentTable {
     }
 
     pub fn insert(&mut self, fragment: Fragment) {
-        debug_assert!(self.by_start.last().is_none_or(|&(s, _)| s < fragment.start));
-        self.by_start.push((fragment.start, fragment.tag));
+        self.by_start.insert(fragment.start, fragment.tag);
         self.by_app.insert(fragment.tag, fragment.app_end);
         for exit in fragment.exits.iter().filter(|e| e.prelinked) {
             if let Some(target) = self.by_tag.get_mut(&exit.target) {
-                target.incoming.push((exit.patch_site, exit.stub));
+                target.incoming.push((exit.patch, exit.stub));
             }
         }
         self.by_tag.insert(fragment.tag, fragment);
     }
 
-    /// Records that the exit at `patch_site` (with its `stub`) now jumps to
-    /// the fragment for `target`.
-    pub fn note_link(&mut self, target: u64, patch_site: u64, stub: u64) {
+    /// Records that the exit patched at `patch` (with its `stub`) now
+    /// jumps to the fragment for `target`.
+    pub fn note_link(&mut self, target: u64, patch: Patch, stub: u64) {
         if let Some(f) = self.by_tag.get_mut(&target) {
-            f.incoming.push((patch_site, stub));
+            f.incoming.push((patch, stub));
         }
+    }
+
+    /// Removes the fragment for `tag` (its code stays where it is): exits
+    /// linked to it go back to their stubs.
+    pub fn remove(&mut self, tag: u64) -> Option<Fragment> {
+        self.by_app.remove(&tag);
+        let f = self.by_tag.remove(&tag)?;
+        for &(patch, stub) in &f.incoming {
+            crate::link::unlink(patch, stub);
+        }
+        Some(f)
     }
 
     /// Removes every fragment built from app bytes in `[lo, hi)`: exits
@@ -98,21 +121,15 @@ impl FragmentTable {
             .filter(|&(&tag, &end)| end > lo && tag < hi)
             .map(|(&tag, _)| tag)
             .collect();
-        for tag in &tags {
-            self.by_app.remove(tag);
-            if let Some(f) = self.by_tag.remove(tag) {
-                for &(patch_site, stub) in &f.incoming {
-                    crate::link::unlink(patch_site, stub);
-                }
-            }
+        for &tag in &tags {
+            self.remove(tag);
         }
         tags
     }
 
     /// The live fragment whose code contains cache address `pc`.
     pub fn containing(&self, pc: u64) -> Option<&Fragment> {
-        let i = self.by_start.partition_point(|&(start, _)| start <= pc);
-        let (start, tag) = *self.by_start.get(i.checked_sub(1)?)?;
+        let (&start, &tag) = self.by_start.range(..=pc).next_back()?;
         let f = self.by_tag.get(&tag)?;
         (f.start == start && pc < f.start + f.size as u64).then_some(f)
     }

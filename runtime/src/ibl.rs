@@ -166,6 +166,13 @@ impl IblTable {
         IblTable { entries, mask: size as u64 - 1, len: 0 }
     }
 
+    /// Makes room for `more` entries at once.
+    pub fn reserve(&mut self, more: usize) {
+        while (self.len + more) * 2 > self.mask as usize + 1 {
+            self.grow();
+        }
+    }
+
     /// Adds `app_pc -> cache_pc`; the caller republishes the table with
     /// [`IblTable::publish`] afterwards since it may have moved.
     pub fn insert(&mut self, app_pc: u64, cache_pc: u64) {

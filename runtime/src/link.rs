@@ -2,21 +2,32 @@
 //! the exiting branch is patched to jump straight to it, so the next
 //! execution stays in the cache.
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::fragment::Patch;
 use crate::raw_x86;
 use crate::stats::{self, STATS};
 
-/// Points the branch whose rel32 field is at `patch_site` to `target_start`.
-pub fn link(patch_site: u64, target_start: u64) {
-    retarget(patch_site, target_start);
+/// Points the exit patched at `patch` to `target_start`.
+pub fn link(patch: Patch, target_start: u64) {
+    retarget(patch, target_start);
     stats::add(&STATS.links, 1);
 }
 
-/// Points the branch back at its exit stub.
-pub fn unlink(patch_site: u64, stub: u64) {
-    retarget(patch_site, stub);
+/// Points the exit back at its stub.
+pub fn unlink(patch: Patch, stub: u64) {
+    retarget(patch, stub);
 }
 
-fn retarget(patch_site: u64, target: u64) {
+fn retarget(patch: Patch, target: u64) {
+    match patch {
+        Patch::Rel32(site) => retarget_rel32(site, target),
+        // SAFETY: an 8-byte aligned W slot of a mapped file: one atomic store.
+        Patch::Slot(slot) => unsafe { (*(slot as *const AtomicU64)).store(target, Ordering::Release) },
+    }
+}
+
+fn retarget_rel32(patch_site: u64, target: u64) {
     let rel = raw_x86::rel32(patch_site, target);
     debug_assert_eq!(patch_site % 4, 0);
     // SAFETY: patch_site is the 4-byte aligned rel32 field of a branch in a

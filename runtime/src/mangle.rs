@@ -37,6 +37,19 @@ pub enum Op {
     /// A client's clean call: exit to the dispatcher, which calls the
     /// client and resumes right after; only when `only_if` holds, if set.
     CleanCall { client: u16, id: u32, arg: u64, only_if: Option<u8> },
+    /// `mov reg, [rip + base slot]`: the module's base address, from the
+    /// slot of the persistable segment the block is emitted into.
+    LoadModuleBase { reg: u8 },
+}
+
+/// How mangled code refers to application addresses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Addressing {
+    /// As absolute immediates.
+    Absolute,
+    /// As offsets from the base of the module at `base`, which is loaded
+    /// from a slot: the code stays valid wherever the module is mapped.
+    ModuleRelative { base: u64 },
 }
 
 pub struct MangledOp {
@@ -60,11 +73,51 @@ pub enum Fixup {
     Spilled { reg: u8, slot: u16 },
     /// rsp has been moved by this much already.
     RspMoved(i8),
+    /// Two registers are spilled (a module-relative return address being
+    /// pushed by an indirect call).
+    Spilled2 { reg: u8, slot: u16, reg2: u8, slot2: u16 },
+}
+
+impl Fixup {
+    /// A compact form for persisted translation tables.
+    pub fn encode(self) -> u64 {
+        match self {
+            Fixup::None => 0,
+            Fixup::Spilled { reg, slot } => 1 | (reg as u64) << 8 | (slot as u64) << 16,
+            Fixup::RspMoved(d) => 2 | (d as u8 as u64) << 8,
+            Fixup::Spilled2 { reg, slot, reg2, slot2 } => {
+                3 | (reg as u64) << 8 | (slot as u64) << 16 | (reg2 as u64) << 32 | (slot2 as u64) << 40
+            }
+        }
+    }
+
+    /// The inverse of `encode`; None for a value no runtime writes (the
+    /// slots must be spill fields of the thread context).
+    pub fn decode(v: u64) -> Option<Fixup> {
+        let reg = (v >> 8) as u8;
+        let slot = (v >> 16) as u16;
+        let valid = |r: u8, s: u16| r < 16 && (s as usize) < core::mem::size_of::<crate::thread::ThreadContext>() - 8;
+        let f = match v & 0xff {
+            0 => Fixup::None,
+            1 => Fixup::Spilled { reg, slot },
+            2 => Fixup::RspMoved(reg as i8),
+            3 => Fixup::Spilled2 { reg, slot, reg2: (v >> 32) as u8, slot2: (v >> 40) as u16 },
+            _ => return None,
+        };
+        match f {
+            Fixup::Spilled { reg, slot } if !valid(reg, slot) => None,
+            Fixup::Spilled2 { reg, slot, reg2, slot2 } if !valid(reg, slot) || !valid(reg2, slot2) => None,
+            f => Some(f),
+        }
+    }
 }
 
 struct Mangler {
     ops: Vec<MangledOp>,
     info: InstructionInfoFactory,
+    addressing: Addressing,
+    /// Set when module-relative addressing cannot express an address.
+    not_relative: bool,
 }
 
 /// Scratch candidates for RIP-relative rewriting, in preference order:
@@ -120,6 +173,9 @@ impl Mangler {
     /// through a spilled scratch register.
     fn rip_relative(&mut self, instr: &Instruction) {
         let addr = instr.ip_rel_memory_address();
+        if let Some(off) = self.module_offset(addr) {
+            return self.rip_relative_to_module(instr, off);
+        }
         match instr.code() {
             Code::Lea_r64_m => {
                 self.bytes(instr, |b| raw_x86::mov_imm64(b, hw(instr.op0_register()), addr));
@@ -146,6 +202,42 @@ impl Mangler {
         self.bytes(instr, |b| raw_x86::load_from_gs(b, hw(scratch), off::SPILL));
     }
 
+    /// `addr` as an offset from the module base, under module-relative
+    /// addressing (None under absolute addressing; an address too far for
+    /// an i32 makes the block unfit for it).
+    fn module_offset(&mut self, addr: u64) -> Option<i32> {
+        let Addressing::ModuleRelative { base } = self.addressing else { return None };
+        let off = i32::try_from(addr.wrapping_sub(base) as i64).ok();
+        self.not_relative |= off.is_none();
+        off
+    }
+
+    /// The module-relative form of a RIP-relative operand: the base comes
+    /// from the segment's slot into a register, the offset becomes the
+    /// displacement.
+    fn rip_relative_to_module(&mut self, instr: &Instruction, offset: i32) {
+        let relative_to = |mut new: Instruction, base: Register| {
+            new.set_memory_base(base);
+            new.set_memory_displacement64(offset as i64 as u64);
+            new.set_memory_displ_size(1);
+            new
+        };
+        if matches!(instr.code(), Code::Lea_r64_m | Code::Lea_r32_m) {
+            let dest = instr.op0_register().full_register();
+            self.push(instr, Op::LoadModuleBase { reg: hw(dest) });
+            let mut new = relative_to(*instr, dest);
+            new.set_memory_index(Register::None);
+            self.encode(instr, new);
+            return;
+        }
+        let scratch = self.scratch_for(instr);
+        let spilled = Fixup::Spilled { reg: hw(scratch), slot: off::SPILL as u16 };
+        self.bytes(instr, |b| raw_x86::store_to_gs(b, off::SPILL, hw(scratch)));
+        self.push_fixup(instr, Op::LoadModuleBase { reg: hw(scratch) }, spilled);
+        self.push_fixup(instr, Op::Encode(relative_to(*instr, scratch)), spilled);
+        self.bytes(instr, |b| raw_x86::load_from_gs(b, hw(scratch), off::SPILL));
+    }
+
     /// Loads the target of `jmp/call r/m64` into rcx (the app's rcx is
     /// saved first). The operand is evaluated before anything else moves.
     fn load_indirect_target(&mut self, instr: &Instruction) {
@@ -159,6 +251,13 @@ impl Mangler {
             }
         } else if instr.is_ip_rel_memory_operand() {
             let addr = instr.ip_rel_memory_address();
+            if let Some(offset) = self.module_offset(addr) {
+                self.push_fixup(instr, Op::LoadModuleBase { reg: hw(Register::RCX) }, rcx_spilled);
+                let mem = MemoryOperand::with_base_displ(Register::RCX, offset as i64);
+                let new = Instruction::with2(Code::Mov_r64_rm64, Register::RCX, mem).expect("mov");
+                self.push_fixup(instr, Op::Encode(new), rcx_spilled);
+                return;
+            }
             let mut b = Vec::with_capacity(16);
             raw_x86::mov_imm64(&mut b, hw(Register::RCX), addr);
             raw_x86::load_indirect_self(&mut b, hw(Register::RCX));
@@ -182,6 +281,27 @@ impl Mangler {
     /// stack: the push sequence moves rsp first).
     fn push_return_address(&mut self, instr: &Instruction, fixup_before: Fixup) {
         let next = instr.next_ip();
+        if let Some(offset) = self.module_offset(next) {
+            // rax = base + offset, pushed; only the push can fault.
+            let rax = hw(Register::RAX);
+            let slot = off::SPILL as u16 + 8;
+            let spilled = match fixup_before {
+                Fixup::Spilled { reg, slot: s } => Fixup::Spilled2 { reg, slot: s, reg2: rax, slot2: slot },
+                _ => Fixup::Spilled { reg: rax, slot },
+            };
+            self.bytes(instr, |b| raw_x86::store_to_gs(b, slot as usize, rax));
+            self.push_fixup(instr, Op::LoadModuleBase { reg: rax }, spilled);
+            let lea = Instruction::with2(Code::Lea_r64_m, Register::RAX, MemoryOperand::with_base_displ(Register::RAX, offset as i64))
+                .expect("lea");
+            self.push_fixup(instr, Op::Encode(lea), spilled);
+            self.push_fixup(instr, Op::Bytes(alloc::vec![0x50]), spilled);
+            self.push_fixup(instr, Op::Bytes({
+                let mut b = Vec::with_capacity(9);
+                raw_x86::load_from_gs(&mut b, rax, slot as usize);
+                b
+            }), match fixup_before { Fixup::None => Fixup::RspMoved(-8), other => other });
+            return;
+        }
         let mut b = Vec::with_capacity(24);
         raw_x86::push_imm64(&mut b, next);
         let fixup = match fixup_before {
@@ -282,8 +402,15 @@ impl Mangler {
     }
 }
 
-pub fn mangle(block: &BasicBlock) -> Vec<MangledOp> {
-    let mut m = Mangler { ops: Vec::with_capacity(block.items.len() + 4), info: InstructionInfoFactory::new() };
+/// The mangled ops of `block`; None if `addressing` is module-relative and
+/// some address cannot be expressed that way.
+pub fn mangle(block: &BasicBlock, addressing: Addressing) -> Option<Vec<MangledOp>> {
+    let mut m = Mangler {
+        ops: Vec::with_capacity(block.items.len() + 4),
+        info: InstructionInfoFactory::new(),
+        addressing,
+        not_relative: false,
+    };
     let last_app = block.items.iter().rposition(|i| i.kind == ItemKind::App);
     let ends_in_cti = last_app.is_some_and(|i| crate::bb_builder::ends_block(&block.items[i].instr));
     // Meta instructions after a final control transfer run before it.
@@ -314,5 +441,13 @@ pub fn mangle(block: &BasicBlock) -> Vec<MangledOp> {
     } else if !ends_in_cti {
         m.ops.push(MangledOp { app_pc: end, app_len: 0, op: Op::DirectExit { cond: None, target: end }, fixup: Fixup::None });
     }
-    m.ops
+    if let Addressing::ModuleRelative { base } = addressing {
+        let far = |t: u64| i32::try_from(t.wrapping_sub(base) as i64).is_err();
+        m.not_relative |= m.ops.iter().any(|op| match op.op {
+            Op::DirectExit { target, .. } | Op::SyscallExit { next: target } => far(target),
+            Op::ShortBranchExit { target, fall, .. } => far(target) || far(fall),
+            _ => false,
+        });
+    }
+    (!m.not_relative).then_some(m.ops)
 }

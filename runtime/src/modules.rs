@@ -52,7 +52,6 @@ pub struct Module {
 
 static MODULES: Mutex<Vec<Module>> = Mutex::new(Vec::new());
 /// Content hashes already computed, by file identity.
-#[allow(dead_code)]
 static HASHES: Mutex<Vec<(FileIdentity, [u8; 32])>> = Mutex::new(Vec::new());
 
 fn log_event(what: &str, path: &CStr, base: u64) {
@@ -110,8 +109,7 @@ pub fn with_module<R>(pc: u64, f: impl FnOnce(Option<&Module>) -> R) -> R {
 
 /// The blake3 hash of the file with `identity` at `path`, computed once per
 /// identity (hashing libc on every lookup would cost more than it saves).
-/// Persisted-cache keys are built from it (the persistence work).
-#[allow(dead_code)]
+/// Persisted-cache keys are built from it.
 pub fn content_hash(path: &CStr, identity: FileIdentity) -> Option<[u8; 32]> {
     if let Some(&(_, h)) = HASHES.lock().iter().find(|(id, _)| *id == identity) {
         return Some(h);

@@ -30,6 +30,12 @@ pub const SA_RESTART: u64 = 0x1000_0000;
 pub const SA_NODEFER: u64 = 0x4000_0000;
 pub const SA_RESETHAND: u64 = 0x8000_0000;
 const SIG_DFL: u64 = 0;
+
+/// Whether the default action of `sig` ends the process (all but SIGCHLD,
+/// SIGCONT, SIGURG, SIGWINCH, which are ignored, and the stop signals).
+fn terminates_by_default(sig: u32) -> bool {
+    !matches!(sig, 17 | 18 | 19 | 20 | 21 | 22 | 23 | 28)
+}
 const SIG_IGN: u64 = 1;
 const SIG_BLOCK: u64 = 0;
 const SIG_SETMASK: u64 = 2;
@@ -309,6 +315,9 @@ pub fn deliver_pending(ctx: &mut ThreadContext, pc: u64) -> u64 {
         SIG_DFL | SIG_IGN => {
             // The default action, by the kernel: terminate, dump core, stop or
             // ignore exactly as it would natively.
+            if act.handler == SIG_DFL && terminates_by_default(p.sig) {
+                crate::dispatch::persist_all();
+            }
             kernel_sigaction(p.sig, Some(&KernelSigaction::default()), None);
             set_app_action(p.sig, KernelSigaction::default());
             set_mask(SIG_SETMASK, app_mask & !sigmask(p.sig));

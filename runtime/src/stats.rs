@@ -15,6 +15,13 @@ pub struct Stats {
     /// than clock_gettime twice per block); converted with the rate
     /// measured between start-up and the report.
     pub translate_ticks: AtomicU64,
+    pub blocks_loaded: AtomicU64,
+    pub files_loaded: AtomicU64,
+    pub bytes_mapped: AtomicU64,
+    pub load_ticks: AtomicU64,
+    pub files_written: AtomicU64,
+    pub blocks_persisted: AtomicU64,
+    pub persist_ticks: AtomicU64,
     start_ns: AtomicU64,
     start_ticks: AtomicU64,
 }
@@ -29,6 +36,13 @@ pub static STATS: Stats = Stats {
     syscalls: AtomicU64::new(0),
     ibl_lookups_of_exited_threads: AtomicU64::new(0),
     translate_ticks: AtomicU64::new(0),
+    blocks_loaded: AtomicU64::new(0),
+    files_loaded: AtomicU64::new(0),
+    bytes_mapped: AtomicU64::new(0),
+    load_ticks: AtomicU64::new(0),
+    files_written: AtomicU64::new(0),
+    blocks_persisted: AtomicU64::new(0),
+    persist_ticks: AtomicU64::new(0),
     start_ns: AtomicU64::new(0),
     start_ticks: AtomicU64::new(0),
 };
@@ -48,6 +62,27 @@ fn ticks_to_ns(t: u64) -> u64 {
     let ns = crate::sys::now_ns().saturating_sub(STATS.start_ns.load(Relaxed));
     let elapsed = ticks().saturating_sub(STATS.start_ticks.load(Relaxed));
     if elapsed == 0 { 0 } else { (t as u128 * ns as u128 / elapsed as u128) as u64 }
+}
+
+/// Persisted files not used, by reason.
+static REJECTED: spin::Mutex<alloc::vec::Vec<(&'static str, u64)>> = spin::Mutex::new(alloc::vec::Vec::new());
+
+pub fn note_rejected(reason: &'static str) {
+    let mut r = REJECTED.lock();
+    match r.iter_mut().find(|(n, _)| *n == reason) {
+        Some((_, c)) => *c += 1,
+        None => r.push((reason, 1)),
+    }
+}
+
+fn ms(ns: u64) -> impl core::fmt::Display {
+    struct Ms(u64);
+    impl core::fmt::Display for Ms {
+        fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+            write!(f, "{}.{:03} ms", self.0 / 1_000_000, (self.0 / 1000) % 1000)
+        }
+    }
+    Ms(ns)
 }
 
 pub fn add(counter: &AtomicU64, n: u64) {
@@ -78,7 +113,7 @@ pub fn report(ibl_lookups: u64) {
          \x20 links made:              {}\n\
          \x20 blocks flushed:          {}\n\
          \x20 system calls:            {}\n\
-         \x20 translation time:        {}.{:03} ms\n",
+         \x20 translation time:        {}\n",
         s.blocks_built.load(Relaxed),
         s.cache_bytes.load(Relaxed),
         s.dispatches.load(Relaxed),
@@ -87,7 +122,27 @@ pub fn report(ibl_lookups: u64) {
         s.links.load(Relaxed),
         s.fragments_flushed.load(Relaxed),
         s.syscalls.load(Relaxed),
-        ns / 1_000_000,
-        (ns / 1000) % 1000,
+        ms(ns),
     ));
+    if crate::options::get().persist {
+        let rejected = REJECTED.lock();
+        let total: u64 = rejected.iter().map(|(_, c)| c).sum();
+        crate::log::print(format_args!(
+            "  blocks loaded:           {}\n  cache files loaded:      {}\n  cache files rejected:    {}\n",
+            s.blocks_loaded.load(Relaxed),
+            s.files_loaded.load(Relaxed),
+            total,
+        ));
+        for (reason, count) in rejected.iter() {
+            crate::log::print(format_args!("    {reason}: {count}\n"));
+        }
+        crate::log::print(format_args!(
+            "  cache bytes mapped:      {}\n  load time:               {}\n  cache files written:     {}\n  blocks persisted:        {}\n  persist time:            {}\n",
+            s.bytes_mapped.load(Relaxed),
+            ms(ticks_to_ns(s.load_ticks.load(Relaxed))),
+            s.files_written.load(Relaxed),
+            s.blocks_persisted.load(Relaxed),
+            ms(ticks_to_ns(s.persist_ticks.load(Relaxed))),
+        ));
+    }
 }

@@ -38,6 +38,9 @@ pub mod nr {
     pub const RECVMSG: u64 = 47;
     pub const WAIT4: u64 = 61;
     pub const FLOCK: u64 = 73;
+    pub const RENAME: u64 = 82;
+    pub const UNLINK: u64 = 87;
+    pub const GETUID: u64 = 102;
     pub const SIGALTSTACK: u64 = 131;
     pub const FUTEX: u64 = 202;
     pub const WAITID: u64 = 247;

@@ -57,6 +57,7 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
             let r = raw(number, args);
             if r == 0 {
                 crate::smc::note_protection(args[0], args[1], 0);
+                crate::dispatch::persist_unloading(args[0], args[0] + sys::page_up(args[1]));
                 crate::modules::note_unmap(args[0], args[0] + sys::page_up(args[1]));
                 crate::dispatch::flush_range(args[0], args[0] + sys::page_up(args[1]));
             }
@@ -123,6 +124,7 @@ fn executable_protection(prot: u64) -> u64 {
 }
 
 fn exit_process(ctx: &ThreadContext, status: i32) -> ! {
+    crate::dispatch::persist_all();
     crate::client_host::process_exit();
     crate::stats::report(ctx.ibl_lookups);
     sys::exit_group(status)

@@ -58,6 +58,9 @@ pub struct ThreadContext {
     pub ibl_lookups: u64,
     /// Where a lookup's miss path goes (`dbi_ibl_miss`).
     pub ibl_miss_handler: u64,
+    /// `dbi_fcache_return`, for exit stubs that must not depend on where
+    /// they are (persistable code jumps through this slot).
+    pub fcache_return: u64,
     /// The application's GS base (GS itself belongs to the runtime).
     pub app_gs_base: u64,
     /// Raw TLS slots of the clients, `TLS_SLOTS_PER_CLIENT` each, in order.
@@ -96,6 +99,7 @@ pub mod offsets {
     pub const IBL_RAX: usize = offset_of!(ThreadContext, ibl_rax);
     pub const IBL_RDX: usize = offset_of!(ThreadContext, ibl_rdx);
     pub const IBL_MISS_HANDLER: usize = offset_of!(ThreadContext, ibl_miss_handler);
+    pub const FCACHE_RETURN: usize = offset_of!(ThreadContext, fcache_return);
     pub const IBL_FLAGS: usize = offset_of!(ThreadContext, ibl_flags);
     pub const IBL_TARGET: usize = offset_of!(ThreadContext, ibl_target);
     pub const IBL_TABLE: usize = offset_of!(ThreadContext, ibl_table);
@@ -135,6 +139,7 @@ impl ThreadContext {
         ctx.runtime_stack_top = mem + total;
         ctx.mapping_len = total;
         ctx.ibl_miss_handler = crate::ibl::miss_handler_addr();
+        ctx.fcache_return = crate::context_switch::fcache_return_addr();
         ctx.rflags = 0x202;
         ctx
     }

@@ -20,6 +20,14 @@ pub fn fault_to_app_state(ctx: &mut ThreadContext, frame: &InterruptedContext) -
             // SAFETY: slot is the offset of a u64 field of the ThreadContext.
             gpr[r as usize] = unsafe { *((ctx as *const ThreadContext as *const u8).add(slot as usize) as *const u64) };
         }
+        Fixup::Spilled2 { reg: r, slot, reg2, slot2 } => {
+            // SAFETY: both slots are offsets of u64 fields of the ThreadContext.
+            unsafe {
+                let base = ctx as *const ThreadContext as *const u8;
+                gpr[r as usize] = *(base.add(slot as usize) as *const u64);
+                gpr[reg2 as usize] = *(base.add(slot2 as usize) as *const u64);
+            }
+        }
         Fixup::RspMoved(delta) => gpr[reg::RSP] = gpr[reg::RSP].wrapping_sub(delta as i64 as u64),
     }
     ctx.gpr = gpr;

@@ -1,0 +1,79 @@
+//! The key of this run's persisted files: everything besides the module
+//! that changes the code a block becomes (clients, thread-context layout,
+//! code-affecting options, the runtime build).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use persist::{CacheKey, ClientKey};
+
+use crate::thread::offsets as off;
+
+/// The runtime's version for cache keys: a hash of the sources it was
+/// built from (runtime, clients, format), so any change of the code
+/// generator makes old files unused.
+pub fn runtime_version() -> u32 {
+    u32::from_str_radix(env!("DBI_RUNTIME_VERSION"), 16).unwrap_or(0)
+}
+
+fn tls_layout_hash() -> u64 {
+    let layout = [
+        core::mem::size_of::<crate::thread::ThreadContext>(),
+        off::GPR,
+        off::SPILL,
+        off::IBL_RCX,
+        off::IBL_RAX,
+        off::IBL_RDX,
+        off::IBL_FLAGS,
+        off::IBL_TARGET,
+        off::IBL_TABLE,
+        off::IBL_MASK,
+        off::IBL_LOOKUPS,
+        off::IBL_MISS_HANDLER,
+        off::FCACHE_RETURN,
+        off::SIGNAL_PENDING,
+        off::CLIENT_TLS,
+        off::CLIENT_FLAGS_SPILL,
+        clients::api::TLS_SLOTS_PER_CLIENT,
+    ];
+    let mut h = blake3::Hasher::new();
+    for v in layout {
+        h.update(&(v as u64).to_le_bytes());
+    }
+    u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().unwrap())
+}
+
+/// Options that change generated code: `-stats` counts indirect lookups
+/// in the lookup code itself.
+fn options_hash() -> u64 {
+    let stats = crate::options::get().stats as u64;
+    u64::from_le_bytes(blake3::hash(&stats.to_le_bytes()).as_bytes()[..8].try_into().unwrap())
+}
+
+/// The key of a file for a module with content hash `module_hash`.
+pub fn key_for(module_hash: [u8; 32]) -> CacheKey {
+    let clients = crate::client_host::identities()
+        .into_iter()
+        .map(|c| ClientKey { name: String::from(c.name), version: c.version, options_hash: c.options_hash })
+        .collect::<Vec<_>>();
+    CacheKey {
+        module_hash,
+        clients,
+        tls_layout_hash: tls_layout_hash(),
+        options_hash: options_hash(),
+        runtime_version: runtime_version(),
+    }
+}
+
+/// A short hash of the client names, for file names: runs with other
+/// clients use other files, while a change of options, client versions or
+/// runtime finds the old file, reports which key field differs and
+/// replaces it.
+pub fn client_names_tag() -> u64 {
+    let mut h = blake3::Hasher::new();
+    for c in crate::client_host::identities() {
+        h.update(c.name.as_bytes());
+        h.update(&[0]);
+    }
+    u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().unwrap())
+}

@@ -1,0 +1,376 @@
+//! Using persisted cache files: finding a module's file, mapping it inside
+//! the code cache reservation with each zone's own protection, checking
+//! it, rebasing its W zones, and registering its blocks lazily (a block
+//! becomes a fragment when the dispatcher first looks for it; blocks of
+//! the same file reach each other through their W slots without that).
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::{Acquire, Relaxed, Release}};
+
+use persist::index::{ArchivedBlockEntry, ArchivedIndex};
+use persist::{translations, KeyField, Reject, ZoneKind};
+
+use crate::code_cache::CodeCache;
+use crate::ibl::IblTable;
+use crate::fragment::{ExitRecord, Fragment, Patch, Translation};
+use crate::mangle::Fixup;
+use crate::modules::FileIdentity;
+use crate::persist_files as files;
+use crate::startup_args::CStr;
+use crate::stats::{self, STATS};
+use crate::sys;
+
+/// Address ranges of the mapped files, readable without a lock.
+const MAX_FILES: usize = 256;
+static RANGES: [[AtomicU64; 2]; MAX_FILES] = [const { [AtomicU64::new(0), AtomicU64::new(0)] }; MAX_FILES];
+static RANGE_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether `addr` is inside a mapped cache file.
+pub fn in_mapped_file(addr: u64) -> bool {
+    let n = RANGE_COUNT.load(Acquire);
+    RANGES[..n].iter().any(|r| (r[0].load(Relaxed)..r[1].load(Relaxed)).contains(&addr))
+}
+
+fn publish_range(lo: u64, hi: u64) -> bool {
+    let i = RANGE_COUNT.load(Relaxed);
+    if i == MAX_FILES {
+        return false;
+    }
+    RANGES[i][0].store(lo, Relaxed);
+    RANGES[i][1].store(hi, Relaxed);
+    RANGE_COUNT.store(i + 1, Release);
+    true
+}
+
+/// Why a file was not used, counted for `-stats`.
+#[derive(Clone, Copy)]
+pub enum Unused {
+    Invalid(Reject),
+    Key(KeyField),
+    ModuleChanged,
+    Untrusted,
+    NoRoom,
+    Rejected,
+}
+
+impl Unused {
+    pub fn name(self) -> &'static str {
+        match self {
+            Unused::Invalid(r) => r.name(),
+            Unused::Key(KeyField::ModuleHash) | Unused::ModuleChanged => "module changed",
+            Unused::Key(KeyField::Clients) => "other clients",
+            Unused::Key(KeyField::TlsLayout) => "other TLS layout",
+            Unused::Key(KeyField::Options) => "other options",
+            Unused::Key(KeyField::RuntimeVersion) => "other runtime version",
+            Unused::Untrusted => "untrusted owner or mode",
+            Unused::NoRoom => "no room in the code cache",
+            Unused::Rejected => "rejected by a client",
+        }
+    }
+}
+
+pub struct LoadedFile {
+    module_base: u64,
+    identity: FileIdentity,
+    module_hash: [u8; 32],
+    map: u64,
+    len: u64,
+    index: &'static ArchivedIndex,
+    /// (W zone address, X zone address) of each segment.
+    segments: Vec<(u64, u64)>,
+    /// Tags registered as fragments.
+    registered: Vec<u64>,
+    /// Retired after a flush of its module's code: nothing more is used.
+    dead: bool,
+}
+
+impl LoadedFile {
+    fn block_x(&self, b: &ArchivedBlockEntry) -> (u64, u64) {
+        let (w, x) = self.segments[b.segment.to_native() as usize];
+        (w, x + b.code_offset.to_native() as u64)
+    }
+
+    /// Resets every exit slot to its stub: no block of the file is entered
+    /// through another any more.
+    fn unlink_all(&self) {
+        for (s, seg) in self.index.segments.iter().enumerate() {
+            let (w, x) = self.segments[s];
+            let first = seg.first_exit.to_native() as usize;
+            for e in &self.index.exits[first..first + seg.exit_count.to_native() as usize] {
+                crate::link::unlink(Patch::Slot(w + e.slot.to_native() as u64), x + e.stub.to_native() as u64);
+            }
+        }
+    }
+
+    /// The block whose code contains `pc`, if any.
+    fn block_containing(&self, pc: u64) -> Option<&ArchivedBlockEntry> {
+        let s = self.segments.iter().position(|&(w, x)| {
+            let next = self.segments.iter().map(|&(w2, _)| w2).filter(|&w2| w2 > x).min().unwrap_or(self.map + self.len);
+            w <= pc && pc < next
+        })?;
+        let x = self.segments[s].1;
+        self.index.blocks.iter().find(|b| {
+            let start = x + b.code_offset.to_native() as u64;
+            b.segment.to_native() as usize == s && (start..start + b.code_len.to_native() as u64).contains(&pc)
+        })
+    }
+
+    fn translations(&self, b: &ArchivedBlockEntry) -> translations::Unpack<'static> {
+        let first = b.translation_offset.to_native() as usize;
+        translations::unpack(&self.index.translations[first..first + b.translation_len.to_native() as usize])
+    }
+
+    fn translation_at(&self, b: &ArchivedBlockEntry, pc: u64) -> Option<(u64, Fixup)> {
+        let (_, start) = self.block_x(b);
+        let off = pc.checked_sub(start)? as u32;
+        let t = self.translations(b).take_while(|t| t.cache_offset <= off).last()?;
+        let tag = self.module_base + b.module_offset.to_native() as u64;
+        Some((tag + t.app_offset as u64, Fixup::decode(t.fixup)?))
+    }
+
+    fn exits_of(&self, b: &ArchivedBlockEntry) -> impl Iterator<Item = (Patch, u64, u64)> + '_ {
+        let (w, x) = self.segments[b.segment.to_native() as usize];
+        let first = b.first_exit.to_native() as usize;
+        self.index.exits[first..first + b.exit_count.to_native() as usize].iter().map(move |e| {
+            (
+                Patch::Slot(w + e.slot.to_native() as u64),
+                x + e.stub.to_native() as u64,
+                self.module_base.wrapping_add(e.target.to_native() as u64),
+            )
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct LoadedFiles {
+    files: Vec<LoadedFile>,
+    /// Modules whose file was looked for.
+    attempted: Vec<(u64, FileIdentity)>,
+}
+
+impl LoadedFiles {
+    /// The content hash of the module at `base` if a file for it is used
+    /// (read from the file's key, checked when it was loaded).
+    pub fn module_hash_for(&self, base: u64, identity: FileIdentity) -> Option<[u8; 32]> {
+        self.files.iter().find(|f| f.module_base == base && f.identity == identity).map(|f| f.module_hash)
+    }
+
+    /// Whether the file in use for the module at `base` has the block `tag`.
+    pub fn has_block(&self, base: u64, identity: FileIdentity, tag: u64) -> bool {
+        self.files.iter().any(|f| {
+            f.module_base == base && f.identity == identity && tag >= base && f.index.block_at((tag - base) as u32).is_some()
+        })
+    }
+
+    /// Looks for the file of the module at `base` once; a file taken into
+    /// use has its blocks entered in the indirect-branch table.
+    pub fn load_once(&mut self, cache: &mut CodeCache, ibl: &mut IblTable, base: u64, path: CStr, identity: FileIdentity) {
+        if self.attempted.iter().any(|&(b, id)| b == base && id == identity) {
+            return;
+        }
+        self.attempted.push((base, identity));
+        let Some(dir) = crate::options::get().persist_dir else { return };
+        let t0 = stats::ticks();
+        let file = files::file_for(&dir, &path);
+        match load(cache, &file, base, &path, identity) {
+            Ok(Some(f)) => {
+                stats::add(&STATS.files_loaded, 1);
+                stats::add(&STATS.bytes_mapped, f.len);
+                crate::verbose!("persist: using {} ({} blocks)", files::display(&file), f.index.blocks.len());
+                ibl.reserve(f.index.blocks.len());
+                for b in f.index.blocks.iter() {
+                    ibl.insert(base + b.module_offset.to_native() as u64, f.block_x(b).1);
+                }
+                self.files.push(f);
+            }
+            Ok(None) => {}
+            Err(why) => {
+                stats::note_rejected(why.name());
+                crate::verbose!("persist: not using {}: {}", files::display(&file), why.name());
+            }
+        }
+        stats::add(&STATS.load_ticks, stats::ticks() - t0);
+    }
+
+    /// The fragment for `pc` from the file of the module at `base`,
+    /// registered now.
+    pub fn register(&mut self, pc: u64, base: u64, identity: FileIdentity) -> Option<Fragment> {
+        let f = self.files.iter_mut().find(|f| !f.dead && f.module_base == base && f.identity == identity)?;
+        let b = f.index.block_at((pc - f.module_base) as u32)?;
+        let (_, start) = f.block_x(b);
+        let exits = f
+            .exits_of(b)
+            .map(|(patch, stub, target)| {
+                // SAFETY: the slot is in the file's W zone, mapped writable.
+                let Patch::Slot(slot) = patch else { unreachable!() };
+                let linked = unsafe { *(slot as *const u64) } != stub;
+                ExitRecord { patch, stub, target, prelinked: linked, branch: 0, cond: None, slot }
+            })
+            .collect();
+        let translations = f
+            .translations(b)
+            .map(|t| Translation {
+                cache_offset: t.cache_offset,
+                app_pc: pc + t.app_offset as u64,
+                fixup: Fixup::decode(t.fixup).unwrap_or(Fixup::None),
+            })
+            .collect();
+        f.registered.push(pc);
+        stats::add(&STATS.blocks_loaded, 1);
+        Some(Fragment {
+            tag: pc,
+            app_end: pc + b.app_len.to_native() as u64,
+            start,
+            size: b.code_len.to_native(),
+            exits,
+            incoming: Vec::new(),
+            translations,
+        })
+    }
+
+    /// The app's code in `[lo, hi)` changed: a file with a block there is
+    /// retired (its blocks reach each other without the dispatcher, so
+    /// they go as a whole): out of the lookup table, exits unlinked.
+    /// Returns the tags of its registered fragments.
+    pub fn retire_overlapping(&mut self, lo: u64, hi: u64, ibl: &mut IblTable) -> Vec<u64> {
+        let mut tags = Vec::new();
+        for f in self.files.iter_mut().filter(|f| !f.dead) {
+            let overlaps = f.index.blocks.iter().any(|b| {
+                let start = f.module_base + b.module_offset.to_native() as u64;
+                start < hi && start + b.app_len.to_native() as u64 > lo
+            });
+            if overlaps {
+                for b in f.index.blocks.iter() {
+                    ibl.remove(f.module_base + b.module_offset.to_native() as u64);
+                }
+                f.unlink_all();
+                f.dead = true;
+                tags.append(&mut f.registered);
+            }
+        }
+        tags
+    }
+
+    fn file_containing(&self, pc: u64) -> Option<&LoadedFile> {
+        self.files.iter().find(|f| (f.map..f.map + f.len).contains(&pc))
+    }
+
+    /// Whether the slot `addr` belongs to a retired file (never relinked).
+    pub fn in_retired_file(&self, addr: u64) -> bool {
+        self.file_containing(addr).is_some_and(|f| f.dead)
+    }
+
+    /// The app pc and fixup at cache address `pc` in a file's block that
+    /// may not be registered.
+    pub fn translation_at(&self, pc: u64) -> Option<(u64, Fixup)> {
+        let f = self.file_containing(pc)?;
+        f.translation_at(f.block_containing(pc)?, pc)
+    }
+
+    /// Points every exit of the file block containing `pc` at its stub.
+    pub fn unlink_block_at(&self, pc: u64) -> bool {
+        let Some(f) = self.file_containing(pc) else { return false };
+        let Some(b) = f.block_containing(pc) else { return false };
+        for (patch, stub, _) in f.exits_of(b) {
+            crate::link::unlink(patch, stub);
+        }
+        true
+    }
+}
+
+/// Maps and checks the file at `file` for the module at `base`; Ok(None)
+/// if there is none.
+fn load(cache: &mut CodeCache, file: &[u8], base: u64, path: &CStr, identity: FileIdentity) -> Result<Option<LoadedFile>, Unused> {
+    let fd = match files::open_trusted(file) {
+        Ok(fd) => fd,
+        Err("absent") => return Ok(None),
+        Err(_) => return Err(Unused::Untrusted),
+    };
+    let file_identity = FileIdentity::of_fd(fd);
+    let len = file_identity.map_or(0, |id| id.size);
+    if len < persist::header::HEADER_LEN as u64 {
+        sys::close(fd);
+        return Err(Unused::Invalid(Reject::Truncated));
+    }
+    let Some(map) = cache.take_region(len) else {
+        sys::close(fd);
+        return Err(Unused::NoRoom);
+    };
+    // SAFETY: replaces part of the cache reservation that nothing uses.
+    let r = unsafe { sys::mmap(map, len, sys::PROT_READ, sys::MAP_PRIVATE | sys::MAP_FIXED, fd, 0) };
+    sys::close(fd);
+    if r < 0 {
+        return Err(Unused::NoRoom);
+    }
+    let give_back = |why| {
+        // SAFETY: our own mapping, returned to an inaccessible reservation.
+        unsafe { sys::mmap(map, sys::page_up(len), sys::PROT_NONE, sys::MAP_PRIVATE | sys::MAP_ANONYMOUS | sys::MAP_FIXED | sys::MAP_NORESERVE, -1, 0) };
+        Err(why)
+    };
+    // SAFETY: the mapping is len bytes long and stays mapped for good.
+    let bytes: &'static [u8] = unsafe { core::slice::from_raw_parts(map as *const u8, len as usize) };
+    // The zones' hashes are checked once per version of the file (the
+    // memo names the file's identity, which any write changes).
+    let verified_before = file_identity.is_some_and(|id| files::verified_before(file, id));
+    let depth = if verified_before { persist::Depth::Trusted } else { persist::Depth::Full };
+    let v = match persist::validate_with(bytes, depth) {
+        Ok(v) => v,
+        Err(r) => return give_back(Unused::Invalid(r)),
+    };
+    if !verified_before {
+        if let Some(id) = file_identity {
+            files::note_verified(file, id);
+        }
+    }
+    let want = crate::persist_key::key_for(v.key.module_hash);
+    if let Some(field) = v.key.mismatch(&want) {
+        return give_back(Unused::Key(field));
+    }
+    let recorded = v.index.module.identity.as_slice().iter().map(|x| x.to_native()).collect::<Vec<_>>();
+    let same_file = recorded == [identity.dev, identity.ino, identity.size, identity.mtime_ns, identity.ctime_ns];
+    if !same_file && crate::modules::content_hash(path, identity) != Some(v.key.module_hash) {
+        return give_back(Unused::ModuleChanged);
+    }
+    // Each zone gets its protection; W is private, rebased below.
+    for z in &v.zones[1..] {
+        let prot = match z.kind {
+            ZoneKind::Exec => sys::PROT_READ | sys::PROT_EXEC,
+            ZoneKind::Writable => sys::PROT_READ | sys::PROT_WRITE,
+            ZoneKind::ReadOnly => sys::PROT_READ,
+        };
+        // SAFETY: a zone of our own mapping.
+        if unsafe { sys::mprotect(map + z.offset, z.len, prot) } < 0 {
+            return give_back(Unused::NoRoom);
+        }
+    }
+    let segments: Vec<(u64, u64)> = v
+        .index
+        .segments
+        .iter()
+        .map(|s| (map + v.zones[s.w_zone.to_native() as usize].offset, map + v.zones[s.x_zone.to_native() as usize].offset))
+        .collect();
+    for (s, seg) in v.index.segments.iter().enumerate() {
+        let (w, x) = segments[s];
+        // SAFETY: validation checked every slot lies in this W zone.
+        unsafe {
+            *((w + seg.base_slot.to_native() as u64) as *mut u64) = base;
+            let first = seg.first_exit.to_native() as usize;
+            for e in &v.index.exits[first..first + seg.exit_count.to_native() as usize] {
+                let slot = (w + e.slot.to_native() as u64) as *mut u64;
+                *slot = x.wrapping_add(*slot);
+            }
+        }
+    }
+    publish_range(map, map + len);
+    Ok(Some(LoadedFile {
+        module_base: base,
+        identity,
+        module_hash: v.key.module_hash,
+        map,
+        len,
+        index: v.index,
+        segments,
+        registered: Vec::new(),
+        dead: false,
+    }))
+}

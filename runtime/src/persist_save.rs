@@ -1,0 +1,226 @@
+//! Writing persisted files: at module unload and process exit, the live
+//! blocks of each module's unit become new segments of the module's
+//! file, merged under the file's lock with what it already holds.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use hashbrown::HashMap;
+use persist::index::{BlockData, BlockEntry, ExitEntry, Index, ModuleInfo, Segment};
+use persist::translations;
+use persist::write::page_up;
+use persist::ZoneKind;
+
+use crate::fragment::{Fragment, FragmentTable};
+use crate::persist_files as files;
+use crate::persist_load::LoadedFiles;
+use crate::persist_units::{LiveSegment, Unit, UnitBlock};
+use crate::stats::{self, STATS};
+use crate::sys;
+
+/// New blocks are written when they add at least 1/64 of the blocks
+/// already in the file.
+const MIN_GROWTH_DIVISOR: usize = 64;
+
+/// Writes every unit with new blocks to its module's file.
+pub fn save_units(units: &[Unit], fragments: &FragmentTable, loaded: &LoadedFiles) {
+    let t0 = stats::ticks();
+    for unit in units {
+        save_unit(unit, fragments, loaded);
+    }
+    stats::add(&STATS.persist_ticks, stats::ticks() - t0);
+}
+
+/// A file as it is on disk, mapped read-only while it is merged.
+struct OnDisk {
+    map: u64,
+    len: u64,
+}
+
+impl OnDisk {
+    fn read(path: &[u8]) -> Option<OnDisk> {
+        let fd = files::open_trusted(path).ok()?;
+        let len = crate::modules::FileIdentity::of_fd(fd).map_or(0, |id| id.size);
+        // SAFETY: a fresh private read-only mapping of the whole file.
+        let map = if len == 0 { -1 } else { unsafe { sys::mmap(0, len, sys::PROT_READ, sys::MAP_PRIVATE, fd, 0) } };
+        sys::close(fd);
+        (map >= 0).then_some(OnDisk { map: map as u64, len })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: the mapping is len bytes long and lives as long as self.
+        unsafe { core::slice::from_raw_parts(self.map as *const u8, self.len as usize) }
+    }
+}
+
+impl Drop for OnDisk {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping.
+        unsafe { sys::munmap(self.map, self.len) };
+    }
+}
+
+fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles) {
+    let Some(dir) = crate::options::get().persist_dir else { return };
+    let live: Vec<(&UnitBlock, &Fragment)> = unit
+        .blocks
+        .iter()
+        .filter_map(|b| fragments.get(b.tag).filter(|f| f.start == b.start).map(|f| (b, f)))
+        .collect();
+    // Nothing new: every block came from, or is already in, the file in use.
+    if live.iter().all(|(b, _)| loaded.has_block(unit.module_base, unit.identity, b.tag)) {
+        return;
+    }
+    let Some(module_hash) = loaded
+        .module_hash_for(unit.module_base, unit.identity)
+        .or_else(|| crate::modules::content_hash(&unit.path, unit.identity))
+    else {
+        return;
+    };
+    let key = crate::persist_key::key_for(module_hash);
+    let path = files::file_for(&dir, &unit.path);
+    let Some(lock) = files::lock(&path) else {
+        crate::verbose!("persist: cannot lock {}", files::display(&path));
+        return;
+    };
+    let on_disk = OnDisk::read(&path);
+    // The zones are copied as they are: a corrupt one fails every later load.
+    let old = on_disk
+        .as_ref()
+        .and_then(|d| persist::validate_with(d.bytes(), persist::Depth::Structure).ok())
+        .filter(|v| v.key == key);
+    let mut index: Index = match &old {
+        Some(v) => v.index.to_owned().unwrap_or_default(),
+        None => Index::default(),
+    };
+    let old_zones: Vec<(ZoneKind, &[u8])> = match &old {
+        Some(v) if !index.blocks.is_empty() => (1..v.zones.len()).map(|i| (v.zones[i].kind, v.zone_bytes(i))).collect(),
+        _ => {
+            index = Index::default();
+            Vec::new()
+        }
+    };
+    let base = unit.module_base;
+    let known = |tag: u64| index.blocks.binary_search_by_key(&((tag - base) as u32), |b| b.module_offset).is_ok();
+    let fresh: Vec<(&UnitBlock, &Fragment)> = live.into_iter().filter(|(b, _)| !known(b.tag)).collect();
+    // A rewrite costs time proportional to the file: a handful of new
+    // blocks in a big file (a path taken once) is not worth it.
+    if fresh.is_empty() || fresh.len() * MIN_GROWTH_DIVISOR < index.blocks.len() {
+        files::unlock(lock);
+        return;
+    }
+    let id = unit.identity;
+    index.module = ModuleInfo {
+        path: alloc::string::String::from_utf8_lossy(unit.path.as_bytes()).into_owned(),
+        identity: [id.dev, id.ino, id.size, id.mtime_ns, id.ctime_ns],
+    };
+    let mut new_zones: Vec<(ZoneKind, Vec<u8>)> = Vec::new();
+    for (s, seg) in unit.segments.iter().enumerate() {
+        let blocks: Vec<&(&UnitBlock, &Fragment)> = fresh.iter().filter(|(b, _)| b.segment as usize == s).collect();
+        if blocks.is_empty() {
+            continue;
+        }
+        let first_zone = 1 + old_zones.len() + new_zones.len();
+        let (w, x) = write_segment(seg, base, &blocks, first_zone as u32, &mut index);
+        new_zones.push((ZoneKind::Writable, w));
+        new_zones.push((ZoneKind::Exec, x));
+    }
+    index.blocks.sort_by_key(|b| b.module_offset);
+    let mut zones = old_zones;
+    zones.extend(new_zones.iter().map(|(k, z)| (*k, &z[..])));
+    if zones.len() < persist::header::MAX_ZONES {
+        let bytes = persist::write::build(&key, &index, &zones);
+        if files::publish(&path, &bytes) {
+            stats::add(&STATS.files_written, 1);
+            stats::add(&STATS.blocks_persisted, fresh.len() as u64);
+            crate::verbose!(
+                "persist: wrote {} ({} blocks, {} new)",
+                files::display(&path),
+                index.blocks.len(),
+                fresh.len()
+            );
+        }
+    }
+    drop(on_disk);
+    files::unlock(lock);
+}
+
+/// The (W, X) zones of `seg` holding `blocks`, whose entries are added to
+/// `index`. X is the segment's code with each exit of these blocks
+/// rewritten to `jmp [rip + slot]`; W is zeros but for the exit slots,
+/// which hold X offsets (of the target block when it is in this segment,
+/// else of the exit's stub) that the loader rebases.
+fn write_segment(
+    seg: &LiveSegment,
+    base: u64,
+    blocks: &[&(&UnitBlock, &Fragment)],
+    w_zone: u32,
+    index: &mut Index,
+) -> (Vec<u8>, Vec<u8>) {
+    let w_len = page_up((seg.split - seg.w_next) as usize);
+    let w_off = |addr: u64| w_len - (seg.split - addr) as usize;
+    let x_off = |addr: u64| (addr - seg.split) as usize;
+    let mut w = vec![0u8; w_len];
+    // SAFETY: [split, x_next) is this segment's emitted code.
+    let mut x = unsafe { core::slice::from_raw_parts(seg.split as *const u8, (seg.x_next - seg.split) as usize) }.to_vec();
+    let here: HashMap<u64, u64> = blocks.iter().map(|(b, f)| (b.tag, f.start)).collect();
+    let first_exit = index.exits.len() as u32;
+    let segment = index.segments.len() as u32;
+    for (b, f) in blocks {
+        let block_first_exit = index.exits.len() as u32;
+        for e in &f.exits {
+            let at = x_off(e.branch);
+            let disp = |len: u64| (e.slot.wrapping_sub(e.branch + len) as i32).to_le_bytes();
+            match e.cond {
+                None => {
+                    x[at..at + 2].copy_from_slice(&[0xff, 0x25]);
+                    x[at + 2..at + 6].copy_from_slice(&disp(6));
+                }
+                Some(cc) => {
+                    x[at..at + 4].copy_from_slice(&[0x70 | (cc ^ 1), 6, 0xff, 0x25]);
+                    x[at + 4..at + 8].copy_from_slice(&disp(8));
+                }
+            }
+            let goes_to = here.get(&e.target).copied().unwrap_or(e.stub);
+            let slot = w_off(e.slot);
+            w[slot..slot + 8].copy_from_slice(&(x_off(goes_to) as u64).to_le_bytes());
+            index.exits.push(ExitEntry {
+                slot: slot as u32,
+                stub: x_off(e.stub) as u32,
+                target: e.target.wrapping_sub(base) as i64,
+            });
+        }
+        let translation_offset = index.translations.len() as u32;
+        translations::pack(
+            &mut index.translations,
+            f.translations.iter().map(|t| translations::Entry {
+                cache_offset: t.cache_offset,
+                app_offset: (t.app_pc - b.tag) as u32,
+                fixup: t.fixup.encode(),
+            }),
+        );
+        let first_data = index.block_data.len() as u32;
+        index.block_data.extend(b.data.iter().map(|&(client, addr)| BlockData { client, w_offset: w_off(addr) as u32 }));
+        index.blocks.push(BlockEntry {
+            module_offset: (b.tag - base) as u32,
+            app_len: (f.app_end - b.tag) as u32,
+            segment,
+            code_offset: x_off(f.start) as u32,
+            code_len: f.size,
+            first_exit: block_first_exit,
+            exit_count: index.exits.len() as u32 - block_first_exit,
+            translation_offset,
+            translation_len: index.translations.len() as u32 - translation_offset,
+            first_data,
+            data_count: index.block_data.len() as u32 - first_data,
+        });
+    }
+    index.segments.push(Segment {
+        w_zone,
+        x_zone: w_zone + 1,
+        base_slot: w_off(seg.base_slot) as u32,
+        first_exit,
+        exit_count: index.exits.len() as u32 - first_exit,
+    });
+    (w, x)
+}

@@ -1,0 +1,124 @@
+//! Persistable code in the making. Under `-persist`, the blocks of a
+//! module that every client marked persistable are emitted into segments
+//! of their own: a W region growing down and an X region growing up from
+//! the same boundary. Code reaches its slots (the module base, exit slots,
+//! client block data) RIP-relative within the segment, so a segment can
+//! be written out as a (W, X) zone pair whose only changes are its exits.
+
+use alloc::vec::Vec;
+
+use crate::code_cache::CodeCache;
+use crate::modules::FileIdentity;
+use crate::startup_args::CStr;
+
+/// Sizes of a module's first segment and of later ones (reservations in
+/// the code cache; only touched pages cost memory).
+const FIRST_SEGMENT: u64 = 1 << 20;
+const LATER_SEGMENT: u64 = 8 << 20;
+/// Room a block may need: code, and W slots and client data.
+const X_PER_BLOCK: u64 = 32 << 10;
+const W_PER_BLOCK: u64 = 8 << 10;
+
+pub struct LiveSegment {
+    /// Lowest W address; W is the first quarter of the region.
+    pub lo: u64,
+    /// Where W ends and X starts.
+    pub split: u64,
+    /// Lowest W byte in use (allocations move it down).
+    pub w_next: u64,
+    pub x_next: u64,
+    pub x_end: u64,
+    /// The slot holding the module's base address.
+    pub base_slot: u64,
+}
+
+impl LiveSegment {
+    fn new(region: u64, len: u64, module_base: u64) -> LiveSegment {
+        let split = region + len / 4;
+        let mut seg = LiveSegment { lo: region, split, w_next: split, x_next: split, x_end: region + len, base_slot: 0 };
+        seg.base_slot = seg.alloc_w(8).expect("room for the base slot");
+        // SAFETY: the slot is fresh writable cache memory.
+        unsafe { *(seg.base_slot as *mut u64) = module_base };
+        seg
+    }
+
+    /// `len` zeroed bytes of W (8-byte aligned).
+    pub fn alloc_w(&mut self, len: u64) -> Option<u64> {
+        let at = (self.w_next.checked_sub(len)?) & !7;
+        (at >= self.lo).then(|| {
+            self.w_next = at;
+            at
+        })
+    }
+
+    pub fn has_room_for_a_block(&self) -> bool {
+        self.x_end - self.x_next >= X_PER_BLOCK && self.w_next - self.lo >= W_PER_BLOCK
+    }
+
+    /// Copies `code` to the next free X address and returns it.
+    pub fn commit(&mut self, code: &[u8]) -> Option<u64> {
+        let start = self.x_next;
+        let end = (start + code.len() as u64 + 15) & !15;
+        if end > self.x_end {
+            return None;
+        }
+        // SAFETY: [start, end) is unused cache memory, writable.
+        unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), start as *mut u8, code.len()) };
+        self.x_next = end;
+        Some(start)
+    }
+
+    /// Whether `addr` is in this segment's W or X region.
+    pub fn contains(&self, addr: u64) -> bool {
+        (self.lo..self.x_end).contains(&addr)
+    }
+}
+
+/// A block emitted into a unit.
+pub struct UnitBlock {
+    pub tag: u64,
+    pub start: u64,
+    pub segment: u32,
+    /// Client block data: (client index, address in the segment's W).
+    pub data: Vec<(u32, u64)>,
+}
+
+/// The persistable code of one module.
+pub struct Unit {
+    pub module_base: u64,
+    pub path: CStr,
+    pub identity: FileIdentity,
+    pub segments: Vec<LiveSegment>,
+    pub blocks: Vec<UnitBlock>,
+}
+
+impl Unit {
+    /// The segment to emit the next block into, with room for it.
+    pub fn current_segment(&mut self, cache: &mut CodeCache) -> Option<u32> {
+        if self.segments.last().is_none_or(|s| !s.has_room_for_a_block()) {
+            let len = if self.segments.is_empty() { FIRST_SEGMENT } else { LATER_SEGMENT };
+            let region = cache.take_region(len)?;
+            self.segments.push(LiveSegment::new(region, len, self.module_base));
+        }
+        Some(self.segments.len() as u32 - 1)
+    }
+}
+
+#[derive(Default)]
+pub struct Units {
+    pub units: Vec<Unit>,
+}
+
+impl Units {
+    /// The unit of the module at `base`, created on first use.
+    pub fn unit_for(&mut self, base: u64, path: CStr, identity: FileIdentity) -> &mut Unit {
+        let i = match self.units.iter().position(|u| u.module_base == base && u.identity == identity) {
+            Some(i) => i,
+            None => {
+                self.units.push(Unit { module_base: base, path, identity, segments: Vec::new(), blocks: Vec::new() });
+                self.units.len() - 1
+            }
+        };
+        &mut self.units[i]
+    }
+}
