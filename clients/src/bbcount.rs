@@ -5,7 +5,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
-use crate::api::{BlockIr, Client, ClientIdentity, EmitFlags, Services};
+use crate::api::{BlockIr, Client, ClientIdentity, EmitFlags, PersistedBlock, Services};
 use crate::block_counters::{BlockCounters, Counted};
 
 pub struct BbCount {
@@ -42,12 +42,16 @@ impl Client for BbCount {
         }
     }
 
+    fn resurrect(&self, _: u64, _: &[u8], _: &[u8], _: &mut [u8], blocks: &mut dyn Iterator<Item = PersistedBlock>, _: &dyn Services) -> bool {
+        self.counters.resurrect(blocks)
+    }
+
     fn process_exit(&self, services: &dyn Services) {
         let out = self.counters.with_blocks(|blocks| {
             let executions: u64 = blocks.iter().map(Counted::count).sum();
             let instructions: u64 = blocks.iter().map(|b| b.count() * b.info).sum();
             let mut out = String::new();
-            let _ = writeln!(out, "blocks built: {}", blocks.len());
+            let _ = writeln!(out, "blocks executed: {}", blocks.iter().filter(|b| b.count() > 0).count());
             let _ = writeln!(out, "block executions: {executions}");
             let _ = writeln!(out, "instructions executed: {instructions}");
             let mut order: Vec<&Counted<u64>> = blocks.iter().filter(|b| b.count() > 0).collect();

@@ -1,15 +1,39 @@
-//! Per-block execution counters shared by the counting clients: one u64
-//! per block next to the code cache, incremented inline by
-//! `add [rip + counter], 1` at block entry (flags saved only where live),
-//! with whatever the client remembers about the block beside it.
+//! Per-block execution counters shared by the counting clients. Each
+//! block's own data (`Services::alloc_block_data`) holds its counter,
+//! incremented inline by `add [rip + counter], 1` at block entry (flags
+//! saved only where live), followed by what the client remembers about the
+//! block, encoded: a persisted block brings both back in a later run.
+//!
+//! Block data: counter u64, info length u32, reserved u32, info bytes.
 
 use alloc::vec;
 use alloc::vec::Vec;
 
+use hashbrown::HashMap;
 use spin::Mutex;
 
 use crate::api::inline::{add_to, cheapest_counter_point, near, preserving_flags};
-use crate::api::{BlockIr, Services};
+use crate::api::{BlockIr, PersistedBlock, Services};
+
+/// What a counting client keeps about a block, stored in its data.
+pub trait BlockInfo: Sized + Send {
+    fn encode(&self, out: &mut Vec<u8>);
+    fn decode(bytes: &[u8]) -> Option<Self>;
+}
+
+impl BlockInfo for u64 {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+    fn decode(bytes: &[u8]) -> Option<u64> {
+        Some(u64::from_le_bytes(bytes.try_into().ok()?))
+    }
+}
+
+/// Longest info a persisted block may claim (a block has at most a few
+/// hundred instructions).
+const MAX_INFO: usize = 1 << 16;
+const HEADER: usize = 16;
 
 pub struct Counted<T> {
     pub tag: u64,
@@ -29,13 +53,24 @@ impl<T> Counted<T> {
 // under the mutex.
 unsafe impl<T: Send> Send for Counted<T> {}
 
-pub struct BlockCounters<T> {
-    blocks: Mutex<Vec<Counted<T>>>,
+struct Blocks<T> {
+    list: Vec<Counted<T>>,
+    by_tag: Option<HashMap<u64, usize>>,
 }
 
-impl<T: Send> BlockCounters<T> {
+pub struct BlockCounters<T> {
+    blocks: Mutex<Blocks<T>>,
+}
+
+impl<T: BlockInfo> BlockCounters<T> {
     pub const fn new() -> Self {
-        BlockCounters { blocks: Mutex::new(Vec::new()) }
+        BlockCounters { blocks: Mutex::new(Blocks { list: Vec::new(), by_tag: None }) }
+    }
+
+    fn add(blocks: &mut Blocks<T>, c: Counted<T>) {
+        let by_tag = blocks.by_tag.get_or_insert_with(HashMap::new);
+        by_tag.insert(c.tag, blocks.list.len());
+        blocks.list.push(c);
     }
 
     /// Counts executions of `block` (a block built again after a flush
@@ -44,12 +79,20 @@ impl<T: Send> BlockCounters<T> {
     pub fn instrument(&self, block: &mut BlockIr, services: &dyn Services, info: impl FnOnce(&BlockIr) -> T) -> bool {
         let counter = {
             let mut blocks = self.blocks.lock();
-            match blocks.iter().find(|b| b.tag == block.tag) {
-                Some(b) => b.counter,
+            let known = blocks.by_tag.as_ref().and_then(|m| m.get(&block.tag)).copied();
+            match known {
+                Some(i) => blocks.list[i].counter,
                 None => {
-                    let Some(c) = services.alloc_near_code(8) else { return false };
-                    let counter = c as *mut u64;
-                    blocks.push(Counted { tag: block.tag, info: info(block), counter });
+                    let info = info(block);
+                    let mut bytes = vec![0u8; HEADER];
+                    info.encode(&mut bytes);
+                    let len = bytes.len() - HEADER;
+                    bytes[8..12].copy_from_slice(&(len as u32).to_le_bytes());
+                    let Some(data) = services.alloc_block_data(bytes.len()) else { return false };
+                    // SAFETY: fresh block data of this length.
+                    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), data, bytes.len()) };
+                    let counter = data as *mut u64;
+                    Self::add(&mut blocks, Counted { tag: block.tag, info, counter });
                     counter
                 }
             }
@@ -60,8 +103,46 @@ impl<T: Send> BlockCounters<T> {
         true
     }
 
+    /// Takes the counters of a persisted file's blocks into use, from zero.
+    pub fn resurrect(&self, persisted: &mut dyn Iterator<Item = PersistedBlock>) -> bool {
+        let mut blocks = self.blocks.lock();
+        for p in persisted {
+            // SAFETY: the block data this client wrote when the block was
+            // built (header then info), in the file's writable zone.
+            let info = unsafe {
+                let len = *(p.data.add(8) as *const u32) as usize;
+                if len > MAX_INFO {
+                    return false;
+                }
+                T::decode(core::slice::from_raw_parts(p.data.add(HEADER), len))
+            };
+            let Some(info) = info else { return false };
+            let counter = p.data as *mut u64;
+            // SAFETY: the counter is the first u64 of the block's data.
+            unsafe { counter.write_volatile(0) };
+            if blocks.by_tag.as_ref().is_none_or(|m| !m.contains_key(&p.tag)) {
+                Self::add(&mut blocks, Counted { tag: p.tag, info, counter });
+            }
+        }
+        true
+    }
+
     /// Runs `f` over every block seen.
     pub fn with_blocks<R>(&self, f: impl FnOnce(&[Counted<T>]) -> R) -> R {
-        f(&self.blocks.lock())
+        f(&self.blocks.lock().list)
+    }
+}
+
+impl BlockInfo for Vec<iced_x86::Mnemonic> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        for &m in self {
+            out.extend_from_slice(&(m as u16).to_le_bytes());
+        }
+    }
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        bytes
+            .chunks(2)
+            .map(|c| iced_x86::Mnemonic::try_from(u16::from_le_bytes(c.try_into().ok()?) as usize).ok())
+            .collect()
     }
 }

@@ -1,7 +1,11 @@
 //! `drcov`: basic-block coverage in DynamoRIO's drcov format (version 2,
 //! module table version 2), which Lighthouse, bncov and drcov2lcov read.
-//! A block is covered when it is built, which happens on its first
-//! execution; nothing is added to the code.
+//! A block is covered once it runs: each block's own data holds a flag
+//! its first instruction sets (`mov byte [rip + flag], 1`, no flags
+//! touched), so blocks loaded from a persisted file report coverage of this
+//! run exactly as freshly built ones do. Modules are listed by path and
+//! blocks by module and offset, so the output does not depend on the order
+//! blocks were built or loaded in.
 //!
 //! ```text
 //! DRCOV VERSION: 2
@@ -17,10 +21,12 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
-use hashbrown::HashSet;
+use hashbrown::HashMap;
+use iced_x86::{Code, Instruction};
 use spin::Mutex;
 
-use crate::api::{BlockIr, Client, ClientIdentity, EmitFlags, Services};
+use crate::api::inline::near;
+use crate::api::{BlockIr, Client, ClientIdentity, EmitFlags, PersistedBlock, Services};
 
 struct Module {
     path: String,
@@ -28,12 +34,46 @@ struct Module {
     end: u64,
 }
 
+/// A block's data: the covered flag, a reserved byte, the block's size.
+const DATA_LEN: usize = 8;
+
+struct Block {
+    module: usize,
+    offset: u32,
+    size: u16,
+    flag: *mut u8,
+}
+
 #[derive(Default)]
 struct Coverage {
     modules: Vec<Module>,
-    seen: HashSet<u64>,
-    /// (module index, offset, size)
-    blocks: Vec<(u16, u32, u16)>,
+    by_tag: HashMap<u64, usize>,
+    blocks: Vec<Block>,
+}
+
+// SAFETY: the flag pointers are block data that lives for the whole run.
+unsafe impl Send for Coverage {}
+
+impl Coverage {
+    /// Records the block at `tag` with its data at `flag`; false if it is
+    /// outside every module (JIT code has no place in drcov's table).
+    fn add(&mut self, tag: u64, size: u16, flag: *mut u8, services: &dyn Services) -> bool {
+        let mut module = None;
+        services.with_module(tag, &mut |m| {
+            module = m.map(|m| (String::from(m.path), m.base, m.end));
+        });
+        let Some((path, base, end)) = module else { return false };
+        let id = match self.modules.iter().position(|m| m.base == base && m.path == path) {
+            Some(i) => i,
+            None => {
+                self.modules.push(Module { path, base, end });
+                self.modules.len() - 1
+            }
+        };
+        self.by_tag.insert(tag, self.blocks.len());
+        self.blocks.push(Block { module: id, offset: (tag - base) as u32, size, flag });
+        true
+    }
 }
 
 pub struct Drcov {
@@ -50,52 +90,75 @@ impl Drcov {
 
 impl Client for Drcov {
     fn identity(&self) -> ClientIdentity {
-        ClientIdentity { name: "drcov", version: 1, options_hash: self.options_hash }
+        ClientIdentity { name: "drcov", version: 2, options_hash: self.options_hash }
     }
 
     fn basic_block(&self, block: &mut BlockIr, _tls: usize, services: &dyn Services) -> EmitFlags {
         let size = block.app_instructions().map(|i| i.len()).sum::<usize>().min(u16::MAX as usize) as u16;
         let mut guard = self.coverage.lock();
         let cov = guard.get_or_insert_with(Coverage::default);
-        if !cov.seen.insert(block.tag) {
-            return EmitFlags::PERSISTABLE;
-        }
-        let mut module = None;
-        services.with_module(block.tag, &mut |m| {
-            module = m.map(|m| (String::from(m.path), m.base, m.end));
-        });
-        // Code outside every module (JIT code) has no place in drcov's table.
-        let Some((path, base, end)) = module else { return EmitFlags::PERSISTABLE };
-        let id = match cov.modules.iter().position(|m| m.base == base && m.path == path) {
-            Some(i) => i,
+        let flag = match cov.by_tag.get(&block.tag) {
+            Some(&i) => cov.blocks[i].flag,
             None => {
-                cov.modules.push(Module { path, base, end });
-                cov.modules.len() - 1
+                let Some(data) = services.alloc_block_data(DATA_LEN) else { return EmitFlags::DEFAULT };
+                // SAFETY: fresh block data of DATA_LEN bytes.
+                unsafe { (data.add(2) as *mut u16).write_unaligned(size) };
+                if !cov.add(block.tag, size, data, services) {
+                    return EmitFlags::PERSISTABLE;
+                }
+                data
             }
         };
-        cov.blocks.push((id as u16, (block.tag - base) as u32, size));
+        let set = Instruction::with2(Code::Mov_rm8_imm8, near(flag as u64), 1u32).expect("mov byte");
+        block.insert_meta(0, [set]);
         EmitFlags::PERSISTABLE
+    }
+
+    fn resurrect(&self, _: u64, _: &[u8], _: &[u8], _: &mut [u8], blocks: &mut dyn Iterator<Item = PersistedBlock>, services: &dyn Services) -> bool {
+        let mut guard = self.coverage.lock();
+        let cov = guard.get_or_insert_with(Coverage::default);
+        for p in blocks {
+            if cov.by_tag.contains_key(&p.tag) {
+                continue;
+            }
+            // SAFETY: the block data this client wrote when the block was built.
+            let size = unsafe {
+                p.data.write_volatile(0);
+                (p.data.add(2) as *const u16).read_unaligned()
+            };
+            cov.add(p.tag, size, p.data, services);
+        }
+        true
     }
 
     fn process_exit(&self, services: &dyn Services) {
         let guard = self.coverage.lock();
         let empty = Coverage::default();
         let cov = guard.as_ref().unwrap_or(&empty);
+        // SAFETY: flags are block data that lives for the whole run.
+        let covered: Vec<&Block> = cov.blocks.iter().filter(|b| unsafe { b.flag.read_volatile() } != 0).collect();
+        let mut modules: Vec<usize> = covered.iter().map(|b| b.module).collect();
+        modules.sort_by(|&a, &b| cov.modules[a].path.cmp(&cov.modules[b].path).then(cov.modules[a].base.cmp(&cov.modules[b].base)));
+        modules.dedup();
+        let id_of = |m: usize| modules.iter().position(|&x| x == m).unwrap_or(0) as u16;
+        let mut entries: Vec<(u16, u32, u16)> = covered.iter().map(|b| (id_of(b.module), b.offset, b.size)).collect();
+        entries.sort_unstable();
         let mut text = String::new();
         let _ = writeln!(text, "DRCOV VERSION: 2");
         let _ = writeln!(text, "DRCOV FLAVOR: drcov");
-        let _ = writeln!(text, "Module Table: version 2, count {}", cov.modules.len());
+        let _ = writeln!(text, "Module Table: version 2, count {}", modules.len());
         let _ = writeln!(text, "Columns: id, base, end, entry, checksum, timestamp, path");
-        for (i, m) in cov.modules.iter().enumerate() {
+        for (i, &m) in modules.iter().enumerate() {
+            let m = &cov.modules[m];
             let _ = writeln!(
                 text,
                 "{i:3}, {:#018x}, {:#018x}, 0x0000000000000000, 0x00000000, 0x00000000, {}",
                 m.base, m.end, m.path
             );
         }
-        let _ = writeln!(text, "BB Table: {} bbs", cov.blocks.len());
+        let _ = writeln!(text, "BB Table: {} bbs", entries.len());
         let mut bytes = text.into_bytes();
-        for &(id, start, size) in &cov.blocks {
+        for &(id, start, size) in &entries {
             bytes.extend_from_slice(&start.to_le_bytes());
             bytes.extend_from_slice(&size.to_le_bytes());
             bytes.extend_from_slice(&id.to_le_bytes());

@@ -15,8 +15,8 @@ use core::fmt::Write;
 use iced_x86::{Code, Instruction, MemoryOperand, Mnemonic, Register};
 
 use crate::api::inline::gs_slot;
-use crate::api::{BlockIr, CleanCallContext, Client, ClientIdentity, EmitFlags, Services};
-use crate::trace_buffer::{self, ins, FLUSH, PTR, SPILL_B, TID};
+use crate::api::{BlockIr, CleanCallContext, Client, ClientIdentity, EmitFlags, Item, Services};
+use crate::trace_buffer::{self, ins, FLUSH, PTR, SPILL_A, SPILL_B, TID};
 
 /// Buffer entries per thread.
 const ENTRIES: usize = 8192;
@@ -85,24 +85,35 @@ impl Client for InsTrace {
         }
         let slot = |s: usize| gs_slot(tls + 8 * s);
         let bytes = entries.len() * ENTRY_SIZE;
-        // rdx = the entry pointer (spilled around it); no flag changes.
+        let meta = |r| Item::meta(ins(r));
+        // rdx = the entry pointer, rax = each entry's pc (an app address,
+        // so persisted code stays valid at another base); no flag changes.
         let mut body = vec![
-            ins(Instruction::with2(Code::Mov_rm64_r64, slot(SPILL_B), Register::RDX)),
-            ins(Instruction::with2(Code::Mov_r64_rm64, Register::RDX, slot(PTR))),
+            meta(Instruction::with2(Code::Mov_rm64_r64, slot(SPILL_B), Register::RDX)),
+            meta(Instruction::with2(Code::Mov_rm64_r64, slot(SPILL_A), Register::RAX)),
+            meta(Instruction::with2(Code::Mov_r64_rm64, Register::RDX, slot(PTR))),
+            Item::app_address(Register::RAX, entries[0].0),
         ];
+        let mut prev = entries[0].0;
         for (i, &(pc, mnemonic, len)) in entries.iter().enumerate() {
             let at = i * ENTRY_SIZE;
-            body.push(store32(at, pc as u32));
-            body.push(store32(at + 4, (pc >> 32) as u32));
-            body.push(store32(at + 8, mnemonic));
-            body.push(store32(at + 12, len));
+            if pc != prev {
+                let step = MemoryOperand::with_base_displ(Register::RAX, pc.wrapping_sub(prev) as i64);
+                body.push(meta(Instruction::with2(Code::Lea_r64_m, Register::RAX, step)));
+                prev = pc;
+            }
+            let entry = MemoryOperand::with_base_displ(Register::RDX, at as i64);
+            body.push(meta(Instruction::with2(Code::Mov_rm64_r64, entry, Register::RAX)));
+            body.push(Item::meta(store32(at + 8, mnemonic)));
+            body.push(Item::meta(store32(at + 12, len)));
         }
         body.extend([
-            ins(Instruction::with2(Code::Lea_r64_m, Register::RDX, MemoryOperand::with_base_displ(Register::RDX, bytes as i64))),
-            ins(Instruction::with2(Code::Mov_rm64_r64, slot(PTR), Register::RDX)),
-            ins(Instruction::with2(Code::Mov_r64_rm64, Register::RDX, slot(SPILL_B))),
+            meta(Instruction::with2(Code::Lea_r64_m, Register::RDX, MemoryOperand::with_base_displ(Register::RDX, bytes as i64))),
+            meta(Instruction::with2(Code::Mov_rm64_r64, slot(PTR), Register::RDX)),
+            meta(Instruction::with2(Code::Mov_r64_rm64, Register::RAX, slot(SPILL_A))),
+            meta(Instruction::with2(Code::Mov_r64_rm64, Register::RDX, slot(SPILL_B))),
         ]);
-        block.insert_meta(0, body);
+        block.insert(0, body);
         trace_buffer::flush_if_full(block, tls, services, bytes);
         EmitFlags::PERSISTABLE
     }

@@ -15,7 +15,7 @@ use core::fmt::Write;
 use iced_x86::{Code, Instruction, InstructionInfoFactory, MemoryOperand, OpAccess, Register};
 
 use crate::api::inline::{gs_slot, reserve_scratch};
-use crate::api::{BlockIr, CleanCallContext, Client, ClientIdentity, EmitFlags, ItemKind, Services};
+use crate::api::{BlockIr, CleanCallContext, Client, ClientIdentity, EmitFlags, Item, ItemKind, Services};
 use crate::trace_buffer::{self, ins, FLUSH, PTR, SPILL_A, SPILL_B, TID};
 
 const ENTRIES: usize = 8192;
@@ -97,36 +97,40 @@ fn references(instr: &Instruction, info: &mut InstructionInfoFactory) -> Vec<Ref
 /// Code storing one entry for `r` (of the app instruction at item `at`) at
 /// the buffer pointer, which is advanced. Two scratch registers the
 /// operand does not use: dead ones cost nothing, live ones are spilled.
-fn record(block: &BlockIr, at: usize, r: &Reference, tls: usize) -> Vec<Instruction> {
+fn record(block: &BlockIr, at: usize, r: &Reference, tls: usize) -> Vec<Item> {
     let slot = |s: usize| gs_slot(tls + 8 * s);
     let scratch = reserve_scratch(block, at, &[r.base, r.index], &[tls + 8 * SPILL_A, tls + 8 * SPILL_B]);
     let (a, b) = (scratch.regs[0], scratch.regs[1]);
-    let mut code = scratch.save;
-    // a = the address.
-    if matches!(r.base, Register::RIP | Register::EIP) || (r.base == Register::None && r.index == Register::None) {
-        code.push(ins(Instruction::with2(Code::Mov_r64_imm64, a, r.displacement)));
+    let mut code: Vec<Item> = scratch.save.into_iter().map(Item::meta).collect();
+    // a = the address: RIP-relative ones are app addresses (valid at any
+    // base in persisted code), absolute ones are just numbers.
+    if matches!(r.base, Register::RIP | Register::EIP) {
+        code.push(Item::app_address(a, r.displacement));
+    } else if r.base == Register::None && r.index == Register::None {
+        code.push(Item::meta(ins(Instruction::with2(Code::Mov_r64_imm64, a, r.displacement))));
     } else {
         let disp = r.displacement as i64;
         let mem = MemoryOperand::new(r.base, r.index, r.scale, disp, 1, false, Register::None);
-        code.push(ins(Instruction::with2(Code::Lea_r64_m, a, mem)));
+        code.push(Item::meta(ins(Instruction::with2(Code::Lea_r64_m, a, mem))));
     }
     if r.segment == Register::FS {
-        code.push(ins(Instruction::with1(Code::Rdfsbase_r64, b)));
-        code.push(ins(Instruction::with2(Code::Lea_r64_m, a, MemoryOperand::with_base_index(a, b))));
+        code.push(Item::meta(ins(Instruction::with1(Code::Rdfsbase_r64, b))));
+        code.push(Item::meta(ins(Instruction::with2(Code::Lea_r64_m, a, MemoryOperand::with_base_index(a, b)))));
     }
-    let store = |disp: i64, reg: Register| ins(Instruction::with2(Code::Mov_rm64_r64, MemoryOperand::with_base_displ(b, disp), reg));
-    let store32 = |disp: i64, v: u32| ins(Instruction::with2(Code::Mov_rm32_imm32, MemoryOperand::with_base_displ(b, disp), v));
+    let store = |disp: i64, reg: Register| Item::meta(ins(Instruction::with2(Code::Mov_rm64_r64, MemoryOperand::with_base_displ(b, disp), reg)));
+    let store32 = |disp: i64, v: u32| Item::meta(ins(Instruction::with2(Code::Mov_rm32_imm32, MemoryOperand::with_base_displ(b, disp), v)));
     code.extend([
-        ins(Instruction::with2(Code::Mov_r64_rm64, b, slot(PTR))),
-        store32(0, r.pc as u32),
-        store32(4, (r.pc >> 32) as u32),
+        Item::meta(ins(Instruction::with2(Code::Mov_r64_rm64, b, slot(PTR)))),
         store(8, a),
+        // a = the instruction's pc, an app address too.
+        Item::app_address(a, r.pc),
+        store(0, a),
         store32(16, r.size),
         store32(20, r.access),
-        ins(Instruction::with2(Code::Lea_r64_m, b, MemoryOperand::with_base_displ(b, ENTRY_SIZE as i64))),
-        ins(Instruction::with2(Code::Mov_rm64_r64, slot(PTR), b)),
+        Item::meta(ins(Instruction::with2(Code::Lea_r64_m, b, MemoryOperand::with_base_displ(b, ENTRY_SIZE as i64)))),
+        Item::meta(ins(Instruction::with2(Code::Mov_rm64_r64, slot(PTR), b))),
     ]);
-    code.extend(scratch.restore);
+    code.extend(scratch.restore.into_iter().map(Item::meta));
     code
 }
 
@@ -153,8 +157,8 @@ impl Client for MemTrace {
         }
         // Back to front, so earlier indices stay valid.
         for (i, refs) in sites.iter().rev() {
-            let code: Vec<Instruction> = refs.iter().flat_map(|r| record(block, *i, r, tls)).collect();
-            block.insert_meta(*i, code);
+            let code: Vec<Item> = refs.iter().flat_map(|r| record(block, *i, r, tls)).collect();
+            block.insert(*i, code);
         }
         trace_buffer::flush_if_full(block, tls, services, total * ENTRY_SIZE);
         EmitFlags::PERSISTABLE

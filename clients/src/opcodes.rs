@@ -10,7 +10,7 @@ use core::fmt::Write;
 
 use iced_x86::Mnemonic;
 
-use crate::api::{BlockIr, Client, ClientIdentity, EmitFlags, Services};
+use crate::api::{BlockIr, Client, ClientIdentity, EmitFlags, PersistedBlock, Services};
 use crate::block_counters::BlockCounters;
 
 pub struct Opcodes {
@@ -38,6 +38,10 @@ impl Client for Opcodes {
         } else {
             EmitFlags::DEFAULT
         }
+    }
+
+    fn resurrect(&self, _: u64, _: &[u8], _: &[u8], _: &mut [u8], blocks: &mut dyn Iterator<Item = PersistedBlock>, _: &dyn Services) -> bool {
+        self.counters.resurrect(blocks)
     }
 
     fn process_exit(&self, services: &dyn Services) {

@@ -9,6 +9,7 @@ use core::fmt::Write;
 use clients::api::{self, BlockIr, Client, EmitFlags, ModuleRef, Services};
 use spin::{Mutex, Once};
 
+use crate::persist_units::{BlockData, LiveSegment};
 use crate::startup_args::CStr;
 use crate::sys;
 use crate::thread::{offsets, ThreadContext};
@@ -48,8 +49,7 @@ pub fn init() {
 }
 
 /// The active clients' identities, in order: part of every persisted
-/// file's key (the persistence work).
-#[allow(dead_code)]
+/// file's key.
 pub fn identities() -> Vec<api::ClientIdentity> {
     clients().iter().map(|c| c.identity()).collect()
 }
@@ -62,17 +62,78 @@ fn tls_offset(index: usize) -> usize {
     offsets::CLIENT_TLS + 8 * index * api::TLS_SLOTS_PER_CLIENT
 }
 
-/// Every client instruments `block`, in command-line order. The block is
-/// persistable only if every client says so.
-pub fn instrument(block: &mut BlockIr) -> EmitFlags {
+/// Where the data clients allocate for the block being instrumented goes:
+/// the W region of the persistable segment the block will be emitted into,
+/// or the near-data area; and what was allocated, by client.
+struct BlockDataSink {
+    segment: *mut LiveSegment,
+    client: u32,
+    allocations: Vec<BlockData>,
+}
+
+// SAFETY: the sink is only used under the translator lock, while the
+// segment it points to cannot move.
+unsafe impl Send for BlockDataSink {}
+
+static BLOCK_DATA: Mutex<BlockDataSink> =
+    Mutex::new(BlockDataSink { segment: core::ptr::null_mut(), client: 0, allocations: Vec::new() });
+
+/// Every client instruments `block`, in command-line order; block data
+/// goes to `segment` if set. The block is persistable only if every
+/// client says so. Also returns the block data allocated (client, address).
+pub fn instrument(block: &mut BlockIr, segment: Option<&mut LiveSegment>) -> (EmitFlags, Vec<BlockData>) {
+    BLOCK_DATA.lock().segment = segment.map_or(core::ptr::null_mut(), |s| s as *mut LiveSegment);
     let mut flags = EmitFlags::PERSISTABLE;
     for (i, c) in clients().iter().enumerate() {
+        BLOCK_DATA.lock().client = i as u32;
         block.current_client = i as u16;
         let f = c.basic_block(block, tls_offset(i), &HOST);
         flags.persistable &= f.persistable;
         flags.store_translations |= f.store_translations;
     }
-    flags
+    let mut sink = BLOCK_DATA.lock();
+    sink.segment = core::ptr::null_mut();
+    (flags, core::mem::take(&mut sink.allocations))
+}
+
+/// Each client's persistence events for a file of the module at `base`
+/// being written: (read-only, executable, writable) data per client.
+pub fn persist_data(base: u64) -> Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+    clients()
+        .iter()
+        .map(|c| {
+            let (mut ro, mut rx, mut rw) = (Vec::new(), Vec::new(), Vec::new());
+            c.persist_ro(base, &mut ro);
+            c.persist_rx(base, &mut rx);
+            c.persist_rw(base, &mut rw);
+            (ro, rx, rw)
+        })
+        .collect()
+}
+
+/// Lets every client adjust the file's copy of the block at `tag`.
+pub fn persist_patch(base: u64, tag: u64, code: &mut [u8]) {
+    for c in clients() {
+        c.persist_patch(base, tag, code);
+    }
+}
+
+/// Client `i`'s view of a file being taken into use; false if it rejects
+/// the file.
+pub fn resurrect(
+    i: usize,
+    base: u64,
+    ro: &[u8],
+    rx: &[u8],
+    rw: &mut [u8],
+    blocks: &mut dyn Iterator<Item = api::PersistedBlock>,
+) -> bool {
+    clients()[i].resurrect(base, ro, rx, rw, blocks, &HOST)
+}
+
+/// Number of active clients.
+pub fn count() -> usize {
+    clients().len()
 }
 
 fn slots(ctx: &mut ThreadContext, index: usize) -> &mut [u64] {
@@ -204,6 +265,20 @@ impl Services for Host {
 
     fn alloc_near_code(&self, len: usize) -> Option<*mut u8> {
         crate::code_cache::alloc_near_data(len as u64).map(|a| a as *mut u8)
+    }
+
+    fn alloc_block_data(&self, len: usize) -> Option<*mut u8> {
+        let mut sink = BLOCK_DATA.lock();
+        let addr = if sink.segment.is_null() {
+            crate::code_cache::alloc_near_data(len as u64)?
+        } else {
+            // SAFETY: set by `instrument` for the duration of the block's
+            // instrumentation, under the translator lock.
+            unsafe { (*sink.segment).alloc_w(len as u64)? }
+        };
+        let client = sink.client;
+        sink.allocations.push(BlockData { client, addr, len: len as u32 });
+        Some(addr as *mut u8)
     }
 
     fn with_module(&self, pc: u64, f: &mut dyn FnMut(Option<ModuleRef>)) {

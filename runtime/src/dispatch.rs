@@ -35,22 +35,32 @@ impl Translator {
         if let Some(f) = self.fragments.get(pc) {
             return f.start;
         }
-        if let Some(start) = self.from_file(pc) {
+        let module = if crate::options::get().persist { file_module(pc) } else { None };
+        if let Some(start) = module.and_then(|m| self.from_file(pc, m)) {
             return start;
         }
         let t0 = stats::ticks();
         let mut block = bb_builder::build(pc);
-        let mut persistable = crate::options::get().persist;
+        let end = block.end_pc().max(pc + 1);
+        // The unit and segment a persistable block would go to.
+        let target = module.filter(|m| end <= m.end).and_then(|m| {
+            let unit = self.units.unit_for(m.base, m.path, m.identity);
+            Some((m, unit.current_segment(&mut self.cache)?))
+        });
+        let mut persistable = target.is_some();
+        let mut data = alloc::vec::Vec::new();
         if crate::client_host::active() {
             let mut ir = clients::api::BlockIr::new(pc, []);
             ir.items = core::mem::take(&mut block.items);
-            persistable &= crate::client_host::instrument(&mut ir).persistable;
+            let segment = target.map(|(m, s)| &mut self.units.unit_for(m.base, m.path, m.identity).segments[s as usize]);
+            let (flags, allocated) = crate::client_host::instrument(&mut ir, segment);
+            persistable &= flags.persistable;
+            data = allocated;
             block.items = ir.items;
         }
-        let end = block.end_pc().max(pc + 1);
-        let fragment = persistable
-            .then(|| self.emit_persistable(pc, end, &block))
-            .flatten()
+        let fragment = target
+            .filter(|_| persistable)
+            .and_then(|(m, s)| self.emit_persistable(pc, end, &block, m, s, data))
             .unwrap_or_else(|| {
                 let ops = mangle::mangle(&block, Addressing::Absolute).expect("absolute addressing always works");
                 match emit::emit(pc, end, &ops, Placement::Cache(&mut self.cache), &self.fragments) {
@@ -69,38 +79,53 @@ impl Translator {
 
     /// Registers the block at `pc` from its module's persisted file (loaded
     /// on the first miss in the module).
-    fn from_file(&mut self, pc: u64) -> Option<u64> {
-        if !crate::options::get().persist {
-            return None;
-        }
-        let (base, path, identity) = crate::modules::with_module(pc, |m| m.and_then(|m| Some((m.base, m.path, m.identity?))))?;
-        self.loaded.load_once(&mut self.cache, &mut self.ibl, base, path, identity);
-        let fragment = self.loaded.register(pc, base, identity)?;
+    fn from_file(&mut self, pc: u64, m: FileModule) -> Option<u64> {
+        self.loaded.load_once(&mut self.cache, &mut self.ibl, m.base, m.path, m.identity);
+        let fragment = self.loaded.register(pc, m.base, m.identity)?;
         let start = fragment.start;
         crate::smc::after_build(pc, fragment.app_end);
         self.fragments.insert(fragment);
         Some(start)
     }
 
-    /// Emits the block into its module's persistable segment; None if it
-    /// is not in a file-backed module or cannot be made module-relative.
-    fn emit_persistable(&mut self, pc: u64, end: u64, block: &bb_builder::BasicBlock) -> Option<Fragment> {
-        let (base, path, identity) = crate::modules::with_module(pc, |m| {
-            let m = m.filter(|m| end <= m.end)?;
-            Some((m.base, m.path, m.identity?))
-        })?;
-        let ops = mangle::mangle(block, Addressing::ModuleRelative { base })?;
-        let unit = self.units.unit_for(base, path, identity);
-        let segment = unit.current_segment(&mut self.cache)?;
-        let place = Placement::Segment { segment: &mut unit.segments[segment as usize], module_base: base };
+    /// Emits the block into segment `segment` of its module's unit; None if
+    /// it cannot be made module-relative.
+    fn emit_persistable(
+        &mut self,
+        pc: u64,
+        end: u64,
+        block: &bb_builder::BasicBlock,
+        m: FileModule,
+        segment: u32,
+        data: alloc::vec::Vec<crate::persist_units::BlockData>,
+    ) -> Option<Fragment> {
+        let ops = mangle::mangle(block, Addressing::ModuleRelative { base: m.base })?;
+        let unit = self.units.unit_for(m.base, m.path, m.identity);
+        let place = Placement::Segment { segment: &mut unit.segments[segment as usize], module_base: m.base };
         match emit::emit(pc, end, &ops, place, &self.fragments) {
             Ok(f) => {
-                unit.blocks.push(UnitBlock { tag: pc, start: f.start, segment, data: alloc::vec::Vec::new() });
+                unit.blocks.push(UnitBlock { tag: pc, start: f.start, segment, data });
                 Some(f)
             }
             Err(EmitError::Full | EmitError::NotRelative) => None,
         }
     }
+}
+
+/// A file-backed module, whose blocks can be persisted.
+#[derive(Clone, Copy)]
+struct FileModule {
+    base: u64,
+    end: u64,
+    path: crate::startup_args::CStr,
+    identity: crate::modules::FileIdentity,
+}
+
+fn file_module(pc: u64) -> Option<FileModule> {
+    crate::modules::with_module(pc, |m| {
+        let m = m?;
+        Some(FileModule { base: m.base, end: m.end, path: m.path, identity: m.identity? })
+    })
 }
 
 /// The application's code in `[lo, hi)` changed or went away: forget every

@@ -388,6 +388,17 @@ impl Mangler {
                 let only_if = only_if.map(|cc| cc as u8 - ConditionCode::o as u8);
                 Op::CleanCall { client, id, arg, only_if }
             }
+            ItemKind::AppAddress => {
+                let reg = item.instr.op0_register();
+                match self.module_offset(item.instr.immediate64()) {
+                    Some(off) => {
+                        self.ops.push(MangledOp { app_pc, app_len: 0, op: Op::LoadModuleBase { reg: hw(reg) }, fixup: Fixup::None });
+                        let mem = MemoryOperand::with_base_displ(reg, off as i64);
+                        Op::Encode(Instruction::with2(Code::Lea_r64_m, reg, mem).expect("lea"))
+                    }
+                    None => Op::Encode(item.instr),
+                }
+            }
             _ => Op::Encode(item.instr),
         };
         self.ops.push(MangledOp { app_pc, app_len: 0, op, fixup: Fixup::None });

@@ -278,6 +278,40 @@ impl LoadedFiles {
     }
 }
 
+/// Shows each client its data in the file; false if one rejects it.
+fn resurrect(v: &persist::Validated<'static>, base: u64, map: u64, segments: &[(u64, u64)]) -> bool {
+    let ix = v.index;
+    for i in 0..crate::client_host::count() {
+        let c = ix.clients.get(i);
+        let ro: &[u8] = c.map_or(&[], |c| &c.ro);
+        let zone = |z: u32| v.zones[z as usize].offset + map;
+        let (rx, rw): (&[u8], &mut [u8]) = match (ix.client_zones.as_ref(), c) {
+            // SAFETY: validation checked the ranges lie in these zones; the
+            // W zone is mapped writable.
+            (Some(z), Some(c)) => unsafe {
+                (
+                    core::slice::from_raw_parts((zone(z.1.to_native()) + c.rx_offset.to_native() as u64) as *const u8, c.rx_len.to_native() as usize),
+                    core::slice::from_raw_parts_mut((zone(z.0.to_native()) + c.rw_offset.to_native() as u64) as *mut u8, c.rw_len.to_native() as usize),
+                )
+            },
+            _ => (&[], &mut []),
+        };
+        let mut blocks = ix.blocks.iter().flat_map(|b| {
+            let first = b.first_data.to_native() as usize;
+            let w = segments[b.segment.to_native() as usize].0;
+            let tag = base + b.module_offset.to_native() as u64;
+            ix.block_data[first..first + b.data_count.to_native() as usize]
+                .iter()
+                .filter(move |d| d.client.to_native() as usize == i)
+                .map(move |d| clients::api::PersistedBlock { tag, data: (w + d.w_offset.to_native() as u64) as *mut u8 })
+        });
+        if !crate::client_host::resurrect(i, base, ro, rx, rw, &mut blocks) {
+            return false;
+        }
+    }
+    true
+}
+
 /// Maps and checks the file at `file` for the module at `base`; Ok(None)
 /// if there is none.
 fn load(cache: &mut CodeCache, file: &[u8], base: u64, path: &CStr, identity: FileIdentity) -> Result<Option<LoadedFile>, Unused> {
@@ -360,6 +394,9 @@ fn load(cache: &mut CodeCache, file: &[u8], base: u64, path: &CStr, identity: Fi
                 *slot = x.wrapping_add(*slot);
             }
         }
+    }
+    if !resurrect(&v, base, map, &segments) {
+        return give_back(Unused::Rejected);
     }
     publish_range(map, map + len);
     Ok(Some(LoadedFile {

@@ -6,7 +6,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use hashbrown::HashMap;
-use persist::index::{BlockData, BlockEntry, ExitEntry, Index, ModuleInfo, Segment};
+use persist::index::{BlockData, BlockEntry, ClientData, ExitEntry, Index, ModuleInfo, Segment};
 use persist::translations;
 use persist::write::page_up;
 use persist::ZoneKind;
@@ -126,6 +126,7 @@ fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles) {
         new_zones.push((ZoneKind::Exec, x));
     }
     index.blocks.sort_by_key(|b| b.module_offset);
+    add_client_data(&mut index, base, 1 + old_zones.len() + new_zones.len(), &mut new_zones);
     let mut zones = old_zones;
     zones.extend(new_zones.iter().map(|(k, z)| (*k, &z[..])));
     if zones.len() < persist::header::MAX_ZONES {
@@ -145,11 +146,42 @@ fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles) {
     files::unlock(lock);
 }
 
+/// The clients' persistence events: read-only data into the index,
+/// writable and executable data into one more (W, X) zone pair if any.
+fn add_client_data(index: &mut Index, base: u64, next_zone: usize, zones: &mut Vec<(ZoneKind, Vec<u8>)>) {
+    let data = crate::client_host::persist_data(base);
+    let (rw_total, rx_total): (usize, usize) = data.iter().fold((0, 0), |(w, x), (_, rx, rw)| (w + rw.len(), x + rx.len()));
+    let pad = persist::write::w_front_padding(rw_total);
+    let (mut w, mut x) = (vec![0u8; pad], Vec::new());
+    index.clients = data
+        .into_iter()
+        .map(|(ro, rx, rw)| {
+            let c = ClientData {
+                ro,
+                rw_offset: w.len() as u32,
+                rw_len: rw.len() as u32,
+                rx_offset: x.len() as u32,
+                rx_len: rx.len() as u32,
+            };
+            w.extend_from_slice(&rw);
+            x.extend_from_slice(&rx);
+            c
+        })
+        .collect();
+    index.client_zones = None;
+    if rw_total + rx_total > 0 {
+        index.client_zones = Some((next_zone as u32, next_zone as u32 + 1));
+        zones.push((ZoneKind::Writable, w));
+        zones.push((ZoneKind::Exec, x));
+    }
+}
+
 /// The (W, X) zones of `seg` holding `blocks`, whose entries are added to
 /// `index`. X is the segment's code with each exit of these blocks
-/// rewritten to `jmp [rip + slot]`; W is zeros but for the exit slots,
-/// which hold X offsets (of the target block when it is in this segment,
-/// else of the exit's stub) that the loader rebases.
+/// rewritten to `jmp [rip + slot]`; W is zeros but for the blocks' client
+/// data (as it is now) and exit slots, which hold X offsets (of the target
+/// block when it is in this segment, else of the exit's stub) that the
+/// loader rebases.
 fn write_segment(
     seg: &LiveSegment,
     base: u64,
@@ -200,7 +232,14 @@ fn write_segment(
             }),
         );
         let first_data = index.block_data.len() as u32;
-        index.block_data.extend(b.data.iter().map(|&(client, addr)| BlockData { client, w_offset: w_off(addr) as u32 }));
+        for d in b.data.iter().filter(|d| seg.contains(d.addr)) {
+            let at = w_off(d.addr);
+            // SAFETY: the client's live block data in this segment's W.
+            w[at..at + d.len as usize].copy_from_slice(unsafe { core::slice::from_raw_parts(d.addr as *const u8, d.len as usize) });
+            index.block_data.push(BlockData { client: d.client, w_offset: at as u32 });
+        }
+        let code = x_off(f.start)..x_off(f.start) + f.size as usize;
+        crate::client_host::persist_patch(base, b.tag, &mut x[code]);
         index.blocks.push(BlockEntry {
             module_offset: (b.tag - base) as u32,
             app_len: (f.app_end - b.tag) as u32,

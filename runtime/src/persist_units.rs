@@ -74,13 +74,21 @@ impl LiveSegment {
     }
 }
 
+/// Data a client allocated for a block.
+#[derive(Clone, Copy)]
+pub struct BlockData {
+    pub client: u32,
+    pub addr: u64,
+    pub len: u32,
+}
+
 /// A block emitted into a unit.
 pub struct UnitBlock {
     pub tag: u64,
     pub start: u64,
     pub segment: u32,
-    /// Client block data: (client index, address in the segment's W).
-    pub data: Vec<(u32, u64)>,
+    /// Client block data, in the segment's W.
+    pub data: Vec<BlockData>,
 }
 
 /// The persistable code of one module.

@@ -31,6 +31,15 @@ impl EmitFlags {
     pub const PERSISTABLE: EmitFlags = EmitFlags { store_translations: false, persistable: true };
 }
 
+/// A block of a persisted file being taken into use: its tag (app pc in
+/// this run) and the data the client allocated for it with
+/// [`Services::alloc_block_data`] (null if none), as it was persisted.
+#[derive(Clone, Copy, Debug)]
+pub struct PersistedBlock {
+    pub tag: u64,
+    pub data: *mut u8,
+}
+
 /// An instrumentation client. Events run on application threads (with the
 /// runtime's locks held for `basic_block`), so they must be quick and must
 /// not call back into the application.
@@ -51,24 +60,37 @@ pub trait Client: Send + Sync {
     /// The process exits: write results.
     fn process_exit(&self, _services: &dyn Services) {}
 
-    /// Persistence: the client's read-only data for a persisted file of the
-    /// blocks of `module` (e.g. a table its persisted code indexes).
+    /// Persistence, as a file of the module at `module` is written: the
+    /// client's read-only data for it (e.g. a table its persisted code
+    /// indexes, or its base address to check on resurrection).
     fn persist_ro(&self, _module: u64, _out: &mut Vec<u8>) {}
 
-    /// Persistence: executable code of the client's own the persisted blocks
-    /// call (placed in the file's executable zone).
+    /// Persistence: executable code of the client's own that the persisted
+    /// blocks call (placed in an executable zone of the file).
     fn persist_rx(&self, _module: u64, _out: &mut Vec<u8>) {}
 
-    /// Persistence: writable data the persisted blocks use (counters...).
+    /// Persistence: writable data the persisted code uses beyond its blocks'
+    /// own data (placed in a writable zone of the file).
     fn persist_rw(&self, _module: u64, _out: &mut Vec<u8>) {}
 
-    /// Persistence: adjusts the persisted copy of a block's code (e.g. to
-    /// point it at its data in the file's zones).
-    fn persist_patch(&self, _module: u64, _code: &mut [u8]) {}
+    /// Persistence: adjusts the file's copy of a block's code (starting at
+    /// app pc `tag`), e.g. to point it at the client's zones.
+    fn persist_patch(&self, _module: u64, _tag: u64, _code: &mut [u8]) {}
 
-    /// A persisted file is about to be used: the client sees its own data
-    /// again and may reject the file (say, its options changed).
-    fn resurrect(&self, _module: u64, _ro: &[u8], _rx: &[u8], _rw: &mut [u8]) -> bool {
+    /// A persisted file of the module now at `module` is about to be used:
+    /// the client sees its read-only, executable and writable data again
+    /// and every block of the file with that block's data, and may reject
+    /// the file (return false), e.g. when its base address changed. The
+    /// blocks come lazily: a client that needs none of them pays nothing.
+    fn resurrect(
+        &self,
+        _module: u64,
+        _ro: &[u8],
+        _rx: &[u8],
+        _rw: &mut [u8],
+        _blocks: &mut dyn Iterator<Item = PersistedBlock>,
+        _services: &dyn Services,
+    ) -> bool {
         true
     }
 

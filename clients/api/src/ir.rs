@@ -3,7 +3,7 @@
 
 use alloc::vec::Vec;
 
-use iced_x86::{ConditionCode, Instruction};
+use iced_x86::{Code, ConditionCode, Instruction, Register};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ItemKind {
@@ -17,12 +17,31 @@ pub enum ItemKind {
     /// `only_if`, the call happens only when that condition holds on the
     /// flags at this point (the flags themselves are preserved).
     CleanCall { client: u16, id: u32, arg: u64, only_if: Option<ConditionCode> },
+    /// Loads an application address into a 64-bit register without
+    /// touching the flags; `instr` is `mov reg, imm64` with the address.
+    /// The runtime emits it as that `mov`, or, in persistable code, relative
+    /// to the module's base, so the code stays valid when the module is
+    /// mapped elsewhere in a later run (an immediate would not).
+    AppAddress,
 }
 
 #[derive(Clone, Debug)]
 pub struct Item {
     pub instr: Instruction,
     pub kind: ItemKind,
+}
+
+impl Item {
+    pub fn meta(instr: Instruction) -> Item {
+        Item { instr, kind: ItemKind::Meta }
+    }
+
+    /// `reg` (a 64-bit register) = the application address `addr` (see
+    /// [`ItemKind::AppAddress`]).
+    pub fn app_address(reg: Register, addr: u64) -> Item {
+        let instr = Instruction::with2(Code::Mov_r64_imm64, reg, addr).expect("mov r64, imm64");
+        Item { instr, kind: ItemKind::AppAddress }
+    }
 }
 
 pub struct BlockIr {
@@ -71,6 +90,13 @@ impl BlockIr {
     pub fn insert_clean_call(&mut self, at: usize, id: u32, arg: u64, only_if: Option<ConditionCode>) {
         let kind = ItemKind::CleanCall { client: self.current_client, id, arg, only_if };
         self.items.insert(at, Item { instr: Instruction::default(), kind });
+    }
+
+    /// Inserts client items (meta instructions, app addresses) before item
+    /// `at`, like [`BlockIr::insert_meta`].
+    pub fn insert(&mut self, at: usize, items: impl IntoIterator<Item = Item>) {
+        let items: Vec<Item> = items.into_iter().collect();
+        self.items.splice(at..at, items);
     }
 
     /// Inserts `meta` before item `at` (`items.len()` appends after the

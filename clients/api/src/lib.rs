@@ -19,7 +19,7 @@ pub mod inline;
 pub mod ir;
 pub mod services;
 
-pub use client::{CleanCallContext, Client, ClientIdentity, EmitFlags};
+pub use client::{CleanCallContext, Client, ClientIdentity, EmitFlags, PersistedBlock};
 pub use ir::{BlockIr, Item, ItemKind};
 pub use services::{ModuleRef, Services};
 

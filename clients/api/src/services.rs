@@ -20,6 +20,14 @@ pub trait Services: Sync {
     /// that space is exhausted.
     fn alloc_near_code(&self, len: usize) -> Option<*mut u8>;
 
+    /// `len` zeroed, 8-byte aligned bytes belonging to the block being
+    /// instrumented, reached from its code with RIP-relative operands (see
+    /// [`crate::inline::near`]). When the block is persisted its data goes
+    /// with it, as it is at that moment, and [`crate::Client::resurrect`]
+    /// hands it back in a later run: code that refers to its block's data
+    /// this way stays persistable. None when the space is exhausted.
+    fn alloc_block_data(&self, len: usize) -> Option<*mut u8>;
+
     /// The module containing `pc`, if any; `f` sees it while the runtime's
     /// module list is locked.
     fn with_module(&self, pc: u64, f: &mut dyn FnMut(Option<ModuleRef>));
