@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The project's test command: install test dependencies, build everything
 # (the launcher's build script also builds the no_std runtime), run every
-# test of the workspace (all test binaries, even after a failure). Extra
-# arguments go to `cargo test`.
+# test of the workspace (all test binaries, even after a failure), then the
+# transparency suites again, cold and warm, under -persist. Extra arguments
+# go to the first `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 cargo build --release
-cargo test --release --workspace --no-fail-fast "$@"
+status=0
+cargo test --release --workspace --no-fail-fast "$@" || status=$?
+sh scripts/test-persisted.sh || status=$?
+exit $status

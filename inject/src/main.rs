@@ -11,6 +11,7 @@ mod cache_dir;
 mod launch;
 mod options;
 mod resolve;
+mod run_report;
 mod runtime_args;
 mod runtime_path;
 
@@ -85,8 +86,13 @@ fn run() -> i32 {
         }
     }
 
-    let argv = runtime_args::runtime_argv(&runtime, &app_path, &opts);
-    match launch::run(&argv) {
+    let report = opts.persist_dir.as_deref().filter(|_| opts.persist).map(run_report::path_in);
+    let argv = runtime_args::runtime_argv(&runtime, &app_path, &opts, report.as_deref());
+    let end = launch::run(&argv);
+    if let Some(report) = &report {
+        let _ = run_report::take(report);
+    }
+    match end {
         Ok(end) => launch::exit_like(end),
         Err(e) => fail(&e, e.exit_code()),
     }

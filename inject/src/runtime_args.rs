@@ -1,7 +1,7 @@
 //! The argv contract between dbirun and dbi-runtime.
 //!
 //! ```text
-//! dbi-runtime [-v] [-stats] [-persist] [-persist_dir ABS_DIR] [-no_follow_children]
+//! dbi-runtime [-v] [-stats] [-persist] [-persist_dir ABS_DIR] [-persist_report ABS_FILE] [-no_follow_children]
 //!             [-no_native_exec] [-logdir ABS_DIR] [-c NAME COUNT OPT_1 ... OPT_COUNT]...
 //!             -- APP_PATH ARGV0 [ARG...]
 //! ```
@@ -21,8 +21,9 @@ use std::path::Path;
 
 use crate::options::Options;
 
-/// Builds the runtime's full argv; `persist_dir` must already be absolute.
-pub fn runtime_argv(runtime: &Path, resolved_app: &Path, opts: &Options) -> Vec<OsString> {
+/// Builds the runtime's full argv; `persist_dir` must already be absolute,
+/// and so must `report` (where the run's cache report goes, with -persist).
+pub fn runtime_argv(runtime: &Path, resolved_app: &Path, opts: &Options, report: Option<&Path>) -> Vec<OsString> {
     let mut argv: Vec<OsString> = vec![runtime.as_os_str().to_os_string()];
     let flags_before_dir = [
         (opts.verbose, "-v"),
@@ -39,6 +40,10 @@ pub fn runtime_argv(runtime: &Path, resolved_app: &Path, opts: &Options) -> Vec<
         debug_assert!(dir.is_absolute());
         argv.push("-persist_dir".into());
         argv.push(dir.as_os_str().to_os_string());
+    }
+    if let Some(report) = report {
+        argv.push("-persist_report".into());
+        argv.push(report.as_os_str().to_os_string());
     }
     let flags_after_dir = [
         (opts.no_follow_children, "-no_follow_children"),
@@ -95,7 +100,7 @@ mod tests {
 
     #[test]
     fn no_options() {
-        let argv = runtime_argv(Path::new("/rt"), Path::new("/usr/bin/ls"), &base());
+        let argv = runtime_argv(Path::new("/rt"), Path::new("/usr/bin/ls"), &base(), None);
         assert_eq!(
             strings(argv),
             ["/rt", "--", "/usr/bin/ls", "ls", "-la", "/usr"]
@@ -125,7 +130,7 @@ mod tests {
             app: "./a.out".into(),
             app_args: vec!["--".into()],
         };
-        let argv = runtime_argv(Path::new("/rt"), Path::new("./a.out"), &opts);
+        let argv = runtime_argv(Path::new("/rt"), Path::new("./a.out"), &opts, None);
         assert_eq!(
             strings(argv),
             [
@@ -159,7 +164,7 @@ mod tests {
         let mut opts = base();
         opts.app = "python3".into();
         opts.app_args.clear();
-        let argv = runtime_argv(Path::new("/rt"), Path::new("/usr/bin/python3"), &opts);
+        let argv = runtime_argv(Path::new("/rt"), Path::new("/usr/bin/python3"), &opts, None);
         assert_eq!(strings(argv), ["/rt", "--", "/usr/bin/python3", "python3"]);
     }
 }

@@ -96,11 +96,20 @@ impl Fixture {
         cmd
     }
 
+    /// The runtime's argv, without the `-persist_report FILE` pair (a
+    /// fresh file name in the cache directory each run, checked apart).
     fn argv(&self) -> Vec<String> {
         let p = self.path("argv");
         let text = fs::read_to_string(&p)
             .unwrap_or_else(|e| panic!("runtime did not run ({}): {e}", p.display()));
-        text.lines().map(str::to_string).collect()
+        let mut argv: Vec<String> = text.lines().map(str::to_string).collect();
+        if let Some(i) = argv.iter().position(|a| a == "-persist_report") {
+            let dir = Path::new(&argv[i + 1]).parent().unwrap().to_path_buf();
+            assert_eq!(argv[i - 2], "-persist_dir", "{argv:?}");
+            assert_eq!(Path::new(&argv[i - 1]), dir, "the report goes to the cache directory");
+            argv.drain(i..i + 2);
+        }
+        argv
     }
 
     fn runtime_started(&self) -> bool {

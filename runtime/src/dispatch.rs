@@ -158,6 +158,7 @@ pub fn persist_all() {
     if let Some(tr) = guard.as_ref() {
         crate::persist_save::save_units(&tr.units.units, &tr.fragments, &tr.loaded);
     }
+    crate::persist_report::append();
 }
 
 /// Writes the persistable blocks of modules based in `[lo, hi)`, which
@@ -179,8 +180,15 @@ pub fn persist_unloading(lo: u64, hi: u64) {
 /// allocate) while no other thread can be inside the translator or the
 /// allocator, so the child's copies of their locks are free.
 pub fn fork_safely(fork_call: impl FnOnce() -> i64) -> i64 {
-    let _translator = TRANSLATOR.lock();
-    crate::ALLOCATOR.while_locked(fork_call)
+    let r = {
+        let _translator = TRANSLATOR.lock();
+        crate::ALLOCATOR.while_locked(fork_call)
+    };
+    if r == 0 {
+        stats::reset_in_child();
+        crate::persist_report::new_image_in_child();
+    }
+    r
 }
 
 /// Sets up the shared translator state; called once before the first entry.
@@ -340,10 +348,10 @@ pub fn translation_at(pc: u64) -> Option<(u64, crate::mangle::Fixup)> {
 pub fn unlink_fragment_at(pc: u64) {
     let Some(guard) = TRANSLATOR.try_lock() else { return };
     let Some(tr) = guard.as_ref() else { return };
-    let Some(f) = tr.fragments.containing(pc) else {
-        tr.loaded.unlink_block_at(pc);
+    if tr.loaded.unlink_file_at(pc) {
         return;
-    };
+    }
+    let Some(f) = tr.fragments.containing(pc) else { return };
     for exit in &f.exits {
         link::unlink(exit.patch, exit.stub);
     }

@@ -119,7 +119,12 @@ pub fn execve(path: u64, argv: u64, envp: u64) -> i64 {
     }
     new_argv.extend_from_slice(&app_argv);
     new_argv.push(0);
-    crate::dispatch::persist_all();
+    // A vfork child shares the parent's memory, caches and counters: the
+    // parent persists and reports them itself.
+    // SAFETY: an app thread's context, only read here.
+    if unsafe { crate::thread::current().is_vfork_child } == 0 {
+        crate::dispatch::persist_all();
+    }
     crate::client_host::process_exit();
     crate::stats::report_before_exec();
     // SAFETY: every pointer is a NUL-terminated string that lives until the

@@ -166,10 +166,12 @@ impl IblTable {
         IblTable { entries, mask: size as u64 - 1, len: 0 }
     }
 
-    /// Makes room for `more` entries at once.
+    /// Makes room for `more` entries at once (one rehash, not one per
+    /// doubling: a loaded cache file brings tens of thousands).
     pub fn reserve(&mut self, more: usize) {
-        while (self.len + more) * 2 > self.mask as usize + 1 {
-            self.grow();
+        let want = (self.len + more) * 2;
+        if want > self.mask as usize + 1 {
+            self.grow_to(want.next_power_of_two().trailing_zeros());
         }
     }
 
@@ -204,7 +206,11 @@ impl IblTable {
     }
 
     fn grow(&mut self) {
-        let bits = (self.mask + 1).trailing_zeros() + 1;
+        self.grow_to((self.mask + 1).trailing_zeros() + 1);
+    }
+
+    /// Rehashes into a table of 2^bits entries.
+    fn grow_to(&mut self, bits: u32) {
         let old = core::mem::replace(self, IblTable::with_capacity_log2(bits));
         // Threads still in the cache may be searching the old table until
         // their next dispatch republishes: it is never freed.

@@ -35,6 +35,7 @@ mod options;
 mod persist_files;
 mod persist_key;
 mod persist_load;
+mod persist_report;
 mod persist_save;
 mod persist_units;
 mod raw_x86;

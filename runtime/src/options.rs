@@ -19,6 +19,9 @@ pub struct Options {
     /// `-persist`: accepted now, implemented by the persistence work.
     pub persist: bool,
     pub persist_dir: Option<CStr>,
+    /// `-persist_report FILE`: where each process appends its cache report
+    /// for `dbirun`'s index.
+    pub persist_report: Option<CStr>,
     /// `-logdir DIR`: where clients write their files (default: the cwd at start).
     pub logdir: Option<CStr>,
     /// `-c NAME N opt1..optN`, in order.
@@ -60,6 +63,11 @@ pub fn parse(args: &[CStr]) -> Command {
             b"-persist_dir" => {
                 let Some(dir) = args.get(i) else { bad("-persist_dir needs a directory") };
                 opts.persist_dir = Some(*dir);
+                i += 1;
+            }
+            b"-persist_report" => {
+                let Some(file) = args.get(i) else { bad("-persist_report needs a file") };
+                opts.persist_report = Some(*file);
                 i += 1;
             }
             b"-logdir" => {

@@ -177,6 +177,7 @@ impl LoadedFiles {
                 stats::add(&STATS.files_loaded, 1);
                 stats::add(&STATS.bytes_mapped, f.len);
                 crate::verbose!("persist: using {} ({} blocks)", files::display(&file), f.index.blocks.len());
+                crate::persist_report::used(&file);
                 ibl.reserve(f.index.blocks.len());
                 for b in f.index.blocks.iter() {
                     ibl.insert(base + b.module_offset.to_native() as u64, f.block_x(b).1);
@@ -186,6 +187,7 @@ impl LoadedFiles {
             Ok(None) => {}
             Err(why) => {
                 stats::note_rejected(why.name());
+                crate::persist_report::rejected(&file, why.name());
                 crate::verbose!("persist: not using {}: {}", files::display(&file), why.name());
             }
         }
@@ -267,13 +269,13 @@ impl LoadedFiles {
         f.translation_at(f.block_containing(pc)?, pc)
     }
 
-    /// Points every exit of the file block containing `pc` at its stub.
-    pub fn unlink_block_at(&self, pc: u64) -> bool {
+    /// A thread runs the file code at `pc` and must soon reach the
+    /// dispatcher: every exit slot of the file goes back to its stub (the
+    /// file's direct branches only go forward, so any path through its
+    /// code soon meets a slot).
+    pub fn unlink_file_at(&self, pc: u64) -> bool {
         let Some(f) = self.file_containing(pc) else { return false };
-        let Some(b) = f.block_containing(pc) else { return false };
-        for (patch, stub, _) in f.exits_of(b) {
-            crate::link::unlink(patch, stub);
-        }
+        f.unlink_all();
         true
     }
 }

@@ -2,6 +2,7 @@
 //! blocks of each module's unit become new segments of the module's
 //! file, merged under the file's lock with what it already holds.
 
+use alloc::borrow::Cow;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -127,12 +128,15 @@ fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles) {
     }
     index.blocks.sort_by_key(|b| b.module_offset);
     add_client_data(&mut index, base, 1 + old_zones.len() + new_zones.len(), &mut new_zones);
-    let mut zones = old_zones;
-    zones.extend(new_zones.iter().map(|(k, z)| (*k, &z[..])));
+    let mut zones: Vec<(ZoneKind, Cow<[u8]>)> = old_zones.into_iter().map(|(k, z)| (k, Cow::Borrowed(z))).collect();
+    zones.extend(new_zones.into_iter().map(|(k, z)| (k, Cow::Owned(z))));
+    prelink(&index, &mut zones);
+    let zones: Vec<(ZoneKind, &[u8])> = zones.iter().map(|(k, z)| (*k, &z[..])).collect();
     if zones.len() < persist::header::MAX_ZONES {
         let bytes = persist::write::build(&key, &index, &zones);
         if files::publish(&path, &bytes) {
             stats::add(&STATS.files_written, 1);
+            crate::persist_report::wrote(&path, index.blocks.len());
             stats::add(&STATS.blocks_persisted, fresh.len() as u64);
             crate::verbose!(
                 "persist: wrote {} ({} blocks, {} new)",
@@ -144,6 +148,33 @@ fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles) {
     }
     drop(on_disk);
     files::unlock(lock);
+}
+
+/// Points every exit whose target block is anywhere in the file straight
+/// at it: a slot holds an offset from its own segment's X zone, and zones
+/// keep their distances wherever the file is mapped, so exits across
+/// segments (blocks added by later runs) are pre-linked too. `zones` are
+/// the zones after R (zone `z` of the index is `zones[z - 1]`).
+fn prelink(index: &Index, zones: &mut [(ZoneKind, Cow<[u8]>)]) {
+    let mut at = Vec::with_capacity(zones.len() + 1);
+    at.push(0usize);
+    for (_, z) in zones.iter() {
+        at.push(at.last().unwrap() + page_up(z.len()));
+    }
+    // at[z - 1] is zone z's distance from the first zone after R.
+    let place = |z: u32| at[z as usize - 1] as i64;
+    for seg in &index.segments {
+        let first = seg.first_exit as usize;
+        for e in &index.exits[first..first + seg.exit_count as usize] {
+            let Ok(offset) = u32::try_from(e.target) else { continue };
+            let Ok(b) = index.blocks.binary_search_by_key(&offset, |b| b.module_offset) else { continue };
+            let b = &index.blocks[b];
+            let target_x = index.segments[b.segment as usize].x_zone;
+            let value = place(target_x) + b.code_offset as i64 - place(seg.x_zone);
+            let w = zones[seg.w_zone as usize - 1].1.to_mut();
+            w[e.slot as usize..e.slot as usize + 8].copy_from_slice(&value.to_le_bytes());
+        }
+    }
 }
 
 /// The clients' persistence events: read-only data into the index,
@@ -178,7 +209,8 @@ fn add_client_data(index: &mut Index, base: u64, next_zone: usize, zones: &mut V
 
 /// The (W, X) zones of `seg` holding `blocks`, whose entries are added to
 /// `index`. X is the segment's code with each exit of these blocks
-/// rewritten to `jmp [rip + slot]`; W is zeros but for the blocks' client
+/// rewritten to a direct branch when it goes forward to a block of this
+/// segment, else to `jmp [rip + slot]`; W is zeros but for the blocks' client
 /// data (as it is now) and exit slots, which hold X offsets (of the target
 /// block when it is in this segment, else of the exit's stub) that the
 /// loader rebases.
@@ -203,12 +235,27 @@ fn write_segment(
         for e in &f.exits {
             let at = x_off(e.branch);
             let disp = |len: u64| (e.slot.wrapping_sub(e.branch + len) as i32).to_le_bytes();
-            match e.cond {
-                None => {
+            let forward = here.get(&e.target).copied().filter(|&t| t > e.branch);
+            let rel = |len: u64| (forward.unwrap_or(0).wrapping_sub(e.branch + len) as i32).to_le_bytes();
+            match (e.cond, forward) {
+                // Forward in the same segment: a direct branch. A path of
+                // those always ends, at a slot (which can be unlinked),
+                // so a thread in this code still reaches the dispatcher.
+                (None, Some(_)) => {
+                    x[at] = 0xe9;
+                    x[at + 1..at + 5].copy_from_slice(&rel(5));
+                    x[at + 5] = 0x90;
+                }
+                (Some(cc), Some(_)) => {
+                    x[at..at + 2].copy_from_slice(&[0x0f, 0x80 | cc]);
+                    x[at + 2..at + 6].copy_from_slice(&rel(6));
+                    x[at + 6..at + 8].copy_from_slice(&[0x66, 0x90]);
+                }
+                (None, None) => {
                     x[at..at + 2].copy_from_slice(&[0xff, 0x25]);
                     x[at + 2..at + 6].copy_from_slice(&disp(6));
                 }
-                Some(cc) => {
+                (Some(cc), None) => {
                     x[at..at + 4].copy_from_slice(&[0x70 | (cc ^ 1), 6, 0xff, 0x25]);
                     x[at + 4..at + 8].copy_from_slice(&disp(8));
                 }

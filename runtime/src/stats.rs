@@ -75,6 +75,24 @@ pub fn note_rejected(reason: &'static str) {
     }
 }
 
+/// A forked child starts its own counts (its report is its own).
+pub fn reset_in_child() {
+    let s = &STATS;
+    for c in [
+        &s.blocks_built, &s.cache_bytes, &s.dispatches, &s.ibl_misses, &s.links, &s.fragments_flushed,
+        &s.syscalls, &s.ibl_lookups_of_exited_threads, &s.translate_ticks, &s.blocks_loaded, &s.files_loaded,
+        &s.bytes_mapped, &s.load_ticks, &s.files_written, &s.blocks_persisted, &s.persist_ticks,
+    ] {
+        c.store(0, Relaxed);
+    }
+    REJECTED.lock().clear();
+}
+
+/// Files not used, all reasons together.
+pub fn rejected_total() -> u64 {
+    REJECTED.lock().iter().map(|(_, c)| c).sum()
+}
+
 fn ms(ns: u64) -> impl core::fmt::Display {
     struct Ms(u64);
     impl core::fmt::Display for Ms {

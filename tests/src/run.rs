@@ -382,8 +382,12 @@ pub fn run_dbirun(
 ) -> Result<Observed, Failure> {
     let mut cmd = Command::new(crate::dbirun_path());
     // The caller's fixed options first: `opts.dbirun_options` may end with a
-    // client, whose options run until `--`.
-    cmd.args(dbirun_args)
+    // client, whose options run until `--`. DBI_TESTS_DBIRUN_OPTIONS adds
+    // options to every run, e.g. "-persist -persist_dir /tmp/x" to run a
+    // whole suite twice, cold then warm (scripts/test-persisted.sh).
+    let extra = std::env::var("DBI_TESTS_DBIRUN_OPTIONS").unwrap_or_default();
+    cmd.args(extra.split_whitespace())
+        .args(dbirun_args)
         .args(&opts.dbirun_options)
         .arg("--")
         .arg(program)
