@@ -29,7 +29,7 @@ pub const HEADER_HASH_AT: usize = 32;
 pub const ZONE_TABLE: usize = HEADER_LEN;
 pub const ZONE_ENTRY: usize = 56;
 /// Zones a file may have: R, then (W, X) pairs.
-pub const MAX_ZONES: usize = 129;
+pub const MAX_ZONES: usize = 257;
 /// Where the R zone's own hash sits (zeroed while it is computed).
 pub const R_HASH_AT: usize = ZONE_TABLE + 24;
 

@@ -44,7 +44,7 @@ impl Translator {
         let end = block.end_pc().max(pc + 1);
         // The unit and segment a persistable block would go to.
         let target = module.filter(|m| end <= m.end).and_then(|m| {
-            let unit = self.units.unit_for(m.base, m.path, m.identity);
+            let unit = self.units.unit_for(m.base, m.end, m.path, m.identity);
             Some((m, unit.current_segment(&mut self.cache)?))
         });
         let mut persistable = target.is_some();
@@ -52,7 +52,7 @@ impl Translator {
         if crate::client_host::active() {
             let mut ir = clients::api::BlockIr::new(pc, []);
             ir.items = core::mem::take(&mut block.items);
-            let segment = target.map(|(m, s)| &mut self.units.unit_for(m.base, m.path, m.identity).segments[s as usize]);
+            let segment = target.map(|(m, s)| &mut self.units.unit_for(m.base, m.end, m.path, m.identity).segments[s as usize]);
             let (flags, allocated) = crate::client_host::instrument(&mut ir, segment);
             persistable &= flags.persistable;
             data = allocated;
@@ -100,7 +100,7 @@ impl Translator {
         data: alloc::vec::Vec<crate::persist_units::BlockData>,
     ) -> Option<Fragment> {
         let ops = mangle::mangle(block, Addressing::ModuleRelative { base: m.base })?;
-        let unit = self.units.unit_for(m.base, m.path, m.identity);
+        let unit = self.units.unit_for(m.base, m.end, m.path, m.identity);
         let place = Placement::Segment { segment: &mut unit.segments[segment as usize], module_base: m.base };
         match emit::emit(pc, end, &ops, place, &self.fragments) {
             Ok(f) => {
@@ -128,11 +128,25 @@ fn file_module(pc: u64) -> Option<FileModule> {
     })
 }
 
-/// The application's code in `[lo, hi)` changed or went away: forget every
-/// fragment built from it.
+/// The application's code in `[lo, hi)` changed (or may change: it became
+/// writable): forget every fragment built from it, and persist nothing
+/// more of its modules.
 pub fn flush_range(lo: u64, hi: u64) {
+    flush(lo, hi, true);
+}
+
+/// The application's code in `[lo, hi)` went away: forget every fragment
+/// built from it.
+pub fn forget_range(lo: u64, hi: u64) {
+    flush(lo, hi, false);
+}
+
+fn flush(lo: u64, hi: u64, changed: bool) {
     let mut guard = TRANSLATOR.lock();
     let Some(tr) = guard.as_mut() else { return };
+    if changed {
+        tr.units.taint(lo, hi);
+    }
     let mut tags = tr.fragments.flush_range(lo, hi);
     for tag in tr.loaded.retire_overlapping(lo, hi, &mut tr.ibl) {
         if tr.fragments.remove(tag).is_some() {

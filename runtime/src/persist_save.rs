@@ -36,16 +36,18 @@ pub fn save_units(units: &[Unit], fragments: &FragmentTable, loaded: &LoadedFile
 struct OnDisk {
     map: u64,
     len: u64,
+    identity: Option<crate::modules::FileIdentity>,
 }
 
 impl OnDisk {
     fn read(path: &[u8]) -> Option<OnDisk> {
         let fd = files::open_trusted(path).ok()?;
-        let len = crate::modules::FileIdentity::of_fd(fd).map_or(0, |id| id.size);
+        let identity = crate::modules::FileIdentity::of_fd(fd);
+        let len = identity.map_or(0, |id| id.size);
         // SAFETY: a fresh private read-only mapping of the whole file.
         let map = if len == 0 { -1 } else { unsafe { sys::mmap(0, len, sys::PROT_READ, sys::MAP_PRIVATE, fd, 0) } };
         sys::close(fd);
-        (map >= 0).then_some(OnDisk { map: map as u64, len })
+        (map >= 0).then_some(OnDisk { map: map as u64, len, identity })
     }
 
     fn bytes(&self) -> &[u8] {
@@ -63,6 +65,10 @@ impl Drop for OnDisk {
 
 fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles) {
     let Some(dir) = crate::options::get().persist_dir else { return };
+    if unit.tainted {
+        crate::verbose!("persist: not writing {}: its code changed during the run", unit.path);
+        return;
+    }
     let live: Vec<(&UnitBlock, &Fragment)> = unit
         .blocks
         .iter()
@@ -85,17 +91,23 @@ fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles) {
         return;
     };
     let on_disk = OnDisk::read(&path);
-    // The zones are copied as they are: a corrupt one fails every later load.
-    let old = on_disk
-        .as_ref()
-        .and_then(|d| persist::validate_with(d.bytes(), persist::Depth::Structure).ok())
-        .filter(|v| v.key == key);
+    // The old zones are copied as they are, so they must be sound: fully
+    // checked unless this version of the file was checked before. A file
+    // that fails is replaced.
+    let depth = match on_disk.as_ref().and_then(|d| d.identity) {
+        Some(id) if files::verified_before(&path, id) => persist::Depth::Structure,
+        _ => persist::Depth::Full,
+    };
+    let old = on_disk.as_ref().and_then(|d| persist::validate_with(d.bytes(), depth).ok()).filter(|v| v.key == key);
     let mut index: Index = match &old {
         Some(v) => v.index.to_owned().unwrap_or_default(),
         None => Index::default(),
     };
+    // A file with too many segments to take more starts over with this
+    // run's blocks (its paths come back as later runs take them).
+    let room = |v: &persist::Validated| v.zones.len() + 2 * (unit.segments.len() + 1) < persist::header::MAX_ZONES;
     let old_zones: Vec<(ZoneKind, &[u8])> = match &old {
-        Some(v) if !index.blocks.is_empty() => (1..v.zones.len()).map(|i| (v.zones[i].kind, v.zone_bytes(i))).collect(),
+        Some(v) if !index.blocks.is_empty() && room(v) => (1..v.zones.len()).map(|i| (v.zones[i].kind, v.zone_bytes(i))).collect(),
         _ => {
             index = Index::default();
             Vec::new()

@@ -94,6 +94,12 @@ pub struct UnitBlock {
 /// The persistable code of one module.
 pub struct Unit {
     pub module_base: u64,
+    /// One past the module's last executable byte.
+    pub module_end: u64,
+    /// Some of the module's code was flushed (rewritten, made writable or
+    /// non-executable): blocks built since may come from code that is not
+    /// the file's, so nothing of this unit is persisted.
+    pub tainted: bool,
     pub path: CStr,
     pub identity: FileIdentity,
     pub segments: Vec<LiveSegment>,
@@ -115,18 +121,42 @@ impl Unit {
 #[derive(Default)]
 pub struct Units {
     pub units: Vec<Unit>,
+    /// Code ranges that changed during the run: a unit created later for a
+    /// module overlapping one (its code was patched before it ran, as text
+    /// relocations are) is tainted from the start.
+    changed: Vec<(u64, u64)>,
 }
 
 impl Units {
     /// The unit of the module at `base`, created on first use.
-    pub fn unit_for(&mut self, base: u64, path: CStr, identity: FileIdentity) -> &mut Unit {
+    pub fn unit_for(&mut self, base: u64, end: u64, path: CStr, identity: FileIdentity) -> &mut Unit {
         let i = match self.units.iter().position(|u| u.module_base == base && u.identity == identity) {
             Some(i) => i,
             None => {
-                self.units.push(Unit { module_base: base, path, identity, segments: Vec::new(), blocks: Vec::new() });
+                let tainted = self.changed.iter().any(|&(lo, hi)| base < hi && lo < end);
+                self.units.push(Unit {
+                    module_base: base,
+                    module_end: end,
+                    tainted,
+                    path,
+                    identity,
+                    segments: Vec::new(),
+                    blocks: Vec::new(),
+                });
                 self.units.len() - 1
             }
         };
-        &mut self.units[i]
+        let unit = &mut self.units[i];
+        unit.module_end = unit.module_end.max(end);
+        unit
+    }
+
+    /// Code in `[lo, hi)` was flushed (or may change): the units of the
+    /// modules it overlaps are not persisted.
+    pub fn taint(&mut self, lo: u64, hi: u64) {
+        self.changed.push((lo, hi));
+        for u in self.units.iter_mut().filter(|u| u.module_base < hi && lo < u.module_end) {
+            u.tainted = true;
+        }
     }
 }

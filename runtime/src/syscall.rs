@@ -59,7 +59,7 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
                 crate::smc::note_protection(args[0], args[1], 0);
                 crate::dispatch::persist_unloading(args[0], args[0] + sys::page_up(args[1]));
                 crate::modules::note_unmap(args[0], args[0] + sys::page_up(args[1]));
-                crate::dispatch::flush_range(args[0], args[0] + sys::page_up(args[1]));
+                crate::dispatch::forget_range(args[0], args[0] + sys::page_up(args[1]));
             }
             r
         }
