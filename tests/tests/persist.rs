@@ -791,6 +791,134 @@ fn corrupt_zone_is_not_merged_into_a_new_file() {
 }
 
 // ---------------------------------------------------------------------------
+// 5b. Untrusted files, and files merged into many times.
+
+/// A cache file that others may write, or a symlink, is not used
+/// ("untrusted owner or mode"); the run behaves natively and puts a file of
+/// its own (a regular file, mode 0600) in its place.
+#[test]
+fn untrusted_files_are_not_used() {
+    use std::os::unix::fs::PermissionsExt;
+    let exe = program();
+    let cache = temp_dir("persist-untrusted");
+    let elsewhere = temp_dir("persist-untrusted-elsewhere");
+    let native = native(&exe, &["1"], &RunOpts::new());
+    let cold = run_persist(cache.path(), &[], &exe, &["1"], &RunOpts::new());
+    assert_app_same("persist_paths 1 (cold)", &native, &cold);
+    let file = dpc_of(cache.path(), PROGRAM);
+    let good = std::fs::read(&file).unwrap();
+    type Spoil = fn(&Path, &Path, &[u8]);
+    let cases: [(&str, Spoil); 3] = [
+        ("group-writable", |f, _, _| std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o620)).unwrap()),
+        ("world-writable", |f, _, _| std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o602)).unwrap()),
+        ("a symlink to a valid file", |f, other, good| {
+            let target = other.join("target.dpc");
+            std::fs::write(&target, good).unwrap();
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+            std::fs::remove_file(f).unwrap();
+            std::os::unix::fs::symlink(&target, f).unwrap();
+        }),
+    ];
+    let mut problems = Vec::new();
+    for (what, spoil) in cases {
+        replace_file(&file, &good);
+        spoil(&file, elsewhere.path(), &good);
+        let o = run_persist(cache.path(), &["-v"], &exe, &["1"], &RunOpts::new());
+        if let Err(e) = compare_app(&format!("persist_paths 1 with a {what} file"), &native, &o) {
+            problems.push(e);
+        }
+        let why = not_used(&log(&o.stderr), PROGRAM);
+        if why != ["untrusted owner or mode"] {
+            problems.push(format!("{what}: expected `not using` with untrusted owner or mode, got {why:?}"));
+        }
+        let meta = std::fs::symlink_metadata(&file).unwrap();
+        if !meta.file_type().is_file() || meta.mode() & 0o077 != 0 {
+            problems.push(format!(
+                "{what}: after the run the file is {:?} with mode {:o}",
+                meta.file_type(),
+                meta.mode() & 0o7777
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// C source of a program with `n` small paths (input 0..n-1, 64 steps
+/// each) and one big one (input "big", 512 steps), all in one module.
+fn many_paths_source(n: usize) -> String {
+    let mut s = String::from(
+        "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\nstatic volatile unsigned sink;\n\
+         #define STEP(n) if ((x >> ((n) % 23)) & 1) { x = x * 2654435761u + (unsigned)(n); sink = x; } \
+         else { x = (x ^ ((unsigned)(n) * 40503u)) + 7; }\n\
+         #define STEP4(n) STEP(n) STEP((n) + 1) STEP((n) + 2) STEP((n) + 3)\n\
+         #define STEP16(n) STEP4(n) STEP4((n) + 4) STEP4((n) + 8) STEP4((n) + 12)\n\
+         #define STEP64(n) STEP16(n) STEP16((n) + 16) STEP16((n) + 32) STEP16((n) + 48)\n",
+    );
+    for k in 0..n {
+        s.push_str(&format!(
+            "static __attribute__((noinline)) unsigned p{k}(unsigned x) {{ STEP64({}) return x; }}\n",
+            k * 100
+        ));
+    }
+    s.push_str("static __attribute__((noinline)) unsigned big(unsigned x) {");
+    for i in 0..8 {
+        s.push_str(&format!(" STEP64({})", 100_000 + 64 * i));
+    }
+    s.push_str(" return x; }\n");
+    let table: Vec<String> = (0..n).map(|k| format!("p{k}")).collect();
+    s.push_str(&format!("static unsigned (*const P[{n}])(unsigned) = {{{}}};\n", table.join(", ")));
+    s.push_str(
+        "int main(int argc, char **argv) {\n\
+         \x20   if (argc < 2) return 2;\n\
+         \x20   unsigned (*f)(unsigned) = strcmp(argv[1], \"big\") == 0 ? big : P[atoi(argv[1])];\n\
+         \x20   unsigned a = f(0x9e3779b9u), b = f(~a);\n\
+         \x20   printf(\"%s: %08x %08x\\n\", argv[1], a, b);\n\
+         \x20   return 0;\n}\n",
+    );
+    s
+}
+
+/// Runs with 72 different inputs each add their blocks to the module's file
+/// (each write appends a (W, X) zone pair, and a file holds at most
+/// MAX_ZONES zones); a run that then adds many new blocks (more than 1/64
+/// of the file) must still get them persisted: the next run with the same
+/// input builds almost nothing.
+#[test]
+fn many_merges_do_not_freeze_the_file() {
+    let work = temp_dir("persist-many-merges");
+    let src = work.path().join("many_paths.c");
+    std::fs::write(&src, many_paths_source(72)).unwrap();
+    let exe = work.path().join("many_paths");
+    dbi_tests::compile(&src, Variant::Pie, Opt::O0, &exe).unwrap_or_else(|e| panic!("{e}"));
+    let cache = temp_dir("persist-many-merges-cache");
+    let inputs: Vec<String> = (0..72).map(|k| k.to_string()).collect();
+    for k in &inputs {
+        let native = native(&exe, &[k], &RunOpts::new());
+        let o = run_persist(cache.path(), &["-stats"], &exe, &[k], &RunOpts::new());
+        assert_app_same(&format!("many_paths {k}"), &native, &o);
+    }
+    let file = dpc_of(cache.path(), "many_paths");
+    let zones = Aligned::read(&file).validate().map(|v| v.zones.len()).unwrap_or(0);
+    let native = native(&exe, &["big"], &RunOpts::new());
+    let first = run_persist(cache.path(), &["-stats", "-v"], &exe, &["big"], &RunOpts::new());
+    assert_app_same("many_paths big (first)", &native, &first);
+    let second = run_persist(cache.path(), &["-stats", "-v"], &exe, &["big"], &RunOpts::new());
+    assert_app_same("many_paths big (second)", &native, &second);
+    let (b1, b2) = (total(&stats(&first.stderr), "blocks built"), total(&stats(&second.stderr), "blocks built"));
+    let in_file = Aligned::read(&file).validate().map(|v| v.index.blocks.len()).unwrap_or(0);
+    assert!(
+        b2 * 10 <= b1,
+        "after 72 runs with different inputs (the file had {zones} zones, at most {MAX_ZONES}), the first run of a \
+         big new path built {b1} blocks and the second {b2}: its blocks were not persisted (the file holds {in_file} \
+         blocks; the first run wrote: {:?})",
+        log(&first.stderr)
+            .iter()
+            .filter(|l| matches!(l, Log::Wrote { file, .. } if is_file_of(file, "many_paths")))
+            .collect::<Vec<_>>()
+    );
+}
+
+// ---------------------------------------------------------------------------
 // 6. Concurrent writers.
 
 /// 8 processes, each with its own input, persisting the same module at
