@@ -423,20 +423,32 @@ pub const SIGNAL_PROGRAMS: &[Program] = &[
     },
 ];
 
-/// For the persisted code cache tests (`tests/persist.rs`): each input
-/// takes its own path through hundreds of blocks. Checked here without
-/// `-persist` like every catalog program; the persist tests use the pie -O0
-/// build (and rebuild it with `-DSALT=2`).
-pub const PERSIST_PROGRAMS: &[Program] = &[Program {
-    name: "persist_paths",
-    source: "persist_paths.c",
-    builds: &[
-        Build::new(Variant::Pie, Opt::O0),
-        Build::new(Variant::Pie, Opt::O2),
-        Build::new(Variant::Static, Opt::O2),
-    ],
-    runs: &[ok(&["0"]), ok(&["7"]), ok(&["all"])],
-}];
+/// For the persisted code cache tests (`tests/persist.rs`): a program
+/// whose inputs each take their own path through hundreds of blocks (the
+/// tests use its pie -O0 build, and rebuild it with `-DSALT=2`), and one
+/// that patches its own code. Checked here without `-persist` like every
+/// catalog program.
+pub const PERSIST_PROGRAMS: &[Program] = &[
+    Program {
+        name: "persist_paths",
+        source: "persist_paths.c",
+        builds: &[
+            Build::new(Variant::Pie, Opt::O0),
+            Build::new(Variant::Pie, Opt::O2),
+            Build::new(Variant::Static, Opt::O2),
+        ],
+        runs: &[ok(&["0"]), ok(&["7"]), ok(&["all"])],
+    },
+    Program {
+        name: "persist_smc",
+        source: "persist_smc.c",
+        builds: &[
+            Build::new(Variant::Pie, Opt::O2),
+            Build::new(Variant::Static, Opt::O0),
+        ],
+        runs: &[ok(&[])],
+    },
+];
 
 /// A part of the catalog and the one test file that tests it.
 #[derive(Clone, Copy, Debug)]

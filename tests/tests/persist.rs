@@ -37,6 +37,7 @@ use persist::ZoneKind;
 
 catalog_tests!(PERSIST_SUITE;
     persist_paths,
+    persist_smc,
 );
 
 const PYTHON: &str = "/usr/bin/python3";
@@ -916,6 +917,29 @@ fn many_merges_do_not_freeze_the_file() {
             .filter(|l| matches!(l, Log::Wrote { file, .. } if is_file_of(file, "many_paths")))
             .collect::<Vec<_>>()
     );
+}
+
+/// persist_smc patches an instruction of its own module's text and calls
+/// the code before and after: a warm run starts from the file's bytes, so
+/// blocks built from the patched bytes must not run before the patch.
+#[test]
+fn self_modified_code_is_not_reused() {
+    let src = dbi_tests::corpus::program("persist_smc").source_path();
+    let exe = compiled(&src, Build::new(Variant::Pie, Opt::O2)).unwrap_or_else(|e| panic!("{e}"));
+    let cache = temp_dir("persist-smc");
+    let native = native(&exe, &[], &RunOpts::new());
+    assert!(
+        native.stdout_str().contains("patched: yes"),
+        "the program did not patch itself natively: {}",
+        native.stdout_str()
+    );
+    for run in ["cold", "warm", "second warm"] {
+        let o = run_persist(cache.path(), &["-v"], &exe, &[], &RunOpts::new());
+        if let Err(e) = compare_app(&format!("persist_smc ({run})"), &native, &o) {
+            let l = log(&o.stderr);
+            panic!("{e}\n  (file used: {:?}, not used: {:?})", used(&l, "persist_smc"), not_used(&l, "persist_smc"));
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
