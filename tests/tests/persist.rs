@@ -1019,18 +1019,21 @@ fn concurrent_writers_merge_their_blocks() {
 // ---------------------------------------------------------------------------
 // 7. Clients: the same output cold and warm.
 
-/// `dbirun OPTIONS -- program args` with address randomisation off (so
-/// traces of absolute addresses compare), in `opts`'s cwd and environment.
-fn run_no_aslr(options: &[&str], program: &Path, args: &[&str], opts: &RunOpts) -> Observed {
+/// `dbirun OPTIONS -- program args` in `opts`'s cwd and environment, with
+/// address randomisation on (the default) or off (then traces of absolute
+/// addresses compare as they are).
+fn run_client(options: &[&str], program: &Path, args: &[&str], opts: &RunOpts, aslr: bool) -> Observed {
     let mut cmd = Command::new(dbirun_path());
     cmd.args(options).arg("--").arg(program).args(args);
     opts.apply(&mut cmd).unwrap();
-    // SAFETY: personality is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::personality(ADDR_NO_RANDOMIZE);
-            Ok(())
-        });
+    if !aslr {
+        // SAFETY: personality is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::personality(ADDR_NO_RANDOMIZE);
+                Ok(())
+            });
+        }
     }
     try_run(&mut cmd, Duration::from_secs(60)).unwrap_or_else(|f| panic!("dbirun {}: {f}", options.join(" ")))
 }
@@ -1050,6 +1053,47 @@ fn client_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         out.insert(key, std::fs::read(&f).unwrap());
     }
     out
+}
+
+/// The modules of a run (from its `-v` lines): (base, end, name), where the
+/// end is the base plus the file's size (code and data lie below it;
+/// `[vdso]` gets two pages).
+fn module_ranges(stderr: &[u8]) -> Vec<(u64, u64, String)> {
+    log(stderr)
+        .into_iter()
+        .filter_map(|l| match l {
+            Log::Module { path, base } => {
+                let size =
+                    if path.starts_with('/') { std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) } else { 0x2000 };
+                Some((base, base + size, path))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// `0x<addr>` as `<module>+0x<offset>` if it lies in one of `modules`, else
+/// `<anon>` (stack, heap, other mappings: they move under ASLR).
+fn symbolic(addr: &str, modules: &[(u64, u64, String)]) -> String {
+    let Ok(a) = u64::from_str_radix(addr.trim_start_matches("0x"), 16) else { return addr.to_owned() };
+    match modules.iter().find(|(lo, hi, _)| (*lo..*hi).contains(&a)) {
+        Some((lo, _, name)) => format!("{name}+{:#x}", a - lo),
+        None => "<anon>".to_owned(),
+    }
+}
+
+/// instrace (`0x<pc>,<opcode>`) and memtrace (`0x<pc>,0x<addr>,<size>,<rw>`)
+/// lines with their addresses made module-relative ([`symbolic`]).
+fn symbolic_trace(bytes: &[u8], modules: &[(u64, u64, String)]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let fields: Vec<String> =
+            line.split(',').map(|f| if f.starts_with("0x") { symbolic(f, modules) } else { f.to_owned() }).collect();
+        out.push_str(&fields.join(","));
+        out.push('\n');
+    }
+    out.into_bytes()
 }
 
 /// A drcov file's module paths and its BB table as (module path, offset,
@@ -1089,10 +1133,13 @@ fn drcov_blocks(bytes: &[u8]) -> (BTreeSet<String>, BTreeSet<(String, u32, u16)>
     (modules.into_iter().collect(), blocks)
 }
 
-/// `client` cold then warm (ASLR off): the app behaves natively, the warm
-/// run uses the program's file, and the client's files are the same (drcov:
-/// the same modules and (module, offset, size) blocks).
-fn check_client_cold_warm(client: &str) {
+/// `client` cold then warm: the app behaves natively, the warm run uses the
+/// program's file, and the client's files are the same. With ASLR on (the
+/// default) modules move between the runs: instrace and memtrace addresses
+/// are compared module-relative, drcov as its modules and (module, offset,
+/// size) blocks; with ASLR off every file must be the same byte for byte
+/// (drcov's blocks still as a set).
+fn check_client_cold_warm(client: &str, aslr: bool) {
     let exe = program();
     let cache = temp_dir("persist-client");
     let logs = [temp_dir("persist-client-cold"), temp_dir("persist-client-warm")];
@@ -1110,7 +1157,7 @@ fn check_client_cold_warm(client: &str) {
             "-c",
             client,
         ];
-        let o = run_no_aslr(&options, &exe, &["3"], &RunOpts::new());
+        let o = run_client(&options, &exe, &["3"], &RunOpts::new(), aslr);
         assert_app_same(&format!("persist_paths 3 with -c {client} ({what})"), &native, &o);
         outputs.push(client_files(logs.path()));
         runs.push(o);
@@ -1128,6 +1175,7 @@ fn check_client_cold_warm(client: &str) {
         warm.keys().collect::<Vec<_>>(),
         "-c {client}: the output files cold and warm"
     );
+    let modules = [module_ranges(&runs[0].stderr), module_ranges(&runs[1].stderr)];
     for (name, c) in cold {
         let w = &warm[name];
         if client == "drcov" {
@@ -1145,10 +1193,22 @@ fn check_client_cold_warm(client: &str) {
                 only_warm.len(),
                 only_warm.iter().take(5).collect::<Vec<_>>()
             );
-        } else if c != w {
+            continue;
+        }
+        let (c, w) = if aslr && matches!(client, "instrace" | "memtrace") {
+            (symbolic_trace(c, &modules[0]), symbolic_trace(w, &modules[1]))
+        } else {
+            (c.clone(), w.clone())
+        };
+        if c != w {
             panic!(
-                "-c {client}: {name} differs cold and warm\n  {}",
-                dbi_tests::run::describe_diff(name, c, w).replace("native", "cold").replace("translated", "warm")
+                "-c {client}: {name} differs cold and warm{}\n  {}",
+                if aslr { " (addresses module-relative)" } else { "" },
+                dbi_tests::run::describe_diff(name, &c, &w)
+                    .replace("native:     ", "cold:       ")
+                    .replace("translated: ", "warm:       ")
+                    .replace("native", "cold")
+                    .replace("translated", "warm")
             );
         }
     }
@@ -1158,38 +1218,59 @@ fn check_client_cold_warm(client: &str) {
 
 #[test]
 fn client_null_cold_warm() {
-    check_client_cold_warm("null");
+    check_client_cold_warm("null", true);
 }
 
 #[test]
 fn client_inscount_cold_warm() {
-    check_client_cold_warm("inscount");
+    check_client_cold_warm("inscount", true);
 }
 
 #[test]
 #[ignore = "client persistence events not done yet"]
 fn client_bbcount_cold_warm() {
-    check_client_cold_warm("bbcount");
+    check_client_cold_warm("bbcount", true);
 }
 
 #[test]
 #[ignore = "client persistence events not done yet"]
 fn client_opcodes_cold_warm() {
-    check_client_cold_warm("opcodes");
+    check_client_cold_warm("opcodes", true);
 }
 
 #[test]
 #[ignore = "client persistence events not done yet"]
 fn client_drcov_cold_warm() {
-    check_client_cold_warm("drcov");
+    check_client_cold_warm("drcov", true);
 }
 
+/// Fails for now: the warm run's trace has the cold run's pcs (the persisted
+/// code records absolute app pcs), which are wrong once modules move.
 #[test]
+#[ignore = "client persistence events not done yet"]
 fn client_instrace_cold_warm() {
-    check_client_cold_warm("instrace");
+    check_client_cold_warm("instrace", true);
+}
+
+/// Fails for now like instrace: the pcs are the cold run's.
+#[test]
+#[ignore = "client persistence events not done yet"]
+fn client_memtrace_cold_warm() {
+    check_client_cold_warm("memtrace", true);
+}
+
+/// Without ASLR nothing moves: every client file byte for byte.
+#[test]
+fn client_instrace_cold_warm_no_aslr() {
+    check_client_cold_warm("instrace", false);
 }
 
 #[test]
-fn client_memtrace_cold_warm() {
-    check_client_cold_warm("memtrace");
+fn client_memtrace_cold_warm_no_aslr() {
+    check_client_cold_warm("memtrace", false);
+}
+
+#[test]
+fn client_inscount_cold_warm_no_aslr() {
+    check_client_cold_warm("inscount", false);
 }
