@@ -9,8 +9,9 @@
 //!
 //! The catalog is split in [`SUITES`], one per test file: [`PROGRAMS`] (the
 //! basic corpus, `tests/corpus.rs`), [`PROCESS_PROGRAMS`] (threads and
-//! processes, `tests/processes_threads.rs`) and [`SIGNAL_PROGRAMS`]
-//! (`tests/signals.rs`). Each test file declares its tests with
+//! processes, `tests/processes_threads.rs`), [`SIGNAL_PROGRAMS`]
+//! (`tests/signals.rs`) and [`PERSIST_PROGRAMS`] (`tests/persist.rs`). Each
+//! test file declares its tests with
 //! [`catalog_tests!`](crate::catalog_tests), which checks that every entry of
 //! its suite has a test there and that it tests nothing from another suite,
 //! so every catalog entry is covered by exactly one test file.
@@ -422,6 +423,33 @@ pub const SIGNAL_PROGRAMS: &[Program] = &[
     },
 ];
 
+/// For the persisted code cache tests (`tests/persist.rs`): a program
+/// whose inputs each take their own path through hundreds of blocks (the
+/// tests use its pie -O0 build, and rebuild it with `-DSALT=2`), and one
+/// that patches its own code. Checked here without `-persist` like every
+/// catalog program.
+pub const PERSIST_PROGRAMS: &[Program] = &[
+    Program {
+        name: "persist_paths",
+        source: "persist_paths.c",
+        builds: &[
+            Build::new(Variant::Pie, Opt::O0),
+            Build::new(Variant::Pie, Opt::O2),
+            Build::new(Variant::Static, Opt::O2),
+        ],
+        runs: &[ok(&["0"]), ok(&["7"]), ok(&["all"])],
+    },
+    Program {
+        name: "persist_smc",
+        source: "persist_smc.c",
+        builds: &[
+            Build::new(Variant::Pie, Opt::O2),
+            Build::new(Variant::Static, Opt::O0),
+        ],
+        runs: &[ok(&[])],
+    },
+];
+
 /// A part of the catalog and the one test file that tests it.
 #[derive(Clone, Copy, Debug)]
 pub struct Suite {
@@ -442,9 +470,13 @@ pub const SIGNAL_SUITE: Suite = Suite {
     test_file: "tests/signals.rs",
     programs: SIGNAL_PROGRAMS,
 };
+pub const PERSIST_SUITE: Suite = Suite {
+    test_file: "tests/persist.rs",
+    programs: PERSIST_PROGRAMS,
+};
 
 /// The whole catalog, by test file.
-pub const SUITES: &[Suite] = &[CORPUS_SUITE, PROCESS_SUITE, SIGNAL_SUITE];
+pub const SUITES: &[Suite] = &[CORPUS_SUITE, PROCESS_SUITE, SIGNAL_SUITE, PERSIST_SUITE];
 
 /// Every program of every suite.
 pub fn all_programs() -> impl Iterator<Item = &'static Program> {

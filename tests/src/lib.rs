@@ -5,9 +5,12 @@
 //! - [`run`]: running a program with a hard timeout, observing stdout,
 //!   stderr and the exit status; comparing a native run with a translated one.
 //! - [`corpus`]: the catalog of programs in `tests/programs/`.
+//! - [`persist`]: runs with `-persist`, their `-stats` and `-v` lines, and
+//!   the `.dpc` files they leave.
 
 pub mod compile;
 pub mod corpus;
+pub mod persist;
 pub mod run;
 pub mod singlestep;
 
