@@ -80,10 +80,16 @@ fn references(instr: &Instruction, info: &mut InstructionInfoFactory) -> Vec<Ref
             if m.vsib_size() != 0 {
                 return None;
             }
+            // A RIP-relative operand is reported as an absolute address:
+            // mark it, it is an app address that moves with its module.
+            let rip_relative = instr.is_ip_rel_memory_operand()
+                && m.base() == Register::None
+                && m.index() == Register::None
+                && m.displacement() == instr.ip_rel_memory_address();
             Some(Reference {
                 pc: instr.ip(),
                 segment: m.segment(),
-                base: m.base(),
+                base: if rip_relative { Register::RIP } else { m.base() },
                 index: m.index(),
                 scale: m.scale(),
                 displacement: m.displacement(),

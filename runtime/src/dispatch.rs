@@ -128,11 +128,20 @@ fn file_module(pc: u64) -> Option<FileModule> {
     })
 }
 
-/// The application's code in `[lo, hi)` changed (or may change: it became
-/// writable): forget every fragment built from it, and persist nothing
-/// more of its modules.
+/// The application's code in `[lo, hi)` changed, or stopped being code:
+/// forget every fragment built from it (and, if there were any, persist
+/// nothing more of its modules).
 pub fn flush_range(lo: u64, hi: u64) {
     flush(lo, hi, true);
+}
+
+/// `[lo, hi)` became writable: whatever code is there may be rewritten
+/// (text relocations, self-modifying code), so its modules' blocks are not
+/// persisted from now on.
+pub fn code_may_change(lo: u64, hi: u64) {
+    if let Some(tr) = TRANSLATOR.lock().as_mut() {
+        tr.units.taint(lo, hi);
+    }
 }
 
 /// The application's code in `[lo, hi)` went away: forget every fragment
@@ -144,9 +153,6 @@ pub fn forget_range(lo: u64, hi: u64) {
 fn flush(lo: u64, hi: u64, changed: bool) {
     let mut guard = TRANSLATOR.lock();
     let Some(tr) = guard.as_mut() else { return };
-    if changed {
-        tr.units.taint(lo, hi);
-    }
     let mut tags = tr.fragments.flush_range(lo, hi);
     for tag in tr.loaded.retire_overlapping(lo, hi, &mut tr.ibl) {
         if tr.fragments.remove(tag).is_some() {
@@ -155,6 +161,9 @@ fn flush(lo: u64, hi: u64, changed: bool) {
     }
     for &tag in &tags {
         tr.ibl.remove(tag);
+    }
+    if changed && !tags.is_empty() {
+        tr.units.taint(lo, hi);
     }
     if !tags.is_empty() {
         stats::add(&STATS.fragments_flushed, tags.len() as u64);

@@ -48,6 +48,9 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
             }
             // Code that stops being executable, or becomes writable (to be
             // rewritten: JITs), must be translated afresh when run again.
+            if r == 0 && app_prot & sys::PROT_WRITE != 0 {
+                crate::dispatch::code_may_change(args[0], args[0] + sys::page_up(args[1]));
+            }
             if r == 0 && (app_prot & sys::PROT_EXEC == 0 || app_prot & sys::PROT_WRITE != 0) {
                 crate::dispatch::flush_range(args[0], args[0] + sys::page_up(args[1]));
             }

@@ -1227,19 +1227,16 @@ fn client_inscount_cold_warm() {
 }
 
 #[test]
-#[ignore = "client persistence events not done yet"]
 fn client_bbcount_cold_warm() {
     check_client_cold_warm("bbcount", true);
 }
 
 #[test]
-#[ignore = "client persistence events not done yet"]
 fn client_opcodes_cold_warm() {
     check_client_cold_warm("opcodes", true);
 }
 
 #[test]
-#[ignore = "client persistence events not done yet"]
 fn client_drcov_cold_warm() {
     check_client_cold_warm("drcov", true);
 }
@@ -1247,14 +1244,12 @@ fn client_drcov_cold_warm() {
 /// Fails for now: the warm run's trace has the cold run's pcs (the persisted
 /// code records absolute app pcs), which are wrong once modules move.
 #[test]
-#[ignore = "client persistence events not done yet"]
 fn client_instrace_cold_warm() {
     check_client_cold_warm("instrace", true);
 }
 
 /// Fails for now like instrace: the pcs are the cold run's.
 #[test]
-#[ignore = "client persistence events not done yet"]
 fn client_memtrace_cold_warm() {
     check_client_cold_warm("memtrace", true);
 }
