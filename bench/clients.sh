@@ -3,21 +3,12 @@
 # -c null, -c inscount, -c bbcount; prints each mean and its ratio to native
 # and to -c null.
 #
-# Environment: BENCH_RUNS (default 5).
+# Environment: BENCH_RUNS (default 5), BENCH_OUT (see common.sh).
 set -euo pipefail
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-RUNS="${BENCH_RUNS:-5}"
-PY=/usr/bin/python3
-DBIRUN="$ROOT/target/release/dbirun"
-OUT="$(mktemp -d)"
-trap 'rm -rf "$OUT"' EXIT
-
-command -v hyperfine >/dev/null || apt-get install -y hyperfine >/dev/null
-(cd "$ROOT" && cargo build --release -p inject) >"$OUT/build.log" 2>&1 || {
-    tail -n 30 "$OUT/build.log" >&2
-    exit 1
-}
+BENCH_RUNS="${BENCH_RUNS:-5}"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+ensure_hyperfine
+build_dbirun
 
 WORK="$PY -c \"sum(i*i for i in range(3_000_000))\""
 names=(native "dbirun" "-c null" "-c inscount" "-c bbcount")

@@ -2,46 +2,15 @@
 # Times each workload natively and under dbirun with hyperfine, then prints
 # one table: native mean, dbirun mean, and the slowdown ratio.
 #
-# Environment:
-#   BENCH_RUNS   timed runs per command (default 10; 2 warm-up runs come first)
+# Environment (and BENCH_RUNS, BENCH_OUT: see common.sh):
 #   DBIRUN_OPTS  extra dbirun options, word-split, e.g. "-persist -persist_dir /tmp/c"
-#   BENCH_OUT    keep hyperfine's JSON and logs in this directory (default: a temp dir, removed)
 set -euo pipefail
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-RUNS="${BENCH_RUNS:-10}"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 DBIRUN_OPTS="${DBIRUN_OPTS:-}"
-PY=/usr/bin/python3
-DBIRUN="$ROOT/target/release/dbirun"
 
-if [[ -n "${BENCH_OUT:-}" ]]; then
-    OUT="$BENCH_OUT"
-    mkdir -p "$OUT"
-else
-    OUT="$(mktemp -d)"
-    trap 'rm -rf "$OUT"' EXIT
-fi
-
-# Inputs for the multi-process and multi-threaded workloads.
+# Inputs: the build inputs, and data for xz and sha256sum.
 make_inputs() {
-    cat >"$OUT/hello.c" <<'C'
-#include <stdio.h>
-int main(void) { printf("hello\n"); return 0; }
-C
-    mkdir -p "$OUT/proj"
-    for n in 1 2 3; do
-        cat >"$OUT/proj/part$n.c" <<C
-#include <stdio.h>
-int part$n(int x) { int s = 0; for (int i = 0; i < x; i++) s += i * $n; return s; }
-C
-    done
-    cat >"$OUT/proj/main.c" <<'C'
-#include <stdio.h>
-int part1(int), part2(int), part3(int);
-int main(void) { printf("%d\n", part1(10) + part2(20) + part3(30)); return 0; }
-C
-    printf 'prog: main.o part1.o part2.o part3.o\n\t$(CC) -o $@ $^\n%%.o: %%.c\n\t$(CC) -O2 -c $<\n' \
-        >"$OUT/proj/Makefile"
+    make_build_inputs
     # Deterministic, compressible data: xz's output is then the same every run.
     "$PY" -c 'import sys, random
 r = random.Random(7)
@@ -67,33 +36,6 @@ workloads() {
     )
 }
 
-as_root() {
-    if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi
-}
-
-ensure_hyperfine() {
-    command -v hyperfine >/dev/null 2>&1 && return
-    echo "installing hyperfine..." >&2
-    # The package lists may be stale or missing on a fresh machine: update only when needed.
-    if ! as_root apt-get install -y hyperfine >"$OUT/apt.log" 2>&1; then
-        as_root apt-get update >>"$OUT/apt.log" 2>&1
-        as_root apt-get install -y hyperfine >>"$OUT/apt.log" 2>&1 || {
-            cat "$OUT/apt.log" >&2
-            echo "bench: cannot install hyperfine" >&2
-            exit 1
-        }
-    fi
-}
-
-# mean_ms FILE: the mean of the single command in a hyperfine JSON export, in ms.
-mean_ms() {
-    "$PY" -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["results"][0]["mean"] * 1000))' "$1"
-}
-
-ratio() {
-    "$PY" -c 'import sys; print("%.2fx" % (float(sys.argv[2]) / float(sys.argv[1])))' "$1" "$2"
-}
-
 # check_behaviour CMD: one run natively and one under dbirun must agree, so a
 # launcher that runs nothing cannot post a fast time. Prints "ok", "FAILED"
 # (exit status differs) or "MISMATCH" (same status, different stdout).
@@ -114,14 +56,7 @@ check_behaviour() {
 }
 
 ensure_hyperfine
-# Only the launcher's package: its build script builds the runtime too, and a
-# half-finished crate elsewhere in the workspace should not block a benchmark.
-echo "building (cargo build --release -p inject)..." >&2
-(cd "$ROOT" && cargo build --release -p inject) >"$OUT/build.log" 2>&1 || {
-    tail -n 30 "$OUT/build.log" >&2
-    echo "bench: build failed" >&2
-    exit 1
-}
+build_dbirun
 
 make_inputs
 workloads

@@ -39,6 +39,20 @@ extern "C" {
     static __ehdr_start: u8;
 }
 
+/// Copies `code` to `*next` (16-byte aligned, below `end`, in unused
+/// writable cache memory), advances `*next` and returns where it went.
+pub fn append_code(next: &mut u64, end: u64, code: &[u8]) -> Option<u64> {
+    let start = *next;
+    let after = (start + code.len() as u64 + 15) & !15;
+    if after > end {
+        return None;
+    }
+    // SAFETY: [start, after) is unused cache memory, writable (callers own it).
+    unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), start as *mut u8, code.len()) };
+    *next = after;
+    Some(start)
+}
+
 pub struct CodeCache {
     next: u64,
     /// Regions are handed out below this address.
@@ -91,15 +105,7 @@ impl CodeCache {
 
     /// Copies `code` to the next free address; None when the cache is full.
     pub fn commit(&mut self, code: &[u8]) -> Option<u64> {
-        let start = self.next;
-        let end = (start + code.len() as u64 + 15) & !15;
-        if end > self.end {
-            return None;
-        }
-        // SAFETY: [start, end) is unused cache memory, writable.
-        unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), start as *mut u8, code.len()) };
-        self.next = end;
-        Some(start)
+        append_code(&mut self.next, self.end, code)
     }
 
 }

@@ -57,15 +57,7 @@ impl LiveSegment {
 
     /// Copies `code` to the next free X address and returns it.
     pub fn commit(&mut self, code: &[u8]) -> Option<u64> {
-        let start = self.x_next;
-        let end = (start + code.len() as u64 + 15) & !15;
-        if end > self.x_end {
-            return None;
-        }
-        // SAFETY: [start, end) is unused cache memory, writable.
-        unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), start as *mut u8, code.len()) };
-        self.x_next = end;
-        Some(start)
+        crate::code_cache::append_code(&mut self.x_next, self.x_end, code)
     }
 
     /// Whether `addr` is in this segment's W or X region.
