@@ -129,6 +129,7 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
     ctx.activate();
     ctx.gpr[reg::RSP] = sp;
     dispatch::init(ctx);
+    crate::signal::catch_fatal_faults();
     crate::client_host::thread_init(ctx);
     dispatch::start(ctx, entry)
 }

@@ -154,13 +154,16 @@ impl IblTable {
     fn with_capacity_log2(bits: u32) -> IblTable {
         let size = 1usize << bits;
         let len = size + OVERFLOW_ENTRIES;
-        // From zeroed pages: a large table is a fresh mapping, and only the
-        // entries used are ever touched.
+        // From zeroed pages: a large table is a fresh mapping. A big one is
+        // filled at once (a loaded cache file's blocks): fault it in in one go.
         let layout = core::alloc::Layout::array::<Entry>(len).expect("table size");
         // SAFETY: an all-zero Entry is valid (empty); the Vec owns the block.
         let entries = unsafe {
             let ptr = alloc::alloc::alloc_zeroed(layout) as *mut Entry;
             assert!(!ptr.is_null(), "out of memory for the lookup table");
+            if len * core::mem::size_of::<Entry>() >= 256 << 10 {
+                crate::sys::populate(ptr as u64, (len * core::mem::size_of::<Entry>()) as u64, true);
+            }
             Vec::from_raw_parts(ptr, len, len)
         };
         IblTable { entries, mask: size as u64 - 1, len: 0 }

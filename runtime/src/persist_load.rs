@@ -379,6 +379,12 @@ fn load(cache: &mut CodeCache, file: &[u8], base: u64, path: &CStr, identity: Fi
             return give_back(Unused::NoRoom);
         }
     }
+    // The index is read and every W page written right away, and the code
+    // soon runs: one call each instead of a fault per page.
+    sys::populate(map, len, false);
+    for z in v.zones.iter().filter(|z| z.kind == ZoneKind::Writable) {
+        sys::populate(map + z.offset, z.len, true);
+    }
     let segments: Vec<(u64, u64)> = v
         .index
         .segments

@@ -16,6 +16,7 @@ use crate::thread::{reg, ThreadContext};
 
 pub const SIGILL: u32 = 4;
 pub const SIGTRAP: u32 = 5;
+pub const SIGABRT: u32 = 6;
 pub const SIGBUS: u32 = 7;
 pub const SIGFPE: u32 = 8;
 pub const SIGKILL: u32 = 9;
@@ -166,8 +167,26 @@ pub fn catch_write_faults() {
     kernel_sigaction(SIGSEGV, Some(&runtime_action(&app)), None);
 }
 
+/// Fatal signals the runtime sees first under `-persist` whatever the
+/// app's action, so a process that dies of one still writes its caches
+/// (synchronous faults, and SIGABRT, which abort() sends itself). Signals
+/// other processes send to kill this one are left to the kernel: catching
+/// them would delay their effect on a thread blocked in a system call.
+const PERSIST_BEFORE_DYING: [u32; 5] = [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT];
+
+/// Under `-persist`, the signals of [`PERSIST_BEFORE_DYING`] come to the
+/// runtime from the start.
+pub fn catch_fatal_faults() {
+    if crate::options::get().persist {
+        for sig in PERSIST_BEFORE_DYING {
+            kernel_sigaction(sig, Some(&runtime_action(&app_action(sig))), None);
+        }
+    }
+}
+
 fn must_catch(sig: u32) -> bool {
-    sig == SIGSEGV && crate::smc::CATCH_WRITE_FAULTS.load(core::sync::atomic::Ordering::Relaxed)
+    (sig == SIGSEGV && crate::smc::CATCH_WRITE_FAULTS.load(core::sync::atomic::Ordering::Relaxed))
+        || (crate::options::get().persist && PERSIST_BEFORE_DYING.contains(&sig))
 }
 
 /// `rt_sigaction(sig, act, oldact, sigsetsize)` from the application.

@@ -20,6 +20,7 @@ pub mod nr {
     pub const READLINK: u64 = 89;
     pub const MMAP: u64 = 9;
     pub const MPROTECT: u64 = 10;
+    pub const MADVISE: u64 = 28;
     pub const MUNMAP: u64 = 11;
     pub const BRK: u64 = 12;
     pub const RT_SIGACTION: u64 = 13;
@@ -198,6 +199,18 @@ pub fn map_private(len: u64, prot: u64) -> Option<*mut u8> {
     // SAFETY: a fresh anonymous mapping at a kernel-chosen address.
     let r = unsafe { mmap(0, len, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) };
     (r >= 0).then_some(r as *mut u8)
+}
+
+/// Faults in `[addr, addr + len)` in one call (for memory about to be
+/// touched throughout: one system call instead of a fault per page);
+/// `write` makes private pages writable copies. Best effort: older
+/// kernels lack it, and then the pages fault in as usual.
+pub fn populate(addr: u64, len: u64, write: bool) {
+    const MADV_POPULATE_READ: u64 = 22;
+    const MADV_POPULATE_WRITE: u64 = 23;
+    let advice = if write { MADV_POPULATE_WRITE } else { MADV_POPULATE_READ };
+    // SAFETY: advice only; the range is the caller's mapping.
+    unsafe { syscall(nr::MADVISE, addr & !(PAGE_SIZE - 1), page_up(len + (addr & (PAGE_SIZE - 1))), advice) };
 }
 
 /// Opens `path` (NUL-terminated) read-only.

@@ -102,6 +102,14 @@ int main(int argc, char **argv) {
         fflush(stdout);
         return copy_maps(argv[2]);
     }
+    /* "segv K" / "abort K": path K, then die of SIGSEGV or SIGABRT. */
+    if ((strcmp(argv[1], "segv") == 0 || strcmp(argv[1], "abort") == 0) && argc > 2) {
+        run_path(atoi(argv[2]) & 7);
+        fflush(stdout);
+        if (argv[1][0] == 'a')
+            abort();
+        *(volatile int *)(long)argc = 0;
+    }
     int k = atoi(argv[1]);
     if (k < 0 || k > 7) {
         fprintf(stderr, "persist_paths: no path %d\n", k);

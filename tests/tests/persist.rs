@@ -942,6 +942,33 @@ fn self_modified_code_is_not_reused() {
     }
 }
 
+/// A process that dies of a fatal signal (a fault, abort) still writes its
+/// caches, and dies exactly as natively; the next run uses them.
+#[test]
+fn fatal_signals_still_persist() {
+    let exe = program();
+    for how in ["segv", "abort"] {
+        let cache = temp_dir("persist-fatal");
+        let native = native(&exe, &[how, "5"], &RunOpts::new());
+        assert!(native.status.is_signal(), "{how}: natively {:?}", native.status);
+        // -stats in both runs: it is part of the key.
+        let o = run_persist(cache.path(), &["-v", "-stats"], &exe, &[how, "5"], &RunOpts::new());
+        assert_app_same(&format!("persist_paths {how} 5 (cold)"), &native, &o);
+        let wrote = log(&o.stderr).iter().any(|l| matches!(l, Log::Wrote { file, .. } if is_file_of(file, PROGRAM)));
+        assert!(wrote, "{how}: the dying run wrote no file for {PROGRAM}\n{}", stderr_excerpt(&o));
+        let warm = run_persist(cache.path(), &["-v", "-stats"], &exe, &["5"], &RunOpts::new());
+        assert_app_same("persist_paths 5 (warm)", &run_native(&exe, &["5"], &RunOpts::new()).unwrap(), &warm);
+        assert!(!used(&log(&warm.stderr), PROGRAM).is_empty(), "{how}: the next run did not use the file\n{}", stderr_excerpt(&warm));
+        // The next run exits normally: only its exit path is new.
+        let (cold_built, built) = (total(&stats(&o.stderr), "blocks built"), total(&stats(&warm.stderr), "blocks built"));
+        assert!(
+            built * 2 < cold_built && total(&stats(&warm.stderr), "blocks loaded") > 0,
+            "{how}: the next run built {built} blocks (the dying one {cold_built})\n{}",
+            stderr_excerpt(&warm)
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 6. Concurrent writers.
 
