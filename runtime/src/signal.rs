@@ -336,6 +336,7 @@ pub fn deliver_pending(ctx: &mut ThreadContext, pc: u64) -> u64 {
             // ignore exactly as it would natively.
             if act.handler == SIG_DFL && terminates_by_default(p.sig) {
                 crate::dispatch::persist_all();
+                crate::stats::report(ctx.ibl_lookups);
             }
             kernel_sigaction(p.sig, Some(&KernelSigaction::default()), None);
             set_app_action(p.sig, KernelSigaction::default());
