@@ -13,8 +13,9 @@ fn main() {
     println!("cargo::rerun-if-changed=build.rs");
 }
 
-/// Must stay identical to `source_hash` in `runtime/build.rs` (a test
-/// compares the result with the key of a file the runtime wrote).
+/// Must stay identical to `source_hash` in `runtime/build.rs`: the tests
+/// in `tests/cachetool.rs` expect files the runtime just wrote to list as
+/// valid, which they do only while the two agree.
 fn source_hash(runtime_dir: &Path) -> u32 {
     let mut files = Vec::new();
     for dir in ["src", "../clients/src", "../clients/api/src", "../persist/src"] {

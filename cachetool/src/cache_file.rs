@@ -127,6 +127,8 @@ pub struct ClientInfo {
     pub ro_bytes: u64,
     pub rw_bytes: u64,
     pub rx_bytes: u64,
+    /// Per-block data items it allocated (`Services::alloc_block_data`).
+    pub block_data_items: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -173,6 +175,7 @@ impl Summary {
                     ro_bytes: data.map_or(0, |d| d.ro.len() as u64),
                     rw_bytes: data.map_or(0, |d| d.rw_len.to_native() as u64),
                     rx_bytes: data.map_or(0, |d| d.rx_len.to_native() as u64),
+                    block_data_items: ix.block_data.iter().filter(|d| d.client.to_native() as usize == i).count() as u64,
                 }
             })
             .collect();

@@ -217,7 +217,12 @@ fn list(dir: &Path, as_json: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if entries.is_empty() {
-        println!("no cache files in {}", dir.display());
+        let uid = cachetool::cache_dir::uid().to_string();
+        if dir.join(&uid).is_dir() {
+            println!("no cache files in {} (its {uid}/ looks like the per-user directory: --dir {})", dir.display(), dir.join(&uid).display());
+        } else {
+            println!("no cache files in {}", dir.display());
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let mut t = Table::new(&["MODULE", "KEY", "BLOCKS", "SIZE", "LAST USED", "STATUS", "FILE"]);

@@ -45,7 +45,7 @@ pub fn bar(frac: f64, width: usize) -> String {
     const PARTS: [char; 8] = [' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
     let eighths = (frac.clamp(0.0, 1.0) * (width * 8) as f64).round() as usize;
     let mut s: String = "█".repeat(eighths / 8);
-    if eighths % 8 != 0 {
+    if !eighths.is_multiple_of(8) {
         s.push(PARTS[eighths % 8]);
     }
     let used = s.chars().count();
@@ -82,8 +82,8 @@ pub fn print_inspection(i: &Inspection, status: &Status) {
         println!("clients:");
         for c in &s.clients {
             println!(
-                "  {} version {} options {}: data ro {} B, rw {} B, rx {} B",
-                c.name, c.version, c.options_hash, c.ro_bytes, c.rw_bytes, c.rx_bytes
+                "  {} version {} options {}: data ro {} B, rw {} B, rx {} B; {} per-block data items",
+                c.name, c.version, c.options_hash, c.ro_bytes, c.rw_bytes, c.rx_bytes, c.block_data_items
             );
         }
     }

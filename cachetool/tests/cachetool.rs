@@ -606,3 +606,24 @@ fn bad_input_gets_one_line_and_the_right_status() {
     assert!(c.dir().join("notes.txt").exists());
     assert!(c.dir().join(c.file_of("true")).exists());
 }
+
+#[test]
+fn inspect_shows_client_data_and_persist_dir_finds_the_user_dir() {
+    let c = Cache::new();
+    let logs = TempDir::new().unwrap();
+    c.run_ok(&["-logdir", logs.path().to_str().unwrap(), "-c", "bbcount"], "/bin/true", &[]);
+    let shown = c.tool_ok(&["inspect", "/bin/true"]);
+    assert!(shown.contains("  bbcount version "), "{shown}");
+    let items: u64 = shown
+        .lines()
+        .find_map(|l| l.split("; ").nth(1)?.strip_suffix(" per-block data items")?.parse().ok())
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(items > 0, "{shown}");
+    let rows = c.json(&["list"]);
+    assert!(rows.as_array().unwrap().iter().all(|r| r["file"]["clients"].as_str().unwrap().starts_with("bbcount@")));
+    // --persist-dir takes dbirun's base; --dir on the base gives a hint.
+    let out = Command::new(env!("CARGO_BIN_EXE_cachetool")).arg("--persist-dir").arg(&c.base).arg("list").output().unwrap();
+    assert!(out.status.success() && text(&out.stdout).contains("/bin/true "), "{}", text(&out.stdout));
+    let out = Command::new(env!("CARGO_BIN_EXE_cachetool")).arg("--dir").arg(&c.base).arg("list").output().unwrap();
+    assert!(text(&out.stdout).contains("looks like the per-user directory"), "{}", text(&out.stdout));
+}
