@@ -42,7 +42,13 @@ pub fn record(dir: &Path, opts: &crate::options::Options, end: ChildEnd, report:
         duration_ms: took.as_millis() as u64,
         report,
     };
-    if let Err(e) = cachetool::index::record::record(dir, &run) {
+    // Not even a panic in here may become the run's status or output.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(|| cachetool::index::record::record(dir, &run).map_err(|e| e.to_string()))
+        .unwrap_or_else(|_| Err("internal error".into()));
+    std::panic::set_hook(hook);
+    if let Err(e) = result {
         if opts.verbose {
             eprintln!("dbirun: warning: run not recorded in {}: {e}", dir.join(cachetool::INDEX_FILE).display());
         }
