@@ -8,6 +8,7 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod cache_dir;
+mod cache_index;
 mod launch;
 mod options;
 mod resolve;
@@ -88,9 +89,13 @@ fn run() -> i32 {
 
     let report = opts.persist_dir.as_deref().filter(|_| opts.persist).map(run_report::path_in);
     let argv = runtime_args::runtime_argv(&runtime, &app_path, &opts, report.as_deref());
+    let started = std::time::Instant::now();
     let end = launch::run(&argv);
-    if let Some(report) = &report {
-        let _ = run_report::take(report);
+    if let (Some(report), Some(dir)) = (&report, opts.persist_dir.as_deref()) {
+        let taken = run_report::take(report);
+        if let Ok(end) = &end {
+            cache_index::record(dir, &opts, *end, &taken, started.elapsed());
+        }
     }
     match end {
         Ok(end) => launch::exit_like(end),

@@ -1,32 +1,17 @@
 //! The cache report of a `-persist` run: every runtime process of the run
 //! (forks and exec'd children included) appends what it did with the
 //! persisted caches to one file (`-persist_report`); `dbirun` reads it
-//! once the app has exited, for the cache index.
+//! once the app has exited and records it in the cache index
+//! (`cache_index`). The parsing is `cachetool::run_report`'s.
 //!
 //! Lines: `used FILE`, `rejected FILE REASON...`, `wrote FILE BLOCKS`, and
 //! `process PID.IMAGE key=value...` with a process image's counters so far
 //! (an image may report more than once, e.g. before an exec that fails:
 //! its last line counts).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct RunReport {
-    /// Runtime process images that reported.
-    pub processes: u64,
-    pub blocks_built: u64,
-    pub blocks_loaded: u64,
-    pub files_loaded: u64,
-    pub files_rejected: u64,
-    pub files_written: u64,
-    pub blocks_persisted: u64,
-    /// Cache file names used, rejected (with the reason) and written (with
-    /// the blocks the file then held), in report order.
-    pub used: Vec<String>,
-    pub rejected: Vec<(String, String)>,
-    pub wrote: Vec<(String, u64)>,
-}
+pub use cachetool::run_report::{parse, RunReport};
 
 /// A fresh report file name in the cache directory `dir`.
 pub fn path_in(dir: &Path) -> PathBuf {
@@ -34,65 +19,9 @@ pub fn path_in(dir: &Path) -> PathBuf {
     dir.join(format!(".report.{}.{nanos}", std::process::id()))
 }
 
-/// Parses a report; unknown or malformed lines are skipped.
-pub fn parse(text: &str) -> RunReport {
-    let mut r = RunReport::default();
-    let mut images: BTreeMap<&str, BTreeMap<&str, u64>> = BTreeMap::new();
-    for line in text.lines() {
-        let mut words = line.split(' ');
-        match (words.next(), words.next()) {
-            (Some("used"), Some(file)) => r.used.push(file.to_string()),
-            (Some("rejected"), Some(file)) => r.rejected.push((file.to_string(), words.collect::<Vec<_>>().join(" "))),
-            (Some("wrote"), Some(file)) => {
-                r.wrote.push((file.to_string(), words.next().and_then(|n| n.parse().ok()).unwrap_or(0)))
-            }
-            (Some("process"), Some(image)) => {
-                let counters = words.filter_map(|kv| kv.split_once('=')).filter_map(|(k, v)| Some((k, v.parse().ok()?)));
-                images.insert(image, counters.collect());
-            }
-            _ => {}
-        }
-    }
-    r.processes = images.len() as u64;
-    for counters in images.values() {
-        let get = |k: &str| counters.get(k).copied().unwrap_or(0);
-        r.blocks_built += get("blocks_built");
-        r.blocks_loaded += get("blocks_loaded");
-        r.files_loaded += get("files_loaded");
-        r.files_rejected += get("files_rejected");
-        r.files_written += get("files_written");
-        r.blocks_persisted += get("blocks_persisted");
-    }
-    r
-}
-
 /// Reads and removes the report at `path` (absent: an empty report).
 pub fn take(path: &Path) -> RunReport {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let _ = std::fs::remove_file(path);
     parse(&text)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn last_line_of_each_image_counts() {
-        let r = parse(
-            "used a.dpc\n\
-             process 10.aa blocks_built=5 blocks_loaded=1 files_loaded=1\n\
-             rejected b.dpc module changed\n\
-             process 10.aa blocks_built=7 blocks_loaded=2 files_loaded=1 files_rejected=1\n\
-             wrote b.dpc 40\n\
-             process 10.bb blocks_built=3 files_written=1 blocks_persisted=40\n\
-             garbage line\n",
-        );
-        assert_eq!(r.processes, 2);
-        assert_eq!((r.blocks_built, r.blocks_loaded, r.files_loaded, r.files_rejected), (10, 2, 1, 1));
-        assert_eq!((r.files_written, r.blocks_persisted), (1, 40));
-        assert_eq!(r.used, ["a.dpc"]);
-        assert_eq!(r.rejected, [("b.dpc".to_string(), "module changed".to_string())]);
-        assert_eq!(r.wrote, [("b.dpc".to_string(), 40)]);
-    }
 }

@@ -1,0 +1,307 @@
+//! Bundles of cache files for CI: a tar archive compressed with zstd whose
+//! first member is `manifest.json` (runtime and format version, and per
+//! file its name, module path, module content hash, size and blake3),
+//! followed by the files. A job builds the caches once and exports them;
+//! later jobs import what fits their machine: every file is checked
+//! (blake3, the format's full check, runtime and format version, and its
+//! module must be on this machine with the same content) and written
+//! atomically (temporary file, then rename under the file's lock), mode
+//! 0600.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cache_file::{self, Aligned};
+use crate::module_file::Modules;
+
+pub const MANIFEST: &str = "manifest.json";
+/// The bundle layout's version.
+pub const BUNDLE_VERSION: u32 = 1;
+/// A manifest larger than this is not one of ours.
+const MANIFEST_LIMIT: u64 = 64 << 20;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ManifestFile {
+    pub name: String,
+    pub module_path: String,
+    pub module_hash: String,
+    pub size: u64,
+    pub blake3: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Manifest {
+    pub bundle_version: u32,
+    /// Hex, as in keys.
+    pub runtime_version: String,
+    pub format_version: u32,
+    /// Unix seconds.
+    pub created: i64,
+    pub files: Vec<ManifestFile>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    /// Files exported or imported: name, module.
+    pub taken: Vec<(String, String)>,
+    /// Files left out: name, why.
+    pub skipped: Vec<(String, String)>,
+    pub bytes: u64,
+}
+
+/// Writes the cache files `names` of `dir` to the bundle `out` (through a
+/// temporary file renamed at the end). The files are opened first and read
+/// through the same descriptors: the runtime replaces files by renaming,
+/// never in place, so each file's bytes are one version.
+pub fn export(dir: &Path, names: &[String], out: &Path, tick: &dyn Fn()) -> Result<Report, String> {
+    let mut report = Report::default();
+    let mut files = Vec::new();
+    for name in names {
+        let path = dir.join(name);
+        let opened = File::open(&path).and_then(|mut f| {
+            let mut bytes = Vec::new();
+            f.read_to_end(&mut bytes)?;
+            Ok((f, bytes))
+        });
+        let (f, bytes) = match opened {
+            Ok(x) => x,
+            Err(e) => {
+                report.skipped.push((name.clone(), e.to_string()));
+                continue;
+            }
+        };
+        let aligned = Aligned::from_bytes(&bytes);
+        let v = match persist::validate(aligned.bytes()) {
+            Ok(v) => v,
+            Err(r) => {
+                report.skipped.push((name.clone(), format!("corrupt ({})", r.name())));
+                continue;
+            }
+        };
+        let entry = ManifestFile {
+            name: name.clone(),
+            module_path: v.index.module.path.as_str().to_string(),
+            module_hash: crate::hex(&v.key.module_hash),
+            size: bytes.len() as u64,
+            blake3: blake3::hash(&bytes).to_hex().to_string(),
+        };
+        files.push((entry, f));
+        tick();
+    }
+    let manifest = Manifest {
+        bundle_version: BUNDLE_VERSION,
+        runtime_version: format!("{:08x}", crate::RUNTIME_VERSION),
+        format_version: crate::FORMAT_VERSION,
+        created: crate::now(),
+        files: files.iter().map(|(m, _)| m.clone()).collect(),
+    };
+    let tmp = temp_beside(out);
+    let result = (|| -> std::io::Result<u64> {
+        let file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        let enc = zstd::Encoder::new(file, 3)?;
+        let mut tar = tar::Builder::new(enc);
+        let json = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
+        append(&mut tar, MANIFEST, json.len() as u64, &mut &json[..], manifest.created)?;
+        let mut total = 0;
+        for (m, f) in &mut files {
+            f.rewind()?;
+            let mut r = f.take(m.size);
+            append(&mut tar, &m.name, m.size, &mut r, manifest.created)?;
+            total += m.size;
+        }
+        let enc = tar.into_inner()?;
+        let file = enc.finish()?;
+        file.sync_all()?;
+        Ok(total)
+    })();
+    match result.and_then(|total| std::fs::rename(&tmp, out).map(|()| total)) {
+        Ok(total) => report.bytes = total,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(format!("{}: {e}", out.display()));
+        }
+    }
+    report.taken = manifest.files.into_iter().map(|m| (m.name, m.module_path)).collect();
+    Ok(report)
+}
+
+fn append<W: Write>(tar: &mut tar::Builder<W>, name: &str, size: u64, data: &mut dyn Read, mtime: i64) -> std::io::Result<()> {
+    let mut h = tar::Header::new_ustar();
+    h.set_size(size);
+    h.set_mode(0o600);
+    h.set_mtime(mtime.max(0) as u64);
+    h.set_entry_type(tar::EntryType::Regular);
+    tar.append_data(&mut h, name, data)
+}
+
+/// A fresh temporary name beside `path`.
+fn temp_beside(path: &Path) -> PathBuf {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".tmp.{}.{nanos:08x}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Why an import stopped before its end.
+#[derive(Debug)]
+pub enum ImportError {
+    /// Not a bundle, or damaged.
+    Corrupt(String),
+    /// Made by another runtime or format version: nothing in it is usable.
+    OtherVersion(String),
+    Io(String),
+}
+
+impl std::fmt::Display for ImportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImportError::Corrupt(w) => write!(f, "corrupt bundle: {w}"),
+            ImportError::OtherVersion(w) | ImportError::Io(w) => f.write_str(w),
+        }
+    }
+}
+
+/// Reads the bundle at `path` and writes the files that fit this machine
+/// into `dir`. A valid local file is kept unless `replace`. On an error
+/// part way, the files already imported stay (each is whole) and the
+/// report so far comes with the error.
+pub fn import(dir: &Path, path: &Path, replace: bool, tick: &dyn Fn(u64)) -> (Report, Option<ImportError>) {
+    let mut report = Report::default();
+    let err = import_into(dir, path, replace, tick, &mut report).err();
+    (report, err)
+}
+
+/// The manifest of the bundle at `path` (for the number of files).
+pub fn read_manifest(path: &Path) -> Result<Manifest, ImportError> {
+    let file = File::open(path).map_err(|e| ImportError::Io(format!("{}: {e}", path.display())))?;
+    let dec = zstd::Decoder::new(file).map_err(|e| ImportError::Corrupt(e.to_string()))?;
+    let mut tar = tar::Archive::new(dec);
+    let mut entries = tar.entries().map_err(|e| ImportError::Corrupt(e.to_string()))?;
+    manifest_of(&mut entries)
+}
+
+fn manifest_of<R: Read>(entries: &mut tar::Entries<'_, R>) -> Result<Manifest, ImportError> {
+    let corrupt = |e: &dyn std::fmt::Display| ImportError::Corrupt(e.to_string());
+    let mut first = entries.next().ok_or_else(|| ImportError::Corrupt("empty".into()))?.map_err(|e| corrupt(&e))?;
+    let name = first.path().map_err(|e| corrupt(&e))?.to_string_lossy().into_owned();
+    if name != MANIFEST {
+        return Err(ImportError::Corrupt(format!("first member is '{name}', not {MANIFEST}")));
+    }
+    if first.size() > MANIFEST_LIMIT {
+        return Err(ImportError::Corrupt("manifest too large".into()));
+    }
+    let mut json = Vec::new();
+    first.read_to_end(&mut json).map_err(|e| corrupt(&e))?;
+    serde_json::from_slice(&json).map_err(|e| ImportError::Corrupt(format!("manifest: {e}")))
+}
+
+fn import_into(dir: &Path, path: &Path, replace: bool, tick: &dyn Fn(u64), report: &mut Report) -> Result<(), ImportError> {
+    let file = File::open(path).map_err(|e| ImportError::Io(format!("{}: {e}", path.display())))?;
+    let dec = zstd::Decoder::new(file).map_err(|e| ImportError::Corrupt(e.to_string()))?;
+    let mut tar = tar::Archive::new(dec);
+    let mut entries = tar.entries().map_err(|e| ImportError::Corrupt(e.to_string()))?;
+    let manifest = manifest_of(&mut entries)?;
+    if manifest.bundle_version != BUNDLE_VERSION {
+        return Err(ImportError::Corrupt(format!("bundle layout version {} (this build reads {BUNDLE_VERSION})", manifest.bundle_version)));
+    }
+    let ours = format!("{:08x}", crate::RUNTIME_VERSION);
+    if manifest.runtime_version != ours || manifest.format_version != crate::FORMAT_VERSION {
+        return Err(ImportError::OtherVersion(format!(
+            "{} was made by runtime {} (format {}), this build is runtime {ours} (format {}): nothing imported",
+            path.display(),
+            manifest.runtime_version,
+            manifest.format_version,
+            crate::FORMAT_VERSION
+        )));
+    }
+    crate::cache_dir::create_private(dir).map_err(ImportError::Io)?;
+    let mut pending: Vec<&ManifestFile> = manifest.files.iter().collect();
+    let mut modules = Modules::default();
+    for entry in entries {
+        let mut entry = entry.map_err(|e| ImportError::Corrupt(e.to_string()))?;
+        let name = entry.path().map_err(|e| ImportError::Corrupt(e.to_string()))?.to_string_lossy().into_owned();
+        let Some(at) = pending.iter().position(|m| m.name == name) else {
+            report.skipped.push((name, "not in the manifest".into()));
+            continue;
+        };
+        let m = pending.remove(at);
+        tick(1);
+        if !cache_file::is_cache_name(&name) {
+            report.skipped.push((name, "not a cache file name".into()));
+            continue;
+        }
+        if entry.size() != m.size {
+            report.skipped.push((name, "size differs from the manifest".into()));
+            continue;
+        }
+        let mut bytes = Aligned::zeroed(m.size as usize);
+        entry.read_exact(bytes.bytes_mut()).map_err(|e| ImportError::Corrupt(format!("{name}: {e}")))?;
+        match check(&bytes, m, &mut modules) {
+            Err(why) => report.skipped.push((name, why)),
+            Ok(()) => match place(dir, &name, bytes.bytes(), replace) {
+                Ok(None) => {
+                    report.bytes += m.size;
+                    report.taken.push((name, m.module_path.clone()));
+                }
+                Ok(Some(why)) => report.skipped.push((name, why)),
+                Err(e) => return Err(ImportError::Io(format!("{}: {e}", dir.join(&name).display()))),
+            },
+        }
+    }
+    for m in pending {
+        report.skipped.push((m.name.clone(), "missing from the bundle".into()));
+    }
+    Ok(())
+}
+
+/// Whether a bundled file is whole, valid for this build, and made from a
+/// module this machine has with the same content.
+fn check(bytes: &Aligned, m: &ManifestFile, modules: &mut Modules) -> Result<(), String> {
+    if blake3::hash(bytes.bytes()).to_hex().as_str() != m.blake3 {
+        return Err("corrupt (blake3 differs from the manifest)".into());
+    }
+    let v = persist::validate(bytes.bytes()).map_err(|r| format!("corrupt ({})", r.name()))?;
+    if v.key.runtime_version != crate::RUNTIME_VERSION {
+        return Err(format!("other runtime version ({:08x})", v.key.runtime_version));
+    }
+    let path = v.index.module.path.as_str();
+    let hash = crate::hex(&v.key.module_hash);
+    if path != m.module_path || hash != m.module_hash {
+        return Err("corrupt (module differs from the manifest)".into());
+    }
+    match modules.hash(path) {
+        None => Err(format!("module {path} is not on this machine")),
+        Some(h) if h != hash => Err(format!("module {path} differs on this machine")),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Writes `bytes` as `dir/name`: a temporary file (0600) renamed over the
+/// name under the file's lock. Some(why) when a valid local file is kept.
+fn place(dir: &Path, name: &str, bytes: &[u8], replace: bool) -> std::io::Result<Option<String>> {
+    let dest = dir.join(name);
+    if let Ok((local, _)) = cache_file::read_all(&dest) {
+        if local.bytes() == bytes {
+            return Ok(Some("already here".into()));
+        }
+        if !replace && persist::validate(local.bytes()).is_ok_and(|v| v.key.runtime_version == crate::RUNTIME_VERSION) {
+            return Ok(Some("a valid local file is kept (--replace to overwrite)".into()));
+        }
+    }
+    let tmp = temp_beside(&dest);
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        let _lock = crate::lock::lock(&dest)?;
+        std::fs::rename(&tmp, &dest)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map(|()| None)
+}

@@ -1,0 +1,267 @@
+//! What `inspect` shows of one file: its header, key and zones (with each
+//! zone's checksum checked), client data, blocks, and one block's code
+//! disassembled next to the application code it was translated from.
+
+use std::path::{Path, PathBuf};
+
+use iced_x86::{Decoder, DecoderOptions, Formatter, Instruction, IntelFormatter};
+use persist::header::{read_only_hash, ZoneKind};
+use persist::Depth;
+use serde::Serialize;
+
+use crate::cache_file::{self, Aligned, Summary};
+
+/// The cache files `what` names: a file (a path, or a name in `dir`), or a
+/// module (its path, or its file name) whose files are in `entries`.
+pub fn resolve(dir: &Path, what: &str, entries: &[crate::index::FileEntry]) -> Vec<PathBuf> {
+    let p = Path::new(what);
+    if p.is_file() && !entries.iter().any(|e| e.module_path.as_deref() == Some(what)) {
+        return vec![p.to_path_buf()];
+    }
+    if cache_file::is_cache_name(what) && dir.join(what).is_file() {
+        return vec![dir.join(what)];
+    }
+    let canon = std::fs::canonicalize(p).ok();
+    entries
+        .iter()
+        .filter(|e| {
+            e.module_path.as_deref().is_some_and(|m| {
+                m == what
+                    || canon.as_deref().is_some_and(|c| Path::new(m) == c)
+                    || (!what.contains('/') && Path::new(m).file_name().is_some_and(|n| n == what))
+            })
+        })
+        .map(|e| dir.join(&e.name))
+        .collect()
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ZoneCheck {
+    pub index: usize,
+    pub kind: &'static str,
+    pub offset: u64,
+    pub size: u64,
+    pub protection: &'static str,
+    /// "ok" or "BAD".
+    pub checksum: &'static str,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Inspection {
+    pub file: String,
+    pub size: u64,
+    pub summary: Summary,
+    pub zones: Vec<ZoneCheck>,
+    pub checksums_ok: bool,
+}
+
+/// A file read whole and checked for structure: what inspect needs.
+pub struct Opened {
+    pub path: PathBuf,
+    bytes: Aligned,
+}
+
+impl Opened {
+    pub fn open(path: &Path) -> Result<Opened, String> {
+        let (bytes, _) = cache_file::read_all(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if let Err(u) = cache_file::summarize(bytes.bytes(), Depth::Structure) {
+            let why = match u {
+                cache_file::Unreadable::OtherFormat(v) => format!("format version {v} (this build reads {})", crate::FORMAT_VERSION),
+                cache_file::Unreadable::Corrupt(r) => r.name().to_string(),
+            };
+            return Err(format!("{}: {why}", path.display()));
+        }
+        Ok(Opened { path: path.to_path_buf(), bytes })
+    }
+
+    fn validated(&self) -> persist::Validated<'_> {
+        persist::validate_with(self.bytes.bytes(), Depth::Structure).expect("checked when opened")
+    }
+
+    pub fn inspection(&self) -> Inspection {
+        let v = self.validated();
+        let summary = Summary::of(&v);
+        let zones: Vec<ZoneCheck> = v
+            .zones
+            .iter()
+            .enumerate()
+            .map(|(i, z)| {
+                let bytes = v.zone_bytes(i);
+                let ok = if z.kind == ZoneKind::ReadOnly { read_only_hash(bytes) == z.hash } else { *blake3::hash(bytes).as_bytes() == z.hash };
+                let info = &summary.zones[i];
+                ZoneCheck {
+                    index: i,
+                    kind: info.kind,
+                    offset: z.offset,
+                    size: z.len,
+                    protection: info.protection,
+                    checksum: if ok { "ok" } else { "BAD" },
+                }
+            })
+            .collect();
+        let checksums_ok = zones.iter().all(|z| z.checksum == "ok");
+        Inspection { file: self.path.display().to_string(), size: self.bytes.bytes().len() as u64, summary, zones, checksums_ok }
+    }
+
+    pub fn blocks(&self) -> Vec<BlockInfo> {
+        let v = self.validated();
+        let ix = v.index;
+        ix.blocks
+            .iter()
+            .map(|b| {
+                let first = b.first_exit.to_native() as usize;
+                let exits = ix.exits[first..first + b.exit_count.to_native() as usize].iter().map(|e| e.target.to_native()).collect();
+                BlockInfo {
+                    module_offset: b.module_offset.to_native(),
+                    app_size: b.app_len.to_native(),
+                    segment: b.segment.to_native(),
+                    code_offset: b.code_offset.to_native(),
+                    code_size: b.code_len.to_native(),
+                    exits,
+                }
+            })
+            .collect()
+    }
+
+    /// The block starting at (or else holding) `module_offset`, its code
+    /// and the application's, disassembled.
+    pub fn disasm(&self, module_offset: u64) -> Result<Disassembly, String> {
+        let v = self.validated();
+        let ix = v.index;
+        let block = ix
+            .blocks
+            .iter()
+            .find(|b| b.module_offset.to_native() as u64 == module_offset)
+            .or_else(|| {
+                ix.blocks.iter().find(|b| {
+                    let s = b.module_offset.to_native() as u64;
+                    module_offset >= s && module_offset < s + b.app_len.to_native() as u64
+                })
+            })
+            .ok_or_else(|| format!("no block at module offset {module_offset:#x} in {}", self.path.display()))?;
+        let seg = &ix.segments[block.segment.to_native() as usize];
+        let x_zone = seg.x_zone.to_native() as usize;
+        let code_at = block.code_offset.to_native() as usize;
+        let code = &v.zone_bytes(x_zone)[code_at..code_at + block.code_len.to_native() as usize];
+        let code_file_offset = v.zones[x_zone].offset + code_at as u64;
+        // Exit stubs, as offsets into the block's code: after each one's
+        // three instructions come 24 bytes of exit data, not code.
+        let first = block.first_exit.to_native() as usize;
+        let mut stubs: Vec<usize> = ix.exits[first..first + block.exit_count.to_native() as usize]
+            .iter()
+            .filter_map(|e| (e.stub.to_native() as usize).checked_sub(code_at))
+            .filter(|&s| s < code.len())
+            .collect();
+        stubs.sort_unstable();
+        let start = block.module_offset.to_native() as u64;
+        let module_path = ix.module.path.as_str().to_string();
+        let app = match std::fs::read(&module_path) {
+            Err(e) => Err(format!("cannot read {module_path}: {e}")),
+            Ok(bytes) => match crate::module_file::file_offset(&bytes, start) {
+                None => Err(format!("module offset {start:#x} is in no loaded segment of {module_path}")),
+                Some(off) => {
+                    let end = (off as usize).saturating_add(block.app_len.to_native() as usize).min(bytes.len());
+                    Ok((off, listing(&bytes[off as usize..end], start)))
+                }
+            },
+        };
+        let (app_file_offset, app_code, app_error) = match app {
+            Ok((off, l)) => (Some(off), l, None),
+            Err(e) => (None, Vec::new(), Some(e)),
+        };
+        Ok(Disassembly {
+            module: module_path,
+            module_offset: start,
+            app_size: block.app_len.to_native() as u64,
+            app_file_offset,
+            app_code,
+            app_error,
+            cache_zone: x_zone,
+            cache_file_offset: code_file_offset,
+            cache_code: block_listing(code, code_file_offset, &stubs),
+        })
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BlockInfo {
+    pub module_offset: u32,
+    pub app_size: u32,
+    pub segment: u32,
+    pub code_offset: u32,
+    pub code_size: u32,
+    /// Direct exits' targets, as module offsets.
+    pub exits: Vec<i64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Line {
+    pub address: u64,
+    pub bytes: String,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Disassembly {
+    pub module: String,
+    pub module_offset: u64,
+    pub app_size: u64,
+    /// Where the block's first app byte is in the module file.
+    pub app_file_offset: Option<u64>,
+    /// Addressed by module offset.
+    pub app_code: Vec<Line>,
+    /// Why the module's code could not be shown.
+    pub app_error: Option<String>,
+    pub cache_zone: usize,
+    pub cache_file_offset: u64,
+    /// Addressed by offset in the cache file.
+    pub cache_code: Vec<Line>,
+}
+
+/// `code` disassembled (64-bit, Intel syntax) as if at `address`.
+pub fn listing(code: &[u8], address: u64) -> Vec<Line> {
+    let mut decoder = Decoder::with_ip(64, code, address, DecoderOptions::NONE);
+    let mut formatter = IntelFormatter::new();
+    formatter.options_mut().set_first_operand_char_index(8);
+    let mut out = Vec::new();
+    let mut ins = Instruction::default();
+    while decoder.can_decode() {
+        decoder.decode_out(&mut ins);
+        let mut text = String::new();
+        formatter.format(&ins, &mut text);
+        let at = (ins.ip() - address) as usize;
+        let bytes = crate::hex(&code[at..(at + ins.len()).min(code.len())]);
+        out.push(Line { address: ins.ip(), bytes, text });
+    }
+    out
+}
+
+/// Bytes of exit data after an exit stub's code.
+const EXIT_DATA: usize = 24;
+/// Instructions in an exit stub: save rax, point rax at the exit data,
+/// jump to the dispatcher.
+const STUB_INSTRUCTIONS: usize = 3;
+
+/// A persisted block's code: its body, then each exit stub with its exit
+/// data shown as data (the target's module offset first).
+fn block_listing(code: &[u8], address: u64, stubs: &[usize]) -> Vec<Line> {
+    let body_end = stubs.first().copied().unwrap_or(code.len());
+    let mut out = listing(&code[..body_end], address);
+    for (i, &stub) in stubs.iter().enumerate() {
+        let end = stubs.get(i + 1).copied().unwrap_or(code.len());
+        let lines = listing(&code[stub..end], address + stub as u64);
+        let taken: Vec<Line> = lines.into_iter().take(STUB_INSTRUCTIONS).collect();
+        let data_at = taken.last().map_or(stub, |l| (l.address - address) as usize + l.bytes.len() / 2);
+        out.extend(taken);
+        if data_at + EXIT_DATA <= end {
+            let data = &code[data_at..data_at + EXIT_DATA];
+            let target = i64::from_le_bytes(data[..8].try_into().unwrap());
+            out.push(Line { address: address + data_at as u64, bytes: crate::hex(&data[..8]), text: format!("exit data: target module offset {target:#x}") });
+            out.push(Line { address: address + data_at as u64 + 8, bytes: crate::hex(&data[8..]), text: "exit data: distances to the branch, exit slot and base slot".into() });
+            if data_at + EXIT_DATA < end {
+                out.extend(listing(&code[data_at + EXIT_DATA..end], address + (data_at + EXIT_DATA) as u64));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,43 @@
+//! The `.lock` file beside each cache file: writers (the runtime merging
+//! or publishing a file, `cachetool import` replacing one) hold an
+//! exclusive `flock` on it. `prune` takes it without waiting and leaves a
+//! file alone while someone else holds it.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+pub fn lock_path(cache_file: &Path) -> PathBuf {
+    let mut p = cache_file.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
+fn open(cache_file: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(lock_path(cache_file))
+}
+
+/// The file's lock if no one holds it (None if someone does); released
+/// when the returned file is dropped.
+pub fn try_lock(cache_file: &Path) -> std::io::Result<Option<File>> {
+    let f = open(cache_file)?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// The file's lock, waiting for it.
+pub fn lock(cache_file: &Path) -> std::io::Result<File> {
+    let f = open(cache_file)?;
+    f.lock()?;
+    Ok(f)
+}

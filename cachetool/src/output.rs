@@ -1,0 +1,150 @@
+//! Printing for people: aligned tables, bar charts, and the inspect views;
+//! and JSON for scripts.
+
+use cachetool::cache_file::Status;
+use cachetool::inspect::{BlockInfo, Disassembly, Inspection, Line};
+use cachetool::units::human_size;
+
+pub fn json<T: serde::Serialize + ?Sized>(value: &T) {
+    println!("{}", serde_json::to_string_pretty(value).expect("plain data serialises"));
+}
+
+/// Columns padded to their widest cell (the last one is not padded).
+pub struct Table {
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(header: &[&str]) -> Table {
+        Table { rows: vec![header.iter().map(|s| s.to_string()).collect()] }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn print(&self) {
+        let cols = self.rows[0].len();
+        let width: Vec<usize> = (0..cols).map(|c| self.rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+        for r in &self.rows {
+            let mut line = String::new();
+            for (c, cell) in r.iter().enumerate() {
+                if c + 1 == cols {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(&format!("{cell:<w$}  ", w = width[c]));
+                }
+            }
+            println!("{}", line.trim_end());
+        }
+    }
+}
+
+/// A bar `width` cells wide filled to `frac` (eighths of a cell).
+pub fn bar(frac: f64, width: usize) -> String {
+    const PARTS: [char; 8] = [' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
+    let eighths = (frac.clamp(0.0, 1.0) * (width * 8) as f64).round() as usize;
+    let mut s: String = "█".repeat(eighths / 8);
+    if !eighths.is_multiple_of(8) {
+        s.push(PARTS[eighths % 8]);
+    }
+    let used = s.chars().count();
+    s.push_str(&"·".repeat(width - used));
+    s
+}
+
+pub fn print_inspection(i: &Inspection, status: &Status) {
+    let s = &i.summary;
+    let id = s.module_identity;
+    println!("file:             {}", i.file);
+    println!("size:             {} ({})", i.size, human_size(i.size));
+    println!("format version:   {}", s.format_version);
+    println!("status:           {}", status.describe());
+    println!("module:           {}", s.module_path);
+    println!("  content hash:   {}", s.module_hash);
+    println!(
+        "  identity:       dev {} inode {} size {} mtime {}.{:09} ctime {}.{:09}",
+        id[0],
+        id[1],
+        id[2],
+        id[3] / 1_000_000_000,
+        id[3] % 1_000_000_000,
+        id[4] / 1_000_000_000,
+        id[4] % 1_000_000_000
+    );
+    let same = if s.runtime_version == cachetool::RUNTIME_VERSION { "this build" } else { "not this build" };
+    println!("runtime version:  {:08x} ({same}: {:08x})", s.runtime_version, cachetool::RUNTIME_VERSION);
+    println!("tls layout hash:  {}", s.tls_layout_hash);
+    println!("options hash:     {}", s.options_hash);
+    if s.clients.is_empty() {
+        println!("clients:          none");
+    } else {
+        println!("clients:");
+        for c in &s.clients {
+            println!(
+                "  {} version {} options {}: data ro {} B, rw {} B, rx {} B; {} per-block data items",
+                c.name, c.version, c.options_hash, c.ro_bytes, c.rw_bytes, c.rx_bytes, c.block_data_items
+            );
+        }
+    }
+    println!("zones:            {}", i.zones.len());
+    let mut t = Table::new(&["  #", "KIND", "OFFSET", "SIZE", "PROTECTION", "CHECKSUM"]);
+    for z in &i.zones {
+        t.row(vec![
+            format!("  {}", z.index),
+            z.kind.to_string(),
+            format!("{:#x}", z.offset),
+            format!("{:#x}", z.size),
+            z.protection.to_string(),
+            z.checksum.to_string(),
+        ]);
+    }
+    t.print();
+    println!("segments:         {}", s.segments);
+    println!("blocks:           {}", s.blocks);
+    println!("exits:            {}", s.exits);
+    println!("translations:     {} bytes", s.translation_bytes);
+}
+
+pub fn print_blocks(blocks: &[BlockInfo]) {
+    println!();
+    let mut t = Table::new(&["MODULE OFFSET", "APP SIZE", "SEGMENT", "CODE OFFSET", "CODE SIZE", "EXITS"]);
+    for b in blocks {
+        let exits = if b.exits.is_empty() {
+            "-".to_string()
+        } else {
+            b.exits.iter().map(|e| format!("{e:#x}")).collect::<Vec<_>>().join(" ")
+        };
+        t.row(vec![
+            format!("{:#x}", b.module_offset),
+            b.app_size.to_string(),
+            b.segment.to_string(),
+            format!("{:#x}", b.code_offset),
+            b.code_size.to_string(),
+            exits,
+        ]);
+    }
+    t.print();
+}
+
+fn print_lines(lines: &[Line]) {
+    for l in lines {
+        println!("  {:>10x}  {:<24} {}", l.address, l.bytes, l.text);
+    }
+}
+
+pub fn print_disasm(d: &Disassembly) {
+    println!();
+    match (d.app_file_offset, &d.app_error) {
+        (Some(off), _) => println!(
+            "app code: {} at module offset {:#x} (file offset {off:#x}), {} bytes",
+            d.module, d.module_offset, d.app_size
+        ),
+        (None, Some(e)) => println!("app code: {e}"),
+        (None, None) => {}
+    }
+    print_lines(&d.app_code);
+    println!();
+    println!("persisted code: zone {} at file offset {:#x}, {} instructions", d.cache_zone, d.cache_file_offset, d.cache_code.len());
+    print_lines(&d.cache_code);
+}

@@ -1,0 +1,150 @@
+//! Choosing cache files to delete (by age, by a size budget least recently
+//! used first, stale or orphaned, of other versions, of a module, or all)
+//! and deleting them: each under its `.lock` taken without waiting (a file
+//! someone is writing is skipped), with its index row in the same
+//! transaction.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::cache_file::Status;
+use crate::index::{retry, Error, FileEntry, Index};
+use crate::module_file::Identity;
+
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    /// Not used (or made, if never used) for this many seconds.
+    pub older_than: Option<i64>,
+    /// Then, while the rest is larger than this, the least recently used.
+    pub max_size: Option<u64>,
+    /// Stale, orphaned or corrupt files.
+    pub stale: bool,
+    pub other_versions: bool,
+    /// Files of these modules (paths as given and canonicalised).
+    pub modules: Vec<String>,
+    pub all: bool,
+}
+
+impl Policy {
+    pub fn is_empty(&self) -> bool {
+        self.older_than.is_none() && self.max_size.is_none() && !self.stale && !self.other_versions && self.modules.is_empty() && !self.all
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Choice {
+    pub name: String,
+    pub module: String,
+    pub size: u64,
+    pub reason: String,
+}
+
+/// The last time a file was used, or made if never used: what LRU goes by.
+fn last_touch(e: &FileEntry) -> i64 {
+    e.last_used.unwrap_or(e.created)
+}
+
+/// The files `policy` selects among `entries` (with their `statuses`),
+/// each with the first reason that selected it.
+pub fn select(entries: &[FileEntry], statuses: &[Status], policy: &Policy, now: i64) -> Vec<Choice> {
+    let module_match = |e: &FileEntry| {
+        e.module_path.as_deref().is_some_and(|m| {
+            policy.modules.iter().any(|want| {
+                m == want || std::fs::canonicalize(want).ok().is_some_and(|c| Path::new(m) == c)
+            })
+        })
+    };
+    let mut reasons: Vec<Option<String>> = entries
+        .iter()
+        .zip(statuses)
+        .map(|(e, s)| {
+            if policy.all {
+                Some("all".to_string())
+            } else if policy.stale && matches!(s, Status::Stale | Status::Orphan | Status::Corrupt(_)) {
+                Some(s.name().to_string())
+            } else if policy.other_versions && matches!(s, Status::OtherVersion(_)) {
+                Some(s.describe())
+            } else if !policy.modules.is_empty() && module_match(e) {
+                Some("module".to_string())
+            } else if policy.older_than.is_some_and(|age| now - last_touch(e) > age) {
+                Some(format!("last used {}", crate::units::human_age(Some(last_touch(e)), now)))
+            } else {
+                None
+            }
+        })
+        .collect();
+    if let Some(budget) = policy.max_size {
+        let mut kept: Vec<usize> = (0..entries.len()).filter(|&i| reasons[i].is_none()).collect();
+        let mut total: u64 = kept.iter().map(|&i| entries[i].file_size).sum();
+        kept.sort_by_key(|&i| (last_touch(&entries[i]), entries[i].name.clone()));
+        for i in kept {
+            if total <= budget {
+                break;
+            }
+            total -= entries[i].file_size;
+            reasons[i] = Some(format!("over {} (least recently used)", crate::units::human_size(budget)));
+        }
+    }
+    entries
+        .iter()
+        .zip(reasons)
+        .filter_map(|(e, r)| Some(Choice { name: e.name.clone(), module: e.module().to_string(), size: e.file_size, reason: r? }))
+        .collect()
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Removed,
+    /// Its lock is held: someone is writing it.
+    Busy,
+    /// It changed since it was chosen.
+    Changed,
+    Failed(String),
+}
+
+/// Deletes the chosen files that no one is writing, and their rows, in
+/// one transaction.
+pub fn remove(ix: &mut Index, choices: &[Choice]) -> Result<Vec<(Choice, Outcome)>, Error> {
+    let dir = ix.dir().to_path_buf();
+    // The versions that were judged: a file rewritten since is left alone.
+    let seen: Vec<Option<Identity>> =
+        choices.iter().map(|c| std::fs::symlink_metadata(dir.join(&c.name)).ok().map(|m| Identity::of(&m))).collect();
+    retry(|| Ok(ix.conn.execute_batch("BEGIN IMMEDIATE")?))?;
+    let mut out = Vec::new();
+    for (c, before) in choices.iter().zip(seen) {
+        let path = dir.join(&c.name);
+        let outcome = match crate::lock::try_lock(&path) {
+            Err(e) => Outcome::Failed(format!("lock: {e}")),
+            Ok(None) => Outcome::Busy,
+            Ok(Some(_held)) => {
+                let now = std::fs::symlink_metadata(&path).ok().map(|m| Identity::of(&m));
+                if now.is_none() {
+                    Outcome::Removed // gone already
+                } else if now != before {
+                    Outcome::Changed
+                } else {
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => {
+                            // The lock file goes too; a writer that opened it
+                            // before this point only loses its merge.
+                            let _ = std::fs::remove_file(crate::lock::lock_path(&path));
+                            Outcome::Removed
+                        }
+                        Err(e) => Outcome::Failed(e.to_string()),
+                    }
+                }
+            }
+        };
+        if outcome == Outcome::Removed {
+            if let Err(e) = ix.conn.execute("DELETE FROM cache_files WHERE name = ?1", [&c.name]) {
+                let _ = ix.conn.execute_batch("ROLLBACK");
+                return Err(e.into());
+            }
+        }
+        out.push((c.clone(), outcome));
+    }
+    ix.conn.execute_batch("COMMIT")?;
+    Ok(out)
+}

@@ -1,0 +1,629 @@
+//! `cachetool` and the cache index end to end: real `.dpc` files made by
+//! `dbirun -persist` runs (of /bin/true, /bin/ls, /usr/bin/python3 and
+//! small C programs compiled here) in each test's own temporary
+//! directories, the real SQLite index, and the `cachetool` binary.
+//!
+//! Needs `target/release/dbirun` (`cargo build --release`; or `$DBIRUN`).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+fn dbirun_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("DBIRUN") {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let p = target.join("release/dbirun");
+    assert!(p.is_file(), "{} is missing: run `cargo build --release` first", p.display());
+    p
+}
+
+/// A cache base directory (dbirun's -persist_dir) and its per-user directory.
+struct Cache {
+    _tmp: TempDir,
+    base: PathBuf,
+}
+
+impl Cache {
+    fn new() -> Cache {
+        let tmp = TempDir::new().unwrap();
+        let base = tmp.path().join("cache");
+        Cache { _tmp: tmp, base }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.base.join(unsafe { libc::getuid() }.to_string())
+    }
+
+    /// `dbirun -persist -persist_dir BASE OPTIONS -- PROGRAM ARGS`.
+    fn run(&self, options: &[&str], program: &str, args: &[&str]) -> Output {
+        let out = Command::new(dbirun_path())
+            .arg("-persist")
+            .arg("-persist_dir")
+            .arg(&self.base)
+            .args(options)
+            .arg("--")
+            .arg(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        out
+    }
+
+    /// A run that must succeed.
+    fn run_ok(&self, options: &[&str], program: &str, args: &[&str]) -> Output {
+        let out = self.run(options, program, args);
+        assert!(out.status.success(), "dbirun {options:?} -- {program} {args:?}: {:?}\n{}", out.status, text(&out.stderr));
+        out
+    }
+
+    /// `cachetool --dir DIR ARGS`.
+    fn tool(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_cachetool")).arg("--dir").arg(self.dir()).args(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// `cachetool --dir DIR ARGS` that must exit 0; its stdout.
+    fn tool_ok(&self, args: &[&str]) -> String {
+        let out = self.tool(args);
+        assert!(out.status.success(), "cachetool {args:?}: {:?}\nstdout:\n{}\nstderr:\n{}", out.status, text(&out.stdout), text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.tool_ok(&all)).expect("cachetool --json prints JSON")
+    }
+
+    fn db(&self) -> rusqlite::Connection {
+        let c = rusqlite::Connection::open(self.dir().join("index.sqlite")).unwrap();
+        c.busy_timeout(std::time::Duration::from_secs(30)).unwrap();
+        c
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.db().query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    /// The cache file names in the per-user directory.
+    fn files(&self) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(self.dir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".dpc"))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The cache file of the module whose file name is `module`.
+    fn file_of(&self, module: &str) -> String {
+        let found: Vec<String> = self.files().into_iter().filter(|f| f.starts_with(&format!("{module}-"))).collect();
+        assert_eq!(found.len(), 1, "cache files of {module}: {found:?} (all: {:?})", self.files());
+        found.into_iter().next().unwrap()
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A `-stats` counter summed over every process (`  name: N`).
+fn stat(stderr: &[u8], name: &str) -> u64 {
+    text(stderr)
+        .lines()
+        .filter_map(|l| l.strip_prefix("  ")?.strip_prefix(name)?.strip_prefix(':')?.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The list rows, by module path.
+fn list_rows(c: &Cache) -> Vec<(String, String, String)> {
+    c.json(&["list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["file"]["module_path"].as_str().unwrap_or("?").to_string(),
+                r["status"].as_str().unwrap().to_string(),
+                r["file"]["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn status_of(c: &Cache, name: &str) -> String {
+    list_rows(c).into_iter().find(|r| r.2 == name).map(|r| r.1).unwrap_or_else(|| panic!("{name} not listed"))
+}
+
+/// Compiles a C program printing `value` to `out`.
+fn compile(dir: &Path, out: &Path, value: u32) {
+    let src = dir.join(format!("prog{value}.c"));
+    fs::write(&src, format!("#include <stdio.h>\nint main(void) {{ printf(\"%d\\n\", {value}); return 0; }}\n")).unwrap();
+    let tmp = out.with_extension("new");
+    let st = Command::new("gcc").arg("-O1").arg("-o").arg(&tmp).arg(&src).status().expect("gcc");
+    assert!(st.success(), "gcc failed");
+    // Replaced like a build does: a new file in place of the old.
+    fs::rename(&tmp, out).unwrap();
+}
+
+#[test]
+fn list_inspect_and_stats_show_real_files() {
+    let c = Cache::new();
+    c.run_ok(&[], "/bin/true", &[]);
+    c.run_ok(&[], "/bin/ls", &["/"]);
+    let rows = list_rows(&c);
+    assert!(rows.iter().any(|r| r.0 == "/bin/true" && r.1 == "valid"), "{rows:?}");
+    assert!(rows.iter().any(|r| r.0.ends_with("/libc.so.6") && r.1 == "valid"), "{rows:?}");
+    let table = c.tool_ok(&["list"]);
+    let header = table.lines().next().unwrap();
+    for col in ["MODULE", "KEY", "BLOCKS", "SIZE", "LAST USED", "STATUS"] {
+        assert!(header.contains(col), "{header}");
+    }
+    assert!(table.lines().any(|l| l.starts_with("/bin/true ") && l.contains("valid") && l.contains("clients none")), "{table}");
+
+    let shown = c.tool_ok(&["inspect", "/bin/true"]);
+    for want in ["format version:   2", "module:           /bin/true", "runtime version:", "zones:", "rw- (private)", "r-x", "segments:", "blocks:"] {
+        assert!(shown.contains(want), "no '{want}' in\n{shown}");
+    }
+    assert!(shown.lines().filter(|l| l.trim_end().ends_with(" ok")).count() >= 3, "{shown}");
+    // By file name too.
+    let name = c.file_of("true");
+    assert!(c.tool_ok(&["inspect", &name]).contains("status:           valid"));
+
+    let blocks = c.json(&["inspect", "/bin/true", "--blocks"]);
+    let list = blocks[0]["blocks"].as_array().unwrap();
+    assert!(!list.is_empty());
+    let first = list[0]["module_offset"].as_u64().unwrap();
+    let dis = c.tool_ok(&["inspect", "/bin/true", "--disasm", &format!("{first:#x}")]);
+    assert!(dis.contains("app code: /bin/true at module offset"), "{dis}");
+    assert!(dis.contains("persisted code: zone"), "{dis}");
+    let d = c.json(&["inspect", "/bin/true", "--disasm", &first.to_string()]);
+    assert!(!d[0]["disasm"]["app_code"].as_array().unwrap().is_empty());
+    assert!(!d[0]["disasm"]["cache_code"].as_array().unwrap().is_empty());
+    let missing = c.tool(&["inspect", "/bin/true", "--disasm", "0x7fffffff"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("no block at module offset"));
+
+    let s = c.json(&["stats"]);
+    assert_eq!(s["runs"], 2);
+    assert!(s["blocks_built"].as_u64().unwrap() > 0);
+    assert!(s["modules"].as_array().unwrap().iter().any(|m| m["module"] == "/bin/true"));
+    let chart = c.tool_ok(&["stats"]);
+    assert!(chart.contains("hit rate:") && chart.contains('█') || chart.contains('·'), "{chart}");
+}
+
+#[test]
+fn runs_are_recorded_and_uses_counted() {
+    let c = Cache::new();
+    c.run_ok(&["-stats"], "/bin/true", &[]);
+    let warm = c.run_ok(&["-stats"], "/bin/true", &[]);
+    assert!(stat(&warm.stderr, "blocks loaded") > 0);
+    assert_eq!(c.count("SELECT count(*) FROM runs"), 2);
+    assert_eq!(c.count("SELECT blocks_loaded FROM runs WHERE id = 1"), 0);
+    assert_eq!(c.count("SELECT blocks_loaded FROM runs WHERE id = 2") as u64, stat(&warm.stderr, "blocks loaded"));
+    assert_eq!(c.count("SELECT files_loaded FROM runs WHERE id = 2") as u64, stat(&warm.stderr, "cache files loaded"));
+    let name = c.file_of("true");
+    let uses: i64 = c.db().query_row("SELECT use_count FROM cache_files WHERE name = ?1", [&name], |r| r.get(0)).unwrap();
+    assert_eq!(uses, 1);
+    let command: String = c.db().query_row("SELECT command FROM runs WHERE id = 2", [], |r| r.get(0)).unwrap();
+    assert_eq!(command, "/bin/true");
+    // The app's status and output are dbirun's, recorded or not.
+    let f = c.run(&[], "/bin/false", &[]);
+    assert_eq!(f.status.code(), Some(1));
+    assert!(f.stderr.is_empty() && f.stdout.is_empty());
+    let st: String = c.db().query_row("SELECT exit_status FROM runs WHERE id = 3", [], |r| r.get(0)).unwrap();
+    assert_eq!(st, "exit 1");
+}
+
+#[test]
+fn export_then_import_feeds_a_warm_run() {
+    let from = Cache::new();
+    from.run_ok(&["-stats"], "/usr/bin/python3", &["-c", "pass"]);
+    let bundle = from._tmp.path().join("caches.tar.zst");
+    let out = from.tool_ok(&["export", bundle.to_str().unwrap()]);
+    assert!(out.contains("exported"), "{out}");
+    let exported = from.files().len();
+
+    let to = Cache::new();
+    assert!(!to.dir().exists());
+    let out = to.tool_ok(&["import", bundle.to_str().unwrap()]);
+    assert!(out.contains(&format!("imported {exported} files")), "{out}");
+    for f in from.files() {
+        let meta = fs::metadata(to.dir().join(&f)).unwrap();
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o600, "{f}");
+        assert_eq!(fs::read(to.dir().join(&f)).unwrap(), fs::read(from.dir().join(&f)).unwrap(), "{f}");
+    }
+    assert!(list_rows(&to).iter().all(|r| r.1 == "valid"));
+    let warm = to.run_ok(&["-stats"], "/usr/bin/python3", &["-c", "pass"]);
+    assert!(stat(&warm.stderr, "blocks loaded") > 0, "{}", text(&warm.stderr));
+    assert!(stat(&warm.stderr, "cache files loaded") > 0, "{}", text(&warm.stderr));
+    // Again: the files are already there.
+    let again = to.tool_ok(&["import", bundle.to_str().unwrap()]);
+    assert!(again.contains("imported 0 files"), "{again}");
+}
+
+/// Rewrites a bundle's manifest with `edit` (same files).
+fn rewrite_bundle(src: &Path, dst: &Path, edit: impl Fn(&mut Value)) {
+    let dec = zstd::Decoder::new(fs::File::open(src).unwrap()).unwrap();
+    let mut ar = tar::Archive::new(dec);
+    let enc = zstd::Encoder::new(fs::File::create(dst).unwrap(), 3).unwrap();
+    let mut b = tar::Builder::new(enc);
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut bytes).unwrap();
+        if name == "manifest.json" {
+            let mut m: Value = serde_json::from_slice(&bytes).unwrap();
+            edit(&mut m);
+            bytes = serde_json::to_vec(&m).unwrap();
+        }
+        let mut h = tar::Header::new_ustar();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o600);
+        b.append_data(&mut h, &name, &bytes[..]).unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap();
+}
+
+#[test]
+fn import_refuses_bad_bundles_and_skips_foreign_modules() {
+    let tmp = TempDir::new().unwrap();
+    let prog = tmp.path().join("hello");
+    compile(tmp.path(), &prog, 7);
+    let from = Cache::new();
+    from.run_ok(&[], prog.to_str().unwrap(), &[]);
+    let bundle = tmp.path().join("b.tar.zst");
+    from.tool_ok(&["export", bundle.to_str().unwrap()]);
+
+    // Another runtime version: nothing taken, one line, exit 1.
+    let other = tmp.path().join("other.tar.zst");
+    rewrite_bundle(&bundle, &other, |m| m["runtime_version"] = Value::from("00000001"));
+    let to = Cache::new();
+    let out = to.tool(&["import", other.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("made by runtime 00000001") && err.contains("nothing imported"), "{err}");
+    assert!(!to.dir().exists() || to.files().is_empty());
+
+    // Garbage, and a truncated bundle.
+    let junk = tmp.path().join("junk.tar.zst");
+    fs::write(&junk, b"this is not a bundle at all").unwrap();
+    let out = to.tool(&["import", junk.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("corrupt bundle"), "{}", text(&out.stderr));
+    let bytes = fs::read(&bundle).unwrap();
+    let cut = tmp.path().join("cut.tar.zst");
+    fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let out = to.tool(&["import", cut.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("corrupt bundle"), "{}", text(&out.stderr));
+    let out = to.tool(&["import", tmp.path().join("absent.tar.zst").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+
+    // A file whose blake3 does not match its manifest entry is skipped.
+    let tampered = tmp.path().join("tampered.tar.zst");
+    let libc_name = from.file_of("libc.so.6");
+    rewrite_bundle(&bundle, &tampered, |m| {
+        for f in m["files"].as_array_mut().unwrap() {
+            if f["name"] == libc_name.as_str() {
+                f["blake3"] = Value::from("00".repeat(32));
+            }
+        }
+    });
+    let t = Cache::new();
+    let out = t.tool_ok(&["import", tampered.to_str().unwrap()]);
+    assert!(out.contains(&format!("skipped {libc_name}: corrupt")), "{out}");
+    assert!(!t.dir().join(&libc_name).exists());
+
+    // The program is rebuilt differently here: its file is skipped, the
+    // libraries' files are taken.
+    compile(tmp.path(), &prog, 8);
+    let to2 = Cache::new();
+    let out = to2.tool_ok(&["import", bundle.to_str().unwrap()]);
+    let prog_file = from.file_of("hello");
+    assert!(out.contains(&format!("skipped {prog_file}: module {} differs on this machine", prog.display())), "{out}");
+    assert!(out.contains(&format!("took {libc_name}")), "{out}");
+    assert!(!to2.dir().join(&prog_file).exists());
+    // And gone: skipped as missing.
+    fs::remove_file(&prog).unwrap();
+    let to3 = Cache::new();
+    let out = to3.tool_ok(&["import", bundle.to_str().unwrap()]);
+    assert!(out.contains("is not on this machine"), "{out}");
+}
+
+#[test]
+fn verify_finds_stale_and_orphaned_files() {
+    let tmp = TempDir::new().unwrap();
+    let prog = tmp.path().join("answer");
+    compile(tmp.path(), &prog, 41);
+    let c = Cache::new();
+    let first = c.run_ok(&[], prog.to_str().unwrap(), &[]);
+    assert_eq!(text(&first.stdout), "41\n");
+    let clean = c.tool(&["verify"]);
+    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean.stdout));
+    assert!(text(&clean.stdout).contains("all valid"));
+
+    compile(tmp.path(), &prog, 42);
+    let name = c.file_of("answer");
+    let out = c.tool(&["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let lines: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
+    let problems: Vec<&String> = lines.iter().filter(|l| l.contains(".dpc: ")).collect();
+    assert_eq!(problems.len(), 1, "{lines:?}");
+    assert!(problems[0].starts_with(&format!("{name}: stale: module {}", prog.display())), "{lines:?}");
+    assert_eq!(status_of(&c, &name), "stale");
+    let j = c.json(&["list"]);
+    assert!(j.as_array().unwrap().iter().any(|r| r["status"] == "stale"));
+
+    // A file whose module is gone is an orphan.
+    fs::remove_file(&prog).unwrap();
+    let out = c.tool(&["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains(&format!("{name}: orphan")), "{}", text(&out.stdout));
+
+    // A damaged zone is found by verify (not by list, which reads headers).
+    let libc = c.file_of("libc.so.6");
+    let path = c.dir().join(&libc);
+    let mut bytes = fs::read(&path).unwrap();
+    let at = bytes.len() - 100;
+    bytes[at] ^= 0xff;
+    fs::write(&path, &bytes).unwrap();
+    let out = c.tool(&["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains(&format!("{libc}: corrupt (X zone checksum)")) || text(&out.stdout).contains(&format!("{libc}: corrupt (W zone checksum)")), "{}", text(&out.stdout));
+}
+
+/// Sets a file's last use to `days` days ago in the index.
+fn age(c: &Cache, name: &str, days: i64) {
+    let when = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 - days * 86_400;
+    let n = c.db().execute("UPDATE cache_files SET last_used = ?2, created = ?2 WHERE name = ?1", rusqlite::params![name, when]).unwrap();
+    assert_eq!(n, 1, "{name} has no index row");
+}
+
+/// A copy of the file `name` with another runtime version in its key.
+fn other_version_copy(c: &Cache, name: &str) -> String {
+    let bytes = fs::read(c.dir().join(name)).unwrap();
+    let aligned = cachetool::cache_file::Aligned::from_bytes(&bytes);
+    let v = persist::validate(aligned.bytes()).unwrap();
+    let mut key = v.key.clone();
+    key.runtime_version ^= 0x5a5a;
+    let index = v.index.to_owned().unwrap();
+    let zones: Vec<(persist::ZoneKind, &[u8])> = (1..v.zones.len()).map(|i| (v.zones[i].kind, v.zone_bytes(i))).collect();
+    let out = persist::write::build(&key, &index, &zones);
+    let new_name = format!("{}-00000000000000aa.dpc", &name[..name.len() - ".dpc".len() - 17]);
+    fs::write(c.dir().join(&new_name), out).unwrap();
+    let mut perm = fs::metadata(c.dir().join(&new_name)).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o600);
+    fs::set_permissions(c.dir().join(&new_name), perm).unwrap();
+    new_name
+}
+
+#[test]
+fn prune_by_age_size_module_version_and_all() {
+    let c = Cache::new();
+    c.run_ok(&[], "/bin/true", &[]);
+    c.run_ok(&[], "/bin/ls", &["/"]);
+    c.tool_ok(&["list"]);
+    let t = c.file_of("true");
+    let ls = c.file_of("ls");
+    let libc = c.file_of("libc.so.6");
+    age(&c, &t, 40);
+
+    let dry = c.tool_ok(&["prune", "--older-than", "30d", "--dry-run"]);
+    assert!(dry.contains(&format!("would remove {t} ")), "{dry}");
+    assert_eq!(dry.lines().filter(|l| l.starts_with("would remove ") && l.contains(".dpc")).count(), 1, "{dry}");
+    assert!(c.dir().join(&t).exists(), "dry run deleted");
+    let done = c.tool_ok(&["prune", "--older-than", "30d"]);
+    assert!(done.contains(&format!("removed {t} ")), "{done}");
+    assert!(!c.dir().join(&t).exists());
+    assert!(!c.dir().join(format!("{t}.lock")).exists());
+    assert_eq!(c.count(&format!("SELECT count(*) FROM cache_files WHERE name = '{t}'")), 0);
+    assert!(c.dir().join(&ls).exists() && c.dir().join(&libc).exists());
+
+    // Another version's file goes with --other-versions, and only it.
+    let odd = other_version_copy(&c, &ls);
+    assert_eq!(status_of(&c, &odd), "other version");
+    let out = c.tool_ok(&["prune", "--other-versions"]);
+    assert!(out.contains(&format!("removed {odd} ")) && out.contains("removed 1 files"), "{out}");
+
+    // Over a size budget, least recently used first.
+    let sizes: Vec<(String, u64)> = c.files().iter().map(|f| (f.clone(), fs::metadata(c.dir().join(f)).unwrap().len())).collect();
+    let total: u64 = sizes.iter().map(|s| s.1).sum();
+    for (i, (f, _)) in sizes.iter().enumerate() {
+        age(&c, f, 20 - i as i64);
+    }
+    let oldest = &sizes[0];
+    let budget = total - oldest.1;
+    let out = c.tool_ok(&["prune", "--max-size", &budget.to_string()]);
+    assert!(out.contains(&format!("removed {} ", oldest.0)) && out.contains("removed 1 files"), "{out}");
+    assert!(sizes[1..].iter().all(|(f, _)| c.dir().join(f).exists()));
+
+    // By module.
+    if c.dir().join(&ls).exists() {
+        let out = c.tool_ok(&["prune", "--module", "/bin/ls"]);
+        assert!(out.contains(&format!("removed {ls} ")), "{out}");
+    }
+
+    // --all, except a file someone is writing (its lock is held), and
+    // never a file that is not a cache file.
+    fs::write(c.dir().join("notes.txt"), "mine").unwrap();
+    let left = c.files();
+    assert!(!left.is_empty());
+    let held = fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(c.dir().join(format!("{}.lock", left[0]))).unwrap();
+    held.lock().unwrap();
+    let out = c.tool_ok(&["prune", "--all"]);
+    assert!(out.contains(&format!("skipped {}: being written", left[0])), "{out}");
+    assert_eq!(c.files(), vec![left[0].clone()]);
+    drop(held);
+    c.tool_ok(&["prune", "--all"]);
+    assert!(c.files().is_empty());
+    assert!(c.dir().join("notes.txt").exists() && c.dir().join("index.sqlite").exists());
+    assert_eq!(c.count("SELECT count(*) FROM cache_files"), 0);
+    // Nothing to prune said: usage.
+    assert_eq!(c.tool(&["prune"]).status.code(), Some(2));
+}
+
+#[test]
+fn prune_stale_removes_only_stale_files() {
+    let tmp = TempDir::new().unwrap();
+    let prog = tmp.path().join("p");
+    compile(tmp.path(), &prog, 1);
+    let c = Cache::new();
+    c.run_ok(&[], prog.to_str().unwrap(), &[]);
+    compile(tmp.path(), &prog, 2);
+    let stale = c.file_of("p");
+    let before = c.files();
+    let out = c.tool_ok(&["prune", "--stale"]);
+    assert!(out.contains(&format!("removed {stale} ")), "{out}");
+    let after = c.files();
+    assert_eq!(after.len(), before.len() - 1);
+    assert!(c.tool(&["verify"]).status.success());
+}
+
+#[test]
+fn index_is_rebuilt_when_deleted_or_garbage() {
+    let c = Cache::new();
+    c.run_ok(&[], "/bin/true", &[]);
+    c.run_ok(&[], "/bin/true", &[]);
+    let files = c.files();
+    let db = c.dir().join("index.sqlite");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = fs::remove_file(c.dir().join(format!("index.sqlite{suffix}")));
+    }
+    let rows = list_rows(&c);
+    assert_eq!(rows.len(), files.len());
+    assert!(db.exists());
+    assert_eq!(c.count("SELECT count(*) FROM cache_files") as usize, files.len());
+
+    // Garbage: one note, the files untouched, the old index kept aside.
+    for suffix in ["-wal", "-shm"] {
+        let _ = fs::remove_file(c.dir().join(format!("index.sqlite{suffix}")));
+    }
+    fs::write(&db, vec![0x5au8; 8192]).unwrap();
+    // dbirun still runs as ever (recording fails quietly without -v).
+    let run = c.run(&[], "/bin/true", &[]);
+    assert!(run.status.success() && run.stderr.is_empty(), "{}", text(&run.stderr));
+    let verbose = c.run(&["-v"], "/bin/true", &[]);
+    assert!(verbose.status.success());
+    let warnings: Vec<String> = text(&verbose.stderr).lines().filter(|l| l.contains("not recorded")).map(String::from).collect();
+    assert_eq!(warnings.len(), 1, "{}", text(&verbose.stderr));
+    let out = c.tool(&["list"]);
+    assert!(out.status.success());
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("the index was corrupt"), "{err}");
+    assert!(c.dir().join("index.sqlite.corrupt").exists());
+    assert_eq!(c.files(), files);
+    assert_eq!(c.count("SELECT count(*) FROM cache_files") as usize, files.len());
+    // Runs are recorded again.
+    c.run_ok(&[], "/bin/true", &[]);
+    assert_eq!(c.count("SELECT count(*) FROM runs"), 1);
+
+    // rebuild-index keeps the run history of a readable index.
+    let out = c.tool_ok(&["rebuild-index"]);
+    assert!(out.contains(&format!("rebuilt the index from {} cache files (1 recorded runs kept)", files.len())), "{out}");
+    fs::write(&db, b"garbage").unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = fs::remove_file(c.dir().join(format!("index.sqlite{suffix}")));
+    }
+    let out = c.tool_ok(&["rebuild-index"]);
+    assert!(out.contains("was corrupt"), "{out}");
+    assert!(c.tool(&["verify"]).status.success());
+}
+
+#[test]
+fn sixteen_concurrent_runs_are_all_recorded() {
+    let c = Cache::new();
+    let children: Vec<_> = (0..16)
+        .map(|_| {
+            Command::new(dbirun_path())
+                .arg("-persist")
+                .arg("-persist_dir")
+                .arg(&c.base)
+                .arg("--")
+                .arg("/bin/true")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{:?} {}", out.status, text(&out.stderr));
+        assert!(out.stderr.is_empty() && out.stdout.is_empty(), "{}", text(&out.stderr));
+    }
+    let v = c.tool(&["verify"]);
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v.stdout));
+    assert_eq!(c.json(&["stats"])["runs"], 16);
+    assert_eq!(c.count("SELECT count(*) FROM runs"), 16);
+}
+
+#[test]
+fn bad_input_gets_one_line_and_the_right_status() {
+    let tmp = TempDir::new().unwrap();
+    let missing = tmp.path().join("nope");
+    let out = Command::new(env!("CARGO_BIN_EXE_cachetool")).arg("--dir").arg(&missing).arg("list").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr).lines().count(), 1);
+    assert!(text(&out.stderr).contains("no cache directory"), "{}", text(&out.stderr));
+    assert!(!missing.exists());
+
+    let c = Cache::new();
+    c.run_ok(&[], "/bin/true", &[]);
+    fs::write(c.dir().join("notes.txt"), "not a cache").unwrap();
+    let junk = "junk-0123456789abcdef-0123456789abcdef.dpc";
+    fs::write(c.dir().join(junk), vec![7u8; 5000]).unwrap();
+    let rows = list_rows(&c);
+    assert!(rows.iter().all(|r| r.2 != "notes.txt"));
+    assert_eq!(status_of(&c, junk), "corrupt");
+    let out = c.tool(&["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains(&format!("{junk}: corrupt (not a cache file)")), "{}", text(&out.stdout));
+    let out = c.tool(&["inspect", c.dir().join("notes.txt").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr).lines().count(), 1);
+    assert!(text(&out.stderr).contains("not a cache file"), "{}", text(&out.stderr));
+    let out = c.tool(&["inspect", "/no/such/module"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr).lines().count(), 1);
+    assert_eq!(c.tool(&["prune", "--older-than", "30x"]).status.code(), Some(2));
+    assert_eq!(c.tool(&["frobnicate"]).status.code(), Some(2));
+    // Stale pruning takes the corrupt cache file, never the foreign one.
+    let out = c.tool_ok(&["prune", "--stale"]);
+    assert!(out.contains(&format!("removed {junk} ")), "{out}");
+    assert!(c.dir().join("notes.txt").exists());
+    assert!(c.dir().join(c.file_of("true")).exists());
+}
+
+#[test]
+fn inspect_shows_client_data_and_persist_dir_finds_the_user_dir() {
+    let c = Cache::new();
+    let logs = TempDir::new().unwrap();
+    c.run_ok(&["-logdir", logs.path().to_str().unwrap(), "-c", "bbcount"], "/bin/true", &[]);
+    let shown = c.tool_ok(&["inspect", "/bin/true"]);
+    assert!(shown.contains("  bbcount version "), "{shown}");
+    let items: u64 = shown
+        .lines()
+        .find_map(|l| l.split("; ").nth(1)?.strip_suffix(" per-block data items")?.parse().ok())
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(items > 0, "{shown}");
+    let rows = c.json(&["list"]);
+    assert!(rows.as_array().unwrap().iter().all(|r| r["file"]["clients"].as_str().unwrap().starts_with("bbcount@")));
+    // --persist-dir takes dbirun's base; --dir on the base gives a hint.
+    let out = Command::new(env!("CARGO_BIN_EXE_cachetool")).arg("--persist-dir").arg(&c.base).arg("list").output().unwrap();
+    assert!(out.status.success() && text(&out.stdout).contains("/bin/true "), "{}", text(&out.stdout));
+    let out = Command::new(env!("CARGO_BIN_EXE_cachetool")).arg("--dir").arg(&c.base).arg("list").output().unwrap();
+    assert!(text(&out.stdout).contains("looks like the per-user directory"), "{}", text(&out.stdout));
+}
