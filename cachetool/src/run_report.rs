@@ -20,11 +20,15 @@ pub struct RunReport {
     pub files_rejected: u64,
     pub files_written: u64,
     pub blocks_persisted: u64,
-    /// Cache file names used, rejected (with the reason) and written (with
-    /// the blocks the file then held), in report order.
+    /// Cache file names used (with the blocks they brought), rejected
+    /// (with the reason), written (with the blocks the file then held), and
+    /// the blocks built afresh for each module (named by its cache file),
+    /// in report order.
     pub used: Vec<String>,
+    pub used_blocks: Vec<(String, u64)>,
     pub rejected: Vec<(String, String)>,
     pub wrote: Vec<(String, u64)>,
+    pub built: Vec<(String, u64)>,
 }
 
 /// Parses a report; unknown or malformed lines are skipped.
@@ -34,7 +38,15 @@ pub fn parse(text: &str) -> RunReport {
     for line in text.lines() {
         let mut words = line.split(' ');
         match (words.next(), words.next()) {
-            (Some("used"), Some(file)) => r.used.push(file.to_string()),
+            (Some("used"), Some(file)) => {
+                r.used.push(file.to_string());
+                if let Some(n) = words.next().and_then(|n| n.parse().ok()) {
+                    r.used_blocks.push((file.to_string(), n));
+                }
+            }
+            (Some("built"), Some(file)) => {
+                r.built.push((file.to_string(), words.next().and_then(|n| n.parse().ok()).unwrap_or(0)))
+            }
             (Some("rejected"), Some(file)) => r.rejected.push((file.to_string(), words.collect::<Vec<_>>().join(" "))),
             (Some("wrote"), Some(file)) => {
                 r.wrote.push((file.to_string(), words.next().and_then(|n| n.parse().ok()).unwrap_or(0)))
@@ -66,8 +78,9 @@ mod tests {
     #[test]
     fn last_line_of_each_image_counts() {
         let r = parse(
-            "used a.dpc\n\
+            "used a.dpc 12\n\
              process 10.aa blocks_built=5 blocks_loaded=1 files_loaded=1\n\
+             built a.dpc 5\n\
              rejected b.dpc module changed\n\
              process 10.aa blocks_built=7 blocks_loaded=2 files_loaded=1 files_rejected=1\n\
              wrote b.dpc 40\n\
@@ -78,6 +91,8 @@ mod tests {
         assert_eq!((r.blocks_built, r.blocks_loaded, r.files_loaded, r.files_rejected), (10, 2, 1, 1));
         assert_eq!((r.files_written, r.blocks_persisted), (1, 40));
         assert_eq!(r.used, ["a.dpc"]);
+        assert_eq!(r.used_blocks, [("a.dpc".to_string(), 12)]);
+        assert_eq!(r.built, [("a.dpc".to_string(), 5)]);
         assert_eq!(r.rejected, [("b.dpc".to_string(), "module changed".to_string())]);
         assert_eq!(r.wrote, [("b.dpc".to_string(), 40)]);
     }

@@ -196,6 +196,15 @@ fn list_inspect_and_stats_show_real_files() {
     assert_eq!(s["runs"], 2);
     assert!(s["blocks_built"].as_u64().unwrap() > 0);
     assert!(s["modules"].as_array().unwrap().iter().any(|m| m["module"] == "/bin/true"));
+    // Per module: /bin/true's first run built its blocks; a second run of
+    // it loads them, and its hit rate climbs.
+    let module = |s: &serde_json::Value| s["modules"].as_array().unwrap().iter().find(|m| m["module"] == "/bin/true").cloned().unwrap();
+    let cold = module(&s);
+    assert!(cold["blocks_built"].as_u64().unwrap() > 0 && cold["blocks_cached"] == 0, "{cold}");
+    c.run_ok(&[], "/bin/true", &[]);
+    let warm = module(&c.json(&["stats"]));
+    assert!(warm["blocks_cached"].as_u64().unwrap() > 0, "{warm}");
+    assert!(warm["hit_rate"].as_f64().unwrap() > 0.4, "{warm}");
     let chart = c.tool_ok(&["stats"]);
     assert!(chart.contains("hit rate:") && chart.contains('█') || chart.contains('·'), "{chart}");
 }

@@ -210,6 +210,9 @@ pub fn fork_safely(fork_call: impl FnOnce() -> i64) -> i64 {
     if r == 0 {
         stats::reset_in_child();
         crate::persist_report::new_image_in_child();
+        if let Some(tr) = TRANSLATOR.lock().as_ref() {
+            crate::persist_save::note_forked(&tr.units.units);
+        }
     }
     r
 }

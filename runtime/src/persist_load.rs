@@ -177,7 +177,8 @@ impl LoadedFiles {
                 stats::add(&STATS.files_loaded, 1);
                 stats::add(&STATS.bytes_mapped, f.len);
                 crate::verbose!("persist: using {} ({} blocks)", files::display(&file), f.index.blocks.len());
-                crate::persist_report::used(&file);
+                crate::persist_report::used(&file, f.index.blocks.len());
+                stats::add(&STATS.blocks_loaded, f.index.blocks.len() as u64);
                 ibl.reserve(f.index.blocks.len());
                 for b in f.index.blocks.iter() {
                     ibl.insert(base + b.module_offset.to_native() as u64, f.block_x(b).1);
@@ -218,7 +219,7 @@ impl LoadedFiles {
             })
             .collect();
         f.registered.push(pc);
-        stats::add(&STATS.blocks_loaded, 1);
+        stats::add(&STATS.blocks_registered, 1);
         Some(Fragment {
             tag: pc,
             app_end: pc + b.app_len.to_native() as u64,

@@ -20,9 +20,18 @@ fn name(path: &[u8]) -> &str {
     p.rsplit('/').next().unwrap_or(p)
 }
 
-pub fn used(path: &[u8]) {
+/// The file `path` was taken into use with `blocks` blocks.
+pub fn used(path: &[u8], blocks: usize) {
     if crate::options::get().persist_report.is_some() {
-        EVENTS.lock().push(format!("used {}\n", name(path)));
+        EVENTS.lock().push(format!("used {} {blocks}\n", name(path)));
+    }
+}
+
+/// `blocks` blocks of the module whose cache file is `path` were built
+/// (translated afresh) by this process image.
+pub fn built(path: &[u8], blocks: usize) {
+    if crate::options::get().persist_report.is_some() && blocks > 0 {
+        EVENTS.lock().push(format!("built {} {blocks}\n", name(path)));
     }
 }
 

@@ -29,7 +29,32 @@ pub fn save_units(units: &[Unit], fragments: &FragmentTable, loaded: &LoadedFile
     for unit in units {
         save_unit(unit, fragments, loaded);
     }
+    report_built(units);
     stats::add(&STATS.persist_ticks, stats::ticks() - t0);
+}
+
+/// Blocks of each unit (by module base) already in a run report of this
+/// process image, or inherited from the parent at a fork.
+static REPORTED: spin::Mutex<Vec<(u64, usize)>> = spin::Mutex::new(Vec::new());
+
+/// A forked child: the blocks its units hold so far are the parent's.
+pub fn note_forked(units: &[Unit]) {
+    *REPORTED.lock() = units.iter().map(|u| (u.module_base, u.blocks.len())).collect();
+}
+
+/// Tells the run report how many blocks each module built since the last
+/// report of this process image.
+fn report_built(units: &[Unit]) {
+    let Some(dir) = crate::options::get().persist_dir else { return };
+    let mut reported = REPORTED.lock();
+    for unit in units {
+        let before = reported.iter().find(|(b, _)| *b == unit.module_base).map_or(0, |(_, n)| *n);
+        if unit.blocks.len() > before {
+            crate::persist_report::built(&files::file_for(&dir, &unit.path), unit.blocks.len() - before);
+            reported.retain(|(b, _)| *b != unit.module_base);
+            reported.push((unit.module_base, unit.blocks.len()));
+        }
+    }
 }
 
 /// A file as it is on disk, mapped read-only while it is merged.

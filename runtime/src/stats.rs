@@ -15,7 +15,10 @@ pub struct Stats {
     /// than clock_gettime twice per block); converted with the rate
     /// measured between start-up and the report.
     pub translate_ticks: AtomicU64,
+    /// Blocks of the cache files taken into use.
     pub blocks_loaded: AtomicU64,
+    /// Of those, the ones the dispatcher registered as fragments.
+    pub blocks_registered: AtomicU64,
     pub files_loaded: AtomicU64,
     pub bytes_mapped: AtomicU64,
     pub load_ticks: AtomicU64,
@@ -37,6 +40,7 @@ pub static STATS: Stats = Stats {
     ibl_lookups_of_exited_threads: AtomicU64::new(0),
     translate_ticks: AtomicU64::new(0),
     blocks_loaded: AtomicU64::new(0),
+    blocks_registered: AtomicU64::new(0),
     files_loaded: AtomicU64::new(0),
     bytes_mapped: AtomicU64::new(0),
     load_ticks: AtomicU64::new(0),
@@ -80,7 +84,7 @@ pub fn reset_in_child() {
     let s = &STATS;
     for c in [
         &s.blocks_built, &s.cache_bytes, &s.dispatches, &s.ibl_misses, &s.links, &s.fragments_flushed,
-        &s.syscalls, &s.ibl_lookups_of_exited_threads, &s.translate_ticks, &s.blocks_loaded, &s.files_loaded,
+        &s.syscalls, &s.ibl_lookups_of_exited_threads, &s.translate_ticks, &s.blocks_loaded, &s.blocks_registered, &s.files_loaded,
         &s.bytes_mapped, &s.load_ticks, &s.files_written, &s.blocks_persisted, &s.persist_ticks,
     ] {
         c.store(0, Relaxed);
@@ -146,8 +150,9 @@ pub fn report(ibl_lookups: u64) {
         let rejected = REJECTED.lock();
         let total: u64 = rejected.iter().map(|(_, c)| c).sum();
         crate::log::print(format_args!(
-            "  blocks loaded:           {}\n  cache files loaded:      {}\n  cache files rejected:    {}\n",
+            "  blocks loaded:           {}\n  blocks registered:       {}\n  cache files loaded:      {}\n  cache files rejected:    {}\n",
             s.blocks_loaded.load(Relaxed),
+            s.blocks_registered.load(Relaxed),
             s.files_loaded.load(Relaxed),
             total,
         ));

@@ -42,9 +42,14 @@ impl Index {
             *b = (*b).max(*blocks);
         }
         let rejected: BTreeMap<&str, &str> = r.rejected.iter().map(|(n, why)| (n.as_str(), why.as_str())).collect();
+        let mut built: BTreeMap<&str, u64> = BTreeMap::new();
+        for (name, blocks) in &r.built {
+            *built.entry(name.as_str()).or_default() += blocks;
+        }
         // Read the files first, outside the transaction.
         let safe = |n: &str| crate::cache_file::is_cache_name(n);
-        let names: BTreeSet<&str> = used.iter().chain(wrote.keys()).chain(rejected.keys()).copied().filter(|n| safe(n)).collect();
+        let names: BTreeSet<&str> =
+            used.iter().chain(wrote.keys()).chain(rejected.keys()).chain(built.keys()).copied().filter(|n| safe(n)).collect();
         let entries: BTreeMap<&str, _> = names.iter().filter_map(|&n| Some((n, read_entry(self.dir(), n)?))).collect();
         retry(|| {
             let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -107,6 +112,12 @@ impl Index {
                     "INSERT INTO run_files (run_id, file_name, module_path, event, blocks, new_blocks)
                      VALUES (?1, ?2, ?3, 'wrote', ?4, ?5)",
                     params![run_id, name, module_of(name), blocks as i64, blocks.saturating_sub(base) as i64],
+                )?;
+            }
+            for (&name, &blocks) in built.iter().filter(|(n, _)| safe(n)) {
+                tx.execute(
+                    "INSERT INTO run_files (run_id, file_name, module_path, event, blocks) VALUES (?1, ?2, ?3, 'built', ?4)",
+                    params![run_id, name, module_of(name), blocks as i64],
                 )?;
             }
             tx.commit()?;

@@ -68,7 +68,7 @@ const MIGRATIONS: &[&str] = &[
         run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
         file_name TEXT NOT NULL,
         module_path TEXT,
-        -- used, rejected or wrote
+        -- used, rejected, wrote or built (blocks built afresh for the module)
         event TEXT NOT NULL,
         -- used: blocks the file held; wrote: blocks it then held
         blocks INTEGER NOT NULL DEFAULT 0,

@@ -1,8 +1,8 @@
 //! Hit rates from the recorded runs. Overall, from the runtime's own
-//! counters: blocks loaded from files against blocks built. Per module the
-//! runtime reports files, not blocks, so a module's figures come from its
-//! files: the blocks its file held when a run used it, against the blocks
-//! runs added to it.
+//! counters: blocks loaded from files against blocks built. Per module,
+//! from what each run reported for the module's file: the blocks the file
+//! brought when a run used it, against the blocks runs built afresh for
+//! the module.
 
 use serde::Serialize;
 
@@ -18,7 +18,7 @@ pub struct ModuleStats {
     pub writes: u64,
     /// Blocks its files held when runs used them.
     pub blocks_cached: u64,
-    /// Blocks runs added to its files.
+    /// Blocks runs built afresh for it.
     pub blocks_built: u64,
     /// blocks_cached / (blocks_cached + blocks_built).
     pub hit_rate: Option<f64>,
@@ -57,7 +57,7 @@ impl Index {
             "SELECT coalesce(module_path, file_name), count(DISTINCT run_id),
                     sum(event = 'used'), sum(event = 'rejected'), sum(event = 'wrote'),
                     sum(CASE WHEN event = 'used' THEN blocks ELSE 0 END),
-                    sum(CASE WHEN event = 'wrote' THEN new_blocks ELSE 0 END)
+                    sum(CASE WHEN event = 'built' THEN blocks ELSE 0 END)
              FROM run_files GROUP BY 1 ORDER BY 1",
         )?;
         let modules = stmt

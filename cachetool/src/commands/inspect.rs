@@ -1,0 +1,60 @@
+//! `inspect`: one file in detail: header, key, zones, client data, blocks, a disassembled block.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use cachetool::cache_file::{self, Status};
+use cachetool::index::FileEntry;
+use cachetool::inspect::Opened;
+use cachetool::module_file::Modules;
+
+use crate::output::json;
+use crate::session::{entries, fail, Fail, Result};
+
+pub fn run(dir: &Path, what: &str, blocks: bool, disasm: Option<u64>, as_json: bool) -> Result<ExitCode> {
+    let (entries, mut modules) = if dir.is_dir() {
+        let (_ix, entries, _, modules) = entries(dir, true)?;
+        (entries, modules)
+    } else {
+        (Vec::new(), Modules::default())
+    };
+    let files = cachetool::inspect::resolve(dir, what, &entries);
+    if files.is_empty() {
+        return fail(format_args!("{what}: no such cache file, and no cache file of such a module in {}", dir.display()));
+    }
+    let mut out = Vec::new();
+    for (i, path) in files.iter().enumerate() {
+        let opened = Opened::open(path).map_err(Fail)?;
+        let ins = opened.inspection();
+        let meta = std::fs::metadata(path).map_err(|e| Fail(format!("{}: {e}", path.display())))?;
+        let mut entry = FileEntry::from_read(&path.file_name().unwrap_or_default().to_string_lossy(), cachetool::module_file::Identity::of(&meta), &Ok(ins.summary.clone()));
+        entry.ownership = cache_file::ownership_problem(&meta);
+        let mut status = entry.status(&mut modules);
+        if !ins.checksums_ok {
+            status = Status::Corrupt("zone checksum".into());
+        }
+        let block_list = blocks.then(|| opened.blocks());
+        let dis = match disasm {
+            Some(off) => Some(opened.disasm(off).map_err(Fail)?),
+            None => None,
+        };
+        if as_json {
+            out.push(serde_json::json!({ "inspection": ins, "status": status.name(), "status_detail": status.describe(), "blocks": block_list, "disasm": dis }));
+            continue;
+        }
+        if i > 0 {
+            println!();
+        }
+        crate::output::print_inspection(&ins, &status);
+        if let Some(b) = &block_list {
+            crate::output::print_blocks(b);
+        }
+        if let Some(d) = &dis {
+            crate::output::print_disasm(d);
+        }
+    }
+    if as_json {
+        json(&out);
+    }
+    Ok(ExitCode::SUCCESS)
+}

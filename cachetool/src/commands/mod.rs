@@ -1,0 +1,10 @@
+//! One module per subcommand; each prints its results (a table, or JSON).
+
+pub mod list;
+pub mod inspect;
+pub mod verify;
+pub mod prune;
+pub mod stats;
+pub mod export;
+pub mod import;
+pub mod rebuild_index;

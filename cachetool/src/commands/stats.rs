@@ -1,0 +1,44 @@
+//! `stats`: hit rates from the recorded runs.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use cachetool::units;
+
+use crate::output::{bar, json, Table};
+use crate::session::{entries, Fail, Result};
+
+pub fn run(dir: &Path, as_json: bool) -> Result<ExitCode> {
+    let (ix, _, _, _) = entries(dir, as_json)?;
+    let s = ix.stats().map_err(|e| Fail(format!("{}: {e}", dir.display())))?;
+    if as_json {
+        json(&s);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let pct = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{:.1}%", r * 100.0));
+    println!("runs recorded:   {}", s.runs);
+    println!("blocks loaded:   {}", s.blocks_loaded);
+    println!("blocks built:    {}", s.blocks_built);
+    println!("hit rate:        {:>6}  {}", pct(s.hit_rate), bar(s.hit_rate.unwrap_or(0.0), 30));
+    println!("files loaded:    {} (rejected {}, written {})", s.files_loaded, s.files_rejected, s.files_written);
+    println!("cache files:     {} ({})", s.cache_files, units::human_size(s.total_size));
+    if !s.modules.is_empty() {
+        println!();
+        println!("per module (blocks in the files runs used, against blocks runs built afresh):");
+        let mut t = Table::new(&["MODULE", "RUNS", "USED", "WRITTEN", "CACHED", "BUILT", "HIT RATE", ""]);
+        for m in &s.modules {
+            t.row(vec![
+                m.module.clone(),
+                m.runs.to_string(),
+                m.uses.to_string(),
+                m.writes.to_string(),
+                m.blocks_cached.to_string(),
+                m.blocks_built.to_string(),
+                pct(m.hit_rate),
+                bar(m.hit_rate.unwrap_or(0.0), 20),
+            ]);
+        }
+        t.print();
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,68 @@
+//! What every command needs: the one-line failure, the cache directory
+//! checked, the index opened (rebuilt if corrupt) and synced with the
+//! files, progress bars.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use cachetool::cache_file::{self, Status};
+use cachetool::index::{FileEntry, Index};
+use cachetool::module_file::Modules;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// A failure: its one line, and the exit status.
+pub struct Fail(pub String);
+
+pub type Result<T> = std::result::Result<T, Fail>;
+
+pub fn fail<T>(msg: impl std::fmt::Display) -> Result<T> {
+    Err(Fail(msg.to_string()))
+}
+
+
+pub fn existing_dir(dir: &Path) -> Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => fail(format_args!("{} is not a directory", dir.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fail(format_args!("no cache directory {} (nothing persisted there yet?)", dir.display()))
+        }
+        Err(e) => fail(format_args!("{}: {e}", dir.display())),
+    }
+}
+
+/// The index of `dir`, rebuilt (with a note) when it was corrupt.
+pub fn open_index(dir: &Path) -> Result<Index> {
+    match Index::open_or_rebuild(dir) {
+        Ok((ix, None)) => Ok(ix),
+        Ok((ix, Some(why))) => {
+            eprintln!("cachetool: the index was corrupt ({why}); rebuilt it from the files (the old one is index.sqlite.corrupt)");
+            Ok(ix)
+        }
+        Err(e) => fail(format_args!("{}: {e}", dir.join(cachetool::INDEX_FILE).display())),
+    }
+}
+
+pub fn progress(len: u64, what: &str, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() || len < 2 {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    pb.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}").unwrap().progress_chars("=> "));
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// The index synced with the files, every entry and its status.
+pub fn entries(dir: &Path, quiet: bool) -> Result<(Index, Vec<FileEntry>, Vec<Status>, Modules)> {
+    existing_dir(dir)?;
+    let mut ix = open_index(dir)?;
+    let mut modules = Modules::default();
+    let n = cache_file::names_in(dir).map(|n| n.len() as u64).unwrap_or(0);
+    let pb = progress(n, "reading", quiet || n < 200);
+    let entries = ix.sync(&mut modules, &|k| pb.inc(k)).map_err(|e| Fail(format!("{}: {e}", dir.display())))?;
+    pb.finish_and_clear();
+    let statuses: Vec<Status> = entries.iter().map(|e| e.status(&mut modules)).collect();
+    let _ = ix.learn(&modules);
+    Ok((ix, entries, statuses, modules))
+}
