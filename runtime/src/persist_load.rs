@@ -20,6 +20,9 @@ use crate::startup_args::CStr;
 use crate::stats::{self, STATS};
 use crate::sys;
 
+/// The longest app span of a block (a page plus one instruction).
+const MAX_BLOCK_SPAN: u64 = 4096 + 16;
+
 /// Address ranges of the mapped files, readable without a lock.
 const MAX_FILES: usize = 256;
 static RANGES: [[AtomicU64; 2]; MAX_FILES] = [const { [AtomicU64::new(0), AtomicU64::new(0)] }; MAX_FILES];
@@ -155,6 +158,11 @@ impl LoadedFiles {
         self.files.iter().find(|f| f.module_base == base && f.identity == identity).map(|f| f.module_hash)
     }
 
+    /// Blocks of the file in use for the module at `base` (0 if none).
+    pub fn block_count(&self, base: u64, identity: FileIdentity) -> usize {
+        self.files.iter().find(|f| f.module_base == base && f.identity == identity).map_or(0, |f| f.index.blocks.len())
+    }
+
     /// Whether the file in use for the module at `base` has the block `tag`.
     pub fn has_block(&self, base: u64, identity: FileIdentity, tag: u64) -> bool {
         self.files.iter().any(|f| {
@@ -238,10 +246,14 @@ impl LoadedFiles {
     pub fn retire_overlapping(&mut self, lo: u64, hi: u64, ibl: &mut IblTable) -> Vec<u64> {
         let mut tags = Vec::new();
         for f in self.files.iter_mut().filter(|f| !f.dead) {
-            let overlaps = f.index.blocks.iter().any(|b| {
-                let start = f.module_base + b.module_offset.to_native() as u64;
-                start < hi && start + b.app_len.to_native() as u64 > lo
-            });
+            // Blocks are sorted by start and span at most a page and a bit.
+            let from = lo.saturating_sub(f.module_base).saturating_sub(MAX_BLOCK_SPAN);
+            let first = f.index.blocks.partition_point(|b| (b.module_offset.to_native() as u64) < from);
+            let overlaps = f.index.blocks[first..]
+                .iter()
+                .map(|b| (f.module_base + b.module_offset.to_native() as u64, b.app_len.to_native() as u64))
+                .take_while(|&(start, _)| start < hi)
+                .any(|(start, len)| start + len > lo);
             if overlaps {
                 for b in f.index.blocks.iter() {
                     ibl.remove(f.module_base + b.module_offset.to_native() as u64);

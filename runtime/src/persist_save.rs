@@ -99,8 +99,11 @@ fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles) {
         .iter()
         .filter_map(|b| fragments.get(b.tag).filter(|f| f.start == b.start).map(|f| (b, f)))
         .collect();
-    // Nothing new: every block came from, or is already in, the file in use.
-    if live.iter().all(|(b, _)| loaded.has_block(unit.module_base, unit.identity, b.tag)) {
+    // Nothing (or too little) new against the file in use: decided without
+    // reading the file again.
+    let new_here = live.iter().filter(|(b, _)| !loaded.has_block(unit.module_base, unit.identity, b.tag)).count();
+    let in_use = loaded.block_count(unit.module_base, unit.identity);
+    if new_here == 0 || new_here * MIN_GROWTH_DIVISOR < in_use {
         return;
     }
     let Some(module_hash) = loaded

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-use super::sync::{read_entry, upsert};
+use super::sync::{read_entry, row_matches, upsert};
+use crate::module_file::Identity;
 use super::{retry, Error, Index};
 use crate::run_report::RunReport;
 
@@ -50,7 +51,23 @@ impl Index {
         let safe = |n: &str| crate::cache_file::is_cache_name(n);
         let names: BTreeSet<&str> =
             used.iter().chain(wrote.keys()).chain(rejected.keys()).chain(built.keys()).copied().filter(|n| safe(n)).collect();
-        let entries: BTreeMap<&str, _> = names.iter().filter_map(|&n| Some((n, read_entry(self.dir(), n)?))).collect();
+        // Only files the index does not know as they are now are read (a
+        // file only used is usually unchanged: reading it would cost more
+        // than the run's recording should).
+        let known = |n: &str| -> bool {
+            let Ok(meta) = std::fs::symlink_metadata(self.dir().join(n)) else { return false };
+            let row = self
+                .conn
+                .query_row("SELECT file_ino, file_mtime_ns, file_size FROM cache_files WHERE name = ?1", [n], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+                .ok()
+                .flatten();
+            row_matches(row.as_ref(), Identity::of(&meta))
+        };
+        let entries: BTreeMap<&str, _> =
+            names.iter().filter(|&&n| !known(n)).filter_map(|&n| Some((n, read_entry(self.dir(), n)?))).collect();
         retry(|| {
             let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute(
@@ -85,7 +102,18 @@ impl Index {
                     upsert(&tx, e)?;
                 }
             }
-            let module_of = |name: &str| entries.get(name).and_then(|e| e.module_path.clone());
+            let module_of = |name: &str| {
+                entries.get(name).and_then(|e| e.module_path.clone()).or_else(|| {
+                    tx.query_row(
+                        "SELECT m.path FROM cache_files c JOIN modules m ON c.module_id = m.id WHERE c.name = ?1",
+                        [name],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .ok()
+                    .flatten()
+                })
+            };
             for &name in used.iter().filter(|n| safe(n)) {
                 tx.execute(
                     "UPDATE cache_files SET last_used = max(coalesce(last_used, 0), ?2), use_count = use_count + 1 WHERE name = ?1",

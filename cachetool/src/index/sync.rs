@@ -73,7 +73,7 @@ pub(crate) fn upsert(tx: &Transaction<'_>, e: &FileEntry) -> rusqlite::Result<()
 }
 
 /// Whether the row's file version (inode, mtime, size) is `id`.
-fn row_matches(row: Option<&(i64, i64, i64)>, id: Identity) -> bool {
+pub(crate) fn row_matches(row: Option<&(i64, i64, i64)>, id: Identity) -> bool {
     row.is_some_and(|&(ino, mtime, size)| ino == id.0[1] as i64 && mtime == id.0[3] as i64 && size == id.0[2] as i64)
 }
 
