@@ -164,3 +164,54 @@ fn key_mismatches_name_the_field() {
     other.runtime_version += 1;
     assert_eq!(v.key.mismatch(&other), Some(KeyField::RuntimeVersion));
 }
+
+mod properties {
+    //! Property tests: whatever is done to a valid file, `validate` never
+    //! panics, and a file whose bytes differ from the original anywhere
+    //! (or that is shorter or longer) is rejected.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn good() -> &'static [u8] {
+        static FILE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        FILE.get_or_init(sample)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Up to 8 bytes anywhere in the file overwritten with anything.
+        #[test]
+        fn overwritten_bytes_are_rejected(edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+            let mut bad = good().to_vec();
+            for (at, value) in &edits {
+                let i = at.index(bad.len());
+                bad[i] = *value;
+            }
+            let changed = bad != good();
+            let file = Aligned::new(&bad);
+            let rejected = validate(file.bytes()).is_err();
+            prop_assert!(!changed || rejected, "accepted a file changed at {edits:?}");
+        }
+
+        /// The header and zone table (the first page) filled with anything.
+        #[test]
+        fn random_headers_never_panic(header in proptest::collection::vec(any::<u8>(), 0..4096usize), keep_magic in any::<bool>()) {
+            let mut bad = good().to_vec();
+            bad[..header.len()].copy_from_slice(&header);
+            if keep_magic {
+                bad[..8].copy_from_slice(b"DBIPCACH");
+            }
+            let changed = bad != good();
+            prop_assert!(!changed || validate(Aligned::new(&bad).bytes()).is_err());
+        }
+
+        /// Truncated, or with bytes appended.
+        #[test]
+        fn other_lengths_are_rejected(len in 0usize..20_000, tail in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut bad = good()[..len.min(good().len())].to_vec();
+            bad.extend_from_slice(&tail);
+            prop_assert!(bad == good() || validate(Aligned::new(&bad).bytes()).is_err());
+        }
+    }
+}
