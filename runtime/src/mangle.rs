@@ -112,8 +112,55 @@ impl Fixup {
     }
 }
 
+/// System calls the runtime has nothing to do with, that do not block
+/// (so no restart to emulate) and touch no state the runtime tracks:
+/// run in place, without a trip to the dispatcher (file status and
+/// directory reads are most of what `ls` or a compiler does).
+const IN_PLACE_SYSCALLS: [u32; 27] = [
+    3,   // close
+    4,   // stat
+    5,   // fstat
+    6,   // lstat
+    8,   // lseek
+    21,  // access
+    32,  // dup
+    39,  // getpid
+    63,  // uname
+    79,  // getcwd
+    96,  // gettimeofday
+    97,  // getrlimit
+    98,  // getrusage
+    102, // getuid
+    104, // getgid
+    107, // geteuid
+    108, // getegid
+    110, // getppid
+    137, // statfs
+    138, // fstatfs
+    186, // gettid
+    191, // getxattr
+    192, // lgetxattr
+    217, // getdents64
+    228, // clock_gettime
+    262, // newfstatat
+    332, // statx
+];
+
+/// The system call number the block's `syscall` at item `at` is known to
+/// make: set by a `mov eax, imm32` right before it.
+fn known_syscall_number(items: &[Item], at: usize) -> Option<u32> {
+    let prev = items[..at].iter().rev().find(|i| i.kind == ItemKind::App)?;
+    let i = &prev.instr;
+    let sets_eax = matches!(i.code(), Code::Mov_r32_imm32 | Code::Mov_rm32_imm32)
+        && i.op0_kind() == iced_x86::OpKind::Register
+        && i.op0_register() == Register::EAX;
+    sets_eax.then(|| i.immediate32())
+}
+
 struct Mangler {
     ops: Vec<MangledOp>,
+    /// The block ends in a `syscall` that can run in place.
+    syscall_in_place: bool,
     info: InstructionInfoFactory,
     addressing: Addressing,
     /// Set when module-relative addressing cannot express an address.
@@ -362,6 +409,10 @@ impl Mangler {
                 self.bytes(instr, |b| b.extend_from_slice(&[0xb8, 0, 0, 0, 0]));
                 self.push(instr, Op::DirectExit { cond: None, target: instr.near_branch_target() });
             }
+            _ if instr.code() == Code::Syscall && self.syscall_in_place => {
+                self.push(instr, Op::Copy);
+                self.push(instr, Op::DirectExit { cond: None, target: next });
+            }
             _ if instr.code() == Code::Syscall => {
                 self.push(instr, Op::SyscallExit { next });
             }
@@ -418,6 +469,7 @@ impl Mangler {
 pub fn mangle(block: &BasicBlock, addressing: Addressing) -> Option<Vec<MangledOp>> {
     let mut m = Mangler {
         ops: Vec::with_capacity(block.items.len() + 4),
+        syscall_in_place: false,
         info: InstructionInfoFactory::new(),
         addressing,
         not_relative: false,
@@ -441,6 +493,8 @@ pub fn mangle(block: &BasicBlock, addressing: Addressing) -> Option<Vec<MangledO
     }
     if let (Some(i), true) = (last_app, ends_in_cti) {
         let cti = &block.items[i].instr;
+        m.syscall_in_place = cti.code() == Code::Syscall
+            && known_syscall_number(&block.items, i).is_some_and(|n| IN_PLACE_SYSCALLS.contains(&n));
         for item in tail_meta {
             m.meta(cti.ip(), item);
         }
