@@ -148,3 +148,50 @@ pub fn remove(ix: &mut Index, choices: &[Choice]) -> Result<Vec<(Choice, Outcome
     ix.conn.execute_batch("COMMIT")?;
     Ok(out)
 }
+
+/// Files a killed process left behind: a cache file's temporary copy
+/// (`<file>.tmp.<pid>.<hex>`, written then renamed) or a run report
+/// (`.report.<pid>.<nanos>`), whose process is gone. A live process's
+/// files are never listed.
+pub fn leftovers(dir: &Path) -> Vec<String> {
+    let Ok(read) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut names: Vec<String> = read
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| leftover_pid(name).is_some_and(|pid| !process_alive(pid)))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The pid in a temporary or report file's name.
+fn leftover_pid(name: &str) -> Option<i32> {
+    let rest = match name.strip_prefix(".report.") {
+        Some(rest) => rest,
+        None => {
+            let (file, rest) = name.split_once(".tmp.")?;
+            if !crate::cache_file::is_cache_name(file) {
+                return None;
+            }
+            rest
+        }
+    };
+    rest.split('.').next()?.parse().ok()
+}
+
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftover_names() {
+        assert_eq!(leftover_pid(".report.4242.123456789"), Some(4242));
+        assert_eq!(leftover_pid("libc.so.6-0123456789abcdef-0123456789abcdef.dpc.tmp.77.00ff"), Some(77));
+        assert_eq!(leftover_pid("notes.tmp.77.00ff"), None);
+        assert_eq!(leftover_pid("index.sqlite"), None);
+    }
+}

@@ -636,3 +636,29 @@ fn inspect_shows_client_data_and_persist_dir_finds_the_user_dir() {
     let out = Command::new(env!("CARGO_BIN_EXE_cachetool")).arg("--dir").arg(&c.base).arg("list").output().unwrap();
     assert!(text(&out.stdout).contains("looks like the per-user directory"), "{}", text(&out.stdout));
 }
+
+/// prune also removes what processes that died mid-write left (a cache
+/// file's temporary copy, a run report), never a live process's.
+#[test]
+fn prune_removes_leftovers_of_dead_processes_only() {
+    let c = Cache::new();
+    c.run_ok(&[], "/bin/true", &[]);
+    let name = c.file_of("true");
+    // A pid that no process has: past the kernel's pid_max.
+    let dead = 1 << 23;
+    let live = std::process::id();
+    let dead_tmp = format!("{name}.tmp.{dead}.00ab");
+    let dead_report = format!(".report.{dead}.1");
+    let live_tmp = format!("{name}.tmp.{live}.00cd");
+    for f in [&dead_tmp, &dead_report, &live_tmp] {
+        fs::write(c.dir().join(f), b"partial").unwrap();
+    }
+    let dry = c.tool_ok(&["prune", "--older-than", "30d", "--dry-run"]);
+    assert!(dry.contains(&dead_tmp) && dry.contains(&dead_report) && !dry.contains(&live_tmp), "{dry}");
+    assert!(c.dir().join(&dead_tmp).exists(), "--dry-run removed a file");
+    let done = c.tool_ok(&["prune", "--older-than", "30d"]);
+    assert!(done.contains(&dead_tmp), "{done}");
+    assert!(!c.dir().join(&dead_tmp).exists() && !c.dir().join(&dead_report).exists());
+    assert!(c.dir().join(&live_tmp).exists(), "a live process's file was removed");
+    assert!(c.dir().join(&name).exists(), "a cache file in use was removed");
+}

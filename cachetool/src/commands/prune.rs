@@ -22,14 +22,19 @@ pub fn run(dir: &Path, a: &crate::PruneArgs, as_json: bool) -> Result<ExitCode> 
         return Ok(ExitCode::from(2));
     }
     let (mut ix, entries, statuses, _) = entries(dir, as_json)?;
+    // Temporary files and run reports of processes that died mid-write.
+    let leftovers = prune::leftovers(dir);
     let choices = prune::select(&entries, &statuses, &policy, cachetool::now());
     let kept_size: u64 = entries.iter().map(|e| e.file_size).sum::<u64>() - choices.iter().map(|c| c.size).sum::<u64>();
     if a.dry_run {
         if as_json {
-            json(&serde_json::json!({ "dry_run": true, "would_remove": choices, "would_keep_bytes": kept_size }));
+            json(&serde_json::json!({ "dry_run": true, "would_remove": choices, "would_keep_bytes": kept_size, "leftovers": leftovers }));
         } else {
             for c in &choices {
                 println!("would remove {} ({}, {}): {}", c.name, c.module, units::human_size(c.size), c.reason);
+            }
+            for name in &leftovers {
+                println!("would remove {name}: left by a process that is gone");
             }
             println!(
                 "would remove {} files ({}), keeping {}",
@@ -41,12 +46,13 @@ pub fn run(dir: &Path, a: &crate::PruneArgs, as_json: bool) -> Result<ExitCode> 
         return Ok(ExitCode::SUCCESS);
     }
     let done = prune::remove(&mut ix, &choices).map_err(|e| Fail(format!("{}: {e}", dir.display())))?;
+    let leftovers: Vec<&String> = leftovers.iter().filter(|n| std::fs::remove_file(dir.join(n)).is_ok()).collect();
     let removed: Vec<_> = done.iter().filter(|(_, o)| *o == prune::Outcome::Removed).collect();
     let freed: u64 = removed.iter().map(|(c, _)| c.size).sum();
     let failed = done.iter().any(|(_, o)| matches!(o, prune::Outcome::Failed(_)));
     if as_json {
         let rows: Vec<_> = done.iter().map(|(c, o)| serde_json::json!({ "file": c, "outcome": o })).collect();
-        json(&serde_json::json!({ "results": rows, "removed": removed.len(), "freed_bytes": freed }));
+        json(&serde_json::json!({ "results": rows, "removed": removed.len(), "freed_bytes": freed, "leftovers_removed": leftovers }));
     } else {
         for (c, o) in &done {
             match o {
@@ -55,6 +61,9 @@ pub fn run(dir: &Path, a: &crate::PruneArgs, as_json: bool) -> Result<ExitCode> 
                 prune::Outcome::Changed => println!("skipped {}: changed since it was chosen", c.name),
                 prune::Outcome::Failed(e) => println!("failed {}: {e}", c.name),
             }
+        }
+        for name in &leftovers {
+            println!("removed {name}: left by a process that is gone");
         }
         println!("removed {} files ({})", removed.len(), units::human_size(freed));
     }
