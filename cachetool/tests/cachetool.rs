@@ -662,3 +662,19 @@ fn prune_removes_leftovers_of_dead_processes_only() {
     assert!(c.dir().join(&live_tmp).exists(), "a live process's file was removed");
     assert!(c.dir().join(&name).exists(), "a cache file in use was removed");
 }
+
+/// dbirun records a run even when the index was overwritten with garbage:
+/// it sets the old one aside and rebuilds it from the files first.
+#[test]
+fn dbirun_records_into_a_rebuilt_index_after_garbage() {
+    let c = Cache::new();
+    c.run_ok(&[], "/bin/true", &[]);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = fs::remove_file(c.dir().join(format!("index.sqlite{suffix}")));
+    }
+    fs::write(c.dir().join("index.sqlite"), b"this is not a database, just garbage bytes").unwrap();
+    c.run_ok(&[], "/bin/true", &[]);
+    assert!(c.dir().join("index.sqlite.corrupt").exists(), "the corrupt index was not set aside");
+    assert_eq!(c.count("SELECT count(*) FROM runs"), 1, "the run after the garbage was not recorded");
+    assert!(c.count("SELECT count(*) FROM cache_files") > 0, "the rebuilt index does not know the files");
+}

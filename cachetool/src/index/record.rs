@@ -26,11 +26,15 @@ pub struct Run<'a> {
 }
 
 /// Records `run` in the index of the cache directory `dir` (created if
-/// missing). Busy databases are waited for; a corrupt index is an error
-/// (`cachetool` rebuilds it).
+/// missing, rebuilt from the files if corrupt). Busy databases are waited
+/// for.
 pub fn record(dir: &Path, run: &Run<'_>) -> Result<i64, Error> {
-    let mut ix = Index::open(dir)?;
-    ix.record(run)
+    match Index::open(dir).and_then(|mut ix| ix.record(run)) {
+        // A corrupt index is set aside and rebuilt from the files, so the
+        // run is still recorded.
+        Err(Error::Corrupt(_)) => Index::open_or_rebuild(dir)?.0.record(run),
+        other => other,
+    }
 }
 
 impl Index {
