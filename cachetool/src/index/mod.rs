@@ -105,7 +105,9 @@ impl Index {
         let mut conn = Connection::open(dir.join(crate::INDEX_FILE))?;
         conn.busy_timeout(Duration::from_secs(30))?;
         let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
+        // No fsync: the index is rebuilt from the files whenever it is
+        // damaged, and a run's recording must not wait on the disk.
+        conn.execute_batch("PRAGMA synchronous=OFF; PRAGMA foreign_keys=ON;")?;
         schema::migrate(&mut conn)?;
         Ok(Index { conn, dir: dir.to_path_buf() })
     }
