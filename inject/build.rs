@@ -55,6 +55,7 @@ fn main() {
     println!("cargo::rerun-if-changed={}", runtime_dir.join("Cargo.toml").display());
     println!("cargo::rerun-if-changed={}", runtime_dir.join("Cargo.lock").display());
     println!("cargo::rerun-if-changed={}", runtime_dir.join("build.rs").display());
+    println!("cargo::rerun-if-changed={}", runtime_dir.join("source_hash.rs").display());
     // The runtime links the clients in: their sources are its sources.
     let persist_dir = manifest_dir.join("../persist").canonicalize().unwrap();
     for path in ["src", "Cargo.toml"] {

@@ -35,11 +35,7 @@ impl Client for BbCount {
     }
 
     fn basic_block(&self, block: &mut BlockIr, _tls: usize, services: &dyn Services) -> EmitFlags {
-        if self.counters.instrument(block, services, |b| b.app_count() as u64) {
-            EmitFlags::PERSISTABLE
-        } else {
-            EmitFlags::DEFAULT
-        }
+        self.counters.instrument(block, services, |b| b.app_count() as u64)
     }
 
     fn resurrect(&self, _: u64, _: &[u8], _: &[u8], _: &mut [u8], blocks: &mut dyn Iterator<Item = PersistedBlock>, _: &dyn Services) -> bool {

@@ -13,7 +13,7 @@ use hashbrown::HashMap;
 use spin::Mutex;
 
 use crate::api::inline::{add_to, cheapest_counter_point, near, preserving_flags};
-use crate::api::{BlockIr, PersistedBlock, Services};
+use crate::api::{BlockIr, EmitFlags, PersistedBlock, Services};
 
 /// What a counting client keeps about a block, stored in its data.
 pub trait BlockInfo: Sized + Send {
@@ -75,8 +75,9 @@ impl<T: BlockInfo> BlockCounters<T> {
 
     /// Counts executions of `block` (a block built again after a flush
     /// keeps its counter). `info` describes a block seen for the first time.
-    /// False when no counter could be allocated (the block is not counted).
-    pub fn instrument(&self, block: &mut BlockIr, services: &dyn Services, info: impl FnOnce(&BlockIr) -> T) -> bool {
+    /// The block is persistable unless no counter could be allocated (it is
+    /// not counted then).
+    pub fn instrument(&self, block: &mut BlockIr, services: &dyn Services, info: impl FnOnce(&BlockIr) -> T) -> EmitFlags {
         let counter = {
             let mut blocks = self.blocks.lock();
             let known = blocks.by_tag.as_ref().and_then(|m| m.get(&block.tag)).copied();
@@ -88,7 +89,7 @@ impl<T: BlockInfo> BlockCounters<T> {
                     info.encode(&mut bytes);
                     let len = bytes.len() - HEADER;
                     bytes[8..12].copy_from_slice(&(len as u32).to_le_bytes());
-                    let Some(data) = services.alloc_block_data(bytes.len()) else { return false };
+                    let Some(data) = services.alloc_block_data(bytes.len()) else { return EmitFlags::DEFAULT };
                     // SAFETY: fresh block data of this length.
                     unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), data, bytes.len()) };
                     let counter = data as *mut u64;
@@ -100,7 +101,7 @@ impl<T: BlockInfo> BlockCounters<T> {
         let (at, live) = cheapest_counter_point(block);
         let code = preserving_flags(live, services.flags_spill_offset(), vec![add_to(near(counter as u64), 1)]);
         block.insert_meta(at, code);
-        true
+        EmitFlags::PERSISTABLE
     }
 
     /// Takes the counters of a persisted file's blocks into use, from zero.

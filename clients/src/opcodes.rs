@@ -33,11 +33,7 @@ impl Client for Opcodes {
 
     fn basic_block(&self, block: &mut BlockIr, _tls: usize, services: &dyn Services) -> EmitFlags {
         let mnemonics = |b: &BlockIr| b.app_instructions().map(|i| i.mnemonic()).collect();
-        if self.counters.instrument(block, services, mnemonics) {
-            EmitFlags::PERSISTABLE
-        } else {
-            EmitFlags::DEFAULT
-        }
+        self.counters.instrument(block, services, mnemonics)
     }
 
     fn resurrect(&self, _: u64, _: &[u8], _: &[u8], _: &mut [u8], blocks: &mut dyn Iterator<Item = PersistedBlock>, _: &dyn Services) -> bool {

@@ -42,17 +42,18 @@ impl Translator {
         let t0 = stats::ticks();
         let mut block = bb_builder::build(pc);
         let end = block.end_pc().max(pc + 1);
-        // The unit and segment a persistable block would go to.
+        // The module's base, and the unit and segment a persistable block
+        // would go to.
         let target = module.filter(|m| end <= m.end).and_then(|m| {
             let unit = self.units.unit_for(m.base, m.end, m.path, m.identity);
-            Some((m, unit.current_segment(&mut self.cache)?))
+            Some((m.base, unit, self.units.units[unit].current_segment(&mut self.cache)?))
         });
         let mut persistable = target.is_some();
         let mut data = alloc::vec::Vec::new();
         if crate::client_host::active() {
             let mut ir = clients::api::BlockIr::new(pc, []);
             ir.items = core::mem::take(&mut block.items);
-            let segment = target.map(|(m, s)| &mut self.units.unit_for(m.base, m.end, m.path, m.identity).segments[s as usize]);
+            let segment = target.map(|(_, u, s)| &mut self.units.units[u].segments[s as usize]);
             let (flags, allocated) = crate::client_host::instrument(&mut ir, segment);
             persistable &= flags.persistable;
             data = allocated;
@@ -60,7 +61,7 @@ impl Translator {
         }
         let fragment = target
             .filter(|_| persistable)
-            .and_then(|(m, s)| self.emit_persistable(pc, end, &block, m, s, data))
+            .and_then(|(base, u, s)| self.emit_persistable(pc, end, &block, base, u, s, data))
             .unwrap_or_else(|| {
                 let ops = mangle::mangle(&block, Addressing::Absolute).expect("absolute addressing always works");
                 match emit::emit(pc, end, &ops, Placement::Cache(&mut self.cache), &self.fragments) {
@@ -88,20 +89,22 @@ impl Translator {
         Some(start)
     }
 
-    /// Emits the block into segment `segment` of its module's unit; None if
-    /// it cannot be made module-relative.
+    /// Emits the block of the module at `base` into segment `segment` of
+    /// unit `unit`; None if it cannot be made module-relative.
+    #[allow(clippy::too_many_arguments)]
     fn emit_persistable(
         &mut self,
         pc: u64,
         end: u64,
         block: &bb_builder::BasicBlock,
-        m: FileModule,
+        base: u64,
+        unit: usize,
         segment: u32,
         data: alloc::vec::Vec<crate::persist_units::BlockData>,
     ) -> Option<Fragment> {
-        let ops = mangle::mangle(block, Addressing::ModuleRelative { base: m.base })?;
-        let unit = self.units.unit_for(m.base, m.end, m.path, m.identity);
-        let place = Placement::Segment { segment: &mut unit.segments[segment as usize], module_base: m.base };
+        let ops = mangle::mangle(block, Addressing::ModuleRelative { base })?;
+        let unit = &mut self.units.units[unit];
+        let place = Placement::Segment { segment: &mut unit.segments[segment as usize], module_base: base };
         match emit::emit(pc, end, &ops, place, &self.fragments) {
             Ok(f) => {
                 unit.blocks.push(UnitBlock { tag: pc, start: f.start, segment, data });

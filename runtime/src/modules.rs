@@ -24,6 +24,11 @@ pub struct FileIdentity {
 }
 
 impl FileIdentity {
+    /// dev, inode, size, mtime, ctime: the order cache files record it in.
+    pub fn to_array(self) -> [u64; 5] {
+        [self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns]
+    }
+
     pub fn of_fd(fd: i64) -> Option<FileIdentity> {
         let mut st = [0u64; 18];
         // SAFETY: st is large enough for struct stat (144 bytes).

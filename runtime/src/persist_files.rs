@@ -129,7 +129,7 @@ pub fn publish(path: &[u8], bytes: &[u8]) -> bool {
 /// the version whose zone hashes were checked, and a hash of that record.
 fn memo(identity: crate::modules::FileIdentity) -> [u8; 48] {
     let mut m = [0u8; 48];
-    let id = [identity.dev, identity.ino, identity.size, identity.mtime_ns, identity.ctime_ns];
+    let id = identity.to_array();
     for (i, v) in id.iter().enumerate() {
         m[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
     }

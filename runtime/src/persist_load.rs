@@ -376,7 +376,7 @@ fn load(cache: &mut CodeCache, file: &[u8], base: u64, path: &CStr, identity: Fi
         return give_back(Unused::Key(field));
     }
     let recorded = v.index.module.identity.as_slice().iter().map(|x| x.to_native()).collect::<Vec<_>>();
-    let same_file = recorded == [identity.dev, identity.ino, identity.size, identity.mtime_ns, identity.ctime_ns];
+    let same_file = recorded == identity.to_array();
     if !same_file && crate::modules::content_hash(path, identity) != Some(v.key.module_hash) {
         return give_back(Unused::ModuleChanged);
     }

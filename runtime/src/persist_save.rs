@@ -150,10 +150,9 @@ fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles) {
         files::unlock(lock);
         return;
     }
-    let id = unit.identity;
     index.module = ModuleInfo {
         path: alloc::string::String::from_utf8_lossy(unit.path.as_bytes()).into_owned(),
-        identity: [id.dev, id.ino, id.size, id.mtime_ns, id.ctime_ns],
+        identity: unit.identity.to_array(),
     };
     let mut new_zones: Vec<(ZoneKind, Vec<u8>)> = Vec::new();
     for (s, seg) in unit.segments.iter().enumerate() {

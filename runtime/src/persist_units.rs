@@ -120,8 +120,9 @@ pub struct Units {
 }
 
 impl Units {
-    /// The unit of the module at `base`, created on first use.
-    pub fn unit_for(&mut self, base: u64, end: u64, path: CStr, identity: FileIdentity) -> &mut Unit {
+    /// The index in `units` of the unit of the module at `base`, created
+    /// on first use.
+    pub fn unit_for(&mut self, base: u64, end: u64, path: CStr, identity: FileIdentity) -> usize {
         let i = match self.units.iter().position(|u| u.module_base == base && u.identity == identity) {
             Some(i) => i,
             None => {
@@ -140,7 +141,7 @@ impl Units {
         };
         let unit = &mut self.units[i];
         unit.module_end = unit.module_end.max(end);
-        unit
+        i
     }
 
     /// Code in `[lo, hi)` was flushed (or may change): the units of the
