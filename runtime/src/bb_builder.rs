@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 use clients::api::{Item, ItemKind};
 use iced_x86::{Code, Decoder, DecoderError, DecoderOptions, FlowControl, Instruction};
 
+use crate::app_prot::Access;
 use crate::sys::{page_down, PAGE_SIZE};
 
 /// Most instructions a block holds; long straight-line runs are split.
@@ -22,6 +23,9 @@ pub struct BasicBlock {
     /// Set when decoding hit bytes that are not a valid instruction at the
     /// pc after the last instruction: executing there must raise SIGILL.
     pub ends_in_invalid: bool,
+    /// Some page it was decoded from is checked, not write-protected
+    /// (`smc::Guard::Sandboxed`).
+    pub sandboxed: bool,
 }
 
 impl BasicBlock {
@@ -40,32 +44,54 @@ pub fn ends_block(instr: &Instruction) -> bool {
     instr.flow_control() != FlowControl::Next || matches!(instr.code(), Code::Syscall)
 }
 
-/// Decodes the instruction at `pc` when it straddles into the next page.
-fn decode_straddling(pc: u64) -> Option<Instruction> {
-    // SAFETY: the instruction's first bytes are mapped and it continues on
-    // the next page, which must be mapped for it to run natively anyway.
+/// Why the app cannot execute at an address: natively, fetching there
+/// raises SIGSEGV with this `si_code` and `si_addr`.
+#[derive(Clone, Copy, Debug)]
+pub struct CodeFault {
+    pub addr: u64,
+    pub si_code: i32,
+}
+
+const SEGV_MAPERR: i32 = 1;
+const SEGV_ACCERR: i32 = 2;
+
+/// Makes the page holding `addr` ready to be decoded from: the app may
+/// execute there, the runtime can read it, and (if the app can also write
+/// to it) it is guarded before any byte is read; true if sandboxed.
+fn code_page(addr: u64, sp: u64) -> Result<bool, CodeFault> {
+    match crate::app_prot::access(addr) {
+        Access::Executable => {}
+        Access::NotExecutable => return Err(CodeFault { addr, si_code: SEGV_ACCERR }),
+        Access::Unmapped => return Err(CodeFault { addr, si_code: SEGV_MAPERR }),
+    }
+    let guard = crate::smc::protect_before_read(addr, sp);
+    if !crate::safe_read::readable(addr) {
+        return Err(CodeFault { addr, si_code: SEGV_MAPERR });
+    }
+    Ok(guard == crate::smc::Guard::Sandboxed)
+}
+
+/// Decodes the instruction at `pc` when it straddles into the next page;
+/// Err if that page cannot be executed.
+fn decode_straddling(pc: u64, block: &mut BasicBlock, sp: u64) -> Result<Option<Instruction>, CodeFault> {
+    block.sandboxed |= code_page(page_down(pc) + PAGE_SIZE, sp)?;
+    // SAFETY: the instruction's first bytes are mapped and the next page was
+    // just checked.
     let bytes = unsafe { core::slice::from_raw_parts(pc as *const u8, MAX_INSTRUCTION_LEN as usize) };
     let mut decoder = Decoder::with_ip(64, bytes, pc, DecoderOptions::NONE);
     let instr = decoder.decode();
-    (decoder.last_error() == DecoderError::None).then_some(instr)
+    Ok((decoder.last_error() == DecoderError::None).then_some(instr))
 }
 
-/// Reads one byte at `addr` so that unreadable code faults here, in a known
-/// place, before any slice over it exists.
-fn probe(addr: u64) {
-    // SAFETY: a plain load; if it faults, the signal handler takes over
-    // (the dispatcher marked this thread as decoding).
-    unsafe { core::arch::asm!("mov {0:l}, byte ptr [{0}]", inout(reg) addr => _, options(nostack, readonly, preserves_flags)) };
-}
-
-pub fn build(tag: u64) -> BasicBlock {
-    probe(tag);
-    let mut block = BasicBlock { tag, items: Vec::new(), ends_in_invalid: false };
+/// Decodes the block at `tag` for a thread whose app stack pointer is
+/// `sp`; Err when the app cannot execute at `tag` (the fault it gets there).
+pub fn build(tag: u64, sp: u64) -> Result<BasicBlock, CodeFault> {
+    let sandboxed = code_page(tag, sp)?;
+    let mut block = BasicBlock { tag, items: Vec::new(), ends_in_invalid: false, sandboxed };
     // Decode within the tag's page: the next page may not be mapped. Only an
     // instruction that really straddles the boundary is read across it.
     let page_end = page_down(tag) + PAGE_SIZE;
-    // SAFETY: [tag, page_end) lies in tag's page, which holds the code
-    // about to run.
+    // SAFETY: [tag, page_end) lies in tag's page, which was just checked.
     let bytes = unsafe { core::slice::from_raw_parts(tag as *const u8, (page_end - tag) as usize) };
     let mut decoder = Decoder::with_ip(64, bytes, tag, DecoderOptions::NONE);
     let mut instr = Instruction::default();
@@ -74,7 +100,13 @@ pub fn build(tag: u64) -> BasicBlock {
         decoder.decode_out(&mut instr);
         let decoded = match decoder.last_error() {
             DecoderError::None => Some(instr),
-            DecoderError::NoMoreBytes => decode_straddling(pc),
+            DecoderError::NoMoreBytes => match decode_straddling(pc, &mut block, sp) {
+                Ok(decoded) => decoded,
+                // The instructions before it run; the fault is the
+                // straddling instruction's, at the next block.
+                Err(_) if !block.items.is_empty() => break,
+                Err(fault) => return Err(fault),
+            },
             _ => None,
         };
         let Some(instr) = decoded else {
@@ -87,5 +119,5 @@ pub fn build(tag: u64) -> BasicBlock {
             break;
         }
     }
-    block
+    Ok(block)
 }

@@ -6,12 +6,12 @@ use spin::Mutex;
 
 use crate::sys::{self, page_up};
 
-struct Break {
+pub(crate) struct Break {
     start: u64,
     current: u64,
 }
 
-static BREAK: Mutex<Break> = Mutex::new(Break { start: 0, current: 0 });
+pub(crate) static BREAK: Mutex<Break> = Mutex::new(Break { start: 0, current: 0 });
 
 /// The kernel randomises the break start within 32 MiB (`arch_randomize_brk`).
 const RANDOM_RANGE_PAGES: u64 = 0x200_0000 / sys::PAGE_SIZE;

@@ -21,7 +21,7 @@ pub const CLIENT_TLS_SLOTS: usize = MAX_CLIENTS * api::TLS_SLOTS_PER_CLIENT;
 static CLIENTS: Once<Vec<Box<dyn Client>>> = Once::new();
 /// Threads alive with client state, to give each a thread-exit event when
 /// the process exits.
-static THREADS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+pub(crate) static THREADS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 static HOST: Host = Host;
 
 struct Host;
@@ -65,7 +65,7 @@ fn tls_offset(index: usize) -> usize {
 /// Where the data clients allocate for the block being instrumented goes:
 /// the W region of the persistable segment the block will be emitted into,
 /// or the near-data area; and what was allocated, by client.
-struct BlockDataSink {
+pub(crate) struct BlockDataSink {
     segment: *mut LiveSegment,
     client: u32,
     allocations: Vec<BlockData>,
@@ -75,7 +75,7 @@ struct BlockDataSink {
 // segment it points to cannot move.
 unsafe impl Send for BlockDataSink {}
 
-static BLOCK_DATA: Mutex<BlockDataSink> =
+pub(crate) static BLOCK_DATA: Mutex<BlockDataSink> =
     Mutex::new(BlockDataSink { segment: core::ptr::null_mut(), client: 0, allocations: Vec::new() });
 
 /// Every client instruments `block`, in command-line order; block data

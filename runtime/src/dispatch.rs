@@ -31,16 +31,20 @@ static TRANSLATOR: Mutex<Option<Translator>> = Mutex::new(None);
 
 impl Translator {
     /// The cache address of the fragment for `pc`, building it if needed.
-    fn fragment_start(&mut self, pc: u64) -> u64 {
+    /// Err: the app cannot execute at `pc` (the fault it gets there).
+    fn fragment_start(&mut self, pc: u64, sp: u64) -> Result<u64, bb_builder::CodeFault> {
+        if self.fragments.sandbox_stale(pc) {
+            self.fragments.remove(pc);
+        }
         if let Some(f) = self.fragments.get(pc) {
-            return f.start;
+            return Ok(f.start);
         }
         let module = if crate::options::get().persist { file_module(pc) } else { None };
         if let Some(start) = module.and_then(|m| self.from_file(pc, m)) {
-            return start;
+            return Ok(start);
         }
         let t0 = stats::ticks();
-        let mut block = bb_builder::build(pc);
+        let mut block = bb_builder::build(pc, sp)?;
         let end = block.end_pc().max(pc + 1);
         // The module's base, and the unit and segment a persistable block
         // would go to.
@@ -48,7 +52,7 @@ impl Translator {
             let unit = self.units.unit_for(m.base, m.end, m.path, m.identity);
             Some((m.base, unit, self.units.units[unit].current_segment(&mut self.cache)?))
         });
-        let mut persistable = target.is_some();
+        let mut persistable = target.is_some() && !block.sandboxed;
         let mut data = alloc::vec::Vec::new();
         if crate::client_host::active() {
             let mut ir = clients::api::BlockIr::new(pc, []);
@@ -70,12 +74,17 @@ impl Translator {
                 }
             });
         let start = fragment.start;
+        let app_end = fragment.app_end;
         stats::add(&STATS.blocks_built, 1);
         stats::add(&STATS.cache_bytes, fragment.size as u64);
         self.fragments.insert(fragment);
-        crate::smc::after_build(pc, block.end_pc());
+        if block.sandboxed {
+            // SAFETY: the bytes just decoded.
+            let bytes = unsafe { core::slice::from_raw_parts(pc as *const u8, (app_end - pc) as usize) };
+            self.fragments.sandbox(pc, bytes.to_vec());
+        }
         stats::add(&STATS.translate_ticks, stats::ticks() - t0);
-        start
+        Ok(start)
     }
 
     /// Registers the block at `pc` from its module's persisted file (loaded
@@ -203,12 +212,12 @@ pub fn persist_unloading(lo: u64, hi: u64) {
 }
 
 /// Runs `fork_call` (a system call creating a process, which must not
-/// allocate) while no other thread can be inside the translator or the
-/// allocator, so the child's copies of their locks are free.
+/// allocate) while no other thread can hold a runtime lock, so the
+/// child's copies of them are free (`fork_locks`).
 pub fn fork_safely(fork_call: impl FnOnce() -> i64) -> i64 {
     let r = {
         let _translator = TRANSLATOR.lock();
-        crate::ALLOCATOR.while_locked(fork_call)
+        crate::fork_locks::with_all_locks(fork_call)
     };
     if r == 0 {
         stats::reset_in_child();
@@ -245,18 +254,34 @@ struct LinkFrom {
 /// finds or builds the fragment, links the direct exit the thread came
 /// through (`linked_from`) and enters the cache.
 fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<LinkFrom>, indirect: bool) -> ! {
-    if ctx.signal_pending != 0 {
-        pc = crate::signal::deliver_pending(ctx, pc);
-        linked_from = None;
-    }
-    let start = {
+    let start = loop {
+        if ctx.signal_pending != 0 {
+            pc = crate::signal::deliver_pending(ctx, pc);
+            linked_from = None;
+        }
+        if crate::vsyscall::contains(pc) {
+            // Never a fragment: no link, no lookup-table entry.
+            linked_from = None;
+            match crate::vsyscall::emulate(ctx, pc) {
+                Ok(caller) => pc = caller,
+                Err(fault) => crate::signal::queue_code_fault(ctx, fault.addr, fault.si_code),
+            }
+            continue;
+        }
         let mut guard = TRANSLATOR.lock();
         let tr = guard.as_mut().expect("translator");
-        ctx.decoding_tag = pc;
-        ctx.decoding = 1;
-        let start = tr.fragment_start(pc);
-        ctx.decoding = 0;
-        if let Some(from) = linked_from {
+        let start = match tr.fragment_start(pc, ctx.gpr[crate::thread::reg::RSP]) {
+            Ok(start) => start,
+            Err(fault) => {
+                drop(guard);
+                crate::signal::queue_code_fault(ctx, fault.addr, fault.si_code);
+                linked_from = None;
+                continue;
+            }
+        };
+        // A sandboxed block is entered through here only, to be checked.
+        let sandboxed = tr.fragments.is_sandboxed(pc);
+        if let Some(from) = linked_from.filter(|_| !sandboxed) {
             let retired = matches!(from.patch, Patch::Slot(slot) if tr.loaded.in_retired_file(slot));
             if !retired {
                 link::link(from.patch, start);
@@ -265,11 +290,13 @@ fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<Lin
         }
         if indirect {
             stats::add(&STATS.ibl_misses, 1);
-            tr.ibl.insert(pc, start);
+            if !sandboxed {
+                tr.ibl.insert(pc, start);
+            }
         }
         // Loading a file may have grown the table too.
         tr.ibl.publish(ctx);
-        start
+        break start;
     };
     ctx.enter_target = start;
     enter_cache(ctx)
@@ -295,13 +322,6 @@ pub extern "C" fn thread_start(ctx: &mut ThreadContext) -> ! {
 /// Reached (on the runtime stack) after a fault in the cache was translated
 /// into `ctx`: delivers it to the app.
 pub extern "C" fn resume_after_signal(ctx: &mut ThreadContext) -> ! {
-    if ctx.decoding != 0 {
-        // The fault hit while this thread was building a block, holding the
-        // translator: that build is abandoned.
-        ctx.decoding = 0;
-        // SAFETY: this thread holds the lock and its frames are gone.
-        unsafe { TRANSLATOR.force_unlock() };
-    }
     let pc = ctx.next_pc;
     continue_at(ctx, pc, None, false)
 }
@@ -313,7 +333,10 @@ pub extern "C" fn from_cache(ctx: &mut ThreadContext) -> ! {
     // ExitData, which lives as long as the cache, in ctx.exit_data.
     let at = ctx.exit_data;
     let exit = unsafe { &*(at as *const ExitData) };
-    match exit.kind {
+    let Some(kind) = exit.kind() else {
+        crate::log::fatal(70, format_args!("internal error: no exit kind in the exit data at {at:#x} (app pc {:#x})", ctx.next_pc))
+    };
+    match kind {
         ExitKind::Direct => {
             let from = LinkFrom { patch: Patch::Rel32(exit.patch_site), stub: at - emit::STUB_CODE_LEN as u64 };
             continue_at(ctx, exit.target, Some(from), false)
@@ -372,10 +395,13 @@ pub fn translation_at(pc: u64) -> Option<(u64, crate::mangle::Fixup)> {
 }
 
 /// Points every direct exit of the fragment containing `pc` back at its
-/// stub, so a thread running in it soon reaches the dispatcher. Skipped if
-/// another thread holds the translator (it is called from signal handlers).
+/// stub, so a thread running in it soon reaches the dispatcher. Called from
+/// a signal handler that interrupted app code in the cache: that thread
+/// holds no runtime lock, so waiting for the translator cannot deadlock,
+/// and giving up instead could leave a thread spinning in a linked loop
+/// with its signal never delivered.
 pub fn unlink_fragment_at(pc: u64) {
-    let Some(guard) = TRANSLATOR.try_lock() else { return };
+    let guard = TRANSLATOR.lock();
     let Some(tr) = guard.as_ref() else { return };
     if tr.loaded.unlink_file_at(pc) {
         return;

@@ -41,6 +41,18 @@ pub enum ExitKind {
     RelativeCleanCall = 0x103,
 }
 
+impl ExitKind {
+    /// The kind stored as `raw`, if it is one. Exit data lives in the cache
+    /// and in mapped files: its bytes are read as an integer and checked,
+    /// never taken for an enum as they are.
+    pub fn from_raw(raw: u32) -> Option<ExitKind> {
+        use ExitKind::*;
+        [Direct, IndirectMiss, Syscall, CleanCall, RelativeDirect, RelativeSyscall, RelativeCleanCall]
+            .into_iter()
+            .find(|k| *k as u32 == raw)
+    }
+}
+
 /// What the dispatcher learns about the exit a thread left the cache by.
 /// Lives inline in the code cache right after the exit stub's code.
 #[repr(C)]
@@ -49,7 +61,8 @@ pub struct ExitData {
     /// Address of the body branch's rel32 field that linking patches, or 0;
     /// a clean call's argument.
     pub patch_site: u64,
-    pub kind: ExitKind,
+    /// An [`ExitKind`] as u32 (see [`ExitData::kind`]).
+    raw_kind: u32,
     /// A clean call's client index (high 8 bits) and id (low 24 bits).
     pub aux: u32,
 }
@@ -65,7 +78,13 @@ pub struct RelativeExit {
 
 impl ExitData {
     pub const fn new(target: u64, kind: ExitKind) -> ExitData {
-        ExitData { target, patch_site: 0, kind, aux: 0 }
+        ExitData { target, patch_site: 0, raw_kind: kind as u32, aux: 0 }
+    }
+
+    /// The exit's kind; None if its bytes hold none (a runtime bug, or a
+    /// file damaged after it was checked).
+    pub fn kind(&self) -> Option<ExitKind> {
+        ExitKind::from_raw(self.raw_kind)
     }
 
     /// Position-independent exit data at `at`: `target` is a module offset,
@@ -75,7 +94,7 @@ impl ExitData {
     fn relative(at: u64, kind: ExitKind, module_offset: i64, base_slot: u64, branch: u64, slot: u64) -> ExitData {
         let dist = |to: u64| to.wrapping_sub(at) as i32 as u32;
         let patch_site = if branch == 0 { 0 } else { dist(branch) as u64 | (dist(slot) as u64) << 32 };
-        ExitData { target: module_offset as u64, patch_site, kind, aux: dist(base_slot) }
+        ExitData { target: module_offset as u64, patch_site, raw_kind: kind as u32, aux: dist(base_slot) }
     }
 
     /// Decodes position-independent exit data found at `at`.
@@ -128,7 +147,7 @@ pub enum EmitError {
 
 /// Appends an exit stub and returns its offset.
 fn emit_stub(code: &mut Vec<u8>, base: u64, target: u64, patch_site: u64, kind: ExitKind) -> usize {
-    emit_stub_with(code, base, ExitData { target, patch_site, kind, aux: 0 })
+    emit_stub_with(code, base, ExitData { target, patch_site, raw_kind: kind as u32, aux: 0 })
 }
 
 fn emit_stub_with(code: &mut Vec<u8>, base: u64, data: ExitData) -> usize {
@@ -281,13 +300,13 @@ pub fn emit(tag: u64, app_end: u64, ops: &[MangledOp], place: Placement, fragmen
                     emit_relative_stub(&mut code, base, |_| ExitData {
                         target: 0,
                         patch_site: *arg,
-                        kind: ExitKind::RelativeCleanCall,
+                        raw_kind: ExitKind::RelativeCleanCall as u32,
                         aux,
                     });
                     RELATIVE_STUB_LEN
                 } else {
                     let resume = base + (stub + STUB_LEN) as u64;
-                    emit_stub_with(&mut code, base, ExitData { target: resume, patch_site: *arg, kind: ExitKind::CleanCall, aux });
+                    emit_stub_with(&mut code, base, ExitData { target: resume, patch_site: *arg, raw_kind: ExitKind::CleanCall as u32, aux });
                     STUB_LEN
                 };
                 if let Some(at) = skip {
@@ -320,7 +339,7 @@ pub fn emit(tag: u64, app_end: u64, ops: &[MangledOp], place: Placement, fragmen
             None => emit_stub(&mut code, base, p.target, patch_site, ExitKind::Direct),
         };
         let stub_addr = base + stub as u64;
-        let linked_to = fragments.get(p.target).map(|f| f.start);
+        let linked_to = fragments.link_target(p.target).map(|f| f.start);
         put_rel32(&mut code, p.rel_field, base, linked_to.unwrap_or(stub_addr));
         links += linked_to.is_some() as u64;
         exits.push(ExitRecord {

@@ -124,6 +124,9 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
     // SAFETY: everything on the kernel's stack was copied to the heap, and
     // the runtime runs on its boot stack: the area is free for the app.
     let sp = unsafe { initial_stack::build(kernel.stack_top, &image, &random) };
+    if program.exec_stack {
+        initial_stack::make_executable(sp);
+    }
 
     let ctx = ThreadContext::allocate();
     ctx.activate();

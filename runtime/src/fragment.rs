@@ -70,6 +70,10 @@ pub struct FragmentTable {
     by_start: BTreeMap<u64, u64>,
     /// Live fragments by app address, for flushing a range.
     by_app: BTreeMap<u64, u64>,
+    /// The app bytes of sandboxed fragments (`smc::Guard::Sandboxed`), by
+    /// tag: nothing links to them and the lookup table does not hold them,
+    /// so every entry passes the dispatcher, which compares these first.
+    sandboxed: HashMap<u64, Vec<u8>>,
 }
 
 /// Blocks never extend further than this past their tag (one page plus one
@@ -92,6 +96,31 @@ impl FragmentTable {
         self.by_tag.insert(fragment.tag, fragment);
     }
 
+    /// The fragment for `tag` if other code may jump to it directly.
+    pub fn link_target(&self, tag: u64) -> Option<&Fragment> {
+        self.by_tag.get(&tag).filter(|_| !self.sandboxed.contains_key(&tag))
+    }
+
+    /// Marks the fragment for `tag` sandboxed, with the app bytes it was
+    /// built from.
+    pub fn sandbox(&mut self, tag: u64, bytes: Vec<u8>) {
+        self.sandboxed.insert(tag, bytes);
+    }
+
+    pub fn is_sandboxed(&self, tag: u64) -> bool {
+        self.sandboxed.contains_key(&tag)
+    }
+
+    /// Whether the app rewrote the bytes of sandboxed fragment `tag`.
+    pub fn sandbox_stale(&self, tag: u64) -> bool {
+        self.sandboxed.get(&tag).is_some_and(|bytes| {
+            // SAFETY: the block's bytes, still mapped: unmapping them would
+            // have flushed the fragment.
+            let now = unsafe { core::slice::from_raw_parts(tag as *const u8, bytes.len()) };
+            now != bytes.as_slice()
+        })
+    }
+
     /// Records that the exit patched at `patch` (with its `stub`) now
     /// jumps to the fragment for `target`.
     pub fn note_link(&mut self, target: u64, patch: Patch, stub: u64) {
@@ -104,6 +133,7 @@ impl FragmentTable {
     /// linked to it go back to their stubs.
     pub fn remove(&mut self, tag: u64) -> Option<Fragment> {
         self.by_app.remove(&tag);
+        self.sandboxed.remove(&tag);
         let f = self.by_tag.remove(&tag)?;
         for &(patch, stub) in &f.incoming {
             crate::link::unlink(patch, stub);

@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 
 use crate::auxv::*;
 use crate::startup_args::CStr;
+use crate::sys;
 
 /// What goes on the stack besides argv and envp.
 pub struct StackImage<'a> {
@@ -80,4 +81,31 @@ pub unsafe fn build(top: u64, image: &StackImage, random: &[u8; 16]) -> u64 {
     // SAFETY: the table fits between sp and the strings (sized above).
     unsafe { core::ptr::copy_nonoverlapping(table.as_ptr(), sp as *mut u64, table.len()) };
     sp
+}
+
+/// The program asked for an executable stack (PT_GNU_STACK with PF_X),
+/// which the kernel gives it at exec: the runtime's own stack, now the
+/// app's, becomes executable (never natively under `-no_native_exec`), and
+/// the app's view of it says so, so code written there (GCC's nested
+/// function trampolines) is translated and, when rewritten, translated
+/// afresh.
+pub fn make_executable(sp: u64) {
+    const PROT_GROWSDOWN: u64 = 0x0100_0000;
+    const RLIMIT_STACK: u64 = 3;
+    /// The most of the stack's future growth the app's view covers.
+    const MAX_GROWTH: u64 = 1 << 30;
+    let rw = sys::PROT_READ | sys::PROT_WRITE;
+    let kernel = if crate::options::get().no_native_exec { rw } else { rw | sys::PROT_EXEC };
+    // SAFETY: the stack's protection, as the kernel would have set it;
+    // GROWSDOWN extends the change to the whole stack mapping below sp.
+    unsafe { sys::mprotect(sys::page_down(sp), sys::PAGE_SIZE, kernel | PROT_GROWSDOWN) };
+    let Some(text) = crate::proc_maps::read() else { return };
+    let Some(stack) = crate::proc_maps::lines(&text).find(|l| (l.lo..l.hi).contains(&sp)) else { return };
+    let mut limit = [0u64; 2];
+    // SAFETY: getrlimit into a local pair.
+    unsafe { sys::syscall(sys::nr::GETRLIMIT, RLIMIT_STACK, limit.as_mut_ptr() as u64, 0) };
+    let lo = stack.hi.saturating_sub(limit[0].min(MAX_GROWTH)).min(stack.lo);
+    let rwx = rw | sys::PROT_EXEC;
+    crate::app_prot::note(lo, stack.hi - lo, Some(rwx));
+    crate::smc::note_protection(lo, stack.hi - lo, rwx);
 }

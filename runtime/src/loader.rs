@@ -15,6 +15,7 @@ const EM_X86_64: u16 = 62;
 const PT_LOAD: u32 = 1;
 const PT_INTERP: u32 = 3;
 const PT_PHDR: u32 = 6;
+const PT_GNU_STACK: u32 = 0x6474_e551;
 const PF_X: u32 = 1;
 const PF_W: u32 = 2;
 const PF_R: u32 = 4;
@@ -82,6 +83,8 @@ pub struct Image {
     pub identity: Option<crate::modules::FileIdentity>,
     /// Position-independent (ET_DYN).
     pub is_pie: bool,
+    /// PT_GNU_STACK asks for an executable stack.
+    pub exec_stack: bool,
 }
 
 struct Segment {
@@ -189,6 +192,7 @@ struct Headers {
     phdr_vaddr: Option<u64>,
     segments: Vec<Segment>,
     interp: Option<Vec<u8>>,
+    exec_stack: bool,
 }
 
 fn parse_headers(file: &File) -> Result<Headers, LoadError> {
@@ -226,6 +230,7 @@ fn parse_headers(file: &File) -> Result<Headers, LoadError> {
     let mut segments = Vec::new();
     let mut interp = None;
     let mut phdr_vaddr = None;
+    let mut exec_stack = false;
     for ph in table.chunks_exact(PHDR_SIZE) {
         let kind = u32_at(ph, 0);
         let seg = Segment {
@@ -259,6 +264,8 @@ fn parse_headers(file: &File) -> Result<Headers, LoadError> {
                 interp = Some(path);
             }
             PT_PHDR => phdr_vaddr = Some(seg.vaddr),
+            // Without the header, x86-64 stacks are not executable.
+            PT_GNU_STACK => exec_stack = seg.flags & PF_X != 0,
             _ => {}
         }
     }
@@ -273,6 +280,7 @@ fn parse_headers(file: &File) -> Result<Headers, LoadError> {
         phdr_vaddr,
         segments,
         interp,
+        exec_stack,
     })
 }
 
@@ -379,6 +387,8 @@ pub fn load(path: &CStr, placement: Placement) -> Result<Image, LoadError> {
                 return Err(LoadError::Map(-r));
             }
         }
+        let app_prot = prot & !sys::PROT_EXEC | if seg.flags & PF_X != 0 { sys::PROT_EXEC } else { 0 };
+        crate::app_prot::note(start, mem_end - start, Some(app_prot));
         mapped_end = mapped_end.max(mem_end);
     }
 
@@ -401,6 +411,7 @@ pub fn load(path: &CStr, placement: Placement) -> Result<Image, LoadError> {
         phnum: headers.phnum,
         end: mapped_end,
         is_pie: e_type == ET_DYN,
+        exec_stack: headers.exec_stack,
         interp: headers.interp,
         identity: crate::modules::FileIdentity::of_fd(file.0),
     })

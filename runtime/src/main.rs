@@ -12,6 +12,7 @@ extern crate alloc;
 
 #[macro_use]
 mod log;
+mod app_prot;
 mod auxv;
 mod bb_builder;
 mod client_host;
@@ -22,6 +23,7 @@ mod dispatch;
 mod emit;
 mod entry;
 mod exec;
+mod fork_locks;
 mod fragment;
 mod heap;
 mod ibl;
@@ -38,7 +40,9 @@ mod persist_load;
 mod persist_report;
 mod persist_save;
 mod persist_units;
+mod proc_maps;
 mod raw_x86;
+mod safe_read;
 mod self_exe;
 mod sigframe;
 mod signal;
@@ -50,6 +54,7 @@ mod syscall;
 mod thread;
 mod translate;
 mod vdso;
+mod vsyscall;
 
 #[global_allocator]
 pub static ALLOCATOR: heap::RuntimeAllocator = heap::RuntimeAllocator::new();

@@ -55,9 +55,9 @@ pub struct Module {
     pub is_main: bool,
 }
 
-static MODULES: Mutex<Vec<Module>> = Mutex::new(Vec::new());
+pub(crate) static MODULES: Mutex<Vec<Module>> = Mutex::new(Vec::new());
 /// Content hashes already computed, by file identity.
-static HASHES: Mutex<Vec<(FileIdentity, [u8; 32])>> = Mutex::new(Vec::new());
+pub(crate) static HASHES: Mutex<Vec<(FileIdentity, [u8; 32])>> = Mutex::new(Vec::new());
 
 fn log_event(what: &str, path: &CStr, base: u64) {
     if !crate::options::get().verbose {

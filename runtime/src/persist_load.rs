@@ -5,7 +5,7 @@
 //! the same file reach each other through their W slots without that).
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::{Acquire, Relaxed, Release}};
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::{Acquire, Relaxed, Release}};
 
 use persist::index::{ArchivedBlockEntry, ArchivedIndex};
 use persist::{translations, KeyField, Reject, ZoneKind};
@@ -23,26 +23,55 @@ use crate::sys;
 /// The longest app span of a block (a page plus one instruction).
 const MAX_BLOCK_SPAN: u64 = 4096 + 16;
 
-/// Address ranges of the mapped files, readable without a lock.
-const MAX_FILES: usize = 256;
-static RANGES: [[AtomicU64; 2]; MAX_FILES] = [const { [AtomicU64::new(0), AtomicU64::new(0)] }; MAX_FILES];
+/// Address ranges of the mapped files, readable without a lock (from the
+/// dispatcher deciding how to link an exit, and from signal handlers):
+/// chunks allocated as files are loaded and never freed, so a reader
+/// never sees one go away. A file is used only once its range is here:
+/// linking an exit of a file not recorded would patch its read-execute
+/// code instead of its W slot.
+const RANGES_PER_CHUNK: usize = 256;
+const MAX_CHUNKS: usize = 64;
+type RangeChunk = [[AtomicU64; 2]; RANGES_PER_CHUNK];
+static RANGE_CHUNKS: [AtomicPtr<RangeChunk>; MAX_CHUNKS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CHUNKS];
 static RANGE_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+fn range(i: usize) -> (u64, u64) {
+    // SAFETY: chunks below RANGE_COUNT were published (Release) before the
+    // count and are never freed.
+    let chunk = unsafe { &*RANGE_CHUNKS[i / RANGES_PER_CHUNK].load(Acquire) };
+    let r = &chunk[i % RANGES_PER_CHUNK];
+    (r[0].load(Relaxed), r[1].load(Relaxed))
+}
 
 /// Whether `addr` is inside a mapped cache file.
 pub fn in_mapped_file(addr: u64) -> bool {
     let n = RANGE_COUNT.load(Acquire);
-    RANGES[..n].iter().any(|r| (r[0].load(Relaxed)..r[1].load(Relaxed)).contains(&addr))
+    (0..n).any(|i| {
+        let (lo, hi) = range(i);
+        (lo..hi).contains(&addr)
+    })
 }
 
-fn publish_range(lo: u64, hi: u64) -> bool {
+/// Whether one more file's range can be recorded (checked before it is
+/// mapped; the translator's lock makes the check and the record one step).
+fn range_room() -> bool {
+    RANGE_COUNT.load(Relaxed) < RANGES_PER_CHUNK * MAX_CHUNKS
+}
+
+fn publish_range(lo: u64, hi: u64) {
     let i = RANGE_COUNT.load(Relaxed);
-    if i == MAX_FILES {
-        return false;
+    let slot = &RANGE_CHUNKS[i / RANGES_PER_CHUNK];
+    if slot.load(Acquire).is_null() {
+        let chunk: alloc::boxed::Box<RangeChunk> =
+            alloc::boxed::Box::new([const { [AtomicU64::new(0), AtomicU64::new(0)] }; RANGES_PER_CHUNK]);
+        slot.store(alloc::boxed::Box::leak(chunk), Release);
     }
-    RANGES[i][0].store(lo, Relaxed);
-    RANGES[i][1].store(hi, Relaxed);
+    // SAFETY: just allocated or already published; only the translator's
+    // holder writes.
+    let chunk = unsafe { &*slot.load(Acquire) };
+    chunk[i % RANGES_PER_CHUNK][0].store(lo, Relaxed);
+    chunk[i % RANGES_PER_CHUNK][1].store(hi, Relaxed);
     RANGE_COUNT.store(i + 1, Release);
-    true
 }
 
 /// Why a file was not used, counted for `-stats`.
@@ -105,12 +134,33 @@ impl LoadedFile {
         }
     }
 
-    /// The block whose code contains `pc`, if any.
-    fn block_containing(&self, pc: u64) -> Option<&ArchivedBlockEntry> {
-        let s = self.segments.iter().position(|&(w, x)| {
+    /// Resets the exit slots a thread running at `pc` can reach before it
+    /// leaves the file's code: those of its block and of the blocks after
+    /// it in its segment (a segment's direct branches only go forward).
+    fn unlink_from(&self, pc: u64) {
+        let Some(s) = self.segment_containing(pc) else { return };
+        let (w, x) = self.segments[s];
+        let from = self.block_containing(pc).map_or(x, |b| x + b.code_offset.to_native() as u64);
+        let seg = &self.index.segments[s];
+        let first = seg.first_exit.to_native() as usize;
+        for e in &self.index.exits[first..first + seg.exit_count.to_native() as usize] {
+            let stub = x + e.stub.to_native() as u64;
+            if stub >= from {
+                crate::link::unlink(Patch::Slot(w + e.slot.to_native() as u64), stub);
+            }
+        }
+    }
+
+    fn segment_containing(&self, pc: u64) -> Option<usize> {
+        self.segments.iter().position(|&(w, x)| {
             let next = self.segments.iter().map(|&(w2, _)| w2).filter(|&w2| w2 > x).min().unwrap_or(self.map + self.len);
             w <= pc && pc < next
-        })?;
+        })
+    }
+
+    /// The block whose code contains `pc`, if any.
+    fn block_containing(&self, pc: u64) -> Option<&ArchivedBlockEntry> {
+        let s = self.segment_containing(pc)?;
         let x = self.segments[s].1;
         self.index.blocks.iter().find(|b| {
             let start = x + b.code_offset.to_native() as u64;
@@ -283,12 +333,12 @@ impl LoadedFiles {
     }
 
     /// A thread runs the file code at `pc` and must soon reach the
-    /// dispatcher: every exit slot of the file goes back to its stub (the
+    /// dispatcher: the exit slots it can reach go back to their stubs (the
     /// file's direct branches only go forward, so any path through its
-    /// code soon meets a slot).
+    /// code soon meets one of them); the rest of the file stays linked.
     pub fn unlink_file_at(&self, pc: u64) -> bool {
         let Some(f) = self.file_containing(pc) else { return false };
-        f.unlink_all();
+        f.unlink_from(pc);
         true
     }
 }
@@ -330,6 +380,9 @@ fn resurrect(v: &persist::Validated<'static>, base: u64, map: u64, segments: &[(
 /// Maps and checks the file at `file` for the module at `base`; Ok(None)
 /// if there is none.
 fn load(cache: &mut CodeCache, file: &[u8], base: u64, path: &CStr, identity: FileIdentity) -> Result<Option<LoadedFile>, Unused> {
+    if !range_room() {
+        return Err(Unused::NoRoom);
+    }
     let fd = match files::open_trusted(file) {
         Ok(fd) => fd,
         Err("absent") => return Ok(None),

@@ -12,7 +12,7 @@ use spin::Mutex;
 
 use crate::stats::STATS;
 
-static EVENTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+pub(crate) static EVENTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// File name of a cache file path (NUL-terminated).
 fn name(path: &[u8]) -> &str {

@@ -35,7 +35,7 @@ pub fn save_units(units: &[Unit], fragments: &FragmentTable, loaded: &LoadedFile
 
 /// Blocks of each unit (by module base) already in a run report of this
 /// process image, or inherited from the parent at a fork.
-static REPORTED: spin::Mutex<Vec<(u64, usize)>> = spin::Mutex::new(Vec::new());
+pub(crate) static REPORTED: spin::Mutex<Vec<(u64, usize)>> = spin::Mutex::new(Vec::new());
 
 /// A forked child: the blocks its units hold so far are the parent's.
 pub fn note_forked(units: &[Unit]) {

@@ -70,6 +70,24 @@ pub fn xsave_size() -> u64 {
     core::arch::x86_64::__cpuid_count(0xd, 0).ebx as u64
 }
 
+/// How many bytes of the XSAVE image at `fpstate` (a signal frame's) to
+/// copy: what its software-reserved words say it holds, at most the
+/// runtime's own size. The kernel's frame can be smaller than
+/// [`xsave_size`] (features such as AMX tile data are left out until a
+/// process asks for them), and reading past it can leave the stack.
+///
+/// # Safety
+/// `fpstate` points at a signal frame's FXSAVE/XSAVE image.
+pub unsafe fn frame_xsave_len(fpstate: u64) -> usize {
+    const SW_RESERVED: u64 = 464;
+    const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
+    const FXSAVE_SIZE: u32 = 512;
+    // SAFETY: the 48 software-reserved bytes lie within the FXSAVE image.
+    let (magic, xstate_size): (u32, u32) = unsafe { (get(fpstate + SW_RESERVED), get(fpstate + SW_RESERVED + 16)) };
+    let len = if magic == FP_XSTATE_MAGIC1 { xstate_size } else { FXSAVE_SIZE };
+    (len as u64).min(xsave_size()) as usize
+}
+
 fn xcr0() -> u64 {
     // SAFETY: XSAVE is present (the runtime uses it on every switch).
     unsafe { core::arch::x86_64::_xgetbv(0) }
@@ -123,6 +141,12 @@ impl InterruptedContext {
     pub fn fpstate(&self) -> Option<u64> {
         let p = self.mc(SC_FPSTATE);
         (p != 0).then_some(p)
+    }
+
+    /// Makes the handler's return continue at `rip`.
+    pub fn set_rip(&mut self, rip: u64) {
+        // SAFETY: within the kernel's ucontext.
+        unsafe { put(self.uc + UC_MCONTEXT + SC_RIP, rip) };
     }
 
     /// Makes the handler's return continue at `rip` on stack `rsp`.
@@ -227,7 +251,7 @@ pub unsafe fn restore_frame(ctx: &mut ThreadContext, uc: u64) -> (u64, u64) {
         ctx.rflags = (ctx.rflags & !FIX_EFLAGS) | (eflags & FIX_EFLAGS) | 0x2;
         let fpstate: u64 = get(mc + SC_FPSTATE);
         if fpstate != 0 {
-            core::ptr::copy_nonoverlapping(fpstate as *const u8, ctx.xsave_area as *mut u8, xsave_size() as usize);
+            core::ptr::copy_nonoverlapping(fpstate as *const u8, ctx.xsave_area as *mut u8, frame_xsave_len(fpstate));
         }
         (get(mc + SC_RIP), get(uc + UC_SIGMASK))
     }

@@ -42,6 +42,7 @@ const SIG_BLOCK: u64 = 0;
 const SIG_SETMASK: u64 = 2;
 const SS_ONSTACK: u32 = 1;
 const EINTR: i64 = 4;
+const EFAULT: i64 = 14;
 
 /// `struct sigaction` as the kernel's `rt_sigaction` takes it.
 #[repr(C)]
@@ -55,7 +56,7 @@ pub struct KernelSigaction {
 
 /// The application's actions; None until the app first touches a signal
 /// (then the kernel's inherited disposition is the answer).
-static ACTIONS: Mutex<[Option<KernelSigaction>; NSIG + 1]> = Mutex::new([None; NSIG + 1]);
+pub(crate) static ACTIONS: Mutex<[Option<KernelSigaction>; NSIG + 1]> = Mutex::new([None; NSIG + 1]);
 
 const MAX_PENDING: usize = 16;
 
@@ -160,23 +161,26 @@ fn runtime_action(app: &KernelSigaction) -> KernelSigaction {
     }
 }
 
-/// From now on SIGSEGV always comes to the runtime first (writes to
-/// write-protected code pages), whatever the app's action for it.
-pub fn catch_write_faults() {
-    let app = app_action(SIGSEGV);
-    kernel_sigaction(SIGSEGV, Some(&runtime_action(&app)), None);
-}
+/// Synchronous faults the runtime always sees first, whatever the app's
+/// action: a fault in runtime code is reported as the runtime's own error,
+/// never as the app's death, and a probe of app memory must come back.
+const ALWAYS_CAUGHT: [u32; 4] = [SIGSEGV, SIGBUS, SIGILL, SIGFPE];
 
-/// Fatal signals the runtime sees first under `-persist` whatever the
-/// app's action, so a process that dies of one still writes its caches
-/// (synchronous faults, and SIGABRT, which abort() sends itself). Signals
-/// other processes send to kill this one are left to the kernel: catching
-/// them would delay their effect on a thread blocked in a system call.
-const PERSIST_BEFORE_DYING: [u32; 5] = [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT];
+/// Fatal signals the runtime also sees first under `-persist`, so a
+/// process that dies of one still writes its caches (SIGABRT, which
+/// abort() sends itself). Signals other processes send to kill this one
+/// are left to the kernel: catching them would delay their effect on a
+/// thread blocked in a system call.
+const PERSIST_BEFORE_DYING: [u32; 1] = [SIGABRT];
 
-/// Under `-persist`, the signals of [`PERSIST_BEFORE_DYING`] come to the
-/// runtime from the start.
+/// Installs the runtime's handler for [`ALWAYS_CAUGHT`] (and, under
+/// `-persist`, [`PERSIST_BEFORE_DYING`]) from the start. A default action
+/// is then carried out by the runtime, after persisting, by raising the
+/// signal again under the kernel's default action.
 pub fn catch_fatal_faults() {
+    for sig in ALWAYS_CAUGHT {
+        kernel_sigaction(sig, Some(&runtime_action(&app_action(sig))), None);
+    }
     if crate::options::get().persist {
         for sig in PERSIST_BEFORE_DYING {
             kernel_sigaction(sig, Some(&runtime_action(&app_action(sig))), None);
@@ -185,8 +189,7 @@ pub fn catch_fatal_faults() {
 }
 
 fn must_catch(sig: u32) -> bool {
-    (sig == SIGSEGV && crate::smc::CATCH_WRITE_FAULTS.load(core::sync::atomic::Ordering::Relaxed))
-        || (crate::options::get().persist && PERSIST_BEFORE_DYING.contains(&sig))
+    ALWAYS_CAUGHT.contains(&sig) || (crate::options::get().persist && PERSIST_BEFORE_DYING.contains(&sig))
 }
 
 /// `rt_sigaction(sig, act, oldact, sigsetsize)` from the application.
@@ -203,8 +206,9 @@ pub fn rt_sigaction(sig: u64, act: u64, oldact: u64, setsize: u64, private: bool
     let sig = sig as u32;
     let old = app_action(sig);
     if act != 0 {
-        // SAFETY: the app passed a struct sigaction.
-        let new = unsafe { (act as *const KernelSigaction).read_unaligned() };
+        let Some(new) = crate::safe_read::read_app::<KernelSigaction>(act) else {
+            return -EFAULT;
+        };
         let native = (new.handler == SIG_DFL || new.handler == SIG_IGN) && !must_catch(sig);
         let installed = if native { new } else { runtime_action(&new) };
         let r = kernel_sigaction(sig, Some(&installed), None);
@@ -215,9 +219,8 @@ pub fn rt_sigaction(sig: u64, act: u64, oldact: u64, setsize: u64, private: bool
             set_app_action(sig, new);
         }
     }
-    if oldact != 0 {
-        // SAFETY: the app asked for the old action at oldact.
-        unsafe { (oldact as *mut KernelSigaction).write_unaligned(old) };
+    if oldact != 0 && !crate::safe_read::write_app(oldact, old) {
+        return -EFAULT;
     }
     0
 }
@@ -285,17 +288,17 @@ extern "C" fn runtime_handler(sig: i32, info: *const u8, uc: *mut u8) {
             frame.redirect(crate::context_switch::deliver_signal_addr(), ctx.runtime_stack_top);
             return;
         }
-        if !in_cache && ctx.decoding != 0 && matches!(sig, SIGSEGV | SIGBUS) {
-            // The app jumped to memory it cannot execute: natively the fault
-            // is at that pc, with the registers of the jump's target state.
-            ctx.next_pc = ctx.decoding_tag;
-            ctx.pending.push(sig, info, true);
-            ctx.signal_pending = 1;
-            frame.redirect(crate::context_switch::deliver_signal_addr(), ctx.runtime_stack_top);
+        if let Some(resume) = crate::safe_read::recovery_for(pc) {
+            // A probe of app memory: the prober learns it is unreadable.
+            frame.set_rip(resume);
             return;
         }
-        // A fault the runtime cannot attribute to app code: die of it as the
-        // app would (the instruction faults again under the default action).
+        if !in_cache {
+            internal_error(sig, pc, addr, ctx.next_pc);
+        }
+        // A fault in the cache the runtime cannot attribute to an app
+        // instruction (its own code there): die of it as the app would (the
+        // instruction faults again under the default action).
         kernel_sigaction(sig, Some(&KernelSigaction::default()), None);
         return;
     }
@@ -304,6 +307,35 @@ extern "C" fn runtime_handler(sig: i32, info: *const u8, uc: *mut u8) {
     if in_cache {
         crate::dispatch::unlink_fragment_at(pc);
     }
+}
+
+/// A synchronous fault in the runtime's own code is a runtime bug: say so
+/// in one line and end with the runtime's error status, rather than die as
+/// if the app had crashed.
+fn internal_error(sig: u32, pc: u64, addr: u64, app_pc: u64) -> ! {
+    let name = match sig {
+        SIGSEGV => "SIGSEGV",
+        SIGBUS => "SIGBUS",
+        SIGILL => "SIGILL",
+        SIGFPE => "SIGFPE",
+        _ => "SIGTRAP",
+    };
+    crate::log::fatal(
+        70,
+        format_args!("internal error: {name} at runtime pc {pc:#x} address {addr:#x} (app pc {app_pc:#x})"),
+    )
+}
+
+/// The app cannot execute at the pc it is about to continue at: natively
+/// the fetch faults there, so SIGSEGV (`si_code`, `si_addr = addr`) is
+/// queued first, to be delivered at that pc.
+pub fn queue_code_fault(ctx: &mut ThreadContext, addr: u64, si_code: i32) {
+    let mut info = [0u8; sigframe::SIGINFO_SIZE];
+    info[0..4].copy_from_slice(&(SIGSEGV as i32).to_le_bytes());
+    info[8..12].copy_from_slice(&si_code.to_le_bytes());
+    info[16..24].copy_from_slice(&addr.to_le_bytes());
+    ctx.pending.push(SIGSEGV, &info, true);
+    ctx.signal_pending = 1;
 }
 
 /// Delivers the first pending signal to the application, which was about to

@@ -8,34 +8,37 @@
 
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use spin::Mutex;
 
 use crate::sys::{self, page_down, PAGE_SIZE};
 
 /// App regions whose intended protection is both writable and executable.
-static WRITABLE_CODE: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+pub(crate) static WRITABLE_CODE: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
 /// Pages of those regions the runtime has write-protected.
-static PROTECTED: Mutex<BTreeSet<u64>> = Mutex::new(BTreeSet::new());
-/// Set once a page was protected: the runtime must see every SIGSEGV.
-pub static CATCH_WRITE_FAULTS: AtomicBool = AtomicBool::new(false);
+pub(crate) static PROTECTED: Mutex<BTreeSet<u64>> = Mutex::new(BTreeSet::new());
 
 /// The app's mapping or protection of `[addr, addr + len)` became `prot`.
 pub fn note_protection(addr: u64, len: u64, prot: u64) {
     let (lo, hi) = (addr, addr + sys::page_up(len));
     let mut regions = WRITABLE_CODE.lock();
-    regions.retain(|&(a, b)| b <= lo || a >= hi);
+    // Parts of a region outside [lo, hi) keep their protection.
+    let mut kept = Vec::with_capacity(regions.len() + 1);
+    for &(a, b) in regions.iter() {
+        if a < lo {
+            kept.push((a, b.min(lo)));
+        }
+        if b > hi {
+            kept.push((a.max(hi), b));
+        }
+    }
+    *regions = kept;
     let wx = sys::PROT_WRITE | sys::PROT_EXEC;
     if prot & wx == wx {
         regions.push((lo, hi));
     }
     drop(regions);
     PROTECTED.lock().retain(|&p| p < lo || p >= hi);
-}
-
-fn is_writable_code(page: u64) -> bool {
-    WRITABLE_CODE.lock().iter().any(|&(a, b)| (a..b).contains(&page))
 }
 
 /// What the kernel should give a page of writable code, with or without
@@ -51,19 +54,54 @@ fn kernel_prot(writable: bool) -> u64 {
     prot
 }
 
-/// A block was built from app bytes `[tag, end)`: protect those pages if the
-/// app can write to them.
+/// How a block built from a page is kept in step with the app's writes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Guard {
+    /// The app cannot write to the page: nothing to do.
+    None,
+    /// Write-protected: a write faults and flushes the page's blocks.
+    Protected,
+    /// On the writable code the thread's stack is in (GCC's nested-function
+    /// trampolines): protecting it would fault on every push, and the
+    /// kernel could not even write a signal frame there. The block's bytes
+    /// are compared with the app's instead each time it is entered.
+    Sandboxed,
+}
+
+/// The bytes of `page` are about to be read to build a block for a thread
+/// whose app stack pointer is `sp`. Writable code is write-protected first,
+/// so a write by another thread from now on faults and its flush (which
+/// waits for the translator this thread holds) comes after the block is in
+/// the table: protecting only after the block was built left a window in
+/// which a write went unseen and a stale block ran forever.
+pub fn protect_before_read(page: u64, sp: u64) -> Guard {
+    let page = page_down(page);
+    let region = WRITABLE_CODE.lock().iter().copied().find(|&(a, b)| (a..b).contains(&page));
+    let Some((lo, hi)) = region else {
+        return Guard::None;
+    };
+    if (lo..hi).contains(&sp) {
+        return Guard::Sandboxed;
+    }
+    let mut protected = PROTECTED.lock();
+    if protected.insert(page) {
+        // Under the set's lock, so the set and the kernel's protection
+        // never disagree (a write fault unprotects under the same lock).
+        // SAFETY: an app page about to be translated; the app's view of
+        // its protection is kept in WRITABLE_CODE.
+        unsafe { sys::mprotect(page, PAGE_SIZE, kernel_prot(false)) };
+    }
+    Guard::Protected
+}
+
+/// A block was registered from app bytes `[tag, end)` without being
+/// decoded (from a persisted file): protect those pages if the app can
+/// write to them.
 pub fn after_build(tag: u64, end: u64) {
     let mut page = page_down(tag);
     while page < end {
-        if is_writable_code(page) && PROTECTED.lock().insert(page) {
-            if !CATCH_WRITE_FAULTS.swap(true, Relaxed) {
-                crate::signal::catch_write_faults();
-            }
-            // SAFETY: an app page the runtime translated; the app's view of
-            // its protection is kept in WRITABLE_CODE.
-            unsafe { sys::mprotect(page, PAGE_SIZE, kernel_prot(false)) };
-        }
+        // Files hold blocks of file-backed modules, never of a stack.
+        protect_before_read(page, 0);
         page += PAGE_SIZE;
     }
 }
@@ -72,14 +110,18 @@ pub fn after_build(tag: u64, end: u64) {
 /// blocks, make it writable again and return true (the write is retried).
 pub fn handle_write_fault(addr: u64) -> bool {
     let page = page_down(addr);
+    {
+        let mut protected = PROTECTED.lock();
+        if !protected.remove(&page) {
+            return false;
+        }
+        // SAFETY: restoring the app's intended protection of its page.
+        unsafe { sys::mprotect(page, PAGE_SIZE, kernel_prot(true)) };
+    }
     // The set's lock is released before flushing, which takes the
     // translator's: a thread building a block holds that one and then
-    // takes this one.
-    if !PROTECTED.lock().remove(&page) {
-        return false;
-    }
-    // SAFETY: restoring the app's intended protection of its page.
-    unsafe { sys::mprotect(page, PAGE_SIZE, kernel_prot(true)) };
+    // takes this one. The write is retried only after the flush, so a block
+    // built meanwhile from the old bytes is flushed too.
     crate::dispatch::flush_range(page, page + PAGE_SIZE);
     true
 }

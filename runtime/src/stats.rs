@@ -69,7 +69,7 @@ fn ticks_to_ns(t: u64) -> u64 {
 }
 
 /// Persisted files not used, by reason.
-static REJECTED: spin::Mutex<alloc::vec::Vec<(&'static str, u64)>> = spin::Mutex::new(alloc::vec::Vec::new());
+pub(crate) static REJECTED: spin::Mutex<alloc::vec::Vec<(&'static str, u64)>> = spin::Mutex::new(alloc::vec::Vec::new());
 
 pub fn note_rejected(reason: &'static str) {
     let mut r = REJECTED.lock();

@@ -60,6 +60,11 @@ pub mod nr {
     pub const TGKILL: u64 = 234;
     pub const EXIT_GROUP: u64 = 231;
     pub const CLOCK_GETTIME: u64 = 228;
+    pub const SCHED_YIELD: u64 = 24;
+    pub const GETTIMEOFDAY: u64 = 96;
+    pub const GETRLIMIT: u64 = 97;
+    pub const TIME: u64 = 201;
+    pub const GETCPU: u64 = 309;
     pub const OPENAT: u64 = 257;
     pub const EXECVEAT: u64 = 322;
     pub const GETRANDOM: u64 = 318;

@@ -13,6 +13,7 @@ use crate::stats::{self, STATS};
 const CLONE_VM: u64 = 0x100;
 const CLONE_VFORK: u64 = 0x4000;
 const SIGCHLD: u64 = 17;
+const EFAULT: i64 = 14;
 
 /// Performs the system call whose registers are in `ctx` and returns the
 /// app pc to continue at (`next`, the instruction after the `syscall`).
@@ -36,6 +37,7 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
             }
             if r >= 0 {
                 crate::smc::note_protection(r as u64, args[1], app_prot);
+                crate::app_prot::note(r as u64, args[1], Some(app_prot));
             }
             r
         }
@@ -45,6 +47,7 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
             let r = raw(number, args);
             if r == 0 {
                 crate::smc::note_protection(args[0], args[1], app_prot);
+                crate::app_prot::note(args[0], args[1], Some(app_prot));
             }
             // Code that stops being executable, or becomes writable (to be
             // rewritten: JITs), must be translated afresh when run again.
@@ -60,6 +63,7 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
             let r = raw(number, args);
             if r == 0 {
                 crate::smc::note_protection(args[0], args[1], 0);
+                crate::app_prot::note(args[0], args[1], None);
                 crate::dispatch::persist_unloading(args[0], args[0] + sys::page_up(args[1]));
                 crate::modules::note_unmap(args[0], args[0] + sys::page_up(args[1]));
                 crate::dispatch::forget_range(args[0], args[0] + sys::page_up(args[1]));
@@ -67,8 +71,11 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
             r
         }
         nr::MREMAP => {
+            let prot = crate::app_prot::prot_of(args[0]);
             let r = raw(number, args);
             if r >= 0 {
+                crate::app_prot::note(args[0], args[1], None);
+                crate::app_prot::note(r as u64, args[2], prot);
                 crate::dispatch::flush_range(args[0], args[0] + sys::page_up(args[1]));
             }
             r
@@ -139,11 +146,8 @@ fn arch_prctl(ctx: &mut ThreadContext, code: u64, addr: u64) -> i64 {
             ctx.app_gs_base = addr;
             0
         }
-        sys::ARCH_GET_GS => {
-            // SAFETY: the app asked for its GS base to be stored at addr.
-            unsafe { (addr as *mut u64).write_unaligned(ctx.app_gs_base) };
-            0
-        }
+        sys::ARCH_GET_GS if crate::safe_read::write_app(addr, ctx.app_gs_base) => 0,
+        sys::ARCH_GET_GS => -EFAULT,
         _ => raw(nr::ARCH_PRCTL, [code, addr, 0, 0, 0, 0]),
     }
 }
@@ -182,9 +186,14 @@ fn clone3(ctx: &mut ThreadContext, args_ptr: u64, size: u64, next: u64) -> i64 {
     if size < 64 || size % 8 != 0 {
         return raw(nr::CLONE3, [args_ptr, size, 0, 0, 0, 0]);
     }
+    let mut bytes = [0u8; CLONE3_WORDS * 8];
+    if !crate::safe_read::copy_from_app(&mut bytes[..words * 8], args_ptr) {
+        return -EFAULT;
+    }
     let mut args = [0u64; CLONE3_WORDS];
-    // SAFETY: the app passed `size` readable bytes of clone_args.
-    unsafe { core::ptr::copy_nonoverlapping(args_ptr as *const u64, args.as_mut_ptr(), words) };
+    for (word, b) in args.iter_mut().zip(bytes.chunks_exact(8)) {
+        *word = u64::from_le_bytes(b.try_into().unwrap());
+    }
     let flags = args[CLONE3_FLAGS];
     let app_sp = match args[CLONE3_STACK] {
         0 => 0,

@@ -77,10 +77,6 @@ pub struct ThreadContext {
     /// Non-zero while signals wait for delivery: the indirect-branch lookup
     /// then exits to the dispatcher, which delivers them.
     pub signal_pending: u64,
-    /// Set while this thread decodes a block: a fault reading app code then
-    /// is the app's fault (it jumped to unreadable memory at `decoding_tag`).
-    pub decoding: u64,
-    pub decoding_tag: u64,
     pub pending: crate::signal::PendingSignals,
 }
 

@@ -3,7 +3,7 @@
 //! mangling had changed at that point (a spilled register, a moved rsp).
 
 use crate::mangle::Fixup;
-use crate::sigframe::{xsave_size, InterruptedContext};
+use crate::sigframe::{frame_xsave_len, InterruptedContext};
 use crate::thread::{reg, ThreadContext};
 
 /// Fills `ctx` (registers, flags, extended state, `next_pc`) with the app
@@ -35,7 +35,7 @@ pub fn fault_to_app_state(ctx: &mut ThreadContext, frame: &InterruptedContext) -
     if let Some(fp) = frame.fpstate() {
         // SAFETY: the kernel's XSAVE image of the interrupted (app) state.
         unsafe {
-            core::ptr::copy_nonoverlapping(fp as *const u8, ctx.xsave_area as *mut u8, xsave_size() as usize)
+            core::ptr::copy_nonoverlapping(fp as *const u8, ctx.xsave_area as *mut u8, frame_xsave_len(fp))
         };
     }
     ctx.next_pc = app_pc;

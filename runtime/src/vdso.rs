@@ -20,44 +20,21 @@ pub struct Vdso {
 const MREMAP_MAYMOVE: u64 = 1;
 const MREMAP_FIXED: u64 = 2;
 
-fn hex(s: &[u8]) -> Option<u64> {
-    s.iter().try_fold(0u64, |acc, &c| {
-        let d = (c as char).to_digit(16)?;
-        Some(acc << 4 | d as u64)
-    })
-}
-
 /// Finds the `[vvar*]` and `[vdso]` mappings in /proc/self/maps.
 fn find(image: u64) -> Option<Vdso> {
-    let fd = sys::open_read(b"/proc/self/maps\0");
-    if fd < 0 {
-        return None;
-    }
-    let mut buf = alloc::vec![0u8; 64 * 1024];
-    let mut len = 0;
-    loop {
-        let n = sys::pread(fd, &mut buf[len..], len as u64);
-        if n <= 0 {
-            break;
-        }
-        len += n as usize;
-    }
-    sys::close(fd);
+    let text = crate::proc_maps::read()?;
     let mut v = Vdso { lo: u64::MAX, hi: 0, image, pieces: [(0, 0); 4], count: 0 };
-    for line in buf[..len].split(|&b| b == b'\n') {
-        if !(line.ends_with(b"[vdso]") || line.windows(5).any(|w| w == b"[vvar")) {
+    for line in crate::proc_maps::lines(&text) {
+        if !(line.name == b"[vdso]" || line.name.starts_with(b"[vvar")) {
             continue;
         }
-        let dash = line.iter().position(|&b| b == b'-')?;
-        let space = line.iter().position(|&b| b == b' ')?;
-        let (start, end) = (hex(&line[..dash])?, hex(&line[dash + 1..space])?);
         if v.count == v.pieces.len() {
             return None;
         }
-        v.pieces[v.count] = (start, end);
+        v.pieces[v.count] = (line.lo, line.hi);
         v.count += 1;
-        v.lo = v.lo.min(start);
-        v.hi = v.hi.max(end);
+        v.lo = v.lo.min(line.lo);
+        v.hi = v.hi.max(line.hi);
     }
     let total: u64 = v.pieces[..v.count].iter().map(|(a, b)| b - a).sum();
     // Only a contiguous range that contains the image can be moved safely.

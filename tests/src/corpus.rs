@@ -10,7 +10,8 @@
 //! The catalog is split in [`SUITES`], one per test file: [`PROGRAMS`] (the
 //! basic corpus, `tests/corpus.rs`), [`PROCESS_PROGRAMS`] (threads and
 //! processes, `tests/processes_threads.rs`), [`SIGNAL_PROGRAMS`]
-//! (`tests/signals.rs`) and [`PERSIST_PROGRAMS`] (`tests/persist.rs`). Each
+//! (`tests/signals.rs`), [`PERSIST_PROGRAMS`] (`tests/persist.rs`) and
+//! [`CODE_CHANGE_PROGRAMS`] (`tests/code_changes.rs`). Each
 //! test file declares its tests with
 //! [`catalog_tests!`](crate::catalog_tests), which checks that every entry of
 //! its suite has a test there and that it tests nothing from another suite,
@@ -295,9 +296,9 @@ fn build_dlopen_libs(cwd: &Path) -> Result<(), String> {
     crate::compile::compile_shared(&src, &cwd.join("libdlopen_v2.so"), &["-DVARIANT=2"])
 }
 
-/// Sources in `tests/programs/` that are not programs of their own (built
-/// by a run's `setup`).
-pub const SUPPORT_SOURCES: &[&str] = &["dlopen_lib.c"];
+/// Sources in `tests/programs/` that are not catalog programs: built by a
+/// run's `setup`, or by the test that uses them (`tests/persist_stress.rs`).
+pub const SUPPORT_SOURCES: &[&str] = &["dlopen_lib.c", "many_libs_main.c", "many_libs_lib.c"];
 
 /// Threads and processes: tested by `tests/processes_threads.rs`.
 pub const PROCESS_PROGRAMS: &[Program] = &[
@@ -367,6 +368,12 @@ pub const PROCESS_PROGRAMS: &[Program] = &[
         name: "jit",
         source: "jit.c",
         builds: ALL,
+        runs: &[ok(&[])],
+    },
+    Program {
+        name: "fork_race",
+        source: "fork_race.c",
+        builds: &[Build::new(Variant::Pie, Opt::O2), Build::new(Variant::Static, Opt::O2)],
         runs: &[ok(&[])],
     },
 ];
@@ -450,6 +457,38 @@ pub const PERSIST_PROGRAMS: &[Program] = &[
     },
 ];
 
+/// For `tests/code_changes.rs`: code that changes or cannot run, as
+/// natively: a thread spinning in code another thread rewrites, GCC
+/// nested-function trampolines rewritten on an executable stack, calls
+/// into the legacy vsyscall page, and jumps into memory that is not
+/// executable.
+pub const CODE_CHANGE_PROGRAMS: &[Program] = &[
+    Program {
+        name: "xmc_spin",
+        source: "xmc_spin.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+    Program {
+        name: "nested_trampoline",
+        source: "nested_trampoline.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+    Program {
+        name: "vsyscall",
+        source: "vsyscall.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+    Program {
+        name: "nx_jump",
+        source: "nx_jump.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+];
+
 /// A part of the catalog and the one test file that tests it.
 #[derive(Clone, Copy, Debug)]
 pub struct Suite {
@@ -475,8 +514,13 @@ pub const PERSIST_SUITE: Suite = Suite {
     programs: PERSIST_PROGRAMS,
 };
 
+pub const CODE_CHANGE_SUITE: Suite = Suite {
+    test_file: "tests/code_changes.rs",
+    programs: CODE_CHANGE_PROGRAMS,
+};
+
 /// The whole catalog, by test file.
-pub const SUITES: &[Suite] = &[CORPUS_SUITE, PROCESS_SUITE, SIGNAL_SUITE, PERSIST_SUITE];
+pub const SUITES: &[Suite] = &[CORPUS_SUITE, PROCESS_SUITE, SIGNAL_SUITE, PERSIST_SUITE, CODE_CHANGE_SUITE];
 
 /// Every program of every suite.
 pub fn all_programs() -> impl Iterator<Item = &'static Program> {

@@ -29,6 +29,7 @@ catalog_tests!(PROCESS_SUITE;
     system_popen,
     dlopen_main,
     jit,
+    fork_race,
 );
 
 
