@@ -26,12 +26,21 @@ pub struct BasicBlock {
     /// Some page it was decoded from is checked, not write-protected
     /// (`smc::Guard::Sandboxed`).
     pub sandboxed: bool,
+    /// The app bytes `[tag, end_pc())` as decoded: later stages use these,
+    /// never the app's memory again.
+    pub bytes: Vec<u8>,
 }
 
 impl BasicBlock {
     /// The app pc just after the block's last instruction.
     pub fn end_pc(&self) -> u64 {
         self.last_app().map_or(self.tag, |i| i.next_ip())
+    }
+
+    /// The bytes `instr` (one of the block's app instructions) was decoded from.
+    pub fn app_bytes(&self, instr: &Instruction) -> &[u8] {
+        let at = (instr.ip() - self.tag) as usize;
+        &self.bytes[at..at + instr.len()]
     }
 
     pub fn last_app(&self) -> Option<&Instruction> {
@@ -87,7 +96,7 @@ fn decode_straddling(pc: u64, block: &mut BasicBlock, sp: u64) -> Result<Option<
 /// `sp`; Err when the app cannot execute at `tag` (the fault it gets there).
 pub fn build(tag: u64, sp: u64) -> Result<BasicBlock, CodeFault> {
     let sandboxed = code_page(tag, sp)?;
-    let mut block = BasicBlock { tag, items: Vec::new(), ends_in_invalid: false, sandboxed };
+    let mut block = BasicBlock { tag, items: Vec::new(), ends_in_invalid: false, sandboxed, bytes: Vec::new() };
     // Decode within the tag's page: the next page may not be mapped. Only an
     // instruction that really straddles the boundary is read across it.
     let page_end = page_down(tag) + PAGE_SIZE;
@@ -119,5 +128,8 @@ pub fn build(tag: u64, sp: u64) -> Result<BasicBlock, CodeFault> {
             break;
         }
     }
+    let end = block.end_pc();
+    // SAFETY: [tag, end) was just decoded: the pages were checked.
+    block.bytes = unsafe { core::slice::from_raw_parts(tag as *const u8, (end - tag) as usize) }.to_vec();
     Ok(block)
 }

@@ -44,6 +44,7 @@ impl Translator {
             return Ok(start);
         }
         let t0 = stats::ticks();
+        crate::fault_injection::at_build();
         let mut block = bb_builder::build(pc, sp)?;
         let end = block.end_pc().max(pc + 1);
         // The module's base, and the unit and segment a persistable block
@@ -74,14 +75,11 @@ impl Translator {
                 }
             });
         let start = fragment.start;
-        let app_end = fragment.app_end;
         stats::add(&STATS.blocks_built, 1);
         stats::add(&STATS.cache_bytes, fragment.size as u64);
         self.fragments.insert(fragment);
         if block.sandboxed {
-            // SAFETY: the bytes just decoded.
-            let bytes = unsafe { core::slice::from_raw_parts(pc as *const u8, (app_end - pc) as usize) };
-            self.fragments.sandbox(pc, bytes.to_vec());
+            self.fragments.sandbox(pc, core::mem::take(&mut block.bytes));
         }
         stats::add(&STATS.translate_ticks, stats::ticks() - t0);
         Ok(start)
@@ -268,6 +266,8 @@ fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<Lin
             }
             continue;
         }
+        // The app pc an internal error names.
+        ctx.next_pc = pc;
         let mut guard = TRANSLATOR.lock();
         let tr = guard.as_mut().expect("translator");
         let start = match tr.fragment_start(pc, ctx.gpr[crate::thread::reg::RSP]) {

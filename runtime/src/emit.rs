@@ -249,11 +249,7 @@ pub fn emit(tag: u64, app_end: u64, ops: &[MangledOp], place: Placement, fragmen
         }
         let here = base + code.len() as u64;
         match &m.op {
-            Op::Copy => {
-                // SAFETY: the instruction was decoded from these app bytes.
-                let bytes = unsafe { core::slice::from_raw_parts(m.app_pc as *const u8, m.app_len as usize) };
-                code.extend_from_slice(bytes);
-            }
+            Op::Copy(bytes) => code.extend_from_slice(&bytes[..m.app_len as usize]),
             Op::Bytes(b) => code.extend_from_slice(b),
             Op::Encode(instr) => {
                 if let Some((seg, _)) = &segment {

@@ -75,6 +75,7 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
         crate::log::keep_private_stderr();
     }
     crate::exec::init();
+    crate::fault_injection::arm_from_env(&kernel.envp);
     crate::client_host::init();
     crate::client_host::remember_logdir();
     let execfn = command.path;

@@ -23,6 +23,7 @@ mod dispatch;
 mod emit;
 mod entry;
 mod exec;
+mod fault_injection;
 mod fork_locks;
 mod fragment;
 mod heap;

@@ -18,8 +18,9 @@ use crate::thread::offsets as off;
 
 /// One step of a mangled block, tagged with the app pc it translates.
 pub enum Op {
-    /// An application instruction copied byte for byte.
-    Copy,
+    /// An application instruction copied byte for byte (its bytes as
+    /// decoded: the app's memory is not read again).
+    Copy(InstrBytes),
     /// A hand-encoded fixed sequence.
     Bytes(Vec<u8>),
     /// An instruction encoded by iced at its final address.
@@ -41,6 +42,9 @@ pub enum Op {
     /// slot of the persistable segment the block is emitted into.
     LoadModuleBase { reg: u8 },
 }
+
+/// The bytes of one instruction (its length is the op's `app_len`).
+pub type InstrBytes = [u8; 15];
 
 /// How mangled code refers to application addresses.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -157,7 +161,9 @@ fn known_syscall_number(items: &[Item], at: usize) -> Option<u32> {
     sets_eax.then(|| i.immediate32())
 }
 
-struct Mangler {
+struct Mangler<'a> {
+    /// The block being mangled (its decoded bytes).
+    block: &'a BasicBlock,
     ops: Vec<MangledOp>,
     /// The block ends in a `syscall` that can run in place.
     syscall_in_place: bool,
@@ -189,7 +195,7 @@ fn hw(reg: Register) -> u8 {
     reg.number() as u8
 }
 
-impl Mangler {
+impl Mangler<'_> {
     fn push(&mut self, instr: &Instruction, op: Op) {
         self.push_fixup(instr, op, Fixup::None);
     }
@@ -374,8 +380,7 @@ impl Mangler {
             {
                 // These exist only with rel8: keep the original prefixes
                 // (address size) and opcode, and let emit place the exits.
-                // SAFETY: the instruction's bytes were just decoded from app memory.
-                let orig = unsafe { core::slice::from_raw_parts(instr.ip() as *const u8, instr.len()) };
+                let orig = self.block.app_bytes(instr);
                 let opcode = orig[..orig.len() - 1].to_vec();
                 self.push(instr, Op::ShortBranchExit { opcode, target: instr.near_branch_target(), fall: next });
             }
@@ -410,7 +415,7 @@ impl Mangler {
                 self.push(instr, Op::DirectExit { cond: None, target: instr.near_branch_target() });
             }
             _ if instr.code() == Code::Syscall && self.syscall_in_place => {
-                self.push(instr, Op::Copy);
+                self.push(instr, Op::Copy(self.instr_bytes(instr)));
                 self.push(instr, Op::DirectExit { cond: None, target: next });
             }
             _ if instr.code() == Code::Syscall => {
@@ -455,11 +460,18 @@ impl Mangler {
         self.ops.push(MangledOp { app_pc, app_len: 0, op, fixup: Fixup::None });
     }
 
+    fn instr_bytes(&self, instr: &Instruction) -> InstrBytes {
+        let mut bytes = [0u8; 15];
+        let app = self.block.app_bytes(instr);
+        bytes[..app.len()].copy_from_slice(app);
+        bytes
+    }
+
     fn middle_instruction(&mut self, instr: &Instruction) {
         if instr.is_ip_rel_memory_operand() {
             self.rip_relative(instr);
         } else {
-            self.push(instr, Op::Copy);
+            self.push(instr, Op::Copy(self.instr_bytes(instr)));
         }
     }
 }
@@ -468,6 +480,7 @@ impl Mangler {
 /// some address cannot be expressed that way.
 pub fn mangle(block: &BasicBlock, addressing: Addressing) -> Option<Vec<MangledOp>> {
     let mut m = Mangler {
+        block,
         ops: Vec::with_capacity(block.items.len() + 4),
         syscall_in_place: false,
         info: InstructionInfoFactory::new(),

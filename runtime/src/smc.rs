@@ -113,7 +113,12 @@ pub fn handle_write_fault(addr: u64) -> bool {
     {
         let mut protected = PROTECTED.lock();
         if !protected.remove(&page) {
-            return false;
+            drop(protected);
+            // Another thread faulted on the same page at the same time and
+            // gave the write permission back first (the set and the
+            // protection change together under the lock): natively this
+            // write succeeds, so it is retried.
+            return WRITABLE_CODE.lock().iter().any(|&(a, b)| (a..b).contains(&page));
         }
         // SAFETY: restoring the app's intended protection of its page.
         unsafe { sys::mprotect(page, PAGE_SIZE, kernel_prot(true)) };

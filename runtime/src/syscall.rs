@@ -32,12 +32,19 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
             let wants_exec = app_prot & sys::PROT_EXEC != 0;
             args[2] = executable_protection(args[2]);
             let r = raw(number, args);
+            if r >= 0 {
+                let (lo, hi) = (r as u64, r as u64 + sys::page_up(args[1]));
+                // Fresh memory holds no module and no translated code: what
+                // an earlier mapping there left in the runtime's tables
+                // (another thread's munmap in flight, or a fork in the
+                // middle of one) must not be used for it.
+                crate::modules::note_unmap(lo, hi);
+                crate::dispatch::forget_range(lo, hi);
+                crate::smc::note_protection(lo, args[1], app_prot);
+                crate::app_prot::note(lo, args[1], Some(app_prot));
+            }
             if r >= 0 && wants_exec && args[4] as i64 >= 0 {
                 crate::modules::note_file_mapping(args[4] as i64, r as u64, args[1], args[5]);
-            }
-            if r >= 0 {
-                crate::smc::note_protection(r as u64, args[1], app_prot);
-                crate::app_prot::note(r as u64, args[1], Some(app_prot));
             }
             r
         }

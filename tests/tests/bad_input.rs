@@ -201,3 +201,23 @@ fn missing_relative_path() {
         o.stderr_str()
     );
 }
+
+/// A fault in the runtime's own code (injected while it builds a block,
+/// holding the translator's lock) is the runtime's error, not the app's
+/// death: one line naming the signal, the runtime pc, the address and the
+/// app pc, and exit status 70; no hang on the held lock.
+#[test]
+fn runtime_fault_is_an_internal_error() {
+    let opts = RunOpts::new().env("DBI_TEST_RUNTIME_FAULT", "1");
+    let o = run_dbirun(&[], &dbi_tests::tool("true"), &[], &opts).unwrap_or_else(|f| panic!("dbirun true: {f}"));
+    let err = o.stderr_str();
+    assert_eq!(o.status, Status::Code(70), "stderr: {err:?}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line expected: {err:?}");
+    let line = lines[0];
+    assert!(
+        line.starts_with("dbirun: internal error: SIGSEGV at runtime pc 0x") && line.contains(" address 0x10 (app pc 0x"),
+        "{line:?}"
+    );
+    assert!(o.stdout.is_empty());
+}
