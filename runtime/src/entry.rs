@@ -130,7 +130,7 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
     ctx.activate();
     ctx.gpr[reg::RSP] = stack.sp;
     dispatch::init(ctx);
-    crate::signal::catch_fatal_faults();
+    crate::signal::catch_fatal_signals();
     crate::client_host::thread_init(ctx);
     dispatch::start(ctx, entry)
 }

@@ -38,6 +38,7 @@ mod persist_load;
 mod persist_report;
 mod persist_save;
 mod persist_units;
+mod process_end;
 mod proc_identity;
 mod raw_x86;
 mod self_exe;

@@ -125,6 +125,21 @@ impl InterruptedContext {
         (p != 0).then_some(p)
     }
 
+    /// How many bytes of the XSAVE image at `fp` the kernel wrote, from its
+    /// software-reserved bytes: fewer than [`xsave_size`] when the kernel
+    /// leaves out features the thread has not used (AMX tile data is in
+    /// XCR0 but only in a frame once the thread asked for it), and the frame
+    /// may end at the very top of the stack.
+    pub fn fpstate_len(&self, fp: u64) -> u64 {
+        // SAFETY: fp is the kernel's XSAVE image, at least the legacy 512
+        // bytes plus the software-reserved area within them.
+        let (magic, size) = unsafe { (get::<u32>(fp + XSAVE_SW_BYTES), get::<u32>(fp + XSAVE_SW_BYTES + 16)) };
+        if magic != FP_XSTATE_MAGIC1 {
+            return 512;
+        }
+        (size as u64).min(xsave_size())
+    }
+
     /// Makes the handler's return continue at `rip` on stack `rsp`.
     pub fn redirect(&mut self, rip: u64, rsp: u64) {
         // SAFETY: within the kernel's ucontext.

@@ -58,6 +58,7 @@ pub mod nr {
     pub const PERSONALITY: u64 = 135;
     pub const ARCH_PRCTL: u64 = 158;
     pub const PRCTL: u64 = 157;
+    pub const NANOSLEEP: u64 = 35;
     pub const GETTID: u64 = 186;
     pub const TGKILL: u64 = 234;
     pub const EXIT_GROUP: u64 = 231;

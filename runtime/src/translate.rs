@@ -3,7 +3,7 @@
 //! mangling had changed at that point (a spilled register, a moved rsp).
 
 use crate::mangle::Fixup;
-use crate::sigframe::{xsave_size, InterruptedContext};
+use crate::sigframe::InterruptedContext;
 use crate::thread::{reg, ThreadContext};
 
 /// Fills `ctx` (registers, flags, extended state, `next_pc`) with the app
@@ -33,10 +33,12 @@ pub fn fault_to_app_state(ctx: &mut ThreadContext, frame: &InterruptedContext) -
     ctx.gpr = gpr;
     ctx.rflags = frame.eflags();
     if let Some(fp) = frame.fpstate() {
-        // SAFETY: the kernel's XSAVE image of the interrupted (app) state.
-        unsafe {
-            core::ptr::copy_nonoverlapping(fp as *const u8, ctx.xsave_area as *mut u8, xsave_size() as usize)
-        };
+        // Features the kernel's image leaves out are marked absent in its
+        // header (XSTATE_BV), so XRSTOR initialises them whatever follows.
+        let len = frame.fpstate_len(fp);
+        // SAFETY: the kernel's XSAVE image of the interrupted (app) state,
+        // `len` bytes long, and the context's area holds xsave_size() >= len.
+        unsafe { core::ptr::copy_nonoverlapping(fp as *const u8, ctx.xsave_area as *mut u8, len as usize) };
     }
     ctx.next_pc = app_pc;
     true
