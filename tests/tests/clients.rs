@@ -164,6 +164,18 @@ fn app_behaviour_unchanged_under_clients() {
     }
 }
 
+/// With a client loaded the runtime catches every signal whose default
+/// action kills (to run the clients' exits first): the app's own handlers,
+/// ignored signals, masks and default deaths stay exactly native.
+#[test]
+fn signals_unchanged_under_a_client() {
+    let dir = temp_dir("client-signals");
+    let logdir = dir.path().to_str().unwrap().to_owned();
+    for name in ["signal_death", "sig_raise_all", "sig_mask", "sig_restart", "sig_segv_longjmp"] {
+        check_program_with(name, &["-logdir", &logdir, "-c", "bbcount"]);
+    }
+}
+
 #[test]
 fn bad_client_options_stop_before_the_app_runs() {
     let dir = temp_dir("bad-client");
