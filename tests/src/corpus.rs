@@ -295,9 +295,11 @@ fn build_dlopen_libs(cwd: &Path) -> Result<(), String> {
     crate::compile::compile_shared(&src, &cwd.join("libdlopen_v2.so"), &["-DVARIANT=2"])
 }
 
-/// Sources in `tests/programs/` that are not programs of their own (built
-/// by a run's `setup`).
-pub const SUPPORT_SOURCES: &[&str] = &["dlopen_lib.c"];
+/// Sources in `tests/programs/` that are not catalog programs: built by a
+/// run's `setup` (dlopen_lib), or by a test file of their own that runs
+/// them in ways a catalog run cannot (proc_identity: `tests/identity.rs`,
+/// watched from another process while it runs).
+pub const SUPPORT_SOURCES: &[&str] = &["dlopen_lib.c", "proc_identity.c"];
 
 /// Threads and processes: tested by `tests/processes_threads.rs`.
 pub const PROCESS_PROGRAMS: &[Program] = &[
