@@ -30,8 +30,9 @@ static ENDING: AtomicBool = AtomicBool::new(false);
 /// exec); any other thread that arrives meanwhile waits here until the
 /// first one ends the process.
 pub fn process_exit(ctx: &ThreadContext, reason: Reason) {
-    // A vfork child shares the parent's memory, caches and counters: the
-    // parent persists and reports them itself, and the child's end must not
+    // A vfork child shares the parent's memory, caches, counters and client
+    // state (its registry of threads too): the parent persists them and
+    // gives the clients their exits itself, and the child's end must not
     // stop the parent's.
     let vfork_child = ctx.is_vfork_child != 0;
     // An exec may fail and the process go on: it does not claim the end.
@@ -40,8 +41,8 @@ pub fn process_exit(ctx: &ThreadContext, reason: Reason) {
     }
     if !vfork_child {
         crate::dispatch::persist_all();
+        crate::client_host::process_exit();
     }
-    crate::client_host::process_exit();
     match reason {
         Reason::Exec => crate::stats::report_before_exec(),
         Reason::Exit | Reason::FatalSignal => crate::stats::report(ctx.ibl_lookups),

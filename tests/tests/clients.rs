@@ -447,3 +447,28 @@ fn client_files_written_when_killed_by_sigterm() {
     let bb = client_output(dir.path(), "bbcount");
     assert!(number_after(&bb, "instructions executed") > 1000, "{bb}");
 }
+
+/// A vfork child (posix_spawn, system, popen) runs in its parent's memory:
+/// it writes no client file of its own (it used to, with the parent's
+/// counts so far, and took the parent's threads' exit events with it); the
+/// programs it execs write theirs.
+#[test]
+fn vfork_children_write_no_client_files_of_the_parent() {
+    let exe = build("system_popen", Variant::Pie, Opt::O2);
+    let dir = temp_dir("vfork-clients");
+    let logdir = dir.path().to_str().unwrap();
+    let out = dbirun(&["-logdir", logdir, "-c", "bbcount"], &exe, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let parent_files = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("bbcount.system_popen."))
+        .collect::<Vec<_>>();
+    assert_eq!(parent_files, [format!("bbcount.system_popen.{}.log", parent_pid(&parent_files))], "{parent_files:?}");
+    let others = std::fs::read_dir(dir.path()).unwrap().count() - 1;
+    assert!(others > 0, "the exec'd programs wrote no files");
+}
+
+fn parent_pid(files: &[String]) -> String {
+    files.first().and_then(|f| f.split('.').nth(2)).unwrap_or("?").to_owned()
+}
