@@ -197,6 +197,11 @@ fn catchable(sig: u32) -> bool {
 /// At start-up: the signals of [`must_catch`] with the dispositions the
 /// process inherited come to the runtime from the start.
 pub fn catch_fatal_signals() {
+    // Nothing to catch yet otherwise (write faults start with the first
+    // write-protected page): no need to ask the kernel about 64 signals.
+    if !has_exit_work() {
+        return;
+    }
     for sig in (1..=NSIG as u32).filter(|&s| catchable(s)) {
         let app = app_action(sig);
         if must_catch(sig, app.handler) {
