@@ -15,6 +15,10 @@
 //! - After `--`: APP_PATH is the file to load (already resolved through `$PATH`,
 //!   possibly relative to the cwd), ARGV0 is APP as the user typed it (the app's
 //!   argv[0], as under a shell), then the app's arguments.
+//!
+//! None of this shows once the app runs: the runtime renames the process
+//! after APP_PATH and points `/proc/PID/cmdline` at the app's own argv
+//! (`runtime/src/proc_identity.rs`).
 
 use std::ffi::OsString;
 use std::path::Path;

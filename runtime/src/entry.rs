@@ -124,16 +124,17 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
     };
     // SAFETY: everything on the kernel's stack was copied to the heap, and
     // the runtime runs on its boot stack: the area is free for the app.
-    let sp = unsafe { initial_stack::build(kernel.stack_top, &image, &random) };
+    let stack = unsafe { initial_stack::build(kernel.stack_top, &image, &random) };
+    crate::proc_identity::become_app(&execfn, &stack);
     if program.exec_stack {
-        initial_stack::make_executable(sp);
+        initial_stack::make_executable(stack.sp);
     }
 
     let ctx = ThreadContext::allocate();
     ctx.activate();
-    ctx.gpr[reg::RSP] = sp;
+    ctx.gpr[reg::RSP] = stack.sp;
     dispatch::init(ctx);
-    crate::signal::catch_fatal_faults();
+    crate::signal::catch_fatal_signals();
     crate::client_host::thread_init(ctx);
     dispatch::start(ctx, entry)
 }

@@ -119,19 +119,16 @@ pub fn execve(path: u64, argv: u64, envp: u64) -> i64 {
     }
     new_argv.extend_from_slice(&app_argv);
     new_argv.push(0);
-    // A vfork child shares the parent's memory, caches and counters: the
-    // parent persists and reports them itself.
     // SAFETY: an app thread's context, only read here.
-    if unsafe { crate::thread::current().is_vfork_child } == 0 {
-        crate::dispatch::persist_all();
-    }
-    crate::client_host::process_exit();
-    crate::stats::report_before_exec();
+    crate::process_end::process_exit(unsafe { crate::thread::current() }, crate::process_end::Reason::Exec);
+    crate::signal::before_exec();
     // SAFETY: every pointer is a NUL-terminated string that lives until the
     // call returns (on failure) or the image is replaced.
-    unsafe {
+    let r = unsafe {
         sys::syscall(nr::EXECVE, runtime.as_bytes_with_nul().as_ptr() as u64, new_argv.as_ptr() as u64, envp)
-    }
+    };
+    crate::signal::after_failed_exec();
+    r
 }
 
 const AT_EMPTY_PATH: u64 = 0x1000;

@@ -20,6 +20,19 @@ pub struct StackImage<'a> {
     pub auxv: Vec<(u64, u64)>,
 }
 
+/// Where `build` put things: what the kernel records in the process's
+/// `mm` for a native exec (`proc_identity` tells it).
+pub struct Built {
+    /// The initial stack pointer (argc).
+    pub sp: u64,
+    /// The argument strings, NULs included, `[start, end)`.
+    pub args: (u64, u64),
+    /// The environment strings, `[start, end)` (starts where `args` ends).
+    pub env: (u64, u64),
+    /// The auxiliary vector's address and its size in bytes, AT_NULL included.
+    pub auxv: (u64, u64),
+}
+
 struct Writer {
     p: u64,
 }
@@ -33,13 +46,12 @@ impl Writer {
     }
 }
 
-/// Writes the stack image below `top` and returns the application's initial
-/// stack pointer.
+/// Writes the stack image below `top`; returns where its parts are.
 ///
 /// # Safety
 /// `[top - size of the image, top)` is writable stack memory that nothing
 /// else uses.
-pub unsafe fn build(top: u64, image: &StackImage, random: &[u8; 16]) -> u64 {
+pub unsafe fn build(top: u64, image: &StackImage, random: &[u8; 16]) -> Built {
     // `top` is where the kernel ended the exec file name (8 bytes below the
     // stack top): the app's strings go exactly where the kernel would have
     // put them, so string and stack alignment match a native run.
@@ -53,6 +65,8 @@ pub unsafe fn build(top: u64, image: &StackImage, random: &[u8; 16]) -> u64 {
     };
     let env_addrs = place_all(image.envp, &mut w);
     let arg_addrs = place_all(image.argv, &mut w);
+    let env_start = env_addrs.first().copied().unwrap_or(execfn);
+    let args = (arg_addrs.first().copied().unwrap_or(env_start), env_start);
     // arch_align_stack, then the platform string and the random bytes.
     w.p &= !15;
     let platform = image.platform.map(|s| w.push_bytes(s.as_bytes_with_nul()));
@@ -66,7 +80,8 @@ pub unsafe fn build(top: u64, image: &StackImage, random: &[u8; 16]) -> u64 {
     }
     auxv.push((AT_NULL, 0));
 
-    let words = 1 + arg_addrs.len() + 1 + env_addrs.len() + 1 + 2 * auxv.len();
+    let auxv_words = 2 * auxv.len();
+    let words = 1 + arg_addrs.len() + 1 + env_addrs.len() + 1 + auxv_words;
     let sp = (w.p - 8 * words as u64) & !15;
     let mut table: Vec<u64> = Vec::with_capacity(words);
     table.push(arg_addrs.len() as u64);
@@ -80,7 +95,13 @@ pub unsafe fn build(top: u64, image: &StackImage, random: &[u8; 16]) -> u64 {
     }
     // SAFETY: the table fits between sp and the strings (sized above).
     unsafe { core::ptr::copy_nonoverlapping(table.as_ptr(), sp as *mut u64, table.len()) };
-    sp
+    let auxv_bytes = 8 * auxv_words as u64;
+    Built {
+        sp,
+        args,
+        env: (env_start, execfn),
+        auxv: (sp + 8 * words as u64 - auxv_bytes, auxv_bytes),
+    }
 }
 
 /// The program asked for an executable stack (PT_GNU_STACK with PF_X),

@@ -42,6 +42,8 @@ mod persist_report;
 mod persist_save;
 mod persist_units;
 mod proc_maps;
+mod process_end;
+mod proc_identity;
 mod raw_x86;
 mod safe_read;
 mod self_exe;

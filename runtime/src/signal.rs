@@ -166,30 +166,74 @@ fn runtime_action(app: &KernelSigaction) -> KernelSigaction {
 /// never as the app's death, and a probe of app memory must come back.
 const ALWAYS_CAUGHT: [u32; 4] = [SIGSEGV, SIGBUS, SIGILL, SIGFPE];
 
-/// Fatal signals the runtime also sees first under `-persist`, so a
-/// process that dies of one still writes its caches (SIGABRT, which
-/// abort() sends itself). Signals other processes send to kill this one
-/// are left to the kernel: catching them would delay their effect on a
-/// thread blocked in a system call.
-const PERSIST_BEFORE_DYING: [u32; 1] = [SIGABRT];
+/// Faults (and SIGABRT, which abort() sends itself) kill the process even
+/// when the app ignores them, so the runtime sees them first whatever the
+/// app's action when it has work to do before the process dies.
+const FATAL_FAULTS: [u32; 5] = [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT];
 
-/// Installs the runtime's handler for [`ALWAYS_CAUGHT`] (and, under
-/// `-persist`, [`PERSIST_BEFORE_DYING`]) from the start. A default action
-/// is then carried out by the runtime, after persisting, by raising the
-/// signal again under the kernel's default action.
-pub fn catch_fatal_faults() {
+/// Whether the process has work to do at its end (`process_end`): caches
+/// to persist or clients to give their exit events.
+fn has_exit_work() -> bool {
+    crate::options::get().persist || crate::client_host::active()
+}
+
+/// Whether the runtime must see `sig` first when the app's handler for it
+/// is `handler`: the faults of [`ALWAYS_CAUGHT`]; and, when the process
+/// has exit work, every signal whose default action would kill it without
+/// that work done, whether a fault or sent by another process (`kill`,
+/// ^C). The runtime's handler is installed without SA_RESTART, so a thread
+/// blocked in a system call is interrupted and dies at once.
+fn must_catch(sig: u32, handler: u64) -> bool {
+    ALWAYS_CAUGHT.contains(&sig)
+        || (has_exit_work() && (FATAL_FAULTS.contains(&sig) || (handler == SIG_DFL && terminates_by_default(sig))))
+}
+
+fn catchable(sig: u32) -> bool {
+    sig != SIGKILL && sig != SIGSTOP
+}
+
+/// At start-up: the signals of [`must_catch`] with the dispositions the
+/// process inherited come to the runtime from the start.
+pub fn catch_fatal_signals() {
     for sig in ALWAYS_CAUGHT {
         kernel_sigaction(sig, Some(&runtime_action(&app_action(sig))), None);
     }
-    if crate::options::get().persist {
-        for sig in PERSIST_BEFORE_DYING {
-            kernel_sigaction(sig, Some(&runtime_action(&app_action(sig))), None);
+    // Without exit work nothing else is caught: no need to ask the kernel
+    // about 64 signals.
+    if !has_exit_work() {
+        return;
+    }
+    for sig in (1..=NSIG as u32).filter(|&s| catchable(s) && !ALWAYS_CAUGHT.contains(&s)) {
+        let app = app_action(sig);
+        if must_catch(sig, app.handler) {
+            kernel_sigaction(sig, Some(&runtime_action(&app)), None);
         }
     }
 }
 
-fn must_catch(sig: u32) -> bool {
-    ALWAYS_CAUGHT.contains(&sig) || (crate::options::get().persist && PERSIST_BEFORE_DYING.contains(&sig))
+/// Signals the app ignores that the runtime catches (faults): an ignored
+/// signal stays ignored across `execve`, a caught one becomes SIG_DFL.
+fn ignored_but_caught() -> impl Iterator<Item = u32> {
+    let actions = *ACTIONS.lock();
+    (1..=NSIG as u32).filter(move |&s| {
+        catchable(s) && actions[s as usize].is_some_and(|a| a.handler == SIG_IGN) && must_catch(s, SIG_IGN)
+    })
+}
+
+/// Right before the runtime re-execs itself for the app's `execve`: the
+/// new program must inherit what the app ignores as ignored.
+pub fn before_exec() {
+    let ignore = KernelSigaction { handler: SIG_IGN, ..KernelSigaction::default() };
+    for sig in ignored_but_caught() {
+        kernel_sigaction(sig, Some(&ignore), None);
+    }
+}
+
+/// The exec failed and the app goes on: the runtime catches them again.
+pub fn after_failed_exec() {
+    for sig in ignored_but_caught() {
+        kernel_sigaction(sig, Some(&runtime_action(&app_action(sig))), None);
+    }
 }
 
 /// `rt_sigaction(sig, act, oldact, sigsetsize)` from the application.
@@ -209,7 +253,7 @@ pub fn rt_sigaction(sig: u64, act: u64, oldact: u64, setsize: u64, private: bool
         let Some(new) = crate::safe_read::read_app::<KernelSigaction>(act) else {
             return -EFAULT;
         };
-        let native = (new.handler == SIG_DFL || new.handler == SIG_IGN) && !must_catch(sig);
+        let native = (new.handler == SIG_DFL || new.handler == SIG_IGN) && !must_catch(sig, new.handler);
         let installed = if native { new } else { runtime_action(&new) };
         let r = kernel_sigaction(sig, Some(&installed), None);
         if r < 0 {
@@ -366,9 +410,9 @@ pub fn deliver_pending(ctx: &mut ThreadContext, pc: u64) -> u64 {
         SIG_DFL | SIG_IGN => {
             // The default action, by the kernel: terminate, dump core, stop or
             // ignore exactly as it would natively.
-            if act.handler == SIG_DFL && terminates_by_default(p.sig) {
-                crate::dispatch::persist_all();
-                crate::stats::report(ctx.ibl_lookups);
+            // (An ignored synchronous fault kills too: the kernel forces it.)
+            if terminates_by_default(p.sig) {
+                crate::process_end::process_exit(ctx, crate::process_end::Reason::FatalSignal);
             }
             kernel_sigaction(p.sig, Some(&KernelSigaction::default()), None);
             set_app_action(p.sig, KernelSigaction::default());

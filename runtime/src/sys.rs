@@ -6,6 +6,7 @@
 use core::arch::asm;
 
 pub const ENOENT: i64 = 2;
+pub const EINVAL: i64 = 22;
 pub const EINTR: i64 = 4;
 pub const EACCES: i64 = 13;
 pub const EEXIST: i64 = 17;
@@ -56,6 +57,8 @@ pub mod nr {
     pub const EXIT: u64 = 60;
     pub const PERSONALITY: u64 = 135;
     pub const ARCH_PRCTL: u64 = 158;
+    pub const PRCTL: u64 = 157;
+    pub const NANOSLEEP: u64 = 35;
     pub const GETTID: u64 = 186;
     pub const TGKILL: u64 = 234;
     pub const EXIT_GROUP: u64 = 231;

@@ -141,9 +141,7 @@ fn executable_protection(prot: u64) -> u64 {
 }
 
 fn exit_process(ctx: &ThreadContext, status: i32) -> ! {
-    crate::dispatch::persist_all();
-    crate::client_host::process_exit();
-    crate::stats::report(ctx.ibl_lookups);
+    crate::process_end::process_exit(ctx, crate::process_end::Reason::Exit);
     sys::exit_group(status)
 }
 

@@ -297,8 +297,11 @@ fn build_dlopen_libs(cwd: &Path) -> Result<(), String> {
 }
 
 /// Sources in `tests/programs/` that are not catalog programs: built by a
-/// run's `setup`, or by the test that uses them (`tests/persist_stress.rs`).
-pub const SUPPORT_SOURCES: &[&str] = &["dlopen_lib.c", "many_libs_main.c", "many_libs_lib.c"];
+/// run's `setup` (dlopen_lib), or by a test file of their own that runs
+/// them in ways a catalog run cannot (proc_identity: `tests/identity.rs`,
+/// watched from another process while it runs; many_libs:
+/// `tests/persist_stress.rs`, hundreds of libraries in one process).
+pub const SUPPORT_SOURCES: &[&str] = &["dlopen_lib.c", "proc_identity.c", "many_libs_main.c", "many_libs_lib.c"];
 
 /// Threads and processes: tested by `tests/processes_threads.rs`.
 pub const PROCESS_PROGRAMS: &[Program] = &[

@@ -164,6 +164,18 @@ fn app_behaviour_unchanged_under_clients() {
     }
 }
 
+/// With a client loaded the runtime catches every signal whose default
+/// action kills (to run the clients' exits first): the app's own handlers,
+/// ignored signals, masks and default deaths stay exactly native.
+#[test]
+fn signals_unchanged_under_a_client() {
+    let dir = temp_dir("client-signals");
+    let logdir = dir.path().to_str().unwrap().to_owned();
+    for name in ["signal_death", "sig_raise_all", "sig_mask", "sig_restart", "sig_segv_longjmp"] {
+        check_program_with(name, &["-logdir", &logdir, "-c", "bbcount"]);
+    }
+}
+
 #[test]
 fn bad_client_options_stop_before_the_app_runs() {
     let dir = temp_dir("bad-client");
@@ -363,4 +375,100 @@ int main(void) {
     assert_eq!(writes_in(arr, 64, 4), (0..16).map(|i| 4 * i).collect::<Vec<_>>(), "arr[i] = ... in order");
     assert_eq!(writes_in(tv, 32, 8), vec![0, 8, 16, 24], "tv[i] = i through FS");
     assert!(refs.iter().any(|r| r.0 == arr + 20 && r.1 == 4 && r.2 == "r"), "the read of arr[5]");
+}
+
+/// The single file in `dir` whose name starts with `prefix`.
+fn only_file(dir: &Path, prefix: &str) -> PathBuf {
+    let files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect();
+    assert_eq!(files.len(), 1, "{prefix}* files in {}: {files:?}", dir.display());
+    files.into_iter().next().unwrap()
+}
+
+/// A program dying of a fault with the default action still gets its
+/// clients' process exit: drcov and bbcount files complete (parseable,
+/// with the program's blocks), and the death is the native one.
+#[test]
+fn client_files_complete_after_a_fatal_fault() {
+    use std::os::unix::process::ExitStatusExt;
+    for variant in [Variant::Pie, Variant::Static] {
+        let exe = build("signal_death", variant, Opt::O2);
+        for (how, sig) in [("segv", libc::SIGSEGV), ("fpe", libc::SIGFPE), ("ill", libc::SIGILL)] {
+            let native = Command::new(&exe).arg(how).stdout(Stdio::null()).status().unwrap();
+            assert_eq!(native.signal(), Some(sig), "{how}: natively {native:?}");
+            let dir = temp_dir("fatal-clients");
+            let logdir = dir.path().to_str().unwrap();
+            let out = dbirun(&["-logdir", logdir, "-c", "drcov", "-c", "bbcount", "-top", "5"], &exe, &[how]);
+            assert_eq!(out.status.signal(), Some(sig), "{how} {variant:?}: {:?}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+            assert!(!out.status.core_dumped() || native.core_dumped(), "{how}: core dump semantics");
+            assert_eq!(String::from_utf8_lossy(&out.stdout), format!("dying by {how}\n"));
+
+            let cov = parse_drcov(&std::fs::read(only_file(dir.path(), "drcov.")).unwrap());
+            let main = cov.modules.iter().position(|m| m.2.ends_with("signal_death")).expect("the program's module");
+            assert!(cov.blocks.iter().any(|b| b.2 as usize == main), "{how}: no block of the program");
+            let bb = client_output(dir.path(), "bbcount");
+            assert!(number_after(&bb, "instructions executed") > 1000, "{bb}");
+            let top: Vec<&str> = bb.lines().skip_while(|l| !l.starts_with("top")).skip(1).collect();
+            assert_eq!(top.len(), 5, "{bb}");
+        }
+    }
+}
+
+/// Killed by a signal another process sends (default action), a program
+/// blocked in a system call still writes its clients' files, and dies of
+/// that signal.
+#[test]
+fn client_files_written_when_killed_by_sigterm() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = temp_dir("sigterm-clients");
+    let logdir = dir.path().to_str().unwrap();
+    let mut child = dbirun_command(&["-logdir", logdir, "-c", "bbcount"], Path::new("/bin/sleep"), &["30"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The runtime is dbirun's child; it takes the app's name once started.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let pid = loop {
+        let out = Command::new("pgrep").args(["-x", "-P", &child.id().to_string(), "sleep"]).output().unwrap();
+        if let Some(p) = String::from_utf8_lossy(&out.stdout).split_whitespace().next() {
+            break p.parse::<i32>().unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "no translated sleep");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // Let it reach its nanosleep.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+    let bb = client_output(dir.path(), "bbcount");
+    assert!(number_after(&bb, "instructions executed") > 1000, "{bb}");
+}
+
+/// A vfork child (posix_spawn, system, popen) runs in its parent's memory:
+/// it writes no client file of its own (it used to, with the parent's
+/// counts so far, and took the parent's threads' exit events with it); the
+/// programs it execs write theirs.
+#[test]
+fn vfork_children_write_no_client_files_of_the_parent() {
+    let exe = build("system_popen", Variant::Pie, Opt::O2);
+    let dir = temp_dir("vfork-clients");
+    let logdir = dir.path().to_str().unwrap();
+    let out = dbirun(&["-logdir", logdir, "-c", "bbcount"], &exe, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let parent_files = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("bbcount.system_popen."))
+        .collect::<Vec<_>>();
+    assert_eq!(parent_files, [format!("bbcount.system_popen.{}.log", parent_pid(&parent_files))], "{parent_files:?}");
+    let others = std::fs::read_dir(dir.path()).unwrap().count() - 1;
+    assert!(others > 0, "the exec'd programs wrote no files");
+}
+
+fn parent_pid(files: &[String]) -> String {
+    files.first().and_then(|f| f.split('.').nth(2)).unwrap_or("?").to_owned()
 }

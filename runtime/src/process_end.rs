@@ -1,0 +1,61 @@
+//! The one path every end of the process takes through the runtime, so
+//! what it owes at the end (persisted caches, the clients' thread and
+//! process exits, `-stats`) is done however the app goes: `exit_group`, its
+//! last thread's `exit`, a signal whose default action kills it, or an
+//! `execve` that replaces the image. The caller then ends the process
+//! exactly as it would have natively.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use crate::thread::ThreadContext;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// `exit_group`, or the last thread's `exit`.
+    Exit,
+    /// A signal with the default action that terminates (the caller
+    /// raises it with that action afterwards).
+    FatalSignal,
+    /// `execve`: the image is replaced, unless the call fails.
+    Exec,
+}
+
+/// Set by the first thread that ends the process: a second (another thread
+/// faulting while the first writes files) must not run the clients' exits
+/// again, nor die before the first has finished writing.
+static ENDING: AtomicBool = AtomicBool::new(false);
+
+/// Runs everything the runtime owes before the process ends for `reason`.
+/// Returns only to the thread that is to end the process (or attempt the
+/// exec); any other thread that arrives meanwhile waits here until the
+/// first one ends the process.
+pub fn process_exit(ctx: &ThreadContext, reason: Reason) {
+    // A vfork child shares the parent's memory, caches, counters and client
+    // state (its registry of threads too): the parent persists them and
+    // gives the clients their exits itself, and the child's end must not
+    // stop the parent's.
+    let vfork_child = ctx.is_vfork_child != 0;
+    // An exec may fail and the process go on: it does not claim the end.
+    if !vfork_child && reason != Reason::Exec && ENDING.swap(true, Ordering::SeqCst) {
+        wait_for_the_end();
+    }
+    if !vfork_child {
+        crate::dispatch::persist_all();
+        crate::client_host::process_exit();
+    }
+    match reason {
+        Reason::Exec => crate::stats::report_before_exec(),
+        Reason::Exit | Reason::FatalSignal => crate::stats::report(ctx.ibl_lookups),
+    }
+}
+
+/// Another thread is ending the process: its exit_group or fatal signal
+/// takes this thread with it.
+fn wait_for_the_end() -> ! {
+    crate::signal::block_all();
+    loop {
+        let pause = [1u64, 0]; // a timespec of one second
+        // SAFETY: nanosleep reads the timespec and writes nothing (no rem).
+        unsafe { crate::sys::syscall(crate::sys::nr::NANOSLEEP, pause.as_ptr() as u64, 0, 0) };
+    }
+}
