@@ -78,6 +78,8 @@ pub struct Image {
     pub phnum: u64,
     /// One past the highest mapped byte: the program break starts after it.
     pub end: u64,
+    /// The executable segments `[lo, hi)`, page-rounded: the module's code.
+    pub code: Vec<(u64, u64)>,
     pub interp: Option<Vec<u8>>,
     pub identity: Option<crate::modules::FileIdentity>,
     /// Position-independent (ET_DYN).
@@ -324,6 +326,7 @@ pub fn load(path: &CStr, placement: Placement) -> Result<Image, LoadError> {
 
     let no_exec = crate::options::get().no_native_exec;
     let mut mapped_end = lo.wrapping_add(bias);
+    let mut code = Vec::new();
     for seg in segments {
         let mut prot = 0;
         if seg.flags & PF_R != 0 {
@@ -379,6 +382,9 @@ pub fn load(path: &CStr, placement: Placement) -> Result<Image, LoadError> {
                 return Err(LoadError::Map(-r));
             }
         }
+        if seg.flags & PF_X != 0 {
+            code.push((start, mem_end));
+        }
         mapped_end = mapped_end.max(mem_end);
     }
 
@@ -400,6 +406,7 @@ pub fn load(path: &CStr, placement: Placement) -> Result<Image, LoadError> {
         phdr: phdr.wrapping_add(bias),
         phnum: headers.phnum,
         end: mapped_end,
+        code,
         is_pie: e_type == ET_DYN,
         interp: headers.interp,
         identity: crate::modules::FileIdentity::of_fd(file.0),

@@ -25,6 +25,7 @@ mod exec;
 mod fragment;
 mod heap;
 mod ibl;
+mod image_base;
 mod initial_stack;
 mod link;
 mod loader;

@@ -33,6 +33,11 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
             let r = raw(number, args);
             if r >= 0 && wants_exec && args[4] as i64 >= 0 {
                 crate::modules::note_file_mapping(args[4] as i64, r as u64, args[1], args[5]);
+            } else if r >= 0 && !wants_exec && args[3] & sys::MAP_FIXED != 0 {
+                // Data mapped over a module's code (ld.so does so when an
+                // image's first segment is executable: it maps the whole
+                // span with that protection, then the other segments).
+                crate::modules::note_unmap(r as u64, r as u64 + sys::page_up(args[1]));
             }
             if r >= 0 {
                 crate::smc::note_protection(r as u64, args[1], app_prot);
