@@ -49,7 +49,7 @@ impl Translator {
         let end = block.end_pc().max(pc + 1);
         // The module's base, and the unit and segment a persistable block
         // would go to.
-        let target = module.filter(|m| end <= m.end).and_then(|m| {
+        let target = module.filter(|m| m.can_hold(end)).and_then(|m| {
             let unit = self.units.unit_for(m.base, m.end, m.path, m.identity);
             Some((m.base, unit, self.units.units[unit].current_segment(&mut self.cache)?))
         });
@@ -127,14 +127,29 @@ impl Translator {
 struct FileModule {
     base: u64,
     end: u64,
+    /// One past the end of the executable mapping holding the pc looked up:
+    /// a persisted block lies within one.
+    code_end: u64,
     path: crate::startup_args::CStr,
     identity: crate::modules::FileIdentity,
+}
+
+impl FileModule {
+    /// Whether a block `[pc, end)` of this module can be persisted: inside
+    /// one executable mapping, at offsets the file's index (u32) and
+    /// module-relative code (i32 displacements) can express. Code of a
+    /// module spanning more than 2 GiB beyond that is translated, not
+    /// persisted.
+    fn can_hold(&self, end: u64) -> bool {
+        end <= self.code_end && end.checked_sub(self.base).is_some_and(|o| i32::try_from(o).is_ok())
+    }
 }
 
 fn file_module(pc: u64) -> Option<FileModule> {
     crate::modules::with_module(pc, |m| {
         let m = m?;
-        Some(FileModule { base: m.base, end: m.end, path: m.path, identity: m.identity? })
+        let code_end = m.code_end(pc)?;
+        Some(FileModule { base: m.base, end: m.end, code_end, path: m.path, identity: m.identity? })
     })
 }
 

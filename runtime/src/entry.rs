@@ -37,6 +37,14 @@ core::arch::global_asm!(
 const CANNOT_EXECUTE: i32 = 126;
 const NOT_FOUND: i32 = 127;
 
+/// Enters an image the runtime loaded itself in the module list, one
+/// executable segment at a time, as ld.so's mappings of a library are.
+fn note_image(path: CStr, image: &loader::Image) {
+    for &(lo, hi) in &image.code {
+        crate::modules::note_mapping(path, image.identity, image.start, lo, hi);
+    }
+}
+
 fn cannot_load(path: &CStr, err: loader::LoadError) -> ! {
     let status = match err {
         loader::LoadError::Open(e) if e == sys::ENOENT => NOT_FOUND,
@@ -84,7 +92,7 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
 
     let parked_vdso = kernel.aux(AT_SYSINFO_EHDR).and_then(crate::vdso::Vdso::park);
     let program = loader::load(&path, Placement::Program).unwrap_or_else(|e| cannot_load(&path, e));
-    crate::modules::note_mapping(path, program.identity, program.start, program.start, program.end);
+    note_image(path, &program);
     crate::self_exe::init(&path);
     let mut entry = program.entry;
     let mut interp_base = 0;
@@ -92,7 +100,7 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
         let interp_path = CStr::leak(interp);
         let image = loader::load(&interp_path, Placement::Interpreter)
             .unwrap_or_else(|e| cannot_load(&interp_path, e));
-        crate::modules::note_mapping(interp_path, image.identity, image.start, image.start, image.end);
+        note_image(interp_path, &image);
         interp_base = image.bias;
         entry = image.entry;
     }

@@ -79,6 +79,8 @@ pub struct Image {
     pub phnum: u64,
     /// One past the highest mapped byte: the program break starts after it.
     pub end: u64,
+    /// The executable segments `[lo, hi)`, page-rounded: the module's code.
+    pub code: Vec<(u64, u64)>,
     pub interp: Option<Vec<u8>>,
     pub identity: Option<crate::modules::FileIdentity>,
     /// Position-independent (ET_DYN).
@@ -332,6 +334,7 @@ pub fn load(path: &CStr, placement: Placement) -> Result<Image, LoadError> {
 
     let no_exec = crate::options::get().no_native_exec;
     let mut mapped_end = lo.wrapping_add(bias);
+    let mut code = Vec::new();
     for seg in segments {
         let mut prot = 0;
         if seg.flags & PF_R != 0 {
@@ -389,6 +392,9 @@ pub fn load(path: &CStr, placement: Placement) -> Result<Image, LoadError> {
         }
         let app_prot = prot & !sys::PROT_EXEC | if seg.flags & PF_X != 0 { sys::PROT_EXEC } else { 0 };
         crate::app_prot::note(start, mem_end - start, Some(app_prot));
+        if seg.flags & PF_X != 0 {
+            code.push((start, mem_end));
+        }
         mapped_end = mapped_end.max(mem_end);
     }
 
@@ -410,6 +416,7 @@ pub fn load(path: &CStr, placement: Placement) -> Result<Image, LoadError> {
         phdr: phdr.wrapping_add(bias),
         phnum: headers.phnum,
         end: mapped_end,
+        code,
         is_pie: e_type == ET_DYN,
         exec_stack: headers.exec_stack,
         interp: headers.interp,

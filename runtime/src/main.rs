@@ -28,6 +28,7 @@ mod fork_locks;
 mod fragment;
 mod heap;
 mod ibl;
+mod image_base;
 mod initial_stack;
 mod link;
 mod loader;

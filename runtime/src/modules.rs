@@ -45,10 +45,16 @@ impl FileIdentity {
 
 pub struct Module {
     pub path: CStr,
-    /// Address of the file's first byte in memory (its load base).
+    /// Address of the image's lowest page (its first PT_LOAD): the same
+    /// for every mapping of the image (`image_base.rs`). Module offsets,
+    /// persisted ones included, are from here.
     pub base: u64,
     /// One past the highest executable byte mapped.
     pub end: u64,
+    /// The executable mappings `[lo, hi)`. Only code in them is the
+    /// module's: an image with several executable segments has its data,
+    /// and holes where other mappings may land, between them.
+    pub ranges: Vec<(u64, u64)>,
     /// None for the vDSO, which has no file.
     pub identity: Option<FileIdentity>,
     /// The program itself (the first module recorded).
@@ -68,17 +74,62 @@ fn log_event(what: &str, path: &CStr, base: u64) {
     line.flush();
 }
 
-/// Records an executable mapping `[lo, hi)` of the file `path` whose first
-/// byte would be at `base`.
+impl Module {
+    pub fn contains(&self, pc: u64) -> bool {
+        self.ranges.iter().any(|&(lo, hi)| (lo..hi).contains(&pc))
+    }
+
+    /// One past the end of the executable mapping holding `pc`.
+    pub fn code_end(&self, pc: u64) -> Option<u64> {
+        self.ranges.iter().find(|&&(lo, hi)| (lo..hi).contains(&pc)).map(|&(_, hi)| hi)
+    }
+}
+
+/// Removes `[lo, hi)` from `ranges`.
+fn cut(ranges: &mut Vec<(u64, u64)>, lo: u64, hi: u64) {
+    let mut kept = Vec::with_capacity(ranges.len() + 1);
+    for &(a, b) in ranges.iter() {
+        if b <= lo || hi <= a {
+            kept.push((a, b));
+            continue;
+        }
+        if a < lo {
+            kept.push((a, lo));
+        }
+        if hi < b {
+            kept.push((hi, b));
+        }
+    }
+    *ranges = kept;
+}
+
+/// Records an executable mapping `[lo, hi)` of the image of the file
+/// `path` based at `base`. Mappings of one image (its executable
+/// segments, mapped one by one) join one module.
 pub fn note_mapping(path: CStr, identity: Option<FileIdentity>, base: u64, lo: u64, hi: u64) {
     let mut modules = MODULES.lock();
+    // What was mapped there before is gone (MAP_FIXED replaces it).
+    for m in modules.iter_mut() {
+        cut(&mut m.ranges, lo, hi);
+    }
+    drop_empty(&mut modules);
     if let Some(m) = modules.iter_mut().find(|m| m.base == base && m.identity == identity) {
+        m.ranges.push((lo, hi));
         m.end = m.end.max(hi);
         return;
     }
     log_event("loaded", &path, base);
     let is_main = modules.is_empty();
-    modules.push(Module { path, base, end: hi.max(lo), identity, is_main });
+    modules.push(Module { path, base, end: hi.max(lo), ranges: alloc::vec![(lo, hi)], identity, is_main });
+}
+
+fn drop_empty(modules: &mut Vec<Module>) {
+    modules.retain(|m| {
+        if m.ranges.is_empty() {
+            log_event("unloaded", &m.path, m.base);
+        }
+        !m.ranges.is_empty()
+    });
 }
 
 /// An executable mapping of the file open as `fd` was made at `addr`.
@@ -91,25 +142,26 @@ pub fn note_file_mapping(fd: i64, addr: u64, len: u64, offset: u64) {
         return;
     }
     let path = CStr::leak(&target[..n as usize]);
-    note_mapping(path, FileIdentity::of_fd(fd), addr.wrapping_sub(offset), addr, addr + len);
+    let base = crate::image_base::image_base(fd, addr, offset).unwrap_or(addr.wrapping_sub(offset));
+    note_mapping(path, FileIdentity::of_fd(fd), base, addr, addr + sys::page_up(len));
 }
 
-/// `[lo, hi)` was unmapped: modules entirely inside it are gone.
+/// `[lo, hi)` was unmapped, or mapped over by something not executable:
+/// it holds no module's code any more, and modules left with none are
+/// gone.
 pub fn note_unmap(lo: u64, hi: u64) {
     let mut modules = MODULES.lock();
-    modules.retain(|m| {
-        let gone = m.base >= lo && m.end <= hi;
-        if gone {
-            log_event("unloaded", &m.path, m.base);
-        }
-        !gone
-    });
+    for m in modules.iter_mut() {
+        cut(&mut m.ranges, lo, hi);
+    }
+    drop_empty(&mut modules);
 }
 
-/// Runs `f` on the module containing `pc` (None if no module does).
+/// Runs `f` on the module whose code contains `pc` (None if no module's
+/// does).
 pub fn with_module<R>(pc: u64, f: impl FnOnce(Option<&Module>) -> R) -> R {
     let modules = MODULES.lock();
-    f(modules.iter().find(|m| (m.base..m.end).contains(&pc)))
+    f(modules.iter().find(|m| m.contains(pc)))
 }
 
 /// The blake3 hash of the file with `identity` at `path`, computed once per

@@ -74,6 +74,12 @@ fn publish_range(lo: u64, hi: u64) {
     RANGE_COUNT.store(i + 1, Release);
 }
 
+/// `pc`'s offset in the module at `base`, if an index can hold it: a pc
+/// 4 GiB or more past the base must not find the block of its low 32 bits.
+fn module_offset(pc: u64, base: u64) -> Option<u32> {
+    u32::try_from(pc.checked_sub(base)?).ok()
+}
+
 /// Why a file was not used, counted for `-stats`.
 #[derive(Clone, Copy)]
 pub enum Unused {
@@ -216,7 +222,7 @@ impl LoadedFiles {
     /// Whether the file in use for the module at `base` has the block `tag`.
     pub fn has_block(&self, base: u64, identity: FileIdentity, tag: u64) -> bool {
         self.files.iter().any(|f| {
-            f.module_base == base && f.identity == identity && tag >= base && f.index.block_at((tag - base) as u32).is_some()
+            f.module_base == base && f.identity == identity && module_offset(tag, base).and_then(|o| f.index.block_at(o)).is_some()
         })
     }
 
@@ -257,7 +263,7 @@ impl LoadedFiles {
     /// registered now.
     pub fn register(&mut self, pc: u64, base: u64, identity: FileIdentity) -> Option<Fragment> {
         let f = self.files.iter_mut().find(|f| !f.dead && f.module_base == base && f.identity == identity)?;
-        let b = f.index.block_at((pc - f.module_base) as u32)?;
+        let b = f.index.block_at(module_offset(pc, f.module_base)?)?;
         let (_, start) = f.block_x(b);
         let exits = f
             .exits_of(b)

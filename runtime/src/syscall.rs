@@ -34,9 +34,10 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
             let r = raw(number, args);
             if r >= 0 {
                 let (lo, hi) = (r as u64, r as u64 + sys::page_up(args[1]));
-                // Fresh memory holds no module and no translated code: what
-                // an earlier mapping there left in the runtime's tables
-                // (another thread's munmap in flight, or a fork in the
+                // Fresh memory holds no module code and no translated
+                // code: what an earlier mapping there left in the runtime's
+                // tables (data mapped over an image's code, as ld.so does;
+                // another thread's munmap in flight, or a fork in the
                 // middle of one) must not be used for it.
                 crate::modules::note_unmap(lo, hi);
                 crate::dispatch::forget_range(lo, hi);

@@ -296,12 +296,23 @@ fn build_dlopen_libs(cwd: &Path) -> Result<(), String> {
     crate::compile::compile_shared(&src, &cwd.join("libdlopen_v2.so"), &["-DVARIANT=2"])
 }
 
+/// Builds `split_text_lib.c` as `libsplit_text.so` in `dir`: code in three
+/// executable segments (`split_text.ld`), as rustc's libraries have it.
+pub fn build_split_text_lib(dir: &Path) -> Result<(), String> {
+    let programs = crate::programs_dir();
+    let script = format!("-Wl,-T,{}", programs.join("split_text.ld").display());
+    let extra = ["-fno-asynchronous-unwind-tables", "-Wl,-z,separate-code", &script];
+    crate::compile::compile_shared(&programs.join("split_text_lib.c"), &dir.join("libsplit_text.so"), &extra)
+}
+
 /// Sources in `tests/programs/` that are not catalog programs: built by a
-/// run's `setup` (dlopen_lib), or by a test file of their own that runs
-/// them in ways a catalog run cannot (proc_identity: `tests/identity.rs`,
-/// watched from another process while it runs; many_libs:
-/// `tests/persist_stress.rs`, hundreds of libraries in one process).
-pub const SUPPORT_SOURCES: &[&str] = &["dlopen_lib.c", "proc_identity.c", "many_libs_main.c", "many_libs_lib.c"];
+/// run's `setup` (dlopen_lib, split_text_lib), or by a test file of their
+/// own that runs them in ways a catalog run cannot (proc_identity:
+/// `tests/identity.rs`, watched from another process while it runs;
+/// many_libs: `tests/persist_stress.rs`, hundreds of libraries in one
+/// process).
+pub const SUPPORT_SOURCES: &[&str] =
+    &["dlopen_lib.c", "split_text_lib.c", "proc_identity.c", "many_libs_main.c", "many_libs_lib.c"];
 
 /// Threads and processes: tested by `tests/processes_threads.rs`.
 pub const PROCESS_PROGRAMS: &[Program] = &[
@@ -435,9 +446,10 @@ pub const SIGNAL_PROGRAMS: &[Program] = &[
 
 /// For the persisted code cache tests (`tests/persist.rs`): a program
 /// whose inputs each take their own path through hundreds of blocks (the
-/// tests use its pie -O0 build, and rebuild it with `-DSALT=2`), and one
-/// that patches its own code. Checked here without `-persist` like every
-/// catalog program.
+/// tests use its pie -O0 build, and rebuild it with `-DSALT=2`), one that
+/// patches its own code, and one whose library has its code in three
+/// executable segments (`tests/persist_layouts.rs`). Checked here without
+/// `-persist` like every catalog program.
 pub const PERSIST_PROGRAMS: &[Program] = &[
     Program {
         name: "persist_paths",
@@ -457,6 +469,18 @@ pub const PERSIST_PROGRAMS: &[Program] = &[
             Build::new(Variant::Static, Opt::O0),
         ],
         runs: &[ok(&[])],
+    },
+    Program {
+        name: "split_text_main",
+        source: "split_text_main.c",
+        builds: &[Build::new(Variant::Pie, Opt::O2)],
+        runs: &[Run {
+            args: &["./libsplit_text.so"],
+            expect: Status::Code(0),
+            env: &[],
+            stdin: None,
+            setup: Some(build_split_text_lib),
+        }],
     },
 ];
 

@@ -38,6 +38,7 @@ use persist::ZoneKind;
 catalog_tests!(PERSIST_SUITE;
     persist_paths,
     persist_smc,
+    split_text_main,
 );
 
 const PYTHON: &str = "/usr/bin/python3";
