@@ -56,13 +56,19 @@ fn kernel_prot(writable: bool) -> u64 {
 pub fn after_build(tag: u64, end: u64) {
     let mut page = page_down(tag);
     while page < end {
-        if is_writable_code(page) && PROTECTED.lock().insert(page) {
-            if !CATCH_WRITE_FAULTS.swap(true, Relaxed) {
-                crate::signal::catch_write_faults();
+        if is_writable_code(page) {
+            // The set and the kernel's protection change together under
+            // the lock: a thread that faults on the page and finds it out
+            // of the set knows the write permission is already back.
+            let mut protected = PROTECTED.lock();
+            if protected.insert(page) {
+                if !CATCH_WRITE_FAULTS.swap(true, Relaxed) {
+                    crate::signal::catch_write_faults();
+                }
+                // SAFETY: an app page the runtime translated; the app's view
+                // of its protection is kept in WRITABLE_CODE.
+                unsafe { sys::mprotect(page, PAGE_SIZE, kernel_prot(false)) };
             }
-            // SAFETY: an app page the runtime translated; the app's view of
-            // its protection is kept in WRITABLE_CODE.
-            unsafe { sys::mprotect(page, PAGE_SIZE, kernel_prot(false)) };
         }
         page += PAGE_SIZE;
     }
@@ -75,11 +81,18 @@ pub fn handle_write_fault(addr: u64) -> bool {
     // The set's lock is released before flushing, which takes the
     // translator's: a thread building a block holds that one and then
     // takes this one.
-    if !PROTECTED.lock().remove(&page) {
-        return false;
+    let mut protected = PROTECTED.lock();
+    if !protected.remove(&page) {
+        drop(protected);
+        // Another thread faulted on the same page at the same time and gave
+        // the write permission back first (or a build protected it again
+        // since, and the retried write faults once more): the page is the
+        // app's writable code, so natively this write succeeds. Retry it.
+        return is_writable_code(page);
     }
     // SAFETY: restoring the app's intended protection of its page.
     unsafe { sys::mprotect(page, PAGE_SIZE, kernel_prot(true)) };
+    drop(protected);
     crate::dispatch::flush_range(page, page + PAGE_SIZE);
     true
 }
