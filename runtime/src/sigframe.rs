@@ -70,6 +70,25 @@ pub fn xsave_size() -> u64 {
     core::arch::x86_64::__cpuid_count(0xd, 0).ebx as u64
 }
 
+/// How many bytes of the XSAVE image at `fpstate` a frame holds: the
+/// kernel's frame may be smaller than [`xsave_size`] (features enabled in
+/// XCR0 that the process has no permission for, like AMX tile data, are
+/// left out), and it can end at the top of a thread's stack, so reading
+/// past it may fault. The size is in the image's software-reserved bytes;
+/// without their magic word the image is the legacy 512-byte FXSAVE one.
+///
+/// # Safety
+/// `fpstate` points to a signal frame's FPU image of at least 512 bytes.
+pub unsafe fn frame_xstate_size(fpstate: u64) -> u64 {
+    // SAFETY: the software-reserved bytes lie within the 512-byte image.
+    let (magic1, size): (u32, u32) = unsafe { (get(fpstate + XSAVE_SW_BYTES), get(fpstate + XSAVE_SW_BYTES + 16)) };
+    if magic1 == FP_XSTATE_MAGIC1 {
+        (size as u64).clamp(XSAVE_HEADER, xsave_size())
+    } else {
+        XSAVE_HEADER
+    }
+}
+
 fn xcr0() -> u64 {
     // SAFETY: XSAVE is present (the runtime uses it on every switch).
     unsafe { core::arch::x86_64::_xgetbv(0) }
@@ -227,7 +246,14 @@ pub unsafe fn restore_frame(ctx: &mut ThreadContext, uc: u64) -> (u64, u64) {
         ctx.rflags = (ctx.rflags & !FIX_EFLAGS) | (eflags & FIX_EFLAGS) | 0x2;
         let fpstate: u64 = get(mc + SC_FPSTATE);
         if fpstate != 0 {
-            core::ptr::copy_nonoverlapping(fpstate as *const u8, ctx.xsave_area as *mut u8, xsave_size() as usize);
+            let size = frame_xstate_size(fpstate);
+            core::ptr::copy_nonoverlapping(fpstate as *const u8, ctx.xsave_area as *mut u8, size as usize);
+            if size == XSAVE_HEADER {
+                // A legacy image: only x87 and SSE state, which the header
+                // must then say (XSTATE_BV = x87 | SSE, no compaction).
+                put(ctx.xsave_area + XSAVE_HEADER, 3u64);
+                put(ctx.xsave_area + XSAVE_HEADER + 8, 0u64);
+            }
         }
         (get(mc + SC_RIP), get(uc + UC_SIGMASK))
     }
