@@ -42,6 +42,7 @@ pub fn ends_block(instr: &Instruction) -> bool {
 
 /// Decodes the instruction at `pc` when it straddles into the next page.
 fn decode_straddling(pc: u64) -> Option<Instruction> {
+    crate::smc::before_read(page_down(pc) + PAGE_SIZE);
     // SAFETY: the instruction's first bytes are mapped and it continues on
     // the next page, which must be mapped for it to run natively anyway.
     let bytes = unsafe { core::slice::from_raw_parts(pc as *const u8, MAX_INSTRUCTION_LEN as usize) };
@@ -60,6 +61,7 @@ fn probe(addr: u64) {
 
 pub fn build(tag: u64) -> BasicBlock {
     probe(tag);
+    crate::smc::before_read(page_down(tag));
     let mut block = BasicBlock { tag, items: Vec::new(), ends_in_invalid: false };
     // Decode within the tag's page: the next page may not be mapped. Only an
     // instruction that really straddles the boundary is read across it.

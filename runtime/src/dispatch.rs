@@ -73,7 +73,6 @@ impl Translator {
         stats::add(&STATS.blocks_built, 1);
         stats::add(&STATS.cache_bytes, fragment.size as u64);
         self.fragments.insert(fragment);
-        crate::smc::after_build(pc, block.end_pc());
         stats::add(&STATS.translate_ticks, stats::ticks() - t0);
         start
     }
@@ -84,7 +83,7 @@ impl Translator {
         self.loaded.load_once(&mut self.cache, &mut self.ibl, m.base, m.path, m.identity);
         let fragment = self.loaded.register(pc, m.base, m.identity)?;
         let start = fragment.start;
-        crate::smc::after_build(pc, fragment.app_end);
+        crate::smc::protect(pc, fragment.app_end);
         self.fragments.insert(fragment);
         Some(start)
     }

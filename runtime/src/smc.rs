@@ -51,10 +51,18 @@ fn kernel_prot(writable: bool) -> u64 {
     prot
 }
 
-/// A block was built from app bytes `[tag, end)`: protect those pages if the
-/// app can write to them.
-pub fn after_build(tag: u64, end: u64) {
-    let mut page = page_down(tag);
+/// The translator is about to read app code on `page`: protect it first if
+/// the app can write to it. Protecting before reading (not after the block
+/// is built) means a write either lands before the read, and the block sees
+/// it, or faults and flushes the block, which waits for the translator.
+pub fn before_read(page: u64) {
+    protect(page, page + PAGE_SIZE);
+}
+
+/// Protects the pages of `[start, end)` the app can write to (a persisted
+/// block, which was not read from memory, now stands for those bytes).
+pub fn protect(start: u64, end: u64) {
+    let mut page = page_down(start);
     while page < end {
         if is_writable_code(page) {
             // The set and the kernel's protection change together under
@@ -65,7 +73,7 @@ pub fn after_build(tag: u64, end: u64) {
                 if !CATCH_WRITE_FAULTS.swap(true, Relaxed) {
                     crate::signal::catch_write_faults();
                 }
-                // SAFETY: an app page the runtime translated; the app's view
+                // SAFETY: an app page the runtime translates; the app's view
                 // of its protection is kept in WRITABLE_CODE.
                 unsafe { sys::mprotect(page, PAGE_SIZE, kernel_prot(false)) };
             }
