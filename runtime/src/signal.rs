@@ -297,6 +297,7 @@ pub extern "C" fn runtime_handler(sig: i32, info: *const u8, uc: *mut u8) {
         }
         // A fault the runtime cannot attribute to app code: die of it as the
         // app would (the instruction faults again under the default action).
+        crate::verbose!("signal {} (code {}) at pc {:#x} (addr {:#x}) not in app code: default action", sig, si_code, pc, addr);
         kernel_sigaction(sig, Some(&KernelSigaction::default()), None);
         return;
     }
