@@ -398,6 +398,12 @@ pub const SIGNAL_PROGRAMS: &[Program] = &[
         runs: &[ok(&[])],
     },
     Program {
+        name: "sig_frame_xstate",
+        source: "sig_frame_xstate.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+    Program {
         name: "sig_restart",
         source: "sig_restart.c",
         builds: ALL,
