@@ -158,6 +158,12 @@ pub const PROGRAMS: &[Program] = &[
         runs: &[ok(&[])],
     },
     Program {
+        name: "alignment_check",
+        source: "alignment_check.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+    Program {
         name: "return_address",
         source: "return_address.c",
         builds: ALL,
