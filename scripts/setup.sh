@@ -36,9 +36,11 @@ need sqlite3 /usr/bin/sqlite3
 need bash /bin/bash
 need hyperfine /usr/bin/hyperfine
 need file /usr/bin/file
+# tests/tests/jvm.rs: the JVM (JIT, writable code, SIGSEGV by design) and javac.
+need openjdk-17-jdk-headless /usr/bin/java /usr/bin/javac
 
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "setup: nothing to install (g++, libc6-dev, libstdc++-12-dev, python3, perl, coreutils, xz-utils, make, git, sqlite3, bash, hyperfine, file all present)"
+    echo "setup: nothing to install (g++, libc6-dev, libstdc++-12-dev, python3, perl, coreutils, xz-utils, make, git, sqlite3, bash, hyperfine, file, openjdk-17-jdk-headless all present)"
     exit 0
 fi
 

@@ -23,6 +23,10 @@
 
 use crate::thread::{offsets as off, ThreadContext};
 
+/// The flags runtime code runs with: IF (which `popfq` cannot change in
+/// user mode anyway) and the always-one bit; DF and AC clear.
+const RUNTIME_RFLAGS: u64 = 0x202;
+
 core::arch::global_asm!(
     ".globl dbi_fcache_return",
     ".type dbi_fcache_return,@function",
@@ -51,7 +55,11 @@ core::arch::global_asm!(
     "    mov edx, -1",
     "    xsave64 [rdi]",
     "    mov rdi, qword ptr gs:[{self_}]",
-    "    cld",
+    // The app's flags are saved; the runtime runs with its own: DF clear
+    // (the ABI) and AC clear (an app may set it, as the JVM does to probe
+    // the CPU, and the runtime's unaligned accesses would then fault).
+    "    push {runtime_rflags}",
+    "    popfq",
     "    call {dispatch}",
     "    ud2",
     "",
@@ -125,6 +133,17 @@ core::arch::global_asm!(
     "    syscall",
     "    ud2",
     "",
+    // The kernel handler for every signal the app handles. The kernel
+    // enters it with the interrupted flags, DF and TF cleared but AC kept:
+    // clear AC too before any Rust code runs (the frame's saved flags are
+    // what the interrupted code gets back).
+    ".globl dbi_signal_entry",
+    ".type dbi_signal_entry,@function",
+    "dbi_signal_entry:",
+    "    push {runtime_rflags}",
+    "    popfq",
+    "    jmp {signal_handler}",
+    "",
     // Returned to by the kernel after a runtime signal handler (sa_restorer).
     ".globl dbi_signal_restorer",
     ".type dbi_signal_restorer,@function",
@@ -140,10 +159,14 @@ core::arch::global_asm!(
     "dbi_deliver_signal:",
     "    mov rsp, qword ptr gs:[{stack_top}]",
     "    mov rdi, qword ptr gs:[{self_}]",
-    "    cld",
+    // The sigreturn restored the faulting app's flags.
+    "    push {runtime_rflags}",
+    "    popfq",
     "    call {resume}",
     "    ud2",
     sys_rt_sigreturn = const crate::sys::nr::RT_SIGRETURN,
+    runtime_rflags = const RUNTIME_RFLAGS,
+    signal_handler = sym crate::signal::runtime_handler,
     resume = sym crate::dispatch::resume_after_signal,
     sys_clone = const crate::sys::nr::CLONE,
     sys_clone3 = const crate::sys::nr::CLONE3,
@@ -168,6 +191,13 @@ extern "C" {
     fn dbi_exit_thread(mapping: u64, len: u64, status: u64) -> !;
     fn dbi_signal_restorer();
     fn dbi_deliver_signal();
+    fn dbi_signal_entry();
+}
+
+/// The kernel handler the runtime installs (it clears AC, then runs
+/// `signal::runtime_handler`).
+pub fn signal_entry_addr() -> u64 {
+    dbi_signal_entry as *const () as u64
 }
 
 pub fn signal_restorer_addr() -> u64 {

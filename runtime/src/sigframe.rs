@@ -70,22 +70,53 @@ pub fn xsave_size() -> u64 {
     core::arch::x86_64::__cpuid_count(0xd, 0).ebx as u64
 }
 
-/// How many bytes of the XSAVE image at `fpstate` (a signal frame's) to
-/// copy: what its software-reserved words say it holds, at most the
-/// runtime's own size. The kernel's frame can be smaller than
-/// [`xsave_size`] (features such as AMX tile data are left out until a
-/// process asks for them), and reading past it can leave the stack.
+/// The XSAVE features the kernel writes in this process's signal frames:
+/// those enabled in XCR0 that the process may use (AMX tile data, say, only
+/// after `arch_prctl(ARCH_REQ_XCOMP_PERM)`), asked each time since the app
+/// may get a permission at any point.
+fn frame_features() -> u64 {
+    const ARCH_GET_XCOMP_PERM: u64 = 0x1022;
+    let mut permitted = 0u64;
+    // SAFETY: the kernel writes a u64 at the pointer.
+    let r = unsafe { crate::sys::syscall(crate::sys::nr::ARCH_PRCTL, ARCH_GET_XCOMP_PERM, &mut permitted as *mut u64 as u64, 0) };
+    if r == 0 {
+        xcr0() & permitted
+    } else {
+        xcr0()
+    }
+}
+
+/// The size of the standard-format XSAVE image of `features`: the end of
+/// the last one (CPUID leaf 0xd gives each user component's size and
+/// offset), at least the legacy area and the header.
+fn xsave_size_of(features: u64) -> u64 {
+    let mut size = XSAVE_HEADER + 64;
+    for i in 2..63 {
+        if features & (1 << i) != 0 {
+            let c = core::arch::x86_64::__cpuid_count(0xd, i);
+            size = size.max(c.ebx as u64 + c.eax as u64);
+        }
+    }
+    size.min(xsave_size())
+}
+
+/// How many bytes of the XSAVE image at `fpstate` a frame holds: the
+/// kernel's frame may be smaller than [`xsave_size`] (features enabled in
+/// XCR0 that the process has no permission for, like AMX tile data, are
+/// left out), and it can end at the top of a thread's stack, so reading
+/// past it may fault. The size is in the image's software-reserved bytes;
+/// without their magic word the image is the legacy 512-byte FXSAVE one.
 ///
 /// # Safety
-/// `fpstate` points at a signal frame's FXSAVE/XSAVE image.
-pub unsafe fn frame_xsave_len(fpstate: u64) -> usize {
-    const SW_RESERVED: u64 = 464;
-    const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
-    const FXSAVE_SIZE: u32 = 512;
-    // SAFETY: the 48 software-reserved bytes lie within the FXSAVE image.
-    let (magic, xstate_size): (u32, u32) = unsafe { (get(fpstate + SW_RESERVED), get(fpstate + SW_RESERVED + 16)) };
-    let len = if magic == FP_XSTATE_MAGIC1 { xstate_size } else { FXSAVE_SIZE };
-    (len as u64).min(xsave_size()) as usize
+/// `fpstate` points to a signal frame's FPU image of at least 512 bytes.
+pub unsafe fn frame_xstate_size(fpstate: u64) -> u64 {
+    // SAFETY: the software-reserved bytes lie within the 512-byte image.
+    let (magic1, size): (u32, u32) = unsafe { (get(fpstate + XSAVE_SW_BYTES), get(fpstate + XSAVE_SW_BYTES + 16)) };
+    if magic1 == FP_XSTATE_MAGIC1 {
+        (size as u64).clamp(XSAVE_HEADER, xsave_size())
+    } else {
+        XSAVE_HEADER
+    }
 }
 
 fn xcr0() -> u64 {
@@ -179,7 +210,11 @@ pub fn push_frame(
 ) -> Frame {
     let app_sp = ctx.gpr[reg::RSP];
     let mut sp = if use_altstack { altstack.sp + altstack.size } else { app_sp - RED_ZONE };
-    let xsize = xsave_size();
+    // The image has the kernel's size and features, not all of XCR0's:
+    // the frame takes as much of the app's stack as natively (an 8 KiB
+    // alternate stack fits it on a machine with AMX, as it does natively).
+    let features = frame_features();
+    let xsize = xsave_size_of(features);
     sp = (sp - xsize - 4) & !63;
     let fpstate = sp;
     let frame = ((sp - RT_SIGFRAME_SIZE) & !15) - 8;
@@ -191,7 +226,9 @@ pub fn push_frame(
         core::ptr::copy_nonoverlapping(ctx.xsave_area as *const u8, fpstate as *mut u8, xsize as usize);
         put(fpstate + XSAVE_SW_BYTES, FP_XSTATE_MAGIC1);
         put(fpstate + XSAVE_SW_BYTES + 4, (xsize + 4) as u32);
-        put(fpstate + XSAVE_SW_BYTES + 8, xcr0());
+        put(fpstate + XSAVE_SW_BYTES + 8, features);
+        let xstate_bv: u64 = get(fpstate + XSAVE_HEADER);
+        put(fpstate + XSAVE_HEADER, xstate_bv & features);
         put(fpstate + XSAVE_SW_BYTES + 16, xsize as u32);
         put(fpstate + xsize, FP_XSTATE_MAGIC2);
 
@@ -251,7 +288,14 @@ pub unsafe fn restore_frame(ctx: &mut ThreadContext, uc: u64) -> (u64, u64) {
         ctx.rflags = (ctx.rflags & !FIX_EFLAGS) | (eflags & FIX_EFLAGS) | 0x2;
         let fpstate: u64 = get(mc + SC_FPSTATE);
         if fpstate != 0 {
-            core::ptr::copy_nonoverlapping(fpstate as *const u8, ctx.xsave_area as *mut u8, frame_xsave_len(fpstate));
+            let size = frame_xstate_size(fpstate);
+            core::ptr::copy_nonoverlapping(fpstate as *const u8, ctx.xsave_area as *mut u8, size as usize);
+            if size == XSAVE_HEADER {
+                // A legacy image: only x87 and SSE state, which the header
+                // must then say (XSTATE_BV = x87 | SSE, no compaction).
+                put(ctx.xsave_area + XSAVE_HEADER, 3u64);
+                put(ctx.xsave_area + XSAVE_HEADER + 8, 0u64);
+            }
         }
         (get(mc + SC_RIP), get(uc + UC_SIGMASK))
     }

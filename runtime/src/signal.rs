@@ -154,7 +154,7 @@ fn set_app_action(sig: u32, act: KernelSigaction) {
 /// The kernel action that makes signals come to the runtime first.
 fn runtime_action(app: &KernelSigaction) -> KernelSigaction {
     KernelSigaction {
-        handler: runtime_handler as *const () as u64,
+        handler: crate::context_switch::signal_entry_addr(),
         flags: SA_SIGINFO | SA_RESTORER | (app.flags & SA_ONSTACK),
         restorer: crate::context_switch::signal_restorer_addr(),
         mask: !0,
@@ -299,8 +299,9 @@ fn is_synchronous_fault(sig: u32, info: &[u8; sigframe::SIGINFO_SIZE]) -> bool {
     si_code > 0 && matches!(sig, SIGSEGV | SIGBUS | SIGILL | SIGFPE | SIGTRAP)
 }
 
-/// The kernel handler for every signal the application handles.
-extern "C" fn runtime_handler(sig: i32, info: *const u8, uc: *mut u8) {
+/// The kernel handler for every signal the application handles, reached
+/// through `dbi_signal_entry` (`context_switch.rs`).
+pub extern "C" fn runtime_handler(sig: i32, info: *const u8, uc: *mut u8) {
     let sig = sig as u32;
     // SAFETY: the kernel passes a siginfo and a ucontext.
     let info: &[u8; sigframe::SIGINFO_SIZE] = unsafe { &*(info as *const [u8; sigframe::SIGINFO_SIZE]) };
@@ -343,6 +344,7 @@ extern "C" fn runtime_handler(sig: i32, info: *const u8, uc: *mut u8) {
         // A fault in the cache the runtime cannot attribute to an app
         // instruction (its own code there): die of it as the app would (the
         // instruction faults again under the default action).
+        crate::verbose!("signal {} (code {}) at pc {:#x} (addr {:#x}) not in app code: default action", sig, si_code, pc, addr);
         kernel_sigaction(sig, Some(&KernelSigaction::default()), None);
         return;
     }

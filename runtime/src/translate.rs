@@ -3,7 +3,7 @@
 //! mangling had changed at that point (a spilled register, a moved rsp).
 
 use crate::mangle::Fixup;
-use crate::sigframe::{frame_xsave_len, InterruptedContext};
+use crate::sigframe::{frame_xstate_size, InterruptedContext};
 use crate::thread::{reg, ThreadContext};
 
 /// Fills `ctx` (registers, flags, extended state, `next_pc`) with the app
@@ -33,9 +33,11 @@ pub fn fault_to_app_state(ctx: &mut ThreadContext, frame: &InterruptedContext) -
     ctx.gpr = gpr;
     ctx.rflags = frame.eflags();
     if let Some(fp) = frame.fpstate() {
-        // SAFETY: the kernel's XSAVE image of the interrupted (app) state.
+        // SAFETY: the kernel's XSAVE image of the interrupted (app) state,
+        // of the size it says it has.
         unsafe {
-            core::ptr::copy_nonoverlapping(fp as *const u8, ctx.xsave_area as *mut u8, frame_xsave_len(fp))
+            let size = frame_xstate_size(fp);
+            core::ptr::copy_nonoverlapping(fp as *const u8, ctx.xsave_area as *mut u8, size as usize)
         };
     }
     ctx.next_pc = app_pc;

@@ -159,6 +159,12 @@ pub const PROGRAMS: &[Program] = &[
         runs: &[ok(&[])],
     },
     Program {
+        name: "alignment_check",
+        source: "alignment_check.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+    Program {
         name: "return_address",
         source: "return_address.c",
         builds: ALL,
@@ -415,6 +421,12 @@ pub const SIGNAL_PROGRAMS: &[Program] = &[
     Program {
         name: "sig_altstack",
         source: "sig_altstack.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+    Program {
+        name: "sig_frame_xstate",
+        source: "sig_frame_xstate.c",
         builds: ALL,
         runs: &[ok(&[])],
     },

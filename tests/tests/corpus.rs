@@ -23,6 +23,7 @@ catalog_tests!(CORPUS_SUITE;
     rip_relative,
     big_stack,
     cpuid_rdtsc,
+    alignment_check,
     return_address,
     abort,
     exit_code,

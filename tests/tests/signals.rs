@@ -2,7 +2,8 @@
 //! byte: the catalog programs of `SIGNAL_SUITE`, each its own file in
 //! `tests/programs/`: recovery from SIGSEGV by siglongjmp, handlers that
 //! edit the ucontext's rip, SIGALRM interrupting a hot loop 1,000 times,
-//! sigaltstack, SA_RESTART, nested handlers, raise of every catchable
+//! sigaltstack, the XSAVE image of a frame (the kernel's size and features),
+//! SA_RESTART, nested handlers, raise of every catchable
 //! signal, and signal masks (sigprocmask, sigpending, sigsuspend,
 //! sigtimedwait, signalfd).
 //!
@@ -18,6 +19,7 @@ catalog_tests!(SIGNAL_SUITE;
     sig_ucontext_rip,
     sig_alarm_loop,
     sig_altstack,
+    sig_frame_xstate,
     sig_restart,
     sig_nested,
     sig_raise_all,
