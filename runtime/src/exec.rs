@@ -30,24 +30,19 @@ fn runtime_path() -> Option<CStr> {
     unsafe { *core::ptr::addr_of!(RUNTIME_PATH) }
 }
 
-/// Reads the NULL-terminated array of strings at `array` in app memory.
-///
-/// # Safety
-/// `array` is a valid argv-style array (the app passed it to execve).
-unsafe fn read_string_array(array: u64) -> Vec<u64> {
+/// Reads the NULL-terminated array of string pointers at `array` in app
+/// memory; None if it cannot be read (the kernel answers EFAULT).
+fn read_string_array(array: u64) -> Option<Vec<u64>> {
     let mut out = Vec::new();
     if array == 0 {
-        return out;
+        return Some(out);
     }
-    let mut p = array as *const u64;
-    // SAFETY: per the function's contract.
-    unsafe {
-        while *p != 0 {
-            out.push(*p);
-            p = p.add(1);
+    loop {
+        match crate::safe_read::read_app::<u64>(array + 8 * out.len() as u64)? {
+            0 => return Some(out),
+            p => out.push(p),
         }
     }
-    out
 }
 
 enum Verdict {
@@ -93,8 +88,8 @@ pub fn execve(path: u64, argv: u64, envp: u64) -> i64 {
     if crate::options::get().no_follow_children || path == 0 {
         return native();
     }
-    // SAFETY: the app passed a NUL-terminated path.
-    let mut app_path = unsafe { CStr::from_ptr(path as *const u8) };
+    // A path or argv the runtime cannot read: the kernel gives the error.
+    let Some(mut app_path) = crate::safe_read::read_app_path(path) else { return native() };
     // /proc/self/exe is the runtime itself: the app means its own program.
     if crate::self_exe::is_self_exe(app_path.as_bytes()) {
         match crate::self_exe::app_exe() {
@@ -105,8 +100,7 @@ pub fn execve(path: u64, argv: u64, envp: u64) -> i64 {
     if let Verdict::Native = judge(&app_path) {
         return native();
     }
-    // SAFETY: the app passed a valid argv array.
-    let app_argv = unsafe { read_string_array(argv) };
+    let Some(app_argv) = read_string_array(argv) else { return native() };
     let opts = &crate::options::get().as_given;
     let mut new_argv: Vec<u64> = Vec::with_capacity(opts.len() + app_argv.len() + 5);
     new_argv.push(runtime.as_bytes_with_nul().as_ptr() as u64);
@@ -144,8 +138,7 @@ pub fn execveat(dirfd: i64, path: u64, argv: u64, envp: u64, flags: u64) -> i64 
     if path == 0 || flags & !AT_EMPTY_PATH != 0 {
         return native();
     }
-    // SAFETY: the app passed a NUL-terminated path.
-    let rel = unsafe { CStr::from_ptr(path as *const u8) };
+    let Some(rel) = crate::safe_read::read_app_path(path) else { return native() };
     if rel.as_bytes().first() == Some(&b'/') || dirfd == sys::AT_FDCWD {
         return execve(path, argv, envp);
     }

@@ -73,6 +73,21 @@ pub fn read_app<T: Copy + Default>(addr: u64) -> Option<T> {
     (ok != 0).then_some(value)
 }
 
+/// The NUL-terminated string at `addr` in app memory (at most `PATH_MAX`
+/// bytes, as the kernel reads a path); None where the kernel answers
+/// EFAULT (or ENAMETOOLONG).
+pub fn read_app_path(addr: u64) -> Option<crate::startup_args::CStr> {
+    const PATH_MAX: u64 = 4096;
+    let mut bytes = alloc::vec::Vec::new();
+    for i in 0..PATH_MAX {
+        match read_app::<u8>(addr + i)? {
+            0 => return Some(crate::startup_args::CStr::leak(&bytes)),
+            b => bytes.push(b),
+        }
+    }
+    None
+}
+
 /// Writes `value` where the app asked for it; false where the kernel
 /// answers EFAULT.
 pub fn write_app<T: Copy>(addr: u64, value: T) -> bool {

@@ -391,6 +391,12 @@ pub const PROCESS_PROGRAMS: &[Program] = &[
         runs: &[ok(&[])],
     },
     Program {
+        name: "bad_pointers",
+        source: "bad_pointers.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+    Program {
         name: "fork_race",
         source: "fork_race.c",
         builds: &[Build::new(Variant::Pie, Opt::O2), Build::new(Variant::Static, Opt::O2)],

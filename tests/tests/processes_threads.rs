@@ -30,6 +30,7 @@ catalog_tests!(PROCESS_SUITE;
     dlopen_main,
     jit,
     fork_race,
+    bad_pointers,
 );
 
 
