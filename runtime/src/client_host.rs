@@ -9,9 +9,10 @@ use core::fmt::Write;
 use clients::api::{self, BlockIr, Client, EmitFlags, ModuleRef, Services};
 use spin::{Mutex, Once};
 
-use crate::persist_units::{BlockData, LiveSegment};
-use crate::startup_args::CStr;
-use crate::sys;
+use crate::persistence::units::BlockData;
+use crate::translate::segment::LiveSegment;
+use crate::os::startup_args::CStr;
+use crate::os::sys;
 use crate::thread::{offsets, ThreadContext};
 
 /// At most this many clients at once.
@@ -204,7 +205,7 @@ pub fn clean_call(ctx: &mut ThreadContext, index: usize, id: u32, arg: u64) {
 fn app_name() -> &'static str {
     static NAME: Once<&'static str> = Once::new();
     NAME.call_once(|| {
-        let exe = crate::self_exe::app_exe().map(|p| p.as_bytes()).unwrap_or(b"app");
+        let exe = crate::emulation::self_exe::app_exe().map(|p| p.as_bytes()).unwrap_or(b"app");
         let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(exe);
         core::str::from_utf8(base).unwrap_or("app")
     })
@@ -264,13 +265,13 @@ impl Services for Host {
     }
 
     fn alloc_near_code(&self, len: usize) -> Option<*mut u8> {
-        crate::code_cache::alloc_near_data(len as u64).map(|a| a as *mut u8)
+        crate::translate::code_cache::alloc_near_data(len as u64).map(|a| a as *mut u8)
     }
 
     fn alloc_block_data(&self, len: usize) -> Option<*mut u8> {
         let mut sink = BLOCK_DATA.lock();
         let addr = if sink.segment.is_null() {
-            crate::code_cache::alloc_near_data(len as u64)?
+            crate::translate::code_cache::alloc_near_data(len as u64)?
         } else {
             // SAFETY: set by `instrument` for the duration of the block's
             // instrumentation, under the translator lock.
@@ -282,7 +283,7 @@ impl Services for Host {
     }
 
     fn with_module(&self, pc: u64, f: &mut dyn FnMut(Option<ModuleRef>)) {
-        crate::modules::with_module(pc, |m| {
+        crate::os::modules::with_module(pc, |m| {
             f(m.map(|m| ModuleRef {
                 path: core::str::from_utf8(m.path.as_bytes()).unwrap_or("?"),
                 base: m.base,

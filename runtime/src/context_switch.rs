@@ -5,7 +5,7 @@
 //! - `dbi_fcache_return` is reached by a jump from the code cache (an exit
 //!   stub or the indirect-branch lookup) with the application's rax already
 //!   stored in `gs:[GPR + 0]` and rax holding the address of the exit's
-//!   [`ExitData`](crate::emit::ExitData). It saves every application register,
+//!   [`ExitData`](crate::translate::emit::ExitData). It saves every application register,
 //!   the flags and the extended state into the ThreadContext, switches to the
 //!   thread's runtime stack and calls `dispatch::from_cache(ctx)`, which never
 //!   returns.
@@ -164,14 +164,14 @@ core::arch::global_asm!(
     "    popfq",
     "    call {resume}",
     "    ud2",
-    sys_rt_sigreturn = const crate::sys::nr::RT_SIGRETURN,
+    sys_rt_sigreturn = const crate::os::sys::nr::RT_SIGRETURN,
     runtime_rflags = const RUNTIME_RFLAGS,
-    signal_handler = sym crate::signal::runtime_handler,
+    signal_handler = sym crate::signals::handling::runtime_handler,
     resume = sym crate::dispatch::resume_after_signal,
-    sys_clone = const crate::sys::nr::CLONE,
-    sys_clone3 = const crate::sys::nr::CLONE3,
-    sys_munmap = const crate::sys::nr::MUNMAP,
-    sys_exit = const crate::sys::nr::EXIT,
+    sys_clone = const crate::os::sys::nr::CLONE,
+    sys_clone3 = const crate::os::sys::nr::CLONE3,
+    sys_munmap = const crate::os::sys::nr::MUNMAP,
+    sys_exit = const crate::os::sys::nr::EXIT,
     thread_start = sym crate::dispatch::thread_start,
     exit_data = const off::EXIT_DATA,
     gpr = const off::GPR,

@@ -1,260 +1,13 @@
 //! The dispatcher: every exit from the code cache lands here. It finds or
-//! builds the fragment for the next app pc, links the exit it came through,
-//! and re-enters the cache.
+//! builds the fragment for the next app pc (through the translator),
+//! links the exit it came through, and re-enters the cache.
 
-use spin::Mutex;
-
-use crate::code_cache::CodeCache;
 use crate::context_switch::enter_cache;
-use crate::emit::{self, EmitError, ExitData, ExitKind, Placement};
-use crate::fragment::{Fragment, FragmentTable, Patch};
-use crate::ibl::IblTable;
-use crate::mangle::Addressing;
-use crate::persist_load::LoadedFiles;
-use crate::persist_units::{UnitBlock, Units};
 use crate::stats::{self, STATS};
 use crate::thread::ThreadContext;
-use crate::{bb_builder, link, mangle};
-
-/// Everything shared by the translation pipeline.
-pub struct Translator {
-    pub cache: CodeCache,
-    pub fragments: FragmentTable,
-    pub ibl: IblTable,
-    /// Persistable code being built, per module (with `-persist`).
-    pub units: Units,
-    /// Persisted files in use.
-    pub loaded: LoadedFiles,
-}
-
-static TRANSLATOR: Mutex<Option<Translator>> = Mutex::new(None);
-
-impl Translator {
-    /// The cache address of the fragment for `pc`, building it if needed.
-    /// Err: the app cannot execute at `pc` (the fault it gets there).
-    fn fragment_start(&mut self, pc: u64, sp: u64) -> Result<u64, bb_builder::CodeFault> {
-        if self.fragments.sandbox_stale(pc) {
-            self.fragments.remove(pc);
-        }
-        if let Some(f) = self.fragments.get(pc) {
-            return Ok(f.start);
-        }
-        let module = if crate::options::get().persist { file_module(pc) } else { None };
-        if let Some(start) = module.and_then(|m| self.from_file(pc, m)) {
-            return Ok(start);
-        }
-        let t0 = stats::ticks();
-        crate::fault_injection::at_build();
-        let mut block = bb_builder::build(pc, sp)?;
-        let end = block.end_pc().max(pc + 1);
-        // The module's base, and the unit and segment a persistable block
-        // would go to.
-        let target = module.filter(|m| m.can_hold(end)).and_then(|m| {
-            let unit = self.units.unit_for(m.base, m.end, m.path, m.identity);
-            Some((m.base, unit, self.units.units[unit].current_segment(&mut self.cache)?))
-        });
-        let mut persistable = target.is_some() && !block.sandboxed;
-        let mut data = alloc::vec::Vec::new();
-        if crate::client_host::active() {
-            let mut ir = clients::api::BlockIr::new(pc, []);
-            ir.items = core::mem::take(&mut block.items);
-            let segment = target.map(|(_, u, s)| &mut self.units.units[u].segments[s as usize]);
-            let (flags, allocated) = crate::client_host::instrument(&mut ir, segment);
-            persistable &= flags.persistable;
-            data = allocated;
-            block.items = ir.items;
-        }
-        let fragment = target
-            .filter(|_| persistable)
-            .and_then(|(base, u, s)| self.emit_persistable(pc, end, &block, base, u, s, data))
-            .unwrap_or_else(|| {
-                let ops = mangle::mangle(&block, Addressing::Absolute).expect("absolute addressing always works");
-                match emit::emit(pc, end, &ops, Placement::Cache(&mut self.cache), &self.fragments) {
-                    Ok(f) => f,
-                    Err(_) => crate::log::fatal(70, format_args!("code cache full")),
-                }
-            });
-        let start = fragment.start;
-        stats::add(&STATS.blocks_built, 1);
-        stats::add(&STATS.cache_bytes, fragment.size as u64);
-        self.fragments.insert(fragment);
-        if block.sandboxed {
-            self.fragments.sandbox(pc, core::mem::take(&mut block.bytes));
-        }
-        stats::add(&STATS.translate_ticks, stats::ticks() - t0);
-        Ok(start)
-    }
-
-    /// Registers the block at `pc` from its module's persisted file (loaded
-    /// on the first miss in the module).
-    fn from_file(&mut self, pc: u64, m: FileModule) -> Option<u64> {
-        self.loaded.load_once(&mut self.cache, &mut self.ibl, m.base, m.path, m.identity);
-        let fragment = self.loaded.register(pc, m.base, m.identity)?;
-        let start = fragment.start;
-        crate::smc::after_build(pc, fragment.app_end);
-        self.fragments.insert(fragment);
-        Some(start)
-    }
-
-    /// Emits the block of the module at `base` into segment `segment` of
-    /// unit `unit`; None if it cannot be made module-relative.
-    #[allow(clippy::too_many_arguments)]
-    fn emit_persistable(
-        &mut self,
-        pc: u64,
-        end: u64,
-        block: &bb_builder::BasicBlock,
-        base: u64,
-        unit: usize,
-        segment: u32,
-        data: alloc::vec::Vec<crate::persist_units::BlockData>,
-    ) -> Option<Fragment> {
-        let ops = mangle::mangle(block, Addressing::ModuleRelative { base })?;
-        let unit = &mut self.units.units[unit];
-        let place = Placement::Segment { segment: &mut unit.segments[segment as usize], module_base: base };
-        match emit::emit(pc, end, &ops, place, &self.fragments) {
-            Ok(f) => {
-                unit.blocks.push(UnitBlock { tag: pc, start: f.start, segment, data });
-                Some(f)
-            }
-            Err(EmitError::Full | EmitError::NotRelative) => None,
-        }
-    }
-}
-
-/// A file-backed module, whose blocks can be persisted.
-#[derive(Clone, Copy)]
-struct FileModule {
-    base: u64,
-    end: u64,
-    /// One past the end of the executable mapping holding the pc looked up:
-    /// a persisted block lies within one.
-    code_end: u64,
-    path: crate::startup_args::CStr,
-    identity: crate::modules::FileIdentity,
-}
-
-impl FileModule {
-    /// Whether a block `[pc, end)` of this module can be persisted: inside
-    /// one executable mapping, at offsets the file's index (u32) and
-    /// module-relative code (i32 displacements) can express. Code of a
-    /// module spanning more than 2 GiB beyond that is translated, not
-    /// persisted.
-    fn can_hold(&self, end: u64) -> bool {
-        end <= self.code_end && end.checked_sub(self.base).is_some_and(|o| i32::try_from(o).is_ok())
-    }
-}
-
-fn file_module(pc: u64) -> Option<FileModule> {
-    crate::modules::with_module(pc, |m| {
-        let m = m?;
-        let code_end = m.code_end(pc)?;
-        Some(FileModule { base: m.base, end: m.end, code_end, path: m.path, identity: m.identity? })
-    })
-}
-
-/// The application's code in `[lo, hi)` changed, or stopped being code:
-/// forget every fragment built from it (and, if there were any, persist
-/// nothing more of its modules).
-pub fn flush_range(lo: u64, hi: u64) {
-    flush(lo, hi, true);
-}
-
-/// `[lo, hi)` became writable: whatever code is there may be rewritten
-/// (text relocations, self-modifying code), so its modules' blocks are not
-/// persisted from now on.
-pub fn code_may_change(lo: u64, hi: u64) {
-    if let Some(tr) = TRANSLATOR.lock().as_mut() {
-        tr.units.taint(lo, hi);
-    }
-}
-
-/// The application's code in `[lo, hi)` went away: forget every fragment
-/// built from it.
-pub fn forget_range(lo: u64, hi: u64) {
-    flush(lo, hi, false);
-}
-
-fn flush(lo: u64, hi: u64, changed: bool) {
-    let mut guard = TRANSLATOR.lock();
-    let Some(tr) = guard.as_mut() else { return };
-    let mut tags = tr.fragments.flush_range(lo, hi);
-    for tag in tr.loaded.retire_overlapping(lo, hi, &mut tr.ibl) {
-        if tr.fragments.remove(tag).is_some() {
-            tags.push(tag);
-        }
-    }
-    for &tag in &tags {
-        tr.ibl.remove(tag);
-    }
-    if changed && !tags.is_empty() {
-        tr.units.taint(lo, hi);
-    }
-    if !tags.is_empty() {
-        stats::add(&STATS.fragments_flushed, tags.len() as u64);
-        crate::verbose!("flushed {} blocks from {lo:#x}-{hi:#x}", tags.len());
-    }
-}
-
-/// Writes the persistable blocks of every module to their files (at
-/// process exit, exec, or a fatal signal).
-pub fn persist_all() {
-    if !crate::options::get().persist {
-        return;
-    }
-    let guard = TRANSLATOR.lock();
-    if let Some(tr) = guard.as_ref() {
-        crate::persist_save::save_units(&tr.units.units, &tr.fragments, &tr.loaded);
-    }
-    crate::persist_report::append();
-}
-
-/// Writes the persistable blocks of modules based in `[lo, hi)`, which
-/// are being unmapped.
-pub fn persist_unloading(lo: u64, hi: u64) {
-    if !crate::options::get().persist {
-        return;
-    }
-    let guard = TRANSLATOR.lock();
-    if let Some(tr) = guard.as_ref() {
-        let units: alloc::vec::Vec<_> = tr.units.units.iter().filter(|u| (lo..hi).contains(&u.module_base)).collect();
-        for u in units {
-            crate::persist_save::save_units(core::slice::from_ref(u), &tr.fragments, &tr.loaded);
-        }
-    }
-}
-
-/// Runs `fork_call` (a system call creating a process, which must not
-/// allocate) while no other thread can hold a runtime lock, so the
-/// child's copies of them are free (`fork_locks`).
-pub fn fork_safely(fork_call: impl FnOnce() -> i64) -> i64 {
-    let r = {
-        let _translator = TRANSLATOR.lock();
-        crate::fork_locks::with_all_locks(fork_call)
-    };
-    if r == 0 {
-        stats::reset_in_child();
-        crate::persist_report::new_image_in_child();
-        if let Some(tr) = TRANSLATOR.lock().as_ref() {
-            crate::persist_save::note_forked(&tr.units.units);
-        }
-    }
-    r
-}
-
-/// Sets up the shared translator state; called once before the first entry.
-pub fn init(ctx: &mut ThreadContext) {
-    stats::start_clock();
-    let tr = Translator {
-        cache: CodeCache::new(),
-        fragments: FragmentTable::default(),
-        ibl: IblTable::new(),
-        units: Units::default(),
-        loaded: LoadedFiles::default(),
-    };
-    tr.ibl.publish(ctx);
-    *TRANSLATOR.lock() = Some(tr);
-}
+use crate::translate::emit::{self, ExitData, ExitKind};
+use crate::translate::fragment::Patch;
+use crate::translate::link;
 
 /// The direct exit a thread left the cache by, to link to where it goes.
 #[derive(Clone, Copy)]
@@ -269,27 +22,27 @@ struct LinkFrom {
 fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<LinkFrom>, indirect: bool) -> ! {
     let start = loop {
         if ctx.signal_pending != 0 {
-            pc = crate::signal::deliver_pending(ctx, pc);
+            pc = crate::signals::handling::deliver_pending(ctx, pc);
             linked_from = None;
         }
-        if crate::vsyscall::contains(pc) {
+        if crate::emulation::vsyscall::contains(pc) {
             // Never a fragment: no link, no lookup-table entry.
             linked_from = None;
-            match crate::vsyscall::emulate(ctx, pc) {
+            match crate::emulation::vsyscall::emulate(ctx, pc) {
                 Ok(caller) => pc = caller,
-                Err(fault) => crate::signal::queue_code_fault(ctx, fault.addr, fault.si_code),
+                Err(fault) => crate::signals::handling::queue_code_fault(ctx, fault.addr, fault.si_code),
             }
             continue;
         }
         // The app pc an internal error names.
         ctx.next_pc = pc;
-        let mut guard = TRANSLATOR.lock();
+        let mut guard = crate::translator::lock();
         let tr = guard.as_mut().expect("translator");
         let start = match tr.fragment_start(pc, ctx.gpr[crate::thread::reg::RSP]) {
             Ok(start) => start,
             Err(fault) => {
                 drop(guard);
-                crate::signal::queue_code_fault(ctx, fault.addr, fault.si_code);
+                crate::signals::handling::queue_code_fault(ctx, fault.addr, fault.si_code);
                 linked_from = None;
                 continue;
             }
@@ -329,7 +82,7 @@ pub extern "C" fn thread_start(ctx: &mut ThreadContext) -> ! {
     if ctx.is_vfork_child == 0 {
         crate::client_host::thread_init(ctx);
     }
-    crate::signal::set_mask(2, ctx.pending.start_mask);
+    crate::signals::handling::set_mask(2, ctx.pending.start_mask);
     let pc = ctx.next_pc;
     start(ctx, pc)
 }
@@ -358,7 +111,7 @@ pub extern "C" fn from_cache(ctx: &mut ThreadContext) -> ! {
         }
         ExitKind::RelativeDirect => {
             let r = exit.decode_relative(at);
-            let patch = if crate::persist_load::in_mapped_file(at) { Patch::Slot(r.slot) } else { Patch::Rel32(r.branch) };
+            let patch = if crate::persistence::load::in_mapped_file(at) { Patch::Slot(r.slot) } else { Patch::Rel32(r.branch) };
             let from = LinkFrom { patch, stub: at - emit::RELATIVE_STUB_CODE_LEN as u64 };
             continue_at(ctx, r.target, Some(from), false)
         }
@@ -366,7 +119,7 @@ pub extern "C" fn from_cache(ctx: &mut ThreadContext) -> ! {
             continue_at(ctx, exit.decode_relative(at).target - SYSCALL_LEN, None, false)
         }
         ExitKind::RelativeSyscall => {
-            let next = crate::syscall::handle(ctx, exit.decode_relative(at).target);
+            let next = crate::emulation::syscalls::handle(ctx, exit.decode_relative(at).target);
             continue_at(ctx, next, None, false)
         }
         ExitKind::RelativeCleanCall => {
@@ -382,7 +135,7 @@ pub extern "C" fn from_cache(ctx: &mut ThreadContext) -> ! {
             continue_at(ctx, exit.target - SYSCALL_LEN, None, false)
         }
         ExitKind::Syscall => {
-            let next = crate::syscall::handle(ctx, exit.target);
+            let next = crate::emulation::syscalls::handle(ctx, exit.target);
             continue_at(ctx, next, None, false)
         }
         ExitKind::CleanCall => {
@@ -399,30 +152,3 @@ pub extern "C" fn from_cache(ctx: &mut ThreadContext) -> ! {
 /// Length of the `syscall` instruction.
 const SYSCALL_LEN: u64 = 2;
 
-/// The app pc and state fixup for cache address `pc`, if it is in a fragment.
-pub fn translation_at(pc: u64) -> Option<(u64, crate::mangle::Fixup)> {
-    let guard = TRANSLATOR.lock();
-    let tr = guard.as_ref()?;
-    match tr.fragments.containing(pc) {
-        Some(f) => f.translation_at(pc).map(|t| (t.app_pc, t.fixup)),
-        None => tr.loaded.translation_at(pc),
-    }
-}
-
-/// Points every direct exit of the fragment containing `pc` back at its
-/// stub, so a thread running in it soon reaches the dispatcher. Called from
-/// a signal handler that interrupted app code in the cache: that thread
-/// holds no runtime lock, so waiting for the translator cannot deadlock,
-/// and giving up instead could leave a thread spinning in a linked loop
-/// with its signal never delivered.
-pub fn unlink_fragment_at(pc: u64) {
-    let guard = TRANSLATOR.lock();
-    let Some(tr) = guard.as_ref() else { return };
-    if tr.loaded.unlink_file_at(pc) {
-        return;
-    }
-    let Some(f) = tr.fragments.containing(pc) else { return };
-    for exit in &f.exits {
-        link::unlink(exit.patch, exit.stub);
-    }
-}

@@ -4,12 +4,14 @@
 
 use alloc::vec::Vec;
 
-use crate::auxv::*;
-use crate::initial_stack::{self, StackImage};
-use crate::loader::{self, Placement};
-use crate::startup_args::{CStr, StartupArgs};
+use crate::os::auxv::*;
+use crate::os::initial_stack::{self, StackImage};
+use crate::os::loader::{self, Placement};
+use crate::os::startup_args::{CStr, StartupArgs};
 use crate::thread::{reg, ThreadContext};
-use crate::{brk, dispatch, options, sys};
+use crate::emulation::brk;
+use crate::os::sys;
+use crate::{dispatch, options};
 
 const BOOT_STACK_SIZE: usize = 512 * 1024;
 
@@ -41,7 +43,7 @@ const NOT_FOUND: i32 = 127;
 /// executable segment at a time, as ld.so's mappings of a library are.
 fn note_image(path: CStr, image: &loader::Image) {
     for &(lo, hi) in &image.code {
-        crate::modules::note_mapping(path, image.identity, image.start, lo, hi);
+        crate::os::modules::note_mapping(path, image.identity, image.start, lo, hi);
     }
 }
 
@@ -82,7 +84,7 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
     if options::get().verbose || options::get().stats {
         crate::log::keep_private_stderr();
     }
-    crate::exec::init();
+    crate::emulation::exec::init();
     crate::fault_injection::arm_from_env(&kernel.envp);
     crate::client_host::init();
     crate::client_host::remember_logdir();
@@ -90,10 +92,10 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
     let (path, argv) = loader::resolve_scripts(command.path, command.argv)
         .unwrap_or_else(|e| cannot_load(&command.path, e));
 
-    let parked_vdso = kernel.aux(AT_SYSINFO_EHDR).and_then(crate::vdso::Vdso::park);
+    let parked_vdso = kernel.aux(AT_SYSINFO_EHDR).and_then(crate::os::vdso::Vdso::park);
     let program = loader::load(&path, Placement::Program).unwrap_or_else(|e| cannot_load(&path, e));
     note_image(path, &program);
-    crate::self_exe::init(&path);
+    crate::emulation::self_exe::init(&path);
     let mut entry = program.entry;
     let mut interp_base = 0;
     if let Some(interp) = &program.interp {
@@ -110,7 +112,7 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
         None => kernel.aux(AT_SYSINFO_EHDR),
     };
     if let Some(vdso) = vdso {
-        crate::modules::note_mapping(CStr::leak(b"[vdso]"), None, vdso, vdso, vdso + 2 * sys::PAGE_SIZE);
+        crate::os::modules::note_mapping(CStr::leak(b"[vdso]"), None, vdso, vdso, vdso + 2 * sys::PAGE_SIZE);
     }
 
     let platform = kernel.aux(AT_PLATFORM).map(|p| {
@@ -133,16 +135,19 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
     // SAFETY: everything on the kernel's stack was copied to the heap, and
     // the runtime runs on its boot stack: the area is free for the app.
     let stack = unsafe { initial_stack::build(kernel.stack_top, &image, &random) };
-    crate::proc_identity::become_app(&execfn, &stack);
+    crate::os::proc_identity::become_app(&execfn, &stack);
     if program.exec_stack {
-        initial_stack::make_executable(stack.sp);
+        if let Some((lo, hi)) = initial_stack::make_executable(stack.sp) {
+            let rwx = sys::PROT_READ | sys::PROT_WRITE | sys::PROT_EXEC;
+            crate::translate::smc::note_protection(lo, hi - lo, rwx);
+        }
     }
 
     let ctx = ThreadContext::allocate();
     ctx.activate();
     ctx.gpr[reg::RSP] = stack.sp;
-    dispatch::init(ctx);
-    crate::signal::catch_fatal_signals();
+    crate::translator::init(ctx);
+    crate::signals::handling::catch_fatal_signals();
     crate::client_host::thread_init(ctx);
     dispatch::start(ctx, entry)
 }

@@ -5,7 +5,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 
-use crate::startup_args::CStr;
+use crate::os::startup_args::CStr;
 
 static ARMED: AtomicBool = AtomicBool::new(false);
 static BUILDS: AtomicU32 = AtomicU32::new(0);

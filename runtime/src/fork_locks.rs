@@ -32,17 +32,17 @@ fn hold<T: 'static>(held: &mut Held, guard: Option<spin::MutexGuard<'static, T>>
 /// one of them is busy (then none is held).
 fn try_hold_all() -> Option<Held> {
     let mut held: Held = Vec::with_capacity(16);
-    let all = hold(&mut held, crate::modules::MODULES.try_lock())
-        && hold(&mut held, crate::modules::HASHES.try_lock())
-        && hold(&mut held, crate::app_prot::RANGES.try_lock())
-        && hold(&mut held, crate::smc::WRITABLE_CODE.try_lock())
-        && hold(&mut held, crate::smc::PROTECTED.try_lock())
-        && hold(&mut held, crate::signal::ACTIONS.try_lock())
-        && hold(&mut held, crate::brk::BREAK.try_lock())
+    let all = hold(&mut held, crate::os::modules::MODULES.try_lock())
+        && hold(&mut held, crate::os::modules::HASHES.try_lock())
+        && hold(&mut held, crate::os::app_prot::RANGES.try_lock())
+        && hold(&mut held, crate::translate::smc::WRITABLE_CODE.try_lock())
+        && hold(&mut held, crate::translate::smc::PROTECTED.try_lock())
+        && hold(&mut held, crate::signals::handling::ACTIONS.try_lock())
+        && hold(&mut held, crate::emulation::brk::BREAK.try_lock())
         && hold(&mut held, crate::client_host::THREADS.try_lock())
         && hold(&mut held, crate::client_host::BLOCK_DATA.try_lock())
-        && hold(&mut held, crate::persist_report::EVENTS.try_lock())
-        && hold(&mut held, crate::persist_save::REPORTED.try_lock())
+        && hold(&mut held, crate::persistence::report::EVENTS.try_lock())
+        && hold(&mut held, crate::persistence::save::REPORTED.try_lock())
         && hold(&mut held, crate::stats::REJECTED.try_lock());
     all.then_some(held)
 }
@@ -57,7 +57,7 @@ pub fn with_all_locks(fork_call: impl FnOnce() -> i64) -> i64 {
         }
         core::hint::spin_loop();
         // SAFETY: yielding takes no arguments.
-        unsafe { crate::sys::syscall(crate::sys::nr::SCHED_YIELD, 0, 0, 0) };
+        unsafe { crate::os::sys::syscall(crate::os::sys::nr::SCHED_YIELD, 0, 0, 0) };
     };
     let r = crate::ALLOCATOR.while_locked(fork_call);
     drop(held);

@@ -12,7 +12,7 @@ const F_DUPFD_CLOEXEC: u64 = 1030;
 
 pub fn keep_private_stderr() {
     // SAFETY: duplicating a descriptor takes no pointers.
-    let fd = unsafe { crate::sys::syscall(crate::sys::nr::FCNTL, 2, F_DUPFD_CLOEXEC, PRIVATE_FD_MIN) };
+    let fd = unsafe { crate::os::sys::syscall(crate::os::sys::nr::FCNTL, 2, F_DUPFD_CLOEXEC, PRIVATE_FD_MIN) };
     if fd >= 0 {
         LOG_FD.store(fd as i32, Relaxed);
     }
@@ -30,7 +30,7 @@ impl StderrLine {
         StderrLine { buf: [0; 512], len: 0 }
     }
     pub fn flush(&mut self) {
-        crate::sys::write_all(LOG_FD.load(Relaxed), &self.buf[..self.len]);
+        crate::os::sys::write_all(LOG_FD.load(Relaxed), &self.buf[..self.len]);
         self.len = 0;
     }
 }
@@ -75,5 +75,5 @@ macro_rules! verbose {
 /// Reports an unrecoverable runtime error and exits with `status`.
 pub fn fatal(status: i32, args: fmt::Arguments) -> ! {
     print(format_args!("dbirun: {}\n", args));
-    crate::sys::exit_group(status)
+    crate::os::sys::exit_group(status)
 }

@@ -3,7 +3,7 @@
 
 use alloc::vec::Vec;
 
-use crate::startup_args::CStr;
+use crate::os::startup_args::CStr;
 
 #[derive(Default)]
 pub struct Options {
@@ -16,7 +16,7 @@ pub struct Options {
     pub no_native_exec: bool,
     /// `-no_follow_children`: run exec'd programs natively.
     pub no_follow_children: bool,
-    /// `-persist`: accepted now, implemented by the persistence work.
+    /// `-persist`: keep translated code in per-module cache files.
     pub persist: bool,
     pub persist_dir: Option<CStr>,
     /// `-persist_report FILE`: where each process appends its cache report

@@ -40,7 +40,7 @@ pub fn process_exit(ctx: &ThreadContext, reason: Reason) {
         wait_for_the_end();
     }
     if !vfork_child {
-        crate::dispatch::persist_all();
+        crate::translator::persist_all();
         crate::client_host::process_exit();
     }
     match reason {
@@ -52,10 +52,10 @@ pub fn process_exit(ctx: &ThreadContext, reason: Reason) {
 /// Another thread is ending the process: its exit_group or fatal signal
 /// takes this thread with it.
 fn wait_for_the_end() -> ! {
-    crate::signal::block_all();
+    crate::signals::handling::block_all();
     loop {
         let pause = [1u64, 0]; // a timespec of one second
         // SAFETY: nanosleep reads the timespec and writes nothing (no rem).
-        unsafe { crate::sys::syscall(crate::sys::nr::NANOSLEEP, pause.as_ptr() as u64, 0, 0) };
+        unsafe { crate::os::sys::syscall(crate::os::sys::nr::NANOSLEEP, pause.as_ptr() as u64, 0, 0) };
     }
 }

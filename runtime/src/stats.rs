@@ -58,12 +58,12 @@ pub fn ticks() -> u64 {
 
 /// Records the reference point for converting ticks to time.
 pub fn start_clock() {
-    STATS.start_ns.store(crate::sys::now_ns(), Relaxed);
+    STATS.start_ns.store(crate::os::sys::now_ns(), Relaxed);
     STATS.start_ticks.store(ticks(), Relaxed);
 }
 
 fn ticks_to_ns(t: u64) -> u64 {
-    let ns = crate::sys::now_ns().saturating_sub(STATS.start_ns.load(Relaxed));
+    let ns = crate::os::sys::now_ns().saturating_sub(STATS.start_ns.load(Relaxed));
     let elapsed = ticks().saturating_sub(STATS.start_ticks.load(Relaxed));
     if elapsed == 0 { 0 } else { (t as u128 * ns as u128 / elapsed as u128) as u64 }
 }

@@ -4,7 +4,7 @@
 
 use core::mem::offset_of;
 
-use crate::sys;
+use crate::os::sys;
 
 /// Indices into [`ThreadContext::gpr`], in the hardware register order
 /// (the same numbering as `iced_x86::Register::number()` for 64-bit GPRs).
@@ -77,7 +77,7 @@ pub struct ThreadContext {
     /// Non-zero while signals wait for delivery: the indirect-branch lookup
     /// then exits to the dispatcher, which delivers them.
     pub signal_pending: u64,
-    pub pending: crate::signal::PendingSignals,
+    pub pending: crate::signals::handling::PendingSignals,
 }
 
 pub mod offsets {
@@ -112,7 +112,7 @@ impl ThreadContext {
     /// Allocates a context with its runtime stack and XSAVE area (one
     /// mapping, freed as a whole when the thread exits).
     pub fn allocate() -> &'static mut ThreadContext {
-        let xsave_len = sys::page_up(crate::sigframe::xsave_size().max(4096));
+        let xsave_len = sys::page_up(crate::signals::frames::xsave_size().max(4096));
         let ctx_len = sys::page_up(core::mem::size_of::<ThreadContext>() as u64);
         let total = ctx_len + xsave_len + RUNTIME_STACK_SIZE;
         let mem = sys::map_anonymous(total)
@@ -134,7 +134,7 @@ impl ThreadContext {
         ctx.xsave_len = xsave_len;
         ctx.runtime_stack_top = mem + total;
         ctx.mapping_len = total;
-        ctx.ibl_miss_handler = crate::ibl::miss_handler_addr();
+        ctx.ibl_miss_handler = crate::translate::ibl::miss_handler_addr();
         ctx.fcache_return = crate::context_switch::fcache_return_addr();
         ctx.rflags = 0x202;
         ctx

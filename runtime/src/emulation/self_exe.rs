@@ -1,0 +1,86 @@
+//! `/proc/self/exe` as the application expects it: the kernel's link names
+//! the runtime (the program it exec'd), so `readlink` of that path is
+//! answered with the application's own executable.
+
+use crate::os::startup_args::CStr;
+use crate::os::sys;
+
+static mut APP_EXE: Option<CStr> = None;
+
+/// Records the real path of the program being run (for a script, of its
+/// interpreter, as the kernel reports it).
+pub fn init(program: &CStr) {
+    let fd = sys::open_read(program.as_bytes_with_nul());
+    if fd < 0 {
+        return;
+    }
+    let mut link = [0u8; 40];
+    let link = crate::os::fd_path::format_fd_link(fd, &mut link);
+    let mut target = [0u8; 4096];
+    let n = sys::readlink(link, &mut target);
+    sys::close(fd);
+    if n > 0 {
+        // SAFETY: single-threaded start-up.
+        unsafe { *core::ptr::addr_of_mut!(APP_EXE) = Some(CStr::leak(&target[..n as usize])) };
+    }
+}
+
+
+pub fn is_self_exe(path: &[u8]) -> bool {
+    if path == b"/proc/self/exe" || path == b"/proc/thread-self/exe" {
+        return true;
+    }
+    // /proc/<our pid>/exe
+    let Some(rest) = path.strip_prefix(b"/proc/").and_then(|r| r.strip_suffix(b"/exe")) else {
+        return false;
+    };
+    // SAFETY: getpid takes no arguments.
+    let pid = unsafe { sys::syscall(sys::nr::GETPID, 0, 0, 0) } as u64;
+    let mut v = 0u64;
+    !rest.is_empty() && rest.iter().all(|c| c.is_ascii_digit()) && {
+        for &c in rest {
+            v = v.wrapping_mul(10).wrapping_add((c - b'0') as u64);
+        }
+        v == pid
+    }
+}
+
+/// The app's executable, if known.
+pub fn app_exe() -> Option<CStr> {
+    // SAFETY: written once at start-up.
+    unsafe { *core::ptr::addr_of!(APP_EXE) }
+}
+
+/// `readlink(path, buf, size)` (with `dirfd` for readlinkat): answers for
+/// the app's own executable, or None to let the kernel answer.
+pub fn readlink(dirfd: i64, path: u64, buf: u64, size: u64) -> Option<i64> {
+    // SAFETY: written once at start-up.
+    let exe = unsafe { *core::ptr::addr_of!(APP_EXE) }?;
+    if path == 0 {
+        return None;
+    }
+    // SAFETY: the app passed a NUL-terminated path.
+    let p = unsafe { CStr::from_ptr(path as *const u8) };
+    let absolute = p.as_bytes().first() == Some(&b'/');
+    if !(absolute || dirfd == sys::AT_FDCWD) || !is_self_exe(p.as_bytes()) {
+        return None;
+    }
+    let n = exe.as_bytes().len().min(size as usize);
+    // SAFETY: the app gave a buffer of `size` bytes.
+    unsafe { core::ptr::copy_nonoverlapping(exe.as_bytes().as_ptr(), buf as *mut u8, n) };
+    Some(n as i64)
+}
+
+/// For `open`/`openat` of `path`: the app's executable instead when the app
+/// names `/proc/self/exe` (the kernel would open the runtime).
+pub fn redirect_open(dirfd: i64, path: u64) -> Option<u64> {
+    let exe = app_exe()?;
+    if path == 0 {
+        return None;
+    }
+    // SAFETY: the app passed a NUL-terminated path.
+    let p = unsafe { CStr::from_ptr(path as *const u8) };
+    let absolute = p.as_bytes().first() == Some(&b'/');
+    ((absolute || dirfd == sys::AT_FDCWD) && is_self_exe(p.as_bytes()))
+        .then(|| exe.as_bytes_with_nul().as_ptr() as u64)
+}

@@ -1,0 +1,22 @@
+//! The operating-system layer: raw system calls and memory (`sys`, `heap`,
+//! `mem`), reading app memory safely (`safe_read`), the kernel's and the
+//! app's views of mappings (`proc_maps`, `app_prot`, `modules`,
+//! `image_base`, `fd_path`), and starting a program as the kernel would
+//! (`startup_args`, `auxv`, `loader`, `initial_stack`, `vdso`,
+//! `proc_identity`). Nothing here imports a module of a higher layer.
+
+pub(crate) mod app_prot;
+pub(crate) mod auxv;
+pub(crate) mod fd_path;
+pub(crate) mod heap;
+pub(crate) mod image_base;
+pub(crate) mod initial_stack;
+pub(crate) mod loader;
+pub(crate) mod mem;
+pub(crate) mod modules;
+pub(crate) mod proc_identity;
+pub(crate) mod proc_maps;
+pub(crate) mod safe_read;
+pub(crate) mod startup_args;
+pub(crate) mod sys;
+pub(crate) mod vdso;

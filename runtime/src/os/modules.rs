@@ -1,0 +1,198 @@
+//! The module list: every executable file mapping of the application (the
+//! program, its interpreter, shared libraries, the vDSO), with its path,
+//! address range and file identity, and a blake3 content hash computed on
+//! demand and memoised by identity. Persistence keys on this list.
+
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+use spin::Mutex;
+
+use crate::log::StderrLine;
+use crate::os::startup_args::CStr;
+use crate::os::sys;
+
+/// What identifies a file's contents without reading them: if any of these
+/// changed, the contents may have.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct FileIdentity {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: u64,
+    pub ctime_ns: u64,
+}
+
+impl FileIdentity {
+    /// dev, inode, size, mtime, ctime: the order cache files record it in.
+    pub fn to_array(self) -> [u64; 5] {
+        [self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns]
+    }
+
+    pub fn of_fd(fd: i64) -> Option<FileIdentity> {
+        let mut st = [0u64; 18];
+        // SAFETY: st is large enough for struct stat (144 bytes).
+        let r = unsafe { sys::syscall(sys::nr::FSTAT, fd as u64, st.as_mut_ptr() as u64, 0) };
+        (r == 0).then(|| FileIdentity {
+            dev: st[0],
+            ino: st[1],
+            size: st[6],
+            mtime_ns: st[11] * 1_000_000_000 + st[12],
+            ctime_ns: st[13] * 1_000_000_000 + st[14],
+        })
+    }
+}
+
+pub struct Module {
+    pub path: CStr,
+    /// Address of the image's lowest page (its first PT_LOAD): the same
+    /// for every mapping of the image (`image_base.rs`). Module offsets,
+    /// persisted ones included, are from here.
+    pub base: u64,
+    /// One past the highest executable byte mapped.
+    pub end: u64,
+    /// The executable mappings `[lo, hi)`. Only code in them is the
+    /// module's: an image with several executable segments has its data,
+    /// and holes where other mappings may land, between them.
+    pub ranges: Vec<(u64, u64)>,
+    /// None for the vDSO, which has no file.
+    pub identity: Option<FileIdentity>,
+    /// The program itself (the first module recorded).
+    pub is_main: bool,
+}
+
+pub(crate) static MODULES: Mutex<Vec<Module>> = Mutex::new(Vec::new());
+/// Content hashes already computed, by file identity.
+pub(crate) static HASHES: Mutex<Vec<(FileIdentity, [u8; 32])>> = Mutex::new(Vec::new());
+
+fn log_event(what: &str, path: &CStr, base: u64) {
+    if !crate::options::get().verbose {
+        return;
+    }
+    let mut line = StderrLine::new();
+    let _ = writeln!(line, "dbirun: module {what}: {path} at {base:#x}");
+    line.flush();
+}
+
+impl Module {
+    pub fn contains(&self, pc: u64) -> bool {
+        self.ranges.iter().any(|&(lo, hi)| (lo..hi).contains(&pc))
+    }
+
+    /// One past the end of the executable mapping holding `pc`.
+    pub fn code_end(&self, pc: u64) -> Option<u64> {
+        self.ranges.iter().find(|&&(lo, hi)| (lo..hi).contains(&pc)).map(|&(_, hi)| hi)
+    }
+}
+
+/// Removes `[lo, hi)` from `ranges`.
+fn cut(ranges: &mut Vec<(u64, u64)>, lo: u64, hi: u64) {
+    let mut kept = Vec::with_capacity(ranges.len() + 1);
+    for &(a, b) in ranges.iter() {
+        if b <= lo || hi <= a {
+            kept.push((a, b));
+            continue;
+        }
+        if a < lo {
+            kept.push((a, lo));
+        }
+        if hi < b {
+            kept.push((hi, b));
+        }
+    }
+    *ranges = kept;
+}
+
+/// Records an executable mapping `[lo, hi)` of the image of the file
+/// `path` based at `base`. Mappings of one image (its executable
+/// segments, mapped one by one) join one module.
+pub fn note_mapping(path: CStr, identity: Option<FileIdentity>, base: u64, lo: u64, hi: u64) {
+    let mut modules = MODULES.lock();
+    // What was mapped there before is gone (MAP_FIXED replaces it).
+    for m in modules.iter_mut() {
+        cut(&mut m.ranges, lo, hi);
+    }
+    drop_empty(&mut modules);
+    if let Some(m) = modules.iter_mut().find(|m| m.base == base && m.identity == identity) {
+        m.ranges.push((lo, hi));
+        m.end = m.end.max(hi);
+        return;
+    }
+    log_event("loaded", &path, base);
+    let is_main = modules.is_empty();
+    modules.push(Module { path, base, end: hi.max(lo), ranges: alloc::vec![(lo, hi)], identity, is_main });
+}
+
+fn drop_empty(modules: &mut Vec<Module>) {
+    modules.retain(|m| {
+        if m.ranges.is_empty() {
+            log_event("unloaded", &m.path, m.base);
+        }
+        !m.ranges.is_empty()
+    });
+}
+
+/// An executable mapping of the file open as `fd` was made at `addr`.
+pub fn note_file_mapping(fd: i64, addr: u64, len: u64, offset: u64) {
+    let mut link = [0u8; 40];
+    let link = crate::os::fd_path::format_fd_link(fd, &mut link);
+    let mut target = [0u8; 4096];
+    let n = sys::readlink(link, &mut target);
+    if n <= 0 {
+        return;
+    }
+    let path = CStr::leak(&target[..n as usize]);
+    let base = crate::os::image_base::image_base(fd, addr, offset).unwrap_or(addr.wrapping_sub(offset));
+    note_mapping(path, FileIdentity::of_fd(fd), base, addr, addr + sys::page_up(len));
+}
+
+/// `[lo, hi)` was unmapped, or mapped over by something not executable:
+/// it holds no module's code any more, and modules left with none are
+/// gone.
+pub fn note_unmap(lo: u64, hi: u64) {
+    let mut modules = MODULES.lock();
+    for m in modules.iter_mut() {
+        cut(&mut m.ranges, lo, hi);
+    }
+    drop_empty(&mut modules);
+}
+
+/// Runs `f` on the module whose code contains `pc` (None if no module's
+/// does).
+pub fn with_module<R>(pc: u64, f: impl FnOnce(Option<&Module>) -> R) -> R {
+    let modules = MODULES.lock();
+    f(modules.iter().find(|m| m.contains(pc)))
+}
+
+/// The blake3 hash of the file with `identity` at `path`, computed once per
+/// identity (hashing libc on every lookup would cost more than it saves).
+/// Persisted-cache keys are built from it.
+pub fn content_hash(path: &CStr, identity: FileIdentity) -> Option<[u8; 32]> {
+    if let Some(&(_, h)) = HASHES.lock().iter().find(|(id, _)| *id == identity) {
+        return Some(h);
+    }
+    let fd = sys::open_read(path.as_bytes_with_nul());
+    if fd < 0 {
+        return None;
+    }
+    let same_file = FileIdentity::of_fd(fd) == Some(identity);
+    let mut hasher = blake3::Hasher::new();
+    let len = identity.size;
+    if same_file && len > 0 {
+        // SAFETY: a fresh private read-only mapping of the whole file.
+        let map = unsafe { sys::mmap(0, len, sys::PROT_READ, sys::MAP_PRIVATE, fd, 0) };
+        if map >= 0 {
+            // SAFETY: the mapping is len bytes long and read-only.
+            hasher.update(unsafe { core::slice::from_raw_parts(map as *const u8, len as usize) });
+            // SAFETY: our own mapping.
+            unsafe { sys::munmap(map as u64, len) };
+        }
+    }
+    sys::close(fd);
+    if !same_file {
+        return None;
+    }
+    let hash = *hasher.finalize().as_bytes();
+    HASHES.lock().push((identity, hash));
+    Some(hash)
+}

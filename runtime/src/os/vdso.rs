@@ -1,0 +1,92 @@
+//! Putting the vDSO where the kernel would have put it for the app. The
+//! kernel mapped it (with its data pages, `[vvar]`) for the runtime, at the
+//! top of the mmap area; natively it is mapped after the program and its
+//! interpreter, just below them. The runtime parks it in its own region
+//! while it loads the app, then moves it to the next free spot below, so the
+//! app's layout (and what glibc computes from it) matches a native run.
+
+use crate::os::sys;
+
+/// The vDSO and its data pages: one contiguous range, moved as a whole.
+pub struct Vdso {
+    lo: u64,
+    hi: u64,
+    /// The ELF image's address (AT_SYSINFO_EHDR) within the range.
+    image: u64,
+    pieces: [(u64, u64); 4],
+    count: usize,
+}
+
+const MREMAP_MAYMOVE: u64 = 1;
+const MREMAP_FIXED: u64 = 2;
+
+/// Finds the `[vvar*]` and `[vdso]` mappings in /proc/self/maps.
+fn find(image: u64) -> Option<Vdso> {
+    let text = crate::os::proc_maps::read()?;
+    let mut v = Vdso { lo: u64::MAX, hi: 0, image, pieces: [(0, 0); 4], count: 0 };
+    for line in crate::os::proc_maps::lines(&text) {
+        if !(line.name == b"[vdso]" || line.name.starts_with(b"[vvar")) {
+            continue;
+        }
+        if v.count == v.pieces.len() {
+            return None;
+        }
+        v.pieces[v.count] = (line.lo, line.hi);
+        v.count += 1;
+        v.lo = v.lo.min(line.lo);
+        v.hi = v.hi.max(line.hi);
+    }
+    let total: u64 = v.pieces[..v.count].iter().map(|(a, b)| b - a).sum();
+    // Only a contiguous range that contains the image can be moved safely.
+    (v.count > 0 && total == v.hi - v.lo && (v.lo..v.hi).contains(&image)).then_some(v)
+}
+
+impl Vdso {
+    /// Moves every piece so the range starts at `to`; false if any move
+    /// failed (then nothing further is attempted).
+    fn move_to(&mut self, to: u64) -> bool {
+        for &(start, end) in &self.pieces[..self.count] {
+            let dest = to + (start - self.lo);
+            // SAFETY: moving the kernel's special mappings as a whole; the
+            // code in them addresses its data relative to itself, and the
+            // relative layout is kept. Nothing runs there meanwhile.
+            let r = unsafe { sys::syscall6(sys::nr::MREMAP, [start, end - start, end - start, MREMAP_MAYMOVE | MREMAP_FIXED, dest, 0]) };
+            if r < 0 {
+                return false;
+            }
+        }
+        for p in &mut self.pieces[..self.count] {
+            *p = (to + (p.0 - self.lo), to + (p.1 - self.lo));
+        }
+        self.image = to + (self.image - self.lo);
+        self.hi = to + (self.hi - self.lo);
+        self.lo = to;
+        true
+    }
+
+    /// Takes the vDSO (at `image`) out of the mmap area before the app is
+    /// loaded.
+    pub fn park(image: u64) -> Option<Vdso> {
+        let mut v = find(image)?;
+        let len = v.hi - v.lo;
+        // Reserve a spot in the runtime's region, then move onto it.
+        let spot = sys::map_private(len, sys::PROT_NONE)? as u64;
+        v.move_to(spot).then_some(v)
+    }
+
+    /// Moves the vDSO to where the kernel's next mmap would go (just below
+    /// the app's interpreter, or its static-pie image) and returns its new
+    /// image address.
+    pub fn place(mut self) -> u64 {
+        let len = self.hi - self.lo;
+        // SAFETY: a probe mapping, removed at once.
+        let probe = unsafe { sys::mmap(0, len, sys::PROT_NONE, sys::MAP_PRIVATE | sys::MAP_ANONYMOUS, -1, 0) };
+        if probe < 0 {
+            return self.image;
+        }
+        // SAFETY: our own probe mapping.
+        unsafe { sys::munmap(probe as u64, len) };
+        self.move_to(probe as u64);
+        self.image
+    }
+}

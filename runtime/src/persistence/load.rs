@@ -1,0 +1,493 @@
+//! Using persisted cache files: finding a module's file, mapping it inside
+//! the code cache reservation with each zone's own protection, checking
+//! it, rebasing its W zones, and registering its blocks lazily (a block
+//! becomes a fragment when the dispatcher first looks for it; blocks of
+//! the same file reach each other through their W slots without that).
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::{Acquire, Relaxed, Release}};
+
+use persist::index::{ArchivedBlockEntry, ArchivedIndex};
+use persist::{translations, KeyField, Reject, ZoneKind};
+
+use crate::translate::code_cache::CodeCache;
+use crate::translate::ibl::IblTable;
+use crate::translate::fragment::{ExitRecord, Fragment, Patch, Translation};
+use crate::translate::mangle::Fixup;
+use crate::os::modules::FileIdentity;
+use crate::persistence::files as files;
+use crate::os::startup_args::CStr;
+use crate::stats::{self, STATS};
+use crate::os::sys;
+
+/// The longest app span of a block (a page plus one instruction).
+const MAX_BLOCK_SPAN: u64 = 4096 + 16;
+
+/// Address ranges of the mapped files, readable without a lock (from the
+/// dispatcher deciding how to link an exit, and from signal handlers):
+/// chunks allocated as files are loaded and never freed, so a reader
+/// never sees one go away. A file is used only once its range is here:
+/// linking an exit of a file not recorded would patch its read-execute
+/// code instead of its W slot.
+const RANGES_PER_CHUNK: usize = 256;
+const MAX_CHUNKS: usize = 64;
+type RangeChunk = [[AtomicU64; 2]; RANGES_PER_CHUNK];
+static RANGE_CHUNKS: [AtomicPtr<RangeChunk>; MAX_CHUNKS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CHUNKS];
+static RANGE_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+fn range(i: usize) -> (u64, u64) {
+    // SAFETY: chunks below RANGE_COUNT were published (Release) before the
+    // count and are never freed.
+    let chunk = unsafe { &*RANGE_CHUNKS[i / RANGES_PER_CHUNK].load(Acquire) };
+    let r = &chunk[i % RANGES_PER_CHUNK];
+    (r[0].load(Relaxed), r[1].load(Relaxed))
+}
+
+/// Whether `addr` is inside a mapped cache file.
+pub fn in_mapped_file(addr: u64) -> bool {
+    let n = RANGE_COUNT.load(Acquire);
+    (0..n).any(|i| {
+        let (lo, hi) = range(i);
+        (lo..hi).contains(&addr)
+    })
+}
+
+/// Whether one more file's range can be recorded (checked before it is
+/// mapped; the translator's lock makes the check and the record one step).
+fn range_room() -> bool {
+    RANGE_COUNT.load(Relaxed) < RANGES_PER_CHUNK * MAX_CHUNKS
+}
+
+fn publish_range(lo: u64, hi: u64) {
+    let i = RANGE_COUNT.load(Relaxed);
+    let slot = &RANGE_CHUNKS[i / RANGES_PER_CHUNK];
+    if slot.load(Acquire).is_null() {
+        let chunk: alloc::boxed::Box<RangeChunk> =
+            alloc::boxed::Box::new([const { [AtomicU64::new(0), AtomicU64::new(0)] }; RANGES_PER_CHUNK]);
+        slot.store(alloc::boxed::Box::leak(chunk), Release);
+    }
+    // SAFETY: just allocated or already published; only the translator's
+    // holder writes.
+    let chunk = unsafe { &*slot.load(Acquire) };
+    chunk[i % RANGES_PER_CHUNK][0].store(lo, Relaxed);
+    chunk[i % RANGES_PER_CHUNK][1].store(hi, Relaxed);
+    RANGE_COUNT.store(i + 1, Release);
+}
+
+/// `pc`'s offset in the module at `base`, if an index can hold it: a pc
+/// 4 GiB or more past the base must not find the block of its low 32 bits.
+fn module_offset(pc: u64, base: u64) -> Option<u32> {
+    u32::try_from(pc.checked_sub(base)?).ok()
+}
+
+/// Why a file was not used, counted for `-stats`.
+#[derive(Clone, Copy)]
+pub enum Unused {
+    Invalid(Reject),
+    Key(KeyField),
+    ModuleChanged,
+    Untrusted,
+    NoRoom,
+    Rejected,
+}
+
+impl Unused {
+    pub fn name(self) -> &'static str {
+        match self {
+            Unused::Invalid(r) => r.name(),
+            Unused::Key(KeyField::ModuleHash) | Unused::ModuleChanged => "module changed",
+            Unused::Key(KeyField::Clients) => "other clients",
+            Unused::Key(KeyField::TlsLayout) => "other TLS layout",
+            Unused::Key(KeyField::Options) => "other options",
+            Unused::Key(KeyField::RuntimeVersion) => "other runtime version",
+            Unused::Untrusted => "untrusted owner or mode",
+            Unused::NoRoom => "no room in the code cache",
+            Unused::Rejected => "rejected by a client",
+        }
+    }
+}
+
+pub struct LoadedFile {
+    module_base: u64,
+    identity: FileIdentity,
+    module_hash: [u8; 32],
+    map: u64,
+    len: u64,
+    index: &'static ArchivedIndex,
+    /// (W zone address, X zone address) of each segment.
+    segments: Vec<(u64, u64)>,
+    /// Tags registered as fragments.
+    registered: Vec<u64>,
+    /// Retired after a flush of its module's code: nothing more is used.
+    dead: bool,
+}
+
+impl LoadedFile {
+    fn block_x(&self, b: &ArchivedBlockEntry) -> (u64, u64) {
+        let (w, x) = self.segments[b.segment.to_native() as usize];
+        (w, x + b.code_offset.to_native() as u64)
+    }
+
+    /// Resets every exit slot to its stub: no block of the file is entered
+    /// through another any more.
+    fn unlink_all(&self) {
+        for (s, seg) in self.index.segments.iter().enumerate() {
+            let (w, x) = self.segments[s];
+            let first = seg.first_exit.to_native() as usize;
+            for e in &self.index.exits[first..first + seg.exit_count.to_native() as usize] {
+                crate::translate::link::unlink(Patch::Slot(w + e.slot.to_native() as u64), x + e.stub.to_native() as u64);
+            }
+        }
+    }
+
+    /// Resets the exit slots a thread running at `pc` can reach before it
+    /// leaves the file's code: those of its block and of the blocks after
+    /// it in its segment (a segment's direct branches only go forward).
+    fn unlink_from(&self, pc: u64) {
+        let Some(s) = self.segment_containing(pc) else { return };
+        let (w, x) = self.segments[s];
+        let from = self.block_containing(pc).map_or(x, |b| x + b.code_offset.to_native() as u64);
+        let seg = &self.index.segments[s];
+        let first = seg.first_exit.to_native() as usize;
+        for e in &self.index.exits[first..first + seg.exit_count.to_native() as usize] {
+            let stub = x + e.stub.to_native() as u64;
+            if stub >= from {
+                crate::translate::link::unlink(Patch::Slot(w + e.slot.to_native() as u64), stub);
+            }
+        }
+    }
+
+    fn segment_containing(&self, pc: u64) -> Option<usize> {
+        self.segments.iter().position(|&(w, x)| {
+            let next = self.segments.iter().map(|&(w2, _)| w2).filter(|&w2| w2 > x).min().unwrap_or(self.map + self.len);
+            w <= pc && pc < next
+        })
+    }
+
+    /// The block whose code contains `pc`, if any.
+    fn block_containing(&self, pc: u64) -> Option<&ArchivedBlockEntry> {
+        let s = self.segment_containing(pc)?;
+        let x = self.segments[s].1;
+        self.index.blocks.iter().find(|b| {
+            let start = x + b.code_offset.to_native() as u64;
+            b.segment.to_native() as usize == s && (start..start + b.code_len.to_native() as u64).contains(&pc)
+        })
+    }
+
+    fn translations(&self, b: &ArchivedBlockEntry) -> translations::Unpack<'static> {
+        let first = b.translation_offset.to_native() as usize;
+        translations::unpack(&self.index.translations[first..first + b.translation_len.to_native() as usize])
+    }
+
+    fn translation_at(&self, b: &ArchivedBlockEntry, pc: u64) -> Option<(u64, Fixup)> {
+        let (_, start) = self.block_x(b);
+        let off = pc.checked_sub(start)? as u32;
+        let t = self.translations(b).take_while(|t| t.cache_offset <= off).last()?;
+        let tag = self.module_base + b.module_offset.to_native() as u64;
+        Some((tag + t.app_offset as u64, Fixup::decode(t.fixup)?))
+    }
+
+    fn exits_of(&self, b: &ArchivedBlockEntry) -> impl Iterator<Item = (Patch, u64, u64)> + '_ {
+        let (w, x) = self.segments[b.segment.to_native() as usize];
+        let first = b.first_exit.to_native() as usize;
+        self.index.exits[first..first + b.exit_count.to_native() as usize].iter().map(move |e| {
+            (
+                Patch::Slot(w + e.slot.to_native() as u64),
+                x + e.stub.to_native() as u64,
+                self.module_base.wrapping_add(e.target.to_native() as u64),
+            )
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct LoadedFiles {
+    files: Vec<LoadedFile>,
+    /// Modules whose file was looked for.
+    attempted: Vec<(u64, FileIdentity)>,
+}
+
+impl LoadedFiles {
+    /// The content hash of the module at `base` if a file for it is used
+    /// (read from the file's key, checked when it was loaded).
+    pub fn module_hash_for(&self, base: u64, identity: FileIdentity) -> Option<[u8; 32]> {
+        self.files.iter().find(|f| f.module_base == base && f.identity == identity).map(|f| f.module_hash)
+    }
+
+    /// Blocks of the file in use for the module at `base` (0 if none).
+    pub fn block_count(&self, base: u64, identity: FileIdentity) -> usize {
+        self.files.iter().find(|f| f.module_base == base && f.identity == identity).map_or(0, |f| f.index.blocks.len())
+    }
+
+    /// Whether the file in use for the module at `base` has the block `tag`.
+    pub fn has_block(&self, base: u64, identity: FileIdentity, tag: u64) -> bool {
+        self.files.iter().any(|f| {
+            f.module_base == base && f.identity == identity && module_offset(tag, base).and_then(|o| f.index.block_at(o)).is_some()
+        })
+    }
+
+    /// Looks for the file of the module at `base` once; a file taken into
+    /// use has its blocks entered in the indirect-branch table.
+    pub fn load_once(&mut self, cache: &mut CodeCache, ibl: &mut IblTable, base: u64, path: CStr, identity: FileIdentity) {
+        if self.attempted.iter().any(|&(b, id)| b == base && id == identity) {
+            return;
+        }
+        self.attempted.push((base, identity));
+        let Some(dir) = crate::options::get().persist_dir else { return };
+        let t0 = stats::ticks();
+        let file = files::file_for(&dir, &path);
+        match load(cache, &file, base, &path, identity) {
+            Ok(Some(f)) => {
+                stats::add(&STATS.files_loaded, 1);
+                stats::add(&STATS.bytes_mapped, f.len);
+                crate::verbose!("persist: using {} ({} blocks)", files::display(&file), f.index.blocks.len());
+                crate::persistence::report::used(&file, f.index.blocks.len());
+                stats::add(&STATS.blocks_loaded, f.index.blocks.len() as u64);
+                ibl.reserve(f.index.blocks.len());
+                for b in f.index.blocks.iter() {
+                    ibl.insert(base + b.module_offset.to_native() as u64, f.block_x(b).1);
+                }
+                self.files.push(f);
+            }
+            Ok(None) => {}
+            Err(why) => {
+                stats::note_rejected(why.name());
+                crate::persistence::report::rejected(&file, why.name());
+                crate::verbose!("persist: not using {}: {}", files::display(&file), why.name());
+            }
+        }
+        stats::add(&STATS.load_ticks, stats::ticks() - t0);
+    }
+
+    /// The fragment for `pc` from the file of the module at `base`,
+    /// registered now.
+    pub fn register(&mut self, pc: u64, base: u64, identity: FileIdentity) -> Option<Fragment> {
+        let f = self.files.iter_mut().find(|f| !f.dead && f.module_base == base && f.identity == identity)?;
+        let b = f.index.block_at(module_offset(pc, f.module_base)?)?;
+        let (_, start) = f.block_x(b);
+        let exits = f
+            .exits_of(b)
+            .map(|(patch, stub, target)| {
+                // SAFETY: the slot is in the file's W zone, mapped writable.
+                let Patch::Slot(slot) = patch else { unreachable!() };
+                let linked = unsafe { *(slot as *const u64) } != stub;
+                ExitRecord { patch, stub, target, prelinked: linked, branch: 0, cond: None, slot }
+            })
+            .collect();
+        let translations = f
+            .translations(b)
+            .map(|t| Translation {
+                cache_offset: t.cache_offset,
+                app_pc: pc + t.app_offset as u64,
+                fixup: Fixup::decode(t.fixup).unwrap_or(Fixup::None),
+            })
+            .collect();
+        f.registered.push(pc);
+        stats::add(&STATS.blocks_registered, 1);
+        Some(Fragment {
+            tag: pc,
+            app_end: pc + b.app_len.to_native() as u64,
+            start,
+            size: b.code_len.to_native(),
+            exits,
+            incoming: Vec::new(),
+            translations,
+        })
+    }
+
+    /// The app's code in `[lo, hi)` changed: a file with a block there is
+    /// retired (its blocks reach each other without the dispatcher, so
+    /// they go as a whole): out of the lookup table, exits unlinked.
+    /// Returns the tags of its registered fragments.
+    pub fn retire_overlapping(&mut self, lo: u64, hi: u64, ibl: &mut IblTable) -> Vec<u64> {
+        let mut tags = Vec::new();
+        for f in self.files.iter_mut().filter(|f| !f.dead) {
+            // Blocks are sorted by start and span at most a page and a bit.
+            let from = lo.saturating_sub(f.module_base).saturating_sub(MAX_BLOCK_SPAN);
+            let first = f.index.blocks.partition_point(|b| (b.module_offset.to_native() as u64) < from);
+            let overlaps = f.index.blocks[first..]
+                .iter()
+                .map(|b| (f.module_base + b.module_offset.to_native() as u64, b.app_len.to_native() as u64))
+                .take_while(|&(start, _)| start < hi)
+                .any(|(start, len)| start + len > lo);
+            if overlaps {
+                for b in f.index.blocks.iter() {
+                    ibl.remove(f.module_base + b.module_offset.to_native() as u64);
+                }
+                f.unlink_all();
+                f.dead = true;
+                tags.append(&mut f.registered);
+            }
+        }
+        tags
+    }
+
+    fn file_containing(&self, pc: u64) -> Option<&LoadedFile> {
+        self.files.iter().find(|f| (f.map..f.map + f.len).contains(&pc))
+    }
+
+    /// Whether the slot `addr` belongs to a retired file (never relinked).
+    pub fn in_retired_file(&self, addr: u64) -> bool {
+        self.file_containing(addr).is_some_and(|f| f.dead)
+    }
+
+    /// The app pc and fixup at cache address `pc` in a file's block that
+    /// may not be registered.
+    pub fn translation_at(&self, pc: u64) -> Option<(u64, Fixup)> {
+        let f = self.file_containing(pc)?;
+        f.translation_at(f.block_containing(pc)?, pc)
+    }
+
+    /// A thread runs the file code at `pc` and must soon reach the
+    /// dispatcher: the exit slots it can reach go back to their stubs (the
+    /// file's direct branches only go forward, so any path through its
+    /// code soon meets one of them); the rest of the file stays linked.
+    pub fn unlink_file_at(&self, pc: u64) -> bool {
+        let Some(f) = self.file_containing(pc) else { return false };
+        f.unlink_from(pc);
+        true
+    }
+}
+
+/// Shows each client its data in the file; false if one rejects it.
+fn resurrect(v: &persist::Validated<'static>, base: u64, map: u64, segments: &[(u64, u64)]) -> bool {
+    let ix = v.index;
+    for i in 0..crate::client_host::count() {
+        let c = ix.clients.get(i);
+        let ro: &[u8] = c.map_or(&[], |c| &c.ro);
+        let zone = |z: u32| v.zones[z as usize].offset + map;
+        let (rx, rw): (&[u8], &mut [u8]) = match (ix.client_zones.as_ref(), c) {
+            // SAFETY: validation checked the ranges lie in these zones; the
+            // W zone is mapped writable.
+            (Some(z), Some(c)) => unsafe {
+                (
+                    core::slice::from_raw_parts((zone(z.1.to_native()) + c.rx_offset.to_native() as u64) as *const u8, c.rx_len.to_native() as usize),
+                    core::slice::from_raw_parts_mut((zone(z.0.to_native()) + c.rw_offset.to_native() as u64) as *mut u8, c.rw_len.to_native() as usize),
+                )
+            },
+            _ => (&[], &mut []),
+        };
+        let mut blocks = ix.blocks.iter().flat_map(|b| {
+            let first = b.first_data.to_native() as usize;
+            let w = segments[b.segment.to_native() as usize].0;
+            let tag = base + b.module_offset.to_native() as u64;
+            ix.block_data[first..first + b.data_count.to_native() as usize]
+                .iter()
+                .filter(move |d| d.client.to_native() as usize == i)
+                .map(move |d| clients::api::PersistedBlock { tag, data: (w + d.w_offset.to_native() as u64) as *mut u8 })
+        });
+        if !crate::client_host::resurrect(i, base, ro, rx, rw, &mut blocks) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Maps and checks the file at `file` for the module at `base`; Ok(None)
+/// if there is none.
+fn load(cache: &mut CodeCache, file: &[u8], base: u64, path: &CStr, identity: FileIdentity) -> Result<Option<LoadedFile>, Unused> {
+    if !range_room() {
+        return Err(Unused::NoRoom);
+    }
+    let fd = match files::open_trusted(file) {
+        Ok(fd) => fd,
+        Err("absent") => return Ok(None),
+        Err(_) => return Err(Unused::Untrusted),
+    };
+    let file_identity = FileIdentity::of_fd(fd);
+    let len = file_identity.map_or(0, |id| id.size);
+    if len < persist::header::HEADER_LEN as u64 {
+        sys::close(fd);
+        return Err(Unused::Invalid(Reject::Truncated));
+    }
+    let Some(map) = cache.take_region(len) else {
+        sys::close(fd);
+        return Err(Unused::NoRoom);
+    };
+    // SAFETY: replaces part of the cache reservation that nothing uses.
+    let r = unsafe { sys::mmap(map, len, sys::PROT_READ, sys::MAP_PRIVATE | sys::MAP_FIXED, fd, 0) };
+    sys::close(fd);
+    if r < 0 {
+        return Err(Unused::NoRoom);
+    }
+    let give_back = |why| {
+        // SAFETY: our own mapping, returned to an inaccessible reservation.
+        unsafe { sys::mmap(map, sys::page_up(len), sys::PROT_NONE, sys::MAP_PRIVATE | sys::MAP_ANONYMOUS | sys::MAP_FIXED | sys::MAP_NORESERVE, -1, 0) };
+        Err(why)
+    };
+    // SAFETY: the mapping is len bytes long and stays mapped for good.
+    let bytes: &'static [u8] = unsafe { core::slice::from_raw_parts(map as *const u8, len as usize) };
+    // The zones' hashes are checked once per version of the file (the
+    // memo names the file's identity, which any write changes).
+    let verified_before = file_identity.is_some_and(|id| files::verified_before(file, id));
+    let depth = if verified_before { persist::Depth::Trusted } else { persist::Depth::Full };
+    let v = match persist::validate_with(bytes, depth) {
+        Ok(v) => v,
+        Err(r) => return give_back(Unused::Invalid(r)),
+    };
+    if !verified_before {
+        if let Some(id) = file_identity {
+            files::note_verified(file, id);
+        }
+    }
+    let want = crate::persistence::key::key_for(v.key.module_hash);
+    if let Some(field) = v.key.mismatch(&want) {
+        return give_back(Unused::Key(field));
+    }
+    let recorded = v.index.module.identity.as_slice().iter().map(|x| x.to_native()).collect::<Vec<_>>();
+    let same_file = recorded == identity.to_array();
+    if !same_file && crate::os::modules::content_hash(path, identity) != Some(v.key.module_hash) {
+        return give_back(Unused::ModuleChanged);
+    }
+    // Each zone gets its protection; W is private, rebased below.
+    for z in &v.zones[1..] {
+        let prot = match z.kind {
+            ZoneKind::Exec => sys::PROT_READ | sys::PROT_EXEC,
+            ZoneKind::Writable => sys::PROT_READ | sys::PROT_WRITE,
+            ZoneKind::ReadOnly => sys::PROT_READ,
+        };
+        // SAFETY: a zone of our own mapping.
+        if unsafe { sys::mprotect(map + z.offset, z.len, prot) } < 0 {
+            return give_back(Unused::NoRoom);
+        }
+    }
+    // The index is read and every W page written right away, and the code
+    // soon runs: one call each instead of a fault per page.
+    sys::populate(map, len, false);
+    for z in v.zones.iter().filter(|z| z.kind == ZoneKind::Writable) {
+        sys::populate(map + z.offset, z.len, true);
+    }
+    let segments: Vec<(u64, u64)> = v
+        .index
+        .segments
+        .iter()
+        .map(|s| (map + v.zones[s.w_zone.to_native() as usize].offset, map + v.zones[s.x_zone.to_native() as usize].offset))
+        .collect();
+    for (s, seg) in v.index.segments.iter().enumerate() {
+        let (w, x) = segments[s];
+        // SAFETY: validation checked every slot lies in this W zone.
+        unsafe {
+            *((w + seg.base_slot.to_native() as u64) as *mut u64) = base;
+            let first = seg.first_exit.to_native() as usize;
+            for e in &v.index.exits[first..first + seg.exit_count.to_native() as usize] {
+                let slot = (w + e.slot.to_native() as u64) as *mut u64;
+                *slot = x.wrapping_add(*slot);
+            }
+        }
+    }
+    if !resurrect(&v, base, map, &segments) {
+        return give_back(Unused::Rejected);
+    }
+    publish_range(map, map + len);
+    Ok(Some(LoadedFile {
+        module_base: base,
+        identity,
+        module_hash: v.key.module_hash,
+        map,
+        len,
+        index: v.index,
+        segments,
+        registered: Vec::new(),
+        dead: false,
+    }))
+}

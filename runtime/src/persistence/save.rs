@@ -1,0 +1,352 @@
+//! Writing persisted files: at module unload and process exit, the live
+//! blocks of each module's unit become new segments of the module's
+//! file, merged under the file's lock with what it already holds.
+
+use alloc::borrow::Cow;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use hashbrown::HashMap;
+use persist::index::{BlockData, BlockEntry, ClientData, ExitEntry, Index, ModuleInfo, Segment};
+use persist::translations;
+use persist::write::page_up;
+use persist::ZoneKind;
+
+use crate::translate::fragment::{Fragment, FragmentTable};
+use crate::persistence::files as files;
+use crate::persistence::load::LoadedFiles;
+use crate::persistence::units::{Unit, UnitBlock};
+use crate::translate::segment::LiveSegment;
+use crate::stats::{self, STATS};
+use crate::os::sys;
+
+/// New blocks are written when they add at least 1/64 of the blocks
+/// already in the file.
+const MIN_GROWTH_DIVISOR: usize = 64;
+
+/// Writes every unit with new blocks to its module's file.
+pub fn save_units(units: &[Unit], fragments: &FragmentTable, loaded: &LoadedFiles) {
+    let t0 = stats::ticks();
+    for unit in units {
+        save_unit(unit, fragments, loaded);
+    }
+    report_built(units);
+    stats::add(&STATS.persist_ticks, stats::ticks() - t0);
+}
+
+/// Blocks of each unit (by module base) already in a run report of this
+/// process image, or inherited from the parent at a fork.
+pub(crate) static REPORTED: spin::Mutex<Vec<(u64, usize)>> = spin::Mutex::new(Vec::new());
+
+/// A forked child: the blocks its units hold so far are the parent's.
+pub fn note_forked(units: &[Unit]) {
+    *REPORTED.lock() = units.iter().map(|u| (u.module_base, u.blocks.len())).collect();
+}
+
+/// Tells the run report how many blocks each module built since the last
+/// report of this process image.
+fn report_built(units: &[Unit]) {
+    let Some(dir) = crate::options::get().persist_dir else { return };
+    let mut reported = REPORTED.lock();
+    for unit in units {
+        let before = reported.iter().find(|(b, _)| *b == unit.module_base).map_or(0, |(_, n)| *n);
+        if unit.blocks.len() > before {
+            crate::persistence::report::built(&files::file_for(&dir, &unit.path), unit.blocks.len() - before);
+            reported.retain(|(b, _)| *b != unit.module_base);
+            reported.push((unit.module_base, unit.blocks.len()));
+        }
+    }
+}
+
+/// A file as it is on disk, mapped read-only while it is merged.
+struct OnDisk {
+    map: u64,
+    len: u64,
+    identity: Option<crate::os::modules::FileIdentity>,
+}
+
+impl OnDisk {
+    fn read(path: &[u8]) -> Option<OnDisk> {
+        let fd = files::open_trusted(path).ok()?;
+        let identity = crate::os::modules::FileIdentity::of_fd(fd);
+        let len = identity.map_or(0, |id| id.size);
+        // SAFETY: a fresh private read-only mapping of the whole file.
+        let map = if len == 0 { -1 } else { unsafe { sys::mmap(0, len, sys::PROT_READ, sys::MAP_PRIVATE, fd, 0) } };
+        sys::close(fd);
+        (map >= 0).then_some(OnDisk { map: map as u64, len, identity })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: the mapping is len bytes long and lives as long as self.
+        unsafe { core::slice::from_raw_parts(self.map as *const u8, self.len as usize) }
+    }
+}
+
+impl Drop for OnDisk {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping.
+        unsafe { sys::munmap(self.map, self.len) };
+    }
+}
+
+fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles) {
+    let Some(dir) = crate::options::get().persist_dir else { return };
+    if unit.tainted {
+        crate::verbose!("persist: not writing {}: its code changed during the run", unit.path);
+        return;
+    }
+    let live: Vec<(&UnitBlock, &Fragment)> = unit
+        .blocks
+        .iter()
+        .filter_map(|b| fragments.get(b.tag).filter(|f| f.start == b.start).map(|f| (b, f)))
+        .collect();
+    // Nothing (or too little) new against the file in use: decided without
+    // reading the file again.
+    let new_here = live.iter().filter(|(b, _)| !loaded.has_block(unit.module_base, unit.identity, b.tag)).count();
+    let in_use = loaded.block_count(unit.module_base, unit.identity);
+    if new_here == 0 || new_here * MIN_GROWTH_DIVISOR < in_use {
+        return;
+    }
+    let Some(module_hash) = loaded
+        .module_hash_for(unit.module_base, unit.identity)
+        .or_else(|| crate::os::modules::content_hash(&unit.path, unit.identity))
+    else {
+        return;
+    };
+    let key = crate::persistence::key::key_for(module_hash);
+    let path = files::file_for(&dir, &unit.path);
+    let Some(lock) = files::lock(&path) else {
+        crate::verbose!("persist: cannot lock {}", files::display(&path));
+        return;
+    };
+    let on_disk = OnDisk::read(&path);
+    // The old zones are copied as they are, so they must be sound: fully
+    // checked unless this version of the file was checked before. A file
+    // that fails is replaced.
+    let depth = match on_disk.as_ref().and_then(|d| d.identity) {
+        Some(id) if files::verified_before(&path, id) => persist::Depth::Structure,
+        _ => persist::Depth::Full,
+    };
+    let old = on_disk.as_ref().and_then(|d| persist::validate_with(d.bytes(), depth).ok()).filter(|v| v.key == key);
+    let mut index: Index = match &old {
+        Some(v) => v.index.to_owned().unwrap_or_default(),
+        None => Index::default(),
+    };
+    // A file with too many segments to take more starts over with this
+    // run's blocks (its paths come back as later runs take them).
+    let room = |v: &persist::Validated| v.zones.len() + 2 * (unit.segments.len() + 1) < persist::header::MAX_ZONES;
+    let old_zones: Vec<(ZoneKind, &[u8])> = match &old {
+        Some(v) if !index.blocks.is_empty() && room(v) => (1..v.zones.len()).map(|i| (v.zones[i].kind, v.zone_bytes(i))).collect(),
+        _ => {
+            index = Index::default();
+            Vec::new()
+        }
+    };
+    let base = unit.module_base;
+    let known = |tag: u64| index.blocks.binary_search_by_key(&((tag - base) as u32), |b| b.module_offset).is_ok();
+    let fresh: Vec<(&UnitBlock, &Fragment)> = live.into_iter().filter(|(b, _)| !known(b.tag)).collect();
+    // A rewrite costs time proportional to the file: a handful of new
+    // blocks in a big file (a path taken once) is not worth it.
+    if fresh.is_empty() || fresh.len() * MIN_GROWTH_DIVISOR < index.blocks.len() {
+        files::unlock(lock);
+        return;
+    }
+    index.module = ModuleInfo {
+        path: alloc::string::String::from_utf8_lossy(unit.path.as_bytes()).into_owned(),
+        identity: unit.identity.to_array(),
+    };
+    let mut new_zones: Vec<(ZoneKind, Vec<u8>)> = Vec::new();
+    for (s, seg) in unit.segments.iter().enumerate() {
+        let blocks: Vec<&(&UnitBlock, &Fragment)> = fresh.iter().filter(|(b, _)| b.segment as usize == s).collect();
+        if blocks.is_empty() {
+            continue;
+        }
+        let first_zone = 1 + old_zones.len() + new_zones.len();
+        let (w, x) = write_segment(seg, base, &blocks, first_zone as u32, &mut index);
+        new_zones.push((ZoneKind::Writable, w));
+        new_zones.push((ZoneKind::Exec, x));
+    }
+    index.blocks.sort_by_key(|b| b.module_offset);
+    add_client_data(&mut index, base, 1 + old_zones.len() + new_zones.len(), &mut new_zones);
+    let mut zones: Vec<(ZoneKind, Cow<[u8]>)> = old_zones.into_iter().map(|(k, z)| (k, Cow::Borrowed(z))).collect();
+    zones.extend(new_zones.into_iter().map(|(k, z)| (k, Cow::Owned(z))));
+    prelink(&index, &mut zones);
+    let zones: Vec<(ZoneKind, &[u8])> = zones.iter().map(|(k, z)| (*k, &z[..])).collect();
+    if zones.len() < persist::header::MAX_ZONES {
+        let bytes = persist::write::build(&key, &index, &zones);
+        if files::publish(&path, &bytes) {
+            stats::add(&STATS.files_written, 1);
+            crate::persistence::report::wrote(&path, index.blocks.len());
+            stats::add(&STATS.blocks_persisted, fresh.len() as u64);
+            crate::verbose!(
+                "persist: wrote {} ({} blocks, {} new)",
+                files::display(&path),
+                index.blocks.len(),
+                fresh.len()
+            );
+        }
+    }
+    drop(on_disk);
+    files::unlock(lock);
+}
+
+/// Points every exit whose target block is anywhere in the file straight
+/// at it: a slot holds an offset from its own segment's X zone, and zones
+/// keep their distances wherever the file is mapped, so exits across
+/// segments (blocks added by later runs) are pre-linked too. `zones` are
+/// the zones after R (zone `z` of the index is `zones[z - 1]`).
+fn prelink(index: &Index, zones: &mut [(ZoneKind, Cow<[u8]>)]) {
+    let mut at = Vec::with_capacity(zones.len() + 1);
+    at.push(0usize);
+    for (_, z) in zones.iter() {
+        at.push(at.last().unwrap() + page_up(z.len()));
+    }
+    // at[z - 1] is zone z's distance from the first zone after R.
+    let place = |z: u32| at[z as usize - 1] as i64;
+    for seg in &index.segments {
+        let first = seg.first_exit as usize;
+        for e in &index.exits[first..first + seg.exit_count as usize] {
+            let Ok(offset) = u32::try_from(e.target) else { continue };
+            let Ok(b) = index.blocks.binary_search_by_key(&offset, |b| b.module_offset) else { continue };
+            let b = &index.blocks[b];
+            let target_x = index.segments[b.segment as usize].x_zone;
+            let value = place(target_x) + b.code_offset as i64 - place(seg.x_zone);
+            let w = zones[seg.w_zone as usize - 1].1.to_mut();
+            w[e.slot as usize..e.slot as usize + 8].copy_from_slice(&value.to_le_bytes());
+        }
+    }
+}
+
+/// The clients' persistence events: read-only data into the index,
+/// writable and executable data into one more (W, X) zone pair if any.
+fn add_client_data(index: &mut Index, base: u64, next_zone: usize, zones: &mut Vec<(ZoneKind, Vec<u8>)>) {
+    let data = crate::client_host::persist_data(base);
+    let (rw_total, rx_total): (usize, usize) = data.iter().fold((0, 0), |(w, x), (_, rx, rw)| (w + rw.len(), x + rx.len()));
+    let pad = persist::write::w_front_padding(rw_total);
+    let (mut w, mut x) = (vec![0u8; pad], Vec::new());
+    index.clients = data
+        .into_iter()
+        .map(|(ro, rx, rw)| {
+            let c = ClientData {
+                ro,
+                rw_offset: w.len() as u32,
+                rw_len: rw.len() as u32,
+                rx_offset: x.len() as u32,
+                rx_len: rx.len() as u32,
+            };
+            w.extend_from_slice(&rw);
+            x.extend_from_slice(&rx);
+            c
+        })
+        .collect();
+    index.client_zones = None;
+    if rw_total + rx_total > 0 {
+        index.client_zones = Some((next_zone as u32, next_zone as u32 + 1));
+        zones.push((ZoneKind::Writable, w));
+        zones.push((ZoneKind::Exec, x));
+    }
+}
+
+/// The (W, X) zones of `seg` holding `blocks`, whose entries are added to
+/// `index`. X is the segment's code with each exit of these blocks
+/// rewritten to a direct branch when it goes forward to a block of this
+/// segment, else to `jmp [rip + slot]`; W is zeros but for the blocks' client
+/// data (as it is now) and exit slots, which hold X offsets (of the target
+/// block when it is in this segment, else of the exit's stub) that the
+/// loader rebases.
+fn write_segment(
+    seg: &LiveSegment,
+    base: u64,
+    blocks: &[&(&UnitBlock, &Fragment)],
+    w_zone: u32,
+    index: &mut Index,
+) -> (Vec<u8>, Vec<u8>) {
+    let w_len = page_up((seg.split - seg.w_next) as usize);
+    let w_off = |addr: u64| w_len - (seg.split - addr) as usize;
+    let x_off = |addr: u64| (addr - seg.split) as usize;
+    let mut w = vec![0u8; w_len];
+    // SAFETY: [split, x_next) is this segment's emitted code.
+    let mut x = unsafe { core::slice::from_raw_parts(seg.split as *const u8, (seg.x_next - seg.split) as usize) }.to_vec();
+    let here: HashMap<u64, u64> = blocks.iter().map(|(b, f)| (b.tag, f.start)).collect();
+    let first_exit = index.exits.len() as u32;
+    let segment = index.segments.len() as u32;
+    for (b, f) in blocks {
+        let block_first_exit = index.exits.len() as u32;
+        for e in &f.exits {
+            let at = x_off(e.branch);
+            let disp = |len: u64| (e.slot.wrapping_sub(e.branch + len) as i32).to_le_bytes();
+            let forward = here.get(&e.target).copied().filter(|&t| t > e.branch);
+            let rel = |len: u64| (forward.unwrap_or(0).wrapping_sub(e.branch + len) as i32).to_le_bytes();
+            match (e.cond, forward) {
+                // Forward in the same segment: a direct branch. A path of
+                // those always ends, at a slot (which can be unlinked),
+                // so a thread in this code still reaches the dispatcher.
+                (None, Some(_)) => {
+                    x[at] = 0xe9;
+                    x[at + 1..at + 5].copy_from_slice(&rel(5));
+                    x[at + 5] = 0x90;
+                }
+                (Some(cc), Some(_)) => {
+                    x[at..at + 2].copy_from_slice(&[0x0f, 0x80 | cc]);
+                    x[at + 2..at + 6].copy_from_slice(&rel(6));
+                    x[at + 6..at + 8].copy_from_slice(&[0x66, 0x90]);
+                }
+                (None, None) => {
+                    x[at..at + 2].copy_from_slice(&[0xff, 0x25]);
+                    x[at + 2..at + 6].copy_from_slice(&disp(6));
+                }
+                (Some(cc), None) => {
+                    x[at..at + 4].copy_from_slice(&[0x70 | (cc ^ 1), 6, 0xff, 0x25]);
+                    x[at + 4..at + 8].copy_from_slice(&disp(8));
+                }
+            }
+            let goes_to = here.get(&e.target).copied().unwrap_or(e.stub);
+            let slot = w_off(e.slot);
+            w[slot..slot + 8].copy_from_slice(&(x_off(goes_to) as u64).to_le_bytes());
+            index.exits.push(ExitEntry {
+                slot: slot as u32,
+                stub: x_off(e.stub) as u32,
+                target: e.target.wrapping_sub(base) as i64,
+            });
+        }
+        let translation_offset = index.translations.len() as u32;
+        translations::pack(
+            &mut index.translations,
+            f.translations.iter().map(|t| translations::Entry {
+                cache_offset: t.cache_offset,
+                app_offset: (t.app_pc - b.tag) as u32,
+                fixup: t.fixup.encode(),
+            }),
+        );
+        let first_data = index.block_data.len() as u32;
+        for d in b.data.iter().filter(|d| seg.contains(d.addr)) {
+            let at = w_off(d.addr);
+            // SAFETY: the client's live block data in this segment's W.
+            w[at..at + d.len as usize].copy_from_slice(unsafe { core::slice::from_raw_parts(d.addr as *const u8, d.len as usize) });
+            index.block_data.push(BlockData { client: d.client, w_offset: at as u32 });
+        }
+        let code = x_off(f.start)..x_off(f.start) + f.size as usize;
+        crate::client_host::persist_patch(base, b.tag, &mut x[code]);
+        index.blocks.push(BlockEntry {
+            module_offset: (b.tag - base) as u32,
+            app_len: (f.app_end - b.tag) as u32,
+            segment,
+            code_offset: x_off(f.start) as u32,
+            code_len: f.size,
+            first_exit: block_first_exit,
+            exit_count: index.exits.len() as u32 - block_first_exit,
+            translation_offset,
+            translation_len: index.translations.len() as u32 - translation_offset,
+            first_data,
+            data_count: index.block_data.len() as u32 - first_data,
+        });
+    }
+    index.segments.push(Segment {
+        w_zone,
+        x_zone: w_zone + 1,
+        base_slot: w_off(seg.base_slot) as u32,
+        first_exit,
+        exit_count: index.exits.len() as u32 - first_exit,
+    });
+    (w, x)
+}

@@ -1,0 +1,105 @@
+//! Persistable code in the making. Under `-persist`, the blocks of a
+//! module that every client marked persistable are emitted into segments
+//! of their own: a W region growing down and an X region growing up from
+//! the same boundary. Code reaches its slots (the module base, exit slots,
+//! client block data) RIP-relative within the segment, so a segment can
+//! be written out as a (W, X) zone pair whose only changes are its exits.
+
+use alloc::vec::Vec;
+
+use crate::translate::code_cache::CodeCache;
+use crate::translate::segment::LiveSegment;
+use crate::os::modules::FileIdentity;
+use crate::os::startup_args::CStr;
+
+/// Sizes of a module's first segment and of later ones (reservations in
+/// the code cache; only touched pages cost memory).
+const FIRST_SEGMENT: u64 = 1 << 20;
+const LATER_SEGMENT: u64 = 8 << 20;
+/// Data a client allocated for a block.
+#[derive(Clone, Copy)]
+pub struct BlockData {
+    pub client: u32,
+    pub addr: u64,
+    pub len: u32,
+}
+
+/// A block emitted into a unit.
+pub struct UnitBlock {
+    pub tag: u64,
+    pub start: u64,
+    pub segment: u32,
+    /// Client block data, in the segment's W.
+    pub data: Vec<BlockData>,
+}
+
+/// The persistable code of one module.
+pub struct Unit {
+    pub module_base: u64,
+    /// One past the module's last executable byte.
+    pub module_end: u64,
+    /// Some of the module's code was flushed (rewritten, made writable or
+    /// non-executable): blocks built since may come from code that is not
+    /// the file's, so nothing of this unit is persisted.
+    pub tainted: bool,
+    pub path: CStr,
+    pub identity: FileIdentity,
+    pub segments: Vec<LiveSegment>,
+    pub blocks: Vec<UnitBlock>,
+}
+
+impl Unit {
+    /// The segment to emit the next block into, with room for it.
+    pub fn current_segment(&mut self, cache: &mut CodeCache) -> Option<u32> {
+        if self.segments.last().is_none_or(|s| !s.has_room_for_a_block()) {
+            let len = if self.segments.is_empty() { FIRST_SEGMENT } else { LATER_SEGMENT };
+            let region = cache.take_region(len)?;
+            self.segments.push(LiveSegment::new(region, len, self.module_base));
+        }
+        Some(self.segments.len() as u32 - 1)
+    }
+}
+
+#[derive(Default)]
+pub struct Units {
+    pub units: Vec<Unit>,
+    /// Code ranges that changed during the run: a unit created later for a
+    /// module overlapping one (its code was patched before it ran, as text
+    /// relocations are) is tainted from the start.
+    changed: Vec<(u64, u64)>,
+}
+
+impl Units {
+    /// The index in `units` of the unit of the module at `base`, created
+    /// on first use.
+    pub fn unit_for(&mut self, base: u64, end: u64, path: CStr, identity: FileIdentity) -> usize {
+        let i = match self.units.iter().position(|u| u.module_base == base && u.identity == identity) {
+            Some(i) => i,
+            None => {
+                let tainted = self.changed.iter().any(|&(lo, hi)| base < hi && lo < end);
+                self.units.push(Unit {
+                    module_base: base,
+                    module_end: end,
+                    tainted,
+                    path,
+                    identity,
+                    segments: Vec::new(),
+                    blocks: Vec::new(),
+                });
+                self.units.len() - 1
+            }
+        };
+        let unit = &mut self.units[i];
+        unit.module_end = unit.module_end.max(end);
+        i
+    }
+
+    /// Code in `[lo, hi)` was flushed (or may change): the units of the
+    /// modules it overlaps are not persisted.
+    pub fn taint(&mut self, lo: u64, hi: u64) {
+        self.changed.push((lo, hi));
+        for u in self.units.iter_mut().filter(|u| u.module_base < hi && lo < u.module_end) {
+            u.tainted = true;
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Code cache memory: one large reservation next to the runtime's own code,
+//! so cache code reaches the runtime's assembly routines with rel32
+//! branches. Fragments fill it from the bottom up; whole page-aligned
+//! regions (persistable segments, mapped cache files) are taken from the
+//! top down, so every piece of code can link to every other with rel32.
+
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::os::sys;
+
+/// The cache's bounds, readable from signal handlers without a lock.
+static BOUNDS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Whether `pc` is in the code cache.
+pub fn contains(pc: u64) -> bool {
+    (BOUNDS[0].load(Relaxed)..BOUNDS[1].load(Relaxed)).contains(&pc)
+}
+
+/// Where the cache starts relative to the runtime's fixed image base.
+const OFFSET_FROM_IMAGE: u64 = 0x1000_0000;
+/// Within +-2 GiB of every runtime routine.
+const CACHE_SIZE: u64 = 1 << 30;
+/// The top of the reservation holds client data that cache code reaches
+/// with RIP-relative operands (counters and the like).
+const NEAR_DATA_SIZE: u64 = 64 << 20;
+
+/// Next free byte and end of the near-data area.
+static NEAR_DATA: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// `len` zeroed bytes (8-byte aligned) within RIP-relative reach of all
+/// cache code, or None when the area is used up.
+pub fn alloc_near_data(len: u64) -> Option<u64> {
+    let len = (len + 7) & !7;
+    let start = NEAR_DATA[0].fetch_add(len, Relaxed);
+    (start + len <= NEAR_DATA[1].load(Relaxed)).then_some(start)
+}
+
+extern "C" {
+    static __ehdr_start: u8;
+}
+
+/// Copies `code` to `*next` (16-byte aligned, below `end`, in unused
+/// writable cache memory), advances `*next` and returns where it went.
+pub fn append_code(next: &mut u64, end: u64, code: &[u8]) -> Option<u64> {
+    let start = *next;
+    let after = (start + code.len() as u64 + 15) & !15;
+    if after > end {
+        return None;
+    }
+    // SAFETY: [start, after) is unused cache memory, writable (callers own it).
+    unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), start as *mut u8, code.len()) };
+    *next = after;
+    Some(start)
+}
+
+pub struct CodeCache {
+    next: u64,
+    /// Regions are handed out below this address.
+    end: u64,
+}
+
+impl CodeCache {
+    pub fn new() -> CodeCache {
+        // SAFETY: the linker defines __ehdr_start at the image base.
+        let image = unsafe { &__ehdr_start as *const u8 as u64 };
+        let want = image + OFFSET_FROM_IMAGE;
+        // SAFETY: a fresh reservation; MAP_FIXED_NOREPLACE never clobbers.
+        let r = unsafe {
+            sys::mmap(
+                want,
+                CACHE_SIZE,
+                sys::PROT_READ | sys::PROT_WRITE | sys::PROT_EXEC,
+                sys::MAP_PRIVATE | sys::MAP_ANONYMOUS | sys::MAP_NORESERVE | sys::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )
+        };
+        if r < 0 {
+            crate::log::fatal(70, format_args!("cannot reserve the code cache (errno {})", -r));
+        }
+        let code_end = r as u64 + CACHE_SIZE - NEAR_DATA_SIZE;
+        BOUNDS[0].store(r as u64, Relaxed);
+        BOUNDS[1].store(code_end, Relaxed);
+        NEAR_DATA[0].store(code_end, Relaxed);
+        NEAR_DATA[1].store(r as u64 + CACHE_SIZE, Relaxed);
+        CodeCache { next: r as u64, end: code_end }
+    }
+
+    /// Address the next committed code will start at.
+    pub fn next_address(&self) -> u64 {
+        self.next
+    }
+
+    /// A page-aligned region of `len` bytes of the reservation, still
+    /// mapped read-write-execute; None when the cache is full.
+    pub fn take_region(&mut self, len: u64) -> Option<u64> {
+        let len = crate::os::sys::page_up(len);
+        let start = self.end.checked_sub(len)?;
+        if start < self.next {
+            return None;
+        }
+        self.end = start;
+        Some(start)
+    }
+
+    /// Copies `code` to the next free address; None when the cache is full.
+    pub fn commit(&mut self, code: &[u8]) -> Option<u64> {
+        append_code(&mut self.next, self.end, code)
+    }
+
+}

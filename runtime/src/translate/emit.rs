@@ -1,0 +1,361 @@
+//! Encoding a mangled block into the code cache: the body, then one exit
+//! stub per direct exit. Each stub saves rax, points rax at its inline
+//! [`ExitData`] and jumps to the runtime; linking later retargets the body's
+//! branch from the stub straight to the target fragment.
+//!
+//! A block emitted into a persistable segment is position-independent:
+//! its stubs jump to the runtime through `gs:`, their exit data hold
+//! module offsets and distances instead of addresses, and each direct exit
+//! is padded to the size of `jmp [rip + slot]` (with a W slot reserved for
+//! it), the form the exit takes in a file.
+
+use alloc::vec::Vec;
+
+use iced_x86::Encoder;
+
+use crate::translate::code_cache::CodeCache;
+use crate::context_switch;
+use crate::translate::fragment::{ExitRecord, Fragment, FragmentTable, Patch, Translation};
+use crate::translate::ibl;
+use crate::translate::mangle::{MangledOp, Op};
+use crate::translate::segment::LiveSegment;
+use crate::translate::raw_x86;
+use crate::thread::offsets as off;
+
+#[repr(u32)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ExitKind {
+    /// A direct branch; `target` is the app pc.
+    Direct = 0,
+    /// The indirect-branch lookup missed; the app pc is in `ctx.next_pc`.
+    IndirectMiss = 1,
+    /// A `syscall`; `target` is the app pc after it.
+    Syscall = 2,
+    /// A client's clean call; `target` is the cache address to resume at,
+    /// `arg` the call's argument, `aux` the client index and call id.
+    CleanCall = 3,
+    /// Position-independent forms (see [`ExitData::relative`]).
+    RelativeDirect = 0x100,
+    RelativeSyscall = 0x102,
+    /// Resumes right after its exit data.
+    RelativeCleanCall = 0x103,
+}
+
+impl ExitKind {
+    /// The kind stored as `raw`, if it is one. Exit data lives in the cache
+    /// and in mapped files: its bytes are read as an integer and checked,
+    /// never taken for an enum as they are.
+    pub fn from_raw(raw: u32) -> Option<ExitKind> {
+        use ExitKind::*;
+        [Direct, IndirectMiss, Syscall, CleanCall, RelativeDirect, RelativeSyscall, RelativeCleanCall]
+            .into_iter()
+            .find(|k| *k as u32 == raw)
+    }
+}
+
+/// What the dispatcher learns about the exit a thread left the cache by.
+/// Lives inline in the code cache right after the exit stub's code.
+#[repr(C)]
+pub struct ExitData {
+    pub target: u64,
+    /// Address of the body branch's rel32 field that linking patches, or 0;
+    /// a clean call's argument.
+    pub patch_site: u64,
+    /// An [`ExitKind`] as u32 (see [`ExitData::kind`]).
+    raw_kind: u32,
+    /// A clean call's client index (high 8 bits) and id (low 24 bits).
+    pub aux: u32,
+}
+
+/// The decoded form of a position-independent exit.
+pub struct RelativeExit {
+    pub target: u64,
+    /// The body branch's rel32 field (in a live segment).
+    pub branch: u64,
+    /// The exit's W slot (in a mapped file).
+    pub slot: u64,
+}
+
+impl ExitData {
+    pub const fn new(target: u64, kind: ExitKind) -> ExitData {
+        ExitData { target, patch_site: 0, raw_kind: kind as u32, aux: 0 }
+    }
+
+    /// The exit's kind; None if its bytes hold none (a runtime bug, or a
+    /// file damaged after it was checked).
+    pub fn kind(&self) -> Option<ExitKind> {
+        ExitKind::from_raw(self.raw_kind)
+    }
+
+    /// Position-independent exit data at `at`: `target` is a module offset,
+    /// `aux` the distance from `at` to the segment's module-base slot,
+    /// `patch_site` the distances to the branch's rel32 field (low half)
+    /// and to the exit's W slot (high half).
+    fn relative(at: u64, kind: ExitKind, module_offset: i64, base_slot: u64, branch: u64, slot: u64) -> ExitData {
+        let dist = |to: u64| to.wrapping_sub(at) as i32 as u32;
+        let patch_site = if branch == 0 { 0 } else { dist(branch) as u64 | (dist(slot) as u64) << 32 };
+        ExitData { target: module_offset as u64, patch_site, raw_kind: kind as u32, aux: dist(base_slot) }
+    }
+
+    /// Decodes position-independent exit data found at `at`.
+    pub fn decode_relative(&self, at: u64) -> RelativeExit {
+        let from = |d: u32| at.wrapping_add(d as i32 as i64 as u64);
+        // SAFETY: the base slot is in the W zone of the code holding this data.
+        let base = unsafe { *(from(self.aux) as *const u64) };
+        RelativeExit {
+            target: base.wrapping_add(self.target),
+            branch: from(self.patch_site as u32),
+            slot: from((self.patch_site >> 32) as u32),
+        }
+    }
+
+    /// A clean call's (client index, id, argument).
+    pub fn clean_call(&self) -> (usize, u32, u64) {
+        ((self.aux >> 24) as usize, self.aux & 0xff_ffff, self.patch_site)
+    }
+}
+
+/// Bytes of stub code before the inline ExitData:
+/// `mov gs:[rax slot], rax` (9) + `lea rax, [rip + 5]` (7) + `jmp rel32` (5).
+pub const STUB_CODE_LEN: usize = 21;
+pub const STUB_LEN: usize = STUB_CODE_LEN + core::mem::size_of::<ExitData>();
+/// The position-independent stub: `jmp qword ptr gs:[FCACHE_RETURN]` (8)
+/// instead of the rel32 jump.
+pub const RELATIVE_STUB_CODE_LEN: usize = 24;
+pub const RELATIVE_STUB_LEN: usize = RELATIVE_STUB_CODE_LEN + core::mem::size_of::<ExitData>();
+
+const NOP: u8 = 0x90;
+
+fn put_rel32(code: &mut [u8], at: usize, base: u64, target: u64) {
+    let rel = raw_x86::rel32(base + at as u64, target);
+    code[at..at + 4].copy_from_slice(&rel.to_le_bytes());
+}
+
+/// Where a block's code goes.
+pub enum Placement<'a> {
+    Cache(&'a mut CodeCache),
+    /// A persistable segment of the module at `module_base`.
+    Segment { segment: &'a mut LiveSegment, module_base: u64 },
+}
+
+/// Why a block could not be emitted.
+pub enum EmitError {
+    Full,
+    /// Some instruction refers to memory outside the segment.
+    NotRelative,
+}
+
+/// Appends an exit stub and returns its offset.
+fn emit_stub(code: &mut Vec<u8>, base: u64, target: u64, patch_site: u64, kind: ExitKind) -> usize {
+    emit_stub_with(code, base, ExitData { target, patch_site, raw_kind: kind as u32, aux: 0 })
+}
+
+fn emit_stub_with(code: &mut Vec<u8>, base: u64, data: ExitData) -> usize {
+    let start = code.len();
+    raw_x86::store_to_gs(code, off::GPR, 0);
+    code.extend_from_slice(&[0x48, 0x8d, 0x05, 5, 0, 0, 0]);
+    let rel = raw_x86::jmp_rel32(code);
+    put_rel32(code, rel, base, context_switch::fcache_return_addr());
+    debug_assert_eq!(code.len() - start, STUB_CODE_LEN);
+    push_exit_data(code, &data);
+    start
+}
+
+/// Appends a position-independent stub whose exit data `data` builds from
+/// the data's own address; returns the stub's offset.
+fn emit_relative_stub(code: &mut Vec<u8>, base: u64, data: impl FnOnce(u64) -> ExitData) -> usize {
+    let start = code.len();
+    raw_x86::store_to_gs(code, off::GPR, 0);
+    code.extend_from_slice(&[0x48, 0x8d, 0x05, 8, 0, 0, 0]);
+    code.extend_from_slice(&[0x65, 0xff, 0x24, 0x25]);
+    code.extend_from_slice(&(off::FCACHE_RETURN as u32).to_le_bytes());
+    debug_assert_eq!(code.len() - start, RELATIVE_STUB_CODE_LEN);
+    let data = data(base + code.len() as u64);
+    push_exit_data(code, &data);
+    start
+}
+
+fn push_exit_data(code: &mut Vec<u8>, data: &ExitData) {
+    // SAFETY: ExitData is plain repr(C) data.
+    let bytes = unsafe {
+        core::slice::from_raw_parts(data as *const ExitData as *const u8, core::mem::size_of::<ExitData>())
+    };
+    code.extend_from_slice(bytes);
+}
+
+/// Appends the body branch of a direct exit (`jcc` when `cond` is set),
+/// to be pointed at its stub or target once those are placed. In a
+/// segment it is padded to the length of its file form (6 or 8 bytes).
+fn direct_exit_branch(code: &mut Vec<u8>, base: u64, cond: Option<u8>, target: u64, slot: u64) -> PendingExit {
+    // Linking rewrites the rel32 while other threads may run this code: keep
+    // the field 4-byte aligned so the store is atomic.
+    let opcode_len = if cond.is_some() { 2 } else { 1 };
+    while (base as usize + code.len() + opcode_len) % 4 != 0 {
+        code.push(NOP);
+    }
+    let branch = code.len();
+    let rel_field = match cond {
+        Some(cc) => raw_x86::jcc_rel32(code, cc),
+        None => raw_x86::jmp_rel32(code),
+    };
+    if slot != 0 {
+        match cond {
+            Some(_) => code.extend_from_slice(&[0x66, NOP]),
+            None => code.push(NOP),
+        }
+    }
+    PendingExit { branch, rel_field, target, cond, slot }
+}
+
+/// A W slot for a direct exit of a block emitted into a segment, else 0.
+fn exit_slot(segment: &mut Option<(&mut LiveSegment, u64)>) -> Result<u64, EmitError> {
+    match segment {
+        Some((seg, _)) => seg.alloc_w(8).ok_or(EmitError::Full),
+        None => Ok(0),
+    }
+}
+
+struct PendingExit {
+    /// Offset of the body branch and of its rel32 field.
+    branch: usize,
+    rel_field: usize,
+    target: u64,
+    cond: Option<u8>,
+    /// Its W slot (in a segment), else 0.
+    slot: u64,
+}
+
+/// Encodes `ops` for the block at `tag` into `place` and returns its
+/// fragment; exits whose target fragment already exists are linked at once.
+pub fn emit(tag: u64, app_end: u64, ops: &[MangledOp], place: Placement, fragments: &FragmentTable) -> Result<Fragment, EmitError> {
+    let (mut cache, mut segment) = match place {
+        Placement::Cache(cache) => (Some(cache), None),
+        Placement::Segment { segment, module_base } => (None, Some((segment, module_base))),
+    };
+    let base = match (&cache, &segment) {
+        (Some(cache), _) => cache.next_address(),
+        (_, Some((seg, _))) => seg.x_next,
+        _ => unreachable!(),
+    };
+    let mut code: Vec<u8> = Vec::with_capacity(ops.len() * 8 + 64);
+    let mut pending: Vec<PendingExit> = Vec::new();
+    let mut translations: Vec<Translation> = Vec::with_capacity(ops.len());
+    let mut encoder = Encoder::new(64);
+    let relative = segment.is_some();
+
+    for m in ops {
+        if translations.last().is_none_or(|t| t.app_pc != m.app_pc || t.fixup != m.fixup) {
+            translations.push(Translation { cache_offset: code.len() as u32, app_pc: m.app_pc, fixup: m.fixup });
+        }
+        let here = base + code.len() as u64;
+        match &m.op {
+            Op::Copy(bytes) => code.extend_from_slice(&bytes[..m.app_len as usize]),
+            Op::Bytes(b) => code.extend_from_slice(b),
+            Op::Encode(instr) => {
+                if let Some((seg, _)) = &segment {
+                    if instr.is_ip_rel_memory_operand() && !seg.contains(instr.ip_rel_memory_address()) {
+                        return Err(EmitError::NotRelative);
+                    }
+                }
+                encoder
+                    .encode(instr, here)
+                    .unwrap_or_else(|e| panic!("cannot encode {instr:?} at {:#x}: {e}", m.app_pc));
+                code.extend_from_slice(&encoder.take_buffer());
+            }
+            Op::LoadModuleBase { reg } => {
+                let Some((seg, _)) = &segment else { unreachable!("module-relative code outside a segment") };
+                code.extend_from_slice(&[0x48 | (reg >> 3) << 2, 0x8b, 0x05 | (reg & 7) << 3]);
+                let disp = raw_x86::rel32(here + 3, seg.base_slot);
+                code.extend_from_slice(&disp.to_le_bytes());
+            }
+            Op::DirectExit { cond, target } => {
+                let slot = exit_slot(&mut segment)?;
+                pending.push(direct_exit_branch(&mut code, base, *cond, *target, slot));
+            }
+            Op::ShortBranchExit { opcode, target, fall } => {
+                code.extend_from_slice(opcode);
+                let rel8 = code.len();
+                code.push(0);
+                let slot = exit_slot(&mut segment)?;
+                pending.push(direct_exit_branch(&mut code, base, None, *fall, slot));
+                let taken = code.len();
+                code[rel8] = u8::try_from(taken - (rel8 + 1)).expect("short branch in reach");
+                let slot = exit_slot(&mut segment)?;
+                pending.push(direct_exit_branch(&mut code, base, None, *target, slot));
+            }
+            Op::IndirectExit => code.extend_from_slice(ibl::lookup_code()),
+            Op::CleanCall { client, id, arg, only_if } => {
+                // [j<not cc> over] stub-with-data; resume: right after it.
+                let skip = only_if.map(|cc| {
+                    code.extend_from_slice(&[0x70 | (cc ^ 1), 0]);
+                    code.len() - 1
+                });
+                let stub = code.len();
+                let aux = (*client as u32) << 24 | (id & 0xff_ffff);
+                let len = if relative {
+                    emit_relative_stub(&mut code, base, |_| ExitData {
+                        target: 0,
+                        patch_site: *arg,
+                        raw_kind: ExitKind::RelativeCleanCall as u32,
+                        aux,
+                    });
+                    RELATIVE_STUB_LEN
+                } else {
+                    let resume = base + (stub + STUB_LEN) as u64;
+                    emit_stub_with(&mut code, base, ExitData { target: resume, patch_site: *arg, raw_kind: ExitKind::CleanCall as u32, aux });
+                    STUB_LEN
+                };
+                if let Some(at) = skip {
+                    code[at] = len as u8;
+                }
+            }
+            Op::SyscallExit { next } => match &segment {
+                Some((seg, module_base)) => {
+                    let (slot, off) = (seg.base_slot, next.wrapping_sub(*module_base) as i64);
+                    emit_relative_stub(&mut code, base, |at| ExitData::relative(at, ExitKind::RelativeSyscall, off, slot, 0, 0));
+                }
+                None => {
+                    emit_stub(&mut code, base, *next, 0, ExitKind::Syscall);
+                }
+            },
+        }
+    }
+
+    let mut exits = Vec::with_capacity(pending.len());
+    let mut links = 0;
+    for p in &pending {
+        let patch_site = base + p.rel_field as u64;
+        let stub = match &segment {
+            Some((seg, module_base)) => {
+                let (slot, off) = (seg.base_slot, p.target.wrapping_sub(*module_base) as i64);
+                emit_relative_stub(&mut code, base, |at| {
+                    ExitData::relative(at, ExitKind::RelativeDirect, off, slot, patch_site, p.slot)
+                })
+            }
+            None => emit_stub(&mut code, base, p.target, patch_site, ExitKind::Direct),
+        };
+        let stub_addr = base + stub as u64;
+        let linked_to = fragments.link_target(p.target).map(|f| f.start);
+        put_rel32(&mut code, p.rel_field, base, linked_to.unwrap_or(stub_addr));
+        links += linked_to.is_some() as u64;
+        exits.push(ExitRecord {
+            patch: Patch::Rel32(patch_site),
+            stub: stub_addr,
+            target: p.target,
+            prelinked: linked_to.is_some(),
+            branch: base + p.branch as u64,
+            cond: p.cond,
+            slot: p.slot,
+        });
+    }
+
+    let start = match (&mut cache, &mut segment) {
+        (Some(cache), _) => cache.commit(&code),
+        (_, Some((seg, _))) => seg.commit(&code),
+        _ => None,
+    }
+    .ok_or(EmitError::Full)?;
+    debug_assert_eq!(start, base);
+    crate::stats::add(&crate::stats::STATS.links, links);
+    Ok(Fragment { tag, app_end, start, size: code.len() as u32, exits, incoming: Vec::new(), translations })
+}

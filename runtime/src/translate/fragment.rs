@@ -1,0 +1,166 @@
+//! The fragment table: every block in the code cache, by the app pc it
+//! starts at, with what linking and fault translation need.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use hashbrown::HashMap;
+
+use crate::translate::mangle::Fixup;
+
+/// What linking an exit rewrites.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Patch {
+    /// The 4-byte aligned rel32 field of a branch in the cache.
+    Rel32(u64),
+    /// The 8-byte W slot a mapped file's `jmp [rip + slot]` goes through.
+    Slot(u64),
+}
+
+/// A direct exit of a fragment.
+pub struct ExitRecord {
+    pub patch: Patch,
+    /// The exit stub the branch points at while unlinked.
+    pub stub: u64,
+    pub target: u64,
+    /// Linked to the target's fragment when emitted.
+    pub prelinked: bool,
+    /// Address of the branch instruction and its condition code, and its
+    /// W slot (0 outside persistable segments), for writing it to a file.
+    pub branch: u64,
+    pub cond: Option<u8>,
+    pub slot: u64,
+}
+
+pub struct Fragment {
+    pub tag: u64,
+    /// One past the last app byte the block was built from.
+    pub app_end: u64,
+    pub start: u64,
+    pub size: u32,
+    pub exits: Vec<ExitRecord>,
+    /// (patch, stub) of every exit linked to this fragment, to unlink
+    /// them when it is flushed.
+    pub incoming: Vec<(Patch, u64)>,
+    /// Each point where the app pc or the state fixup changes, in cache
+    /// order, for translating a fault in the cache back to the application.
+    pub translations: Vec<Translation>,
+}
+
+pub struct Translation {
+    pub cache_offset: u32,
+    pub app_pc: u64,
+    pub fixup: Fixup,
+}
+
+impl Fragment {
+    /// The translation in force at cache address `pc` inside this fragment.
+    pub fn translation_at(&self, pc: u64) -> Option<&Translation> {
+        let offset = pc.checked_sub(self.start)? as u32;
+        let i = self.translations.partition_point(|t| t.cache_offset <= offset);
+        self.translations.get(i.checked_sub(1)?)
+    }
+}
+
+#[derive(Default)]
+pub struct FragmentTable {
+    by_tag: HashMap<u64, Fragment>,
+    /// Tag by cache start. Flushed fragments stay here (their code stays
+    /// in the cache).
+    by_start: BTreeMap<u64, u64>,
+    /// Live fragments by app address, for flushing a range.
+    by_app: BTreeMap<u64, u64>,
+    /// The app bytes of sandboxed fragments (`smc::Guard::Sandboxed`), by
+    /// tag: nothing links to them and the lookup table does not hold them,
+    /// so every entry passes the dispatcher, which compares these first.
+    sandboxed: HashMap<u64, Vec<u8>>,
+}
+
+/// Blocks never extend further than this past their tag (one page plus one
+/// straddling instruction).
+const MAX_BLOCK_SPAN: u64 = 4096 + 16;
+
+impl FragmentTable {
+    pub fn get(&self, tag: u64) -> Option<&Fragment> {
+        self.by_tag.get(&tag)
+    }
+
+    pub fn insert(&mut self, fragment: Fragment) {
+        self.by_start.insert(fragment.start, fragment.tag);
+        self.by_app.insert(fragment.tag, fragment.app_end);
+        for exit in fragment.exits.iter().filter(|e| e.prelinked) {
+            if let Some(target) = self.by_tag.get_mut(&exit.target) {
+                target.incoming.push((exit.patch, exit.stub));
+            }
+        }
+        self.by_tag.insert(fragment.tag, fragment);
+    }
+
+    /// The fragment for `tag` if other code may jump to it directly.
+    pub fn link_target(&self, tag: u64) -> Option<&Fragment> {
+        self.by_tag.get(&tag).filter(|_| !self.sandboxed.contains_key(&tag))
+    }
+
+    /// Marks the fragment for `tag` sandboxed, with the app bytes it was
+    /// built from.
+    pub fn sandbox(&mut self, tag: u64, bytes: Vec<u8>) {
+        self.sandboxed.insert(tag, bytes);
+    }
+
+    pub fn is_sandboxed(&self, tag: u64) -> bool {
+        self.sandboxed.contains_key(&tag)
+    }
+
+    /// Whether the app rewrote the bytes of sandboxed fragment `tag`.
+    pub fn sandbox_stale(&self, tag: u64) -> bool {
+        self.sandboxed.get(&tag).is_some_and(|bytes| {
+            // SAFETY: the block's bytes, still mapped: unmapping them would
+            // have flushed the fragment.
+            let now = unsafe { core::slice::from_raw_parts(tag as *const u8, bytes.len()) };
+            now != bytes.as_slice()
+        })
+    }
+
+    /// Records that the exit patched at `patch` (with its `stub`) now
+    /// jumps to the fragment for `target`.
+    pub fn note_link(&mut self, target: u64, patch: Patch, stub: u64) {
+        if let Some(f) = self.by_tag.get_mut(&target) {
+            f.incoming.push((patch, stub));
+        }
+    }
+
+    /// Removes the fragment for `tag` (its code stays where it is): exits
+    /// linked to it go back to their stubs.
+    pub fn remove(&mut self, tag: u64) -> Option<Fragment> {
+        self.by_app.remove(&tag);
+        self.sandboxed.remove(&tag);
+        let f = self.by_tag.remove(&tag)?;
+        for &(patch, stub) in &f.incoming {
+            crate::translate::link::unlink(patch, stub);
+        }
+        Some(f)
+    }
+
+    /// Removes every fragment built from app bytes in `[lo, hi)`: exits
+    /// linked to them go back to their stubs; returns their tags (for the
+    /// lookup table).
+    pub fn flush_range(&mut self, lo: u64, hi: u64) -> Vec<u64> {
+        let tags: Vec<u64> = self
+            .by_app
+            .range(lo.saturating_sub(MAX_BLOCK_SPAN)..hi)
+            .filter(|&(&tag, &end)| end > lo && tag < hi)
+            .map(|(&tag, _)| tag)
+            .collect();
+        for &tag in &tags {
+            self.remove(tag);
+        }
+        tags
+    }
+
+    /// The live fragment whose code contains cache address `pc`.
+    pub fn containing(&self, pc: u64) -> Option<&Fragment> {
+        let (&start, &tag) = self.by_start.range(..=pc).next_back()?;
+        let f = self.by_tag.get(&tag)?;
+        (f.start == start && pc < f.start + f.size as u64).then_some(f)
+    }
+}

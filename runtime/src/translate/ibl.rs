@@ -1,0 +1,256 @@
+//! The indirect-branch lookup: an open-addressing table from application pc
+//! to cache pc, searched without leaving the code cache. Only a miss goes
+//! back to the dispatcher.
+//!
+//! Every indirect branch site (mangled `ret`, `jmp r/m`, `call r/m`) gets its
+//! own copy of the lookup code, a position-independent template, so the
+//! final indirect jump is predicted per site rather than by one shared jump
+//! for the whole program. Contract at the copy's start: rcx holds the
+//! application target, the application's rcx is in `gs:[IBL_RCX]`. The copy
+//! preserves every other register and the arithmetic flags (lahf/seto: the
+//! application's stack is never touched). On a miss it jumps to
+//! `dbi_ibl_miss` through `gs:[IBL_MISS_HANDLER]` with the saved flags in
+//! `gs:[IBL_FLAGS]`.
+
+use alloc::vec::Vec;
+
+use crate::translate::emit::{ExitData, ExitKind};
+use crate::thread::{offsets as off, ThreadContext};
+
+macro_rules! lookup_template {
+    ($name:literal, $count:literal) => {
+        core::arch::global_asm!(
+            concat!(".globl ", $name, "_start"),
+            concat!(".globl ", $name, "_end"),
+            concat!($name, "_start:"),
+            "    mov qword ptr gs:[{ibl_rax}], rax",
+            "    lahf",
+            "    seto al",
+            $count,
+            // A signal waits for delivery: leave through the dispatcher.
+            "    cmp qword ptr gs:[{pending}], 0",
+            "    jne 4f",
+            "    mov qword ptr gs:[{ibl_rdx}], rdx",
+            "    mov rdx, rcx",
+            "    and rdx, qword ptr gs:[{mask}]",
+            "    shl rdx, 4",
+            "    add rdx, qword ptr gs:[{table}]",
+            // The empty check comes first: a jump to address 0 must miss.
+            "2:",
+            "    cmp qword ptr [rdx], 0",
+            "    je 5f",
+            "    cmp rcx, qword ptr [rdx]",
+            "    je 3f",
+            "    add rdx, 16",
+            "    jmp 2b",
+            "3:",
+            "    mov rdx, qword ptr [rdx + 8]",
+            "    mov qword ptr gs:[{target}], rdx",
+            "    add al, 0x7f",
+            "    sahf",
+            "    mov rax, qword ptr gs:[{ibl_rax}]",
+            "    mov rdx, qword ptr gs:[{ibl_rdx}]",
+            "    mov rcx, qword ptr gs:[{ibl_rcx}]",
+            "    jmp qword ptr gs:[{target}]",
+            "5:",
+            "    mov rdx, qword ptr gs:[{ibl_rdx}]",
+            "4:",
+            "    mov qword ptr gs:[{ibl_flags}], rax",
+            "    jmp qword ptr gs:[{miss_handler}]",
+            concat!($name, "_end:"),
+            ibl_rax = const off::IBL_RAX,
+            ibl_rcx = const off::IBL_RCX,
+            ibl_rdx = const off::IBL_RDX,
+            ibl_flags = const off::IBL_FLAGS,
+            lookups = const off::IBL_LOOKUPS,
+            pending = const off::SIGNAL_PENDING,
+            mask = const off::IBL_MASK,
+            table = const off::IBL_TABLE,
+            target = const off::IBL_TARGET,
+            miss_handler = const off::IBL_MISS_HANDLER,
+        );
+    };
+}
+
+lookup_template!("dbi_ibl_inline", "    # lookups are not counted ({lookups})");
+// With -stats, lookups are counted (a memory increment per indirect branch).
+lookup_template!("dbi_ibl_inline_counted", "    add qword ptr gs:[{lookups}], 1");
+
+core::arch::global_asm!(
+    ".globl dbi_ibl_miss",
+    ".type dbi_ibl_miss,@function",
+    "dbi_ibl_miss:",
+    "    mov qword ptr gs:[{next_pc}], rcx",
+    "    mov rax, qword ptr gs:[{ibl_flags}]",
+    "    add al, 0x7f",
+    "    sahf",
+    "    mov rax, qword ptr gs:[{ibl_rax}]",
+    "    mov rcx, qword ptr gs:[{ibl_rcx}]",
+    "    mov qword ptr gs:[{gpr}], rax",
+    "    lea rax, [rip + {miss}]",
+    "    jmp dbi_fcache_return",
+    ibl_rax = const off::IBL_RAX,
+    ibl_rcx = const off::IBL_RCX,
+    ibl_flags = const off::IBL_FLAGS,
+    next_pc = const off::NEXT_PC,
+    gpr = const off::GPR,
+    miss = sym IBL_MISS_EXIT,
+);
+
+/// The exit the lookup reports a miss through.
+static IBL_MISS_EXIT: ExitData = ExitData::new(0, ExitKind::IndirectMiss);
+
+extern "C" {
+    fn dbi_ibl_miss();
+    static dbi_ibl_inline_start: u8;
+    static dbi_ibl_inline_end: u8;
+    static dbi_ibl_inline_counted_start: u8;
+    static dbi_ibl_inline_counted_end: u8;
+}
+
+/// Address a lookup's miss path continues at (kept in every ThreadContext).
+pub fn miss_handler_addr() -> u64 {
+    dbi_ibl_miss as *const () as u64
+}
+
+/// The lookup code to copy to an indirect branch site.
+pub fn lookup_code() -> &'static [u8] {
+    // SAFETY: the symbols delimit the assembled template in .text.
+    unsafe {
+        let (start, end) = if crate::options::get().stats {
+            (&dbi_ibl_inline_counted_start as *const u8, &dbi_ibl_inline_counted_end as *const u8)
+        } else {
+            (&dbi_ibl_inline_start as *const u8, &dbi_ibl_inline_end as *const u8)
+        };
+        core::slice::from_raw_parts(start, end as usize - start as usize)
+    }
+}
+
+/// Probing never wraps: the table has this many spare entries past its
+/// hashed range, and an insert that would run past them grows the table.
+const OVERFLOW_ENTRIES: usize = 64;
+
+/// An app pc no code has: marks a removed entry.
+const TOMBSTONE: u64 = u64::MAX;
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct Entry {
+    app_pc: u64,
+    cache_pc: u64,
+}
+
+pub struct IblTable {
+    entries: Vec<Entry>,
+    mask: u64,
+    len: usize,
+}
+
+impl IblTable {
+    pub fn new() -> IblTable {
+        IblTable::with_capacity_log2(12)
+    }
+
+    fn with_capacity_log2(bits: u32) -> IblTable {
+        let size = 1usize << bits;
+        let len = size + OVERFLOW_ENTRIES;
+        // From zeroed pages: a large table is a fresh mapping. A big one is
+        // filled at once (a loaded cache file's blocks): fault it in in one go.
+        let layout = core::alloc::Layout::array::<Entry>(len).expect("table size");
+        // SAFETY: an all-zero Entry is valid (empty); the Vec owns the block.
+        let entries = unsafe {
+            let ptr = alloc::alloc::alloc_zeroed(layout) as *mut Entry;
+            assert!(!ptr.is_null(), "out of memory for the lookup table");
+            if len * core::mem::size_of::<Entry>() >= 256 << 10 {
+                crate::os::sys::populate(ptr as u64, (len * core::mem::size_of::<Entry>()) as u64, true);
+            }
+            Vec::from_raw_parts(ptr, len, len)
+        };
+        IblTable { entries, mask: size as u64 - 1, len: 0 }
+    }
+
+    /// Makes room for `more` entries at once (one rehash, not one per
+    /// doubling: a loaded cache file brings tens of thousands).
+    pub fn reserve(&mut self, more: usize) {
+        let want = (self.len + more) * 2;
+        if want > self.mask as usize + 1 {
+            self.grow_to(want.next_power_of_two().trailing_zeros());
+        }
+    }
+
+    /// Adds `app_pc -> cache_pc`; the caller republishes the table with
+    /// [`IblTable::publish`] afterwards since it may have moved.
+    pub fn insert(&mut self, app_pc: u64, cache_pc: u64) {
+        if (self.len + 1) * 2 > self.mask as usize + 1 || !self.try_insert(app_pc, cache_pc) {
+            self.grow();
+            self.insert(app_pc, cache_pc);
+        }
+    }
+
+    fn try_insert(&mut self, app_pc: u64, cache_pc: u64) -> bool {
+        let start = (app_pc & self.mask) as usize;
+        for e in &mut self.entries[start..] {
+            if e.app_pc == app_pc || e.app_pc == 0 {
+                if e.app_pc == 0 {
+                    self.len += 1;
+                }
+                // Other threads search the table concurrently: the target
+                // must be in place before the key makes the entry visible
+                // (x86 keeps stores in order; volatile keeps the compiler's).
+                // SAFETY: plain stores into our own entry.
+                unsafe {
+                    core::ptr::write_volatile(&mut e.cache_pc, cache_pc);
+                    core::ptr::write_volatile(&mut e.app_pc, app_pc);
+                }
+                return true;
+            }
+        }
+        false
+    }
+
+    fn grow(&mut self) {
+        self.grow_to((self.mask + 1).trailing_zeros() + 1);
+    }
+
+    /// Rehashes into a table of 2^bits entries.
+    fn grow_to(&mut self, bits: u32) {
+        let old = core::mem::replace(self, IblTable::with_capacity_log2(bits));
+        // Threads still in the cache may be searching the old table until
+        // their next dispatch republishes: it is never freed.
+        let old = core::mem::ManuallyDrop::new(old);
+        let live = |e: &&Entry| e.app_pc != 0 && e.app_pc != TOMBSTONE;
+        for e in old.entries.iter().filter(live) {
+            if !self.try_insert(e.app_pc, e.cache_pc) {
+                // A pathological cluster: double again and restart.
+                let bigger = IblTable::with_capacity_log2(bits + 1);
+                *self = bigger;
+                for e in old.entries.iter().filter(live) {
+                    self.insert(e.app_pc, e.cache_pc);
+                }
+                return;
+            }
+        }
+    }
+
+    /// Forgets `app_pc`. The entry becomes a tombstone that lookups probe
+    /// past and never match, since other threads may be searching.
+    pub fn remove(&mut self, app_pc: u64) {
+        let start = (app_pc & self.mask) as usize;
+        for e in &mut self.entries[start..] {
+            if e.app_pc == 0 {
+                return;
+            }
+            if e.app_pc == app_pc {
+                // SAFETY: a plain store into our own entry.
+                unsafe { core::ptr::write_volatile(&mut e.app_pc, TOMBSTONE) };
+                return;
+            }
+        }
+    }
+
+    /// Points the thread's lookup routine at this table.
+    pub fn publish(&self, ctx: &mut ThreadContext) {
+        ctx.ibl_table = self.entries.as_ptr() as u64;
+        ctx.ibl_mask = self.mask;
+    }
+}

@@ -1,0 +1,531 @@
+//! Making a decoded block safe to run from the code cache: direct branches
+//! become linkable exits, calls push the *application* return address,
+//! `ret` and indirect branches go through the indirect-branch lookup,
+//! RIP-relative operands become absolute, and `syscall` exits to the
+//! dispatcher.
+
+use alloc::vec::Vec;
+
+use iced_x86::{
+    Code, ConditionCode, FlowControl, Instruction, InstructionInfoFactory, MemoryOperand, Register,
+};
+
+use clients::api::{Item, ItemKind};
+
+use crate::translate::bb_builder::BasicBlock;
+use crate::translate::raw_x86;
+use crate::thread::offsets as off;
+
+/// One step of a mangled block, tagged with the app pc it translates.
+pub enum Op {
+    /// An application instruction copied byte for byte (its bytes as
+    /// decoded: the app's memory is not read again).
+    Copy(InstrBytes),
+    /// A hand-encoded fixed sequence.
+    Bytes(Vec<u8>),
+    /// An instruction encoded by iced at its final address.
+    Encode(Instruction),
+    /// A direct exit to `target`: `jcc` when `cond` is set, else `jmp`.
+    /// Linkable to the target's fragment.
+    DirectExit { cond: Option<u8>, target: u64 },
+    /// `loop`/`loopcc`/`jrcxz` (opcode and prefixes without the rel8):
+    /// emitted as `op taken; jmp fall; taken: jmp target`, both exits linkable.
+    ShortBranchExit { opcode: Vec<u8>, target: u64, fall: u64 },
+    /// Jump to the indirect-branch lookup with the target in rcx.
+    IndirectExit,
+    /// Exit to the dispatcher to perform a system call, resuming at `next`.
+    SyscallExit { next: u64 },
+    /// A client's clean call: exit to the dispatcher, which calls the
+    /// client and resumes right after; only when `only_if` holds, if set.
+    CleanCall { client: u16, id: u32, arg: u64, only_if: Option<u8> },
+    /// `mov reg, [rip + base slot]`: the module's base address, from the
+    /// slot of the persistable segment the block is emitted into.
+    LoadModuleBase { reg: u8 },
+}
+
+/// The bytes of one instruction (its length is the op's `app_len`).
+pub type InstrBytes = [u8; 15];
+
+/// How mangled code refers to application addresses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Addressing {
+    /// As absolute immediates.
+    Absolute,
+    /// As offsets from the base of the module at `base`, which is loaded
+    /// from a slot: the code stays valid wherever the module is mapped.
+    ModuleRelative { base: u64 },
+}
+
+pub struct MangledOp {
+    pub app_pc: u64,
+    /// Length of the application instruction, for `Op::Copy`.
+    pub app_len: u8,
+    pub op: Op,
+    /// How the machine state differs from the app's while this op runs, for
+    /// translating a fault inside it.
+    pub fixup: Fixup,
+}
+
+/// The difference between machine and application state at a point in a
+/// fragment (the app pc is that of the instruction being translated).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Fixup {
+    /// Machine registers are the app's.
+    None,
+    /// The app value of `reg` (a hardware number) is in the ThreadContext
+    /// field at `slot`.
+    Spilled { reg: u8, slot: u16 },
+    /// rsp has been moved by this much already.
+    RspMoved(i8),
+    /// Two registers are spilled (a module-relative return address being
+    /// pushed by an indirect call).
+    Spilled2 { reg: u8, slot: u16, reg2: u8, slot2: u16 },
+}
+
+impl Fixup {
+    /// A compact form for persisted translation tables.
+    pub fn encode(self) -> u64 {
+        match self {
+            Fixup::None => 0,
+            Fixup::Spilled { reg, slot } => 1 | (reg as u64) << 8 | (slot as u64) << 16,
+            Fixup::RspMoved(d) => 2 | (d as u8 as u64) << 8,
+            Fixup::Spilled2 { reg, slot, reg2, slot2 } => {
+                3 | (reg as u64) << 8 | (slot as u64) << 16 | (reg2 as u64) << 32 | (slot2 as u64) << 40
+            }
+        }
+    }
+
+    /// The inverse of `encode`; None for a value no runtime writes (the
+    /// slots must be spill fields of the thread context).
+    pub fn decode(v: u64) -> Option<Fixup> {
+        let reg = (v >> 8) as u8;
+        let slot = (v >> 16) as u16;
+        let valid = |r: u8, s: u16| r < 16 && (s as usize) < core::mem::size_of::<crate::thread::ThreadContext>() - 8;
+        let f = match v & 0xff {
+            0 => Fixup::None,
+            1 => Fixup::Spilled { reg, slot },
+            2 => Fixup::RspMoved(reg as i8),
+            3 => Fixup::Spilled2 { reg, slot, reg2: (v >> 32) as u8, slot2: (v >> 40) as u16 },
+            _ => return None,
+        };
+        match f {
+            Fixup::Spilled { reg, slot } if !valid(reg, slot) => None,
+            Fixup::Spilled2 { reg, slot, reg2, slot2 } if !valid(reg, slot) || !valid(reg2, slot2) => None,
+            f => Some(f),
+        }
+    }
+}
+
+/// System calls the runtime has nothing to do with, that do not block
+/// (so no restart to emulate) and touch no state the runtime tracks:
+/// run in place, without a trip to the dispatcher (file status and
+/// directory reads are most of what `ls` or a compiler does).
+const IN_PLACE_SYSCALLS: [u32; 27] = [
+    3,   // close
+    4,   // stat
+    5,   // fstat
+    6,   // lstat
+    8,   // lseek
+    21,  // access
+    32,  // dup
+    39,  // getpid
+    63,  // uname
+    79,  // getcwd
+    96,  // gettimeofday
+    97,  // getrlimit
+    98,  // getrusage
+    102, // getuid
+    104, // getgid
+    107, // geteuid
+    108, // getegid
+    110, // getppid
+    137, // statfs
+    138, // fstatfs
+    186, // gettid
+    191, // getxattr
+    192, // lgetxattr
+    217, // getdents64
+    228, // clock_gettime
+    262, // newfstatat
+    332, // statx
+];
+
+/// The system call number the block's `syscall` at item `at` is known to
+/// make: set by a `mov eax, imm32` right before it.
+fn known_syscall_number(items: &[Item], at: usize) -> Option<u32> {
+    let prev = items[..at].iter().rev().find(|i| i.kind == ItemKind::App)?;
+    let i = &prev.instr;
+    let sets_eax = matches!(i.code(), Code::Mov_r32_imm32 | Code::Mov_rm32_imm32)
+        && i.op0_kind() == iced_x86::OpKind::Register
+        && i.op0_register() == Register::EAX;
+    sets_eax.then(|| i.immediate32())
+}
+
+struct Mangler<'a> {
+    /// The block being mangled (its decoded bytes).
+    block: &'a BasicBlock,
+    ops: Vec<MangledOp>,
+    /// The block ends in a `syscall` that can run in place.
+    syscall_in_place: bool,
+    info: InstructionInfoFactory,
+    addressing: Addressing,
+    /// Set when module-relative addressing cannot express an address.
+    not_relative: bool,
+}
+
+/// Scratch candidates for RIP-relative rewriting, in preference order:
+/// never rsp, and never rbp/r13, which would need a displacement byte.
+const SCRATCH: [Register; 13] = [
+    Register::RAX,
+    Register::RCX,
+    Register::RDX,
+    Register::RBX,
+    Register::RSI,
+    Register::RDI,
+    Register::R8,
+    Register::R9,
+    Register::R10,
+    Register::R11,
+    Register::R12,
+    Register::R14,
+    Register::R15,
+];
+
+fn hw(reg: Register) -> u8 {
+    reg.number() as u8
+}
+
+impl Mangler<'_> {
+    fn push(&mut self, instr: &Instruction, op: Op) {
+        self.push_fixup(instr, op, Fixup::None);
+    }
+
+    fn push_fixup(&mut self, instr: &Instruction, op: Op, fixup: Fixup) {
+        self.ops.push(MangledOp { app_pc: instr.ip(), app_len: instr.len() as u8, op, fixup });
+    }
+
+    fn bytes(&mut self, instr: &Instruction, f: impl FnOnce(&mut Vec<u8>)) {
+        let mut b = Vec::with_capacity(16);
+        f(&mut b);
+        self.push(instr, Op::Bytes(b));
+    }
+
+    fn encode(&mut self, instr: &Instruction, new: Instruction) {
+        self.push(instr, Op::Encode(new));
+    }
+
+    fn scratch_for(&mut self, instr: &Instruction) -> Register {
+        let info = self.info.info(instr);
+        let used: Vec<Register> =
+            info.used_registers().iter().map(|u| u.register().full_register()).collect();
+        *SCRATCH.iter().find(|r| !used.contains(r)).expect("no free scratch register")
+    }
+
+    /// An instruction with a `[rip + disp]` operand: the cache is too far
+    /// from the app for the displacement to reach, so the address goes
+    /// through a spilled scratch register.
+    fn rip_relative(&mut self, instr: &Instruction) {
+        let addr = instr.ip_rel_memory_address();
+        if let Some(off) = self.module_offset(addr) {
+            return self.rip_relative_to_module(instr, off);
+        }
+        match instr.code() {
+            Code::Lea_r64_m => {
+                self.bytes(instr, |b| raw_x86::mov_imm64(b, hw(instr.op0_register()), addr));
+                return;
+            }
+            Code::Lea_r32_m => {
+                let new = Instruction::with2(Code::Mov_r32_imm32, instr.op0_register(), addr as u32)
+                    .expect("mov r32, imm32");
+                self.encode(instr, new);
+                return;
+            }
+            _ => {}
+        }
+        let scratch = self.scratch_for(instr);
+        let mut new = *instr;
+        new.set_memory_base(scratch);
+        new.set_memory_displacement64(0);
+        new.set_memory_displ_size(0);
+        self.bytes(instr, |b| {
+            raw_x86::store_to_gs(b, off::SPILL, hw(scratch));
+            raw_x86::mov_imm64(b, hw(scratch), addr);
+        });
+        self.push_fixup(instr, Op::Encode(new), Fixup::Spilled { reg: hw(scratch), slot: off::SPILL as u16 });
+        self.bytes(instr, |b| raw_x86::load_from_gs(b, hw(scratch), off::SPILL));
+    }
+
+    /// `addr` as an offset from the module base, under module-relative
+    /// addressing (None under absolute addressing; an address too far for
+    /// an i32 makes the block unfit for it).
+    fn module_offset(&mut self, addr: u64) -> Option<i32> {
+        let Addressing::ModuleRelative { base } = self.addressing else { return None };
+        let off = i32::try_from(addr.wrapping_sub(base) as i64).ok();
+        self.not_relative |= off.is_none();
+        off
+    }
+
+    /// The module-relative form of a RIP-relative operand: the base comes
+    /// from the segment's slot into a register, the offset becomes the
+    /// displacement.
+    fn rip_relative_to_module(&mut self, instr: &Instruction, offset: i32) {
+        let relative_to = |mut new: Instruction, base: Register| {
+            new.set_memory_base(base);
+            new.set_memory_displacement64(offset as i64 as u64);
+            new.set_memory_displ_size(1);
+            new
+        };
+        if matches!(instr.code(), Code::Lea_r64_m | Code::Lea_r32_m) {
+            let dest = instr.op0_register().full_register();
+            self.push(instr, Op::LoadModuleBase { reg: hw(dest) });
+            let mut new = relative_to(*instr, dest);
+            new.set_memory_index(Register::None);
+            self.encode(instr, new);
+            return;
+        }
+        let scratch = self.scratch_for(instr);
+        let spilled = Fixup::Spilled { reg: hw(scratch), slot: off::SPILL as u16 };
+        self.bytes(instr, |b| raw_x86::store_to_gs(b, off::SPILL, hw(scratch)));
+        self.push_fixup(instr, Op::LoadModuleBase { reg: hw(scratch) }, spilled);
+        self.push_fixup(instr, Op::Encode(relative_to(*instr, scratch)), spilled);
+        self.bytes(instr, |b| raw_x86::load_from_gs(b, hw(scratch), off::SPILL));
+    }
+
+    /// Loads the target of `jmp/call r/m64` into rcx (the app's rcx is
+    /// saved first). The operand is evaluated before anything else moves.
+    fn load_indirect_target(&mut self, instr: &Instruction) {
+        self.bytes(instr, |b| raw_x86::store_to_gs(b, off::IBL_RCX, hw(Register::RCX)));
+        let rcx_spilled = Fixup::Spilled { reg: hw(Register::RCX), slot: off::IBL_RCX as u16 };
+        if instr.op0_kind() == iced_x86::OpKind::Register {
+            let src = instr.op0_register();
+            if src != Register::RCX {
+                let new = Instruction::with2(Code::Mov_r64_rm64, Register::RCX, src).expect("mov");
+                self.encode(instr, new);
+            }
+        } else if instr.is_ip_rel_memory_operand() {
+            let addr = instr.ip_rel_memory_address();
+            if let Some(offset) = self.module_offset(addr) {
+                self.push_fixup(instr, Op::LoadModuleBase { reg: hw(Register::RCX) }, rcx_spilled);
+                let mem = MemoryOperand::with_base_displ(Register::RCX, offset as i64);
+                let new = Instruction::with2(Code::Mov_r64_rm64, Register::RCX, mem).expect("mov");
+                self.push_fixup(instr, Op::Encode(new), rcx_spilled);
+                return;
+            }
+            let mut b = Vec::with_capacity(16);
+            raw_x86::mov_imm64(&mut b, hw(Register::RCX), addr);
+            raw_x86::load_indirect_self(&mut b, hw(Register::RCX));
+            self.push_fixup(instr, Op::Bytes(b), rcx_spilled);
+        } else {
+            let mem = MemoryOperand::new(
+                instr.memory_base(),
+                instr.memory_index(),
+                instr.memory_index_scale(),
+                instr.memory_displacement64() as i64,
+                instr.memory_displ_size(),
+                false,
+                instr.segment_prefix(),
+            );
+            let new = Instruction::with2(Code::Mov_r64_rm64, Register::RCX, mem).expect("mov");
+            self.push_fixup(instr, Op::Encode(new), rcx_spilled);
+        }
+    }
+
+    /// Pushes the app return address of a call (which may fault on a bad
+    /// stack: the push sequence moves rsp first).
+    fn push_return_address(&mut self, instr: &Instruction, fixup_before: Fixup) {
+        let next = instr.next_ip();
+        if let Some(offset) = self.module_offset(next) {
+            // rax = base + offset, pushed; only the push can fault.
+            let rax = hw(Register::RAX);
+            let slot = off::SPILL as u16 + 8;
+            let spilled = match fixup_before {
+                Fixup::Spilled { reg, slot: s } => Fixup::Spilled2 { reg, slot: s, reg2: rax, slot2: slot },
+                _ => Fixup::Spilled { reg: rax, slot },
+            };
+            self.bytes(instr, |b| raw_x86::store_to_gs(b, slot as usize, rax));
+            self.push_fixup(instr, Op::LoadModuleBase { reg: rax }, spilled);
+            let lea = Instruction::with2(Code::Lea_r64_m, Register::RAX, MemoryOperand::with_base_displ(Register::RAX, offset as i64))
+                .expect("lea");
+            self.push_fixup(instr, Op::Encode(lea), spilled);
+            self.push_fixup(instr, Op::Bytes(alloc::vec![0x50]), spilled);
+            self.push_fixup(instr, Op::Bytes({
+                let mut b = Vec::with_capacity(9);
+                raw_x86::load_from_gs(&mut b, rax, slot as usize);
+                b
+            }), match fixup_before { Fixup::None => Fixup::RspMoved(-8), other => other });
+            return;
+        }
+        let mut b = Vec::with_capacity(24);
+        raw_x86::push_imm64(&mut b, next);
+        let fixup = match fixup_before {
+            Fixup::None if next > 0x7fff_ffff => Fixup::RspMoved(-8),
+            other => other,
+        };
+        self.push_fixup(instr, Op::Bytes(b), fixup);
+    }
+
+    fn last_instruction(&mut self, instr: &Instruction) {
+        let next = instr.next_ip();
+        match instr.flow_control() {
+            FlowControl::UnconditionalBranch if instr.is_jmp_short_or_near() => {
+                self.push(instr, Op::DirectExit { cond: None, target: instr.near_branch_target() });
+            }
+            FlowControl::ConditionalBranch if instr.is_jcc_short_or_near() => {
+                let cc = instr.condition_code() as u8 - ConditionCode::o as u8;
+                self.push(instr, Op::DirectExit { cond: Some(cc), target: instr.near_branch_target() });
+                self.push(instr, Op::DirectExit { cond: None, target: next });
+            }
+            FlowControl::ConditionalBranch
+                if instr.is_loop() || instr.is_loopcc() || instr.is_jcx_short() =>
+            {
+                // These exist only with rel8: keep the original prefixes
+                // (address size) and opcode, and let emit place the exits.
+                let orig = self.block.app_bytes(instr);
+                let opcode = orig[..orig.len() - 1].to_vec();
+                self.push(instr, Op::ShortBranchExit { opcode, target: instr.near_branch_target(), fall: next });
+            }
+            FlowControl::Call if instr.is_call_near() => {
+                self.push_return_address(instr, Fixup::None);
+                self.push(instr, Op::DirectExit { cond: None, target: instr.near_branch_target() });
+            }
+            FlowControl::Return if matches!(instr.code(), Code::Retnq | Code::Retnq_imm16) => {
+                self.bytes(instr, |b| raw_x86::store_to_gs(b, off::IBL_RCX, hw(Register::RCX)));
+                // Only the pop can fault (a bad stack): rcx is spilled then.
+                let mut b = alloc::vec![raw_x86::POP_RCX];
+                if instr.code() == Code::Retnq_imm16 {
+                    raw_x86::lea_rsp(&mut b, instr.immediate16() as i32);
+                }
+                self.push_fixup(instr, Op::Bytes(b), Fixup::Spilled { reg: hw(Register::RCX), slot: off::IBL_RCX as u16 });
+                self.push(instr, Op::IndirectExit);
+            }
+            FlowControl::IndirectBranch if instr.code() == Code::Jmp_rm64 => {
+                self.load_indirect_target(instr);
+                self.push(instr, Op::IndirectExit);
+            }
+            FlowControl::IndirectCall if instr.code() == Code::Call_rm64 => {
+                self.load_indirect_target(instr);
+                self.push_return_address(instr, Fixup::Spilled { reg: hw(Register::RCX), slot: off::IBL_RCX as u16 });
+                self.push(instr, Op::IndirectExit);
+            }
+            FlowControl::XbeginXabortXend
+                if matches!(instr.code(), Code::Xbegin_rel16 | Code::Xbegin_rel32) => {
+                // Transactions may always abort: report an abort with no
+                // retry hint (eax = 0) and continue at the fallback.
+                self.bytes(instr, |b| b.extend_from_slice(&[0xb8, 0, 0, 0, 0]));
+                self.push(instr, Op::DirectExit { cond: None, target: instr.near_branch_target() });
+            }
+            _ if instr.code() == Code::Syscall && self.syscall_in_place => {
+                self.push(instr, Op::Copy(self.instr_bytes(instr)));
+                self.push(instr, Op::DirectExit { cond: None, target: next });
+            }
+            _ if instr.code() == Code::Syscall => {
+                self.push(instr, Op::SyscallExit { next });
+            }
+            _ => {
+                // Anything else (int3, ud2, hlt, far transfers, limits) runs
+                // as is; if execution continues it falls through. A trap
+                // (int3) reports the pc after it: the exit translates to next.
+                self.middle_instruction(instr);
+                self.ops.push(MangledOp {
+                    app_pc: next,
+                    app_len: 0,
+                    op: Op::DirectExit { cond: None, target: next },
+                    fixup: Fixup::None,
+                });
+            }
+        }
+    }
+
+    /// A client's meta instruction (emitted as is) or clean call; it
+    /// translates to the app instruction it precedes.
+    fn meta(&mut self, app_pc: u64, item: &Item) {
+        let op = match item.kind {
+            ItemKind::CleanCall { client, id, arg, only_if } => {
+                let only_if = only_if.map(|cc| cc as u8 - ConditionCode::o as u8);
+                Op::CleanCall { client, id, arg, only_if }
+            }
+            ItemKind::AppAddress => {
+                let reg = item.instr.op0_register();
+                match self.module_offset(item.instr.immediate64()) {
+                    Some(off) => {
+                        self.ops.push(MangledOp { app_pc, app_len: 0, op: Op::LoadModuleBase { reg: hw(reg) }, fixup: Fixup::None });
+                        let mem = MemoryOperand::with_base_displ(reg, off as i64);
+                        Op::Encode(Instruction::with2(Code::Lea_r64_m, reg, mem).expect("lea"))
+                    }
+                    None => Op::Encode(item.instr),
+                }
+            }
+            _ => Op::Encode(item.instr),
+        };
+        self.ops.push(MangledOp { app_pc, app_len: 0, op, fixup: Fixup::None });
+    }
+
+    fn instr_bytes(&self, instr: &Instruction) -> InstrBytes {
+        let mut bytes = [0u8; 15];
+        let app = self.block.app_bytes(instr);
+        bytes[..app.len()].copy_from_slice(app);
+        bytes
+    }
+
+    fn middle_instruction(&mut self, instr: &Instruction) {
+        if instr.is_ip_rel_memory_operand() {
+            self.rip_relative(instr);
+        } else {
+            self.push(instr, Op::Copy(self.instr_bytes(instr)));
+        }
+    }
+}
+
+/// The mangled ops of `block`; None if `addressing` is module-relative and
+/// some address cannot be expressed that way.
+pub fn mangle(block: &BasicBlock, addressing: Addressing) -> Option<Vec<MangledOp>> {
+    let mut m = Mangler {
+        block,
+        ops: Vec::with_capacity(block.items.len() + 4),
+        syscall_in_place: false,
+        info: InstructionInfoFactory::new(),
+        addressing,
+        not_relative: false,
+    };
+    let last_app = block.items.iter().rposition(|i| i.kind == ItemKind::App);
+    let ends_in_cti = last_app.is_some_and(|i| crate::translate::bb_builder::ends_block(&block.items[i].instr));
+    // Meta instructions after a final control transfer run before it.
+    let (body, tail_meta) = match (last_app, ends_in_cti) {
+        (Some(i), true) => (&block.items[..i], &block.items[i + 1..]),
+        _ => (&block.items[..], &block.items[..0]),
+    };
+    let end = block.end_pc();
+    let next_app_pc = |from: usize, items: &[Item]| {
+        items[from..].iter().find(|i| i.kind == ItemKind::App).map_or(end, |i| i.instr.ip())
+    };
+    for (k, item) in body.iter().enumerate() {
+        match item.kind {
+            ItemKind::App => m.middle_instruction(&item.instr),
+            _ => m.meta(next_app_pc(k, body), item),
+        }
+    }
+    if let (Some(i), true) = (last_app, ends_in_cti) {
+        let cti = &block.items[i].instr;
+        m.syscall_in_place = cti.code() == Code::Syscall
+            && known_syscall_number(&block.items, i).is_some_and(|n| IN_PLACE_SYSCALLS.contains(&n));
+        for item in tail_meta {
+            m.meta(cti.ip(), item);
+        }
+        m.last_instruction(cti);
+    }
+    if block.ends_in_invalid {
+        // Raise SIGILL at the invalid instruction's pc, as natively.
+        m.ops.push(MangledOp { app_pc: end, app_len: 0, op: Op::Bytes(alloc::vec![0x0f, 0x0b]), fixup: Fixup::None });
+    } else if !ends_in_cti {
+        m.ops.push(MangledOp { app_pc: end, app_len: 0, op: Op::DirectExit { cond: None, target: end }, fixup: Fixup::None });
+    }
+    if let Addressing::ModuleRelative { base } = addressing {
+        let far = |t: u64| i32::try_from(t.wrapping_sub(base) as i64).is_err();
+        m.not_relative |= m.ops.iter().any(|op| match op.op {
+            Op::DirectExit { target, .. } | Op::SyscallExit { next: target } => far(target),
+            Op::ShortBranchExit { target, fall, .. } => far(target) || far(fall),
+            _ => false,
+        });
+    }
+    (!m.not_relative).then_some(m.ops)
+}
