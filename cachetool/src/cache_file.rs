@@ -12,14 +12,7 @@ use serde::Serialize;
 
 use crate::module_file::Identity;
 
-/// Whether `name` is a cache file's name, as the runtime makes them.
-pub fn is_cache_name(name: &str) -> bool {
-    let Some(stem) = name.strip_suffix(".dpc") else { return false };
-    let mut parts = stem.rsplitn(3, '-');
-    let (Some(clients), Some(path), Some(module)) = (parts.next(), parts.next(), parts.next()) else { return false };
-    let hex16 = |s: &str| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
-    !module.is_empty() && hex16(clients) && hex16(path) && !name.contains('/')
-}
+pub use persist::cache_dir::is_cache_name;
 
 /// The cache file names in `dir`, sorted (other files are not ours to judge).
 pub fn names_in(dir: &Path) -> std::io::Result<Vec<String>> {
@@ -305,21 +298,5 @@ pub fn ownership_problem(meta: &std::fs::Metadata) -> Option<String> {
         Some(format!("writable by others (mode {:o})", meta.mode() & 0o777))
     } else {
         None
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names() {
-        assert!(is_cache_name("libc.so.6-0123456789abcdef-fedcba9876543210.dpc"));
-        assert!(is_cache_name("a-b-0123456789abcdef-fedcba9876543210.dpc"));
-        assert!(!is_cache_name("libc.so.6-0123456789abcdef-fedcba9876543210.dpc.lock"));
-        assert!(!is_cache_name("libc.so.6-0123456789abcdef-fedcba9876543210.dpc.tmp.12.00"));
-        assert!(!is_cache_name("-0123456789abcdef-fedcba9876543210.dpc"));
-        assert!(!is_cache_name("x-0123-fedcba9876543210.dpc"));
-        assert!(!is_cache_name("index.sqlite"));
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 pub fn lock_path(cache_file: &Path) -> PathBuf {
     let mut p = cache_file.as_os_str().to_owned();
-    p.push(".lock");
+    p.push(persist::cache_dir::LOCK_SUFFIX);
     PathBuf::from(p)
 }
 

@@ -163,35 +163,9 @@ pub fn leftovers(dir: &Path) -> Vec<String> {
     names
 }
 
-/// The pid in a temporary or report file's name.
-fn leftover_pid(name: &str) -> Option<i32> {
-    let rest = match name.strip_prefix(".report.") {
-        Some(rest) => rest,
-        None => {
-            let (file, rest) = name.split_once(".tmp.")?;
-            if !crate::cache_file::is_cache_name(file) {
-                return None;
-            }
-            rest
-        }
-    };
-    rest.split('.').next()?.parse().ok()
-}
+use persist::cache_dir::leftover_pid;
 
 fn process_alive(pid: i32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
     pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn leftover_names() {
-        assert_eq!(leftover_pid(".report.4242.123456789"), Some(4242));
-        assert_eq!(leftover_pid("libc.so.6-0123456789abcdef-0123456789abcdef.dpc.tmp.77.00ff"), Some(77));
-        assert_eq!(leftover_pid("notes.tmp.77.00ff"), None);
-        assert_eq!(leftover_pid("index.sqlite"), None);
-    }
 }

@@ -18,9 +18,11 @@
 
 extern crate alloc;
 
+pub mod cache_dir;
 pub mod header;
 pub mod index;
 pub mod key;
+pub mod run_report;
 pub mod translations;
 pub mod validate;
 pub mod write;

@@ -5,7 +5,6 @@
 //! old file or the new one, never half of one.
 
 use alloc::format;
-use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::os::startup_args::CStr;
@@ -19,15 +18,12 @@ const O_NOFOLLOW: u64 = 0o400000;
 const LOCK_EX: u64 = 2;
 const LOCK_UN: u64 = 8;
 
-/// The cache file name of the module at `path` for this run's clients
-/// (NUL-terminated): `<dir>/<file name>-<path hash>-<clients hash>.dpc`.
+/// The cache file of the module at `path` for this run's clients
+/// (NUL-terminated): `<dir>/<name>` (`persist::cache_dir`).
 pub fn file_for(dir: &CStr, path: &CStr) -> Vec<u8> {
-    let bytes = path.as_bytes();
-    let name = bytes.rsplit(|&b| b == b'/').next().unwrap_or(bytes);
-    let name: String = String::from_utf8_lossy(name).chars().map(|c| if c.is_ascii_graphic() { c } else { '_' }).collect();
-    let path_hash = u64::from_le_bytes(blake3::hash(bytes).as_bytes()[..8].try_into().unwrap());
     let config = crate::persistence::key::client_names_tag();
-    let mut out = format!("{dir}/{name}-{path_hash:016x}-{config:016x}.{}", persist::FILE_EXTENSION).into_bytes();
+    let name = persist::cache_dir::cache_file_name(path.as_bytes(), config);
+    let mut out = format!("{dir}/{name}").into_bytes();
     out.push(0);
     out
 }
@@ -99,7 +95,7 @@ pub fn publish(path: &[u8], bytes: &[u8]) -> bool {
     sys::getrandom(&mut rand);
     // SAFETY: getpid has no arguments.
     let pid = unsafe { sys::syscall(nr::GETPID, 0, 0, 0) };
-    let tmp = with_suffix(path, &format!(".tmp.{pid}.{:016x}", u64::from_le_bytes(rand)));
+    let tmp = with_suffix(path, &persist::cache_dir::temp_suffix(pid as u32, u64::from_le_bytes(rand)));
     let fd = open(&tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
     if fd < 0 {
         return false;

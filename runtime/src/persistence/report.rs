@@ -3,11 +3,11 @@
 //! did with the cache: which files it used, rejected (and why) or wrote,
 //! and its counters. The runtime never opens the index itself.
 
-use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use persist::run_report::{Counters, Event};
 use spin::Mutex;
 
 use crate::stats::STATS;
@@ -23,7 +23,7 @@ fn name(path: &[u8]) -> &str {
 /// The file `path` was taken into use with `blocks` blocks.
 pub fn used(path: &[u8], blocks: usize) {
     if crate::options::get().persist_report.is_some() {
-        EVENTS.lock().push(format!("used {} {blocks}\n", name(path)));
+        EVENTS.lock().push(Event::Used { file: name(path), blocks }.line());
     }
 }
 
@@ -31,19 +31,19 @@ pub fn used(path: &[u8], blocks: usize) {
 /// (translated afresh) by this process image.
 pub fn built(path: &[u8], blocks: usize) {
     if crate::options::get().persist_report.is_some() && blocks > 0 {
-        EVENTS.lock().push(format!("built {} {blocks}\n", name(path)));
+        EVENTS.lock().push(Event::Built { file: name(path), blocks }.line());
     }
 }
 
 pub fn rejected(path: &[u8], reason: &str) {
     if crate::options::get().persist_report.is_some() {
-        EVENTS.lock().push(format!("rejected {} {reason}\n", name(path)));
+        EVENTS.lock().push(Event::Rejected { file: name(path), reason }.line());
     }
 }
 
 pub fn wrote(path: &[u8], blocks: usize) {
     if crate::options::get().persist_report.is_some() {
-        EVENTS.lock().push(format!("wrote {} {blocks}\n", name(path)));
+        EVENTS.lock().push(Event::Wrote { file: name(path), blocks }.line());
     }
 }
 
@@ -72,14 +72,14 @@ pub fn append() {
     }
     let image = IMAGE.load(Relaxed);
     let mut text: String = core::mem::take(&mut *EVENTS.lock()).concat();
-    text.push_str(&format!(
-        "process {pid}.{image:016x} blocks_built={} blocks_loaded={} files_loaded={} files_rejected={} files_written={} blocks_persisted={}\n",
-        s.blocks_built.load(Relaxed),
-        s.blocks_loaded.load(Relaxed),
-        s.files_loaded.load(Relaxed),
-        crate::stats::rejected_total(),
-        s.files_written.load(Relaxed),
-        s.blocks_persisted.load(Relaxed),
-    ));
+    let counters = Counters {
+        blocks_built: s.blocks_built.load(Relaxed),
+        blocks_loaded: s.blocks_loaded.load(Relaxed),
+        files_loaded: s.files_loaded.load(Relaxed),
+        files_rejected: crate::stats::rejected_total(),
+        files_written: s.files_written.load(Relaxed),
+        blocks_persisted: s.blocks_persisted.load(Relaxed),
+    };
+    text.push_str(&counters.line(pid, image));
     crate::os::sys::write_file(file.as_bytes_with_nul(), text.as_bytes(), true);
 }

@@ -1,0 +1,167 @@
+//! The run report: every runtime process of a `-persist` run (forks and
+//! exec'd children included) appends what it did with the persisted
+//! caches to one file (`-persist_report`, named by
+//! [`crate::cache_dir::report_name`]); `dbirun` reads it once the app has
+//! exited and records it in the cache index. The runtime writes the lines
+//! with [`Event::line`] and [`Counters::line`]; the tools read them with
+//! [`parse`]: one grammar for both.
+//!
+//! Lines: `used FILE BLOCKS`, `built FILE BLOCKS`, `rejected FILE
+//! REASON...`, `wrote FILE BLOCKS`, and `process PID.IMAGE key=value...`
+//! with a process image's counters so far (an image may report more than
+//! once, e.g. before an exec that fails: its last line counts).
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+/// One thing a process did with a cache file (named by its file name).
+pub enum Event<'a> {
+    /// Taken into use, bringing `blocks` blocks.
+    Used { file: &'a str, blocks: usize },
+    /// `blocks` blocks of the file's module built afresh.
+    Built { file: &'a str, blocks: usize },
+    Rejected { file: &'a str, reason: &'a str },
+    /// Written, holding `blocks` blocks.
+    Wrote { file: &'a str, blocks: usize },
+}
+
+impl Event<'_> {
+    pub fn line(&self) -> String {
+        match self {
+            Event::Used { file, blocks } => format!("used {file} {blocks}\n"),
+            Event::Built { file, blocks } => format!("built {file} {blocks}\n"),
+            Event::Rejected { file, reason } => format!("rejected {file} {reason}\n"),
+            Event::Wrote { file, blocks } => format!("wrote {file} {blocks}\n"),
+        }
+    }
+}
+
+/// A process image's counters, reported with [`Counters::line`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    pub blocks_built: u64,
+    pub blocks_loaded: u64,
+    pub files_loaded: u64,
+    pub files_rejected: u64,
+    pub files_written: u64,
+    pub blocks_persisted: u64,
+}
+
+impl Counters {
+    /// The `process` line of image `image` of process `pid`.
+    pub fn line(&self, pid: i64, image: u64) -> String {
+        format!(
+            "process {pid}.{image:016x} blocks_built={} blocks_loaded={} files_loaded={} files_rejected={} files_written={} blocks_persisted={}\n",
+            self.blocks_built, self.blocks_loaded, self.files_loaded, self.files_rejected, self.files_written, self.blocks_persisted,
+        )
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    /// Runtime process images that reported.
+    pub processes: u64,
+    pub blocks_built: u64,
+    pub blocks_loaded: u64,
+    pub files_loaded: u64,
+    pub files_rejected: u64,
+    pub files_written: u64,
+    pub blocks_persisted: u64,
+    /// Cache file names used (with the blocks they brought), rejected
+    /// (with the reason), written (with the blocks the file then held), and
+    /// the blocks built afresh for each module (named by its cache file),
+    /// in report order.
+    pub used: Vec<String>,
+    pub used_blocks: Vec<(String, u64)>,
+    pub rejected: Vec<(String, String)>,
+    pub wrote: Vec<(String, u64)>,
+    pub built: Vec<(String, u64)>,
+}
+
+/// Parses a report; unknown or malformed lines are skipped.
+pub fn parse(text: &str) -> RunReport {
+    let mut r = RunReport::default();
+    let mut images: BTreeMap<&str, BTreeMap<&str, u64>> = BTreeMap::new();
+    for line in text.lines() {
+        let mut words = line.split(' ');
+        match (words.next(), words.next()) {
+            (Some("used"), Some(file)) => {
+                r.used.push(file.to_string());
+                if let Some(n) = words.next().and_then(|n| n.parse().ok()) {
+                    r.used_blocks.push((file.to_string(), n));
+                }
+            }
+            (Some("built"), Some(file)) => {
+                r.built.push((file.to_string(), words.next().and_then(|n| n.parse().ok()).unwrap_or(0)))
+            }
+            (Some("rejected"), Some(file)) => r.rejected.push((file.to_string(), words.collect::<Vec<_>>().join(" "))),
+            (Some("wrote"), Some(file)) => {
+                r.wrote.push((file.to_string(), words.next().and_then(|n| n.parse().ok()).unwrap_or(0)))
+            }
+            (Some("process"), Some(image)) => {
+                let counters = words.filter_map(|kv| kv.split_once('=')).filter_map(|(k, v)| Some((k, v.parse().ok()?)));
+                images.insert(image, counters.collect());
+            }
+            _ => {}
+        }
+    }
+    r.processes = images.len() as u64;
+    for counters in images.values() {
+        let get = |k: &str| counters.get(k).copied().unwrap_or(0);
+        r.blocks_built += get("blocks_built");
+        r.blocks_loaded += get("blocks_loaded");
+        r.files_loaded += get("files_loaded");
+        r.files_rejected += get("files_rejected");
+        r.files_written += get("files_written");
+        r.blocks_persisted += get("blocks_persisted");
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_lines_parse_back() {
+        let counters = Counters { blocks_built: 3, blocks_loaded: 4, files_loaded: 1, files_rejected: 0, files_written: 2, blocks_persisted: 9 };
+        let text = [
+            Event::Used { file: "a.dpc", blocks: 4 }.line(),
+            Event::Built { file: "a.dpc", blocks: 3 }.line(),
+            Event::Rejected { file: "b.dpc", reason: "module changed" }.line(),
+            Event::Wrote { file: "a.dpc", blocks: 7 }.line(),
+            counters.line(12, 0xab),
+        ]
+        .concat();
+        let r = parse(&text);
+        assert_eq!(r.processes, 1);
+        assert_eq!((r.blocks_built, r.blocks_loaded, r.files_written, r.blocks_persisted), (3, 4, 2, 9));
+        assert_eq!(r.used_blocks, [("a.dpc".to_string(), 4)]);
+        assert_eq!(r.rejected, [("b.dpc".to_string(), "module changed".to_string())]);
+        assert_eq!(r.wrote, [("a.dpc".to_string(), 7)]);
+    }
+
+    #[test]
+    fn last_line_of_each_image_counts() {
+        let r = parse(
+            "used a.dpc 12\n\
+             process 10.aa blocks_built=5 blocks_loaded=1 files_loaded=1\n\
+             built a.dpc 5\n\
+             rejected b.dpc module changed\n\
+             process 10.aa blocks_built=7 blocks_loaded=2 files_loaded=1 files_rejected=1\n\
+             wrote b.dpc 40\n\
+             process 10.bb blocks_built=3 files_written=1 blocks_persisted=40\n\
+             garbage line\n",
+        );
+        assert_eq!(r.processes, 2);
+        assert_eq!((r.blocks_built, r.blocks_loaded, r.files_loaded, r.files_rejected), (10, 2, 1, 1));
+        assert_eq!((r.files_written, r.blocks_persisted), (1, 40));
+        assert_eq!(r.used, ["a.dpc"]);
+        assert_eq!(r.used_blocks, [("a.dpc".to_string(), 12)]);
+        assert_eq!(r.built, [("a.dpc".to_string(), 5)]);
+        assert_eq!(r.rejected, [("b.dpc".to_string(), "module changed".to_string())]);
+        assert_eq!(r.wrote, [("b.dpc".to_string(), 40)]);
+    }
+}
