@@ -9,7 +9,7 @@
 //! 0600.
 
 use std::fs::File;
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -54,28 +54,23 @@ pub struct Report {
 }
 
 /// Writes the cache files `names` of `dir` to the bundle `out` (through a
-/// temporary file renamed at the end). The files are opened first and read
-/// through the same descriptors: the runtime replaces files by renaming,
+/// temporary file renamed at the end). The files are mapped first and
+/// written from the same mappings: the runtime replaces files by renaming,
 /// never in place, so each file's bytes are one version.
 pub fn export(dir: &Path, names: &[String], out: &Path, tick: &dyn Fn()) -> Result<Report, String> {
     let mut report = Report::default();
     let mut files = Vec::new();
     for name in names {
         let path = dir.join(name);
-        let opened = File::open(&path).and_then(|mut f| {
-            let mut bytes = Vec::new();
-            f.read_to_end(&mut bytes)?;
-            Ok((f, bytes))
-        });
-        let (f, bytes) = match opened {
+        let (mapped, _) = match cache_file::map(&path) {
             Ok(x) => x,
             Err(e) => {
                 report.skipped.push((name.clone(), e.to_string()));
                 continue;
             }
         };
-        let aligned = Aligned::from_bytes(&bytes);
-        let v = match persist::validate(aligned.bytes()) {
+        let bytes = mapped.bytes();
+        let v = match persist::validate(bytes) {
             Ok(v) => v,
             Err(r) => {
                 report.skipped.push((name.clone(), format!("corrupt ({})", r.name())));
@@ -87,9 +82,9 @@ pub fn export(dir: &Path, names: &[String], out: &Path, tick: &dyn Fn()) -> Resu
             module_path: v.index.module.path.as_str().to_string(),
             module_hash: crate::hex(&v.key.module_hash),
             size: bytes.len() as u64,
-            blake3: blake3::hash(&bytes).to_hex().to_string(),
+            blake3: blake3::hash(bytes).to_hex().to_string(),
         };
-        files.push((entry, f));
+        files.push((entry, mapped));
         tick();
     }
     let manifest = Manifest {
@@ -107,10 +102,8 @@ pub fn export(dir: &Path, names: &[String], out: &Path, tick: &dyn Fn()) -> Resu
         let json = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
         append(&mut tar, MANIFEST, json.len() as u64, &mut &json[..], manifest.created)?;
         let mut total = 0;
-        for (m, f) in &mut files {
-            f.rewind()?;
-            let mut r = f.take(m.size);
-            append(&mut tar, &m.name, m.size, &mut r, manifest.created)?;
+        for (m, mapped) in &files {
+            append(&mut tar, &m.name, m.size, &mut mapped.bytes(), manifest.created)?;
             total += m.size;
         }
         let enc = tar.into_inner()?;
@@ -284,7 +277,7 @@ fn check(bytes: &Aligned, m: &ManifestFile, modules: &mut Modules) -> Result<(),
 /// name under the file's lock. Some(why) when a valid local file is kept.
 fn place(dir: &Path, name: &str, bytes: &[u8], replace: bool) -> std::io::Result<Option<String>> {
     let dest = dir.join(name);
-    if let Ok((local, _)) = cache_file::read_all(&dest) {
+    if let Ok((local, _)) = cache_file::map(&dest) {
         if local.bytes() == bytes {
             return Ok(Some("already here".into()));
         }

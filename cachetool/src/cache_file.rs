@@ -1,12 +1,11 @@
-//! One `.dpc` file: its name (`<module>-<16 hex>-<16 hex>.dpc`), reading
-//! it (whole, or only its R zone for the header, key and index), what it
+//! One `.dpc` file: its name (`<module>-<16 hex>-<16 hex>.dpc`), mapping
+//! it (only the pages a check touches are read), what it
 //! says ([`Summary`]) and whether this build could use it ([`Status`]).
 
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use persist::header::{u32_at, u64_at, ZONE_TABLE};
+use persist::header::u32_at;
 use persist::{ClientKey, Depth, Reject, Zone, ZoneKind};
 use serde::Serialize;
 
@@ -29,8 +28,9 @@ pub fn names_in(dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(names)
 }
 
-/// File bytes starting on a 16-byte boundary, as a mapping does
-/// (`persist::validate` needs that alignment).
+/// Bytes built in memory (a file taken from a bundle, a test's copy),
+/// starting on a 16-byte boundary as a mapping's do: `persist::validate`
+/// needs that alignment.
 pub struct Aligned {
     words: Vec<u128>,
     len: usize,
@@ -58,51 +58,44 @@ impl Aligned {
     }
 }
 
-/// Reads up to `len` bytes of `f` into `buf` from its start; returns how many.
-fn read_into(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match f.read(&mut buf[done..])? {
-            0 => break,
-            n => done += n,
-        }
-    }
-    Ok(done)
+/// A cache file mapped read-only: reading it costs only the pages looked
+/// at (a structure check reads the header and R zone, not the code), and
+/// the mapping is page-aligned, which `persist::validate` needs.
+pub struct Mapped {
+    /// None for an empty file, which cannot be mapped.
+    map: Option<memmap2::Mmap>,
 }
 
-/// A whole file, and the identity of the version read.
-pub fn read_all(path: &Path) -> std::io::Result<(Aligned, Identity)> {
-    let mut f = std::fs::File::open(path)?;
-    let meta = f.metadata()?;
-    let mut a = Aligned::zeroed(meta.len() as usize);
-    let n = read_into(&mut f, a.bytes_mut())?;
-    a.len = n;
-    Ok((a, Identity::of(&meta)))
+impl Mapped {
+    /// The file's bytes (none for an empty file, which the format's checks
+    /// then call truncated, as they would any file too short).
+    pub fn bytes(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
 }
 
-/// A file's R zone, in a buffer of the file's length whose other bytes are
-/// zero: enough for `Depth::Structure` without reading the code.
-pub fn read_head(path: &Path) -> std::io::Result<(Aligned, Identity)> {
-    let mut f = std::fs::File::open(path)?;
+/// Maps the file at `path`, and gives the identity of the version mapped.
+pub fn map(path: &Path) -> std::io::Result<(Mapped, Identity)> {
+    map_file(&std::fs::File::open(path)?)
+}
+
+/// Maps the open file `f`, to the length its metadata gives, and gives the
+/// identity from that same metadata: both are of the one version `f` is.
+fn map_file(f: &std::fs::File) -> std::io::Result<(Mapped, Identity)> {
     let meta = f.metadata()?;
-    let size = meta.len() as usize;
-    let mut a = Aligned::zeroed(size);
-    let first = size.min(persist::PAGE as usize);
-    let n = read_into(&mut f, &mut a.bytes_mut()[..first])?;
-    if n < first {
-        a.len = n;
-        return Ok((a, Identity::of(&meta)));
+    let len = usize::try_from(meta.len()).map_err(std::io::Error::other)?;
+    if len == 0 {
+        return Ok((Mapped { map: None }, Identity::of(&meta)));
     }
-    if n >= ZONE_TABLE + 24 {
-        let r_len = u64_at(a.bytes(), ZONE_TABLE + 16).min(size as u64) as usize;
-        if r_len > n {
-            let more = read_into(&mut f, &mut a.bytes_mut()[n..r_len])?;
-            if n + more < r_len {
-                a.len = n + more;
-            }
-        }
-    }
-    Ok((a, Identity::of(&meta)))
+    // SAFETY: a mapping's bytes change under us if the file is written, and
+    // touching a page past its end after a truncation raises SIGBUS. Cache
+    // files are published whole by renaming a temporary file over the name
+    // (by the runtime, and by `import`), and no one writes or truncates a
+    // published file in place: a newer version is another inode, and the
+    // one we opened keeps its bytes while mapped, even once unlinked. Only
+    // someone truncating the file by hand meanwhile could make us fault.
+    let map = unsafe { memmap2::MmapOptions::new().len(len).map(f)? };
+    Ok((Mapped { map: Some(map) }, Identity::of(&meta)))
 }
 
 /// The format version a file claims (None if it is too short or not a
@@ -298,5 +291,29 @@ pub fn ownership_problem(meta: &std::fs::Metadata) -> Option<String> {
         Some(format!("writable by others (mode {:o})", meta.mode() & 0o777))
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_maps_to_no_bytes() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let (mapped, id) = map(f.path()).unwrap();
+        assert!(mapped.bytes().is_empty());
+        assert_eq!(id, Identity::of(&f.as_file().metadata().unwrap()));
+        assert_eq!(summarize(mapped.bytes(), Depth::Structure).unwrap_err(), Unreadable::Corrupt(Reject::Truncated));
+    }
+
+    #[test]
+    fn mapping_is_aligned_and_whole() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        let bytes: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        std::io::Write::write_all(&mut f, &bytes).unwrap();
+        let (mapped, _) = map(f.path()).unwrap();
+        assert_eq!(mapped.bytes(), &bytes[..]);
+        assert_eq!(mapped.bytes().as_ptr() as usize % 16, 0);
     }
 }

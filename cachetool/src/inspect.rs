@@ -9,7 +9,7 @@ use persist::header::{read_only_hash, ZoneKind};
 use persist::Depth;
 use serde::Serialize;
 
-use crate::cache_file::{self, Aligned, Summary};
+use crate::cache_file::{self, Mapped, Summary};
 
 /// The cache files `what` names: a file (a path, or a name in `dir`), or a
 /// module (its path, or its file name) whose files are in `entries`.
@@ -55,15 +55,16 @@ pub struct Inspection {
     pub checksums_ok: bool,
 }
 
-/// A file read whole and checked for structure: what inspect needs.
+/// A file mapped and checked for structure: what inspect needs (the
+/// pages of the code are read when a checksum or disassembly asks).
 pub struct Opened {
     pub path: PathBuf,
-    bytes: Aligned,
+    bytes: Mapped,
 }
 
 impl Opened {
     pub fn open(path: &Path) -> Result<Opened, String> {
-        let (bytes, _) = cache_file::read_all(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (bytes, _) = cache_file::map(path).map_err(|e| format!("{}: {e}", path.display()))?;
         if let Err(u) = cache_file::summarize(bytes.bytes(), Depth::Structure) {
             let why = match u {
                 cache_file::Unreadable::OtherFormat(v) => format!("format version {v} (this build reads {})", crate::FORMAT_VERSION),

@@ -23,7 +23,7 @@ pub fn run(dir: &Path, as_json: bool) -> Result<ExitCode> {
     for name in &names {
         pb.inc(1);
         let path = dir.join(name);
-        let (bytes, id) = match cache_file::read_all(&path) {
+        let (bytes, id) = match cache_file::map(&path) {
             Ok(x) => x,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => {

@@ -15,9 +15,10 @@ use crate::cache_file;
 use crate::module_file::{Identity, Modules};
 
 /// Reads the head of the cache file `name` in `dir` into an entry (None
-/// if it vanished meanwhile).
+/// if it vanished meanwhile): the structure check touches the header and
+/// R zone pages of the mapping only.
 pub fn read_entry(dir: &Path, name: &str) -> Option<FileEntry> {
-    let (bytes, id) = cache_file::read_head(&dir.join(name)).ok()?;
+    let (bytes, id) = cache_file::map(&dir.join(name)).ok()?;
     let summary = cache_file::summarize(bytes.bytes(), Depth::Structure);
     Some(FileEntry::from_read(name, id, &summary))
 }
