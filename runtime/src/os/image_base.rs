@@ -16,22 +16,8 @@ use alloc::vec;
 
 use crate::os::sys::{self, page_down};
 
-const PT_LOAD: u32 = 1;
-const PF_X: u32 = 1;
-const EHDR_SIZE: usize = 64;
-const PHDR_SIZE: usize = 56;
-/// As many program headers as `loader.rs` accepts.
-const MAX_PHNUM: usize = 512;
-
-fn u16_at(b: &[u8], off: usize) -> u16 {
-    u16::from_le_bytes([b[off], b[off + 1]])
-}
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
-}
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    u64::from_le_bytes(b[off..off + 8].try_into().unwrap())
-}
+// The ELF layout is the loader's.
+use crate::os::loader::{u16_at, u32_at, u64_at, EHDR_SIZE, MAX_PHNUM, PF_X, PHDR_SIZE, PT_LOAD};
 
 /// Exactly `buf.len()` bytes of `fd` at `off`, or false.
 fn read_exact(fd: i64, buf: &mut [u8], off: u64) -> bool {

@@ -12,15 +12,17 @@ use crate::os::sys::{self, page_down, page_up};
 const ET_EXEC: u16 = 2;
 const ET_DYN: u16 = 3;
 const EM_X86_64: u16 = 62;
-const PT_LOAD: u32 = 1;
+pub(crate) const PT_LOAD: u32 = 1;
 const PT_INTERP: u32 = 3;
 const PT_PHDR: u32 = 6;
 const PT_GNU_STACK: u32 = 0x6474_e551;
-const PF_X: u32 = 1;
+pub(crate) const PF_X: u32 = 1;
 const PF_W: u32 = 2;
 const PF_R: u32 = 4;
-const EHDR_SIZE: usize = 64;
-const PHDR_SIZE: usize = 56;
+pub(crate) const EHDR_SIZE: usize = 64;
+pub(crate) const PHDR_SIZE: usize = 56;
+/// The most program headers an image may have.
+pub(crate) const MAX_PHNUM: usize = 512;
 
 /// The kernel's `ELF_ET_DYN_BASE` (two thirds of the address space), and the
 /// page PIE programs load at below it.
@@ -97,13 +99,13 @@ struct Segment {
     flags: u32,
 }
 
-fn u16_at(b: &[u8], off: usize) -> u16 {
+pub(crate) fn u16_at(b: &[u8], off: usize) -> u16 {
     u16::from_le_bytes([b[off], b[off + 1]])
 }
-fn u32_at(b: &[u8], off: usize) -> u32 {
+pub(crate) fn u32_at(b: &[u8], off: usize) -> u32 {
     u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
 }
-fn u64_at(b: &[u8], off: usize) -> u64 {
+pub(crate) fn u64_at(b: &[u8], off: usize) -> u64 {
     u64::from_le_bytes(b[off..off + 8].try_into().unwrap())
 }
 
@@ -221,7 +223,7 @@ fn parse_headers(file: &File) -> Result<Headers, LoadError> {
     let phoff = u64_at(&ehdr, 32);
     let phentsize = u16_at(&ehdr, 54) as usize;
     let phnum = u16_at(&ehdr, 56) as usize;
-    if phentsize != PHDR_SIZE || phnum == 0 || phnum > 512 {
+    if phentsize != PHDR_SIZE || phnum == 0 || phnum > MAX_PHNUM {
         return Err(LoadError::BadLayout);
     }
     let table = file.read_at(phoff, phnum * PHDR_SIZE);
