@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command: install test dependencies, build everything
 # (the launcher's build script also builds the no_std runtime), run every
-# test of the workspace (all test binaries, even after a failure), then the
+# test of the workspace (all test binaries, even after a failure), the
+# runtime's unit tests (its own workspace, built as a host program), then the
 # transparency suites again, cold and warm, under -persist. Extra arguments
 # go to the first `cargo test`.
 set -euo pipefail
@@ -11,5 +12,7 @@ bash scripts/setup.sh
 cargo build --release
 status=0
 cargo test --release --workspace --no-fail-fast "$@" || status=$?
+cargo test --release --manifest-path runtime/Cargo.toml --features host-tests \
+    --target-dir target/release/runtime-target || status=$?
 sh scripts/test-persisted.sh || status=$?
 exit $status

@@ -21,6 +21,7 @@ struct BootStack([u8; BOOT_STACK_SIZE]);
 #[no_mangle]
 static mut DBI_BOOT_STACK: BootStack = BootStack([0; BOOT_STACK_SIZE]);
 
+#[cfg(not(test))]
 core::arch::global_asm!(
     ".globl _start",
     ".type _start,@function",

@@ -8,8 +8,14 @@
 //! `bb_builder` -> `mangle` -> `emit` -> `link`) -> `os`. `context_switch`
 //! (the assembly between the cache and the runtime), `thread`, `stats`,
 //! `options` and `log` are shared by all.
-#![no_std]
-#![no_main]
+//!
+//! Under `cargo test` (feature `host-tests`) the same modules build as a
+//! host program with std's harness, which runs the unit tests of the pure
+//! parts; the entry point, allocator and libc symbols are left out.
+#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(test), no_main)]
+// Nothing calls the runtime's entry under the harness: most code is unused.
+#![cfg_attr(test, allow(dead_code, unused_imports, unused_variables))]
 
 extern crate alloc;
 
@@ -32,9 +38,12 @@ mod stats;
 mod thread;
 mod translator;
 
-#[global_allocator]
+// Under the test harness std's allocator serves; this one stays for the
+// code that locks it around fork.
+#[cfg_attr(not(test), global_allocator)]
 pub static ALLOCATOR: os::heap::RuntimeAllocator = os::heap::RuntimeAllocator::new();
 
+#[cfg(not(test))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     log::fatal(70, format_args!("internal error: {info}"))
@@ -42,10 +51,12 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
 
 /// Referenced by landing pads in the precompiled `alloc`; never reached with
 /// `panic = "abort"`.
+#[cfg(not(test))]
 #[no_mangle]
 extern "C" fn _Unwind_Resume() -> ! {
     os::sys::exit_group(70)
 }
 
+#[cfg(not(test))]
 #[no_mangle]
 extern "C" fn rust_eh_personality() {}

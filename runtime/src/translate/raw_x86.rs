@@ -80,3 +80,14 @@ pub fn rel32(field: u64, target: u64) -> i32 {
     let delta = target.wrapping_sub(field + 4) as i64;
     i32::try_from(delta).expect("branch target out of rel32 range")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rel32_reaches_target() {
+        assert_eq!(rel32(0x1000, 0x1004), 0);
+        assert_eq!(rel32(0x1000, 0x1000), -4);
+    }
+}
