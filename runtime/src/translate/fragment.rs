@@ -164,3 +164,96 @@ impl FragmentTable {
         (f.start == start && pc < f.start + f.size as u64).then_some(f)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fragment(tag: u64, app_len: u64, start: u64, size: u32) -> Fragment {
+        Fragment {
+            tag,
+            app_end: tag + app_len,
+            start,
+            size,
+            exits: Vec::new(),
+            incoming: Vec::new(),
+            translations: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn finds_fragments_by_tag_and_cache_address() {
+        let mut t = FragmentTable::default();
+        t.insert(fragment(0x1000, 0x10, 0x9000, 0x40));
+        t.insert(fragment(0x2000, 0x08, 0x9040, 0x20));
+        assert_eq!(t.get(0x1000).map(|f| f.start), Some(0x9000));
+        assert_eq!(t.containing(0x9000).map(|f| f.tag), Some(0x1000));
+        assert_eq!(t.containing(0x903f).map(|f| f.tag), Some(0x1000));
+        assert_eq!(t.containing(0x9040).map(|f| f.tag), Some(0x2000));
+        assert!(t.containing(0x9060).is_none(), "past the last fragment's code");
+        assert!(t.containing(0x8fff).is_none());
+        t.remove(0x1000);
+        assert!(t.containing(0x9010).is_none(), "a removed fragment's code is no fragment's");
+    }
+
+    #[test]
+    fn flushing_a_range_removes_overlapping_blocks_and_unlinks_their_callers() {
+        let mut t = FragmentTable::default();
+        // A W slot standing in for a mapped file's exit: linking stores the
+        // target there, unlinking the stub.
+        let slot = Box::new(core::sync::atomic::AtomicU64::new(0));
+        let slot_addr = &*slot as *const _ as u64;
+        let stub = 0x9ff0;
+        let mut caller = fragment(0x5000, 0x10, 0x9100, 0x20);
+        caller.exits.push(ExitRecord {
+            patch: Patch::Slot(slot_addr),
+            stub,
+            target: 0x1ff8,
+            prelinked: true,
+            branch: 0,
+            cond: None,
+            slot: slot_addr,
+        });
+        // Starts before the range and ends inside it.
+        t.insert(fragment(0x1ff8, 0x10, 0x9000, 0x40));
+        t.insert(fragment(0x3000, 0x10, 0x9040, 0x40));
+        t.insert(caller);
+        slot.store(0x9000, core::sync::atomic::Ordering::Relaxed);
+
+        let mut flushed = t.flush_range(0x2000, 0x3000);
+        flushed.sort();
+        assert_eq!(flushed, [0x1ff8]);
+        assert!(t.get(0x1ff8).is_none());
+        assert!(t.get(0x3000).is_some(), "[0x3000, ..) is outside [0x2000, 0x3000)");
+        assert_eq!(slot.load(core::sync::atomic::Ordering::Relaxed), stub, "the caller's exit is back at its stub");
+    }
+
+    #[test]
+    fn sandboxed_fragments_are_never_link_targets_and_notice_rewrites() {
+        let mut t = FragmentTable::default();
+        let code = Box::new([0x90u8, 0x90, 0xc3]);
+        let tag = code.as_ptr() as u64;
+        t.insert(fragment(tag, 3, 0x9000, 0x10));
+        assert!(t.link_target(tag).is_some());
+        t.sandbox(tag, code.to_vec());
+        assert!(t.link_target(tag).is_none());
+        assert!(!t.sandbox_stale(tag));
+        let mut code = code;
+        // SAFETY: our own buffer; volatile so the write is not elided.
+        unsafe { core::ptr::write_volatile(&mut code[1], 0xcc) };
+        assert!(t.sandbox_stale(tag));
+    }
+
+    #[test]
+    fn translation_at_picks_the_last_point_at_or_before_the_pc() {
+        let mut f = fragment(0x1000, 0x10, 0x9000, 0x40);
+        for (cache_offset, app_pc) in [(0, 0x1000), (7, 0x1003), (20, 0x1008)] {
+            f.translations.push(Translation { cache_offset, app_pc, fixup: Fixup::None });
+        }
+        assert_eq!(f.translation_at(0x9000).map(|t| t.app_pc), Some(0x1000));
+        assert_eq!(f.translation_at(0x9006).map(|t| t.app_pc), Some(0x1000));
+        assert_eq!(f.translation_at(0x9007).map(|t| t.app_pc), Some(0x1003));
+        assert_eq!(f.translation_at(0x9030).map(|t| t.app_pc), Some(0x1008));
+        assert!(f.translation_at(0x8fff).is_none());
+    }
+}

@@ -254,3 +254,82 @@ impl IblTable {
         ctx.ibl_mask = self.mask;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The probe the lookup routine makes (`lookup_template!`): from
+    /// `app_pc & mask` up to the first empty entry, skipping tombstones.
+    fn find(t: &IblTable, app_pc: u64) -> Option<u64> {
+        t.entries[(app_pc & t.mask) as usize..]
+            .iter()
+            .take_while(|e| e.app_pc != 0)
+            .find(|e| e.app_pc == app_pc)
+            .map(|e| e.cache_pc)
+    }
+
+    #[test]
+    fn inserted_entries_are_found_and_replaced() {
+        let mut t = IblTable::new();
+        t.insert(0x40_1000, 0x7000_0000);
+        t.insert(0x40_2000, 0x7000_0100);
+        assert_eq!(find(&t, 0x40_1000), Some(0x7000_0000));
+        assert_eq!(find(&t, 0x40_2000), Some(0x7000_0100));
+        assert_eq!(find(&t, 0x40_3000), None);
+        t.insert(0x40_1000, 0x7000_0200);
+        assert_eq!(find(&t, 0x40_1000), Some(0x7000_0200));
+        assert_eq!(t.len, 2);
+    }
+
+    #[test]
+    fn colliding_pcs_probe_past_each_other_and_removal_leaves_a_tombstone() {
+        let mut t = IblTable::new();
+        let size = t.mask + 1;
+        // Same slot modulo the table size: a cluster of three.
+        let pcs = [0x1000 + 5, 0x1000 + 5 + size, 0x1000 + 5 + 2 * size];
+        for (i, &pc) in pcs.iter().enumerate() {
+            t.insert(pc, 0x9000 + i as u64);
+        }
+        t.remove(pcs[1]);
+        assert_eq!(find(&t, pcs[1]), None);
+        // The entry after the tombstone is still reachable.
+        assert_eq!(find(&t, pcs[2]), Some(0x9002));
+        assert_eq!(find(&t, pcs[0]), Some(0x9000));
+        // Removing what is not there changes nothing.
+        t.remove(0xdead_0000);
+        assert_eq!(find(&t, pcs[2]), Some(0x9002));
+    }
+
+    #[test]
+    fn growing_keeps_every_live_entry_and_drops_tombstones() {
+        let mut t = IblTable::new();
+        let first_size = t.mask + 1;
+        let n = 3 * first_size;
+        for pc in 1..=n {
+            t.insert(pc * 16, pc);
+        }
+        assert!(t.mask + 1 >= 2 * n, "kept at most half full: size {} for {n}", t.mask + 1);
+        t.remove(16);
+        t.reserve(10_000);
+        assert_eq!(find(&t, 16), None);
+        for pc in 2..=n {
+            assert_eq!(find(&t, pc * 16), Some(pc), "pc {:#x}", pc * 16);
+        }
+        assert_eq!(t.len, n as usize - 1);
+    }
+
+    #[test]
+    fn probes_never_run_off_the_end() {
+        let mut t = IblTable::new();
+        // Every pc hashes to the last slot: the cluster lives in the
+        // overflow entries, then forces growth instead of wrapping.
+        let size = t.mask + 1;
+        for i in 0..(OVERFLOW_ENTRIES as u64 + 8) {
+            t.insert(size - 1 + i * size, i + 1);
+        }
+        for i in 0..(OVERFLOW_ENTRIES as u64 + 8) {
+            assert_eq!(find(&t, size - 1 + i * size), Some(i + 1));
+        }
+    }
+}
