@@ -84,9 +84,14 @@ pub struct PruneArgs {
     /// Then the least recently used until the rest fits (e.g. 500M).
     #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
     pub max_size: Option<u64>,
-    /// Files whose module changed or is gone, and corrupt files.
+    /// Files whose module changed or is gone, and corrupt files (every
+    /// checksum read, as verify does).
     #[arg(long)]
     pub stale: bool,
+    /// Corrupt files and files the runtime refuses (owner, mode): what
+    /// verify reports besides stale files and other versions.
+    #[arg(long)]
+    pub corrupt: bool,
     /// Files of other runtime or format versions.
     #[arg(long)]
     pub other_versions: bool,
@@ -110,7 +115,14 @@ fn parse_offset(s: &str) -> std::result::Result<u64, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Rust ignores SIGPIPE, so `cachetool list | head -1` would panic on the
+    // closed pipe; Unix tools die of the signal quietly instead.
+    // SAFETY: setting a signal disposition before any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     match run(&cli) {
         Ok(code) => code,
         Err(Fail(msg)) => {
@@ -118,6 +130,30 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// clap's errors span several lines; the documented form is one line
+/// `cachetool: ...` pointing at --help, exit status 2. Help and version
+/// requests print as clap formats them.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+        let _ = e.print();
+        return ExitCode::from(if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { 2 } else { 0 });
+    }
+    let rendered = e.render().to_string();
+    // The message and what it lists (a missing argument's name), without
+    // clap's tips and usage block.
+    let what: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+        .collect();
+    let line = what.join(" ");
+    let line = line.strip_prefix("error: ").unwrap_or(&line);
+    eprintln!("cachetool: {line} (see cachetool --help)");
+    ExitCode::from(2)
 }
 
 fn cache_dir(cli: &Cli) -> Result<PathBuf> {

@@ -1,5 +1,6 @@
 //! Choosing cache files to delete (by age, by a size budget least recently
-//! used first, stale or orphaned, of other versions, of a module, or all)
+//! used first, stale or orphaned, corrupt, of other versions, of a module,
+//! or all)
 //! and deleting them: each under its `.lock` taken without waiting (a file
 //! someone is writing is skipped), with its index row in the same
 //! transaction.
@@ -20,6 +21,8 @@ pub struct Policy {
     pub max_size: Option<u64>,
     /// Stale, orphaned or corrupt files.
     pub stale: bool,
+    /// Corrupt files, and files the runtime refuses (owner, mode).
+    pub corrupt: bool,
     pub other_versions: bool,
     /// Files of these modules (paths as given and canonicalised).
     pub modules: Vec<String>,
@@ -28,7 +31,7 @@ pub struct Policy {
 
 impl Policy {
     pub fn is_empty(&self) -> bool {
-        self.older_than.is_none() && self.max_size.is_none() && !self.stale && !self.other_versions && self.modules.is_empty() && !self.all
+        self.older_than.is_none() && self.max_size.is_none() && !self.stale && !self.corrupt && !self.other_versions && self.modules.is_empty() && !self.all
     }
 }
 
@@ -62,7 +65,9 @@ pub fn select(entries: &[FileEntry], statuses: &[Status], policy: &Policy, now: 
             if policy.all {
                 Some("all".to_string())
             } else if policy.stale && matches!(s, Status::Stale | Status::Orphan | Status::Corrupt(_)) {
-                Some(s.name().to_string())
+                Some(s.describe())
+            } else if policy.corrupt && matches!(s, Status::Corrupt(_) | Status::Unsafe(_)) {
+                Some(s.describe())
             } else if policy.other_versions && matches!(s, Status::OtherVersion(_)) {
                 Some(s.describe())
             } else if !policy.modules.is_empty() && module_match(e) {

@@ -53,6 +53,24 @@ pub fn progress(len: u64, what: &str, quiet: bool) -> ProgressBar {
     pb
 }
 
+/// A cache file checked as `verify` checks it: mapped and read whole
+/// (every checksum), its key and module compared with the machine, its
+/// ownership. Gives its module path ("?" if unknown) and status; None when
+/// it vanished meanwhile.
+pub fn check_in_full(dir: &Path, name: &str, modules: &mut Modules) -> Option<(String, Status)> {
+    let path = dir.join(name);
+    let (bytes, id) = match cache_file::map(&path) {
+        Ok(x) => x,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(("?".to_string(), Status::Corrupt(e.to_string()))),
+    };
+    let summary = cache_file::summarize(bytes.bytes(), persist::Depth::Full);
+    let mut e = FileEntry::from_read(name, id, &summary);
+    e.ownership = std::fs::symlink_metadata(&path).ok().and_then(|m| cache_file::ownership_problem(&m));
+    let s = e.status(modules);
+    Some((e.module().to_string(), s))
+}
+
 /// The index synced with the files, every entry and its status.
 pub fn entries(dir: &Path, quiet: bool) -> Result<(Index, Vec<FileEntry>, Vec<Status>, Modules)> {
     existing_dir(dir)?;

@@ -1,4 +1,4 @@
-//! Sizes (`500M`, `2G`, `4096`) and ages (`30d`, `12h`, `90m`, `45s`,
+//! Sizes (`500M`, `2G`, `4096`) and ages (`30d`, `12h`, `90min`, `45s`,
 //! `2w`) as people write them, and back.
 
 /// Bytes in `text`: a number with an optional K, M, G or T suffix (powers
@@ -19,18 +19,20 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     n.checked_mul(mult).ok_or_else(|| format!("size '{text}' is too large"))
 }
 
-/// Seconds in `text`: a number with a unit s, m, h, d or w.
+/// Seconds in `text`: a number with a unit s, min, h, d or w. A bare `m`
+/// is refused: minutes or months is a guess a prune must not make.
 pub fn parse_age(text: &str) -> Result<i64, String> {
     let t = text.trim();
     let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: i64 = digits.parse().map_err(|_| format!("bad age '{text}' (try 30d, 12h, 90m)"))?;
+    let n: i64 = digits.parse().map_err(|_| format!("bad age '{text}' (try 30d, 12h, 90min)"))?;
     let mult = match unit {
         "s" => 1,
-        "m" => 60,
+        "min" => 60,
+        "m" => return Err(format!("ambiguous age '{text}': write {digits}min for minutes or {}d for months", n * 30)),
         "h" => 3600,
         "d" => 86_400,
         "w" => 7 * 86_400,
-        _ => return Err(format!("bad age '{text}' (units: s, m, h, d, w)")),
+        _ => return Err(format!("bad age '{text}' (units: s, min, h, d, w)")),
     };
     n.checked_mul(mult).ok_or_else(|| format!("age '{text}' is too large"))
 }
@@ -51,14 +53,14 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
-/// How long ago `then` (Unix seconds) was, from `now`: `just now`, `5m ago`,
+/// How long ago `then` (Unix seconds) was, from `now`: `just now`, `5min ago`,
 /// `3h ago`, `12d ago`; `never` for None.
 pub fn human_age(then: Option<i64>, now: i64) -> String {
     let Some(then) = then else { return "never".into() };
     let s = (now - then).max(0);
     match s {
         0..=59 => "just now".into(),
-        60..=3599 => format!("{}m ago", s / 60),
+        60..=3599 => format!("{}min ago", s / 60),
         3600..=86_399 => format!("{}h ago", s / 3600),
         _ => format!("{}d ago", s / 86_400),
     }
@@ -77,7 +79,8 @@ mod tests {
         assert!(parse_size("5X").is_err());
         assert!(parse_size("M").is_err());
         assert_eq!(parse_age("30d"), Ok(30 * 86_400));
-        assert_eq!(parse_age("90m"), Ok(5400));
+        assert_eq!(parse_age("90min"), Ok(5400));
+        assert!(parse_age("90m").unwrap_err().contains("ambiguous"));
         assert!(parse_age("30").is_err());
         assert_eq!(human_size(812), "812 B");
         assert_eq!(human_size(4096), "4.0 KiB");

@@ -6,22 +6,36 @@ use std::process::ExitCode;
 use cachetool::{prune, units};
 
 use crate::output::json;
-use crate::session::{entries, Fail, Result};
+use cachetool::cache_file::Status;
+
+use crate::session::{check_in_full, entries, Fail, Result};
 
 pub fn run(dir: &Path, a: &crate::PruneArgs, as_json: bool) -> Result<ExitCode> {
     let policy = prune::Policy {
         older_than: a.older_than,
         max_size: a.max_size,
         stale: a.stale,
+        corrupt: a.corrupt,
         other_versions: a.other_versions,
         modules: a.module.clone(),
         all: a.all,
     };
     if policy.is_empty() {
-        eprintln!("cachetool: prune: say what to prune (--older-than, --max-size, --stale, --other-versions, --module or --all)");
+        eprintln!("cachetool: prune: say what to prune (--older-than, --max-size, --stale, --corrupt, --other-versions, --module or --all)");
         return Ok(ExitCode::from(2));
     }
-    let (mut ix, entries, statuses, _) = entries(dir, as_json)?;
+    let (mut ix, entries, mut statuses, mut modules) = entries(dir, as_json)?;
+    if policy.stale || policy.corrupt {
+        // The index's quick check reads headers; a damaged code zone shows
+        // only when every checksum is read, as verify does.
+        for (e, s) in entries.iter().zip(statuses.iter_mut()) {
+            if *s == Status::Valid {
+                if let Some((_, full)) = check_in_full(dir, &e.name, &mut modules) {
+                    *s = full;
+                }
+            }
+        }
+    }
     // Temporary files and run reports of processes that died mid-write.
     let leftovers = prune::leftovers(dir);
     let choices = prune::select(&entries, &statuses, &policy, cachetool::now());

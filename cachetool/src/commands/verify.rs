@@ -4,11 +4,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use cachetool::cache_file::{self, Status};
-use cachetool::index::FileEntry;
 use cachetool::module_file::Modules;
 
 use crate::output::json;
-use crate::session::{existing_dir, open_index, progress, Fail, Result};
+use crate::session::{check_in_full, existing_dir, open_index, progress, Fail, Result};
 
 pub fn run(dir: &Path, as_json: bool) -> Result<ExitCode> {
     existing_dir(dir)?;
@@ -22,24 +21,11 @@ pub fn run(dir: &Path, as_json: bool) -> Result<ExitCode> {
     let mut problems = 0;
     for name in &names {
         pb.inc(1);
-        let path = dir.join(name);
-        let (bytes, id) = match cache_file::map(&path) {
-            Ok(x) => x,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                problems += 1;
-                rows.push((name.clone(), "?".to_string(), Status::Corrupt(e.to_string())));
-                continue;
-            }
-        };
-        let summary = cache_file::summarize(bytes.bytes(), persist::Depth::Full);
-        let mut e = FileEntry::from_read(name, id, &summary);
-        e.ownership = std::fs::symlink_metadata(&path).ok().and_then(|m| cache_file::ownership_problem(&m));
-        let s = e.status(&mut modules);
+        let Some((module, s)) = check_in_full(dir, name, &mut modules) else { continue };
         if s != Status::Valid {
             problems += 1;
         }
-        rows.push((name.clone(), e.module().to_string(), s));
+        rows.push((name.clone(), module, s));
     }
     pb.finish_and_clear();
     let _ = ix.learn(&modules);

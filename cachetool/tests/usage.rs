@@ -1,0 +1,114 @@
+//! cachetool as users meet it on the command line: one-line usage errors,
+//! pipes closed early, ages spelled without ambiguity, and prune able to
+//! remove every problem verify reports.
+
+mod common;
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+fn cachetool() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cachetool"))
+}
+
+#[test]
+fn usage_errors_are_one_line_with_status_2() {
+    let c = Cache::new();
+    c.run_ok(&[], "/bin/true", &[]);
+    for args in [
+        &["frobnicate"][..],
+        &["inspect"],
+        &["list", "--bogus"],
+        &["prune", "--older-than"],
+        &["prune", "--older-than", "30x"],
+        &["prune", "--older-than", "90m"],
+    ] {
+        let out = c.tool(args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("cachetool: ") && err.contains("--help"), "{args:?}: {err}");
+    }
+    // What is missing is named.
+    assert!(text(&c.tool(&["inspect"]).stderr).contains("<WHAT>"));
+    // `m` could be minutes or months: refused, with both spellings offered.
+    let err = text(&c.tool(&["prune", "--older-than", "90m"]).stderr);
+    assert!(err.contains("ambiguous") && err.contains("90min"), "{err}");
+    assert!(text(&c.tool(&["prune", "--dry-run", "--older-than", "90min"]).stdout).contains("would remove 0 files"));
+    // Help still prints in full, exit 0.
+    let out = c.tool(&["--help"]);
+    assert!(out.status.success() && text(&out.stdout).contains("Usage:"));
+}
+
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    let c = Cache::new();
+    c.run_ok(&[], "/bin/ls", &["/"]);
+    for args in [&["list"][..], &["stats"], &["--json", "verify"], &["prune", "--dry-run", "--all"]] {
+        let mut child = cachetool()
+            .arg("--dir")
+            .arg(c.dir())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the first line is written, as
+        // `| head -0` does.
+        drop(child.stdout.take());
+        let mut err = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        let status = child.wait().unwrap();
+        assert!(err.is_empty(), "{args:?}: {err}");
+        assert!(
+            status.signal() == Some(libc::SIGPIPE) || status.success(),
+            "{args:?}: {status:?} (a panic exits 101)"
+        );
+    }
+}
+
+#[test]
+fn prune_removes_what_verify_reports() {
+    let c = Cache::new();
+    c.run_ok(&[], "/bin/true", &[]);
+    c.run_ok(&[], "/bin/ls", &["/"]);
+    let name = c.file_of("true");
+    // Let the index record the file as it is now (quick checks only).
+    c.tool_ok(&["list"]);
+    // Damage one byte of the code zone: only a full read of the file sees it.
+    let shown = c.json(&["inspect", c.dir().join(&name).to_str().unwrap()]);
+    let zones = shown[0]["inspection"]["zones"].as_array().unwrap().clone();
+    let x = zones.iter().find(|z| z["kind"] == "X").expect("an X zone");
+    let at = x["offset"].as_u64().unwrap() as usize + 16;
+    let path = c.dir().join(&name);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[at] ^= 0xff;
+    fs::write(&path, &bytes).unwrap();
+
+    let out = c.tool(&["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains(&format!("{name}: corrupt")), "{}", text(&out.stdout));
+    let removed = c.tool_ok(&["prune", "--corrupt"]);
+    assert!(removed.contains(&format!("removed {name} ")), "{removed}");
+    assert!(!path.exists());
+    let out = c.tool(&["verify"]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+
+    // The same damage is taken by --stale, which the docs say includes
+    // corrupt files.
+    c.run_ok(&[], "/bin/true", &[]);
+    let name = c.file_of("true");
+    let path = c.dir().join(&name);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[at] ^= 0xff;
+    fs::write(&path, &bytes).unwrap();
+    let removed = c.tool_ok(&["prune", "--stale"]);
+    assert!(removed.contains(&format!("removed {name} ")), "{removed}");
+    assert!(c.tool(&["verify"]).status.success());
+    // ls's file, valid, stays.
+    assert!(c.dir().join(c.file_of("ls")).exists());
+}
