@@ -159,12 +159,18 @@ impl std::fmt::Display for ImportError {
 }
 
 /// Reads the bundle at `path` and writes the files that fit this machine
-/// into `dir`. A valid local file is kept unless `replace`. On an error
-/// part way, the files already imported stay (each is whole) and the
-/// report so far comes with the error.
+/// into `dir`. A valid local file is kept unless `replace`. All or
+/// nothing: every file is staged beside its destination while the whole
+/// bundle is read and checked, and only then are they all published; an
+/// error part way (a truncated or damaged bundle) publishes none.
 pub fn import(dir: &Path, path: &Path, replace: bool, tick: &dyn Fn(u64)) -> (Report, Option<ImportError>) {
     let mut report = Report::default();
     let err = import_into(dir, path, replace, tick, &mut report).err();
+    if err.is_some() {
+        // Nothing was published.
+        report.taken.clear();
+        report.bytes = 0;
+    }
     (report, err)
 }
 
@@ -212,6 +218,22 @@ fn import_into(dir: &Path, path: &Path, replace: bool, tick: &dyn Fn(u64), repor
         )));
     }
     crate::cache_dir::create_private(dir).map_err(ImportError::Io)?;
+    let mut staged = Staged::default();
+    read_entries(dir, entries, &manifest, replace, tick, report, &mut staged)?;
+    staged.publish(dir).map_err(ImportError::Io)?;
+    Ok(())
+}
+
+/// Checks every member of the bundle and stages the files to take.
+fn read_entries<R: Read>(
+    dir: &Path,
+    entries: tar::Entries<'_, R>,
+    manifest: &Manifest,
+    replace: bool,
+    tick: &dyn Fn(u64),
+    report: &mut Report,
+    staged: &mut Staged,
+) -> Result<(), ImportError> {
     let mut pending: Vec<&ManifestFile> = manifest.files.iter().collect();
     let mut modules = Modules::default();
     for entry in entries {
@@ -235,12 +257,13 @@ fn import_into(dir: &Path, path: &Path, replace: bool, tick: &dyn Fn(u64), repor
         entry.read_exact(bytes.bytes_mut()).map_err(|e| ImportError::Corrupt(format!("{name}: {e}")))?;
         match check(&bytes, m, &mut modules) {
             Err(why) => report.skipped.push((name, why)),
-            Ok(()) => match place(dir, &name, bytes.bytes(), replace) {
-                Ok(None) => {
+            Ok(()) => match stage(dir, &name, bytes.bytes(), replace) {
+                Ok(Ok(tmp)) => {
+                    staged.files.push((tmp, dir.join(&name)));
                     report.bytes += m.size;
                     report.taken.push((name, m.module_path.clone()));
                 }
-                Ok(Some(why)) => report.skipped.push((name, why)),
+                Ok(Err(why)) => report.skipped.push((name, why)),
                 Err(e) => return Err(ImportError::Io(format!("{}: {e}", dir.join(&name).display()))),
             },
         }
@@ -273,28 +296,60 @@ fn check(bytes: &Aligned, m: &ManifestFile, modules: &mut Modules) -> Result<(),
     }
 }
 
-/// Writes `bytes` as `dir/name`: a temporary file (0600) renamed over the
-/// name under the file's lock. Some(why) when a valid local file is kept.
-fn place(dir: &Path, name: &str, bytes: &[u8], replace: bool) -> std::io::Result<Option<String>> {
+/// Writes `bytes` to a temporary file (0600) beside `dir/name`, to be
+/// renamed over it once the whole bundle checked out: Ok(Err(why)) when
+/// a valid local file is kept instead.
+fn stage(dir: &Path, name: &str, bytes: &[u8], replace: bool) -> std::io::Result<Result<PathBuf, String>> {
     let dest = dir.join(name);
     if let Ok((local, _)) = cache_file::map(&dest) {
         if local.bytes() == bytes {
-            return Ok(Some("already here".into()));
+            return Ok(Err("already here".into()));
         }
         if !replace && persist::validate(local.bytes()).is_ok_and(|v| v.key.runtime_version == crate::RUNTIME_VERSION) {
-            return Ok(Some("a valid local file is kept (--replace to overwrite)".into()));
+            return Ok(Err("a valid local file is kept (--replace to overwrite)".into()));
         }
     }
     let tmp = temp_beside(&dest);
     let written = (|| {
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
-        let _lock = crate::lock::lock(&dest)?;
-        std::fs::rename(&tmp, &dest)
+        f.sync_all()
     })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    match written {
+        Ok(()) => Ok(Ok(tmp)),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    written.map(|()| None)
+}
+
+/// Temporary copies waiting to be renamed over their destinations; those
+/// never published are removed when this is dropped.
+#[derive(Default)]
+struct Staged {
+    files: Vec<(PathBuf, PathBuf)>,
+}
+
+impl Staged {
+    /// Renames every staged file over its destination, each under the
+    /// destination's lock (so no reader sees half a file).
+    fn publish(&mut self, dir: &Path) -> Result<(), String> {
+        for (tmp, dest) in std::mem::take(&mut self.files) {
+            let done = crate::lock::lock(&dest).and_then(|_lock| std::fs::rename(&tmp, &dest));
+            if let Err(e) = done {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(format!("{}: {e}", dir.join(dest.file_name().unwrap_or_default()).display()));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        for (tmp, _) in &self.files {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
 }

@@ -173,10 +173,21 @@ fn import_refuses_bad_bundles_and_skips_foreign_modules() {
     assert!(text(&out.stderr).contains("corrupt bundle"), "{}", text(&out.stderr));
     let bytes = fs::read(&bundle).unwrap();
     let cut = tmp.path().join("cut.tar.zst");
-    fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-    let out = to.tool(&["import", cut.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
-    assert!(text(&out.stderr).contains("corrupt bundle"), "{}", text(&out.stderr));
+    // Cut late, after whole files: still all or nothing.
+    for keep in [bytes.len() / 2, bytes.len() * 9 / 10, bytes.len() - 64] {
+        fs::write(&cut, &bytes[..keep]).unwrap();
+        let out = to.tool(&["import", cut.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+        let err = text(&out.stderr);
+        assert!(err.contains("corrupt bundle") && err.contains("nothing imported"), "{err}");
+        assert!(!text(&out.stdout).contains("took "), "{}", text(&out.stdout));
+        let left: Vec<_> = fs::read_dir(to.dir()).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+        assert!(left.iter().all(|n| !n.to_string_lossy().contains(".dpc")), "cut at {keep}: {left:?}");
+    }
+    // A directory is not a bundle, and says so.
+    let out = to.tool(&["import", tmp.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("is a directory"), "{}", text(&out.stderr));
     let out = to.tool(&["import", tmp.path().join("absent.tar.zst").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
 

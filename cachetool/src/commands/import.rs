@@ -11,6 +11,9 @@ use crate::output::json;
 use crate::session::{fail, progress, Result};
 
 pub fn run(dir: &Path, path: &Path, replace: bool, as_json: bool) -> Result<ExitCode> {
+    if path.is_dir() {
+        return fail(format_args!("{} is a directory, not a bundle (export writes a .tar.zst file)", path.display()));
+    }
     if !path.is_file() {
         return fail(format_args!("{}: no such bundle", path.display()));
     }
@@ -39,6 +42,7 @@ pub fn run(dir: &Path, path: &Path, replace: bool, as_json: bool) -> Result<Exit
     }
     match err {
         None => Ok(ExitCode::SUCCESS),
-        Some(e) => fail(e),
+        Some(e @ bundle::ImportError::OtherVersion(_)) => fail(e),
+        Some(e) => fail(format_args!("{e}; nothing imported")),
     }
 }

@@ -54,8 +54,19 @@ impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
         match e.sqlite_error_code() {
             Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Error::Corrupt(e.to_string()),
+            // A database whose tables are not ours (another program's file,
+            // or ours damaged by hand) is as unusable as garbage.
+            Some(ErrorCode::Unknown) if schema::is_mismatch(&e.to_string()) => Error::Corrupt(e.to_string()),
             _ => Error::Sqlite(e),
         }
+    }
+}
+
+impl Error {
+    /// An index this build cannot use and should replace: damaged, not
+    /// ours, or written by a newer cachetool.
+    pub fn needs_rebuild(&self) -> bool {
+        matches!(self, Error::Corrupt(_) | Error::Newer(_))
     }
 }
 
@@ -112,15 +123,15 @@ impl Index {
         Ok(Index { conn, dir: dir.to_path_buf() })
     }
 
-    /// Checks the database's pages (cheap for an index this size).
+    /// Checks the database's pages and that its tables are the ones this
+    /// build made (cheap for an index this size).
     pub fn check(&self) -> Result<(), Error> {
         let mut stmt = self.conn.prepare("PRAGMA quick_check")?;
         let rows: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
-        if rows.len() == 1 && rows[0] == "ok" {
-            Ok(())
-        } else {
-            Err(Error::Corrupt(rows.join("; ")))
+        if rows.len() != 1 || rows[0] != "ok" {
+            return Err(Error::Corrupt(rows.join("; ")));
         }
+        schema::check_tables(&self.conn)
     }
 
     /// [`Index::open`] and check it; a missing index is created and a
@@ -134,7 +145,8 @@ impl Index {
                 Ok((ix, None))
             }
             Ok(ix) => Ok((ix, None)),
-            Err(Error::Corrupt(why)) => {
+            Err(e) if e.needs_rebuild() => {
+                let why = e.to_string();
                 let _guard = lock_index(dir)?;
                 // Someone may have rebuilt it while we waited.
                 if let Ok(ix) = Self::open(dir).and_then(|ix| ix.check().map(|()| ix)) {
@@ -179,7 +191,7 @@ impl Index {
                 ix.sync(&mut crate::module_file::Modules::default(), &|_| {})?;
                 Ok((ix, None))
             }
-            Err(Error::Corrupt(why)) => Ok((Self::recreate(dir)?, Some(why))),
+            Err(e) if e.needs_rebuild() => Ok((Self::recreate(dir)?, Some(e.to_string()))),
             Err(e) => Err(e),
         }
     }

@@ -32,7 +32,7 @@ pub fn record(dir: &Path, run: &Run<'_>) -> Result<i64, Error> {
     match Index::open(dir).and_then(|mut ix| ix.record(run)) {
         // A corrupt index is set aside and rebuilt from the files, so the
         // run is still recorded.
-        Err(Error::Corrupt(_)) => Index::open_or_rebuild(dir)?.0.record(run),
+        Err(e) if e.needs_rebuild() => Index::open_or_rebuild(dir)?.0.record(run),
         other => other,
     }
 }

@@ -86,6 +86,50 @@ pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |r| r.get(0))
 }
 
+/// Whether an SQLite error message says a table or column is not what our
+/// statements expect.
+pub fn is_mismatch(message: &str) -> bool {
+    ["no such table", "no such column", "has no column named", "already exists"].iter().any(|m| message.contains(m))
+}
+
+/// Every table of the current schema with its columns, in order.
+fn expected_tables() -> &'static [(String, Vec<String>)] {
+    static EXPECTED: std::sync::OnceLock<Vec<(String, Vec<String>)>> = std::sync::OnceLock::new();
+    EXPECTED.get_or_init(|| {
+        let mut conn = Connection::open_in_memory().expect("an in-memory database");
+        migrate(&mut conn).expect("the migrations apply to an empty database");
+        tables(&conn).expect("an in-memory database lists its tables")
+    })
+}
+
+fn tables(conn: &Connection) -> rusqlite::Result<Vec<(String, Vec<String>)>> {
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    names
+        .into_iter()
+        .map(|t| {
+            let cols = conn.prepare("SELECT name FROM pragma_table_info(?1)")?.query_map([&t], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+            Ok((t, cols))
+        })
+        .collect()
+}
+
+/// Fails with [`Error::Corrupt`] unless every table this build uses is
+/// there with the columns it made (other tables are left alone).
+pub fn check_tables(conn: &Connection) -> Result<(), Error> {
+    let have = tables(conn)?;
+    for (table, cols) in expected_tables() {
+        match have.iter().find(|(t, _)| t == table) {
+            None => return Err(Error::Corrupt(format!("table {table} is missing"))),
+            Some((_, c)) if c != cols => return Err(Error::Corrupt(format!("table {table} has other columns"))),
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// Brings the schema up to [`VERSION`]; refuses an index from a newer
 /// cachetool (it would not know its tables).
 pub fn migrate(conn: &mut Connection) -> Result<(), Error> {
