@@ -33,14 +33,17 @@ pub fn existing_dir(dir: &Path) -> Result<()> {
 
 /// The index of `dir`, rebuilt (with a note) when it was corrupt.
 pub fn open_index(dir: &Path) -> Result<Index> {
-    match Index::open_or_rebuild(dir) {
-        Ok((ix, None)) => Ok(ix),
+    let mut ix = match Index::open_or_rebuild(dir) {
+        Ok((ix, None)) => ix,
         Ok((ix, Some(why))) => {
-            eprintln!("cachetool: the index was corrupt ({why}); rebuilt it from the files (the old one is index.sqlite.corrupt)");
-            Ok(ix)
+            eprintln!("cachetool: the index could not be used ({why}); rebuilt it from the files (the old one is index.sqlite.corrupt)");
+            ix
         }
-        Err(e) => fail(format_args!("{}: {e}", dir.join(cachetool::INDEX_FILE).display())),
-    }
+        Err(e) => return fail(format_args!("{}: {e}", dir.join(cachetool::INDEX_FILE).display())),
+    };
+    // Runs dbirun could not record while the index was busy.
+    ix.ingest_pending();
+    Ok(ix)
 }
 
 pub fn progress(len: u64, what: &str, quiet: bool) -> ProgressBar {

@@ -1,14 +1,17 @@
 //! Recording a `-persist` run in the cache directory's index
 //! (`index.sqlite`, see `cachetool::index`) once the application has
 //! exited. A failure to record never changes what the run printed or how
-//! it ended: at most one warning line, with `-v`.
+//! it ended: at most one warning line, with `-v`. Recording waits at most
+//! [`RECORD_BUDGET`] for a busy index: a run it could not record is left
+//! in the directory as a pending report, which the next recorder (dbirun
+//! or any cachetool command) records.
 
 use std::ffi::OsStr;
 use std::path::Path;
 use std::time::Duration;
 
 use crate::launch::ChildEnd;
-use crate::run_report::RunReport;
+use persist::run_report::RunEnd;
 
 /// The command as a shell would need it (arguments quoted where needed).
 fn command_line(app: &OsStr, args: &[std::ffi::OsString]) -> String {
@@ -33,26 +36,61 @@ fn describe(end: ChildEnd) -> String {
     }
 }
 
-pub fn record(dir: &Path, opts: &crate::options::Options, end: ChildEnd, report: &RunReport, took: Duration) {
-    let command = command_line(&opts.app, &opts.app_args);
-    let run = cachetool::index::record::Run {
+/// How long the app's exit may wait on a busy index.
+pub const RECORD_BUDGET: Duration = Duration::from_millis(100);
+
+/// Records the run whose runtime report is the file at `report_path` (then
+/// removed), or leaves it pending when the index stays busy.
+pub fn record(dir: &Path, opts: &crate::options::Options, end: ChildEnd, report_path: &Path, took: Duration) {
+    let text = std::fs::read_to_string(report_path).unwrap_or_default();
+    let report = crate::run_report::parse(&text);
+    let run_end = RunEnd {
         time: cachetool::now(),
-        command: &command,
-        exit_status: &describe(end),
         duration_ms: took.as_millis() as u64,
-        report,
+        exit_status: describe(end),
+        command: command_line(&opts.app, &opts.app_args),
+    };
+    let run = cachetool::index::record::Run {
+        time: run_end.time,
+        command: &run_end.command,
+        exit_status: &run_end.exit_status,
+        duration_ms: run_end.duration_ms,
+        report: &report,
     };
     // Not even a panic in here may become the run's status or output.
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let result = std::panic::catch_unwind(|| cachetool::index::record::record(dir, &run).map_err(|e| e.to_string()))
-        .unwrap_or_else(|_| Err("internal error".into()));
+    let result = std::panic::catch_unwind(|| cachetool::index::record::record_within(dir, &run, RECORD_BUDGET))
+        .unwrap_or_else(|_| Err(cachetool::index::Error::Io("internal error".into())));
     std::panic::set_hook(hook);
-    if let Err(e) = result {
-        if opts.verbose {
-            eprintln!("dbirun: warning: run not recorded in {}: {e}", dir.join(cachetool::INDEX_FILE).display());
+    match result {
+        Err(cachetool::index::Error::Busy(_)) => match leave_pending(dir, report_path, &text, &run_end) {
+            Ok(()) if opts.verbose => eprintln!("dbirun: the cache index is busy: this run will be recorded by the next dbirun or cachetool"),
+            Ok(()) => {}
+            Err(e) => {
+                let _ = std::fs::remove_file(report_path);
+                if opts.verbose {
+                    eprintln!("dbirun: warning: run not recorded (the cache index is busy and {e})");
+                }
+            }
+        },
+        other => {
+            let _ = std::fs::remove_file(report_path);
+            if let Err(e) = other {
+                if opts.verbose {
+                    eprintln!("dbirun: warning: run not recorded in {}: {e}", dir.join(cachetool::INDEX_FILE).display());
+                }
+            }
         }
     }
+}
+
+/// Appends the run's end to its report and renames it pending, at once
+/// whole (a recorder never sees it half written).
+fn leave_pending(dir: &Path, report_path: &Path, text: &str, end: &RunEnd) -> std::io::Result<()> {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    std::fs::write(report_path, format!("{text}{}", end.lines()))?;
+    std::fs::rename(report_path, dir.join(persist::cache_dir::pending_report_name(nanos, std::process::id())))
 }
 
 #[cfg(test)]

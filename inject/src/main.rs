@@ -92,9 +92,11 @@ fn run() -> i32 {
     let started = std::time::Instant::now();
     let end = launch::run(&argv);
     if let (Some(report), Some(dir)) = (&report, opts.persist_dir.as_deref()) {
-        let taken = run_report::take(report);
-        if let Ok(end) = &end {
-            cache_index::record(dir, &opts, *end, &taken, started.elapsed());
+        match &end {
+            Ok(end) => cache_index::record(dir, &opts, *end, report, started.elapsed()),
+            Err(_) => {
+                let _ = std::fs::remove_file(report);
+            }
         }
     }
     match end {

@@ -2,7 +2,7 @@
 //! (forks and exec'd children included) appends what it did with the
 //! persisted caches to one file (`-persist_report`); `dbirun` reads it
 //! once the app has exited and records it in the cache index
-//! (`cache_index`). The grammar is `persist::run_report`'s.
+//! (`cache_index`), or leaves it pending when the index is busy. The grammar is `persist::run_report`'s.
 //!
 //! Lines: `used FILE`, `rejected FILE REASON...`, `wrote FILE BLOCKS`, and
 //! `process PID.IMAGE key=value...` with a process image's counters so far
@@ -11,17 +11,10 @@
 
 use std::path::{Path, PathBuf};
 
-pub use cachetool::run_report::{parse, RunReport};
+pub use cachetool::run_report::parse;
 
 /// A fresh report file name in the cache directory `dir`.
 pub fn path_in(dir: &Path) -> PathBuf {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     dir.join(persist::cache_dir::report_name(std::process::id(), nanos))
-}
-
-/// Reads and removes the report at `path` (absent: an empty report).
-pub fn take(path: &Path) -> RunReport {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let _ = std::fs::remove_file(path);
-    parse(&text)
 }

@@ -4,7 +4,9 @@
 //! are `<module>-<path hash>-<clients hash>.dpc`; beside each, its `.lock`
 //! (writers hold an exclusive flock on it) and, while a writer publishes,
 //! `<file>.tmp.<pid>.<hex>` (renamed over the file); run reports are
-//! `.report.<pid>.<nanos>`.
+//! `.report.<pid>.<nanos>`, and those left for later recording
+//! `.pending.<nanos>.<pid>` (claimed by a recorder as
+//! `.pending.<nanos>.<pid>.claimed.<pid>`).
 
 use alloc::format;
 use alloc::string::String;
@@ -15,6 +17,8 @@ use crate::FILE_EXTENSION;
 pub const LOCK_SUFFIX: &str = ".lock";
 const TEMP_INFIX: &str = ".tmp.";
 const REPORT_PREFIX: &str = ".report.";
+const PENDING_PREFIX: &str = ".pending.";
+const CLAIMED_INFIX: &str = ".claimed.";
 
 /// The cache file name for the module whose file is at `module_path` (as
 /// mapped) and the clients tagged `clients_tag`: its file name (characters
@@ -46,10 +50,30 @@ pub fn report_name(pid: u32, nanos: u128) -> String {
     format!("{REPORT_PREFIX}{pid}.{nanos}")
 }
 
+/// The name a run report gets when its run could not be recorded at once.
+pub fn pending_report_name(nanos: u128, pid: u32) -> String {
+    format!("{PENDING_PREFIX}{nanos:020}.{pid}")
+}
+
+/// Whether `name` is a pending run report not yet claimed by a recorder.
+pub fn is_pending_report(name: &str) -> bool {
+    name.strip_prefix(PENDING_PREFIX).is_some_and(|rest| !rest.contains(CLAIMED_INFIX) && rest.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+}
+
+/// The name a recorder renames a pending report to while it records it.
+pub fn claimed_name(pending: &str, pid: u32) -> String {
+    format!("{pending}{CLAIMED_INFIX}{pid}")
+}
+
 /// The pid in the name of a temporary copy of a cache file or of a run
 /// report (what a process killed mid-write leaves behind), if `name` is
 /// one of those.
 pub fn leftover_pid(name: &str) -> Option<i32> {
+    if name.starts_with(PENDING_PREFIX) {
+        // Only a claim can be left over: by a recorder that died.
+        let (_, pid) = name.split_once(CLAIMED_INFIX)?;
+        return pid.parse().ok();
+    }
     let rest = match name.strip_prefix(REPORT_PREFIX) {
         Some(rest) => rest,
         None => {
@@ -79,6 +103,12 @@ mod tests {
         assert!(!is_cache_name(&format!("{name}{LOCK_SUFFIX}")));
         assert_eq!(leftover_pid(&report_name(4242, 123456789)), Some(4242));
         assert_eq!(leftover_pid("notes.tmp.77.00ff"), None);
+        let pending = pending_report_name(123, 55);
+        assert!(is_pending_report(&pending));
+        assert_eq!(leftover_pid(&pending), None, "a pending report is waiting, not left over");
+        let claimed = claimed_name(&pending, 66);
+        assert!(!is_pending_report(&claimed));
+        assert_eq!(leftover_pid(&claimed), Some(66));
     }
 
     #[test]

@@ -10,6 +10,12 @@
 //! REASON...`, `wrote FILE BLOCKS`, and `process PID.IMAGE key=value...`
 //! with a process image's counters so far (an image may report more than
 //! once, e.g. before an exec that fails: its last line counts).
+//!
+//! When dbirun cannot record the run promptly (the index is locked), it
+//! appends the run's own facts with [`RunEnd::lines`] (`ended TIME
+//! DURATION_MS STATUS...` and `command TEXT`) and leaves the report as a
+//! pending one ([`crate::cache_dir::pending_report_name`]) for the next
+//! writer of the index to record.
 
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -59,8 +65,30 @@ impl Counters {
     }
 }
 
+/// What dbirun knows of a run beyond the runtime's lines.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RunEnd {
+    /// Unix seconds when it ended.
+    pub time: i64,
+    pub duration_ms: u64,
+    /// `exit N` or `signal NAME`.
+    pub exit_status: String,
+    /// The command line, as a shell would need it.
+    pub command: String,
+}
+
+impl RunEnd {
+    pub fn lines(&self) -> String {
+        // One line each: a command's newlines (inside quotes) are escaped.
+        let command = self.command.replace('\\', "\\\\").replace('\n', "\\n");
+        format!("ended {} {} {}\ncommand {command}\n", self.time, self.duration_ms, self.exit_status)
+    }
+}
+
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RunReport {
+    /// The run's end as dbirun wrote it (pending reports only).
+    pub ended: Option<RunEnd>,
     /// Runtime process images that reported.
     pub processes: u64,
     pub blocks_built: u64,
@@ -100,6 +128,16 @@ pub fn parse(text: &str) -> RunReport {
             (Some("wrote"), Some(file)) => {
                 r.wrote.push((file.to_string(), words.next().and_then(|n| n.parse().ok()).unwrap_or(0)))
             }
+            (Some("ended"), Some(time)) => {
+                let end = r.ended.get_or_insert_with(RunEnd::default);
+                end.time = time.parse().unwrap_or(0);
+                end.duration_ms = words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+                end.exit_status = words.collect::<Vec<_>>().join(" ");
+            }
+            (Some("command"), Some(_)) => {
+                let end = r.ended.get_or_insert_with(RunEnd::default);
+                end.command = unescape(&line["command ".len()..]);
+            }
             (Some("process"), Some(image)) => {
                 let counters = words.filter_map(|kv| kv.split_once('=')).filter_map(|(k, v)| Some((k, v.parse().ok()?)));
                 images.insert(image, counters.collect());
@@ -120,9 +158,36 @@ pub fn parse(text: &str) -> RunReport {
     r
 }
 
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match (c, c == '\\') {
+            (_, true) => match chars.next() {
+                Some('n') => out.push('\n'),
+                Some(other) => out.push(other),
+                None => out.push('\\'),
+            },
+            (c, false) => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_end_parses_back() {
+        let end = RunEnd { time: 1_700_000_000, duration_ms: 42, exit_status: "signal SIGSEGV".into(), command: "sh -c 'echo a\\b\nc'".into() };
+        let text = [Event::Used { file: "a.dpc", blocks: 4 }.line(), end.lines()].concat();
+        assert_eq!(text.lines().count(), 3);
+        let r = parse(&text);
+        assert_eq!(r.ended, Some(end));
+        assert_eq!(r.used, ["a.dpc"]);
+        assert_eq!(parse("used a.dpc 1\n").ended, None);
+    }
 
     #[test]
     fn written_lines_parse_back() {

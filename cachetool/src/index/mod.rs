@@ -77,23 +77,28 @@ impl Error {
 }
 
 /// How long a writer keeps retrying a busy database before giving up.
-const BUSY_DEADLINE: Duration = Duration::from_secs(120);
+pub(crate) const BUSY_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Runs `f` again while it fails because the database is busy (SQLite's
 /// own busy timeout does not cover every case, e.g. switching to WAL or
 /// a deadlock between two would-be writers), with a growing, jittered wait.
-pub(crate) fn retry<T>(mut f: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+pub(crate) fn retry<T>(f: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+    retry_within(BUSY_DEADLINE, f)
+}
+
+/// [`retry`] for at most `budget`.
+pub(crate) fn retry_within<T>(budget: Duration, mut f: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
     let start = Instant::now();
     let mut wait = Duration::from_millis(2);
     loop {
         match f() {
             Err(e) if e.is_busy() => {
-                if start.elapsed() > BUSY_DEADLINE {
+                if start.elapsed() > budget {
                     return Err(Error::Busy(e.to_string()));
                 }
                 let jitter = Duration::from_micros((std::process::id() as u64 * 7919 + start.elapsed().subsec_nanos() as u64) % 3000);
                 std::thread::sleep(wait + jitter);
-                wait = (wait * 2).min(Duration::from_millis(100));
+                wait = (wait * 2).min(Duration::from_millis(100)).min(budget / 4);
             }
             other => return other,
         }
@@ -103,24 +108,32 @@ pub(crate) fn retry<T>(mut f: impl FnMut() -> Result<T, Error>) -> Result<T, Err
 pub struct Index {
     pub(crate) conn: Connection,
     dir: PathBuf,
+    /// How long a write may wait for a busy database.
+    pub(crate) budget: Duration,
 }
 
 impl Index {
     /// Opens the index of the cache directory `dir`, creating it or
     /// bringing its schema up to date.
     pub fn open(dir: &Path) -> Result<Index, Error> {
-        retry(|| Self::open_once(dir))
+        Self::open_within(dir, BUSY_DEADLINE)
     }
 
-    fn open_once(dir: &Path) -> Result<Index, Error> {
+    /// [`Index::open`], giving up with [`Error::Busy`] when the database
+    /// stays locked for `budget` (this and later writes through it).
+    pub fn open_within(dir: &Path, budget: Duration) -> Result<Index, Error> {
+        retry_within(budget, || Self::open_once(dir, budget))
+    }
+
+    fn open_once(dir: &Path, budget: Duration) -> Result<Index, Error> {
         let mut conn = Connection::open(dir.join(crate::INDEX_FILE))?;
-        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.busy_timeout(budget.min(Duration::from_secs(30)))?;
         let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         // No fsync: the index is rebuilt from the files whenever it is
         // damaged, and a run's recording must not wait on the disk.
         conn.execute_batch("PRAGMA synchronous=OFF; PRAGMA foreign_keys=ON;")?;
         schema::migrate(&mut conn)?;
-        Ok(Index { conn, dir: dir.to_path_buf() })
+        Ok(Index { conn, dir: dir.to_path_buf(), budget })
     }
 
     /// Checks the database's pages and that its tables are the ones this

@@ -5,12 +5,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::sync::{read_entry, row_matches, upsert};
 use crate::module_file::Identity;
-use super::{retry, Error, Index};
+use super::{retry_within, Error, Index};
 use crate::run_report::RunReport;
 
 /// A finished run.
@@ -26,14 +27,71 @@ pub struct Run<'a> {
 }
 
 /// Records `run` in the index of the cache directory `dir` (created if
-/// missing, rebuilt from the files if corrupt). Busy databases are waited
-/// for.
-pub fn record(dir: &Path, run: &Run<'_>) -> Result<i64, Error> {
-    match Index::open(dir).and_then(|mut ix| ix.record(run)) {
+/// missing, rebuilt from the files if corrupt), then the runs left pending
+/// by others. Gives up with [`Error::Busy`] when the database stays locked
+/// for `budget`: the caller leaves the run pending
+/// ([`persist::cache_dir::pending_report_name`]).
+pub fn record_within(dir: &Path, run: &Run<'_>, budget: Duration) -> Result<i64, Error> {
+    let mut ix = match Index::open_within(dir, budget) {
         // A corrupt index is set aside and rebuilt from the files, so the
         // run is still recorded.
-        Err(e) if e.needs_rebuild() => Index::open_or_rebuild(dir)?.0.record(run),
-        other => other,
+        Err(e) if e.needs_rebuild() => Index::open_or_rebuild(dir)?.0,
+        other => other?,
+    };
+    ix.budget = budget;
+    let id = match ix.record(run) {
+        Err(e) if e.needs_rebuild() => Index::open_or_rebuild(dir)?.0.record(run)?,
+        other => other?,
+    };
+    ix.ingest_pending();
+    Ok(id)
+}
+
+/// [`record_within`] waiting as long as it takes.
+pub fn record(dir: &Path, run: &Run<'_>) -> Result<i64, Error> {
+    record_within(dir, run, super::BUSY_DEADLINE)
+}
+
+impl Index {
+    /// Records the runs dbirun left pending because the index was busy,
+    /// oldest first; returns how many. Each report is claimed by a rename
+    /// first, so two recorders never record one run twice; a report that
+    /// cannot be recorded now goes back to waiting.
+    pub fn ingest_pending(&mut self) -> usize {
+        let Ok(dir) = std::fs::read_dir(self.dir()) else { return 0 };
+        let mut pending: Vec<String> = dir
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| persist::cache_dir::is_pending_report(n))
+            .collect();
+        // Names start with the time, zero-padded: sorting is by age.
+        pending.sort();
+        let mut done = 0;
+        for name in pending {
+            let from = self.dir().join(&name);
+            let claimed = self.dir().join(persist::cache_dir::claimed_name(&name, std::process::id()));
+            if std::fs::rename(&from, &claimed).is_err() {
+                continue;
+            }
+            let report = crate::run_report::parse(&std::fs::read_to_string(&claimed).unwrap_or_default());
+            let Some(end) = report.ended.clone() else {
+                // Not written by dbirun: nothing to record it as.
+                let _ = std::fs::remove_file(&claimed);
+                continue;
+            };
+            let run = Run { time: end.time, command: &end.command, exit_status: &end.exit_status, duration_ms: end.duration_ms, report: &report };
+            match self.record(&run) {
+                Err(e) if matches!(e, Error::Busy(_)) => {
+                    let _ = std::fs::rename(&claimed, &from);
+                    break;
+                }
+                _ => {
+                    let _ = std::fs::remove_file(&claimed);
+                    done += 1;
+                }
+            }
+        }
+        done
     }
 }
 
@@ -72,7 +130,7 @@ impl Index {
         };
         let entries: BTreeMap<&str, _> =
             names.iter().filter(|&&n| !known(n)).filter_map(|&n| Some((n, read_entry(self.dir(), n)?))).collect();
-        retry(|| {
+        retry_within(self.budget, || {
             let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute(
                 "INSERT INTO runs (time, command, exit_status, duration_ms, processes, blocks_loaded, blocks_built,
