@@ -39,6 +39,17 @@ fn fail(message: impl std::fmt::Display, code: i32) -> i32 {
     code
 }
 
+/// Whether clients can create files in `dir`.
+fn writable_dir(dir: &std::path::Path) -> Result<(), String> {
+    match std::fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => Err("not a directory".into()),
+        Ok(_) => nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK)
+            .map_err(|e| format!("not writable ({})", e.desc())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("no such directory".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn run() -> i32 {
     let args: Vec<_> = std::env::args_os().collect();
     let opts = match options::parse(&args) {
@@ -68,6 +79,13 @@ fn run() -> i32 {
                 Ok(abs) => *slot = Some(abs),
                 Err(e) => return fail(format_args!("{name} {}: {e}", dir.display()), 125),
             }
+        }
+    }
+
+    if let Some(dir) = &opts.logdir {
+        // Client results would be lost silently: refuse before the app runs.
+        if let Err(why) = writable_dir(dir) {
+            return fail(format_args!("-logdir {}: {why}", dir.display()), 2);
         }
     }
 

@@ -245,6 +245,18 @@ impl Write for PathBuf {
     }
 }
 
+/// Writes a client's output file; the first failure of a process says so
+/// in one line (the results would otherwise be lost silently).
+fn write_client_file(client: &str, path: &[u8], contents: &[u8], append: bool) -> bool {
+    static WARNED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    let ok = sys::write_file(path, contents, append);
+    if !ok && !WARNED.swap(true, core::sync::atomic::Ordering::Relaxed) {
+        let shown = core::str::from_utf8(path.strip_suffix(&[0]).unwrap_or(path)).unwrap_or("?");
+        eprintln!("warning: {client}: cannot write {shown}; its results are lost");
+    }
+    ok
+}
+
 /// `<logdir>/<client>.<app>.<pid>[.<tid>].<suffix>`, NUL-terminated.
 fn output_path(client: &str, suffix: &str, tid: Option<u32>) -> Vec<u8> {
     // SAFETY: getpid takes no arguments.
@@ -294,11 +306,11 @@ impl Services for Host {
     }
 
     fn write_output(&self, client: &str, suffix: &str, tid: Option<u32>, contents: &[u8]) -> bool {
-        sys::write_file(&output_path(client, suffix, tid), contents, false)
+        write_client_file(client, &output_path(client, suffix, tid), contents, false)
     }
 
     fn append_output(&self, client: &str, suffix: &str, tid: Option<u32>, contents: &[u8]) -> bool {
-        sys::write_file(&output_path(client, suffix, tid), contents, true)
+        write_client_file(client, &output_path(client, suffix, tid), contents, true)
     }
 
     fn thread_id(&self) -> u32 {

@@ -221,3 +221,42 @@ fn runtime_fault_is_an_internal_error() {
     );
     assert!(o.stdout.is_empty());
 }
+
+/// `-logdir` that cannot take client files is an option error before the
+/// app runs (one line, status 2); a directory that goes away during the
+/// run costs one warning line, and the app's output and status stay.
+#[test]
+fn logdir_that_cannot_take_files() {
+    let tmp_dir = temp_dir("logdir");
+    let tmp = tmp_dir.path();
+    let marker = tmp.join("ran");
+    let touch = ["-c", "echo x > \"$1\"", "sh"];
+    let file = tmp.join("a-file");
+    std::fs::write(&file, "").unwrap();
+    for (dir, why) in [(tmp.join("missing/dir"), "no such directory"), (file.clone(), "not a directory")] {
+        let mut args = touch.to_vec();
+        let marker_s = marker.to_str().unwrap();
+        args.push(marker_s);
+        let d = dir.to_str().unwrap();
+        let o = run_dbirun(&["-logdir", d, "-c", "bbcount"], Path::new("/bin/sh"), &args, &RunOpts::new())
+            .unwrap_or_else(|f| panic!("{f}"));
+        let err = o.stderr_str();
+        assert_eq!(o.status, Status::Code(2), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("dbirun: -logdir ") && err.contains(why), "{err}");
+        assert!(!marker.exists(), "the app must not run");
+    }
+
+    // The directory is removed by the app itself: bbcount writes at exit.
+    let gone = tmp.join("gone");
+    std::fs::create_dir(&gone).unwrap();
+    let g = gone.to_str().unwrap();
+    let o = run_dbirun(&["-logdir", g, "-c", "bbcount"], Path::new("/bin/sh"), &["-c", "rmdir \"$1\"; echo out; exit 3", "sh", g], &RunOpts::new())
+        .unwrap_or_else(|f| panic!("{f}"));
+    let err = o.stderr_str();
+    assert_eq!(o.status, Status::Code(3), "{err}");
+    assert_eq!(o.stdout_str(), "out\n");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("cannot write")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(warnings[0].starts_with("dbirun: warning: bbcount: cannot write ") && warnings[0].contains(g), "{err}");
+}
