@@ -52,7 +52,7 @@ fn writable_dir(dir: &std::path::Path) -> Result<(), String> {
 
 fn run() -> i32 {
     let args: Vec<_> = std::env::args_os().collect();
-    let opts = match options::parse(&args) {
+    let opts = match options::parse_with_defaults(&args, std::env::var_os(options::ENV_OPTIONS).as_deref()) {
         Ok(options::Parsed::Run(opts)) => opts,
         Ok(options::Parsed::Print(text)) => {
             print!("{text}");

@@ -344,9 +344,74 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, UsageError> {
     }))
 }
 
+/// The environment variable holding default options for every run (as
+/// DynamoRIO's `DYNAMORIO_OPTIONS`): a CI job sets `-persist` once.
+pub const ENV_OPTIONS: &str = "DBIRUN_OPTIONS";
+
+/// [`parse`] with the default options of `env_options` (the value of
+/// [`ENV_OPTIONS`], words split at whitespace) beneath the command line's:
+/// flags add up, the command line's `-persist_dir`/`-logdir` win, and
+/// clients given on the command line replace the default ones.
+pub fn parse_with_defaults(args: &[OsString], env_options: Option<&OsStr>) -> Result<Parsed, UsageError> {
+    let parsed = parse(args)?;
+    let (Parsed::Run(opts), Some(env)) = (&parsed, env_options) else { return Ok(parsed) };
+    let words: Vec<OsString> = env.as_bytes().split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty()).map(|w| OsString::from_vec(w.to_vec())).collect();
+    if words.is_empty() {
+        return Ok(parsed);
+    }
+    if words.iter().any(|w| w == "--") {
+        return Err(UsageError(format!("{ENV_OPTIONS}: holds options only, not '--' or an application")));
+    }
+    // Parsed as a command line of their own, with a stand-in application.
+    let own: Vec<OsString> = std::iter::once(OsString::from("dbirun")).chain(words).chain(["--".into(), "app".into()]).collect();
+    let defaults = match parse(&own) {
+        Ok(Parsed::Run(d)) => d,
+        Ok(Parsed::Print(_)) => return Err(UsageError(format!("{ENV_OPTIONS}: holds options only, not help or version requests"))),
+        Err(UsageError(why)) => return Err(UsageError(format!("{ENV_OPTIONS}: {why}"))),
+    };
+    let o = opts.clone();
+    Ok(Parsed::Run(Options {
+        verbose: o.verbose || defaults.verbose,
+        stats: o.stats || defaults.stats,
+        persist: o.persist || defaults.persist,
+        persist_dir: o.persist_dir.or(defaults.persist_dir),
+        no_follow_children: o.no_follow_children || defaults.no_follow_children,
+        no_native_exec: o.no_native_exec || defaults.no_native_exec,
+        logdir: o.logdir.or(defaults.logdir),
+        clients: if o.clients.is_empty() { defaults.clients } else { o.clients },
+        app: o.app,
+        app_args: o.app_args,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with_env(list: &[&str], env: &str) -> Result<Parsed, UsageError> {
+        parse_with_defaults(&args(list), Some(OsStr::new(env)))
+    }
+
+    #[test]
+    fn default_options_from_the_environment() {
+        let Ok(Parsed::Run(o)) = with_env(&["-stats", "--", "ls"], " -persist  -persist_dir /tmp/d -c bbcount -top 3 ") else { panic!() };
+        assert!(o.persist && o.stats);
+        assert_eq!(o.persist_dir.as_deref(), Some(std::path::Path::new("/tmp/d")));
+        assert_eq!(o.clients, [ClientSpec { name: "bbcount".into(), options: vec!["-top".into(), "3".into()] }]);
+        // The command line wins where both say something.
+        let Ok(Parsed::Run(o)) = with_env(&["-persist_dir", "/x", "-c", "inscount", "--", "ls"], "-persist_dir /tmp/d -c bbcount") else { panic!() };
+        assert_eq!(o.persist_dir.as_deref(), Some(std::path::Path::new("/x")));
+        assert_eq!(o.clients.len(), 1);
+        assert_eq!(o.clients[0].name, "inscount");
+        assert_eq!(o.app, "ls");
+        // Mistakes name the variable.
+        for bad in ["-bogus", "-- ls", "-c nosuchclient", "--help"] {
+            let e = with_env(&["--", "ls"], bad).unwrap_err().to_string();
+            assert!(e.starts_with("dbirun: DBIRUN_OPTIONS: "), "{bad}: {e}");
+        }
+        // Empty is nothing.
+        assert_eq!(with_env(&["--", "ls"], "  "), parse(&args(&["--", "ls"])));
+    }
 
     fn args(list: &[&str]) -> Vec<OsString> {
         std::iter::once("dbirun")

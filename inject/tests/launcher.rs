@@ -763,3 +763,18 @@ fn closed_standard_fds_stay_closed() {
         "test(1) exits 1 when all three are closed"
     );
 }
+
+/// DBIRUN_OPTIONS holds default options, beneath the command line's.
+#[test]
+fn default_options_from_dbirun_options() {
+    let f = Fixture::new();
+    f.runtime("exit 0");
+    let o = f.run(f.dbirun().env("DBIRUN_OPTIONS", "-stats -persist_dir /nonexistent/x").args(["-v", "--", "/bin/true"]));
+    assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
+    let argv = f.argv();
+    assert_eq!(&argv[1..], ["-v", "-stats", "-persist_dir", "/nonexistent/x", "--", "/bin/true", "/bin/true"].map(String::from));
+    let o = f.run(f.dbirun().env("DBIRUN_OPTIONS", "-bogus").args(["--", "/bin/true"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.stderr_lines().len(), 1, "{}", o.stderr);
+    assert!(o.stderr.starts_with("dbirun: DBIRUN_OPTIONS: "), "{}", o.stderr);
+}
