@@ -15,24 +15,51 @@ use crate::cache_file::{self, Mapped, Summary};
 /// module (its path, or its file name) whose files are in `entries`.
 pub fn resolve(dir: &Path, what: &str, entries: &[crate::index::FileEntry]) -> Vec<PathBuf> {
     let p = Path::new(what);
-    if p.is_file() && !entries.iter().any(|e| e.module_path.as_deref() == Some(what)) {
+    if p.is_file() && starts_like_a_cache_file(p) {
         return vec![p.to_path_buf()];
     }
     if cache_file::is_cache_name(what) && dir.join(what).is_file() {
         return vec![dir.join(what)];
     }
+    // A module by any name that leads to its file: as recorded, through
+    // symlinks (`python3` -> `python3.11`), relative to here, or its base name.
     let canon = std::fs::canonicalize(p).ok();
     entries
         .iter()
         .filter(|e| {
             e.module_path.as_deref().is_some_and(|m| {
                 m == what
-                    || canon.as_deref().is_some_and(|c| Path::new(m) == c)
+                    || canon.as_deref().is_some_and(|c| Path::new(m) == c || std::fs::canonicalize(m).is_ok_and(|mc| mc == c))
                     || (!what.contains('/') && Path::new(m).file_name().is_some_and(|n| n == what))
             })
         })
         .map(|e| dir.join(&e.name))
         .collect()
+}
+
+/// Whether the file at `path` begins with a cache file's magic.
+fn starts_like_a_cache_file(path: &Path) -> bool {
+    let mut magic = [0u8; 8];
+    std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok() && &magic == persist::header::MAGIC
+}
+
+/// Modules with cache files whose names resemble `what` (sharing its
+/// base name's stem), for a hint when nothing matched.
+pub fn near_matches(what: &str, entries: &[crate::index::FileEntry]) -> Vec<String> {
+    let base = Path::new(what).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem: String = base.chars().take_while(|c| c.is_ascii_alphabetic() || *c == '_' || *c == '+').collect();
+    let mut near: Vec<String> = entries
+        .iter()
+        .filter_map(|e| e.module_path.clone())
+        .filter(|m| {
+            let name = Path::new(m).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            stem.len() >= 2 && (name.starts_with(&stem) || base.starts_with(&name))
+        })
+        .collect();
+    near.sort();
+    near.dedup();
+    near.truncate(5);
+    near
 }
 
 #[derive(Clone, Debug, Serialize)]

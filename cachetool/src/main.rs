@@ -38,8 +38,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// One row per cache file: module, key, blocks, size, last use, status.
-    List,
+    /// One row per cache file: module, blocks, size, last use, status
+    /// (fits 100 columns; --wide adds the key and the file name).
+    List {
+        /// Every column, at full width.
+        #[arg(long)]
+        wide: bool,
+    },
     /// A file's header, key, zones (with checksums), client data, blocks.
     Inspect {
         /// A cache file (path or name), or a module (path or file name).
@@ -95,7 +100,8 @@ pub struct PruneArgs {
     /// Files of other runtime or format versions.
     #[arg(long)]
     pub other_versions: bool,
-    /// Files of this module (repeatable).
+    /// Files of this module: its path (through symlinks) or base name
+    /// (repeatable).
     #[arg(long, value_name = "PATH")]
     pub module: Vec<String>,
     /// Every cache file.
@@ -170,7 +176,7 @@ fn cache_dir(cli: &Cli) -> Result<PathBuf> {
 fn run(cli: &Cli) -> Result<ExitCode> {
     let dir = cache_dir(cli)?;
     match &cli.command {
-        Command::List => commands::list::run(&dir, cli.json),
+        Command::List { wide } => commands::list::run(&dir, *wide, cli.json),
         Command::Inspect { what, blocks, disasm } => commands::inspect::run(&dir, what, *blocks, *disasm, cli.json),
         Command::Verify => commands::verify::run(&dir, cli.json),
         Command::Prune(args) => commands::prune::run(&dir, args, cli.json),

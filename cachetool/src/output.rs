@@ -23,6 +23,21 @@ impl Table {
         self.rows.push(cells);
     }
 
+    /// Shortens the first column's cells (keeping their ends: a path's
+    /// file name) so that rows fit `budget` characters.
+    pub fn fit_first_column(&mut self, budget: usize) {
+        let cols = self.rows[0].len();
+        let width = |c: usize| self.rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0);
+        let others: usize = (1..cols).map(|c| width(c) + 2).sum();
+        let room = budget.saturating_sub(others).max(16);
+        for r in self.rows.iter_mut().skip(1) {
+            let n = r[0].chars().count();
+            if n > room {
+                r[0] = format!("…{}", r[0].chars().skip(n - room + 1).collect::<String>());
+            }
+        }
+    }
+
     pub fn print(&self) {
         let cols = self.rows[0].len();
         let width: Vec<usize> = (0..cols).map(|c| self.rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();

@@ -24,7 +24,7 @@ pub struct Policy {
     /// Corrupt files, and files the runtime refuses (owner, mode).
     pub corrupt: bool,
     pub other_versions: bool,
-    /// Files of these modules (paths as given and canonicalised).
+    /// Files of these modules (see [`names_module`]).
     pub modules: Vec<String>,
     pub all: bool,
 }
@@ -43,6 +43,19 @@ pub struct Choice {
     pub reason: String,
 }
 
+/// Whether `want`, as a user typed it, names the module recorded as
+/// `module`: the same path, the same file through symlinks or from here,
+/// or (without a `/`) its base name.
+pub fn names_module(want: &str, module: &str) -> bool {
+    if want == module {
+        return true;
+    }
+    if !want.contains('/') {
+        return Path::new(module).file_name().is_some_and(|n| n == want);
+    }
+    std::fs::canonicalize(want).is_ok_and(|c| Path::new(module) == c || std::fs::canonicalize(module).is_ok_and(|mc| mc == c))
+}
+
 /// The last time a file was used, or made if never used: what LRU goes by.
 fn last_touch(e: &FileEntry) -> i64 {
     e.last_used.unwrap_or(e.created)
@@ -51,13 +64,7 @@ fn last_touch(e: &FileEntry) -> i64 {
 /// The files `policy` selects among `entries` (with their `statuses`),
 /// each with the first reason that selected it.
 pub fn select(entries: &[FileEntry], statuses: &[Status], policy: &Policy, now: i64) -> Vec<Choice> {
-    let module_match = |e: &FileEntry| {
-        e.module_path.as_deref().is_some_and(|m| {
-            policy.modules.iter().any(|want| {
-                m == want || std::fs::canonicalize(want).ok().is_some_and(|c| Path::new(m) == c)
-            })
-        })
-    };
+    let module_match = |e: &FileEntry| e.module_path.as_deref().is_some_and(|m| policy.modules.iter().any(|want| names_module(want, m)));
     let mut reasons: Vec<Option<String>> = entries
         .iter()
         .zip(statuses)
@@ -158,6 +165,16 @@ pub fn remove(ix: &mut Index, choices: &[Choice]) -> Result<Vec<(Choice, Outcome
 /// (`<file>.tmp.<pid>.<hex>`, written then renamed) or a run report
 /// (`.report.<pid>.<nanos>`), whose process is gone. A live process's
 /// files are never listed.
+/// Every temporary copy and run report in `dir` (of live processes too):
+/// their count and bytes, which `list` and `stats` include in the totals.
+pub fn temporaries(dir: &Path) -> (u64, u64) {
+    let Ok(read) = std::fs::read_dir(dir) else { return (0, 0) };
+    read.flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| leftover_pid(n).is_some() || persist::cache_dir::is_pending_report(n)))
+        .filter_map(|e| e.metadata().ok())
+        .fold((0, 0), |(n, bytes), m| (n + 1, bytes + m.len()))
+}
+
 pub fn leftovers(dir: &Path) -> Vec<String> {
     let Ok(read) = std::fs::read_dir(dir) else { return Vec::new() };
     let mut names: Vec<String> = read

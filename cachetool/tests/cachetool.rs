@@ -25,7 +25,13 @@ fn list_inspect_and_stats_show_real_files() {
     assert!(rows.iter().any(|r| r.0.ends_with("/libc.so.6") && r.1 == "valid"), "{rows:?}");
     let table = c.tool_ok(&["list"]);
     let header = table.lines().next().unwrap();
-    for col in ["MODULE", "KEY", "BLOCKS", "SIZE", "LAST USED", "STATUS"] {
+    for col in ["MODULE", "BLOCKS", "SIZE", "LAST USED", "STATUS"] {
+        assert!(header.contains(col), "{header}");
+    }
+    assert!(table.lines().any(|l| l.starts_with("/bin/true ") && l.contains("valid")), "{table}");
+    let table = c.tool_ok(&["list", "--wide"]);
+    let header = table.lines().next().unwrap();
+    for col in ["MODULE", "KEY", "BLOCKS", "SIZE", "LAST USED", "STATUS", "FILE"] {
         assert!(header.contains(col), "{header}");
     }
     assert!(table.lines().any(|l| l.starts_with("/bin/true ") && l.contains("valid") && l.contains("clients none")), "{table}");

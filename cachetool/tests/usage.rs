@@ -112,3 +112,54 @@ fn prune_removes_what_verify_reports() {
     // ls's file, valid, stays.
     assert!(c.dir().join(c.file_of("ls")).exists());
 }
+
+#[test]
+fn modules_are_found_by_any_name_that_leads_to_their_file() {
+    let c = Cache::new();
+    let tmp = tempfile::TempDir::new().unwrap();
+    // Run through a symlink: the module is recorded as it was typed.
+    let link = tmp.path().join("my-true");
+    std::os::unix::fs::symlink("/bin/true", &link).unwrap();
+    c.run_ok(&[], link.to_str().unwrap(), &[]);
+    let real = fs::canonicalize("/bin/true").unwrap();
+    for name in [link.to_str().unwrap(), real.to_str().unwrap(), "my-true"] {
+        let shown = c.tool_ok(&["inspect", name]);
+        assert!(shown.contains("my-true-"), "inspect {name}: {shown}");
+    }
+    // A module with no cache: said so, with the near matches.
+    let out = c.tool(&["inspect", "/bin/false"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no cache for this module"), "{err}");
+    let out = c.tool(&["inspect", "libc.so.7"]);
+    let err = text(&out.stderr);
+    assert!(err.contains("no such cache file or module") && err.contains("libc.so.6"), "{err}");
+
+    // prune --module takes the base name and the real path too, and says
+    // when nothing matched.
+    let out = c.tool(&["prune", "--dry-run", "--module", "libc.so.6", "--module", real.to_str().unwrap(), "--module", "nosuch"]);
+    assert!(out.status.success());
+    let said = text(&out.stdout);
+    assert!(said.contains("would remove 2 files"), "{said}");
+    assert!(text(&out.stderr).contains("no cache file of a module named nosuch"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn list_fits_100_columns_and_counts_temporary_files() {
+    let c = Cache::new();
+    c.run_ok(&[], "/usr/bin/python3", &["-c", "pass"]);
+    // A temporary copy a killed writer left behind.
+    let name = c.file_of("libc.so.6");
+    fs::write(c.dir().join(format!("{name}.tmp.{}.00000000000000ff", 1 << 23)), vec![0u8; 300_000]).unwrap();
+    let listed = c.tool_ok(&["list"]);
+    for line in listed.lines() {
+        assert!(line.chars().count() <= 100, "{} columns: {line}", line.chars().count());
+    }
+    let last = listed.lines().last().unwrap();
+    assert!(last.contains("1 temporary files, 293.0 KiB"), "{last}");
+    let wide = c.tool_ok(&["list", "--wide"]);
+    assert!(wide.contains(&name) && wide.contains("clients none"), "{wide}");
+    let stats = c.tool_ok(&["stats"]);
+    assert!(stats.contains("temporary files: 1 (293.0 KiB;"), "{stats}");
+}

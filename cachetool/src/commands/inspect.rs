@@ -11,6 +11,11 @@ use cachetool::module_file::Modules;
 use crate::output::json;
 use crate::session::{entries, fail, Fail, Result};
 
+fn is_elf(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok() && &magic == b"\x7fELF"
+}
+
 pub fn run(dir: &Path, what: &str, blocks: bool, disasm: Option<u64>, as_json: bool) -> Result<ExitCode> {
     let (entries, mut modules) = if dir.is_dir() {
         let (_ix, entries, _, modules) = entries(dir, true)?;
@@ -20,7 +25,15 @@ pub fn run(dir: &Path, what: &str, blocks: bool, disasm: Option<u64>, as_json: b
     };
     let files = cachetool::inspect::resolve(dir, what, &entries);
     if files.is_empty() {
-        return fail(format_args!("{what}: no such cache file, and no cache file of such a module in {}", dir.display()));
+        let near = cachetool::inspect::near_matches(what, &entries);
+        let hint = if near.is_empty() { String::new() } else { format!(" (modules with caches: {})", near.join(", ")) };
+        return if is_elf(Path::new(what)) {
+            fail(format_args!("{what}: no cache for this module in {}{hint}", dir.display()))
+        } else if Path::new(what).is_file() {
+            fail(format_args!("{what}: not a cache file, nor a module with a cache in {}", dir.display()))
+        } else {
+            fail(format_args!("{what}: no such cache file or module in {}{hint}", dir.display()))
+        };
     }
     let mut out = Vec::new();
     for (i, path) in files.iter().enumerate() {

@@ -8,7 +8,10 @@ use cachetool::units;
 use crate::output::{json, Table};
 use crate::session::{entries, Result};
 
-pub fn run(dir: &Path, as_json: bool) -> Result<ExitCode> {
+/// The default table's width budget, as a terminal's.
+const NARROW: usize = 100;
+
+pub fn run(dir: &Path, wide: bool, as_json: bool) -> Result<ExitCode> {
     let (_ix, entries, statuses, _) = entries(dir, as_json)?;
     let now = cachetool::now();
     if as_json {
@@ -29,18 +32,34 @@ pub fn run(dir: &Path, as_json: bool) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let mut t = Table::new(&["MODULE", "KEY", "BLOCKS", "SIZE", "LAST USED", "STATUS", "FILE"]);
-    for (e, s) in entries.iter().zip(&statuses) {
-        t.row(vec![
-            e.module().to_string(),
-            e.key_summary(),
-            e.blocks.to_string(),
-            units::human_size(e.file_size),
-            units::human_age(e.last_used, now),
-            s.describe(),
-            e.name.clone(),
-        ]);
+    if wide {
+        let mut t = Table::new(&["MODULE", "KEY", "BLOCKS", "SIZE", "LAST USED", "STATUS", "FILE"]);
+        for (e, s) in entries.iter().zip(&statuses) {
+            t.row(vec![
+                e.module().to_string(),
+                e.key_summary(),
+                e.blocks.to_string(),
+                units::human_size(e.file_size),
+                units::human_age(e.last_used, now),
+                s.describe(),
+                e.name.clone(),
+            ]);
+        }
+        t.print();
+    } else {
+        let mut t = Table::new(&["MODULE", "BLOCKS", "SIZE", "LAST USED", "STATUS"]);
+        for (e, s) in entries.iter().zip(&statuses) {
+            t.row(vec![e.module().to_string(), e.blocks.to_string(), units::human_size(e.file_size), units::human_age(e.last_used, now), s.name().to_string()]);
+        }
+        t.fit_first_column(NARROW);
+        t.print();
     }
-    t.print();
+    let total: u64 = entries.iter().map(|e| e.file_size).sum();
+    let (temps, temp_bytes) = cachetool::prune::temporaries(dir);
+    let mut line = format!("{} cache files, {}", entries.len(), units::human_size(total));
+    if temps > 0 {
+        line.push_str(&format!("; {temps} temporary files, {} (prune removes those left behind)", units::human_size(temp_bytes)));
+    }
+    println!("{line}");
     Ok(ExitCode::SUCCESS)
 }

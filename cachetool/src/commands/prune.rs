@@ -37,6 +37,11 @@ pub fn run(dir: &Path, a: &crate::PruneArgs, as_json: bool) -> Result<ExitCode> 
         }
     }
     // Temporary files and run reports of processes that died mid-write.
+    for want in &policy.modules {
+        if !entries.iter().any(|e| e.module_path.as_deref().is_some_and(|m| prune::names_module(want, m))) {
+            eprintln!("cachetool: prune: no cache file of a module named {want}");
+        }
+    }
     let leftovers = prune::leftovers(dir);
     let choices = prune::select(&entries, &statuses, &policy, cachetool::now());
     let kept_size: u64 = entries.iter().map(|e| e.file_size).sum::<u64>() - choices.iter().map(|c| c.size).sum::<u64>();

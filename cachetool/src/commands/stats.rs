@@ -11,8 +11,12 @@ use crate::session::{entries, Fail, Result};
 pub fn run(dir: &Path, as_json: bool) -> Result<ExitCode> {
     let (ix, _, _, _) = entries(dir, as_json)?;
     let s = ix.stats().map_err(|e| Fail(format!("{}: {e}", dir.display())))?;
+    let (temps, temp_bytes) = cachetool::prune::temporaries(dir);
     if as_json {
-        json(&s);
+        let mut v = serde_json::to_value(&s).map_err(|e| Fail(e.to_string()))?;
+        v["temporary_files"] = temps.into();
+        v["temporary_bytes"] = temp_bytes.into();
+        json(&v);
         return Ok(ExitCode::SUCCESS);
     }
     let pct = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{:.1}%", r * 100.0));
@@ -22,6 +26,9 @@ pub fn run(dir: &Path, as_json: bool) -> Result<ExitCode> {
     println!("hit rate:        {:>6}  {}", pct(s.hit_rate), bar(s.hit_rate.unwrap_or(0.0), 30));
     println!("files loaded:    {} (rejected {}, written {})", s.files_loaded, s.files_rejected, s.files_written);
     println!("cache files:     {} ({})", s.cache_files, units::human_size(s.total_size));
+    if temps > 0 {
+        println!("temporary files: {temps} ({}; prune removes those of processes that are gone)", units::human_size(temp_bytes));
+    }
     if !s.modules.is_empty() {
         println!();
         println!("per module (blocks in the files runs used, against blocks runs built afresh):");
