@@ -5,7 +5,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::translate::fragment::Patch;
-use crate::translate::raw_x86;
+use crate::translate::encoder;
 use crate::stats::{self, STATS};
 
 /// Points the exit patched at `patch` to `target_start`.
@@ -28,7 +28,7 @@ fn retarget(patch: Patch, target: u64) {
 }
 
 fn retarget_rel32(patch_site: u64, target: u64) {
-    let rel = raw_x86::rel32(patch_site, target);
+    let rel = encoder::rel32(patch_site, target);
     debug_assert_eq!(patch_site % 4, 0);
     // SAFETY: patch_site is the 4-byte aligned rel32 field of a branch in a
     // live fragment (emit aligns it): one atomic store replaces it, so a
