@@ -12,6 +12,7 @@ use persist::translations;
 use persist::write::page_up;
 use persist::ZoneKind;
 
+use crate::translate::encoder;
 use crate::translate::fragment::{Fragment, FragmentTable};
 use crate::persistence::files as files;
 use crate::persistence::load::LoadedFiles;
@@ -274,32 +275,17 @@ fn write_segment(
         let block_first_exit = index.exits.len() as u32;
         for e in &f.exits {
             let at = x_off(e.branch);
-            let disp = |len: u64| (e.slot.wrapping_sub(e.branch + len) as i32).to_le_bytes();
             let forward = here.get(&e.target).copied().filter(|&t| t > e.branch);
-            let rel = |len: u64| (forward.unwrap_or(0).wrapping_sub(e.branch + len) as i32).to_le_bytes();
-            match (e.cond, forward) {
+            // The branch was emitted padded to the file form's length.
+            let mut form = Vec::with_capacity(encoder::persistable_exit_len(e.cond));
+            match forward {
                 // Forward in the same segment: a direct branch. A path of
                 // those always ends, at a slot (which can be unlinked),
                 // so a thread in this code still reaches the dispatcher.
-                (None, Some(_)) => {
-                    x[at] = 0xe9;
-                    x[at + 1..at + 5].copy_from_slice(&rel(5));
-                    x[at + 5] = 0x90;
-                }
-                (Some(cc), Some(_)) => {
-                    x[at..at + 2].copy_from_slice(&[0x0f, 0x80 | cc]);
-                    x[at + 2..at + 6].copy_from_slice(&rel(6));
-                    x[at + 6..at + 8].copy_from_slice(&[0x66, 0x90]);
-                }
-                (None, None) => {
-                    x[at..at + 2].copy_from_slice(&[0xff, 0x25]);
-                    x[at + 2..at + 6].copy_from_slice(&disp(6));
-                }
-                (Some(cc), None) => {
-                    x[at..at + 4].copy_from_slice(&[0x70 | (cc ^ 1), 6, 0xff, 0x25]);
-                    x[at + 4..at + 8].copy_from_slice(&disp(8));
-                }
+                Some(to) => encoder::exit_direct(&mut form, e.branch, e.cond, to),
+                None => encoder::exit_via_slot(&mut form, e.branch, e.cond, e.slot),
             }
+            x[at..at + form.len()].copy_from_slice(&form);
             let goes_to = here.get(&e.target).copied().unwrap_or(e.stub);
             let slot = w_off(e.slot);
             w[slot..slot + 8].copy_from_slice(&(x_off(goes_to) as u64).to_le_bytes());

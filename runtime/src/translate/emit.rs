@@ -11,15 +11,15 @@
 
 use alloc::vec::Vec;
 
-use iced_x86::Encoder;
+use iced_x86::{ConditionCode, Encoder};
 
 use crate::translate::code_cache::CodeCache;
+use crate::translate::encoder;
 use crate::context_switch;
 use crate::translate::fragment::{ExitRecord, Fragment, FragmentTable, Patch, Translation};
 use crate::translate::ibl;
 use crate::translate::mangle::{MangledOp, Op};
 use crate::translate::segment::LiveSegment;
-use crate::translate::raw_x86;
 use crate::thread::offsets as off;
 
 #[repr(u32)]
@@ -115,21 +115,13 @@ impl ExitData {
     }
 }
 
-/// Bytes of stub code before the inline ExitData:
-/// `mov gs:[rax slot], rax` (9) + `lea rax, [rip + 5]` (7) + `jmp rel32` (5).
-pub const STUB_CODE_LEN: usize = 21;
+/// Bytes of stub code before the inline ExitData (see
+/// [`encoder::exit_stub`]).
+pub const STUB_CODE_LEN: usize = encoder::STUB_CODE_LEN;
 pub const STUB_LEN: usize = STUB_CODE_LEN + core::mem::size_of::<ExitData>();
-/// The position-independent stub: `jmp qword ptr gs:[FCACHE_RETURN]` (8)
-/// instead of the rel32 jump.
-pub const RELATIVE_STUB_CODE_LEN: usize = 24;
+/// The position-independent stub's code ([`encoder::relative_exit_stub`]).
+pub const RELATIVE_STUB_CODE_LEN: usize = encoder::RELATIVE_STUB_CODE_LEN;
 pub const RELATIVE_STUB_LEN: usize = RELATIVE_STUB_CODE_LEN + core::mem::size_of::<ExitData>();
-
-const NOP: u8 = 0x90;
-
-fn put_rel32(code: &mut [u8], at: usize, base: u64, target: u64) {
-    let rel = raw_x86::rel32(base + at as u64, target);
-    code[at..at + 4].copy_from_slice(&rel.to_le_bytes());
-}
 
 /// Where a block's code goes.
 pub enum Placement<'a> {
@@ -152,11 +144,7 @@ fn emit_stub(code: &mut Vec<u8>, base: u64, target: u64, patch_site: u64, kind: 
 
 fn emit_stub_with(code: &mut Vec<u8>, base: u64, data: ExitData) -> usize {
     let start = code.len();
-    raw_x86::store_to_gs(code, off::GPR, 0);
-    code.extend_from_slice(&[0x48, 0x8d, 0x05, 5, 0, 0, 0]);
-    let rel = raw_x86::jmp_rel32(code);
-    put_rel32(code, rel, base, context_switch::fcache_return_addr());
-    debug_assert_eq!(code.len() - start, STUB_CODE_LEN);
+    encoder::exit_stub(code, base + start as u64, off::GPR, context_switch::fcache_return_addr());
     push_exit_data(code, &data);
     start
 }
@@ -165,11 +153,7 @@ fn emit_stub_with(code: &mut Vec<u8>, base: u64, data: ExitData) -> usize {
 /// the data's own address; returns the stub's offset.
 fn emit_relative_stub(code: &mut Vec<u8>, base: u64, data: impl FnOnce(u64) -> ExitData) -> usize {
     let start = code.len();
-    raw_x86::store_to_gs(code, off::GPR, 0);
-    code.extend_from_slice(&[0x48, 0x8d, 0x05, 8, 0, 0, 0]);
-    code.extend_from_slice(&[0x65, 0xff, 0x24, 0x25]);
-    code.extend_from_slice(&(off::FCACHE_RETURN as u32).to_le_bytes());
-    debug_assert_eq!(code.len() - start, RELATIVE_STUB_CODE_LEN);
+    encoder::relative_exit_stub(code, off::GPR, off::FCACHE_RETURN);
     let data = data(base + code.len() as u64);
     push_exit_data(code, &data);
     start
@@ -186,24 +170,15 @@ fn push_exit_data(code: &mut Vec<u8>, data: &ExitData) {
 /// Appends the body branch of a direct exit (`jcc` when `cond` is set),
 /// to be pointed at its stub or target once those are placed. In a
 /// segment it is padded to the length of its file form (6 or 8 bytes).
-fn direct_exit_branch(code: &mut Vec<u8>, base: u64, cond: Option<u8>, target: u64, slot: u64) -> PendingExit {
+fn direct_exit_branch(code: &mut Vec<u8>, base: u64, cond: Option<ConditionCode>, target: u64, slot: u64) -> PendingExit {
     // Linking rewrites the rel32 while other threads may run this code: keep
     // the field 4-byte aligned so the store is atomic.
-    let opcode_len = if cond.is_some() { 2 } else { 1 };
+    let opcode_len = encoder::exit_branch_rel32_offset(cond);
     while (base as usize + code.len() + opcode_len) % 4 != 0 {
-        code.push(NOP);
+        encoder::nop(code, 1);
     }
     let branch = code.len();
-    let rel_field = match cond {
-        Some(cc) => raw_x86::jcc_rel32(code, cc),
-        None => raw_x86::jmp_rel32(code),
-    };
-    if slot != 0 {
-        match cond {
-            Some(_) => code.extend_from_slice(&[0x66, NOP]),
-            None => code.push(NOP),
-        }
-    }
+    let rel_field = encoder::exit_branch(code, cond, slot != 0);
     PendingExit { branch, rel_field, target, cond, slot }
 }
 
@@ -220,7 +195,7 @@ struct PendingExit {
     branch: usize,
     rel_field: usize,
     target: u64,
-    cond: Option<u8>,
+    cond: Option<ConditionCode>,
     /// Its W slot (in a segment), else 0.
     slot: u64,
 }
@@ -264,32 +239,25 @@ pub fn emit(tag: u64, app_end: u64, ops: &[MangledOp], place: Placement, fragmen
             }
             Op::LoadModuleBase { reg } => {
                 let Some((seg, _)) = &segment else { unreachable!("module-relative code outside a segment") };
-                code.extend_from_slice(&[0x48 | (reg >> 3) << 2, 0x8b, 0x05 | (reg & 7) << 3]);
-                let disp = raw_x86::rel32(here + 3, seg.base_slot);
-                code.extend_from_slice(&disp.to_le_bytes());
+                encoder::load_rip(&mut code, *reg, here, seg.base_slot);
             }
             Op::DirectExit { cond, target } => {
                 let slot = exit_slot(&mut segment)?;
                 pending.push(direct_exit_branch(&mut code, base, *cond, *target, slot));
             }
             Op::ShortBranchExit { opcode, target, fall } => {
-                code.extend_from_slice(opcode);
-                let rel8 = code.len();
-                code.push(0);
+                let rel8 = encoder::short_branch(&mut code, opcode);
                 let slot = exit_slot(&mut segment)?;
                 pending.push(direct_exit_branch(&mut code, base, None, *fall, slot));
                 let taken = code.len();
-                code[rel8] = u8::try_from(taken - (rel8 + 1)).expect("short branch in reach");
+                encoder::patch_rel8(&mut code, rel8, taken);
                 let slot = exit_slot(&mut segment)?;
                 pending.push(direct_exit_branch(&mut code, base, None, *target, slot));
             }
             Op::IndirectExit => code.extend_from_slice(ibl::lookup_code()),
             Op::CleanCall { client, id, arg, only_if } => {
                 // [j<not cc> over] stub-with-data; resume: right after it.
-                let skip = only_if.map(|cc| {
-                    code.extend_from_slice(&[0x70 | (cc ^ 1), 0]);
-                    code.len() - 1
-                });
+                let skip = only_if.map(|cc| encoder::jcc_rel8(&mut code, encoder::negate(cc)));
                 let stub = code.len();
                 let aux = (*client as u32) << 24 | (id & 0xff_ffff);
                 let len = if relative {
@@ -306,7 +274,7 @@ pub fn emit(tag: u64, app_end: u64, ops: &[MangledOp], place: Placement, fragmen
                     STUB_LEN
                 };
                 if let Some(at) = skip {
-                    code[at] = len as u8;
+                    encoder::patch_rel8(&mut code, at, stub + len);
                 }
             }
             Op::SyscallExit { next } => match &segment {
@@ -336,7 +304,7 @@ pub fn emit(tag: u64, app_end: u64, ops: &[MangledOp], place: Placement, fragmen
         };
         let stub_addr = base + stub as u64;
         let linked_to = fragments.link_target(p.target).map(|f| f.start);
-        put_rel32(&mut code, p.rel_field, base, linked_to.unwrap_or(stub_addr));
+        encoder::patch_rel32(&mut code, p.rel_field, base, linked_to.unwrap_or(stub_addr));
         links += linked_to.is_some() as u64;
         exits.push(ExitRecord {
             patch: Patch::Rel32(patch_site),

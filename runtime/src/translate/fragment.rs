@@ -28,7 +28,7 @@ pub struct ExitRecord {
     /// Address of the branch instruction and its condition code, and its
     /// W slot (0 outside persistable segments), for writing it to a file.
     pub branch: u64,
-    pub cond: Option<u8>,
+    pub cond: Option<iced_x86::ConditionCode>,
     pub slot: u64,
 }
 

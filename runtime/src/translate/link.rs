@@ -5,7 +5,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::translate::fragment::Patch;
-use crate::translate::raw_x86;
+use crate::translate::encoder;
 use crate::stats::{self, STATS};
 
 /// Points the exit patched at `patch` to `target_start`.
@@ -28,10 +28,64 @@ fn retarget(patch: Patch, target: u64) {
 }
 
 fn retarget_rel32(patch_site: u64, target: u64) {
-    let rel = raw_x86::rel32(patch_site, target);
+    let rel = encoder::rel32(patch_site, target);
     debug_assert_eq!(patch_site % 4, 0);
     // SAFETY: patch_site is the 4-byte aligned rel32 field of a branch in a
     // live fragment (emit aligns it): one atomic store replaces it, so a
     // thread running the branch sees the old or the new target.
     unsafe { (*(patch_site as *const core::sync::atomic::AtomicI32)).store(rel, core::sync::atomic::Ordering::Release) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::translate::encoder;
+    use iced_x86::{Code, ConditionCode, Decoder, DecoderOptions};
+
+    /// Code in a u64 buffer (so the rel32 field can be 4-byte aligned),
+    /// decoded at its real address after a patch.
+    fn patched(cond: Option<ConditionCode>, target_from: impl Fn(u64) -> u64) -> (iced_x86::Instruction, u64) {
+        let mut words = [0u64; 4];
+        let base = words.as_mut_ptr() as u64;
+        let mut code = alloc::vec::Vec::new();
+        // Place the branch so its rel32 field is 4-byte aligned, as emit does.
+        while (code.len() + encoder::exit_branch_rel32_offset(cond)) % 4 != 0 {
+            encoder::nop(&mut code, 1);
+        }
+        let branch = code.len();
+        let field = encoder::exit_branch(&mut code, cond, false);
+        // SAFETY: code fits in words (at most 3 + 6 bytes).
+        unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), words.as_mut_ptr() as *mut u8, code.len()) };
+        let target = target_from(base);
+        retarget(Patch::Rel32(base + field as u64), target);
+        // SAFETY: words holds the patched code.
+        let bytes = unsafe { core::slice::from_raw_parts(words.as_ptr() as *const u8, code.len()) };
+        let mut d = Decoder::with_ip(64, &bytes[branch..], base + branch as u64, DecoderOptions::NONE);
+        (d.decode(), target)
+    }
+
+    #[test]
+    fn retarget_rel32_reaches_target() {
+        let conds = core::iter::once(None).chain([ConditionCode::e, ConditionCode::b, ConditionCode::g].map(Some));
+        for cond in conds {
+            for delta in [0x40i64, -0x1000, 0x7000_0000, -0x7000_0000] {
+                let (i, target) = patched(cond, |base| base.wrapping_add(delta as u64));
+                assert_eq!(i.near_branch_target(), target);
+                match cond {
+                    Some(cc) => {
+                        assert!(i.is_jcc_near());
+                        assert_eq!(i.condition_code(), cc);
+                    }
+                    None => assert_eq!(i.code(), Code::Jmp_rel32_64),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn retarget_slot_stores_target() {
+        let mut slot = 0u64;
+        retarget(Patch::Slot(&mut slot as *mut u64 as u64), 0x7e00_1234_5678);
+        assert_eq!(slot, 0x7e00_1234_5678);
+    }
 }

@@ -13,7 +13,7 @@ use iced_x86::{
 use clients::api::{Item, ItemKind};
 
 use crate::translate::bb_builder::BasicBlock;
-use crate::translate::raw_x86;
+use crate::translate::encoder::{self, hw};
 use crate::thread::offsets as off;
 
 /// One step of a mangled block, tagged with the app pc it translates.
@@ -27,7 +27,7 @@ pub enum Op {
     Encode(Instruction),
     /// A direct exit to `target`: `jcc` when `cond` is set, else `jmp`.
     /// Linkable to the target's fragment.
-    DirectExit { cond: Option<u8>, target: u64 },
+    DirectExit { cond: Option<ConditionCode>, target: u64 },
     /// `loop`/`loopcc`/`jrcxz` (opcode and prefixes without the rel8):
     /// emitted as `op taken; jmp fall; taken: jmp target`, both exits linkable.
     ShortBranchExit { opcode: Vec<u8>, target: u64, fall: u64 },
@@ -37,10 +37,10 @@ pub enum Op {
     SyscallExit { next: u64 },
     /// A client's clean call: exit to the dispatcher, which calls the
     /// client and resumes right after; only when `only_if` holds, if set.
-    CleanCall { client: u16, id: u32, arg: u64, only_if: Option<u8> },
+    CleanCall { client: u16, id: u32, arg: u64, only_if: Option<ConditionCode> },
     /// `mov reg, [rip + base slot]`: the module's base address, from the
     /// slot of the persistable segment the block is emitted into.
-    LoadModuleBase { reg: u8 },
+    LoadModuleBase { reg: Register },
 }
 
 /// The bytes of one instruction (its length is the op's `app_len`).
@@ -191,10 +191,6 @@ const SCRATCH: [Register; 13] = [
     Register::R15,
 ];
 
-fn hw(reg: Register) -> u8 {
-    reg.number() as u8
-}
-
 impl Mangler<'_> {
     fn push(&mut self, instr: &Instruction, op: Op) {
         self.push_fixup(instr, op, Fixup::None);
@@ -231,7 +227,7 @@ impl Mangler<'_> {
         }
         match instr.code() {
             Code::Lea_r64_m => {
-                self.bytes(instr, |b| raw_x86::mov_imm64(b, hw(instr.op0_register()), addr));
+                self.bytes(instr, |b| encoder::mov_imm64(b, instr.op0_register(), addr));
                 return;
             }
             Code::Lea_r32_m => {
@@ -248,11 +244,11 @@ impl Mangler<'_> {
         new.set_memory_displacement64(0);
         new.set_memory_displ_size(0);
         self.bytes(instr, |b| {
-            raw_x86::store_to_gs(b, off::SPILL, hw(scratch));
-            raw_x86::mov_imm64(b, hw(scratch), addr);
+            encoder::store_to_gs(b, off::SPILL, scratch);
+            encoder::mov_imm64(b, scratch, addr);
         });
         self.push_fixup(instr, Op::Encode(new), Fixup::Spilled { reg: hw(scratch), slot: off::SPILL as u16 });
-        self.bytes(instr, |b| raw_x86::load_from_gs(b, hw(scratch), off::SPILL));
+        self.bytes(instr, |b| encoder::load_from_gs(b, scratch, off::SPILL));
     }
 
     /// `addr` as an offset from the module base, under module-relative
@@ -277,7 +273,7 @@ impl Mangler<'_> {
         };
         if matches!(instr.code(), Code::Lea_r64_m | Code::Lea_r32_m) {
             let dest = instr.op0_register().full_register();
-            self.push(instr, Op::LoadModuleBase { reg: hw(dest) });
+            self.push(instr, Op::LoadModuleBase { reg: dest });
             let mut new = relative_to(*instr, dest);
             new.set_memory_index(Register::None);
             self.encode(instr, new);
@@ -285,16 +281,16 @@ impl Mangler<'_> {
         }
         let scratch = self.scratch_for(instr);
         let spilled = Fixup::Spilled { reg: hw(scratch), slot: off::SPILL as u16 };
-        self.bytes(instr, |b| raw_x86::store_to_gs(b, off::SPILL, hw(scratch)));
-        self.push_fixup(instr, Op::LoadModuleBase { reg: hw(scratch) }, spilled);
+        self.bytes(instr, |b| encoder::store_to_gs(b, off::SPILL, scratch));
+        self.push_fixup(instr, Op::LoadModuleBase { reg: scratch }, spilled);
         self.push_fixup(instr, Op::Encode(relative_to(*instr, scratch)), spilled);
-        self.bytes(instr, |b| raw_x86::load_from_gs(b, hw(scratch), off::SPILL));
+        self.bytes(instr, |b| encoder::load_from_gs(b, scratch, off::SPILL));
     }
 
     /// Loads the target of `jmp/call r/m64` into rcx (the app's rcx is
     /// saved first). The operand is evaluated before anything else moves.
     fn load_indirect_target(&mut self, instr: &Instruction) {
-        self.bytes(instr, |b| raw_x86::store_to_gs(b, off::IBL_RCX, hw(Register::RCX)));
+        self.bytes(instr, |b| encoder::store_to_gs(b, off::IBL_RCX, Register::RCX));
         let rcx_spilled = Fixup::Spilled { reg: hw(Register::RCX), slot: off::IBL_RCX as u16 };
         if instr.op0_kind() == iced_x86::OpKind::Register {
             let src = instr.op0_register();
@@ -305,15 +301,15 @@ impl Mangler<'_> {
         } else if instr.is_ip_rel_memory_operand() {
             let addr = instr.ip_rel_memory_address();
             if let Some(offset) = self.module_offset(addr) {
-                self.push_fixup(instr, Op::LoadModuleBase { reg: hw(Register::RCX) }, rcx_spilled);
+                self.push_fixup(instr, Op::LoadModuleBase { reg: Register::RCX }, rcx_spilled);
                 let mem = MemoryOperand::with_base_displ(Register::RCX, offset as i64);
                 let new = Instruction::with2(Code::Mov_r64_rm64, Register::RCX, mem).expect("mov");
                 self.push_fixup(instr, Op::Encode(new), rcx_spilled);
                 return;
             }
             let mut b = Vec::with_capacity(16);
-            raw_x86::mov_imm64(&mut b, hw(Register::RCX), addr);
-            raw_x86::load_indirect_self(&mut b, hw(Register::RCX));
+            encoder::mov_imm64(&mut b, Register::RCX, addr);
+            encoder::load_indirect_self(&mut b, Register::RCX);
             self.push_fixup(instr, Op::Bytes(b), rcx_spilled);
         } else {
             let mem = MemoryOperand::new(
@@ -336,29 +332,33 @@ impl Mangler<'_> {
         let next = instr.next_ip();
         if let Some(offset) = self.module_offset(next) {
             // rax = base + offset, pushed; only the push can fault.
-            let rax = hw(Register::RAX);
+            let rax = Register::RAX;
             let slot = off::SPILL as u16 + 8;
             let spilled = match fixup_before {
-                Fixup::Spilled { reg, slot: s } => Fixup::Spilled2 { reg, slot: s, reg2: rax, slot2: slot },
-                _ => Fixup::Spilled { reg: rax, slot },
+                Fixup::Spilled { reg, slot: s } => Fixup::Spilled2 { reg, slot: s, reg2: hw(rax), slot2: slot },
+                _ => Fixup::Spilled { reg: hw(rax), slot },
             };
-            self.bytes(instr, |b| raw_x86::store_to_gs(b, slot as usize, rax));
+            self.bytes(instr, |b| encoder::store_to_gs(b, slot as usize, rax));
             self.push_fixup(instr, Op::LoadModuleBase { reg: rax }, spilled);
             let lea = Instruction::with2(Code::Lea_r64_m, Register::RAX, MemoryOperand::with_base_displ(Register::RAX, offset as i64))
                 .expect("lea");
             self.push_fixup(instr, Op::Encode(lea), spilled);
-            self.push_fixup(instr, Op::Bytes(alloc::vec![0x50]), spilled);
             self.push_fixup(instr, Op::Bytes({
-                let mut b = Vec::with_capacity(9);
-                raw_x86::load_from_gs(&mut b, rax, slot as usize);
+                let mut b = Vec::with_capacity(2);
+                encoder::push(&mut b, rax);
+                b
+            }), spilled);
+            self.push_fixup(instr, Op::Bytes({
+                let mut b = Vec::with_capacity(encoder::GS_MOV_LEN);
+                encoder::load_from_gs(&mut b, rax, slot as usize);
                 b
             }), match fixup_before { Fixup::None => Fixup::RspMoved(-8), other => other });
             return;
         }
-        let mut b = Vec::with_capacity(24);
-        raw_x86::push_imm64(&mut b, next);
+        let mut b = Vec::with_capacity(encoder::push_imm64_len(next));
+        encoder::push_imm64(&mut b, next);
         let fixup = match fixup_before {
-            Fixup::None if next > 0x7fff_ffff => Fixup::RspMoved(-8),
+            Fixup::None if !encoder::push_imm64_is_single(next) => Fixup::RspMoved(-8),
             other => other,
         };
         self.push_fixup(instr, Op::Bytes(b), fixup);
@@ -371,8 +371,7 @@ impl Mangler<'_> {
                 self.push(instr, Op::DirectExit { cond: None, target: instr.near_branch_target() });
             }
             FlowControl::ConditionalBranch if instr.is_jcc_short_or_near() => {
-                let cc = instr.condition_code() as u8 - ConditionCode::o as u8;
-                self.push(instr, Op::DirectExit { cond: Some(cc), target: instr.near_branch_target() });
+                self.push(instr, Op::DirectExit { cond: Some(instr.condition_code()), target: instr.near_branch_target() });
                 self.push(instr, Op::DirectExit { cond: None, target: next });
             }
             FlowControl::ConditionalBranch
@@ -389,11 +388,12 @@ impl Mangler<'_> {
                 self.push(instr, Op::DirectExit { cond: None, target: instr.near_branch_target() });
             }
             FlowControl::Return if matches!(instr.code(), Code::Retnq | Code::Retnq_imm16) => {
-                self.bytes(instr, |b| raw_x86::store_to_gs(b, off::IBL_RCX, hw(Register::RCX)));
+                self.bytes(instr, |b| encoder::store_to_gs(b, off::IBL_RCX, Register::RCX));
                 // Only the pop can fault (a bad stack): rcx is spilled then.
-                let mut b = alloc::vec![raw_x86::POP_RCX];
+                let mut b = Vec::with_capacity(1 + encoder::LEA_RSP_LEN);
+                encoder::pop(&mut b, Register::RCX);
                 if instr.code() == Code::Retnq_imm16 {
-                    raw_x86::lea_rsp(&mut b, instr.immediate16() as i32);
+                    encoder::lea_rsp(&mut b, instr.immediate16() as i32);
                 }
                 self.push_fixup(instr, Op::Bytes(b), Fixup::Spilled { reg: hw(Register::RCX), slot: off::IBL_RCX as u16 });
                 self.push(instr, Op::IndirectExit);
@@ -411,7 +411,7 @@ impl Mangler<'_> {
                 if matches!(instr.code(), Code::Xbegin_rel16 | Code::Xbegin_rel32) => {
                 // Transactions may always abort: report an abort with no
                 // retry hint (eax = 0) and continue at the fallback.
-                self.bytes(instr, |b| b.extend_from_slice(&[0xb8, 0, 0, 0, 0]));
+                self.bytes(instr, |b| encoder::mov_imm32(b, Register::RAX, 0));
                 self.push(instr, Op::DirectExit { cond: None, target: instr.near_branch_target() });
             }
             _ if instr.code() == Code::Syscall && self.syscall_in_place => {
@@ -440,15 +440,12 @@ impl Mangler<'_> {
     /// translates to the app instruction it precedes.
     fn meta(&mut self, app_pc: u64, item: &Item) {
         let op = match item.kind {
-            ItemKind::CleanCall { client, id, arg, only_if } => {
-                let only_if = only_if.map(|cc| cc as u8 - ConditionCode::o as u8);
-                Op::CleanCall { client, id, arg, only_if }
-            }
+            ItemKind::CleanCall { client, id, arg, only_if } => Op::CleanCall { client, id, arg, only_if },
             ItemKind::AppAddress => {
                 let reg = item.instr.op0_register();
                 match self.module_offset(item.instr.immediate64()) {
                     Some(off) => {
-                        self.ops.push(MangledOp { app_pc, app_len: 0, op: Op::LoadModuleBase { reg: hw(reg) }, fixup: Fixup::None });
+                        self.ops.push(MangledOp { app_pc, app_len: 0, op: Op::LoadModuleBase { reg }, fixup: Fixup::None });
                         let mem = MemoryOperand::with_base_displ(reg, off as i64);
                         Op::Encode(Instruction::with2(Code::Lea_r64_m, reg, mem).expect("lea"))
                     }
@@ -515,7 +512,11 @@ pub fn mangle(block: &BasicBlock, addressing: Addressing) -> Option<Vec<MangledO
     }
     if block.ends_in_invalid {
         // Raise SIGILL at the invalid instruction's pc, as natively.
-        m.ops.push(MangledOp { app_pc: end, app_len: 0, op: Op::Bytes(alloc::vec![0x0f, 0x0b]), fixup: Fixup::None });
+        m.ops.push(MangledOp { app_pc: end, app_len: 0, op: Op::Bytes({
+            let mut b = Vec::with_capacity(2);
+            encoder::ud2(&mut b);
+            b
+        }), fixup: Fixup::None });
     } else if !ends_in_cti {
         m.ops.push(MangledOp { app_pc: end, app_len: 0, op: Op::DirectExit { cond: None, target: end }, fixup: Fixup::None });
     }

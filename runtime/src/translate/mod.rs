@@ -1,6 +1,6 @@
 //! The translation pipeline, in DynamoRIO's stage names: decode a block
 //! (`bb_builder`), rewrite it (`mangle`), encode it into the code cache
-//! (`emit`, `raw_x86`, `code_cache`, `segment`), link its exits (`link`),
+//! (`emit`, `encoder`, `code_cache`, `segment`), link its exits (`link`),
 //! look up indirect targets in the cache (`ibl`), remember every block
 //! (`fragment`), and keep blocks of writable code in step with the app's
 //! writes (`smc`). Uses `os` only, besides the shared thread context and
@@ -9,10 +9,10 @@
 pub(crate) mod bb_builder;
 pub(crate) mod code_cache;
 pub(crate) mod emit;
+pub(crate) mod encoder;
 pub(crate) mod fragment;
 pub(crate) mod ibl;
 pub(crate) mod link;
 pub(crate) mod mangle;
-pub(crate) mod raw_x86;
 pub(crate) mod segment;
 pub(crate) mod smc;
