@@ -264,11 +264,33 @@ pub fn listing(code: &[u8], address: u64) -> Vec<Line> {
     out
 }
 
+use persist::exit_data::{self, StoredExit};
+
 /// Bytes of exit data after an exit stub's code.
-const EXIT_DATA: usize = 24;
+const EXIT_DATA: usize = exit_data::LEN;
 /// Instructions in an exit stub: save rax, point rax at the exit data,
 /// jump to the dispatcher.
 const STUB_INSTRUCTIONS: usize = 3;
+
+/// Exit data shown as what it says (the layout is `persist::exit_data`'s).
+fn exit_data_lines(data: &[u8], at: u64) -> Vec<Line> {
+    let Some(e) = StoredExit::from_bytes(data) else { return Vec::new() };
+    let first = match e.kind {
+        exit_data::KIND_DIRECT => format!("exit data: direct exit to module offset {:#x}", e.target),
+        exit_data::KIND_SYSCALL => format!("exit data: system call, then module offset {:#x}", e.target),
+        exit_data::KIND_CLEAN_CALL => {
+            let (client, id, arg) = e.clean_call_parts();
+            format!("exit data: clean call of client {client}, call {id}, argument {arg:#x}")
+        }
+        other => format!("exit data: unknown kind {other:#x}"),
+    };
+    let second = match e.branch_and_slot() {
+        Some((branch, slot)) => format!("exit data: branch at {branch:+}, exit slot at {slot:+}, base slot at {:+}", e.aux as i32),
+        None if e.kind == exit_data::KIND_CLEAN_CALL => "exit data: argument, client and call".to_string(),
+        None => format!("exit data: no branch to link; base slot at {:+}", e.aux as i32),
+    };
+    vec![Line { address: at, bytes: crate::hex(&data[..8]), text: first }, Line { address: at + 8, bytes: crate::hex(&data[8..]), text: second }]
+}
 
 /// A persisted block's code: its body, then each exit stub with its exit
 /// data shown as data (the target's module offset first).
@@ -283,9 +305,7 @@ fn block_listing(code: &[u8], address: u64, stubs: &[usize]) -> Vec<Line> {
         out.extend(taken);
         if data_at + EXIT_DATA <= end {
             let data = &code[data_at..data_at + EXIT_DATA];
-            let target = i64::from_le_bytes(data[..8].try_into().unwrap());
-            out.push(Line { address: address + data_at as u64, bytes: crate::hex(&data[..8]), text: format!("exit data: target module offset {target:#x}") });
-            out.push(Line { address: address + data_at as u64 + 8, bytes: crate::hex(&data[8..]), text: "exit data: distances to the branch, exit slot and base slot".into() });
+            out.extend(exit_data_lines(data, address + data_at as u64));
             if data_at + EXIT_DATA < end {
                 out.extend(listing(&code[data_at + EXIT_DATA..end], address + (data_at + EXIT_DATA) as u64));
             }

@@ -55,6 +55,15 @@ fn list_inspect_and_stats_show_real_files() {
     let d = c.json(&["inspect", "/bin/true", "--disasm", &first.to_string()]);
     assert!(!d[0]["disasm"]["app_code"].as_array().unwrap().is_empty());
     assert!(!d[0]["disasm"]["cache_code"].as_array().unwrap().is_empty());
+    // A block's exits, as its exit data says them (persist::exit_data).
+    let with_exits = list.iter().find(|b| !b["exits"].as_array().unwrap().is_empty()).expect("a block with exits");
+    let at = with_exits["module_offset"].as_u64().unwrap();
+    let dis = c.tool_ok(&["inspect", "/bin/true", "--disasm", &format!("{at:#x}")]);
+    for exit in with_exits["exits"].as_array().unwrap() {
+        let want = format!("exit data: direct exit to module offset {:#x}", exit.as_u64().unwrap());
+        assert!(dis.contains(&want), "no '{want}' in\n{dis}");
+    }
+    assert!(dis.contains("exit data: branch at -"), "{dis}");
     let missing = c.tool(&["inspect", "/bin/true", "--disasm", "0x7fffffff"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("no block at module offset"));

@@ -19,6 +19,7 @@
 extern crate alloc;
 
 pub mod cache_dir;
+pub mod exit_data;
 pub mod header;
 pub mod index;
 pub mod key;

@@ -12,6 +12,7 @@
 use alloc::vec::Vec;
 
 use iced_x86::{ConditionCode, Encoder};
+use persist::exit_data::{self, StoredExit};
 
 use crate::translate::code_cache::CodeCache;
 use crate::translate::encoder;
@@ -34,11 +35,12 @@ pub enum ExitKind {
     /// A client's clean call; `target` is the cache address to resume at,
     /// `arg` the call's argument, `aux` the client index and call id.
     CleanCall = 3,
-    /// Position-independent forms (see [`ExitData::relative`]).
-    RelativeDirect = 0x100,
-    RelativeSyscall = 0x102,
+    /// Position-independent forms, the ones files hold
+    /// ([`persist::exit_data`]).
+    RelativeDirect = persist::exit_data::KIND_DIRECT,
+    RelativeSyscall = persist::exit_data::KIND_SYSCALL,
     /// Resumes right after its exit data.
-    RelativeCleanCall = 0x103,
+    RelativeCleanCall = persist::exit_data::KIND_CLEAN_CALL,
 }
 
 impl ExitKind {
@@ -67,6 +69,15 @@ pub struct ExitData {
     pub aux: u32,
 }
 
+// The bytes a file's stubs carry are this struct's.
+const _: () = assert!(core::mem::size_of::<ExitData>() == exit_data::LEN);
+
+impl From<StoredExit> for ExitData {
+    fn from(e: StoredExit) -> ExitData {
+        ExitData { target: e.target, patch_site: e.patch, raw_kind: e.kind, aux: e.aux }
+    }
+}
+
 /// The decoded form of a position-independent exit.
 pub struct RelativeExit {
     pub target: u64,
@@ -87,19 +98,14 @@ impl ExitData {
         ExitKind::from_raw(self.raw_kind)
     }
 
-    /// Position-independent exit data at `at`: `target` is a module offset,
-    /// `aux` the distance from `at` to the segment's module-base slot,
-    /// `patch_site` the distances to the branch's rel32 field (low half)
-    /// and to the exit's W slot (high half).
+    /// Position-independent exit data at `at` ([`StoredExit::relative`]).
     fn relative(at: u64, kind: ExitKind, module_offset: i64, base_slot: u64, branch: u64, slot: u64) -> ExitData {
-        let dist = |to: u64| to.wrapping_sub(at) as i32 as u32;
-        let patch_site = if branch == 0 { 0 } else { dist(branch) as u64 | (dist(slot) as u64) << 32 };
-        ExitData { target: module_offset as u64, patch_site, raw_kind: kind as u32, aux: dist(base_slot) }
+        StoredExit::relative(at, kind as u32, module_offset as u64, base_slot, branch, slot).into()
     }
 
     /// Decodes position-independent exit data found at `at`.
     pub fn decode_relative(&self, at: u64) -> RelativeExit {
-        let from = |d: u32| at.wrapping_add(d as i32 as i64 as u64);
+        let from = |d: u32| exit_data::from_distance(at, d);
         // SAFETY: the base slot is in the W zone of the code holding this data.
         let base = unsafe { *(from(self.aux) as *const u64) };
         RelativeExit {
@@ -261,12 +267,7 @@ pub fn emit(tag: u64, app_end: u64, ops: &[MangledOp], place: Placement, fragmen
                 let stub = code.len();
                 let aux = (*client as u32) << 24 | (id & 0xff_ffff);
                 let len = if relative {
-                    emit_relative_stub(&mut code, base, |_| ExitData {
-                        target: 0,
-                        patch_site: *arg,
-                        raw_kind: ExitKind::RelativeCleanCall as u32,
-                        aux,
-                    });
+                    emit_relative_stub(&mut code, base, |_| StoredExit::clean_call(*client as u8, *id, *arg).into());
                     RELATIVE_STUB_LEN
                 } else {
                     let resume = base + (stub + STUB_LEN) as u64;
