@@ -184,7 +184,7 @@ impl LoadedFile {
         let off = pc.checked_sub(start)? as u32;
         let t = self.translations(b).take_while(|t| t.cache_offset <= off).last()?;
         let tag = self.module_base + b.module_offset.to_native() as u64;
-        Some((tag + t.app_offset as u64, Fixup::decode(t.fixup)?))
+        Some((tag + t.app_offset as u64, crate::translate::mangle::decode_fixup(t.fixup)?))
     }
 
     fn exits_of(&self, b: &ArchivedBlockEntry) -> impl Iterator<Item = (Patch, u64, u64)> + '_ {
@@ -279,7 +279,7 @@ impl LoadedFiles {
             .map(|t| Translation {
                 cache_offset: t.cache_offset,
                 app_pc: pc + t.app_offset as u64,
-                fixup: Fixup::decode(t.fixup).unwrap_or(Fixup::None),
+                fixup: crate::translate::mangle::decode_fixup(t.fixup).unwrap_or(Fixup::None),
             })
             .collect();
         f.registered.push(pc);

@@ -67,53 +67,12 @@ pub struct MangledOp {
 }
 
 /// The difference between machine and application state at a point in a
-/// fragment (the app pc is that of the instruction being translated).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Fixup {
-    /// Machine registers are the app's.
-    None,
-    /// The app value of `reg` (a hardware number) is in the ThreadContext
-    /// field at `slot`.
-    Spilled { reg: u8, slot: u16 },
-    /// rsp has been moved by this much already.
-    RspMoved(i8),
-    /// Two registers are spilled (a module-relative return address being
-    /// pushed by an indirect call).
-    Spilled2 { reg: u8, slot: u16, reg2: u8, slot2: u16 },
-}
+/// fragment: defined with its stored form in `persist` (files carry it).
+pub use persist::translations::Fixup;
 
-impl Fixup {
-    /// A compact form for persisted translation tables.
-    pub fn encode(self) -> u64 {
-        match self {
-            Fixup::None => 0,
-            Fixup::Spilled { reg, slot } => 1 | (reg as u64) << 8 | (slot as u64) << 16,
-            Fixup::RspMoved(d) => 2 | (d as u8 as u64) << 8,
-            Fixup::Spilled2 { reg, slot, reg2, slot2 } => {
-                3 | (reg as u64) << 8 | (slot as u64) << 16 | (reg2 as u64) << 32 | (slot2 as u64) << 40
-            }
-        }
-    }
-
-    /// The inverse of `encode`; None for a value no runtime writes (the
-    /// slots must be spill fields of the thread context).
-    pub fn decode(v: u64) -> Option<Fixup> {
-        let reg = (v >> 8) as u8;
-        let slot = (v >> 16) as u16;
-        let valid = |r: u8, s: u16| r < 16 && (s as usize) < core::mem::size_of::<crate::thread::ThreadContext>() - 8;
-        let f = match v & 0xff {
-            0 => Fixup::None,
-            1 => Fixup::Spilled { reg, slot },
-            2 => Fixup::RspMoved(reg as i8),
-            3 => Fixup::Spilled2 { reg, slot, reg2: (v >> 32) as u8, slot2: (v >> 40) as u16 },
-            _ => return None,
-        };
-        match f {
-            Fixup::Spilled { reg, slot } if !valid(reg, slot) => None,
-            Fixup::Spilled2 { reg, slot, reg2, slot2 } if !valid(reg, slot) || !valid(reg2, slot2) => None,
-            f => Some(f),
-        }
-    }
+/// A stored fixup code, checked against this runtime's thread context.
+pub fn decode_fixup(code: u64) -> Option<Fixup> {
+    Fixup::decode(code, core::mem::size_of::<crate::thread::ThreadContext>())
 }
 
 /// System calls the runtime has nothing to do with, that do not block
