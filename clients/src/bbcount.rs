@@ -25,13 +25,14 @@ impl BbCount {
             }
             _ => Ok(None),
         })?;
-        Ok(BbCount { top, options_hash: crate::options::hash(options), counters: BlockCounters::new() })
+        // -top only shapes the report: files are shared across its values.
+        Ok(BbCount { top, options_hash: crate::options::hash(&[]), counters: BlockCounters::new() })
     }
 }
 
 impl Client for BbCount {
     fn identity(&self) -> ClientIdentity {
-        ClientIdentity { name: "bbcount", version: 1, options_hash: self.options_hash }
+        ClientIdentity { name: "bbcount", version: 1, code_options_hash: self.options_hash }
     }
 
     fn basic_block(&self, block: &mut BlockIr, _tls: usize, services: &dyn Services) -> EmitFlags {

@@ -90,7 +90,7 @@ impl Drcov {
 
 impl Client for Drcov {
     fn identity(&self) -> ClientIdentity {
-        ClientIdentity { name: "drcov", version: 2, options_hash: self.options_hash }
+        ClientIdentity { name: "drcov", version: 2, code_options_hash: self.options_hash }
     }
 
     fn basic_block(&self, block: &mut BlockIr, _tls: usize, services: &dyn Services) -> EmitFlags {

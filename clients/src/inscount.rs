@@ -27,13 +27,15 @@ impl InsCount {
             }
             _ => Ok(None),
         })?;
-        Ok(InsCount { only_from_app, options_hash: crate::options::hash(options), total: AtomicU64::new(0) })
+        // -only_from_app leaves libraries uninstrumented: other code.
+        let code_options: &[&str] = if only_from_app { &["-only_from_app"] } else { &[] };
+        Ok(InsCount { only_from_app, options_hash: crate::options::hash(code_options), total: AtomicU64::new(0) })
     }
 }
 
 impl Client for InsCount {
     fn identity(&self) -> ClientIdentity {
-        ClientIdentity { name: "inscount", version: 1, options_hash: self.options_hash }
+        ClientIdentity { name: "inscount", version: 1, code_options_hash: self.options_hash }
     }
 
     fn basic_block(&self, block: &mut BlockIr, tls: usize, services: &dyn Services) -> EmitFlags {

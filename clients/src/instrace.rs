@@ -37,7 +37,9 @@ impl InsTrace {
             }
             _ => Ok(None),
         })?;
-        Ok(InsTrace { binary, options_hash: crate::options::hash(options) })
+        // -binary only changes how the buffer is written out, not the code
+        // that fills it.
+        Ok(InsTrace { binary, options_hash: crate::options::hash(&[]) })
     }
 
     fn flush(&self, tls: &mut [u64], tid: u32, services: &dyn Services) {
@@ -74,7 +76,7 @@ fn store32(disp: usize, imm: u32) -> Instruction {
 
 impl Client for InsTrace {
     fn identity(&self) -> ClientIdentity {
-        ClientIdentity { name: "instrace", version: 1, options_hash: self.options_hash }
+        ClientIdentity { name: "instrace", version: 1, code_options_hash: self.options_hash }
     }
 
     fn basic_block(&self, block: &mut BlockIr, tls: usize, services: &dyn Services) -> EmitFlags {

@@ -142,7 +142,7 @@ fn record(block: &BlockIr, at: usize, r: &Reference, tls: usize) -> Vec<Item> {
 
 impl Client for MemTrace {
     fn identity(&self) -> ClientIdentity {
-        ClientIdentity { name: "memtrace", version: 1, options_hash: self.options_hash }
+        ClientIdentity { name: "memtrace", version: 1, code_options_hash: self.options_hash }
     }
 
     fn basic_block(&self, block: &mut BlockIr, tls: usize, services: &dyn Services) -> EmitFlags {

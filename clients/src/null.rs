@@ -18,7 +18,7 @@ impl Null {
 
 impl Client for Null {
     fn identity(&self) -> ClientIdentity {
-        ClientIdentity { name: "null", version: 1, options_hash: self.options_hash }
+        ClientIdentity { name: "null", version: 1, code_options_hash: self.options_hash }
     }
 
     fn basic_block(&self, _block: &mut BlockIr, _tls: usize, _services: &dyn Services) -> EmitFlags {

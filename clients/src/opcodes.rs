@@ -28,7 +28,7 @@ impl Opcodes {
 
 impl Client for Opcodes {
     fn identity(&self) -> ClientIdentity {
-        ClientIdentity { name: "opcodes", version: 1, options_hash: self.options_hash }
+        ClientIdentity { name: "opcodes", version: 1, code_options_hash: self.options_hash }
     }
 
     fn basic_block(&self, block: &mut BlockIr, _tls: usize, services: &dyn Services) -> EmitFlags {

@@ -1,10 +1,12 @@
 //! Parsing client options: `-flag` and `-name VALUE`, with a stable hash of
-//! what was given (part of the client's identity).
+//! those that change emitted code (part of the client's identity, see
+//! `ClientIdentity::code_options_hash`).
 
 use alloc::format;
 use alloc::string::String;
 
-/// FNV-1a over the options, separated by NULs.
+/// FNV-1a over the options, separated by NULs: a client passes the ones
+/// that change the code it emits.
 pub fn hash(options: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for o in options {

@@ -1,7 +1,7 @@
 //! The cache directory's conventions, in one place for the three programs
 //! that meet there: the runtime writes cache files and run reports, dbirun
 //! names and reads the reports, cachetool manages everything. Cache files
-//! are `<module>-<path hash>-<clients hash>.dpc`; beside each, its `.lock`
+//! are `<module>-<path hash>-<variant hash>.dpc`; beside each, its `.lock`
 //! (writers hold an exclusive flock on it) and, while a writer publishes,
 //! `<file>.tmp.<pid>.<hex>` (renamed over the file); run reports are
 //! `.report.<pid>.<nanos>`, and those left for later recording
@@ -21,14 +21,15 @@ const PENDING_PREFIX: &str = ".pending.";
 const CLAIMED_INFIX: &str = ".claimed.";
 
 /// The cache file name for the module whose file is at `module_path` (as
-/// mapped) and the clients tagged `clients_tag`: its file name (characters
+/// mapped) and the run variant tagged `variant_tag` (clients and the
+/// options that change emitted code): its file name (characters
 /// other than printable ASCII become `_`), a hash of the whole path (two
-/// modules of one name in different directories), the clients' tag.
-pub fn cache_file_name(module_path: &[u8], clients_tag: u64) -> String {
+/// modules of one name in different directories), the variant's tag.
+pub fn cache_file_name(module_path: &[u8], variant_tag: u64) -> String {
     let name = module_path.rsplit(|&b| b == b'/').next().unwrap_or(module_path);
     let name: String = String::from_utf8_lossy(name).chars().map(|c| if c.is_ascii_graphic() { c } else { '_' }).collect();
     let path_hash = u64::from_le_bytes(blake3::hash(module_path).as_bytes()[..8].try_into().unwrap());
-    format!("{name}-{path_hash:016x}-{clients_tag:016x}.{FILE_EXTENSION}")
+    format!("{name}-{path_hash:016x}-{variant_tag:016x}.{FILE_EXTENSION}")
 }
 
 /// Whether `name` is a cache file's name, as [`cache_file_name`] makes them.

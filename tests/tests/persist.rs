@@ -422,44 +422,48 @@ fn other_client_uses_other_files() {
     );
 }
 
-/// inscount vs inscount -only_from_app: the same file names, but other
-/// client options: "other clients", nothing loaded.
+/// inscount vs inscount -only_from_app emit different code: each variant
+/// gets its own file, so alternating them keeps both warm (nothing is
+/// rejected, each run loads its own variant's files).
 #[test]
-fn other_client_options_are_other_clients() {
+fn code_affecting_client_options_keep_their_own_files() {
     let exe = program();
     let cache = temp_dir("persist-client-options");
     let logs = temp_dir("persist-client-options-logs");
     let logdir = logs.path().to_str().unwrap();
     let native = native(&exe, &["2"], &RunOpts::new());
-    let cold = run_persist(
-        cache.path(),
-        &["-v", "-stats", "-logdir", logdir, "-c", "inscount"],
-        &exe,
-        &["2"],
-        &RunOpts::new(),
-    );
-    assert_app_same("persist_paths 2 with -c inscount", &native, &cold);
-    let warm = run_persist(
-        cache.path(),
-        &["-v", "-stats", "-logdir", logdir, "-c", "inscount", "-only_from_app"],
-        &exe,
-        &["2"],
-        &RunOpts::new(),
-    );
-    assert_app_same("persist_paths 2 with -c inscount -only_from_app", &native, &warm);
-    let l = log(&warm.stderr);
-    assert_eq!(
-        not_used(&l, PROGRAM),
-        ["other clients"],
-        "why the file of {PROGRAM} was not used\n{}",
-        stderr_excerpt(&warm)
-    );
-    let reasons: BTreeSet<String> = l
-        .iter()
-        .filter_map(|x| if let Log::NotUsing { reason, .. } = x { Some(reason.clone()) } else { None })
-        .collect();
-    assert_eq!(reasons, BTreeSet::from(["other clients".to_owned()]), "every file was made for other client options");
-    assert_eq!(total(&stats(&warm.stderr), "cache files loaded"), 0, "files for other client options were loaded");
+    let plain: &[&str] = &["-v", "-stats", "-logdir", logdir, "-c", "inscount"];
+    let only_app: &[&str] = &["-v", "-stats", "-logdir", logdir, "-c", "inscount", "-only_from_app"];
+    for (round, options) in [plain, only_app, plain, only_app].into_iter().enumerate() {
+        let run = run_persist(cache.path(), options, &exe, &["2"], &RunOpts::new());
+        assert_app_same(&format!("persist_paths 2 round {round} {options:?}"), &native, &run);
+        let l = log(&run.stderr);
+        let rejected: Vec<String> = l.iter().filter_map(|x| if let Log::NotUsing { reason, .. } = x { Some(reason.clone()) } else { None }).collect();
+        assert!(rejected.is_empty(), "round {round} {options:?} rejected files: {rejected:?}\n{}", stderr_excerpt(&run));
+        let loaded = total(&stats(&run.stderr), "cache files loaded");
+        if round < 2 {
+            assert_eq!(loaded, 0, "round {round}: the first run of a variant has no files\n{}", stderr_excerpt(&run));
+        } else {
+            assert!(!used(&l, PROGRAM).is_empty(), "round {round} {options:?}: its variant's file was not used\n{}", stderr_excerpt(&run));
+        }
+    }
+    let files: Vec<_> = dbi_tests::persist::dpc_files(cache.path()).into_iter().filter(|p| dbi_tests::persist::is_file_of(p, PROGRAM)).collect();
+    assert_eq!(files.len(), 2, "one file per variant: {files:?}");
+}
+
+/// bbcount -top only changes the report: -top 5 and -top 10 share files.
+#[test]
+fn report_only_client_options_share_files() {
+    let exe = program();
+    let cache = temp_dir("persist-report-options");
+    let logs = temp_dir("persist-report-options-logs");
+    let logdir = logs.path().to_str().unwrap();
+    let native = native(&exe, &["2"], &RunOpts::new());
+    let cold = run_persist(cache.path(), &["-v", "-logdir", logdir, "-c", "bbcount", "-top", "5"], &exe, &["2"], &RunOpts::new());
+    assert_app_same("persist_paths 2 -c bbcount -top 5", &native, &cold);
+    let warm = run_persist(cache.path(), &["-v", "-logdir", logdir, "-c", "bbcount", "-top", "10"], &exe, &["2"], &RunOpts::new());
+    assert_app_same("persist_paths 2 -c bbcount -top 10", &native, &warm);
+    assert!(!used(&log(&warm.stderr), PROGRAM).is_empty(), "-top 10 did not use the -top 5 file\n{}", stderr_excerpt(&warm));
 }
 
 /// The module rebuilt at the same path with one constant changed: "module
@@ -497,10 +501,11 @@ fn rebuilt_module_is_module_changed() {
     );
 }
 
-/// -stats changes generated code, so it is part of the key: a run without
-/// it finds the -stats file, says "other options", and replaces it.
+/// -stats changes generated code (the lookup code counts), so it is part
+/// of the variant: runs with and without it keep their own files, and
+/// alternating them keeps both warm.
 #[test]
-fn stats_option_is_part_of_the_key() {
+fn stats_option_is_its_own_variant() {
     let exe = program();
     let cache = temp_dir("persist-options");
     let native = native(&exe, &["1"], &RunOpts::new());
@@ -508,9 +513,14 @@ fn stats_option_is_part_of_the_key() {
     assert_app_same("persist_paths 1 -stats (cold)", &native, &cold);
     let other = run_persist(cache.path(), &["-v"], &exe, &["1"], &RunOpts::new());
     assert_app_same("persist_paths 1 without -stats", &native, &other);
-    assert_eq!(not_used(&log(&other.stderr), PROGRAM), ["other options"], "{}", stderr_excerpt(&other));
-    let again = run_persist(cache.path(), &["-v"], &exe, &["1"], &RunOpts::new());
-    assert!(!used(&log(&again.stderr), PROGRAM).is_empty(), "the file was not replaced\n{}", stderr_excerpt(&again));
+    assert!(not_used(&log(&other.stderr), PROGRAM).is_empty(), "the -stats file was looked at\n{}", stderr_excerpt(&other));
+    for options in [&["-v", "-stats"][..], &["-v"]] {
+        let again = run_persist(cache.path(), options, &exe, &["1"], &RunOpts::new());
+        assert_app_same(&format!("persist_paths 1 {options:?} (warm)"), &native, &again);
+        let l = log(&again.stderr);
+        assert!(!used(&l, PROGRAM).is_empty(), "{options:?}: its file was not used\n{}", stderr_excerpt(&again));
+        assert!(not_used(&l, PROGRAM).is_empty(), "{options:?}: a file was rejected\n{}", stderr_excerpt(&again));
+    }
 }
 
 /// A valid file for another runtime version, TLS layout or options hash
@@ -530,7 +540,7 @@ fn rewritten_key_fields_are_noticed() {
     let cases: [(&str, Change); 3] = [
         ("other runtime version", |k| k.runtime_version = k.runtime_version.wrapping_add(1)),
         ("other TLS layout", |k| k.tls_layout_hash ^= 1 << 17),
-        ("other options", |k| k.options_hash = k.options_hash.wrapping_add(1)),
+        ("other -stats setting", |k| k.options_hash = k.options_hash.wrapping_add(1)),
     ];
     let mut problems = Vec::new();
     for (reason, change) in cases {

@@ -6,13 +6,15 @@ use alloc::vec::Vec;
 use crate::ir::BlockIr;
 use crate::services::Services;
 
-/// What a client is, for cache keys: name, version and a hash of its
-/// options (two runs with different options must not share persisted code).
+/// What a client is, for cache keys: name, version and a hash of the
+/// options that change the code it emits. Runs differing there keep
+/// separate persisted files; options that only change what the client
+/// reports (`bbcount -top N`) stay out, so such runs share files.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientIdentity {
     pub name: &'static str,
     pub version: u32,
-    pub options_hash: u64,
+    pub code_options_hash: u64,
 }
 
 /// What a client says about a block it instrumented.

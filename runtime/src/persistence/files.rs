@@ -21,7 +21,7 @@ const LOCK_UN: u64 = 8;
 /// The cache file of the module at `path` for this run's clients
 /// (NUL-terminated): `<dir>/<name>` (`persist::cache_dir`).
 pub fn file_for(dir: &CStr, path: &CStr) -> Vec<u8> {
-    let config = crate::persistence::key::client_names_tag();
+    let config = crate::persistence::key::variant_tag();
     let name = persist::cache_dir::cache_file_name(path.as_bytes(), config);
     let mut out = format!("{dir}/{name}").into_bytes();
     out.push(0);

@@ -54,7 +54,7 @@ fn options_hash() -> u64 {
 pub fn key_for(module_hash: [u8; 32]) -> CacheKey {
     let clients = crate::client_host::identities()
         .into_iter()
-        .map(|c| ClientKey { name: String::from(c.name), version: c.version, options_hash: c.options_hash })
+        .map(|c| ClientKey { name: String::from(c.name), version: c.version, options_hash: c.code_options_hash })
         .collect::<Vec<_>>();
     CacheKey {
         module_hash,
@@ -65,15 +65,19 @@ pub fn key_for(module_hash: [u8; 32]) -> CacheKey {
     }
 }
 
-/// A short hash of the client names, for file names: runs with other
-/// clients use other files, while a change of options, client versions or
-/// runtime finds the old file, reports which key field differs and
-/// replaces it.
-pub fn client_names_tag() -> u64 {
+/// A short hash of this run's variant, for file names: the clients (name,
+/// version, code-affecting options, order) and the runtime's code-affecting
+/// options. Runs that emit different code keep different files side by
+/// side; a changed module, runtime build or thread layout finds the old
+/// file, reports which key field differs and replaces it.
+pub fn variant_tag() -> u64 {
     let mut h = blake3::Hasher::new();
     for c in crate::client_host::identities() {
         h.update(c.name.as_bytes());
         h.update(&[0]);
+        h.update(&c.version.to_le_bytes());
+        h.update(&c.code_options_hash.to_le_bytes());
     }
+    h.update(&options_hash().to_le_bytes());
     u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().unwrap())
 }

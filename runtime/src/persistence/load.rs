@@ -98,7 +98,8 @@ impl Unused {
             Unused::Key(KeyField::ModuleHash) | Unused::ModuleChanged => "module changed",
             Unused::Key(KeyField::Clients) => "other clients",
             Unused::Key(KeyField::TlsLayout) => "other TLS layout",
-            Unused::Key(KeyField::Options) => "other options",
+            // -stats is the one runtime option that changes code.
+            Unused::Key(KeyField::Options) => "other -stats setting",
             Unused::Key(KeyField::RuntimeVersion) => "other runtime version",
             Unused::Untrusted => "untrusted owner or mode",
             Unused::NoRoom => "no room in the code cache",
