@@ -45,7 +45,7 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
                 crate::os::app_prot::note(lo, args[1], Some(app_prot));
             }
             if r >= 0 && wants_exec && args[4] as i64 >= 0 {
-                crate::os::modules::note_file_mapping(args[4] as i64, r as u64, args[1], args[5]);
+                crate::os::modules::note_file_mapping(args[4] as i32, r as u64, args[1], args[5]);
             }
             r
         }
@@ -269,7 +269,7 @@ fn spawn_sharing_memory(
         // A vfork parent resumes only once the child has exec'd or exited,
         // so nothing uses the child's context any more.
         // SAFETY: the mapping is the child's context, no longer in use.
-        unsafe { sys::munmap(mapping, len) };
+        let _ = unsafe { sys::munmap(mapping, len) };
     }
     r
 }

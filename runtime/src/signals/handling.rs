@@ -427,12 +427,7 @@ pub fn deliver_pending(ctx: &mut ThreadContext, pc: u64) -> u64 {
             kernel_sigaction(p.sig, Some(&KernelSigaction::default()), None);
             set_app_action(p.sig, KernelSigaction::default());
             set_mask(SIG_SETMASK, app_mask & !sigmask(p.sig));
-            // SAFETY: signalling this thread.
-            unsafe {
-                let pid = sys::syscall(nr::GETPID, 0, 0, 0) as u64;
-                let tid = sys::syscall(nr::GETTID, 0, 0, 0) as u64;
-                sys::syscall(nr::TGKILL, pid, tid, p.sig as u64);
-            }
+            sys::tgkill_self(sys::gettid(), p.sig as i32);
             set_mask(SIG_SETMASK, app_mask);
             pc
         }
@@ -467,8 +462,7 @@ pub fn deliver_pending(ctx: &mut ThreadContext, pc: u64) -> u64 {
 fn requeue(p: &PendingSignal) {
     // SAFETY: signalling this thread with a siginfo it received.
     unsafe {
-        let pid = sys::syscall(nr::GETPID, 0, 0, 0) as u64;
-        let tid = sys::syscall(nr::GETTID, 0, 0, 0) as u64;
+        let (pid, tid) = (sys::getpid() as u64, sys::gettid() as u64);
         sys::syscall6(nr::RT_TGSIGQUEUEINFO, [pid, tid, p.sig as u64, p.info.as_ptr() as u64, 0, 0]);
     }
 }
