@@ -286,10 +286,9 @@ fn exit_thread(ctx: &mut ThreadContext, status: u64) -> ! {
     if LIVE_THREADS.fetch_sub(1, Relaxed) == 1 {
         exit_process(ctx, status as i32);
     }
-    let all: u64 = !0;
-    // SAFETY: blocking every signal for the rest of this thread's life, so
-    // no handler runs on the stack about to be unmapped.
-    unsafe { sys::syscall6(nr::RT_SIGPROCMASK, [0, &all as *const u64 as u64, 0, 8, 0, 0]) };
+    // Every signal blocked for the rest of this thread's life, so no
+    // handler runs on the stack about to be unmapped.
+    sys::sigprocmask(0, !0);
     // SAFETY: the thread is leaving; nothing else refers to its context.
     unsafe { context_switch::exit_thread(ctx, status) }
 }

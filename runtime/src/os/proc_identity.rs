@@ -44,8 +44,7 @@ fn point_mm_at(stack: &Built) -> sys::Result<()> {
     let stat = read_stat()?;
     // Field numbers as in proc(5), counted from 1.
     let field = |n: usize| stat.get(n - 1).copied().ok_or(sys::Errno::INVAL);
-    // SAFETY: brk(0) only reports the current break.
-    let brk = unsafe { sys::syscall(sys::nr::BRK, 0, 0, 0) } as u64;
+    let brk = sys::current_brk();
     let mut map = rustix::process::PrctlMmMap {
         start_code: field(26)?,
         end_code: field(27)?,

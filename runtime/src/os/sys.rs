@@ -399,6 +399,40 @@ pub fn sleep_ns(ns: u64) {
     let _ = rustix::thread::nanosleep(&t);
 }
 
+/// Sets the calling thread's signal mask (`how`: SIG_BLOCK 0, SIG_UNBLOCK
+/// 1, SIG_SETMASK 2) and returns the previous one. Hand-written: the
+/// kernel's 8-byte set, which rustix has only in its unstable `runtime`.
+pub fn sigprocmask(how: u64, mask: u64) -> u64 {
+    let mut old = 0u64;
+    // SAFETY: pointers to locals, sigsetsize 8.
+    unsafe { syscall6(nr::RT_SIGPROCMASK, [how, &mask as *const u64 as u64, &mut old as *mut u64 as u64, 8, 0, 0]) };
+    old
+}
+
+/// Makes `sig` pending again for the calling thread with the siginfo it
+/// came with (`rt_tgsigqueueinfo`: not in rustix).
+pub fn requeue_to_self(sig: u32, info: &crate::os::siginfo::SigInfo) {
+    // SAFETY: info is a whole siginfo_t.
+    unsafe { syscall6(nr::RT_TGSIGQUEUEINFO, [getpid() as u64, gettid() as u64, sig as u64, info.as_ptr() as u64, 0, 0]) };
+}
+
+/// The XSAVE features this process may use (`arch_prctl(ARCH_GET_XCOMP_PERM)`:
+/// rustix has no `arch_prctl`).
+pub fn xcomp_permitted() -> Result<u64> {
+    const ARCH_GET_XCOMP_PERM: u64 = 0x1022;
+    let mut permitted = 0u64;
+    // SAFETY: the kernel writes a u64 at the pointer.
+    check(unsafe { syscall(nr::ARCH_PRCTL, ARCH_GET_XCOMP_PERM, &mut permitted as *mut u64 as u64, 0) })?;
+    Ok(permitted)
+}
+
+/// The kernel's current program break (of the runtime's image: the app's
+/// is emulated). `brk` is not in rustix.
+pub fn current_brk() -> u64 {
+    // SAFETY: brk(0) only reports the current break.
+    unsafe { syscall(nr::BRK, 0, 0, 0) as u64 }
+}
+
 /// Sends `sig` to thread `tid` of this process. Hand-written: rustix has
 /// `tgkill` only in its unstable `runtime` module.
 pub fn tgkill_self(tid: u32, sig: i32) -> i64 {

@@ -9,7 +9,7 @@
 use crate::signals::handling::PendingSignal;
 use crate::thread::{reg, ThreadContext};
 
-pub const SIGINFO_SIZE: usize = 128;
+pub const SIGINFO_SIZE: usize = crate::os::siginfo::SIZE;
 
 // struct ucontext (kernel) offsets.
 const UC_FLAGS: u64 = 0;
@@ -75,14 +75,9 @@ pub fn xsave_size() -> u64 {
 /// after `arch_prctl(ARCH_REQ_XCOMP_PERM)`), asked each time since the app
 /// may get a permission at any point.
 fn frame_features() -> u64 {
-    const ARCH_GET_XCOMP_PERM: u64 = 0x1022;
-    let mut permitted = 0u64;
-    // SAFETY: the kernel writes a u64 at the pointer.
-    let r = unsafe { crate::os::sys::syscall(crate::os::sys::nr::ARCH_PRCTL, ARCH_GET_XCOMP_PERM, &mut permitted as *mut u64 as u64, 0) };
-    if r == 0 {
-        xcr0() & permitted
-    } else {
-        xcr0()
+    match crate::os::sys::xcomp_permitted() {
+        Ok(permitted) => xcr0() & permitted,
+        Err(_) => xcr0(),
     }
 }
 
@@ -250,7 +245,7 @@ pub fn push_frame(
         for off in (SC_CSGSFS + 8..SC_FPSTATE).step_by(8) {
             put(mc + off, 0u64);
         }
-        let fault_addr: u64 = get(signal.info.as_ptr() as u64 + 16);
+        let fault_addr = signal.info.addr();
         if matches!(signal.sig, crate::signals::handling::SIGSEGV | crate::signals::handling::SIGBUS) {
             put(mc + SC_CR2, fault_addr);
         }

@@ -11,6 +11,7 @@
 use spin::Mutex;
 
 use crate::signals::frames;
+use crate::os::siginfo::SigInfo;
 use crate::os::sys::{self, nr};
 use crate::thread::{reg, ThreadContext};
 
@@ -64,7 +65,7 @@ const MAX_PENDING: usize = 16;
 #[derive(Clone, Copy)]
 pub struct PendingSignal {
     pub sig: u32,
-    pub info: [u8; frames::SIGINFO_SIZE],
+    pub info: SigInfo,
 }
 
 /// Signals received by the runtime's handler and not yet delivered. Only
@@ -79,7 +80,7 @@ pub struct PendingSignals {
 }
 
 impl PendingSignals {
-    fn push(&mut self, sig: u32, info: &[u8; frames::SIGINFO_SIZE], front: bool) {
+    fn push(&mut self, sig: u32, info: &SigInfo, front: bool) {
         let queued = &self.queue[..self.count];
         // Standard signals coalesce while pending, as in the kernel.
         if sig < 32 && !front && queued.iter().any(|p| p.sig == sig) {
@@ -118,10 +119,7 @@ fn sigmask(sig: u32) -> u64 {
 }
 
 pub fn set_mask(how: u64, mask: u64) -> u64 {
-    let mut old = 0u64;
-    // SAFETY: pointers to locals, sigsetsize 8.
-    unsafe { sys::syscall6(nr::RT_SIGPROCMASK, [how, &mask as *const u64 as u64, &mut old as *mut u64 as u64, 8, 0, 0]) };
-    old
+    sys::sigprocmask(how, mask)
 }
 
 /// Blocks every signal and returns the previous mask.
@@ -289,14 +287,13 @@ pub fn sigaltstack(ctx: &ThreadContext, ss: u64, old: u64) -> i64 {
 
 fn current_altstack() -> frames::StackT {
     let mut st = frames::StackT::default();
-    // SAFETY: querying into a local stack_t.
+    // SAFETY: querying into a local stack_t, the kernel's layout.
     unsafe { sys::syscall(nr::SIGALTSTACK, 0, &mut st as *mut _ as u64, 0) };
     st
 }
 
-fn is_synchronous_fault(sig: u32, info: &[u8; frames::SIGINFO_SIZE]) -> bool {
-    let si_code = i32::from_le_bytes(info[8..12].try_into().unwrap());
-    si_code > 0 && matches!(sig, SIGSEGV | SIGBUS | SIGILL | SIGFPE | SIGTRAP)
+fn is_synchronous_fault(sig: u32, info: &SigInfo) -> bool {
+    info.code() > 0 && matches!(sig, SIGSEGV | SIGBUS | SIGILL | SIGFPE | SIGTRAP)
 }
 
 /// The kernel handler for every signal the application handles, reached
@@ -304,7 +301,7 @@ fn is_synchronous_fault(sig: u32, info: &[u8; frames::SIGINFO_SIZE]) -> bool {
 pub extern "C" fn runtime_handler(sig: i32, info: *const u8, uc: *mut u8) {
     let sig = sig as u32;
     // SAFETY: the kernel passes a siginfo and a ucontext.
-    let info: &[u8; frames::SIGINFO_SIZE] = unsafe { &*(info as *const [u8; frames::SIGINFO_SIZE]) };
+    let info = unsafe { SigInfo::from_kernel(info) };
     // SAFETY: every thread that runs app code has its context in GS.
     let ctx = unsafe { crate::thread::current() };
     // SAFETY: uc is the kernel's ucontext for this signal.
@@ -313,8 +310,7 @@ pub extern "C" fn runtime_handler(sig: i32, info: *const u8, uc: *mut u8) {
     let in_cache = crate::translate::code_cache::contains(pc);
     if is_synchronous_fault(sig, info) {
         const SEGV_ACCERR: i32 = 2;
-        let si_code = i32::from_le_bytes(info[8..12].try_into().unwrap());
-        let addr = u64::from_le_bytes(info[16..24].try_into().unwrap());
+        let (si_code, addr) = (info.code(), info.addr());
         if sig == SIGSEGV && si_code == SEGV_ACCERR {
             use crate::translate::smc::{handle_write_fault, WriteFault};
             match handle_write_fault(addr) {
@@ -330,9 +326,8 @@ pub extern "C" fn runtime_handler(sig: i32, info: *const u8, uc: *mut u8) {
             let mut info = *info;
             // An instruction address in siginfo (SIGILL, SIGFPE, SIGTRAP)
             // names the app's instruction, not its copy in the cache.
-            let si_addr = u64::from_le_bytes(info[16..24].try_into().unwrap());
-            if crate::translate::code_cache::contains(si_addr) {
-                info[16..24].copy_from_slice(&ctx.next_pc.to_le_bytes());
+            if crate::translate::code_cache::contains(info.addr()) {
+                info.set_addr(ctx.next_pc);
             }
             ctx.pending.push(sig, &info, true);
             ctx.signal_pending = 1;
@@ -384,11 +379,7 @@ fn internal_error(sig: u32, pc: u64, addr: u64, app_pc: u64) -> ! {
 /// the fetch faults there, so SIGSEGV (`si_code`, `si_addr = addr`) is
 /// queued first, to be delivered at that pc.
 pub fn queue_code_fault(ctx: &mut ThreadContext, addr: u64, si_code: i32) {
-    let mut info = [0u8; frames::SIGINFO_SIZE];
-    info[0..4].copy_from_slice(&(SIGSEGV as i32).to_le_bytes());
-    info[8..12].copy_from_slice(&si_code.to_le_bytes());
-    info[16..24].copy_from_slice(&addr.to_le_bytes());
-    ctx.pending.push(SIGSEGV, &info, true);
+    ctx.pending.push(SIGSEGV, &SigInfo::fault(SIGSEGV, si_code, addr), true);
     ctx.signal_pending = 1;
 }
 
@@ -460,11 +451,7 @@ pub fn deliver_pending(ctx: &mut ThreadContext, pc: u64) -> u64 {
 
 /// Makes `p` pending in the kernel again for this thread, with its siginfo.
 fn requeue(p: &PendingSignal) {
-    // SAFETY: signalling this thread with a siginfo it received.
-    unsafe {
-        let (pid, tid) = (sys::getpid() as u64, sys::gettid() as u64);
-        sys::syscall6(nr::RT_TGSIGQUEUEINFO, [pid, tid, p.sig as u64, p.info.as_ptr() as u64, 0, 0]);
-    }
+    sys::requeue_to_self(p.sig, &p.info);
 }
 
 /// `rt_sigreturn`: restores the app state saved in the frame the app's
