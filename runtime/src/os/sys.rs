@@ -1,35 +1,47 @@
 //! The runtime's own system calls: one typed layer.
 //!
-//! The runtime links no libc. Its own calls go through the typed wrappers
-//! here: errors are [`Errno`] in a [`Result`], descriptors it opens are
-//! [`OwnedFd`]s that close on drop, `fstat` is decoded once into [`Stat`],
-//! and `getpid`/`gettid`/`getuid` have one wrapper each. Most are served by
-//! rustix (linux_raw backend, `default-features = false`, features `fs`,
-//! `mm`, `process`, `thread`, `rand`): each call is an inline `syscall`
-//! instruction, returning the error as a value, with no allocation, no
-//! errno, no TLS, so they are safe in signal handlers and around `fork`.
-//! No rustix function the runtime calls needs the auxiliary vector or the
-//! vDSO (rustix's `clock_gettime` does: it finds the vDSO from the auxv,
-//! and the runtime moves the vDSO, `vdso.rs`; so no `time` feature, and
-//! rustix's `thread::*` vDSO users such as `sched_getcpu` are not called).
+//! The runtime links no libc. Its own calls go through the wrappers here:
+//! errors are [`Errno`] in a [`Result`] (rustix's), descriptors it opens
+//! are [`OwnedFd`]s that close on drop, `fstat` is decoded once into
+//! [`Stat`], `getpid`/`gettid`/`getuid` have one wrapper each, and the
+//! kernel's `siginfo_t` is `siginfo::SigInfo`.
 //!
-//! Hand-written, with the reason:
-//! - [`syscall`]/[`syscall6`]: the calls `emulation/` forwards for the app
-//!   by number (their arguments are the app's, their `-errno` result goes
-//!   back to the app unchanged), and the calls below;
+//! Served by rustix (1.x, linux_raw backend, `default-features = false`,
+//! features `fs`, `mm`, `process`, `thread`, `rand`; no `std`, no libc):
+//! open, read/write/pread/pwrite, close (on drop), fstat, flock, rename,
+//! unlink, readlinkat, faccessat, fcntl(F_DUPFD_CLOEXEC), getrandom,
+//! madvise, mremap (the vDSO move), getpid, gettid, getuid, getrlimit,
+//! sched_yield, nanosleep, prctl(PR_SET_NAME) and prctl(PR_SET_MM_MAP).
+//! Each is an inline `syscall` instruction returning the error as a value:
+//! no allocation, no errno, no TLS, so they are safe in signal handlers and
+//! around `fork`. None of them needs the auxiliary vector or the vDSO.
+//! Rustix's `clock_gettime` (feature `time`) and `sched_getcpu` do: they
+//! find the vDSO from the auxv, which rustix would read lazily from
+//! /proc/self/auxv, and the runtime moves the vDSO (`vdso.rs`); so the
+//! runtime does not enable `time` and calls neither. One trap: rustix
+//! asserts (panics) when a descriptor of -1 is borrowed, so app descriptor
+//! numbers go through [`borrow`], which checks.
+//!
+//! Hand-written ([`syscall`]/[`syscall6`]), with the reason:
+//! - the calls `emulation/` forwards for the app by number (its arguments
+//!   are the app's and its `-errno` result goes back to the app unchanged;
+//!   `emulation/syscalls.rs`, `vsyscall.rs`, `exec.rs`), and the app's own
+//!   `rt_sigaction`/`sigaltstack` forwarded by `signals/handling.rs`;
 //! - `rt_sigaction`, `rt_sigprocmask`, `sigaltstack`, `rt_sigreturn`,
-//!   `rt_tgsigqueueinfo`, `tgkill` (`signals/`): the kernel's own structure
-//!   layouts and sets, which rustix offers only in its unstable `runtime`
-//!   module; `clone`/`clone3`, `execve`/`execveat`, `exit`/`exit_group`,
-//!   `arch_prctl` (GS base, `ARCH_GET_XCOMP_PERM`), `brk`: likewise
-//!   `runtime`-only or absent;
-//! - `mmap`/`munmap`/`mprotect`/`mremap` keep `u64` addresses: the
-//!   runtime's memory code does address arithmetic in `u64` throughout and
-//!   shares these with the app's requests; their results are typed here;
-//! - `getcwd` (rustix's allocates a `CString`), `personality`,
-//!   `PR_SET_MM_MAP` with the kernel's `prctl_mm_map` as `proc_identity`
-//!   builds it, `clock_gettime` (vDSO, above), `getrlimit` into the
-//!   kernel's struct.
+//!   `rt_tgsigqueueinfo`, `tgkill`, `clone`/`clone3`, `execve`/`execveat`,
+//!   `exit`/`exit_group`, `arch_prctl` (GS base, `ARCH_GET_XCOMP_PERM`):
+//!   the kernel's own signal structures and process-control calls, which
+//!   rustix offers only in its unstable, hidden `runtime` module or not at
+//!   all; the runtime's `rt_sigaction` and `sigaltstack` stay in
+//!   `signals/handling.rs` beside the kernel structures they pass;
+//! - `brk`, `personality`: not in rustix; `getcwd`: rustix's allocates a
+//!   `CString` (feature `alloc`), this one fills a caller's buffer;
+//!   `clock_gettime`: rustix's goes through the vDSO (above);
+//! - `mmap`/`munmap`/`mprotect` stay hand-written but typed
+//!   (`Result<u64>`): the runtime's memory code computes addresses and
+//!   protections as `u64` throughout, the same values it passes for the
+//!   app's requests, and rustix's pointer/bitflags signatures would only
+//!   add casts at every call.
 //!
 //! Descriptors that live for the whole process (stderr, the log's private
 //! copy) and the app's descriptors are raw numbers; [`borrow`] lends one
