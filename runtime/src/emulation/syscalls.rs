@@ -288,7 +288,7 @@ fn exit_thread(ctx: &mut ThreadContext, status: u64) -> ! {
     }
     // Every signal blocked for the rest of this thread's life, so no
     // handler runs on the stack about to be unmapped.
-    sys::sigprocmask(0, !0);
+    crate::os::signal::sigprocmask(0, !0);
     // SAFETY: the thread is leaving; nothing else refers to its context.
     unsafe { context_switch::exit_thread(ctx, status) }
 }

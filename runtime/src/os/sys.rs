@@ -4,7 +4,7 @@
 //! errors are [`Errno`] in a [`Result`] (rustix's), descriptors it opens
 //! are [`OwnedFd`]s that close on drop, `fstat` is decoded once into
 //! [`Stat`], `getpid`/`gettid`/`getuid` have one wrapper each, and the
-//! kernel's `siginfo_t` is `siginfo::SigInfo`.
+//! kernel's `siginfo_t` is `signal::SigInfo`.
 //!
 //! Served by rustix (1.x, linux_raw backend, `default-features = false`,
 //! features `fs`, `mm`, `process`, `thread`, `rand`; no `std`, no libc):
@@ -27,13 +27,13 @@
 //!   are the app's and its `-errno` result goes back to the app unchanged;
 //!   `emulation/syscalls.rs`, `vsyscall.rs`, `exec.rs`), and the app's own
 //!   `rt_sigaction`/`sigaltstack` forwarded by `signals/handling.rs`;
-//! - `rt_sigaction`, `rt_sigprocmask`, `sigaltstack`, `rt_sigreturn`,
-//!   `rt_tgsigqueueinfo`, `tgkill`, `clone`/`clone3`, `execve`/`execveat`,
-//!   `exit`/`exit_group`, `arch_prctl` (GS base, `ARCH_GET_XCOMP_PERM`):
-//!   the kernel's own signal structures and process-control calls, which
-//!   rustix offers only in its unstable, hidden `runtime` module or not at
-//!   all; the runtime's `rt_sigaction` and `sigaltstack` stay in
-//!   `signals/handling.rs` beside the kernel structures they pass;
+//! - `rt_sigaction`, `rt_sigprocmask`, `sigaltstack`, `rt_tgsigqueueinfo`
+//!   (the runtime's own, typed, in `signal.rs` with the kernel's
+//!   structures), `rt_sigreturn`, `tgkill`, `clone`/`clone3`,
+//!   `execve`/`execveat`, `exit`/`exit_group`, `arch_prctl` (GS base,
+//!   `ARCH_GET_XCOMP_PERM`): the kernel's own signal structures and
+//!   process-control calls, which rustix offers only in its unstable,
+//!   hidden `runtime` module or not at all;
 //! - `brk`, `personality`: not in rustix; `getcwd`: rustix's allocates a
 //!   `CString` (feature `alloc`), this one fills a caller's buffer;
 //!   `clock_gettime`: rustix's goes through the vDSO (above);
@@ -409,23 +409,6 @@ pub fn sched_yield() {
 pub fn sleep_ns(ns: u64) {
     let t = rustix::thread::Timespec { tv_sec: (ns / 1_000_000_000) as i64, tv_nsec: (ns % 1_000_000_000) as i64 };
     let _ = rustix::thread::nanosleep(&t);
-}
-
-/// Sets the calling thread's signal mask (`how`: SIG_BLOCK 0, SIG_UNBLOCK
-/// 1, SIG_SETMASK 2) and returns the previous one. Hand-written: the
-/// kernel's 8-byte set, which rustix has only in its unstable `runtime`.
-pub fn sigprocmask(how: u64, mask: u64) -> u64 {
-    let mut old = 0u64;
-    // SAFETY: pointers to locals, sigsetsize 8.
-    unsafe { syscall6(nr::RT_SIGPROCMASK, [how, &mask as *const u64 as u64, &mut old as *mut u64 as u64, 8, 0, 0]) };
-    old
-}
-
-/// Makes `sig` pending again for the calling thread with the siginfo it
-/// came with (`rt_tgsigqueueinfo`: not in rustix).
-pub fn requeue_to_self(sig: u32, info: &crate::os::siginfo::SigInfo) {
-    // SAFETY: info is a whole siginfo_t.
-    unsafe { syscall6(nr::RT_TGSIGQUEUEINFO, [getpid() as u64, gettid() as u64, sig as u64, info.as_ptr() as u64, 0, 0]) };
 }
 
 /// The XSAVE features this process may use (`arch_prctl(ARCH_GET_XCOMP_PERM)`:

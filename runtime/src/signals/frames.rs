@@ -9,7 +9,7 @@
 use crate::signals::handling::PendingSignal;
 use crate::thread::{reg, ThreadContext};
 
-pub const SIGINFO_SIZE: usize = crate::os::siginfo::SIZE;
+pub const SIGINFO_SIZE: usize = crate::os::signal::SIZE;
 
 // struct ucontext (kernel) offsets.
 const UC_FLAGS: u64 = 0;
@@ -44,26 +44,7 @@ const XSAVE_HEADER: u64 = 512;
 /// The flags a handler may change through its ucontext (the kernel's FIX_EFLAGS).
 const FIX_EFLAGS: u64 = 0x40000 | 0x800 | 0x400 | 0x100 | 0x80 | 0x40 | 0x10 | 0x4 | 0x1 | 0x10000;
 
-/// `stack_t`.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-pub struct StackT {
-    pub sp: u64,
-    pub flags: u32,
-    _pad: u32,
-    pub size: u64,
-}
-
-const SS_DISABLE: u32 = 2;
-
-impl StackT {
-    pub fn enabled(&self) -> bool {
-        self.flags & SS_DISABLE == 0 && self.size != 0
-    }
-    pub fn contains(&self, sp: u64) -> bool {
-        self.enabled() && sp > self.sp && sp <= self.sp + self.size
-    }
-}
+pub use crate::os::signal::StackT;
 
 /// Size of the standard-format XSAVE image for the enabled features.
 pub fn xsave_size() -> u64 {

@@ -11,7 +11,7 @@
 use spin::Mutex;
 
 use crate::signals::frames;
-use crate::os::siginfo::SigInfo;
+use crate::os::signal::{self, SigInfo};
 use crate::os::sys::{self, nr};
 use crate::thread::{reg, ThreadContext};
 
@@ -45,15 +45,7 @@ const SS_ONSTACK: u32 = 1;
 const EINTR: i64 = 4;
 const EFAULT: i64 = 14;
 
-/// `struct sigaction` as the kernel's `rt_sigaction` takes it.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-pub struct KernelSigaction {
-    pub handler: u64,
-    pub flags: u64,
-    pub restorer: u64,
-    pub mask: u64,
-}
+pub use crate::os::signal::KernelSigaction;
 
 /// The application's actions; None until the app first touches a signal
 /// (then the kernel's inherited disposition is the answer).
@@ -119,19 +111,12 @@ fn sigmask(sig: u32) -> u64 {
 }
 
 pub fn set_mask(how: u64, mask: u64) -> u64 {
-    sys::sigprocmask(how, mask)
+    signal::sigprocmask(how, mask)
 }
 
 /// Blocks every signal and returns the previous mask.
 pub fn block_all() -> u64 {
     set_mask(SIG_BLOCK, !0)
-}
-
-fn kernel_sigaction(sig: u32, new: Option<&KernelSigaction>, old: Option<&mut KernelSigaction>) -> i64 {
-    let new_ptr = new.map_or(0, |n| n as *const _ as u64);
-    let old_ptr = old.map_or(0, |o| o as *mut _ as u64);
-    // SAFETY: valid sigaction pointers or null, sigsetsize 8.
-    unsafe { sys::syscall6(nr::RT_SIGACTION, [sig as u64, new_ptr, old_ptr, 8, 0, 0]) }
 }
 
 fn app_action(sig: u32) -> KernelSigaction {
@@ -140,7 +125,7 @@ fn app_action(sig: u32) -> KernelSigaction {
         return a;
     }
     let mut current = KernelSigaction::default();
-    kernel_sigaction(sig, None, Some(&mut current));
+    let _ = signal::sigaction(sig, None, Some(&mut current));
     actions[sig as usize] = Some(current);
     current
 }
@@ -194,7 +179,7 @@ fn catchable(sig: u32) -> bool {
 /// process inherited come to the runtime from the start.
 pub fn catch_fatal_signals() {
     for sig in ALWAYS_CAUGHT {
-        kernel_sigaction(sig, Some(&runtime_action(&app_action(sig))), None);
+        let _ = signal::sigaction(sig, Some(&runtime_action(&app_action(sig))), None);
     }
     // Without exit work nothing else is caught: no need to ask the kernel
     // about 64 signals.
@@ -204,7 +189,7 @@ pub fn catch_fatal_signals() {
     for sig in (1..=NSIG as u32).filter(|&s| catchable(s) && !ALWAYS_CAUGHT.contains(&s)) {
         let app = app_action(sig);
         if must_catch(sig, app.handler) {
-            kernel_sigaction(sig, Some(&runtime_action(&app)), None);
+            let _ = signal::sigaction(sig, Some(&runtime_action(&app)), None);
         }
     }
 }
@@ -223,14 +208,14 @@ fn ignored_but_caught() -> impl Iterator<Item = u32> {
 pub fn before_exec() {
     let ignore = KernelSigaction { handler: SIG_IGN, ..KernelSigaction::default() };
     for sig in ignored_but_caught() {
-        kernel_sigaction(sig, Some(&ignore), None);
+        let _ = signal::sigaction(sig, Some(&ignore), None);
     }
 }
 
 /// The exec failed and the app goes on: the runtime catches them again.
 pub fn after_failed_exec() {
     for sig in ignored_but_caught() {
-        kernel_sigaction(sig, Some(&runtime_action(&app_action(sig))), None);
+        let _ = signal::sigaction(sig, Some(&runtime_action(&app_action(sig))), None);
     }
 }
 
@@ -253,9 +238,8 @@ pub fn rt_sigaction(sig: u64, act: u64, oldact: u64, setsize: u64, private: bool
         };
         let native = (new.handler == SIG_DFL || new.handler == SIG_IGN) && !must_catch(sig, new.handler);
         let installed = if native { new } else { runtime_action(&new) };
-        let r = kernel_sigaction(sig, Some(&installed), None);
-        if r < 0 {
-            return r;
+        if let Err(e) = signal::sigaction(sig, Some(&installed), None) {
+            return -(e.raw_os_error() as i64);
         }
         if !private {
             set_app_action(sig, new);
@@ -286,10 +270,7 @@ pub fn sigaltstack(ctx: &ThreadContext, ss: u64, old: u64) -> i64 {
 }
 
 fn current_altstack() -> frames::StackT {
-    let mut st = frames::StackT::default();
-    // SAFETY: querying into a local stack_t, the kernel's layout.
-    unsafe { sys::syscall(nr::SIGALTSTACK, 0, &mut st as *mut _ as u64, 0) };
-    st
+    signal::altstack()
 }
 
 fn is_synchronous_fault(sig: u32, info: &SigInfo) -> bool {
@@ -348,7 +329,7 @@ pub extern "C" fn runtime_handler(sig: i32, info: *const u8, uc: *mut u8) {
         // instruction (its own code there): die of it as the app would (the
         // instruction faults again under the default action).
         crate::verbose!("signal {} (code {}) at pc {:#x} (addr {:#x}) not in app code: default action", sig, si_code, pc, addr);
-        kernel_sigaction(sig, Some(&KernelSigaction::default()), None);
+        let _ = signal::sigaction(sig, Some(&KernelSigaction::default()), None);
         return;
     }
     ctx.pending.push(sig, info, false);
@@ -415,7 +396,7 @@ pub fn deliver_pending(ctx: &mut ThreadContext, pc: u64) -> u64 {
             if terminates_by_default(p.sig) {
                 crate::process_end::process_exit(ctx, crate::process_end::Reason::FatalSignal);
             }
-            kernel_sigaction(p.sig, Some(&KernelSigaction::default()), None);
+            let _ = signal::sigaction(p.sig, Some(&KernelSigaction::default()), None);
             set_app_action(p.sig, KernelSigaction::default());
             set_mask(SIG_SETMASK, app_mask & !sigmask(p.sig));
             sys::tgkill_self(sys::gettid(), p.sig as i32);
@@ -433,7 +414,7 @@ pub fn deliver_pending(ctx: &mut ThreadContext, pc: u64) -> u64 {
                 mask |= sigmask(p.sig);
             }
             if act.flags & SA_RESETHAND != 0 {
-                kernel_sigaction(p.sig, Some(&KernelSigaction::default()), None);
+                let _ = signal::sigaction(p.sig, Some(&KernelSigaction::default()), None);
                 set_app_action(p.sig, KernelSigaction::default());
             }
             ctx.gpr[reg::RSP] = frame.sp;
@@ -451,7 +432,7 @@ pub fn deliver_pending(ctx: &mut ThreadContext, pc: u64) -> u64 {
 
 /// Makes `p` pending in the kernel again for this thread, with its siginfo.
 fn requeue(p: &PendingSignal) {
-    sys::requeue_to_self(p.sig, &p.info);
+    signal::requeue_to_self(p.sig, &p.info);
 }
 
 /// `rt_sigreturn`: restores the app state saved in the frame the app's
