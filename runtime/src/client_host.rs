@@ -193,8 +193,7 @@ pub fn process_exit() {
 /// Runs client `index`'s clean call `id` with the app state in `ctx`.
 pub fn clean_call(ctx: &mut ThreadContext, index: usize, id: u32, arg: u64) {
     let Some(client) = clients().get(index) else { return };
-    // SAFETY: gettid takes no arguments.
-    let tid = unsafe { sys::syscall(sys::nr::GETTID, 0, 0, 0) } as u32;
+    let tid = sys::gettid();
     let n = api::TLS_SLOTS_PER_CLIENT;
     let ThreadContext { gpr, rflags, client_tls, .. } = ctx;
     let mut call = api::CleanCallContext { gprs: gpr, rflags, tls: &mut client_tls[index * n..(index + 1) * n], tid };
@@ -219,9 +218,10 @@ fn logdir() -> &'static [u8] {
             return d;
         }
         let mut buf = [0u8; 4096];
-        // SAFETY: buf is writable.
-        let n = unsafe { sys::syscall(sys::nr::GETCWD, buf.as_mut_ptr() as u64, buf.len() as u64, 0) };
-        let len = if n > 0 { buf.iter().position(|&b| b == 0).unwrap_or(0) } else { 0 };
+        let len = match sys::getcwd(&mut buf) {
+            Ok(n) if n > 0 => buf.iter().position(|&b| b == 0).unwrap_or(0),
+            _ => 0,
+        };
         CStr::leak(if len > 0 { &buf[..len] } else { b"." })
     })
     .as_bytes()
@@ -259,8 +259,7 @@ fn write_client_file(client: &str, path: &[u8], contents: &[u8], append: bool) -
 
 /// `<logdir>/<client>.<app>.<pid>[.<tid>].<suffix>`, NUL-terminated.
 fn output_path(client: &str, suffix: &str, tid: Option<u32>) -> Vec<u8> {
-    // SAFETY: getpid takes no arguments.
-    let pid = unsafe { sys::syscall(sys::nr::GETPID, 0, 0, 0) };
+    let pid = sys::getpid();
     let mut path = PathBuf { buf: logdir().to_vec() };
     let _ = write!(path, "/{client}.{}.{pid}", app_name());
     if let Some(tid) = tid {
@@ -314,8 +313,7 @@ impl Services for Host {
     }
 
     fn thread_id(&self) -> u32 {
-        // SAFETY: gettid takes no arguments.
-        unsafe { sys::syscall(sys::nr::GETTID, 0, 0, 0) as u32 }
+        sys::gettid()
     }
 
     fn app_name(&self) -> &str {

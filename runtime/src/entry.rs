@@ -50,7 +50,7 @@ fn note_image(path: CStr, image: &loader::Image) {
 
 fn cannot_load(path: &CStr, err: loader::LoadError) -> ! {
     let status = match err {
-        loader::LoadError::Open(e) if e == sys::ENOENT => NOT_FOUND,
+        loader::LoadError::Open(sys::Errno::NOENT) => NOT_FOUND,
         _ => CANNOT_EXECUTE,
     };
     crate::log::fatal(status, format_args!("{path}: {err}"))

@@ -56,8 +56,7 @@ pub fn with_all_locks(fork_call: impl FnOnce() -> i64) -> i64 {
             break held;
         }
         core::hint::spin_loop();
-        // SAFETY: yielding takes no arguments.
-        unsafe { crate::os::sys::syscall(crate::os::sys::nr::SCHED_YIELD, 0, 0, 0) };
+        crate::os::sys::sched_yield();
     };
     let r = crate::ALLOCATOR.while_locked(fork_call);
     drop(held);

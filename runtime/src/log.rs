@@ -7,14 +7,13 @@ use core::sync::atomic::{AtomicI32, Ordering::Relaxed};
 /// exit (coreutils do), so with `-v` or `-stats` the runtime keeps a private
 /// duplicate, placed high and close-on-exec to stay out of the app's way.
 static LOG_FD: AtomicI32 = AtomicI32::new(2);
-const PRIVATE_FD_MIN: u64 = 1000;
-const F_DUPFD_CLOEXEC: u64 = 1030;
+const PRIVATE_FD_MIN: i32 = 1000;
 
 pub fn keep_private_stderr() {
-    // SAFETY: duplicating a descriptor takes no pointers.
-    let fd = unsafe { crate::os::sys::syscall(crate::os::sys::nr::FCNTL, 2, F_DUPFD_CLOEXEC, PRIVATE_FD_MIN) };
-    if fd >= 0 {
-        LOG_FD.store(fd as i32, Relaxed);
+    use crate::os::sys::{self, IntoRawFd};
+    if let Some(fd) = sys::borrow(2).and_then(|e| sys::dup_at_least(e, PRIVATE_FD_MIN).ok()) {
+        // Kept open for the whole process.
+        LOG_FD.store(fd.into_raw_fd(), Relaxed);
     }
 }
 

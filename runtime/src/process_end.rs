@@ -54,8 +54,6 @@ pub fn process_exit(ctx: &ThreadContext, reason: Reason) {
 fn wait_for_the_end() -> ! {
     crate::signals::handling::block_all();
     loop {
-        let pause = [1u64, 0]; // a timespec of one second
-        // SAFETY: nanosleep reads the timespec and writes nothing (no rem).
-        unsafe { crate::os::sys::syscall(crate::os::sys::nr::NANOSLEEP, pause.as_ptr() as u64, 0, 0) };
+        crate::os::sys::sleep_ns(1_000_000_000);
     }
 }

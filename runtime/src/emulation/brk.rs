@@ -54,12 +54,12 @@ pub fn brk(request: u64) -> u64 {
                 0,
             )
         };
-        if r < 0 {
+        if r.is_err() {
             return b.current;
         }
     } else if new_end < old_end {
         // SAFETY: the pages above the new break belong to the old heap.
-        unsafe { sys::munmap(new_end, old_end - new_end) };
+        let _ = unsafe { sys::munmap(new_end, old_end - new_end) };
     }
     b.current = request;
     request

@@ -9,19 +9,15 @@ use alloc::vec::Vec;
 use crate::os::startup_args::CStr;
 use crate::os::sys::{self, nr};
 
-const S_ISUID: u32 = 0o4000;
-const S_ISGID: u32 = 0o2000;
-const X_OK: u64 = 1;
 
 /// The runtime's own executable, found at start-up.
 static mut RUNTIME_PATH: Option<CStr> = None;
 
 pub fn init() {
     let mut buf = [0u8; 4096];
-    let n = sys::readlink(b"/proc/self/exe\0", &mut buf);
-    if n > 0 {
+    if let Ok(n @ 1..) = sys::readlink(b"/proc/self/exe\0", &mut buf) {
         // SAFETY: single-threaded start-up.
-        unsafe { *core::ptr::addr_of_mut!(RUNTIME_PATH) = Some(CStr::leak(&buf[..n as usize])) };
+        unsafe { *core::ptr::addr_of_mut!(RUNTIME_PATH) = Some(CStr::leak(&buf[..n])) };
     }
 }
 
@@ -51,25 +47,17 @@ enum Verdict {
 }
 
 fn judge(path: &CStr) -> Verdict {
-    // SAFETY: path is NUL-terminated.
-    let access = unsafe {
-        sys::syscall6(nr::FACCESSAT, [sys::AT_FDCWD as u64, path.as_bytes_with_nul().as_ptr() as u64, X_OK, 0, 0, 0])
+    if !sys::may_execute(path.as_bytes_with_nul()) {
+        return Verdict::Native;
+    }
+    let Ok(fd) = sys::open_read(path.as_bytes_with_nul()) else {
+        return Verdict::Native;
     };
-    if access < 0 {
-        return Verdict::Native;
-    }
-    let fd = sys::open_read(path.as_bytes_with_nul());
-    if fd < 0 {
-        return Verdict::Native;
-    }
     let mut head = [0u8; 20];
-    let got = sys::pread(fd, &mut head, 0);
-    let mut st = [0u32; 36];
-    // SAFETY: st is large enough for struct stat.
-    let stat_ok = unsafe { sys::syscall(nr::FSTAT, fd as u64, st.as_mut_ptr() as u64, 0) } == 0;
-    sys::close(fd);
-    // st_mode is the u32 at byte offset 24.
-    if stat_ok && st[6] & (S_ISUID | S_ISGID) != 0 {
+    let got = sys::pread(&fd, &mut head, 0).unwrap_or(0);
+    let stat = sys::fstat(&fd);
+    drop(fd);
+    if stat.is_ok_and(|st| st.mode & (sys::S_ISUID | sys::S_ISGID) != 0) {
         verbose!("{path}: setuid/setgid program runs natively");
         return Verdict::Native;
     }
@@ -145,11 +133,11 @@ pub fn execveat(dirfd: i64, path: u64, argv: u64, envp: u64, flags: u64) -> i64 
     let mut link = [0u8; 40];
     let link = crate::os::fd_path::format_fd_link(dirfd, &mut link);
     let mut dir = [0u8; 4096];
-    let n = sys::readlink(link, &mut dir);
-    if n <= 0 {
-        return native();
-    }
-    let mut full: Vec<u8> = dir[..n as usize].to_vec();
+    let n = match sys::readlink(link, &mut dir) {
+        Ok(n @ 1..) => n,
+        _ => return native(),
+    };
+    let mut full: Vec<u8> = dir[..n].to_vec();
     if rel.as_bytes().is_empty() {
         // fexecve: the descriptor is the program itself.
         if flags & AT_EMPTY_PATH == 0 {

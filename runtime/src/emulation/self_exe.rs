@@ -3,25 +3,24 @@
 //! answered with the application's own executable.
 
 use crate::os::startup_args::CStr;
-use crate::os::sys;
+use crate::os::sys::{self, AsRawFd};
 
 static mut APP_EXE: Option<CStr> = None;
 
 /// Records the real path of the program being run (for a script, of its
 /// interpreter, as the kernel reports it).
 pub fn init(program: &CStr) {
-    let fd = sys::open_read(program.as_bytes_with_nul());
-    if fd < 0 {
+    let Ok(fd) = sys::open_read(program.as_bytes_with_nul()) else {
         return;
-    }
+    };
     let mut link = [0u8; 40];
-    let link = crate::os::fd_path::format_fd_link(fd, &mut link);
+    let link = crate::os::fd_path::format_fd_link(fd.as_raw_fd() as i64, &mut link);
     let mut target = [0u8; 4096];
     let n = sys::readlink(link, &mut target);
-    sys::close(fd);
-    if n > 0 {
+    drop(fd);
+    if let Ok(n @ 1..) = n {
         // SAFETY: single-threaded start-up.
-        unsafe { *core::ptr::addr_of_mut!(APP_EXE) = Some(CStr::leak(&target[..n as usize])) };
+        unsafe { *core::ptr::addr_of_mut!(APP_EXE) = Some(CStr::leak(&target[..n])) };
     }
 }
 
@@ -34,8 +33,7 @@ pub fn is_self_exe(path: &[u8]) -> bool {
     let Some(rest) = path.strip_prefix(b"/proc/").and_then(|r| r.strip_suffix(b"/exe")) else {
         return false;
     };
-    // SAFETY: getpid takes no arguments.
-    let pid = unsafe { sys::syscall(sys::nr::GETPID, 0, 0, 0) } as u64;
+    let pid = sys::getpid() as u64;
     let mut v = 0u64;
     !rest.is_empty() && rest.iter().all(|c| c.is_ascii_digit()) && {
         for &c in rest {

@@ -45,7 +45,7 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
                 crate::os::app_prot::note(lo, args[1], Some(app_prot));
             }
             if r >= 0 && wants_exec && args[4] as i64 >= 0 {
-                crate::os::modules::note_file_mapping(args[4] as i64, r as u64, args[1], args[5]);
+                crate::os::modules::note_file_mapping(args[4] as i32, r as u64, args[1], args[5]);
             }
             r
         }
@@ -269,7 +269,7 @@ fn spawn_sharing_memory(
         // A vfork parent resumes only once the child has exec'd or exited,
         // so nothing uses the child's context any more.
         // SAFETY: the mapping is the child's context, no longer in use.
-        unsafe { sys::munmap(mapping, len) };
+        let _ = unsafe { sys::munmap(mapping, len) };
     }
     r
 }
@@ -286,10 +286,9 @@ fn exit_thread(ctx: &mut ThreadContext, status: u64) -> ! {
     if LIVE_THREADS.fetch_sub(1, Relaxed) == 1 {
         exit_process(ctx, status as i32);
     }
-    let all: u64 = !0;
-    // SAFETY: blocking every signal for the rest of this thread's life, so
-    // no handler runs on the stack about to be unmapped.
-    unsafe { sys::syscall6(nr::RT_SIGPROCMASK, [0, &all as *const u64 as u64, 0, 8, 0, 0]) };
+    // Every signal blocked for the rest of this thread's life, so no
+    // handler runs on the stack about to be unmapped.
+    crate::os::signal::sigprocmask(0, !0);
     // SAFETY: the thread is leaving; nothing else refers to its context.
     unsafe { context_switch::exit_thread(ctx, status) }
 }

@@ -113,7 +113,7 @@ unsafe impl GlobalAlloc for RuntimeAllocator {
             }
             None => {
                 // SAFETY: large blocks are whole mappings of this size.
-                unsafe { sys::munmap(block as u64, sys::page_up(layout.size() as u64)) };
+                let _ = unsafe { sys::munmap(block as u64, sys::page_up(layout.size() as u64)) };
             }
         }
     }

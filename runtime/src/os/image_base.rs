@@ -20,19 +20,8 @@ use crate::os::sys::{self, page_down};
 use crate::os::loader::{u16_at, u32_at, u64_at, EHDR_SIZE, MAX_PHNUM, PF_X, PHDR_SIZE, PT_LOAD};
 
 /// Exactly `buf.len()` bytes of `fd` at `off`, or false.
-fn read_exact(fd: i64, buf: &mut [u8], off: u64) -> bool {
-    let mut got = 0;
-    while got < buf.len() {
-        let n = sys::pread(fd, &mut buf[got..], off + got as u64);
-        if n == -sys::EINTR {
-            continue;
-        }
-        if n <= 0 {
-            return false;
-        }
-        got += n as usize;
-    }
-    true
+fn read_exact(fd: sys::BorrowedFd<'_>, buf: &mut [u8], off: u64) -> bool {
+    sys::pread_full(fd, buf, off) == buf.len()
 }
 
 /// The base of the image of the file open as `fd`, one of whose pages at
@@ -40,7 +29,7 @@ fn read_exact(fd: i64, buf: &mut [u8], off: u64) -> bool {
 /// `addr` executable. None if the file is not a 64-bit ELF file or no
 /// PT_LOAD holds that offset (the caller then has nothing better than
 /// `addr - offset`).
-pub fn image_base(fd: i64, addr: u64, offset: u64) -> Option<u64> {
+pub fn image_base(fd: sys::BorrowedFd<'_>, addr: u64, offset: u64) -> Option<u64> {
     let mut ehdr = [0u8; EHDR_SIZE];
     if !read_exact(fd, &mut ehdr, 0) || &ehdr[..4] != b"\x7fELF" || ehdr[4] != 2 {
         return None;

@@ -112,20 +112,18 @@ pub unsafe fn build(top: u64, image: &StackImage, random: &[u8; 16]) -> Built {
 /// grow over, writable code the translator must keep in step with writes.
 pub fn make_executable(sp: u64) -> Option<(u64, u64)> {
     const PROT_GROWSDOWN: u64 = 0x0100_0000;
-    const RLIMIT_STACK: u64 = 3;
     /// The most of the stack's future growth the app's view covers.
     const MAX_GROWTH: u64 = 1 << 30;
     let rw = sys::PROT_READ | sys::PROT_WRITE;
     let kernel = if crate::options::get().no_native_exec { rw } else { rw | sys::PROT_EXEC };
     // SAFETY: the stack's protection, as the kernel would have set it;
     // GROWSDOWN extends the change to the whole stack mapping below sp.
-    unsafe { sys::mprotect(sys::page_down(sp), sys::PAGE_SIZE, kernel | PROT_GROWSDOWN) };
+    let _ = unsafe { sys::mprotect(sys::page_down(sp), sys::PAGE_SIZE, kernel | PROT_GROWSDOWN) };
     let text = crate::os::proc_maps::read()?;
     let stack = crate::os::proc_maps::lines(&text).find(|l| (l.lo..l.hi).contains(&sp))?;
-    let mut limit = [0u64; 2];
-    // SAFETY: getrlimit into a local pair.
-    unsafe { sys::syscall(sys::nr::GETRLIMIT, RLIMIT_STACK, limit.as_mut_ptr() as u64, 0) };
-    let lo = stack.hi.saturating_sub(limit[0].min(MAX_GROWTH)).min(stack.lo);
+    // No limit (RLIM_INFINITY) is None.
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Stack).current.unwrap_or(u64::MAX);
+    let lo = stack.hi.saturating_sub(limit.min(MAX_GROWTH)).min(stack.lo);
     let rwx = rw | sys::PROT_EXEC;
     crate::os::app_prot::note(lo, stack.hi - lo, Some(rwx));
     Some((lo, stack.hi))

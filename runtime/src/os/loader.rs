@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::os::startup_args::CStr;
-use crate::os::sys::{self, page_down, page_up};
+use crate::os::sys::{self, page_down, page_up, AsRawFd};
 
 const ET_EXEC: u16 = 2;
 const ET_DYN: u16 = 3;
@@ -32,30 +32,30 @@ const ET_DYN_BASE: u64 = ELF_ET_DYN_BASE & !(sys::PAGE_SIZE - 1);
 const ET_DYN_RANDOM_PAGES: u64 = 1 << 28;
 
 pub enum LoadError {
-    Open(i64),
+    Open(sys::Errno),
     NotElf,
     Elf32,
     WrongMachine,
     WrongType,
     Truncated,
     BadLayout,
-    Map(i64),
+    Map(sys::Errno),
     ScriptTooDeep,
 }
 
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LoadError::Open(e) if *e == sys::ENOENT => f.write_str("No such file or directory"),
-            LoadError::Open(e) if *e == sys::EACCES => f.write_str("Permission denied"),
-            LoadError::Open(e) => write!(f, "cannot open (errno {e})"),
+            LoadError::Open(e) if *e == sys::Errno::NOENT => f.write_str("No such file or directory"),
+            LoadError::Open(e) if *e == sys::Errno::ACCESS => f.write_str("Permission denied"),
+            LoadError::Open(e) => write!(f, "cannot open (errno {})", e.raw_os_error()),
             LoadError::NotElf => f.write_str("cannot execute binary file: Exec format error"),
             LoadError::Elf32 => f.write_str("unsupported: 32-bit ELF (only x86-64 is supported)"),
             LoadError::WrongMachine => f.write_str("unsupported: not an x86-64 ELF"),
             LoadError::WrongType => f.write_str("unsupported: ELF file is not an executable"),
             LoadError::Truncated => f.write_str("truncated ELF file"),
             LoadError::BadLayout => f.write_str("malformed ELF program headers"),
-            LoadError::Map(e) => write!(f, "cannot map ELF segment (errno {e})"),
+            LoadError::Map(e) => write!(f, "cannot map ELF segment (errno {})", e.raw_os_error()),
             LoadError::ScriptTooDeep => f.write_str("too many levels of #! interpreters"),
         }
     }
@@ -109,46 +109,27 @@ pub(crate) fn u64_at(b: &[u8], off: usize) -> u64 {
     u64::from_le_bytes(b[off..off + 8].try_into().unwrap())
 }
 
-struct File(i64);
+struct File(sys::OwnedFd);
 
 impl File {
     fn open(path: &CStr) -> Result<File, LoadError> {
-        let fd = sys::open_read(path.as_bytes_with_nul());
-        if fd < 0 {
-            return Err(LoadError::Open(-fd));
-        }
-        Ok(File(fd))
+        sys::open_read(path.as_bytes_with_nul()).map(File).map_err(LoadError::Open)
+    }
+
+    fn raw(&self) -> i64 {
+        self.0.as_raw_fd() as i64
     }
 
     fn size(&self) -> u64 {
-        let mut st = [0u64; 18];
-        // SAFETY: st is large enough for struct stat (144 bytes).
-        let r = unsafe { sys::syscall(sys::nr::FSTAT, self.0 as u64, st.as_mut_ptr() as u64, 0) };
-        if r < 0 { 0 } else { st[6] }
+        sys::fstat(&self.0).map_or(0, |st| st.size)
     }
 
     /// Reads up to `len` bytes at `off`; fewer only at end of file.
     fn read_at(&self, off: u64, len: usize) -> Vec<u8> {
         let mut buf = vec![0u8; len];
-        let mut got = 0;
-        while got < len {
-            let n = sys::pread(self.0, &mut buf[got..], off + got as u64);
-            if n == -sys::EINTR {
-                continue;
-            }
-            if n <= 0 {
-                break;
-            }
-            got += n as usize;
-        }
+        let got = sys::pread_full(&self.0, &mut buf, off);
         buf.truncate(got);
         buf
-    }
-}
-
-impl Drop for File {
-    fn drop(&mut self) {
-        sys::close(self.0);
     }
 }
 
@@ -323,15 +304,13 @@ pub fn load(path: &CStr, placement: Placement) -> Result<Image, LoadError> {
     // SAFETY: a fresh PROT_NONE reservation; MAP_FIXED_NOREPLACE never clobbers.
     let reserved = unsafe {
         sys::mmap(hint, span, sys::PROT_NONE, sys::MAP_PRIVATE | sys::MAP_ANONYMOUS | fixed, -1, 0)
-    };
-    if reserved < 0 {
-        return Err(LoadError::Map(-reserved));
     }
-    let bias = (reserved as u64).wrapping_sub(lo);
+    .map_err(LoadError::Map)?;
+    let bias = reserved.wrapping_sub(lo);
     if e_type == ET_EXEC && bias != 0 {
         // SAFETY: our own reservation.
-        unsafe { sys::munmap(reserved as u64, span) };
-        return Err(LoadError::Map(sys::EEXIST));
+        let _ = unsafe { sys::munmap(reserved, span) };
+        return Err(LoadError::Map(sys::Errno::EXIST));
     }
 
     let no_exec = crate::options::get().no_native_exec;
@@ -357,40 +336,36 @@ pub fn load(path: &CStr, placement: Placement) -> Result<Image, LoadError> {
         // kernel leaves it.
         if start > mapped_end {
             // SAFETY: part of our own reservation.
-            unsafe { sys::munmap(mapped_end, start - mapped_end) };
+            let _ = unsafe { sys::munmap(mapped_end, start - mapped_end) };
         }
         let file_end = seg.vaddr + seg.filesz + bias;
         let mem_end = page_up(seg.vaddr + seg.memsz + bias);
         if seg.filesz > 0 {
             let len = page_up(file_end) - start;
             // SAFETY: replaces part of our reservation with the file's pages.
-            let r = unsafe {
+            unsafe {
                 sys::mmap(start, len, prot | sys::PROT_WRITE * (seg.memsz > seg.filesz) as u64,
-                    sys::MAP_PRIVATE | sys::MAP_FIXED, file.0, page_down(seg.offset))
-            };
-            if r < 0 {
-                return Err(LoadError::Map(-r));
+                    sys::MAP_PRIVATE | sys::MAP_FIXED, file.raw(), page_down(seg.offset))
             }
+            .map_err(LoadError::Map)?;
             if seg.memsz > seg.filesz {
                 let tail = page_up(file_end) - file_end;
                 // SAFETY: zeroing the bss part of the last file page, mapped
                 // writable just above.
                 unsafe {
                     core::ptr::write_bytes(file_end as *mut u8, 0, tail as usize);
-                    sys::mprotect(start, len, prot);
+                    let _ = sys::mprotect(start, len, prot);
                 }
             }
         }
         let anon_start = if seg.filesz > 0 { page_up(file_end) } else { start };
         if mem_end > anon_start {
             // SAFETY: replaces part of our reservation with zero pages.
-            let r = unsafe {
+            unsafe {
                 sys::mmap(anon_start, mem_end - anon_start, prot,
                     sys::MAP_PRIVATE | sys::MAP_FIXED | sys::MAP_ANONYMOUS, -1, 0)
-            };
-            if r < 0 {
-                return Err(LoadError::Map(-r));
             }
+            .map_err(LoadError::Map)?;
         }
         let app_prot = prot & !sys::PROT_EXEC | if seg.flags & PF_X != 0 { sys::PROT_EXEC } else { 0 };
         crate::os::app_prot::note(start, mem_end - start, Some(app_prot));
@@ -422,6 +397,6 @@ pub fn load(path: &CStr, placement: Placement) -> Result<Image, LoadError> {
         is_pie: e_type == ET_DYN,
         exec_stack: headers.exec_stack,
         interp: headers.interp,
-        identity: crate::os::modules::FileIdentity::of_fd(file.0),
+        identity: crate::os::modules::FileIdentity::of_fd(&file.0),
     })
 }

@@ -1,5 +1,6 @@
-//! The operating-system layer: raw system calls and memory (`sys`, `heap`,
-//! `mem`), reading app memory safely (`safe_read`), the kernel's and the
+//! The operating-system layer: the runtime's typed system calls and its
+//! memory (`sys`, `heap`, `mem`), the kernel's signal structures and the
+//! runtime's own signal calls (`signal`), reading app memory safely (`safe_read`), the kernel's and the
 //! app's views of mappings (`proc_maps`, `app_prot`, `modules`,
 //! `image_base`, `fd_path`), and starting a program as the kernel would
 //! (`startup_args`, `auxv`, `loader`, `initial_stack`, `vdso`,
@@ -17,6 +18,7 @@ pub(crate) mod modules;
 pub(crate) mod proc_identity;
 pub(crate) mod proc_maps;
 pub(crate) mod safe_read;
+pub(crate) mod signal;
 pub(crate) mod startup_args;
 pub(crate) mod sys;
 pub(crate) mod vdso;

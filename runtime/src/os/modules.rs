@@ -10,7 +10,7 @@ use spin::Mutex;
 
 use crate::log::StderrLine;
 use crate::os::startup_args::CStr;
-use crate::os::sys;
+use crate::os::sys::{self, AsRawFd};
 
 /// What identifies a file's contents without reading them: if any of these
 /// changed, the contents may have.
@@ -29,17 +29,12 @@ impl FileIdentity {
         [self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns]
     }
 
-    pub fn of_fd(fd: i64) -> Option<FileIdentity> {
-        let mut st = [0u64; 18];
-        // SAFETY: st is large enough for struct stat (144 bytes).
-        let r = unsafe { sys::syscall(sys::nr::FSTAT, fd as u64, st.as_mut_ptr() as u64, 0) };
-        (r == 0).then(|| FileIdentity {
-            dev: st[0],
-            ino: st[1],
-            size: st[6],
-            mtime_ns: st[11] * 1_000_000_000 + st[12],
-            ctime_ns: st[13] * 1_000_000_000 + st[14],
-        })
+    pub fn of_fd(fd: impl sys::AsFd) -> Option<FileIdentity> {
+        sys::fstat(fd).ok().map(|st| FileIdentity::of_stat(&st))
+    }
+
+    pub fn of_stat(st: &sys::Stat) -> FileIdentity {
+        FileIdentity { dev: st.dev, ino: st.ino, size: st.size, mtime_ns: st.mtime_ns, ctime_ns: st.ctime_ns }
     }
 }
 
@@ -133,15 +128,17 @@ fn drop_empty(modules: &mut Vec<Module>) {
 }
 
 /// An executable mapping of the file open as `fd` was made at `addr`.
-pub fn note_file_mapping(fd: i64, addr: u64, len: u64, offset: u64) {
+/// `fd` is the app's (the kernel reads the low 32 bits of the register).
+pub fn note_file_mapping(fd: i32, addr: u64, len: u64, offset: u64) {
+    let Some(fd) = sys::borrow(fd) else { return };
     let mut link = [0u8; 40];
-    let link = crate::os::fd_path::format_fd_link(fd, &mut link);
+    let link = crate::os::fd_path::format_fd_link(fd.as_raw_fd() as i64, &mut link);
     let mut target = [0u8; 4096];
-    let n = sys::readlink(link, &mut target);
-    if n <= 0 {
-        return;
-    }
-    let path = CStr::leak(&target[..n as usize]);
+    let n = match sys::readlink(link, &mut target) {
+        Ok(n) if n > 0 => n,
+        _ => return,
+    };
+    let path = CStr::leak(&target[..n]);
     let base = crate::os::image_base::image_base(fd, addr, offset).unwrap_or(addr.wrapping_sub(offset));
     note_mapping(path, FileIdentity::of_fd(fd), base, addr, addr + sys::page_up(len));
 }
@@ -171,24 +168,20 @@ pub fn content_hash(path: &CStr, identity: FileIdentity) -> Option<[u8; 32]> {
     if let Some(&(_, h)) = HASHES.lock().iter().find(|(id, _)| *id == identity) {
         return Some(h);
     }
-    let fd = sys::open_read(path.as_bytes_with_nul());
-    if fd < 0 {
-        return None;
-    }
-    let same_file = FileIdentity::of_fd(fd) == Some(identity);
+    let fd = sys::open_read(path.as_bytes_with_nul()).ok()?;
+    let same_file = FileIdentity::of_fd(&fd) == Some(identity);
     let mut hasher = blake3::Hasher::new();
     let len = identity.size;
     if same_file && len > 0 {
         // SAFETY: a fresh private read-only mapping of the whole file.
-        let map = unsafe { sys::mmap(0, len, sys::PROT_READ, sys::MAP_PRIVATE, fd, 0) };
-        if map >= 0 {
+        if let Ok(map) = unsafe { sys::mmap(0, len, sys::PROT_READ, sys::MAP_PRIVATE, fd.as_raw_fd() as i64, 0) } {
             // SAFETY: the mapping is len bytes long and read-only.
             hasher.update(unsafe { core::slice::from_raw_parts(map as *const u8, len as usize) });
             // SAFETY: our own mapping.
-            unsafe { sys::munmap(map as u64, len) };
+            let _ = unsafe { sys::munmap(map, len) };
         }
     }
-    sys::close(fd);
+    drop(fd);
     if !same_file {
         return None;
     }

@@ -12,31 +12,8 @@ use crate::os::initial_stack::Built;
 use crate::os::startup_args::CStr;
 use crate::os::sys;
 
-const PR_SET_NAME: u64 = 15;
-const PR_SET_MM: u64 = 35;
-const PR_SET_MM_MAP: u64 = 14;
 /// `TASK_COMM_LEN` less the NUL.
 const COMM_MAX: usize = 15;
-
-/// `struct prctl_mm_map` (include/uapi/linux/prctl.h).
-#[repr(C)]
-#[derive(Default)]
-struct MmMap {
-    start_code: u64,
-    end_code: u64,
-    start_data: u64,
-    end_data: u64,
-    start_brk: u64,
-    brk: u64,
-    start_stack: u64,
-    arg_start: u64,
-    arg_end: u64,
-    env_start: u64,
-    env_end: u64,
-    auxv: u64,
-    auxv_size: u32,
-    exe_fd: u32,
-}
 
 /// Called once the app's initial stack is built, before its first
 /// instruction. `exec_path` is the file name the app was started with (the
@@ -55,20 +32,20 @@ fn set_comm(path: &[u8]) {
     let mut name = [0u8; COMM_MAX + 1];
     let n = base.len().min(COMM_MAX);
     name[..n].copy_from_slice(&base[..n]);
-    // SAFETY: name is NUL-terminated and outlives the call.
-    unsafe { sys::syscall(sys::nr::PRCTL, PR_SET_NAME, name.as_ptr() as u64, 0) };
+    if let Ok(name) = core::ffi::CStr::from_bytes_until_nul(&name) {
+        let _ = rustix::thread::set_name(name);
+    }
 }
 
 /// Replaces the argument, environment and auxv ranges (and the stack
 /// start) the kernel keeps for this process; every other field must be
 /// passed as it is, so it is read back from `/proc/self/stat`.
-fn point_mm_at(stack: &Built) -> Result<(), i64> {
+fn point_mm_at(stack: &Built) -> sys::Result<()> {
     let stat = read_stat()?;
     // Field numbers as in proc(5), counted from 1.
-    let field = |n: usize| stat.get(n - 1).copied().ok_or(-sys::EINVAL);
-    // SAFETY: brk(0) only reports the current break.
-    let brk = unsafe { sys::syscall(sys::nr::BRK, 0, 0, 0) } as u64;
-    let mut map = MmMap {
+    let field = |n: usize| stat.get(n - 1).copied().ok_or(sys::Errno::INVAL);
+    let brk = sys::current_brk();
+    let mut map = rustix::process::PrctlMmMap {
         start_code: field(26)?,
         end_code: field(27)?,
         start_data: field(45)?,
@@ -80,24 +57,17 @@ fn point_mm_at(stack: &Built) -> Result<(), i64> {
         arg_end: stack.args.1,
         env_start: stack.env.0,
         env_end: stack.env.1,
-        auxv: stack.auxv.0,
+        auxv: stack.auxv.0 as *mut u64,
         auxv_size: stack.auxv.1 as u32,
-        exe_fd: u32::MAX,
+        exe_fd: -1,
     };
-    let set = |map: &MmMap| {
-        // SAFETY: map is a complete prctl_mm_map that outlives the call.
-        let r = unsafe {
-            sys::syscall6(
-                sys::nr::PRCTL,
-                [PR_SET_MM, PR_SET_MM_MAP, map as *const MmMap as u64, core::mem::size_of::<MmMap>() as u64, 0, 0],
-            )
-        };
-        if r < 0 { Err(r) } else { Ok(()) }
-    };
+    // SAFETY: the ranges are the app's stack image, which lives as long
+    // as the process; the other fields are the kernel's own values.
+    let set = |map: &rustix::process::PrctlMmMap| unsafe { rustix::process::configure_virtual_memory_map(map) };
     // An auxv longer than the kernel's saved copy is refused as a whole:
     // /proc/self/auxv is the least of the three.
     set(&map).or_else(|_| {
-        map.auxv = 0;
+        map.auxv = core::ptr::null_mut();
         map.auxv_size = 0;
         set(&map)
     })
@@ -105,19 +75,15 @@ fn point_mm_at(stack: &Built) -> Result<(), i64> {
 
 /// The numeric fields of `/proc/self/stat`, from field 1; the command name
 /// (field 2, which may hold spaces) and the state (field 3) read as 0.
-fn read_stat() -> Result<alloc::vec::Vec<u64>, i64> {
-    let fd = sys::open_read(b"/proc/self/stat\0");
-    if fd < 0 {
-        return Err(fd);
-    }
+fn read_stat() -> sys::Result<alloc::vec::Vec<u64>> {
+    let fd = sys::open_read(b"/proc/self/stat\0")?;
     let mut buf = [0u8; 1024];
-    let n = sys::pread(fd, &mut buf, 0);
-    sys::close(fd);
-    if n <= 0 {
-        return Err(-sys::EINVAL);
+    let n = sys::pread(&fd, &mut buf, 0)?;
+    if n == 0 {
+        return Err(sys::Errno::INVAL);
     }
-    let text = &buf[..n as usize];
-    let close = text.iter().rposition(|&b| b == b')').ok_or(-sys::EINVAL)?;
+    let text = &buf[..n];
+    let close = text.iter().rposition(|&b| b == b')').ok_or(sys::Errno::INVAL)?;
     let mut fields = alloc::vec![0u64, 0];
     fields.extend(text[close + 1..].split(|&b| b == b' ' || b == b'\n').filter(|w| !w.is_empty()).map(|w| {
         w.iter().try_fold(0u64, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as u64)).unwrap_or(0)

@@ -15,23 +15,18 @@ pub struct MapsLine<'a> {
 
 /// The whole file, or None if it cannot be read.
 pub fn read() -> Option<Vec<u8>> {
-    let fd = sys::open_read(b"/proc/self/maps\0");
-    if fd < 0 {
-        return None;
-    }
+    let fd = sys::open_read(b"/proc/self/maps\0").ok()?;
     let mut buf = alloc::vec![0u8; 64 * 1024];
     let mut len = 0;
     loop {
         if len == buf.len() {
             buf.resize(len * 2, 0);
         }
-        let n = sys::pread(fd, &mut buf[len..], len as u64);
-        if n <= 0 {
-            break;
+        match sys::pread(&fd, &mut buf[len..], len as u64) {
+            Ok(n) if n > 0 => len += n,
+            _ => break,
         }
-        len += n as usize;
     }
-    sys::close(fd);
     buf.truncate(len);
     Some(buf)
 }

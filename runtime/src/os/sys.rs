@@ -1,27 +1,66 @@
-//! Raw Linux system calls for the runtime itself.
+//! The runtime's own system calls: one typed layer.
 //!
-//! The runtime links no libc, so every kernel request goes through these
-//! wrappers. They return the raw kernel result: negative values are `-errno`.
+//! The runtime links no libc. Its own calls go through the wrappers here:
+//! errors are [`Errno`] in a [`Result`] (rustix's), descriptors it opens
+//! are [`OwnedFd`]s that close on drop, `fstat` is decoded once into
+//! [`Stat`], `getpid`/`gettid`/`getuid` have one wrapper each, and the
+//! kernel's `siginfo_t` is `signal::SigInfo`.
+//!
+//! Served by rustix (1.x, linux_raw backend, `default-features = false`,
+//! features `fs`, `mm`, `process`, `thread`, `rand`; no `std`, no libc):
+//! open, read/write/pread/pwrite, close (on drop), fstat, flock, rename,
+//! unlink, readlinkat, faccessat, fcntl(F_DUPFD_CLOEXEC), getrandom,
+//! madvise, mremap (the vDSO move), getpid, gettid, getuid, getrlimit,
+//! sched_yield, nanosleep, prctl(PR_SET_NAME) and prctl(PR_SET_MM_MAP).
+//! Each is an inline `syscall` instruction returning the error as a value:
+//! no allocation, no errno, no TLS, so they are safe in signal handlers and
+//! around `fork`. None of them needs the auxiliary vector or the vDSO.
+//! Rustix's `clock_gettime` (feature `time`) and `sched_getcpu` do: they
+//! find the vDSO from the auxv, which rustix would read lazily from
+//! /proc/self/auxv, and the runtime moves the vDSO (`vdso.rs`); so the
+//! runtime does not enable `time` and calls neither. One trap: rustix
+//! asserts (panics) when a descriptor of -1 is borrowed, so app descriptor
+//! numbers go through [`borrow`], which checks.
+//!
+//! Hand-written ([`syscall`]/[`syscall6`]), with the reason:
+//! - the calls `emulation/` forwards for the app by number (its arguments
+//!   are the app's and its `-errno` result goes back to the app unchanged;
+//!   `emulation/syscalls.rs`, `vsyscall.rs`, `exec.rs`), and the app's own
+//!   `rt_sigaction`/`sigaltstack` forwarded by `signals/handling.rs`;
+//! - `rt_sigaction`, `rt_sigprocmask`, `sigaltstack`, `rt_tgsigqueueinfo`
+//!   (the runtime's own, typed, in `signal.rs` with the kernel's
+//!   structures), `rt_sigreturn`, `tgkill`, `clone`/`clone3`,
+//!   `execve`/`execveat`, `exit`/`exit_group`, `arch_prctl` (GS base,
+//!   `ARCH_GET_XCOMP_PERM`): the kernel's own signal structures and
+//!   process-control calls, which rustix offers only in its unstable,
+//!   hidden `runtime` module or not at all;
+//! - `brk`, `personality`: not in rustix; `getcwd`: rustix's allocates a
+//!   `CString` (feature `alloc`), this one fills a caller's buffer;
+//!   `clock_gettime`: rustix's goes through the vDSO (above);
+//! - `mmap`/`munmap`/`mprotect` stay hand-written but typed
+//!   (`Result<u64>`): the runtime's memory code computes addresses and
+//!   protections as `u64` throughout, the same values it passes for the
+//!   app's requests, and rustix's pointer/bitflags signatures would only
+//!   add casts at every call.
+//!
+//! Descriptors that live for the whole process (stderr, the log's private
+//! copy) and the app's descriptors are raw numbers; [`borrow`] lends one
+//! to a typed call.
 
 use core::arch::asm;
 
-pub const ENOENT: i64 = 2;
-pub const EINVAL: i64 = 22;
-pub const EINTR: i64 = 4;
-pub const EACCES: i64 = 13;
-pub const EEXIST: i64 = 17;
+pub use rustix::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
+pub use rustix::io::{Errno, Result};
+
 
 pub mod nr {
     pub const READ: u64 = 0;
     pub const WRITE: u64 = 1;
-    pub const CLOSE: u64 = 3;
-    pub const FSTAT: u64 = 5;
     pub const FCNTL: u64 = 72;
     pub const GETCWD: u64 = 79;
     pub const READLINK: u64 = 89;
     pub const MMAP: u64 = 9;
     pub const MPROTECT: u64 = 10;
-    pub const MADVISE: u64 = 28;
     pub const MUNMAP: u64 = 11;
     pub const BRK: u64 = 12;
     pub const RT_SIGACTION: u64 = 13;
@@ -40,16 +79,12 @@ pub mod nr {
     pub const RECVMSG: u64 = 47;
     pub const WAIT4: u64 = 61;
     pub const FLOCK: u64 = 73;
-    pub const RENAME: u64 = 82;
-    pub const UNLINK: u64 = 87;
-    pub const GETUID: u64 = 102;
     pub const SIGALTSTACK: u64 = 131;
     pub const FUTEX: u64 = 202;
     pub const WAITID: u64 = 247;
     pub const RT_TGSIGQUEUEINFO: u64 = 297;
     pub const ACCEPT4: u64 = 288;
     pub const MREMAP: u64 = 25;
-    pub const GETPID: u64 = 39;
     pub const CLONE: u64 = 56;
     pub const FORK: u64 = 57;
     pub const VFORK: u64 = 58;
@@ -57,28 +92,20 @@ pub mod nr {
     pub const EXIT: u64 = 60;
     pub const PERSONALITY: u64 = 135;
     pub const ARCH_PRCTL: u64 = 158;
-    pub const PRCTL: u64 = 157;
-    pub const NANOSLEEP: u64 = 35;
-    pub const GETTID: u64 = 186;
     pub const TGKILL: u64 = 234;
     pub const EXIT_GROUP: u64 = 231;
     pub const CLOCK_GETTIME: u64 = 228;
-    pub const SCHED_YIELD: u64 = 24;
     pub const GETTIMEOFDAY: u64 = 96;
-    pub const GETRLIMIT: u64 = 97;
     pub const TIME: u64 = 201;
     pub const GETCPU: u64 = 309;
     pub const OPENAT: u64 = 257;
     pub const EXECVEAT: u64 = 322;
     pub const GETRANDOM: u64 = 318;
     pub const READLINKAT: u64 = 267;
-    pub const FACCESSAT: u64 = 269;
     pub const CLONE3: u64 = 435;
 }
 
 pub const AT_FDCWD: i64 = -100;
-pub const O_RDONLY: u64 = 0;
-pub const O_CLOEXEC: u64 = 0o2000000;
 
 pub const PROT_NONE: u64 = 0;
 pub const PROT_READ: u64 = 1;
@@ -134,22 +161,38 @@ pub unsafe fn syscall(nr: u64, a0: u64, a1: u64, a2: u64) -> i64 {
     unsafe { syscall6(nr, [a0, a1, a2, 0, 0, 0]) }
 }
 
-pub fn write(fd: i32, buf: &[u8]) -> i64 {
-    // SAFETY: buf is a valid readable slice.
-    unsafe { syscall(nr::WRITE, fd as u64, buf.as_ptr() as u64, buf.len() as u64) }
+/// Lends the raw descriptor `fd` (the app's, or one that lives for the
+/// whole process) to a typed call; None for a negative number, which no
+/// descriptor has (rustix asserts against -1, so this checks first).
+#[inline]
+pub fn borrow(fd: i32) -> Option<BorrowedFd<'static>> {
+    // SAFETY: a BorrowedFd is only a number to rustix's calls: a closed or
+    // foreign descriptor makes the call fail with EBADF (or act on whatever
+    // the app has there, which is what it asked for), never undefined
+    // behaviour in the runtime.
+    (fd >= 0).then(|| unsafe { BorrowedFd::borrow_raw(fd) })
 }
 
-/// Writes the whole buffer, retrying on short writes and EINTR.
+/// A NUL-terminated path as a C string (an interior NUL ends it early).
+fn c_path(path: &[u8]) -> &core::ffi::CStr {
+    debug_assert_eq!(path.last(), Some(&0));
+    core::ffi::CStr::from_bytes_until_nul(path).unwrap_or(c"")
+}
+
+pub fn write(fd: impl AsFd, buf: &[u8]) -> Result<usize> {
+    rustix::io::write(fd, buf)
+}
+
+/// Writes the whole buffer to the raw descriptor `fd`, retrying on short
+/// writes and EINTR; gives up on any other error.
 pub fn write_all(fd: i32, mut buf: &[u8]) {
+    let Some(fd) = borrow(fd) else { return };
     while !buf.is_empty() {
-        let n = write(fd, buf);
-        if n == -EINTR {
-            continue;
+        match write(fd, buf) {
+            Err(Errno::INTR) => continue,
+            Ok(n) if n > 0 => buf = &buf[n..],
+            _ => return,
         }
-        if n <= 0 {
-            return;
-        }
-        buf = &buf[n as usize..];
     }
 }
 
@@ -161,22 +204,30 @@ pub fn exit_group(code: i32) -> ! {
     loop {}
 }
 
+/// A raw kernel result (`-errno` on failure) as a [`Result`].
+#[inline]
+pub fn check(r: i64) -> Result<u64> {
+    if (-4095..0).contains(&r) { Err(Errno::from_raw_os_error(-r as i32)) } else { Ok(r as u64) }
+}
+
+/// The runtime's own mappings; `fd` is -1 for anonymous memory.
+///
 /// # Safety
 /// Mapping with MAP_FIXED replaces whatever was at `addr`.
-pub unsafe fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> i64 {
-    unsafe { syscall6(nr::MMAP, [addr, len, prot, flags, fd as u64, off]) }
+pub unsafe fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> Result<u64> {
+    check(unsafe { syscall6(nr::MMAP, [addr, len, prot, flags, fd as u64, off]) })
 }
 
 /// # Safety
 /// Nothing may still use the unmapped range.
-pub unsafe fn munmap(addr: u64, len: u64) -> i64 {
-    unsafe { syscall(nr::MUNMAP, addr, len, 0) }
+pub unsafe fn munmap(addr: u64, len: u64) -> Result<()> {
+    check(unsafe { syscall(nr::MUNMAP, addr, len, 0) }).map(drop)
 }
 
 /// # Safety
 /// Nothing may rely on the old protection of the range.
-pub unsafe fn mprotect(addr: u64, len: u64, prot: u64) -> i64 {
-    unsafe { syscall(nr::MPROTECT, addr, len, prot) }
+pub unsafe fn mprotect(addr: u64, len: u64, prot: u64) -> Result<()> {
+    check(unsafe { syscall(nr::MPROTECT, addr, len, prot) }).map(drop)
 }
 
 /// Where the runtime's own memory goes: 2 GiB above its image, far from
@@ -196,17 +247,15 @@ pub fn map_private(len: u64, prot: u64) -> Option<*mut u8> {
     for _ in 0..16 {
         let at = NEXT_PRIVATE.fetch_add(len, core::sync::atomic::Ordering::Relaxed);
         // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping.
-        let r = unsafe { mmap(at, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) };
-        if r >= 0 {
-            return Some(r as *mut u8);
-        }
-        if r != -EEXIST {
-            break;
+        match unsafe { mmap(at, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) } {
+            Ok(r) => return Some(r as *mut u8),
+            Err(Errno::EXIST) => continue,
+            Err(_) => break,
         }
     }
     // SAFETY: a fresh anonymous mapping at a kernel-chosen address.
     let r = unsafe { mmap(0, len, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) };
-    (r >= 0).then_some(r as *mut u8)
+    r.ok().map(|r| r as *mut u8)
 }
 
 /// Faults in `[addr, addr + len)` in one call (for memory about to be
@@ -214,68 +263,176 @@ pub fn map_private(len: u64, prot: u64) -> Option<*mut u8> {
 /// `write` makes private pages writable copies. Best effort: older
 /// kernels lack it, and then the pages fault in as usual.
 pub fn populate(addr: u64, len: u64, write: bool) {
-    const MADV_POPULATE_READ: u64 = 22;
-    const MADV_POPULATE_WRITE: u64 = 23;
-    let advice = if write { MADV_POPULATE_WRITE } else { MADV_POPULATE_READ };
+    use rustix::mm::Advice;
+    let advice = if write { Advice::LinuxPopulateWrite } else { Advice::LinuxPopulateRead };
+    let start = page_down(addr);
     // SAFETY: advice only; the range is the caller's mapping.
-    unsafe { syscall(nr::MADVISE, addr & !(PAGE_SIZE - 1), page_up(len + (addr & (PAGE_SIZE - 1))), advice) };
+    let _ = unsafe { rustix::mm::madvise(start as *mut core::ffi::c_void, page_up(addr + len - start) as usize, advice) };
+}
+
+pub use rustix::fs::{FlockOperation, Mode, OFlags};
+
+/// Opens `path` (NUL-terminated) with `flags` plus `O_CLOEXEC`.
+pub fn open(path: &[u8], flags: OFlags, mode: Mode) -> Result<OwnedFd> {
+    rustix::fs::open(c_path(path), flags | OFlags::CLOEXEC, mode)
 }
 
 /// Opens `path` (NUL-terminated) read-only.
-pub fn open_read(path: &[u8]) -> i64 {
-    debug_assert_eq!(path.last(), Some(&0));
-    // SAFETY: path is NUL-terminated.
-    unsafe {
-        syscall6(
-            nr::OPENAT,
-            [AT_FDCWD as u64, path.as_ptr() as u64, O_RDONLY | O_CLOEXEC, 0, 0, 0],
-        )
-    }
+pub fn open_read(path: &[u8]) -> Result<OwnedFd> {
+    open(path, OFlags::RDONLY, Mode::empty())
 }
 
-pub fn pread(fd: i64, buf: &mut [u8], off: u64) -> i64 {
-    // SAFETY: buf is a valid writable slice.
-    unsafe {
-        syscall6(nr::PREAD64, [fd as u64, buf.as_mut_ptr() as u64, buf.len() as u64, off, 0, 0])
-    }
+pub fn pread(fd: impl AsFd, buf: &mut [u8], off: u64) -> Result<usize> {
+    rustix::io::pread(fd, buf, off)
 }
 
-pub fn close(fd: i64) {
-    // SAFETY: closing a descriptor the runtime owns.
-    unsafe {
-        syscall(nr::CLOSE, fd as u64, 0, 0);
+pub fn pwrite(fd: impl AsFd, buf: &[u8], off: u64) -> Result<usize> {
+    rustix::io::pwrite(fd, buf, off)
+}
+
+/// Fills `buf` from `off` as far as the file goes, retrying on EINTR and
+/// short reads; the number of bytes read (fewer only at end of file or on
+/// an error).
+pub fn pread_full(fd: impl AsFd, buf: &mut [u8], off: u64) -> usize {
+    let fd = fd.as_fd();
+    let mut got = 0;
+    while got < buf.len() {
+        match pread(fd, &mut buf[got..], off + got as u64) {
+            Err(Errno::INTR) => continue,
+            Ok(n) if n > 0 => got += n,
+            _ => break,
+        }
     }
+    got
+}
+
+/// What the runtime reads from `struct stat`, decoded here and nowhere else.
+#[derive(Clone, Copy)]
+pub struct Stat {
+    pub dev: u64,
+    pub ino: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub size: u64,
+    pub mtime_ns: u64,
+    pub ctime_ns: u64,
+}
+
+pub const S_IFMT: u32 = 0o170000;
+pub const S_IFREG: u32 = 0o100000;
+pub const S_ISUID: u32 = 0o4000;
+pub const S_ISGID: u32 = 0o2000;
+
+pub fn fstat(fd: impl AsFd) -> Result<Stat> {
+    let st = rustix::fs::fstat(fd)?;
+    let ns = |s: i64, n: u64| (s as u64).wrapping_mul(1_000_000_000).wrapping_add(n);
+    Ok(Stat {
+        dev: st.st_dev,
+        ino: st.st_ino,
+        mode: st.st_mode,
+        uid: st.st_uid,
+        size: st.st_size as u64,
+        mtime_ns: ns(st.st_mtime, st.st_mtime_nsec),
+        ctime_ns: ns(st.st_ctime, st.st_ctime_nsec),
+    })
+}
+
+pub fn flock(fd: impl AsFd, op: FlockOperation) -> Result<()> {
+    rustix::fs::flock(fd, op)
+}
+
+pub fn rename(from: &[u8], to: &[u8]) -> Result<()> {
+    rustix::fs::rename(c_path(from), c_path(to))
+}
+
+pub fn unlink(path: &[u8]) -> Result<()> {
+    rustix::fs::unlink(c_path(path))
+}
+
+/// Whether this process may execute `path` (NUL-terminated).
+pub fn may_execute(path: &[u8]) -> bool {
+    rustix::fs::access(c_path(path), rustix::fs::Access::EXEC_OK).is_ok()
+}
+
+/// A descriptor for `fd`'s file at `min` or above, close-on-exec.
+pub fn dup_at_least(fd: impl AsFd, min: i32) -> Result<OwnedFd> {
+    rustix::io::fcntl_dupfd_cloexec(fd, min)
 }
 
 /// Creates the file `path` (NUL-terminated, mode 0644) and writes
 /// `contents` to it, truncating it first or appending; false on failure.
 pub fn write_file(path: &[u8], contents: &[u8], append: bool) -> bool {
-    const O_WRONLY: u64 = 1;
-    const O_CREAT: u64 = 0o100;
-    const O_TRUNC: u64 = 0o1000;
-    const O_APPEND: u64 = 0o2000;
-    let mode = if append { O_APPEND } else { O_TRUNC };
-    // SAFETY: path is NUL-terminated.
-    let fd = unsafe {
-        syscall6(nr::OPENAT, [AT_FDCWD as u64, path.as_ptr() as u64, O_WRONLY | O_CREAT | mode | O_CLOEXEC, 0o644, 0, 0])
-    };
-    if fd < 0 {
+    let mode = if append { OFlags::APPEND } else { OFlags::TRUNC };
+    let Ok(fd) = open(path, OFlags::WRONLY | OFlags::CREATE | mode, Mode::from_raw_mode(0o644)) else {
         return false;
-    }
-    write_all(fd as i32, contents);
-    close(fd);
+    };
+    write_all(fd.as_raw_fd(), contents);
     true
 }
 
-/// Reads the target of the symbolic link `path` (NUL-terminated) into `buf`.
-pub fn readlink(path: &[u8], buf: &mut [u8]) -> i64 {
-    // SAFETY: path is NUL-terminated, buf is writable.
-    unsafe {
-        syscall6(
-            nr::READLINKAT,
-            [AT_FDCWD as u64, path.as_ptr() as u64, buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0],
-        )
-    }
+/// Reads the target of the symbolic link `path` (NUL-terminated) into
+/// `buf`: its length (truncated to `buf`'s, as the kernel does).
+pub fn readlink(path: &[u8], buf: &mut [u8]) -> Result<usize> {
+    rustix::fs::readlinkat_raw(rustix::fs::CWD, c_path(path), &mut *buf)
+}
+
+/// The current directory into `buf` (NUL-terminated): its length with the
+/// NUL. Hand-written: rustix's `getcwd` allocates a `CString`.
+pub fn getcwd(buf: &mut [u8]) -> Result<usize> {
+    // SAFETY: buf is a valid writable slice.
+    let r = unsafe { syscall(nr::GETCWD, buf.as_mut_ptr() as u64, buf.len() as u64, 0) };
+    if r < 0 { Err(Errno::from_raw_os_error(-r as i32)) } else { Ok(r as usize) }
+}
+
+/// This process's id (the thread group's).
+#[inline]
+pub fn getpid() -> u32 {
+    rustix::process::getpid().as_raw_nonzero().get() as u32
+}
+
+/// The calling thread's id.
+#[inline]
+pub fn gettid() -> u32 {
+    rustix::thread::gettid().as_raw_nonzero().get() as u32
+}
+
+#[inline]
+pub fn getuid() -> u32 {
+    rustix::process::getuid().as_raw()
+}
+
+pub fn sched_yield() {
+    rustix::thread::sched_yield();
+}
+
+/// Sleeps for `ns` nanoseconds (less if a signal interrupts).
+pub fn sleep_ns(ns: u64) {
+    let t = rustix::thread::Timespec { tv_sec: (ns / 1_000_000_000) as i64, tv_nsec: (ns % 1_000_000_000) as i64 };
+    let _ = rustix::thread::nanosleep(&t);
+}
+
+/// The XSAVE features this process may use (`arch_prctl(ARCH_GET_XCOMP_PERM)`:
+/// rustix has no `arch_prctl`).
+pub fn xcomp_permitted() -> Result<u64> {
+    const ARCH_GET_XCOMP_PERM: u64 = 0x1022;
+    let mut permitted = 0u64;
+    // SAFETY: the kernel writes a u64 at the pointer.
+    check(unsafe { syscall(nr::ARCH_PRCTL, ARCH_GET_XCOMP_PERM, &mut permitted as *mut u64 as u64, 0) })?;
+    Ok(permitted)
+}
+
+/// The kernel's current program break (of the runtime's image: the app's
+/// is emulated). `brk` is not in rustix.
+pub fn current_brk() -> u64 {
+    // SAFETY: brk(0) only reports the current break.
+    unsafe { syscall(nr::BRK, 0, 0, 0) as u64 }
+}
+
+/// Sends `sig` to thread `tid` of this process. Hand-written: rustix has
+/// `tgkill` only in its unstable `runtime` module.
+pub fn tgkill_self(tid: u32, sig: i32) -> i64 {
+    // SAFETY: no pointers.
+    unsafe { syscall(nr::TGKILL, getpid() as u64, tid as u64, sig as u64) }
 }
 
 /// Sets this thread's GS base: the runtime's per-thread context pointer.
@@ -284,9 +441,9 @@ pub fn set_gs_base(base: u64) -> i64 {
     unsafe { syscall(nr::ARCH_PRCTL, ARCH_SET_GS, base, 0) }
 }
 
-pub fn getrandom(buf: &mut [u8]) -> i64 {
-    // SAFETY: buf is a valid writable slice.
-    unsafe { syscall(nr::GETRANDOM, buf.as_mut_ptr() as u64, buf.len() as u64, 0) }
+/// Fills `buf` with random bytes (zeros left where the kernel gave none).
+pub fn getrandom(buf: &mut [u8]) {
+    let _ = rustix::rand::getrandom(buf, rustix::rand::GetRandomFlags::empty());
 }
 
 /// Monotonic clock in nanoseconds.

@@ -17,8 +17,6 @@ pub struct Vdso {
     count: usize,
 }
 
-const MREMAP_MAYMOVE: u64 = 1;
-const MREMAP_FIXED: u64 = 2;
 
 /// Finds the `[vvar*]` and `[vdso]` mappings in /proc/self/maps.
 fn find(image: u64) -> Option<Vdso> {
@@ -50,8 +48,16 @@ impl Vdso {
             // SAFETY: moving the kernel's special mappings as a whole; the
             // code in them addresses its data relative to itself, and the
             // relative layout is kept. Nothing runs there meanwhile.
-            let r = unsafe { sys::syscall6(sys::nr::MREMAP, [start, end - start, end - start, MREMAP_MAYMOVE | MREMAP_FIXED, dest, 0]) };
-            if r < 0 {
+            let r = unsafe {
+                rustix::mm::mremap_fixed(
+                    start as *mut core::ffi::c_void,
+                    (end - start) as usize,
+                    (end - start) as usize,
+                    rustix::mm::MremapFlags::MAYMOVE,
+                    dest as *mut core::ffi::c_void,
+                )
+            };
+            if r.is_err() {
                 return false;
             }
         }
@@ -80,13 +86,13 @@ impl Vdso {
     pub fn place(mut self) -> u64 {
         let len = self.hi - self.lo;
         // SAFETY: a probe mapping, removed at once.
-        let probe = unsafe { sys::mmap(0, len, sys::PROT_NONE, sys::MAP_PRIVATE | sys::MAP_ANONYMOUS, -1, 0) };
-        if probe < 0 {
+        let Ok(probe) = (unsafe { sys::mmap(0, len, sys::PROT_NONE, sys::MAP_PRIVATE | sys::MAP_ANONYMOUS, -1, 0) })
+        else {
             return self.image;
-        }
+        };
         // SAFETY: our own probe mapping.
-        unsafe { sys::munmap(probe as u64, len) };
-        self.move_to(probe as u64);
+        let _ = unsafe { sys::munmap(probe, len) };
+        self.move_to(probe);
         self.image
     }
 }

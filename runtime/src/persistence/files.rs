@@ -8,15 +8,7 @@ use alloc::format;
 use alloc::vec::Vec;
 
 use crate::os::startup_args::CStr;
-use crate::os::sys::{self, nr};
-
-const O_WRONLY: u64 = 1;
-const O_RDWR: u64 = 2;
-const O_CREAT: u64 = 0o100;
-const O_EXCL: u64 = 0o200;
-const O_NOFOLLOW: u64 = 0o400000;
-const LOCK_EX: u64 = 2;
-const LOCK_UN: u64 = 8;
+use crate::os::sys::{self, FlockOperation, Mode, OFlags, OwnedFd};
 
 /// The cache file of the module at `path` for this run's clients
 /// (NUL-terminated): `<dir>/<name>` (`persist::cache_dir`).
@@ -36,56 +28,42 @@ fn with_suffix(path: &[u8], suffix: &str) -> Vec<u8> {
     out
 }
 
-fn open(path: &[u8], flags: u64, mode: u64) -> i64 {
-    // SAFETY: path is NUL-terminated.
-    unsafe { sys::syscall6(nr::OPENAT, [sys::AT_FDCWD as u64, path.as_ptr() as u64, flags | sys::O_CLOEXEC, mode, 0, 0]) }
-}
-
-/// Owner and mode bits of the open file `fd`.
-fn owner_and_mode(fd: i64) -> Option<(u32, u32)> {
-    let mut st = [0u64; 18];
-    // SAFETY: st is large enough for struct stat.
-    let r = unsafe { sys::syscall(nr::FSTAT, fd as u64, st.as_mut_ptr() as u64, 0) };
-    (r == 0).then(|| ((st[3] >> 32) as u32, st[3] as u32))
+fn open(path: &[u8], flags: OFlags, mode: u32) -> sys::Result<OwnedFd> {
+    sys::open(path, flags | OFlags::NOFOLLOW, Mode::from_raw_mode(mode))
 }
 
 /// A cache file opened for reading, if it exists and is safe to use: a
 /// regular file owned by this user that no one else may write.
-pub fn open_trusted(path: &[u8]) -> Result<i64, &'static str> {
-    let fd = open(path, sys::O_RDONLY | O_NOFOLLOW, 0);
-    if fd < 0 {
-        return Err(if fd == -sys::ENOENT { "absent" } else { "cannot open" });
+pub fn open_trusted(path: &[u8]) -> Result<OwnedFd, &'static str> {
+    let fd = match open(path, OFlags::RDONLY, 0) {
+        Ok(fd) => fd,
+        Err(sys::Errno::NOENT) => return Err("absent"),
+        Err(_) => return Err("cannot open"),
+    };
+    match sys::fstat(&fd) {
+        Ok(st) if st.uid == sys::getuid() && st.mode & sys::S_IFMT == sys::S_IFREG && st.mode & 0o022 == 0 => Ok(fd),
+        _ => Err("not owned by this user or writable by others"),
     }
-    // SAFETY: getuid has no arguments and cannot fail.
-    let uid = unsafe { sys::syscall(nr::GETUID, 0, 0, 0) } as u32;
-    match owner_and_mode(fd) {
-        Some((owner, mode)) if owner == uid && mode & 0o170000 == 0o100000 && mode & 0o022 == 0 => Ok(fd),
-        _ => {
-            sys::close(fd);
-            Err("not owned by this user or writable by others")
-        }
+}
+
+/// The exclusive lock of a cache file, held until dropped (or `unlock`).
+pub struct Lock(OwnedFd);
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = sys::flock(&self.0, FlockOperation::Unlock);
     }
 }
 
 /// The exclusive lock of the cache file `path`, held until `unlock`.
-pub fn lock(path: &[u8]) -> Option<i64> {
-    let fd = open(&with_suffix(path, ".lock"), O_RDWR | O_CREAT | O_NOFOLLOW, 0o600);
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: flock on our own descriptor.
-    let r = unsafe { sys::syscall(nr::FLOCK, fd as u64, LOCK_EX, 0) };
-    if r < 0 {
-        sys::close(fd);
-        return None;
-    }
-    Some(fd)
+pub fn lock(path: &[u8]) -> Option<Lock> {
+    let fd = open(&with_suffix(path, ".lock"), OFlags::RDWR | OFlags::CREATE, 0o600).ok()?;
+    sys::flock(&fd, FlockOperation::LockExclusive).ok()?;
+    Some(Lock(fd))
 }
 
-pub fn unlock(fd: i64) {
-    // SAFETY: flock on our own descriptor.
-    unsafe { sys::syscall(nr::FLOCK, fd as u64, LOCK_UN, 0) };
-    sys::close(fd);
+pub fn unlock(lock: Lock) {
+    drop(lock);
 }
 
 /// Writes `bytes` to a new temporary file next to `path` and renames it
@@ -93,32 +71,27 @@ pub fn unlock(fd: i64) {
 pub fn publish(path: &[u8], bytes: &[u8]) -> bool {
     let mut rand = [0u8; 8];
     sys::getrandom(&mut rand);
-    // SAFETY: getpid has no arguments.
-    let pid = unsafe { sys::syscall(nr::GETPID, 0, 0, 0) };
-    let tmp = with_suffix(path, &persist::cache_dir::temp_suffix(pid as u32, u64::from_le_bytes(rand)));
-    let fd = open(&tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
-    if fd < 0 {
+    let tmp = with_suffix(path, &persist::cache_dir::temp_suffix(sys::getpid(), u64::from_le_bytes(rand)));
+    let Ok(fd) = open(&tmp, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL, 0o600) else {
         return false;
-    }
+    };
     let mut rest = bytes;
     while !rest.is_empty() {
-        let n = sys::write(fd as i32, rest);
-        if n <= 0 {
-            sys::close(fd);
-            // SAFETY: tmp is NUL-terminated.
-            unsafe { sys::syscall(nr::UNLINK, tmp.as_ptr() as u64, 0, 0) };
-            return false;
+        match sys::write(&fd, rest) {
+            Ok(n) if n > 0 => rest = &rest[n..],
+            _ => {
+                drop(fd);
+                let _ = sys::unlink(&tmp);
+                return false;
+            }
         }
-        rest = &rest[n as usize..];
     }
-    sys::close(fd);
-    // SAFETY: both paths are NUL-terminated.
-    let r = unsafe { sys::syscall(nr::RENAME, tmp.as_ptr() as u64, path.as_ptr() as u64, 0) };
-    if r < 0 {
-        // SAFETY: tmp is NUL-terminated.
-        unsafe { sys::syscall(nr::UNLINK, tmp.as_ptr() as u64, 0, 0) };
+    drop(fd);
+    let published = sys::rename(&tmp, path).is_ok();
+    if !published {
+        let _ = sys::unlink(&tmp);
     }
-    r == 0
+    published
 }
 
 /// The memo of a verified file lives in its lock file: the identity of
@@ -137,24 +110,17 @@ fn memo(identity: crate::os::modules::FileIdentity) -> [u8; 48] {
 /// Whether the file `path` with `identity` had all its zone hashes
 /// checked by an earlier run.
 pub fn verified_before(path: &[u8], identity: crate::os::modules::FileIdentity) -> bool {
-    let fd = open(&with_suffix(path, ".lock"), sys::O_RDONLY | O_NOFOLLOW, 0);
-    if fd < 0 {
+    let Ok(fd) = open(&with_suffix(path, ".lock"), OFlags::RDONLY, 0) else {
         return false;
-    }
+    };
     let mut buf = [0u8; 48];
-    let n = sys::pread(fd, &mut buf, 0);
-    sys::close(fd);
-    n == 48 && buf == memo(identity)
+    sys::pread(&fd, &mut buf, 0) == Ok(48) && buf == memo(identity)
 }
 
 /// Records that the file `path` with `identity` passed every check.
 pub fn note_verified(path: &[u8], identity: crate::os::modules::FileIdentity) {
-    let fd = open(&with_suffix(path, ".lock"), O_WRONLY | O_CREAT | O_NOFOLLOW, 0o600);
-    if fd >= 0 {
-        let m = memo(identity);
-        // SAFETY: writing our own buffer to our own descriptor.
-        unsafe { sys::syscall6(nr::PWRITE64, [fd as u64, m.as_ptr() as u64, 48, 0, 0, 0]) };
-        sys::close(fd);
+    if let Ok(fd) = open(&with_suffix(path, ".lock"), OFlags::WRONLY | OFlags::CREATE, 0o600) {
+        let _ = sys::pwrite(&fd, &memo(identity), 0);
     }
 }
 

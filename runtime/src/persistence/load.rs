@@ -18,7 +18,7 @@ use crate::os::modules::FileIdentity;
 use crate::persistence::files as files;
 use crate::os::startup_args::CStr;
 use crate::stats::{self, STATS};
-use crate::os::sys;
+use crate::os::sys::{self, AsRawFd};
 
 /// The longest app span of a block (a page plus one instruction).
 const MAX_BLOCK_SPAN: u64 = 4096 + 16;
@@ -395,25 +395,23 @@ fn load(cache: &mut CodeCache, file: &[u8], base: u64, path: &CStr, identity: Fi
         Err("absent") => return Ok(None),
         Err(_) => return Err(Unused::Untrusted),
     };
-    let file_identity = FileIdentity::of_fd(fd);
+    let file_identity = FileIdentity::of_fd(&fd);
     let len = file_identity.map_or(0, |id| id.size);
     if len < persist::header::HEADER_LEN as u64 {
-        sys::close(fd);
         return Err(Unused::Invalid(Reject::Truncated));
     }
     let Some(map) = cache.take_region(len) else {
-        sys::close(fd);
         return Err(Unused::NoRoom);
     };
     // SAFETY: replaces part of the cache reservation that nothing uses.
-    let r = unsafe { sys::mmap(map, len, sys::PROT_READ, sys::MAP_PRIVATE | sys::MAP_FIXED, fd, 0) };
-    sys::close(fd);
-    if r < 0 {
+    let r = unsafe { sys::mmap(map, len, sys::PROT_READ, sys::MAP_PRIVATE | sys::MAP_FIXED, fd.as_raw_fd() as i64, 0) };
+    drop(fd);
+    if r.is_err() {
         return Err(Unused::NoRoom);
     }
     let give_back = |why| {
         // SAFETY: our own mapping, returned to an inaccessible reservation.
-        unsafe { sys::mmap(map, sys::page_up(len), sys::PROT_NONE, sys::MAP_PRIVATE | sys::MAP_ANONYMOUS | sys::MAP_FIXED | sys::MAP_NORESERVE, -1, 0) };
+        let _ = unsafe { sys::mmap(map, sys::page_up(len), sys::PROT_NONE, sys::MAP_PRIVATE | sys::MAP_ANONYMOUS | sys::MAP_FIXED | sys::MAP_NORESERVE, -1, 0) };
         Err(why)
     };
     // SAFETY: the mapping is len bytes long and stays mapped for good.
@@ -448,7 +446,7 @@ fn load(cache: &mut CodeCache, file: &[u8], base: u64, path: &CStr, identity: Fi
             ZoneKind::ReadOnly => sys::PROT_READ,
         };
         // SAFETY: a zone of our own mapping.
-        if unsafe { sys::mprotect(map + z.offset, z.len, prot) } < 0 {
+        if unsafe { sys::mprotect(map + z.offset, z.len, prot) }.is_err() {
             return give_back(Unused::NoRoom);
         }
     }

@@ -63,8 +63,7 @@ pub fn new_image_in_child() {
 pub fn append() {
     let Some(file) = crate::options::get().persist_report else { return };
     let s = &STATS;
-    // SAFETY: getpid takes no arguments.
-    let pid = unsafe { crate::os::sys::syscall(crate::os::sys::nr::GETPID, 0, 0, 0) };
+    let pid = crate::os::sys::getpid() as i64;
     if IMAGE.load(Relaxed) == 0 {
         let mut b = [0u8; 8];
         crate::os::sys::getrandom(&mut b);

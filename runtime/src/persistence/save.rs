@@ -19,7 +19,7 @@ use crate::persistence::load::LoadedFiles;
 use crate::persistence::units::{Unit, UnitBlock};
 use crate::translate::segment::LiveSegment;
 use crate::stats::{self, STATS};
-use crate::os::sys;
+use crate::os::sys::{self, AsRawFd};
 
 /// New blocks are written when they add at least 1/64 of the blocks
 /// already in the file.
@@ -69,12 +69,14 @@ struct OnDisk {
 impl OnDisk {
     fn read(path: &[u8]) -> Option<OnDisk> {
         let fd = files::open_trusted(path).ok()?;
-        let identity = crate::os::modules::FileIdentity::of_fd(fd);
+        let identity = crate::os::modules::FileIdentity::of_fd(&fd);
         let len = identity.map_or(0, |id| id.size);
+        if len == 0 {
+            return None;
+        }
         // SAFETY: a fresh private read-only mapping of the whole file.
-        let map = if len == 0 { -1 } else { unsafe { sys::mmap(0, len, sys::PROT_READ, sys::MAP_PRIVATE, fd, 0) } };
-        sys::close(fd);
-        (map >= 0).then_some(OnDisk { map: map as u64, len, identity })
+        let map = unsafe { sys::mmap(0, len, sys::PROT_READ, sys::MAP_PRIVATE, fd.as_raw_fd() as i64, 0) }.ok()?;
+        Some(OnDisk { map, len, identity })
     }
 
     fn bytes(&self) -> &[u8] {
@@ -86,7 +88,7 @@ impl OnDisk {
 impl Drop for OnDisk {
     fn drop(&mut self) {
         // SAFETY: our own mapping.
-        unsafe { sys::munmap(self.map, self.len) };
+        let _ = unsafe { sys::munmap(self.map, self.len) };
     }
 }
 

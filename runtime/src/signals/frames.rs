@@ -9,7 +9,7 @@
 use crate::signals::handling::PendingSignal;
 use crate::thread::{reg, ThreadContext};
 
-pub const SIGINFO_SIZE: usize = 128;
+pub const SIGINFO_SIZE: usize = crate::os::signal::SIZE;
 
 // struct ucontext (kernel) offsets.
 const UC_FLAGS: u64 = 0;
@@ -44,26 +44,7 @@ const XSAVE_HEADER: u64 = 512;
 /// The flags a handler may change through its ucontext (the kernel's FIX_EFLAGS).
 const FIX_EFLAGS: u64 = 0x40000 | 0x800 | 0x400 | 0x100 | 0x80 | 0x40 | 0x10 | 0x4 | 0x1 | 0x10000;
 
-/// `stack_t`.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-pub struct StackT {
-    pub sp: u64,
-    pub flags: u32,
-    _pad: u32,
-    pub size: u64,
-}
-
-const SS_DISABLE: u32 = 2;
-
-impl StackT {
-    pub fn enabled(&self) -> bool {
-        self.flags & SS_DISABLE == 0 && self.size != 0
-    }
-    pub fn contains(&self, sp: u64) -> bool {
-        self.enabled() && sp > self.sp && sp <= self.sp + self.size
-    }
-}
+pub use crate::os::signal::StackT;
 
 /// Size of the standard-format XSAVE image for the enabled features.
 pub fn xsave_size() -> u64 {
@@ -75,14 +56,9 @@ pub fn xsave_size() -> u64 {
 /// after `arch_prctl(ARCH_REQ_XCOMP_PERM)`), asked each time since the app
 /// may get a permission at any point.
 fn frame_features() -> u64 {
-    const ARCH_GET_XCOMP_PERM: u64 = 0x1022;
-    let mut permitted = 0u64;
-    // SAFETY: the kernel writes a u64 at the pointer.
-    let r = unsafe { crate::os::sys::syscall(crate::os::sys::nr::ARCH_PRCTL, ARCH_GET_XCOMP_PERM, &mut permitted as *mut u64 as u64, 0) };
-    if r == 0 {
-        xcr0() & permitted
-    } else {
-        xcr0()
+    match crate::os::sys::xcomp_permitted() {
+        Ok(permitted) => xcr0() & permitted,
+        Err(_) => xcr0(),
     }
 }
 
@@ -250,7 +226,7 @@ pub fn push_frame(
         for off in (SC_CSGSFS + 8..SC_FPSTATE).step_by(8) {
             put(mc + off, 0u64);
         }
-        let fault_addr: u64 = get(signal.info.as_ptr() as u64 + 16);
+        let fault_addr = signal.info.addr();
         if matches!(signal.sig, crate::signals::handling::SIGSEGV | crate::signals::handling::SIGBUS) {
             put(mc + SC_CR2, fault_addr);
         }

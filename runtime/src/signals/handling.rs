@@ -11,6 +11,7 @@
 use spin::Mutex;
 
 use crate::signals::frames;
+use crate::os::signal::{self, SigInfo};
 use crate::os::sys::{self, nr};
 use crate::thread::{reg, ThreadContext};
 
@@ -44,15 +45,7 @@ const SS_ONSTACK: u32 = 1;
 const EINTR: i64 = 4;
 const EFAULT: i64 = 14;
 
-/// `struct sigaction` as the kernel's `rt_sigaction` takes it.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-pub struct KernelSigaction {
-    pub handler: u64,
-    pub flags: u64,
-    pub restorer: u64,
-    pub mask: u64,
-}
+pub use crate::os::signal::KernelSigaction;
 
 /// The application's actions; None until the app first touches a signal
 /// (then the kernel's inherited disposition is the answer).
@@ -64,7 +57,7 @@ const MAX_PENDING: usize = 16;
 #[derive(Clone, Copy)]
 pub struct PendingSignal {
     pub sig: u32,
-    pub info: [u8; frames::SIGINFO_SIZE],
+    pub info: SigInfo,
 }
 
 /// Signals received by the runtime's handler and not yet delivered. Only
@@ -79,7 +72,7 @@ pub struct PendingSignals {
 }
 
 impl PendingSignals {
-    fn push(&mut self, sig: u32, info: &[u8; frames::SIGINFO_SIZE], front: bool) {
+    fn push(&mut self, sig: u32, info: &SigInfo, front: bool) {
         let queued = &self.queue[..self.count];
         // Standard signals coalesce while pending, as in the kernel.
         if sig < 32 && !front && queued.iter().any(|p| p.sig == sig) {
@@ -118,22 +111,12 @@ fn sigmask(sig: u32) -> u64 {
 }
 
 pub fn set_mask(how: u64, mask: u64) -> u64 {
-    let mut old = 0u64;
-    // SAFETY: pointers to locals, sigsetsize 8.
-    unsafe { sys::syscall6(nr::RT_SIGPROCMASK, [how, &mask as *const u64 as u64, &mut old as *mut u64 as u64, 8, 0, 0]) };
-    old
+    signal::sigprocmask(how, mask)
 }
 
 /// Blocks every signal and returns the previous mask.
 pub fn block_all() -> u64 {
     set_mask(SIG_BLOCK, !0)
-}
-
-fn kernel_sigaction(sig: u32, new: Option<&KernelSigaction>, old: Option<&mut KernelSigaction>) -> i64 {
-    let new_ptr = new.map_or(0, |n| n as *const _ as u64);
-    let old_ptr = old.map_or(0, |o| o as *mut _ as u64);
-    // SAFETY: valid sigaction pointers or null, sigsetsize 8.
-    unsafe { sys::syscall6(nr::RT_SIGACTION, [sig as u64, new_ptr, old_ptr, 8, 0, 0]) }
 }
 
 fn app_action(sig: u32) -> KernelSigaction {
@@ -142,7 +125,7 @@ fn app_action(sig: u32) -> KernelSigaction {
         return a;
     }
     let mut current = KernelSigaction::default();
-    kernel_sigaction(sig, None, Some(&mut current));
+    let _ = signal::sigaction(sig, None, Some(&mut current));
     actions[sig as usize] = Some(current);
     current
 }
@@ -196,7 +179,7 @@ fn catchable(sig: u32) -> bool {
 /// process inherited come to the runtime from the start.
 pub fn catch_fatal_signals() {
     for sig in ALWAYS_CAUGHT {
-        kernel_sigaction(sig, Some(&runtime_action(&app_action(sig))), None);
+        let _ = signal::sigaction(sig, Some(&runtime_action(&app_action(sig))), None);
     }
     // Without exit work nothing else is caught: no need to ask the kernel
     // about 64 signals.
@@ -206,7 +189,7 @@ pub fn catch_fatal_signals() {
     for sig in (1..=NSIG as u32).filter(|&s| catchable(s) && !ALWAYS_CAUGHT.contains(&s)) {
         let app = app_action(sig);
         if must_catch(sig, app.handler) {
-            kernel_sigaction(sig, Some(&runtime_action(&app)), None);
+            let _ = signal::sigaction(sig, Some(&runtime_action(&app)), None);
         }
     }
 }
@@ -225,14 +208,14 @@ fn ignored_but_caught() -> impl Iterator<Item = u32> {
 pub fn before_exec() {
     let ignore = KernelSigaction { handler: SIG_IGN, ..KernelSigaction::default() };
     for sig in ignored_but_caught() {
-        kernel_sigaction(sig, Some(&ignore), None);
+        let _ = signal::sigaction(sig, Some(&ignore), None);
     }
 }
 
 /// The exec failed and the app goes on: the runtime catches them again.
 pub fn after_failed_exec() {
     for sig in ignored_but_caught() {
-        kernel_sigaction(sig, Some(&runtime_action(&app_action(sig))), None);
+        let _ = signal::sigaction(sig, Some(&runtime_action(&app_action(sig))), None);
     }
 }
 
@@ -255,9 +238,8 @@ pub fn rt_sigaction(sig: u64, act: u64, oldact: u64, setsize: u64, private: bool
         };
         let native = (new.handler == SIG_DFL || new.handler == SIG_IGN) && !must_catch(sig, new.handler);
         let installed = if native { new } else { runtime_action(&new) };
-        let r = kernel_sigaction(sig, Some(&installed), None);
-        if r < 0 {
-            return r;
+        if let Err(e) = signal::sigaction(sig, Some(&installed), None) {
+            return -(e.raw_os_error() as i64);
         }
         if !private {
             set_app_action(sig, new);
@@ -288,15 +270,11 @@ pub fn sigaltstack(ctx: &ThreadContext, ss: u64, old: u64) -> i64 {
 }
 
 fn current_altstack() -> frames::StackT {
-    let mut st = frames::StackT::default();
-    // SAFETY: querying into a local stack_t.
-    unsafe { sys::syscall(nr::SIGALTSTACK, 0, &mut st as *mut _ as u64, 0) };
-    st
+    signal::altstack()
 }
 
-fn is_synchronous_fault(sig: u32, info: &[u8; frames::SIGINFO_SIZE]) -> bool {
-    let si_code = i32::from_le_bytes(info[8..12].try_into().unwrap());
-    si_code > 0 && matches!(sig, SIGSEGV | SIGBUS | SIGILL | SIGFPE | SIGTRAP)
+fn is_synchronous_fault(sig: u32, info: &SigInfo) -> bool {
+    info.code() > 0 && matches!(sig, SIGSEGV | SIGBUS | SIGILL | SIGFPE | SIGTRAP)
 }
 
 /// The kernel handler for every signal the application handles, reached
@@ -304,7 +282,7 @@ fn is_synchronous_fault(sig: u32, info: &[u8; frames::SIGINFO_SIZE]) -> bool {
 pub extern "C" fn runtime_handler(sig: i32, info: *const u8, uc: *mut u8) {
     let sig = sig as u32;
     // SAFETY: the kernel passes a siginfo and a ucontext.
-    let info: &[u8; frames::SIGINFO_SIZE] = unsafe { &*(info as *const [u8; frames::SIGINFO_SIZE]) };
+    let info = unsafe { SigInfo::from_kernel(info) };
     // SAFETY: every thread that runs app code has its context in GS.
     let ctx = unsafe { crate::thread::current() };
     // SAFETY: uc is the kernel's ucontext for this signal.
@@ -313,8 +291,7 @@ pub extern "C" fn runtime_handler(sig: i32, info: *const u8, uc: *mut u8) {
     let in_cache = crate::translate::code_cache::contains(pc);
     if is_synchronous_fault(sig, info) {
         const SEGV_ACCERR: i32 = 2;
-        let si_code = i32::from_le_bytes(info[8..12].try_into().unwrap());
-        let addr = u64::from_le_bytes(info[16..24].try_into().unwrap());
+        let (si_code, addr) = (info.code(), info.addr());
         if sig == SIGSEGV && si_code == SEGV_ACCERR {
             use crate::translate::smc::{handle_write_fault, WriteFault};
             match handle_write_fault(addr) {
@@ -330,9 +307,8 @@ pub extern "C" fn runtime_handler(sig: i32, info: *const u8, uc: *mut u8) {
             let mut info = *info;
             // An instruction address in siginfo (SIGILL, SIGFPE, SIGTRAP)
             // names the app's instruction, not its copy in the cache.
-            let si_addr = u64::from_le_bytes(info[16..24].try_into().unwrap());
-            if crate::translate::code_cache::contains(si_addr) {
-                info[16..24].copy_from_slice(&ctx.next_pc.to_le_bytes());
+            if crate::translate::code_cache::contains(info.addr()) {
+                info.set_addr(ctx.next_pc);
             }
             ctx.pending.push(sig, &info, true);
             ctx.signal_pending = 1;
@@ -353,7 +329,7 @@ pub extern "C" fn runtime_handler(sig: i32, info: *const u8, uc: *mut u8) {
         // instruction (its own code there): die of it as the app would (the
         // instruction faults again under the default action).
         crate::verbose!("signal {} (code {}) at pc {:#x} (addr {:#x}) not in app code: default action", sig, si_code, pc, addr);
-        kernel_sigaction(sig, Some(&KernelSigaction::default()), None);
+        let _ = signal::sigaction(sig, Some(&KernelSigaction::default()), None);
         return;
     }
     ctx.pending.push(sig, info, false);
@@ -384,11 +360,7 @@ fn internal_error(sig: u32, pc: u64, addr: u64, app_pc: u64) -> ! {
 /// the fetch faults there, so SIGSEGV (`si_code`, `si_addr = addr`) is
 /// queued first, to be delivered at that pc.
 pub fn queue_code_fault(ctx: &mut ThreadContext, addr: u64, si_code: i32) {
-    let mut info = [0u8; frames::SIGINFO_SIZE];
-    info[0..4].copy_from_slice(&(SIGSEGV as i32).to_le_bytes());
-    info[8..12].copy_from_slice(&si_code.to_le_bytes());
-    info[16..24].copy_from_slice(&addr.to_le_bytes());
-    ctx.pending.push(SIGSEGV, &info, true);
+    ctx.pending.push(SIGSEGV, &SigInfo::fault(SIGSEGV, si_code, addr), true);
     ctx.signal_pending = 1;
 }
 
@@ -424,15 +396,10 @@ pub fn deliver_pending(ctx: &mut ThreadContext, pc: u64) -> u64 {
             if terminates_by_default(p.sig) {
                 crate::process_end::process_exit(ctx, crate::process_end::Reason::FatalSignal);
             }
-            kernel_sigaction(p.sig, Some(&KernelSigaction::default()), None);
+            let _ = signal::sigaction(p.sig, Some(&KernelSigaction::default()), None);
             set_app_action(p.sig, KernelSigaction::default());
             set_mask(SIG_SETMASK, app_mask & !sigmask(p.sig));
-            // SAFETY: signalling this thread.
-            unsafe {
-                let pid = sys::syscall(nr::GETPID, 0, 0, 0) as u64;
-                let tid = sys::syscall(nr::GETTID, 0, 0, 0) as u64;
-                sys::syscall(nr::TGKILL, pid, tid, p.sig as u64);
-            }
+            sys::tgkill_self(sys::gettid(), p.sig as i32);
             set_mask(SIG_SETMASK, app_mask);
             pc
         }
@@ -447,7 +414,7 @@ pub fn deliver_pending(ctx: &mut ThreadContext, pc: u64) -> u64 {
                 mask |= sigmask(p.sig);
             }
             if act.flags & SA_RESETHAND != 0 {
-                kernel_sigaction(p.sig, Some(&KernelSigaction::default()), None);
+                let _ = signal::sigaction(p.sig, Some(&KernelSigaction::default()), None);
                 set_app_action(p.sig, KernelSigaction::default());
             }
             ctx.gpr[reg::RSP] = frame.sp;
@@ -465,12 +432,7 @@ pub fn deliver_pending(ctx: &mut ThreadContext, pc: u64) -> u64 {
 
 /// Makes `p` pending in the kernel again for this thread, with its siginfo.
 fn requeue(p: &PendingSignal) {
-    // SAFETY: signalling this thread with a siginfo it received.
-    unsafe {
-        let pid = sys::syscall(nr::GETPID, 0, 0, 0) as u64;
-        let tid = sys::syscall(nr::GETTID, 0, 0, 0) as u64;
-        sys::syscall6(nr::RT_TGSIGQUEUEINFO, [pid, tid, p.sig as u64, p.info.as_ptr() as u64, 0, 0]);
-    }
+    signal::requeue_to_self(p.sig, &p.info);
 }
 
 /// `rt_sigreturn`: restores the app state saved in the frame the app's

@@ -75,14 +75,15 @@ impl CodeCache {
                 0,
             )
         };
-        if r < 0 {
-            crate::log::fatal(70, format_args!("cannot reserve the code cache (errno {})", -r));
-        }
-        let code_end = r as u64 + CACHE_SIZE - NEAR_DATA_SIZE;
-        BOUNDS[0].store(r as u64, Relaxed);
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => crate::log::fatal(70, format_args!("cannot reserve the code cache (errno {})", e.raw_os_error())),
+        };
+        let code_end = r + CACHE_SIZE - NEAR_DATA_SIZE;
+        BOUNDS[0].store(r, Relaxed);
         BOUNDS[1].store(code_end, Relaxed);
         NEAR_DATA[0].store(code_end, Relaxed);
-        NEAR_DATA[1].store(r as u64 + CACHE_SIZE, Relaxed);
+        NEAR_DATA[1].store(r + CACHE_SIZE, Relaxed);
         CodeCache { next: r as u64, end: code_end }
     }
 

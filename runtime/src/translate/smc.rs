@@ -89,7 +89,7 @@ pub fn protect_before_read(page: u64, sp: u64) -> Guard {
         // never disagree (a write fault unprotects under the same lock).
         // SAFETY: an app page about to be translated; the app's view of
         // its protection is kept in WRITABLE_CODE.
-        unsafe { sys::mprotect(page, PAGE_SIZE, kernel_prot(false)) };
+        let _ = unsafe { sys::mprotect(page, PAGE_SIZE, kernel_prot(false)) };
     }
     Guard::Protected
 }
@@ -135,7 +135,7 @@ pub fn handle_write_fault(addr: u64) -> WriteFault {
         return if writable_code { WriteFault::Retry } else { WriteFault::NotOurs };
     }
     // SAFETY: restoring the app's intended protection of its page.
-    unsafe { sys::mprotect(page, PAGE_SIZE, kernel_prot(true)) };
+    let _ = unsafe { sys::mprotect(page, PAGE_SIZE, kernel_prot(true)) };
     // The set's lock is released before the caller flushes, which takes
     // the translator's: a thread building a block holds that one and then
     // takes this one.
