@@ -15,6 +15,7 @@ mod resolve;
 mod run_report;
 mod runtime_args;
 mod runtime_path;
+mod stats_summary;
 
 /// Entered from libc's startup directly instead of std's `lang_start`, which
 /// would set SIGPIPE to SIG_IGN (ignored dispositions survive exec, so every
@@ -37,6 +38,20 @@ extern "C" fn main(
 fn fail(message: impl std::fmt::Display, code: i32) -> i32 {
     eprintln!("dbirun: {message}");
     code
+}
+
+/// The -stats summary of the run whose report is at `report`, to
+/// `-stats_file` or dbirun's stderr.
+fn print_stats(opts: &options::Options, report: &std::path::Path) {
+    let text = stats_summary::render(&run_report::parse(&std::fs::read_to_string(report).unwrap_or_default()), opts.stats_per_process);
+    match &opts.stats_file {
+        Some(file) => {
+            if let Err(e) = std::fs::write(file, &text) {
+                eprintln!("dbirun: warning: -stats_file {}: {e}", file.display());
+            }
+        }
+        None => eprint!("{text}"),
+    }
 }
 
 /// Whether clients can create files in `dir`.
@@ -73,7 +88,7 @@ fn run() -> i32 {
         Err(message) => return fail(message, 127),
     };
     let mut opts = opts;
-    for (name, slot) in [("-persist_dir", &mut opts.persist_dir), ("-logdir", &mut opts.logdir)] {
+    for (name, slot) in [("-persist_dir", &mut opts.persist_dir), ("-logdir", &mut opts.logdir), ("-stats_file", &mut opts.stats_file)] {
         if let Some(dir) = slot.take() {
             match std::path::absolute(&dir) {
                 Ok(abs) => *slot = Some(abs),
@@ -105,14 +120,26 @@ fn run() -> i32 {
         }
     }
 
-    let report = opts.persist_dir.as_deref().filter(|_| opts.persist).map(run_report::path_in);
+    // Where the run's processes report: in the cache directory with
+    // -persist (the index records it), else a private temporary file.
+    let report = match opts.persist_dir.as_deref().filter(|_| opts.persist) {
+        Some(dir) => Some(run_report::path_in(dir)),
+        None if opts.stats => match run_report::temporary() {
+            Ok(path) => Some(path),
+            Err(e) => return fail(format_args!("-stats: cannot create a report file: {e}"), 125),
+        },
+        None => None,
+    };
     let argv = runtime_args::runtime_argv(&runtime, &app_path, &opts, report.as_deref());
     let started = std::time::Instant::now();
     let end = launch::run(&argv);
-    if let (Some(report), Some(dir)) = (&report, opts.persist_dir.as_deref()) {
-        match &end {
-            Ok(end) => cache_index::record(dir, &opts, *end, report, started.elapsed()),
-            Err(_) => {
+    if let Some(report) = &report {
+        if opts.stats {
+            print_stats(&opts, report);
+        }
+        match (&end, opts.persist_dir.as_deref().filter(|_| opts.persist)) {
+            (Ok(end), Some(dir)) => cache_index::record(dir, &opts, *end, report, started.elapsed()),
+            _ => {
                 let _ = std::fs::remove_file(report);
             }
         }

@@ -21,7 +21,10 @@ pub const USAGE: &str = "dbirun [options] [-c CLIENT [client options]] -- APP [A
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     pub verbose: bool,
+    /// -stats, or implied by -stats_file / -stats_per_process.
     pub stats: bool,
+    pub stats_file: Option<PathBuf>,
+    pub stats_per_process: bool,
     pub persist: bool,
     /// As typed; made absolute only when the runtime argv is built, since that needs the cwd.
     pub persist_dir: Option<PathBuf>,
@@ -83,9 +86,16 @@ struct Cli {
     /// Log what the runtime does (to stderr)
     #[arg(short = 'v', long = "verbose")]
     verbose: bool,
-    /// Print translation statistics when the application exits
+    /// Print translation statistics when the application exits: one
+    /// summary for every process it started (to dbirun's stderr)
     #[arg(long = "stats")]
     stats: bool,
+    /// Write the -stats summary to FILE instead of stderr
+    #[arg(long = "stats_file", value_name = "FILE")]
+    stats_file: Option<PathBuf>,
+    /// With -stats, also print each process's own counters, labelled with its pid and program
+    #[arg(long = "stats_per_process")]
+    stats_per_process: bool,
     /// Reuse translated code across runs (persistent code cache)
     #[arg(long = "persist")]
     persist: bool,
@@ -122,6 +132,16 @@ const KNOWN: &[Known] = &[
     Known {
         canonical: "--stats",
         spellings: &["-stats", "--stats"],
+        takes_value: false,
+    },
+    Known {
+        canonical: "--stats_file",
+        spellings: &["-stats_file", "--stats_file", "--stats-file"],
+        takes_value: true,
+    },
+    Known {
+        canonical: "--stats_per_process",
+        spellings: &["-stats_per_process", "--stats_per_process", "--stats-per-process"],
         takes_value: false,
     },
     Known {
@@ -332,7 +352,9 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, UsageError> {
 
     Ok(Parsed::Run(Options {
         verbose: cli.verbose,
-        stats: cli.stats,
+        stats: cli.stats || cli.stats_file.is_some() || cli.stats_per_process,
+        stats_file: cli.stats_file,
+        stats_per_process: cli.stats_per_process,
         persist: cli.persist,
         persist_dir: cli.persist_dir,
         no_follow_children: cli.no_follow_children,
@@ -373,6 +395,8 @@ pub fn parse_with_defaults(args: &[OsString], env_options: Option<&OsStr>) -> Re
     Ok(Parsed::Run(Options {
         verbose: o.verbose || defaults.verbose,
         stats: o.stats || defaults.stats,
+        stats_file: o.stats_file.or(defaults.stats_file),
+        stats_per_process: o.stats_per_process || defaults.stats_per_process,
         persist: o.persist || defaults.persist,
         persist_dir: o.persist_dir.or(defaults.persist_dir),
         no_follow_children: o.no_follow_children || defaults.no_follow_children,

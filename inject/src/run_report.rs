@@ -13,6 +13,16 @@ use std::path::{Path, PathBuf};
 
 pub use cachetool::run_report::parse;
 
+/// A fresh report file of this user's own, in the temporary directory
+/// (for -stats without -persist).
+pub fn temporary() -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let path = std::env::temp_dir().join(format!("dbirun-report.{}.{nanos}", std::process::id()));
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+    Ok(path)
+}
+
 /// A fresh report file name in the cache directory `dir`.
 pub fn path_in(dir: &Path) -> PathBuf {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());

@@ -26,7 +26,8 @@ use std::path::Path;
 use crate::options::Options;
 
 /// Builds the runtime's full argv; `persist_dir` must already be absolute,
-/// and so must `report` (where the run's cache report goes, with -persist).
+/// and so must `report` (where the run's processes append their cache
+/// events, with -persist, and their counters, with -stats).
 pub fn runtime_argv(runtime: &Path, resolved_app: &Path, opts: &Options, report: Option<&Path>) -> Vec<OsString> {
     let mut argv: Vec<OsString> = vec![runtime.as_os_str().to_os_string()];
     let flags_before_dir = [
@@ -87,6 +88,8 @@ mod tests {
         Options {
             verbose: false,
             stats: false,
+            stats_file: None,
+            stats_per_process: false,
             persist: false,
             persist_dir: None,
             logdir: None,
@@ -116,6 +119,8 @@ mod tests {
         let opts = Options {
             verbose: true,
             stats: true,
+            stats_file: None,
+            stats_per_process: false,
             persist: true,
             persist_dir: Some(PathBuf::from("/cache dir")),
             logdir: None,

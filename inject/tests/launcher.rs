@@ -97,16 +97,22 @@ impl Fixture {
     }
 
     /// The runtime's argv, without the `-persist_report FILE` pair (a
-    /// fresh file name in the cache directory each run, checked apart).
+    /// fresh file name each run, checked apart: in the cache directory with
+    /// -persist, else a temporary file for -stats).
     fn argv(&self) -> Vec<String> {
         let p = self.path("argv");
         let text = fs::read_to_string(&p)
             .unwrap_or_else(|e| panic!("runtime did not run ({}): {e}", p.display()));
         let mut argv: Vec<String> = text.lines().map(str::to_string).collect();
         if let Some(i) = argv.iter().position(|a| a == "-persist_report") {
-            let dir = Path::new(&argv[i + 1]).parent().unwrap().to_path_buf();
-            assert_eq!(argv[i - 2], "-persist_dir", "{argv:?}");
-            assert_eq!(Path::new(&argv[i - 1]), dir, "the report goes to the cache directory");
+            let report = Path::new(&argv[i + 1]).to_path_buf();
+            if argv.iter().any(|a| a == "-persist") {
+                assert_eq!(argv[i - 2], "-persist_dir", "{argv:?}");
+                assert_eq!(Path::new(&argv[i - 1]), report.parent().unwrap(), "the report goes to the cache directory");
+            } else {
+                assert!(argv.iter().any(|a| a == "-stats"), "a report without -persist is for -stats: {argv:?}");
+                assert!(!report.exists(), "dbirun removes the temporary report: {}", report.display());
+            }
             argv.drain(i..i + 2);
         }
         argv

@@ -9,7 +9,10 @@
 //! Lines: `used FILE BLOCKS`, `built FILE BLOCKS`, `rejected FILE
 //! REASON...`, `wrote FILE BLOCKS`, and `process PID.IMAGE key=value...`
 //! with a process image's counters so far (an image may report more than
-//! once, e.g. before an exec that fails: its last line counts).
+//! once, e.g. before an exec that fails: its last line counts). With
+//! `-stats`, each image also appends `stats PID.IMAGE PROGRAM key=value...`
+//! ([`StatsLine`], fields [`STATS_FIELDS`]), which dbirun sums into one
+//! summary for the whole process tree.
 //!
 //! When dbirun cannot record the run promptly (the index is locked), it
 //! appends the run's own facts with [`RunEnd::lines`] (`ended TIME
@@ -65,6 +68,67 @@ impl Counters {
     }
 }
 
+/// The `-stats` counters, in the order they are printed: the key a stats
+/// line uses and the label dbirun prints. Keys ending in `_ns` are times,
+/// printed in milliseconds. The persistence counters (from
+/// `blocks_loaded` on) are there only with `-persist`.
+pub const STATS_FIELDS: &[(&str, &str)] = &[
+    ("blocks_built", "blocks built"),
+    ("code_cache_bytes", "code cache bytes"),
+    ("dispatcher_entries", "dispatcher entries"),
+    ("indirect_lookups", "indirect lookups"),
+    ("indirect_lookup_misses", "indirect lookup misses"),
+    ("links_made", "links made"),
+    ("blocks_flushed", "blocks flushed"),
+    ("system_calls", "system calls"),
+    ("translation_ns", "translation time"),
+    ("blocks_loaded", "blocks loaded"),
+    ("blocks_registered", "blocks registered"),
+    ("cache_files_loaded", "cache files loaded"),
+    ("cache_files_rejected", "cache files rejected"),
+    ("cache_bytes_mapped", "cache bytes mapped"),
+    ("load_ns", "load time"),
+    ("cache_files_written", "cache files written"),
+    ("blocks_persisted", "blocks persisted"),
+    ("persist_ns", "persist time"),
+];
+
+/// A process image's `-stats` counters, as it reports them.
+pub struct StatsLine<'a> {
+    pub pid: i64,
+    pub image: u64,
+    /// The program the image runs (its file name).
+    pub program: &'a str,
+    /// (key, value) for the [`STATS_FIELDS`] it has.
+    pub values: &'a [(&'a str, u64)],
+    /// Cache files not used, by reason.
+    pub rejected: &'a [(&'a str, u64)],
+}
+
+impl StatsLine<'_> {
+    pub fn line(&self) -> String {
+        let program: String = self.program.chars().map(|c| if c.is_whitespace() { '_' } else { c }).collect();
+        let mut out = format!("stats {}.{:016x} {}", self.pid, self.image, if program.is_empty() { "?" } else { &program });
+        for (k, v) in self.values {
+            out.push_str(&format!(" {k}={v}"));
+        }
+        for (reason, n) in self.rejected {
+            out.push_str(&format!(" rejected:{}={n}", reason.replace(' ', "_")));
+        }
+        out.push('\n');
+        out
+    }
+}
+
+/// One process image's `-stats` counters, read back.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ProcessStats {
+    pub pid: i64,
+    pub program: String,
+    pub values: BTreeMap<String, u64>,
+    pub rejected: Vec<(String, u64)>,
+}
+
 /// What dbirun knows of a run beyond the runtime's lines.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RunEnd {
@@ -89,6 +153,9 @@ impl RunEnd {
 pub struct RunReport {
     /// The run's end as dbirun wrote it (pending reports only).
     pub ended: Option<RunEnd>,
+    /// Each process image's `-stats` counters (its last line), in the order
+    /// the images first reported.
+    pub stats: Vec<ProcessStats>,
     /// Runtime process images that reported.
     pub processes: u64,
     pub blocks_built: u64,
@@ -112,6 +179,7 @@ pub struct RunReport {
 pub fn parse(text: &str) -> RunReport {
     let mut r = RunReport::default();
     let mut images: BTreeMap<&str, BTreeMap<&str, u64>> = BTreeMap::new();
+    let mut stats_images: Vec<&str> = Vec::new();
     for line in text.lines() {
         let mut words = line.split(' ');
         match (words.next(), words.next()) {
@@ -137,6 +205,26 @@ pub fn parse(text: &str) -> RunReport {
             (Some("command"), Some(_)) => {
                 let end = r.ended.get_or_insert_with(RunEnd::default);
                 end.command = unescape(&line["command ".len()..]);
+            }
+            (Some("stats"), Some(image)) => {
+                let mut p = ProcessStats { pid: image.split('.').next().and_then(|p| p.parse().ok()).unwrap_or(0), ..Default::default() };
+                p.program = words.next().unwrap_or("?").to_string();
+                for (k, v) in words.filter_map(|kv| kv.split_once('=')) {
+                    let Ok(v) = v.parse() else { continue };
+                    match k.strip_prefix("rejected:") {
+                        Some(reason) => p.rejected.push((reason.replace('_', " "), v)),
+                        None => {
+                            p.values.insert(k.to_string(), v);
+                        }
+                    }
+                }
+                match stats_images.iter().position(|i| *i == image) {
+                    Some(at) => r.stats[at] = p,
+                    None => {
+                        stats_images.push(image);
+                        r.stats.push(p);
+                    }
+                }
             }
             (Some("process"), Some(image)) => {
                 let counters = words.filter_map(|kv| kv.split_once('=')).filter_map(|(k, v)| Some((k, v.parse().ok()?)));
@@ -177,6 +265,28 @@ fn unescape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stats_lines_parse_back_and_the_last_of_an_image_counts() {
+        let first = StatsLine { pid: 7, image: 0xa, program: "my prog", values: &[("blocks_built", 3)], rejected: &[] }.line();
+        let last = StatsLine {
+            pid: 7,
+            image: 0xa,
+            program: "my prog",
+            values: &[("blocks_built", 5), ("indirect_lookups", 9)],
+            rejected: &[("module changed", 2)],
+        }
+        .line();
+        let other = StatsLine { pid: 8, image: 0xb, program: "ls", values: &[("blocks_built", 1)], rejected: &[] }.line();
+        let r = parse(&[first, other, last].concat());
+        assert_eq!(r.stats.len(), 2);
+        assert_eq!((r.stats[0].pid, r.stats[0].program.as_str()), (7, "my_prog"));
+        assert_eq!(r.stats[0].values.get("blocks_built"), Some(&5));
+        assert_eq!(r.stats[0].values.get("indirect_lookups"), Some(&9));
+        assert_eq!(r.stats[0].rejected, [("module changed".to_string(), 2)]);
+        assert_eq!(r.stats[1].program, "ls");
+        assert!(STATS_FIELDS.iter().all(|(k, _)| !k.contains(' ') && !k.contains('=')));
+    }
 
     #[test]
     fn a_run_end_parses_back() {

@@ -43,9 +43,26 @@ pub fn process_exit(ctx: &ThreadContext, reason: Reason) {
         crate::translator::persist_all();
         crate::client_host::process_exit();
     }
-    match reason {
-        Reason::Exec => crate::stats::report_before_exec(),
-        Reason::Exit | Reason::FatalSignal => crate::stats::report(ctx.ibl_lookups),
+    if vfork_child {
+        // The counters are the parent's, which reports them: only this
+        // context's lookups are the child's to add.
+        crate::stats::add(&crate::stats::STATS.ibl_lookups_of_exited_threads, ctx.ibl_lookups);
+    } else {
+        report_stats(ctx.ibl_lookups);
+    }
+}
+
+/// With `-stats`: this image's counters, into the run report for dbirun's
+/// summary (or, without one, printed to stderr).
+fn report_stats(ibl_lookups: u64) {
+    if !crate::options::get().stats {
+        return;
+    }
+    let values = crate::stats::snapshot(ibl_lookups);
+    let program = crate::emulation::self_exe::app_exe().map(|p| p.as_bytes()).unwrap_or(b"?");
+    let program = core::str::from_utf8(program.rsplit(|&b| b == b'/').next().unwrap_or(program)).unwrap_or("?");
+    if !crate::persistence::report::append_stats(program, &values, &crate::stats::rejected()) {
+        crate::stats::print(&values);
     }
 }
 

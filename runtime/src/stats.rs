@@ -1,5 +1,6 @@
 //! Counters for `-stats`, printed to stderr at exit.
 
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 pub struct Stats {
@@ -111,61 +112,59 @@ pub fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Relaxed);
 }
 
-/// The process image is about to be replaced: report what this image did.
-pub fn report_before_exec() {
-    let lookups = crate::thread::current_ibl_lookups();
-    report(lookups);
+/// This image's counters, keyed as `persist::run_report::STATS_FIELDS`
+/// (the persistence ones only with `-persist`). `ibl_lookups` comes from
+/// the thread contexts, where the lookup routine counts without a lock.
+pub fn snapshot(ibl_lookups: u64) -> Vec<(&'static str, u64)> {
+    let s = &STATS;
+    let mut v = alloc::vec![
+        ("blocks_built", s.blocks_built.load(Relaxed)),
+        ("code_cache_bytes", s.cache_bytes.load(Relaxed)),
+        ("dispatcher_entries", s.dispatches.load(Relaxed)),
+        ("indirect_lookups", ibl_lookups + s.ibl_lookups_of_exited_threads.load(Relaxed)),
+        ("indirect_lookup_misses", s.ibl_misses.load(Relaxed)),
+        ("links_made", s.links.load(Relaxed)),
+        ("blocks_flushed", s.fragments_flushed.load(Relaxed)),
+        ("system_calls", s.syscalls.load(Relaxed)),
+        ("translation_ns", ticks_to_ns(s.translate_ticks.load(Relaxed))),
+    ];
+    if crate::options::get().persist {
+        v.extend([
+            ("blocks_loaded", s.blocks_loaded.load(Relaxed)),
+            ("blocks_registered", s.blocks_registered.load(Relaxed)),
+            ("cache_files_loaded", s.files_loaded.load(Relaxed)),
+            ("cache_files_rejected", rejected_total()),
+            ("cache_bytes_mapped", s.bytes_mapped.load(Relaxed)),
+            ("load_ns", ticks_to_ns(s.load_ticks.load(Relaxed))),
+            ("cache_files_written", s.files_written.load(Relaxed)),
+            ("blocks_persisted", s.blocks_persisted.load(Relaxed)),
+            ("persist_ns", ticks_to_ns(s.persist_ticks.load(Relaxed))),
+        ]);
+    }
+    v
 }
 
-/// Prints the counters if `-stats` is on. `ibl_lookups` comes from the
-/// thread contexts, where the lookup routine counts without a lock.
-pub fn report(ibl_lookups: u64) {
-    if !crate::options::get().stats {
-        return;
-    }
-    let s = &STATS;
-    let ns = ticks_to_ns(s.translate_ticks.load(Relaxed));
-    crate::log::print(format_args!(
-        "dbirun stats:\n\
-         \x20 blocks built:            {}\n\
-         \x20 code cache bytes:        {}\n\
-         \x20 dispatcher entries:      {}\n\
-         \x20 indirect lookups:        {}\n\
-         \x20 indirect lookup misses:  {}\n\
-         \x20 links made:              {}\n\
-         \x20 blocks flushed:          {}\n\
-         \x20 system calls:            {}\n\
-         \x20 translation time:        {}\n",
-        s.blocks_built.load(Relaxed),
-        s.cache_bytes.load(Relaxed),
-        s.dispatches.load(Relaxed),
-        ibl_lookups + s.ibl_lookups_of_exited_threads.load(Relaxed),
-        s.ibl_misses.load(Relaxed),
-        s.links.load(Relaxed),
-        s.fragments_flushed.load(Relaxed),
-        s.syscalls.load(Relaxed),
-        ms(ns),
-    ));
-    if crate::options::get().persist {
-        let rejected = REJECTED.lock();
-        let total: u64 = rejected.iter().map(|(_, c)| c).sum();
-        crate::log::print(format_args!(
-            "  blocks loaded:           {}\n  blocks registered:       {}\n  cache files loaded:      {}\n  cache files rejected:    {}\n",
-            s.blocks_loaded.load(Relaxed),
-            s.blocks_registered.load(Relaxed),
-            s.files_loaded.load(Relaxed),
-            total,
-        ));
-        for (reason, count) in rejected.iter() {
-            crate::log::print(format_args!("    {reason}: {count}\n"));
+/// Cache files not used, by reason.
+pub fn rejected() -> Vec<(&'static str, u64)> {
+    REJECTED.lock().clone()
+}
+
+/// Prints `values` as a `dbirun stats:` block to stderr: for a runtime
+/// started without dbirun's run report (dbirun sums the processes' lines
+/// and prints one summary itself).
+pub fn print(values: &[(&'static str, u64)]) {
+    crate::log::print(format_args!("dbirun stats:\n"));
+    for (key, value) in values {
+        let label = persist::run_report::STATS_FIELDS.iter().find(|(k, _)| k == key).map_or(*key, |(_, l)| *l);
+        if key.ends_with("_ns") {
+            crate::log::print(format_args!("  {:<25}{}\n", format_args!("{label}:"), ms(*value)));
+        } else {
+            crate::log::print(format_args!("  {:<25}{value}\n", format_args!("{label}:")));
         }
-        crate::log::print(format_args!(
-            "  cache bytes mapped:      {}\n  load time:               {}\n  cache files written:     {}\n  blocks persisted:        {}\n  persist time:            {}\n",
-            s.bytes_mapped.load(Relaxed),
-            ms(ticks_to_ns(s.load_ticks.load(Relaxed))),
-            s.files_written.load(Relaxed),
-            s.blocks_persisted.load(Relaxed),
-            ms(ticks_to_ns(s.persist_ticks.load(Relaxed))),
-        ));
+        if *key == "cache_files_rejected" {
+            for (reason, count) in REJECTED.lock().iter() {
+                crate::log::print(format_args!("    {reason}: {count}\n"));
+            }
+        }
     }
 }

@@ -174,16 +174,6 @@ impl ThreadContext {
     }
 }
 
-/// The calling thread's indirect-lookup count (kept in its context).
-pub fn current_ibl_lookups() -> u64 {
-    let count: u64;
-    // SAFETY: GS points at the calling thread's ThreadContext.
-    unsafe {
-        core::arch::asm!("mov {}, qword ptr gs:[{off}]", out(reg) count, off = const offsets::IBL_LOOKUPS, options(nostack, readonly, preserves_flags));
-    }
-    count
-}
-
 /// The calling thread's context.
 ///
 /// # Safety

@@ -225,6 +225,8 @@ fn clone3(ctx: &mut ThreadContext, args_ptr: u64, size: u64, next: u64) -> i64 {
 fn after_fork(ctx: &mut ThreadContext, r: i64, app_sp: u64) -> i64 {
     if r == 0 {
         LIVE_THREADS.store(1, Relaxed);
+        // The child's counts start from nothing, as its other counters do.
+        ctx.ibl_lookups = 0;
         if app_sp != 0 {
             ctx.gpr[reg::RSP] = app_sp;
         }

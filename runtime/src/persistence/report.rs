@@ -1,13 +1,14 @@
-//! The run report for `dbirun`'s cache index: with `-persist_report FILE`,
-//! each process appends, in one write when it ends (or execs), what it
-//! did with the cache: which files it used, rejected (and why) or wrote,
-//! and its counters. The runtime never opens the index itself.
+//! The run report for `dbirun`: with `-persist_report FILE`, each process
+//! appends, when it ends (or execs), what it did with the cache (which
+//! files it used, rejected and why, or wrote, and its counters: for the
+//! cache index) and, with `-stats`, its counters for dbirun's summary.
+//! The runtime never opens the index itself.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use persist::run_report::{Counters, Event};
+use persist::run_report::{Counters, Event, StatsLine};
 use spin::Mutex;
 
 use crate::stats::STATS;
@@ -57,6 +58,25 @@ pub fn new_image_in_child() {
     EVENTS.lock().clear();
 }
 
+/// This image's id, made on first use.
+fn image_id() -> u64 {
+    if IMAGE.load(Relaxed) == 0 {
+        let mut b = [0u8; 8];
+        crate::os::sys::getrandom(&mut b);
+        IMAGE.store(u64::from_le_bytes(b) | 1, Relaxed);
+    }
+    IMAGE.load(Relaxed)
+}
+
+/// Appends this image's `-stats` counters (`values`, `rejected`) as a
+/// `stats` line for dbirun's summary; false without a run report.
+pub fn append_stats(program: &str, values: &[(&str, u64)], rejected: &[(&str, u64)]) -> bool {
+    let Some(file) = crate::options::get().persist_report else { return false };
+    let line = StatsLine { pid: crate::os::sys::getpid() as i64, image: image_id(), program, values, rejected }.line();
+    crate::os::sys::write_file(file.as_bytes_with_nul(), line.as_bytes(), true);
+    true
+}
+
 /// Appends this process's report: events since the last one, then its
 /// counters so far as a `process PID.IMAGE ...` line (the last such line
 /// of an image counts).
@@ -64,12 +84,7 @@ pub fn append() {
     let Some(file) = crate::options::get().persist_report else { return };
     let s = &STATS;
     let pid = crate::os::sys::getpid() as i64;
-    if IMAGE.load(Relaxed) == 0 {
-        let mut b = [0u8; 8];
-        crate::os::sys::getrandom(&mut b);
-        IMAGE.store(u64::from_le_bytes(b) | 1, Relaxed);
-    }
-    let image = IMAGE.load(Relaxed);
+    let image = image_id();
     let mut text: String = core::mem::take(&mut *EVENTS.lock()).concat();
     let counters = Counters {
         blocks_built: s.blocks_built.load(Relaxed),
