@@ -3,25 +3,11 @@
 //! hash, and where a module offset lies in the file (ELF program headers).
 
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-/// dev, inode, size, mtime ns, ctime ns: the runtime's `FileIdentity`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Identity(pub [u64; 5]);
-
-impl Identity {
-    pub fn of(meta: &std::fs::Metadata) -> Identity {
-        let ns = |s: i64, n: i64| (s as u64).wrapping_mul(1_000_000_000).wrapping_add(n as u64);
-        Identity([
-            meta.dev(),
-            meta.ino(),
-            meta.size(),
-            ns(meta.mtime(), meta.mtime_nsec()),
-            ns(meta.ctime(), meta.ctime_nsec()),
-        ])
-    }
-}
+/// dev, inode, size, mtime ns, ctime ns, as cache files record them
+/// (`persist::file_identity`).
+pub use persist::file_identity::FileIdentity as Identity;
 
 /// blake3 of a file's contents, in hex.
 pub fn content_hash(path: &Path) -> std::io::Result<String> {
@@ -76,7 +62,7 @@ impl Modules {
     /// None when the module is gone.
     pub fn matches(&mut self, path: &str, identity: [u64; 5], hash: &str) -> Option<bool> {
         let cur = self.current(path)?;
-        if cur.identity.0 == identity {
+        if cur.identity.to_array() == identity {
             return Some(true);
         }
         Some(self.hash(path).is_some_and(|h| h == hash))

@@ -16,8 +16,8 @@ use crate::os::sys;
 use crate::thread::{offsets, ThreadContext};
 
 /// At most this many clients at once.
-pub const MAX_CLIENTS: usize = 4;
-pub const CLIENT_TLS_SLOTS: usize = MAX_CLIENTS * api::TLS_SLOTS_PER_CLIENT;
+pub(crate) const MAX_CLIENTS: usize = 4;
+pub(crate) const CLIENT_TLS_SLOTS: usize = MAX_CLIENTS * api::TLS_SLOTS_PER_CLIENT;
 
 static CLIENTS: Once<Vec<Box<dyn Client>>> = Once::new();
 /// Threads alive with client state, to give each a thread-exit event when
@@ -33,7 +33,7 @@ fn clients() -> &'static [Box<dyn Client>] {
 
 /// Creates the clients named on the command line; a bad name or option
 /// ends the run (status 2) before the application starts.
-pub fn init() {
+pub(crate) fn init() {
     let mut list = Vec::new();
     for (name, opts) in &crate::options::get().clients {
         let name_str = core::str::from_utf8(name.as_bytes()).unwrap_or("?");
@@ -51,11 +51,11 @@ pub fn init() {
 
 /// The active clients' identities, in order: part of every persisted
 /// file's key.
-pub fn identities() -> Vec<api::ClientIdentity> {
+pub(crate) fn identities() -> Vec<api::ClientIdentity> {
     clients().iter().map(|c| c.identity()).collect()
 }
 
-pub fn active() -> bool {
+pub(crate) fn active() -> bool {
     !clients().is_empty()
 }
 
@@ -82,7 +82,7 @@ pub(crate) static BLOCK_DATA: Mutex<BlockDataSink> =
 /// Every client instruments `block`, in command-line order; block data
 /// goes to `segment` if set. The block is persistable only if every
 /// client says so. Also returns the block data allocated (client, address).
-pub fn instrument(block: &mut BlockIr, segment: Option<&mut LiveSegment>) -> (EmitFlags, Vec<BlockData>) {
+pub(crate) fn instrument(block: &mut BlockIr, segment: Option<&mut LiveSegment>) -> (EmitFlags, Vec<BlockData>) {
     BLOCK_DATA.lock().segment = segment.map_or(core::ptr::null_mut(), |s| s as *mut LiveSegment);
     let mut flags = EmitFlags::PERSISTABLE;
     for (i, c) in clients().iter().enumerate() {
@@ -99,7 +99,7 @@ pub fn instrument(block: &mut BlockIr, segment: Option<&mut LiveSegment>) -> (Em
 
 /// Each client's persistence events for a file of the module at `base`
 /// being written: (read-only, executable, writable) data per client.
-pub fn persist_data(base: u64) -> Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+pub(crate) fn persist_data(base: u64) -> Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> {
     clients()
         .iter()
         .map(|c| {
@@ -113,7 +113,7 @@ pub fn persist_data(base: u64) -> Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> {
 }
 
 /// Lets every client adjust the file's copy of the block at `tag`.
-pub fn persist_patch(base: u64, tag: u64, code: &mut [u8]) {
+pub(crate) fn persist_patch(base: u64, tag: u64, code: &mut [u8]) {
     for c in clients() {
         c.persist_patch(base, tag, code);
     }
@@ -121,7 +121,7 @@ pub fn persist_patch(base: u64, tag: u64, code: &mut [u8]) {
 
 /// Client `i`'s view of a file being taken into use; false if it rejects
 /// the file.
-pub fn resurrect(
+pub(crate) fn resurrect(
     i: usize,
     base: u64,
     ro: &[u8],
@@ -133,7 +133,7 @@ pub fn resurrect(
 }
 
 /// Number of active clients.
-pub fn count() -> usize {
+pub(crate) fn count() -> usize {
     clients().len()
 }
 
@@ -143,7 +143,7 @@ fn slots(ctx: &mut ThreadContext, index: usize) -> &mut [u64] {
 }
 
 /// A thread (the main one included) starts running app code.
-pub fn thread_init(ctx: &mut ThreadContext) {
+pub(crate) fn thread_init(ctx: &mut ThreadContext) {
     if !active() {
         return;
     }
@@ -154,7 +154,7 @@ pub fn thread_init(ctx: &mut ThreadContext) {
 }
 
 /// A thread ends.
-pub fn thread_exit(ctx: &mut ThreadContext) {
+pub(crate) fn thread_exit(ctx: &mut ThreadContext) {
     if !active() {
         return;
     }
@@ -170,7 +170,7 @@ pub fn thread_exit(ctx: &mut ThreadContext) {
 
 /// The process exits: every thread still alive ends, then the clients
 /// report.
-pub fn process_exit() {
+pub(crate) fn process_exit() {
     if !active() {
         return;
     }
@@ -191,7 +191,7 @@ pub fn process_exit() {
 }
 
 /// Runs client `index`'s clean call `id` with the app state in `ctx`.
-pub fn clean_call(ctx: &mut ThreadContext, index: usize, id: u32, arg: u64) {
+pub(crate) fn clean_call(ctx: &mut ThreadContext, index: usize, id: u32, arg: u64) {
     let Some(client) = clients().get(index) else { return };
     let tid = sys::gettid();
     let n = api::TLS_SLOTS_PER_CLIENT;
@@ -204,7 +204,7 @@ pub fn clean_call(ctx: &mut ThreadContext, index: usize, id: u32, arg: u64) {
 fn app_name() -> &'static str {
     static NAME: Once<&'static str> = Once::new();
     NAME.call_once(|| {
-        let exe = crate::emulation::self_exe::app_exe().map(|p| p.as_bytes()).unwrap_or(b"app");
+        let exe = crate::os::app_exe::get().map(|p| p.as_bytes()).unwrap_or(b"app");
         let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(exe);
         core::str::from_utf8(base).unwrap_or("app")
     })
@@ -228,7 +228,7 @@ fn logdir() -> &'static [u8] {
 }
 
 /// Call once at start-up, before the app can change directory.
-pub fn remember_logdir() {
+pub(crate) fn remember_logdir() {
     if active() {
         logdir();
     }

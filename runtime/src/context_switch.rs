@@ -196,28 +196,28 @@ extern "C" {
 
 /// The kernel handler the runtime installs (it clears AC, then runs
 /// `signal::runtime_handler`).
-pub fn signal_entry_addr() -> u64 {
+pub(crate) fn signal_entry_addr() -> u64 {
     dbi_signal_entry as *const () as u64
 }
 
-pub fn signal_restorer_addr() -> u64 {
+pub(crate) fn signal_restorer_addr() -> u64 {
     dbi_signal_restorer as *const () as u64
 }
 
-pub fn deliver_signal_addr() -> u64 {
+pub(crate) fn deliver_signal_addr() -> u64 {
     dbi_deliver_signal as *const () as u64
 }
 
 /// `clone` for a child that shares memory: it runs the runtime on `child`'s
 /// own runtime stack and enters the cache from `dispatch::thread_start`.
-pub fn clone_with_context(flags: u64, ptid: u64, ctid: u64, tls: u64, child: &mut ThreadContext) -> i64 {
+pub(crate) fn clone_with_context(flags: u64, ptid: u64, ctid: u64, tls: u64, child: &mut ThreadContext) -> i64 {
     // SAFETY: the child's stack and context are fresh and owned by it.
     unsafe { dbi_clone(flags, child.runtime_stack_top, ptid, ctid, tls, child) }
 }
 
 /// `clone3` with `args` (a clone_args whose stack is the child's runtime
 /// stack) for a child that shares memory, as [`clone_with_context`].
-pub fn clone3_with_context(args: &[u64], child: &mut ThreadContext) -> i64 {
+pub(crate) fn clone3_with_context(args: &[u64], child: &mut ThreadContext) -> i64 {
     // SAFETY: args is a clone_args of args.len() words; the child's stack
     // and context are fresh and owned by it.
     unsafe { dbi_clone3(args.as_ptr(), (args.len() * 8) as u64, child) }
@@ -228,18 +228,18 @@ pub fn clone3_with_context(args: &[u64], child: &mut ThreadContext) -> i64 {
 /// # Safety
 /// `ctx` is the calling thread's context, nothing refers to it any more,
 /// and signals are blocked.
-pub unsafe fn exit_thread(ctx: &mut ThreadContext, status: u64) -> ! {
+pub(crate) unsafe fn exit_thread(ctx: &mut ThreadContext, status: u64) -> ! {
     let (mapping, len) = ctx.mapping();
     unsafe { dbi_exit_thread(mapping, len, status) }
 }
 
 /// Address cache exits jump to.
-pub fn fcache_return_addr() -> u64 {
+pub(crate) fn fcache_return_addr() -> u64 {
     dbi_fcache_return as *const () as u64
 }
 
 /// Runs the application from `ctx.enter_target` with the registers in `ctx`.
-pub fn enter_cache(ctx: &mut ThreadContext) -> ! {
+pub(crate) fn enter_cache(ctx: &mut ThreadContext) -> ! {
     // SAFETY: ctx is this thread's context (GS points at it) and
     // enter_target is the start of a fragment in the code cache.
     unsafe { dbi_enter_cache(ctx) }

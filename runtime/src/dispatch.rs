@@ -71,7 +71,7 @@ fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<Lin
 }
 
 /// Starts running the application at `pc` with the registers in `ctx`.
-pub fn start(ctx: &mut ThreadContext, pc: u64) -> ! {
+pub(crate) fn start(ctx: &mut ThreadContext, pc: u64) -> ! {
     continue_at(ctx, pc, None, false)
 }
 

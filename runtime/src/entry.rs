@@ -96,7 +96,7 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
     let parked_vdso = kernel.aux(AT_SYSINFO_EHDR).and_then(crate::os::vdso::Vdso::park);
     let program = loader::load(&path, Placement::Program).unwrap_or_else(|e| cannot_load(&path, e));
     note_image(path, &program);
-    crate::emulation::self_exe::init(&path);
+    crate::os::app_exe::init(&path);
     let mut entry = program.entry;
     let mut interp_base = 0;
     if let Some(interp) = &program.interp {

@@ -8,6 +8,9 @@
 //! needed and no thread ever waits while holding one of them here; the
 //! allocator's comes last (the others allocate while held).
 //!
+//! It sits with the app's system calls (the emulation layer): fork is one
+//! of them, and holding every lock means naming every layer's.
+//!
 //! Locks inside clients (their own counters and buffers) are not covered:
 //! a client's clean call running in another thread at the fork can leave
 //! its lock held in the child.
@@ -50,7 +53,7 @@ fn try_hold_all() -> Option<Held> {
 /// Runs `fork_call` (which must not allocate) while this thread holds
 /// `outer` (already taken by the caller: the translator) and every other
 /// runtime lock; they are released in the parent and in the child alike.
-pub fn with_all_locks(fork_call: impl FnOnce() -> i64) -> i64 {
+fn with_all_locks(fork_call: impl FnOnce() -> i64) -> i64 {
     let held = loop {
         if let Some(held) = try_hold_all() {
             break held;
@@ -60,5 +63,23 @@ pub fn with_all_locks(fork_call: impl FnOnce() -> i64) -> i64 {
     };
     let r = crate::ALLOCATOR.while_locked(fork_call);
     drop(held);
+    r
+}
+
+/// Runs `fork_call` (a system call creating a process, which must not
+/// allocate) while no other thread can hold a runtime lock, so the
+/// child's copies of them are free (`fork_locks`).
+pub(crate) fn fork_safely(fork_call: impl FnOnce() -> i64) -> i64 {
+    let r = {
+        let _translator = crate::translator::lock();
+        with_all_locks(fork_call)
+    };
+    if r == 0 {
+        crate::stats::reset_in_child();
+        crate::persistence::report::new_image_in_child();
+        if let Some(tr) = crate::translator::lock().as_ref() {
+            crate::persistence::save::note_forked(&tr.units.units);
+        }
+    }
     r
 }

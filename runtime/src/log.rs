@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicI32, Ordering::Relaxed};
 static LOG_FD: AtomicI32 = AtomicI32::new(2);
 const PRIVATE_FD_MIN: i32 = 1000;
 
-pub fn keep_private_stderr() {
+pub(crate) fn keep_private_stderr() {
     use crate::os::sys::{self, IntoRawFd};
     if let Some(fd) = sys::borrow(2).and_then(|e| sys::dup_at_least(e, PRIVATE_FD_MIN).ok()) {
         // Kept open for the whole process.
@@ -19,16 +19,16 @@ pub fn keep_private_stderr() {
 
 /// Formats into a fixed stack buffer and writes it with one system call, so
 /// a message is not interleaved with the application's output mid-line.
-pub struct StderrLine {
+pub(crate) struct StderrLine {
     buf: [u8; 512],
     len: usize,
 }
 
 impl StderrLine {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         StderrLine { buf: [0; 512], len: 0 }
     }
-    pub fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         crate::os::sys::write_all(LOG_FD.load(Relaxed), &self.buf[..self.len]);
         self.len = 0;
     }
@@ -47,7 +47,7 @@ impl Write for StderrLine {
     }
 }
 
-pub fn print(args: fmt::Arguments) {
+pub(crate) fn print(args: fmt::Arguments) {
     let mut line = StderrLine::new();
     let _ = line.write_fmt(args);
     line.flush();
@@ -72,7 +72,7 @@ macro_rules! verbose {
 }
 
 /// Reports an unrecoverable runtime error and exits with `status`.
-pub fn fatal(status: i32, args: fmt::Arguments) -> ! {
+pub(crate) fn fatal(status: i32, args: fmt::Arguments) -> ! {
     print(format_args!("dbirun: {}\n", args));
     crate::os::sys::exit_group(status)
 }

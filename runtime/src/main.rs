@@ -41,7 +41,7 @@ mod translator;
 // Under the test harness std's allocator serves; this one stays for the
 // code that locks it around fork.
 #[cfg_attr(not(test), global_allocator)]
-pub static ALLOCATOR: os::heap::RuntimeAllocator = os::heap::RuntimeAllocator::new();
+pub(crate) static ALLOCATOR: os::heap::RuntimeAllocator = os::heap::RuntimeAllocator::new();
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -6,47 +6,47 @@ use alloc::vec::Vec;
 use crate::os::startup_args::CStr;
 
 #[derive(Default)]
-pub struct Options {
+pub(crate) struct Options {
     /// `-v`: log module loads and rejected inputs.
-    pub verbose: bool,
+    pub(crate) verbose: bool,
     /// `-stats`: print counters to stderr at exit.
-    pub stats: bool,
+    pub(crate) stats: bool,
     /// `-no_native_exec`: map application code without PROT_EXEC, so any
     /// instruction that escapes the code cache faults (a test-only option).
-    pub no_native_exec: bool,
+    pub(crate) no_native_exec: bool,
     /// `-no_follow_children`: run exec'd programs natively.
-    pub no_follow_children: bool,
+    pub(crate) no_follow_children: bool,
     /// `-persist`: keep translated code in per-module cache files.
-    pub persist: bool,
-    pub persist_dir: Option<CStr>,
+    pub(crate) persist: bool,
+    pub(crate) persist_dir: Option<CStr>,
     /// `-persist_report FILE`: where each process appends its cache report
     /// for `dbirun`'s index.
-    pub persist_report: Option<CStr>,
+    pub(crate) persist_report: Option<CStr>,
     /// `-logdir DIR`: where clients write their files (default: the cwd at start).
-    pub logdir: Option<CStr>,
+    pub(crate) logdir: Option<CStr>,
     /// `-c NAME N opt1..optN`, in order.
-    pub clients: Vec<(CStr, Vec<CStr>)>,
+    pub(crate) clients: Vec<(CStr, Vec<CStr>)>,
     /// The option arguments exactly as given, to start followed children
     /// with the same options.
-    pub as_given: Vec<CStr>,
+    pub(crate) as_given: Vec<CStr>,
 }
 
 static mut OPTIONS: Option<Options> = None;
 
-pub fn get() -> &'static Options {
+pub(crate) fn get() -> &'static Options {
     // SAFETY: written once in `parse` before any reader runs, then read-only.
     unsafe { (*core::ptr::addr_of!(OPTIONS)).as_ref().expect("options not parsed") }
 }
 
 /// What follows the options: the program to load and its argv.
-pub struct Command {
-    pub path: CStr,
-    pub argv: Vec<CStr>,
+pub(crate) struct Command {
+    pub(crate) path: CStr,
+    pub(crate) argv: Vec<CStr>,
 }
 
 /// Parses the runtime's own argv (without argv[0]); exits with status 2 on a
 /// malformed command line, which only a broken launcher can produce.
-pub fn parse(args: &[CStr]) -> Command {
+pub(crate) fn parse(args: &[CStr]) -> Command {
     let mut opts = Options::default();
     let mut i = 0;
     let bad = |what: &str| -> ! { crate::log::fatal(2, format_args!("runtime: {what}")) };

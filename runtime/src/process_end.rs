@@ -10,7 +10,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use crate::thread::ThreadContext;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
+pub(crate) enum Reason {
     /// `exit_group`, or the last thread's `exit`.
     Exit,
     /// A signal with the default action that terminates (the caller
@@ -29,7 +29,7 @@ static ENDING: AtomicBool = AtomicBool::new(false);
 /// Returns only to the thread that is to end the process (or attempt the
 /// exec); any other thread that arrives meanwhile waits here until the
 /// first one ends the process.
-pub fn process_exit(ctx: &ThreadContext, reason: Reason) {
+pub(crate) fn process_exit(ctx: &ThreadContext, reason: Reason) {
     // A vfork child shares the parent's memory, caches, counters and client
     // state (its registry of threads too): the parent persists them and
     // gives the clients their exits itself, and the child's end must not
@@ -59,9 +59,8 @@ fn report_stats(ibl_lookups: u64) {
         return;
     }
     let values = crate::stats::snapshot(ibl_lookups);
-    let program = crate::emulation::self_exe::app_exe().map(|p| p.as_bytes()).unwrap_or(b"?");
-    let program = core::str::from_utf8(program.rsplit(|&b| b == b'/').next().unwrap_or(program)).unwrap_or("?");
-    if !crate::persistence::report::append_stats(program, &values, &crate::stats::rejected()) {
+    let program = crate::os::proc_identity::app_name();
+    if !crate::persistence::report::append_stats(&program, &values, &crate::stats::rejected()) {
         crate::stats::print(&values);
     }
 }
@@ -69,7 +68,8 @@ fn report_stats(ibl_lookups: u64) {
 /// Another thread is ending the process: its exit_group or fatal signal
 /// takes this thread with it.
 fn wait_for_the_end() -> ! {
-    crate::signals::handling::block_all();
+    // Block every signal (SIG_BLOCK is 0).
+    crate::os::signal::sigprocmask(0, !0);
     loop {
         crate::os::sys::sleep_ns(1_000_000_000);
     }

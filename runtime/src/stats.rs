@@ -3,34 +3,34 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-pub struct Stats {
-    pub blocks_built: AtomicU64,
-    pub cache_bytes: AtomicU64,
-    pub dispatches: AtomicU64,
-    pub ibl_misses: AtomicU64,
-    pub links: AtomicU64,
-    pub fragments_flushed: AtomicU64,
-    pub syscalls: AtomicU64,
-    pub ibl_lookups_of_exited_threads: AtomicU64,
+pub(crate) struct Stats {
+    pub(crate) blocks_built: AtomicU64,
+    pub(crate) cache_bytes: AtomicU64,
+    pub(crate) dispatches: AtomicU64,
+    pub(crate) ibl_misses: AtomicU64,
+    pub(crate) links: AtomicU64,
+    pub(crate) fragments_flushed: AtomicU64,
+    pub(crate) syscalls: AtomicU64,
+    pub(crate) ibl_lookups_of_exited_threads: AtomicU64,
     /// Time stamp counter ticks spent translating (rdtsc is far cheaper
     /// than clock_gettime twice per block); converted with the rate
     /// measured between start-up and the report.
-    pub translate_ticks: AtomicU64,
+    pub(crate) translate_ticks: AtomicU64,
     /// Blocks of the cache files taken into use.
-    pub blocks_loaded: AtomicU64,
+    pub(crate) blocks_loaded: AtomicU64,
     /// Of those, the ones the dispatcher registered as fragments.
-    pub blocks_registered: AtomicU64,
-    pub files_loaded: AtomicU64,
-    pub bytes_mapped: AtomicU64,
-    pub load_ticks: AtomicU64,
-    pub files_written: AtomicU64,
-    pub blocks_persisted: AtomicU64,
-    pub persist_ticks: AtomicU64,
+    pub(crate) blocks_registered: AtomicU64,
+    pub(crate) files_loaded: AtomicU64,
+    pub(crate) bytes_mapped: AtomicU64,
+    pub(crate) load_ticks: AtomicU64,
+    pub(crate) files_written: AtomicU64,
+    pub(crate) blocks_persisted: AtomicU64,
+    pub(crate) persist_ticks: AtomicU64,
     start_ns: AtomicU64,
     start_ticks: AtomicU64,
 }
 
-pub static STATS: Stats = Stats {
+pub(crate) static STATS: Stats = Stats {
     blocks_built: AtomicU64::new(0),
     cache_bytes: AtomicU64::new(0),
     dispatches: AtomicU64::new(0),
@@ -52,13 +52,13 @@ pub static STATS: Stats = Stats {
     start_ticks: AtomicU64::new(0),
 };
 
-pub fn ticks() -> u64 {
+pub(crate) fn ticks() -> u64 {
     // SAFETY: rdtsc has no preconditions.
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
 /// Records the reference point for converting ticks to time.
-pub fn start_clock() {
+pub(crate) fn start_clock() {
     STATS.start_ns.store(crate::os::sys::now_ns(), Relaxed);
     STATS.start_ticks.store(ticks(), Relaxed);
 }
@@ -72,7 +72,7 @@ fn ticks_to_ns(t: u64) -> u64 {
 /// Persisted files not used, by reason.
 pub(crate) static REJECTED: spin::Mutex<alloc::vec::Vec<(&'static str, u64)>> = spin::Mutex::new(alloc::vec::Vec::new());
 
-pub fn note_rejected(reason: &'static str) {
+pub(crate) fn note_rejected(reason: &'static str) {
     let mut r = REJECTED.lock();
     match r.iter_mut().find(|(n, _)| *n == reason) {
         Some((_, c)) => *c += 1,
@@ -81,7 +81,7 @@ pub fn note_rejected(reason: &'static str) {
 }
 
 /// A forked child starts its own counts (its report is its own).
-pub fn reset_in_child() {
+pub(crate) fn reset_in_child() {
     let s = &STATS;
     for c in [
         &s.blocks_built, &s.cache_bytes, &s.dispatches, &s.ibl_misses, &s.links, &s.fragments_flushed,
@@ -94,7 +94,7 @@ pub fn reset_in_child() {
 }
 
 /// Files not used, all reasons together.
-pub fn rejected_total() -> u64 {
+pub(crate) fn rejected_total() -> u64 {
     REJECTED.lock().iter().map(|(_, c)| c).sum()
 }
 
@@ -108,14 +108,14 @@ fn ms(ns: u64) -> impl core::fmt::Display {
     Ms(ns)
 }
 
-pub fn add(counter: &AtomicU64, n: u64) {
+pub(crate) fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Relaxed);
 }
 
 /// This image's counters, keyed as `persist::run_report::STATS_FIELDS`
 /// (the persistence ones only with `-persist`). `ibl_lookups` comes from
 /// the thread contexts, where the lookup routine counts without a lock.
-pub fn snapshot(ibl_lookups: u64) -> Vec<(&'static str, u64)> {
+pub(crate) fn snapshot(ibl_lookups: u64) -> Vec<(&'static str, u64)> {
     let s = &STATS;
     let mut v = alloc::vec![
         ("blocks_built", s.blocks_built.load(Relaxed)),
@@ -145,14 +145,14 @@ pub fn snapshot(ibl_lookups: u64) -> Vec<(&'static str, u64)> {
 }
 
 /// Cache files not used, by reason.
-pub fn rejected() -> Vec<(&'static str, u64)> {
+pub(crate) fn rejected() -> Vec<(&'static str, u64)> {
     REJECTED.lock().clone()
 }
 
 /// Prints `values` as a `dbirun stats:` block to stderr: for a runtime
 /// started without dbirun's run report (dbirun sums the processes' lines
 /// and prints one summary itself).
-pub fn print(values: &[(&'static str, u64)]) {
+pub(crate) fn print(values: &[(&'static str, u64)]) {
     crate::log::print(format_args!("dbirun stats:\n"));
     for (key, value) in values {
         let label = persist::run_report::STATS_FIELDS.iter().find(|(k, _)| k == key).map_or(*key, |(_, l)| *l);

@@ -8,102 +8,102 @@ use crate::os::sys;
 
 /// Indices into [`ThreadContext::gpr`], in the hardware register order
 /// (the same numbering as `iced_x86::Register::number()` for 64-bit GPRs).
-pub mod reg {
-    pub const RAX: usize = 0;
-    pub const RCX: usize = 1;
-    pub const RDX: usize = 2;
-    pub const RBX: usize = 3;
-    pub const RSP: usize = 4;
-    pub const RBP: usize = 5;
-    pub const RSI: usize = 6;
-    pub const RDI: usize = 7;
-    pub const R8: usize = 8;
-    pub const R9: usize = 9;
-    pub const R10: usize = 10;
-    pub const R11: usize = 11;
-    pub const R12: usize = 12;
-    pub const R13: usize = 13;
-    pub const R14: usize = 14;
-    pub const R15: usize = 15;
+pub(crate) mod reg {
+    pub(crate) const RAX: usize = 0;
+    pub(crate) const RCX: usize = 1;
+    pub(crate) const RDX: usize = 2;
+    pub(crate) const RBX: usize = 3;
+    pub(crate) const RSP: usize = 4;
+    pub(crate) const RBP: usize = 5;
+    pub(crate) const RSI: usize = 6;
+    pub(crate) const RDI: usize = 7;
+    pub(crate) const R8: usize = 8;
+    pub(crate) const R9: usize = 9;
+    pub(crate) const R10: usize = 10;
+    pub(crate) const R11: usize = 11;
+    pub(crate) const R12: usize = 12;
+    pub(crate) const R13: usize = 13;
+    pub(crate) const R14: usize = 14;
+    pub(crate) const R15: usize = 15;
 }
 
 /// Number of spill slots mangled code may use for scratch registers.
-pub const SPILL_SLOTS: usize = 4;
+pub(crate) const SPILL_SLOTS: usize = 4;
 
 #[repr(C)]
-pub struct ThreadContext {
-    pub self_ptr: *mut ThreadContext,
+pub(crate) struct ThreadContext {
+    pub(crate) self_ptr: *mut ThreadContext,
     /// Application GPRs while the runtime runs.
-    pub gpr: [u64; 16],
-    pub rflags: u64,
+    pub(crate) gpr: [u64; 16],
+    pub(crate) rflags: u64,
     /// Address of the exit data of the exit that left the cache.
-    pub exit_data: u64,
+    pub(crate) exit_data: u64,
     /// Application target of an indirect branch that missed the lookup table.
-    pub next_pc: u64,
+    pub(crate) next_pc: u64,
     /// Cache address `enter_cache` jumps to.
-    pub enter_target: u64,
-    pub runtime_stack_top: u64,
+    pub(crate) enter_target: u64,
+    pub(crate) runtime_stack_top: u64,
     /// 64-byte aligned XSAVE area for the application's FPU/SSE/AVX state.
-    pub xsave_area: u64,
-    pub spill: [u64; SPILL_SLOTS],
+    pub(crate) xsave_area: u64,
+    pub(crate) spill: [u64; SPILL_SLOTS],
     /// Scratch of the indirect-branch lookup: app rcx, app rax, saved flags,
     /// the looked-up cache target.
-    pub ibl_rcx: u64,
-    pub ibl_rax: u64,
-    pub ibl_rdx: u64,
-    pub ibl_flags: u64,
-    pub ibl_target: u64,
-    pub ibl_table: u64,
-    pub ibl_mask: u64,
-    pub ibl_lookups: u64,
+    pub(crate) ibl_rcx: u64,
+    pub(crate) ibl_rax: u64,
+    pub(crate) ibl_rdx: u64,
+    pub(crate) ibl_flags: u64,
+    pub(crate) ibl_target: u64,
+    pub(crate) ibl_table: u64,
+    pub(crate) ibl_mask: u64,
+    pub(crate) ibl_lookups: u64,
     /// Where a lookup's miss path goes (`dbi_ibl_miss`).
-    pub ibl_miss_handler: u64,
+    pub(crate) ibl_miss_handler: u64,
     /// `dbi_fcache_return`, for exit stubs that must not depend on where
     /// they are (persistable code jumps through this slot).
-    pub fcache_return: u64,
+    pub(crate) fcache_return: u64,
     /// The application's GS base (GS itself belongs to the runtime).
-    pub app_gs_base: u64,
+    pub(crate) app_gs_base: u64,
     /// Raw TLS slots of the clients, `TLS_SLOTS_PER_CLIENT` each, in order.
-    pub client_tls: [u64; crate::client_host::CLIENT_TLS_SLOTS],
+    pub(crate) client_tls: [u64; crate::client_host::CLIENT_TLS_SLOTS],
     /// Where inline instrumentation spills rax while it saves the flags.
-    pub client_flags_spill: u64,
-    pub xsave_len: u64,
+    pub(crate) client_flags_spill: u64,
+    pub(crate) xsave_len: u64,
     /// Length of the mapping that holds this context, its XSAVE area and
     /// its runtime stack.
-    pub mapping_len: u64,
+    pub(crate) mapping_len: u64,
     /// Set in a vfork child: it shares the parent's memory, and the parent
     /// frees this context once the child has exec'd or exited.
-    pub is_vfork_child: u64,
+    pub(crate) is_vfork_child: u64,
     /// Non-zero while signals wait for delivery: the indirect-branch lookup
     /// then exits to the dispatcher, which delivers them.
-    pub signal_pending: u64,
-    pub pending: crate::signals::handling::PendingSignals,
+    pub(crate) signal_pending: u64,
+    pub(crate) pending: crate::signals::handling::PendingSignals,
 }
 
-pub mod offsets {
+pub(crate) mod offsets {
     use super::*;
-    pub const SELF: usize = offset_of!(ThreadContext, self_ptr);
-    pub const GPR: usize = offset_of!(ThreadContext, gpr);
-    pub const RFLAGS: usize = offset_of!(ThreadContext, rflags);
-    pub const EXIT_DATA: usize = offset_of!(ThreadContext, exit_data);
-    pub const NEXT_PC: usize = offset_of!(ThreadContext, next_pc);
-    pub const ENTER_TARGET: usize = offset_of!(ThreadContext, enter_target);
-    pub const STACK_TOP: usize = offset_of!(ThreadContext, runtime_stack_top);
-    pub const XSAVE_AREA: usize = offset_of!(ThreadContext, xsave_area);
-    pub const SPILL: usize = offset_of!(ThreadContext, spill);
-    pub const IBL_RCX: usize = offset_of!(ThreadContext, ibl_rcx);
-    pub const IBL_RAX: usize = offset_of!(ThreadContext, ibl_rax);
-    pub const IBL_RDX: usize = offset_of!(ThreadContext, ibl_rdx);
-    pub const IBL_MISS_HANDLER: usize = offset_of!(ThreadContext, ibl_miss_handler);
-    pub const FCACHE_RETURN: usize = offset_of!(ThreadContext, fcache_return);
-    pub const IBL_FLAGS: usize = offset_of!(ThreadContext, ibl_flags);
-    pub const IBL_TARGET: usize = offset_of!(ThreadContext, ibl_target);
-    pub const IBL_TABLE: usize = offset_of!(ThreadContext, ibl_table);
-    pub const IBL_MASK: usize = offset_of!(ThreadContext, ibl_mask);
-    pub const IBL_LOOKUPS: usize = offset_of!(ThreadContext, ibl_lookups);
-    pub const SIGNAL_PENDING: usize = offset_of!(ThreadContext, signal_pending);
-    pub const CLIENT_TLS: usize = offset_of!(ThreadContext, client_tls);
-    pub const CLIENT_FLAGS_SPILL: usize = offset_of!(ThreadContext, client_flags_spill);
+    pub(crate) const SELF: usize = offset_of!(ThreadContext, self_ptr);
+    pub(crate) const GPR: usize = offset_of!(ThreadContext, gpr);
+    pub(crate) const RFLAGS: usize = offset_of!(ThreadContext, rflags);
+    pub(crate) const EXIT_DATA: usize = offset_of!(ThreadContext, exit_data);
+    pub(crate) const NEXT_PC: usize = offset_of!(ThreadContext, next_pc);
+    pub(crate) const ENTER_TARGET: usize = offset_of!(ThreadContext, enter_target);
+    pub(crate) const STACK_TOP: usize = offset_of!(ThreadContext, runtime_stack_top);
+    pub(crate) const XSAVE_AREA: usize = offset_of!(ThreadContext, xsave_area);
+    pub(crate) const SPILL: usize = offset_of!(ThreadContext, spill);
+    pub(crate) const IBL_RCX: usize = offset_of!(ThreadContext, ibl_rcx);
+    pub(crate) const IBL_RAX: usize = offset_of!(ThreadContext, ibl_rax);
+    pub(crate) const IBL_RDX: usize = offset_of!(ThreadContext, ibl_rdx);
+    pub(crate) const IBL_MISS_HANDLER: usize = offset_of!(ThreadContext, ibl_miss_handler);
+    pub(crate) const FCACHE_RETURN: usize = offset_of!(ThreadContext, fcache_return);
+    pub(crate) const IBL_FLAGS: usize = offset_of!(ThreadContext, ibl_flags);
+    pub(crate) const IBL_TARGET: usize = offset_of!(ThreadContext, ibl_target);
+    pub(crate) const IBL_TABLE: usize = offset_of!(ThreadContext, ibl_table);
+    pub(crate) const IBL_MASK: usize = offset_of!(ThreadContext, ibl_mask);
+    pub(crate) const IBL_LOOKUPS: usize = offset_of!(ThreadContext, ibl_lookups);
+    pub(crate) const SIGNAL_PENDING: usize = offset_of!(ThreadContext, signal_pending);
+    pub(crate) const CLIENT_TLS: usize = offset_of!(ThreadContext, client_tls);
+    pub(crate) const CLIENT_FLAGS_SPILL: usize = offset_of!(ThreadContext, client_flags_spill);
 }
 
 const RUNTIME_STACK_SIZE: u64 = 1 << 20;
@@ -111,7 +111,7 @@ const RUNTIME_STACK_SIZE: u64 = 1 << 20;
 impl ThreadContext {
     /// Allocates a context with its runtime stack and XSAVE area (one
     /// mapping, freed as a whole when the thread exits).
-    pub fn allocate() -> &'static mut ThreadContext {
+    pub(crate) fn allocate() -> &'static mut ThreadContext {
         let xsave_len = sys::page_up(crate::signals::frames::xsave_size().max(4096));
         let ctx_len = sys::page_up(core::mem::size_of::<ThreadContext>() as u64);
         let total = ctx_len + xsave_len + RUNTIME_STACK_SIZE;
@@ -141,7 +141,7 @@ impl ThreadContext {
     }
 
     /// Points this thread's GS base at `self`.
-    pub fn activate(&mut self) {
+    pub(crate) fn activate(&mut self) {
         if sys::set_gs_base(self as *mut _ as u64) < 0 {
             crate::log::fatal(70, format_args!("cannot set the GS base"));
         }
@@ -149,7 +149,7 @@ impl ThreadContext {
 
     /// A context for a new thread (or vfork child) that continues with the
     /// same application state as `self`.
-    pub fn clone_for_child(&self) -> &'static mut ThreadContext {
+    pub(crate) fn clone_for_child(&self) -> &'static mut ThreadContext {
         let child = ThreadContext::allocate();
         child.gpr = self.gpr;
         child.rflags = self.rflags;
@@ -169,7 +169,7 @@ impl ThreadContext {
     }
 
     /// Start and length of the mapping holding this context.
-    pub fn mapping(&self) -> (u64, u64) {
+    pub(crate) fn mapping(&self) -> (u64, u64) {
         (self as *const _ as u64, self.mapping_len)
     }
 }
@@ -179,7 +179,7 @@ impl ThreadContext {
 /// # Safety
 /// Only on a thread the runtime created or started (GS is set), and the
 /// caller must not create aliasing mutable references.
-pub unsafe fn current() -> &'static mut ThreadContext {
+pub(crate) unsafe fn current() -> &'static mut ThreadContext {
     let ctx: u64;
     // SAFETY: GS points at this thread's ThreadContext, whose first field
     // is its own address.

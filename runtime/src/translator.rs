@@ -17,14 +17,14 @@ use crate::thread::ThreadContext;
 use crate::translate::{bb_builder, link, mangle};
 
 /// Everything shared by the translation pipeline.
-pub struct Translator {
-    pub cache: CodeCache,
-    pub fragments: FragmentTable,
-    pub ibl: IblTable,
+pub(crate) struct Translator {
+    pub(crate) cache: CodeCache,
+    pub(crate) fragments: FragmentTable,
+    pub(crate) ibl: IblTable,
     /// Persistable code being built, per module (with `-persist`).
-    pub units: Units,
+    pub(crate) units: Units,
     /// Persisted files in use.
-    pub loaded: LoadedFiles,
+    pub(crate) loaded: LoadedFiles,
 }
 
 static TRANSLATOR: Mutex<Option<Translator>> = Mutex::new(None);
@@ -161,14 +161,14 @@ fn file_module(pc: u64) -> Option<FileModule> {
 /// The application's code in `[lo, hi)` changed, or stopped being code:
 /// forget every fragment built from it (and, if there were any, persist
 /// nothing more of its modules).
-pub fn flush_range(lo: u64, hi: u64) {
+pub(crate) fn flush_range(lo: u64, hi: u64) {
     flush(lo, hi, true);
 }
 
 /// `[lo, hi)` became writable: whatever code is there may be rewritten
 /// (text relocations, self-modifying code), so its modules' blocks are not
 /// persisted from now on.
-pub fn code_may_change(lo: u64, hi: u64) {
+pub(crate) fn code_may_change(lo: u64, hi: u64) {
     if let Some(tr) = TRANSLATOR.lock().as_mut() {
         tr.units.taint(lo, hi);
     }
@@ -176,7 +176,7 @@ pub fn code_may_change(lo: u64, hi: u64) {
 
 /// The application's code in `[lo, hi)` went away: forget every fragment
 /// built from it.
-pub fn forget_range(lo: u64, hi: u64) {
+pub(crate) fn forget_range(lo: u64, hi: u64) {
     flush(lo, hi, false);
 }
 
@@ -203,7 +203,7 @@ fn flush(lo: u64, hi: u64, changed: bool) {
 
 /// Writes the persistable blocks of every module to their files (at
 /// process exit, exec, or a fatal signal).
-pub fn persist_all() {
+pub(crate) fn persist_all() {
     if !crate::options::get().persist {
         return;
     }
@@ -216,7 +216,7 @@ pub fn persist_all() {
 
 /// Writes the persistable blocks of modules based in `[lo, hi)`, which
 /// are being unmapped.
-pub fn persist_unloading(lo: u64, hi: u64) {
+pub(crate) fn persist_unloading(lo: u64, hi: u64) {
     if !crate::options::get().persist {
         return;
     }
@@ -229,26 +229,8 @@ pub fn persist_unloading(lo: u64, hi: u64) {
     }
 }
 
-/// Runs `fork_call` (a system call creating a process, which must not
-/// allocate) while no other thread can hold a runtime lock, so the
-/// child's copies of them are free (`fork_locks`).
-pub fn fork_safely(fork_call: impl FnOnce() -> i64) -> i64 {
-    let r = {
-        let _translator = TRANSLATOR.lock();
-        crate::fork_locks::with_all_locks(fork_call)
-    };
-    if r == 0 {
-        stats::reset_in_child();
-        crate::persistence::report::new_image_in_child();
-        if let Some(tr) = TRANSLATOR.lock().as_ref() {
-            crate::persistence::save::note_forked(&tr.units.units);
-        }
-    }
-    r
-}
-
 /// Sets up the shared translator state; called once before the first entry.
-pub fn init(ctx: &mut ThreadContext) {
+pub(crate) fn init(ctx: &mut ThreadContext) {
     stats::start_clock();
     let tr = Translator {
         cache: CodeCache::new(),
@@ -262,7 +244,7 @@ pub fn init(ctx: &mut ThreadContext) {
 }
 
 /// The app pc and state fixup for cache address `pc`, if it is in a fragment.
-pub fn translation_at(pc: u64) -> Option<(u64, crate::translate::mangle::Fixup)> {
+pub(crate) fn translation_at(pc: u64) -> Option<(u64, crate::translate::mangle::Fixup)> {
     let guard = TRANSLATOR.lock();
     let tr = guard.as_ref()?;
     match tr.fragments.containing(pc) {
@@ -277,7 +259,7 @@ pub fn translation_at(pc: u64) -> Option<(u64, crate::translate::mangle::Fixup)>
 /// holds no runtime lock, so waiting for the translator cannot deadlock,
 /// and giving up instead could leave a thread spinning in a linked loop
 /// with its signal never delivered.
-pub fn unlink_fragment_at(pc: u64) {
+pub(crate) fn unlink_fragment_at(pc: u64) {
     let guard = TRANSLATOR.lock();
     let Some(tr) = guard.as_ref() else { return };
     if tr.loaded.unlink_file_at(pc) {

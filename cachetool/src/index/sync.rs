@@ -37,7 +37,7 @@ pub(crate) fn upsert(tx: &Transaction<'_>, e: &FileEntry) -> rusqlite::Result<()
         )?),
         _ => None,
     };
-    let fid = e.file_identity.unwrap_or(Identity([0; 5])).0;
+    let fid = e.file_identity.unwrap_or_default().to_array();
     tx.execute(
         "INSERT INTO cache_files (name, module_id, problem, format_version, runtime_version, module_hash, module_identity,
              tls_layout_hash, options_hash, clients, file_size, r_size, w_size, x_size, zones, segments, blocks,
@@ -75,7 +75,7 @@ pub(crate) fn upsert(tx: &Transaction<'_>, e: &FileEntry) -> rusqlite::Result<()
 
 /// Whether the row's file version (inode, mtime, size) is `id`.
 pub(crate) fn row_matches(row: Option<&(i64, i64, i64)>, id: Identity) -> bool {
-    row.is_some_and(|&(ino, mtime, size)| ino == id.0[1] as i64 && mtime == id.0[3] as i64 && size == id.0[2] as i64)
+    row.is_some_and(|&(ino, mtime, size)| ino == id.ino as i64 && mtime == id.mtime_ns as i64 && size == id.size as i64)
 }
 
 impl Index {
@@ -167,7 +167,7 @@ impl Index {
         let mut stmt = self.conn.prepare("SELECT path, content_hash, dev, ino, size, mtime_ns, ctime_ns FROM modules")?;
         let rows = stmt.query_map([], |r| {
             let id = [r.get::<_, i64>(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?].map(|v| v as u64);
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, Identity(id)))
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, Identity::from_array(id)))
         })?;
         for row in rows {
             let (path, hash, id) = row?;
@@ -187,7 +187,7 @@ impl Index {
         retry(|| {
             let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             for (path, id, hash) in &found {
-                let id = id.0;
+                let id = id.to_array();
                 tx.execute(
                     "INSERT INTO modules (path, content_hash, size, dev, ino, mtime_ns, ctime_ns)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)

@@ -20,7 +20,7 @@ const RANDOM_RANGE_PAGES: u64 = 0x200_0000 / sys::PAGE_SIZE;
 /// position-independent program without an interpreter (static-pie), at
 /// `ELF_ET_DYN_BASE`, out of the mmap area it was loaded in; randomised
 /// within 32 MiB unless randomisation is off.
-pub fn init(program: &crate::os::loader::Image) {
+pub(crate) fn init(program: &crate::os::loader::Image) {
     let base = if program.is_pie && program.interp.is_none() {
         crate::os::loader::ELF_ET_DYN_BASE
     } else {
@@ -36,7 +36,7 @@ pub fn init(program: &crate::os::loader::Image) {
 }
 
 /// The `brk` system call: returns the new break, or the old one on failure.
-pub fn brk(request: u64) -> u64 {
+pub(crate) fn brk(request: u64) -> u64 {
     let mut b = BREAK.lock();
     if request < b.start {
         return b.current;

@@ -13,7 +13,7 @@ use crate::os::sys::{self, nr};
 /// The runtime's own executable, found at start-up.
 static mut RUNTIME_PATH: Option<CStr> = None;
 
-pub fn init() {
+pub(crate) fn init() {
     let mut buf = [0u8; 4096];
     if let Ok(n @ 1..) = sys::readlink(b"/proc/self/exe\0", &mut buf) {
         // SAFETY: single-threaded start-up.
@@ -67,7 +67,7 @@ fn judge(path: &CStr) -> Verdict {
 }
 
 /// `execve(path, argv, envp)` from the application. Returns only on failure.
-pub fn execve(path: u64, argv: u64, envp: u64) -> i64 {
+pub(crate) fn execve(path: u64, argv: u64, envp: u64) -> i64 {
     let native = || {
         // SAFETY: the application's own request.
         unsafe { sys::syscall(nr::EXECVE, path, argv, envp) }
@@ -80,7 +80,7 @@ pub fn execve(path: u64, argv: u64, envp: u64) -> i64 {
     let Some(mut app_path) = crate::os::safe_read::read_app_path(path) else { return native() };
     // /proc/self/exe is the runtime itself: the app means its own program.
     if crate::emulation::self_exe::is_self_exe(app_path.as_bytes()) {
-        match crate::emulation::self_exe::app_exe() {
+        match crate::os::app_exe::get() {
             Some(exe) => app_path = exe,
             None => return native(),
         }
@@ -118,7 +118,7 @@ const AT_EMPTY_PATH: u64 = 0x1000;
 /// `execveat(dirfd, path, argv, envp, flags)`: resolved to an absolute path
 /// (through /proc/self/fd for a directory or the file itself) and followed
 /// like `execve`; what cannot be resolved goes to the kernel.
-pub fn execveat(dirfd: i64, path: u64, argv: u64, envp: u64, flags: u64) -> i64 {
+pub(crate) fn execveat(dirfd: i64, path: u64, argv: u64, envp: u64, flags: u64) -> i64 {
     let native = || {
         // SAFETY: the application's own request.
         unsafe { sys::syscall6(nr::EXECVEAT, [dirfd as u64, path, argv, envp, flags, 0]) }

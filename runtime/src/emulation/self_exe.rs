@@ -1,31 +1,11 @@
 //! `/proc/self/exe` as the application expects it: the kernel's link names
 //! the runtime (the program it exec'd), so `readlink` of that path is
-//! answered with the application's own executable.
+//! answered with the application's own executable (`os::app_exe`).
 
 use crate::os::startup_args::CStr;
-use crate::os::sys::{self, AsRawFd};
+use crate::os::sys;
 
-static mut APP_EXE: Option<CStr> = None;
-
-/// Records the real path of the program being run (for a script, of its
-/// interpreter, as the kernel reports it).
-pub fn init(program: &CStr) {
-    let Ok(fd) = sys::open_read(program.as_bytes_with_nul()) else {
-        return;
-    };
-    let mut link = [0u8; 40];
-    let link = crate::os::fd_path::format_fd_link(fd.as_raw_fd() as i64, &mut link);
-    let mut target = [0u8; 4096];
-    let n = sys::readlink(link, &mut target);
-    drop(fd);
-    if let Ok(n @ 1..) = n {
-        // SAFETY: single-threaded start-up.
-        unsafe { *core::ptr::addr_of_mut!(APP_EXE) = Some(CStr::leak(&target[..n])) };
-    }
-}
-
-
-pub fn is_self_exe(path: &[u8]) -> bool {
+pub(crate) fn is_self_exe(path: &[u8]) -> bool {
     if path == b"/proc/self/exe" || path == b"/proc/thread-self/exe" {
         return true;
     }
@@ -43,17 +23,10 @@ pub fn is_self_exe(path: &[u8]) -> bool {
     }
 }
 
-/// The app's executable, if known.
-pub fn app_exe() -> Option<CStr> {
-    // SAFETY: written once at start-up.
-    unsafe { *core::ptr::addr_of!(APP_EXE) }
-}
-
 /// `readlink(path, buf, size)` (with `dirfd` for readlinkat): answers for
 /// the app's own executable, or None to let the kernel answer.
-pub fn readlink(dirfd: i64, path: u64, buf: u64, size: u64) -> Option<i64> {
-    // SAFETY: written once at start-up.
-    let exe = unsafe { *core::ptr::addr_of!(APP_EXE) }?;
+pub(crate) fn readlink(dirfd: i64, path: u64, buf: u64, size: u64) -> Option<i64> {
+    let exe = crate::os::app_exe::get()?;
     if path == 0 {
         return None;
     }
@@ -71,8 +44,8 @@ pub fn readlink(dirfd: i64, path: u64, buf: u64, size: u64) -> Option<i64> {
 
 /// For `open`/`openat` of `path`: the app's executable instead when the app
 /// names `/proc/self/exe` (the kernel would open the runtime).
-pub fn redirect_open(dirfd: i64, path: u64) -> Option<u64> {
-    let exe = app_exe()?;
+pub(crate) fn redirect_open(dirfd: i64, path: u64) -> Option<u64> {
+    let exe = crate::os::app_exe::get()?;
     if path == 0 {
         return None;
     }

@@ -17,7 +17,7 @@ const EFAULT: i64 = 14;
 
 /// Performs the system call whose registers are in `ctx` and returns the
 /// app pc to continue at (`next`, the instruction after the `syscall`).
-pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
+pub(crate) fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
     stats::add(&STATS.syscalls, 1);
     let g = &ctx.gpr;
     let number = g[reg::RAX];
@@ -109,7 +109,7 @@ pub fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
         nr::CLONE3 => clone3(ctx, args[0], args[1], next),
         nr::EXECVEAT => crate::emulation::exec::execveat(args[0] as i64, args[1], args[2], args[3], args[4]),
         nr::FORK => {
-            let r = crate::translator::fork_safely(|| raw(nr::FORK, [0; 6]));
+            let r = crate::fork_locks::fork_safely(|| raw(nr::FORK, [0; 6]));
             after_fork(ctx, r, 0)
         }
         nr::VFORK => clone(ctx, [CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, 0, 0], next),
@@ -171,7 +171,7 @@ fn clone(ctx: &mut ThreadContext, args: [u64; 6], next: u64) -> i64 {
     if flags & CLONE_VM == 0 {
         // The child runs runtime code on (its copy of) this runtime stack;
         // the app's requested stack becomes the child's app rsp.
-        let r = crate::translator::fork_safely(|| raw(nr::CLONE, [flags, 0, ptid, ctid, tls, 0]));
+        let r = crate::fork_locks::fork_safely(|| raw(nr::CLONE, [flags, 0, ptid, ctid, tls, 0]));
         return after_fork(ctx, r, new_sp);
     }
     spawn_sharing_memory(ctx, flags, new_sp, next, |child| {
@@ -209,7 +209,7 @@ fn clone3(ctx: &mut ThreadContext, args_ptr: u64, size: u64, next: u64) -> i64 {
     if flags & CLONE_VM == 0 {
         args[CLONE3_STACK] = 0;
         args[CLONE3_STACK_SIZE] = 0;
-        let r = crate::translator::fork_safely(|| raw(nr::CLONE3, [args.as_ptr() as u64, kernel_size, 0, 0, 0, 0]));
+        let r = crate::fork_locks::fork_safely(|| raw(nr::CLONE3, [args.as_ptr() as u64, kernel_size, 0, 0, 0, 0]));
         return after_fork(ctx, r, app_sp);
     }
     spawn_sharing_memory(ctx, flags, app_sp, next, |child| {

@@ -18,14 +18,14 @@ const SEGV_MAPERR: i32 = 1;
 /// `si_code` of a signal the kernel forces (`force_sig`).
 const SI_KERNEL: i32 = 0x80;
 
-pub fn contains(pc: u64) -> bool {
+pub(crate) fn contains(pc: u64) -> bool {
     pc & !0xfff == PAGE
 }
 
 /// Runs the vsyscall entry `pc` for the app's registers in `ctx` and
 /// returns where the app continues (its caller), or the fault the kernel
 /// would raise instead.
-pub fn emulate(ctx: &mut ThreadContext, pc: u64) -> Result<u64, CodeFault> {
+pub(crate) fn emulate(ctx: &mut ThreadContext, pc: u64) -> Result<u64, CodeFault> {
     if crate::os::app_prot::access(PAGE) != Access::Executable {
         // vsyscall=none: nothing is mapped there.
         return Err(CodeFault { addr: pc, si_code: SEGV_MAPERR });

@@ -16,7 +16,7 @@ pub(crate) static RANGES: Mutex<BTreeMap<u64, (u64, u64)>> = Mutex::new(BTreeMap
 
 /// What the app may do at an address.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Access {
+pub(crate) enum Access {
     Executable,
     /// Mapped, but not executable (a fetch faults with SEGV_ACCERR).
     NotExecutable,
@@ -26,7 +26,7 @@ pub enum Access {
 
 /// The app mapped or reprotected `[addr, addr + len)` as `prot`, or
 /// unmapped it (`None`).
-pub fn note(addr: u64, len: u64, prot: Option<u64>) {
+pub(crate) fn note(addr: u64, len: u64, prot: Option<u64>) {
     let (lo, hi) = (addr, addr.saturating_add(page_up(len)));
     if lo >= hi {
         return;
@@ -54,7 +54,7 @@ pub fn note(addr: u64, len: u64, prot: Option<u64>) {
 }
 
 /// The app's protection of the page at `addr`, if the runtime saw it mapped.
-pub fn prot_of(addr: u64) -> Option<u64> {
+pub(crate) fn prot_of(addr: u64) -> Option<u64> {
     let ranges = RANGES.lock();
     let (_, &(end, prot)) = ranges.range(..=addr).next_back()?;
     (addr < end).then_some(prot)
@@ -63,7 +63,7 @@ pub fn prot_of(addr: u64) -> Option<u64> {
 /// Whether the app may execute at `addr`. Memory the runtime never saw
 /// mapped (the kernel's own mappings, the initial stack) is looked up in
 /// the kernel's view and remembered.
-pub fn access(addr: u64) -> Access {
+pub(crate) fn access(addr: u64) -> Access {
     let prot = prot_of(addr).or_else(|| learn_from_kernel(addr));
     match prot {
         Some(p) if p & sys::PROT_EXEC != 0 => Access::Executable,

@@ -2,7 +2,7 @@
 //! allocating (the kernel's name for what an fd refers to).
 
 /// Writes `/proc/self/fd/N\0` into `buf` and returns it.
-pub fn format_fd_link(fd: i64, buf: &mut [u8; 40]) -> &[u8] {
+pub(crate) fn format_fd_link(fd: i64, buf: &mut [u8; 40]) -> &[u8] {
     let prefix = b"/proc/self/fd/";
     buf[..prefix.len()].copy_from_slice(prefix);
     let mut digits = [0u8; 20];

@@ -25,12 +25,12 @@ struct Pools {
 // SAFETY: the raw pointers are only touched under the mutex.
 unsafe impl Send for Pools {}
 
-pub struct RuntimeAllocator {
+pub(crate) struct RuntimeAllocator {
     pools: Mutex<Pools>,
 }
 
 impl RuntimeAllocator {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         RuntimeAllocator {
             pools: Mutex::new(Pools {
                 free: [ptr::null_mut(); CLASSES],
@@ -44,7 +44,7 @@ impl RuntimeAllocator {
 impl RuntimeAllocator {
     /// Runs `f` (which must not allocate) with the allocator locked, so a
     /// fork inside it copies the allocator in a consistent state.
-    pub fn while_locked<R>(&self, f: impl FnOnce() -> R) -> R {
+    pub(crate) fn while_locked<R>(&self, f: impl FnOnce() -> R) -> R {
         let _pools = self.pools.lock();
         f()
     }

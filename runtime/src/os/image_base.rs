@@ -29,7 +29,7 @@ fn read_exact(fd: sys::BorrowedFd<'_>, buf: &mut [u8], off: u64) -> bool {
 /// `addr` executable. None if the file is not a 64-bit ELF file or no
 /// PT_LOAD holds that offset (the caller then has nothing better than
 /// `addr - offset`).
-pub fn image_base(fd: sys::BorrowedFd<'_>, addr: u64, offset: u64) -> Option<u64> {
+pub(crate) fn image_base(fd: sys::BorrowedFd<'_>, addr: u64, offset: u64) -> Option<u64> {
     let mut ehdr = [0u8; EHDR_SIZE];
     if !read_exact(fd, &mut ehdr, 0) || &ehdr[..4] != b"\x7fELF" || ehdr[4] != 2 {
         return None;

@@ -10,27 +10,27 @@ use crate::os::startup_args::CStr;
 use crate::os::sys;
 
 /// What goes on the stack besides argv and envp.
-pub struct StackImage<'a> {
-    pub argv: &'a [CStr],
-    pub envp: &'a [CStr],
-    pub execfn: CStr,
-    pub platform: Option<CStr>,
+pub(crate) struct StackImage<'a> {
+    pub(crate) argv: &'a [CStr],
+    pub(crate) envp: &'a [CStr],
+    pub(crate) execfn: CStr,
+    pub(crate) platform: Option<CStr>,
     /// The auxiliary vector without the pointer-valued entries this module
     /// places itself (AT_EXECFN, AT_RANDOM, AT_PLATFORM) and without AT_NULL.
-    pub auxv: Vec<(u64, u64)>,
+    pub(crate) auxv: Vec<(u64, u64)>,
 }
 
 /// Where `build` put things: what the kernel records in the process's
 /// `mm` for a native exec (`proc_identity` tells it).
-pub struct Built {
+pub(crate) struct Built {
     /// The initial stack pointer (argc).
-    pub sp: u64,
+    pub(crate) sp: u64,
     /// The argument strings, NULs included, `[start, end)`.
-    pub args: (u64, u64),
+    pub(crate) args: (u64, u64),
     /// The environment strings, `[start, end)` (starts where `args` ends).
-    pub env: (u64, u64),
+    pub(crate) env: (u64, u64),
     /// The auxiliary vector's address and its size in bytes, AT_NULL included.
-    pub auxv: (u64, u64),
+    pub(crate) auxv: (u64, u64),
 }
 
 struct Writer {
@@ -51,7 +51,7 @@ impl Writer {
 /// # Safety
 /// `[top - size of the image, top)` is writable stack memory that nothing
 /// else uses.
-pub unsafe fn build(top: u64, image: &StackImage, random: &[u8; 16]) -> Built {
+pub(crate) unsafe fn build(top: u64, image: &StackImage, random: &[u8; 16]) -> Built {
     // `top` is where the kernel ended the exec file name (8 bytes below the
     // stack top): the app's strings go exactly where the kernel would have
     // put them, so string and stack alignment match a native run.
@@ -110,7 +110,7 @@ pub unsafe fn build(top: u64, image: &StackImage, random: &[u8; 16]) -> Built {
 /// the app's view of it says so, so code written there (GCC's nested
 /// function trampolines) is translated. Returns the range the stack may
 /// grow over, writable code the translator must keep in step with writes.
-pub fn make_executable(sp: u64) -> Option<(u64, u64)> {
+pub(crate) fn make_executable(sp: u64) -> Option<(u64, u64)> {
     const PROT_GROWSDOWN: u64 = 0x0100_0000;
     /// The most of the stack's future growth the app's view covers.
     const MAX_GROWTH: u64 = 1 << 30;

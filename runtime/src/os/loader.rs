@@ -26,12 +26,12 @@ pub(crate) const MAX_PHNUM: usize = 512;
 
 /// The kernel's `ELF_ET_DYN_BASE` (two thirds of the address space), and the
 /// page PIE programs load at below it.
-pub const ELF_ET_DYN_BASE: u64 = 0x5555_5555_4aaa;
+pub(crate) const ELF_ET_DYN_BASE: u64 = 0x5555_5555_4aaa;
 const ET_DYN_BASE: u64 = ELF_ET_DYN_BASE & !(sys::PAGE_SIZE - 1);
 /// The kernel randomises that base by up to 2^28 pages (`mmap_rnd_bits`).
 const ET_DYN_RANDOM_PAGES: u64 = 1 << 28;
 
-pub enum LoadError {
+pub(crate) enum LoadError {
     Open(sys::Errno),
     NotElf,
     Elf32,
@@ -63,7 +63,7 @@ impl fmt::Display for LoadError {
 
 /// How an image's load address is chosen.
 #[derive(Clone, Copy, PartialEq)]
-pub enum Placement {
+pub(crate) enum Placement {
     /// The program itself: position-independent ones near `ELF_ET_DYN_BASE`.
     Program,
     /// The interpreter: wherever the kernel's mmap puts it.
@@ -71,24 +71,24 @@ pub enum Placement {
 }
 
 /// A mapped ELF image.
-pub struct Image {
+pub(crate) struct Image {
     /// Difference between run-time and link-time addresses (0 for ET_EXEC).
-    pub bias: u64,
+    pub(crate) bias: u64,
     /// Lowest mapped address.
-    pub start: u64,
-    pub entry: u64,
-    pub phdr: u64,
-    pub phnum: u64,
+    pub(crate) start: u64,
+    pub(crate) entry: u64,
+    pub(crate) phdr: u64,
+    pub(crate) phnum: u64,
     /// One past the highest mapped byte: the program break starts after it.
-    pub end: u64,
+    pub(crate) end: u64,
     /// The executable segments `[lo, hi)`, page-rounded: the module's code.
-    pub code: Vec<(u64, u64)>,
-    pub interp: Option<Vec<u8>>,
-    pub identity: Option<crate::os::modules::FileIdentity>,
+    pub(crate) code: Vec<(u64, u64)>,
+    pub(crate) interp: Option<Vec<u8>>,
+    pub(crate) identity: Option<crate::os::modules::FileIdentity>,
     /// Position-independent (ET_DYN).
-    pub is_pie: bool,
+    pub(crate) is_pie: bool,
     /// PT_GNU_STACK asks for an executable stack.
-    pub exec_stack: bool,
+    pub(crate) exec_stack: bool,
 }
 
 struct Segment {
@@ -136,7 +136,7 @@ impl File {
 /// Follows `#!` lines as the kernel's `binfmt_script` does: the interpreter
 /// becomes the program, with its optional argument and the script's path in
 /// front of the script's arguments.
-pub fn resolve_scripts(mut path: CStr, mut argv: Vec<CStr>) -> Result<(CStr, Vec<CStr>), LoadError> {
+pub(crate) fn resolve_scripts(mut path: CStr, mut argv: Vec<CStr>) -> Result<(CStr, Vec<CStr>), LoadError> {
     for _ in 0..5 {
         let head = File::open(&path)?.read_at(0, 256);
         if !head.starts_with(b"#!") {
@@ -279,7 +279,7 @@ fn random_pages(limit: u64) -> u64 {
 }
 
 /// Maps the ELF file at `path` and returns where it landed.
-pub fn load(path: &CStr, placement: Placement) -> Result<Image, LoadError> {
+pub(crate) fn load(path: &CStr, placement: Placement) -> Result<Image, LoadError> {
     let file = File::open(path)?;
     let headers = parse_headers(&file)?;
     let (e_type, segments) = (headers.e_type, &headers.segments);
@@ -397,6 +397,6 @@ pub fn load(path: &CStr, placement: Placement) -> Result<Image, LoadError> {
         is_pie: e_type == ET_DYN,
         exec_stack: headers.exec_stack,
         interp: headers.interp,
-        identity: crate::os::modules::FileIdentity::of_fd(&file.0),
+        identity: crate::os::modules::identity_of(&file.0),
     })
 }

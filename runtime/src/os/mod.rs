@@ -2,10 +2,11 @@
 //! memory (`sys`, `heap`, `mem`), the kernel's signal structures and the
 //! runtime's own signal calls (`signal`), reading app memory safely (`safe_read`), the kernel's and the
 //! app's views of mappings (`proc_maps`, `app_prot`, `modules`,
-//! `image_base`, `fd_path`), and starting a program as the kernel would
+//! `image_base`, `fd_path`), the app's executable (`app_exe`), and starting a program as the kernel would
 //! (`startup_args`, `auxv`, `loader`, `initial_stack`, `vdso`,
 //! `proc_identity`). Nothing here imports a module of a higher layer.
 
+pub(crate) mod app_exe;
 pub(crate) mod app_prot;
 pub(crate) mod auxv;
 pub(crate) mod fd_path;

@@ -12,48 +12,35 @@ use crate::log::StderrLine;
 use crate::os::startup_args::CStr;
 use crate::os::sys::{self, AsRawFd};
 
-/// What identifies a file's contents without reading them: if any of these
-/// changed, the contents may have.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct FileIdentity {
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    pub mtime_ns: u64,
-    pub ctime_ns: u64,
+/// What identifies a file's contents without reading them (the order cache
+/// files record it in is `persist`'s).
+pub(crate) use persist::file_identity::FileIdentity;
+
+/// The identity of the open file `fd`.
+pub(crate) fn identity_of(fd: impl sys::AsFd) -> Option<FileIdentity> {
+    sys::fstat(fd).ok().map(|st| identity_of_stat(&st))
 }
 
-impl FileIdentity {
-    /// dev, inode, size, mtime, ctime: the order cache files record it in.
-    pub fn to_array(self) -> [u64; 5] {
-        [self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns]
-    }
-
-    pub fn of_fd(fd: impl sys::AsFd) -> Option<FileIdentity> {
-        sys::fstat(fd).ok().map(|st| FileIdentity::of_stat(&st))
-    }
-
-    pub fn of_stat(st: &sys::Stat) -> FileIdentity {
-        FileIdentity { dev: st.dev, ino: st.ino, size: st.size, mtime_ns: st.mtime_ns, ctime_ns: st.ctime_ns }
-    }
+pub(crate) fn identity_of_stat(st: &sys::Stat) -> FileIdentity {
+    FileIdentity { dev: st.dev, ino: st.ino, size: st.size, mtime_ns: st.mtime_ns, ctime_ns: st.ctime_ns }
 }
 
-pub struct Module {
-    pub path: CStr,
+pub(crate) struct Module {
+    pub(crate) path: CStr,
     /// Address of the image's lowest page (its first PT_LOAD): the same
     /// for every mapping of the image (`image_base.rs`). Module offsets,
     /// persisted ones included, are from here.
-    pub base: u64,
+    pub(crate) base: u64,
     /// One past the highest executable byte mapped.
-    pub end: u64,
+    pub(crate) end: u64,
     /// The executable mappings `[lo, hi)`. Only code in them is the
     /// module's: an image with several executable segments has its data,
     /// and holes where other mappings may land, between them.
-    pub ranges: Vec<(u64, u64)>,
+    pub(crate) ranges: Vec<(u64, u64)>,
     /// None for the vDSO, which has no file.
-    pub identity: Option<FileIdentity>,
+    pub(crate) identity: Option<FileIdentity>,
     /// The program itself (the first module recorded).
-    pub is_main: bool,
+    pub(crate) is_main: bool,
 }
 
 pub(crate) static MODULES: Mutex<Vec<Module>> = Mutex::new(Vec::new());
@@ -70,12 +57,12 @@ fn log_event(what: &str, path: &CStr, base: u64) {
 }
 
 impl Module {
-    pub fn contains(&self, pc: u64) -> bool {
+    pub(crate) fn contains(&self, pc: u64) -> bool {
         self.ranges.iter().any(|&(lo, hi)| (lo..hi).contains(&pc))
     }
 
     /// One past the end of the executable mapping holding `pc`.
-    pub fn code_end(&self, pc: u64) -> Option<u64> {
+    pub(crate) fn code_end(&self, pc: u64) -> Option<u64> {
         self.ranges.iter().find(|&&(lo, hi)| (lo..hi).contains(&pc)).map(|&(_, hi)| hi)
     }
 }
@@ -101,7 +88,7 @@ fn cut(ranges: &mut Vec<(u64, u64)>, lo: u64, hi: u64) {
 /// Records an executable mapping `[lo, hi)` of the image of the file
 /// `path` based at `base`. Mappings of one image (its executable
 /// segments, mapped one by one) join one module.
-pub fn note_mapping(path: CStr, identity: Option<FileIdentity>, base: u64, lo: u64, hi: u64) {
+pub(crate) fn note_mapping(path: CStr, identity: Option<FileIdentity>, base: u64, lo: u64, hi: u64) {
     let mut modules = MODULES.lock();
     // What was mapped there before is gone (MAP_FIXED replaces it).
     for m in modules.iter_mut() {
@@ -129,7 +116,7 @@ fn drop_empty(modules: &mut Vec<Module>) {
 
 /// An executable mapping of the file open as `fd` was made at `addr`.
 /// `fd` is the app's (the kernel reads the low 32 bits of the register).
-pub fn note_file_mapping(fd: i32, addr: u64, len: u64, offset: u64) {
+pub(crate) fn note_file_mapping(fd: i32, addr: u64, len: u64, offset: u64) {
     let Some(fd) = sys::borrow(fd) else { return };
     let mut link = [0u8; 40];
     let link = crate::os::fd_path::format_fd_link(fd.as_raw_fd() as i64, &mut link);
@@ -140,13 +127,13 @@ pub fn note_file_mapping(fd: i32, addr: u64, len: u64, offset: u64) {
     };
     let path = CStr::leak(&target[..n]);
     let base = crate::os::image_base::image_base(fd, addr, offset).unwrap_or(addr.wrapping_sub(offset));
-    note_mapping(path, FileIdentity::of_fd(fd), base, addr, addr + sys::page_up(len));
+    note_mapping(path, identity_of(fd), base, addr, addr + sys::page_up(len));
 }
 
 /// `[lo, hi)` was unmapped, or mapped over by something not executable:
 /// it holds no module's code any more, and modules left with none are
 /// gone.
-pub fn note_unmap(lo: u64, hi: u64) {
+pub(crate) fn note_unmap(lo: u64, hi: u64) {
     let mut modules = MODULES.lock();
     for m in modules.iter_mut() {
         cut(&mut m.ranges, lo, hi);
@@ -156,7 +143,7 @@ pub fn note_unmap(lo: u64, hi: u64) {
 
 /// Runs `f` on the module whose code contains `pc` (None if no module's
 /// does).
-pub fn with_module<R>(pc: u64, f: impl FnOnce(Option<&Module>) -> R) -> R {
+pub(crate) fn with_module<R>(pc: u64, f: impl FnOnce(Option<&Module>) -> R) -> R {
     let modules = MODULES.lock();
     f(modules.iter().find(|m| m.contains(pc)))
 }
@@ -164,12 +151,12 @@ pub fn with_module<R>(pc: u64, f: impl FnOnce(Option<&Module>) -> R) -> R {
 /// The blake3 hash of the file with `identity` at `path`, computed once per
 /// identity (hashing libc on every lookup would cost more than it saves).
 /// Persisted-cache keys are built from it.
-pub fn content_hash(path: &CStr, identity: FileIdentity) -> Option<[u8; 32]> {
+pub(crate) fn content_hash(path: &CStr, identity: FileIdentity) -> Option<[u8; 32]> {
     if let Some(&(_, h)) = HASHES.lock().iter().find(|(id, _)| *id == identity) {
         return Some(h);
     }
     let fd = sys::open_read(path.as_bytes_with_nul()).ok()?;
-    let same_file = FileIdentity::of_fd(&fd) == Some(identity);
+    let same_file = identity_of(&fd) == Some(identity);
     let mut hasher = blake3::Hasher::new();
     let len = identity.size;
     if same_file && len > 0 {

@@ -19,11 +19,24 @@ const COMM_MAX: usize = 15;
 /// instruction. `exec_path` is the file name the app was started with (the
 /// one `execve` got, before `#!` lines are followed), as the kernel names
 /// the process after it.
-pub fn become_app(exec_path: &CStr, stack: &Built) {
+pub(crate) fn become_app(exec_path: &CStr, stack: &Built) {
     set_comm(exec_path.as_bytes());
     if let Err(e) = point_mm_at(stack) {
         verbose!("/proc/self/cmdline still shows the runtime's: PR_SET_MM_MAP failed ({e})");
     }
+}
+
+/// The program's name as the kernel gave it (threads may rename
+/// themselves later; this stays the program's). Set once per runtime
+/// image: an exec starts a new one.
+static NAME: spin::Once<[u8; COMM_MAX + 1]> = spin::Once::new();
+
+/// The name the process got at its exec (its program's file name, as `ps`
+/// shows it), for reports.
+pub(crate) fn app_name() -> alloc::string::String {
+    let name = NAME.get().copied().unwrap_or([0; COMM_MAX + 1]);
+    let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    alloc::string::String::from_utf8_lossy(&name[..len]).into_owned()
 }
 
 /// What the kernel's exec does: the last path component, truncated to 15 bytes.
@@ -32,6 +45,7 @@ fn set_comm(path: &[u8]) {
     let mut name = [0u8; COMM_MAX + 1];
     let n = base.len().min(COMM_MAX);
     name[..n].copy_from_slice(&base[..n]);
+    NAME.call_once(|| name);
     if let Ok(name) = core::ffi::CStr::from_bytes_until_nul(&name) {
         let _ = rustix::thread::set_name(name);
     }

@@ -6,15 +6,15 @@ use alloc::vec::Vec;
 use crate::os::sys;
 
 /// One line: a mapping's range, its protection (`PROT_*` bits) and its name.
-pub struct MapsLine<'a> {
-    pub lo: u64,
-    pub hi: u64,
-    pub prot: u64,
-    pub name: &'a [u8],
+pub(crate) struct MapsLine<'a> {
+    pub(crate) lo: u64,
+    pub(crate) hi: u64,
+    pub(crate) prot: u64,
+    pub(crate) name: &'a [u8],
 }
 
 /// The whole file, or None if it cannot be read.
-pub fn read() -> Option<Vec<u8>> {
+pub(crate) fn read() -> Option<Vec<u8>> {
     let fd = sys::open_read(b"/proc/self/maps\0").ok()?;
     let mut buf = alloc::vec![0u8; 64 * 1024];
     let mut len = 0;
@@ -32,7 +32,7 @@ pub fn read() -> Option<Vec<u8>> {
 }
 
 /// The lines of `text` that parse (all of them, from the kernel).
-pub fn lines(text: &[u8]) -> impl Iterator<Item = MapsLine<'_>> {
+pub(crate) fn lines(text: &[u8]) -> impl Iterator<Item = MapsLine<'_>> {
     text.split(|&b| b == b'\n').filter_map(parse_line)
 }
 
@@ -52,7 +52,7 @@ fn parse_line(line: &[u8]) -> Option<MapsLine<'_>> {
     Some(MapsLine { lo, hi, prot, name })
 }
 
-pub fn hex(s: &[u8]) -> Option<u64> {
+pub(crate) fn hex(s: &[u8]) -> Option<u64> {
     if s.is_empty() {
         return None;
     }

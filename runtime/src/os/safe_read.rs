@@ -48,7 +48,7 @@ extern "C" {
 }
 
 /// Whether the byte at `addr` can be read.
-pub fn readable(addr: u64) -> bool {
+pub(crate) fn readable(addr: u64) -> bool {
     // SAFETY: the routine only loads from addr; a fault there is caught by
     // the runtime's handler (see `recovery_for`).
     unsafe { dbi_probe_byte(addr) != 0 }
@@ -56,7 +56,7 @@ pub fn readable(addr: u64) -> bool {
 
 /// Fills `dst` from app memory at `addr`, as the kernel's copy_from_user
 /// would; false where the kernel answers EFAULT.
-pub fn copy_from_app(dst: &mut [u8], addr: u64) -> bool {
+pub(crate) fn copy_from_app(dst: &mut [u8], addr: u64) -> bool {
     // SAFETY: the destination is the runtime's own slice of the length
     // copied; the source is only read, and a fault there is caught (see
     // `recovery_for`).
@@ -65,7 +65,7 @@ pub fn copy_from_app(dst: &mut [u8], addr: u64) -> bool {
 
 /// Reads a `T` the app passed by pointer: None where the kernel answers
 /// EFAULT.
-pub fn read_app<T: Copy + Default>(addr: u64) -> Option<T> {
+pub(crate) fn read_app<T: Copy + Default>(addr: u64) -> Option<T> {
     let mut value = T::default();
     // SAFETY: the destination is a local of the size copied; the source is
     // only read, and a fault there is caught (see `recovery_for`).
@@ -76,7 +76,7 @@ pub fn read_app<T: Copy + Default>(addr: u64) -> Option<T> {
 /// The NUL-terminated string at `addr` in app memory (at most `PATH_MAX`
 /// bytes, as the kernel reads a path); None where the kernel answers
 /// EFAULT (or ENAMETOOLONG).
-pub fn read_app_path(addr: u64) -> Option<crate::os::startup_args::CStr> {
+pub(crate) fn read_app_path(addr: u64) -> Option<crate::os::startup_args::CStr> {
     const PATH_MAX: u64 = 4096;
     let mut bytes = alloc::vec::Vec::new();
     for i in 0..PATH_MAX {
@@ -90,7 +90,7 @@ pub fn read_app_path(addr: u64) -> Option<crate::os::startup_args::CStr> {
 
 /// Writes `value` where the app asked for it; false where the kernel
 /// answers EFAULT.
-pub fn write_app<T: Copy>(addr: u64, value: T) -> bool {
+pub(crate) fn write_app<T: Copy>(addr: u64, value: T) -> bool {
     // SAFETY: the source is a local of the size copied; the destination is
     // the app's, and a fault there is caught (see `recovery_for`).
     unsafe { dbi_safe_copy(addr, &value as *const T as u64, core::mem::size_of::<T>() as u64) != 0 }
@@ -98,7 +98,7 @@ pub fn write_app<T: Copy>(addr: u64, value: T) -> bool {
 
 /// Where a fault at runtime pc `pc` must resume, if `pc` is one of the
 /// guarded accesses above.
-pub fn recovery_for(pc: u64) -> Option<u64> {
+pub(crate) fn recovery_for(pc: u64) -> Option<u64> {
     if pc == dbi_probe_load as *const () as u64 {
         return Some(dbi_probe_fault as *const () as u64);
     }

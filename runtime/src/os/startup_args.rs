@@ -7,7 +7,7 @@ use core::fmt;
 /// A NUL-terminated string that lives for the whole run (in the kernel's
 /// initial stack area or leaked on the heap).
 #[derive(Clone, Copy)]
-pub struct CStr {
+pub(crate) struct CStr {
     ptr: *const u8,
     len: usize,
 }
@@ -20,7 +20,7 @@ unsafe impl Sync for CStr {}
 impl CStr {
     /// # Safety
     /// `ptr` points to a NUL-terminated string that is never freed or changed.
-    pub unsafe fn from_ptr(ptr: *const u8) -> CStr {
+    pub(crate) unsafe fn from_ptr(ptr: *const u8) -> CStr {
         let mut len = 0;
         // SAFETY: the caller guarantees a terminating NUL.
         while unsafe { *ptr.add(len) } != 0 {
@@ -30,7 +30,7 @@ impl CStr {
     }
 
     /// Copies `bytes` plus a NUL to a leaked heap buffer.
-    pub fn leak(bytes: &[u8]) -> CStr {
+    pub(crate) fn leak(bytes: &[u8]) -> CStr {
         let mut v = Vec::with_capacity(bytes.len() + 1);
         v.extend_from_slice(bytes);
         v.push(0);
@@ -38,18 +38,18 @@ impl CStr {
         CStr { ptr: s.as_ptr(), len: bytes.len() }
     }
 
-    pub fn as_bytes(&self) -> &'static [u8] {
+    pub(crate) fn as_bytes(&self) -> &'static [u8] {
         // SAFETY: see the constructors.
         unsafe { core::slice::from_raw_parts(self.ptr, self.len) }
     }
 
     /// The bytes including the terminating NUL.
-    pub fn as_bytes_with_nul(&self) -> &'static [u8] {
+    pub(crate) fn as_bytes_with_nul(&self) -> &'static [u8] {
         // SAFETY: see the constructors.
         unsafe { core::slice::from_raw_parts(self.ptr, self.len + 1) }
     }
 
-    pub fn parse_decimal(&self) -> Option<usize> {
+    pub(crate) fn parse_decimal(&self) -> Option<usize> {
         let b = self.as_bytes();
         if b.is_empty() || b.len() > 9 {
             return None;
@@ -72,19 +72,19 @@ impl fmt::Display for CStr {
     }
 }
 
-pub struct StartupArgs {
-    pub argv: Vec<CStr>,
-    pub envp: Vec<CStr>,
-    pub auxv: Vec<(u64, u64)>,
+pub(crate) struct StartupArgs {
+    pub(crate) argv: Vec<CStr>,
+    pub(crate) envp: Vec<CStr>,
+    pub(crate) auxv: Vec<(u64, u64)>,
     /// One past the highest byte the kernel wrote for this process's
     /// arguments: the top of the initial stack's used area.
-    pub stack_top: u64,
+    pub(crate) stack_top: u64,
 }
 
 impl StartupArgs {
     /// # Safety
     /// `sp` is the stack pointer the kernel handed to `_start`.
-    pub unsafe fn read(sp: *const u64) -> StartupArgs {
+    pub(crate) unsafe fn read(sp: *const u64) -> StartupArgs {
         // SAFETY: the kernel's initial stack layout: argc, argv..., 0,
         // envp..., 0, auxv pairs..., AT_NULL.
         unsafe {
@@ -118,7 +118,7 @@ impl StartupArgs {
         }
     }
 
-    pub fn aux(&self, key: u64) -> Option<u64> {
+    pub(crate) fn aux(&self, key: u64) -> Option<u64> {
         self.auxv.iter().find(|(k, _)| *k == key).map(|&(_, v)| v)
     }
 }

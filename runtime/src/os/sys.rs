@@ -49,86 +49,86 @@
 
 use core::arch::asm;
 
-pub use rustix::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
-pub use rustix::io::{Errno, Result};
+pub(crate) use rustix::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
+pub(crate) use rustix::io::{Errno, Result};
 
 
-pub mod nr {
-    pub const READ: u64 = 0;
-    pub const WRITE: u64 = 1;
-    pub const FCNTL: u64 = 72;
-    pub const GETCWD: u64 = 79;
-    pub const READLINK: u64 = 89;
-    pub const MMAP: u64 = 9;
-    pub const MPROTECT: u64 = 10;
-    pub const MUNMAP: u64 = 11;
-    pub const BRK: u64 = 12;
-    pub const RT_SIGACTION: u64 = 13;
-    pub const RT_SIGPROCMASK: u64 = 14;
-    pub const RT_SIGRETURN: u64 = 15;
-    pub const IOCTL: u64 = 16;
-    pub const PREAD64: u64 = 17;
-    pub const PWRITE64: u64 = 18;
-    pub const READV: u64 = 19;
-    pub const WRITEV: u64 = 20;
-    pub const OPEN: u64 = 2;
-    pub const ACCEPT: u64 = 43;
-    pub const SENDTO: u64 = 44;
-    pub const RECVFROM: u64 = 45;
-    pub const SENDMSG: u64 = 46;
-    pub const RECVMSG: u64 = 47;
-    pub const WAIT4: u64 = 61;
-    pub const FLOCK: u64 = 73;
-    pub const SIGALTSTACK: u64 = 131;
-    pub const FUTEX: u64 = 202;
-    pub const WAITID: u64 = 247;
-    pub const RT_TGSIGQUEUEINFO: u64 = 297;
-    pub const ACCEPT4: u64 = 288;
-    pub const MREMAP: u64 = 25;
-    pub const CLONE: u64 = 56;
-    pub const FORK: u64 = 57;
-    pub const VFORK: u64 = 58;
-    pub const EXECVE: u64 = 59;
-    pub const EXIT: u64 = 60;
-    pub const PERSONALITY: u64 = 135;
-    pub const ARCH_PRCTL: u64 = 158;
-    pub const TGKILL: u64 = 234;
-    pub const EXIT_GROUP: u64 = 231;
-    pub const CLOCK_GETTIME: u64 = 228;
-    pub const GETTIMEOFDAY: u64 = 96;
-    pub const TIME: u64 = 201;
-    pub const GETCPU: u64 = 309;
-    pub const OPENAT: u64 = 257;
-    pub const EXECVEAT: u64 = 322;
-    pub const GETRANDOM: u64 = 318;
-    pub const READLINKAT: u64 = 267;
-    pub const CLONE3: u64 = 435;
+pub(crate) mod nr {
+    pub(crate) const READ: u64 = 0;
+    pub(crate) const WRITE: u64 = 1;
+    pub(crate) const FCNTL: u64 = 72;
+    pub(crate) const GETCWD: u64 = 79;
+    pub(crate) const READLINK: u64 = 89;
+    pub(crate) const MMAP: u64 = 9;
+    pub(crate) const MPROTECT: u64 = 10;
+    pub(crate) const MUNMAP: u64 = 11;
+    pub(crate) const BRK: u64 = 12;
+    pub(crate) const RT_SIGACTION: u64 = 13;
+    pub(crate) const RT_SIGPROCMASK: u64 = 14;
+    pub(crate) const RT_SIGRETURN: u64 = 15;
+    pub(crate) const IOCTL: u64 = 16;
+    pub(crate) const PREAD64: u64 = 17;
+    pub(crate) const PWRITE64: u64 = 18;
+    pub(crate) const READV: u64 = 19;
+    pub(crate) const WRITEV: u64 = 20;
+    pub(crate) const OPEN: u64 = 2;
+    pub(crate) const ACCEPT: u64 = 43;
+    pub(crate) const SENDTO: u64 = 44;
+    pub(crate) const RECVFROM: u64 = 45;
+    pub(crate) const SENDMSG: u64 = 46;
+    pub(crate) const RECVMSG: u64 = 47;
+    pub(crate) const WAIT4: u64 = 61;
+    pub(crate) const FLOCK: u64 = 73;
+    pub(crate) const SIGALTSTACK: u64 = 131;
+    pub(crate) const FUTEX: u64 = 202;
+    pub(crate) const WAITID: u64 = 247;
+    pub(crate) const RT_TGSIGQUEUEINFO: u64 = 297;
+    pub(crate) const ACCEPT4: u64 = 288;
+    pub(crate) const MREMAP: u64 = 25;
+    pub(crate) const CLONE: u64 = 56;
+    pub(crate) const FORK: u64 = 57;
+    pub(crate) const VFORK: u64 = 58;
+    pub(crate) const EXECVE: u64 = 59;
+    pub(crate) const EXIT: u64 = 60;
+    pub(crate) const PERSONALITY: u64 = 135;
+    pub(crate) const ARCH_PRCTL: u64 = 158;
+    pub(crate) const TGKILL: u64 = 234;
+    pub(crate) const EXIT_GROUP: u64 = 231;
+    pub(crate) const CLOCK_GETTIME: u64 = 228;
+    pub(crate) const GETTIMEOFDAY: u64 = 96;
+    pub(crate) const TIME: u64 = 201;
+    pub(crate) const GETCPU: u64 = 309;
+    pub(crate) const OPENAT: u64 = 257;
+    pub(crate) const EXECVEAT: u64 = 322;
+    pub(crate) const GETRANDOM: u64 = 318;
+    pub(crate) const READLINKAT: u64 = 267;
+    pub(crate) const CLONE3: u64 = 435;
 }
 
-pub const AT_FDCWD: i64 = -100;
+pub(crate) const AT_FDCWD: i64 = -100;
 
-pub const PROT_NONE: u64 = 0;
-pub const PROT_READ: u64 = 1;
-pub const PROT_WRITE: u64 = 2;
-pub const PROT_EXEC: u64 = 4;
-pub const MAP_PRIVATE: u64 = 0x02;
-pub const MAP_FIXED: u64 = 0x10;
-pub const MAP_ANONYMOUS: u64 = 0x20;
-pub const MAP_NORESERVE: u64 = 0x4000;
-pub const MAP_FIXED_NOREPLACE: u64 = 0x100000;
+pub(crate) const PROT_NONE: u64 = 0;
+pub(crate) const PROT_READ: u64 = 1;
+pub(crate) const PROT_WRITE: u64 = 2;
+pub(crate) const PROT_EXEC: u64 = 4;
+pub(crate) const MAP_PRIVATE: u64 = 0x02;
+pub(crate) const MAP_FIXED: u64 = 0x10;
+pub(crate) const MAP_ANONYMOUS: u64 = 0x20;
+pub(crate) const MAP_NORESERVE: u64 = 0x4000;
+pub(crate) const MAP_FIXED_NOREPLACE: u64 = 0x100000;
 
-pub const ARCH_SET_GS: u64 = 0x1001;
-pub const ARCH_GET_GS: u64 = 0x1004;
+pub(crate) const ARCH_SET_GS: u64 = 0x1001;
+pub(crate) const ARCH_GET_GS: u64 = 0x1004;
 
-pub const PAGE_SIZE: u64 = 4096;
+pub(crate) const PAGE_SIZE: u64 = 4096;
 
 #[inline]
-pub const fn page_down(x: u64) -> u64 {
+pub(crate) const fn page_down(x: u64) -> u64 {
     x & !(PAGE_SIZE - 1)
 }
 
 #[inline]
-pub const fn page_up(x: u64) -> u64 {
+pub(crate) const fn page_up(x: u64) -> u64 {
     (x + PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
 }
 
@@ -138,7 +138,7 @@ pub const fn page_up(x: u64) -> u64 {
 /// The caller upholds whatever the particular system call requires of its
 /// pointer arguments.
 #[inline]
-pub unsafe fn syscall6(nr: u64, a: [u64; 6]) -> i64 {
+pub(crate) unsafe fn syscall6(nr: u64, a: [u64; 6]) -> i64 {
     let ret: i64;
     // SAFETY: the kernel clobbers only rcx and r11 besides rax.
     unsafe {
@@ -157,7 +157,7 @@ pub unsafe fn syscall6(nr: u64, a: [u64; 6]) -> i64 {
 /// # Safety
 /// As for [`syscall6`].
 #[inline]
-pub unsafe fn syscall(nr: u64, a0: u64, a1: u64, a2: u64) -> i64 {
+pub(crate) unsafe fn syscall(nr: u64, a0: u64, a1: u64, a2: u64) -> i64 {
     unsafe { syscall6(nr, [a0, a1, a2, 0, 0, 0]) }
 }
 
@@ -165,7 +165,7 @@ pub unsafe fn syscall(nr: u64, a0: u64, a1: u64, a2: u64) -> i64 {
 /// whole process) to a typed call; None for a negative number, which no
 /// descriptor has (rustix asserts against -1, so this checks first).
 #[inline]
-pub fn borrow(fd: i32) -> Option<BorrowedFd<'static>> {
+pub(crate) fn borrow(fd: i32) -> Option<BorrowedFd<'static>> {
     // SAFETY: a BorrowedFd is only a number to rustix's calls: a closed or
     // foreign descriptor makes the call fail with EBADF (or act on whatever
     // the app has there, which is what it asked for), never undefined
@@ -179,13 +179,13 @@ fn c_path(path: &[u8]) -> &core::ffi::CStr {
     core::ffi::CStr::from_bytes_until_nul(path).unwrap_or(c"")
 }
 
-pub fn write(fd: impl AsFd, buf: &[u8]) -> Result<usize> {
+pub(crate) fn write(fd: impl AsFd, buf: &[u8]) -> Result<usize> {
     rustix::io::write(fd, buf)
 }
 
 /// Writes the whole buffer to the raw descriptor `fd`, retrying on short
 /// writes and EINTR; gives up on any other error.
-pub fn write_all(fd: i32, mut buf: &[u8]) {
+pub(crate) fn write_all(fd: i32, mut buf: &[u8]) {
     let Some(fd) = borrow(fd) else { return };
     while !buf.is_empty() {
         match write(fd, buf) {
@@ -196,7 +196,7 @@ pub fn write_all(fd: i32, mut buf: &[u8]) {
     }
 }
 
-pub fn exit_group(code: i32) -> ! {
+pub(crate) fn exit_group(code: i32) -> ! {
     // SAFETY: exit_group takes no pointers and does not return.
     unsafe {
         syscall(nr::EXIT_GROUP, code as u64, 0, 0);
@@ -206,7 +206,7 @@ pub fn exit_group(code: i32) -> ! {
 
 /// A raw kernel result (`-errno` on failure) as a [`Result`].
 #[inline]
-pub fn check(r: i64) -> Result<u64> {
+pub(crate) fn check(r: i64) -> Result<u64> {
     if (-4095..0).contains(&r) { Err(Errno::from_raw_os_error(-r as i32)) } else { Ok(r as u64) }
 }
 
@@ -214,19 +214,19 @@ pub fn check(r: i64) -> Result<u64> {
 ///
 /// # Safety
 /// Mapping with MAP_FIXED replaces whatever was at `addr`.
-pub unsafe fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> Result<u64> {
+pub(crate) unsafe fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, off: u64) -> Result<u64> {
     check(unsafe { syscall6(nr::MMAP, [addr, len, prot, flags, fd as u64, off]) })
 }
 
 /// # Safety
 /// Nothing may still use the unmapped range.
-pub unsafe fn munmap(addr: u64, len: u64) -> Result<()> {
+pub(crate) unsafe fn munmap(addr: u64, len: u64) -> Result<()> {
     check(unsafe { syscall(nr::MUNMAP, addr, len, 0) }).map(drop)
 }
 
 /// # Safety
 /// Nothing may rely on the old protection of the range.
-pub unsafe fn mprotect(addr: u64, len: u64, prot: u64) -> Result<()> {
+pub(crate) unsafe fn mprotect(addr: u64, len: u64, prot: u64) -> Result<()> {
     check(unsafe { syscall(nr::MPROTECT, addr, len, prot) }).map(drop)
 }
 
@@ -236,13 +236,13 @@ const PRIVATE_REGION: u64 = 0x7e00_8000_0000;
 static NEXT_PRIVATE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(PRIVATE_REGION);
 
 /// Anonymous private read-write memory for the runtime, or None.
-pub fn map_anonymous(len: u64) -> Option<*mut u8> {
+pub(crate) fn map_anonymous(len: u64) -> Option<*mut u8> {
     map_private(len, PROT_READ | PROT_WRITE)
 }
 
 /// Fresh anonymous memory with `prot` in the runtime's private region (or
 /// anywhere, if that region is exhausted).
-pub fn map_private(len: u64, prot: u64) -> Option<*mut u8> {
+pub(crate) fn map_private(len: u64, prot: u64) -> Option<*mut u8> {
     let len = page_up(len);
     for _ in 0..16 {
         let at = NEXT_PRIVATE.fetch_add(len, core::sync::atomic::Ordering::Relaxed);
@@ -262,7 +262,7 @@ pub fn map_private(len: u64, prot: u64) -> Option<*mut u8> {
 /// touched throughout: one system call instead of a fault per page);
 /// `write` makes private pages writable copies. Best effort: older
 /// kernels lack it, and then the pages fault in as usual.
-pub fn populate(addr: u64, len: u64, write: bool) {
+pub(crate) fn populate(addr: u64, len: u64, write: bool) {
     use rustix::mm::Advice;
     let advice = if write { Advice::LinuxPopulateWrite } else { Advice::LinuxPopulateRead };
     let start = page_down(addr);
@@ -270,30 +270,30 @@ pub fn populate(addr: u64, len: u64, write: bool) {
     let _ = unsafe { rustix::mm::madvise(start as *mut core::ffi::c_void, page_up(addr + len - start) as usize, advice) };
 }
 
-pub use rustix::fs::{FlockOperation, Mode, OFlags};
+pub(crate) use rustix::fs::{FlockOperation, Mode, OFlags};
 
 /// Opens `path` (NUL-terminated) with `flags` plus `O_CLOEXEC`.
-pub fn open(path: &[u8], flags: OFlags, mode: Mode) -> Result<OwnedFd> {
+pub(crate) fn open(path: &[u8], flags: OFlags, mode: Mode) -> Result<OwnedFd> {
     rustix::fs::open(c_path(path), flags | OFlags::CLOEXEC, mode)
 }
 
 /// Opens `path` (NUL-terminated) read-only.
-pub fn open_read(path: &[u8]) -> Result<OwnedFd> {
+pub(crate) fn open_read(path: &[u8]) -> Result<OwnedFd> {
     open(path, OFlags::RDONLY, Mode::empty())
 }
 
-pub fn pread(fd: impl AsFd, buf: &mut [u8], off: u64) -> Result<usize> {
+pub(crate) fn pread(fd: impl AsFd, buf: &mut [u8], off: u64) -> Result<usize> {
     rustix::io::pread(fd, buf, off)
 }
 
-pub fn pwrite(fd: impl AsFd, buf: &[u8], off: u64) -> Result<usize> {
+pub(crate) fn pwrite(fd: impl AsFd, buf: &[u8], off: u64) -> Result<usize> {
     rustix::io::pwrite(fd, buf, off)
 }
 
 /// Fills `buf` from `off` as far as the file goes, retrying on EINTR and
 /// short reads; the number of bytes read (fewer only at end of file or on
 /// an error).
-pub fn pread_full(fd: impl AsFd, buf: &mut [u8], off: u64) -> usize {
+pub(crate) fn pread_full(fd: impl AsFd, buf: &mut [u8], off: u64) -> usize {
     let fd = fd.as_fd();
     let mut got = 0;
     while got < buf.len() {
@@ -308,24 +308,24 @@ pub fn pread_full(fd: impl AsFd, buf: &mut [u8], off: u64) -> usize {
 
 /// What the runtime reads from `struct stat`, decoded here and nowhere else.
 #[derive(Clone, Copy)]
-pub struct Stat {
-    pub dev: u64,
-    pub ino: u64,
-    pub mode: u32,
-    pub uid: u32,
-    pub size: u64,
-    pub mtime_ns: u64,
-    pub ctime_ns: u64,
+pub(crate) struct Stat {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) size: u64,
+    pub(crate) mtime_ns: u64,
+    pub(crate) ctime_ns: u64,
 }
 
-pub const S_IFMT: u32 = 0o170000;
-pub const S_IFREG: u32 = 0o100000;
-pub const S_ISUID: u32 = 0o4000;
-pub const S_ISGID: u32 = 0o2000;
+pub(crate) const S_IFMT: u32 = 0o170000;
+pub(crate) const S_IFREG: u32 = 0o100000;
+pub(crate) const S_ISUID: u32 = 0o4000;
+pub(crate) const S_ISGID: u32 = 0o2000;
 
-pub fn fstat(fd: impl AsFd) -> Result<Stat> {
+pub(crate) fn fstat(fd: impl AsFd) -> Result<Stat> {
     let st = rustix::fs::fstat(fd)?;
-    let ns = |s: i64, n: u64| (s as u64).wrapping_mul(1_000_000_000).wrapping_add(n);
+    let ns = |s: i64, n: u64| persist::file_identity::time_ns(s, n as i64);
     Ok(Stat {
         dev: st.st_dev,
         ino: st.st_ino,
@@ -337,31 +337,31 @@ pub fn fstat(fd: impl AsFd) -> Result<Stat> {
     })
 }
 
-pub fn flock(fd: impl AsFd, op: FlockOperation) -> Result<()> {
+pub(crate) fn flock(fd: impl AsFd, op: FlockOperation) -> Result<()> {
     rustix::fs::flock(fd, op)
 }
 
-pub fn rename(from: &[u8], to: &[u8]) -> Result<()> {
+pub(crate) fn rename(from: &[u8], to: &[u8]) -> Result<()> {
     rustix::fs::rename(c_path(from), c_path(to))
 }
 
-pub fn unlink(path: &[u8]) -> Result<()> {
+pub(crate) fn unlink(path: &[u8]) -> Result<()> {
     rustix::fs::unlink(c_path(path))
 }
 
 /// Whether this process may execute `path` (NUL-terminated).
-pub fn may_execute(path: &[u8]) -> bool {
+pub(crate) fn may_execute(path: &[u8]) -> bool {
     rustix::fs::access(c_path(path), rustix::fs::Access::EXEC_OK).is_ok()
 }
 
 /// A descriptor for `fd`'s file at `min` or above, close-on-exec.
-pub fn dup_at_least(fd: impl AsFd, min: i32) -> Result<OwnedFd> {
+pub(crate) fn dup_at_least(fd: impl AsFd, min: i32) -> Result<OwnedFd> {
     rustix::io::fcntl_dupfd_cloexec(fd, min)
 }
 
 /// Creates the file `path` (NUL-terminated, mode 0644) and writes
 /// `contents` to it, truncating it first or appending; false on failure.
-pub fn write_file(path: &[u8], contents: &[u8], append: bool) -> bool {
+pub(crate) fn write_file(path: &[u8], contents: &[u8], append: bool) -> bool {
     let mode = if append { OFlags::APPEND } else { OFlags::TRUNC };
     let Ok(fd) = open(path, OFlags::WRONLY | OFlags::CREATE | mode, Mode::from_raw_mode(0o644)) else {
         return false;
@@ -372,13 +372,13 @@ pub fn write_file(path: &[u8], contents: &[u8], append: bool) -> bool {
 
 /// Reads the target of the symbolic link `path` (NUL-terminated) into
 /// `buf`: its length (truncated to `buf`'s, as the kernel does).
-pub fn readlink(path: &[u8], buf: &mut [u8]) -> Result<usize> {
+pub(crate) fn readlink(path: &[u8], buf: &mut [u8]) -> Result<usize> {
     rustix::fs::readlinkat_raw(rustix::fs::CWD, c_path(path), &mut *buf)
 }
 
 /// The current directory into `buf` (NUL-terminated): its length with the
 /// NUL. Hand-written: rustix's `getcwd` allocates a `CString`.
-pub fn getcwd(buf: &mut [u8]) -> Result<usize> {
+pub(crate) fn getcwd(buf: &mut [u8]) -> Result<usize> {
     // SAFETY: buf is a valid writable slice.
     let r = unsafe { syscall(nr::GETCWD, buf.as_mut_ptr() as u64, buf.len() as u64, 0) };
     if r < 0 { Err(Errno::from_raw_os_error(-r as i32)) } else { Ok(r as usize) }
@@ -386,34 +386,34 @@ pub fn getcwd(buf: &mut [u8]) -> Result<usize> {
 
 /// This process's id (the thread group's).
 #[inline]
-pub fn getpid() -> u32 {
+pub(crate) fn getpid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
 }
 
 /// The calling thread's id.
 #[inline]
-pub fn gettid() -> u32 {
+pub(crate) fn gettid() -> u32 {
     rustix::thread::gettid().as_raw_nonzero().get() as u32
 }
 
 #[inline]
-pub fn getuid() -> u32 {
+pub(crate) fn getuid() -> u32 {
     rustix::process::getuid().as_raw()
 }
 
-pub fn sched_yield() {
+pub(crate) fn sched_yield() {
     rustix::thread::sched_yield();
 }
 
 /// Sleeps for `ns` nanoseconds (less if a signal interrupts).
-pub fn sleep_ns(ns: u64) {
+pub(crate) fn sleep_ns(ns: u64) {
     let t = rustix::thread::Timespec { tv_sec: (ns / 1_000_000_000) as i64, tv_nsec: (ns % 1_000_000_000) as i64 };
     let _ = rustix::thread::nanosleep(&t);
 }
 
 /// The XSAVE features this process may use (`arch_prctl(ARCH_GET_XCOMP_PERM)`:
 /// rustix has no `arch_prctl`).
-pub fn xcomp_permitted() -> Result<u64> {
+pub(crate) fn xcomp_permitted() -> Result<u64> {
     const ARCH_GET_XCOMP_PERM: u64 = 0x1022;
     let mut permitted = 0u64;
     // SAFETY: the kernel writes a u64 at the pointer.
@@ -423,31 +423,31 @@ pub fn xcomp_permitted() -> Result<u64> {
 
 /// The kernel's current program break (of the runtime's image: the app's
 /// is emulated). `brk` is not in rustix.
-pub fn current_brk() -> u64 {
+pub(crate) fn current_brk() -> u64 {
     // SAFETY: brk(0) only reports the current break.
     unsafe { syscall(nr::BRK, 0, 0, 0) as u64 }
 }
 
 /// Sends `sig` to thread `tid` of this process. Hand-written: rustix has
 /// `tgkill` only in its unstable `runtime` module.
-pub fn tgkill_self(tid: u32, sig: i32) -> i64 {
+pub(crate) fn tgkill_self(tid: u32, sig: i32) -> i64 {
     // SAFETY: no pointers.
     unsafe { syscall(nr::TGKILL, getpid() as u64, tid as u64, sig as u64) }
 }
 
 /// Sets this thread's GS base: the runtime's per-thread context pointer.
-pub fn set_gs_base(base: u64) -> i64 {
+pub(crate) fn set_gs_base(base: u64) -> i64 {
     // SAFETY: GS is reserved for the runtime; the app's view is emulated.
     unsafe { syscall(nr::ARCH_PRCTL, ARCH_SET_GS, base, 0) }
 }
 
 /// Fills `buf` with random bytes (zeros left where the kernel gave none).
-pub fn getrandom(buf: &mut [u8]) {
+pub(crate) fn getrandom(buf: &mut [u8]) {
     let _ = rustix::rand::getrandom(buf, rustix::rand::GetRandomFlags::empty());
 }
 
 /// Monotonic clock in nanoseconds.
-pub fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     let mut ts = [0i64; 2];
     // SAFETY: ts is a valid timespec.
     unsafe {
@@ -457,9 +457,9 @@ pub fn now_ns() -> u64 {
 }
 
 /// The current personality flags (ADDR_NO_RANDOMIZE tells whether ASLR is off).
-pub fn personality() -> u64 {
+pub(crate) fn personality() -> u64 {
     // SAFETY: 0xffffffff only queries.
     unsafe { syscall(nr::PERSONALITY, 0xffff_ffff, 0, 0) as u64 }
 }
 
-pub const ADDR_NO_RANDOMIZE: u64 = 0x0040000;
+pub(crate) const ADDR_NO_RANDOMIZE: u64 = 0x0040000;

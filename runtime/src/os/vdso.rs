@@ -8,7 +8,7 @@
 use crate::os::sys;
 
 /// The vDSO and its data pages: one contiguous range, moved as a whole.
-pub struct Vdso {
+pub(crate) struct Vdso {
     lo: u64,
     hi: u64,
     /// The ELF image's address (AT_SYSINFO_EHDR) within the range.
@@ -72,7 +72,7 @@ impl Vdso {
 
     /// Takes the vDSO (at `image`) out of the mmap area before the app is
     /// loaded.
-    pub fn park(image: u64) -> Option<Vdso> {
+    pub(crate) fn park(image: u64) -> Option<Vdso> {
         let mut v = find(image)?;
         let len = v.hi - v.lo;
         // Reserve a spot in the runtime's region, then move onto it.
@@ -83,7 +83,7 @@ impl Vdso {
     /// Moves the vDSO to where the kernel's next mmap would go (just below
     /// the app's interpreter, or its static-pie image) and returns its new
     /// image address.
-    pub fn place(mut self) -> u64 {
+    pub(crate) fn place(mut self) -> u64 {
         let len = self.hi - self.lo;
         // SAFETY: a probe mapping, removed at once.
         let Ok(probe) = (unsafe { sys::mmap(0, len, sys::PROT_NONE, sys::MAP_PRIVATE | sys::MAP_ANONYMOUS, -1, 0) })

@@ -12,7 +12,7 @@ use crate::os::sys::{self, FlockOperation, Mode, OFlags, OwnedFd};
 
 /// The cache file of the module at `path` for this run's clients
 /// (NUL-terminated): `<dir>/<name>` (`persist::cache_dir`).
-pub fn file_for(dir: &CStr, path: &CStr) -> Vec<u8> {
+pub(crate) fn file_for(dir: &CStr, path: &CStr) -> Vec<u8> {
     let config = crate::persistence::key::variant_tag();
     let name = persist::cache_dir::cache_file_name(path.as_bytes(), config);
     let mut out = format!("{dir}/{name}").into_bytes();
@@ -34,7 +34,7 @@ fn open(path: &[u8], flags: OFlags, mode: u32) -> sys::Result<OwnedFd> {
 
 /// A cache file opened for reading, if it exists and is safe to use: a
 /// regular file owned by this user that no one else may write.
-pub fn open_trusted(path: &[u8]) -> Result<OwnedFd, &'static str> {
+pub(crate) fn open_trusted(path: &[u8]) -> Result<OwnedFd, &'static str> {
     let fd = match open(path, OFlags::RDONLY, 0) {
         Ok(fd) => fd,
         Err(sys::Errno::NOENT) => return Err("absent"),
@@ -47,7 +47,7 @@ pub fn open_trusted(path: &[u8]) -> Result<OwnedFd, &'static str> {
 }
 
 /// The exclusive lock of a cache file, held until dropped (or `unlock`).
-pub struct Lock(OwnedFd);
+pub(crate) struct Lock(OwnedFd);
 
 impl Drop for Lock {
     fn drop(&mut self) {
@@ -56,19 +56,19 @@ impl Drop for Lock {
 }
 
 /// The exclusive lock of the cache file `path`, held until `unlock`.
-pub fn lock(path: &[u8]) -> Option<Lock> {
+pub(crate) fn lock(path: &[u8]) -> Option<Lock> {
     let fd = open(&with_suffix(path, ".lock"), OFlags::RDWR | OFlags::CREATE, 0o600).ok()?;
     sys::flock(&fd, FlockOperation::LockExclusive).ok()?;
     Some(Lock(fd))
 }
 
-pub fn unlock(lock: Lock) {
+pub(crate) fn unlock(lock: Lock) {
     drop(lock);
 }
 
 /// Writes `bytes` to a new temporary file next to `path` and renames it
 /// over `path`.
-pub fn publish(path: &[u8], bytes: &[u8]) -> bool {
+pub(crate) fn publish(path: &[u8], bytes: &[u8]) -> bool {
     let mut rand = [0u8; 8];
     sys::getrandom(&mut rand);
     let tmp = with_suffix(path, &persist::cache_dir::temp_suffix(sys::getpid(), u64::from_le_bytes(rand)));
@@ -109,7 +109,7 @@ fn memo(identity: crate::os::modules::FileIdentity) -> [u8; 48] {
 
 /// Whether the file `path` with `identity` had all its zone hashes
 /// checked by an earlier run.
-pub fn verified_before(path: &[u8], identity: crate::os::modules::FileIdentity) -> bool {
+pub(crate) fn verified_before(path: &[u8], identity: crate::os::modules::FileIdentity) -> bool {
     let Ok(fd) = open(&with_suffix(path, ".lock"), OFlags::RDONLY, 0) else {
         return false;
     };
@@ -118,13 +118,13 @@ pub fn verified_before(path: &[u8], identity: crate::os::modules::FileIdentity) 
 }
 
 /// Records that the file `path` with `identity` passed every check.
-pub fn note_verified(path: &[u8], identity: crate::os::modules::FileIdentity) {
+pub(crate) fn note_verified(path: &[u8], identity: crate::os::modules::FileIdentity) {
     if let Ok(fd) = open(&with_suffix(path, ".lock"), OFlags::WRONLY | OFlags::CREATE, 0o600) {
         let _ = sys::pwrite(&fd, &memo(identity), 0);
     }
 }
 
 /// A NUL-terminated path for messages.
-pub fn display(path: &[u8]) -> &str {
+pub(crate) fn display(path: &[u8]) -> &str {
     core::str::from_utf8(&path[..path.len().saturating_sub(1)]).unwrap_or("?")
 }

@@ -12,7 +12,7 @@ use crate::thread::offsets as off;
 /// The runtime's version for cache keys: a hash of the sources it was
 /// built from (runtime, clients, format), so any change of the code
 /// generator makes old files unused.
-pub fn runtime_version() -> u32 {
+pub(crate) fn runtime_version() -> u32 {
     u32::from_str_radix(env!("DBI_RUNTIME_VERSION"), 16).unwrap_or(0)
 }
 
@@ -51,7 +51,7 @@ fn options_hash() -> u64 {
 }
 
 /// The key of a file for a module with content hash `module_hash`.
-pub fn key_for(module_hash: [u8; 32]) -> CacheKey {
+pub(crate) fn key_for(module_hash: [u8; 32]) -> CacheKey {
     let clients = crate::client_host::identities()
         .into_iter()
         .map(|c| ClientKey { name: String::from(c.name), version: c.version, options_hash: c.code_options_hash })
@@ -70,7 +70,7 @@ pub fn key_for(module_hash: [u8; 32]) -> CacheKey {
 /// options. Runs that emit different code keep different files side by
 /// side; a changed module, runtime build or thread layout finds the old
 /// file, reports which key field differs and replaces it.
-pub fn variant_tag() -> u64 {
+pub(crate) fn variant_tag() -> u64 {
     let mut h = blake3::Hasher::new();
     for c in crate::client_host::identities() {
         h.update(c.name.as_bytes());

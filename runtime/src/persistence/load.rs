@@ -44,7 +44,7 @@ fn range(i: usize) -> (u64, u64) {
 }
 
 /// Whether `addr` is inside a mapped cache file.
-pub fn in_mapped_file(addr: u64) -> bool {
+pub(crate) fn in_mapped_file(addr: u64) -> bool {
     let n = RANGE_COUNT.load(Acquire);
     (0..n).any(|i| {
         let (lo, hi) = range(i);
@@ -82,7 +82,7 @@ fn module_offset(pc: u64, base: u64) -> Option<u32> {
 
 /// Why a file was not used, counted for `-stats`.
 #[derive(Clone, Copy)]
-pub enum Unused {
+pub(crate) enum Unused {
     Invalid(Reject),
     Key(KeyField),
     ModuleChanged,
@@ -92,7 +92,7 @@ pub enum Unused {
 }
 
 impl Unused {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Unused::Invalid(r) => r.name(),
             Unused::Key(KeyField::ModuleHash) | Unused::ModuleChanged => "module changed",
@@ -108,7 +108,7 @@ impl Unused {
     }
 }
 
-pub struct LoadedFile {
+pub(crate) struct LoadedFile {
     module_base: u64,
     identity: FileIdentity,
     module_hash: [u8; 32],
@@ -202,7 +202,7 @@ impl LoadedFile {
 }
 
 #[derive(Default)]
-pub struct LoadedFiles {
+pub(crate) struct LoadedFiles {
     files: Vec<LoadedFile>,
     /// Modules whose file was looked for.
     attempted: Vec<(u64, FileIdentity)>,
@@ -211,17 +211,17 @@ pub struct LoadedFiles {
 impl LoadedFiles {
     /// The content hash of the module at `base` if a file for it is used
     /// (read from the file's key, checked when it was loaded).
-    pub fn module_hash_for(&self, base: u64, identity: FileIdentity) -> Option<[u8; 32]> {
+    pub(crate) fn module_hash_for(&self, base: u64, identity: FileIdentity) -> Option<[u8; 32]> {
         self.files.iter().find(|f| f.module_base == base && f.identity == identity).map(|f| f.module_hash)
     }
 
     /// Blocks of the file in use for the module at `base` (0 if none).
-    pub fn block_count(&self, base: u64, identity: FileIdentity) -> usize {
+    pub(crate) fn block_count(&self, base: u64, identity: FileIdentity) -> usize {
         self.files.iter().find(|f| f.module_base == base && f.identity == identity).map_or(0, |f| f.index.blocks.len())
     }
 
     /// Whether the file in use for the module at `base` has the block `tag`.
-    pub fn has_block(&self, base: u64, identity: FileIdentity, tag: u64) -> bool {
+    pub(crate) fn has_block(&self, base: u64, identity: FileIdentity, tag: u64) -> bool {
         self.files.iter().any(|f| {
             f.module_base == base && f.identity == identity && module_offset(tag, base).and_then(|o| f.index.block_at(o)).is_some()
         })
@@ -229,7 +229,7 @@ impl LoadedFiles {
 
     /// Looks for the file of the module at `base` once; a file taken into
     /// use has its blocks entered in the indirect-branch table.
-    pub fn load_once(&mut self, cache: &mut CodeCache, ibl: &mut IblTable, base: u64, path: CStr, identity: FileIdentity) {
+    pub(crate) fn load_once(&mut self, cache: &mut CodeCache, ibl: &mut IblTable, base: u64, path: CStr, identity: FileIdentity) {
         if self.attempted.iter().any(|&(b, id)| b == base && id == identity) {
             return;
         }
@@ -262,7 +262,7 @@ impl LoadedFiles {
 
     /// The fragment for `pc` from the file of the module at `base`,
     /// registered now.
-    pub fn register(&mut self, pc: u64, base: u64, identity: FileIdentity) -> Option<Fragment> {
+    pub(crate) fn register(&mut self, pc: u64, base: u64, identity: FileIdentity) -> Option<Fragment> {
         let f = self.files.iter_mut().find(|f| !f.dead && f.module_base == base && f.identity == identity)?;
         let b = f.index.block_at(module_offset(pc, f.module_base)?)?;
         let (_, start) = f.block_x(b);
@@ -300,7 +300,7 @@ impl LoadedFiles {
     /// retired (its blocks reach each other without the dispatcher, so
     /// they go as a whole): out of the lookup table, exits unlinked.
     /// Returns the tags of its registered fragments.
-    pub fn retire_overlapping(&mut self, lo: u64, hi: u64, ibl: &mut IblTable) -> Vec<u64> {
+    pub(crate) fn retire_overlapping(&mut self, lo: u64, hi: u64, ibl: &mut IblTable) -> Vec<u64> {
         let mut tags = Vec::new();
         for f in self.files.iter_mut().filter(|f| !f.dead) {
             // Blocks are sorted by start and span at most a page and a bit.
@@ -328,13 +328,13 @@ impl LoadedFiles {
     }
 
     /// Whether the slot `addr` belongs to a retired file (never relinked).
-    pub fn in_retired_file(&self, addr: u64) -> bool {
+    pub(crate) fn in_retired_file(&self, addr: u64) -> bool {
         self.file_containing(addr).is_some_and(|f| f.dead)
     }
 
     /// The app pc and fixup at cache address `pc` in a file's block that
     /// may not be registered.
-    pub fn translation_at(&self, pc: u64) -> Option<(u64, Fixup)> {
+    pub(crate) fn translation_at(&self, pc: u64) -> Option<(u64, Fixup)> {
         let f = self.file_containing(pc)?;
         f.translation_at(f.block_containing(pc)?, pc)
     }
@@ -343,7 +343,7 @@ impl LoadedFiles {
     /// dispatcher: the exit slots it can reach go back to their stubs (the
     /// file's direct branches only go forward, so any path through its
     /// code soon meets one of them); the rest of the file stays linked.
-    pub fn unlink_file_at(&self, pc: u64) -> bool {
+    pub(crate) fn unlink_file_at(&self, pc: u64) -> bool {
         let Some(f) = self.file_containing(pc) else { return false };
         f.unlink_from(pc);
         true
@@ -395,7 +395,7 @@ fn load(cache: &mut CodeCache, file: &[u8], base: u64, path: &CStr, identity: Fi
         Err("absent") => return Ok(None),
         Err(_) => return Err(Unused::Untrusted),
     };
-    let file_identity = FileIdentity::of_fd(&fd);
+    let file_identity = crate::os::modules::identity_of(&fd);
     let len = file_identity.map_or(0, |id| id.size);
     if len < persist::header::HEADER_LEN as u64 {
         return Err(Unused::Invalid(Reject::Truncated));

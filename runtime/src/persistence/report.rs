@@ -22,7 +22,7 @@ fn name(path: &[u8]) -> &str {
 }
 
 /// The file `path` was taken into use with `blocks` blocks.
-pub fn used(path: &[u8], blocks: usize) {
+pub(crate) fn used(path: &[u8], blocks: usize) {
     if crate::options::get().persist_report.is_some() {
         EVENTS.lock().push(Event::Used { file: name(path), blocks }.line());
     }
@@ -30,19 +30,19 @@ pub fn used(path: &[u8], blocks: usize) {
 
 /// `blocks` blocks of the module whose cache file is `path` were built
 /// (translated afresh) by this process image.
-pub fn built(path: &[u8], blocks: usize) {
+pub(crate) fn built(path: &[u8], blocks: usize) {
     if crate::options::get().persist_report.is_some() && blocks > 0 {
         EVENTS.lock().push(Event::Built { file: name(path), blocks }.line());
     }
 }
 
-pub fn rejected(path: &[u8], reason: &str) {
+pub(crate) fn rejected(path: &[u8], reason: &str) {
     if crate::options::get().persist_report.is_some() {
         EVENTS.lock().push(Event::Rejected { file: name(path), reason }.line());
     }
 }
 
-pub fn wrote(path: &[u8], blocks: usize) {
+pub(crate) fn wrote(path: &[u8], blocks: usize) {
     if crate::options::get().persist_report.is_some() {
         EVENTS.lock().push(Event::Wrote { file: name(path), blocks }.line());
     }
@@ -53,7 +53,7 @@ pub fn wrote(path: &[u8], blocks: usize) {
 static IMAGE: AtomicU64 = AtomicU64::new(0);
 
 /// A forked child is a new image: its own events and counters.
-pub fn new_image_in_child() {
+pub(crate) fn new_image_in_child() {
     IMAGE.store(0, Relaxed);
     EVENTS.lock().clear();
 }
@@ -70,7 +70,7 @@ fn image_id() -> u64 {
 
 /// Appends this image's `-stats` counters (`values`, `rejected`) as a
 /// `stats` line for dbirun's summary; false without a run report.
-pub fn append_stats(program: &str, values: &[(&str, u64)], rejected: &[(&str, u64)]) -> bool {
+pub(crate) fn append_stats(program: &str, values: &[(&str, u64)], rejected: &[(&str, u64)]) -> bool {
     let Some(file) = crate::options::get().persist_report else { return false };
     let line = StatsLine { pid: crate::os::sys::getpid() as i64, image: image_id(), program, values, rejected }.line();
     crate::os::sys::write_file(file.as_bytes_with_nul(), line.as_bytes(), true);
@@ -80,7 +80,7 @@ pub fn append_stats(program: &str, values: &[(&str, u64)], rejected: &[(&str, u6
 /// Appends this process's report: events since the last one, then its
 /// counters so far as a `process PID.IMAGE ...` line (the last such line
 /// of an image counts).
-pub fn append() {
+pub(crate) fn append() {
     let Some(file) = crate::options::get().persist_report else { return };
     let s = &STATS;
     let pid = crate::os::sys::getpid() as i64;

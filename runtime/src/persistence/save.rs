@@ -26,7 +26,7 @@ use crate::os::sys::{self, AsRawFd};
 const MIN_GROWTH_DIVISOR: usize = 64;
 
 /// Writes every unit with new blocks to its module's file.
-pub fn save_units(units: &[Unit], fragments: &FragmentTable, loaded: &LoadedFiles) {
+pub(crate) fn save_units(units: &[Unit], fragments: &FragmentTable, loaded: &LoadedFiles) {
     let t0 = stats::ticks();
     for unit in units {
         save_unit(unit, fragments, loaded);
@@ -40,7 +40,7 @@ pub fn save_units(units: &[Unit], fragments: &FragmentTable, loaded: &LoadedFile
 pub(crate) static REPORTED: spin::Mutex<Vec<(u64, usize)>> = spin::Mutex::new(Vec::new());
 
 /// A forked child: the blocks its units hold so far are the parent's.
-pub fn note_forked(units: &[Unit]) {
+pub(crate) fn note_forked(units: &[Unit]) {
     *REPORTED.lock() = units.iter().map(|u| (u.module_base, u.blocks.len())).collect();
 }
 
@@ -69,7 +69,7 @@ struct OnDisk {
 impl OnDisk {
     fn read(path: &[u8]) -> Option<OnDisk> {
         let fd = files::open_trusted(path).ok()?;
-        let identity = crate::os::modules::FileIdentity::of_fd(&fd);
+        let identity = crate::os::modules::identity_of(&fd);
         let len = identity.map_or(0, |id| id.size);
         if len == 0 {
             return None;

@@ -18,39 +18,39 @@ const FIRST_SEGMENT: u64 = 1 << 20;
 const LATER_SEGMENT: u64 = 8 << 20;
 /// Data a client allocated for a block.
 #[derive(Clone, Copy)]
-pub struct BlockData {
-    pub client: u32,
-    pub addr: u64,
-    pub len: u32,
+pub(crate) struct BlockData {
+    pub(crate) client: u32,
+    pub(crate) addr: u64,
+    pub(crate) len: u32,
 }
 
 /// A block emitted into a unit.
-pub struct UnitBlock {
-    pub tag: u64,
-    pub start: u64,
-    pub segment: u32,
+pub(crate) struct UnitBlock {
+    pub(crate) tag: u64,
+    pub(crate) start: u64,
+    pub(crate) segment: u32,
     /// Client block data, in the segment's W.
-    pub data: Vec<BlockData>,
+    pub(crate) data: Vec<BlockData>,
 }
 
 /// The persistable code of one module.
-pub struct Unit {
-    pub module_base: u64,
+pub(crate) struct Unit {
+    pub(crate) module_base: u64,
     /// One past the module's last executable byte.
-    pub module_end: u64,
+    pub(crate) module_end: u64,
     /// Some of the module's code was flushed (rewritten, made writable or
     /// non-executable): blocks built since may come from code that is not
     /// the file's, so nothing of this unit is persisted.
-    pub tainted: bool,
-    pub path: CStr,
-    pub identity: FileIdentity,
-    pub segments: Vec<LiveSegment>,
-    pub blocks: Vec<UnitBlock>,
+    pub(crate) tainted: bool,
+    pub(crate) path: CStr,
+    pub(crate) identity: FileIdentity,
+    pub(crate) segments: Vec<LiveSegment>,
+    pub(crate) blocks: Vec<UnitBlock>,
 }
 
 impl Unit {
     /// The segment to emit the next block into, with room for it.
-    pub fn current_segment(&mut self, cache: &mut CodeCache) -> Option<u32> {
+    pub(crate) fn current_segment(&mut self, cache: &mut CodeCache) -> Option<u32> {
         if self.segments.last().is_none_or(|s| !s.has_room_for_a_block()) {
             let len = if self.segments.is_empty() { FIRST_SEGMENT } else { LATER_SEGMENT };
             let region = cache.take_region(len)?;
@@ -61,8 +61,8 @@ impl Unit {
 }
 
 #[derive(Default)]
-pub struct Units {
-    pub units: Vec<Unit>,
+pub(crate) struct Units {
+    pub(crate) units: Vec<Unit>,
     /// Code ranges that changed during the run: a unit created later for a
     /// module overlapping one (its code was patched before it ran, as text
     /// relocations are) is tainted from the start.
@@ -72,7 +72,7 @@ pub struct Units {
 impl Units {
     /// The index in `units` of the unit of the module at `base`, created
     /// on first use.
-    pub fn unit_for(&mut self, base: u64, end: u64, path: CStr, identity: FileIdentity) -> usize {
+    pub(crate) fn unit_for(&mut self, base: u64, end: u64, path: CStr, identity: FileIdentity) -> usize {
         let i = match self.units.iter().position(|u| u.module_base == base && u.identity == identity) {
             Some(i) => i,
             None => {
@@ -96,7 +96,7 @@ impl Units {
 
     /// Code in `[lo, hi)` was flushed (or may change): the units of the
     /// modules it overlaps are not persisted.
-    pub fn taint(&mut self, lo: u64, hi: u64) {
+    pub(crate) fn taint(&mut self, lo: u64, hi: u64) {
         self.changed.push((lo, hi));
         for u in self.units.iter_mut().filter(|u| u.module_base < hi && lo < u.module_end) {
             u.tainted = true;

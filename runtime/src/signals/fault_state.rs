@@ -8,7 +8,7 @@ use crate::thread::{reg, ThreadContext};
 
 /// Fills `ctx` (registers, flags, extended state, `next_pc`) with the app
 /// state at the fault; false if the faulting pc is not in a fragment.
-pub fn fault_to_app_state(ctx: &mut ThreadContext, frame: &InterruptedContext) -> bool {
+pub(crate) fn fault_to_app_state(ctx: &mut ThreadContext, frame: &InterruptedContext) -> bool {
     let pc = frame.rip();
     let Some((app_pc, fixup)) = crate::translator::translation_at(pc) else {
         return false;

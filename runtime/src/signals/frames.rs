@@ -9,7 +9,7 @@
 use crate::signals::handling::PendingSignal;
 use crate::thread::{reg, ThreadContext};
 
-pub const SIGINFO_SIZE: usize = crate::os::signal::SIZE;
+pub(crate) const SIGINFO_SIZE: usize = crate::os::signal::SIZE;
 
 // struct ucontext (kernel) offsets.
 const UC_FLAGS: u64 = 0;
@@ -44,10 +44,10 @@ const XSAVE_HEADER: u64 = 512;
 /// The flags a handler may change through its ucontext (the kernel's FIX_EFLAGS).
 const FIX_EFLAGS: u64 = 0x40000 | 0x800 | 0x400 | 0x100 | 0x80 | 0x40 | 0x10 | 0x4 | 0x1 | 0x10000;
 
-pub use crate::os::signal::StackT;
+pub(crate) use crate::os::signal::StackT;
 
 /// Size of the standard-format XSAVE image for the enabled features.
-pub fn xsave_size() -> u64 {
+pub(crate) fn xsave_size() -> u64 {
     core::arch::x86_64::__cpuid_count(0xd, 0).ebx as u64
 }
 
@@ -85,7 +85,7 @@ fn xsave_size_of(features: u64) -> u64 {
 ///
 /// # Safety
 /// `fpstate` points to a signal frame's FPU image of at least 512 bytes.
-pub unsafe fn frame_xstate_size(fpstate: u64) -> u64 {
+pub(crate) unsafe fn frame_xstate_size(fpstate: u64) -> u64 {
     // SAFETY: the software-reserved bytes lie within the 512-byte image.
     let (magic1, size): (u32, u32) = unsafe { (get(fpstate + XSAVE_SW_BYTES), get(fpstate + XSAVE_SW_BYTES + 16)) };
     if magic1 == FP_XSTATE_MAGIC1 {
@@ -111,14 +111,14 @@ unsafe fn get<T>(addr: u64) -> T {
 }
 
 /// The ucontext the kernel gave a runtime signal handler.
-pub struct InterruptedContext {
+pub(crate) struct InterruptedContext {
     uc: u64,
 }
 
 impl InterruptedContext {
     /// # Safety
     /// `uc` is the ucontext of the running signal handler.
-    pub unsafe fn new(uc: *mut u8) -> InterruptedContext {
+    pub(crate) unsafe fn new(uc: *mut u8) -> InterruptedContext {
         InterruptedContext { uc: uc as u64 }
     }
 
@@ -127,16 +127,16 @@ impl InterruptedContext {
         unsafe { get(self.uc + UC_MCONTEXT + off) }
     }
 
-    pub fn rip(&self) -> u64 {
+    pub(crate) fn rip(&self) -> u64 {
         self.mc(SC_RIP)
     }
 
-    pub fn eflags(&self) -> u64 {
+    pub(crate) fn eflags(&self) -> u64 {
         self.mc(SC_EFLAGS)
     }
 
     /// The interrupted general-purpose registers, in hardware order.
-    pub fn gprs(&self) -> [u64; 16] {
+    pub(crate) fn gprs(&self) -> [u64; 16] {
         let mut g = [0u64; 16];
         for (slot, &r) in SC_GPR_ORDER.iter().enumerate() {
             g[r] = self.mc(8 * slot as u64);
@@ -145,19 +145,19 @@ impl InterruptedContext {
     }
 
     /// The interrupted XSAVE image, if the kernel saved one.
-    pub fn fpstate(&self) -> Option<u64> {
+    pub(crate) fn fpstate(&self) -> Option<u64> {
         let p = self.mc(SC_FPSTATE);
         (p != 0).then_some(p)
     }
 
     /// Makes the handler's return continue at `rip`.
-    pub fn set_rip(&mut self, rip: u64) {
+    pub(crate) fn set_rip(&mut self, rip: u64) {
         // SAFETY: within the kernel's ucontext.
         unsafe { put(self.uc + UC_MCONTEXT + SC_RIP, rip) };
     }
 
     /// Makes the handler's return continue at `rip` on stack `rsp`.
-    pub fn redirect(&mut self, rip: u64, rsp: u64) {
+    pub(crate) fn redirect(&mut self, rip: u64, rsp: u64) {
         // SAFETY: within the kernel's ucontext.
         unsafe {
             put(self.uc + UC_MCONTEXT + SC_RIP, rip);
@@ -167,15 +167,15 @@ impl InterruptedContext {
 }
 
 /// Where delivery put the frame.
-pub struct Frame {
-    pub sp: u64,
-    pub info: u64,
-    pub ucontext: u64,
+pub(crate) struct Frame {
+    pub(crate) sp: u64,
+    pub(crate) info: u64,
+    pub(crate) ucontext: u64,
 }
 
 /// Writes the signal frame for `signal` on the app stack (or the alternate
 /// stack when `use_altstack`); the app continues at `pc` after the handler.
-pub fn push_frame(
+pub(crate) fn push_frame(
     ctx: &mut ThreadContext,
     pc: u64,
     signal: &PendingSignal,
@@ -253,7 +253,7 @@ pub fn push_frame(
 ///
 /// # Safety
 /// `uc` is a ucontext the app handed to `rt_sigreturn`.
-pub unsafe fn restore_frame(ctx: &mut ThreadContext, uc: u64) -> (u64, u64) {
+pub(crate) unsafe fn restore_frame(ctx: &mut ThreadContext, uc: u64) -> (u64, u64) {
     let mc = uc + UC_MCONTEXT;
     // SAFETY: per the function's contract.
     unsafe {

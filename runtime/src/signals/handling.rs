@@ -15,22 +15,22 @@ use crate::os::signal::{self, SigInfo};
 use crate::os::sys::{self, nr};
 use crate::thread::{reg, ThreadContext};
 
-pub const SIGILL: u32 = 4;
-pub const SIGTRAP: u32 = 5;
-pub const SIGABRT: u32 = 6;
-pub const SIGBUS: u32 = 7;
-pub const SIGFPE: u32 = 8;
-pub const SIGKILL: u32 = 9;
-pub const SIGSEGV: u32 = 11;
-pub const SIGSTOP: u32 = 19;
+pub(crate) const SIGILL: u32 = 4;
+pub(crate) const SIGTRAP: u32 = 5;
+pub(crate) const SIGABRT: u32 = 6;
+pub(crate) const SIGBUS: u32 = 7;
+pub(crate) const SIGFPE: u32 = 8;
+pub(crate) const SIGKILL: u32 = 9;
+pub(crate) const SIGSEGV: u32 = 11;
+pub(crate) const SIGSTOP: u32 = 19;
 const NSIG: usize = 64;
 
-pub const SA_SIGINFO: u64 = 0x4;
-pub const SA_RESTORER: u64 = 0x0400_0000;
-pub const SA_ONSTACK: u64 = 0x0800_0000;
-pub const SA_RESTART: u64 = 0x1000_0000;
-pub const SA_NODEFER: u64 = 0x4000_0000;
-pub const SA_RESETHAND: u64 = 0x8000_0000;
+pub(crate) const SA_SIGINFO: u64 = 0x4;
+pub(crate) const SA_RESTORER: u64 = 0x0400_0000;
+pub(crate) const SA_ONSTACK: u64 = 0x0800_0000;
+pub(crate) const SA_RESTART: u64 = 0x1000_0000;
+pub(crate) const SA_NODEFER: u64 = 0x4000_0000;
+pub(crate) const SA_RESETHAND: u64 = 0x8000_0000;
 const SIG_DFL: u64 = 0;
 
 /// Whether the default action of `sig` ends the process (all but SIGCHLD,
@@ -45,7 +45,7 @@ const SS_ONSTACK: u32 = 1;
 const EINTR: i64 = 4;
 const EFAULT: i64 = 14;
 
-pub use crate::os::signal::KernelSigaction;
+pub(crate) use crate::os::signal::KernelSigaction;
 
 /// The application's actions; None until the app first touches a signal
 /// (then the kernel's inherited disposition is the answer).
@@ -55,20 +55,20 @@ const MAX_PENDING: usize = 16;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct PendingSignal {
-    pub sig: u32,
-    pub info: SigInfo,
+pub(crate) struct PendingSignal {
+    pub(crate) sig: u32,
+    pub(crate) info: SigInfo,
 }
 
 /// Signals received by the runtime's handler and not yet delivered. Only
 /// the owning thread touches it: its handler appends, its dispatcher takes
 /// (with signals blocked).
 #[repr(C)]
-pub struct PendingSignals {
+pub(crate) struct PendingSignals {
     count: usize,
     queue: [PendingSignal; MAX_PENDING],
     /// The signal mask a new thread restores once its context is active.
-    pub start_mask: u64,
+    pub(crate) start_mask: u64,
 }
 
 impl PendingSignals {
@@ -101,7 +101,7 @@ impl PendingSignals {
         Some(first)
     }
 
-    pub fn first(&self) -> Option<&PendingSignal> {
+    pub(crate) fn first(&self) -> Option<&PendingSignal> {
         self.queue[..self.count].first()
     }
 }
@@ -110,12 +110,12 @@ fn sigmask(sig: u32) -> u64 {
     1 << (sig - 1)
 }
 
-pub fn set_mask(how: u64, mask: u64) -> u64 {
+pub(crate) fn set_mask(how: u64, mask: u64) -> u64 {
     signal::sigprocmask(how, mask)
 }
 
 /// Blocks every signal and returns the previous mask.
-pub fn block_all() -> u64 {
+pub(crate) fn block_all() -> u64 {
     set_mask(SIG_BLOCK, !0)
 }
 
@@ -177,7 +177,7 @@ fn catchable(sig: u32) -> bool {
 
 /// At start-up: the signals of [`must_catch`] with the dispositions the
 /// process inherited come to the runtime from the start.
-pub fn catch_fatal_signals() {
+pub(crate) fn catch_fatal_signals() {
     for sig in ALWAYS_CAUGHT {
         let _ = signal::sigaction(sig, Some(&runtime_action(&app_action(sig))), None);
     }
@@ -205,7 +205,7 @@ fn ignored_but_caught() -> impl Iterator<Item = u32> {
 
 /// Right before the runtime re-execs itself for the app's `execve`: the
 /// new program must inherit what the app ignores as ignored.
-pub fn before_exec() {
+pub(crate) fn before_exec() {
     let ignore = KernelSigaction { handler: SIG_IGN, ..KernelSigaction::default() };
     for sig in ignored_but_caught() {
         let _ = signal::sigaction(sig, Some(&ignore), None);
@@ -213,7 +213,7 @@ pub fn before_exec() {
 }
 
 /// The exec failed and the app goes on: the runtime catches them again.
-pub fn after_failed_exec() {
+pub(crate) fn after_failed_exec() {
     for sig in ignored_but_caught() {
         let _ = signal::sigaction(sig, Some(&runtime_action(&app_action(sig))), None);
     }
@@ -223,7 +223,7 @@ pub fn after_failed_exec() {
 /// `private` is set in a vfork child: it shares the parent's memory, so the
 /// action table too, but not the parent's kernel handlers (posix_spawn
 /// resets the child's handlers before exec): only its kernel side changes.
-pub fn rt_sigaction(sig: u64, act: u64, oldact: u64, setsize: u64, private: bool) -> i64 {
+pub(crate) fn rt_sigaction(sig: u64, act: u64, oldact: u64, setsize: u64, private: bool) -> i64 {
     let catchable = (1..=NSIG as u64).contains(&sig) && sig != SIGKILL as u64 && sig != SIGSTOP as u64;
     if !catchable || setsize != 8 {
         // The kernel gives the app its own error (or the answer for KILL/STOP).
@@ -254,7 +254,7 @@ pub fn rt_sigaction(sig: u64, act: u64, oldact: u64, setsize: u64, private: bool
 /// `sigaltstack(ss, old)`: the alternate stack is the app's, kept by the
 /// kernel; only "am I on it" needs the app's stack pointer, since the
 /// runtime makes the call from its own stack.
-pub fn sigaltstack(ctx: &ThreadContext, ss: u64, old: u64) -> i64 {
+pub(crate) fn sigaltstack(ctx: &ThreadContext, ss: u64, old: u64) -> i64 {
     // SAFETY: the app's own request.
     let r = unsafe { sys::syscall(nr::SIGALTSTACK, ss, old, 0) };
     if r == 0 && old != 0 {
@@ -359,7 +359,7 @@ fn internal_error(sig: u32, pc: u64, addr: u64, app_pc: u64) -> ! {
 /// The app cannot execute at the pc it is about to continue at: natively
 /// the fetch faults there, so SIGSEGV (`si_code`, `si_addr = addr`) is
 /// queued first, to be delivered at that pc.
-pub fn queue_code_fault(ctx: &mut ThreadContext, addr: u64, si_code: i32) {
+pub(crate) fn queue_code_fault(ctx: &mut ThreadContext, addr: u64, si_code: i32) {
     ctx.pending.push(SIGSEGV, &SigInfo::fault(SIGSEGV, si_code, addr), true);
     ctx.signal_pending = 1;
 }
@@ -367,7 +367,7 @@ pub fn queue_code_fault(ctx: &mut ThreadContext, addr: u64, si_code: i32) {
 /// Delivers the first pending signal to the application, which was about to
 /// continue at `pc` with the registers in `ctx`; returns where it continues
 /// (the app handler, or `pc` when the signal's action needs no handler).
-pub fn deliver_pending(ctx: &mut ThreadContext, pc: u64) -> u64 {
+pub(crate) fn deliver_pending(ctx: &mut ThreadContext, pc: u64) -> u64 {
     let app_mask = block_all();
     // The first signal is delivered: it was unblocked when it arrived (a
     // system call like sigsuspend may have restored a mask that blocks it
@@ -437,7 +437,7 @@ fn requeue(p: &PendingSignal) {
 
 /// `rt_sigreturn`: restores the app state saved in the frame the app's
 /// handler returns through; returns the app pc to continue at.
-pub fn rt_sigreturn(ctx: &mut ThreadContext) -> u64 {
+pub(crate) fn rt_sigreturn(ctx: &mut ThreadContext) -> u64 {
     // The handler's `ret` popped the return address: rsp is at the ucontext.
     let uc = ctx.gpr[reg::RSP];
     // SAFETY: the frame delivery built (or the app's own, as natively).
@@ -460,7 +460,7 @@ fn restartable(number: u64) -> bool {
 /// After a system call the runtime made for the app returned `result`:
 /// whether it must be restarted because a signal interrupted it and the
 /// app's handler asked for SA_RESTART.
-pub fn should_restart(ctx: &ThreadContext, number: u64, result: i64) -> bool {
+pub(crate) fn should_restart(ctx: &ThreadContext, number: u64, result: i64) -> bool {
     if result != -EINTR || ctx.signal_pending == 0 || !restartable(number) {
         return false;
     }

@@ -15,50 +15,50 @@ const MAX_INSTRUCTIONS: usize = 128;
 /// The longest x86 instruction.
 const MAX_INSTRUCTION_LEN: u64 = 15;
 
-pub struct BasicBlock {
-    pub tag: u64,
+pub(crate) struct BasicBlock {
+    pub(crate) tag: u64,
     /// The decoded application instructions (only the last may transfer
     /// control), and the meta instructions clients add between them.
-    pub items: Vec<Item>,
+    pub(crate) items: Vec<Item>,
     /// Set when decoding hit bytes that are not a valid instruction at the
     /// pc after the last instruction: executing there must raise SIGILL.
-    pub ends_in_invalid: bool,
+    pub(crate) ends_in_invalid: bool,
     /// Some page it was decoded from is checked, not write-protected
     /// (`smc::Guard::Sandboxed`).
-    pub sandboxed: bool,
+    pub(crate) sandboxed: bool,
     /// The app bytes `[tag, end_pc())` as decoded: later stages use these,
     /// never the app's memory again.
-    pub bytes: Vec<u8>,
+    pub(crate) bytes: Vec<u8>,
 }
 
 impl BasicBlock {
     /// The app pc just after the block's last instruction.
-    pub fn end_pc(&self) -> u64 {
+    pub(crate) fn end_pc(&self) -> u64 {
         self.last_app().map_or(self.tag, |i| i.next_ip())
     }
 
     /// The bytes `instr` (one of the block's app instructions) was decoded from.
-    pub fn app_bytes(&self, instr: &Instruction) -> &[u8] {
+    pub(crate) fn app_bytes(&self, instr: &Instruction) -> &[u8] {
         let at = (instr.ip() - self.tag) as usize;
         &self.bytes[at..at + instr.len()]
     }
 
-    pub fn last_app(&self) -> Option<&Instruction> {
+    pub(crate) fn last_app(&self) -> Option<&Instruction> {
         self.items.iter().rev().find(|i| i.kind == ItemKind::App).map(|i| &i.instr)
     }
 }
 
 /// Whether `instr` ends a block.
-pub fn ends_block(instr: &Instruction) -> bool {
+pub(crate) fn ends_block(instr: &Instruction) -> bool {
     instr.flow_control() != FlowControl::Next || matches!(instr.code(), Code::Syscall)
 }
 
 /// Why the app cannot execute at an address: natively, fetching there
 /// raises SIGSEGV with this `si_code` and `si_addr`.
 #[derive(Clone, Copy, Debug)]
-pub struct CodeFault {
-    pub addr: u64,
-    pub si_code: i32,
+pub(crate) struct CodeFault {
+    pub(crate) addr: u64,
+    pub(crate) si_code: i32,
 }
 
 const SEGV_MAPERR: i32 = 1;
@@ -94,7 +94,7 @@ fn decode_straddling(pc: u64, block: &mut BasicBlock, sp: u64) -> Result<Option<
 
 /// Decodes the block at `tag` for a thread whose app stack pointer is
 /// `sp`; Err when the app cannot execute at `tag` (the fault it gets there).
-pub fn build(tag: u64, sp: u64) -> Result<BasicBlock, CodeFault> {
+pub(crate) fn build(tag: u64, sp: u64) -> Result<BasicBlock, CodeFault> {
     let sandboxed = code_page(tag, sp)?;
     let mut block = BasicBlock { tag, items: Vec::new(), ends_in_invalid: false, sandboxed, bytes: Vec::new() };
     // Decode within the tag's page: the next page may not be mapped. Only an

@@ -12,7 +12,7 @@ use crate::os::sys;
 static BOUNDS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 
 /// Whether `pc` is in the code cache.
-pub fn contains(pc: u64) -> bool {
+pub(crate) fn contains(pc: u64) -> bool {
     (BOUNDS[0].load(Relaxed)..BOUNDS[1].load(Relaxed)).contains(&pc)
 }
 
@@ -29,7 +29,7 @@ static NEAR_DATA: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 
 /// `len` zeroed bytes (8-byte aligned) within RIP-relative reach of all
 /// cache code, or None when the area is used up.
-pub fn alloc_near_data(len: u64) -> Option<u64> {
+pub(crate) fn alloc_near_data(len: u64) -> Option<u64> {
     let len = (len + 7) & !7;
     let start = NEAR_DATA[0].fetch_add(len, Relaxed);
     (start + len <= NEAR_DATA[1].load(Relaxed)).then_some(start)
@@ -41,7 +41,7 @@ extern "C" {
 
 /// Copies `code` to `*next` (16-byte aligned, below `end`, in unused
 /// writable cache memory), advances `*next` and returns where it went.
-pub fn append_code(next: &mut u64, end: u64, code: &[u8]) -> Option<u64> {
+pub(crate) fn append_code(next: &mut u64, end: u64, code: &[u8]) -> Option<u64> {
     let start = *next;
     let after = (start + code.len() as u64 + 15) & !15;
     if after > end {
@@ -53,14 +53,14 @@ pub fn append_code(next: &mut u64, end: u64, code: &[u8]) -> Option<u64> {
     Some(start)
 }
 
-pub struct CodeCache {
+pub(crate) struct CodeCache {
     next: u64,
     /// Regions are handed out below this address.
     end: u64,
 }
 
 impl CodeCache {
-    pub fn new() -> CodeCache {
+    pub(crate) fn new() -> CodeCache {
         // SAFETY: the linker defines __ehdr_start at the image base.
         let image = unsafe { &__ehdr_start as *const u8 as u64 };
         let want = image + OFFSET_FROM_IMAGE;
@@ -88,13 +88,13 @@ impl CodeCache {
     }
 
     /// Address the next committed code will start at.
-    pub fn next_address(&self) -> u64 {
+    pub(crate) fn next_address(&self) -> u64 {
         self.next
     }
 
     /// A page-aligned region of `len` bytes of the reservation, still
     /// mapped read-write-execute; None when the cache is full.
-    pub fn take_region(&mut self, len: u64) -> Option<u64> {
+    pub(crate) fn take_region(&mut self, len: u64) -> Option<u64> {
         let len = crate::os::sys::page_up(len);
         let start = self.end.checked_sub(len)?;
         if start < self.next {
@@ -105,7 +105,7 @@ impl CodeCache {
     }
 
     /// Copies `code` to the next free address; None when the cache is full.
-    pub fn commit(&mut self, code: &[u8]) -> Option<u64> {
+    pub(crate) fn commit(&mut self, code: &[u8]) -> Option<u64> {
         append_code(&mut self.next, self.end, code)
     }
 

@@ -25,7 +25,7 @@ use crate::thread::offsets as off;
 
 #[repr(u32)]
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum ExitKind {
+pub(crate) enum ExitKind {
     /// A direct branch; `target` is the app pc.
     Direct = 0,
     /// The indirect-branch lookup missed; the app pc is in `ctx.next_pc`.
@@ -47,7 +47,7 @@ impl ExitKind {
     /// The kind stored as `raw`, if it is one. Exit data lives in the cache
     /// and in mapped files: its bytes are read as an integer and checked,
     /// never taken for an enum as they are.
-    pub fn from_raw(raw: u32) -> Option<ExitKind> {
+    pub(crate) fn from_raw(raw: u32) -> Option<ExitKind> {
         use ExitKind::*;
         [Direct, IndirectMiss, Syscall, CleanCall, RelativeDirect, RelativeSyscall, RelativeCleanCall]
             .into_iter()
@@ -58,15 +58,15 @@ impl ExitKind {
 /// What the dispatcher learns about the exit a thread left the cache by.
 /// Lives inline in the code cache right after the exit stub's code.
 #[repr(C)]
-pub struct ExitData {
-    pub target: u64,
+pub(crate) struct ExitData {
+    pub(crate) target: u64,
     /// Address of the body branch's rel32 field that linking patches, or 0;
     /// a clean call's argument.
-    pub patch_site: u64,
+    pub(crate) patch_site: u64,
     /// An [`ExitKind`] as u32 (see [`ExitData::kind`]).
     raw_kind: u32,
     /// A clean call's client index (high 8 bits) and id (low 24 bits).
-    pub aux: u32,
+    pub(crate) aux: u32,
 }
 
 // The bytes a file's stubs carry are this struct's.
@@ -79,22 +79,22 @@ impl From<StoredExit> for ExitData {
 }
 
 /// The decoded form of a position-independent exit.
-pub struct RelativeExit {
-    pub target: u64,
+pub(crate) struct RelativeExit {
+    pub(crate) target: u64,
     /// The body branch's rel32 field (in a live segment).
-    pub branch: u64,
+    pub(crate) branch: u64,
     /// The exit's W slot (in a mapped file).
-    pub slot: u64,
+    pub(crate) slot: u64,
 }
 
 impl ExitData {
-    pub const fn new(target: u64, kind: ExitKind) -> ExitData {
+    pub(crate) const fn new(target: u64, kind: ExitKind) -> ExitData {
         ExitData { target, patch_site: 0, raw_kind: kind as u32, aux: 0 }
     }
 
     /// The exit's kind; None if its bytes hold none (a runtime bug, or a
     /// file damaged after it was checked).
-    pub fn kind(&self) -> Option<ExitKind> {
+    pub(crate) fn kind(&self) -> Option<ExitKind> {
         ExitKind::from_raw(self.raw_kind)
     }
 
@@ -104,7 +104,7 @@ impl ExitData {
     }
 
     /// Decodes position-independent exit data found at `at`.
-    pub fn decode_relative(&self, at: u64) -> RelativeExit {
+    pub(crate) fn decode_relative(&self, at: u64) -> RelativeExit {
         let from = |d: u32| exit_data::from_distance(at, d);
         // SAFETY: the base slot is in the W zone of the code holding this data.
         let base = unsafe { *(from(self.aux) as *const u64) };
@@ -116,28 +116,28 @@ impl ExitData {
     }
 
     /// A clean call's (client index, id, argument).
-    pub fn clean_call(&self) -> (usize, u32, u64) {
+    pub(crate) fn clean_call(&self) -> (usize, u32, u64) {
         ((self.aux >> 24) as usize, self.aux & 0xff_ffff, self.patch_site)
     }
 }
 
 /// Bytes of stub code before the inline ExitData (see
 /// [`encoder::exit_stub`]).
-pub const STUB_CODE_LEN: usize = encoder::STUB_CODE_LEN;
-pub const STUB_LEN: usize = STUB_CODE_LEN + core::mem::size_of::<ExitData>();
+pub(crate) const STUB_CODE_LEN: usize = encoder::STUB_CODE_LEN;
+pub(crate) const STUB_LEN: usize = STUB_CODE_LEN + core::mem::size_of::<ExitData>();
 /// The position-independent stub's code ([`encoder::relative_exit_stub`]).
-pub const RELATIVE_STUB_CODE_LEN: usize = encoder::RELATIVE_STUB_CODE_LEN;
-pub const RELATIVE_STUB_LEN: usize = RELATIVE_STUB_CODE_LEN + core::mem::size_of::<ExitData>();
+pub(crate) const RELATIVE_STUB_CODE_LEN: usize = encoder::RELATIVE_STUB_CODE_LEN;
+pub(crate) const RELATIVE_STUB_LEN: usize = RELATIVE_STUB_CODE_LEN + core::mem::size_of::<ExitData>();
 
 /// Where a block's code goes.
-pub enum Placement<'a> {
+pub(crate) enum Placement<'a> {
     Cache(&'a mut CodeCache),
     /// A persistable segment of the module at `module_base`.
     Segment { segment: &'a mut LiveSegment, module_base: u64 },
 }
 
 /// Why a block could not be emitted.
-pub enum EmitError {
+pub(crate) enum EmitError {
     Full,
     /// Some instruction refers to memory outside the segment.
     NotRelative,
@@ -208,7 +208,7 @@ struct PendingExit {
 
 /// Encodes `ops` for the block at `tag` into `place` and returns its
 /// fragment; exits whose target fragment already exists are linked at once.
-pub fn emit(tag: u64, app_end: u64, ops: &[MangledOp], place: Placement, fragments: &FragmentTable) -> Result<Fragment, EmitError> {
+pub(crate) fn emit(tag: u64, app_end: u64, ops: &[MangledOp], place: Placement, fragments: &FragmentTable) -> Result<Fragment, EmitError> {
     let (mut cache, mut segment) = match place {
         Placement::Cache(cache) => (Some(cache), None),
         Placement::Segment { segment, module_base } => (None, Some((segment, module_base))),

@@ -14,39 +14,39 @@ use alloc::vec::Vec;
 use iced_x86::{ConditionCode, Register};
 
 /// `mov qword ptr gs:[offset], reg` and `mov reg, qword ptr gs:[offset]`.
-pub const GS_MOV_LEN: usize = 9;
+pub(crate) const GS_MOV_LEN: usize = 9;
 /// `jmp qword ptr gs:[offset]`.
-pub const JMP_GS_LEN: usize = 8;
+pub(crate) const JMP_GS_LEN: usize = 8;
 /// `mov reg, imm64`.
-pub const MOV_IMM64_LEN: usize = 10;
+pub(crate) const MOV_IMM64_LEN: usize = 10;
 /// `lea reg, [rip + disp32]` and `mov reg, qword ptr [rip + disp32]`.
-pub const RIP_REL_LEN: usize = 7;
+pub(crate) const RIP_REL_LEN: usize = 7;
 /// `lea rsp, [rsp + disp32]`.
-pub const LEA_RSP_LEN: usize = 8;
+pub(crate) const LEA_RSP_LEN: usize = 8;
 /// `jmp rel32`.
-pub const JMP_REL32_LEN: usize = 5;
+pub(crate) const JMP_REL32_LEN: usize = 5;
 /// `jcc rel32`.
-pub const JCC_REL32_LEN: usize = 6;
+pub(crate) const JCC_REL32_LEN: usize = 6;
 /// `jcc rel8`.
-pub const JCC_REL8_LEN: usize = 2;
+pub(crate) const JCC_REL8_LEN: usize = 2;
 /// `jmp qword ptr [rip + disp32]`.
-pub const JMP_RIP_LEN: usize = 6;
+pub(crate) const JMP_RIP_LEN: usize = 6;
 /// `push imm32` (sign-extended to 64 bits).
-pub const PUSH_IMM32_LEN: usize = 5;
+pub(crate) const PUSH_IMM32_LEN: usize = 5;
 /// `push_imm64`'s form for values above `i32::MAX`: `lea rsp, [rsp - 8]`,
 /// then two `mov dword ptr [rsp (+ 4)], imm32`.
-pub const PUSH_IMM64_SPLIT_LEN: usize = LEA_RSP_LEN + 7 + 8;
+pub(crate) const PUSH_IMM64_SPLIT_LEN: usize = LEA_RSP_LEN + 7 + 8;
 
 /// Bytes of an exit stub's code before its inline exit data:
 /// `mov gs:[rax slot], rax` (9) + `lea rax, [rip + 5]` (7) + `jmp rel32` (5).
-pub const STUB_CODE_LEN: usize = GS_MOV_LEN + RIP_REL_LEN + JMP_REL32_LEN;
+pub(crate) const STUB_CODE_LEN: usize = GS_MOV_LEN + RIP_REL_LEN + JMP_REL32_LEN;
 /// The position-independent stub: `jmp qword ptr gs:[fcache return slot]`
 /// (8) instead of the rel32 jump.
-pub const RELATIVE_STUB_CODE_LEN: usize = GS_MOV_LEN + RIP_REL_LEN + JMP_GS_LEN;
+pub(crate) const RELATIVE_STUB_CODE_LEN: usize = GS_MOV_LEN + RIP_REL_LEN + JMP_GS_LEN;
 
 /// The hardware number (0-15) of a 64-bit general-purpose register.
 #[inline]
-pub fn hw(reg: Register) -> u8 {
+pub(crate) fn hw(reg: Register) -> u8 {
     debug_assert!(reg.is_gpr64(), "{reg:?} is not a 64-bit GPR");
     reg.number() as u8
 }
@@ -59,7 +59,7 @@ fn cc_bits(cc: ConditionCode) -> u8 {
 }
 
 /// The condition that holds exactly when `cc` does not.
-pub fn negate(cc: ConditionCode) -> ConditionCode {
+pub(crate) fn negate(cc: ConditionCode) -> ConditionCode {
     use ConditionCode::*;
     match cc {
         o => no,
@@ -89,27 +89,27 @@ fn rex_w_r(reg: u8) -> u8 {
 }
 
 /// Appends `mov qword ptr gs:[offset], reg`.
-pub fn store_to_gs(out: &mut Vec<u8>, offset: usize, reg: Register) {
+pub(crate) fn store_to_gs(out: &mut Vec<u8>, offset: usize, reg: Register) {
     let r = hw(reg);
     out.extend_from_slice(&[0x65, rex_w_r(r), 0x89, 0x04 | (r & 7) << 3, 0x25]);
     out.extend_from_slice(&(offset as u32).to_le_bytes());
 }
 
 /// Appends `mov reg, qword ptr gs:[offset]`.
-pub fn load_from_gs(out: &mut Vec<u8>, reg: Register, offset: usize) {
+pub(crate) fn load_from_gs(out: &mut Vec<u8>, reg: Register, offset: usize) {
     let r = hw(reg);
     out.extend_from_slice(&[0x65, rex_w_r(r), 0x8b, 0x04 | (r & 7) << 3, 0x25]);
     out.extend_from_slice(&(offset as u32).to_le_bytes());
 }
 
 /// Appends `jmp qword ptr gs:[offset]`.
-pub fn jmp_gs(out: &mut Vec<u8>, offset: usize) {
+pub(crate) fn jmp_gs(out: &mut Vec<u8>, offset: usize) {
     out.extend_from_slice(&[0x65, 0xff, 0x24, 0x25]);
     out.extend_from_slice(&(offset as u32).to_le_bytes());
 }
 
 /// Appends `mov reg, imm64`.
-pub fn mov_imm64(out: &mut Vec<u8>, reg: Register, imm: u64) {
+pub(crate) fn mov_imm64(out: &mut Vec<u8>, reg: Register, imm: u64) {
     let r = hw(reg);
     let start = out.len();
     out.extend_from_slice(&[0x48 | (r >> 3), 0xb8 + (r & 7)]);
@@ -118,7 +118,7 @@ pub fn mov_imm64(out: &mut Vec<u8>, reg: Register, imm: u64) {
 }
 
 /// Appends `mov reg32, imm32` (the 32-bit half of `reg`, zero-extended).
-pub fn mov_imm32(out: &mut Vec<u8>, reg: Register, imm: u32) {
+pub(crate) fn mov_imm32(out: &mut Vec<u8>, reg: Register, imm: u32) {
     let r = hw(reg);
     if r >= 8 {
         out.push(0x41);
@@ -128,7 +128,7 @@ pub fn mov_imm32(out: &mut Vec<u8>, reg: Register, imm: u32) {
 }
 
 /// Appends `mov reg, qword ptr [reg]`.
-pub fn load_indirect_self(out: &mut Vec<u8>, reg: Register) {
+pub(crate) fn load_indirect_self(out: &mut Vec<u8>, reg: Register) {
     let r = hw(reg);
     let rex = rex_w_r(r) | (r >> 3);
     match r & 7 {
@@ -140,7 +140,7 @@ pub fn load_indirect_self(out: &mut Vec<u8>, reg: Register) {
 }
 
 /// Appends `lea reg, [rip + disp]`.
-pub fn lea_rip(out: &mut Vec<u8>, reg: Register, disp: i32) {
+pub(crate) fn lea_rip(out: &mut Vec<u8>, reg: Register, disp: i32) {
     let r = hw(reg);
     out.extend_from_slice(&[rex_w_r(r), 0x8d, 0x05 | (r & 7) << 3]);
     out.extend_from_slice(&disp.to_le_bytes());
@@ -148,20 +148,20 @@ pub fn lea_rip(out: &mut Vec<u8>, reg: Register, disp: i32) {
 
 /// Appends `mov reg, qword ptr [rip + disp]`, the instruction placed at
 /// address `at`, reading the qword at `target`.
-pub fn load_rip(out: &mut Vec<u8>, reg: Register, at: u64, target: u64) {
+pub(crate) fn load_rip(out: &mut Vec<u8>, reg: Register, at: u64, target: u64) {
     let r = hw(reg);
     out.extend_from_slice(&[rex_w_r(r), 0x8b, 0x05 | (r & 7) << 3]);
     out.extend_from_slice(&rel32(at + 3, target).to_le_bytes());
 }
 
 /// Appends `lea rsp, [rsp + disp]`: moves rsp without touching flags.
-pub fn lea_rsp(out: &mut Vec<u8>, disp: i32) {
+pub(crate) fn lea_rsp(out: &mut Vec<u8>, disp: i32) {
     out.extend_from_slice(&[0x48, 0x8d, 0xa4, 0x24]);
     out.extend_from_slice(&disp.to_le_bytes());
 }
 
 /// Appends `push reg`.
-pub fn push(out: &mut Vec<u8>, reg: Register) {
+pub(crate) fn push(out: &mut Vec<u8>, reg: Register) {
     let r = hw(reg);
     if r >= 8 {
         out.push(0x41);
@@ -170,7 +170,7 @@ pub fn push(out: &mut Vec<u8>, reg: Register) {
 }
 
 /// Appends `pop reg`.
-pub fn pop(out: &mut Vec<u8>, reg: Register) {
+pub(crate) fn pop(out: &mut Vec<u8>, reg: Register) {
     let r = hw(reg);
     if r >= 8 {
         out.push(0x41);
@@ -180,13 +180,13 @@ pub fn pop(out: &mut Vec<u8>, reg: Register) {
 
 /// Whether `push_imm64(value)` is a single `push imm32`; otherwise it moves
 /// rsp first, then writes the value (a fault in the writes sees rsp moved).
-pub fn push_imm64_is_single(value: u64) -> bool {
+pub(crate) fn push_imm64_is_single(value: u64) -> bool {
     value <= 0x7fff_ffff
 }
 
 /// Appends instructions that push the 64-bit `value` without changing flags
 /// or any register but rsp.
-pub fn push_imm64(out: &mut Vec<u8>, value: u64) {
+pub(crate) fn push_imm64(out: &mut Vec<u8>, value: u64) {
     let start = out.len();
     if push_imm64_is_single(value) {
         // push imm32 sign-extends: exact for values below 2^31.
@@ -204,17 +204,17 @@ pub fn push_imm64(out: &mut Vec<u8>, value: u64) {
 }
 
 /// The length of `push_imm64(value)`.
-pub fn push_imm64_len(value: u64) -> usize {
+pub(crate) fn push_imm64_len(value: u64) -> usize {
     if push_imm64_is_single(value) { PUSH_IMM32_LEN } else { PUSH_IMM64_SPLIT_LEN }
 }
 
 /// Appends `ud2` (raises SIGILL).
-pub fn ud2(out: &mut Vec<u8>) {
+pub(crate) fn ud2(out: &mut Vec<u8>) {
     out.extend_from_slice(&[0x0f, 0x0b]);
 }
 
 /// Appends one no-op instruction of `len` bytes (1 or 2).
-pub fn nop(out: &mut Vec<u8>, len: usize) {
+pub(crate) fn nop(out: &mut Vec<u8>, len: usize) {
     match len {
         1 => out.push(0x90),
         2 => out.extend_from_slice(&[0x66, 0x90]),
@@ -224,14 +224,14 @@ pub fn nop(out: &mut Vec<u8>, len: usize) {
 
 /// Appends `jmp rel32` (target fixed up later) and returns the offset of the
 /// rel32 field.
-pub fn jmp_rel32(out: &mut Vec<u8>) -> usize {
+pub(crate) fn jmp_rel32(out: &mut Vec<u8>) -> usize {
     out.extend_from_slice(&[0xe9, 0, 0, 0, 0]);
     out.len() - 4
 }
 
 /// Appends `jcc rel32` (target fixed up later) and returns the offset of
 /// the rel32 field.
-pub fn jcc_rel32(out: &mut Vec<u8>, cc: ConditionCode) -> usize {
+pub(crate) fn jcc_rel32(out: &mut Vec<u8>, cc: ConditionCode) -> usize {
     out.extend_from_slice(&[0x0f, 0x80 | cc_bits(cc), 0, 0, 0, 0]);
     debug_assert_eq!(JCC_REL32_LEN, 6);
     out.len() - 4
@@ -239,7 +239,7 @@ pub fn jcc_rel32(out: &mut Vec<u8>, cc: ConditionCode) -> usize {
 
 /// Appends `jcc rel8` (target fixed up later) and returns the offset of
 /// the rel8 field.
-pub fn jcc_rel8(out: &mut Vec<u8>, cc: ConditionCode) -> usize {
+pub(crate) fn jcc_rel8(out: &mut Vec<u8>, cc: ConditionCode) -> usize {
     out.extend_from_slice(&[0x70 | cc_bits(cc), 0]);
     out.len() - 1
 }
@@ -247,7 +247,7 @@ pub fn jcc_rel8(out: &mut Vec<u8>, cc: ConditionCode) -> usize {
 /// Appends a copied rel8 branch of the app (`loop`, `loopcc`, `jrcxz`):
 /// its prefixes and opcode, `opcode`, with a zero rel8 (fixed up later);
 /// returns the offset of the rel8 field.
-pub fn short_branch(out: &mut Vec<u8>, opcode: &[u8]) -> usize {
+pub(crate) fn short_branch(out: &mut Vec<u8>, opcode: &[u8]) -> usize {
     out.extend_from_slice(opcode);
     out.push(0);
     out.len() - 1
@@ -255,28 +255,28 @@ pub fn short_branch(out: &mut Vec<u8>, opcode: &[u8]) -> usize {
 
 /// Appends `jmp qword ptr [rip + disp]`, the instruction placed at address
 /// `at`, through the qword at `slot`.
-pub fn jmp_rip(out: &mut Vec<u8>, at: u64, slot: u64) {
+pub(crate) fn jmp_rip(out: &mut Vec<u8>, at: u64, slot: u64) {
     out.extend_from_slice(&[0xff, 0x25]);
     out.extend_from_slice(&rel32(at + 2, slot).to_le_bytes());
 }
 
 /// The rel32 of a branch whose rel32 field is at address `field` (and ends
 /// the instruction) so that it reaches `target`.
-pub fn rel32(field: u64, target: u64) -> i32 {
+pub(crate) fn rel32(field: u64, target: u64) -> i32 {
     let delta = target.wrapping_sub(field + 4) as i64;
     i32::try_from(delta).expect("branch target out of rel32 range")
 }
 
 /// Writes the rel32 field at `code[field..]` (code placed at address
 /// `base`) so that its branch reaches `target`.
-pub fn patch_rel32(code: &mut [u8], field: usize, base: u64, target: u64) {
+pub(crate) fn patch_rel32(code: &mut [u8], field: usize, base: u64, target: u64) {
     let rel = rel32(base + field as u64, target);
     code[field..field + 4].copy_from_slice(&rel.to_le_bytes());
 }
 
 /// Writes the rel8 field at `code[field]` so that its branch reaches the
 /// offset `target` of the same code.
-pub fn patch_rel8(code: &mut [u8], field: usize, target: usize) {
+pub(crate) fn patch_rel8(code: &mut [u8], field: usize, target: usize) {
     let rel = i8::try_from(target as i64 - (field as i64 + 1)).expect("branch target out of rel8 range");
     code[field] = rel as u8;
 }
@@ -284,7 +284,7 @@ pub fn patch_rel8(code: &mut [u8], field: usize, target: usize) {
 /// Appends an exit stub's code, placed at address `at`: saves rax in
 /// `gs:[rax_slot]`, points rax at the exit data that follows the code
 /// (at `at + STUB_CODE_LEN`) and jumps to `fcache_return`.
-pub fn exit_stub(out: &mut Vec<u8>, at: u64, rax_slot: usize, fcache_return: u64) {
+pub(crate) fn exit_stub(out: &mut Vec<u8>, at: u64, rax_slot: usize, fcache_return: u64) {
     let start = out.len();
     store_to_gs(out, rax_slot, Register::RAX);
     lea_rip(out, Register::RAX, JMP_REL32_LEN as i32);
@@ -295,7 +295,7 @@ pub fn exit_stub(out: &mut Vec<u8>, at: u64, rax_slot: usize, fcache_return: u64
 
 /// Appends a position-independent exit stub's code: as [`exit_stub`], but
 /// jumps through `gs:[fcache_return_slot]`.
-pub fn relative_exit_stub(out: &mut Vec<u8>, rax_slot: usize, fcache_return_slot: usize) {
+pub(crate) fn relative_exit_stub(out: &mut Vec<u8>, rax_slot: usize, fcache_return_slot: usize) {
     let start = out.len();
     store_to_gs(out, rax_slot, Register::RAX);
     lea_rip(out, Register::RAX, JMP_GS_LEN as i32);
@@ -305,21 +305,21 @@ pub fn relative_exit_stub(out: &mut Vec<u8>, rax_slot: usize, fcache_return_slot
 
 /// The offset of the rel32 field in a direct exit's body branch (`jcc`
 /// when `cond` is set, else `jmp`).
-pub const fn exit_branch_rel32_offset(cond: Option<ConditionCode>) -> usize {
+pub(crate) const fn exit_branch_rel32_offset(cond: Option<ConditionCode>) -> usize {
     if cond.is_some() { 2 } else { 1 }
 }
 
 /// The length of a direct exit's body branch in a persistable segment: the
 /// length of its file form (`exit_via_slot`), at least that of
 /// `exit_direct`.
-pub const fn persistable_exit_len(cond: Option<ConditionCode>) -> usize {
+pub(crate) const fn persistable_exit_len(cond: Option<ConditionCode>) -> usize {
     if cond.is_some() { JCC_REL8_LEN + JMP_RIP_LEN } else { JMP_RIP_LEN }
 }
 
 /// Appends a direct exit's body branch (`jcc` when `cond` is set, else
 /// `jmp`; rel32 fixed up later), padded with a nop to
 /// `persistable_exit_len` when `padded`; returns the offset of the rel32.
-pub fn exit_branch(out: &mut Vec<u8>, cond: Option<ConditionCode>, padded: bool) -> usize {
+pub(crate) fn exit_branch(out: &mut Vec<u8>, cond: Option<ConditionCode>, padded: bool) -> usize {
     let start = out.len();
     let field = match cond {
         Some(cc) => jcc_rel32(out, cc),
@@ -335,7 +335,7 @@ pub fn exit_branch(out: &mut Vec<u8>, cond: Option<ConditionCode>, padded: bool)
 /// Appends the file form of a direct exit whose body branch is at address
 /// `at` and whose target, `target`, is reached directly: the padded
 /// [`exit_branch`], pointed at `target`.
-pub fn exit_direct(out: &mut Vec<u8>, at: u64, cond: Option<ConditionCode>, target: u64) {
+pub(crate) fn exit_direct(out: &mut Vec<u8>, at: u64, cond: Option<ConditionCode>, target: u64) {
     let start = out.len();
     let field = exit_branch(out, cond, true);
     patch_rel32(out, field, at - start as u64, target);
@@ -344,7 +344,7 @@ pub fn exit_direct(out: &mut Vec<u8>, at: u64, cond: Option<ConditionCode>, targ
 /// Appends the file form of a direct exit whose body branch is at address
 /// `at`, going through its W slot at `slot`: `jmp qword ptr [rip + slot]`,
 /// behind a `j<not cond> over` for a conditional exit.
-pub fn exit_via_slot(out: &mut Vec<u8>, at: u64, cond: Option<ConditionCode>, slot: u64) {
+pub(crate) fn exit_via_slot(out: &mut Vec<u8>, at: u64, cond: Option<ConditionCode>, slot: u64) {
     let start = out.len();
     let mut at = at;
     if let Some(cc) = cond {

@@ -10,7 +10,7 @@ use crate::translate::mangle::Fixup;
 
 /// What linking an exit rewrites.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Patch {
+pub(crate) enum Patch {
     /// The 4-byte aligned rel32 field of a branch in the cache.
     Rel32(u64),
     /// The 8-byte W slot a mapped file's `jmp [rip + slot]` goes through.
@@ -18,44 +18,44 @@ pub enum Patch {
 }
 
 /// A direct exit of a fragment.
-pub struct ExitRecord {
-    pub patch: Patch,
+pub(crate) struct ExitRecord {
+    pub(crate) patch: Patch,
     /// The exit stub the branch points at while unlinked.
-    pub stub: u64,
-    pub target: u64,
+    pub(crate) stub: u64,
+    pub(crate) target: u64,
     /// Linked to the target's fragment when emitted.
-    pub prelinked: bool,
+    pub(crate) prelinked: bool,
     /// Address of the branch instruction and its condition code, and its
     /// W slot (0 outside persistable segments), for writing it to a file.
-    pub branch: u64,
-    pub cond: Option<iced_x86::ConditionCode>,
-    pub slot: u64,
+    pub(crate) branch: u64,
+    pub(crate) cond: Option<iced_x86::ConditionCode>,
+    pub(crate) slot: u64,
 }
 
-pub struct Fragment {
-    pub tag: u64,
+pub(crate) struct Fragment {
+    pub(crate) tag: u64,
     /// One past the last app byte the block was built from.
-    pub app_end: u64,
-    pub start: u64,
-    pub size: u32,
-    pub exits: Vec<ExitRecord>,
+    pub(crate) app_end: u64,
+    pub(crate) start: u64,
+    pub(crate) size: u32,
+    pub(crate) exits: Vec<ExitRecord>,
     /// (patch, stub) of every exit linked to this fragment, to unlink
     /// them when it is flushed.
-    pub incoming: Vec<(Patch, u64)>,
+    pub(crate) incoming: Vec<(Patch, u64)>,
     /// Each point where the app pc or the state fixup changes, in cache
     /// order, for translating a fault in the cache back to the application.
-    pub translations: Vec<Translation>,
+    pub(crate) translations: Vec<Translation>,
 }
 
-pub struct Translation {
-    pub cache_offset: u32,
-    pub app_pc: u64,
-    pub fixup: Fixup,
+pub(crate) struct Translation {
+    pub(crate) cache_offset: u32,
+    pub(crate) app_pc: u64,
+    pub(crate) fixup: Fixup,
 }
 
 impl Fragment {
     /// The translation in force at cache address `pc` inside this fragment.
-    pub fn translation_at(&self, pc: u64) -> Option<&Translation> {
+    pub(crate) fn translation_at(&self, pc: u64) -> Option<&Translation> {
         let offset = pc.checked_sub(self.start)? as u32;
         let i = self.translations.partition_point(|t| t.cache_offset <= offset);
         self.translations.get(i.checked_sub(1)?)
@@ -63,7 +63,7 @@ impl Fragment {
 }
 
 #[derive(Default)]
-pub struct FragmentTable {
+pub(crate) struct FragmentTable {
     by_tag: HashMap<u64, Fragment>,
     /// Tag by cache start. Flushed fragments stay here (their code stays
     /// in the cache).
@@ -81,11 +81,11 @@ pub struct FragmentTable {
 const MAX_BLOCK_SPAN: u64 = 4096 + 16;
 
 impl FragmentTable {
-    pub fn get(&self, tag: u64) -> Option<&Fragment> {
+    pub(crate) fn get(&self, tag: u64) -> Option<&Fragment> {
         self.by_tag.get(&tag)
     }
 
-    pub fn insert(&mut self, fragment: Fragment) {
+    pub(crate) fn insert(&mut self, fragment: Fragment) {
         self.by_start.insert(fragment.start, fragment.tag);
         self.by_app.insert(fragment.tag, fragment.app_end);
         for exit in fragment.exits.iter().filter(|e| e.prelinked) {
@@ -97,22 +97,22 @@ impl FragmentTable {
     }
 
     /// The fragment for `tag` if other code may jump to it directly.
-    pub fn link_target(&self, tag: u64) -> Option<&Fragment> {
+    pub(crate) fn link_target(&self, tag: u64) -> Option<&Fragment> {
         self.by_tag.get(&tag).filter(|_| !self.sandboxed.contains_key(&tag))
     }
 
     /// Marks the fragment for `tag` sandboxed, with the app bytes it was
     /// built from.
-    pub fn sandbox(&mut self, tag: u64, bytes: Vec<u8>) {
+    pub(crate) fn sandbox(&mut self, tag: u64, bytes: Vec<u8>) {
         self.sandboxed.insert(tag, bytes);
     }
 
-    pub fn is_sandboxed(&self, tag: u64) -> bool {
+    pub(crate) fn is_sandboxed(&self, tag: u64) -> bool {
         self.sandboxed.contains_key(&tag)
     }
 
     /// Whether the app rewrote the bytes of sandboxed fragment `tag`.
-    pub fn sandbox_stale(&self, tag: u64) -> bool {
+    pub(crate) fn sandbox_stale(&self, tag: u64) -> bool {
         self.sandboxed.get(&tag).is_some_and(|bytes| {
             // SAFETY: the block's bytes, still mapped: unmapping them would
             // have flushed the fragment.
@@ -123,7 +123,7 @@ impl FragmentTable {
 
     /// Records that the exit patched at `patch` (with its `stub`) now
     /// jumps to the fragment for `target`.
-    pub fn note_link(&mut self, target: u64, patch: Patch, stub: u64) {
+    pub(crate) fn note_link(&mut self, target: u64, patch: Patch, stub: u64) {
         if let Some(f) = self.by_tag.get_mut(&target) {
             f.incoming.push((patch, stub));
         }
@@ -131,7 +131,7 @@ impl FragmentTable {
 
     /// Removes the fragment for `tag` (its code stays where it is): exits
     /// linked to it go back to their stubs.
-    pub fn remove(&mut self, tag: u64) -> Option<Fragment> {
+    pub(crate) fn remove(&mut self, tag: u64) -> Option<Fragment> {
         self.by_app.remove(&tag);
         self.sandboxed.remove(&tag);
         let f = self.by_tag.remove(&tag)?;
@@ -144,7 +144,7 @@ impl FragmentTable {
     /// Removes every fragment built from app bytes in `[lo, hi)`: exits
     /// linked to them go back to their stubs; returns their tags (for the
     /// lookup table).
-    pub fn flush_range(&mut self, lo: u64, hi: u64) -> Vec<u64> {
+    pub(crate) fn flush_range(&mut self, lo: u64, hi: u64) -> Vec<u64> {
         let tags: Vec<u64> = self
             .by_app
             .range(lo.saturating_sub(MAX_BLOCK_SPAN)..hi)
@@ -158,7 +158,7 @@ impl FragmentTable {
     }
 
     /// The live fragment whose code contains cache address `pc`.
-    pub fn containing(&self, pc: u64) -> Option<&Fragment> {
+    pub(crate) fn containing(&self, pc: u64) -> Option<&Fragment> {
         let (&start, &tag) = self.by_start.range(..=pc).next_back()?;
         let f = self.by_tag.get(&tag)?;
         (f.start == start && pc < f.start + f.size as u64).then_some(f)

@@ -109,12 +109,12 @@ extern "C" {
 }
 
 /// Address a lookup's miss path continues at (kept in every ThreadContext).
-pub fn miss_handler_addr() -> u64 {
+pub(crate) fn miss_handler_addr() -> u64 {
     dbi_ibl_miss as *const () as u64
 }
 
 /// The lookup code to copy to an indirect branch site.
-pub fn lookup_code() -> &'static [u8] {
+pub(crate) fn lookup_code() -> &'static [u8] {
     // SAFETY: the symbols delimit the assembled template in .text.
     unsafe {
         let (start, end) = if crate::options::get().stats {
@@ -140,14 +140,14 @@ struct Entry {
     cache_pc: u64,
 }
 
-pub struct IblTable {
+pub(crate) struct IblTable {
     entries: Vec<Entry>,
     mask: u64,
     len: usize,
 }
 
 impl IblTable {
-    pub fn new() -> IblTable {
+    pub(crate) fn new() -> IblTable {
         IblTable::with_capacity_log2(12)
     }
 
@@ -171,7 +171,7 @@ impl IblTable {
 
     /// Makes room for `more` entries at once (one rehash, not one per
     /// doubling: a loaded cache file brings tens of thousands).
-    pub fn reserve(&mut self, more: usize) {
+    pub(crate) fn reserve(&mut self, more: usize) {
         let want = (self.len + more) * 2;
         if want > self.mask as usize + 1 {
             self.grow_to(want.next_power_of_two().trailing_zeros());
@@ -180,7 +180,7 @@ impl IblTable {
 
     /// Adds `app_pc -> cache_pc`; the caller republishes the table with
     /// [`IblTable::publish`] afterwards since it may have moved.
-    pub fn insert(&mut self, app_pc: u64, cache_pc: u64) {
+    pub(crate) fn insert(&mut self, app_pc: u64, cache_pc: u64) {
         if (self.len + 1) * 2 > self.mask as usize + 1 || !self.try_insert(app_pc, cache_pc) {
             self.grow();
             self.insert(app_pc, cache_pc);
@@ -234,7 +234,7 @@ impl IblTable {
 
     /// Forgets `app_pc`. The entry becomes a tombstone that lookups probe
     /// past and never match, since other threads may be searching.
-    pub fn remove(&mut self, app_pc: u64) {
+    pub(crate) fn remove(&mut self, app_pc: u64) {
         let start = (app_pc & self.mask) as usize;
         for e in &mut self.entries[start..] {
             if e.app_pc == 0 {
@@ -249,7 +249,7 @@ impl IblTable {
     }
 
     /// Points the thread's lookup routine at this table.
-    pub fn publish(&self, ctx: &mut ThreadContext) {
+    pub(crate) fn publish(&self, ctx: &mut ThreadContext) {
         ctx.ibl_table = self.entries.as_ptr() as u64;
         ctx.ibl_mask = self.mask;
     }

@@ -9,13 +9,13 @@ use crate::translate::encoder;
 use crate::stats::{self, STATS};
 
 /// Points the exit patched at `patch` to `target_start`.
-pub fn link(patch: Patch, target_start: u64) {
+pub(crate) fn link(patch: Patch, target_start: u64) {
     retarget(patch, target_start);
     stats::add(&STATS.links, 1);
 }
 
 /// Points the exit back at its stub.
-pub fn unlink(patch: Patch, stub: u64) {
+pub(crate) fn unlink(patch: Patch, stub: u64) {
     retarget(patch, stub);
 }
 

@@ -17,7 +17,7 @@ use crate::translate::encoder::{self, hw};
 use crate::thread::offsets as off;
 
 /// One step of a mangled block, tagged with the app pc it translates.
-pub enum Op {
+pub(crate) enum Op {
     /// An application instruction copied byte for byte (its bytes as
     /// decoded: the app's memory is not read again).
     Copy(InstrBytes),
@@ -44,11 +44,11 @@ pub enum Op {
 }
 
 /// The bytes of one instruction (its length is the op's `app_len`).
-pub type InstrBytes = [u8; 15];
+pub(crate) type InstrBytes = [u8; 15];
 
 /// How mangled code refers to application addresses.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Addressing {
+pub(crate) enum Addressing {
     /// As absolute immediates.
     Absolute,
     /// As offsets from the base of the module at `base`, which is loaded
@@ -56,22 +56,22 @@ pub enum Addressing {
     ModuleRelative { base: u64 },
 }
 
-pub struct MangledOp {
-    pub app_pc: u64,
+pub(crate) struct MangledOp {
+    pub(crate) app_pc: u64,
     /// Length of the application instruction, for `Op::Copy`.
-    pub app_len: u8,
-    pub op: Op,
+    pub(crate) app_len: u8,
+    pub(crate) op: Op,
     /// How the machine state differs from the app's while this op runs, for
     /// translating a fault inside it.
-    pub fixup: Fixup,
+    pub(crate) fixup: Fixup,
 }
 
 /// The difference between machine and application state at a point in a
 /// fragment: defined with its stored form in `persist` (files carry it).
-pub use persist::translations::Fixup;
+pub(crate) use persist::translations::Fixup;
 
 /// A stored fixup code, checked against this runtime's thread context.
-pub fn decode_fixup(code: u64) -> Option<Fixup> {
+pub(crate) fn decode_fixup(code: u64) -> Option<Fixup> {
     Fixup::decode(code, core::mem::size_of::<crate::thread::ThreadContext>())
 }
 
@@ -434,7 +434,7 @@ impl Mangler<'_> {
 
 /// The mangled ops of `block`; None if `addressing` is module-relative and
 /// some address cannot be expressed that way.
-pub fn mangle(block: &BasicBlock, addressing: Addressing) -> Option<Vec<MangledOp>> {
+pub(crate) fn mangle(block: &BasicBlock, addressing: Addressing) -> Option<Vec<MangledOp>> {
     let mut m = Mangler {
         block,
         ops: Vec::with_capacity(block.items.len() + 4),

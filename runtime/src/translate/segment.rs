@@ -9,17 +9,17 @@
 const X_PER_BLOCK: u64 = 32 << 10;
 const W_PER_BLOCK: u64 = 8 << 10;
 
-pub struct LiveSegment {
+pub(crate) struct LiveSegment {
     /// Lowest W address; W is the first quarter of the region.
-    pub lo: u64,
+    pub(crate) lo: u64,
     /// Where W ends and X starts.
-    pub split: u64,
+    pub(crate) split: u64,
     /// Lowest W byte in use (allocations move it down).
-    pub w_next: u64,
-    pub x_next: u64,
-    pub x_end: u64,
+    pub(crate) w_next: u64,
+    pub(crate) x_next: u64,
+    pub(crate) x_end: u64,
     /// The slot holding the module's base address.
-    pub base_slot: u64,
+    pub(crate) base_slot: u64,
 }
 
 impl LiveSegment {
@@ -33,7 +33,7 @@ impl LiveSegment {
     }
 
     /// `len` zeroed bytes of W (8-byte aligned).
-    pub fn alloc_w(&mut self, len: u64) -> Option<u64> {
+    pub(crate) fn alloc_w(&mut self, len: u64) -> Option<u64> {
         let at = (self.w_next.checked_sub(len)?) & !7;
         (at >= self.lo).then(|| {
             self.w_next = at;
@@ -41,17 +41,17 @@ impl LiveSegment {
         })
     }
 
-    pub fn has_room_for_a_block(&self) -> bool {
+    pub(crate) fn has_room_for_a_block(&self) -> bool {
         self.x_end - self.x_next >= X_PER_BLOCK && self.w_next - self.lo >= W_PER_BLOCK
     }
 
     /// Copies `code` to the next free X address and returns it.
-    pub fn commit(&mut self, code: &[u8]) -> Option<u64> {
+    pub(crate) fn commit(&mut self, code: &[u8]) -> Option<u64> {
         crate::translate::code_cache::append_code(&mut self.x_next, self.x_end, code)
     }
 
     /// Whether `addr` is in this segment's W or X region.
-    pub fn contains(&self, addr: u64) -> bool {
+    pub(crate) fn contains(&self, addr: u64) -> bool {
         (self.lo..self.x_end).contains(&addr)
     }
 }

@@ -19,7 +19,7 @@ pub(crate) static WRITABLE_CODE: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new())
 pub(crate) static PROTECTED: Mutex<BTreeSet<u64>> = Mutex::new(BTreeSet::new());
 
 /// The app's mapping or protection of `[addr, addr + len)` became `prot`.
-pub fn note_protection(addr: u64, len: u64, prot: u64) {
+pub(crate) fn note_protection(addr: u64, len: u64, prot: u64) {
     let (lo, hi) = (addr, addr + sys::page_up(len));
     let mut regions = WRITABLE_CODE.lock();
     // Parts of a region outside [lo, hi) keep their protection.
@@ -56,7 +56,7 @@ fn kernel_prot(writable: bool) -> u64 {
 
 /// How a block built from a page is kept in step with the app's writes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Guard {
+pub(crate) enum Guard {
     /// The app cannot write to the page: nothing to do.
     None,
     /// Write-protected: a write faults and flushes the page's blocks.
@@ -74,7 +74,7 @@ pub enum Guard {
 /// waits for the translator this thread holds) comes after the block is in
 /// the table: protecting only after the block was built left a window in
 /// which a write went unseen and a stale block ran forever.
-pub fn protect_before_read(page: u64, sp: u64) -> Guard {
+pub(crate) fn protect_before_read(page: u64, sp: u64) -> Guard {
     let page = page_down(page);
     let region = WRITABLE_CODE.lock().iter().copied().find(|&(a, b)| (a..b).contains(&page));
     let Some((lo, hi)) = region else {
@@ -97,7 +97,7 @@ pub fn protect_before_read(page: u64, sp: u64) -> Guard {
 /// A block was registered from app bytes `[tag, end)` without being
 /// decoded (from a persisted file): protect those pages if the app can
 /// write to them.
-pub fn after_build(tag: u64, end: u64) {
+pub(crate) fn after_build(tag: u64, end: u64) {
     let mut page = page_down(tag);
     while page < end {
         // Files hold blocks of file-backed modules, never of a stack.
@@ -108,7 +108,7 @@ pub fn after_build(tag: u64, end: u64) {
 
 /// What a write fault on writable code asks of the runtime.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum WriteFault {
+pub(crate) enum WriteFault {
     /// Not a page the runtime protected: the app's own fault.
     NotOurs,
     /// Another thread gave the page its write permission back first: retry.
@@ -122,7 +122,7 @@ pub enum WriteFault {
 /// writable again and say that its blocks must be flushed. The write is
 /// retried only after the flush, so a block built meanwhile from the old
 /// bytes is flushed too.
-pub fn handle_write_fault(addr: u64) -> WriteFault {
+pub(crate) fn handle_write_fault(addr: u64) -> WriteFault {
     let page = page_down(addr);
     let mut protected = PROTECTED.lock();
     if !protected.remove(&page) {

@@ -1,0 +1,66 @@
+//! What identifies a file's contents without reading them: device, inode,
+//! size, mtime and ctime (nanoseconds). If any changed, the contents may
+//! have. Every cache file records its module's identity in this order; the
+//! runtime and cachetool compare it before trusting a recorded content
+//! hash, and cachetool keys its index rows on the cache files' own.
+
+/// dev, inode, size, mtime, ctime.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Hash)]
+pub struct FileIdentity {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: u64,
+    pub ctime_ns: u64,
+}
+
+/// A stat time (seconds, nanoseconds) in nanoseconds since the epoch.
+pub fn time_ns(sec: i64, nsec: i64) -> u64 {
+    (sec as u64).wrapping_mul(1_000_000_000).wrapping_add(nsec as u64)
+}
+
+impl FileIdentity {
+    /// The order cache files record it in.
+    pub fn to_array(self) -> [u64; 5] {
+        [self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns]
+    }
+
+    pub fn from_array(a: [u64; 5]) -> FileIdentity {
+        FileIdentity { dev: a[0], ino: a[1], size: a[2], mtime_ns: a[3], ctime_ns: a[4] }
+    }
+
+    /// The identity of the file `meta` describes.
+    #[cfg(feature = "std")]
+    pub fn of(meta: &std::fs::Metadata) -> FileIdentity {
+        use std::os::unix::fs::MetadataExt;
+        FileIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: time_ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: time_ns(meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn array_order_is_the_recorded_one() {
+        let id = FileIdentity { dev: 1, ino: 2, size: 3, mtime_ns: 4, ctime_ns: 5 };
+        assert_eq!(id.to_array(), [1, 2, 3, 4, 5]);
+        assert_eq!(FileIdentity::from_array(id.to_array()), id);
+        assert_eq!(time_ns(2, 5), 2_000_000_005);
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn of_a_real_file() {
+        let meta = std::fs::metadata("/bin/sh").unwrap();
+        let id = FileIdentity::of(&meta);
+        assert_eq!(id.size, meta.len());
+        assert!(id.ino != 0 && id.mtime_ns > 1_000_000_000 * 1_000_000_000);
+    }
+}
