@@ -62,7 +62,17 @@ enum Command {
     /// Delete cache files by policy (files being written are skipped).
     Prune(PruneArgs),
     /// Hit rates per module and overall, from the recorded runs.
-    Stats,
+    Stats {
+        /// Forget the recorded runs first (the cache files stay).
+        #[arg(long)]
+        zero: bool,
+    },
+    /// The recorded runs, newest first: when, status, duration, hit rate, command.
+    Runs {
+        /// How many runs to show.
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        last: u32,
+    },
     /// Write valid caches to a bundle (tar + zstd with a manifest).
     Export {
         bundle: PathBuf,
@@ -180,7 +190,8 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Inspect { what, blocks, disasm } => commands::inspect::run(&dir, what, *blocks, *disasm, cli.json),
         Command::Verify => commands::verify::run(&dir, cli.json),
         Command::Prune(args) => commands::prune::run(&dir, args, cli.json),
-        Command::Stats => commands::stats::run(&dir, cli.json),
+        Command::Stats { zero } => commands::stats::run(&dir, *zero, cli.json),
+        Command::Runs { last } => commands::runs::run(&dir, *last, cli.json),
         Command::Export { bundle, module } => commands::export::run(&dir, bundle, module, cli.json),
         Command::Import { bundle, replace } => commands::import::run(&dir, bundle, *replace, cli.json),
         Command::RebuildIndex => commands::rebuild_index::run(&dir, cli.json),

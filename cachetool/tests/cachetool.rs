@@ -18,26 +18,26 @@ use tempfile::TempDir;
 #[test]
 fn list_inspect_and_stats_show_real_files() {
     let c = Cache::new();
-    c.run_ok(&[], "/bin/true", &[]);
-    c.run_ok(&[], "/bin/ls", &["/"]);
+    c.run_ok(&[], "/usr/bin/true", &[]);
+    c.run_ok(&[], "/usr/bin/ls", &["/"]);
     let rows = list_rows(&c);
-    assert!(rows.iter().any(|r| r.0 == "/bin/true" && r.1 == "valid"), "{rows:?}");
+    assert!(rows.iter().any(|r| r.0 == "/usr/bin/true" && r.1 == "valid"), "{rows:?}");
     assert!(rows.iter().any(|r| r.0.ends_with("/libc.so.6") && r.1 == "valid"), "{rows:?}");
     let table = c.tool_ok(&["list"]);
     let header = table.lines().next().unwrap();
     for col in ["MODULE", "BLOCKS", "SIZE", "LAST USED", "STATUS"] {
         assert!(header.contains(col), "{header}");
     }
-    assert!(table.lines().any(|l| l.starts_with("/bin/true ") && l.contains("valid")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("/usr/bin/true ") && l.contains("valid")), "{table}");
     let table = c.tool_ok(&["list", "--wide"]);
     let header = table.lines().next().unwrap();
     for col in ["MODULE", "KEY", "BLOCKS", "SIZE", "LAST USED", "STATUS", "FILE"] {
         assert!(header.contains(col), "{header}");
     }
-    assert!(table.lines().any(|l| l.starts_with("/bin/true ") && l.contains("valid") && l.contains("clients none")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("/usr/bin/true ") && l.contains("valid") && l.contains("clients none")), "{table}");
 
-    let shown = c.tool_ok(&["inspect", "/bin/true"]);
-    for want in ["format version:   2", "module:           /bin/true", "runtime version:", "zones:", "rw- (private)", "r-x", "segments:", "blocks:"] {
+    let shown = c.tool_ok(&["inspect", "/usr/bin/true"]);
+    for want in ["format version:   2", "module:           /usr/bin/true", "runtime version:", "zones:", "rw- (private)", "r-x", "segments:", "blocks:"] {
         assert!(shown.contains(want), "no '{want}' in\n{shown}");
     }
     assert!(shown.lines().filter(|l| l.trim_end().ends_with(" ok")).count() >= 3, "{shown}");
@@ -45,39 +45,39 @@ fn list_inspect_and_stats_show_real_files() {
     let name = c.file_of("true");
     assert!(c.tool_ok(&["inspect", &name]).contains("status:           valid"));
 
-    let blocks = c.json(&["inspect", "/bin/true", "--blocks"]);
+    let blocks = c.json(&["inspect", "/usr/bin/true", "--blocks"]);
     let list = blocks[0]["blocks"].as_array().unwrap();
     assert!(!list.is_empty());
     let first = list[0]["module_offset"].as_u64().unwrap();
-    let dis = c.tool_ok(&["inspect", "/bin/true", "--disasm", &format!("{first:#x}")]);
-    assert!(dis.contains("app code: /bin/true at module offset"), "{dis}");
+    let dis = c.tool_ok(&["inspect", "/usr/bin/true", "--disasm", &format!("{first:#x}")]);
+    assert!(dis.contains("app code: /usr/bin/true at module offset"), "{dis}");
     assert!(dis.contains("persisted code: zone"), "{dis}");
-    let d = c.json(&["inspect", "/bin/true", "--disasm", &first.to_string()]);
+    let d = c.json(&["inspect", "/usr/bin/true", "--disasm", &first.to_string()]);
     assert!(!d[0]["disasm"]["app_code"].as_array().unwrap().is_empty());
     assert!(!d[0]["disasm"]["cache_code"].as_array().unwrap().is_empty());
     // A block's exits, as its exit data says them (persist::exit_data).
     let with_exits = list.iter().find(|b| !b["exits"].as_array().unwrap().is_empty()).expect("a block with exits");
     let at = with_exits["module_offset"].as_u64().unwrap();
-    let dis = c.tool_ok(&["inspect", "/bin/true", "--disasm", &format!("{at:#x}")]);
+    let dis = c.tool_ok(&["inspect", "/usr/bin/true", "--disasm", &format!("{at:#x}")]);
     for exit in with_exits["exits"].as_array().unwrap() {
         let want = format!("exit data: direct exit to module offset {:#x}", exit.as_u64().unwrap());
         assert!(dis.contains(&want), "no '{want}' in\n{dis}");
     }
     assert!(dis.contains("exit data: branch at -"), "{dis}");
-    let missing = c.tool(&["inspect", "/bin/true", "--disasm", "0x7fffffff"]);
+    let missing = c.tool(&["inspect", "/usr/bin/true", "--disasm", "0x7fffffff"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("no block at module offset"));
 
     let s = c.json(&["stats"]);
     assert_eq!(s["runs"], 2);
     assert!(s["blocks_built"].as_u64().unwrap() > 0);
-    assert!(s["modules"].as_array().unwrap().iter().any(|m| m["module"] == "/bin/true"));
+    assert!(s["modules"].as_array().unwrap().iter().any(|m| m["module"] == "/usr/bin/true"));
     // Per module: /bin/true's first run built its blocks; a second run of
     // it loads them, and its hit rate climbs.
-    let module = |s: &serde_json::Value| s["modules"].as_array().unwrap().iter().find(|m| m["module"] == "/bin/true").cloned().unwrap();
+    let module = |s: &serde_json::Value| s["modules"].as_array().unwrap().iter().find(|m| m["module"] == "/usr/bin/true").cloned().unwrap();
     let cold = module(&s);
     assert!(cold["blocks_built"].as_u64().unwrap() > 0 && cold["blocks_cached"] == 0, "{cold}");
-    c.run_ok(&[], "/bin/true", &[]);
+    c.run_ok(&[], "/usr/bin/true", &[]);
     let warm = module(&c.json(&["stats"]));
     assert!(warm["blocks_cached"].as_u64().unwrap() > 0, "{warm}");
     assert!(warm["hit_rate"].as_f64().unwrap() > 0.4, "{warm}");
@@ -88,8 +88,8 @@ fn list_inspect_and_stats_show_real_files() {
 #[test]
 fn runs_are_recorded_and_uses_counted() {
     let c = Cache::new();
-    c.run_ok(&["-stats"], "/bin/true", &[]);
-    let warm = c.run_ok(&["-stats"], "/bin/true", &[]);
+    c.run_ok(&["-stats"], "/usr/bin/true", &[]);
+    let warm = c.run_ok(&["-stats"], "/usr/bin/true", &[]);
     assert!(stat(&warm.stderr, "blocks loaded") > 0);
     assert_eq!(c.count("SELECT count(*) FROM runs"), 2);
     assert_eq!(c.count("SELECT blocks_loaded FROM runs WHERE id = 1"), 0);
@@ -99,7 +99,7 @@ fn runs_are_recorded_and_uses_counted() {
     let uses: i64 = c.db().query_row("SELECT use_count FROM cache_files WHERE name = ?1", [&name], |r| r.get(0)).unwrap();
     assert_eq!(uses, 1);
     let command: String = c.db().query_row("SELECT command FROM runs WHERE id = 2", [], |r| r.get(0)).unwrap();
-    assert_eq!(command, "/bin/true");
+    assert_eq!(command, "/usr/bin/true");
     // The app's status and output are dbirun's, recorded or not.
     let f = c.run(&[], "/bin/false", &[]);
     assert_eq!(f.status.code(), Some(1));
@@ -307,8 +307,8 @@ fn other_version_copy(c: &Cache, name: &str) -> String {
 #[test]
 fn prune_by_age_size_module_version_and_all() {
     let c = Cache::new();
-    c.run_ok(&[], "/bin/true", &[]);
-    c.run_ok(&[], "/bin/ls", &["/"]);
+    c.run_ok(&[], "/usr/bin/true", &[]);
+    c.run_ok(&[], "/usr/bin/ls", &["/"]);
     c.tool_ok(&["list"]);
     let t = c.file_of("true");
     let ls = c.file_of("ls");
@@ -346,7 +346,7 @@ fn prune_by_age_size_module_version_and_all() {
 
     // By module.
     if c.dir().join(&ls).exists() {
-        let out = c.tool_ok(&["prune", "--module", "/bin/ls"]);
+        let out = c.tool_ok(&["prune", "--module", "/usr/bin/ls"]);
         assert!(out.contains(&format!("removed {ls} ")), "{out}");
     }
 
@@ -389,8 +389,8 @@ fn prune_stale_removes_only_stale_files() {
 #[test]
 fn index_is_rebuilt_when_deleted_or_garbage() {
     let c = Cache::new();
-    c.run_ok(&[], "/bin/true", &[]);
-    c.run_ok(&[], "/bin/true", &[]);
+    c.run_ok(&[], "/usr/bin/true", &[]);
+    c.run_ok(&[], "/usr/bin/true", &[]);
     let files = c.files();
     let db = c.dir().join("index.sqlite");
     for suffix in ["", "-wal", "-shm"] {
@@ -407,7 +407,7 @@ fn index_is_rebuilt_when_deleted_or_garbage() {
         let _ = fs::remove_file(c.dir().join(format!("index.sqlite{suffix}")));
     }
     fs::write(&db, vec![0x5au8; 8192]).unwrap();
-    let run = c.run(&[], "/bin/true", &[]);
+    let run = c.run(&[], "/usr/bin/true", &[]);
     assert!(run.status.success() && run.stderr.is_empty(), "{}", text(&run.stderr));
     assert!(c.dir().join("index.sqlite.corrupt").exists(), "the corrupt index was not set aside");
     assert_eq!(c.files(), files);
@@ -439,7 +439,7 @@ fn sixteen_concurrent_runs_are_all_recorded() {
                 .arg("-persist_dir")
                 .arg(&c.base)
                 .arg("--")
-                .arg("/bin/true")
+                .arg("/usr/bin/true")
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -469,7 +469,7 @@ fn bad_input_gets_one_line_and_the_right_status() {
     assert!(!missing.exists());
 
     let c = Cache::new();
-    c.run_ok(&[], "/bin/true", &[]);
+    c.run_ok(&[], "/usr/bin/true", &[]);
     fs::write(c.dir().join("notes.txt"), "not a cache").unwrap();
     let junk = "junk-0123456789abcdef-0123456789abcdef.dpc";
     fs::write(c.dir().join(junk), vec![7u8; 5000]).unwrap();
@@ -499,8 +499,8 @@ fn bad_input_gets_one_line_and_the_right_status() {
 fn inspect_shows_client_data_and_persist_dir_finds_the_user_dir() {
     let c = Cache::new();
     let logs = TempDir::new().unwrap();
-    c.run_ok(&["-logdir", logs.path().to_str().unwrap(), "-c", "bbcount"], "/bin/true", &[]);
-    let shown = c.tool_ok(&["inspect", "/bin/true"]);
+    c.run_ok(&["-logdir", logs.path().to_str().unwrap(), "-c", "bbcount"], "/usr/bin/true", &[]);
+    let shown = c.tool_ok(&["inspect", "/usr/bin/true"]);
     assert!(shown.contains("  bbcount version "), "{shown}");
     let items: u64 = shown
         .lines()
@@ -511,7 +511,7 @@ fn inspect_shows_client_data_and_persist_dir_finds_the_user_dir() {
     assert!(rows.as_array().unwrap().iter().all(|r| r["file"]["clients"].as_str().unwrap().starts_with("bbcount@")));
     // --persist-dir takes dbirun's base; --dir on the base gives a hint.
     let out = Command::new(env!("CARGO_BIN_EXE_cachetool")).arg("--persist-dir").arg(&c.base).arg("list").output().unwrap();
-    assert!(out.status.success() && text(&out.stdout).contains("/bin/true "), "{}", text(&out.stdout));
+    assert!(out.status.success() && text(&out.stdout).contains("/usr/bin/true "), "{}", text(&out.stdout));
     let out = Command::new(env!("CARGO_BIN_EXE_cachetool")).arg("--dir").arg(&c.base).arg("list").output().unwrap();
     assert!(text(&out.stdout).contains("looks like the per-user directory"), "{}", text(&out.stdout));
 }
@@ -521,7 +521,7 @@ fn inspect_shows_client_data_and_persist_dir_finds_the_user_dir() {
 #[test]
 fn prune_removes_leftovers_of_dead_processes_only() {
     let c = Cache::new();
-    c.run_ok(&[], "/bin/true", &[]);
+    c.run_ok(&[], "/usr/bin/true", &[]);
     let name = c.file_of("true");
     // A pid that no process has: past the kernel's pid_max.
     let dead = 1 << 23;

@@ -18,7 +18,7 @@ fn cachetool() -> Command {
 #[test]
 fn usage_errors_are_one_line_with_status_2() {
     let c = Cache::new();
-    c.run_ok(&[], "/bin/true", &[]);
+    c.run_ok(&[], "/usr/bin/true", &[]);
     for args in [
         &["frobnicate"][..],
         &["inspect"],
@@ -47,7 +47,7 @@ fn usage_errors_are_one_line_with_status_2() {
 #[test]
 fn a_closed_pipe_ends_the_command_quietly() {
     let c = Cache::new();
-    c.run_ok(&[], "/bin/ls", &["/"]);
+    c.run_ok(&[], "/usr/bin/ls", &["/"]);
     for args in [&["list"][..], &["stats"], &["--json", "verify"], &["prune", "--dry-run", "--all"]] {
         let mut child = cachetool()
             .arg("--dir")
@@ -74,8 +74,8 @@ fn a_closed_pipe_ends_the_command_quietly() {
 #[test]
 fn prune_removes_what_verify_reports() {
     let c = Cache::new();
-    c.run_ok(&[], "/bin/true", &[]);
-    c.run_ok(&[], "/bin/ls", &["/"]);
+    c.run_ok(&[], "/usr/bin/true", &[]);
+    c.run_ok(&[], "/usr/bin/ls", &["/"]);
     let name = c.file_of("true");
     // Let the index record the file as it is now (quick checks only).
     c.tool_ok(&["list"]);
@@ -100,7 +100,7 @@ fn prune_removes_what_verify_reports() {
 
     // The same damage is taken by --stale, which the docs say includes
     // corrupt files.
-    c.run_ok(&[], "/bin/true", &[]);
+    c.run_ok(&[], "/usr/bin/true", &[]);
     let name = c.file_of("true");
     let path = c.dir().join(&name);
     let mut bytes = fs::read(&path).unwrap();
@@ -117,15 +117,22 @@ fn prune_removes_what_verify_reports() {
 fn modules_are_found_by_any_name_that_leads_to_their_file() {
     let c = Cache::new();
     let tmp = tempfile::TempDir::new().unwrap();
-    // Run through a symlink: the module is recorded as it was typed.
+    // Run through a symlink and by its real path: one module, known by
+    // its real path, with one cache file.
     let link = tmp.path().join("my-true");
-    std::os::unix::fs::symlink("/bin/true", &link).unwrap();
+    std::os::unix::fs::symlink("/usr/bin/true", &link).unwrap();
     c.run_ok(&[], link.to_str().unwrap(), &[]);
-    let real = fs::canonicalize("/bin/true").unwrap();
-    for name in [link.to_str().unwrap(), real.to_str().unwrap(), "my-true"] {
-        let shown = c.tool_ok(&["inspect", name]);
-        assert!(shown.contains("my-true-"), "inspect {name}: {shown}");
+    c.run_ok(&[], "/usr/bin/true", &[]);
+    let real = fs::canonicalize("/usr/bin/true").unwrap();
+    let name = c.file_of("true");
+    for what in [link.to_str().unwrap(), real.to_str().unwrap(), "true"] {
+        let shown = c.tool_ok(&["inspect", what]);
+        assert!(shown.contains(&name) && shown.contains(&format!("module:           {}", real.display())), "inspect {what}: {shown}");
     }
+    // From another directory, by a relative name, the file is valid (not
+    // an orphan): the index holds the real path.
+    let out = Command::new(env!("CARGO_BIN_EXE_cachetool")).arg("--dir").arg(c.dir()).arg("verify").current_dir(tmp.path()).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stdout));
     // A module with no cache: said so, with the near matches.
     let out = c.tool(&["inspect", "/bin/false"]);
     assert_eq!(out.status.code(), Some(1));
@@ -138,7 +145,7 @@ fn modules_are_found_by_any_name_that_leads_to_their_file() {
 
     // prune --module takes the base name and the real path too, and says
     // when nothing matched.
-    let out = c.tool(&["prune", "--dry-run", "--module", "libc.so.6", "--module", real.to_str().unwrap(), "--module", "nosuch"]);
+    let out = c.tool(&["prune", "--dry-run", "--module", "libc.so.6", "--module", link.to_str().unwrap(), "--module", "nosuch"]);
     assert!(out.status.success());
     let said = text(&out.stdout);
     assert!(said.contains("would remove 2 files"), "{said}");
@@ -162,4 +169,26 @@ fn list_fits_100_columns_and_counts_temporary_files() {
     assert!(wide.contains(&name) && wide.contains("clients none"), "{wide}");
     let stats = c.tool_ok(&["stats"]);
     assert!(stats.contains("temporary files: 1 (293.0 KiB;"), "{stats}");
+}
+
+#[test]
+fn runs_shows_the_history_and_stats_zero_forgets_it() {
+    let c = Cache::new();
+    c.run_ok(&[], "/usr/bin/true", &[]);
+    c.run_ok(&[], "/bin/sh", &["-c", "exit 0"]);
+    let shown = c.tool_ok(&["runs"]);
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines.len(), 3, "a header and two runs, newest first:\n{shown}");
+    assert!(lines[0].starts_with("WHEN") && lines[1].contains("/bin/sh -c 'exit 0'") && lines[2].contains("/usr/bin/true"), "{shown}");
+    assert!(lines[1].contains("exit 0"), "{shown}");
+    let json = c.json(&["runs", "--last", "1"]);
+    assert_eq!(json.as_array().unwrap().len(), 1);
+    assert_eq!(json[0]["command"], "/bin/sh -c 'exit 0'");
+    let out = c.tool_ok(&["stats", "--zero"]);
+    assert!(out.contains("forgot 2 recorded runs") && out.contains("runs recorded:   0"), "{out}");
+    assert!(c.tool_ok(&["runs"]).contains("no runs recorded"));
+    // The files stay, and keep being used.
+    c.run_ok(&[], "/usr/bin/true", &[]);
+    assert_eq!(c.count("SELECT count(*) FROM runs"), 1);
+    assert!(c.dir().join(c.file_of("true")).exists());
 }

@@ -301,6 +301,17 @@ fn available_clients() -> String {
     }
 }
 
+/// The clients and their options, for `--help`.
+fn clients_help() -> String {
+    let mut text = String::from("Built-in clients (-c NAME -help for one):\n");
+    for (name, what, options) in clients::HELP {
+        let opts: Vec<&str> = options.iter().map(|(o, _)| *o).collect();
+        let usage = if opts.is_empty() { name.to_string() } else { format!("{name} [{}]", opts.join("] [")) };
+        text.push_str(&format!("  {usage:<32} {what}\n"));
+    }
+    text
+}
+
 fn clap_error(e: clap::Error) -> UsageError {
     // The pre-pass already rejected everything clap could object to; keep one line anyway.
     let rendered = e.render().to_string();
@@ -312,10 +323,7 @@ fn clap_error(e: clap::Error) -> UsageError {
 /// Parses dbirun's own argv (`args[0]` is the program name).
 pub fn parse(args: &[OsString]) -> Result<Parsed, UsageError> {
     let split = split(args)?;
-    let command = Cli::command().after_help(format!(
-        "{AFTER_HELP}\nBuilt-in clients: {}.",
-        available_clients()
-    ));
+    let command = Cli::command().after_help(format!("{AFTER_HELP}\n{}", clients_help()));
     let matches = match command.try_get_matches_from(&split.launcher) {
         Ok(matches) => matches,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
@@ -325,6 +333,13 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, UsageError> {
     };
     let cli = Cli::from_arg_matches(&matches).map_err(clap_error)?;
 
+    // `-c NAME -help`: that client's options, nothing run.
+    if let Some((name, _)) = split.clients.iter().find(|(_, o)| o.iter().any(|a| a == "-help" || a == "--help" || a == "-h")) {
+        return match name.to_str().and_then(clients::help) {
+            Some(text) => Ok(Parsed::Print(text)),
+            None => Err(UsageError(format!("unknown client '{}' (available: {})", name.to_string_lossy(), available_clients()))),
+        };
+    }
     let mut clients = Vec::new();
     for (name, options) in split.clients {
         let name = match name.to_str() {
@@ -414,6 +429,23 @@ mod tests {
 
     fn with_env(list: &[&str], env: &str) -> Result<Parsed, UsageError> {
         parse_with_defaults(&args(list), Some(OsStr::new(env)))
+    }
+
+    #[test]
+    fn client_help() {
+        let Ok(Parsed::Print(text)) = parse(&args(&["-c", "bbcount", "-help"])) else { panic!() };
+        assert!(text.starts_with("client bbcount: ") && text.contains("-top N"), "{text}");
+        let Ok(Parsed::Print(text)) = parse(&args(&["-c", "null", "--help", "--", "ls"])) else { panic!() };
+        assert!(text.contains("options: none"), "{text}");
+        let Ok(Parsed::Print(all)) = parse(&args(&["-help"])) else { panic!() };
+        for (name, _, options) in clients::HELP {
+            assert!(all.contains(name), "{name} in {all}");
+            for (o, _) in options.iter() {
+                assert!(all.contains(o), "{o} in {all}");
+            }
+        }
+        assert!(clients::BUILT_IN.iter().all(|n| clients::help(n).is_some()), "every client has help");
+        assert!(parse(&args(&["-c", "nosuch", "-help"])).is_err());
     }
 
     #[test]
@@ -638,10 +670,8 @@ mod tests {
                         !text.contains("no_native_exec"),
                         "test-only option must stay hidden"
                     );
-                    assert!(text.contains(&format!(
-                        "Built-in clients: {}.",
-                        clients::BUILT_IN.join(", ")
-                    )));
+                    assert!(text.contains("Built-in clients (-c NAME -help for one):"), "{text}");
+                    assert!(clients::BUILT_IN.iter().all(|c| text.contains(&format!("\n  {c}"))), "{text}");
                 }
                 other => panic!("{s}: {other:?}"),
             }

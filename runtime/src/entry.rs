@@ -41,8 +41,11 @@ const CANNOT_EXECUTE: i32 = 126;
 const NOT_FOUND: i32 = 127;
 
 /// Enters an image the runtime loaded itself in the module list, one
-/// executable segment at a time, as ld.so's mappings of a library are.
-fn note_image(path: CStr, image: &loader::Image) {
+/// executable segment at a time, as ld.so's mappings of a library are,
+/// under its canonical path (as ld.so's libraries are known, through
+/// their fds), whatever name was typed or linked.
+fn note_image(typed: CStr, image: &loader::Image) {
+    let path = image.real_path.unwrap_or(typed);
     for &(lo, hi) in &image.code {
         crate::os::modules::note_mapping(path, image.identity, image.start, lo, hi);
     }
@@ -96,7 +99,9 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
     let parked_vdso = kernel.aux(AT_SYSINFO_EHDR).and_then(crate::os::vdso::Vdso::park);
     let program = loader::load(&path, Placement::Program).unwrap_or_else(|e| cannot_load(&path, e));
     note_image(path, &program);
-    crate::os::app_exe::init(&path);
+    if let Some(real) = program.real_path {
+        crate::os::app_exe::set(real);
+    }
     let mut entry = program.entry;
     let mut interp_base = 0;
     if let Some(interp) = &program.interp {

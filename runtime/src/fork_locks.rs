@@ -46,6 +46,7 @@ fn try_hold_all() -> Option<Held> {
         && hold(&mut held, crate::client_host::BLOCK_DATA.try_lock())
         && hold(&mut held, crate::persistence::report::EVENTS.try_lock())
         && hold(&mut held, crate::persistence::save::REPORTED.try_lock())
+        && hold(&mut held, crate::persistence::save::WRITE_FAILURES.try_lock())
         && hold(&mut held, crate::stats::REJECTED.try_lock());
     all.then_some(held)
 }

@@ -211,6 +211,7 @@ pub(crate) fn persist_all() {
     if let Some(tr) = guard.as_ref() {
         crate::persistence::save::save_units(&tr.units.units, &tr.fragments, &tr.loaded);
     }
+    crate::persistence::save::warn_about_write_failures();
     crate::persistence::report::append();
 }
 

@@ -5,6 +5,7 @@ pub mod inspect;
 pub mod verify;
 pub mod prune;
 pub mod stats;
+pub mod runs;
 pub mod export;
 pub mod import;
 pub mod rebuild_index;

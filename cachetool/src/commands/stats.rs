@@ -8,8 +8,14 @@ use cachetool::units;
 use crate::output::{bar, json, Table};
 use crate::session::{entries, Fail, Result};
 
-pub fn run(dir: &Path, as_json: bool) -> Result<ExitCode> {
-    let (ix, _, _, _) = entries(dir, as_json)?;
+pub fn run(dir: &Path, zero: bool, as_json: bool) -> Result<ExitCode> {
+    let (mut ix, _, _, _) = entries(dir, as_json)?;
+    if zero {
+        let n = ix.zero_stats().map_err(|e| Fail(format!("{}: {e}", dir.display())))?;
+        if !as_json {
+            println!("forgot {n} recorded runs");
+        }
+    }
     let s = ix.stats().map_err(|e| Fail(format!("{}: {e}", dir.display())))?;
     let (temps, temp_bytes) = cachetool::prune::temporaries(dir);
     if as_json {

@@ -43,7 +43,61 @@ fn rate(hit: u64, miss: u64) -> Option<f64> {
     (hit + miss > 0).then(|| hit as f64 / (hit + miss) as f64)
 }
 
+/// One recorded run, for `cachetool runs`.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    /// Unix seconds when it ended.
+    pub time: i64,
+    pub command: String,
+    pub exit_status: String,
+    pub duration_ms: i64,
+    pub processes: i64,
+    pub blocks_loaded: i64,
+    pub blocks_built: i64,
+    pub files_rejected: i64,
+    pub files_written: i64,
+    pub hit_rate: Option<f64>,
+}
+
 impl Index {
+    /// The last `limit` runs recorded, newest first.
+    pub fn runs(&self, limit: u32) -> Result<Vec<RunRow>, Error> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, time, command, exit_status, duration_ms, processes, blocks_loaded, blocks_built, files_rejected, files_written
+             FROM runs ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit], |r| {
+            let (loaded, built): (i64, i64) = (r.get(6)?, r.get(7)?);
+            Ok(RunRow {
+                id: r.get(0)?,
+                time: r.get(1)?,
+                command: r.get(2)?,
+                exit_status: r.get(3)?,
+                duration_ms: r.get(4)?,
+                processes: r.get(5)?,
+                blocks_loaded: loaded,
+                blocks_built: built,
+                files_rejected: r.get(8)?,
+                files_written: r.get(9)?,
+                hit_rate: rate(loaded.max(0) as u64, built.max(0) as u64),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Forgets the recorded runs (the counters `stats` sums), keeping the
+    /// cache files and their use counts; returns how many went.
+    pub fn zero_stats(&mut self) -> Result<usize, Error> {
+        super::retry(|| {
+            let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM run_files", [])?;
+            let n = tx.execute("DELETE FROM runs", [])?;
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
     pub fn stats(&self) -> Result<Stats, Error> {
         let (runs, loaded, built, fl, fr, fw): (i64, i64, i64, i64, i64, i64) = self.conn.query_row(
             "SELECT count(*), coalesce(sum(blocks_loaded), 0), coalesce(sum(blocks_built), 0), coalesce(sum(files_loaded), 0),

@@ -85,6 +85,8 @@ pub(crate) struct Image {
     pub(crate) code: Vec<(u64, u64)>,
     pub(crate) interp: Option<Vec<u8>>,
     pub(crate) identity: Option<crate::os::modules::FileIdentity>,
+    /// The file's canonical path (symlinks resolved), as modules are known.
+    pub(crate) real_path: Option<CStr>,
     /// Position-independent (ET_DYN).
     pub(crate) is_pie: bool,
     /// PT_GNU_STACK asks for an executable stack.
@@ -398,5 +400,6 @@ pub(crate) fn load(path: &CStr, placement: Placement) -> Result<Image, LoadError
         exec_stack: headers.exec_stack,
         interp: headers.interp,
         identity: crate::os::modules::identity_of(&file.0),
+        real_path: crate::os::fd_path::real_path(&file.0),
     })
 }

@@ -118,14 +118,7 @@ fn drop_empty(modules: &mut Vec<Module>) {
 /// `fd` is the app's (the kernel reads the low 32 bits of the register).
 pub(crate) fn note_file_mapping(fd: i32, addr: u64, len: u64, offset: u64) {
     let Some(fd) = sys::borrow(fd) else { return };
-    let mut link = [0u8; 40];
-    let link = crate::os::fd_path::format_fd_link(fd.as_raw_fd() as i64, &mut link);
-    let mut target = [0u8; 4096];
-    let n = match sys::readlink(link, &mut target) {
-        Ok(n) if n > 0 => n,
-        _ => return,
-    };
-    let path = CStr::leak(&target[..n]);
+    let Some(path) = crate::os::fd_path::real_path(fd) else { return };
     let base = crate::os::image_base::image_base(fd, addr, offset).unwrap_or(addr.wrapping_sub(offset));
     note_mapping(path, identity_of(fd), base, addr, addr + sys::page_up(len));
 }

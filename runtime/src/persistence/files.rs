@@ -68,27 +68,25 @@ pub(crate) fn unlock(lock: Lock) {
 
 /// Writes `bytes` to a new temporary file next to `path` and renames it
 /// over `path`.
-pub(crate) fn publish(path: &[u8], bytes: &[u8]) -> bool {
+pub(crate) fn publish(path: &[u8], bytes: &[u8]) -> sys::Result<()> {
     let mut rand = [0u8; 8];
     sys::getrandom(&mut rand);
     let tmp = with_suffix(path, &persist::cache_dir::temp_suffix(sys::getpid(), u64::from_le_bytes(rand)));
-    let Ok(fd) = open(&tmp, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL, 0o600) else {
-        return false;
-    };
+    let fd = open(&tmp, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL, 0o600)?;
     let mut rest = bytes;
     while !rest.is_empty() {
         match sys::write(&fd, rest) {
             Ok(n) if n > 0 => rest = &rest[n..],
-            _ => {
+            other => {
                 drop(fd);
                 let _ = sys::unlink(&tmp);
-                return false;
+                return Err(other.err().unwrap_or(sys::Errno::IO));
             }
         }
     }
     drop(fd);
-    let published = sys::rename(&tmp, path).is_ok();
-    if !published {
+    let published = sys::rename(&tmp, path);
+    if published.is_err() {
         let _ = sys::unlink(&tmp);
     }
     published

@@ -39,6 +39,34 @@ pub(crate) fn save_units(units: &[Unit], fragments: &FragmentTable, loaded: &Loa
 /// process image, or inherited from the parent at a fork.
 pub(crate) static REPORTED: spin::Mutex<Vec<(u64, usize)>> = spin::Mutex::new(Vec::new());
 
+/// Cache files this process image could not write (a full disk, a
+/// read-only directory), with why: said in one warning line at its end.
+pub(crate) static WRITE_FAILURES: spin::Mutex<Vec<(alloc::string::String, sys::Errno)>> = spin::Mutex::new(Vec::new());
+
+fn note_write_failure(path: &[u8], e: sys::Errno) {
+    let name = files::display(path);
+    let name = name.rsplit('/').next().unwrap_or(name);
+    // The module's file name: the cache file's name up to its two hashes.
+    let module = name.rsplitn(3, '-').nth(2).unwrap_or(name);
+    WRITE_FAILURES.lock().push((alloc::string::String::from(module), e));
+}
+
+/// One warning line for every cache file this image could not write,
+/// even without -v: the run's output and status stay as they are, but a
+/// user expecting warm runs must learn why they will not be.
+pub(crate) fn warn_about_write_failures() {
+    let failures = core::mem::take(&mut *WRITE_FAILURES.lock());
+    let Some((_, why)) = failures.first() else { return };
+    let mut modules = alloc::string::String::new();
+    for (i, (m, _)) in failures.iter().enumerate() {
+        if i > 0 {
+            modules.push_str(", ");
+        }
+        modules.push_str(m);
+    }
+    crate::eprintln!("warning: persist: could not write the cache of {modules} ({why}); later runs will translate them afresh");
+}
+
 /// A forked child: the blocks its units hold so far are the parent's.
 pub(crate) fn note_forked(units: &[Unit]) {
     *REPORTED.lock() = units.iter().map(|u| (u.module_base, u.blocks.len())).collect();
@@ -177,7 +205,11 @@ fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles) {
     let zones: Vec<(ZoneKind, &[u8])> = zones.iter().map(|(k, z)| (*k, &z[..])).collect();
     if zones.len() < persist::header::MAX_ZONES {
         let bytes = persist::write::build(&key, &index, &zones);
-        if files::publish(&path, &bytes) {
+        let published = files::publish(&path, &bytes);
+        if let Err(e) = published {
+            note_write_failure(&path, e);
+        }
+        if published.is_ok() {
             stats::add(&STATS.files_written, 1);
             crate::persistence::report::wrote(&path, index.blocks.len());
             stats::add(&STATS.blocks_persisted, fresh.len() as u64);

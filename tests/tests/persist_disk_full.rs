@@ -1,0 +1,43 @@
+//! A cache directory on a full disk (issue 13, item 8): the caches cannot
+//! be written, the run's output and status stay exactly as natively, and
+//! one warning line (without -v) says which modules and why.
+//!
+//! The full disk is a 1 MiB tmpfs mounted in a private mount namespace
+//! (`unshare -rm`: a user namespace, so no privileges are needed), which
+//! python3's caches (about 8 MB) overflow.
+
+use std::process::Command;
+
+use dbi_tests::{dbirun_path, temp_dir};
+
+#[test]
+fn a_full_disk_costs_one_warning_line() {
+    let dir = temp_dir("persist-disk-full");
+    let mnt = dir.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let script = r#"mount -t tmpfs -o size=1m none "$1" || exit 99; shift; exec "$@""#;
+    let run = |program: &[&str]| {
+        Command::new("unshare")
+            .args(["-rm", "sh", "-c", script, "sh"])
+            .arg(&mnt)
+            .arg(dbirun_path())
+            .args(["-persist", "-persist_dir"])
+            .arg(&mnt)
+            .arg("--")
+            .args(program)
+            .output()
+            .expect("unshare (util-linux) runs")
+    };
+    let native = Command::new("/usr/bin/python3").args(["-c", "import sys; print('out'); sys.exit(4)"]).output().unwrap();
+    let o = run(&["/usr/bin/python3", "-c", "import sys; print('out'); sys.exit(4)"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(99), "could not mount a tmpfs in a user and mount namespace: {err}");
+    assert_eq!(o.status.code(), native.status.code(), "{err}");
+    assert_eq!(o.stdout, native.stdout);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line:\n{err}");
+    let line = lines[0];
+    assert!(line.starts_with("dbirun: warning: persist: could not write the cache of "), "{line}");
+    assert!(line.contains("python3") && line.contains("libc.so.6"), "names the modules: {line}");
+    assert!(line.to_lowercase().contains("space") || line.contains("28"), "says why: {line}");
+}
