@@ -19,6 +19,7 @@
 pub mod bundle;
 pub mod cache_dir;
 pub mod cache_file;
+pub mod config;
 pub mod index;
 pub mod inspect;
 pub mod lock;

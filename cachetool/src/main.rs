@@ -89,6 +89,13 @@ enum Command {
     },
     /// Recreate the index from the files (keeps run history when readable).
     RebuildIndex,
+    /// Show or set the directory's settings: `config max-size 2G` (a size
+    /// budget every dbirun -persist run enforces, least recently used
+    /// files first; `none` to clear it).
+    Config {
+        key: Option<String>,
+        value: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -195,5 +202,6 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Export { bundle, module } => commands::export::run(&dir, bundle, module, cli.json),
         Command::Import { bundle, replace } => commands::import::run(&dir, bundle, *replace, cli.json),
         Command::RebuildIndex => commands::rebuild_index::run(&dir, cli.json),
+        Command::Config { key, value } => commands::config::run(&dir, key.as_deref(), value.as_deref(), cli.json),
     }
 }

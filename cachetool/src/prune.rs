@@ -116,6 +116,37 @@ pub enum Outcome {
     Failed(String),
 }
 
+/// Keeps the directory within its configured size budget
+/// ([`crate::config::Config::max_size`]): the least recently used files go
+/// until the rest fits. Reads only the index (its rows of the files this
+/// run touched are fresh), so every run can afford it. Returns the files
+/// removed.
+pub fn enforce_budget(ix: &mut Index) -> Result<Vec<Choice>, Error> {
+    let Some(budget) = crate::config::Config::load(ix.dir()).max_size else { return Ok(Vec::new()) };
+    let mut rows: Vec<(String, String, u64, i64)> = {
+        let mut stmt = ix.conn.prepare(
+            "SELECT c.name, coalesce(m.path, '?'), c.file_size, coalesce(c.last_used, c.created)
+             FROM cache_files c LEFT JOIN modules m ON c.module_id = m.id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?.max(0) as u64, r.get(3)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut total: u64 = rows.iter().map(|r| r.2).sum();
+    if total <= budget {
+        return Ok(Vec::new());
+    }
+    rows.sort_by(|a, b| (a.3, &a.0).cmp(&(b.3, &b.0)));
+    let mut choices = Vec::new();
+    for (name, module, size, _) in rows {
+        if total <= budget {
+            break;
+        }
+        total -= size;
+        choices.push(Choice { name, module, size, reason: format!("over the size budget of {}", crate::units::human_size_exact(budget)) });
+    }
+    Ok(remove(ix, &choices)?.into_iter().filter(|(_, o)| *o == Outcome::Removed).map(|(c, _)| c).collect())
+}
+
 /// Deletes the chosen files that no one is writing, and their rows, in
 /// one transaction.
 pub fn remove(ix: &mut Index, choices: &[Choice]) -> Result<Vec<(Choice, Outcome)>, Error> {

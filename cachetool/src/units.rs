@@ -37,6 +37,16 @@ pub fn parse_age(text: &str) -> Result<i64, String> {
     n.checked_mul(mult).ok_or_else(|| format!("age '{text}' is too large"))
 }
 
+/// `bytes` as [`parse_size`] reads it back: `2G`, `500M`, `4096`.
+pub fn human_size_exact(bytes: u64) -> String {
+    for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
+        if bytes != 0 && bytes % (1 << shift) == 0 {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
+}
+
 /// `bytes` for people: `812 B`, `4.0 KiB`, `12.3 MiB`.
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -78,6 +88,9 @@ mod tests {
         assert_eq!(parse_size("1KiB"), Ok(1024));
         assert!(parse_size("5X").is_err());
         assert!(parse_size("M").is_err());
+        for n in [2 << 30, 500 << 20, 4096, 1000, 0] {
+            assert_eq!(parse_size(&human_size_exact(n)), Ok(n));
+        }
         assert_eq!(parse_age("30d"), Ok(30 * 86_400));
         assert_eq!(parse_age("90min"), Ok(5400));
         assert!(parse_age("90m").unwrap_err().contains("ambiguous"));

@@ -192,3 +192,29 @@ fn runs_shows_the_history_and_stats_zero_forgets_it() {
     assert_eq!(c.count("SELECT count(*) FROM runs"), 1);
     assert!(c.dir().join(c.file_of("true")).exists());
 }
+
+#[test]
+fn a_size_budget_is_kept_after_every_run() {
+    let c = Cache::new();
+    c.run_ok(&[], "/usr/bin/true", &[]);
+    assert!(c.tool_ok(&["config"]).contains("max-size = none"));
+    c.tool_ok(&["config", "max-size", "600K"]);
+    assert!(c.tool_ok(&["config", "max-size"]).contains("max-size = 600K"));
+    assert_eq!(c.tool(&["config", "max-size", "lots"]).status.code(), Some(1));
+    // python3's caches are several MB: the run's recording trims the
+    // directory back under the budget, least recently used first.
+    // true's file was last used an hour ago (times are in seconds).
+    let true_file = c.file_of("true");
+    c.db().execute("UPDATE cache_files SET last_used = coalesce(last_used, created) - 3600, created = created - 3600", []).unwrap();
+    c.run_ok(&[], "/usr/bin/python3", &["-c", "pass"]);
+    let total: u64 = c.files().iter().map(|f| fs::metadata(c.dir().join(f)).unwrap().len()).sum();
+    assert!(total <= 600 << 10, "{total} bytes kept: {:?}", c.files());
+    assert!(!c.files().contains(&true_file), "the least recently used file went first: {:?}", c.files());
+    assert_eq!(c.count("SELECT count(*) FROM cache_files"), c.files().len() as i64, "the index follows");
+    assert_eq!(c.count("SELECT coalesce(sum(file_size), 0) FROM cache_files"), total as i64);
+    // Without a budget, nothing is trimmed.
+    c.tool_ok(&["config", "max-size", "none"]);
+    c.run_ok(&[], "/usr/bin/python3", &["-c", "pass"]);
+    let total: u64 = c.files().iter().map(|f| fs::metadata(c.dir().join(f)).unwrap().len()).sum();
+    assert!(total > 600 << 10, "{total}");
+}

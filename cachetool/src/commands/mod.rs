@@ -9,3 +9,4 @@ pub mod runs;
 pub mod export;
 pub mod import;
 pub mod rebuild_index;
+pub mod config;

@@ -44,6 +44,8 @@ pub fn record_within(dir: &Path, run: &Run<'_>, budget: Duration) -> Result<i64,
         other => other?,
     };
     ix.ingest_pending();
+    // The directory's size budget, if one is set, after every run.
+    let _ = crate::prune::enforce_budget(&mut ix);
     Ok(id)
 }
 
