@@ -28,6 +28,9 @@ pub fn user_dir(base: &Path) -> PathBuf {
 
 /// Creates (if needed) and checks the per-user directory under `base`.
 pub fn prepare(base: &Path) -> Result<PathBuf, String> {
+    if base.exists() && !base.is_dir() {
+        return Err(format!("{} is not a directory", base.display()));
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .create(base)

@@ -1,5 +1,7 @@
-//! `drcov`: basic-block coverage in DynamoRIO's drcov format (version 2,
-//! module table version 2), which Lighthouse, bncov and drcov2lcov read.
+//! `drcov`: basic-block coverage in DynamoRIO's drcov format: its current
+//! one by default (`DRCOV VERSION: 3`, module table version 5), the older
+//! one (version 2, module table version 2) with `-format_version 2`; both
+//! are what Lighthouse, bncov and drcov2lcov read.
 //! A block is covered once it runs: each block's own data holds a flag
 //! its first instruction sets (`mov byte [rip + flag], 1`, no flags
 //! touched), so blocks loaded from a persisted file report coverage of this
@@ -8,11 +10,11 @@
 //! blocks were built or loaded in.
 //!
 //! ```text
-//! DRCOV VERSION: 2
+//! DRCOV VERSION: 3
 //! DRCOV FLAVOR: drcov
-//! Module Table: version 2, count N
-//! Columns: id, base, end, entry, checksum, timestamp, path
-//!   0, 0x..., 0x..., 0x0000000000000000, 0x00000000, 0x00000000, /path
+//! Module Table: version 5, count N
+//! Columns: id, containing_id, start, end, entry, offset, preferred_base, path
+//!   0,   0, 0x..., 0x..., 0x0000000000000000, 0000000000000000, 0x0000000000000000, /path
 //! BB Table: M bbs
 //! M binary entries { u32 start (offset from the module base); u16 size; u16 module id }
 //! ```
@@ -78,13 +80,27 @@ impl Coverage {
 
 pub struct Drcov {
     options_hash: u64,
+    /// The file format version: 3 (current) or 2.
+    format_version: u32,
     coverage: Mutex<Option<Coverage>>,
 }
 
 impl Drcov {
     pub fn new(options: &[&str]) -> Result<Drcov, String> {
-        crate::options::parse("drcov", options, |_, _| Ok(None))?;
-        Ok(Drcov { options_hash: crate::options::hash(options), coverage: Mutex::new(None) })
+        let mut format_version = 3;
+        crate::options::parse("drcov", options, |o, v| match o {
+            "-format_version" => match v {
+                Some("2") => {
+                    format_version = 2;
+                    Ok(Some(2))
+                }
+                Some("3") => Ok(Some(2)),
+                _ => Err(String::from("client drcov: -format_version takes 2 or 3")),
+            },
+            _ => Ok(None),
+        })?;
+        // The format is only how the file is written: the code is the same.
+        Ok(Drcov { options_hash: crate::options::hash(&[]), format_version, coverage: Mutex::new(None) })
     }
 }
 
@@ -144,17 +160,35 @@ impl Client for Drcov {
         let mut entries: Vec<(u16, u32, u16)> = covered.iter().map(|b| (id_of(b.module), b.offset, b.size)).collect();
         entries.sort_unstable();
         let mut text = String::new();
-        let _ = writeln!(text, "DRCOV VERSION: 2");
-        let _ = writeln!(text, "DRCOV FLAVOR: drcov");
-        let _ = writeln!(text, "Module Table: version 2, count {}", modules.len());
-        let _ = writeln!(text, "Columns: id, base, end, entry, checksum, timestamp, path");
-        for (i, &m) in modules.iter().enumerate() {
-            let m = &cov.modules[m];
-            let _ = writeln!(
-                text,
-                "{i:3}, {:#018x}, {:#018x}, 0x0000000000000000, 0x00000000, 0x00000000, {}",
-                m.base, m.end, m.path
-            );
+        if self.format_version == 2 {
+            let _ = writeln!(text, "DRCOV VERSION: 2");
+            let _ = writeln!(text, "DRCOV FLAVOR: drcov");
+            let _ = writeln!(text, "Module Table: version 2, count {}", modules.len());
+            let _ = writeln!(text, "Columns: id, base, end, entry, checksum, timestamp, path");
+            for (i, &m) in modules.iter().enumerate() {
+                let m = &cov.modules[m];
+                let _ = writeln!(
+                    text,
+                    "{i:3}, {:#018x}, {:#018x}, 0x0000000000000000, 0x00000000, 0x00000000, {}",
+                    m.base, m.end, m.path
+                );
+            }
+        } else {
+            // DynamoRIO's drcovlib lists each module once per segment with
+            // containing_id naming the first; ours are whole images, so
+            // each contains itself at file offset 0.
+            let _ = writeln!(text, "DRCOV VERSION: 3");
+            let _ = writeln!(text, "DRCOV FLAVOR: drcov");
+            let _ = writeln!(text, "Module Table: version 5, count {}", modules.len());
+            let _ = writeln!(text, "Columns: id, containing_id, start, end, entry, offset, preferred_base, path");
+            for (i, &m) in modules.iter().enumerate() {
+                let m = &cov.modules[m];
+                let _ = writeln!(
+                    text,
+                    "{i:3}, {i:3}, {:#018x}, {:#018x}, 0x0000000000000000, 0000000000000000, 0x0000000000000000, {}",
+                    m.base, m.end, m.path
+                );
+            }
         }
         let _ = writeln!(text, "BB Table: {} bbs", entries.len());
         let mut bytes = text.into_bytes();

@@ -32,7 +32,7 @@ pub const HELP: &[(&str, &str, &[(&str, &str)])] = &[
     ("inscount", "counts the instructions executed; writes the total to inscount.<app>.<pid>.log", &[("-only_from_app", "count only the program's own code, not its libraries")]),
     ("bbcount", "counts each basic block's executions; writes the most executed", &[("-top N", "how many blocks the report lists (default 20; the code is the same for any N)")]),
     ("opcodes", "counts executed instructions by opcode", &[]),
-    ("drcov", "records which basic blocks ran, in DynamoRIO's drcov format", &[]),
+    ("drcov", "records which basic blocks ran, in DynamoRIO's drcov format", &[("-format_version N", "3 (DynamoRIO's current format, the default) or 2 (the older one)")]),
     ("instrace", "traces every executed instruction (pc, opcode) per thread", &[("-binary", "write 16-byte records instead of text lines")]),
     ("memtrace", "traces every memory access (pc, address, size, read/write) per thread", &[]),
 ];

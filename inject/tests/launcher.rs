@@ -462,7 +462,8 @@ fn unsafe_persist_dirs_are_refused_and_the_run_goes_on() {
     fs::write(f.path("file-base"), "x").unwrap();
     let o = f.run(f.dbirun().args(["-persist", "-persist_dir", "file-base", "--", "/bin/true"]));
     assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
-    assert!(o.stderr.contains("not persisting code"), "{}", o.stderr);
+    assert!(o.stderr.contains("not persisting code") && o.stderr.contains("file-base is not a directory"), "the documented refusal: {}", o.stderr);
+    assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
 }
 
 #[test]

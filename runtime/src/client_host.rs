@@ -202,12 +202,7 @@ pub(crate) fn clean_call(ctx: &mut ThreadContext, index: usize, id: u32, arg: u6
 
 /// The application's executable name, for output file names.
 fn app_name() -> &'static str {
-    static NAME: Once<&'static str> = Once::new();
-    NAME.call_once(|| {
-        let exe = crate::os::app_exe::get().map(|p| p.as_bytes()).unwrap_or(b"app");
-        let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(exe);
-        core::str::from_utf8(base).unwrap_or("app")
-    })
+    crate::os::proc_identity::app_name()
 }
 
 /// The directory client files go to: `-logdir`, else the cwd at start-up.

@@ -60,7 +60,7 @@ fn report_stats(ibl_lookups: u64) {
     }
     let values = crate::stats::snapshot(ibl_lookups);
     let program = crate::os::proc_identity::app_name();
-    if !crate::persistence::report::append_stats(&program, &values, &crate::stats::rejected()) {
+    if !crate::persistence::report::append_stats(program, &values, &crate::stats::rejected()) {
         crate::stats::print(&values);
     }
 }

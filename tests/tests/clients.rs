@@ -192,8 +192,11 @@ fn bad_client_options_stop_before_the_app_runs() {
 }
 
 /// A drcov file read from the format's public description (header lines,
-/// module table version 2, then fixed 8-byte little-endian BB entries).
+/// a module table of version 2, or of version 5 as DynamoRIO's drcovlib
+/// writes it since DRCOV VERSION 3, then fixed 8-byte little-endian BB
+/// entries).
 struct Drcov {
+    version: u32,
     modules: Vec<(u64, u64, String)>,
     blocks: Vec<(u32, u16, u16)>,
 }
@@ -206,19 +209,32 @@ fn parse_drcov(bytes: &[u8]) -> Drcov {
         rest = &rest[end + 1..];
         l
     };
-    assert_eq!(line(), "DRCOV VERSION: 2");
+    let version: u32 = line().strip_prefix("DRCOV VERSION: ").expect("DRCOV VERSION").parse().unwrap();
     assert!(line().starts_with("DRCOV FLAVOR: "));
     let table = line();
-    let count: usize = table.strip_prefix("Module Table: version 2, count ").expect(&table).parse().unwrap();
-    assert_eq!(line(), "Columns: id, base, end, entry, checksum, timestamp, path");
+    let (table_version, count) = table.strip_prefix("Module Table: version ").and_then(|t| t.split_once(", count ")).expect(&table);
+    let (table_version, count): (u32, usize) = (table_version.parse().unwrap(), count.parse().unwrap());
+    let columns: &[&str] = match (version, table_version) {
+        (2, 2) => &["id", "base", "end", "entry", "checksum", "timestamp", "path"],
+        (3, 5) => &["id", "containing_id", "start", "end", "entry", "offset", "preferred_base", "path"],
+        other => panic!("unexpected drcov and module table versions {other:?}"),
+    };
+    assert_eq!(line(), format!("Columns: {}", columns.join(", ")));
+    let col = |name: &str| columns.iter().position(|c| *c == name).unwrap();
     let mut modules = Vec::new();
     for i in 0..count {
         let l = line();
-        let cols: Vec<&str> = l.splitn(7, ", ").map(str::trim).collect();
-        assert_eq!(cols.len(), 7, "{l}");
+        let cols: Vec<&str> = l.splitn(columns.len(), ", ").map(str::trim).collect();
+        assert_eq!(cols.len(), columns.len(), "{l}");
         assert_eq!(cols[0].parse::<usize>().unwrap(), i, "{l}");
         let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
-        modules.push((hex(cols[1]), hex(cols[2]), cols[6].to_owned()));
+        if version == 3 {
+            assert_eq!(cols[col("containing_id")].parse::<usize>().unwrap(), i, "a whole image contains itself: {l}");
+            hex(cols[col("offset")]);
+            hex(cols[col("preferred_base")]);
+        }
+        let start = hex(cols[col(if version == 3 { "start" } else { "base" })]);
+        modules.push((start, hex(cols[col("end")]), cols[columns.len() - 1].to_owned()));
     }
     let bbs = line();
     let n: usize = bbs.strip_prefix("BB Table: ").and_then(|s| s.strip_suffix(" bbs")).expect(&bbs).parse().unwrap();
@@ -232,7 +248,7 @@ fn parse_drcov(bytes: &[u8]) -> Drcov {
             (start, size, id)
         })
         .collect();
-    Drcov { modules, blocks }
+    Drcov { version, modules, blocks }
 }
 
 #[test]
@@ -248,7 +264,17 @@ fn drcov_lists_exactly_the_blocks_executed() {
         .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("drcov."))
         .expect("a drcov file");
     let cov = parse_drcov(&std::fs::read(&file).unwrap());
+    assert_eq!(cov.version, 3, "DynamoRIO's current format by default");
     assert!(cov.modules.iter().any(|m| m.2.ends_with("qsort_callback")), "{:?}", cov.modules);
+    // The older format on request: the same modules and blocks.
+    let old_dir = temp_dir("drcov-v2");
+    let out = dbirun(&["-logdir", old_dir.path().to_str().unwrap(), "-c", "drcov", "-format_version", "2"], &exe, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let old = parse_drcov(&std::fs::read(only_file(old_dir.path(), "drcov.")).unwrap());
+    assert_eq!(old.version, 2);
+    let paths = |c: &Drcov| c.modules.iter().map(|m| m.2.clone()).collect::<Vec<_>>();
+    assert_eq!(paths(&old), paths(&cov));
+    assert_eq!(old.blocks, cov.blocks);
     let mut covered = std::collections::BTreeSet::new();
     for &(start, size, id) in &cov.blocks {
         let (base, end, path) = &cov.modules[id as usize];
@@ -471,4 +497,20 @@ fn vfork_children_write_no_client_files_of_the_parent() {
 
 fn parent_pid(files: &[String]) -> String {
     files.first().and_then(|f| f.split('.').nth(2)).unwrap_or("?").to_owned()
+}
+
+/// Client files are named after the program as the user ran it: a symlink
+/// (`/usr/bin/python3` -> `python3.11` on Debian) gives its own name.
+#[test]
+fn client_files_use_the_name_the_program_was_run_by() {
+    let dir = temp_dir("client-names");
+    let link = dir.path().join("my-echo");
+    std::os::unix::fs::symlink("/bin/echo", &link).unwrap();
+    let logs = temp_dir("client-names-logs");
+    let out = dbirun(&["-logdir", logs.path().to_str().unwrap(), "-c", "inscount"], &link, &["hi"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, b"hi\n");
+    let names: Vec<String> = std::fs::read_dir(logs.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(names[0].starts_with("inscount.my-echo."), "{names:?}");
 }

@@ -26,26 +26,24 @@ pub(crate) fn become_app(exec_path: &CStr, stack: &Built) {
     }
 }
 
-/// The program's name as the kernel gave it (threads may rename
-/// themselves later; this stays the program's). Set once per runtime
-/// image: an exec starts a new one.
-static NAME: spin::Once<[u8; COMM_MAX + 1]> = spin::Once::new();
+/// The file name of the program as it was run (the last component of the
+/// path given to exec, before symlinks or `#!` lines are followed), whole.
+/// Set once per runtime image: an exec starts a new one.
+static NAME: spin::Once<CStr> = spin::Once::new();
 
-/// The name the process got at its exec (its program's file name, as `ps`
-/// shows it), for reports.
-pub(crate) fn app_name() -> alloc::string::String {
-    let name = NAME.get().copied().unwrap_or([0; COMM_MAX + 1]);
-    let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-    alloc::string::String::from_utf8_lossy(&name[..len]).into_owned()
+/// The name the user ran the program by (`python3`, even when that is a
+/// link to `python3.11`): client file names and reports use it.
+pub(crate) fn app_name() -> &'static str {
+    NAME.get().and_then(|n| core::str::from_utf8(n.as_bytes()).ok()).unwrap_or("app")
 }
 
 /// What the kernel's exec does: the last path component, truncated to 15 bytes.
 fn set_comm(path: &[u8]) {
     let base = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    NAME.call_once(|| CStr::leak(base));
     let mut name = [0u8; COMM_MAX + 1];
     let n = base.len().min(COMM_MAX);
     name[..n].copy_from_slice(&base[..n]);
-    NAME.call_once(|| name);
     if let Ok(name) = core::ffi::CStr::from_bytes_until_nul(&name) {
         let _ = rustix::thread::set_name(name);
     }
