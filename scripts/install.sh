@@ -1,0 +1,31 @@
+#!/bin/sh
+# Installs dbirun, its runtime (dbi-runtime, found beside dbirun) and
+# cachetool into PREFIX/bin (default ~/.local), so they run without this
+# checkout. With --skip-build, installs what `cargo build --release`
+# already built.
+#   sh scripts/install.sh [--skip-build] [PREFIX]
+set -eu
+cd "$(dirname "$0")/.."
+build=1
+if [ "${1:-}" = "--skip-build" ]; then
+    build=0
+    shift
+fi
+prefix="${1:-$HOME/.local}"
+if [ "$build" = 1 ]; then
+    cargo build --release
+fi
+runtime=target/release/runtime-target/release/dbi-runtime
+for f in target/release/dbirun target/release/cachetool "$runtime"; do
+    [ -x "$f" ] || { echo "install.sh: $f is missing: build first (cargo build --release)" >&2; exit 1; }
+done
+mkdir -p "$prefix/bin"
+# A temporary name, then a rename: a dbirun running from PREFIX never sees
+# half a file.
+for f in target/release/dbirun target/release/cachetool "$runtime"; do
+    name=$(basename "$f")
+    cp "$f" "$prefix/bin/.$name.tmp.$$"
+    chmod 755 "$prefix/bin/.$name.tmp.$$"
+    mv -f "$prefix/bin/.$name.tmp.$$" "$prefix/bin/$name"
+done
+echo "installed dbirun, dbi-runtime and cachetool in $prefix/bin"

@@ -1,0 +1,44 @@
+//! An installed dbirun works without the checkout (issue 13): the install
+//! script puts dbirun, its runtime and cachetool in PREFIX/bin, and the
+//! installed tools run with the build tree hidden (a tmpfs mounted over
+//! `target/` in a private user and mount namespace), persisting caches the
+//! installed cachetool reads.
+
+use std::path::Path;
+use std::process::Command;
+
+use dbi_tests::temp_dir;
+
+#[test]
+fn installed_tools_run_without_the_build_tree() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap();
+    let prefix = temp_dir("install");
+    let out = Command::new("sh").arg(root.join("scripts/install.sh")).arg("--skip-build").arg(prefix.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bin = prefix.path().join("bin");
+    for f in ["dbirun", "dbi-runtime", "cachetool"] {
+        assert!(bin.join(f).is_file(), "{f} not installed");
+    }
+    let cache = prefix.path().join("cache");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let script = r#"mount -t tmpfs none "$1" || exit 99; shift; "$@""#;
+    let hidden = |args: &[&str]| {
+        Command::new("unshare")
+            .args(["-rm", "sh", "-c", script, "sh"])
+            .arg(&target)
+            .args(args)
+            .env_remove("DBI_RUNTIME")
+            .output()
+            .unwrap()
+    };
+    let dbirun = bin.join("dbirun");
+    let cachetool = bin.join("cachetool");
+    let (dbirun, cachetool, cache) = (dbirun.to_str().unwrap(), cachetool.to_str().unwrap(), cache.to_str().unwrap());
+    let o = hidden(&[dbirun, "-persist", "-persist_dir", cache, "--", "/bin/echo", "hi"]);
+    assert_ne!(o.status.code(), Some(99), "could not hide the build tree: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.stdout, b"hi\n");
+    let o = hidden(&[cachetool, "--persist-dir", cache, "verify"]);
+    assert!(o.status.success(), "the installed cachetool agrees with the installed runtime: {}", String::from_utf8_lossy(&o.stdout));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("all valid"));
+}
