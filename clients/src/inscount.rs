@@ -68,5 +68,7 @@ impl Client for InsCount {
             if self.only_from_app { " in the application's own code" } else { "" }
         );
         services.write_output("inscount", "log", None, text.as_bytes());
+        // And on the user's terminal, as DynamoRIO's sample prints it.
+        services.summary("inscount", text.trim_end());
     }
 }

@@ -40,10 +40,22 @@ fn fail(message: impl std::fmt::Display, code: i32) -> i32 {
     code
 }
 
-/// The -stats summary of the run whose report is at `report`, to
-/// `-stats_file` or dbirun's stderr.
-fn print_stats(opts: &options::Options, report: &std::path::Path) {
-    let text = stats_summary::render(&run_report::parse(&std::fs::read_to_string(report).unwrap_or_default()), opts.stats_per_process);
+/// The clients' lines for the user, on dbirun's stderr after the program
+/// exited; labelled with pid and program when several processes spoke.
+fn print_summaries(report: &persist::run_report::RunReport) {
+    let one_process = report.summaries.windows(2).all(|w| w[0].pid == w[1].pid);
+    for s in &report.summaries {
+        if one_process {
+            eprintln!("dbirun: {}: {}", s.client, s.text);
+        } else {
+            eprintln!("dbirun: {}: {} (pid {}, {})", s.client, s.text, s.pid, s.program);
+        }
+    }
+}
+
+/// The -stats summary of the run, to `-stats_file` or dbirun's stderr.
+fn print_stats(opts: &options::Options, report: &persist::run_report::RunReport) {
+    let text = stats_summary::render(report, opts.stats_per_process);
     match &opts.stats_file {
         Some(file) => {
             if let Err(e) = std::fs::write(file, &text) {
@@ -124,7 +136,7 @@ fn run() -> i32 {
     // -persist (the index records it), else a private temporary file.
     let report = match opts.persist_dir.as_deref().filter(|_| opts.persist) {
         Some(dir) => Some(run_report::path_in(dir)),
-        None if opts.stats => match run_report::temporary() {
+        None if opts.stats || !opts.clients.is_empty() => match run_report::temporary() {
             Ok(path) => Some(path),
             Err(e) => return fail(format_args!("-stats: cannot create a report file: {e}"), 125),
         },
@@ -134,8 +146,10 @@ fn run() -> i32 {
     let started = std::time::Instant::now();
     let end = launch::run(&argv);
     if let Some(report) = &report {
+        let parsed = run_report::parse(&std::fs::read_to_string(report).unwrap_or_default());
+        print_summaries(&parsed);
         if opts.stats {
-            print_stats(&opts, report);
+            print_stats(&opts, &parsed);
         }
         match (&end, opts.persist_dir.as_deref().filter(|_| opts.persist)) {
             (Ok(end), Some(dir)) => cache_index::record(dir, &opts, *end, report, started.elapsed()),

@@ -98,7 +98,7 @@ impl Fixture {
 
     /// The runtime's argv, without the `-persist_report FILE` pair (a
     /// fresh file name each run, checked apart: in the cache directory with
-    /// -persist, else a temporary file for -stats).
+    /// -persist, else a temporary file for -stats or clients).
     fn argv(&self) -> Vec<String> {
         let p = self.path("argv");
         let text = fs::read_to_string(&p)
@@ -110,7 +110,7 @@ impl Fixture {
                 assert_eq!(argv[i - 2], "-persist_dir", "{argv:?}");
                 assert_eq!(Path::new(&argv[i - 1]), report.parent().unwrap(), "the report goes to the cache directory");
             } else {
-                assert!(argv.iter().any(|a| a == "-stats"), "a report without -persist is for -stats: {argv:?}");
+                assert!(argv.iter().any(|a| a == "-stats" || a == "-c"), "a report without -persist is for -stats or clients' summaries: {argv:?}");
                 assert!(!report.exists(), "dbirun removes the temporary report: {}", report.display());
             }
             argv.drain(i..i + 2);

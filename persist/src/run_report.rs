@@ -12,7 +12,8 @@
 //! once, e.g. before an exec that fails: its last line counts). With
 //! `-stats`, each image also appends `stats PID.IMAGE PROGRAM key=value...`
 //! ([`StatsLine`], fields [`STATS_FIELDS`]), which dbirun sums into one
-//! summary for the whole process tree.
+//! summary for the whole process tree; clients' lines for the user are
+//! `summary PID PROGRAM CLIENT TEXT...` ([`SummaryLine`]).
 //!
 //! When dbirun cannot record the run promptly (the index is locked), it
 //! appends the run's own facts with [`RunEnd::lines`] (`ended TIME
@@ -120,6 +121,35 @@ impl StatsLine<'_> {
     }
 }
 
+/// A client's line for the user (`summary PID PROGRAM CLIENT TEXT...`).
+pub struct SummaryLine<'a> {
+    pub pid: i64,
+    pub program: &'a str,
+    pub client: &'a str,
+    pub text: &'a str,
+}
+
+fn one_word(s: &str) -> String {
+    let w: String = s.chars().map(|c| if c.is_whitespace() { '_' } else { c }).collect();
+    if w.is_empty() { "?".into() } else { w }
+}
+
+impl SummaryLine<'_> {
+    pub fn line(&self) -> String {
+        let text: String = self.text.chars().map(|c| if c == '\n' { ' ' } else { c }).collect();
+        format!("summary {} {} {} {text}\n", self.pid, one_word(self.program), one_word(self.client))
+    }
+}
+
+/// A client's summary line, read back.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub pid: i64,
+    pub program: String,
+    pub client: String,
+    pub text: String,
+}
+
 /// One process image's `-stats` counters, read back.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ProcessStats {
@@ -156,6 +186,8 @@ pub struct RunReport {
     /// Each process image's `-stats` counters (its last line), in the order
     /// the images first reported.
     pub stats: Vec<ProcessStats>,
+    /// The clients' lines for the user, in report order.
+    pub summaries: Vec<Summary>,
     /// Runtime process images that reported.
     pub processes: u64,
     pub blocks_built: u64,
@@ -205,6 +237,15 @@ pub fn parse(text: &str) -> RunReport {
             (Some("command"), Some(_)) => {
                 let end = r.ended.get_or_insert_with(RunEnd::default);
                 end.command = unescape(&line["command ".len()..]);
+            }
+            (Some("summary"), Some(pid)) => {
+                let (program, client) = (words.next().unwrap_or("?"), words.next().unwrap_or("?"));
+                r.summaries.push(Summary {
+                    pid: pid.parse().unwrap_or(0),
+                    program: program.to_string(),
+                    client: client.to_string(),
+                    text: words.collect::<Vec<_>>().join(" "),
+                });
             }
             (Some("stats"), Some(image)) => {
                 let mut p = ProcessStats { pid: image.split('.').next().and_then(|p| p.parse().ok()).unwrap_or(0), ..Default::default() };
@@ -286,6 +327,19 @@ mod tests {
         assert_eq!(r.stats[0].rejected, [("module changed".to_string(), 2)]);
         assert_eq!(r.stats[1].program, "ls");
         assert!(STATS_FIELDS.iter().all(|(k, _)| !k.contains(' ') && !k.contains('=')));
+    }
+
+    #[test]
+    fn summaries_parse_back() {
+        let text = [
+            SummaryLine { pid: 5, program: "my prog", client: "inscount", text: "12 instructions executed" }.line(),
+            SummaryLine { pid: 6, program: "ls", client: "inscount", text: "a\nb" }.line(),
+        ]
+        .concat();
+        let r = parse(&text);
+        assert_eq!(r.summaries.len(), 2);
+        assert_eq!(r.summaries[0], Summary { pid: 5, program: "my_prog".into(), client: "inscount".into(), text: "12 instructions executed".into() });
+        assert_eq!(r.summaries[1].text, "a b");
     }
 
     #[test]

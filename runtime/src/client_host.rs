@@ -299,6 +299,13 @@ impl Services for Host {
         })
     }
 
+    fn summary(&self, client: &str, text: &str) {
+        if !crate::persistence::report::append_summary(client, text) {
+            // Started without dbirun's run report: say it directly.
+            crate::eprintln!("{client}: {text}");
+        }
+    }
+
     fn write_output(&self, client: &str, suffix: &str, tid: Option<u32>, contents: &[u8]) -> bool {
         write_client_file(client, &output_path(client, suffix, tid), contents, false)
     }

@@ -435,8 +435,29 @@ pub fn compare_with_native(
                 Failure::Error(format!("{what}: translated run: {m}"))
             }
         })?;
+    let translated = Observed { stderr: without_client_summaries(&translated.stderr), ..translated };
     compare_observed(&what, &native, &translated).map_err(Failure::Mismatch)?;
     Ok(native)
+}
+
+/// `stderr` without the clients' summary lines dbirun prints after the
+/// program has exited (`dbirun: CLIENT: ...`, `Services::summary`): only
+/// at the very end, so anything the program itself printed is still
+/// compared in full.
+pub fn without_client_summaries(stderr: &[u8]) -> Vec<u8> {
+    let mut end = stderr.len();
+    loop {
+        let body = &stderr[..end];
+        let start = body[..body.len().saturating_sub(1)].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let line = &body[start..];
+        let is_summary = !line.is_empty()
+            && line.ends_with(b"\n")
+            && clients::BUILT_IN.iter().any(|c| line.starts_with(format!("dbirun: {c}: ").as_bytes()));
+        if !is_summary {
+            return stderr[..end].to_vec();
+        }
+        end = start;
+    }
 }
 
 /// [`compare_with_native`], panicking with a readable report on any difference.
@@ -558,4 +579,19 @@ fn tail(name: &str, data: &[u8], n: usize) -> String {
         s.push_str(&format!("      {}\n", show_line(Some(l))));
     }
     s
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use super::without_client_summaries;
+
+    #[test]
+    fn only_trailing_summary_lines_go() {
+        assert_eq!(without_client_summaries(b"app\ndbirun: inscount: 5 executed\n"), b"app\n");
+        assert_eq!(without_client_summaries(b"dbirun: inscount: a\ndbirun: inscount: b\n"), b"");
+        assert_eq!(without_client_summaries(b"dbirun: inscount: a\napp\n"), b"dbirun: inscount: a\napp\n");
+        assert_eq!(without_client_summaries(b"app"), b"app");
+        assert_eq!(without_client_summaries(b""), b"");
+        assert_eq!(without_client_summaries(b"dbirun: nosuch: x\n"), b"dbirun: nosuch: x\n");
+    }
 }

@@ -514,3 +514,27 @@ fn client_files_use_the_name_the_program_was_run_by() {
     assert_eq!(names.len(), 1, "{names:?}");
     assert!(names[0].starts_with("inscount.my-echo."), "{names:?}");
 }
+
+/// inscount also prints its total at the end, as DynamoRIO's sample does,
+/// but through dbirun's stderr after the program exited: the program's own
+/// output (here a shell capturing a child's stderr) never holds it.
+#[test]
+fn inscount_total_is_printed_by_dbirun_at_the_end() {
+    let logs = temp_dir("inscount-summary");
+    let logdir = logs.path().to_str().unwrap();
+    let out = dbirun(&["-logdir", logdir, "-c", "inscount"], Path::new("/bin/echo"), &["hi"]);
+    assert!(out.status.success());
+    assert_eq!(out.stdout, b"hi\n");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    let file = client_output(logs.path(), "inscount");
+    assert_eq!(lines[0], format!("dbirun: inscount: {}", file.trim_end()), "the line says what the file says");
+
+    let logs2 = temp_dir("inscount-summary-2");
+    let out = dbirun(&["-logdir", logs2.path().to_str().unwrap(), "-c", "inscount"], Path::new("/bin/sh"), &["-c", "y=$(ls /nonexistent 2>&1); echo \"[$y]\""]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("[ls: ") && !stdout.contains("Instrumentation"), "{stdout}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.lines().count() >= 2 && err.lines().all(|l| l.starts_with("dbirun: inscount: Instrumentation results: ") && l.contains("(pid ")), "one labelled line per process: {err}");
+}

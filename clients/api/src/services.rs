@@ -32,6 +32,13 @@ pub trait Services: Sync {
     /// module list is locked.
     fn with_module(&self, pc: u64, f: &mut dyn FnMut(Option<ModuleRef>));
 
+    /// One line for the user at the end of the run (a total, as
+    /// DynamoRIO's samples print): dbirun prints it on its own stderr once
+    /// the program has exited, never into the program's output, as
+    /// `dbirun: CLIENT: TEXT` (with the pid and program when the run had
+    /// several processes).
+    fn summary(&self, client: &str, text: &str);
+
     /// Writes a client output file `<logdir>/<client>.<app>.<pid>.<suffix>`
     /// (or with the thread id when `tid` is set); returns false on failure.
     fn write_output(&self, client: &str, suffix: &str, tid: Option<u32>, contents: &[u8]) -> bool;

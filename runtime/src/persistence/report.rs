@@ -8,7 +8,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use persist::run_report::{Counters, Event, StatsLine};
+use persist::run_report::{Counters, Event, StatsLine, SummaryLine};
 use spin::Mutex;
 
 use crate::stats::STATS;
@@ -73,6 +73,15 @@ fn image_id() -> u64 {
 pub(crate) fn append_stats(program: &str, values: &[(&str, u64)], rejected: &[(&str, u64)]) -> bool {
     let Some(file) = crate::options::get().persist_report else { return false };
     let line = StatsLine { pid: crate::os::sys::getpid() as i64, image: image_id(), program, values, rejected }.line();
+    crate::os::sys::write_file(file.as_bytes_with_nul(), line.as_bytes(), true);
+    true
+}
+
+/// Appends a client's line for the user (`Services::summary`) for dbirun
+/// to print at the end of the run; false without a run report.
+pub(crate) fn append_summary(client: &str, text: &str) -> bool {
+    let Some(file) = crate::options::get().persist_report else { return false };
+    let line = SummaryLine { pid: crate::os::sys::getpid() as i64, program: crate::os::proc_identity::app_name(), client, text }.line();
     crate::os::sys::write_file(file.as_bytes_with_nul(), line.as_bytes(), true);
     true
 }
