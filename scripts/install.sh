@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs dbirun, its runtime (dbi-runtime, found beside dbirun) and
-# cachetool into PREFIX/bin (default ~/.local), so they run without this
-# checkout. With --skip-build, installs what `cargo build --release`
+# cachetool into PREFIX/bin (default ~/.local), and their manual pages into
+# PREFIX/share/man/man1, so they run without this checkout. With --skip-build, installs what `cargo build --release`
 # already built.
 #   sh scripts/install.sh [--skip-build] [PREFIX]
 set -eu
@@ -28,4 +28,8 @@ for f in target/release/dbirun target/release/cachetool "$runtime"; do
     chmod 755 "$prefix/bin/.$name.tmp.$$"
     mv -f "$prefix/bin/.$name.tmp.$$" "$prefix/bin/$name"
 done
-echo "installed dbirun, dbi-runtime and cachetool in $prefix/bin"
+# Manual pages, generated from the same definitions as --help.
+mkdir -p "$prefix/share/man/man1"
+"$prefix/bin/dbirun" -man > "$prefix/share/man/man1/dbirun.1"
+"$prefix/bin/cachetool" man > "$prefix/share/man/man1/cachetool.1"
+echo "installed dbirun, dbi-runtime and cachetool in $prefix/bin, their manual pages in $prefix/share/man/man1"

@@ -96,6 +96,9 @@ enum Command {
         key: Option<String>,
         value: Option<String>,
     },
+    /// Print cachetool's manual page (roff).
+    #[command(hide = true)]
+    Man,
 }
 
 #[derive(Args)]
@@ -191,6 +194,12 @@ fn cache_dir(cli: &Cli) -> Result<PathBuf> {
 }
 
 fn run(cli: &Cli) -> Result<ExitCode> {
+    if let Command::Man = cli.command {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut out).map_err(|e| Fail(e.to_string()))?;
+        std::io::Write::write_all(&mut std::io::stdout(), &out).map_err(|e| Fail(e.to_string()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let dir = cache_dir(cli)?;
     match &cli.command {
         Command::List { wide } => commands::list::run(&dir, *wide, cli.json),
@@ -203,5 +212,6 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Import { bundle, replace } => commands::import::run(&dir, bundle, *replace, cli.json),
         Command::RebuildIndex => commands::rebuild_index::run(&dir, cli.json),
         Command::Config { key, value } => commands::config::run(&dir, key.as_deref(), value.as_deref(), cli.json),
+        Command::Man => unreachable!("handled before the directory is needed"),
     }
 }

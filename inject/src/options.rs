@@ -114,6 +114,9 @@ struct Cli {
     /// Run with built-in client CLIENT; the arguments after it, up to the next -c or '--', are its options
     #[arg(short = 'c', long = "client", value_name = "CLIENT")]
     client: Vec<String>,
+    /// Print dbirun's manual page (roff) and exit
+    #[arg(long = "man", hide = true)]
+    man: bool,
 }
 
 /// Canonical long name (as clap knows it) and whether the option takes a value.
@@ -172,6 +175,11 @@ const KNOWN: &[Known] = &[
         canonical: "--logdir",
         spellings: &["-logdir", "--logdir"],
         takes_value: true,
+    },
+    Known {
+        canonical: "--man",
+        spellings: &["-man", "--man"],
+        takes_value: false,
     },
     Known {
         canonical: "--help",
@@ -301,6 +309,14 @@ fn available_clients() -> String {
     }
 }
 
+/// dbirun's manual page (roff), from the same definitions as `--help`.
+fn manual() -> String {
+    let command = Cli::command().after_help(format!("{AFTER_HELP}\n{}", clients_help()));
+    let mut out = Vec::new();
+    clap_mangen::Man::new(command).render(&mut out).expect("rendering into memory");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The clients and their options, for `--help`.
 fn clients_help() -> String {
     let mut text = String::from("Built-in clients (-c NAME -help for one):\n");
@@ -332,6 +348,9 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, UsageError> {
         Err(e) => return Err(clap_error(e)),
     };
     let cli = Cli::from_arg_matches(&matches).map_err(clap_error)?;
+    if cli.man {
+        return Ok(Parsed::Print(manual()));
+    }
 
     // `-c NAME -help`: that client's options, nothing run.
     if let Some((name, _)) = split.clients.iter().find(|(_, o)| o.iter().any(|a| a == "-help" || a == "--help" || a == "-h")) {
@@ -429,6 +448,15 @@ mod tests {
 
     fn with_env(list: &[&str], env: &str) -> Result<Parsed, UsageError> {
         parse_with_defaults(&args(list), Some(OsStr::new(env)))
+    }
+
+    #[test]
+    fn manual_page() {
+        let Ok(Parsed::Print(man)) = parse(&args(&["-man"])) else { panic!() };
+        assert!(man.starts_with(".ie") || man.contains(".TH dbirun 1"), "{}", &man[..200.min(man.len())]);
+        for want in ["persist_dir", "stats_file", "logdir", "inscount"] {
+            assert!(man.contains(want), "{want} in the manual");
+        }
     }
 
     #[test]

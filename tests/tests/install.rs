@@ -19,6 +19,11 @@ fn installed_tools_run_without_the_build_tree() {
     for f in ["dbirun", "dbi-runtime", "cachetool"] {
         assert!(bin.join(f).is_file(), "{f} not installed");
     }
+    for page in ["dbirun.1", "cachetool.1"] {
+        let text = std::fs::read_to_string(prefix.path().join("share/man/man1").join(page)).unwrap();
+        let name = page.trim_end_matches(".1");
+        assert!(text.contains(&format!(".TH {name} 1")) && text.contains("persist"), "{page}:\n{text}");
+    }
     let cache = prefix.path().join("cache");
     let target = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root.join("target"));
     let script = r#"mount -t tmpfs none "$1" || exit 99; shift; "$@""#;
