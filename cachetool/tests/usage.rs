@@ -218,3 +218,41 @@ fn a_size_budget_is_kept_after_every_run() {
     let total: u64 = c.files().iter().map(|f| fs::metadata(c.dir().join(f)).unwrap().len()).sum();
     assert!(total > 600 << 10, "{total}");
 }
+
+/// A program run by a relative name (`./prog`, as `make check` does) is
+/// recorded by its real path: from another directory its file is valid,
+/// not an orphan; stale pruning leaves it; an export/import keeps it; and
+/// running it by its absolute path uses the same file.
+#[test]
+fn a_program_run_as_dot_slash_is_the_same_module_everywhere() {
+    let c = Cache::new();
+    let work = tempfile::TempDir::new().unwrap();
+    let prog = work.path().join("prog");
+    fs::write(work.path().join("prog.c"), "int main(void) { return 0; }\n").unwrap();
+    assert!(Command::new("gcc").arg("-o").arg(&prog).arg(work.path().join("prog.c")).status().unwrap().success());
+    let out = Command::new(dbirun_path())
+        .args(["-persist", "-persist_dir"])
+        .arg(&c.base)
+        .args(["--", "./prog"])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let name = c.file_of("prog");
+    let elsewhere = tempfile::TempDir::new().unwrap();
+    let tool = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_cachetool")).arg("--dir").arg(c.dir()).args(args).current_dir(elsewhere.path()).output().unwrap();
+    let out = tool(&["verify"]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let out = tool(&["prune", "--stale", "--dry-run"]);
+    assert!(!text(&out.stdout).contains(&name), "{}", text(&out.stdout));
+    let listed = c.tool_ok(&["list", "--wide"]);
+    assert!(listed.contains(&format!("{} ", prog.display())), "recorded by its real path: {listed}");
+    // The absolute path finds the same file, and uses it.
+    c.run_ok(&["-v"], prog.to_str().unwrap(), &[]);
+    assert_eq!(c.file_of("prog"), name);
+    let bundle = work.path().join("b.tar.zst");
+    c.tool_ok(&["export", bundle.to_str().unwrap()]);
+    let other = Cache::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_cachetool")).arg("--dir").arg(other.dir()).args(["import", bundle.to_str().unwrap()]).current_dir(elsewhere.path()).output().unwrap();
+    assert!(text(&out.stdout).contains(&format!("took {name}")), "{}", text(&out.stdout));
+}
