@@ -96,6 +96,11 @@ enum Command {
         key: Option<String>,
         value: Option<String>,
     },
+    /// The cache server of the directory (dbicached): start, status, stop.
+    Server {
+        #[command(subcommand)]
+        action: commands::server::Action,
+    },
     /// Print cachetool's manual page (roff).
     #[command(hide = true)]
     Man,
@@ -212,6 +217,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Import { bundle, replace } => commands::import::run(&dir, bundle, *replace, cli.json),
         Command::RebuildIndex => commands::rebuild_index::run(&dir, cli.json),
         Command::Config { key, value } => commands::config::run(&dir, key.as_deref(), value.as_deref(), cli.json),
+        Command::Server { action } => commands::server::run(&dir, action, cli.json),
         Command::Man => unreachable!("handled before the directory is needed"),
     }
 }

@@ -16,7 +16,7 @@ fn installed_tools_run_without_the_build_tree() {
     let out = Command::new("sh").arg(root.join("scripts/install.sh")).arg("--skip-build").arg(prefix.path()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let bin = prefix.path().join("bin");
-    for f in ["dbirun", "dbi-runtime", "cachetool"] {
+    for f in ["dbirun", "dbi-runtime", "cachetool", "dbicached"] {
         assert!(bin.join(f).is_file(), "{f} not installed");
     }
     for page in ["dbirun.1", "cachetool.1"] {
