@@ -44,7 +44,15 @@ pub fn run(dir: &Path, action: &Action, as_json: bool) -> Result<ExitCode> {
             }
             let mut cmd = std::process::Command::new(server_binary()?);
             cmd.arg("--dir").arg(dir).arg("--idle").arg(idle.to_string());
-            cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
+            // Nothing of this command's own: a caller waiting for its output
+            // to end must not wait for the server. What it says goes to
+            // `dbicached.log` in the directory.
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("dbicached.log"))
+                .map_err(|e| Fail(format!("{}: {e}", dir.join("dbicached.log").display())))?;
+            cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(log);
             // Its own session: the server outlives this command and its terminal.
             unsafe {
                 std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
