@@ -1,17 +1,20 @@
 #!/bin/sh
 # Runs the transparency suites (corpus, real programs, processes and
 # threads, signals, clients) twice with every dbirun run under -persist and
-# one shared cache directory: the first round writes the caches, the
-# second runs everything from them. Both must pass like the plain suites,
+# one shared cache directory and its cache server (started by the first
+# run): the first round hands the caches over, `cachetool server sync`
+# waits for them to be merged and published, the second round runs
+# everything from them. Both must pass like the plain suites,
 # and the warm round must really have run from the files: the cache
 # index's counters (cachetool stats) must show blocks loaded, no file
 # rejected, and a hit rate above the cold round's.
 set -eu
 cd "$(dirname "$0")/.."
 dir=$(mktemp -d "${TMPDIR:-/tmp}/dbi-persisted-tests.XXXXXX")
-trap 'rm -rf "$dir"' EXIT
+trap 'target/release/cachetool --dir "$dir/$(id -u)" server stop >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
 export DBI_TESTS_DBIRUN_OPTIONS="-persist -persist_dir $dir"
 stats() {
+    target/release/cachetool --dir "$dir/$(id -u)" server sync
     target/release/cachetool --dir "$dir/$(id -u)" stats --json > "$dir/stats-$1.json"
 }
 for round in cold warm; do

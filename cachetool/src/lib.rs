@@ -26,6 +26,7 @@ pub mod lock;
 pub mod module_file;
 pub mod prune;
 pub mod run_report;
+pub mod server_start;
 pub mod units;
 
 /// The runtime version this build writes into keys (the same hash of the

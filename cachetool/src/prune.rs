@@ -211,6 +211,9 @@ pub fn leftovers(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = read
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|name| leftover_pid(name).is_some_and(|pid| !process_alive(pid)))
+        // A run report its dead recorder had claimed is recorded by the
+        // next recorder, not deleted (`Index::ingest_pending`).
+        .filter(|name| !name.contains(persist::cache_dir::CLAIMED_INFIX))
         .collect();
     names.sort();
     names
@@ -218,7 +221,17 @@ pub fn leftovers(dir: &Path) -> Vec<String> {
 
 use persist::cache_dir::leftover_pid;
 
-fn process_alive(pid: i32) -> bool {
+pub fn process_alive(pid: i32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
-    pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+    let exists = pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM));
+    // A zombie (killed, its parent not yet waiting) writes nothing more,
+    // once every thread is one (a killed process's other threads may
+    // still be finishing a system call after its first thread is).
+    let zombie = |stat: &str| stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+    let all_zombies = || {
+        std::fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|tasks| {
+            tasks.flatten().all(|t| std::fs::read_to_string(t.path().join("stat")).map_or(true, |s| zombie(&s)))
+        })
+    };
+    exists && !all_zombies()
 }

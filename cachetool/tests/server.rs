@@ -27,3 +27,179 @@ fn server_start_status_stop() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).starts_with("cachetool: no server for "), "{}", text(&out.stderr));
 }
+
+/// `dbirun -persist` with the cache server (the default: the suite's
+/// DBIRUN_OPTIONS=-no_persist_server is cleared).
+fn served(c: &Cache, options: &[&str], program: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(dbirun_path())
+        .env_remove("DBIRUN_OPTIONS")
+        .arg("-persist")
+        .arg("-persist_dir")
+        .arg(&c.base)
+        .args(options)
+        .arg("--")
+        .arg(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+const PYTHON: &str = "/usr/bin/python3";
+const SCRIPT: &str = "import json, sys; print(json.dumps({'a': [1, 2, 3]})); sys.stderr.write('err\\n'); sys.exit(3)";
+
+fn native() -> std::process::Output {
+    std::process::Command::new(PYTHON).args(["-c", SCRIPT]).output().unwrap()
+}
+
+fn same_as_native(out: &std::process::Output, native: &std::process::Output) {
+    assert_eq!(out.status.code(), native.status.code(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), text(&native.stdout));
+    let err: String = text(&out.stderr).lines().filter(|l| !l.starts_with("dbirun: ")).map(|l| format!("{l}\n")).collect();
+    assert_eq!(err, text(&native.stderr));
+}
+
+fn runs_recorded(c: &Cache) -> i64 {
+    c.count("SELECT count(*) FROM runs")
+}
+
+fn cache_files(c: &Cache) -> usize {
+    std::fs::read_dir(c.dir()).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".dpc")).count()
+}
+
+fn server_pid(c: &Cache) -> u64 {
+    let out = c.tool(&["--json", "server", "status"]);
+    let log = std::fs::read_to_string(c.dir().join("dbicached.log")).unwrap_or_default();
+    if !out.status.success() {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let ls = std::process::Command::new("sh").arg("-c").arg(format!("ls -la --time-style=full-iso {0}; pgrep -a dbicached; cat {0}/dbicached.log; ss -xlp | grep {0}", c.dir().display())).output().unwrap();
+        panic!("{}\nthe server's log:\n{log}\n{}", text(&out.stderr), text(&ls.stdout));
+    }
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["pid"].as_u64().unwrap()
+}
+
+fn kill_and_wait(pid: u64) {
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    wait_gone(pid);
+}
+
+/// Until every thread of `pid` is gone or a zombie (its descriptors, the
+/// listening socket among them, closed).
+fn wait_gone(pid: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while cachetool::prune::process_alive(pid as i32) {
+        assert!(std::time::Instant::now() < deadline, "server {pid} did not die");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn runs_hand_their_code_to_the_server_and_later_runs_load_it() {
+    let c = Cache::new();
+    let native = native();
+    let cold = served(&c, &["-v"], PYTHON, &["-c", SCRIPT]);
+    same_as_native(&cold, &native);
+    let err = text(&cold.stderr);
+    assert!(err.contains("dbirun: persist: started a cache server for "), "{err}");
+    assert!(err.contains("to the cache server"), "the process handed its blocks over:\n{err}");
+    assert!(!err.contains("persist: wrote "), "the process wrote no file itself:\n{err}");
+    assert!(c.tool_ok(&["server", "sync"]).contains("synced"));
+    let status = c.json(&["server", "status"]);
+    for (k, v) in [("rejected", 0), ("errors", 0)] {
+        assert_eq!(status[k].as_u64(), Some(v), "{status}");
+    }
+    for k in ["hand_overs", "merges", "blocks_added", "bytes_written", "runs_recorded"] {
+        assert!(status[k].as_u64().unwrap() > 0, "{k}: {status}");
+    }
+    assert_eq!(runs_recorded(&c), 1);
+    assert!(c.tool_ok(&["verify"]).contains("all valid"));
+    let files = cache_files(&c);
+    assert!(files >= 3, "python3, libc and ld.so at least: {files}");
+    // What the server published it vouches for: each file's memo names the
+    // version on disk, so runs load it without hashing its zones.
+    for e in std::fs::read_dir(c.dir()).unwrap().flatten() {
+        let name = e.file_name().into_string().unwrap();
+        if name.ends_with(".dpc") {
+            let memo = std::fs::read(c.dir().join(format!("{name}.lock"))).unwrap();
+            let id = persist::file_identity::FileIdentity::of(&e.metadata().unwrap());
+            assert_eq!(memo, persist::file_identity::verified_memo(id), "{name}");
+        }
+    }
+    let warm = served(&c, &["-v"], PYTHON, &["-c", SCRIPT]);
+    same_as_native(&warm, &native);
+    let err = text(&warm.stderr);
+    assert!(err.contains("dbirun: persist: using the cache server of "), "{err}");
+    // "dbirun: persist: using FILE (N blocks)"
+    let loaded: u64 = err
+        .lines()
+        .filter(|l| l.starts_with("dbirun: persist: using /"))
+        .filter_map(|l| l.rsplit_once('(')?.1.strip_suffix(" blocks)")?.parse::<u64>().ok())
+        .sum();
+    assert!(loaded > 1000, "the warm run ran from the server's files: {loaded} blocks loaded\n{err}");
+    c.tool_ok(&["server", "sync"]);
+    assert_eq!(runs_recorded(&c), 2);
+    let pid = server_pid(&c);
+    c.tool_ok(&["server", "stop"]);
+    wait_gone(pid);
+    assert!(!c.dir().join("dbicached.sock").exists());
+}
+
+#[test]
+fn a_server_killed_mid_merge_loses_no_run_and_publishes_nothing_half_written() {
+    let c = Cache::new();
+    let native = native();
+    for _ in 0..3 {
+        let out = served(&c, &[], PYTHON, &["-c", SCRIPT]);
+        same_as_native(&out, &native);
+        // At once: the hand-overs of the run are being merged.
+        kill_and_wait(server_pid(&c));
+    }
+    // The socket file left is a dead server's: the next run starts a new
+    // server, which records the runs the killed ones had not.
+    let out = served(&c, &["-v"], PYTHON, &["-c", SCRIPT]);
+    same_as_native(&out, &native);
+    assert!(text(&out.stderr).contains("started a cache server"), "{}", text(&out.stderr));
+    c.tool_ok(&["server", "sync"]);
+    assert_eq!(runs_recorded(&c), 4, "no run lost");
+    assert!(c.tool_ok(&["verify"]).contains("all valid"), "nothing half-written was published");
+    c.tool_ok(&["server", "stop"]);
+}
+
+#[test]
+fn no_persist_server_and_a_missing_server_mean_file_mode() {
+    let c = Cache::new();
+    let native = native();
+    let out = served(&c, &["-v", "-no_persist_server"], PYTHON, &["-c", SCRIPT]);
+    same_as_native(&out, &native);
+    let err = text(&out.stderr);
+    assert!(err.contains("persist: wrote ") && !err.contains("cache server"), "{err}");
+    assert!(!c.dir().join("dbicached.sock").exists(), "no server was started");
+    assert_eq!(runs_recorded(&c), 1, "recorded by dbirun itself");
+    // A server that answers status but never takes a hand-over: each
+    // process waits a bounded time, then writes its files itself.
+    for e in std::fs::read_dir(c.dir()).unwrap().flatten() {
+        if e.file_name().to_string_lossy().ends_with(".dpc") {
+            std::fs::remove_file(e.path()).unwrap();
+        }
+    }
+    let listener = std::os::unix::net::UnixListener::bind(c.dir().join("dbicached.sock")).unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut s in listener.incoming().flatten() {
+            let Ok(frame) = persist::server_protocol::read(&mut s) else { continue };
+            if frame.kind == persist::server_protocol::Kind::Status {
+                let status = format!("{{\"runtime_version\": \"{:08x}\"}}", cachetool::RUNTIME_VERSION);
+                let _ = persist::server_protocol::write(&mut s, persist::server_protocol::Kind::Ok, status.as_bytes());
+            }
+            held.push(s);
+        }
+    });
+    let started = std::time::Instant::now();
+    let out = served(&c, &["-v"], PYTHON, &["-c", SCRIPT]);
+    same_as_native(&out, &native);
+    let err = text(&out.stderr);
+    assert!(err.contains("using the cache server") && err.contains("did not take"), "{err}");
+    assert!(err.contains("persist: wrote "), "{err}");
+    assert!(cache_files(&c) >= 3, "files written:\n{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}

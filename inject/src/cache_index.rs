@@ -44,12 +44,7 @@ pub const RECORD_BUDGET: Duration = Duration::from_millis(100);
 pub fn record(dir: &Path, opts: &crate::options::Options, end: ChildEnd, report_path: &Path, took: Duration) {
     let text = std::fs::read_to_string(report_path).unwrap_or_default();
     let report = crate::run_report::parse(&text);
-    let run_end = RunEnd {
-        time: cachetool::now(),
-        duration_ms: took.as_millis() as u64,
-        exit_status: describe(end),
-        command: command_line(&opts.app, &opts.app_args),
-    };
+    let run_end = run_end(opts, end, took);
     let run = cachetool::index::record::Run {
         time: run_end.time,
         command: &run_end.command,
@@ -82,6 +77,33 @@ pub fn record(dir: &Path, opts: &crate::options::Options, end: ChildEnd, report_
                 }
             }
         }
+    }
+}
+
+fn run_end(opts: &crate::options::Options, end: ChildEnd, took: Duration) -> RunEnd {
+    RunEnd {
+        time: cachetool::now(),
+        duration_ms: took.as_millis() as u64,
+        exit_status: describe(end),
+        command: command_line(&opts.app, &opts.app_args),
+    }
+}
+
+/// With a cache server: the run's report is left pending and the server
+/// asked to record it, so the app's exit does not wait on the index; if
+/// no server takes the request, the run is recorded here.
+pub fn leave_to_server(dir: &Path, opts: &crate::options::Options, end: ChildEnd, report_path: &Path, took: Duration) {
+    let text = std::fs::read_to_string(report_path).unwrap_or_default();
+    let left = leave_pending(dir, report_path, &text, &run_end(opts, end, took));
+    match left {
+        Ok(()) if crate::cache_server::ask_to_record(dir) => {}
+        Ok(()) => {
+            // The pending report is claimed by whichever recorder comes first.
+            if let Ok(mut ix) = cachetool::index::Index::open_within(dir, RECORD_BUDGET) {
+                ix.ingest_pending();
+            }
+        }
+        Err(_) => record(dir, opts, end, report_path, took),
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod cache_dir;
 mod cache_index;
+mod cache_server;
 mod launch;
 mod options;
 mod resolve;
@@ -142,7 +143,11 @@ fn run() -> i32 {
         },
         None => None,
     };
-    let argv = runtime_args::runtime_argv(&runtime, &app_path, &opts, report.as_deref());
+    let server = match opts.persist_dir.as_deref().filter(|_| opts.persist && !opts.no_persist_server) {
+        Some(dir) => cache_server::ensure(dir, opts.verbose),
+        None => false,
+    };
+    let argv = runtime_args::runtime_argv(&runtime, &app_path, &opts, report.as_deref(), server);
     let started = std::time::Instant::now();
     let end = launch::run(&argv);
     if let Some(report) = &report {
@@ -152,6 +157,7 @@ fn run() -> i32 {
             print_stats(&opts, &parsed);
         }
         match (&end, opts.persist_dir.as_deref().filter(|_| opts.persist)) {
+            (Ok(end), Some(dir)) if server => cache_index::leave_to_server(dir, &opts, *end, report, started.elapsed()),
             (Ok(end), Some(dir)) => cache_index::record(dir, &opts, *end, report, started.elapsed()),
             _ => {
                 let _ = std::fs::remove_file(report);

@@ -28,6 +28,9 @@ pub struct Options {
     pub persist: bool,
     /// As typed; made absolute only when the runtime argv is built, since that needs the cwd.
     pub persist_dir: Option<PathBuf>,
+    /// -no_persist_server: write cache files in this process tree, without
+    /// the directory's cache server.
+    pub no_persist_server: bool,
     pub no_follow_children: bool,
     pub no_native_exec: bool,
     /// Where clients write their output files; made absolute like persist_dir.
@@ -102,6 +105,9 @@ struct Cli {
     /// Directory of the persistent code cache
     #[arg(long = "persist_dir", value_name = "DIR")]
     persist_dir: Option<PathBuf>,
+    /// With -persist, write cache files in the run's own processes instead of handing them to the cache server
+    #[arg(long = "no_persist_server")]
+    no_persist_server: bool,
     /// Run child processes natively instead of under the runtime
     #[arg(long = "no_follow_children")]
     no_follow_children: bool,
@@ -156,6 +162,11 @@ const KNOWN: &[Known] = &[
         canonical: "--persist_dir",
         spellings: &["-persist_dir", "--persist_dir", "--persist-dir"],
         takes_value: true,
+    },
+    Known {
+        canonical: "--no_persist_server",
+        spellings: &["-no_persist_server", "--no_persist_server", "--no-persist-server"],
+        takes_value: false,
     },
     Known {
         canonical: "--no_follow_children",
@@ -391,6 +402,7 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, UsageError> {
         stats_per_process: cli.stats_per_process,
         persist: cli.persist,
         persist_dir: cli.persist_dir,
+        no_persist_server: cli.no_persist_server,
         no_follow_children: cli.no_follow_children,
         no_native_exec: cli.no_native_exec,
         logdir: cli.logdir,
@@ -433,6 +445,7 @@ pub fn parse_with_defaults(args: &[OsString], env_options: Option<&OsStr>) -> Re
         stats_per_process: o.stats_per_process || defaults.stats_per_process,
         persist: o.persist || defaults.persist,
         persist_dir: o.persist_dir.or(defaults.persist_dir),
+        no_persist_server: o.no_persist_server || defaults.no_persist_server,
         no_follow_children: o.no_follow_children || defaults.no_follow_children,
         no_native_exec: o.no_native_exec || defaults.no_native_exec,
         logdir: o.logdir.or(defaults.logdir),

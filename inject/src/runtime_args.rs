@@ -1,7 +1,7 @@
 //! The argv contract between dbirun and dbi-runtime.
 //!
 //! ```text
-//! dbi-runtime [-v] [-stats] [-persist] [-persist_dir ABS_DIR] [-persist_report ABS_FILE] [-no_follow_children]
+//! dbi-runtime [-v] [-stats] [-persist] [-persist_dir ABS_DIR] [-persist_report ABS_FILE] [-persist_server] [-no_follow_children]
 //!             [-no_native_exec] [-logdir ABS_DIR] [-c NAME COUNT OPT_1 ... OPT_COUNT]...
 //!             -- APP_PATH ARGV0 [ARG...]
 //! ```
@@ -28,7 +28,7 @@ use crate::options::Options;
 /// Builds the runtime's full argv; `persist_dir` must already be absolute,
 /// and so must `report` (where the run's processes append their cache
 /// events, with -persist, and their counters, with -stats).
-pub fn runtime_argv(runtime: &Path, resolved_app: &Path, opts: &Options, report: Option<&Path>) -> Vec<OsString> {
+pub fn runtime_argv(runtime: &Path, resolved_app: &Path, opts: &Options, report: Option<&Path>, server: bool) -> Vec<OsString> {
     let mut argv: Vec<OsString> = vec![runtime.as_os_str().to_os_string()];
     let flags_before_dir = [
         (opts.verbose, "-v"),
@@ -49,6 +49,9 @@ pub fn runtime_argv(runtime: &Path, resolved_app: &Path, opts: &Options, report:
     if let Some(report) = report {
         argv.push("-persist_report".into());
         argv.push(report.as_os_str().to_os_string());
+    }
+    if server {
+        argv.push("-persist_server".into());
     }
     let flags_after_dir = [
         (opts.no_follow_children, "-no_follow_children"),
@@ -92,6 +95,7 @@ mod tests {
             stats_per_process: false,
             persist: false,
             persist_dir: None,
+            no_persist_server: false,
             logdir: None,
             no_follow_children: false,
             no_native_exec: false,
@@ -107,7 +111,7 @@ mod tests {
 
     #[test]
     fn no_options() {
-        let argv = runtime_argv(Path::new("/rt"), Path::new("/usr/bin/ls"), &base(), None);
+        let argv = runtime_argv(Path::new("/rt"), Path::new("/usr/bin/ls"), &base(), None, false);
         assert_eq!(
             strings(argv),
             ["/rt", "--", "/usr/bin/ls", "ls", "-la", "/usr"]
@@ -123,6 +127,7 @@ mod tests {
             stats_per_process: false,
             persist: true,
             persist_dir: Some(PathBuf::from("/cache dir")),
+            no_persist_server: false,
             logdir: None,
             no_follow_children: true,
             no_native_exec: true,
@@ -139,7 +144,7 @@ mod tests {
             app: "./a.out".into(),
             app_args: vec!["--".into()],
         };
-        let argv = runtime_argv(Path::new("/rt"), Path::new("./a.out"), &opts, None);
+        let argv = runtime_argv(Path::new("/rt"), Path::new("./a.out"), &opts, Some(Path::new("/r")), true);
         assert_eq!(
             strings(argv),
             [
@@ -149,6 +154,9 @@ mod tests {
                 "-persist",
                 "-persist_dir",
                 "/cache dir",
+                "-persist_report",
+                "/r",
+                "-persist_server",
                 "-no_follow_children",
                 "-no_native_exec",
                 "-c",
@@ -173,7 +181,7 @@ mod tests {
         let mut opts = base();
         opts.app = "python3".into();
         opts.app_args.clear();
-        let argv = runtime_argv(Path::new("/rt"), Path::new("/usr/bin/python3"), &opts, None);
+        let argv = runtime_argv(Path::new("/rt"), Path::new("/usr/bin/python3"), &opts, None, false);
         assert_eq!(strings(argv), ["/rt", "--", "/usr/bin/python3", "python3"]);
     }
 }

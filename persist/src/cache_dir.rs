@@ -18,7 +18,7 @@ pub const LOCK_SUFFIX: &str = ".lock";
 const TEMP_INFIX: &str = ".tmp.";
 const REPORT_PREFIX: &str = ".report.";
 const PENDING_PREFIX: &str = ".pending.";
-const CLAIMED_INFIX: &str = ".claimed.";
+pub const CLAIMED_INFIX: &str = ".claimed.";
 
 /// The cache file name for the module whose file is at `module_path` (as
 /// mapped) and the run variant tagged `variant_tag` (clients and the

@@ -43,6 +43,20 @@ impl FileIdentity {
     }
 }
 
+/// What a cache file's lock file holds once that version of the file (by
+/// its identity) passed every check: the identity and a hash of it, so a
+/// later reader may skip the zone hashes. Written by whoever checked or
+/// built the version (a runtime, the cache server).
+pub fn verified_memo(identity: FileIdentity) -> [u8; 48] {
+    let mut m = [0u8; 48];
+    for (i, v) in identity.to_array().iter().enumerate() {
+        m[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    let h = blake3::hash(&m[..40]);
+    m[40..].copy_from_slice(&h.as_bytes()[..8]);
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

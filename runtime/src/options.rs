@@ -22,6 +22,10 @@ pub(crate) struct Options {
     /// `-persist_report FILE`: where each process appends its cache report
     /// for `dbirun`'s index.
     pub(crate) persist_report: Option<CStr>,
+    /// `-persist_server`: hand new blocks to the directory's cache server
+    /// at exit (dbirun found or started one), falling back to writing
+    /// the files itself when it does not take them.
+    pub(crate) persist_server: bool,
     /// `-logdir DIR`: where clients write their files (default: the cwd at start).
     pub(crate) logdir: Option<CStr>,
     /// `-c NAME N opt1..optN`, in order.
@@ -60,6 +64,7 @@ pub(crate) fn parse(args: &[CStr]) -> Command {
             b"-no_native_exec" => opts.no_native_exec = true,
             b"-no_follow_children" => opts.no_follow_children = true,
             b"-persist" => opts.persist = true,
+            b"-persist_server" => opts.persist_server = true,
             b"-persist_dir" => {
                 let Some(dir) = args.get(i) else { bad("-persist_dir needs a directory") };
                 opts.persist_dir = Some(*dir);

@@ -1,15 +1,21 @@
 //! The server's life: take the directory's lock (a second server started
 //! at the same time fails to and exits, so exactly one runs), replace a
 //! stale socket, accept connections from this uid only (SO_PEERCRED),
-//! answer each request, and exit after `idle` without a request, or when
-//! asked to stop.
+//! serve each on its own thread, and exit after `idle` with nothing
+//! queued and no one connected, when asked to stop, or when its socket
+//! or directory is gone; the merger finishes what was queued first.
 
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::protocol::{self, Kind};
+use crate::counters::Counters;
+use crate::merger::Merger;
+use crate::state::Shared;
 
 pub struct Config {
     /// The per-user cache directory the server owns.
@@ -46,13 +52,20 @@ pub fn peer_uid(stream: &UnixStream) -> Option<u32> {
     (r == 0).then_some(cred.uid)
 }
 
-struct State {
-    started: Instant,
-    requests: u64,
-    refused: u64,
+/// Whether `listener` has a connection waiting, within `wait`.
+fn wait_for_connection(listener: &UnixListener, wait: Duration) -> bool {
+    let mut p = libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one pollfd we own.
+    unsafe { libc::poll(&mut p, 1, wait.as_millis() as libc::c_int) > 0 }
 }
 
-/// Runs the server until it is idle for `config.idle` or told to stop.
+/// The socket file is still the one this server bound.
+fn still_ours(socket: &Path, ino: u64) -> bool {
+    std::fs::symlink_metadata(socket).is_ok_and(|m| m.ino() == ino)
+}
+
+/// Runs the server until it is idle for `config.idle`, told to stop, or
+/// its socket is gone.
 pub fn run(config: &Config) -> Result<(), StartError> {
     let io = |what: &str, e: std::io::Error| StartError::Io(format!("{what}: {e}"));
     let lock = std::fs::OpenOptions::new()
@@ -65,87 +78,55 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         return Err(StartError::AlreadyRunning);
     }
-    let socket = config.dir.join(crate::SOCKET);
+    let socket = persist::server_protocol::socket_path(&config.dir);
     // Holding the lock, any socket file left is a dead server's.
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket).map_err(|e| io("bind", e))?;
-    listener.set_nonblocking(true).map_err(|e| io("listen", e))?;
+    let ino = std::fs::symlink_metadata(&socket).map_err(|e| io("bind", e))?.ino();
     let me = unsafe { libc::getuid() };
-    let mut state = State { started: Instant::now(), requests: 0, refused: 0 };
-    let mut last = Instant::now();
-    loop {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                last = Instant::now();
-                if peer_uid(&stream) != Some(me) {
-                    state.refused += 1;
-                    continue;
-                }
-                if serve(stream, &mut state) == Flow::Stop {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if last.elapsed() >= config.idle {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => return Err(io("accept", e)),
+    let (jobs, queue) = std::sync::mpsc::channel();
+    let shared = Arc::new(Shared::new(config.dir.clone(), jobs));
+    shared.log.line(format_args!(
+        "started for {} (runtime {:08x}, protocol {})",
+        config.dir.display(),
+        cachetool::RUNTIME_VERSION,
+        persist::server_protocol::VERSION
+    ));
+    let merger = {
+        let s = Arc::clone(&shared);
+        std::thread::spawn(move || Merger { dir: &s.dir, counters: &s.counters, log: &s.log }.run(queue, &s.stop))
+    };
+    let why = loop {
+        if shared.stop.load(Relaxed) {
+            break "asked to stop";
         }
+        if wait_for_connection(&listener, Duration::from_millis(100)) {
+            let Ok((stream, _)) = listener.accept() else { continue };
+            shared.touch();
+            if peer_uid(&stream) != Some(me) {
+                Counters::add(&shared.counters.refused, 1);
+                continue;
+            }
+            Counters::add(&shared.counters.clients, 1);
+            let s = Arc::clone(&shared);
+            std::thread::spawn(move || crate::connection::serve_counted(stream, &s));
+            continue;
+        }
+        if shared.idle_for() >= config.idle && shared.quiet() {
+            break "idle";
+        }
+        if !still_ours(&socket, ino) {
+            break "its socket is gone";
+        }
+    };
+    shared.log.line(format_args!("stopping: {why}"));
+    if still_ours(&socket, ino) {
+        let _ = std::fs::remove_file(&socket);
     }
-    let _ = std::fs::remove_file(&socket);
+    drop(listener);
+    shared.close_queue();
+    let _ = merger.join();
+    shared.log.line(format_args!("stopped"));
     drop(lock);
     Ok(())
-}
-
-#[derive(PartialEq, Eq)]
-enum Flow {
-    Go,
-    Stop,
-}
-
-/// Answers one connection's requests until it closes or misbehaves.
-fn serve(mut stream: UnixStream, state: &mut State) -> Flow {
-    let _ = stream.set_nonblocking(false);
-    // A peer that stops mid-frame cannot hold the server.
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    loop {
-        let frame = match protocol::read(&mut stream) {
-            Ok(f) => f,
-            Err(protocol::Bad::Truncated) => return Flow::Go,
-            Err(bad) => {
-                state.refused += 1;
-                let _ = protocol::write(&mut stream, Kind::Error, bad.to_string().as_bytes());
-                return Flow::Go;
-            }
-        };
-        state.requests += 1;
-        match frame.kind {
-            Kind::Status => {
-                let status = serde_json::json!({
-                    "pid": std::process::id(),
-                    "uptime_ms": state.started.elapsed().as_millis() as u64,
-                    "protocol": protocol::VERSION,
-                    "requests": state.requests,
-                    "refused": state.refused,
-                });
-                let _ = protocol::write(&mut stream, Kind::Ok, status.to_string().as_bytes());
-            }
-            Kind::Stop => {
-                let _ = protocol::write(&mut stream, Kind::Ok, b"stopping");
-                return Flow::Stop;
-            }
-            Kind::Ok | Kind::Error => {
-                state.refused += 1;
-                let _ = protocol::write(&mut stream, Kind::Error, b"a reply is not a request");
-                return Flow::Go;
-            }
-        }
-    }
-}
-
-/// The socket of the server of `dir`.
-pub fn socket_path(dir: &Path) -> PathBuf {
-    dir.join(crate::SOCKET)
 }

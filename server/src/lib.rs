@@ -1,19 +1,24 @@
-//! `dbicached`, the cache server (docs/server.md). This first step is its
-//! life cycle and protocol: one server per cache directory (an exclusive
-//! lock on `dbicached.lock`), a unix socket `dbicached.sock` in the
-//! directory that accepts only peers of its own uid, length-checked and
-//! versioned frames, status and stop requests, and an idle timeout. The
-//! hand-over of translated code and the serving of files come next.
+//! `dbicached`, the cache server (docs/server.md): the one writer of a
+//! per-user cache directory. Processes hand over the blocks they built
+//! (a delta file in a memory file) and exit; the server checks each delta
+//! as it checks any file, merges it into the module's file and publishes
+//! it (temp file + rename, under the file's lock, as file-mode processes
+//! do), vouches for what it published (the file's verified memo), records
+//! runs in the index and keeps the directory's size budget.
 //!
-//! - [`protocol`]: the frames and requests.
-//! - [`daemon`]: listening, checking peers, answering, exiting when idle.
-//! - [`client`]: what `cachetool server` uses to talk to it.
+//! - [`daemon`]: its life: the directory's lock, the socket, accepting
+//!   peers of its own uid only, idle timeout, stop.
+//! - [`connection`]: one peer's frames and replies, descriptors received.
+//! - [`merger`]: the one thread that merges, publishes and records.
+//! - [`counters`]: what `cachetool server status` shows.
+//! - [`log`]: its log file, rotated.
+//! - [`state`]: what the threads share, the merger's bounded queue.
 
-pub mod client;
+pub mod connection;
+pub mod counters;
 pub mod daemon;
-pub mod protocol;
+pub mod log;
+pub mod merger;
+pub mod state;
 
-/// The socket's file name in the cache directory.
-pub const SOCKET: &str = "dbicached.sock";
-/// Held (flock) by the one server of a directory.
-pub const LOCK: &str = "dbicached.lock";
+pub use persist::server_protocol::{LOCK, LOG, SOCKET};

@@ -8,8 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use dbicached::client::request;
-use dbicached::protocol::Kind;
+use persist::server_protocol::{self as protocol, request, Kind};
 
 fn start(dir: &Path, idle: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_dbicached")).arg("--dir").arg(dir).args(["--idle", idle]).spawn().unwrap()
@@ -86,15 +85,15 @@ fn hostile_and_truncated_frames_never_stop_the_server() {
             drop(s);
         } else {
             let _ = s.shutdown(std::net::Shutdown::Write);
-            let _ = dbicached::protocol::read(&mut s);
+            let _ = protocol::read(&mut s);
         }
     }
     let status = wait_ready(dir.path());
     assert!(status["refused"].as_u64().unwrap() > 0, "{status}");
     // A reply sent as a request is refused, by name.
     let mut s = UnixStream::connect(&socket).unwrap();
-    dbicached::protocol::write(&mut s, Kind::Ok, b"").unwrap();
-    let reply = dbicached::protocol::read(&mut s).unwrap();
+    protocol::write(&mut s, Kind::Ok, b"").unwrap();
+    let reply = protocol::read(&mut s).unwrap();
     assert_eq!(reply.kind, Kind::Error);
     request(dir.path(), Kind::Stop).unwrap();
     assert!(wait_exit(&mut server, Duration::from_secs(5)).success());

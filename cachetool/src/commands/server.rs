@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use dbicached::protocol::Kind;
+use persist::server_protocol::{request, Kind};
 
 use crate::output::json;
 use crate::session::{existing_dir, fail, Fail, Result};
@@ -19,50 +19,26 @@ pub enum Action {
     },
     /// The server's pid, uptime and counters.
     Status,
-    /// Ask the server to exit.
+    /// Wait until everything handed over so far is merged and recorded.
+    Sync,
+    /// Ask the server to exit (after merging what it holds).
     Stop,
-}
-
-/// `dbicached` beside this executable (as installed and as built).
-fn server_binary() -> Result<std::path::PathBuf> {
-    let exe = std::env::current_exe().map_err(|e| Fail(e.to_string()))?;
-    let beside = exe.with_file_name("dbicached");
-    if beside.is_file() {
-        Ok(beside)
-    } else {
-        fail(format_args!("dbicached not found beside {}", exe.display()))
-    }
 }
 
 pub fn run(dir: &Path, action: &Action, as_json: bool) -> Result<ExitCode> {
     existing_dir(dir)?;
     match action {
         Action::Start { idle } => {
-            if dbicached::client::request(dir, Kind::Status).is_ok() {
+            if request(dir, Kind::Status).is_ok() {
                 println!("a server already runs for {}", dir.display());
                 return Ok(ExitCode::SUCCESS);
             }
-            let mut cmd = std::process::Command::new(server_binary()?);
-            cmd.arg("--dir").arg(dir).arg("--idle").arg(idle.to_string());
-            // Nothing of this command's own: a caller waiting for its output
-            // to end must not wait for the server. What it says goes to
-            // `dbicached.log` in the directory.
-            let log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join("dbicached.log"))
-                .map_err(|e| Fail(format!("{}: {e}", dir.join("dbicached.log").display())))?;
-            cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(log);
-            // Its own session: the server outlives this command and its terminal.
-            unsafe {
-                std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-                    libc::setsid();
-                    Ok(())
-                });
+            if !(*idle > 0.0 && idle.is_finite()) {
+                return fail(format_args!("--idle {idle}: a number of seconds above 0"));
             }
-            cmd.spawn().map_err(|e| Fail(format!("starting dbicached: {e}")))?;
+            cachetool::server_start::spawn(dir, Duration::from_secs_f64(*idle)).map_err(Fail)?;
             let deadline = Instant::now() + Duration::from_secs(5);
-            while dbicached::client::request(dir, Kind::Status).is_err() {
+            while request(dir, Kind::Status).is_err() {
                 if Instant::now() > deadline {
                     return fail("the server did not answer after starting");
                 }
@@ -71,19 +47,25 @@ pub fn run(dir: &Path, action: &Action, as_json: bool) -> Result<ExitCode> {
             println!("server started for {}", dir.display());
         }
         Action::Status => {
-            let reply = dbicached::client::request(dir, Kind::Status).map_err(Fail)?;
+            let reply = request(dir, Kind::Status).map_err(Fail)?;
             let status: serde_json::Value = serde_json::from_slice(&reply).map_err(|e| Fail(e.to_string()))?;
             if as_json {
                 json(&status);
             } else {
-                println!(
-                    "server pid {}, up {:.1} s, {} requests, {} refused",
-                    status["pid"], status["uptime_ms"].as_u64().unwrap_or(0) as f64 / 1000.0, status["requests"], status["refused"]
-                );
+                let n = |k: &str| status[k].as_u64().unwrap_or(0);
+                println!("server pid {}, up {:.1} s", n("pid"), n("uptime_ms") as f64 / 1000.0);
+                println!("  {} clients, {} requests, {} refused", n("clients"), n("requests"), n("refused"));
+                println!("  {} hand-overs, {} queued ({} bytes), {} rejected", n("hand_overs"), n("queued"), n("queued_bytes"), n("rejected"));
+                println!("  {} files written ({} blocks added, {} bytes), {} errors", n("merges"), n("blocks_added"), n("bytes_written"), n("errors"));
+                println!("  {} runs recorded", n("runs_recorded"));
             }
         }
+        Action::Sync => {
+            persist::server_protocol::request_within(dir, Kind::Sync, Duration::from_secs(300)).map_err(Fail)?;
+            println!("server synced");
+        }
         Action::Stop => {
-            dbicached::client::request(dir, Kind::Stop).map_err(Fail)?;
+            persist::server_protocol::request_within(dir, Kind::Stop, Duration::from_secs(300)).map_err(Fail)?;
             println!("server stopped");
         }
     }

@@ -60,6 +60,7 @@ impl Index {
     /// first, so two recorders never record one run twice; a report that
     /// cannot be recorded now goes back to waiting.
     pub fn ingest_pending(&mut self) -> usize {
+        self.reclaim_abandoned();
         let Ok(dir) = std::fs::read_dir(self.dir()) else { return 0 };
         let mut pending: Vec<String> = dir
             .flatten()
@@ -98,6 +99,21 @@ impl Index {
 }
 
 impl Index {
+    /// Reports claimed by a recorder that died (a server killed with
+    /// SIGKILL) wait again: a run is lost only if nothing records it. A
+    /// recorder that died after its commit and before removing the
+    /// report leaves that run to be recorded twice, the lesser harm.
+    fn reclaim_abandoned(&self) {
+        let Ok(dir) = std::fs::read_dir(self.dir()) else { return };
+        for name in dir.flatten().filter_map(|e| e.file_name().into_string().ok()) {
+            let Some((pending, _)) = name.split_once(persist::cache_dir::CLAIMED_INFIX) else { continue };
+            let dead = persist::cache_dir::leftover_pid(&name).is_some_and(|pid| !crate::prune::process_alive(pid));
+            if dead && persist::cache_dir::is_pending_report(pending) {
+                let _ = std::fs::rename(self.dir().join(&name), self.dir().join(pending));
+            }
+        }
+    }
+
     pub fn record(&mut self, run: &Run<'_>) -> Result<i64, Error> {
         let r = run.report;
         let used: BTreeSet<&str> = r.used.iter().map(|s| s.as_str()).collect();

@@ -4,7 +4,7 @@
 //! app's views of mappings (`proc_maps`, `app_prot`, `modules`,
 //! `image_base`, `fd_path`), the app's executable (`app_exe`), and starting a program as the kernel would
 //! (`startup_args`, `auxv`, `loader`, `initial_stack`, `vdso`,
-//! `proc_identity`). Nothing here imports a module of a higher layer.
+//! `proc_identity`), and a socket to a local server (`unix_socket`). Nothing here imports a module of a higher layer.
 
 pub(crate) mod app_exe;
 pub(crate) mod app_prot;
@@ -22,4 +22,5 @@ pub(crate) mod safe_read;
 pub(crate) mod signal;
 pub(crate) mod startup_args;
 pub(crate) mod sys;
+pub(crate) mod unix_socket;
 pub(crate) mod vdso;

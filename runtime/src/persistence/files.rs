@@ -92,19 +92,6 @@ pub(crate) fn publish(path: &[u8], bytes: &[u8]) -> sys::Result<()> {
     published
 }
 
-/// The memo of a verified file lives in its lock file: the identity of
-/// the version whose zone hashes were checked, and a hash of that record.
-fn memo(identity: crate::os::modules::FileIdentity) -> [u8; 48] {
-    let mut m = [0u8; 48];
-    let id = identity.to_array();
-    for (i, v) in id.iter().enumerate() {
-        m[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
-    }
-    let h = blake3::hash(&m[..40]);
-    m[40..].copy_from_slice(&h.as_bytes()[..8]);
-    m
-}
-
 /// Whether the file `path` with `identity` had all its zone hashes
 /// checked by an earlier run.
 pub(crate) fn verified_before(path: &[u8], identity: crate::os::modules::FileIdentity) -> bool {
@@ -112,17 +99,23 @@ pub(crate) fn verified_before(path: &[u8], identity: crate::os::modules::FileIde
         return false;
     };
     let mut buf = [0u8; 48];
-    sys::pread(&fd, &mut buf, 0) == Ok(48) && buf == memo(identity)
+    sys::pread(&fd, &mut buf, 0) == Ok(48) && buf == persist::file_identity::verified_memo(identity)
 }
 
 /// Records that the file `path` with `identity` passed every check.
 pub(crate) fn note_verified(path: &[u8], identity: crate::os::modules::FileIdentity) {
     if let Ok(fd) = open(&with_suffix(path, ".lock"), OFlags::WRONLY | OFlags::CREATE, 0o600) {
-        let _ = sys::pwrite(&fd, &memo(identity), 0);
+        let _ = sys::pwrite(&fd, &persist::file_identity::verified_memo(identity), 0);
     }
 }
 
 /// A NUL-terminated path for messages.
 pub(crate) fn display(path: &[u8]) -> &str {
     core::str::from_utf8(&path[..path.len().saturating_sub(1)]).unwrap_or("?")
+}
+
+/// The file name of a cache file path (NUL-terminated).
+pub(crate) fn file_name(path: &[u8]) -> &str {
+    let p = display(path);
+    p.rsplit('/').next().unwrap_or(p)
 }

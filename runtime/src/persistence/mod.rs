@@ -1,6 +1,7 @@
 //! Persisted code caches (`.dpc` files): the code of each module in the
 //! making (`units`), its key (`key`), file names, locks and publishing
-//! (`files`), writing (`save`), mapping and checking (`load`) and the
+//! (`files`), writing (`save`), handing new blocks to the cache server
+//! (`server`), mapping and checking (`load`) and the
 //! per-run report (`report`). Uses `translate` and `os`.
 
 pub(crate) mod files;
@@ -8,4 +9,5 @@ pub(crate) mod key;
 pub(crate) mod load;
 pub(crate) mod report;
 pub(crate) mod save;
+pub(crate) mod server;
 pub(crate) mod units;

@@ -15,11 +15,7 @@ use crate::stats::STATS;
 
 pub(crate) static EVENTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// File name of a cache file path (NUL-terminated).
-fn name(path: &[u8]) -> &str {
-    let p = crate::persistence::files::display(path);
-    p.rsplit('/').next().unwrap_or(p)
-}
+use crate::persistence::files::file_name as name;
 
 /// The file `path` was taken into use with `blocks` blocks.
 pub(crate) fn used(path: &[u8], blocks: usize) {

@@ -1,6 +1,8 @@
 //! Writing persisted files: at module unload and process exit, the live
-//! blocks of each module's unit become new segments of the module's
-//! file, merged under the file's lock with what it already holds.
+//! blocks of each module's unit the file in use lacks become a delta
+//! (their own segments, as a file of their own would hold them), handed
+//! to the cache server or merged (`persist::merge`) under the file's
+//! lock with what the file holds now.
 
 use alloc::borrow::Cow;
 use alloc::vec;
@@ -8,6 +10,7 @@ use alloc::vec::Vec;
 
 use hashbrown::HashMap;
 use persist::index::{BlockData, BlockEntry, ClientData, ExitEntry, Index, ModuleInfo, Segment};
+use persist::merge::Parts;
 use persist::translations;
 use persist::write::page_up;
 use persist::ZoneKind;
@@ -16,20 +19,21 @@ use crate::translate::encoder;
 use crate::translate::fragment::{Fragment, FragmentTable};
 use crate::persistence::files as files;
 use crate::persistence::load::LoadedFiles;
+use crate::persistence::server::Server;
 use crate::persistence::units::{Unit, UnitBlock};
 use crate::translate::segment::LiveSegment;
 use crate::stats::{self, STATS};
 use crate::os::sys::{self, AsRawFd};
 
-/// New blocks are written when they add at least 1/64 of the blocks
-/// already in the file.
-const MIN_GROWTH_DIVISOR: usize = 64;
+use persist::merge::MIN_GROWTH_DIVISOR;
 
 /// Writes every unit with new blocks to its module's file.
 pub(crate) fn save_units(units: &[Unit], fragments: &FragmentTable, loaded: &LoadedFiles) {
     let t0 = stats::ticks();
+    let options = crate::options::get();
+    let mut server = options.persist_dir.filter(|_| options.persist_server).and_then(|dir| crate::persistence::server::connect(&dir));
     for unit in units {
-        save_unit(unit, fragments, loaded);
+        save_unit(unit, fragments, loaded, &mut server);
     }
     report_built(units);
     stats::add(&STATS.persist_ticks, stats::ticks() - t0);
@@ -120,22 +124,22 @@ impl Drop for OnDisk {
     }
 }
 
-fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles) {
+fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles, server: &mut Option<Server>) {
     let Some(dir) = crate::options::get().persist_dir else { return };
     if unit.tainted {
         crate::verbose!("persist: not writing {}: its code changed during the run", unit.path);
         return;
     }
-    let live: Vec<(&UnitBlock, &Fragment)> = unit
+    // This run's blocks the file in use lacks. Nothing (or too little)
+    // new is decided without reading the file again.
+    let new_here: Vec<(&UnitBlock, &Fragment)> = unit
         .blocks
         .iter()
         .filter_map(|b| fragments.get(b.tag).filter(|f| f.start == b.start).map(|f| (b, f)))
+        .filter(|(b, _)| !loaded.has_block(unit.module_base, unit.identity, b.tag))
         .collect();
-    // Nothing (or too little) new against the file in use: decided without
-    // reading the file again.
-    let new_here = live.iter().filter(|(b, _)| !loaded.has_block(unit.module_base, unit.identity, b.tag)).count();
     let in_use = loaded.block_count(unit.module_base, unit.identity);
-    if new_here == 0 || new_here * MIN_GROWTH_DIVISOR < in_use {
+    if new_here.is_empty() || new_here.len() * MIN_GROWTH_DIVISOR < in_use {
         return;
     }
     let Some(module_hash) = loaded
@@ -146,110 +150,98 @@ fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles) {
     };
     let key = crate::persistence::key::key_for(module_hash);
     let path = files::file_for(&dir, &unit.path);
-    let Some(lock) = files::lock(&path) else {
-        crate::verbose!("persist: cannot lock {}", files::display(&path));
+    if let Some(s) = server.as_ref() {
+        let delta = delta_of(unit, &new_here);
+        let bytes = persist::write::build(&key, &delta.index, &delta.zone_refs());
+        match s.hand_over(files::file_name(&path), &bytes) {
+            Ok(()) => {
+                stats::add(&STATS.files_written, 1);
+                stats::add(&STATS.blocks_persisted, new_here.len() as u64);
+                crate::persistence::report::wrote(&path, in_use + new_here.len());
+                crate::verbose!("persist: handed {} new blocks of {} to the cache server", new_here.len(), files::display(&path));
+                return;
+            }
+            Err(why) => {
+                crate::verbose!("persist: the cache server did not take {} ({why}): writing files", files::display(&path));
+                *server = None;
+            }
+        }
+    }
+    write_merged(unit, &new_here, &key, &path);
+}
+
+/// Merges `new_here` into the module's file on disk, under its lock.
+fn write_merged(unit: &Unit, new_here: &[(&UnitBlock, &Fragment)], key: &persist::CacheKey, path: &[u8]) {
+    let Some(lock) = files::lock(path) else {
+        crate::verbose!("persist: cannot lock {}", files::display(path));
         return;
     };
-    let on_disk = OnDisk::read(&path);
+    let on_disk = OnDisk::read(path);
     // The old zones are copied as they are, so they must be sound: fully
     // checked unless this version of the file was checked before. A file
     // that fails is replaced.
     let depth = match on_disk.as_ref().and_then(|d| d.identity) {
-        Some(id) if files::verified_before(&path, id) => persist::Depth::Structure,
+        Some(id) if files::verified_before(path, id) => persist::Depth::Structure,
         _ => persist::Depth::Full,
     };
-    let old = on_disk.as_ref().and_then(|d| persist::validate_with(d.bytes(), depth).ok()).filter(|v| v.key == key);
-    let mut index: Index = match &old {
-        Some(v) => v.index.to_owned().unwrap_or_default(),
-        None => Index::default(),
-    };
-    // A file with too many segments to take more starts over with this
-    // run's blocks (its paths come back as later runs take them).
-    let room = |v: &persist::Validated| v.zones.len() + 2 * (unit.segments.len() + 1) < persist::header::MAX_ZONES;
-    let old_zones: Vec<(ZoneKind, &[u8])> = match &old {
-        Some(v) if !index.blocks.is_empty() && room(v) => (1..v.zones.len()).map(|i| (v.zones[i].kind, v.zone_bytes(i))).collect(),
-        _ => {
-            index = Index::default();
-            Vec::new()
-        }
-    };
+    let old = on_disk.as_ref().and_then(|d| persist::validate_with(d.bytes(), depth).ok()).filter(|v| v.key == *key);
+    let old = old.as_ref().and_then(Parts::of);
+    // Blocks another process wrote meanwhile are left out: their code
+    // would be dead weight in the file.
     let base = unit.module_base;
-    let known = |tag: u64| index.blocks.binary_search_by_key(&((tag - base) as u32), |b| b.module_offset).is_ok();
-    let fresh: Vec<(&UnitBlock, &Fragment)> = live.into_iter().filter(|(b, _)| !known(b.tag)).collect();
-    // A rewrite costs time proportional to the file: a handful of new
-    // blocks in a big file (a path taken once) is not worth it.
-    if fresh.is_empty() || fresh.len() * MIN_GROWTH_DIVISOR < index.blocks.len() {
-        files::unlock(lock);
+    let on_file = |tag: u64| old.as_ref().is_some_and(|o| o.index.blocks.binary_search_by_key(&((tag - base) as u32), |b| b.module_offset).is_ok());
+    let fresh: Vec<(&UnitBlock, &Fragment)> = new_here.iter().copied().filter(|(b, _)| !on_file(b.tag)).collect();
+    if fresh.is_empty() {
         return;
     }
-    index.module = ModuleInfo {
-        path: alloc::string::String::from_utf8_lossy(unit.path.as_bytes()).into_owned(),
-        identity: unit.identity.to_array(),
-    };
-    let mut new_zones: Vec<(ZoneKind, Vec<u8>)> = Vec::new();
-    for (s, seg) in unit.segments.iter().enumerate() {
-        let blocks: Vec<&(&UnitBlock, &Fragment)> = fresh.iter().filter(|(b, _)| b.segment as usize == s).collect();
-        if blocks.is_empty() {
-            continue;
-        }
-        let first_zone = 1 + old_zones.len() + new_zones.len();
-        let (w, x) = write_segment(seg, base, &blocks, first_zone as u32, &mut index);
-        new_zones.push((ZoneKind::Writable, w));
-        new_zones.push((ZoneKind::Exec, x));
-    }
-    index.blocks.sort_by_key(|b| b.module_offset);
-    add_client_data(&mut index, base, 1 + old_zones.len() + new_zones.len(), &mut new_zones);
-    let mut zones: Vec<(ZoneKind, Cow<[u8]>)> = old_zones.into_iter().map(|(k, z)| (k, Cow::Borrowed(z))).collect();
-    zones.extend(new_zones.into_iter().map(|(k, z)| (k, Cow::Owned(z))));
-    prelink(&index, &mut zones);
-    let zones: Vec<(ZoneKind, &[u8])> = zones.iter().map(|(k, z)| (*k, &z[..])).collect();
-    if zones.len() < persist::header::MAX_ZONES {
-        let bytes = persist::write::build(&key, &index, &zones);
-        let published = files::publish(&path, &bytes);
-        if let Err(e) = published {
-            note_write_failure(&path, e);
-        }
-        if published.is_ok() {
-            stats::add(&STATS.files_written, 1);
-            crate::persistence::report::wrote(&path, index.blocks.len());
-            stats::add(&STATS.blocks_persisted, fresh.len() as u64);
-            crate::verbose!(
-                "persist: wrote {} ({} blocks, {} new)",
-                files::display(&path),
-                index.blocks.len(),
-                fresh.len()
-            );
+    let mut file = old.unwrap_or_default();
+    if let Some(new_blocks) = persist::merge::merge(&mut file, delta_of(unit, &fresh), MIN_GROWTH_DIVISOR) {
+        let index = &file.index;
+        let bytes = persist::write::build(key, index, &file.zone_refs());
+        let published = files::publish(path, &bytes);
+        match published {
+            Err(e) => note_write_failure(path, e),
+            Ok(()) => {
+                stats::add(&STATS.files_written, 1);
+                crate::persistence::report::wrote(path, index.blocks.len());
+                stats::add(&STATS.blocks_persisted, new_blocks as u64);
+                crate::verbose!(
+                    "persist: wrote {} ({} blocks, {} new)",
+                    files::display(path),
+                    index.blocks.len(),
+                    new_blocks
+                );
+            }
         }
     }
     drop(on_disk);
     files::unlock(lock);
 }
 
-/// Points every exit whose target block is anywhere in the file straight
-/// at it: a slot holds an offset from its own segment's X zone, and zones
-/// keep their distances wherever the file is mapped, so exits across
-/// segments (blocks added by later runs) are pre-linked too. `zones` are
-/// the zones after R (zone `z` of the index is `zones[z - 1]`).
-fn prelink(index: &Index, zones: &mut [(ZoneKind, Cow<[u8]>)]) {
-    let mut at = Vec::with_capacity(zones.len() + 1);
-    at.push(0usize);
-    for (_, z) in zones.iter() {
-        at.push(at.last().unwrap() + page_up(z.len()));
-    }
-    // at[z - 1] is zone z's distance from the first zone after R.
-    let place = |z: u32| at[z as usize - 1] as i64;
-    for seg in &index.segments {
-        let first = seg.first_exit as usize;
-        for e in &index.exits[first..first + seg.exit_count as usize] {
-            let Ok(offset) = u32::try_from(e.target) else { continue };
-            let Ok(b) = index.blocks.binary_search_by_key(&offset, |b| b.module_offset) else { continue };
-            let b = &index.blocks[b];
-            let target_x = index.segments[b.segment as usize].x_zone;
-            let value = place(target_x) + b.code_offset as i64 - place(seg.x_zone);
-            let w = zones[seg.w_zone as usize - 1].1.to_mut();
-            w[e.slot as usize..e.slot as usize + 8].copy_from_slice(&value.to_le_bytes());
+/// A delta: the index and zones of `blocks` alone, as a file of their own
+/// would hold them.
+fn delta_of(unit: &Unit, blocks: &[(&UnitBlock, &Fragment)]) -> Parts<'static> {
+    let base = unit.module_base;
+    let mut index = Index {
+        module: ModuleInfo {
+            path: alloc::string::String::from_utf8_lossy(unit.path.as_bytes()).into_owned(),
+            identity: unit.identity.to_array(),
+        },
+        ..Index::default()
+    };
+    let mut zones: Vec<(ZoneKind, Vec<u8>)> = Vec::new();
+    for (s, seg) in unit.segments.iter().enumerate() {
+        let here: Vec<&(&UnitBlock, &Fragment)> = blocks.iter().filter(|(b, _)| b.segment as usize == s).collect();
+        if here.is_empty() {
+            continue;
         }
+        let (w, x) = write_segment(seg, base, &here, 1 + zones.len() as u32, &mut index);
+        zones.push((ZoneKind::Writable, w));
+        zones.push((ZoneKind::Exec, x));
     }
+    index.blocks.sort_by_key(|b| b.module_offset);
+    add_client_data(&mut index, base, 1 + zones.len(), &mut zones);
+    Parts { index, zones: zones.into_iter().map(|(k, z)| (k, Cow::Owned(z))).collect() }
 }
 
 /// The clients' persistence events: read-only data into the index,

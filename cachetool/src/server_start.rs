@@ -1,0 +1,46 @@
+//! Starting the cache server of a directory (`dbicached`, installed and
+//! built beside `dbirun` and `cachetool`), for `cachetool server start`
+//! and for `dbirun -persist`, which starts one on demand.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `dbicached` beside the running executable.
+pub fn server_binary() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let beside = exe.with_file_name("dbicached");
+    if beside.is_file() {
+        Ok(beside)
+    } else {
+        Err(format!("dbicached not found beside {}", exe.display()))
+    }
+}
+
+/// Starts a server for `dir` exiting after `idle` without a request, in
+/// its own session (it outlives the caller and its terminal), its output
+/// appended to the log in the directory (a caller waiting for its own
+/// output to end must not wait for the server). Does not wait for it to
+/// answer; a second server started at once exits (exactly one wins).
+pub fn spawn(dir: &Path, idle: Duration) -> Result<(), String> {
+    let mut cmd = std::process::Command::new(server_binary()?);
+    cmd.arg("--dir").arg(dir).arg("--idle").arg(idle.as_secs_f64().to_string());
+    let log_path = dir.join(persist::server_protocol::LOG);
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(log);
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("starting dbicached: {e}"))?;
+    // Reaped by a thread, so it never lingers as a zombie of the caller.
+    std::thread::spawn(move || child.wait());
+    Ok(())
+}
+
+/// Whether a server listens on `dir`'s socket (a connect, no request).
+pub fn listening(dir: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(persist::server_protocol::socket_path(dir)).is_ok()
+}

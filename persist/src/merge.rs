@@ -1,0 +1,121 @@
+//! Merging: a file's new version is its old zones as they are, then the
+//! zones of a delta (a file holding only blocks some run built), with the
+//! delta's blocks the old file lacks added to its index. One merge for
+//! the runtime writing its own files and for the cache server merging
+//! what processes hand over, so both publish the same bytes.
+
+use alloc::borrow::Cow;
+use alloc::vec::Vec;
+
+use crate::header::MAX_ZONES;
+use crate::index::Index;
+use crate::write::page_up;
+use crate::ZoneKind;
+
+/// Zones after R, in file order (zone `z` of an index is `zones[z - 1]`).
+pub type Zones<'a> = Vec<(ZoneKind, Cow<'a, [u8]>)>;
+
+/// A file's index and zones, owned or borrowed from a mapping.
+#[derive(Default)]
+pub struct Parts<'a> {
+    pub index: Index,
+    pub zones: Zones<'a>,
+}
+
+impl<'a> Parts<'a> {
+    /// The index and zones of a checked file.
+    pub fn of(v: &crate::Validated<'a>) -> Option<Parts<'a>> {
+        let index = v.index.to_owned()?;
+        let zones = (1..v.zones.len()).map(|i| (v.zones[i].kind, Cow::Borrowed(v.zone_bytes(i)))).collect();
+        Some(Parts { index, zones })
+    }
+
+    pub fn zone_refs(&self) -> Vec<(ZoneKind, &[u8])> {
+        self.zones.iter().map(|(k, z)| (*k, &z[..])).collect()
+    }
+}
+
+/// A rewrite costs time proportional to the file: blocks are added when
+/// they are at least one per this many blocks the file holds (a path
+/// taken once is not worth it).
+pub const MIN_GROWTH_DIVISOR: usize = 64;
+
+/// Adds to `file` the blocks of `delta` it lacks; how many, or None (and
+/// `file` unchanged) when the delta adds nothing or fewer than one block
+/// per `min_growth_divisor` blocks already held. A file with too many
+/// zones to take the delta's starts over with the delta alone (its paths
+/// come back as later runs take them). The delta's client data replaces
+/// the file's. Exits are pre-linked afresh.
+pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usize) -> Option<usize> {
+    let Parts { index: d, zones: d_zones } = delta;
+    let fits = !file.index.blocks.is_empty() && 1 + file.zones.len() + d_zones.len() < MAX_ZONES;
+    let empty = Index::default();
+    let target = if fits { &file.index } else { &empty };
+    let known = |off: u32| target.blocks.binary_search_by_key(&off, |b| b.module_offset).is_ok();
+    let fresh: Vec<usize> = (0..d.blocks.len()).filter(|&i| !known(d.blocks[i].module_offset)).collect();
+    let zones_after = 1 + if fits { file.zones.len() } else { 0 } + d_zones.len();
+    if fresh.is_empty() || fresh.len() * min_growth_divisor < target.blocks.len() || zones_after >= MAX_ZONES {
+        return None;
+    }
+    if !fits {
+        *file = Parts::default();
+    }
+    let Parts { index, zones } = file;
+    let zone_shift = zones.len() as u32;
+    let segment_shift = index.segments.len() as u32;
+    let exit_shift = index.exits.len() as u32;
+    let translation_shift = index.translations.len() as u32;
+    let data_shift = index.block_data.len() as u32;
+    index.segments.extend(d.segments.iter().map(|s| {
+        let mut s = s.clone();
+        s.w_zone += zone_shift;
+        s.x_zone += zone_shift;
+        s.first_exit += exit_shift;
+        s
+    }));
+    index.exits.extend_from_slice(&d.exits);
+    index.translations.extend_from_slice(&d.translations);
+    index.block_data.extend_from_slice(&d.block_data);
+    index.blocks.extend(fresh.iter().map(|&i| {
+        let mut b = d.blocks[i].clone();
+        b.segment += segment_shift;
+        b.first_exit += exit_shift;
+        b.translation_offset += translation_shift;
+        b.first_data += data_shift;
+        b
+    }));
+    index.blocks.sort_by_key(|b| b.module_offset);
+    index.module = d.module;
+    index.clients = d.clients;
+    index.client_zones = d.client_zones.map(|(w, x)| (w + zone_shift, x + zone_shift));
+    zones.extend(d_zones);
+    prelink(file);
+    Some(fresh.len())
+}
+
+/// Points every exit whose target block is anywhere in the file straight
+/// at it: a slot holds an offset from its own segment's X zone, and zones
+/// keep their distances wherever the file is mapped, so exits across
+/// segments (blocks added by later runs) are pre-linked too.
+pub fn prelink(parts: &mut Parts<'_>) {
+    let Parts { index, zones } = parts;
+    let mut at = Vec::with_capacity(zones.len() + 1);
+    at.push(0usize);
+    for (_, z) in zones.iter() {
+        at.push(at.last().unwrap() + page_up(z.len()));
+    }
+    // at[z - 1] is zone z's distance from the first zone after R.
+    let place = |z: u32| at[z as usize - 1] as i64;
+    for seg in &index.segments {
+        let first = seg.first_exit as usize;
+        for e in &index.exits[first..first + seg.exit_count as usize] {
+            let Ok(offset) = u32::try_from(e.target) else { continue };
+            let Ok(b) = index.blocks.binary_search_by_key(&offset, |b| b.module_offset) else { continue };
+            let b = &index.blocks[b];
+            let target_x = index.segments[b.segment as usize].x_zone;
+            let value = place(target_x) + b.code_offset as i64 - place(seg.x_zone);
+            let w = zones[seg.w_zone as usize - 1].1.to_mut();
+            w[e.slot as usize..e.slot as usize + 8].copy_from_slice(&value.to_le_bytes());
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Handing this process's new blocks to the directory's cache server
+//! (`dbicached`, docs/server.md) instead of merging and writing files
+//! before the process may exit: each module's delta file goes over the
+//! server's socket as a memory file (SCM_RIGHTS, no copy through the
+//! socket); the server answers once it has queued it, and merges later.
+//! A server that is absent, refuses or does not answer within
+//! [`ANSWER_WITHIN`] leaves the process to write its files itself.
+
+use alloc::format;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use persist::server_protocol::{self as protocol, Kind};
+
+use crate::os::startup_args::CStr;
+use crate::os::sys;
+use crate::os::unix_socket::{self, UnixStream};
+
+/// How long a process waits for the server to take a hand-over.
+const ANSWER_WITHIN: Duration = Duration::from_millis(200);
+
+pub(crate) struct Server(UnixStream);
+
+/// The server of the cache directory `dir`, if one answers.
+pub(crate) fn connect(dir: &CStr) -> Option<Server> {
+    let path = format!("{dir}/{}", protocol::SOCKET);
+    match UnixStream::connect(path.as_bytes(), ANSWER_WITHIN) {
+        Ok(s) => Some(Server(s)),
+        Err(e) => {
+            crate::verbose!("persist: no cache server ({e}): writing files");
+            None
+        }
+    }
+}
+
+impl Server {
+    /// Hands `delta` (a whole `.dpc` file of new blocks) over for the
+    /// cache file named `name`; Ok once the server has queued it.
+    pub(crate) fn hand_over(&self, name: &str, delta: &[u8]) -> Result<(), &'static str> {
+        let memory = unix_socket::memory_file(delta).map_err(|_| "no memory file")?;
+        let mut frame = Vec::with_capacity(protocol::HEADER + name.len());
+        frame.extend_from_slice(&protocol::header(Kind::HandOver, name.len()));
+        frame.extend_from_slice(name.as_bytes());
+        self.0.send(&frame, Some(&memory)).map_err(|_| "sending failed")?;
+        let mut h = [0u8; protocol::HEADER];
+        self.0.recv_exact(&mut h).map_err(|e| if e == sys::Errno::AGAIN { "no answer in time" } else { "no answer" })?;
+        let (kind, len) = protocol::parse_header(&h).map_err(|_| "a bad answer")?;
+        let mut why = alloc::vec![0u8; len as usize];
+        self.0.recv_exact(&mut why).map_err(|_| "no answer")?;
+        match kind {
+            Kind::Ok => Ok(()),
+            _ => Err("refused"),
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! One peer's connection: frames in, replies out. A hand-over's
+//! descriptor comes with the frame's first bytes (SCM_RIGHTS) and must be
+//! a memory file (anything else, a FIFO or a file on a hung mount, could
+//! block the merger); it is queued and answered at once, before the
+//! merge. A peer that misbehaves loses its connection, never the server.
+
+use std::fs::File;
+use std::io::Read;
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::channel;
+use std::time::Duration;
+
+use persist::server_protocol::{self as protocol, Bad, Frame, Kind, HEADER};
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+
+use crate::counters::Counters;
+use crate::merger::{Job, MAX_DELTA};
+use crate::state::Shared;
+
+/// A peer that stops mid-frame is dropped after this.
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a Sync or Stop waits for the merger.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Answers `stream`'s requests until it closes or misbehaves.
+pub fn serve(mut stream: UnixStream, shared: &Shared) {
+    let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
+    loop {
+        let (frame, fd) = match read_frame(&mut stream) {
+            Ok(f) => f,
+            Err(Bad::Truncated) => return,
+            Err(bad) => {
+                Counters::add(&shared.counters.refused, 1);
+                let _ = protocol::write(&mut stream, Kind::Error, bad.to_string().as_bytes());
+                return;
+            }
+        };
+        Counters::add(&shared.counters.requests, 1);
+        shared.touch();
+        let reply = match frame.kind {
+            Kind::Status => Ok(shared.counters.json(shared.started).to_string()),
+            Kind::HandOver => hand_over(shared, &frame.payload, fd).map(|()| String::new()),
+            Kind::Ingest => shared.queue(Job::Ingest, 0).map(|()| String::new()).map_err(String::from),
+            Kind::Sync | Kind::Stop => {
+                let (done, wait) = channel();
+                let job = if frame.kind == Kind::Sync { Job::Sync(done) } else { Job::Stop(done) };
+                match shared.queue(job, 0) {
+                    Ok(()) => match wait.recv_timeout(SYNC_TIMEOUT) {
+                        Ok(()) => Ok(String::from(if frame.kind == Kind::Sync { "synced" } else { "stopping" })),
+                        Err(_) => Err(String::from("the merger did not finish in time")),
+                    },
+                    Err(why) => Err(String::from(why)),
+                }
+            }
+            Kind::Ok | Kind::Error => {
+                Counters::add(&shared.counters.refused, 1);
+                let _ = protocol::write(&mut stream, Kind::Error, b"a reply is not a request");
+                return;
+            }
+        };
+        let sent = match reply {
+            Ok(text) => protocol::write(&mut stream, Kind::Ok, text.as_bytes()),
+            Err(why) => protocol::write(&mut stream, Kind::Error, why.as_bytes()),
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+fn hand_over(shared: &Shared, payload: &[u8], fd: Option<OwnedFd>) -> Result<(), String> {
+    Counters::add(&shared.counters.hand_overs, 1);
+    let checked = (|| {
+        let name = std::str::from_utf8(payload).ok().filter(|n| persist::cache_dir::is_cache_name(n)).ok_or("not a cache file name")?;
+        let fd = fd.ok_or("no memory file attached")?;
+        rustix::fs::fcntl_get_seals(&fd).map_err(|_| "not a memory file")?;
+        let file = File::from(fd);
+        let len = file.metadata().map_err(|_| "cannot stat the memory file")?.len();
+        if len > MAX_DELTA {
+            return Err("delta too big");
+        }
+        Ok((name.to_string(), file, len))
+    })();
+    let (name, file, len) = checked.map_err(|why: &str| {
+        Counters::add(&shared.counters.rejected, 1);
+        shared.log.line(format_args!("refused a hand-over: {why}"));
+        why.to_string()
+    })?;
+    shared.queue(Job::HandOver { name, file, len }, len).map_err(String::from)
+}
+
+/// A frame, and the descriptor that came with its first bytes, if any
+/// (more than one are closed).
+fn read_frame(stream: &mut UnixStream) -> Result<(Frame, Option<OwnedFd>), Bad> {
+    let mut h = [0u8; HEADER];
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(4))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let got = loop {
+        match rustix::net::recvmsg(&*stream, &mut [std::io::IoSliceMut::new(&mut h)], &mut control, RecvFlags::CMSG_CLOEXEC) {
+            Ok(r) => break r.bytes,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return Err(Bad::Truncated),
+        }
+    };
+    let mut fds = Vec::new();
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = message {
+            fds.extend(received);
+        }
+    }
+    if got == 0 {
+        return Err(Bad::Truncated);
+    }
+    stream.read_exact(&mut h[got..]).map_err(|_| Bad::Truncated)?;
+    let (kind, len) = protocol::parse_header(&h)?;
+    let mut payload = vec![0u8; len as usize];
+    stream.read_exact(&mut payload).map_err(|_| Bad::Truncated)?;
+    Ok((Frame { kind, payload }, fds.into_iter().next()))
+}
+
+/// Counts the connection while it is served.
+pub fn serve_counted(stream: UnixStream, shared: &Shared) {
+    shared.connections.fetch_add(1, Relaxed);
+    serve(stream, shared);
+    shared.connections.fetch_sub(1, Relaxed);
+    shared.touch();
+}

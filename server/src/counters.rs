@@ -1,0 +1,61 @@
+//! The server's counters, for `cachetool server status`.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+#[derive(Default)]
+pub struct Counters {
+    /// Frames answered.
+    pub requests: AtomicU64,
+    /// Connections of another uid, and frames refused.
+    pub refused: AtomicU64,
+    /// Connections served.
+    pub clients: AtomicU64,
+    /// Deltas received.
+    pub hand_overs: AtomicU64,
+    /// Jobs waiting for the merger, and their bytes.
+    pub queued: AtomicU64,
+    pub queued_bytes: AtomicU64,
+    /// Files published, the blocks they gained, the bytes written.
+    pub merges: AtomicU64,
+    pub blocks_added: AtomicU64,
+    pub bytes_written: AtomicU64,
+    /// Deltas refused (bad name, not a memory file, failed the checks).
+    pub rejected: AtomicU64,
+    /// Writes that failed (a full disk, a lost lock).
+    pub errors: AtomicU64,
+    /// Runs recorded in the index.
+    pub runs_recorded: AtomicU64,
+}
+
+impl Counters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+
+    pub fn sub(counter: &AtomicU64, n: u64) {
+        counter.fetch_sub(n, Relaxed);
+    }
+
+    pub fn json(&self, started: Instant) -> serde_json::Value {
+        let g = |c: &AtomicU64| c.load(Relaxed);
+        serde_json::json!({
+            "pid": std::process::id(),
+            "uptime_ms": started.elapsed().as_millis() as u64,
+            "protocol": persist::server_protocol::VERSION,
+            "runtime_version": format!("{:08x}", cachetool::RUNTIME_VERSION),
+            "requests": g(&self.requests),
+            "refused": g(&self.refused),
+            "clients": g(&self.clients),
+            "hand_overs": g(&self.hand_overs),
+            "queued": g(&self.queued),
+            "queued_bytes": g(&self.queued_bytes),
+            "merges": g(&self.merges),
+            "blocks_added": g(&self.blocks_added),
+            "bytes_written": g(&self.bytes_written),
+            "rejected": g(&self.rejected),
+            "errors": g(&self.errors),
+            "runs_recorded": g(&self.runs_recorded),
+        })
+    }
+}

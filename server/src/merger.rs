@@ -1,0 +1,229 @@
+//! The one thread that writes: it takes the queued jobs in order, in
+//! batches, merges every delta of a batch for one file in a single
+//! rewrite (the second compiler of a `make -j` adds to the first's file
+//! at once), publishes it as a file-mode process would (the file's lock,
+//! temp file + rename), writes the file's verified memo so processes load
+//! it without checking its zones again, then records the runs left
+//! pending and keeps the directory's size budget.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc::{Receiver, Sender};
+use std::time::Duration;
+
+use persist::file_identity::{verified_memo, FileIdentity};
+use persist::merge::{merge, Parts, MIN_GROWTH_DIVISOR};
+use rkyv::util::AlignedVec;
+
+use crate::counters::Counters;
+use crate::log::Log;
+
+/// The largest delta the server reads.
+pub const MAX_DELTA: u64 = 1 << 30;
+/// Jobs taken in one batch.
+const BATCH: usize = 256;
+
+pub enum Job {
+    /// A delta for the cache file `name`, in a memory file of `len` bytes.
+    HandOver { name: String, file: File, len: u64 },
+    /// Record the pending run reports.
+    Ingest,
+    /// Answered when every job queued before it is done.
+    Sync(Sender<()>),
+    /// As Sync, then the server stops.
+    Stop(Sender<()>),
+}
+
+pub struct Merger<'a> {
+    pub dir: &'a Path,
+    pub counters: &'a Counters,
+    pub log: &'a Log,
+}
+
+impl Merger<'_> {
+    /// Runs the jobs until every sender is gone; sets `stop` at a Stop.
+    pub fn run(&self, jobs: Receiver<Job>, stop: &AtomicBool) {
+        while let Ok(first) = jobs.recv() {
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match jobs.try_recv() {
+                    Ok(j) => batch.push(j),
+                    Err(_) => break,
+                }
+            }
+            Counters::sub(&self.counters.queued, batch.len() as u64);
+            let mut by_file: BTreeMap<String, Vec<(File, u64)>> = BTreeMap::new();
+            let mut ingest = false;
+            let mut answer = Vec::new();
+            for job in batch {
+                match job {
+                    Job::HandOver { name, file, len } => {
+                        Counters::sub(&self.counters.queued_bytes, len);
+                        by_file.entry(name).or_default().push((file, len));
+                    }
+                    Job::Ingest => ingest = true,
+                    Job::Sync(done) => answer.push(done),
+                    Job::Stop(done) => {
+                        stop.store(true, Relaxed);
+                        answer.push(done);
+                    }
+                }
+            }
+            for (name, deltas) in by_file {
+                self.merge_file(&name, deltas);
+            }
+            // Runs are recorded after the files they wrote are published.
+            if ingest || !answer.is_empty() {
+                self.ingest();
+            }
+            for done in answer {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn merge_file(&self, name: &str, deltas: Vec<(File, u64)>) {
+        let buffers: Vec<AlignedVec<16>> = deltas
+            .into_iter()
+            .filter_map(|(f, len)| match read_all(&f, len) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    self.refuse(name, &e.to_string());
+                    None
+                }
+            })
+            .collect();
+        let mut checked = Vec::new();
+        for b in &buffers {
+            match persist::validate(b) {
+                Ok(v) => checked.push(v),
+                Err(r) => self.refuse(name, r.name()),
+            }
+        }
+        // The module's latest version wins: deltas of an older one are left.
+        let Some(key) = checked.last().map(|v| v.key.clone()) else { return };
+        let path = self.dir.join(name);
+        let lock = match lock(&path) {
+            Ok(l) => l,
+            Err(e) => return self.error(name, &format!("cannot lock: {e}")),
+        };
+        let on_disk = on_disk(&path);
+        let depth = match &on_disk {
+            Some((_, id)) if memo_matches(&lock, *id) => persist::Depth::Structure,
+            _ => persist::Depth::Full,
+        };
+        let old = on_disk.as_ref().and_then(|(m, _)| persist::validate_with(m, depth).ok()).filter(|v| v.key == key);
+        let mut file = old.as_ref().and_then(Parts::of).unwrap_or_default();
+        let mut added = 0;
+        for v in checked.iter().filter(|v| v.key == key) {
+            if let Some(delta) = Parts::of(v) {
+                added += merge(&mut file, delta, MIN_GROWTH_DIVISOR).unwrap_or(0);
+            }
+        }
+        if added == 0 {
+            return;
+        }
+        let bytes = persist::write::build(&key, &file.index, &file.zone_refs());
+        match publish(&path, &bytes) {
+            Ok(id) => {
+                let _ = lock.write_all_at(&verified_memo(id), 0);
+                Counters::add(&self.counters.merges, 1);
+                Counters::add(&self.counters.blocks_added, added as u64);
+                Counters::add(&self.counters.bytes_written, bytes.len() as u64);
+                self.log.line(format_args!("wrote {name}: {} blocks, {added} new, {} bytes", file.index.blocks.len(), bytes.len()));
+            }
+            Err(e) => self.error(name, &format!("cannot write: {e}")),
+        }
+    }
+
+    fn ingest(&self) {
+        let opened = match cachetool::index::Index::open_within(self.dir, Duration::from_secs(5)) {
+            Err(e) if e.needs_rebuild() => cachetool::index::Index::open_or_rebuild(self.dir).map(|(ix, _)| ix),
+            other => other,
+        };
+        match opened {
+            Ok(mut ix) => {
+                let n = ix.ingest_pending();
+                Counters::add(&self.counters.runs_recorded, n as u64);
+                let _ = cachetool::prune::enforce_budget(&mut ix);
+            }
+            Err(e) => self.log.line(format_args!("runs not recorded yet: {e}")),
+        }
+    }
+
+    fn refuse(&self, name: &str, why: &str) {
+        Counters::add(&self.counters.rejected, 1);
+        self.log.line(format_args!("refused a delta for {name}: {why}"));
+    }
+
+    fn error(&self, name: &str, why: &str) {
+        Counters::add(&self.counters.errors, 1);
+        self.log.line(format_args!("{name}: {why}"));
+    }
+}
+
+/// A copy of the first `len` bytes of `file`, 16-byte aligned for the
+/// checks: the sender could still change the memory file, so what is
+/// checked and merged is the server's own copy.
+fn read_all(file: &File, len: u64) -> std::io::Result<AlignedVec<16>> {
+    if len > MAX_DELTA {
+        return Err(std::io::Error::other(format!("{len} bytes (at most {MAX_DELTA})")));
+    }
+    let mut buf = AlignedVec::<16>::with_capacity(len as usize);
+    buf.resize(len as usize, 0);
+    file.read_exact_at(buf.as_mut_slice(), 0)?;
+    Ok(buf)
+}
+
+/// The cache file's lock file, locked (as file-mode processes lock it).
+fn lock(path: &Path) -> std::io::Result<File> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(persist::cache_dir::LOCK_SUFFIX);
+    let f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(name)?;
+    // SAFETY: flock on a file we hold open; released when it closes.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(f)
+}
+
+fn memo_matches(lock: &File, id: FileIdentity) -> bool {
+    let mut m = [0u8; 48];
+    lock.read_exact_at(&mut m, 0).is_ok() && m == verified_memo(id)
+}
+
+/// The file as it is on disk, mapped, and its identity.
+fn on_disk(path: &Path) -> Option<(memmap2::Mmap, FileIdentity)> {
+    let f = File::open(path).ok()?;
+    let meta = f.metadata().ok()?;
+    if meta.len() == 0 || !meta.is_file() {
+        return None;
+    }
+    // SAFETY: cache files are replaced by rename, never written in place.
+    let map = unsafe { memmap2::Mmap::map(&f) }.ok()?;
+    Some((map, FileIdentity::of(&meta)))
+}
+
+/// Writes `bytes` to a temporary file beside `path` and renames it over
+/// `path`; the identity of the file published.
+fn publish(path: &Path, bytes: &[u8]) -> std::io::Result<FileIdentity> {
+    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(persist::cache_dir::temp_suffix(std::process::id(), nonce));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes));
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(FileIdentity::of(&std::fs::symlink_metadata(path)?))
+}
