@@ -203,3 +203,64 @@ fn no_persist_server_and_a_missing_server_mean_file_mode() {
     assert!(cache_files(&c) >= 3, "files written:\n{err}");
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }
+
+/// The processes whose command line holds `marker`, with their names.
+fn processes_with(marker: &str) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(marker) {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            found.push((pid, comm.trim().to_string()));
+        }
+    }
+    found
+}
+
+/// A server that answers status but takes hand-overs slowly (never): the
+/// hand-over runs in a detached copy of the process after the app ended,
+/// so dbirun and the app's pipes end at once, and the copy is nothing the
+/// app's watchers can see: its own name and session, none of the app's
+/// descriptors.
+#[test]
+fn the_hand_over_runs_detached_after_the_app_ended() {
+    let c = Cache::new();
+    std::fs::create_dir_all(c.dir()).unwrap();
+    std::fs::set_permissions(c.dir(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(c.dir().join("dbicached.sock")).unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut s in listener.incoming().flatten() {
+            let Ok(frame) = persist::server_protocol::read(&mut s) else { continue };
+            if frame.kind == persist::server_protocol::Kind::Status {
+                let status = format!("{{\"runtime_version\": \"{:08x}\"}}", cachetool::RUNTIME_VERSION);
+                let _ = persist::server_protocol::write(&mut s, persist::server_protocol::Kind::Ok, status.as_bytes());
+            }
+            held.push(s);
+        }
+    });
+    let marker = format!("detached-{}", std::process::id());
+    let script = format!("print('{marker}')");
+    let out = served(&c, &[], PYTHON, &["-c", &script]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{marker}\n"));
+    // dbirun has exited and the app's pipes are closed; the copy still
+    // waits for the server's answer (at most 200 ms per hand-over).
+    let copies = processes_with(&marker);
+    assert_eq!(copies.len(), 1, "one detached copy: {copies:?}");
+    let (pid, comm) = &copies[0];
+    assert_eq!(comm, "dbi-persist");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    // Fields after the name: state, ppid, pgrp, session.
+    assert_eq!(fields[3], pid.to_string(), "its own session: {stat}");
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten() {
+        let target = std::fs::read_link(fd.path()).map(|t| t.display().to_string()).unwrap_or_default();
+        assert!(target.starts_with("socket:") || target.starts_with("/memfd:") || target.contains(".dpc"), "an app descriptor kept: {target}");
+    }
+    wait_gone(*pid as u64);
+    // It wrote the files itself once the server did not answer.
+    assert!(cache_files(&c) >= 3, "{} files", cache_files(&c));
+    assert!(c.tool_ok(&["verify"]).contains("all valid"));
+}

@@ -9,6 +9,11 @@ use core::sync::atomic::{AtomicI32, Ordering::Relaxed};
 static LOG_FD: AtomicI32 = AtomicI32::new(2);
 const PRIVATE_FD_MIN: i32 = 1000;
 
+/// The descriptor runtime messages go to.
+pub(crate) fn fd() -> i32 {
+    LOG_FD.load(Relaxed)
+}
+
 pub(crate) fn keep_private_stderr() {
     use crate::os::sys::{self, IntoRawFd};
     if let Some(fd) = sys::borrow(2).and_then(|e| sys::dup_at_least(e, PRIVATE_FD_MIN).ok()) {

@@ -40,7 +40,9 @@ pub(crate) fn process_exit(ctx: &ThreadContext, reason: Reason) {
         wait_for_the_end();
     }
     if !vfork_child {
-        crate::translator::persist_all();
+        // Not after a fatal signal: the runtime may have been interrupted
+        // holding a lock its copy would need.
+        crate::translator::persist_all(reason != Reason::FatalSignal);
         crate::client_host::process_exit();
     }
     if vfork_child {

@@ -202,14 +202,19 @@ fn flush(lo: u64, hi: u64, changed: bool) {
 }
 
 /// Writes the persistable blocks of every module to their files (at
-/// process exit, exec, or a fatal signal).
-pub(crate) fn persist_all() {
+/// process exit, exec, or a fatal signal); with `background` (an exit or
+/// an exec), handed to the cache server by a detached copy of the
+/// process when there is one, so the process ends at once.
+pub(crate) fn persist_all(background: bool) {
     if !crate::options::get().persist {
         return;
     }
     let guard = TRANSLATOR.lock();
     if let Some(tr) = guard.as_ref() {
-        crate::persistence::save::save_units(&tr.units.units, &tr.fragments, &tr.loaded);
+        let (units, fragments, loaded) = (&tr.units.units, &tr.fragments, &tr.loaded);
+        if !(background && crate::persistence::save::hand_over_in_background(units, fragments, loaded)) {
+            crate::persistence::save::save_units(units, fragments, loaded);
+        }
     }
     crate::persistence::save::warn_about_write_failures();
     crate::persistence::report::append();

@@ -45,6 +45,9 @@ pub fn serve(mut stream: UnixStream, shared: &Shared) {
             Kind::HandOver => hand_over(shared, &frame.payload, fd).map(|()| String::new()),
             Kind::Ingest => shared.queue(Job::Ingest, 0).map(|()| String::new()).map_err(String::from),
             Kind::Sync | Kind::Stop => {
+                if frame.kind == Kind::Sync {
+                    wait_for_other_connections(shared);
+                }
                 let (done, wait) = channel();
                 let job = if frame.kind == Kind::Sync { Job::Sync(done) } else { Job::Stop(done) };
                 match shared.queue(job, 0) {
@@ -121,10 +124,20 @@ fn read_frame(stream: &mut UnixStream) -> Result<(Frame, Option<OwnedFd>), Bad> 
     Ok((Frame { kind, payload }, fds.into_iter().next()))
 }
 
-/// Counts the connection while it is served.
+/// Serves a connection the acceptor counted, and uncounts it.
 pub fn serve_counted(stream: UnixStream, shared: &Shared) {
-    shared.connections.fetch_add(1, Relaxed);
     serve(stream, shared);
     shared.connections.fetch_sub(1, Relaxed);
     shared.touch();
+}
+
+/// A process hands over from a detached copy of itself, on a connection
+/// it opened before its app ended: a Sync waits for every other
+/// connection to close (at most [`SYNC_TIMEOUT`]), so what runs ended
+/// before it is merged before it is answered.
+fn wait_for_other_connections(shared: &Shared) {
+    let deadline = std::time::Instant::now() + SYNC_TIMEOUT;
+    while shared.connections.load(Relaxed) > 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }

@@ -108,6 +108,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
                 continue;
             }
             Counters::add(&shared.counters.clients, 1);
+            shared.connections.fetch_add(1, Relaxed);
             let s = Arc::clone(&shared);
             std::thread::spawn(move || crate::connection::serve_counted(stream, &s));
             continue;

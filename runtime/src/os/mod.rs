@@ -4,11 +4,13 @@
 //! app's views of mappings (`proc_maps`, `app_prot`, `modules`,
 //! `image_base`, `fd_path`), the app's executable (`app_exe`), and starting a program as the kernel would
 //! (`startup_args`, `auxv`, `loader`, `initial_stack`, `vdso`,
-//! `proc_identity`), and a socket to a local server (`unix_socket`). Nothing here imports a module of a higher layer.
+//! `proc_identity`), a socket to a local server (`unix_socket`), and a detached helper
+//! process (`detached`). Nothing here imports a module of a higher layer.
 
 pub(crate) mod app_exe;
 pub(crate) mod app_prot;
 pub(crate) mod auxv;
+pub(crate) mod detached;
 pub(crate) mod fd_path;
 pub(crate) mod heap;
 pub(crate) mod image_base;

@@ -25,6 +25,11 @@ impl UnixStream {
         Ok(UnixStream(fd))
     }
 
+    pub(crate) fn raw_fd(&self) -> i32 {
+        use crate::os::sys::AsRawFd;
+        self.0.as_raw_fd()
+    }
+
     /// Sends `bytes`, with `fd` attached (to the first byte) if given.
     pub(crate) fn send(&self, bytes: &[u8], fd: Option<&OwnedFd>) -> sys::Result<()> {
         let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];

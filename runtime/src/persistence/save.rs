@@ -39,6 +39,55 @@ pub(crate) fn save_units(units: &[Unit], fragments: &FragmentTable, loaded: &Loa
     stats::add(&STATS.persist_ticks, stats::ticks() - t0);
 }
 
+/// At the end of a process (exit or exec) with a cache server: a detached
+/// copy of the process (`os::detached`) builds the deltas and hands them
+/// over while the process ends at once; the process itself only reports
+/// what is being handed over. False, with nothing done, when that cannot
+/// be: no server answers, or other threads run (one of them could hold a
+/// lock the copy would lack); the caller then saves as usual.
+pub(crate) fn hand_over_in_background(units: &[Unit], fragments: &FragmentTable, loaded: &LoadedFiles) -> bool {
+    let t0 = stats::ticks();
+    let options = crate::options::get();
+    let Some(dir) = options.persist_dir.filter(|_| options.persist_server) else { return false };
+    if crate::os::detached::thread_count() != Some(1) {
+        return false;
+    }
+    let Some(server) = crate::persistence::server::connect(&dir) else { return false };
+    let log = if options.verbose { crate::log::fd() } else { -1 };
+    match crate::os::detached::fork_detached(c"dbi-persist", &[server.raw_fd(), log]) {
+        Ok(crate::os::detached::Forked::Child) => {
+            let mut server = Some(server);
+            for unit in units {
+                save_unit(unit, fragments, loaded, &mut server);
+            }
+            warn_about_write_failures();
+            sys::exit_group(0)
+        }
+        Ok(crate::os::detached::Forked::Parent) => {
+            drop(server);
+            for unit in units {
+                if let Some((new_here, in_use)) = worth_saving(unit, fragments, loaded) {
+                    note_handed_over(&files::file_for(&dir, &unit.path), new_here.len(), in_use);
+                }
+            }
+            report_built(units);
+            crate::verbose!("persist: handing new blocks to the cache server in the background");
+            stats::add(&STATS.persist_ticks, stats::ticks() - t0);
+            true
+        }
+        Err(e) => {
+            crate::verbose!("persist: cannot fork to hand over in the background ({e})");
+            false
+        }
+    }
+}
+
+fn note_handed_over(path: &[u8], blocks: usize, in_use: usize) {
+    stats::add(&STATS.files_written, 1);
+    stats::add(&STATS.blocks_persisted, blocks as u64);
+    crate::persistence::report::wrote(path, in_use + blocks);
+}
+
 /// Blocks of each unit (by module base) already in a run report of this
 /// process image, or inherited from the parent at a fork.
 pub(crate) static REPORTED: spin::Mutex<Vec<(u64, usize)>> = spin::Mutex::new(Vec::new());
@@ -124,14 +173,13 @@ impl Drop for OnDisk {
     }
 }
 
-fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles, server: &mut Option<Server>) {
-    let Some(dir) = crate::options::get().persist_dir else { return };
+/// This run's blocks of `unit` the file in use lacks, and the blocks that
+/// file has; None when there are none or too few to be worth a rewrite
+/// (decided without reading the file again), or the unit's code changed.
+fn worth_saving<'a>(unit: &'a Unit, fragments: &'a FragmentTable, loaded: &LoadedFiles) -> Option<(Vec<(&'a UnitBlock, &'a Fragment)>, usize)> {
     if unit.tainted {
-        crate::verbose!("persist: not writing {}: its code changed during the run", unit.path);
-        return;
+        return None;
     }
-    // This run's blocks the file in use lacks. Nothing (or too little)
-    // new is decided without reading the file again.
     let new_here: Vec<(&UnitBlock, &Fragment)> = unit
         .blocks
         .iter()
@@ -139,9 +187,16 @@ fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles, serve
         .filter(|(b, _)| !loaded.has_block(unit.module_base, unit.identity, b.tag))
         .collect();
     let in_use = loaded.block_count(unit.module_base, unit.identity);
-    if new_here.is_empty() || new_here.len() * MIN_GROWTH_DIVISOR < in_use {
+    (!new_here.is_empty() && new_here.len() * MIN_GROWTH_DIVISOR >= in_use).then_some((new_here, in_use))
+}
+
+fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles, server: &mut Option<Server>) {
+    let Some(dir) = crate::options::get().persist_dir else { return };
+    if unit.tainted {
+        crate::verbose!("persist: not writing {}: its code changed during the run", unit.path);
         return;
     }
+    let Some((new_here, in_use)) = worth_saving(unit, fragments, loaded) else { return };
     let Some(module_hash) = loaded
         .module_hash_for(unit.module_base, unit.identity)
         .or_else(|| crate::os::modules::content_hash(&unit.path, unit.identity))
@@ -155,9 +210,7 @@ fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles, serve
         let bytes = persist::write::build(&key, &delta.index, &delta.zone_refs());
         match s.hand_over(files::file_name(&path), &bytes) {
             Ok(()) => {
-                stats::add(&STATS.files_written, 1);
-                stats::add(&STATS.blocks_persisted, new_here.len() as u64);
-                crate::persistence::report::wrote(&path, in_use + new_here.len());
+                note_handed_over(&path, new_here.len(), in_use);
                 crate::verbose!("persist: handed {} new blocks of {} to the cache server", new_here.len(), files::display(&path));
                 return;
             }

@@ -34,6 +34,10 @@ pub(crate) fn connect(dir: &CStr) -> Option<Server> {
 }
 
 impl Server {
+    pub(crate) fn raw_fd(&self) -> i32 {
+        self.0.raw_fd()
+    }
+
     /// Hands `delta` (a whole `.dpc` file of new blocks) over for the
     /// cache file named `name`; Ok once the server has queued it.
     pub(crate) fn hand_over(&self, name: &str, delta: &[u8]) -> Result<(), &'static str> {
