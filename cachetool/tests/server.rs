@@ -264,3 +264,65 @@ fn the_hand_over_runs_detached_after_the_app_ended() {
     assert!(cache_files(&c) >= 3, "{} files", cache_files(&c));
     assert!(c.tool_ok(&["verify"]).contains("all valid"));
 }
+
+/// A server of another dbirun version: not used; the run's processes
+/// write their files themselves.
+#[test]
+fn a_server_of_another_version_is_not_used() {
+    let c = Cache::new();
+    std::fs::create_dir_all(c.dir()).unwrap();
+    std::fs::set_permissions(c.dir(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(c.dir().join("dbicached.sock")).unwrap();
+    let handed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = std::sync::Arc::clone(&handed);
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let Ok(frame) = persist::server_protocol::read(&mut s) else { continue };
+            match frame.kind {
+                persist::server_protocol::Kind::Status => {
+                    let _ = persist::server_protocol::write(&mut s, persist::server_protocol::Kind::Ok, br#"{"runtime_version": "00000000"}"#);
+                }
+                _ => seen.store(true, std::sync::atomic::Ordering::SeqCst),
+            }
+        }
+    });
+    let native = native();
+    let out = served(&c, &["-v"], PYTHON, &["-c", SCRIPT]);
+    same_as_native(&out, &native);
+    let err = text(&out.stderr);
+    assert!(err.contains("is of another version (00000000): processes write their own files"), "{err}");
+    assert!(err.contains("persist: wrote "), "{err}");
+    assert!(!handed.load(std::sync::atomic::Ordering::SeqCst), "nothing was handed to it");
+    assert!(cache_files(&c) >= 3);
+    assert_eq!(runs_recorded(&c), 1, "recorded by dbirun itself");
+}
+
+/// Eight runs at once, cold, all handing over to one server: every run
+/// recorded, every file valid (a file's blocks are unique by
+/// construction of the checks), and a second round loads them.
+#[test]
+fn concurrent_runs_share_one_server() {
+    let c = Cache::new();
+    let native = native();
+    let round = |c: &Cache| {
+        std::thread::scope(|s| {
+            let runs: Vec<_> = (0..8).map(|_| s.spawn(|| served(c, &[], PYTHON, &["-c", SCRIPT]))).collect();
+            for r in runs {
+                same_as_native(&r.join().unwrap(), &native);
+            }
+        });
+        c.tool_ok(&["server", "sync"]);
+    };
+    round(&c);
+    assert_eq!(runs_recorded(&c), 8);
+    assert!(c.tool_ok(&["verify"]).contains("all valid"));
+    let status = c.json(&["server", "status"]);
+    assert_eq!(status["rejected"].as_u64(), Some(0), "{status}");
+    assert_eq!(status["errors"].as_u64(), Some(0), "{status}");
+    round(&c);
+    assert_eq!(runs_recorded(&c), 16);
+    let loaded = c.count("SELECT coalesce(sum(blocks_loaded), 0) FROM runs WHERE id > 8");
+    let built = c.count("SELECT coalesce(sum(blocks_built), 0) FROM runs WHERE id > 8");
+    assert!(loaded > 10 * built, "the second round ran from the files: {loaded} loaded, {built} built");
+    c.tool_ok(&["server", "stop"]);
+}

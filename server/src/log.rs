@@ -36,3 +36,21 @@ impl Log {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_is_rotated_past_its_size() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let log = Log::new(dir.path());
+        let line = "x".repeat(1000);
+        for _ in 0..(2 * ROTATE_AT as usize / 1000 + 10) {
+            log.line(format_args!("{line}"));
+        }
+        let now = std::fs::metadata(dir.path().join("dbicached.log")).unwrap().len();
+        let old = std::fs::metadata(dir.path().join("dbicached.log.1")).unwrap().len();
+        assert!(now < ROTATE_AT && old >= ROTATE_AT && old < ROTATE_AT + 2000, "{now} {old}");
+    }
+}
