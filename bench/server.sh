@@ -96,7 +96,7 @@ batch() {
     local mode="$1" dir="$2" label="$3"
     local opts=(-persist -persist_dir "$dir")
     [[ "$mode" == file ]] && opts+=(-no_persist_server)
-    local times="$OUT/times-$label"
+    local times="$OUT/times-${label// /-}"
     : >"$times"
     local before after t0 t1
     before=$(awk '/^wchar/ {print $2}' /proc/$$/io)

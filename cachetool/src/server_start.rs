@@ -39,8 +39,3 @@ pub fn spawn(dir: &Path, idle: Duration) -> Result<(), String> {
     std::thread::spawn(move || child.wait());
     Ok(())
 }
-
-/// Whether a server listens on `dir`'s socket (a connect, no request).
-pub fn listening(dir: &Path) -> bool {
-    std::os::unix::net::UnixStream::connect(persist::server_protocol::socket_path(dir)).is_ok()
-}

@@ -182,18 +182,7 @@ fn no_persist_server_and_a_missing_server_mean_file_mode() {
             std::fs::remove_file(e.path()).unwrap();
         }
     }
-    let listener = std::os::unix::net::UnixListener::bind(c.dir().join("dbicached.sock")).unwrap();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for mut s in listener.incoming().flatten() {
-            let Ok(frame) = persist::server_protocol::read(&mut s) else { continue };
-            if frame.kind == persist::server_protocol::Kind::Status {
-                let status = format!("{{\"runtime_version\": \"{:08x}\"}}", cachetool::RUNTIME_VERSION);
-                let _ = persist::server_protocol::write(&mut s, persist::server_protocol::Kind::Ok, status.as_bytes());
-            }
-            held.push(s);
-        }
-    });
+    fake_server(&c, &format!("{:08x}", cachetool::RUNTIME_VERSION));
     let started = std::time::Instant::now();
     let out = served(&c, &["-v"], PYTHON, &["-c", SCRIPT]);
     same_as_native(&out, &native);
@@ -202,6 +191,31 @@ fn no_persist_server_and_a_missing_server_mean_file_mode() {
     assert!(err.contains("persist: wrote "), "{err}");
     assert!(cache_files(&c) >= 3, "files written:\n{err}");
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+/// A stand-in server on `c`'s socket that says it is of runtime
+/// `version` and never answers anything else (holding the connections);
+/// whether a request other than status came.
+fn fake_server(c: &Cache, version: &str) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    std::fs::create_dir_all(c.dir()).unwrap();
+    std::fs::set_permissions(c.dir(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(c.dir().join("dbicached.sock")).unwrap();
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = std::sync::Arc::clone(&asked);
+    let status = format!("{{\"runtime_version\": \"{version}\"}}");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut s in listener.incoming().flatten() {
+            let Ok(frame) = persist::server_protocol::read(&mut s) else { continue };
+            if frame.kind == persist::server_protocol::Kind::Status {
+                let _ = persist::server_protocol::write(&mut s, persist::server_protocol::Kind::Ok, status.as_bytes());
+            } else {
+                seen.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            held.push(s);
+        }
+    });
+    asked
 }
 
 /// The processes whose command line holds `marker`, with their names.
@@ -226,20 +240,7 @@ fn processes_with(marker: &str) -> Vec<(u32, String)> {
 #[test]
 fn the_hand_over_runs_detached_after_the_app_ended() {
     let c = Cache::new();
-    std::fs::create_dir_all(c.dir()).unwrap();
-    std::fs::set_permissions(c.dir(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let listener = std::os::unix::net::UnixListener::bind(c.dir().join("dbicached.sock")).unwrap();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for mut s in listener.incoming().flatten() {
-            let Ok(frame) = persist::server_protocol::read(&mut s) else { continue };
-            if frame.kind == persist::server_protocol::Kind::Status {
-                let status = format!("{{\"runtime_version\": \"{:08x}\"}}", cachetool::RUNTIME_VERSION);
-                let _ = persist::server_protocol::write(&mut s, persist::server_protocol::Kind::Ok, status.as_bytes());
-            }
-            held.push(s);
-        }
-    });
+    fake_server(&c, &format!("{:08x}", cachetool::RUNTIME_VERSION));
     let marker = format!("detached-{}", std::process::id());
     let script = format!("print('{marker}')");
     let out = served(&c, &[], PYTHON, &["-c", &script]);
@@ -270,22 +271,7 @@ fn the_hand_over_runs_detached_after_the_app_ended() {
 #[test]
 fn a_server_of_another_version_is_not_used() {
     let c = Cache::new();
-    std::fs::create_dir_all(c.dir()).unwrap();
-    std::fs::set_permissions(c.dir(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let listener = std::os::unix::net::UnixListener::bind(c.dir().join("dbicached.sock")).unwrap();
-    let handed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let seen = std::sync::Arc::clone(&handed);
-    std::thread::spawn(move || {
-        for mut s in listener.incoming().flatten() {
-            let Ok(frame) = persist::server_protocol::read(&mut s) else { continue };
-            match frame.kind {
-                persist::server_protocol::Kind::Status => {
-                    let _ = persist::server_protocol::write(&mut s, persist::server_protocol::Kind::Ok, br#"{"runtime_version": "00000000"}"#);
-                }
-                _ => seen.store(true, std::sync::atomic::Ordering::SeqCst),
-            }
-        }
-    });
+    let handed = fake_server(&c, "00000000");
     let native = native();
     let out = served(&c, &["-v"], PYTHON, &["-c", SCRIPT]);
     same_as_native(&out, &native);

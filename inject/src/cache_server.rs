@@ -6,6 +6,7 @@
 //! server that cannot start, leaves everything to the run's processes
 //! (file mode).
 
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,50 +14,53 @@ use persist::server_protocol::{self as protocol, Kind};
 
 /// A server dbirun starts exits after this long without a request.
 pub const IDLE: Duration = Duration::from_secs(600);
+/// How long dbirun waits for a server's answer.
+const ANSWER_WITHIN: Duration = Duration::from_millis(200);
 
 /// Whether the run's processes may hand over to a server of `dir`: one
 /// listens, or one was just started (a process that finds none at its
 /// end writes its files itself).
 pub fn ensure(dir: &Path, verbose: bool) -> bool {
-    if cachetool::server_start::listening(dir) {
-        // A server of another dbirun version may merge differently: its
-        // directory is written in file mode until it exits.
-        let status = protocol::request_within(dir, Kind::Status, Duration::from_millis(200));
-        let theirs = status.ok().and_then(|s| serde_json::from_slice::<serde_json::Value>(&s).ok()).and_then(|v| v["runtime_version"].as_str().map(String::from));
-        let ours = format!("{:08x}", cachetool::RUNTIME_VERSION);
-        if theirs.as_deref() != Some(ours.as_str()) {
-            if verbose {
-                eprintln!(
-                    "dbirun: persist: the cache server of {} is of another version ({}): processes write their own files",
-                    dir.display(),
-                    theirs.as_deref().unwrap_or("not answering")
-                );
-            }
-            return false;
-        }
+    let say = |what: std::fmt::Arguments<'_>| {
         if verbose {
-            eprintln!("dbirun: persist: using the cache server of {}", dir.display());
+            eprintln!("dbirun: persist: {what}");
         }
-        return true;
-    }
-    match cachetool::server_start::spawn(dir, IDLE) {
-        Ok(()) => {
-            if verbose {
-                eprintln!("dbirun: persist: started a cache server for {}", dir.display());
+    };
+    let Ok(mut s) = UnixStream::connect(protocol::socket_path(dir)) else {
+        return match cachetool::server_start::spawn(dir, IDLE) {
+            Ok(()) => {
+                say(format_args!("started a cache server for {}", dir.display()));
+                true
             }
-            true
-        }
-        Err(why) => {
-            if verbose {
-                eprintln!("dbirun: persist: no cache server ({why}): processes write their own files");
+            Err(why) => {
+                say(format_args!("no cache server ({why}): processes write their own files"));
+                false
             }
-            false
-        }
+        };
+    };
+    // A server of another dbirun version may merge differently, and one
+    // that does not answer may be dying: file mode until it is gone.
+    let _ = s.set_read_timeout(Some(ANSWER_WITHIN));
+    let status = protocol::write(&mut s, Kind::Status, b"").ok().and_then(|()| protocol::read(&mut s).ok());
+    let theirs = status
+        .filter(|f| f.kind == Kind::Ok)
+        .and_then(|f| serde_json::from_slice::<serde_json::Value>(&f.payload).ok())
+        .and_then(|v| v["runtime_version"].as_str().map(String::from));
+    let ours = format!("{:08x}", cachetool::RUNTIME_VERSION);
+    if theirs.as_deref() != Some(ours.as_str()) {
+        say(format_args!(
+            "the cache server of {} is of another version ({}): processes write their own files",
+            dir.display(),
+            theirs.as_deref().unwrap_or("not answering")
+        ));
+        return false;
     }
+    say(format_args!("using the cache server of {}", dir.display()));
+    true
 }
 
 /// Asks the server of `dir` to record the runs left pending (after the
 /// hand-overs it received before); false if no server took the request.
 pub fn ask_to_record(dir: &Path) -> bool {
-    protocol::request_within(dir, Kind::Ingest, Duration::from_millis(200)).is_ok()
+    protocol::request_within(dir, Kind::Ingest, ANSWER_WITHIN).is_ok()
 }

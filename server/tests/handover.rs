@@ -13,24 +13,12 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::wait_ready;
 use persist::server_protocol::{self as protocol, request, Kind};
 use rustix::io::IoSlice;
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
-
-fn start(dir: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_dbicached")).arg("--dir").arg(dir).args(["--idle", "60"]).spawn().unwrap()
-}
-
-fn wait_ready(dir: &Path) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(reply) = request(dir, Kind::Status) {
-            return serde_json::from_slice(&reply).unwrap();
-        }
-        assert!(Instant::now() < deadline, "the server did not answer");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 fn memory_file(bytes: &[u8]) -> OwnedFd {
     let fd = rustix::fs::memfd_create("test-delta", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
@@ -65,7 +53,7 @@ const NAME: &str = "libfoo.so-0123456789abcdef-0123456789abcdef.dpc";
 #[test]
 fn hostile_hand_overs_are_refused_and_nothing_is_published() {
     let dir = tempfile::TempDir::new().unwrap();
-    let mut server = start(dir.path());
+    let mut server = common::start(dir.path(), "60");
     wait_ready(dir.path());
     // Refused at once, by name.
     let no_fd = hand_over(dir.path(), NAME, &[]);
@@ -126,7 +114,7 @@ fn hostile_hand_overs_are_refused_and_nothing_is_published() {
 #[test]
 fn servers_started_at_once_leave_exactly_one() {
     let dir = tempfile::TempDir::new().unwrap();
-    let mut servers: Vec<Child> = (0..8).map(|_| start(dir.path())).collect();
+    let mut servers: Vec<Child> = (0..8).map(|_| common::start(dir.path(), "60")).collect();
     let status = wait_ready(dir.path());
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut exited = 0;
@@ -157,7 +145,7 @@ fn a_peer_of_another_uid_is_refused() {
     }
     let dir = tempfile::TempDir::new().unwrap();
     std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-    let mut server = start(dir.path());
+    let mut server = common::start(dir.path(), "60");
     wait_ready(dir.path());
     let socket = protocol::socket_path(dir.path());
     std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();

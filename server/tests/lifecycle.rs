@@ -4,27 +4,13 @@
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{start, wait_ready};
 use persist::server_protocol::{self as protocol, request, Kind};
-
-fn start(dir: &Path, idle: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_dbicached")).arg("--dir").arg(dir).args(["--idle", idle]).spawn().unwrap()
-}
-
-/// Waits until the server of `dir` answers a status request.
-fn wait_ready(dir: &Path) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(reply) = request(dir, Kind::Status) {
-            return serde_json::from_slice(&reply).unwrap();
-        }
-        assert!(Instant::now() < deadline, "the server did not answer");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + within;

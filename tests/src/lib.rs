@@ -90,6 +90,19 @@ pub fn temp_dir(prefix: &str) -> tempfile::TempDir {
         .expect("cannot create a temporary directory")
 }
 
+/// `unshare -rm sh -c 'mount -t tmpfs [-o OPTIONS] none "$1" || exit 99;
+/// shift; SCRIPT' sh MOUNTPOINT`: SCRIPT runs in a private mount namespace
+/// (a user namespace, so no privileges are needed) with a fresh tmpfs on
+/// MOUNTPOINT; the caller adds SCRIPT's arguments. Exit status 99 means
+/// the tmpfs could not be mounted.
+pub fn with_private_tmpfs(mountpoint: &Path, options: &str, script: &str) -> std::process::Command {
+    let options = if options.is_empty() { String::new() } else { format!("-o {options} ") };
+    let full = format!("mount -t tmpfs {options}none \"$1\" || exit 99; shift; {script}");
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["-rm", "sh", "-c", &full, "sh"]).arg(mountpoint);
+    cmd
+}
+
 /// A small deterministic generator for test data (xorshift64*).
 #[derive(Clone, Debug)]
 pub struct Rng(u64);

@@ -26,11 +26,8 @@ fn installed_tools_run_without_the_build_tree() {
     }
     let cache = prefix.path().join("cache");
     let target = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root.join("target"));
-    let script = r#"mount -t tmpfs none "$1" || exit 99; shift; "$@""#;
     let hidden = |args: &[&str]| {
-        Command::new("unshare")
-            .args(["-rm", "sh", "-c", script, "sh"])
-            .arg(&target)
+        dbi_tests::with_private_tmpfs(&target, "", r#""$@""#)
             .args(args)
             .env_remove("DBI_RUNTIME")
             .output()

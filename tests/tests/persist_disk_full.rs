@@ -8,18 +8,15 @@
 
 use std::process::Command;
 
-use dbi_tests::{dbirun_path, temp_dir};
+use dbi_tests::{dbirun_path, temp_dir, with_private_tmpfs};
 
 #[test]
 fn a_full_disk_costs_one_warning_line() {
     let dir = temp_dir("persist-disk-full");
     let mnt = dir.path().join("small");
     std::fs::create_dir(&mnt).unwrap();
-    let script = r#"mount -t tmpfs -o size=1m none "$1" || exit 99; shift; exec "$@""#;
     let run = |program: &[&str]| {
-        Command::new("unshare")
-            .args(["-rm", "sh", "-c", script, "sh"])
-            .arg(&mnt)
+        with_private_tmpfs(&mnt, "size=1m", r#"exec "$@""#)
             .arg(dbirun_path())
             .args(["-persist", "-persist_dir"])
             .arg(&mnt)
@@ -53,8 +50,7 @@ fn a_full_disk_under_the_cache_server() {
     std::fs::create_dir(&mnt).unwrap();
     let status_file = dir.path().join("status.json");
     let cachetool = dbirun_path().with_file_name("cachetool");
-    let script = r#"mount -t tmpfs -o size=1m none "$1" || exit 99
-d=$1; out=$2; tool=$3; shift 3
+    let script = r#"d=$1; out=$2; tool=$3; shift 3
 "$@"; status=$?
 "$tool" --persist-dir "$d" server sync >/dev/null 2>&1
 "$tool" --json --persist-dir "$d" server status >"$out"
@@ -63,9 +59,8 @@ ls -a "$d"/* >"$out.files"
 exit $status"#;
     let program = ["/usr/bin/python3", "-c", "import sys; print('out'); sys.exit(4)"];
     let native = Command::new(program[0]).args(&program[1..]).output().unwrap();
-    let o = Command::new("unshare")
+    let o = with_private_tmpfs(&mnt, "size=1m", script)
         .env_remove("DBIRUN_OPTIONS")
-        .args(["-rm", "sh", "-c", script, "sh"])
         .arg(&mnt)
         .arg(&status_file)
         .arg(&cachetool)

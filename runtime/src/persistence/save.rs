@@ -31,7 +31,8 @@ use persist::merge::MIN_GROWTH_DIVISOR;
 pub(crate) fn save_units(units: &[Unit], fragments: &FragmentTable, loaded: &LoadedFiles) {
     let t0 = stats::ticks();
     let options = crate::options::get();
-    let mut server = options.persist_dir.filter(|_| options.persist_server).and_then(|dir| crate::persistence::server::connect(&dir));
+    let wanted = options.persist_server && units.iter().any(|u| worth_saving(u, fragments, loaded).is_some());
+    let mut server = options.persist_dir.filter(|_| wanted).and_then(|dir| crate::persistence::server::connect(&dir));
     for unit in units {
         save_unit(unit, fragments, loaded, &mut server);
     }
@@ -49,7 +50,8 @@ pub(crate) fn hand_over_in_background(units: &[Unit], fragments: &FragmentTable,
     let t0 = stats::ticks();
     let options = crate::options::get();
     let Some(dir) = options.persist_dir.filter(|_| options.persist_server) else { return false };
-    if crate::os::detached::thread_count() != Some(1) {
+    // Most warm runs have nothing worth handing over: no copy then.
+    if !units.iter().any(|u| worth_saving(u, fragments, loaded).is_some()) || crate::os::detached::thread_count() != Some(1) {
         return false;
     }
     let Some(server) = crate::persistence::server::connect(&dir) else { return false };
