@@ -31,6 +31,8 @@ pub struct Options {
     /// -no_persist_server: write cache files in this process tree, without
     /// the directory's cache server.
     pub no_persist_server: bool,
+    /// -aot: translate the program ahead of time instead of running it.
+    pub aot: bool,
     pub no_follow_children: bool,
     pub no_native_exec: bool,
     /// Where clients write their output files; made absolute like persist_dir.
@@ -108,6 +110,9 @@ struct Cli {
     /// With -persist, write cache files in the run's own processes instead of handing them to the cache server
     #[arg(long = "no_persist_server")]
     no_persist_server: bool,
+    /// With -persist: do not run the program; translate its code (and its libraries') ahead of time into the cache, so its first run is warm
+    #[arg(long = "aot")]
+    aot: bool,
     /// Run child processes natively instead of under the runtime
     #[arg(long = "no_follow_children")]
     no_follow_children: bool,
@@ -166,6 +171,11 @@ const KNOWN: &[Known] = &[
     Known {
         canonical: "--no_persist_server",
         spellings: &["-no_persist_server", "--no_persist_server", "--no-persist-server"],
+        takes_value: false,
+    },
+    Known {
+        canonical: "--aot",
+        spellings: &["-aot", "--aot"],
         takes_value: false,
     },
     Known {
@@ -403,6 +413,7 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, UsageError> {
         persist: cli.persist,
         persist_dir: cli.persist_dir,
         no_persist_server: cli.no_persist_server,
+        aot: cli.aot,
         no_follow_children: cli.no_follow_children,
         no_native_exec: cli.no_native_exec,
         logdir: cli.logdir,
@@ -446,6 +457,7 @@ pub fn parse_with_defaults(args: &[OsString], env_options: Option<&OsStr>) -> Re
         persist: o.persist || defaults.persist,
         persist_dir: o.persist_dir.or(defaults.persist_dir),
         no_persist_server: o.no_persist_server || defaults.no_persist_server,
+        aot: o.aot || defaults.aot,
         no_follow_children: o.no_follow_children || defaults.no_follow_children,
         no_native_exec: o.no_native_exec || defaults.no_native_exec,
         logdir: o.logdir.or(defaults.logdir),

@@ -1,7 +1,7 @@
 //! The argv contract between dbirun and dbi-runtime.
 //!
 //! ```text
-//! dbi-runtime [-v] [-stats] [-persist] [-persist_dir ABS_DIR] [-persist_report ABS_FILE] [-persist_server] [-no_follow_children]
+//! dbi-runtime [-v] [-stats] [-persist] [-persist_dir ABS_DIR] [-persist_report ABS_FILE] [-persist_server] [-aot] [-no_follow_children]
 //!             [-no_native_exec] [-logdir ABS_DIR] [-c NAME COUNT OPT_1 ... OPT_COUNT]...
 //!             -- APP_PATH ARGV0 [ARG...]
 //! ```
@@ -54,6 +54,7 @@ pub fn runtime_argv(runtime: &Path, resolved_app: &Path, opts: &Options, report:
         argv.push("-persist_server".into());
     }
     let flags_after_dir = [
+        (opts.aot, "-aot"),
         (opts.no_follow_children, "-no_follow_children"),
         (opts.no_native_exec, "-no_native_exec"),
     ];
@@ -96,6 +97,7 @@ mod tests {
             persist: false,
             persist_dir: None,
             no_persist_server: false,
+            aot: false,
             logdir: None,
             no_follow_children: false,
             no_native_exec: false,
@@ -128,6 +130,7 @@ mod tests {
             persist: true,
             persist_dir: Some(PathBuf::from("/cache dir")),
             no_persist_server: false,
+            aot: false,
             logdir: None,
             no_follow_children: true,
             no_native_exec: true,

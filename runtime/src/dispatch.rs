@@ -34,6 +34,9 @@ fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<Lin
             }
             continue;
         }
+        if crate::aot::is_stop(pc) {
+            crate::aot::translate_all(ctx);
+        }
         // The app pc an internal error names.
         ctx.next_pc = pc;
         let mut guard = crate::translator::lock();

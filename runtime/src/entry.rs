@@ -103,6 +103,9 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
         crate::os::app_exe::set(real);
     }
     let mut entry = program.entry;
+    if crate::options::get().aot {
+        crate::aot::stop_at(program.entry);
+    }
     let mut interp_base = 0;
     if let Some(interp) = &program.interp {
         let interp_path = CStr::leak(interp);

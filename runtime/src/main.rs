@@ -26,6 +26,7 @@ mod os;
 mod persistence;
 mod signals;
 mod translate;
+mod aot;
 mod client_host;
 mod context_switch;
 mod dispatch;

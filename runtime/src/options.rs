@@ -26,6 +26,9 @@ pub(crate) struct Options {
     /// at exit (dbirun found or started one), falling back to writing
     /// the files itself when it does not take them.
     pub(crate) persist_server: bool,
+    /// `-aot`: translate the program's modules ahead of time when it
+    /// reaches its entry point, instead of running it (`aot.rs`).
+    pub(crate) aot: bool,
     /// `-logdir DIR`: where clients write their files (default: the cwd at start).
     pub(crate) logdir: Option<CStr>,
     /// `-c NAME N opt1..optN`, in order.
@@ -65,6 +68,7 @@ pub(crate) fn parse(args: &[CStr]) -> Command {
             b"-no_follow_children" => opts.no_follow_children = true,
             b"-persist" => opts.persist = true,
             b"-persist_server" => opts.persist_server = true,
+            b"-aot" => opts.aot = true,
             b"-persist_dir" => {
                 let Some(dir) = args.get(i) else { bad("-persist_dir needs a directory") };
                 opts.persist_dir = Some(*dir);

@@ -11,7 +11,7 @@ const LAYERS: &[&[&str]] = &[
     // fork_locks holds every layer's locks across the app's fork.
     &["emulation", "fork_locks"],
     &["signals"],
-    &["translator", "client_host", "process_end"],
+    &["translator", "client_host", "process_end", "aot"],
     &["persistence"],
     &["translate"],
     &["os"],

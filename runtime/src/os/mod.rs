@@ -5,12 +5,14 @@
 //! `image_base`, `fd_path`), the app's executable (`app_exe`), and starting a program as the kernel would
 //! (`startup_args`, `auxv`, `loader`, `initial_stack`, `vdso`,
 //! `proc_identity`), a socket to a local server (`unix_socket`), and a detached helper
-//! process (`detached`). Nothing here imports a module of a higher layer.
+//! process (`detached`), and where an ELF file's functions are
+//! (`elf_functions`). Nothing here imports a module of a higher layer.
 
 pub(crate) mod app_exe;
 pub(crate) mod app_prot;
 pub(crate) mod auxv;
 pub(crate) mod detached;
+pub(crate) mod elf_functions;
 pub(crate) mod fd_path;
 pub(crate) mod heap;
 pub(crate) mod image_base;

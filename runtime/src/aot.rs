@@ -1,0 +1,116 @@
+//! Ahead-of-time translation (`-aot`): the program starts as in a run,
+//! its interpreter loading and relocating its libraries (and running
+//! their initialisers); when control reaches the program's entry point,
+//! the program is not run: every module mapped is translated from what
+//! its files say is code, and the blocks persisted as a run's would be,
+//! with the same key, into the same files.
+//!
+//! Discovery: the program's entry and every function its symbols and
+//! unwind table name (`os::elf_functions`) seed a walk over the blocks the translator builds
+//! (the JIT's own builder, so a block is the one a run would build):
+//! their direct branch targets and, inside the function a block lies in,
+//! the code right after it (the return site of a call, the next case of
+//! a switch). A guess that is not code costs file bytes only: a block is
+//! used only when the dispatcher looks up its exact pc.
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use hashbrown::HashSet;
+
+use crate::os::startup_args::CStr;
+use crate::thread::ThreadContext;
+
+/// Blocks one ahead-of-time translation builds at most (memory bound).
+const MAX_BLOCKS: usize = 2_000_000;
+
+/// The program's entry point, where translation replaces running; 0 when
+/// not translating ahead of time.
+static STOP_AT: AtomicU64 = AtomicU64::new(0);
+
+pub(crate) fn stop_at(pc: u64) {
+    STOP_AT.store(pc, Relaxed);
+}
+
+pub(crate) fn is_stop(pc: u64) -> bool {
+    let s = STOP_AT.load(Relaxed);
+    s != 0 && s == pc
+}
+
+struct Target {
+    path: CStr,
+    base: u64,
+    ranges: Vec<(u64, u64)>,
+    is_main: bool,
+}
+
+/// Translates every file module, persists, and ends the process with
+/// status 0.
+pub(crate) fn translate_all(ctx: &mut ThreadContext) -> ! {
+    let targets: Vec<Target> = crate::os::modules::MODULES
+        .lock()
+        .iter()
+        .filter(|m| m.identity.is_some())
+        .map(|m| Target { path: m.path, base: m.base, ranges: m.ranges.clone(), is_main: m.is_main })
+        .collect();
+    let sp = ctx.gpr[crate::thread::reg::RSP];
+    let entry = STOP_AT.load(Relaxed);
+    let mut total = 0;
+    for t in &targets {
+        let built = translate_module(t, entry, sp, MAX_BLOCKS - total);
+        crate::verbose!("aot: {}: {built} blocks", t.path);
+        total += built;
+    }
+    crate::verbose!("aot: {total} blocks in {} modules", targets.len());
+    crate::process_end::process_exit(ctx, crate::process_end::Reason::Exit);
+    crate::os::sys::exit_group(0)
+}
+
+/// The blocks of module `t` its functions and the program's `entry` lead
+/// to, at most `budget` of them; how many were built or loaded.
+fn translate_module(t: &Target, entry: u64, sp: u64, budget: usize) -> usize {
+    let Some(symbols) = crate::os::elf_functions::functions(&t.path) else {
+        crate::verbose!("aot: {}: not an ELF file we can read: skipped", t.path);
+        return 0;
+    };
+    let in_code = |pc: u64| t.ranges.iter().any(|&(lo, hi)| (lo..hi).contains(&pc));
+    // Symbols are link-time addresses: the base maps the first PT_LOAD's page.
+    let bias = t.base.wrapping_sub(symbols.first_vaddr & !0xfff);
+    let functions: Vec<(u64, u64)> = symbols
+        .ranges
+        .iter()
+        .map(|&(at, size)| (bias.wrapping_add(at), bias.wrapping_add(at).saturating_add(size)))
+        .filter(|&(lo, _)| in_code(lo))
+        .collect();
+    let function_end = |pc: u64| {
+        let i = functions.partition_point(|&(lo, _)| lo <= pc);
+        i.checked_sub(1).map(|i| functions[i]).filter(|&(_, hi)| pc < hi).map(|(_, hi)| hi)
+    };
+    let mut work: Vec<u64> = functions.iter().map(|&(lo, _)| lo).collect();
+    if t.is_main && in_code(entry) {
+        work.push(entry);
+    }
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut built = 0;
+    while let Some(pc) = work.pop() {
+        if built >= budget {
+            crate::verbose!("aot: {}: stopped at {budget} blocks", t.path);
+            break;
+        }
+        if !in_code(pc) || !seen.insert(pc) {
+            continue;
+        }
+        let mut guard = crate::translator::lock();
+        let Some(tr) = guard.as_mut() else { break };
+        if tr.fragment_start(pc, sp).is_err() {
+            continue;
+        }
+        let Some(f) = tr.fragments.get(pc) else { continue };
+        built += 1;
+        work.extend(f.exits.iter().map(|e| e.target).filter(|&to| in_code(to)));
+        if function_end(pc).is_some_and(|end| f.app_end < end) {
+            work.push(f.app_end);
+        }
+    }
+    built
+}

@@ -1,0 +1,74 @@
+//! Ahead-of-time translation (issue 15, first step): `dbirun -persist -aot
+//! -- PROGRAM` starts the program as a run would (its interpreter loads
+//! its libraries) but translates its modules from their symbols instead
+//! of running it, into the files a run uses. The first run after it
+//! builds far fewer blocks than a cold run and behaves exactly as
+//! natively.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use dbi_tests::{dbirun_path, temp_dir};
+
+fn dbirun(dir: &Path, options: &[&str], program: &[&str]) -> Output {
+    Command::new(dbirun_path())
+        .args(["-persist", "-no_persist_server", "-persist_dir"])
+        .arg(dir)
+        .args(options)
+        .arg("--")
+        .args(program)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// (blocks built, blocks loaded) of the last run recorded in `dir`.
+fn last_run(dir: &Path) -> (u64, u64) {
+    let uid = unsafe { libc::getuid() };
+    let cachetool = dbirun_path().with_file_name("cachetool");
+    let out = Command::new(cachetool).arg("--dir").arg(dir.join(uid.to_string())).args(["--json", "runs"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let last = &runs[0];
+    (last["blocks_built"].as_u64().unwrap(), last["blocks_loaded"].as_u64().unwrap())
+}
+
+#[test]
+fn after_aot_the_first_run_builds_few_blocks() {
+    let program = ["/usr/bin/ls", "-la", "/usr/bin"];
+    let native = Command::new(program[0]).args(&program[1..]).output().unwrap();
+    // Cold, for comparison.
+    let cold_dir = temp_dir("aot-cold");
+    let cold = dbirun(cold_dir.path(), &[], &program);
+    assert_eq!(cold.stdout, native.stdout);
+    let (cold_built, _) = last_run(cold_dir.path());
+    // Ahead of time: the program does not run (no output), status 0.
+    let dir = temp_dir("aot");
+    let aot = dbirun(dir.path(), &["-aot", "-v"], &program);
+    assert_eq!(aot.status.code(), Some(0), "{}", text(&aot.stderr));
+    assert!(aot.stdout.is_empty(), "the program did not run: {}", text(&aot.stdout));
+    let err = text(&aot.stderr);
+    assert!(err.contains("aot: /usr/bin/ls: ") && err.contains("libc.so.6: "), "each module translated:\n{err}");
+    // The first run: exactly as natively, from the files.
+    let first = dbirun(dir.path(), &[], &program);
+    assert_eq!(first.status.code(), native.status.code(), "{}", text(&first.stderr));
+    assert_eq!(first.stdout, native.stdout);
+    assert_eq!(first.stderr, native.stderr);
+    let (built, loaded) = last_run(dir.path());
+    eprintln!("ls -la /usr/bin: cold built {cold_built}; after AOT built {built}, loaded {loaded}");
+    assert!(built * 5 < cold_built, "after AOT the run builds at most a fifth of a cold run's blocks: {built} of {cold_built}");
+}
+
+#[test]
+fn aot_needs_persist_and_no_client() {
+    let out = Command::new(dbirun_path()).args(["-aot", "--", "/bin/true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).starts_with("dbirun: -aot translates into the persisted cache: it needs -persist"), "{}", text(&out.stderr));
+    let dir = temp_dir("aot-client");
+    let out = dbirun(dir.path(), &["-aot", "-c", "inscount"], &["/bin/true"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(text(&out.stderr), "dbirun: -aot with a client is not supported yet\n");
+}
