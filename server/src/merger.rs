@@ -27,6 +27,8 @@ use crate::log::Log;
 pub const MAX_DELTA: u64 = 1 << 30;
 /// Jobs taken in one batch.
 const BATCH: usize = 256;
+/// The merger thread's nice value.
+const MERGER_NICE: i32 = 10;
 
 pub enum Job {
     /// A delta for the cache file `name`, in a memory file of `len` bytes.
@@ -48,6 +50,10 @@ pub struct Merger<'a> {
 impl Merger<'_> {
     /// Runs the jobs until every sender is gone; sets `stop` at a Stop.
     pub fn run(&self, jobs: Receiver<Job>, stop: &AtomicBool) {
+        // Merging is background work: the programs running come first
+        // (this thread only; answering hand-overs stays prompt).
+        // SAFETY: setpriority on this thread's id.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, MERGER_NICE) };
         while let Ok(first) = jobs.recv() {
             let mut batch = vec![first];
             while batch.len() < BATCH {
@@ -118,6 +124,19 @@ impl Merger<'_> {
             _ => persist::Depth::Full,
         };
         let old = on_disk.as_ref().and_then(|(m, _)| persist::validate_with(m, depth).ok()).filter(|v| v.key == key);
+        // Decided on the archived indexes, before copying anything: most
+        // deltas of warm runs add too little to be worth a rewrite.
+        if let Some(o) = &old {
+            let held = o.index.blocks.len();
+            let fresh: usize = checked
+                .iter()
+                .filter(|v| v.key == key)
+                .map(|v| v.index.blocks.iter().filter(|b| o.index.block_at(b.module_offset.to_native()).is_none()).count())
+                .sum();
+            if fresh == 0 || fresh * MIN_GROWTH_DIVISOR < held {
+                return;
+            }
+        }
         let mut file = old.as_ref().and_then(Parts::of).unwrap_or_default();
         let mut added = 0;
         for v in checked.iter().filter(|v| v.key == key) {

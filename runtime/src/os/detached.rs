@@ -1,7 +1,7 @@
 //! A helper process of the runtime's own: a copy of this process that
 //! finishes work the process must not wait for (writing persisted caches
 //! after the app has exited) and is otherwise invisible to the app and
-//! to whoever waits for it: every signal blocked, its own session (a ^C
+//! to whoever waits for it: it runs niced, every signal blocked, its own session (a ^C
 //! or a kill of the app's process group does not reach it), its own name
 //! (`ps`, `pgrep -x APP` do not find it), none of the app's descriptors
 //! (a reader of the app's pipes sees their end when the app ends), and
@@ -16,6 +16,8 @@ pub(crate) enum Forked {
 }
 
 const CLOSE_RANGE: u64 = 436;
+/// The helper's nice value.
+const BACKGROUND_NICE: i32 = 10;
 
 /// The number of threads of this process, from /proc/self/status.
 pub(crate) fn thread_count() -> Option<u32> {
@@ -38,6 +40,8 @@ pub(crate) fn fork_detached(name: &core::ffi::CStr, keep: &[i32]) -> sys::Result
     if r == 0 {
         let _ = rustix::process::setsid();
         let _ = rustix::thread::set_name(name);
+        // Background work: the programs still running come first.
+        let _ = rustix::process::setpriority_process(None, BACKGROUND_NICE);
         close_all_but(keep);
         return Ok(Forked::Child);
     }
