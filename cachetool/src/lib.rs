@@ -51,3 +51,15 @@ pub fn now() -> i64 {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The program `name` installed (and built) beside the running one:
+/// dbirun, cachetool and dbicached find each other this way.
+pub fn beside_this_program(name: &str) -> Result<std::path::PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let beside = exe.with_file_name(name);
+    if beside.is_file() {
+        Ok(beside)
+    } else {
+        Err(format!("{name} not found beside {}", exe.display()))
+    }
+}

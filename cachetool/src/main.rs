@@ -96,6 +96,12 @@ enum Command {
         key: Option<String>,
         value: Option<String>,
     },
+    /// Translate programs ahead of time into the cache (dbirun -persist -aot), so their first runs are warm
+    Aot {
+        /// The programs (their libraries come with them)
+        #[arg(required = true, value_name = "PROGRAM")]
+        programs: Vec<PathBuf>,
+    },
     /// The cache server of the directory (dbicached): start, status, stop.
     Server {
         #[command(subcommand)]
@@ -218,6 +224,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::RebuildIndex => commands::rebuild_index::run(&dir, cli.json),
         Command::Config { key, value } => commands::config::run(&dir, key.as_deref(), value.as_deref(), cli.json),
         Command::Server { action } => commands::server::run(&dir, action, cli.json),
+        Command::Aot { programs } => commands::aot::run(&dir, programs, cli.json),
         Command::Man => unreachable!("handled before the directory is needed"),
     }
 }

@@ -2,19 +2,8 @@
 //! built beside `dbirun` and `cachetool`), for `cachetool server start`
 //! and for `dbirun -persist`, which starts one on demand.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
-
-/// `dbicached` beside the running executable.
-pub fn server_binary() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let beside = exe.with_file_name("dbicached");
-    if beside.is_file() {
-        Ok(beside)
-    } else {
-        Err(format!("dbicached not found beside {}", exe.display()))
-    }
-}
 
 /// Starts a server for `dir` exiting after `idle` without a request, in
 /// its own session (it outlives the caller and its terminal), its output
@@ -22,7 +11,7 @@ pub fn server_binary() -> Result<PathBuf, String> {
 /// output to end must not wait for the server). Does not wait for it to
 /// answer; a second server started at once exits (exactly one wins).
 pub fn spawn(dir: &Path, idle: Duration) -> Result<(), String> {
-    let mut cmd = std::process::Command::new(server_binary()?);
+    let mut cmd = std::process::Command::new(crate::beside_this_program("dbicached")?);
     cmd.arg("--dir").arg(dir).arg("--idle").arg(idle.as_secs_f64().to_string());
     let log_path = dir.join(persist::server_protocol::LOG);
     let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;

@@ -72,3 +72,54 @@ fn aot_needs_persist_and_no_client() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(text(&out.stderr), "dbirun: -aot with a client is not supported yet\n");
 }
+
+#[test]
+fn cachetool_aot_translates_programs() {
+    let dir = temp_dir("aot-cachetool");
+    let cachetool = dbirun_path().with_file_name("cachetool");
+    let out = Command::new(&cachetool).arg("--persist-dir").arg(dir.path()).args(["aot", "/usr/bin/ls", "/usr/bin/sort"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("/usr/bin/ls: translated in ") && said.contains("/usr/bin/sort: translated in "), "{said}");
+    let native = Command::new("/usr/bin/sort").arg("/etc/passwd").output().unwrap();
+    let first = dbirun(dir.path(), &[], &["/usr/bin/sort", "/etc/passwd"]);
+    assert_eq!(first.stdout, native.stdout);
+    let (built, loaded) = last_run(dir.path());
+    assert!(built * 20 < loaded, "sort ran from the files: {built} built, {loaded} loaded");
+    let bad = Command::new(&cachetool).arg("--persist-dir").arg(dir.path()).args(["aot", "/nonexistent/prog"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(text(&bad.stderr).starts_with("cachetool: aot /nonexistent/prog: "), "{}", text(&bad.stderr));
+}
+
+/// A program whose section headers point past its end and whose unwind
+/// table claims four billion entries: translated from what is sound, and
+/// run as natively.
+#[test]
+fn lying_elf_metadata_costs_blocks_not_correctness() {
+    let dir = temp_dir("aot-lying");
+    let program = dir.path().join("ls-lying");
+    let mut bytes = std::fs::read("/usr/bin/ls").unwrap();
+    let len = bytes.len() as u64;
+    bytes[40..48].copy_from_slice(&(len * 2).to_le_bytes());
+    let phoff = u64::from_le_bytes(bytes[32..40].try_into().unwrap()) as usize;
+    let phnum = u16::from_le_bytes(bytes[56..58].try_into().unwrap()) as usize;
+    let mut lied = false;
+    for i in 0..phnum {
+        let p = phoff + i * 56;
+        if u32::from_le_bytes(bytes[p..p + 4].try_into().unwrap()) == 0x6474_e550 {
+            let off = u64::from_le_bytes(bytes[p + 8..p + 16].try_into().unwrap()) as usize;
+            bytes[off + 8..off + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+            lied = true;
+        }
+    }
+    assert!(lied, "ls has an unwind table");
+    std::fs::write(&program, &bytes).unwrap();
+    std::fs::set_permissions(&program, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let cache = dir.path().join("cache");
+    let aot = dbirun(&cache, &["-aot"], &[program.to_str().unwrap()]);
+    assert_eq!(aot.status.code(), Some(0), "{}", text(&aot.stderr));
+    let native = Command::new(&program).args(["-la", "/usr/bin"]).output().unwrap();
+    let run = dbirun(&cache, &[], &[program.to_str().unwrap(), "-la", "/usr/bin"]);
+    assert_eq!(run.status.code(), native.status.code(), "{}", text(&run.stderr));
+    assert_eq!(run.stdout, native.stdout);
+}

@@ -11,3 +11,4 @@ pub mod import;
 pub mod rebuild_index;
 pub mod config;
 pub mod server;
+pub mod aot;

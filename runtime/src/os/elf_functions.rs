@@ -103,8 +103,10 @@ fn unwind_table(file: &[u8], off: u64, vaddr: u64, len: u64, out: &mut Vec<(u64,
         return;
     }
     // The .eh_frame pointer is 4 bytes in every encoding used with these.
+    // A count past the table's end: the entries that are there.
     let count = u32_at(hdr, 8) as usize;
-    let Some(table) = hdr.get(12..12 + count.saturating_mul(8).min(hdr.len())) else { return };
+    let table = &hdr[12..];
+    let table = &table[..count.saturating_mul(8).min(table.len())];
     let starts: Vec<u64> = table.chunks_exact(8).map(|e| vaddr.wrapping_add(u32_at(e, 0) as i32 as i64 as u64)).collect();
     for (i, &start) in starts.iter().enumerate() {
         let next = starts.get(i + 1).copied().unwrap_or(start + 1);
