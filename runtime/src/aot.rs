@@ -21,6 +21,29 @@ use hashbrown::HashSet;
 use crate::os::startup_args::CStr;
 use crate::thread::ThreadContext;
 
+/// Whether the code after a jump or return inside a function is taken as
+/// code too (the cases of a switch reached through a jump table are).
+const GUESS_AFTER_JUMPS: bool = true;
+
+/// Whether execution can go on at `end` after the block `[tag, end)`:
+/// its last instruction is not an unconditional jump or a return (a
+/// call returns there; a block also ends at a system call or its size
+/// limit).
+fn falls_through(tag: u64, end: u64) -> bool {
+    use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction};
+    let mut bytes = [0u8; 4096];
+    let Some(bytes) = bytes.get_mut(..end.saturating_sub(tag) as usize) else { return true };
+    if !crate::os::safe_read::copy_from_app(bytes, tag) {
+        return false;
+    }
+    let mut decoder = Decoder::with_ip(64, bytes, tag, DecoderOptions::NONE);
+    let mut last = Instruction::default();
+    while decoder.can_decode() {
+        decoder.decode_out(&mut last);
+    }
+    !matches!(last.flow_control(), FlowControl::UnconditionalBranch | FlowControl::IndirectBranch | FlowControl::Return)
+}
+
 /// Blocks one ahead-of-time translation builds at most (memory bound).
 const MAX_BLOCKS: usize = 2_000_000;
 
@@ -108,7 +131,7 @@ fn translate_module(t: &Target, entry: u64, sp: u64, budget: usize) -> usize {
         let Some(f) = tr.fragments.get(pc) else { continue };
         built += 1;
         work.extend(f.exits.iter().map(|e| e.target).filter(|&to| in_code(to)));
-        if function_end(pc).is_some_and(|end| f.app_end < end) {
+        if falls_through(pc, f.app_end) || (GUESS_AFTER_JUMPS && function_end(pc).is_some_and(|end| f.app_end < end)) {
             work.push(f.app_end);
         }
     }

@@ -208,6 +208,13 @@ fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles, serve
     let key = crate::persistence::key::key_for(module_hash);
     let path = files::file_for(&dir, &unit.path);
     if let Some(s) = server.as_ref() {
+        // What concurrent runs handed over first is not built again (the
+        // index is enough: a structure check, no zone is copied).
+        let on_disk = OnDisk::read(&path);
+        let disk = on_disk.as_ref().and_then(|d| persist::validate_with(d.bytes(), persist::Depth::Structure).ok()).filter(|v| v.key == key);
+        let Some(new_here) = not_on_disk(&new_here, unit.module_base, disk.as_ref()) else { return };
+        drop(disk);
+        drop(on_disk);
         let delta = delta_of(unit, &new_here);
         let bytes = persist::write::build(&key, &delta.index, &delta.zone_refs());
         match s.hand_over(files::file_name(&path), &bytes) {
@@ -240,16 +247,8 @@ fn write_merged(unit: &Unit, new_here: &[(&UnitBlock, &Fragment)], key: &persist
         _ => persist::Depth::Full,
     };
     let old = on_disk.as_ref().and_then(|d| persist::validate_with(d.bytes(), depth).ok()).filter(|v| v.key == *key);
-    let old = old.as_ref().and_then(Parts::of);
-    // Blocks another process wrote meanwhile are left out: their code
-    // would be dead weight in the file.
-    let base = unit.module_base;
-    let on_file = |tag: u64| old.as_ref().is_some_and(|o| o.index.blocks.binary_search_by_key(&((tag - base) as u32), |b| b.module_offset).is_ok());
-    let fresh: Vec<(&UnitBlock, &Fragment)> = new_here.iter().copied().filter(|(b, _)| !on_file(b.tag)).collect();
-    if fresh.is_empty() {
-        return;
-    }
-    let mut file = old.unwrap_or_default();
+    let Some(fresh) = not_on_disk(new_here, unit.module_base, old.as_ref()) else { return };
+    let mut file = old.as_ref().and_then(Parts::of).unwrap_or_default();
     if let Some(new_blocks) = persist::merge::merge(&mut file, delta_of(unit, &fresh), MIN_GROWTH_DIVISOR) {
         let index = &file.index;
         let bytes = persist::write::build(key, index, &file.zone_refs());
@@ -271,6 +270,20 @@ fn write_merged(unit: &Unit, new_here: &[(&UnitBlock, &Fragment)], key: &persist
     }
     drop(on_disk);
     files::unlock(lock);
+}
+
+/// `blocks` less those the module's file on disk (`disk`, checked)
+/// already holds, which another process wrote meanwhile (their code would
+/// be dead weight); None when what is left is not worth a rewrite.
+fn not_on_disk<'a>(
+    blocks: &[(&'a UnitBlock, &'a Fragment)],
+    base: u64,
+    disk: Option<&persist::Validated<'_>>,
+) -> Option<Vec<(&'a UnitBlock, &'a Fragment)>> {
+    let on_file = |tag: u64| disk.is_some_and(|v| v.index.block_at((tag - base) as u32).is_some());
+    let fresh: Vec<(&UnitBlock, &Fragment)> = blocks.iter().copied().filter(|(b, _)| !on_file(b.tag)).collect();
+    let held = disk.map_or(0, |v| v.index.blocks.len());
+    (!fresh.is_empty() && fresh.len() * MIN_GROWTH_DIVISOR >= held).then_some(fresh)
 }
 
 /// A delta: the index and zones of `blocks` alone, as a file of their own
