@@ -94,7 +94,7 @@ pub fn export(dir: &Path, names: &[String], out: &Path, tick: &dyn Fn()) -> Resu
         created: crate::now(),
         files: files.iter().map(|(m, _)| m.clone()).collect(),
     };
-    let tmp = temp_beside(out);
+    let tmp = crate::cache_dir::temp_beside(out);
     let result = (|| -> std::io::Result<u64> {
         let file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         let enc = zstd::Encoder::new(file, 3)?;
@@ -132,13 +132,6 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, name: &str, size: u64, data: &mut
 }
 
 /// A fresh temporary name beside `path`.
-fn temp_beside(path: &Path) -> PathBuf {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(format!(".tmp.{}.{nanos:08x}", std::process::id()));
-    path.with_file_name(name)
-}
-
 /// Why an import stopped before its end.
 #[derive(Debug)]
 pub enum ImportError {
@@ -309,7 +302,7 @@ fn stage(dir: &Path, name: &str, bytes: &[u8], replace: bool) -> std::io::Result
             return Ok(Err("a valid local file is kept (--replace to overwrite)".into()));
         }
     }
-    let tmp = temp_beside(&dest);
+    let tmp = crate::cache_dir::temp_beside(&dest);
     let written = (|| {
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&tmp)?;
         f.write_all(bytes)?;

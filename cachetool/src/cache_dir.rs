@@ -72,3 +72,12 @@ pub fn check(dir: &Path) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A new temporary name beside `path` (`persist::cache_dir::temp_suffix`:
+/// a writer killed mid-write leaves a name prune knows for a leftover).
+pub fn temp_beside(path: &Path) -> PathBuf {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(persist::cache_dir::temp_suffix(std::process::id(), nanos));
+    path.with_file_name(name)
+}

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -114,7 +113,7 @@ impl Merger<'_> {
         // The module's latest version wins: deltas of an older one are left.
         let Some(key) = checked.last().map(|v| v.key.clone()) else { return };
         let path = self.dir.join(name);
-        let lock = match lock(&path) {
+        let lock = match cachetool::lock::lock(&path) {
             Ok(l) => l,
             Err(e) => return self.error(name, &format!("cannot lock: {e}")),
         };
@@ -199,18 +198,6 @@ fn read_all(file: &File, len: u64) -> std::io::Result<AlignedVec<16>> {
     Ok(buf)
 }
 
-/// The cache file's lock file, locked (as file-mode processes lock it).
-fn lock(path: &Path) -> std::io::Result<File> {
-    let mut name = path.as_os_str().to_owned();
-    name.push(persist::cache_dir::LOCK_SUFFIX);
-    let f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(name)?;
-    // SAFETY: flock on a file we hold open; released when it closes.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(f)
-}
-
 fn memo_matches(lock: &File, id: FileIdentity) -> bool {
     let mut m = [0u8; 48];
     lock.read_exact_at(&mut m, 0).is_ok() && m == verified_memo(id)
@@ -231,9 +218,7 @@ fn on_disk(path: &Path) -> Option<(memmap2::Mmap, FileIdentity)> {
 /// Writes `bytes` to a temporary file beside `path` and renames it over
 /// `path`; the identity of the file published.
 fn publish(path: &Path, bytes: &[u8]) -> std::io::Result<FileIdentity> {
-    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(persist::cache_dir::temp_suffix(std::process::id(), nonce));
+    let tmp = cachetool::cache_dir::temp_beside(path);
     let written = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 
 use hashbrown::HashMap;
 use persist::index::{BlockData, BlockEntry, ClientData, ExitEntry, Index, ModuleInfo, Segment};
-use persist::merge::Parts;
+use persist::merge::{Parts, MIN_GROWTH_DIVISOR};
 use persist::translations;
 use persist::write::page_up;
 use persist::ZoneKind;
@@ -24,8 +24,6 @@ use crate::persistence::units::{Unit, UnitBlock};
 use crate::translate::segment::LiveSegment;
 use crate::stats::{self, STATS};
 use crate::os::sys::{self, AsRawFd};
-
-use persist::merge::MIN_GROWTH_DIVISOR;
 
 /// Writes every unit with new blocks to its module's file.
 pub(crate) fn save_units(units: &[Unit], fragments: &FragmentTable, loaded: &LoadedFiles) {
@@ -51,7 +49,9 @@ pub(crate) fn hand_over_in_background(units: &[Unit], fragments: &FragmentTable,
     let options = crate::options::get();
     let Some(dir) = options.persist_dir.filter(|_| options.persist_server) else { return false };
     // Most warm runs have nothing worth handing over: no copy then.
-    if !units.iter().any(|u| worth_saving(u, fragments, loaded).is_some()) || crate::os::detached::thread_count() != Some(1) {
+    let worth: Vec<(&Unit, usize, usize)> =
+        units.iter().filter_map(|u| worth_saving(u, fragments, loaded).map(|(new, in_use)| (u, new.len(), in_use))).collect();
+    if worth.is_empty() || crate::os::detached::thread_count() != Some(1) {
         return false;
     }
     let Some(server) = crate::persistence::server::connect(&dir) else { return false };
@@ -67,10 +67,8 @@ pub(crate) fn hand_over_in_background(units: &[Unit], fragments: &FragmentTable,
         }
         Ok(crate::os::detached::Forked::Parent) => {
             drop(server);
-            for unit in units {
-                if let Some((new_here, in_use)) = worth_saving(unit, fragments, loaded) {
-                    note_handed_over(&files::file_for(&dir, &unit.path), new_here.len(), in_use);
-                }
+            for (unit, new, in_use) in worth {
+                note_handed_over(&files::file_for(&dir, &unit.path), new, in_use);
             }
             report_built(units);
             crate::verbose!("persist: handing new blocks to the cache server in the background");
