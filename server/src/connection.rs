@@ -49,8 +49,7 @@ pub fn serve(mut stream: UnixStream, shared: &Shared) {
                     wait_for_other_connections(shared);
                 }
                 let (done, wait) = channel();
-                let job = if frame.kind == Kind::Sync { Job::Sync(done) } else { Job::Stop(done) };
-                match shared.queue(job, 0) {
+                match shared.queue(Job::Sync(done), 0) {
                     Ok(()) => match wait.recv_timeout(SYNC_TIMEOUT) {
                         Ok(()) => Ok(String::from(if frame.kind == Kind::Sync { "synced" } else { "stopping" })),
                         Err(_) => Err(String::from("the merger did not finish in time")),
@@ -64,10 +63,16 @@ pub fn serve(mut stream: UnixStream, shared: &Shared) {
                 return;
             }
         };
+        let reply_ok = reply.is_ok();
         let sent = match reply {
             Ok(text) => protocol::write(&mut stream, Kind::Ok, text.as_bytes()),
             Err(why) => protocol::write(&mut stream, Kind::Error, why.as_bytes()),
         };
+        // The server stops once a Stop is answered (set before, the
+        // acceptor could end the process before the answer went out).
+        if frame.kind == Kind::Stop && reply_ok {
+            shared.stop.store(true, Relaxed);
+        }
         if sent.is_err() {
             return;
         }

@@ -11,7 +11,6 @@ use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::Duration;
 
@@ -34,10 +33,9 @@ pub enum Job {
     HandOver { name: String, file: File, len: u64 },
     /// Record the pending run reports.
     Ingest,
-    /// Answered when every job queued before it is done.
+    /// Answered when every job queued before it is done (a Sync, and a
+    /// Stop before it is answered).
     Sync(Sender<()>),
-    /// As Sync, then the server stops.
-    Stop(Sender<()>),
 }
 
 pub struct Merger<'a> {
@@ -47,8 +45,8 @@ pub struct Merger<'a> {
 }
 
 impl Merger<'_> {
-    /// Runs the jobs until every sender is gone; sets `stop` at a Stop.
-    pub fn run(&self, jobs: Receiver<Job>, stop: &AtomicBool) {
+    /// Runs the jobs until every sender is gone.
+    pub fn run(&self, jobs: Receiver<Job>) {
         // Merging is background work: the programs running come first
         // (this thread only; answering hand-overs stays prompt).
         // SAFETY: setpriority on this thread's id.
@@ -73,10 +71,6 @@ impl Merger<'_> {
                     }
                     Job::Ingest => ingest = true,
                     Job::Sync(done) => answer.push(done),
-                    Job::Stop(done) => {
-                        stop.store(true, Relaxed);
-                        answer.push(done);
-                    }
                 }
             }
             for (name, deltas) in by_file {
