@@ -129,15 +129,31 @@ fn runs_hand_their_code_to_the_server_and_later_runs_load_it() {
     same_as_native(&warm, &native);
     let err = text(&warm.stderr);
     assert!(err.contains("dbirun: persist: using the cache server of "), "{err}");
-    // "dbirun: persist: using FILE (N blocks)"
-    let loaded: u64 = err
-        .lines()
-        .filter(|l| l.starts_with("dbirun: persist: using /"))
-        .filter_map(|l| l.rsplit_once('(')?.1.strip_suffix(" blocks)")?.parse::<u64>().ok())
-        .sum();
+    // "dbirun: persist: using FILE (N blocks, served by the cache server)"
+    let using: Vec<&str> = err.lines().filter(|l| l.starts_with("dbirun: persist: using /")).collect();
+    let loaded: u64 = using.iter().filter_map(|l| l.rsplit_once('(')?.1.split(' ').next()?.parse::<u64>().ok()).sum();
     assert!(loaded > 1000, "the warm run ran from the server's files: {loaded} blocks loaded\n{err}");
+    assert!(using.iter().all(|l| l.ends_with(" blocks, served by the cache server)")), "the server served every file:\n{err}");
     c.tool_ok(&["server", "sync"]);
     assert_eq!(runs_recorded(&c), 2);
+    // A file changed behind the server's back is not served: the process
+    // checks it itself, rejects it and translates afresh.
+    let libc = std::fs::read_dir(c.dir()).unwrap().flatten().map(|e| e.path()).find(|p| {
+        let n = p.file_name().unwrap().to_string_lossy().into_owned();
+        n.starts_with("libc.so") && n.ends_with(".dpc")
+    });
+    let libc = libc.expect("libc's file");
+    let mut bytes = std::fs::read(&libc).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&libc, &bytes).unwrap();
+    let tampered = served(&c, &["-v"], PYTHON, &["-c", SCRIPT]);
+    same_as_native(&tampered, &native);
+    let err = text(&tampered.stderr);
+    let libc_name = libc.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(err.lines().any(|l| l.starts_with("dbirun: persist: not using ") && l.contains(&libc_name)), "{err}");
+    assert!(err.lines().any(|l| l.ends_with(", served by the cache server)")), "the other files are still served:\n{err}");
+    c.tool_ok(&["server", "sync"]);
     let pid = server_pid(&c);
     c.tool_ok(&["server", "stop"]);
     wait_gone(pid);

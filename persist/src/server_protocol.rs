@@ -6,12 +6,17 @@
 //! payload length (u32), then the payload; little-endian. A frame is read
 //! whole or refused: a wrong magic or version, an unknown kind or a length
 //! past [`MAX_PAYLOAD`] ends the connection with an error frame, never the
-//! server. A hand-over carries one file descriptor (SCM_RIGHTS).
+//! server. A hand-over carries one file descriptor (SCM_RIGHTS), as does
+//! the answer to an `Open`.
 
 pub const MAGIC: &[u8; 4] = b"DBIC";
 pub const VERSION: u16 = 1;
 pub const MAX_PAYLOAD: u32 = 1 << 20;
 pub const HEADER: usize = 12;
+
+/// The payloads of an `Open`'s `Ok` reply.
+pub const SERVED: &[u8] = b"served";
+pub const ABSENT: &[u8] = b"absent";
 
 /// The socket's file name in the cache directory.
 pub const SOCKET: &str = "dbicached.sock";
@@ -35,6 +40,11 @@ pub enum Kind {
     /// Record the run reports left pending in the directory (queued after
     /// the hand-overs received before it).
     Ingest = 5,
+    /// The payload is a cache file's name: answered `Ok` with a read-only
+    /// descriptor of that file attached, a version the server checked
+    /// whole (payload [`SERVED`]), or `Ok` with no descriptor if there is
+    /// no such file (payload [`ABSENT`]); `Error` if it did not pass.
+    Open = 6,
     /// A reply: the payload is its answer (JSON for status).
     Ok = 100,
     /// A reply: the payload is a one-line reason.
@@ -43,7 +53,7 @@ pub enum Kind {
 
 impl Kind {
     pub fn from_u16(v: u16) -> Option<Kind> {
-        [Kind::Status, Kind::Stop, Kind::HandOver, Kind::Sync, Kind::Ingest, Kind::Ok, Kind::Error]
+        [Kind::Status, Kind::Stop, Kind::HandOver, Kind::Sync, Kind::Ingest, Kind::Open, Kind::Ok, Kind::Error]
             .into_iter()
             .find(|k| *k as u16 == v)
     }

@@ -2,22 +2,25 @@
 //! descriptor comes with the frame's first bytes (SCM_RIGHTS) and must be
 //! a memory file (anything else, a FIFO or a file on a hung mount, could
 //! block the merger); it is queued and answered at once, before the
-//! merge. A peer that misbehaves loses its connection, never the server.
+//! merge. An `Open` is answered with a checked cache file's descriptor
+//! (`serving`). A peer that misbehaves loses its connection, never the
+//! server.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{IoSlice, Read, Write};
 use std::mem::MaybeUninit;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::channel;
 use std::time::Duration;
 
 use persist::server_protocol::{self as protocol, Bad, Frame, Kind, HEADER};
-use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 
 use crate::counters::Counters;
 use crate::merger::{Job, MAX_DELTA};
+use crate::serving;
 use crate::state::Shared;
 
 /// A peer that stops mid-frame is dropped after this.
@@ -40,7 +43,19 @@ pub fn serve(mut stream: UnixStream, shared: &Shared) {
         };
         Counters::add(&shared.counters.requests, 1);
         shared.touch();
+        if frame.kind == Kind::Open {
+            let sent = match serving::open(shared, &frame.payload) {
+                Ok(Some(file)) => send_with_fd(&stream, protocol::SERVED, &file),
+                Ok(None) => protocol::write(&mut stream, Kind::Ok, protocol::ABSENT),
+                Err(why) => protocol::write(&mut stream, Kind::Error, why.as_bytes()),
+            };
+            if sent.is_err() {
+                return;
+            }
+            continue;
+        }
         let reply = match frame.kind {
+            Kind::Open => unreachable!("answered above"),
             Kind::Status => Ok(shared.counters.json(shared.started).to_string()),
             Kind::HandOver => hand_over(shared, &frame.payload, fd).map(|()| String::new()),
             Kind::Ingest => shared.queue(Job::Ingest, 0).map(|()| String::new()).map_err(String::from),
@@ -98,6 +113,20 @@ fn hand_over(shared: &Shared, payload: &[u8], fd: Option<OwnedFd>) -> Result<(),
         why.to_string()
     })?;
     shared.queue(Job::HandOver { name, file, len }, len).map_err(String::from)
+}
+
+/// An `Ok` frame with `payload`, `file`'s descriptor attached.
+fn send_with_fd(stream: &UnixStream, payload: &[u8], file: &File) -> std::io::Result<()> {
+    let mut frame = protocol::header(Kind::Ok, payload.len()).to_vec();
+    frame.extend_from_slice(payload);
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [file.as_fd()];
+    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(std::io::Error::other("no room for the descriptor"));
+    }
+    let sent = rustix::net::sendmsg(stream, &[IoSlice::new(&frame)], &mut control, SendFlags::NOSIGNAL)?;
+    (&*stream).write_all(&frame[sent..])
 }
 
 /// A frame, and the descriptor that came with its first bytes, if any

@@ -26,6 +26,8 @@ pub struct Counters {
     pub errors: AtomicU64,
     /// Runs recorded in the index.
     pub runs_recorded: AtomicU64,
+    /// Cache files served to processes at a module's load.
+    pub served: AtomicU64,
 }
 
 impl Counters {
@@ -56,6 +58,7 @@ impl Counters {
             "rejected": g(&self.rejected),
             "errors": g(&self.errors),
             "runs_recorded": g(&self.runs_recorded),
+            "served": g(&self.served),
         })
     }
 }

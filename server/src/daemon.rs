@@ -94,7 +94,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     ));
     let merger = {
         let s = Arc::clone(&shared);
-        std::thread::spawn(move || Merger { dir: &s.dir, counters: &s.counters, log: &s.log }.run(queue))
+        std::thread::spawn(move || Merger { dir: &s.dir, counters: &s.counters, log: &s.log, vouched: &s.vouched }.run(queue))
     };
     let why = loop {
         if shared.stop.load(Relaxed) {

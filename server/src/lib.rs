@@ -3,22 +3,28 @@
 //! (a delta file in a memory file) and exit; the server checks each delta
 //! as it checks any file, merges it into the module's file and publishes
 //! it (temp file + rename, under the file's lock, as file-mode processes
-//! do), vouches for what it published (the file's verified memo), records
+//! do), vouches for what it published (the file's verified memo) and
+//! serves checked files to processes at their modules' loads, records
 //! runs in the index and keeps the directory's size budget.
 //!
 //! - [`daemon`]: its life: the directory's lock, the socket, accepting
 //!   peers of its own uid only, idle timeout, stop.
 //! - [`connection`]: one peer's frames and replies, descriptors received.
 //! - [`merger`]: the one thread that merges, publishes and records.
+//! - [`serving`]: cache files served at a module's load, checked once
+//!   per version.
 //! - [`counters`]: what `cachetool server status` shows.
 //! - [`log`]: its log file, rotated.
 //! - [`state`]: what the threads share, the merger's bounded queue.
+//! - [`vouched`]: the file versions it checked or built.
 
 pub mod connection;
 pub mod counters;
 pub mod daemon;
 pub mod log;
 pub mod merger;
+pub mod serving;
 pub mod state;
+pub mod vouched;
 
 pub use persist::server_protocol::{LOCK, LOG, SOCKET};

@@ -20,6 +20,7 @@ use rkyv::util::AlignedVec;
 
 use crate::counters::Counters;
 use crate::log::Log;
+use crate::vouched::{memo_matches, Vouched};
 
 /// The largest delta the server reads.
 pub const MAX_DELTA: u64 = 1 << 30;
@@ -42,6 +43,7 @@ pub struct Merger<'a> {
     pub dir: &'a Path,
     pub counters: &'a Counters,
     pub log: &'a Log,
+    pub vouched: &'a Vouched,
 }
 
 impl Merger<'_> {
@@ -144,6 +146,7 @@ impl Merger<'_> {
         match publish(&path, &bytes) {
             Ok(id) => {
                 let _ = lock.write_all_at(&verified_memo(id), 0);
+                self.vouched.note(name, id);
                 Counters::add(&self.counters.merges, 1);
                 Counters::add(&self.counters.blocks_added, added as u64);
                 Counters::add(&self.counters.bytes_written, bytes.len() as u64);
@@ -190,11 +193,6 @@ fn read_all(file: &File, len: u64) -> std::io::Result<AlignedVec<16>> {
     buf.resize(len as usize, 0);
     file.read_exact_at(buf.as_mut_slice(), 0)?;
     Ok(buf)
-}
-
-fn memo_matches(lock: &File, id: FileIdentity) -> bool {
-    let mut m = [0u8; 48];
-    lock.read_exact_at(&mut m, 0).is_ok() && m == verified_memo(id)
 }
 
 /// The file as it is on disk, mapped, and its identity.

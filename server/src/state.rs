@@ -11,6 +11,7 @@ use std::time::Instant;
 use crate::counters::Counters;
 use crate::log::Log;
 use crate::merger::Job;
+use crate::vouched::Vouched;
 
 /// Jobs and delta bytes waiting at most: what the server's memory holds
 /// (deltas wait as memory files; the merger copies one batch at a time).
@@ -26,6 +27,7 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// Connections being served.
     pub connections: AtomicU64,
+    pub vouched: Vouched,
     jobs: Mutex<Option<Sender<Job>>>,
     last_activity: Mutex<Instant>,
 }
@@ -39,6 +41,7 @@ impl Shared {
             started: Instant::now(),
             stop: AtomicBool::new(false),
             connections: AtomicU64::new(0),
+            vouched: Vouched::default(),
             jobs: Mutex::new(Some(jobs)),
             last_activity: Mutex::new(Instant::now()),
         }

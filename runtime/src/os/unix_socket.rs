@@ -50,6 +50,38 @@ impl UnixStream {
         Ok(())
     }
 
+    /// Fills `buf` whole, keeping the descriptor that came with its first
+    /// bytes if any (more than one are closed), or fails.
+    pub(crate) fn recv_exact_with_fd(&self, buf: &mut [u8]) -> sys::Result<Option<OwnedFd>> {
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
+        let mut control = net::RecvAncillaryBuffer::new(&mut space);
+        let got = loop {
+            match net::recvmsg(&self.0, &mut [rustix::io::IoSliceMut::new(buf)], &mut control, net::RecvFlags::CMSG_CLOEXEC) {
+                Ok(r) => break r.bytes,
+                Err(sys::Errno::INTR) => {}
+                Err(e) => return Err(e),
+            }
+        };
+        let mut fd = None;
+        for message in control.drain() {
+            if let net::RecvAncillaryMessage::ScmRights(mut received) = message {
+                if fd.is_none() {
+                    fd = received.next();
+                }
+            }
+        }
+        if got == 0 {
+            return Err(sys::Errno::CONNRESET);
+        }
+        self.recv_exact(&mut buf[got..])?;
+        Ok(fd)
+    }
+
+    /// Whether the peer runs as this process's user.
+    pub(crate) fn peer_is_this_user(&self) -> bool {
+        net::sockopt::socket_peercred(&self.0).is_ok_and(|c| c.uid.as_raw() == sys::getuid())
+    }
+
     /// Fills `buf` whole, or fails (the peer closed, or the deadline passed).
     pub(crate) fn recv_exact(&self, buf: &mut [u8]) -> sys::Result<()> {
         let mut at = 0;

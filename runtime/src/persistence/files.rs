@@ -40,6 +40,12 @@ pub(crate) fn open_trusted(path: &[u8]) -> Result<OwnedFd, &'static str> {
         Err(sys::Errno::NOENT) => return Err("absent"),
         Err(_) => return Err("cannot open"),
     };
+    trusted(fd)
+}
+
+/// `fd` if it is a regular file owned by this user that no one else may
+/// write.
+pub(crate) fn trusted(fd: OwnedFd) -> Result<OwnedFd, &'static str> {
     match sys::fstat(&fd) {
         Ok(st) if st.uid == sys::getuid() && st.mode & sys::S_IFMT == sys::S_IFREG && st.mode & 0o022 == 0 => Ok(fd),
         _ => Err("not owned by this user or writable by others"),

@@ -16,6 +16,7 @@ use crate::translate::fragment::{ExitRecord, Fragment, Patch, Translation};
 use crate::translate::mangle::Fixup;
 use crate::os::modules::FileIdentity;
 use crate::persistence::files as files;
+use crate::persistence::server::Served;
 use crate::os::startup_args::CStr;
 use crate::stats::{self, STATS};
 use crate::os::sys::{self, AsRawFd};
@@ -121,6 +122,8 @@ pub(crate) struct LoadedFile {
     registered: Vec<u64>,
     /// Retired after a flush of its module's code: nothing more is used.
     dead: bool,
+    /// Its descriptor came from the cache server.
+    served: bool,
 }
 
 impl LoadedFile {
@@ -237,11 +240,12 @@ impl LoadedFiles {
         let Some(dir) = crate::options::get().persist_dir else { return };
         let t0 = stats::ticks();
         let file = files::file_for(&dir, &path);
-        match load(cache, &file, base, &path, identity) {
+        match load(cache, &dir, &file, base, &path, identity) {
             Ok(Some(f)) => {
                 stats::add(&STATS.files_loaded, 1);
                 stats::add(&STATS.bytes_mapped, f.len);
-                crate::verbose!("persist: using {} ({} blocks)", files::display(&file), f.index.blocks.len());
+                let served = if f.served { ", served by the cache server" } else { "" };
+                crate::verbose!("persist: using {} ({} blocks{served})", files::display(&file), f.index.blocks.len());
                 crate::persistence::report::used(&file, f.index.blocks.len());
                 stats::add(&STATS.blocks_loaded, f.index.blocks.len() as u64);
                 ibl.reserve(f.index.blocks.len());
@@ -384,17 +388,32 @@ fn resurrect(v: &persist::Validated<'static>, base: u64, map: u64, segments: &[(
     true
 }
 
+/// The cache file `file` of the directory `dir`, opened, and whether the
+/// cache server vouches for this version; None if there is none.
+fn open(dir: &CStr, file: &[u8]) -> Result<Option<(sys::OwnedFd, bool)>, Unused> {
+    let served = if crate::options::get().persist_server {
+        crate::persistence::server::open_served(dir, files::file_name(file))
+    } else {
+        Served::Unknown
+    };
+    match served {
+        Served::File(fd) => files::trusted(fd).map(|fd| Some((fd, true))).map_err(|_| Unused::Untrusted),
+        Served::Absent => Ok(None),
+        Served::Unknown => match files::open_trusted(file) {
+            Ok(fd) => Ok(Some((fd, false))),
+            Err("absent") => Ok(None),
+            Err(_) => Err(Unused::Untrusted),
+        },
+    }
+}
+
 /// Maps and checks the file at `file` for the module at `base`; Ok(None)
 /// if there is none.
-fn load(cache: &mut CodeCache, file: &[u8], base: u64, path: &CStr, identity: FileIdentity) -> Result<Option<LoadedFile>, Unused> {
+fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, identity: FileIdentity) -> Result<Option<LoadedFile>, Unused> {
     if !range_room() {
         return Err(Unused::NoRoom);
     }
-    let fd = match files::open_trusted(file) {
-        Ok(fd) => fd,
-        Err("absent") => return Ok(None),
-        Err(_) => return Err(Unused::Untrusted),
-    };
+    let Some((fd, served)) = open(dir, file)? else { return Ok(None) };
     let file_identity = crate::os::modules::identity_of(&fd);
     let len = file_identity.map_or(0, |id| id.size);
     if len < persist::header::HEADER_LEN as u64 {
@@ -417,8 +436,9 @@ fn load(cache: &mut CodeCache, file: &[u8], base: u64, path: &CStr, identity: Fi
     // SAFETY: the mapping is len bytes long and stays mapped for good.
     let bytes: &'static [u8] = unsafe { core::slice::from_raw_parts(map as *const u8, len as usize) };
     // The zones' hashes are checked once per version of the file (the
-    // memo names the file's identity, which any write changes).
-    let verified_before = file_identity.is_some_and(|id| files::verified_before(file, id));
+    // memo names the file's identity, which any write changes), and not
+    // at all for a version the server checked.
+    let verified_before = served || file_identity.is_some_and(|id| files::verified_before(file, id));
     let depth = if verified_before { persist::Depth::Trusted } else { persist::Depth::Full };
     let v = match persist::validate_with(bytes, depth) {
         Ok(v) => v,
@@ -488,5 +508,6 @@ fn load(cache: &mut CodeCache, file: &[u8], base: u64, path: &CStr, identity: Fi
         segments,
         registered: Vec::new(),
         dead: false,
+        served,
     }))
 }

@@ -5,6 +5,11 @@
 //! socket); the server answers once it has queued it, and merges later.
 //! A server that is absent, refuses or does not answer within
 //! [`ANSWER_WITHIN`] leaves the process to write its files itself.
+//!
+//! At a module's load the process asks the server for the module's file
+//! ([`open_served`]): the server sends a descriptor of a version it has
+//! checked whole, so the process skips the zone hashes; with no answer
+//! within [`SERVE_WITHIN`] it opens and checks the file itself.
 
 use alloc::format;
 use alloc::vec::Vec;
@@ -19,7 +24,49 @@ use crate::os::unix_socket::{self, UnixStream};
 /// How long a process waits for the server to take a hand-over.
 const ANSWER_WITHIN: Duration = Duration::from_millis(200);
 
+/// How long a module's load waits for the server to serve its file (a
+/// first check of a big file takes the server a few milliseconds).
+const SERVE_WITHIN: Duration = Duration::from_millis(100);
+
 pub(crate) struct Server(UnixStream);
+
+/// What the server said of a cache file.
+pub(crate) enum Served {
+    /// A descriptor of a version the server checked whole.
+    File(sys::OwnedFd),
+    Absent,
+    /// No server, no answer in time, or a refusal: the process looks
+    /// for itself.
+    Unknown,
+}
+
+/// The server's answer for the cache file `name` of the directory `dir`.
+pub(crate) fn open_served(dir: &CStr, name: &str) -> Served {
+    let Ok(s) = UnixStream::connect(format!("{dir}/{}", protocol::SOCKET).as_bytes(), SERVE_WITHIN) else {
+        return Served::Unknown;
+    };
+    if !s.peer_is_this_user() {
+        return Served::Unknown;
+    }
+    let mut frame = Vec::with_capacity(protocol::HEADER + name.len());
+    frame.extend_from_slice(&protocol::header(Kind::Open, name.len()));
+    frame.extend_from_slice(name.as_bytes());
+    if s.send(&frame, None).is_err() {
+        return Served::Unknown;
+    }
+    let mut h = [0u8; protocol::HEADER];
+    let Ok(fd) = s.recv_exact_with_fd(&mut h) else { return Served::Unknown };
+    let Ok((kind, len)) = protocol::parse_header(&h) else { return Served::Unknown };
+    let mut said = alloc::vec![0u8; len as usize];
+    if s.recv_exact(&mut said).is_err() || kind != Kind::Ok {
+        return Served::Unknown;
+    }
+    match fd {
+        Some(fd) if said == protocol::SERVED => Served::File(fd),
+        None if said == protocol::ABSENT => Served::Absent,
+        _ => Served::Unknown,
+    }
+}
 
 /// The server of the cache directory `dir`, if one answers.
 pub(crate) fn connect(dir: &CStr) -> Option<Server> {

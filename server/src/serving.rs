@@ -1,0 +1,47 @@
+//! Serving cache files at a module's load: a process asks for a file by
+//! name and gets a read-only descriptor of a version this server checked
+//! whole (once per version: its identity changes with any rewrite), so
+//! the process maps it without hashing its zones; the file the merger
+//! published a moment ago is what a process started after gets.
+
+use std::fs::File;
+use std::io::ErrorKind;
+use std::os::unix::fs::OpenOptionsExt;
+
+use persist::file_identity::FileIdentity;
+
+use crate::counters::Counters;
+use crate::state::Shared;
+use crate::vouched::memo_matches;
+
+/// The cache file named by `payload`, opened read-only, if it exists and
+/// passes every check; Ok(None) if there is none.
+pub fn open(shared: &Shared, payload: &[u8]) -> Result<Option<File>, String> {
+    let name = std::str::from_utf8(payload).ok().filter(|n| persist::cache_dir::is_cache_name(n)).ok_or("not a cache file name")?;
+    let file = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(shared.dir.join(name)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot open {name}: {e}")),
+    };
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err(format!("{name} is not a regular file"));
+    }
+    let id = FileIdentity::of(&meta);
+    if !shared.vouched.holds(name, id) {
+        // A version whose memo is there was checked whole before (by this
+        // server before a restart, or by a process): its structure is
+        // still checked, as a process would.
+        let lock = File::open(shared.dir.join(format!("{name}.lock")));
+        let depth = if lock.is_ok_and(|l| memo_matches(&l, id)) { persist::Depth::Structure } else { persist::Depth::Full };
+        // SAFETY: cache files are replaced by rename, never written in place.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| e.to_string())?;
+        if let Err(r) = persist::validate_with(&map, depth) {
+            shared.log.line(format_args!("not serving {name}: {}", r.name()));
+            return Err(format!("{name}: {}", r.name()));
+        }
+        shared.vouched.note(name, id);
+    }
+    Counters::add(&shared.counters.served, 1);
+    Ok(Some(file))
+}
