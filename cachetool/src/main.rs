@@ -98,6 +98,9 @@ enum Command {
     },
     /// Translate programs ahead of time into the cache (dbirun -persist -aot), so their first runs are warm
     Aot {
+        /// Translate with this client and its options, as `dbirun -c NAME OPTIONS` would run (repeat for several), e.g. --client 'bbcount -top 5'
+        #[arg(long = "client", value_name = "'NAME [OPTIONS]'")]
+        clients: Vec<String>,
         /// The programs (their libraries come with them)
         #[arg(required = true, value_name = "PROGRAM")]
         programs: Vec<PathBuf>,
@@ -224,7 +227,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::RebuildIndex => commands::rebuild_index::run(&dir, cli.json),
         Command::Config { key, value } => commands::config::run(&dir, key.as_deref(), value.as_deref(), cli.json),
         Command::Server { action } => commands::server::run(&dir, action, cli.json),
-        Command::Aot { programs } => commands::aot::run(&dir, programs, cli.json),
+        Command::Aot { clients, programs } => commands::aot::run(&dir, clients, programs, cli.json),
         Command::Man => unreachable!("handled before the directory is needed"),
     }
 }

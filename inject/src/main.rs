@@ -120,10 +120,6 @@ fn run() -> i32 {
     if opts.aot && !opts.persist {
         return fail("-aot translates into the persisted cache: it needs -persist", 2);
     }
-    if opts.aot && !opts.clients.is_empty() {
-        // Clients would see ahead-of-time blocks as executed ones.
-        return fail("-aot with a client is not supported yet", 2);
-    }
     if opts.persist {
         let base = opts.persist_dir.clone().or_else(cache_dir::default_base);
         match base.map(|b| cache_dir::prepare(&b)) {

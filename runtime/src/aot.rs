@@ -14,7 +14,7 @@
 //! used only when the dispatcher looks up its exact pc.
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use hashbrown::HashSet;
 
@@ -51,6 +51,13 @@ const MAX_BLOCKS: usize = 2_000_000;
 /// not translating ahead of time.
 static STOP_AT: AtomicU64 = AtomicU64::new(0);
 
+/// Set while modules are translated instead of run (clients are told).
+static TRANSLATING: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn translating() -> bool {
+    TRANSLATING.load(Relaxed)
+}
+
 pub(crate) fn stop_at(pc: u64) {
     STOP_AT.store(pc, Relaxed);
 }
@@ -79,11 +86,13 @@ pub(crate) fn translate_all(ctx: &mut ThreadContext) -> ! {
     let sp = ctx.gpr[crate::thread::reg::RSP];
     let entry = STOP_AT.load(Relaxed);
     let mut total = 0;
+    TRANSLATING.store(true, Relaxed);
     for t in &targets {
         let built = translate_module(t, entry, sp, MAX_BLOCKS - total);
         crate::verbose!("aot: {}: {built} blocks", t.path);
         total += built;
     }
+    TRANSLATING.store(false, Relaxed);
     crate::verbose!("aot: {total} blocks in {} modules", targets.len());
     crate::process_end::process_exit(ctx, crate::process_end::Reason::Exit);
     crate::os::sys::exit_group(0)

@@ -170,8 +170,15 @@ pub(crate) fn thread_exit(ctx: &mut ThreadContext) {
 
 /// The process exits: every thread still alive ends, then the clients
 /// report.
+/// A process translating ahead of time runs only the program's start-up
+/// (its libraries' initialisers): what clients saw of it is not a run's
+/// output.
+fn no_output() -> bool {
+    crate::options::get().aot
+}
+
 pub(crate) fn process_exit() {
-    if !active() {
+    if !active() || no_output() {
         return;
     }
     let threads: Vec<usize> = core::mem::take(&mut *THREADS.lock());
@@ -300,6 +307,9 @@ impl Services for Host {
     }
 
     fn summary(&self, client: &str, text: &str) {
+        if no_output() {
+            return;
+        }
         if !crate::persistence::report::append_summary(client, text) {
             // Started without dbirun's run report: say it directly.
             crate::eprintln!("{client}: {text}");
@@ -307,11 +317,15 @@ impl Services for Host {
     }
 
     fn write_output(&self, client: &str, suffix: &str, tid: Option<u32>, contents: &[u8]) -> bool {
-        write_client_file(client, &output_path(client, suffix, tid), contents, false)
+        no_output() || write_client_file(client, &output_path(client, suffix, tid), contents, false)
     }
 
     fn append_output(&self, client: &str, suffix: &str, tid: Option<u32>, contents: &[u8]) -> bool {
-        write_client_file(client, &output_path(client, suffix, tid), contents, true)
+        no_output() || write_client_file(client, &output_path(client, suffix, tid), contents, true)
+    }
+
+    fn ahead_of_time(&self) -> bool {
+        crate::aot::translating()
     }
 
     fn thread_id(&self) -> u32 {

@@ -1180,13 +1180,45 @@ fn drcov_blocks(bytes: &[u8]) -> (BTreeSet<String>, BTreeSet<(String, u32, u16)>
 /// size) blocks; with ASLR off every file must be the same byte for byte
 /// (drcov's blocks still as a set).
 fn check_client_cold_warm(client: &str, aslr: bool) {
+    check_client(client, aslr, Warming::ByRun);
+}
+
+/// How the second run's cache was filled.
+#[derive(Clone, Copy, PartialEq)]
+enum Warming {
+    /// By the cold run itself.
+    ByRun,
+    /// Ahead of time (`-aot`, with the client) into an empty directory.
+    AheadOfTime,
+}
+
+fn check_client(client: &str, aslr: bool, warming: Warming) {
     let exe = program();
-    let cache = temp_dir("persist-client");
+    let caches = [temp_dir("persist-client"), temp_dir("persist-client-aot")];
     let logs = [temp_dir("persist-client-cold"), temp_dir("persist-client-warm")];
     let native = native(&exe, &["3"], &RunOpts::new());
+    if warming == Warming::AheadOfTime {
+        let aot_logs = temp_dir("persist-client-aot-logs");
+        let options = [
+            "-persist",
+            "-no_persist_server",
+            "-persist_dir",
+            caches[1].path().to_str().unwrap(),
+            "-aot",
+            "-logdir",
+            aot_logs.path().to_str().unwrap(),
+            "-c",
+            client,
+        ];
+        let o = run_client(&options, &exe, &["3"], &RunOpts::new(), aslr);
+        assert_eq!(o.status, dbi_tests::run::Status::Code(0), "-aot -c {client}: {}", stderr_excerpt(&o));
+        assert!(o.stdout.is_empty(), "-aot -c {client}: the program did not run");
+        assert!(client_files(aot_logs.path()).is_empty(), "-aot -c {client} wrote no client output");
+    }
     let mut outputs = Vec::new();
     let mut runs = Vec::new();
-    for (logs, what) in logs.iter().zip(["cold", "warm"]) {
+    for (k, (logs, what)) in logs.iter().zip(["cold", "warm"]).enumerate() {
+        let cache = if k == 1 && warming == Warming::AheadOfTime { &caches[1] } else { &caches[0] };
         let options = [
             "-persist",
             "-persist_dir",
@@ -1308,4 +1340,42 @@ fn client_memtrace_cold_warm_no_aslr() {
 #[test]
 fn client_inscount_cold_warm_no_aslr() {
     check_client_cold_warm("inscount", false);
+}
+
+// Ahead of time with the client, then the first run: the client's output
+// is the cold run's (it records execution, never translation).
+
+#[test]
+fn client_null_cold_aot() {
+    check_client("null", true, Warming::AheadOfTime);
+}
+
+#[test]
+fn client_inscount_cold_aot() {
+    check_client("inscount", true, Warming::AheadOfTime);
+}
+
+#[test]
+fn client_bbcount_cold_aot() {
+    check_client("bbcount", true, Warming::AheadOfTime);
+}
+
+#[test]
+fn client_opcodes_cold_aot() {
+    check_client("opcodes", true, Warming::AheadOfTime);
+}
+
+#[test]
+fn client_drcov_cold_aot() {
+    check_client("drcov", true, Warming::AheadOfTime);
+}
+
+#[test]
+fn client_instrace_cold_aot() {
+    check_client("instrace", true, Warming::AheadOfTime);
+}
+
+#[test]
+fn client_memtrace_cold_aot() {
+    check_client("memtrace", true, Warming::AheadOfTime);
 }

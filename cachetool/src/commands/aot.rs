@@ -1,7 +1,8 @@
 //! `aot PROGRAM...`: fills the directory's cache for each program ahead
 //! of time (`dbirun -persist -aot -- PROGRAM`, from beside this cachetool;
 //! docs/aot.md): the program and the libraries it loads are translated
-//! without running it, so its first run is warm.
+//! without running it, so its first run is warm. With `--client`, the
+//! blocks carry that client's instrumentation, for runs with that client.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -18,9 +19,23 @@ fn base_of(dir: &Path) -> Result<&Path> {
     }
 }
 
-pub fn run(dir: &Path, programs: &[PathBuf], as_json: bool) -> Result<ExitCode> {
+/// dbirun's arguments for `--client 'NAME [OPTIONS]'` values.
+fn client_arguments(clients: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for c in clients {
+        let mut words = c.split_whitespace();
+        let Some(name) = words.next() else { return fail("--client needs a client's name") };
+        out.push("-c".to_string());
+        out.push(name.to_string());
+        out.extend(words.map(String::from));
+    }
+    Ok(out)
+}
+
+pub fn run(dir: &Path, clients: &[String], programs: &[PathBuf], as_json: bool) -> Result<ExitCode> {
     let dbirun = cachetool::beside_this_program("dbirun").map_err(Fail)?;
     let base = base_of(dir)?;
+    let clients = client_arguments(clients)?;
     let bar = progress(programs.len() as u64, "translating", as_json);
     let mut results = Vec::new();
     let mut failed = 0;
@@ -31,6 +46,7 @@ pub fn run(dir: &Path, programs: &[PathBuf], as_json: bool) -> Result<ExitCode> 
         let out = Command::new(&dbirun)
             .args(["-persist", "-no_persist_server", "-aot", "-persist_dir"])
             .arg(base)
+            .args(&clients)
             .arg("--")
             .arg(program)
             .stdin(Stdio::null())

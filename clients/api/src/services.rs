@@ -52,4 +52,15 @@ pub trait Services: Sync {
 
     /// The application's name (its executable's file name).
     fn app_name(&self) -> &str;
+
+    /// The block being instrumented is translated ahead of time (`dbirun
+    /// -aot`): it has not run and may never run, in this process or in
+    /// the runs that load it. What a client records about execution
+    /// (counters, coverage flags, traces) must be recorded by the code it
+    /// inserts, never when it instruments; the process translating ahead
+    /// of time writes no client output ([`Services::write_output`],
+    /// [`Services::summary`] do nothing) and gets no exit events.
+    fn ahead_of_time(&self) -> bool {
+        false
+    }
 }
