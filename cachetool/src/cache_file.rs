@@ -140,6 +140,9 @@ pub struct Summary {
     pub zones: Vec<ZoneInfo>,
     pub segments: u64,
     pub blocks: u64,
+    /// Of those, translated ahead of time (`-aot`) rather than reached by
+    /// a run.
+    pub ahead_of_time_blocks: u64,
     pub exits: u64,
     pub translation_bytes: u64,
 }
@@ -178,6 +181,7 @@ impl Summary {
             zones: v.zones.iter().map(zone_info).collect(),
             segments: ix.segments.len() as u64,
             blocks: ix.blocks.len() as u64,
+            ahead_of_time_blocks: ix.blocks.iter().filter(|b| b.ahead_of_time()).count() as u64,
             exits: ix.exits.len() as u64,
             translation_bytes: ix.translations.len() as u64,
         }

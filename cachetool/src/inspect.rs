@@ -145,6 +145,7 @@ impl Opened {
                     segment: b.segment.to_native(),
                     code_offset: b.code_offset.to_native(),
                     code_size: b.code_len.to_native(),
+                    ahead_of_time: b.ahead_of_time(),
                     exits,
                 }
             })
@@ -218,6 +219,8 @@ pub struct BlockInfo {
     pub segment: u32,
     pub code_offset: u32,
     pub code_size: u32,
+    /// Translated ahead of time (`-aot`), not reached by a run.
+    pub ahead_of_time: bool,
     /// Direct exits' targets, as module offsets.
     pub exits: Vec<i64>,
 }

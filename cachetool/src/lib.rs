@@ -14,12 +14,15 @@
 //!   the files, recording runs, reading it back).
 //! - [`run_report`]: the report the runtime processes of a run append.
 //! - [`inspect`], [`prune`], [`bundle`]: the commands' work, without output.
+//! - [`history`]: what the files say ran before, by configuration, for
+//!   `aot --from-index`.
 //! - [`units`]: sizes and ages as people write them.
 
 pub mod bundle;
 pub mod cache_dir;
 pub mod cache_file;
 pub mod config;
+pub mod history;
 pub mod index;
 pub mod inspect;
 pub mod lock;

@@ -101,8 +101,11 @@ enum Command {
         /// Translate with this client and its options, as `dbirun -c NAME OPTIONS` would run (repeat for several), e.g. --client 'bbcount -top 5'
         #[arg(long = "client", value_name = "'NAME [OPTIONS]'")]
         clients: Vec<String>,
+        /// Translate again every module the directory's files know, for every configuration (clients, options) they were built with, from the blocks they hold plus static discovery: after a dbirun upgrade, the next runs are warm
+        #[arg(long = "from-index", conflicts_with_all = ["clients", "programs"])]
+        from_index: bool,
         /// The programs (their libraries come with them)
-        #[arg(required = true, value_name = "PROGRAM")]
+        #[arg(required_unless_present = "from_index", value_name = "PROGRAM")]
         programs: Vec<PathBuf>,
     },
     /// The cache server of the directory (dbicached): start, status, stop.
@@ -227,7 +230,8 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::RebuildIndex => commands::rebuild_index::run(&dir, cli.json),
         Command::Config { key, value } => commands::config::run(&dir, key.as_deref(), value.as_deref(), cli.json),
         Command::Server { action } => commands::server::run(&dir, action, cli.json),
-        Command::Aot { clients, programs } => commands::aot::run(&dir, clients, programs, cli.json),
+        Command::Aot { clients, programs, from_index: false } => commands::aot::run(&dir, clients, programs, cli.json),
+        Command::Aot { from_index: true, .. } => commands::aot::from_index(&dir, cli.json),
         Command::Man => unreachable!("handled before the directory is needed"),
     }
 }

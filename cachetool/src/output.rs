@@ -116,14 +116,14 @@ pub fn print_inspection(i: &Inspection, status: &Status) {
     }
     t.print();
     println!("segments:         {}", s.segments);
-    println!("blocks:           {}", s.blocks);
+    println!("blocks:           {} ({} from runs, {} ahead of time)", s.blocks, s.blocks - s.ahead_of_time_blocks, s.ahead_of_time_blocks);
     println!("exits:            {}", s.exits);
     println!("translations:     {} bytes", s.translation_bytes);
 }
 
 pub fn print_blocks(blocks: &[BlockInfo]) {
     println!();
-    let mut t = Table::new(&["MODULE OFFSET", "APP SIZE", "SEGMENT", "CODE OFFSET", "CODE SIZE", "EXITS"]);
+    let mut t = Table::new(&["MODULE OFFSET", "APP SIZE", "SEGMENT", "CODE OFFSET", "CODE SIZE", "FROM", "EXITS"]);
     for b in blocks {
         let exits = if b.exits.is_empty() {
             "-".to_string()
@@ -136,6 +136,7 @@ pub fn print_blocks(blocks: &[BlockInfo]) {
             b.segment.to_string(),
             format!("{:#x}", b.code_offset),
             b.code_size.to_string(),
+            if b.ahead_of_time { "aot" } else { "run" }.to_string(),
             exits,
         ]);
     }

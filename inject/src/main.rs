@@ -101,7 +101,12 @@ fn run() -> i32 {
         Err(message) => return fail(message, 127),
     };
     let mut opts = opts;
-    for (name, slot) in [("-persist_dir", &mut opts.persist_dir), ("-logdir", &mut opts.logdir), ("-stats_file", &mut opts.stats_file)] {
+    for (name, slot) in [
+        ("-persist_dir", &mut opts.persist_dir),
+        ("-logdir", &mut opts.logdir),
+        ("-stats_file", &mut opts.stats_file),
+        ("-aot_seeds", &mut opts.aot_seeds),
+    ] {
         if let Some(dir) = slot.take() {
             match std::path::absolute(&dir) {
                 Ok(abs) => *slot = Some(abs),
@@ -117,6 +122,9 @@ fn run() -> i32 {
         }
     }
 
+    if opts.aot_seeds.is_some() && !opts.aot {
+        return fail("-aot_seeds names what -aot translates: it needs -aot", 2);
+    }
     if opts.aot && !opts.persist {
         return fail("-aot translates into the persisted cache: it needs -persist", 2);
     }

@@ -33,6 +33,9 @@ pub struct Options {
     pub no_persist_server: bool,
     /// -aot: translate the program ahead of time instead of running it.
     pub aot: bool,
+    /// -aot_seeds FILE: with -aot, the modules to translate and the block
+    /// offsets earlier runs built (written by `cachetool aot --from-index`).
+    pub aot_seeds: Option<PathBuf>,
     pub no_follow_children: bool,
     pub no_native_exec: bool,
     /// Where clients write their output files; made absolute like persist_dir.
@@ -113,6 +116,9 @@ struct Cli {
     /// With -persist: do not run the program; translate its code (and its libraries') ahead of time into the cache, so its first run is warm
     #[arg(long = "aot")]
     aot: bool,
+    /// With -aot: translate only the modules FILE names, from the block offsets it lists too (written by cachetool aot --from-index)
+    #[arg(long = "aot_seeds", value_name = "FILE")]
+    aot_seeds: Option<PathBuf>,
     /// Run child processes natively instead of under the runtime
     #[arg(long = "no_follow_children")]
     no_follow_children: bool,
@@ -177,6 +183,11 @@ const KNOWN: &[Known] = &[
         canonical: "--aot",
         spellings: &["-aot", "--aot"],
         takes_value: false,
+    },
+    Known {
+        canonical: "--aot_seeds",
+        spellings: &["-aot_seeds", "--aot_seeds", "--aot-seeds"],
+        takes_value: true,
     },
     Known {
         canonical: "--no_follow_children",
@@ -414,6 +425,7 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, UsageError> {
         persist_dir: cli.persist_dir,
         no_persist_server: cli.no_persist_server,
         aot: cli.aot,
+        aot_seeds: cli.aot_seeds,
         no_follow_children: cli.no_follow_children,
         no_native_exec: cli.no_native_exec,
         logdir: cli.logdir,
@@ -458,6 +470,7 @@ pub fn parse_with_defaults(args: &[OsString], env_options: Option<&OsStr>) -> Re
         persist_dir: o.persist_dir.or(defaults.persist_dir),
         no_persist_server: o.no_persist_server || defaults.no_persist_server,
         aot: o.aot || defaults.aot,
+        aot_seeds: o.aot_seeds.or(defaults.aot_seeds),
         no_follow_children: o.no_follow_children || defaults.no_follow_children,
         no_native_exec: o.no_native_exec || defaults.no_native_exec,
         logdir: o.logdir.or(defaults.logdir),

@@ -1,7 +1,7 @@
 //! The argv contract between dbirun and dbi-runtime.
 //!
 //! ```text
-//! dbi-runtime [-v] [-stats] [-persist] [-persist_dir ABS_DIR] [-persist_report ABS_FILE] [-persist_server] [-aot] [-no_follow_children]
+//! dbi-runtime [-v] [-stats] [-persist] [-persist_dir ABS_DIR] [-persist_report ABS_FILE] [-persist_server] [-aot] [-aot_seeds ABS_FILE] [-no_follow_children]
 //!             [-no_native_exec] [-logdir ABS_DIR] [-c NAME COUNT OPT_1 ... OPT_COUNT]...
 //!             -- APP_PATH ARGV0 [ARG...]
 //! ```
@@ -64,6 +64,11 @@ pub fn runtime_argv(runtime: &Path, resolved_app: &Path, opts: &Options, report:
             .filter(|f| f.0)
             .map(|f| OsString::from(f.1)),
     );
+    if let Some(seeds) = &opts.aot_seeds {
+        debug_assert!(seeds.is_absolute());
+        argv.push("-aot_seeds".into());
+        argv.push(seeds.as_os_str().to_os_string());
+    }
     if let Some(dir) = &opts.logdir {
         debug_assert!(dir.is_absolute());
         argv.push("-logdir".into());
@@ -98,6 +103,7 @@ mod tests {
             persist_dir: None,
             no_persist_server: false,
             aot: false,
+            aot_seeds: None,
             logdir: None,
             no_follow_children: false,
             no_native_exec: false,
@@ -131,6 +137,7 @@ mod tests {
             persist_dir: Some(PathBuf::from("/cache dir")),
             no_persist_server: false,
             aot: false,
+            aot_seeds: None,
             logdir: None,
             no_follow_children: true,
             no_native_exec: true,

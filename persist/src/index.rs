@@ -51,6 +51,20 @@ pub struct BlockEntry {
     /// `block_data[first_data..first_data + data_count]`.
     pub first_data: u32,
     pub data_count: u32,
+    /// [`BlockEntry::AHEAD_OF_TIME`], or 0 (a run built it).
+    pub flags: u32,
+}
+
+impl BlockEntry {
+    /// Built by `-aot` from static discovery, not because a run reached it.
+    pub const AHEAD_OF_TIME: u32 = 1;
+    pub const KNOWN_FLAGS: u32 = Self::AHEAD_OF_TIME;
+}
+
+impl ArchivedBlockEntry {
+    pub fn ahead_of_time(&self) -> bool {
+        self.flags.to_native() & BlockEntry::AHEAD_OF_TIME != 0
+    }
 }
 
 /// A direct exit. Its code is `jmp [rip + slot]` (after a short `jcc` over
@@ -100,6 +114,10 @@ pub struct Index {
     /// The (W zone, X zone) holding the clients' writable and executable
     /// data, if any client stored some.
     pub client_zones: Option<(u32, u32)>,
+    /// The options the code was built with, spelled as dbirun takes them
+    /// (`-stats`, `-c NAME OPTION...`): what `cachetool aot --from-index`
+    /// translates the module with again after an upgrade.
+    pub options: Vec<String>,
 }
 
 impl ArchivedIndex {

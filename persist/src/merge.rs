@@ -87,6 +87,7 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     index.blocks.sort_by_key(|b| b.module_offset);
     index.module = d.module;
     index.clients = d.clients;
+    index.options = d.options;
     index.client_zones = d.client_zones.map(|(w, x)| (w + zone_shift, x + zone_shift));
     zones.extend(d_zones);
     prelink(file);

@@ -85,6 +85,8 @@ pub const STATS_FIELDS: &[(&str, &str)] = &[
     ("translation_ns", "translation time"),
     ("blocks_loaded", "blocks loaded"),
     ("blocks_registered", "blocks registered"),
+    ("aot_blocks_loaded", "AOT blocks loaded"),
+    ("aot_blocks_registered", "AOT blocks used"),
     ("cache_files_loaded", "cache files loaded"),
     ("cache_files_rejected", "cache files rejected"),
     ("cache_bytes_mapped", "cache bytes mapped"),

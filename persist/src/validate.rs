@@ -194,6 +194,7 @@ fn check_index(ix: &ArchivedIndex, zones: &[Zone]) -> Option<()> {
             || !range_ok(b.first_exit.to_native(), b.exit_count.to_native(), ix.exits.len())
             || !range_ok(b.translation_offset.to_native(), b.translation_len.to_native(), ix.translations.len())
             || !range_ok(b.first_data.to_native(), b.data_count.to_native(), ix.block_data.len())
+            || b.flags.to_native() & !crate::index::BlockEntry::KNOWN_FLAGS != 0
         {
             return None;
         }

@@ -35,6 +35,10 @@ fn key() -> CacheKey {
 }
 
 fn sample() -> Vec<u8> {
+    sample_with_flags(|i| if i % 2 == 0 { BlockEntry::AHEAD_OF_TIME } else { 0 })
+}
+
+fn sample_with_flags(flags: impl Fn(u32) -> u32) -> Vec<u8> {
     let blocks = (0..50u32)
         .map(|i| BlockEntry {
             module_offset: 0x1000 + 16 * i,
@@ -48,6 +52,7 @@ fn sample() -> Vec<u8> {
             translation_len: 0,
             first_data: 0,
             data_count: 0,
+            flags: flags(i),
         })
         .collect();
     let index = Index {
@@ -76,9 +81,16 @@ fn round_trip() {
     assert_eq!(v.zone_bytes(1)[0], 0xab);
     assert!(v.index.block_at(0x1000 + 48).is_some());
     assert!(v.index.block_at(0x1001).is_none());
+    assert!(v.index.blocks[4].ahead_of_time() && !v.index.blocks[5].ahead_of_time(), "each block's origin kept");
     for z in v.zones {
         assert_eq!(z.offset % 4096, 0, "page-aligned zones");
     }
+}
+
+#[test]
+fn unknown_block_flags_are_rejected() {
+    let file = Aligned::new(&sample_with_flags(|i| if i == 7 { 4 } else { 0 }));
+    assert_eq!(validate(file.bytes()).err(), Some(persist::Reject::BadIndex));
 }
 
 #[test]

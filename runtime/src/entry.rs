@@ -40,17 +40,6 @@ core::arch::global_asm!(
 const CANNOT_EXECUTE: i32 = 126;
 const NOT_FOUND: i32 = 127;
 
-/// Enters an image the runtime loaded itself in the module list, one
-/// executable segment at a time, as ld.so's mappings of a library are,
-/// under its canonical path (as ld.so's libraries are known, through
-/// their fds), whatever name was typed or linked.
-fn note_image(typed: CStr, image: &loader::Image) {
-    let path = image.real_path.unwrap_or(typed);
-    for &(lo, hi) in &image.code {
-        crate::os::modules::note_mapping(path, image.identity, image.start, lo, hi);
-    }
-}
-
 fn cannot_load(path: &CStr, err: loader::LoadError) -> ! {
     let status = match err {
         loader::LoadError::Open(sys::Errno::NOENT) => NOT_FOUND,
@@ -98,7 +87,7 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
 
     let parked_vdso = kernel.aux(AT_SYSINFO_EHDR).and_then(crate::os::vdso::Vdso::park);
     let program = loader::load(&path, Placement::Program).unwrap_or_else(|e| cannot_load(&path, e));
-    note_image(path, &program);
+    program.note_as_module(path);
     if let Some(real) = program.real_path {
         crate::os::app_exe::set(real);
     }
@@ -111,7 +100,7 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
         let interp_path = CStr::leak(interp);
         let image = loader::load(&interp_path, Placement::Interpreter)
             .unwrap_or_else(|e| cannot_load(&interp_path, e));
-        note_image(interp_path, &image);
+        image.note_as_module(interp_path);
         interp_base = image.bias;
         entry = image.entry;
     }

@@ -29,6 +29,9 @@ pub(crate) struct Options {
     /// `-aot`: translate the program's modules ahead of time when it
     /// reaches its entry point, instead of running it (`aot.rs`).
     pub(crate) aot: bool,
+    /// `-aot_seeds FILE`: translate ahead of time only the modules the
+    /// file names, from the offsets it gives them too (`aot/seeds.rs`).
+    pub(crate) aot_seeds: Option<CStr>,
     /// `-logdir DIR`: where clients write their files (default: the cwd at start).
     pub(crate) logdir: Option<CStr>,
     /// `-c NAME N opt1..optN`, in order.
@@ -72,6 +75,11 @@ pub(crate) fn parse(args: &[CStr]) -> Command {
             b"-persist_dir" => {
                 let Some(dir) = args.get(i) else { bad("-persist_dir needs a directory") };
                 opts.persist_dir = Some(*dir);
+                i += 1;
+            }
+            b"-aot_seeds" => {
+                let Some(file) = args.get(i) else { bad("-aot_seeds needs a file") };
+                opts.aot_seeds = Some(*file);
                 i += 1;
             }
             b"-persist_report" => {

@@ -119,7 +119,7 @@ impl Translator {
         let place = Placement::Segment { segment: &mut unit.segments[segment as usize], module_base: base };
         match emit::emit(pc, end, &ops, place, &self.fragments) {
             Ok(f) => {
-                unit.blocks.push(UnitBlock { tag: pc, start: f.start, segment, data });
+                unit.blocks.push(UnitBlock { tag: pc, start: f.start, segment, data, ahead_of_time: crate::aot::translating() });
                 Some(f)
             }
             Err(EmitError::Full | EmitError::NotRelative) => None,

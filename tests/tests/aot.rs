@@ -122,6 +122,109 @@ fn cachetool_aot_with_a_client() {
     assert!(text(&bad.stderr).starts_with("cachetool: aot /usr/bin/sort: "), "{}", text(&bad.stderr));
 }
 
+/// The JSON `cachetool inspect` prints for the module `module`'s file.
+fn inspect(dir: &Path, module: &str) -> serde_json::Value {
+    let uid = unsafe { libc::getuid() };
+    let cachetool = dbirun_path().with_file_name("cachetool");
+    let out = Command::new(cachetool).arg("--dir").arg(dir.join(uid.to_string())).args(["--json", "inspect", module]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v[0]["inspection"]["summary"].clone()
+}
+
+/// The value of the `-stats` line `label` dbirun printed.
+fn stat(stderr: &str, label: &str) -> u64 {
+    let line = stderr.lines().find(|l| l.trim_start().starts_with(&format!("{label}:"))).unwrap_or_else(|| panic!("no {label:?} in\n{stderr}"));
+    line.rsplit(':').next().unwrap().trim().parse().unwrap()
+}
+
+/// Files tell blocks translated ahead of time from blocks runs reached,
+/// through merges both ways; `-stats` counts the ahead-of-time blocks
+/// loaded and used.
+#[test]
+fn files_and_stats_tell_aot_blocks_apart() {
+    let dir = temp_dir("aot-provenance");
+    let program = ["/usr/bin/sort", "/etc/passwd"];
+    let cold = dbirun(dir.path(), &["-stats"], &program);
+    assert!(cold.status.success(), "{}", text(&cold.stderr));
+    let before = inspect(dir.path(), "sort");
+    assert_eq!(before["ahead_of_time_blocks"], 0, "{before}");
+    let from_runs = before["blocks"].as_u64().unwrap();
+    let aot = dbirun(dir.path(), &["-stats", "-aot"], &program[..1]);
+    assert!(aot.status.success(), "{}", text(&aot.stderr));
+    let after = inspect(dir.path(), "sort");
+    let (blocks, ahead) = (after["blocks"].as_u64().unwrap(), after["ahead_of_time_blocks"].as_u64().unwrap());
+    assert_eq!(blocks - ahead, from_runs, "the run's blocks keep their origin: {after}");
+    assert!(ahead > from_runs, "{after}");
+    // Paths the cold run did not take: they come from the AOT blocks.
+    let first = dbirun(dir.path(), &["-stats"], &["/usr/bin/sort", "-n", "-r", "-u", "-t:", "-k3", "/etc/passwd"]);
+    assert!(first.status.success());
+    let err = text(&first.stderr);
+    let (loaded, aot_loaded, aot_used) = (stat(&err, "blocks loaded"), stat(&err, "AOT blocks loaded"), stat(&err, "AOT blocks used"));
+    assert!(aot_loaded > 0 && aot_loaded < loaded, "the run loaded both kinds:\n{err}");
+    assert!(aot_used > 0 && aot_used <= stat(&err, "blocks registered"), "{err}");
+}
+
+/// Rewrites every cache file in `dir` as a dbirun of another runtime
+/// version would have written it (the key's runtime version changed):
+/// what an upgrade leaves behind.
+fn age_files(dir: &Path) {
+    let uid = unsafe { libc::getuid() };
+    for e in std::fs::read_dir(dir.join(uid.to_string())).unwrap().flatten() {
+        if !e.file_name().to_string_lossy().ends_with(".dpc") {
+            continue;
+        }
+        let file = dbi_tests::persist::Aligned::read(&e.path());
+        let v = file.validate().unwrap();
+        let parts = persist::merge::Parts::of(&v).unwrap();
+        let mut key = v.key.clone();
+        key.runtime_version ^= 0x5a5a_5a5a;
+        std::fs::write(e.path(), persist::write::build(&key, &parts.index, &parts.zone_refs())).unwrap();
+    }
+}
+
+/// After an upgrade, `cachetool aot --from-index` translates every module
+/// the files know, for each configuration they were built with (here no
+/// client, and bbcount), from the blocks they hold: the next runs load
+/// at least 95% of their blocks and behave as before.
+#[test]
+fn aot_from_index_makes_runs_warm_after_an_upgrade() {
+    let dir = temp_dir("aot-from-index");
+    let logs = [temp_dir("aot-from-index-logs-before"), temp_dir("aot-from-index-logs-after")];
+    let sort = ["/usr/bin/sort", "-t:", "-k3", "-n", "/etc/passwd"];
+    let native = Command::new(sort[0]).args(&sort[1..]).output().unwrap();
+    let bbcount = |logs: &Path| vec!["-logdir".to_string(), logs.display().to_string(), "-c".into(), "bbcount".into(), "-top".into(), "3".into()];
+    let before = dbirun(dir.path(), &[], &sort);
+    assert_eq!(before.stdout, native.stdout);
+    let opts = bbcount(logs[0].path());
+    let with_client = dbirun(dir.path(), &opts.iter().map(String::as_str).collect::<Vec<_>>(), &sort);
+    assert_eq!(with_client.stdout, native.stdout);
+    age_files(dir.path());
+
+    let uid = unsafe { libc::getuid() };
+    let cachetool = dbirun_path().with_file_name("cachetool");
+    let out = Command::new(&cachetool).arg("--dir").arg(dir.path().join(uid.to_string())).args(["aot", "--from-index"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("no clients: ") && said.contains("-c bbcount -top 3: "), "one translation per configuration:\n{said}");
+
+    let after = dbirun(dir.path(), &[], &sort);
+    assert_eq!(after.stdout, native.stdout);
+    assert_eq!(after.status.code(), native.status.code());
+    let (built, loaded) = last_run(dir.path());
+    assert!(built * 20 <= built + loaded, "no client: {built} built, {loaded} loaded");
+    let opts = bbcount(logs[1].path());
+    let with_client = dbirun(dir.path(), &opts.iter().map(String::as_str).collect::<Vec<_>>(), &sort);
+    assert_eq!(with_client.stdout, native.stdout);
+    let (built, loaded) = last_run(dir.path());
+    assert!(built * 20 <= built + loaded, "bbcount: {built} built, {loaded} loaded");
+    let report = |logs: &Path| {
+        let f = std::fs::read_dir(logs).unwrap().flatten().next().expect("bbcount's file").path();
+        std::fs::read_to_string(f).unwrap().lines().take(3).map(String::from).collect::<Vec<_>>()
+    };
+    assert_eq!(report(logs[0].path()), report(logs[1].path()), "bbcount counts the same after the re-translation");
+}
+
 /// A program whose section headers point past its end and whose unwind
 /// table claims four billion entries: translated from what is sound, and
 /// run as natively.

@@ -1,14 +1,23 @@
+//! `aot --from-index`: translates again every module the directory's
+//! files know, for each configuration they were built with
+//! (`cachetool::history`), seeded with the blocks they hold: one dbirun
+//! per configuration, with `-aot_seeds` naming the modules (those its
+//! stand-in program, this cachetool, does not load are mapped for it).
+//!
 //! `aot PROGRAM...`: fills the directory's cache for each program ahead
 //! of time (`dbirun -persist -aot -- PROGRAM`, from beside this cachetool;
 //! docs/aot.md): the program and the libraries it loads are translated
 //! without running it, so its first run is warm. With `--client`, the
 //! blocks carry that client's instrumentation, for runs with that client.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
+use cachetool::history;
+
 use crate::output::json;
-use crate::session::{fail, progress, Fail, Result};
+use crate::session::{existing_dir, fail, open_index, progress, Fail, Result};
 
 /// dbirun's -persist_dir for the per-user directory `dir` (`BASE/<uid>`).
 fn base_of(dir: &Path) -> Result<&Path> {
@@ -32,6 +41,21 @@ fn client_arguments(clients: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// `dbirun -persist -aot ARGS -- PROGRAM` into the cache under `base`.
+fn translate(dbirun: &Path, base: &Path, args: &[String], program: &Path) -> Result<std::process::Output> {
+    // The server, if one runs, merges what is handed over; file mode
+    // keeps the command's end the end of the work.
+    Command::new(dbirun)
+        .args(["-persist", "-no_persist_server", "-aot", "-persist_dir"])
+        .arg(base)
+        .args(args)
+        .arg("--")
+        .arg(program)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Fail(format!("running dbirun: {e}")))
+}
+
 pub fn run(dir: &Path, clients: &[String], programs: &[PathBuf], as_json: bool) -> Result<ExitCode> {
     let dbirun = cachetool::beside_this_program("dbirun").map_err(Fail)?;
     let base = base_of(dir)?;
@@ -41,17 +65,7 @@ pub fn run(dir: &Path, clients: &[String], programs: &[PathBuf], as_json: bool) 
     let mut failed = 0;
     for program in programs {
         let started = std::time::Instant::now();
-        // The server, if one runs, merges what is handed over; file mode
-        // keeps the command's end the end of the work.
-        let out = Command::new(&dbirun)
-            .args(["-persist", "-no_persist_server", "-aot", "-persist_dir"])
-            .arg(base)
-            .args(&clients)
-            .arg("--")
-            .arg(program)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| Fail(format!("running dbirun: {e}")))?;
+        let out = translate(&dbirun, base, &clients, program)?;
         let ok = out.status.success();
         if !ok {
             failed += 1;
@@ -66,6 +80,64 @@ pub fn run(dir: &Path, clients: &[String], programs: &[PathBuf], as_json: bool) 
         if !as_json && ok {
             bar.suspend(|| println!("{}: translated in {:.2} s", program.display(), started.elapsed().as_secs_f64()));
         }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if as_json {
+        json(&serde_json::Value::Array(results));
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+pub fn from_index(dir: &Path, as_json: bool) -> Result<ExitCode> {
+    existing_dir(dir)?;
+    let dbirun = cachetool::beside_this_program("dbirun").map_err(Fail)?;
+    let base = base_of(dir)?;
+    let ix = open_index(dir)?;
+    // The index remembers the module of a file this build cannot read.
+    let known: HashMap<String, String> =
+        ix.entries().unwrap_or_default().into_iter().filter_map(|e| Some((e.name.clone(), e.module_path.clone()?))).collect();
+    drop(ix);
+    let history = history::read(dir, &|name| known.get(name).cloned()).map_err(|e| Fail(format!("{}: {e}", dir.display())))?;
+    for (name, why) in &history.skipped {
+        eprintln!("cachetool: aot --from-index: {name}: skipped ({why}; its module is not known)");
+    }
+    if history.configurations.is_empty() {
+        return fail(format_args!("{}: no cache files to translate from", dir.display()));
+    }
+    // The stand-in program whose start-up the runtime stops at.
+    let host = std::env::current_exe().map_err(|e| Fail(format!("this program's path: {e}")))?;
+    let bar = progress(history.configurations.len() as u64, "translating", as_json);
+    let mut results = Vec::new();
+    let mut failed = 0;
+    for (options, modules) in &history.configurations {
+        let started = std::time::Instant::now();
+        let seeds = dir.join(format!(".aot-seeds.{}", std::process::id()));
+        std::fs::write(&seeds, history::seed_file(modules)).map_err(|e| Fail(format!("{}: {e}", seeds.display())))?;
+        let mut args = vec!["-aot_seeds".to_string(), seeds.display().to_string()];
+        args.extend(options.iter().cloned());
+        let out = translate(&dbirun, base, &args, &host);
+        let _ = std::fs::remove_file(&seeds);
+        let out = out?;
+        let ok = out.status.success();
+        let shown = if options.is_empty() { "no clients".to_string() } else { options.join(" ") };
+        let seeded: usize = modules.values().map(|o| o.len()).sum();
+        if !ok {
+            failed += 1;
+            let why = String::from_utf8_lossy(&out.stderr);
+            eprintln!("cachetool: aot --from-index ({shown}): {}", why.lines().last().unwrap_or("failed"));
+        } else if !as_json {
+            bar.suspend(|| {
+                println!("{shown}: {} modules from {seeded} blocks of earlier runs, translated in {:.2} s", modules.len(), started.elapsed().as_secs_f64())
+            });
+        }
+        results.push(serde_json::json!({
+            "options": options,
+            "modules": modules.keys().collect::<Vec<_>>(),
+            "seeded_blocks": seeded,
+            "ok": ok,
+            "seconds": started.elapsed().as_secs_f64(),
+        }));
         bar.inc(1);
     }
     bar.finish_and_clear();

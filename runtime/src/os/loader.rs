@@ -93,6 +93,19 @@ pub(crate) struct Image {
     pub(crate) exec_stack: bool,
 }
 
+impl Image {
+    /// Enters the image in the module list, one executable segment at a
+    /// time, as ld.so's mappings of a library are, under its canonical
+    /// path (as ld.so's libraries are known, through their fds), whatever
+    /// name was typed or linked.
+    pub(crate) fn note_as_module(&self, typed: CStr) {
+        let path = self.real_path.unwrap_or(typed);
+        for &(lo, hi) in &self.code {
+            crate::os::modules::note_mapping(path, self.identity, self.start, lo, hi);
+        }
+    }
+}
+
 struct Segment {
     offset: u64,
     vaddr: u64,

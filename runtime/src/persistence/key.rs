@@ -50,6 +50,22 @@ fn options_hash() -> u64 {
     u64::from_le_bytes(blake3::hash(&stats.to_le_bytes()).as_bytes()[..8].try_into().unwrap())
 }
 
+/// The options this run's code was built with, as dbirun takes them
+/// (recorded in each file for `cachetool aot --from-index`).
+pub(crate) fn dbirun_options() -> Vec<String> {
+    let o = crate::options::get();
+    let mut out = Vec::new();
+    if o.stats {
+        out.push(String::from("-stats"));
+    }
+    for (name, options) in &o.clients {
+        out.push(String::from("-c"));
+        out.push(String::from_utf8_lossy(name.as_bytes()).into_owned());
+        out.extend(options.iter().map(|w| String::from_utf8_lossy(w.as_bytes()).into_owned()));
+    }
+    out
+}
+
 /// The key of a file for a module with content hash `module_hash`.
 pub(crate) fn key_for(module_hash: [u8; 32]) -> CacheKey {
     let clients = crate::client_host::identities()

@@ -249,9 +249,12 @@ impl LoadedFiles {
                 crate::persistence::report::used(&file, f.index.blocks.len());
                 stats::add(&STATS.blocks_loaded, f.index.blocks.len() as u64);
                 ibl.reserve(f.index.blocks.len());
+                let mut ahead_of_time = 0;
                 for b in f.index.blocks.iter() {
                     ibl.insert(base + b.module_offset.to_native() as u64, f.block_x(b).1);
+                    ahead_of_time += b.ahead_of_time() as u64;
                 }
+                stats::add(&STATS.aot_blocks_loaded, ahead_of_time);
                 self.files.push(f);
             }
             Ok(None) => {}
@@ -289,6 +292,9 @@ impl LoadedFiles {
             .collect();
         f.registered.push(pc);
         stats::add(&STATS.blocks_registered, 1);
+        if b.ahead_of_time() {
+            stats::add(&STATS.aot_blocks_registered, 1);
+        }
         Some(Fragment {
             tag: pc,
             app_end: pc + b.app_len.to_native() as u64,

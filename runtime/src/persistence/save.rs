@@ -293,6 +293,7 @@ fn delta_of(unit: &Unit, blocks: &[(&UnitBlock, &Fragment)]) -> Parts<'static> {
             path: alloc::string::String::from_utf8_lossy(unit.path.as_bytes()).into_owned(),
             identity: unit.identity.to_array(),
         },
+        options: crate::persistence::key::dbirun_options(),
         ..Index::default()
     };
     let mut zones: Vec<(ZoneKind, Vec<u8>)> = Vec::new();
@@ -417,6 +418,7 @@ fn write_segment(
             translation_len: index.translations.len() as u32 - translation_offset,
             first_data,
             data_count: index.block_data.len() as u32 - first_data,
+            flags: if b.ahead_of_time { BlockEntry::AHEAD_OF_TIME } else { 0 },
         });
     }
     index.segments.push(Segment {

@@ -31,6 +31,8 @@ pub(crate) struct UnitBlock {
     pub(crate) segment: u32,
     /// Client block data, in the segment's W.
     pub(crate) data: Vec<BlockData>,
+    /// Built by `-aot`'s discovery, not reached by running.
+    pub(crate) ahead_of_time: bool,
 }
 
 /// The persistable code of one module.

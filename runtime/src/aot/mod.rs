@@ -5,6 +5,10 @@
 //! its files say is code, and the blocks persisted as a run's would be,
 //! with the same key, into the same files.
 //!
+//! With `-aot_seeds FILE` (`seeds`), only the modules the file names are
+//! translated (those the program did not load are mapped for it), each
+//! also from the block offsets earlier runs built.
+//!
 //! Discovery: the program's entry and every function its symbols and
 //! unwind table name (`os::elf_functions`) seed a walk over the blocks the translator builds
 //! (the JIT's own builder, so a block is the one a run would build):
@@ -20,6 +24,8 @@ use hashbrown::HashSet;
 
 use crate::os::startup_args::CStr;
 use crate::thread::ThreadContext;
+
+mod seeds;
 
 /// Whether the code after a jump or return inside a function is taken as
 /// code too (the cases of a switch reached through a jump table are).
@@ -77,10 +83,16 @@ struct Target {
 /// Translates every file module, persists, and ends the process with
 /// status 0.
 pub(crate) fn translate_all(ctx: &mut ThreadContext) -> ! {
+    let seeds = crate::options::get().aot_seeds.map(|file| {
+        seeds::read(&file).unwrap_or_else(|| crate::log::fatal(2, format_args!("aot: cannot read the seed file {file}")))
+    });
+    if let Some(seeds) = &seeds {
+        map_unloaded(seeds);
+    }
     let targets: Vec<Target> = crate::os::modules::MODULES
         .lock()
         .iter()
-        .filter(|m| m.identity.is_some())
+        .filter(|m| m.identity.is_some() && seeds.as_ref().is_none_or(|s| s.offsets_of(&m.path).is_some()))
         .map(|m| Target { path: m.path, base: m.base, ranges: m.ranges.clone(), is_main: m.is_main })
         .collect();
     let sp = ctx.gpr[crate::thread::reg::RSP];
@@ -88,7 +100,8 @@ pub(crate) fn translate_all(ctx: &mut ThreadContext) -> ! {
     let mut total = 0;
     TRANSLATING.store(true, Relaxed);
     for t in &targets {
-        let built = translate_module(t, entry, sp, MAX_BLOCKS - total);
+        let seeded = seeds.as_ref().and_then(|s| s.offsets_of(&t.path)).unwrap_or(&[]);
+        let built = translate_module(t, seeded, entry, sp, MAX_BLOCKS - total);
         crate::verbose!("aot: {}: {built} blocks", t.path);
         total += built;
     }
@@ -98,9 +111,27 @@ pub(crate) fn translate_all(ctx: &mut ThreadContext) -> ! {
     crate::os::sys::exit_group(0)
 }
 
-/// The blocks of module `t` its functions and the program's `entry` lead
-/// to, at most `budget` of them; how many were built or loaded.
-fn translate_module(t: &Target, entry: u64, sp: u64, budget: usize) -> usize {
+/// Maps the seeded modules the program did not load, as ld.so would
+/// (anywhere, or at its address for a fixed-address program), so they
+/// are translated too.
+fn map_unloaded(seeds: &seeds::Seeds) {
+    for (path, _) in &seeds.modules {
+        let path = CStr::leak(path);
+        let mapped = crate::os::modules::MODULES.lock().iter().any(|m| m.path.as_bytes() == path.as_bytes());
+        if mapped {
+            continue;
+        }
+        match crate::os::loader::load(&path, crate::os::loader::Placement::Interpreter) {
+            Ok(image) => image.note_as_module(path),
+            Err(e) => crate::verbose!("aot: {path}: not loaded ({e}): skipped"),
+        }
+    }
+}
+
+/// The blocks of module `t` its functions, the `seeded` offsets and the
+/// program's `entry` lead to, at most `budget` of them; how many were
+/// built or loaded.
+fn translate_module(t: &Target, seeded: &[u32], entry: u64, sp: u64, budget: usize) -> usize {
     let Some(symbols) = crate::os::elf_functions::functions(&t.path) else {
         crate::verbose!("aot: {}: not an ELF file we can read: skipped", t.path);
         return 0;
@@ -122,6 +153,7 @@ fn translate_module(t: &Target, entry: u64, sp: u64, budget: usize) -> usize {
     if t.is_main && in_code(entry) {
         work.push(entry);
     }
+    work.extend(seeded.iter().map(|&off| t.base + off as u64));
     let mut seen: HashSet<u64> = HashSet::new();
     let mut built = 0;
     while let Some(pc) = work.pop() {
