@@ -257,3 +257,203 @@ fn lying_elf_metadata_costs_blocks_not_correctness() {
     assert_eq!(run.status.code(), native.status.code(), "{}", text(&run.stderr));
     assert_eq!(run.stdout, native.stdout);
 }
+
+/// A copy of `from` at `to`, executable, with `edit` applied to its bytes.
+fn edited_copy(from: &str, to: &Path, edit: impl FnOnce(&mut Vec<u8>)) {
+    let mut bytes = std::fs::read(from).unwrap();
+    edit(&mut bytes);
+    std::fs::write(to, &bytes).unwrap();
+    std::fs::set_permissions(to, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+/// The blocks `-aot -v` says it translated for the module `name`.
+fn aot_blocks(stderr: &str, name: &str) -> u64 {
+    let line = stderr.lines().find(|l| l.starts_with("dbirun: aot: ") && l.contains(name) && l.ends_with(" blocks"));
+    let line = line.unwrap_or_else(|| panic!("no aot line for {name}:\n{stderr}"));
+    line.rsplit(' ').nth(1).unwrap().parse().unwrap()
+}
+
+/// What cannot be translated is refused with one line each, and the
+/// programs after it are translated: a file that is not ELF, an ELF file
+/// of another machine.
+#[test]
+fn cachetool_aot_says_what_it_cannot_translate_and_goes_on() {
+    let dir = temp_dir("aot-refused");
+    let text_file = dir.path().join("notes.txt");
+    std::fs::write(&text_file, "not a program\n").unwrap();
+    std::fs::set_permissions(&text_file, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let arm = dir.path().join("true-aarch64");
+    // e_machine: EM_AARCH64.
+    edited_copy("/usr/bin/true", &arm, |b| b[18..20].copy_from_slice(&183u16.to_le_bytes()));
+    let cachetool = dbirun_path().with_file_name("cachetool");
+    let cache = dir.path().join("cache");
+    let out = Command::new(&cachetool)
+        .arg("--persist-dir")
+        .arg(&cache)
+        .arg("aot")
+        .args([&text_file, &arm])
+        .arg("/usr/bin/sort")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "one line per program refused:\n{err}");
+    assert!(lines[0].starts_with(&format!("cachetool: aot {}: ", text_file.display())), "{err}");
+    assert!(lines[1].starts_with(&format!("cachetool: aot {}: ", arm.display())), "{err}");
+    assert!(text(&out.stdout).contains("/usr/bin/sort: translated in "), "{}", text(&out.stdout));
+    let (built, loaded) = {
+        let native = Command::new("/usr/bin/sort").arg("/etc/passwd").output().unwrap();
+        let run = dbirun(&cache, &[], &["/usr/bin/sort", "/etc/passwd"]);
+        assert_eq!(run.stdout, native.stdout);
+        last_run(&cache)
+    };
+    assert!(built * 20 < loaded, "sort was translated: {built} built, {loaded} loaded");
+}
+
+/// A program without section headers (no symbol tables to read) is
+/// translated from its unwind table, which the program headers locate.
+#[test]
+fn a_program_without_sections_is_translated_from_its_unwind_table() {
+    let dir = temp_dir("aot-no-sections");
+    let program = dir.path().join("ls-no-sections");
+    edited_copy("/usr/bin/ls", &program, |b| {
+        b[40..48].fill(0); // e_shoff
+        b[60..64].fill(0); // e_shnum, e_shstrndx
+    });
+    let cache = dir.path().join("cache");
+    let aot = dbirun(&cache, &["-aot", "-v"], &[program.to_str().unwrap()]);
+    assert_eq!(aot.status.code(), Some(0), "{}", text(&aot.stderr));
+    let blocks = aot_blocks(&text(&aot.stderr), "ls-no-sections");
+    assert!(blocks > 1000, "ls's functions come from its unwind table: {blocks} blocks");
+    let native = Command::new(&program).args(["-la", "/usr/bin"]).output().unwrap();
+    let run = dbirun(&cache, &[], &[program.to_str().unwrap(), "-la", "/usr/bin"]);
+    assert_eq!(run.status.code(), native.status.code(), "{}", text(&run.stderr));
+    assert_eq!(run.stdout, native.stdout);
+}
+
+/// An unwind table whose every function start is off by one byte (each
+/// a guess in the middle of an instruction): the blocks built from them
+/// are never entered at those addresses by a run, which behaves as
+/// natively.
+#[test]
+fn function_starts_that_lie_cost_blocks_not_correctness() {
+    let dir = temp_dir("aot-off-by-one");
+    let program = dir.path().join("ls-off-by-one");
+    edited_copy("/usr/bin/ls", &program, |b| {
+        let phoff = u64_at(b, 32) as usize;
+        let phnum = u16::from_le_bytes(b[56..58].try_into().unwrap()) as usize;
+        let hdr = (0..phnum)
+            .map(|i| phoff + i * 56)
+            .find(|&p| u32::from_le_bytes(b[p..p + 4].try_into().unwrap()) == 0x6474_e550)
+            .map(|p| u64_at(b, p + 8) as usize)
+            .expect("ls has an unwind table");
+        // version, eh_frame_ptr_enc, fde_count_enc, table_enc; then the
+        // frame pointer and count (4 bytes each), then (start, fde) pairs.
+        assert_eq!(&b[hdr..hdr + 4], &[1, 0x1b, 0x03, 0x3b]);
+        let count = u32::from_le_bytes(b[hdr + 8..hdr + 12].try_into().unwrap()) as usize;
+        for i in 0..count {
+            let at = hdr + 12 + i * 8;
+            let start = i32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+            b[at..at + 4].copy_from_slice(&(start + 1).to_le_bytes());
+        }
+    });
+    let cache = dir.path().join("cache");
+    let aot = dbirun(&cache, &["-aot", "-v"], &[program.to_str().unwrap()]);
+    assert_eq!(aot.status.code(), Some(0), "{}", text(&aot.stderr));
+    let native = Command::new(&program).args(["-la", "/usr/bin"]).output().unwrap();
+    let run = dbirun(&cache, &[], &[program.to_str().unwrap(), "-la", "/usr/bin"]);
+    assert_eq!(run.status.code(), native.status.code(), "{}", text(&run.stderr));
+    assert_eq!(run.stdout, native.stdout);
+    assert_eq!(run.stderr, native.stderr);
+}
+
+/// A library's initialiser (run by ld.so before the program's entry,
+/// where AOT stops) replaces the program's file: what was translated is
+/// the old file's code, so no file is published under the new file's
+/// content, and a run of the new program behaves as natively.
+#[test]
+fn a_program_replaced_while_aot_runs_is_not_persisted() {
+    let dir = temp_dir("aot-replaced");
+    let d = dir.path();
+    std::fs::write(
+        d.join("swap.c"),
+        "#include <stdio.h>\n#include <stdlib.h>\n\
+         __attribute__((constructor)) static void swap(void) {\n\
+           const char *from = getenv(\"SWAP_FROM\"), *to = getenv(\"SWAP_TO\");\n\
+           if (from && to) rename(from, to);\n}\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("prog.c"), "#include <stdio.h>\nint main(void) { puts(\"old\"); return 0; }\n").unwrap();
+    std::fs::write(d.join("new.c"), "#include <stdio.h>\nint main(void) { puts(\"new\"); return 3; }\n").unwrap();
+    let gcc = |args: &[&str]| {
+        let out = Command::new("gcc").current_dir(d).args(args).output().unwrap();
+        assert!(out.status.success(), "gcc {args:?}: {}", text(&out.stderr));
+    };
+    gcc(&["-shared", "-fPIC", "-o", "libswap.so", "swap.c"]);
+    gcc(&["-o", "prog", "prog.c", "-L.", "-Wl,--no-as-needed", "-lswap", "-Wl,-rpath,$ORIGIN"]);
+    gcc(&["-o", "prog.new", "new.c", "-L.", "-Wl,--no-as-needed", "-lswap", "-Wl,-rpath,$ORIGIN"]);
+    let prog = d.join("prog");
+    let cache = d.join("cache");
+    let aot = Command::new(dbirun_path())
+        .args(["-persist", "-no_persist_server", "-v", "-aot", "-persist_dir"])
+        .arg(&cache)
+        .arg("--")
+        .arg(&prog)
+        .env("SWAP_FROM", d.join("prog.new"))
+        .env("SWAP_TO", &prog)
+        .output()
+        .unwrap();
+    assert_eq!(aot.status.code(), Some(0), "{}", text(&aot.stderr));
+    assert!(!d.join("prog.new").exists(), "the initialiser replaced the program");
+    let uid = unsafe { libc::getuid() };
+    let published: Vec<String> = std::fs::read_dir(cache.join(uid.to_string()))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".dpc"))
+        .collect();
+    assert!(published.iter().any(|n| n.starts_with("libswap.so-")), "the rest is persisted: {published:?}");
+    assert!(!published.iter().any(|n| n.starts_with("prog-")), "nothing for the replaced program: {published:?}");
+    let run = dbirun(&cache, &[], &[prog.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(3), "{}", text(&run.stderr));
+    assert_eq!(text(&run.stdout), "new\n");
+}
+
+/// AOT killed while it writes its files (SIGKILL to its process group as
+/// soon as the first one appears, temporary or published): every file it
+/// left under a cache file's name is whole and valid.
+#[test]
+fn an_interrupted_aot_publishes_nothing_half_written() {
+    use std::os::unix::process::CommandExt;
+    let dir = temp_dir("aot-killed");
+    let cc1 = Command::new("gcc").arg("-print-prog-name=cc1").output().unwrap();
+    let cc1 = text(&cc1.stdout).trim().to_string();
+    let mut child = Command::new(dbirun_path())
+        .args(["-persist", "-no_persist_server", "-aot", "-persist_dir"])
+        .arg(dir.path())
+        .arg("--")
+        .arg(&cc1)
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let uid = unsafe { libc::getuid() };
+    let files = dir.path().join(uid.to_string());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let writing = || std::fs::read_dir(&files).is_ok_and(|d| d.flatten().any(|e| e.file_name().to_string_lossy().contains(".dpc")));
+    while !writing() {
+        assert!(std::time::Instant::now() < deadline && child.try_wait().unwrap().is_none(), "AOT of cc1 wrote nothing");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    let status = child.wait().unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL), "AOT of cc1 was still running");
+    let cachetool = dbirun_path().with_file_name("cachetool");
+    let out = Command::new(&cachetool).arg("--dir").arg(dir.path().join(uid.to_string())).args(["--json", "verify"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out.stderr)));
+    assert_eq!(v["problems"], 0, "{v}");
+}

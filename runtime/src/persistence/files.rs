@@ -73,8 +73,9 @@ pub(crate) fn unlock(lock: Lock) {
 }
 
 /// Writes `bytes` to a new temporary file next to `path` and renames it
-/// over `path`.
-pub(crate) fn publish(path: &[u8], bytes: &[u8]) -> sys::Result<()> {
+/// over `path`; the identity of the version published (read from the
+/// file itself after the rename, which changes its ctime).
+pub(crate) fn publish(path: &[u8], bytes: &[u8]) -> sys::Result<Option<crate::os::modules::FileIdentity>> {
     let mut rand = [0u8; 8];
     sys::getrandom(&mut rand);
     let tmp = with_suffix(path, &persist::cache_dir::temp_suffix(sys::getpid(), u64::from_le_bytes(rand)));
@@ -90,12 +91,11 @@ pub(crate) fn publish(path: &[u8], bytes: &[u8]) -> sys::Result<()> {
             }
         }
     }
-    drop(fd);
     let published = sys::rename(&tmp, path);
     if published.is_err() {
         let _ = sys::unlink(&tmp);
     }
-    published
+    published.map(|()| crate::os::modules::identity_of(&fd))
 }
 
 /// Whether the file `path` with `identity` had all its zone hashes

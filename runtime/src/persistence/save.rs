@@ -253,7 +253,13 @@ fn write_merged(unit: &Unit, new_here: &[(&UnitBlock, &Fragment)], key: &persist
         let published = files::publish(path, &bytes);
         match published {
             Err(e) => note_write_failure(path, e),
-            Ok(()) => {
+            Ok(identity) => {
+                // This process built the version from checked parts: later
+                // runs need not hash its zones again (the server does the
+                // same for what it publishes).
+                if let Some(id) = identity {
+                    files::note_verified(path, id);
+                }
                 stats::add(&STATS.files_written, 1);
                 crate::persistence::report::wrote(path, index.blocks.len());
                 stats::add(&STATS.blocks_persisted, new_blocks as u64);
