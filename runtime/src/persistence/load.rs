@@ -248,13 +248,16 @@ impl LoadedFiles {
                 crate::verbose!("persist: using {} ({} blocks{served})", files::display(&file), f.index.blocks.len());
                 crate::persistence::report::used(&file, f.index.blocks.len());
                 stats::add(&STATS.blocks_loaded, f.index.blocks.len() as u64);
-                ibl.reserve(f.index.blocks.len());
-                let mut ahead_of_time = 0;
-                for b in f.index.blocks.iter() {
+                // Blocks runs built are entered in the lookup table now;
+                // blocks translated ahead of time (most of them never run)
+                // when first looked up: the table, and loading, stay
+                // proportional to what runs.
+                let ahead_of_time = f.index.blocks.iter().filter(|b| b.ahead_of_time()).count();
+                ibl.reserve(f.index.blocks.len() - ahead_of_time);
+                for b in f.index.blocks.iter().filter(|b| !b.ahead_of_time()) {
                     ibl.insert(base + b.module_offset.to_native() as u64, f.block_x(b).1);
-                    ahead_of_time += b.ahead_of_time() as u64;
                 }
-                stats::add(&STATS.aot_blocks_loaded, ahead_of_time);
+                stats::add(&STATS.aot_blocks_loaded, ahead_of_time as u64);
                 self.files.push(f);
             }
             Ok(None) => {}
