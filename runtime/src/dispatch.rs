@@ -41,6 +41,14 @@ fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<Lin
         ctx.next_pc = pc;
         let mut guard = crate::translator::lock();
         let tr = guard.as_mut().expect("translator");
+        if indirect && linked_from.is_none() {
+            if let Some(start) = tr.file_block_for_lookup(pc) {
+                stats::add(&STATS.ibl_misses, 1);
+                tr.ibl.insert(pc, start);
+                tr.ibl.publish(ctx);
+                break start;
+            }
+        }
         let start = match tr.fragment_start(pc, ctx.gpr[crate::thread::reg::RSP]) {
             Ok(start) => start,
             Err(fault) => {

@@ -90,6 +90,19 @@ impl Translator {
         Ok(start)
     }
 
+    /// For an indirect branch's lookup: the code of `pc`'s block in its
+    /// module's persisted file, if the file has one and no fragment is
+    /// registered there, without registering it (as blocks reached through
+    /// a file's pre-linked exits are not): the lookup table alone needs it.
+    pub(crate) fn file_block_for_lookup(&mut self, pc: u64) -> Option<u64> {
+        if !crate::options::get().persist || self.fragments.get(pc).is_some() {
+            return None;
+        }
+        let m = file_module(pc)?;
+        self.loaded.load_once(&mut self.cache, &mut self.ibl, m.base, m.path, m.identity);
+        self.loaded.block_start(pc, m.base, m.identity)
+    }
+
     /// Registers the block at `pc` from its module's persisted file (loaded
     /// on the first miss in the module).
     fn from_file(&mut self, pc: u64, m: FileModule) -> Option<u64> {

@@ -270,6 +270,17 @@ impl LoadedFiles {
         stats::add(&STATS.load_ticks, stats::ticks() - t0);
     }
 
+    /// The code of the block at `pc` in the file of the module at `base`,
+    /// not registered.
+    pub(crate) fn block_start(&self, pc: u64, base: u64, identity: FileIdentity) -> Option<u64> {
+        let f = self.files.iter().find(|f| !f.dead && f.module_base == base && f.identity == identity)?;
+        let b = f.index.block_at(module_offset(pc, f.module_base)?)?;
+        if b.ahead_of_time() {
+            stats::add(&STATS.aot_blocks_registered, 1);
+        }
+        Some(f.block_x(b).1)
+    }
+
     /// The fragment for `pc` from the file of the module at `base`,
     /// registered now.
     pub(crate) fn register(&mut self, pc: u64, base: u64, identity: FileIdentity) -> Option<Fragment> {
