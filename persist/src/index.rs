@@ -118,6 +118,10 @@ pub struct Index {
     /// (`-stats`, `-c NAME OPTION...`): what `cachetool aot --from-index`
     /// translates the module with again after an upgrade.
     pub options: Vec<String>,
+    /// How many of `blocks` were translated ahead of time (a loader
+    /// that trusted a wrong count would only enter blocks in its lookup
+    /// table later or sooner).
+    pub ahead_of_time_blocks: u32,
 }
 
 impl ArchivedIndex {

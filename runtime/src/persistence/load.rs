@@ -252,10 +252,12 @@ impl LoadedFiles {
                 // blocks translated ahead of time (most of them never run)
                 // when first looked up: the table, and loading, stay
                 // proportional to what runs.
-                let ahead_of_time = f.index.blocks.iter().filter(|b| b.ahead_of_time()).count();
-                ibl.reserve(f.index.blocks.len() - ahead_of_time);
-                for b in f.index.blocks.iter().filter(|b| !b.ahead_of_time()) {
-                    ibl.insert(base + b.module_offset.to_native() as u64, f.block_x(b).1);
+                let ahead_of_time = (f.index.ahead_of_time_blocks.to_native() as usize).min(f.index.blocks.len());
+                if ahead_of_time < f.index.blocks.len() {
+                    ibl.reserve(f.index.blocks.len() - ahead_of_time);
+                    for b in f.index.blocks.iter().filter(|b| !b.ahead_of_time()) {
+                        ibl.insert(base + b.module_offset.to_native() as u64, f.block_x(b).1);
+                    }
                 }
                 stats::add(&STATS.aot_blocks_loaded, ahead_of_time as u64);
                 self.files.push(f);
@@ -491,10 +493,12 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, 
         }
     }
     // The index is read and every W page written right away, and the code
-    // soon runs: one call each instead of a fault per page.
-    sys::populate(map, len, false);
-    for z in v.zones.iter().filter(|z| z.kind == ZoneKind::Writable) {
-        sys::populate(map + z.offset, z.len, true);
+    // of a file runs built soon runs: one call each instead of a fault per
+    // page. A file mostly translated ahead of time has its code paged in
+    // as it runs (most of it never does).
+    let mostly_ahead_of_time = v.index.ahead_of_time_blocks.to_native() as usize * 2 > v.index.blocks.len();
+    for z in v.zones.iter().filter(|z| !(mostly_ahead_of_time && z.kind == ZoneKind::Exec)) {
+        sys::populate(map + z.offset, z.len, z.kind == ZoneKind::Writable);
     }
     let segments: Vec<(u64, u64)> = v
         .index
