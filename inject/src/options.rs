@@ -36,6 +36,9 @@ pub struct Options {
     /// -aot_seeds FILE: with -aot, the modules to translate and the block
     /// offsets earlier runs built (written by `cachetool aot --from-index`).
     pub aot_seeds: Option<PathBuf>,
+    /// -aot_progress: with -aot, a progress line on stderr every 16,384
+    /// blocks of a module (for cachetool's progress bar).
+    pub aot_progress: bool,
     pub no_follow_children: bool,
     pub no_native_exec: bool,
     /// Where clients write their output files; made absolute like persist_dir.
@@ -119,6 +122,9 @@ struct Cli {
     /// With -aot: translate only the modules FILE names, from the block offsets it lists too (written by cachetool aot --from-index)
     #[arg(long = "aot_seeds", value_name = "FILE")]
     aot_seeds: Option<PathBuf>,
+    /// With -aot: print a progress line every 16,384 blocks of a module
+    #[arg(long = "aot_progress", hide = true)]
+    aot_progress: bool,
     /// Run child processes natively instead of under the runtime
     #[arg(long = "no_follow_children")]
     no_follow_children: bool,
@@ -182,6 +188,11 @@ const KNOWN: &[Known] = &[
     Known {
         canonical: "--aot",
         spellings: &["-aot", "--aot"],
+        takes_value: false,
+    },
+    Known {
+        canonical: "--aot_progress",
+        spellings: &["-aot_progress", "--aot_progress", "--aot-progress"],
         takes_value: false,
     },
     Known {
@@ -426,6 +437,7 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, UsageError> {
         no_persist_server: cli.no_persist_server,
         aot: cli.aot,
         aot_seeds: cli.aot_seeds,
+        aot_progress: cli.aot_progress,
         no_follow_children: cli.no_follow_children,
         no_native_exec: cli.no_native_exec,
         logdir: cli.logdir,
@@ -471,6 +483,7 @@ pub fn parse_with_defaults(args: &[OsString], env_options: Option<&OsStr>) -> Re
         no_persist_server: o.no_persist_server || defaults.no_persist_server,
         aot: o.aot || defaults.aot,
         aot_seeds: o.aot_seeds.or(defaults.aot_seeds),
+        aot_progress: o.aot_progress || defaults.aot_progress,
         no_follow_children: o.no_follow_children || defaults.no_follow_children,
         no_native_exec: o.no_native_exec || defaults.no_native_exec,
         logdir: o.logdir.or(defaults.logdir),

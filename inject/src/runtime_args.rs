@@ -1,7 +1,7 @@
 //! The argv contract between dbirun and dbi-runtime.
 //!
 //! ```text
-//! dbi-runtime [-v] [-stats] [-persist] [-persist_dir ABS_DIR] [-persist_report ABS_FILE] [-persist_server] [-aot] [-aot_seeds ABS_FILE] [-no_follow_children]
+//! dbi-runtime [-v] [-stats] [-persist] [-persist_dir ABS_DIR] [-persist_report ABS_FILE] [-persist_server] [-aot] [-aot_progress] [-aot_seeds ABS_FILE] [-no_follow_children]
 //!             [-no_native_exec] [-logdir ABS_DIR] [-c NAME COUNT OPT_1 ... OPT_COUNT]...
 //!             -- APP_PATH ARGV0 [ARG...]
 //! ```
@@ -55,6 +55,7 @@ pub fn runtime_argv(runtime: &Path, resolved_app: &Path, opts: &Options, report:
     }
     let flags_after_dir = [
         (opts.aot, "-aot"),
+        (opts.aot_progress, "-aot_progress"),
         (opts.no_follow_children, "-no_follow_children"),
         (opts.no_native_exec, "-no_native_exec"),
     ];
@@ -104,6 +105,7 @@ mod tests {
             no_persist_server: false,
             aot: false,
             aot_seeds: None,
+            aot_progress: false,
             logdir: None,
             no_follow_children: false,
             no_native_exec: false,
@@ -138,6 +140,7 @@ mod tests {
             no_persist_server: false,
             aot: false,
             aot_seeds: None,
+            aot_progress: false,
             logdir: None,
             no_follow_children: true,
             no_native_exec: true,

@@ -32,6 +32,9 @@ pub(crate) struct Options {
     /// `-aot_seeds FILE`: translate ahead of time only the modules the
     /// file names, from the offsets it gives them too (`aot/seeds.rs`).
     pub(crate) aot_seeds: Option<CStr>,
+    /// `-aot_progress`: a line on stderr every [`crate::aot`] progress
+    /// step, for `cachetool aot`'s progress bar.
+    pub(crate) aot_progress: bool,
     /// `-logdir DIR`: where clients write their files (default: the cwd at start).
     pub(crate) logdir: Option<CStr>,
     /// `-c NAME N opt1..optN`, in order.
@@ -72,6 +75,7 @@ pub(crate) fn parse(args: &[CStr]) -> Command {
             b"-persist" => opts.persist = true,
             b"-persist_server" => opts.persist_server = true,
             b"-aot" => opts.aot = true,
+            b"-aot_progress" => opts.aot_progress = true,
             b"-persist_dir" => {
                 let Some(dir) = args.get(i) else { bad("-persist_dir needs a directory") };
                 opts.persist_dir = Some(*dir);

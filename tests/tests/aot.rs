@@ -457,3 +457,21 @@ fn an_interrupted_aot_publishes_nothing_half_written() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out.stderr)));
     assert_eq!(v["problems"], 0, "{v}");
 }
+
+/// A module of hundreds of thousands of blocks reports its progress with
+/// `-aot_progress` (cachetool's bar reads it, and keeps it off its own
+/// output).
+#[test]
+fn big_modules_report_progress() {
+    let dir = temp_dir("aot-progress");
+    let out = dbirun(dir.path(), &["-aot", "-aot_progress"], &["/usr/bin/python3"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let steps: Vec<&str> = err.lines().filter(|l| l.starts_with("dbirun: aot: progress: /usr/bin/python3")).collect();
+    assert!(steps.len() >= 5, "python3.11 has over 80,000 blocks:\n{err}");
+    assert!(steps[0].ends_with(": 16384 blocks") && steps[1].ends_with(": 32768 blocks"), "{steps:?}");
+    let cachetool = dbirun_path().with_file_name("cachetool");
+    let out = Command::new(&cachetool).arg("--persist-dir").arg(dir.path()).args(["aot", "/usr/bin/python3"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("progress"), "{}", text(&out.stderr));
+}

@@ -11,13 +11,15 @@
 //! blocks carry that client's instrumentation, for runs with that client.
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 use cachetool::history;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::output::json;
-use crate::session::{existing_dir, fail, open_index, progress, Fail, Result};
+use crate::session::{existing_dir, fail, open_index, Fail, Result};
 
 /// dbirun's -persist_dir for the per-user directory `dir` (`BASE/<uid>`).
 fn base_of(dir: &Path) -> Result<&Path> {
@@ -41,43 +43,80 @@ fn client_arguments(clients: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// `dbirun -persist -aot ARGS -- PROGRAM` into the cache under `base`.
-fn translate(dbirun: &Path, base: &Path, args: &[String], program: &Path) -> Result<std::process::Output> {
+/// What one dbirun said: its status and its stderr lines, progress aside.
+struct Translated {
+    ok: bool,
+    said: Vec<String>,
+}
+
+impl Translated {
+    fn why(&self) -> &str {
+        self.said.last().map_or("failed", String::as_str)
+    }
+}
+
+/// `dbirun -persist -aot ARGS -- PROGRAM` into the cache under `base`,
+/// its progress (a line per 16,384 blocks of a module) shown on `bar`.
+fn translate(dbirun: &Path, base: &Path, args: &[String], program: &Path, bar: &ProgressBar) -> Result<Translated> {
     // The server, if one runs, merges what is handed over; file mode
     // keeps the command's end the end of the work.
-    Command::new(dbirun)
-        .args(["-persist", "-no_persist_server", "-aot", "-persist_dir"])
+    let mut child = Command::new(dbirun)
+        .args(["-persist", "-no_persist_server", "-aot", "-aot_progress", "-persist_dir"])
         .arg(base)
         .args(args)
         .arg("--")
         .arg(program)
         .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Fail(format!("running dbirun: {e}")))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Fail(format!("running dbirun: {e}")))?;
+    let mut said = Vec::new();
+    let stderr = child.stderr.take().expect("piped");
+    for line in BufReader::new(stderr).lines() {
+        let Ok(line) = line else { break };
+        match line.strip_prefix("dbirun: aot: progress: ") {
+            Some(progress) => bar.set_message(format!("{}: {progress}", program.display())),
+            None => said.push(line),
+        }
+    }
+    let status = child.wait().map_err(|e| Fail(format!("waiting for dbirun: {e}")))?;
+    Ok(Translated { ok: status.success(), said })
+}
+
+/// A bar of `len` steps on a terminal (shown for one step too: one
+/// program can take a minute), hidden otherwise.
+fn bar(len: u64, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    bar.set_style(ProgressStyle::with_template("[{bar:20}] {pos}/{len} {msg}").unwrap().progress_chars("=> "));
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
 }
 
 pub fn run(dir: &Path, clients: &[String], programs: &[PathBuf], as_json: bool) -> Result<ExitCode> {
     let dbirun = cachetool::beside_this_program("dbirun").map_err(Fail)?;
     let base = base_of(dir)?;
     let clients = client_arguments(clients)?;
-    let bar = progress(programs.len() as u64, "translating", as_json);
+    let bar = bar(programs.len() as u64, as_json);
     let mut results = Vec::new();
     let mut failed = 0;
     for program in programs {
         let started = std::time::Instant::now();
-        let out = translate(&dbirun, base, &clients, program)?;
-        let ok = out.status.success();
-        if !ok {
+        bar.set_message(program.display().to_string());
+        let out = translate(&dbirun, base, &clients, program, &bar)?;
+        if !out.ok {
             failed += 1;
-            let why = String::from_utf8_lossy(&out.stderr);
-            eprintln!("cachetool: aot {}: {}", program.display(), why.lines().last().unwrap_or("failed"));
+            bar.suspend(|| eprintln!("cachetool: aot {}: {}", program.display(), out.why()));
         }
         results.push(serde_json::json!({
             "program": program.display().to_string(),
-            "ok": ok,
+            "ok": out.ok,
             "seconds": started.elapsed().as_secs_f64(),
         }));
-        if !as_json && ok {
+        if !as_json && out.ok {
             bar.suspend(|| println!("{}: translated in {:.2} s", program.display(), started.elapsed().as_secs_f64()));
         }
         bar.inc(1);
@@ -107,7 +146,7 @@ pub fn from_index(dir: &Path, as_json: bool) -> Result<ExitCode> {
     }
     // The stand-in program whose start-up the runtime stops at.
     let host = std::env::current_exe().map_err(|e| Fail(format!("this program's path: {e}")))?;
-    let bar = progress(history.configurations.len() as u64, "translating", as_json);
+    let bar = bar(history.configurations.len() as u64, as_json);
     let mut results = Vec::new();
     let mut failed = 0;
     for (options, modules) in &history.configurations {
@@ -116,16 +155,16 @@ pub fn from_index(dir: &Path, as_json: bool) -> Result<ExitCode> {
         std::fs::write(&seeds, history::seed_file(modules)).map_err(|e| Fail(format!("{}: {e}", seeds.display())))?;
         let mut args = vec!["-aot_seeds".to_string(), seeds.display().to_string()];
         args.extend(options.iter().cloned());
-        let out = translate(&dbirun, base, &args, &host);
+        let shown = if options.is_empty() { "no clients".to_string() } else { options.join(" ") };
+        bar.set_message(shown.clone());
+        let out = translate(&dbirun, base, &args, &host, &bar);
         let _ = std::fs::remove_file(&seeds);
         let out = out?;
-        let ok = out.status.success();
-        let shown = if options.is_empty() { "no clients".to_string() } else { options.join(" ") };
+        let ok = out.ok;
         let seeded: usize = modules.values().map(|o| o.len()).sum();
         if !ok {
             failed += 1;
-            let why = String::from_utf8_lossy(&out.stderr);
-            eprintln!("cachetool: aot --from-index ({shown}): {}", why.lines().last().unwrap_or("failed"));
+            bar.suspend(|| eprintln!("cachetool: aot --from-index ({shown}): {}", out.why()));
         } else if !as_json {
             bar.suspend(|| {
                 println!("{shown}: {} modules from {seeded} blocks of earlier runs, translated in {:.2} s", modules.len(), started.elapsed().as_secs_f64())

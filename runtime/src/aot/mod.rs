@@ -53,6 +53,11 @@ fn falls_through(tag: u64, end: u64) -> bool {
 /// Blocks one ahead-of-time translation builds at most (memory bound).
 const MAX_BLOCKS: usize = 2_000_000;
 
+/// With `-aot_progress`, a line every this many blocks of a module:
+/// `dbirun: aot: progress: PATH: N blocks` (cachetool's progress bar
+/// reads them; a libLLVM-sized module takes tens of seconds).
+const PROGRESS_EVERY: usize = 16_384;
+
 /// The program's entry point, where translation replaces running; 0 when
 /// not translating ahead of time.
 static STOP_AT: AtomicU64 = AtomicU64::new(0);
@@ -171,6 +176,9 @@ fn translate_module(t: &Target, seeded: &[u32], entry: u64, sp: u64, budget: usi
         }
         let Some(f) = tr.fragments.get(pc) else { continue };
         built += 1;
+        if built % PROGRESS_EVERY == 0 && crate::options::get().aot_progress {
+            crate::eprintln!("aot: progress: {}: {built} blocks", t.path);
+        }
         work.extend(f.exits.iter().map(|e| e.target).filter(|&to| in_code(to)));
         if falls_through(pc, f.app_end) || (GUESS_AFTER_JUMPS && function_end(pc).is_some_and(|end| f.app_end < end)) {
             work.push(f.app_end);
