@@ -42,20 +42,6 @@ WORKLOADS=(
     "ls -la /usr/bin|$(command -v ls)|ls -la /usr/bin"
 )
 
-time_cmd() { # JSON [hyperfine options] -- CMD: the mean in ms
-    local json="$1"
-    shift
-    local opts=()
-    while [[ "$1" != "--" ]]; do opts+=("$1"); shift; done
-    shift
-    if hyperfine -N --runs "$RUNS" --export-json "$json" "${opts[@]}" "$*" >"${json%.json}.log" 2>&1; then
-        mean_ms "$json"
-    else
-        echo "  failed, see ${json%.json}.log" >&2
-        echo FAILED
-    fi
-}
-
 # built DIR CMD...: blocks the run of CMD with the cache under DIR built.
 built() {
     local dir="$1"

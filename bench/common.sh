@@ -75,6 +75,22 @@ mean_ms() {
     "$PY" -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["results"][0]["mean"] * 1000))' "$1"
 }
 
+# time_cmd JSON [hyperfine options] -- CMD: the mean of CMD in ms
+# (hyperfine -N, $RUNS runs, its JSON and log beside JSON), or FAILED.
+time_cmd() {
+    local json="$1"
+    shift
+    local opts=()
+    while [[ "$1" != "--" ]]; do opts+=("$1"); shift; done
+    shift
+    if hyperfine -N --runs "$RUNS" --export-json "$json" "${opts[@]}" "$*" >"${json%.json}.log" 2>&1; then
+        mean_ms "$json"
+    else
+        echo "  failed, see ${json%.json}.log" >&2
+        echo FAILED
+    fi
+}
+
 # ratio A B: B / A, e.g. "3.10x"; "-" if either is not a number.
 ratio() {
     "$PY" -c 'import sys

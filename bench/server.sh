@@ -56,20 +56,6 @@ WORKLOADS=(
     "make -B -j2 (20 files)|make -s -B -j2 -C $OUT/proj20"
 )
 
-time_cmd() { # JSON [hyperfine options] -- CMD: the mean in ms
-    local json="$1"
-    shift
-    local opts=()
-    while [[ "$1" != "--" ]]; do opts+=("$1"); shift; done
-    shift
-    if hyperfine -N --runs "$RUNS" --export-json "$json" "${opts[@]}" "$*" >"${json%.json}.log" 2>&1; then
-        mean_ms "$json"
-    else
-        echo "  failed, see ${json%.json}.log" >&2
-        echo FAILED
-    fi
-}
-
 echo
 echo "== one run at a time ($RUNS runs each; ratios in the same run)"
 printf '%-24s %9s %9s %13s %13s %12s %12s\n' workload native cold "cold+server" "cold+file" "warm+server" "warm+file"

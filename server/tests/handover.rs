@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::wait_ready;
+use common::{empty_file, wait_ready, NAME};
 use persist::server_protocol::{self as protocol, request, Kind};
 use rustix::io::IoSlice;
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
@@ -42,13 +42,6 @@ fn hand_over(dir: &Path, name: &str, fds: &[BorrowedFd<'_>]) -> protocol::Frame 
     protocol::read(&mut s).unwrap()
 }
 
-/// A valid file: no blocks, so merging it publishes nothing either.
-fn empty_file() -> Vec<u8> {
-    let key = persist::CacheKey { module_hash: [7; 32], clients: vec![], tls_layout_hash: 1, options_hash: 2, runtime_version: 3 };
-    persist::write::build(&key, &persist::index::Index::default(), &[])
-}
-
-const NAME: &str = "libfoo.so-0123456789abcdef-0123456789abcdef.dpc";
 
 #[test]
 fn hostile_hand_overs_are_refused_and_nothing_is_published() {

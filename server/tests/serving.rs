@@ -12,7 +12,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::wait_ready;
+use common::{empty_file, wait_ready, NAME};
 use persist::server_protocol::{self as protocol, request, Kind};
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 
@@ -36,12 +36,6 @@ fn open(dir: &Path, name: &[u8]) -> (protocol::Frame, Option<OwnedFd>) {
     (protocol::Frame { kind, payload }, fd)
 }
 
-fn a_file() -> Vec<u8> {
-    let key = persist::CacheKey { module_hash: [7; 32], clients: vec![], tls_layout_hash: 1, options_hash: 2, runtime_version: 3 };
-    persist::write::build(&key, &persist::index::Index::default(), &[])
-}
-
-const NAME: &str = "libfoo.so-0123456789abcdef-0123456789abcdef.dpc";
 
 #[test]
 fn checked_files_are_served_and_others_refused() {
@@ -52,7 +46,7 @@ fn checked_files_are_served_and_others_refused() {
     let (reply, fd) = open(dir.path(), NAME.as_bytes());
     assert_eq!((reply.kind, reply.payload.as_slice(), fd.is_none()), (Kind::Ok, protocol::ABSENT, true));
 
-    let bytes = a_file();
+    let bytes = empty_file();
     std::fs::write(dir.path().join(NAME), &bytes).unwrap();
     for _ in 0..2 {
         let (reply, fd) = open(dir.path(), NAME.as_bytes());

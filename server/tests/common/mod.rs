@@ -23,3 +23,12 @@ pub fn wait_ready(dir: &Path) -> serde_json::Value {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A valid cache file: no blocks, so merging it publishes nothing either.
+pub fn empty_file() -> Vec<u8> {
+    let key = persist::CacheKey { module_hash: [7; 32], clients: vec![], tls_layout_hash: 1, options_hash: 2, runtime_version: 3 };
+    persist::write::build(&key, &persist::index::Index::default(), &[])
+}
+
+/// A name a cache file may have.
+pub const NAME: &str = "libfoo.so-0123456789abcdef-0123456789abcdef.dpc";
