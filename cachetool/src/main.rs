@@ -104,8 +104,8 @@ enum Command {
         /// Translate again every module the directory's files know, for every configuration (clients, options) they were built with, from the blocks they hold plus static discovery: after a dbirun upgrade, the next runs are warm
         #[arg(long = "from-index", conflicts_with_all = ["clients", "programs"])]
         from_index: bool,
-        /// The programs (their libraries come with them)
-        #[arg(required_unless_present = "from_index", value_name = "PROGRAM")]
+        /// The programs (their libraries come with them), or libraries alone
+        #[arg(required_unless_present = "from_index", value_name = "PROGRAM|LIBRARY")]
         programs: Vec<PathBuf>,
     },
     /// The cache server of the directory (dbicached): start, status, stop.

@@ -69,6 +69,13 @@ impl Modules {
     }
 }
 
+/// Whether the ELF file at `path` is a shared library (position-
+/// independent with a `DT_SONAME`), as opposed to a program.
+pub fn is_library(path: &Path) -> bool {
+    let Ok(bytes) = std::fs::read(path) else { return false };
+    goblin::elf::Elf::parse(&bytes).is_ok_and(|elf| elf.header.e_type == goblin::elf::header::ET_DYN && elf.soname.is_some())
+}
+
 /// Where the byte at `module_offset` (from the module's load base: the
 /// address of the file's first byte) is in an ELF file, by its program
 /// headers; None if no loaded segment holds it or the file is not ELF.

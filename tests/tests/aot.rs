@@ -475,3 +475,67 @@ fn big_modules_report_progress() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!text(&out.stderr).contains("progress"), "{}", text(&out.stderr));
 }
+
+/// A library named alone is translated without a program that loads it
+/// (the runtime maps it for a stand-in program).
+#[test]
+fn cachetool_aot_translates_a_library_alone() {
+    let dir = temp_dir("aot-library");
+    let cachetool = dbirun_path().with_file_name("cachetool");
+    let lib = std::fs::canonicalize("/usr/lib/x86_64-linux-gnu/libexpat.so.1").unwrap();
+    let out = Command::new(&cachetool).arg("--persist-dir").arg(dir.path()).arg("aot").arg(&lib).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = inspect(dir.path(), lib.to_str().unwrap());
+    let blocks = summary["blocks"].as_u64().unwrap();
+    assert!(blocks > 1000 && summary["ahead_of_time_blocks"] == blocks, "{summary}");
+    // python3 loads libexpat at start-up: it uses the file.
+    let run = dbirun(dir.path(), &["-v"], &["/usr/bin/python3", "-c", "import pyexpat; print(pyexpat.EXPAT_VERSION)"]);
+    let native = Command::new("/usr/bin/python3").args(["-c", "import pyexpat; print(pyexpat.EXPAT_VERSION)"]).output().unwrap();
+    assert_eq!(run.stdout, native.stdout);
+    let err = text(&run.stderr);
+    assert!(err.lines().any(|l| l.starts_with("dbirun: persist: using ") && l.contains("libexpat")), "{err}");
+}
+
+/// Code that is data and data that is code: a switch compiled to a jump
+/// table (its cases reached only through the table), and bytes of data
+/// placed in the text after a jump (which the in-function guess decodes
+/// as code). The first run after AOT takes its cases from the files and
+/// behaves as natively whatever the input.
+#[test]
+fn jump_tables_and_data_in_code() {
+    let dir = temp_dir("aot-data-in-code");
+    let d = dir.path();
+    let mut src = String::from("#include <stdio.h>\n#include <stdlib.h>\n__attribute__((noinline)) int pick(int x) {\n  switch (x) {\n");
+    for case in 0..24 {
+        src.push_str(&format!("  case {case}: return x * {} + {};\n", case + 3, case * 7));
+    }
+    src.push_str("  default: return -1;\n  }\n}\n");
+    // Data in .text after an unconditional jump, inside a function.
+    src.push_str(
+        "__attribute__((noinline)) int hop(int x) {\n\
+           __asm__ volatile(\"jmp 1f\\n.byte 0x0f,0x0b,0xff,0xff,0x48,0x8b,0x04,0x25,0xc7,0xc7,0xc7\\n1:\");\n\
+           return x + 1;\n}\n\
+         int main(int argc, char **argv) {\n\
+           int n = argc > 1 ? atoi(argv[1]) : 0, s = 0;\n\
+           for (int i = 0; i < n; i++) s += pick(i % 25) + hop(i);\n\
+           printf(\"%d\\n\", s);\n  return 0;\n}\n",
+    );
+    std::fs::write(d.join("cases.c"), src).unwrap();
+    let out = Command::new("gcc").current_dir(d).args(["-O2", "-o", "cases", "cases.c"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let prog = d.join("cases");
+    let cache = d.join("cache");
+    let aot = dbirun(&cache, &["-aot"], &[prog.to_str().unwrap()]);
+    assert_eq!(aot.status.code(), Some(0), "{}", text(&aot.stderr));
+    for n in ["0", "7", "25", "100"] {
+        let native = Command::new(&prog).arg(n).output().unwrap();
+        let run = dbirun(&cache, &[], &[prog.to_str().unwrap(), n]);
+        assert_eq!(run.stdout, native.stdout, "input {n}");
+        assert_eq!(run.status.code(), native.status.code());
+    }
+    // The cases came from the files: the program's own blocks were not
+    // built by the runs (at most a few: the runs' own new paths).
+    let summary = inspect(&cache, prog.to_str().unwrap());
+    let from_runs = summary["blocks"].as_u64().unwrap() - summary["ahead_of_time_blocks"].as_u64().unwrap();
+    assert!(from_runs <= 4, "the switch's cases were translated ahead of time: {from_runs} blocks from runs\n{summary}");
+}

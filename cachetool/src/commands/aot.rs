@@ -4,10 +4,11 @@
 //! per configuration, with `-aot_seeds` naming the modules (those its
 //! stand-in program, this cachetool, does not load are mapped for it).
 //!
-//! `aot PROGRAM...`: fills the directory's cache for each program ahead
+//! `aot PROGRAM|LIBRARY...`: fills the directory's cache for each program ahead
 //! of time (`dbirun -persist -aot -- PROGRAM`, from beside this cachetool;
 //! docs/aot.md): the program and the libraries it loads are translated
-//! without running it, so its first run is warm. With `--client`, the
+//! without running it, so its first run is warm; a library named alone
+//! is translated as `--from-index` translates. With `--client`, the
 //! blocks carry that client's instrumentation, for runs with that client.
 
 use std::collections::HashMap;
@@ -84,6 +85,23 @@ fn translate(dbirun: &Path, base: &Path, args: &[String], program: &Path, bar: &
     Ok(Translated { ok: status.success(), said })
 }
 
+/// `dbirun -persist -aot -aot_seeds FILE OPTIONS -- cachetool` into the
+/// cache `dir`: the seeded `modules` alone are translated (those the
+/// stand-in program, this cachetool, does not load are mapped for it),
+/// each from its seeded offsets plus static discovery.
+fn translate_seeded(dbirun: &Path, dir: &Path, modules: &history::Modules, options: &[String], bar: &ProgressBar) -> Result<Translated> {
+    let base = base_of(dir)?;
+    let host = std::env::current_exe().map_err(|e| Fail(format!("this program's path: {e}")))?;
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let seeds = std::env::temp_dir().join(format!("cachetool-aot-seeds.{}.{nanos}", std::process::id()));
+    std::fs::write(&seeds, history::seed_file(modules)).map_err(|e| Fail(format!("{}: {e}", seeds.display())))?;
+    let mut args = vec!["-aot_seeds".to_string(), seeds.display().to_string()];
+    args.extend(options.iter().cloned());
+    let out = translate(dbirun, base, &args, &host, bar);
+    let _ = std::fs::remove_file(&seeds);
+    out
+}
+
 /// A bar of `len` steps on a terminal (shown for one step too: one
 /// program can take a minute), hidden otherwise.
 fn bar(len: u64, quiet: bool) -> ProgressBar {
@@ -106,7 +124,16 @@ pub fn run(dir: &Path, clients: &[String], programs: &[PathBuf], as_json: bool) 
     for program in programs {
         let started = std::time::Instant::now();
         bar.set_message(program.display().to_string());
-        let out = translate(&dbirun, base, &clients, program, &bar)?;
+        let out = if cachetool::module_file::is_library(program) {
+            // A library alone: mapped by the runtime for a stand-in
+            // program, as `--from-index` has it.
+            let real = std::fs::canonicalize(program).map_err(|e| Fail(format!("{}: {e}", program.display())))?;
+            let mut modules = history::Modules::new();
+            modules.insert(real.display().to_string(), Default::default());
+            translate_seeded(&dbirun, dir, &modules, &clients, &bar)?
+        } else {
+            translate(&dbirun, base, &clients, program, &bar)?
+        };
         if !out.ok {
             failed += 1;
             bar.suspend(|| eprintln!("cachetool: aot {}: {}", program.display(), out.why()));
@@ -131,7 +158,7 @@ pub fn run(dir: &Path, clients: &[String], programs: &[PathBuf], as_json: bool) 
 pub fn from_index(dir: &Path, as_json: bool) -> Result<ExitCode> {
     existing_dir(dir)?;
     let dbirun = cachetool::beside_this_program("dbirun").map_err(Fail)?;
-    let base = base_of(dir)?;
+    base_of(dir)?;
     let ix = open_index(dir)?;
     // The index remembers the module of a file this build cannot read.
     let known: HashMap<String, String> =
@@ -144,22 +171,14 @@ pub fn from_index(dir: &Path, as_json: bool) -> Result<ExitCode> {
     if history.configurations.is_empty() {
         return fail(format_args!("{}: no cache files to translate from", dir.display()));
     }
-    // The stand-in program whose start-up the runtime stops at.
-    let host = std::env::current_exe().map_err(|e| Fail(format!("this program's path: {e}")))?;
     let bar = bar(history.configurations.len() as u64, as_json);
     let mut results = Vec::new();
     let mut failed = 0;
     for (options, modules) in &history.configurations {
         let started = std::time::Instant::now();
-        let seeds = dir.join(format!(".aot-seeds.{}", std::process::id()));
-        std::fs::write(&seeds, history::seed_file(modules)).map_err(|e| Fail(format!("{}: {e}", seeds.display())))?;
-        let mut args = vec!["-aot_seeds".to_string(), seeds.display().to_string()];
-        args.extend(options.iter().cloned());
         let shown = if options.is_empty() { "no clients".to_string() } else { options.join(" ") };
         bar.set_message(shown.clone());
-        let out = translate(&dbirun, base, &args, &host, &bar);
-        let _ = std::fs::remove_file(&seeds);
-        let out = out?;
+        let out = translate_seeded(&dbirun, dir, modules, options, &bar)?;
         let ok = out.ok;
         let seeded: usize = modules.values().map(|o| o.len()).sum();
         if !ok {

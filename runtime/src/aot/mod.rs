@@ -50,6 +50,26 @@ fn falls_through(tag: u64, end: u64) -> bool {
     !matches!(last.flow_control(), FlowControl::UnconditionalBranch | FlowControl::IndirectBranch | FlowControl::Return)
 }
 
+/// The first address from `pc` (before `end`) that is not alignment
+/// padding (no-ops, `int3`).
+fn after_padding(pc: u64, end: u64) -> u64 {
+    use iced_x86::{Decoder, DecoderOptions, Mnemonic};
+    let mut bytes = [0u8; 64];
+    let len = (end.saturating_sub(pc) as usize).min(bytes.len());
+    let bytes = &mut bytes[..len];
+    if !crate::os::safe_read::copy_from_app(bytes, pc) {
+        return pc;
+    }
+    let mut decoder = Decoder::with_ip(64, bytes, pc, DecoderOptions::NONE);
+    while decoder.can_decode() {
+        let i = decoder.decode();
+        if i.is_invalid() || !matches!(i.mnemonic(), Mnemonic::Nop | Mnemonic::Int3) {
+            return i.ip();
+        }
+    }
+    pc + len as u64
+}
+
 /// Blocks one ahead-of-time translation builds at most (memory bound).
 const MAX_BLOCKS: usize = 2_000_000;
 
@@ -180,8 +200,11 @@ fn translate_module(t: &Target, seeded: &[u32], entry: u64, sp: u64, budget: usi
             crate::eprintln!("aot: progress: {}: {built} blocks", t.path);
         }
         work.extend(f.exits.iter().map(|e| e.target).filter(|&to| in_code(to)));
-        if falls_through(pc, f.app_end) || (GUESS_AFTER_JUMPS && function_end(pc).is_some_and(|end| f.app_end < end)) {
+        if falls_through(pc, f.app_end) {
             work.push(f.app_end);
+        } else if let Some(end) = function_end(pc).filter(|&end| GUESS_AFTER_JUMPS && f.app_end < end) {
+            // Compilers align the next case or loop head with no-ops.
+            work.push(after_padding(f.app_end, end));
         }
     }
     built
