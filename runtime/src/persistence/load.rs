@@ -492,12 +492,12 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, 
             return give_back(Unused::NoRoom);
         }
     }
-    // The index is read and every W page written right away, and the code
-    // of a file runs built soon runs: one call each instead of a fault per
-    // page. A file mostly translated ahead of time has its code paged in
-    // as it runs (most of it never does).
+    // Every W page is written right away, and the index is read and the
+    // code of a file runs built soon runs: one call each instead of a
+    // fault per page. A file mostly translated ahead of time has its
+    // index and code paged in as they are used (most of them never are).
     let mostly_ahead_of_time = v.index.ahead_of_time_blocks.to_native() as usize * 2 > v.index.blocks.len();
-    for z in v.zones.iter().filter(|z| !(mostly_ahead_of_time && z.kind == ZoneKind::Exec)) {
+    for z in v.zones.iter().filter(|z| !mostly_ahead_of_time || z.kind == ZoneKind::Writable) {
         sys::populate(map + z.offset, z.len, z.kind == ZoneKind::Writable);
     }
     let segments: Vec<(u64, u64)> = v
