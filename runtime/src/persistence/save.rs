@@ -4,24 +4,16 @@
 //! to the cache server or merged (`persist::merge`) under the file's
 //! lock with what the file holds now.
 
-use alloc::borrow::Cow;
-use alloc::vec;
 use alloc::vec::Vec;
 
-use hashbrown::HashMap;
-use persist::index::{BlockData, BlockEntry, ClientData, ExitEntry, Index, ModuleInfo, Segment};
 use persist::merge::{Parts, MIN_GROWTH_DIVISOR};
-use persist::translations;
-use persist::write::page_up;
-use persist::ZoneKind;
 
-use crate::translate::encoder;
 use crate::translate::fragment::{Fragment, FragmentTable};
+use crate::persistence::delta::delta_of;
 use crate::persistence::files as files;
 use crate::persistence::load::LoadedFiles;
 use crate::persistence::server::Server;
 use crate::persistence::units::{Unit, UnitBlock};
-use crate::translate::segment::LiveSegment;
 use crate::stats::{self, STATS};
 use crate::os::sys::{self, AsRawFd};
 
@@ -288,152 +280,4 @@ fn not_on_disk<'a>(
     let fresh: Vec<(&UnitBlock, &Fragment)> = blocks.iter().copied().filter(|(b, _)| !on_file(b.tag)).collect();
     let held = disk.map_or(0, |v| v.index.blocks.len());
     (!fresh.is_empty() && fresh.len() * MIN_GROWTH_DIVISOR >= held).then_some(fresh)
-}
-
-/// A delta: the index and zones of `blocks` alone, as a file of their own
-/// would hold them.
-fn delta_of(unit: &Unit, blocks: &[(&UnitBlock, &Fragment)]) -> Parts<'static> {
-    let base = unit.module_base;
-    let mut index = Index {
-        module: ModuleInfo {
-            path: alloc::string::String::from_utf8_lossy(unit.path.as_bytes()).into_owned(),
-            identity: unit.identity.to_array(),
-        },
-        options: crate::persistence::key::dbirun_options(),
-        ..Index::default()
-    };
-    let mut zones: Vec<(ZoneKind, Vec<u8>)> = Vec::new();
-    for (s, seg) in unit.segments.iter().enumerate() {
-        let here: Vec<&(&UnitBlock, &Fragment)> = blocks.iter().filter(|(b, _)| b.segment as usize == s).collect();
-        if here.is_empty() {
-            continue;
-        }
-        let (w, x) = write_segment(seg, base, &here, 1 + zones.len() as u32, &mut index);
-        zones.push((ZoneKind::Writable, w));
-        zones.push((ZoneKind::Exec, x));
-    }
-    index.blocks.sort_by_key(|b| b.module_offset);
-    index.ahead_of_time_blocks = index.blocks.iter().filter(|b| b.flags & BlockEntry::AHEAD_OF_TIME != 0).count() as u32;
-    add_client_data(&mut index, base, 1 + zones.len(), &mut zones);
-    Parts { index, zones: zones.into_iter().map(|(k, z)| (k, Cow::Owned(z))).collect() }
-}
-
-/// The clients' persistence events: read-only data into the index,
-/// writable and executable data into one more (W, X) zone pair if any.
-fn add_client_data(index: &mut Index, base: u64, next_zone: usize, zones: &mut Vec<(ZoneKind, Vec<u8>)>) {
-    let data = crate::client_host::persist_data(base);
-    let (rw_total, rx_total): (usize, usize) = data.iter().fold((0, 0), |(w, x), (_, rx, rw)| (w + rw.len(), x + rx.len()));
-    let pad = persist::write::w_front_padding(rw_total);
-    let (mut w, mut x) = (vec![0u8; pad], Vec::new());
-    index.clients = data
-        .into_iter()
-        .map(|(ro, rx, rw)| {
-            let c = ClientData {
-                ro,
-                rw_offset: w.len() as u32,
-                rw_len: rw.len() as u32,
-                rx_offset: x.len() as u32,
-                rx_len: rx.len() as u32,
-            };
-            w.extend_from_slice(&rw);
-            x.extend_from_slice(&rx);
-            c
-        })
-        .collect();
-    index.client_zones = None;
-    if rw_total + rx_total > 0 {
-        index.client_zones = Some((next_zone as u32, next_zone as u32 + 1));
-        zones.push((ZoneKind::Writable, w));
-        zones.push((ZoneKind::Exec, x));
-    }
-}
-
-/// The (W, X) zones of `seg` holding `blocks`, whose entries are added to
-/// `index`. X is the segment's code with each exit of these blocks
-/// rewritten to a direct branch when it goes forward to a block of this
-/// segment, else to `jmp [rip + slot]`; W is zeros but for the blocks' client
-/// data (as it is now) and exit slots, which hold X offsets (of the target
-/// block when it is in this segment, else of the exit's stub) that the
-/// loader rebases.
-fn write_segment(
-    seg: &LiveSegment,
-    base: u64,
-    blocks: &[&(&UnitBlock, &Fragment)],
-    w_zone: u32,
-    index: &mut Index,
-) -> (Vec<u8>, Vec<u8>) {
-    let w_len = page_up((seg.split - seg.w_next) as usize);
-    let w_off = |addr: u64| w_len - (seg.split - addr) as usize;
-    let x_off = |addr: u64| (addr - seg.split) as usize;
-    let mut w = vec![0u8; w_len];
-    // SAFETY: [split, x_next) is this segment's emitted code.
-    let mut x = unsafe { core::slice::from_raw_parts(seg.split as *const u8, (seg.x_next - seg.split) as usize) }.to_vec();
-    let here: HashMap<u64, u64> = blocks.iter().map(|(b, f)| (b.tag, f.start)).collect();
-    let first_exit = index.exits.len() as u32;
-    let segment = index.segments.len() as u32;
-    for (b, f) in blocks {
-        let block_first_exit = index.exits.len() as u32;
-        for e in &f.exits {
-            let at = x_off(e.branch);
-            let forward = here.get(&e.target).copied().filter(|&t| t > e.branch);
-            // The branch was emitted padded to the file form's length.
-            let mut form = Vec::with_capacity(encoder::persistable_exit_len(e.cond));
-            match forward {
-                // Forward in the same segment: a direct branch. A path of
-                // those always ends, at a slot (which can be unlinked),
-                // so a thread in this code still reaches the dispatcher.
-                Some(to) => encoder::exit_direct(&mut form, e.branch, e.cond, to),
-                None => encoder::exit_via_slot(&mut form, e.branch, e.cond, e.slot),
-            }
-            x[at..at + form.len()].copy_from_slice(&form);
-            let goes_to = here.get(&e.target).copied().unwrap_or(e.stub);
-            let slot = w_off(e.slot);
-            w[slot..slot + 8].copy_from_slice(&(x_off(goes_to) as u64).to_le_bytes());
-            index.exits.push(ExitEntry {
-                slot: slot as u32,
-                stub: x_off(e.stub) as u32,
-                target: e.target.wrapping_sub(base) as i64,
-            });
-        }
-        let translation_offset = index.translations.len() as u32;
-        translations::pack(
-            &mut index.translations,
-            f.translations.iter().map(|t| translations::Entry {
-                cache_offset: t.cache_offset,
-                app_offset: (t.app_pc - b.tag) as u32,
-                fixup: t.fixup.encode(),
-            }),
-        );
-        let first_data = index.block_data.len() as u32;
-        for d in b.data.iter().filter(|d| seg.contains(d.addr)) {
-            let at = w_off(d.addr);
-            // SAFETY: the client's live block data in this segment's W.
-            w[at..at + d.len as usize].copy_from_slice(unsafe { core::slice::from_raw_parts(d.addr as *const u8, d.len as usize) });
-            index.block_data.push(BlockData { client: d.client, w_offset: at as u32 });
-        }
-        let code = x_off(f.start)..x_off(f.start) + f.size as usize;
-        crate::client_host::persist_patch(base, b.tag, &mut x[code]);
-        index.blocks.push(BlockEntry {
-            module_offset: (b.tag - base) as u32,
-            app_len: (f.app_end - b.tag) as u32,
-            segment,
-            code_offset: x_off(f.start) as u32,
-            code_len: f.size,
-            first_exit: block_first_exit,
-            exit_count: index.exits.len() as u32 - block_first_exit,
-            translation_offset,
-            translation_len: index.translations.len() as u32 - translation_offset,
-            first_data,
-            data_count: index.block_data.len() as u32 - first_data,
-            flags: if b.ahead_of_time { BlockEntry::AHEAD_OF_TIME } else { 0 },
-        });
-    }
-    index.segments.push(Segment {
-        w_zone,
-        x_zone: w_zone + 1,
-        base_slot: w_off(seg.base_slot) as u32,
-        first_exit,
-        exit_count: index.exits.len() as u32 - first_exit,
-    });
-    (w, x)
 }
