@@ -19,11 +19,7 @@ CACHETOOL="$ROOT/target/release/cachetool"
 uid=$(id -u)
 
 ensure_hyperfine
-echo "building (cargo build --release)..." >&2
-(cd "$ROOT" && cargo build --release) >"$OUT/build.log" 2>&1 || {
-    tail -n 30 "$OUT/build.log" >&2
-    exit 1
-}
+build_workspace
 make_build_inputs
 mkdir -p "$OUT/tests"
 cat >"$OUT/tests/test_two.py" <<'PY'

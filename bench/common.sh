@@ -70,6 +70,16 @@ build_dbirun() {
     }
 }
 
+# The whole workspace: dbirun and its runtime, cachetool, dbicached.
+build_workspace() {
+    echo "building (cargo build --release)..." >&2
+    (cd "$ROOT" && cargo build --release) >"$OUT/build.log" 2>&1 || {
+        tail -n 30 "$OUT/build.log" >&2
+        echo "bench: build failed" >&2
+        exit 1
+    }
+}
+
 # mean_ms FILE: the mean of the single command in a hyperfine JSON export, in ms.
 mean_ms() {
     "$PY" -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["results"][0]["mean"] * 1000))' "$1"

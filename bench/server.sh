@@ -19,11 +19,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 CACHETOOL="$ROOT/target/release/cachetool"
 
 ensure_hyperfine
-echo "building (cargo build --release)..." >&2
-(cd "$ROOT" && cargo build --release) >"$OUT/build.log" 2>&1 || {
-    tail -n 30 "$OUT/build.log" >&2
-    exit 1
-}
+build_workspace
 make_build_inputs
 mkdir -p "$OUT/proj20"
 for n in $(seq 1 19); do
