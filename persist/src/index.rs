@@ -59,6 +59,10 @@ impl BlockEntry {
     /// Built by `-aot` from static discovery, not because a run reached it.
     pub const AHEAD_OF_TIME: u32 = 1;
     pub const KNOWN_FLAGS: u32 = Self::AHEAD_OF_TIME;
+
+    pub fn ahead_of_time(&self) -> bool {
+        self.flags & Self::AHEAD_OF_TIME != 0
+    }
 }
 
 impl ArchivedBlockEntry {
@@ -122,6 +126,13 @@ pub struct Index {
     /// that trusted a wrong count would only enter blocks in its lookup
     /// table later or sooner).
     pub ahead_of_time_blocks: u32,
+}
+
+impl Index {
+    /// Sets [`Index::ahead_of_time_blocks`] from the blocks' flags.
+    pub fn count_ahead_of_time(&mut self) {
+        self.ahead_of_time_blocks = self.blocks.iter().filter(|b| b.ahead_of_time()).count() as u32;
+    }
 }
 
 impl ArchivedIndex {

@@ -8,7 +8,7 @@ use alloc::borrow::Cow;
 use alloc::vec::Vec;
 
 use crate::header::MAX_ZONES;
-use crate::index::{BlockEntry, Index};
+use crate::index::Index;
 use crate::write::page_up;
 use crate::ZoneKind;
 
@@ -88,7 +88,7 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     index.module = d.module;
     index.clients = d.clients;
     index.options = d.options;
-    index.ahead_of_time_blocks = index.blocks.iter().filter(|b| b.flags & BlockEntry::AHEAD_OF_TIME != 0).count() as u32;
+    index.count_ahead_of_time();
     index.client_zones = d.client_zones.map(|(w, x)| (w + zone_shift, x + zone_shift));
     zones.extend(d_zones);
     prelink(file);

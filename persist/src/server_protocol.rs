@@ -92,6 +92,20 @@ pub fn header(kind: Kind, len: usize) -> [u8; HEADER] {
     h
 }
 
+/// A whole frame: the header of `kind` and `payload`.
+pub fn frame(kind: Kind, payload: &[u8]) -> alloc::vec::Vec<u8> {
+    let mut f = alloc::vec::Vec::with_capacity(HEADER + payload.len());
+    f.extend_from_slice(&header(kind, payload.len()));
+    f.extend_from_slice(payload);
+    f
+}
+
+/// The cache file a request's payload names, if it is a cache file's name
+/// (which names no other file: no directory, no `..`).
+pub fn cache_name(payload: &[u8]) -> Result<&str, &'static str> {
+    core::str::from_utf8(payload).ok().filter(|n| crate::cache_dir::is_cache_name(n)).ok_or("not a cache file name")
+}
+
 /// The kind and payload length a header announces.
 pub fn parse_header(h: &[u8; HEADER]) -> Result<(Kind, u32), Bad> {
     if &h[..4] != MAGIC {
@@ -129,10 +143,7 @@ mod with_std {
     }
 
     pub fn write(w: &mut impl Write, kind: Kind, payload: &[u8]) -> std::io::Result<()> {
-        let mut buf = Vec::with_capacity(HEADER + payload.len());
-        buf.extend_from_slice(&header(kind, payload.len()));
-        buf.extend_from_slice(payload);
-        w.write_all(&buf)
+        w.write_all(&frame(kind, payload))
     }
 
     pub fn read(r: &mut impl Read) -> Result<Frame, Bad> {

@@ -168,8 +168,6 @@ pub(crate) fn thread_exit(ctx: &mut ThreadContext) {
     }
 }
 
-/// The process exits: every thread still alive ends, then the clients
-/// report.
 /// A process translating ahead of time runs only the program's start-up
 /// (its libraries' initialisers): what clients saw of it is not a run's
 /// output.
@@ -177,6 +175,8 @@ fn no_output() -> bool {
     crate::options::get().aot
 }
 
+/// The process exits: every thread still alive ends, then the clients
+/// report.
 pub(crate) fn process_exit() {
     if !active() || no_output() {
         return;

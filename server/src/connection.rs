@@ -97,7 +97,7 @@ pub fn serve(mut stream: UnixStream, shared: &Shared) {
 fn hand_over(shared: &Shared, payload: &[u8], fd: Option<OwnedFd>) -> Result<(), String> {
     Counters::add(&shared.counters.hand_overs, 1);
     let checked = (|| {
-        let name = std::str::from_utf8(payload).ok().filter(|n| persist::cache_dir::is_cache_name(n)).ok_or("not a cache file name")?;
+        let name = protocol::cache_name(payload)?;
         let fd = fd.ok_or("no memory file attached")?;
         rustix::fs::fcntl_get_seals(&fd).map_err(|_| "not a memory file")?;
         let file = File::from(fd);
@@ -117,8 +117,7 @@ fn hand_over(shared: &Shared, payload: &[u8], fd: Option<OwnedFd>) -> Result<(),
 
 /// An `Ok` frame with `payload`, `file`'s descriptor attached.
 fn send_with_fd(stream: &UnixStream, payload: &[u8], file: &File) -> std::io::Result<()> {
-    let mut frame = protocol::header(Kind::Ok, payload.len()).to_vec();
-    frame.extend_from_slice(payload);
+    let frame = protocol::frame(Kind::Ok, payload);
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     let fds = [file.as_fd()];

@@ -17,7 +17,7 @@ use crate::vouched::memo_matches;
 /// The cache file named by `payload`, opened read-only, if it exists and
 /// passes every check; Ok(None) if there is none.
 pub fn open(shared: &Shared, payload: &[u8]) -> Result<Option<File>, String> {
-    let name = std::str::from_utf8(payload).ok().filter(|n| persist::cache_dir::is_cache_name(n)).ok_or("not a cache file name")?;
+    let name = persist::server_protocol::cache_name(payload)?;
     let file = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(shared.dir.join(name)) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),

@@ -25,11 +25,19 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// The per-user cache directory dbirun writes into under `base`.
+fn user_dir(base: &Path) -> std::path::PathBuf {
+    base.join(unsafe { libc::getuid() }.to_string())
+}
+
+/// The cachetool built beside dbirun.
+fn cachetool() -> Command {
+    Command::new(dbirun_path().with_file_name("cachetool"))
+}
+
 /// (blocks built, blocks loaded) of the last run recorded in `dir`.
 fn last_run(dir: &Path) -> (u64, u64) {
-    let uid = unsafe { libc::getuid() };
-    let cachetool = dbirun_path().with_file_name("cachetool");
-    let out = Command::new(cachetool).arg("--dir").arg(dir.join(uid.to_string())).args(["--json", "runs"]).output().unwrap();
+    let out = cachetool().arg("--dir").arg(user_dir(dir)).args(["--json", "runs"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let last = &runs[0];
@@ -72,8 +80,7 @@ fn aot_needs_persist() {
 #[test]
 fn cachetool_aot_translates_programs() {
     let dir = temp_dir("aot-cachetool");
-    let cachetool = dbirun_path().with_file_name("cachetool");
-    let out = Command::new(&cachetool).arg("--persist-dir").arg(dir.path()).args(["aot", "/usr/bin/ls", "/usr/bin/sort"]).output().unwrap();
+    let out = cachetool().arg("--persist-dir").arg(dir.path()).args(["aot", "/usr/bin/ls", "/usr/bin/sort"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let said = text(&out.stdout);
     assert!(said.contains("/usr/bin/ls: translated in ") && said.contains("/usr/bin/sort: translated in "), "{said}");
@@ -82,7 +89,7 @@ fn cachetool_aot_translates_programs() {
     assert_eq!(first.stdout, native.stdout);
     let (built, loaded) = last_run(dir.path());
     assert!(built * 20 < loaded, "sort ran from the files: {built} built, {loaded} loaded");
-    let bad = Command::new(&cachetool).arg("--persist-dir").arg(dir.path()).args(["aot", "/nonexistent/prog"]).output().unwrap();
+    let bad = cachetool().arg("--persist-dir").arg(dir.path()).args(["aot", "/nonexistent/prog"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(1));
     assert!(text(&bad.stderr).starts_with("cachetool: aot /nonexistent/prog: "), "{}", text(&bad.stderr));
 }
@@ -93,8 +100,7 @@ fn cachetool_aot_translates_programs() {
 #[test]
 fn cachetool_aot_with_a_client() {
     let dir = temp_dir("aot-cachetool-client");
-    let cachetool = dbirun_path().with_file_name("cachetool");
-    let out = Command::new(&cachetool)
+    let out = cachetool()
         .arg("--persist-dir")
         .arg(dir.path())
         .args(["aot", "--client", "bbcount -top 3", "/usr/bin/sort"])
@@ -117,16 +123,14 @@ fn cachetool_aot_with_a_client() {
     // (addresses aside: modules move between runs).
     let counts = |r: &str| r.lines().take(3).map(String::from).collect::<Vec<_>>();
     assert_eq!(counts(&reports[0]), counts(&reports[1]));
-    let bad = Command::new(&cachetool).arg("--persist-dir").arg(dir.path()).args(["aot", "--client", "nosuch", "/usr/bin/sort"]).output().unwrap();
+    let bad = cachetool().arg("--persist-dir").arg(dir.path()).args(["aot", "--client", "nosuch", "/usr/bin/sort"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(1));
     assert!(text(&bad.stderr).starts_with("cachetool: aot /usr/bin/sort: "), "{}", text(&bad.stderr));
 }
 
 /// The JSON `cachetool inspect` prints for the module `module`'s file.
 fn inspect(dir: &Path, module: &str) -> serde_json::Value {
-    let uid = unsafe { libc::getuid() };
-    let cachetool = dbirun_path().with_file_name("cachetool");
-    let out = Command::new(cachetool).arg("--dir").arg(dir.join(uid.to_string())).args(["--json", "inspect", module]).output().unwrap();
+    let out = cachetool().arg("--dir").arg(user_dir(dir)).args(["--json", "inspect", module]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     v[0]["inspection"]["summary"].clone()
@@ -169,8 +173,7 @@ fn files_and_stats_tell_aot_blocks_apart() {
 /// version would have written it (the key's runtime version changed):
 /// what an upgrade leaves behind.
 fn age_files(dir: &Path) {
-    let uid = unsafe { libc::getuid() };
-    for e in std::fs::read_dir(dir.join(uid.to_string())).unwrap().flatten() {
+    for e in std::fs::read_dir(user_dir(dir)).unwrap().flatten() {
         if !e.file_name().to_string_lossy().ends_with(".dpc") {
             continue;
         }
@@ -201,9 +204,7 @@ fn aot_from_index_makes_runs_warm_after_an_upgrade() {
     assert_eq!(with_client.stdout, native.stdout);
     age_files(dir.path());
 
-    let uid = unsafe { libc::getuid() };
-    let cachetool = dbirun_path().with_file_name("cachetool");
-    let out = Command::new(&cachetool).arg("--dir").arg(dir.path().join(uid.to_string())).args(["aot", "--from-index"]).output().unwrap();
+    let out = cachetool().arg("--dir").arg(user_dir(dir.path())).args(["aot", "--from-index"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let said = text(&out.stdout);
     assert!(said.contains("no clients: ") && said.contains("-c bbcount -top 3: "), "one translation per configuration:\n{said}");
@@ -289,9 +290,8 @@ fn cachetool_aot_says_what_it_cannot_translate_and_goes_on() {
     let arm = dir.path().join("true-aarch64");
     // e_machine: EM_AARCH64.
     edited_copy("/usr/bin/true", &arm, |b| b[18..20].copy_from_slice(&183u16.to_le_bytes()));
-    let cachetool = dbirun_path().with_file_name("cachetool");
     let cache = dir.path().join("cache");
-    let out = Command::new(&cachetool)
+    let out = cachetool()
         .arg("--persist-dir")
         .arg(&cache)
         .arg("aot")
@@ -410,8 +410,7 @@ fn a_program_replaced_while_aot_runs_is_not_persisted() {
         .unwrap();
     assert_eq!(aot.status.code(), Some(0), "{}", text(&aot.stderr));
     assert!(!d.join("prog.new").exists(), "the initialiser replaced the program");
-    let uid = unsafe { libc::getuid() };
-    let published: Vec<String> = std::fs::read_dir(cache.join(uid.to_string()))
+    let published: Vec<String> = std::fs::read_dir(user_dir(&cache))
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -441,8 +440,7 @@ fn an_interrupted_aot_publishes_nothing_half_written() {
         .process_group(0)
         .spawn()
         .unwrap();
-    let uid = unsafe { libc::getuid() };
-    let files = dir.path().join(uid.to_string());
+    let files = user_dir(dir.path());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let writing = || std::fs::read_dir(&files).is_ok_and(|d| d.flatten().any(|e| e.file_name().to_string_lossy().contains(".dpc")));
     while !writing() {
@@ -452,8 +450,7 @@ fn an_interrupted_aot_publishes_nothing_half_written() {
     unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
     let status = child.wait().unwrap();
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL), "AOT of cc1 was still running");
-    let cachetool = dbirun_path().with_file_name("cachetool");
-    let out = Command::new(&cachetool).arg("--dir").arg(dir.path().join(uid.to_string())).args(["--json", "verify"]).output().unwrap();
+    let out = cachetool().arg("--dir").arg(user_dir(dir.path())).args(["--json", "verify"]).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out.stderr)));
     assert_eq!(v["problems"], 0, "{v}");
 }
@@ -470,8 +467,7 @@ fn big_modules_report_progress() {
     let steps: Vec<&str> = err.lines().filter(|l| l.starts_with("dbirun: aot: progress: /usr/bin/python3")).collect();
     assert!(steps.len() >= 5, "python3.11 has over 80,000 blocks:\n{err}");
     assert!(steps[0].ends_with(": 16384 blocks") && steps[1].ends_with(": 32768 blocks"), "{steps:?}");
-    let cachetool = dbirun_path().with_file_name("cachetool");
-    let out = Command::new(&cachetool).arg("--persist-dir").arg(dir.path()).args(["aot", "/usr/bin/python3"]).output().unwrap();
+    let out = cachetool().arg("--persist-dir").arg(dir.path()).args(["aot", "/usr/bin/python3"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!text(&out.stderr).contains("progress"), "{}", text(&out.stderr));
 }
@@ -481,9 +477,8 @@ fn big_modules_report_progress() {
 #[test]
 fn cachetool_aot_translates_a_library_alone() {
     let dir = temp_dir("aot-library");
-    let cachetool = dbirun_path().with_file_name("cachetool");
     let lib = std::fs::canonicalize("/usr/lib/x86_64-linux-gnu/libexpat.so.1").unwrap();
-    let out = Command::new(&cachetool).arg("--persist-dir").arg(dir.path()).arg("aot").arg(&lib).output().unwrap();
+    let out = cachetool().arg("--persist-dir").arg(dir.path()).arg("aot").arg(&lib).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let summary = inspect(dir.path(), lib.to_str().unwrap());
     let blocks = summary["blocks"].as_u64().unwrap();

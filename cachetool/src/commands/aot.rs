@@ -92,8 +92,7 @@ fn translate(dbirun: &Path, base: &Path, args: &[String], program: &Path, bar: &
 fn translate_seeded(dbirun: &Path, dir: &Path, modules: &history::Modules, options: &[String], bar: &ProgressBar) -> Result<Translated> {
     let base = base_of(dir)?;
     let host = std::env::current_exe().map_err(|e| Fail(format!("this program's path: {e}")))?;
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    let seeds = std::env::temp_dir().join(format!("cachetool-aot-seeds.{}.{nanos}", std::process::id()));
+    let seeds = cachetool::cache_dir::temp_beside(&std::env::temp_dir().join("cachetool-aot-seeds"));
     std::fs::write(&seeds, history::seed_file(modules)).map_err(|e| Fail(format!("{}: {e}", seeds.display())))?;
     let mut args = vec!["-aot_seeds".to_string(), seeds.display().to_string()];
     args.extend(options.iter().cloned());
@@ -112,6 +111,16 @@ fn bar(len: u64, quiet: bool) -> ProgressBar {
     bar.set_style(ProgressStyle::with_template("[{bar:20}] {pos}/{len} {msg}").unwrap().progress_chars("=> "));
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     bar
+}
+
+/// The end of a command: its bar cleared, its results printed with
+/// `--json`, status 1 if any translation failed.
+fn finish(bar: &ProgressBar, results: Vec<serde_json::Value>, failed: usize, as_json: bool) -> ExitCode {
+    bar.finish_and_clear();
+    if as_json {
+        json(&serde_json::Value::Array(results));
+    }
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
 pub fn run(dir: &Path, clients: &[String], programs: &[PathBuf], as_json: bool) -> Result<ExitCode> {
@@ -148,11 +157,7 @@ pub fn run(dir: &Path, clients: &[String], programs: &[PathBuf], as_json: bool) 
         }
         bar.inc(1);
     }
-    bar.finish_and_clear();
-    if as_json {
-        json(&serde_json::Value::Array(results));
-    }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(finish(&bar, results, failed, as_json))
 }
 
 pub fn from_index(dir: &Path, as_json: bool) -> Result<ExitCode> {
@@ -198,9 +203,5 @@ pub fn from_index(dir: &Path, as_json: bool) -> Result<ExitCode> {
         }));
         bar.inc(1);
     }
-    bar.finish_and_clear();
-    if as_json {
-        json(&serde_json::Value::Array(results));
-    }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(finish(&bar, results, failed, as_json))
 }

@@ -12,7 +12,6 @@
 use alloc::vec::Vec;
 
 use crate::os::startup_args::CStr;
-use crate::os::sys::{self, AsRawFd};
 
 pub(crate) struct Seeds {
     pub(crate) modules: Vec<(Vec<u8>, Vec<u32>)>,
@@ -30,19 +29,7 @@ const MAX_LEN: u64 = 256 << 20;
 
 /// The seeds in the file `path`, or None if it cannot be read.
 pub(crate) fn read(path: &CStr) -> Option<Seeds> {
-    let fd = sys::open_read(path.as_bytes_with_nul()).ok()?;
-    let len = sys::fstat(&fd).ok()?.size;
-    if len == 0 || len > MAX_LEN {
-        return (len == 0).then(|| Seeds { modules: Vec::new() });
-    }
-    // SAFETY: a fresh private read-only mapping of the whole file.
-    let map = unsafe { sys::mmap(0, len, sys::PROT_READ, sys::MAP_PRIVATE, fd.as_raw_fd() as i64, 0) }.ok()?;
-    // SAFETY: the mapping is len bytes long, ours until unmapped below.
-    let text = unsafe { core::slice::from_raw_parts(map as *const u8, len as usize) };
-    let seeds = parse(text);
-    // SAFETY: our own mapping, no longer borrowed.
-    let _ = unsafe { sys::munmap(map, len) };
-    Some(seeds)
+    crate::os::mapped_file::read_mapped(path, MAX_LEN, parse)
 }
 
 fn parse(text: &[u8]) -> Seeds {

@@ -10,7 +10,6 @@ use alloc::vec::Vec;
 
 use crate::os::loader::{u16_at, u32_at, u64_at, EHDR_SIZE, PT_LOAD};
 use crate::os::startup_args::CStr;
-use crate::os::sys::{self, AsRawFd};
 
 const SHT_SYMTAB: u32 = 2;
 const SHT_DYNSYM: u32 = 11;
@@ -33,19 +32,7 @@ pub(crate) struct Functions {
 
 /// The functions of the ELF file at `path`, if it is one.
 pub(crate) fn functions(path: &CStr) -> Option<Functions> {
-    let fd = sys::open_read(path.as_bytes_with_nul()).ok()?;
-    let len = sys::fstat(&fd).ok()?.size;
-    if len < EHDR_SIZE as u64 {
-        return None;
-    }
-    // SAFETY: a fresh private read-only mapping of the whole file.
-    let map = unsafe { sys::mmap(0, len, sys::PROT_READ, sys::MAP_PRIVATE, fd.as_raw_fd() as i64, 0) }.ok()?;
-    // SAFETY: the mapping is len bytes long, read-only, ours until unmapped below.
-    let file = unsafe { core::slice::from_raw_parts(map as *const u8, len as usize) };
-    let found = parse(file);
-    // SAFETY: our own mapping, no longer borrowed.
-    let _ = unsafe { sys::munmap(map, len) };
-    found
+    crate::os::mapped_file::read_mapped(path, u64::MAX, |file| if file.len() < EHDR_SIZE { None } else { parse(file) })?
 }
 
 /// `len` bytes at `off` of `file`, if they are all there.

@@ -6,7 +6,8 @@
 //! (`startup_args`, `auxv`, `loader`, `initial_stack`, `vdso`,
 //! `proc_identity`), a socket to a local server (`unix_socket`), and a detached helper
 //! process (`detached`), and where an ELF file's functions are
-//! (`elf_functions`). Nothing here imports a module of a higher layer.
+//! (`elf_functions`), and reading a whole file through a mapping
+//! (`mapped_file`). Nothing here imports a module of a higher layer.
 
 pub(crate) mod app_exe;
 pub(crate) mod app_prot;
@@ -18,6 +19,7 @@ pub(crate) mod heap;
 pub(crate) mod image_base;
 pub(crate) mod initial_stack;
 pub(crate) mod loader;
+pub(crate) mod mapped_file;
 pub(crate) mod mem;
 pub(crate) mod modules;
 pub(crate) mod proc_identity;

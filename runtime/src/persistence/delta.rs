@@ -42,7 +42,7 @@ pub(crate) fn delta_of(unit: &Unit, blocks: &[(&UnitBlock, &Fragment)]) -> Parts
         zones.push((ZoneKind::Exec, x));
     }
     index.blocks.sort_by_key(|b| b.module_offset);
-    index.ahead_of_time_blocks = index.blocks.iter().filter(|b| b.flags & BlockEntry::AHEAD_OF_TIME != 0).count() as u32;
+    index.count_ahead_of_time();
     add_client_data(&mut index, base, 1 + zones.len(), &mut zones);
     Parts { index, zones: zones.into_iter().map(|(k, z)| (k, Cow::Owned(z))).collect() }
 }

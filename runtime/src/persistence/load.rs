@@ -275,19 +275,27 @@ impl LoadedFiles {
     /// The code of the block at `pc` in the file of the module at `base`,
     /// not registered.
     pub(crate) fn block_start(&self, pc: u64, base: u64, identity: FileIdentity) -> Option<u64> {
-        let f = self.files.iter().find(|f| !f.dead && f.module_base == base && f.identity == identity)?;
-        let b = f.index.block_at(module_offset(pc, f.module_base)?)?;
+        let (i, b) = self.block_in_use(pc, base, identity)?;
+        Some(self.files[i].block_x(b).1)
+    }
+
+    /// The file in use for the module at `base` (its position) and its
+    /// block at `pc`, now taken into use (counted for `-stats`).
+    fn block_in_use(&self, pc: u64, base: u64, identity: FileIdentity) -> Option<(usize, &'static ArchivedBlockEntry)> {
+        let i = self.files.iter().position(|f| !f.dead && f.module_base == base && f.identity == identity)?;
+        let index: &'static ArchivedIndex = self.files[i].index;
+        let b = index.block_at(module_offset(pc, base)?)?;
         if b.ahead_of_time() {
             stats::add(&STATS.aot_blocks_registered, 1);
         }
-        Some(f.block_x(b).1)
+        Some((i, b))
     }
 
     /// The fragment for `pc` from the file of the module at `base`,
     /// registered now.
     pub(crate) fn register(&mut self, pc: u64, base: u64, identity: FileIdentity) -> Option<Fragment> {
-        let f = self.files.iter_mut().find(|f| !f.dead && f.module_base == base && f.identity == identity)?;
-        let b = f.index.block_at(module_offset(pc, f.module_base)?)?;
+        let (i, b) = self.block_in_use(pc, base, identity)?;
+        let f = &mut self.files[i];
         let (_, start) = f.block_x(b);
         let exits = f
             .exits_of(b)
@@ -308,9 +316,6 @@ impl LoadedFiles {
             .collect();
         f.registered.push(pc);
         stats::add(&STATS.blocks_registered, 1);
-        if b.ahead_of_time() {
-            stats::add(&STATS.aot_blocks_registered, 1);
-        }
         Some(Fragment {
             tag: pc,
             app_end: pc + b.app_len.to_native() as u64,

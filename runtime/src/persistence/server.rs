@@ -45,27 +45,25 @@ pub(crate) fn open_served(dir: &CStr, name: &str) -> Served {
     let Ok(s) = UnixStream::connect(format!("{dir}/{}", protocol::SOCKET).as_bytes(), SERVE_WITHIN) else {
         return Served::Unknown;
     };
-    if !s.peer_is_this_user() {
+    if !s.peer_is_this_user() || s.send(&protocol::frame(Kind::Open, name.as_bytes()), None).is_err() {
         return Served::Unknown;
     }
-    let mut frame = Vec::with_capacity(protocol::HEADER + name.len());
-    frame.extend_from_slice(&protocol::header(Kind::Open, name.len()));
-    frame.extend_from_slice(name.as_bytes());
-    if s.send(&frame, None).is_err() {
-        return Served::Unknown;
-    }
-    let mut h = [0u8; protocol::HEADER];
-    let Ok(fd) = s.recv_exact_with_fd(&mut h) else { return Served::Unknown };
-    let Ok((kind, len)) = protocol::parse_header(&h) else { return Served::Unknown };
-    let mut said = alloc::vec![0u8; len as usize];
-    if s.recv_exact(&mut said).is_err() || kind != Kind::Ok {
-        return Served::Unknown;
-    }
-    match fd {
-        Some(fd) if said == protocol::SERVED => Served::File(fd),
-        None if said == protocol::ABSENT => Served::Absent,
+    match reply(&s) {
+        Ok((Kind::Ok, said, Some(fd))) if said == protocol::SERVED => Served::File(fd),
+        Ok((Kind::Ok, said, None)) if said == protocol::ABSENT => Served::Absent,
         _ => Served::Unknown,
     }
+}
+
+/// The server's reply on `s`: its kind, its payload and the descriptor
+/// that came with it.
+fn reply(s: &UnixStream) -> Result<(Kind, Vec<u8>, Option<sys::OwnedFd>), &'static str> {
+    let mut h = [0u8; protocol::HEADER];
+    let fd = s.recv_exact_with_fd(&mut h).map_err(|e| if e == sys::Errno::AGAIN { "no answer in time" } else { "no answer" })?;
+    let (kind, len) = protocol::parse_header(&h).map_err(|_| "a bad answer")?;
+    let mut payload = alloc::vec![0u8; len as usize];
+    s.recv_exact(&mut payload).map_err(|_| "no answer")?;
+    Ok((kind, payload, fd))
 }
 
 /// The server of the cache directory `dir`, if one answers.
@@ -89,17 +87,9 @@ impl Server {
     /// cache file named `name`; Ok once the server has queued it.
     pub(crate) fn hand_over(&self, name: &str, delta: &[u8]) -> Result<(), &'static str> {
         let memory = unix_socket::memory_file(delta).map_err(|_| "no memory file")?;
-        let mut frame = Vec::with_capacity(protocol::HEADER + name.len());
-        frame.extend_from_slice(&protocol::header(Kind::HandOver, name.len()));
-        frame.extend_from_slice(name.as_bytes());
-        self.0.send(&frame, Some(&memory)).map_err(|_| "sending failed")?;
-        let mut h = [0u8; protocol::HEADER];
-        self.0.recv_exact(&mut h).map_err(|e| if e == sys::Errno::AGAIN { "no answer in time" } else { "no answer" })?;
-        let (kind, len) = protocol::parse_header(&h).map_err(|_| "a bad answer")?;
-        let mut why = alloc::vec![0u8; len as usize];
-        self.0.recv_exact(&mut why).map_err(|_| "no answer")?;
-        match kind {
-            Kind::Ok => Ok(()),
+        self.0.send(&protocol::frame(Kind::HandOver, name.as_bytes()), Some(&memory)).map_err(|_| "sending failed")?;
+        match reply(&self.0)? {
+            (Kind::Ok, _, _) => Ok(()),
             _ => Err("refused"),
         }
     }
