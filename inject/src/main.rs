@@ -122,6 +122,9 @@ fn run() -> i32 {
         }
     }
 
+    if opts.aot_batch.is_some() && !opts.aot {
+        return fail("-aot_batch sets how -aot writes its files: it needs -aot", 2);
+    }
     if opts.aot_seeds.is_some() && !opts.aot {
         return fail("-aot_seeds names what -aot translates: it needs -aot", 2);
     }

@@ -39,6 +39,10 @@ pub struct Options {
     /// -aot_progress: with -aot, a progress line on stderr every 16,384
     /// blocks of a module (for cachetool's progress bar).
     pub aot_progress: bool,
+    /// -aot_batch N: with -aot, blocks translated between writes to the
+    /// module's file (the translating process's memory is about 1 KiB per
+    /// block of a batch).
+    pub aot_batch: Option<u64>,
     pub no_follow_children: bool,
     pub no_native_exec: bool,
     /// Where clients write their output files; made absolute like persist_dir.
@@ -125,6 +129,9 @@ struct Cli {
     /// With -aot: print a progress line every 16,384 blocks of a module
     #[arg(long = "aot_progress", hide = true)]
     aot_progress: bool,
+    /// With -aot: write a module's blocks to its file every N blocks and reuse their memory (default 131072; about 1 KiB each)
+    #[arg(long = "aot_batch", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    aot_batch: Option<u64>,
     /// Run child processes natively instead of under the runtime
     #[arg(long = "no_follow_children")]
     no_follow_children: bool,
@@ -194,6 +201,11 @@ const KNOWN: &[Known] = &[
         canonical: "--aot_progress",
         spellings: &["-aot_progress", "--aot_progress", "--aot-progress"],
         takes_value: false,
+    },
+    Known {
+        canonical: "--aot_batch",
+        spellings: &["-aot_batch", "--aot_batch", "--aot-batch"],
+        takes_value: true,
     },
     Known {
         canonical: "--aot_seeds",
@@ -438,6 +450,7 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, UsageError> {
         aot: cli.aot,
         aot_seeds: cli.aot_seeds,
         aot_progress: cli.aot_progress,
+        aot_batch: cli.aot_batch,
         no_follow_children: cli.no_follow_children,
         no_native_exec: cli.no_native_exec,
         logdir: cli.logdir,
@@ -484,6 +497,7 @@ pub fn parse_with_defaults(args: &[OsString], env_options: Option<&OsStr>) -> Re
         aot: o.aot || defaults.aot,
         aot_seeds: o.aot_seeds.or(defaults.aot_seeds),
         aot_progress: o.aot_progress || defaults.aot_progress,
+        aot_batch: o.aot_batch.or(defaults.aot_batch),
         no_follow_children: o.no_follow_children || defaults.no_follow_children,
         no_native_exec: o.no_native_exec || defaults.no_native_exec,
         logdir: o.logdir.or(defaults.logdir),

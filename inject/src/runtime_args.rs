@@ -1,7 +1,7 @@
 //! The argv contract between dbirun and dbi-runtime.
 //!
 //! ```text
-//! dbi-runtime [-v] [-stats] [-persist] [-persist_dir ABS_DIR] [-persist_report ABS_FILE] [-persist_server] [-aot] [-aot_progress] [-aot_seeds ABS_FILE] [-no_follow_children]
+//! dbi-runtime [-v] [-stats] [-persist] [-persist_dir ABS_DIR] [-persist_report ABS_FILE] [-persist_server] [-aot] [-aot_progress] [-aot_batch N] [-aot_seeds ABS_FILE] [-no_follow_children]
 //!             [-no_native_exec] [-logdir ABS_DIR] [-c NAME COUNT OPT_1 ... OPT_COUNT]...
 //!             -- APP_PATH ARGV0 [ARG...]
 //! ```
@@ -65,6 +65,10 @@ pub fn runtime_argv(runtime: &Path, resolved_app: &Path, opts: &Options, report:
             .filter(|f| f.0)
             .map(|f| OsString::from(f.1)),
     );
+    if let Some(n) = opts.aot_batch {
+        argv.push("-aot_batch".into());
+        argv.push(n.to_string().into());
+    }
     if let Some(seeds) = &opts.aot_seeds {
         debug_assert!(seeds.is_absolute());
         argv.push("-aot_seeds".into());
@@ -106,6 +110,7 @@ mod tests {
             aot: false,
             aot_seeds: None,
             aot_progress: false,
+            aot_batch: None,
             logdir: None,
             no_follow_children: false,
             no_native_exec: false,
@@ -141,6 +146,7 @@ mod tests {
             aot: false,
             aot_seeds: None,
             aot_progress: false,
+            aot_batch: None,
             logdir: None,
             no_follow_children: true,
             no_native_exec: true,

@@ -35,6 +35,9 @@ pub(crate) struct Options {
     /// `-aot_progress`: a line on stderr every [`crate::aot`] progress
     /// step, for `cachetool aot`'s progress bar.
     pub(crate) aot_progress: bool,
+    /// `-aot_batch N`: blocks [`crate::aot`] builds between writes to the
+    /// module's file.
+    pub(crate) aot_batch: Option<usize>,
     /// `-logdir DIR`: where clients write their files (default: the cwd at start).
     pub(crate) logdir: Option<CStr>,
     /// `-c NAME N opt1..optN`, in order.
@@ -84,6 +87,13 @@ pub(crate) fn parse(args: &[CStr]) -> Command {
             b"-aot_seeds" => {
                 let Some(file) = args.get(i) else { bad("-aot_seeds needs a file") };
                 opts.aot_seeds = Some(*file);
+                i += 1;
+            }
+            b"-aot_batch" => {
+                let Some(n) = args.get(i).and_then(|n| n.parse_decimal()).filter(|&n| n > 0) else {
+                    bad("-aot_batch needs a positive number")
+                };
+                opts.aot_batch = Some(n);
                 i += 1;
             }
             b"-persist_report" => {

@@ -248,6 +248,31 @@ pub(crate) fn persist_unloading(lo: u64, hi: u64) {
     }
 }
 
+/// Ahead-of-time translation of the module at `base` (code in `[lo, hi)`)
+/// reached a batch's end: its blocks are written to the module's file,
+/// then forgotten and their memory reused, so translating a module of any
+/// size takes the memory of one batch.
+pub(crate) fn aot_checkpoint(base: u64, lo: u64, hi: u64) {
+    let mut guard = TRANSLATOR.lock();
+    let Some(tr) = guard.as_mut() else { return };
+    if crate::options::get().persist {
+        for u in tr.units.units.iter().filter(|u| u.module_base == base) {
+            crate::persistence::save::checkpoint(u, &tr.fragments, &tr.loaded);
+        }
+    }
+    for tag in tr.fragments.drop_range(lo, hi) {
+        tr.ibl.remove(tag);
+    }
+    for unit in tr.units.retire(base) {
+        // Newest first: the cache takes the addresses back.
+        for seg in unit.segments.iter().rev() {
+            // SAFETY: after the program's entry no translated code runs, and
+            // the fragments built in these segments were just dropped.
+            unsafe { tr.cache.give_back(seg.lo, seg.x_end - seg.lo) };
+        }
+    }
+}
+
 /// Sets up the shared translator state; called once before the first entry.
 pub(crate) fn init(ctx: &mut ThreadContext) {
     stats::start_clock();

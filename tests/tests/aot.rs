@@ -534,3 +534,155 @@ fn jump_tables_and_data_in_code() {
     let from_runs = summary["blocks"].as_u64().unwrap() - summary["ahead_of_time_blocks"].as_u64().unwrap();
     assert!(from_runs <= 4, "the switch's cases were translated ahead of time: {from_runs} blocks from runs\n{summary}");
 }
+
+/// Runs `dbirun` as `dbirun()` does, also returning the peak resident
+/// memory (KiB) of its largest process (the translating one).
+fn dbirun_with_peak_rss(dir: &Path, options: &[&str], program: &[&str]) -> (Output, i64) {
+    let child = Command::new(dbirun_path())
+        .args(["-persist", "-no_persist_server", "-persist_dir"])
+        .arg(dir)
+        .args(options)
+        .arg("--")
+        .args(program)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    // The pipes are read before waiting (the verbose output is long).
+    let (mut stdout, mut stderr) = (child.stdout.unwrap(), child.stderr.unwrap());
+    let err_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut b).unwrap();
+        b
+    });
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut stdout, &mut out).unwrap();
+    let err = err_reader.join().unwrap();
+    let mut status = 0;
+    // SAFETY: plain wait4 on our own child, with out-parameters we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    let status = std::os::unix::process::ExitStatusExt::from_raw(status);
+    (Output { status, stdout: out, stderr: err }, usage.ru_maxrss)
+}
+
+/// How many times the verbose output says the file of `module` was written.
+fn writes_of(stderr: &str, module: &str) -> usize {
+    stderr.lines().filter(|l| l.contains("persist: wrote ") && l.contains(&format!("/{module}-"))).count()
+}
+
+/// A module is translated in batches (`-aot_batch`): each batch is merged
+/// into the module's file and its memory reused, so the translating
+/// process's peak memory follows the batch, not the module (python3.11:
+/// 222,000 blocks). The file ends up with the same blocks, and the first
+/// run after it behaves as natively and builds almost nothing.
+#[test]
+fn huge_modules_are_translated_in_batches_with_bounded_memory() {
+    let program = ["/usr/bin/python3", "-c", "import json; print(json.dumps({'a': [1, 2]}))"];
+    let whole_dir = temp_dir("aot-one-batch");
+    let (whole, whole_rss) = dbirun_with_peak_rss(whole_dir.path(), &["-aot", "-v", "-aot_batch", "100000000"], &program[..1]);
+    assert_eq!(whole.status.code(), Some(0), "{}", text(&whole.stderr));
+    let dir = temp_dir("aot-batches");
+    let (batched, batched_rss) = dbirun_with_peak_rss(dir.path(), &["-aot", "-v", "-aot_batch", "16384"], &program[..1]);
+    assert_eq!(batched.status.code(), Some(0), "{}", text(&batched.stderr));
+    let err = text(&batched.stderr);
+    assert_eq!(writes_of(&text(&whole.stderr), "python3.11"), 1);
+    assert!(writes_of(&err, "python3.11") >= 10, "python3.11 written once per batch:\n{err}");
+    let blocks = |d: &Path| inspect(d, "/usr/bin/python3.11")["blocks"].as_u64().unwrap();
+    assert_eq!(blocks(dir.path()), blocks(whole_dir.path()), "the batches hold every block one batch does");
+    eprintln!("peak RSS translating python3: one batch {whole_rss} KiB, batches of 16384 blocks {batched_rss} KiB");
+    assert!(batched_rss * 4 < whole_rss * 3, "batches bound memory: {batched_rss} KiB against {whole_rss} KiB");
+    let verify = cachetool().arg("--dir").arg(user_dir(dir.path())).arg("verify").output().unwrap();
+    assert!(verify.status.success(), "{}{}", text(&verify.stdout), text(&verify.stderr));
+    let native = Command::new(program[0]).args(&program[1..]).output().unwrap();
+    let first = dbirun(dir.path(), &[], &program);
+    assert_eq!(first.stdout, native.stdout);
+    assert_eq!(first.status.code(), native.status.code(), "{}", text(&first.stderr));
+    let (built, loaded) = last_run(dir.path());
+    assert!(built * 100 < loaded, "the first run builds almost nothing: {built} built, {loaded} loaded");
+}
+
+#[test]
+fn aot_batch_needs_aot_and_a_positive_count() {
+    let out = Command::new(dbirun_path()).args(["-persist", "-aot_batch", "10", "--", "/bin/true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).starts_with("dbirun: -aot_batch sets how -aot writes its files: it needs -aot"), "{}", text(&out.stderr));
+    let out = Command::new(dbirun_path()).args(["-persist", "-aot", "-aot_batch", "0", "--", "/bin/true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+/// Functions only initialisers, finalisers and the PLT lead to: a
+/// stripped program without unwind tables, whose constructor and
+/// destructor no symbol, unwind entry or branch names. Their blocks come
+/// from the init/fini arrays, and the PLT stubs from `.plt`: the first
+/// run after AOT finds them in the file.
+#[test]
+fn initialisers_finalisers_and_plt_stubs_are_seeds() {
+    let dir = temp_dir("aot-init-fini");
+    let d = dir.path();
+    std::fs::write(
+        d.join("ctor.c"),
+        "#include <stdio.h>\n\
+         #include <stdlib.h>\n\
+         static void __attribute__((constructor)) hello(void) { puts(getenv(\"NOPE_NOT_SET\") ? \"set\" : \"hello\"); }\n\
+         static void __attribute__((destructor)) bye(void) { puts(\"bye\"); }\n\
+         int main(void) { puts(\"main\"); return 0; }\n",
+    )
+    .unwrap();
+    let cc = |out: &str, extra: &[&str]| {
+        let o = Command::new("gcc")
+            .current_dir(d)
+            .args(["-O1", "-no-pie", "-fno-asynchronous-unwind-tables", "-fno-unwind-tables", "-o", out, "ctor.c"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    };
+    cc("ctor", &[]);
+    cc("ctor-stripped", &["-s"]);
+    // Where the constructor and the destructor are, from the unstripped twin.
+    let nm = Command::new("nm").arg(d.join("ctor")).output().unwrap();
+    let offset_of = |name: &str| {
+        let line = text(&nm.stdout).lines().find(|l| l.ends_with(&format!(" {name}"))).map(str::to_owned);
+        u64::from_str_radix(line.unwrap_or_else(|| panic!("{name} in nm")).split(' ').next().unwrap(), 16).unwrap()
+    };
+    // Module offsets: from the page of the first PT_LOAD (0x400000 here).
+    let elf = std::fs::read(d.join("ctor")).unwrap();
+    let phoff = u64_at(&elf, 32) as usize;
+    let first_load = (0..u16::from_le_bytes([elf[56], elf[57]]) as usize)
+        .map(|i| phoff + i * 56)
+        .find(|&p| u32::from_le_bytes(elf[p..p + 4].try_into().unwrap()) == 1)
+        .map(|p| u64_at(&elf, p + 16) & !0xfff)
+        .unwrap();
+    let (hello, bye) = (offset_of("hello") - first_load, offset_of("bye") - first_load);
+    let prog = d.join("ctor-stripped");
+    let cache = d.join("cache");
+    let aot = dbirun(&cache, &["-aot", "-v"], &[prog.to_str().unwrap()]);
+    assert_eq!(aot.status.code(), Some(0), "{}", text(&aot.stderr));
+    assert!(aot.stdout.is_empty(), "the program did not run: {}", text(&aot.stdout));
+    let err = text(&aot.stderr);
+    let count = |what: &str| -> u64 {
+        let line = err.lines().find(|l| l.contains("ctor-stripped: ") && l.ends_with(&format!(" {what} entries")));
+        line.unwrap_or_else(|| panic!("a {what} line:\n{err}")).rsplit(": ").next().unwrap().split(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(count("init/fini") >= 2, "constructor and destructor named:\n{err}");
+    assert!(count("PLT") >= 1, "puts's stub named:\n{err}");
+    let out = cachetool()
+        .arg("--dir")
+        .arg(user_dir(&cache))
+        .args(["--json", "inspect", "--blocks", prog.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let aot_at = |offset: u64| {
+        v[0]["blocks"].as_array().unwrap().iter().any(|b| b["module_offset"].as_u64() == Some(offset) && b["ahead_of_time"] == true)
+    };
+    assert!(aot_at(hello), "the constructor at {hello:#x} was translated ahead of time");
+    assert!(aot_at(bye), "the destructor at {bye:#x} was translated ahead of time");
+    let native = Command::new(&prog).output().unwrap();
+    let run = dbirun(&cache, &[], &[prog.to_str().unwrap()]);
+    assert_eq!(text(&run.stdout), text(&native.stdout));
+    assert_eq!(run.status.code(), native.status.code(), "{}", text(&run.stderr));
+}

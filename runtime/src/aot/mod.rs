@@ -22,6 +22,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use hashbrown::HashSet;
 
+use crate::os::elf_functions::Entry;
 use crate::os::startup_args::CStr;
 use crate::thread::ThreadContext;
 
@@ -70,8 +71,15 @@ fn after_padding(pc: u64, end: u64) -> u64 {
     pc + len as u64
 }
 
-/// Blocks one ahead-of-time translation builds at most (memory bound).
-const MAX_BLOCKS: usize = 2_000_000;
+/// Blocks one ahead-of-time translation builds at most (a bound on its
+/// time: about a minute and a half; memory is bounded by `BATCH`).
+const MAX_BLOCKS: usize = 16_000_000;
+
+/// Blocks built between checkpoints (`translator::aot_checkpoint`) unless
+/// `-aot_batch` says: they are written to the module's file and their
+/// memory reused, so a libLLVM-sized module takes the memory of this many
+/// blocks (about 1 KiB each while translated) and of writing its file.
+const BATCH: usize = 131_072;
 
 /// With `-aot_progress`, a line every this many blocks of a module:
 /// `dbirun: aot: progress: PATH: N blocks` (cachetool's progress bar
@@ -175,12 +183,21 @@ fn translate_module(t: &Target, seeded: &[u32], entry: u64, sp: u64, budget: usi
         i.checked_sub(1).map(|i| functions[i]).filter(|&(_, hi)| pc < hi).map(|(_, hi)| hi)
     };
     let mut work: Vec<u64> = functions.iter().map(|&(lo, _)| lo).collect();
+    for kind in [Entry::Plt, Entry::InitFini, Entry::Relocated] {
+        let before = work.len();
+        let named = symbols.entries.iter().filter(|&&(k, _)| k == kind).map(|&(_, at)| bias.wrapping_add(at));
+        work.extend(named.filter(|&pc| in_code(pc)));
+        crate::verbose!("aot: {}: {} {} entries", t.path, work.len() - before, kind.name());
+    }
     if t.is_main && in_code(entry) {
         work.push(entry);
     }
     work.extend(seeded.iter().map(|&off| t.base + off as u64));
     let mut seen: HashSet<u64> = HashSet::new();
     let mut built = 0;
+    let lo = t.ranges.iter().map(|r| r.0).min().unwrap_or(t.base);
+    let hi = t.ranges.iter().map(|r| r.1).max().unwrap_or(t.base);
+    let batch = crate::options::get().aot_batch.unwrap_or(BATCH);
     while let Some(pc) = work.pop() {
         if built >= budget {
             crate::verbose!("aot: {}: stopped at {budget} blocks", t.path);
@@ -206,6 +223,11 @@ fn translate_module(t: &Target, seeded: &[u32], entry: u64, sp: u64, budget: usi
             // Compilers align the next case or loop head with no-ops.
             work.push(after_padding(f.app_end, end));
         }
+        drop(guard);
+        if built % batch == 0 {
+            crate::translator::aot_checkpoint(t.base, lo, hi);
+        }
     }
+    crate::translator::aot_checkpoint(t.base, lo, hi);
     built
 }

@@ -2,17 +2,33 @@
 //! time: its symbol tables (`.symtab`, and `.dynsym`, which stripping
 //! keeps) and its unwind table (`.eh_frame_hdr`'s sorted list of the
 //! functions with unwind information, which stripped binaries keep too;
-//! a function there ends where the next begins). They are read from the
-//! file, and every offset is checked: a file that lies yields fewer
-//! functions or none, never a fault.
+//! a function there ends where the next begins); and other code entries
+//! its sections name: PLT stubs, initialisers and finalisers, and the
+//! targets of relative relocations (function pointer tables, vtables).
+//! They are read from the file, and every offset is checked: a file that
+//! lies yields fewer functions or none, never a fault.
 
 use alloc::vec::Vec;
 
 use crate::os::loader::{u16_at, u32_at, u64_at, EHDR_SIZE, PT_LOAD};
 use crate::os::startup_args::CStr;
 
+const SHT_PROGBITS: u32 = 1;
 const SHT_SYMTAB: u32 = 2;
+const SHT_RELA: u32 = 4;
+const SHT_DYNAMIC: u32 = 6;
 const SHT_DYNSYM: u32 = 11;
+const SHT_INIT_ARRAY: u32 = 14;
+const SHT_FINI_ARRAY: u32 = 15;
+const SHT_PREINIT_ARRAY: u32 = 16;
+const SHF_EXECINSTR: u64 = 4;
+const DT_INIT: u64 = 12;
+const DT_FINI: u64 = 13;
+const R_X86_64_RELATIVE: u64 = 8;
+const RELA_SIZE: usize = 24;
+const DYN_SIZE: usize = 16;
+/// A PLT stub's size when the section does not say (`.plt`, `.plt.sec`).
+const PLT_ENTRY: u64 = 16;
 const STT_FUNC: u8 = 2;
 const SHDR_SIZE: usize = 64;
 const SYM_SIZE: usize = 24;
@@ -26,8 +42,32 @@ const DW_EH_PE_DATAREL_SDATA4: u8 = 0x3b;
 pub(crate) struct Functions {
     /// (link-time address, size) of every defined function symbol.
     pub(crate) ranges: Vec<(u64, u64)>,
+    /// Code entries besides functions (link-time addresses), with what
+    /// names them.
+    pub(crate) entries: Vec<(Entry, u64)>,
     /// The lowest PT_LOAD address: the module's base maps its page.
     pub(crate) first_vaddr: u64,
+}
+
+impl Entry {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Entry::Plt => "PLT",
+            Entry::InitFini => "init/fini",
+            Entry::Relocated => "relocated pointer",
+        }
+    }
+}
+
+/// Where a code entry that is not a function symbol comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// A stub of `.plt`, `.plt.sec` or `.plt.got`.
+    Plt,
+    /// `DT_INIT`, `DT_FINI`, an element of an init, fini or preinit array.
+    InitFini,
+    /// The target of an `R_X86_64_RELATIVE` relocation.
+    Relocated,
 }
 
 /// The functions of the ELF file at `path`, if it is one.
@@ -57,6 +97,7 @@ fn parse(file: &[u8]) -> Option<Functions> {
         unwind_table(file, u64_at(p, 8), u64_at(p, 16), u64_at(p, 32), &mut ranges);
     }
     let shdrs = at(file, shoff, shnum * SHDR_SIZE as u64).unwrap_or(&[]);
+    let entries = code_entries(file, shdrs);
     for sh in shdrs.chunks_exact(SHDR_SIZE) {
         let kind = u32_at(sh, 4);
         if (kind != SHT_SYMTAB && kind != SHT_DYNSYM) || u64_at(sh, 56) != SYM_SIZE as u64 {
@@ -79,7 +120,42 @@ fn parse(file: &[u8]) -> Option<Functions> {
         }
         same
     });
-    Some(Functions { ranges, first_vaddr })
+    Some(Functions { ranges, entries, first_vaddr })
+}
+
+/// The code entries the sections `shdrs` of `file` name besides function
+/// symbols.
+fn code_entries(file: &[u8], shdrs: &[u8]) -> Vec<(Entry, u64)> {
+    let names = shdrs
+        .chunks_exact(SHDR_SIZE)
+        .nth(u16_at(file, 62) as usize)
+        .and_then(|sh| at(file, u64_at(sh, 24), u64_at(sh, 32)))
+        .unwrap_or(&[]);
+    let name = |sh: &[u8]| names.get(u32_at(sh, 0) as usize..).map(|n| n.split(|&b| b == 0).next().unwrap_or(n));
+    let mut out = Vec::new();
+    for sh in shdrs.chunks_exact(SHDR_SIZE) {
+        let (kind, flags, addr, size, entsize) = (u32_at(sh, 4), u64_at(sh, 8), u64_at(sh, 16), u64_at(sh, 32), u64_at(sh, 56));
+        let words = || at(file, u64_at(sh, 24), size).unwrap_or(&[]).chunks_exact(8).map(|w| u64_at(w, 0));
+        match kind {
+            SHT_PROGBITS if flags & SHF_EXECINSTR != 0 && name(sh).is_some_and(|n| n.starts_with(b".plt")) => {
+                let step = if (8..=PLT_ENTRY).contains(&entsize) { entsize } else { PLT_ENTRY };
+                out.extend((0..size / step).map(|i| (Entry::Plt, addr + i * step)));
+            }
+            SHT_INIT_ARRAY | SHT_FINI_ARRAY | SHT_PREINIT_ARRAY => out.extend(words().map(|pc| (Entry::InitFini, pc))),
+            SHT_DYNAMIC => {
+                let Some(table) = at(file, u64_at(sh, 24), size) else { continue };
+                let named = table.chunks_exact(DYN_SIZE).filter(|d| matches!(u64_at(d, 0), DT_INIT | DT_FINI));
+                out.extend(named.map(|d| (Entry::InitFini, u64_at(d, 8))));
+            }
+            SHT_RELA if entsize == RELA_SIZE as u64 => {
+                let Some(table) = at(file, u64_at(sh, 24), size) else { continue };
+                let relative = table.chunks_exact(RELA_SIZE).filter(|r| u64_at(r, 8) & 0xffff_ffff == R_X86_64_RELATIVE);
+                out.extend(relative.map(|r| (Entry::Relocated, u64_at(r, 16))));
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The functions `.eh_frame_hdr` lists (at file offset `off`, link-time

@@ -18,8 +18,10 @@ const CHUNK: usize = 64 * 1024;
 
 struct Pools {
     free: [*mut u8; CLASSES],
-    bump: *mut u8,
-    bump_end: *mut u8,
+    /// Each class carves its own chunks: blocks of one size packed back to
+    /// back are aligned to their size with no gaps between them.
+    bump: [*mut u8; CLASSES],
+    bump_end: [*mut u8; CLASSES],
 }
 
 // SAFETY: the raw pointers are only touched under the mutex.
@@ -34,8 +36,8 @@ impl RuntimeAllocator {
         RuntimeAllocator {
             pools: Mutex::new(Pools {
                 free: [ptr::null_mut(); CLASSES],
-                bump: ptr::null_mut(),
-                bump_end: ptr::null_mut(),
+                bump: [ptr::null_mut(); CLASSES],
+                bump_end: [ptr::null_mut(); CLASSES],
             }),
         }
     }
@@ -73,17 +75,17 @@ unsafe impl GlobalAlloc for RuntimeAllocator {
             pools.free[class] = unsafe { *(head as *mut *mut u8) };
             return head;
         }
-        // Blocks are carved at multiples of their own size from page-aligned
-        // chunks, so every block is aligned to its size class.
-        let mut start = pools.bump.wrapping_add(pools.bump.align_offset(size));
-        if pools.bump.is_null() || start.wrapping_add(size) > pools.bump_end {
+        // Chunks are page-aligned and hold whole blocks of one size class,
+        // so every block is aligned to its size.
+        let mut start = pools.bump[class];
+        if start.is_null() || start.wrapping_add(size) > pools.bump_end[class] {
             let Some(chunk) = sys::map_anonymous(CHUNK as u64) else {
                 return ptr::null_mut();
             };
-            pools.bump_end = chunk.wrapping_add(CHUNK);
+            pools.bump_end[class] = chunk.wrapping_add(CHUNK);
             start = chunk;
         }
-        pools.bump = start.wrapping_add(size);
+        pools.bump[class] = start.wrapping_add(size);
         start
     }
 

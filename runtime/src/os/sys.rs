@@ -62,6 +62,7 @@ pub(crate) mod nr {
     pub(crate) const MMAP: u64 = 9;
     pub(crate) const MPROTECT: u64 = 10;
     pub(crate) const MUNMAP: u64 = 11;
+    pub(crate) const MADVISE: u64 = 28;
     pub(crate) const BRK: u64 = 12;
     pub(crate) const RT_SIGACTION: u64 = 13;
     pub(crate) const RT_SIGPROCMASK: u64 = 14;
@@ -222,6 +223,16 @@ pub(crate) unsafe fn mmap(addr: u64, len: u64, prot: u64, flags: u64, fd: i64, o
 /// Nothing may still use the unmapped range.
 pub(crate) unsafe fn munmap(addr: u64, len: u64) -> Result<()> {
     check(unsafe { syscall(nr::MUNMAP, addr, len, 0) }).map(drop)
+}
+
+/// Gives the pages of `[addr, addr + len)` back to the kernel; the range
+/// stays mapped and reads as zeros.
+///
+/// # Safety
+/// Nothing may still use what the range holds.
+pub(crate) unsafe fn discard_pages(addr: u64, len: u64) -> Result<()> {
+    const MADV_DONTNEED: u64 = 4;
+    check(unsafe { syscall(nr::MADVISE, addr, len, MADV_DONTNEED) }).map(drop)
 }
 
 /// # Safety

@@ -30,6 +30,26 @@ pub(crate) fn save_units(units: &[Unit], fragments: &FragmentTable, loaded: &Loa
     stats::add(&STATS.persist_ticks, stats::ticks() - t0);
 }
 
+/// Ahead-of-time translation's checkpoint: writes `unit`'s blocks to its
+/// module's file itself (the server's merges would drop small batches:
+/// see `min_growth_divisor`), before its memory is reused for the next
+/// batch of blocks.
+pub(crate) fn checkpoint(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles) {
+    let t0 = stats::ticks();
+    save_unit(unit, fragments, loaded, &mut None);
+    report_built(core::slice::from_ref(unit));
+    // The module's next unit starts counting from zero.
+    REPORTED.lock().retain(|(b, _)| *b != unit.module_base);
+    stats::add(&STATS.persist_ticks, stats::ticks() - t0);
+}
+
+/// A file is rewritten when new blocks are at least one per this many
+/// blocks it holds; ahead-of-time translation writes every block it
+/// builds (a huge module's last batch may be small next to its file).
+fn min_growth_divisor() -> usize {
+    if crate::aot::translating() { u32::MAX as usize } else { MIN_GROWTH_DIVISOR }
+}
+
 /// At the end of a process (exit or exec) with a cache server: a detached
 /// copy of the process (`os::detached`) builds the deltas and hands them
 /// over while the process ends at once; the process itself only reports
@@ -179,7 +199,7 @@ fn worth_saving<'a>(unit: &'a Unit, fragments: &'a FragmentTable, loaded: &Loade
         .filter(|(b, _)| !loaded.has_block(unit.module_base, unit.identity, b.tag))
         .collect();
     let in_use = loaded.block_count(unit.module_base, unit.identity);
-    (!new_here.is_empty() && new_here.len() * MIN_GROWTH_DIVISOR >= in_use).then_some((new_here, in_use))
+    (!new_here.is_empty() && new_here.len() * min_growth_divisor() >= in_use).then_some((new_here, in_use))
 }
 
 fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles, server: &mut Option<Server>) {
@@ -239,7 +259,7 @@ fn write_merged(unit: &Unit, new_here: &[(&UnitBlock, &Fragment)], key: &persist
     let old = on_disk.as_ref().and_then(|d| persist::validate_with(d.bytes(), depth).ok()).filter(|v| v.key == *key);
     let Some(fresh) = not_on_disk(new_here, unit.module_base, old.as_ref()) else { return };
     let mut file = old.as_ref().and_then(Parts::of).unwrap_or_default();
-    if let Some(new_blocks) = persist::merge::merge(&mut file, delta_of(unit, &fresh), MIN_GROWTH_DIVISOR) {
+    if let Some(new_blocks) = persist::merge::merge(&mut file, delta_of(unit, &fresh), min_growth_divisor()) {
         let index = &file.index;
         let bytes = persist::write::build(key, index, &file.zone_refs());
         let published = files::publish(path, &bytes);
@@ -279,5 +299,5 @@ fn not_on_disk<'a>(
     let on_file = |tag: u64| disk.is_some_and(|v| v.index.block_at((tag - base) as u32).is_some());
     let fresh: Vec<(&UnitBlock, &Fragment)> = blocks.iter().copied().filter(|(b, _)| !on_file(b.tag)).collect();
     let held = disk.map_or(0, |v| v.index.blocks.len());
-    (!fresh.is_empty() && fresh.len() * MIN_GROWTH_DIVISOR >= held).then_some(fresh)
+    (!fresh.is_empty() && fresh.len() * min_growth_divisor() >= held).then_some(fresh)
 }

@@ -16,6 +16,9 @@ use crate::os::startup_args::CStr;
 /// the code cache; only touched pages cost memory).
 const FIRST_SEGMENT: u64 = 1 << 20;
 const LATER_SEGMENT: u64 = 8 << 20;
+/// Segments of ahead-of-time translation, which fills them: fewer, larger
+/// zones (a file holds at most `persist::header::MAX_ZONES`).
+const AOT_SEGMENT: u64 = 32 << 20;
 /// Data a client allocated for a block.
 #[derive(Clone, Copy)]
 pub(crate) struct BlockData {
@@ -54,7 +57,11 @@ impl Unit {
     /// The segment to emit the next block into, with room for it.
     pub(crate) fn current_segment(&mut self, cache: &mut CodeCache) -> Option<u32> {
         if self.segments.last().is_none_or(|s| !s.has_room_for_a_block()) {
-            let len = if self.segments.is_empty() { FIRST_SEGMENT } else { LATER_SEGMENT };
+            let len = match () {
+                _ if crate::aot::translating() => AOT_SEGMENT,
+                _ if self.segments.is_empty() => FIRST_SEGMENT,
+                _ => LATER_SEGMENT,
+            };
             let region = cache.take_region(len)?;
             self.segments.push(LiveSegment::new(region, len, self.module_base));
         }
@@ -94,6 +101,14 @@ impl Units {
         let unit = &mut self.units[i];
         unit.module_end = unit.module_end.max(end);
         i
+    }
+
+    /// Takes the units of the module at `base` out (the next block of the
+    /// module starts a new one).
+    pub(crate) fn retire(&mut self, base: u64) -> Vec<Unit> {
+        let (retired, kept) = core::mem::take(&mut self.units).into_iter().partition(|u| u.module_base == base);
+        self.units = kept;
+        retired
     }
 
     /// Code in `[lo, hi)` was flushed (or may change): the units of the

@@ -104,6 +104,22 @@ impl CodeCache {
         Some(start)
     }
 
+    /// Region `[start, start + len)`, taken with `take_region`, is no
+    /// longer used: its pages are freed, and its addresses taken again when
+    /// it is the lowest region (regions given back in the reverse order of
+    /// taking all are).
+    ///
+    /// # Safety
+    /// No code in the region may run again, and nothing may write to it.
+    pub(crate) unsafe fn give_back(&mut self, start: u64, len: u64) {
+        let len = crate::os::sys::page_up(len);
+        // SAFETY: the caller's promise; the range stays reserved.
+        let _ = unsafe { sys::discard_pages(start, len) };
+        if start == self.end {
+            self.end = start + len;
+        }
+    }
+
     /// Copies `code` to the next free address; None when the cache is full.
     pub(crate) fn commit(&mut self, code: &[u8]) -> Option<u64> {
         append_code(&mut self.next, self.end, code)

@@ -157,6 +157,22 @@ impl FragmentTable {
         tags
     }
 
+    /// Forgets every fragment whose tag is in `[lo, hi)`, entirely (its
+    /// cache address too), without unlinking anything: only for code no
+    /// thread runs again, whose memory is about to be reused (ahead-of-time
+    /// translation, after the program's entry). Returns their tags.
+    pub(crate) fn drop_range(&mut self, lo: u64, hi: u64) -> Vec<u64> {
+        let tags: Vec<u64> = self.by_app.range(lo..hi).map(|(&tag, _)| tag).collect();
+        for tag in &tags {
+            self.by_app.remove(tag);
+            self.sandboxed.remove(tag);
+            if let Some(f) = self.by_tag.remove(tag) {
+                self.by_start.remove(&f.start);
+            }
+        }
+        tags
+    }
+
     /// The live fragment whose code contains cache address `pc`.
     pub(crate) fn containing(&self, pc: u64) -> Option<&Fragment> {
         let (&start, &tag) = self.by_start.range(..=pc).next_back()?;
