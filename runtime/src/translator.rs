@@ -56,7 +56,7 @@ impl Translator {
         // would go to.
         let target = module.filter(|m| m.can_hold(end)).and_then(|m| {
             let unit = self.units.unit_for(m.base, m.end, m.path, m.identity);
-            Some((m.base, unit, self.units.units[unit].current_segment(&mut self.cache)?))
+            Some((m.base, unit, self.units.units[unit].current_segment(&mut self.cache, crate::aot::translating())?))
         });
         let mut persistable = target.is_some() && !block.sandboxed;
         let mut data = alloc::vec::Vec::new();

@@ -21,34 +21,30 @@ use crate::os::sys::{self, AsRawFd};
 pub(crate) fn save_units(units: &[Unit], fragments: &FragmentTable, loaded: &LoadedFiles) {
     let t0 = stats::ticks();
     let options = crate::options::get();
-    let wanted = options.persist_server && units.iter().any(|u| worth_saving(u, fragments, loaded).is_some());
+    let wanted = options.persist_server && units.iter().any(|u| worth_saving(u, fragments, loaded, MIN_GROWTH_DIVISOR).is_some());
     let mut server = options.persist_dir.filter(|_| wanted).and_then(|dir| crate::persistence::server::connect(&dir));
     for unit in units {
-        save_unit(unit, fragments, loaded, &mut server);
+        save_unit(unit, fragments, loaded, &mut server, MIN_GROWTH_DIVISOR);
     }
     report_built(units);
     stats::add(&STATS.persist_ticks, stats::ticks() - t0);
 }
 
-/// Ahead-of-time translation's checkpoint: writes `unit`'s blocks to its
-/// module's file itself (the server's merges would drop small batches:
-/// see `min_growth_divisor`), before its memory is reused for the next
-/// batch of blocks.
+/// Ahead-of-time translation's checkpoint: writes every new block of
+/// `unit` to its module's file itself (a huge module's last batch may be
+/// small next to its file, and the server's merges would drop it), before
+/// the blocks' memory is reused for the next batch.
 pub(crate) fn checkpoint(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles) {
     let t0 = stats::ticks();
-    save_unit(unit, fragments, loaded, &mut None);
+    save_unit(unit, fragments, loaded, &mut None, EVERY_BLOCK);
     report_built(core::slice::from_ref(unit));
     // The module's next unit starts counting from zero.
     REPORTED.lock().retain(|(b, _)| *b != unit.module_base);
     stats::add(&STATS.persist_ticks, stats::ticks() - t0);
 }
 
-/// A file is rewritten when new blocks are at least one per this many
-/// blocks it holds; ahead-of-time translation writes every block it
-/// builds (a huge module's last batch may be small next to its file).
-fn min_growth_divisor() -> usize {
-    if crate::aot::translating() { u32::MAX as usize } else { MIN_GROWTH_DIVISOR }
-}
+/// A growth divisor (`persist::merge::merge`) that takes any new block.
+const EVERY_BLOCK: usize = u32::MAX as usize;
 
 /// At the end of a process (exit or exec) with a cache server: a detached
 /// copy of the process (`os::detached`) builds the deltas and hands them
@@ -62,7 +58,7 @@ pub(crate) fn hand_over_in_background(units: &[Unit], fragments: &FragmentTable,
     let Some(dir) = options.persist_dir.filter(|_| options.persist_server) else { return false };
     // Most warm runs have nothing worth handing over: no copy then.
     let worth: Vec<(&Unit, usize, usize)> =
-        units.iter().filter_map(|u| worth_saving(u, fragments, loaded).map(|(new, in_use)| (u, new.len(), in_use))).collect();
+        units.iter().filter_map(|u| worth_saving(u, fragments, loaded, MIN_GROWTH_DIVISOR).map(|(new, in_use)| (u, new.len(), in_use))).collect();
     if worth.is_empty() || crate::os::detached::thread_count() != Some(1) {
         return false;
     }
@@ -72,7 +68,7 @@ pub(crate) fn hand_over_in_background(units: &[Unit], fragments: &FragmentTable,
         Ok(crate::os::detached::Forked::Child) => {
             let mut server = Some(server);
             for unit in units {
-                save_unit(unit, fragments, loaded, &mut server);
+                save_unit(unit, fragments, loaded, &mut server, MIN_GROWTH_DIVISOR);
             }
             warn_about_write_failures();
             sys::exit_group(0)
@@ -186,9 +182,15 @@ impl Drop for OnDisk {
 }
 
 /// This run's blocks of `unit` the file in use lacks, and the blocks that
-/// file has; None when there are none or too few to be worth a rewrite
-/// (decided without reading the file again), or the unit's code changed.
-fn worth_saving<'a>(unit: &'a Unit, fragments: &'a FragmentTable, loaded: &LoadedFiles) -> Option<(Vec<(&'a UnitBlock, &'a Fragment)>, usize)> {
+/// file has; None when there are none or fewer than one per `growth`
+/// blocks held, not worth a rewrite (decided without reading the file
+/// again), or the unit's code changed.
+fn worth_saving<'a>(
+    unit: &'a Unit,
+    fragments: &'a FragmentTable,
+    loaded: &LoadedFiles,
+    growth: usize,
+) -> Option<(Vec<(&'a UnitBlock, &'a Fragment)>, usize)> {
     if unit.tainted {
         return None;
     }
@@ -199,16 +201,16 @@ fn worth_saving<'a>(unit: &'a Unit, fragments: &'a FragmentTable, loaded: &Loade
         .filter(|(b, _)| !loaded.has_block(unit.module_base, unit.identity, b.tag))
         .collect();
     let in_use = loaded.block_count(unit.module_base, unit.identity);
-    (!new_here.is_empty() && new_here.len() * min_growth_divisor() >= in_use).then_some((new_here, in_use))
+    (!new_here.is_empty() && new_here.len() * growth >= in_use).then_some((new_here, in_use))
 }
 
-fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles, server: &mut Option<Server>) {
+fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles, server: &mut Option<Server>, growth: usize) {
     let Some(dir) = crate::options::get().persist_dir else { return };
     if unit.tainted {
         crate::verbose!("persist: not writing {}: its code changed during the run", unit.path);
         return;
     }
-    let Some((new_here, in_use)) = worth_saving(unit, fragments, loaded) else { return };
+    let Some((new_here, in_use)) = worth_saving(unit, fragments, loaded, growth) else { return };
     let Some(module_hash) = loaded
         .module_hash_for(unit.module_base, unit.identity)
         .or_else(|| crate::os::modules::content_hash(&unit.path, unit.identity))
@@ -222,7 +224,7 @@ fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles, serve
         // index is enough: a structure check, no zone is copied).
         let on_disk = OnDisk::read(&path);
         let disk = on_disk.as_ref().and_then(|d| persist::validate_with(d.bytes(), persist::Depth::Structure).ok()).filter(|v| v.key == key);
-        let Some(new_here) = not_on_disk(&new_here, unit.module_base, disk.as_ref()) else { return };
+        let Some(new_here) = not_on_disk(&new_here, unit.module_base, disk.as_ref(), growth) else { return };
         drop(disk);
         drop(on_disk);
         let delta = delta_of(unit, &new_here);
@@ -239,11 +241,11 @@ fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles, serve
             }
         }
     }
-    write_merged(unit, &new_here, &key, &path);
+    write_merged(unit, &new_here, &key, &path, growth);
 }
 
 /// Merges `new_here` into the module's file on disk, under its lock.
-fn write_merged(unit: &Unit, new_here: &[(&UnitBlock, &Fragment)], key: &persist::CacheKey, path: &[u8]) {
+fn write_merged(unit: &Unit, new_here: &[(&UnitBlock, &Fragment)], key: &persist::CacheKey, path: &[u8], growth: usize) {
     let Some(lock) = files::lock(path) else {
         crate::verbose!("persist: cannot lock {}", files::display(path));
         return;
@@ -257,9 +259,9 @@ fn write_merged(unit: &Unit, new_here: &[(&UnitBlock, &Fragment)], key: &persist
         _ => persist::Depth::Full,
     };
     let old = on_disk.as_ref().and_then(|d| persist::validate_with(d.bytes(), depth).ok()).filter(|v| v.key == *key);
-    let Some(fresh) = not_on_disk(new_here, unit.module_base, old.as_ref()) else { return };
+    let Some(fresh) = not_on_disk(new_here, unit.module_base, old.as_ref(), growth) else { return };
     let mut file = old.as_ref().and_then(Parts::of).unwrap_or_default();
-    if let Some(new_blocks) = persist::merge::merge(&mut file, delta_of(unit, &fresh), min_growth_divisor()) {
+    if let Some(new_blocks) = persist::merge::merge(&mut file, delta_of(unit, &fresh), growth) {
         let index = &file.index;
         let bytes = persist::write::build(key, index, &file.zone_refs());
         let published = files::publish(path, &bytes);
@@ -295,9 +297,10 @@ fn not_on_disk<'a>(
     blocks: &[(&'a UnitBlock, &'a Fragment)],
     base: u64,
     disk: Option<&persist::Validated<'_>>,
+    growth: usize,
 ) -> Option<Vec<(&'a UnitBlock, &'a Fragment)>> {
     let on_file = |tag: u64| disk.is_some_and(|v| v.index.block_at((tag - base) as u32).is_some());
     let fresh: Vec<(&UnitBlock, &Fragment)> = blocks.iter().copied().filter(|(b, _)| !on_file(b.tag)).collect();
     let held = disk.map_or(0, |v| v.index.blocks.len());
-    (!fresh.is_empty() && fresh.len() * min_growth_divisor() >= held).then_some(fresh)
+    (!fresh.is_empty() && fresh.len() * growth >= held).then_some(fresh)
 }

@@ -54,11 +54,12 @@ pub(crate) struct Unit {
 }
 
 impl Unit {
-    /// The segment to emit the next block into, with room for it.
-    pub(crate) fn current_segment(&mut self, cache: &mut CodeCache) -> Option<u32> {
+    /// The segment to emit the next block into, with room for it (a large
+    /// one when translating `ahead_of_time`).
+    pub(crate) fn current_segment(&mut self, cache: &mut CodeCache, ahead_of_time: bool) -> Option<u32> {
         if self.segments.last().is_none_or(|s| !s.has_room_for_a_block()) {
             let len = match () {
-                _ if crate::aot::translating() => AOT_SEGMENT,
+                _ if ahead_of_time => AOT_SEGMENT,
                 _ if self.segments.is_empty() => FIRST_SEGMENT,
                 _ => LATER_SEGMENT,
             };

@@ -245,6 +245,33 @@ mod tests {
     }
 
     #[test]
+    fn dropping_a_range_forgets_its_blocks_and_their_code_and_writes_nothing() {
+        let mut t = FragmentTable::default();
+        let slot = Box::new(core::sync::atomic::AtomicU64::new(0x9000));
+        let slot_addr = &*slot as *const _ as u64;
+        let mut caller = fragment(0x5000, 0x10, 0x9100, 0x20);
+        caller.exits.push(ExitRecord {
+            patch: Patch::Slot(slot_addr),
+            stub: 0x9ff0,
+            target: 0x1000,
+            prelinked: true,
+            branch: 0,
+            cond: None,
+            slot: slot_addr,
+        });
+        t.insert(fragment(0x1000, 0x10, 0x9000, 0x40));
+        t.insert(fragment(0x1010, 0x10, 0x9040, 0x40));
+        t.insert(caller);
+        let mut dropped = t.drop_range(0x1000, 0x2000);
+        dropped.sort();
+        assert_eq!(dropped, [0x1000, 0x1010]);
+        assert!(t.get(0x1000).is_none() && t.get(0x1010).is_none());
+        assert!(t.containing(0x9000).is_none() && t.containing(0x9050).is_none(), "their code is no fragment's");
+        assert_eq!(t.containing(0x9100).map(|f| f.tag), Some(0x5000));
+        assert_eq!(slot.load(core::sync::atomic::Ordering::Relaxed), 0x9000, "no code is written: it may be reused");
+    }
+
+    #[test]
     fn sandboxed_fragments_are_never_link_targets_and_notice_rewrites() {
         let mut t = FragmentTable::default();
         let code = Box::new([0x90u8, 0x90, 0xc3]);
