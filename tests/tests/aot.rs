@@ -10,15 +10,14 @@ use std::process::{Command, Output};
 
 use dbi_tests::{dbirun_path, temp_dir};
 
+fn dbirun_command(dir: &Path, options: &[&str], program: &[&str]) -> Command {
+    let mut c = Command::new(dbirun_path());
+    c.args(["-persist", "-no_persist_server", "-persist_dir"]).arg(dir).args(options).arg("--").args(program);
+    c
+}
+
 fn dbirun(dir: &Path, options: &[&str], program: &[&str]) -> Output {
-    Command::new(dbirun_path())
-        .args(["-persist", "-no_persist_server", "-persist_dir"])
-        .arg(dir)
-        .args(options)
-        .arg("--")
-        .args(program)
-        .output()
-        .unwrap()
+    dbirun_command(dir, options, program).output().unwrap()
 }
 
 fn text(b: &[u8]) -> String {
@@ -538,12 +537,7 @@ fn jump_tables_and_data_in_code() {
 /// Runs `dbirun` as `dbirun()` does, also returning the peak resident
 /// memory (KiB) of its largest process (the translating one).
 fn dbirun_with_peak_rss(dir: &Path, options: &[&str], program: &[&str]) -> (Output, i64) {
-    let child = Command::new(dbirun_path())
-        .args(["-persist", "-no_persist_server", "-persist_dir"])
-        .arg(dir)
-        .args(options)
-        .arg("--")
-        .args(program)
+    let child = dbirun_command(dir, options, program)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
