@@ -125,17 +125,42 @@ fn runs_hand_their_code_to_the_server_and_later_runs_load_it() {
             assert_eq!(memo, persist::file_identity::verified_memo(id), "{name}");
         }
     }
+    // "dbirun: persist: using FILE (N blocks[, served by the cache server])"
+    let using = |err: &str| -> (u64, usize, usize) {
+        let using: Vec<&str> = err.lines().filter(|l| l.starts_with("dbirun: persist: using /")).collect();
+        let loaded = using.iter().filter_map(|l| l.rsplit_once('(')?.1.split(' ').next()?.parse::<u64>().ok()).sum();
+        (loaded, using.len(), using.iter().filter(|l| l.ends_with(" blocks, served by the cache server)")).count())
+    };
+    // The memos vouch for every file: the warm run opens them itself,
+    // without a round trip to the server per module.
     let warm = served(&c, &["-v"], PYTHON, &["-c", SCRIPT]);
     same_as_native(&warm, &native);
     let err = text(&warm.stderr);
     assert!(err.contains("dbirun: persist: using the cache server of "), "{err}");
-    // "dbirun: persist: using FILE (N blocks, served by the cache server)"
-    let using: Vec<&str> = err.lines().filter(|l| l.starts_with("dbirun: persist: using /")).collect();
-    let loaded: u64 = using.iter().filter_map(|l| l.rsplit_once('(')?.1.split(' ').next()?.parse::<u64>().ok()).sum();
+    let (loaded, files_used, files_served) = using(&err);
     assert!(loaded > 1000, "the warm run ran from the server's files: {loaded} blocks loaded\n{err}");
-    assert!(using.iter().all(|l| l.ends_with(" blocks, served by the cache server)")), "the server served every file:\n{err}");
+    assert!(files_used >= 3 && files_served == 0, "files the memos vouch for are not asked for:\n{err}");
+    // New versions no memo names (as a copy of the directory in a fresh
+    // container has): the server checks each once and serves it, so the
+    // process does not hash their zones; it notes each checked version,
+    // so the next run opens them itself again.
+    for e in std::fs::read_dir(c.dir()).unwrap().flatten() {
+        let path = e.path();
+        if path.extension().is_some_and(|x| x == "dpc") {
+            let copy = path.with_extension("copy");
+            std::fs::copy(&path, &copy).unwrap();
+            std::fs::rename(&copy, &path).unwrap();
+        }
+    }
+    let copied = served(&c, &["-v"], PYTHON, &["-c", SCRIPT]);
+    same_as_native(&copied, &native);
+    let (_, files_used, files_served) = using(&text(&copied.stderr));
+    assert!(files_used >= 3 && files_served == files_used, "the server served every new version:\n{}", text(&copied.stderr));
+    let again = served(&c, &["-v"], PYTHON, &["-c", SCRIPT]);
+    let (_, files_used, files_served) = using(&text(&again.stderr));
+    assert!(files_used >= 3 && files_served == 0, "the server's checks left memos:\n{}", text(&again.stderr));
     c.tool_ok(&["server", "sync"]);
-    assert_eq!(runs_recorded(&c), 2);
+    assert_eq!(runs_recorded(&c), 4);
     // A file changed behind the server's back is not served: the process
     // checks it itself, rejects it and translates afresh.
     let libc = std::fs::read_dir(c.dir()).unwrap().flatten().map(|e| e.path()).find(|p| {
@@ -152,7 +177,8 @@ fn runs_hand_their_code_to_the_server_and_later_runs_load_it() {
     let err = text(&tampered.stderr);
     let libc_name = libc.file_name().unwrap().to_string_lossy().into_owned();
     assert!(err.lines().any(|l| l.starts_with("dbirun: persist: not using ") && l.contains(&libc_name)), "{err}");
-    assert!(err.lines().any(|l| l.ends_with(", served by the cache server)")), "the other files are still served:\n{err}");
+    let (loaded, files_used, _) = using(&err);
+    assert!(loaded > 1000 && files_used >= 2, "the other files are still used:\n{err}");
     c.tool_ok(&["server", "sync"]);
     let pid = server_pid(&c);
     c.tool_ok(&["server", "stop"]);
@@ -330,4 +356,53 @@ fn concurrent_runs_share_one_server() {
     let built = c.count("SELECT coalesce(sum(blocks_built), 0) FROM runs WHERE id > 8");
     assert!(loaded > 10 * built, "the second round ran from the files: {loaded} loaded, {built} built");
     c.tool_ok(&["server", "stop"]);
+}
+
+/// The statuses of the runs recorded, by command.
+fn recorded_status(c: &Cache, command: &str) -> Vec<String> {
+    let runs = c.json(&["runs"]);
+    runs.as_array().unwrap().iter().filter(|r| r["command"] == command).map(|r| r["exit_status"].as_str().unwrap().to_owned()).collect()
+}
+
+/// With a cache server and nothing to print after the app, dbirun execs
+/// the runtime: the app runs in the process the user started (its pid is
+/// dbirun's, its parent dbirun's parent, as natively), and the run's own
+/// process leaves its end for the server to record: exits, signals, and
+/// a SIGKILL that leaves no end at all (the next recorder finishes it).
+#[test]
+fn dbirun_becomes_the_app_and_the_run_is_still_recorded() {
+    let c = Cache::new();
+    let script = "echo $$ $PPID";
+    let child = std::process::Command::new(dbirun_path())
+        .env_remove("DBIRUN_OPTIONS")
+        .args(["-persist", "-persist_dir"])
+        .arg(&c.base)
+        .args(["--", "/bin/sh", "-c", script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout), format!("{pid} {}\n", std::process::id()), "the app is dbirun's process, a child of ours");
+    for (script, status) in [("exit 7", Some(7)), ("kill -TERM $$", None), ("kill -KILL $$", None)] {
+        let out = served(&c, &[], "/bin/sh", &["-c", script]);
+        assert_eq!(out.status.code(), status, "{script}: {:?}", out.status);
+    }
+    c.tool_ok(&["server", "sync"]);
+    assert_eq!(recorded_status(&c, &format!("/bin/sh -c '{script}'")), ["exit 0"]);
+    assert_eq!(recorded_status(&c, "/bin/sh -c 'exit 7'"), ["exit 7"]);
+    assert_eq!(recorded_status(&c, "/bin/sh -c 'kill -TERM $$'"), ["signal 15"]);
+    assert_eq!(recorded_status(&c, "/bin/sh -c 'kill -KILL $$'"), ["unknown"], "recorded from what the run left");
+    let left: Vec<String> = std::fs::read_dir(c.dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".report.") || n.starts_with(".pending."))
+        .collect();
+    assert!(left.is_empty(), "every report recorded: {left:?}");
+    // With -stats (a summary to print after the app) dbirun stays the parent.
+    let out = served(&c, &["-stats"], "/bin/sh", &["-c", "echo $$"]);
+    assert_ne!(text(&out.stdout).trim(), "", "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("blocks built"), "{}", text(&out.stderr));
 }

@@ -14,7 +14,7 @@ use crate::launch::ChildEnd;
 use persist::run_report::RunEnd;
 
 /// The command as a shell would need it (arguments quoted where needed).
-fn command_line(app: &OsStr, args: &[std::ffi::OsString]) -> String {
+pub fn command_line(app: &OsStr, args: &[std::ffi::OsString]) -> String {
     std::iter::once(app)
         .chain(args.iter().map(|a| a.as_os_str()))
         .map(|a| {

@@ -161,7 +161,26 @@ fn run() -> i32 {
         Some(dir) => cache_server::ensure(dir, opts.verbose),
         None => false,
     };
-    let argv = runtime_args::runtime_argv(&runtime, &app_path, &opts, report.as_deref(), server);
+    // Nothing to do after the app (no client lines, no -stats summary, a
+    // cache server to record the run, or no run to record): the runtime
+    // replaces dbirun in this process, and the run's own process leaves
+    // its end in the report for the server to record. Without a server
+    // dbirun stays, to record the run in the index before it exits.
+    if opts.clients.is_empty() && !opts.stats && (server || report.is_none()) {
+        let record = report.as_ref().map(|_| runtime_args::RunToRecord {
+            pid: std::process::id(),
+            start_ns: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
+            command: cache_index::command_line(&opts.app, &opts.app_args),
+        });
+        if let (Some(path), Some(run)) = (&report, &record) {
+            // A run killed before its end is written is recorded from this.
+            let _ = std::fs::write(path, persist::run_report::command_line(&run.command));
+        }
+        let argv = runtime_args::runtime_argv(&runtime, &app_path, &opts, report.as_deref(), server, record.as_ref());
+        let e = launch::exec(&argv);
+        return fail(&e, e.exit_code());
+    }
+    let argv = runtime_args::runtime_argv(&runtime, &app_path, &opts, report.as_deref(), server, None);
     let started = std::time::Instant::now();
     let end = launch::run(&argv);
     if let Some(report) = &report {

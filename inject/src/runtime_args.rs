@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! dbi-runtime [-v] [-stats] [-persist] [-persist_dir ABS_DIR] [-persist_report ABS_FILE] [-persist_server] [-aot] [-aot_progress] [-aot_batch N] [-aot_seeds ABS_FILE] [-no_follow_children]
-//!             [-no_native_exec] [-logdir ABS_DIR] [-c NAME COUNT OPT_1 ... OPT_COUNT]...
+//!             [-no_native_exec] [-record_run PID START_NS COMMAND] [-logdir ABS_DIR] [-c NAME COUNT OPT_1 ... OPT_COUNT]...
 //!             -- APP_PATH ARGV0 [ARG...]
 //! ```
 //!
@@ -25,10 +25,27 @@ use std::path::Path;
 
 use crate::options::Options;
 
+/// A run whose end the runtime records itself (dbirun exec'd it).
+pub struct RunToRecord {
+    /// The run's process: dbirun's, which the runtime keeps.
+    pub pid: u32,
+    /// When dbirun started, in nanoseconds since the Unix epoch.
+    pub start_ns: u128,
+    /// The command line for the index, quoted as a shell would need it.
+    pub command: String,
+}
+
 /// Builds the runtime's full argv; `persist_dir` must already be absolute,
 /// and so must `report` (where the run's processes append their cache
 /// events, with -persist, and their counters, with -stats).
-pub fn runtime_argv(runtime: &Path, resolved_app: &Path, opts: &Options, report: Option<&Path>, server: bool) -> Vec<OsString> {
+pub fn runtime_argv(
+    runtime: &Path,
+    resolved_app: &Path,
+    opts: &Options,
+    report: Option<&Path>,
+    server: bool,
+    record: Option<&RunToRecord>,
+) -> Vec<OsString> {
     let mut argv: Vec<OsString> = vec![runtime.as_os_str().to_os_string()];
     let flags_before_dir = [
         (opts.verbose, "-v"),
@@ -73,6 +90,12 @@ pub fn runtime_argv(runtime: &Path, resolved_app: &Path, opts: &Options, report:
         debug_assert!(seeds.is_absolute());
         argv.push("-aot_seeds".into());
         argv.push(seeds.as_os_str().to_os_string());
+    }
+    if let Some(run) = record {
+        argv.push("-record_run".into());
+        argv.push(run.pid.to_string().into());
+        argv.push(run.start_ns.to_string().into());
+        argv.push(run.command.clone().into());
     }
     if let Some(dir) = &opts.logdir {
         debug_assert!(dir.is_absolute());
@@ -126,7 +149,7 @@ mod tests {
 
     #[test]
     fn no_options() {
-        let argv = runtime_argv(Path::new("/rt"), Path::new("/usr/bin/ls"), &base(), None, false);
+        let argv = runtime_argv(Path::new("/rt"), Path::new("/usr/bin/ls"), &base(), None, false, None);
         assert_eq!(
             strings(argv),
             ["/rt", "--", "/usr/bin/ls", "ls", "-la", "/usr"]
@@ -163,7 +186,7 @@ mod tests {
             app: "./a.out".into(),
             app_args: vec!["--".into()],
         };
-        let argv = runtime_argv(Path::new("/rt"), Path::new("./a.out"), &opts, Some(Path::new("/r")), true);
+        let argv = runtime_argv(Path::new("/rt"), Path::new("./a.out"), &opts, Some(Path::new("/r")), true, None);
         assert_eq!(
             strings(argv),
             [
@@ -200,7 +223,7 @@ mod tests {
         let mut opts = base();
         opts.app = "python3".into();
         opts.app_args.clear();
-        let argv = runtime_argv(Path::new("/rt"), Path::new("/usr/bin/python3"), &opts, None, false);
+        let argv = runtime_argv(Path::new("/rt"), Path::new("/usr/bin/python3"), &opts, None, false, None);
         assert_eq!(strings(argv), ["/rt", "--", "/usr/bin/python3", "python3"]);
     }
 }

@@ -51,6 +51,13 @@ pub fn report_name(pid: u32, nanos: u128) -> String {
     format!("{REPORT_PREFIX}{pid}.{nanos}")
 }
 
+/// The pid and creation time (Unix nanoseconds) in the name of a run
+/// report still being written, if `name` is one.
+pub fn report_of(name: &str) -> Option<(i32, u128)> {
+    let (pid, nanos) = name.strip_prefix(REPORT_PREFIX)?.split_once('.')?;
+    Some((pid.parse().ok()?, nanos.parse().ok()?))
+}
+
 /// The name a run report gets when its run could not be recorded at once.
 pub fn pending_report_name(nanos: u128, pid: u32) -> String {
     format!("{PENDING_PREFIX}{nanos:020}.{pid}")

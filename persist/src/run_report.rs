@@ -175,10 +175,16 @@ pub struct RunEnd {
 
 impl RunEnd {
     pub fn lines(&self) -> String {
-        // One line each: a command's newlines (inside quotes) are escaped.
-        let command = self.command.replace('\\', "\\\\").replace('\n', "\\n");
-        format!("ended {} {} {}\ncommand {command}\n", self.time, self.duration_ms, self.exit_status)
+        format!("ended {} {} {}\n{}", self.time, self.duration_ms, self.exit_status, command_line(&self.command))
     }
+}
+
+/// The `command` line of a report: written when the run starts too, so
+/// a run whose process was killed before it could write its end is still
+/// recorded under its command.
+pub fn command_line(command: &str) -> String {
+    // One line: a command's newlines (inside quotes) are escaped.
+    format!("command {}\n", command.replace('\\', "\\\\").replace('\n', "\\n"))
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

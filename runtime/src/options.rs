@@ -38,6 +38,11 @@ pub(crate) struct Options {
     /// `-aot_batch N`: blocks [`crate::aot`] builds between writes to the
     /// module's file.
     pub(crate) aot_batch: Option<usize>,
+    /// `-record_run PID START_NS COMMAND`: `dbirun` exec'd the runtime in
+    /// process PID (at START_NS, Unix nanoseconds) and left the run's end
+    /// to it: when that process ends, its report is finished with the
+    /// run's end and left for the cache index (`persistence::report`).
+    pub(crate) record_run: Option<RunToRecord>,
     /// `-logdir DIR`: where clients write their files (default: the cwd at start).
     pub(crate) logdir: Option<CStr>,
     /// `-c NAME N opt1..optN`, in order.
@@ -45,6 +50,16 @@ pub(crate) struct Options {
     /// The option arguments exactly as given, to start followed children
     /// with the same options.
     pub(crate) as_given: Vec<CStr>,
+}
+
+/// The run `dbirun` left to this runtime to record (`-record_run`).
+#[derive(Clone, Copy)]
+pub(crate) struct RunToRecord {
+    /// The process whose end is the run's (exec keeps it; forks are others).
+    pub(crate) pid: u32,
+    pub(crate) start_ns: u64,
+    /// The command line, quoted as a shell would need it.
+    pub(crate) command: CStr,
 }
 
 static mut OPTIONS: Option<Options> = None;
@@ -95,6 +110,16 @@ pub(crate) fn parse(args: &[CStr]) -> Command {
                 };
                 opts.aot_batch = Some(n);
                 i += 1;
+            }
+            b"-record_run" => {
+                let (Some(pid), Some(start), Some(command)) = (args.get(i), args.get(i + 1), args.get(i + 2)) else {
+                    bad("-record_run needs a pid, a start time and a command")
+                };
+                let (Some(pid), Some(start_ns)) = (pid.parse_u64().and_then(|p| u32::try_from(p).ok()), start.parse_u64()) else {
+                    bad("-record_run needs a pid and a start time in nanoseconds")
+                };
+                opts.record_run = Some(RunToRecord { pid, start_ns, command: *command });
+                i += 3;
             }
             b"-persist_report" => {
                 let Some(file) = args.get(i) else { bad("-persist_report needs a file") };

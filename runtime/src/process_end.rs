@@ -11,11 +11,11 @@ use crate::thread::ThreadContext;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reason {
-    /// `exit_group`, or the last thread's `exit`.
-    Exit,
+    /// `exit_group`, or the last thread's `exit`, with its status.
+    Exit(i32),
     /// A signal with the default action that terminates (the caller
-    /// raises it with that action afterwards).
-    FatalSignal,
+    /// raises it with that action afterwards), by number.
+    FatalSignal(i32),
     /// `execve`: the image is replaced, unless the call fails.
     Exec,
 }
@@ -42,7 +42,7 @@ pub(crate) fn process_exit(ctx: &ThreadContext, reason: Reason) {
     if !vfork_child {
         // Not after a fatal signal: the runtime may have been interrupted
         // holding a lock its copy would need.
-        crate::translator::persist_all(reason != Reason::FatalSignal);
+        crate::translator::persist_all(!matches!(reason, Reason::FatalSignal(_)));
         crate::client_host::process_exit();
     }
     if vfork_child {
@@ -51,6 +51,12 @@ pub(crate) fn process_exit(ctx: &ThreadContext, reason: Reason) {
         crate::stats::add(&crate::stats::STATS.ibl_lookups_of_exited_threads, ctx.ibl_lookups);
     } else {
         report_stats(ctx.ibl_lookups);
+        // The run's own process ending is the run's end (`-record_run`).
+        match reason {
+            Reason::Exit(status) => crate::persistence::report::end_run(format_args!("exit {}", status & 0xff)),
+            Reason::FatalSignal(sig) => crate::persistence::report::end_run(format_args!("signal {sig}")),
+            Reason::Exec => {}
+        }
     }
 }
 

@@ -32,8 +32,9 @@ pub fn open(shared: &Shared, payload: &[u8]) -> Result<Option<File>, String> {
         // A version whose memo is there was checked whole before (by this
         // server before a restart, or by a process): its structure is
         // still checked, as a process would.
-        let lock = File::open(shared.dir.join(format!("{name}.lock")));
-        let depth = if lock.is_ok_and(|l| memo_matches(&l, id)) { persist::Depth::Structure } else { persist::Depth::Full };
+        let lock_path = shared.dir.join(format!("{name}.lock"));
+        let memo = File::open(&lock_path).is_ok_and(|l| memo_matches(&l, id));
+        let depth = if memo { persist::Depth::Structure } else { persist::Depth::Full };
         // SAFETY: cache files are replaced by rename, never written in place.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| e.to_string())?;
         if let Err(r) = persist::validate_with(&map, depth) {
@@ -41,6 +42,12 @@ pub fn open(shared: &Shared, payload: &[u8]) -> Result<Option<File>, String> {
             return Err(format!("{name}: {}", r.name()));
         }
         shared.vouched.note(name, id);
+        if !memo {
+            // Processes then open this version themselves, without asking.
+            if let Ok(lock) = std::fs::OpenOptions::new().write(true).create(true).mode(0o600).open(&lock_path) {
+                let _ = std::os::unix::fs::FileExt::write_all_at(&lock, &persist::file_identity::verified_memo(id), 0);
+            }
+        }
     }
     Counters::add(&shared.counters.served, 1);
     Ok(Some(file))

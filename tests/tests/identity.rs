@@ -68,10 +68,15 @@ fn execve_chain_keeps_the_identity() {
     assert_eq!(out.matches("environ is envp: yes").count(), 2, "{out}");
 }
 
-/// Waits (up to 20 s) for a child of `parent` whose comm is exactly `name`.
-fn child_named(parent: u32, name: &str) -> u32 {
+/// Waits (up to 20 s) for the app dbirun `parent` runs to be named
+/// exactly `name`: dbirun's own process when it exec'd the runtime, else
+/// its child.
+fn app_named(parent: u32, name: &str) -> u32 {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
+        if std::fs::read_to_string(format!("/proc/{parent}/comm")).is_ok_and(|c| c.trim_end() == name) {
+            return parent;
+        }
         let out = Command::new(tool("pgrep")).args(["-x", "-P", &parent.to_string(), name]).output().unwrap();
         let pids = String::from_utf8_lossy(&out.stdout);
         if let Some(pid) = pids.split_whitespace().next() {
@@ -120,7 +125,7 @@ fn seen_from_another_process_as_native() {
 
     let mut dbirun = start(Command::new(dbirun_path()).arg("--").arg(&exe).args(&args));
     wait_ready(&mut dbirun);
-    let pid = child_named(dbirun.id(), "proc_identity");
+    let pid = app_named(dbirun.id(), "proc_identity");
     let translated = seen_from_outside(pid);
     drop(dbirun.stdin.take());
     assert!(dbirun.wait().unwrap().success());
@@ -148,7 +153,7 @@ fn pgrep_finds_translated_sleep() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    let pid = child_named(dbirun.id(), "sleep");
+    let pid = app_named(dbirun.id(), "sleep");
     let everyone = Command::new(tool("pgrep")).args(["-x", "sleep"]).output().unwrap();
     let found = String::from_utf8_lossy(&everyone.stdout).split_whitespace().any(|p| p == pid.to_string());
     let ps = Command::new(tool("ps")).args(["-o", "args=", "-p", &pid.to_string()]).output().unwrap();

@@ -140,7 +140,7 @@ pub(crate) fn translate_all(ctx: &mut ThreadContext) -> ! {
     }
     TRANSLATING.store(false, Relaxed);
     crate::verbose!("aot: {total} blocks in {} modules", targets.len());
-    crate::process_end::process_exit(ctx, crate::process_end::Reason::Exit);
+    crate::process_end::process_exit(ctx, crate::process_end::Reason::Exit(0));
     crate::os::sys::exit_group(0)
 }
 

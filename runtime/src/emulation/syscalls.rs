@@ -142,7 +142,7 @@ fn executable_protection(prot: u64) -> u64 {
 }
 
 fn exit_process(ctx: &ThreadContext, status: i32) -> ! {
-    crate::process_end::process_exit(ctx, crate::process_end::Reason::Exit);
+    crate::process_end::process_exit(ctx, crate::process_end::Reason::Exit(status));
     sys::exit_group(status)
 }
 

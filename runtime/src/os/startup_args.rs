@@ -49,6 +49,15 @@ impl CStr {
         unsafe { core::slice::from_raw_parts(self.ptr, self.len + 1) }
     }
 
+    /// A decimal number of up to 20 digits that fits in a u64.
+    pub(crate) fn parse_u64(&self) -> Option<u64> {
+        let b = self.as_bytes();
+        if b.is_empty() {
+            return None;
+        }
+        b.iter().try_fold(0u64, |acc, &c| if c.is_ascii_digit() { acc.checked_mul(10)?.checked_add((c - b'0') as u64) } else { None })
+    }
+
     pub(crate) fn parse_decimal(&self) -> Option<usize> {
         let b = self.as_bytes();
         if b.is_empty() || b.len() > 9 {

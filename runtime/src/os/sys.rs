@@ -457,6 +457,16 @@ pub(crate) fn getrandom(buf: &mut [u8]) {
     let _ = rustix::rand::getrandom(buf, rustix::rand::GetRandomFlags::empty());
 }
 
+/// Wall-clock time: nanoseconds since the Unix epoch.
+pub(crate) fn unix_time_ns() -> u64 {
+    let mut ts = [0i64; 2];
+    // SAFETY: ts is a valid timespec; 0 is CLOCK_REALTIME.
+    unsafe {
+        syscall(nr::CLOCK_GETTIME, 0, ts.as_mut_ptr() as u64, 0);
+    }
+    ts[0] as u64 * 1_000_000_000 + ts[1] as u64
+}
+
 /// Monotonic clock in nanoseconds.
 pub(crate) fn now_ns() -> u64 {
     let mut ts = [0i64; 2];

@@ -415,22 +415,38 @@ fn resurrect(v: &persist::Validated<'static>, base: u64, map: u64, segments: &[(
     true
 }
 
-/// The cache file `file` of the directory `dir`, opened, and whether the
-/// cache server vouches for this version; None if there is none.
-fn open(dir: &CStr, file: &[u8]) -> Result<Option<(sys::OwnedFd, bool)>, Unused> {
-    let served = if crate::options::get().persist_server {
-        crate::persistence::server::open_served(dir, files::file_name(file))
-    } else {
-        Served::Unknown
-    };
-    match served {
-        Served::File(fd) => files::trusted(fd).map(|fd| Some((fd, true))).map_err(|_| Unused::Untrusted),
-        Served::Absent => Ok(None),
-        Served::Unknown => match files::open_trusted(file) {
-            Ok(fd) => Ok(Some((fd, false))),
-            Err("absent") => Ok(None),
-            Err(_) => Err(Unused::Untrusted),
-        },
+/// How a cache file was opened.
+struct Opened {
+    fd: sys::OwnedFd,
+    /// This version passed every check before (its memo names it), or the
+    /// cache server checked it whole: its zones need not be hashed.
+    checked: bool,
+    served: bool,
+}
+
+/// The cache file `file` of the directory `dir`, opened; None if there is
+/// none. A version whose memo says it passed every check is opened here;
+/// any other is asked of the cache server, whose descriptor spares the
+/// process hashing its zones (warm runs of files the server published,
+/// whose memos name them, never wait on the server).
+fn open(dir: &CStr, file: &[u8]) -> Result<Option<Opened>, Unused> {
+    let own = files::open_trusted(file);
+    if let Ok(fd) = &own {
+        if crate::os::modules::identity_of(fd).is_some_and(|id| files::verified_before(file, id)) {
+            return own.map(|fd| Some(Opened { fd, checked: true, served: false })).map_err(|_| Unused::Untrusted);
+        }
+    }
+    if crate::options::get().persist_server {
+        match crate::persistence::server::open_served(dir, files::file_name(file)) {
+            Served::File(fd) => return files::trusted(fd).map(|fd| Some(Opened { fd, checked: true, served: true })).map_err(|_| Unused::Untrusted),
+            Served::Absent if own.is_err() => return Ok(None),
+            Served::Absent | Served::Unknown => {}
+        }
+    }
+    match own {
+        Ok(fd) => Ok(Some(Opened { fd, checked: false, served: false })),
+        Err("absent") => Ok(None),
+        Err(_) => Err(Unused::Untrusted),
     }
 }
 
@@ -440,7 +456,7 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, 
     if !range_room() {
         return Err(Unused::NoRoom);
     }
-    let Some((fd, served)) = open(dir, file)? else { return Ok(None) };
+    let Some(Opened { fd, checked, served }) = open(dir, file)? else { return Ok(None) };
     let file_identity = crate::os::modules::identity_of(&fd);
     let len = file_identity.map_or(0, |id| id.size);
     if len < persist::header::HEADER_LEN as u64 {
@@ -465,7 +481,7 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, 
     // The zones' hashes are checked once per version of the file (the
     // memo names the file's identity, which any write changes), and not
     // at all for a version the server checked.
-    let verified_before = served || file_identity.is_some_and(|id| files::verified_before(file, id));
+    let verified_before = checked;
     let depth = if verified_before { persist::Depth::Trusted } else { persist::Depth::Full };
     let v = match persist::validate_with(bytes, depth) {
         Ok(v) => v,

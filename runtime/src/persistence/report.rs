@@ -82,6 +82,33 @@ pub(crate) fn append_summary(client: &str, text: &str) -> bool {
     true
 }
 
+/// This process ends the run `dbirun` left to it (`-record_run`), with
+/// `status` (`exit N`, `signal N`): the report gets the run's end and is
+/// renamed pending, at once whole, for the cache index; the directory's
+/// cache server, if there is one, is asked to record it now, else the
+/// next recorder (dbirun, any cachetool command) does. Nothing for any
+/// other process of the run.
+pub(crate) fn end_run(status: core::fmt::Arguments<'_>) {
+    let options = crate::options::get();
+    let (Some(run), Some(file), Some(dir)) = (options.record_run, options.persist_report, options.persist_dir) else { return };
+    let pid = crate::os::sys::getpid();
+    if run.pid != pid {
+        return;
+    }
+    let now = crate::os::sys::unix_time_ns();
+    let end = persist::run_report::RunEnd {
+        time: (now / 1_000_000_000) as i64,
+        duration_ms: now.saturating_sub(run.start_ns) / 1_000_000,
+        exit_status: alloc::format!("{status}"),
+        command: String::from_utf8_lossy(run.command.as_bytes()).into_owned(),
+    };
+    crate::os::sys::write_file(file.as_bytes_with_nul(), end.lines().as_bytes(), true);
+    let pending = alloc::format!("{dir}/{}\0", persist::cache_dir::pending_report_name(now as u128, pid));
+    if crate::os::sys::rename(file.as_bytes_with_nul(), pending.as_bytes()).is_ok() && options.persist_server {
+        crate::persistence::server::ask_to_record(&dir);
+    }
+}
+
 /// Appends this process's report: events since the last one, then its
 /// counters so far as a `process PID.IMAGE ...` line (the last such line
 /// of an image counts).

@@ -78,6 +78,16 @@ pub(crate) fn connect(dir: &CStr) -> Option<Server> {
     }
 }
 
+/// Asks the server of `dir` to record the runs left pending, without
+/// waiting for its answer (the app's end is not delayed by a round trip;
+/// a request lost with a dying server leaves the run pending for the next
+/// recorder).
+pub(crate) fn ask_to_record(dir: &CStr) {
+    if let Some(server) = connect(dir) {
+        let _ = server.0.send(&protocol::frame(Kind::Ingest, b""), None);
+    }
+}
+
 impl Server {
     pub(crate) fn raw_fd(&self) -> i32 {
         self.0.raw_fd()

@@ -394,7 +394,7 @@ pub(crate) fn deliver_pending(ctx: &mut ThreadContext, pc: u64) -> u64 {
             // ignore exactly as it would natively.
             // (An ignored synchronous fault kills too: the kernel forces it.)
             if terminates_by_default(p.sig) {
-                crate::process_end::process_exit(ctx, crate::process_end::Reason::FatalSignal);
+                crate::process_end::process_exit(ctx, crate::process_end::Reason::FatalSignal(p.sig as i32));
             }
             let _ = signal::sigaction(p.sig, Some(&KernelSigaction::default()), None);
             set_app_action(p.sig, KernelSigaction::default());
