@@ -70,14 +70,21 @@ warm_up() {
     "$ROOT/target/release/cachetool" --dir "$CACHE/$(id -u)" server sync >/dev/null 2>&1 || true
 }
 
+# outcome CMD...: "<exit status> <md5 of stdout>" of one run.
+outcome() {
+    local status=0
+    "$@" >"$OUT/outcome.stdout" 2>/dev/null || status=$?
+    echo "$status $(md5sum <"$OUT/outcome.stdout")"
+}
+
 # same_output [dbirun options] -- CMD...: whether a warm run under dbirun
-# prints what the program prints natively (so a run that does nothing
-# posts no time).
+# ends and prints as the program does natively (so a run that does
+# nothing posts no time).
 same_output() {
     local opts=()
     while [[ "$1" != "--" ]]; do opts+=("$1"); shift; done
     shift
-    [[ "$("$@" 2>/dev/null | md5sum)" == "$("$DBIRUN" -persist -persist_dir "$CACHE" "${opts[@]}" -- "$@" 2>/dev/null | md5sum)" ]]
+    [[ "$(outcome "$@")" == "$(outcome "$DBIRUN" -persist -persist_dir "$CACHE" "${opts[@]}" -- "$@")" ]]
 }
 
 i=0
@@ -110,8 +117,8 @@ ratio_goal "warm python3 -m unittest" 1.3 "$RUNS" -- $UNITTEST
 ratio_goal "python3 sum of 20M squares" 1.3 "$LONG_RUNS" -- $LOOP
 ratio_goal "sha256sum 200 MB" 1.05 "$LONG_RUNS" -- sha256sum "$OUT/data200M"
 ratio_goal "xz -T2 20 MB" 1.05 "$LONG_RUNS" -- xz -T2 -1 --block-size=4MiB -c "$OUT/data20M"
-ratio_goal "-c drcov warm make -B -j2" 1.5 "$RUNS" -c drcov -logdir "$OUT" -- make -s -B -j2 -C "$OUT/proj20"
-ratio_goal "-c drcov warm unittest" 1.5 "$RUNS" -c drcov -logdir "$OUT" -- $UNITTEST
+ratio_goal "-c drcov warm make -B -j2" 1.5 "$RUNS" -logdir "$OUT" -c drcov -- make -s -B -j2 -C "$OUT/proj20"
+ratio_goal "-c drcov warm unittest" 1.5 "$RUNS" -logdir "$OUT" -c drcov -- $UNITTEST
 
 # -c bbcount against -c null on sha256sum (both warm).
 i=$((i + 1))
