@@ -123,10 +123,10 @@ ratio_goal "-c drcov warm unittest" 1.5 "$RUNS" -logdir "$OUT" -c drcov -- $UNIT
 # -c bbcount against -c null on sha256sum (both warm).
 i=$((i + 1))
 echo "[$i] bbcount vs null on sha256sum" >&2
-warm_up -c null -- sha256sum "$OUT/data200M"
-warm_up -c bbcount -- sha256sum "$OUT/data200M"
-null_ms="$(RUNS=$LONG_RUNS time_cmd "$OUT/$i-null.json" -- "$DBIRUN" -persist -persist_dir "$CACHE" -c null -- sha256sum "$OUT/data200M")"
-bb_ms="$(RUNS=$LONG_RUNS time_cmd "$OUT/$i-bb.json" -- "$DBIRUN" -persist -persist_dir "$CACHE" -c bbcount -- sha256sum "$OUT/data200M")"
+warm_up -logdir "$OUT" -c null -- sha256sum "$OUT/data200M"
+warm_up -logdir "$OUT" -c bbcount -- sha256sum "$OUT/data200M"
+null_ms="$(RUNS=$LONG_RUNS time_cmd "$OUT/$i-null.json" -- "$DBIRUN" -persist -persist_dir "$CACHE" -logdir "$OUT" -c null -- sha256sum "$OUT/data200M")"
+bb_ms="$(RUNS=$LONG_RUNS time_cmd "$OUT/$i-bb.json" -- "$DBIRUN" -persist -persist_dir "$CACHE" -logdir "$OUT" -c bbcount -- sha256sum "$OUT/data200M")"
 goal "-c bbcount / -c null, sha256sum ($bb_ms / $null_ms ms)" 1.10 "$(ratio "$null_ms" "$bb_ms")"
 
 # Cold against DynamoRIO cold, when a drrun is given.

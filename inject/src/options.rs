@@ -129,7 +129,7 @@ struct Cli {
     /// With -aot: print a progress line every 16,384 blocks of a module
     #[arg(long = "aot_progress", hide = true)]
     aot_progress: bool,
-    /// With -aot: write a module's blocks to its file every N blocks and reuse their memory (default 131072; about 1 KiB each)
+    /// With -aot: write a module's blocks to its file every N blocks and reuse their memory (default 262144; about 1 KiB each)
     #[arg(long = "aot_batch", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     aot_batch: Option<u64>,
     /// Run child processes natively instead of under the runtime

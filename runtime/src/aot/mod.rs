@@ -79,7 +79,7 @@ const MAX_BLOCKS: usize = 16_000_000;
 /// `-aot_batch` says: they are written to the module's file and their
 /// memory reused, so a libLLVM-sized module takes the memory of this many
 /// blocks (about 1 KiB each while translated) and of writing its file.
-const BATCH: usize = 131_072;
+const BATCH: usize = 262_144;
 
 /// With `-aot_progress`, a line every this many blocks of a module:
 /// `dbirun: aot: progress: PATH: N blocks` (cachetool's progress bar

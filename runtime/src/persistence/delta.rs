@@ -100,13 +100,15 @@ fn write_segment(
     let here: HashMap<u64, u64> = blocks.iter().map(|(b, f)| (b.tag, f.start)).collect();
     let first_exit = index.exits.len() as u32;
     let segment = index.segments.len() as u32;
+    // One buffer for every exit's file form (a huge module has millions).
+    let mut form = Vec::with_capacity(16);
     for (b, f) in blocks {
         let block_first_exit = index.exits.len() as u32;
         for e in &f.exits {
             let at = x_off(e.branch);
             let forward = here.get(&e.target).copied().filter(|&t| t > e.branch);
             // The branch was emitted padded to the file form's length.
-            let mut form = Vec::with_capacity(encoder::persistable_exit_len(e.cond));
+            form.clear();
             match forward {
                 // Forward in the same segment: a direct branch. A path of
                 // those always ends, at a slot (which can be unlinked),

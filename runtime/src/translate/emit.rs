@@ -326,5 +326,7 @@ pub(crate) fn emit(tag: u64, app_end: u64, ops: &[MangledOp], place: Placement, 
     .ok_or(EmitError::Full)?;
     debug_assert_eq!(start, base);
     crate::stats::add(&crate::stats::STATS.links, links);
+    // Kept for the fragment's life: sized to what it holds, not to the ops.
+    translations.shrink_to_fit();
     Ok(Fragment { tag, app_end, start, size: code.len() as u32, exits, incoming: Vec::new(), translations })
 }
