@@ -21,13 +21,7 @@ uid=$(id -u)
 ensure_hyperfine
 build_workspace
 make_build_inputs
-mkdir -p "$OUT/tests"
-cat >"$OUT/tests/test_two.py" <<'PY'
-import unittest
-class Two(unittest.TestCase):
-    def test_sum(self): self.assertEqual(sum([1, 2, 3]), 6)
-    def test_upper(self): self.assertEqual("a".upper(), "A")
-PY
+make_unittest_inputs
 
 GCC_LIB=$(dirname "$(gcc -print-prog-name=cc1)")
 # name|programs to translate ahead of time|command

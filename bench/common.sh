@@ -41,6 +41,44 @@ C
         >"$OUT/proj/Makefile"
 }
 
+# $OUT/proj20: a make project of 20 C files (19 parts and a main).
+make_proj20() {
+    mkdir -p "$OUT/proj20"
+    for n in $(seq 1 19); do
+        printf 'int part%d(int x) { int s = 0; for (int i = 0; i < x; i++) s += i * %d; return s; }\n' "$n" "$n" >"$OUT/proj20/part$n.c"
+    done
+    {
+        for n in $(seq 1 19); do printf 'int part%d(int);\n' "$n"; done
+        printf '#include <stdio.h>\nint main(void) { int s = 0;\n'
+        for n in $(seq 1 19); do printf 's += part%d(%d);\n' "$n" "$n"; done
+        printf 'printf("%%d\\n", s); return 0; }\n'
+    } >"$OUT/proj20/main.c"
+    printf 'OBJS := $(patsubst %%.c,%%.o,$(wildcard *.c))\nprog: $(OBJS)\n\t$(CC) -o $@ $^\n%%.o: %%.c\n\t$(CC) -O2 -c $<\n' >"$OUT/proj20/Makefile"
+}
+
+# $OUT/data20M (compressible words, the same every run) and $OUT/data200M.
+make_data_inputs() {
+    "$PY" -c 'import sys, random
+r = random.Random(7)
+words = [bytes(r.choice(b"abcdefghij") for _ in range(r.randint(2, 9))) for _ in range(5000)]
+out = bytearray()
+while len(out) < 20 << 20:
+    out += b" ".join(r.choice(words) for _ in range(12)) + b"\n"
+sys.stdout.buffer.write(out[:20 << 20])' >"$OUT/data20M"
+    head -c $((200 << 20)) /dev/zero | tr '\0' 'x' >"$OUT/data200M"
+}
+
+# $OUT/tests: a unittest directory of two quick tests.
+make_unittest_inputs() {
+    mkdir -p "$OUT/tests"
+    cat >"$OUT/tests/test_two.py" <<'PY'
+import unittest
+class Two(unittest.TestCase):
+    def test_sum(self): self.assertEqual(sum([1, 2, 3]), 6)
+    def test_upper(self): self.assertEqual("a".upper(), "A")
+PY
+}
+
 as_root() {
     if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi
 }

@@ -22,33 +22,9 @@ CACHE="$OUT/cache"
 ensure_hyperfine
 build_workspace
 make_build_inputs
-mkdir -p "$OUT/proj20" "$OUT/tests"
-for n in $(seq 1 20); do
-    printf '#include <stdio.h>\nint f%d(int x) { int s = 0; for (int i = 0; i < x; i++) s += i ^ %d; return s; }\n' "$n" "$n" >"$OUT/proj20/f$n.c"
-done
-{
-    printf '#include <stdio.h>\n'
-    for n in $(seq 1 20); do printf 'int f%d(int);\n' "$n"; done
-    printf 'int main(void) { int s = 0;\n'
-    for n in $(seq 1 20); do printf ' s += f%d(%d);\n' "$n" "$n"; done
-    printf ' printf("%%d\\n", s); return 0; }\n'
-} >"$OUT/proj20/main.c"
-printf 'OBJ := $(patsubst %%.c,%%.o,$(wildcard *.c))\nprog: $(OBJ)\n\t$(CC) -o $@ $^\n%%.o: %%.c\n\t$(CC) -O2 -c $<\n' >"$OUT/proj20/Makefile"
-cat >"$OUT/tests/test_two.py" <<'PY'
-import unittest
-class Two(unittest.TestCase):
-    def test_sum(self): self.assertEqual(sum([1, 2, 3]), 6)
-    def test_upper(self): self.assertEqual("a".upper(), "A")
-PY
-head -c $((200 << 20)) /dev/zero | tr '\0' 'x' >"$OUT/data200M"
-"$PY" -c 'import random, sys
-r = random.Random(7)
-words = [bytes(r.choice(b"abcdefghij") for _ in range(r.randint(2, 9))) for _ in range(5000)]
-out = bytearray()
-while len(out) < 20 << 20:
-    out += b" ".join(r.choice(words) for _ in range(12)) + b"\n"
-sys.stdout.buffer.write(out[:20 << 20])' >"$OUT/data20M"
-
+make_proj20
+make_unittest_inputs
+make_data_inputs
 echo 'sum(i * i for i in range(20_000_000))' >"$OUT/loop.py"
 UNITTEST="$PY -m unittest discover -q -s $OUT/tests"
 LOOP="$PY $OUT/loop.py"

@@ -11,15 +11,7 @@ DBIRUN_OPTS="${DBIRUN_OPTS:-}"
 # Inputs: the build inputs, and data for xz and sha256sum.
 make_inputs() {
     make_build_inputs
-    # Deterministic, compressible data: xz's output is then the same every run.
-    "$PY" -c 'import sys, random
-r = random.Random(7)
-words = [bytes(r.choice(b"abcdefghij") for _ in range(r.randint(2, 9))) for _ in range(5000)]
-out = bytearray()
-while len(out) < 20 << 20:
-    out += b" ".join(r.choice(words) for _ in range(12)) + b"\n"
-sys.stdout.buffer.write(out[:20 << 20])' >"$OUT/data20M"
-    head -c $((200 << 20)) /dev/zero | tr '\0' 'x' >"$OUT/data200M"
+    make_data_inputs
 }
 
 # name|command; commands are split by hyperfine itself (-N: no shell in the timing).

@@ -21,17 +21,7 @@ CACHETOOL="$ROOT/target/release/cachetool"
 ensure_hyperfine
 build_workspace
 make_build_inputs
-mkdir -p "$OUT/proj20"
-for n in $(seq 1 19); do
-    printf 'int part%d(int x) { int s = 0; for (int i = 0; i < x; i++) s += i * %d; return s; }\n' "$n" "$n" >"$OUT/proj20/part$n.c"
-done
-{
-    for n in $(seq 1 19); do printf 'int part%d(int);\n' "$n"; done
-    printf '#include <stdio.h>\nint main(void) { int s = 0;\n'
-    for n in $(seq 1 19); do printf 's += part%d(%d);\n' "$n" "$n"; done
-    printf 'printf("%%d\\n", s); return 0; }\n'
-} >"$OUT/proj20/main.c"
-printf 'OBJS := $(patsubst %%.c,%%.o,$(wildcard *.c))\nprog: $(OBJS)\n\t$(CC) -o $@ $^\n%%.o: %%.c\n\t$(CC) -O2 -c $<\n' >"$OUT/proj20/Makefile"
+make_proj20
 
 uid=$(id -u)
 SRV="$OUT/server-cache"
