@@ -123,22 +123,22 @@ impl Index {
     /// A run report whose run's process died without writing the run's
     /// end (killed by SIGKILL, or by a signal the runtime could not see):
     /// the end is taken from the report's last write, with an unknown
-    /// status, and the report left pending like any other.
+    /// status, and the report left pending like any other. Only a report
+    /// that names its run's command (dbirun writes it first when it execs
+    /// the runtime) is a run; any other (lines a run's late child appended
+    /// after the run was recorded) is a leftover, for prune.
     fn finish_orphaned_report(&self, name: &str, pid: i32, started_ns: u128) {
         let path = self.dir().join(name);
         let Ok(meta) = std::fs::metadata(&path) else { return };
         let last_ns = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(started_ns, |d| d.as_nanos());
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         let pending = self.dir().join(persist::cache_dir::pending_report_name(last_ns, pid as u32));
-        let mut end = crate::run_report::parse(&text).ended.unwrap_or_default();
+        let Some(mut end) = crate::run_report::parse(&text).ended.filter(|e| !e.command.is_empty()) else { return };
         if end.exit_status.is_empty() {
             // Died before its end was written (else only the rename is left).
             end.time = (last_ns / 1_000_000_000) as i64;
             end.duration_ms = (last_ns.saturating_sub(started_ns) / 1_000_000) as u64;
             end.exit_status = "unknown".into();
-            if end.command.is_empty() {
-                end.command = "?".into();
-            }
             // A process killed mid-line left that line unfinished.
             let sep = if text.is_empty() || text.ends_with('\n') { "" } else { "\n" };
             if std::fs::write(&path, format!("{text}{sep}{}", end.lines())).is_err() {
