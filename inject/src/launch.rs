@@ -133,26 +133,31 @@ fn install_forwarding() -> Saved {
     }
 }
 
-/// Runs `argv[0]` with `argv` (environment unchanged) and waits for it.
+/// `argv` for execv: the strings, and the null-terminated array of
+/// pointers into them (valid while the strings live).
+fn c_argv(argv: &[OsString]) -> (Vec<CString>, Vec<*const libc::c_char>) {
+    let c_args: Vec<CString> = argv.iter().map(|a| cstring(a)).collect();
+    let mut c_ptrs: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
+    c_ptrs.push(ptr::null());
+    (c_args, c_ptrs)
+}
+
 /// Replaces dbirun with the runtime (argv[0]) in this process, so the
 /// application runs in dbirun's own process with nothing waiting on it;
 /// returns only if exec failed.
 pub fn exec(argv: &[OsString]) -> LaunchError {
-    let c_args: Vec<CString> = argv.iter().map(|a| cstring(a)).collect();
-    let mut c_ptrs: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
-    c_ptrs.push(ptr::null());
+    let (_c_args, c_ptrs) = c_argv(argv);
     // SAFETY: NUL-terminated strings and a null-terminated array, alive
     // across the call.
     unsafe { libc::execv(c_ptrs[0], c_ptrs.as_ptr()) };
     LaunchError::Exec { runtime: argv[0].clone(), errno: Errno::last() }
 }
 
+/// Runs `argv[0]` with `argv` (environment unchanged) and waits for it.
 pub fn run(argv: &[OsString]) -> Result<ChildEnd, LaunchError> {
     // Everything the child needs is built before fork: after it only
     // async-signal-safe calls are allowed, and allocation is not one.
-    let c_args: Vec<CString> = argv.iter().map(|a| cstring(a)).collect();
-    let mut c_ptrs: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
-    c_ptrs.push(ptr::null());
+    let (_c_args, c_ptrs) = c_argv(argv);
 
     // Exec failures come back through a close-on-exec pipe: EOF means exec worked.
     let (read_end, write_end): (OwnedFd, OwnedFd) =

@@ -132,7 +132,6 @@ impl Index {
         let Ok(meta) = std::fs::metadata(&path) else { return };
         let last_ns = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(started_ns, |d| d.as_nanos());
         let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let pending = self.dir().join(persist::cache_dir::pending_report_name(last_ns, pid as u32));
         let Some(mut end) = crate::run_report::parse(&text).ended.filter(|e| !e.command.is_empty()) else { return };
         if end.exit_status.is_empty() {
             // Died before its end was written (else only the rename is left).
@@ -145,7 +144,7 @@ impl Index {
                 return;
             }
         }
-        let _ = std::fs::rename(&path, pending);
+        let _ = std::fs::rename(&path, self.dir().join(persist::cache_dir::pending_report_name(last_ns, pid as u32)));
     }
 
     pub fn record(&mut self, run: &Run<'_>) -> Result<i64, Error> {

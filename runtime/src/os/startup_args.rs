@@ -59,13 +59,7 @@ impl CStr {
     }
 
     pub(crate) fn parse_decimal(&self) -> Option<usize> {
-        let b = self.as_bytes();
-        if b.is_empty() || b.len() > 9 {
-            return None;
-        }
-        b.iter().try_fold(0usize, |acc, &c| {
-            c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as usize)
-        })
+        self.parse_u64().filter(|_| self.len <= 9).map(|n| n as usize)
     }
 }
 

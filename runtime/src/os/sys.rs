@@ -62,7 +62,6 @@ pub(crate) mod nr {
     pub(crate) const MMAP: u64 = 9;
     pub(crate) const MPROTECT: u64 = 10;
     pub(crate) const MUNMAP: u64 = 11;
-    pub(crate) const MADVISE: u64 = 28;
     pub(crate) const BRK: u64 = 12;
     pub(crate) const RT_SIGACTION: u64 = 13;
     pub(crate) const RT_SIGPROCMASK: u64 = 14;
@@ -231,8 +230,8 @@ pub(crate) unsafe fn munmap(addr: u64, len: u64) -> Result<()> {
 /// # Safety
 /// Nothing may still use what the range holds.
 pub(crate) unsafe fn discard_pages(addr: u64, len: u64) -> Result<()> {
-    const MADV_DONTNEED: u64 = 4;
-    check(unsafe { syscall(nr::MADVISE, addr, len, MADV_DONTNEED) }).map(drop)
+    // SAFETY: the caller's promise.
+    unsafe { rustix::mm::madvise(addr as *mut core::ffi::c_void, len as usize, rustix::mm::Advice::LinuxDontNeed) }
 }
 
 /// # Safety

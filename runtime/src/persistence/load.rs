@@ -431,12 +431,8 @@ struct Opened {
 /// whose memos name them, never wait on the server).
 fn open(dir: &CStr, file: &[u8]) -> Result<Option<Opened>, Unused> {
     let own = files::open_trusted(file);
-    if let Ok(fd) = &own {
-        if crate::os::modules::identity_of(fd).is_some_and(|id| files::verified_before(file, id)) {
-            return own.map(|fd| Some(Opened { fd, checked: true, served: false })).map_err(|_| Unused::Untrusted);
-        }
-    }
-    if crate::options::get().persist_server {
+    let vouched = own.as_ref().is_ok_and(|fd| crate::os::modules::identity_of(fd).is_some_and(|id| files::verified_before(file, id)));
+    if !vouched && crate::options::get().persist_server {
         match crate::persistence::server::open_served(dir, files::file_name(file)) {
             Served::File(fd) => return files::trusted(fd).map(|fd| Some(Opened { fd, checked: true, served: true })).map_err(|_| Unused::Untrusted),
             Served::Absent if own.is_err() => return Ok(None),
@@ -444,7 +440,7 @@ fn open(dir: &CStr, file: &[u8]) -> Result<Option<Opened>, Unused> {
         }
     }
     match own {
-        Ok(fd) => Ok(Some(Opened { fd, checked: false, served: false })),
+        Ok(fd) => Ok(Some(Opened { fd, checked: vouched, served: false })),
         Err("absent") => Ok(None),
         Err(_) => Err(Unused::Untrusted),
     }
@@ -481,13 +477,12 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, 
     // The zones' hashes are checked once per version of the file (the
     // memo names the file's identity, which any write changes), and not
     // at all for a version the server checked.
-    let verified_before = checked;
-    let depth = if verified_before { persist::Depth::Trusted } else { persist::Depth::Full };
+    let depth = if checked { persist::Depth::Trusted } else { persist::Depth::Full };
     let v = match persist::validate_with(bytes, depth) {
         Ok(v) => v,
         Err(r) => return give_back(Unused::Invalid(r)),
     };
-    if !verified_before {
+    if !checked {
         if let Some(id) = file_identity {
             files::note_verified(file, id);
         }

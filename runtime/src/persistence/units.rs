@@ -58,10 +58,12 @@ impl Unit {
     /// one when translating `ahead_of_time`).
     pub(crate) fn current_segment(&mut self, cache: &mut CodeCache, ahead_of_time: bool) -> Option<u32> {
         if self.segments.last().is_none_or(|s| !s.has_room_for_a_block()) {
-            let len = match () {
-                _ if ahead_of_time => AOT_SEGMENT,
-                _ if self.segments.is_empty() => FIRST_SEGMENT,
-                _ => LATER_SEGMENT,
+            let len = if ahead_of_time {
+                AOT_SEGMENT
+            } else if self.segments.is_empty() {
+                FIRST_SEGMENT
+            } else {
+                LATER_SEGMENT
             };
             let region = cache.take_region(len)?;
             self.segments.push(LiveSegment::new(region, len, self.module_base));
