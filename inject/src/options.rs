@@ -45,6 +45,8 @@ pub struct Options {
     pub aot_batch: Option<u64>,
     pub no_follow_children: bool,
     pub no_native_exec: bool,
+    /// -traces: join hot paths of blocks into traces.
+    pub traces: bool,
     /// Where clients write their output files; made absolute like persist_dir.
     pub logdir: Option<PathBuf>,
     pub clients: Vec<ClientSpec>,
@@ -138,6 +140,9 @@ struct Cli {
     /// Test only: never run any code natively (disables the runtime's native-execution shortcuts)
     #[arg(long = "no_native_exec", hide = true)]
     no_native_exec: bool,
+    /// Join hot paths of blocks into traces (code built from the path a loop actually runs, indirect branches checked in line)
+    #[arg(long = "traces")]
+    traces: bool,
     /// Directory for client output files (default: the current directory)
     #[arg(long = "logdir", value_name = "DIR")]
     logdir: Option<PathBuf>,
@@ -224,6 +229,11 @@ const KNOWN: &[Known] = &[
     Known {
         canonical: "--no_native_exec",
         spellings: &["-no_native_exec", "--no_native_exec", "--no-native-exec"],
+        takes_value: false,
+    },
+    Known {
+        canonical: "--traces",
+        spellings: &["-traces", "--traces"],
         takes_value: false,
     },
     Known {
@@ -453,6 +463,7 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, UsageError> {
         aot_batch: cli.aot_batch,
         no_follow_children: cli.no_follow_children,
         no_native_exec: cli.no_native_exec,
+        traces: cli.traces,
         logdir: cli.logdir,
         clients,
         app,
@@ -500,6 +511,7 @@ pub fn parse_with_defaults(args: &[OsString], env_options: Option<&OsStr>) -> Re
         aot_batch: o.aot_batch.or(defaults.aot_batch),
         no_follow_children: o.no_follow_children || defaults.no_follow_children,
         no_native_exec: o.no_native_exec || defaults.no_native_exec,
+        traces: o.traces || defaults.traces,
         logdir: o.logdir.or(defaults.logdir),
         clients: if o.clients.is_empty() { defaults.clients } else { o.clients },
         app: o.app,

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! dbi-runtime [-v] [-stats] [-persist] [-persist_dir ABS_DIR] [-persist_report ABS_FILE] [-persist_server] [-aot] [-aot_progress] [-aot_batch N] [-aot_seeds ABS_FILE] [-no_follow_children]
-//!             [-no_native_exec] [-record_run PID START_NS COMMAND] [-logdir ABS_DIR] [-c NAME COUNT OPT_1 ... OPT_COUNT]...
+//!             [-no_native_exec] [-traces] [-record_run PID START_NS COMMAND] [-logdir ABS_DIR] [-c NAME COUNT OPT_1 ... OPT_COUNT]...
 //!             -- APP_PATH ARGV0 [ARG...]
 //! ```
 //!
@@ -75,6 +75,7 @@ pub fn runtime_argv(
         (opts.aot_progress, "-aot_progress"),
         (opts.no_follow_children, "-no_follow_children"),
         (opts.no_native_exec, "-no_native_exec"),
+        (opts.traces, "-traces"),
     ];
     argv.extend(
         flags_after_dir
@@ -137,6 +138,7 @@ mod tests {
             logdir: None,
             no_follow_children: false,
             no_native_exec: false,
+            traces: false,
             clients: vec![],
             app: "ls".into(),
             app_args: vec!["-la".into(), "/usr".into()],
@@ -173,6 +175,7 @@ mod tests {
             logdir: None,
             no_follow_children: true,
             no_native_exec: true,
+            traces: true,
             clients: vec![
                 ClientSpec {
                     name: "null".into(),
@@ -201,6 +204,7 @@ mod tests {
                 "-persist_server",
                 "-no_follow_children",
                 "-no_native_exec",
+                "-traces",
                 "-c",
                 "null",
                 "3",

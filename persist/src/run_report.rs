@@ -83,6 +83,8 @@ pub const STATS_FIELDS: &[(&str, &str)] = &[
     ("blocks_flushed", "blocks flushed"),
     ("system_calls", "system calls"),
     ("translation_ns", "translation time"),
+    ("traces_built", "traces built"),
+    ("trace_blocks", "blocks in traces"),
     ("blocks_loaded", "blocks loaded"),
     ("blocks_registered", "blocks registered"),
     ("aot_blocks_loaded", "AOT blocks loaded"),

@@ -3,6 +3,7 @@
 //! links the exit it came through, and re-enters the cache.
 
 use crate::context_switch::enter_cache;
+use crate::monitor::{Arrival, Step};
 use crate::stats::{self, STATS};
 use crate::thread::ThreadContext;
 use crate::translate::emit::{self, ExitData, ExitKind};
@@ -41,7 +42,25 @@ fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<Lin
         ctx.next_pc = pc;
         let mut guard = crate::translator::lock();
         let tr = guard.as_mut().expect("translator");
-        if indirect && linked_from.is_none() {
+        let mut step = Step::Normal;
+        if crate::options::get().traces {
+            let arrival = match linked_from {
+                Some(from) => Arrival::Direct { stub: from.stub },
+                None if indirect => Arrival::Indirect,
+                None => Arrival::Other,
+            };
+            let sp = ctx.gpr[crate::thread::reg::RSP];
+            step = tr.monitor(ctx as *const ThreadContext as u64, pc, arrival, sp, ctx.is_vfork_child == 0);
+            match step {
+                Step::Enter(start) => {
+                    tr.ibl.publish(ctx);
+                    break start;
+                }
+                Step::Unlinked => linked_from = None,
+                Step::Normal => {}
+            }
+        }
+        if indirect && linked_from.is_none() && matches!(step, Step::Normal) {
             if let Some(start) = tr.file_block_for_lookup(pc) {
                 stats::add(&STATS.ibl_misses, 1);
                 tr.ibl.insert(pc, start);
@@ -64,7 +83,7 @@ fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<Lin
             let retired = matches!(from.patch, Patch::Slot(slot) if tr.loaded.in_retired_file(slot));
             if !retired {
                 link::link(from.patch, start);
-                tr.fragments.note_link(pc, from.patch, from.stub);
+                tr.note_link(pc, start, from.patch, from.stub);
             }
         }
         if indirect {

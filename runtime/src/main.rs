@@ -2,8 +2,9 @@
 //! from a code cache.
 //!
 //! Layers, each importing only the ones below it (docs/design.md):
-//! `entry` and `dispatch` (the loop) -> `emulation` (the app's system
-//! calls), `signals` -> `translator` (shared state, flush and persist API),
+//! `entry` and `dispatch` (the loop) -> `monitor` (trace heads and
+//! recording) -> `emulation` (the app's system calls), `signals` ->
+//! `translator` (shared state, flush and persist API),
 //! `client_host`, `process_end` -> `persistence`, `translate` (the pipeline:
 //! `bb_builder` -> `mangle` -> `emit` -> `link`) -> `os`. `context_switch`
 //! (the assembly between the cache and the runtime), `thread`, `stats`,
@@ -21,6 +22,7 @@ extern crate alloc;
 
 #[macro_use]
 mod log;
+mod monitor;
 mod emulation;
 mod os;
 mod persistence;

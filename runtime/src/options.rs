@@ -14,6 +14,8 @@ pub(crate) struct Options {
     /// `-no_native_exec`: map application code without PROT_EXEC, so any
     /// instruction that escapes the code cache faults (a test-only option).
     pub(crate) no_native_exec: bool,
+    /// `-traces`: join hot paths of blocks into traces (`monitor.rs`).
+    pub(crate) traces: bool,
     /// `-no_follow_children`: run exec'd programs natively.
     pub(crate) no_follow_children: bool,
     /// `-persist`: keep translated code in per-module cache files.
@@ -90,6 +92,7 @@ pub(crate) fn parse(args: &[CStr]) -> Command {
             b"-stats" => opts.stats = true,
             b"-no_native_exec" => opts.no_native_exec = true,
             b"-no_follow_children" => opts.no_follow_children = true,
+            b"-traces" => opts.traces = true,
             b"-persist" => opts.persist = true,
             b"-persist_server" => opts.persist_server = true,
             b"-aot" => opts.aot = true,

@@ -7,8 +7,9 @@ use spin::Mutex;
 
 use crate::translate::code_cache::CodeCache;
 use crate::translate::emit::{self, EmitError, Placement};
-use crate::translate::fragment::{Fragment, FragmentTable};
+use crate::translate::fragment::{Fragment, FragmentTable, Patch};
 use crate::translate::ibl::IblTable;
+use crate::translate::trace_table::{Recording, TraceTable};
 use crate::translate::mangle::Addressing;
 use crate::persistence::load::LoadedFiles;
 use crate::persistence::units::{UnitBlock, Units};
@@ -25,6 +26,10 @@ pub(crate) struct Translator {
     pub(crate) units: Units,
     /// Persisted files in use.
     pub(crate) loaded: LoadedFiles,
+    /// Traces, their heads and recorded blocks' copies (`crate::monitor`).
+    pub(crate) traces: TraceTable,
+    /// The path a thread is recording, if one is.
+    pub(crate) recording: Option<Recording>,
 }
 
 static TRANSLATOR: Mutex<Option<Translator>> = Mutex::new(None);
@@ -41,7 +46,7 @@ impl Translator {
         if self.fragments.sandbox_stale(pc) {
             self.fragments.remove(pc);
         }
-        if let Some(f) = self.fragments.get(pc) {
+        if let Some(f) = self.traces.get(pc).or_else(|| self.fragments.get(pc)) {
             return Ok(f.start);
         }
         let module = if crate::options::get().persist { file_module(pc) } else { None };
@@ -74,7 +79,7 @@ impl Translator {
             .and_then(|(base, u, s)| self.emit_persistable(pc, end, &block, base, u, s, data))
             .unwrap_or_else(|| {
                 let ops = mangle::mangle(&block, Addressing::Absolute).expect("absolute addressing always works");
-                match emit::emit(pc, end, &ops, Placement::Cache(&mut self.cache), &self.fragments) {
+                match emit::emit(pc, end, &ops, Placement::Cache(&mut self.cache), link_targets(&self.fragments, &self.traces)) {
                     Ok(f) => f,
                     Err(_) => crate::log::fatal(70, format_args!("code cache full")),
                 }
@@ -95,18 +100,41 @@ impl Translator {
     /// registered there, without registering it (as blocks reached through
     /// a file's pre-linked exits are not): the lookup table alone needs it.
     pub(crate) fn file_block_for_lookup(&mut self, pc: u64) -> Option<u64> {
-        if !crate::options::get().persist || self.fragments.get(pc).is_some() {
+        if !crate::options::get().persist || self.fragments.get(pc).is_some() || self.traces.get(pc).is_some() {
             return None;
         }
         let m = file_module(pc)?;
-        self.loaded.load_once(&mut self.cache, &mut self.ibl, m.base, m.path, m.identity);
+        self.loaded.load_once(&mut self.cache, &mut self.ibl, &mut self.traces, m.base, m.path, m.identity);
         self.loaded.block_start(pc, m.base, m.identity)
+    }
+
+    /// Records that the exit patched at `patch` (stub `stub`) now jumps to
+    /// `start`, the fragment or trace for `target`.
+    pub(crate) fn note_link(&mut self, target: u64, start: u64, patch: Patch, stub: u64) {
+        if self.traces.get(target).is_some_and(|t| t.start == start) {
+            self.traces.note_link(target, patch, stub);
+        } else {
+            self.fragments.note_link(target, patch, stub);
+        }
+    }
+
+    /// The block at `pc` decoded and instrumented for the code cache (not
+    /// for a persisted file).
+    pub(crate) fn block_for_cache(&mut self, pc: u64, sp: u64) -> Result<bb_builder::BasicBlock, bb_builder::CodeFault> {
+        let mut block = bb_builder::build(pc, sp)?;
+        if crate::client_host::active() {
+            let mut ir = clients::api::BlockIr::new(pc, []);
+            ir.items = core::mem::take(&mut block.items);
+            crate::client_host::instrument(&mut ir, None);
+            block.items = ir.items;
+        }
+        Ok(block)
     }
 
     /// Registers the block at `pc` from its module's persisted file (loaded
     /// on the first miss in the module).
     fn from_file(&mut self, pc: u64, m: FileModule) -> Option<u64> {
-        self.loaded.load_once(&mut self.cache, &mut self.ibl, m.base, m.path, m.identity);
+        self.loaded.load_once(&mut self.cache, &mut self.ibl, &mut self.traces, m.base, m.path, m.identity);
         let fragment = self.loaded.register(pc, m.base, m.identity)?;
         let start = fragment.start;
         crate::translate::smc::after_build(pc, fragment.app_end);
@@ -130,7 +158,7 @@ impl Translator {
         let ops = mangle::mangle(block, Addressing::ModuleRelative { base })?;
         let unit = &mut self.units.units[unit];
         let place = Placement::Segment { segment: &mut unit.segments[segment as usize], module_base: base };
-        match emit::emit(pc, end, &ops, place, &self.fragments) {
+        match emit::emit(pc, end, &ops, place, link_targets(&self.fragments, &self.traces)) {
             Ok(f) => {
                 unit.blocks.push(UnitBlock { tag: pc, start: f.start, segment, data, ahead_of_time: crate::aot::translating() });
                 Some(f)
@@ -138,6 +166,13 @@ impl Translator {
             Err(EmitError::Full | EmitError::NotRelative) => None,
         }
     }
+}
+
+/// Where a new block's exits link at once: an existing block, never a
+/// trace head (entries to those are counted, or go to its trace, through
+/// the dispatcher).
+fn link_targets<'a>(fragments: &'a FragmentTable, traces: &'a TraceTable) -> impl Fn(u64) -> Option<u64> + 'a {
+    |t| if traces.is_head(t) { None } else { fragments.link_target(t).map(|f| f.start) }
 }
 
 /// A file-backed module, whose blocks can be persisted.
@@ -197,12 +232,17 @@ fn flush(lo: u64, hi: u64, changed: bool) {
     let mut guard = TRANSLATOR.lock();
     let Some(tr) = guard.as_mut() else { return };
     let mut tags = tr.fragments.flush_range(lo, hi);
+    let traces = tr.traces.flush_range(lo, hi);
+    if !tags.is_empty() || !traces.is_empty() {
+        // A path through the range may be being recorded.
+        tr.recording = None;
+    }
     for tag in tr.loaded.retire_overlapping(lo, hi, &mut tr.ibl) {
         if tr.fragments.remove(tag).is_some() {
             tags.push(tag);
         }
     }
-    for &tag in &tags {
+    for &tag in tags.iter().chain(&traces) {
         tr.ibl.remove(tag);
     }
     if changed && !tags.is_empty() {
@@ -282,6 +322,8 @@ pub(crate) fn init(ctx: &mut ThreadContext) {
         ibl: IblTable::new(),
         units: Units::default(),
         loaded: LoadedFiles::default(),
+        traces: TraceTable::default(),
+        recording: None,
     };
     tr.ibl.publish(ctx);
     *TRANSLATOR.lock() = Some(tr);
@@ -291,7 +333,7 @@ pub(crate) fn init(ctx: &mut ThreadContext) {
 pub(crate) fn translation_at(pc: u64) -> Option<(u64, crate::translate::mangle::Fixup)> {
     let guard = TRANSLATOR.lock();
     let tr = guard.as_ref()?;
-    match tr.fragments.containing(pc) {
+    match tr.fragments.containing(pc).or_else(|| tr.traces.containing(pc)) {
         Some(f) => f.translation_at(pc).map(|t| (t.app_pc, t.fixup)),
         None => tr.loaded.translation_at(pc),
     }
@@ -309,7 +351,7 @@ pub(crate) fn unlink_fragment_at(pc: u64) {
     if tr.loaded.unlink_file_at(pc) {
         return;
     }
-    let Some(f) = tr.fragments.containing(pc) else { return };
+    let Some(f) = tr.fragments.containing(pc).or_else(|| tr.traces.containing(pc)) else { return };
     for exit in &f.exits {
         link::unlink(exit.patch, exit.stub);
     }

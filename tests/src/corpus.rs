@@ -105,6 +105,12 @@ pub const PROGRAMS: &[Program] = &[
         runs: &[ok(&[])],
     },
     Program {
+        name: "trace_paths",
+        source: "trace_paths.c",
+        builds: ALL,
+        runs: &[ok(&["calls", "100000"]), ok(&["fault", "2000"]), ok(&["signal", "50"]), ok(&["smc", "500"])],
+    },
+    Program {
         name: "tail_calls",
         source: "tail_calls.c",
         builds: ALL,

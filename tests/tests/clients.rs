@@ -68,18 +68,28 @@ fn number_after(text: &str, label: &str) -> u64 {
 /// inscount's total for `program args`, run with stdio on /dev/null like the
 /// single-step tracer runs it, and the exit status.
 fn inscount(program: &Path, args: &[&str]) -> (u64, i32) {
+    inscount_with(&[], program, args)
+}
+
+/// [`inscount`] with more dbirun options.
+fn inscount_with(options: &[&str], program: &Path, args: &[&str]) -> (u64, i32) {
     let dir = temp_dir("inscount");
     let logdir = dir.path().to_str().unwrap();
-    let out = dbirun_to_null(&["-logdir", logdir, "-c", "inscount"], program, args);
+    let options: Vec<&str> = options.iter().copied().chain(["-logdir", logdir, "-c", "inscount"]).collect();
+    let out = dbirun_to_null(&options, program, args);
     let text = client_output(dir.path(), "inscount");
     (number_after(&text, "instructions executed"), out.code().expect("exited"))
 }
 
 /// inscount's total equals what a ptrace single-step tracer counts natively.
 fn check_inscount_exact(name: &str, variant: Variant, opt: Opt, args: &[&str]) {
+    check_inscount_exact_with(&[], name, variant, opt, args);
+}
+
+fn check_inscount_exact_with(options: &[&str], name: &str, variant: Variant, opt: Opt, args: &[&str]) {
     let exe = build(name, variant, opt);
     let (stepped, native_status) = count_instructions(&exe, args, ENV);
-    let (counted, status) = inscount(&exe, args);
+    let (counted, status) = inscount_with(options, &exe, args);
     assert_eq!(status, native_status, "{name} {variant:?} {opt:?}: exit status");
     assert_eq!(counted, stepped, "{name} {variant:?} {opt:?}: inscount vs single-step");
 }
@@ -312,24 +322,40 @@ fn opcode_mix_totals_match_inscount() {
 #[test]
 fn instrace_pcs_match_single_step() {
     for (name, args) in [("asm_basic", &[][..]), ("exit_code", &["3"][..])] {
-        let exe = build(name, Variant::Static, Opt::O2);
-        let (stepped, _) = trace_pcs(&exe, args, ENV);
-        let dir = temp_dir("instrace");
-        let logdir = dir.path().to_str().unwrap();
-        dbirun_to_null(&["-logdir", logdir, "-c", "instrace"], &exe, args);
-        let trace = client_output(dir.path(), "instrace");
-        let traced: Vec<u64> = trace
-            .lines()
-            .map(|l| {
-                let (pc, op) = l.split_once(',').unwrap_or_else(|| panic!("bad line {l:?}"));
-                assert!(!op.is_empty() && op != "?", "opcode name in {l:?}");
-                u64::from_str_radix(pc.trim_start_matches("0x"), 16).unwrap()
-            })
-            .collect();
-        assert_eq!(traced.len(), stepped.len(), "{name}: trace length");
-        if let Some(i) = (0..traced.len()).find(|&i| traced[i] != stepped[i]) {
-            panic!("{name}: pc {i} differs: instrace {:#x}, single-step {:#x}", traced[i], stepped[i]);
-        }
+        check_instrace_exact(&[], name, args);
+    }
+}
+
+/// Traces hold each of their blocks' instrumentation: counts and pc
+/// sequences stay exact through hot loops made traces (`-traces`), with
+/// in-line target checks that hit and miss.
+#[test]
+fn clients_stay_exact_in_traces() {
+    for opt in [Opt::O0, Opt::O2] {
+        check_inscount_exact_with(&["-traces"], "trace_paths", Variant::Static, opt, &["calls", "3000"]);
+    }
+    check_instrace_exact(&["-traces"], "trace_paths", &["calls", "1000"]);
+}
+
+fn check_instrace_exact(options: &[&str], name: &str, args: &[&str]) {
+    let exe = build(name, Variant::Static, Opt::O2);
+    let (stepped, _) = trace_pcs(&exe, args, ENV);
+    let dir = temp_dir("instrace");
+    let logdir = dir.path().to_str().unwrap();
+    let options: Vec<&str> = options.iter().copied().chain(["-logdir", logdir, "-c", "instrace"]).collect();
+    dbirun_to_null(&options, &exe, args);
+    let trace = client_output(dir.path(), "instrace");
+    let traced: Vec<u64> = trace
+        .lines()
+        .map(|l| {
+            let (pc, op) = l.split_once(',').unwrap_or_else(|| panic!("bad line {l:?}"));
+            assert!(!op.is_empty() && op != "?", "opcode name in {l:?}");
+            u64::from_str_radix(pc.trim_start_matches("0x"), 16).unwrap()
+        })
+        .collect();
+    assert_eq!(traced.len(), stepped.len(), "{name}: trace length");
+    if let Some(i) = (0..traced.len()).find(|&i| traced[i] != stepped[i]) {
+        panic!("{name}: pc {i} differs: instrace {:#x}, single-step {:#x}", traced[i], stepped[i]);
     }
 }
 

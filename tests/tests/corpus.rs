@@ -15,6 +15,7 @@ catalog_tests!(CORPUS_SUITE;
     loops_recursion,
     func_pointers,
     tail_calls,
+    trace_paths,
     setjmp_longjmp,
     cxx_exceptions,
     qsort_callback,

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 /// Layers from the top; a module may use its own layer and those after it.
 const LAYERS: &[&[&str]] = &[
     &["entry", "dispatch"],
+    &["monitor"],
     // fork_locks holds every layer's locks across the app's fork.
     &["emulation", "fork_locks"],
     &["signals"],

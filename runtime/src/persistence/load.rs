@@ -12,6 +12,7 @@ use persist::{translations, KeyField, Reject, ZoneKind};
 
 use crate::translate::code_cache::CodeCache;
 use crate::translate::ibl::IblTable;
+use crate::translate::trace_table::TraceTable;
 use crate::translate::fragment::{ExitRecord, Fragment, Patch, Translation};
 use crate::translate::mangle::Fixup;
 use crate::os::modules::FileIdentity;
@@ -161,6 +162,19 @@ impl LoadedFile {
         }
     }
 
+    /// Points the file's backward direct exits at their stubs and makes
+    /// their targets trace heads: loops in the file's code pass the
+    /// dispatcher, which counts them, until their traces exist.
+    fn unlink_backward(&self, traces: &mut TraceTable) {
+        for b in self.index.blocks.iter() {
+            let tag = self.module_base + b.module_offset.to_native() as u64;
+            for (patch, stub, target) in self.exits_of(b).filter(|&(_, _, target)| target <= tag) {
+                crate::translate::link::unlink(patch, stub);
+                traces.mark_head(target);
+            }
+        }
+    }
+
     fn segment_containing(&self, pc: u64) -> Option<usize> {
         self.segments.iter().position(|&(w, x)| {
             let next = self.segments.iter().map(|&(w2, _)| w2).filter(|&w2| w2 > x).min().unwrap_or(self.map + self.len);
@@ -232,7 +246,7 @@ impl LoadedFiles {
 
     /// Looks for the file of the module at `base` once; a file taken into
     /// use has its blocks entered in the indirect-branch table.
-    pub(crate) fn load_once(&mut self, cache: &mut CodeCache, ibl: &mut IblTable, base: u64, path: CStr, identity: FileIdentity) {
+    pub(crate) fn load_once(&mut self, cache: &mut CodeCache, ibl: &mut IblTable, traces: &mut TraceTable, base: u64, path: CStr, identity: FileIdentity) {
         if self.attempted.iter().any(|&(b, id)| b == base && id == identity) {
             return;
         }
@@ -260,6 +274,9 @@ impl LoadedFiles {
                     }
                 }
                 stats::add(&STATS.aot_blocks_loaded, ahead_of_time as u64);
+                if crate::options::get().traces {
+                    f.unlink_backward(traces);
+                }
                 self.files.push(f);
             }
             Ok(None) => {}

@@ -17,7 +17,7 @@ use persist::exit_data::{self, StoredExit};
 use crate::translate::code_cache::CodeCache;
 use crate::translate::encoder;
 use crate::context_switch;
-use crate::translate::fragment::{ExitRecord, Fragment, FragmentTable, Patch, Translation};
+use crate::translate::fragment::{ExitRecord, Fragment, Patch, Translation};
 use crate::translate::ibl;
 use crate::translate::mangle::{MangledOp, Op};
 use crate::translate::segment::LiveSegment;
@@ -207,8 +207,15 @@ struct PendingExit {
 }
 
 /// Encodes `ops` for the block at `tag` into `place` and returns its
-/// fragment; exits whose target fragment already exists are linked at once.
-pub(crate) fn emit(tag: u64, app_end: u64, ops: &[MangledOp], place: Placement, fragments: &FragmentTable) -> Result<Fragment, EmitError> {
+/// fragment; exits to a target `link_target` gives a cache address for
+/// are linked at once.
+pub(crate) fn emit(
+    tag: u64,
+    app_end: u64,
+    ops: &[MangledOp],
+    place: Placement,
+    link_target: impl Fn(u64) -> Option<u64>,
+) -> Result<Fragment, EmitError> {
     let (mut cache, mut segment) = match place {
         Placement::Cache(cache) => (Some(cache), None),
         Placement::Segment { segment, module_base } => (None, Some((segment, module_base))),
@@ -220,6 +227,8 @@ pub(crate) fn emit(tag: u64, app_end: u64, ops: &[MangledOp], place: Placement, 
     };
     let mut code: Vec<u8> = Vec::with_capacity(ops.len() * 8 + 64);
     let mut pending: Vec<PendingExit> = Vec::new();
+    // The rel32 fields of in-line target checks' jumps to their lookups.
+    let mut inline_misses: Vec<(usize, u64)> = Vec::new();
     let mut translations: Vec<Translation> = Vec::with_capacity(ops.len());
     let mut encoder = Encoder::new(64);
     let relative = segment.is_some();
@@ -261,6 +270,8 @@ pub(crate) fn emit(tag: u64, app_end: u64, ops: &[MangledOp], place: Placement, 
                 pending.push(direct_exit_branch(&mut code, base, None, *target, slot));
             }
             Op::IndirectExit => code.extend_from_slice(ibl::lookup_code()),
+            Op::InlineTarget { expected } => inline_misses.push((ibl::inline_target_check(&mut code, *expected), *expected)),
+            Op::IndirectToDispatcher => ibl::to_dispatcher(&mut code),
             Op::CleanCall { client, id, arg, only_if } => {
                 // [j<not cc> over] stub-with-data; resume: right after it.
                 let skip = only_if.map(|cc| encoder::jcc_rel8(&mut code, encoder::negate(cc)));
@@ -290,6 +301,14 @@ pub(crate) fn emit(tag: u64, app_end: u64, ops: &[MangledOp], place: Placement, 
         }
     }
 
+    // A missed in-line check looks its target up, out of the trace's line.
+    for (field, expected) in inline_misses {
+        let here = code.len();
+        encoder::patch_rel32(&mut code, field, base, base + here as u64);
+        ibl::inline_target_miss(&mut code, expected);
+        code.extend_from_slice(ibl::lookup_code());
+    }
+
     let mut exits = Vec::with_capacity(pending.len());
     let mut links = 0;
     for p in &pending {
@@ -304,7 +323,7 @@ pub(crate) fn emit(tag: u64, app_end: u64, ops: &[MangledOp], place: Placement, 
             None => emit_stub(&mut code, base, p.target, patch_site, ExitKind::Direct),
         };
         let stub_addr = base + stub as u64;
-        let linked_to = fragments.link_target(p.target).map(|f| f.start);
+        let linked_to = link_target(p.target);
         encoder::patch_rel32(&mut code, p.rel_field, base, linked_to.unwrap_or(stub_addr));
         links += linked_to.is_some() as u64;
         exits.push(ExitRecord {

@@ -129,6 +129,16 @@ impl FragmentTable {
         }
     }
 
+    /// Points the exits linked to the fragment for `tag` back at their
+    /// stubs (it became a trace head: entries to it are counted).
+    pub(crate) fn unlink_incoming(&mut self, tag: u64) {
+        if let Some(f) = self.by_tag.get_mut(&tag) {
+            for (patch, stub) in f.incoming.drain(..) {
+                crate::translate::link::unlink(patch, stub);
+            }
+        }
+    }
+
     /// Removes the fragment for `tag` (its code stays where it is): exits
     /// linked to it go back to their stubs.
     pub(crate) fn remove(&mut self, tag: u64) -> Option<Fragment> {

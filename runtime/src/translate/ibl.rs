@@ -14,7 +14,10 @@
 
 use alloc::vec::Vec;
 
+use iced_x86::Register;
+
 use crate::translate::emit::{ExitData, ExitKind};
+use crate::translate::encoder;
 use crate::thread::{offsets as off, ThreadContext};
 
 macro_rules! lookup_template {
@@ -124,6 +127,65 @@ pub(crate) fn lookup_code() -> &'static [u8] {
         };
         core::slice::from_raw_parts(start, end as usize - start as usize)
     }
+}
+
+/// Appends a trace's in-line check that an indirect branch's target (in
+/// rcx, the app's rcx spilled to `gs:[IBL_RCX]` as the lookup expects) is
+/// `expected`: on a match the app's rcx is back and the code after the
+/// check runs; returns the rel32 field of the jump taken otherwise, to be
+/// pointed at [`inline_target_miss`]. No flag is read or written: `lea`
+/// subtracts and `jrcxz` tests. A target below 2 GiB (a non-PIE program's
+/// code) is subtracted as a displacement, without a second register.
+pub(crate) fn inline_target_check(code: &mut Vec<u8>, expected: u64) -> usize {
+    match short_form(expected) {
+        Some(neg) => lea_rcx(code, neg),
+        None => {
+            encoder::store_to_gs(code, off::IBL_RAX, Register::RAX);
+            code.extend_from_slice(&[0x48, 0x89, 0xc8]); // mov rax, rcx
+            encoder::mov_imm64(code, Register::RCX, expected.wrapping_neg());
+            code.extend_from_slice(&[0x48, 0x8d, 0x0c, 0x01]); // lea rcx, [rcx + rax]
+        }
+    }
+    code.extend_from_slice(&[0xe3, 0x05]); // jrcxz past the jmp
+    let miss = encoder::jmp_rel32(code);
+    if short_form(expected).is_none() {
+        encoder::load_from_gs(code, Register::RAX, off::IBL_RAX);
+    }
+    encoder::load_from_gs(code, Register::RCX, off::IBL_RCX);
+    miss
+}
+
+/// The start of a missed in-line check's way to the lookup: the target
+/// back in rcx (and the app's rax back); the lookup code follows.
+pub(crate) fn inline_target_miss(code: &mut Vec<u8>, expected: u64) {
+    match short_form(expected) {
+        Some(neg) => lea_rcx(code, neg.wrapping_neg()),
+        None => {
+            code.extend_from_slice(&[0x48, 0x89, 0xc1]); // mov rcx, rax
+            encoder::load_from_gs(code, Register::RAX, off::IBL_RAX);
+        }
+    }
+}
+
+/// `-expected` as a displacement, if it is one.
+fn short_form(expected: u64) -> Option<i32> {
+    i32::try_from((expected as i64).wrapping_neg()).ok().filter(|&d| d != i32::MIN)
+}
+
+/// Appends `lea rcx, [rcx + disp32]`.
+fn lea_rcx(code: &mut Vec<u8>, disp: i32) {
+    code.extend_from_slice(&[0x48, 0x8d, 0x89]);
+    code.extend_from_slice(&disp.to_le_bytes());
+}
+
+/// Appends a lookup that always misses: the target in rcx goes to the
+/// dispatcher as a missed lookup's does (flags saved as the miss path
+/// restores them).
+pub(crate) fn to_dispatcher(code: &mut Vec<u8>) {
+    encoder::store_to_gs(code, off::IBL_RAX, Register::RAX);
+    code.extend_from_slice(&[0x9f, 0x0f, 0x90, 0xc0]); // lahf; seto al
+    encoder::store_to_gs(code, off::IBL_FLAGS, Register::RAX);
+    encoder::jmp_gs(code, off::IBL_MISS_HANDLER);
 }
 
 /// Probing never wraps: the table has this many spare entries past its
@@ -258,6 +320,36 @@ impl IblTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use iced_x86::{Decoder, DecoderOptions, Mnemonic};
+
+    fn decoded(code: &[u8]) -> Vec<iced_x86::Instruction> {
+        Decoder::with_ip(64, code, 0x1000, DecoderOptions::NONE).into_iter().collect()
+    }
+
+    #[test]
+    fn in_line_target_checks_leave_the_flags_alone_and_skip_to_the_hit() {
+        for expected in [0x40_1000u64, 0x7f12_3456_7000] {
+            let mut code = Vec::new();
+            let field = inline_target_check(&mut code, expected);
+            let check = decoded(&code);
+            let jrcxz = check.iter().position(|i| i.mnemonic() == Mnemonic::Jrcxz).expect("jrcxz");
+            assert_eq!(check[jrcxz + 1].mnemonic(), Mnemonic::Jmp);
+            assert_eq!(check[jrcxz].near_branch_target(), check[jrcxz + 2].ip(), "a hit skips the jmp to the miss path");
+            assert_eq!(field, code.len() - check.iter().skip(jrcxz + 2).map(|i| i.len()).sum::<usize>() - 4);
+            let mut miss = Vec::new();
+            inline_target_miss(&mut miss, expected);
+            for i in check.iter().chain(&decoded(&miss)) {
+                assert_eq!(i.rflags_modified(), 0, "{expected:#x}: {i} writes flags");
+            }
+            // What rcx holds at the jrcxz is the target less `expected`.
+            let lea = &check[jrcxz - 1];
+            assert_eq!(lea.mnemonic(), Mnemonic::Lea);
+            if expected < 1 << 31 {
+                assert_eq!(lea.memory_displacement64(), expected.wrapping_neg(), "short form");
+                assert_eq!(decoded(&miss)[0].memory_displacement64(), expected, "the miss adds it back");
+            }
+        }
+    }
 
     /// The probe the lookup routine makes (`lookup_template!`): from
     /// `app_pc & mask` up to the first empty entry, skipping tombstones.

@@ -33,6 +33,13 @@ pub(crate) enum Op {
     ShortBranchExit { opcode: Vec<u8>, target: u64, fall: u64 },
     /// Jump to the indirect-branch lookup with the target in rcx.
     IndirectExit,
+    /// Inside a trace: continue in line when the indirect branch's target
+    /// (in rcx) is `expected`, the pc the recorded path went on at; any
+    /// other target goes through the lookup. Flags are not touched.
+    InlineTarget { expected: u64 },
+    /// Exit to the dispatcher with the target in rcx, never looking it up:
+    /// a recorded block must come back after each block it runs.
+    IndirectToDispatcher,
     /// Exit to the dispatcher to perform a system call, resuming at `next`.
     SyscallExit { next: u64 },
     /// A client's clean call: exit to the dispatcher, which calls the

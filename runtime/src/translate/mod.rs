@@ -2,7 +2,8 @@
 //! (`bb_builder`), rewrite it (`mangle`), encode it into the code cache
 //! (`emit`, `encoder`, `code_cache`, `segment`), link its exits (`link`),
 //! look up indirect targets in the cache (`ibl`), remember every block
-//! (`fragment`), and keep blocks of writable code in step with the app's
+//! (`fragment`), join hot paths of blocks into traces (`trace`,
+//! `trace_table`), and keep blocks of writable code in step with the app's
 //! writes (`smc`). Uses `os` only, besides the shared thread context and
 //! counters.
 
@@ -16,3 +17,5 @@ pub(crate) mod link;
 pub(crate) mod mangle;
 pub(crate) mod segment;
 pub(crate) mod smc;
+pub(crate) mod trace;
+pub(crate) mod trace_table;

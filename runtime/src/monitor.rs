@@ -1,0 +1,168 @@
+//! The trace monitor (DynamoRIO's name): counts entries to trace heads at
+//! the dispatcher, records the path a thread takes from a hot head, and
+//! builds the trace from it (NET's scheme: heads are targets of backward
+//! direct branches and of traces' exits; the path recorded is the next one
+//! executed).
+//!
+//! A recording thread runs copies of the path's blocks whose exits all
+//! come back to the dispatcher (direct ones never linked, indirect ones
+//! never looked up), so the dispatcher sees each pc the path goes on at.
+//! The trace is then built afresh from the recorded tags: each block
+//! decoded, instrumented and mangled as a block is, then stitched
+//! (`translate::trace`). One thread records at a time.
+
+use alloc::vec::Vec;
+
+use crate::stats::{self, STATS};
+use crate::translate::emit::{self, Placement};
+use crate::translate::mangle::{self, Addressing, Op};
+use crate::translate::trace::stitch;
+use crate::translate::trace_table::{Recording, Trace};
+use crate::translator::Translator;
+
+/// Entries to a head before its path is recorded (DynamoRIO's default).
+const HOT: u32 = 50;
+/// Most blocks a trace holds.
+const MAX_TRACE_BLOCKS: usize = 64;
+/// Dispatches by other threads after which a recording whose thread has
+/// stopped coming back (it exited, or exec'd from a vfork) is dropped.
+const ABANDONED_AFTER: u32 = 10_000;
+
+/// Where a thread arrives at the dispatcher from.
+#[derive(Clone, Copy)]
+pub(crate) enum Arrival {
+    /// A direct exit whose stub is at this cache address.
+    Direct { stub: u64 },
+    /// An indirect branch whose lookup missed.
+    Indirect,
+    /// Anything else (a system call, a signal, the start).
+    Other,
+}
+
+/// What the dispatcher does with the thread next.
+pub(crate) enum Step {
+    /// Enter this cache address (a recorded block's copy).
+    Enter(u64),
+    /// Enter the fragment for the pc without linking the exit it came by.
+    Unlinked,
+    /// Carry on as without traces.
+    Normal,
+}
+
+impl Translator {
+    /// The monitor's part in a dispatch: the thread whose context is at
+    /// `thread` (its stack at `sp`) continues at `pc`, arriving as
+    /// `arrival`.
+    pub(crate) fn monitor(&mut self, thread: u64, pc: u64, arrival: Arrival, sp: u64, may_record: bool) -> Step {
+        if let Some(rec) = self.recording.as_mut() {
+            if rec.owner == thread {
+                rec.idle = 0;
+                return self.record_step(pc, arrival, sp);
+            }
+            rec.idle += 1;
+            if rec.idle > ABANDONED_AFTER {
+                self.recording = None;
+            }
+        }
+        let Arrival::Direct { stub } = arrival else { return Step::Normal };
+        if self.traces.in_copy(stub) {
+            // A copy's exit (its recording was dropped): never linked.
+            return Step::Unlinked;
+        }
+        if self.traces.get(pc).is_some() || self.fragments.is_sandboxed(pc) {
+            return Step::Normal;
+        }
+        let from_trace = self.traces.containing(stub).is_some();
+        let backward = self.fragments.containing(stub).is_some_and(|f| pc <= f.tag);
+        if !(from_trace || backward || self.traces.is_head(pc)) {
+            return Step::Normal;
+        }
+        let entries = self.traces.count_entry(pc);
+        if entries == 1 {
+            // A new head: exits linked to its block come here from now on.
+            self.fragments.unlink_incoming(pc);
+        }
+        if entries >= HOT && may_record && self.recording.is_none() {
+            if let Some(start) = self.copy_block(pc, sp) {
+                self.recording = Some(Recording { owner: thread, blocks: alloc::vec![pc], idle: 0 });
+                return Step::Enter(start);
+            }
+        }
+        Step::Unlinked
+    }
+
+    /// The recording thread is back at the dispatcher: the path goes on at
+    /// `pc`, or ends there.
+    fn record_step(&mut self, pc: u64, arrival: Arrival, sp: u64) -> Step {
+        let rec = self.recording.as_ref().expect("recording");
+        let from_copy = match arrival {
+            Arrival::Direct { stub } => self.traces.in_copy(stub),
+            Arrival::Indirect => true,
+            Arrival::Other => false,
+        };
+        let ends = !from_copy
+            || pc == rec.blocks[0]
+            || rec.blocks.len() >= MAX_TRACE_BLOCKS
+            || self.traces.is_head(pc)
+            || self.fragments.is_sandboxed(pc);
+        if !ends {
+            if let Some(start) = self.copy_block(pc, sp) {
+                self.recording.as_mut().expect("recording").blocks.push(pc);
+                return Step::Enter(start);
+            }
+        }
+        let rec = self.recording.take().expect("recording");
+        self.build_trace(&rec.blocks, sp);
+        Step::Unlinked
+    }
+
+    /// Emits a copy of the block at `pc` whose every exit comes back to
+    /// the dispatcher; its cache address, or None if there is no block
+    /// there to copy (a fault, sandboxed code).
+    fn copy_block(&mut self, pc: u64, sp: u64) -> Option<u64> {
+        let block = self.block_for_cache(pc, sp).ok().filter(|b| !b.sandboxed)?;
+        let mut ops = mangle::mangle(&block, Addressing::Absolute)?;
+        for m in &mut ops {
+            if matches!(m.op, Op::IndirectExit) {
+                m.op = Op::IndirectToDispatcher;
+            }
+        }
+        let end = block.end_pc().max(pc + 1);
+        let copy = emit::emit(pc, end, &ops, Placement::Cache(&mut self.cache), |_| None).ok()?;
+        let start = copy.start;
+        self.traces.add_copy(copy);
+        Some(start)
+    }
+
+    /// Builds and registers the trace through the recorded `blocks` (as far
+    /// as their code still goes that way).
+    fn build_trace(&mut self, blocks: &[u64], sp: u64) {
+        let mut parts = Vec::with_capacity(blocks.len());
+        let mut spans = Vec::with_capacity(blocks.len());
+        for &tag in blocks {
+            let Some(block) = self.block_for_cache(tag, sp).ok().filter(|b| !b.sandboxed) else { break };
+            let Some(ops) = mangle::mangle(&block, Addressing::Absolute) else { break };
+            spans.push((tag, block.end_pc().max(tag + 1)));
+            parts.push((tag, ops));
+        }
+        if parts.is_empty() {
+            return;
+        }
+        let (ops, used) = stitch(parts);
+        spans.truncate(used);
+        let head = blocks[0];
+        let traces = &self.traces;
+        let Ok(fragment) = emit::emit(head, spans[0].1, &ops, Placement::Cache(&mut self.cache), |t| traces.get(t).map(|f| f.start))
+        else {
+            crate::log::fatal(70, format_args!("code cache full"))
+        };
+        for exit in fragment.exits.iter().filter(|e| e.prelinked) {
+            self.traces.note_link(exit.target, exit.patch, exit.stub);
+        }
+        stats::add(&STATS.traces_built, 1);
+        stats::add(&STATS.trace_blocks, used as u64);
+        crate::verbose!("trace at {head:#x}: {used} blocks, {} bytes", fragment.size);
+        self.ibl.insert(head, fragment.start);
+        self.traces.insert(Trace { fragment, spans });
+    }
+}

@@ -1,0 +1,157 @@
+//! Traces and their heads. A head is a block the monitor counts entries
+//! to (the target of a backward direct branch or of a trace's exit): no
+//! exit is linked to it, so every entry passes the dispatcher, until its
+//! trace exists and takes its place. A trace is a fragment of its own,
+//! found by its head's tag before the head's block, with the app ranges
+//! of every block it holds: writing to any of them flushes it.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use hashbrown::HashMap;
+
+use crate::translate::fragment::{Fragment, Patch};
+
+pub(crate) struct Trace {
+    pub(crate) fragment: Fragment,
+    /// `[tag, end)` of each block the trace was built from.
+    pub(crate) spans: Vec<(u64, u64)>,
+}
+
+/// The path a thread is recording (see the monitor).
+pub(crate) struct Recording {
+    /// The recording thread's context address.
+    pub(crate) owner: u64,
+    /// Tags of the blocks run so far, the head first.
+    pub(crate) blocks: Vec<u64>,
+    /// Dispatches of other threads since the owner's last.
+    pub(crate) idle: u32,
+}
+
+#[derive(Default)]
+pub(crate) struct TraceTable {
+    by_head: HashMap<u64, Trace>,
+    /// Head by cache start, of live traces.
+    by_start: BTreeMap<u64, u64>,
+    /// Entries counted so far, by head.
+    heads: HashMap<u64, u32>,
+    /// Copies of blocks a recording thread ran (see the monitor), by cache
+    /// start: never linked, kept for translating a fault in one.
+    copies: BTreeMap<u64, Fragment>,
+}
+
+impl TraceTable {
+    pub(crate) fn get(&self, head: u64) -> Option<&Fragment> {
+        self.by_head.get(&head).map(|t| &t.fragment)
+    }
+
+    pub(crate) fn is_head(&self, tag: u64) -> bool {
+        self.heads.contains_key(&tag)
+    }
+
+    /// Makes `tag` a head (its entries counted from now on).
+    pub(crate) fn mark_head(&mut self, tag: u64) {
+        self.heads.entry(tag).or_insert(0);
+    }
+
+    /// Counts an entry to `tag`, making it a head if it is not; returns the
+    /// entries counted so far.
+    pub(crate) fn count_entry(&mut self, tag: u64) -> u32 {
+        let n = self.heads.entry(tag).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    pub(crate) fn insert(&mut self, trace: Trace) {
+        let head = trace.fragment.tag;
+        self.by_start.insert(trace.fragment.start, head);
+        self.by_head.insert(head, trace);
+    }
+
+    /// Records that the exit patched at `patch` now jumps to `head`'s trace.
+    pub(crate) fn note_link(&mut self, head: u64, patch: Patch, stub: u64) {
+        if let Some(t) = self.by_head.get_mut(&head) {
+            t.fragment.incoming.push((patch, stub));
+        }
+    }
+
+    /// Removes `head`'s trace (its code stays where it is): exits linked to
+    /// it go back to their stubs, and its head is counted from zero again.
+    pub(crate) fn remove(&mut self, head: u64) -> Option<Trace> {
+        let t = self.by_head.remove(&head)?;
+        self.by_start.remove(&t.fragment.start);
+        for &(patch, stub) in &t.fragment.incoming {
+            crate::translate::link::unlink(patch, stub);
+        }
+        if let Some(n) = self.heads.get_mut(&head) {
+            *n = 0;
+        }
+        Some(t)
+    }
+
+    /// Removes every trace holding a block built from app bytes in
+    /// `[lo, hi)`; returns their heads.
+    pub(crate) fn flush_range(&mut self, lo: u64, hi: u64) -> Vec<u64> {
+        let heads: Vec<u64> = self
+            .by_head
+            .values()
+            .filter(|t| t.spans.iter().any(|&(a, b)| a < hi && b > lo))
+            .map(|t| t.fragment.tag)
+            .collect();
+        for &head in &heads {
+            self.remove(head);
+        }
+        heads
+    }
+
+    pub(crate) fn add_copy(&mut self, copy: Fragment) {
+        self.copies.insert(copy.start, copy);
+    }
+
+    /// Whether cache address `pc` is in a recorded block's copy.
+    pub(crate) fn in_copy(&self, pc: u64) -> bool {
+        Self::find(&self.copies, pc).is_some()
+    }
+
+    fn find(by_start: &BTreeMap<u64, Fragment>, pc: u64) -> Option<&Fragment> {
+        let (_, f) = by_start.range(..=pc).next_back()?;
+        (pc < f.start + f.size as u64).then_some(f)
+    }
+
+    /// The live trace or block copy whose code contains cache address `pc`.
+    pub(crate) fn containing(&self, pc: u64) -> Option<&Fragment> {
+        let trace = self.by_start.range(..=pc).next_back().and_then(|(_, head)| self.get(*head));
+        trace.filter(|f| pc < f.start + f.size as u64).or_else(|| Self::find(&self.copies, pc))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trace(head: u64, start: u64, spans: &[(u64, u64)]) -> Trace {
+        let fragment = Fragment {
+            tag: head,
+            app_end: spans[0].1,
+            start,
+            size: 0x100,
+            exits: Vec::new(),
+            incoming: Vec::new(),
+            translations: Vec::new(),
+        };
+        Trace { fragment, spans: spans.to_vec() }
+    }
+
+    #[test]
+    fn a_write_to_any_block_of_a_trace_flushes_it() {
+        let mut t = TraceTable::default();
+        assert_eq!(t.count_entry(0x1000), 1);
+        t.insert(trace(0x1000, 0x9000, &[(0x1000, 0x1010), (0x5000, 0x5020)]));
+        t.insert(trace(0x2000, 0x9100, &[(0x2000, 0x2010)]));
+        assert_eq!(t.containing(0x90ff).map(|f| f.tag), Some(0x1000));
+        assert_eq!(t.flush_range(0x5010, 0x5011), [0x1000]);
+        assert!(t.get(0x1000).is_none() && t.containing(0x9010).is_none());
+        assert_eq!(t.count_entry(0x1000), 1, "its head is counted again");
+        assert!(t.get(0x2000).is_some());
+    }
+}

@@ -1,0 +1,64 @@
+//! Traces (`-traces`, issue 16): hot paths of blocks joined into one
+//! fragment keep every transparency guarantee the blocks give. Programs
+//! with hot loops through faults, signals, self-modifying code, threads,
+//! calls, returns, jump tables and exceptions behave exactly as natively
+//! with traces built; and traces are really built from them.
+
+use dbi_tests::corpus::{check_program_with, program};
+use dbi_tests::{compiled, run_dbirun, Build, Opt, RunOpts, Status, Variant};
+
+/// Tests that run corpus programs with `-traces`, compared with native runs.
+macro_rules! in_traces {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                check_program_with(stringify!($name), &["-traces"]);
+            }
+        )*
+    };
+}
+
+in_traces!(
+    trace_paths,
+    loops_recursion,
+    func_pointers,
+    tail_calls,
+    return_address,
+    setjmp_longjmp,
+    qsort_callback,
+    cxx_exceptions,
+    sig_ucontext_rip,
+    sig_segv_longjmp,
+    sig_alarm_loop,
+    sig_nested,
+    xmc_spin,
+    jit,
+    pthreads_sync,
+    many_threads,
+);
+
+/// `name: N` from a `-stats` summary.
+fn stat(stderr: &str, label: &str) -> u64 {
+    stderr
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix(label)?.strip_prefix(':')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no '{label}' in\n{stderr}"))
+}
+
+/// Each mode of `trace_paths` builds traces that hold more than one block
+/// (a check that cannot pass if the monitor never records or stitches).
+#[test]
+fn hot_loops_become_traces_of_several_blocks() {
+    let exe = compiled(&program("trace_paths").source_path(), Build::new(Variant::Pie, Opt::O2)).unwrap_or_else(|e| panic!("{e}"));
+    for args in [["calls", "20000"], ["fault", "2000"], ["signal", "20"], ["smc", "300"]] {
+        let o = run_dbirun(&["-traces", "-stats"], &exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+        assert_eq!(o.status, Status::Code(0), "{args:?}");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let (traces, blocks) = (stat(&stderr, "traces built"), stat(&stderr, "blocks in traces"));
+        assert!(traces > 0 && blocks > traces, "{args:?}: {traces} traces of {blocks} blocks\n{stderr}");
+    }
+    // Without the option, no trace is built or counted.
+    let o = run_dbirun(&["-stats"], &exe, &["calls", "20000"], &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("traces built"));
+}
