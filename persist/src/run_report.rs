@@ -85,6 +85,7 @@ pub const STATS_FIELDS: &[(&str, &str)] = &[
     ("translation_ns", "translation time"),
     ("traces_built", "traces built"),
     ("trace_blocks", "blocks in traces"),
+    ("traces_stale", "traces recorded afresh"),
     ("blocks_loaded", "blocks loaded"),
     ("blocks_registered", "blocks registered"),
     ("aot_blocks_loaded", "AOT blocks loaded"),

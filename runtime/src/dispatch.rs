@@ -159,6 +159,13 @@ pub extern "C" fn from_cache(ctx: &mut ThreadContext) -> ! {
             enter_cache(ctx)
         }
         ExitKind::IndirectMiss => continue_at(ctx, ctx.next_pc, None, true),
+        ExitKind::TraceStale => {
+            // Left from a missed in-line check: the branch's target in rcx.
+            let pc = ctx.gpr[crate::thread::reg::RCX];
+            ctx.gpr[crate::thread::reg::RCX] = ctx.ibl_rcx;
+            crate::translator::retire_stale_trace(exit.target);
+            continue_at(ctx, pc, None, true)
+        }
         ExitKind::Syscall if ctx.signal_pending != 0 => {
             // A signal arrived before the system call: natively its handler
             // runs first, and the call is made when the app gets back to it.

@@ -73,7 +73,8 @@ impl Translator {
             return Step::Normal;
         }
         let from_trace = self.traces.containing(stub).is_some();
-        let backward = self.fragments.containing(stub).is_some_and(|f| pc <= f.tag);
+        let backward =
+            self.traces.is_backward_exit(stub) || self.fragments.containing(stub).is_some_and(|f| pc <= f.tag);
         if !(from_trace || backward || self.traces.is_head(pc)) {
             return Step::Normal;
         }
@@ -148,9 +149,15 @@ impl Translator {
         if parts.is_empty() {
             return;
         }
-        let (ops, used) = stitch(parts);
+        let (mut ops, used) = stitch(parts);
         spans.truncate(used);
         let head = blocks[0];
+        let budget = self.traces.miss_budget(head);
+        for m in &mut ops {
+            if let Op::InlineTarget { misses_left, .. } = &mut m.op {
+                *misses_left = budget;
+            }
+        }
         let traces = &self.traces;
         let Ok(fragment) = emit::emit(head, spans[0].1, &ops, Placement::Cache(&mut self.cache), |t| traces.get(t).map(|f| f.start))
         else {

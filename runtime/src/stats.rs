@@ -13,6 +13,7 @@ pub(crate) struct Stats {
     pub(crate) traces_built: AtomicU64,
     /// Blocks the traces built hold, together.
     pub(crate) trace_blocks: AtomicU64,
+    pub(crate) traces_stale: AtomicU64,
     pub(crate) syscalls: AtomicU64,
     pub(crate) ibl_lookups_of_exited_threads: AtomicU64,
     /// Time stamp counter ticks spent translating (rdtsc is far cheaper
@@ -45,6 +46,7 @@ pub(crate) static STATS: Stats = Stats {
     fragments_flushed: AtomicU64::new(0),
     traces_built: AtomicU64::new(0),
     trace_blocks: AtomicU64::new(0),
+    traces_stale: AtomicU64::new(0),
     syscalls: AtomicU64::new(0),
     ibl_lookups_of_exited_threads: AtomicU64::new(0),
     translate_ticks: AtomicU64::new(0),
@@ -95,7 +97,7 @@ pub(crate) fn reset_in_child() {
     let s = &STATS;
     for c in [
         &s.blocks_built, &s.cache_bytes, &s.dispatches, &s.ibl_misses, &s.links, &s.fragments_flushed,
-        &s.traces_built, &s.trace_blocks,
+        &s.traces_built, &s.trace_blocks, &s.traces_stale,
         &s.syscalls, &s.ibl_lookups_of_exited_threads, &s.translate_ticks, &s.blocks_loaded, &s.blocks_registered,
         &s.aot_blocks_loaded, &s.aot_blocks_registered, &s.files_loaded,
         &s.bytes_mapped, &s.load_ticks, &s.files_written, &s.blocks_persisted, &s.persist_ticks,
@@ -141,7 +143,11 @@ pub(crate) fn snapshot(ibl_lookups: u64) -> Vec<(&'static str, u64)> {
         ("translation_ns", ticks_to_ns(s.translate_ticks.load(Relaxed))),
     ];
     if crate::options::get().traces {
-        v.extend([("traces_built", s.traces_built.load(Relaxed)), ("trace_blocks", s.trace_blocks.load(Relaxed))]);
+        v.extend([
+            ("traces_built", s.traces_built.load(Relaxed)),
+            ("trace_blocks", s.trace_blocks.load(Relaxed)),
+            ("traces_stale", s.traces_stale.load(Relaxed)),
+        ]);
     }
     if crate::options::get().persist {
         v.extend([

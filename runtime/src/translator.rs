@@ -254,6 +254,18 @@ fn flush(lo: u64, hi: u64, changed: bool) {
     }
 }
 
+/// `head`'s trace spent its budget of missed in-line checks: it goes, to
+/// be recorded afresh from the path its head runs now.
+pub(crate) fn retire_stale_trace(head: u64) {
+    let mut guard = TRANSLATOR.lock();
+    let Some(tr) = guard.as_mut() else { return };
+    if tr.traces.retire_stale(head) {
+        tr.ibl.remove(head);
+        stats::add(&STATS.traces_stale, 1);
+        crate::verbose!("trace at {head:#x}: stale, recorded afresh");
+    }
+}
+
 /// Writes the persistable blocks of every module to their files (at
 /// process exit, exec, or a fatal signal); with `background` (an exit or
 /// an exec), handed to the cache server by a detached copy of the

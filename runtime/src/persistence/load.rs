@@ -162,15 +162,16 @@ impl LoadedFile {
         }
     }
 
-    /// Points the file's backward direct exits at their stubs and makes
-    /// their targets trace heads: loops in the file's code pass the
-    /// dispatcher, which counts them, until their traces exist.
+    /// Points the file's backward direct exits at their stubs and tells
+    /// the trace table which they are: a loop in the file's code passes
+    /// the dispatcher, which makes its start a head when it is taken, as
+    /// for blocks built in this run.
     fn unlink_backward(&self, traces: &mut TraceTable) {
         for b in self.index.blocks.iter() {
             let tag = self.module_base + b.module_offset.to_native() as u64;
-            for (patch, stub, target) in self.exits_of(b).filter(|&(_, _, target)| target <= tag) {
+            for (patch, stub, _) in self.exits_of(b).filter(|&(_, _, target)| target <= tag) {
                 crate::translate::link::unlink(patch, stub);
-                traces.mark_head(target);
+                traces.note_backward_exit(stub);
             }
         }
     }

@@ -35,6 +35,10 @@ pub(crate) enum ExitKind {
     /// A client's clean call; `target` is the cache address to resume at,
     /// `arg` the call's argument, `aux` the client index and call id.
     CleanCall = 3,
+    /// A trace spent its budget of missed in-line checks (`target` is its
+    /// head); the app pc the branch went to is in rcx, the app's rcx in
+    /// `ctx.ibl_rcx`.
+    TraceStale = 4,
     /// Position-independent forms, the ones files hold
     /// ([`persist::exit_data`]).
     RelativeDirect = persist::exit_data::KIND_DIRECT,
@@ -49,7 +53,7 @@ impl ExitKind {
     /// never taken for an enum as they are.
     pub(crate) fn from_raw(raw: u32) -> Option<ExitKind> {
         use ExitKind::*;
-        [Direct, IndirectMiss, Syscall, CleanCall, RelativeDirect, RelativeSyscall, RelativeCleanCall]
+        [Direct, IndirectMiss, Syscall, CleanCall, TraceStale, RelativeDirect, RelativeSyscall, RelativeCleanCall]
             .into_iter()
             .find(|k| *k as u32 == raw)
     }
@@ -228,7 +232,7 @@ pub(crate) fn emit(
     let mut code: Vec<u8> = Vec::with_capacity(ops.len() * 8 + 64);
     let mut pending: Vec<PendingExit> = Vec::new();
     // The rel32 fields of in-line target checks' jumps to their lookups.
-    let mut inline_misses: Vec<(usize, u64)> = Vec::new();
+    let mut inline_misses: Vec<(usize, u64, u64)> = Vec::new();
     let mut translations: Vec<Translation> = Vec::with_capacity(ops.len());
     let mut encoder = Encoder::new(64);
     let relative = segment.is_some();
@@ -270,7 +274,9 @@ pub(crate) fn emit(
                 pending.push(direct_exit_branch(&mut code, base, None, *target, slot));
             }
             Op::IndirectExit => code.extend_from_slice(ibl::lookup_code()),
-            Op::InlineTarget { expected } => inline_misses.push((ibl::inline_target_check(&mut code, *expected), *expected)),
+            Op::InlineTarget { expected, misses_left } => {
+                inline_misses.push((ibl::inline_target_check(&mut code, *expected), *expected, *misses_left))
+            }
             Op::IndirectToDispatcher => ibl::to_dispatcher(&mut code),
             Op::CleanCall { client, id, arg, only_if } => {
                 // [j<not cc> over] stub-with-data; resume: right after it.
@@ -302,10 +308,18 @@ pub(crate) fn emit(
     }
 
     // A missed in-line check looks its target up, out of the trace's line.
-    for (field, expected) in inline_misses {
+    for (field, expected, misses_left) in inline_misses {
         let here = code.len();
         encoder::patch_rel32(&mut code, field, base, base + here as u64);
         ibl::inline_target_miss(&mut code, expected);
+        if misses_left != 0 {
+            // The stub the spending miss leaves by sits in line (never
+            // linked); other misses jump over it to the lookup.
+            let over = ibl::count_miss(&mut code, misses_left);
+            emit_stub(&mut code, base, tag, 0, ExitKind::TraceStale);
+            let lookup = code.len();
+            encoder::patch_rel8(&mut code, over, lookup);
+        }
         code.extend_from_slice(ibl::lookup_code());
     }
 

@@ -167,6 +167,31 @@ pub(crate) fn inline_target_miss(code: &mut Vec<u8>, expected: u64) {
     }
 }
 
+/// Appends the count of a missed in-line check (target in rcx, the app's
+/// rax and rcx in place): one off the u64 budget at `misses_left`, flag
+/// free. Falls into the code that follows (a stub to the dispatcher) when
+/// that spends the budget, with rcx and rax as they came; otherwise jumps
+/// to the lookup past it: returns that jump's rel8 field, to be pointed
+/// at the lookup.
+pub(crate) fn count_miss(code: &mut Vec<u8>, misses_left: u64) -> usize {
+    encoder::store_to_gs(code, off::IBL_RAX, Register::RAX);
+    code.extend_from_slice(&[0x48, 0xa1]); // mov rax, [misses_left]
+    code.extend_from_slice(&misses_left.to_le_bytes());
+    code.extend_from_slice(&[0x48, 0x8d, 0x40, 0xff]); // lea rax, [rax - 1]
+    code.extend_from_slice(&[0x48, 0xa3]); // mov [misses_left], rax
+    code.extend_from_slice(&misses_left.to_le_bytes());
+    code.extend_from_slice(&[0x48, 0x91]); // xchg rax, rcx: the budget in rcx
+    code.extend_from_slice(&[0xe3, 2 + encoder::GS_MOV_LEN as u8 + 2]); // jrcxz spent
+    code.extend_from_slice(&[0x48, 0x91]);
+    encoder::load_from_gs(code, Register::RAX, off::IBL_RAX);
+    code.extend_from_slice(&[0xeb, 0]); // jmp short to the lookup
+    let over = code.len() - 1;
+    // spent:
+    code.extend_from_slice(&[0x48, 0x91]);
+    encoder::load_from_gs(code, Register::RAX, off::IBL_RAX);
+    over
+}
+
 /// `-expected` as a displacement, if it is one.
 fn short_form(expected: u64) -> Option<i32> {
     i32::try_from((expected as i64).wrapping_neg()).ok().filter(|&d| d != i32::MIN)

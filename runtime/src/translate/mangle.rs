@@ -35,8 +35,11 @@ pub(crate) enum Op {
     IndirectExit,
     /// Inside a trace: continue in line when the indirect branch's target
     /// (in rcx) is `expected`, the pc the recorded path went on at; any
-    /// other target goes through the lookup. Flags are not touched.
-    InlineTarget { expected: u64 },
+    /// other target goes through the lookup. Flags are not touched. If
+    /// `misses_left` is set, it is the address of the trace's budget of
+    /// misses (a u64 each miss takes one from): the miss that spends it
+    /// leaves the trace as stale (`ExitKind::TraceStale`).
+    InlineTarget { expected: u64, misses_left: u64 },
     /// Exit to the dispatcher with the target in rcx, never looking it up:
     /// a recorded block must come back after each block it runs.
     IndirectToDispatcher,

@@ -17,7 +17,7 @@ fn continue_into(ops: &mut Vec<MangledOp>, next: u64) -> bool {
     let n = ops.len();
     match ops.last().map(|m| &m.op) {
         Some(Op::IndirectExit) => {
-            ops[n - 1].op = Op::InlineTarget { expected: next };
+            ops[n - 1].op = Op::InlineTarget { expected: next, misses_left: 0 };
             true
         }
         Some(&Op::DirectExit { cond: None, target }) => {
@@ -71,7 +71,7 @@ mod tests {
         ops.iter()
             .filter_map(|m| match m.op {
                 Op::DirectExit { cond, target } => Some((cond, target)),
-                Op::InlineTarget { expected } => Some((None, expected | 1 << 63)),
+                Op::InlineTarget { expected, .. } => Some((None, expected | 1 << 63)),
                 _ => None,
             })
             .collect()

@@ -8,7 +8,7 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 
 use crate::translate::fragment::{Fragment, Patch};
 
@@ -28,6 +28,13 @@ pub(crate) struct Recording {
     pub(crate) idle: u32,
 }
 
+/// In-line checks of a trace that may miss before it is recorded afresh:
+/// a trace recorded in one phase of a program (an interpreter's start-up)
+/// may follow other ways than the next phase's.
+const MISS_BUDGET: u64 = 1024;
+/// Times a head's trace is recorded afresh before its last one is kept.
+const MAX_REBUILDS: u32 = 3;
+
 #[derive(Default)]
 pub(crate) struct TraceTable {
     by_head: HashMap<u64, Trace>,
@@ -35,6 +42,10 @@ pub(crate) struct TraceTable {
     by_start: BTreeMap<u64, u64>,
     /// Entries counted so far, by head.
     heads: HashMap<u64, u32>,
+    /// Stubs of mapped files' backward exits.
+    backward_stubs: HashSet<u64>,
+    /// Traces of each head retired as stale so far.
+    rebuilds: HashMap<u64, u32>,
     /// Copies of blocks a recording thread ran (see the monitor), by cache
     /// start: never linked, kept for translating a fault in one.
     copies: BTreeMap<u64, Fragment>,
@@ -49,9 +60,14 @@ impl TraceTable {
         self.heads.contains_key(&tag)
     }
 
-    /// Makes `tag` a head (its entries counted from now on).
-    pub(crate) fn mark_head(&mut self, tag: u64) {
-        self.heads.entry(tag).or_insert(0);
+    /// Notes that the exit whose stub is at `stub` (in a mapped file,
+    /// whose blocks the fragment table may not hold) branches backward.
+    pub(crate) fn note_backward_exit(&mut self, stub: u64) {
+        self.backward_stubs.insert(stub);
+    }
+
+    pub(crate) fn is_backward_exit(&self, stub: u64) -> bool {
+        self.backward_stubs.contains(&stub)
     }
 
     /// Counts an entry to `tag`, making it a head if it is not; returns the
@@ -102,6 +118,29 @@ impl TraceTable {
             self.remove(head);
         }
         heads
+    }
+
+    /// The address of a new budget of missed in-line checks for a trace
+    /// of `head` (see `Op::InlineTarget`), or 0 once the head's traces went
+    /// stale too often (its paths vary: the trace is kept for good). A
+    /// budget is never freed: a thread may still run a retired trace.
+    pub(crate) fn miss_budget(&self, head: u64) -> u64 {
+        if self.rebuilds.get(&head).is_some_and(|&n| n >= MAX_REBUILDS) {
+            return 0;
+        }
+        let budget: &'static mut u64 = alloc::boxed::Box::leak(alloc::boxed::Box::new(MISS_BUDGET));
+        budget as *mut u64 as u64
+    }
+
+    /// Removes `head`'s trace, which spent its miss budget: its head is
+    /// counted again, and the next trace recorded from the path it runs
+    /// now. False if it was already gone.
+    pub(crate) fn retire_stale(&mut self, head: u64) -> bool {
+        if self.remove(head).is_none() {
+            return false;
+        }
+        *self.rebuilds.entry(head).or_insert(0) += 1;
+        true
     }
 
     pub(crate) fn add_copy(&mut self, copy: Fragment) {
