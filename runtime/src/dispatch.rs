@@ -21,14 +21,18 @@ struct LinkFrom {
 /// finds or builds the fragment, links the direct exit the thread came
 /// through (`linked_from`) and enters the cache.
 fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<LinkFrom>, indirect: bool) -> ! {
+    // Whether `pc` is still where the branch the thread left by went.
+    let mut branched_here = true;
     let start = loop {
         if ctx.signal_pending != 0 {
             pc = crate::signals::handling::deliver_pending(ctx, pc);
             linked_from = None;
+            branched_here = false;
         }
         if crate::emulation::vsyscall::contains(pc) {
             // Never a fragment: no link, no lookup-table entry.
             linked_from = None;
+            branched_here = false;
             match crate::emulation::vsyscall::emulate(ctx, pc) {
                 Ok(caller) => pc = caller,
                 Err(fault) => crate::signals::handling::queue_code_fault(ctx, fault.addr, fault.si_code),
@@ -46,7 +50,7 @@ fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<Lin
         if crate::options::get().traces {
             let arrival = match linked_from {
                 Some(from) => Arrival::Direct { stub: from.stub },
-                None if indirect => Arrival::Indirect,
+                None if indirect && branched_here => Arrival::Indirect,
                 None => Arrival::Other,
             };
             let sp = ctx.gpr[crate::thread::reg::RSP];
@@ -74,6 +78,7 @@ fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<Lin
                 drop(guard);
                 crate::signals::handling::queue_code_fault(ctx, fault.addr, fault.si_code);
                 linked_from = None;
+                branched_here = false;
                 continue;
             }
         };

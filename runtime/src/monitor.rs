@@ -17,7 +17,8 @@ use crate::stats::{self, STATS};
 use crate::translate::emit::{self, Placement};
 use crate::translate::mangle::{self, Addressing, Op};
 use crate::translate::trace::stitch;
-use crate::translate::trace_table::{Recording, Trace};
+use crate::translate::fragment::Fragment;
+use crate::translate::trace_table::Trace;
 use crate::translator::Translator;
 
 /// Entries to a head before its path is recorded (DynamoRIO's default).
@@ -54,14 +55,14 @@ impl Translator {
     /// `thread` (its stack at `sp`) continues at `pc`, arriving as
     /// `arrival`.
     pub(crate) fn monitor(&mut self, thread: u64, pc: u64, arrival: Arrival, sp: u64, may_record: bool) -> Step {
-        if let Some(rec) = self.recording.as_mut() {
+        if let Some(rec) = self.traces.recording.as_mut() {
             if rec.owner == thread {
                 rec.idle = 0;
                 return self.record_step(pc, arrival, sp);
             }
             rec.idle += 1;
             if rec.idle > ABANDONED_AFTER {
-                self.recording = None;
+                self.traces.abandon_recording();
             }
         }
         let Arrival::Direct { stub } = arrival else { return Step::Normal };
@@ -83,9 +84,10 @@ impl Translator {
             // A new head: exits linked to its block come here from now on.
             self.fragments.unlink_incoming(pc);
         }
-        if entries >= HOT && may_record && self.recording.is_none() {
-            if let Some(start) = self.copy_block(pc, sp) {
-                self.recording = Some(Recording { owner: thread, blocks: alloc::vec![pc], idle: 0 });
+        if entries >= HOT && may_record && self.traces.recording.is_none() {
+            if let Some(copy) = self.copy_block(pc, sp) {
+                let start = copy.start;
+                self.traces.start_recording(thread, pc, copy);
                 return Step::Enter(start);
             }
         }
@@ -95,32 +97,33 @@ impl Translator {
     /// The recording thread is back at the dispatcher: the path goes on at
     /// `pc`, or ends there.
     fn record_step(&mut self, pc: u64, arrival: Arrival, sp: u64) -> Step {
-        let rec = self.recording.as_ref().expect("recording");
         let from_copy = match arrival {
             Arrival::Direct { stub } => self.traces.in_copy(stub),
             Arrival::Indirect => true,
             Arrival::Other => false,
         };
+        let blocks = &self.traces.recording.as_ref().expect("recording").blocks;
         let ends = !from_copy
-            || pc == rec.blocks[0]
-            || rec.blocks.len() >= MAX_TRACE_BLOCKS
+            || pc == blocks[0]
+            || blocks.len() >= MAX_TRACE_BLOCKS
             || self.traces.is_head(pc)
             || self.fragments.is_sandboxed(pc);
         if !ends {
-            if let Some(start) = self.copy_block(pc, sp) {
-                self.recording.as_mut().expect("recording").blocks.push(pc);
+            if let Some(copy) = self.copy_block(pc, sp) {
+                let start = copy.start;
+                self.traces.record(pc, copy);
                 return Step::Enter(start);
             }
         }
-        let rec = self.recording.take().expect("recording");
-        self.build_trace(&rec.blocks, sp);
+        let blocks = self.traces.finish_recording();
+        self.build_trace(&blocks, sp);
         Step::Unlinked
     }
 
-    /// Emits a copy of the block at `pc` whose every exit comes back to
-    /// the dispatcher; its cache address, or None if there is no block
-    /// there to copy (a fault, sandboxed code).
-    fn copy_block(&mut self, pc: u64, sp: u64) -> Option<u64> {
+    /// A copy of the block at `pc` whose every exit comes back to the
+    /// dispatcher, emitted; None if there is no block there to copy (a
+    /// fault, sandboxed code).
+    fn copy_block(&mut self, pc: u64, sp: u64) -> Option<Fragment> {
         let block = self.block_for_cache(pc, sp).ok().filter(|b| !b.sandboxed)?;
         let mut ops = mangle::mangle(&block, Addressing::Absolute)?;
         for m in &mut ops {
@@ -129,12 +132,8 @@ impl Translator {
             }
         }
         let end = block.end_pc().max(pc + 1);
-        let copy = emit::emit(pc, end, &ops, Placement::Cache(&mut self.cache), |_| None).ok()?;
-        let start = copy.start;
-        self.traces.add_copy(copy);
-        Some(start)
+        emit::emit(pc, end, &ops, Placement::Cache(&mut self.cache), |_| None).ok()
     }
-
     /// Builds and registers the trace through the recorded `blocks` (as far
     /// as their code still goes that way).
     fn build_trace(&mut self, blocks: &[u64], sp: u64) {

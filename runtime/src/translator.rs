@@ -9,7 +9,7 @@ use crate::translate::code_cache::CodeCache;
 use crate::translate::emit::{self, EmitError, Placement};
 use crate::translate::fragment::{Fragment, FragmentTable, Patch};
 use crate::translate::ibl::IblTable;
-use crate::translate::trace_table::{Recording, TraceTable};
+use crate::translate::trace_table::TraceTable;
 use crate::translate::mangle::Addressing;
 use crate::persistence::load::LoadedFiles;
 use crate::persistence::units::{UnitBlock, Units};
@@ -28,8 +28,6 @@ pub(crate) struct Translator {
     pub(crate) loaded: LoadedFiles,
     /// Traces, their heads and recorded blocks' copies (`crate::monitor`).
     pub(crate) traces: TraceTable,
-    /// The path a thread is recording, if one is.
-    pub(crate) recording: Option<Recording>,
 }
 
 static TRANSLATOR: Mutex<Option<Translator>> = Mutex::new(None);
@@ -235,7 +233,7 @@ fn flush(lo: u64, hi: u64, changed: bool) {
     let traces = tr.traces.flush_range(lo, hi);
     if !tags.is_empty() || !traces.is_empty() {
         // A path through the range may be being recorded.
-        tr.recording = None;
+        tr.traces.abandon_recording();
     }
     for tag in tr.loaded.retire_overlapping(lo, hi, &mut tr.ibl) {
         if tr.fragments.remove(tag).is_some() {
@@ -335,7 +333,6 @@ pub(crate) fn init(ctx: &mut ThreadContext) {
         units: Units::default(),
         loaded: LoadedFiles::default(),
         traces: TraceTable::default(),
-        recording: None,
     };
     tr.ibl.publish(ctx);
     *TRANSLATOR.lock() = Some(tr);

@@ -26,6 +26,9 @@ pub(crate) struct Recording {
     pub(crate) blocks: Vec<u64>,
     /// Dispatches of other threads since the owner's last.
     pub(crate) idle: u32,
+    /// The copies of the blocks it ran (never linked), by cache start:
+    /// kept while a thread may run one, for translating a fault in it.
+    copies: BTreeMap<u64, Fragment>,
 }
 
 /// In-line checks of a trace that may miss before it is recorded afresh:
@@ -46,9 +49,11 @@ pub(crate) struct TraceTable {
     backward_stubs: HashSet<u64>,
     /// Traces of each head retired as stale so far.
     rebuilds: HashMap<u64, u32>,
-    /// Copies of blocks a recording thread ran (see the monitor), by cache
-    /// start: never linked, kept for translating a fault in one.
-    copies: BTreeMap<u64, Fragment>,
+    /// The path a thread is recording, if one is.
+    pub(crate) recording: Option<Recording>,
+    /// Copies of recordings dropped while their thread may have been in
+    /// one (a flush, an owner gone quiet), by cache start.
+    orphans: BTreeMap<u64, Fragment>,
 }
 
 impl TraceTable {
@@ -143,13 +148,43 @@ impl TraceTable {
         true
     }
 
-    pub(crate) fn add_copy(&mut self, copy: Fragment) {
-        self.copies.insert(copy.start, copy);
+    /// `owner` (a thread context's address) starts recording at `head`,
+    /// whose copy it enters first.
+    pub(crate) fn start_recording(&mut self, owner: u64, head: u64, copy: Fragment) {
+        let mut copies = BTreeMap::new();
+        copies.insert(copy.start, copy);
+        self.recording = Some(Recording { owner, blocks: alloc::vec![head], idle: 0, copies });
+    }
+
+    /// The recording thread goes on to the block at `tag`, whose copy it
+    /// enters.
+    pub(crate) fn record(&mut self, tag: u64, copy: Fragment) {
+        let rec = self.recording.as_mut().expect("recording");
+        rec.blocks.push(tag);
+        rec.copies.insert(copy.start, copy);
+    }
+
+    /// The recorded path, once its thread is back at the dispatcher (out
+    /// of every copy, which goes).
+    pub(crate) fn finish_recording(&mut self) -> Vec<u64> {
+        self.recording.take().map_or_else(Vec::new, |r| r.blocks)
+    }
+
+    /// Drops the recording while its thread may still run a copy.
+    pub(crate) fn abandon_recording(&mut self) {
+        if let Some(mut r) = self.recording.take() {
+            self.orphans.append(&mut r.copies);
+        }
     }
 
     /// Whether cache address `pc` is in a recorded block's copy.
     pub(crate) fn in_copy(&self, pc: u64) -> bool {
-        Self::find(&self.copies, pc).is_some()
+        self.copy_containing(pc).is_some()
+    }
+
+    fn copy_containing(&self, pc: u64) -> Option<&Fragment> {
+        let current = self.recording.as_ref().and_then(|r| Self::find(&r.copies, pc));
+        current.or_else(|| Self::find(&self.orphans, pc))
     }
 
     fn find(by_start: &BTreeMap<u64, Fragment>, pc: u64) -> Option<&Fragment> {
@@ -160,7 +195,7 @@ impl TraceTable {
     /// The live trace or block copy whose code contains cache address `pc`.
     pub(crate) fn containing(&self, pc: u64) -> Option<&Fragment> {
         let trace = self.by_start.range(..=pc).next_back().and_then(|(_, head)| self.get(*head));
-        trace.filter(|f| pc < f.start + f.size as u64).or_else(|| Self::find(&self.copies, pc))
+        trace.filter(|f| pc < f.start + f.size as u64).or_else(|| self.copy_containing(pc))
     }
 }
 
@@ -192,5 +227,21 @@ mod tests {
         assert!(t.get(0x1000).is_none() && t.containing(0x9010).is_none());
         assert_eq!(t.count_entry(0x1000), 1, "its head is counted again");
         assert!(t.get(0x2000).is_some());
+    }
+
+    #[test]
+    fn a_head_whose_traces_keep_going_stale_keeps_its_last() {
+        let mut t = TraceTable::default();
+        for _ in 0..MAX_REBUILDS {
+            let budget = t.miss_budget(0x1000);
+            assert_ne!(budget, 0);
+            // SAFETY: a budget is a leaked u64.
+            assert_eq!(unsafe { *(budget as *const u64) }, MISS_BUDGET);
+            t.insert(trace(0x1000, 0x9000, &[(0x1000, 0x1010)]));
+            assert!(t.retire_stale(0x1000));
+            assert!(!t.retire_stale(0x1000), "already gone");
+        }
+        assert_eq!(t.miss_budget(0x1000), 0, "the next trace is kept for good");
+        assert_ne!(t.miss_budget(0x2000), 0, "other heads keep theirs");
     }
 }
