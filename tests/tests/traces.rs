@@ -5,7 +5,7 @@
 //! with traces built; and traces are really built from them.
 
 use dbi_tests::corpus::{check_program_with, program};
-use dbi_tests::{compiled, run_dbirun, Build, Opt, RunOpts, Status, Variant};
+use dbi_tests::{compiled, run_dbirun, run_native, temp_dir, Build, Opt, RunOpts, Status, Variant};
 
 /// Tests that run corpus programs with `-traces`, compared with native runs.
 macro_rules! in_traces {
@@ -67,4 +67,28 @@ fn hot_loops_become_traces_of_several_blocks() {
     // Without the option, no trace is built or counted.
     let o = run_dbirun(&["-stats"], &exe, &["calls", "20000"], &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
     assert!(!String::from_utf8_lossy(&o.stderr).contains("traces built"));
+}
+
+/// A warm run's loops are in its loaded cache files, whose blocks link to
+/// each other without the dispatcher: their backward exits still make
+/// heads, and the traces built from them behave as natively.
+#[test]
+fn warm_runs_build_traces_through_loaded_files() {
+    let exe = compiled(&program("trace_paths").source_path(), Build::new(Variant::Pie, Opt::O2)).unwrap_or_else(|e| panic!("{e}"));
+    let cache = temp_dir("traces-warm");
+    let dir = cache.path().to_str().unwrap();
+    let args = ["calls", "20000"];
+    let native = run_native(&exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+    for _ in 0..2 {
+        // -stats as below: it is part of the files' key (lookups counted).
+        let cold = run_dbirun(&["-persist", "-persist_dir", dir, "-no_persist_server", "-stats"], &exe, &args, &RunOpts::new())
+            .unwrap_or_else(|f| panic!("{f}"));
+        assert_eq!(cold.stdout, native.stdout);
+    }
+    let opts = ["-persist", "-persist_dir", dir, "-no_persist_server", "-traces", "-stats"];
+    let warm = run_dbirun(&opts, &exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!((warm.status, &warm.stdout), (native.status, &native.stdout));
+    let stderr = String::from_utf8_lossy(&warm.stderr);
+    assert!(stat(&stderr, "blocks loaded") > 10 * stat(&stderr, "blocks built").max(1), "a warm run\n{stderr}");
+    assert!(stat(&stderr, "traces built") > 0, "{stderr}");
 }
