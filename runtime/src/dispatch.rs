@@ -61,7 +61,7 @@ fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<Lin
                     break start;
                 }
                 Step::Unlinked => linked_from = None,
-                Step::Normal => {}
+                Step::ViaHeadStub | Step::Normal => {}
             }
         }
         if indirect && linked_from.is_none() && matches!(step, Step::Normal) {
@@ -86,7 +86,9 @@ fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<Lin
         let sandboxed = tr.fragments.is_sandboxed(pc);
         if let Some(from) = linked_from.filter(|_| !sandboxed) {
             let retired = matches!(from.patch, Patch::Slot(slot) if tr.loaded.in_retired_file(slot));
-            if !retired {
+            if !retired && matches!(step, Step::ViaHeadStub) {
+                tr.link_via_head_stub(pc, start, from.patch, from.stub);
+            } else if !retired {
                 link::link(from.patch, start);
                 tr.note_link(pc, start, from.patch, from.stub);
             }
@@ -103,6 +105,24 @@ fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<Lin
     };
     ctx.enter_target = start;
     enter_cache(ctx)
+}
+
+/// Continues at trace head `head`, whose counting stub found it hot: the
+/// thread records the path from it, unless a signal waits (delivered
+/// first, by the dispatcher's usual way) or it cannot.
+fn continue_hot(ctx: &mut ThreadContext, head: u64) -> ! {
+    if ctx.signal_pending == 0 {
+        let mut guard = crate::translator::lock();
+        let tr = guard.as_mut().expect("translator");
+        let sp = ctx.gpr[crate::thread::reg::RSP];
+        if let Step::Enter(start) = tr.head_hot(ctx as *const ThreadContext as u64, head, sp, ctx.is_vfork_child == 0) {
+            tr.ibl.publish(ctx);
+            drop(guard);
+            ctx.enter_target = start;
+            enter_cache(ctx)
+        }
+    }
+    continue_at(ctx, head, None, false)
 }
 
 /// Starts running the application at `pc` with the registers in `ctx`.
@@ -164,6 +184,7 @@ pub extern "C" fn from_cache(ctx: &mut ThreadContext) -> ! {
             enter_cache(ctx)
         }
         ExitKind::IndirectMiss => continue_at(ctx, ctx.next_pc, None, true),
+        ExitKind::HeadHot => continue_hot(ctx, exit.target),
         ExitKind::TraceStale => {
             // Left from a missed in-line check: the branch's target in rcx.
             let pc = ctx.gpr[crate::thread::reg::RCX];

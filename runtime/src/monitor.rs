@@ -17,8 +17,9 @@ use crate::stats::{self, STATS};
 use crate::translate::emit::{self, Placement};
 use crate::translate::mangle::{self, Addressing, Op};
 use crate::translate::trace::stitch;
-use crate::translate::fragment::Fragment;
-use crate::translate::trace_table::Trace;
+use crate::translate::fragment::{Fragment, Patch};
+use crate::translate::link;
+use crate::translate::trace_table::{Trace, TraceTable};
 use crate::translator::Translator;
 
 /// Entries to a head before its path is recorded (DynamoRIO's default).
@@ -46,6 +47,9 @@ pub(crate) enum Step {
     Enter(u64),
     /// Enter the fragment for the pc without linking the exit it came by.
     Unlinked,
+    /// Enter the fragment for the pc (a head's block), and link the exit
+    /// it came by to the head's counting stub (`link_via_head_stub`).
+    ViaHeadStub,
     /// Carry on as without traces.
     Normal,
 }
@@ -84,14 +88,57 @@ impl Translator {
             // A new head: exits linked to its block come here from now on.
             self.fragments.unlink_incoming(pc);
         }
-        if entries >= HOT && may_record && self.traces.recording.is_none() {
-            if let Some(copy) = self.copy_block(pc, sp) {
-                let start = copy.start;
-                self.traces.start_recording(thread, pc, copy);
+        if entries >= HOT {
+            if let Some(start) = self.start_recording(thread, pc, sp, may_record) {
                 return Step::Enter(start);
             }
         }
-        Step::Unlinked
+        Step::ViaHeadStub
+    }
+
+    /// `head`'s counting stub counted down to zero: the thread records
+    /// from it if it can, or the stub counts again.
+    pub(crate) fn head_hot(&mut self, thread: u64, head: u64, sp: u64, may_record: bool) -> Step {
+        if self.traces.get(head).is_some() {
+            return Step::Normal;
+        }
+        match self.start_recording(thread, head, sp, may_record) {
+            Some(start) => Step::Enter(start),
+            None => {
+                self.traces.recount(head, HOT as i64);
+                Step::Normal
+            }
+        }
+    }
+
+    /// Starts recording at `head` if no thread records; the copy to enter.
+    fn start_recording(&mut self, thread: u64, head: u64, sp: u64, may_record: bool) -> Option<u64> {
+        if !may_record || self.traces.recording.is_some() {
+            return None;
+        }
+        let copy = self.copy_block(head, sp)?;
+        let start = copy.start;
+        self.traces.start_recording(thread, head, copy);
+        Some(start)
+    }
+
+    /// Links the exit patched at `patch` (stub `stub`) that came to the
+    /// head `head` to the head's counting stub, made now (to go on to the
+    /// head's block at `block_start`) if it has none: later entries by that
+    /// exit are counted without the dispatcher.
+    pub(crate) fn link_via_head_stub(&mut self, head: u64, block_start: u64, patch: Patch, stub: u64) {
+        let counter_stub = match self.traces.head_stub(head) {
+            Some(s) => s,
+            None => {
+                let left = HOT.saturating_sub(self.traces.entries(head)).max(1);
+                let counter = TraceTable::new_counter(left as i64);
+                let Some(s) = emit::head_counter(&mut self.cache, head, counter, block_start) else { return };
+                self.traces.add_head_stub(head, s, counter);
+                s
+            }
+        };
+        link::link(patch, counter_stub);
+        self.traces.note_head_stub_link(head, patch, stub);
     }
 
     /// The recording thread is back at the dispatcher: the path goes on at
@@ -169,6 +216,12 @@ impl Translator {
         stats::add(&STATS.trace_blocks, used as u64);
         crate::verbose!("trace at {head:#x}: {used} blocks, {} bytes", fragment.size);
         self.ibl.insert(head, fragment.start);
-        self.traces.insert(Trace { fragment, spans });
+        let mut trace = Trace { fragment, spans };
+        // Exits counting at the head's stub go to the trace now.
+        for (patch, stub) in self.traces.take_head_stub(head) {
+            link::link(patch, trace.fragment.start);
+            trace.fragment.incoming.push((patch, stub));
+        }
+        self.traces.insert(trace);
     }
 }

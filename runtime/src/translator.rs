@@ -243,6 +243,10 @@ fn flush(lo: u64, hi: u64, changed: bool) {
     for &tag in tags.iter().chain(&traces) {
         tr.ibl.remove(tag);
     }
+    for &tag in &tags {
+        // A head's counting stub goes on to its block: it goes with it.
+        tr.traces.drop_head_stub(tag);
+    }
     if changed && !tags.is_empty() {
         tr.units.taint(lo, hi);
     }

@@ -39,6 +39,9 @@ pub(crate) enum ExitKind {
     /// head); the app pc the branch went to is in rcx, the app's rcx in
     /// `ctx.ibl_rcx`.
     TraceStale = 4,
+    /// A head's counting stub counted down to zero (`target` is the head,
+    /// where the thread goes on).
+    HeadHot = 5,
     /// Position-independent forms, the ones files hold
     /// ([`persist::exit_data`]).
     RelativeDirect = persist::exit_data::KIND_DIRECT,
@@ -53,7 +56,7 @@ impl ExitKind {
     /// never taken for an enum as they are.
     pub(crate) fn from_raw(raw: u32) -> Option<ExitKind> {
         use ExitKind::*;
-        [Direct, IndirectMiss, Syscall, CleanCall, TraceStale, RelativeDirect, RelativeSyscall, RelativeCleanCall]
+        [Direct, IndirectMiss, Syscall, CleanCall, TraceStale, HeadHot, RelativeDirect, RelativeSyscall, RelativeCleanCall]
             .into_iter()
             .find(|k| *k as u32 == raw)
     }
@@ -208,6 +211,36 @@ struct PendingExit {
     cond: Option<ConditionCode>,
     /// Its W slot (in a segment), else 0.
     slot: u64,
+}
+
+/// Emits a trace head's counting stub into the cache: exits linked to the
+/// head jump here, take one from the i64 at `counter` and go on to the
+/// head's block at `block_start`; the entry that brings it to zero leaves
+/// for the dispatcher instead (`ExitKind::HeadHot`). Flag free (`lea`,
+/// `jrcxz`); rax and rcx pass through the lookup's `gs:` slots, free at a
+/// direct exit. Returns the stub's address; None if the cache is full.
+pub(crate) fn head_counter(cache: &mut CodeCache, head: u64, counter: u64, block_start: u64) -> Option<u64> {
+    let base = cache.next_address();
+    let mut code = Vec::with_capacity(96);
+    encoder::store_to_gs(&mut code, off::IBL_RAX, iced_x86::Register::RAX);
+    code.extend_from_slice(&[0x48, 0xa1]); // mov rax, [counter]
+    code.extend_from_slice(&counter.to_le_bytes());
+    code.extend_from_slice(&[0x48, 0x8d, 0x40, 0xff]); // lea rax, [rax - 1]
+    code.extend_from_slice(&[0x48, 0xa3]); // mov [counter], rax
+    code.extend_from_slice(&counter.to_le_bytes());
+    encoder::store_to_gs(&mut code, off::IBL_RCX, iced_x86::Register::RCX);
+    code.extend_from_slice(&[0x48, 0x89, 0xc1]); // mov rcx, rax
+    encoder::load_from_gs(&mut code, iced_x86::Register::RAX, off::IBL_RAX);
+    code.extend_from_slice(&[0xe3, (encoder::GS_MOV_LEN + encoder::JMP_REL32_LEN) as u8]); // jrcxz hot
+    encoder::load_from_gs(&mut code, iced_x86::Register::RCX, off::IBL_RCX);
+    let field = encoder::jmp_rel32(&mut code);
+    encoder::patch_rel32(&mut code, field, base, block_start);
+    // hot:
+    encoder::load_from_gs(&mut code, iced_x86::Register::RCX, off::IBL_RCX);
+    emit_stub(&mut code, base, head, 0, ExitKind::HeadHot);
+    let start = cache.commit(&code)?;
+    debug_assert_eq!(start, base);
+    Some(start)
 }
 
 /// Encodes `ops` for the block at `tag` into `place` and returns its

@@ -18,6 +18,16 @@ pub(crate) struct Trace {
     pub(crate) spans: Vec<(u64, u64)>,
 }
 
+/// A head's counting stub (`emit::head_counter`): exits to the head link
+/// here until its trace exists, so entries are counted in the cache.
+pub(crate) struct HeadStub {
+    pub(crate) start: u64,
+    /// The i64 it counts down (never freed: a thread may be in the stub).
+    counter: u64,
+    /// (patch, stub) of every exit linked to it.
+    incoming: Vec<(Patch, u64)>,
+}
+
 /// The path a thread is recording (see the monitor).
 pub(crate) struct Recording {
     /// The recording thread's context address.
@@ -45,6 +55,8 @@ pub(crate) struct TraceTable {
     by_start: BTreeMap<u64, u64>,
     /// Entries counted so far, by head.
     heads: HashMap<u64, u32>,
+    /// Counting stubs, by head.
+    head_stubs: HashMap<u64, HeadStub>,
     /// Stubs of mapped files' backward exits.
     backward_stubs: HashSet<u64>,
     /// Traces of each head retired as stale so far.
@@ -65,6 +77,50 @@ impl TraceTable {
         self.heads.contains_key(&tag)
     }
 
+    /// The counting stub of `head`, if it has one.
+    pub(crate) fn head_stub(&self, head: u64) -> Option<u64> {
+        self.head_stubs.get(&head).map(|s| s.start)
+    }
+
+    /// A new i64 counter holding `value`, for a counting stub.
+    pub(crate) fn new_counter(value: i64) -> u64 {
+        alloc::boxed::Box::leak(alloc::boxed::Box::new(value)) as *mut i64 as u64
+    }
+
+    pub(crate) fn add_head_stub(&mut self, head: u64, start: u64, counter: u64) {
+        self.head_stubs.insert(head, HeadStub { start, counter, incoming: Vec::new() });
+    }
+
+    /// Records that the exit patched at `patch` now jumps to `head`'s
+    /// counting stub.
+    pub(crate) fn note_head_stub_link(&mut self, head: u64, patch: Patch, stub: u64) {
+        if let Some(s) = self.head_stubs.get_mut(&head) {
+            s.incoming.push((patch, stub));
+        }
+    }
+
+    /// `head` counts `entries` more before its stub reports it hot again.
+    pub(crate) fn recount(&self, head: u64, entries: i64) {
+        if let Some(s) = self.head_stubs.get(&head) {
+            // SAFETY: a leaked counter; a racing stub may lose one count.
+            unsafe { core::ptr::write_volatile(s.counter as *mut i64, entries) };
+        }
+    }
+
+    /// Takes `head`'s counting stub out, with the exits linked to it (its
+    /// trace takes them).
+    pub(crate) fn take_head_stub(&mut self, head: u64) -> Vec<(Patch, u64)> {
+        self.head_stubs.remove(&head).map_or_else(Vec::new, |s| s.incoming)
+    }
+
+    /// Drops `head`'s counting stub, whose block went: exits linked to it
+    /// go back to their stubs.
+    pub(crate) fn drop_head_stub(&mut self, head: u64) {
+        for (patch, stub) in self.take_head_stub(head) {
+            crate::translate::link::unlink(patch, stub);
+        }
+    }
+
     /// Notes that the exit whose stub is at `stub` (in a mapped file,
     /// whose blocks the fragment table may not hold) branches backward.
     pub(crate) fn note_backward_exit(&mut self, stub: u64) {
@@ -73,6 +129,12 @@ impl TraceTable {
 
     pub(crate) fn is_backward_exit(&self, stub: u64) -> bool {
         self.backward_stubs.contains(&stub)
+    }
+
+    /// Entries to `head` the dispatcher counted since it became one (or
+    /// its last trace went).
+    pub(crate) fn entries(&self, head: u64) -> u32 {
+        self.heads.get(&head).copied().unwrap_or(0)
     }
 
     /// Counts an entry to `tag`, making it a head if it is not; returns the
@@ -107,6 +169,8 @@ impl TraceTable {
         if let Some(n) = self.heads.get_mut(&head) {
             *n = 0;
         }
+        // Counted afresh through a new stub.
+        self.drop_head_stub(head);
         Some(t)
     }
 
