@@ -64,8 +64,10 @@ fn hot_loops_become_traces_of_several_blocks() {
             assert!(stat(&stderr, "traces recorded afresh") > 0, "{stderr}");
         }
     }
-    // Without the option, no trace is built or counted.
-    let o = run_dbirun(&["-stats"], &exe, &["calls", "20000"], &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+    // Without the option (none from the environment either), no trace is
+    // built or counted.
+    let plain = RunOpts::new().env("DBIRUN_OPTIONS", "");
+    let o = run_dbirun(&["-stats"], &exe, &["calls", "20000"], &plain).unwrap_or_else(|f| panic!("{f}"));
     assert!(!String::from_utf8_lossy(&o.stderr).contains("traces built"));
 }
 
