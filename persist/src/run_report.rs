@@ -76,6 +76,7 @@ impl Counters {
 pub const STATS_FIELDS: &[(&str, &str)] = &[
     ("blocks_built", "blocks built"),
     ("code_cache_bytes", "code cache bytes"),
+    ("runtime_heap_peak_bytes", "runtime heap at most"),
     ("dispatcher_entries", "dispatcher entries"),
     ("indirect_lookups", "indirect lookups"),
     ("indirect_lookup_misses", "indirect lookup misses"),

@@ -134,6 +134,7 @@ pub(crate) fn snapshot(ibl_lookups: u64) -> Vec<(&'static str, u64)> {
     let mut v = alloc::vec![
         ("blocks_built", s.blocks_built.load(Relaxed)),
         ("code_cache_bytes", s.cache_bytes.load(Relaxed)),
+        ("runtime_heap_peak_bytes", crate::os::heap::peak_bytes()),
         ("dispatcher_entries", s.dispatches.load(Relaxed)),
         ("indirect_lookups", ibl_lookups + s.ibl_lookups_of_exited_threads.load(Relaxed)),
         ("indirect_lookup_misses", s.ibl_misses.load(Relaxed)),
@@ -176,6 +177,7 @@ pub(crate) fn rejected() -> Vec<(&'static str, u64)> {
 /// started without dbirun's run report (dbirun sums the processes' lines
 /// and prints one summary itself).
 pub(crate) fn print(values: &[(&'static str, u64)]) {
+
     crate::log::print(format_args!("dbirun stats:\n"));
     for (key, value) in values {
         let label = persist::run_report::STATS_FIELDS.iter().find(|(k, _)| k == key).map_or(*key, |(_, l)| *l);

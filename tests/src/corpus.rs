@@ -108,7 +108,7 @@ pub const PROGRAMS: &[Program] = &[
         name: "trace_paths",
         source: "trace_paths.c",
         builds: ALL,
-        runs: &[ok(&["calls", "100000"]), ok(&["fault", "2000"]), ok(&["signal", "50"]), ok(&["smc", "500"])],
+        runs: &[ok(&["calls", "100000"]), ok(&["fault", "20000"]), ok(&["signal", "50"]), ok(&["smc", "3000"])],
     },
     Program {
         name: "tail_calls",

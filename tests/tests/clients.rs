@@ -334,7 +334,7 @@ fn clients_stay_exact_in_traces() {
     for opt in [Opt::O0, Opt::O2] {
         check_inscount_exact_with(&["-traces"], "trace_paths", Variant::Static, opt, &["calls", "3000"]);
     }
-    check_instrace_exact(&["-traces"], "trace_paths", &["calls", "1000"]);
+    check_instrace_exact(&["-traces"], "trace_paths", &["calls", "3000"]);
 }
 
 fn check_instrace_exact(options: &[&str], name: &str, args: &[&str]) {

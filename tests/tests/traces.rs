@@ -52,7 +52,7 @@ fn stat(stderr: &str, label: &str) -> u64 {
 #[test]
 fn hot_loops_become_traces_of_several_blocks() {
     let exe = compiled(&program("trace_paths").source_path(), Build::new(Variant::Pie, Opt::O2)).unwrap_or_else(|e| panic!("{e}"));
-    for args in [["calls", "20000"], ["fault", "2000"], ["signal", "20"], ["smc", "300"]] {
+    for args in [["calls", "20000"], ["fault", "20000"], ["signal", "20"], ["smc", "3000"]] {
         let o = run_dbirun(&["-traces", "-stats"], &exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
         assert_eq!(o.status, Status::Code(0), "{args:?}");
         let stderr = String::from_utf8_lossy(&o.stderr);

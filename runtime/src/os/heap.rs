@@ -6,6 +6,7 @@
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use spin::Mutex;
 
@@ -52,6 +53,21 @@ impl RuntimeAllocator {
     }
 }
 
+/// Bytes the allocator has mapped now, and at most so far (`-stats`: the
+/// runtime's own share of a process's memory).
+static MAPPED: AtomicU64 = AtomicU64::new(0);
+static PEAK: AtomicU64 = AtomicU64::new(0);
+
+fn mapped(bytes: usize) {
+    let now = MAPPED.fetch_add(bytes as u64, Relaxed) + bytes as u64;
+    PEAK.fetch_max(now, Relaxed);
+}
+
+/// The most bytes the runtime's heap had mapped at once.
+pub(crate) fn peak_bytes() -> u64 {
+    PEAK.load(Relaxed)
+}
+
 fn class_of(layout: &Layout) -> Option<usize> {
     let size = layout.size().max(layout.align()).max(1 << MIN_CLASS_SHIFT);
     let shift = size.next_power_of_two().trailing_zeros() as usize;
@@ -64,8 +80,12 @@ unsafe impl GlobalAlloc for RuntimeAllocator {
             if layout.align() > sys::PAGE_SIZE as usize {
                 return ptr::null_mut();
             }
-            return sys::map_anonymous(sys::page_up(layout.size() as u64))
-                .unwrap_or(ptr::null_mut());
+            let len = sys::page_up(layout.size() as u64);
+            let block = sys::map_anonymous(len).unwrap_or(ptr::null_mut());
+            if !block.is_null() {
+                mapped(len as usize);
+            }
+            return block;
         };
         let size = 1usize << (class + MIN_CLASS_SHIFT);
         let mut pools = self.pools.lock();
@@ -82,6 +102,7 @@ unsafe impl GlobalAlloc for RuntimeAllocator {
             let Some(chunk) = sys::map_anonymous(CHUNK as u64) else {
                 return ptr::null_mut();
             };
+            mapped(CHUNK);
             pools.bump_end[class] = chunk.wrapping_add(CHUNK);
             start = chunk;
         }
@@ -114,8 +135,10 @@ unsafe impl GlobalAlloc for RuntimeAllocator {
                 pools.free[class] = block;
             }
             None => {
+                let len = sys::page_up(layout.size() as u64);
                 // SAFETY: large blocks are whole mappings of this size.
-                let _ = unsafe { sys::munmap(block as u64, sys::page_up(layout.size() as u64)) };
+                let _ = unsafe { sys::munmap(block as u64, len) };
+                MAPPED.fetch_sub(len, Relaxed);
             }
         }
     }
