@@ -86,9 +86,11 @@ fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<Lin
         let sandboxed = tr.fragments.is_sandboxed(pc);
         if let Some(from) = linked_from.filter(|_| !sandboxed) {
             let retired = matches!(from.patch, Patch::Slot(slot) if tr.loaded.in_retired_file(slot));
-            if !retired && matches!(step, Step::ViaHeadStub) {
+            if retired {
+                // Never relinked.
+            } else if matches!(step, Step::ViaHeadStub) {
                 tr.link_via_head_stub(pc, start, from.patch, from.stub);
-            } else if !retired {
+            } else {
                 link::link(from.patch, start);
                 tr.note_link(pc, start, from.patch, from.stub);
             }

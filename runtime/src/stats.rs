@@ -177,7 +177,6 @@ pub(crate) fn rejected() -> Vec<(&'static str, u64)> {
 /// started without dbirun's run report (dbirun sums the processes' lines
 /// and prints one summary itself).
 pub(crate) fn print(values: &[(&'static str, u64)]) {
-
     crate::log::print(format_args!("dbirun stats:\n"));
     for (key, value) in values {
         let label = persist::run_report::STATS_FIELDS.iter().find(|(k, _)| k == key).map_or(*key, |(_, l)| *l);

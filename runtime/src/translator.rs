@@ -61,17 +61,9 @@ impl Translator {
             let unit = self.units.unit_for(m.base, m.end, m.path, m.identity);
             Some((m.base, unit, self.units.units[unit].current_segment(&mut self.cache, crate::aot::translating())?))
         });
-        let mut persistable = target.is_some() && !block.sandboxed;
-        let mut data = alloc::vec::Vec::new();
-        if crate::client_host::active() {
-            let mut ir = clients::api::BlockIr::new(pc, []);
-            ir.items = core::mem::take(&mut block.items);
-            let segment = target.map(|(_, u, s)| &mut self.units.units[u].segments[s as usize]);
-            let (flags, allocated) = crate::client_host::instrument(&mut ir, segment);
-            persistable &= flags.persistable;
-            data = allocated;
-            block.items = ir.items;
-        }
+        let segment = target.map(|(_, u, s)| &mut self.units.units[u].segments[s as usize]);
+        let (client_persistable, data) = instrument(&mut block, segment);
+        let persistable = target.is_some() && !block.sandboxed && client_persistable;
         let fragment = target
             .filter(|_| persistable)
             .and_then(|(base, u, s)| self.emit_persistable(pc, end, &block, base, u, s, data))
@@ -120,12 +112,7 @@ impl Translator {
     /// for a persisted file).
     pub(crate) fn block_for_cache(&mut self, pc: u64, sp: u64) -> Result<bb_builder::BasicBlock, bb_builder::CodeFault> {
         let mut block = bb_builder::build(pc, sp)?;
-        if crate::client_host::active() {
-            let mut ir = clients::api::BlockIr::new(pc, []);
-            ir.items = core::mem::take(&mut block.items);
-            crate::client_host::instrument(&mut ir, None);
-            block.items = ir.items;
-        }
+        instrument(&mut block, None);
         Ok(block)
     }
 
@@ -164,6 +151,23 @@ impl Translator {
             Err(EmitError::Full | EmitError::NotRelative) => None,
         }
     }
+}
+
+/// Lets the clients instrument `block` (their block data in `segment` if
+/// it may be persisted); whether they all let it be persisted, and the
+/// data they allocated.
+fn instrument(
+    block: &mut bb_builder::BasicBlock,
+    segment: Option<&mut crate::translate::segment::LiveSegment>,
+) -> (bool, alloc::vec::Vec<crate::persistence::units::BlockData>) {
+    if !crate::client_host::active() {
+        return (true, alloc::vec::Vec::new());
+    }
+    let mut ir = clients::api::BlockIr::new(block.tag, []);
+    ir.items = core::mem::take(&mut block.items);
+    let (flags, data) = crate::client_host::instrument(&mut ir, segment);
+    block.items = ir.items;
+    (flags.persistable, data)
 }
 
 /// Where a new block's exits link at once: an existing block, never a

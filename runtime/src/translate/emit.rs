@@ -223,11 +223,7 @@ pub(crate) fn head_counter(cache: &mut CodeCache, head: u64, counter: u64, block
     let base = cache.next_address();
     let mut code = Vec::with_capacity(96);
     encoder::store_to_gs(&mut code, off::IBL_RAX, iced_x86::Register::RAX);
-    code.extend_from_slice(&[0x48, 0xa1]); // mov rax, [counter]
-    code.extend_from_slice(&counter.to_le_bytes());
-    code.extend_from_slice(&[0x48, 0x8d, 0x40, 0xff]); // lea rax, [rax - 1]
-    code.extend_from_slice(&[0x48, 0xa3]); // mov [counter], rax
-    code.extend_from_slice(&counter.to_le_bytes());
+    encoder::decrement_at(&mut code, counter);
     encoder::store_to_gs(&mut code, off::IBL_RCX, iced_x86::Register::RCX);
     code.extend_from_slice(&[0x48, 0x89, 0xc1]); // mov rcx, rax
     encoder::load_from_gs(&mut code, iced_x86::Register::RAX, off::IBL_RAX);

@@ -222,6 +222,17 @@ pub(crate) fn nop(out: &mut Vec<u8>, len: usize) {
     }
 }
 
+/// Appends a flag-free decrement of the u64 at absolute address `addr`
+/// through rax (`mov rax, [addr]; lea rax, [rax - 1]; mov [addr], rax`),
+/// leaving the new value in rax.
+pub(crate) fn decrement_at(out: &mut Vec<u8>, addr: u64) {
+    out.extend_from_slice(&[0x48, 0xa1]);
+    out.extend_from_slice(&addr.to_le_bytes());
+    out.extend_from_slice(&[0x48, 0x8d, 0x40, 0xff]);
+    out.extend_from_slice(&[0x48, 0xa3]);
+    out.extend_from_slice(&addr.to_le_bytes());
+}
+
 /// Appends `jmp rel32` (target fixed up later) and returns the offset of the
 /// rel32 field.
 pub(crate) fn jmp_rel32(out: &mut Vec<u8>) -> usize {

@@ -208,6 +208,14 @@ mod tests {
         }
     }
 
+    /// A fragment at 0x5000 whose one exit, linked to `target`, goes
+    /// through the W slot at `slot` (a mapped file's form).
+    fn caller_through_slot(slot: u64, stub: u64, target: u64) -> Fragment {
+        let mut caller = fragment(0x5000, 0x10, 0x9100, 0x20);
+        caller.exits.push(ExitRecord { patch: Patch::Slot(slot), stub, target, prelinked: true, branch: 0, cond: None, slot });
+        caller
+    }
+
     #[test]
     fn finds_fragments_by_tag_and_cache_address() {
         let mut t = FragmentTable::default();
@@ -231,16 +239,7 @@ mod tests {
         let slot = Box::new(core::sync::atomic::AtomicU64::new(0));
         let slot_addr = &*slot as *const _ as u64;
         let stub = 0x9ff0;
-        let mut caller = fragment(0x5000, 0x10, 0x9100, 0x20);
-        caller.exits.push(ExitRecord {
-            patch: Patch::Slot(slot_addr),
-            stub,
-            target: 0x1ff8,
-            prelinked: true,
-            branch: 0,
-            cond: None,
-            slot: slot_addr,
-        });
+        let caller = caller_through_slot(slot_addr, stub, 0x1ff8);
         // Starts before the range and ends inside it.
         t.insert(fragment(0x1ff8, 0x10, 0x9000, 0x40));
         t.insert(fragment(0x3000, 0x10, 0x9040, 0x40));
@@ -260,16 +259,7 @@ mod tests {
         let mut t = FragmentTable::default();
         let slot = Box::new(core::sync::atomic::AtomicU64::new(0x9000));
         let slot_addr = &*slot as *const _ as u64;
-        let mut caller = fragment(0x5000, 0x10, 0x9100, 0x20);
-        caller.exits.push(ExitRecord {
-            patch: Patch::Slot(slot_addr),
-            stub: 0x9ff0,
-            target: 0x1000,
-            prelinked: true,
-            branch: 0,
-            cond: None,
-            slot: slot_addr,
-        });
+        let caller = caller_through_slot(slot_addr, 0x9ff0, 0x1000);
         t.insert(fragment(0x1000, 0x10, 0x9000, 0x40));
         t.insert(fragment(0x1010, 0x10, 0x9040, 0x40));
         t.insert(caller);

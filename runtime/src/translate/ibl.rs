@@ -137,7 +137,8 @@ pub(crate) fn lookup_code() -> &'static [u8] {
 /// subtracts and `jrcxz` tests. A target below 2 GiB (a non-PIE program's
 /// code) is subtracted as a displacement, without a second register.
 pub(crate) fn inline_target_check(code: &mut Vec<u8>, expected: u64) -> usize {
-    match short_form(expected) {
+    let short = short_form(expected);
+    match short {
         Some(neg) => lea_rcx(code, neg),
         None => {
             encoder::store_to_gs(code, off::IBL_RAX, Register::RAX);
@@ -148,7 +149,7 @@ pub(crate) fn inline_target_check(code: &mut Vec<u8>, expected: u64) -> usize {
     }
     code.extend_from_slice(&[0xe3, 0x05]); // jrcxz past the jmp
     let miss = encoder::jmp_rel32(code);
-    if short_form(expected).is_none() {
+    if short.is_none() {
         encoder::load_from_gs(code, Register::RAX, off::IBL_RAX);
     }
     encoder::load_from_gs(code, Register::RCX, off::IBL_RCX);
@@ -175,11 +176,7 @@ pub(crate) fn inline_target_miss(code: &mut Vec<u8>, expected: u64) {
 /// at the lookup.
 pub(crate) fn count_miss(code: &mut Vec<u8>, misses_left: u64) -> usize {
     encoder::store_to_gs(code, off::IBL_RAX, Register::RAX);
-    code.extend_from_slice(&[0x48, 0xa1]); // mov rax, [misses_left]
-    code.extend_from_slice(&misses_left.to_le_bytes());
-    code.extend_from_slice(&[0x48, 0x8d, 0x40, 0xff]); // lea rax, [rax - 1]
-    code.extend_from_slice(&[0x48, 0xa3]); // mov [misses_left], rax
-    code.extend_from_slice(&misses_left.to_le_bytes());
+    encoder::decrement_at(code, misses_left);
     code.extend_from_slice(&[0x48, 0x91]); // xchg rax, rcx: the budget in rcx
     code.extend_from_slice(&[0xe3, 2 + encoder::GS_MOV_LEN as u8 + 2]); // jrcxz spent
     code.extend_from_slice(&[0x48, 0x91]);
