@@ -143,6 +143,9 @@ pub struct Summary {
     /// Of those, translated ahead of time (`-aot`) rather than reached by
     /// a run.
     pub ahead_of_time_blocks: u64,
+    /// Of those, entered in the lookup table at load (an indirect branch
+    /// reached them in the run that built them).
+    pub lookup_targets: u64,
     pub exits: u64,
     pub translation_bytes: u64,
 }
@@ -182,6 +185,7 @@ impl Summary {
             segments: ix.segments.len() as u64,
             blocks: ix.blocks.len() as u64,
             ahead_of_time_blocks: ix.blocks.iter().filter(|b| b.ahead_of_time()).count() as u64,
+            lookup_targets: ix.lookup_targets.len() as u64,
             exits: ix.exits.len() as u64,
             translation_bytes: ix.translations.len() as u64,
         }

@@ -117,6 +117,7 @@ pub fn print_inspection(i: &Inspection, status: &Status) {
     t.print();
     println!("segments:         {}", s.segments);
     println!("blocks:           {} ({} from runs, {} ahead of time)", s.blocks, s.blocks - s.ahead_of_time_blocks, s.ahead_of_time_blocks);
+    println!("lookup targets:   {} (entered in the lookup table at load)", s.lookup_targets);
     println!("exits:            {}", s.exits);
     println!("translations:     {} bytes", s.translation_bytes);
 }

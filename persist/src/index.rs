@@ -51,14 +51,16 @@ pub struct BlockEntry {
     /// `block_data[first_data..first_data + data_count]`.
     pub first_data: u32,
     pub data_count: u32,
-    /// [`BlockEntry::AHEAD_OF_TIME`], or 0 (a run built it).
+    /// [`BlockEntry::AHEAD_OF_TIME`], [`BlockEntry::LOOKUP_TARGET`].
     pub flags: u32,
 }
 
 impl BlockEntry {
     /// Built by `-aot` from static discovery, not because a run reached it.
     pub const AHEAD_OF_TIME: u32 = 1;
-    pub const KNOWN_FLAGS: u32 = Self::AHEAD_OF_TIME;
+    /// An indirect branch reached it in the run that built it.
+    pub const LOOKUP_TARGET: u32 = 2;
+    pub const KNOWN_FLAGS: u32 = Self::AHEAD_OF_TIME | Self::LOOKUP_TARGET;
 
     pub fn ahead_of_time(&self) -> bool {
         self.flags & Self::AHEAD_OF_TIME != 0
@@ -69,6 +71,16 @@ impl ArchivedBlockEntry {
     pub fn ahead_of_time(&self) -> bool {
         self.flags.to_native() & BlockEntry::AHEAD_OF_TIME != 0
     }
+}
+
+/// A block a loader enters in its indirect-branch lookup table at once
+/// (the others when first looked up): where its code is, without reading
+/// the block table.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct LookupTarget {
+    pub module_offset: u32,
+    pub segment: u32,
+    pub code_offset: u32,
 }
 
 /// A direct exit. Its code is `jmp [rip + slot]` (after a short `jcc` over
@@ -126,12 +138,21 @@ pub struct Index {
     /// that trusted a wrong count would only enter blocks in its lookup
     /// table later or sooner).
     pub ahead_of_time_blocks: u32,
+    /// The blocks flagged [`BlockEntry::LOOKUP_TARGET`], by module offset.
+    pub lookup_targets: Vec<LookupTarget>,
 }
 
 impl Index {
-    /// Sets [`Index::ahead_of_time_blocks`] from the blocks' flags.
-    pub fn count_ahead_of_time(&mut self) {
+    /// Sets what is derived from the blocks' flags:
+    /// [`Index::ahead_of_time_blocks`] and [`Index::lookup_targets`].
+    pub fn derive_from_blocks(&mut self) {
         self.ahead_of_time_blocks = self.blocks.iter().filter(|b| b.ahead_of_time()).count() as u32;
+        self.lookup_targets = self
+            .blocks
+            .iter()
+            .filter(|b| b.flags & BlockEntry::LOOKUP_TARGET != 0)
+            .map(|b| LookupTarget { module_offset: b.module_offset, segment: b.segment, code_offset: b.code_offset })
+            .collect();
     }
 }
 

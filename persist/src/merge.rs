@@ -88,7 +88,7 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     index.module = d.module;
     index.clients = d.clients;
     index.options = d.options;
-    index.count_ahead_of_time();
+    index.derive_from_blocks();
     index.client_zones = d.client_zones.map(|(w, x)| (w + zone_shift, x + zone_shift));
     zones.extend(d_zones);
     prelink(file);

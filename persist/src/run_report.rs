@@ -89,6 +89,7 @@ pub const STATS_FIELDS: &[(&str, &str)] = &[
     ("traces_stale", "traces recorded afresh"),
     ("blocks_loaded", "blocks loaded"),
     ("blocks_registered", "blocks registered"),
+    ("lookup_targets_loaded", "lookup entries loaded"),
     ("aot_blocks_loaded", "AOT blocks loaded"),
     ("aot_blocks_registered", "AOT blocks used"),
     ("cache_files_loaded", "cache files loaded"),

@@ -205,6 +205,13 @@ fn check_index(ix: &ArchivedIndex, zones: &[Zone]) -> Option<()> {
             }
         }
     }
+    // A lookup target is entered as it is: it must be a block's start.
+    for t in ix.lookup_targets.iter() {
+        let b = ix.block_at(t.module_offset.to_native())?;
+        if b.segment != t.segment || b.code_offset != t.code_offset || b.flags.to_native() & crate::index::BlockEntry::LOOKUP_TARGET == 0 {
+            return None;
+        }
+    }
     if let Some(cz) = ix.client_zones.as_ref() {
         let w = zone_len(cz.0.to_native(), ZoneKind::Writable)?;
         let x = zone_len(cz.1.to_native(), ZoneKind::Exec)?;

@@ -35,10 +35,25 @@ fn key() -> CacheKey {
 }
 
 fn sample() -> Vec<u8> {
-    sample_with_flags(|i| if i % 2 == 0 { BlockEntry::AHEAD_OF_TIME } else { 0 })
+    sample_with(sample_flags, |_| {})
+}
+
+/// Even blocks translated ahead of time, every third odd one a lookup target.
+fn sample_flags(i: u32) -> u32 {
+    match (i % 2, i % 3) {
+        (0, _) => BlockEntry::AHEAD_OF_TIME,
+        (_, 0) => BlockEntry::LOOKUP_TARGET,
+        _ => 0,
+    }
 }
 
 fn sample_with_flags(flags: impl Fn(u32) -> u32) -> Vec<u8> {
+    sample_with(flags, |_| {})
+}
+
+/// The sample file with each block's `flags`, its derived fields set and
+/// then `tamper` applied to its index.
+fn sample_with(flags: impl Fn(u32) -> u32, tamper: impl FnOnce(&mut Index)) -> Vec<u8> {
     let blocks = (0..50u32)
         .map(|i| BlockEntry {
             module_offset: 0x1000 + 16 * i,
@@ -55,12 +70,14 @@ fn sample_with_flags(flags: impl Fn(u32) -> u32) -> Vec<u8> {
             flags: flags(i),
         })
         .collect();
-    let index = Index {
+    let mut index = Index {
         segments: vec![Segment { w_zone: 1, x_zone: 2, base_slot: 4096 - 8, first_exit: 0, exit_count: 3 }],
         blocks,
         exits: vec![ExitEntry { slot: 4096 - 16, stub: 8, target: 0x2000 }; 3],
         ..Index::default()
     };
+    index.derive_from_blocks();
+    tamper(&mut index);
     let code: Vec<u8> = (0..2000u32).map(|i| (i * 7) as u8).collect();
     let data = vec![0xabu8; 4096];
     persist::write::build(&key(), &index, &[(ZoneKind::Writable, &data), (ZoneKind::Exec, &code)])
@@ -82,6 +99,10 @@ fn round_trip() {
     assert!(v.index.block_at(0x1000 + 48).is_some());
     assert!(v.index.block_at(0x1001).is_none());
     assert!(v.index.blocks[4].ahead_of_time() && !v.index.blocks[5].ahead_of_time(), "each block's origin kept");
+    assert_eq!(v.index.ahead_of_time_blocks, 25);
+    let targets: Vec<(u32, u32)> = v.index.lookup_targets.iter().map(|t| (t.module_offset.to_native(), t.code_offset.to_native())).collect();
+    let expected: Vec<(u32, u32)> = (0..50).filter(|&i| sample_flags(i) == BlockEntry::LOOKUP_TARGET).map(|i| (0x1000 + 16 * i, 40 * i)).collect();
+    assert_eq!(targets, expected, "the lookup targets are the flagged blocks, in order");
     for z in v.zones {
         assert_eq!(z.offset % 4096, 0, "page-aligned zones");
     }
@@ -91,6 +112,26 @@ fn round_trip() {
 fn unknown_block_flags_are_rejected() {
     let file = Aligned::new(&sample_with_flags(|i| if i == 7 { 4 } else { 0 }));
     assert_eq!(validate(file.bytes()).err(), Some(persist::Reject::BadIndex));
+}
+
+/// A loader enters a lookup target's code as it is, so each must name
+/// exactly a flagged block's start.
+#[test]
+fn lookup_targets_must_be_flagged_block_starts() {
+    let tampered: [(&str, fn(&mut Index)); 4] = [
+        ("code offset inside the block", |ix| ix.lookup_targets[0].code_offset += 1),
+        ("no block there", |ix| ix.lookup_targets[0].module_offset += 1),
+        ("another segment", |ix| ix.lookup_targets[0].segment = 1),
+        ("a block not flagged", |ix| {
+            let b = &ix.blocks[1];
+            ix.lookup_targets.push(persist::index::LookupTarget { module_offset: b.module_offset, segment: 0, code_offset: b.code_offset })
+        }),
+    ];
+    assert!(validate(Aligned::new(&sample()).bytes()).is_ok());
+    for (what, tamper) in tampered {
+        let file = Aligned::new(&sample_with(sample_flags, tamper));
+        assert_eq!(validate(file.bytes()).err(), Some(Reject::BadIndex), "{what}");
+    }
 }
 
 #[test]

@@ -99,6 +99,7 @@ fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<Lin
             stats::add(&STATS.ibl_misses, 1);
             if !sandboxed {
                 tr.ibl.insert(pc, start);
+                tr.fragments.note_lookup_target(pc);
             }
         }
         // Loading a file may have grown the table too.

@@ -24,6 +24,8 @@ pub(crate) struct Stats {
     pub(crate) blocks_loaded: AtomicU64,
     /// Of those, the ones the dispatcher registered as fragments.
     pub(crate) blocks_registered: AtomicU64,
+    /// Of those, the ones entered in the lookup table at load.
+    pub(crate) lookup_targets_loaded: AtomicU64,
     /// The same two for blocks translated ahead of time (`-aot`).
     pub(crate) aot_blocks_loaded: AtomicU64,
     pub(crate) aot_blocks_registered: AtomicU64,
@@ -52,6 +54,7 @@ pub(crate) static STATS: Stats = Stats {
     translate_ticks: AtomicU64::new(0),
     blocks_loaded: AtomicU64::new(0),
     blocks_registered: AtomicU64::new(0),
+    lookup_targets_loaded: AtomicU64::new(0),
     aot_blocks_loaded: AtomicU64::new(0),
     aot_blocks_registered: AtomicU64::new(0),
     files_loaded: AtomicU64::new(0),
@@ -99,7 +102,7 @@ pub(crate) fn reset_in_child() {
         &s.blocks_built, &s.cache_bytes, &s.dispatches, &s.ibl_misses, &s.links, &s.fragments_flushed,
         &s.traces_built, &s.trace_blocks, &s.traces_stale,
         &s.syscalls, &s.ibl_lookups_of_exited_threads, &s.translate_ticks, &s.blocks_loaded, &s.blocks_registered,
-        &s.aot_blocks_loaded, &s.aot_blocks_registered, &s.files_loaded,
+        &s.lookup_targets_loaded,        &s.aot_blocks_loaded, &s.aot_blocks_registered, &s.files_loaded,
         &s.bytes_mapped, &s.load_ticks, &s.files_written, &s.blocks_persisted, &s.persist_ticks,
     ] {
         c.store(0, Relaxed);
@@ -154,6 +157,7 @@ pub(crate) fn snapshot(ibl_lookups: u64) -> Vec<(&'static str, u64)> {
         v.extend([
             ("blocks_loaded", s.blocks_loaded.load(Relaxed)),
             ("blocks_registered", s.blocks_registered.load(Relaxed)),
+            ("lookup_targets_loaded", s.lookup_targets_loaded.load(Relaxed)),
             ("aot_blocks_loaded", s.aot_blocks_loaded.load(Relaxed)),
             ("aot_blocks_registered", s.aot_blocks_registered.load(Relaxed)),
             ("cache_files_loaded", s.files_loaded.load(Relaxed)),

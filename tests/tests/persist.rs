@@ -121,6 +121,19 @@ fn check_warm_builds_almost_nothing(
         per_process(&ws, "blocks built"),
         per_process(&ws, "blocks loaded"),
     );
+    // Loading enters only the blocks indirect branches reached in the
+    // cold run in the lookup table, and those are what the warm run looks
+    // up: nearly every cold miss is a hit from the start.
+    let (entered, loaded) = (total(&ws, "lookup entries loaded"), total(&ws, "blocks loaded"));
+    assert!(entered > 0 && entered * 2 < loaded, "{what}: the warm run entered {entered} of {loaded} loaded blocks in its lookup table");
+    let (cold_misses, warm_misses) = (total(&cs, "indirect lookup misses"), total(&ws, "indirect lookup misses"));
+    assert!(
+        warm_misses * 20 <= cold_misses,
+        "{what}: the warm run's lookups missed {warm_misses} times, the cold run's {cold_misses} \
+         (per process: cold {:?}, warm {:?})",
+        per_process(&cs, "indirect lookup misses"),
+        per_process(&ws, "indirect lookup misses"),
+    );
     dirs
 }
 

@@ -42,7 +42,7 @@ pub(crate) fn delta_of(unit: &Unit, blocks: &[(&UnitBlock, &Fragment)]) -> Parts
         zones.push((ZoneKind::Exec, x));
     }
     index.blocks.sort_by_key(|b| b.module_offset);
-    index.count_ahead_of_time();
+    index.derive_from_blocks();
     add_client_data(&mut index, base, 1 + zones.len(), &mut zones);
     Parts { index, zones: zones.into_iter().map(|(k, z)| (k, Cow::Owned(z))).collect() }
 }
@@ -156,7 +156,8 @@ fn write_segment(
             translation_len: index.translations.len() as u32 - translation_offset,
             first_data,
             data_count: index.block_data.len() as u32 - first_data,
-            flags: if b.ahead_of_time { BlockEntry::AHEAD_OF_TIME } else { 0 },
+            flags: if b.ahead_of_time { BlockEntry::AHEAD_OF_TIME } else { 0 }
+                | if f.lookup_target { BlockEntry::LOOKUP_TARGET } else { 0 },
         });
     }
     index.segments.push(Segment {

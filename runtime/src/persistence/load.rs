@@ -263,17 +263,18 @@ impl LoadedFiles {
                 crate::verbose!("persist: using {} ({} blocks{served})", files::display(&file), f.index.blocks.len());
                 crate::persistence::report::used(&file, f.index.blocks.len());
                 stats::add(&STATS.blocks_loaded, f.index.blocks.len() as u64);
-                // Blocks runs built are entered in the lookup table now;
-                // blocks translated ahead of time (most of them never run)
-                // when first looked up: the table, and loading, stay
-                // proportional to what runs.
-                let ahead_of_time = (f.index.ahead_of_time_blocks.to_native() as usize).min(f.index.blocks.len());
-                if ahead_of_time < f.index.blocks.len() {
-                    ibl.reserve(f.index.blocks.len() - ahead_of_time);
-                    for b in f.index.blocks.iter().filter(|b| !b.ahead_of_time()) {
-                        ibl.insert(base + b.module_offset.to_native() as u64, f.block_x(b).1);
-                    }
+                // The blocks indirect branches reached in the runs that
+                // built them are entered in the lookup table now, from
+                // their own list; any other block when first looked up.
+                // The table, and loading, stay proportional to what runs
+                // (and the block table is not read).
+                let targets = &f.index.lookup_targets;
+                ibl.reserve(targets.len());
+                for t in targets.iter() {
+                    ibl.insert(base + t.module_offset.to_native() as u64, f.segments[t.segment.to_native() as usize].1 + t.code_offset.to_native() as u64);
                 }
+                stats::add(&STATS.lookup_targets_loaded, targets.len() as u64);
+                let ahead_of_time = (f.index.ahead_of_time_blocks.to_native() as usize).min(f.index.blocks.len());
                 stats::add(&STATS.aot_blocks_loaded, ahead_of_time as u64);
                 if crate::options::get().traces {
                     f.unlink_backward(traces);
@@ -342,6 +343,7 @@ impl LoadedFiles {
             exits,
             incoming: Vec::new(),
             translations,
+            lookup_target: b.flags.to_native() & persist::index::BlockEntry::LOOKUP_TARGET != 0,
         })
     }
 
@@ -526,12 +528,13 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, 
             return give_back(Unused::NoRoom);
         }
     }
-    // Every W page is written right away, and the index is read and the
-    // code of a file runs built soon runs: one call each instead of a
-    // fault per page. A file mostly translated ahead of time has its
-    // index and code paged in as they are used (most of them never are).
+    // Every W page is written right away, and the code of a file runs
+    // built soon runs: one call each instead of a fault per page. The
+    // index is paged in as it is read (loading reads its lookup targets
+    // and exits, not its blocks), and so is the code of a file mostly
+    // translated ahead of time (most of it never runs).
     let mostly_ahead_of_time = v.index.ahead_of_time_blocks.to_native() as usize * 2 > v.index.blocks.len();
-    for z in v.zones.iter().filter(|z| !mostly_ahead_of_time || z.kind == ZoneKind::Writable) {
+    for z in v.zones.iter().filter(|z| z.kind != ZoneKind::ReadOnly && (!mostly_ahead_of_time || z.kind == ZoneKind::Writable)) {
         sys::populate(map + z.offset, z.len, z.kind == ZoneKind::Writable);
     }
     let segments: Vec<(u64, u64)> = v

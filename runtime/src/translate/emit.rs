@@ -390,5 +390,5 @@ pub(crate) fn emit(
     crate::stats::add(&crate::stats::STATS.links, links);
     // Kept for the fragment's life: sized to what it holds, not to the ops.
     translations.shrink_to_fit();
-    Ok(Fragment { tag, app_end, start, size: code.len() as u32, exits, incoming: Vec::new(), translations })
+    Ok(Fragment { tag, app_end, start, size: code.len() as u32, exits, incoming: Vec::new(), translations, lookup_target: false })
 }

@@ -45,6 +45,9 @@ pub(crate) struct Fragment {
     /// Each point where the app pc or the state fixup changes, in cache
     /// order, for translating a fault in the cache back to the application.
     pub(crate) translations: Vec<Translation>,
+    /// An indirect branch reached it (it is in the lookup table): a
+    /// persisted file lists it, for loaders to enter at once.
+    pub(crate) lookup_target: bool,
 }
 
 pub(crate) struct Translation {
@@ -94,6 +97,14 @@ impl FragmentTable {
             }
         }
         self.by_tag.insert(fragment.tag, fragment);
+    }
+
+    /// The fragment for `tag` if other code may jump to it directly.
+    /// The fragment for `tag` was entered in the lookup table.
+    pub(crate) fn note_lookup_target(&mut self, tag: u64) {
+        if let Some(f) = self.by_tag.get_mut(&tag) {
+            f.lookup_target = true;
+        }
     }
 
     /// The fragment for `tag` if other code may jump to it directly.
@@ -205,6 +216,7 @@ mod tests {
             exits: Vec::new(),
             incoming: Vec::new(),
             translations: Vec::new(),
+            lookup_target: false,
         }
     }
 

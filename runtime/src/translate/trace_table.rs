@@ -276,6 +276,7 @@ mod tests {
             exits: Vec::new(),
             incoming: Vec::new(),
             translations: Vec::new(),
+            lookup_target: false,
         };
         Trace { fragment, spans: spans.to_vec() }
     }
