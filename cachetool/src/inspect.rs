@@ -173,15 +173,12 @@ impl Opened {
         let code_at = block.code_offset.to_native() as usize;
         let code = &v.zone_bytes(x_zone)[code_at..code_at + block.code_len.to_native() as usize];
         let code_file_offset = v.zones[x_zone].offset + code_at as u64;
-        // Exit stubs, as offsets into the block's code: after each one's
-        // three instructions come 24 bytes of exit data, not code.
+        // Exit stubs, as offsets into the X zone (after the segment's
+        // code): after each one's three instructions come 24 bytes of
+        // exit data, not code.
         let first = block.first_exit.to_native() as usize;
-        let mut stubs: Vec<usize> = ix.exits[first..first + block.exit_count.to_native() as usize]
-            .iter()
-            .filter_map(|e| (e.stub.to_native() as usize).checked_sub(code_at))
-            .filter(|&s| s < code.len())
-            .collect();
-        stubs.sort_unstable();
+        let stubs: Vec<usize> = ix.exits[first..first + block.exit_count.to_native() as usize].iter().map(|e| e.stub.to_native() as usize).collect();
+        let stub_zone = (v.zone_bytes(x_zone), v.zones[x_zone].offset);
         let start = block.module_offset.to_native() as u64;
         let module_path = ix.module.path.as_str().to_string();
         let app = match std::fs::read(&module_path) {
@@ -207,7 +204,7 @@ impl Opened {
             app_error,
             cache_zone: x_zone,
             cache_file_offset: code_file_offset,
-            cache_code: block_listing(code, code_file_offset, &stubs),
+            cache_code: block_listing(code, code_file_offset, stub_zone, &stubs),
         })
     }
 }
@@ -295,23 +292,20 @@ fn exit_data_lines(data: &[u8], at: u64) -> Vec<Line> {
     vec![Line { address: at, bytes: crate::hex(&data[..8]), text: first }, Line { address: at + 8, bytes: crate::hex(&data[8..]), text: second }]
 }
 
-/// A persisted block's code: its body, then each exit stub with its exit
-/// data shown as data (the target's module offset first).
-fn block_listing(code: &[u8], address: u64, stubs: &[usize]) -> Vec<Line> {
-    let body_end = stubs.first().copied().unwrap_or(code.len());
-    let mut out = listing(&code[..body_end], address);
-    for (i, &stub) in stubs.iter().enumerate() {
-        let end = stubs.get(i + 1).copied().unwrap_or(code.len());
-        let lines = listing(&code[stub..end], address + stub as u64);
-        let taken: Vec<Line> = lines.into_iter().take(STUB_INSTRUCTIONS).collect();
-        let data_at = taken.last().map_or(stub, |l| (l.address - address) as usize + l.bytes.len() / 2);
+/// A persisted block's code: its body, then each exit stub (at `stubs`
+/// in `zone`, the X zone at file offset `zone_at`) with its exit data
+/// shown as data (the target's module offset first).
+fn block_listing(code: &[u8], address: u64, (zone, zone_at): (&[u8], u64), stubs: &[usize]) -> Vec<Line> {
+    /// More than a stub's three instructions.
+    const STUB_CODE_MAX: usize = 32;
+    let mut out = listing(code, address);
+    for &stub in stubs.iter().filter(|&&s| s < zone.len()) {
+        let end = (stub + STUB_CODE_MAX).min(zone.len());
+        let taken: Vec<Line> = listing(&zone[stub..end], zone_at + stub as u64).into_iter().take(STUB_INSTRUCTIONS).collect();
+        let data_at = taken.last().map_or(stub, |l| (l.address - zone_at) as usize + l.bytes.len() / 2);
         out.extend(taken);
-        if data_at + EXIT_DATA <= end {
-            let data = &code[data_at..data_at + EXIT_DATA];
-            out.extend(exit_data_lines(data, address + data_at as u64));
-            if data_at + EXIT_DATA < end {
-                out.extend(listing(&code[data_at + EXIT_DATA..end], address + (data_at + EXIT_DATA) as u64));
-            }
+        if let Some(data) = zone.get(data_at..data_at + EXIT_DATA) {
+            out.extend(exit_data_lines(data, zone_at + data_at as u64));
         }
     }
     out

@@ -71,6 +71,14 @@ impl StoredExit {
         Some(StoredExit { target: u64_at(0), patch: u64_at(8), kind: u32_at(16), aux: u32_at(20) })
     }
 
+    /// This data once moved `by` bytes, its distances still leading where
+    /// they did (a file places a segment's stubs right after its code).
+    pub fn moved(self, by: i64) -> StoredExit {
+        let shift = |d: u32| (d as i32 as i64 - by) as i32 as u32;
+        let patch = if self.patch == 0 { 0 } else { shift(self.patch as u32) as u64 | (shift((self.patch >> 32) as u32) as u64) << 32 };
+        StoredExit { patch, aux: shift(self.aux), ..self }
+    }
+
     /// Distances to the branch's rel32 field and the exit's W slot.
     pub fn branch_and_slot(&self) -> Option<(i32, i32)> {
         (self.kind != KIND_CLEAN_CALL && self.patch != 0).then_some((self.patch as u32 as i32, (self.patch >> 32) as u32 as i32))
@@ -99,5 +107,17 @@ mod tests {
         assert_eq!(call.clean_call_parts(), (3, 0x12_3456, 0xdead_beef));
         assert_eq!(call.branch_and_slot(), None);
         assert!(StoredExit::from_bytes(&[0; LEN - 1]).is_none());
+    }
+
+    #[test]
+    fn moved_data_still_reaches_its_branch_slot_and_base() {
+        let (at, to) = (0x7000_9000u64, 0x7000_1000u64);
+        let e = StoredExit::relative(at, KIND_DIRECT, 0x1234, at - 0x800, at - 40, at - 0x900);
+        let m = e.moved(to as i64 - at as i64);
+        assert_eq!((m.target, m.kind), (0x1234, KIND_DIRECT));
+        assert_eq!(from_distance(to, m.aux), at - 0x800);
+        let (branch, slot) = m.branch_and_slot().unwrap();
+        assert_eq!((to.wrapping_add(branch as i64 as u64), to.wrapping_add(slot as i64 as u64)), (at - 40, at - 0x900));
+        assert_eq!(StoredExit { patch: 0, ..e }.moved(-64).patch, 0, "no branch stays no branch");
     }
 }

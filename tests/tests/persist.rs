@@ -165,6 +165,53 @@ fn warm_gcc_builds_almost_nothing() {
     assert!(objects[2] == objects[0], "gcc -c hello.c: the warm run's hello.o differs from the native one");
 }
 
+/// A file keeps each segment's exit stubs after all of its code (linked
+/// exits never reach them, so the code that runs lies dense), and each
+/// stub's exit data, moved there when the file was written, still leads
+/// to its own exit's branch and W slot.
+#[test]
+fn stubs_follow_the_code_and_their_data_leads_back() {
+    let cache = temp_dir("persist-stubs");
+    let program = program();
+    let cold = run_persist(cache.path(), &[], &program, &[], &c_locale());
+    assert_app_same("persist_paths (cold)", &native(&program, &[], &c_locale()), &cold);
+    let mut checked = 0;
+    for path in dpc_files(cache.path()) {
+        let file = Aligned::read(&path);
+        let v = file.validate().expect("the cold run's files are valid");
+        let ix = v.index;
+        for (s, seg) in ix.segments.iter().enumerate() {
+            let (w, x) = (v.zones[seg.w_zone.to_native() as usize], v.zones[seg.x_zone.to_native() as usize]);
+            let x_bytes = v.zone_bytes(seg.x_zone.to_native() as usize);
+            let blocks: Vec<_> = ix.blocks.iter().filter(|b| b.segment.to_native() as usize == s).collect();
+            let code_end = blocks.iter().map(|b| b.code_offset.to_native() + b.code_len.to_native()).max().unwrap_or(0);
+            for b in &blocks {
+                let first = b.first_exit.to_native() as usize;
+                for e in &ix.exits[first..first + b.exit_count.to_native() as usize] {
+                    let stub = e.stub.to_native() as usize;
+                    assert!(stub as u32 >= code_end, "segment {s}: a stub at {stub:#x} inside the code (which ends at {code_end:#x})");
+                    // The stub points rax at its data: `lea rax, [rip + disp32]` after a 9-byte store.
+                    let lea = &x_bytes[stub + 9..stub + 16];
+                    assert_eq!(&lea[..3], &[0x48, 0x8d, 0x05], "segment {s}: the stub at {stub:#x} does not start as a stub does");
+                    let data = stub + 16 + i32::from_le_bytes(lea[3..7].try_into().unwrap()) as usize;
+                    let d = persist::exit_data::StoredExit::from_bytes(&x_bytes[data..]).unwrap();
+                    assert_eq!((d.kind, d.target as i64), (persist::exit_data::KIND_DIRECT, e.target.to_native()), "stub at {stub:#x}");
+                    let (branch, slot) = d.branch_and_slot().expect("a direct exit's branch and slot");
+                    let from_file = |distance: i32| (x.offset as i64 + data as i64 + distance as i64) as u64;
+                    assert_eq!(from_file(slot), w.offset + e.slot.to_native() as u64, "stub at {stub:#x}: its data's slot");
+                    let code = x.offset + b.code_offset.to_native() as u64;
+                    assert!(
+                        (code..code + b.code_len.to_native() as u64).contains(&from_file(branch)),
+                        "stub at {stub:#x}: its data's branch is outside its block"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 1000, "only {checked} exits in the files");
+}
+
 // ---------------------------------------------------------------------------
 // 2. ASLR: a warm run uses files made when modules were elsewhere.
 

@@ -10,11 +10,13 @@ use alloc::vec::Vec;
 use hashbrown::HashMap;
 use persist::index::{BlockData, BlockEntry, ClientData, ExitEntry, Index, ModuleInfo, Segment};
 use persist::merge::Parts;
+use persist::exit_data::{self, StoredExit};
 use persist::translations;
 use persist::write::page_up;
 use persist::ZoneKind;
 
 use crate::persistence::units::{Unit, UnitBlock};
+use crate::translate::emit::RELATIVE_STUB_CODE_LEN;
 use crate::translate::encoder;
 use crate::translate::fragment::Fragment;
 use crate::translate::segment::LiveSegment;
@@ -80,10 +82,10 @@ fn add_client_data(index: &mut Index, base: u64, next_zone: usize, zones: &mut V
 /// The (W, X) zones of `seg` holding `blocks`, whose entries are added to
 /// `index`. X is the segment's code with each exit of these blocks
 /// rewritten to a direct branch when it goes forward to a block of this
-/// segment, else to `jmp [rip + slot]`; W is zeros but for the blocks' client
-/// data (as it is now) and exit slots, which hold X offsets (of the target
-/// block when it is in this segment, else of the exit's stub) that the
-/// loader rebases.
+/// segment, else to `jmp [rip + slot]`, then the segment's stubs; W is
+/// zeros but for the blocks' client data (as it is now) and exit slots,
+/// which hold X offsets (of the target block when it is in this segment,
+/// else of the exit's stub) that the loader rebases.
 fn write_segment(
     seg: &LiveSegment,
     base: u64,
@@ -93,10 +95,21 @@ fn write_segment(
 ) -> (Vec<u8>, Vec<u8>) {
     let w_len = page_up((seg.split - seg.w_next) as usize);
     let w_off = |addr: u64| w_len - (seg.split - addr) as usize;
-    let x_off = |addr: u64| (addr - seg.split) as usize;
+    // X is the code, then the stubs (live at the segment's end).
+    let stubs_at = ((seg.x_next - seg.split) as usize).next_multiple_of(8);
+    let x_off = |addr: u64| {
+        if addr >= seg.stub_next {
+            stubs_at + (addr - seg.stub_next) as usize
+        } else {
+            (addr - seg.split) as usize
+        }
+    };
     let mut w = vec![0u8; w_len];
-    // SAFETY: [split, x_next) is this segment's emitted code.
+    // SAFETY: [split, x_next) is this segment's emitted code, [stub_next,
+    // x_end) its stubs.
     let mut x = unsafe { core::slice::from_raw_parts(seg.split as *const u8, (seg.x_next - seg.split) as usize) }.to_vec();
+    x.resize(stubs_at, 0xcc); // int3
+    x.extend_from_slice(unsafe { core::slice::from_raw_parts(seg.stub_next as *const u8, (seg.x_end - seg.stub_next) as usize) });
     let here: HashMap<u64, u64> = blocks.iter().map(|(b, f)| (b.tag, f.start)).collect();
     let first_exit = index.exits.len() as u32;
     let segment = index.segments.len() as u32;
@@ -125,6 +138,13 @@ fn write_segment(
                 stub: x_off(e.stub) as u32,
                 target: e.target.wrapping_sub(base) as i64,
             });
+            // The stub's data moved with the stubs: its distances must
+            // still lead to its branch, slot and base slot.
+            let data_live = e.stub + RELATIVE_STUB_CODE_LEN as u64;
+            let data = x_off(data_live);
+            let by = data as i64 - (data_live - seg.split) as i64;
+            let moved = StoredExit::from_bytes(&x[data..]).expect("a stub's exit data").moved(by);
+            x[data..data + exit_data::LEN].copy_from_slice(&moved.to_bytes());
         }
         let translation_offset = index.translations.len() as u32;
         translations::pack(

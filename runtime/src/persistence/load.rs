@@ -150,14 +150,12 @@ impl LoadedFile {
     /// it in its segment (a segment's direct branches only go forward).
     fn unlink_from(&self, pc: u64) {
         let Some(s) = self.segment_containing(pc) else { return };
-        let (w, x) = self.segments[s];
-        let from = self.block_containing(pc).map_or(x, |b| x + b.code_offset.to_native() as u64);
-        let seg = &self.index.segments[s];
-        let first = seg.first_exit.to_native() as usize;
-        for e in &self.index.exits[first..first + seg.exit_count.to_native() as usize] {
-            let stub = x + e.stub.to_native() as u64;
-            if stub >= from {
-                crate::translate::link::unlink(Patch::Slot(w + e.slot.to_native() as u64), stub);
+        // In a stub (after all code), the thread is leaving anyway.
+        let from = self.block_containing(pc).map_or(0, |b| b.code_offset.to_native());
+        let after = |b: &&ArchivedBlockEntry| b.segment.to_native() as usize == s && b.code_offset.to_native() >= from;
+        for b in self.index.blocks.iter().filter(after) {
+            for (patch, stub, _) in self.exits_of(b) {
+                crate::translate::link::unlink(patch, stub);
             }
         }
     }

@@ -1,7 +1,8 @@
 //! Encoding a mangled block into the code cache: the body, then one exit
-//! stub per direct exit. Each stub saves rax, points rax at its inline
-//! [`ExitData`] and jumps to the runtime; linking later retargets the body's
-//! branch from the stub straight to the target fragment.
+//! stub per direct exit (in a segment, in the segment's stub room instead).
+//! Each stub saves rax, points rax at its inline [`ExitData`] and jumps to
+//! the runtime; linking later retargets the body's branch from the stub
+//! straight to the target fragment.
 //!
 //! A block emitted into a persistable segment is position-independent:
 //! its stubs jump to the runtime through `gs:`, their exit data hold
@@ -354,18 +355,24 @@ pub(crate) fn emit(
 
     let mut exits = Vec::with_capacity(pending.len());
     let mut links = 0;
+    // In a segment the stubs go to its stub room, out of the code's way.
+    let mut stubs: Vec<u8> = Vec::new();
+    let stub_base = match &mut segment {
+        Some((seg, _)) if !pending.is_empty() => seg.alloc_stubs((pending.len() * RELATIVE_STUB_LEN) as u64).ok_or(EmitError::Full)?,
+        _ => 0,
+    };
     for p in &pending {
         let patch_site = base + p.rel_field as u64;
-        let stub = match &segment {
+        let stub_addr = match &segment {
             Some((seg, module_base)) => {
                 let (slot, off) = (seg.base_slot, p.target.wrapping_sub(*module_base) as i64);
-                emit_relative_stub(&mut code, base, |at| {
-                    ExitData::relative(at, ExitKind::RelativeDirect, off, slot, patch_site, p.slot)
-                })
+                stub_base
+                    + emit_relative_stub(&mut stubs, stub_base, |at| {
+                        ExitData::relative(at, ExitKind::RelativeDirect, off, slot, patch_site, p.slot)
+                    }) as u64
             }
-            None => emit_stub(&mut code, base, p.target, patch_site, ExitKind::Direct),
+            None => base + emit_stub(&mut code, base, p.target, patch_site, ExitKind::Direct) as u64,
         };
-        let stub_addr = base + stub as u64;
         let linked_to = link_target(p.target);
         encoder::patch_rel32(&mut code, p.rel_field, base, linked_to.unwrap_or(stub_addr));
         links += linked_to.is_some() as u64;
@@ -387,6 +394,9 @@ pub(crate) fn emit(
     }
     .ok_or(EmitError::Full)?;
     debug_assert_eq!(start, base);
+    if let Some((seg, _)) = segment.as_mut().filter(|_| !stubs.is_empty()) {
+        seg.commit_stubs(stub_base, &stubs);
+    }
     crate::stats::add(&crate::stats::STATS.links, links);
     // Kept for the fragment's life: sized to what it holds, not to the ops.
     translations.shrink_to_fit();
