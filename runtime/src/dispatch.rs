@@ -15,6 +15,8 @@ use crate::translate::link;
 struct LinkFrom {
     patch: Patch,
     stub: u64,
+    /// The exit's branch, in the code it leaves (its stub is elsewhere).
+    branch: u64,
 }
 
 /// Continues the application at `pc`: delivers a pending signal first, then
@@ -49,7 +51,7 @@ fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<Lin
         let mut step = Step::Normal;
         if crate::options::get().traces {
             let arrival = match linked_from {
-                Some(from) => Arrival::Direct { stub: from.stub },
+                Some(from) => Arrival::Direct { stub: from.stub, branch: from.branch },
                 None if indirect && branched_here => Arrival::Indirect,
                 None => Arrival::Other,
             };
@@ -164,13 +166,13 @@ pub extern "C" fn from_cache(ctx: &mut ThreadContext) -> ! {
     };
     match kind {
         ExitKind::Direct => {
-            let from = LinkFrom { patch: Patch::Rel32(exit.patch_site), stub: at - emit::STUB_CODE_LEN as u64 };
+            let from = LinkFrom { patch: Patch::Rel32(exit.patch_site), stub: at - emit::STUB_CODE_LEN as u64, branch: exit.patch_site };
             continue_at(ctx, exit.target, Some(from), false)
         }
         ExitKind::RelativeDirect => {
             let r = exit.decode_relative(at);
             let patch = if crate::persistence::load::in_mapped_file(at) { Patch::Slot(r.slot) } else { Patch::Rel32(r.branch) };
-            let from = LinkFrom { patch, stub: at - emit::RELATIVE_STUB_CODE_LEN as u64 };
+            let from = LinkFrom { patch, stub: at - emit::RELATIVE_STUB_CODE_LEN as u64, branch: r.branch };
             continue_at(ctx, r.target, Some(from), false)
         }
         ExitKind::RelativeSyscall if ctx.signal_pending != 0 => {

@@ -37,8 +37,9 @@ const ABANDONED_AFTER: u32 = 10_000;
 /// Where a thread arrives at the dispatcher from.
 #[derive(Clone, Copy)]
 pub(crate) enum Arrival {
-    /// A direct exit whose stub is at this cache address.
-    Direct { stub: u64 },
+    /// A direct exit whose stub is at `stub` and whose branch (in the
+    /// code of the block or trace it leaves, unlike the stub) at `branch`.
+    Direct { stub: u64, branch: u64 },
     /// An indirect branch whose lookup missed.
     Indirect,
     /// Anything else (a system call, a signal, the start).
@@ -73,17 +74,17 @@ impl Translator {
                 self.traces.abandon_recording();
             }
         }
-        let Arrival::Direct { stub } = arrival else { return Step::Normal };
-        if self.traces.in_copy(stub) {
+        let Arrival::Direct { stub, branch } = arrival else { return Step::Normal };
+        if self.traces.in_copy(branch) {
             // A copy's exit (its recording was dropped): never linked.
             return Step::Unlinked;
         }
         if self.traces.get(pc).is_some() || self.fragments.is_sandboxed(pc) {
             return Step::Normal;
         }
-        let from_trace = self.traces.containing(stub).is_some();
+        let from_trace = self.traces.containing(branch).is_some();
         let backward =
-            self.traces.is_backward_exit(stub) || self.fragments.containing(stub).is_some_and(|f| pc <= f.tag);
+            self.traces.is_backward_exit(stub) || self.fragments.containing(branch).is_some_and(|f| pc <= f.tag);
         if !(from_trace || backward || self.traces.is_head(pc)) {
             return Step::Normal;
         }
@@ -149,7 +150,7 @@ impl Translator {
     /// `pc`, or ends there.
     fn record_step(&mut self, pc: u64, arrival: Arrival, sp: u64) -> Step {
         let from_copy = match arrival {
-            Arrival::Direct { stub } => self.traces.in_copy(stub),
+            Arrival::Direct { branch, .. } => self.traces.in_copy(branch),
             Arrival::Indirect => true,
             Arrival::Other => false,
         };

@@ -94,3 +94,20 @@ fn warm_runs_build_traces_through_loaded_files() {
     assert!(stat(&stderr, "blocks loaded") > 10 * stat(&stderr, "blocks built").max(1), "a warm run\n{stderr}");
     assert!(stat(&stderr, "traces built") > 0, "{stderr}");
 }
+
+/// A cold run under -persist builds its blocks into persistable segments,
+/// whose exit stubs lie apart from the code: the dispatcher still tells
+/// the backward exits of those blocks (by their branches) and makes heads.
+#[test]
+fn persistable_blocks_become_traces_in_a_cold_run() {
+    let exe = compiled(&program("trace_paths").source_path(), Build::new(Variant::Pie, Opt::O2)).unwrap_or_else(|e| panic!("{e}"));
+    let cache = temp_dir("traces-cold");
+    let args = ["calls", "20000"];
+    let native = run_native(&exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+    let opts = ["-persist", "-persist_dir", cache.path().to_str().unwrap(), "-no_persist_server", "-traces", "-stats"];
+    let cold = run_dbirun(&opts, &exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!((cold.status, &cold.stdout), (native.status, &native.stdout));
+    let stderr = String::from_utf8_lossy(&cold.stderr);
+    assert!(stat(&stderr, "blocks persisted") > 0, "{stderr}");
+    assert!(stat(&stderr, "blocks in traces") > stat(&stderr, "traces built") && stat(&stderr, "traces built") > 0, "{stderr}");
+}

@@ -1,8 +1,10 @@
 //! Code cache memory: one large reservation next to the runtime's own code,
 //! so cache code reaches the runtime's assembly routines with rel32
 //! branches. Fragments fill it from the bottom up; whole page-aligned
-//! regions (persistable segments, mapped cache files) are taken from the
-//! top down, so every piece of code can link to every other with rel32.
+//! regions (persistable segments, mapped cache files, the regions exit
+//! stubs fill) are taken from the top down, so every piece of code can
+//! link to every other with rel32. Exit stubs live apart from the code:
+//! linked exits never reach them, so the code that runs lies dense.
 
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -15,6 +17,9 @@ static BOUNDS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 pub(crate) fn contains(pc: u64) -> bool {
     (BOUNDS[0].load(Relaxed)..BOUNDS[1].load(Relaxed)).contains(&pc)
 }
+
+/// The size of each region exit stubs fill.
+const STUB_REGION: u64 = 256 << 10;
 
 /// Where the cache starts relative to the runtime's fixed image base.
 const OFFSET_FROM_IMAGE: u64 = 0x1000_0000;
@@ -57,6 +62,9 @@ pub(crate) struct CodeCache {
     next: u64,
     /// Regions are handed out below this address.
     end: u64,
+    /// The free part of the region stubs fill now.
+    stub_next: u64,
+    stub_end: u64,
 }
 
 impl CodeCache {
@@ -84,7 +92,7 @@ impl CodeCache {
         BOUNDS[1].store(code_end, Relaxed);
         NEAR_DATA[0].store(code_end, Relaxed);
         NEAR_DATA[1].store(r + CACHE_SIZE, Relaxed);
-        CodeCache { next: r as u64, end: code_end }
+        CodeCache { next: r as u64, end: code_end, stub_next: 0, stub_end: 0 }
     }
 
     /// Address the next committed code will start at.
@@ -123,6 +131,27 @@ impl CodeCache {
     /// Copies `code` to the next free address; None when the cache is full.
     pub(crate) fn commit(&mut self, code: &[u8]) -> Option<u64> {
         append_code(&mut self.next, self.end, code)
+    }
+
+    /// Room for `len` bytes of exit stubs (8-byte aligned), in a region of
+    /// their own; their address, or None when the cache is full.
+    pub(crate) fn alloc_stubs(&mut self, len: u64) -> Option<u64> {
+        let len = (len + 7) & !7;
+        if self.stub_end - self.stub_next < len {
+            let region = STUB_REGION.max(len);
+            self.stub_next = self.take_region(region)?;
+            self.stub_end = self.stub_next + region;
+        }
+        let at = self.stub_next;
+        self.stub_next += len;
+        Some(at)
+    }
+
+    /// Copies `stubs` to `at`, room [`CodeCache::alloc_stubs`] gave.
+    pub(crate) fn commit_stubs(&mut self, at: u64, stubs: &[u8]) {
+        // SAFETY: [at, at + len) is stub room, writable cache memory that
+        // no code uses yet.
+        unsafe { core::ptr::copy_nonoverlapping(stubs.as_ptr(), at as *mut u8, stubs.len()) };
     }
 
 }

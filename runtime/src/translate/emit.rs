@@ -1,5 +1,5 @@
-//! Encoding a mangled block into the code cache: the body, then one exit
-//! stub per direct exit (in a segment, in the segment's stub room instead).
+//! Encoding a mangled block into the code cache: the body, and one exit
+//! stub per direct exit in stub room apart from the code.
 //! Each stub saves rax, points rax at its inline [`ExitData`] and jumps to
 //! the runtime; linking later retargets the body's branch from the stub
 //! straight to the target fragment.
@@ -355,12 +355,15 @@ pub(crate) fn emit(
 
     let mut exits = Vec::with_capacity(pending.len());
     let mut links = 0;
-    // In a segment the stubs go to its stub room, out of the code's way.
+    // The stubs go to stub room, out of the code's way.
     let mut stubs: Vec<u8> = Vec::new();
-    let stub_base = match &mut segment {
-        Some((seg, _)) if !pending.is_empty() => seg.alloc_stubs((pending.len() * RELATIVE_STUB_LEN) as u64).ok_or(EmitError::Full)?,
-        _ => 0,
-    };
+    let stub_base = match (&mut cache, &mut segment) {
+        _ if pending.is_empty() => Some(0),
+        (Some(cache), _) => cache.alloc_stubs((pending.len() * STUB_LEN) as u64),
+        (_, Some((seg, _))) => seg.alloc_stubs((pending.len() * RELATIVE_STUB_LEN) as u64),
+        _ => None,
+    }
+    .ok_or(EmitError::Full)?;
     for p in &pending {
         let patch_site = base + p.rel_field as u64;
         let stub_addr = match &segment {
@@ -371,7 +374,7 @@ pub(crate) fn emit(
                         ExitData::relative(at, ExitKind::RelativeDirect, off, slot, patch_site, p.slot)
                     }) as u64
             }
-            None => base + emit_stub(&mut code, base, p.target, patch_site, ExitKind::Direct) as u64,
+            None => stub_base + emit_stub(&mut stubs, stub_base, p.target, patch_site, ExitKind::Direct) as u64,
         };
         let linked_to = link_target(p.target);
         encoder::patch_rel32(&mut code, p.rel_field, base, linked_to.unwrap_or(stub_addr));
@@ -394,8 +397,12 @@ pub(crate) fn emit(
     }
     .ok_or(EmitError::Full)?;
     debug_assert_eq!(start, base);
-    if let Some((seg, _)) = segment.as_mut().filter(|_| !stubs.is_empty()) {
-        seg.commit_stubs(stub_base, &stubs);
+    if !stubs.is_empty() {
+        match (&mut cache, &mut segment) {
+            (Some(cache), _) => cache.commit_stubs(stub_base, &stubs),
+            (_, Some((seg, _))) => seg.commit_stubs(stub_base, &stubs),
+            _ => {}
+        }
     }
     crate::stats::add(&crate::stats::STATS.links, links);
     // Kept for the fragment's life: sized to what it holds, not to the ops.
