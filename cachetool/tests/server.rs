@@ -358,6 +358,31 @@ fn concurrent_runs_share_one_server() {
     c.tool_ok(&["server", "stop"]);
 }
 
+/// The server keeps its index open between runs; an index replaced
+/// meanwhile (a damaged one, set aside and rebuilt: a new database file
+/// at the path) is the one later runs are recorded in.
+#[test]
+fn runs_after_an_index_is_replaced_are_recorded_in_the_new_index() {
+    let c = Cache::new();
+    let native = native();
+    for _ in 0..2 {
+        same_as_native(&served(&c, &[], PYTHON, &["-c", SCRIPT]), &native);
+        c.tool_ok(&["server", "sync"]);
+    }
+    assert_eq!(runs_recorded(&c), 2);
+    let db = c.dir().join("index.sqlite");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    std::fs::write(&db, b"not a database").unwrap();
+    c.tool_ok(&["list"]);
+    assert_eq!(runs_recorded(&c), 0, "the damaged index was replaced by one rebuilt from the files");
+    same_as_native(&served(&c, &[], PYTHON, &["-c", SCRIPT]), &native);
+    c.tool_ok(&["server", "sync"]);
+    assert_eq!(runs_recorded(&c), 1, "the run after the rebuild is in the new index");
+    c.tool_ok(&["server", "stop"]);
+}
+
 /// The statuses of the runs recorded, by command.
 fn recorded_status(c: &Cache, command: &str) -> Vec<String> {
     let runs = c.json(&["runs"]);

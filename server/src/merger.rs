@@ -53,6 +53,9 @@ impl Merger<'_> {
         // (this thread only; answering hand-overs stays prompt).
         // SAFETY: setpriority on this thread's id.
         unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, MERGER_NICE) };
+        // Kept open between batches: opening a connection parses the
+        // whole schema, which cost more than recording a run.
+        let mut index = None;
         while let Ok(first) = jobs.recv() {
             let mut batch = vec![first];
             while batch.len() < BATCH {
@@ -80,7 +83,7 @@ impl Merger<'_> {
             }
             // Runs are recorded after the files they wrote are published.
             if ingest || !answer.is_empty() {
-                self.ingest();
+                self.ingest(&mut index);
             }
             for done in answer {
                 let _ = done.send(());
@@ -156,18 +159,28 @@ impl Merger<'_> {
         }
     }
 
-    fn ingest(&self) {
-        let opened = match cachetool::index::Index::open_within(self.dir, Duration::from_secs(5)) {
-            Err(e) if e.needs_rebuild() => cachetool::index::Index::open_or_rebuild(self.dir).map(|(ix, _)| ix),
-            other => other,
-        };
-        match opened {
-            Ok(mut ix) => {
-                let n = ix.ingest_pending();
-                Counters::add(&self.counters.runs_recorded, n as u64);
-                let _ = cachetool::prune::enforce_budget(&mut ix);
+    /// Records the pending runs through `index`, opened first unless it
+    /// is open on the database at the index's path.
+    fn ingest(&self, index: &mut Option<cachetool::index::Index>) {
+        if index.as_ref().is_some_and(|ix| !ix.still_current()) {
+            *index = None;
+        }
+        if index.is_none() {
+            let opened = match cachetool::index::Index::open_within(self.dir, Duration::from_secs(5)) {
+                Err(e) if e.needs_rebuild() => cachetool::index::Index::open_or_rebuild(self.dir).map(|(ix, _)| ix),
+                other => other,
+            };
+            match opened {
+                Ok(ix) => *index = Some(ix),
+                Err(e) => return self.log.line(format_args!("runs not recorded yet: {e}")),
             }
-            Err(e) => self.log.line(format_args!("runs not recorded yet: {e}")),
+        }
+        let Some(ix) = index.as_mut() else { return };
+        let n = ix.ingest_pending();
+        Counters::add(&self.counters.runs_recorded, n as u64);
+        if cachetool::prune::enforce_budget(ix).is_err() {
+            // Opened again next time, in case the database went bad.
+            *index = None;
         }
     }
 

@@ -105,11 +105,19 @@ pub(crate) fn retry_within<T>(budget: Duration, mut f: impl FnMut() -> Result<T,
     }
 }
 
+/// The (device, inode) of the database file of the cache directory `dir`.
+fn database_file(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir.join(crate::INDEX_FILE)).ok().map(|m| (m.dev(), m.ino()))
+}
+
 pub struct Index {
     pub(crate) conn: Connection,
     dir: PathBuf,
     /// How long a write may wait for a busy database.
     pub(crate) budget: Duration,
+    /// The database file's (device, inode) when it was opened.
+    file: Option<(u64, u64)>,
 }
 
 impl Index {
@@ -133,7 +141,14 @@ impl Index {
         // damaged, and a run's recording must not wait on the disk.
         conn.execute_batch("PRAGMA synchronous=OFF; PRAGMA foreign_keys=ON;")?;
         schema::migrate(&mut conn)?;
-        Ok(Index { conn, dir: dir.to_path_buf(), budget })
+        Ok(Index { conn, dir: dir.to_path_buf(), budget, file: database_file(dir) })
+    }
+
+    /// Whether the database file at the index's path is still the one
+    /// opened (a rebuild puts a new one there): a connection kept open
+    /// between uses checks this first.
+    pub fn still_current(&self) -> bool {
+        self.file.is_some() && database_file(&self.dir) == self.file
     }
 
     /// Checks the database's pages and that its tables are the ones this

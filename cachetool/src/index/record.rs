@@ -171,9 +171,8 @@ impl Index {
             let Ok(meta) = std::fs::symlink_metadata(self.dir().join(n)) else { return false };
             let row = self
                 .conn
-                .query_row("SELECT file_ino, file_mtime_ns, file_size FROM cache_files WHERE name = ?1", [n], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })
+                .prepare_cached("SELECT file_ino, file_mtime_ns, file_size FROM cache_files WHERE name = ?1")
+                .and_then(|mut s| s.query_row([n], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
                 .optional()
                 .ok()
                 .flatten();
@@ -183,10 +182,9 @@ impl Index {
             names.iter().filter(|&&n| !known(n)).filter_map(|&n| Some((n, read_entry(self.dir(), n)?))).collect();
         retry_within(self.budget, || {
             let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute(
-                "INSERT INTO runs (time, command, exit_status, duration_ms, processes, blocks_loaded, blocks_built,
+            tx.prepare_cached("INSERT INTO runs (time, command, exit_status, duration_ms, processes, blocks_loaded, blocks_built,
                      files_loaded, files_rejected, files_written, blocks_persisted)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")?.execute(
                 params![
                     run.time,
                     run.command,
@@ -206,7 +204,7 @@ impl Index {
             let mut before: BTreeMap<&str, u64> = BTreeMap::new();
             for &name in &names {
                 let old: Option<i64> =
-                    tx.query_row("SELECT blocks FROM cache_files WHERE name = ?1", [name], |row| row.get(0)).optional()?;
+                    tx.prepare_cached("SELECT blocks FROM cache_files WHERE name = ?1")?.query_row([name], |row| row.get(0)).optional()?;
                 let now = entries.get(name).map(|e| e.blocks);
                 // A file only used was not changed by the run: what it holds now is what was loaded.
                 let held = if wrote.contains_key(name) { old.map(|b| b as u64) } else { now.or(old.map(|b| b as u64)) };
@@ -217,47 +215,38 @@ impl Index {
             }
             let module_of = |name: &str| {
                 entries.get(name).and_then(|e| e.module_path.clone()).or_else(|| {
-                    tx.query_row(
-                        "SELECT m.path FROM cache_files c JOIN modules m ON c.module_id = m.id WHERE c.name = ?1",
-                        [name],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .ok()
-                    .flatten()
+                    tx.prepare_cached("SELECT m.path FROM cache_files c JOIN modules m ON c.module_id = m.id WHERE c.name = ?1")
+                        .and_then(|mut s| s.query_row([name], |r| r.get(0)))
+                        .optional()
+                        .ok()
+                        .flatten()
                 })
             };
             for &name in used.iter().filter(|n| safe(n)) {
-                tx.execute(
-                    "UPDATE cache_files SET last_used = max(coalesce(last_used, 0), ?2), use_count = use_count + 1 WHERE name = ?1",
+                tx.prepare_cached("UPDATE cache_files SET last_used = max(coalesce(last_used, 0), ?2), use_count = use_count + 1 WHERE name = ?1")?.execute(
                     params![name, run.time],
                 )?;
-                tx.execute(
-                    "INSERT INTO run_files (run_id, file_name, module_path, event, blocks) VALUES (?1, ?2, ?3, 'used', ?4)",
+                tx.prepare_cached("INSERT INTO run_files (run_id, file_name, module_path, event, blocks) VALUES (?1, ?2, ?3, 'used', ?4)")?.execute(
                     params![run_id, name, module_of(name), before[name] as i64],
                 )?;
             }
             for (&name, &why) in rejected.iter().filter(|(n, _)| safe(n)) {
-                tx.execute(
-                    "INSERT INTO run_files (run_id, file_name, module_path, event, reason) VALUES (?1, ?2, ?3, 'rejected', ?4)",
+                tx.prepare_cached("INSERT INTO run_files (run_id, file_name, module_path, event, reason) VALUES (?1, ?2, ?3, 'rejected', ?4)")?.execute(
                     params![run_id, name, module_of(name), why],
                 )?;
             }
             for (&name, &blocks) in wrote.iter().filter(|(n, _)| safe(n)) {
                 let base = if used.contains(name) { before[name] } else { 0 };
-                tx.execute(
-                    "UPDATE cache_files SET last_used = max(coalesce(last_used, 0), ?2) WHERE name = ?1",
+                tx.prepare_cached("UPDATE cache_files SET last_used = max(coalesce(last_used, 0), ?2) WHERE name = ?1")?.execute(
                     params![name, run.time],
                 )?;
-                tx.execute(
-                    "INSERT INTO run_files (run_id, file_name, module_path, event, blocks, new_blocks)
-                     VALUES (?1, ?2, ?3, 'wrote', ?4, ?5)",
+                tx.prepare_cached("INSERT INTO run_files (run_id, file_name, module_path, event, blocks, new_blocks)
+                     VALUES (?1, ?2, ?3, 'wrote', ?4, ?5)")?.execute(
                     params![run_id, name, module_of(name), blocks as i64, blocks.saturating_sub(base) as i64],
                 )?;
             }
             for (&name, &blocks) in built.iter().filter(|(n, _)| safe(n)) {
-                tx.execute(
-                    "INSERT INTO run_files (run_id, file_name, module_path, event, blocks) VALUES (?1, ?2, ?3, 'built', ?4)",
+                tx.prepare_cached("INSERT INTO run_files (run_id, file_name, module_path, event, blocks) VALUES (?1, ?2, ?3, 'built', ?4)")?.execute(
                     params![run_id, name, module_of(name), blocks as i64],
                 )?;
             }
