@@ -29,6 +29,9 @@ pub struct Segment {
     /// This segment's exits: `exits[first_exit..first_exit + exit_count]`.
     pub first_exit: u32,
     pub exit_count: u32,
+    /// Bytes of the X zone holding code; its direct exits' stubs follow
+    /// (a loader pages in the code only: linked exits never reach them).
+    pub code_len: u32,
 }
 
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

@@ -167,7 +167,7 @@ fn check_index(ix: &ArchivedIndex, zones: &[Zone]) -> Option<()> {
     for s in ix.segments.iter() {
         let w = zone_len(s.w_zone.to_native(), ZoneKind::Writable)?;
         let x = zone_len(s.x_zone.to_native(), ZoneKind::Exec)?;
-        if s.x_zone.to_native() != s.w_zone.to_native() + 1 || !within(s.base_slot.to_native() as u64, 8, w) {
+        if s.x_zone.to_native() != s.w_zone.to_native() + 1 || !within(s.base_slot.to_native() as u64, 8, w) || s.code_len.to_native() as u64 > x {
             return None;
         }
         if !range_ok(s.first_exit.to_native(), s.exit_count.to_native(), ix.exits.len()) {

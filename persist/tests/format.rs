@@ -71,7 +71,7 @@ fn sample_with(flags: impl Fn(u32) -> u32, tamper: impl FnOnce(&mut Index)) -> V
         })
         .collect();
     let mut index = Index {
-        segments: vec![Segment { w_zone: 1, x_zone: 2, base_slot: 4096 - 8, first_exit: 0, exit_count: 3 }],
+        segments: vec![Segment { w_zone: 1, x_zone: 2, base_slot: 4096 - 8, first_exit: 0, exit_count: 3, code_len: 2000 }],
         blocks,
         exits: vec![ExitEntry { slot: 4096 - 16, stub: 8, target: 0x2000 }; 3],
         ..Index::default()
@@ -132,6 +132,12 @@ fn lookup_targets_must_be_flagged_block_starts() {
         let file = Aligned::new(&sample_with(sample_flags, tamper));
         assert_eq!(validate(file.bytes()).err(), Some(Reject::BadIndex), "{what}");
     }
+}
+
+#[test]
+fn segment_code_must_fit_its_zone() {
+    let file = Aligned::new(&sample_with(sample_flags, |ix| ix.segments[0].code_len = 4097));
+    assert_eq!(validate(file.bytes()).err(), Some(Reject::BadIndex));
 }
 
 #[test]

@@ -186,6 +186,7 @@ fn write_segment(
         base_slot: w_off(seg.base_slot) as u32,
         first_exit,
         exit_count: index.exits.len() as u32 - first_exit,
+        code_len: stubs_at as u32,
     });
     (w, x)
 }

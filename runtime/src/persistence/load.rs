@@ -528,12 +528,17 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, 
     }
     // Every W page is written right away, and the code of a file runs
     // built soon runs: one call each instead of a fault per page. The
-    // index is paged in as it is read (loading reads its lookup targets
-    // and exits, not its blocks), and so is the code of a file mostly
-    // translated ahead of time (most of it never runs).
+    // rest is paged in as it is used: the index (loading reads its
+    // lookup targets and exits, not its blocks), the exit stubs after
+    // each segment's code (linked exits never reach them), and the code
+    // of a file mostly translated ahead of time (most of it never runs).
+    for z in v.zones.iter().filter(|z| z.kind == ZoneKind::Writable) {
+        sys::populate(map + z.offset, z.len, true);
+    }
     let mostly_ahead_of_time = v.index.ahead_of_time_blocks.to_native() as usize * 2 > v.index.blocks.len();
-    for z in v.zones.iter().filter(|z| z.kind != ZoneKind::ReadOnly && (!mostly_ahead_of_time || z.kind == ZoneKind::Writable)) {
-        sys::populate(map + z.offset, z.len, z.kind == ZoneKind::Writable);
+    for s in v.index.segments.iter().filter(|_| !mostly_ahead_of_time) {
+        let x = &v.zones[s.x_zone.to_native() as usize];
+        sys::populate(map + x.offset, (s.code_len.to_native() as u64).min(x.len), false);
     }
     let segments: Vec<(u64, u64)> = v
         .index
