@@ -102,7 +102,7 @@ pub(crate) fn reset_in_child() {
         &s.blocks_built, &s.cache_bytes, &s.dispatches, &s.ibl_misses, &s.links, &s.fragments_flushed,
         &s.traces_built, &s.trace_blocks, &s.traces_stale,
         &s.syscalls, &s.ibl_lookups_of_exited_threads, &s.translate_ticks, &s.blocks_loaded, &s.blocks_registered,
-        &s.lookup_targets_loaded,        &s.aot_blocks_loaded, &s.aot_blocks_registered, &s.files_loaded,
+        &s.lookup_targets_loaded, &s.aot_blocks_loaded, &s.aot_blocks_registered, &s.files_loaded,
         &s.bytes_mapped, &s.load_ticks, &s.files_written, &s.blocks_persisted, &s.persist_ticks,
     ] {
         c.store(0, Relaxed);

@@ -129,8 +129,12 @@ pub(crate) struct LoadedFile {
 
 impl LoadedFile {
     fn block_x(&self, b: &ArchivedBlockEntry) -> (u64, u64) {
-        let (w, x) = self.segments[b.segment.to_native() as usize];
-        (w, x + b.code_offset.to_native() as u64)
+        (self.segments[b.segment.to_native() as usize].0, self.code_at(b.segment.to_native(), b.code_offset.to_native()))
+    }
+
+    /// The address of `code_offset` in segment `segment`'s X zone.
+    fn code_at(&self, segment: u32, code_offset: u32) -> u64 {
+        self.segments[segment as usize].1 + code_offset as u64
     }
 
     /// Resets every exit slot to its stub: no block of the file is entered
@@ -269,7 +273,7 @@ impl LoadedFiles {
                 let targets = &f.index.lookup_targets;
                 ibl.reserve(targets.len());
                 for t in targets.iter() {
-                    ibl.insert(base + t.module_offset.to_native() as u64, f.segments[t.segment.to_native() as usize].1 + t.code_offset.to_native() as u64);
+                    ibl.insert(base + t.module_offset.to_native() as u64, f.code_at(t.segment.to_native(), t.code_offset.to_native()));
                 }
                 stats::add(&STATS.lookup_targets_loaded, targets.len() as u64);
                 let ahead_of_time = (f.index.ahead_of_time_blocks.to_native() as usize).min(f.index.blocks.len());

@@ -53,9 +53,18 @@ pub(crate) fn append_code(next: &mut u64, end: u64, code: &[u8]) -> Option<u64> 
         return None;
     }
     // SAFETY: [start, after) is unused cache memory, writable (callers own it).
-    unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), start as *mut u8, code.len()) };
+    unsafe { copy_to_cache(start, code) };
     *next = after;
     Some(start)
+}
+
+/// Copies `bytes` to `at` in the cache.
+///
+/// # Safety
+/// `[at, at + bytes.len())` is writable cache memory that no code runs yet.
+pub(crate) unsafe fn copy_to_cache(at: u64, bytes: &[u8]) {
+    // SAFETY: the caller's promise.
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), at as *mut u8, bytes.len()) };
 }
 
 pub(crate) struct CodeCache {
@@ -151,7 +160,7 @@ impl CodeCache {
     pub(crate) fn commit_stubs(&mut self, at: u64, stubs: &[u8]) {
         // SAFETY: [at, at + len) is stub room, writable cache memory that
         // no code uses yet.
-        unsafe { core::ptr::copy_nonoverlapping(stubs.as_ptr(), at as *mut u8, stubs.len()) };
+        unsafe { copy_to_cache(at, stubs) };
     }
 
 }

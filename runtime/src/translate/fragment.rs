@@ -99,7 +99,6 @@ impl FragmentTable {
         self.by_tag.insert(fragment.tag, fragment);
     }
 
-    /// The fragment for `tag` if other code may jump to it directly.
     /// The fragment for `tag` was entered in the lookup table.
     pub(crate) fn note_lookup_target(&mut self, tag: u64) {
         if let Some(f) = self.by_tag.get_mut(&tag) {

@@ -72,7 +72,7 @@ impl LiveSegment {
     pub(crate) fn commit_stubs(&mut self, at: u64, stubs: &[u8]) {
         assert!(at >= self.stub_next && at + stubs.len() as u64 <= self.x_end, "stubs outside their room");
         // SAFETY: [at, at + len) is this segment's stub room, writable cache memory.
-        unsafe { core::ptr::copy_nonoverlapping(stubs.as_ptr(), at as *mut u8, stubs.len()) };
+        unsafe { crate::translate::code_cache::copy_to_cache(at, stubs) };
     }
 
     /// Whether `addr` is in this segment's W or X region.
