@@ -12,6 +12,9 @@ pub const KIND_DIRECT: u32 = 0x100;
 pub const KIND_SYSCALL: u32 = 0x102;
 /// A client's clean call: resumes right after the exit data.
 pub const KIND_CLEAN_CALL: u32 = 0x103;
+/// A trace spent its budget of missed in-line checks; the target is its
+/// head's module offset.
+pub const KIND_TRACE_STALE: u32 = 0x104;
 
 /// Exit data as stored: little-endian `target: u64`, `patch: u64`,
 /// `kind: u32`, `aux: u32`.

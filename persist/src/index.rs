@@ -1,7 +1,7 @@
 //! The index, archived with rkyv in the R zone: the module the file was
 //! made from, the code segments (a W zone and the X zone right after it),
 //! the blocks sorted by module offset, their exits, fault translations and
-//! client data.
+//! client data, and the traces built from them.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -54,7 +54,8 @@ pub struct BlockEntry {
     /// `block_data[first_data..first_data + data_count]`.
     pub first_data: u32,
     pub data_count: u32,
-    /// [`BlockEntry::AHEAD_OF_TIME`], [`BlockEntry::LOOKUP_TARGET`].
+    /// [`BlockEntry::AHEAD_OF_TIME`], [`BlockEntry::LOOKUP_TARGET`],
+    /// [`BlockEntry::COLD_HEAD`].
     pub flags: u32,
 }
 
@@ -63,7 +64,10 @@ impl BlockEntry {
     pub const AHEAD_OF_TIME: u32 = 1;
     /// An indirect branch reached it in the run that built it.
     pub const LOOKUP_TARGET: u32 = 2;
-    pub const KNOWN_FLAGS: u32 = Self::AHEAD_OF_TIME | Self::LOOKUP_TARGET;
+    /// A trace head (a loop's start) whose entries that run counted never
+    /// made hot: a loader with traces need not count them again.
+    pub const COLD_HEAD: u32 = 4;
+    pub const KNOWN_FLAGS: u32 = Self::AHEAD_OF_TIME | Self::LOOKUP_TARGET | Self::COLD_HEAD;
 
     pub fn ahead_of_time(&self) -> bool {
         self.flags & Self::AHEAD_OF_TIME != 0
@@ -84,6 +88,52 @@ pub struct LookupTarget {
     pub module_offset: u32,
     pub segment: u32,
     pub code_offset: u32,
+}
+
+/// A trace: the code of a hot path through several of the module's blocks
+/// (its head first), stitched into one line, kept in a segment like a
+/// block's. A loader enters it in place of its head's block.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct TraceEntry {
+    /// Its head block's module offset.
+    pub head: u32,
+    pub segment: u32,
+    pub code_offset: u32,
+    pub code_len: u32,
+    /// `exits[first_exit..first_exit + exit_count]`, inside its segment's.
+    pub first_exit: u32,
+    pub exit_count: u32,
+    /// Packed fault translations, whose app offsets are from the module's
+    /// base (a trace's blocks may lie before its head).
+    pub translation_offset: u32,
+    pub translation_len: u32,
+    /// `trace_spans[first_span..first_span + span_count]`: the app bytes
+    /// of each block it holds, the head's first.
+    pub first_span: u32,
+    pub span_count: u32,
+    /// Offset in the segment's W zone of its budget of missed in-line
+    /// checks (a u64 counted down), or [`TraceEntry::NO_BUDGET`].
+    pub budget_slot: u32,
+}
+
+impl TraceEntry {
+    /// A trace kept for good: its misses are not counted.
+    pub const NO_BUDGET: u32 = u32::MAX;
+}
+
+/// The app bytes of one block of a trace.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct TraceSpan {
+    pub module_offset: u32,
+    pub app_len: u32,
+}
+
+/// An exit a loader with traces relinks: `exits[exit]`, of segment
+/// `segment`.
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitRef {
+    pub segment: u32,
+    pub exit: u32,
 }
 
 /// A direct exit. Its code is `jmp [rip + slot]` (after a short `jcc` over
@@ -143,12 +193,24 @@ pub struct Index {
     pub ahead_of_time_blocks: u32,
     /// The blocks flagged [`BlockEntry::LOOKUP_TARGET`], by module offset.
     pub lookup_targets: Vec<LookupTarget>,
+    /// Sorted by head, no two alike.
+    pub traces: Vec<TraceEntry>,
+    pub trace_spans: Vec<TraceSpan>,
+    /// Blocks' exits to a trace's head, which a loader with traces points
+    /// at the trace.
+    pub exits_to_traces: Vec<ExitRef>,
+    /// Blocks' backward exits to anything but a trace's head or a
+    /// [`BlockEntry::COLD_HEAD`]: a loader with traces points them at
+    /// their stubs, so that their targets' entries are counted.
+    pub counted_exits: Vec<ExitRef>,
 }
 
 impl Index {
-    /// Sets what is derived from the blocks' flags:
-    /// [`Index::ahead_of_time_blocks`] and [`Index::lookup_targets`].
+    /// Sets what is derived from the blocks, their flags and the traces:
+    /// [`Index::ahead_of_time_blocks`], [`Index::lookup_targets`] and the
+    /// exits a loader with traces relinks.
     pub fn derive_from_blocks(&mut self) {
+        self.derive_trace_exits();
         self.ahead_of_time_blocks = self.blocks.iter().filter(|b| b.ahead_of_time()).count() as u32;
         self.lookup_targets = self
             .blocks
@@ -159,11 +221,43 @@ impl Index {
     }
 }
 
+impl Index {
+    /// Sets [`Index::exits_to_traces`] and [`Index::counted_exits`], so a
+    /// loader does not scan every exit.
+    fn derive_trace_exits(&mut self) {
+        self.exits_to_traces.clear();
+        self.counted_exits.clear();
+        let heads: alloc::collections::BTreeSet<i64> = self.traces.iter().map(|t| t.head as i64).collect();
+        let flags_at = |off: i64| {
+            let off = u32::try_from(off).ok()?;
+            let i = self.blocks.binary_search_by_key(&off, |b| b.module_offset).ok()?;
+            Some(self.blocks[i].flags)
+        };
+        for b in &self.blocks {
+            for exit in b.first_exit..b.first_exit + b.exit_count {
+                let target = self.exits[exit as usize].target;
+                let r = ExitRef { segment: b.segment, exit };
+                if heads.contains(&target) {
+                    self.exits_to_traces.push(r);
+                } else if target <= b.module_offset as i64 && flags_at(target).is_none_or(|f| f & BlockEntry::COLD_HEAD == 0) {
+                    self.counted_exits.push(r);
+                }
+            }
+        }
+    }
+}
+
 impl ArchivedIndex {
     /// The block starting at `module_offset`.
     pub fn block_at(&self, module_offset: u32) -> Option<&ArchivedBlockEntry> {
         let i = self.blocks.binary_search_by_key(&module_offset, |b| b.module_offset.to_native()).ok()?;
         Some(&self.blocks[i])
+    }
+
+    /// The trace whose head is at `module_offset`.
+    pub fn trace_at(&self, module_offset: u32) -> Option<&ArchivedTraceEntry> {
+        let i = self.traces.binary_search_by_key(&module_offset, |t| t.head.to_native()).ok()?;
+        Some(&self.traces[i])
     }
 }
 

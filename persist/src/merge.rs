@@ -40,9 +40,10 @@ impl<'a> Parts<'a> {
 /// taken once is not worth it).
 pub const MIN_GROWTH_DIVISOR: usize = 64;
 
-/// Adds to `file` the blocks of `delta` it lacks; how many, or None (and
-/// `file` unchanged) when the delta adds nothing or fewer than one block
-/// per `min_growth_divisor` blocks already held. A file with too many
+/// Adds to `file` the blocks and traces of `delta` it lacks; how many
+/// (blocks and traces together), or None (and `file` unchanged) when the delta adds no trace and
+/// no block or fewer than one block per `min_growth_divisor` blocks
+/// already held. A file with too many
 /// zones to take the delta's starts over with the delta alone (its paths
 /// come back as later runs take them). The delta's client data replaces
 /// the file's. Exits are pre-linked afresh.
@@ -53,8 +54,12 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     let target = if fits { &file.index } else { &empty };
     let known = |off: u32| target.blocks.binary_search_by_key(&off, |b| b.module_offset).is_ok();
     let fresh: Vec<usize> = (0..d.blocks.len()).filter(|&i| !known(d.blocks[i].module_offset)).collect();
+    let known_trace = |head: u32| target.traces.binary_search_by_key(&head, |t| t.head).is_ok();
+    let fresh_traces: Vec<usize> = (0..d.traces.len()).filter(|&i| !known_trace(d.traces[i].head)).collect();
     let zones_after = 1 + if fits { file.zones.len() } else { 0 } + d_zones.len();
-    if fresh.is_empty() || fresh.len() * min_growth_divisor < target.blocks.len() || zones_after >= MAX_ZONES {
+    // A new trace is a hot path: worth a rewrite on its own.
+    let grows = !fresh_traces.is_empty() || (!fresh.is_empty() && fresh.len() * min_growth_divisor >= target.blocks.len());
+    if !grows || zones_after >= MAX_ZONES {
         return None;
     }
     if !fits {
@@ -85,6 +90,17 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
         b
     }));
     index.blocks.sort_by_key(|b| b.module_offset);
+    let span_shift = index.trace_spans.len() as u32;
+    index.trace_spans.extend_from_slice(&d.trace_spans);
+    index.traces.extend(fresh_traces.iter().map(|&i| {
+        let mut t = d.traces[i].clone();
+        t.segment += segment_shift;
+        t.first_exit += exit_shift;
+        t.translation_offset += translation_shift;
+        t.first_span += span_shift;
+        t
+    }));
+    index.traces.sort_by_key(|t| t.head);
     index.module = d.module;
     index.clients = d.clients;
     index.options = d.options;
@@ -92,7 +108,7 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     index.client_zones = d.client_zones.map(|(w, x)| (w + zone_shift, x + zone_shift));
     zones.extend(d_zones);
     prelink(file);
-    Some(fresh.len())
+    Some(fresh.len() + fresh_traces.len())
 }
 
 /// Points every exit whose target block is anywhere in the file straight

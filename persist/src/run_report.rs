@@ -87,6 +87,7 @@ pub const STATS_FIELDS: &[(&str, &str)] = &[
     ("traces_built", "traces built"),
     ("trace_blocks", "blocks in traces"),
     ("traces_stale", "traces recorded afresh"),
+    ("traces_loaded", "traces loaded"),
     ("blocks_loaded", "blocks loaded"),
     ("blocks_registered", "blocks registered"),
     ("lookup_targets_loaded", "lookup entries loaded"),

@@ -205,6 +205,40 @@ fn check_index(ix: &ArchivedIndex, zones: &[Zone]) -> Option<()> {
             }
         }
     }
+    let mut last: Option<u32> = None;
+    for t in ix.traces.iter() {
+        let head = t.head.to_native();
+        if last.is_some_and(|l| l >= head) {
+            return None;
+        }
+        last = Some(head);
+        let s = ix.segments.get(t.segment.to_native() as usize)?;
+        let w = zones[s.w_zone.to_native() as usize].len;
+        let (first, count) = (t.first_exit.to_native(), t.exit_count.to_native());
+        let seg_first = s.first_exit.to_native();
+        let budget = t.budget_slot.to_native();
+        if !within(t.code_offset.to_native() as u64, t.code_len.to_native() as u64, s.code_len.to_native() as u64)
+            || first < seg_first
+            || !within(first as u64, count as u64, seg_first as u64 + s.exit_count.to_native() as u64)
+            || !range_ok(t.translation_offset.to_native(), t.translation_len.to_native(), ix.translations.len())
+            || !range_ok(t.first_span.to_native(), t.span_count.to_native(), ix.trace_spans.len())
+            || (budget != crate::index::TraceEntry::NO_BUDGET && (!within(budget as u64, 8, w) || budget % 8 != 0))
+        {
+            return None;
+        }
+        // Its head is its first block.
+        let first_span = ix.trace_spans.get(t.first_span.to_native() as usize)?;
+        if t.span_count.to_native() == 0 || first_span.module_offset.to_native() != head {
+            return None;
+        }
+    }
+    for r in ix.exits_to_traces.iter().chain(ix.counted_exits.iter()) {
+        let s = ix.segments.get(r.segment.to_native() as usize)?;
+        let (first, exit) = (s.first_exit.to_native() as u64, r.exit.to_native() as u64);
+        if exit < first || exit >= first + s.exit_count.to_native() as u64 {
+            return None;
+        }
+    }
     // A lookup target is entered as it is: it must be a block's start.
     for t in ix.lookup_targets.iter() {
         let b = ix.block_at(t.module_offset.to_native())?;

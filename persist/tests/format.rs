@@ -2,7 +2,7 @@
 //! (each byte of each zone flipped, truncations, hostile zone tables,
 //! versions, keys) without a panic.
 
-use persist::index::{BlockEntry, ExitEntry, Index, Segment};
+use persist::index::{BlockEntry, ExitEntry, ExitRef, Index, Segment, TraceEntry, TraceSpan};
 use persist::{validate, CacheKey, ClientKey, KeyField, Reject, ZoneKind, FORMAT_VERSION};
 
 /// A copy of `bytes` starting on a 16-byte boundary, as a mapping would.
@@ -110,7 +110,7 @@ fn round_trip() {
 
 #[test]
 fn unknown_block_flags_are_rejected() {
-    let file = Aligned::new(&sample_with_flags(|i| if i == 7 { 4 } else { 0 }));
+    let file = Aligned::new(&sample_with_flags(|i| if i == 7 { 8 } else { 0 }));
     assert_eq!(validate(file.bytes()).err(), Some(persist::Reject::BadIndex));
 }
 
@@ -132,6 +132,99 @@ fn lookup_targets_must_be_flagged_block_starts() {
         let file = Aligned::new(&sample_with(sample_flags, tamper));
         assert_eq!(validate(file.bytes()).err(), Some(Reject::BadIndex), "{what}");
     }
+}
+
+/// The sample's index with a trace through blocks 2 and 1 (its code at
+/// 1900..2000 of the segment, its exits the segment's last two).
+fn with_trace(ix: &mut Index) {
+    ix.trace_spans = vec![TraceSpan { module_offset: 0x1020, app_len: 16 }, TraceSpan { module_offset: 0x1010, app_len: 16 }];
+    ix.traces = vec![TraceEntry {
+        head: 0x1020,
+        segment: 0,
+        code_offset: 1900,
+        code_len: 100,
+        first_exit: 1,
+        exit_count: 2,
+        translation_offset: 0,
+        translation_len: 0,
+        first_span: 0,
+        span_count: 2,
+        budget_slot: 4096 - 24,
+    }];
+}
+
+/// A loader enters a trace's code and rebases nothing of its own: each
+/// range it names must lie in its segment, and its first block must be
+/// its head.
+#[test]
+fn traces_must_lie_in_their_segment_and_start_at_their_head() {
+    let tampered: [(&str, fn(&mut Index)); 9] = [
+        ("code past the segment's code", |ix| ix.traces[0].code_len = 101),
+        ("exits past the segment's", |ix| ix.traces[0].exit_count = 3),
+        ("no such segment", |ix| ix.traces[0].segment = 1),
+        ("spans past the table", |ix| ix.traces[0].span_count = 3),
+        ("no spans", |ix| ix.traces[0].span_count = 0),
+        ("first block not the head", |ix| ix.traces[0].head = 0x1010),
+        ("budget slot past W", |ix| ix.traces[0].budget_slot = 4096),
+        ("budget slot unaligned", |ix| ix.traces[0].budget_slot = 4096 - 20),
+        ("heads not sorted", |ix| {
+            let t = ix.traces[0].clone();
+            ix.traces.insert(0, t);
+        }),
+    ];
+    let file = Aligned::new(&sample_with(sample_flags, with_trace));
+    let v = validate(file.bytes()).expect("a sound trace");
+    assert_eq!(v.index.trace_at(0x1020).map(|t| t.code_offset.to_native()), Some(1900));
+    assert!(v.index.trace_at(0x1010).is_none());
+    for (what, tamper) in tampered {
+        let file = Aligned::new(&sample_with(sample_flags, |ix| {
+            with_trace(ix);
+            tamper(ix)
+        }));
+        assert_eq!(validate(file.bytes()).err(), Some(Reject::BadIndex), "{what}");
+    }
+    let no_budget = Aligned::new(&sample_with(sample_flags, |ix| {
+        with_trace(ix);
+        ix.traces[0].budget_slot = TraceEntry::NO_BUDGET;
+    }));
+    assert!(validate(no_budget.bytes()).is_ok(), "a trace kept for good counts no misses");
+}
+
+/// The exits a loader with traces relinks are derived from the blocks:
+/// those to a trace's head, and backward ones to anything but a head
+/// counted cold; each must be an exit of the segment it names.
+#[test]
+fn exits_relinked_for_traces_are_derived_and_checked() {
+    let file = Aligned::new(&sample_with(
+        |i| if i == 1 { BlockEntry::COLD_HEAD } else { 0 },
+        |ix| {
+            // Block 5 goes back to the trace's head, block 6 to the cold
+            // head (block 1), block 7 back to block 3.
+            ix.exits = vec![
+                ExitEntry { slot: 4096 - 16, stub: 8, target: 0x2000 },
+                ExitEntry { slot: 4096 - 32, stub: 8, target: 0x1020 },
+                ExitEntry { slot: 4096 - 40, stub: 8, target: 0x1010 },
+                ExitEntry { slot: 4096 - 48, stub: 8, target: 0x1030 },
+            ];
+            ix.segments[0].exit_count = 4;
+            for b in &mut ix.blocks {
+                b.first_exit = 0;
+            }
+            for (block, exit) in [(5, 1), (6, 2), (7, 3)] {
+                ix.blocks[block].first_exit = exit;
+            }
+            with_trace(ix);
+            ix.derive_from_blocks();
+        },
+    ));
+    let v = validate(file.bytes()).expect("valid");
+    let exits = |refs: &rkyv::vec::ArchivedVec<persist::index::ArchivedExitRef>| refs.iter().map(|r| r.exit.to_native()).collect::<Vec<_>>();
+    assert_eq!(exits(&v.index.exits_to_traces), [1]);
+    assert_eq!(exits(&v.index.counted_exits), [3]);
+    let file = Aligned::new(&sample_with(sample_flags, |ix| ix.counted_exits.push(ExitRef { segment: 0, exit: 3 })));
+    assert_eq!(validate(file.bytes()).err(), Some(Reject::BadIndex), "an exit past its segment's");
+    let file = Aligned::new(&sample_with(sample_flags, |ix| ix.exits_to_traces.push(ExitRef { segment: 1, exit: 0 })));
+    assert_eq!(validate(file.bytes()).err(), Some(Reject::BadIndex), "no such segment");
 }
 
 #[test]
@@ -273,4 +366,26 @@ mod properties {
             prop_assert!(bad == good() || validate(Aligned::new(&bad).bytes()).is_err());
         }
     }
+}
+
+/// A delta whose only news is a trace is merged (a hot path is worth a
+/// rewrite), its trace's segment, exits and spans moved with the tables
+/// it is appended to; the same trace again adds nothing.
+#[test]
+fn merging_adds_new_traces_with_their_tables_moved() {
+    let old = Aligned::new(&sample());
+    let old = validate(old.bytes()).expect("valid");
+    let mut file = persist::merge::Parts::of(&old).expect("parts");
+    let delta_bytes = Aligned::new(&sample_with(sample_flags, with_trace));
+    let delta = validate(delta_bytes.bytes()).expect("valid");
+    let added = persist::merge::merge(&mut file, persist::merge::Parts::of(&delta).expect("parts"), persist::merge::MIN_GROWTH_DIVISOR);
+    assert_eq!(added, Some(1), "one trace, no block");
+    let ix = &file.index;
+    assert_eq!(ix.blocks.len(), 50);
+    assert_eq!((ix.segments.len(), ix.traces.len()), (2, 1));
+    let t = &ix.traces[0];
+    assert_eq!((t.head, t.segment, t.first_exit, t.first_span), (0x1020, 1, 3 + 1, 0));
+    assert_eq!(ix.segments[1].first_exit, 3, "the delta's exits follow the file's");
+    let again = persist::merge::merge(&mut file, persist::merge::Parts::of(&delta).expect("parts"), persist::merge::MIN_GROWTH_DIVISOR);
+    assert_eq!(again, None, "a head the file has a trace for");
 }

@@ -190,11 +190,12 @@ pub extern "C" fn from_cache(ctx: &mut ThreadContext) -> ! {
         }
         ExitKind::IndirectMiss => continue_at(ctx, ctx.next_pc, None, true),
         ExitKind::HeadHot => continue_hot(ctx, exit.target),
-        ExitKind::TraceStale => {
+        ExitKind::TraceStale | ExitKind::RelativeTraceStale => {
             // Left from a missed in-line check: the branch's target in rcx.
+            let head = if kind == ExitKind::TraceStale { exit.target } else { exit.decode_relative(at).target };
             let pc = ctx.gpr[crate::thread::reg::RCX];
             ctx.gpr[crate::thread::reg::RCX] = ctx.ibl_rcx;
-            crate::translator::retire_stale_trace(exit.target);
+            crate::translator::retire_stale_trace(head);
             continue_at(ctx, pc, None, true)
         }
         ExitKind::Syscall if ctx.signal_pending != 0 => {

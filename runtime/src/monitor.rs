@@ -20,6 +20,7 @@ use crate::translate::trace::stitch;
 use crate::translate::fragment::{Fragment, Patch};
 use crate::translate::link;
 use crate::translate::trace_table::{Trace, TraceTable};
+use crate::persistence::units::UnitTrace;
 use crate::translator::Translator;
 
 /// Entries to a head before its path is recorded. DynamoRIO's 50 made
@@ -187,8 +188,32 @@ impl Translator {
         emit::emit(pc, end, &ops, Placement::Cache(&mut self.cache), |_| None).ok()
     }
     /// Builds and registers the trace through the recorded `blocks` (as far
-    /// as their code still goes that way).
+    /// as their code still goes that way): in their module's persistable
+    /// segment when it can go there, else in the cache.
     fn build_trace(&mut self, blocks: &[u64], sp: u64) {
+        let head = blocks[0];
+        let Some((fragment, spans)) = self.persistable_trace(blocks, sp).or_else(|| self.cache_trace(blocks, sp)) else {
+            return;
+        };
+        for exit in fragment.exits.iter().filter(|e| e.prelinked) {
+            self.traces.note_link(exit.target, exit.patch, exit.stub);
+        }
+        stats::add(&STATS.traces_built, 1);
+        stats::add(&STATS.trace_blocks, spans.len() as u64);
+        crate::verbose!("trace at {head:#x}: {} blocks, {} bytes", spans.len(), fragment.size);
+        self.ibl.insert(head, fragment.start);
+        let mut trace = Trace { fragment, spans };
+        // Exits counting at the head's stub go to the trace now.
+        for (patch, stub) in self.traces.take_head_stub(head) {
+            link::link(patch, trace.fragment.start);
+            trace.fragment.incoming.push((patch, stub));
+        }
+        self.traces.insert(trace);
+    }
+
+    /// The trace through `blocks` in the code cache, with the spans of the
+    /// blocks it holds.
+    fn cache_trace(&mut self, blocks: &[u64], sp: u64) -> Option<(Fragment, Vec<(u64, u64)>)> {
         let mut parts = Vec::with_capacity(blocks.len());
         let mut spans = Vec::with_capacity(blocks.len());
         for &tag in blocks {
@@ -198,35 +223,84 @@ impl Translator {
             parts.push((tag, ops));
         }
         if parts.is_empty() {
-            return;
+            return None;
         }
         let (mut ops, used) = stitch(parts);
         spans.truncate(used);
         let head = blocks[0];
-        let budget = self.traces.miss_budget(head);
-        for m in &mut ops {
-            if let Op::InlineTarget { misses_left, .. } = &mut m.op {
-                *misses_left = budget;
-            }
-        }
+        set_budget(&mut ops, self.traces.miss_budget(head));
         let traces = &self.traces;
         let Ok(fragment) = emit::emit(head, spans[0].1, &ops, Placement::Cache(&mut self.cache), |t| traces.get(t).map(|f| f.start))
         else {
             crate::log::fatal(70, format_args!("code cache full"))
         };
-        for exit in fragment.exits.iter().filter(|e| e.prelinked) {
-            self.traces.note_link(exit.target, exit.patch, exit.stub);
+        Some((fragment, spans))
+    }
+
+    /// The trace through `blocks` in the persistable segment of their
+    /// module, as far as they lie in it, so that a file keeps it as it
+    /// keeps blocks; None if it cannot go there: not under `-persist`, not
+    /// a file's code, a client that keeps the block from files or gives
+    /// it data of its own (a trace's copy of a block would need its own,
+    /// kept apart from the block's), code not module-relative.
+    fn persistable_trace(&mut self, blocks: &[u64], sp: u64) -> Option<(Fragment, Vec<(u64, u64)>)> {
+        if !crate::options::get().persist || crate::aot::translating() {
+            return None;
         }
-        stats::add(&STATS.traces_built, 1);
-        stats::add(&STATS.trace_blocks, used as u64);
-        crate::verbose!("trace at {head:#x}: {used} blocks, {} bytes", fragment.size);
-        self.ibl.insert(head, fragment.start);
-        let mut trace = Trace { fragment, spans };
-        // Exits counting at the head's stub go to the trace now.
-        for (patch, stub) in self.traces.take_head_stub(head) {
-            link::link(patch, trace.fragment.start);
-            trace.fragment.incoming.push((patch, stub));
+        let head = blocks[0];
+        let m = crate::translator::file_module(head)?;
+        let unit = self.units.unit_for(m.base, m.end, m.path, m.identity);
+        if self.units.units[unit].tainted {
+            return None;
         }
-        self.traces.insert(trace);
+        let s = self.units.units[unit].current_segment(&mut self.cache, false)? as usize;
+        let mut parts = Vec::with_capacity(blocks.len());
+        let mut spans = Vec::with_capacity(blocks.len());
+        for &tag in blocks {
+            let Ok(mut block) = crate::translate::bb_builder::build(tag, sp) else { break };
+            let end = block.end_pc().max(tag + 1);
+            if block.sandboxed || tag < m.base || !m.can_hold(end) {
+                break;
+            }
+            let (persistable, data) = crate::translator::instrument(&mut block, Some(&mut self.units.units[unit].segments[s]));
+            if !persistable || !data.is_empty() {
+                return None;
+            }
+            let ops = mangle::mangle(&block, Addressing::ModuleRelative { base: m.base })?;
+            spans.push((tag, end));
+            parts.push((tag, ops));
+        }
+        if parts.is_empty() {
+            return None;
+        }
+        let (mut ops, used) = stitch(parts);
+        spans.truncate(used);
+        let segment = &mut self.units.units[unit].segments[s];
+        // Its budget lives in the segment's W, so a file carries it.
+        let budget = match self.traces.counts_misses(head) {
+            true => {
+                let slot = segment.alloc_w(8)?;
+                // SAFETY: a fresh slot of the segment's writable W.
+                unsafe { core::ptr::write_volatile(slot as *mut u64, TraceTable::MISS_BUDGET) };
+                slot
+            }
+            false => 0,
+        };
+        set_budget(&mut ops, budget);
+        let traces = &self.traces;
+        let place = Placement::Segment { segment, module_base: m.base };
+        let fragment = emit::emit(head, spans[0].1, &ops, place, |t| traces.get(t).map(|f| f.start)).ok()?;
+        self.units.units[unit].traces.push(UnitTrace { head, start: fragment.start, segment: s as u32, spans: spans.clone(), budget });
+        Some((fragment, spans))
+    }
+}
+
+/// Points every in-line check of a trace's `ops` at its budget of misses
+/// (0: not counted).
+fn set_budget(ops: &mut [mangle::MangledOp], budget: u64) {
+    for m in ops {
+        if let Op::InlineTarget { misses_left, .. } = &mut m.op {
+            *misses_left = budget;
+        }
     }
 }

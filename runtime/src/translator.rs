@@ -69,7 +69,7 @@ impl Translator {
             .and_then(|(base, u, s)| self.emit_persistable(pc, end, &block, base, u, s, data))
             .unwrap_or_else(|| {
                 let ops = mangle::mangle(&block, Addressing::Absolute).expect("absolute addressing always works");
-                match emit::emit(pc, end, &ops, Placement::Cache(&mut self.cache), link_targets(&self.fragments, &self.traces)) {
+                match emit::emit(pc, end, &ops, Placement::Cache(&mut self.cache), link_targets(pc, &self.fragments, &self.traces)) {
                     Ok(f) => f,
                     Err(_) => crate::log::fatal(70, format_args!("code cache full")),
                 }
@@ -83,6 +83,11 @@ impl Translator {
         }
         stats::add(&STATS.translate_ticks, stats::ticks() - t0);
         Ok(start)
+    }
+
+    /// The live blocks and traces, for a save.
+    fn live(&self) -> crate::persistence::save::Live<'_> {
+        crate::persistence::save::Live { fragments: &self.fragments, traces: &self.traces }
     }
 
     /// For an indirect branch's lookup: the code of `pc`'s block in its
@@ -143,7 +148,7 @@ impl Translator {
         let ops = mangle::mangle(block, Addressing::ModuleRelative { base })?;
         let unit = &mut self.units.units[unit];
         let place = Placement::Segment { segment: &mut unit.segments[segment as usize], module_base: base };
-        match emit::emit(pc, end, &ops, place, link_targets(&self.fragments, &self.traces)) {
+        match emit::emit(pc, end, &ops, place, link_targets(pc, &self.fragments, &self.traces)) {
             Ok(f) => {
                 unit.blocks.push(UnitBlock { tag: pc, start: f.start, segment, data, ahead_of_time: crate::aot::translating() });
                 Some(f)
@@ -156,7 +161,7 @@ impl Translator {
 /// Lets the clients instrument `block` (their block data in `segment` if
 /// it may be persisted); whether they all let it be persisted, and the
 /// data they allocated.
-fn instrument(
+pub(crate) fn instrument(
     block: &mut bb_builder::BasicBlock,
     segment: Option<&mut crate::translate::segment::LiveSegment>,
 ) -> (bool, alloc::vec::Vec<crate::persistence::units::BlockData>) {
@@ -170,23 +175,26 @@ fn instrument(
     (flags.persistable, data)
 }
 
-/// Where a new block's exits link at once: an existing block, never a
-/// trace head (entries to those are counted, or go to its trace, through
-/// the dispatcher).
-fn link_targets<'a>(fragments: &'a FragmentTable, traces: &'a TraceTable) -> impl Fn(u64) -> Option<u64> + 'a {
-    |t| if traces.is_head(t) { None } else { fragments.link_target(t).map(|f| f.start) }
+/// Where the exits of a new block at `tag` link at once: an existing
+/// block, never a trace head (entries to those are counted, or go to its
+/// trace, through the dispatcher), nor with traces a block before or at
+/// `tag` (a backward exit's first use passes the dispatcher, which makes
+/// its target a head, as the exit of a loaded file's block does).
+fn link_targets<'a>(tag: u64, fragments: &'a FragmentTable, traces: &'a TraceTable) -> impl Fn(u64) -> Option<u64> + 'a {
+    let with_traces = crate::options::get().traces;
+    move |t| if traces.is_head(t) || (with_traces && t <= tag) { None } else { fragments.link_target(t).map(|f| f.start) }
 }
 
 /// A file-backed module, whose blocks can be persisted.
 #[derive(Clone, Copy)]
-struct FileModule {
-    base: u64,
-    end: u64,
+pub(crate) struct FileModule {
+    pub(crate) base: u64,
+    pub(crate) end: u64,
     /// One past the end of the executable mapping holding the pc looked up:
     /// a persisted block lies within one.
     code_end: u64,
-    path: crate::os::startup_args::CStr,
-    identity: crate::os::modules::FileIdentity,
+    pub(crate) path: crate::os::startup_args::CStr,
+    pub(crate) identity: crate::os::modules::FileIdentity,
 }
 
 impl FileModule {
@@ -195,12 +203,12 @@ impl FileModule {
     /// module-relative code (i32 displacements) can express. Code of a
     /// module spanning more than 2 GiB beyond that is translated, not
     /// persisted.
-    fn can_hold(&self, end: u64) -> bool {
+    pub(crate) fn can_hold(&self, end: u64) -> bool {
         end <= self.code_end && end.checked_sub(self.base).is_some_and(|o| i32::try_from(o).is_ok())
     }
 }
 
-fn file_module(pc: u64) -> Option<FileModule> {
+pub(crate) fn file_module(pc: u64) -> Option<FileModule> {
     crate::os::modules::with_module(pc, |m| {
         let m = m?;
         let code_end = m.code_end(pc)?;
@@ -282,9 +290,9 @@ pub(crate) fn persist_all(background: bool) {
     }
     let guard = TRANSLATOR.lock();
     if let Some(tr) = guard.as_ref() {
-        let (units, fragments, loaded) = (&tr.units.units, &tr.fragments, &tr.loaded);
-        if !(background && crate::persistence::save::hand_over_in_background(units, fragments, loaded)) {
-            crate::persistence::save::save_units(units, fragments, loaded);
+        let (units, live, loaded) = (&tr.units.units, tr.live(), &tr.loaded);
+        if !(background && crate::persistence::save::hand_over_in_background(units, live, loaded)) {
+            crate::persistence::save::save_units(units, live, loaded);
         }
     }
     crate::persistence::save::warn_about_write_failures();
@@ -301,7 +309,7 @@ pub(crate) fn persist_unloading(lo: u64, hi: u64) {
     if let Some(tr) = guard.as_ref() {
         let units: alloc::vec::Vec<_> = tr.units.units.iter().filter(|u| (lo..hi).contains(&u.module_base)).collect();
         for u in units {
-            crate::persistence::save::save_units(core::slice::from_ref(u), &tr.fragments, &tr.loaded);
+            crate::persistence::save::save_units(core::slice::from_ref(u), tr.live(), &tr.loaded);
         }
     }
 }
@@ -315,7 +323,7 @@ pub(crate) fn aot_checkpoint(base: u64, lo: u64, hi: u64) {
     let Some(tr) = guard.as_mut() else { return };
     if crate::options::get().persist {
         for u in tr.units.units.iter().filter(|u| u.module_base == base) {
-            crate::persistence::save::checkpoint(u, &tr.fragments, &tr.loaded);
+            crate::persistence::save::checkpoint(u, tr.live(), &tr.loaded);
         }
     }
     for tag in tr.fragments.drop_range(lo, hi) {
@@ -365,10 +373,13 @@ pub(crate) fn translation_at(pc: u64) -> Option<(u64, crate::translate::mangle::
 pub(crate) fn unlink_fragment_at(pc: u64) {
     let guard = TRANSLATOR.lock();
     let Some(tr) = guard.as_ref() else { return };
-    if tr.loaded.unlink_file_at(pc) {
+    // A trace first: one a file holds is code of the file, but its exits
+    // are its own (the file's blocks only reach it through their slots).
+    let trace = tr.traces.containing(pc);
+    if trace.is_none() && tr.loaded.unlink_file_at(pc) {
         return;
     }
-    let Some(f) = tr.fragments.containing(pc).or_else(|| tr.traces.containing(pc)) else { return };
+    let Some(f) = trace.or_else(|| tr.fragments.containing(pc)) else { return };
     for exit in &f.exits {
         link::unlink(exit.patch, exit.stub);
     }

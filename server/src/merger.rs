@@ -126,12 +126,12 @@ impl Merger<'_> {
         // deltas of warm runs add too little to be worth a rewrite.
         if let Some(o) = &old {
             let held = o.index.blocks.len();
-            let fresh: usize = checked
-                .iter()
-                .filter(|v| v.key == key)
-                .map(|v| v.index.blocks.iter().filter(|b| o.index.block_at(b.module_offset.to_native()).is_none()).count())
-                .sum();
-            if fresh == 0 || fresh * MIN_GROWTH_DIVISOR < held {
+            let deltas = || checked.iter().filter(|v| v.key == key);
+            let fresh: usize =
+                deltas().map(|v| v.index.blocks.iter().filter(|b| o.index.block_at(b.module_offset.to_native()).is_none()).count()).sum();
+            // A new trace is a hot path: worth a rewrite on its own.
+            let fresh_traces = deltas().any(|v| v.index.traces.iter().any(|t| o.index.trace_at(t.head.to_native()).is_none()));
+            if !fresh_traces && (fresh == 0 || fresh * MIN_GROWTH_DIVISOR < held) {
                 return;
             }
         }

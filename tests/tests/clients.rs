@@ -337,6 +337,38 @@ fn clients_stay_exact_in_traces() {
     check_instrace_exact(&["-traces"], "trace_paths", &["calls", "3000"]);
 }
 
+/// Traces a cold `-persist -traces` run wrote to its file hold their
+/// blocks' instrumentation: inscount stays exact in the cold run that
+/// builds them and in the warm run that loads them.
+#[test]
+fn inscount_stays_exact_in_persisted_traces() {
+    let exe = build("trace_paths", Variant::Static, Opt::O2);
+    // Long enough for traces to outlive their table's changes (a retired
+    // trace is not written).
+    let args = ["calls", "4000"];
+    let (stepped, _) = count_instructions(&exe, &args, ENV);
+    let cache = temp_dir("inscount-traces");
+    let dir = cache.path().to_str().unwrap();
+    let options = ["-persist", "-persist_dir", dir, "-no_persist_server", "-traces"];
+    for run in ["cold", "warm"] {
+        let (counted, _) = inscount_with(&options, &exe, &args);
+        assert_eq!(counted, stepped, "{run} run: inscount vs single-step");
+        if run == "cold" {
+            let user = cache.path().join(unsafe { libc::getuid() }.to_string());
+            let out = Command::new(dbirun_path().with_file_name("cachetool"))
+                .arg("--dir")
+                .arg(&user)
+                .args(["--json", "inspect", exe.to_str().unwrap()])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let traces = v[0]["inspection"]["summary"]["traces"].as_u64().unwrap_or(0);
+            assert!(traces > 0, "the program's file holds its traces: {v}");
+        }
+    }
+}
+
 fn check_instrace_exact(options: &[&str], name: &str, args: &[&str]) {
     let exe = build(name, Variant::Static, Opt::O2);
     let (stepped, _) = trace_pcs(&exe, args, ENV);

@@ -111,3 +111,40 @@ fn persistable_blocks_become_traces_in_a_cold_run() {
     assert!(stat(&stderr, "blocks persisted") > 0, "{stderr}");
     assert!(stat(&stderr, "blocks in traces") > stat(&stderr, "traces built") && stat(&stderr, "traces built") > 0, "{stderr}");
 }
+
+/// Traces persist like blocks: a cold `-persist -traces` run writes the
+/// traces of its own module's hot loops into the module's file, and a
+/// warm run enters them from there instead of recording and building
+/// them again. In the loaded traces, faults are translated to the same
+/// pc and registers and signals are delivered as natively (each mode's
+/// output says so), and the file's heads that never got hot are not
+/// counted again.
+#[test]
+fn traces_persist_and_warm_runs_enter_them() {
+    let exe = compiled(&program("trace_paths").source_path(), Build::new(Variant::Pie, Opt::O2)).unwrap_or_else(|e| panic!("{e}"));
+    for args in [["calls", "20000"], ["fault", "20000"], ["signal", "20"]] {
+        let cache = temp_dir("traces-persisted");
+        let opts = ["-persist", "-persist_dir", cache.path().to_str().unwrap(), "-no_persist_server", "-traces", "-stats"];
+        let native = run_native(&exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+        let cold = run_dbirun(&opts, &exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+        assert_eq!((cold.status, &cold.stdout), (native.status, &native.stdout), "{args:?} cold");
+        let cold_err = String::from_utf8_lossy(&cold.stderr);
+        let built = stat(&cold_err, "traces built");
+        assert!(built > 0, "{args:?}\n{cold_err}");
+        let warm = run_dbirun(&opts, &exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+        assert_eq!((warm.status, &warm.stdout), (native.status, &native.stdout), "{args:?} warm");
+        let warm_err = String::from_utf8_lossy(&warm.stderr);
+        assert!(stat(&warm_err, "traces loaded") > 0, "{args:?}\n{warm_err}");
+        // The calls mode's table changes targets: its traces go stale and
+        // are recorded afresh, warm or cold; the others keep theirs.
+        if args[0] != "calls" {
+            assert!(stat(&warm_err, "traces built") < built, "{args:?}: cold built {built}\n{warm_err}");
+        }
+        // Each system call passes the dispatcher, loops or not.
+        let dispatches = |err: &str| stat(err, "dispatcher entries") - stat(err, "system calls");
+        assert!(
+            dispatches(&warm_err) * 4 < dispatches(&cold_err),
+            "{args:?}: the warm run's loops are not counted again\ncold:\n{cold_err}\nwarm:\n{warm_err}"
+        );
+    }
+}

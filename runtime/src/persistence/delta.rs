@@ -1,5 +1,5 @@
-//! A delta: some of a module's live blocks as a `.dpc` file of their own
-//! would hold them (their segments copied into W and X zones, exits
+//! A delta: some of a module's live blocks and traces as a `.dpc` file of
+//! their own would hold them (their segments copied into W and X zones, exits
 //! re-encoded in the file's form, module-relative targets, client data
 //! and their persistence events), for the save to hand over or merge.
 
@@ -8,14 +8,14 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use hashbrown::HashMap;
-use persist::index::{BlockData, BlockEntry, ClientData, ExitEntry, Index, ModuleInfo, Segment};
+use persist::index::{BlockData, BlockEntry, ClientData, ExitEntry, Index, ModuleInfo, Segment, TraceEntry, TraceSpan};
 use persist::merge::Parts;
 use persist::exit_data::{self, StoredExit};
 use persist::translations;
 use persist::write::page_up;
 use persist::ZoneKind;
 
-use crate::persistence::units::{Unit, UnitBlock};
+use crate::persistence::units::{Unit, UnitBlock, UnitTrace};
 use crate::translate::emit::RELATIVE_STUB_CODE_LEN;
 use crate::translate::encoder;
 use crate::translate::fragment::Fragment;
@@ -23,7 +23,12 @@ use crate::translate::segment::LiveSegment;
 
 /// A delta: the index and zones of `blocks` alone, as a file of their own
 /// would hold them.
-pub(crate) fn delta_of(unit: &Unit, blocks: &[(&UnitBlock, &Fragment)]) -> Parts<'static> {
+pub(crate) fn delta_of(
+    unit: &Unit,
+    blocks: &[(&UnitBlock, &Fragment)],
+    traces: &[(&UnitTrace, &Fragment)],
+    cold_head: &dyn Fn(u64) -> bool,
+) -> Parts<'static> {
     let base = unit.module_base;
     let mut index = Index {
         module: ModuleInfo {
@@ -36,14 +41,16 @@ pub(crate) fn delta_of(unit: &Unit, blocks: &[(&UnitBlock, &Fragment)]) -> Parts
     let mut zones: Vec<(ZoneKind, Vec<u8>)> = Vec::new();
     for (s, seg) in unit.segments.iter().enumerate() {
         let here: Vec<&(&UnitBlock, &Fragment)> = blocks.iter().filter(|(b, _)| b.segment as usize == s).collect();
-        if here.is_empty() {
+        let its_traces: Vec<&(&UnitTrace, &Fragment)> = traces.iter().filter(|(t, _)| t.segment as usize == s).collect();
+        if here.is_empty() && its_traces.is_empty() {
             continue;
         }
-        let (w, x) = write_segment(seg, base, &here, 1 + zones.len() as u32, &mut index);
+        let (w, x) = write_segment(seg, base, &here, &its_traces, cold_head, 1 + zones.len() as u32, &mut index);
         zones.push((ZoneKind::Writable, w));
         zones.push((ZoneKind::Exec, x));
     }
     index.blocks.sort_by_key(|b| b.module_offset);
+    index.traces.sort_by_key(|t| t.head);
     index.derive_from_blocks();
     add_client_data(&mut index, base, 1 + zones.len(), &mut zones);
     Parts { index, zones: zones.into_iter().map(|(k, z)| (k, Cow::Owned(z))).collect() }
@@ -79,96 +86,62 @@ fn add_client_data(index: &mut Index, base: u64, next_zone: usize, zones: &mut V
     }
 }
 
-/// The (W, X) zones of `seg` holding `blocks`, whose entries are added to
-/// `index`. X is the segment's code with each exit of these blocks
+/// The (W, X) zones of `seg` holding `blocks` and `traces`, whose entries
+/// are added to `index`. X is the segment's code with each exit of these
 /// rewritten to a direct branch when it goes forward to a block of this
 /// segment, else to `jmp [rip + slot]`, then the segment's stubs; W is
-/// zeros but for the blocks' client data (as it is now) and exit slots,
-/// which hold X offsets (of the target block when it is in this segment,
-/// else of the exit's stub) that the loader rebases.
+/// zeros but for the blocks' client data (as it is now), traces' miss
+/// budgets and exit slots, which hold X offsets (of the target block when
+/// it is in this segment, else of the exit's stub) that the loader
+/// rebases.
 fn write_segment(
     seg: &LiveSegment,
     base: u64,
     blocks: &[&(&UnitBlock, &Fragment)],
+    traces: &[&(&UnitTrace, &Fragment)],
+    cold_head: &dyn Fn(u64) -> bool,
     w_zone: u32,
     index: &mut Index,
 ) -> (Vec<u8>, Vec<u8>) {
     let w_len = page_up((seg.split - seg.w_next) as usize);
-    let w_off = |addr: u64| w_len - (seg.split - addr) as usize;
     // X is the code, then the stubs (live at the segment's end).
     let stubs_at = ((seg.x_next - seg.split) as usize).next_multiple_of(8);
-    let x_off = |addr: u64| {
-        if addr >= seg.stub_next {
-            stubs_at + (addr - seg.stub_next) as usize
-        } else {
-            (addr - seg.split) as usize
-        }
-    };
-    let mut w = vec![0u8; w_len];
     // SAFETY: [split, x_next) is this segment's emitted code, [stub_next,
     // x_end) its stubs.
     let mut x = unsafe { core::slice::from_raw_parts(seg.split as *const u8, (seg.x_next - seg.split) as usize) }.to_vec();
     x.resize(stubs_at, 0xcc); // int3
+    // SAFETY: as above.
     x.extend_from_slice(unsafe { core::slice::from_raw_parts(seg.stub_next as *const u8, (seg.x_end - seg.stub_next) as usize) });
-    let here: HashMap<u64, u64> = blocks.iter().map(|(b, f)| (b.tag, f.start)).collect();
+    let mut z = Zones {
+        seg,
+        base,
+        w_len,
+        stubs_at,
+        w: vec![0u8; w_len],
+        x,
+        here: blocks.iter().map(|(b, f)| (b.tag, f.start)).collect(),
+        form: Vec::with_capacity(16),
+    };
     let first_exit = index.exits.len() as u32;
     let segment = index.segments.len() as u32;
-    // One buffer for every exit's file form (a huge module has millions).
-    let mut form = Vec::with_capacity(16);
     for (b, f) in blocks {
         let block_first_exit = index.exits.len() as u32;
-        for e in &f.exits {
-            let at = x_off(e.branch);
-            let forward = here.get(&e.target).copied().filter(|&t| t > e.branch);
-            // The branch was emitted padded to the file form's length.
-            form.clear();
-            match forward {
-                // Forward in the same segment: a direct branch. A path of
-                // those always ends, at a slot (which can be unlinked),
-                // so a thread in this code still reaches the dispatcher.
-                Some(to) => encoder::exit_direct(&mut form, e.branch, e.cond, to),
-                None => encoder::exit_via_slot(&mut form, e.branch, e.cond, e.slot),
-            }
-            x[at..at + form.len()].copy_from_slice(&form);
-            let goes_to = here.get(&e.target).copied().unwrap_or(e.stub);
-            let slot = w_off(e.slot);
-            w[slot..slot + 8].copy_from_slice(&(x_off(goes_to) as u64).to_le_bytes());
-            index.exits.push(ExitEntry {
-                slot: slot as u32,
-                stub: x_off(e.stub) as u32,
-                target: e.target.wrapping_sub(base) as i64,
-            });
-            // The stub's data moved with the stubs: its distances must
-            // still lead to its branch, slot and base slot.
-            let data_live = e.stub + RELATIVE_STUB_CODE_LEN as u64;
-            let data = x_off(data_live);
-            let by = data as i64 - (data_live - seg.split) as i64;
-            let moved = StoredExit::from_bytes(&x[data..]).expect("a stub's exit data").moved(by);
-            x[data..data + exit_data::LEN].copy_from_slice(&moved.to_bytes());
-        }
+        z.exits(f, index);
         let translation_offset = index.translations.len() as u32;
-        translations::pack(
-            &mut index.translations,
-            f.translations.iter().map(|t| translations::Entry {
-                cache_offset: t.cache_offset,
-                app_offset: (t.app_pc - b.tag) as u32,
-                fixup: t.fixup.encode(),
-            }),
-        );
+        z.translations(f, b.tag, index);
         let first_data = index.block_data.len() as u32;
         for d in b.data.iter().filter(|d| seg.contains(d.addr)) {
-            let at = w_off(d.addr);
+            let at = z.w_off(d.addr);
             // SAFETY: the client's live block data in this segment's W.
-            w[at..at + d.len as usize].copy_from_slice(unsafe { core::slice::from_raw_parts(d.addr as *const u8, d.len as usize) });
+            z.w[at..at + d.len as usize].copy_from_slice(unsafe { core::slice::from_raw_parts(d.addr as *const u8, d.len as usize) });
             index.block_data.push(BlockData { client: d.client, w_offset: at as u32 });
         }
-        let code = x_off(f.start)..x_off(f.start) + f.size as usize;
-        crate::client_host::persist_patch(base, b.tag, &mut x[code]);
+        let code_offset = z.code(f, b.tag);
         index.blocks.push(BlockEntry {
             module_offset: (b.tag - base) as u32,
             app_len: (f.app_end - b.tag) as u32,
             segment,
-            code_offset: x_off(f.start) as u32,
+            code_offset,
             code_len: f.size,
             first_exit: block_first_exit,
             exit_count: index.exits.len() as u32 - block_first_exit,
@@ -177,16 +150,129 @@ fn write_segment(
             first_data,
             data_count: index.block_data.len() as u32 - first_data,
             flags: if b.ahead_of_time { BlockEntry::AHEAD_OF_TIME } else { 0 }
-                | if f.lookup_target { BlockEntry::LOOKUP_TARGET } else { 0 },
+                | if f.lookup_target { BlockEntry::LOOKUP_TARGET } else { 0 }
+                | if cold_head(b.tag) { BlockEntry::COLD_HEAD } else { 0 },
+        });
+    }
+    for (t, f) in traces {
+        let trace_first_exit = index.exits.len() as u32;
+        z.exits(f, index);
+        let translation_offset = index.translations.len() as u32;
+        // A trace's blocks may lie before its head: offsets from the base.
+        z.translations(f, base, index);
+        let budget_slot = match t.budget {
+            0 => TraceEntry::NO_BUDGET,
+            slot => {
+                let at = z.w_off(slot);
+                z.w[at..at + 8].copy_from_slice(&crate::translate::trace_table::TraceTable::MISS_BUDGET.to_le_bytes());
+                at as u32
+            }
+        };
+        let first_span = index.trace_spans.len() as u32;
+        index.trace_spans.extend(t.spans.iter().map(|&(lo, hi)| TraceSpan { module_offset: (lo - base) as u32, app_len: (hi - lo) as u32 }));
+        let code_offset = z.code(f, t.head);
+        index.traces.push(TraceEntry {
+            head: (t.head - base) as u32,
+            segment,
+            code_offset,
+            code_len: f.size,
+            first_exit: trace_first_exit,
+            exit_count: index.exits.len() as u32 - trace_first_exit,
+            translation_offset,
+            translation_len: index.translations.len() as u32 - translation_offset,
+            first_span,
+            span_count: t.spans.len() as u32,
+            budget_slot,
         });
     }
     index.segments.push(Segment {
         w_zone,
         x_zone: w_zone + 1,
-        base_slot: w_off(seg.base_slot) as u32,
+        base_slot: z.w_off(seg.base_slot) as u32,
         first_exit,
         exit_count: index.exits.len() as u32 - first_exit,
         code_len: stubs_at as u32,
     });
-    (w, x)
+    (z.w, z.x)
+}
+
+/// A segment's (W, X) zones being written.
+struct Zones<'a> {
+    seg: &'a LiveSegment,
+    base: u64,
+    w_len: usize,
+    /// Where the stubs start in X.
+    stubs_at: usize,
+    w: Vec<u8>,
+    x: Vec<u8>,
+    /// Cache start of each block written, by tag.
+    here: HashMap<u64, u64>,
+    /// One buffer for every exit's file form (a huge module has millions).
+    form: Vec<u8>,
+}
+
+impl Zones<'_> {
+    fn w_off(&self, addr: u64) -> usize {
+        self.w_len - (self.seg.split - addr) as usize
+    }
+
+    fn x_off(&self, addr: u64) -> usize {
+        if addr >= self.seg.stub_next {
+            self.stubs_at + (addr - self.seg.stub_next) as usize
+        } else {
+            (addr - self.seg.split) as usize
+        }
+    }
+
+    /// Writes the exits of `f` in their file form, their slots and stubs'
+    /// data, and adds their entries to `index`.
+    fn exits(&mut self, f: &Fragment, index: &mut Index) {
+        for e in &f.exits {
+            let at = self.x_off(e.branch);
+            let forward = self.here.get(&e.target).copied().filter(|&t| t > e.branch);
+            // The branch was emitted padded to the file form's length.
+            self.form.clear();
+            match forward {
+                // Forward in the same segment: a direct branch. A path of
+                // those always ends, at a slot (which can be unlinked),
+                // so a thread in this code still reaches the dispatcher.
+                Some(to) => encoder::exit_direct(&mut self.form, e.branch, e.cond, to),
+                None => encoder::exit_via_slot(&mut self.form, e.branch, e.cond, e.slot),
+            }
+            self.x[at..at + self.form.len()].copy_from_slice(&self.form);
+            let goes_to = self.here.get(&e.target).copied().unwrap_or(e.stub);
+            let slot = self.w_off(e.slot);
+            let goes_to = self.x_off(goes_to) as u64;
+            self.w[slot..slot + 8].copy_from_slice(&goes_to.to_le_bytes());
+            index.exits.push(ExitEntry { slot: slot as u32, stub: self.x_off(e.stub) as u32, target: e.target.wrapping_sub(self.base) as i64 });
+            // The stub's data moved with the stubs: its distances must
+            // still lead to its branch, slot and base slot.
+            let data_live = e.stub + RELATIVE_STUB_CODE_LEN as u64;
+            let data = self.x_off(data_live);
+            let by = data as i64 - (data_live - self.seg.split) as i64;
+            let moved = StoredExit::from_bytes(&self.x[data..]).expect("a stub's exit data").moved(by);
+            self.x[data..data + exit_data::LEN].copy_from_slice(&moved.to_bytes());
+        }
+    }
+
+    /// Packs the fault translations of `f`, app pcs as offsets from
+    /// `app_base`, into `index`.
+    fn translations(&self, f: &Fragment, app_base: u64, index: &mut Index) {
+        translations::pack(
+            &mut index.translations,
+            f.translations.iter().map(|t| translations::Entry {
+                cache_offset: t.cache_offset,
+                app_offset: (t.app_pc - app_base) as u32,
+                fixup: t.fixup.encode(),
+            }),
+        );
+    }
+
+    /// Lets the clients adjust the file's copy of the code of `f` (for
+    /// `tag`); its offset in X.
+    fn code(&mut self, f: &Fragment, tag: u64) -> u32 {
+        let start = self.x_off(f.start);
+        crate::client_host::persist_patch(self.base, tag, &mut self.x[start..start + f.size as usize]);
+        start as u32
+    }
 }

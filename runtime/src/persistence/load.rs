@@ -12,7 +12,7 @@ use persist::{translations, KeyField, Reject, ZoneKind};
 
 use crate::translate::code_cache::CodeCache;
 use crate::translate::ibl::IblTable;
-use crate::translate::trace_table::TraceTable;
+use crate::translate::trace_table::{Trace, TraceTable};
 use crate::translate::fragment::{ExitRecord, Fragment, Patch, Translation};
 use crate::translate::mangle::Fixup;
 use crate::os::modules::FileIdentity;
@@ -164,18 +164,95 @@ impl LoadedFile {
         }
     }
 
-    /// Points the file's backward direct exits at their stubs and tells
-    /// the trace table which they are: a loop in the file's code passes
-    /// the dispatcher, which makes its start a head when it is taken, as
-    /// for blocks built in this run.
-    fn unlink_backward(&self, traces: &mut TraceTable) {
-        for b in self.index.blocks.iter() {
-            let tag = self.module_base + b.module_offset.to_native() as u64;
-            for (patch, stub, _) in self.exits_of(b).filter(|&(_, _, target)| target <= tag) {
-                crate::translate::link::unlink(patch, stub);
-                traces.note_backward_exit(stub);
+    /// Readies the file's exits for a run with traces, from the lists the
+    /// index keeps of them: an exit to a head whose trace is loaded goes
+    /// to the trace; a backward one to any other block goes to its stub
+    /// (the trace table learns it is backward), so a loop in the file's
+    /// code passes the dispatcher, which makes its start a head when
+    /// taken, as for blocks built in this run; unless the run that built
+    /// the block counted it as a head that never got hot (its loops are
+    /// not counted again).
+    fn link_for_traces(&self, traces: &mut TraceTable) {
+        let exit = |r: &persist::index::ArchivedExitRef| {
+            let (w, x) = self.segments[r.segment.to_native() as usize];
+            let e = &self.index.exits[r.exit.to_native() as usize];
+            (Patch::Slot(w + e.slot.to_native() as u64), x + e.stub.to_native() as u64, self.module_base.wrapping_add(e.target.to_native() as u64))
+        };
+        for (patch, stub, target) in self.index.exits_to_traces.iter().map(exit) {
+            if let Some(start) = traces.get(target).map(|t| t.start) {
+                crate::translate::link::link(patch, start);
+                traces.note_link(target, patch, stub);
             }
         }
+        for (patch, stub, _) in self.index.counted_exits.iter().map(exit) {
+            crate::translate::link::unlink(patch, stub);
+            traces.note_backward_exit(stub);
+        }
+    }
+
+    fn is_cold_head(&self, tag: u64) -> bool {
+        module_offset(tag, self.module_base)
+            .and_then(|o| self.index.block_at(o))
+            .is_some_and(|b| b.flags.to_native() & persist::index::BlockEntry::COLD_HEAD != 0)
+    }
+
+    /// Enters the file's traces in the trace table, and in the lookup
+    /// table in place of their heads' blocks; how many. Their exits start
+    /// at their stubs: as a trace built in this run, a loaded one leaves
+    /// through the dispatcher, which makes heads of where it leaves to
+    /// (but for heads known cold, whose slots stay as the file has them;
+    /// exits to other loaded traces are linked when first taken).
+    fn register_traces(&self, table: &mut TraceTable, ibl: &mut IblTable) -> usize {
+        let base = self.module_base;
+        for t in self.index.traces.iter() {
+            let head = base + t.head.to_native() as u64;
+            if table.get(head).is_some() {
+                continue;
+            }
+            let (w, x) = self.segments[t.segment.to_native() as usize];
+            let first = t.first_exit.to_native() as usize;
+            let exits = self.index.exits[first..first + t.exit_count.to_native() as usize]
+                .iter()
+                .map(|e| {
+                    let (slot, stub) = (w + e.slot.to_native() as u64, x + e.stub.to_native() as u64);
+                    let target = base.wrapping_add(e.target.to_native() as u64);
+                    if !self.is_cold_head(target) {
+                        crate::translate::link::unlink(Patch::Slot(slot), stub);
+                    }
+                    ExitRecord { patch: Patch::Slot(slot), stub, target, prelinked: false, branch: 0, cond: None, slot }
+                })
+                .collect();
+            let first = t.translation_offset.to_native() as usize;
+            let translations = translations::unpack(&self.index.translations[first..first + t.translation_len.to_native() as usize])
+                .map(|tr| Translation {
+                    cache_offset: tr.cache_offset,
+                    app_pc: base + tr.app_offset as u64,
+                    fixup: crate::translate::mangle::decode_fixup(tr.fixup).unwrap_or(Fixup::None),
+                })
+                .collect();
+            let first = t.first_span.to_native() as usize;
+            let spans: Vec<(u64, u64)> = self.index.trace_spans[first..first + t.span_count.to_native() as usize]
+                .iter()
+                .map(|s| {
+                    let lo = base + s.module_offset.to_native() as u64;
+                    (lo, lo + s.app_len.to_native() as u64)
+                })
+                .collect();
+            let start = self.code_at(t.segment.to_native(), t.code_offset.to_native());
+            let fragment = Fragment {
+                tag: head,
+                app_end: spans[0].1,
+                start,
+                size: t.code_len.to_native(),
+                exits,
+                incoming: Vec::new(),
+                translations,
+                lookup_target: false,
+            };
+            ibl.insert(head, start);
+            table.insert(Trace { fragment, spans });
+        }
+        self.index.traces.len()
     }
 
     fn segment_containing(&self, pc: u64) -> Option<usize> {
@@ -279,7 +356,9 @@ impl LoadedFiles {
                 let ahead_of_time = (f.index.ahead_of_time_blocks.to_native() as usize).min(f.index.blocks.len());
                 stats::add(&STATS.aot_blocks_loaded, ahead_of_time as u64);
                 if crate::options::get().traces {
-                    f.unlink_backward(traces);
+                    let loaded = f.register_traces(traces, ibl);
+                    stats::add(&STATS.traces_loaded, loaded as u64);
+                    f.link_for_traces(traces);
                 }
                 self.files.push(f);
             }

@@ -9,22 +9,37 @@ use alloc::vec::Vec;
 use persist::merge::{Parts, MIN_GROWTH_DIVISOR};
 
 use crate::translate::fragment::{Fragment, FragmentTable};
+use crate::translate::trace_table::TraceTable;
 use crate::persistence::delta::delta_of;
 use crate::persistence::files as files;
 use crate::persistence::load::LoadedFiles;
 use crate::persistence::server::Server;
-use crate::persistence::units::{Unit, UnitBlock};
+use crate::persistence::units::{Unit, UnitBlock, UnitTrace};
 use crate::stats::{self, STATS};
 use crate::os::sys::{self, AsRawFd};
 
-/// Writes every unit with new blocks to its module's file.
-pub(crate) fn save_units(units: &[Unit], fragments: &FragmentTable, loaded: &LoadedFiles) {
+/// The translator's live code, which a save takes units' blocks and
+/// traces from (those flushed or retired meanwhile are not saved).
+#[derive(Clone, Copy)]
+pub(crate) struct Live<'a> {
+    pub(crate) fragments: &'a FragmentTable,
+    pub(crate) traces: &'a TraceTable,
+}
+
+/// This run's blocks and traces of a unit that the file in use lacks.
+struct New<'a> {
+    blocks: Vec<(&'a UnitBlock, &'a Fragment)>,
+    traces: Vec<(&'a UnitTrace, &'a Fragment)>,
+}
+
+/// Writes every unit with new blocks or traces to its module's file.
+pub(crate) fn save_units(units: &[Unit], live: Live, loaded: &LoadedFiles) {
     let t0 = stats::ticks();
     let options = crate::options::get();
-    let wanted = options.persist_server && units.iter().any(|u| worth_saving(u, fragments, loaded, MIN_GROWTH_DIVISOR).is_some());
+    let wanted = options.persist_server && units.iter().any(|u| worth_saving(u, live, loaded, MIN_GROWTH_DIVISOR).is_some());
     let mut server = options.persist_dir.filter(|_| wanted).and_then(|dir| crate::persistence::server::connect(&dir));
     for unit in units {
-        save_unit(unit, fragments, loaded, &mut server, MIN_GROWTH_DIVISOR);
+        save_unit(unit, live, loaded, &mut server, MIN_GROWTH_DIVISOR);
     }
     report_built(units);
     stats::add(&STATS.persist_ticks, stats::ticks() - t0);
@@ -34,9 +49,9 @@ pub(crate) fn save_units(units: &[Unit], fragments: &FragmentTable, loaded: &Loa
 /// `unit` to its module's file itself (a huge module's last batch may be
 /// small next to its file, and the server's merges would drop it), before
 /// the blocks' memory is reused for the next batch.
-pub(crate) fn checkpoint(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles) {
+pub(crate) fn checkpoint(unit: &Unit, live: Live, loaded: &LoadedFiles) {
     let t0 = stats::ticks();
-    save_unit(unit, fragments, loaded, &mut None, EVERY_BLOCK);
+    save_unit(unit, live, loaded, &mut None, EVERY_BLOCK);
     report_built(core::slice::from_ref(unit));
     // The module's next unit starts counting from zero.
     REPORTED.lock().retain(|(b, _)| *b != unit.module_base);
@@ -52,13 +67,15 @@ const EVERY_BLOCK: usize = u32::MAX as usize;
 /// what is being handed over. False, with nothing done, when that cannot
 /// be: no server answers, or other threads run (one of them could hold a
 /// lock the copy would lack); the caller then saves as usual.
-pub(crate) fn hand_over_in_background(units: &[Unit], fragments: &FragmentTable, loaded: &LoadedFiles) -> bool {
+pub(crate) fn hand_over_in_background(units: &[Unit], live: Live, loaded: &LoadedFiles) -> bool {
     let t0 = stats::ticks();
     let options = crate::options::get();
     let Some(dir) = options.persist_dir.filter(|_| options.persist_server) else { return false };
     // Most warm runs have nothing worth handing over: no copy then.
-    let worth: Vec<(&Unit, usize, usize)> =
-        units.iter().filter_map(|u| worth_saving(u, fragments, loaded, MIN_GROWTH_DIVISOR).map(|(new, in_use)| (u, new.len(), in_use))).collect();
+    let worth: Vec<(&Unit, usize, usize)> = units
+        .iter()
+        .filter_map(|u| worth_saving(u, live, loaded, MIN_GROWTH_DIVISOR).map(|(new, in_use)| (u, new.blocks.len(), in_use)))
+        .collect();
     if worth.is_empty() || crate::os::detached::thread_count() != Some(1) {
         return false;
     }
@@ -68,7 +85,7 @@ pub(crate) fn hand_over_in_background(units: &[Unit], fragments: &FragmentTable,
         Ok(crate::os::detached::Forked::Child) => {
             let mut server = Some(server);
             for unit in units {
-                save_unit(unit, fragments, loaded, &mut server, MIN_GROWTH_DIVISOR);
+                save_unit(unit, live, loaded, &mut server, MIN_GROWTH_DIVISOR);
             }
             warn_about_write_failures();
             sys::exit_group(0)
@@ -181,36 +198,35 @@ impl Drop for OnDisk {
     }
 }
 
-/// This run's blocks of `unit` the file in use lacks, and the blocks that
-/// file has; None when there are none or fewer than one per `growth`
-/// blocks held, not worth a rewrite (decided without reading the file
-/// again), or the unit's code changed.
-fn worth_saving<'a>(
-    unit: &'a Unit,
-    fragments: &'a FragmentTable,
-    loaded: &LoadedFiles,
-    growth: usize,
-) -> Option<(Vec<(&'a UnitBlock, &'a Fragment)>, usize)> {
+/// This run's blocks and traces of `unit` the file in use lacks, and the
+/// blocks that file has; None when there are no new traces and no new
+/// blocks or fewer than one per `growth` blocks held, not worth a
+/// rewrite (decided without reading the file again), or the unit's code
+/// changed.
+fn worth_saving<'a>(unit: &'a Unit, live: Live<'a>, loaded: &LoadedFiles, growth: usize) -> Option<(New<'a>, usize)> {
     if unit.tainted {
         return None;
     }
-    let new_here: Vec<(&UnitBlock, &Fragment)> = unit
+    let blocks: Vec<(&UnitBlock, &Fragment)> = unit
         .blocks
         .iter()
-        .filter_map(|b| fragments.get(b.tag).filter(|f| f.start == b.start).map(|f| (b, f)))
+        .filter_map(|b| live.fragments.get(b.tag).filter(|f| f.start == b.start).map(|f| (b, f)))
         .filter(|(b, _)| !loaded.has_block(unit.module_base, unit.identity, b.tag))
         .collect();
+    let traces: Vec<(&UnitTrace, &Fragment)> =
+        unit.traces.iter().filter_map(|t| live.traces.get(t.head).filter(|f| f.start == t.start).map(|f| (t, f))).collect();
     let in_use = loaded.block_count(unit.module_base, unit.identity);
-    (!new_here.is_empty() && new_here.len() * growth >= in_use).then_some((new_here, in_use))
+    let worth = !traces.is_empty() || (!blocks.is_empty() && blocks.len() * growth >= in_use);
+    worth.then_some((New { blocks, traces }, in_use))
 }
 
-fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles, server: &mut Option<Server>, growth: usize) {
+fn save_unit(unit: &Unit, live: Live, loaded: &LoadedFiles, server: &mut Option<Server>, growth: usize) {
     let Some(dir) = crate::options::get().persist_dir else { return };
     if unit.tainted {
         crate::verbose!("persist: not writing {}: its code changed during the run", unit.path);
         return;
     }
-    let Some((new_here, in_use)) = worth_saving(unit, fragments, loaded, growth) else { return };
+    let Some((new_here, in_use)) = worth_saving(unit, live, loaded, growth) else { return };
     let Some(module_hash) = loaded
         .module_hash_for(unit.module_base, unit.identity)
         .or_else(|| crate::os::modules::content_hash(&unit.path, unit.identity))
@@ -227,12 +243,17 @@ fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles, serve
         let Some(new_here) = not_on_disk(&new_here, unit.module_base, disk.as_ref(), growth) else { return };
         drop(disk);
         drop(on_disk);
-        let delta = delta_of(unit, &new_here);
+        let delta = delta_of(unit, &new_here.blocks, &new_here.traces, &|tag| live.traces.is_cold_head(tag));
         let bytes = persist::write::build(&key, &delta.index, &delta.zone_refs());
         match s.hand_over(files::file_name(&path), &bytes) {
             Ok(()) => {
-                note_handed_over(&path, new_here.len(), in_use);
-                crate::verbose!("persist: handed {} new blocks of {} to the cache server", new_here.len(), files::display(&path));
+                note_handed_over(&path, new_here.blocks.len(), in_use);
+                crate::verbose!(
+                    "persist: handed {} new blocks and {} traces of {} to the cache server",
+                    new_here.blocks.len(),
+                    new_here.traces.len(),
+                    files::display(&path)
+                );
                 return;
             }
             Err(why) => {
@@ -241,11 +262,11 @@ fn save_unit(unit: &Unit, fragments: &FragmentTable, loaded: &LoadedFiles, serve
             }
         }
     }
-    write_merged(unit, &new_here, &key, &path, growth);
+    write_merged(unit, &new_here, live, &key, &path, growth);
 }
 
 /// Merges `new_here` into the module's file on disk, under its lock.
-fn write_merged(unit: &Unit, new_here: &[(&UnitBlock, &Fragment)], key: &persist::CacheKey, path: &[u8], growth: usize) {
+fn write_merged(unit: &Unit, new_here: &New, live: Live, key: &persist::CacheKey, path: &[u8], growth: usize) {
     let Some(lock) = files::lock(path) else {
         crate::verbose!("persist: cannot lock {}", files::display(path));
         return;
@@ -261,7 +282,7 @@ fn write_merged(unit: &Unit, new_here: &[(&UnitBlock, &Fragment)], key: &persist
     let old = on_disk.as_ref().and_then(|d| persist::validate_with(d.bytes(), depth).ok()).filter(|v| v.key == *key);
     let Some(fresh) = not_on_disk(new_here, unit.module_base, old.as_ref(), growth) else { return };
     let mut file = old.as_ref().and_then(Parts::of).unwrap_or_default();
-    if let Some(new_blocks) = persist::merge::merge(&mut file, delta_of(unit, &fresh), growth) {
+    if let Some(added) = persist::merge::merge(&mut file, delta_of(unit, &fresh.blocks, &fresh.traces, &|tag| live.traces.is_cold_head(tag)), growth) {
         let index = &file.index;
         let bytes = persist::write::build(key, index, &file.zone_refs());
         let published = files::publish(path, &bytes);
@@ -276,12 +297,12 @@ fn write_merged(unit: &Unit, new_here: &[(&UnitBlock, &Fragment)], key: &persist
                 }
                 stats::add(&STATS.files_written, 1);
                 crate::persistence::report::wrote(path, index.blocks.len());
-                stats::add(&STATS.blocks_persisted, new_blocks as u64);
+                stats::add(&STATS.blocks_persisted, fresh.blocks.len() as u64);
                 crate::verbose!(
-                    "persist: wrote {} ({} blocks, {} new)",
+                    "persist: wrote {} ({} blocks and {} traces, {added} new)",
                     files::display(path),
                     index.blocks.len(),
-                    new_blocks
+                    index.traces.len(),
                 );
             }
         }
@@ -290,17 +311,15 @@ fn write_merged(unit: &Unit, new_here: &[(&UnitBlock, &Fragment)], key: &persist
     files::unlock(lock);
 }
 
-/// `blocks` less those the module's file on disk (`disk`, checked)
-/// already holds, which another process wrote meanwhile (their code would
-/// be dead weight); None when what is left is not worth a rewrite.
-fn not_on_disk<'a>(
-    blocks: &[(&'a UnitBlock, &'a Fragment)],
-    base: u64,
-    disk: Option<&persist::Validated<'_>>,
-    growth: usize,
-) -> Option<Vec<(&'a UnitBlock, &'a Fragment)>> {
+/// `new` less what the module's file on disk (`disk`, checked) already
+/// holds, which another process wrote meanwhile (its code would be dead
+/// weight); None when what is left is not worth a rewrite.
+fn not_on_disk<'a>(new: &New<'a>, base: u64, disk: Option<&persist::Validated<'_>>, growth: usize) -> Option<New<'a>> {
     let on_file = |tag: u64| disk.is_some_and(|v| v.index.block_at((tag - base) as u32).is_some());
-    let fresh: Vec<(&UnitBlock, &Fragment)> = blocks.iter().copied().filter(|(b, _)| !on_file(b.tag)).collect();
+    let trace_on_file = |head: u64| disk.is_some_and(|v| v.index.trace_at((head - base) as u32).is_some());
+    let blocks: Vec<(&UnitBlock, &Fragment)> = new.blocks.iter().copied().filter(|(b, _)| !on_file(b.tag)).collect();
+    let traces: Vec<(&UnitTrace, &Fragment)> = new.traces.iter().copied().filter(|(t, _)| !trace_on_file(t.head)).collect();
     let held = disk.map_or(0, |v| v.index.blocks.len());
-    (!fresh.is_empty() && fresh.len() * growth >= held).then_some(fresh)
+    let worth = !traces.is_empty() || (!blocks.is_empty() && blocks.len() * growth >= held);
+    worth.then_some(New { blocks, traces })
 }

@@ -38,6 +38,17 @@ pub(crate) struct UnitBlock {
     pub(crate) ahead_of_time: bool,
 }
 
+/// A trace emitted into a unit (its blocks all the unit's module's).
+pub(crate) struct UnitTrace {
+    pub(crate) head: u64,
+    pub(crate) start: u64,
+    pub(crate) segment: u32,
+    /// `[tag, end)` of each block it holds.
+    pub(crate) spans: Vec<(u64, u64)>,
+    /// Its budget of missed in-line checks (a W slot), or 0.
+    pub(crate) budget: u64,
+}
+
 /// The persistable code of one module.
 pub(crate) struct Unit {
     pub(crate) module_base: u64,
@@ -51,6 +62,7 @@ pub(crate) struct Unit {
     pub(crate) identity: FileIdentity,
     pub(crate) segments: Vec<LiveSegment>,
     pub(crate) blocks: Vec<UnitBlock>,
+    pub(crate) traces: Vec<UnitTrace>,
 }
 
 impl Unit {
@@ -97,6 +109,7 @@ impl Units {
                     identity,
                     segments: Vec::new(),
                     blocks: Vec::new(),
+                    traces: Vec::new(),
                 });
                 self.units.len() - 1
             }

@@ -49,6 +49,7 @@ pub(crate) enum ExitKind {
     RelativeSyscall = persist::exit_data::KIND_SYSCALL,
     /// Resumes right after its exit data.
     RelativeCleanCall = persist::exit_data::KIND_CLEAN_CALL,
+    RelativeTraceStale = persist::exit_data::KIND_TRACE_STALE,
 }
 
 impl ExitKind {
@@ -57,7 +58,18 @@ impl ExitKind {
     /// never taken for an enum as they are.
     pub(crate) fn from_raw(raw: u32) -> Option<ExitKind> {
         use ExitKind::*;
-        [Direct, IndirectMiss, Syscall, CleanCall, TraceStale, HeadHot, RelativeDirect, RelativeSyscall, RelativeCleanCall]
+        [
+            Direct,
+            IndirectMiss,
+            Syscall,
+            CleanCall,
+            TraceStale,
+            HeadHot,
+            RelativeDirect,
+            RelativeSyscall,
+            RelativeCleanCall,
+            RelativeTraceStale,
+        ]
             .into_iter()
             .find(|k| *k as u32 == raw)
     }
@@ -214,6 +226,17 @@ struct PendingExit {
     slot: u64,
 }
 
+/// How an in-line check names the target it expects: as an address, or
+/// in a segment as an offset from the module base its slot holds.
+fn check_form(segment: &Option<(&mut LiveSegment, u64)>, base: u64, expected: u64) -> ibl::Expected {
+    match segment {
+        Some((seg, module_base)) => {
+            ibl::Expected::ModuleOffset { offset: expected.wrapping_sub(*module_base) as i32, base_slot: seg.base_slot, code_base: base }
+        }
+        None => ibl::Expected::Address(expected),
+    }
+}
+
 /// Emits a trace head's counting stub into the cache: exits linked to the
 /// head jump here, take one from the i64 at `counter` and go on to the
 /// head's block at `block_start`; the entry that brings it to zero leaves
@@ -262,7 +285,7 @@ pub(crate) fn emit(
     let mut code: Vec<u8> = Vec::with_capacity(ops.len() * 8 + 64);
     let mut pending: Vec<PendingExit> = Vec::new();
     // The rel32 fields of in-line target checks' jumps to their lookups.
-    let mut inline_misses: Vec<(usize, u64, u64)> = Vec::new();
+    let mut inline_misses: Vec<(usize, ibl::Expected, u64)> = Vec::new();
     let mut translations: Vec<Translation> = Vec::with_capacity(ops.len());
     let mut encoder = Encoder::new(64);
     let relative = segment.is_some();
@@ -305,7 +328,8 @@ pub(crate) fn emit(
             }
             Op::IndirectExit => code.extend_from_slice(ibl::lookup_code()),
             Op::InlineTarget { expected, misses_left } => {
-                inline_misses.push((ibl::inline_target_check(&mut code, *expected), *expected, *misses_left))
+                let form = check_form(&segment, base, *expected);
+                inline_misses.push((ibl::inline_target_check(&mut code, form), form, *misses_left))
             }
             Op::IndirectToDispatcher => ibl::to_dispatcher(&mut code),
             Op::CleanCall { client, id, arg, only_if } => {
@@ -338,15 +362,24 @@ pub(crate) fn emit(
     }
 
     // A missed in-line check looks its target up, out of the trace's line.
-    for (field, expected, misses_left) in inline_misses {
+    for (field, form, misses_left) in inline_misses {
         let here = code.len();
         encoder::patch_rel32(&mut code, field, base, base + here as u64);
-        ibl::inline_target_miss(&mut code, expected);
+        ibl::inline_target_miss(&mut code, form);
         if misses_left != 0 {
             // The stub the spending miss leaves by sits in line (never
-            // linked); other misses jump over it to the lookup.
-            let over = ibl::count_miss(&mut code, misses_left);
-            emit_stub(&mut code, base, tag, 0, ExitKind::TraceStale);
+            // linked); other misses jump over it to the lookup. In a
+            // segment the budget is a W slot, reached RIP-relative.
+            let over = ibl::count_miss(&mut code, misses_left, relative.then_some(base));
+            match &segment {
+                Some((seg, module_base)) => {
+                    let (slot, off) = (seg.base_slot, tag.wrapping_sub(*module_base) as i64);
+                    emit_relative_stub(&mut code, base, |at| ExitData::relative(at, ExitKind::RelativeTraceStale, off, slot, 0, 0));
+                }
+                None => {
+                    emit_stub(&mut code, base, tag, 0, ExitKind::TraceStale);
+                }
+            }
             let lookup = code.len();
             encoder::patch_rel8(&mut code, over, lookup);
         }

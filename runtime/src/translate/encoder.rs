@@ -233,6 +233,16 @@ pub(crate) fn decrement_at(out: &mut Vec<u8>, addr: u64) {
     out.extend_from_slice(&addr.to_le_bytes());
 }
 
+/// [`decrement_at`] of the u64 at `slot`, reached RIP-relative from code
+/// placed at `code_base` (`out` starts there).
+pub(crate) fn decrement_rip(out: &mut Vec<u8>, code_base: u64, slot: u64) {
+    load_rip(out, Register::RAX, code_base + out.len() as u64, slot);
+    out.extend_from_slice(&[0x48, 0x8d, 0x40, 0xff]);
+    let at = code_base + out.len() as u64;
+    out.extend_from_slice(&[0x48, 0x89, 0x05]); // mov [rip + rel32], rax
+    out.extend_from_slice(&rel32(at + 3, slot).to_le_bytes());
+}
+
 /// Appends `jmp rel32` (target fixed up later) and returns the offset of the
 /// rel32 field.
 pub(crate) fn jmp_rel32(out: &mut Vec<u8>) -> usize {
@@ -569,6 +579,19 @@ mod tests {
                 assert_eq!(i.ip_rel_memory_address(), target);
             }
         }
+    }
+
+    #[test]
+    fn decrement_rip_reads_and_writes_its_slot_without_flags() {
+        let slot = IP - 0x4000;
+        // Placed after some other code: the addresses count from the start.
+        let mut b = vec![0x90; 3];
+        decrement_rip(&mut b, IP, slot);
+        let decoded: Vec<_> = iced_x86::Decoder::with_ip(64, &b, IP, iced_x86::DecoderOptions::NONE).into_iter().skip(3).collect();
+        assert_eq!(decoded.iter().map(|i| i.code()).collect::<Vec<_>>(), [Code::Mov_r64_rm64, Code::Lea_r64_m, Code::Mov_rm64_r64]);
+        assert_eq!((decoded[0].ip_rel_memory_address(), decoded[2].ip_rel_memory_address()), (slot, slot));
+        assert_eq!(decoded[1].memory_displacement64() as i64, -1);
+        assert!(decoded.iter().all(|i| i.rflags_modified() == 0));
     }
 
     #[test]

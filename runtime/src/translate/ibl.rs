@@ -129,22 +129,39 @@ pub(crate) fn lookup_code() -> &'static [u8] {
     }
 }
 
+/// The target an in-line check expects.
+#[derive(Clone, Copy)]
+pub(crate) enum Expected {
+    Address(u64),
+    /// `offset` past the module base held by the 8-byte slot at
+    /// `base_slot`, in code placed at `code_base` (a segment's: a file
+    /// keeps it valid wherever the module is mapped).
+    ModuleOffset { offset: i32, base_slot: u64, code_base: u64 },
+}
+
 /// Appends a trace's in-line check that an indirect branch's target (in
 /// rcx, the app's rcx spilled to `gs:[IBL_RCX]` as the lookup expects) is
 /// `expected`: on a match the app's rcx is back and the code after the
 /// check runs; returns the rel32 field of the jump taken otherwise, to be
 /// pointed at [`inline_target_miss`]. No flag is read or written: `lea`
 /// subtracts and `jrcxz` tests. A target below 2 GiB (a non-PIE program's
-/// code) is subtracted as a displacement, without a second register.
-pub(crate) fn inline_target_check(code: &mut Vec<u8>, expected: u64) -> usize {
+/// code) is subtracted as a displacement, without a second register; a
+/// module offset as `rcx + ~base + 1 - offset`.
+pub(crate) fn inline_target_check(code: &mut Vec<u8>, expected: Expected) -> usize {
     let short = short_form(expected);
-    match short {
-        Some(neg) => lea_rcx(code, neg),
-        None => {
+    match (expected, short) {
+        (_, Some(neg)) => lea_rcx(code, neg),
+        (Expected::Address(target), None) => {
             encoder::store_to_gs(code, off::IBL_RAX, Register::RAX);
             code.extend_from_slice(&[0x48, 0x89, 0xc8]); // mov rax, rcx
-            encoder::mov_imm64(code, Register::RCX, expected.wrapping_neg());
+            encoder::mov_imm64(code, Register::RCX, target.wrapping_neg());
             code.extend_from_slice(&[0x48, 0x8d, 0x0c, 0x01]); // lea rcx, [rcx + rax]
+        }
+        (Expected::ModuleOffset { offset, base_slot, code_base }, None) => {
+            encoder::store_to_gs(code, off::IBL_RAX, Register::RAX);
+            encoder::load_rip(code, Register::RAX, code_base + code.len() as u64, base_slot);
+            code.extend_from_slice(&[0x48, 0xf7, 0xd0]); // not rax
+            lea_rcx_rax(code, 1 - offset);
         }
     }
     code.extend_from_slice(&[0xe3, 0x05]); // jrcxz past the jmp
@@ -158,11 +175,16 @@ pub(crate) fn inline_target_check(code: &mut Vec<u8>, expected: u64) -> usize {
 
 /// The start of a missed in-line check's way to the lookup: the target
 /// back in rcx (and the app's rax back); the lookup code follows.
-pub(crate) fn inline_target_miss(code: &mut Vec<u8>, expected: u64) {
-    match short_form(expected) {
-        Some(neg) => lea_rcx(code, neg.wrapping_neg()),
-        None => {
+pub(crate) fn inline_target_miss(code: &mut Vec<u8>, expected: Expected) {
+    match (expected, short_form(expected)) {
+        (_, Some(neg)) => lea_rcx(code, neg.wrapping_neg()),
+        (Expected::Address(_), None) => {
             code.extend_from_slice(&[0x48, 0x89, 0xc1]); // mov rcx, rax
+            encoder::load_from_gs(code, Register::RAX, off::IBL_RAX);
+        }
+        (Expected::ModuleOffset { offset, .. }, None) => {
+            code.extend_from_slice(&[0x48, 0xf7, 0xd0]); // not rax: the base
+            lea_rcx_rax(code, offset);
             encoder::load_from_gs(code, Register::RAX, off::IBL_RAX);
         }
     }
@@ -170,13 +192,17 @@ pub(crate) fn inline_target_miss(code: &mut Vec<u8>, expected: u64) {
 
 /// Appends the count of a missed in-line check (target in rcx, the app's
 /// rax and rcx in place): one off the u64 budget at `misses_left`, flag
-/// free. Falls into the code that follows (a stub to the dispatcher) when
-/// that spends the budget, with rcx and rax as they came; otherwise jumps
-/// to the lookup past it: returns that jump's rel8 field, to be pointed
-/// at the lookup.
-pub(crate) fn count_miss(code: &mut Vec<u8>, misses_left: u64) -> usize {
+/// free, reached RIP-relative from code placed at `code_base` if given.
+/// Falls into the code that follows (a stub to the dispatcher) when that
+/// spends the budget, with rcx and rax as they came; otherwise jumps to
+/// the lookup past it: returns that jump's rel8 field, to be pointed at
+/// the lookup.
+pub(crate) fn count_miss(code: &mut Vec<u8>, misses_left: u64, code_base: Option<u64>) -> usize {
     encoder::store_to_gs(code, off::IBL_RAX, Register::RAX);
-    encoder::decrement_at(code, misses_left);
+    match code_base {
+        Some(at) => encoder::decrement_rip(code, at, misses_left),
+        None => encoder::decrement_at(code, misses_left),
+    }
     code.extend_from_slice(&[0x48, 0x91]); // xchg rax, rcx: the budget in rcx
     code.extend_from_slice(&[0xe3, 2 + encoder::GS_MOV_LEN as u8 + 2]); // jrcxz spent
     code.extend_from_slice(&[0x48, 0x91]);
@@ -189,14 +215,21 @@ pub(crate) fn count_miss(code: &mut Vec<u8>, misses_left: u64) -> usize {
     over
 }
 
-/// `-expected` as a displacement, if it is one.
-fn short_form(expected: u64) -> Option<i32> {
-    i32::try_from((expected as i64).wrapping_neg()).ok().filter(|&d| d != i32::MIN)
+/// `-expected` as a displacement, if the target is an address that is one.
+fn short_form(expected: Expected) -> Option<i32> {
+    let Expected::Address(target) = expected else { return None };
+    i32::try_from((target as i64).wrapping_neg()).ok().filter(|&d| d != i32::MIN)
 }
 
 /// Appends `lea rcx, [rcx + disp32]`.
 fn lea_rcx(code: &mut Vec<u8>, disp: i32) {
     code.extend_from_slice(&[0x48, 0x8d, 0x89]);
+    code.extend_from_slice(&disp.to_le_bytes());
+}
+
+/// Appends `lea rcx, [rcx + rax + disp32]`.
+fn lea_rcx_rax(code: &mut Vec<u8>, disp: i32) {
+    code.extend_from_slice(&[0x48, 0x8d, 0x8c, 0x01]);
     code.extend_from_slice(&disp.to_le_bytes());
 }
 
@@ -350,7 +383,8 @@ mod tests {
 
     #[test]
     fn in_line_target_checks_leave_the_flags_alone_and_skip_to_the_hit() {
-        for expected in [0x40_1000u64, 0x7f12_3456_7000] {
+        let module = Expected::ModuleOffset { offset: 0x1234, base_slot: 0x8000, code_base: 0x1000 };
+        for expected in [Expected::Address(0x40_1000), Expected::Address(0x7f12_3456_7000), module] {
             let mut code = Vec::new();
             let field = inline_target_check(&mut code, expected);
             let check = decoded(&code);
@@ -361,14 +395,27 @@ mod tests {
             let mut miss = Vec::new();
             inline_target_miss(&mut miss, expected);
             for i in check.iter().chain(&decoded(&miss)) {
-                assert_eq!(i.rflags_modified(), 0, "{expected:#x}: {i} writes flags");
+                assert_eq!(i.rflags_modified(), 0, "{i} writes flags");
             }
             // What rcx holds at the jrcxz is the target less `expected`.
             let lea = &check[jrcxz - 1];
             assert_eq!(lea.mnemonic(), Mnemonic::Lea);
-            if expected < 1 << 31 {
-                assert_eq!(lea.memory_displacement64(), expected.wrapping_neg(), "short form");
-                assert_eq!(decoded(&miss)[0].memory_displacement64(), expected, "the miss adds it back");
+            match expected {
+                Expected::Address(target) if target < 1 << 31 => {
+                    assert_eq!(lea.memory_displacement64(), target.wrapping_neg(), "short form");
+                    assert_eq!(decoded(&miss)[0].memory_displacement64(), target, "the miss adds it back");
+                }
+                Expected::Address(_) => {}
+                Expected::ModuleOffset { offset, base_slot, .. } => {
+                    // rax = ~base (read from the slot); rcx + rax + 1 - offset
+                    // is the target less base and offset.
+                    let load = check.iter().find(|i| i.is_ip_rel_memory_operand()).expect("the base slot read");
+                    assert_eq!(load.ip_rel_memory_address(), base_slot);
+                    assert_eq!(lea.memory_index(), iced_x86::Register::RAX);
+                    assert_eq!(lea.memory_displacement64() as i64, 1 - offset as i64);
+                    let back = decoded(&miss);
+                    assert_eq!((back[0].mnemonic(), back[1].memory_displacement64() as i64), (Mnemonic::Not, offset as i64), "the miss adds base and offset back");
+                }
             }
         }
     }

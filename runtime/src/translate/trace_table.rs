@@ -59,6 +59,8 @@ pub(crate) struct TraceTable {
     head_stubs: HashMap<u64, HeadStub>,
     /// Stubs of mapped files' backward exits.
     backward_stubs: HashSet<u64>,
+    /// Heads whose entries were ever counted hot.
+    hot: HashSet<u64>,
     /// Traces of each head retired as stale so far.
     rebuilds: HashMap<u64, u32>,
     /// The path a thread is recording, if one is.
@@ -137,6 +139,11 @@ impl TraceTable {
         self.heads.get(&head).copied().unwrap_or(0)
     }
 
+    /// Whether `tag` is a head whose entries were never counted hot.
+    pub(crate) fn is_cold_head(&self, tag: u64) -> bool {
+        self.is_head(tag) && !self.hot.contains(&tag)
+    }
+
     /// Counts an entry to `tag`, making it a head if it is not; returns the
     /// entries counted so far.
     pub(crate) fn count_entry(&mut self, tag: u64) -> u32 {
@@ -189,12 +196,22 @@ impl TraceTable {
         heads
     }
 
+    /// In-line checks of a trace that may miss before it is recorded
+    /// afresh.
+    pub(crate) const MISS_BUDGET: u64 = MISS_BUDGET;
+
+    /// Whether a new trace of `head` counts its missed in-line checks: not
+    /// once the head's traces went stale too often (its paths vary: the
+    /// trace is kept for good).
+    pub(crate) fn counts_misses(&self, head: u64) -> bool {
+        self.rebuilds.get(&head).is_none_or(|&n| n < MAX_REBUILDS)
+    }
+
     /// The address of a new budget of missed in-line checks for a trace
-    /// of `head` (see `Op::InlineTarget`), or 0 once the head's traces went
-    /// stale too often (its paths vary: the trace is kept for good). A
+    /// of `head` (see `Op::InlineTarget`), or 0 if it counts none. A
     /// budget is never freed: a thread may still run a retired trace.
     pub(crate) fn miss_budget(&self, head: u64) -> u64 {
-        if self.rebuilds.get(&head).is_some_and(|&n| n >= MAX_REBUILDS) {
+        if !self.counts_misses(head) {
             return 0;
         }
         let budget: &'static mut u64 = alloc::boxed::Box::leak(alloc::boxed::Box::new(MISS_BUDGET));
@@ -215,6 +232,7 @@ impl TraceTable {
     /// `owner` (a thread context's address) starts recording at `head`,
     /// whose copy it enters first.
     pub(crate) fn start_recording(&mut self, owner: u64, head: u64, copy: Fragment) {
+        self.hot.insert(head);
         let mut copies = BTreeMap::new();
         copies.insert(copy.start, copy);
         self.recording = Some(Recording { owner, blocks: alloc::vec![head], idle: 0, copies });
