@@ -196,12 +196,13 @@ pub struct Index {
     /// Sorted by head, no two alike.
     pub traces: Vec<TraceEntry>,
     pub trace_spans: Vec<TraceSpan>,
-    /// Blocks' exits to a trace's head, which a loader with traces points
-    /// at the trace.
+    /// Exits of blocks and traces to a trace's head, which a loader with
+    /// traces points at the trace.
     pub exits_to_traces: Vec<ExitRef>,
-    /// Blocks' backward exits to anything but a trace's head or a
-    /// [`BlockEntry::COLD_HEAD`]: a loader with traces points them at
-    /// their stubs, so that their targets' entries are counted.
+    /// Blocks' backward exits, and traces' exits, to anything but a
+    /// trace's head or a [`BlockEntry::COLD_HEAD`]: a loader with traces
+    /// points them at their stubs, so that their targets' entries are
+    /// counted.
     pub counted_exits: Vec<ExitRef>,
 }
 
@@ -233,13 +234,16 @@ impl Index {
             let i = self.blocks.binary_search_by_key(&off, |b| b.module_offset).ok()?;
             Some(self.blocks[i].flags)
         };
-        for b in &self.blocks {
-            for exit in b.first_exit..b.first_exit + b.exit_count {
+        // (segment, exits, tag, whether every exit counts: a trace's do)
+        let blocks = self.blocks.iter().map(|b| (b.segment, b.first_exit, b.exit_count, b.module_offset, false));
+        let traces = self.traces.iter().map(|t| (t.segment, t.first_exit, t.exit_count, t.head, true));
+        for (segment, first, count, tag, all) in blocks.chain(traces) {
+            for exit in first..first + count {
                 let target = self.exits[exit as usize].target;
-                let r = ExitRef { segment: b.segment, exit };
+                let r = ExitRef { segment, exit };
                 if heads.contains(&target) {
                     self.exits_to_traces.push(r);
-                } else if target <= b.module_offset as i64 && flags_at(target).is_none_or(|f| f & BlockEntry::COLD_HEAD == 0) {
+                } else if (all || target <= tag as i64) && flags_at(target).is_none_or(|f| f & BlockEntry::COLD_HEAD == 0) {
                     self.counted_exits.push(r);
                 }
             }

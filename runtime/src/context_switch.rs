@@ -10,7 +10,8 @@
 //!   thread's runtime stack and calls `dispatch::from_cache(ctx)`, which never
 //!   returns.
 //! - `dbi_enter_cache(ctx)` restores all of that from `ctx` and jumps to
-//!   `ctx.enter_target`. It never returns.
+//!   `ctx.enter_target`. It never returns. A signal pending by then has
+//!   the code it enters unlinked first, as one arriving in it would.
 //! - `dbi_clone(flags, runtime_stack, ptid, ctid, tls, child_ctx)` performs
 //!   `clone`; the child starts on `runtime_stack` and calls
 //!   `dispatch::thread_start(child_ctx)`; the parent gets the kernel's result.
@@ -66,6 +67,14 @@ core::arch::global_asm!(
     ".globl dbi_enter_cache",
     ".type dbi_enter_cache,@function",
     "dbi_enter_cache:",
+    // A signal that came after the dispatcher last looked: the code
+    // entered must lead back to it soon (see `signal_before_entry`).
+    "    cmp qword ptr [rdi + {pending}], 0",
+    "    je 1f",
+    "    push rdi",
+    "    call {before_entry}",
+    "    pop rdi",
+    "1:",
     "    mov rsi, qword ptr [rdi + {xsave}]",
     "    mov eax, -1",
     "    mov edx, -1",
@@ -89,6 +98,8 @@ core::arch::global_asm!(
     "    mov rsp, qword ptr [rdi + {gpr} + 32]",
     "    mov rdi, qword ptr [rdi + {gpr} + 56]",
     "    jmp qword ptr gs:[{enter_target}]",
+    ".globl dbi_enter_cache_end",
+    "dbi_enter_cache_end:",
     "",
     ".globl dbi_clone",
     ".type dbi_clone,@function",
@@ -181,10 +192,13 @@ core::arch::global_asm!(
     self_ = const off::SELF,
     enter_target = const off::ENTER_TARGET,
     dispatch = sym crate::dispatch::from_cache,
+    pending = const off::SIGNAL_PENDING,
+    before_entry = sym crate::dispatch::signal_before_entry,
 );
 
 extern "C" {
     fn dbi_enter_cache(ctx: *mut ThreadContext) -> !;
+    fn dbi_enter_cache_end();
     fn dbi_fcache_return();
     fn dbi_clone(flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64, child: *mut ThreadContext) -> i64;
     fn dbi_clone3(args: *const u64, size: u64, child: *mut ThreadContext) -> i64;
@@ -236,6 +250,12 @@ pub(crate) unsafe fn exit_thread(ctx: &mut ThreadContext, status: u64) -> ! {
 /// Address cache exits jump to.
 pub(crate) fn fcache_return_addr() -> u64 {
     dbi_fcache_return as *const () as u64
+}
+
+/// Whether `pc` is in `dbi_enter_cache`, where a thread holds no lock of
+/// the runtime's and goes on to `enter_target`.
+pub(crate) fn in_enter_cache(pc: u64) -> bool {
+    (dbi_enter_cache as *const () as u64..dbi_enter_cache_end as *const () as u64).contains(&pc)
 }
 
 /// Runs the application from `ctx.enter_target` with the registers in `ctx`.

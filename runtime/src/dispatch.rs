@@ -130,6 +130,15 @@ fn continue_hot(ctx: &mut ThreadContext, head: u64) -> ! {
     continue_at(ctx, head, None, false)
 }
 
+/// Called by `dbi_enter_cache` when a signal came after the dispatcher last
+/// looked (while it linked or built, or in a clean call): the code about
+/// to run is unlinked, as for a signal arriving in it, so the thread is
+/// soon back and the signal delivered (a loop of linked code would
+/// otherwise never come back).
+pub extern "C" fn signal_before_entry(ctx: &mut ThreadContext) {
+    crate::translator::unlink_fragment_at(ctx.enter_target);
+}
+
 /// Starts running the application at `pc` with the registers in `ctx`.
 pub(crate) fn start(ctx: &mut ThreadContext, pc: u64) -> ! {
     continue_at(ctx, pc, None, false)

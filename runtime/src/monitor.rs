@@ -138,8 +138,8 @@ impl Translator {
             None => {
                 let left = HOT.saturating_sub(self.traces.entries(head)).max(1);
                 let counter = TraceTable::new_counter(left as i64);
-                let Some(s) = emit::head_counter(&mut self.cache, head, counter, block_start) else { return };
-                self.traces.add_head_stub(head, s, counter);
+                let Some((s, len)) = emit::head_counter(&mut self.cache, head, counter, block_start) else { return };
+                self.traces.add_head_stub(head, s, len, counter, block_start);
                 s
             }
         };
@@ -277,14 +277,13 @@ impl Translator {
         spans.truncate(used);
         let segment = &mut self.units.units[unit].segments[s];
         // Its budget lives in the segment's W, so a file carries it.
-        let budget = match self.traces.counts_misses(head) {
-            true => {
-                let slot = segment.alloc_w(8)?;
-                // SAFETY: a fresh slot of the segment's writable W.
-                unsafe { core::ptr::write_volatile(slot as *mut u64, TraceTable::MISS_BUDGET) };
-                slot
-            }
-            false => 0,
+        let budget = if self.traces.counts_misses(head) {
+            let slot = segment.alloc_w(8)?;
+            // SAFETY: a fresh slot of the segment's writable W.
+            unsafe { core::ptr::write_volatile(slot as *mut u64, TraceTable::MISS_BUDGET) };
+            slot
+        } else {
+            0
         };
         set_budget(&mut ops, budget);
         let traces = &self.traces;

@@ -373,6 +373,10 @@ pub(crate) fn translation_at(pc: u64) -> Option<(u64, crate::translate::mangle::
 pub(crate) fn unlink_fragment_at(pc: u64) {
     let guard = TRANSLATOR.lock();
     let Some(tr) = guard.as_ref() else { return };
+    // In a head's counting stub, the thread goes on to the head's block:
+    // its exits are the ones to unlink (a loop through the stub and the
+    // block never passes the dispatcher otherwise).
+    let pc = tr.traces.block_after_head_stub(pc).unwrap_or(pc);
     // A trace first: one a file holds is code of the file, but its exits
     // are its own (the file's blocks only reach it through their slots).
     let trace = tr.traces.containing(pc);

@@ -166,12 +166,12 @@ impl LoadedFile {
 
     /// Readies the file's exits for a run with traces, from the lists the
     /// index keeps of them: an exit to a head whose trace is loaded goes
-    /// to the trace; a backward one to any other block goes to its stub
-    /// (the trace table learns it is backward), so a loop in the file's
-    /// code passes the dispatcher, which makes its start a head when
-    /// taken, as for blocks built in this run; unless the run that built
-    /// the block counted it as a head that never got hot (its loops are
-    /// not counted again).
+    /// to the trace; a block's backward exit to any other block, and a
+    /// trace's exit, goes to its stub (the trace table learns it), so a
+    /// loop in the file's code passes the dispatcher, which makes its
+    /// start a head when taken, as for code built in this run; unless the
+    /// run that built the target counted it as a head that never got hot
+    /// (its loops are not counted again).
     fn link_for_traces(&self, traces: &mut TraceTable) {
         let exit = |r: &persist::index::ArchivedExitRef| {
             let (w, x) = self.segments[r.segment.to_native() as usize];
@@ -190,18 +190,9 @@ impl LoadedFile {
         }
     }
 
-    fn is_cold_head(&self, tag: u64) -> bool {
-        module_offset(tag, self.module_base)
-            .and_then(|o| self.index.block_at(o))
-            .is_some_and(|b| b.flags.to_native() & persist::index::BlockEntry::COLD_HEAD != 0)
-    }
-
     /// Enters the file's traces in the trace table, and in the lookup
-    /// table in place of their heads' blocks; how many. Their exits start
-    /// at their stubs: as a trace built in this run, a loaded one leaves
-    /// through the dispatcher, which makes heads of where it leaves to
-    /// (but for heads known cold, whose slots stay as the file has them;
-    /// exits to other loaded traces are linked when first taken).
+    /// table in place of their heads' blocks; how many. Their exits are
+    /// readied with the blocks' ([`LoadedFile::link_for_traces`]).
     fn register_traces(&self, table: &mut TraceTable, ibl: &mut IblTable) -> usize {
         let base = self.module_base;
         for t in self.index.traces.iter() {
@@ -216,10 +207,9 @@ impl LoadedFile {
                 .map(|e| {
                     let (slot, stub) = (w + e.slot.to_native() as u64, x + e.stub.to_native() as u64);
                     let target = base.wrapping_add(e.target.to_native() as u64);
-                    if !self.is_cold_head(target) {
-                        crate::translate::link::unlink(Patch::Slot(slot), stub);
-                    }
-                    ExitRecord { patch: Patch::Slot(slot), stub, target, prelinked: false, branch: 0, cond: None, slot }
+                    // SAFETY: the slot is in the file's W zone, mapped writable.
+                    let prelinked = unsafe { *(slot as *const u64) } != stub;
+                    ExitRecord { patch: Patch::Slot(slot), stub, target, prelinked, branch: 0, cond: None, slot }
                 })
                 .collect();
             let first = t.translation_offset.to_native() as usize;
@@ -238,6 +228,10 @@ impl LoadedFile {
                     (lo, lo + s.app_len.to_native() as u64)
                 })
                 .collect();
+            if t.budget_slot.to_native() != persist::index::TraceEntry::NO_BUDGET {
+                // SAFETY: validation checked the slot lies in this W zone.
+                unsafe { *((w + t.budget_slot.to_native() as u64) as *mut u64) = TraceTable::LOADED_MISS_BUDGET };
+            }
             let start = self.code_at(t.segment.to_native(), t.code_offset.to_native());
             let fragment = Fragment {
                 tag: head,

@@ -336,6 +336,9 @@ pub extern "C" fn runtime_handler(sig: i32, info: *const u8, uc: *mut u8) {
     ctx.signal_pending = 1;
     if in_cache {
         crate::translator::unlink_fragment_at(pc);
+    } else if crate::context_switch::in_enter_cache(pc) {
+        // Past its look at signal_pending, on its way into the cache.
+        crate::translator::unlink_fragment_at(ctx.enter_target);
     }
 }
 

@@ -242,8 +242,9 @@ fn check_form(segment: &Option<(&mut LiveSegment, u64)>, base: u64, expected: u6
 /// head's block at `block_start`; the entry that brings it to zero leaves
 /// for the dispatcher instead (`ExitKind::HeadHot`). Flag free (`lea`,
 /// `jrcxz`); rax and rcx pass through the lookup's `gs:` slots, free at a
-/// direct exit. Returns the stub's address; None if the cache is full.
-pub(crate) fn head_counter(cache: &mut CodeCache, head: u64, counter: u64, block_start: u64) -> Option<u64> {
+/// direct exit. Returns the stub's address and length; None if the cache
+/// is full.
+pub(crate) fn head_counter(cache: &mut CodeCache, head: u64, counter: u64, block_start: u64) -> Option<(u64, u64)> {
     let base = cache.next_address();
     let mut code = Vec::with_capacity(96);
     encoder::store_to_gs(&mut code, off::IBL_RAX, iced_x86::Register::RAX);
@@ -260,7 +261,7 @@ pub(crate) fn head_counter(cache: &mut CodeCache, head: u64, counter: u64, block
     emit_stub(&mut code, base, head, 0, ExitKind::HeadHot);
     let start = cache.commit(&code)?;
     debug_assert_eq!(start, base);
-    Some(start)
+    Some((start, code.len() as u64))
 }
 
 /// Encodes `ops` for the block at `tag` into `place` and returns its

@@ -57,6 +57,9 @@ pub(crate) struct TraceTable {
     heads: HashMap<u64, u32>,
     /// Counting stubs, by head.
     head_stubs: HashMap<u64, HeadStub>,
+    /// The code of every counting stub made (never freed), by start: its
+    /// end and the block it goes on to.
+    head_stub_code: BTreeMap<u64, (u64, u64)>,
     /// Stubs of mapped files' backward exits.
     backward_stubs: HashSet<u64>,
     /// Heads whose entries were ever counted hot.
@@ -89,8 +92,18 @@ impl TraceTable {
         alloc::boxed::Box::leak(alloc::boxed::Box::new(value)) as *mut i64 as u64
     }
 
-    pub(crate) fn add_head_stub(&mut self, head: u64, start: u64, counter: u64) {
+    /// Records `head`'s counting stub, `len` bytes at `start`, which goes
+    /// on to the head's block at `block_start`.
+    pub(crate) fn add_head_stub(&mut self, head: u64, start: u64, len: u64, counter: u64, block_start: u64) {
         self.head_stubs.insert(head, HeadStub { start, counter, incoming: Vec::new() });
+        self.head_stub_code.insert(start, (start + len, block_start));
+    }
+
+    /// If cache address `pc` is in a counting stub, the block the stub
+    /// goes on to (a thread there reaches that block's exits next).
+    pub(crate) fn block_after_head_stub(&self, pc: u64) -> Option<u64> {
+        let (_, &(end, block)) = self.head_stub_code.range(..=pc).next_back()?;
+        (pc < end).then_some(block)
     }
 
     /// Records that the exit patched at `patch` now jumps to `head`'s
@@ -199,6 +212,12 @@ impl TraceTable {
     /// In-line checks of a trace that may miss before it is recorded
     /// afresh.
     pub(crate) const MISS_BUDGET: u64 = MISS_BUDGET;
+    /// The budget of a trace loaded from a file: a warm run that replays
+    /// the run that built it replays its phases too, and a trace built in
+    /// a later phase misses in an earlier one; recording it afresh each
+    /// run would cost every run what the file was to save. Long runs still
+    /// retire a trace that keeps missing.
+    pub(crate) const LOADED_MISS_BUDGET: u64 = 16 * MISS_BUDGET;
 
     /// Whether a new trace of `head` counts its missed in-line checks: not
     /// once the head's traces went stale too often (its paths vary: the
