@@ -148,3 +148,21 @@ fn traces_persist_and_warm_runs_enter_them() {
         );
     }
 }
+
+/// A signal that comes while the spinning thread is in the dispatcher (its
+/// last look at pending signals done, linking or building on its way back
+/// into the cache) must still be delivered: the code it enters is
+/// unlinked, or a loop of linked traces would spin on with the signal
+/// pending. Each run has that window only in its first dispatches (a hung
+/// run was 2-3 in 100 before), so the program runs many times.
+#[test]
+fn signals_reach_a_thread_on_its_way_into_linked_traces() {
+    let exe = compiled(&program("trace_paths").source_path(), Build::new(Variant::Static, Opt::O0)).unwrap_or_else(|e| panic!("{e}"));
+    let args = ["signal", "50"];
+    let native = run_native(&exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+    for run in 0..30 {
+        let o = run_dbirun(&["-no_native_exec", "-traces"], &exe, &args, &RunOpts::new().timeout(std::time::Duration::from_secs(20)))
+            .unwrap_or_else(|f| panic!("run {run}: {f}"));
+        assert_eq!((o.status, &o.stdout), (native.status, &native.stdout), "run {run}");
+    }
+}
