@@ -45,14 +45,28 @@ pub struct Options {
     pub aot_batch: Option<u64>,
     pub no_follow_children: bool,
     pub no_native_exec: bool,
-    /// -traces: join hot paths of blocks into traces.
+    /// -traces: join hot paths of blocks into traces (the default with
+    /// -persist, whose files keep them).
     pub traces: bool,
+    /// -no_traces (DynamoRIO's -disable_traces): no traces, even with
+    /// -persist.
+    pub no_traces: bool,
     /// Where clients write their output files; made absolute like persist_dir.
     pub logdir: Option<PathBuf>,
     pub clients: Vec<ClientSpec>,
     /// APP exactly as typed: it becomes the application's argv[0].
     pub app: OsString,
     pub app_args: Vec<OsString>,
+}
+
+impl Options {
+    /// Whether the run builds traces: asked for, or by default under
+    /// -persist (a warm run loads them from the files instead of building
+    /// them again), unless -no_traces. Ahead-of-time translation runs
+    /// nothing, so it has none.
+    pub fn builds_traces(&self) -> bool {
+        (self.traces || self.persist) && !self.no_traces && !self.aot
+    }
 }
 
 /// One `-c NAME opts...` group.
@@ -140,9 +154,12 @@ struct Cli {
     /// Test only: never run any code natively (disables the runtime's native-execution shortcuts)
     #[arg(long = "no_native_exec", hide = true)]
     no_native_exec: bool,
-    /// Join hot paths of blocks into traces (code built from the path a loop actually runs, indirect branches checked in line)
+    /// Join hot paths of blocks into traces (code built from the path a loop actually runs, indirect branches checked in line); the default with -persist, whose files keep them
     #[arg(long = "traces")]
     traces: bool,
+    /// No traces, not even with -persist
+    #[arg(long = "no_traces")]
+    no_traces: bool,
     /// Directory for client output files (default: the current directory)
     #[arg(long = "logdir", value_name = "DIR")]
     logdir: Option<PathBuf>,
@@ -234,6 +251,11 @@ const KNOWN: &[Known] = &[
     Known {
         canonical: "--traces",
         spellings: &["-traces", "--traces"],
+        takes_value: false,
+    },
+    Known {
+        canonical: "--no_traces",
+        spellings: &["-no_traces", "--no_traces", "--no-traces", "-disable_traces"],
         takes_value: false,
     },
     Known {
@@ -464,6 +486,7 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, UsageError> {
         no_follow_children: cli.no_follow_children,
         no_native_exec: cli.no_native_exec,
         traces: cli.traces,
+        no_traces: cli.no_traces,
         logdir: cli.logdir,
         clients,
         app,
@@ -512,6 +535,7 @@ pub fn parse_with_defaults(args: &[OsString], env_options: Option<&OsStr>) -> Re
         no_follow_children: o.no_follow_children || defaults.no_follow_children,
         no_native_exec: o.no_native_exec || defaults.no_native_exec,
         traces: o.traces || defaults.traces,
+        no_traces: o.no_traces || defaults.no_traces,
         logdir: o.logdir.or(defaults.logdir),
         clients: if o.clients.is_empty() { defaults.clients } else { o.clients },
         app: o.app,

@@ -75,7 +75,7 @@ pub fn runtime_argv(
         (opts.aot_progress, "-aot_progress"),
         (opts.no_follow_children, "-no_follow_children"),
         (opts.no_native_exec, "-no_native_exec"),
-        (opts.traces, "-traces"),
+        (opts.builds_traces(), "-traces"),
     ];
     argv.extend(
         flags_after_dir
@@ -139,6 +139,7 @@ mod tests {
             no_follow_children: false,
             no_native_exec: false,
             traces: false,
+            no_traces: false,
             clients: vec![],
             app: "ls".into(),
             app_args: vec!["-la".into(), "/usr".into()],
@@ -176,6 +177,7 @@ mod tests {
             no_follow_children: true,
             no_native_exec: true,
             traces: true,
+            no_traces: false,
             clients: vec![
                 ClientSpec {
                     name: "null".into(),
@@ -220,6 +222,32 @@ mod tests {
                 "--",
             ]
         );
+    }
+
+    /// Traces come with -persist (whose files keep them) unless turned
+    /// off; without -persist only when asked for; never for -aot.
+    #[test]
+    fn traces_by_default_with_persist() {
+        let traces = |change: &dyn Fn(&mut Options)| {
+            let mut opts = base();
+            change(&mut opts);
+            strings(runtime_argv(Path::new("/rt"), Path::new("/usr/bin/ls"), &opts, None, false, None)).contains(&"-traces".to_string())
+        };
+        assert!(!traces(&|_| {}));
+        assert!(traces(&|o| o.traces = true));
+        assert!(traces(&|o| o.persist = true));
+        assert!(!traces(&|o| {
+            o.persist = true;
+            o.no_traces = true;
+        }));
+        assert!(!traces(&|o| {
+            o.traces = true;
+            o.no_traces = true;
+        }));
+        assert!(!traces(&|o| {
+            o.persist = true;
+            o.aot = true;
+        }));
     }
 
     #[test]

@@ -83,7 +83,8 @@ fn warm_runs_build_traces_through_loaded_files() {
     let native = run_native(&exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
     for _ in 0..2 {
         // -stats as below: it is part of the files' key (lookups counted).
-        let cold = run_dbirun(&["-persist", "-persist_dir", dir, "-no_persist_server", "-stats"], &exe, &args, &RunOpts::new())
+        // Files built without traces (they come with -persist otherwise).
+        let cold = run_dbirun(&["-persist", "-persist_dir", dir, "-no_persist_server", "-stats", "-no_traces"], &exe, &args, &RunOpts::new())
             .unwrap_or_else(|f| panic!("{f}"));
         assert_eq!(cold.stdout, native.stdout);
     }
