@@ -45,11 +45,11 @@ pub struct Options {
     pub aot_batch: Option<u64>,
     pub no_follow_children: bool,
     pub no_native_exec: bool,
-    /// -traces: join hot paths of blocks into traces (the default with
-    /// -persist, whose files keep them).
+    /// -traces: join hot paths of blocks into traces (under -persist,
+    /// files keep them).
     pub traces: bool,
     /// -no_traces (DynamoRIO's -disable_traces): no traces, even with
-    /// -persist.
+    /// -traces (from DBIRUN_OPTIONS, say).
     pub no_traces: bool,
     /// Where clients write their output files; made absolute like persist_dir.
     pub logdir: Option<PathBuf>,
@@ -60,12 +60,13 @@ pub struct Options {
 }
 
 impl Options {
-    /// Whether the run builds traces: asked for, or by default under
-    /// -persist (a warm run loads them from the files instead of building
-    /// them again), unless -no_traces. Ahead-of-time translation runs
-    /// nothing, so it has none.
+    /// Whether the run builds traces: asked for (-traces, perhaps from
+    /// DBIRUN_OPTIONS) and not turned off (-no_traces). Ahead-of-time
+    /// translation runs nothing, so it has none. Not the default, even
+    /// with -persist: a warm run of a cache shared by several programs
+    /// loads traces that do not fit it (python3 -c pass 29 ms against 24).
     pub fn builds_traces(&self) -> bool {
-        (self.traces || self.persist) && !self.no_traces && !self.aot
+        self.traces && !self.no_traces && !self.aot
     }
 }
 
@@ -154,10 +155,10 @@ struct Cli {
     /// Test only: never run any code natively (disables the runtime's native-execution shortcuts)
     #[arg(long = "no_native_exec", hide = true)]
     no_native_exec: bool,
-    /// Join hot paths of blocks into traces (code built from the path a loop actually runs, indirect branches checked in line); the default with -persist, whose files keep them
+    /// Join hot paths of blocks into traces (code built from the path a loop actually runs, indirect branches checked in line); with -persist, files keep them
     #[arg(long = "traces")]
     traces: bool,
-    /// No traces, not even with -persist
+    /// No traces, even with -traces (from DBIRUN_OPTIONS, say)
     #[arg(long = "no_traces")]
     no_traces: bool,
     /// Directory for client output files (default: the current directory)

@@ -224,10 +224,10 @@ mod tests {
         );
     }
 
-    /// Traces come with -persist (whose files keep them) unless turned
-    /// off; without -persist only when asked for; never for -aot.
+    /// Traces when asked for and not turned off; never for -aot; not by
+    /// default, with -persist or without.
     #[test]
-    fn traces_by_default_with_persist() {
+    fn traces_only_when_asked_for() {
         let traces = |change: &dyn Fn(&mut Options)| {
             let mut opts = base();
             change(&mut opts);
@@ -235,17 +235,17 @@ mod tests {
         };
         assert!(!traces(&|_| {}));
         assert!(traces(&|o| o.traces = true));
-        assert!(traces(&|o| o.persist = true));
-        assert!(!traces(&|o| {
+        assert!(!traces(&|o| o.persist = true));
+        assert!(traces(&|o| {
             o.persist = true;
-            o.no_traces = true;
+            o.traces = true;
         }));
         assert!(!traces(&|o| {
             o.traces = true;
             o.no_traces = true;
         }));
         assert!(!traces(&|o| {
-            o.persist = true;
+            o.traces = true;
             o.aot = true;
         }));
     }
