@@ -40,6 +40,13 @@ impl<'a> Parts<'a> {
 /// taken once is not worth it).
 pub const MIN_GROWTH_DIVISOR: usize = 64;
 
+/// Whether what a delta brings that a file of `held` blocks lacks, `blocks`
+/// blocks and `traces` traces, is worth a rewrite: any trace (a hot path),
+/// or at least one block per `min_growth_divisor` blocks held.
+pub fn worth_rewriting(blocks: usize, traces: usize, held: usize, min_growth_divisor: usize) -> bool {
+    traces > 0 || (blocks > 0 && blocks * min_growth_divisor >= held)
+}
+
 /// Adds to `file` the blocks and traces of `delta` it lacks; how many
 /// (blocks and traces together), or None (and `file` unchanged) when the delta adds no trace and
 /// no block or fewer than one block per `min_growth_divisor` blocks
@@ -57,9 +64,7 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     let known_trace = |head: u32| target.traces.binary_search_by_key(&head, |t| t.head).is_ok();
     let fresh_traces: Vec<usize> = (0..d.traces.len()).filter(|&i| !known_trace(d.traces[i].head)).collect();
     let zones_after = 1 + if fits { file.zones.len() } else { 0 } + d_zones.len();
-    // A new trace is a hot path: worth a rewrite on its own.
-    let grows = !fresh_traces.is_empty() || (!fresh.is_empty() && fresh.len() * min_growth_divisor >= target.blocks.len());
-    if !grows || zones_after >= MAX_ZONES {
+    if !worth_rewriting(fresh.len(), fresh_traces.len(), target.blocks.len(), min_growth_divisor) || zones_after >= MAX_ZONES {
         return None;
     }
     if !fits {

@@ -205,6 +205,12 @@ fn check_index(ix: &ArchivedIndex, zones: &[Zone]) -> Option<()> {
             }
         }
     }
+    // Exits `first..first + count` of segment `s` (a loader links them
+    // through that segment's W zone).
+    let in_segment = |s: &crate::index::ArchivedSegment, first: u32, count: u32| {
+        let seg_first = s.first_exit.to_native();
+        first >= seg_first && within(first as u64, count as u64, seg_first as u64 + s.exit_count.to_native() as u64)
+    };
     let mut last: Option<u32> = None;
     for t in ix.traces.iter() {
         let head = t.head.to_native();
@@ -214,12 +220,9 @@ fn check_index(ix: &ArchivedIndex, zones: &[Zone]) -> Option<()> {
         last = Some(head);
         let s = ix.segments.get(t.segment.to_native() as usize)?;
         let w = zones[s.w_zone.to_native() as usize].len;
-        let (first, count) = (t.first_exit.to_native(), t.exit_count.to_native());
-        let seg_first = s.first_exit.to_native();
         let budget = t.budget_slot.to_native();
         if !within(t.code_offset.to_native() as u64, t.code_len.to_native() as u64, s.code_len.to_native() as u64)
-            || first < seg_first
-            || !within(first as u64, count as u64, seg_first as u64 + s.exit_count.to_native() as u64)
+            || !in_segment(s, t.first_exit.to_native(), t.exit_count.to_native())
             || !range_ok(t.translation_offset.to_native(), t.translation_len.to_native(), ix.translations.len())
             || !range_ok(t.first_span.to_native(), t.span_count.to_native(), ix.trace_spans.len())
             || (budget != crate::index::TraceEntry::NO_BUDGET && (!within(budget as u64, 8, w) || budget % 8 != 0))
@@ -233,9 +236,7 @@ fn check_index(ix: &ArchivedIndex, zones: &[Zone]) -> Option<()> {
         }
     }
     for r in ix.exits_to_traces.iter().chain(ix.counted_exits.iter()) {
-        let s = ix.segments.get(r.segment.to_native() as usize)?;
-        let (first, exit) = (s.first_exit.to_native() as u64, r.exit.to_native() as u64);
-        if exit < first || exit >= first + s.exit_count.to_native() as u64 {
+        if !in_segment(ix.segments.get(r.segment.to_native() as usize)?, r.exit.to_native(), 1) {
             return None;
         }
     }

@@ -15,7 +15,7 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::time::Duration;
 
 use persist::file_identity::{verified_memo, FileIdentity};
-use persist::merge::{merge, Parts, MIN_GROWTH_DIVISOR};
+use persist::merge::{merge, worth_rewriting, Parts, MIN_GROWTH_DIVISOR};
 use rkyv::util::AlignedVec;
 
 use crate::counters::Counters;
@@ -129,9 +129,9 @@ impl Merger<'_> {
             let deltas = || checked.iter().filter(|v| v.key == key);
             let fresh: usize =
                 deltas().map(|v| v.index.blocks.iter().filter(|b| o.index.block_at(b.module_offset.to_native()).is_none()).count()).sum();
-            // A new trace is a hot path: worth a rewrite on its own.
-            let fresh_traces = deltas().any(|v| v.index.traces.iter().any(|t| o.index.trace_at(t.head.to_native()).is_none()));
-            if !fresh_traces && (fresh == 0 || fresh * MIN_GROWTH_DIVISOR < held) {
+            let fresh_traces: usize =
+                deltas().map(|v| v.index.traces.iter().filter(|t| o.index.trace_at(t.head.to_native()).is_none()).count()).sum();
+            if !worth_rewriting(fresh, fresh_traces, held, MIN_GROWTH_DIVISOR) {
                 return;
             }
         }

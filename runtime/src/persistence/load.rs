@@ -7,7 +7,7 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::{Acquire, Relaxed, Release}};
 
-use persist::index::{ArchivedBlockEntry, ArchivedIndex};
+use persist::index::{ArchivedBlockEntry, ArchivedExitEntry, ArchivedIndex};
 use persist::{translations, KeyField, Reject, ZoneKind};
 
 use crate::translate::code_cache::CodeCache;
@@ -141,10 +141,8 @@ impl LoadedFile {
     /// through another any more.
     fn unlink_all(&self) {
         for (s, seg) in self.index.segments.iter().enumerate() {
-            let (w, x) = self.segments[s];
-            let first = seg.first_exit.to_native() as usize;
-            for e in &self.index.exits[first..first + seg.exit_count.to_native() as usize] {
-                crate::translate::link::unlink(Patch::Slot(w + e.slot.to_native() as u64), x + e.stub.to_native() as u64);
+            for (patch, stub, _) in self.exits_in(s as u32, seg.first_exit.to_native(), seg.exit_count.to_native()) {
+                crate::translate::link::unlink(patch, stub);
             }
         }
     }
@@ -173,11 +171,7 @@ impl LoadedFile {
     /// run that built the target counted it as a head that never got hot
     /// (its loops are not counted again).
     fn link_for_traces(&self, traces: &mut TraceTable) {
-        let exit = |r: &persist::index::ArchivedExitRef| {
-            let (w, x) = self.segments[r.segment.to_native() as usize];
-            let e = &self.index.exits[r.exit.to_native() as usize];
-            (Patch::Slot(w + e.slot.to_native() as u64), x + e.stub.to_native() as u64, self.module_base.wrapping_add(e.target.to_native() as u64))
-        };
+        let exit = |r: &persist::index::ArchivedExitRef| self.exit_in(r.segment.to_native(), &self.index.exits[r.exit.to_native() as usize]);
         for (patch, stub, target) in self.index.exits_to_traces.iter().map(exit) {
             if let Some(start) = traces.get(target).map(|t| t.start) {
                 crate::translate::link::link(patch, start);
@@ -200,26 +194,9 @@ impl LoadedFile {
             if table.get(head).is_some() {
                 continue;
             }
-            let (w, x) = self.segments[t.segment.to_native() as usize];
-            let first = t.first_exit.to_native() as usize;
-            let exits = self.index.exits[first..first + t.exit_count.to_native() as usize]
-                .iter()
-                .map(|e| {
-                    let (slot, stub) = (w + e.slot.to_native() as u64, x + e.stub.to_native() as u64);
-                    let target = base.wrapping_add(e.target.to_native() as u64);
-                    // SAFETY: the slot is in the file's W zone, mapped writable.
-                    let prelinked = unsafe { *(slot as *const u64) } != stub;
-                    ExitRecord { patch: Patch::Slot(slot), stub, target, prelinked, branch: 0, cond: None, slot }
-                })
-                .collect();
-            let first = t.translation_offset.to_native() as usize;
-            let translations = translations::unpack(&self.index.translations[first..first + t.translation_len.to_native() as usize])
-                .map(|tr| Translation {
-                    cache_offset: tr.cache_offset,
-                    app_pc: base + tr.app_offset as u64,
-                    fixup: crate::translate::mangle::decode_fixup(tr.fixup).unwrap_or(Fixup::None),
-                })
-                .collect();
+            let exits = self.exit_records(t.segment.to_native(), t.first_exit.to_native(), t.exit_count.to_native());
+            // A trace's translations are from the module's base.
+            let translations = self.fragment_translations(t.translation_offset.to_native(), t.translation_len.to_native(), base);
             let first = t.first_span.to_native() as usize;
             let spans: Vec<(u64, u64)> = self.index.trace_spans[first..first + t.span_count.to_native() as usize]
                 .iter()
@@ -228,10 +205,6 @@ impl LoadedFile {
                     (lo, lo + s.app_len.to_native() as u64)
                 })
                 .collect();
-            if t.budget_slot.to_native() != persist::index::TraceEntry::NO_BUDGET {
-                // SAFETY: validation checked the slot lies in this W zone.
-                unsafe { *((w + t.budget_slot.to_native() as u64) as *mut u64) = TraceTable::LOADED_MISS_BUDGET };
-            }
             let start = self.code_at(t.segment.to_native(), t.code_offset.to_native());
             let fragment = Fragment {
                 tag: head,
@@ -267,8 +240,24 @@ impl LoadedFile {
     }
 
     fn translations(&self, b: &ArchivedBlockEntry) -> translations::Unpack<'static> {
-        let first = b.translation_offset.to_native() as usize;
-        translations::unpack(&self.index.translations[first..first + b.translation_len.to_native() as usize])
+        self.translations_in(b.translation_offset.to_native(), b.translation_len.to_native())
+    }
+
+    fn translations_in(&self, offset: u32, len: u32) -> translations::Unpack<'static> {
+        let first = offset as usize;
+        translations::unpack(&self.index.translations[first..first + len as usize])
+    }
+
+    /// A fragment's translations from `translations[offset..offset + len]`,
+    /// their app offsets from `app_base`.
+    fn fragment_translations(&self, offset: u32, len: u32, app_base: u64) -> Vec<Translation> {
+        self.translations_in(offset, len)
+            .map(|t| Translation {
+                cache_offset: t.cache_offset,
+                app_pc: app_base + t.app_offset as u64,
+                fixup: crate::translate::mangle::decode_fixup(t.fixup).unwrap_or(Fixup::None),
+            })
+            .collect()
     }
 
     fn translation_at(&self, b: &ArchivedBlockEntry, pc: u64) -> Option<(u64, Fixup)> {
@@ -280,15 +269,33 @@ impl LoadedFile {
     }
 
     fn exits_of(&self, b: &ArchivedBlockEntry) -> impl Iterator<Item = (Patch, u64, u64)> + '_ {
-        let (w, x) = self.segments[b.segment.to_native() as usize];
-        let first = b.first_exit.to_native() as usize;
-        self.index.exits[first..first + b.exit_count.to_native() as usize].iter().map(move |e| {
-            (
-                Patch::Slot(w + e.slot.to_native() as u64),
-                x + e.stub.to_native() as u64,
-                self.module_base.wrapping_add(e.target.to_native() as u64),
-            )
-        })
+        self.exits_in(b.segment.to_native(), b.first_exit.to_native(), b.exit_count.to_native())
+    }
+
+    /// `exits[first..first + count]`, of segment `segment`.
+    fn exits_in(&self, segment: u32, first: u32, count: u32) -> impl Iterator<Item = (Patch, u64, u64)> + '_ {
+        let exits = &self.index.exits[first as usize..(first + count) as usize];
+        exits.iter().map(move |e| self.exit_in(segment, e))
+    }
+
+    /// The exit `e` of segment `segment`: its W slot, its stub and its app
+    /// target.
+    fn exit_in(&self, segment: u32, e: &ArchivedExitEntry) -> (Patch, u64, u64) {
+        let (w, x) = self.segments[segment as usize];
+        (Patch::Slot(w + e.slot.to_native() as u64), x + e.stub.to_native() as u64, self.module_base.wrapping_add(e.target.to_native() as u64))
+    }
+
+    /// The records of a fragment's exits `exits[first..first + count]`, of
+    /// segment `segment`: linked where a slot no longer holds its stub.
+    fn exit_records(&self, segment: u32, first: u32, count: u32) -> Vec<ExitRecord> {
+        self.exits_in(segment, first, count)
+            .map(|(patch, stub, target)| {
+                let Patch::Slot(slot) = patch else { unreachable!() };
+                // SAFETY: the slot is in the file's W zone, mapped writable.
+                let prelinked = unsafe { *(slot as *const u64) } != stub;
+                ExitRecord { patch, stub, target, prelinked, branch: 0, cond: None, slot }
+            })
+            .collect()
     }
 }
 
@@ -391,23 +398,8 @@ impl LoadedFiles {
         let (i, b) = self.block_in_use(pc, base, identity)?;
         let f = &mut self.files[i];
         let (_, start) = f.block_x(b);
-        let exits = f
-            .exits_of(b)
-            .map(|(patch, stub, target)| {
-                // SAFETY: the slot is in the file's W zone, mapped writable.
-                let Patch::Slot(slot) = patch else { unreachable!() };
-                let linked = unsafe { *(slot as *const u64) } != stub;
-                ExitRecord { patch, stub, target, prelinked: linked, branch: 0, cond: None, slot }
-            })
-            .collect();
-        let translations = f
-            .translations(b)
-            .map(|t| Translation {
-                cache_offset: t.cache_offset,
-                app_pc: pc + t.app_offset as u64,
-                fixup: crate::translate::mangle::decode_fixup(t.fixup).unwrap_or(Fixup::None),
-            })
-            .collect();
+        let exits = f.exit_records(b.segment.to_native(), b.first_exit.to_native(), b.exit_count.to_native());
+        let translations = f.fragment_translations(b.translation_offset.to_native(), b.translation_len.to_native(), pc);
         f.registered.push(pc);
         stats::add(&STATS.blocks_registered, 1);
         Some(Fragment {

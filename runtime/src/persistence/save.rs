@@ -216,8 +216,7 @@ fn worth_saving<'a>(unit: &'a Unit, live: Live<'a>, loaded: &LoadedFiles, growth
     let traces: Vec<(&UnitTrace, &Fragment)> =
         unit.traces.iter().filter_map(|t| live.traces.get(t.head).filter(|f| f.start == t.start).map(|f| (t, f))).collect();
     let in_use = loaded.block_count(unit.module_base, unit.identity);
-    let worth = !traces.is_empty() || (!blocks.is_empty() && blocks.len() * growth >= in_use);
-    worth.then_some((New { blocks, traces }, in_use))
+    persist::merge::worth_rewriting(blocks.len(), traces.len(), in_use, growth).then_some((New { blocks, traces }, in_use))
 }
 
 fn save_unit(unit: &Unit, live: Live, loaded: &LoadedFiles, server: &mut Option<Server>, growth: usize) {
@@ -320,6 +319,5 @@ fn not_on_disk<'a>(new: &New<'a>, base: u64, disk: Option<&persist::Validated<'_
     let blocks: Vec<(&UnitBlock, &Fragment)> = new.blocks.iter().copied().filter(|(b, _)| !on_file(b.tag)).collect();
     let traces: Vec<(&UnitTrace, &Fragment)> = new.traces.iter().copied().filter(|(t, _)| !trace_on_file(t.head)).collect();
     let held = disk.map_or(0, |v| v.index.blocks.len());
-    let worth = !traces.is_empty() || (!blocks.is_empty() && blocks.len() * growth >= held);
-    worth.then_some(New { blocks, traces })
+    persist::merge::worth_rewriting(blocks.len(), traces.len(), held, growth).then_some(New { blocks, traces })
 }

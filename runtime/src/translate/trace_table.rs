@@ -212,7 +212,8 @@ impl TraceTable {
     /// In-line checks of a trace that may miss before it is recorded
     /// afresh.
     pub(crate) const MISS_BUDGET: u64 = MISS_BUDGET;
-    /// The budget of a trace loaded from a file: a warm run that replays
+    /// The budget a file gives a trace (each process maps its W zone
+    /// afresh, so each starts with it): a warm run that replays
     /// the run that built it replays its phases too, and a trace built in
     /// a later phase misses in an earlier one; recording it afresh each
     /// run would cost every run what the file was to save. Long runs still
