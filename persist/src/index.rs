@@ -204,6 +204,13 @@ pub struct Index {
     /// points them at their stubs, so that their targets' entries are
     /// counted.
     pub counted_exits: Vec<ExitRef>,
+    /// In a delta only: module offsets, increasing, of blocks the file it
+    /// is merged into holds (not the delta) that indirect branches reached
+    /// in the run that wrote it. The merge flags them
+    /// [`BlockEntry::LOOKUP_TARGET`], so later runs enter them in the
+    /// lookup table at load: a file translated ahead of time learns its
+    /// lookup targets from the runs that use it.
+    pub lookup_marks: Vec<u32>,
 }
 
 impl Index {
@@ -251,7 +258,23 @@ impl Index {
     }
 }
 
+impl Index {
+    /// Positions of the blocks `marks` names (module offsets) that are
+    /// not flagged [`BlockEntry::LOOKUP_TARGET`] yet.
+    pub fn unmarked(&self, marks: &[u32]) -> Vec<usize> {
+        let at = |off: u32| self.blocks.binary_search_by_key(&off, |b| b.module_offset).ok();
+        marks.iter().filter_map(|&m| at(m)).filter(|&i| self.blocks[i].flags & BlockEntry::LOOKUP_TARGET == 0).collect()
+    }
+}
+
 impl ArchivedIndex {
+    /// How many of the blocks `marks` names (module offsets) this file
+    /// holds without the [`BlockEntry::LOOKUP_TARGET`] flag.
+    pub fn unmarked_count(&self, marks: impl IntoIterator<Item = u32>) -> usize {
+        let flag = |b: &ArchivedBlockEntry| b.flags.to_native() & BlockEntry::LOOKUP_TARGET;
+        marks.into_iter().filter(|&m| self.block_at(m).is_some_and(|b| flag(b) == 0)).count()
+    }
+
     /// The block starting at `module_offset`.
     pub fn block_at(&self, module_offset: u32) -> Option<&ArchivedBlockEntry> {
         let i = self.blocks.binary_search_by_key(&module_offset, |b| b.module_offset.to_native()).ok()?;

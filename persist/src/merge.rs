@@ -8,7 +8,7 @@ use alloc::borrow::Cow;
 use alloc::vec::Vec;
 
 use crate::header::MAX_ZONES;
-use crate::index::Index;
+use crate::index::{BlockEntry, Index};
 use crate::write::page_up;
 use crate::ZoneKind;
 
@@ -40,15 +40,32 @@ impl<'a> Parts<'a> {
 /// taken once is not worth it).
 pub const MIN_GROWTH_DIVISOR: usize = 64;
 
-/// Whether what a delta brings that a file of `held` blocks lacks, `blocks`
-/// blocks and `traces` traces, is worth a rewrite: any trace (a hot path),
-/// or at least one block per `min_growth_divisor` blocks held.
-pub fn worth_rewriting(blocks: usize, traces: usize, held: usize, min_growth_divisor: usize) -> bool {
-    traces > 0 || (blocks > 0 && blocks * min_growth_divisor >= held)
+/// What a delta brings that a file lacks.
+#[derive(Clone, Copy, Default)]
+pub struct Fresh {
+    pub blocks: usize,
+    pub traces: usize,
+    /// Blocks of the file to flag as lookup targets ([`Index::lookup_marks`]).
+    pub marks: usize,
 }
 
-/// Adds to `file` the blocks and traces of `delta` it lacks; how many
-/// (blocks and traces together), or None (and `file` unchanged) when the delta adds no trace and
+/// A lookup target a file lacks costs every later run a round trip
+/// through the dispatcher, and a file translated ahead of time (libc's,
+/// shared by every program) lacks nothing else: each counts as this many
+/// blocks.
+pub const MARK_WEIGHT: usize = 8;
+
+/// Whether `fresh` is worth a rewrite of a file of `held` blocks: any
+/// trace (a hot path), or at least one block per `min_growth_divisor`
+/// blocks held (a lookup target counting [`MARK_WEIGHT`] blocks).
+pub fn worth_rewriting(fresh: Fresh, held: usize, min_growth_divisor: usize) -> bool {
+    let grows = fresh.blocks.saturating_add(fresh.marks.saturating_mul(MARK_WEIGHT));
+    fresh.traces > 0 || (grows > 0 && grows.saturating_mul(min_growth_divisor) >= held)
+}
+
+/// Adds to `file` the blocks and traces of `delta` it lacks, and flags the
+/// lookup targets it marks; how many (blocks, traces and flags together),
+/// or None (and `file` unchanged) when the delta adds no trace and
 /// no block or fewer than one block per `min_growth_divisor` blocks
 /// already held. A file with too many
 /// zones to take the delta's starts over with the delta alone (its paths
@@ -63,14 +80,19 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     let fresh: Vec<usize> = (0..d.blocks.len()).filter(|&i| !known(d.blocks[i].module_offset)).collect();
     let known_trace = |head: u32| target.traces.binary_search_by_key(&head, |t| t.head).is_ok();
     let fresh_traces: Vec<usize> = (0..d.traces.len()).filter(|&i| !known_trace(d.traces[i].head)).collect();
+    let marks = target.unmarked(&d.lookup_marks);
     let zones_after = 1 + if fits { file.zones.len() } else { 0 } + d_zones.len();
-    if !worth_rewriting(fresh.len(), fresh_traces.len(), target.blocks.len(), min_growth_divisor) || zones_after >= MAX_ZONES {
+    let brings = Fresh { blocks: fresh.len(), traces: fresh_traces.len(), marks: marks.len() };
+    if !worth_rewriting(brings, target.blocks.len(), min_growth_divisor) || zones_after >= MAX_ZONES {
         return None;
     }
     if !fits {
         *file = Parts::default();
     }
     let Parts { index, zones } = file;
+    for i in marks.iter().copied() {
+        index.blocks[i].flags |= BlockEntry::LOOKUP_TARGET;
+    }
     let zone_shift = zones.len() as u32;
     let segment_shift = index.segments.len() as u32;
     let exit_shift = index.exits.len() as u32;
@@ -113,7 +135,7 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     index.client_zones = d.client_zones.map(|(w, x)| (w + zone_shift, x + zone_shift));
     zones.extend(d_zones);
     prelink(file);
-    Some(fresh.len() + fresh_traces.len())
+    Some(brings.blocks + brings.traces + brings.marks)
 }
 
 /// Points every exit whose target block is anywhere in the file straight

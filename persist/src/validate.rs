@@ -247,6 +247,11 @@ fn check_index(ix: &ArchivedIndex, zones: &[Zone]) -> Option<()> {
             return None;
         }
     }
+    // Marks are searched for in another file's blocks: kept increasing,
+    // each is looked for once.
+    if ix.lookup_marks.windows(2).any(|w| w[0].to_native() >= w[1].to_native()) {
+        return None;
+    }
     if let Some(cz) = ix.client_zones.as_ref() {
         let w = zone_len(cz.0.to_native(), ZoneKind::Writable)?;
         let x = zone_len(cz.1.to_native(), ZoneKind::Exec)?;

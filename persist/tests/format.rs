@@ -392,3 +392,54 @@ fn merging_adds_new_traces_with_their_tables_moved() {
     let again = persist::merge::merge(&mut file, persist::merge::Parts::of(&delta).expect("parts"), persist::merge::MIN_GROWTH_DIVISOR);
     assert_eq!(again, None, "a head the file has a trace for");
 }
+
+/// A delta's lookup marks flag the file's blocks they name (and nothing
+/// else: marks of blocks the file lacks or flags already are dropped);
+/// a lookup target weighs `MARK_WEIGHT` blocks in the growth rule.
+#[test]
+fn merging_flags_the_lookup_targets_a_delta_marks() {
+    let old = Aligned::new(&sample());
+    let old = validate(old.bytes()).expect("valid");
+    let unflagged: Vec<u32> = (0..50).filter(|&i| sample_flags(i) != BlockEntry::LOOKUP_TARGET).map(|i| 0x1000 + 16 * i).collect();
+    let flagged = 0x1000 + 16 * 3;
+    assert_eq!(sample_flags(3), BlockEntry::LOOKUP_TARGET);
+    // Marks only: no block, no zone of code.
+    let marks_only = |marks: Vec<u32>| {
+        let index = Index { lookup_marks: marks, ..Index::default() };
+        Aligned::new(&persist::write::build(&key(), &index, &[]))
+    };
+    assert_eq!(&unflagged[..3], &[0x1000, 0x1010, 0x1020]);
+    let delta = marks_only(vec![unflagged[0], 0x1001, unflagged[1], unflagged[2], flagged]);
+    let delta = validate(delta.bytes()).expect("a delta of marks alone is a valid file");
+    assert_eq!(old.index.unmarked_count(delta.index.lookup_marks.iter().map(|m| m.to_native())), 3);
+    let mut file = persist::merge::Parts::of(&old).expect("parts");
+    let added = persist::merge::merge(&mut file, persist::merge::Parts::of(&delta).expect("parts"), persist::merge::MIN_GROWTH_DIVISOR);
+    assert_eq!(added, Some(3), "three of the file's blocks were not flagged");
+    let ix = &file.index;
+    assert_eq!(ix.blocks.len(), 50);
+    assert!(ix.lookup_marks.is_empty(), "marks are a delta's, never a file's");
+    let targets: Vec<u32> = ix.lookup_targets.iter().map(|t| t.module_offset).collect();
+    for m in &unflagged[..3] {
+        assert!(targets.contains(m), "{m:#x} flagged and listed");
+    }
+    assert_eq!(targets.len(), old.index.lookup_targets.len() + 3);
+    let rebuilt = Aligned::new(&persist::write::build(&key(), ix, &file.zone_refs()));
+    validate(rebuilt.bytes()).expect("the merged file is valid");
+    // Nothing new the second time.
+    let mut again = persist::merge::Parts::of(&validate(rebuilt.bytes()).unwrap()).unwrap();
+    assert_eq!(persist::merge::merge(&mut again, persist::merge::Parts::of(&delta).unwrap(), persist::merge::MIN_GROWTH_DIVISOR), None);
+
+    // The growth rule: one mark in a file of MARK_WEIGHT * 64 blocks is
+    // worth a rewrite, in one of more it is not.
+    use persist::merge::{worth_rewriting, Fresh, MARK_WEIGHT, MIN_GROWTH_DIVISOR};
+    let one_mark = Fresh { marks: 1, ..Fresh::default() };
+    assert!(worth_rewriting(one_mark, MARK_WEIGHT * MIN_GROWTH_DIVISOR, MIN_GROWTH_DIVISOR));
+    assert!(!worth_rewriting(one_mark, MARK_WEIGHT * MIN_GROWTH_DIVISOR + 1, MIN_GROWTH_DIVISOR));
+    assert!(!worth_rewriting(Fresh::default(), 0, MIN_GROWTH_DIVISOR));
+
+    // Marks out of order (or repeated) are refused: each is searched once.
+    let unordered = marks_only(vec![unflagged[1], unflagged[0]]);
+    assert_eq!(validate(unordered.bytes()).err(), Some(Reject::BadIndex));
+    let repeated = marks_only(vec![unflagged[1], unflagged[1]]);
+    assert_eq!(validate(repeated.bytes()).err(), Some(Reject::BadIndex));
+}

@@ -103,6 +103,23 @@ impl Translator {
         self.loaded.block_start(pc, m.base, m.identity)
     }
 
+    /// An indirect branch reached `pc`, just entered in the lookup table. A
+    /// block of a loaded file is marked in its module's unit unless the
+    /// file flags it already, so that the file learns it
+    /// (`Index::lookup_marks`): a file translated ahead of time has its
+    /// blocks looked up through the dispatcher only in its first run.
+    pub(crate) fn note_lookup_target(&mut self, pc: u64) {
+        self.fragments.note_lookup_target(pc);
+        if !crate::options::get().persist || !self.loaded.any_in_use() {
+            return;
+        }
+        let Some(m) = file_module(pc) else { return };
+        if self.loaded.unflagged_lookup_target(pc, m.base, m.identity) {
+            let unit = self.units.unit_for(m.base, m.end, m.path, m.identity);
+            self.units.units[unit].lookup_marks.push((pc - m.base) as u32);
+        }
+    }
+
     /// Records that the exit patched at `patch` (stub `stub`) now jumps to
     /// `start`, the fragment or trace for `target`.
     pub(crate) fn note_link(&mut self, target: u64, start: u64, patch: Patch, stub: u64) {

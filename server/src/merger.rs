@@ -15,7 +15,7 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::time::Duration;
 
 use persist::file_identity::{verified_memo, FileIdentity};
-use persist::merge::{merge, worth_rewriting, Parts, MIN_GROWTH_DIVISOR};
+use persist::merge::{merge, worth_rewriting, Fresh, Parts, MIN_GROWTH_DIVISOR};
 use rkyv::util::AlignedVec;
 
 use crate::counters::Counters;
@@ -131,7 +131,8 @@ impl Merger<'_> {
                 deltas().map(|v| v.index.blocks.iter().filter(|b| o.index.block_at(b.module_offset.to_native()).is_none()).count()).sum();
             let fresh_traces: usize =
                 deltas().map(|v| v.index.traces.iter().filter(|t| o.index.trace_at(t.head.to_native()).is_none()).count()).sum();
-            if !worth_rewriting(fresh, fresh_traces, held, MIN_GROWTH_DIVISOR) {
+            let marks: usize = deltas().map(|v| o.index.unmarked_count(v.index.lookup_marks.iter().map(|m| m.to_native()))).sum();
+            if !worth_rewriting(Fresh { blocks: fresh, traces: fresh_traces, marks }, held, MIN_GROWTH_DIVISOR) {
                 return;
             }
         }

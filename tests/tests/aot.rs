@@ -680,3 +680,59 @@ fn initialisers_finalisers_and_plt_stubs_are_seeds() {
     assert_eq!(text(&run.stdout), text(&native.stdout));
     assert_eq!(run.status.code(), native.status.code(), "{}", text(&run.stderr));
 }
+
+/// Files translated ahead of time learn their lookup targets from the
+/// first run that uses them: that run enters each block an indirect
+/// branch reaches in the lookup table through the dispatcher and marks it
+/// in the file (itself, and through the cache server), so later runs
+/// enter them at load and pass the dispatcher about as often as after
+/// ordinary runs.
+#[test]
+fn runs_after_aot_learn_its_lookup_targets() {
+    let program = ["/usr/bin/ls", "-la", "/usr/bin"];
+    let native = Command::new(program[0]).args(&program[1..]).output().unwrap();
+    for with_server in [false, true] {
+        let dir = temp_dir("aot-marks");
+        let aot = dbirun(dir.path(), &["-stats", "-aot"], &program[..1]);
+        assert!(aot.status.success(), "{}", text(&aot.stderr));
+        let targets = |module: &str| inspect(dir.path(), module)["lookup_targets"].as_u64().unwrap();
+        let (ls_before, libc_before) = (targets("ls"), targets("libc.so.6"));
+        let runs: Vec<String> = (0..3)
+            .map(|_| {
+                let run = if with_server {
+                    let mut c = Command::new(dbirun_path());
+                    // The suite may run with -no_persist_server in DBIRUN_OPTIONS.
+                    c.env_remove("DBIRUN_OPTIONS");
+                    c.args(["-persist", "-stats", "-persist_dir"]).arg(dir.path()).arg("--").args(program);
+                    let run = c.output().unwrap();
+                    // What the run handed over is merged before the next.
+                    let sync = cachetool().arg("--persist-dir").arg(dir.path()).args(["server", "sync"]).output().unwrap();
+                    assert!(sync.status.success(), "{}", text(&sync.stderr));
+                    run
+                } else {
+                    dbirun(dir.path(), &["-stats"], &program)
+                };
+                assert_eq!(run.stdout, native.stdout);
+                assert_eq!(run.status.code(), native.status.code());
+                text(&run.stderr)
+            })
+            .collect();
+        if with_server {
+            let stop = cachetool().arg("--persist-dir").arg(dir.path()).args(["server", "stop"]).output().unwrap();
+            assert!(stop.status.success(), "{}", text(&stop.stderr));
+        }
+        let (ls_after, libc_after) = (targets("ls"), targets("libc.so.6"));
+        assert!(
+            ls_after > ls_before && libc_after > libc_before,
+            "the first run flagged lookup targets (server: {with_server}): ls {ls_before} -> {ls_after}, libc {libc_before} -> {libc_after}"
+        );
+        assert!(stat(&runs[0], "cache files written") >= 2, "{}", runs[0]);
+        let dispatched: Vec<u64> = runs.iter().map(|r| stat(r, "dispatcher entries")).collect();
+        let loaded: Vec<u64> = runs.iter().map(|r| stat(r, "lookup entries loaded")).collect();
+        eprintln!("ls -la after AOT (server: {with_server}): dispatcher entries {dispatched:?}, lookup entries loaded {loaded:?}");
+        assert!(loaded[1] >= loaded[0] + (ls_after - ls_before) + (libc_after - libc_before), "{loaded:?}");
+        assert!(dispatched[1] * 4 < dispatched[0] * 3, "the second run passes the dispatcher less: {dispatched:?}");
+        assert_eq!(stat(&runs[1], "cache files written"), 0, "nothing left to learn:\n{}", runs[1]);
+        assert!(dispatched[2] <= dispatched[1] + dispatched[1] / 10, "{dispatched:?}");
+    }
+}

@@ -21,12 +21,14 @@ use crate::translate::encoder;
 use crate::translate::fragment::Fragment;
 use crate::translate::segment::LiveSegment;
 
-/// A delta: the index and zones of `blocks` alone, as a file of their own
-/// would hold them.
+/// A delta: the index and zones of `blocks` and `traces` alone, as a file
+/// of their own would hold them, and the lookup targets to flag in the
+/// file it is merged into.
 pub(crate) fn delta_of(
     unit: &Unit,
     blocks: &[(&UnitBlock, &Fragment)],
     traces: &[(&UnitTrace, &Fragment)],
+    lookup_marks: &[u32],
     cold_head: &dyn Fn(u64) -> bool,
 ) -> Parts<'static> {
     let base = unit.module_base;
@@ -36,6 +38,7 @@ pub(crate) fn delta_of(
             identity: unit.identity.to_array(),
         },
         options: crate::persistence::key::dbirun_options(),
+        lookup_marks: lookup_marks.to_vec(),
         ..Index::default()
     };
     let mut zones: Vec<(ZoneKind, Vec<u8>)> = Vec::new();

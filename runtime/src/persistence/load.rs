@@ -125,6 +125,50 @@ pub(crate) struct LoadedFile {
     dead: bool,
     /// Its descriptor came from the cache server.
     served: bool,
+    /// Where to look for blocks by module page (see [`PageDirectory`]).
+    pages: PageDirectory,
+}
+
+/// For each page of the module, the first block starting in it or after,
+/// found when first needed: a block is then searched for among the few
+/// of its page rather than among all of a file (a mostly-AOT file is
+/// looked up thousands of times, each a dozen cache and TLB misses
+/// spread over its index).
+struct PageDirectory {
+    first: Vec<core::sync::atomic::AtomicU32>,
+}
+
+const PAGE_UNKNOWN: u32 = u32::MAX;
+
+impl PageDirectory {
+    fn new(index: &ArchivedIndex) -> PageDirectory {
+        let end = index.blocks.last().map_or(0, |b| b.module_offset.to_native() as usize);
+        let pages = (end >> 12) + 2;
+        PageDirectory { first: (0..pages).map(|_| core::sync::atomic::AtomicU32::new(PAGE_UNKNOWN)).collect() }
+    }
+
+    /// The first block at or after page `page`.
+    fn first_of(&self, index: &ArchivedIndex, page: usize) -> usize {
+        let Some(cell) = self.first.get(page) else { return index.blocks.len() };
+        match cell.load(Relaxed) {
+            PAGE_UNKNOWN => {
+                let from = (page as u64) << 12;
+                let i = index.blocks.partition_point(|b| (b.module_offset.to_native() as u64) < from);
+                cell.store(i as u32, Relaxed);
+                i
+            }
+            i => i as usize,
+        }
+    }
+
+    /// The block starting at `module_offset`.
+    fn block_at(&self, index: &'static ArchivedIndex, module_offset: u32) -> Option<&'static ArchivedBlockEntry> {
+        let page = module_offset as usize >> 12;
+        let (lo, hi) = (self.first_of(index, page), self.first_of(index, page + 1));
+        let blocks = index.blocks.get(lo..hi.max(lo))?;
+        let i = blocks.binary_search_by_key(&module_offset, |b| b.module_offset.to_native()).ok()?;
+        Some(&blocks[i])
+    }
 }
 
 impl LoadedFile {
@@ -321,7 +365,7 @@ impl LoadedFiles {
     /// Whether the file in use for the module at `base` has the block `tag`.
     pub(crate) fn has_block(&self, base: u64, identity: FileIdentity, tag: u64) -> bool {
         self.files.iter().any(|f| {
-            f.module_base == base && f.identity == identity && module_offset(tag, base).and_then(|o| f.index.block_at(o)).is_some()
+            f.module_base == base && f.identity == identity && module_offset(tag, base).and_then(|o| f.pages.block_at(f.index, o)).is_some()
         })
     }
 
@@ -373,6 +417,18 @@ impl LoadedFiles {
         stats::add(&STATS.load_ticks, stats::ticks() - t0);
     }
 
+    pub(crate) fn any_in_use(&self) -> bool {
+        self.files.iter().any(|f| !f.dead)
+    }
+
+    /// Whether the file in use for the module at `base` holds a block at
+    /// `pc` it does not flag as a lookup target.
+    pub(crate) fn unflagged_lookup_target(&self, pc: u64, base: u64, identity: FileIdentity) -> bool {
+        let Some(f) = self.files.iter().find(|f| !f.dead && f.module_base == base && f.identity == identity) else { return false };
+        let flag = persist::index::BlockEntry::LOOKUP_TARGET;
+        module_offset(pc, base).and_then(|o| f.pages.block_at(f.index, o)).is_some_and(|b| b.flags.to_native() & flag == 0)
+    }
+
     /// The code of the block at `pc` in the file of the module at `base`,
     /// not registered.
     pub(crate) fn block_start(&self, pc: u64, base: u64, identity: FileIdentity) -> Option<u64> {
@@ -384,8 +440,8 @@ impl LoadedFiles {
     /// block at `pc`, now taken into use (counted for `-stats`).
     fn block_in_use(&self, pc: u64, base: u64, identity: FileIdentity) -> Option<(usize, &'static ArchivedBlockEntry)> {
         let i = self.files.iter().position(|f| !f.dead && f.module_base == base && f.identity == identity)?;
-        let index: &'static ArchivedIndex = self.files[i].index;
-        let b = index.block_at(module_offset(pc, base)?)?;
+        let f = &self.files[i];
+        let b = f.pages.block_at(f.index, module_offset(pc, base)?)?;
         if b.ahead_of_time() {
             stats::add(&STATS.aot_blocks_registered, 1);
         }
@@ -605,6 +661,10 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, 
         sys::populate(map + z.offset, z.len, true);
     }
     let mostly_ahead_of_time = v.index.ahead_of_time_blocks.to_native() as usize * 2 > v.index.blocks.len();
+    if mostly_ahead_of_time && !v.index.blocks.is_empty() {
+        let blocks = v.index.blocks.as_ptr() as u64;
+        sys::populate(blocks, (v.index.blocks.len() * core::mem::size_of::<ArchivedBlockEntry>()) as u64, false);
+    }
     for s in v.index.segments.iter().filter(|_| !mostly_ahead_of_time) {
         let x = &v.zones[s.x_zone.to_native() as usize];
         sys::populate(map + x.offset, (s.code_len.to_native() as u64).min(x.len), false);
@@ -642,5 +702,6 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, 
         registered: Vec::new(),
         dead: false,
         served,
+        pages: PageDirectory::new(v.index),
     }))
 }

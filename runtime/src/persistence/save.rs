@@ -6,7 +6,7 @@
 
 use alloc::vec::Vec;
 
-use persist::merge::{Parts, MIN_GROWTH_DIVISOR};
+use persist::merge::{Fresh, Parts, MIN_GROWTH_DIVISOR};
 
 use crate::translate::fragment::{Fragment, FragmentTable};
 use crate::translate::trace_table::TraceTable;
@@ -26,10 +26,19 @@ pub(crate) struct Live<'a> {
     pub(crate) traces: &'a TraceTable,
 }
 
-/// This run's blocks and traces of a unit that the file in use lacks.
+/// This run's blocks and traces of a unit that the file in use lacks, and
+/// the file's blocks to flag as lookup targets.
 struct New<'a> {
     blocks: Vec<(&'a UnitBlock, &'a Fragment)>,
     traces: Vec<(&'a UnitTrace, &'a Fragment)>,
+    /// Module offsets, increasing.
+    marks: Vec<u32>,
+}
+
+impl New<'_> {
+    fn fresh(&self) -> Fresh {
+        Fresh { blocks: self.blocks.len(), traces: self.traces.len(), marks: self.marks.len() }
+    }
 }
 
 /// Writes every unit with new blocks or traces to its module's file.
@@ -215,8 +224,12 @@ fn worth_saving<'a>(unit: &'a Unit, live: Live<'a>, loaded: &LoadedFiles, growth
         .collect();
     let traces: Vec<(&UnitTrace, &Fragment)> =
         unit.traces.iter().filter_map(|t| live.traces.get(t.head).filter(|f| f.start == t.start).map(|f| (t, f))).collect();
+    let mut marks = unit.lookup_marks.clone();
+    marks.sort_unstable();
+    marks.dedup();
     let in_use = loaded.block_count(unit.module_base, unit.identity);
-    persist::merge::worth_rewriting(blocks.len(), traces.len(), in_use, growth).then_some((New { blocks, traces }, in_use))
+    let new = New { blocks, traces, marks };
+    persist::merge::worth_rewriting(new.fresh(), in_use, growth).then_some((new, in_use))
 }
 
 fn save_unit(unit: &Unit, live: Live, loaded: &LoadedFiles, server: &mut Option<Server>, growth: usize) {
@@ -242,15 +255,16 @@ fn save_unit(unit: &Unit, live: Live, loaded: &LoadedFiles, server: &mut Option<
         let Some(new_here) = not_on_disk(&new_here, unit.module_base, disk.as_ref(), growth) else { return };
         drop(disk);
         drop(on_disk);
-        let delta = delta_of(unit, &new_here.blocks, &new_here.traces, &|tag| live.traces.is_cold_head(tag));
+        let delta = delta_of(unit, &new_here.blocks, &new_here.traces, &new_here.marks, &|tag| live.traces.is_cold_head(tag));
         let bytes = persist::write::build(&key, &delta.index, &delta.zone_refs());
         match s.hand_over(files::file_name(&path), &bytes) {
             Ok(()) => {
                 note_handed_over(&path, new_here.blocks.len(), in_use);
                 crate::verbose!(
-                    "persist: handed {} new blocks and {} traces of {} to the cache server",
+                    "persist: handed {} new blocks, {} traces and {} lookup targets of {} to the cache server",
                     new_here.blocks.len(),
                     new_here.traces.len(),
+                    new_here.marks.len(),
                     files::display(&path)
                 );
                 return;
@@ -281,7 +295,7 @@ fn write_merged(unit: &Unit, new_here: &New, live: Live, key: &persist::CacheKey
     let old = on_disk.as_ref().and_then(|d| persist::validate_with(d.bytes(), depth).ok()).filter(|v| v.key == *key);
     let Some(fresh) = not_on_disk(new_here, unit.module_base, old.as_ref(), growth) else { return };
     let mut file = old.as_ref().and_then(Parts::of).unwrap_or_default();
-    if let Some(added) = persist::merge::merge(&mut file, delta_of(unit, &fresh.blocks, &fresh.traces, &|tag| live.traces.is_cold_head(tag)), growth) {
+    if let Some(added) = persist::merge::merge(&mut file, delta_of(unit, &fresh.blocks, &fresh.traces, &fresh.marks, &|tag| live.traces.is_cold_head(tag)), growth) {
         let index = &file.index;
         let bytes = persist::write::build(key, index, &file.zone_refs());
         let published = files::publish(path, &bytes);
@@ -318,6 +332,8 @@ fn not_on_disk<'a>(new: &New<'a>, base: u64, disk: Option<&persist::Validated<'_
     let trace_on_file = |head: u64| disk.is_some_and(|v| v.index.trace_at((head - base) as u32).is_some());
     let blocks: Vec<(&UnitBlock, &Fragment)> = new.blocks.iter().copied().filter(|(b, _)| !on_file(b.tag)).collect();
     let traces: Vec<(&UnitTrace, &Fragment)> = new.traces.iter().copied().filter(|(t, _)| !trace_on_file(t.head)).collect();
+    let marks: Vec<u32> = new.marks.iter().copied().filter(|&m| disk.is_some_and(|v| v.index.unmarked_count([m]) == 1)).collect();
     let held = disk.map_or(0, |v| v.index.blocks.len());
-    persist::merge::worth_rewriting(blocks.len(), traces.len(), held, growth).then_some(New { blocks, traces })
+    let left = New { blocks, traces, marks };
+    persist::merge::worth_rewriting(left.fresh(), held, growth).then_some(left)
 }

@@ -63,6 +63,10 @@ pub(crate) struct Unit {
     pub(crate) segments: Vec<LiveSegment>,
     pub(crate) blocks: Vec<UnitBlock>,
     pub(crate) traces: Vec<UnitTrace>,
+    /// Module offsets of blocks of the file in use that indirect branches
+    /// reached in this run, which the file does not flag as lookup
+    /// targets yet (its runs then enter them at load).
+    pub(crate) lookup_marks: Vec<u32>,
 }
 
 impl Unit {
@@ -110,6 +114,7 @@ impl Units {
                     segments: Vec::new(),
                     blocks: Vec::new(),
                     traces: Vec::new(),
+                    lookup_marks: Vec::new(),
                 });
                 self.units.len() - 1
             }
