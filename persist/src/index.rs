@@ -271,8 +271,13 @@ impl ArchivedIndex {
     /// How many of the blocks `marks` names (module offsets) this file
     /// holds without the [`BlockEntry::LOOKUP_TARGET`] flag.
     pub fn unmarked_count(&self, marks: impl IntoIterator<Item = u32>) -> usize {
-        let flag = |b: &ArchivedBlockEntry| b.flags.to_native() & BlockEntry::LOOKUP_TARGET;
-        marks.into_iter().filter(|&m| self.block_at(m).is_some_and(|b| flag(b) == 0)).count()
+        marks.into_iter().filter(|&m| self.is_unmarked(m)).count()
+    }
+
+    /// Whether this file holds a block at `module_offset` without the
+    /// [`BlockEntry::LOOKUP_TARGET`] flag.
+    pub fn is_unmarked(&self, module_offset: u32) -> bool {
+        self.block_at(module_offset).is_some_and(|b| b.flags.to_native() & BlockEntry::LOOKUP_TARGET == 0)
     }
 
     /// The block starting at `module_offset`.

@@ -70,7 +70,6 @@ fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<Lin
             if let Some(start) = tr.file_block_for_lookup(pc) {
                 stats::add(&STATS.ibl_misses, 1);
                 tr.ibl.insert(pc, start);
-                tr.note_lookup_target(pc);
                 tr.ibl.publish(ctx);
                 break start;
             }

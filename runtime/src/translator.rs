@@ -94,20 +94,24 @@ impl Translator {
     /// module's persisted file, if the file has one and no fragment is
     /// registered there, without registering it (as blocks reached through
     /// a file's pre-linked exits are not): the lookup table alone needs it.
+    /// A block the file does not flag as a lookup target is marked.
     pub(crate) fn file_block_for_lookup(&mut self, pc: u64) -> Option<u64> {
         if !crate::options::get().persist || self.fragments.get(pc).is_some() || self.traces.get(pc).is_some() {
             return None;
         }
         let m = file_module(pc)?;
         self.loaded.load_once(&mut self.cache, &mut self.ibl, &mut self.traces, m.base, m.path, m.identity);
-        self.loaded.block_start(pc, m.base, m.identity)
+        let (start, flagged) = self.loaded.block_for_lookup(pc, m.base, m.identity)?;
+        if !flagged {
+            self.mark_lookup_target(pc, &m);
+        }
+        Some(start)
     }
 
-    /// An indirect branch reached `pc`, just entered in the lookup table. A
-    /// block of a loaded file is marked in its module's unit unless the
-    /// file flags it already, so that the file learns it
-    /// (`Index::lookup_marks`): a file translated ahead of time has its
-    /// blocks looked up through the dispatcher only in its first run.
+    /// An indirect branch reached `pc`, just entered in the lookup table
+    /// (a fragment built or registered for it). A block of a loaded file
+    /// is marked as in [`Self::mark_lookup_target`] unless the file flags
+    /// it already.
     pub(crate) fn note_lookup_target(&mut self, pc: u64) {
         self.fragments.note_lookup_target(pc);
         if !crate::options::get().persist || !self.loaded.any_in_use() {
@@ -115,9 +119,17 @@ impl Translator {
         }
         let Some(m) = file_module(pc) else { return };
         if self.loaded.unflagged_lookup_target(pc, m.base, m.identity) {
-            let unit = self.units.unit_for(m.base, m.end, m.path, m.identity);
-            self.units.units[unit].lookup_marks.push((pc - m.base) as u32);
+            self.mark_lookup_target(pc, &m);
         }
+    }
+
+    /// Marks the block at `pc` of module `m`'s loaded file, which does not
+    /// flag it, in the module's unit, so that the file learns it
+    /// (`Index::lookup_marks`): a file translated ahead of time has its
+    /// blocks looked up through the dispatcher only in its first run.
+    fn mark_lookup_target(&mut self, pc: u64, m: &FileModule) {
+        let unit = self.units.unit_for(m.base, m.end, m.path, m.identity);
+        self.units.units[unit].lookup_marks.push((pc - m.base) as u32);
     }
 
     /// Records that the exit patched at `patch` (stub `stub`) now jumps to

@@ -78,6 +78,10 @@ fn publish_range(lo: u64, hi: u64) {
 
 /// `pc`'s offset in the module at `base`, if an index can hold it: a pc
 /// 4 GiB or more past the base must not find the block of its low 32 bits.
+fn is_lookup_target(b: &ArchivedBlockEntry) -> bool {
+    b.flags.to_native() & persist::index::BlockEntry::LOOKUP_TARGET != 0
+}
+
 fn module_offset(pc: u64, base: u64) -> Option<u32> {
     u32::try_from(pc.checked_sub(base)?).ok()
 }
@@ -125,50 +129,6 @@ pub(crate) struct LoadedFile {
     dead: bool,
     /// Its descriptor came from the cache server.
     served: bool,
-    /// Where to look for blocks by module page (see [`PageDirectory`]).
-    pages: PageDirectory,
-}
-
-/// For each page of the module, the first block starting in it or after,
-/// found when first needed: a block is then searched for among the few
-/// of its page rather than among all of a file (a mostly-AOT file is
-/// looked up thousands of times, each a dozen cache and TLB misses
-/// spread over its index).
-struct PageDirectory {
-    first: Vec<core::sync::atomic::AtomicU32>,
-}
-
-const PAGE_UNKNOWN: u32 = u32::MAX;
-
-impl PageDirectory {
-    fn new(index: &ArchivedIndex) -> PageDirectory {
-        let end = index.blocks.last().map_or(0, |b| b.module_offset.to_native() as usize);
-        let pages = (end >> 12) + 2;
-        PageDirectory { first: (0..pages).map(|_| core::sync::atomic::AtomicU32::new(PAGE_UNKNOWN)).collect() }
-    }
-
-    /// The first block at or after page `page`.
-    fn first_of(&self, index: &ArchivedIndex, page: usize) -> usize {
-        let Some(cell) = self.first.get(page) else { return index.blocks.len() };
-        match cell.load(Relaxed) {
-            PAGE_UNKNOWN => {
-                let from = (page as u64) << 12;
-                let i = index.blocks.partition_point(|b| (b.module_offset.to_native() as u64) < from);
-                cell.store(i as u32, Relaxed);
-                i
-            }
-            i => i as usize,
-        }
-    }
-
-    /// The block starting at `module_offset`.
-    fn block_at(&self, index: &'static ArchivedIndex, module_offset: u32) -> Option<&'static ArchivedBlockEntry> {
-        let page = module_offset as usize >> 12;
-        let (lo, hi) = (self.first_of(index, page), self.first_of(index, page + 1));
-        let blocks = index.blocks.get(lo..hi.max(lo))?;
-        let i = blocks.binary_search_by_key(&module_offset, |b| b.module_offset.to_native()).ok()?;
-        Some(&blocks[i])
-    }
 }
 
 impl LoadedFile {
@@ -365,7 +325,7 @@ impl LoadedFiles {
     /// Whether the file in use for the module at `base` has the block `tag`.
     pub(crate) fn has_block(&self, base: u64, identity: FileIdentity, tag: u64) -> bool {
         self.files.iter().any(|f| {
-            f.module_base == base && f.identity == identity && module_offset(tag, base).and_then(|o| f.pages.block_at(f.index, o)).is_some()
+            f.module_base == base && f.identity == identity && module_offset(tag, base).and_then(|o| f.index.block_at(o)).is_some()
         })
     }
 
@@ -424,24 +384,28 @@ impl LoadedFiles {
     /// Whether the file in use for the module at `base` holds a block at
     /// `pc` it does not flag as a lookup target.
     pub(crate) fn unflagged_lookup_target(&self, pc: u64, base: u64, identity: FileIdentity) -> bool {
-        let Some(f) = self.files.iter().find(|f| !f.dead && f.module_base == base && f.identity == identity) else { return false };
-        let flag = persist::index::BlockEntry::LOOKUP_TARGET;
-        module_offset(pc, base).and_then(|o| f.pages.block_at(f.index, o)).is_some_and(|b| b.flags.to_native() & flag == 0)
+        let Some(f) = self.file_in_use(base, identity).map(|i| &self.files[i]) else { return false };
+        module_offset(pc, base).and_then(|o| f.index.block_at(o)).is_some_and(|b| !is_lookup_target(b))
     }
 
     /// The code of the block at `pc` in the file of the module at `base`,
-    /// not registered.
-    pub(crate) fn block_start(&self, pc: u64, base: u64, identity: FileIdentity) -> Option<u64> {
+    /// not registered, and whether the file flags it as a lookup target.
+    pub(crate) fn block_for_lookup(&self, pc: u64, base: u64, identity: FileIdentity) -> Option<(u64, bool)> {
         let (i, b) = self.block_in_use(pc, base, identity)?;
-        Some(self.files[i].block_x(b).1)
+        Some((self.files[i].block_x(b).1, is_lookup_target(b)))
+    }
+
+    /// The position of the file in use (not retired) for the module at `base`.
+    fn file_in_use(&self, base: u64, identity: FileIdentity) -> Option<usize> {
+        self.files.iter().position(|f| !f.dead && f.module_base == base && f.identity == identity)
     }
 
     /// The file in use for the module at `base` (its position) and its
     /// block at `pc`, now taken into use (counted for `-stats`).
     fn block_in_use(&self, pc: u64, base: u64, identity: FileIdentity) -> Option<(usize, &'static ArchivedBlockEntry)> {
-        let i = self.files.iter().position(|f| !f.dead && f.module_base == base && f.identity == identity)?;
+        let i = self.file_in_use(base, identity)?;
         let f = &self.files[i];
-        let b = f.pages.block_at(f.index, module_offset(pc, base)?)?;
+        let b = f.index.block_at(module_offset(pc, base)?)?;
         if b.ahead_of_time() {
             stats::add(&STATS.aot_blocks_registered, 1);
         }
@@ -466,7 +430,7 @@ impl LoadedFiles {
             exits,
             incoming: Vec::new(),
             translations,
-            lookup_target: b.flags.to_native() & persist::index::BlockEntry::LOOKUP_TARGET != 0,
+            lookup_target: is_lookup_target(b),
         })
     }
 
@@ -661,10 +625,6 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, 
         sys::populate(map + z.offset, z.len, true);
     }
     let mostly_ahead_of_time = v.index.ahead_of_time_blocks.to_native() as usize * 2 > v.index.blocks.len();
-    if mostly_ahead_of_time && !v.index.blocks.is_empty() {
-        let blocks = v.index.blocks.as_ptr() as u64;
-        sys::populate(blocks, (v.index.blocks.len() * core::mem::size_of::<ArchivedBlockEntry>()) as u64, false);
-    }
     for s in v.index.segments.iter().filter(|_| !mostly_ahead_of_time) {
         let x = &v.zones[s.x_zone.to_native() as usize];
         sys::populate(map + x.offset, (s.code_len.to_native() as u64).min(x.len), false);
@@ -702,6 +662,5 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, 
         registered: Vec::new(),
         dead: false,
         served,
-        pages: PageDirectory::new(v.index),
     }))
 }

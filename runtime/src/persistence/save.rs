@@ -332,7 +332,7 @@ fn not_on_disk<'a>(new: &New<'a>, base: u64, disk: Option<&persist::Validated<'_
     let trace_on_file = |head: u64| disk.is_some_and(|v| v.index.trace_at((head - base) as u32).is_some());
     let blocks: Vec<(&UnitBlock, &Fragment)> = new.blocks.iter().copied().filter(|(b, _)| !on_file(b.tag)).collect();
     let traces: Vec<(&UnitTrace, &Fragment)> = new.traces.iter().copied().filter(|(t, _)| !trace_on_file(t.head)).collect();
-    let marks: Vec<u32> = new.marks.iter().copied().filter(|&m| disk.is_some_and(|v| v.index.unmarked_count([m]) == 1)).collect();
+    let marks: Vec<u32> = new.marks.iter().copied().filter(|&m| disk.is_some_and(|v| v.index.is_unmarked(m))).collect();
     let held = disk.map_or(0, |v| v.index.blocks.len());
     let left = New { blocks, traces, marks };
     persist::merge::worth_rewriting(left.fresh(), held, growth).then_some(left)
