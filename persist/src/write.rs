@@ -21,6 +21,46 @@ pub fn w_front_padding(len: usize) -> usize {
 /// order. X zones are padded at their end to a page; W zones must already
 /// be a whole number of pages (see [`w_front_padding`]).
 pub fn build(key: &CacheKey, index: &Index, zones: &[(ZoneKind, &[u8])]) -> Vec<u8> {
+    lay_out(key, index, zones).to_vec()
+}
+
+/// A file laid out: its R zone built (header, zone table with every
+/// zone's hash, key, index), the other zones left where they are and
+/// written from there, so that writing a file holds no copy of it.
+pub struct Layout<'a> {
+    r_zone: Vec<u8>,
+    zones: Vec<&'a [u8]>,
+}
+
+/// What pads a zone to its page.
+static ZEROS: [u8; PAGE as usize] = [0; PAGE as usize];
+
+impl<'a> Layout<'a> {
+    /// The file's length.
+    pub fn len(&self) -> usize {
+        self.r_zone.len() + self.zones.iter().map(|z| page_up(z.len())).sum::<usize>()
+    }
+
+    /// The file's bytes in order, in pieces: R, then each zone and the
+    /// zeros that pad it to a page.
+    pub fn pieces(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        core::iter::once(&self.r_zone[..])
+            .chain(self.zones.iter().flat_map(|z| [*z, &ZEROS[..page_up(z.len()) - z.len()]]))
+            .filter(|p| !p.is_empty())
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut file = Vec::with_capacity(self.len());
+        for p in self.pieces() {
+            file.extend_from_slice(p);
+        }
+        file
+    }
+}
+
+/// Lays out a file for `key` with `index` and `zones` after R (as
+/// [`build`] does, without copying the zones).
+pub fn lay_out<'a>(key: &CacheKey, index: &Index, zones: &[(ZoneKind, &'a [u8])]) -> Layout<'a> {
     assert!(zones.len() < MAX_ZONES, "too many zones");
     let key_bytes = key.encode();
     let index_bytes = rkyv::to_bytes::<rkyv::rancor::Error>(index).expect("the index serialises");
@@ -28,43 +68,40 @@ pub fn build(key: &CacheKey, index: &Index, zones: &[(ZoneKind, &[u8])]) -> Vec<
     let key_at = header_and_table_len(count);
     let index_at = (key_at + key_bytes.len() + 15) & !15;
     let r_len = page_up(index_at + index_bytes.len());
-    let mut table = Vec::with_capacity(count);
-    table.push((ZoneKind::ReadOnly, 0usize, r_len));
-    let mut at = r_len;
-    for &(kind, bytes) in zones {
-        assert!(kind != ZoneKind::Writable || bytes.len() % PAGE as usize == 0, "W zones are whole pages");
-        table.push((kind, at, page_up(bytes.len())));
-        at += page_up(bytes.len());
-    }
-    let mut file = alloc::vec![0u8; at];
-    file[..8].copy_from_slice(MAGIC);
-    let put32 = |file: &mut Vec<u8>, at: usize, v: u32| file[at..at + 4].copy_from_slice(&v.to_le_bytes());
-    put32(&mut file, 8, FORMAT_VERSION);
-    put32(&mut file, 12, HEADER_LEN as u32);
-    put32(&mut file, ZONE_COUNT_AT, count as u32);
-    put32(&mut file, KEY_LEN_AT, key_bytes.len() as u32);
-    put32(&mut file, INDEX_AT, index_at as u32);
-    put32(&mut file, INDEX_LEN_AT, index_bytes.len() as u32);
-    file[key_at..key_at + key_bytes.len()].copy_from_slice(&key_bytes);
-    file[index_at..index_at + index_bytes.len()].copy_from_slice(&index_bytes);
-    for (i, &(kind, bytes)) in zones.iter().enumerate() {
-        let off = table[i + 1].1;
-        file[off..off + bytes.len()].copy_from_slice(bytes);
-        let _ = kind;
-    }
-    for (i, &(kind, off, len)) in table.iter().enumerate() {
+    let mut r = alloc::vec![0u8; r_len];
+    r[..8].copy_from_slice(MAGIC);
+    let put32 = |r: &mut Vec<u8>, at: usize, v: u32| r[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    put32(&mut r, 8, FORMAT_VERSION);
+    put32(&mut r, 12, HEADER_LEN as u32);
+    put32(&mut r, ZONE_COUNT_AT, count as u32);
+    put32(&mut r, KEY_LEN_AT, key_bytes.len() as u32);
+    put32(&mut r, INDEX_AT, index_at as u32);
+    put32(&mut r, INDEX_LEN_AT, index_bytes.len() as u32);
+    r[key_at..key_at + key_bytes.len()].copy_from_slice(&key_bytes);
+    r[index_at..index_at + index_bytes.len()].copy_from_slice(&index_bytes);
+    let entry = |r: &mut Vec<u8>, i: usize, kind: ZoneKind, off: usize, len: usize, hash: Option<[u8; 32]>| {
         let e = ZONE_TABLE + ZONE_ENTRY * i;
-        put32(&mut file, e, kind as u32);
-        file[e + 8..e + 16].copy_from_slice(&(off as u64).to_le_bytes());
-        file[e + 16..e + 24].copy_from_slice(&(len as u64).to_le_bytes());
-        if i > 0 {
-            let h = *blake3::hash(&file[off..off + len]).as_bytes();
-            file[e + 24..e + 56].copy_from_slice(&h);
+        put32(r, e, kind as u32);
+        r[e + 8..e + 16].copy_from_slice(&(off as u64).to_le_bytes());
+        r[e + 16..e + 24].copy_from_slice(&(len as u64).to_le_bytes());
+        if let Some(h) = hash {
+            r[e + 24..e + 56].copy_from_slice(&h);
         }
+    };
+    entry(&mut r, 0, ZoneKind::ReadOnly, 0, r_len, None);
+    let mut at = r_len;
+    for (i, &(kind, bytes)) in zones.iter().enumerate() {
+        assert!(kind != ZoneKind::Writable || bytes.len() % PAGE as usize == 0, "W zones are whole pages");
+        let len = page_up(bytes.len());
+        let mut h = blake3::Hasher::new();
+        h.update(bytes);
+        h.update(&ZEROS[..len - bytes.len()]);
+        entry(&mut r, i + 1, kind, at, len, Some(*h.finalize().as_bytes()));
+        at += len;
     }
-    let header_hash = header_hash(&file, count);
-    file[HEADER_HASH_AT..HEADER_HASH_AT + 32].copy_from_slice(&header_hash);
-    let r_hash = read_only_hash(&file[..r_len]);
-    file[R_HASH_AT..R_HASH_AT + 32].copy_from_slice(&r_hash);
-    file
+    let header_hash = header_hash(&r, count);
+    r[HEADER_HASH_AT..HEADER_HASH_AT + 32].copy_from_slice(&header_hash);
+    let r_hash = read_only_hash(&r);
+    r[R_HASH_AT..R_HASH_AT + 32].copy_from_slice(&r_hash);
+    Layout { r_zone: r, zones: zones.iter().map(|&(_, z)| z).collect() }
 }

@@ -84,6 +84,20 @@ fn sample_with(flags: impl Fn(u32) -> u32, tamper: impl FnOnce(&mut Index)) -> V
 }
 
 #[test]
+fn a_layout_is_written_from_its_zones_where_they_are() {
+    let code: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+    let data = vec![0u8; 4096];
+    let layout = persist::write::lay_out(&key(), &Index::default(), &[(ZoneKind::Writable, &data), (ZoneKind::Exec, &code)]);
+    let pieces: Vec<&[u8]> = layout.pieces().collect();
+    assert!(pieces.iter().any(|p| p.as_ptr() == code.as_ptr()), "the X zone is not copied");
+    assert_eq!(pieces.iter().map(|p| p.len()).sum::<usize>(), layout.len());
+    let file = Aligned::new(&layout.to_vec());
+    let v = validate(file.bytes()).expect("valid: every zone's hash covers its padding");
+    assert_eq!(&v.zone_bytes(2)[..5000], &code[..]);
+    assert!(v.zone_bytes(2)[5000..].iter().all(|&b| b == 0), "padded with zeros to a page");
+}
+
+#[test]
 fn round_trip() {
     let file = Aligned::new(&sample());
     let v = validate(file.bytes()).expect("valid");

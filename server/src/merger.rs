@@ -146,15 +146,16 @@ impl Merger<'_> {
         if added == 0 {
             return;
         }
-        let bytes = persist::write::build(&key, &file.index, &file.zone_refs());
-        match publish(&path, &bytes) {
+        let zones = file.zone_refs();
+        let layout = persist::write::lay_out(&key, &file.index, &zones);
+        match publish(&path, &layout) {
             Ok(id) => {
                 let _ = lock.write_all_at(&verified_memo(id), 0);
                 self.vouched.note(name, id);
                 Counters::add(&self.counters.merges, 1);
                 Counters::add(&self.counters.blocks_added, added as u64);
-                Counters::add(&self.counters.bytes_written, bytes.len() as u64);
-                self.log.line(format_args!("wrote {name}: {} blocks, {added} new, {} bytes", file.index.blocks.len(), bytes.len()));
+                Counters::add(&self.counters.bytes_written, layout.len() as u64);
+                self.log.line(format_args!("wrote {name}: {} blocks, {added} new, {} bytes", file.index.blocks.len(), layout.len()));
             }
             Err(e) => self.error(name, &format!("cannot write: {e}")),
         }
@@ -221,16 +222,16 @@ fn on_disk(path: &Path) -> Option<(memmap2::Mmap, FileIdentity)> {
     Some((map, FileIdentity::of(&meta)))
 }
 
-/// Writes `bytes` to a temporary file beside `path` and renames it over
+/// Writes `file` to a temporary file beside `path` and renames it over
 /// `path`; the identity of the file published.
-fn publish(path: &Path, bytes: &[u8]) -> std::io::Result<FileIdentity> {
+fn publish(path: &Path, file: &persist::write::Layout) -> std::io::Result<FileIdentity> {
     let tmp = cachetool::cache_dir::temp_beside(path);
     let written = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(&tmp)
-        .and_then(|mut f| f.write_all(bytes));
+        .and_then(|mut f| file.pieces().try_for_each(|piece| f.write_all(piece)));
     if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);

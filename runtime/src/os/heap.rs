@@ -126,6 +126,43 @@ unsafe impl GlobalAlloc for RuntimeAllocator {
         }
     }
 
+    /// A large block grows by moving its pages (`mremap`), not by copying
+    /// them: the lookup table and a file's zones grow to tens of MiB.
+    unsafe fn realloc(&self, block: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's promise: new_size is valid with this alignment.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        match (class_of(&layout), class_of(&new_layout)) {
+            (Some(old), Some(new)) if old == new => return block,
+            (None, None) => {
+                let (old_len, new_len) = (sys::page_up(layout.size() as u64), sys::page_up(new_size as u64));
+                if old_len == new_len {
+                    return block;
+                }
+                // SAFETY: a large block is a whole mapping of old_len bytes,
+                // which the caller gives up.
+                if let Some(moved) = unsafe { sys::remap_private(block as u64, old_len, new_len) } {
+                    if new_len > old_len {
+                        mapped((new_len - old_len) as usize);
+                    } else {
+                        MAPPED.fetch_sub(old_len - new_len, Relaxed);
+                    }
+                    return moved as *mut u8;
+                }
+            }
+            _ => {}
+        }
+        // SAFETY: the caller's promises, passed on; the copy covers what
+        // both blocks hold.
+        unsafe {
+            let new = self.alloc(new_layout);
+            if !new.is_null() {
+                ptr::copy_nonoverlapping(block, new, layout.size().min(new_size));
+                self.dealloc(block, layout);
+            }
+            new
+        }
+    }
+
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
         match class_of(&layout) {
             Some(class) => {
@@ -140,6 +177,51 @@ unsafe impl GlobalAlloc for RuntimeAllocator {
                 let _ = unsafe { sys::munmap(block as u64, len) };
                 MAPPED.fetch_sub(len, Relaxed);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fill(p: *mut u8, len: usize) {
+        // SAFETY: the test's own block of at least `len` bytes.
+        (0..len).for_each(|i| unsafe { *p.add(i) = (i % 251) as u8 });
+    }
+
+    fn holds_fill(p: *const u8, len: usize) -> bool {
+        // SAFETY: as for fill.
+        (0..len).all(|i| unsafe { *p.add(i) } == (i % 251) as u8)
+    }
+
+    #[test]
+    fn blocks_keep_their_bytes_when_they_grow_and_shrink() {
+        let heap = RuntimeAllocator::new();
+        let layout = |size| Layout::from_size_align(size, 8).unwrap();
+        // SAFETY: every block is used within its current size and given
+        // back with the layout it has.
+        unsafe {
+            // A size class to a large block: copied.
+            let p = heap.alloc(layout(1000));
+            fill(p, 1000);
+            let p = heap.realloc(p, layout(1000), 3 * 4096 + 5);
+            assert!(holds_fill(p, 1000));
+            fill(p, 3 * 4096 + 5);
+            // A large block to a larger one: its pages moved.
+            let big = 64 << 20;
+            let q = heap.realloc(p, layout(3 * 4096 + 5), big);
+            assert!(!q.is_null() && holds_fill(q, 3 * 4096 + 5));
+            *q.add(big - 1) = 7;
+            // Shrunk in place, then back to a size class.
+            let r = heap.realloc(q, layout(big), 5 * 4096);
+            assert_eq!(r, q);
+            assert!(holds_fill(r, 3 * 4096 + 5));
+            let s = heap.realloc(r, layout(5 * 4096), 100);
+            assert!(holds_fill(s, 100));
+            // The same class: the same block.
+            assert_eq!(heap.realloc(s, layout(100), 120), s);
+            heap.dealloc(s, layout(120));
         }
     }
 }

@@ -183,6 +183,19 @@ pub(crate) fn write(fd: impl AsFd, buf: &[u8]) -> Result<usize> {
     rustix::io::write(fd, buf)
 }
 
+/// Writes all of `buf` to `fd`, retrying on short writes and EINTR.
+pub(crate) fn write_fully(fd: impl AsFd, mut buf: &[u8]) -> Result<()> {
+    while !buf.is_empty() {
+        match write(&fd, buf) {
+            Err(Errno::INTR) => {}
+            Ok(n) if n > 0 => buf = &buf[n..],
+            Ok(_) => return Err(Errno::IO),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Writes the whole buffer to the raw descriptor `fd`, retrying on short
 /// writes and EINTR; gives up on any other error.
 pub(crate) fn write_all(fd: i32, mut buf: &[u8]) {
@@ -266,6 +279,36 @@ pub(crate) fn map_private(len: u64, prot: u64) -> Option<*mut u8> {
     // SAFETY: a fresh anonymous mapping at a kernel-chosen address.
     let r = unsafe { mmap(0, len, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) };
     r.ok().map(|r| r as *mut u8)
+}
+
+/// Moves the runtime's anonymous mapping `[addr, addr + old_len)` to a
+/// fresh place of `new_len` bytes in its private region (or shrinks it
+/// in place): the kernel moves the pages, nothing is copied. None, with
+/// the mapping as it was, if that cannot be.
+///
+/// # Safety
+/// `[addr, addr + old_len)` is a whole mapping of the runtime's own, and
+/// nothing may use `addr` after a move.
+pub(crate) unsafe fn remap_private(addr: u64, old_len: u64, new_len: u64) -> Option<u64> {
+    const MREMAP_MAYMOVE: u64 = 1;
+    const MREMAP_FIXED: u64 = 2;
+    let (old_len, new_len) = (page_up(old_len), page_up(new_len));
+    if new_len <= old_len {
+        // SAFETY: shrinking our own mapping in place; the caller's promise.
+        return unsafe { check(syscall(nr::MREMAP, addr, old_len, new_len)) }.ok().map(|_| addr);
+    }
+    // The new place is claimed first (MAP_FIXED_NOREPLACE, as for any of
+    // the runtime's memory), so the move replaces only our own placeholder.
+    let to = map_private(new_len, PROT_NONE)? as u64;
+    // SAFETY: `to` is the placeholder just mapped; the caller's promise for `addr`.
+    match check(unsafe { syscall6(nr::MREMAP, [addr, old_len, new_len, MREMAP_MAYMOVE | MREMAP_FIXED, to, 0]) }) {
+        Ok(_) => Some(to),
+        Err(_) => {
+            // SAFETY: the placeholder is ours and unused.
+            let _ = unsafe { munmap(to, new_len) };
+            None
+        }
+    }
 }
 
 /// Faults in `[addr, addr + len)` in one call (for memory about to be

@@ -99,16 +99,10 @@ impl UnixStream {
 
 /// A new anonymous file in memory holding `bytes`, to hand to another
 /// process by descriptor.
-pub(crate) fn memory_file(bytes: &[u8]) -> sys::Result<OwnedFd> {
+pub(crate) fn memory_file<'a>(pieces: impl IntoIterator<Item = &'a [u8]>) -> sys::Result<OwnedFd> {
     let fd = rustix::fs::memfd_create("dbi-handover", rustix::fs::MemfdFlags::CLOEXEC)?;
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        match sys::write(&fd, rest) {
-            Ok(0) => return Err(sys::Errno::IO),
-            Ok(n) => rest = &rest[n..],
-            Err(sys::Errno::INTR) => {}
-            Err(e) => return Err(e),
-        }
+    for piece in pieces {
+        sys::write_fully(&fd, piece)?;
     }
     Ok(fd)
 }

@@ -75,21 +75,15 @@ pub(crate) fn unlock(lock: Lock) {
 /// Writes `bytes` to a new temporary file next to `path` and renames it
 /// over `path`; the identity of the version published (read from the
 /// file itself after the rename, which changes its ctime).
-pub(crate) fn publish(path: &[u8], bytes: &[u8]) -> sys::Result<Option<crate::os::modules::FileIdentity>> {
+pub(crate) fn publish(path: &[u8], file: &persist::write::Layout) -> sys::Result<Option<crate::os::modules::FileIdentity>> {
     let mut rand = [0u8; 8];
     sys::getrandom(&mut rand);
     let tmp = with_suffix(path, &persist::cache_dir::temp_suffix(sys::getpid(), u64::from_le_bytes(rand)));
     let fd = open(&tmp, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL, 0o600)?;
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        match sys::write(&fd, rest) {
-            Ok(n) if n > 0 => rest = &rest[n..],
-            other => {
-                drop(fd);
-                let _ = sys::unlink(&tmp);
-                return Err(other.err().unwrap_or(sys::Errno::IO));
-            }
-        }
+    if let Err(e) = file.pieces().try_for_each(|piece| sys::write_fully(&fd, piece)) {
+        drop(fd);
+        let _ = sys::unlink(&tmp);
+        return Err(e);
     }
     let published = sys::rename(&tmp, path);
     if published.is_err() {

@@ -256,8 +256,9 @@ fn save_unit(unit: &Unit, live: Live, loaded: &LoadedFiles, server: &mut Option<
         drop(disk);
         drop(on_disk);
         let delta = delta_of(unit, &new_here.blocks, &new_here.traces, &new_here.marks, &|tag| live.traces.is_cold_head(tag));
-        let bytes = persist::write::build(&key, &delta.index, &delta.zone_refs());
-        match s.hand_over(files::file_name(&path), &bytes) {
+        let zones = delta.zone_refs();
+        let layout = persist::write::lay_out(&key, &delta.index, &zones);
+        match s.hand_over(files::file_name(&path), &layout) {
             Ok(()) => {
                 note_handed_over(&path, new_here.blocks.len(), in_use);
                 crate::verbose!(
@@ -297,8 +298,8 @@ fn write_merged(unit: &Unit, new_here: &New, live: Live, key: &persist::CacheKey
     let mut file = old.as_ref().and_then(Parts::of).unwrap_or_default();
     if let Some(added) = persist::merge::merge(&mut file, delta_of(unit, &fresh.blocks, &fresh.traces, &fresh.marks, &|tag| live.traces.is_cold_head(tag)), growth) {
         let index = &file.index;
-        let bytes = persist::write::build(key, index, &file.zone_refs());
-        let published = files::publish(path, &bytes);
+        let zones = file.zone_refs();
+        let published = files::publish(path, &persist::write::lay_out(key, index, &zones));
         match published {
             Err(e) => note_write_failure(path, e),
             Ok(identity) => {

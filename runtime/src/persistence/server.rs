@@ -95,8 +95,8 @@ impl Server {
 
     /// Hands `delta` (a whole `.dpc` file of new blocks) over for the
     /// cache file named `name`; Ok once the server has queued it.
-    pub(crate) fn hand_over(&self, name: &str, delta: &[u8]) -> Result<(), &'static str> {
-        let memory = unix_socket::memory_file(delta).map_err(|_| "no memory file")?;
+    pub(crate) fn hand_over(&self, name: &str, delta: &persist::write::Layout) -> Result<(), &'static str> {
+        let memory = unix_socket::memory_file(delta.pieces()).map_err(|_| "no memory file")?;
         self.0.send(&protocol::frame(Kind::HandOver, name.as_bytes()), Some(&memory)).map_err(|_| "sending failed")?;
         match reply(&self.0)? {
             (Kind::Ok, _, _) => Ok(()),
