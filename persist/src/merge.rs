@@ -98,6 +98,7 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     let exit_shift = index.exits.len() as u32;
     let translation_shift = index.translations.len() as u32;
     let data_shift = index.block_data.len() as u32;
+    let added: Vec<u32> = fresh.iter().map(|&i| d.blocks[i].module_offset).collect();
     index.segments.extend(d.segments.iter().map(|s| {
         let mut s = s.clone();
         s.w_zone += zone_shift;
@@ -134,15 +135,19 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     index.derive_from_blocks();
     index.client_zones = d.client_zones.map(|(w, x)| (w + zone_shift, x + zone_shift));
     zones.extend(d_zones);
-    prelink(file);
+    prelink(file, segment_shift as usize, &added);
     Some(brings.blocks + brings.traces + brings.marks)
 }
 
 /// Points every exit whose target block is anywhere in the file straight
 /// at it: a slot holds an offset from its own segment's X zone, and zones
 /// keep their distances wherever the file is mapped, so exits across
-/// segments (blocks added by later runs) are pre-linked too.
-pub fn prelink(parts: &mut Parts<'_>) {
+/// segments (blocks added by later runs) are pre-linked too. Segments
+/// before `first_new` are a file's as it was written (each exit to one of
+/// its blocks linked already, and a merge moves no zone): of their exits
+/// only those to the blocks `added` (module offsets, increasing) are
+/// looked at, so that a merge costs what it adds, not what the file holds.
+pub fn prelink(parts: &mut Parts<'_>, first_new: usize, added: &[u32]) {
     let Parts { index, zones } = parts;
     let mut at = Vec::with_capacity(zones.len() + 1);
     at.push(0usize);
@@ -151,16 +156,26 @@ pub fn prelink(parts: &mut Parts<'_>) {
     }
     // at[z - 1] is zone z's distance from the first zone after R.
     let place = |z: u32| at[z as usize - 1] as i64;
-    for seg in &index.segments {
+    for (s, seg) in index.segments.iter().enumerate() {
+        if s < first_new && added.is_empty() {
+            continue;
+        }
         let first = seg.first_exit as usize;
         for e in &index.exits[first..first + seg.exit_count as usize] {
             let Ok(offset) = u32::try_from(e.target) else { continue };
+            if s < first_new && added.binary_search(&offset).is_err() {
+                continue;
+            }
             let Ok(b) = index.blocks.binary_search_by_key(&offset, |b| b.module_offset) else { continue };
             let b = &index.blocks[b];
             let target_x = index.segments[b.segment as usize].x_zone;
-            let value = place(target_x) + b.code_offset as i64 - place(seg.x_zone);
-            let w = zones[seg.w_zone as usize - 1].1.to_mut();
-            w[e.slot as usize..e.slot as usize + 8].copy_from_slice(&value.to_le_bytes());
+            let value = (place(target_x) + b.code_offset as i64 - place(seg.x_zone)).to_le_bytes();
+            let slot = e.slot as usize..e.slot as usize + 8;
+            let w = &mut zones[seg.w_zone as usize - 1].1;
+            // A zone still mapped from the old file is copied only to change it.
+            if w[slot.clone()] != value {
+                w.to_mut()[slot].copy_from_slice(&value);
+            }
         }
     }
 }

@@ -457,3 +457,72 @@ fn merging_flags_the_lookup_targets_a_delta_marks() {
     let repeated = marks_only(vec![unflagged[1], unflagged[1]]);
     assert_eq!(validate(repeated.bytes()).err(), Some(Reject::BadIndex));
 }
+
+/// A delta of one block at `offset` (its code 40 bytes in a segment of its
+/// own) whose one exit goes to `target`.
+fn one_block_delta(offset: u32, target: i64) -> Aligned {
+    let block = BlockEntry {
+        module_offset: offset,
+        app_len: 16,
+        segment: 0,
+        code_offset: 0,
+        code_len: 40,
+        first_exit: 0,
+        exit_count: 1,
+        translation_offset: 0,
+        translation_len: 0,
+        first_data: 0,
+        data_count: 0,
+        flags: 0,
+    };
+    let mut index = Index {
+        segments: vec![Segment { w_zone: 1, x_zone: 2, base_slot: 4096 - 8, first_exit: 0, exit_count: 1, code_len: 40 }],
+        blocks: vec![block],
+        exits: vec![ExitEntry { slot: 0, stub: 8, target }],
+        ..Index::default()
+    };
+    index.derive_from_blocks();
+    Aligned::new(&persist::write::build(&key(), &index, &[(ZoneKind::Writable, &[0u8; 4096]), (ZoneKind::Exec, &[0x90u8; 40])]))
+}
+
+fn slot_value(zone: &[u8], slot: usize) -> i64 {
+    i64::from_le_bytes(zone[slot..slot + 8].try_into().unwrap())
+}
+
+/// A merge links the file's exits to the blocks it adds and the added
+/// blocks' exits to the file's blocks (a slot holds the distance between
+/// X zones), and copies no zone of the old file it does not change.
+#[test]
+fn merging_links_exits_to_and_from_the_blocks_it_adds_and_copies_nothing_else() {
+    use std::borrow::Cow;
+    let every_block = u32::MAX as usize;
+    let old = Aligned::new(&sample());
+    let old = validate(old.bytes()).expect("valid");
+    let mut file = persist::merge::Parts::of(&old).expect("parts");
+    // The sample's exits all go to 0x2000, a block it lacks.
+    let delta = one_block_delta(0x2000, 0x1000);
+    let delta = validate(delta.bytes()).expect("valid");
+    assert_eq!(persist::merge::merge(&mut file, persist::merge::Parts::of(&delta).unwrap(), every_block), Some(1));
+    // Zones after R: the file's W and X (one page each), the delta's W and X.
+    let (x_old, x_new) = (4096i64, 3 * 4096i64);
+    assert_eq!(slot_value(&file.zones[0].1, 4096 - 16), x_new - x_old, "the file's exit to the added block");
+    assert_eq!(slot_value(&file.zones[2].1, 0), x_old - x_new, "the added block's exit to the file's first block");
+    let merged = Aligned::new(&persist::write::build(&key(), &file.index, &file.zone_refs()));
+    let merged = validate(merged.bytes()).expect("the merged file is valid");
+
+    // Another block, which nothing links to or from: the old zones stay
+    // where they are mapped.
+    let mut file = persist::merge::Parts::of(&merged).unwrap();
+    let unlinked = one_block_delta(0x3000, 0x5000);
+    let unlinked = validate(unlinked.bytes()).unwrap();
+    assert_eq!(persist::merge::merge(&mut file, persist::merge::Parts::of(&unlinked).unwrap(), every_block), Some(1));
+    assert!(file.zones[..4].iter().all(|(_, z)| matches!(z, Cow::Borrowed(_))), "no old zone copied");
+    assert_eq!(slot_value(&file.zones[0].1, 4096 - 16), x_new - x_old, "links kept");
+
+    // Lookup marks alone: no zone copied either.
+    let mut file = persist::merge::Parts::of(&merged).unwrap();
+    let marks = Aligned::new(&persist::write::build(&key(), &Index { lookup_marks: vec![0x1010], ..Index::default() }, &[]));
+    let marks = validate(marks.bytes()).unwrap();
+    assert_eq!(persist::merge::merge(&mut file, persist::merge::Parts::of(&marks).unwrap(), every_block), Some(1));
+    assert!(file.zones.iter().all(|(_, z)| matches!(z, Cow::Borrowed(_))), "no zone copied");
+}
