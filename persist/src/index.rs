@@ -211,7 +211,24 @@ pub struct Index {
     /// lookup table at load: a file translated ahead of time learns its
     /// lookup targets from the runs that use it.
     pub lookup_marks: Vec<u32>,
+    /// Where each span of [`BUCKET`] bytes of the module starts in
+    /// `blocks`: entry `k` is the position of the first block at or after
+    /// module offset `k * BUCKET`, up to one span past the last block's;
+    /// empty in a file of fewer than [`BUCKETED_FROM`] blocks. A block is
+    /// then searched for among the few of its span: the directory is small
+    /// and stays cached, where a binary search of a large index reads a
+    /// dozen far-apart entries (each a cache and TLB miss), and a file
+    /// translated ahead of time is searched thousands of times in its
+    /// first run. A lookup checks the entry it finds, so a wrong directory
+    /// can only hide blocks.
+    pub block_buckets: Vec<u32>,
 }
+
+/// Bytes of module code per entry of [`Index::block_buckets`].
+pub const BUCKET: u32 = 64;
+
+/// Files with fewer blocks are binary searched: their index is small.
+pub const BUCKETED_FROM: usize = 4096;
 
 impl Index {
     /// Sets what is derived from the blocks, their flags and the traces:
@@ -226,6 +243,21 @@ impl Index {
             .filter(|b| b.flags & BlockEntry::LOOKUP_TARGET != 0)
             .map(|b| LookupTarget { module_offset: b.module_offset, segment: b.segment, code_offset: b.code_offset })
             .collect();
+        self.derive_block_buckets();
+    }
+
+    fn derive_block_buckets(&mut self) {
+        self.block_buckets.clear();
+        let Some(last) = self.blocks.last().filter(|_| self.blocks.len() >= BUCKETED_FROM) else { return };
+        let spans = (last.module_offset / BUCKET) as usize + 2;
+        let mut first = 0;
+        for span in 0..spans {
+            let start = span as u64 * u64::from(BUCKET);
+            while first < self.blocks.len() && u64::from(self.blocks[first].module_offset) < start {
+                first += 1;
+            }
+            self.block_buckets.push(first as u32);
+        }
     }
 }
 
@@ -282,8 +314,13 @@ impl ArchivedIndex {
 
     /// The block starting at `module_offset`.
     pub fn block_at(&self, module_offset: u32) -> Option<&ArchivedBlockEntry> {
-        let i = self.blocks.binary_search_by_key(&module_offset, |b| b.module_offset.to_native()).ok()?;
-        Some(&self.blocks[i])
+        let span = (module_offset / BUCKET) as usize;
+        let blocks = match (self.block_buckets.get(span), self.block_buckets.get(span + 1)) {
+            (Some(lo), Some(hi)) => self.blocks.get(lo.to_native() as usize..hi.to_native() as usize)?,
+            _ => &self.blocks[..],
+        };
+        let i = blocks.binary_search_by_key(&module_offset, |b| b.module_offset.to_native()).ok()?;
+        Some(&blocks[i])
     }
 
     /// The trace whose head is at `module_offset`.

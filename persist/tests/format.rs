@@ -51,24 +51,29 @@ fn sample_with_flags(flags: impl Fn(u32) -> u32) -> Vec<u8> {
     sample_with(flags, |_| {})
 }
 
+/// A block entry with no translations and no client data.
+fn block_entry(module_offset: u32, code_offset: u32, code_len: u32, exits: (u32, u32), flags: u32) -> BlockEntry {
+    BlockEntry {
+        module_offset,
+        app_len: 16,
+        segment: 0,
+        code_offset,
+        code_len,
+        first_exit: exits.0,
+        exit_count: exits.1,
+        translation_offset: 0,
+        translation_len: 0,
+        first_data: 0,
+        data_count: 0,
+        flags,
+    }
+}
+
 /// The sample file with each block's `flags`, its derived fields set and
 /// then `tamper` applied to its index.
 fn sample_with(flags: impl Fn(u32) -> u32, tamper: impl FnOnce(&mut Index)) -> Vec<u8> {
     let blocks = (0..50u32)
-        .map(|i| BlockEntry {
-            module_offset: 0x1000 + 16 * i,
-            app_len: 16,
-            segment: 0,
-            code_offset: 40 * i,
-            code_len: 40,
-            first_exit: i % 3,
-            exit_count: 1,
-            translation_offset: 0,
-            translation_len: 0,
-            first_data: 0,
-            data_count: 0,
-            flags: flags(i),
-        })
+        .map(|i| block_entry(0x1000 + 16 * i, 40 * i, 40, (i % 3, 1), flags(i)))
         .collect();
     let mut index = Index {
         segments: vec![Segment { w_zone: 1, x_zone: 2, base_slot: 4096 - 8, first_exit: 0, exit_count: 3, code_len: 2000 }],
@@ -461,20 +466,7 @@ fn merging_flags_the_lookup_targets_a_delta_marks() {
 /// A delta of one block at `offset` (its code 40 bytes in a segment of its
 /// own) whose one exit goes to `target`.
 fn one_block_delta(offset: u32, target: i64) -> Aligned {
-    let block = BlockEntry {
-        module_offset: offset,
-        app_len: 16,
-        segment: 0,
-        code_offset: 0,
-        code_len: 40,
-        first_exit: 0,
-        exit_count: 1,
-        translation_offset: 0,
-        translation_len: 0,
-        first_data: 0,
-        data_count: 0,
-        flags: 0,
-    };
+    let block = block_entry(offset, 0, 40, (0, 1), 0);
     let mut index = Index {
         segments: vec![Segment { w_zone: 1, x_zone: 2, base_slot: 4096 - 8, first_exit: 0, exit_count: 1, code_len: 40 }],
         blocks: vec![block],
@@ -525,4 +517,61 @@ fn merging_links_exits_to_and_from_the_blocks_it_adds_and_copies_nothing_else() 
     let marks = validate(marks.bytes()).unwrap();
     assert_eq!(persist::merge::merge(&mut file, persist::merge::Parts::of(&marks).unwrap(), every_block), Some(1));
     assert!(file.zones.iter().all(|(_, z)| matches!(z, Cow::Borrowed(_))), "no zone copied");
+}
+
+/// A file of `n` blocks 16 bytes apart, each with 8 bytes of code and no
+/// exit, with `tamper` applied to its index after its derived fields.
+fn many_blocks(n: u32, tamper: impl FnOnce(&mut Index)) -> Aligned {
+    let blocks = (0..n)
+        .map(|i| block_entry(0x1000 + 16 * i, 8 * i, 8, (0, 0), 0))
+        .collect();
+    let mut index = Index {
+        segments: vec![Segment { w_zone: 1, x_zone: 2, base_slot: 4096 - 8, first_exit: 0, exit_count: 0, code_len: 8 * n }],
+        blocks,
+        ..Index::default()
+    };
+    index.derive_from_blocks();
+    tamper(&mut index);
+    let code = vec![0x90u8; 8 * n as usize];
+    Aligned::new(&persist::write::build(&key(), &index, &[(ZoneKind::Writable, &[0u8; 4096]), (ZoneKind::Exec, &code)]))
+}
+
+/// A large file's blocks are found through its directory of spans,
+/// exactly where a binary search finds them; a directory that lies hides
+/// blocks at worst, never names a wrong one.
+#[test]
+fn blocks_of_a_large_file_are_found_through_its_directory() {
+    use persist::index::{BUCKET, BUCKETED_FROM};
+    let n = BUCKETED_FROM as u32 + 1000;
+    let file = many_blocks(n, |_| {});
+    let v = validate(file.bytes()).expect("valid");
+    let last = 0x1000 + 16 * (n - 1);
+    assert_eq!(v.index.block_buckets.len(), (last / BUCKET) as usize + 2);
+    for i in 0..n {
+        let off = 0x1000 + 16 * i;
+        assert_eq!(v.index.block_at(off).map(|b| b.code_offset.to_native()), Some(8 * i), "block {i}");
+        assert!(v.index.block_at(off + 1).is_none() && v.index.block_at(off + 8).is_none());
+    }
+    assert!(v.index.block_at(0).is_none() && v.index.block_at(last + 16).is_none() && v.index.block_at(u32::MAX).is_none());
+    let small = many_blocks(100, |_| {});
+    assert!(validate(small.bytes()).unwrap().index.block_buckets.is_empty(), "small files are binary searched");
+
+    // Spans that lie: shifted by one span, reversed, out of bounds.
+    let shifted = many_blocks(n, |ix| {
+        ix.block_buckets.remove(0);
+    });
+    let v = validate(shifted.bytes()).expect("a wrong directory is only wrong");
+    assert!(v.index.block_at(0x1000 + 16 * 5).is_none(), "hidden");
+    for i in 0..n {
+        let off = 0x1000 + 16 * i;
+        assert!(v.index.block_at(off).is_none_or(|b| b.module_offset.to_native() == off));
+    }
+    for lie in [|ix: &mut Index| ix.block_buckets.reverse(), |ix: &mut Index| ix.block_buckets.iter_mut().for_each(|e| *e = u32::MAX)] {
+        let f = many_blocks(n, lie);
+        let v = validate(f.bytes()).expect("valid");
+        for i in (0..n).step_by(7) {
+            let off = 0x1000 + 16 * i;
+            assert!(v.index.block_at(off).is_none_or(|b| b.module_offset.to_native() == off));
+        }
+    }
 }
