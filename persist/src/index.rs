@@ -72,11 +72,19 @@ impl BlockEntry {
     pub fn ahead_of_time(&self) -> bool {
         self.flags & Self::AHEAD_OF_TIME != 0
     }
+
+    pub fn lookup_target(&self) -> bool {
+        self.flags & Self::LOOKUP_TARGET != 0
+    }
 }
 
 impl ArchivedBlockEntry {
     pub fn ahead_of_time(&self) -> bool {
         self.flags.to_native() & BlockEntry::AHEAD_OF_TIME != 0
+    }
+
+    pub fn lookup_target(&self) -> bool {
+        self.flags.to_native() & BlockEntry::LOOKUP_TARGET != 0
     }
 }
 
@@ -240,7 +248,7 @@ impl Index {
         self.lookup_targets = self
             .blocks
             .iter()
-            .filter(|b| b.flags & BlockEntry::LOOKUP_TARGET != 0)
+            .filter(|b| b.lookup_target())
             .map(|b| LookupTarget { module_offset: b.module_offset, segment: b.segment, code_offset: b.code_offset })
             .collect();
         self.derive_block_buckets();
@@ -295,7 +303,7 @@ impl Index {
     /// not flagged [`BlockEntry::LOOKUP_TARGET`] yet.
     pub fn unmarked(&self, marks: &[u32]) -> Vec<usize> {
         let at = |off: u32| self.blocks.binary_search_by_key(&off, |b| b.module_offset).ok();
-        marks.iter().filter_map(|&m| at(m)).filter(|&i| self.blocks[i].flags & BlockEntry::LOOKUP_TARGET == 0).collect()
+        marks.iter().filter_map(|&m| at(m)).filter(|&i| !self.blocks[i].lookup_target()).collect()
     }
 }
 
@@ -309,7 +317,7 @@ impl ArchivedIndex {
     /// Whether this file holds a block at `module_offset` without the
     /// [`BlockEntry::LOOKUP_TARGET`] flag.
     pub fn is_unmarked(&self, module_offset: u32) -> bool {
-        self.block_at(module_offset).is_some_and(|b| b.flags.to_native() & BlockEntry::LOOKUP_TARGET == 0)
+        self.block_at(module_offset).is_some_and(|b| !b.lookup_target())
     }
 
     /// The block starting at `module_offset`.

@@ -243,7 +243,7 @@ fn check_index(ix: &ArchivedIndex, zones: &[Zone]) -> Option<()> {
     // A lookup target is entered as it is: it must be a block's start.
     for t in ix.lookup_targets.iter() {
         let b = ix.block_at(t.module_offset.to_native())?;
-        if b.segment != t.segment || b.code_offset != t.code_offset || b.flags.to_native() & crate::index::BlockEntry::LOOKUP_TARGET == 0 {
+        if b.segment != t.segment || b.code_offset != t.code_offset || !b.lookup_target() {
             return None;
         }
     }

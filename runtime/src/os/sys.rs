@@ -198,14 +198,9 @@ pub(crate) fn write_fully(fd: impl AsFd, mut buf: &[u8]) -> Result<()> {
 
 /// Writes the whole buffer to the raw descriptor `fd`, retrying on short
 /// writes and EINTR; gives up on any other error.
-pub(crate) fn write_all(fd: i32, mut buf: &[u8]) {
-    let Some(fd) = borrow(fd) else { return };
-    while !buf.is_empty() {
-        match write(fd, buf) {
-            Err(Errno::INTR) => continue,
-            Ok(n) if n > 0 => buf = &buf[n..],
-            _ => return,
-        }
+pub(crate) fn write_all(fd: i32, buf: &[u8]) {
+    if let Some(fd) = borrow(fd) {
+        let _ = write_fully(fd, buf);
     }
 }
 

@@ -78,10 +78,6 @@ fn publish_range(lo: u64, hi: u64) {
 
 /// `pc`'s offset in the module at `base`, if an index can hold it: a pc
 /// 4 GiB or more past the base must not find the block of its low 32 bits.
-fn is_lookup_target(b: &ArchivedBlockEntry) -> bool {
-    b.flags.to_native() & persist::index::BlockEntry::LOOKUP_TARGET != 0
-}
-
 fn module_offset(pc: u64, base: u64) -> Option<u32> {
     u32::try_from(pc.checked_sub(base)?).ok()
 }
@@ -385,14 +381,14 @@ impl LoadedFiles {
     /// `pc` it does not flag as a lookup target.
     pub(crate) fn unflagged_lookup_target(&self, pc: u64, base: u64, identity: FileIdentity) -> bool {
         let Some(f) = self.file_in_use(base, identity).map(|i| &self.files[i]) else { return false };
-        module_offset(pc, base).and_then(|o| f.index.block_at(o)).is_some_and(|b| !is_lookup_target(b))
+        module_offset(pc, base).and_then(|o| f.index.block_at(o)).is_some_and(|b| !b.lookup_target())
     }
 
     /// The code of the block at `pc` in the file of the module at `base`,
     /// not registered, and whether the file flags it as a lookup target.
     pub(crate) fn block_for_lookup(&self, pc: u64, base: u64, identity: FileIdentity) -> Option<(u64, bool)> {
         let (i, b) = self.block_in_use(pc, base, identity)?;
-        Some((self.files[i].block_x(b).1, is_lookup_target(b)))
+        Some((self.files[i].block_x(b).1, b.lookup_target()))
     }
 
     /// The position of the file in use (not retired) for the module at `base`.
@@ -430,7 +426,7 @@ impl LoadedFiles {
             exits,
             incoming: Vec::new(),
             translations,
-            lookup_target: is_lookup_target(b),
+            lookup_target: b.lookup_target(),
         })
     }
 
