@@ -11,11 +11,12 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::cache_file::{self, Aligned};
+use crate::incoming::{self, Claimed, Staged};
 use crate::module_file::Modules;
 
 pub const MANIFEST: &str = "manifest.json";
@@ -131,7 +132,6 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, name: &str, size: u64, data: &mut
     tar.append_data(&mut h, name, data)
 }
 
-/// A fresh temporary name beside `path`.
 /// Why an import stopped before its end.
 #[derive(Debug)]
 pub enum ImportError {
@@ -250,9 +250,9 @@ fn read_entries<R: Read>(
         entry.read_exact(bytes.bytes_mut()).map_err(|e| ImportError::Corrupt(format!("{name}: {e}")))?;
         match check(&bytes, m, &mut modules) {
             Err(why) => report.skipped.push((name, why)),
-            Ok(()) => match stage(dir, &name, bytes.bytes(), replace) {
+            Ok(()) => match incoming::stage(dir, &name, bytes.bytes(), replace) {
                 Ok(Ok(tmp)) => {
-                    staged.files.push((tmp, dir.join(&name)));
+                    staged.add(tmp, dir.join(&name));
                     report.bytes += m.size;
                     report.taken.push((name, m.module_path.clone()));
                 }
@@ -267,82 +267,11 @@ fn read_entries<R: Read>(
     Ok(())
 }
 
-/// Whether a bundled file is whole, valid for this build, and made from a
-/// module this machine has with the same content.
+/// Whether a bundled file is whole (the manifest's blake3) and passes
+/// the checks every incoming file passes.
 fn check(bytes: &Aligned, m: &ManifestFile, modules: &mut Modules) -> Result<(), String> {
     if blake3::hash(bytes.bytes()).to_hex().as_str() != m.blake3 {
         return Err("corrupt (blake3 differs from the manifest)".into());
     }
-    let v = persist::validate(bytes.bytes()).map_err(|r| format!("corrupt ({})", r.name()))?;
-    if v.key.runtime_version != crate::RUNTIME_VERSION {
-        return Err(format!("other runtime version ({:08x})", v.key.runtime_version));
-    }
-    let path = v.index.module.path.as_str();
-    let hash = crate::hex(&v.key.module_hash);
-    if path != m.module_path || hash != m.module_hash {
-        return Err("corrupt (module differs from the manifest)".into());
-    }
-    match modules.hash(path) {
-        None => Err(format!("module {path} is not on this machine")),
-        Some(h) if h != hash => Err(format!("module {path} differs on this machine")),
-        Some(_) => Ok(()),
-    }
-}
-
-/// Writes `bytes` to a temporary file (0600) beside `dir/name`, to be
-/// renamed over it once the whole bundle checked out: Ok(Err(why)) when
-/// a valid local file is kept instead.
-fn stage(dir: &Path, name: &str, bytes: &[u8], replace: bool) -> std::io::Result<Result<PathBuf, String>> {
-    let dest = dir.join(name);
-    if let Ok((local, _)) = cache_file::map(&dest) {
-        if local.bytes() == bytes {
-            return Ok(Err("already here".into()));
-        }
-        if !replace && persist::validate(local.bytes()).is_ok_and(|v| v.key.runtime_version == crate::RUNTIME_VERSION) {
-            return Ok(Err("a valid local file is kept (--replace to overwrite)".into()));
-        }
-    }
-    let tmp = crate::cache_dir::temp_beside(&dest);
-    let written = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    })();
-    match written {
-        Ok(()) => Ok(Ok(tmp)),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
-}
-
-/// Temporary copies waiting to be renamed over their destinations; those
-/// never published are removed when this is dropped.
-#[derive(Default)]
-struct Staged {
-    files: Vec<(PathBuf, PathBuf)>,
-}
-
-impl Staged {
-    /// Renames every staged file over its destination, each under the
-    /// destination's lock (so no reader sees half a file).
-    fn publish(&mut self, dir: &Path) -> Result<(), String> {
-        for (tmp, dest) in std::mem::take(&mut self.files) {
-            let done = crate::lock::lock(&dest).and_then(|_lock| std::fs::rename(&tmp, &dest));
-            if let Err(e) = done {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(format!("{}: {e}", dir.join(dest.file_name().unwrap_or_default()).display()));
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        for (tmp, _) in &self.files {
-            let _ = std::fs::remove_file(tmp);
-        }
-    }
+    incoming::check(bytes, &Claimed { module_path: &m.module_path, module_hash: &m.module_hash }, modules).map(|_| ())
 }

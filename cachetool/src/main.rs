@@ -87,6 +87,32 @@ enum Command {
         #[arg(long)]
         replace: bool,
     },
+    /// Send valid cache files to a remote store (S3 bucket or bazel-remote
+    /// HTTP cache), for other machines to pull (docs/remote.md).
+    Push {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// Only the files of these modules (paths); default every valid file.
+        #[arg(value_name = "MODULE")]
+        modules: Vec<String>,
+        /// Files sent at once.
+        #[arg(long, value_name = "N", default_value_t = 4)]
+        jobs: usize,
+    },
+    /// Fetch from a remote store the files of these programs (with the
+    /// libraries they load) or modules, checked in full before use.
+    Pull {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[arg(value_name = "PROGRAM|MODULE", required_unless_present = "all_known")]
+        what: Vec<PathBuf>,
+        /// Also every module this directory's files were made from.
+        #[arg(long)]
+        all_known: bool,
+        /// Overwrite valid local files too.
+        #[arg(long)]
+        replace: bool,
+    },
     /// Recreate the index from the files (keeps run history when readable).
     RebuildIndex,
     /// Show or set the directory's settings: `config max-size 2G` (a size
@@ -147,6 +173,30 @@ pub struct PruneArgs {
     /// Print what would go, delete nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Args)]
+pub struct RemoteArgs {
+    /// The store: s3://BUCKET[/PREFIX] (credentials, region and endpoint
+    /// from the AWS_* environment) or http[s]://HOST[:PORT][/PREFIX] (a
+    /// cache in bazel-remote's layout); default $DBIRUN_REMOTE.
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<String>,
+    /// Seconds each request may take.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub timeout: u64,
+}
+
+impl RemoteArgs {
+    fn open(&self) -> Result<(Box<dyn remote::Store>, String)> {
+        let location = match remote::Location::from_option_or_env(self.remote.as_deref()) {
+            Ok(Some(l)) => l,
+            Ok(None) => return fail(format_args!("no remote store: give --remote URL or set {}", remote::location::ENV)),
+            Err(why) => return fail(why),
+        };
+        let store = remote::open(&location, std::time::Duration::from_secs(self.timeout.max(1))).map_err(|e| Fail(e.to_string()))?;
+        Ok((store, location.to_string()))
+    }
 }
 
 fn parse_offset(s: &str) -> std::result::Result<u64, String> {
@@ -227,6 +277,14 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Runs { last } => commands::runs::run(&dir, *last, cli.json),
         Command::Export { bundle, module } => commands::export::run(&dir, bundle, module, cli.json),
         Command::Import { bundle, replace } => commands::import::run(&dir, bundle, *replace, cli.json),
+        Command::Push { remote, modules, jobs } => {
+            let (store, url) = remote.open()?;
+            commands::push::run(&dir, store.as_ref(), &url, modules, *jobs, cli.json)
+        }
+        Command::Pull { remote, what, all_known, replace } => {
+            let (store, url) = remote.open()?;
+            commands::pull::run(&dir, store.as_ref(), &url, what, *all_known, *replace, cli.json)
+        }
         Command::RebuildIndex => commands::rebuild_index::run(&dir, cli.json),
         Command::Config { key, value } => commands::config::run(&dir, key.as_deref(), value.as_deref(), cli.json),
         Command::Server { action } => commands::server::run(&dir, action, cli.json),

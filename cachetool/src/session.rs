@@ -3,7 +3,7 @@
 //! files, progress bars.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use cachetool::cache_file::{self, Status};
 use cachetool::index::{FileEntry, Index};
@@ -86,4 +86,16 @@ pub fn entries(dir: &Path, quiet: bool) -> Result<(Index, Vec<FileEntry>, Vec<St
     let statuses: Vec<Status> = entries.iter().map(|e| e.status(&mut modules)).collect();
     let _ = ix.learn(&modules);
     Ok((ix, entries, statuses, modules))
+}
+
+/// Whether an entry is one of the modules named by `--module` style
+/// arguments (paths, through symlinks); every entry when none are named.
+pub fn module_filter(modules_wanted: &[String]) -> impl Fn(&FileEntry) -> bool + '_ {
+    let canon: Vec<Option<PathBuf>> = modules_wanted.iter().map(|m| std::fs::canonicalize(m).ok()).collect();
+    move |e: &FileEntry| {
+        modules_wanted.is_empty()
+            || e.module_path.as_deref().is_some_and(|p| {
+                modules_wanted.iter().zip(&canon).any(|(m, c)| p == m || c.as_deref() == Some(Path::new(p)))
+            })
+    }
 }

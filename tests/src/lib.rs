@@ -5,11 +5,13 @@
 //! - [`run`]: running a program with a hard timeout, observing stdout,
 //!   stderr and the exit status; comparing a native run with a translated one.
 //! - [`corpus`]: the catalog of programs in `tests/programs/`.
+//! - [`http_cache`]: an HTTP cache in bazel-remote's layout, with faults on demand.
 //! - [`persist`]: runs with `-persist`, their `-stats` and `-v` lines, and
 //!   the `.dpc` files they leave.
 
 pub mod compile;
 pub mod corpus;
+pub mod http_cache;
 pub mod persist;
 pub mod run;
 pub mod singlestep;

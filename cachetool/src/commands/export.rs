@@ -1,24 +1,17 @@
 //! `export`: valid caches into a bundle.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use cachetool::cache_file::Status;
-use cachetool::index::FileEntry;
 use cachetool::{bundle, units};
 
 use crate::output::json;
-use crate::session::{entries, fail, progress, Fail, Result};
+use crate::session::{entries, fail, module_filter, progress, Fail, Result};
 
 pub fn run(dir: &Path, out: &Path, modules_wanted: &[String], as_json: bool) -> Result<ExitCode> {
     let (_ix, entries, statuses, _) = entries(dir, as_json)?;
-    let canon: Vec<Option<PathBuf>> = modules_wanted.iter().map(|m| std::fs::canonicalize(m).ok()).collect();
-    let wanted = |e: &FileEntry| {
-        modules_wanted.is_empty()
-            || e.module_path.as_deref().is_some_and(|p| {
-                modules_wanted.iter().zip(&canon).any(|(m, c)| p == m || c.as_deref() == Some(Path::new(p)))
-            })
-    };
+    let wanted = module_filter(modules_wanted);
     let mut names = Vec::new();
     let mut skipped = Vec::new();
     for (e, s) in entries.iter().zip(&statuses) {

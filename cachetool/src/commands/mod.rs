@@ -8,6 +8,8 @@ pub mod stats;
 pub mod runs;
 pub mod export;
 pub mod import;
+pub mod push;
+pub mod pull;
 pub mod rebuild_index;
 pub mod config;
 pub mod server;

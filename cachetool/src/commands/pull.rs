@@ -1,0 +1,55 @@
+//! `pull`: the remote store's files for programs and modules of this machine.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use cachetool::index::Index;
+use cachetool::module_file::Modules;
+use cachetool::{program_libraries, pull, units};
+
+use crate::output::json;
+use crate::session::{entries, fail, progress, Result};
+
+pub fn run(dir: &Path, store: &dyn remote::Store, remote: &str, what: &[PathBuf], all_known: bool, replace: bool, as_json: bool) -> Result<ExitCode> {
+    let mut modules: Vec<PathBuf> = Vec::new();
+    for w in what {
+        // A program brings the modules it loads; a library is itself.
+        let found = if cachetool::module_file::is_library(w) { Ok(vec![w.clone()]) } else { program_libraries::of(w) };
+        match found {
+            Ok(found) => modules.extend(found),
+            Err(why) => return fail(why),
+        }
+    }
+    if all_known && dir.is_dir() {
+        let (_ix, entries, _, _) = entries(dir, as_json)?;
+        modules.extend(entries.iter().filter_map(|e| e.module_path.as_ref()).map(PathBuf::from));
+    }
+    modules.sort();
+    modules.dedup();
+    let pb = progress(modules.len() as u64, "pulling", as_json);
+    let (report, failure) = pull::pull(store, dir, &modules, replace, &|| pb.inc(1));
+    pb.finish_and_clear();
+    if !report.taken.is_empty() {
+        // The index learns of the new files (the files stay the truth if it cannot).
+        if let Ok((mut ix, _)) = Index::open_or_rebuild(dir) {
+            let _ = ix.sync(&mut Modules::default(), &|_| {});
+        }
+    }
+    if as_json {
+        json(&serde_json::json!({ "report": report, "error": failure.as_ref().map(|e| e.to_string()) }));
+    } else {
+        for (n, m) in &report.taken {
+            println!("took {n} ({m})");
+        }
+        for (n, why) in &report.skipped {
+            println!("skipped {n}: {why}");
+        }
+        if failure.is_none() {
+            println!("pulled {} files ({} fetched) from {remote}, skipped {}", report.taken.len(), units::human_size(report.bytes), report.skipped.len());
+        }
+    }
+    match failure {
+        Some(e) => fail(e),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}

@@ -1,0 +1,59 @@
+//! `push`: valid cache files into the remote store.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use cachetool::cache_file::Status;
+use cachetool::{push, units};
+
+use crate::output::json;
+use crate::session::{entries, fail, module_filter, progress, Result};
+
+pub fn run(dir: &Path, store: &dyn remote::Store, remote: &str, modules_wanted: &[String], jobs: usize, as_json: bool) -> Result<ExitCode> {
+    let (_ix, entries, statuses, _) = entries(dir, as_json)?;
+    let wanted = module_filter(modules_wanted);
+    let mut names = Vec::new();
+    let mut not_valid = Vec::new();
+    for (e, s) in entries.iter().zip(&statuses) {
+        if !wanted(e) {
+            continue;
+        }
+        match s {
+            Status::Valid => names.push(e.name.clone()),
+            s => not_valid.push((e.name.clone(), s.describe())),
+        }
+    }
+    if names.is_empty() && not_valid.is_empty() && !modules_wanted.is_empty() {
+        return fail(format_args!("no cache files of {} in {}", modules_wanted.join(", "), dir.display()));
+    }
+    let pb = progress(names.len() as u64, "pushing", as_json);
+    let (mut report, failure) = push::push(store, dir, &names, jobs, &|| pb.inc(1));
+    pb.finish_and_clear();
+    report.skipped.append(&mut not_valid);
+    if as_json {
+        json(&serde_json::json!({ "report": report, "error": failure.as_ref().map(|e| e.to_string()) }));
+    } else {
+        for (n, m) in &report.pushed {
+            println!("pushed {n} ({m})");
+        }
+        for (n, why) in &report.present {
+            println!("present {n}: {why}");
+        }
+        for (n, why) in &report.skipped {
+            println!("skipped {n}: {why}");
+        }
+        if failure.is_none() {
+            println!(
+                "pushed {} files ({} sent) to {remote}, {} already there, skipped {}",
+                report.pushed.len(),
+                units::human_size(report.bytes),
+                report.present.len(),
+                report.skipped.len()
+            );
+        }
+    }
+    match failure {
+        Some(e) => fail(e),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}

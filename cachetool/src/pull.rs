@@ -1,0 +1,173 @@
+//! `pull`: the files a remote store holds for modules of this machine.
+//! For each module: its listing (found by its content hash and this
+//! build's runtime version), each listed key's manifest, then the file.
+//! Nothing fetched is trusted: a manifest must hash to its name and name
+//! a file of this runtime for a module this machine has, with the same
+//! content, at the same path; the file must hash to the manifest's
+//! sha256, and pass every check an import passes (`incoming::check`),
+//! its key being the manifest's. Each file is then published on its own
+//! (temporary file, renamed under its lock): a pull cut short leaves
+//! whole files or none. A valid local file is kept unless `replace`.
+
+use std::path::{Path, PathBuf};
+
+use remote::layout::{self, Listed, Listing, Manifest};
+use remote::{Problem, RemoteError, Store};
+use serde::Serialize;
+
+use crate::cache_file::{self, Aligned};
+use crate::incoming::{self, Claimed, Staged};
+use crate::module_file::Modules;
+
+/// The largest file a pull accepts.
+const FILE_LIMIT: u64 = 4 << 30;
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    /// Files published: name, module.
+    pub taken: Vec<(String, String)>,
+    /// Modules or files left out: what, why.
+    pub skipped: Vec<(String, String)>,
+    /// Bytes of files fetched (taken or not).
+    pub bytes: u64,
+}
+
+/// Pulls into `dir` the files the store holds for `modules`, calling
+/// `tick` after each module; gives what happened, and the store's failure
+/// if one stopped the pull.
+pub fn pull(store: &dyn Store, dir: &Path, modules: &[PathBuf], replace: bool, tick: &dyn Fn()) -> (Report, Option<RemoteError>) {
+    let mut report = Report::default();
+    let mut machine = Modules::default();
+    for module in modules {
+        let failed = pull_module(store, dir, module, replace, &mut machine, &mut report).err();
+        tick();
+        if failed.is_some() {
+            return (report, failed);
+        }
+    }
+    (report, None)
+}
+
+fn pull_module(store: &dyn Store, dir: &Path, module: &Path, replace: bool, machine: &mut Modules, report: &mut Report) -> Result<(), RemoteError> {
+    let shown = module.display().to_string();
+    let path = std::fs::canonicalize(module).unwrap_or_else(|_| module.to_path_buf());
+    let Some(hash) = machine.hash(&path.to_string_lossy()).and_then(|h| layout::unhex(&h)?.try_into().ok()) else {
+        report.skipped.push((shown, "not on this machine".into()));
+        return Ok(());
+    };
+    let listing_object = layout::module_object(&hash, crate::RUNTIME_VERSION);
+    let listing = match store.get(&listing_object, layout::LISTING_LIMIT) {
+        Ok(Some(bytes)) => match Listing::parse(&bytes, &hash, crate::RUNTIME_VERSION) {
+            Ok(l) => l,
+            Err(why) => {
+                report.skipped.push((shown, why));
+                return Ok(());
+            }
+        },
+        Ok(None) => {
+            report.skipped.push((shown, "nothing in the store for this module and runtime".into()));
+            return Ok(());
+        }
+        Err(e) if e.problem == Problem::TooLarge => {
+            report.skipped.push((shown, "its listing is too large to be one of ours".into()));
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    for listed in &listing.keys {
+        match pull_file(store, dir, listed, replace, machine, &mut report.bytes)? {
+            Ok((name, module)) => report.taken.push((name, module)),
+            Err(why) => report.skipped.push((listed.name.clone(), why)),
+        }
+    }
+    Ok(())
+}
+
+/// One listed key's file: Ok(Ok(name, module)) when published, Ok(Err(why))
+/// when left out.
+fn pull_file(
+    store: &dyn Store,
+    dir: &Path,
+    listed: &Listed,
+    replace: bool,
+    machine: &mut Modules,
+    fetched: &mut u64,
+) -> Result<Result<(String, String), String>, RemoteError> {
+    let too_large_is_bad = |r: Result<Option<Vec<u8>>, RemoteError>| match r {
+        Err(e) if e.problem == Problem::TooLarge => Ok(Err("larger than its manifest says (tampered?)".to_string())),
+        Err(e) => Err(e),
+        Ok(None) => Ok(Err("missing from the store".to_string())),
+        Ok(Some(b)) => Ok(Ok(b)),
+    };
+    let bytes = match too_large_is_bad(store.get(&listed.manifest, layout::MANIFEST_LIMIT))? {
+        Ok(b) => b,
+        Err(why) => return Ok(Err(format!("manifest {}", why))),
+    };
+    let m = match Manifest::parse(&bytes, &listed.manifest) {
+        Ok(m) => m,
+        Err(why) => return Ok(Err(why)),
+    };
+    if m.runtime_version != format!("{:08x}", crate::RUNTIME_VERSION) {
+        return Ok(Err(format!("made by runtime {}", m.runtime_version)));
+    }
+    if !named_for(&m.name, &m.module_path) {
+        return Ok(Err(format!("manifest names '{}', not a cache file of {}", m.name, m.module_path)));
+    }
+    match machine.hash(&m.module_path) {
+        None => return Ok(Err(format!("module {} is not on this machine", m.module_path))),
+        Some(h) if h != m.module_hash => return Ok(Err(format!("module {} differs on this machine", m.module_path))),
+        Some(_) => {}
+    }
+    let dest = dir.join(&m.name);
+    if !replace && incoming::local_blocks(&dest).is_some() {
+        return Ok(Err("a valid local file is kept (--replace to overwrite)".into()));
+    }
+    if m.size > FILE_LIMIT {
+        return Ok(Err(format!("{} bytes, more than a pull takes", m.size)));
+    }
+    let file = match too_large_is_bad(store.get(&m.file_object(), m.size))? {
+        Ok(b) => b,
+        Err(why) => return Ok(Err(format!("file {why}"))),
+    };
+    *fetched += file.len() as u64;
+    if file.len() as u64 != m.size || layout::sha256_hex(&file) != m.sha256 {
+        return Ok(Err("corrupt (sha256 differs from its manifest: truncated or tampered)".into()));
+    }
+    let file = Aligned::from_bytes(&file);
+    let claimed = Claimed { module_path: &m.module_path, module_hash: &m.module_hash };
+    let key = match incoming::check(&file, &claimed, machine) {
+        Ok((key, _)) => key,
+        Err(why) => return Ok(Err(why)),
+    };
+    if crate::hex(&key.encode()) != m.key {
+        return Ok(Err("corrupt (its key differs from its manifest's)".into()));
+    }
+    crate::cache_dir::create_private(dir).map_err(|e| RemoteError::new(Problem::Other, e))?;
+    let local = |e: std::io::Error| RemoteError::new(Problem::Other, format!("{}: {e}", dest.display()));
+    let mut staged = Staged::default();
+    match incoming::stage(dir, &m.name, file.bytes(), replace).map_err(local)? {
+        Ok(tmp) => staged.add(tmp, dest.clone()),
+        Err(why) => return Ok(Err(why)),
+    }
+    staged.publish(dir).map_err(|e| RemoteError::new(Problem::Other, e))?;
+    Ok(Ok((m.name, m.module_path)))
+}
+
+/// Whether `name` is the cache file name the runtime gives a file of the
+/// module at `module_path` (whatever its variant).
+fn named_for(name: &str, module_path: &str) -> bool {
+    let tag = name.strip_suffix(".dpc").and_then(|s| s.rsplit('-').next()).and_then(|t| u64::from_str_radix(t, 16).ok());
+    cache_file::is_cache_name(name) && tag.is_some_and(|t| persist::cache_dir::cache_file_name(module_path.as_bytes(), t) == name)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_file_must_be_named_for_its_module() {
+        let name = persist::cache_dir::cache_file_name(b"/usr/lib/libx.so", 0xabc);
+        assert!(super::named_for(&name, "/usr/lib/libx.so"));
+        assert!(!super::named_for(&name, "/usr/lib/liby.so"));
+        assert!(!super::named_for("../../etc/passwd", "/usr/lib/libx.so"));
+        assert!(!super::named_for("x.dpc", "/usr/lib/libx.so"));
+    }
+}

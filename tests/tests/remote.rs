@@ -1,0 +1,247 @@
+//! Caches shared across machines (issue 17): `cachetool push` sends a
+//! directory's files to a remote store, `cachetool pull` brings them into
+//! another (a fresh machine's), checked in full; the run after a pull is
+//! warm and behaves as natively. The store here is a real HTTP cache in
+//! bazel-remote's layout on loopback (`dbi_tests::http_cache`); its
+//! faults (down, slow, 500s, wrong password, tampered objects) must never
+//! harm the local directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use dbi_tests::http_cache::{Faults, HttpCache};
+use dbi_tests::{dbirun_path, temp_dir};
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn user_dir(base: &Path) -> PathBuf {
+    base.join(unsafe { libc::getuid() }.to_string())
+}
+
+fn cachetool(base: &Path, args: &[&str]) -> Output {
+    Command::new(dbirun_path().with_file_name("cachetool")).arg("--persist-dir").arg(base).args(args).env_remove("DBIRUN_REMOTE").output().unwrap()
+}
+
+fn dbirun(base: &Path, options: &[&str], program: &[&str]) -> Output {
+    Command::new(dbirun_path())
+        .args(["-persist", "-no_persist_server", "-persist_dir"])
+        .arg(base)
+        .args(options)
+        .arg("--")
+        .args(program)
+        .output()
+        .unwrap()
+}
+
+/// (blocks built, blocks loaded) of the last run recorded under `base`.
+fn last_run(base: &Path) -> (u64, u64) {
+    let out = cachetool(base, &["--json", "runs"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (runs[0]["blocks_built"].as_u64().unwrap(), runs[0]["blocks_loaded"].as_u64().unwrap())
+}
+
+fn dpc_names(base: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(user_dir(base))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".dpc"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every file of `base`'s directory with its bytes (what must not change).
+fn snapshot(base: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut all: Vec<(String, Vec<u8>)> = std::fs::read_dir(user_dir(base))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .filter(|(n, _)| n.ends_with(".dpc"))
+        .collect();
+    all.sort();
+    all
+}
+
+const PROGRAM: [&str; 3] = ["/usr/bin/ls", "-la", "/usr/bin"];
+
+/// A directory with the cold run's files of PROGRAM, pushed to a fresh
+/// store under `prefix`.
+fn pushed(prefix: &str) -> (tempfile::TempDir, tempfile::TempDir, HttpCache) {
+    let from = temp_dir("remote-from");
+    let cold = dbirun(from.path(), &[], &PROGRAM);
+    assert!(cold.status.success(), "{}", text(&cold.stderr));
+    let store_dir = temp_dir("remote-store");
+    let store = HttpCache::start(store_dir.path());
+    let push = cachetool(from.path(), &["push", "--remote", &store.url(prefix)]);
+    assert!(push.status.success(), "{}{}", text(&push.stdout), text(&push.stderr));
+    (from, store_dir, store)
+}
+
+#[test]
+fn a_pulled_cache_makes_a_fresh_machines_first_run_warm() {
+    let (from, _store_dir, store) = pushed("fleet");
+    let files = dpc_names(from.path());
+    assert!(files.len() >= 3, "ls, libc, ld.so at least: {files:?}");
+    let objects = store.objects();
+    let cas = objects.iter().filter(|o| o.starts_with("fleet/cas/")).count();
+    let ac = objects.iter().filter(|o| o.starts_with("fleet/ac/")).count();
+    // A file object per file, a manifest per key plus a listing per module.
+    assert_eq!(cas, files.len(), "{objects:?}");
+    assert_eq!(ac, 2 * files.len(), "{objects:?}");
+
+    // A second push sends nothing: every object is already there.
+    let again = cachetool(from.path(), &["--json", "push", "--remote", &store.url("fleet")]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(report["report"]["pushed"].as_array().unwrap().len(), 0, "{report}");
+    assert_eq!(report["report"]["present"].as_array().unwrap().len(), files.len(), "{report}");
+    assert!(!store.requests().iter().skip(objects.len() * 2).any(|r| r.starts_with("PUT")), "{:?}", store.requests());
+
+    // A fresh machine state: nothing there, then the program's files pulled.
+    let fresh = temp_dir("remote-to");
+    let pull = cachetool(fresh.path(), &["pull", "--remote", &store.url("fleet"), PROGRAM[0]]);
+    assert!(pull.status.success(), "{}{}", text(&pull.stdout), text(&pull.stderr));
+    assert_eq!(dpc_names(fresh.path()), files, "{}", text(&pull.stdout));
+    assert_eq!(snapshot(fresh.path()), snapshot(from.path()), "the very bytes pushed");
+    let verify = cachetool(fresh.path(), &["verify"]);
+    assert!(verify.status.success(), "{}{}", text(&verify.stdout), text(&verify.stderr));
+
+    // Its first run is warm and behaves as natively.
+    let native = Command::new(PROGRAM[0]).args(&PROGRAM[1..]).output().unwrap();
+    let warm = dbirun(fresh.path(), &[], &PROGRAM);
+    assert_eq!(warm.stdout, native.stdout);
+    assert_eq!(warm.status.code(), native.status.code());
+    let (built, loaded) = last_run(fresh.path());
+    assert!(loaded > 0 && built * 20 <= loaded, "built {built}, loaded {loaded}");
+
+    // Pulling again keeps the local files (they are valid).
+    let again = cachetool(fresh.path(), &["pull", "--remote", &store.url("fleet"), PROGRAM[0]]);
+    assert!(again.status.success() && text(&again.stdout).contains("pulled 0 files"), "{}", text(&again.stdout));
+}
+
+#[test]
+fn tampered_truncated_or_misplaced_objects_are_never_published() {
+    let (from, _store_dir, store) = pushed("t");
+    let manifests: Vec<(String, serde_json::Value)> = store
+        .objects()
+        .into_iter()
+        .filter(|o| o.starts_with("t/ac/"))
+        .filter_map(|o| {
+            let m: serde_json::Value = serde_json::from_slice(&std::fs::read(store.object(&o)).unwrap()).ok()?;
+            m.get("sha256").is_some().then_some((o, m))
+        })
+        .collect();
+    let libc = manifests.iter().find(|(_, m)| m["module_path"].as_str().unwrap().ends_with("/libc.so.6")).unwrap();
+    let ls = manifests.iter().find(|(_, m)| m["module_path"].as_str().unwrap().ends_with("/ls")).unwrap();
+    let object_of = |m: &serde_json::Value| store.object(&format!("t/cas/{}", m["sha256"].as_str().unwrap()));
+    let pull_libc = |what: &str| {
+        let fresh = temp_dir("remote-bad");
+        let out = cachetool(fresh.path(), &["pull", "--remote", &store.url("t"), libc.1["module_path"].as_str().unwrap()]);
+        assert!(out.status.success(), "{what}: {}", text(&out.stderr));
+        assert!(dpc_names(fresh.path()).is_empty(), "{what}: published {:?}", dpc_names(fresh.path()));
+        text(&out.stdout)
+    };
+
+    // A flipped byte in libc's file.
+    let good = std::fs::read(object_of(&libc.1)).unwrap();
+    let mut bad = good.clone();
+    let at = bad.len() - 100;
+    bad[at] ^= 1;
+    std::fs::write(object_of(&libc.1), &bad).unwrap();
+    assert!(pull_libc("flipped").contains("sha256 differs"));
+    // Truncated.
+    std::fs::write(object_of(&libc.1), &good[..good.len() / 2]).unwrap();
+    assert!(pull_libc("truncated").contains("sha256 differs"));
+    // Damaged, with a manifest rewritten to match: the file's own checks refuse it.
+    let bad_object = format!("t/cas/{}", sha256_hex(&bad));
+    std::fs::write(store.object(&bad_object), &bad).unwrap();
+    let mut m = libc.1.clone();
+    m["sha256"] = sha256_hex(&bad).into();
+    std::fs::write(store.object(&libc.0), serde_json::to_vec(&m).unwrap()).unwrap();
+    assert!(pull_libc("damaged, manifest to match").contains("corrupt"));
+    // Another module's file (ls) named by libc's manifest.
+    let ls_bytes = std::fs::read(object_of(&ls.1)).unwrap();
+    let mut m = libc.1.clone();
+    m["sha256"] = sha256_hex(&ls_bytes).into();
+    m["size"] = ls_bytes.len().into();
+    std::fs::write(store.object(&libc.0), serde_json::to_vec(&m).unwrap()).unwrap();
+    let said = pull_libc("another module's file");
+    assert!(said.contains("module differs") || said.contains("corrupt"), "{said}");
+    // A manifest moved to another key's name.
+    std::fs::write(store.object(&libc.0), serde_json::to_vec(&ls.1).unwrap()).unwrap();
+    assert!(pull_libc("misplaced manifest").contains("belongs elsewhere"));
+    // A manifest of another runtime version (its key says so too).
+    let mut m = libc.1.clone();
+    m["runtime_version"] = "00000001".into();
+    std::fs::write(store.object(&libc.0), serde_json::to_vec(&m).unwrap()).unwrap();
+    assert!(pull_libc("other runtime").contains("runtime 00000001"));
+    // Restored, the same pull takes it.
+    std::fs::write(object_of(&libc.1), &good).unwrap();
+    std::fs::write(store.object(&libc.0), serde_json::to_vec(&libc.1).unwrap()).unwrap();
+    let fresh = temp_dir("remote-good");
+    let out = cachetool(fresh.path(), &["pull", "--remote", &store.url("t"), libc.1["module_path"].as_str().unwrap()]);
+    assert!(out.status.success() && dpc_names(fresh.path()).len() == 1, "{}{}", text(&out.stdout), text(&out.stderr));
+    drop(from);
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A failing store: one line on stderr naming the store and the trouble,
+/// status 1, and the local directory exactly as it was.
+fn fails_cleanly(base: &Path, args: &[&str], want: &str) {
+    let before = snapshot(base);
+    let started = std::time::Instant::now();
+    let out = cachetool(base, args);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {}{err}", text(&out.stdout));
+    assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+    assert!(err.starts_with("cachetool: remote ") && err.contains(want), "{args:?}: want '{want}': {err}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{args:?} took {:?}", started.elapsed());
+    assert_eq!(snapshot(base), before, "{args:?} changed the local directory");
+}
+
+#[test]
+fn a_store_down_slow_failing_or_refusing_says_so_in_one_line() {
+    let (from, _store_dir, store) = pushed("f");
+    let to = temp_dir("remote-f-to");
+    std::fs::create_dir_all(user_dir(to.path())).unwrap();
+    // Down: nothing listens on that port.
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}/f", l.local_addr().unwrap().port())
+    };
+    fails_cleanly(from.path(), &["push", "--remote", &down], "unreachable");
+    fails_cleanly(to.path(), &["pull", "--remote", &down, PROGRAM[0]], "unreachable");
+    // Server errors.
+    store.set_faults(Faults { status: Some(500), ..Faults::default() });
+    fails_cleanly(to.path(), &["pull", "--remote", &store.url("f"), PROGRAM[0]], "server error");
+    // Slow: every answer later than the timeout.
+    store.set_faults(Faults { delay: Some(Duration::from_secs(3)), ..Faults::default() });
+    fails_cleanly(to.path(), &["pull", "--timeout", "1", "--remote", &store.url("f"), PROGRAM[0]], "timed out");
+    // A password is wanted: none, then a wrong one, then the right one.
+    store.set_faults(Faults { password: Some("ci:secret".into()), ..Faults::default() });
+    fails_cleanly(to.path(), &["pull", "--remote", &store.url("f"), PROGRAM[0]], "access denied");
+    let wrong = format!("http://ci:guess@127.0.0.1:{}/f", store.port);
+    fails_cleanly(to.path(), &["pull", "--remote", &wrong, PROGRAM[0]], "access denied");
+    let right = format!("http://ci:secret@127.0.0.1:{}/f", store.port);
+    let out = cachetool(to.path(), &["pull", "--remote", &right, PROGRAM[0]]);
+    assert!(out.status.success() && !dpc_names(to.path()).is_empty(), "{}{}", text(&out.stdout), text(&out.stderr));
+    // No store named: one line saying how to name one.
+    let out = cachetool(to.path(), &["pull", PROGRAM[0]]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("DBIRUN_REMOTE"), "{}", text(&out.stderr));
+    let out = cachetool(to.path(), &["pull", "--remote", "ftp://x/y", PROGRAM[0]]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not an s3:// or http(s):// URL"), "{}", text(&out.stderr));
+}
