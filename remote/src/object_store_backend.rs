@@ -79,7 +79,17 @@ impl Backend {
             Problem::ServerError => "server error",
             Problem::TooLarge | Problem::Other => "failed",
         };
-        RemoteError::new(problem, format!("remote {}: {what} {name}: {said} ({})", self.location, last_words(&text)))
+        RemoteError::new(problem, format!("remote {}: {what} {name}: {said} ({})", self.location, cause(&text)))
+    }
+}
+
+impl Backend {
+    /// A 404 is an absent object, unless S3 says the whole bucket is.
+    fn absent_or_error<T>(&self, what: &str, name: &str, e: object_store::Error) -> Result<Option<T>, RemoteError> {
+        match e {
+            object_store::Error::NotFound { .. } if !chain(&e).contains("NoSuchBucket") => Ok(None),
+            e => Err(self.error(what, name, &e)),
+        }
     }
 }
 
@@ -88,8 +98,7 @@ impl Store for Backend {
         self.runtime.block_on(async {
             match self.store.head(&Path::from(name)).await {
                 Ok(meta) => Ok(Some(meta.size)),
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(e) => Err(self.error("HEAD", name, &e)),
+                Err(e) => self.absent_or_error("HEAD", name, e),
             }
         })
     }
@@ -98,8 +107,7 @@ impl Store for Backend {
         self.runtime.block_on(async {
             let got = match self.store.get(&Path::from(name)).await {
                 Ok(got) => got,
-                Err(object_store::Error::NotFound { .. }) => return Ok(None),
-                Err(e) => return Err(self.error("GET", name, &e)),
+                Err(e) => return self.absent_or_error("GET", name, e),
             };
             let too_large = |size: u64| {
                 RemoteError::new(Problem::TooLarge, format!("remote {}: GET {name}: {size} bytes, more than the {limit} expected", self.location))
@@ -175,9 +183,22 @@ fn classify(e: &object_store::Error, text: &str) -> Problem {
     }
 }
 
-/// The end of a long error chain, where the cause is (bounded, so the
-/// message stays one readable line).
-fn last_words(text: &str) -> String {
+/// The part of an error chain that says why: an S3 error document's
+/// code and message when there is one, else the chain's end, bounded so
+/// the message stays one readable line.
+fn cause(text: &str) -> String {
+    let element = |tag: &str| {
+        let open = format!("<{tag}>");
+        let start = text.find(&open)? + open.len();
+        let end = start + text[start..].find(&format!("</{tag}>"))?;
+        Some(text[start..end].to_string())
+    };
+    if let Some(code) = element("Code") {
+        return match element("Message") {
+            Some(m) => format!("{code}: {m}"),
+            None => code,
+        };
+    }
     const MAX: usize = 160;
     if text.len() <= MAX {
         return text.to_string();
@@ -187,4 +208,15 @@ fn last_words(text: &str) -> String {
         start += 1;
     }
     format!("...{}", &text[start..])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_s3_error_document_says_why() {
+        let said = "Generic S3 error: Error performing GET http://h/b/x in 2ms - Client error with status 403 Forbidden: <?xml version=\"1.0\"?><Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided does not exist in our records.</Message><RequestId>abc</RequestId></Error>";
+        assert_eq!(super::cause(said), "InvalidAccessKeyId: The AWS Access Key Id you provided does not exist in our records.");
+        assert_eq!(super::cause("short"), "short");
+        assert!(super::cause(&"x".repeat(1000)).len() < 200);
+    }
 }

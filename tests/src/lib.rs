@@ -6,6 +6,7 @@
 //!   stderr and the exit status; comparing a native run with a translated one.
 //! - [`corpus`]: the catalog of programs in `tests/programs/`.
 //! - [`http_cache`]: an HTTP cache in bazel-remote's layout, with faults on demand.
+//! - [`s3_server`]: a real S3-compatible server (moto), signatures checked.
 //! - [`persist`]: runs with `-persist`, their `-stats` and `-v` lines, and
 //!   the `.dpc` files they leave.
 
@@ -13,6 +14,7 @@ pub mod compile;
 pub mod corpus;
 pub mod http_cache;
 pub mod persist;
+pub mod s3_server;
 pub mod run;
 pub mod singlestep;
 

@@ -11,6 +11,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use dbi_tests::http_cache::{Faults, HttpCache};
+use dbi_tests::s3_server::S3Server;
 use dbi_tests::{dbirun_path, temp_dir};
 
 fn text(b: &[u8]) -> String {
@@ -244,4 +245,63 @@ fn a_store_down_slow_failing_or_refusing_says_so_in_one_line() {
     let out = cachetool(to.path(), &["pull", "--remote", "ftp://x/y", PROGRAM[0]]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("not an s3:// or http(s):// URL"), "{}", text(&out.stderr));
+}
+
+/// cachetool with the S3 server's environment (`secret` as the secret key).
+fn cachetool_s3(base: &Path, s3: &S3Server, secret: &str, args: &[&str]) -> Output {
+    let mut c = Command::new(dbirun_path().with_file_name("cachetool"));
+    c.arg("--persist-dir").arg(base).args(args).env_remove("DBIRUN_REMOTE");
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_")) {
+        c.env_remove(k);
+    }
+    c.envs(s3.env(secret)).output().unwrap()
+}
+
+#[test]
+fn an_s3_bucket_carries_caches_between_machines_and_refuses_wrong_keys() {
+    let s3 = S3Server::start("fleet");
+    let from = temp_dir("s3-from");
+    let cold = dbirun(from.path(), &[], &PROGRAM);
+    assert!(cold.status.success(), "{}", text(&cold.stderr));
+    let url = format!("s3://{}/ci/caches", s3.bucket);
+    let push = cachetool_s3(from.path(), &s3, &s3.secret, &["--json", "push", "--remote", &url]);
+    assert!(push.status.success(), "{}{}", text(&push.stdout), text(&push.stderr));
+    let pushed: serde_json::Value = serde_json::from_slice(&push.stdout).unwrap();
+    let files = dpc_names(from.path());
+    assert_eq!(pushed["report"]["pushed"].as_array().unwrap().len(), files.len(), "{pushed}");
+    let again = cachetool_s3(from.path(), &s3, &s3.secret, &["--json", "push", "--remote", &url]);
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["report"]["present"].as_array().unwrap().len(), files.len(), "{again}");
+
+    let to = temp_dir("s3-to");
+    std::fs::create_dir_all(user_dir(to.path())).unwrap();
+    // Wrong credentials, an unknown key, a bucket that does not exist:
+    // one line each, nothing written.
+    for (secret, remote, want) in [
+        ("not-the-secret", url.as_str(), "access denied"),
+        (s3.secret.as_str(), "s3://no-such-bucket/ci", "no such bucket"),
+    ] {
+        let before = snapshot(to.path());
+        let out = cachetool_s3(to.path(), &s3, secret, &["pull", "--remote", remote, PROGRAM[0]]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{remote}: {}{err}", text(&out.stdout));
+        assert!(err.lines().count() == 1 && err.contains(want), "{remote}: want '{want}': {err}");
+        assert_eq!(snapshot(to.path()), before);
+    }
+    let mut unknown = s3.env(&s3.secret);
+    unknown[0].1 = "AKIAUNKNOWNKEY000000".into();
+    let mut c = Command::new(dbirun_path().with_file_name("cachetool"));
+    c.arg("--persist-dir").arg(to.path()).args(["pull", "--remote", &url, PROGRAM[0]]).envs(unknown);
+    let out = c.output().unwrap();
+    assert!(out.status.code() == Some(1) && text(&out.stderr).contains("InvalidAccessKeyId"), "{}", text(&out.stderr));
+
+    // The right key: the files come over whole, and the run is warm.
+    let pull = cachetool_s3(to.path(), &s3, &s3.secret, &["pull", "--remote", &url, PROGRAM[0]]);
+    assert!(pull.status.success(), "{}{}", text(&pull.stdout), text(&pull.stderr));
+    assert_eq!(snapshot(to.path()), snapshot(from.path()));
+    let native = Command::new(PROGRAM[0]).args(&PROGRAM[1..]).output().unwrap();
+    let warm = dbirun(to.path(), &[], &PROGRAM);
+    assert_eq!(warm.stdout, native.stdout);
+    let (built, loaded) = last_run(to.path());
+    assert!(loaded > 0 && built * 20 <= loaded, "built {built}, loaded {loaded}");
 }
