@@ -93,17 +93,55 @@ fn pull_file(
     machine: &mut Modules,
     fetched: &mut u64,
 ) -> Result<Result<(String, String), String>, RemoteError> {
+    let keep_local = |m: &Manifest| {
+        (!replace && incoming::local_blocks(&dir.join(&m.name)).is_some()).then(|| "a valid local file is kept (--replace to overwrite)".to_string())
+    };
+    let f = match fetch(store, &listed.manifest, machine, fetched, &keep_local)? {
+        Ok(f) => f,
+        Err(why) => return Ok(Err(why)),
+    };
+    let dest = dir.join(&f.name);
+    crate::cache_dir::create_private(dir).map_err(|e| RemoteError::new(Problem::Other, e))?;
+    let local = |e: std::io::Error| RemoteError::new(Problem::Other, format!("{}: {e}", dest.display()));
+    let mut staged = Staged::default();
+    match incoming::stage(dir, &f.name, f.file.bytes(), replace).map_err(local)? {
+        Ok(tmp) => staged.add(tmp, dest.clone()),
+        Err(why) => return Ok(Err(why)),
+    }
+    staged.publish(dir).map_err(|e| RemoteError::new(Problem::Other, e))?;
+    Ok(Ok((f.name, f.module_path)))
+}
+
+/// A file fetched from a remote store and checked.
+pub struct Fetched {
+    /// Its name in a cache directory.
+    pub name: String,
+    pub module_path: String,
+    pub file: Aligned,
+}
+
+/// The file the manifest `manifest_object` names, fetched and checked in
+/// full (see the module's docs); Ok(Err(why)) when there is none fit for
+/// this machine, or `skip` gives a reason not to fetch it (said before the
+/// file's bytes are read). `fetched` counts the file bytes read.
+pub fn fetch(
+    store: &dyn Store,
+    manifest_object: &str,
+    machine: &mut Modules,
+    fetched: &mut u64,
+    skip: &dyn Fn(&Manifest) -> Option<String>,
+) -> Result<Result<Fetched, String>, RemoteError> {
     let too_large_is_bad = |r: Result<Option<Vec<u8>>, RemoteError>| match r {
         Err(e) if e.problem == Problem::TooLarge => Ok(Err("larger than its manifest says (tampered?)".to_string())),
         Err(e) => Err(e),
         Ok(None) => Ok(Err("missing from the store".to_string())),
         Ok(Some(b)) => Ok(Ok(b)),
     };
-    let bytes = match too_large_is_bad(store.get(&listed.manifest, layout::MANIFEST_LIMIT))? {
+    let bytes = match too_large_is_bad(store.get(manifest_object, layout::MANIFEST_LIMIT))? {
         Ok(b) => b,
-        Err(why) => return Ok(Err(format!("manifest {}", why))),
+        Err(why) => return Ok(Err(format!("manifest {why}"))),
     };
-    let m = match Manifest::parse(&bytes, &listed.manifest) {
+    let m = match Manifest::parse(&bytes, manifest_object) {
         Ok(m) => m,
         Err(why) => return Ok(Err(why)),
     };
@@ -118,9 +156,8 @@ fn pull_file(
         Some(h) if h != m.module_hash => return Ok(Err(format!("module {} differs on this machine", m.module_path))),
         Some(_) => {}
     }
-    let dest = dir.join(&m.name);
-    if !replace && incoming::local_blocks(&dest).is_some() {
-        return Ok(Err("a valid local file is kept (--replace to overwrite)".into()));
+    if let Some(why) = skip(&m) {
+        return Ok(Err(why));
     }
     if m.size > FILE_LIMIT {
         return Ok(Err(format!("{} bytes, more than a pull takes", m.size)));
@@ -142,15 +179,7 @@ fn pull_file(
     if crate::hex(&key.encode()) != m.key {
         return Ok(Err("corrupt (its key differs from its manifest's)".into()));
     }
-    crate::cache_dir::create_private(dir).map_err(|e| RemoteError::new(Problem::Other, e))?;
-    let local = |e: std::io::Error| RemoteError::new(Problem::Other, format!("{}: {e}", dest.display()));
-    let mut staged = Staged::default();
-    match incoming::stage(dir, &m.name, file.bytes(), replace).map_err(local)? {
-        Ok(tmp) => staged.add(tmp, dest.clone()),
-        Err(why) => return Ok(Err(why)),
-    }
-    staged.publish(dir).map_err(|e| RemoteError::new(Problem::Other, e))?;
-    Ok(Ok((m.name, m.module_path)))
+    Ok(Ok(Fetched { name: m.name, module_path: m.module_path, file }))
 }
 
 /// Whether `name` is the cache file name the runtime gives a file of the

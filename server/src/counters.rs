@@ -28,6 +28,11 @@ pub struct Counters {
     pub runs_recorded: AtomicU64,
     /// Cache files served to processes at a module's load.
     pub served: AtomicU64,
+    /// Files fetched from the remote store and queued to be merged, files
+    /// pushed to it, its failures.
+    pub remote_fetched: AtomicU64,
+    pub remote_pushed: AtomicU64,
+    pub remote_errors: AtomicU64,
 }
 
 impl Counters {
@@ -59,6 +64,9 @@ impl Counters {
             "errors": g(&self.errors),
             "runs_recorded": g(&self.runs_recorded),
             "served": g(&self.served),
+            "remote_fetched": g(&self.remote_fetched),
+            "remote_pushed": g(&self.remote_pushed),
+            "remote_errors": g(&self.remote_errors),
         })
     }
 }

@@ -17,11 +17,16 @@ use crate::counters::Counters;
 use crate::merger::Merger;
 use crate::state::Shared;
 
+/// How long one request to the remote store may take.
+const REMOTE_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub struct Config {
     /// The per-user cache directory the server owns.
     pub dir: PathBuf,
     /// Exit after this long without a request.
     pub idle: Duration,
+    /// The remote store to read through and write behind, if any.
+    pub remote: Option<remote::Location>,
 }
 
 /// Why the server did not start.
@@ -92,9 +97,19 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         cachetool::RUNTIME_VERSION,
         persist::server_protocol::VERSION
     ));
+    let remote = config.remote.as_ref().and_then(|location| match remote::open(location, REMOTE_TIMEOUT) {
+        Ok(store) => {
+            shared.log.line(format_args!("remote store {location}: read-through and write-behind"));
+            Some(crate::remote_link::start(Arc::clone(&shared), store))
+        }
+        Err(e) => {
+            shared.log.line(format_args!("no remote store: {e}"));
+            None
+        }
+    });
     let merger = {
         let s = Arc::clone(&shared);
-        std::thread::spawn(move || Merger { dir: &s.dir, counters: &s.counters, log: &s.log, vouched: &s.vouched }.run(queue))
+        std::thread::spawn(move || Merger { dir: &s.dir, counters: &s.counters, log: &s.log, vouched: &s.vouched, remote }.run(queue))
     };
     let why = loop {
         if shared.stop.load(Relaxed) {

@@ -13,6 +13,8 @@
 //! - [`merger`]: the one thread that merges, publishes and records.
 //! - [`serving`]: cache files served at a module's load, checked once
 //!   per version.
+//! - [`remote_link`]: read-through from and write-behind to a remote
+//!   store, on its own thread (docs/remote.md).
 //! - [`counters`]: what `cachetool server status` shows.
 //! - [`log`]: its log file, rotated.
 //! - [`state`]: what the threads share, the merger's bounded queue.
@@ -23,6 +25,7 @@ pub mod counters;
 pub mod daemon;
 pub mod log;
 pub mod merger;
+pub mod remote_link;
 pub mod serving;
 pub mod state;
 pub mod vouched;

@@ -20,6 +20,7 @@ use rkyv::util::AlignedVec;
 
 use crate::counters::Counters;
 use crate::log::Log;
+use crate::remote_link::RemoteJob;
 use crate::vouched::{memo_matches, Vouched};
 
 /// The largest delta the server reads.
@@ -44,6 +45,8 @@ pub struct Merger<'a> {
     pub counters: &'a Counters,
     pub log: &'a Log,
     pub vouched: &'a Vouched,
+    /// The remote store's link, when one is configured.
+    pub remote: Option<Sender<RemoteJob>>,
 }
 
 impl Merger<'_> {
@@ -122,6 +125,10 @@ impl Merger<'_> {
             _ => persist::Depth::Full,
         };
         let old = on_disk.as_ref().and_then(|(m, _)| persist::validate_with(m, depth).ok()).filter(|v| v.key == key);
+        if let (None, Some(remote)) = (&old, &self.remote) {
+            // A key this directory has no file of: the store may have one.
+            let _ = remote.send(RemoteJob::Fetch { name: name.to_string(), key: key.clone() });
+        }
         // Decided on the archived indexes, before copying anything: most
         // deltas of warm runs add too little to be worth a rewrite.
         if let Some(o) = &old {
@@ -152,6 +159,9 @@ impl Merger<'_> {
             Ok(id) => {
                 let _ = lock.write_all_at(&verified_memo(id), 0);
                 self.vouched.note(name, id);
+                if let Some(remote) = &self.remote {
+                    let _ = remote.send(RemoteJob::Published { name: name.to_string() });
+                }
                 Counters::add(&self.counters.merges, 1);
                 Counters::add(&self.counters.blocks_added, added as u64);
                 Counters::add(&self.counters.bytes_written, layout.len() as u64);

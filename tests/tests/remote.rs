@@ -305,3 +305,76 @@ fn an_s3_bucket_carries_caches_between_machines_and_refuses_wrong_keys() {
     let (built, loaded) = last_run(to.path());
     assert!(loaded > 0 && built * 20 <= loaded, "built {built}, loaded {loaded}");
 }
+
+/// dbirun with the cache server (started on demand) and `DBIRUN_REMOTE`.
+fn dbirun_served(base: &Path, remote: &str, program: &[&str]) -> Output {
+    Command::new(dbirun_path())
+        .args(["-persist", "-persist_dir"])
+        .arg(base)
+        .arg("--")
+        .args(program)
+        .env_remove("DBIRUN_OPTIONS")
+        .env("DBIRUN_REMOTE", remote)
+        .output()
+        .unwrap()
+}
+
+/// The server's status counter `name` under `base`, after a sync.
+fn server_counter(base: &Path, name: &str) -> u64 {
+    let sync = cachetool(base, &["server", "sync"]);
+    assert!(sync.status.success(), "{}", text(&sync.stderr));
+    let out = cachetool(base, &["--json", "server", "status"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    status[name].as_u64().unwrap_or(0)
+}
+
+/// Waits (at most 30 s) until `done` holds.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(30), "{what}: not within 30 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Stops the cache server of `base` when dropped (a test failing too).
+struct StopServer<'a>(&'a Path);
+
+impl Drop for StopServer<'_> {
+    fn drop(&mut self) {
+        let _ = cachetool(self.0, &["server", "stop"]);
+    }
+}
+
+#[test]
+fn the_cache_server_reads_through_and_writes_behind() {
+    let store_dir = temp_dir("remote-srv-store");
+    let store = HttpCache::start(store_dir.path());
+    let url = store.url("srv");
+    // Machine A runs the program; its server pushes what it wrote.
+    let a = temp_dir("remote-srv-a");
+    let _stop_a = StopServer(a.path());
+    let run = dbirun_served(a.path(), &url, &PROGRAM);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    eventually("A's server pushes its files", || server_counter(a.path(), "remote_pushed") >= 3);
+    let files = dpc_names(a.path());
+    assert!(store.objects().iter().filter(|o| o.starts_with("srv/cas/")).count() >= files.len(), "{:?}", store.objects());
+
+    // Machine B runs the program with other arguments: its server fetches
+    // A's files for the keys it misses and merges them with B's blocks.
+    let b = temp_dir("remote-srv-b");
+    let _stop_b = StopServer(b.path());
+    let other = ["/usr/bin/ls", "/"];
+    let run = dbirun_served(b.path(), &url, &other);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    eventually("B's server fetches A's files", || server_counter(b.path(), "remote_fetched") >= files.len() as u64);
+    assert_eq!(server_counter(b.path(), "remote_errors"), 0);
+    // So B's first run of A's command is warm, though B never ran it.
+    let native = Command::new(PROGRAM[0]).args(&PROGRAM[1..]).output().unwrap();
+    let warm = dbirun_served(b.path(), &url, &PROGRAM);
+    assert_eq!(warm.stdout, native.stdout);
+    let (built, loaded) = last_run(b.path());
+    assert!(loaded > 0 && built * 20 <= loaded, "built {built}, loaded {loaded}");
+    let log = std::fs::read_to_string(user_dir(b.path()).join("dbicached.log")).unwrap_or_default();
+    assert!(log.contains("remote: fetched"), "{log}");
+}
