@@ -112,7 +112,15 @@ enum Command {
         /// Overwrite valid local files too.
         #[arg(long)]
         replace: bool,
+        /// Take only files whose manifests this ed25519 public key (hex)
+        /// signed (repeatable; also $DBIRUN_TRUSTED_KEYS, comma-separated).
+        #[arg(long, value_name = "PUBLIC_KEY")]
+        trust: Vec<String>,
     },
+    /// Make an ed25519 key pair for signed pushes: prints
+    /// DBIRUN_SIGNING_KEY=... (keep it secret: the pushing job's
+    /// environment) and DBIRUN_TRUSTED_KEYS=... (for pulling machines).
+    Keygen,
     /// Recreate the index from the files (keeps run history when readable).
     RebuildIndex,
     /// Show or set the directory's settings: `config max-size 2G` (a size
@@ -281,10 +289,12 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             let (store, url) = remote.open()?;
             commands::push::run(&dir, store.as_ref(), &url, modules, *jobs, cli.json)
         }
-        Command::Pull { remote, what, all_known, replace } => {
+        Command::Pull { remote, what, all_known, replace, trust } => {
             let (store, url) = remote.open()?;
-            commands::pull::run(&dir, store.as_ref(), &url, what, *all_known, *replace, cli.json)
+            let wanted = commands::pull::Wanted { what, all_known: *all_known, replace: *replace, trust };
+            commands::pull::run(&dir, store.as_ref(), &url, &wanted, cli.json)
         }
+        Command::Keygen => commands::keygen::run(cli.json),
         Command::RebuildIndex => commands::rebuild_index::run(&dir, cli.json),
         Command::Config { key, value } => commands::config::run(&dir, key.as_deref(), value.as_deref(), cli.json),
         Command::Server { action } => commands::server::run(&dir, action, cli.json),

@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use remote::layout::{self, Listed, Listing, Manifest};
+use remote::signing::Trust;
 use remote::{Problem, RemoteError, Store};
 use serde::Serialize;
 
@@ -35,11 +36,12 @@ pub struct Report {
 /// Pulls into `dir` the files the store holds for `modules`, calling
 /// `tick` after each module; gives what happened, and the store's failure
 /// if one stopped the pull.
-pub fn pull(store: &dyn Store, dir: &Path, modules: &[PathBuf], replace: bool, tick: &dyn Fn()) -> (Report, Option<RemoteError>) {
+/// With signing on (`trust`), only manifests signed by a trusted key are taken.
+pub fn pull(store: &dyn Store, dir: &Path, modules: &[PathBuf], replace: bool, trust: &Trust, tick: &dyn Fn()) -> (Report, Option<RemoteError>) {
     let mut report = Report::default();
     let mut machine = Modules::default();
     for module in modules {
-        let failed = pull_module(store, dir, module, replace, &mut machine, &mut report).err();
+        let failed = pull_module(store, dir, module, replace, trust, &mut machine, &mut report).err();
         tick();
         if failed.is_some() {
             return (report, failed);
@@ -48,7 +50,15 @@ pub fn pull(store: &dyn Store, dir: &Path, modules: &[PathBuf], replace: bool, t
     (report, None)
 }
 
-fn pull_module(store: &dyn Store, dir: &Path, module: &Path, replace: bool, machine: &mut Modules, report: &mut Report) -> Result<(), RemoteError> {
+fn pull_module(
+    store: &dyn Store,
+    dir: &Path,
+    module: &Path,
+    replace: bool,
+    trust: &Trust,
+    machine: &mut Modules,
+    report: &mut Report,
+) -> Result<(), RemoteError> {
     let shown = module.display().to_string();
     let path = std::fs::canonicalize(module).unwrap_or_else(|_| module.to_path_buf());
     let Some(hash) = machine.hash(&path.to_string_lossy()).and_then(|h| layout::unhex(&h)?.try_into().ok()) else {
@@ -75,7 +85,7 @@ fn pull_module(store: &dyn Store, dir: &Path, module: &Path, replace: bool, mach
         Err(e) => return Err(e),
     };
     for listed in &listing.keys {
-        match pull_file(store, dir, listed, replace, machine, &mut report.bytes)? {
+        match pull_file(store, dir, listed, replace, trust, machine, &mut report.bytes)? {
             Ok((name, module)) => report.taken.push((name, module)),
             Err(why) => report.skipped.push((listed.name.clone(), why)),
         }
@@ -90,13 +100,14 @@ fn pull_file(
     dir: &Path,
     listed: &Listed,
     replace: bool,
+    trust: &Trust,
     machine: &mut Modules,
     fetched: &mut u64,
 ) -> Result<Result<(String, String), String>, RemoteError> {
     let keep_local = |m: &Manifest| {
         (!replace && incoming::local_blocks(&dir.join(&m.name)).is_some()).then(|| "a valid local file is kept (--replace to overwrite)".to_string())
     };
-    let f = match fetch(store, &listed.manifest, machine, fetched, &keep_local)? {
+    let f = match fetch(store, &listed.manifest, trust, machine, fetched, &keep_local)? {
         Ok(f) => f,
         Err(why) => return Ok(Err(why)),
     };
@@ -121,12 +132,14 @@ pub struct Fetched {
 }
 
 /// The file the manifest `manifest_object` names, fetched and checked in
-/// full (see the module's docs); Ok(Err(why)) when there is none fit for
+/// full (see the module's docs; with signing on, its manifest signed by a
+/// key of `trust`); Ok(Err(why)) when there is none fit for
 /// this machine, or `skip` gives a reason not to fetch it (said before the
 /// file's bytes are read). `fetched` counts the file bytes read.
 pub fn fetch(
     store: &dyn Store,
     manifest_object: &str,
+    trust: &Trust,
     machine: &mut Modules,
     fetched: &mut u64,
     skip: &dyn Fn(&Manifest) -> Option<String>,
@@ -145,6 +158,9 @@ pub fn fetch(
         Ok(m) => m,
         Err(why) => return Ok(Err(why)),
     };
+    if let Err(why) = trust.admits(&m) {
+        return Ok(Err(why));
+    }
     if m.runtime_version != format!("{:08x}", crate::RUNTIME_VERSION) {
         return Ok(Err(format!("made by runtime {}", m.runtime_version)));
     }

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use remote::layout::{self, Listed, Listing, Manifest};
+use remote::signing::Signer;
 use remote::{RemoteError, Store};
 use serde::Serialize;
 
@@ -36,9 +37,17 @@ enum Outcome {
     Skipped(String),
 }
 
-/// Pushes the files `names` of `dir` with `jobs` threads, calling `tick`
-/// after each; gives what happened, and the store's failure if one stopped it.
-pub fn push(store: &dyn Store, dir: &Path, names: &[String], jobs: usize, tick: &(dyn Fn() + Sync)) -> (Report, Option<RemoteError>) {
+/// Pushes the files `names` of `dir` with `jobs` threads, their manifests
+/// signed by `signer` if given, calling `tick` after each; gives what
+/// happened, and the store's failure if one stopped it.
+pub fn push(
+    store: &dyn Store,
+    dir: &Path,
+    names: &[String],
+    jobs: usize,
+    signer: Option<&Signer>,
+    tick: &(dyn Fn() + Sync),
+) -> (Report, Option<RemoteError>) {
     let next = AtomicUsize::new(0);
     let report = Mutex::new(Report::default());
     let failure: Mutex<Option<RemoteError>> = Mutex::new(None);
@@ -53,7 +62,7 @@ pub fn push(store: &dyn Store, dir: &Path, names: &[String], jobs: usize, tick: 
                     break;
                 }
                 let name = &names[i];
-                let outcome = push_one(store, dir, name, &listings);
+                let outcome = push_one(store, dir, name, signer, &listings);
                 let mut r = report.lock().unwrap();
                 match outcome {
                     Ok(Outcome::Pushed { module, sent }) => {
@@ -78,7 +87,7 @@ pub fn push(store: &dyn Store, dir: &Path, names: &[String], jobs: usize, tick: 
     (report, failure.into_inner().unwrap())
 }
 
-fn push_one(store: &dyn Store, dir: &Path, name: &str, listings: &Mutex<()>) -> Result<Outcome, RemoteError> {
+fn push_one(store: &dyn Store, dir: &Path, name: &str, signer: Option<&Signer>, listings: &Mutex<()>) -> Result<Outcome, RemoteError> {
     // The runtime replaces files by renaming: the mapping is one version.
     let (mapped, _) = match cache_file::map(&dir.join(name)) {
         Ok(x) => x,
@@ -96,7 +105,10 @@ fn push_one(store: &dyn Store, dir: &Path, name: &str, listings: &Mutex<()>) -> 
     let key_object = layout::key_object(&v.key);
     let blocks = v.index.blocks.len() as u64;
     if let Some(old) = store.get(&key_object, layout::MANIFEST_LIMIT)? {
-        if let Ok(old) = Manifest::parse(&old, &key_object) {
+        // A signing pusher replaces what it did not sign: machines that
+        // trust its key take nothing else.
+        let ours = |m: &Manifest| signer.is_none_or(|s| m.signature.as_ref().is_some_and(|g| g.public_key == s.public_hex()));
+        if let Ok(old) = Manifest::parse(&old, &key_object).map_err(drop).and_then(|m| if ours(&m) { Ok(m) } else { Err(()) }) {
             if old.sha256 == sha256 {
                 return Ok(Outcome::Present("already in the store".into()));
             }
@@ -112,7 +124,7 @@ fn push_one(store: &dyn Store, dir: &Path, name: &str, listings: &Mutex<()>) -> 
         sent = bytes.len() as u64;
     }
     let module = v.index.module.path.as_str().to_string();
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         layout: layout::LAYOUT_VERSION,
         format_version: crate::FORMAT_VERSION,
         runtime_version: format!("{:08x}", v.key.runtime_version),
@@ -124,7 +136,11 @@ fn push_one(store: &dyn Store, dir: &Path, name: &str, listings: &Mutex<()>) -> 
         sha256,
         blocks,
         pushed: crate::now(),
+        signature: None,
     };
+    if let Some(s) = signer {
+        s.sign(&mut manifest);
+    }
     store.put(&key_object, serde_json::to_vec_pretty(&manifest).expect("a manifest serialises"))?;
     let _one_at_a_time = listings.lock().unwrap();
     let listing_object = layout::module_object(&v.key.module_hash, v.key.runtime_version);

@@ -90,6 +90,9 @@ pub struct Manifest {
     pub blocks: u64,
     /// Unix seconds.
     pub pushed: i64,
+    /// Present when the pushing side signs (`crate::signing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<crate::signing::Signature>,
 }
 
 impl Manifest {
@@ -203,6 +206,7 @@ mod tests {
             sha256: sha256_hex(b"file"),
             blocks: 3,
             pushed: 0,
+            signature: None,
         }
     }
 

@@ -9,12 +9,15 @@
 //!   each one line.
 //! - [`object_store_backend`]: both backends, through the `object_store`
 //!   crate (request signing, retries, timeouts are its job).
+//! - [`signing`]: ed25519 signatures on manifests, and the keys a
+//!   machine trusts.
 //! - [`layout`]: the objects' names and the manifests and listings that
 //!   lead from a module to its files.
 
 pub mod layout;
 pub mod location;
 pub mod object_store_backend;
+pub mod signing;
 pub mod store;
 
 pub use location::Location;

@@ -97,14 +97,19 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         cachetool::RUNTIME_VERSION,
         persist::server_protocol::VERSION
     ));
-    let remote = config.remote.as_ref().and_then(|location| match remote::open(location, REMOTE_TIMEOUT) {
-        Ok(store) => {
-            shared.log.line(format_args!("remote store {location}: read-through and write-behind"));
-            Some(crate::remote_link::start(Arc::clone(&shared), store))
-        }
-        Err(e) => {
-            shared.log.line(format_args!("no remote store: {e}"));
-            None
+    let remote = config.remote.as_ref().and_then(|location| {
+        let started = remote::open(location, REMOTE_TIMEOUT)
+            .map_err(|e| e.to_string())
+            .and_then(|store| crate::remote_link::start(Arc::clone(&shared), store));
+        match started {
+            Ok(link) => {
+                shared.log.line(format_args!("remote store {location}: read-through and write-behind"));
+                Some(link)
+            }
+            Err(e) => {
+                shared.log.line(format_args!("no remote store: {e}"));
+                None
+            }
         }
     });
     let merger = {

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use cachetool::module_file::Modules;
 use persist::key::CacheKey;
+use remote::signing::{Signer, Trust};
 use remote::{Problem, Store};
 
 use crate::counters::Counters;
@@ -42,15 +43,33 @@ pub enum RemoteJob {
 }
 
 /// Starts the link's thread; its jobs come through the returned sender.
-pub fn start(shared: Arc<Shared>, store: Box<dyn Store>) -> Sender<RemoteJob> {
+/// With `DBIRUN_TRUSTED_KEYS` set, only files signed by those keys are
+/// fetched; with `DBIRUN_SIGNING_KEY` set, what is pushed is signed.
+pub fn start(shared: Arc<Shared>, store: Box<dyn Store>) -> Result<Sender<RemoteJob>, String> {
+    let trust = Trust::from_keys_and_env(&[])?;
+    let signer = Signer::from_env()?;
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || Link { shared: &shared, store, asked: HashSet::new(), due: BTreeMap::new(), pushed: BTreeMap::new(), paused_until: None }.run(rx));
-    tx
+    std::thread::spawn(move || {
+        let link = Link {
+            shared: &shared,
+            store,
+            trust,
+            signer,
+            asked: HashSet::new(),
+            due: BTreeMap::new(),
+            pushed: BTreeMap::new(),
+            paused_until: None,
+        };
+        link.run(rx)
+    });
+    Ok(tx)
 }
 
 struct Link<'a> {
     shared: &'a Shared,
     store: Box<dyn Store>,
+    trust: Trust,
+    signer: Option<Signer>,
     /// Keys already asked for (their manifest objects).
     asked: HashSet<String>,
     /// Files to push, and when.
@@ -100,7 +119,7 @@ impl Link<'_> {
             return;
         }
         let mut bytes = 0;
-        let got = cachetool::pull::fetch(self.store.as_ref(), &manifest, &mut Modules::default(), &mut bytes, &|m| {
+        let got = cachetool::pull::fetch(self.store.as_ref(), &manifest, &self.trust, &mut Modules::default(), &mut bytes, &|m| {
             (m.name != name).then(|| format!("the store names it {}", m.name))
         });
         match got {
@@ -127,7 +146,7 @@ impl Link<'_> {
         }
         self.due.remove(&name);
         self.pushed.insert(name.clone(), now);
-        let (report, failure) = cachetool::push::push(self.store.as_ref(), &self.shared.dir, std::slice::from_ref(&name), 1, &|| {});
+        let (report, failure) = cachetool::push::push(self.store.as_ref(), &self.shared.dir, std::slice::from_ref(&name), 1, self.signer.as_ref(), &|| {});
         if let Some(e) = failure {
             return self.failed(&format!("pushing {name}"), &e);
         }

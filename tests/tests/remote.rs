@@ -23,7 +23,22 @@ fn user_dir(base: &Path) -> PathBuf {
 }
 
 fn cachetool(base: &Path, args: &[&str]) -> Output {
-    Command::new(dbirun_path().with_file_name("cachetool")).arg("--persist-dir").arg(base).args(args).env_remove("DBIRUN_REMOTE").output().unwrap()
+    cachetool_with(base, &[], args)
+}
+
+/// cachetool with the environment variables `env` (and no other remote,
+/// signing or trust settings).
+fn cachetool_with(base: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    Command::new(dbirun_path().with_file_name("cachetool"))
+        .arg("--persist-dir")
+        .arg(base)
+        .args(args)
+        .env_remove("DBIRUN_REMOTE")
+        .env_remove("DBIRUN_SIGNING_KEY")
+        .env_remove("DBIRUN_TRUSTED_KEYS")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
 }
 
 fn dbirun(base: &Path, options: &[&str], program: &[&str]) -> Output {
@@ -377,4 +392,57 @@ fn the_cache_server_reads_through_and_writes_behind() {
     assert!(loaded > 0 && built * 20 <= loaded, "built {built}, loaded {loaded}");
     let log = std::fs::read_to_string(user_dir(b.path()).join("dbicached.log")).unwrap_or_default();
     assert!(log.contains("remote: fetched"), "{log}");
+}
+
+/// `cachetool keygen`'s (secret, public) keys.
+fn keygen() -> (String, String) {
+    let out = cachetool(Path::new("/nonexistent"), &["--json", "keygen"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let k: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (k["signing_key"].as_str().unwrap().to_string(), k["public_key"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn with_signing_on_only_files_signed_by_a_trusted_key_are_taken() {
+    let (from, _store_dir, store) = pushed("sig");
+    let url = store.url("sig");
+    let (secret, public) = keygen();
+    let (_, stranger) = keygen();
+    let module = "/usr/bin/ls";
+    let files = dpc_names(from.path()).len();
+    let pull = |trusted: &str| {
+        let fresh = temp_dir("remote-sig-to");
+        let out = cachetool_with(fresh.path(), &[("DBIRUN_TRUSTED_KEYS", trusted)], &["pull", "--remote", &url, module]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        (dpc_names(fresh.path()).len(), text(&out.stdout), fresh)
+    };
+    // Pushed unsigned: refused once a key is trusted.
+    let (n, said, _) = pull(&public);
+    assert!(n == 0 && said.contains("unsigned"), "{said}");
+    // Pushed again, signed: the signing pusher replaces the unsigned manifests.
+    let out = cachetool_with(from.path(), &[("DBIRUN_SIGNING_KEY", &secret)], &["--json", "push", "--remote", &url]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["report"]["pushed"].as_array().unwrap().len(), files, "{report}");
+    let (n, said, _) = pull(&public);
+    assert_eq!(n, files, "{said}");
+    // Trusting another key only: refused.
+    let (n, said, _) = pull(&stranger);
+    assert!(n == 0 && said.contains("not trusted"), "{said}");
+    // A signed manifest changed after signing (here: its block count): refused.
+    let manifest = store
+        .objects()
+        .into_iter()
+        .filter(|o| o.starts_with("sig/ac/"))
+        .find(|o| std::fs::read_to_string(store.object(o)).unwrap().contains("\"/usr/bin/ls\""))
+        .unwrap();
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(store.object(&manifest)).unwrap()).unwrap();
+    m["blocks"] = (m["blocks"].as_u64().unwrap() + 1).into();
+    std::fs::write(store.object(&manifest), serde_json::to_vec(&m).unwrap()).unwrap();
+    let (n, said, _) = pull(&public);
+    assert!(n == files - 1 && said.contains("bad signature"), "{said}");
+    // Signing off: the store's files are taken as before (checked locally).
+    let (n, said, _) = pull("");
+    assert_eq!(n, files, "{said}");
+    let out = cachetool_with(Path::new("/nonexistent"), &[("DBIRUN_TRUSTED_KEYS", "1234")], &["pull", "--remote", &url, module]);
+    assert!(out.status.code() == Some(1) && text(&out.stderr).contains("not 64 hex digits"), "{}", text(&out.stderr));
 }

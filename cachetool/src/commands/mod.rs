@@ -10,6 +10,7 @@ pub mod export;
 pub mod import;
 pub mod push;
 pub mod pull;
+pub mod keygen;
 pub mod rebuild_index;
 pub mod config;
 pub mod server;

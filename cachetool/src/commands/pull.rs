@@ -10,7 +10,20 @@ use cachetool::{program_libraries, pull, units};
 use crate::output::json;
 use crate::session::{entries, fail, progress, Result};
 
-pub fn run(dir: &Path, store: &dyn remote::Store, remote: &str, what: &[PathBuf], all_known: bool, replace: bool, as_json: bool) -> Result<ExitCode> {
+pub struct Wanted<'a> {
+    pub what: &'a [PathBuf],
+    pub all_known: bool,
+    pub replace: bool,
+    /// Public keys trusted besides `DBIRUN_TRUSTED_KEYS`'s.
+    pub trust: &'a [String],
+}
+
+pub fn run(dir: &Path, store: &dyn remote::Store, remote: &str, wanted: &Wanted<'_>, as_json: bool) -> Result<ExitCode> {
+    let Wanted { what, all_known, replace, .. } = *wanted;
+    let trust = match remote::signing::Trust::from_keys_and_env(wanted.trust) {
+        Ok(t) => t,
+        Err(why) => return fail(why),
+    };
     let mut modules: Vec<PathBuf> = Vec::new();
     for w in what {
         // A program brings the modules it loads; a library is itself.
@@ -27,7 +40,7 @@ pub fn run(dir: &Path, store: &dyn remote::Store, remote: &str, what: &[PathBuf]
     modules.sort();
     modules.dedup();
     let pb = progress(modules.len() as u64, "pulling", as_json);
-    let (report, failure) = pull::pull(store, dir, &modules, replace, &|| pb.inc(1));
+    let (report, failure) = pull::pull(store, dir, &modules, replace, &trust, &|| pb.inc(1));
     pb.finish_and_clear();
     if !report.taken.is_empty() {
         // The index learns of the new files (the files stay the truth if it cannot).

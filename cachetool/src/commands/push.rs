@@ -26,8 +26,12 @@ pub fn run(dir: &Path, store: &dyn remote::Store, remote: &str, modules_wanted: 
     if names.is_empty() && not_valid.is_empty() && !modules_wanted.is_empty() {
         return fail(format_args!("no cache files of {} in {}", modules_wanted.join(", "), dir.display()));
     }
+    let signer = match remote::signing::Signer::from_env() {
+        Ok(s) => s,
+        Err(why) => return fail(why),
+    };
     let pb = progress(names.len() as u64, "pushing", as_json);
-    let (mut report, failure) = push::push(store, dir, &names, jobs, &|| pb.inc(1));
+    let (mut report, failure) = push::push(store, dir, &names, jobs, signer.as_ref(), &|| pb.inc(1));
     pb.finish_and_clear();
     report.skipped.append(&mut not_valid);
     if as_json {
