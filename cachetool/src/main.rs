@@ -19,7 +19,7 @@ use clap::{Args, Parser, Subcommand};
 use session::{fail, Fail, Result};
 
 #[derive(Parser)]
-#[command(name = "cachetool", version, about = "Inspect, verify, prune, export and import dbirun's persisted code caches")]
+#[command(name = "cachetool", version, about = "Inspect, verify, prune, export, import, push and pull dbirun's persisted code caches")]
 struct Cli {
     /// The cache directory (the per-user one dbirun writes into:
     /// `<persist_dir>/<uid>`); default `$XDG_CACHE_HOME/dbirun/<uid>`
