@@ -10,6 +10,8 @@
 //! whole files or none. A valid local file is kept unless `replace`.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use remote::layout::{self, Listed, Listing, Manifest};
 use remote::signing::Trust;
@@ -29,25 +31,56 @@ pub struct Report {
     pub taken: Vec<(String, String)>,
     /// Modules or files left out: what, why.
     pub skipped: Vec<(String, String)>,
-    /// Bytes of files fetched (taken or not).
+    /// Bytes fetched (compressed files, taken or not).
     pub bytes: u64,
 }
 
-/// Pulls into `dir` the files the store holds for `modules`, calling
-/// `tick` after each module; gives what happened, and the store's failure
-/// if one stopped the pull.
-/// With signing on (`trust`), only manifests signed by a trusted key are taken.
-pub fn pull(store: &dyn Store, dir: &Path, modules: &[PathBuf], replace: bool, trust: &Trust, tick: &dyn Fn()) -> (Report, Option<RemoteError>) {
-    let mut report = Report::default();
-    let mut machine = Modules::default();
-    for module in modules {
-        let failed = pull_module(store, dir, module, replace, trust, &mut machine, &mut report).err();
-        tick();
-        if failed.is_some() {
-            return (report, failed);
+/// Modules pulled at once: each costs a few round trips to the store.
+const JOBS: usize = 4;
+
+/// Pulls into `dir` the files the store holds for `modules` (several
+/// modules at once), calling `tick` after each module; gives what
+/// happened, and the store's failure if one stopped the pull. With
+/// signing on (`trust`), only manifests signed by a trusted key are taken.
+pub fn pull(
+    store: &dyn Store,
+    dir: &Path,
+    modules: &[PathBuf],
+    replace: bool,
+    trust: &Trust,
+    tick: &(dyn Fn() + Sync),
+) -> (Report, Option<RemoteError>) {
+    let next = AtomicUsize::new(0);
+    let report = Mutex::new(Report::default());
+    let failure: Mutex<Option<RemoteError>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..JOBS.min(modules.len()) {
+            s.spawn(|| {
+                let mut machine = Modules::default();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= modules.len() || failure.lock().unwrap().is_some() {
+                        break;
+                    }
+                    let mut mine = Report::default();
+                    let failed = pull_module(store, dir, &modules[i], replace, trust, &mut machine, &mut mine).err();
+                    let mut r = report.lock().unwrap();
+                    r.taken.append(&mut mine.taken);
+                    r.skipped.append(&mut mine.skipped);
+                    r.bytes += mine.bytes;
+                    drop(r);
+                    if let Some(e) = failed {
+                        failure.lock().unwrap().get_or_insert(e);
+                    }
+                    tick();
+                }
+            });
         }
-    }
-    (report, None)
+    });
+    let mut report = report.into_inner().unwrap();
+    report.taken.sort();
+    report.skipped.sort();
+    (report, failure.into_inner().unwrap())
 }
 
 fn pull_module(
@@ -175,18 +208,26 @@ pub fn fetch(
     if let Some(why) = skip(&m) {
         return Ok(Err(why));
     }
-    if m.size > FILE_LIMIT {
-        return Ok(Err(format!("{} bytes, more than a pull takes", m.size)));
+    if m.size > FILE_LIMIT || m.stored_size > FILE_LIMIT {
+        return Ok(Err(format!("{} bytes, more than a pull takes", m.size.max(m.stored_size))));
     }
-    let file = match too_large_is_bad(store.get(&m.file_object(), m.size))? {
+    let stored = match too_large_is_bad(store.get(&m.file_object(), m.stored_size))? {
         Ok(b) => b,
         Err(why) => return Ok(Err(format!("file {why}"))),
     };
-    *fetched += file.len() as u64;
-    if file.len() as u64 != m.size || layout::sha256_hex(&file) != m.sha256 {
+    *fetched += stored.len() as u64;
+    if stored.len() as u64 != m.stored_size || layout::sha256_hex(&stored) != m.stored_sha256 {
         return Ok(Err("corrupt (sha256 differs from its manifest: truncated or tampered)".into()));
     }
-    let file = Aligned::from_bytes(&file);
+    // Decompressed into exactly the size the manifest says: more is an error.
+    let mut file = Aligned::zeroed(m.size as usize);
+    match zstd::bulk::Decompressor::new().and_then(|mut d| d.decompress_to_buffer(&stored, file.bytes_mut())) {
+        Ok(n) if n as u64 == m.size => {}
+        _ => return Ok(Err("corrupt (does not decompress to its manifest's size)".into())),
+    }
+    if layout::sha256_hex(file.bytes()) != m.sha256 {
+        return Ok(Err("corrupt (its contents' sha256 differs from its manifest)".into()));
+    }
     let claimed = Claimed { module_path: &m.module_path, module_hash: &m.module_hash };
     let key = match incoming::check(&file, &claimed, machine) {
         Ok((key, _)) => key,

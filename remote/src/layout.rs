@@ -1,8 +1,10 @@
 //! The objects a remote store holds, named the same in every backend and
 //! in bazel-remote's two namespaces:
 //!
-//! - `cas/<sha256 of the bytes>`: a cache file, content-addressed, so
-//!   immutable (bazel-remote checks the hash of what is put there);
+//! - `cas/<sha256 of the bytes>`: a cache file compressed with zstd
+//!   (a file is mostly code and tables: about a quarter of its size goes
+//!   over the network), content-addressed, so immutable (bazel-remote
+//!   checks the hash of what is put there);
 //! - `ac/<sha256 of a full key>`: that key's [`Manifest`], naming the
 //!   `cas/` object that holds the key's file. The one object ever
 //!   replaced: by the manifest of a file with more blocks for the key;
@@ -20,6 +22,9 @@
 use persist::key::CacheKey;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+/// How files are stored.
+pub const ENCODING: &str = "zstd";
 
 /// This layout's version, in every manifest and listing.
 pub const LAYOUT_VERSION: u32 = 1;
@@ -84,9 +89,14 @@ pub struct Manifest {
     pub module_path: String,
     /// Hex blake3 of the module's contents.
     pub module_hash: String,
+    /// The file's size and hex sha256, as it is in a cache directory.
     pub size: u64,
-    /// Hex sha256 of the file: its `cas/` name.
     pub sha256: String,
+    /// How the stored object is encoded (`zstd`), its size and hex sha256
+    /// (its `cas/` name).
+    pub encoding: String,
+    pub stored_size: u64,
+    pub stored_sha256: String,
     pub blocks: u64,
     /// Unix seconds.
     pub pushed: i64,
@@ -97,7 +107,7 @@ pub struct Manifest {
 
 impl Manifest {
     pub fn file_object(&self) -> String {
-        file_object(&self.sha256)
+        file_object(&self.stored_sha256)
     }
 
     pub fn cache_key(&self) -> Option<CacheKey> {
@@ -115,8 +125,8 @@ impl Manifest {
         if key_object(&key) != object {
             return Err(format!("manifest {object}: its key belongs elsewhere"));
         }
-        let sha_like = m.sha256.len() == 64 && m.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
-        if !sha_like || hex(&key.module_hash) != m.module_hash {
+        let sha_like = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+        if !sha_like(&m.sha256) || !sha_like(&m.stored_sha256) || m.encoding != ENCODING || hex(&key.module_hash) != m.module_hash {
             return Err(format!("manifest {object}: inconsistent"));
         }
         Ok(m)
@@ -204,6 +214,9 @@ mod tests {
             module_hash: hex(&k.module_hash),
             size: 4096,
             sha256: sha256_hex(b"file"),
+            encoding: ENCODING.into(),
+            stored_size: 100,
+            stored_sha256: sha256_hex(b"stored"),
             blocks: 3,
             pushed: 0,
             signature: None,
@@ -231,8 +244,11 @@ mod tests {
         wrong_module.module_hash = hex(&[8; 32]);
         assert!(Manifest::parse(&serde_json::to_vec(&wrong_module).unwrap(), &key_object(&k)).is_err());
         let mut bad_sha = m.clone();
-        bad_sha.sha256 = "../../etc/passwd".into();
+        bad_sha.stored_sha256 = "../../etc/passwd".into();
         assert!(Manifest::parse(&serde_json::to_vec(&bad_sha).unwrap(), &key_object(&k)).is_err());
+        let mut other_encoding = m.clone();
+        other_encoding.encoding = "gzip".into();
+        assert!(Manifest::parse(&serde_json::to_vec(&other_encoding).unwrap(), &key_object(&k)).is_err());
         assert!(Manifest::parse(b"{", &key_object(&k)).is_err());
     }
 

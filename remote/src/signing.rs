@@ -114,11 +114,11 @@ fn short(hex_key: &str) -> &str {
 /// signature, each length-prefixed.
 fn signed_bytes(m: &Manifest) -> Vec<u8> {
     let mut out = b"dbirun manifest signature v1\0".to_vec();
-    let numbers = [m.layout as u64, m.format_version as u64, m.size, m.blocks, m.pushed as u64];
+    let numbers = [m.layout as u64, m.format_version as u64, m.size, m.stored_size, m.blocks, m.pushed as u64];
     for n in numbers {
         out.extend_from_slice(&n.to_le_bytes());
     }
-    for s in [&m.runtime_version, &m.key, &m.name, &m.module_path, &m.module_hash, &m.sha256] {
+    for s in [&m.runtime_version, &m.key, &m.name, &m.module_path, &m.module_hash, &m.sha256, &m.encoding, &m.stored_sha256] {
         out.extend_from_slice(&(s.len() as u64).to_le_bytes());
         out.extend_from_slice(s.as_bytes());
     }
@@ -141,6 +141,9 @@ mod tests {
             module_hash: "11".into(),
             size: 1,
             sha256: sha256_hex(b"x"),
+            encoding: "zstd".into(),
+            stored_size: 1,
+            stored_sha256: sha256_hex(b"y"),
             blocks: 1,
             pushed: 5,
             signature: None,

@@ -127,7 +127,9 @@ impl Link<'_> {
             Ok(Err(why)) => self.shared.log.line(format_args!("remote: nothing usable for {name}: {why}")),
             Ok(Ok(f)) => match memory_file(f.file.bytes()) {
                 Err(e) => self.shared.log.line(format_args!("remote: {name}: {e}")),
-                Ok(file) => match self.shared.queue(Job::HandOver { name: name.to_string(), file, len: f.file.bytes().len() as u64 }, bytes) {
+                // Queued as the bytes the merger will read (the file), not
+                // the bytes fetched (compressed).
+                Ok(file) => match self.shared.queue(Job::HandOver { name: name.to_string(), file, len: f.file.bytes().len() as u64 }, f.file.bytes().len() as u64) {
                     Ok(()) => {
                         Counters::add(&self.shared.counters.remote_fetched, 1);
                         self.shared.log.line(format_args!("remote: fetched {name} ({bytes} bytes)"));

@@ -157,7 +157,7 @@ fn tampered_truncated_or_misplaced_objects_are_never_published() {
         .collect();
     let libc = manifests.iter().find(|(_, m)| m["module_path"].as_str().unwrap().ends_with("/libc.so.6")).unwrap();
     let ls = manifests.iter().find(|(_, m)| m["module_path"].as_str().unwrap().ends_with("/ls")).unwrap();
-    let object_of = |m: &serde_json::Value| store.object(&format!("t/cas/{}", m["sha256"].as_str().unwrap()));
+    let object_of = |m: &serde_json::Value| store.object(&format!("t/cas/{}", m["stored_sha256"].as_str().unwrap()));
     let pull_libc = |what: &str| {
         let fresh = temp_dir("remote-bad");
         let out = cachetool(fresh.path(), &["pull", "--remote", &store.url("t"), libc.1["module_path"].as_str().unwrap()]);
@@ -176,19 +176,34 @@ fn tampered_truncated_or_misplaced_objects_are_never_published() {
     // Truncated.
     std::fs::write(object_of(&libc.1), &good[..good.len() / 2]).unwrap();
     assert!(pull_libc("truncated").contains("sha256 differs"));
-    // Damaged, with a manifest rewritten to match: the file's own checks refuse it.
-    let bad_object = format!("t/cas/{}", sha256_hex(&bad));
-    std::fs::write(store.object(&bad_object), &bad).unwrap();
+    std::fs::write(object_of(&libc.1), &good).unwrap();
+    // Damaged, stored and hashed again with a manifest rewritten to match:
+    // the file's own checks refuse it.
+    let raw = zstd::decode_all(&good[..]).unwrap();
+    let mut bad_raw = raw.clone();
+    let at = bad_raw.len() - 100;
+    bad_raw[at] ^= 1;
+    let restore = |m: &mut serde_json::Value, raw: &[u8]| {
+        let stored = zstd::encode_all(raw, 3).unwrap();
+        std::fs::write(store.object(&format!("t/cas/{}", sha256_hex(&stored))), &stored).unwrap();
+        m["stored_sha256"] = sha256_hex(&stored).into();
+        m["stored_size"] = stored.len().into();
+        m["sha256"] = sha256_hex(raw).into();
+        m["size"] = raw.len().into();
+        std::fs::write(store.object(&libc.0), serde_json::to_vec(&m).unwrap()).unwrap();
+    };
     let mut m = libc.1.clone();
-    m["sha256"] = sha256_hex(&bad).into();
+    restore(&mut m, &bad_raw);
+    assert!(pull_libc("damaged, manifest to match").contains("corrupt ("));
+    // A manifest that says the file is smaller than it decompresses to.
+    let mut m = libc.1.clone();
+    m["size"] = (raw.len() / 2).into();
     std::fs::write(store.object(&libc.0), serde_json::to_vec(&m).unwrap()).unwrap();
-    assert!(pull_libc("damaged, manifest to match").contains("corrupt"));
+    assert!(pull_libc("decompresses larger").contains("does not decompress"));
     // Another module's file (ls) named by libc's manifest.
-    let ls_bytes = std::fs::read(object_of(&ls.1)).unwrap();
+    let ls_raw = zstd::decode_all(&std::fs::read(object_of(&ls.1)).unwrap()[..]).unwrap();
     let mut m = libc.1.clone();
-    m["sha256"] = sha256_hex(&ls_bytes).into();
-    m["size"] = ls_bytes.len().into();
-    std::fs::write(store.object(&libc.0), serde_json::to_vec(&m).unwrap()).unwrap();
+    restore(&mut m, &ls_raw);
     let said = pull_libc("another module's file");
     assert!(said.contains("module differs") || said.contains("corrupt"), "{said}");
     // A manifest moved to another key's name.
@@ -445,4 +460,34 @@ fn with_signing_on_only_files_signed_by_a_trusted_key_are_taken() {
     assert_eq!(n, files, "{said}");
     let out = cachetool_with(Path::new("/nonexistent"), &[("DBIRUN_TRUSTED_KEYS", "1234")], &["pull", "--remote", &url, module]);
     assert!(out.status.code() == Some(1) && text(&out.stderr).contains("not 64 hex digits"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_pull_killed_halfway_leaves_whole_files_and_the_next_pull_finishes() {
+    let (from, _store_dir, store) = pushed("kill");
+    let to = temp_dir("remote-kill-to");
+    // Each answer late, so the pull is surely mid-way when killed.
+    store.set_faults(Faults { delay: Some(Duration::from_millis(150)), ..Faults::default() });
+    let mut child = Command::new(dbirun_path().with_file_name("cachetool"))
+        .arg("--persist-dir")
+        .arg(to.path())
+        .args(["pull", "--remote", &store.url("kill"), PROGRAM[0]])
+        .env_remove("DBIRUN_REMOTE")
+        .env_remove("DBIRUN_TRUSTED_KEYS")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    store.set_faults(Faults::default());
+    // Whatever was published is whole and valid.
+    let verify = cachetool(to.path(), &["verify"]);
+    assert!(verify.status.success(), "{}{}", text(&verify.stdout), text(&verify.stderr));
+    let partial = dpc_names(to.path());
+    assert!(partial.len() < dpc_names(from.path()).len(), "killed too late: {partial:?}");
+    // The next pull takes the rest.
+    let again = cachetool(to.path(), &["pull", "--remote", &store.url("kill"), PROGRAM[0]]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(snapshot(to.path()), snapshot(from.path()));
 }
