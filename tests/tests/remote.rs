@@ -138,6 +138,13 @@ fn a_pulled_cache_makes_a_fresh_machines_first_run_warm() {
     let (built, loaded) = last_run(fresh.path());
     assert!(loaded > 0 && built * 20 <= loaded, "built {built}, loaded {loaded}");
 
+    // --all-known: every module the directory's files name, replaced.
+    let all = cachetool(fresh.path(), &["--json", "pull", "--remote", &store.url("fleet"), "--all-known", "--replace"]);
+    assert!(all.status.success(), "{}", text(&all.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&all.stdout).unwrap();
+    let taken = report["report"]["taken"].as_array().unwrap().len() + report["report"]["skipped"].as_array().unwrap().len();
+    assert_eq!(taken, files.len(), "{report}");
+
     // Pulling again keeps the local files (they are valid).
     let again = cachetool(fresh.path(), &["pull", "--remote", &store.url("fleet"), PROGRAM[0]]);
     assert!(again.status.success() && text(&again.stdout).contains("pulled 0 files"), "{}", text(&again.stdout));
@@ -490,4 +497,53 @@ fn a_pull_killed_halfway_leaves_whole_files_and_the_next_pull_finishes() {
     let again = cachetool(to.path(), &["pull", "--remote", &store.url("kill"), PROGRAM[0]]);
     assert!(again.status.success(), "{}", text(&again.stderr));
     assert_eq!(snapshot(to.path()), snapshot(from.path()));
+}
+
+#[test]
+fn a_dead_store_never_harms_a_run() {
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}/x", l.local_addr().unwrap().port())
+    };
+    let dir = temp_dir("remote-dead");
+    let _stop = StopServer(dir.path());
+    let native = Command::new(PROGRAM[0]).args(&PROGRAM[1..]).output().unwrap();
+    for _ in 0..2 {
+        let run = dbirun_served(dir.path(), &dead, &PROGRAM);
+        assert_eq!(run.stdout, native.stdout);
+        assert_eq!(run.stderr, native.stderr);
+        assert_eq!(run.status.code(), native.status.code());
+        // What the run handed over is merged before the next starts.
+        let sync = cachetool(dir.path(), &["server", "sync"]);
+        assert!(sync.status.success(), "{}", text(&sync.stderr));
+    }
+    eventually("the server notes the dead store", || server_counter(dir.path(), "remote_errors") >= 1);
+    // The directory works as without a store: the second run was warm.
+    let (built, loaded) = last_run(dir.path());
+    assert!(loaded > 0 && built * 20 <= loaded, "built {built}, loaded {loaded}");
+}
+
+/// The basis of a deep check (docs/remote.md, Trust): translating the same
+/// module with the same key twice gives the same bytes.
+#[test]
+fn translation_is_deterministic_for_a_key() {
+    let (a, b) = (temp_dir("det-a"), temp_dir("det-b"));
+    for d in [&a, &b] {
+        let aot = dbirun(d.path(), &["-aot"], &PROGRAM);
+        assert!(aot.status.success(), "{}", text(&aot.stderr));
+    }
+    let (sa, sb) = (snapshot(a.path()), snapshot(b.path()));
+    assert!(sa.len() >= 3);
+    for ((na, ba), (nb, bb)) in sa.iter().zip(&sb) {
+        assert_eq!(na, nb);
+        assert!(ba == bb, "{na}: two AOT translations differ");
+    }
+    assert_eq!(sa.len(), sb.len());
+    // So do two cold runs that take the same paths.
+    let (c, d) = (temp_dir("det-c"), temp_dir("det-d"));
+    for dir in [&c, &d] {
+        let run = dbirun(dir.path(), &[], &PROGRAM);
+        assert!(run.status.success(), "{}", text(&run.stderr));
+    }
+    assert!(snapshot(c.path()) == snapshot(d.path()), "two cold runs of ls wrote different files");
 }
