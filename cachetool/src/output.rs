@@ -166,3 +166,19 @@ pub fn print_disasm(d: &Disassembly) {
     println!("persisted code: zone {} at file offset {:#x}, {} instructions", d.cache_zone, d.cache_file_offset, d.cache_code.len());
     print_lines(&d.cache_code);
 }
+
+/// One line per file: `VERB NAME (MODULE)` for `taken`, `skipped NAME:
+/// WHY` for `skipped`.
+pub fn print_taken_and_skipped(verb: &str, taken: &[(String, String)], skipped: &[(String, String)]) {
+    for (n, m) in taken {
+        println!("{verb} {n} ({m})");
+    }
+    for (n, why) in skipped {
+        println!("skipped {n}: {why}");
+    }
+}
+
+/// A command's report as JSON, with its error if it stopped on one.
+pub fn json_report(report: &impl serde::Serialize, error: Option<&dyn std::fmt::Display>) {
+    json(&serde_json::json!({ "report": report, "error": error.map(|e| e.to_string()) }));
+}

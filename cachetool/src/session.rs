@@ -99,3 +99,11 @@ pub fn module_filter(modules_wanted: &[String]) -> impl Fn(&FileEntry) -> bool +
             })
     }
 }
+
+/// The index learns of the files just written into `dir` (the files stay
+/// the truth if it cannot).
+pub fn index_learns_new_files(dir: &Path) {
+    if let Ok((mut ix, _)) = Index::open_or_rebuild(dir) {
+        let _ = ix.sync(&mut Modules::default(), &|_| {});
+    }
+}

@@ -3,12 +3,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use cachetool::index::Index;
-use cachetool::module_file::Modules;
 use cachetool::{bundle, units};
 
-use crate::output::json;
-use crate::session::{fail, progress, Result};
+use crate::output::{json_report, print_taken_and_skipped};
+use crate::session::{fail, index_learns_new_files, progress, Result};
 
 pub fn run(dir: &Path, path: &Path, replace: bool, as_json: bool) -> Result<ExitCode> {
     if path.is_dir() {
@@ -22,20 +20,12 @@ pub fn run(dir: &Path, path: &Path, replace: bool, as_json: bool) -> Result<Exit
     let (report, err) = bundle::import(dir, path, replace, &|k| pb.inc(k));
     pb.finish_and_clear();
     if !report.taken.is_empty() {
-        // The index learns of the new files (the files stay the truth if it cannot).
-        if let Ok((mut ix, _)) = Index::open_or_rebuild(dir) {
-            let _ = ix.sync(&mut Modules::default(), &|_| {});
-        }
+        index_learns_new_files(dir);
     }
     if as_json {
-        json(&serde_json::json!({ "report": report, "error": err.as_ref().map(|e| e.to_string()) }));
+        json_report(&report, err.as_ref().map(|e| e as &dyn std::fmt::Display));
     } else {
-        for (n, m) in &report.taken {
-            println!("took {n} ({m})");
-        }
-        for (n, why) in &report.skipped {
-            println!("skipped {n}: {why}");
-        }
+        print_taken_and_skipped("took", &report.taken, &report.skipped);
         if err.is_none() {
             println!("imported {} files ({}), skipped {}", report.taken.len(), units::human_size(report.bytes), report.skipped.len());
         }

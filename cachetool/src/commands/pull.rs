@@ -3,12 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use cachetool::index::Index;
-use cachetool::module_file::Modules;
 use cachetool::{program_libraries, pull, units};
 
-use crate::output::json;
-use crate::session::{entries, fail, progress, Result};
+use crate::output::{json_report, print_taken_and_skipped};
+use crate::session::{entries, fail, index_learns_new_files, progress, Result};
 
 pub struct Wanted<'a> {
     pub what: &'a [PathBuf],
@@ -43,20 +41,12 @@ pub fn run(dir: &Path, store: &dyn remote::Store, remote: &str, wanted: &Wanted<
     let (report, failure) = pull::pull(store, dir, &modules, replace, &trust, &|| pb.inc(1));
     pb.finish_and_clear();
     if !report.taken.is_empty() {
-        // The index learns of the new files (the files stay the truth if it cannot).
-        if let Ok((mut ix, _)) = Index::open_or_rebuild(dir) {
-            let _ = ix.sync(&mut Modules::default(), &|_| {});
-        }
+        index_learns_new_files(dir);
     }
     if as_json {
-        json(&serde_json::json!({ "report": report, "error": failure.as_ref().map(|e| e.to_string()) }));
+        json_report(&report, failure.as_ref().map(|e| e as &dyn std::fmt::Display));
     } else {
-        for (n, m) in &report.taken {
-            println!("took {n} ({m})");
-        }
-        for (n, why) in &report.skipped {
-            println!("skipped {n}: {why}");
-        }
+        print_taken_and_skipped("took", &report.taken, &report.skipped);
         if failure.is_none() {
             println!("pulled {} files ({} fetched) from {remote}, skipped {}", report.taken.len(), units::human_size(report.bytes), report.skipped.len());
         }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use cachetool::cache_file::Status;
 use cachetool::{push, units};
 
-use crate::output::json;
+use crate::output::{json_report, print_taken_and_skipped};
 use crate::session::{entries, fail, module_filter, progress, Result};
 
 pub fn run(dir: &Path, store: &dyn remote::Store, remote: &str, modules_wanted: &[String], jobs: usize, as_json: bool) -> Result<ExitCode> {
@@ -35,17 +35,12 @@ pub fn run(dir: &Path, store: &dyn remote::Store, remote: &str, modules_wanted: 
     pb.finish_and_clear();
     report.skipped.append(&mut not_valid);
     if as_json {
-        json(&serde_json::json!({ "report": report, "error": failure.as_ref().map(|e| e.to_string()) }));
+        json_report(&report, failure.as_ref().map(|e| e as &dyn std::fmt::Display));
     } else {
-        for (n, m) in &report.pushed {
-            println!("pushed {n} ({m})");
-        }
         for (n, why) in &report.present {
             println!("present {n}: {why}");
         }
-        for (n, why) in &report.skipped {
-            println!("skipped {n}: {why}");
-        }
+        print_taken_and_skipped("pushed", &report.pushed, &report.skipped);
         if failure.is_none() {
             println!(
                 "pushed {} files ({} sent) to {remote}, {} already there, skipped {}",
