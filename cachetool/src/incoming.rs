@@ -46,10 +46,16 @@ pub fn local_blocks(dest: &Path) -> Option<u64> {
     (v.key.runtime_version == crate::RUNTIME_VERSION).then_some(v.index.blocks.len() as u64)
 }
 
-/// Writes `bytes` to a temporary file (0600) beside `dir/name`, to be
-/// renamed over it: Ok(Err(why)) when a valid local file is kept instead
-/// (unless `replace`).
+/// Writes `bytes` to a temporary file (0600) beside `dir/name`, synced to
+/// disk, to be renamed over it: Ok(Err(why)) when a valid local file is
+/// kept instead (unless `replace`).
 pub fn stage(dir: &Path, name: &str, bytes: &[u8], replace: bool) -> std::io::Result<Result<PathBuf, String>> {
+    stage_with(dir, name, bytes, replace, true)
+}
+
+/// [`stage`], synced to disk only if `sync` (a cache server answering a
+/// run does not wait for the disk, as its merges do not).
+pub fn stage_with(dir: &Path, name: &str, bytes: &[u8], replace: bool, sync: bool) -> std::io::Result<Result<PathBuf, String>> {
     let dest = dir.join(name);
     if let Ok((local, _)) = cache_file::map(&dest) {
         if local.bytes() == bytes {
@@ -63,7 +69,10 @@ pub fn stage(dir: &Path, name: &str, bytes: &[u8], replace: bool) -> std::io::Re
     let written = (|| {
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()
+        if sync {
+            f.sync_all()?;
+        }
+        Ok(())
     })();
     match written {
         Ok(()) => Ok(Ok(tmp)),

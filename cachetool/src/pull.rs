@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use remote::layout::{self, Listed, Listing, Manifest};
+use remote::layout::{self, Listed, Listing, Manifest, Subject};
 use remote::signing::Trust;
 use remote::{Problem, RemoteError, Store};
 use serde::Serialize;
@@ -98,9 +98,9 @@ fn pull_module(
         report.skipped.push((shown, "not on this machine".into()));
         return Ok(());
     };
-    let listing_object = layout::module_object(&hash, crate::RUNTIME_VERSION);
-    let listing = match store.get(&listing_object, layout::LISTING_LIMIT) {
-        Ok(Some(bytes)) => match Listing::parse(&bytes, &hash, crate::RUNTIME_VERSION) {
+    let subject = Subject::Module(&hash);
+    let listing = match store.get(&layout::listing_object(&subject, crate::RUNTIME_VERSION), layout::LISTING_LIMIT) {
+        Ok(Some(bytes)) => match Listing::parse(&bytes, &subject, crate::RUNTIME_VERSION) {
             Ok(l) => l,
             Err(why) => {
                 report.skipped.push((shown, why));

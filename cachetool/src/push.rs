@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use remote::layout::{self, Listed, Listing, Manifest};
+use remote::layout::{self, Listed, Listing, Manifest, Subject};
 use remote::signing::Signer;
 use remote::{RemoteError, Store};
 use serde::Serialize;
@@ -156,15 +156,19 @@ fn push_one(store: &dyn Store, dir: &Path, name: &str, signer: Option<&Signer>, 
     }
     store.put(&key_object, serde_json::to_vec_pretty(&manifest).expect("a manifest serialises"))?;
     let _one_at_a_time = listings.lock().unwrap();
-    let listing_object = layout::module_object(&v.key.module_hash, v.key.runtime_version);
-    let fresh = || Listing::new(&v.key.module_hash, v.key.runtime_version);
-    let mut listing = match store.get(&listing_object, layout::LISTING_LIMIT)? {
-        // A listing that is not one of ours is replaced by a true one.
-        Some(b) => Listing::parse(&b, &v.key.module_hash, v.key.runtime_version).unwrap_or_else(|_| fresh()),
-        None => fresh(),
-    };
-    if listing.add(Listed { manifest: key_object, name: name.to_string() }) {
-        store.put(&listing_object, serde_json::to_vec_pretty(&listing).expect("a listing serialises"))?;
+    // The module's listing (for pulls) and the file name's (for a cache
+    // server asked for the file by name).
+    for subject in [Subject::Module(&v.key.module_hash), Subject::File(name)] {
+        let object = layout::listing_object(&subject, v.key.runtime_version);
+        let mut listing = match store.get(&object, layout::LISTING_LIMIT)? {
+            // A listing that is not one of ours is replaced by a true one.
+            Some(b) => Listing::parse(&b, &subject, v.key.runtime_version).ok(),
+            None => None,
+        }
+        .unwrap_or_else(|| Listing::new(&subject, v.key.runtime_version));
+        if listing.add(Listed { manifest: key_object.clone(), name: name.to_string() }) {
+            store.put(&object, serde_json::to_vec_pretty(&listing).expect("a listing serialises"))?;
+        }
     }
     Ok(Outcome::Pushed { module, sent })
 }

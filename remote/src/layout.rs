@@ -11,7 +11,10 @@
 //! - `ac/<sha256 of a module's content hash, runtime and format version>`:
 //!   the module's [`Listing`], every key pushed for it, so a machine can
 //!   pull a module's files without knowing which clients and options
-//!   others ran with.
+//!   others ran with;
+//! - `ac/<sha256 of a file name, runtime and format version>`: the keys
+//!   pushed under that cache file name (one per module content seen at
+//!   that path), for a cache server asked for a file by name.
 //!
 //! A full key is everything a cache file is valid for (module content
 //! hash, clients, options, thread-context layout, runtime version) and
@@ -63,15 +66,32 @@ pub fn key_object(key: &CacheKey) -> String {
     format!("ac/{}", hex(&h.finalize()))
 }
 
-/// The object holding the listing of the module whose contents hash to
-/// `module_hash`, for files of `runtime_version`.
-pub fn module_object(module_hash: &[u8; 32], runtime_version: u32) -> String {
+/// What a [`Listing`] lists the keys of.
+pub enum Subject<'a> {
+    /// The module whose contents hash (blake3) to this.
+    Module(&'a [u8; 32]),
+    /// The cache file name.
+    File(&'a str),
+}
+
+impl Subject<'_> {
+    fn words(&self) -> String {
+        match self {
+            Subject::Module(hash) => format!("module {}", hex(*hash)),
+            Subject::File(name) => format!("file {name}"),
+        }
+    }
+}
+
+/// The object holding the listing of `subject`'s keys for files of
+/// `runtime_version`.
+pub fn listing_object(subject: &Subject<'_>, runtime_version: u32) -> String {
     let mut h = Sha256::new();
-    h.update(b"dbirun remote module\0");
+    h.update(b"dbirun remote listing\0");
     h.update(LAYOUT_VERSION.to_le_bytes());
     h.update(persist::FORMAT_VERSION.to_le_bytes());
     h.update(runtime_version.to_le_bytes());
-    h.update(module_hash);
+    h.update(subject.words());
     format!("ac/{}", hex(&h.finalize()))
 }
 
@@ -142,34 +162,36 @@ pub struct Listed {
     pub name: String,
 }
 
-/// Every key pushed for one module (content) and runtime version.
+/// Every key pushed for one subject (a module's contents, a file name)
+/// and runtime version.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Listing {
     pub layout: u32,
     pub format_version: u32,
     pub runtime_version: String,
-    pub module_hash: String,
+    /// `module <hash>` or `file <name>`.
+    pub of: String,
     pub keys: Vec<Listed>,
 }
 
 impl Listing {
-    pub fn new(module_hash: &[u8; 32], runtime_version: u32) -> Listing {
+    pub fn new(subject: &Subject<'_>, runtime_version: u32) -> Listing {
         Listing {
             layout: LAYOUT_VERSION,
             format_version: persist::FORMAT_VERSION,
             runtime_version: format!("{runtime_version:08x}"),
-            module_hash: hex(module_hash),
+            of: subject.words(),
             keys: Vec::new(),
         }
     }
 
-    /// The listing in `bytes`: it must be the one of `module_hash` and
+    /// The listing in `bytes`: it must be the one of `subject` and
     /// `runtime_version` in this layout, and name only manifest objects.
-    pub fn parse(bytes: &[u8], module_hash: &[u8; 32], runtime_version: u32) -> Result<Listing, String> {
+    pub fn parse(bytes: &[u8], subject: &Subject<'_>, runtime_version: u32) -> Result<Listing, String> {
         let l: Listing = serde_json::from_slice(bytes).map_err(|e| format!("listing: {e}"))?;
-        let want = Listing::new(module_hash, runtime_version);
-        if (l.layout, l.format_version, &l.runtime_version, &l.module_hash) != (want.layout, want.format_version, &want.runtime_version, &want.module_hash) {
-            return Err("listing: made for another module, runtime or layout".into());
+        let want = Listing::new(subject, runtime_version);
+        if (l.layout, l.format_version, &l.runtime_version, &l.of) != (want.layout, want.format_version, &want.runtime_version, &want.of) {
+            return Err("listing: made for another module, file, runtime or layout".into());
         }
         let manifest_like = |m: &str| m.strip_prefix("ac/").is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
         if !l.keys.iter().all(|k| manifest_like(&k.manifest)) {
@@ -228,7 +250,9 @@ mod tests {
         let (a, b) = (key(1), key(2));
         assert_ne!(key_object(&a), key_object(&b));
         assert_eq!(key_object(&a), key_object(&key(1)));
-        assert_ne!(module_object(&a.module_hash, 1), module_object(&a.module_hash, 2));
+        let m = Subject::Module(&a.module_hash);
+        assert_ne!(listing_object(&m, 1), listing_object(&m, 2));
+        assert_ne!(listing_object(&m, 1), listing_object(&Subject::File("x.dpc"), 1));
         assert!(key_object(&a).starts_with("ac/") && key_object(&a).len() == 67);
         assert_eq!(file_object(&sha256_hex(b"")), "cas/e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
@@ -254,14 +278,16 @@ mod tests {
 
     #[test]
     fn a_listing_must_be_the_modules_and_name_manifests() {
-        let mut l = Listing::new(&[7; 32], 1);
+        let m = Subject::Module(&[7; 32]);
+        let mut l = Listing::new(&m, 1);
         assert!(l.add(Listed { manifest: key_object(&key(1)), name: "a".into() }));
         assert!(!l.add(Listed { manifest: key_object(&key(1)), name: "a".into() }));
         let bytes = serde_json::to_vec(&l).unwrap();
-        assert_eq!(Listing::parse(&bytes, &[7; 32], 1).unwrap(), l);
-        assert!(Listing::parse(&bytes, &[8; 32], 1).is_err());
-        assert!(Listing::parse(&bytes, &[7; 32], 2).is_err());
+        assert_eq!(Listing::parse(&bytes, &m, 1).unwrap(), l);
+        assert!(Listing::parse(&bytes, &Subject::Module(&[8; 32]), 1).is_err());
+        assert!(Listing::parse(&bytes, &Subject::File("a"), 1).is_err());
+        assert!(Listing::parse(&bytes, &m, 2).is_err());
         l.keys.push(Listed { manifest: "cas/x".into(), name: "b".into() });
-        assert!(Listing::parse(&serde_json::to_vec(&l).unwrap(), &[7; 32], 1).is_err());
+        assert!(Listing::parse(&serde_json::to_vec(&l).unwrap(), &m, 1).is_err());
     }
 }

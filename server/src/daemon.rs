@@ -27,6 +27,9 @@ pub struct Config {
     pub idle: Duration,
     /// The remote store to read through and write behind, if any.
     pub remote: Option<remote::Location>,
+    /// How long a process's request for a file the directory lacks waits
+    /// for the remote store.
+    pub remote_wait: Duration,
 }
 
 /// Why the server did not start.
@@ -90,7 +93,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     let ino = std::fs::symlink_metadata(&socket).map_err(|e| io("bind", e))?.ino();
     let me = unsafe { libc::getuid() };
     let (jobs, queue) = std::sync::mpsc::channel();
-    let shared = Arc::new(Shared::new(config.dir.clone(), jobs));
+    let shared = Arc::new(Shared::new(config.dir.clone(), jobs, config.remote_wait));
     shared.log.line(format_args!(
         "started for {} (runtime {:08x}, protocol {})",
         config.dir.display(),
@@ -104,6 +107,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
         match started {
             Ok(link) => {
                 shared.log.line(format_args!("remote store {location}: read-through and write-behind"));
+                let _ = shared.remote.set(link.clone());
                 Some(link)
             }
             Err(e) => {

@@ -1,15 +1,25 @@
-//! `dbicached --dir DIR [--idle SECONDS] [--remote URL]`: the cache server of the
+//! `dbicached --dir DIR [--idle SECONDS] [--remote URL] [--remote-wait MS]`: the cache server of the
 //! per-user cache directory DIR (see the library's docs). Exit status 0
 //! when it stopped or went idle, 3 when another server already runs for
 //! DIR, 1 on any other failure.
 
 use std::time::Duration;
 
+/// The environment variable giving `--remote-wait` (dbirun starts the
+/// server with the run's environment).
+const REMOTE_WAIT_ENV: &str = "DBIRUN_REMOTE_WAIT_MS";
+/// A process waits this long for a file the directory lacks by default.
+const DEFAULT_REMOTE_WAIT: Duration = Duration::from_millis(60);
+/// A process gives up on the server's answer after 100 ms
+/// (runtime/src/persistence/server.rs, SERVE_WITHIN): waiting longer is useless.
+const MAX_REMOTE_WAIT_MS: u64 = 90;
+
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let mut dir = None;
     let mut idle = Duration::from_secs(600);
     let mut remote = None;
+    let mut remote_wait = None;
     let mut i = 1;
     while i < args.len() {
         match (args[i].as_str(), args.get(i + 1)) {
@@ -19,6 +29,7 @@ fn main() -> std::process::ExitCode {
                 _ => return usage(&format!("bad --idle '{s}' (seconds)")),
             },
             ("--remote", Some(url)) => remote = Some(url.clone()),
+            ("--remote-wait", Some(ms)) => remote_wait = Some(ms.clone()),
             (other, _) => return usage(&format!("unexpected argument '{other}'")),
         }
         i += 2;
@@ -30,7 +41,12 @@ fn main() -> std::process::ExitCode {
         Ok(r) => r,
         Err(why) => return usage(&why),
     };
-    match dbicached::daemon::run(&dbicached::daemon::Config { dir, idle, remote }) {
+    let remote_wait = match remote_wait.or_else(|| std::env::var(REMOTE_WAIT_ENV).ok()).map(|ms| ms.parse::<u64>()) {
+        None => DEFAULT_REMOTE_WAIT,
+        Some(Ok(ms)) => Duration::from_millis(ms.min(MAX_REMOTE_WAIT_MS)),
+        Some(Err(_)) => return usage("bad --remote-wait (milliseconds)"),
+    };
+    match dbicached::daemon::run(&dbicached::daemon::Config { dir, idle, remote, remote_wait }) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(dbicached::daemon::StartError::AlreadyRunning) => {
             eprintln!("dbicached: a server already runs for this directory");
@@ -44,6 +60,6 @@ fn main() -> std::process::ExitCode {
 }
 
 fn usage(why: &str) -> std::process::ExitCode {
-    eprintln!("dbicached: {why} (usage: dbicached --dir DIR [--idle SECONDS] [--remote URL])");
+    eprintln!("dbicached: {why} (usage: dbicached --dir DIR [--idle SECONDS] [--remote URL] [--remote-wait MS])");
     std::process::ExitCode::from(2)
 }

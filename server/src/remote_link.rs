@@ -8,6 +8,12 @@
 //!   does, and queues it to the merger as a delta: it is merged with what
 //!   the run built, and later runs load both. Each key is asked for once
 //!   per server life.
+//! - Read-through at a process's request: a process that finds no file
+//!   for a module asks the server for it by name; the link looks the name
+//!   up in the store (its listing of keys by file name), fetches and
+//!   checks the first file fit for this machine and publishes it at once,
+//!   and the process, which waited at most `remote_wait`, maps it. A name
+//!   the store does not have is not asked for again in the server's life.
 //! - Write-behind: files the merger publishes are pushed (as `cachetool
 //!   push` pushes them: only when the store's file for the key has fewer
 //!   blocks), each at most once per `PUSH_INTERVAL`, one at a time.
@@ -23,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use cachetool::module_file::Modules;
 use persist::key::CacheKey;
+use remote::layout::{listing_object, Listing, Manifest, Subject, LISTING_LIMIT};
 use remote::signing::{Signer, Trust};
 use remote::{Problem, Store};
 
@@ -36,6 +43,9 @@ pub const PUSH_INTERVAL: Duration = Duration::from_secs(60);
 const BACK_OFF: Duration = Duration::from_secs(60);
 
 pub enum RemoteJob {
+    /// A process asks for the file `name`, which this directory lacks:
+    /// publish the store's and say so on `found`.
+    Find { name: String, found: Sender<bool> },
     /// The merger creates the file `name` of `key`: fetch the store's.
     Fetch { name: String, key: CacheKey },
     /// The merger published `name`: push it (in time).
@@ -56,6 +66,7 @@ pub fn start(shared: Arc<Shared>, store: Box<dyn Store>) -> Result<Sender<Remote
             trust,
             signer,
             asked: HashSet::new(),
+            absent: HashSet::new(),
             due: BTreeMap::new(),
             pushed: BTreeMap::new(),
             paused_until: None,
@@ -72,6 +83,8 @@ struct Link<'a> {
     signer: Option<Signer>,
     /// Keys already asked for (their manifest objects).
     asked: HashSet<String>,
+    /// File names the store does not have.
+    absent: HashSet<String>,
     /// Files to push, and when.
     due: BTreeMap<String, Instant>,
     /// When each file was last pushed.
@@ -83,6 +96,9 @@ impl Link<'_> {
     fn run(mut self, jobs: Receiver<RemoteJob>) {
         loop {
             match jobs.recv_timeout(Duration::from_millis(500)) {
+                Ok(RemoteJob::Find { name, found }) => {
+                    let _ = found.send(self.find(&name));
+                }
                 Ok(RemoteJob::Fetch { name, key }) => self.fetch(&name, &key),
                 Ok(RemoteJob::Published { name }) => {
                     let when = self.pushed.get(&name).map_or_else(Instant::now, |t| *t + PUSH_INTERVAL);
@@ -138,6 +154,77 @@ impl Link<'_> {
                 },
             },
         }
+    }
+
+    /// Publishes the store's file `name` if it has one fit for this
+    /// machine; whether the directory now has the file.
+    fn find(&mut self, name: &str) -> bool {
+        let dest = self.shared.dir.join(name);
+        if dest.exists() {
+            return true;
+        }
+        if self.paused() || self.absent.contains(name) {
+            return false;
+        }
+        let subject = Subject::File(name);
+        let listing = match self.store.get(&listing_object(&subject, cachetool::RUNTIME_VERSION), LISTING_LIMIT) {
+            Err(e) => {
+                self.failed(&format!("looking for {name}"), &e);
+                return false;
+            }
+            Ok(found) => found.and_then(|b| Listing::parse(&b, &subject, cachetool::RUNTIME_VERSION).ok()),
+        };
+        let mut machine = Modules::default();
+        for listed in listing.map(|l| l.keys).unwrap_or_default() {
+            if !self.asked.insert(listed.manifest.clone()) {
+                continue;
+            }
+            let mut bytes = 0;
+            let only_this = |m: &Manifest| (m.name != name).then(|| format!("the store names it {}", m.name));
+            match cachetool::pull::fetch(self.store.as_ref(), &listed.manifest, &self.trust, &mut machine, &mut bytes, &only_this) {
+                Err(e) => {
+                    self.failed(&format!("fetching {name}"), &e);
+                    return false;
+                }
+                Ok(Err(why)) => self.shared.log.line(format_args!("remote: not using {name}: {why}")),
+                Ok(Ok(f)) => match self.publish(name, f.file.bytes()) {
+                    Ok(()) => {
+                        Counters::add(&self.shared.counters.remote_fetched, 1);
+                        self.shared.log.line(format_args!("remote: fetched {name} for a process ({bytes} bytes)"));
+                        return true;
+                    }
+                    Err(e) => {
+                        self.shared.log.line(format_args!("remote: {name}: {e}"));
+                        return false;
+                    }
+                },
+            }
+        }
+        self.absent.insert(name.to_string());
+        false
+    }
+
+    /// Publishes the checked file `bytes` as `name` unless the directory
+    /// got one meanwhile (under the file's lock, as the merger writes),
+    /// and vouches for it: serving it checks nothing again.
+    fn publish(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        let dest = self.shared.dir.join(name);
+        let _lock = cachetool::lock::lock(&dest)?;
+        if dest.exists() {
+            return Ok(());
+        }
+        let tmp = match cachetool::incoming::stage_with(&self.shared.dir, name, bytes, false, false)? {
+            Ok(tmp) => tmp,
+            Err(_) => return Ok(()),
+        };
+        if let Err(e) = std::fs::rename(&tmp, &dest) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        if let Ok(meta) = std::fs::symlink_metadata(&dest) {
+            self.shared.vouched.note(name, persist::file_identity::FileIdentity::of(&meta));
+        }
+        Ok(())
     }
 
     fn push_due(&mut self) {

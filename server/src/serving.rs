@@ -18,8 +18,14 @@ use crate::vouched::memo_matches;
 /// passes every check; Ok(None) if there is none.
 pub fn open(shared: &Shared, payload: &[u8]) -> Result<Option<File>, String> {
     let name = persist::server_protocol::cache_name(payload)?;
-    let file = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(shared.dir.join(name)) {
+    let open = || std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(shared.dir.join(name));
+    let file = match open() {
         Ok(f) => f,
+        // A file this directory lacks may be in the remote store.
+        Err(e) if e.kind() == ErrorKind::NotFound && shared.found_remotely(name) => match open() {
+            Ok(f) => f,
+            Err(_) => return Ok(None),
+        },
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot open {name}: {e}")),
     };

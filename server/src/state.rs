@@ -5,12 +5,13 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::Sender;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::counters::Counters;
 use crate::log::Log;
 use crate::merger::Job;
+use crate::remote_link::RemoteJob;
 use crate::vouched::Vouched;
 
 /// Jobs and delta bytes waiting at most: what the server's memory holds
@@ -29,11 +30,15 @@ pub struct Shared {
     pub connections: AtomicU64,
     pub vouched: Vouched,
     jobs: Mutex<Option<Sender<Job>>>,
+    /// The remote store's link, once started, and how long a process's
+    /// request for a file this directory lacks waits for it.
+    pub remote: OnceLock<Sender<RemoteJob>>,
+    pub remote_wait: Duration,
     last_activity: Mutex<Instant>,
 }
 
 impl Shared {
-    pub fn new(dir: PathBuf, jobs: Sender<Job>) -> Shared {
+    pub fn new(dir: PathBuf, jobs: Sender<Job>, remote_wait: Duration) -> Shared {
         Shared {
             log: Log::new(&dir),
             dir,
@@ -43,6 +48,8 @@ impl Shared {
             connections: AtomicU64::new(0),
             vouched: Vouched::default(),
             jobs: Mutex::new(Some(jobs)),
+            remote: OnceLock::new(),
+            remote_wait,
             last_activity: Mutex::new(Instant::now()),
         }
     }
@@ -76,5 +83,20 @@ impl Shared {
     /// Nothing queued and no one connected.
     pub fn quiet(&self) -> bool {
         self.counters.queued.load(Relaxed) == 0 && self.connections.load(Relaxed) == 0
+    }
+
+    /// Whether the remote store had the file `name` this directory lacks
+    /// and it is now published, asked within `remote_wait` (a fetch that
+    /// takes longer goes on, for later runs).
+    pub fn found_remotely(&self, name: &str) -> bool {
+        let Some(link) = self.remote.get() else { return false };
+        if self.remote_wait.is_zero() {
+            return false;
+        }
+        let (found, answer) = std::sync::mpsc::channel();
+        if link.send(RemoteJob::Find { name: name.to_string(), found }).is_err() {
+            return false;
+        }
+        answer.recv_timeout(self.remote_wait).unwrap_or(false)
     }
 }

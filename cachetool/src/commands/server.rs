@@ -26,6 +26,11 @@ pub enum Action {
 }
 
 pub fn run(dir: &Path, action: &Action, as_json: bool) -> Result<ExitCode> {
+    if let Action::Start { .. } = action {
+        // A fresh machine's job starts its server before any run, e.g. to
+        // read through a remote store from the first run on.
+        cachetool::cache_dir::create_private(dir).map_err(Fail)?;
+    }
     existing_dir(dir)?;
     match action {
         Action::Start { idle } => {
