@@ -30,6 +30,11 @@ pub fn ensure(dir: &Path, verbose: bool) -> bool {
         return match cachetool::server_start::spawn(dir, IDLE) {
             Ok(()) => {
                 say(format_args!("started a cache server for {}", dir.display()));
+                if std::env::var_os(remote::location::ENV).is_some_and(|v| !v.is_empty()) {
+                    // With a remote store, the server fetches the files the
+                    // run's first modules lack: the run starts once it listens.
+                    wait_until_listening(dir, ANSWER_WITHIN);
+                }
                 true
             }
             Err(why) => {
@@ -57,6 +62,14 @@ pub fn ensure(dir: &Path, verbose: bool) -> bool {
     }
     say(format_args!("using the cache server of {}", dir.display()));
     true
+}
+
+/// Returns once a server listens on `dir`'s socket, or after `wait`.
+fn wait_until_listening(dir: &Path, wait: Duration) {
+    let deadline = std::time::Instant::now() + wait;
+    while UnixStream::connect(protocol::socket_path(dir)).is_err() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// Asks the server of `dir` to record the runs left pending (after the

@@ -416,14 +416,21 @@ fn the_cache_server_reads_through_and_writes_behind() {
     let log = std::fs::read_to_string(user_dir(b.path()).join("dbicached.log")).unwrap_or_default();
     assert!(log.contains("remote: fetched"), "{log}");
 
-    // Machine C's very first run (its server started first, as a job's
-    // setup would): each module's file, which C lacks, is fetched while
-    // the process waits for the server's answer.
+    // Machine C's very first run (dbirun starts its server, and with a
+    // remote store waits until it listens): each module's file, which C
+    // lacks, is fetched while the process waits for the server's answer.
     let c = temp_dir("remote-srv-c");
     let _stop_c = StopServer(c.path());
-    let start = cachetool_with(c.path(), &[("DBIRUN_REMOTE", &url), ("DBIRUN_REMOTE_WAIT_MS", "90")], &["server", "start"]);
-    assert!(start.status.success(), "{}", text(&start.stderr));
-    let first = dbirun_served(c.path(), &url, &PROGRAM);
+    let first = Command::new(dbirun_path())
+        .args(["-persist", "-persist_dir"])
+        .arg(c.path())
+        .arg("--")
+        .args(PROGRAM)
+        .env_remove("DBIRUN_OPTIONS")
+        .env("DBIRUN_REMOTE", &url)
+        .env("DBIRUN_REMOTE_WAIT_MS", "90")
+        .output()
+        .unwrap();
     assert_eq!(first.stdout, native.stdout);
     let (built, loaded) = last_run(c.path());
     let log = std::fs::read_to_string(user_dir(c.path()).join("dbicached.log")).unwrap_or_default();
