@@ -104,6 +104,8 @@ enum Command {
     Pull {
         #[command(flatten)]
         remote: RemoteArgs,
+        /// Programs (the interpreter and libraries they load at start come
+        /// with them) or shared libraries.
         #[arg(value_name = "PROGRAM|MODULE", required_unless_present = "all_known")]
         what: Vec<PathBuf>,
         /// Also every module this directory's files were made from.
