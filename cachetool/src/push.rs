@@ -159,16 +159,37 @@ fn push_one(store: &dyn Store, dir: &Path, name: &str, signer: Option<&Signer>, 
     // The module's listing (for pulls) and the file name's (for a cache
     // server asked for the file by name).
     for subject in [Subject::Module(&v.key.module_hash), Subject::File(name)] {
-        let object = layout::listing_object(&subject, v.key.runtime_version);
-        let mut listing = match store.get(&object, layout::LISTING_LIMIT)? {
-            // A listing that is not one of ours is replaced by a true one.
-            Some(b) => Listing::parse(&b, &subject, v.key.runtime_version).ok(),
-            None => None,
-        }
-        .unwrap_or_else(|| Listing::new(&subject, v.key.runtime_version));
-        if listing.add(Listed { manifest: key_object.clone(), name: name.to_string() }) {
-            store.put(&object, serde_json::to_vec_pretty(&listing).expect("a listing serialises"))?;
-        }
+        list(store, &subject, v.key.runtime_version, Listed { manifest: key_object.clone(), name: name.to_string() })?;
     }
     Ok(Outcome::Pushed { module, sent })
+}
+
+/// Rounds of reading, extending and writing back a listing before
+/// giving up on a store other machines keep changing.
+const LISTING_ROUNDS: usize = 8;
+
+/// Adds `listed` to `subject`'s listing. The listing is written only if
+/// no one changed it since it was read (where the store supports that:
+/// S3 does, with If-Match), else read again: machines pushing new keys
+/// of one module at once keep each other's.
+fn list(store: &dyn Store, subject: &Subject<'_>, runtime_version: u32, listed: Listed) -> Result<(), RemoteError> {
+    let object = layout::listing_object(subject, runtime_version);
+    for _ in 0..LISTING_ROUNDS {
+        let (read, version) = match store.get_versioned(&object, layout::LISTING_LIMIT)? {
+            Some((bytes, version)) => (Listing::parse(&bytes, subject, runtime_version).ok(), version),
+            None => (None, None),
+        };
+        // A listing that is not one of ours is replaced by a true one.
+        let mut listing = read.unwrap_or_else(|| Listing::new(subject, runtime_version));
+        if !listing.add(listed.clone()) {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec_pretty(&listing).expect("a listing serialises");
+        // Without a version (absent, or a store that gives none), it is
+        // created only if still absent, or written plainly.
+        if store.put_if(&object, bytes, version.as_deref())? {
+            return Ok(());
+        }
+    }
+    Err(RemoteError::new(remote::Problem::Other, format!("{object}: changed by others {LISTING_ROUNDS} times while this push extended it")))
 }

@@ -25,5 +25,13 @@ pub use store::{RemoteError, Store, Problem};
 
 /// Opens the store `location` names, with `timeout` for each request.
 pub fn open(location: &Location, timeout: std::time::Duration) -> Result<Box<dyn Store>, RemoteError> {
-    Ok(Box::new(object_store_backend::Backend::open(location, timeout)?))
+    open_with(location, timeout, &[])
+}
+
+/// [`open`], with S3 settings given as the `AWS_*` environment variables
+/// they stand for (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, ...), over
+/// the environment's: for a program (or a test) that names its store's
+/// settings itself.
+pub fn open_with(location: &Location, timeout: std::time::Duration, settings: &[(&str, String)]) -> Result<Box<dyn Store>, RemoteError> {
+    Ok(Box::new(object_store_backend::Backend::open(location, timeout, settings)?))
 }

@@ -14,7 +14,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::http::HttpBuilder;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig, UpdateVersion};
 
 use crate::location::Location;
 use crate::store::{Problem, RemoteError, Store};
@@ -28,7 +28,8 @@ pub struct Backend {
 impl Backend {
     /// The store at `location`; each request gives up after `timeout`
     /// (retried twice on errors worth retrying, as object_store decides).
-    pub fn open(location: &Location, timeout: Duration) -> Result<Backend, RemoteError> {
+    /// `settings` (S3 only) override the `AWS_*` environment, by name.
+    pub fn open(location: &Location, timeout: Duration, settings: &[(&str, String)]) -> Result<Backend, RemoteError> {
         let options = ClientOptions::new().with_timeout(timeout).with_connect_timeout(timeout.min(Duration::from_secs(5)));
         let retry = RetryConfig { backoff: BackoffConfig::default(), max_retries: 2, retry_timeout: timeout * 2 };
         let broken = |e: &dyn std::error::Error| RemoteError::new(Problem::Other, format!("remote {location}: {}", chain(e)));
@@ -36,10 +37,15 @@ impl Backend {
             Location::S3 { bucket, prefix } => {
                 // An endpoint the user set to plain http (MinIO on a LAN,
                 // a local test server) is meant to be used as such.
-                let http_endpoint = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT", "AWS_ENDPOINT_URL_S3"]
-                    .iter()
-                    .any(|v| std::env::var(v).is_ok_and(|e| e.starts_with("http://")));
-                let s3 = AmazonS3Builder::from_env()
+                let setting = |name: &str| settings.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()).or_else(|| std::env::var(name).ok());
+                let http_endpoint =
+                    ["AWS_ENDPOINT_URL", "AWS_ENDPOINT", "AWS_ENDPOINT_URL_S3"].iter().any(|v| setting(v).is_some_and(|e| e.starts_with("http://")));
+                let mut builder = AmazonS3Builder::from_env();
+                for (name, value) in settings {
+                    let key = name.to_ascii_lowercase().parse().map_err(|e| broken(&e))?;
+                    builder = builder.with_config(key, value);
+                }
+                let s3 = builder
                     .with_bucket_name(bucket)
                     .with_retry(retry)
                     .with_client_options(options.with_allow_http(http_endpoint))
@@ -103,7 +109,7 @@ impl Store for Backend {
         })
     }
 
-    fn get(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>, RemoteError> {
+    fn get_versioned(&self, name: &str, limit: u64) -> Result<Option<(Vec<u8>, Option<String>)>, RemoteError> {
         self.runtime.block_on(async {
             let got = match self.store.get(&Path::from(name)).await {
                 Ok(got) => got,
@@ -115,6 +121,7 @@ impl Store for Backend {
             if got.meta.size > limit {
                 return Err(too_large(got.meta.size));
             }
+            let version = got.meta.e_tag.clone();
             let mut bytes = Vec::with_capacity(got.meta.size as usize);
             let mut stream = got.into_stream();
             while let Some(chunk) = stream.next().await {
@@ -124,13 +131,31 @@ impl Store for Backend {
                 }
                 bytes.extend_from_slice(&chunk);
             }
-            Ok(Some(bytes))
+            Ok(Some((bytes, version)))
         })
     }
 
     fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), RemoteError> {
         self.runtime.block_on(async {
             self.store.put(&Path::from(name), PutPayload::from(bytes)).await.map(|_| ()).map_err(|e| self.error("PUT", name, &e))
+        })
+    }
+
+    fn put_if(&self, name: &str, bytes: Vec<u8>, version: Option<&str>) -> Result<bool, RemoteError> {
+        let mode = match version {
+            Some(v) => PutMode::Update(UpdateVersion { e_tag: Some(v.to_string()), version: None }),
+            None => PutMode::Create,
+        };
+        let payload = PutPayload::from(bytes);
+        self.runtime.block_on(async {
+            match self.store.put_opts(&Path::from(name), payload.clone(), PutOptions { mode, ..PutOptions::default() }).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => Ok(false),
+                Err(object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. }) => {
+                    self.store.put(&Path::from(name), payload).await.map(|_| true).map_err(|e| self.error("PUT", name, &e))
+                }
+                Err(e) => Err(self.error("PUT", name, &e)),
+            }
         })
     }
 }

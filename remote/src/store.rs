@@ -9,9 +9,18 @@ pub trait Store: Send + Sync {
     fn head(&self, name: &str) -> Result<Option<u64>, RemoteError>;
     /// The object's bytes; None when there is no such object. An object
     /// larger than `limit` is an error (its bytes are not read).
-    fn get(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>, RemoteError>;
+    fn get(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>, RemoteError> {
+        self.get_versioned(name, limit).map(|got| got.map(|(bytes, _)| bytes))
+    }
+    /// [`Store::get`], with the version of what was read (its ETag) when
+    /// the store gives one, for a [`Store::put_if`] after.
+    fn get_versioned(&self, name: &str, limit: u64) -> Result<Option<(Vec<u8>, Option<String>)>, RemoteError>;
     /// Writes the object whole (it appears at once or not at all).
     fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), RemoteError>;
+    /// Writes the object only if it is still at `version` (still absent
+    /// when None); Ok(false) when it changed meanwhile. A store without
+    /// conditional writes (an HTTP cache) writes it anyway.
+    fn put_if(&self, name: &str, bytes: Vec<u8>, version: Option<&str>) -> Result<bool, RemoteError>;
 }
 
 /// What kind of failure a remote call met, for callers that react to

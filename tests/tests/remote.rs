@@ -572,3 +572,24 @@ fn translation_is_deterministic_for_a_key() {
     }
     assert!(snapshot(c.path()) == snapshot(d.path()), "two cold runs of ls wrote different files");
 }
+
+/// Listings are the objects pushes read, extend and write back: on S3 a
+/// listing is replaced only if no one changed it since it was read.
+#[test]
+fn an_s3_object_is_replaced_only_if_unchanged_since_read() {
+    let s3 = S3Server::start("cond");
+    let location = remote::Location::parse(&format!("s3://{}/p", s3.bucket)).unwrap();
+    let store = remote::open_with(&location, Duration::from_secs(10), &s3.env(&s3.secret)).unwrap();
+    assert!(store.put_if("ac/x", b"1".to_vec(), None).unwrap(), "created");
+    assert!(!store.put_if("ac/x", b"2".to_vec(), None).unwrap(), "not created twice");
+    let (bytes, read) = store.get_versioned("ac/x", 100).unwrap().unwrap();
+    assert_eq!(bytes, b"1");
+    assert!(read.is_some(), "S3 gives a version");
+    store.put("ac/x", b"3".to_vec()).unwrap(); // another machine's push
+    assert!(!store.put_if("ac/x", b"4".to_vec(), read.as_deref()).unwrap(), "changed since read");
+    let (bytes, read) = store.get_versioned("ac/x", 100).unwrap().unwrap();
+    assert_eq!(bytes, b"3");
+    assert!(store.put_if("ac/x", b"5".to_vec(), read.as_deref()).unwrap());
+    assert_eq!(store.get("ac/x", 100).unwrap().unwrap(), b"5");
+    assert!(store.get("ac/x", 0).is_err_and(|e| e.problem == remote::Problem::TooLarge));
+}
