@@ -20,7 +20,7 @@ use rkyv::util::AlignedVec;
 
 use crate::counters::Counters;
 use crate::log::Log;
-use crate::remote_link::RemoteJob;
+use crate::remote_link::{RemoteJob, RemoteLink};
 use crate::vouched::{memo_matches, Vouched};
 
 /// The largest delta the server reads.
@@ -46,7 +46,7 @@ pub struct Merger<'a> {
     pub log: &'a Log,
     pub vouched: &'a Vouched,
     /// The remote store's link, when one is configured.
-    pub remote: Option<Sender<RemoteJob>>,
+    pub remote: Option<RemoteLink>,
 }
 
 impl Merger<'_> {
@@ -127,7 +127,7 @@ impl Merger<'_> {
         let old = on_disk.as_ref().and_then(|(m, _)| persist::validate_with(m, depth).ok()).filter(|v| v.key == key);
         if let (None, Some(remote)) = (&old, &self.remote) {
             // A key this directory has no file of: the store may have one.
-            let _ = remote.send(RemoteJob::Fetch { name: name.to_string(), key: key.clone() });
+            remote.send(RemoteJob::Fetch { name: name.to_string(), key: key.clone() });
         }
         // Decided on the archived indexes, before copying anything: most
         // deltas of warm runs add too little to be worth a rewrite.
@@ -160,7 +160,7 @@ impl Merger<'_> {
                 let _ = lock.write_all_at(&verified_memo(id), 0);
                 self.vouched.note(name, id);
                 if let Some(remote) = &self.remote {
-                    let _ = remote.send(RemoteJob::Published { name: name.to_string() });
+                    remote.send(RemoteJob::Published { name: name.to_string() });
                 }
                 Counters::add(&self.counters.merges, 1);
                 Counters::add(&self.counters.blocks_added, added as u64);

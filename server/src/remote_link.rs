@@ -1,6 +1,7 @@
 //! The server's link to a remote store (docs/remote.md), when one is
-//! configured: its own thread, so neither a run nor the merger ever
-//! waits on the network.
+//! configured: two threads of its own, one fetching and one pushing (a
+//! large push takes seconds; a process waiting for a fetch must not wait
+//! behind it), so neither a run nor the merger ever waits on the network.
 //!
 //! - Read-through: when the merger is about to create a file for a key
 //!   this directory has no file of (a run missed it), the thread fetches
@@ -52,33 +53,54 @@ pub enum RemoteJob {
     Published { name: String },
 }
 
-/// Starts the link's thread; its jobs come through the returned sender.
-/// With `DBIRUN_TRUSTED_KEYS` set, only files signed by those keys are
-/// fetched; with `DBIRUN_SIGNING_KEY` set, what is pushed is signed.
-pub fn start(shared: Arc<Shared>, store: Box<dyn Store>) -> Result<Sender<RemoteJob>, String> {
-    let trust = Trust::from_keys_and_env(&[])?;
-    let signer = Signer::from_env()?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+/// Where the link's jobs go: fetches to one thread, pushes to the other.
+#[derive(Clone)]
+pub struct RemoteLink {
+    fetching: Sender<RemoteJob>,
+    pushing: Sender<RemoteJob>,
+}
+
+impl RemoteLink {
+    /// Queues `job` on its thread; false if the link is gone.
+    pub fn send(&self, job: RemoteJob) -> bool {
+        let thread = match job {
+            RemoteJob::Published { .. } => &self.pushing,
+            RemoteJob::Find { .. } | RemoteJob::Fetch { .. } => &self.fetching,
+        };
+        thread.send(job).is_ok()
+    }
+}
+
+/// Starts the link's threads. With `DBIRUN_TRUSTED_KEYS` set, only files
+/// signed by those keys are fetched; with `DBIRUN_SIGNING_KEY` set, what
+/// is pushed is signed.
+pub fn start(shared: Arc<Shared>, store: Box<dyn Store>) -> Result<RemoteLink, String> {
+    let store: Arc<dyn Store> = Arc::from(store);
+    let mut threads = Vec::new();
+    for _ in 0..2 {
+        let (tx, rx) = std::sync::mpsc::channel();
         let link = Link {
-            shared: &shared,
-            store,
-            trust,
-            signer,
+            shared: Arc::clone(&shared),
+            store: Arc::clone(&store),
+            trust: Trust::from_keys_and_env(&[])?,
+            signer: Signer::from_env()?,
             asked: HashSet::new(),
             absent: HashSet::new(),
             due: BTreeMap::new(),
             pushed: BTreeMap::new(),
             paused_until: None,
         };
-        link.run(rx)
-    });
-    Ok(tx)
+        std::thread::spawn(move || link.run(rx));
+        threads.push(tx);
+    }
+    let pushing = threads.pop().expect("two threads");
+    let fetching = threads.pop().expect("two threads");
+    Ok(RemoteLink { fetching, pushing })
 }
 
-struct Link<'a> {
-    shared: &'a Shared,
-    store: Box<dyn Store>,
+struct Link {
+    shared: Arc<Shared>,
+    store: Arc<dyn Store>,
     trust: Trust,
     signer: Option<Signer>,
     /// Keys already asked for (their manifest objects).
@@ -92,7 +114,7 @@ struct Link<'a> {
     paused_until: Option<Instant>,
 }
 
-impl Link<'_> {
+impl Link {
     fn run(mut self, jobs: Receiver<RemoteJob>) {
         loop {
             match jobs.recv_timeout(Duration::from_millis(500)) {

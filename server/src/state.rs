@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::counters::Counters;
 use crate::log::Log;
 use crate::merger::Job;
-use crate::remote_link::RemoteJob;
+use crate::remote_link::{RemoteJob, RemoteLink};
 use crate::vouched::Vouched;
 
 /// Jobs and delta bytes waiting at most: what the server's memory holds
@@ -32,7 +32,7 @@ pub struct Shared {
     jobs: Mutex<Option<Sender<Job>>>,
     /// The remote store's link, once started, and how long a process's
     /// request for a file this directory lacks waits for it.
-    pub remote: OnceLock<Sender<RemoteJob>>,
+    pub remote: OnceLock<RemoteLink>,
     pub remote_wait: Duration,
     last_activity: Mutex<Instant>,
 }
@@ -94,7 +94,7 @@ impl Shared {
             return false;
         }
         let (found, answer) = std::sync::mpsc::channel();
-        if link.send(RemoteJob::Find { name: name.to_string(), found }).is_err() {
+        if !link.send(RemoteJob::Find { name: name.to_string(), found }) {
             return false;
         }
         answer.recv_timeout(self.remote_wait).unwrap_or(false)
