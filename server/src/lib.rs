@@ -14,7 +14,7 @@
 //! - [`serving`]: cache files served at a module's load, checked once
 //!   per version.
 //! - [`remote_link`]: read-through from and write-behind to a remote
-//!   store, on its own thread (docs/remote.md).
+//!   store, on two threads of their own (docs/remote.md).
 //! - [`counters`]: what `cachetool server status` shows.
 //! - [`log`]: its log file, rotated.
 //! - [`state`]: what the threads share, the merger's bounded queue.
