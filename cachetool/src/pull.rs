@@ -148,7 +148,9 @@ fn pull_file(
     crate::cache_dir::create_private(dir).map_err(|e| RemoteError::new(Problem::Other, e))?;
     let local = |e: std::io::Error| RemoteError::new(Problem::Other, format!("{}: {e}", dest.display()));
     let mut staged = Staged::default();
-    match incoming::stage(dir, &f.name, f.file.bytes(), replace).map_err(local)? {
+    // Not synced to disk, as the runtime's and the server's own writes are
+    // not: a file a crash leaves torn fails its checks and is rebuilt.
+    match incoming::stage_with(dir, &f.name, f.file.bytes(), replace, false).map_err(local)? {
         Ok(tmp) => staged.add(tmp, dest.clone()),
         Err(why) => return Ok(Err(why)),
     }
