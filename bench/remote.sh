@@ -15,7 +15,6 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 CACHETOOL="$ROOT/target/release/cachetool"
-uid=$(id -u)
 
 ensure_hyperfine
 build_workspace

@@ -218,11 +218,20 @@ fn aot_from_index_makes_runs_warm_after_an_upgrade() {
     assert_eq!(with_client.stdout, native.stdout);
     let (built, loaded) = last_run(dir.path());
     assert!(built * 20 <= built + loaded, "bbcount: {built} built, {loaded} loaded");
-    let report = |logs: &Path| {
+    let whole = |logs: &Path| {
         let f = std::fs::read_dir(logs).unwrap().flatten().next().expect("bbcount's file").path();
-        std::fs::read_to_string(f).unwrap().lines().take(3).map(String::from).collect::<Vec<_>>()
+        std::fs::read_to_string(f).unwrap()
     };
-    assert_eq!(report(logs[0].path()), report(logs[1].path()), "bbcount counts the same after the re-translation");
+    let report = |logs: &Path| whole(logs).lines().take(3).map(String::from).collect::<Vec<_>>();
+    // Once in CI the two differed by 2 blocks and 5 instructions (cause not
+    // found): the whole reports, top blocks included, say where.
+    assert_eq!(
+        report(logs[0].path()),
+        report(logs[1].path()),
+        "bbcount counts the same after the re-translation; before:\n{}\nafter:\n{}",
+        whole(logs[0].path()),
+        whole(logs[1].path())
+    );
 }
 
 /// A program whose section headers point past its end and whose unwind
