@@ -107,3 +107,22 @@ pub fn index_learns_new_files(dir: &Path) {
         let _ = ix.sync(&mut Modules::default(), &|_| {});
     }
 }
+
+/// The valid files among `entries` of the modules `modules_wanted` (all
+/// when none are named), and the others with why they are not valid;
+/// a failure when modules were named and `dir` holds no file of them.
+pub fn valid_files(dir: &Path, entries: &[FileEntry], statuses: &[Status], modules_wanted: &[String]) -> Result<(Vec<String>, Vec<(String, String)>)> {
+    let wanted = module_filter(modules_wanted);
+    let mut valid = Vec::new();
+    let mut not_valid = Vec::new();
+    for (e, s) in entries.iter().zip(statuses).filter(|(e, _)| wanted(e)) {
+        match s {
+            Status::Valid => valid.push(e.name.clone()),
+            s => not_valid.push((e.name.clone(), s.describe())),
+        }
+    }
+    if valid.is_empty() && not_valid.is_empty() && !modules_wanted.is_empty() {
+        return fail(format_args!("no cache files of {} in {}", modules_wanted.join(", "), dir.display()));
+    }
+    Ok((valid, not_valid))
+}

@@ -87,9 +87,7 @@ impl Backend {
         };
         RemoteError::new(problem, format!("remote {}: {what} {name}: {said} ({})", self.location, cause(&text)))
     }
-}
 
-impl Backend {
     /// A 404 is an absent object, unless S3 says the whole bucket is.
     fn absent_or_error<T>(&self, what: &str, name: &str, e: object_store::Error) -> Result<Option<T>, RemoteError> {
         match e {

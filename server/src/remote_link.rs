@@ -23,7 +23,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::FromRawFd;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -270,13 +269,7 @@ impl Link {
 
 /// A memory file holding `bytes`, as a process's hand-over would be.
 fn memory_file(bytes: &[u8]) -> std::io::Result<File> {
-    // SAFETY: memfd_create with a static name; the fd is ours.
-    let fd = unsafe { libc::memfd_create(c"dbicached-fetched".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fd was just created and is owned by nothing else.
-    let mut file = unsafe { File::from_raw_fd(fd) };
+    let mut file = File::from(rustix::fs::memfd_create("dbicached-fetched", rustix::fs::MemfdFlags::CLOEXEC)?);
     file.write_all(bytes)?;
     Ok(file)
 }

@@ -3,29 +3,14 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use cachetool::cache_file::Status;
 use cachetool::{push, units};
 
 use crate::output::{json_report, print_taken_and_skipped};
-use crate::session::{entries, fail, module_filter, progress, Result};
+use crate::session::{entries, fail, progress, valid_files, Result};
 
 pub fn run(dir: &Path, store: &dyn remote::Store, remote: &str, modules_wanted: &[String], jobs: usize, as_json: bool) -> Result<ExitCode> {
     let (_ix, entries, statuses, _) = entries(dir, as_json)?;
-    let wanted = module_filter(modules_wanted);
-    let mut names = Vec::new();
-    let mut not_valid = Vec::new();
-    for (e, s) in entries.iter().zip(&statuses) {
-        if !wanted(e) {
-            continue;
-        }
-        match s {
-            Status::Valid => names.push(e.name.clone()),
-            s => not_valid.push((e.name.clone(), s.describe())),
-        }
-    }
-    if names.is_empty() && not_valid.is_empty() && !modules_wanted.is_empty() {
-        return fail(format_args!("no cache files of {} in {}", modules_wanted.join(", "), dir.display()));
-    }
+    let (names, mut not_valid) = valid_files(dir, &entries, &statuses, modules_wanted)?;
     let signer = match remote::signing::Signer::from_env() {
         Ok(s) => s,
         Err(why) => return fail(why),
