@@ -18,10 +18,12 @@
 //!   `aot --from-index`.
 //! - [`units`]: sizes and ages as people write them.
 
+pub mod aot_runner;
 pub mod bundle;
 pub mod cache_dir;
 pub mod cache_file;
 pub mod config;
+pub mod deep_check;
 pub mod history;
 pub mod incoming;
 pub mod index;

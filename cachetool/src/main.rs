@@ -58,7 +58,15 @@ enum Command {
     },
     /// Check every file's checksums, structure and key against the modules
     /// on disk; exit status 1 with one line per problem.
-    Verify,
+    Verify {
+        /// Also translate every block again from its module's bytes and
+        /// compare the code (slow: an AOT translation per file).
+        #[arg(long)]
+        deep: bool,
+        /// With --deep, only these cache files (path or name) or modules.
+        #[arg(requires = "deep")]
+        what: Vec<String>,
+    },
     /// Delete cache files by policy (files being written are skipped).
     Prune(PruneArgs),
     /// Hit rates per module and overall, from the recorded runs.
@@ -281,7 +289,8 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::List { wide } => commands::list::run(&dir, *wide, cli.json),
         Command::Inspect { what, blocks, disasm } => commands::inspect::run(&dir, what, *blocks, *disasm, cli.json),
-        Command::Verify => commands::verify::run(&dir, cli.json),
+        Command::Verify { deep: false, .. } => commands::verify::run(&dir, cli.json),
+        Command::Verify { deep: true, what } => commands::verify::deep(&dir, what, cli.json),
         Command::Prune(args) => commands::prune::run(&dir, args, cli.json),
         Command::Stats { zero } => commands::stats::run(&dir, *zero, cli.json),
         Command::Runs { last } => commands::runs::run(&dir, *last, cli.json),

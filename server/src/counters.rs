@@ -33,6 +33,9 @@ pub struct Counters {
     pub remote_fetched: AtomicU64,
     pub remote_pushed: AtomicU64,
     pub remote_errors: AtomicU64,
+    /// Fetched files that passed, or failed, their deep check.
+    pub remote_deep_checked: AtomicU64,
+    pub remote_refused: AtomicU64,
 }
 
 impl Counters {
@@ -67,6 +70,8 @@ impl Counters {
             "remote_fetched": g(&self.remote_fetched),
             "remote_pushed": g(&self.remote_pushed),
             "remote_errors": g(&self.remote_errors),
+            "remote_deep_checked": g(&self.remote_deep_checked),
+            "remote_refused": g(&self.remote_refused),
         })
     }
 }

@@ -30,6 +30,9 @@ pub struct Config {
     /// How long a process's request for a file the directory lacks waits
     /// for the remote store.
     pub remote_wait: Duration,
+    /// Offer files fetched from the remote store only after their deep
+    /// check (`cachetool::deep_check`).
+    pub deep_check: bool,
 }
 
 /// Why the server did not start.
@@ -103,7 +106,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     let remote = config.remote.as_ref().and_then(|location| {
         let started = remote::open(location, REMOTE_TIMEOUT)
             .map_err(|e| e.to_string())
-            .and_then(|store| crate::remote_link::start(Arc::clone(&shared), store));
+            .and_then(|store| crate::remote_link::start(Arc::clone(&shared), store, config.deep_check));
         match started {
             Ok(link) => {
                 shared.log.line(format_args!("remote store {location}: read-through and write-behind"));

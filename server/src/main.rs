@@ -1,4 +1,4 @@
-//! `dbicached --dir DIR [--idle SECONDS] [--remote URL] [--remote-wait MS]`: the cache server of the
+//! `dbicached --dir DIR [--idle SECONDS] [--remote URL] [--remote-wait MS] [--deep-check]`: the cache server of the
 //! per-user cache directory DIR (see the library's docs). Exit status 0
 //! when it stopped or went idle, 3 when another server already runs for
 //! DIR, 1 on any other failure.
@@ -14,14 +14,24 @@ const DEFAULT_REMOTE_WAIT: Duration = Duration::from_millis(60);
 /// (runtime/src/persistence/server.rs, SERVE_WITHIN): waiting longer is useless.
 const MAX_REMOTE_WAIT_MS: u64 = 90;
 
+/// The environment variable turning `--deep-check` on (`1`), as dbirun
+/// starts the server with the run's environment.
+const DEEP_CHECK_ENV: &str = "DBIRUN_DEEP_CHECK";
+
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let mut dir = None;
     let mut idle = Duration::from_secs(600);
     let mut remote = None;
     let mut remote_wait = None;
+    let mut deep_check = std::env::var(DEEP_CHECK_ENV).is_ok_and(|v| v == "1");
     let mut i = 1;
     while i < args.len() {
+        if args[i] == "--deep-check" {
+            deep_check = true;
+            i += 1;
+            continue;
+        }
         match (args[i].as_str(), args.get(i + 1)) {
             ("--dir", Some(d)) => dir = Some(std::path::PathBuf::from(d)),
             ("--idle", Some(s)) => match s.parse::<f64>() {
@@ -46,7 +56,7 @@ fn main() -> std::process::ExitCode {
         Some(Ok(ms)) => Duration::from_millis(ms.min(MAX_REMOTE_WAIT_MS)),
         Some(Err(_)) => return usage("bad --remote-wait (milliseconds)"),
     };
-    match dbicached::daemon::run(&dbicached::daemon::Config { dir, idle, remote, remote_wait }) {
+    match dbicached::daemon::run(&dbicached::daemon::Config { dir, idle, remote, remote_wait, deep_check }) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(dbicached::daemon::StartError::AlreadyRunning) => {
             eprintln!("dbicached: a server already runs for this directory");
@@ -60,6 +70,6 @@ fn main() -> std::process::ExitCode {
 }
 
 fn usage(why: &str) -> std::process::ExitCode {
-    eprintln!("dbicached: {why} (usage: dbicached --dir DIR [--idle SECONDS] [--remote URL] [--remote-wait MS])");
+    eprintln!("dbicached: {why} (usage: dbicached --dir DIR [--idle SECONDS] [--remote URL] [--remote-wait MS] [--deep-check])");
     std::process::ExitCode::from(2)
 }

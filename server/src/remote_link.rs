@@ -19,6 +19,12 @@
 //!   push` pushes them: only when the store's file for the key has fewer
 //!   blocks), each at most once per `PUSH_INTERVAL`, one at a time.
 //! - A store that is down or slow pauses the link for `BACK_OFF`.
+//! - With the deep check on (`dbicached --deep-check`, or
+//!   `DBIRUN_DEEP_CHECK=1` in the environment dbirun starts it with), a
+//!   fetched file is offered (published or merged) only once a third
+//!   thread has translated its blocks again and found the same code
+//!   (`cachetool::deep_check`): seconds per file, so the process that
+//!   asked for it does not wait for it, the runs after do.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
@@ -70,11 +76,38 @@ impl RemoteLink {
     }
 }
 
+/// A fetched file waiting for its deep check, and what to do with it
+/// once it passes.
+struct ToCheck {
+    name: String,
+    bytes: Vec<u8>,
+    then: Offer,
+}
+
+#[derive(Clone, Copy)]
+enum Offer {
+    /// Publish it for the processes that will ask.
+    Publish,
+    /// Merge it with what a run built.
+    Merge,
+}
+
 /// Starts the link's threads. With `DBIRUN_TRUSTED_KEYS` set, only files
 /// signed by those keys are fetched; with `DBIRUN_SIGNING_KEY` set, what
-/// is pushed is signed.
-pub fn start(shared: Arc<Shared>, store: Box<dyn Store>) -> Result<RemoteLink, String> {
+/// is pushed is signed; with `deep_check`, what is fetched is offered
+/// only after its deep check.
+pub fn start(shared: Arc<Shared>, store: Box<dyn Store>, deep_check: bool) -> Result<RemoteLink, String> {
     let store: Arc<dyn Store> = Arc::from(store);
+    let checker = match deep_check {
+        false => None,
+        true => {
+            let dbirun = cachetool::beside_this_program("dbirun").map_err(|e| format!("the deep check needs dbirun: {e}"))?;
+            let (tx, rx) = std::sync::mpsc::channel();
+            let shared = Arc::clone(&shared);
+            std::thread::spawn(move || check_then_offer(&shared, &dbirun, rx));
+            Some(tx)
+        }
+    };
     let mut threads = Vec::new();
     for _ in 0..2 {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -83,6 +116,7 @@ pub fn start(shared: Arc<Shared>, store: Box<dyn Store>) -> Result<RemoteLink, S
             store: Arc::clone(&store),
             trust: Trust::from_keys_and_env(&[])?,
             signer: Signer::from_env()?,
+            checker: checker.clone(),
             asked: HashSet::new(),
             absent: HashSet::new(),
             due: BTreeMap::new(),
@@ -102,6 +136,8 @@ struct Link {
     store: Arc<dyn Store>,
     trust: Trust,
     signer: Option<Signer>,
+    /// The deep check's thread, when it is on.
+    checker: Option<Sender<ToCheck>>,
     /// Keys already asked for (their manifest objects).
     asked: HashSet<String>,
     /// File names the store does not have.
@@ -162,18 +198,22 @@ impl Link {
         match got {
             Err(e) => self.failed(&format!("fetching {name}"), &e),
             Ok(Err(why)) => self.shared.log.line(format_args!("remote: nothing usable for {name}: {why}")),
-            Ok(Ok(f)) => match memory_file(f.file.bytes()) {
-                Err(e) => self.shared.log.line(format_args!("remote: {name}: {e}")),
-                // Queued as the bytes the merger will read (the file), not
-                // the bytes fetched (compressed).
-                Ok(file) => match self.shared.queue(Job::HandOver { name: name.to_string(), file, len: f.file.bytes().len() as u64 }, f.file.bytes().len() as u64) {
-                    Ok(()) => {
-                        Counters::add(&self.shared.counters.remote_fetched, 1);
-                        self.shared.log.line(format_args!("remote: fetched {name} ({bytes} bytes)"));
-                    }
-                    Err(why) => self.shared.log.line(format_args!("remote: fetched {name} but not merged: {why}")),
-                },
-            },
+            Ok(Ok(f)) => {
+                self.shared.log.line(format_args!("remote: fetched {name} ({bytes} bytes)"));
+                self.offer(name, f.file.bytes(), Offer::Merge);
+            }
+        }
+    }
+
+    /// Offers the fetched, checked file `bytes` as `name`: at once, or
+    /// after its deep check. Whether it is offered now.
+    fn offer(&self, name: &str, bytes: &[u8], then: Offer) -> bool {
+        match &self.checker {
+            Some(checker) => {
+                let _ = checker.send(ToCheck { name: name.to_string(), bytes: bytes.to_vec(), then });
+                false
+            }
+            None => offer_now(&self.shared, name, bytes, then),
         }
     }
 
@@ -208,44 +248,14 @@ impl Link {
                     return false;
                 }
                 Ok(Err(why)) => self.shared.log.line(format_args!("remote: not using {name}: {why}")),
-                Ok(Ok(f)) => match self.publish(name, f.file.bytes()) {
-                    Ok(()) => {
-                        Counters::add(&self.shared.counters.remote_fetched, 1);
-                        self.shared.log.line(format_args!("remote: fetched {name} for a process ({bytes} bytes)"));
-                        return true;
-                    }
-                    Err(e) => {
-                        self.shared.log.line(format_args!("remote: {name}: {e}"));
-                        return false;
-                    }
-                },
+                Ok(Ok(f)) => {
+                    self.shared.log.line(format_args!("remote: fetched {name} for a process ({bytes} bytes)"));
+                    return self.offer(name, f.file.bytes(), Offer::Publish);
+                }
             }
         }
         self.absent.insert(name.to_string());
         false
-    }
-
-    /// Publishes the checked file `bytes` as `name` unless the directory
-    /// got one meanwhile (under the file's lock, as the merger writes),
-    /// and vouches for it: serving it checks nothing again.
-    fn publish(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-        let dest = self.shared.dir.join(name);
-        let _lock = cachetool::lock::lock(&dest)?;
-        if dest.exists() {
-            return Ok(());
-        }
-        let tmp = match cachetool::incoming::stage_with(&self.shared.dir, name, bytes, false, false)? {
-            Ok(tmp) => tmp,
-            Err(_) => return Ok(()),
-        };
-        if let Err(e) = std::fs::rename(&tmp, &dest) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        if let Ok(meta) = std::fs::symlink_metadata(&dest) {
-            self.shared.vouched.note(name, persist::file_identity::FileIdentity::of(&meta));
-        }
-        Ok(())
     }
 
     fn push_due(&mut self) {
@@ -266,6 +276,67 @@ impl Link {
         }
     }
 }
+
+/// Offers the fetched file `bytes` as `name` (`then`); whether it is.
+fn offer_now(shared: &Shared, name: &str, bytes: &[u8], then: Offer) -> bool {
+    let offered = match then {
+        Offer::Publish => publish(shared, name, bytes).map_err(|e| e.to_string()),
+        Offer::Merge => memory_file(bytes).map_err(|e| e.to_string()).and_then(|file| {
+            // Queued as the bytes the merger will read (the file), not
+            // the bytes fetched (compressed).
+            shared.queue(Job::HandOver { name: name.to_string(), file, len: bytes.len() as u64 }, bytes.len() as u64).map_err(String::from)
+        }),
+    };
+    match &offered {
+        Ok(()) => Counters::add(&shared.counters.remote_fetched, 1),
+        Err(e) => shared.log.line(format_args!("remote: {name} not offered: {e}")),
+    }
+    offered.is_ok()
+}
+
+/// The deep check's thread: each fetched file translated again and
+/// compared, offered if it matches.
+fn check_then_offer(shared: &Shared, dbirun: &std::path::Path, files: Receiver<ToCheck>) {
+    for f in files {
+        let checked = cachetool::deep_check::check(&cachetool::cache_file::Aligned::from_bytes(&f.bytes), dbirun)
+            .and_then(cachetool::deep_check::proven);
+        match checked {
+            Ok(c) => {
+                shared.log.line(format_args!("remote: {}: deep check passed ({} blocks)", f.name, c.blocks));
+                Counters::add(&shared.counters.remote_deep_checked, 1);
+                offer_now(shared, &f.name, &f.bytes, f.then);
+            }
+            Err(why) => {
+                shared.log.line(format_args!("remote: {} refused: deep check failed: {why}", f.name));
+                Counters::add(&shared.counters.remote_refused, 1);
+            }
+        }
+    }
+}
+
+/// Publishes the checked file `bytes` as `name` unless the directory
+/// got one meanwhile (under the file's lock, as the merger writes),
+/// and vouches for it: serving it checks nothing again.
+fn publish(shared: &Shared, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let dest = shared.dir.join(name);
+    let _lock = cachetool::lock::lock(&dest)?;
+    if dest.exists() {
+        return Ok(());
+    }
+    let tmp = match cachetool::incoming::stage_with(&shared.dir, name, bytes, false, false)? {
+        Ok(tmp) => tmp,
+        Err(_) => return Ok(()),
+    };
+    if let Err(e) = std::fs::rename(&tmp, &dest) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    if let Ok(meta) = std::fs::symlink_metadata(&dest) {
+        shared.vouched.note(name, persist::file_identity::FileIdentity::of(&meta));
+    }
+    Ok(())
+}
+
 
 /// A memory file holding `bytes`, as a process's hand-over would be.
 fn memory_file(bytes: &[u8]) -> std::io::Result<File> {

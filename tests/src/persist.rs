@@ -292,6 +292,21 @@ pub fn with_key(file: &[u8], change: impl FnOnce(&mut CacheKey)) -> Vec<u8> {
     out
 }
 
+/// The bytes of a valid file: the valid file `file` with the zone bytes
+/// `change` makes (zone `i` at `zones[i - 1]`), every hash recomputed, as
+/// someone who can write to a shared store could plant it.
+pub fn with_zones(file: &[u8], change: impl FnOnce(&Validated, &mut Vec<Vec<u8>>)) -> Vec<u8> {
+    let a = Aligned::new(file);
+    let v = a.validate().unwrap_or_else(|r| panic!("the file to rewrite is not valid: {}", r.name()));
+    let index = v.index.to_owned().expect("the index deserialises");
+    let mut zones: Vec<Vec<u8>> = (1..v.zones.len()).map(|i| v.zone_bytes(i).to_vec()).collect();
+    change(&v, &mut zones);
+    let kinds: Vec<(::persist::ZoneKind, &[u8])> = (1..v.zones.len()).map(|i| (v.zones[i].kind, zones[i - 1].as_slice())).collect();
+    let out = ::persist::write::build(&v.key, &index, &kinds);
+    Aligned::new(&out).validate().unwrap_or_else(|r| panic!("the rewritten file is not valid: {}", r.name()));
+    out
+}
+
 /// One line of `/proc/PID/maps`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MapsLine {

@@ -593,3 +593,61 @@ fn an_s3_object_is_replaced_only_if_unchanged_since_read() {
     assert_eq!(store.get("ac/x", 100).unwrap().unwrap(), b"5");
     assert!(store.get("ac/x", 0).is_err_and(|e| e.problem == remote::Problem::TooLarge));
 }
+
+/// With the deep check on (`DBIRUN_DEEP_CHECK=1`), the server offers a
+/// fetched file only once its blocks, translated again, match: a file
+/// planted in the store with every hash right (which every local check
+/// accepts) is refused, the others are offered to the runs that follow.
+#[test]
+fn with_the_deep_check_on_the_server_offers_only_files_that_match() {
+    let from = temp_dir("remote-deep-from");
+    let cold = dbirun(from.path(), &[], &PROGRAM);
+    assert!(cold.status.success(), "{}", text(&cold.stderr));
+    let planted = dbi_tests::persist::dpc_of(from.path(), "ls");
+    let good = std::fs::read(&planted).unwrap();
+    let bad = dbi_tests::persist::with_zones(&good, |v, zones| {
+        let b = v.index.blocks.iter().find(|b| b.code_len.to_native() >= 8).unwrap();
+        let x = v.index.segments[b.segment.to_native() as usize].x_zone.to_native() as usize;
+        zones[x - 1][b.code_offset.to_native() as usize] = 0xcc;
+    });
+    dbi_tests::persist::replace_file(&planted, &bad);
+    let store_dir = temp_dir("remote-deep-store");
+    let store = HttpCache::start(store_dir.path());
+    let url = store.url("deep");
+    let push = cachetool(from.path(), &["push", "--remote", &url]);
+    assert!(push.status.success(), "{}{}", text(&push.stdout), text(&push.stderr));
+    let pushed = dpc_names(from.path()).len() as u64;
+
+    let to = temp_dir("remote-deep-to");
+    let _stop = StopServer(to.path());
+    let served = |program: &[&str]| {
+        Command::new(dbirun_path())
+            .args(["-persist", "-persist_dir"])
+            .arg(to.path())
+            .arg("--")
+            .args(program)
+            .env_remove("DBIRUN_OPTIONS")
+            .env("DBIRUN_REMOTE", &url)
+            .env("DBIRUN_DEEP_CHECK", "1")
+            .output()
+            .unwrap()
+    };
+    let native = Command::new(PROGRAM[0]).args(&PROGRAM[1..]).output().unwrap();
+    let first = served(&PROGRAM);
+    assert_eq!(first.stdout, native.stdout);
+    let log = || std::fs::read_to_string(user_dir(to.path()).join("dbicached.log")).unwrap_or_default();
+    eventually("the server deep-checks what it fetched", || {
+        server_counter(to.path(), "remote_deep_checked") + server_counter(to.path(), "remote_refused") >= pushed
+    });
+    assert_eq!(server_counter(to.path(), "remote_refused"), 1, "{}", log());
+    assert!(server_counter(to.path(), "remote_deep_checked") >= pushed - 1, "{}", log());
+    assert!(log().contains("refused: deep check failed: block at +0x"), "{}", log());
+    // The planted code is nowhere in the directory: every file matches its
+    // re-translation (ls's is the one the first run built).
+    let deep = cachetool(to.path(), &["verify", "--deep"]);
+    assert!(deep.status.success(), "{}{}", text(&deep.stdout), text(&deep.stderr));
+    let warm = served(&PROGRAM);
+    assert_eq!(warm.stdout, native.stdout);
+    let (built, loaded) = last_run(to.path());
+    assert!(loaded > 0 && built * 20 <= loaded, "built {built}, loaded {loaded}");
+}

@@ -12,24 +12,16 @@
 //! blocks carry that client's instrumentation, for runs with that client.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, IsTerminal};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 
+use cachetool::aot_runner::{base_of, translate, translate_seeded};
 use cachetool::history;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::output::json;
 use crate::session::{existing_dir, fail, open_index, Fail, Result};
-
-/// dbirun's -persist_dir for the per-user directory `dir` (`BASE/<uid>`).
-fn base_of(dir: &Path) -> Result<&Path> {
-    let uid = unsafe { libc::getuid() }.to_string();
-    match (dir.file_name(), dir.parent()) {
-        (Some(name), Some(base)) if name == uid.as_str() => Ok(base),
-        _ => fail(format_args!("{}: not a per-user cache directory (BASE/{uid}); give --persist-dir BASE", dir.display())),
-    }
-}
 
 /// dbirun's arguments for `--client 'NAME [OPTIONS]'` values.
 fn client_arguments(clients: &[String]) -> Result<Vec<String>> {
@@ -42,63 +34,6 @@ fn client_arguments(clients: &[String]) -> Result<Vec<String>> {
         out.extend(words.map(String::from));
     }
     Ok(out)
-}
-
-/// What one dbirun said: its status and its stderr lines, progress aside.
-struct Translated {
-    ok: bool,
-    said: Vec<String>,
-}
-
-impl Translated {
-    fn why(&self) -> &str {
-        self.said.last().map_or("failed", String::as_str)
-    }
-}
-
-/// `dbirun -persist -aot ARGS -- PROGRAM` into the cache under `base`,
-/// its progress (a line per 16,384 blocks of a module) shown on `bar`.
-fn translate(dbirun: &Path, base: &Path, args: &[String], program: &Path, bar: &ProgressBar) -> Result<Translated> {
-    // The server, if one runs, merges what is handed over; file mode
-    // keeps the command's end the end of the work.
-    let mut child = Command::new(dbirun)
-        .args(["-persist", "-no_persist_server", "-aot", "-aot_progress", "-persist_dir"])
-        .arg(base)
-        .args(args)
-        .arg("--")
-        .arg(program)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Fail(format!("running dbirun: {e}")))?;
-    let mut said = Vec::new();
-    let stderr = child.stderr.take().expect("piped");
-    for line in BufReader::new(stderr).lines() {
-        let Ok(line) = line else { break };
-        match line.strip_prefix("dbirun: aot: progress: ") {
-            Some(progress) => bar.set_message(format!("{}: {progress}", program.display())),
-            None => said.push(line),
-        }
-    }
-    let status = child.wait().map_err(|e| Fail(format!("waiting for dbirun: {e}")))?;
-    Ok(Translated { ok: status.success(), said })
-}
-
-/// `dbirun -persist -aot -aot_seeds FILE OPTIONS -- cachetool` into the
-/// cache `dir`: the seeded `modules` alone are translated (those the
-/// stand-in program, this cachetool, does not load are mapped for it),
-/// each from its seeded offsets plus static discovery.
-fn translate_seeded(dbirun: &Path, dir: &Path, modules: &history::Modules, options: &[String], bar: &ProgressBar) -> Result<Translated> {
-    let base = base_of(dir)?;
-    let host = std::env::current_exe().map_err(|e| Fail(format!("this program's path: {e}")))?;
-    let seeds = cachetool::cache_dir::temp_beside(&std::env::temp_dir().join("cachetool-aot-seeds"));
-    std::fs::write(&seeds, history::seed_file(modules)).map_err(|e| Fail(format!("{}: {e}", seeds.display())))?;
-    let mut args = vec!["-aot_seeds".to_string(), seeds.display().to_string()];
-    args.extend(options.iter().cloned());
-    let out = translate(dbirun, base, &args, &host, bar);
-    let _ = std::fs::remove_file(&seeds);
-    out
 }
 
 /// A bar of `len` steps on a terminal (shown for one step too: one
@@ -125,7 +60,7 @@ fn finish(bar: &ProgressBar, results: Vec<serde_json::Value>, failed: usize, as_
 
 pub fn run(dir: &Path, clients: &[String], programs: &[PathBuf], as_json: bool) -> Result<ExitCode> {
     let dbirun = cachetool::beside_this_program("dbirun").map_err(Fail)?;
-    let base = base_of(dir)?;
+    let base = base_of(dir).map_err(Fail)?;
     let clients = client_arguments(clients)?;
     let bar = bar(programs.len() as u64, as_json);
     let mut results = Vec::new();
@@ -139,9 +74,9 @@ pub fn run(dir: &Path, clients: &[String], programs: &[PathBuf], as_json: bool) 
             let real = std::fs::canonicalize(program).map_err(|e| Fail(format!("{}: {e}", program.display())))?;
             let mut modules = history::Modules::new();
             modules.insert(real.display().to_string(), Default::default());
-            translate_seeded(&dbirun, dir, &modules, &clients, &bar)?
+            translate_seeded(&dbirun, dir, &modules, &clients, &bar).map_err(Fail)?
         } else {
-            translate(&dbirun, base, &clients, program, &bar)?
+            translate(&dbirun, base, &clients, program, &bar).map_err(Fail)?
         };
         if !out.ok {
             failed += 1;
@@ -163,7 +98,7 @@ pub fn run(dir: &Path, clients: &[String], programs: &[PathBuf], as_json: bool) 
 pub fn from_index(dir: &Path, as_json: bool) -> Result<ExitCode> {
     existing_dir(dir)?;
     let dbirun = cachetool::beside_this_program("dbirun").map_err(Fail)?;
-    base_of(dir)?;
+    base_of(dir).map_err(Fail)?;
     let ix = open_index(dir)?;
     // The index remembers the module of a file this build cannot read.
     let known: HashMap<String, String> =
@@ -183,7 +118,7 @@ pub fn from_index(dir: &Path, as_json: bool) -> Result<ExitCode> {
         let started = std::time::Instant::now();
         let shown = if options.is_empty() { "no clients".to_string() } else { options.join(" ") };
         bar.set_message(shown.clone());
-        let out = translate_seeded(&dbirun, dir, modules, options, &bar)?;
+        let out = translate_seeded(&dbirun, dir, modules, options, &bar).map_err(Fail)?;
         let ok = out.ok;
         let seeded: usize = modules.values().map(|o| o.len()).sum();
         if !ok {

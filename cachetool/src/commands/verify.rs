@@ -1,4 +1,6 @@
-//! `verify`: checksums, structure and keys of every file against the modules on disk.
+//! `verify`: checksums, structure and keys of every file against the
+//! modules on disk; with `--deep`, each file's blocks translated again
+//! and compared (`cachetool::deep_check`).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -7,7 +9,7 @@ use cachetool::cache_file::{self, Status};
 use cachetool::module_file::Modules;
 
 use crate::output::json;
-use crate::session::{check_in_full, existing_dir, open_index, progress, Fail, Result};
+use crate::session::{check_in_full, entries, existing_dir, open_index, progress, Fail, Result};
 
 pub fn run(dir: &Path, as_json: bool) -> Result<ExitCode> {
     existing_dir(dir)?;
@@ -52,4 +54,57 @@ pub fn run(dir: &Path, as_json: bool) -> Result<ExitCode> {
         }
     }
     Ok(if problems == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `verify --deep [WHAT...]`: the files named (all valid files without
+/// names), each checked in full, then translated again and compared.
+pub fn deep(dir: &Path, what: &[String], as_json: bool) -> Result<ExitCode> {
+    let dbirun = cachetool::beside_this_program("dbirun").map_err(Fail)?;
+    let (_ix, entries, statuses, _) = entries(dir, as_json)?;
+    let files: Vec<std::path::PathBuf> = if what.is_empty() {
+        entries.iter().zip(&statuses).filter(|(_, s)| **s == Status::Valid).map(|(e, _)| dir.join(&e.name)).collect()
+    } else {
+        let mut files = Vec::new();
+        for w in what {
+            let found = cachetool::inspect::resolve(dir, w, &entries);
+            if found.is_empty() {
+                return Err(Fail(format!("{w}: no such cache file or module with files in {}", dir.display())));
+            }
+            files.extend(found);
+        }
+        files
+    };
+    let pb = progress(files.len() as u64, "translating again", as_json);
+    let mut rows = Vec::new();
+    for path in &files {
+        let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        pb.set_message(name.clone());
+        let outcome = std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| cachetool::deep_check::check(&cache_file::Aligned::from_bytes(&bytes), &dbirun))
+            .and_then(cachetool::deep_check::proven);
+        pb.inc(1);
+        rows.push((name, outcome));
+    }
+    pb.finish_and_clear();
+    let failed = rows.iter().filter(|(_, o)| o.is_err()).count();
+    if as_json {
+        let files: Vec<_> = rows
+            .iter()
+            .map(|(n, o)| match o {
+                Ok(c) => serde_json::json!({ "file": n, "ok": true, "blocks": c.blocks }),
+                Err(why) => serde_json::json!({ "file": n, "ok": false, "detail": why }),
+            })
+            .collect();
+        json(&serde_json::json!({ "files": files, "failed": failed }));
+    } else {
+        for (name, o) in &rows {
+            match o {
+                Ok(c) => println!("{name}: {} blocks match their re-translation", c.blocks),
+                Err(why) => println!("{name}: deep check failed: {why}"),
+            }
+        }
+        println!("deep-checked {} cache files: {}", rows.len(), if failed == 0 { "all match".to_string() } else { format!("{failed} failed") });
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

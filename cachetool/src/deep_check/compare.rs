@@ -1,0 +1,402 @@
+//! Comparing the blocks of a cache file with their re-translation, block
+//! by block: every byte of code equal, but for the displacements of
+//! RIP-relative operands and branches, which must lead to the same
+//! [`Place`] in both (a file places blocks, slots and stubs where its
+//! segments had room, so the numbers differ while the meaning may not);
+//! a direct exit may be linked straight to its target block in one file
+//! and go through its slot in the other. Exits, their stubs' code and
+//! data, their slots' contents and the fault translations are compared
+//! likewise. Clients' block data (counters a run left, notes) is not
+//! code: only where code reaches it is compared.
+
+use std::collections::{BTreeSet, HashMap};
+
+use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind};
+use persist::exit_data::{self, StoredExit};
+use persist::index::{ArchivedBlockEntry, ArchivedExitEntry};
+use persist::Validated;
+
+/// Bytes of a persisted exit stub's code, before its exit data
+/// (`runtime/src/translate/encoder.rs` `relative_exit_stub`).
+const STUB_CODE_LEN: u64 = 24;
+const STUB_LEN: u64 = STUB_CODE_LEN + exit_data::LEN as u64;
+
+/// Where an address in a file leads, in terms that do not depend on
+/// where the file put things.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Place {
+    /// The fragment's own code (or stub), this many bytes from its start.
+    Own(u64),
+    /// Exit `k`'s stub, this many bytes in.
+    Stub(u32, u64),
+    BaseSlot,
+    ExitSlot(u32),
+    /// The block's `j`th client data, this many bytes in.
+    Data(u32, u64),
+    /// The start of the code of the block at this module offset.
+    Block(u32),
+    ClientW(u64),
+    ClientX(u64),
+    Nowhere,
+}
+
+/// One file: its zones, and which block's code starts at which file
+/// offset (for links, which may lead to another segment's block).
+pub struct FileView<'a> {
+    v: &'a Validated<'a>,
+    block_at: HashMap<u64, u32>,
+}
+
+impl<'a> FileView<'a> {
+    pub fn new(v: &'a Validated<'a>) -> FileView<'a> {
+        let x_at: Vec<u64> = v.index.segments.iter().map(|s| v.zones[s.x_zone.to_native() as usize].offset).collect();
+        let block_at = v
+            .index
+            .blocks
+            .iter()
+            .map(|b| (x_at[b.segment.to_native() as usize] + b.code_offset.to_native() as u64, b.module_offset.to_native()))
+            .collect();
+        FileView { v, block_at }
+    }
+
+    fn zone_at(&self, zone: u32) -> u64 {
+        self.v.zones[zone as usize].offset
+    }
+
+    /// A block's view: its code, exits and data, addressed as file offsets
+    /// (the zones of a file are mapped as they lie in it, so RIP-relative
+    /// code reaches offsets).
+    fn fragment(&self, b: &'a ArchivedBlockEntry) -> Fragment<'_> {
+        let seg = &self.v.index.segments[b.segment.to_native() as usize];
+        let (w_zone, x_zone) = (seg.w_zone.to_native(), seg.x_zone.to_native());
+        let first = b.first_exit.to_native() as usize;
+        let first_data = b.first_data.to_native() as usize;
+        let x = self.v.zone_bytes(x_zone as usize);
+        let code_offset = b.code_offset.to_native() as usize;
+        let mut f = Fragment {
+            file: self,
+            module_offset: b.module_offset.to_native(),
+            segment: b.segment.to_native(),
+            w_at: self.zone_at(w_zone),
+            x_at: self.zone_at(x_zone),
+            x,
+            code_at: self.zone_at(x_zone) + code_offset as u64,
+            code: &x[code_offset..code_offset + b.code_len.to_native() as usize],
+            base_slot: self.zone_at(w_zone) + seg.base_slot.to_native() as u64,
+            exits: &self.v.index.exits[first..first + b.exit_count.to_native() as usize],
+            data: self.v.index.block_data[first_data..first_data + b.data_count.to_native() as usize]
+                .iter()
+                .map(|d| (d.client.to_native(), self.zone_at(w_zone) + d.w_offset.to_native() as u64))
+                .collect(),
+            fields: HashMap::new(),
+        };
+        for (k, e) in f.exits.iter().enumerate() {
+            let data_at = f.x_at + e.stub.to_native() as u64 + STUB_CODE_LEN;
+            let Some(stored) = f.stub_data(e) else { continue };
+            if let Some((branch, _)) = stored.branch_and_slot() {
+                let field = exit_data::from_distance(data_at, branch as u32);
+                f.fields.insert(field.wrapping_sub(f.code_at), k as u32);
+            }
+        }
+        f
+    }
+}
+
+struct Fragment<'a> {
+    file: &'a FileView<'a>,
+    module_offset: u32,
+    segment: u32,
+    w_at: u64,
+    x_at: u64,
+    x: &'a [u8],
+    code_at: u64,
+    code: &'a [u8],
+    base_slot: u64,
+    exits: &'a [ArchivedExitEntry],
+    /// (client, file offset) of each client data.
+    data: Vec<(u32, u64)>,
+    /// The exit whose branch's rel32 (or slot displacement) field is at
+    /// this offset of the code, from its stub's data.
+    fields: HashMap<u64, u32>,
+}
+
+impl Fragment<'_> {
+    fn stub_at(&self, e: &ArchivedExitEntry) -> u64 {
+        self.x_at + e.stub.to_native() as u64
+    }
+
+    fn stub_data(&self, e: &ArchivedExitEntry) -> Option<StoredExit> {
+        let at = e.stub.to_native() as usize + STUB_CODE_LEN as usize;
+        StoredExit::from_bytes(self.x.get(at..)?)
+    }
+
+    fn place(&self, t: u64) -> Place {
+        if t >= self.code_at && t < self.code_at + self.code.len() as u64 {
+            return Place::Own(t - self.code_at);
+        }
+        for (k, e) in self.exits.iter().enumerate() {
+            let stub = self.stub_at(e);
+            if t >= stub && t < stub + STUB_LEN {
+                return Place::Stub(k as u32, t - stub);
+            }
+            if t == self.w_at + e.slot.to_native() as u64 {
+                return Place::ExitSlot(k as u32);
+            }
+        }
+        if t == self.base_slot {
+            return Place::BaseSlot;
+        }
+        if let Some(&m) = self.file.block_at.get(&t) {
+            return Place::Block(m);
+        }
+        let own_data = self.data.iter().enumerate().filter(|(_, &(_, at))| at <= t && t < self.x_at).max_by_key(|(_, &(_, at))| at);
+        if let Some((j, &(_, at))) = own_data {
+            return Place::Data(j as u32, t - at);
+        }
+        if let Some(zones) = self.file.v.index.client_zones.as_ref() {
+            let (w, x) = (zones.0.to_native() as usize, zones.1.to_native() as usize);
+            let (w, x) = (self.file.v.zones[w], self.file.v.zones[x]);
+            if t >= w.offset && t < w.offset + w.len {
+                return Place::ClientW(t - w.offset);
+            }
+            if t >= x.offset && t < x.offset + x.len {
+                return Place::ClientX(t - x.offset);
+            }
+        }
+        Place::Nowhere
+    }
+
+    /// Whether a direct exit `k` may go to `place`: its stub, its slot,
+    /// or the block its target is.
+    fn exit_may_reach(&self, k: u32, place: Place) -> bool {
+        match place {
+            Place::Stub(j, 0) | Place::ExitSlot(j) => j == k,
+            Place::Block(m) => self.exits[k as usize].target.to_native() == m as i64,
+            // A branch back to the block's own start (a loop).
+            Place::Own(0) => self.exits[k as usize].target.to_native() == self.module_offset as i64,
+            _ => false,
+        }
+    }
+}
+
+/// A direct exit's branch in its file form: `jmp`/`jcc rel32` (padded),
+/// or `jmp [rip + slot]` (behind a `j<not cc>` over it).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct ExitForm {
+    exit: u32,
+    /// The condition, as the low nibble of the `jcc rel32` opcode.
+    cond: Option<u8>,
+    len: u64,
+}
+
+/// The exit branch at `pos` of `f`'s code, if one of `f`'s exits has its
+/// field there; checked to lead where the exit may go. An exit's stub
+/// data locates the rel32 field of its branch as emitted (`jmp rel32`,
+/// `jcc rel32`), whichever form the file wrote it in.
+fn exit_form(f: &Fragment, pos: u64) -> Result<Option<ExitForm>, String> {
+    let c = f.code;
+    let at = |i: u64| c.get((pos + i) as usize).copied();
+    let rel32_end = |i: u64| -> Option<u64> {
+        let b = c.get((pos + i) as usize..(pos + i + 4) as usize)?;
+        Some((f.code_at + pos + i + 4).wrapping_add(i32::from_le_bytes(b.try_into().ok()?) as i64 as u64))
+    };
+    let (Some(first), Some(second)) = (at(0), at(1)) else { return Ok(None) };
+    let unconditional = f.fields.get(&(pos + 1)).copied();
+    let conditional = f.fields.get(&(pos + 2)).copied();
+    let (form, target, padding) = match (first, second, unconditional, conditional) {
+        (0xe9, _, Some(exit), _) => (ExitForm { exit, cond: None, len: 6 }, rel32_end(1), 5..6),
+        (0xff, 0x25, Some(exit), _) => (ExitForm { exit, cond: None, len: 6 }, rel32_end(2), 0..0),
+        (0x0f, op, _, Some(exit)) if op & 0xf0 == 0x80 => (ExitForm { exit, cond: Some(op & 0xf), len: 8 }, rel32_end(2), 6..8),
+        // `j<not cc> +6` over the slot jump: the exit's condition is the
+        // negation (the low bit flipped).
+        (op, 0x06, _, Some(exit)) if op & 0xf0 == 0x70 && at(2) == Some(0xff) && at(3) == Some(0x25) => {
+            (ExitForm { exit, cond: Some((op & 0xf) ^ 1), len: 8 }, rel32_end(4), 0..0)
+        }
+        _ => return Ok(None),
+    };
+    let Some(target) = target else { return Err("an exit branch runs past the code".into()) };
+    if !f.exit_may_reach(form.exit, f.place(target)) {
+        return Err(format!("exit {} branches to {:?}, not to its target, slot or stub", form.exit, f.place(target)));
+    }
+    // The padding after a direct form must be no-ops.
+    let pad = c.get((pos + padding.start) as usize..(pos + padding.end) as usize).unwrap_or(&[]);
+    if !pad.is_empty() && !is_nops(pad) {
+        return Err(format!("exit {}'s padding is not no-ops", form.exit));
+    }
+    Ok(Some(form))
+}
+
+fn is_nops(bytes: &[u8]) -> bool {
+    let mut d = Decoder::new(64, bytes, DecoderOptions::NONE);
+    let mut i = Instruction::default();
+    while d.can_decode() {
+        d.decode_out(&mut i);
+        if i.is_invalid() || i.mnemonic() != Mnemonic::Nop {
+            return false;
+        }
+    }
+    true
+}
+
+/// Compares `len` bytes of code of `a` at file offset `a_start` with
+/// those of `b` at `b_start`: instruction by instruction, exit branches
+/// and exit data by meaning.
+fn compare_code(a: &Fragment, a_start: u64, b: &Fragment, b_start: u64, len: u64) -> Result<(), String> {
+    let bytes = |f: &Fragment, start: u64| -> Result<Vec<u8>, String> {
+        let from = (start - f.x_at) as usize;
+        f.x.get(from..from + len as usize).map(<[u8]>::to_vec).ok_or_else(|| "code past its zone".to_string())
+    };
+    let (ca, cb) = (bytes(a, a_start)?, bytes(b, b_start)?);
+    // Where exit data lies in this code (a stub's or an in-line one's):
+    // the target of a `lea rax, [rip + data]` before the jump out.
+    let mut exit_data_at = BTreeSet::new();
+    let mut pos = 0u64;
+    while pos < len {
+        let (ia_at, ib_at) = (a_start + pos, b_start + pos);
+        if exit_data_at.contains(&pos) {
+            compare_exit_data(a, ia_at, b, ib_at)?;
+            pos += exit_data::LEN as u64;
+            continue;
+        }
+        if a_start == a.code_at {
+            let (ea, eb) = (exit_form(a, pos)?, exit_form(b, pos)?);
+            match (ea, eb) {
+                (None, None) => {}
+                (Some(x), Some(y)) if x == y => {
+                    pos += x.len;
+                    continue;
+                }
+                (x, y) => return Err(format!("at +{pos:#x}: exit branch {x:?}, re-translated {y:?}")),
+            }
+        }
+        let (ia, ib) = (decode(&ca[pos as usize..], ia_at), decode(&cb[pos as usize..], ib_at));
+        let n = ia.len() as u64;
+        if ia.is_invalid() || ib.is_invalid() || n != ib.len() as u64 {
+            return Err(format!("at +{pos:#x}: instructions differ in length or do not decode"));
+        }
+        let (ta, tb) = (relative_target(&ia), relative_target(&ib));
+        let field = |at: &[u8], i: &Instruction| -> Option<std::ops::Range<usize>> {
+            let mut d = Decoder::new(64, at, DecoderOptions::NONE);
+            let mut decoded = Instruction::default();
+            d.decode_out(&mut decoded);
+            let offsets = d.get_constant_offsets(&decoded);
+            if i.is_ip_rel_memory_operand() {
+                Some(offsets.displacement_offset()..offsets.displacement_offset() + offsets.displacement_size())
+            } else if relative_target(i).is_some() {
+                Some(offsets.immediate_offset()..offsets.immediate_offset() + offsets.immediate_size())
+            } else {
+                None
+            }
+        };
+        let (sa, sb) = (&ca[pos as usize..(pos + n) as usize], &cb[pos as usize..(pos + n) as usize]);
+        let masked = field(sa, &ia);
+        if masked != field(sb, &ib) {
+            return Err(format!("at +{pos:#x}: instructions differ"));
+        }
+        let same_bytes = sa.iter().zip(sb).enumerate().all(|(i, (x, y))| x == y || masked.as_ref().is_some_and(|m| m.contains(&i)));
+        if !same_bytes {
+            return Err(format!("at +{pos:#x}: instructions differ"));
+        }
+        if let (Some(ta), Some(tb)) = (ta, tb) {
+            let (pa, pb) = (place_in(a, a_start, len, ta), place_in(b, b_start, len, tb));
+            if pa != pb || pa == Place::Nowhere {
+                return Err(format!("at +{pos:#x}: operand leads to {pa:?}, re-translated to {pb:?}"));
+            }
+            if ib.mnemonic() == Mnemonic::Lea {
+                if let Place::Own(t) = pb {
+                    if t > pos && t < len {
+                        exit_data_at.insert(t);
+                    }
+                }
+            }
+        }
+        pos += n;
+    }
+    Ok(())
+}
+
+/// `f.place(t)`, but for code that is not the block's own (a stub), its
+/// own bytes are `Own` too.
+fn place_in(f: &Fragment, start: u64, len: u64, t: u64) -> Place {
+    if start != f.code_at && t >= start && t < start + len {
+        return Place::Own(t - start);
+    }
+    f.place(t)
+}
+
+fn decode(bytes: &[u8], ip: u64) -> Instruction {
+    Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE).decode()
+}
+
+/// The address a RIP-relative operand or a relative branch leads to.
+fn relative_target(i: &Instruction) -> Option<u64> {
+    if i.is_ip_rel_memory_operand() {
+        return Some(i.ip_rel_memory_address());
+    }
+    (0..i.op_count()).find_map(|k| match i.op_kind(k) {
+        OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => Some(i.near_branch_target()),
+        _ => None,
+    })
+}
+
+/// Two exit data records (24 bytes at file offsets `a_at`, `b_at`):
+/// the same kind and target, their distances leading to the same places.
+fn compare_exit_data(a: &Fragment, a_at: u64, b: &Fragment, b_at: u64) -> Result<(), String> {
+    let read = |f: &Fragment, at: u64| StoredExit::from_bytes(f.x.get((at - f.x_at) as usize..).unwrap_or(&[]));
+    let (Some(sa), Some(sb)) = (read(a, a_at), read(b, b_at)) else { return Err("exit data past its zone".into()) };
+    if sa.kind != sb.kind || sa.target != sb.target {
+        return Err(format!("exit data: kind {:#x} to {:#x}, re-translated kind {:#x} to {:#x}", sa.kind, sa.target, sb.kind, sb.target));
+    }
+    if sa.kind == exit_data::KIND_CLEAN_CALL {
+        return if sa == sb { Ok(()) } else { Err("a clean call's data differs".into()) };
+    }
+    let leads = |f: &Fragment, at: u64, d: u32| f.place(exit_data::from_distance(at, d));
+    if leads(a, a_at, sa.aux) != leads(b, b_at, sb.aux) {
+        return Err("exit data: its base slot differs".into());
+    }
+    match (sa.branch_and_slot(), sb.branch_and_slot()) {
+        (None, None) => Ok(()),
+        (Some((ba, wa)), Some((bb, wb)))
+            if leads(a, a_at, ba as u32) == leads(b, b_at, bb as u32) && leads(a, a_at, wa as u32) == leads(b, b_at, wb as u32) =>
+        {
+            Ok(())
+        }
+        _ => Err("exit data: its branch or slot differs".into()),
+    }
+}
+
+/// Compares block `a` of one file with `b`, its re-translation.
+pub fn compare_blocks(fa: &FileView, a: &ArchivedBlockEntry, fb: &FileView, b: &ArchivedBlockEntry) -> Result<(), String> {
+    if a.app_len != b.app_len || a.code_len != b.code_len || a.exit_count != b.exit_count || a.data_count != b.data_count {
+        return Err(format!(
+            "{} app bytes, {} of code, {} exits, {} data; re-translated {}, {}, {}, {}",
+            a.app_len, a.code_len, a.exit_count, a.data_count, b.app_len, b.code_len, b.exit_count, b.data_count
+        ));
+    }
+    let (x, y) = (fa.fragment(a), fb.fragment(b));
+    if x.data.iter().map(|d| d.0).ne(y.data.iter().map(|d| d.0)) {
+        return Err("its client data belongs to other clients".into());
+    }
+    let translations = |v: &Validated, e: &ArchivedBlockEntry| {
+        let at = e.translation_offset.to_native() as usize;
+        v.index.translations.get(at..at + e.translation_len.to_native() as usize).map(<[u8]>::to_vec)
+    };
+    if translations(fa.v, a) != translations(fb.v, b) {
+        return Err("its fault translations differ".into());
+    }
+    compare_code(&x, x.code_at, &y, y.code_at, x.code.len() as u64)?;
+    for (k, (ea, eb)) in x.exits.iter().zip(y.exits).enumerate() {
+        if ea.target != eb.target {
+            return Err(format!("exit {k} goes to {:#x}, re-translated {:#x}", ea.target, eb.target));
+        }
+        compare_code(&x, x.stub_at(ea), &y, y.stub_at(eb), STUB_LEN).map_err(|e| format!("exit {k}'s stub: {e}"))?;
+        let slot = ea.slot.to_native() as usize;
+        let w = fa.v.zone_bytes(fa.v.index.segments[x.segment as usize].w_zone.to_native() as usize);
+        let holds = w.get(slot..slot + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap()));
+        let Some(holds) = holds else { return Err(format!("exit {k}'s slot lies outside its zone")) };
+        if !x.exit_may_reach(k as u32, x.place(x.x_at.wrapping_add(holds))) {
+            return Err(format!("exit {k}'s slot leads to neither its stub nor its target ({holds:#x}: {:?})", x.place(x.x_at.wrapping_add(holds))));
+        }
+    }
+    Ok(())
+}

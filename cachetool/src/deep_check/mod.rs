@@ -1,0 +1,90 @@
+//! The deep check of a cache file (`cachetool verify --deep`, and the
+//! cache server's check of the files it fetches from a remote store
+//! before it offers them): the local checks prove a file is intact and
+//! meant for its module, this re-translates every block it holds from
+//! the module's bytes, with the options the file records, and compares
+//! the code (`compare`). Translation is deterministic for a key, so a
+//! faithful file matches its re-translation and planted code does not.
+//!
+//! Traces (`-traces`) are not re-translated: they are stitched from the
+//! paths runs executed, which a translation without running cannot
+//! follow. A file holding traces is not proven ([`proven`]).
+
+mod compare;
+
+use std::path::Path;
+
+use indicatif::ProgressBar;
+use persist::Depth;
+
+use crate::cache_file::{self, Aligned};
+use crate::history;
+
+pub use compare::FileView;
+
+/// What a deep check found in a file that passed it.
+#[derive(Debug, Clone, Copy)]
+pub struct Checked {
+    pub blocks: usize,
+    /// Traces the file holds, not checked.
+    pub traces: usize,
+}
+
+/// Deep-checks the file `bytes` (a whole `.dpc` file) by translating its
+/// blocks again with `dbirun` into a scratch directory. Err says, in one
+/// line, why the file fails or could not be checked.
+pub fn check(bytes: &Aligned, dbirun: &Path) -> Result<Checked, String> {
+    let v = persist::validate_with(bytes.bytes(), Depth::Full).map_err(|r| format!("not a valid cache file ({})", r.name()))?;
+    let module = v.index.module.path.as_str().to_string();
+    match crate::module_file::content_hash(Path::new(&module)) {
+        Ok(hash) if hash == crate::hex(&v.key.module_hash) => {}
+        Ok(_) => return Err(format!("its module {module} differs from the one the file was built from")),
+        Err(e) => return Err(format!("its module {module}: {e}")),
+    }
+    let scratch = tempfile::Builder::new().prefix("cachetool-deep-check").tempdir().map_err(|e| format!("a scratch directory: {e}"))?;
+    // SAFETY: getuid has no preconditions.
+    let dir = scratch.path().join(unsafe { libc::getuid() }.to_string());
+    std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut modules = history::Modules::new();
+    modules.insert(module.clone(), v.index.blocks.iter().map(|b| b.module_offset.to_native()).collect());
+    let options: Vec<String> = v.index.options.iter().map(|o| o.as_str().to_string()).collect();
+    let out = crate::aot_runner::translate_seeded(dbirun, &dir, &modules, &options, &ProgressBar::hidden())?;
+    if !out.ok {
+        return Err(format!("translating it again failed: {}", out.why()));
+    }
+    let reference = reference_file(&dir, &v.key).ok_or("translating it again gave no file for its key (another runtime?)")?;
+    let r = persist::validate_with(reference.bytes(), Depth::Structure).map_err(|r| format!("its re-translation is not valid ({})", r.name()))?;
+    compare_files(&v, &r)
+}
+
+/// `checked` if it proves the whole file, else why not: its traces'
+/// code was not compared.
+pub fn proven(checked: Checked) -> Result<Checked, String> {
+    match checked.traces {
+        0 => Ok(checked),
+        n => Err(format!("its {} blocks match their re-translation, but its {n} traces cannot be translated again", checked.blocks)),
+    }
+}
+
+/// The file in `dir` whose key is `key`.
+fn reference_file(dir: &Path, key: &persist::CacheKey) -> Option<Aligned> {
+    cache_file::names_in(dir).ok()?.into_iter().find_map(|name| {
+        let bytes = Aligned::from_bytes(&std::fs::read(dir.join(name)).ok()?);
+        let same_key = persist::validate_with(bytes.bytes(), Depth::Structure).is_ok_and(|r| &r.key == key);
+        same_key.then_some(bytes)
+    })
+}
+
+/// Compares every block of `v` with the block at its module offset in
+/// `reference`.
+pub fn compare_files(v: &persist::Validated, reference: &persist::Validated) -> Result<Checked, String> {
+    let (fa, fb) = (FileView::new(v), FileView::new(reference));
+    let theirs = &reference.index.blocks;
+    for a in v.index.blocks.iter() {
+        let m = a.module_offset.to_native();
+        let found = theirs.binary_search_by_key(&m, |b| b.module_offset.to_native());
+        let Ok(i) = found else { return Err(format!("block at +{m:#x}: not translated again from the module's bytes")) };
+        compare::compare_blocks(&fa, a, &fb, &theirs[i]).map_err(|e| format!("block at +{m:#x}: {e}"))?;
+    }
+    Ok(Checked { blocks: v.index.blocks.len(), traces: v.index.traces.len() })
+}

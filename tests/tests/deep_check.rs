@@ -1,0 +1,145 @@
+//! The deep check (issue 17's trust model): `cachetool verify --deep`
+//! translates every block of a file again from its module's bytes, with
+//! the options the file records, and compares the code. Faithful files
+//! pass under every built-in client, from runs and ahead of time; code or
+//! links planted with every hash recomputed (which plain `verify`
+//! accepts) fail, in one line, with status 1; traces, which cannot be
+//! translated again without running, leave a file unproven.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use dbi_tests::persist::{dpc_of, replace_file, with_zones};
+use dbi_tests::{dbirun_path, temp_dir};
+
+const PROGRAM: [&str; 3] = ["/bin/ls", "-la", "/usr/bin"];
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn cachetool(base: &Path, args: &[&str]) -> Output {
+    Command::new(dbirun_path().with_file_name("cachetool")).arg("--persist-dir").arg(base).args(args).output().unwrap()
+}
+
+/// A cold run of `program` in file mode under `base` with `options`
+/// (in `base`, where clients write their logs).
+fn run(base: &Path, options: &[&str], program: &[&str]) {
+    let out = Command::new(dbirun_path())
+        .current_dir(base)
+        .args(["-persist", "-no_persist_server", "-persist_dir"])
+        .arg(base)
+        .args(options)
+        .arg("--")
+        .args(program)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "dbirun {options:?} {program:?}: {}", text(&out.stderr));
+}
+
+/// Blocks the deep check of every file under `base` matched; panics
+/// unless every file passed.
+fn deep_check_passes(base: &Path, what: &str) -> u64 {
+    let out = cachetool(base, &["--json", "verify", "--deep"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: {e}: {}", text(&out.stderr)));
+    assert!(out.status.success(), "{what}: the deep check failed: {report:#}\n{}", text(&out.stderr));
+    let files = report["files"].as_array().unwrap();
+    assert!(files.len() >= 3, "{what}: {report:#}");
+    files.iter().map(|f| f["blocks"].as_u64().unwrap()).sum()
+}
+
+#[test]
+fn faithful_files_match_their_retranslation_under_every_client() {
+    for client in ["", "bbcount", "drcov", "inscount", "opcodes", "instrace", "memtrace"] {
+        let dir = temp_dir("deep-clients");
+        let options: Vec<&str> = if client.is_empty() { vec![] } else { vec!["-c", client] };
+        run(dir.path(), &options, &PROGRAM);
+        let blocks = deep_check_passes(dir.path(), &format!("ls under {client:?}"));
+        assert!(blocks > 2_000, "ls under {client:?}: only {blocks} blocks checked");
+    }
+}
+
+#[test]
+fn files_translated_ahead_of_time_match_their_retranslation() {
+    let dir = temp_dir("deep-aot");
+    run(dir.path(), &["-aot"], &PROGRAM);
+    let blocks = deep_check_passes(dir.path(), "AOT of ls");
+    assert!(blocks > 50_000, "only {blocks} blocks checked");
+}
+
+/// The deep check of the file `file` under `base` after `plant` changed
+/// its zones (every hash recomputed): plain verify accepts it, the deep
+/// check refuses it with `want` in its one line.
+fn planted_is_refused(base: &Path, file: &Path, good: &[u8], what: &str, want: &str, plant: impl FnOnce(&persist::Validated, &mut Vec<Vec<u8>>)) {
+    replace_file(file, &with_zones(good, plant));
+    let plain = cachetool(base, &["verify"]);
+    assert!(plain.status.success(), "{what}: plain verify refuses it: {}", text(&plain.stdout));
+    let name = file.file_name().unwrap().to_str().unwrap();
+    let deep = cachetool(base, &["verify", "--deep", name]);
+    let said = text(&deep.stdout);
+    assert_eq!(deep.status.code(), Some(1), "{what}: {said}{}", text(&deep.stderr));
+    let line = said.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{what}: no line for the file: {said}"));
+    assert!(line.contains("deep check failed: block at +0x") && line.contains(want), "{what}: {line}");
+    replace_file(file, good);
+}
+
+#[test]
+fn planted_code_or_links_with_recomputed_hashes_fail_the_deep_check() {
+    let dir = temp_dir("deep-planted");
+    run(dir.path(), &[], &PROGRAM);
+    let file = dpc_of(dir.path(), "ls");
+    let good = std::fs::read(&file).unwrap();
+    // An instruction of a block replaced by a trap: the kind of change
+    // that would run an attacker's code instead of the app's.
+    planted_is_refused(dir.path(), &file, &good, "planted code", "instructions differ", |v, zones| {
+        let b = v.index.blocks.iter().find(|b| b.code_len.to_native() >= 8).unwrap();
+        let x = v.index.segments[b.segment.to_native() as usize].x_zone.to_native() as usize;
+        let at = b.code_offset.to_native() as usize;
+        zones[x - 1][at] = 0xcc;
+    });
+    // A displacement bent to another place: the same bytes but one,
+    // leading elsewhere.
+    planted_is_refused(dir.path(), &file, &good, "a bent operand", "leads to", |v, zones| {
+        let b = v.index.blocks.iter().find(|b| b.code_len.to_native() >= 8 && b.exit_count.to_native() > 0).unwrap();
+        let x = v.index.segments[b.segment.to_native() as usize].x_zone.to_native() as usize;
+        let code = &mut zones[x - 1][b.code_offset.to_native() as usize..];
+        // The first RIP-relative `mov reg, [rip + d]` (the module base's
+        // slot): 48/4c 8b modrm(00 reg 101) d32.
+        let at = (0..b.code_len.to_native() as usize - 6)
+            .find(|&i| (code[i] == 0x48 || code[i] == 0x4c) && code[i + 1] == 0x8b && code[i + 2] & 0xc7 == 0x05)
+            .expect("a block reading its module base");
+        code[at + 3] = code[at + 3].wrapping_sub(8);
+    });
+    // An exit's slot pointed at another block than its target.
+    planted_is_refused(dir.path(), &file, &good, "a redirected link", "slot", |v, zones| {
+        let blocks = &v.index.blocks;
+        let (b, e) = blocks
+            .iter()
+            .filter(|b| b.exit_count.to_native() > 0)
+            .map(|b| (b, &v.index.exits[b.first_exit.to_native() as usize]))
+            .next()
+            .unwrap();
+        let other = blocks
+            .iter()
+            .find(|o| o.segment == b.segment && o.module_offset.to_native() as i64 != e.target.to_native())
+            .unwrap();
+        let w = v.index.segments[b.segment.to_native() as usize].w_zone.to_native() as usize;
+        let slot = e.slot.to_native() as usize;
+        zones[w - 1][slot..slot + 8].copy_from_slice(&(other.code_offset.to_native() as u64).to_le_bytes());
+    });
+    // The untouched file passes.
+    let name = file.file_name().unwrap().to_str().unwrap().to_string();
+    let out = cachetool(dir.path(), &["verify", "--deep", &name]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+}
+
+#[test]
+fn a_file_holding_traces_is_not_proven() {
+    let dir = temp_dir("deep-traces");
+    run(dir.path(), &["-traces"], &["python3", "-c", "sum(i * i for i in range(200000))"]);
+    let out = cachetool(dir.path(), &["verify", "--deep"]);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}{}", text(&out.stderr));
+    assert!(said.lines().any(|l| l.contains("libpython") && l.contains("traces cannot be translated again")), "{said}");
+    assert!(said.lines().any(|l| l.contains("blocks match their re-translation")), "{said}");
+}
