@@ -126,6 +126,10 @@ enum Command {
         /// signed (repeatable; also $DBIRUN_TRUSTED_KEYS, comma-separated).
         #[arg(long, value_name = "PUBLIC_KEY")]
         trust: Vec<String>,
+        /// Publish a file only once its blocks, translated again on this
+        /// machine, match (slow: an AOT translation per file).
+        #[arg(long)]
+        deep: bool,
     },
     /// Make an ed25519 key pair for signed pushes: prints
     /// DBIRUN_SIGNING_KEY=... (keep it secret: the pushing job's
@@ -300,9 +304,9 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             let (store, url) = remote.open()?;
             commands::push::run(&dir, store.as_ref(), &url, modules, *jobs, cli.json)
         }
-        Command::Pull { remote, what, all_known, replace, trust } => {
+        Command::Pull { remote, what, all_known, replace, trust, deep } => {
             let (store, url) = remote.open()?;
-            let wanted = commands::pull::Wanted { what, all_known: *all_known, replace: *replace, trust };
+            let wanted = commands::pull::Wanted { what, all_known: *all_known, replace: *replace, trust, deep: *deep };
             commands::pull::run(&dir, store.as_ref(), &url, &wanted, cli.json)
         }
         Command::Keygen => commands::keygen::run(cli.json),

@@ -8,6 +8,9 @@
 //! its key being the manifest's. Each file is then published on its own
 //! (temporary file, renamed under its lock): a pull cut short leaves
 //! whole files or none. A valid local file is kept unless `replace`.
+//! With the deep check (`pull --deep`), a file is published only once
+//! its blocks, translated again on this machine, match
+//! (`crate::deep_check`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,18 +41,20 @@ pub struct Report {
 /// Modules pulled at once: each costs a few round trips to the store.
 const JOBS: usize = 4;
 
+/// What a pull takes.
+pub struct Taking<'a> {
+    /// Overwrite valid local files too.
+    pub replace: bool,
+    /// With signing on, only manifests signed by a trusted key.
+    pub trust: &'a Trust,
+    /// With `Some(dbirun)`, only files that pass the deep check.
+    pub deep_check: Option<&'a Path>,
+}
+
 /// Pulls into `dir` the files the store holds for `modules` (several
 /// modules at once), calling `tick` after each module; gives what
-/// happened, and the store's failure if one stopped the pull. With
-/// signing on (`trust`), only manifests signed by a trusted key are taken.
-pub fn pull(
-    store: &dyn Store,
-    dir: &Path,
-    modules: &[PathBuf],
-    replace: bool,
-    trust: &Trust,
-    tick: &(dyn Fn() + Sync),
-) -> (Report, Option<RemoteError>) {
+/// happened, and the store's failure if one stopped the pull.
+pub fn pull(store: &dyn Store, dir: &Path, modules: &[PathBuf], taking: &Taking, tick: &(dyn Fn() + Sync)) -> (Report, Option<RemoteError>) {
     let next = AtomicUsize::new(0);
     let report = Mutex::new(Report::default());
     let failure: Mutex<Option<RemoteError>> = Mutex::new(None);
@@ -63,7 +68,7 @@ pub fn pull(
                         break;
                     }
                     let mut mine = Report::default();
-                    let failed = pull_module(store, dir, &modules[i], replace, trust, &mut machine, &mut mine).err();
+                    let failed = pull_module(store, dir, &modules[i], taking, &mut machine, &mut mine).err();
                     let mut r = report.lock().unwrap();
                     r.taken.append(&mut mine.taken);
                     r.skipped.append(&mut mine.skipped);
@@ -87,8 +92,7 @@ fn pull_module(
     store: &dyn Store,
     dir: &Path,
     module: &Path,
-    replace: bool,
-    trust: &Trust,
+    taking: &Taking,
     machine: &mut Modules,
     report: &mut Report,
 ) -> Result<(), RemoteError> {
@@ -118,7 +122,7 @@ fn pull_module(
         Err(e) => return Err(e),
     };
     for listed in &listing.keys {
-        match pull_file(store, dir, listed, replace, trust, machine, &mut report.bytes)? {
+        match pull_file(store, dir, listed, taking, machine, &mut report.bytes)? {
             Ok((name, module)) => report.taken.push((name, module)),
             Err(why) => report.skipped.push((listed.name.clone(), why)),
         }
@@ -132,18 +136,23 @@ fn pull_file(
     store: &dyn Store,
     dir: &Path,
     listed: &Listed,
-    replace: bool,
-    trust: &Trust,
+    taking: &Taking,
     machine: &mut Modules,
     fetched: &mut u64,
 ) -> Result<Result<(String, String), String>, RemoteError> {
+    let replace = taking.replace;
     let keep_local = |m: &Manifest| {
         (!replace && incoming::local_blocks(&dir.join(&m.name)).is_some()).then(|| "a valid local file is kept (--replace to overwrite)".to_string())
     };
-    let f = match fetch(store, &listed.manifest, trust, machine, fetched, &keep_local)? {
+    let f = match fetch(store, &listed.manifest, taking.trust, machine, fetched, &keep_local)? {
         Ok(f) => f,
         Err(why) => return Ok(Err(why)),
     };
+    if let Some(dbirun) = taking.deep_check {
+        if let Err(why) = crate::deep_check::check(&f.file, dbirun).and_then(crate::deep_check::proven) {
+            return Ok(Err(format!("deep check failed: {why}")));
+        }
+    }
     let dest = dir.join(&f.name);
     crate::cache_dir::create_private(dir).map_err(|e| RemoteError::new(Problem::Other, e))?;
     let local = |e: std::io::Error| RemoteError::new(Problem::Other, format!("{}: {e}", dest.display()));

@@ -598,8 +598,10 @@ fn an_s3_object_is_replaced_only_if_unchanged_since_read() {
 /// fetched file only once its blocks, translated again, match: a file
 /// planted in the store with every hash right (which every local check
 /// accepts) is refused, the others are offered to the runs that follow.
-#[test]
-fn with_the_deep_check_on_the_server_offers_only_files_that_match() {
+/// A store holding the cold run's files of PROGRAM, ls's own planted
+/// with a trap in a block, every hash recomputed (so every local check
+/// accepts it): the store, its URL, and how many files it holds.
+fn store_with_a_planted_file(prefix: &str) -> (tempfile::TempDir, HttpCache, String, u64) {
     let from = temp_dir("remote-deep-from");
     let cold = dbirun(from.path(), &[], &PROGRAM);
     assert!(cold.status.success(), "{}", text(&cold.stderr));
@@ -613,11 +615,46 @@ fn with_the_deep_check_on_the_server_offers_only_files_that_match() {
     dbi_tests::persist::replace_file(&planted, &bad);
     let store_dir = temp_dir("remote-deep-store");
     let store = HttpCache::start(store_dir.path());
-    let url = store.url("deep");
+    let url = store.url(prefix);
     let push = cachetool(from.path(), &["push", "--remote", &url]);
     assert!(push.status.success(), "{}{}", text(&push.stdout), text(&push.stderr));
-    let pushed = dpc_names(from.path()).len() as u64;
+    (store_dir, store, url, dpc_names(from.path()).len() as u64)
+}
 
+/// `pull --deep` publishes a file only once its blocks, translated again
+/// here, match: the planted file every local check accepts is left out,
+/// with the reason.
+#[test]
+fn a_deep_pull_leaves_out_a_planted_file_the_local_checks_accept() {
+    let (_store_dir, _store, url, pushed) = store_with_a_planted_file("deep-pull");
+    let plain = temp_dir("remote-deep-plain");
+    let out = cachetool(plain.path(), &["--json", "pull", "--remote", &url, "/usr/bin/ls"]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    let took = |out: &Output| -> Vec<String> {
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        r["report"]["taken"].as_array().unwrap().iter().map(|t| t[0].as_str().unwrap().to_string()).collect()
+    };
+    assert!(took(&out).iter().any(|n| n.starts_with("ls-")), "the local checks alone take it: {}", text(&out.stdout));
+    let deep = temp_dir("remote-deep-pulled");
+    let out = cachetool(deep.path(), &["--json", "pull", "--deep", "--remote", &url, "/usr/bin/ls"]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    let taken = took(&out);
+    assert!(!taken.iter().any(|n| n.starts_with("ls-")), "{}", text(&out.stdout));
+    assert!(taken.len() as u64 >= pushed.min(3) - 1, "{}", text(&out.stdout));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let why = r["report"]["skipped"].as_array().unwrap().iter().find(|s| s[0].as_str().unwrap().starts_with("ls-")).map(|s| s[1].to_string());
+    assert!(why.as_deref().is_some_and(|w| w.contains("deep check failed: block at +0x")), "{r:#}");
+    let verify = cachetool(deep.path(), &["verify", "--deep"]);
+    assert!(verify.status.success(), "{}", text(&verify.stdout));
+}
+
+/// With the deep check on (`DBIRUN_DEEP_CHECK=1`), the server offers a
+/// fetched file only once its blocks, translated again, match: a file
+/// planted in the store with every hash right (which every local check
+/// accepts) is refused, the others are offered to the runs that follow.
+#[test]
+fn with_the_deep_check_on_the_server_offers_only_files_that_match() {
+    let (_store_dir, _store, url, pushed) = store_with_a_planted_file("deep-srv");
     let to = temp_dir("remote-deep-to");
     let _stop = StopServer(to.path());
     let served = |program: &[&str]| {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use cachetool::{program_libraries, pull, units};
 
 use crate::output::{json_report, print_taken_and_skipped};
-use crate::session::{entries, fail, index_learns_new_files, progress, Result};
+use crate::session::{entries, fail, index_learns_new_files, progress, Fail, Result};
 
 pub struct Wanted<'a> {
     pub what: &'a [PathBuf],
@@ -14,6 +14,8 @@ pub struct Wanted<'a> {
     pub replace: bool,
     /// Public keys trusted besides `DBIRUN_TRUSTED_KEYS`'s.
     pub trust: &'a [String],
+    /// Deep-check each file before it is published.
+    pub deep: bool,
 }
 
 pub fn run(dir: &Path, store: &dyn remote::Store, remote: &str, wanted: &Wanted<'_>, as_json: bool) -> Result<ExitCode> {
@@ -38,7 +40,12 @@ pub fn run(dir: &Path, store: &dyn remote::Store, remote: &str, wanted: &Wanted<
     modules.sort();
     modules.dedup();
     let pb = progress(modules.len() as u64, "pulling", as_json);
-    let (report, failure) = pull::pull(store, dir, &modules, replace, &trust, &|| pb.inc(1));
+    let dbirun = match wanted.deep {
+        true => Some(cachetool::beside_this_program("dbirun").map_err(Fail)?),
+        false => None,
+    };
+    let taking = pull::Taking { replace, trust: &trust, deep_check: dbirun.as_deref() };
+    let (report, failure) = pull::pull(store, dir, &modules, &taking, &|| pb.inc(1));
     pb.finish_and_clear();
     if !report.taken.is_empty() {
         index_learns_new_files(dir);
