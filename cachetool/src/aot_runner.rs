@@ -10,7 +10,6 @@ use std::process::{Command, Stdio};
 
 use indicatif::ProgressBar;
 
-use crate::history;
 
 /// What one dbirun said: its status and its stderr lines, progress aside.
 pub struct Translated {
@@ -64,13 +63,15 @@ pub fn translate(dbirun: &Path, base: &Path, args: &[String], program: &Path, ba
 }
 
 /// `dbirun -persist -aot -aot_seeds FILE OPTIONS -- <this program>` into
-/// the cache `dir`: the seeded `modules` alone are translated, each from
-/// its seeded offsets plus static discovery.
-pub fn translate_seeded(dbirun: &Path, dir: &Path, modules: &history::Modules, options: &[String], bar: &ProgressBar) -> Result<Translated, String> {
+/// the cache `dir`: the modules the seed file's text `seeds`
+/// (`history::seed_file`) names alone are translated, each from its
+/// seeded offsets plus static discovery, then its seeded traces.
+pub fn translate_seeded(dbirun: &Path, dir: &Path, seeds: &str, options: &[String], bar: &ProgressBar) -> Result<Translated, String> {
     let base = base_of(dir)?;
     let host = std::env::current_exe().map_err(|e| format!("this program's path: {e}"))?;
+    let text = seeds;
     let seeds = crate::cache_dir::temp_beside(&std::env::temp_dir().join("cachetool-aot-seeds"));
-    std::fs::write(&seeds, history::seed_file(modules)).map_err(|e| format!("{}: {e}", seeds.display()))?;
+    std::fs::write(&seeds, text).map_err(|e| format!("{}: {e}", seeds.display()))?;
     let mut args = vec!["-aot_seeds".to_string(), seeds.display().to_string()];
     args.extend(options.iter().cloned());
     let out = translate(dbirun, base, &args, &host, bar);

@@ -71,6 +71,21 @@ pub fn seed_file(modules: &Modules) -> String {
     out
 }
 
+/// Seed lines asking for the traces of `module` to be built again (the
+/// runtime's `aot/seeds.rs` reads them): each its blocks' offsets, head
+/// first, and whether it counts its missed in-line checks.
+pub fn trace_seed_lines(module: &str, traces: &[(bool, Vec<u32>)]) -> String {
+    let mut out = String::new();
+    if module.contains(['\t', '\n']) || !module.starts_with('/') {
+        return out;
+    }
+    for (counts_misses, blocks) in traces {
+        let list: Vec<String> = blocks.iter().map(|o| format!("{o:x}")).collect();
+        out.push_str(&format!("{module}\ttrace:{}:{}\n", u8::from(*counts_misses), list.join(",")));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

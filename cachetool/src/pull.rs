@@ -149,7 +149,7 @@ fn pull_file(
         Err(why) => return Ok(Err(why)),
     };
     if let Some(dbirun) = taking.deep_check {
-        if let Err(why) = crate::deep_check::check(&f.file, dbirun).and_then(crate::deep_check::proven) {
+        if let Err(why) = crate::deep_check::check(f.file.bytes(), dbirun) {
             return Ok(Err(format!("deep check failed: {why}")));
         }
     }

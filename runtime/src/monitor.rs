@@ -192,7 +192,8 @@ impl Translator {
     /// segment when it can go there, else in the cache.
     fn build_trace(&mut self, blocks: &[u64], sp: u64) {
         let head = blocks[0];
-        let Some((fragment, spans)) = self.persistable_trace(blocks, sp).or_else(|| self.cache_trace(blocks, sp)) else {
+        let counts_misses = self.traces.counts_misses(head);
+        let Some((fragment, spans)) = self.persistable_trace(blocks, sp, counts_misses).or_else(|| self.cache_trace(blocks, sp)) else {
             return;
         };
         for exit in fragment.exits.iter().filter(|e| e.prelinked) {
@@ -243,8 +244,8 @@ impl Translator {
     /// a file's code, a client that keeps the block from files or gives
     /// it data of its own (a trace's copy of a block would need its own,
     /// kept apart from the block's), code not module-relative.
-    fn persistable_trace(&mut self, blocks: &[u64], sp: u64) -> Option<(Fragment, Vec<(u64, u64)>)> {
-        if !crate::options::get().persist || crate::aot::translating() {
+    fn persistable_trace(&mut self, blocks: &[u64], sp: u64, counts_misses: bool) -> Option<(Fragment, Vec<(u64, u64)>)> {
+        if !crate::options::get().persist {
             return None;
         }
         let head = blocks[0];
@@ -277,7 +278,7 @@ impl Translator {
         spans.truncate(used);
         let segment = &mut self.units.units[unit].segments[s];
         // Its budget lives in the segment's W, so a file carries it.
-        let budget = if self.traces.counts_misses(head) {
+        let budget = if counts_misses {
             let slot = segment.alloc_w(8)?;
             // SAFETY: a fresh slot of the segment's writable W.
             unsafe { core::ptr::write_volatile(slot as *mut u64, TraceTable::MISS_BUDGET) };
@@ -291,6 +292,18 @@ impl Translator {
         let fragment = emit::emit(head, spans[0].1, &ops, place, |t| traces.get(t).map(|f| f.start)).ok()?;
         self.units.units[unit].traces.push(UnitTrace { head, start: fragment.start, segment: s as u32, spans: spans.clone(), budget });
         Some((fragment, spans))
+    }
+}
+
+impl Translator {
+    /// For `-aot` seeded with a file's traces (its deep check): builds the
+    /// trace through `blocks` again, as a run built it, in its module's
+    /// persistable segment, to be saved with the module's blocks; false
+    /// if it cannot be built there.
+    pub(crate) fn aot_trace(&mut self, blocks: &[u64], sp: u64, counts_misses: bool) -> bool {
+        let Some((fragment, spans)) = self.persistable_trace(blocks, sp, counts_misses) else { return false };
+        self.traces.insert(Trace { fragment, spans });
+        true
     }
 }
 

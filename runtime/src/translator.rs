@@ -358,6 +358,10 @@ pub(crate) fn aot_checkpoint(base: u64, lo: u64, hi: u64) {
     for tag in tr.fragments.drop_range(lo, hi) {
         tr.ibl.remove(tag);
     }
+    let heads: alloc::vec::Vec<u64> = tr.units.units.iter().filter(|u| u.module_base == base).flat_map(|u| u.traces.iter().map(|t| t.head)).collect();
+    for head in heads {
+        tr.traces.remove(head);
+    }
     for unit in tr.units.retire(base) {
         // Newest first: the cache takes the addresses back.
         for seg in unit.segments.iter().rev() {

@@ -80,7 +80,7 @@ impl RemoteLink {
 /// once it passes.
 struct ToCheck {
     name: String,
-    bytes: Vec<u8>,
+    file: cachetool::cache_file::Aligned,
     then: Offer,
 }
 
@@ -210,7 +210,7 @@ impl Link {
     fn offer(&self, name: &str, bytes: &[u8], then: Offer) -> bool {
         match &self.checker {
             Some(checker) => {
-                let _ = checker.send(ToCheck { name: name.to_string(), bytes: bytes.to_vec(), then });
+                let _ = checker.send(ToCheck { name: name.to_string(), file: cachetool::cache_file::Aligned::from_bytes(bytes), then });
                 false
             }
             None => offer_now(&self.shared, name, bytes, then),
@@ -298,13 +298,12 @@ fn offer_now(shared: &Shared, name: &str, bytes: &[u8], then: Offer) -> bool {
 /// compared, offered if it matches.
 fn check_then_offer(shared: &Shared, dbirun: &std::path::Path, files: Receiver<ToCheck>) {
     for f in files {
-        let checked = cachetool::deep_check::check(&cachetool::cache_file::Aligned::from_bytes(&f.bytes), dbirun)
-            .and_then(cachetool::deep_check::proven);
+        let checked = cachetool::deep_check::check(f.file.bytes(), dbirun);
         match checked {
             Ok(c) => {
                 shared.log.line(format_args!("remote: {}: deep check passed ({} blocks)", f.name, c.blocks));
                 Counters::add(&shared.counters.remote_deep_checked, 1);
-                offer_now(shared, &f.name, &f.bytes, f.then);
+                offer_now(shared, &f.name, f.file.bytes(), f.then);
             }
             Err(why) => {
                 shared.log.line(format_args!("remote: {} refused: deep check failed: {why}", f.name));

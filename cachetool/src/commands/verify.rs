@@ -79,10 +79,7 @@ pub fn deep(dir: &Path, what: &[String], as_json: bool) -> Result<ExitCode> {
     for path in &files {
         let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
         pb.set_message(name.clone());
-        let outcome = std::fs::read(path)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| cachetool::deep_check::check(&cache_file::Aligned::from_bytes(&bytes), &dbirun))
-            .and_then(cachetool::deep_check::proven);
+        let outcome = cache_file::map(path).map_err(|e| e.to_string()).and_then(|(file, _)| cachetool::deep_check::check(file.bytes(), &dbirun));
         pb.inc(1);
         rows.push((name, outcome));
     }
@@ -92,7 +89,7 @@ pub fn deep(dir: &Path, what: &[String], as_json: bool) -> Result<ExitCode> {
         let files: Vec<_> = rows
             .iter()
             .map(|(n, o)| match o {
-                Ok(c) => serde_json::json!({ "file": n, "ok": true, "blocks": c.blocks }),
+                Ok(c) => serde_json::json!({ "file": n, "ok": true, "blocks": c.blocks, "traces": c.traces }),
                 Err(why) => serde_json::json!({ "file": n, "ok": false, "detail": why }),
             })
             .collect();
@@ -100,7 +97,8 @@ pub fn deep(dir: &Path, what: &[String], as_json: bool) -> Result<ExitCode> {
     } else {
         for (name, o) in &rows {
             match o {
-                Ok(c) => println!("{name}: {} blocks match their re-translation", c.blocks),
+                Ok(c) if c.traces == 0 => println!("{name}: {} blocks match their re-translation", c.blocks),
+                Ok(c) => println!("{name}: {} blocks and {} traces match their re-translation", c.blocks, c.traces),
                 Err(why) => println!("{name}: deep check failed: {why}"),
             }
         }

@@ -9,11 +9,11 @@
 //! likewise. Clients' block data (counters a run left, notes) is not
 //! code: only where code reaches it is compared.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind};
 use persist::exit_data::{self, StoredExit};
-use persist::index::{ArchivedBlockEntry, ArchivedExitEntry};
+use persist::index::{ArchivedBlockData, ArchivedBlockEntry, ArchivedExitEntry, ArchivedTraceEntry, TraceEntry};
 use persist::Validated;
 
 /// Bytes of a persisted exit stub's code, before its exit data
@@ -30,11 +30,16 @@ enum Place {
     /// Exit `k`'s stub, this many bytes in.
     Stub(u32, u64),
     BaseSlot,
+    /// A trace's budget of missed in-line checks.
+    Budget,
     ExitSlot(u32),
     /// The block's `j`th client data, this many bytes in.
     Data(u32, u64),
     /// The start of the code of the block at this module offset.
     Block(u32),
+    /// Another block's client data: its module offset, the data's index,
+    /// this many bytes in.
+    BlockData(u32, u32, u64),
     ClientW(u64),
     ClientX(u64),
     Nowhere,
@@ -45,6 +50,10 @@ enum Place {
 pub struct FileView<'a> {
     v: &'a Validated<'a>,
     block_at: HashMap<u64, u32>,
+    /// Every block's client data by file offset: (W zone, block's module
+    /// offset, its data index). A trace's copy of a block counts with the
+    /// block's own counter.
+    data_at: BTreeMap<u64, (u32, u32, u32)>,
 }
 
 impl<'a> FileView<'a> {
@@ -56,38 +65,67 @@ impl<'a> FileView<'a> {
             .iter()
             .map(|b| (x_at[b.segment.to_native() as usize] + b.code_offset.to_native() as u64, b.module_offset.to_native()))
             .collect();
-        FileView { v, block_at }
+        let mut data_at = BTreeMap::new();
+        for b in v.index.blocks.iter() {
+            let w_zone = v.index.segments[b.segment.to_native() as usize].w_zone.to_native();
+            let first = b.first_data.to_native() as usize;
+            for (j, d) in v.index.block_data[first..first + b.data_count.to_native() as usize].iter().enumerate() {
+                data_at.insert(v.zones[w_zone as usize].offset + d.w_offset.to_native() as u64, (w_zone, b.module_offset.to_native(), j as u32));
+            }
+        }
+        FileView { v, block_at, data_at }
     }
 
     fn zone_at(&self, zone: u32) -> u64 {
         self.v.zones[zone as usize].offset
     }
 
-    /// A block's view: its code, exits and data, addressed as file offsets
-    /// (the zones of a file are mapped as they lie in it, so RIP-relative
-    /// code reaches offsets).
-    fn fragment(&self, b: &'a ArchivedBlockEntry) -> Fragment<'_> {
-        let seg = &self.v.index.segments[b.segment.to_native() as usize];
-        let (w_zone, x_zone) = (seg.w_zone.to_native(), seg.x_zone.to_native());
-        let first = b.first_exit.to_native() as usize;
+    fn block(&self, b: &ArchivedBlockEntry) -> Fragment<'_> {
         let first_data = b.first_data.to_native() as usize;
-        let x = self.v.zone_bytes(x_zone as usize);
-        let code_offset = b.code_offset.to_native() as usize;
-        let mut f = Fragment {
-            file: self,
+        self.fragment(Piece {
             module_offset: b.module_offset.to_native(),
             segment: b.segment.to_native(),
-            w_at: self.zone_at(w_zone),
+            code: (b.code_offset.to_native(), b.code_len.to_native()),
+            exits: (b.first_exit.to_native(), b.exit_count.to_native()),
+            data: &self.v.index.block_data[first_data..first_data + b.data_count.to_native() as usize],
+            budget_slot: None,
+        })
+    }
+
+    fn trace(&self, t: &ArchivedTraceEntry) -> Fragment<'_> {
+        self.fragment(Piece {
+            module_offset: t.head.to_native(),
+            segment: t.segment.to_native(),
+            code: (t.code_offset.to_native(), t.code_len.to_native()),
+            exits: (t.first_exit.to_native(), t.exit_count.to_native()),
+            data: &[],
+            budget_slot: Some(t.budget_slot.to_native()).filter(|&s| s != TraceEntry::NO_BUDGET),
+        })
+    }
+
+    /// A block's or trace's view: its code, exits and data, addressed as
+    /// file offsets (the zones of a file are mapped as they lie in it, so
+    /// RIP-relative code reaches offsets).
+    fn fragment(&self, p: Piece) -> Fragment<'_> {
+        let seg = &self.v.index.segments[p.segment as usize];
+        let (w_zone, x_zone) = (seg.w_zone.to_native(), seg.x_zone.to_native());
+        let (first, count) = (p.exits.0 as usize, p.exits.1 as usize);
+        let x = self.v.zone_bytes(x_zone as usize);
+        let code_offset = p.code.0 as usize;
+        let w_at = self.zone_at(w_zone);
+        let mut f = Fragment {
+            file: self,
+            module_offset: p.module_offset,
+            segment: p.segment,
+            w_at,
             x_at: self.zone_at(x_zone),
             x,
             code_at: self.zone_at(x_zone) + code_offset as u64,
-            code: &x[code_offset..code_offset + b.code_len.to_native() as usize],
-            base_slot: self.zone_at(w_zone) + seg.base_slot.to_native() as u64,
-            exits: &self.v.index.exits[first..first + b.exit_count.to_native() as usize],
-            data: self.v.index.block_data[first_data..first_data + b.data_count.to_native() as usize]
-                .iter()
-                .map(|d| (d.client.to_native(), self.zone_at(w_zone) + d.w_offset.to_native() as u64))
-                .collect(),
+            code: &x[code_offset..code_offset + p.code.1 as usize],
+            base_slot: w_at + seg.base_slot.to_native() as u64,
+            budget_slot: p.budget_slot.map(|s| w_at + s as u64),
+            exits: &self.v.index.exits[first..first + count],
+            data: p.data.iter().map(|d| (d.client.to_native(), w_at + d.w_offset.to_native() as u64)).collect(),
             fields: HashMap::new(),
         };
         for (k, e) in f.exits.iter().enumerate() {
@@ -102,6 +140,19 @@ impl<'a> FileView<'a> {
     }
 }
 
+/// Where a block's or trace's parts are in its file's index.
+struct Piece<'a> {
+    module_offset: u32,
+    segment: u32,
+    /// (offset in the segment's X zone, length).
+    code: (u32, u32),
+    /// (first, count) of the index's exits.
+    exits: (u32, u32),
+    data: &'a [ArchivedBlockData],
+    /// A trace's budget of missed in-line checks, in its segment's W.
+    budget_slot: Option<u32>,
+}
+
 struct Fragment<'a> {
     file: &'a FileView<'a>,
     module_offset: u32,
@@ -112,6 +163,7 @@ struct Fragment<'a> {
     code_at: u64,
     code: &'a [u8],
     base_slot: u64,
+    budget_slot: Option<u64>,
     exits: &'a [ArchivedExitEntry],
     /// (client, file offset) of each client data.
     data: Vec<(u32, u64)>,
@@ -146,12 +198,21 @@ impl Fragment<'_> {
         if t == self.base_slot {
             return Place::BaseSlot;
         }
+        if Some(t) == self.budget_slot {
+            return Place::Budget;
+        }
         if let Some(&m) = self.file.block_at.get(&t) {
             return Place::Block(m);
         }
         let own_data = self.data.iter().enumerate().filter(|(_, &(_, at))| at <= t && t < self.x_at).max_by_key(|(_, &(_, at))| at);
         if let Some((j, &(_, at))) = own_data {
             return Place::Data(j as u32, t - at);
+        }
+        if let Some((&at, &(zone, m, j))) = self.file.data_at.range(..=t).next_back() {
+            let z = self.file.v.zones[zone as usize];
+            if t < z.offset + z.len {
+                return Place::BlockData(m, j, t - at);
+            }
         }
         if let Some(zones) = self.file.v.index.client_zones.as_ref() {
             let (w, x) = (zones.0.to_native() as usize, zones.1.to_native() as usize);
@@ -373,29 +434,59 @@ pub fn compare_blocks(fa: &FileView, a: &ArchivedBlockEntry, fb: &FileView, b: &
             a.app_len, a.code_len, a.exit_count, a.data_count, b.app_len, b.code_len, b.exit_count, b.data_count
         ));
     }
-    let (x, y) = (fa.fragment(a), fb.fragment(b));
+    let (x, y) = (fa.block(a), fb.block(b));
     if x.data.iter().map(|d| d.0).ne(y.data.iter().map(|d| d.0)) {
         return Err("its client data belongs to other clients".into());
     }
-    let translations = |v: &Validated, e: &ArchivedBlockEntry| {
-        let at = e.translation_offset.to_native() as usize;
-        v.index.translations.get(at..at + e.translation_len.to_native() as usize).map(<[u8]>::to_vec)
-    };
-    if translations(fa.v, a) != translations(fb.v, b) {
+    let translations = (translations(fa.v, a.translation_offset.to_native(), a.translation_len.to_native()), translations(fb.v, b.translation_offset.to_native(), b.translation_len.to_native()));
+    if translations.0 != translations.1 {
         return Err("its fault translations differ".into());
     }
-    compare_code(&x, x.code_at, &y, y.code_at, x.code.len() as u64)?;
+    compare_fragments(&x, &y)
+}
+
+/// Compares trace `a` of one file with `b`, built again from the same
+/// blocks.
+pub fn compare_traces(fa: &FileView, a: &ArchivedTraceEntry, fb: &FileView, b: &ArchivedTraceEntry) -> Result<(), String> {
+    let spans = |v: &Validated, t: &ArchivedTraceEntry| -> Vec<(u32, u32)> {
+        let first = t.first_span.to_native() as usize;
+        v.index.trace_spans[first..first + t.span_count.to_native() as usize].iter().map(|s| (s.module_offset.to_native(), s.app_len.to_native())).collect()
+    };
+    if spans(fa.v, a) != spans(fb.v, b) {
+        return Err("it holds other blocks than built again".into());
+    }
+    if a.code_len != b.code_len || a.exit_count != b.exit_count {
+        return Err(format!("{} bytes of code, {} exits; built again {}, {}", a.code_len, a.exit_count, b.code_len, b.exit_count));
+    }
+    let translations = (translations(fa.v, a.translation_offset.to_native(), a.translation_len.to_native()), translations(fb.v, b.translation_offset.to_native(), b.translation_len.to_native()));
+    if translations.0 != translations.1 {
+        return Err("its fault translations differ".into());
+    }
+    let (x, y) = (fa.trace(a), fb.trace(b));
+    if x.budget_slot.is_some() != y.budget_slot.is_some() {
+        return Err("it counts its missed checks where built again it does not, or the reverse".into());
+    }
+    compare_fragments(&x, &y)
+}
+
+fn translations(v: &Validated, at: u32, len: u32) -> Option<Vec<u8>> {
+    v.index.translations.get(at as usize..at as usize + len as usize).map(<[u8]>::to_vec)
+}
+
+/// The code, exits, stubs and slots of `x` against `y`'s.
+fn compare_fragments(x: &Fragment, y: &Fragment) -> Result<(), String> {
+    compare_code(x, x.code_at, y, y.code_at, x.code.len() as u64)?;
+    let w = x.file.v.zone_bytes(x.file.v.index.segments[x.segment as usize].w_zone.to_native() as usize);
     for (k, (ea, eb)) in x.exits.iter().zip(y.exits).enumerate() {
         if ea.target != eb.target {
             return Err(format!("exit {k} goes to {:#x}, re-translated {:#x}", ea.target, eb.target));
         }
-        compare_code(&x, x.stub_at(ea), &y, y.stub_at(eb), STUB_LEN).map_err(|e| format!("exit {k}'s stub: {e}"))?;
+        compare_code(x, x.stub_at(ea), y, y.stub_at(eb), STUB_LEN).map_err(|e| format!("exit {k}'s stub: {e}"))?;
         let slot = ea.slot.to_native() as usize;
-        let w = fa.v.zone_bytes(fa.v.index.segments[x.segment as usize].w_zone.to_native() as usize);
         let holds = w.get(slot..slot + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap()));
         let Some(holds) = holds else { return Err(format!("exit {k}'s slot lies outside its zone")) };
         if !x.exit_may_reach(k as u32, x.place(x.x_at.wrapping_add(holds))) {
-            return Err(format!("exit {k}'s slot leads to neither its stub nor its target ({holds:#x}: {:?})", x.place(x.x_at.wrapping_add(holds))));
+            return Err(format!("exit {k}'s slot leads to neither its stub nor its target"));
         }
     }
     Ok(())

@@ -6,9 +6,8 @@
 //! the code (`compare`). Translation is deterministic for a key, so a
 //! faithful file matches its re-translation and planted code does not.
 //!
-//! Traces (`-traces`) are not re-translated: they are stitched from the
-//! paths runs executed, which a translation without running cannot
-//! follow. A file holding traces is not proven ([`proven`]).
+//! Traces (`-traces`) are stitched again from the blocks each holds (the
+//! path a run recorded, which the file keeps) and compared the same way.
 
 mod compare;
 
@@ -17,7 +16,7 @@ use std::path::Path;
 use indicatif::ProgressBar;
 use persist::Depth;
 
-use crate::cache_file::{self, Aligned};
+use crate::cache_file;
 use crate::history;
 
 pub use compare::FileView;
@@ -26,15 +25,15 @@ pub use compare::FileView;
 #[derive(Debug, Clone, Copy)]
 pub struct Checked {
     pub blocks: usize,
-    /// Traces the file holds, not checked.
     pub traces: usize,
 }
 
-/// Deep-checks the file `bytes` (a whole `.dpc` file) by translating its
-/// blocks again with `dbirun` into a scratch directory. Err says, in one
-/// line, why the file fails or could not be checked.
-pub fn check(bytes: &Aligned, dbirun: &Path) -> Result<Checked, String> {
-    let v = persist::validate_with(bytes.bytes(), Depth::Full).map_err(|r| format!("not a valid cache file ({})", r.name()))?;
+/// Deep-checks the file `bytes` (a whole `.dpc` file, 16-byte aligned as
+/// a mapping is) by translating its blocks again with `dbirun` into a
+/// scratch directory. Err says, in one line, why the file fails or could
+/// not be checked.
+pub fn check(bytes: &[u8], dbirun: &Path) -> Result<Checked, String> {
+    let v = persist::validate_with(bytes, Depth::Full).map_err(|r| format!("not a valid cache file ({})", r.name()))?;
     let module = v.index.module.path.as_str().to_string();
     match crate::module_file::content_hash(Path::new(&module)) {
         Ok(hash) if hash == crate::hex(&v.key.module_hash) => {}
@@ -47,8 +46,19 @@ pub fn check(bytes: &Aligned, dbirun: &Path) -> Result<Checked, String> {
     std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut modules = history::Modules::new();
     modules.insert(module.clone(), v.index.blocks.iter().map(|b| b.module_offset.to_native()).collect());
+    let traces: Vec<(bool, Vec<u32>)> = v
+        .index
+        .traces
+        .iter()
+        .map(|t| {
+            let first = t.first_span.to_native() as usize;
+            let spans = &v.index.trace_spans[first..first + t.span_count.to_native() as usize];
+            (t.budget_slot.to_native() != persist::index::TraceEntry::NO_BUDGET, spans.iter().map(|s| s.module_offset.to_native()).collect())
+        })
+        .collect();
+    let seeds = history::seed_file(&modules) + &history::trace_seed_lines(&module, &traces);
     let options: Vec<String> = v.index.options.iter().map(|o| o.as_str().to_string()).collect();
-    let out = crate::aot_runner::translate_seeded(dbirun, &dir, &modules, &options, &ProgressBar::hidden())?;
+    let out = crate::aot_runner::translate_seeded(dbirun, &dir, &seeds, &options, &ProgressBar::hidden())?;
     if !out.ok {
         return Err(format!("translating it again failed: {}", out.why()));
     }
@@ -57,21 +67,12 @@ pub fn check(bytes: &Aligned, dbirun: &Path) -> Result<Checked, String> {
     compare_files(&v, &r)
 }
 
-/// `checked` if it proves the whole file, else why not: its traces'
-/// code was not compared.
-pub fn proven(checked: Checked) -> Result<Checked, String> {
-    match checked.traces {
-        0 => Ok(checked),
-        n => Err(format!("its {} blocks match their re-translation, but its {n} traces cannot be translated again", checked.blocks)),
-    }
-}
-
-/// The file in `dir` whose key is `key`.
-fn reference_file(dir: &Path, key: &persist::CacheKey) -> Option<Aligned> {
+/// The file in `dir` whose key is `key`, mapped.
+fn reference_file(dir: &Path, key: &persist::CacheKey) -> Option<cache_file::Mapped> {
     cache_file::names_in(dir).ok()?.into_iter().find_map(|name| {
-        let bytes = Aligned::from_bytes(&std::fs::read(dir.join(name)).ok()?);
-        let same_key = persist::validate_with(bytes.bytes(), Depth::Structure).is_ok_and(|r| &r.key == key);
-        same_key.then_some(bytes)
+        let (mapped, _) = cache_file::map(&dir.join(name)).ok()?;
+        let same_key = persist::validate_with(mapped.bytes(), Depth::Structure).is_ok_and(|r| &r.key == key);
+        same_key.then_some(mapped)
     })
 }
 
@@ -85,6 +86,13 @@ pub fn compare_files(v: &persist::Validated, reference: &persist::Validated) -> 
         let found = theirs.binary_search_by_key(&m, |b| b.module_offset.to_native());
         let Ok(i) = found else { return Err(format!("block at +{m:#x}: not translated again from the module's bytes")) };
         compare::compare_blocks(&fa, a, &fb, &theirs[i]).map_err(|e| format!("block at +{m:#x}: {e}"))?;
+    }
+    let theirs = &reference.index.traces;
+    for a in v.index.traces.iter() {
+        let head = a.head.to_native();
+        let found = theirs.binary_search_by_key(&head, |t| t.head.to_native());
+        let Ok(i) = found else { return Err(format!("trace at +{head:#x}: not built again from its blocks")) };
+        compare::compare_traces(&fa, a, &fb, &theirs[i]).map_err(|e| format!("trace at +{head:#x}: {e}"))?;
     }
     Ok(Checked { blocks: v.index.blocks.len(), traces: v.index.traces.len() })
 }

@@ -134,7 +134,8 @@ pub(crate) fn translate_all(ctx: &mut ThreadContext) -> ! {
     TRANSLATING.store(true, Relaxed);
     for t in &targets {
         let seeded = seeds.as_ref().and_then(|s| s.offsets_of(&t.path)).unwrap_or(&[]);
-        let built = translate_module(t, seeded, entry, sp, MAX_BLOCKS - total);
+        let traces: Vec<&seeds::SeededTrace> = seeds.as_ref().map(|s| s.traces_of(&t.path).collect()).unwrap_or_default();
+        let built = translate_module(t, seeded, &traces, entry, sp, MAX_BLOCKS - total);
         crate::verbose!("aot: {}: {built} blocks", t.path);
         total += built;
     }
@@ -162,9 +163,9 @@ fn map_unloaded(seeds: &seeds::Seeds) {
 }
 
 /// The blocks of module `t` its functions, the `seeded` offsets and the
-/// program's `entry` lead to, at most `budget` of them; how many were
-/// built or loaded.
-fn translate_module(t: &Target, seeded: &[u32], entry: u64, sp: u64, budget: usize) -> usize {
+/// program's `entry` lead to, at most `budget` of them, then the seeded
+/// `traces`; how many blocks were built or loaded.
+fn translate_module(t: &Target, seeded: &[u32], traces: &[&seeds::SeededTrace], entry: u64, sp: u64, budget: usize) -> usize {
     let Some(symbols) = crate::os::elf_functions::functions(&t.path) else {
         crate::verbose!("aot: {}: not an ELF file we can read: skipped", t.path);
         return 0;
@@ -228,6 +229,16 @@ fn translate_module(t: &Target, seeded: &[u32], entry: u64, sp: u64, budget: usi
             crate::translator::aot_checkpoint(t.base, lo, hi);
         }
     }
+    let mut guard = crate::translator::lock();
+    if let Some(tr) = guard.as_mut() {
+        for trace in traces {
+            let blocks: Vec<u64> = trace.blocks.iter().map(|&off| t.base + off as u64).collect();
+            if !tr.aot_trace(&blocks, sp, trace.counts_misses) {
+                crate::verbose!("aot: {}: the trace at {:#x} cannot be built again", t.path, blocks[0]);
+            }
+        }
+    }
+    drop(guard);
     crate::translator::aot_checkpoint(t.base, lo, hi);
     built
 }

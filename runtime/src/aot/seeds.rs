@@ -5,9 +5,12 @@
 //! before, plus what static discovery finds.
 //!
 //! The file is text, one module per line: its path, a tab, and the
-//! offsets in hexadecimal separated by commas. A line that does not parse
-//! is skipped (the tool wrote it; a bad one costs blocks, not
-//! correctness).
+//! offsets in hexadecimal separated by commas. A module's traces to build
+//! again (for the deep check of a file holding them) follow on lines of
+//! their own: its path, a tab, `trace:`, `1` if the trace counts its
+//! missed in-line checks else `0`, `:`, and its blocks' offsets, head
+//! first. A line that does not parse is skipped (the tool wrote it; a bad
+//! one costs blocks, not correctness).
 
 use alloc::vec::Vec;
 
@@ -15,12 +18,25 @@ use crate::os::startup_args::CStr;
 
 pub(crate) struct Seeds {
     pub(crate) modules: Vec<(Vec<u8>, Vec<u32>)>,
+    pub(crate) traces: Vec<(Vec<u8>, SeededTrace)>,
+}
+
+/// A trace to build again: its blocks' module offsets, head first, and
+/// whether it counts its missed in-line checks.
+pub(crate) struct SeededTrace {
+    pub(crate) counts_misses: bool,
+    pub(crate) blocks: Vec<u32>,
 }
 
 impl Seeds {
     /// The offsets seeded for the module at `path`, if it is one of them.
     pub(crate) fn offsets_of(&self, path: &CStr) -> Option<&[u32]> {
         self.modules.iter().find(|(p, _)| p.as_slice() == path.as_bytes()).map(|(_, o)| o.as_slice())
+    }
+
+    /// The traces seeded for the module at `path`.
+    pub(crate) fn traces_of<'a>(&'a self, path: &'a CStr) -> impl Iterator<Item = &'a SeededTrace> {
+        self.traces.iter().filter(move |(p, _)| p.as_slice() == path.as_bytes()).map(|(_, t)| t)
     }
 }
 
@@ -34,18 +50,32 @@ pub(crate) fn read(path: &CStr) -> Option<Seeds> {
 
 fn parse(text: &[u8]) -> Seeds {
     let mut modules = Vec::new();
+    let mut traces = Vec::new();
     for line in text.split(|&c| c == b'\n') {
         let Some(tab) = line.iter().position(|&c| c == b'\t') else { continue };
         let (path, list) = (&line[..tab], &line[tab + 1..]);
         if path.first() != Some(&b'/') || path.contains(&0) {
             continue;
         }
-        let offsets: Option<Vec<u32>> = list.split(|&c| c == b',').filter(|w| !w.is_empty()).map(hex).collect();
-        if let Some(offsets) = offsets {
+        if let Some(trace) = list.strip_prefix(b"trace:") {
+            let counts_misses = match trace.get(..2) {
+                Some(b"1:") => true,
+                Some(b"0:") => false,
+                _ => continue,
+            };
+            match offsets(&trace[2..]) {
+                Some(blocks) if !blocks.is_empty() => traces.push((path.to_vec(), SeededTrace { counts_misses, blocks })),
+                _ => continue,
+            }
+        } else if let Some(offsets) = offsets(list) {
             modules.push((path.to_vec(), offsets));
         }
     }
-    Seeds { modules }
+    Seeds { modules, traces }
+}
+
+fn offsets(list: &[u8]) -> Option<Vec<u32>> {
+    list.split(|&c| c == b',').filter(|w| !w.is_empty()).map(hex).collect()
 }
 
 fn hex(word: &[u8]) -> Option<u32> {
@@ -65,5 +95,14 @@ mod tests {
         assert_eq!(s.modules.len(), 2);
         assert_eq!(s.modules[0], (b"/lib/a.so".to_vec(), alloc::vec![0x10, 0x2f, 0xffff_ffff]));
         assert_eq!(s.modules[1], (b"/lib/c.so".to_vec(), alloc::vec![]));
+    }
+
+    #[test]
+    fn trace_lines() {
+        let s = parse(b"/lib/a.so\t10\n/lib/a.so\ttrace:1:10,20,18\n/lib/a.so\ttrace:0:30\n/lib/a.so\ttrace:2:30\n/lib/a.so\ttrace:1:\n");
+        assert_eq!(s.modules, alloc::vec![(b"/lib/a.so".to_vec(), alloc::vec![0x10])]);
+        assert_eq!(s.traces.len(), 2);
+        assert!(s.traces[0].1.counts_misses && s.traces[0].1.blocks == alloc::vec![0x10, 0x20, 0x18]);
+        assert!(!s.traces[1].1.counts_misses && s.traces[1].1.blocks == alloc::vec![0x30]);
     }
 }
