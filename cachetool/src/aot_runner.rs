@@ -36,9 +36,15 @@ pub fn base_of(dir: &Path) -> Result<&Path, String> {
 /// `dbirun -persist -aot ARGS -- PROGRAM` into the cache under `base`,
 /// its progress (a line per 16,384 blocks of a module) shown on `bar`.
 pub fn translate(dbirun: &Path, base: &Path, args: &[String], program: &Path, bar: &ProgressBar) -> Result<Translated, String> {
+    translate_in(Command::new(dbirun), base, args, program, bar)
+}
+
+/// [`translate`] with the dbirun `command` given (its directory, its
+/// environment).
+fn translate_in(mut command: Command, base: &Path, args: &[String], program: &Path, bar: &ProgressBar) -> Result<Translated, String> {
     // The server, if one runs, merges what is handed over; file mode
     // keeps the command's end the end of the work.
-    let mut child = Command::new(dbirun)
+    let mut child = command
         .args(["-persist", "-no_persist_server", "-aot", "-aot_progress", "-persist_dir"])
         .arg(base)
         .args(args)
@@ -65,8 +71,9 @@ pub fn translate(dbirun: &Path, base: &Path, args: &[String], program: &Path, ba
 /// `dbirun -persist -aot -aot_seeds FILE OPTIONS -- <this program>` into
 /// the cache `dir`: the modules the seed file's text `seeds`
 /// (`history::seed_file`) names alone are translated, each from its
-/// seeded offsets plus static discovery, then its seeded traces.
-pub fn translate_seeded(dbirun: &Path, dir: &Path, seeds: &str, options: &[String], bar: &ProgressBar) -> Result<Translated, String> {
+/// seeded offsets plus static discovery, then its seeded traces. With
+/// `cwd`, dbirun runs there (where clients write their files).
+pub fn translate_seeded(dbirun: &Path, dir: &Path, seeds: &str, options: &[String], cwd: Option<&Path>, bar: &ProgressBar) -> Result<Translated, String> {
     let base = base_of(dir)?;
     let host = std::env::current_exe().map_err(|e| format!("this program's path: {e}"))?;
     let text = seeds;
@@ -74,7 +81,11 @@ pub fn translate_seeded(dbirun: &Path, dir: &Path, seeds: &str, options: &[Strin
     std::fs::write(&seeds, text).map_err(|e| format!("{}: {e}", seeds.display()))?;
     let mut args = vec!["-aot_seeds".to_string(), seeds.display().to_string()];
     args.extend(options.iter().cloned());
-    let out = translate(dbirun, base, &args, &host, bar);
+    let mut command = Command::new(dbirun);
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
+    let out = translate_in(command, base, &args, &host, bar);
     let _ = std::fs::remove_file(&seeds);
     out
 }

@@ -74,7 +74,7 @@ pub fn run(dir: &Path, clients: &[String], programs: &[PathBuf], as_json: bool) 
             let real = std::fs::canonicalize(program).map_err(|e| Fail(format!("{}: {e}", program.display())))?;
             let mut modules = history::Modules::new();
             modules.insert(real.display().to_string(), Default::default());
-            translate_seeded(&dbirun, dir, &history::seed_file(&modules), &clients, &bar).map_err(Fail)?
+            translate_seeded(&dbirun, dir, &history::seed_file(&modules), &clients, None, &bar).map_err(Fail)?
         } else {
             translate(&dbirun, base, &clients, program, &bar).map_err(Fail)?
         };
@@ -118,7 +118,7 @@ pub fn from_index(dir: &Path, as_json: bool) -> Result<ExitCode> {
         let started = std::time::Instant::now();
         let shown = if options.is_empty() { "no clients".to_string() } else { options.join(" ") };
         bar.set_message(shown.clone());
-        let out = translate_seeded(&dbirun, dir, &history::seed_file(modules), options, &bar).map_err(Fail)?;
+        let out = translate_seeded(&dbirun, dir, &history::seed_file(modules), options, None, &bar).map_err(Fail)?;
         let ok = out.ok;
         let seeded: usize = modules.values().map(|o| o.len()).sum();
         if !ok {

@@ -35,6 +35,12 @@ pub struct Checked {
 pub fn check(bytes: &[u8], dbirun: &Path) -> Result<Checked, String> {
     let v = persist::validate_with(bytes, Depth::Full).map_err(|r| format!("not a valid cache file ({})", r.name()))?;
     let module = v.index.module.path.as_str().to_string();
+    let options: Vec<String> = v.index.options.iter().map(|o| o.as_str().to_string()).collect();
+    runnable(&options)?;
+    // Not a device or a pipe a hostile file names: hashing it would not end.
+    if !std::fs::metadata(&module).is_ok_and(|m| m.is_file()) {
+        return Err(format!("its module {module} is not a file on this machine"));
+    }
     match crate::module_file::content_hash(Path::new(&module)) {
         Ok(hash) if hash == crate::hex(&v.key.module_hash) => {}
         Ok(_) => return Err(format!("its module {module} differs from the one the file was built from")),
@@ -57,14 +63,26 @@ pub fn check(bytes: &[u8], dbirun: &Path) -> Result<Checked, String> {
         })
         .collect();
     let seeds = history::seed_file(&modules) + &history::trace_seed_lines(&module, &traces);
-    let options: Vec<String> = v.index.options.iter().map(|o| o.as_str().to_string()).collect();
-    let out = crate::aot_runner::translate_seeded(dbirun, &dir, &seeds, &options, &ProgressBar::hidden())?;
+    let out = crate::aot_runner::translate_seeded(dbirun, &dir, &seeds, &options, Some(scratch.path()), &ProgressBar::hidden())?;
     if !out.ok {
         return Err(format!("translating it again failed: {}", out.why()));
     }
     let reference = reference_file(&dir, &v.key).ok_or("translating it again gave no file for its key (another runtime?)")?;
     let r = persist::validate_with(reference.bytes(), Depth::Structure).map_err(|r| format!("its re-translation is not valid ({})", r.name()))?;
     compare_files(&v, &r)
+}
+
+/// Whether the options a file records (`-stats`, then `-c NAME
+/// OPTION...` per client) may be given to dbirun for its re-translation:
+/// they come from a file not trusted yet, so nothing else, and no path
+/// (a client's output goes to the scratch directory it runs in).
+fn runnable(options: &[String]) -> Result<(), String> {
+    let first_client = options.iter().position(|o| o == "-c").unwrap_or(options.len());
+    let odd = options[..first_client].iter().find(|o| *o != "-stats").or_else(|| options[first_client..].iter().find(|o| o.contains('/')));
+    match odd {
+        Some(o) => Err(format!("it records an option the deep check does not run with ({o})")),
+        None => Ok(()),
+    }
 }
 
 /// The file in `dir` whose key is `key`, mapped.
@@ -95,4 +113,22 @@ pub fn compare_files(v: &persist::Validated, reference: &persist::Validated) -> 
         compare::compare_traces(&fa, a, &fb, &theirs[i]).map_err(|e| format!("trace at +{head:#x}: {e}"))?;
     }
     Ok(Checked { blocks: v.index.blocks.len(), traces: v.index.traces.len() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runnable;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn only_recorded_options_without_paths_are_run() {
+        assert!(runnable(&words("")).is_ok());
+        assert!(runnable(&words("-stats -c drcov -format text -c bbcount")).is_ok());
+        assert!(runnable(&words("-persist_dir /tmp/x -c null")).is_err());
+        assert!(runnable(&words("-aot_seeds x")).is_err());
+        assert!(runnable(&words("-c drcov -logdir /etc")).is_err());
+    }
 }
