@@ -193,7 +193,10 @@ fn age_files(dir: &Path) {
 fn aot_from_index_makes_runs_warm_after_an_upgrade() {
     let dir = temp_dir("aot-from-index");
     let logs = [temp_dir("aot-from-index-logs-before"), temp_dir("aot-from-index-logs-after")];
-    let sort = ["/usr/bin/sort", "-t:", "-k3", "-n", "/etc/passwd"];
+    // A fixed buffer and one thread: by default sort sizes its buffer
+    // from the memory free at the moment (sysinfo), and under load another
+    // size took another path (2 blocks, 5 instructions more, once in CI).
+    let sort = ["/usr/bin/sort", "-S", "1M", "--parallel=1", "-t:", "-k3", "-n", "/etc/passwd"];
     let native = Command::new(sort[0]).args(&sort[1..]).output().unwrap();
     let bbcount = |logs: &Path| vec!["-logdir".to_string(), logs.display().to_string(), "-c".into(), "bbcount".into(), "-top".into(), "3".into()];
     let before = dbirun(dir.path(), &[], &sort);
@@ -223,8 +226,7 @@ fn aot_from_index_makes_runs_warm_after_an_upgrade() {
         std::fs::read_to_string(f).unwrap()
     };
     let report = |logs: &Path| whole(logs).lines().take(3).map(String::from).collect::<Vec<_>>();
-    // Once in CI the two differed by 2 blocks and 5 instructions (cause not
-    // found): the whole reports, top blocks included, say where.
+    // On a mismatch, the whole reports, top blocks included, say where.
     assert_eq!(
         report(logs[0].path()),
         report(logs[1].path()),

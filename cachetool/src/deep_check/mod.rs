@@ -62,7 +62,8 @@ pub fn check(bytes: &[u8], dbirun: &Path) -> Result<Checked, String> {
             (t.budget_slot.to_native() != persist::index::TraceEntry::NO_BUDGET, spans.iter().map(|s| s.module_offset.to_native()).collect())
         })
         .collect();
-    let seeds = history::seed_file(&modules) + &history::trace_seed_lines(&module, &traces);
+    // Exactly the file's blocks and traces, nothing discovered beside them.
+    let seeds = String::from("exact\n") + &history::seed_file(&modules) + &history::trace_seed_lines(&module, &traces);
     let out = crate::aot_runner::translate_seeded(dbirun, &dir, &seeds, &options, Some(scratch.path()), &ProgressBar::hidden())?;
     if !out.ok {
         return Err(format!("translating it again failed: {}", out.why()));

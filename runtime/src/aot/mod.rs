@@ -135,7 +135,8 @@ pub(crate) fn translate_all(ctx: &mut ThreadContext) -> ! {
     for t in &targets {
         let seeded = seeds.as_ref().and_then(|s| s.offsets_of(&t.path)).unwrap_or(&[]);
         let traces: Vec<&seeds::SeededTrace> = seeds.as_ref().map(|s| s.traces_of(&t.path).collect()).unwrap_or_default();
-        let built = translate_module(t, seeded, &traces, entry, sp, MAX_BLOCKS - total);
+        let exact = seeds.as_ref().is_some_and(|s| s.exact);
+        let built = translate_module(t, Seeded { blocks: seeded, traces: &traces, exact }, entry, sp, MAX_BLOCKS - total);
         crate::verbose!("aot: {}: {built} blocks", t.path);
         total += built;
     }
@@ -162,38 +163,58 @@ fn map_unloaded(seeds: &seeds::Seeds) {
     }
 }
 
-/// The blocks of module `t` its functions, the `seeded` offsets and the
-/// program's `entry` lead to, at most `budget` of them, then the seeded
-/// `traces`; how many blocks were built or loaded.
-fn translate_module(t: &Target, seeded: &[u32], traces: &[&seeds::SeededTrace], entry: u64, sp: u64, budget: usize) -> usize {
-    let Some(symbols) = crate::os::elf_functions::functions(&t.path) else {
-        crate::verbose!("aot: {}: not an ELF file we can read: skipped", t.path);
-        return 0;
+/// What the seed file asks of a module.
+struct Seeded<'a> {
+    /// Module offsets of blocks.
+    blocks: &'a [u32],
+    traces: &'a [&'a seeds::SeededTrace],
+    /// Those alone, nothing discovered.
+    exact: bool,
+}
+
+/// The blocks of module `t` its functions, the seeded offsets and the
+/// program's `entry` lead to (the seeded ones alone when `exact`), at
+/// most `budget` of them, then the seeded traces; how many blocks were
+/// built or loaded.
+fn translate_module(t: &Target, seeded: Seeded, entry: u64, sp: u64, budget: usize) -> usize {
+    let symbols = match seeded.exact {
+        true => None,
+        false => match crate::os::elf_functions::functions(&t.path) {
+            Some(symbols) => Some(symbols),
+            None => {
+                crate::verbose!("aot: {}: not an ELF file we can read: skipped", t.path);
+                return 0;
+            }
+        },
     };
     let in_code = |pc: u64| t.ranges.iter().any(|&(lo, hi)| (lo..hi).contains(&pc));
-    // Symbols are link-time addresses: the base maps the first PT_LOAD's page.
-    let bias = t.base.wrapping_sub(symbols.first_vaddr & !0xfff);
-    let functions: Vec<(u64, u64)> = symbols
-        .ranges
-        .iter()
-        .map(|&(at, size)| (bias.wrapping_add(at), bias.wrapping_add(at).saturating_add(size)))
-        .filter(|&(lo, _)| in_code(lo))
-        .collect();
+    let mut functions: Vec<(u64, u64)> = Vec::new();
+    let mut work: Vec<u64> = Vec::new();
+    if let Some(symbols) = &symbols {
+        // Symbols are link-time addresses: the base maps the first PT_LOAD's page.
+        let bias = t.base.wrapping_sub(symbols.first_vaddr & !0xfff);
+        functions = symbols
+            .ranges
+            .iter()
+            .map(|&(at, size)| (bias.wrapping_add(at), bias.wrapping_add(at).saturating_add(size)))
+            .filter(|&(lo, _)| in_code(lo))
+            .collect();
+        work.extend(functions.iter().map(|&(lo, _)| lo));
+        for kind in [Entry::Plt, Entry::InitFini, Entry::Relocated] {
+            let before = work.len();
+            let named = symbols.entries.iter().filter(|&&(k, _)| k == kind).map(|&(_, at)| bias.wrapping_add(at));
+            work.extend(named.filter(|&pc| in_code(pc)));
+            crate::verbose!("aot: {}: {} {} entries", t.path, work.len() - before, kind.name());
+        }
+        if t.is_main && in_code(entry) {
+            work.push(entry);
+        }
+    }
     let function_end = |pc: u64| {
         let i = functions.partition_point(|&(lo, _)| lo <= pc);
         i.checked_sub(1).map(|i| functions[i]).filter(|&(_, hi)| pc < hi).map(|(_, hi)| hi)
     };
-    let mut work: Vec<u64> = functions.iter().map(|&(lo, _)| lo).collect();
-    for kind in [Entry::Plt, Entry::InitFini, Entry::Relocated] {
-        let before = work.len();
-        let named = symbols.entries.iter().filter(|&&(k, _)| k == kind).map(|&(_, at)| bias.wrapping_add(at));
-        work.extend(named.filter(|&pc| in_code(pc)));
-        crate::verbose!("aot: {}: {} {} entries", t.path, work.len() - before, kind.name());
-    }
-    if t.is_main && in_code(entry) {
-        work.push(entry);
-    }
-    work.extend(seeded.iter().map(|&off| t.base + off as u64));
+    work.extend(seeded.blocks.iter().map(|&off| t.base + off as u64));
     let mut seen: HashSet<u64> = HashSet::new();
     let mut built = 0;
     let lo = t.ranges.iter().map(|r| r.0).min().unwrap_or(t.base);
@@ -217,12 +238,14 @@ fn translate_module(t: &Target, seeded: &[u32], traces: &[&seeds::SeededTrace], 
         if built % PROGRESS_EVERY == 0 && crate::options::get().aot_progress {
             crate::eprintln!("aot: progress: {}: {built} blocks", t.path);
         }
-        work.extend(f.exits.iter().map(|e| e.target).filter(|&to| in_code(to)));
-        if falls_through(pc, f.app_end) {
-            work.push(f.app_end);
-        } else if let Some(end) = function_end(pc).filter(|&end| GUESS_AFTER_JUMPS && f.app_end < end) {
-            // Compilers align the next case or loop head with no-ops.
-            work.push(after_padding(f.app_end, end));
+        if !seeded.exact {
+            work.extend(f.exits.iter().map(|e| e.target).filter(|&to| in_code(to)));
+            if falls_through(pc, f.app_end) {
+                work.push(f.app_end);
+            } else if let Some(end) = function_end(pc).filter(|&end| GUESS_AFTER_JUMPS && f.app_end < end) {
+                // Compilers align the next case or loop head with no-ops.
+                work.push(after_padding(f.app_end, end));
+            }
         }
         drop(guard);
         if built % batch == 0 {
@@ -231,7 +254,7 @@ fn translate_module(t: &Target, seeded: &[u32], traces: &[&seeds::SeededTrace], 
     }
     let mut guard = crate::translator::lock();
     if let Some(tr) = guard.as_mut() {
-        for trace in traces {
+        for trace in seeded.traces {
             let blocks: Vec<u64> = trace.blocks.iter().map(|&off| t.base + off as u64).collect();
             if !tr.aot_trace(&blocks, sp, trace.counts_misses) {
                 crate::verbose!("aot: {}: the trace at {:#x} cannot be built again", t.path, blocks[0]);

@@ -9,8 +9,10 @@
 //! again (for the deep check of a file holding them) follow on lines of
 //! their own: its path, a tab, `trace:`, `1` if the trace counts its
 //! missed in-line checks else `0`, `:`, and its blocks' offsets, head
-//! first. A line that does not parse is skipped (the tool wrote it; a bad
-//! one costs blocks, not correctness).
+//! first. A line `exact` asks for the seeded blocks and traces alone,
+//! without discovery (the deep check needs those only). A line that does
+//! not parse is skipped (the tool wrote it; a bad one costs blocks, not
+//! correctness).
 
 use alloc::vec::Vec;
 
@@ -19,6 +21,8 @@ use crate::os::startup_args::CStr;
 pub(crate) struct Seeds {
     pub(crate) modules: Vec<(Vec<u8>, Vec<u32>)>,
     pub(crate) traces: Vec<(Vec<u8>, SeededTrace)>,
+    /// Translate the seeded blocks alone, discovering nothing.
+    pub(crate) exact: bool,
 }
 
 /// A trace to build again: its blocks' module offsets, head first, and
@@ -51,7 +55,12 @@ pub(crate) fn read(path: &CStr) -> Option<Seeds> {
 fn parse(text: &[u8]) -> Seeds {
     let mut modules = Vec::new();
     let mut traces = Vec::new();
+    let mut exact = false;
     for line in text.split(|&c| c == b'\n') {
+        if line == b"exact" {
+            exact = true;
+            continue;
+        }
         let Some(tab) = line.iter().position(|&c| c == b'\t') else { continue };
         let (path, list) = (&line[..tab], &line[tab + 1..]);
         if path.first() != Some(&b'/') || path.contains(&0) {
@@ -71,7 +80,7 @@ fn parse(text: &[u8]) -> Seeds {
             modules.push((path.to_vec(), offsets));
         }
     }
-    Seeds { modules, traces }
+    Seeds { modules, traces, exact }
 }
 
 fn offsets(list: &[u8]) -> Option<Vec<u32>> {
@@ -101,6 +110,7 @@ mod tests {
     fn trace_lines() {
         let s = parse(b"/lib/a.so\t10\n/lib/a.so\ttrace:1:10,20,18\n/lib/a.so\ttrace:0:30\n/lib/a.so\ttrace:2:30\n/lib/a.so\ttrace:1:\n");
         assert_eq!(s.modules, alloc::vec![(b"/lib/a.so".to_vec(), alloc::vec![0x10])]);
+        assert!(!s.exact && parse(b"exact\n/lib/a.so\t10\n").exact);
         assert_eq!(s.traces.len(), 2);
         assert!(s.traces[0].1.counts_misses && s.traces[0].1.blocks == alloc::vec![0x10, 0x20, 0x18]);
         assert!(!s.traces[1].1.counts_misses && s.traces[1].1.blocks == alloc::vec![0x30]);
