@@ -102,7 +102,11 @@ pub fn deep(dir: &Path, what: &[String], as_json: bool) -> Result<ExitCode> {
                 Err(why) => println!("{name}: deep check failed: {why}"),
             }
         }
-        println!("deep-checked {} cache files: {}", rows.len(), if failed == 0 { "all match".to_string() } else { format!("{failed} failed") });
+        match (rows.len(), failed) {
+            (0, _) => println!("no valid cache files to deep-check in {}", dir.display()),
+            (n, 0) => println!("deep-checked {n} cache files: all match"),
+            (n, failed) => println!("deep-checked {n} cache files: {failed} failed"),
+        }
     }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
