@@ -346,6 +346,12 @@ fn an_s3_bucket_carries_caches_between_machines_and_refuses_wrong_keys() {
 
 /// dbirun with the cache server (started on demand) and `DBIRUN_REMOTE`.
 fn dbirun_served(base: &Path, remote: &str, program: &[&str]) -> Output {
+    dbirun_served_with(base, remote, &[], program)
+}
+
+/// [`dbirun_served`] with the environment variables `env` too (which the
+/// server it starts inherits).
+fn dbirun_served_with(base: &Path, remote: &str, env: &[(&str, &str)], program: &[&str]) -> Output {
     Command::new(dbirun_path())
         .args(["-persist", "-persist_dir"])
         .arg(base)
@@ -353,6 +359,7 @@ fn dbirun_served(base: &Path, remote: &str, program: &[&str]) -> Output {
         .args(program)
         .env_remove("DBIRUN_OPTIONS")
         .env("DBIRUN_REMOTE", remote)
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }
@@ -421,16 +428,7 @@ fn the_cache_server_reads_through_and_writes_behind() {
     // lacks, is fetched while the process waits for the server's answer.
     let c = temp_dir("remote-srv-c");
     let _stop_c = StopServer(c.path());
-    let first = Command::new(dbirun_path())
-        .args(["-persist", "-persist_dir"])
-        .arg(c.path())
-        .arg("--")
-        .args(PROGRAM)
-        .env_remove("DBIRUN_OPTIONS")
-        .env("DBIRUN_REMOTE", &url)
-        .env("DBIRUN_REMOTE_WAIT_MS", "90")
-        .output()
-        .unwrap();
+    let first = dbirun_served_with(c.path(), &url, &[("DBIRUN_REMOTE_WAIT_MS", "90")], &PROGRAM);
     assert_eq!(first.stdout, native.stdout);
     let (built, loaded) = last_run(c.path());
     let log = std::fs::read_to_string(user_dir(c.path()).join("dbicached.log")).unwrap_or_default();
@@ -657,18 +655,7 @@ fn with_the_deep_check_on_the_server_offers_only_files_that_match() {
     let (_store_dir, _store, url, pushed) = store_with_a_planted_file("deep-srv");
     let to = temp_dir("remote-deep-to");
     let _stop = StopServer(to.path());
-    let served = |program: &[&str]| {
-        Command::new(dbirun_path())
-            .args(["-persist", "-persist_dir"])
-            .arg(to.path())
-            .arg("--")
-            .args(program)
-            .env_remove("DBIRUN_OPTIONS")
-            .env("DBIRUN_REMOTE", &url)
-            .env("DBIRUN_DEEP_CHECK", "1")
-            .output()
-            .unwrap()
-    };
+    let served = |program: &[&str]| dbirun_served_with(to.path(), &url, &[("DBIRUN_DEEP_CHECK", "1")], program);
     let native = Command::new(PROGRAM[0]).args(&PROGRAM[1..]).output().unwrap();
     let first = served(&PROGRAM);
     assert_eq!(first.stdout, native.stdout);

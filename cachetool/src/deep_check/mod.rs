@@ -19,7 +19,7 @@ use persist::Depth;
 use crate::cache_file;
 use crate::history;
 
-pub use compare::FileView;
+use compare::FileView;
 
 /// What a deep check found in a file that passed it.
 #[derive(Debug, Clone, Copy)]
@@ -97,7 +97,7 @@ fn reference_file(dir: &Path, key: &persist::CacheKey) -> Option<cache_file::Map
 
 /// Compares every block of `v` with the block at its module offset in
 /// `reference`.
-pub fn compare_files(v: &persist::Validated, reference: &persist::Validated) -> Result<Checked, String> {
+fn compare_files(v: &persist::Validated, reference: &persist::Validated) -> Result<Checked, String> {
     let (fa, fb) = (FileView::new(v), FileView::new(reference));
     let theirs = &reference.index.blocks;
     for a in v.index.blocks.iter() {
