@@ -9,7 +9,8 @@
 # job pays: the pull over the network plus a warm run), and warm after a
 # pull (the pull untimed). Prints the means with their ratios to native,
 # the compressed bytes each pull fetches and the blocks the run after it builds
-# against a cold run's.
+# against a cold run's, then how long the deep check of the pulled files
+# takes (cachetool verify --deep).
 #
 # Environment: BENCH_RUNS, BENCH_OUT (see common.sh).
 set -euo pipefail
@@ -76,6 +77,11 @@ measure() {
         rm -rf "$fresh" "$cold"
         local fetched after_pull cold_built nfiles nbytes
         fetched=$($pull --json | "$PY" -c 'import json,sys; r=json.load(sys.stdin)["report"]; print(len(r["taken"]), r["bytes"])')
+        # The deep check of what was pulled (each file translated again
+        # and compared): seconds and the peak memory of its largest process.
+        /usr/bin/time -f '%e %M' -o "$OUT/deep.time" "$CACHETOOL" --persist-dir "$fresh" verify --deep >"$OUT/deep.out" 2>&1 || true
+        read -r deep_s deep_kb <"$OUT/deep.time"
+        printf '%-26s %s, %s s, peak %s MiB\n' "$name [$variant]" "$(tail -1 "$OUT/deep.out")" "$deep_s" "$((deep_kb / 1024))" >>"$OUT/deep.txt"
         # shellcheck disable=SC2086
         "$DBIRUN" -persist -no_persist_server -persist_dir "$fresh" -- $cmd >/dev/null 2>&1 || true
         after_pull=$("$CACHETOOL" --persist-dir "$fresh" --json runs | "$PY" -c 'import json,sys; print(json.load(sys.stdin)[0]["blocks_built"])')
@@ -92,6 +98,7 @@ measure() {
 results="$OUT/results.txt"
 : >"$results"
 : >"$OUT/pushed.txt"
+: >"$OUT/deep.txt"
 measure runs
 measure aot
 
@@ -102,3 +109,6 @@ echo "pull+run: cachetool pull PROGRAMS, then the run; after-pull: the run alone
 cat "$OUT/pushed.txt"
 printf '%-26s %10s %10s %6s %11s %6s %11s %6s %11s %12s %8s %8s\n' workload native cold "/nat" "pull+run" "/nat" "after-pull" "/nat" "pulled" "fetched" "built:cold" "after"
 cat "$results"
+echo
+echo "== cachetool verify --deep of the pulled files"
+cat "$OUT/deep.txt"
