@@ -35,5 +35,16 @@ pub use header::{Zone, ZoneKind, FORMAT_VERSION, PAGE};
 pub use key::{CacheKey, ClientKey, KeyField};
 pub use validate::{validate, validate_with, Depth, Reject, Validated};
 
+/// Lower-case hex of `bytes`: how the tools and the remote store's layout
+/// spell hashes and keys.
+pub fn hex(bytes: &[u8]) -> alloc::string::String {
+    use core::fmt::Write;
+    let mut out = alloc::string::String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
 /// File name extension of persisted cache files.
 pub const FILE_EXTENSION: &str = "dpc";

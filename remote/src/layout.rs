@@ -40,9 +40,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use persist::hex;
 
 pub fn unhex(text: &str) -> Option<Vec<u8>> {
     if text.len() % 2 != 0 {

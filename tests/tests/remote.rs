@@ -52,8 +52,11 @@ fn dbirun(base: &Path, options: &[&str], program: &[&str]) -> Output {
         .unwrap()
 }
 
-/// (blocks built, blocks loaded) of the last run recorded under `base`.
+/// (blocks built, blocks loaded) of the last run recorded under `base`
+/// (after its cache server, if one runs, has recorded what it was
+/// handed).
 fn last_run(base: &Path) -> (u64, u64) {
+    let _ = cachetool(base, &["server", "sync"]);
     let out = cachetool(base, &["--json", "runs"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -401,9 +404,14 @@ fn the_cache_server_reads_through_and_writes_behind() {
     let _stop_a = StopServer(a.path());
     let run = dbirun_served(a.path(), &url, &PROGRAM);
     assert!(run.status.success(), "{}", text(&run.stderr));
-    eventually("A's server pushes its files", || server_counter(a.path(), "remote_pushed") >= 3);
+    // It pushes one file at a time: wait for all of them (the first
+    // sync lets it publish the run's files).
+    let _ = server_counter(a.path(), "remote_pushed");
     let files = dpc_names(a.path());
-    assert!(store.objects().iter().filter(|o| o.starts_with("srv/cas/")).count() >= files.len(), "{:?}", store.objects());
+    assert!(files.len() >= 3, "{files:?}");
+    let pushed_files = || store.objects().iter().filter(|o| o.starts_with("srv/cas/")).count();
+    eventually("A's server pushes its files", || pushed_files() >= files.len());
+    assert!(server_counter(a.path(), "remote_pushed") >= files.len() as u64);
 
     // Machine B runs the program with other arguments: its server fetches
     // A's files for the keys it misses and merges them with B's blocks.
