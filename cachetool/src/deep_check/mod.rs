@@ -98,6 +98,12 @@ fn reference_file(dir: &Path, key: &persist::CacheKey) -> Option<cache_file::Map
 /// Compares every block of `v` with the block at its module offset in
 /// `reference`.
 fn compare_files(v: &persist::Validated, reference: &persist::Validated) -> Result<Checked, String> {
+    // Code may run in the clients' executable zone: it must be the one
+    // the clients write again (their writable zone is data).
+    let client_code = |v: &persist::Validated| v.index.client_zones.as_ref().map(|z| v.zone_bytes(z.1.to_native() as usize).to_vec());
+    if client_code(v) != client_code(reference) {
+        return Err("its clients' executable zone differs from its re-translation's".into());
+    }
     let (fa, fb) = (FileView::new(v), FileView::new(reference));
     let theirs = &reference.index.blocks;
     for a in v.index.blocks.iter() {
