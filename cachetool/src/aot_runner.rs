@@ -10,7 +10,6 @@ use std::process::{Command, Stdio};
 
 use indicatif::ProgressBar;
 
-
 /// What one dbirun said: its status and its stderr lines, progress aside.
 pub struct Translated {
     pub ok: bool,
@@ -76,16 +75,15 @@ fn translate_in(mut command: Command, base: &Path, args: &[String], program: &Pa
 pub fn translate_seeded(dbirun: &Path, dir: &Path, seeds: &str, options: &[String], cwd: Option<&Path>, bar: &ProgressBar) -> Result<Translated, String> {
     let base = base_of(dir)?;
     let host = std::env::current_exe().map_err(|e| format!("this program's path: {e}"))?;
-    let text = seeds;
-    let seeds = crate::cache_dir::temp_beside(&std::env::temp_dir().join("cachetool-aot-seeds"));
-    std::fs::write(&seeds, text).map_err(|e| format!("{}: {e}", seeds.display()))?;
-    let mut args = vec!["-aot_seeds".to_string(), seeds.display().to_string()];
+    let seed_file = crate::cache_dir::temp_beside(&std::env::temp_dir().join("cachetool-aot-seeds"));
+    std::fs::write(&seed_file, seeds).map_err(|e| format!("{}: {e}", seed_file.display()))?;
+    let mut args = vec!["-aot_seeds".to_string(), seed_file.display().to_string()];
     args.extend(options.iter().cloned());
     let mut command = Command::new(dbirun);
     if let Some(cwd) = cwd {
         command.current_dir(cwd);
     }
     let out = translate_in(command, base, &args, &host, bar);
-    let _ = std::fs::remove_file(&seeds);
+    let _ = std::fs::remove_file(&seed_file);
     out
 }

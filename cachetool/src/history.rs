@@ -58,15 +58,8 @@ fn add(h: &mut History, module: String, options: Vec<String>, offsets: BTreeSet<
 /// Paths with a tab or a line break cannot be written and are left out.
 pub fn seed_file(modules: &Modules) -> String {
     let mut out = String::new();
-    for (path, offsets) in modules {
-        if path.contains(['\t', '\n']) || !path.starts_with('/') {
-            continue;
-        }
-        out.push_str(path);
-        out.push('\t');
-        let list: Vec<String> = offsets.iter().map(|o| format!("{o:x}")).collect();
-        out.push_str(&list.join(","));
-        out.push('\n');
+    for (path, offsets) in modules.iter().filter(|(path, _)| writable_path(path)) {
+        out.push_str(&format!("{path}\t{}\n", hex_list(offsets)));
     }
     out
 }
@@ -76,14 +69,20 @@ pub fn seed_file(modules: &Modules) -> String {
 /// first, and whether it counts its missed in-line checks.
 pub fn trace_seed_lines(module: &str, traces: &[(bool, Vec<u32>)]) -> String {
     let mut out = String::new();
-    if module.contains(['\t', '\n']) || !module.starts_with('/') {
-        return out;
-    }
-    for (counts_misses, blocks) in traces {
-        let list: Vec<String> = blocks.iter().map(|o| format!("{o:x}")).collect();
-        out.push_str(&format!("{module}\ttrace:{}:{}\n", u8::from(*counts_misses), list.join(",")));
+    for (counts_misses, blocks) in traces.iter().filter(|_| writable_path(module)) {
+        out.push_str(&format!("{module}\ttrace:{}:{}\n", u8::from(*counts_misses), hex_list(blocks)));
     }
     out
+}
+
+/// Whether a seed line can name the module at `path`.
+fn writable_path(path: &str) -> bool {
+    path.starts_with('/') && !path.contains(['\t', '\n'])
+}
+
+/// Offsets in hex, comma-separated.
+fn hex_list<'a>(offsets: impl IntoIterator<Item = &'a u32>) -> String {
+    offsets.into_iter().map(|o| format!("{o:x}")).collect::<Vec<_>>().join(",")
 }
 
 #[cfg(test)]

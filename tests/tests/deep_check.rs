@@ -9,7 +9,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use dbi_tests::persist::{dpc_of, replace_file, with_zones};
+use dbi_tests::persist::{dpc_of, replace_file, run_persist, with_zones};
+use dbi_tests::run::{RunOpts, Status};
 use dbi_tests::{dbirun_path, temp_dir};
 
 const PROGRAM: [&str; 3] = ["/bin/ls", "-la", "/usr/bin"];
@@ -25,16 +26,10 @@ fn cachetool(base: &Path, args: &[&str]) -> Output {
 /// A cold run of `program` in file mode under `base` with `options`
 /// (in `base`, where clients write their logs).
 fn run(base: &Path, options: &[&str], program: &[&str]) {
-    let out = Command::new(dbirun_path())
-        .current_dir(base)
-        .args(["-persist", "-no_persist_server", "-persist_dir"])
-        .arg(base)
-        .args(options)
-        .arg("--")
-        .args(program)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "dbirun {options:?} {program:?}: {}", text(&out.stderr));
+    let all: Vec<&str> = ["-no_persist_server"].iter().chain(options).copied().collect();
+    let opts = RunOpts { cwd: Some(base.to_path_buf()), ..Default::default() };
+    let out = run_persist(base, &all, Path::new(program[0]), &program[1..], &opts);
+    assert_eq!(out.status, Status::Code(0), "dbirun {options:?} {program:?}: {}", out.stderr_str());
 }
 
 /// Blocks the deep check of every file under `base` matched; panics

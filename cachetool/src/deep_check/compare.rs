@@ -438,8 +438,9 @@ pub fn compare_blocks(fa: &FileView, a: &ArchivedBlockEntry, fb: &FileView, b: &
     if x.data.iter().map(|d| d.0).ne(y.data.iter().map(|d| d.0)) {
         return Err("its client data belongs to other clients".into());
     }
-    let translations = (translations(fa.v, a.translation_offset.to_native(), a.translation_len.to_native()), translations(fb.v, b.translation_offset.to_native(), b.translation_len.to_native()));
-    if translations.0 != translations.1 {
+    if translations(fa.v, a.translation_offset.to_native(), a.translation_len.to_native())
+        != translations(fb.v, b.translation_offset.to_native(), b.translation_len.to_native())
+    {
         return Err("its fault translations differ".into());
     }
     compare_fragments(&x, &y)
@@ -458,8 +459,9 @@ pub fn compare_traces(fa: &FileView, a: &ArchivedTraceEntry, fb: &FileView, b: &
     if a.code_len != b.code_len || a.exit_count != b.exit_count {
         return Err(format!("{} bytes of code, {} exits; built again {}, {}", a.code_len, a.exit_count, b.code_len, b.exit_count));
     }
-    let translations = (translations(fa.v, a.translation_offset.to_native(), a.translation_len.to_native()), translations(fb.v, b.translation_offset.to_native(), b.translation_len.to_native()));
-    if translations.0 != translations.1 {
+    if translations(fa.v, a.translation_offset.to_native(), a.translation_len.to_native())
+        != translations(fb.v, b.translation_offset.to_native(), b.translation_len.to_native())
+    {
         return Err("its fault translations differ".into());
     }
     let (x, y) = (fa.trace(a), fb.trace(b));
@@ -469,8 +471,9 @@ pub fn compare_traces(fa: &FileView, a: &ArchivedTraceEntry, fb: &FileView, b: &
     compare_fragments(&x, &y)
 }
 
-fn translations(v: &Validated, at: u32, len: u32) -> Option<Vec<u8>> {
-    v.index.translations.get(at as usize..at as usize + len as usize).map(<[u8]>::to_vec)
+/// A fragment's packed fault translations.
+fn translations<'v>(v: &'v Validated, at: u32, len: u32) -> Option<&'v [u8]> {
+    v.index.translations.get(at as usize..at as usize + len as usize)
 }
 
 /// The code, exits, stubs and slots of `x` against `y`'s.

@@ -113,6 +113,13 @@ struct Target {
     is_main: bool,
 }
 
+impl Target {
+    /// Whether `pc` lies in one of the module's executable mappings.
+    fn in_code(&self, pc: u64) -> bool {
+        self.ranges.iter().any(|&(lo, hi)| (lo..hi).contains(&pc))
+    }
+}
+
 /// Translates every file module, persists, and ends the process with
 /// status 0.
 pub(crate) fn translate_all(ctx: &mut ThreadContext) -> ! {
@@ -163,6 +170,34 @@ fn map_unloaded(seeds: &seeds::Seeds) {
     }
 }
 
+/// What static discovery starts from in module `t`: its functions (start,
+/// end) from its symbol and unwind tables, and the entries to walk from
+/// (those functions, its PLT stubs, init/fini entries, relocated
+/// pointers, and the program's `entry`); None if its file is not an ELF
+/// file we can read.
+fn discovery_seeds(t: &Target, entry: u64) -> Option<(Vec<(u64, u64)>, Vec<u64>)> {
+    let symbols = crate::os::elf_functions::functions(&t.path)?;
+    // Symbols are link-time addresses: the base maps the first PT_LOAD's page.
+    let bias = t.base.wrapping_sub(symbols.first_vaddr & !0xfff);
+    let functions: Vec<(u64, u64)> = symbols
+        .ranges
+        .iter()
+        .map(|&(at, size)| (bias.wrapping_add(at), bias.wrapping_add(at).saturating_add(size)))
+        .filter(|&(lo, _)| t.in_code(lo))
+        .collect();
+    let mut work: Vec<u64> = functions.iter().map(|&(lo, _)| lo).collect();
+    for kind in [Entry::Plt, Entry::InitFini, Entry::Relocated] {
+        let before = work.len();
+        let named = symbols.entries.iter().filter(|&&(k, _)| k == kind).map(|&(_, at)| bias.wrapping_add(at));
+        work.extend(named.filter(|&pc| t.in_code(pc)));
+        crate::verbose!("aot: {}: {} {} entries", t.path, work.len() - before, kind.name());
+    }
+    if t.is_main && t.in_code(entry) {
+        work.push(entry);
+    }
+    Some((functions, work))
+}
+
 /// What the seed file asks of a module.
 struct Seeded<'a> {
     /// Module offsets of blocks.
@@ -177,39 +212,16 @@ struct Seeded<'a> {
 /// most `budget` of them, then the seeded traces; how many blocks were
 /// built or loaded.
 fn translate_module(t: &Target, seeded: Seeded, entry: u64, sp: u64, budget: usize) -> usize {
-    let symbols = match seeded.exact {
-        true => None,
-        false => match crate::os::elf_functions::functions(&t.path) {
-            Some(symbols) => Some(symbols),
+    let (functions, mut work) = match seeded.exact {
+        true => (Vec::new(), Vec::new()),
+        false => match discovery_seeds(t, entry) {
+            Some(found) => found,
             None => {
                 crate::verbose!("aot: {}: not an ELF file we can read: skipped", t.path);
                 return 0;
             }
         },
     };
-    let in_code = |pc: u64| t.ranges.iter().any(|&(lo, hi)| (lo..hi).contains(&pc));
-    let mut functions: Vec<(u64, u64)> = Vec::new();
-    let mut work: Vec<u64> = Vec::new();
-    if let Some(symbols) = &symbols {
-        // Symbols are link-time addresses: the base maps the first PT_LOAD's page.
-        let bias = t.base.wrapping_sub(symbols.first_vaddr & !0xfff);
-        functions = symbols
-            .ranges
-            .iter()
-            .map(|&(at, size)| (bias.wrapping_add(at), bias.wrapping_add(at).saturating_add(size)))
-            .filter(|&(lo, _)| in_code(lo))
-            .collect();
-        work.extend(functions.iter().map(|&(lo, _)| lo));
-        for kind in [Entry::Plt, Entry::InitFini, Entry::Relocated] {
-            let before = work.len();
-            let named = symbols.entries.iter().filter(|&&(k, _)| k == kind).map(|&(_, at)| bias.wrapping_add(at));
-            work.extend(named.filter(|&pc| in_code(pc)));
-            crate::verbose!("aot: {}: {} {} entries", t.path, work.len() - before, kind.name());
-        }
-        if t.is_main && in_code(entry) {
-            work.push(entry);
-        }
-    }
     let function_end = |pc: u64| {
         let i = functions.partition_point(|&(lo, _)| lo <= pc);
         i.checked_sub(1).map(|i| functions[i]).filter(|&(_, hi)| pc < hi).map(|(_, hi)| hi)
@@ -225,7 +237,7 @@ fn translate_module(t: &Target, seeded: Seeded, entry: u64, sp: u64, budget: usi
             crate::verbose!("aot: {}: stopped at {budget} blocks", t.path);
             break;
         }
-        if !in_code(pc) || !seen.insert(pc) {
+        if !t.in_code(pc) || !seen.insert(pc) {
             continue;
         }
         let mut guard = crate::translator::lock();
@@ -239,7 +251,7 @@ fn translate_module(t: &Target, seeded: Seeded, entry: u64, sp: u64, budget: usi
             crate::eprintln!("aot: progress: {}: {built} blocks", t.path);
         }
         if !seeded.exact {
-            work.extend(f.exits.iter().map(|e| e.target).filter(|&to| in_code(to)));
+            work.extend(f.exits.iter().map(|e| e.target).filter(|&to| t.in_code(to)));
             if falls_through(pc, f.app_end) {
                 work.push(f.app_end);
             } else if let Some(end) = function_end(pc).filter(|&end| GUESS_AFTER_JUMPS && f.app_end < end) {
