@@ -20,13 +20,12 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
-use hashbrown::HashSet;
-
 use crate::os::elf_functions::Entry;
 use crate::os::startup_args::CStr;
 use crate::thread::ThreadContext;
 
 mod seeds;
+mod visited;
 
 /// Whether the code after a jump or return inside a function is taken as
 /// code too (the cases of a switch reached through a jump table are).
@@ -227,17 +226,17 @@ fn translate_module(t: &Target, seeded: Seeded, entry: u64, sp: u64, budget: usi
         i.checked_sub(1).map(|i| functions[i]).filter(|&(_, hi)| pc < hi).map(|(_, hi)| hi)
     };
     work.extend(seeded.blocks.iter().map(|&off| t.base + off as u64));
-    let mut seen: HashSet<u64> = HashSet::new();
     let mut built = 0;
     let lo = t.ranges.iter().map(|r| r.0).min().unwrap_or(t.base);
     let hi = t.ranges.iter().map(|r| r.1).max().unwrap_or(t.base);
+    let mut seen = visited::Visited::over(lo, hi);
     let batch = crate::options::get().aot_batch.unwrap_or(BATCH);
     while let Some(pc) = work.pop() {
         if built >= budget {
             crate::verbose!("aot: {}: stopped at {budget} blocks", t.path);
             break;
         }
-        if !t.in_code(pc) || !seen.insert(pc) {
+        if !t.in_code(pc) || !seen.first_visit(pc) {
             continue;
         }
         let mut guard = crate::translator::lock();

@@ -92,7 +92,13 @@ unsafe impl GlobalAlloc for RuntimeAllocator {
         let head = pools.free[class];
         if !head.is_null() {
             // SAFETY: a free block stores the next free block in its first word.
-            pools.free[class] = unsafe { *(head as *mut *mut u8) };
+            let next = unsafe { *(head as *mut *mut u8) };
+            pools.free[class] = next;
+            // Blocks freed long ago (a batch of AOT's records) are out of
+            // the caches: reading the next one's link missed on every pop
+            // (8% of an AOT of cc1). Fetch it now, for the next pop.
+            // SAFETY: a prefetch never faults, whatever the address.
+            unsafe { core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(next as *const i8) };
             return head;
         }
         // Chunks are page-aligned and hold whole blocks of one size class,

@@ -186,12 +186,27 @@ pub(crate) fn catch_fatal_signals() {
     if !has_exit_work() {
         return;
     }
-    for sig in (1..=NSIG as u32).filter(|&s| catchable(s) && !ALWAYS_CAUGHT.contains(&s)) {
-        let app = app_action(sig);
-        if must_catch(sig, app.handler) {
-            let _ = signal::sigaction(sig, Some(&runtime_action(&app)), None);
+    // A signal the runtime would not catch at its default action it never
+    // catches (must_catch). The others are caught with the call that
+    // learns what the process inherited, one system call instead of two
+    // (57 fewer per process start); blocked meanwhile, so none arrives
+    // before its inherited action is known.
+    let mask = block_all();
+    for sig in (1..=NSIG as u32).filter(|&s| catchable(s) && !ALWAYS_CAUGHT.contains(&s) && must_catch(s, SIG_DFL)) {
+        let mut inherited = KernelSigaction::default();
+        let assumed = runtime_action(&KernelSigaction::default());
+        if signal::sigaction(sig, Some(&assumed), Some(&mut inherited)).is_err() {
+            continue;
+        }
+        set_app_action(sig, inherited);
+        if !must_catch(sig, inherited.handler) {
+            // Inherited as ignored (execve keeps SIG_IGN): stays so.
+            let _ = signal::sigaction(sig, Some(&inherited), None);
+        } else if inherited.flags & SA_ONSTACK != 0 {
+            let _ = signal::sigaction(sig, Some(&runtime_action(&inherited)), None);
         }
     }
+    set_mask(SIG_SETMASK, mask);
 }
 
 /// Signals the app ignores that the runtime catches (faults): an ignored
