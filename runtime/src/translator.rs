@@ -344,15 +344,16 @@ pub(crate) fn persist_unloading(lo: u64, hi: u64) {
 }
 
 /// Ahead-of-time translation of the module at `base` (code in `[lo, hi)`)
-/// reached a batch's end: its blocks are written to the module's file,
-/// then forgotten and their memory reused, so translating a module of any
-/// size takes the memory of one batch.
-pub(crate) fn aot_checkpoint(base: u64, lo: u64, hi: u64) {
+/// reached a batch's end: its blocks are set aside in a file of their
+/// own (at the `last` batch, the module's file takes every batch), then
+/// forgotten and their memory reused, so translating a module of any size
+/// takes the memory of one batch.
+pub(crate) fn aot_checkpoint(base: u64, lo: u64, hi: u64, last: bool) {
     let mut guard = TRANSLATOR.lock();
     let Some(tr) = guard.as_mut() else { return };
     if crate::options::get().persist {
         for u in tr.units.units.iter().filter(|u| u.module_base == base) {
-            crate::persistence::save::checkpoint(u, tr.live(), &tr.loaded);
+            crate::persistence::save::checkpoint(u, tr.live(), &tr.loaded, last);
         }
     }
     for tag in tr.fragments.drop_range(lo, hi) {

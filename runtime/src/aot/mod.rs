@@ -75,8 +75,8 @@ fn after_padding(pc: u64, end: u64) -> u64 {
 const MAX_BLOCKS: usize = 16_000_000;
 
 /// Blocks built between checkpoints (`translator::aot_checkpoint`) unless
-/// `-aot_batch` says: they are written to the module's file and their
-/// memory reused, so a libLLVM-sized module takes the memory of this many
+/// `-aot_batch` says: they are set aside in a file of their own (the
+/// module's file is written once, at the end) and their memory reused, so a libLLVM-sized module takes the memory of this many
 /// blocks (about 1 KiB each while translated) and of writing its file.
 const BATCH: usize = 262_144;
 
@@ -260,7 +260,7 @@ fn translate_module(t: &Target, seeded: Seeded, entry: u64, sp: u64, budget: usi
         }
         drop(guard);
         if built % batch == 0 {
-            crate::translator::aot_checkpoint(t.base, lo, hi);
+            crate::translator::aot_checkpoint(t.base, lo, hi, false);
         }
     }
     let mut guard = crate::translator::lock();
@@ -273,6 +273,6 @@ fn translate_module(t: &Target, seeded: Seeded, entry: u64, sp: u64, budget: usi
         }
     }
     drop(guard);
-    crate::translator::aot_checkpoint(t.base, lo, hi);
+    crate::translator::aot_checkpoint(t.base, lo, hi, true);
     built
 }

@@ -119,3 +119,52 @@ pub(crate) fn file_name(path: &[u8]) -> &str {
     let p = display(path);
     p.rsplit('/').next().unwrap_or(p)
 }
+
+/// A file as it is on disk, mapped read-only while it is merged.
+pub(crate) struct OnDisk {
+    map: u64,
+    len: u64,
+    pub(crate) identity: Option<crate::os::modules::FileIdentity>,
+}
+
+impl OnDisk {
+    /// The cache file `path`, if it is there and trusted.
+    pub(crate) fn read(path: &[u8]) -> Option<OnDisk> {
+        OnDisk::of(&open_trusted(path).ok()?)
+    }
+
+    /// The file open as `fd`, whole.
+    pub(crate) fn of(fd: &OwnedFd) -> Option<OnDisk> {
+        let identity = crate::os::modules::identity_of(fd);
+        let len = identity.map_or(0, |id| id.size);
+        if len == 0 {
+            return None;
+        }
+        // SAFETY: a fresh private read-only mapping of the whole file.
+        let map = unsafe { sys::mmap(0, len, sys::PROT_READ, sys::MAP_PRIVATE, sys::AsRawFd::as_raw_fd(fd) as i64, 0) }.ok()?;
+        Some(OnDisk { map, len, identity })
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        // SAFETY: the mapping is len bytes long and lives as long as self.
+        unsafe { core::slice::from_raw_parts(self.map as *const u8, self.len as usize) }
+    }
+}
+
+impl Drop for OnDisk {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping.
+        let _ = unsafe { sys::munmap(self.map, self.len) };
+    }
+}
+
+/// Writes `file` to a file without a name in the directory `dir`
+/// (`O_TMPFILE`) and maps it: what the process does not publish vanishes
+/// with it, whether it ends or is killed.
+pub(crate) fn write_unnamed(dir: &CStr, file: &persist::write::Layout) -> sys::Result<OnDisk> {
+    let mut path = dir.as_bytes().to_vec();
+    path.push(0);
+    let fd = open(&path, OFlags::RDWR | OFlags::TMPFILE, 0o600)?;
+    file.pieces().try_for_each(|piece| sys::write_fully(&fd, piece))?;
+    OnDisk::of(&fd).ok_or(sys::Errno::IO)
+}

@@ -1,10 +1,12 @@
 //! Persisted code caches (`.dpc` files): the code of each module in the
 //! making (`units`), its key (`key`), file names, locks and publishing
 //! (`files`), a module's new blocks as a file of their own (`delta`),
-//! writing (`save`), handing new blocks to the cache server
+//! writing (`save`; an ahead-of-time translation's batches wait in
+//! `aot_batches` until the module's file is written once), handing new blocks to the cache server
 //! (`server`), mapping and checking (`load`) and the
 //! per-run report (`report`). Uses `translate` and `os`.
 
+pub(crate) mod aot_batches;
 pub(crate) mod delta;
 pub(crate) mod files;
 pub(crate) mod key;

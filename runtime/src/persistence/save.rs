@@ -10,13 +10,14 @@ use persist::merge::{Fresh, Parts, MIN_GROWTH_DIVISOR};
 
 use crate::translate::fragment::{Fragment, FragmentTable};
 use crate::translate::trace_table::TraceTable;
+use crate::persistence::aot_batches;
 use crate::persistence::delta::delta_of;
 use crate::persistence::files as files;
 use crate::persistence::load::LoadedFiles;
 use crate::persistence::server::Server;
 use crate::persistence::units::{Unit, UnitBlock, UnitTrace};
 use crate::stats::{self, STATS};
-use crate::os::sys::{self, AsRawFd};
+use crate::os::sys;
 
 /// The translator's live code, which a save takes units' blocks and
 /// traces from (those flushed or retired meanwhile are not saved).
@@ -36,6 +37,10 @@ struct New<'a> {
 }
 
 impl New<'_> {
+    fn none() -> Self {
+        New { blocks: Vec::new(), traces: Vec::new(), marks: Vec::new() }
+    }
+
     fn fresh(&self) -> Fresh {
         Fresh { blocks: self.blocks.len(), traces: self.traces.len(), marks: self.marks.len() }
     }
@@ -54,17 +59,61 @@ pub(crate) fn save_units(units: &[Unit], live: Live, loaded: &LoadedFiles) {
     stats::add(&STATS.persist_ticks, stats::ticks() - t0);
 }
 
-/// Ahead-of-time translation's checkpoint: writes every new block of
-/// `unit` to its module's file itself (a huge module's last batch may be
-/// small next to its file, and the server's merges would drop it), before
-/// the blocks' memory is reused for the next batch.
-pub(crate) fn checkpoint(unit: &Unit, live: Live, loaded: &LoadedFiles) {
+/// Ahead-of-time translation's checkpoint, before the blocks' memory is
+/// reused for the next batch: the new blocks of `unit` are set aside in a
+/// file of their own (`aot_batches`), and at the `last` checkpoint of its
+/// module merged with every batch set aside into the module's file, by
+/// this process (a huge module's last batch may be small next to its
+/// file, and the server's merges would drop it).
+pub(crate) fn checkpoint(unit: &Unit, live: Live, loaded: &LoadedFiles, last: bool) {
     let t0 = stats::ticks();
-    save_unit(unit, live, loaded, &mut None, EVERY_BLOCK);
+    if last {
+        let batches = aot_batches::take(unit.module_base);
+        finish_batches(unit, live, loaded, &batches);
+    } else if !set_aside(unit, live, loaded) {
+        save_unit(unit, live, loaded, &mut None, EVERY_BLOCK);
+    }
     report_built(core::slice::from_ref(unit));
     // The module's next unit starts counting from zero.
     REPORTED.lock().retain(|(b, _)| *b != unit.module_base);
     stats::add(&STATS.persist_ticks, stats::ticks() - t0);
+}
+
+/// Writes the new blocks of `unit` to a file of their own, set aside for
+/// the module's last checkpoint; false if that could not be done (the
+/// caller merges them now).
+fn set_aside(unit: &Unit, live: Live, loaded: &LoadedFiles) -> bool {
+    let Some(dir) = crate::options::get().persist_dir else { return true };
+    if unit.tainted {
+        return false;
+    }
+    let Some((new, _)) = worth_saving(unit, live, loaded, EVERY_BLOCK) else { return true };
+    let Some((key, path)) = destination(unit, loaded) else { return false };
+    let delta = delta_of(unit, &new.blocks, &new.traces, &new.marks, &|tag| live.traces.is_cold_head(tag));
+    let zones = delta.zone_refs();
+    match files::write_unnamed(&dir, &persist::write::lay_out(&key, &delta.index, &zones)) {
+        Ok(batch) => {
+            aot_batches::set_aside(unit.module_base, batch);
+            stats::add(&STATS.blocks_persisted, new.blocks.len() as u64);
+            crate::verbose!("persist: set aside a batch of {} blocks of {}", new.blocks.len(), files::display(&path));
+            true
+        }
+        Err(e) => {
+            crate::verbose!("persist: cannot set aside a batch of {} ({e}): merging it now", files::display(&path));
+            false
+        }
+    }
+}
+
+/// The module's last checkpoint: its file takes the batches set aside and
+/// the blocks built since.
+fn finish_batches(unit: &Unit, live: Live, loaded: &LoadedFiles, batches: &[files::OnDisk]) {
+    if batches.is_empty() || unit.tainted {
+        return save_unit(unit, live, loaded, &mut None, EVERY_BLOCK);
+    }
+    let Some((key, path)) = destination(unit, loaded) else { return };
+    let new_here = worth_saving(unit, live, loaded, EVERY_BLOCK).map_or_else(New::none, |(new, _)| new);
+    write_merged(unit, &new_here, live, &key, &path, EVERY_BLOCK, batches);
 }
 
 /// A growth divisor (`persist::merge::merge`) that takes any new block.
@@ -174,39 +223,6 @@ fn report_built(units: &[Unit]) {
     }
 }
 
-/// A file as it is on disk, mapped read-only while it is merged.
-struct OnDisk {
-    map: u64,
-    len: u64,
-    identity: Option<crate::os::modules::FileIdentity>,
-}
-
-impl OnDisk {
-    fn read(path: &[u8]) -> Option<OnDisk> {
-        let fd = files::open_trusted(path).ok()?;
-        let identity = crate::os::modules::identity_of(&fd);
-        let len = identity.map_or(0, |id| id.size);
-        if len == 0 {
-            return None;
-        }
-        // SAFETY: a fresh private read-only mapping of the whole file.
-        let map = unsafe { sys::mmap(0, len, sys::PROT_READ, sys::MAP_PRIVATE, fd.as_raw_fd() as i64, 0) }.ok()?;
-        Some(OnDisk { map, len, identity })
-    }
-
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: the mapping is len bytes long and lives as long as self.
-        unsafe { core::slice::from_raw_parts(self.map as *const u8, self.len as usize) }
-    }
-}
-
-impl Drop for OnDisk {
-    fn drop(&mut self) {
-        // SAFETY: our own mapping.
-        let _ = unsafe { sys::munmap(self.map, self.len) };
-    }
-}
-
 /// This run's blocks and traces of `unit` the file in use lacks, and the
 /// blocks that file has; None when there are no new traces and no new
 /// blocks or fewer than one per `growth` blocks held, not worth a
@@ -233,24 +249,19 @@ fn worth_saving<'a>(unit: &'a Unit, live: Live<'a>, loaded: &LoadedFiles, growth
 }
 
 fn save_unit(unit: &Unit, live: Live, loaded: &LoadedFiles, server: &mut Option<Server>, growth: usize) {
-    let Some(dir) = crate::options::get().persist_dir else { return };
+    if crate::options::get().persist_dir.is_none() {
+        return;
+    }
     if unit.tainted {
         crate::verbose!("persist: not writing {}: its code changed during the run", unit.path);
         return;
     }
     let Some((new_here, in_use)) = worth_saving(unit, live, loaded, growth) else { return };
-    let Some(module_hash) = loaded
-        .module_hash_for(unit.module_base, unit.identity)
-        .or_else(|| crate::os::modules::content_hash(&unit.path, unit.identity))
-    else {
-        return;
-    };
-    let key = crate::persistence::key::key_for(module_hash);
-    let path = files::file_for(&dir, &unit.path);
+    let Some((key, path)) = destination(unit, loaded) else { return };
     if let Some(s) = server.as_ref() {
         // What concurrent runs handed over first is not built again (the
         // index is enough: a structure check, no zone is copied).
-        let on_disk = OnDisk::read(&path);
+        let on_disk = files::OnDisk::read(&path);
         let disk = on_disk.as_ref().and_then(|d| persist::validate_with(d.bytes(), persist::Depth::Structure).ok()).filter(|v| v.key == key);
         let Some(new_here) = not_on_disk(&new_here, unit.module_base, disk.as_ref(), growth) else { return };
         drop(disk);
@@ -276,16 +287,27 @@ fn save_unit(unit: &Unit, live: Live, loaded: &LoadedFiles, server: &mut Option<
             }
         }
     }
-    write_merged(unit, &new_here, live, &key, &path, growth);
+    write_merged(unit, &new_here, live, &key, &path, growth, &[]);
 }
 
-/// Merges `new_here` into the module's file on disk, under its lock.
-fn write_merged(unit: &Unit, new_here: &New, live: Live, key: &persist::CacheKey, path: &[u8], growth: usize) {
+/// Where the blocks of `unit` go: the key of its module as it is now, and
+/// its file.
+fn destination(unit: &Unit, loaded: &LoadedFiles) -> Option<(persist::CacheKey, Vec<u8>)> {
+    let dir = crate::options::get().persist_dir?;
+    let module_hash = loaded
+        .module_hash_for(unit.module_base, unit.identity)
+        .or_else(|| crate::os::modules::content_hash(&unit.path, unit.identity))?;
+    Some((crate::persistence::key::key_for(module_hash), files::file_for(&dir, &unit.path)))
+}
+
+/// Merges the `batches` set aside (oldest first) and `new_here` into the
+/// module's file on disk, under its lock.
+fn write_merged(unit: &Unit, new_here: &New, live: Live, key: &persist::CacheKey, path: &[u8], growth: usize, batches: &[files::OnDisk]) {
     let Some(lock) = files::lock(path) else {
         crate::verbose!("persist: cannot lock {}", files::display(path));
         return;
     };
-    let on_disk = OnDisk::read(path);
+    let on_disk = files::OnDisk::read(path);
     // The old zones are copied as they are, so they must be sound: fully
     // checked unless this version of the file was checked before. A file
     // that fails is replaced.
@@ -294,9 +316,23 @@ fn write_merged(unit: &Unit, new_here: &New, live: Live, key: &persist::CacheKey
         _ => persist::Depth::Full,
     };
     let old = on_disk.as_ref().and_then(|d| persist::validate_with(d.bytes(), depth).ok()).filter(|v| v.key == *key);
-    let Some(fresh) = not_on_disk(new_here, unit.module_base, old.as_ref(), growth) else { return };
+    let fresh = match not_on_disk(new_here, unit.module_base, old.as_ref(), growth) {
+        Some(fresh) => fresh,
+        None if batches.is_empty() => return,
+        None => New::none(),
+    };
+    // This process wrote the batches: their structure is checked, not
+    // their hashes.
+    let set_aside: Vec<persist::Validated> =
+        batches.iter().filter_map(|b| persist::validate_with(b.bytes(), persist::Depth::Structure).ok()).filter(|v| v.key == *key).collect();
     let mut file = old.as_ref().and_then(Parts::of).unwrap_or_default();
-    if let Some(added) = persist::merge::merge(&mut file, delta_of(unit, &fresh.blocks, &fresh.traces, &fresh.marks, &|tag| live.traces.is_cold_head(tag)), growth) {
+    let mut added = None;
+    for batch in set_aside.iter().filter_map(Parts::of) {
+        added = persist::merge::merge(&mut file, batch, growth).map(|n| n + added.unwrap_or(0)).or(added);
+    }
+    let delta = delta_of(unit, &fresh.blocks, &fresh.traces, &fresh.marks, &|tag| live.traces.is_cold_head(tag));
+    added = persist::merge::merge(&mut file, delta, growth).map(|n| n + added.unwrap_or(0)).or(added);
+    if let Some(added) = added {
         let index = &file.index;
         let zones = file.zone_refs();
         let published = files::publish(path, &persist::write::lay_out(key, index, &zones));
