@@ -86,6 +86,10 @@ for entry in "${WORKLOADS[@]}"; do
         continue
     }
     "$CACHETOOL" --dir "$aot/$uid" --json list >"$OUT/aot$i.json"
+    # Its server may still record the AOT run: copies of the directory
+    # (copied, second) are taken once it has stopped.
+    "$CACHETOOL" --persist-dir "$aot" server stop >/dev/null 2>&1 || true
+    for _ in $(seq 20); do test -e "$aot/$uid/dbicached.sock" || break; sleep 0.1; done
     # shellcheck disable=SC2086
     for r in 1 2 3; do "$DBIRUN" -persist -no_persist_server -persist_dir "$warm" -- $cmd >/dev/null 2>&1 || true; done
     native=$(time_cmd "$OUT/a$i-native.json" --warmup 2 -- $cmd)
