@@ -76,8 +76,9 @@ const MAX_BLOCKS: usize = 16_000_000;
 
 /// Blocks built between checkpoints (`translator::aot_checkpoint`) unless
 /// `-aot_batch` says: they are set aside in a file of their own (the
-/// module's file is written once, at the end) and their memory reused, so a libLLVM-sized module takes the memory of this many
-/// blocks (about 1 KiB each while translated) and of writing its file.
+/// module's file is written once, at the end) and their memory reused,
+/// so a libLLVM-sized module takes the memory of this many blocks (about
+/// 1 KiB each while translated) and of writing its file.
 const BATCH: usize = 262_144;
 
 /// With `-aot_progress`, a line every this many blocks of a module:

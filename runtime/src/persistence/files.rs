@@ -162,9 +162,7 @@ impl Drop for OnDisk {
 /// (`O_TMPFILE`) and maps it: what the process does not publish vanishes
 /// with it, whether it ends or is killed.
 pub(crate) fn write_unnamed(dir: &CStr, file: &persist::write::Layout) -> sys::Result<OnDisk> {
-    let mut path = dir.as_bytes().to_vec();
-    path.push(0);
-    let fd = open(&path, OFlags::RDWR | OFlags::TMPFILE, 0o600)?;
+    let fd = open(dir.as_bytes_with_nul(), OFlags::RDWR | OFlags::TMPFILE, 0o600)?;
     file.pieces().try_for_each(|piece| sys::write_fully(&fd, piece))?;
     OnDisk::of(&fd).ok_or(sys::Errno::IO)
 }

@@ -643,12 +643,14 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, 
         // SAFETY: validation checked every slot lies in this W zone, and
         // the zone is ours, mapped writable above.
         unsafe {
-            if only_slots && !core::mem::replace(&mut rebased[w_zone], true) {
-                let words = core::slice::from_raw_parts_mut(w as *mut u64, (v.zones[w_zone].len / 8) as usize);
-                for word in words {
-                    *word = x.wrapping_add(*word);
+            if only_slots {
+                if !core::mem::replace(&mut rebased[w_zone], true) {
+                    let words = core::slice::from_raw_parts_mut(w as *mut u64, (v.zones[w_zone].len / 8) as usize);
+                    for word in words {
+                        *word = x.wrapping_add(*word);
+                    }
                 }
-            } else if !only_slots {
+            } else {
                 let first = seg.first_exit.to_native() as usize;
                 for e in &v.index.exits[first..first + seg.exit_count.to_native() as usize] {
                     let slot = (w + e.slot.to_native() as u64) as *mut u64;

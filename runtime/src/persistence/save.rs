@@ -326,12 +326,13 @@ fn write_merged(unit: &Unit, new_here: &New, live: Live, key: &persist::CacheKey
     let set_aside: Vec<persist::Validated> =
         batches.iter().filter_map(|b| persist::validate_with(b.bytes(), persist::Depth::Structure).ok()).filter(|v| v.key == *key).collect();
     let mut file = old.as_ref().and_then(Parts::of).unwrap_or_default();
-    let mut added = None;
-    for batch in set_aside.iter().filter_map(Parts::of) {
-        added = persist::merge::merge(&mut file, batch, growth).map(|n| n + added.unwrap_or(0)).or(added);
-    }
     let delta = delta_of(unit, &fresh.blocks, &fresh.traces, &fresh.marks, &|tag| live.traces.is_cold_head(tag));
-    added = persist::merge::merge(&mut file, delta, growth).map(|n| n + added.unwrap_or(0)).or(added);
+    let mut added = None;
+    for part in set_aside.iter().filter_map(Parts::of).chain(core::iter::once(delta)) {
+        if let Some(n) = persist::merge::merge(&mut file, part, growth) {
+            added = Some(added.unwrap_or(0) + n);
+        }
+    }
     if let Some(added) = added {
         let index = &file.index;
         let zones = file.zone_refs();
