@@ -91,6 +91,7 @@ pub const STATS_FIELDS: &[(&str, &str)] = &[
     ("blocks_loaded", "blocks loaded"),
     ("blocks_registered", "blocks registered"),
     ("lookup_targets_loaded", "lookup entries loaded"),
+    ("file_lookups", "lookups in loaded files"),
     ("aot_blocks_loaded", "AOT blocks loaded"),
     ("aot_blocks_registered", "AOT blocks used"),
     ("cache_files_loaded", "cache files loaded"),

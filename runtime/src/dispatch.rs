@@ -48,6 +48,11 @@ fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<Lin
         ctx.next_pc = pc;
         let mut guard = crate::translator::lock();
         let tr = guard.as_mut().expect("translator");
+        if ctx.file_hit_count != 0 {
+            let queued = ctx.file_hit_count as usize;
+            ctx.file_hit_count = 0;
+            tr.enter_file_hits(&ctx.file_hits[..queued.min(ctx.file_hits.len())]);
+        }
         let mut step = Step::Normal;
         if crate::options::get().traces {
             let arrival = match linked_from {

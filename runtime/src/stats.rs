@@ -28,6 +28,10 @@ pub(crate) struct Stats {
     pub(crate) blocks_registered: AtomicU64,
     /// Of those, the ones entered in the lookup table at load.
     pub(crate) lookup_targets_loaded: AtomicU64,
+    /// Indirect branch targets the lookup's miss routine found in a loaded
+    /// file's block table (without the dispatcher), entered in the lookup
+    /// table afterwards.
+    pub(crate) file_lookups: AtomicU64,
     /// The same two for blocks translated ahead of time (`-aot`).
     pub(crate) aot_blocks_loaded: AtomicU64,
     pub(crate) aot_blocks_registered: AtomicU64,
@@ -58,6 +62,7 @@ pub(crate) static STATS: Stats = Stats {
     blocks_loaded: AtomicU64::new(0),
     blocks_registered: AtomicU64::new(0),
     lookup_targets_loaded: AtomicU64::new(0),
+    file_lookups: AtomicU64::new(0),
     aot_blocks_loaded: AtomicU64::new(0),
     aot_blocks_registered: AtomicU64::new(0),
     files_loaded: AtomicU64::new(0),
@@ -105,7 +110,7 @@ pub(crate) fn reset_in_child() {
         &s.blocks_built, &s.cache_bytes, &s.dispatches, &s.ibl_misses, &s.links, &s.fragments_flushed,
         &s.traces_built, &s.trace_blocks, &s.traces_stale, &s.traces_loaded,
         &s.syscalls, &s.ibl_lookups_of_exited_threads, &s.translate_ticks, &s.blocks_loaded, &s.blocks_registered,
-        &s.lookup_targets_loaded, &s.aot_blocks_loaded, &s.aot_blocks_registered, &s.files_loaded,
+        &s.lookup_targets_loaded, &s.file_lookups, &s.aot_blocks_loaded, &s.aot_blocks_registered, &s.files_loaded,
         &s.bytes_mapped, &s.load_ticks, &s.files_written, &s.blocks_persisted, &s.persist_ticks,
     ] {
         c.store(0, Relaxed);
@@ -162,6 +167,7 @@ pub(crate) fn snapshot(ibl_lookups: u64) -> Vec<(&'static str, u64)> {
             ("blocks_loaded", s.blocks_loaded.load(Relaxed)),
             ("blocks_registered", s.blocks_registered.load(Relaxed)),
             ("lookup_targets_loaded", s.lookup_targets_loaded.load(Relaxed)),
+            ("file_lookups", s.file_lookups.load(Relaxed)),
             ("aot_blocks_loaded", s.aot_blocks_loaded.load(Relaxed)),
             ("aot_blocks_registered", s.aot_blocks_registered.load(Relaxed)),
             ("cache_files_loaded", s.files_loaded.load(Relaxed)),

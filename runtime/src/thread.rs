@@ -78,6 +78,16 @@ pub(crate) struct ThreadContext {
     /// then exits to the dispatcher, which delivers them.
     pub(crate) signal_pending: u64,
     pub(crate) pending: crate::signals::handling::PendingSignals,
+    /// `dbi_ibl_miss`, for code that must reach the dispatcher without the
+    /// miss handler's search of loaded files (a recording's copies).
+    pub(crate) dispatcher_miss: u64,
+    /// Registers the search of loaded files' tables borrows (rsi, rdi, r8,
+    /// r9; rdx goes to `ibl_rdx`).
+    pub(crate) file_lookup_scratch: [u64; 4],
+    /// App pcs that search found, for the dispatcher to enter in the
+    /// lookup table (`translate/file_lookup.rs`).
+    pub(crate) file_hits: [u64; crate::translate::file_lookup::QUEUED_HITS],
+    pub(crate) file_hit_count: u64,
 }
 
 pub(crate) mod offsets {
@@ -104,6 +114,10 @@ pub(crate) mod offsets {
     pub(crate) const SIGNAL_PENDING: usize = offset_of!(ThreadContext, signal_pending);
     pub(crate) const CLIENT_TLS: usize = offset_of!(ThreadContext, client_tls);
     pub(crate) const CLIENT_FLAGS_SPILL: usize = offset_of!(ThreadContext, client_flags_spill);
+    pub(crate) const DISPATCHER_MISS: usize = offset_of!(ThreadContext, dispatcher_miss);
+    pub(crate) const FILE_LOOKUP_SCRATCH: usize = offset_of!(ThreadContext, file_lookup_scratch);
+    pub(crate) const FILE_HITS: usize = offset_of!(ThreadContext, file_hits);
+    pub(crate) const FILE_HIT_COUNT: usize = offset_of!(ThreadContext, file_hit_count);
 }
 
 const RUNTIME_STACK_SIZE: u64 = 1 << 20;
@@ -134,7 +148,8 @@ impl ThreadContext {
         ctx.xsave_len = xsave_len;
         ctx.runtime_stack_top = mem + total;
         ctx.mapping_len = total;
-        ctx.ibl_miss_handler = crate::translate::ibl::miss_handler_addr();
+        ctx.ibl_miss_handler = crate::translate::file_lookup::miss_handler_addr();
+        ctx.dispatcher_miss = crate::translate::ibl::dispatcher_miss_addr();
         ctx.fcache_return = crate::context_switch::fcache_return_addr();
         ctx.rflags = 0x202;
         ctx

@@ -108,6 +108,22 @@ impl Translator {
         Some(start)
     }
 
+    /// Enters in the lookup table the blocks of loaded files that the
+    /// lookup's miss routine found for a thread (`hits`, app pcs) since it
+    /// last passed the dispatcher, as a miss through the dispatcher would
+    /// have (`translate/file_lookup.rs`).
+    pub(crate) fn enter_file_hits(&mut self, hits: &[u64]) {
+        for &pc in hits {
+            if self.ibl.get(pc).is_some() {
+                continue;
+            }
+            if let Some(start) = self.file_block_for_lookup(pc) {
+                stats::add(&STATS.file_lookups, 1);
+                self.ibl.insert(pc, start);
+            }
+        }
+    }
+
     /// An indirect branch reached `pc`, just entered in the lookup table
     /// (a fragment built or registered for it). A block of a loaded file
     /// is marked as in [`Self::mark_lookup_target`] unless the file flags

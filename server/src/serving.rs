@@ -36,11 +36,14 @@ pub fn open(shared: &Shared, payload: &[u8]) -> Result<Option<File>, String> {
     let id = FileIdentity::of(&meta);
     if !shared.vouched.holds(name, id) {
         // A version whose memo is there was checked whole before (by this
-        // server before a restart, or by a process): its structure is
-        // still checked, as a process would.
+        // server before a restart, or by a process): trusted, as a process
+        // trusts it (`Depth::Trusted`: the header and zone table only).
+        // Checking its index's structure again would make the first run
+        // after a server start wait for it (python3.11's AOT file: 19 MB
+        // of index).
         let lock_path = shared.dir.join(format!("{name}.lock"));
         let memo = File::open(&lock_path).is_ok_and(|l| memo_matches(&l, id));
-        let depth = if memo { persist::Depth::Structure } else { persist::Depth::Full };
+        let depth = if memo { persist::Depth::Trusted } else { persist::Depth::Full };
         // SAFETY: cache files are replaced by rename, never written in place.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| e.to_string())?;
         if let Err(r) = persist::validate_with(&map, depth) {

@@ -747,9 +747,16 @@ fn runs_after_aot_learn_its_lookup_targets() {
         assert!(stat(&runs[0], "cache files written") >= 2, "{}", runs[0]);
         let dispatched: Vec<u64> = runs.iter().map(|r| stat(r, "dispatcher entries")).collect();
         let loaded: Vec<u64> = runs.iter().map(|r| stat(r, "lookup entries loaded")).collect();
-        eprintln!("ls -la after AOT (server: {with_server}): dispatcher entries {dispatched:?}, lookup entries loaded {loaded:?}");
+        // Targets the lookup's miss routine found in the files (the
+        // dispatcher enters them in the table afterwards).
+        let in_files: Vec<u64> = runs.iter().map(|r| stat(r, "lookups in loaded files")).collect();
+        eprintln!(
+            "ls -la after AOT (server: {with_server}): dispatcher entries {dispatched:?}, lookup entries loaded {loaded:?}, lookups in loaded files {in_files:?}"
+        );
         assert!(loaded[1] >= loaded[0] + (ls_after - ls_before) + (libc_after - libc_before), "{loaded:?}");
-        assert!(dispatched[1] * 4 < dispatched[0] * 3, "the second run passes the dispatcher less: {dispatched:?}");
+        assert!(in_files[0] >= ls_after - ls_before, "the first run found its targets in the files: {in_files:?}");
+        assert!(in_files[1] * 4 < in_files[0], "the second run has them in the table from the start: {in_files:?}");
+        assert!(dispatched[1] <= dispatched[0], "{dispatched:?}");
         assert_eq!(stat(&runs[1], "cache files written"), 0, "nothing left to learn:\n{}", runs[1]);
         assert!(dispatched[2] <= dispatched[1] + dispatched[1] / 10, "{dispatched:?}");
     }

@@ -30,6 +30,7 @@ fn tls_layout_hash() -> u64 {
         off::IBL_MASK,
         off::IBL_LOOKUPS,
         off::IBL_MISS_HANDLER,
+        off::DISPATCHER_MISS,
         off::FCACHE_RETURN,
         off::SIGNAL_PENDING,
         off::CLIENT_TLS,

@@ -10,6 +10,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::{Acquire, 
 use persist::index::{ArchivedBlockEntry, ArchivedExitEntry, ArchivedIndex};
 use persist::{translations, KeyField, Reject, ZoneKind};
 
+use crate::translate::file_lookup;
 use crate::translate::code_cache::CodeCache;
 use crate::translate::ibl::IblTable;
 use crate::translate::trace_table::{Trace, TraceTable};
@@ -125,6 +126,9 @@ pub(crate) struct LoadedFile {
     dead: bool,
     /// Its descriptor came from the cache server.
     served: bool,
+    /// Its block table's place in the lookup's second level
+    /// (`translate/file_lookup.rs`), if it has one.
+    lookup_handle: Option<usize>,
 }
 
 impl LoadedFile {
@@ -220,6 +224,20 @@ impl LoadedFile {
             table.insert(Trace { fragment, spans });
         }
         self.index.traces.len()
+    }
+
+    /// Lends the file's block table to the lookup's miss routine, which
+    /// then finds any of its blocks without the dispatcher.
+    fn publish_blocks(&self) -> Option<usize> {
+        // Leaked: the routine may read it after the file is retired.
+        let code_bases: &'static [u64] = Vec::leak(self.segments.iter().map(|&(_, x)| x).collect());
+        let buckets = self.index.block_buckets.as_slice();
+        file_lookup::publish(file_lookup::FileBlocks {
+            module_base: self.module_base,
+            blocks: self.index.blocks.as_slice(),
+            buckets: (buckets.as_ptr() as u64, buckets.len()),
+            code_bases,
+        })
     }
 
     fn segment_containing(&self, pc: u64) -> Option<usize> {
@@ -336,7 +354,7 @@ impl LoadedFiles {
         let t0 = stats::ticks();
         let file = files::file_for(&dir, &path);
         match load(cache, &dir, &file, base, &path, identity) {
-            Ok(Some(f)) => {
+            Ok(Some(mut f)) => {
                 stats::add(&STATS.files_loaded, 1);
                 stats::add(&STATS.bytes_mapped, f.len);
                 let served = if f.served { ", served by the cache server" } else { "" };
@@ -361,6 +379,7 @@ impl LoadedFiles {
                     stats::add(&STATS.traces_loaded, loaded as u64);
                     f.link_for_traces(traces);
                 }
+                f.lookup_handle = f.publish_blocks();
                 self.files.push(f);
             }
             Ok(None) => {}
@@ -446,6 +465,9 @@ impl LoadedFiles {
                 .take_while(|&(start, _)| start < hi)
                 .any(|(start, len)| start + len > lo);
             if overlaps {
+                if let Some(handle) = f.lookup_handle {
+                    file_lookup::withdraw(handle);
+                }
                 for b in f.index.blocks.iter() {
                     ibl.remove(f.module_base + b.module_offset.to_native() as u64);
                 }
@@ -675,5 +697,6 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, 
         registered: Vec::new(),
         dead: false,
         served,
+        lookup_handle: None,
     }))
 }

@@ -354,6 +354,9 @@ pub extern "C" fn runtime_handler(sig: i32, info: *const u8, uc: *mut u8) {
     } else if crate::context_switch::in_enter_cache(pc) {
         // Past its look at signal_pending, on its way into the cache.
         crate::translator::unlink_fragment_at(ctx.enter_target);
+    } else if crate::translate::file_lookup::leaving_at(pc) {
+        // The same, on its way to a loaded file's block.
+        crate::translator::unlink_fragment_at(ctx.ibl_target);
     }
 }
 

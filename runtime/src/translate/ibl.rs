@@ -8,9 +8,11 @@
 //! for the whole program. Contract at the copy's start: rcx holds the
 //! application target, the application's rcx is in `gs:[IBL_RCX]`. The copy
 //! preserves every other register and the arithmetic flags (lahf/seto: the
-//! application's stack is never touched). On a miss it jumps to
-//! `dbi_ibl_miss` through `gs:[IBL_MISS_HANDLER]` with the saved flags in
-//! `gs:[IBL_FLAGS]`.
+//! application's stack is never touched). On a miss it jumps through
+//! `gs:[IBL_MISS_HANDLER]` with the saved flags in `gs:[IBL_FLAGS]`: to
+//! the search of loaded cache files' tables (`file_lookup.rs`) under
+//! `-persist`, which goes on to `dbi_ibl_miss` and the dispatcher when
+//! they lack the target too.
 
 use alloc::vec::Vec;
 
@@ -111,8 +113,10 @@ extern "C" {
     static dbi_ibl_inline_counted_end: u8;
 }
 
-/// Address a lookup's miss path continues at (kept in every ThreadContext).
-pub(crate) fn miss_handler_addr() -> u64 {
+/// The dispatcher's side of a miss (kept in every ThreadContext: the
+/// lookup's miss handler, `file_lookup::miss_handler_addr`, goes on to it
+/// when loaded files do not have the target either).
+pub(crate) fn dispatcher_miss_addr() -> u64 {
     dbi_ibl_miss as *const () as u64
 }
 
@@ -240,7 +244,7 @@ pub(crate) fn to_dispatcher(code: &mut Vec<u8>) {
     encoder::store_to_gs(code, off::IBL_RAX, Register::RAX);
     code.extend_from_slice(&[0x9f, 0x0f, 0x90, 0xc0]); // lahf; seto al
     encoder::store_to_gs(code, off::IBL_FLAGS, Register::RAX);
-    encoder::jmp_gs(code, off::IBL_MISS_HANDLER);
+    encoder::jmp_gs(code, off::DISPATCHER_MISS);
 }
 
 /// Probing never wraps: the table has this many spare entries past its
@@ -366,6 +370,12 @@ impl IblTable {
     }
 
     /// Points the thread's lookup routine at this table.
+    /// The cache pc entered for `app_pc`.
+    pub(crate) fn get(&self, app_pc: u64) -> Option<u64> {
+        let start = (app_pc & self.mask) as usize;
+        self.entries[start..].iter().take_while(|e| e.app_pc != 0).find(|e| e.app_pc == app_pc).map(|e| e.cache_pc)
+    }
+
     pub(crate) fn publish(&self, ctx: &mut ThreadContext) {
         ctx.ibl_table = self.entries.as_ptr() as u64;
         ctx.ibl_mask = self.mask;
@@ -423,11 +433,7 @@ mod tests {
     /// The probe the lookup routine makes (`lookup_template!`): from
     /// `app_pc & mask` up to the first empty entry, skipping tombstones.
     fn find(t: &IblTable, app_pc: u64) -> Option<u64> {
-        t.entries[(app_pc & t.mask) as usize..]
-            .iter()
-            .take_while(|e| e.app_pc != 0)
-            .find(|e| e.app_pc == app_pc)
-            .map(|e| e.cache_pc)
+        t.get(app_pc)
     }
 
     #[test]

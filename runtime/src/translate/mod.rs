@@ -1,7 +1,8 @@
 //! The translation pipeline, in DynamoRIO's stage names: decode a block
 //! (`bb_builder`), rewrite it (`mangle`), encode it into the code cache
 //! (`emit`, `encoder`, `code_cache`, `segment`), link its exits (`link`),
-//! look up indirect targets in the cache (`ibl`), remember every block
+//! look up indirect targets in the cache (`ibl`, and in loaded cache
+//! files' block tables: `file_lookup`), remember every block
 //! (`fragment`), join hot paths of blocks into traces (`trace`,
 //! `trace_table`), and keep blocks of writable code in step with the app's
 //! writes (`smc`). Uses `os` only, besides the shared thread context and
@@ -11,6 +12,7 @@ pub(crate) mod bb_builder;
 pub(crate) mod code_cache;
 pub(crate) mod emit;
 pub(crate) mod encoder;
+pub(crate) mod file_lookup;
 pub(crate) mod fragment;
 pub(crate) mod ibl;
 pub(crate) mod link;
