@@ -46,10 +46,12 @@ built() {
     "$CACHETOOL" --dir "$dir/$uid" --json runs | "$PY" -c 'import json,sys; print(json.load(sys.stdin)[0]["blocks_built"])'
 }
 
-# afresh DIR: a command that stops DIR's cache server and removes DIR (the
-# server may still be writing as it exits: removal is retried).
+# afresh DIR: a command that stops DIR's cache server and removes DIR.
+# The server merges what it holds before it exits (a python3 run's
+# lookup targets rewrite a 48 MB file): its socket goes when it has
+# exited, and only then is the directory removed (retried all the same).
 afresh() {
-    echo "$CACHETOOL --persist-dir $1 server stop >/dev/null 2>&1; for t in 1 2 3 4 5 6 7 8 9 10; do rm -rf $1 2>/dev/null && break; sleep 0.2; done; ! test -e $1"
+    echo "$CACHETOOL --persist-dir $1 server stop >/dev/null 2>&1; for t in \$(seq 300); do test -e $1/$uid/dbicached.sock || break; sleep 0.1; done; for t in 1 2 3 4 5 6 7 8 9 10; do rm -rf $1 2>/dev/null && break; sleep 0.2; done; ! test -e $1"
 }
 
 # code_bytes FILE: bytes of the ELF file's executable PT_LOAD segments.

@@ -140,7 +140,8 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
 }
 
 /// Points every exit whose target block is anywhere in the file straight
-/// at it: a slot holds an offset from its own segment's X zone, and zones
+/// at it: a slot holds a distance from its own segment's X zone
+/// ([`crate::exit_slots`]), and zones
 /// keep their distances wherever the file is mapped, so exits across
 /// segments (blocks added by later runs) are pre-linked too. Segments
 /// before `first_new` are a file's as it was written (each exit to one of
@@ -169,7 +170,7 @@ pub fn prelink(parts: &mut Parts<'_>, first_new: usize, added: &[u32]) {
             let Ok(b) = index.blocks.binary_search_by_key(&offset, |b| b.module_offset) else { continue };
             let b = &index.blocks[b];
             let target_x = index.segments[b.segment as usize].x_zone;
-            let value = (place(target_x) + b.code_offset as i64 - place(seg.x_zone)).to_le_bytes();
+            let value = crate::exit_slots::stored(place(target_x) + b.code_offset as i64 - place(seg.x_zone)).to_le_bytes();
             let slot = e.slot as usize..e.slot as usize + 8;
             let w = &mut zones[seg.w_zone as usize - 1].1;
             // A zone still mapped from the old file is copied only to change it.

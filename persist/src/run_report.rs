@@ -92,6 +92,7 @@ pub const STATS_FIELDS: &[(&str, &str)] = &[
     ("blocks_registered", "blocks registered"),
     ("lookup_targets_loaded", "lookup entries loaded"),
     ("file_lookups", "lookups in loaded files"),
+    ("slot_pages_rebased", "slot pages rebased"),
     ("aot_blocks_loaded", "AOT blocks loaded"),
     ("aot_blocks_registered", "AOT blocks used"),
     ("cache_files_loaded", "cache files loaded"),

@@ -477,8 +477,9 @@ fn one_block_delta(offset: u32, target: i64) -> Aligned {
     Aligned::new(&persist::write::build(&key(), &index, &[(ZoneKind::Writable, &[0u8; 4096]), (ZoneKind::Exec, &[0x90u8; 40])]))
 }
 
+/// The distance the slot at `slot` of W zone `zone` stores.
 fn slot_value(zone: &[u8], slot: usize) -> i64 {
-    i64::from_le_bytes(zone[slot..slot + 8].try_into().unwrap())
+    persist::exit_slots::distance(u64::from_le_bytes(zone[slot..slot + 8].try_into().unwrap())).expect("a stored distance")
 }
 
 /// A merge links the file's exits to the blocks it adds and the added

@@ -32,6 +32,9 @@ pub(crate) struct Stats {
     /// file's block table (without the dispatcher), entered in the lookup
     /// table afterwards.
     pub(crate) file_lookups: AtomicU64,
+    /// Pages of loaded files' exit slots rebased when a jump through one
+    /// first faulted (`persistence/slot_faults.rs`).
+    pub(crate) slot_pages_rebased: AtomicU64,
     /// The same two for blocks translated ahead of time (`-aot`).
     pub(crate) aot_blocks_loaded: AtomicU64,
     pub(crate) aot_blocks_registered: AtomicU64,
@@ -63,6 +66,7 @@ pub(crate) static STATS: Stats = Stats {
     blocks_registered: AtomicU64::new(0),
     lookup_targets_loaded: AtomicU64::new(0),
     file_lookups: AtomicU64::new(0),
+    slot_pages_rebased: AtomicU64::new(0),
     aot_blocks_loaded: AtomicU64::new(0),
     aot_blocks_registered: AtomicU64::new(0),
     files_loaded: AtomicU64::new(0),
@@ -110,7 +114,7 @@ pub(crate) fn reset_in_child() {
         &s.blocks_built, &s.cache_bytes, &s.dispatches, &s.ibl_misses, &s.links, &s.fragments_flushed,
         &s.traces_built, &s.trace_blocks, &s.traces_stale, &s.traces_loaded,
         &s.syscalls, &s.ibl_lookups_of_exited_threads, &s.translate_ticks, &s.blocks_loaded, &s.blocks_registered,
-        &s.lookup_targets_loaded, &s.file_lookups, &s.aot_blocks_loaded, &s.aot_blocks_registered, &s.files_loaded,
+        &s.lookup_targets_loaded, &s.file_lookups, &s.slot_pages_rebased, &s.aot_blocks_loaded, &s.aot_blocks_registered, &s.files_loaded,
         &s.bytes_mapped, &s.load_ticks, &s.files_written, &s.blocks_persisted, &s.persist_ticks,
     ] {
         c.store(0, Relaxed);
@@ -168,6 +172,7 @@ pub(crate) fn snapshot(ibl_lookups: u64) -> Vec<(&'static str, u64)> {
             ("blocks_registered", s.blocks_registered.load(Relaxed)),
             ("lookup_targets_loaded", s.lookup_targets_loaded.load(Relaxed)),
             ("file_lookups", s.file_lookups.load(Relaxed)),
+            ("slot_pages_rebased", s.slot_pages_rebased.load(Relaxed)),
             ("aot_blocks_loaded", s.aot_blocks_loaded.load(Relaxed)),
             ("aot_blocks_registered", s.aot_blocks_registered.load(Relaxed)),
             ("cache_files_loaded", s.files_loaded.load(Relaxed)),

@@ -120,7 +120,7 @@ fn planted_code_or_links_with_recomputed_hashes_fail_the_deep_check() {
             .unwrap();
         let w = v.index.segments[b.segment.to_native() as usize].w_zone.to_native() as usize;
         let slot = e.slot.to_native() as usize;
-        zones[w - 1][slot..slot + 8].copy_from_slice(&(other.code_offset.to_native() as u64).to_le_bytes());
+        zones[w - 1][slot..slot + 8].copy_from_slice(&persist::exit_slots::stored(other.code_offset.to_native() as i64).to_le_bytes());
     });
     // The untouched file passes.
     let name = file.file_name().unwrap().to_str().unwrap().to_string();

@@ -488,7 +488,7 @@ fn compare_fragments(x: &Fragment, y: &Fragment) -> Result<(), String> {
         let slot = ea.slot.to_native() as usize;
         let holds = w.get(slot..slot + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap()));
         let Some(holds) = holds else { return Err(format!("exit {k}'s slot lies outside its zone")) };
-        if !x.exit_may_reach(k as u32, x.place(x.x_at.wrapping_add(holds))) {
+        if !x.exit_may_reach(k as u32, x.place(persist::exit_slots::resolve(holds, x.x_at))) {
             return Err(format!("exit {k}'s slot leads to neither its stub nor its target"));
         }
     }

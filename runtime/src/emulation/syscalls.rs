@@ -90,6 +90,12 @@ pub(crate) fn handle(ctx: &mut ThreadContext, next: u64) -> u64 {
         }
         nr::CLONE => clone(ctx, args, next),
         nr::EXECVE => crate::emulation::exec::execve(args[0], args[1], args[2]),
+        nr::RT_SIGPROCMASK => {
+            if let Some(set) = (args[1] != 0).then(|| crate::os::safe_read::read_app::<u64>(args[1])).flatten() {
+                crate::signals::handling::before_app_mask(args[0], set);
+            }
+            raw(number, args)
+        }
         nr::RT_SIGACTION => crate::signals::handling::rt_sigaction(args[0], args[1], args[2], args[3], ctx.is_vfork_child != 0),
         nr::SIGALTSTACK => crate::signals::handling::sigaltstack(ctx, args[0], args[1]),
         // Restores every register itself: nothing below applies.

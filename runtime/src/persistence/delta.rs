@@ -245,7 +245,7 @@ impl Zones<'_> {
             self.x[at..at + self.form.len()].copy_from_slice(&self.form);
             let goes_to = self.here.get(&e.target).copied().unwrap_or(e.stub);
             let slot = self.w_off(e.slot);
-            let goes_to = self.x_off(goes_to) as u64;
+            let goes_to = persist::exit_slots::stored(self.x_off(goes_to) as i64);
             self.w[slot..slot + 8].copy_from_slice(&goes_to.to_le_bytes());
             index.exits.push(ExitEntry { slot: slot as u32, stub: self.x_off(e.stub) as u32, target: e.target.wrapping_sub(self.base) as i64 });
             // The stub's data moved with the stubs: its distances must

@@ -18,6 +18,7 @@ use crate::translate::fragment::{ExitRecord, Fragment, Patch, Translation};
 use crate::translate::mangle::Fixup;
 use crate::os::modules::FileIdentity;
 use crate::persistence::files as files;
+use crate::persistence::slot_faults;
 use crate::persistence::server::Served;
 use crate::os::startup_args::CStr;
 use crate::stats::{self, STATS};
@@ -309,8 +310,9 @@ impl LoadedFile {
         self.exits_in(segment, first, count)
             .map(|(patch, stub, target)| {
                 let Patch::Slot(slot) = patch else { unreachable!() };
+                let x = self.segments[segment as usize].1;
                 // SAFETY: the slot is in the file's W zone, mapped writable.
-                let prelinked = unsafe { *(slot as *const u64) } != stub;
+                let prelinked = persist::exit_slots::resolve(unsafe { *(slot as *const u64) }, x) != stub;
                 ExitRecord { patch, stub, target, prelinked, branch: 0, cond: None, slot }
             })
             .collect()
@@ -633,13 +635,19 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, 
             return give_back(Unused::NoRoom);
         }
     }
-    // Every W page is written right away, and the code of a file runs
-    // built soon runs: one call each instead of a fault per page. The
-    // rest is paged in as it is used: the index (loading reads its
-    // lookup targets and exits, not its blocks), the exit stubs after
+    // Without client block data and traces, a W zone holds its base slot,
+    // exit slots and words nothing reads: its slots are rebased a page at
+    // a time when code first jumps through them (`slot_faults`), and
+    // loading writes only the base slots. Otherwise every slot is rebased
+    // now, each found through the index's exits.
+    let only_slots = v.index.block_data.is_empty() && v.index.traces.is_empty();
+    // Every W page rebased now is written right away, and the code of a
+    // file runs built soon runs: one call each instead of a fault per
+    // page. The rest is paged in as it is used: the index (loading reads
+    // its lookup targets and exits, not its blocks), the exit stubs after
     // each segment's code (linked exits never reach them), and the code
     // of a file mostly translated ahead of time (most of it never runs).
-    for z in v.zones.iter().filter(|z| z.kind == ZoneKind::Writable) {
+    for z in v.zones.iter().filter(|z| z.kind == ZoneKind::Writable && !only_slots) {
         sys::populate(map + z.offset, z.len, true);
     }
     let mostly_ahead_of_time = v.index.ahead_of_time_blocks.to_native() as usize * 2 > v.index.blocks.len();
@@ -653,30 +661,30 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, 
         .iter()
         .map(|s| (map + v.zones[s.w_zone.to_native() as usize].offset, map + v.zones[s.x_zone.to_native() as usize].offset))
         .collect();
-    // Without client block data and traces, a W zone holds its base slot,
-    // exit slots and words nothing reads: every word is rebased, in
-    // order, instead of finding each slot through the index's exits
-    // (cc1's AOT file: 2 million, 32 MB of index read at every load).
-    let only_slots = v.index.block_data.is_empty() && v.index.traces.is_empty();
-    let mut rebased = [false; persist::header::MAX_ZONES];
+    // A zone of slots only is left to `slot_faults` (or, if it has no
+    // room, every stored distance in it rebased in order: cc1's AOT file
+    // has 2 million, and finding each through the index's exits would
+    // read 32 MB of it).
+    let mut deferred = [false; persist::header::MAX_ZONES];
     for (s, seg) in v.index.segments.iter().enumerate() {
         let (w, x) = segments[s];
         let w_zone = seg.w_zone.to_native() as usize;
+        let w_len = v.zones[w_zone].len;
         // SAFETY: validation checked every slot lies in this W zone, and
         // the zone is ours, mapped writable above.
         unsafe {
             if only_slots {
-                if !core::mem::replace(&mut rebased[w_zone], true) {
-                    let words = core::slice::from_raw_parts_mut(w as *mut u64, (v.zones[w_zone].len / 8) as usize);
+                if !core::mem::replace(&mut deferred[w_zone], true) && !slot_faults::defer(w, w_len, x) {
+                    let words = core::slice::from_raw_parts_mut(w as *mut u64, (w_len / 8) as usize);
                     for word in words {
-                        *word = x.wrapping_add(*word);
+                        *word = persist::exit_slots::resolve(*word, x);
                     }
                 }
             } else {
                 let first = seg.first_exit.to_native() as usize;
                 for e in &v.index.exits[first..first + seg.exit_count.to_native() as usize] {
                     let slot = (w + e.slot.to_native() as u64) as *mut u64;
-                    *slot = x.wrapping_add(*slot);
+                    *slot = persist::exit_slots::resolve(*slot, x);
                 }
             }
             *((w + seg.base_slot.to_native() as u64) as *mut u64) = base;

@@ -114,6 +114,17 @@ pub(crate) fn set_mask(how: u64, mask: u64) -> u64 {
     signal::sigprocmask(how, mask)
 }
 
+/// Before the app's code runs under `mask` (or a mask `how` makes of it,
+/// as `rt_sigprocmask` takes them): with SIGSEGV blocked, the faults the
+/// runtime takes for itself in cache code would kill the process, so the
+/// loaded files' exit slots are all rebased first.
+pub(crate) fn before_app_mask(how: u64, mask: u64) {
+    const SIG_UNBLOCK: u64 = 1;
+    if how != SIG_UNBLOCK && mask & sigmask(SIGSEGV) != 0 {
+        crate::persistence::slot_faults::rebase_all_now();
+    }
+}
+
 /// Blocks every signal and returns the previous mask.
 pub(crate) fn block_all() -> u64 {
     set_mask(SIG_BLOCK, !0)
@@ -178,6 +189,8 @@ fn catchable(sig: u32) -> bool {
 /// At start-up: the signals of [`must_catch`] with the dispositions the
 /// process inherited come to the runtime from the start.
 pub(crate) fn catch_fatal_signals() {
+    // The mask the program inherited (blocking nothing more).
+    before_app_mask(SIG_SETMASK, set_mask(SIG_BLOCK, 0));
     for sig in ALWAYS_CAUGHT {
         let _ = signal::sigaction(sig, Some(&runtime_action(&app_action(sig))), None);
     }
@@ -318,6 +331,11 @@ pub extern "C" fn runtime_handler(sig: i32, info: *const u8, uc: *mut u8) {
                 }
             }
         }
+        // A jump through a loaded file's exit slot that still stores a
+        // distance: its page of slots is rebased, and the jump runs again.
+        if sig == SIGSEGV && in_cache && crate::persistence::slot_faults::rebase_at(pc) {
+            return;
+        }
         if in_cache && crate::signals::fault_state::fault_to_app_state(ctx, &frame) {
             let mut info = *info;
             // An instruction address in siginfo (SIGILL, SIGFPE, SIGTRAP)
@@ -445,6 +463,7 @@ pub(crate) fn deliver_pending(ctx: &mut ThreadContext, pc: u64) -> u64 {
             ctx.gpr[reg::RAX] = 0;
             const DF_TF_RF: u64 = 0x400 | 0x100 | 0x10000;
             ctx.rflags &= !DF_TF_RF;
+            before_app_mask(SIG_SETMASK, mask);
             set_mask(SIG_SETMASK, mask);
             handler
         }
@@ -463,6 +482,7 @@ pub(crate) fn rt_sigreturn(ctx: &mut ThreadContext) -> u64 {
     let uc = ctx.gpr[reg::RSP];
     // SAFETY: the frame delivery built (or the app's own, as natively).
     let (pc, mask) = unsafe { frames::restore_frame(ctx, uc) };
+    before_app_mask(SIG_SETMASK, mask);
     set_mask(SIG_SETMASK, mask);
     pc
 }

@@ -1,0 +1,126 @@
+//! Exit slots rebased when code first jumps through them. A file's exit
+//! slots store distances that are non-canonical addresses
+//! (`persist::exit_slots`), so the first `jmp qword ptr [rip + slot]`
+//! through one faults (#GP, SIGSEGV); the signal handler asks
+//! [`rebase_at`], which rebases every slot of that page of the W zone and
+//! lets the jump run again. Loading then writes nothing per exit, and a W
+//! page is copied (the zone is a private mapping) only when an exit on it
+//! is taken: a file translated ahead of time is mostly exits that never
+//! run (cc1's: 2 million slots, 15 MB of W zones).
+//!
+//! Only W zones that hold nothing but slots and words nothing reads (no
+//! client block data, no trace budgets) are left to this; their base slot
+//! is written at load. Rebasing a word is a compare-and-swap from the
+//! stored distance, so a slot the runtime links or unlinks meanwhile (an
+//! address) keeps what the runtime wrote, and two threads faulting on one
+//! page both finish it.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::{Acquire, Relaxed, SeqCst}};
+
+/// W zones this process leaves to be rebased by faults; a zone past these
+/// is rebased at load.
+const MAX_ZONES: usize = 1024;
+
+struct Zone {
+    w: AtomicU64,
+    w_end: AtomicU64,
+    /// Its segment's X zone: what a stored distance is from.
+    x: AtomicU64,
+}
+
+static ZONES: [Zone; MAX_ZONES] = [const { Zone { w: AtomicU64::new(0), w_end: AtomicU64::new(0), x: AtomicU64::new(0) } }; MAX_ZONES];
+static COUNT: AtomicU64 = AtomicU64::new(0);
+
+/// Set once the app has blocked SIGSEGV in some thread: from then on
+/// every slot is rebased at load (see [`rebase_all_now`]).
+static EAGER: AtomicBool = AtomicBool::new(false);
+
+/// Leaves the slots of the W zone `[w, w + len)`, whose segment's X zone
+/// is at `x`, to be rebased on first use; false if they must be rebased
+/// now (no room left, or the app blocks SIGSEGV), which the caller does.
+/// The caller holds the translator's lock (one writer at a time).
+pub(crate) fn defer(w: u64, len: u64, x: u64) -> bool {
+    if EAGER.load(SeqCst) {
+        return false;
+    }
+    let i = COUNT.load(Relaxed) as usize;
+    let Some(z) = ZONES.get(i) else { return false };
+    z.w.store(w, Relaxed);
+    z.w_end.store(w + len, Relaxed);
+    z.x.store(x, Relaxed);
+    COUNT.store(i as u64 + 1, SeqCst);
+    // A thread that blocked SIGSEGV meanwhile may have rebased the zones
+    // it saw before this one.
+    if EAGER.load(SeqCst) {
+        rebase(w, w + len, x);
+    }
+    true
+}
+
+/// The app is about to run code with SIGSEGV blocked: a jump through a
+/// slot not rebased yet would then not reach the runtime's handler (the
+/// kernel forces a blocked synchronous fault to its default action and
+/// kills the process). So every deferred slot is rebased now, and files
+/// loaded from now on have their slots rebased at load. Programs do block
+/// every signal for a moment: glibc's `pthread_create` and `posix_spawn`.
+pub(crate) fn rebase_all_now() {
+    if EAGER.swap(true, SeqCst) {
+        return;
+    }
+    let count = (COUNT.load(SeqCst) as usize).min(MAX_ZONES);
+    for z in &ZONES[..count] {
+        rebase(z.w.load(Relaxed), z.w_end.load(Relaxed), z.x.load(Relaxed));
+    }
+}
+
+/// Rebases every slot of `[lo, hi)`, part of a deferred zone whose
+/// segment's X zone is at `x`, that still stores a distance.
+fn rebase(lo: u64, hi: u64, x: u64) {
+    for word in (lo..hi).step_by(8) {
+        // SAFETY: an aligned word of a deferred W zone, mapped read-write
+        // for good.
+        let cell = unsafe { AtomicU64::from_ptr(word as *mut u64) };
+        let stored = cell.load(Relaxed);
+        if persist::exit_slots::distance(stored).is_some() {
+            let _ = cell.compare_exchange(stored, persist::exit_slots::resolve(stored, x), Relaxed, Relaxed);
+        }
+    }
+}
+
+/// `jmp qword ptr [rip + disp32]`: how every exit through a slot leaves.
+const JMP_RIP: [u8; 2] = [0xff, 0x25];
+const JMP_RIP_LEN: u64 = 6;
+
+/// For a SIGSEGV at `pc` in the code cache: if the instruction there is a
+/// jump through a slot of a deferred zone that still stores a distance,
+/// rebases that slot's page and returns true (the jump runs again).
+pub(crate) fn rebase_at(pc: u64) -> bool {
+    // SAFETY: pc is the faulting instruction in the code cache: its
+    // bytes were fetched, so they are mapped and readable (X zones are
+    // r-x); the displacement is read only once the opcode says the
+    // instruction is 6 bytes long.
+    let slot = unsafe {
+        if *(pc as *const [u8; 2]) != JMP_RIP {
+            return false;
+        }
+        let disp = core::ptr::read_unaligned((pc + 2) as *const i32);
+        (pc + JMP_RIP_LEN).wrapping_add(disp as i64 as u64)
+    };
+    let count = (COUNT.load(Acquire) as usize).min(MAX_ZONES);
+    let Some(zone) = ZONES[..count].iter().find(|z| (z.w.load(Relaxed)..z.w_end.load(Relaxed)).contains(&slot)) else {
+        return false;
+    };
+    // SAFETY: the slot is an aligned word of a deferred W zone, mapped
+    // read-write for good.
+    let value = unsafe { AtomicU64::from_ptr(slot as *mut u64) }.load(Relaxed);
+    if persist::exit_slots::distance(value).is_none() {
+        return false;
+    }
+    let x = zone.x.load(Relaxed);
+    let page = slot & !(crate::os::sys::PAGE_SIZE - 1);
+    let lo = page.max(zone.w.load(Relaxed));
+    let hi = (page + crate::os::sys::PAGE_SIZE).min(zone.w_end.load(Relaxed));
+    rebase(lo, hi, x);
+    crate::stats::add(&crate::stats::STATS.slot_pages_rebased, 1);
+    true
+}
