@@ -784,6 +784,22 @@ fn w_zone_pages(smaps: &str, module: &str) -> (u64, u64) {
     (size, copied)
 }
 
+const PYTHON: &str = "/usr/bin/python3";
+
+/// Python code that calls many of python3.11's functions: exits all over
+/// its file.
+const PYTHON_WORK: &str =
+    "import json, re, textwrap; print(len(json.dumps({str(i): [i] * 3 for i in range(2000)})), re.sub('a+', 'b', 'caaat'), textwrap.fill('x ' * 50, 20))";
+
+/// A cache directory with python3's modules translated ahead of time
+/// (with `-stats`, as the runs using it are).
+fn python_translated_ahead(prefix: &str) -> tempfile::TempDir {
+    let dir = temp_dir(prefix);
+    let aot = dbirun(dir.path(), &["-stats", "-aot"], &[PYTHON]);
+    assert!(aot.status.success(), "{}", text(&aot.stderr));
+    dir
+}
+
 /// A file translated ahead of time is mostly exits no run takes: its W
 /// zones (private mappings of the file, checked in the run's own
 /// /proc/self/smaps) are copied only where the run takes exits, each page
@@ -791,10 +807,8 @@ fn w_zone_pages(smaps: &str, module: &str) -> (u64, u64) {
 /// run that takes an exit through every page still matches native.
 #[test]
 fn exit_slots_are_rebased_only_where_exits_are_taken() {
-    let py = "/usr/bin/python3";
-    let dir = temp_dir("aot-slots");
-    let aot = dbirun(dir.path(), &["-stats", "-aot"], &[py]);
-    assert!(aot.status.success(), "{}", text(&aot.stderr));
+    let py = PYTHON;
+    let dir = python_translated_ahead("aot-slots");
     let show = "import sys; sys.stdout.write(open('/proc/self/smaps').read())";
     let run = dbirun(dir.path(), &["-stats"], &[py, "-c", show]);
     assert!(run.status.success(), "{}", text(&run.stderr));
@@ -807,10 +821,9 @@ fn exit_slots_are_rebased_only_where_exits_are_taken() {
     // about 60% of them; rebasing at load copied all.
     assert!(copied * 10 < size * 9, "only the pages of exits taken are copied: {copied} of {size} KiB");
     assert!(rebased > 0 && copied / 4 <= rebased + 16, "copied pages are those rebased: {copied} KiB, {rebased} pages");
-    // A loop through many functions: exits all over the file, output as natively.
-    let work = "import json, re, textwrap; print(len(json.dumps({str(i): [i] * 3 for i in range(2000)})), re.sub('a+', 'b', 'caaat'), textwrap.fill('x ' * 50, 20))";
-    let native = Command::new(py).args(["-c", work]).output().unwrap();
-    let run = dbirun(dir.path(), &["-stats"], &[py, "-c", work]);
+    // Exits all over the file, output as natively.
+    let native = Command::new(py).args(["-c", PYTHON_WORK]).output().unwrap();
+    let run = dbirun(dir.path(), &["-stats"], &[py, "-c", PYTHON_WORK]);
     assert_eq!(run.stdout, native.stdout, "{}", text(&run.stderr));
     assert!(stat(&text(&run.stderr), "blocks loaded") > 0, "{}", text(&run.stderr));
     assert_eq!(run.status.code(), native.status.code());
@@ -825,11 +838,8 @@ fn exit_slots_are_rebased_only_where_exits_are_taken() {
 #[test]
 fn a_program_blocking_sigsegv_runs_from_files_with_slots_not_rebased() {
     use std::os::unix::process::CommandExt;
-    let py = "/usr/bin/python3";
-    let dir = temp_dir("aot-slots-blocked");
-    let aot = dbirun(dir.path(), &["-stats", "-aot"], &[py]);
-    assert!(aot.status.success(), "{}", text(&aot.stderr));
-    let work = "import json, re, textwrap; print(len(json.dumps({str(i): [i] * 3 for i in range(2000)})), re.sub('a+', 'b', 'caaat'), textwrap.fill('x ' * 50, 20))";
+    let (py, work) = (PYTHON, PYTHON_WORK);
+    let dir = python_translated_ahead("aot-slots-blocked");
     let blocks_then_works = format!("import signal; signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGSEGV]); {work}");
     let inherits_blocked = |c: &mut Command| {
         // SAFETY: only async-signal-safe calls between fork and exec.

@@ -57,12 +57,14 @@ pub(crate) fn defer(w: u64, len: u64, x: u64) -> bool {
     true
 }
 
-/// The app is about to run code with SIGSEGV blocked: a jump through a
-/// slot not rebased yet would then not reach the runtime's handler (the
-/// kernel forces a blocked synchronous fault to its default action and
-/// kills the process). So every deferred slot is rebased now, and files
-/// loaded from now on have their slots rebased at load. Programs do block
-/// every signal for a moment: glibc's `pthread_create` and `posix_spawn`.
+/// The app is about to run code where a fault of the runtime's own would
+/// hurt it: with SIGSEGV blocked, a jump through a slot not rebased yet
+/// would not reach the runtime's handler (the kernel forces a blocked
+/// synchronous fault to its default action and kills the process), and
+/// on a signal handler's alternate stack the fault's frame could
+/// overflow it. So every deferred slot is rebased now, and files loaded
+/// from now on have their slots rebased at load. Programs do block every
+/// signal for a moment: glibc's `pthread_create` and `posix_spawn`.
 pub(crate) fn rebase_all_now() {
     if EAGER.swap(true, SeqCst) {
         return;

@@ -447,6 +447,14 @@ pub(crate) fn deliver_pending(ctx: &mut ThreadContext, pc: u64) -> u64 {
             let on_altstack = act.flags & SA_ONSTACK != 0
                 && altstack.enabled()
                 && !altstack.contains(ctx.gpr[reg::RSP]);
+            if on_altstack {
+                // An alternate stack may be small (8 KiB holds the
+                // kernel's frame and the handler's): a fault the runtime
+                // takes for itself there (a jump through a slot not
+                // rebased yet) would need another frame on it, which
+                // natively is never pushed, and could overflow it.
+                crate::persistence::slot_faults::rebase_all_now();
+            }
             let frame = frames::push_frame(ctx, pc, &p, app_mask, &altstack, on_altstack, act.restorer);
             let mut mask = app_mask | act.mask;
             if act.flags & SA_NODEFER == 0 {
