@@ -129,6 +129,10 @@ peak_kib() {
 subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$@"
 }
+# mib_over KIB NATIVE_KIB: how many MiB KIB is above NATIVE_KIB.
+mib_over() {
+    awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (a - b) / 1024 }'
+}
 for w in "$PY -c pass" "gcc -c -o $OUT/hello.o $OUT/hello.c"; do
     read -r -a words <<<"$w"
     native="$(peak_kib "${words[@]}")"
@@ -136,8 +140,9 @@ for w in "$PY -c pass" "gcc -c -o $OUT/hello.o $OUT/hello.c"; do
     cold="$(peak_kib "$DBIRUN" -persist -persist_dir "$OUT/rss-cache" -- "${words[@]}")"
     warm_up -- "${words[@]}"
     warm="$(peak_kib "$DBIRUN" -persist -persist_dir "$CACHE" -- "${words[@]}")"
-    goal "cold peak RSS - native, MiB: $w ($cold / $native KiB)" 8 "$(( (cold - native) / 1024 ))"
-    goal "warm peak RSS - native, MiB: $w ($warm / $native KiB)" 4 "$(( (warm - native) / 1024 ))"
+    # One decimal: whole MiB rounded down would call 4.7 MiB over "4".
+    goal "cold peak RSS - native, MiB: $w ($cold / $native KiB)" 8 "$(mib_over "$cold" "$native")"
+    goal "warm peak RSS - native, MiB: $w ($warm / $native KiB)" 4 "$(mib_over "$warm" "$native")"
 done
 
 echo

@@ -661,10 +661,10 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, 
         .iter()
         .map(|s| (map + v.zones[s.w_zone.to_native() as usize].offset, map + v.zones[s.x_zone.to_native() as usize].offset))
         .collect();
-    // A zone of slots only is left to `slot_faults` (or, if it has no
-    // room, every stored distance in it rebased in order: cc1's AOT file
-    // has 2 million, and finding each through the index's exits would
-    // read 32 MB of it).
+    // A zone of slots only is left to `slot_faults`, which rebases it now
+    // if it must, every stored distance in order (cc1's AOT file has 2
+    // million; finding each through the index's exits would read 32 MB
+    // of it).
     let mut deferred = [false; persist::header::MAX_ZONES];
     for (s, seg) in v.index.segments.iter().enumerate() {
         let (w, x) = segments[s];
@@ -674,11 +674,8 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, 
         // the zone is ours, mapped writable above.
         unsafe {
             if only_slots {
-                if !core::mem::replace(&mut deferred[w_zone], true) && !slot_faults::defer(w, w_len, x) {
-                    let words = core::slice::from_raw_parts_mut(w as *mut u64, (w_len / 8) as usize);
-                    for word in words {
-                        *word = persist::exit_slots::resolve(*word, x);
-                    }
+                if !core::mem::replace(&mut deferred[w_zone], true) {
+                    slot_faults::defer(w, w_len, x);
                 }
             } else {
                 let first = seg.first_exit.to_native() as usize;

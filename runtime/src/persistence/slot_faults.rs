@@ -36,15 +36,16 @@ static COUNT: AtomicU64 = AtomicU64::new(0);
 static EAGER: AtomicBool = AtomicBool::new(false);
 
 /// Leaves the slots of the W zone `[w, w + len)`, whose segment's X zone
-/// is at `x`, to be rebased on first use; false if they must be rebased
-/// now (no room left, or the app blocks SIGSEGV), which the caller does.
-/// The caller holds the translator's lock (one writer at a time).
-pub(crate) fn defer(w: u64, len: u64, x: u64) -> bool {
-    if EAGER.load(SeqCst) {
-        return false;
-    }
+/// is at `x`, to be rebased on first use, or rebases them now when that
+/// cannot be left (no room left, or the app blocks SIGSEGV). The caller
+/// holds the translator's lock (one writer at a time).
+pub(crate) fn defer(w: u64, len: u64, x: u64) {
     let i = COUNT.load(Relaxed) as usize;
-    let Some(z) = ZONES.get(i) else { return false };
+    let zone = ZONES.get(i).filter(|_| !EAGER.load(SeqCst));
+    let Some(z) = zone else {
+        rebase(w, w + len, x);
+        return;
+    };
     z.w.store(w, Relaxed);
     z.w_end.store(w + len, Relaxed);
     z.x.store(x, Relaxed);
@@ -54,7 +55,6 @@ pub(crate) fn defer(w: u64, len: u64, x: u64) -> bool {
     if EAGER.load(SeqCst) {
         rebase(w, w + len, x);
     }
-    true
 }
 
 /// The app is about to run code where a fault of the runtime's own would
@@ -75,12 +75,12 @@ pub(crate) fn rebase_all_now() {
     }
 }
 
-/// Rebases every slot of `[lo, hi)`, part of a deferred zone whose
-/// segment's X zone is at `x`, that still stores a distance.
+/// Rebases every slot of `[lo, hi)`, part of a W zone whose segment's X
+/// zone is at `x`, that still stores a distance.
 fn rebase(lo: u64, hi: u64, x: u64) {
     for word in (lo..hi).step_by(8) {
-        // SAFETY: an aligned word of a deferred W zone, mapped read-write
-        // for good.
+        // SAFETY: an aligned word of a W zone of slots only, mapped
+        // read-write for good.
         let cell = unsafe { AtomicU64::from_ptr(word as *mut u64) };
         let stored = cell.load(Relaxed);
         if persist::exit_slots::distance(stored).is_some() {
