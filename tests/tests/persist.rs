@@ -561,6 +561,38 @@ fn rebuilt_module_is_module_changed() {
     );
 }
 
+/// The options hash in the key of the file of `module` in `dir`.
+fn options_hash_of(dir: &Path, module: &str) -> u64 {
+    let file = dpc_of(dir, module);
+    Aligned::read(&file).validate().unwrap_or_else(|r| panic!("{}: {r:?}", file.display())).key.options_hash
+}
+
+/// A non-PIE program is mapped at its link address, below 2 GiB, in every
+/// run: its code names its addresses outright (no base slot), which is
+/// valid only there, so its file's key carries the base (its options hash
+/// differs from libc's in the same run, which a PIE program's does not).
+/// Cold and warm runs behave natively and the warm one uses the file.
+#[test]
+fn a_fixed_address_program_names_its_addresses_in_a_key_of_its_own() {
+    let src = dbi_tests::corpus::program(PROGRAM).source_path();
+    for variant in [Variant::NoPie, Variant::Pie] {
+        let exe = compiled(&src, Build::new(variant, Opt::O2)).unwrap_or_else(|e| panic!("{e}"));
+        let cache = temp_dir("persist-fixed");
+        let native = native(&exe, &["5"], &c_locale());
+        let cold = run_persist(cache.path(), &["-v", "-stats"], &exe, &["5"], &c_locale());
+        assert_app_same(&format!("persist_paths 5, {variant:?} (cold)"), &native, &cold);
+        let warm = run_persist(cache.path(), &["-v", "-stats"], &exe, &["5"], &c_locale());
+        assert_app_same(&format!("persist_paths 5, {variant:?} (warm)"), &native, &warm);
+        let name = exe.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!used(&log(&warm.stderr), &name).is_empty(), "{variant:?}: the warm run did not use its file\n{}", stderr_excerpt(&warm));
+        let (program, libc) = (options_hash_of(cache.path(), &name), options_hash_of(cache.path(), "libc.so.6"));
+        match variant {
+            Variant::NoPie => assert_ne!(program, libc, "the non-PIE program's key does not carry its base"),
+            _ => assert_eq!(program, libc, "a PIE program's key differs from libc's"),
+        }
+    }
+}
+
 /// -stats changes generated code (the lookup code counts), so it is part
 /// of the variant: runs with and without it keep their own files, and
 /// alternating them keeps both warm.

@@ -67,8 +67,24 @@ pub(crate) fn dbirun_options() -> Vec<String> {
     out
 }
 
-/// The key of a file for a module with content hash `module_hash`.
-pub(crate) fn key_for(module_hash: [u8; 32]) -> CacheKey {
+/// The key's options hash for a module at `base`: code that names the
+/// module's addresses outright (`mangle::names_addresses_outright`) is
+/// valid only at this base, which the hash then includes, so a file made
+/// there is never used elsewhere.
+fn options_hash_at(base: u64) -> u64 {
+    let options = options_hash();
+    if !crate::translate::mangle::names_addresses_outright(base) {
+        return options;
+    }
+    let mut h = blake3::Hasher::new();
+    h.update(&options.to_le_bytes());
+    h.update(&base.to_le_bytes());
+    u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().unwrap())
+}
+
+/// The key of a file for the module at `base` with content hash
+/// `module_hash`.
+pub(crate) fn key_for(module_hash: [u8; 32], base: u64) -> CacheKey {
     let clients = crate::client_host::identities()
         .into_iter()
         .map(|c| ClientKey { name: String::from(c.name), version: c.version, options_hash: c.code_options_hash })
@@ -77,7 +93,7 @@ pub(crate) fn key_for(module_hash: [u8; 32]) -> CacheKey {
         module_hash,
         clients,
         tls_layout_hash: tls_layout_hash(),
-        options_hash: options_hash(),
+        options_hash: options_hash_at(base),
         runtime_version: runtime_version(),
     }
 }

@@ -614,7 +614,7 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, 
             files::note_verified(file, id);
         }
     }
-    let want = crate::persistence::key::key_for(v.key.module_hash);
+    let want = crate::persistence::key::key_for(v.key.module_hash, base);
     if let Some(field) = v.key.mismatch(&want) {
         return give_back(Unused::Key(field));
     }

@@ -297,7 +297,7 @@ fn destination(unit: &Unit, loaded: &LoadedFiles) -> Option<(persist::CacheKey, 
     let module_hash = loaded
         .module_hash_for(unit.module_base, unit.identity)
         .or_else(|| crate::os::modules::content_hash(&unit.path, unit.identity))?;
-    Some((crate::persistence::key::key_for(module_hash), files::file_for(&dir, &unit.path)))
+    Some((crate::persistence::key::key_for(module_hash, unit.module_base), files::file_for(&dir, &unit.path)))
 }
 
 /// Merges the `batches` set aside (oldest first) and `new_here` into the

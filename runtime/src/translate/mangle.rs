@@ -57,6 +57,21 @@ pub(crate) enum Op {
 pub(crate) type InstrBytes = [u8; 15];
 
 /// How mangled code refers to application addresses.
+/// Addresses below this fit a sign-extended disp32 or imm32: code names
+/// them outright (`[disp32]`, `push imm32`), with no register to spill.
+pub(crate) const OUTRIGHT_BELOW: u64 = 1 << 31;
+
+/// Whether code for the module at `base` names the module's addresses
+/// outright even under module-relative addressing: a module based below
+/// [`OUTRIGHT_BELOW`] is a program linked to run at a fixed address (a
+/// non-PIE executable), mapped there in every run, and the base-slot form
+/// costs a spill, a load and a restore per global access (and five
+/// instructions per call). Such code is valid only at this base: the key
+/// of its files says so (`persistence::key::key_for`).
+pub(crate) fn names_addresses_outright(base: u64) -> bool {
+    base < OUTRIGHT_BELOW
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Addressing {
     /// As absolute immediates.
@@ -194,6 +209,14 @@ impl Mangler<'_> {
         if let Some(off) = self.module_offset(addr) {
             return self.rip_relative_to_module(instr, off);
         }
+        if addr < OUTRIGHT_BELOW {
+            let mut new = *instr;
+            new.set_memory_base(Register::None);
+            new.set_memory_displacement64(addr);
+            new.set_memory_displ_size(8);
+            self.encode(instr, new);
+            return;
+        }
         match instr.code() {
             Code::Lea_r64_m => {
                 self.bytes(instr, |b| encoder::mov_imm64(b, instr.op0_register(), addr));
@@ -221,10 +244,14 @@ impl Mangler<'_> {
     }
 
     /// `addr` as an offset from the module base, under module-relative
-    /// addressing (None under absolute addressing; an address too far for
-    /// an i32 makes the block unfit for it).
+    /// addressing (None under absolute addressing, or for an address
+    /// named outright; an address too far for an i32 makes the block
+    /// unfit for it).
     fn module_offset(&mut self, addr: u64) -> Option<i32> {
         let Addressing::ModuleRelative { base } = self.addressing else { return None };
+        if names_addresses_outright(base) && addr < OUTRIGHT_BELOW {
+            return None;
+        }
         let off = i32::try_from(addr.wrapping_sub(base) as i64).ok();
         self.not_relative |= off.is_none();
         off
@@ -273,6 +300,11 @@ impl Mangler<'_> {
                 self.push_fixup(instr, Op::LoadModuleBase { reg: Register::RCX }, rcx_spilled);
                 let mem = MemoryOperand::with_base_displ(Register::RCX, offset as i64);
                 let new = Instruction::with2(Code::Mov_r64_rm64, Register::RCX, mem).expect("mov");
+                self.push_fixup(instr, Op::Encode(new), rcx_spilled);
+                return;
+            }
+            if addr < OUTRIGHT_BELOW {
+                let new = Instruction::with2(Code::Mov_r64_rm64, Register::RCX, MemoryOperand::with_displ(addr, 8)).expect("mov");
                 self.push_fixup(instr, Op::Encode(new), rcx_spilled);
                 return;
             }
