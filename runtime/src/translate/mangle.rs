@@ -56,7 +56,6 @@ pub(crate) enum Op {
 /// The bytes of one instruction (its length is the op's `app_len`).
 pub(crate) type InstrBytes = [u8; 15];
 
-/// How mangled code refers to application addresses.
 /// Addresses below this fit a sign-extended disp32 or imm32: code names
 /// them outright (`[disp32]`, `push imm32`), with no register to spill.
 pub(crate) const OUTRIGHT_BELOW: u64 = 1 << 31;
@@ -72,6 +71,7 @@ pub(crate) fn names_addresses_outright(base: u64) -> bool {
     base < OUTRIGHT_BELOW
 }
 
+/// How mangled code refers to application addresses.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Addressing {
     /// As absolute immediates.
