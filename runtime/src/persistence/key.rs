@@ -16,6 +16,12 @@ pub(crate) fn runtime_version() -> u32 {
     u32::from_str_radix(env!("DBI_RUNTIME_VERSION"), 16).unwrap_or(0)
 }
 
+/// The first 8 bytes of what `h` has hashed, as the key's u64 fields
+/// take them.
+fn first_u64(h: &blake3::Hasher) -> u64 {
+    u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().unwrap())
+}
+
 fn tls_layout_hash() -> u64 {
     let layout = [
         core::mem::size_of::<crate::thread::ThreadContext>(),
@@ -41,14 +47,14 @@ fn tls_layout_hash() -> u64 {
     for v in layout {
         h.update(&(v as u64).to_le_bytes());
     }
-    u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().unwrap())
+    first_u64(&h)
 }
 
 /// Options that change generated code: `-stats` counts indirect lookups
 /// in the lookup code itself.
 fn options_hash() -> u64 {
     let stats = crate::options::get().stats as u64;
-    u64::from_le_bytes(blake3::hash(&stats.to_le_bytes()).as_bytes()[..8].try_into().unwrap())
+    first_u64(blake3::Hasher::new().update(&stats.to_le_bytes()))
 }
 
 /// The options this run's code was built with, as dbirun takes them
@@ -79,7 +85,7 @@ fn options_hash_at(base: u64) -> u64 {
     let mut h = blake3::Hasher::new();
     h.update(&options.to_le_bytes());
     h.update(&base.to_le_bytes());
-    u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().unwrap())
+    first_u64(&h)
 }
 
 /// The key of a file for the module at `base` with content hash
@@ -112,5 +118,5 @@ pub(crate) fn variant_tag() -> u64 {
         h.update(&c.code_options_hash.to_le_bytes());
     }
     h.update(&options_hash().to_le_bytes());
-    u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().unwrap())
+    first_u64(&h)
 }
