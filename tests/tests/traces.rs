@@ -118,8 +118,9 @@ fn persistable_blocks_become_traces_in_a_cold_run() {
 /// warm run enters them from there instead of recording and building
 /// them again. In the loaded traces, faults are translated to the same
 /// pc and registers and signals are delivered as natively (each mode's
-/// output says so), and the file's heads that never got hot are not
-/// counted again.
+/// output says so), with exit slots rebased as they are first jumped
+/// through, and the file's heads that never got hot are not counted
+/// again.
 #[test]
 fn traces_persist_and_warm_runs_enter_them() {
     let exe = compiled(&program("trace_paths").source_path(), Build::new(Variant::Pie, Opt::O2)).unwrap_or_else(|e| panic!("{e}"));
@@ -136,6 +137,9 @@ fn traces_persist_and_warm_runs_enter_them() {
         assert_eq!((warm.status, &warm.stdout), (native.status, &native.stdout), "{args:?} warm");
         let warm_err = String::from_utf8_lossy(&warm.stderr);
         assert!(stat(&warm_err, "traces loaded") > 0, "{args:?}\n{warm_err}");
+        // A file with traces (but no client data) leaves its exit slots
+        // to be rebased when first jumped through, as one without does.
+        assert!(stat(&warm_err, "slot pages rebased") > 0, "{args:?}: slots rebased at load\n{warm_err}");
         // The calls mode's table changes targets: its traces go stale and
         // are recorded afresh, warm or cold; the others keep theirs.
         if args[0] != "calls" {

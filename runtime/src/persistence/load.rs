@@ -635,12 +635,15 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, 
             return give_back(Unused::NoRoom);
         }
     }
-    // Without client block data and traces, a W zone holds its base slot,
-    // exit slots and words nothing reads: its slots are rebased a page at
-    // a time when code first jumps through them (`slot_faults`), and
-    // loading writes only the base slots. Otherwise every slot is rebased
+    // Without client block data, a W zone holds its base slot, exit
+    // slots, traces' miss budgets and words nothing reads: its slots are
+    // rebased a page at a time when code first jumps through them
+    // (`slot_faults`), and loading writes only the base slots. A budget
+    // is a count (from `LOADED_MISS_BUDGET` down, past zero only to small
+    // negatives), a canonical address to the rebasing, which leaves it
+    // alone. Client data may hold any bits: then every slot is rebased
     // now, each found through the index's exits.
-    let only_slots = v.index.block_data.is_empty() && v.index.traces.is_empty();
+    let only_slots = v.index.block_data.is_empty();
     // Every W page rebased now is written right away: one call instead
     // of a fault per page. The rest, code included, is paged in as it is
     // used: a read fault maps the 64 KiB around it from the page cache,

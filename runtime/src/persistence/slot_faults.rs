@@ -8,9 +8,9 @@
 //! is taken: a file translated ahead of time is mostly exits that never
 //! run (cc1's: 2 million slots, 15 MB of W zones).
 //!
-//! Only W zones that hold nothing but slots and words nothing reads (no
-//! client block data, no trace budgets) are left to this; their base slot
-//! is written at load. Rebasing a word is a compare-and-swap from the
+//! Only W zones that hold nothing but slots, traces' miss budgets (counts,
+//! never non-canonical) and words nothing reads (no client block data)
+//! are left to this; their base slot is written at load. Rebasing a word is a compare-and-swap from the
 //! stored distance, so a slot the runtime links or unlinks meanwhile (an
 //! address) keeps what the runtime wrote, and two threads faulting on one
 //! page both finish it.
