@@ -51,10 +51,17 @@ fn tls_layout_hash() -> u64 {
 }
 
 /// Options that change generated code: `-stats` counts indirect lookups
-/// in the lookup code itself.
+/// in the lookup code itself; without it, the lookup code probes first
+/// with BMI2's `pext` where the CPU has it (a file shared with a machine
+/// without BMI2 must not hold that code).
 fn options_hash() -> u64 {
     let stats = crate::options::get().stats as u64;
-    first_u64(blake3::Hasher::new().update(&stats.to_le_bytes()))
+    let mut h = blake3::Hasher::new();
+    h.update(&stats.to_le_bytes());
+    if crate::translate::ibl::flag_free_probe() {
+        h.update(b"flag-free first probe");
+    }
+    first_u64(&h)
 }
 
 /// The options this run's code was built with, as dbirun takes them

@@ -344,7 +344,7 @@ pub extern "C" fn runtime_handler(sig: i32, info: *const u8, uc: *mut u8) {
                 info.set_addr(ctx.next_pc);
             }
             ctx.pending.push(sig, &info, true);
-            ctx.signal_pending = 1;
+            mark_pending(ctx);
             // Return from this handler into the runtime, which delivers the
             // fault to the app from the translated state.
             frame.redirect(crate::context_switch::deliver_signal_addr(), ctx.runtime_stack_top);
@@ -366,7 +366,7 @@ pub extern "C" fn runtime_handler(sig: i32, info: *const u8, uc: *mut u8) {
         return;
     }
     ctx.pending.push(sig, info, false);
-    ctx.signal_pending = 1;
+    mark_pending(ctx);
     if in_cache {
         crate::translator::unlink_fragment_at(pc);
     } else if crate::context_switch::in_enter_cache(pc) {
@@ -376,6 +376,13 @@ pub extern "C" fn runtime_handler(sig: i32, info: *const u8, uc: *mut u8) {
         // The same, on its way to a loaded file's block.
         crate::translator::unlink_fragment_at(ctx.ibl_target);
     }
+}
+
+/// A signal waits for delivery to `ctx`'s thread: the dispatcher delivers
+/// it at the thread's next visit, and its lookups miss until then.
+fn mark_pending(ctx: &mut ThreadContext) {
+    ctx.signal_pending = 1;
+    crate::translate::ibl::point_at_empty_table(ctx);
 }
 
 /// A synchronous fault in the runtime's own code is a runtime bug: say so
@@ -400,7 +407,7 @@ fn internal_error(sig: u32, pc: u64, addr: u64, app_pc: u64) -> ! {
 /// queued first, to be delivered at that pc.
 pub(crate) fn queue_code_fault(ctx: &mut ThreadContext, addr: u64, si_code: i32) {
     ctx.pending.push(SIGSEGV, &SigInfo::fault(SIGSEGV, si_code, addr), true);
-    ctx.signal_pending = 1;
+    mark_pending(ctx);
 }
 
 /// Delivers the first pending signal to the application, which was about to

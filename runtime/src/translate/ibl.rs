@@ -23,19 +23,20 @@ use crate::translate::encoder;
 use crate::thread::{offsets as off, ThreadContext};
 
 macro_rules! lookup_template {
-    ($name:literal, $count:literal) => {
+    ($name:literal, $first_probe:expr, $count:literal) => {
         core::arch::global_asm!(
             concat!(".globl ", $name, "_start"),
             concat!(".globl ", $name, "_end"),
             concat!($name, "_start:"),
             "    mov qword ptr gs:[{ibl_rax}], rax",
+            "    mov qword ptr gs:[{ibl_rdx}], rdx",
+            $first_probe,
             "    lahf",
             "    seto al",
             $count,
             // A signal waits for delivery: leave through the dispatcher.
             "    cmp qword ptr gs:[{pending}], 0",
             "    jne 4f",
-            "    mov qword ptr gs:[{ibl_rdx}], rdx",
             "    mov rdx, rcx",
             "    and rdx, qword ptr gs:[{mask}]",
             "    shl rdx, 4",
@@ -57,9 +58,9 @@ macro_rules! lookup_template {
             "    mov rdx, qword ptr gs:[{ibl_rdx}]",
             "    mov rcx, qword ptr gs:[{ibl_rcx}]",
             "    jmp qword ptr gs:[{target}]",
+            "4:",
             "5:",
             "    mov rdx, qword ptr gs:[{ibl_rdx}]",
-            "4:",
             "    mov qword ptr gs:[{ibl_flags}], rax",
             "    jmp qword ptr gs:[{miss_handler}]",
             concat!($name, "_end:"),
@@ -77,9 +78,45 @@ macro_rules! lookup_template {
     };
 }
 
-lookup_template!("dbi_ibl_inline", "    # lookups are not counted ({lookups})");
-// With -stats, lookups are counted (a memory increment per indirect branch).
-lookup_template!("dbi_ibl_inline_counted", "    add qword ptr gs:[{lookups}], 1");
+/// The first probe without touching the flags (BMI2's `pext` masks,
+/// `lea` adds and subtracts, `jrcxz` compares), which is where a lookup
+/// almost always hits: the flags' save and restore and the look at
+/// pending signals are only on the way on. A pending signal points the
+/// thread at an empty table instead ([`point_at_empty_table`]), so this
+/// probe misses and the way on sees it. An empty entry matches only a
+/// target of 0, and its cache pc 0 sends that on too.
+macro_rules! flag_free_first_probe {
+    () => {
+        concat!(
+            "    mov rdx, qword ptr gs:[{table}]\n",
+            "    pext rax, rcx, qword ptr gs:[{mask}]\n",
+            "    lea rax, [rax + rax]\n",
+            "    lea rdx, [rdx + rax*8]\n",
+            "    mov rax, qword ptr [rdx]\n",
+            "    not rax\n",
+            "    lea rax, [rax + rcx + 1]\n",
+            "    xchg rax, rcx\n",
+            "    jrcxz 7f\n",
+            "    mov rcx, rax\n",
+            "    jmp 8f\n",
+            "7:\n",
+            "    mov rcx, qword ptr [rdx + 8]\n",
+            "    jrcxz 8f\n",
+            "    mov qword ptr gs:[{target}], rcx\n",
+            "    mov rax, qword ptr gs:[{ibl_rax}]\n",
+            "    mov rdx, qword ptr gs:[{ibl_rdx}]\n",
+            "    mov rcx, qword ptr gs:[{ibl_rcx}]\n",
+            "    jmp qword ptr gs:[{target}]\n",
+            "8:"
+        )
+    };
+}
+
+lookup_template!("dbi_ibl_inline", "", "    # lookups are not counted ({lookups})");
+lookup_template!("dbi_ibl_inline_fast", flag_free_first_probe!(), "    # lookups are not counted ({lookups})");
+// With -stats, lookups are counted (a memory increment per indirect
+// branch, which needs the flags saved first: no flag-free probe).
+lookup_template!("dbi_ibl_inline_counted", "", "    add qword ptr gs:[{lookups}], 1");
 
 core::arch::global_asm!(
     ".globl dbi_ibl_miss",
@@ -109,6 +146,8 @@ extern "C" {
     fn dbi_ibl_miss();
     static dbi_ibl_inline_start: u8;
     static dbi_ibl_inline_end: u8;
+    static dbi_ibl_inline_fast_start: u8;
+    static dbi_ibl_inline_fast_end: u8;
     static dbi_ibl_inline_counted_start: u8;
     static dbi_ibl_inline_counted_end: u8;
 }
@@ -126,11 +165,36 @@ pub(crate) fn lookup_code() -> &'static [u8] {
     unsafe {
         let (start, end) = if crate::options::get().stats {
             (&dbi_ibl_inline_counted_start as *const u8, &dbi_ibl_inline_counted_end as *const u8)
+        } else if flag_free_probe() {
+            (&dbi_ibl_inline_fast_start as *const u8, &dbi_ibl_inline_fast_end as *const u8)
         } else {
             (&dbi_ibl_inline_start as *const u8, &dbi_ibl_inline_end as *const u8)
         };
         core::slice::from_raw_parts(start, end as usize - start as usize)
     }
+}
+
+/// Whether lookups probe first without the flags: the CPU has BMI2
+/// (`pext`) and `-stats` does not count lookups. Code built so differs, so
+/// the cache key says which (`persistence/key.rs`).
+pub(crate) fn flag_free_probe() -> bool {
+    static BMI2: spin::Once<bool> = spin::Once::new();
+    // SAFETY: cpuid leaf 7 exists on every x86-64 CPU that runs this.
+    let bmi2 = *BMI2.call_once(|| unsafe { core::arch::x86_64::__cpuid_count(7, 0) }.ebx & (1 << 8) != 0);
+    bmi2 && !crate::options::get().stats
+}
+
+/// A table no lookup finds anything in (mask 0: every probe reads its
+/// first entry, empty): a thread with a signal pending is pointed at it.
+static EMPTY_TABLE: [Entry; 1] = [Entry { app_pc: 0, cache_pc: 0 }];
+
+/// A signal waits for `ctx`'s thread: its lookups must miss, so that the
+/// flag-free first probe, which does not look at pending signals, sends
+/// it on to the part that does. Run by the thread itself (its signal
+/// handler, its dispatcher), so no lookup of the thread sees half of it.
+pub(crate) fn point_at_empty_table(ctx: &mut ThreadContext) {
+    ctx.ibl_mask = 0;
+    ctx.ibl_table = EMPTY_TABLE.as_ptr() as u64;
 }
 
 /// The target an in-line check expects.
@@ -379,6 +443,15 @@ impl IblTable {
     pub(crate) fn publish(&self, ctx: &mut ThreadContext) {
         ctx.ibl_table = self.entries.as_ptr() as u64;
         ctx.ibl_mask = self.mask;
+        // A signal that came before these stores pointed the thread at the
+        // empty table in vain: point it again (one that comes after them
+        // does so itself).
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+        // SAFETY: a read of the thread's own context, which its signal
+        // handler may have written.
+        if unsafe { core::ptr::read_volatile(&ctx.signal_pending) } != 0 {
+            point_at_empty_table(ctx);
+        }
     }
 }
 
