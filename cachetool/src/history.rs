@@ -75,9 +75,10 @@ pub fn trace_seed_lines(module: &str, traces: &[(bool, Vec<u32>)]) -> String {
     out
 }
 
-/// Whether a seed line can name the module at `path`.
+/// Whether a seed line can name the module at `path` (the vDSO's is
+/// this machine's, which dbirun translates where it is mapped).
 fn writable_path(path: &str) -> bool {
-    path.starts_with('/') && !path.contains(['\t', '\n'])
+    (path.starts_with('/') || path == persist::vdso::PATH) && !path.contains(['\t', '\n'])
 }
 
 /// Offsets in hex, comma-separated.

@@ -38,11 +38,17 @@ impl Modules {
         self.known.insert((path.to_string(), identity), hash);
     }
 
-    /// The module at `path` now (None: it does not exist).
+    /// The module at `path` now (None: it does not exist). The vDSO's is
+    /// this machine's: this process's own.
     pub fn current(&mut self, path: &str) -> Option<&mut Current> {
         self.seen
             .entry(path.to_string())
-            .or_insert_with(|| std::fs::metadata(path).ok().filter(|m| m.is_file()).map(|m| Current { identity: Identity::of(&m), hash: None }))
+            .or_insert_with(|| {
+                if path == persist::vdso::PATH {
+                    return this_vdso();
+                }
+                std::fs::metadata(path).ok().filter(|m| m.is_file()).map(|m| Current { identity: Identity::of(&m), hash: None })
+            })
             .as_mut()
     }
 
@@ -67,6 +73,20 @@ impl Modules {
         }
         Some(self.hash(path).is_some_and(|h| h == hash))
     }
+}
+
+/// This process's vDSO (the kernel maps the same image into every
+/// process), identified as the runtime identifies the app's.
+fn this_vdso() -> Option<Current> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let range = maps.lines().find(|l| l.ends_with(persist::vdso::PATH))?.split_whitespace().next()?;
+    let (lo, hi) = range.split_once('-')?;
+    let (lo, hi) = (u64::from_str_radix(lo, 16).ok()?, u64::from_str_radix(hi, 16).ok()?);
+    // SAFETY: the vDSO is mapped readable for the life of the process,
+    // `hi - lo` bytes from `lo`.
+    let image = unsafe { std::slice::from_raw_parts(lo as *const u8, hi.checked_sub(lo)? as usize) };
+    let (identity, hash) = persist::vdso::identity_and_hash(image);
+    Some(Current { identity, hash: Some(crate::hex(&hash)) })
 }
 
 /// Whether the ELF file at `path` is a shared library (position-

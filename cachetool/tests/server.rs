@@ -431,3 +431,83 @@ fn dbirun_becomes_the_app_and_the_run_is_still_recorded() {
     assert_ne!(text(&out.stdout).trim(), "", "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("blocks built"), "{}", text(&out.stderr));
 }
+
+/// A C program of one long path (hundreds of blocks, the same in every
+/// run) and a few blocks more per argument 1..3, each its own.
+fn small_paths_program(dir: &std::path::Path) -> String {
+    let mut src = String::from("#include <stdio.h>\n#include <stdlib.h>\nstatic volatile unsigned sink;\nstatic unsigned long_path(unsigned x) {\n");
+    for n in 0..300 {
+        src += &format!("    if ((x >> {}) & 1) {{ x = x * 2654435761u + {n}; sink = x; }} else {{ x = (x ^ {}u) + 7; }}\n", n % 23, n * 40503);
+    }
+    src += "    return x;\n}\n";
+    // Each argument's blocks its own: a function of its own, called
+    // through a table (the call's block is shared, and merged first).
+    for k in 1..=3 {
+        src += &format!("static unsigned extra{k}(unsigned x) {{\n    if (x & {k}) {{ sink = x; return x + {k}; }}\n    return x * {k};\n}}\n");
+    }
+    src += "static unsigned (*const extras[4])(unsigned) = {0, extra1, extra2, extra3};\n";
+    src += "int main(int argc, char **argv) {\n    int k = argc > 1 ? atoi(argv[1]) & 3 : 0;\n    unsigned x = long_path(1);\n    if (k > 0)\n        x = extras[k](x);\n    printf(\"%u\\n\", x);\n    return 0;\n}\n";
+    let c = dir.join("small_paths.c");
+    std::fs::write(&c, src).unwrap();
+    let exe = dir.join("small_paths");
+    let st = std::process::Command::new("gcc").arg("-O0").arg("-o").arg(&exe).arg(&c).status().expect("gcc");
+    assert!(st.success(), "gcc failed");
+    exe.to_string_lossy().into_owned()
+}
+
+/// A delta too small for a rewrite of its own waits in the server; the
+/// same blocks built by a second run are merged (so the third run builds
+/// none of them); blocks built by one run only leave the file as it is.
+#[test]
+fn small_deltas_wait_until_their_blocks_recur() {
+    let c = Cache::new();
+    let work = tempfile::TempDir::new().unwrap();
+    let program = small_paths_program(work.path());
+    let run = |arg: &str| -> String {
+        let native = std::process::Command::new(&program).arg(arg).output().unwrap();
+        let out = served(&c, &["-v"], &program, &[arg]);
+        same_as_native(&out, &native);
+        c.tool_ok(&["server", "sync"]);
+        text(&out.stderr)
+    };
+    let handed = |err: &str| -> Vec<String> {
+        err.lines().filter(|l| l.contains("persist: handed ") && l.contains("/small_paths-")).map(String::from).collect()
+    };
+    let file = |c: &Cache| -> (u64, u64, u64) {
+        let path = c.dir().join(c.file_of("small_paths"));
+        let meta = std::fs::metadata(&path).unwrap();
+        let row = c.json(&["list"]).as_array().unwrap().iter().find(|r| r["file"]["module_path"].as_str() == Some(program.as_str())).cloned();
+        let blocks = row.expect("the program's row")["file"]["blocks"].as_u64().unwrap();
+        (std::os::unix::fs::MetadataExt::ino(&meta), blocks, c.json(&["server", "status"])["gathered"].as_u64().unwrap())
+    };
+    let cold = run("0");
+    assert_eq!(handed(&cold).len(), 1, "{cold}");
+    assert!(!handed(&cold)[0].ends_with("to gather"), "the cold run's delta is a file's start: {cold}");
+    let (ino, blocks, _) = file(&c);
+    assert!(blocks > 300, "the long path's blocks: {blocks}");
+
+    // Argument 1: a few blocks, far fewer than one per 64 held.
+    let first = run("1");
+    let h = handed(&first);
+    assert!(h.len() == 1 && h[0].ends_with("to the cache server to gather"), "{first}");
+    let (ino1, blocks1, waiting) = file(&c);
+    assert_eq!((ino1, blocks1), (ino, blocks), "one run's few blocks leave the file as it is");
+    assert!(waiting >= 1, "the delta waits in the server");
+    let second = run("1");
+    assert_eq!(handed(&second).len(), 1, "{second}");
+    let (ino2, blocks2, _) = file(&c);
+    assert!(ino2 != ino && blocks2 > blocks && blocks2 < blocks + 20, "blocks built by two runs are merged: {blocks} -> {blocks2}");
+    let third = run("1");
+    assert!(handed(&third).is_empty(), "the third run builds none of the program's blocks:\n{third}");
+
+    // Arguments 2 and 3: different blocks, each built once, wait.
+    run("2");
+    run("3");
+    let (ino3, blocks3, waiting) = file(&c);
+    assert_eq!((ino3, blocks3), (ino2, blocks2), "blocks built once are not merged");
+    assert!(waiting >= 2, "both deltas wait: {waiting}");
+    let status = c.json(&["server", "status"]);
+    assert_eq!((status["rejected"].as_u64(), status["errors"].as_u64()), (Some(0), Some(0)), "{status}");
+    assert!(c.tool_ok(&["verify"]).contains("all valid"));
+    c.tool_ok(&["server", "stop"]);
+}

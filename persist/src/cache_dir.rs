@@ -22,12 +22,20 @@ pub const CLAIMED_INFIX: &str = ".claimed.";
 
 /// The cache file name for the module whose file is at `module_path` (as
 /// mapped) and the run variant tagged `variant_tag` (clients and the
-/// options that change emitted code): its file name (characters
-/// other than printable ASCII become `_`), a hash of the whole path (two
-/// modules of one name in different directories), the variant's tag.
+/// options that change emitted code): its file name (without the
+/// brackets of a name like `[vdso]`; other characters a shell pattern
+/// would take, and all but printable ASCII, become `_`), a hash of the
+/// whole path (two modules of one name in different directories), the
+/// variant's tag.
 pub fn cache_file_name(module_path: &[u8], variant_tag: u64) -> String {
     let name = module_path.rsplit(|&b| b == b'/').next().unwrap_or(module_path);
-    let name: String = String::from_utf8_lossy(name).chars().map(|c| if c.is_ascii_graphic() { c } else { '_' }).collect();
+    let name = String::from_utf8_lossy(name);
+    let name: String = name
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .chars()
+        .map(|c| if c.is_ascii_graphic() && !"[]*?".contains(c) { c } else { '_' })
+        .collect();
     let path_hash = u64::from_le_bytes(blake3::hash(module_path).as_bytes()[..8].try_into().unwrap());
     format!("{name}-{path_hash:016x}-{variant_tag:016x}.{FILE_EXTENSION}")
 }
@@ -105,6 +113,8 @@ mod tests {
         assert!(name.starts_with("libc.so.6-") && name.ends_with("-0123456789abcdef.dpc"), "{name}");
         assert!(is_cache_name(&name));
         assert_eq!(cache_file_name(b"/a/b c", 1).split('-').next(), Some("b_c"));
+        assert_eq!(cache_file_name(b"[vdso]", 1).split('-').next(), Some("vdso"));
+        assert_eq!(cache_file_name(b"/a/x[1]*?.so", 1).split('-').next(), Some("x_1___.so"));
         let tmp = format!("{name}{}", temp_suffix(77, 0xff));
         assert_eq!(leftover_pid(&tmp), Some(77));
         assert!(!is_cache_name(&tmp));

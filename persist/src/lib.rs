@@ -29,6 +29,7 @@ pub mod merge;
 pub mod run_report;
 pub mod server_protocol;
 pub mod translations;
+pub mod vdso;
 pub mod validate;
 pub mod write;
 

@@ -107,11 +107,12 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
     brk::init(&program);
     let vdso = match parked_vdso {
         Some(parked) => Some(parked.place()),
-        None => kernel.aux(AT_SYSINFO_EHDR),
+        None => kernel.aux(AT_SYSINFO_EHDR).map(|image| (image, 0)),
     };
-    if let Some(vdso) = vdso {
-        crate::os::modules::note_mapping(CStr::leak(b"[vdso]"), None, vdso, vdso, vdso + 2 * sys::PAGE_SIZE);
+    if let Some((image, len)) = vdso {
+        crate::os::vdso::note_as_module(image, len);
     }
+    let vdso = vdso.map(|(image, _)| image);
 
     let platform = kernel.aux(AT_PLATFORM).map(|p| {
         // SAFETY: the kernel's AT_PLATFORM string, still intact: the stack

@@ -20,6 +20,8 @@ pub struct Counters {
     pub merges: AtomicU64,
     pub blocks_added: AtomicU64,
     pub bytes_written: AtomicU64,
+    /// Deltas too small for a rewrite, waiting for others (`gathering`).
+    pub gathered: AtomicU64,
     /// Deltas refused (bad name, not a memory file, failed the checks).
     pub rejected: AtomicU64,
     /// Writes that failed (a full disk, a lost lock).
@@ -43,6 +45,10 @@ impl Counters {
         counter.fetch_add(n, Relaxed);
     }
 
+    pub fn set(counter: &AtomicU64, n: u64) {
+        counter.store(n, Relaxed);
+    }
+
     pub fn sub(counter: &AtomicU64, n: u64) {
         counter.fetch_sub(n, Relaxed);
     }
@@ -62,6 +68,7 @@ impl Counters {
             "queued_bytes": g(&self.queued_bytes),
             "merges": g(&self.merges),
             "blocks_added": g(&self.blocks_added),
+            "gathered": g(&self.gathered),
             "bytes_written": g(&self.bytes_written),
             "rejected": g(&self.rejected),
             "errors": g(&self.errors),

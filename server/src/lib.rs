@@ -11,6 +11,8 @@
 //!   peers of its own uid only, idle timeout, stop.
 //! - [`connection`]: one peer's frames and replies, descriptors received.
 //! - [`merger`]: the one thread that merges, publishes and records.
+//! - [`gathering`]: deltas too small for a rewrite, kept until they are
+//!   worth one.
 //! - [`serving`]: cache files served at a module's load, checked once
 //!   per version.
 //! - [`remote_link`]: read-through from and write-behind to a remote
@@ -23,6 +25,7 @@
 pub mod connection;
 pub mod counters;
 pub mod daemon;
+pub mod gathering;
 pub mod log;
 pub mod merger;
 pub mod remote_link;

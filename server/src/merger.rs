@@ -15,10 +15,11 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::time::Duration;
 
 use persist::file_identity::{verified_memo, FileIdentity};
-use persist::merge::{merge, worth_rewriting, Fresh, Parts, MIN_GROWTH_DIVISOR};
+use persist::merge::{merge, Parts};
 use rkyv::util::AlignedVec;
 
 use crate::counters::Counters;
+use crate::gathering::{self, Fate, Gathered};
 use crate::log::Log;
 use crate::remote_link::{RemoteJob, RemoteLink};
 use crate::vouched::{memo_matches, Vouched};
@@ -29,6 +30,8 @@ pub const MAX_DELTA: u64 = 1 << 30;
 const BATCH: usize = 256;
 /// The merger thread's nice value.
 const MERGER_NICE: i32 = 10;
+/// A growth divisor (`persist::merge::merge`) that takes any new block.
+const TAKE_EVERY_BLOCK: usize = u32::MAX as usize;
 
 pub enum Job {
     /// A delta for the cache file `name`, in a memory file of `len` bytes.
@@ -59,6 +62,7 @@ impl Merger<'_> {
         // Kept open between batches: opening a connection parses the
         // whole schema, which cost more than recording a run.
         let mut index = None;
+        let mut gathered = Gathered::default();
         while let Ok(first) = jobs.recv() {
             let mut batch = vec![first];
             while batch.len() < BATCH {
@@ -82,7 +86,7 @@ impl Merger<'_> {
                 }
             }
             for (name, deltas) in by_file {
-                self.merge_file(&name, deltas);
+                self.merge_file(&name, deltas, &mut gathered);
             }
             // Runs are recorded after the files they wrote are published.
             if ingest || !answer.is_empty() {
@@ -94,26 +98,26 @@ impl Merger<'_> {
         }
     }
 
-    fn merge_file(&self, name: &str, deltas: Vec<(File, u64)>) {
-        let buffers: Vec<AlignedVec<16>> = deltas
-            .into_iter()
-            .filter_map(|(f, len)| match read_all(&f, len) {
-                Ok(b) => Some(b),
-                Err(e) => {
-                    self.refuse(name, &e.to_string());
-                    None
-                }
-            })
-            .collect();
+    fn merge_file(&self, name: &str, deltas: Vec<(File, u64)>, gathered: &mut Gathered) {
+        // Deltas gathered before come first: the newest delta's key wins.
+        let mut buffers = gathered.take(name);
+        buffers.extend(deltas.into_iter().filter_map(|(f, len)| match read_all(&f, len) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                self.refuse(name, &e.to_string());
+                None
+            }
+        }));
         let mut checked = Vec::new();
-        for b in &buffers {
+        for (i, b) in buffers.iter().enumerate() {
             match persist::validate(b) {
-                Ok(v) => checked.push(v),
+                Ok(v) => checked.push((i, v)),
                 Err(r) => self.refuse(name, r.name()),
             }
         }
         // The module's latest version wins: deltas of an older one are left.
-        let Some(key) = checked.last().map(|v| v.key.clone()) else { return };
+        let Some(key) = checked.last().map(|(_, v)| v.key.clone()) else { return };
+        checked.retain(|(_, v)| v.key == key);
         let path = self.dir.join(name);
         let lock = match cachetool::lock::lock(&path) {
             Ok(l) => l,
@@ -130,32 +134,62 @@ impl Merger<'_> {
             remote.send(RemoteJob::Fetch { name: name.to_string(), key: key.clone() });
         }
         // Decided on the archived indexes, before copying anything: most
-        // deltas of warm runs add too little to be worth a rewrite.
+        // deltas of warm runs add too little to be worth a rewrite, and
+        // wait for others (`gathering`).
+        let mut pending_wait = Vec::new();
+        let mut merging = checked.iter().map(|(i, _)| *i).collect::<Vec<usize>>();
         if let Some(o) = &old {
-            let held = o.index.blocks.len();
-            let deltas = || checked.iter().filter(|v| v.key == key);
-            let fresh: usize =
-                deltas().map(|v| v.index.blocks.iter().filter(|b| o.index.block_at(b.module_offset.to_native()).is_none()).count()).sum();
-            let fresh_traces: usize =
-                deltas().map(|v| v.index.traces.iter().filter(|t| o.index.trace_at(t.head.to_native()).is_none()).count()).sum();
-            let marks: usize = deltas().map(|v| o.index.unmarked_count(v.index.lookup_marks.iter().map(|m| m.to_native()))).sum();
-            if !worth_rewriting(Fresh { blocks: fresh, traces: fresh_traces, marks }, held, MIN_GROWTH_DIVISOR) {
+            let deltas: Vec<&persist::Validated> = checked.iter().map(|(_, v)| v).collect();
+            let sizes: Vec<usize> = checked.iter().map(|&(i, _)| buffers[i].len()).collect();
+            let fates = gathering::decide(o, &deltas, &sizes);
+            let with = |fate: Fate| checked.iter().zip(&fates).filter(|(_, &f)| f == fate).map(|(&(i, _), _)| i).collect::<Vec<usize>>();
+            merging = with(Fate::Merge);
+            let waiting = with(Fate::Wait);
+            if !waiting.is_empty() {
+                self.log.line(format_args!("{name}: {} deltas waiting, too small for a rewrite yet", waiting.len()));
+            }
+            if merging.is_empty() {
+                drop(checked);
+                drop(old);
+                self.keep_waiting(name, buffers, &waiting, gathered);
                 return;
             }
+            // Taken after the merge: `checked` borrows the buffers.
+            pending_wait = waiting;
         }
-        let mut file = old.as_ref().and_then(Parts::of).unwrap_or_default();
+        let deltas = checked.iter().filter(|(i, _)| merging.contains(i)).map(|(_, v)| v);
+        self.merge_and_publish(name, &path, &lock, &key, old.as_ref(), deltas);
+        drop(checked);
+        drop(old);
+        self.keep_waiting(name, buffers, &pending_wait, gathered);
+    }
+
+    /// Merges `deltas` into `old` (None: a file of its own) and publishes
+    /// the result as `path`, whose lock is held.
+    fn merge_and_publish<'a>(
+        &self,
+        name: &str,
+        path: &Path,
+        lock: &File,
+        key: &persist::CacheKey,
+        old: Option<&persist::Validated<'a>>,
+        deltas: impl Iterator<Item = &'a persist::Validated<'a>>,
+    ) {
+        let mut file = old.and_then(Parts::of).unwrap_or_default();
         let mut added = 0;
-        for v in checked.iter().filter(|v| v.key == key) {
+        for v in deltas {
             if let Some(delta) = Parts::of(v) {
-                added += merge(&mut file, delta, MIN_GROWTH_DIVISOR).unwrap_or(0);
+                // Worth it together, as decided: each delta is taken
+                // whole, however small.
+                added += merge(&mut file, delta, TAKE_EVERY_BLOCK).unwrap_or(0);
             }
         }
         if added == 0 {
             return;
         }
         let zones = file.zone_refs();
-        let layout = persist::write::lay_out(&key, &file.index, &zones);
-        match publish(&path, &layout) {
+        let layout = persist::write::lay_out(key, &file.index, &zones);
+        match publish(path, &layout) {
             Ok(id) => {
                 let _ = lock.write_all_at(&verified_memo(id), 0);
                 self.vouched.note(name, id);
@@ -169,6 +203,14 @@ impl Merger<'_> {
             }
             Err(e) => self.error(name, &format!("cannot write: {e}")),
         }
+    }
+
+    /// Keeps the deltas `waiting` (indexes into `buffers`) for the file
+    /// `name`'s next merge.
+    fn keep_waiting(&self, name: &str, buffers: Vec<AlignedVec<16>>, waiting: &[usize], gathered: &mut Gathered) {
+        let kept = buffers.into_iter().enumerate().filter(|(i, _)| waiting.contains(i)).map(|(_, b)| b).collect();
+        gathered.keep(name, kept);
+        Counters::set(&self.counters.gathered, gathered.waiting() as u64);
     }
 
     /// Records the pending runs through `index`, opened first unless it

@@ -292,6 +292,21 @@ pub fn with_key(file: &[u8], change: impl FnOnce(&mut CacheKey)) -> Vec<u8> {
     out
 }
 
+/// The bytes of a valid file: the valid file `file` as if made from
+/// another version of its module, whose identity (dev, inode, size,
+/// mtime, ctime) and content hash `change` makes of the recorded ones.
+pub fn with_module(file: &[u8], change: impl FnOnce(&mut [u64; 5], &mut [u8; 32])) -> Vec<u8> {
+    let a = Aligned::new(file);
+    let v = a.validate().unwrap_or_else(|r| panic!("the file to rewrite is not valid: {}", r.name()));
+    let mut index = v.index.to_owned().expect("the index deserialises");
+    let mut key = v.key.clone();
+    change(&mut index.module.identity, &mut key.module_hash);
+    let zones: Vec<(::persist::ZoneKind, &[u8])> = (1..v.zones.len()).map(|i| (v.zones[i].kind, v.zone_bytes(i))).collect();
+    let out = ::persist::write::build(&key, &index, &zones);
+    Aligned::new(&out).validate().unwrap_or_else(|r| panic!("the rewritten file is not valid: {}", r.name()));
+    out
+}
+
 /// The bytes of a valid file: the valid file `file` with the zone bytes
 /// `change` makes (zone `i` at `zones[i - 1]`), every hash recomputed, as
 /// someone who can write to a shared store could plant it.

@@ -561,6 +561,50 @@ fn rebuilt_module_is_module_changed() {
     );
 }
 
+/// The vDSO has no file: its blocks persist in a file whose identity and
+/// key are made from its bytes, which later runs use (at the vDSO's
+/// address of the run) and cachetool finds valid (its deep check
+/// translates the vDSO again where it is mapped); a file of another
+/// kernel's vDSO (another identity and content) is "module changed" and
+/// replaced.
+#[test]
+fn vdso_blocks_persist_keyed_by_its_bytes() {
+    let cache = temp_dir("persist-vdso");
+    // Reading the clock runs the vDSO's code.
+    let args = ["-c", "import time; t = time.time(); time.monotonic(); print(t > 0)"];
+    let python = Path::new(PYTHON);
+    let native = native(python, &args, &c_locale());
+    let cold = run_persist(cache.path(), &["-v"], python, &args, &c_locale());
+    assert_app_same("python3 reading the clock (cold)", &native, &cold);
+    let vdso = dpc_of(cache.path(), "vdso");
+    let warm = run_persist(cache.path(), &["-v"], python, &args, &c_locale());
+    assert_app_same("python3 reading the clock (warm)", &native, &warm);
+    assert_eq!(used(&log(&warm.stderr), "vdso"), [vdso.clone()], "the vDSO's file is used\n{}", stderr_excerpt(&warm));
+    let dir = vdso.parent().unwrap();
+    let verify = Command::new(dbirun_path().with_file_name("cachetool")).arg("--dir").arg(dir).arg("verify").output().unwrap();
+    let said = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success() && said.contains("all valid"), "cachetool verify: {said}{}", String::from_utf8_lossy(&verify.stderr));
+    // Translated again where cachetool's own dbirun maps its vDSO, block
+    // for block the same code.
+    let deep = Command::new(dbirun_path().with_file_name("cachetool")).arg("--dir").arg(dir).args(["verify", "--deep"]).arg(&vdso).output().unwrap();
+    let said = String::from_utf8_lossy(&deep.stdout);
+    assert!(deep.status.success() && said.contains("blocks match their re-translation"), "cachetool verify --deep: {said}{}", String::from_utf8_lossy(&deep.stderr));
+
+    let other_kernel = dbi_tests::persist::with_module(&std::fs::read(&vdso).unwrap(), |identity, hash| {
+        identity[3] ^= 1;
+        hash[0] ^= 1;
+    });
+    replace_file(&vdso, &other_kernel);
+    let verify = Command::new(dbirun_path().with_file_name("cachetool")).arg("--dir").arg(dir).arg("verify").output().unwrap();
+    assert!(!verify.status.success(), "cachetool verify finds another kernel's vDSO file stale");
+    let third = run_persist(cache.path(), &["-v"], python, &args, &c_locale());
+    assert_app_same("python3 reading the clock (another kernel's file)", &native, &third);
+    assert_eq!(not_used(&log(&third.stderr), "vdso"), ["module changed"], "{}", stderr_excerpt(&third));
+    let again = run_persist(cache.path(), &["-v"], python, &args, &c_locale());
+    assert_app_same("python3 reading the clock (replaced file)", &native, &again);
+    assert_eq!(used(&log(&again.stderr), "vdso").len(), 1, "the file was replaced\n{}", stderr_excerpt(&again));
+}
+
 /// The options hash in the key of the file of `module` in `dir`.
 fn options_hash_of(dir: &Path, module: &str) -> u64 {
     let file = dpc_of(dir, module);

@@ -420,7 +420,9 @@ fn the_cache_server_reads_through_and_writes_behind() {
     let other = ["/usr/bin/ls", "/"];
     let run = dbirun_served(b.path(), &url, &other);
     assert!(run.status.success(), "{}", text(&run.stderr));
-    eventually("B's server fetches A's files", || server_counter(b.path(), "remote_fetched") >= files.len() as u64);
+    // All but the vDSO's: `ls /` does not read the clock.
+    let b_needs = files.iter().filter(|f| !f.starts_with("vdso-")).count() as u64;
+    eventually("B's server fetches A's files", || server_counter(b.path(), "remote_fetched") >= b_needs);
     assert_eq!(server_counter(b.path(), "remote_errors"), 0);
     // So B's first run of A's command is warm, though B never ran it.
     let native = Command::new(PROGRAM[0]).args(&PROGRAM[1..]).output().unwrap();

@@ -26,8 +26,12 @@ pub fn run(dir: &Path, store: &dyn remote::Store, remote: &str, wanted: &Wanted<
     };
     let mut modules: Vec<PathBuf> = Vec::new();
     for w in what {
-        // A program brings the modules it loads; a library is itself.
-        let found = if cachetool::module_file::is_library(w) { Ok(vec![w.clone()]) } else { program_libraries::of(w) };
+        // A program brings the modules it loads, and the vDSO (the kernel
+        // maps it into every process: this machine's); a library is itself.
+        let found = match cachetool::module_file::is_library(w) {
+            true => Ok(vec![w.clone()]),
+            false => program_libraries::of(w).map(|found| found.into_iter().chain([PathBuf::from(persist::vdso::PATH)]).collect()),
+        };
         match found {
             Ok(found) => modules.extend(found),
             Err(why) => return fail(why),

@@ -62,6 +62,7 @@ pub fn run(dir: &Path, action: &Action, as_json: bool) -> Result<ExitCode> {
                 println!("  {} clients, {} requests, {} refused", n("clients"), n("requests"), n("refused"));
                 println!("  {} hand-overs, {} queued ({} bytes), {} rejected", n("hand_overs"), n("queued"), n("queued_bytes"), n("rejected"));
                 println!("  {} files written ({} blocks added, {} bytes), {} errors", n("merges"), n("blocks_added"), n("bytes_written"), n("errors"));
+                println!("  {} small deltas waiting to be merged with others", n("gathered"));
                 println!("  {} runs recorded", n("runs_recorded"));
             }
         }

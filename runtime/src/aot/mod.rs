@@ -216,6 +216,8 @@ fn translate_module(t: &Target, seeded: Seeded, entry: u64, sp: u64, budget: usi
         true => (Vec::new(), Vec::new()),
         false => match discovery_seeds(t, entry) {
             Some(found) => found,
+            // The vDSO has no file to read: its seeds alone.
+            None if !seeded.blocks.is_empty() => (Vec::new(), Vec::new()),
             None => {
                 crate::verbose!("aot: {}: not an ELF file we can read: skipped", t.path);
                 return 0;

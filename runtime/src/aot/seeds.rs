@@ -4,7 +4,8 @@
 //! from its older cache files), so the new files cover exactly what ran
 //! before, plus what static discovery finds.
 //!
-//! The file is text, one module per line: its path, a tab, and the
+//! The file is text, one module per line: its path (absolute, or
+//! `[vdso]` for the vDSO this process has), a tab, and the
 //! offsets in hexadecimal separated by commas. A module's traces to build
 //! again (for the deep check of a file holding them) follow on lines of
 //! their own: its path, a tab, `trace:`, `1` if the trace counts its
@@ -63,7 +64,8 @@ fn parse(text: &[u8]) -> Seeds {
         }
         let Some(tab) = line.iter().position(|&c| c == b'\t') else { continue };
         let (path, list) = (&line[..tab], &line[tab + 1..]);
-        if path.first() != Some(&b'/') || path.contains(&0) {
+        // An absolute path, or the vDSO (mapped in every process).
+        if (path.first() != Some(&b'/') && path != persist::vdso::PATH.as_bytes()) || path.contains(&0) {
             continue;
         }
         if let Some(trace) = list.strip_prefix(b"trace:") {
@@ -100,10 +102,11 @@ mod tests {
 
     #[test]
     fn lines_that_do_not_parse_are_skipped() {
-        let s = parse(b"/lib/a.so\t10,2f,ffffffff\nnot a path\t1\n/lib/b.so\t1,zz\n/lib/c.so\t\n\n/lib/d\t123456789\n");
-        assert_eq!(s.modules.len(), 2);
+        let s = parse(b"/lib/a.so\t10,2f,ffffffff\nnot a path\t1\n/lib/b.so\t1,zz\n/lib/c.so\t\n\n/lib/d\t123456789\n[vdso]\t1c\n[vvar]\t1\n");
+        assert_eq!(s.modules.len(), 3);
         assert_eq!(s.modules[0], (b"/lib/a.so".to_vec(), alloc::vec![0x10, 0x2f, 0xffff_ffff]));
         assert_eq!(s.modules[1], (b"/lib/c.so".to_vec(), alloc::vec![]));
+        assert_eq!(s.modules[2], (b"[vdso]".to_vec(), alloc::vec![0x1c]));
     }
 
     #[test]

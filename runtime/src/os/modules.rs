@@ -37,7 +37,8 @@ pub(crate) struct Module {
     /// module's: an image with several executable segments has its data,
     /// and holes where other mappings may land, between them.
     pub(crate) ranges: Vec<(u64, u64)>,
-    /// None for the vDSO, which has no file.
+    /// None for what has no file (the vDSO has one made from its bytes:
+    /// `persist::vdso`).
     pub(crate) identity: Option<FileIdentity>,
     /// The program itself (the first module recorded).
     pub(crate) is_main: bool,

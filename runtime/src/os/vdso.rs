@@ -5,6 +5,7 @@
 //! while it loads the app, then moves it to the next free spot below, so the
 //! app's layout (and what glibc computes from it) matches a native run.
 
+use crate::os::startup_args::CStr;
 use crate::os::sys;
 
 /// The vDSO and its data pages: one contiguous range, moved as a whole.
@@ -82,17 +83,42 @@ impl Vdso {
 
     /// Moves the vDSO to where the kernel's next mmap would go (just below
     /// the app's interpreter, or its static-pie image) and returns its new
-    /// image address.
-    pub(crate) fn place(mut self) -> u64 {
+    /// image address and the image's length.
+    pub(crate) fn place(mut self) -> (u64, u64) {
         let len = self.hi - self.lo;
         // SAFETY: a probe mapping, removed at once.
         let Ok(probe) = (unsafe { sys::mmap(0, len, sys::PROT_NONE, sys::MAP_PRIVATE | sys::MAP_ANONYMOUS, -1, 0) })
         else {
-            return self.image;
+            return (self.image, self.image_len());
         };
         // SAFETY: our own probe mapping.
         let _ = unsafe { sys::munmap(probe, len) };
         self.move_to(probe);
-        self.image
+        (self.image, self.image_len())
     }
+
+    /// The length of the mapping that starts with the ELF image (the
+    /// `[vdso]` one).
+    fn image_len(&self) -> u64 {
+        self.pieces[..self.count].iter().find(|p| p.0 == self.image).map_or(0, |p| p.1 - p.0)
+    }
+}
+
+/// Notes the vDSO image at `image` (`len` bytes) as a module: with an
+/// identity made from its bytes (`persist::vdso`), so its blocks persist
+/// as a file's do, when its length is known.
+pub(crate) fn note_as_module(image: u64, len: u64) {
+    let path = CStr::leak(persist::vdso::PATH.as_bytes());
+    if len == 0 {
+        crate::os::modules::note_mapping(path, None, image, image, image + 2 * sys::PAGE_SIZE);
+        return;
+    }
+    // SAFETY: the vDSO image is mapped readable, `len` bytes long.
+    let bytes = unsafe { core::slice::from_raw_parts(image as *const u8, len as usize) };
+    let (identity, hash) = persist::vdso::identity_and_hash(bytes);
+    crate::os::modules::HASHES.lock().push((identity, hash));
+    crate::os::modules::note_mapping(path, Some(identity), image, image, image + len);
+}
+
+impl Vdso {
 }

@@ -50,7 +50,8 @@ impl New<'_> {
 pub(crate) fn save_units(units: &[Unit], live: Live, loaded: &LoadedFiles) {
     let t0 = stats::ticks();
     let options = crate::options::get();
-    let wanted = options.persist_server && units.iter().any(|u| worth_saving(u, live, loaded, MIN_GROWTH_DIVISOR).is_some());
+    // The server takes any new block (`hand_over`).
+    let wanted = options.persist_server && units.iter().any(|u| worth_saving(u, live, loaded, EVERY_BLOCK).is_some());
     let mut server = options.persist_dir.filter(|_| wanted).and_then(|dir| crate::persistence::server::connect(&dir));
     for unit in units {
         save_unit(unit, live, loaded, &mut server, MIN_GROWTH_DIVISOR);
@@ -256,38 +257,59 @@ fn save_unit(unit: &Unit, live: Live, loaded: &LoadedFiles, server: &mut Option<
         crate::verbose!("persist: not writing {}: its code changed during the run", unit.path);
         return;
     }
-    let Some((new_here, in_use)) = worth_saving(unit, live, loaded, growth) else { return };
-    let Some((key, path)) = destination(unit, loaded) else { return };
     if let Some(s) = server.as_ref() {
-        // What concurrent runs handed over first is not built again (the
-        // index is enough: a structure check, no zone is copied).
-        let on_disk = files::OnDisk::read(&path);
-        let disk = on_disk.as_ref().and_then(|d| persist::validate_with(d.bytes(), persist::Depth::Structure).ok()).filter(|v| v.key == key);
-        let Some(new_here) = not_on_disk(&new_here, unit.module_base, disk.as_ref(), growth) else { return };
-        drop(disk);
-        drop(on_disk);
-        let delta = delta_of(unit, &new_here.blocks, &new_here.traces, &new_here.marks, &|tag| live.traces.is_cold_head(tag));
-        let zones = delta.zone_refs();
-        let layout = persist::write::lay_out(&key, &delta.index, &zones);
-        match s.hand_over(files::file_name(&path), &layout) {
-            Ok(()) => {
-                note_handed_over(&path, new_here.blocks.len(), in_use);
-                crate::verbose!(
-                    "persist: handed {} new blocks, {} traces and {} lookup targets of {} to the cache server",
-                    new_here.blocks.len(),
-                    new_here.traces.len(),
-                    new_here.marks.len(),
-                    files::display(&path)
-                );
-                return;
-            }
+        match hand_over(unit, live, loaded, s, growth) {
+            Ok(()) => return,
             Err(why) => {
+                let path = destination(unit, loaded).map(|(_, p)| p).unwrap_or_default();
                 crate::verbose!("persist: the cache server did not take {} ({why}): writing files", files::display(&path));
                 *server = None;
             }
         }
     }
+    let Some((new_here, _)) = worth_saving(unit, live, loaded, growth) else { return };
+    let Some((key, path)) = destination(unit, loaded) else { return };
     write_merged(unit, &new_here, live, &key, &path, growth, &[]);
+}
+
+/// Hands the server this run's new blocks of `unit`. A delta worth a
+/// rewrite of its own (at least one block per `growth` held) goes less
+/// what concurrent runs handed over first; a smaller one goes as it is,
+/// without reading the file, and the server gathers it with other runs'
+/// until together they are worth a rewrite (a block built in every run,
+/// however few, is built by none once merged).
+fn hand_over(unit: &Unit, live: Live, loaded: &LoadedFiles, s: &Server, growth: usize) -> Result<(), &'static str> {
+    let Some((new_here, in_use)) = worth_saving(unit, live, loaded, EVERY_BLOCK) else { return Ok(()) };
+    let Some((key, path)) = destination(unit, loaded) else { return Ok(()) };
+    let small = !persist::merge::worth_rewriting(new_here.fresh(), in_use, growth);
+    let new_here = if small {
+        new_here
+    } else {
+        // What concurrent runs handed over first is not built again (the
+        // index is enough: a structure check, no zone is copied).
+        let on_disk = files::OnDisk::read(&path);
+        let disk = on_disk.as_ref().and_then(|d| persist::validate_with(d.bytes(), persist::Depth::Structure).ok()).filter(|v| v.key == key);
+        match not_on_disk(&new_here, unit.module_base, disk.as_ref(), growth) {
+            Some(left) => left,
+            None => return Ok(()),
+        }
+    };
+    let delta = delta_of(unit, &new_here.blocks, &new_here.traces, &new_here.marks, &|tag| live.traces.is_cold_head(tag));
+    let zones = delta.zone_refs();
+    let layout = persist::write::lay_out(&key, &delta.index, &zones);
+    s.hand_over(files::file_name(&path), &layout)?;
+    if !small {
+        note_handed_over(&path, new_here.blocks.len(), in_use);
+    }
+    crate::verbose!(
+        "persist: handed {} new blocks, {} traces and {} lookup targets of {} to the cache server{}",
+        new_here.blocks.len(),
+        new_here.traces.len(),
+        new_here.marks.len(),
+        files::display(&path),
+        if small { " to gather" } else { "" }
+    );
+    Ok(())
 }
 
 /// Where the blocks of `unit` go: the key of its module as it is now, and
