@@ -58,6 +58,8 @@ pub(crate) struct ThreadContext {
     pub(crate) ibl_lookups: u64,
     /// Where a lookup's miss path goes (`dbi_ibl_miss`).
     pub(crate) ibl_miss_handler: u64,
+    /// Where a flag-free first probe that missed goes on (`dbi_ibl_slow`).
+    pub(crate) ibl_slow_path: u64,
     /// `dbi_fcache_return`, for exit stubs that must not depend on where
     /// they are (persistable code jumps through this slot).
     pub(crate) fcache_return: u64,
@@ -105,6 +107,7 @@ pub(crate) mod offsets {
     pub(crate) const IBL_RAX: usize = offset_of!(ThreadContext, ibl_rax);
     pub(crate) const IBL_RDX: usize = offset_of!(ThreadContext, ibl_rdx);
     pub(crate) const IBL_MISS_HANDLER: usize = offset_of!(ThreadContext, ibl_miss_handler);
+    pub(crate) const IBL_SLOW_PATH: usize = offset_of!(ThreadContext, ibl_slow_path);
     pub(crate) const FCACHE_RETURN: usize = offset_of!(ThreadContext, fcache_return);
     pub(crate) const IBL_FLAGS: usize = offset_of!(ThreadContext, ibl_flags);
     pub(crate) const IBL_TARGET: usize = offset_of!(ThreadContext, ibl_target);
@@ -150,6 +153,7 @@ impl ThreadContext {
         ctx.mapping_len = total;
         ctx.ibl_miss_handler = crate::translate::file_lookup::miss_handler_addr();
         ctx.dispatcher_miss = crate::translate::ibl::dispatcher_miss_addr();
+        ctx.ibl_slow_path = crate::translate::ibl::slow_path_addr();
         ctx.fcache_return = crate::context_switch::fcache_return_addr();
         ctx.rflags = 0x202;
         ctx

@@ -36,6 +36,7 @@ fn tls_layout_hash() -> u64 {
         off::IBL_MASK,
         off::IBL_LOOKUPS,
         off::IBL_MISS_HANDLER,
+        off::IBL_SLOW_PATH,
         off::DISPATCHER_MISS,
         off::FCACHE_RETURN,
         off::SIGNAL_PENDING,
