@@ -21,6 +21,9 @@ use rkyv::util::AlignedVec;
 const MAX_WAITING: usize = 32;
 /// Bytes of deltas waiting for one file, at most.
 const MAX_WAITING_BYTES: usize = 16 << 20;
+/// Bytes of deltas waiting for all files, at most: the server's memory
+/// stays bounded however many modules runs use.
+const MAX_ALL_BYTES: usize = 64 << 20;
 
 #[derive(Default)]
 pub struct Gathered {
@@ -34,8 +37,12 @@ impl Gathered {
         self.by_file.remove(name).unwrap_or_default()
     }
 
+    /// Keeps `deltas` for the file `name`, unless the deltas of every
+    /// file would pass [`MAX_ALL_BYTES`] (then they are dropped).
     pub fn keep(&mut self, name: &str, deltas: Vec<AlignedVec<16>>) {
-        if !deltas.is_empty() {
+        let held: usize = self.by_file.values().flatten().map(|d| d.len()).sum();
+        let more: usize = deltas.iter().map(|d| d.len()).sum();
+        if !deltas.is_empty() && held + more <= MAX_ALL_BYTES {
             self.by_file.insert(name.to_string(), deltas);
         }
     }
