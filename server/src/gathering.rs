@@ -4,9 +4,8 @@
 //! they would never pass `persist::merge::MIN_GROWTH_DIVISOR`, and the
 //! run after builds them again (and pays the decoder's set-up, which only
 //! building costs). Kept here, they are merged with the next deltas of
-//! the file when together they grow it enough, or when one of their
-//! blocks recurs (built by two runs: most runs build it), as few of them
-//! as bring what recurs: each merged delta is a segment more, which every
+//! the file when one of their blocks recurs (built by two runs: most runs
+//! build it), as few of them as bring what recurs: each merged delta is a segment more, which every
 //! later load maps. They live in the server's memory, a bounded number
 //! per file: deltas gathered when the server stops are dropped (their
 //! blocks come back with the runs that build them).
@@ -70,12 +69,12 @@ pub enum Fate {
 }
 
 /// What becomes of `deltas` (checked, of the file's key, oldest first)
-/// merged into `old`: all of them when together they are worth a rewrite
-/// (`persist::merge::worth_rewriting`); else, when blocks or lookup
-/// targets recur (brought by two deltas: most runs build them), the
-/// fewest deltas that bring them all, each one a segment more for every
-/// later load to map; the others wait, the oldest dropped beyond
-/// [`MAX_WAITING`] or [`MAX_WAITING_BYTES`].
+/// merged into `old`: each delta worth a rewrite of its own
+/// (`persist::merge::worth_rewriting`) is merged; of the others, when
+/// blocks or lookup targets recur (brought by two of them: most runs
+/// build them), the fewest that bring them all, each one a segment more
+/// for every later load to map; the others wait, the oldest dropped
+/// beyond [`MAX_WAITING`] or [`MAX_WAITING_BYTES`].
 pub fn decide(old: &Validated, deltas: &[&Validated], sizes: &[usize]) -> Vec<Fate> {
     let lacks = |v: &Validated| -> (Vec<u32>, Vec<u32>, usize) {
         let blocks = v.index.blocks.iter().map(|b| b.module_offset.to_native()).filter(|&b| old.index.block_at(b).is_none()).collect();
@@ -84,31 +83,38 @@ pub fn decide(old: &Validated, deltas: &[&Validated], sizes: &[usize]) -> Vec<Fa
         (blocks, marks, traces)
     };
     let brought: Vec<(Vec<u32>, Vec<u32>, usize)> = deltas.iter().map(|v| lacks(v)).collect();
-    // Each offset the file lacks (marks apart from blocks), with how many
-    // deltas bring it.
-    let mut seen: BTreeMap<(bool, u32), usize> = BTreeMap::new();
-    for (blocks, marks, _) in &brought {
-        for &b in blocks {
-            *seen.entry((false, b)).or_default() += 1;
-        }
-        for &m in marks {
-            *seen.entry((true, m)).or_default() += 1;
-        }
-    }
-    let fresh = Fresh {
-        blocks: seen.keys().filter(|(mark, _)| !mark).count(),
-        traces: brought.iter().map(|(_, _, t)| t).sum(),
-        marks: seen.keys().filter(|(mark, _)| *mark).count(),
-    };
-    let brings = |i: usize| !brought[i].0.is_empty() || !brought[i].1.is_empty() || brought[i].2 > 0;
-    let mut fates: Vec<Fate> = (0..deltas.len()).map(|i| if brings(i) { Fate::Wait } else { Fate::Drop }).collect();
-    if worth_rewriting(fresh, old.index.blocks.len(), MIN_GROWTH_DIVISOR) {
-        return fates.into_iter().map(|f| if f == Fate::Wait { Fate::Merge } else { f }).collect();
-    }
-    let mut recurring: Vec<(bool, u32)> = seen.into_iter().filter(|&(_, n)| n >= 2).map(|(k, _)| k).collect();
+    let held = old.index.blocks.len();
     let mut zones = old.zones.len();
-    // Greedily, the delta that brings most of what recurs and is not
-    // covered yet.
+    let mut fates: Vec<Fate> = brought
+        .iter()
+        .map(|(blocks, marks, traces)| {
+            let fresh = Fresh { blocks: blocks.len(), traces: *traces, marks: marks.len() };
+            if worth_rewriting(fresh, held, MIN_GROWTH_DIVISOR) {
+                Fate::Merge
+            } else if blocks.is_empty() && marks.is_empty() {
+                Fate::Drop
+            } else {
+                Fate::Wait
+            }
+        })
+        .collect();
+    // Each offset the file lacks (marks apart from blocks) that only
+    // waiting deltas bring, with how many of them bring it.
+    let merged: Vec<usize> = (0..deltas.len()).filter(|&i| fates[i] == Fate::Merge).collect();
+    zones += merged.iter().map(|&i| deltas[i].zones.len() - 1).sum::<usize>();
+    let merged_brings = |key: (bool, u32)| {
+        merged.iter().any(|&i| if key.0 { brought[i].1.contains(&key.1) } else { brought[i].0.contains(&key.1) })
+    };
+    let mut seen: BTreeMap<(bool, u32), usize> = BTreeMap::new();
+    for i in (0..deltas.len()).filter(|&i| fates[i] == Fate::Wait) {
+        let (blocks, marks, _) = &brought[i];
+        for key in blocks.iter().map(|&b| (false, b)).chain(marks.iter().map(|&m| (true, m))) {
+            *seen.entry(key).or_default() += 1;
+        }
+    }
+    let mut recurring: Vec<(bool, u32)> = seen.into_iter().filter(|&(k, n)| n >= 2 && !merged_brings(k)).map(|(k, _)| k).collect();
+    // Greedily, the waiting delta that brings most of what recurs and is
+    // not covered yet.
     while !recurring.is_empty() {
         let covers = |i: usize| {
             let (blocks, marks, _) = &brought[i];
