@@ -27,7 +27,15 @@ const MAX_ALL_BYTES: usize = 64 << 20;
 #[derive(Default)]
 pub struct Gathered {
     by_file: BTreeMap<String, Vec<AlignedVec<16>>>,
+    /// Files with waiting deltas that bring what recurs, to merge once
+    /// no hand-over came for [`SETTLE_AFTER`] (or at a sync).
+    due: std::collections::BTreeSet<String>,
 }
+
+/// How long the server waits without hand-overs before it merges small
+/// deltas: a rewrite of a big file (cc1's is 37 MB) would compete with
+/// the processes of a burst (`make -j2`) for the machine.
+pub const SETTLE_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Gathered {
     /// The deltas waiting for the cache file `name`, oldest first (taken:
@@ -44,6 +52,19 @@ impl Gathered {
         if !deltas.is_empty() && held + more <= MAX_ALL_BYTES {
             self.by_file.insert(name.to_string(), deltas);
         }
+    }
+
+    pub fn mark_due(&mut self, name: &str) {
+        self.due.insert(name.to_string());
+    }
+
+    /// The files whose waiting deltas are due to be merged (taken).
+    pub fn take_due(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.due).into_iter().collect()
+    }
+
+    pub fn any_due(&self) -> bool {
+        !self.due.is_empty()
     }
 
     /// Deltas waiting, over every file.
@@ -63,6 +84,8 @@ const MAX_ZONES_FOR_SMALL: usize = 32;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Fate {
     Merge,
+    /// Small, but it brings what recurs: merged once the server is idle.
+    Recurs,
     Wait,
     /// It brings nothing the file lacks, or waited too long.
     Drop,
@@ -72,9 +95,9 @@ pub enum Fate {
 /// merged into `old`: each delta worth a rewrite of its own
 /// (`persist::merge::worth_rewriting`) is merged; of the others, when
 /// blocks or lookup targets recur (brought by two of them: most runs
-/// build them), the fewest that bring them all, each one a segment more
-/// for every later load to map; the others wait, the oldest dropped
-/// beyond [`MAX_WAITING`] or [`MAX_WAITING_BYTES`].
+/// build them), the fewest that bring them all ([`Fate::Recurs`]), each
+/// one a segment more for every later load to map; the others wait, the
+/// oldest dropped beyond [`MAX_WAITING`] or [`MAX_WAITING_BYTES`].
 pub fn decide(old: &Validated, deltas: &[&Validated], sizes: &[usize]) -> Vec<Fate> {
     let lacks = |v: &Validated| -> (Vec<u32>, Vec<u32>, usize) {
         let blocks = v.index.blocks.iter().map(|b| b.module_offset.to_native()).filter(|&b| old.index.block_at(b).is_none()).collect();
@@ -125,7 +148,7 @@ pub fn decide(old: &Validated, deltas: &[&Validated], sizes: &[usize]) -> Vec<Fa
             break;
         }
         zones += deltas[best].zones.len() - 1;
-        fates[best] = Fate::Merge;
+        fates[best] = Fate::Recurs;
         let (blocks, marks, _) = &brought[best];
         recurring.retain(|&(mark, o)| !if mark { marks.contains(&o) } else { blocks.contains(&o) });
     }

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
 use persist::file_identity::{verified_memo, FileIdentity};
@@ -63,7 +63,21 @@ impl Merger<'_> {
         // whole schema, which cost more than recording a run.
         let mut index = None;
         let mut gathered = Gathered::default();
-        while let Ok(first) = jobs.recv() {
+        loop {
+            // Small deltas due to be merged wait until no hand-over came
+            // for a while (`gathering::SETTLE_AFTER`).
+            let next = match gathered.any_due() {
+                true => jobs.recv_timeout(gathering::SETTLE_AFTER),
+                false => jobs.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            let first = match next {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.settle(&mut gathered);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
             let mut batch = vec![first];
             while batch.len() < BATCH {
                 match jobs.try_recv() {
@@ -86,7 +100,11 @@ impl Merger<'_> {
                 }
             }
             for (name, deltas) in by_file {
-                self.merge_file(&name, deltas, &mut gathered);
+                self.merge_file(&name, deltas, &mut gathered, false);
+            }
+            // A sync settles everything handed over before it.
+            if !answer.is_empty() {
+                self.settle(&mut gathered);
             }
             // Runs are recorded after the files they wrote are published.
             if ingest || !answer.is_empty() {
@@ -98,7 +116,17 @@ impl Merger<'_> {
         }
     }
 
-    fn merge_file(&self, name: &str, deltas: Vec<(File, u64)>, gathered: &mut Gathered) {
+    /// Merges the small deltas due to be merged.
+    fn settle(&self, gathered: &mut Gathered) {
+        for name in gathered.take_due() {
+            self.merge_file(&name, Vec::new(), gathered, true);
+        }
+    }
+
+    /// Merges what `deltas` and those waiting for the file `name` bring
+    /// that is worth it; small deltas that bring what recurs only when
+    /// `settling` (else the file is marked due).
+    fn merge_file(&self, name: &str, deltas: Vec<(File, u64)>, gathered: &mut Gathered, settling: bool) {
         // Deltas gathered before come first: the newest delta's key wins.
         let mut buffers = gathered.take(name);
         buffers.extend(deltas.into_iter().filter_map(|(f, len)| match read_all(&f, len) {
@@ -144,7 +172,15 @@ impl Merger<'_> {
             let fates = gathering::decide(o, &deltas, &sizes);
             let with = |fate: Fate| checked.iter().zip(&fates).filter(|(_, &f)| f == fate).map(|(&(i, _), _)| i).collect::<Vec<usize>>();
             merging = with(Fate::Merge);
-            let waiting = with(Fate::Wait);
+            let mut waiting = with(Fate::Wait);
+            let recurs = with(Fate::Recurs);
+            if settling {
+                merging.extend(recurs);
+            } else if !recurs.is_empty() {
+                gathered.mark_due(name);
+                waiting.extend(recurs);
+                waiting.sort_unstable();
+            }
             if !waiting.is_empty() {
                 self.log.line(format_args!("{name}: {} deltas waiting, too small for a rewrite yet", waiting.len()));
             }
