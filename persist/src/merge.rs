@@ -40,6 +40,13 @@ impl<'a> Parts<'a> {
 /// taken once is not worth it).
 pub const MIN_GROWTH_DIVISOR: usize = 64;
 
+/// Zones a file may reach through the cache server's merges of deltas
+/// too small for a rewrite of their own: each brings a (W, X) pair, which
+/// every later load protects on its own (a few microseconds each), and a
+/// file that would pass `MAX_ZONES` starts over. Past this, a file takes
+/// only deltas worth a rewrite, and runs hand it no smaller ones.
+pub const MAX_ZONES_FOR_SMALL: usize = 64;
+
 /// What a delta brings that a file lacks.
 #[derive(Clone, Copy, Default)]
 pub struct Fresh {

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use persist::merge::{worth_rewriting, Fresh, MIN_GROWTH_DIVISOR};
+use persist::merge::{worth_rewriting, Fresh, MAX_ZONES_FOR_SMALL, MIN_GROWTH_DIVISOR};
 use persist::Validated;
 use rkyv::util::AlignedVec;
 
@@ -73,12 +73,6 @@ impl Gathered {
     }
 }
 
-/// Zones a file may reach through merges of small deltas: each brings a
-/// (W, X) pair, which every later load protects on its own (a few
-/// microseconds each, measured on /bin/true with libc's file at 61 zones
-/// against 17), and a file that would pass `persist::header::MAX_ZONES`
-/// starts over. Past this, a file takes only deltas worth a rewrite.
-const MAX_ZONES_FOR_SMALL: usize = 32;
 
 /// What to do with each delta waiting for a file.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -121,6 +121,8 @@ pub(crate) struct LoadedFile {
     index: &'static ArchivedIndex,
     /// (W zone address, X zone address) of each segment.
     segments: Vec<(u64, u64)>,
+    /// Zones of the file, R included.
+    zones: usize,
     /// Tags registered as fragments.
     registered: Vec<u64>,
     /// Retired after a flush of its module's code: nothing more is used.
@@ -336,6 +338,15 @@ impl LoadedFiles {
     /// Blocks of the file in use for the module at `base` (0 if none).
     pub(crate) fn block_count(&self, base: u64, identity: FileIdentity) -> usize {
         self.files.iter().find(|f| f.module_base == base && f.identity == identity).map_or(0, |f| f.index.blocks.len())
+    }
+
+    /// Whether the file in use for the module at `base` has zones to take
+    /// a small delta (`persist::merge::MAX_ZONES_FOR_SMALL`).
+    pub(crate) fn takes_small_deltas(&self, base: u64, identity: FileIdentity) -> bool {
+        self.files
+            .iter()
+            .find(|f| f.module_base == base && f.identity == identity)
+            .is_none_or(|f| f.zones + 2 <= persist::merge::MAX_ZONES_FOR_SMALL)
     }
 
     /// Whether the file in use for the module at `base` has the block `tag`.
@@ -698,6 +709,7 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, 
         len,
         index: v.index,
         segments,
+        zones: v.zones.len(),
         registered: Vec::new(),
         dead: false,
         served,

@@ -282,6 +282,10 @@ fn hand_over(unit: &Unit, live: Live, loaded: &LoadedFiles, s: &Server, growth: 
     let Some((new_here, in_use)) = worth_saving(unit, live, loaded, EVERY_BLOCK) else { return Ok(()) };
     let Some((key, path)) = destination(unit, loaded) else { return Ok(()) };
     let small = !persist::merge::worth_rewriting(new_here.fresh(), in_use, growth);
+    if small && !loaded.takes_small_deltas(unit.module_base, unit.identity) {
+        // Built by every run until the file is translated again.
+        return Ok(());
+    }
     let new_here = if small {
         new_here
     } else {
