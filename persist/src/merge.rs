@@ -40,6 +40,10 @@ impl<'a> Parts<'a> {
 /// taken once is not worth it).
 pub const MIN_GROWTH_DIVISOR: usize = 64;
 
+/// A growth divisor that takes any new block (a delta whose worth was
+/// decided elsewhere, or ahead-of-time translation's batches).
+pub const EVERY_BLOCK: usize = u32::MAX as usize;
+
 /// Zones a file may reach through the cache server's merges of deltas
 /// too small for a rewrite of their own: each brings a (W, X) pair, which
 /// every later load protects on its own (a few microseconds each), and a

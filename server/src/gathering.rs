@@ -5,8 +5,8 @@
 //! run after builds them again (and pays the decoder's set-up, which only
 //! building costs). Kept here, they are merged with the next deltas of
 //! the file when one of their blocks recurs (built by two runs: most runs
-//! build it), as few of them as bring what recurs: each merged delta is a segment more, which every
-//! later load maps. They live in the server's memory, a bounded number
+//! build it), as few of them as bring what recurs: each merged delta is a
+//! segment more, which every later load maps. They live in the server's memory, a bounded number
 //! per file: deltas gathered when the server stops are dropped (their
 //! blocks come back with the runs that build them).
 
@@ -72,7 +72,6 @@ impl Gathered {
         self.by_file.values().map(Vec::len).sum()
     }
 }
-
 
 /// What to do with each delta waiting for a file.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -15,7 +15,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
 use persist::file_identity::{verified_memo, FileIdentity};
-use persist::merge::{merge, Parts};
+use persist::merge::{merge, Parts, EVERY_BLOCK};
 use rkyv::util::AlignedVec;
 
 use crate::counters::Counters;
@@ -30,8 +30,6 @@ pub const MAX_DELTA: u64 = 1 << 30;
 const BATCH: usize = 256;
 /// The merger thread's nice value.
 const MERGER_NICE: i32 = 10;
-/// A growth divisor (`persist::merge::merge`) that takes any new block.
-const TAKE_EVERY_BLOCK: usize = u32::MAX as usize;
 
 pub enum Job {
     /// A delta for the cache file `name`, in a memory file of `len` bytes.
@@ -215,9 +213,9 @@ impl Merger<'_> {
         let mut added = 0;
         for v in deltas {
             if let Some(delta) = Parts::of(v) {
-                // Worth it together, as decided: each delta is taken
-                // whole, however small.
-                added += merge(&mut file, delta, TAKE_EVERY_BLOCK).unwrap_or(0);
+                // As decided (worth a rewrite alone, or bringing what
+                // recurs): each delta is taken whole, however small.
+                added += merge(&mut file, delta, EVERY_BLOCK).unwrap_or(0);
             }
         }
         if added == 0 {

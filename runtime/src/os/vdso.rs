@@ -119,6 +119,3 @@ pub(crate) fn note_as_module(image: u64, len: u64) {
     crate::os::modules::HASHES.lock().push((identity, hash));
     crate::os::modules::note_mapping(path, Some(identity), image, image, image + len);
 }
-
-impl Vdso {
-}

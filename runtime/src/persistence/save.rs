@@ -6,7 +6,7 @@
 
 use alloc::vec::Vec;
 
-use persist::merge::{Fresh, Parts, MIN_GROWTH_DIVISOR};
+use persist::merge::{Fresh, Parts, EVERY_BLOCK, MIN_GROWTH_DIVISOR};
 
 use crate::translate::fragment::{Fragment, FragmentTable};
 use crate::translate::trace_table::TraceTable;
@@ -117,8 +117,6 @@ fn finish_batches(unit: &Unit, live: Live, loaded: &LoadedFiles, batches: &[file
     write_merged(unit, &new_here, live, &key, &path, EVERY_BLOCK, batches);
 }
 
-/// A growth divisor (`persist::merge::merge`) that takes any new block.
-const EVERY_BLOCK: usize = u32::MAX as usize;
 
 /// At the end of a process (exit or exec) with a cache server: a detached
 /// copy of the process (`os::detached`) builds the deltas and hands them
