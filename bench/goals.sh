@@ -91,11 +91,10 @@ ratio_goal "warm gcc -c hello.c" 1.3 "$RUNS" -- gcc -c -o "$OUT/hello.o" "$OUT/h
 ratio_goal "warm make -B -j2 (20 files)" 1.3 "$RUNS" -- make -s -B -j2 -C "$OUT/proj20"
 ratio_goal "warm python3 -m unittest" 1.3 "$RUNS" -- $UNITTEST
 ratio_goal "python3 sum of 20M squares" 1.3 "$LONG_RUNS" -- $LOOP
-# Traces are opt-in (persisted, but a cache shared by several programs
-# gives short runs traces that do not fit them): their loop and start-up
-# rows are measured apart.
-ratio_goal "python3 sum of 20M squares, -traces" 1.3 "$LONG_RUNS" -traces -- $LOOP
-ratio_goal "warm python3 -c pass, -traces" 1.3 "$RUNS" -traces -- "$PY" -c pass
+# Traces are the default; without them (-no_traces, files of their own)
+# the loop and start-up rows again, for what traces give and cost.
+ratio_goal "python3 sum of 20M squares, -no_traces" 1.3 "$LONG_RUNS" -no_traces -- $LOOP
+ratio_goal "warm python3 -c pass, -no_traces" 1.3 "$RUNS" -no_traces -- "$PY" -c pass
 ratio_goal "sha256sum 200 MB" 1.05 "$LONG_RUNS" -- sha256sum "$OUT/data200M"
 ratio_goal "xz -T2 20 MB" 1.05 "$LONG_RUNS" -- xz -T2 -1 --block-size=4MiB -c "$OUT/data20M"
 ratio_goal "-c drcov warm make -B -j2" 1.5 "$RUNS" -logdir "$OUT" -c drcov -- make -s -B -j2 -C "$OUT/proj20"

@@ -46,7 +46,7 @@ pub struct Options {
     pub no_follow_children: bool,
     pub no_native_exec: bool,
     /// -traces: join hot paths of blocks into traces (under -persist,
-    /// files keep them).
+    /// files keep them); the default, so this only says it again.
     pub traces: bool,
     /// -no_traces (DynamoRIO's -disable_traces): no traces, even with
     /// -traces (from DBIRUN_OPTIONS, say).
@@ -60,13 +60,12 @@ pub struct Options {
 }
 
 impl Options {
-    /// Whether the run builds traces: asked for (-traces, perhaps from
-    /// DBIRUN_OPTIONS) and not turned off (-no_traces). Ahead-of-time
-    /// translation runs nothing, so it has none. Not the default, even
-    /// with -persist: a warm run of a cache shared by several programs
-    /// loads traces that do not fit it (python3 -c pass 29 ms against 24).
-    pub fn builds_traces(&self) -> bool {
-        self.traces && !self.no_traces && !self.aot
+    /// Whether the run is one with traces: the default, as in DynamoRIO,
+    /// unless -no_traces turns them off. It builds them, or with -aot
+    /// translates for runs that do (their files are keyed apart from
+    /// runs without: a file for them has its exits readied for traces).
+    pub fn with_traces(&self) -> bool {
+        !self.no_traces
     }
 }
 
@@ -155,10 +154,10 @@ struct Cli {
     /// Test only: never run any code natively (disables the runtime's native-execution shortcuts)
     #[arg(long = "no_native_exec", hide = true)]
     no_native_exec: bool,
-    /// Join hot paths of blocks into traces (code built from the path a loop actually runs, indirect branches checked in line); with -persist, files keep them
+    /// Join hot paths of blocks into traces (code built from the path a loop actually runs, indirect branches checked in line); with -persist, files keep them. The default
     #[arg(long = "traces")]
     traces: bool,
-    /// No traces, even with -traces (from DBIRUN_OPTIONS, say)
+    /// No traces (DynamoRIO's -disable_traces), even with -traces (from DBIRUN_OPTIONS, say)
     #[arg(long = "no_traces")]
     no_traces: bool,
     /// Directory for client output files (default: the current directory)

@@ -75,7 +75,7 @@ pub fn runtime_argv(
         (opts.aot_progress, "-aot_progress"),
         (opts.no_follow_children, "-no_follow_children"),
         (opts.no_native_exec, "-no_native_exec"),
-        (opts.builds_traces(), "-traces"),
+        (opts.with_traces(), "-traces"),
     ];
     argv.extend(
         flags_after_dir
@@ -155,7 +155,7 @@ mod tests {
         let argv = runtime_argv(Path::new("/rt"), Path::new("/usr/bin/ls"), &base(), None, false, None);
         assert_eq!(
             strings(argv),
-            ["/rt", "--", "/usr/bin/ls", "ls", "-la", "/usr"]
+            ["/rt", "-traces", "--", "/usr/bin/ls", "ls", "-la", "/usr"]
         );
     }
 
@@ -224,29 +224,23 @@ mod tests {
         );
     }
 
-    /// Traces when asked for and not turned off; never for -aot; not by
-    /// default, with -persist or without.
+    /// Traces by default, with -persist or without, and for -aot (its
+    /// files are for runs with traces); never with -no_traces, even
+    /// beside -traces.
     #[test]
-    fn traces_only_when_asked_for() {
+    fn traces_unless_turned_off() {
         let traces = |change: &dyn Fn(&mut Options)| {
             let mut opts = base();
             change(&mut opts);
             strings(runtime_argv(Path::new("/rt"), Path::new("/usr/bin/ls"), &opts, None, false, None)).contains(&"-traces".to_string())
         };
-        assert!(!traces(&|_| {}));
-        assert!(traces(&|o| o.traces = true));
-        assert!(!traces(&|o| o.persist = true));
-        assert!(traces(&|o| {
-            o.persist = true;
-            o.traces = true;
-        }));
+        assert!(traces(&|_| {}));
+        assert!(traces(&|o| o.persist = true));
+        assert!(traces(&|o| o.aot = true));
+        assert!(!traces(&|o| o.no_traces = true));
         assert!(!traces(&|o| {
             o.traces = true;
             o.no_traces = true;
-        }));
-        assert!(!traces(&|o| {
-            o.traces = true;
-            o.aot = true;
         }));
     }
 
@@ -256,6 +250,6 @@ mod tests {
         opts.app = "python3".into();
         opts.app_args.clear();
         let argv = runtime_argv(Path::new("/rt"), Path::new("/usr/bin/python3"), &opts, None, false, None);
-        assert_eq!(strings(argv), ["/rt", "--", "/usr/bin/python3", "python3"]);
+        assert_eq!(strings(argv), ["/rt", "-traces", "--", "/usr/bin/python3", "python3"]);
     }
 }

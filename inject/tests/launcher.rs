@@ -360,6 +360,7 @@ fn runtime_argv_encoding() {
         cwd.join("rel/cache").join(uid().to_string()).display().to_string(),
         "-no_follow_children".into(),
         "-no_native_exec".into(),
+        "-traces".into(),
         "-c".into(),
         "null".into(),
         "2".into(),
@@ -381,27 +382,29 @@ fn runtime_argv_encoding() {
 #[test]
 fn option_spellings_reach_the_runtime_identically() {
     let cases: &[(&[&str], &[&str])] = &[
-        (&["-stats"], &["-stats"]),
-        (&["--stats"], &["-stats"]),
-        (&["--v"], &["-v"]),
-        (&["--verbose"], &["-v"]),
-        (&["--persist"], &["-persist", "-persist_dir", "{xdg}/dbirun/{uid}"]),
-        (&["-persist", "-persist_dir", "x"], &["-persist", "-persist_dir", "{dir}/x/{uid}"]),
-        (&["--persist", "--persist_dir", "x"], &["-persist", "-persist_dir", "{dir}/x/{uid}"]),
-        (&["-persist", "--persist-dir", "x"], &["-persist", "-persist_dir", "{dir}/x/{uid}"]),
-        (&["-persist", "--persist-dir=x"], &["-persist", "-persist_dir", "{dir}/x/{uid}"]),
-        (&["-persist", "--persist_dir=x"], &["-persist", "-persist_dir", "{dir}/x/{uid}"]),
+        (&["-stats"], &["-stats", "-traces"]),
+        (&["--stats"], &["-stats", "-traces"]),
+        (&["--v"], &["-v", "-traces"]),
+        (&["--verbose"], &["-v", "-traces"]),
+        (&["--persist"], &["-persist", "-persist_dir", "{xdg}/dbirun/{uid}", "-traces"]),
+        (&["-persist", "-persist_dir", "x"], &["-persist", "-persist_dir", "{dir}/x/{uid}", "-traces"]),
+        (&["--persist", "--persist_dir", "x"], &["-persist", "-persist_dir", "{dir}/x/{uid}", "-traces"]),
+        (&["-persist", "--persist-dir", "x"], &["-persist", "-persist_dir", "{dir}/x/{uid}", "-traces"]),
+        (&["-persist", "--persist-dir=x"], &["-persist", "-persist_dir", "{dir}/x/{uid}", "-traces"]),
+        (&["-persist", "--persist_dir=x"], &["-persist", "-persist_dir", "{dir}/x/{uid}", "-traces"]),
         (&["-traces", "-no_traces"], &[]),
         (&["-traces", "-disable_traces"], &[]),
         (&["--traces", "--no-traces"], &[]),
         (&["-traces"], &["-traces"]),
         (&["--traces"], &["-traces"]),
+        // Traces are the default: -no_traces alone turns them off.
+        (&["-no_traces"], &[]),
         // Without -persist the directory is passed on but not prepared.
-        (&["-persist_dir", "/nonexistent/x"], &["-persist_dir", "/nonexistent/x"]),
-        (&["--no-follow-children"], &["-no_follow_children"]),
-        (&["--no_follow_children"], &["-no_follow_children"]),
-        (&["--no_native_exec"], &["-no_native_exec"]),
-        (&["--client", "null", "o"], &["-c", "null", "1", "o"]),
+        (&["-persist_dir", "/nonexistent/x"], &["-persist_dir", "/nonexistent/x", "-traces"]),
+        (&["--no-follow-children"], &["-no_follow_children", "-traces"]),
+        (&["--no_follow_children"], &["-no_follow_children", "-traces"]),
+        (&["--no_native_exec"], &["-no_native_exec", "-traces"]),
+        (&["--client", "null", "o"], &["-traces", "-c", "null", "1", "o"]),
     ];
     for (given, passed) in cases {
         let f = Fixture::new();
@@ -478,12 +481,12 @@ fn app_without_double_dash_and_argv0_as_typed() {
     let o = f.run(f.dbirun().args(["-stats", "sh", "-v", "-c", "x"]));
     assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
     let argv = f.argv();
-    assert_eq!(argv[1..3], ["-stats", "--"]);
+    assert_eq!(argv[1..4], ["-stats", "-traces", "--"]);
     assert!(
-        argv[3].ends_with("/sh") && Path::new(&argv[3]).is_absolute(),
+        argv[4].ends_with("/sh") && Path::new(&argv[4]).is_absolute(),
         "{argv:?}"
     );
-    assert_eq!(argv[4..], ["sh", "-v", "-c", "x"]);
+    assert_eq!(argv[5..], ["sh", "-v", "-c", "x"]);
 }
 
 #[test]
@@ -494,7 +497,7 @@ fn unset_path_searches_the_default_path() {
     assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
     let argv = f.argv();
     let defaults = ["/usr/local/bin/sh", "/usr/bin/sh", "/bin/sh"];
-    assert!(defaults.contains(&argv[2].as_str()), "{argv:?}");
+    assert!(defaults.contains(&argv[3].as_str()), "{argv:?}");
 }
 
 #[test]
@@ -784,7 +787,7 @@ fn default_options_from_dbirun_options() {
     let o = f.run(f.dbirun().env("DBIRUN_OPTIONS", "-stats -persist_dir /nonexistent/x").args(["-v", "--", "/bin/true"]));
     assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
     let argv = f.argv();
-    assert_eq!(&argv[1..], ["-v", "-stats", "-persist_dir", "/nonexistent/x", "--", "/bin/true", "/bin/true"].map(String::from));
+    assert_eq!(&argv[1..], ["-v", "-stats", "-persist_dir", "/nonexistent/x", "-traces", "--", "/bin/true", "/bin/true"].map(String::from));
     let o = f.run(f.dbirun().env("DBIRUN_OPTIONS", "-bogus").args(["--", "/bin/true"]));
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(o.stderr_lines().len(), 1, "{}", o.stderr);

@@ -204,13 +204,14 @@ pub struct Index {
     /// Sorted by head, no two alike.
     pub traces: Vec<TraceEntry>,
     pub trace_spans: Vec<TraceSpan>,
-    /// Exits of blocks and traces to a trace's head, which a loader with
-    /// traces points at the trace.
+    /// Exits of blocks and traces to a trace's head: in a file for runs
+    /// with traces their slots lead to the trace.
     pub exits_to_traces: Vec<ExitRef>,
     /// Blocks' backward exits, and traces' exits, to anything but a
-    /// trace's head or a [`BlockEntry::COLD_HEAD`]: a loader with traces
-    /// points them at their stubs, so that their targets' entries are
-    /// counted.
+    /// trace's head or a [`BlockEntry::COLD_HEAD`]: in a file for runs
+    /// with traces their slots lead to their stubs, so that their targets'
+    /// entries are counted. Sorted by segment, then stub offset: the
+    /// dispatcher asks whether an exit it came by is one.
     pub counted_exits: Vec<ExitRef>,
     /// In a delta only: module offsets, increasing, of blocks the file it
     /// is merged into holds (not the delta) that indirect branches reached
@@ -295,6 +296,30 @@ impl Index {
                 }
             }
         }
+        let exits = &self.exits;
+        self.counted_exits.sort_by_key(|r| (r.segment, exits[r.exit as usize].stub));
+    }
+
+    /// Whether the file is for runs with traces (not `-no_traces`): its
+    /// exits are then readied for them ([`crate::merge::ready_for_traces`]).
+    pub fn for_traces(&self) -> bool {
+        !self.options.iter().any(|o| o == NO_TRACES)
+    }
+}
+
+/// The option, in [`Index::options`], of runs without traces.
+pub const NO_TRACES: &str = "-no_traces";
+
+impl ArchivedIndex {
+    /// Whether the exit whose stub is at `stub_offset` in segment
+    /// `segment`'s X zone is one of [`Index::counted_exits`] (a wrong
+    /// order, in a file not written by a merge, only hides some).
+    pub fn is_counted_exit(&self, segment: u32, stub_offset: u32) -> bool {
+        let key = |r: &ArchivedExitRef| {
+            let stub = self.exits.get(r.exit.to_native() as usize).map_or(0, |e| e.stub.to_native());
+            (r.segment.to_native(), stub)
+        };
+        self.counted_exits.binary_search_by_key(&(segment, stub_offset), key).is_ok()
     }
 }
 

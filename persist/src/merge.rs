@@ -147,6 +147,9 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     index.client_zones = d.client_zones.map(|(w, x)| (w + zone_shift, x + zone_shift));
     zones.extend(d_zones);
     prelink(file, segment_shift as usize, &added);
+    if file.index.for_traces() {
+        ready_for_traces(file);
+    }
     Some(brings.blocks + brings.traces + brings.marks)
 }
 
@@ -161,11 +164,7 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
 /// looked at, so that a merge costs what it adds, not what the file holds.
 pub fn prelink(parts: &mut Parts<'_>, first_new: usize, added: &[u32]) {
     let Parts { index, zones } = parts;
-    let mut at = Vec::with_capacity(zones.len() + 1);
-    at.push(0usize);
-    for (_, z) in zones.iter() {
-        at.push(at.last().unwrap() + page_up(z.len()));
-    }
+    let at = zone_places(zones);
     // at[z - 1] is zone z's distance from the first zone after R.
     let place = |z: u32| at[z as usize - 1] as i64;
     for (s, seg) in index.segments.iter().enumerate() {
@@ -190,4 +189,45 @@ pub fn prelink(parts: &mut Parts<'_>, first_new: usize, added: &[u32]) {
             }
         }
     }
+}
+
+/// Points the slots of a file for runs with traces as such a run wants
+/// them: an exit to a trace's head at the trace, and a counted exit
+/// ([`Index::counted_exits`]) at its stub, so a loop's start is counted
+/// as a head. Done once per merge, so that loading writes nothing.
+pub fn ready_for_traces(parts: &mut Parts<'_>) {
+    let Parts { index, zones } = parts;
+    let places = zone_places(zones);
+    let place = |z: u32| places[z as usize - 1] as i64;
+    let mut set = |r: &crate::index::ExitRef, goes_to: i64| {
+        let seg = &index.segments[r.segment as usize];
+        let e = &index.exits[r.exit as usize];
+        let value = crate::exit_slots::stored(goes_to - place(seg.x_zone)).to_le_bytes();
+        let slot = e.slot as usize..e.slot as usize + 8;
+        let w = &mut zones[seg.w_zone as usize - 1].1;
+        if w[slot.clone()] != value {
+            w.to_mut()[slot].copy_from_slice(&value);
+        }
+    };
+    for r in &index.exits_to_traces {
+        let target = index.exits[r.exit as usize].target;
+        let Ok(t) = index.traces.binary_search_by_key(&target, |t| t.head as i64) else { continue };
+        let t = &index.traces[t];
+        set(r, place(index.segments[t.segment as usize].x_zone) + t.code_offset as i64);
+    }
+    for r in &index.counted_exits {
+        let seg = &index.segments[r.segment as usize];
+        set(r, place(seg.x_zone) + index.exits[r.exit as usize].stub as i64);
+    }
+}
+
+/// Where each zone after R lies from the first of them, as a mapping lays
+/// them out (each from a page boundary).
+fn zone_places(zones: &Zones<'_>) -> Vec<usize> {
+    let mut at = Vec::with_capacity(zones.len() + 1);
+    at.push(0usize);
+    for (_, z) in zones.iter() {
+        at.push(at.last().unwrap() + page_up(z.len()));
+    }
+    at
 }

@@ -88,6 +88,7 @@ pub const STATS_FIELDS: &[(&str, &str)] = &[
     ("trace_blocks", "blocks in traces"),
     ("traces_stale", "traces recorded afresh"),
     ("traces_loaded", "traces loaded"),
+    ("traces_adopted", "traces taken into use"),
     ("blocks_loaded", "blocks loaded"),
     ("blocks_registered", "blocks registered"),
     ("lookup_targets_loaded", "lookup entries loaded"),

@@ -464,13 +464,19 @@ fn merging_flags_the_lookup_targets_a_delta_marks() {
 }
 
 /// A delta of one block at `offset` (its code 40 bytes in a segment of its
-/// own) whose one exit goes to `target`.
+/// own) whose one exit goes to `target`, from a run without traces.
 fn one_block_delta(offset: u32, target: i64) -> Aligned {
+    one_block_delta_with(offset, target, &[persist::index::NO_TRACES])
+}
+
+/// [`one_block_delta`] from a run with `options`.
+fn one_block_delta_with(offset: u32, target: i64, options: &[&str]) -> Aligned {
     let block = block_entry(offset, 0, 40, (0, 1), 0);
     let mut index = Index {
         segments: vec![Segment { w_zone: 1, x_zone: 2, base_slot: 4096 - 8, first_exit: 0, exit_count: 1, code_len: 40 }],
         blocks: vec![block],
         exits: vec![ExitEntry { slot: 0, stub: 8, target }],
+        options: options.iter().map(|o| o.to_string()).collect(),
         ..Index::default()
     };
     index.derive_from_blocks();
@@ -480,6 +486,39 @@ fn one_block_delta(offset: u32, target: i64) -> Aligned {
 /// The distance the slot at `slot` of W zone `zone` stores.
 fn slot_value(zone: &[u8], slot: usize) -> i64 {
     persist::exit_slots::distance(u64::from_le_bytes(zone[slot..slot + 8].try_into().unwrap())).expect("a stored distance")
+}
+
+/// In a file for runs with traces (its options lack `-no_traces`), a
+/// merge leads an exit to a trace's head to the trace, and a counted exit
+/// (a block's backward one) to its own stub, so a loader writes nothing;
+/// in a file for runs without, both go to their target blocks.
+#[test]
+fn merging_readies_exits_for_runs_with_traces() {
+    let every_block = u32::MAX as usize;
+    let (x_old, x_new) = (4096i64, 3 * 4096i64);
+    let old = Aligned::new(&sample_with(sample_flags, with_trace));
+    let old = validate(old.bytes()).expect("valid");
+    let with_traces: &[&str] = &[];
+    let without: &[&str] = &[persist::index::NO_TRACES];
+    // The trace's head 0x1020 is block 2 (code at 80); block 0x1000's at 0.
+    let cases = [
+        (0x1020, with_traces, x_old + 1900 - x_new, "an exit to a head, to its trace"),
+        (0x1000, with_traces, 8, "a backward exit, to its stub"),
+        (0x1020, without, x_old + 80 - x_new, "an exit to a head, to its block"),
+        (0x1000, without, x_old - x_new, "a backward exit, to its block"),
+    ];
+    for (target, options, expected, what) in cases {
+        let mut file = persist::merge::Parts::of(&old).expect("parts");
+        let delta = one_block_delta_with(0x2000, target, options);
+        let delta = validate(delta.bytes()).expect("valid");
+        assert_eq!(persist::merge::merge(&mut file, persist::merge::Parts::of(&delta).unwrap(), every_block), Some(1));
+        assert_eq!(slot_value(&file.zones[2].1, 0), expected, "{what}");
+        let merged = Aligned::new(&persist::write::build(&key(), &file.index, &file.zone_refs()));
+        let merged = validate(merged.bytes()).expect("the merged file is valid");
+        let stub = |ix: &persist::index::ArchivedIndex, exit: u32| ix.exits[exit as usize].stub.to_native();
+        let counted = merged.index.is_counted_exit(1, stub(&merged.index, 3));
+        assert_eq!(counted, target == 0x1000, "{what}: the dispatcher finds the counted exit by its stub");
+    }
 }
 
 /// A merge links the file's exits to the blocks it adds and the added
@@ -514,7 +553,8 @@ fn merging_links_exits_to_and_from_the_blocks_it_adds_and_copies_nothing_else() 
 
     // Lookup marks alone: no zone copied either.
     let mut file = persist::merge::Parts::of(&merged).unwrap();
-    let marks = Aligned::new(&persist::write::build(&key(), &Index { lookup_marks: vec![0x1010], ..Index::default() }, &[]));
+    let marks = Index { lookup_marks: vec![0x1010], options: vec![persist::index::NO_TRACES.into()], ..Index::default() };
+    let marks = Aligned::new(&persist::write::build(&key(), &marks, &[]));
     let marks = validate(marks.bytes()).unwrap();
     assert_eq!(persist::merge::merge(&mut file, persist::merge::Parts::of(&marks).unwrap(), every_block), Some(1));
     assert!(file.zones.iter().all(|(_, z)| matches!(z, Cow::Borrowed(_))), "no zone copied");

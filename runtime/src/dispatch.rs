@@ -54,7 +54,7 @@ fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<Lin
             tr.enter_file_hits(&ctx.file_hits[..queued.min(ctx.file_hits.len())]);
         }
         let mut step = Step::Normal;
-        if crate::options::get().traces {
+        if crate::options::get().monitors() {
             let arrival = match linked_from {
                 Some(from) => Arrival::Direct { stub: from.stub, branch: from.branch },
                 None if indirect && branched_here => Arrival::Indirect,

@@ -14,7 +14,9 @@ pub(crate) struct Options {
     /// `-no_native_exec`: map application code without PROT_EXEC, so any
     /// instruction that escapes the code cache faults (a test-only option).
     pub(crate) no_native_exec: bool,
-    /// `-traces`: join hot paths of blocks into traces (`monitor.rs`).
+    /// `-traces`: join hot paths of blocks into traces (`monitor.rs`);
+    /// with `-aot`, translate for runs that do (files keyed and readied
+    /// for them), though nothing runs to be traced.
     pub(crate) traces: bool,
     /// `-no_follow_children`: run exec'd programs natively.
     pub(crate) no_follow_children: bool,
@@ -62,6 +64,14 @@ pub(crate) struct RunToRecord {
     pub(crate) start_ns: u64,
     /// The command line, quoted as a shell would need it.
     pub(crate) command: CStr,
+}
+
+impl Options {
+    /// Whether the dispatcher counts heads and records traces: with
+    /// `-traces`, when the program runs (`-aot` runs nothing of it).
+    pub(crate) fn monitors(&self) -> bool {
+        self.traces && !self.aot
+    }
 }
 
 static mut OPTIONS: Option<Options> = None;

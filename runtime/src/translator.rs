@@ -44,6 +44,7 @@ impl Translator {
         if self.fragments.sandbox_stale(pc) {
             self.fragments.remove(pc);
         }
+        self.adopt_file_trace(pc);
         if let Some(f) = self.traces.get(pc).or_else(|| self.fragments.get(pc)) {
             return Ok(f.start);
         }
@@ -83,6 +84,23 @@ impl Translator {
         }
         stats::add(&STATS.translate_ticks, stats::ticks() - t0);
         Ok(start)
+    }
+
+    /// With traces, takes into the trace table the trace of head `pc` a
+    /// loaded file holds, when the dispatcher first meets the head: a
+    /// file's traces are only entered in the lookup table when it loads,
+    /// and a thread may run one before (through a lookup, or an exit the
+    /// file led to it), which needs none of the table's records
+    /// (`LoadedFiles` answers for its code).
+    pub(crate) fn adopt_file_trace(&mut self, pc: u64) {
+        if !crate::options::get().monitors() || !self.loaded.any_in_use() || self.traces.get(pc).is_some() || self.traces.was_removed(pc) {
+            return;
+        }
+        let Some(m) = file_module(pc) else { return };
+        if let Some(trace) = self.loaded.trace_at(pc, m.base, m.identity) {
+            stats::add(&STATS.traces_adopted, 1);
+            self.traces.insert(trace);
+        }
     }
 
     /// The live blocks and traces, for a save.
@@ -288,6 +306,9 @@ fn flush(lo: u64, hi: u64, changed: bool) {
     let Some(tr) = guard.as_mut() else { return };
     let mut tags = tr.fragments.flush_range(lo, hi);
     let traces = tr.traces.flush_range(lo, hi);
+    for &head in &traces {
+        tr.loaded.unlink_exits_to(head);
+    }
     if !tags.is_empty() || !traces.is_empty() {
         // A path through the range may be being recorded.
         tr.traces.abandon_recording();
@@ -318,7 +339,10 @@ fn flush(lo: u64, hi: u64, changed: bool) {
 pub(crate) fn retire_stale_trace(head: u64) {
     let mut guard = TRANSLATOR.lock();
     let Some(tr) = guard.as_mut() else { return };
+    // A file's trace may run before the dispatcher met its head.
+    tr.adopt_file_trace(head);
     if tr.traces.retire_stale(head) {
+        tr.loaded.unlink_exits_to(head);
         tr.ibl.remove(head);
         stats::add(&STATS.traces_stale, 1);
         crate::verbose!("trace at {head:#x}: stale, recorded afresh");

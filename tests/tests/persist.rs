@@ -676,7 +676,7 @@ fn rewritten_key_fields_are_noticed() {
     let cases: [(&str, Change); 3] = [
         ("other runtime version", |k| k.runtime_version = k.runtime_version.wrapping_add(1)),
         ("other TLS layout", |k| k.tls_layout_hash ^= 1 << 17),
-        ("other -stats setting", |k| k.options_hash = k.options_hash.wrapping_add(1)),
+        ("other -stats or -traces setting", |k| k.options_hash = k.options_hash.wrapping_add(1)),
     ];
     let mut problems = Vec::new();
     for (reason, change) in cases {

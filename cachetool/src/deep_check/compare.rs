@@ -37,6 +37,9 @@ enum Place {
     Data(u32, u64),
     /// The start of the code of the block at this module offset.
     Block(u32),
+    /// The start of the code of the trace whose head is at this module
+    /// offset.
+    Trace(u32),
     /// Another block's client data: its module offset, the data's index,
     /// this many bytes in.
     BlockData(u32, u32, u64),
@@ -50,6 +53,8 @@ enum Place {
 pub struct FileView<'a> {
     v: &'a Validated<'a>,
     block_at: HashMap<u64, u32>,
+    /// Every trace's head by its code's file offset.
+    trace_at: HashMap<u64, u32>,
     /// Every block's client data by file offset: (W zone, block's module
     /// offset, its data index). A trace's copy of a block counts with the
     /// block's own counter.
@@ -65,6 +70,12 @@ impl<'a> FileView<'a> {
             .iter()
             .map(|b| (x_at[b.segment.to_native() as usize] + b.code_offset.to_native() as u64, b.module_offset.to_native()))
             .collect();
+        let trace_at = v
+            .index
+            .traces
+            .iter()
+            .map(|t| (x_at[t.segment.to_native() as usize] + t.code_offset.to_native() as u64, t.head.to_native()))
+            .collect();
         let mut data_at = BTreeMap::new();
         for b in v.index.blocks.iter() {
             let w_zone = v.index.segments[b.segment.to_native() as usize].w_zone.to_native();
@@ -73,7 +84,7 @@ impl<'a> FileView<'a> {
                 data_at.insert(v.zones[w_zone as usize].offset + d.w_offset.to_native() as u64, (w_zone, b.module_offset.to_native(), j as u32));
             }
         }
-        FileView { v, block_at, data_at }
+        FileView { v, block_at, trace_at, data_at }
     }
 
     fn zone_at(&self, zone: u32) -> u64 {
@@ -204,6 +215,9 @@ impl Fragment<'_> {
         if let Some(&m) = self.file.block_at.get(&t) {
             return Place::Block(m);
         }
+        if let Some(&m) = self.file.trace_at.get(&t) {
+            return Place::Trace(m);
+        }
         let own_data = self.data.iter().enumerate().filter(|(_, &(_, at))| at <= t && t < self.x_at).max_by_key(|(_, &(_, at))| at);
         if let Some((j, &(_, at))) = own_data {
             return Place::Data(j as u32, t - at);
@@ -228,11 +242,12 @@ impl Fragment<'_> {
     }
 
     /// Whether a direct exit `k` may go to `place`: its stub, its slot,
-    /// or the block its target is.
+    /// or the block its target is, or its target's trace (a file for runs
+    /// with traces leads exits to them).
     fn exit_may_reach(&self, k: u32, place: Place) -> bool {
         match place {
             Place::Stub(j, 0) | Place::ExitSlot(j) => j == k,
-            Place::Block(m) => self.exits[k as usize].target.to_native() == m as i64,
+            Place::Block(m) | Place::Trace(m) => self.exits[k as usize].target.to_native() == m as i64,
             // A branch back to the block's own start (a loop).
             Place::Own(0) => self.exits[k as usize].target.to_native() == self.module_offset as i64,
             _ => false,

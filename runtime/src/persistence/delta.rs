@@ -167,7 +167,7 @@ fn write_segment(
             0 => TraceEntry::NO_BUDGET,
             slot => {
                 let at = z.w_off(slot);
-                z.w[at..at + 8].copy_from_slice(&crate::translate::trace_table::TraceTable::LOADED_MISS_BUDGET.to_le_bytes());
+                z.w[at..at + 8].copy_from_slice(&crate::translate::trace_table::TraceTable::MISS_BUDGET.to_le_bytes());
                 at as u32
             }
         };

@@ -54,11 +54,16 @@ fn tls_layout_hash() -> u64 {
 /// Options that change generated code: `-stats` counts indirect lookups
 /// in the lookup code itself; without it, the lookup code probes first
 /// with BMI2's `pext` where the CPU has it (a file shared with a machine
-/// without BMI2 must not hold that code).
+/// without BMI2 must not hold that code). `-traces`: a file for runs with
+/// traces holds them, and its exits are readied for them
+/// (`persist::merge::ready_for_traces`).
 fn options_hash() -> u64 {
     let stats = crate::options::get().stats as u64;
     let mut h = blake3::Hasher::new();
     h.update(&stats.to_le_bytes());
+    if crate::options::get().traces {
+        h.update(b"traces");
+    }
     if crate::translate::ibl::flag_free_probe() {
         h.update(b"flag-free first probe");
     }
@@ -72,6 +77,9 @@ pub(crate) fn dbirun_options() -> Vec<String> {
     let mut out = Vec::new();
     if o.stats {
         out.push(String::from("-stats"));
+    }
+    if !o.traces {
+        out.push(String::from(persist::index::NO_TRACES));
     }
     for (name, options) in &o.clients {
         out.push(String::from("-c"));

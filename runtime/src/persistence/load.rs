@@ -7,7 +7,7 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::{Acquire, Relaxed, Release}};
 
-use persist::index::{ArchivedBlockEntry, ArchivedExitEntry, ArchivedIndex};
+use persist::index::{ArchivedBlockEntry, ArchivedExitEntry, ArchivedIndex, ArchivedTraceEntry};
 use persist::{translations, KeyField, Reject, ZoneKind};
 
 use crate::translate::file_lookup;
@@ -102,8 +102,8 @@ impl Unused {
             Unused::Key(KeyField::ModuleHash) | Unused::ModuleChanged => "module changed",
             Unused::Key(KeyField::Clients) => "other clients",
             Unused::Key(KeyField::TlsLayout) => "other TLS layout",
-            // -stats is the one runtime option that changes code.
-            Unused::Key(KeyField::Options) => "other -stats setting",
+            // The runtime options that change code.
+            Unused::Key(KeyField::Options) => "other -stats or -traces setting",
             Unused::Key(KeyField::RuntimeVersion) => "other runtime version",
             Unused::Untrusted => "untrusted owner or mode",
             Unused::NoRoom => "no room in the code cache",
@@ -158,6 +158,13 @@ impl LoadedFile {
     /// leaves the file's code: those of its block and of the blocks after
     /// it in its segment (a segment's direct branches only go forward).
     fn unlink_from(&self, pc: u64) {
+        if let Some(t) = self.trace_containing(pc) {
+            // A trace has no loop inside: its own exits are all it reaches.
+            for (patch, stub, _) in self.exits_in(t.segment.to_native(), t.first_exit.to_native(), t.exit_count.to_native()) {
+                crate::translate::link::unlink(patch, stub);
+            }
+            return;
+        }
         let Some(s) = self.segment_containing(pc) else { return };
         // In a stub (after all code), the thread is leaving anyway.
         let from = self.block_containing(pc).map_or(0, |b| b.code_offset.to_native());
@@ -169,64 +176,59 @@ impl LoadedFile {
         }
     }
 
-    /// Readies the file's exits for a run with traces, from the lists the
-    /// index keeps of them: an exit to a head whose trace is loaded goes
-    /// to the trace; a block's backward exit to any other block, and a
-    /// trace's exit, goes to its stub (the trace table learns it), so a
-    /// loop in the file's code passes the dispatcher, which makes its
-    /// start a head when taken, as for code built in this run; unless the
-    /// run that built the target counted it as a head that never got hot
-    /// (its loops are not counted again).
-    fn link_for_traces(&self, traces: &mut TraceTable) {
-        let exit = |r: &persist::index::ArchivedExitRef| self.exit_in(r.segment.to_native(), &self.index.exits[r.exit.to_native() as usize]);
-        for (patch, stub, target) in self.index.exits_to_traces.iter().map(exit) {
-            if let Some(start) = traces.get(target).map(|t| t.start) {
-                crate::translate::link::link(patch, start);
-                traces.note_link(target, patch, stub);
+    /// Enters the file's traces in the lookup table in place of their
+    /// heads' blocks; how many. Nothing else is done per trace or exit:
+    /// the file's slots were readied for runs with traces when it was
+    /// written (`persist::merge::ready_for_traces`), and the trace table
+    /// adopts a trace when the dispatcher first meets its head
+    /// ([`LoadedFiles::trace_at`]).
+    fn enter_traces(&self, traces: &TraceTable, ibl: &mut IblTable) -> usize {
+        let mut entered = 0;
+        for t in self.index.traces.iter() {
+            let head = self.module_base + t.head.to_native() as u64;
+            if traces.get(head).is_none() && !traces.was_removed(head) {
+                ibl.insert(head, self.code_at(t.segment.to_native(), t.code_offset.to_native()));
+                entered += 1;
             }
         }
-        for (patch, stub, _) in self.index.counted_exits.iter().map(exit) {
-            crate::translate::link::unlink(patch, stub);
-            traces.note_backward_exit(stub);
-        }
+        entered
     }
 
-    /// Enters the file's traces in the trace table, and in the lookup
-    /// table in place of their heads' blocks; how many. Their exits are
-    /// readied with the blocks' ([`LoadedFile::link_for_traces`]).
-    fn register_traces(&self, table: &mut TraceTable, ibl: &mut IblTable) -> usize {
+    /// The file's trace of `head` as the trace table holds one.
+    fn trace(&self, t: &ArchivedTraceEntry) -> Trace {
         let base = self.module_base;
-        for t in self.index.traces.iter() {
-            let head = base + t.head.to_native() as u64;
-            if table.get(head).is_some() {
-                continue;
-            }
-            let exits = self.exit_records(t.segment.to_native(), t.first_exit.to_native(), t.exit_count.to_native());
-            // A trace's translations are from the module's base.
-            let translations = self.fragment_translations(t.translation_offset.to_native(), t.translation_len.to_native(), base);
-            let first = t.first_span.to_native() as usize;
-            let spans: Vec<(u64, u64)> = self.index.trace_spans[first..first + t.span_count.to_native() as usize]
-                .iter()
-                .map(|s| {
-                    let lo = base + s.module_offset.to_native() as u64;
-                    (lo, lo + s.app_len.to_native() as u64)
-                })
-                .collect();
-            let start = self.code_at(t.segment.to_native(), t.code_offset.to_native());
-            let fragment = Fragment {
-                tag: head,
-                app_end: spans[0].1,
-                start,
-                size: t.code_len.to_native(),
-                exits,
-                incoming: Vec::new(),
-                translations,
-                lookup_target: false,
-            };
-            ibl.insert(head, start);
-            table.insert(Trace { fragment, spans });
-        }
-        self.index.traces.len()
+        let exits = self.exit_records(t.segment.to_native(), t.first_exit.to_native(), t.exit_count.to_native());
+        // A trace's translations are from the module's base.
+        let translations = self.fragment_translations(t.translation_offset.to_native(), t.translation_len.to_native(), base);
+        let first = t.first_span.to_native() as usize;
+        let spans: Vec<(u64, u64)> = self.index.trace_spans[first..first + t.span_count.to_native() as usize]
+            .iter()
+            .map(|s| {
+                let lo = base + s.module_offset.to_native() as u64;
+                (lo, lo + s.app_len.to_native() as u64)
+            })
+            .collect();
+        let fragment = Fragment {
+            tag: base + t.head.to_native() as u64,
+            app_end: spans[0].1,
+            start: self.code_at(t.segment.to_native(), t.code_offset.to_native()),
+            size: t.code_len.to_native(),
+            exits,
+            incoming: Vec::new(),
+            translations,
+            lookup_target: false,
+        };
+        Trace { fragment, spans }
+    }
+
+    /// The file's trace whose code contains `pc`, if any.
+    fn trace_containing(&self, pc: u64) -> Option<&ArchivedTraceEntry> {
+        let s = self.segment_containing(pc)?;
+        let off = pc - self.segments[s].1;
+        self.index.traces.iter().find(|t| {
+            let start = t.code_offset.to_native() as u64;
+            t.segment.to_native() as usize == s && (start..start + t.code_len.to_native() as u64).contains(&off)
+        })
     }
 
     /// Lends the file's block table to the lookup's miss routine, which
@@ -387,10 +389,8 @@ impl LoadedFiles {
                 stats::add(&STATS.lookup_targets_loaded, targets.len() as u64);
                 let ahead_of_time = (f.index.ahead_of_time_blocks.to_native() as usize).min(f.index.blocks.len());
                 stats::add(&STATS.aot_blocks_loaded, ahead_of_time as u64);
-                if crate::options::get().traces {
-                    let loaded = f.register_traces(traces, ibl);
-                    stats::add(&STATS.traces_loaded, loaded as u64);
-                    f.link_for_traces(traces);
+                if crate::options::get().monitors() {
+                    stats::add(&STATS.traces_loaded, f.enter_traces(traces, ibl) as u64);
                 }
                 f.lookup_handle = f.publish_blocks();
                 self.files.push(f);
@@ -476,13 +476,18 @@ impl LoadedFiles {
                 .iter()
                 .map(|b| (f.module_base + b.module_offset.to_native() as u64, b.app_len.to_native() as u64))
                 .take_while(|&(start, _)| start < hi)
-                .any(|(start, len)| start + len > lo);
+                .any(|(start, len)| start + len > lo)
+                || f.index.trace_spans.iter().any(|s| {
+                    let start = f.module_base + s.module_offset.to_native() as u64;
+                    start < hi && start + s.app_len.to_native() as u64 > lo
+                });
             if overlaps {
                 if let Some(handle) = f.lookup_handle {
                     file_lookup::withdraw(handle);
                 }
-                for b in f.index.blocks.iter() {
-                    ibl.remove(f.module_base + b.module_offset.to_native() as u64);
+                let heads = f.index.traces.iter().map(|t| t.head.to_native());
+                for off in f.index.blocks.iter().map(|b| b.module_offset.to_native()).chain(heads) {
+                    ibl.remove(f.module_base + off as u64);
                 }
                 f.unlink_all();
                 f.dead = true;
@@ -501,11 +506,49 @@ impl LoadedFiles {
         self.file_containing(addr).is_some_and(|f| f.dead)
     }
 
-    /// The app pc and fixup at cache address `pc` in a file's block that
-    /// may not be registered.
+    /// The app pc and fixup at cache address `pc` in a file's block or
+    /// trace that may not be registered.
     pub(crate) fn translation_at(&self, pc: u64) -> Option<(u64, Fixup)> {
         let f = self.file_containing(pc)?;
+        if let Some(t) = f.trace_containing(pc) {
+            let off = (pc - f.code_at(t.segment.to_native(), t.code_offset.to_native())) as u32;
+            let t = f.translations_in(t.translation_offset.to_native(), t.translation_len.to_native()).take_while(|t| t.cache_offset <= off).last()?;
+            return Some((f.module_base + t.app_offset as u64, crate::translate::mangle::decode_fixup(t.fixup)?));
+        }
         f.translation_at(f.block_containing(pc)?, pc)
+    }
+
+    /// The trace of `head` in the file in use for the module at `base`,
+    /// for the trace table to adopt.
+    pub(crate) fn trace_at(&self, head: u64, base: u64, identity: FileIdentity) -> Option<Trace> {
+        let f = &self.files[self.file_in_use(base, identity)?];
+        Some(f.trace(f.index.trace_at(module_offset(head, base)?)?))
+    }
+
+    /// Whether the exit whose stub is at `stub`, in a file, is one whose
+    /// target's entries are counted (`Index::counted_exits`): a block's
+    /// backward exit or a trace's.
+    pub(crate) fn is_counted_exit(&self, stub: u64) -> bool {
+        let Some(f) = self.file_containing(stub) else { return false };
+        let Some(s) = f.segment_containing(stub) else { return false };
+        let Ok(off) = u32::try_from(stub - f.segments[s].1) else { return false };
+        f.index.is_counted_exit(s as u32, off)
+    }
+
+    /// `head`'s trace went: the exits of files led to it go back to their
+    /// stubs.
+    pub(crate) fn unlink_exits_to(&self, head: u64) {
+        for f in self.files.iter().filter(|f| !f.dead) {
+            if module_offset(head, f.module_base).is_none() {
+                continue;
+            }
+            for r in f.index.exits_to_traces.iter() {
+                let (patch, stub, target) = f.exit_in(r.segment.to_native(), &f.index.exits[r.exit.to_native() as usize]);
+                if target == head {
+                    crate::translate::link::unlink(patch, stub);
+                }
+            }
+        }
     }
 
     /// A thread runs the file code at `pc` and must soon reach the
@@ -650,7 +693,7 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, 
     // slots, traces' miss budgets and words nothing reads: its slots are
     // rebased a page at a time when code first jumps through them
     // (`slot_faults`), and loading writes only the base slots. A budget
-    // is a count (from `LOADED_MISS_BUDGET` down, past zero only to small
+    // is a count (from `TraceTable::MISS_BUDGET` down, past zero only to small
     // negatives), a canonical address to the rebasing, which leaves it
     // alone. Client data may hold any bits: then every slot is rebased
     // now, each found through the index's exits.

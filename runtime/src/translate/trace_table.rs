@@ -60,8 +60,9 @@ pub(crate) struct TraceTable {
     /// The code of every counting stub made (never freed), by start: its
     /// end and the block it goes on to.
     head_stub_code: BTreeMap<u64, (u64, u64)>,
-    /// Stubs of mapped files' backward exits.
-    backward_stubs: HashSet<u64>,
+    /// Heads whose trace was ever removed: a file's trace of theirs is not
+    /// adopted again.
+    removed: HashSet<u64>,
     /// Heads whose entries were ever counted hot.
     hot: HashSet<u64>,
     /// Traces of each head retired as stale so far.
@@ -136,14 +137,9 @@ impl TraceTable {
         }
     }
 
-    /// Notes that the exit whose stub is at `stub` (in a mapped file,
-    /// whose blocks the fragment table may not hold) branches backward.
-    pub(crate) fn note_backward_exit(&mut self, stub: u64) {
-        self.backward_stubs.insert(stub);
-    }
-
-    pub(crate) fn is_backward_exit(&self, stub: u64) -> bool {
-        self.backward_stubs.contains(&stub)
+    /// Whether a trace of `head` was removed in this run (stale, flushed).
+    pub(crate) fn was_removed(&self, head: u64) -> bool {
+        self.removed.contains(&head)
     }
 
     /// Entries to `head` the dispatcher counted since it became one (or
@@ -182,6 +178,7 @@ impl TraceTable {
     /// it go back to their stubs, and its head is counted from zero again.
     pub(crate) fn remove(&mut self, head: u64) -> Option<Trace> {
         let t = self.by_head.remove(&head)?;
+        self.removed.insert(head);
         self.by_start.remove(&t.fragment.start);
         for &(patch, stub) in &t.fragment.incoming {
             crate::translate::link::unlink(patch, stub);
@@ -212,14 +209,6 @@ impl TraceTable {
     /// In-line checks of a trace that may miss before it is recorded
     /// afresh.
     pub(crate) const MISS_BUDGET: u64 = MISS_BUDGET;
-    /// The budget a file gives a trace (each process maps its W zone
-    /// afresh, so each starts with it): a warm run that replays
-    /// the run that built it replays its phases too, and a trace built in
-    /// a later phase misses in an earlier one; recording it afresh each
-    /// run would cost every run what the file was to save. Long runs still
-    /// retire a trace that keeps missing.
-    pub(crate) const LOADED_MISS_BUDGET: u64 = 16 * MISS_BUDGET;
-
     /// Whether a new trace of `head` counts its missed in-line checks: not
     /// once the head's traces went stale too often (its paths vary: the
     /// trace is kept for good).
