@@ -128,12 +128,21 @@ pub(crate) fn hand_over_in_background(units: &[Unit], live: Live, loaded: &Loade
     let t0 = stats::ticks();
     let options = crate::options::get();
     let Some(dir) = options.persist_dir.filter(|_| options.persist_server) else { return false };
-    // Most warm runs have nothing worth handing over: no copy then.
-    let worth: Vec<(&Unit, usize, usize)> = units
-        .iter()
-        .filter_map(|u| worth_saving(u, live, loaded, MIN_GROWTH_DIVISOR).map(|(new, in_use)| (u, new.blocks.len(), in_use)))
-        .collect();
-    if worth.is_empty() || crate::os::detached::thread_count() != Some(1) {
+    // Most warm runs have nothing to hand over: no copy then. A delta too
+    // small for a rewrite of its own goes too (building one takes a
+    // cc1 run's end 5 ms), but is not reported as written.
+    let mut any = false;
+    let mut worth: Vec<(&Unit, usize, usize)> = Vec::new();
+    for u in units {
+        let Some((new, in_use)) = worth_saving(u, live, loaded, EVERY_BLOCK) else { continue };
+        if persist::merge::worth_rewriting(new.fresh(), in_use, MIN_GROWTH_DIVISOR) {
+            worth.push((u, new.blocks.len(), in_use));
+            any = true;
+        } else {
+            any |= loaded.takes_small_deltas(u.module_base, u.identity);
+        }
+    }
+    if !any || crate::os::detached::thread_count() != Some(1) {
         return false;
     }
     let Some(server) = crate::persistence::server::connect(&dir) else { return false };
