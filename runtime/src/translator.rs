@@ -118,7 +118,7 @@ impl Translator {
             return None;
         }
         let m = file_module(pc)?;
-        self.loaded.load_once(&mut self.cache, &mut self.ibl, &mut self.traces, m.base, m.path, m.identity);
+        self.loaded.load_once(&mut self.cache, &mut self.ibl, &self.traces, m.base, m.path, m.identity);
         let (start, flagged) = self.loaded.block_for_lookup(pc, m.base, m.identity)?;
         if !flagged {
             self.mark_lookup_target(pc, &m);
@@ -187,7 +187,7 @@ impl Translator {
     /// Registers the block at `pc` from its module's persisted file (loaded
     /// on the first miss in the module).
     fn from_file(&mut self, pc: u64, m: FileModule) -> Option<u64> {
-        self.loaded.load_once(&mut self.cache, &mut self.ibl, &mut self.traces, m.base, m.path, m.identity);
+        self.loaded.load_once(&mut self.cache, &mut self.ibl, &self.traces, m.base, m.path, m.identity);
         let fragment = self.loaded.register(pc, m.base, m.identity)?;
         let start = fragment.start;
         crate::translate::smc::after_build(pc, fragment.app_end);

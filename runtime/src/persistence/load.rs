@@ -262,10 +262,6 @@ impl LoadedFile {
         })
     }
 
-    fn translations(&self, b: &ArchivedBlockEntry) -> translations::Unpack<'static> {
-        self.translations_in(b.translation_offset.to_native(), b.translation_len.to_native())
-    }
-
     fn translations_in(&self, offset: u32, len: u32) -> translations::Unpack<'static> {
         let first = offset as usize;
         translations::unpack(&self.index.translations[first..first + len as usize])
@@ -285,10 +281,18 @@ impl LoadedFile {
 
     fn translation_at(&self, b: &ArchivedBlockEntry, pc: u64) -> Option<(u64, Fixup)> {
         let (_, start) = self.block_x(b);
-        let off = pc.checked_sub(start)? as u32;
-        let t = self.translations(b).take_while(|t| t.cache_offset <= off).last()?;
         let tag = self.module_base + b.module_offset.to_native() as u64;
-        Some((tag + t.app_offset as u64, crate::translate::mangle::decode_fixup(t.fixup)?))
+        self.translation_in(start, b.translation_offset.to_native(), b.translation_len.to_native(), tag, pc)
+    }
+
+    /// The app pc and fixup at cache address `pc` of the fragment whose
+    /// code starts at `start`, from its translations
+    /// `translations[offset..offset + len]`, their app offsets from
+    /// `app_base` (a block's tag, a trace's module base).
+    fn translation_in(&self, start: u64, offset: u32, len: u32, app_base: u64, pc: u64) -> Option<(u64, Fixup)> {
+        let off = pc.checked_sub(start)? as u32;
+        let t = self.translations_in(offset, len).take_while(|t| t.cache_offset <= off).last()?;
+        Some((app_base + t.app_offset as u64, crate::translate::mangle::decode_fixup(t.fixup)?))
     }
 
     fn exits_of(&self, b: &ArchivedBlockEntry) -> impl Iterator<Item = (Patch, u64, u64)> + '_ {
@@ -360,7 +364,7 @@ impl LoadedFiles {
 
     /// Looks for the file of the module at `base` once; a file taken into
     /// use has its blocks entered in the indirect-branch table.
-    pub(crate) fn load_once(&mut self, cache: &mut CodeCache, ibl: &mut IblTable, traces: &mut TraceTable, base: u64, path: CStr, identity: FileIdentity) {
+    pub(crate) fn load_once(&mut self, cache: &mut CodeCache, ibl: &mut IblTable, traces: &TraceTable, base: u64, path: CStr, identity: FileIdentity) {
         if self.attempted.iter().any(|&(b, id)| b == base && id == identity) {
             return;
         }
@@ -511,9 +515,9 @@ impl LoadedFiles {
     pub(crate) fn translation_at(&self, pc: u64) -> Option<(u64, Fixup)> {
         let f = self.file_containing(pc)?;
         if let Some(t) = f.trace_containing(pc) {
-            let off = (pc - f.code_at(t.segment.to_native(), t.code_offset.to_native())) as u32;
-            let t = f.translations_in(t.translation_offset.to_native(), t.translation_len.to_native()).take_while(|t| t.cache_offset <= off).last()?;
-            return Some((f.module_base + t.app_offset as u64, crate::translate::mangle::decode_fixup(t.fixup)?));
+            let start = f.code_at(t.segment.to_native(), t.code_offset.to_native());
+            // A trace's translations are from the module's base.
+            return f.translation_in(start, t.translation_offset.to_native(), t.translation_len.to_native(), f.module_base, pc);
         }
         f.translation_at(f.block_containing(pc)?, pc)
     }

@@ -117,7 +117,6 @@ fn finish_batches(unit: &Unit, live: Live, loaded: &LoadedFiles, batches: &[file
     write_merged(unit, &new_here, live, &key, &path, EVERY_BLOCK, batches);
 }
 
-
 /// At the end of a process (exit or exec) with a cache server: a detached
 /// copy of the process (`os::detached`) builds the deltas and hands them
 /// over while the process ends at once; the process itself only reports
@@ -128,21 +127,14 @@ pub(crate) fn hand_over_in_background(units: &[Unit], live: Live, loaded: &Loade
     let t0 = stats::ticks();
     let options = crate::options::get();
     let Some(dir) = options.persist_dir.filter(|_| options.persist_server) else { return false };
-    // Most warm runs have nothing to hand over: no copy then. A delta too
-    // small for a rewrite of its own goes too (building one takes a
-    // cc1 run's end 5 ms), but is not reported as written.
-    let mut any = false;
-    let mut worth: Vec<(&Unit, usize, usize)> = Vec::new();
-    for u in units {
-        let Some((new, in_use)) = worth_saving(u, live, loaded, EVERY_BLOCK) else { continue };
-        if persist::merge::worth_rewriting(new.fresh(), in_use, MIN_GROWTH_DIVISOR) {
-            worth.push((u, new.blocks.len(), in_use));
-            any = true;
-        } else {
-            any |= loaded.takes_small_deltas(u.module_base, u.identity);
-        }
-    }
-    if !any || crate::os::detached::thread_count() != Some(1) {
+    // Most warm runs have nothing to hand over: no copy then. A small
+    // delta goes in the copy too (building one took a cc1 run's end 5 ms),
+    // but is not reported as written.
+    let handed: Vec<(&Unit, usize, usize, bool)> = units
+        .iter()
+        .filter_map(|u| to_hand_over(u, live, loaded, MIN_GROWTH_DIVISOR).map(|(new, in_use, small)| (u, new.blocks.len(), in_use, small)))
+        .collect();
+    if handed.is_empty() || crate::os::detached::thread_count() != Some(1) {
         return false;
     }
     let Some(server) = crate::persistence::server::connect(&dir) else { return false };
@@ -158,7 +150,7 @@ pub(crate) fn hand_over_in_background(units: &[Unit], live: Live, loaded: &Loade
         }
         Ok(crate::os::detached::Forked::Parent) => {
             drop(server);
-            for (unit, new, in_use) in worth {
+            for (unit, new, in_use, _) in handed.into_iter().filter(|&(_, _, _, small)| !small) {
                 note_handed_over(&files::file_for(&dir, &unit.path), new, in_use);
             }
             report_built(units);
@@ -286,13 +278,8 @@ fn save_unit(unit: &Unit, live: Live, loaded: &LoadedFiles, server: &mut Option<
 /// until together they are worth a rewrite (a block built in every run,
 /// however few, is built by none once merged).
 fn hand_over(unit: &Unit, live: Live, loaded: &LoadedFiles, s: &Server, growth: usize) -> Result<(), &'static str> {
-    let Some((new_here, in_use)) = worth_saving(unit, live, loaded, EVERY_BLOCK) else { return Ok(()) };
+    let Some((new_here, in_use, small)) = to_hand_over(unit, live, loaded, growth) else { return Ok(()) };
     let Some((key, path)) = destination(unit, loaded) else { return Ok(()) };
-    let small = !persist::merge::worth_rewriting(new_here.fresh(), in_use, growth);
-    if small && !loaded.takes_small_deltas(unit.module_base, unit.identity) {
-        // Built by every run until the file is translated again.
-        return Ok(());
-    }
     let new_here = if small {
         new_here
     } else {
@@ -321,6 +308,18 @@ fn hand_over(unit: &Unit, live: Live, loaded: &LoadedFiles, s: &Server, growth: 
         if small { " to gather" } else { "" }
     );
     Ok(())
+}
+
+/// What of `unit` goes to the cache server: this run's new blocks (and
+/// traces and marks), the blocks its file holds, and whether the delta is
+/// small (no rewrite's worth at `growth`: the server gathers it); None
+/// when nothing goes, a small delta included when the file takes no more
+/// (`persist::merge::MAX_ZONES_FOR_SMALL`: built by every run until the
+/// file is translated again).
+fn to_hand_over<'a>(unit: &'a Unit, live: Live<'a>, loaded: &LoadedFiles, growth: usize) -> Option<(New<'a>, usize, bool)> {
+    let (new, in_use) = worth_saving(unit, live, loaded, EVERY_BLOCK)?;
+    let small = !persist::merge::worth_rewriting(new.fresh(), in_use, growth);
+    (!small || loaded.takes_small_deltas(unit.module_base, unit.identity)).then_some((new, in_use, small))
 }
 
 /// Where the blocks of `unit` go: the key of its module as it is now, and
