@@ -146,6 +146,9 @@ pub struct Summary {
     /// Of those, entered in the lookup table at load (an indirect branch
     /// reached them in the run that built them).
     pub lookup_targets: u64,
+    /// Of those, loops' starts runs counted and never found hot: runs with
+    /// traces do not count them.
+    pub cold_heads: u64,
     /// Hot paths a run stitched from the blocks, and the blocks they hold.
     pub traces: u64,
     pub trace_blocks: u64,
@@ -189,6 +192,7 @@ impl Summary {
             blocks: ix.blocks.len() as u64,
             ahead_of_time_blocks: ix.blocks.iter().filter(|b| b.ahead_of_time()).count() as u64,
             lookup_targets: ix.lookup_targets.len() as u64,
+            cold_heads: ix.blocks.iter().filter(|b| b.flags.to_native() & persist::index::BlockEntry::COLD_HEAD != 0).count() as u64,
             traces: ix.traces.len() as u64,
             trace_blocks: ix.traces.iter().map(|t| t.span_count.to_native() as u64).sum(),
             exits: ix.exits.len() as u64,

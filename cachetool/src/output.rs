@@ -118,6 +118,7 @@ pub fn print_inspection(i: &Inspection, status: &Status) {
     println!("segments:         {}", s.segments);
     println!("blocks:           {} ({} from runs, {} ahead of time)", s.blocks, s.blocks - s.ahead_of_time_blocks, s.ahead_of_time_blocks);
     println!("lookup targets:   {} (entered in the lookup table at load)", s.lookup_targets);
+    println!("cold loop heads:  {} (not counted by runs with traces)", s.cold_heads);
     println!("traces:           {} (holding {} blocks)", s.traces, s.trace_blocks);
     println!("exits:            {}", s.exits);
     println!("translations:     {} bytes", s.translation_bytes);

@@ -68,6 +68,8 @@ impl BlockEntry {
     /// made hot: a loader with traces need not count them again.
     pub const COLD_HEAD: u32 = 4;
     pub const KNOWN_FLAGS: u32 = Self::AHEAD_OF_TIME | Self::LOOKUP_TARGET | Self::COLD_HEAD;
+    /// What later runs learn of a file's blocks ([`Index::marks`]).
+    pub const MARKABLE: u32 = Self::LOOKUP_TARGET | Self::COLD_HEAD;
 
     pub fn ahead_of_time(&self) -> bool {
         self.flags & Self::AHEAD_OF_TIME != 0
@@ -157,6 +159,15 @@ pub struct ExitEntry {
     pub target: i64,
 }
 
+/// Flags a delta sets on a block of the file it is merged into
+/// ([`Index::marks`]).
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mark {
+    pub module_offset: u32,
+    /// Some of [`BlockEntry::MARKABLE`].
+    pub flags: u32,
+}
+
 /// Per-block data a client allocated (zeroed in the file).
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct BlockData {
@@ -213,13 +224,17 @@ pub struct Index {
     /// entries are counted. Sorted by segment, then stub offset: the
     /// dispatcher asks whether an exit it came by is one.
     pub counted_exits: Vec<ExitRef>,
-    /// In a delta only: module offsets, increasing, of blocks the file it
-    /// is merged into holds (not the delta) that indirect branches reached
-    /// in the run that wrote it. The merge flags them
-    /// [`BlockEntry::LOOKUP_TARGET`], so later runs enter them in the
+    /// In a delta only: flags to set on blocks the file it is merged
+    /// into holds (not the delta), by module offset, increasing, no two
+    /// alike. [`BlockEntry::LOOKUP_TARGET`] for blocks an indirect branch
+    /// reached in the run that wrote it (later runs enter them in the
     /// lookup table at load: a file translated ahead of time learns its
-    /// lookup targets from the runs that use it.
-    pub lookup_marks: Vec<u32>,
+    /// lookup targets from the runs that use it); [`BlockEntry::COLD_HEAD`]
+    /// for blocks that run counted as a loop's start and never found hot
+    /// (later runs with traces need not count them again: a delta carries
+    /// only new blocks, so a loop a file's blocks run only in later runs
+    /// was counted in every run).
+    pub marks: Vec<Mark>,
     /// Where each span of [`BUCKET`] bytes of the module starts in
     /// `blocks`: entry `k` is the position of the first block at or after
     /// module offset `k * BUCKET`, up to one span past the last block's;
@@ -324,25 +339,23 @@ impl ArchivedIndex {
 }
 
 impl Index {
-    /// Positions of the blocks `marks` names (module offsets) that are
-    /// not flagged [`BlockEntry::LOOKUP_TARGET`] yet.
-    pub fn unmarked(&self, marks: &[u32]) -> Vec<usize> {
+    /// The blocks `marks` names that lack some of the flags it sets: their
+    /// positions, with the flags they lack.
+    pub fn unmarked(&self, marks: &[Mark]) -> Vec<(usize, u32)> {
         let at = |off: u32| self.blocks.binary_search_by_key(&off, |b| b.module_offset).ok();
-        marks.iter().filter_map(|&m| at(m)).filter(|&i| !self.blocks[i].lookup_target()).collect()
+        marks
+            .iter()
+            .filter_map(|m| at(m.module_offset).map(|i| (i, m.flags & BlockEntry::MARKABLE & !self.blocks[i].flags)))
+            .filter(|&(_, lacks)| lacks != 0)
+            .collect()
     }
 }
 
 impl ArchivedIndex {
-    /// How many of the blocks `marks` names (module offsets) this file
-    /// holds without the [`BlockEntry::LOOKUP_TARGET`] flag.
-    pub fn unmarked_count(&self, marks: impl IntoIterator<Item = u32>) -> usize {
-        marks.into_iter().filter(|&m| self.is_unmarked(m)).count()
-    }
-
-    /// Whether this file holds a block at `module_offset` without the
-    /// [`BlockEntry::LOOKUP_TARGET`] flag.
-    pub fn is_unmarked(&self, module_offset: u32) -> bool {
-        self.block_at(module_offset).is_some_and(|b| !b.lookup_target())
+    /// Of the `flags` a mark of the block at `module_offset` sets, those
+    /// it lacks in this file (0 when the file does not hold it).
+    pub fn lacks_flags(&self, module_offset: u32, flags: u32) -> u32 {
+        self.block_at(module_offset).map_or(0, |b| flags & BlockEntry::MARKABLE & !b.flags.to_native())
     }
 
     /// The block starting at `module_offset`.

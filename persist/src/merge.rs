@@ -56,8 +56,24 @@ pub const MAX_ZONES_FOR_SMALL: usize = 64;
 pub struct Fresh {
     pub blocks: usize,
     pub traces: usize,
-    /// Blocks of the file to flag as lookup targets ([`Index::lookup_marks`]).
+    /// Blocks of the file to flag as lookup targets ([`Index::marks`]).
     pub marks: usize,
+    /// Blocks of the file to flag as cold heads ([`Index::marks`]).
+    pub cold_heads: usize,
+}
+
+impl Fresh {
+    /// Adds to the lookup targets and cold heads what the `flags` a
+    /// block lacks would bring.
+    pub fn count_mark(&mut self, lacks: u32) {
+        self.marks += usize::from(lacks & BlockEntry::LOOKUP_TARGET != 0);
+        self.cold_heads += usize::from(lacks & BlockEntry::COLD_HEAD != 0);
+    }
+
+    /// All it brings, flags counted one by one.
+    pub fn total(&self) -> usize {
+        self.blocks + self.traces + self.marks + self.cold_heads
+    }
 }
 
 /// A lookup target a file lacks costs every later run a round trip
@@ -68,14 +84,15 @@ pub const MARK_WEIGHT: usize = 8;
 
 /// Whether `fresh` is worth a rewrite of a file of `held` blocks: any
 /// trace (a hot path), or at least one block per `min_growth_divisor`
-/// blocks held (a lookup target counting [`MARK_WEIGHT`] blocks).
+/// blocks held (a lookup target counting [`MARK_WEIGHT`] blocks, a cold
+/// head, which saves later runs a few dispatches each, one).
 pub fn worth_rewriting(fresh: Fresh, held: usize, min_growth_divisor: usize) -> bool {
-    let grows = fresh.blocks.saturating_add(fresh.marks.saturating_mul(MARK_WEIGHT));
+    let grows = fresh.blocks.saturating_add(fresh.marks.saturating_mul(MARK_WEIGHT)).saturating_add(fresh.cold_heads);
     fresh.traces > 0 || (grows > 0 && grows.saturating_mul(min_growth_divisor) >= held)
 }
 
-/// Adds to `file` the blocks and traces of `delta` it lacks, and flags the
-/// lookup targets it marks; how many (blocks, traces and flags together),
+/// Adds to `file` the blocks and traces of `delta` it lacks, and sets the
+/// flags it marks ([`Index::marks`]); how many (blocks, traces and flags together),
 /// or None (and `file` unchanged) when the delta adds no trace and
 /// no block or fewer than one block per `min_growth_divisor` blocks
 /// already held. A file with too many
@@ -91,9 +108,12 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     let fresh: Vec<usize> = (0..d.blocks.len()).filter(|&i| !known(d.blocks[i].module_offset)).collect();
     let known_trace = |head: u32| target.traces.binary_search_by_key(&head, |t| t.head).is_ok();
     let fresh_traces: Vec<usize> = (0..d.traces.len()).filter(|&i| !known_trace(d.traces[i].head)).collect();
-    let marks = target.unmarked(&d.lookup_marks);
+    let marks = target.unmarked(&d.marks);
     let zones_after = 1 + if fits { file.zones.len() } else { 0 } + d_zones.len();
-    let brings = Fresh { blocks: fresh.len(), traces: fresh_traces.len(), marks: marks.len() };
+    let mut brings = Fresh { blocks: fresh.len(), traces: fresh_traces.len(), ..Fresh::default() };
+    for &(_, lacks) in &marks {
+        brings.count_mark(lacks);
+    }
     if !worth_rewriting(brings, target.blocks.len(), min_growth_divisor) || zones_after >= MAX_ZONES {
         return None;
     }
@@ -101,15 +121,19 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
         *file = Parts::default();
     }
     let Parts { index, zones } = file;
-    for i in marks.iter().copied() {
-        index.blocks[i].flags |= BlockEntry::LOOKUP_TARGET;
+    for &(i, lacks) in &marks {
+        index.blocks[i].flags |= lacks;
     }
+    // Exits to a block newly flagged a cold head led to its stub (to be
+    // counted): they are linked to it again, as to an added block.
+    let newly_cold: Vec<u32> = marks.iter().filter(|&&(_, lacks)| lacks & BlockEntry::COLD_HEAD != 0).map(|&(i, _)| index.blocks[i].module_offset).collect();
     let zone_shift = zones.len() as u32;
     let segment_shift = index.segments.len() as u32;
     let exit_shift = index.exits.len() as u32;
     let translation_shift = index.translations.len() as u32;
     let data_shift = index.block_data.len() as u32;
-    let added: Vec<u32> = fresh.iter().map(|&i| d.blocks[i].module_offset).collect();
+    let mut added: Vec<u32> = fresh.iter().map(|&i| d.blocks[i].module_offset).chain(newly_cold).collect();
+    added.sort_unstable();
     index.segments.extend(d.segments.iter().map(|s| {
         let mut s = s.clone();
         s.w_zone += zone_shift;
@@ -150,7 +174,7 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     if file.index.for_traces() {
         ready_for_traces(file);
     }
-    Some(brings.blocks + brings.traces + brings.marks)
+    Some(brings.total())
 }
 
 /// Points every exit whose target block is anywhere in the file straight

@@ -89,6 +89,7 @@ pub const STATS_FIELDS: &[(&str, &str)] = &[
     ("traces_stale", "traces recorded afresh"),
     ("traces_loaded", "traces loaded"),
     ("traces_adopted", "traces taken into use"),
+    ("heads_counted", "loop heads counted"),
     ("blocks_loaded", "blocks loaded"),
     ("blocks_registered", "blocks registered"),
     ("lookup_targets_loaded", "lookup entries loaded"),

@@ -249,7 +249,10 @@ fn check_index(ix: &ArchivedIndex, zones: &[Zone]) -> Option<()> {
     }
     // Marks are searched for in another file's blocks: kept increasing,
     // each is looked for once.
-    if ix.lookup_marks.windows(2).any(|w| w[0].to_native() >= w[1].to_native()) {
+    if ix.marks.windows(2).any(|w| w[0].module_offset.to_native() >= w[1].module_offset.to_native()) {
+        return None;
+    }
+    if ix.marks.iter().any(|m| m.flags.to_native() & !crate::index::BlockEntry::MARKABLE != 0) {
         return None;
     }
     if let Some(cz) = ix.client_zones.as_ref() {

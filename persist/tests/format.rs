@@ -2,7 +2,7 @@
 //! (each byte of each zone flipped, truncations, hostile zone tables,
 //! versions, keys) without a panic.
 
-use persist::index::{BlockEntry, ExitEntry, ExitRef, Index, Segment, TraceEntry, TraceSpan};
+use persist::index::{BlockEntry, ExitEntry, ExitRef, Index, Mark, Segment, TraceEntry, TraceSpan};
 use persist::{validate, CacheKey, ClientKey, KeyField, Reject, ZoneKind, FORMAT_VERSION};
 
 /// A copy of `bytes` starting on a 16-byte boundary, as a mapping would.
@@ -424,19 +424,21 @@ fn merging_flags_the_lookup_targets_a_delta_marks() {
     assert_eq!(sample_flags(3), BlockEntry::LOOKUP_TARGET);
     // Marks only: no block, no zone of code.
     let marks_only = |marks: Vec<u32>| {
-        let index = Index { lookup_marks: marks, ..Index::default() };
+        let marks = marks.into_iter().map(|module_offset| Mark { module_offset, flags: BlockEntry::LOOKUP_TARGET }).collect();
+        let index = Index { marks, ..Index::default() };
         Aligned::new(&persist::write::build(&key(), &index, &[]))
     };
     assert_eq!(&unflagged[..3], &[0x1000, 0x1010, 0x1020]);
     let delta = marks_only(vec![unflagged[0], 0x1001, unflagged[1], unflagged[2], flagged]);
     let delta = validate(delta.bytes()).expect("a delta of marks alone is a valid file");
-    assert_eq!(old.index.unmarked_count(delta.index.lookup_marks.iter().map(|m| m.to_native())), 3);
+    let lacking = delta.index.marks.iter().filter(|m| old.index.lacks_flags(m.module_offset.to_native(), m.flags.to_native()) != 0);
+    assert_eq!(lacking.count(), 3);
     let mut file = persist::merge::Parts::of(&old).expect("parts");
     let added = persist::merge::merge(&mut file, persist::merge::Parts::of(&delta).expect("parts"), persist::merge::MIN_GROWTH_DIVISOR);
     assert_eq!(added, Some(3), "three of the file's blocks were not flagged");
     let ix = &file.index;
     assert_eq!(ix.blocks.len(), 50);
-    assert!(ix.lookup_marks.is_empty(), "marks are a delta's, never a file's");
+    assert!(ix.marks.is_empty(), "marks are a delta's, never a file's");
     let targets: Vec<u32> = ix.lookup_targets.iter().map(|t| t.module_offset).collect();
     for m in &unflagged[..3] {
         assert!(targets.contains(m), "{m:#x} flagged and listed");
@@ -461,6 +463,64 @@ fn merging_flags_the_lookup_targets_a_delta_marks() {
     assert_eq!(validate(unordered.bytes()).err(), Some(Reject::BadIndex));
     let repeated = marks_only(vec![unflagged[1], unflagged[1]]);
     assert_eq!(validate(repeated.bytes()).err(), Some(Reject::BadIndex));
+    // A mark may set only what runs learn of a block.
+    let index = Index { marks: vec![Mark { module_offset: unflagged[0], flags: BlockEntry::AHEAD_OF_TIME }], ..Index::default() };
+    let unmarkable = Aligned::new(&persist::write::build(&key(), &index, &[]));
+    assert_eq!(validate(unmarkable.bytes()).err(), Some(Reject::BadIndex));
+}
+
+/// A delta's cold-head marks flag the file's blocks as loops' starts a
+/// run counted and never found hot: exits to them, which a file for runs
+/// with traces led to their stubs to be counted, lead to the block again,
+/// so later runs count them no more. A cold head counts as one block in
+/// the growth rule.
+#[test]
+fn merging_flags_cold_heads_and_links_their_exits() {
+    let every_block = u32::MAX as usize;
+    let (x_old, x_new) = (4096i64, 3 * 4096i64);
+    let old = Aligned::new(&sample_with(sample_flags, with_trace));
+    let old = validate(old.bytes()).expect("valid");
+    let with_traces: &[&str] = &[];
+    let mut file = persist::merge::Parts::of(&old).expect("parts");
+    // Block 0x2000's backward exit to 0x1000: counted, to its stub.
+    let delta = one_block_delta_with(0x2000, 0x1000, with_traces);
+    assert_eq!(persist::merge::merge(&mut file, persist::merge::Parts::of(&validate(delta.bytes()).unwrap()).unwrap(), every_block), Some(1));
+    assert_eq!(slot_value(&file.zones[2].1, 0), 8, "a backward exit, to its stub");
+    let merged = Aligned::new(&persist::write::build(&key(), &file.index, &file.zone_refs()));
+    let merged = validate(merged.bytes()).expect("valid");
+    let stub = merged.index.exits[3].stub.to_native();
+    assert!(merged.index.is_counted_exit(1, stub));
+    let counted = merged.index.counted_exits.len();
+
+    let mark = |flags: u32| {
+        let index = Index { marks: vec![Mark { module_offset: 0x1000, flags }], ..Index::default() };
+        Aligned::new(&persist::write::build(&key(), &index, &[]))
+    };
+    let cold = mark(BlockEntry::COLD_HEAD);
+    let cold = validate(cold.bytes()).expect("a delta of a cold head alone is valid");
+    let mut file = persist::merge::Parts::of(&merged).unwrap();
+    assert_eq!(persist::merge::merge(&mut file, persist::merge::Parts::of(&cold).unwrap(), every_block), Some(1));
+    assert_ne!(file.index.blocks[0].flags & BlockEntry::COLD_HEAD, 0);
+    assert_eq!(file.index.counted_exits.len(), counted - 1, "exits to a cold head are not counted");
+    assert_eq!(slot_value(&file.zones[2].1, 0), x_old - x_new, "the exit leads to the block again");
+    let flagged = Aligned::new(&persist::write::build(&key(), &file.index, &file.zone_refs()));
+    let flagged = validate(flagged.bytes()).expect("valid");
+    assert!(!flagged.index.is_counted_exit(1, stub));
+    // Nothing new the second time; both flags at once bring the one lacking.
+    let mut again = persist::merge::Parts::of(&flagged).unwrap();
+    assert_eq!(persist::merge::merge(&mut again, persist::merge::Parts::of(&cold).unwrap(), every_block), None);
+    let both = mark(BlockEntry::COLD_HEAD | BlockEntry::LOOKUP_TARGET);
+    let both = validate(both.bytes()).unwrap();
+    assert_eq!(sample_flags(0), BlockEntry::AHEAD_OF_TIME);
+    assert_eq!(flagged.index.lacks_flags(0x1000, BlockEntry::COLD_HEAD | BlockEntry::LOOKUP_TARGET), BlockEntry::LOOKUP_TARGET);
+    let mut again = persist::merge::Parts::of(&flagged).unwrap();
+    assert_eq!(persist::merge::merge(&mut again, persist::merge::Parts::of(&both).unwrap(), every_block), Some(1));
+    assert_eq!(again.index.blocks[0].flags, BlockEntry::AHEAD_OF_TIME | BlockEntry::COLD_HEAD | BlockEntry::LOOKUP_TARGET);
+
+    use persist::merge::{worth_rewriting, Fresh, MIN_GROWTH_DIVISOR};
+    let one_cold = Fresh { cold_heads: 1, ..Fresh::default() };
+    assert!(worth_rewriting(one_cold, MIN_GROWTH_DIVISOR, MIN_GROWTH_DIVISOR));
+    assert!(!worth_rewriting(one_cold, MIN_GROWTH_DIVISOR + 1, MIN_GROWTH_DIVISOR));
 }
 
 /// A delta of one block at `offset` (its code 40 bytes in a segment of its
@@ -553,7 +613,8 @@ fn merging_links_exits_to_and_from_the_blocks_it_adds_and_copies_nothing_else() 
 
     // Lookup marks alone: no zone copied either.
     let mut file = persist::merge::Parts::of(&merged).unwrap();
-    let marks = Index { lookup_marks: vec![0x1010], options: vec![persist::index::NO_TRACES.into()], ..Index::default() };
+    let marks = vec![Mark { module_offset: 0x1010, flags: BlockEntry::LOOKUP_TARGET }];
+    let marks = Index { marks, options: vec![persist::index::NO_TRACES.into()], ..Index::default() };
     let marks = Aligned::new(&persist::write::build(&key(), &marks, &[]));
     let marks = validate(marks.bytes()).unwrap();
     assert_eq!(persist::merge::merge(&mut file, persist::merge::Parts::of(&marks).unwrap(), every_block), Some(1));

@@ -93,6 +93,7 @@ impl Translator {
         let entries = self.traces.count_entry(pc);
         if entries == 1 {
             // A new head: exits linked to its block come here from now on.
+            crate::stats::add(&crate::stats::STATS.heads_counted, 1);
             self.fragments.unlink_incoming(pc);
         }
         if entries >= HOT {

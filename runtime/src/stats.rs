@@ -18,6 +18,8 @@ pub(crate) struct Stats {
     pub(crate) traces_loaded: AtomicU64,
     /// Loaded traces the trace table took in (their heads met).
     pub(crate) traces_adopted: AtomicU64,
+    /// Blocks whose entries the monitor started counting (loops' starts).
+    pub(crate) heads_counted: AtomicU64,
     pub(crate) syscalls: AtomicU64,
     pub(crate) ibl_lookups_of_exited_threads: AtomicU64,
     /// Time stamp counter ticks spent translating (rdtsc is far cheaper
@@ -62,6 +64,7 @@ pub(crate) static STATS: Stats = Stats {
     traces_stale: AtomicU64::new(0),
     traces_loaded: AtomicU64::new(0),
     traces_adopted: AtomicU64::new(0),
+    heads_counted: AtomicU64::new(0),
     syscalls: AtomicU64::new(0),
     ibl_lookups_of_exited_threads: AtomicU64::new(0),
     translate_ticks: AtomicU64::new(0),
@@ -115,7 +118,7 @@ pub(crate) fn reset_in_child() {
     let s = &STATS;
     for c in [
         &s.blocks_built, &s.cache_bytes, &s.dispatches, &s.ibl_misses, &s.links, &s.fragments_flushed,
-        &s.traces_built, &s.trace_blocks, &s.traces_stale, &s.traces_loaded, &s.traces_adopted,
+        &s.traces_built, &s.trace_blocks, &s.traces_stale, &s.traces_loaded, &s.traces_adopted, &s.heads_counted,
         &s.syscalls, &s.ibl_lookups_of_exited_threads, &s.translate_ticks, &s.blocks_loaded, &s.blocks_registered,
         &s.lookup_targets_loaded, &s.file_lookups, &s.slot_pages_rebased, &s.aot_blocks_loaded, &s.aot_blocks_registered, &s.files_loaded,
         &s.bytes_mapped, &s.load_ticks, &s.files_written, &s.blocks_persisted, &s.persist_ticks,
@@ -168,6 +171,7 @@ pub(crate) fn snapshot(ibl_lookups: u64) -> Vec<(&'static str, u64)> {
             ("traces_stale", s.traces_stale.load(Relaxed)),
             ("traces_loaded", s.traces_loaded.load(Relaxed)),
             ("traces_adopted", s.traces_adopted.load(Relaxed)),
+            ("heads_counted", s.heads_counted.load(Relaxed)),
         ]);
     }
     if crate::options::get().persist {

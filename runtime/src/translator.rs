@@ -159,7 +159,7 @@ impl Translator {
 
     /// Marks the block at `pc` of module `m`'s loaded file, which does not
     /// flag it, in the module's unit, so that the file learns it
-    /// (`Index::lookup_marks`): a file translated ahead of time has its
+    /// (`Index::marks`): a file translated ahead of time has its
     /// blocks looked up through the dispatcher only in its first run.
     fn mark_lookup_target(&mut self, pc: u64, m: &FileModule) {
         let unit = self.units.unit_for(m.base, m.end, m.path, m.identity);

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 
 use persist::merge::{worth_rewriting, Fresh, MAX_ZONES_FOR_SMALL, MIN_GROWTH_DIVISOR};
+use persist::index::BlockEntry;
 use persist::Validated;
 use rkyv::util::AlignedVec;
 
@@ -87,63 +88,69 @@ pub enum Fate {
 /// What becomes of `deltas` (checked, of the file's key, oldest first)
 /// merged into `old`: each delta worth a rewrite of its own
 /// (`persist::merge::worth_rewriting`) is merged; of the others, when
-/// blocks or lookup targets recur (brought by two of them: most runs
-/// build them), the fewest that bring them all ([`Fate::Recurs`]), each
-/// one a segment more for every later load to map; the others wait, the
-/// oldest dropped beyond [`MAX_WAITING`] or [`MAX_WAITING_BYTES`].
+/// blocks or flags of the file's blocks (lookup targets, cold heads)
+/// recur (brought by two of them: most runs build them), the fewest that
+/// bring them all ([`Fate::Recurs`]), each one a segment more for every
+/// later load to map; the others wait, the oldest dropped beyond [`MAX_WAITING`] or [`MAX_WAITING_BYTES`].
 pub fn decide(old: &Validated, deltas: &[&Validated], sizes: &[usize]) -> Vec<Fate> {
-    let lacks = |v: &Validated| -> (Vec<u32>, Vec<u32>, usize) {
-        let blocks = v.index.blocks.iter().map(|b| b.module_offset.to_native()).filter(|&b| old.index.block_at(b).is_none()).collect();
-        let marks = v.index.lookup_marks.iter().map(|m| m.to_native()).filter(|&m| old.index.is_unmarked(m)).collect();
+    // What each delta brings that the file lacks: its blocks (flag 0)
+    // and flags of the file's blocks, each (flag, module offset); and its
+    // traces.
+    let lacks = |v: &Validated| -> (Vec<(u32, u32)>, usize) {
+        let blocks = v.index.blocks.iter().map(|b| b.module_offset.to_native()).filter(|&b| old.index.block_at(b).is_none()).map(|b| (0, b));
+        let flags = v.index.marks.iter().flat_map(|m| {
+            let (off, lacks) = (m.module_offset.to_native(), old.index.lacks_flags(m.module_offset.to_native(), m.flags.to_native()));
+            [BlockEntry::LOOKUP_TARGET, BlockEntry::COLD_HEAD].into_iter().filter(move |f| lacks & f != 0).map(move |f| (f, off))
+        });
         let traces = v.index.traces.iter().filter(|t| old.index.trace_at(t.head.to_native()).is_none()).count();
-        (blocks, marks, traces)
+        (blocks.chain(flags).collect(), traces)
     };
-    let brought: Vec<(Vec<u32>, Vec<u32>, usize)> = deltas.iter().map(|v| lacks(v)).collect();
+    let brought: Vec<(Vec<(u32, u32)>, usize)> = deltas.iter().map(|v| lacks(v)).collect();
     let held = old.index.blocks.len();
     let mut zones = old.zones.len();
     let mut fates: Vec<Fate> = brought
         .iter()
-        .map(|(blocks, marks, traces)| {
-            let fresh = Fresh { blocks: blocks.len(), traces: *traces, marks: marks.len() };
+        .map(|(keys, traces)| {
+            let mut fresh = Fresh { traces: *traces, ..Fresh::default() };
+            for &(flag, _) in keys {
+                if flag == 0 {
+                    fresh.blocks += 1;
+                } else {
+                    fresh.count_mark(flag);
+                }
+            }
             if worth_rewriting(fresh, held, MIN_GROWTH_DIVISOR) {
                 Fate::Merge
-            } else if blocks.is_empty() && marks.is_empty() {
+            } else if keys.is_empty() {
                 Fate::Drop
             } else {
                 Fate::Wait
             }
         })
         .collect();
-    // Each offset the file lacks (marks apart from blocks) that only
-    // waiting deltas bring, with how many of them bring it.
+    // Each block and flag the file lacks that only waiting deltas bring,
+    // with how many of them bring it.
     let merged: Vec<usize> = (0..deltas.len()).filter(|&i| fates[i] == Fate::Merge).collect();
     zones += merged.iter().map(|&i| deltas[i].zones.len() - 1).sum::<usize>();
-    let merged_brings = |key: (bool, u32)| {
-        merged.iter().any(|&i| if key.0 { brought[i].1.contains(&key.1) } else { brought[i].0.contains(&key.1) })
-    };
-    let mut seen: BTreeMap<(bool, u32), usize> = BTreeMap::new();
+    let merged_brings = |key: (u32, u32)| merged.iter().any(|&i| brought[i].0.contains(&key));
+    let mut seen: BTreeMap<(u32, u32), usize> = BTreeMap::new();
     for i in (0..deltas.len()).filter(|&i| fates[i] == Fate::Wait) {
-        let (blocks, marks, _) = &brought[i];
-        for key in blocks.iter().map(|&b| (false, b)).chain(marks.iter().map(|&m| (true, m))) {
+        for &key in &brought[i].0 {
             *seen.entry(key).or_default() += 1;
         }
     }
-    let mut recurring: Vec<(bool, u32)> = seen.into_iter().filter(|&(k, n)| n >= 2 && !merged_brings(k)).map(|(k, _)| k).collect();
+    let mut recurring: Vec<(u32, u32)> = seen.into_iter().filter(|&(k, n)| n >= 2 && !merged_brings(k)).map(|(k, _)| k).collect();
     // Greedily, the waiting delta that brings most of what recurs and is
     // not covered yet.
     while !recurring.is_empty() {
-        let covers = |i: usize| {
-            let (blocks, marks, _) = &brought[i];
-            recurring.iter().filter(|&&(mark, o)| if mark { marks.contains(&o) } else { blocks.contains(&o) }).count()
-        };
+        let covers = |i: usize| recurring.iter().filter(|k| brought[i].0.contains(k)).count();
         let Some(best) = (0..deltas.len()).filter(|&i| fates[i] == Fate::Wait).max_by_key(|&i| (covers(i), i)) else { break };
         if covers(best) == 0 || zones + deltas[best].zones.len() - 1 > MAX_ZONES_FOR_SMALL {
             break;
         }
         zones += deltas[best].zones.len() - 1;
         fates[best] = Fate::Recurs;
-        let (blocks, marks, _) = &brought[best];
-        recurring.retain(|&(mark, o)| !if mark { marks.contains(&o) } else { blocks.contains(&o) });
+        recurring.retain(|k| !brought[best].0.contains(k));
     }
     // The newest wait, within bounds.
     let (mut count, mut bytes) = (0, 0);

@@ -14,6 +14,9 @@
  * - smc: code written to a writable and executable page, called N times
  *   per round from a hot loop, rewritten each round (a new constant): a
  *   trace through it must go with the old code.
+ * - late: a loop of N rounds whose start is first reached by a forward
+ *   branch: with N = 1 its block runs once and no backward branch is
+ *   taken (a cache file holds it as a block, not as a loop's start).
  * Exit 0 when all hold. */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -156,9 +159,22 @@ static int smc(long n) {
     return 0;
 }
 
+static __attribute__((noinline)) int late(long n) {
+    volatile uint64_t sum = 0;
+    long i = 0;
+    if (n > 1000000000)
+        sum = 1;
+again:
+    sum += mix(i);
+    if (++i < n)
+        goto again;
+    printf("late: %llu\n", (unsigned long long)sum);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
-        fprintf(stderr, "usage: trace_paths calls|fault|signal|smc N\n");
+        fprintf(stderr, "usage: trace_paths calls|fault|signal|smc|late N\n");
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -167,5 +183,6 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "fault")) return fault(n);
     if (!strcmp(argv[1], "signal")) return signal_spin(n);
     if (!strcmp(argv[1], "smc")) return smc(n);
+    if (!strcmp(argv[1], "late")) return late(n);
     return 2;
 }

@@ -5,6 +5,7 @@
 //! with traces built; and traces are really built from them.
 
 use dbi_tests::corpus::{check_program_with, program};
+use dbi_tests::persist::{dpc_of, Aligned};
 use dbi_tests::{compiled, run_dbirun, run_native, temp_dir, Build, Opt, RunOpts, Status, Variant};
 
 /// Tests that run corpus programs with `-traces`, compared with native runs.
@@ -152,6 +153,41 @@ fn traces_persist_and_warm_runs_enter_them() {
             "{args:?}: the warm run's loops are not counted again\ncold:\n{cold_err}\nwarm:\n{warm_err}"
         );
     }
+}
+
+/// A loop whose start a file holds as a plain block (the run that built
+/// it never looped) is counted by the next run, which finds it cold and
+/// marks it so in the file (`Index::marks`): the runs after count it no
+/// more, and its exits are linked straight to it.
+#[test]
+fn loops_found_cold_in_a_files_blocks_are_not_counted_again() {
+    let exe = compiled(&program("trace_paths").source_path(), Build::new(Variant::Pie, Opt::O0)).unwrap_or_else(|e| panic!("{e}"));
+    let cache = temp_dir("traces-cold-marks");
+    let opts = ["-persist", "-persist_dir", cache.path().to_str().unwrap(), "-no_persist_server", "-stats"];
+    let run = |n: &str| {
+        let args = ["late", n];
+        let native = run_native(&exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+        let o = run_dbirun(&opts, &exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+        assert_eq!((o.status, &o.stdout), (native.status, &native.stdout), "late {n}");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let once = run("1");
+    let module = exe.file_name().unwrap().to_str().unwrap();
+    let cold_heads = || {
+        let file = Aligned::read(&dpc_of(cache.path(), module));
+        let v = file.validate().unwrap_or_else(|r| panic!("{}", r.name()));
+        v.index.blocks.iter().filter(|b| b.flags.to_native() & persist::index::BlockEntry::COLD_HEAD != 0).count()
+    };
+    let unmarked = cold_heads();
+    let looped = run("50");
+    let heads = stat(&looped, "loop heads counted");
+    assert!(heads > 0, "the loop's start is counted\n{looped}");
+    assert!(stat(&looped, "cache files written") > 0, "its cold mark is written\n{once}\n{looped}");
+    let before = cold_heads();
+    assert!(before > unmarked, "the program's file marks the loop's start cold: {unmarked} -> {before}");
+    let again = run("50");
+    assert!(stat(&again, "loop heads counted") < heads, "the marked head is not counted again\n{looped}\n{again}");
+    assert_eq!(cold_heads(), before, "nothing more to mark");
 }
 
 /// A signal that comes while the spinning thread is in the dispatcher (its

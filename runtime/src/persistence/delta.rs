@@ -8,7 +8,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use hashbrown::HashMap;
-use persist::index::{BlockData, BlockEntry, ClientData, ExitEntry, Index, ModuleInfo, Segment, TraceEntry, TraceSpan};
+use persist::index::{BlockData, BlockEntry, ClientData, ExitEntry, Index, Mark, ModuleInfo, Segment, TraceEntry, TraceSpan};
 use persist::merge::Parts;
 use persist::exit_data::{self, StoredExit};
 use persist::translations;
@@ -22,13 +22,13 @@ use crate::translate::fragment::Fragment;
 use crate::translate::segment::LiveSegment;
 
 /// A delta: the index and zones of `blocks` and `traces` alone, as a file
-/// of their own would hold them, and the lookup targets to flag in the
-/// file it is merged into.
+/// of their own would hold them, and the flags to set on blocks of the
+/// file it is merged into (`marks`).
 pub(crate) fn delta_of(
     unit: &Unit,
     blocks: &[(&UnitBlock, &Fragment)],
     traces: &[(&UnitTrace, &Fragment)],
-    lookup_marks: &[u32],
+    marks: &[Mark],
     cold_head: &dyn Fn(u64) -> bool,
 ) -> Parts<'static> {
     let base = unit.module_base;
@@ -38,7 +38,7 @@ pub(crate) fn delta_of(
             identity: unit.identity.to_array(),
         },
         options: crate::persistence::key::dbirun_options(),
-        lookup_marks: lookup_marks.to_vec(),
+        marks: marks.to_vec(),
         ..Index::default()
     };
     let mut zones: Vec<(ZoneKind, Vec<u8>)> = Vec::new();

@@ -7,7 +7,7 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::{Acquire, Relaxed, Release}};
 
-use persist::index::{ArchivedBlockEntry, ArchivedExitEntry, ArchivedIndex, ArchivedTraceEntry};
+use persist::index::{ArchivedBlockEntry, ArchivedExitEntry, ArchivedIndex, ArchivedTraceEntry, BlockEntry};
 use persist::{translations, KeyField, Reject, ZoneKind};
 
 use crate::translate::file_lookup;
@@ -418,6 +418,14 @@ impl LoadedFiles {
     pub(crate) fn unflagged_lookup_target(&self, pc: u64, base: u64, identity: FileIdentity) -> bool {
         let Some(f) = self.file_in_use(base, identity).map(|i| &self.files[i]) else { return false };
         module_offset(pc, base).and_then(|o| f.index.block_at(o)).is_some_and(|b| !b.lookup_target())
+    }
+
+    /// Whether the file in use for the module at `base` holds a block at
+    /// `pc` it does not flag as a cold head, and no trace of it.
+    pub(crate) fn unflagged_cold_head(&self, pc: u64, base: u64, identity: FileIdentity) -> bool {
+        let Some(f) = self.file_in_use(base, identity).map(|i| &self.files[i]) else { return false };
+        let Some(off) = module_offset(pc, base) else { return false };
+        f.index.lacks_flags(off, BlockEntry::COLD_HEAD) != 0 && f.index.trace_at(off).is_none()
     }
 
     /// The code of the block at `pc` in the file of the module at `base`,

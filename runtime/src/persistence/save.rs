@@ -6,6 +6,7 @@
 
 use alloc::vec::Vec;
 
+use persist::index::{BlockEntry, Mark};
 use persist::merge::{Fresh, Parts, EVERY_BLOCK, MIN_GROWTH_DIVISOR};
 
 use crate::translate::fragment::{Fragment, FragmentTable};
@@ -28,12 +29,12 @@ pub(crate) struct Live<'a> {
 }
 
 /// This run's blocks and traces of a unit that the file in use lacks, and
-/// the file's blocks to flag as lookup targets.
+/// the flags to set on the file's blocks (lookup targets, cold heads).
 struct New<'a> {
     blocks: Vec<(&'a UnitBlock, &'a Fragment)>,
     traces: Vec<(&'a UnitTrace, &'a Fragment)>,
-    /// Module offsets, increasing.
-    marks: Vec<u32>,
+    /// By module offset, increasing; each sets only flags the file lacks.
+    marks: Vec<Mark>,
 }
 
 impl New<'_> {
@@ -42,7 +43,15 @@ impl New<'_> {
     }
 
     fn fresh(&self) -> Fresh {
-        Fresh { blocks: self.blocks.len(), traces: self.traces.len(), marks: self.marks.len() }
+        let mut fresh = Fresh { blocks: self.blocks.len(), traces: self.traces.len(), ..Fresh::default() };
+        for m in &self.marks {
+            fresh.count_mark(m.flags);
+        }
+        fresh
+    }
+
+    fn marks_of(&self, flag: u32) -> usize {
+        self.marks.iter().filter(|m| m.flags & flag != 0).count()
     }
 }
 
@@ -240,12 +249,33 @@ fn worth_saving<'a>(unit: &'a Unit, live: Live<'a>, loaded: &LoadedFiles, growth
         .collect();
     let traces: Vec<(&UnitTrace, &Fragment)> =
         unit.traces.iter().filter_map(|t| live.traces.get(t.head).filter(|f| f.start == t.start).map(|f| (t, f))).collect();
-    let mut marks = unit.lookup_marks.clone();
-    marks.sort_unstable();
-    marks.dedup();
+    let marks = marks_for(unit, live, loaded);
     let in_use = loaded.block_count(unit.module_base, unit.identity);
     let new = New { blocks, traces, marks };
     persist::merge::worth_rewriting(new.fresh(), in_use, growth).then_some((new, in_use))
+}
+
+/// The flags this run learnt of the blocks of `unit`'s file in use: the
+/// lookup targets indirect branches reached, and the heads it counted and
+/// never found hot (blocks the file lacks are flagged in the delta).
+fn marks_for(unit: &Unit, live: Live, loaded: &LoadedFiles) -> Vec<Mark> {
+    let (base, identity) = (unit.module_base, unit.identity);
+    let cold = live.traces.cold_heads_in(base, unit.module_end).filter(|&t| loaded.unflagged_cold_head(t, base, identity));
+    let mut flagged: Vec<(u32, u32)> = unit
+        .lookup_marks
+        .iter()
+        .map(|&o| (o, BlockEntry::LOOKUP_TARGET))
+        .chain(cold.map(|t| ((t - base) as u32, BlockEntry::COLD_HEAD)))
+        .collect();
+    flagged.sort_unstable();
+    let mut marks: Vec<Mark> = Vec::with_capacity(flagged.len());
+    for (module_offset, flag) in flagged {
+        match marks.last_mut() {
+            Some(m) if m.module_offset == module_offset => m.flags |= flag,
+            _ => marks.push(Mark { module_offset, flags: flag }),
+        }
+    }
+    marks
 }
 
 fn save_unit(unit: &Unit, live: Live, loaded: &LoadedFiles, server: &mut Option<Server>, growth: usize) {
@@ -300,10 +330,11 @@ fn hand_over(unit: &Unit, live: Live, loaded: &LoadedFiles, s: &Server, growth: 
         note_handed_over(&path, new_here.blocks.len(), in_use);
     }
     crate::verbose!(
-        "persist: handed {} new blocks, {} traces and {} lookup targets of {} to the cache server{}",
+        "persist: handed {} new blocks, {} traces, {} lookup targets and {} cold heads of {} to the cache server{}",
         new_here.blocks.len(),
         new_here.traces.len(),
-        new_here.marks.len(),
+        new_here.marks_of(BlockEntry::LOOKUP_TARGET),
+        new_here.marks_of(BlockEntry::COLD_HEAD),
         files::display(&path),
         if small { " to gather" } else { "" }
     );
@@ -402,7 +433,8 @@ fn not_on_disk<'a>(new: &New<'a>, base: u64, disk: Option<&persist::Validated<'_
     let trace_on_file = |head: u64| disk.is_some_and(|v| v.index.trace_at((head - base) as u32).is_some());
     let blocks: Vec<(&UnitBlock, &Fragment)> = new.blocks.iter().copied().filter(|(b, _)| !on_file(b.tag)).collect();
     let traces: Vec<(&UnitTrace, &Fragment)> = new.traces.iter().copied().filter(|(t, _)| !trace_on_file(t.head)).collect();
-    let marks: Vec<u32> = new.marks.iter().copied().filter(|&m| disk.is_some_and(|v| v.index.is_unmarked(m))).collect();
+    let lacks = |m: &Mark| disk.map_or(0, |v| v.index.lacks_flags(m.module_offset, m.flags));
+    let marks: Vec<Mark> = new.marks.iter().map(|m| Mark { flags: lacks(m), ..*m }).filter(|m| m.flags != 0).collect();
     let held = disk.map_or(0, |v| v.index.blocks.len());
     let left = New { blocks, traces, marks };
     persist::merge::worth_rewriting(left.fresh(), held, growth).then_some(left)

@@ -153,6 +153,11 @@ impl TraceTable {
         self.is_head(tag) && !self.hot.contains(&tag)
     }
 
+    /// Heads in `[lo, hi)` whose entries were never counted hot.
+    pub(crate) fn cold_heads_in(&self, lo: u64, hi: u64) -> impl Iterator<Item = u64> + '_ {
+        self.heads.keys().copied().filter(move |&t| t >= lo && t < hi && !self.hot.contains(&t))
+    }
+
     /// Counts an entry to `tag`, making it a head if it is not; returns the
     /// entries counted so far.
     pub(crate) fn count_entry(&mut self, tag: u64) -> u32 {
