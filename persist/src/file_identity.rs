@@ -57,6 +57,26 @@ pub fn verified_memo(identity: FileIdentity) -> [u8; 48] {
     m
 }
 
+/// Where a cache file's lock file holds its module memo (after the
+/// verified memo).
+pub const MODULE_MEMO_AT: u64 = 48;
+
+/// What a cache file's lock file holds at [`MODULE_MEMO_AT`] once a
+/// process hashed the module file with `identity` and found `hash` (its
+/// file's key's): a module whose identity changed but whose bytes did not
+/// (a copy in a fresh container, a new hard link, a `chmod`) is hashed by
+/// one run, not by every run until a merge records its new identity.
+pub fn module_memo(identity: FileIdentity, hash: &[u8; 32]) -> [u8; 80] {
+    let mut m = [0u8; 80];
+    for (i, v) in identity.to_array().iter().enumerate() {
+        m[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    m[40..72].copy_from_slice(hash);
+    let h = blake3::hash(&m[..72]);
+    m[72..].copy_from_slice(&h.as_bytes()[..8]);
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -99,6 +99,7 @@ pub const STATS_FIELDS: &[(&str, &str)] = &[
     ("aot_blocks_registered", "AOT blocks used"),
     ("cache_files_loaded", "cache files loaded"),
     ("cache_files_rejected", "cache files rejected"),
+    ("modules_hashed", "modules hashed"),
     ("cache_bytes_mapped", "cache bytes mapped"),
     ("load_ns", "load time"),
     ("cache_files_written", "cache files written"),

@@ -43,6 +43,8 @@ pub(crate) struct Stats {
     pub(crate) aot_blocks_loaded: AtomicU64,
     pub(crate) aot_blocks_registered: AtomicU64,
     pub(crate) files_loaded: AtomicU64,
+    /// Module files whose bytes were hashed (a file's key names them).
+    pub(crate) modules_hashed: AtomicU64,
     pub(crate) bytes_mapped: AtomicU64,
     pub(crate) load_ticks: AtomicU64,
     pub(crate) files_written: AtomicU64,
@@ -76,6 +78,7 @@ pub(crate) static STATS: Stats = Stats {
     aot_blocks_loaded: AtomicU64::new(0),
     aot_blocks_registered: AtomicU64::new(0),
     files_loaded: AtomicU64::new(0),
+    modules_hashed: AtomicU64::new(0),
     bytes_mapped: AtomicU64::new(0),
     load_ticks: AtomicU64::new(0),
     files_written: AtomicU64::new(0),
@@ -120,7 +123,7 @@ pub(crate) fn reset_in_child() {
         &s.blocks_built, &s.cache_bytes, &s.dispatches, &s.ibl_misses, &s.links, &s.fragments_flushed,
         &s.traces_built, &s.trace_blocks, &s.traces_stale, &s.traces_loaded, &s.traces_adopted, &s.heads_counted,
         &s.syscalls, &s.ibl_lookups_of_exited_threads, &s.translate_ticks, &s.blocks_loaded, &s.blocks_registered,
-        &s.lookup_targets_loaded, &s.file_lookups, &s.slot_pages_rebased, &s.aot_blocks_loaded, &s.aot_blocks_registered, &s.files_loaded,
+        &s.lookup_targets_loaded, &s.file_lookups, &s.slot_pages_rebased, &s.aot_blocks_loaded, &s.aot_blocks_registered, &s.files_loaded, &s.modules_hashed,
         &s.bytes_mapped, &s.load_ticks, &s.files_written, &s.blocks_persisted, &s.persist_ticks,
     ] {
         c.store(0, Relaxed);
@@ -185,6 +188,7 @@ pub(crate) fn snapshot(ibl_lookups: u64) -> Vec<(&'static str, u64)> {
             ("aot_blocks_registered", s.aot_blocks_registered.load(Relaxed)),
             ("cache_files_loaded", s.files_loaded.load(Relaxed)),
             ("cache_files_rejected", rejected_total()),
+            ("modules_hashed", s.modules_hashed.load(Relaxed)),
             ("cache_bytes_mapped", s.bytes_mapped.load(Relaxed)),
             ("load_ns", ticks_to_ns(s.load_ticks.load(Relaxed))),
             ("cache_files_written", s.files_written.load(Relaxed)),

@@ -561,6 +561,32 @@ fn rebuilt_module_is_module_changed() {
     );
 }
 
+/// The module replaced by a copy of itself (a new inode, as a cache
+/// directory moved to a fresh container sees every module): its file is
+/// still used, its bytes hashed once to tell, and the hash noted for the
+/// runs after it (they hash nothing, though no merge has recorded the
+/// module's new identity in the file).
+#[test]
+fn a_copied_module_is_hashed_once() {
+    let work = temp_dir("persist-copied-module");
+    let exe = work.path().join(PROGRAM);
+    std::fs::copy(program(), &exe).unwrap();
+    let cache = temp_dir("persist-copied-module-cache");
+    let native = native(&exe, &["3"], &RunOpts::new());
+    let hashed = |o: &Observed| dbi_tests::persist::total(&dbi_tests::persist::stats(&o.stderr), "modules hashed");
+    let cold = run_persist(cache.path(), &["-v", "-stats"], &exe, &["3"], &RunOpts::new());
+    assert_app_same("persist_paths 3 (cold)", &native, &cold);
+    let copy = work.path().join("copy");
+    std::fs::copy(&exe, &copy).unwrap();
+    std::fs::rename(&copy, &exe).unwrap();
+    for (run, expected) in [("first", 1), ("second", 0)] {
+        let warm = run_persist(cache.path(), &["-v", "-stats"], &exe, &["3"], &RunOpts::new());
+        assert_app_same("persist_paths 3 (copied module)", &native, &warm);
+        assert!(!used(&log(&warm.stderr), PROGRAM).is_empty(), "the {run} run after the copy uses the file\n{}", stderr_excerpt(&warm));
+        assert_eq!(hashed(&warm), expected, "modules the {run} run after the copy hashed\n{}", stderr_excerpt(&warm));
+    }
+}
+
 /// The vDSO has no file: its blocks persist in a file whose identity and
 /// key are made from its bytes, which later runs use (at the vDSO's
 /// address of the run) and cachetool finds valid (its deep check

@@ -153,6 +153,7 @@ pub(crate) fn content_hash(path: &CStr, identity: FileIdentity) -> Option<[u8; 3
     let same_file = identity_of(&fd) == Some(identity);
     let mut hasher = blake3::Hasher::new();
     let len = identity.size;
+    crate::stats::add(&crate::stats::STATS.modules_hashed, u64::from(same_file));
     if same_file && len > 0 {
         // SAFETY: a fresh private read-only mapping of the whole file.
         if let Ok(map) = unsafe { sys::mmap(0, len, sys::PROT_READ, sys::MAP_PRIVATE, fd.as_raw_fd() as i64, 0) } {

@@ -109,6 +109,25 @@ pub(crate) fn note_verified(path: &[u8], identity: crate::os::modules::FileIdent
     }
 }
 
+/// Whether the lock file of the cache file `path` notes that the module
+/// file with `module` holds the content `hash` names.
+pub(crate) fn module_hash_noted(path: &[u8], module: crate::os::modules::FileIdentity, hash: &[u8; 32]) -> bool {
+    let Ok(fd) = open(&with_suffix(path, ".lock"), OFlags::RDONLY, 0) else {
+        return false;
+    };
+    let mut buf = [0u8; 80];
+    let at = persist::file_identity::MODULE_MEMO_AT;
+    sys::pread(&fd, &mut buf, at) == Ok(80) && buf == persist::file_identity::module_memo(module, hash)
+}
+
+/// Notes, in the lock file of the cache file `path`, that the module file
+/// with `module` was hashed and holds the content `hash` names.
+pub(crate) fn note_module_hash(path: &[u8], module: crate::os::modules::FileIdentity, hash: &[u8; 32]) {
+    if let Ok(fd) = open(&with_suffix(path, ".lock"), OFlags::WRONLY | OFlags::CREATE, 0o600) {
+        let _ = sys::pwrite(&fd, &persist::file_identity::module_memo(module, hash), persist::file_identity::MODULE_MEMO_AT);
+    }
+}
+
 /// A NUL-terminated path for messages.
 pub(crate) fn display(path: &[u8]) -> &str {
     core::str::from_utf8(&path[..path.len().saturating_sub(1)]).unwrap_or("?")

@@ -574,6 +574,20 @@ impl LoadedFiles {
     }
 }
 
+/// Whether the module file at `path`, with `identity` (not the one the
+/// cache file `file` records), holds the content `hash` names: its lock
+/// file notes so, or hashing the module says so (then noted there).
+fn same_content(file: &[u8], path: &CStr, identity: FileIdentity, hash: &[u8; 32]) -> bool {
+    if files::module_hash_noted(file, identity, hash) {
+        return true;
+    }
+    let same = crate::os::modules::content_hash(path, identity).as_ref() == Some(hash);
+    if same {
+        files::note_module_hash(file, identity, hash);
+    }
+    same
+}
+
 /// Shows each client its data in the file; false if one rejects it.
 fn resurrect(v: &persist::Validated<'static>, base: u64, map: u64, segments: &[(u64, u64)]) -> bool {
     let ix = v.index;
@@ -686,7 +700,7 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, 
     }
     let recorded = v.index.module.identity.as_slice().iter().map(|x| x.to_native()).collect::<Vec<_>>();
     let same_file = recorded == identity.to_array();
-    if !same_file && crate::os::modules::content_hash(path, identity) != Some(v.key.module_hash) {
+    if !same_file && !same_content(file, path, identity, &v.key.module_hash) {
         return give_back(Unused::ModuleChanged);
     }
     // Each zone gets its protection; W is private, rebased below.
