@@ -15,6 +15,10 @@ fn server_start_status_stop() {
     let status = c.json(&["server", "status"]);
     let pid = status["pid"].as_u64().unwrap();
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    // Its lock file names it and its version: dbirun, finding that pid at
+    // the socket's other end, needs no status round trip.
+    let note = std::fs::read_to_string(c.dir().join(persist::server_protocol::LOCK)).unwrap();
+    assert_eq!(note, persist::server_protocol::lock_note(pid as u32, cachetool::RUNTIME_VERSION));
     assert!(c.tool_ok(&["server", "start"]).contains("already runs"), "one server per directory");
     assert_eq!(c.json(&["server", "status"])["pid"].as_u64(), Some(pid));
     assert!(c.tool_ok(&["server", "stop"]).contains("stopped"));

@@ -43,6 +43,10 @@ pub fn ensure(dir: &Path, verbose: bool) -> bool {
             }
         };
     };
+    if noted_as_ours(dir, &s) {
+        say(format_args!("using the cache server of {}", dir.display()));
+        return true;
+    }
     // A server of another dbirun version may merge differently, and one
     // that does not answer may be dying: file mode until it is gone.
     let _ = s.set_read_timeout(Some(ANSWER_WITHIN));
@@ -62,6 +66,15 @@ pub fn ensure(dir: &Path, verbose: bool) -> bool {
     }
     say(format_args!("using the cache server of {}", dir.display()));
     true
+}
+
+/// Whether the server on the other end of `s` is the one whose lock note
+/// names this dbirun's runtime version: then no status round trip (a
+/// tenth of a millisecond of every run) is needed.
+fn noted_as_ours(dir: &Path, s: &UnixStream) -> bool {
+    let Ok(cred) = nix::sys::socket::getsockopt(s, nix::sys::socket::sockopt::PeerCredentials) else { return false };
+    let Ok(note) = std::fs::read_to_string(dir.join(persist::server_protocol::LOCK)) else { return false };
+    note == persist::server_protocol::lock_note(cred.pid() as u32, cachetool::RUNTIME_VERSION)
 }
 
 /// Returns once a server listens on `dir`'s socket, or after `wait`.

@@ -20,8 +20,18 @@ pub const ABSENT: &[u8] = b"absent";
 
 /// The socket's file name in the cache directory.
 pub const SOCKET: &str = "dbicached.sock";
-/// Held (flock) by the one server of a directory.
+/// Held (flock) by the one server of a directory, which writes in it
+/// who it is ([`lock_note`]).
 pub const LOCK: &str = "dbicached.lock";
+
+/// What the server holding a directory's lock writes in it: its pid and
+/// the runtime version it merges for. A launcher that finds a server
+/// listening whose pid (the socket's peer) is the one noted knows its
+/// version without a round trip; another pid (a server that wrote no
+/// note, or a note a dead server left) is asked.
+pub fn lock_note(pid: u32, runtime_version: u32) -> alloc::string::String {
+    alloc::format!("{pid} {runtime_version:08x}\n")
+}
 /// What the server says, in the cache directory (rotated to `.1`).
 pub const LOG: &str = "dbicached.log";
 

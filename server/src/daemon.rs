@@ -89,6 +89,9 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         return Err(StartError::AlreadyRunning);
     }
+    // Before the socket exists: a launcher that connects finds the note.
+    let note = persist::server_protocol::lock_note(std::process::id(), cachetool::RUNTIME_VERSION);
+    lock.set_len(0).and_then(|()| std::os::unix::fs::FileExt::write_all_at(&lock, note.as_bytes(), 0)).map_err(|e| io("lock", e))?;
     let socket = persist::server_protocol::socket_path(&config.dir);
     // Holding the lock, any socket file left is a dead server's.
     let _ = std::fs::remove_file(&socket);
