@@ -49,12 +49,20 @@ impl FileIdentity {
 /// built the version (a runtime, the cache server).
 pub fn verified_memo(identity: FileIdentity) -> [u8; 48] {
     let mut m = [0u8; 48];
-    for (i, v) in identity.to_array().iter().enumerate() {
-        m[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
-    }
+    m[..40].copy_from_slice(&identity_bytes(identity));
     let h = blake3::hash(&m[..40]);
     m[40..].copy_from_slice(&h.as_bytes()[..8]);
     m
+}
+
+/// `identity`'s fields, little-endian, in the recorded order: how both
+/// memos begin.
+fn identity_bytes(identity: FileIdentity) -> [u8; 40] {
+    let mut b = [0u8; 40];
+    for (i, v) in identity.to_array().iter().enumerate() {
+        b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    b
 }
 
 /// Where a cache file's lock file holds its module memo (after the
@@ -68,9 +76,7 @@ pub const MODULE_MEMO_AT: u64 = 48;
 /// one run, not by every run until a merge records its new identity.
 pub fn module_memo(identity: FileIdentity, hash: &[u8; 32]) -> [u8; 80] {
     let mut m = [0u8; 80];
-    for (i, v) in identity.to_array().iter().enumerate() {
-        m[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
-    }
+    m[..40].copy_from_slice(&identity_bytes(identity));
     m[40..72].copy_from_slice(hash);
     let h = blake3::hash(&m[..72]);
     m[72..].copy_from_slice(&h.as_bytes()[..8]);

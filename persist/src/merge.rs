@@ -63,11 +63,15 @@ pub struct Fresh {
 }
 
 impl Fresh {
-    /// Adds to the lookup targets and cold heads what the `flags` a
-    /// block lacks would bring.
-    pub fn count_mark(&mut self, lacks: u32) {
-        self.marks += usize::from(lacks & BlockEntry::LOOKUP_TARGET != 0);
-        self.cold_heads += usize::from(lacks & BlockEntry::COLD_HEAD != 0);
+    /// What `blocks` new blocks, `traces` new traces and marks of the
+    /// file's blocks bring, each mark given as the flags its block lacks.
+    pub fn of(blocks: usize, traces: usize, lacks: impl IntoIterator<Item = u32>) -> Fresh {
+        let mut fresh = Fresh { blocks, traces, ..Fresh::default() };
+        for l in lacks {
+            fresh.marks += usize::from(l & BlockEntry::LOOKUP_TARGET != 0);
+            fresh.cold_heads += usize::from(l & BlockEntry::COLD_HEAD != 0);
+        }
+        fresh
     }
 
     /// All it brings, flags counted one by one.
@@ -110,10 +114,7 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     let fresh_traces: Vec<usize> = (0..d.traces.len()).filter(|&i| !known_trace(d.traces[i].head)).collect();
     let marks = target.unmarked(&d.marks);
     let zones_after = 1 + if fits { file.zones.len() } else { 0 } + d_zones.len();
-    let mut brings = Fresh { blocks: fresh.len(), traces: fresh_traces.len(), ..Fresh::default() };
-    for &(_, lacks) in &marks {
-        brings.count_mark(lacks);
-    }
+    let brings = Fresh::of(fresh.len(), fresh_traces.len(), marks.iter().map(|&(_, lacks)| lacks));
     if !worth_rewriting(brings, target.blocks.len(), min_growth_divisor) || zones_after >= MAX_ZONES {
         return None;
     }

@@ -111,14 +111,8 @@ pub fn decide(old: &Validated, deltas: &[&Validated], sizes: &[usize]) -> Vec<Fa
     let mut fates: Vec<Fate> = brought
         .iter()
         .map(|(keys, traces)| {
-            let mut fresh = Fresh { traces: *traces, ..Fresh::default() };
-            for &(flag, _) in keys {
-                if flag == 0 {
-                    fresh.blocks += 1;
-                } else {
-                    fresh.count_mark(flag);
-                }
-            }
+            let blocks = keys.iter().filter(|&&(flag, _)| flag == 0).count();
+            let fresh = Fresh::of(blocks, *traces, keys.iter().map(|&(flag, _)| flag).filter(|&flag| flag != 0));
             if worth_rewriting(fresh, held, MIN_GROWTH_DIVISOR) {
                 Fate::Merge
             } else if keys.is_empty() {

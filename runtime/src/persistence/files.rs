@@ -95,36 +95,40 @@ pub(crate) fn publish(path: &[u8], file: &persist::write::Layout) -> sys::Result
 /// Whether the file `path` with `identity` had all its zone hashes
 /// checked by an earlier run.
 pub(crate) fn verified_before(path: &[u8], identity: crate::os::modules::FileIdentity) -> bool {
-    let Ok(fd) = open(&with_suffix(path, ".lock"), OFlags::RDONLY, 0) else {
-        return false;
-    };
-    let mut buf = [0u8; 48];
-    sys::pread(&fd, &mut buf, 0) == Ok(48) && buf == persist::file_identity::verified_memo(identity)
+    memo_says(path, 0, &persist::file_identity::verified_memo(identity))
 }
 
 /// Records that the file `path` with `identity` passed every check.
 pub(crate) fn note_verified(path: &[u8], identity: crate::os::modules::FileIdentity) {
-    if let Ok(fd) = open(&with_suffix(path, ".lock"), OFlags::WRONLY | OFlags::CREATE, 0o600) {
-        let _ = sys::pwrite(&fd, &persist::file_identity::verified_memo(identity), 0);
-    }
+    write_memo(path, 0, &persist::file_identity::verified_memo(identity));
 }
 
 /// Whether the lock file of the cache file `path` notes that the module
 /// file with `module` holds the content `hash` names.
 pub(crate) fn module_hash_noted(path: &[u8], module: crate::os::modules::FileIdentity, hash: &[u8; 32]) -> bool {
-    let Ok(fd) = open(&with_suffix(path, ".lock"), OFlags::RDONLY, 0) else {
-        return false;
-    };
-    let mut buf = [0u8; 80];
-    let at = persist::file_identity::MODULE_MEMO_AT;
-    sys::pread(&fd, &mut buf, at) == Ok(80) && buf == persist::file_identity::module_memo(module, hash)
+    memo_says(path, persist::file_identity::MODULE_MEMO_AT, &persist::file_identity::module_memo(module, hash))
 }
 
 /// Notes, in the lock file of the cache file `path`, that the module file
 /// with `module` was hashed and holds the content `hash` names.
 pub(crate) fn note_module_hash(path: &[u8], module: crate::os::modules::FileIdentity, hash: &[u8; 32]) {
+    write_memo(path, persist::file_identity::MODULE_MEMO_AT, &persist::file_identity::module_memo(module, hash));
+}
+
+/// Whether the lock file of the cache file `path` holds `memo` at `at`.
+fn memo_says(path: &[u8], at: u64, memo: &[u8]) -> bool {
+    let Ok(fd) = open(&with_suffix(path, ".lock"), OFlags::RDONLY, 0) else {
+        return false;
+    };
+    let mut buf = [0u8; 80];
+    let buf = &mut buf[..memo.len()];
+    sys::pread(&fd, buf, at) == Ok(memo.len()) && buf == memo
+}
+
+/// Writes `memo` at `at` in the lock file of the cache file `path`.
+fn write_memo(path: &[u8], at: u64, memo: &[u8]) {
     if let Ok(fd) = open(&with_suffix(path, ".lock"), OFlags::WRONLY | OFlags::CREATE, 0o600) {
-        let _ = sys::pwrite(&fd, &persist::file_identity::module_memo(module, hash), persist::file_identity::MODULE_MEMO_AT);
+        let _ = sys::pwrite(&fd, memo, at);
     }
 }
 

@@ -43,11 +43,7 @@ impl New<'_> {
     }
 
     fn fresh(&self) -> Fresh {
-        let mut fresh = Fresh { blocks: self.blocks.len(), traces: self.traces.len(), ..Fresh::default() };
-        for m in &self.marks {
-            fresh.count_mark(m.flags);
-        }
-        fresh
+        Fresh::of(self.blocks.len(), self.traces.len(), self.marks.iter().map(|m| m.flags))
     }
 
     fn marks_of(&self, flag: u32) -> usize {
