@@ -81,6 +81,7 @@ pub const STATS_FIELDS: &[(&str, &str)] = &[
     ("indirect_lookups", "indirect lookups"),
     ("indirect_lookup_misses", "indirect lookup misses"),
     ("links_made", "links made"),
+    ("predicted_calls", "predicted-return calls"),
     ("blocks_flushed", "blocks flushed"),
     ("system_calls", "system calls"),
     ("translation_ns", "translation time"),

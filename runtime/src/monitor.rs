@@ -15,8 +15,9 @@ use alloc::vec::Vec;
 
 use crate::stats::{self, STATS};
 use crate::translate::emit::{self, Placement};
-use crate::translate::mangle::{self, Addressing, Op};
-use crate::translate::trace::stitch;
+use crate::translate::mangle::{self, Addressing, CallForm, Op};
+use crate::translate::bb_builder::BasicBlock;
+use crate::translate::trace::{self, stitch};
 use crate::translate::fragment::{Fragment, Patch};
 use crate::translate::link;
 use crate::translate::trace_table::{Trace, TraceTable};
@@ -180,7 +181,7 @@ impl Translator {
     /// fault, sandboxed code).
     fn copy_block(&mut self, pc: u64, sp: u64) -> Option<Fragment> {
         let block = self.block_for_cache(pc, sp).ok().filter(|b| !b.sandboxed)?;
-        let mut ops = mangle::mangle(&block, Addressing::Absolute)?;
+        let mut ops = mangle::mangle(&block, Addressing::Absolute, CallForm::Plain)?;
         for m in &mut ops {
             if matches!(m.op, Op::IndirectExit) {
                 m.op = Op::IndirectToDispatcher;
@@ -221,19 +222,12 @@ impl Translator {
     /// The trace through `blocks` in the code cache, with the spans of the
     /// blocks it holds.
     fn cache_trace(&mut self, blocks: &[u64], sp: u64) -> Option<(Fragment, Vec<(u64, u64)>)> {
-        let mut parts = Vec::with_capacity(blocks.len());
-        let mut spans = Vec::with_capacity(blocks.len());
+        let mut built = Vec::with_capacity(blocks.len());
         for &tag in blocks {
             let Some(block) = self.block_for_cache(tag, sp).ok().filter(|b| !b.sandboxed) else { break };
-            let Some(ops) = mangle::mangle(&block, Addressing::Absolute) else { break };
-            spans.push((tag, block.end_pc().max(tag + 1)));
-            parts.push((tag, ops));
+            built.push(block);
         }
-        if parts.is_empty() {
-            return None;
-        }
-        let (mut ops, used) = stitch(parts);
-        spans.truncate(used);
+        let (mut ops, spans) = stitched(&built, blocks, Addressing::Absolute)?;
         let head = blocks[0];
         set_budget(&mut ops, self.traces.miss_budget(head));
         let traces = &self.traces;
@@ -261,8 +255,7 @@ impl Translator {
             return None;
         }
         let s = self.units.units[unit].current_segment(&mut self.cache, false)? as usize;
-        let mut parts = Vec::with_capacity(blocks.len());
-        let mut spans = Vec::with_capacity(blocks.len());
+        let mut built = Vec::with_capacity(blocks.len());
         for &tag in blocks {
             let Ok(mut block) = crate::translate::bb_builder::build(tag, sp) else { break };
             let end = block.end_pc().max(tag + 1);
@@ -273,15 +266,9 @@ impl Translator {
             if !persistable || !data.is_empty() {
                 return None;
             }
-            let ops = mangle::mangle(&block, Addressing::ModuleRelative { base: m.base })?;
-            spans.push((tag, end));
-            parts.push((tag, ops));
+            built.push(block);
         }
-        if parts.is_empty() {
-            return None;
-        }
-        let (mut ops, used) = stitch(parts);
-        spans.truncate(used);
+        let (mut ops, spans) = stitched(&built, blocks, Addressing::ModuleRelative { base: m.base })?;
         let segment = &mut self.units.units[unit].segments[s];
         // Its budget lives in the segment's W, so a file carries it.
         let budget = if counts_misses {
@@ -320,5 +307,33 @@ fn set_budget(ops: &mut [mangle::MangledOp], budget: u64) {
         if let Op::InlineTarget { misses_left, .. } = &mut m.op {
             *misses_left = budget;
         }
+    }
+}
+
+/// The ops of the trace through `built`, the blocks of the recorded
+/// `tags` as far as they could be built, and the spans of the blocks it
+/// holds; None if none can be mangled so. Each call and return takes the
+/// form [`trace::call_forms`] gives it among the blocks the trace holds
+/// (a block that cannot continue into the next ends it, and may leave a
+/// call without the return it was paired with: then again without it).
+fn stitched(built: &[BasicBlock], tags: &[u64], addressing: Addressing) -> Option<(Vec<mangle::MangledOp>, Vec<(u64, u64)>)> {
+    let mut held = built.len();
+    loop {
+        let ends: Vec<trace::BlockEnd> = built[..held].iter().map(trace::BlockEnd::of).collect();
+        let forms = trace::call_forms(&ends, &tags[..held], CallForm::for_blocks());
+        let mut parts = Vec::with_capacity(held);
+        for (block, &form) in built[..held].iter().zip(&forms) {
+            parts.push((block.tag, mangle::mangle(block, addressing, form)?));
+        }
+        if parts.is_empty() {
+            return None;
+        }
+        let (ops, used) = stitch(parts);
+        let same = used == held || trace::call_forms(&ends[..used], &tags[..used], CallForm::for_blocks()) == forms[..used];
+        if same {
+            let spans = built[..used].iter().map(|b| (b.tag, b.end_pc().max(b.tag + 1))).collect();
+            return Some((ops, spans));
+        }
+        held = used;
     }
 }

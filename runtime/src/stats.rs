@@ -9,6 +9,8 @@ pub(crate) struct Stats {
     pub(crate) dispatches: AtomicU64,
     pub(crate) ibl_misses: AtomicU64,
     pub(crate) links: AtomicU64,
+    /// Calls built in the predicted-return form (`translate/returns.rs`).
+    pub(crate) predicted_calls: AtomicU64,
     pub(crate) fragments_flushed: AtomicU64,
     pub(crate) traces_built: AtomicU64,
     /// Blocks the traces built hold, together.
@@ -60,6 +62,7 @@ pub(crate) static STATS: Stats = Stats {
     dispatches: AtomicU64::new(0),
     ibl_misses: AtomicU64::new(0),
     links: AtomicU64::new(0),
+    predicted_calls: AtomicU64::new(0),
     fragments_flushed: AtomicU64::new(0),
     traces_built: AtomicU64::new(0),
     trace_blocks: AtomicU64::new(0),
@@ -120,7 +123,7 @@ pub(crate) fn note_rejected(reason: &'static str) {
 pub(crate) fn reset_in_child() {
     let s = &STATS;
     for c in [
-        &s.blocks_built, &s.cache_bytes, &s.dispatches, &s.ibl_misses, &s.links, &s.fragments_flushed,
+        &s.blocks_built, &s.cache_bytes, &s.dispatches, &s.ibl_misses, &s.links, &s.predicted_calls, &s.fragments_flushed,
         &s.traces_built, &s.trace_blocks, &s.traces_stale, &s.traces_loaded, &s.traces_adopted, &s.heads_counted,
         &s.syscalls, &s.ibl_lookups_of_exited_threads, &s.translate_ticks, &s.blocks_loaded, &s.blocks_registered,
         &s.lookup_targets_loaded, &s.file_lookups, &s.slot_pages_rebased, &s.aot_blocks_loaded, &s.aot_blocks_registered, &s.files_loaded, &s.modules_hashed,
@@ -163,6 +166,7 @@ pub(crate) fn snapshot(ibl_lookups: u64) -> Vec<(&'static str, u64)> {
         ("indirect_lookups", ibl_lookups + s.ibl_lookups_of_exited_threads.load(Relaxed)),
         ("indirect_lookup_misses", s.ibl_misses.load(Relaxed)),
         ("links_made", s.links.load(Relaxed)),
+        ("predicted_calls", s.predicted_calls.load(Relaxed)),
         ("blocks_flushed", s.fragments_flushed.load(Relaxed)),
         ("system_calls", s.syscalls.load(Relaxed)),
         ("translation_ns", ticks_to_ns(s.translate_ticks.load(Relaxed))),

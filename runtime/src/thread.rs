@@ -90,6 +90,13 @@ pub(crate) struct ThreadContext {
     /// lookup table (`translate/file_lookup.rs`).
     pub(crate) file_hits: [u64; crate::translate::file_lookup::QUEUED_HITS],
     pub(crate) file_hit_count: u64,
+    /// Selects a return's slot in `ret_cache` (`pext` of the app return
+    /// address); 0 while a signal waits, so every return misses and goes
+    /// the way that looks at pending signals (`translate/returns.rs`).
+    pub(crate) ret_mask: u64,
+    /// Predicted returns: per slot, the app return address of the call
+    /// that last filled it and the cache address its `call` pushed.
+    pub(crate) ret_cache: [[u64; 2]; crate::translate::returns::SLOTS],
 }
 
 pub(crate) mod offsets {
@@ -121,6 +128,8 @@ pub(crate) mod offsets {
     pub(crate) const FILE_LOOKUP_SCRATCH: usize = offset_of!(ThreadContext, file_lookup_scratch);
     pub(crate) const FILE_HITS: usize = offset_of!(ThreadContext, file_hits);
     pub(crate) const FILE_HIT_COUNT: usize = offset_of!(ThreadContext, file_hit_count);
+    pub(crate) const RET_MASK: usize = offset_of!(ThreadContext, ret_mask);
+    pub(crate) const RET_CACHE: usize = offset_of!(ThreadContext, ret_cache);
 }
 
 const RUNTIME_STACK_SIZE: u64 = 1 << 20;
@@ -175,6 +184,7 @@ impl ThreadContext {
         child.app_gs_base = self.app_gs_base;
         child.ibl_table = self.ibl_table;
         child.ibl_mask = self.ibl_mask;
+        child.ret_mask = self.ret_mask;
         // SAFETY: both areas are xsave_len bytes; the parent's holds the
         // app state saved when it left the cache.
         unsafe {

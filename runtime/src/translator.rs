@@ -10,7 +10,7 @@ use crate::translate::emit::{self, EmitError, Placement};
 use crate::translate::fragment::{Fragment, FragmentTable, Patch};
 use crate::translate::ibl::IblTable;
 use crate::translate::trace_table::TraceTable;
-use crate::translate::mangle::Addressing;
+use crate::translate::mangle::{Addressing, CallForm};
 use crate::persistence::load::LoadedFiles;
 use crate::persistence::units::{UnitBlock, Units};
 use crate::stats::{self, STATS};
@@ -69,7 +69,7 @@ impl Translator {
             .filter(|_| persistable)
             .and_then(|(base, u, s)| self.emit_persistable(pc, end, &block, base, u, s, data))
             .unwrap_or_else(|| {
-                let ops = mangle::mangle(&block, Addressing::Absolute).expect("absolute addressing always works");
+                let ops = mangle::mangle(&block, Addressing::Absolute, CallForm::for_blocks()).expect("absolute addressing always works");
                 match emit::emit(pc, end, &ops, Placement::Cache(&mut self.cache), link_targets(pc, &self.fragments, &self.traces)) {
                     Ok(f) => f,
                     Err(_) => crate::log::fatal(70, format_args!("code cache full")),
@@ -208,7 +208,7 @@ impl Translator {
         segment: u32,
         data: alloc::vec::Vec<crate::persistence::units::BlockData>,
     ) -> Option<Fragment> {
-        let ops = mangle::mangle(block, Addressing::ModuleRelative { base })?;
+        let ops = mangle::mangle(block, Addressing::ModuleRelative { base }, CallForm::for_blocks())?;
         let unit = &mut self.units.units[unit];
         let place = Placement::Segment { segment: &mut unit.segments[segment as usize], module_base: base };
         match emit::emit(pc, end, &ops, place, link_targets(pc, &self.fragments, &self.traces)) {

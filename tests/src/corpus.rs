@@ -117,6 +117,12 @@ pub const PROGRAMS: &[Program] = &[
         runs: &[ok(&[])],
     },
     Program {
+        name: "predicted_returns",
+        source: "predicted_returns.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+    Program {
         name: "setjmp_longjmp",
         source: "setjmp_longjmp.c",
         builds: ALL,

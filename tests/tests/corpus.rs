@@ -17,6 +17,7 @@ catalog_tests!(CORPUS_SUITE;
     tail_calls,
     trace_paths,
     setjmp_longjmp,
+    predicted_returns,
     cxx_exceptions,
     qsort_callback,
     tls_vars,
@@ -40,6 +41,47 @@ catalog_tests!(CORPUS_SUITE;
     fork_wait,
     asm_basic,
 );
+
+/// Calls and returns in the predicted form (`runtime/src/translate/
+/// returns.rs`) outside traces too, where every call and return of the
+/// program takes it; and in the plain form, which must stay as exact.
+#[test]
+fn predicted_returns_without_traces() {
+    corpus::check_program_with("predicted_returns", &["-no_traces"]);
+}
+
+#[test]
+fn predicted_returns_turned_off() {
+    corpus::check_program_with("predicted_returns", &["-no_predicted_returns"]);
+}
+
+/// Blocks' calls take the predicted form by default and not with
+/// `-no_predicted_returns`; a warm `-persist` run of code in that form
+/// (loaded from its files, at other addresses) behaves as natively.
+#[test]
+fn calls_take_the_predicted_form_unless_turned_off() {
+    use dbi_tests::{compiled, run_dbirun, run_native, temp_dir, Build, Opt, RunOpts, Variant};
+    let exe = compiled(&corpus::program("predicted_returns").source_path(), Build::new(Variant::Pie, Opt::O2)).unwrap_or_else(|e| panic!("{e}"));
+    let native = run_native(&exe, &[], &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+    let predicted = |stderr: &[u8]| -> u64 {
+        String::from_utf8_lossy(stderr)
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix("predicted-return calls:")?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no predicted-return calls in\n{}", String::from_utf8_lossy(stderr)))
+    };
+    let dir = temp_dir("predicted-returns");
+    let persist = ["-persist", "-no_persist_server", "-persist_dir", dir.path().to_str().unwrap(), "-stats"];
+    let mut counts = Vec::new();
+    for extra in [&[][..], &[][..], &["-no_predicted_returns"][..]] {
+        let opts: Vec<&str> = persist.iter().chain(extra).copied().collect();
+        let o = run_dbirun(&opts, &exe, &[], &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+        assert_eq!((&o.status, &o.stdout), (&native.status, &native.stdout), "{extra:?}");
+        counts.push(predicted(&o.stderr));
+    }
+    // Cold, the 512 call sites of `leaf` and more; warm, all come from the
+    // file; turned off, none.
+    assert!(counts[0] > 512 && counts[1] < counts[0] / 10 && counts[2] == 0, "{counts:?}");
+}
 
 /// Every source in tests/programs/ is in the catalog (of any suite, or a
 /// support source), and vice versa; program names are unique across suites.

@@ -40,6 +40,8 @@ fn tls_layout_hash() -> u64 {
         off::DISPATCHER_MISS,
         off::FCACHE_RETURN,
         off::SIGNAL_PENDING,
+        off::RET_MASK,
+        off::RET_CACHE,
         off::CLIENT_TLS,
         off::CLIENT_FLAGS_SPILL,
         clients::api::TLS_SLOTS_PER_CLIENT,
@@ -56,7 +58,9 @@ fn tls_layout_hash() -> u64 {
 /// with BMI2's `pext` where the CPU has it (a file shared with a machine
 /// without BMI2 must not hold that code). `-traces`: a file for runs with
 /// traces holds them, and its exits are readied for them
-/// (`persist::merge::ready_for_traces`).
+/// (`persist::merge::ready_for_traces`). Calls and returns take the
+/// predicted form unless `-no_predicted_returns` (or a CPU without BMI2)
+/// says otherwise (`translate/returns.rs`).
 fn options_hash() -> u64 {
     let stats = crate::options::get().stats as u64;
     let mut h = blake3::Hasher::new();
@@ -66,6 +70,9 @@ fn options_hash() -> u64 {
     }
     if crate::translate::ibl::flag_free_probe() {
         h.update(b"flag-free first probe");
+    }
+    if crate::translate::returns::enabled() {
+        h.update(b"predicted returns");
     }
     first_u64(&h)
 }
@@ -80,6 +87,9 @@ pub(crate) fn dbirun_options() -> Vec<String> {
     }
     if !o.traces {
         out.push(String::from(persist::index::NO_TRACES));
+    }
+    if o.no_predicted_returns {
+        out.push(String::from("-no_predicted_returns"));
     }
     for (name, options) in &o.clients {
         out.push(String::from("-c"));

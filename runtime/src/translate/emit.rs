@@ -21,6 +21,7 @@ use crate::context_switch;
 use crate::translate::fragment::{ExitRecord, Fragment, Patch, Translation};
 use crate::translate::ibl;
 use crate::translate::mangle::{MangledOp, Op};
+use crate::translate::returns;
 use crate::translate::segment::LiveSegment;
 use crate::thread::offsets as off;
 
@@ -287,6 +288,9 @@ pub(crate) fn emit(
     let mut pending: Vec<PendingExit> = Vec::new();
     // The rel32 fields of in-line target checks' jumps to their lookups.
     let mut inline_misses: Vec<(usize, ibl::Expected, u64)> = Vec::new();
+    // The rel32 field of a `call` over a landing pad not yet ended.
+    let mut call_over_pad: Option<usize> = None;
+    let mut predicted_calls = 0;
     let mut translations: Vec<Translation> = Vec::with_capacity(ops.len());
     let mut encoder = Encoder::new(64);
     let relative = segment.is_some();
@@ -328,6 +332,15 @@ pub(crate) fn emit(
                 pending.push(direct_exit_branch(&mut code, base, None, *target, slot));
             }
             Op::IndirectExit => code.extend_from_slice(ibl::lookup_code()),
+            Op::CallOverPad => call_over_pad = Some(returns::call_over_pad(&mut code)),
+            Op::PadEnd { slot } => {
+                let field = call_over_pad.take().expect("a landing pad follows its call");
+                let here = base + code.len() as u64;
+                encoder::patch_rel32(&mut code, field, base, here);
+                returns::pad_to_slot(&mut code, *slot);
+                predicted_calls += 1;
+            }
+            Op::PredictedReturn => code.extend_from_slice(returns::predicted_return()),
             Op::InlineTarget { expected, misses_left } => {
                 let form = check_form(&segment, base, *expected);
                 inline_misses.push((ibl::inline_target_check(&mut code, form), form, *misses_left))
@@ -439,6 +452,7 @@ pub(crate) fn emit(
         }
     }
     crate::stats::add(&crate::stats::STATS.links, links);
+    crate::stats::add(&crate::stats::STATS.predicted_calls, predicted_calls);
     // Kept for the fragment's life: sized to what it holds, not to the ops.
     translations.shrink_to_fit();
     Ok(Fragment { tag, app_end, start, size: code.len() as u32, exits, incoming: Vec::new(), translations, lookup_target: false })

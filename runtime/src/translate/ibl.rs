@@ -226,10 +226,14 @@ pub(crate) fn lookup_code() -> &'static [u8] {
 /// (`pext`) and `-stats` does not count lookups. Code built so differs, so
 /// the cache key says which (`persistence/key.rs`).
 pub(crate) fn flag_free_probe() -> bool {
+    has_bmi2() && !crate::options::get().stats
+}
+
+/// Whether the CPU has BMI2 (`pext`).
+pub(crate) fn has_bmi2() -> bool {
     static BMI2: spin::Once<bool> = spin::Once::new();
     // SAFETY: cpuid leaf 7 exists on every x86-64 CPU that runs this.
-    let bmi2 = *BMI2.call_once(|| unsafe { core::arch::x86_64::__cpuid_count(7, 0) }.ebx & (1 << 8) != 0);
-    bmi2 && !crate::options::get().stats
+    *BMI2.call_once(|| unsafe { core::arch::x86_64::__cpuid_count(7, 0) }.ebx & (1 << 8) != 0)
 }
 
 /// A table no lookup finds anything in (mask 0: every probe reads its
@@ -243,6 +247,7 @@ static EMPTY_TABLE: [Entry; 1] = [Entry { app_pc: 0, cache_pc: 0 }];
 pub(crate) fn point_at_empty_table(ctx: &mut ThreadContext) {
     ctx.ibl_mask = 0;
     ctx.ibl_table = EMPTY_TABLE.as_ptr() as u64;
+    crate::translate::returns::stop_predicting(ctx);
 }
 
 /// The target an in-line check expects.
@@ -491,6 +496,7 @@ impl IblTable {
     pub(crate) fn publish(&self, ctx: &mut ThreadContext) {
         ctx.ibl_table = self.entries.as_ptr() as u64;
         ctx.ibl_mask = self.mask;
+        crate::translate::returns::publish(ctx);
         // A signal that came before these stores pointed the thread at the
         // empty table in vain: point it again (one that comes after them
         // does so itself).

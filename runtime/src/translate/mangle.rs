@@ -14,6 +14,7 @@ use clients::api::{Item, ItemKind};
 
 use crate::translate::bb_builder::BasicBlock;
 use crate::translate::encoder::{self, hw};
+use crate::translate::returns;
 use crate::thread::offsets as off;
 
 /// One step of a mangled block, tagged with the app pc it translates.
@@ -33,6 +34,15 @@ pub(crate) enum Op {
     ShortBranchExit { opcode: Vec<u8>, target: u64, fall: u64 },
     /// Jump to the indirect-branch lookup with the target in rcx.
     IndirectExit,
+    /// A `call` over the landing pad that follows (the next ops, up to
+    /// `PadEnd`): a predicted return lands there (`returns.rs`).
+    CallOverPad,
+    /// The end of a landing pad: the `call` before it jumps here, and the
+    /// pad's address goes from the stack into the return slot `slot`.
+    PadEnd { slot: u16 },
+    /// A `ret` through the return slots, after the app return address was
+    /// read into rcx (`returns::predicted_return`).
+    PredictedReturn,
     /// Inside a trace: continue in line when the indirect branch's target
     /// (in rcx) is `expected`, the pc the recorded path went on at; any
     /// other target goes through the lookup. Flags are not touched. If
@@ -79,6 +89,24 @@ pub(crate) enum Addressing {
     /// As offsets from the base of the module at `base`, which is loaded
     /// from a slot: the code stays valid wherever the module is mapped.
     ModuleRelative { base: u64 },
+}
+
+/// How calls and returns are built.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CallForm {
+    /// A call pushes the app return address; a return goes through the
+    /// lookup (traces, whose in-line checks take returns, and recordings).
+    Plain,
+    /// Blocks' calls and returns in the form the CPU's return stack
+    /// predicts (`returns.rs`), where enabled.
+    Predicted,
+}
+
+impl CallForm {
+    /// The form of blocks' calls in this run.
+    pub(crate) fn for_blocks() -> CallForm {
+        if returns::enabled() { CallForm::Predicted } else { CallForm::Plain }
+    }
 }
 
 pub(crate) struct MangledOp {
@@ -153,6 +181,7 @@ struct Mangler<'a> {
     syscall_in_place: bool,
     info: InstructionInfoFactory,
     addressing: Addressing,
+    calls: CallForm,
     /// Set when module-relative addressing cannot express an address.
     not_relative: bool,
 }
@@ -328,41 +357,82 @@ impl Mangler<'_> {
     }
 
     /// Pushes the app return address of a call (which may fault on a bad
-    /// stack: the push sequence moves rsp first).
+    /// stack: the push sequence moves rsp first). In the predicted form
+    /// (`returns.rs`) a real `call` over a landing pad pushes first, and
+    /// the app return address takes the place of the pad's.
     fn push_return_address(&mut self, instr: &Instruction, fixup_before: Fixup) {
         let next = instr.next_ip();
-        if let Some(offset) = self.module_offset(next) {
-            // rax = base + offset, pushed; only the push can fault.
-            let rax = Register::RAX;
-            let slot = off::SPILL as u16 + 8;
-            let spilled = match fixup_before {
-                Fixup::Spilled { reg, slot: s } => Fixup::Spilled2 { reg, slot: s, reg2: hw(rax), slot2: slot },
-                _ => Fixup::Spilled { reg: hw(rax), slot },
+        let slot = if self.calls == CallForm::Predicted { returns::slot_of(next) } else { None };
+        let offset = self.module_offset(next);
+        if offset.is_none() && (slot.is_none() || encoder::push_imm64_is_single(next)) {
+            if let Some(slot) = slot {
+                self.call_over_pad(instr, next, slot, fixup_before);
+            }
+            let mut b = Vec::with_capacity(encoder::push_imm64_len(next));
+            encoder::push_imm64(&mut b, next);
+            let fixup = match fixup_before {
+                Fixup::None if !encoder::push_imm64_is_single(next) => Fixup::RspMoved(-8),
+                other => other,
             };
-            self.bytes(instr, |b| encoder::store_to_gs(b, slot as usize, rax));
-            self.push_fixup(instr, Op::LoadModuleBase { reg: rax }, spilled);
-            let lea = Instruction::with2(Code::Lea_r64_m, Register::RAX, MemoryOperand::with_base_displ(Register::RAX, offset as i64))
-                .expect("lea");
-            self.push_fixup(instr, Op::Encode(lea), spilled);
-            self.push_fixup(instr, Op::Bytes({
-                let mut b = Vec::with_capacity(2);
-                encoder::push(&mut b, rax);
-                b
-            }), spilled);
-            self.push_fixup(instr, Op::Bytes({
-                let mut b = Vec::with_capacity(encoder::GS_MOV_LEN);
-                encoder::load_from_gs(&mut b, rax, slot as usize);
-                b
-            }), match fixup_before { Fixup::None => Fixup::RspMoved(-8), other => other });
+            self.push_fixup(instr, Op::Bytes(b), fixup);
+            if let Some(slot) = slot {
+                let after = match fixup_before { Fixup::None => Fixup::RspMoved(-8), other => other };
+                let mut b = Vec::with_capacity(16);
+                returns::return_address_to_slot_imm(&mut b, slot, next);
+                self.push_fixup(instr, Op::Bytes(b), after);
+            }
             return;
         }
-        let mut b = Vec::with_capacity(encoder::push_imm64_len(next));
-        encoder::push_imm64(&mut b, next);
-        let fixup = match fixup_before {
-            Fixup::None if !encoder::push_imm64_is_single(next) => Fixup::RspMoved(-8),
-            other => other,
+        // rax = the return address, pushed; only the push (or the call
+        // before it) can fault.
+        let rax = Register::RAX;
+        let spill = off::SPILL as u16 + 8;
+        let spilled = match fixup_before {
+            Fixup::Spilled { reg, slot: s } => Fixup::Spilled2 { reg, slot: s, reg2: hw(rax), slot2: spill },
+            _ => Fixup::Spilled { reg: hw(rax), slot: spill },
         };
-        self.push_fixup(instr, Op::Bytes(b), fixup);
+        self.bytes(instr, |b| encoder::store_to_gs(b, spill as usize, rax));
+        match offset {
+            Some(offset) => {
+                self.push_fixup(instr, Op::LoadModuleBase { reg: rax }, spilled);
+                let lea = Instruction::with2(Code::Lea_r64_m, Register::RAX, MemoryOperand::with_base_displ(Register::RAX, offset as i64))
+                    .expect("lea");
+                self.push_fixup(instr, Op::Encode(lea), spilled);
+            }
+            None => {
+                let mut b = Vec::with_capacity(encoder::MOV_IMM64_LEN);
+                encoder::mov_imm64(&mut b, rax, next);
+                self.push_fixup(instr, Op::Bytes(b), spilled);
+            }
+        }
+        if let Some(slot) = slot {
+            self.call_over_pad(instr, next, slot, spilled);
+        }
+        self.push_fixup(instr, Op::Bytes({
+            let mut b = Vec::with_capacity(2);
+            encoder::push(&mut b, rax);
+            b
+        }), spilled);
+        let after = match fixup_before { Fixup::None => Fixup::RspMoved(-8), other => other };
+        if let Some(slot) = slot {
+            let mut b = Vec::with_capacity(encoder::GS_MOV_LEN);
+            returns::return_address_to_slot(&mut b, slot);
+            self.push_fixup(instr, Op::Bytes(b), after);
+        }
+        self.push_fixup(instr, Op::Bytes({
+            let mut b = Vec::with_capacity(encoder::GS_MOV_LEN);
+            encoder::load_from_gs(&mut b, rax, spill as usize);
+            b
+        }), after);
+    }
+
+    /// `call` over a landing pad, the pad (a direct exit to the block at
+    /// `next`, where a predicted return lands with the app's state) and the
+    /// move of the pad's address into `slot`. Only the `call` can fault.
+    fn call_over_pad(&mut self, instr: &Instruction, next: u64, slot: u16, fixup: Fixup) {
+        self.push_fixup(instr, Op::CallOverPad, fixup);
+        self.ops.push(MangledOp { app_pc: next, app_len: 0, op: Op::DirectExit { cond: None, target: next }, fixup: Fixup::None });
+        self.push_fixup(instr, Op::PadEnd { slot }, fixup);
     }
 
     fn last_instruction(&mut self, instr: &Instruction) {
@@ -387,6 +457,19 @@ impl Mangler<'_> {
             FlowControl::Call if instr.is_call_near() => {
                 self.push_return_address(instr, Fixup::None);
                 self.push(instr, Op::DirectExit { cond: None, target: instr.near_branch_target() });
+            }
+            FlowControl::Return if instr.code() == Code::Retnq && self.calls == CallForm::Predicted => {
+                self.bytes(instr, |b| encoder::store_to_gs(b, off::IBL_RCX, Register::RCX));
+                let rcx_spilled = Fixup::Spilled { reg: hw(Register::RCX), slot: off::IBL_RCX as u16 };
+                self.push_fixup(instr, Op::Bytes({
+                    let mut b = Vec::with_capacity(4);
+                    returns::read_return_address(&mut b);
+                    b
+                }), rcx_spilled);
+                // Past the read, only the write of the pad's address over
+                // the app's can fault (a stack the app made read-only).
+                let both = Fixup::Spilled2 { reg: hw(Register::RCX), slot: off::IBL_RCX as u16, reg2: hw(Register::RAX), slot2: off::IBL_RAX as u16 };
+                self.push_fixup(instr, Op::PredictedReturn, both);
             }
             FlowControl::Return if matches!(instr.code(), Code::Retnq | Code::Retnq_imm16) => {
                 self.bytes(instr, |b| encoder::store_to_gs(b, off::IBL_RCX, Register::RCX));
@@ -476,13 +559,14 @@ impl Mangler<'_> {
 
 /// The mangled ops of `block`; None if `addressing` is module-relative and
 /// some address cannot be expressed that way.
-pub(crate) fn mangle(block: &BasicBlock, addressing: Addressing) -> Option<Vec<MangledOp>> {
+pub(crate) fn mangle(block: &BasicBlock, addressing: Addressing, calls: CallForm) -> Option<Vec<MangledOp>> {
     let mut m = Mangler {
         block,
         ops: Vec::with_capacity(block.items.len() + 4),
         syscall_in_place: false,
         info: InstructionInfoFactory::new(),
         addressing,
+        calls,
         not_relative: false,
     };
     let last_app = block.items.iter().rposition(|i| i.kind == ItemKind::App);

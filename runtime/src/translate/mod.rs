@@ -1,8 +1,9 @@
 //! The translation pipeline, in DynamoRIO's stage names: decode a block
 //! (`bb_builder`), rewrite it (`mangle`), encode it into the code cache
 //! (`emit`, `encoder`, `code_cache`, `segment`), link its exits (`link`),
-//! look up indirect targets in the cache (`ibl`, and in loaded cache
-//! files' block tables: `file_lookup`), remember every block
+//! let the CPU predict returns (`returns`), look up indirect targets in
+//! the cache (`ibl`, and in loaded cache files' block tables:
+//! `file_lookup`), remember every block
 //! (`fragment`), join hot paths of blocks into traces (`trace`,
 //! `trace_table`), and keep blocks of writable code in step with the app's
 //! writes (`smc`). Uses `os` only, besides the shared thread context and
@@ -17,6 +18,7 @@ pub(crate) mod fragment;
 pub(crate) mod ibl;
 pub(crate) mod link;
 pub(crate) mod mangle;
+pub(crate) mod returns;
 pub(crate) mod segment;
 pub(crate) mod smc;
 pub(crate) mod trace;

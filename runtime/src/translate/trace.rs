@@ -8,7 +8,10 @@
 use alloc::vec::Vec;
 
 use crate::translate::encoder;
-use crate::translate::mangle::{MangledOp, Op};
+use iced_x86::Code;
+
+use crate::translate::bb_builder::BasicBlock;
+use crate::translate::mangle::{CallForm, MangledOp, Op};
 
 /// Makes `ops`, a block's mangled ops, continue into the block at `next`
 /// instead of exiting there; false if its end cannot (a system call, a
@@ -37,6 +40,57 @@ fn continue_into(ops: &mut Vec<MangledOp>, next: u64) -> bool {
         }
         _ => false,
     }
+}
+
+/// How a trace's block ends, for the form of its call or return.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum BlockEnd {
+    /// A near call returning to `app_ret`.
+    Call { app_ret: u64 },
+    /// A plain `ret`.
+    Ret,
+    Other,
+}
+
+impl BlockEnd {
+    pub(crate) fn of(block: &BasicBlock) -> BlockEnd {
+        match block.last_app() {
+            Some(i) if i.is_call_near() || i.code() == Code::Call_rm64 => BlockEnd::Call { app_ret: i.next_ip() },
+            Some(i) if i.code() == Code::Retnq => BlockEnd::Ret,
+            _ => BlockEnd::Other,
+        }
+    }
+}
+
+/// The form of each block's call or return in a trace through blocks
+/// ending as `ends` at `tags`. A call and the return to it both inside the
+/// trace stay plain: the return is an in-line check, and the CPU's return
+/// stack is not pushed by a call no `ret` pops. A call whose return is not
+/// in the trace, and a return from a call made before the trace, take
+/// `predicted` (the return then ends the trace), so they pair with the
+/// blocks' calls and returns.
+pub(crate) fn call_forms(ends: &[BlockEnd], tags: &[u64], predicted: CallForm) -> Vec<CallForm> {
+    let mut forms = alloc::vec![predicted; ends.len()];
+    let mut open: Vec<(usize, u64)> = Vec::new();
+    for (i, end) in ends.iter().enumerate() {
+        match *end {
+            BlockEnd::Call { app_ret } => open.push((i, app_ret)),
+            BlockEnd::Ret => {
+                // A return the trace ends with goes wherever its call
+                // pushed to: it pairs with the innermost call open.
+                let to = tags.get(i + 1).copied();
+                if let Some(&(call, app_ret)) = open.last() {
+                    if to.is_none_or(|t| t == app_ret) {
+                        open.pop();
+                        forms[call] = CallForm::Plain;
+                        forms[i] = CallForm::Plain;
+                    }
+                }
+            }
+            BlockEnd::Other => {}
+        }
+    }
+    forms
 }
 
 /// The ops of a trace through `blocks` (each a block's tag and mangled
@@ -75,6 +129,28 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn calls_returning_inside_a_trace_stay_plain_and_others_are_predicted() {
+        use BlockEnd::*;
+        let p = CallForm::Predicted;
+        // call f (0x10 -> 0x100), f returns to 0x15 in the trace; then a
+        // call g whose body the trace ends in; then a return from a call
+        // made before the trace.
+        let ends = [Call { app_ret: 0x15 }, Ret, Call { app_ret: 0x25 }, Other];
+        let tags = [0x10, 0x100, 0x15, 0x200];
+        let forms = call_forms(&ends, &tags, p);
+        assert!(forms == [CallForm::Plain, CallForm::Plain, p, p]);
+        let forms = call_forms(&[Other, Ret, Other], &[0x10, 0x20, 0x30], p);
+        assert!(forms == [p, p, p]);
+        // A return that goes elsewhere than its call's return address
+        // (a longjmp-like path) pairs with nothing.
+        let forms = call_forms(&[Call { app_ret: 0x15 }, Ret, Other], &[0x10, 0x100, 0x99], p);
+        assert!(forms == [p, p, p]);
+        // The trace's last block returns: to its call, if one is open.
+        let forms = call_forms(&[Call { app_ret: 0x15 }, Ret], &[0x10, 0x100], p);
+        assert!(forms == [CallForm::Plain, CallForm::Plain]);
     }
 
     #[test]
