@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! dbi-runtime [-v] [-stats] [-persist] [-persist_dir ABS_DIR] [-persist_report ABS_FILE] [-persist_server] [-aot] [-aot_progress] [-aot_batch N] [-aot_seeds ABS_FILE] [-no_follow_children]
-//!             [-no_native_exec] [-traces] [-no_predicted_returns] [-record_run PID START_NS COMMAND] [-logdir ABS_DIR] [-c NAME COUNT OPT_1 ... OPT_COUNT]...
+//!             [-no_native_exec] [-traces] [-predicted_returns] [-record_run PID START_NS COMMAND] [-logdir ABS_DIR] [-c NAME COUNT OPT_1 ... OPT_COUNT]...
 //!             -- APP_PATH ARGV0 [ARG...]
 //! ```
 //!
@@ -76,7 +76,7 @@ pub fn runtime_argv(
         (opts.no_follow_children, "-no_follow_children"),
         (opts.no_native_exec, "-no_native_exec"),
         (opts.with_traces(), "-traces"),
-        (opts.no_predicted_returns, "-no_predicted_returns"),
+        (opts.predicted_returns, "-predicted_returns"),
     ];
     argv.extend(
         flags_after_dir
@@ -141,7 +141,7 @@ mod tests {
             no_native_exec: false,
             traces: false,
             no_traces: false,
-            no_predicted_returns: false,
+            predicted_returns: false,
             clients: vec![],
             app: "ls".into(),
             app_args: vec!["-la".into(), "/usr".into()],
@@ -180,7 +180,7 @@ mod tests {
             no_native_exec: true,
             traces: true,
             no_traces: false,
-            no_predicted_returns: false,
+            predicted_returns: false,
             clients: vec![
                 ClientSpec {
                     name: "null".into(),

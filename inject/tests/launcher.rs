@@ -404,6 +404,8 @@ fn option_spellings_reach_the_runtime_identically() {
         (&["--no-follow-children"], &["-no_follow_children", "-traces"]),
         (&["--no_follow_children"], &["-no_follow_children", "-traces"]),
         (&["--no_native_exec"], &["-no_native_exec", "-traces"]),
+        (&["-predicted_returns"], &["-traces", "-predicted_returns"]),
+        (&["--predicted-returns"], &["-traces", "-predicted_returns"]),
         (&["--client", "null", "o"], &["-traces", "-c", "null", "1", "o"]),
     ];
     for (given, passed) in cases {

@@ -18,9 +18,9 @@ pub(crate) struct Options {
     /// with `-aot`, translate for runs that do (files keyed and readied
     /// for them), though nothing runs to be traced.
     pub(crate) traces: bool,
-    /// `-no_predicted_returns`: calls and returns through the lookup only
-    /// (`translate/returns.rs`).
-    pub(crate) no_predicted_returns: bool,
+    /// `-predicted_returns`: blocks' calls and returns in the form the
+    /// CPU's return stack predicts (`translate/returns.rs`).
+    pub(crate) predicted_returns: bool,
     /// `-no_follow_children`: run exec'd programs natively.
     pub(crate) no_follow_children: bool,
     /// `-persist`: keep translated code in per-module cache files.
@@ -106,7 +106,7 @@ pub(crate) fn parse(args: &[CStr]) -> Command {
             b"-no_native_exec" => opts.no_native_exec = true,
             b"-no_follow_children" => opts.no_follow_children = true,
             b"-traces" => opts.traces = true,
-            b"-no_predicted_returns" => opts.no_predicted_returns = true,
+            b"-predicted_returns" => opts.predicted_returns = true,
             b"-persist" => opts.persist = true,
             b"-persist_server" => opts.persist_server = true,
             b"-aot" => opts.aot = true,

@@ -706,16 +706,14 @@ fn initialisers_finalisers_and_plt_stubs_are_seeds() {
 /// enter them at load and pass the dispatcher about as often as after
 /// ordinary runs. Without traces: their heads get hot at other times in
 /// each run, so a run's new traces (written too) would hide whether the
-/// lookup targets were all learnt. Without predicted returns: returns,
-/// which reach most of libc's lookup targets, then go through the lookup
-/// too (predicted, they land where their call left them).
+/// lookup targets were all learnt.
 #[test]
 fn runs_after_aot_learn_its_lookup_targets() {
     let program = ["/usr/bin/ls", "-la", "/usr/bin"];
     let native = Command::new(program[0]).args(&program[1..]).output().unwrap();
     for with_server in [false, true] {
         let dir = temp_dir("aot-marks");
-        let aot = dbirun(dir.path(), &["-stats", "-no_traces", "-no_predicted_returns", "-aot"], &program[..1]);
+        let aot = dbirun(dir.path(), &["-stats", "-no_traces", "-aot"], &program[..1]);
         assert!(aot.status.success(), "{}", text(&aot.stderr));
         let targets = |module: &str| inspect(dir.path(), module)["lookup_targets"].as_u64().unwrap();
         let (ls_before, libc_before) = (targets("ls"), targets("libc.so.6"));
@@ -725,14 +723,14 @@ fn runs_after_aot_learn_its_lookup_targets() {
                     let mut c = Command::new(dbirun_path());
                     // The suite may run with -no_persist_server in DBIRUN_OPTIONS.
                     c.env_remove("DBIRUN_OPTIONS");
-                    c.args(["-persist", "-stats", "-no_traces", "-no_predicted_returns", "-persist_dir"]).arg(dir.path()).arg("--").args(program);
+                    c.args(["-persist", "-stats", "-no_traces", "-persist_dir"]).arg(dir.path()).arg("--").args(program);
                     let run = c.output().unwrap();
                     // What the run handed over is merged before the next.
                     let sync = cachetool().arg("--persist-dir").arg(dir.path()).args(["server", "sync"]).output().unwrap();
                     assert!(sync.status.success(), "{}", text(&sync.stderr));
                     run
                 } else {
-                    dbirun(dir.path(), &["-stats", "-no_traces", "-no_predicted_returns"], &program)
+                    dbirun(dir.path(), &["-stats", "-no_traces"], &program)
                 };
                 assert_eq!(run.stdout, native.stdout);
                 assert_eq!(run.status.code(), native.status.code());

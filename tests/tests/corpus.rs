@@ -42,24 +42,25 @@ catalog_tests!(CORPUS_SUITE;
     asm_basic,
 );
 
-/// Calls and returns in the predicted form (`runtime/src/translate/
-/// returns.rs`) outside traces too, where every call and return of the
-/// program takes it; and in the plain form, which must stay as exact.
+/// Calls and returns in the predicted form (`-predicted_returns`,
+/// `runtime/src/translate/returns.rs`), with traces (which keep calls and
+/// returns paired inside them plain) and without (every call and return
+/// of the program takes it).
+#[test]
+fn predicted_returns_with_traces() {
+    corpus::check_program_with("predicted_returns", &["-predicted_returns"]);
+}
+
 #[test]
 fn predicted_returns_without_traces() {
-    corpus::check_program_with("predicted_returns", &["-no_traces"]);
+    corpus::check_program_with("predicted_returns", &["-predicted_returns", "-no_traces"]);
 }
 
+/// Blocks' calls take the predicted form with `-predicted_returns` and
+/// not by default; a warm `-persist` run of code in that form (loaded
+/// from its files, at other addresses) behaves as natively.
 #[test]
-fn predicted_returns_turned_off() {
-    corpus::check_program_with("predicted_returns", &["-no_predicted_returns"]);
-}
-
-/// Blocks' calls take the predicted form by default and not with
-/// `-no_predicted_returns`; a warm `-persist` run of code in that form
-/// (loaded from its files, at other addresses) behaves as natively.
-#[test]
-fn calls_take_the_predicted_form_unless_turned_off() {
+fn calls_take_the_predicted_form_when_asked() {
     use dbi_tests::{compiled, run_dbirun, run_native, temp_dir, Build, Opt, RunOpts, Variant};
     let exe = compiled(&corpus::program("predicted_returns").source_path(), Build::new(Variant::Pie, Opt::O2)).unwrap_or_else(|e| panic!("{e}"));
     let native = run_native(&exe, &[], &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
@@ -72,14 +73,14 @@ fn calls_take_the_predicted_form_unless_turned_off() {
     let dir = temp_dir("predicted-returns");
     let persist = ["-persist", "-no_persist_server", "-persist_dir", dir.path().to_str().unwrap(), "-stats"];
     let mut counts = Vec::new();
-    for extra in [&[][..], &[][..], &["-no_predicted_returns"][..]] {
+    for extra in [&["-predicted_returns"][..], &["-predicted_returns"][..], &[][..]] {
         let opts: Vec<&str> = persist.iter().chain(extra).copied().collect();
         let o = run_dbirun(&opts, &exe, &[], &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
         assert_eq!((&o.status, &o.stdout), (&native.status, &native.stdout), "{extra:?}");
         counts.push(predicted(&o.stderr));
     }
     // Cold, the 512 call sites of `leaf` and more; warm, all come from the
-    // file; turned off, none.
+    // file; by default, none.
     assert!(counts[0] > 512 && counts[1] < counts[0] / 10 && counts[2] == 0, "{counts:?}");
 }
 

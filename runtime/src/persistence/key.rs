@@ -58,9 +58,8 @@ fn tls_layout_hash() -> u64 {
 /// with BMI2's `pext` where the CPU has it (a file shared with a machine
 /// without BMI2 must not hold that code). `-traces`: a file for runs with
 /// traces holds them, and its exits are readied for them
-/// (`persist::merge::ready_for_traces`). Calls and returns take the
-/// predicted form unless `-no_predicted_returns` (or a CPU without BMI2)
-/// says otherwise (`translate/returns.rs`).
+/// (`persist::merge::ready_for_traces`). `-predicted_returns` (on a CPU
+/// with BMI2): calls and returns in another form (`translate/returns.rs`).
 fn options_hash() -> u64 {
     let stats = crate::options::get().stats as u64;
     let mut h = blake3::Hasher::new();
@@ -88,8 +87,8 @@ pub(crate) fn dbirun_options() -> Vec<String> {
     if !o.traces {
         out.push(String::from(persist::index::NO_TRACES));
     }
-    if o.no_predicted_returns {
-        out.push(String::from("-no_predicted_returns"));
+    if o.predicted_returns {
+        out.push(String::from("-predicted_returns"));
     }
     for (name, options) in &o.clients {
         out.push(String::from("-c"));
