@@ -263,7 +263,7 @@ impl Zones<'_> {
     fn translations(&self, f: &Fragment, app_base: u64, index: &mut Index) {
         translations::pack(
             &mut index.translations,
-            f.translations.iter().map(|t| translations::Entry {
+            f.translations().map(|t| translations::Entry {
                 cache_offset: t.cache_offset,
                 app_offset: (t.app_pc - app_base) as u32,
                 fixup: t.fixup.encode(),

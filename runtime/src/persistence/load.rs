@@ -14,7 +14,7 @@ use crate::translate::file_lookup;
 use crate::translate::code_cache::CodeCache;
 use crate::translate::ibl::IblTable;
 use crate::translate::trace_table::{Trace, TraceTable};
-use crate::translate::fragment::{ExitRecord, Fragment, Patch, Translation};
+use crate::translate::fragment::{pack_translations, ExitRecord, Fragment, Patch, Translation};
 use crate::translate::mangle::Fixup;
 use crate::os::modules::FileIdentity;
 use crate::persistence::files as files;
@@ -199,7 +199,8 @@ impl LoadedFile {
         let base = self.module_base;
         let exits = self.exit_records(t.segment.to_native(), t.first_exit.to_native(), t.exit_count.to_native());
         // A trace's translations are from the module's base.
-        let translations = self.fragment_translations(t.translation_offset.to_native(), t.translation_len.to_native(), base);
+        let head = base + t.head.to_native() as u64;
+        let translations = self.fragment_translations(t.translation_offset.to_native(), t.translation_len.to_native(), base, head);
         let first = t.first_span.to_native() as usize;
         let spans: Vec<(u64, u64)> = self.index.trace_spans[first..first + t.span_count.to_native() as usize]
             .iter()
@@ -209,7 +210,7 @@ impl LoadedFile {
             })
             .collect();
         let fragment = Fragment {
-            tag: base + t.head.to_native() as u64,
+            tag: head,
             app_end: spans[0].1,
             start: self.code_at(t.segment.to_native(), t.code_offset.to_native()),
             size: t.code_len.to_native(),
@@ -267,16 +268,24 @@ impl LoadedFile {
         translations::unpack(&self.index.translations[first..first + len as usize])
     }
 
-    /// A fragment's translations from `translations[offset..offset + len]`,
-    /// their app offsets from `app_base`.
-    fn fragment_translations(&self, offset: u32, len: u32, app_base: u64) -> Vec<Translation> {
-        self.translations_in(offset, len)
+    /// The packed translations of the fragment of `tag` from
+    /// `translations[offset..offset + len]`, their app offsets from
+    /// `app_base`: a block's bytes as they are (offsets from its tag, as a
+    /// fragment keeps them), a trace's packed again from its head.
+    fn fragment_translations(&self, offset: u32, len: u32, app_base: u64, tag: u64) -> Vec<u8> {
+        if app_base == tag {
+            let first = offset as usize;
+            return self.index.translations[first..first + len as usize].to_vec();
+        }
+        let points: Vec<Translation> = self
+            .translations_in(offset, len)
             .map(|t| Translation {
                 cache_offset: t.cache_offset,
                 app_pc: app_base + t.app_offset as u64,
                 fixup: crate::translate::mangle::decode_fixup(t.fixup).unwrap_or(Fixup::None),
             })
-            .collect()
+            .collect();
+        pack_translations(tag, &points)
     }
 
     fn translation_at(&self, b: &ArchivedBlockEntry, pc: u64) -> Option<(u64, Fixup)> {
@@ -459,7 +468,7 @@ impl LoadedFiles {
         let f = &mut self.files[i];
         let (_, start) = f.block_x(b);
         let exits = f.exit_records(b.segment.to_native(), b.first_exit.to_native(), b.exit_count.to_native());
-        let translations = f.fragment_translations(b.translation_offset.to_native(), b.translation_len.to_native(), pc);
+        let translations = f.fragment_translations(b.translation_offset.to_native(), b.translation_len.to_native(), pc, pc);
         f.registered.push(pc);
         stats::add(&STATS.blocks_registered, 1);
         Some(Fragment {

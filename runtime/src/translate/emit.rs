@@ -18,7 +18,7 @@ use persist::exit_data::{self, StoredExit};
 use crate::translate::code_cache::CodeCache;
 use crate::translate::encoder;
 use crate::context_switch;
-use crate::translate::fragment::{ExitRecord, Fragment, Patch, Translation};
+use crate::translate::fragment::{pack_translations, ExitRecord, Fragment, Patch, Translation};
 use crate::translate::ibl;
 use crate::translate::mangle::{MangledOp, Op};
 use crate::translate::returns;
@@ -453,7 +453,6 @@ pub(crate) fn emit(
     }
     crate::stats::add(&crate::stats::STATS.links, links);
     crate::stats::add(&crate::stats::STATS.predicted_calls, predicted_calls);
-    // Kept for the fragment's life: sized to what it holds, not to the ops.
-    translations.shrink_to_fit();
+    let translations = pack_translations(tag, &translations);
     Ok(Fragment { tag, app_end, start, size: code.len() as u32, exits, incoming: Vec::new(), translations, lookup_target: false })
 }
