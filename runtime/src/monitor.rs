@@ -214,7 +214,7 @@ impl Translator {
         // Exits counting at the head's stub go to the trace now.
         for (patch, stub) in self.traces.take_head_stub(head) {
             link::link(patch, trace.fragment.start);
-            trace.fragment.incoming.push((patch, stub));
+            trace.fragment.add_incoming(patch, stub);
         }
         self.traces.insert(trace);
     }

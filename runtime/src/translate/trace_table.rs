@@ -175,7 +175,7 @@ impl TraceTable {
     /// Records that the exit patched at `patch` now jumps to `head`'s trace.
     pub(crate) fn note_link(&mut self, head: u64, patch: Patch, stub: u64) {
         if let Some(t) = self.by_head.get_mut(&head) {
-            t.fragment.incoming.push((patch, stub));
+            t.fragment.add_incoming(patch, stub);
         }
     }
 
