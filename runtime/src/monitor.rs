@@ -204,7 +204,7 @@ impl Translator {
             return;
         };
         for exit in fragment.exits.iter().filter(|e| e.prelinked) {
-            self.traces.note_link(exit.target, exit.patch, exit.stub);
+            self.traces.note_link(exit.target, exit.patch(), exit.stub);
         }
         stats::add(&STATS.traces_built, 1);
         stats::add(&STATS.trace_blocks, spans.len() as u64);

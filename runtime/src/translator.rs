@@ -459,6 +459,6 @@ pub(crate) fn unlink_fragment_at(pc: u64) {
     }
     let Some(f) = trace.or_else(|| tr.fragments.containing(pc)) else { return };
     for exit in &f.exits {
-        link::unlink(exit.patch, exit.stub);
+        link::unlink(exit.patch(), exit.stub);
     }
 }

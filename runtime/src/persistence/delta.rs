@@ -231,20 +231,21 @@ impl Zones<'_> {
     /// data, and adds their entries to `index`.
     fn exits(&mut self, f: &Fragment, index: &mut Index) {
         for e in &f.exits {
-            let at = self.x_off(e.branch);
-            let forward = self.here.get(&e.target).copied().filter(|&t| t > e.branch);
+            let (branch, cond) = (e.branch(), e.cond());
+            let at = self.x_off(branch);
+            let forward = self.here.get(&e.target).copied().filter(|&t| t > branch);
             // The branch was emitted padded to the file form's length.
             self.form.clear();
             match forward {
                 // Forward in the same segment: a direct branch. A path of
                 // those always ends, at a slot (which can be unlinked),
                 // so a thread in this code still reaches the dispatcher.
-                Some(to) => encoder::exit_direct(&mut self.form, e.branch, e.cond, to),
-                None => encoder::exit_via_slot(&mut self.form, e.branch, e.cond, e.slot),
+                Some(to) => encoder::exit_direct(&mut self.form, branch, cond, to),
+                None => encoder::exit_via_slot(&mut self.form, branch, cond, e.slot()),
             }
             self.x[at..at + self.form.len()].copy_from_slice(&self.form);
             let goes_to = self.here.get(&e.target).copied().unwrap_or(e.stub);
-            let slot = self.w_off(e.slot);
+            let slot = self.w_off(e.slot());
             let goes_to = persist::exit_slots::stored(self.x_off(goes_to) as i64);
             self.w[slot..slot + 8].copy_from_slice(&goes_to.to_le_bytes());
             index.exits.push(ExitEntry { slot: slot as u32, stub: self.x_off(e.stub) as u32, target: e.target.wrapping_sub(self.base) as i64 });

@@ -330,7 +330,7 @@ impl LoadedFile {
                 let x = self.segments[segment as usize].1;
                 // SAFETY: the slot is in the file's W zone, mapped writable.
                 let prelinked = persist::exit_slots::resolve(unsafe { *(slot as *const u64) }, x) != stub;
-                ExitRecord { patch, stub, target, prelinked, branch: 0, cond: None, slot }
+                ExitRecord::through_slot(slot, stub, target, prelinked)
             })
             .collect()
     }

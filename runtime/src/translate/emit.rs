@@ -426,15 +426,7 @@ pub(crate) fn emit(
         let linked_to = link_target(p.target);
         encoder::patch_rel32(&mut code, p.rel_field, base, linked_to.unwrap_or(stub_addr));
         links += linked_to.is_some() as u64;
-        exits.push(ExitRecord {
-            patch: Patch::Rel32(patch_site),
-            stub: stub_addr,
-            target: p.target,
-            prelinked: linked_to.is_some(),
-            branch: base + p.branch as u64,
-            cond: p.cond,
-            slot: p.slot,
-        });
+        exits.push(ExitRecord::emitted(patch_site, stub_addr, p.target, linked_to.is_some(), base + p.branch as u64, p.cond, p.slot));
     }
 
     let start = match (&mut cache, &mut segment) {

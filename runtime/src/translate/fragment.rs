@@ -18,19 +18,93 @@ pub(crate) enum Patch {
     Slot(u64),
 }
 
-/// A direct exit of a fragment.
+/// A [`Patch`] in one word, as fragments keep them (a slot's address
+/// with the top bit set: addresses here are user space, below 2^47).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct PackedPatch(u64);
+
+const SLOT_BIT: u64 = 1 << 63;
+
+impl From<Patch> for PackedPatch {
+    fn from(p: Patch) -> PackedPatch {
+        match p {
+            Patch::Rel32(site) => PackedPatch(site),
+            Patch::Slot(slot) => PackedPatch(slot | SLOT_BIT),
+        }
+    }
+}
+
+impl From<PackedPatch> for Patch {
+    fn from(p: PackedPatch) -> Patch {
+        if p.0 & SLOT_BIT != 0 { Patch::Slot(p.0 & !SLOT_BIT) } else { Patch::Rel32(p.0) }
+    }
+}
+
+/// A direct exit of a fragment, in 32 bytes: a fragment's two exits fit
+/// the runtime heap's 64-byte size class (56 bytes each took 128).
 pub(crate) struct ExitRecord {
-    pub(crate) patch: Patch,
+    patch: PackedPatch,
     /// The exit stub the branch points at while unlinked.
     pub(crate) stub: u64,
     pub(crate) target: u64,
+    /// Its W slot's distance from the patched field (0: none).
+    slot_from_patch: i32,
+    /// How far before the patched rel32 field the branch starts.
+    branch_to_field: u8,
+    /// The branch's condition code (`NO_COND`: a `jmp`).
+    cond: u8,
     /// Linked to the target's fragment when emitted.
     pub(crate) prelinked: bool,
-    /// Address of the branch instruction and its condition code, and its
-    /// W slot (0 outside persistable segments), for writing it to a file.
-    pub(crate) branch: u64,
-    pub(crate) cond: Option<iced_x86::ConditionCode>,
-    pub(crate) slot: u64,
+}
+
+const NO_COND: u8 = 0xff;
+
+impl ExitRecord {
+    /// An emitted exit: `branch` (with condition `cond`) patched at the
+    /// rel32 field `patch_site`, and its W slot `slot` in a persistable
+    /// segment (else 0), for writing it to a file.
+    pub(crate) fn emitted(patch_site: u64, stub: u64, target: u64, prelinked: bool, branch: u64, cond: Option<iced_x86::ConditionCode>, slot: u64) -> ExitRecord {
+        ExitRecord {
+            patch: Patch::Rel32(patch_site).into(),
+            stub,
+            target,
+            slot_from_patch: if slot == 0 { 0 } else { i32::try_from(slot.wrapping_sub(patch_site) as i64).expect("a segment's W slot near its code") },
+            branch_to_field: u8::try_from(patch_site - branch).expect("a branch's rel32 field within its first bytes"),
+            cond: cond.map_or(NO_COND, |c| c as u8),
+            prelinked,
+        }
+    }
+
+    /// A mapped file's exit, through its W slot `slot`.
+    pub(crate) fn through_slot(slot: u64, stub: u64, target: u64, prelinked: bool) -> ExitRecord {
+        ExitRecord { patch: Patch::Slot(slot).into(), stub, target, slot_from_patch: 0, branch_to_field: 0, cond: NO_COND, prelinked }
+    }
+
+    pub(crate) fn patch(&self) -> Patch {
+        self.patch.into()
+    }
+
+    /// The branch instruction's address (0 for a mapped file's exit).
+    pub(crate) fn branch(&self) -> u64 {
+        match self.patch() {
+            Patch::Rel32(site) => site - self.branch_to_field as u64,
+            Patch::Slot(_) => 0,
+        }
+    }
+
+    pub(crate) fn cond(&self) -> Option<iced_x86::ConditionCode> {
+        (self.cond != NO_COND).then(|| iced_x86::ConditionCode::values().nth(self.cond as usize).expect("a condition code"))
+    }
+
+    /// The exit's W slot: a mapped file's, or one in a persistable
+    /// segment; 0 for an exit of code in the cache.
+    pub(crate) fn slot(&self) -> u64 {
+        match self.patch() {
+            Patch::Slot(slot) => slot,
+            Patch::Rel32(_) if self.slot_from_patch == 0 => 0,
+            Patch::Rel32(site) => site.wrapping_add(self.slot_from_patch as i64 as u64),
+        }
+    }
 }
 
 pub(crate) struct Fragment {
@@ -42,7 +116,7 @@ pub(crate) struct Fragment {
     pub(crate) exits: Vec<ExitRecord>,
     /// (patch, stub) of every exit linked to this fragment, to unlink
     /// them when it is flushed.
-    pub(crate) incoming: Vec<(Patch, u64)>,
+    pub(crate) incoming: Vec<(PackedPatch, u64)>,
     /// Each point where the app pc or the state fixup changes, in cache
     /// order, for translating a fault in the cache back to the application:
     /// packed as files pack them (`persist::translations`, app pcs as
@@ -91,7 +165,7 @@ impl Fragment {
         if len == self.incoming.capacity() {
             self.incoming.reserve_exact(if len < 4 { 1 } else { len });
         }
-        self.incoming.push((patch, stub));
+        self.incoming.push((patch.into(), stub));
     }
 
     /// The translation points, decoded, in cache order.
@@ -142,7 +216,7 @@ impl FragmentTable {
         self.by_app.insert(fragment.tag, fragment.app_end);
         for exit in fragment.exits.iter().filter(|e| e.prelinked) {
             if let Some(target) = self.by_tag.get_mut(&exit.target) {
-                target.add_incoming(exit.patch, exit.stub);
+                target.add_incoming(exit.patch(), exit.stub);
             }
         }
         self.by_tag.insert(fragment.tag, Box::new(fragment));
@@ -193,7 +267,7 @@ impl FragmentTable {
     pub(crate) fn unlink_incoming(&mut self, tag: u64) {
         if let Some(f) = self.by_tag.get_mut(&tag) {
             for (patch, stub) in f.incoming.drain(..) {
-                crate::translate::link::unlink(patch, stub);
+                crate::translate::link::unlink(patch.into(), stub);
             }
         }
     }
@@ -205,7 +279,7 @@ impl FragmentTable {
         self.sandboxed.remove(&tag);
         let f = *self.by_tag.remove(&tag)?;
         for &(patch, stub) in &f.incoming {
-            crate::translate::link::unlink(patch, stub);
+            crate::translate::link::unlink(patch.into(), stub);
         }
         Some(f)
     }
@@ -272,7 +346,7 @@ mod tests {
     /// through the W slot at `slot` (a mapped file's form).
     fn caller_through_slot(slot: u64, stub: u64, target: u64) -> Fragment {
         let mut caller = fragment(0x5000, 0x10, 0x9100, 0x20);
-        caller.exits.push(ExitRecord { patch: Patch::Slot(slot), stub, target, prelinked: true, branch: 0, cond: None, slot });
+        caller.exits.push(ExitRecord::through_slot(slot, stub, target, true));
         caller
     }
 
@@ -346,6 +420,23 @@ mod tests {
         // SAFETY: our own buffer; volatile so the write is not elided.
         unsafe { core::ptr::write_volatile(&mut code[1], 0xcc) };
         assert!(t.sandbox_stale(tag));
+    }
+
+    #[test]
+    fn exit_records_keep_what_they_were_given_in_32_bytes() {
+        assert_eq!(core::mem::size_of::<ExitRecord>(), 32);
+        for cond in [None, Some(iced_x86::ConditionCode::e), Some(iced_x86::ConditionCode::g)] {
+            for slot in [0, 0x7f00_0000_1000, 0x7eff_ff00_0008] {
+                let e = ExitRecord::emitted(0x7f00_0010_0004, 0x7f00_0020_0000, 0x40_1000, true, 0x7f00_0010_0002, cond, slot);
+                assert_eq!(e.patch(), Patch::Rel32(0x7f00_0010_0004));
+                assert_eq!((e.branch(), e.cond(), e.slot()), (0x7f00_0010_0002, cond, slot));
+                assert_eq!((e.stub, e.target, e.prelinked), (0x7f00_0020_0000, 0x40_1000, true));
+            }
+        }
+        let e = ExitRecord::through_slot(0x7f00_0030_0008, 0x7f00_0040_0000, 0x55_0000_1000, false);
+        assert_eq!((e.patch(), e.slot(), e.cond(), e.prelinked), (Patch::Slot(0x7f00_0030_0008), 0x7f00_0030_0008, None, false));
+        let packed: PackedPatch = Patch::Slot(0x7fff_ffff_f000).into();
+        assert_eq!(Patch::from(packed), Patch::Slot(0x7fff_ffff_f000));
     }
 
     #[test]

@@ -186,6 +186,7 @@ impl TraceTable {
         self.removed.insert(head);
         self.by_start.remove(&t.fragment.start);
         for &(patch, stub) in &t.fragment.incoming {
+            let patch: Patch = patch.into();
             crate::translate::link::unlink(patch, stub);
         }
         if let Some(n) = self.heads.get_mut(&head) {
