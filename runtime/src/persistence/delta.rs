@@ -260,8 +260,13 @@ impl Zones<'_> {
     }
 
     /// Packs the fault translations of `f`, app pcs as offsets from
-    /// `app_base`, into `index`.
+    /// `app_base`, into `index`: a block's as the fragment keeps them
+    /// (offsets from its tag, packed the same way), a trace's anew.
     fn translations(&self, f: &Fragment, app_base: u64, index: &mut Index) {
+        if app_base == f.tag {
+            index.translations.extend_from_slice(&f.translations);
+            return;
+        }
         translations::pack(
             &mut index.translations,
             f.translations().map(|t| translations::Entry {
