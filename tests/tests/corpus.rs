@@ -61,15 +61,10 @@ fn predicted_returns_without_traces() {
 /// from its files, at other addresses) behaves as natively.
 #[test]
 fn calls_take_the_predicted_form_when_asked() {
+    use dbi_tests::persist::{stats, total};
     use dbi_tests::{compiled, run_dbirun, run_native, temp_dir, Build, Opt, RunOpts, Variant};
     let exe = compiled(&corpus::program("predicted_returns").source_path(), Build::new(Variant::Pie, Opt::O2)).unwrap_or_else(|e| panic!("{e}"));
     let native = run_native(&exe, &[], &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
-    let predicted = |stderr: &[u8]| -> u64 {
-        String::from_utf8_lossy(stderr)
-            .lines()
-            .find_map(|l| l.trim_start().strip_prefix("predicted-return calls:")?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no predicted-return calls in\n{}", String::from_utf8_lossy(stderr)))
-    };
     let dir = temp_dir("predicted-returns");
     let persist = ["-persist", "-no_persist_server", "-persist_dir", dir.path().to_str().unwrap(), "-stats"];
     let mut counts = Vec::new();
@@ -77,7 +72,7 @@ fn calls_take_the_predicted_form_when_asked() {
         let opts: Vec<&str> = persist.iter().chain(extra).copied().collect();
         let o = run_dbirun(&opts, &exe, &[], &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
         assert_eq!((&o.status, &o.stdout), (&native.status, &native.stdout), "{extra:?}");
-        counts.push(predicted(&o.stderr));
+        counts.push(total(&stats(&o.stderr), "predicted-return calls"));
     }
     // Cold, the 512 call sites of `leaf` and more; warm, all come from the
     // file; by default, none.
