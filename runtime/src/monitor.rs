@@ -243,7 +243,9 @@ impl Translator {
     /// keeps blocks; None if it cannot go there: not under `-persist`, not
     /// a file's code, a client that keeps the block from files or gives
     /// it data of its own (a trace's copy of a block would need its own,
-    /// kept apart from the block's), code not module-relative.
+    /// kept apart from the block's), code not module-relative (client
+    /// data outside the segment: the head is then noted, for files to mark
+    /// it cold).
     fn persistable_trace(&mut self, blocks: &[u64], sp: u64, counts_misses: bool) -> Option<(Fragment, Vec<(u64, u64)>)> {
         if !crate::options::get().persist {
             return None;
@@ -282,7 +284,15 @@ impl Translator {
         set_budget(&mut ops, budget);
         let traces = &self.traces;
         let place = Placement::Segment { segment, module_base: m.base };
-        let fragment = emit::emit(head, spans[0].1, &ops, place, |t| traces.get(t).map(|f| f.start)).ok()?;
+        let fragment = match emit::emit(head, spans[0].1, &ops, place, |t| traces.get(t).map(|f| f.start)) {
+            Ok(fragment) => fragment,
+            Err(emit::EmitError::NotRelative) => {
+                crate::verbose!("trace at {head:#x}: reads client data outside its segment: not persisted, its head marked cold");
+                self.traces.note_unpersistable(head);
+                return None;
+            }
+            Err(_) => return None,
+        };
         self.units.units[unit].traces.push(UnitTrace { head, start: fragment.start, segment: s as u32, spans: spans.clone(), budget });
         Some((fragment, spans))
     }

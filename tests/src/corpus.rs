@@ -328,9 +328,10 @@ pub fn build_split_text_lib(dir: &Path) -> Result<(), String> {
 /// own that runs them in ways a catalog run cannot (proc_identity:
 /// `tests/identity.rs`, watched from another process while it runs;
 /// many_libs: `tests/persist_stress.rs`, hundreds of libraries in one
-/// process).
+/// process; many_blocks: `tests/traces.rs`, more code than a persistable
+/// segment holds).
 pub const SUPPORT_SOURCES: &[&str] =
-    &["dlopen_lib.c", "split_text_lib.c", "proc_identity.c", "many_libs_main.c", "many_libs_lib.c"];
+    &["dlopen_lib.c", "split_text_lib.c", "proc_identity.c", "many_libs_main.c", "many_libs_lib.c", "many_blocks.c"];
 
 /// Threads and processes: tested by `tests/processes_threads.rs`.
 pub const PROCESS_PROGRAMS: &[Program] = &[

@@ -190,6 +190,46 @@ fn loops_found_cold_in_a_files_blocks_are_not_counted_again() {
     assert_eq!(cold_heads(), before, "nothing more to mark");
 }
 
+/// A trace whose blocks' client data (drcov's coverage flags) lies in
+/// another segment than the one the trace is built in cannot reach it
+/// module-relative: here a cold run's blocks fill the module's first
+/// persistable segment before its loop gets hot. The trace is built in
+/// the cache for that run only, and the file marks its head cold, so the
+/// runs after neither count, record nor build it again (they did in
+/// every run before). Coverage is the same either way.
+#[test]
+fn loops_whose_traces_cannot_persist_are_not_traced_again() {
+    let exe = compiled(&dbi_tests::programs_dir().join("many_blocks.c"), Build::new(Variant::Pie, Opt::O0)).unwrap_or_else(|e| panic!("{e}"));
+    let cache = temp_dir("traces-unpersistable");
+    let args = ["100000"];
+    let native = run_native(&exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+    let run = || {
+        let logs = temp_dir("traces-unpersistable-logs");
+        let opts = ["-persist", "-persist_dir", cache.path().to_str().unwrap(), "-no_persist_server", "-stats", "-logdir", logs.path().to_str().unwrap(), "-c", "drcov"];
+        let o = run_dbirun(&opts, &exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+        assert_eq!((o.status, &o.stdout), (native.status, &native.stdout));
+        let report = std::fs::read_dir(logs.path()).unwrap().flatten().next().expect("drcov's file").path();
+        (String::from_utf8_lossy(&o.stderr).into_owned(), covered_blocks(&std::fs::read(report).unwrap()))
+    };
+    let (cold, cold_coverage) = run();
+    assert!(stat(&cold, "traces built") > 0, "{cold}");
+    for _ in 0..2 {
+        let (warm, warm_coverage) = run();
+        assert!(stat(&warm, "blocks loaded") > 10_000, "{warm}");
+        assert_eq!(stat(&warm, "traces built"), 0, "the loop's heads are cold now\n{cold}\n{warm}");
+        assert_eq!(warm_coverage, cold_coverage, "the same blocks covered");
+    }
+}
+
+/// The (module id, offset, size) entries of a drcov file's BB table.
+fn covered_blocks(file: &[u8]) -> Vec<[u8; 8]> {
+    let marker = b"bbs\n";
+    let at = file.windows(marker.len()).position(|w| w == marker).expect("a BB table") + marker.len();
+    let mut entries: Vec<[u8; 8]> = file[at..].chunks_exact(8).map(|c| c.try_into().unwrap()).collect();
+    entries.sort_unstable();
+    entries
+}
+
 /// A signal that comes while the spinning thread is in the dispatcher (its
 /// last look at pending signals done, linking or building on its way back
 /// into the cache) must still be delivered: the code it enters is

@@ -65,6 +65,13 @@ pub(crate) struct TraceTable {
     removed: HashSet<u64>,
     /// Heads whose entries were ever counted hot.
     hot: HashSet<u64>,
+    /// Heads whose trace could not go into their module's file: it reads
+    /// client data of its blocks that lies outside the segment it is built
+    /// in (in a loaded file, or an earlier segment of this run), which it
+    /// cannot reach module-relative. Files mark them cold like never-hot
+    /// heads, or every later run would count, record and build them again
+    /// in the cache (python3's unittest under drcov: 200 traces a run).
+    unpersistable: HashSet<u64>,
     /// Traces of each head retired as stale so far.
     rebuilds: HashMap<u64, u32>,
     /// The path a thread is recording, if one is.
@@ -148,14 +155,20 @@ impl TraceTable {
         self.heads.get(&head).copied().unwrap_or(0)
     }
 
-    /// Whether `tag` is a head whose entries were never counted hot.
+    /// Whether `tag` is a head later runs need not count: its entries
+    /// were never counted hot, or its trace could not be persisted.
     pub(crate) fn is_cold_head(&self, tag: u64) -> bool {
-        self.is_head(tag) && !self.hot.contains(&tag)
+        self.is_head(tag) && (!self.hot.contains(&tag) || self.unpersistable.contains(&tag))
     }
 
-    /// Heads in `[lo, hi)` whose entries were never counted hot.
+    /// The heads in `[lo, hi)` later runs need not count ([`Self::is_cold_head`]).
     pub(crate) fn cold_heads_in(&self, lo: u64, hi: u64) -> impl Iterator<Item = u64> + '_ {
-        self.heads.keys().copied().filter(move |&t| t >= lo && t < hi && !self.hot.contains(&t))
+        self.heads.keys().copied().filter(move |&t| t >= lo && t < hi && self.is_cold_head(t))
+    }
+
+    /// `head`'s trace could not go into its module's file.
+    pub(crate) fn note_unpersistable(&mut self, head: u64) {
+        self.unpersistable.insert(head);
     }
 
     /// Counts an entry to `tag`, making it a head if it is not; returns the
