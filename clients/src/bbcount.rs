@@ -5,8 +5,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
-use crate::api::{BlockIr, Client, ClientIdentity, EmitFlags, PersistedBlock, Services};
-use crate::block_counters::{BlockCounters, Counted};
+use crate::api::{BlockIr, Client, ClientIdentity, EmitFlags, Services};
+use crate::block_counters::{BlockCounters, Executed};
 
 pub struct BbCount {
     top: usize,
@@ -32,35 +32,41 @@ impl BbCount {
 
 impl Client for BbCount {
     fn identity(&self) -> ClientIdentity {
-        ClientIdentity { name: "bbcount", version: 1, code_options_hash: self.options_hash }
+        ClientIdentity { name: "bbcount", version: 2, code_options_hash: self.options_hash }
     }
 
     fn basic_block(&self, block: &mut BlockIr, _tls: usize, services: &dyn Services) -> EmitFlags {
         self.counters.instrument(block, services, |b| b.app_count() as u64)
     }
 
-    fn resurrect(&self, _: u64, _: &[u8], _: &[u8], _: &mut [u8], blocks: &mut dyn Iterator<Item = PersistedBlock>, _: &dyn Services) -> bool {
-        self.counters.resurrect(blocks)
+    fn block_data_run_state(&self) -> usize {
+        crate::block_counters::RUN_STATE
+    }
+
+    fn block_data_is_plain(&self) -> bool {
+        // A counter, a length and an instruction count.
+        true
     }
 
     fn process_exit(&self, services: &dyn Services) {
-        let out = self.counters.with_blocks(|blocks| {
-            let executions: u64 = blocks.iter().map(Counted::count).sum();
-            let instructions: u64 = blocks.iter().map(|b| b.count() * b.info).sum();
+        let out = {
+            let blocks = self.counters.executed(services);
+            let executions: u64 = blocks.iter().map(|b| b.count).sum();
+            let instructions: u64 = blocks.iter().map(|b| b.count * b.info).sum();
             let mut out = String::new();
-            let _ = writeln!(out, "blocks executed: {}", blocks.iter().filter(|b| b.count() > 0).count());
+            let _ = writeln!(out, "blocks executed: {}", blocks.len());
             let _ = writeln!(out, "block executions: {executions}");
             let _ = writeln!(out, "instructions executed: {instructions}");
-            let mut order: Vec<&Counted<u64>> = blocks.iter().filter(|b| b.count() > 0).collect();
-            order.sort_by(|a, b| b.count().cmp(&a.count()).then(a.tag.cmp(&b.tag)));
+            let mut order: Vec<&Executed<u64>> = blocks.iter().collect();
+            order.sort_by(|a, b| b.count.cmp(&a.count).then(a.tag.cmp(&b.tag)));
             let _ = writeln!(out, "top {} blocks (executions, instructions, location):", self.top.min(order.len()));
             for b in order.iter().take(self.top) {
-                let _ = write!(out, "{:>12} {:>4} ", b.count(), b.info);
+                let _ = write!(out, "{:>12} {:>4} ", b.count, b.info);
                 crate::report::location(&mut out, services, b.tag);
                 out.push('\n');
             }
             out
-        });
+        };
         services.write_output("bbcount", "log", None, out.as_bytes());
     }
 }

@@ -2,7 +2,9 @@
 //! block's own data (`Services::alloc_block_data`) holds its counter,
 //! incremented inline by `add [rip + counter], 1` at block entry (flags
 //! saved only where live), followed by what the client remembers about the
-//! block, encoded: a persisted block brings both back in a later run.
+//! block, encoded: a persisted block brings both back in a later run (its
+//! counter at zero: the first [`RUN_STATE`] bytes are run state), read at
+//! exit ([`BlockCounters::executed`]).
 //!
 //! Block data: counter u64, info length u32, reserved u32, info bytes.
 
@@ -13,10 +15,10 @@ use hashbrown::HashMap;
 use spin::Mutex;
 
 use crate::api::inline::{add_to, cheapest_counter_point, near, preserving_flags};
-use crate::api::{BlockIr, EmitFlags, PersistedBlock, Services};
+use crate::api::{BlockIr, EmitFlags, Services};
 
 /// What a counting client keeps about a block, stored in its data.
-pub trait BlockInfo: Sized + Send {
+pub trait BlockInfo: Sized + Send + Clone {
     fn encode(&self, out: &mut Vec<u8>);
     fn decode(bytes: &[u8]) -> Option<Self>;
 }
@@ -34,16 +36,18 @@ impl BlockInfo for u64 {
 /// hundred instructions).
 const MAX_INFO: usize = 1 << 16;
 const HEADER: usize = 16;
+/// The counter: what a file holds zeroed (`Client::block_data_run_state`).
+pub const RUN_STATE: usize = 8;
 
-pub struct Counted<T> {
-    pub tag: u64,
-    pub info: T,
+struct Counted<T> {
+    tag: u64,
+    info: T,
     counter: *mut u64,
 }
 
 impl<T> Counted<T> {
     /// Executions so far (a racing increment may be missed by a reader).
-    pub fn count(&self) -> u64 {
+    fn count(&self) -> u64 {
         // SAFETY: counters live for the whole run.
         unsafe { core::ptr::read_volatile(self.counter) }
     }
@@ -104,34 +108,51 @@ impl<T: BlockInfo> BlockCounters<T> {
         EmitFlags::PERSISTABLE
     }
 
-    /// Takes the counters of a persisted file's blocks into use, from zero.
-    pub fn resurrect(&self, persisted: &mut dyn Iterator<Item = PersistedBlock>) -> bool {
-        let mut blocks = self.blocks.lock();
-        for p in persisted {
-            // SAFETY: the block data this client wrote when the block was
-            // built (header then info), in the file's writable zone.
-            let info = unsafe {
-                let len = *(p.data.add(8) as *const u32) as usize;
-                if len > MAX_INFO {
-                    return false;
+    /// The blocks that ran in this process, by tag: those built in it and
+    /// those of its cache files (whose counters a file holds at zero, read
+    /// now rather than listed as the file loads). A tag counted in both
+    /// (a trace's copy of a file's block) is one block.
+    pub fn executed(&self, services: &dyn Services) -> Vec<Executed<T>> {
+        let mut ran: Vec<Executed<T>> = Vec::new();
+        services.for_each_persisted_file(&mut |_, blocks| {
+            for p in blocks {
+                // SAFETY: the block data this client wrote when the block
+                // was built (counter, header, info), in the file's
+                // writable zone, mapped for the whole run.
+                let (count, info) = unsafe {
+                    let count = core::ptr::read_volatile(p.data as *const u64);
+                    if count == 0 {
+                        continue;
+                    }
+                    let len = *(p.data.add(8) as *const u32) as usize;
+                    (count, (len <= MAX_INFO).then(|| T::decode(core::slice::from_raw_parts(p.data.add(HEADER), len))).flatten())
+                };
+                // Undecodable info (a file this client version did not
+                // write cannot be loaded: its key differs) is not counted.
+                if let Some(info) = info {
+                    ran.push(Executed { tag: p.tag, info, count });
                 }
-                T::decode(core::slice::from_raw_parts(p.data.add(HEADER), len))
-            };
-            let Some(info) = info else { return false };
-            let counter = p.data as *mut u64;
-            // SAFETY: the counter is the first u64 of the block's data.
-            unsafe { counter.write_volatile(0) };
-            if blocks.by_tag.as_ref().is_none_or(|m| !m.contains_key(&p.tag)) {
-                Self::add(&mut blocks, Counted { tag: p.tag, info, counter });
             }
-        }
-        true
+        });
+        let blocks = self.blocks.lock();
+        ran.extend(blocks.list.iter().filter(|b| b.count() > 0).map(|b| Executed { tag: b.tag, info: b.info.clone(), count: b.count() }));
+        ran.sort_by_key(|b| b.tag);
+        ran.dedup_by(|later, kept| {
+            let same = later.tag == kept.tag;
+            if same {
+                kept.count += later.count;
+            }
+            same
+        });
+        ran
     }
+}
 
-    /// Runs `f` over every block seen.
-    pub fn with_blocks<R>(&self, f: impl FnOnce(&[Counted<T>]) -> R) -> R {
-        f(&self.blocks.lock().list)
-    }
+/// A block that ran: how often, and what the client noted about it.
+pub struct Executed<T> {
+    pub tag: u64,
+    pub info: T,
+    pub count: u64,
 }
 
 impl BlockInfo for Vec<iced_x86::Mnemonic> {

@@ -5,7 +5,9 @@
 //! A block is covered once it runs: each block's own data holds a flag
 //! its first instruction sets (`mov byte [rip + flag], 1`, no flags
 //! touched), so blocks loaded from a persisted file report coverage of this
-//! run exactly as freshly built ones do. Modules are listed by path and
+//! run exactly as freshly built ones do: a file holds the flags cleared,
+//! and its blocks are read at exit, not listed as it loads (a warm run
+//! pays for the blocks that ran). Modules are listed by path and
 //! blocks by module and offset, so the output does not depend on the order
 //! blocks were built or loaded in.
 //!
@@ -28,7 +30,7 @@ use iced_x86::{Code, Instruction};
 use spin::Mutex;
 
 use crate::api::inline::near;
-use crate::api::{BlockIr, Client, ClientIdentity, EmitFlags, PersistedBlock, Services};
+use crate::api::{BlockIr, Client, ClientIdentity, EmitFlags, ModuleRef, Services};
 
 struct Module {
     path: String,
@@ -38,6 +40,13 @@ struct Module {
 
 /// A block's data: the covered flag, a reserved byte, the block's size.
 const DATA_LEN: usize = 8;
+
+/// A block that ran, for the BB table.
+struct Covered {
+    module: usize,
+    offset: u32,
+    size: u16,
+}
 
 struct Block {
     module: usize,
@@ -57,24 +66,28 @@ struct Coverage {
 unsafe impl Send for Coverage {}
 
 impl Coverage {
-    /// Records the block at `tag` with its data at `flag`; false if it is
-    /// outside every module (JIT code has no place in drcov's table).
-    fn add(&mut self, tag: u64, size: u16, flag: *mut u8, services: &dyn Services) -> bool {
-        let mut module = None;
-        services.with_module(tag, &mut |m| {
-            module = m.map(|m| (String::from(m.path), m.base, m.end));
-        });
-        let Some((path, base, end)) = module else { return false };
-        let id = match self.modules.iter().position(|m| m.base == base && m.path == path) {
-            Some(i) => i,
-            None => {
-                self.modules.push(Module { path, base, end });
-                self.modules.len() - 1
-            }
-        };
+    /// The id of the module containing `pc`, listed now if it is new;
+    /// None outside every module (JIT code has no place in drcov's table).
+    /// Asked of the runtime each time: another module may have been
+    /// mapped where one was unmapped.
+    fn module_of(&mut self, pc: u64, services: &dyn Services) -> Option<usize> {
+        let mut id = None;
+        services.with_module(pc, &mut |m| id = m.map(|m| self.module_id(m)));
+        id
+    }
+
+    /// The id of module `m`, listed now if it is new.
+    fn module_id(&mut self, m: ModuleRef) -> usize {
+        self.modules.iter().position(|k| k.base == m.base && k.path == m.path).unwrap_or_else(|| {
+            self.modules.push(Module { path: String::from(m.path), base: m.base, end: m.end });
+            self.modules.len() - 1
+        })
+    }
+
+    /// Records the block at `tag` of module `module` with its data at `flag`.
+    fn add(&mut self, module: usize, tag: u64, size: u16, flag: *mut u8) {
         self.by_tag.insert(tag, self.blocks.len());
-        self.blocks.push(Block { module: id, offset: (tag - base) as u32, size, flag });
-        true
+        self.blocks.push(Block { module, offset: (tag - self.modules[module].base) as u32, size, flag });
     }
 }
 
@@ -106,7 +119,15 @@ impl Drcov {
 
 impl Client for Drcov {
     fn identity(&self) -> ClientIdentity {
-        ClientIdentity { name: "drcov", version: 2, code_options_hash: self.options_hash }
+        ClientIdentity { name: "drcov", version: 3, code_options_hash: self.options_hash }
+    }
+
+    fn block_data_run_state(&self) -> usize {
+        1
+    }
+
+    fn block_data_is_plain(&self) -> bool {
+        true
     }
 
     fn basic_block(&self, block: &mut BlockIr, _tls: usize, services: &dyn Services) -> EmitFlags {
@@ -116,12 +137,11 @@ impl Client for Drcov {
         let flag = match cov.by_tag.get(&block.tag) {
             Some(&i) => cov.blocks[i].flag,
             None => {
+                let Some(module) = cov.module_of(block.tag, services) else { return EmitFlags::PERSISTABLE };
                 let Some(data) = services.alloc_block_data(DATA_LEN) else { return EmitFlags::DEFAULT };
                 // SAFETY: fresh block data of DATA_LEN bytes.
                 unsafe { (data.add(2) as *mut u16).write_unaligned(size) };
-                if !cov.add(block.tag, size, data, services) {
-                    return EmitFlags::PERSISTABLE;
-                }
+                cov.add(module, block.tag, size, data);
                 data
             }
         };
@@ -130,35 +150,44 @@ impl Client for Drcov {
         EmitFlags::PERSISTABLE
     }
 
-    fn resurrect(&self, _: u64, _: &[u8], _: &[u8], _: &mut [u8], blocks: &mut dyn Iterator<Item = PersistedBlock>, services: &dyn Services) -> bool {
+    fn process_exit(&self, services: &dyn Services) {
         let mut guard = self.coverage.lock();
         let cov = guard.get_or_insert_with(Coverage::default);
-        for p in blocks {
-            if cov.by_tag.contains_key(&p.tag) {
-                continue;
-            }
-            // SAFETY: the block data this client wrote when the block was built.
-            let size = unsafe {
-                p.data.write_volatile(0);
-                (p.data.add(2) as *const u16).read_unaligned()
-            };
-            cov.add(p.tag, size, p.data, services);
-        }
-        true
-    }
-
-    fn process_exit(&self, services: &dyn Services) {
-        let guard = self.coverage.lock();
-        let empty = Coverage::default();
-        let cov = guard.as_ref().unwrap_or(&empty);
         // SAFETY: flags are block data that lives for the whole run.
-        let covered: Vec<&Block> = cov.blocks.iter().filter(|b| unsafe { b.flag.read_volatile() } != 0).collect();
-        let mut modules: Vec<usize> = covered.iter().map(|b| b.module).collect();
+        let mut covered: Vec<Covered> = cov
+            .blocks
+            .iter()
+            .filter(|b| unsafe { b.flag.read_volatile() } != 0)
+            .map(|b| Covered { module: b.module, offset: b.offset, size: b.size })
+            .collect();
+        // The blocks of the run's cache files are read here, not listed as
+        // the files load: a file holds their flags cleared.
+        services.for_each_persisted_file(&mut |m, blocks| {
+            let module = cov.module_id(m);
+            for p in blocks {
+                // SAFETY: the data this client gave the block, in the
+                // file's writable zone, mapped for the whole run.
+                let (flag, size) = unsafe { (p.data.read_volatile(), (p.data.add(2) as *const u16).read_unaligned()) };
+                if flag != 0 {
+                    covered.push(Covered { module, offset: (p.tag - m.base) as u32, size });
+                }
+            }
+        });
+        let mut has_covered = alloc::vec![false; cov.modules.len()];
+        for b in &covered {
+            has_covered[b.module] = true;
+        }
+        let mut modules: Vec<usize> = (0..cov.modules.len()).filter(|&m| has_covered[m]).collect();
         modules.sort_by(|&a, &b| cov.modules[a].path.cmp(&cov.modules[b].path).then(cov.modules[a].base.cmp(&cov.modules[b].base)));
-        modules.dedup();
-        let id_of = |m: usize| modules.iter().position(|&x| x == m).unwrap_or(0) as u16;
+        let mut id = alloc::vec![0u16; cov.modules.len()];
+        for (i, &m) in modules.iter().enumerate() {
+            id[m] = i as u16;
+        }
+        let id_of = |m: usize| id[m];
         let mut entries: Vec<(u16, u32, u16)> = covered.iter().map(|b| (id_of(b.module), b.offset, b.size)).collect();
         entries.sort_unstable();
+        // A block built in this run may also be in a file (a trace's copy).
+        entries.dedup();
         let mut text = String::new();
         if self.format_version == 2 {
             let _ = writeln!(text, "DRCOV VERSION: 2");

@@ -10,7 +10,7 @@ use core::fmt::Write;
 
 use iced_x86::Mnemonic;
 
-use crate::api::{BlockIr, Client, ClientIdentity, EmitFlags, PersistedBlock, Services};
+use crate::api::{BlockIr, Client, ClientIdentity, EmitFlags, Services};
 use crate::block_counters::BlockCounters;
 
 pub struct Opcodes {
@@ -28,7 +28,7 @@ impl Opcodes {
 
 impl Client for Opcodes {
     fn identity(&self) -> ClientIdentity {
-        ClientIdentity { name: "opcodes", version: 1, code_options_hash: self.options_hash }
+        ClientIdentity { name: "opcodes", version: 2, code_options_hash: self.options_hash }
     }
 
     fn basic_block(&self, block: &mut BlockIr, _tls: usize, services: &dyn Services) -> EmitFlags {
@@ -36,19 +36,17 @@ impl Client for Opcodes {
         self.counters.instrument(block, services, mnemonics)
     }
 
-    fn resurrect(&self, _: u64, _: &[u8], _: &[u8], _: &mut [u8], blocks: &mut dyn Iterator<Item = PersistedBlock>, _: &dyn Services) -> bool {
-        self.counters.resurrect(blocks)
+    fn block_data_run_state(&self) -> usize {
+        crate::block_counters::RUN_STATE
     }
 
     fn process_exit(&self, services: &dyn Services) {
         let mut mix: BTreeMap<String, u64> = BTreeMap::new();
-        self.counters.with_blocks(|blocks| {
-            for b in blocks.iter().filter(|b| b.count() > 0) {
-                for m in &b.info {
-                    *mix.entry(format!("{m:?}").to_lowercase()).or_default() += b.count();
-                }
+        for b in self.counters.executed(services) {
+            for m in &b.info {
+                *mix.entry(format!("{m:?}").to_lowercase()).or_default() += b.count;
             }
-        });
+        }
         let total: u64 = mix.values().sum();
         let mut order: Vec<(&String, &u64)> = mix.iter().collect();
         order.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));

@@ -137,6 +137,26 @@ pub(crate) fn count() -> usize {
     clients().len()
 }
 
+/// Whether every client's block data is plain (`Client::block_data_is_plain`).
+pub(crate) fn block_data_is_plain() -> bool {
+    clients().iter().all(|c| c.block_data_is_plain())
+}
+
+/// The leading bytes of client `i`'s block data that a file holds zeroed
+/// (`Client::block_data_run_state`).
+pub(crate) fn run_state_len(i: usize) -> usize {
+    clients().get(i).map_or(0, |c| c.block_data_run_state())
+}
+
+/// What clients see of the run's cache files while they report
+/// (`Services::for_each_persisted_file`), and whose report it is.
+struct Exiting {
+    client: usize,
+    files: Vec<crate::persistence::load::FileView>,
+}
+
+static EXITING: Mutex<Option<Exiting>> = Mutex::new(None);
+
 fn slots(ctx: &mut ThreadContext, index: usize) -> &mut [u64] {
     let n = api::TLS_SLOTS_PER_CLIENT;
     &mut ctx.client_tls[index * n..(index + 1) * n]
@@ -192,9 +212,15 @@ pub(crate) fn process_exit() {
             c.thread_exit(slots(ctx, i), &HOST);
         }
     }
-    for c in clients() {
+    let files = crate::translator::loaded_files_for_clients();
+    *EXITING.lock() = Some(Exiting { client: 0, files });
+    for (i, c) in clients().iter().enumerate() {
+        if let Some(e) = EXITING.lock().as_mut() {
+            e.client = i;
+        }
         c.process_exit(&HOST);
     }
+    *EXITING.lock() = None;
 }
 
 /// Runs client `index`'s clean call `id` with the app state in `ctx`.
@@ -293,6 +319,16 @@ impl Services for Host {
         let client = sink.client;
         sink.allocations.push(BlockData { client, addr, len: len as u32 });
         Some(addr as *mut u8)
+    }
+
+    fn for_each_persisted_file(&self, f: &mut dyn FnMut(ModuleRef, &mut dyn Iterator<Item = api::PersistedBlock>)) {
+        let guard = EXITING.lock();
+        let Some(e) = guard.as_ref() else { return };
+        for file in &e.files {
+            let path = core::str::from_utf8(file.path.as_bytes()).unwrap_or("?");
+            let module = ModuleRef { path, base: file.base, end: file.end, is_main: file.is_main };
+            f(module, &mut file.blocks_of(e.client));
+        }
     }
 
     fn with_module(&self, pc: u64, f: &mut dyn FnMut(Option<ModuleRef>)) {

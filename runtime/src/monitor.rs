@@ -244,8 +244,8 @@ impl Translator {
     /// a file's code, a client that keeps the block from files or gives
     /// it data of its own (a trace's copy of a block would need its own,
     /// kept apart from the block's), code not module-relative (client
-    /// data outside the segment: the head is then noted, for files to mark
-    /// it cold).
+    /// data outside the segment). In those two cases the head is noted,
+    /// for files to mark it cold.
     fn persistable_trace(&mut self, blocks: &[u64], sp: u64, counts_misses: bool) -> Option<(Fragment, Vec<(u64, u64)>)> {
         if !crate::options::get().persist {
             return None;
@@ -265,7 +265,13 @@ impl Translator {
                 break;
             }
             let (persistable, data) = crate::translator::instrument(&mut block, Some(&mut self.units.units[unit].segments[s]));
-            if !persistable || !data.is_empty() {
+            if !persistable {
+                return None;
+            }
+            if !data.is_empty() {
+                // A client gave the trace's copy data of its own: its block
+                // is a file's (clients read those at exit, not at load).
+                self.traces.note_unpersistable(head);
                 return None;
             }
             built.push(block);

@@ -118,7 +118,7 @@ impl Translator {
             return None;
         }
         let m = file_module(pc)?;
-        self.loaded.load_once(&mut self.cache, &mut self.ibl, &self.traces, m.base, m.path, m.identity);
+        self.loaded.load_once(&mut self.cache, &mut self.ibl, &self.traces, m.base, m.end, m.path, m.identity);
         let (start, flagged) = self.loaded.block_for_lookup(pc, m.base, m.identity)?;
         if !flagged {
             self.mark_lookup_target(pc, &m);
@@ -187,7 +187,7 @@ impl Translator {
     /// Registers the block at `pc` from its module's persisted file (loaded
     /// on the first miss in the module).
     fn from_file(&mut self, pc: u64, m: FileModule) -> Option<u64> {
-        self.loaded.load_once(&mut self.cache, &mut self.ibl, &self.traces, m.base, m.path, m.identity);
+        self.loaded.load_once(&mut self.cache, &mut self.ibl, &self.traces, m.base, m.end, m.path, m.identity);
         let fragment = self.loaded.register(pc, m.base, m.identity)?;
         let start = fragment.start;
         crate::translate::smc::after_build(pc, fragment.app_end);
@@ -347,6 +347,11 @@ pub(crate) fn retire_stale_trace(head: u64) {
         stats::add(&STATS.traces_stale, 1);
         crate::verbose!("trace at {head:#x}: stale, recorded afresh");
     }
+}
+
+/// The cache files the run took into use, as clients read them at exit.
+pub(crate) fn loaded_files_for_clients() -> alloc::vec::Vec<crate::persistence::load::FileView> {
+    TRANSLATOR.lock().as_ref().map_or_else(alloc::vec::Vec::new, |tr| tr.loaded.client_views())
 }
 
 /// Writes the persistable blocks of every module to their files (at

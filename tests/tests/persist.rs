@@ -1335,6 +1335,46 @@ fn drcov_blocks(bytes: &[u8]) -> (BTreeSet<String>, BTreeSet<(String, u32, u16)>
     (modules.into_iter().collect(), blocks)
 }
 
+/// A client's block data in a file: what records execution (drcov's flag,
+/// bbcount's counter) is zeroed, what it noted about the block (the
+/// block's size, its instruction count) is kept, so a warm run writes no
+/// page of it at load. Data of clients that say it is plain (counts,
+/// flags) leaves the exit slots to be rebased as code jumps through them
+/// (slot pages rebased); opcodes' (mnemonics: any bits) has them rebased
+/// at load. Cold and warm runs report the same (`check_client`).
+#[test]
+fn files_hold_client_run_state_zeroed_and_plain_data_loads_lazily() {
+    let exe = program();
+    // (client, run state bytes, where what it noted lies, lazily rebased)
+    for (client, run_state, kept, lazy) in [("drcov", 1, 2..4, true), ("bbcount", 8, 16..24, true), ("opcodes", 8, 16..18, false)] {
+        let cache = temp_dir("persist-run-state");
+        let logs = temp_dir("persist-run-state-logs");
+        let options = ["-persist", "-no_persist_server", "-persist_dir", cache.path().to_str().unwrap(), "-stats", "-logdir", logs.path().to_str().unwrap(), "-c", client];
+        let cold = run_client(&options, &exe, &["3"], &RunOpts::new(), true);
+        assert_eq!(cold.status, dbi_tests::run::Status::Code(0), "-c {client}: {}", stderr_excerpt(&cold));
+        let file = Aligned::read(&dpc_of(cache.path(), PROGRAM));
+        let v = file.validate().unwrap_or_else(|r| panic!("{}", r.name()));
+        let mut blocks_with_data = 0;
+        for b in v.index.blocks.iter() {
+            let first = b.first_data.to_native() as usize;
+            for d in &v.index.block_data[first..first + b.data_count.to_native() as usize] {
+                let w = v.zone_bytes(v.index.segments[b.segment.to_native() as usize].w_zone.to_native() as usize);
+                let data = &w[d.w_offset.to_native() as usize..];
+                assert!(data[..run_state].iter().all(|&x| x == 0), "-c {client}: run state kept in the file at {:#x}", b.module_offset.to_native());
+                assert!(data[kept.clone()].iter().any(|&x| x != 0), "-c {client}: what the client noted is gone at {:#x}", b.module_offset.to_native());
+                blocks_with_data += 1;
+            }
+        }
+        assert!(blocks_with_data > 50, "-c {client}: {blocks_with_data} blocks with data");
+        let warm = run_client(&options, &exe, &["3"], &RunOpts::new(), true);
+        assert_eq!(warm.status, dbi_tests::run::Status::Code(0), "-c {client}: {}", stderr_excerpt(&warm));
+        let warm_stats = stats(&warm.stderr);
+        assert!(total(&warm_stats, "blocks loaded") > 0, "-c {client}: a warm run");
+        let rebased = total(&warm_stats, "slot pages rebased");
+        assert_eq!(rebased > 0, lazy, "-c {client}: {rebased} slot pages rebased as code ran");
+    }
+}
+
 /// `client` cold then warm: the app behaves natively, the warm run uses the
 /// program's file, and the client's files are the same. With ASLR on (the
 /// default) modules move between the runs: instrace and memtrace addresses

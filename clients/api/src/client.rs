@@ -62,6 +62,25 @@ pub trait Client: Send + Sync {
     /// The process exits: write results.
     fn process_exit(&self, _services: &dyn Services) {}
 
+    /// Persistence: how many leading bytes of each block's data
+    /// ([`Services::alloc_block_data`]) record execution (a counter, a
+    /// coverage flag). A file holds them zeroed, so a later run starts
+    /// them from zero without writing its pages at load; the rest (what
+    /// the client noted about the block) is kept as it was.
+    fn block_data_run_state(&self) -> usize {
+        0
+    }
+
+    /// Persistence: whether every aligned 8-byte word of this client's
+    /// block data always holds a canonical address's bits (its top 17
+    /// bits alike): counts, flags, lengths, pointers; never arbitrary
+    /// bits. A file's exit slots, stored with their top bits set, can
+    /// then be told from the data: the runtime rebases them a page at a
+    /// time as code first jumps through them instead of all at load.
+    fn block_data_is_plain(&self) -> bool {
+        false
+    }
+
     /// Persistence, as a file of the module at `module` is written: the
     /// client's read-only data for it (e.g. a table its persisted code
     /// indexes, or its base address to check on resurrection).
@@ -83,7 +102,9 @@ pub trait Client: Send + Sync {
     /// the client sees its read-only, executable and writable data again
     /// and every block of the file with that block's data, and may reject
     /// the file (return false), e.g. when its base address changed. The
-    /// blocks come lazily: a client that needs none of them pays nothing.
+    /// blocks come lazily: a client that needs none of them pays nothing
+    /// (a client that only reports what ran reads them at exit instead,
+    /// [`Services::for_each_persisted_file`]).
     fn resurrect(
         &self,
         _module: u64,

@@ -32,6 +32,14 @@ pub trait Services: Sync {
     /// module list is locked.
     fn with_module(&self, pc: u64, f: &mut dyn FnMut(Option<ModuleRef>));
 
+    /// During [`crate::Client::process_exit`] only (elsewhere it sees
+    /// nothing): every cache file the run took into use, its module as
+    /// it was mapped then, and the file's blocks that hold this client's
+    /// data, in module order. A block built in this run is not among them
+    /// even where a file holds the same tag (a trace's copy, code built
+    /// again): a client merges by tag.
+    fn for_each_persisted_file(&self, f: &mut dyn FnMut(ModuleRef, &mut dyn Iterator<Item = crate::PersistedBlock>));
+
     /// One line for the user at the end of the run (a total, as
     /// DynamoRIO's samples print): dbirun prints it on its own stderr once
     /// the program has exited, never into the program's output, as

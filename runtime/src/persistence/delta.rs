@@ -93,7 +93,8 @@ fn add_client_data(index: &mut Index, base: u64, next_zone: usize, zones: &mut V
 /// are added to `index`. X is the segment's code with each exit of these
 /// rewritten to a direct branch when it goes forward to a block of this
 /// segment, else to `jmp [rip + slot]`, then the segment's stubs; W is
-/// zeros but for the blocks' client data (as it is now), traces' miss
+/// zeros but for the blocks' client data (as it is now, but for what the
+/// client calls run state: zeroed), traces' miss
 /// budgets and exit slots, which hold X offsets (of the target block when
 /// it is in this segment, else of the exit's stub) that the loader
 /// rebases.
@@ -137,6 +138,9 @@ fn write_segment(
             let at = z.w_off(d.addr);
             // SAFETY: the client's live block data in this segment's W.
             z.w[at..at + d.len as usize].copy_from_slice(unsafe { core::slice::from_raw_parts(d.addr as *const u8, d.len as usize) });
+            // What this run's execution recorded there starts from zero in the next.
+            let run_state = crate::client_host::run_state_len(d.client as usize).min(d.len as usize);
+            z.w[at..at + run_state].fill(0);
             index.block_data.push(BlockData { client: d.client, w_offset: at as u32 });
         }
         let code_offset = z.code(f, b.tag);

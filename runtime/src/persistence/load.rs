@@ -114,6 +114,9 @@ impl Unused {
 
 pub(crate) struct LoadedFile {
     module_base: u64,
+    /// The module's end and path as mapped in this run.
+    module_end: u64,
+    module_path: CStr,
     identity: FileIdentity,
     module_hash: [u8; 32],
     map: u64,
@@ -336,6 +339,39 @@ impl LoadedFile {
     }
 }
 
+/// A file taken into use, as clients see it at process exit
+/// (`client_host`): its module, and its blocks' client data.
+pub(crate) struct FileView {
+    pub(crate) path: CStr,
+    pub(crate) base: u64,
+    pub(crate) end: u64,
+    pub(crate) is_main: bool,
+    index: &'static ArchivedIndex,
+    /// The W zone address of each segment.
+    w_zones: Vec<u64>,
+}
+
+impl FileView {
+    /// The file's blocks holding data of client `client`, in module order.
+    pub(crate) fn blocks_of(&self, client: usize) -> impl Iterator<Item = clients::api::PersistedBlock> + '_ {
+        persisted_blocks(self.index, self.base, &self.w_zones, client)
+    }
+}
+
+/// The blocks of the file with `index` (its module at `base`, its
+/// segments' W zones at `w_zones`) holding data of client `client`.
+fn persisted_blocks<'a>(index: &'static ArchivedIndex, base: u64, w_zones: &'a [u64], client: usize) -> impl Iterator<Item = clients::api::PersistedBlock> + 'a {
+    index.blocks.iter().flat_map(move |b| {
+        let first = b.first_data.to_native() as usize;
+        let w = w_zones[b.segment.to_native() as usize];
+        let tag = base + b.module_offset.to_native() as u64;
+        index.block_data[first..first + b.data_count.to_native() as usize]
+            .iter()
+            .filter(move |d| d.client.to_native() as usize == client)
+            .map(move |d| clients::api::PersistedBlock { tag, data: (w + d.w_offset.to_native() as u64) as *mut u8 })
+    })
+}
+
 #[derive(Default)]
 pub(crate) struct LoadedFiles {
     files: Vec<LoadedFile>,
@@ -373,7 +409,7 @@ impl LoadedFiles {
 
     /// Looks for the file of the module at `base` once; a file taken into
     /// use has its blocks entered in the indirect-branch table.
-    pub(crate) fn load_once(&mut self, cache: &mut CodeCache, ibl: &mut IblTable, traces: &TraceTable, base: u64, path: CStr, identity: FileIdentity) {
+    pub(crate) fn load_once(&mut self, cache: &mut CodeCache, ibl: &mut IblTable, traces: &TraceTable, base: u64, end: u64, path: CStr, identity: FileIdentity) {
         if self.attempted.iter().any(|&(b, id)| b == base && id == identity) {
             return;
         }
@@ -381,7 +417,7 @@ impl LoadedFiles {
         let Some(dir) = crate::options::get().persist_dir else { return };
         let t0 = stats::ticks();
         let file = files::file_for(&dir, &path);
-        match load(cache, &dir, &file, base, &path, identity) {
+        match load(cache, &dir, &file, base, end, &path, identity) {
             Ok(Some(mut f)) => {
                 stats::add(&STATS.files_loaded, 1);
                 stats::add(&STATS.bytes_mapped, f.len);
@@ -416,6 +452,22 @@ impl LoadedFiles {
             }
         }
         stats::add(&STATS.load_ticks, stats::ticks() - t0);
+    }
+
+    /// What clients read of every file taken into use (retired ones too:
+    /// their blocks ran before), at process exit.
+    pub(crate) fn client_views(&self) -> Vec<FileView> {
+        self.files
+            .iter()
+            .map(|f| FileView {
+                path: f.module_path,
+                base: f.module_base,
+                end: f.module_end,
+                is_main: crate::os::modules::with_module(f.module_base, |m| m.is_some_and(|m| m.base == f.module_base && m.is_main)),
+                index: f.index,
+                w_zones: f.segments.iter().map(|&(w, _)| w).collect(),
+            })
+            .collect()
     }
 
     pub(crate) fn any_in_use(&self) -> bool {
@@ -600,6 +652,7 @@ fn same_content(file: &[u8], path: &CStr, identity: FileIdentity, hash: &[u8; 32
 /// Shows each client its data in the file; false if one rejects it.
 fn resurrect(v: &persist::Validated<'static>, base: u64, map: u64, segments: &[(u64, u64)]) -> bool {
     let ix = v.index;
+    let w_zones: Vec<u64> = segments.iter().map(|&(w, _)| w).collect();
     for i in 0..crate::client_host::count() {
         let c = ix.clients.get(i);
         let ro: &[u8] = c.map_or(&[], |c| &c.ro);
@@ -615,15 +668,7 @@ fn resurrect(v: &persist::Validated<'static>, base: u64, map: u64, segments: &[(
             },
             _ => (&[], &mut []),
         };
-        let mut blocks = ix.blocks.iter().flat_map(|b| {
-            let first = b.first_data.to_native() as usize;
-            let w = segments[b.segment.to_native() as usize].0;
-            let tag = base + b.module_offset.to_native() as u64;
-            ix.block_data[first..first + b.data_count.to_native() as usize]
-                .iter()
-                .filter(move |d| d.client.to_native() as usize == i)
-                .map(move |d| clients::api::PersistedBlock { tag, data: (w + d.w_offset.to_native() as u64) as *mut u8 })
-        });
+        let mut blocks = persisted_blocks(ix, base, &w_zones, i);
         if !crate::client_host::resurrect(i, base, ro, rx, rw, &mut blocks) {
             return false;
         }
@@ -664,7 +709,7 @@ fn open(dir: &CStr, file: &[u8]) -> Result<Option<Opened>, Unused> {
 
 /// Maps and checks the file at `file` for the module at `base`; Ok(None)
 /// if there is none.
-fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, identity: FileIdentity) -> Result<Option<LoadedFile>, Unused> {
+fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, end: u64, path: &CStr, identity: FileIdentity) -> Result<Option<LoadedFile>, Unused> {
     if !range_room() {
         return Err(Unused::NoRoom);
     }
@@ -730,9 +775,11 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, 
     // (`slot_faults`), and loading writes only the base slots. A budget
     // is a count (from `TraceTable::MISS_BUDGET` down, past zero only to small
     // negatives), a canonical address to the rebasing, which leaves it
-    // alone. Client data may hold any bits: then every slot is rebased
-    // now, each found through the index's exits.
-    let only_slots = v.index.block_data.is_empty();
+    // alone, as it does the data of clients whose data is plain (counts,
+    // flags: `Client::block_data_is_plain`). Other client data may hold
+    // any bits: then every slot is rebased now, each found through the
+    // index's exits.
+    let only_slots = v.index.block_data.is_empty() || crate::client_host::block_data_is_plain();
     // Every W page rebased now is written right away: one call instead
     // of a fault per page. The rest, code included, is paged in as it is
     // used: a read fault maps the 64 KiB around it from the page cache,
@@ -781,6 +828,8 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, path: &CStr, 
     publish_range(map, map + len);
     Ok(Some(LoadedFile {
         module_base: base,
+        module_end: end,
+        module_path: *path,
         identity,
         module_hash: v.key.module_hash,
         map,

@@ -67,8 +67,9 @@ pub(crate) struct TraceTable {
     hot: HashSet<u64>,
     /// Heads whose trace could not go into their module's file: it reads
     /// client data of its blocks that lies outside the segment it is built
-    /// in (in a loaded file, or an earlier segment of this run), which it
-    /// cannot reach module-relative. Files mark them cold like never-hot
+    /// in (in an earlier segment of this run), which it cannot reach
+    /// module-relative, or a client gave its copy of a loaded file's block
+    /// data of its own. Files mark them cold like never-hot
     /// heads, or every later run would count, record and build them again
     /// in the cache (python3's unittest under drcov: 200 traces a run).
     unpersistable: HashSet<u64>,
