@@ -41,13 +41,6 @@ struct Module {
 /// A block's data: the covered flag, a reserved byte, the block's size.
 const DATA_LEN: usize = 8;
 
-/// A block that ran, for the BB table.
-struct Covered {
-    module: usize,
-    offset: u32,
-    size: u16,
-}
-
 struct Block {
     module: usize,
     offset: u32,
@@ -153,15 +146,17 @@ impl Client for Drcov {
     fn process_exit(&self, services: &dyn Services) {
         let mut guard = self.coverage.lock();
         let cov = guard.get_or_insert_with(Coverage::default);
-        // SAFETY: flags are block data that lives for the whole run.
-        let mut covered: Vec<Covered> = cov
-            .blocks
-            .iter()
-            .filter(|b| unsafe { b.flag.read_volatile() } != 0)
-            .map(|b| Covered { module: b.module, offset: b.offset, size: b.size })
-            .collect();
+        // The blocks that ran, by module: (offset, size).
+        let mut covered: Vec<Vec<(u32, u16)>> = Vec::new();
+        fn add(covered: &mut Vec<Vec<(u32, u16)>>, module: usize, offset: u32, size: u16) {
+            if covered.len() <= module {
+                covered.resize_with(module + 1, Vec::new);
+            }
+            covered[module].push((offset, size));
+        }
         // The blocks of the run's cache files are read here, not listed as
-        // the files load: a file holds their flags cleared.
+        // the files load: a file holds their flags cleared. Each file's come
+        // in module order.
         services.for_each_persisted_file(&mut |m, blocks| {
             let module = cov.module_id(m);
             for p in blocks {
@@ -169,25 +164,27 @@ impl Client for Drcov {
                 // file's writable zone, mapped for the whole run.
                 let (flag, size) = unsafe { (p.data.read_volatile(), (p.data.add(2) as *const u16).read_unaligned()) };
                 if flag != 0 {
-                    covered.push(Covered { module, offset: (p.tag - m.base) as u32, size });
+                    add(&mut covered, module, (p.tag - m.base) as u32, size);
                 }
             }
         });
-        let mut has_covered = alloc::vec![false; cov.modules.len()];
-        for b in &covered {
-            has_covered[b.module] = true;
+        for b in &cov.blocks {
+            // SAFETY: flags are block data that lives for the whole run.
+            if unsafe { b.flag.read_volatile() } != 0 {
+                add(&mut covered, b.module, b.offset, b.size);
+            }
         }
-        let mut modules: Vec<usize> = (0..cov.modules.len()).filter(|&m| has_covered[m]).collect();
+        let mut modules: Vec<usize> = (0..covered.len()).filter(|&m| !covered[m].is_empty()).collect();
         modules.sort_by(|&a, &b| cov.modules[a].path.cmp(&cov.modules[b].path).then(cov.modules[a].base.cmp(&cov.modules[b].base)));
-        let mut id = alloc::vec![0u16; cov.modules.len()];
-        for (i, &m) in modules.iter().enumerate() {
-            id[m] = i as u16;
+        let mut entries: Vec<(u16, u32, u16)> = Vec::with_capacity(covered.iter().map(Vec::len).sum());
+        for (id, &m) in modules.iter().enumerate() {
+            let blocks = &mut covered[m];
+            // Sorted already but for blocks built in this run.
+            blocks.sort_unstable();
+            // A block built in this run may also be in a file (a trace's copy).
+            blocks.dedup();
+            entries.extend(blocks.iter().map(|&(offset, size)| (id as u16, offset, size)));
         }
-        let id_of = |m: usize| id[m];
-        let mut entries: Vec<(u16, u32, u16)> = covered.iter().map(|b| (id_of(b.module), b.offset, b.size)).collect();
-        entries.sort_unstable();
-        // A block built in this run may also be in a file (a trace's copy).
-        entries.dedup();
         let mut text = String::new();
         if self.format_version == 2 {
             let _ = writeln!(text, "DRCOV VERSION: 2");
