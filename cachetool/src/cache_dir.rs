@@ -28,6 +28,11 @@ pub fn user_dir(base: &Path) -> PathBuf {
 
 /// Creates (if needed) and checks the per-user directory under `base`.
 pub fn prepare(base: &Path) -> Result<PathBuf, String> {
+    // Every run of a warm cache finds it there: one lstat.
+    let dir = user_dir(base);
+    if check(&dir).is_ok() {
+        return Ok(dir);
+    }
     if base.exists() && !base.is_dir() {
         return Err(format!("{} is not a directory", base.display()));
     }
@@ -35,7 +40,6 @@ pub fn prepare(base: &Path) -> Result<PathBuf, String> {
         .recursive(true)
         .create(base)
         .map_err(|e| format!("cannot create {}: {e}", base.display()))?;
-    let dir = user_dir(base);
     create_private(&dir)?;
     Ok(dir)
 }

@@ -438,7 +438,10 @@ fn clap_error(e: clap::Error) -> UsageError {
 /// Parses dbirun's own argv (`args[0]` is the program name).
 pub fn parse(args: &[OsString]) -> Result<Parsed, UsageError> {
     let split = split(args)?;
-    let command = Cli::command().after_help(format!("{AFTER_HELP}\n{}", clients_help()));
+    let command = Cli::command();
+    // The help text lists the clients: built only when it is shown.
+    let asks_for_help = split.launcher.iter().any(|a| a == "--help");
+    let command = if asks_for_help { command.after_help(format!("{AFTER_HELP}\n{}", clients_help())) } else { command };
     let matches = match command.try_get_matches_from(&split.launcher) {
         Ok(matches) => matches,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
