@@ -4,6 +4,7 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use core::fmt::Write;
 
 use clients::api::{self, BlockIr, Client, EmitFlags, ModuleRef, Services};
@@ -148,14 +149,22 @@ pub(crate) fn run_state_len(i: usize) -> usize {
     clients().get(i).map_or(0, |c| c.block_data_run_state())
 }
 
-/// What clients see of the run's cache files while they report
-/// (`Services::for_each_persisted_file`), and whose report it is.
-struct Exiting {
-    client: usize,
-    files: Vec<crate::persistence::load::FileView>,
-}
+/// The cache files the run took into use, as clients read them at exit
+/// (`Services::for_each_persisted_file`). Kept here as files load rather
+/// than read from the translator at exit: a fatal signal may end the
+/// process while its thread holds the translator's lock.
+static FILES: Mutex<Vec<crate::persistence::load::FileView>> = Mutex::new(Vec::new());
 
-static EXITING: Mutex<Option<Exiting>> = Mutex::new(None);
+/// The client reporting at exit (its index), or `usize::MAX` outside
+/// `process_exit`.
+static REPORTING: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// A cache file was taken into use: clients read its blocks at exit.
+pub(crate) fn file_taken_into_use(view: crate::persistence::load::FileView) {
+    if active() {
+        FILES.lock().push(view);
+    }
+}
 
 fn slots(ctx: &mut ThreadContext, index: usize) -> &mut [u64] {
     let n = api::TLS_SLOTS_PER_CLIENT;
@@ -212,15 +221,11 @@ pub(crate) fn process_exit() {
             c.thread_exit(slots(ctx, i), &HOST);
         }
     }
-    let files = crate::translator::loaded_files_for_clients();
-    *EXITING.lock() = Some(Exiting { client: 0, files });
     for (i, c) in clients().iter().enumerate() {
-        if let Some(e) = EXITING.lock().as_mut() {
-            e.client = i;
-        }
+        REPORTING.store(i, Relaxed);
         c.process_exit(&HOST);
     }
-    *EXITING.lock() = None;
+    REPORTING.store(usize::MAX, Relaxed);
 }
 
 /// Runs client `index`'s clean call `id` with the app state in `ctx`.
@@ -322,12 +327,16 @@ impl Services for Host {
     }
 
     fn for_each_persisted_file(&self, f: &mut dyn FnMut(ModuleRef, &mut dyn Iterator<Item = api::PersistedBlock>)) {
-        let guard = EXITING.lock();
-        let Some(e) = guard.as_ref() else { return };
-        for file in &e.files {
+        let client = REPORTING.load(Relaxed);
+        if client == usize::MAX {
+            return;
+        }
+        // Held only while a file is added: wait that long at most.
+        let Some(files) = (0..1_000_000).find_map(|_| FILES.try_lock()) else { return };
+        for file in files.iter() {
             let path = core::str::from_utf8(file.path.as_bytes()).unwrap_or("?");
             let module = ModuleRef { path, base: file.base, end: file.end, is_main: file.is_main };
-            f(module, &mut file.blocks_of(e.client));
+            f(module, &mut file.blocks_of(client));
         }
     }
 

@@ -349,11 +349,6 @@ pub(crate) fn retire_stale_trace(head: u64) {
     }
 }
 
-/// The cache files the run took into use, as clients read them at exit.
-pub(crate) fn loaded_files_for_clients() -> alloc::vec::Vec<crate::persistence::load::FileView> {
-    TRANSLATOR.lock().as_ref().map_or_else(alloc::vec::Vec::new, |tr| tr.loaded.client_views())
-}
-
 /// Writes the persistable blocks of every module to their files (at
 /// process exit, exec, or a fatal signal); with `background` (an exit or
 /// an exec), handed to the cache server by a detached copy of the

@@ -138,6 +138,18 @@ pub(crate) struct LoadedFile {
 }
 
 impl LoadedFile {
+    /// What clients read of it at exit (retired or not: its blocks ran).
+    fn client_view(&self) -> FileView {
+        FileView {
+            path: self.module_path,
+            base: self.module_base,
+            end: self.module_end,
+            is_main: crate::os::modules::with_module(self.module_base, |m| m.is_some_and(|m| m.base == self.module_base && m.is_main)),
+            index: self.index,
+            w_zones: self.segments.iter().map(|&(w, _)| w).collect(),
+        }
+    }
+
     fn block_x(&self, b: &ArchivedBlockEntry) -> (u64, u64) {
         (self.segments[b.segment.to_native() as usize].0, self.code_at(b.segment.to_native(), b.code_offset.to_native()))
     }
@@ -442,6 +454,7 @@ impl LoadedFiles {
                     stats::add(&STATS.traces_loaded, f.enter_traces(traces, ibl) as u64);
                 }
                 f.lookup_handle = f.publish_blocks();
+                crate::client_host::file_taken_into_use(f.client_view());
                 self.files.push(f);
             }
             Ok(None) => {}
@@ -452,22 +465,6 @@ impl LoadedFiles {
             }
         }
         stats::add(&STATS.load_ticks, stats::ticks() - t0);
-    }
-
-    /// What clients read of every file taken into use (retired ones too:
-    /// their blocks ran before), at process exit.
-    pub(crate) fn client_views(&self) -> Vec<FileView> {
-        self.files
-            .iter()
-            .map(|f| FileView {
-                path: f.module_path,
-                base: f.module_base,
-                end: f.module_end,
-                is_main: crate::os::modules::with_module(f.module_base, |m| m.is_some_and(|m| m.base == f.module_base && m.is_main)),
-                index: f.index,
-                w_zones: f.segments.iter().map(|&(w, _)| w).collect(),
-            })
-            .collect()
     }
 
     pub(crate) fn any_in_use(&self) -> bool {

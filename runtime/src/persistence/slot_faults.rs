@@ -9,8 +9,10 @@
 //! run (cc1's: 2 million slots, 15 MB of W zones).
 //!
 //! Only W zones that hold nothing but slots, traces' miss budgets (counts,
-//! never non-canonical) and words nothing reads (no client block data)
-//! are left to this; their base slot is written at load. Rebasing a word is a compare-and-swap from the
+//! never non-canonical), words nothing reads, and block data of clients
+//! that call theirs plain (`Client::block_data_is_plain`: counts and
+//! flags, never non-canonical) are left to this; their base slot is
+//! written at load. Rebasing a word is a compare-and-swap from the
 //! stored distance, so a slot the runtime links or unlinks meanwhile (an
 //! address) keeps what the runtime wrote, and two threads faulting on one
 //! page both finish it.

@@ -18,7 +18,7 @@ use persist::exit_data::{self, StoredExit};
 use crate::translate::code_cache::CodeCache;
 use crate::translate::encoder;
 use crate::context_switch;
-use crate::translate::fragment::{pack_translations, ExitRecord, Fragment, Patch, Translation};
+use crate::translate::fragment::{pack_translations, ExitRecord, Fragment, Translation};
 use crate::translate::ibl;
 use crate::translate::mangle::{MangledOp, Op};
 use crate::translate::returns;
