@@ -161,9 +161,7 @@ static REPORTING: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 /// A cache file was taken into use: clients read its blocks at exit.
 pub(crate) fn file_taken_into_use(view: crate::persistence::load::FileView) {
-    if active() {
-        FILES.lock().push(view);
-    }
+    FILES.lock().push(view);
 }
 
 fn slots(ctx: &mut ThreadContext, index: usize) -> &mut [u64] {

@@ -146,7 +146,7 @@ impl LoadedFile {
             end: self.module_end,
             is_main: crate::os::modules::with_module(self.module_base, |m| m.is_some_and(|m| m.base == self.module_base && m.is_main)),
             index: self.index,
-            w_zones: self.segments.iter().map(|&(w, _)| w).collect(),
+            segments: self.segments.clone(),
         }
     }
 
@@ -359,23 +359,23 @@ pub(crate) struct FileView {
     pub(crate) end: u64,
     pub(crate) is_main: bool,
     index: &'static ArchivedIndex,
-    /// The W zone address of each segment.
-    w_zones: Vec<u64>,
+    /// (W zone address, X zone address) of each segment.
+    segments: Vec<(u64, u64)>,
 }
 
 impl FileView {
     /// The file's blocks holding data of client `client`, in module order.
     pub(crate) fn blocks_of(&self, client: usize) -> impl Iterator<Item = clients::api::PersistedBlock> + '_ {
-        persisted_blocks(self.index, self.base, &self.w_zones, client)
+        persisted_blocks(self.index, self.base, &self.segments, client)
     }
 }
 
 /// The blocks of the file with `index` (its module at `base`, its
-/// segments' W zones at `w_zones`) holding data of client `client`.
-fn persisted_blocks<'a>(index: &'static ArchivedIndex, base: u64, w_zones: &'a [u64], client: usize) -> impl Iterator<Item = clients::api::PersistedBlock> + 'a {
+/// segments' (W, X) zones at `segments`) holding data of client `client`.
+fn persisted_blocks<'a>(index: &'static ArchivedIndex, base: u64, segments: &'a [(u64, u64)], client: usize) -> impl Iterator<Item = clients::api::PersistedBlock> + 'a {
     index.blocks.iter().flat_map(move |b| {
         let first = b.first_data.to_native() as usize;
-        let w = w_zones[b.segment.to_native() as usize];
+        let w = segments[b.segment.to_native() as usize].0;
         let tag = base + b.module_offset.to_native() as u64;
         index.block_data[first..first + b.data_count.to_native() as usize]
             .iter()
@@ -454,7 +454,10 @@ impl LoadedFiles {
                     stats::add(&STATS.traces_loaded, f.enter_traces(traces, ibl) as u64);
                 }
                 f.lookup_handle = f.publish_blocks();
-                crate::client_host::file_taken_into_use(f.client_view());
+                // Without clients no view is made (a module lookup per file).
+                if crate::client_host::active() {
+                    crate::client_host::file_taken_into_use(f.client_view());
+                }
                 self.files.push(f);
             }
             Ok(None) => {}
@@ -649,7 +652,6 @@ fn same_content(file: &[u8], path: &CStr, identity: FileIdentity, hash: &[u8; 32
 /// Shows each client its data in the file; false if one rejects it.
 fn resurrect(v: &persist::Validated<'static>, base: u64, map: u64, segments: &[(u64, u64)]) -> bool {
     let ix = v.index;
-    let w_zones: Vec<u64> = segments.iter().map(|&(w, _)| w).collect();
     for i in 0..crate::client_host::count() {
         let c = ix.clients.get(i);
         let ro: &[u8] = c.map_or(&[], |c| &c.ro);
@@ -665,7 +667,7 @@ fn resurrect(v: &persist::Validated<'static>, base: u64, map: u64, segments: &[(
             },
             _ => (&[], &mut []),
         };
-        let mut blocks = persisted_blocks(ix, base, &w_zones, i);
+        let mut blocks = persisted_blocks(ix, base, segments, i);
         if !crate::client_host::resurrect(i, base, ro, rx, rw, &mut blocks) {
             return false;
         }
