@@ -292,7 +292,10 @@ pub(crate) fn emit(
     let mut call_over_pad: Option<usize> = None;
     let mut predicted_calls = 0;
     let mut translations: Vec<Translation> = Vec::with_capacity(ops.len());
-    let mut encoder = Encoder::new(64);
+    // Made at the first instruction iced encodes: making one builds
+    // iced's encoder tables (0.5 ms, once per process), which a warm run's
+    // few new blocks often do not need.
+    let mut iced: Option<Encoder> = None;
     let relative = segment.is_some();
 
     for m in ops {
@@ -309,10 +312,11 @@ pub(crate) fn emit(
                         return Err(EmitError::NotRelative);
                     }
                 }
-                encoder
+                let iced = iced.get_or_insert_with(|| Encoder::new(64));
+                iced
                     .encode(instr, here)
                     .unwrap_or_else(|e| panic!("cannot encode {instr:?} at {:#x}: {e}", m.app_pc));
-                code.extend_from_slice(&encoder.take_buffer());
+                code.extend_from_slice(&iced.take_buffer());
             }
             Op::LoadModuleBase { reg } => {
                 let Some((seg, _)) = &segment else { unreachable!("module-relative code outside a segment") };
