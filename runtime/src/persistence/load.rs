@@ -4,6 +4,7 @@
 //! becomes a fragment when the dispatcher first looks for it; blocks of
 //! the same file reach each other through their W slots without that).
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::{Acquire, Relaxed, Release}};
 
@@ -287,10 +288,10 @@ impl LoadedFile {
     /// `translations[offset..offset + len]`, their app offsets from
     /// `app_base`: a block's bytes as they are (offsets from its tag, as a
     /// fragment keeps them), a trace's packed again from its head.
-    fn fragment_translations(&self, offset: u32, len: u32, app_base: u64, tag: u64) -> Vec<u8> {
+    fn fragment_translations(&self, offset: u32, len: u32, app_base: u64, tag: u64) -> Box<[u8]> {
         if app_base == tag {
             let first = offset as usize;
-            return self.index.translations[first..first + len as usize].to_vec();
+            return self.index.translations[first..first + len as usize].into();
         }
         let points: Vec<Translation> = self
             .translations_in(offset, len)
@@ -338,7 +339,7 @@ impl LoadedFile {
 
     /// The records of a fragment's exits `exits[first..first + count]`, of
     /// segment `segment`: linked where a slot no longer holds its stub.
-    fn exit_records(&self, segment: u32, first: u32, count: u32) -> Vec<ExitRecord> {
+    fn exit_records(&self, segment: u32, first: u32, count: u32) -> Box<[ExitRecord]> {
         self.exits_in(segment, first, count)
             .map(|(patch, stub, target)| {
                 let Patch::Slot(slot) = patch else { unreachable!() };

@@ -450,5 +450,5 @@ pub(crate) fn emit(
     crate::stats::add(&crate::stats::STATS.links, links);
     crate::stats::add(&crate::stats::STATS.predicted_calls, predicted_calls);
     let translations = pack_translations(tag, &translations);
-    Ok(Fragment { tag, app_end, start, size: code.len() as u32, exits, incoming: Vec::new(), translations, lookup_target: false })
+    Ok(Fragment { tag, app_end, start, size: code.len() as u32, exits: exits.into_boxed_slice(), incoming: Vec::new(), translations, lookup_target: false })
 }

@@ -2,7 +2,7 @@
 //! starts at, with what linking and fault translation need.
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use hashbrown::HashMap;
@@ -113,7 +113,9 @@ pub(crate) struct Fragment {
     pub(crate) app_end: u64,
     pub(crate) start: u64,
     pub(crate) size: u32,
-    pub(crate) exits: Vec<ExitRecord>,
+    /// Boxed slices, not `Vec`s: fixed once built, and 8 bytes less
+    /// each keep a fragment in the heap's 96-byte class.
+    pub(crate) exits: Box<[ExitRecord]>,
     /// (patch, stub) of every exit linked to this fragment, to unlink
     /// them when it is flushed.
     pub(crate) incoming: Vec<(PackedPatch, u64)>,
@@ -123,7 +125,7 @@ pub(crate) struct Fragment {
     /// offsets from the tag), a few bytes per point instead of 24, since
     /// only faults and signals read them (a cold python3 -c pass has
     /// 38,000 blocks). See [`pack_translations`].
-    pub(crate) translations: Vec<u8>,
+    pub(crate) translations: Box<[u8]>,
     /// An indirect branch reached it (it is in the lookup table): a
     /// persisted file lists it, for loaders to enter at once.
     pub(crate) lookup_target: bool,
@@ -138,7 +140,7 @@ pub(crate) struct Translation {
 
 /// `points` (a fragment's, in cache order) packed for the fragment of
 /// `tag`.
-pub(crate) fn pack_translations(tag: u64, points: &[Translation]) -> Vec<u8> {
+pub(crate) fn pack_translations(tag: u64, points: &[Translation]) -> Box<[u8]> {
     let mut out = Vec::new();
     persist::translations::pack(
         &mut out,
@@ -150,8 +152,7 @@ pub(crate) fn pack_translations(tag: u64, points: &[Translation]) -> Vec<u8> {
             fixup: t.fixup.encode(),
         }),
     );
-    out.shrink_to_fit();
-    out
+    out.into_boxed_slice()
 }
 
 impl Fragment {
@@ -194,8 +195,10 @@ pub(crate) struct FragmentTable {
     /// Tag by cache start. Flushed fragments stay here (their code stays
     /// in the cache).
     by_start: BTreeMap<u64, u64>,
-    /// Live fragments by app address, for flushing a range.
-    by_app: BTreeMap<u64, u64>,
+    /// Live fragments' tags in app address order, for flushing a range
+    /// (a set: the fragment has its end, and a set's B-tree nodes take
+    /// half a map's).
+    by_app: BTreeSet<u64>,
     /// The app bytes of sandboxed fragments (`smc::Guard::Sandboxed`), by
     /// tag: nothing links to them and the lookup table does not hold them,
     /// so every entry passes the dispatcher, which compares these first.
@@ -213,7 +216,7 @@ impl FragmentTable {
 
     pub(crate) fn insert(&mut self, fragment: Fragment) {
         self.by_start.insert(fragment.start, fragment.tag);
-        self.by_app.insert(fragment.tag, fragment.app_end);
+        self.by_app.insert(fragment.tag);
         for exit in fragment.exits.iter().filter(|e| e.prelinked) {
             if let Some(target) = self.by_tag.get_mut(&exit.target) {
                 target.add_incoming(exit.patch(), exit.stub);
@@ -291,8 +294,8 @@ impl FragmentTable {
         let tags: Vec<u64> = self
             .by_app
             .range(lo.saturating_sub(MAX_BLOCK_SPAN)..hi)
-            .filter(|&(&tag, &end)| end > lo && tag < hi)
-            .map(|(&tag, _)| tag)
+            .copied()
+            .filter(|tag| self.by_tag.get(tag).is_some_and(|f| f.app_end > lo))
             .collect();
         for &tag in &tags {
             self.remove(tag);
@@ -309,7 +312,7 @@ impl FragmentTable {
         let mut dropped = self.by_app.split_off(&lo);
         let mut above = dropped.split_off(&hi);
         self.by_app.append(&mut above);
-        let tags: Vec<u64> = dropped.into_keys().collect();
+        let tags: Vec<u64> = dropped.into_iter().collect();
         let inside = |tag: &u64| (lo..hi).contains(tag);
         self.sandboxed.retain(|tag, _| !inside(tag));
         self.by_tag.retain(|tag, _| !inside(tag));
@@ -335,9 +338,9 @@ mod tests {
             app_end: tag + app_len,
             start,
             size,
-            exits: Vec::new(),
+            exits: Box::default(),
             incoming: Vec::new(),
-            translations: Vec::new(),
+            translations: Box::default(),
             lookup_target: false,
         }
     }
@@ -346,7 +349,7 @@ mod tests {
     /// through the W slot at `slot` (a mapped file's form).
     fn caller_through_slot(slot: u64, stub: u64, target: u64) -> Fragment {
         let mut caller = fragment(0x5000, 0x10, 0x9100, 0x20);
-        caller.exits.push(ExitRecord::through_slot(slot, stub, target, true));
+        caller.exits = Box::new([ExitRecord::through_slot(slot, stub, target, true)]);
         caller
     }
 

@@ -320,9 +320,9 @@ mod tests {
             app_end: spans[0].1,
             start,
             size: 0x100,
-            exits: Vec::new(),
+            exits: Box::default(),
             incoming: Vec::new(),
-            translations: Vec::new(),
+            translations: Box::default(),
             lookup_target: false,
         };
         Trace { fragment, spans: spans.to_vec() }
