@@ -407,7 +407,7 @@ pub(crate) fn emit(
     let mut exits = Vec::with_capacity(pending.len());
     let mut links = 0;
     // The stubs go to stub room, out of the code's way.
-    let mut stubs: Vec<u8> = Vec::new();
+    let mut stubs: Vec<u8> = Vec::with_capacity(pending.len() * STUB_LEN.max(RELATIVE_STUB_LEN));
     let stub_base = match (&mut cache, &mut segment) {
         _ if pending.is_empty() => Some(0),
         (Some(cache), _) => cache.alloc_stubs((pending.len() * STUB_LEN) as u64),

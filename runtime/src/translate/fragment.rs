@@ -2,7 +2,7 @@
 //! starts at, with what linking and fault translation need.
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, BTreeSet};
+use crate::translate::address_map::AddressMap;
 use alloc::vec::Vec;
 
 use hashbrown::HashMap;
@@ -141,7 +141,10 @@ pub(crate) struct Translation {
 /// `points` (a fragment's, in cache order) packed for the fragment of
 /// `tag`.
 pub(crate) fn pack_translations(tag: u64, points: &[Translation]) -> Box<[u8]> {
-    let mut out = Vec::new();
+    // Room for the usual 3 bytes a point, and the shrink to fit is most
+    // often within the heap's size class: one allocation, not a growth
+    // byte by byte.
+    let mut out = Vec::with_capacity(points.len() * 3);
     persist::translations::pack(
         &mut out,
         points.iter().map(|t| persist::translations::Entry {
@@ -194,11 +197,10 @@ pub(crate) struct FragmentTable {
     by_tag: HashMap<u64, Box<Fragment>>,
     /// Tag by cache start. Flushed fragments stay here (their code stays
     /// in the cache).
-    by_start: BTreeMap<u64, u64>,
+    by_start: AddressMap<u64>,
     /// Live fragments' tags in app address order, for flushing a range
-    /// (a set: the fragment has its end, and a set's B-tree nodes take
-    /// half a map's).
-    by_app: BTreeSet<u64>,
+    /// (the fragment has its end).
+    by_app: AddressMap<()>,
     /// The app bytes of sandboxed fragments (`smc::Guard::Sandboxed`), by
     /// tag: nothing links to them and the lookup table does not hold them,
     /// so every entry passes the dispatcher, which compares these first.
@@ -216,7 +218,7 @@ impl FragmentTable {
 
     pub(crate) fn insert(&mut self, fragment: Fragment) {
         self.by_start.insert(fragment.start, fragment.tag);
-        self.by_app.insert(fragment.tag);
+        self.by_app.insert(fragment.tag, ());
         for exit in fragment.exits.iter().filter(|e| e.prelinked) {
             if let Some(target) = self.by_tag.get_mut(&exit.target) {
                 target.add_incoming(exit.patch(), exit.stub);
@@ -278,7 +280,7 @@ impl FragmentTable {
     /// Removes the fragment for `tag` (its code stays where it is): exits
     /// linked to it go back to their stubs.
     pub(crate) fn remove(&mut self, tag: u64) -> Option<Fragment> {
-        self.by_app.remove(&tag);
+        self.by_app.remove(tag);
         self.sandboxed.remove(&tag);
         let f = *self.by_tag.remove(&tag)?;
         for &(patch, stub) in &f.incoming {
@@ -293,8 +295,8 @@ impl FragmentTable {
     pub(crate) fn flush_range(&mut self, lo: u64, hi: u64) -> Vec<u64> {
         let tags: Vec<u64> = self
             .by_app
-            .range(lo.saturating_sub(MAX_BLOCK_SPAN)..hi)
-            .copied()
+            .range(lo.saturating_sub(MAX_BLOCK_SPAN), hi)
+            .map(|(tag, ())| tag)
             .filter(|tag| self.by_tag.get(tag).is_some_and(|f| f.app_end > lo))
             .collect();
         for &tag in &tags {
@@ -309,20 +311,18 @@ impl FragmentTable {
     /// translation, after the program's entry). Returns their tags.
     pub(crate) fn drop_range(&mut self, lo: u64, hi: u64) -> Vec<u64> {
         // Whole maps in one pass each: a batch is a large part of them.
-        let mut dropped = self.by_app.split_off(&lo);
-        let mut above = dropped.split_off(&hi);
-        self.by_app.append(&mut above);
-        let tags: Vec<u64> = dropped.into_iter().collect();
+        let tags: Vec<u64> = self.by_app.range(lo, hi).map(|(tag, ())| tag).collect();
         let inside = |tag: &u64| (lo..hi).contains(tag);
+        self.by_app.retain(|tag, ()| !inside(&tag));
         self.sandboxed.retain(|tag, _| !inside(tag));
         self.by_tag.retain(|tag, _| !inside(tag));
-        self.by_start.retain(|_, tag| !inside(tag));
+        self.by_start.retain(|_, tag| !inside(&tag));
         tags
     }
 
     /// The live fragment whose code contains cache address `pc`.
     pub(crate) fn containing(&self, pc: u64) -> Option<&Fragment> {
-        let (&start, &tag) = self.by_start.range(..=pc).next_back()?;
+        let (start, tag) = self.by_start.at_or_below(pc)?;
         let f = self.by_tag.get(&tag)?;
         (f.start == start && pc < f.start + f.size as u64).then_some(f)
     }

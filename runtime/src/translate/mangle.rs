@@ -179,7 +179,9 @@ struct Mangler<'a> {
     ops: Vec<MangledOp>,
     /// The block ends in a `syscall` that can run in place.
     syscall_in_place: bool,
-    info: InstructionInfoFactory,
+    /// Made when a scratch register is first chosen: making one takes
+    /// two allocations, and most blocks need none.
+    info: Option<InstructionInfoFactory>,
     addressing: Addressing,
     calls: CallForm,
     /// Set when module-relative addressing cannot express an address.
@@ -224,7 +226,7 @@ impl Mangler<'_> {
     }
 
     fn scratch_for(&mut self, instr: &Instruction) -> Register {
-        let info = self.info.info(instr);
+        let info = self.info.get_or_insert_with(InstructionInfoFactory::new).info(instr);
         let used: Vec<Register> =
             info.used_registers().iter().map(|u| u.register().full_register()).collect();
         *SCRATCH.iter().find(|r| !used.contains(r)).expect("no free scratch register")
@@ -564,7 +566,7 @@ pub(crate) fn mangle(block: &BasicBlock, addressing: Addressing, calls: CallForm
         block,
         ops: Vec::with_capacity(block.items.len() + 4),
         syscall_in_place: false,
-        info: InstructionInfoFactory::new(),
+        info: None,
         addressing,
         calls,
         not_relative: false,

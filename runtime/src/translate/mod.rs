@@ -9,6 +9,7 @@
 //! writes (`smc`). Uses `os` only, besides the shared thread context and
 //! counters.
 
+pub(crate) mod address_map;
 pub(crate) mod bb_builder;
 pub(crate) mod code_cache;
 pub(crate) mod emit;
