@@ -190,7 +190,7 @@ impl Translator {
         self.loaded.load_once(&mut self.cache, &mut self.ibl, &self.traces, m.base, m.end, m.path, m.identity);
         let fragment = self.loaded.register(pc, m.base, m.identity)?;
         let start = fragment.start;
-        crate::translate::smc::after_build(pc, fragment.app_end);
+        crate::translate::smc::after_build(pc, fragment.app_end());
         self.fragments.insert(fragment);
         Some(start)
     }

@@ -254,11 +254,11 @@ fn translate_module(t: &Target, seeded: Seeded, entry: u64, sp: u64, budget: usi
         }
         if !seeded.exact {
             work.extend(f.exits.iter().map(|e| e.target).filter(|&to| t.in_code(to)));
-            if falls_through(pc, f.app_end) {
-                work.push(f.app_end);
-            } else if let Some(end) = function_end(pc).filter(|&end| GUESS_AFTER_JUMPS && f.app_end < end) {
+            if falls_through(pc, f.app_end()) {
+                work.push(f.app_end());
+            } else if let Some(end) = function_end(pc).filter(|&end| GUESS_AFTER_JUMPS && f.app_end() < end) {
                 // Compilers align the next case or loop head with no-ops.
-                work.push(after_padding(f.app_end, end));
+                work.push(after_padding(f.app_end(), end));
             }
         }
         drop(guard);

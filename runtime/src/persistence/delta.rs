@@ -146,7 +146,7 @@ fn write_segment(
         let code_offset = z.code(f, b.tag);
         index.blocks.push(BlockEntry {
             module_offset: (b.tag - base) as u32,
-            app_len: (f.app_end - b.tag) as u32,
+            app_len: f.app_len as u32,
             segment,
             code_offset,
             code_len: f.size,

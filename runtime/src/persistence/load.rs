@@ -227,7 +227,7 @@ impl LoadedFile {
             .collect();
         let fragment = Fragment {
             tag: head,
-            app_end: spans[0].1,
+            app_len: crate::translate::fragment::app_len(head, spans[0].1),
             start: self.code_at(t.segment.to_native(), t.code_offset.to_native()),
             size: t.code_len.to_native(),
             exits,
@@ -526,7 +526,7 @@ impl LoadedFiles {
         stats::add(&STATS.blocks_registered, 1);
         Some(Fragment {
             tag: pc,
-            app_end: pc + b.app_len.to_native() as u64,
+            app_len: u16::try_from(b.app_len.to_native()).unwrap_or(u16::MAX),
             start,
             size: b.code_len.to_native(),
             exits,

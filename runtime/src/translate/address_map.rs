@@ -1,12 +1,16 @@
-//! An ordered map from addresses to small values, kept as sorted runs of
-//! at most a heap page each: the fragment table's indexes by cache
-//! address and by app address.
+//! An ordered map from addresses to small values for keys that rise
+//! within a few regions, kept as sorted runs of at most a heap page each:
+//! the fragment table's index by cache address.
 //!
 //! A B-tree's nodes of 11 entries, half to two-thirds full, took 40 bytes
-//! an entry of 16 (a cold python3 -c pass keeps 38,000 fragments in each
-//! index), and every insert walked four or five nodes. Cache addresses are
-//! handed out in rising order within each region, so most inserts here
-//! append to a run; an insert elsewhere moves at most a page of entries.
+//! an entry of 16 (a cold python3 -c pass keeps 38,000 fragments), and
+//! every insert walked four or five nodes. Cache addresses are handed out
+//! in rising order within each region (the cache's bottom, each
+//! persistable segment), so an insert is an append to the run its region
+//! ends in; one that lands inside a run (a region below another's
+//! entries) splits the run there, so the region's next inserts append.
+//! Keys in random order would split runs into tiny ones: a B-tree suits
+//! those.
 
 use alloc::vec::Vec;
 
@@ -47,21 +51,23 @@ impl<V: Copy> AddressMap<V> {
             }
             Err(at) => at,
         };
-        if run.len() < Self::RUN {
-            run.insert(at, (key, value));
-        } else if at == run.len() {
-            // Past a full run's end (the usual case: addresses rise): a
-            // new run, leaving the full one full.
-            self.runs.insert(i + 1, Self::new_run(key, value));
-        } else {
-            let mut upper = Vec::with_capacity(Self::RUN);
-            upper.extend_from_slice(&run[Self::RUN / 2..]);
-            run.truncate(Self::RUN / 2);
-            if at <= run.len() {
-                run.insert(at, (key, value));
+        if at == run.len() {
+            if run.len() < Self::RUN {
+                run.push((key, value));
             } else {
-                upper.insert(at - Self::RUN / 2, (key, value));
+                // Past a full run's end: a new run, leaving the full one full.
+                self.runs.insert(i + 1, Self::new_run(key, value));
             }
+        } else if at == 0 {
+            // Below every key (the run is the first): a run of its own.
+            self.runs.insert(i, Self::new_run(key, value));
+        } else {
+            // Inside the run: the entries above go to a run of their own,
+            // and this region's next keys append to this one.
+            let mut upper = Vec::with_capacity(Self::RUN);
+            upper.extend_from_slice(&run[at..]);
+            run.truncate(at);
+            run.push((key, value));
             self.runs.insert(i + 1, upper);
         }
     }

@@ -18,7 +18,7 @@ use persist::exit_data::{self, StoredExit};
 use crate::translate::code_cache::CodeCache;
 use crate::translate::encoder;
 use crate::context_switch;
-use crate::translate::fragment::{pack_translations, ExitRecord, Fragment, Translation};
+use crate::translate::fragment::{self, pack_translations, ExitRecord, Fragment, Translation};
 use crate::translate::ibl;
 use crate::translate::mangle::{MangledOp, Op};
 use crate::translate::returns;
@@ -450,5 +450,5 @@ pub(crate) fn emit(
     crate::stats::add(&crate::stats::STATS.links, links);
     crate::stats::add(&crate::stats::STATS.predicted_calls, predicted_calls);
     let translations = pack_translations(tag, &translations);
-    Ok(Fragment { tag, app_end, start, size: code.len() as u32, exits: exits.into_boxed_slice(), incoming: Vec::new(), translations, lookup_target: false })
+    Ok(Fragment { tag, app_len: fragment::app_len(tag, app_end), start, size: code.len() as u32, exits: exits.into_boxed_slice(), incoming: Vec::new(), translations, lookup_target: false })
 }

@@ -2,6 +2,8 @@
 //! starts at, with what linking and fault translation need.
 
 use alloc::boxed::Box;
+use alloc::collections::BTreeSet;
+
 use crate::translate::address_map::AddressMap;
 use alloc::vec::Vec;
 
@@ -109,8 +111,10 @@ impl ExitRecord {
 
 pub(crate) struct Fragment {
     pub(crate) tag: u64,
-    /// One past the last app byte the block was built from.
-    pub(crate) app_end: u64,
+    /// How many app bytes from the tag the block was built from (a block
+    /// spans at most [`MAX_BLOCK_SPAN`]; a trace, its head block): two
+    /// bytes, where the end's eight took the fragment past 80.
+    pub(crate) app_len: u16,
     pub(crate) start: u64,
     pub(crate) size: u32,
     /// Boxed slices, not `Vec`s: fixed once built, and 8 bytes less
@@ -158,7 +162,22 @@ pub(crate) fn pack_translations(tag: u64, points: &[Translation]) -> Box<[u8]> {
     out.into_boxed_slice()
 }
 
+// A cold python3 -c pass keeps 38,000 of them: the heap's 80-byte class.
+const _: () = assert!(core::mem::size_of::<Fragment>() <= 80);
+
+/// [`Fragment::app_len`] of a block from `tag` to `app_end` (a length a
+/// file may claim past any block's saturates: flushing looks for blocks
+/// [`MAX_BLOCK_SPAN`] back at most).
+pub(crate) fn app_len(tag: u64, app_end: u64) -> u16 {
+    u16::try_from(app_end.saturating_sub(tag)).unwrap_or(u16::MAX)
+}
+
 impl Fragment {
+    /// One past the last app byte the block was built from.
+    pub(crate) fn app_end(&self) -> u64 {
+        self.tag + self.app_len as u64
+    }
+
     /// Records that the exit patched at `patch` (with its `stub`) jumps
     /// here. The list grows one entry at a time while it is short: most
     /// fragments have one or two links in, and `Vec`'s first growth to
@@ -199,8 +218,8 @@ pub(crate) struct FragmentTable {
     /// in the cache).
     by_start: AddressMap<u64>,
     /// Live fragments' tags in app address order, for flushing a range
-    /// (the fragment has its end).
-    by_app: AddressMap<()>,
+    /// (the fragment has its end). A B-tree: tags come in any order.
+    by_app: BTreeSet<u64>,
     /// The app bytes of sandboxed fragments (`smc::Guard::Sandboxed`), by
     /// tag: nothing links to them and the lookup table does not hold them,
     /// so every entry passes the dispatcher, which compares these first.
@@ -218,7 +237,7 @@ impl FragmentTable {
 
     pub(crate) fn insert(&mut self, fragment: Fragment) {
         self.by_start.insert(fragment.start, fragment.tag);
-        self.by_app.insert(fragment.tag, ());
+        self.by_app.insert(fragment.tag);
         for exit in fragment.exits.iter().filter(|e| e.prelinked) {
             if let Some(target) = self.by_tag.get_mut(&exit.target) {
                 target.add_incoming(exit.patch(), exit.stub);
@@ -280,7 +299,7 @@ impl FragmentTable {
     /// Removes the fragment for `tag` (its code stays where it is): exits
     /// linked to it go back to their stubs.
     pub(crate) fn remove(&mut self, tag: u64) -> Option<Fragment> {
-        self.by_app.remove(tag);
+        self.by_app.remove(&tag);
         self.sandboxed.remove(&tag);
         let f = *self.by_tag.remove(&tag)?;
         for &(patch, stub) in &f.incoming {
@@ -295,9 +314,9 @@ impl FragmentTable {
     pub(crate) fn flush_range(&mut self, lo: u64, hi: u64) -> Vec<u64> {
         let tags: Vec<u64> = self
             .by_app
-            .range(lo.saturating_sub(MAX_BLOCK_SPAN), hi)
-            .map(|(tag, ())| tag)
-            .filter(|tag| self.by_tag.get(tag).is_some_and(|f| f.app_end > lo))
+            .range(lo.saturating_sub(MAX_BLOCK_SPAN)..hi)
+            .copied()
+            .filter(|tag| self.by_tag.get(tag).is_some_and(|f| f.app_end() > lo))
             .collect();
         for &tag in &tags {
             self.remove(tag);
@@ -311,9 +330,11 @@ impl FragmentTable {
     /// translation, after the program's entry). Returns their tags.
     pub(crate) fn drop_range(&mut self, lo: u64, hi: u64) -> Vec<u64> {
         // Whole maps in one pass each: a batch is a large part of them.
-        let tags: Vec<u64> = self.by_app.range(lo, hi).map(|(tag, ())| tag).collect();
+        let mut dropped = self.by_app.split_off(&lo);
+        let mut above = dropped.split_off(&hi);
+        self.by_app.append(&mut above);
+        let tags: Vec<u64> = dropped.into_iter().collect();
         let inside = |tag: &u64| (lo..hi).contains(tag);
-        self.by_app.retain(|tag, ()| !inside(&tag));
         self.sandboxed.retain(|tag, _| !inside(tag));
         self.by_tag.retain(|tag, _| !inside(tag));
         self.by_start.retain(|_, tag| !inside(&tag));
@@ -335,7 +356,7 @@ mod tests {
     fn fragment(tag: u64, app_len: u64, start: u64, size: u32) -> Fragment {
         Fragment {
             tag,
-            app_end: tag + app_len,
+            app_len: app_len as u16,
             start,
             size,
             exits: Box::default(),

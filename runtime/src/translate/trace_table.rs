@@ -317,7 +317,7 @@ mod tests {
     fn trace(head: u64, start: u64, spans: &[(u64, u64)]) -> Trace {
         let fragment = Fragment {
             tag: head,
-            app_end: spans[0].1,
+            app_len: crate::translate::fragment::app_len(head, spans[0].1),
             start,
             size: 0x100,
             exits: Box::default(),
