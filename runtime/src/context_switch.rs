@@ -6,7 +6,8 @@
 //!   stub or the indirect-branch lookup) with the application's rax already
 //!   stored in `gs:[GPR + 0]` and rax holding the address of the exit's
 //!   [`ExitData`](crate::translate::emit::ExitData). It saves every application register,
-//!   the flags and the extended state into the ThreadContext, switches to the
+//!   the flags and the part of the extended state runtime code uses (xmm0-15
+//!   and MXCSR) into the ThreadContext, switches to the
 //!   thread's runtime stack and calls `dispatch::from_cache(ctx)`, which never
 //!   returns.
 //! - `dbi_enter_cache(ctx)` restores all of that from `ctx` and jumps to
@@ -51,10 +52,28 @@ core::arch::global_asm!(
     "    mov rsp, qword ptr gs:[{stack_top}]",
     "    pushfq",
     "    pop qword ptr gs:[{rflags}]",
+    // Only what runtime code uses: xmm0-15 and MXCSR, at their places in
+    // the XSAVE layout. The rest stays in the CPU until something needs
+    // the whole state (`ThreadContext::save_whole_xstate`).
     "    mov rdi, qword ptr gs:[{xsave}]",
-    "    mov eax, -1",
-    "    mov edx, -1",
-    "    xsave64 [rdi]",
+    "    movdqa xmmword ptr [rdi + 160], xmm0",
+    "    movdqa xmmword ptr [rdi + 176], xmm1",
+    "    movdqa xmmword ptr [rdi + 192], xmm2",
+    "    movdqa xmmword ptr [rdi + 208], xmm3",
+    "    movdqa xmmword ptr [rdi + 224], xmm4",
+    "    movdqa xmmword ptr [rdi + 240], xmm5",
+    "    movdqa xmmword ptr [rdi + 256], xmm6",
+    "    movdqa xmmword ptr [rdi + 272], xmm7",
+    "    movdqa xmmword ptr [rdi + 288], xmm8",
+    "    movdqa xmmword ptr [rdi + 304], xmm9",
+    "    movdqa xmmword ptr [rdi + 320], xmm10",
+    "    movdqa xmmword ptr [rdi + 336], xmm11",
+    "    movdqa xmmword ptr [rdi + 352], xmm12",
+    "    movdqa xmmword ptr [rdi + 368], xmm13",
+    "    movdqa xmmword ptr [rdi + 384], xmm14",
+    "    movdqa xmmword ptr [rdi + 400], xmm15",
+    "    stmxcsr dword ptr [rdi + 24]",
+    "    mov qword ptr gs:[{xstate_whole}], 0",
     "    mov rdi, qword ptr gs:[{self_}]",
     // The app's flags are saved; the runtime runs with its own: DF clear
     // (the ABI) and AC clear (an app may set it, as the JVM does to probe
@@ -76,9 +95,31 @@ core::arch::global_asm!(
     "    pop rdi",
     "1:",
     "    mov rsi, qword ptr [rdi + {xsave}]",
+    "    cmp qword ptr [rdi + {xstate_whole}], 0",
+    "    je 2f",
     "    mov eax, -1",
     "    mov edx, -1",
     "    xrstor64 [rsi]",
+    "    jmp 3f",
+    "2:",
+    "    movdqa xmm0, xmmword ptr [rsi + 160]",
+    "    movdqa xmm1, xmmword ptr [rsi + 176]",
+    "    movdqa xmm2, xmmword ptr [rsi + 192]",
+    "    movdqa xmm3, xmmword ptr [rsi + 208]",
+    "    movdqa xmm4, xmmword ptr [rsi + 224]",
+    "    movdqa xmm5, xmmword ptr [rsi + 240]",
+    "    movdqa xmm6, xmmword ptr [rsi + 256]",
+    "    movdqa xmm7, xmmword ptr [rsi + 272]",
+    "    movdqa xmm8, xmmword ptr [rsi + 288]",
+    "    movdqa xmm9, xmmword ptr [rsi + 304]",
+    "    movdqa xmm10, xmmword ptr [rsi + 320]",
+    "    movdqa xmm11, xmmword ptr [rsi + 336]",
+    "    movdqa xmm12, xmmword ptr [rsi + 352]",
+    "    movdqa xmm13, xmmword ptr [rsi + 368]",
+    "    movdqa xmm14, xmmword ptr [rsi + 384]",
+    "    movdqa xmm15, xmmword ptr [rsi + 400]",
+    "    ldmxcsr dword ptr [rsi + 24]",
+    "3:",
     "    push qword ptr [rdi + {rflags}]",
     "    popfq",
     "    mov rax, qword ptr [rdi + {gpr}]",
@@ -189,6 +230,7 @@ core::arch::global_asm!(
     stack_top = const off::STACK_TOP,
     rflags = const off::RFLAGS,
     xsave = const off::XSAVE_AREA,
+    xstate_whole = const off::XSTATE_WHOLE,
     self_ = const off::SELF,
     enter_target = const off::ENTER_TARGET,
     dispatch = sym crate::dispatch::from_cache,

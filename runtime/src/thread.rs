@@ -45,6 +45,11 @@ pub(crate) struct ThreadContext {
     pub(crate) runtime_stack_top: u64,
     /// 64-byte aligned XSAVE area for the application's FPU/SSE/AVX state.
     pub(crate) xsave_area: u64,
+    /// Non-zero when the XSAVE area holds the whole of the app's extended
+    /// state; zero when a cache exit saved only what runtime code uses
+    /// (xmm0-15 and MXCSR) and the rest is still in the CPU
+    /// ([`ThreadContext::save_whole_xstate`]).
+    pub(crate) xstate_whole: u64,
     pub(crate) spill: [u64; SPILL_SLOTS],
     /// Scratch of the indirect-branch lookup: app rcx, app rax, saved flags,
     /// the looked-up cache target.
@@ -109,6 +114,7 @@ pub(crate) mod offsets {
     pub(crate) const ENTER_TARGET: usize = offset_of!(ThreadContext, enter_target);
     pub(crate) const STACK_TOP: usize = offset_of!(ThreadContext, runtime_stack_top);
     pub(crate) const XSAVE_AREA: usize = offset_of!(ThreadContext, xsave_area);
+    pub(crate) const XSTATE_WHOLE: usize = offset_of!(ThreadContext, xstate_whole);
     pub(crate) const SPILL: usize = offset_of!(ThreadContext, spill);
     pub(crate) const IBL_RCX: usize = offset_of!(ThreadContext, ibl_rcx);
     pub(crate) const IBL_RAX: usize = offset_of!(ThreadContext, ibl_rax);
@@ -157,6 +163,7 @@ impl ThreadContext {
         let ctx = unsafe { &mut *ctx };
         ctx.self_ptr = ctx;
         ctx.xsave_area = xsave;
+        ctx.xstate_whole = 1;
         ctx.xsave_len = xsave_len;
         ctx.runtime_stack_top = mem + total;
         ctx.mapping_len = total;
@@ -168,6 +175,42 @@ impl ThreadContext {
         ctx
     }
 
+    /// Completes the XSAVE area with the parts of the app's extended state
+    /// a cache exit left in the CPU (x87, the upper halves of the vector
+    /// registers, AVX-512's, PKRU...): runtime code never touches them (it
+    /// is built for SSE2 only, blake3 without AVX, which
+    /// `tests/tests/runtime_binary.rs` checks), and a full XSAVE on every
+    /// exit cost 150-250 ns of the ~1.6 us a cold block takes. Called
+    /// before anything reads the area as a whole (a signal frame, a new
+    /// thread's state), from the dispatcher, never from a signal handler
+    /// (the kernel gives handlers a fresh FPU state).
+    pub(crate) fn save_whole_xstate(&mut self) {
+        if self.xstate_whole != 0 {
+            return;
+        }
+        const SSE: u32 = 1 << 1;
+        const MXCSR: u64 = 24;
+        const XSTATE_BV: u64 = 512;
+        let area = self.xsave_area;
+        // SAFETY: the area is this thread's, 64-byte aligned and large
+        // enough for every component XCR0 enables; XSAVE leaves the SSE
+        // component's xmm registers (saved at the exit) as they are, and
+        // writes MXCSR, which is put back as saved.
+        unsafe {
+            let mxcsr = *((area + MXCSR) as *const u32);
+            core::arch::asm!(
+                "xsave64 [{area}]",
+                area = in(reg) area,
+                in("eax") !SSE,
+                in("edx") u32::MAX,
+                options(nostack),
+            );
+            *((area + MXCSR) as *mut u32) = mxcsr;
+            *((area + XSTATE_BV) as *mut u64) |= SSE as u64;
+        }
+        self.xstate_whole = 1;
+    }
+
     /// Points this thread's GS base at `self`.
     pub(crate) fn activate(&mut self) {
         if sys::set_gs_base(self as *mut _ as u64) < 0 {
@@ -177,7 +220,8 @@ impl ThreadContext {
 
     /// A context for a new thread (or vfork child) that continues with the
     /// same application state as `self`.
-    pub(crate) fn clone_for_child(&self) -> &'static mut ThreadContext {
+    pub(crate) fn clone_for_child(&mut self) -> &'static mut ThreadContext {
+        self.save_whole_xstate();
         let child = ThreadContext::allocate();
         child.gpr = self.gpr;
         child.rflags = self.rflags;
@@ -186,7 +230,7 @@ impl ThreadContext {
         child.ibl_mask = self.ibl_mask;
         child.ret_mask = self.ret_mask;
         // SAFETY: both areas are xsave_len bytes; the parent's holds the
-        // app state saved when it left the cache.
+        // whole app state now.
         unsafe {
             core::ptr::copy_nonoverlapping(
                 self.xsave_area as *const u8,

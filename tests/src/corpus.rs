@@ -153,6 +153,12 @@ pub const PROGRAMS: &[Program] = &[
         runs: &[ok(&[])],
     },
     Program {
+        name: "vector_state",
+        source: "vector_state.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+    Program {
         name: "rip_relative",
         source: "rip_relative.c",
         builds: ALL,

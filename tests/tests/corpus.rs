@@ -22,6 +22,7 @@ catalog_tests!(CORPUS_SUITE;
     qsort_callback,
     tls_vars,
     simd,
+    vector_state,
     rip_relative,
     big_stack,
     cpuid_rdtsc,

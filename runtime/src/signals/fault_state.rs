@@ -39,6 +39,7 @@ pub(crate) fn fault_to_app_state(ctx: &mut ThreadContext, frame: &InterruptedCon
             let size = frame_xstate_size(fp);
             core::ptr::copy_nonoverlapping(fp as *const u8, ctx.xsave_area as *mut u8, size as usize)
         };
+        ctx.xstate_whole = 1;
     }
     ctx.next_pc = app_pc;
     true

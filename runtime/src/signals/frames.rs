@@ -184,6 +184,8 @@ pub(crate) fn push_frame(
     use_altstack: bool,
     restorer: u64,
 ) -> Frame {
+    // The frame holds the whole extended state, as the kernel writes it.
+    ctx.save_whole_xstate();
     let app_sp = ctx.gpr[reg::RSP];
     let mut sp = if use_altstack { altstack.sp + altstack.size } else { app_sp - RED_ZONE };
     // The image has the kernel's size and features, not all of XCR0's:
@@ -266,6 +268,7 @@ pub(crate) unsafe fn restore_frame(ctx: &mut ThreadContext, uc: u64) -> (u64, u6
         if fpstate != 0 {
             let size = frame_xstate_size(fpstate);
             core::ptr::copy_nonoverlapping(fpstate as *const u8, ctx.xsave_area as *mut u8, size as usize);
+            ctx.xstate_whole = 1;
             if size == XSAVE_HEADER {
                 // A legacy image: only x87 and SSE state, which the header
                 // must then say (XSTATE_BV = x87 | SSE, no compaction).
