@@ -18,11 +18,14 @@ pub(crate) struct AddressMap<V> {
     /// Non-empty runs, each sorted, every key of one below every key of
     /// the next.
     runs: Vec<Vec<(u64, V)>>,
+    /// Each run's first key: the search for a run reads this one array,
+    /// not a cache line of every run it passes.
+    firsts: Vec<u64>,
 }
 
 impl<V> Default for AddressMap<V> {
     fn default() -> Self {
-        AddressMap { runs: Vec::new() }
+        AddressMap { runs: Vec::new(), firsts: Vec::new() }
     }
 }
 
@@ -34,33 +37,44 @@ impl<V: Copy> AddressMap<V> {
     /// The run `key` belongs in: the last one starting at or below it
     /// (the first one for a key below every run).
     fn run_for(&self, key: u64) -> usize {
-        self.runs.partition_point(|r| r[0].0 <= key).saturating_sub(1)
+        self.firsts.partition_point(|&first| first <= key).saturating_sub(1)
+    }
+
+    fn new_run_at(&mut self, i: usize, key: u64, value: V) {
+        let mut run = Vec::with_capacity(Self::RUN);
+        run.push((key, value));
+        self.runs.insert(i, run);
+        self.firsts.insert(i, key);
     }
 
     pub(crate) fn insert(&mut self, key: u64, value: V) {
         if self.runs.is_empty() {
-            self.runs.push(Self::new_run(key, value));
-            return;
+            return self.new_run_at(0, key, value);
         }
         let i = self.run_for(key);
         let run = &mut self.runs[i];
-        let at = match run.binary_search_by_key(&key, |e| e.0) {
-            Ok(at) => {
-                run[at].1 = value;
-                return;
+        // Most keys come after every key of their run.
+        let at = if run.last().is_some_and(|&(last, _)| last < key) {
+            run.len()
+        } else {
+            match run.binary_search_by_key(&key, |e| e.0) {
+                Ok(at) => {
+                    run[at].1 = value;
+                    return;
+                }
+                Err(at) => at,
             }
-            Err(at) => at,
         };
         if at == run.len() {
             if run.len() < Self::RUN {
                 run.push((key, value));
             } else {
                 // Past a full run's end: a new run, leaving the full one full.
-                self.runs.insert(i + 1, Self::new_run(key, value));
+                self.new_run_at(i + 1, key, value);
             }
         } else if at == 0 {
             // Below every key (the run is the first): a run of its own.
-            self.runs.insert(i, Self::new_run(key, value));
+            self.new_run_at(i, key, value);
         } else {
             // Inside the run: the entries above go to a run of their own,
             // and this region's next keys append to this one.
@@ -68,25 +82,9 @@ impl<V: Copy> AddressMap<V> {
             upper.extend_from_slice(&run[at..]);
             run.truncate(at);
             run.push((key, value));
+            self.firsts.insert(i + 1, upper[0].0);
             self.runs.insert(i + 1, upper);
         }
-    }
-
-    fn new_run(key: u64, value: V) -> Vec<(u64, V)> {
-        let mut run = Vec::with_capacity(Self::RUN);
-        run.push((key, value));
-        run
-    }
-
-    pub(crate) fn remove(&mut self, key: u64) -> Option<V> {
-        let i = self.run_for(key);
-        let run = self.runs.get_mut(i)?;
-        let at = run.binary_search_by_key(&key, |e| e.0).ok()?;
-        let (_, value) = run.remove(at);
-        if run.is_empty() {
-            self.runs.remove(i);
-        }
-        Some(value)
     }
 
     /// The entry with the greatest key at or below `key`.
@@ -96,24 +94,13 @@ impl<V: Copy> AddressMap<V> {
         at.checked_sub(1).map(|at| run[at])
     }
 
-    /// The entries with keys in `[lo, hi)`, in order.
-    pub(crate) fn range(&self, lo: u64, hi: u64) -> impl Iterator<Item = (u64, V)> + '_ {
-        let first = self.run_for(lo);
-        self.runs
-            .get(first..)
-            .unwrap_or_default()
-            .iter()
-            .flat_map(|run| run.iter().copied())
-            .skip_while(move |e| e.0 < lo)
-            .take_while(move |e| e.0 < hi)
-    }
-
     /// Keeps only the entries `keep` holds to.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(u64, V) -> bool) {
         for run in &mut self.runs {
             run.retain(|&(k, v)| keep(k, v));
         }
         self.runs.retain(|run| !run.is_empty());
+        self.firsts = self.runs.iter().map(|run| run[0].0).collect();
     }
 }
 
@@ -122,7 +109,20 @@ mod tests {
     use super::*;
     use alloc::collections::BTreeMap;
 
-    /// Random inserts, appends and removals, checked against a B-tree
+    impl<V: Copy> AddressMap<V> {
+        fn entries(&self) -> Vec<(u64, V)> {
+            self.runs.iter().flatten().copied().collect()
+        }
+
+        fn check_shape(&self) {
+            assert!(self.runs.iter().all(|r| !r.is_empty() && r.len() <= Self::RUN));
+            assert!(self.runs.windows(2).all(|w| w[0].last().unwrap().0 < w[1][0].0));
+            assert_eq!(self.firsts, self.runs.iter().map(|r| r[0].0).collect::<Vec<_>>());
+        }
+    }
+
+    /// Keys rising in several interleaved regions (as cache addresses
+    /// come), some anywhere and some again, checked against a B-tree
     /// after every step.
     #[test]
     fn behaves_as_an_ordered_map() {
@@ -135,51 +135,47 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        let mut rising = 0x7e00_1000_0000u64;
+        // Regions handed out from the top down, each filled bottom up.
+        let mut regions: Vec<u64> = (0..6u64).map(|r| 0x7e00_4000_0000 - r * 0x10_0000).collect();
         for step in 0..40_000u64 {
             let key = match next() % 8 {
-                // Rising addresses, as a cache region hands them out.
-                0..=3 => {
-                    rising += 16 + next() % 64;
-                    rising
+                0..=5 => {
+                    let r = (next() % regions.len() as u64) as usize;
+                    regions[r] += 16 + next() % 64;
+                    regions[r]
                 }
-                // Anywhere, on a narrow range so keys repeat.
-                4..=5 => next() % 20_000,
-                // An existing key, or a near miss.
-                _ => model.keys().nth((next() % (model.len() as u64 + 1)) as usize).copied().unwrap_or(0) + next() % 2,
+                6 => next() % 20_000,
+                _ => model.keys().nth((next() % (model.len() as u64 + 1)) as usize).copied().unwrap_or(0),
             };
-            if next() % 4 == 0 {
-                assert_eq!(map.remove(key), model.remove(&key), "step {step}: remove {key:#x}");
-            } else {
-                map.insert(key, step);
-                model.insert(key, step);
-            }
-            let probe = next() % 20_000;
+            map.insert(key, step);
+            model.insert(key, step);
+            let probe = match next() % 2 {
+                0 => next() % 20_000,
+                _ => regions[(next() % regions.len() as u64) as usize] - next() % 256,
+            };
             assert_eq!(map.at_or_below(probe), model.range(..=probe).next_back().map(|(&k, &v)| (k, v)), "step {step}");
+            if step % 1000 == 0 {
+                map.check_shape();
+            }
         }
-        assert!(map.runs.len() > 2, "the test made several runs");
-        assert!(map.runs.iter().all(|r| !r.is_empty() && r.len() <= AddressMap::<u64>::RUN));
-        assert!(map.runs.windows(2).all(|w| w[0].last().unwrap().0 < w[1][0].0));
-        let all: Vec<(u64, u64)> = map.range(0, u64::MAX).collect();
-        assert_eq!(all, model.iter().map(|(&k, &v)| (k, v)).collect::<Vec<_>>());
-        let (lo, hi) = (5_000, rising - 1_000);
-        assert!(map.range(lo, hi).eq(model.range(lo..hi).map(|(&k, &v)| (k, v))));
-        assert_eq!(map.at_or_below(rising + 1), Some((rising, model[&rising])));
+        map.check_shape();
+        assert!(map.runs.len() > 6, "the test made several runs: {}", map.runs.len());
+        assert_eq!(map.entries(), model.iter().map(|(&k, &v)| (k, v)).collect::<Vec<_>>());
         map.retain(|k, _| k % 3 != 0);
         model.retain(|k, _| k % 3 != 0);
-        assert!(map.range(0, u64::MAX).eq(model.iter().map(|(&k, &v)| (k, v))));
+        map.check_shape();
+        assert_eq!(map.entries(), model.iter().map(|(&k, &v)| (k, v)).collect::<Vec<_>>());
     }
 
     #[test]
     fn an_empty_map_answers_nothing() {
         let mut map = AddressMap::<()>::default();
         assert_eq!(map.at_or_below(u64::MAX), None);
-        assert_eq!(map.range(0, u64::MAX).count(), 0);
-        assert_eq!(map.remove(7), None);
         map.insert(7, ());
         assert_eq!(map.at_or_below(6), None);
         assert_eq!(map.at_or_below(7), Some((7, ())));
-        assert_eq!(map.remove(7), Some(()));
-        assert!(map.runs.is_empty());
+        map.retain(|_, _| false);
+        assert!(map.runs.is_empty() && map.firsts.is_empty());
+        assert_eq!(map.at_or_below(7), None);
     }
 }
