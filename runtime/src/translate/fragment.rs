@@ -3,12 +3,11 @@
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeSet;
-
-use crate::translate::address_map::AddressMap;
 use alloc::vec::Vec;
 
 use hashbrown::HashMap;
 
+use crate::translate::address_map::AddressMap;
 use crate::translate::mangle::Fixup;
 
 /// What linking an exit rewrites.
@@ -118,7 +117,7 @@ pub(crate) struct Fragment {
     pub(crate) start: u64,
     pub(crate) size: u32,
     /// Boxed slices, not `Vec`s: fixed once built, and 8 bytes less
-    /// each keep a fragment in the heap's 96-byte class.
+    /// each (with `app_len`, a fragment fits the heap's 80-byte class).
     pub(crate) exits: Box<[ExitRecord]>,
     /// (patch, stub) of every exit linked to this fragment, to unlink
     /// them when it is flushed.
