@@ -407,11 +407,12 @@ pub(crate) fn emit(
     let mut exits = Vec::with_capacity(pending.len());
     let mut links = 0;
     // The stubs go to stub room, out of the code's way.
-    let mut stubs: Vec<u8> = Vec::with_capacity(pending.len() * STUB_LEN.max(RELATIVE_STUB_LEN));
+    let stubs_len = pending.len() * if relative { RELATIVE_STUB_LEN } else { STUB_LEN };
+    let mut stubs: Vec<u8> = Vec::with_capacity(stubs_len);
     let stub_base = match (&mut cache, &mut segment) {
         _ if pending.is_empty() => Some(0),
-        (Some(cache), _) => cache.alloc_stubs((pending.len() * STUB_LEN) as u64),
-        (_, Some((seg, _))) => seg.alloc_stubs((pending.len() * RELATIVE_STUB_LEN) as u64),
+        (Some(cache), _) => cache.alloc_stubs(stubs_len as u64),
+        (_, Some((seg, _))) => seg.alloc_stubs(stubs_len as u64),
         _ => None,
     }
     .ok_or(EmitError::Full)?;
