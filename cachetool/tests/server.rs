@@ -22,6 +22,10 @@ fn server_start_status_stop() {
     assert!(c.tool_ok(&["server", "start"]).contains("already runs"), "one server per directory");
     assert_eq!(c.json(&["server", "status"])["pid"].as_u64(), Some(pid));
     assert!(c.tool_ok(&["server", "stop"]).contains("stopped"));
+    // "stopped" means exited: its lock is free at once.
+    let lock = std::fs::File::open(c.dir().join(persist::server_protocol::LOCK)).unwrap();
+    assert!(lock.try_lock().is_ok(), "the server still holds its lock after `server stop` returned");
+    drop(lock);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while c.tool(&["server", "status"]).status.success() {
         assert!(std::time::Instant::now() < deadline, "the server did not stop");
@@ -95,6 +99,20 @@ fn wait_gone(pid: u64) {
         assert!(std::time::Instant::now() < deadline, "server {pid} did not die");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+}
+
+/// A script that copies or removes the directory right after `server
+/// stop` sees everything the runs before handed over merged and recorded,
+/// and no server writing into it.
+#[test]
+fn server_stop_returns_once_the_server_merged_and_exited() {
+    let c = Cache::new();
+    same_as_native(&served(&c, &[], PYTHON, &["-c", SCRIPT]), &native());
+    assert!(c.tool_ok(&["server", "stop"]).contains("stopped"));
+    let log = std::fs::read_to_string(c.dir().join("dbicached.log")).unwrap();
+    assert_eq!(log.lines().last().map(|l| l.ends_with("stopped")), Some(true), "the server's log goes on after `server stop`:\n{log}");
+    assert_eq!(runs_recorded(&c), 1, "the run was recorded before the server stopped:\n{log}");
+    assert!(cache_files(&c) >= 3, "the run's files were merged before the server stopped:\n{log}");
 }
 
 #[test]

@@ -60,9 +60,10 @@ pub fn serve(mut stream: UnixStream, shared: &Shared) {
             Kind::HandOver => hand_over(shared, &frame.payload, fd).map(|()| String::new()),
             Kind::Ingest => shared.queue(Job::Ingest, 0).map(|()| String::new()).map_err(String::from),
             Kind::Sync | Kind::Stop => {
-                if frame.kind == Kind::Sync {
-                    wait_for_other_connections(shared);
-                }
+                // What runs that are still handing over send is queued
+                // before this job: a Stop too merges it before the
+                // server goes (rather than after its socket is gone).
+                wait_for_other_connections(shared);
                 let (done, wait) = channel();
                 match shared.queue(Job::Sync(done), 0) {
                     Ok(()) => match wait.recv_timeout(SYNC_TIMEOUT) {

@@ -21,7 +21,7 @@ pub enum Action {
     Status,
     /// Wait until everything handed over so far is merged and recorded.
     Sync,
-    /// Ask the server to exit (after merging what it holds).
+    /// Ask the server to exit after merging what it holds, and wait until it has.
     Stop,
 }
 
@@ -72,8 +72,27 @@ pub fn run(dir: &Path, action: &Action, as_json: bool) -> Result<ExitCode> {
         }
         Action::Stop => {
             persist::server_protocol::request_within(dir, Kind::Stop, Duration::from_secs(300)).map_err(Fail)?;
+            if !exited_within(dir, Duration::from_secs(300)) {
+                return fail("the server answered but has not exited after 300 s");
+            }
             println!("server stopped");
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether the server has exited (its lock on the directory is free)
+/// before `limit`: it answers a stop before its merger has written the
+/// last files, and a script that removes or copies the directory after
+/// `server stop` must not race those writes.
+fn exited_within(dir: &Path, limit: Duration) -> bool {
+    let Ok(lock) = std::fs::File::open(dir.join(persist::server_protocol::LOCK)) else { return true };
+    let deadline = Instant::now() + limit;
+    loop {
+        match lock.try_lock_shared() {
+            Ok(()) => return true,
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Err(_) => return false,
+        }
+    }
 }
