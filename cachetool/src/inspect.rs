@@ -275,8 +275,9 @@ const STUB_INSTRUCTIONS: usize = 3;
 /// Exit data shown as what it says (the layout is `persist::exit_data`'s).
 fn exit_data_lines(data: &[u8], at: u64) -> Vec<Line> {
     let Some(e) = StoredExit::from_bytes(data) else { return Vec::new() };
-    let first = match e.kind {
-        exit_data::KIND_DIRECT => format!("exit data: direct exit to module offset {:#x}", e.target),
+    let counted = if e.kind & exit_data::COUNTS_TARGET != 0 { " (its target's entries counted)" } else { "" };
+    let first = match e.kind & !exit_data::COUNTS_TARGET {
+        exit_data::KIND_DIRECT => format!("exit data: direct exit to module offset {:#x}{counted}", e.target),
         exit_data::KIND_SYSCALL => format!("exit data: system call, then module offset {:#x}", e.target),
         exit_data::KIND_CLEAN_CALL => {
             let (client, id, arg) = e.clean_call_parts();

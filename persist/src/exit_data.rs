@@ -15,6 +15,13 @@ pub const KIND_CLEAN_CALL: u32 = 0x103;
 /// A trace spent its budget of missed in-line checks; the target is its
 /// head's module offset.
 pub const KIND_TRACE_STALE: u32 = 0x104;
+/// Set in a direct exit's kind when the trace monitor counts entries to
+/// its target as a thread leaves by it: a block's backward exit (to its
+/// own start or before) and every exit of a trace. Decided when the code
+/// is emitted, so the monitor reads one bit rather than searching the
+/// fragment that holds the branch, or a file's table of counted exits,
+/// at every exit through the dispatcher.
+pub const COUNTS_TARGET: u32 = 0x1000;
 
 /// Exit data as stored: little-endian `target: u64`, `patch: u64`,
 /// `kind: u32`, `aux: u32`.

@@ -17,6 +17,7 @@ struct LinkFrom {
     stub: u64,
     /// The exit's branch, in the code it leaves (its stub is elsewhere).
     branch: u64,
+    counts_target: bool,
 }
 
 /// Continues the application at `pc`: delivers a pending signal first, then
@@ -56,7 +57,7 @@ fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<Lin
         let mut step = Step::Normal;
         if crate::options::get().monitors() {
             let arrival = match linked_from {
-                Some(from) => Arrival::Direct { stub: from.stub, branch: from.branch },
+                Some(from) => Arrival::Direct { branch: from.branch, counts_target: from.counts_target },
                 None if indirect && branched_here => Arrival::Indirect,
                 None => Arrival::Other,
             };
@@ -180,13 +181,15 @@ pub extern "C" fn from_cache(ctx: &mut ThreadContext) -> ! {
     };
     match kind {
         ExitKind::Direct => {
-            let from = LinkFrom { patch: Patch::Rel32(exit.patch_site), stub: at - emit::STUB_CODE_LEN as u64, branch: exit.patch_site };
+            let stub = at - emit::STUB_CODE_LEN as u64;
+            let from = LinkFrom { patch: Patch::Rel32(exit.patch_site), stub, branch: exit.patch_site, counts_target: exit.counts_target() };
             continue_at(ctx, exit.target, Some(from), false)
         }
         ExitKind::RelativeDirect => {
             let r = exit.decode_relative(at);
             let patch = if crate::persistence::load::in_mapped_file(at) { Patch::Slot(r.slot) } else { Patch::Rel32(r.branch) };
-            let from = LinkFrom { patch, stub: at - emit::RELATIVE_STUB_CODE_LEN as u64, branch: r.branch };
+            let stub = at - emit::RELATIVE_STUB_CODE_LEN as u64;
+            let from = LinkFrom { patch, stub, branch: r.branch, counts_target: exit.counts_target() };
             continue_at(ctx, r.target, Some(from), false)
         }
         ExitKind::RelativeSyscall if ctx.signal_pending != 0 => {

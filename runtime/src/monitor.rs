@@ -14,7 +14,7 @@
 use alloc::vec::Vec;
 
 use crate::stats::{self, STATS};
-use crate::translate::emit::{self, Placement};
+use crate::translate::emit::{self, Counted, Placement};
 use crate::translate::mangle::{self, Addressing, CallForm, Op};
 use crate::translate::bb_builder::BasicBlock;
 use crate::translate::trace::{self, stitch};
@@ -39,9 +39,10 @@ const ABANDONED_AFTER: u32 = 10_000;
 /// Where a thread arrives at the dispatcher from.
 #[derive(Clone, Copy)]
 pub(crate) enum Arrival {
-    /// A direct exit whose stub is at `stub` and whose branch (in the
-    /// code of the block or trace it leaves, unlike the stub) at `branch`.
-    Direct { stub: u64, branch: u64 },
+    /// A direct exit whose branch (in the code of the block or trace it
+    /// leaves, unlike its stub) is at `branch`; `counts_target` if the
+    /// monitor counts entries to its target ([`emit::Counted`]).
+    Direct { branch: u64, counts_target: bool },
     /// An indirect branch whose lookup missed.
     Indirect,
     /// Anything else (a system call, a signal, the start).
@@ -76,7 +77,7 @@ impl Translator {
                 self.traces.abandon_recording();
             }
         }
-        let Arrival::Direct { stub, branch } = arrival else { return Step::Normal };
+        let Arrival::Direct { branch, counts_target } = arrival else { return Step::Normal };
         if self.traces.in_copy(branch) {
             // A copy's exit (its recording was dropped): never linked.
             return Step::Unlinked;
@@ -85,10 +86,7 @@ impl Translator {
         if self.traces.get(pc).is_some() || self.fragments.is_sandboxed(pc) {
             return Step::Normal;
         }
-        let from_trace = self.traces.containing(branch).is_some();
-        let backward =
-            self.loaded.is_counted_exit(stub) || self.fragments.containing(branch).is_some_and(|f| pc <= f.tag);
-        if !(from_trace || backward || self.traces.is_head(pc)) {
+        if !(counts_target || self.traces.is_head(pc)) {
             return Step::Normal;
         }
         let entries = self.traces.count_entry(pc);
@@ -188,7 +186,7 @@ impl Translator {
             }
         }
         let end = block.end_pc().max(pc + 1);
-        emit::emit(pc, end, &ops, Placement::Cache(&mut self.cache), |_| None).ok()
+        emit::emit(pc, end, &ops, Placement::Cache(&mut self.cache), Counted::BackwardExits, |_| None).ok()
     }
     /// Builds and registers the trace through the recorded `blocks` (as far
     /// as their code still goes that way): in their module's persistable
@@ -231,7 +229,7 @@ impl Translator {
         let head = blocks[0];
         set_budget(&mut ops, self.traces.miss_budget(head));
         let traces = &self.traces;
-        let Ok(fragment) = emit::emit(head, spans[0].1, &ops, Placement::Cache(&mut self.cache), |t| traces.get(t).map(|f| f.start))
+        let Ok(fragment) = emit::emit(head, spans[0].1, &ops, Placement::Cache(&mut self.cache), Counted::EveryExit, |t| traces.get(t).map(|f| f.start))
         else {
             crate::log::fatal(70, format_args!("code cache full"))
         };
@@ -290,7 +288,7 @@ impl Translator {
         set_budget(&mut ops, budget);
         let traces = &self.traces;
         let place = Placement::Segment { segment, module_base: m.base };
-        let fragment = match emit::emit(head, spans[0].1, &ops, place, |t| traces.get(t).map(|f| f.start)) {
+        let fragment = match emit::emit(head, spans[0].1, &ops, place, Counted::EveryExit, |t| traces.get(t).map(|f| f.start)) {
             Ok(fragment) => fragment,
             Err(emit::EmitError::NotRelative) => {
                 crate::verbose!("trace at {head:#x}: reads client data outside its segment: not persisted, its head marked cold");

@@ -6,7 +6,7 @@
 use spin::Mutex;
 
 use crate::translate::code_cache::CodeCache;
-use crate::translate::emit::{self, EmitError, Placement};
+use crate::translate::emit::{self, Counted, EmitError, Placement};
 use crate::translate::fragment::{Fragment, FragmentTable, Patch};
 use crate::translate::ibl::IblTable;
 use crate::translate::trace_table::TraceTable;
@@ -70,7 +70,7 @@ impl Translator {
             .and_then(|(base, u, s)| self.emit_persistable(pc, end, &block, base, u, s, data))
             .unwrap_or_else(|| {
                 let ops = mangle::mangle(&block, Addressing::Absolute, CallForm::for_blocks()).expect("absolute addressing always works");
-                match emit::emit(pc, end, &ops, Placement::Cache(&mut self.cache), link_targets(pc, &self.fragments, &self.traces)) {
+                match emit::emit(pc, end, &ops, Placement::Cache(&mut self.cache), Counted::BackwardExits, link_targets(pc, &self.fragments, &self.traces)) {
                     Ok(f) => f,
                     Err(_) => crate::log::fatal(70, format_args!("code cache full")),
                 }
@@ -211,7 +211,7 @@ impl Translator {
         let ops = mangle::mangle(block, Addressing::ModuleRelative { base }, CallForm::for_blocks())?;
         let unit = &mut self.units.units[unit];
         let place = Placement::Segment { segment: &mut unit.segments[segment as usize], module_base: base };
-        match emit::emit(pc, end, &ops, place, link_targets(pc, &self.fragments, &self.traces)) {
+        match emit::emit(pc, end, &ops, place, Counted::BackwardExits, link_targets(pc, &self.fragments, &self.traces)) {
             Ok(f) => {
                 unit.blocks.push(UnitBlock { tag: pc, start: f.start, segment, data, ahead_of_time: crate::aot::translating() });
                 Some(f)

@@ -195,7 +195,12 @@ fn stubs_follow_the_code_and_their_data_leads_back() {
                     assert_eq!(&lea[..3], &[0x48, 0x8d, 0x05], "segment {s}: the stub at {stub:#x} does not start as a stub does");
                     let data = stub + 16 + i32::from_le_bytes(lea[3..7].try_into().unwrap()) as usize;
                     let d = persist::exit_data::StoredExit::from_bytes(&x_bytes[data..]).unwrap();
-                    assert_eq!((d.kind, d.target as i64), (persist::exit_data::KIND_DIRECT, e.target.to_native()), "stub at {stub:#x}");
+                    let counted = d.kind & persist::exit_data::COUNTS_TARGET != 0;
+                    let kind = d.kind & !persist::exit_data::COUNTS_TARGET;
+                    assert_eq!((kind, d.target as i64), (persist::exit_data::KIND_DIRECT, e.target.to_native()), "stub at {stub:#x}");
+                    // Runs with traces count entries to where a block's backward exits go.
+                    let backward = e.target.to_native() <= b.module_offset.to_native() as i64;
+                    assert_eq!(counted, backward, "stub at {stub:#x}: the counting bit of an exit to {:#x} from the block at {:#x}", e.target, b.module_offset);
                     let (branch, slot) = d.branch_and_slot().expect("a direct exit's branch and slot");
                     let from_file = |distance: i32| (x.offset as i64 + data as i64 + distance as i64) as u64;
                     assert_eq!(from_file(slot), w.offset + e.slot.to_native() as u64, "stub at {stub:#x}: its data's slot");

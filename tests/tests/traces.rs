@@ -135,6 +135,7 @@ fn traces_persist_and_warm_runs_enter_them() {
         let cold_err = String::from_utf8_lossy(&cold.stderr);
         let built = stat(&cold_err, "traces built");
         assert!(built > 0, "{args:?}\n{cold_err}");
+        assert!(persisted_trace_exits_count_their_targets(cache.path(), &exe) > 0, "{args:?}: no trace exits in the file");
         let warm = run_dbirun(&opts, &exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
         assert_eq!((warm.status, &warm.stdout), (native.status, &native.stdout), "{args:?} warm");
         let warm_err = String::from_utf8_lossy(&warm.stderr);
@@ -153,6 +154,29 @@ fn traces_persist_and_warm_runs_enter_them() {
             "{args:?}: the warm run's loops are not counted again\ncold:\n{cold_err}\nwarm:\n{warm_err}"
         );
     }
+}
+
+/// The exits of the traces `exe`'s file holds, each checked to carry
+/// the counting bit in its stub's exit data (leaving a trace anywhere may
+/// start the next hot path: the monitor counts the target's entries).
+fn persisted_trace_exits_count_their_targets(cache: &std::path::Path, exe: &std::path::Path) -> usize {
+    let file = Aligned::read(&dpc_of(cache, exe.file_name().unwrap().to_str().unwrap()));
+    let v = file.validate().unwrap_or_else(|r| panic!("{}", r.name()));
+    let ix = v.index;
+    let mut exits = 0;
+    for t in ix.traces.iter() {
+        let x = v.zone_bytes(ix.segments[t.segment.to_native() as usize].x_zone.to_native() as usize);
+        let first = t.first_exit.to_native() as usize;
+        for e in &ix.exits[first..first + t.exit_count.to_native() as usize] {
+            // `mov gs:[..], rax` (9 bytes), then `lea rax, [rip + disp32]` to the data.
+            let stub = e.stub.to_native() as usize;
+            let data = stub + 16 + i32::from_le_bytes(x[stub + 12..stub + 16].try_into().unwrap()) as usize;
+            let d = persist::exit_data::StoredExit::from_bytes(&x[data..]).unwrap();
+            assert!(d.kind & persist::exit_data::COUNTS_TARGET != 0, "the trace at {:#x}: its exit to {:#x} is not counted", t.head, e.target);
+            exits += 1;
+        }
+    }
+    exits
 }
 
 /// A loop whose start a file holds as a plain block (the run that built

@@ -599,16 +599,6 @@ impl LoadedFiles {
         Some(f.trace(f.index.trace_at(module_offset(head, base)?)?))
     }
 
-    /// Whether the exit whose stub is at `stub`, in a file, is one whose
-    /// target's entries are counted (`Index::counted_exits`): a block's
-    /// backward exit or a trace's.
-    pub(crate) fn is_counted_exit(&self, stub: u64) -> bool {
-        let Some(f) = self.file_containing(stub) else { return false };
-        let Some(s) = f.segment_containing(stub) else { return false };
-        let Ok(off) = u32::try_from(stub - f.segments[s].1) else { return false };
-        f.index.is_counted_exit(s as u32, off)
-    }
-
     /// `head`'s trace went: the exits of files led to it go back to their
     /// stubs.
     pub(crate) fn unlink_exits_to(&self, head: u64) {

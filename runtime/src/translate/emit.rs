@@ -59,6 +59,7 @@ impl ExitKind {
     /// never taken for an enum as they are.
     pub(crate) fn from_raw(raw: u32) -> Option<ExitKind> {
         use ExitKind::*;
+        let raw = raw & !exit_data::COUNTS_TARGET;
         [
             Direct,
             IndirectMiss,
@@ -119,6 +120,19 @@ impl ExitData {
         ExitKind::from_raw(self.raw_kind)
     }
 
+    /// Whether the trace monitor counts entries to the target of a thread
+    /// leaving by this exit ([`exit_data::COUNTS_TARGET`]).
+    pub(crate) fn counts_target(&self) -> bool {
+        self.raw_kind & exit_data::COUNTS_TARGET != 0
+    }
+
+    fn counting(mut self, counts: bool) -> ExitData {
+        if counts {
+            self.raw_kind |= exit_data::COUNTS_TARGET;
+        }
+        self
+    }
+
     /// Position-independent exit data at `at` ([`StoredExit::relative`]).
     fn relative(at: u64, kind: ExitKind, module_offset: i64, base_slot: u64, branch: u64, slot: u64) -> ExitData {
         StoredExit::relative(at, kind as u32, module_offset as u64, base_slot, branch, slot).into()
@@ -149,6 +163,16 @@ pub(crate) const STUB_LEN: usize = STUB_CODE_LEN + core::mem::size_of::<ExitData
 /// The position-independent stub's code ([`encoder::relative_exit_stub`]).
 pub(crate) const RELATIVE_STUB_CODE_LEN: usize = encoder::RELATIVE_STUB_CODE_LEN;
 pub(crate) const RELATIVE_STUB_LEN: usize = RELATIVE_STUB_CODE_LEN + core::mem::size_of::<ExitData>();
+
+/// Which direct exits of emitted code lead the trace monitor to count
+/// their targets' entries: where loops close.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Counted {
+    /// A block's exits to its own start or before.
+    BackwardExits,
+    /// A trace's: leaving it anywhere may start the next hot path.
+    EveryExit,
+}
 
 /// Where a block's code goes.
 pub(crate) enum Placement<'a> {
@@ -273,6 +297,7 @@ pub(crate) fn emit(
     app_end: u64,
     ops: &[MangledOp],
     place: Placement,
+    counted: Counted,
     link_target: impl Fn(u64) -> Option<u64>,
 ) -> Result<Fragment, EmitError> {
     let (mut cache, mut segment) = match place {
@@ -418,15 +443,19 @@ pub(crate) fn emit(
     .ok_or(EmitError::Full)?;
     for p in &pending {
         let patch_site = base + p.rel_field as u64;
+        let counts = counted == Counted::EveryExit || p.target <= tag;
         let stub_addr = match &segment {
             Some((seg, module_base)) => {
                 let (slot, off) = (seg.base_slot, p.target.wrapping_sub(*module_base) as i64);
                 stub_base
                     + emit_relative_stub(&mut stubs, stub_base, |at| {
-                        ExitData::relative(at, ExitKind::RelativeDirect, off, slot, patch_site, p.slot)
+                        ExitData::relative(at, ExitKind::RelativeDirect, off, slot, patch_site, p.slot).counting(counts)
                     }) as u64
             }
-            None => stub_base + emit_stub(&mut stubs, stub_base, p.target, patch_site, ExitKind::Direct) as u64,
+            None => {
+                let data = ExitData { target: p.target, patch_site, raw_kind: ExitKind::Direct as u32, aux: 0 }.counting(counts);
+                stub_base + emit_stub_with(&mut stubs, stub_base, data) as u64
+            }
         };
         let linked_to = link_target(p.target);
         encoder::patch_rel32(&mut code, p.rel_field, base, linked_to.unwrap_or(stub_addr));
