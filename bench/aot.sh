@@ -124,6 +124,14 @@ for entry in "${WORKLOADS[@]}"; do
     # Per program: AOT seconds (cachetool's own line) and, per module file,
     # blocks, bytes, code bytes.
     grep ': translated in ' "$OUT/aot$i.log" | sed "s|^|  [$name] |" >>"$modules"
+    # The rate: every block the workload's files hold over the programs'
+    # AOT seconds (one process translates, on one core).
+    "$PY" - "$OUT/aot$i.json" "$OUT/aot$i.log" "$name" >>"$modules" <<'PY'
+import json, re, sys
+blocks = sum(row["file"]["blocks"] for row in json.load(open(sys.argv[1])))
+seconds = sum(float(s) for s in re.findall(r": translated in ([0-9.]+) s", open(sys.argv[2]).read()))
+print("  [%s] AOT: %d blocks in %.2f s, %d blocks per second" % (sys.argv[3], blocks, seconds, blocks / max(seconds, 1e-9)))
+PY
     "$PY" - "$OUT/aot$i.json" "$name" <<'PY' | while IFS='|' read -r label module blocks size; do
 import json, sys
 for row in json.load(open(sys.argv[1])):
