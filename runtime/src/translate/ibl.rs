@@ -232,8 +232,8 @@ pub(crate) fn flag_free_probe() -> bool {
 /// Whether the CPU has BMI2 (`pext`).
 pub(crate) fn has_bmi2() -> bool {
     static BMI2: spin::Once<bool> = spin::Once::new();
-    // SAFETY: cpuid leaf 7 exists on every x86-64 CPU that runs this.
-    *BMI2.call_once(|| unsafe { core::arch::x86_64::__cpuid_count(7, 0) }.ebx & (1 << 8) != 0)
+    // Leaf 7 exists on every x86-64 CPU that runs this (`cpuid` is safe).
+    *BMI2.call_once(|| core::arch::x86_64::__cpuid_count(7, 0).ebx & (1 << 8) != 0)
 }
 
 /// A table no lookup finds anything in (mask 0: every probe reads its
