@@ -266,6 +266,17 @@ impl Aligned {
     }
 }
 
+/// The exit data of the persisted exit stub at `stub` in the X zone
+/// `x`: its offset in the zone and what it says. A stub points rax at its
+/// data with `lea rax, [rip + disp32]` after a 9-byte store; panics if
+/// the bytes at `stub` do not start as a stub does.
+pub fn stub_exit_data(x: &[u8], stub: usize) -> (usize, ::persist::exit_data::StoredExit) {
+    let lea = &x[stub + 9..stub + 16];
+    assert_eq!(&lea[..3], &[0x48, 0x8d, 0x05], "the stub at {stub:#x} does not start as a stub does");
+    let data = stub + 16 + i32::from_le_bytes(lea[3..7].try_into().unwrap()) as usize;
+    (data, ::persist::exit_data::StoredExit::from_bytes(&x[data..]).expect("exit data inside the zone"))
+}
+
 /// Writes `bytes` to a temporary file next to `path` and renames it over
 /// `path` (a new file, as the runtime publishes one).
 pub fn replace_file(path: &Path, bytes: &[u8]) {

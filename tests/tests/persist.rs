@@ -25,7 +25,7 @@ use std::time::Duration;
 use dbi_tests::corpus::PERSIST_SUITE;
 use dbi_tests::persist::{
     all_files, app_stderr, assert_app_same, compare_app, dpc_files, dpc_of, is_file_of, log, module_base, not_used,
-    parse_maps, replace_file, run_persist, stats, total, used, with_key, Aligned, Log,
+    parse_maps, replace_file, run_persist, stats, stub_exit_data, total, used, with_key, Aligned, Log,
 };
 use dbi_tests::singlestep::ADDR_NO_RANDOMIZE;
 use dbi_tests::{
@@ -190,11 +190,7 @@ fn stubs_follow_the_code_and_their_data_leads_back() {
                 for e in &ix.exits[first..first + b.exit_count.to_native() as usize] {
                     let stub = e.stub.to_native() as usize;
                     assert!(stub as u32 >= code_end, "segment {s}: a stub at {stub:#x} inside the code (which ends at {code_end:#x})");
-                    // The stub points rax at its data: `lea rax, [rip + disp32]` after a 9-byte store.
-                    let lea = &x_bytes[stub + 9..stub + 16];
-                    assert_eq!(&lea[..3], &[0x48, 0x8d, 0x05], "segment {s}: the stub at {stub:#x} does not start as a stub does");
-                    let data = stub + 16 + i32::from_le_bytes(lea[3..7].try_into().unwrap()) as usize;
-                    let d = persist::exit_data::StoredExit::from_bytes(&x_bytes[data..]).unwrap();
+                    let (data, d) = stub_exit_data(x_bytes, stub);
                     let counted = d.kind & persist::exit_data::COUNTS_TARGET != 0;
                     let kind = d.kind & !persist::exit_data::COUNTS_TARGET;
                     assert_eq!((kind, d.target as i64), (persist::exit_data::KIND_DIRECT, e.target.to_native()), "stub at {stub:#x}");

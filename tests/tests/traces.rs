@@ -5,7 +5,7 @@
 //! with traces built; and traces are really built from them.
 
 use dbi_tests::corpus::{check_program_with, program};
-use dbi_tests::persist::{dpc_of, Aligned};
+use dbi_tests::persist::{dpc_of, stub_exit_data, Aligned};
 use dbi_tests::{compiled, run_dbirun, run_native, temp_dir, Build, Opt, RunOpts, Status, Variant};
 
 /// Tests that run corpus programs with `-traces`, compared with native runs.
@@ -168,10 +168,7 @@ fn persisted_trace_exits_count_their_targets(cache: &std::path::Path, exe: &std:
         let x = v.zone_bytes(ix.segments[t.segment.to_native() as usize].x_zone.to_native() as usize);
         let first = t.first_exit.to_native() as usize;
         for e in &ix.exits[first..first + t.exit_count.to_native() as usize] {
-            // `mov gs:[..], rax` (9 bytes), then `lea rax, [rip + disp32]` to the data.
-            let stub = e.stub.to_native() as usize;
-            let data = stub + 16 + i32::from_le_bytes(x[stub + 12..stub + 16].try_into().unwrap()) as usize;
-            let d = persist::exit_data::StoredExit::from_bytes(&x[data..]).unwrap();
+            let (_, d) = stub_exit_data(x, e.stub.to_native() as usize);
             assert!(d.kind & persist::exit_data::COUNTS_TARGET != 0, "the trace at {:#x}: its exit to {:#x} is not counted", t.head, e.target);
             exits += 1;
         }
