@@ -189,8 +189,8 @@ pub(crate) enum EmitError {
 }
 
 /// Appends an exit stub and returns its offset.
-fn emit_stub(code: &mut Vec<u8>, base: u64, target: u64, patch_site: u64, kind: ExitKind) -> usize {
-    emit_stub_with(code, base, ExitData { target, patch_site, raw_kind: kind as u32, aux: 0 })
+fn emit_stub(code: &mut Vec<u8>, base: u64, target: u64, kind: ExitKind) -> usize {
+    emit_stub_with(code, base, ExitData::new(target, kind))
 }
 
 fn emit_stub_with(code: &mut Vec<u8>, base: u64, data: ExitData) -> usize {
@@ -283,7 +283,7 @@ pub(crate) fn head_counter(cache: &mut CodeCache, head: u64, counter: u64, block
     encoder::patch_rel32(&mut code, field, base, block_start);
     // hot:
     encoder::load_from_gs(&mut code, iced_x86::Register::RCX, off::IBL_RCX);
-    emit_stub(&mut code, base, head, 0, ExitKind::HeadHot);
+    emit_stub(&mut code, base, head, ExitKind::HeadHot);
     let start = cache.commit(&code)?;
     debug_assert_eq!(start, base);
     Some((start, code.len() as u64))
@@ -398,7 +398,7 @@ pub(crate) fn emit(
                     emit_relative_stub(&mut code, base, |at| ExitData::relative(at, ExitKind::RelativeSyscall, off, slot, 0, 0));
                 }
                 None => {
-                    emit_stub(&mut code, base, *next, 0, ExitKind::Syscall);
+                    emit_stub(&mut code, base, *next, ExitKind::Syscall);
                 }
             },
         }
@@ -420,7 +420,7 @@ pub(crate) fn emit(
                     emit_relative_stub(&mut code, base, |at| ExitData::relative(at, ExitKind::RelativeTraceStale, off, slot, 0, 0));
                 }
                 None => {
-                    emit_stub(&mut code, base, tag, 0, ExitKind::TraceStale);
+                    emit_stub(&mut code, base, tag, ExitKind::TraceStale);
                 }
             }
             let lookup = code.len();
@@ -453,7 +453,7 @@ pub(crate) fn emit(
                     }) as u64
             }
             None => {
-                let data = ExitData { target: p.target, patch_site, raw_kind: ExitKind::Direct as u32, aux: 0 }.counting(counts);
+                let data = ExitData { patch_site, ..ExitData::new(p.target, ExitKind::Direct) }.counting(counts);
                 stub_base + emit_stub_with(&mut stubs, stub_base, data) as u64
             }
         };
