@@ -202,7 +202,7 @@ impl Translator {
             return;
         };
         for exit in fragment.exits.iter().filter(|e| e.prelinked) {
-            self.traces.note_link(exit.target, exit.patch(), exit.stub);
+            self.traces.note_counted_link(exit.target, exit.patch(), exit.stub);
         }
         stats::add(&STATS.traces_built, 1);
         stats::add(&STATS.trace_blocks, spans.len() as u64);
@@ -229,7 +229,7 @@ impl Translator {
         let head = blocks[0];
         set_budget(&mut ops, self.traces.miss_budget(head));
         let traces = &self.traces;
-        let Ok(fragment) = emit::emit(head, spans[0].1, &ops, Placement::Cache(&mut self.cache), Counted::EveryExit, |t| traces.get(t).map(|f| f.start))
+        let Ok(fragment) = emit::emit(head, spans[0].1, &ops, Placement::Cache(&mut self.cache), Counted::EveryExit, |t| traces.exit_link_target(t))
         else {
             crate::log::fatal(70, format_args!("code cache full"))
         };
@@ -288,7 +288,7 @@ impl Translator {
         set_budget(&mut ops, budget);
         let traces = &self.traces;
         let place = Placement::Segment { segment, module_base: m.base };
-        let fragment = match emit::emit(head, spans[0].1, &ops, place, Counted::EveryExit, |t| traces.get(t).map(|f| f.start)) {
+        let fragment = match emit::emit(head, spans[0].1, &ops, place, Counted::EveryExit, |t| traces.exit_link_target(t)) {
             Ok(fragment) => fragment,
             Err(emit::EmitError::NotRelative) => {
                 crate::verbose!("trace at {head:#x}: reads client data outside its segment: not persisted, its head marked cold");

@@ -75,6 +75,8 @@ impl Translator {
                     Err(_) => crate::log::fatal(70, format_args!("code cache full")),
                 }
             });
+        let mut fragment = fragment;
+        note_counted_links(&mut fragment, &mut self.traces);
         let start = fragment.start;
         stats::add(&STATS.blocks_built, 1);
         stats::add(&STATS.cache_bytes, fragment.size as u64);
@@ -239,13 +241,34 @@ pub(crate) fn instrument(
 }
 
 /// Where the exits of a new block at `tag` link at once: an existing
-/// block, never a trace head (entries to those are counted, or go to its
-/// trace, through the dispatcher), nor with traces a block before or at
-/// `tag` (a backward exit's first use passes the dispatcher, which makes
+/// block, unless the exit's target is counted ([`counts_entries_to`]):
+/// then the target's trace or its head's counting stub if it has one,
+/// else nothing (the exit's first use passes the dispatcher, which makes
 /// its target a head, as the exit of a loaded file's block does).
 fn link_targets<'a>(tag: u64, fragments: &'a FragmentTable, traces: &'a TraceTable) -> impl Fn(u64) -> Option<u64> + 'a {
-    let with_traces = crate::options::get().traces;
-    move |t| if traces.is_head(t) || (with_traces && t <= tag) { None } else { fragments.link_target(t).map(|f| f.start) }
+    move |t| if counts_entries_to(tag, t, traces) { traces.exit_link_target(t) } else { fragments.link_target(t).map(|f| f.start) }
+}
+
+/// Whether entries to `target` by an exit of the block at `tag` are
+/// counted: the target is a trace head, or with traces lies before or at
+/// `tag` (a backward exit).
+fn counts_entries_to(tag: u64, target: u64, traces: &TraceTable) -> bool {
+    traces.is_head(target) || (crate::options::get().traces && target <= tag)
+}
+
+/// Records where the exits of the new block `fragment` that
+/// [`link_targets`] led to a trace or a counting stub went, so that those
+/// are relinked as the others are (when the trace goes, when the head's
+/// trace is built), and leaves its exits linked to blocks for the
+/// fragment table to record.
+fn note_counted_links(fragment: &mut Fragment, traces: &mut TraceTable) {
+    let tag = fragment.tag;
+    for exit in fragment.exits.iter_mut().filter(|e| e.prelinked) {
+        if counts_entries_to(tag, exit.target, traces) {
+            traces.note_counted_link(exit.target, exit.patch(), exit.stub);
+            exit.prelinked = false;
+        }
+    }
 }
 
 /// A file-backed module, whose blocks can be persisted.
