@@ -96,10 +96,20 @@ impl Staged {
     }
 
     /// Renames every staged file over its destination, each under the
-    /// destination's lock (so no reader sees half a file).
+    /// destination's lock (so no reader sees half a file), and vouches for
+    /// it there: its bytes were checked whole before they were staged, so
+    /// runs need not hash them again.
     pub fn publish(&mut self, dir: &Path) -> Result<(), String> {
         for (tmp, dest) in std::mem::take(&mut self.files) {
-            let done = crate::lock::lock(&dest).and_then(|_lock| std::fs::rename(&tmp, &dest));
+            let done = crate::lock::lock(&dest).and_then(|_lock| {
+                // The identity is the staged inode's, read after the rename
+                // (which sets its ctime): never that of a file someone
+                // else put at `dest` meanwhile.
+                let staged = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&tmp)?;
+                std::fs::rename(&tmp, &dest)?;
+                let _ = crate::lock::note_verified(&dest, crate::module_file::Identity::of(&staged.metadata()?));
+                Ok(())
+            });
             if let Err(e) = done {
                 let _ = std::fs::remove_file(&tmp);
                 return Err(format!("{}: {e}", dir.join(dest.file_name().unwrap_or_default()).display()));

@@ -58,8 +58,9 @@ pub fn progress(len: u64, what: &str, quiet: bool) -> ProgressBar {
 
 /// A cache file checked as `verify` checks it: mapped and read whole
 /// (every checksum), its key and module compared with the machine, its
-/// ownership. Gives its module path ("?" if unknown) and status; None when
-/// it vanished meanwhile.
+/// ownership; a valid one is vouched for in its lock file
+/// ([`cachetool::lock::note_verified`]). Gives its module path ("?" if
+/// unknown) and status; None when it vanished meanwhile.
 pub fn check_in_full(dir: &Path, name: &str, modules: &mut Modules) -> Option<(String, Status)> {
     let path = dir.join(name);
     let (bytes, id) = match cache_file::map(&path) {
@@ -71,6 +72,10 @@ pub fn check_in_full(dir: &Path, name: &str, modules: &mut Modules) -> Option<(S
     let mut e = FileEntry::from_read(name, id, &summary);
     e.ownership = std::fs::symlink_metadata(&path).ok().and_then(|m| cache_file::ownership_problem(&m));
     let s = e.status(modules);
+    if s == Status::Valid {
+        // Checked whole: later runs need not hash it again.
+        let _ = cachetool::lock::note_verified(&path, id);
+    }
     Some((e.module().to_string(), s))
 }
 

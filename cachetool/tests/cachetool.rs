@@ -128,6 +128,7 @@ fn export_then_import_feeds_a_warm_run() {
         assert_eq!(fs::read(to.dir().join(&f)).unwrap(), fs::read(from.dir().join(&f)).unwrap(), "{f}");
     }
     assert!(list_rows(&to).iter().all(|r| r.1 == "valid"));
+    assert_eq!(not_vouched(&to.dir()), Vec::<String>::new(), "checked as they came in: runs need not hash them");
     let warm = to.run_ok(&["-stats"], "/usr/bin/python3", &["-c", "pass"]);
     assert!(stat(&warm.stderr, "blocks loaded") > 0, "{}", text(&warm.stderr));
     assert!(stat(&warm.stderr, "cache files loaded") > 0, "{}", text(&warm.stderr));
@@ -278,6 +279,57 @@ fn verify_finds_stale_and_orphaned_files() {
     let out = c.tool(&["verify"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stdout).contains(&format!("{libc}: corrupt (X zone checksum)")) || text(&out.stdout).contains(&format!("{libc}: corrupt (W zone checksum)")), "{}", text(&out.stdout));
+}
+
+/// Whether the lock file of every cache file in `dir` vouches for the
+/// version on disk; the names of those whose does not.
+fn not_vouched(dir: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    for e in fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().into_string().unwrap();
+        if name.ends_with(".dpc") {
+            let memo = fs::read(dir.join(format!("{name}.lock"))).unwrap_or_default();
+            let id = persist::file_identity::FileIdentity::of(&e.metadata().unwrap());
+            if memo.get(..48) != Some(&persist::file_identity::verified_memo(id)[..]) {
+                names.push(name);
+            }
+        }
+    }
+    names.sort();
+    names
+}
+
+/// A directory copied or restored (a CI cache, new inodes) has no valid
+/// memos, so its runs would hash every file they load: `verify` checks
+/// each whole and vouches for the valid ones, which runs then trust.
+#[test]
+fn verify_vouches_for_the_files_of_a_copied_directory() {
+    let tmp = TempDir::new().unwrap();
+    let prog = tmp.path().join("answer");
+    compile(tmp.path(), &prog, 41);
+    let c = Cache::new();
+    c.run_ok(&[], prog.to_str().unwrap(), &[]);
+    let copy = Cache::new();
+    fs::create_dir_all(&copy.base).unwrap();
+    let cp = Command::new("cp").arg("-a").arg(c.dir()).arg(&copy.base).status().unwrap();
+    assert!(cp.success());
+    let files = copy.files();
+    assert!(files.len() >= 3, "answer, libc and ld.so at least: {files:?}");
+    assert_eq!(not_vouched(&copy.dir()), files, "a copy's memos name the originals");
+    assert!(copy.tool_ok(&["verify"]).contains("all valid"));
+    assert_eq!(not_vouched(&copy.dir()), Vec::<String>::new());
+    let run = copy.run_ok(&["-v"], prog.to_str().unwrap(), &[]);
+    assert_eq!(text(&run.stdout), "41\n");
+    assert!(text(&run.stderr).contains(&format!("persist: using {}", copy.dir().join(copy.file_of("answer")).display())), "{}", text(&run.stderr));
+
+    // A damaged file is not vouched for.
+    let libc = copy.dir().join(copy.file_of("libc.so.6"));
+    let mut bytes = fs::read(&libc).unwrap();
+    let at = bytes.len() - 100;
+    bytes[at] ^= 0xff;
+    fs::write(&libc, &bytes).unwrap();
+    assert_eq!(copy.tool(&["verify"]).status.code(), Some(1));
+    assert_eq!(not_vouched(&copy.dir()), [copy.file_of("libc.so.6")]);
 }
 
 /// Sets a file's last use to `days` days ago in the index.
