@@ -193,7 +193,7 @@ impl Translator {
         let fragment = self.loaded.register(pc, m.base, m.identity)?;
         let start = fragment.start;
         crate::translate::smc::after_build(pc, fragment.app_end());
-        self.fragments.insert(fragment);
+        self.fragments.insert_from_file(fragment);
         Some(start)
     }
 
