@@ -264,22 +264,25 @@ fn no_persist_server_and_a_missing_server_mean_file_mode() {
 
 /// A stand-in server on `c`'s socket that says it is of runtime
 /// `version` and never answers anything else (holding the connections);
-/// whether a request other than status came.
-fn fake_server(c: &Cache, version: &str) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+/// the kinds of the requests other than status that came.
+fn fake_server(c: &Cache, version: &str) -> std::sync::Arc<std::sync::Mutex<Vec<u16>>> {
     std::fs::create_dir_all(c.dir()).unwrap();
     std::fs::set_permissions(c.dir(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let listener = std::os::unix::net::UnixListener::bind(c.dir().join("dbicached.sock")).unwrap();
-    let asked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = std::sync::Arc::clone(&asked);
     let status = format!("{{\"runtime_version\": \"{version}\"}}");
     std::thread::spawn(move || {
         let mut held = Vec::new();
         for mut s in listener.incoming().flatten() {
-            let Ok(frame) = persist::server_protocol::read(&mut s) else { continue };
-            if frame.kind == persist::server_protocol::Kind::Status {
-                let _ = persist::server_protocol::write(&mut s, persist::server_protocol::Kind::Ok, status.as_bytes());
-            } else {
-                seen.store(true, std::sync::atomic::Ordering::SeqCst);
+            // A connection's requests until it closes or waits for an answer.
+            while let Ok(frame) = persist::server_protocol::read(&mut s) {
+                if frame.kind == persist::server_protocol::Kind::Status {
+                    let _ = persist::server_protocol::write(&mut s, persist::server_protocol::Kind::Ok, status.as_bytes());
+                } else {
+                    seen.lock().unwrap().push(frame.kind as u16);
+                    break;
+                }
             }
             held.push(s);
         }
@@ -339,18 +342,20 @@ fn the_hand_over_runs_detached_after_the_app_ended() {
 }
 
 /// A server of another dbirun version: not used; the run's processes
-/// write their files themselves.
+/// write their files themselves, and it is asked to stop (every
+/// connection keeps a server from going idle: a server outliving an
+/// upgrade would otherwise leave every later run in file mode).
 #[test]
-fn a_server_of_another_version_is_not_used() {
+fn a_server_of_another_version_is_not_used_and_asked_to_stop() {
     let c = Cache::new();
-    let handed = fake_server(&c, "00000000");
+    let asked = fake_server(&c, "00000000");
     let native = native();
     let out = served(&c, &["-v"], PYTHON, &["-c", SCRIPT]);
     same_as_native(&out, &native);
     let err = text(&out.stderr);
-    assert!(err.contains("is of another version (00000000): processes write their own files"), "{err}");
+    assert!(err.contains("is of another version (00000000): asked it to stop; processes write their own files"), "{err}");
     assert!(err.contains("persist: wrote "), "{err}");
-    assert!(!handed.load(std::sync::atomic::Ordering::SeqCst), "nothing was handed to it");
+    assert_eq!(*asked.lock().unwrap(), [persist::server_protocol::Kind::Stop as u16], "asked to stop, and nothing handed to it");
     assert!(cache_files(&c) >= 3);
     assert_eq!(runs_recorded(&c), 1, "recorded by dbirun itself");
 }

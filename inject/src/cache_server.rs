@@ -56,16 +56,29 @@ pub fn ensure(dir: &Path, verbose: bool) -> bool {
         .and_then(|f| serde_json::from_slice::<serde_json::Value>(&f.payload).ok())
         .and_then(|v| v["runtime_version"].as_str().map(String::from));
     let ours = format!("{:08x}", cachetool::RUNTIME_VERSION);
-    if theirs.as_deref() != Some(ours.as_str()) {
-        say(format_args!(
-            "the cache server of {} is of another version ({}): processes write their own files",
-            dir.display(),
-            theirs.as_deref().unwrap_or("not answering")
-        ));
-        return false;
+    match theirs {
+        Some(theirs) if theirs == ours => {
+            say(format_args!("using the cache server of {}", dir.display()));
+            true
+        }
+        Some(theirs) => {
+            // Every connection keeps a server from going idle: left alone,
+            // it would outlive an upgrade for as long as runs of the new
+            // version come, all of them in file mode. Asked to stop, it
+            // finishes what its own runs handed over and exits; the next
+            // run starts one of this version.
+            let _ = protocol::write(&mut s, Kind::Stop, b"");
+            say(format_args!(
+                "the cache server of {} is of another version ({theirs}): asked it to stop; processes write their own files",
+                dir.display()
+            ));
+            false
+        }
+        None => {
+            say(format_args!("the cache server of {} is not answering: processes write their own files", dir.display()));
+            false
+        }
     }
-    say(format_args!("using the cache server of {}", dir.display()));
-    true
 }
 
 /// Whether the server on the other end of `s` is the one whose lock note
