@@ -262,6 +262,23 @@ fn no_persist_server_and_a_missing_server_mean_file_mode() {
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }
 
+/// A run shorter than a cache server's start-up (`true`) still hands
+/// its blocks to the server it starts: dbirun waits until it listens.
+#[test]
+fn a_run_that_starts_the_server_hands_over_to_it() {
+    let c = Cache::new();
+    let out = served(&c, &["-v"], "/bin/true", &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("started a cache server for "), "{err}");
+    assert!(err.contains("to the cache server"), "the process handed its blocks over:\n{err}");
+    assert!(!err.contains("persist: wrote ") && !err.contains("no cache server"), "{err}");
+    assert!(c.tool_ok(&["server", "sync"]).contains("synced"));
+    assert!(cache_files(&c) >= 3, "true, libc and ld.so at least");
+    assert_eq!(runs_recorded(&c), 1);
+    c.tool_ok(&["server", "stop"]);
+}
+
 /// A stand-in server on `c`'s socket that says it is of runtime
 /// `version` and never answers anything else (holding the connections);
 /// the kinds of the requests other than status that came.
@@ -512,9 +529,6 @@ fn small_deltas_wait_until_their_blocks_recur() {
         let blocks = row.expect("the program's row")["file"]["blocks"].as_u64().unwrap();
         (std::os::unix::fs::MetadataExt::ino(&meta), blocks, c.json(&["server", "status"])["gathered"].as_u64().unwrap())
     };
-    // The server listens before the first run: a run this short can end
-    // before a server it starts itself listens, and then writes its own
-    // files (as it should), handing nothing over (seen once in CI).
     c.tool_ok(&["server", "start", "--idle", "60"]);
     let cold = run("0");
     assert_eq!(handed(&cold).len(), 1, "{cold}");
