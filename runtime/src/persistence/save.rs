@@ -310,9 +310,16 @@ fn hand_over(unit: &Unit, live: Live, loaded: &LoadedFiles, s: &Server, growth: 
         new_here
     } else {
         // What concurrent runs handed over first is not built again (the
-        // index is enough: a structure check, no zone is copied).
+        // index is enough: a structure check, no zone is copied; none for
+        // a version checked whole before, whose index the memo vouches
+        // for as it does at a load: hashing python3's AOT index took the
+        // hand-over ~10 ms).
         let on_disk = files::OnDisk::read(&path);
-        let disk = on_disk.as_ref().and_then(|d| persist::validate_with(d.bytes(), persist::Depth::Structure).ok()).filter(|v| v.key == key);
+        let depth = |d: &files::OnDisk| match d.identity {
+            Some(id) if files::verified_before(&path, id) => persist::Depth::Trusted,
+            _ => persist::Depth::Structure,
+        };
+        let disk = on_disk.as_ref().and_then(|d| persist::validate_with(d.bytes(), depth(d)).ok()).filter(|v| v.key == key);
         match not_on_disk(&new_here, unit.module_base, disk.as_ref(), growth) {
             Some(left) => left,
             None => return Ok(()),
