@@ -164,10 +164,7 @@ fn rewrite_bundle(src: &Path, dst: &Path, edit: impl Fn(&mut Value)) {
 #[test]
 fn import_refuses_bad_bundles_and_skips_foreign_modules() {
     let tmp = TempDir::new().unwrap();
-    let prog = tmp.path().join("hello");
-    compile(tmp.path(), &prog, 7);
-    let from = Cache::new();
-    from.run_ok(&[], prog.to_str().unwrap(), &[]);
+    let (prog, from) = program_cached(tmp.path(), "hello", 7);
     let bundle = tmp.path().join("b.tar.zst");
     from.tool_ok(&["export", bundle.to_str().unwrap()]);
 
@@ -242,11 +239,7 @@ fn import_refuses_bad_bundles_and_skips_foreign_modules() {
 #[test]
 fn verify_finds_stale_and_orphaned_files() {
     let tmp = TempDir::new().unwrap();
-    let prog = tmp.path().join("answer");
-    compile(tmp.path(), &prog, 41);
-    let c = Cache::new();
-    let first = c.run_ok(&[], prog.to_str().unwrap(), &[]);
-    assert_eq!(text(&first.stdout), "41\n");
+    let (prog, c) = program_cached(tmp.path(), "answer", 41);
     let clean = c.tool(&["verify"]);
     assert_eq!(clean.status.code(), Some(0), "{}", text(&clean.stdout));
     assert!(text(&clean.stdout).contains("all valid"));
@@ -305,10 +298,7 @@ fn not_vouched(dir: &Path) -> Vec<String> {
 #[test]
 fn verify_vouches_for_the_files_of_a_copied_directory() {
     let tmp = TempDir::new().unwrap();
-    let prog = tmp.path().join("answer");
-    compile(tmp.path(), &prog, 41);
-    let c = Cache::new();
-    c.run_ok(&[], prog.to_str().unwrap(), &[]);
+    let (prog, c) = program_cached(tmp.path(), "answer", 41);
     let copy = Cache::new();
     fs::create_dir_all(&copy.base).unwrap();
     let cp = Command::new("cp").arg("-a").arg(c.dir()).arg(&copy.base).status().unwrap();
@@ -425,10 +415,7 @@ fn prune_by_age_size_module_version_and_all() {
 #[test]
 fn prune_stale_removes_only_stale_files() {
     let tmp = TempDir::new().unwrap();
-    let prog = tmp.path().join("p");
-    compile(tmp.path(), &prog, 1);
-    let c = Cache::new();
-    c.run_ok(&[], prog.to_str().unwrap(), &[]);
+    let (prog, c) = program_cached(tmp.path(), "p", 1);
     compile(tmp.path(), &prog, 2);
     let stale = c.file_of("p");
     let before = c.files();

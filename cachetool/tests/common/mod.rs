@@ -140,6 +140,17 @@ pub fn status_of(c: &Cache, name: &str) -> String {
     list_rows(c).into_iter().find(|r| r.2 == name).map(|r| r.1).unwrap_or_else(|| panic!("{name} not listed"))
 }
 
+/// A C program `name` printing `value`, compiled into `tmp`, and a fresh
+/// cache directory filled by one run of it (its output checked).
+pub fn program_cached(tmp: &Path, name: &str, value: u32) -> (PathBuf, Cache) {
+    let prog = tmp.join(name);
+    compile(tmp, &prog, value);
+    let c = Cache::new();
+    let out = c.run_ok(&[], prog.to_str().unwrap(), &[]);
+    assert_eq!(text(&out.stdout), format!("{value}\n"));
+    (prog, c)
+}
+
 /// Compiles a C program printing `value` to `out`.
 pub fn compile(dir: &Path, out: &Path, value: u32) {
     let src = dir.join(format!("prog{value}.c"));
