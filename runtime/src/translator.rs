@@ -65,7 +65,7 @@ impl Translator {
         let segment = target.map(|(_, u, s)| &mut self.units.units[u].segments[s as usize]);
         let (client_persistable, data) = instrument(&mut block, segment);
         let persistable = target.is_some() && !block.sandboxed && client_persistable;
-        let fragment = target
+        let mut fragment = target
             .filter(|_| persistable)
             .and_then(|(base, u, s)| self.emit_persistable(pc, end, &block, base, u, s, data))
             .unwrap_or_else(|| {
@@ -75,7 +75,6 @@ impl Translator {
                     Err(_) => crate::log::fatal(70, format_args!("code cache full")),
                 }
             });
-        let mut fragment = fragment;
         note_counted_links(&mut fragment, &mut self.traces);
         let start = fragment.start;
         stats::add(&STATS.blocks_built, 1);
