@@ -274,24 +274,6 @@ fn verify_finds_stale_and_orphaned_files() {
     assert!(text(&out.stdout).contains(&format!("{libc}: corrupt (X zone checksum)")) || text(&out.stdout).contains(&format!("{libc}: corrupt (W zone checksum)")), "{}", text(&out.stdout));
 }
 
-/// Whether the lock file of every cache file in `dir` vouches for the
-/// version on disk; the names of those whose does not.
-fn not_vouched(dir: &Path) -> Vec<String> {
-    let mut names = Vec::new();
-    for e in fs::read_dir(dir).unwrap().flatten() {
-        let name = e.file_name().into_string().unwrap();
-        if name.ends_with(".dpc") {
-            let memo = fs::read(dir.join(format!("{name}.lock"))).unwrap_or_default();
-            let id = persist::file_identity::FileIdentity::of(&e.metadata().unwrap());
-            if memo.get(..48) != Some(&persist::file_identity::verified_memo(id)[..]) {
-                names.push(name);
-            }
-        }
-    }
-    names.sort();
-    names
-}
-
 /// A directory copied or restored (a CI cache, new inodes) has no valid
 /// memos, so its runs would hash every file they load: `verify` checks
 /// each whole and vouches for the valid ones, which runs then trust.

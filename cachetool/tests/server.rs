@@ -279,6 +279,42 @@ fn a_run_that_starts_the_server_hands_over_to_it() {
     c.tool_ok(&["server", "stop"]);
 }
 
+/// A server started on a copied directory (new inodes: no memo holds)
+/// checks every file whole in the background and vouches for the sound
+/// ones, so later runs open them without a check; a damaged one it
+/// refuses, with a line in its log.
+#[test]
+fn a_server_vouches_for_a_copied_directory_when_it_starts() {
+    let tmp = tempfile::TempDir::new().unwrap();
+    let (_prog, c) = program_cached(tmp.path(), "answer", 41);
+    let copy = Cache::new();
+    std::fs::create_dir_all(&copy.base).unwrap();
+    assert!(std::process::Command::new("cp").arg("-a").arg(c.dir()).arg(&copy.base).status().unwrap().success());
+    let files = copy.files();
+    assert!(files.len() >= 3, "{files:?}");
+    let libc = copy.dir().join(copy.file_of("libc.so.6"));
+    let mut bytes = std::fs::read(&libc).unwrap();
+    let at = bytes.len() - 100;
+    bytes[at] ^= 0xff;
+    std::fs::write(&libc, &bytes).unwrap();
+    assert_eq!(not_vouched(&copy.dir()), files);
+    copy.tool_ok(&["server", "start", "--idle", "60"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        let status = copy.json(&["server", "status"]);
+        if status["start_check_done"] == serde_json::Value::Bool(true) {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the start check did not end: {status}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status["start_checked"].as_u64(), Some(files.len() as u64), "{status}");
+    copy.tool_ok(&["server", "stop"]);
+    assert_eq!(not_vouched(&copy.dir()), [copy.file_of("libc.so.6")]);
+    let log = std::fs::read_to_string(copy.dir().join("dbicached.log")).unwrap();
+    assert!(log.contains(&format!("start check: not vouching for {}: ", copy.file_of("libc.so.6"))), "{log}");
+}
+
 /// A stand-in server on `c`'s socket that says it is of runtime
 /// `version` and never answers anything else (holding the connections);
 /// the kinds of the requests other than status that came.

@@ -30,6 +30,10 @@ pub struct Counters {
     pub runs_recorded: AtomicU64,
     /// Cache files served to processes at a module's load.
     pub served: AtomicU64,
+    /// Files the check at the server's start went through, and whether it
+    /// is done (`start_check`).
+    pub start_checked: AtomicU64,
+    pub start_check_done: AtomicU64,
     /// Files fetched from the remote store and queued to be merged, files
     /// pushed to it, its failures.
     pub remote_fetched: AtomicU64,
@@ -74,6 +78,8 @@ impl Counters {
             "errors": g(&self.errors),
             "runs_recorded": g(&self.runs_recorded),
             "served": g(&self.served),
+            "start_checked": g(&self.start_checked),
+            "start_check_done": g(&self.start_check_done) != 0,
             "remote_fetched": g(&self.remote_fetched),
             "remote_pushed": g(&self.remote_pushed),
             "remote_errors": g(&self.remote_errors),

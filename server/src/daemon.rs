@@ -122,6 +122,7 @@ pub fn run(config: &Config) -> Result<(), StartError> {
             }
         }
     });
+    crate::start_check::start(Arc::clone(&shared));
     let merger = {
         let s = Arc::clone(&shared);
         std::thread::spawn(move || Merger { dir: &s.dir, counters: &s.counters, log: &s.log, vouched: &s.vouched, remote }.run(queue))

@@ -15,6 +15,8 @@
 //!   worth one.
 //! - [`serving`]: cache files served at a module's load, checked once
 //!   per version.
+//! - [`start_check`]: the directory's files no memo vouches for, checked
+//!   when it starts (a restored directory).
 //! - [`remote_link`]: read-through from and write-behind to a remote
 //!   store, on two threads of their own (docs/remote.md).
 //! - [`counters`]: what `cachetool server status` shows.
@@ -30,6 +32,7 @@ pub mod log;
 pub mod merger;
 pub mod remote_link;
 pub mod serving;
+pub mod start_check;
 pub mod state;
 pub mod vouched;
 

@@ -34,30 +34,39 @@ pub fn open(shared: &Shared, payload: &[u8]) -> Result<Option<File>, String> {
         return Err(format!("{name} is not a regular file"));
     }
     let id = FileIdentity::of(&meta);
-    if !shared.vouched.holds(name, id) {
-        // A version whose memo is there was checked whole before (by this
-        // server before a restart, or by a process): trusted, as a process
-        // trusts it (`Depth::Trusted`: the header and zone table only).
-        // Checking its index's structure again would make the first run
-        // after a server start wait for it (python3.11's AOT file: 19 MB
-        // of index).
-        let lock_path = shared.dir.join(format!("{name}.lock"));
-        let memo = File::open(&lock_path).is_ok_and(|l| memo_matches(&l, id));
-        let depth = if memo { persist::Depth::Trusted } else { persist::Depth::Full };
-        // SAFETY: cache files are replaced by rename, never written in place.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| e.to_string())?;
-        if let Err(r) = persist::validate_with(&map, depth) {
-            shared.log.line(format_args!("not serving {name}: {}", r.name()));
-            return Err(format!("{name}: {}", r.name()));
-        }
-        shared.vouched.note(name, id);
-        if !memo {
-            // Processes then open this version themselves, without asking.
-            if let Ok(lock) = std::fs::OpenOptions::new().write(true).create(true).mode(0o600).open(&lock_path) {
-                let _ = std::os::unix::fs::FileExt::write_all_at(&lock, &persist::file_identity::verified_memo(id), 0);
-            }
-        }
+    if let Err(why) = vouch_for(shared, name, &file, id) {
+        shared.log.line(format_args!("not serving {name}: {why}"));
+        return Err(format!("{name}: {why}"));
     }
     Counters::add(&shared.counters.served, 1);
     Ok(Some(file))
+}
+
+/// Vouches for the version `id` of the cache file `name`, open as `file`,
+/// once it has passed every check (the reason it did not, otherwise):
+/// noted for this server, and its memo written so that processes open
+/// it themselves. Nothing to do for a version vouched for already.
+pub fn vouch_for(shared: &Shared, name: &str, file: &File, id: FileIdentity) -> Result<(), &'static str> {
+    if shared.vouched.holds(name, id) {
+        return Ok(());
+    }
+    // A version whose memo is there was checked whole before (by this
+    // server before a restart, or by a process): trusted, as a process
+    // trusts it (`Depth::Trusted`: the header and zone table only).
+    // Checking its index's structure again would make the first run
+    // after a server start wait for it (python3.11's AOT file: 19 MB
+    // of index).
+    let lock_path = shared.dir.join(format!("{name}.lock"));
+    let memo = File::open(&lock_path).is_ok_and(|l| memo_matches(&l, id));
+    let depth = if memo { persist::Depth::Trusted } else { persist::Depth::Full };
+    // SAFETY: cache files are replaced by rename, never written in place.
+    let map = unsafe { memmap2::Mmap::map(file) }.map_err(|_| "cannot be mapped")?;
+    persist::validate_with(&map, depth).map_err(|r| r.name())?;
+    shared.vouched.note(name, id);
+    if !memo {
+        if let Ok(lock) = std::fs::OpenOptions::new().write(true).create(true).mode(0o600).open(&lock_path) {
+            let _ = std::os::unix::fs::FileExt::write_all_at(&lock, &persist::file_identity::verified_memo(id), 0);
+        }
+    }
+    Ok(())
 }

@@ -162,3 +162,20 @@ pub fn compile(dir: &Path, out: &Path, value: u32) {
     fs::rename(&tmp, out).unwrap();
 }
 
+/// The cache files in `dir` whose lock file does not vouch for the
+/// version on disk (its memo names another identity, or none).
+pub fn not_vouched(dir: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    for e in fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().into_string().unwrap();
+        if name.ends_with(".dpc") {
+            let memo = fs::read(dir.join(format!("{name}.lock"))).unwrap_or_default();
+            let id = persist::file_identity::FileIdentity::of(&e.metadata().unwrap());
+            if memo.get(..48) != Some(&persist::file_identity::verified_memo(id)[..]) {
+                names.push(name);
+            }
+        }
+    }
+    names.sort();
+    names
+}
