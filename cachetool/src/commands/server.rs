@@ -64,6 +64,8 @@ pub fn run(dir: &Path, action: &Action, as_json: bool) -> Result<ExitCode> {
                 println!("  {} files written ({} blocks added, {} bytes), {} errors", n("merges"), n("blocks_added"), n("bytes_written"), n("errors"));
                 println!("  {} small deltas waiting to be merged with others", n("gathered"));
                 println!("  {} runs recorded", n("runs_recorded"));
+                let done = if status["start_check_done"].as_bool() == Some(true) { "done" } else { "going on" };
+                println!("  {} files gone through by the check at its start ({done})", n("start_checked"));
             }
         }
         Action::Sync => {
