@@ -50,6 +50,7 @@ pub fn vouch_for(shared: &Shared, name: &str, file: &File, id: FileIdentity) -> 
     if shared.vouched.holds(name, id) {
         return Ok(());
     }
+    let Some(_turn) = shared.vouched.check_turn(name, id) else { return Ok(()) };
     // A version whose memo is there was checked whole before (by this
     // server before a restart, or by a process): trusted, as a process
     // trusts it (`Depth::Trusted`: the header and zone table only).
