@@ -47,9 +47,6 @@ pub fn open(shared: &Shared, payload: &[u8]) -> Result<Option<File>, String> {
 /// noted for this server, and its memo written so that processes open
 /// it themselves. Nothing to do for a version vouched for already.
 pub fn vouch_for(shared: &Shared, name: &str, file: &File, id: FileIdentity) -> Result<(), &'static str> {
-    if shared.vouched.holds(name, id) {
-        return Ok(());
-    }
     let Some(_turn) = shared.vouched.check_turn(name, id) else { return Ok(()) };
     // A version whose memo is there was checked whole before (by this
     // server before a restart, or by a process): trusted, as a process
@@ -65,9 +62,7 @@ pub fn vouch_for(shared: &Shared, name: &str, file: &File, id: FileIdentity) -> 
     persist::validate_with(&map, depth).map_err(|r| r.name())?;
     shared.vouched.note(name, id);
     if !memo {
-        if let Ok(lock) = std::fs::OpenOptions::new().write(true).create(true).mode(0o600).open(&lock_path) {
-            let _ = std::os::unix::fs::FileExt::write_all_at(&lock, &persist::file_identity::verified_memo(id), 0);
-        }
+        let _ = cachetool::lock::note_verified(&shared.dir.join(name), id);
     }
     Ok(())
 }

@@ -30,7 +30,7 @@ impl Vouched {
     }
 
     /// The right to check `name` now, once no other thread checks it;
-    /// None if meanwhile the version `id` was vouched for.
+    /// None if the version `id` is vouched for (already, or meanwhile).
     pub fn check_turn(&self, name: &str, id: FileIdentity) -> Option<CheckTurn<'_>> {
         let mut busy = self.checking.lock().unwrap_or_else(|e| e.into_inner());
         while busy.contains(name) {
