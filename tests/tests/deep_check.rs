@@ -122,6 +122,31 @@ fn planted_code_or_links_with_recomputed_hashes_fail_the_deep_check() {
         let slot = e.slot.to_native() as usize;
         zones[w - 1][slot..slot + 8].copy_from_slice(&persist::exit_slots::stored(other.code_offset.to_native() as i64).to_le_bytes());
     });
+    // A block's last jump turned into no-ops up to the block placed after
+    // it, which is not where the jump went: it would run on into that
+    // block (a file's form for a jump to the block right after).
+    planted_is_refused(dir.path(), &file, &good, "a jump turned into a run-on", "runs on into", |v, zones| {
+        let ix = &v.index;
+        let starts: std::collections::HashMap<(u32, u32), i64> =
+            ix.blocks.iter().map(|b| ((b.segment.to_native(), b.code_offset.to_native()), b.module_offset.to_native() as i64)).collect();
+        let (x, branch, next) = ix
+            .blocks
+            .iter()
+            .filter(|b| b.exit_count.to_native() > 0)
+            .find_map(|b| {
+                let seg = b.segment.to_native();
+                let x = ix.segments[seg as usize].x_zone.to_native() as usize;
+                let last = &ix.exits[(b.first_exit.to_native() + b.exit_count.to_native() - 1) as usize];
+                let end = b.code_offset.to_native() + b.code_len.to_native();
+                let next = end.next_multiple_of(16);
+                let branch = end as usize - 6;
+                let jumps = matches!(zones[x - 1][branch..branch + 2], [0xe9, _] | [0xff, 0x25]);
+                let other = starts.get(&(seg, next)).is_some_and(|&m| m != last.target.to_native());
+                (jumps && other).then_some((x, branch, next as usize))
+            })
+            .expect("a block ending in a jump elsewhere than the block after it");
+        zones[x - 1][branch..next].fill(0x90);
+    });
     // The untouched file passes.
     let name = file.file_name().unwrap().to_str().unwrap().to_string();
     let out = cachetool(dir.path(), &["verify", "--deep", &name]);

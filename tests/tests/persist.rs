@@ -213,6 +213,53 @@ fn stubs_follow_the_code_and_their_data_leads_back() {
     assert!(checked > 1000, "only {checked} exits in the files");
 }
 
+/// A block whose last exit goes to the block its file places right after
+/// it runs on into that block: no-ops where the jump was, through the
+/// filler up to the next block. Every other last exit still jumps. The
+/// warm run from such files behaves natively.
+#[test]
+fn blocks_run_on_into_the_block_placed_after_them() {
+    use iced_x86::{Decoder, DecoderOptions, Mnemonic};
+    let cache = temp_dir("persist-fall-through");
+    let program = program();
+    let native = native(&program, &[], &c_locale());
+    assert_app_same("persist_paths (cold)", &native, &run_persist(cache.path(), &[], &program, &[], &c_locale()));
+    let (mut ran_on, mut jumped) = (0, 0);
+    for path in dpc_files(cache.path()) {
+        let file = Aligned::read(&path);
+        let v = file.validate().expect("the cold run's files are valid");
+        let ix = v.index;
+        let starts: BTreeMap<(u32, u32), i64> =
+            ix.blocks.iter().map(|b| ((b.segment.to_native(), b.code_offset.to_native()), b.module_offset.to_native() as i64)).collect();
+        for b in ix.blocks.iter().filter(|b| b.exit_count.to_native() > 0) {
+            let seg = b.segment.to_native();
+            let x = v.zone_bytes(ix.segments[seg as usize].x_zone.to_native() as usize);
+            let last = &ix.exits[(b.first_exit.to_native() + b.exit_count.to_native() - 1) as usize];
+            let (data, d) = stub_exit_data(x, last.stub.to_native() as usize);
+            let (field, _) = d.branch_and_slot().expect("a direct exit's branch");
+            // An unconditional branch's rel32 field is its second byte.
+            let branch = (data as i64 + field as i64) as usize - 1;
+            let end = (b.code_offset.to_native() + b.code_len.to_native()) as usize;
+            if branch + 6 != end {
+                continue;
+            }
+            let next = end.next_multiple_of(16);
+            if starts.get(&(seg, next as u32)) == Some(&last.target.to_native()) {
+                let filler = &x[branch..next];
+                let mut decoder = Decoder::new(64, filler, DecoderOptions::NONE);
+                let nops = decoder.iter().all(|i| i.mnemonic() == Mnemonic::Nop);
+                assert!(nops, "{}: the block at {:#x} ends in {filler:02x?} before the block it goes to", path.display(), b.module_offset);
+                ran_on += 1;
+            } else {
+                assert!(matches!(x[branch..branch + 2], [0xe9, _] | [0xff, 0x25]), "{}: the block at {:#x} ends in {:02x?}", path.display(), b.module_offset, &x[branch..end]);
+                jumped += 1;
+            }
+        }
+    }
+    assert!(ran_on > 1000 && jumped > 100, "{ran_on} blocks run on into the next, {jumped} jump at their end");
+    assert_app_same("persist_paths (warm)", &native, &run_persist(cache.path(), &[], &program, &[], &c_locale()));
+}
+
 // ---------------------------------------------------------------------------
 // 2. ASLR: a warm run uses files made when modules were elsewhere.
 

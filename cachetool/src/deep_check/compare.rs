@@ -288,7 +288,7 @@ fn exit_form(f: &Fragment, pos: u64) -> Result<Option<ExitForm>, String> {
         (op, 0x06, _, Some(exit)) if op & 0xf0 == 0x70 && at(2) == Some(0xff) && at(3) == Some(0x25) => {
             (ExitForm { exit, cond: Some((op & 0xf) ^ 1), len: 8 }, rel32_end(4), 0..0)
         }
-        _ => return Ok(None),
+        _ => return falls_through(f, pos, unconditional),
     };
     let Some(target) = target else { return Err("an exit branch runs past the code".into()) };
     if !f.exit_may_reach(form.exit, f.place(target)) {
@@ -300,6 +300,24 @@ fn exit_form(f: &Fragment, pos: u64) -> Result<Option<ExitForm>, String> {
         return Err(format!("exit {}'s padding is not no-ops", form.exit));
     }
     Ok(Some(form))
+}
+
+/// The fragment's last exit at `pos` in the form that runs on into the
+/// code after it (`encoder::exit_falls_through` in the runtime): no-ops
+/// from there to the next 16-byte boundary after the code, where its
+/// target's code must start.
+fn falls_through(f: &Fragment, pos: u64, unconditional: Option<u32>) -> Result<Option<ExitForm>, String> {
+    let len = f.code.len() as u64;
+    let Some(exit) = unconditional.filter(|_| pos + 6 == len) else { return Ok(None) };
+    let next = (f.code_at + len).next_multiple_of(16);
+    let filler = f.x.get((f.code_at + pos - f.x_at) as usize..(next - f.x_at) as usize);
+    if !filler.is_some_and(is_nops) {
+        return Ok(None);
+    }
+    if !f.exit_may_reach(exit, f.place(next)) {
+        return Err(format!("exit {} runs on into {:?}, not its target", exit, f.place(next)));
+    }
+    Ok(Some(ExitForm { exit, cond: None, len: 6 }))
 }
 
 fn is_nops(bytes: &[u8]) -> bool {

@@ -234,6 +234,7 @@ impl Zones<'_> {
     /// Writes the exits of `f` in their file form, their slots and stubs'
     /// data, and adds their entries to `index`.
     fn exits(&mut self, f: &Fragment, index: &mut Index) {
+        let code_end = f.start + f.size as u64;
         for e in &f.exits {
             let (branch, cond) = (e.branch(), e.cond());
             let at = self.x_off(branch);
@@ -241,6 +242,12 @@ impl Zones<'_> {
             // The branch was emitted padded to the file form's length.
             self.form.clear();
             match forward {
+                // The fragment's last jump, to the code placed right after
+                // it (the next 16-byte boundary, where `append_code` put
+                // the next code): the fragment runs on into it.
+                Some(to) if cond.is_none() && branch + encoder::persistable_exit_len(None) as u64 == code_end && to == code_end.next_multiple_of(16) => {
+                    encoder::exit_falls_through(&mut self.form, (to - branch) as usize)
+                }
                 // Forward in the same segment: a direct branch. A path of
                 // those always ends, at a slot (which can be unlinked),
                 // so a thread in this code still reaches the dispatcher.
