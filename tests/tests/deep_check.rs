@@ -138,10 +138,10 @@ fn planted_code_or_links_with_recomputed_hashes_fail_the_deep_check() {
                 let x = ix.segments[seg as usize].x_zone.to_native() as usize;
                 let last = &ix.exits[(b.first_exit.to_native() + b.exit_count.to_native() - 1) as usize];
                 let end = b.code_offset.to_native() + b.code_len.to_native();
-                let next = end.next_multiple_of(16);
+                let next = (end..end + 16).find(|&at| starts.contains_key(&(seg, at)))?;
                 let branch = end as usize - 6;
                 let jumps = matches!(zones[x - 1][branch..branch + 2], [0xe9, _] | [0xff, 0x25]);
-                let other = starts.get(&(seg, next)).is_some_and(|&m| m != last.target.to_native());
+                let other = starts[&(seg, next)] != last.target.to_native();
                 (jumps && other).then_some((x, branch, next as usize))
             })
             .expect("a block ending in a jump elsewhere than the block after it");

@@ -243,7 +243,8 @@ fn blocks_run_on_into_the_block_placed_after_them() {
             if branch + 6 != end {
                 continue;
             }
-            let next = end.next_multiple_of(16);
+            // The block placed after it (past any filler).
+            let Some(next) = (end..end + 16).find(|&at| starts.contains_key(&(seg, at as u32))) else { continue };
             if starts.get(&(seg, next as u32)) == Some(&last.target.to_native()) {
                 let filler = &x[branch..next];
                 let mut decoder = Decoder::new(64, filler, DecoderOptions::NONE);

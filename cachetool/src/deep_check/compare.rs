@@ -304,12 +304,14 @@ fn exit_form(f: &Fragment, pos: u64) -> Result<Option<ExitForm>, String> {
 
 /// The fragment's last exit at `pos` in the form that runs on into the
 /// code after it (`encoder::exit_falls_through` in the runtime): no-ops
-/// from there to the next 16-byte boundary after the code, where its
-/// target's code must start.
+/// from there to the first block that starts at most 15 bytes after the
+/// code (filler a runtime aligning code would leave), which must be the
+/// exit's target.
 fn falls_through(f: &Fragment, pos: u64, unconditional: Option<u32>) -> Result<Option<ExitForm>, String> {
     let len = f.code.len() as u64;
     let Some(exit) = unconditional.filter(|_| pos + 6 == len) else { return Ok(None) };
-    let next = (f.code_at + len).next_multiple_of(16);
+    let end = f.code_at + len;
+    let Some(next) = (end..end + 16).find(|at| f.file.block_at.contains_key(at)) else { return Ok(None) };
     let filler = f.x.get((f.code_at + pos - f.x_at) as usize..(next - f.x_at) as usize);
     if !filler.is_some_and(is_nops) {
         return Ok(None);

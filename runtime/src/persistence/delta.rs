@@ -17,6 +17,7 @@ use persist::ZoneKind;
 
 use crate::persistence::units::{Unit, UnitBlock, UnitTrace};
 use crate::translate::emit::RELATIVE_STUB_CODE_LEN;
+use crate::translate::code_cache::CODE_ALIGN;
 use crate::translate::encoder;
 use crate::translate::fragment::Fragment;
 use crate::translate::segment::LiveSegment;
@@ -243,9 +244,8 @@ impl Zones<'_> {
             self.form.clear();
             match forward {
                 // The fragment's last jump, to the code placed right after
-                // it (the next 16-byte boundary, where `append_code` put
-                // the next code): the fragment runs on into it.
-                Some(to) if cond.is_none() && branch + encoder::persistable_exit_len(None) as u64 == code_end && to == code_end.next_multiple_of(16) => {
+                // it: the fragment runs on into it.
+                Some(to) if cond.is_none() && branch + encoder::persistable_exit_len(None) as u64 == code_end && to == code_end.next_multiple_of(CODE_ALIGN) => {
                     encoder::exit_falls_through(&mut self.form, (to - branch) as usize)
                 }
                 // Forward in the same segment: a direct branch. A path of

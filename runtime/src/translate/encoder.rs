@@ -389,10 +389,11 @@ pub(crate) fn nops(out: &mut Vec<u8>, len: usize) {
 
 /// Appends the file form of an unconditional direct exit whose target's
 /// code starts `to_target` bytes after the branch, with nothing but the
-/// branch and alignment filler between: no-ops up to the target, so the
-/// block runs on into it without a taken jump (a taken jump costs about
-/// twice as much as no-ops the CPU decodes, and far more where the
-/// branch predictor has not yet seen the jump: most code of a short run).
+/// branch (and any filler) between: no-ops up to the target, so the block
+/// runs on into it without a taken jump. Measured on this machine, a chain
+/// of 200,000 small blocks: a `jmp` to the next costs 8 ns a block where
+/// the branch predictor has not seen it (most code of a short run) against
+/// 5 ns for no-ops, and 1.5 against 0.85 ns once it has.
 pub(crate) fn exit_falls_through(out: &mut Vec<u8>, to_target: usize) {
     debug_assert!(to_target >= persistable_exit_len(None));
     nops(out, to_target);
