@@ -147,6 +147,26 @@ fn planted_code_or_links_with_recomputed_hashes_fail_the_deep_check() {
             .expect("a block ending in a jump elsewhere than the block after it");
         zones[x - 1][branch..next].fill(0x90);
     });
+    // A conditional exit's trampoline bent to the slot next to its own.
+    planted_is_refused(dir.path(), &file, &good, "a bent trampoline", "trampoline", |v, zones| {
+        let ix = &v.index;
+        let (x, at) = ix
+            .blocks
+            .iter()
+            .flat_map(|b| {
+                let first = b.first_exit.to_native() as usize;
+                ix.exits[first..first + b.exit_count.to_native() as usize].iter().map(move |e| (b, e))
+            })
+            .find_map(|(b, e)| {
+                let x = ix.segments[b.segment.to_native() as usize].x_zone.to_native() as usize;
+                let at = e.stub.to_native() as usize - 8;
+                let code = &zones[x - 1];
+                (code[at..at + 2] == [0xff, 0x25] && code[at + 6..at + 8] == [0xcc, 0xcc]).then_some((x, at))
+            })
+            .expect("a conditional exit with its trampoline");
+        let disp = i32::from_le_bytes(zones[x - 1][at + 2..at + 6].try_into().unwrap()) + 8;
+        zones[x - 1][at + 2..at + 6].copy_from_slice(&disp.to_le_bytes());
+    });
     // The untouched file passes.
     let name = file.file_name().unwrap().to_str().unwrap().to_string();
     let out = cachetool(dir.path(), &["verify", "--deep", &name]);

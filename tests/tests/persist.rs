@@ -261,6 +261,52 @@ fn blocks_run_on_into_the_block_placed_after_them() {
     assert_app_same("persist_paths (warm)", &native, &run_persist(cache.path(), &[], &program, &[], &c_locale()));
 }
 
+/// A conditional exit the run that wrote a file never took is a `jcc` to
+/// the 8 bytes before its stub: `jmp [rip + its own slot]`, two `int3`.
+/// A later run that takes those branches (python3 running code the first
+/// run did not) goes through them, and behaves natively.
+#[test]
+fn untaken_conditional_exits_go_through_their_trampolines() {
+    let cache = temp_dir("persist-trampolines");
+    let python = Path::new(PYTHON);
+    let opts = c_locale();
+    let first = ["-c", "pass"];
+    assert_app_same("python3 -c pass (cold)", &native(python, &first, &opts), &run_persist(cache.path(), &[], python, &first, &opts));
+    let mut trampolines = 0;
+    for path in dpc_files(cache.path()) {
+        let file = Aligned::read(&path);
+        let v = file.validate().expect("the cold run's files are valid");
+        let ix = v.index;
+        for b in ix.blocks.iter() {
+            let seg = &ix.segments[b.segment.to_native() as usize];
+            let (w, x) = (v.zones[seg.w_zone.to_native() as usize], v.zones[seg.x_zone.to_native() as usize]);
+            let x_bytes = v.zone_bytes(seg.x_zone.to_native() as usize);
+            let first_exit = b.first_exit.to_native() as usize;
+            for e in &ix.exits[first_exit..first_exit + b.exit_count.to_native() as usize] {
+                let (data, d) = stub_exit_data(x_bytes, e.stub.to_native() as usize);
+                let field = (data as i64 + d.branch_and_slot().expect("a direct exit's branch").0 as i64) as usize;
+                // `jcc rel32`: 0f 8x, the field after.
+                if x_bytes[field - 2] != 0x0f || x_bytes[field - 1] & 0xf0 != 0x80 {
+                    continue;
+                }
+                let to = (field as i64 + 4 + i32::from_le_bytes(x_bytes[field..field + 4].try_into().unwrap()) as i64) as usize;
+                let stub = e.stub.to_native() as usize;
+                if to + 8 != stub {
+                    continue;
+                }
+                let t = &x_bytes[to..stub];
+                assert_eq!((&t[..2], &t[6..]), (&[0xff, 0x25][..], &[0xcc, 0xcc][..]), "{}: the trampoline at {to:#x}", path.display());
+                let slot = x.offset as i64 + to as i64 + 6 + i32::from_le_bytes(t[2..6].try_into().unwrap()) as i64;
+                assert_eq!(slot as u64, w.offset + e.slot.to_native() as u64, "{}: the trampoline at {to:#x} jumps through another slot", path.display());
+                trampolines += 1;
+            }
+        }
+    }
+    assert!(trampolines > 1000, "only {trampolines} conditional exits go through a trampoline");
+    let next = ["-c", "import json, re; print(json.dumps({'k': [1.5, None, re.sub('a+', 'b', 'caaat')]}, sort_keys=True))"];
+    assert_app_same("python3 json and re (warm)", &native(python, &next, &opts), &run_persist(cache.path(), &[], python, &next, &opts));
+}
+
 // ---------------------------------------------------------------------------
 // 2. ASLR: a warm run uses files made when modules were elsewhere.
 

@@ -20,6 +20,9 @@ use persist::Validated;
 /// (`runtime/src/translate/encoder.rs` `relative_exit_stub`).
 const STUB_CODE_LEN: u64 = 24;
 const STUB_LEN: u64 = STUB_CODE_LEN + exit_data::LEN as u64;
+/// Bytes of the slot trampoline before a conditional exit's stub
+/// (`encoder::slot_trampoline`): `jmp [rip + slot]`, two `int3`.
+const TRAMPOLINE_LEN: u64 = 8;
 
 /// Where an address in a file leads, in terms that do not depend on
 /// where the file put things.
@@ -29,6 +32,8 @@ enum Place {
     Own(u64),
     /// Exit `k`'s stub, this many bytes in.
     Stub(u32, u64),
+    /// The slot trampoline before exit `k`'s stub (a conditional exit's).
+    Trampoline(u32),
     BaseSlot,
     /// A trace's budget of missed in-line checks.
     Budget,
@@ -188,6 +193,20 @@ impl Fragment<'_> {
         self.x_at + e.stub.to_native() as u64
     }
 
+    /// Whether exit `k`'s branch is conditional, by the form around its
+    /// field: `jcc rel32` (0f 8x), or `j<not cc> +6` over a slot jump.
+    fn exit_is_conditional(&self, k: u32) -> bool {
+        let at = |i: u64| self.code.get(i as usize).copied();
+        self.fields.iter().filter(|&(_, &e)| e == k).any(|(&field, _)| {
+            field >= 2
+                && match (at(field - 2), at(field - 1)) {
+                    (Some(0x0f), Some(op)) => op & 0xf0 == 0x80,
+                    (Some(op), Some(0x06)) => op & 0xf0 == 0x70,
+                    _ => false,
+                }
+        })
+    }
+
     fn stub_data(&self, e: &ArchivedExitEntry) -> Option<StoredExit> {
         let at = e.stub.to_native() as usize + STUB_CODE_LEN as usize;
         StoredExit::from_bytes(self.x.get(at..)?)
@@ -199,6 +218,9 @@ impl Fragment<'_> {
         }
         for (k, e) in self.exits.iter().enumerate() {
             let stub = self.stub_at(e);
+            if t + TRAMPOLINE_LEN == stub {
+                return Place::Trampoline(k as u32);
+            }
             if t >= stub && t < stub + STUB_LEN {
                 return Place::Stub(k as u32, t - stub);
             }
@@ -247,6 +269,8 @@ impl Fragment<'_> {
     fn exit_may_reach(&self, k: u32, place: Place) -> bool {
         match place {
             Place::Stub(j, 0) | Place::ExitSlot(j) => j == k,
+            // Only a conditional exit's stub has a trampoline before it.
+            Place::Trampoline(j) => j == k && self.exit_is_conditional(k),
             Place::Block(m) | Place::Trace(m) => self.exits[k as usize].target.to_native() == m as i64,
             // A branch back to the block's own start (a loop).
             Place::Own(0) => self.exits[k as usize].target.to_native() == self.module_offset as i64,
@@ -520,6 +544,10 @@ fn compare_fragments(x: &Fragment, y: &Fragment) -> Result<(), String> {
             return Err(format!("exit {k} goes to {:#x}, re-translated {:#x}", ea.target, eb.target));
         }
         compare_code(x, x.stub_at(ea), y, y.stub_at(eb), STUB_LEN).map_err(|e| format!("exit {k}'s stub: {e}"))?;
+        if y.exit_is_conditional(k as u32) {
+            let before = |f: &Fragment, e| f.stub_at(e) - TRAMPOLINE_LEN;
+            compare_code(x, before(x, ea), y, before(y, eb), TRAMPOLINE_LEN).map_err(|e| format!("exit {k}'s trampoline: {e}"))?;
+        }
         let slot = ea.slot.to_native() as usize;
         let holds = w.get(slot..slot + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap()));
         let Some(holds) = holds else { return Err(format!("exit {k}'s slot lies outside its zone")) };

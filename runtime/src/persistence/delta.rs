@@ -20,6 +20,7 @@ use crate::translate::emit::RELATIVE_STUB_CODE_LEN;
 use crate::translate::code_cache::CODE_ALIGN;
 use crate::translate::encoder;
 use crate::translate::fragment::Fragment;
+use crate::translate::link;
 use crate::translate::segment::LiveSegment;
 
 /// A delta: the index and zones of `blocks` and `traces` alone, as a file
@@ -232,6 +233,14 @@ impl Zones<'_> {
         }
     }
 
+    /// Where the slot trampoline before the stub at `stub` lies in the
+    /// file, as the address it would have if the file's X zone were
+    /// where this segment's code is (code keeps its distance to W in the
+    /// file; stubs move to right after the code).
+    fn trampoline_of(&self, stub: u64) -> u64 {
+        self.seg.split + (self.x_off(stub) - encoder::TRAMPOLINE_LEN) as u64
+    }
+
     /// Writes the exits of `f` in their file form, their slots and stubs'
     /// data, and adds their entries to `index`.
     fn exits(&mut self, f: &Fragment, index: &mut Index) {
@@ -252,9 +261,26 @@ impl Zones<'_> {
                 // those always ends, at a slot (which can be unlinked),
                 // so a thread in this code still reaches the dispatcher.
                 Some(to) => encoder::exit_direct(&mut self.form, branch, cond, to),
+                // A conditional exit this run never linked (it was not
+                // taken, or its target is elsewhere): a `jcc` to its
+                // slot trampoline before its stub, so the untaken way
+                // runs on without a jump.
+                None if cond.is_some() && link::is_unlinked(e.patch(), e.stub) => {
+                    let trampoline = self.trampoline_of(e.stub);
+                    encoder::exit_direct(&mut self.form, branch, cond, trampoline)
+                }
                 None => encoder::exit_via_slot(&mut self.form, branch, cond, e.slot()),
             }
             self.x[at..at + self.form.len()].copy_from_slice(&self.form);
+            if cond.is_some() {
+                // Its trampoline moved with the stubs: pointed at its slot
+                // again from where it lies in the file.
+                let trampoline = self.trampoline_of(e.stub);
+                self.form.clear();
+                encoder::slot_trampoline(&mut self.form, trampoline, e.slot());
+                let at = self.x_off(e.stub) - encoder::TRAMPOLINE_LEN;
+                self.x[at..at + self.form.len()].copy_from_slice(&self.form);
+            }
             let goes_to = self.here.get(&e.target).copied().unwrap_or(e.stub);
             let slot = self.w_off(e.slot());
             let goes_to = persist::exit_slots::stored(self.x_off(goes_to) as i64);

@@ -431,8 +431,14 @@ pub(crate) fn emit(
 
     let mut exits = Vec::with_capacity(pending.len());
     let mut links = 0;
-    // The stubs go to stub room, out of the code's way.
-    let stubs_len = pending.len() * if relative { RELATIVE_STUB_LEN } else { STUB_LEN };
+    // The stubs go to stub room, out of the code's way. In a segment a
+    // conditional exit's stub has its slot trampoline before it.
+    let stub_len = |p: &PendingExit| match (relative, p.cond) {
+        (true, Some(_)) => encoder::TRAMPOLINE_LEN + RELATIVE_STUB_LEN,
+        (true, None) => RELATIVE_STUB_LEN,
+        (false, _) => STUB_LEN,
+    };
+    let stubs_len = pending.iter().map(stub_len).sum::<usize>();
     let mut stubs: Vec<u8> = Vec::with_capacity(stubs_len);
     let stub_base = match (&mut cache, &mut segment) {
         _ if pending.is_empty() => Some(0),
@@ -447,6 +453,10 @@ pub(crate) fn emit(
         let stub_addr = match &segment {
             Some((seg, module_base)) => {
                 let (slot, off) = (seg.base_slot, p.target.wrapping_sub(*module_base) as i64);
+                if p.cond.is_some() {
+                    let at = stub_base + stubs.len() as u64;
+                    encoder::slot_trampoline(&mut stubs, at, p.slot);
+                }
                 stub_base
                     + emit_relative_stub(&mut stubs, stub_base, |at| {
                         ExitData::relative(at, ExitKind::RelativeDirect, off, slot, patch_site, p.slot).counting(counts)

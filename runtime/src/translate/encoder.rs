@@ -399,6 +399,20 @@ pub(crate) fn exit_falls_through(out: &mut Vec<u8>, to_target: usize) {
     nops(out, to_target);
 }
 
+/// Bytes of a slot trampoline ([`slot_trampoline`]).
+pub(crate) const TRAMPOLINE_LEN: usize = 8;
+
+/// Appends, at address `at` (just before a conditional exit's stub), the
+/// exit's way through its W slot `slot` out of the code's line:
+/// `jmp qword ptr [rip + slot]` and two `int3` (the stub after it stays
+/// 8-byte aligned). A file's conditional exit that no run took jumps here
+/// (`jcc rel32`), so the code runs on past it untaken instead of jumping
+/// over an in-line slot jump every time.
+pub(crate) fn slot_trampoline(out: &mut Vec<u8>, at: u64, slot: u64) {
+    jmp_rip(out, at, slot);
+    out.extend_from_slice(&[0xcc, 0xcc]);
+}
+
 /// Appends the file form of a direct exit whose body branch is at address
 /// `at`, going through its W slot at `slot`: `jmp qword ptr [rip + slot]`,
 /// behind a `j<not cond> over` for a conditional exit.
@@ -913,6 +927,18 @@ mod tests {
                     assert_eq!(is[1].mnemonic(), Mnemonic::Nop);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_trampoline_jumps_through_its_slot() {
+        for slot in targets(IP + JMP_RIP_LEN as u64) {
+            let b = emit(|b| slot_trampoline(b, IP, slot));
+            assert_eq!(b.len(), TRAMPOLINE_LEN);
+            let i = decode_one(&b[..JMP_RIP_LEN], IP, JMP_RIP_LEN);
+            assert_eq!(i.code(), Code::Jmp_rm64);
+            assert_eq!(i.ip_rel_memory_address(), slot);
+            assert_eq!(&b[JMP_RIP_LEN..], [0xcc, 0xcc]);
         }
     }
 

@@ -19,6 +19,18 @@ pub(crate) fn unlink(patch: Patch, stub: u64) {
     retarget(patch, stub);
 }
 
+/// Whether the exit patched at `patch` goes to its stub `stub` now: it
+/// was never linked, or was unlinked since.
+pub(crate) fn is_unlinked(patch: Patch, stub: u64) -> bool {
+    match patch {
+        // SAFETY: the 4-byte aligned rel32 field of a branch in a live
+        // fragment; one atomic load.
+        Patch::Rel32(site) => (unsafe { (*(site as *const core::sync::atomic::AtomicI32)).load(Ordering::Acquire) }) == encoder::rel32(site, stub),
+        // SAFETY: an 8-byte aligned W slot of a mapped file: one atomic load.
+        Patch::Slot(slot) => (unsafe { (*(slot as *const AtomicU64)).load(Ordering::Acquire) }) == stub,
+    }
+}
+
 fn retarget(patch: Patch, target: u64) {
     match patch {
         Patch::Rel32(site) => retarget_rel32(site, target),
@@ -80,6 +92,25 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_exit_is_unlinked_while_it_goes_to_its_stub() {
+        // A rel32 field, 4-byte aligned in a word.
+        let mut word = 0u64;
+        let site = &mut word as *mut u64 as u64;
+        let (stub, target) = (site + 0x100, site + 0x2000);
+        retarget(Patch::Rel32(site), stub);
+        assert!(is_unlinked(Patch::Rel32(site), stub));
+        retarget(Patch::Rel32(site), target);
+        assert!(!is_unlinked(Patch::Rel32(site), stub));
+        unlink(Patch::Rel32(site), stub);
+        assert!(is_unlinked(Patch::Rel32(site), stub));
+        let mut slot = 0x7e00_0000_1000u64;
+        let at = &mut slot as *mut u64 as u64;
+        assert!(is_unlinked(Patch::Slot(at), 0x7e00_0000_1000));
+        retarget(Patch::Slot(at), 0x7e00_0000_2000);
+        assert!(!is_unlinked(Patch::Slot(at), 0x7e00_0000_1000));
     }
 
     #[test]
