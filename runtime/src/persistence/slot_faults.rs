@@ -2,8 +2,8 @@
 //! slots store distances that are non-canonical addresses
 //! (`persist::exit_slots`), so the first `jmp qword ptr [rip + slot]`
 //! through one faults (#GP, SIGSEGV); the signal handler asks
-//! [`rebase_at`], which rebases every slot of that page of the W zone and
-//! lets the jump run again. Loading then writes nothing per exit, and a W
+//! [`rebase_at`], which rebases every slot of the W zone's 64 KiB around
+//! it and lets the jump run again. Loading then writes nothing per exit, and a W
 //! page is copied (the zone is a private mapping) only when an exit on it
 //! is taken: a file translated ahead of time is mostly exits that never
 //! run (cc1's: 2 million slots, 15 MB of W zones).
@@ -97,7 +97,7 @@ const JMP_RIP_LEN: u64 = 6;
 
 /// For a SIGSEGV at `pc` in the code cache: if the instruction there is a
 /// jump through a slot of a deferred zone that still stores a distance,
-/// rebases that slot's page and returns true (the jump runs again).
+/// rebases the slots around it and returns true (the jump runs again).
 pub(crate) fn rebase_at(pc: u64) -> bool {
     // SAFETY: pc is the faulting instruction in the code cache: its
     // bytes were fetched, so they are mapped and readable (X zones are
@@ -121,10 +121,18 @@ pub(crate) fn rebase_at(pc: u64) -> bool {
         return false;
     }
     let x = zone.x.load(Relaxed);
-    let page = slot & !(crate::os::sys::PAGE_SIZE - 1);
-    let lo = page.max(zone.w.load(Relaxed));
-    let hi = (page + crate::os::sys::PAGE_SIZE).min(zone.w_end.load(Relaxed));
+    let window = slot & !(WINDOW - 1);
+    let lo = window.max(zone.w.load(Relaxed));
+    let hi = (window + WINDOW).min(zone.w_end.load(Relaxed));
     rebase(lo, hi, x);
-    crate::stats::add(&crate::stats::STATS.slot_pages_rebased, 1);
+    crate::stats::add(&crate::stats::STATS.slot_pages_rebased, (hi - lo).div_ceil(crate::os::sys::PAGE_SIZE));
     true
 }
+
+/// What one fault rebases: the aligned 64 KiB of W around the slot. A
+/// run takes exits on most pages of a file's slots, and a fault costs
+/// about 6 us here, more than copying and rebasing a page it would not
+/// have needed. python3 -c pass, page by page against 64 KiB: 121 faults
+/// against 14 from the files of earlier runs (warm 21.5 -> 19.7 ms), 461
+/// against 56 after `-aot`.
+const WINDOW: u64 = 16 * crate::os::sys::PAGE_SIZE;
