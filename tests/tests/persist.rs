@@ -307,6 +307,24 @@ fn untaken_conditional_exits_go_through_their_trampolines() {
     assert_app_same("python3 json and re (warm)", &native(python, &next, &opts), &run_persist(cache.path(), &[], python, &next, &opts));
 }
 
+/// SIGALRM interrupting a hot loop 1,000 times, warm: each signal finds
+/// the thread in a file's code (a block, a trace, a block it runs on
+/// into, a slot trampoline), and the exits it can reach are unlinked so
+/// it comes back to the dispatcher, which delivers the signal. A thread
+/// left spinning in linked code would stall the count (the program gives
+/// up after 30 s and says so).
+#[test]
+fn signals_interrupting_a_loop_in_file_code_are_delivered() {
+    let cache = temp_dir("persist-alarm");
+    let src = dbi_tests::corpus::program("sig_alarm_loop").source_path();
+    let program = compiled(&src, Build::new(Variant::Pie, Opt::O2)).unwrap_or_else(|e| panic!("{e}"));
+    let native = native(&program, &[], &c_locale());
+    for round in ["cold", "warm", "warm again"] {
+        let run = run_persist(cache.path(), &[], &program, &[], &c_locale());
+        assert_app_same(&format!("sig_alarm_loop ({round})"), &native, &run);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 2. ASLR: a warm run uses files made when modules were elsewhere.
 

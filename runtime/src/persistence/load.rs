@@ -171,19 +171,37 @@ impl LoadedFile {
     }
 
     /// Resets the exit slots a thread running at `pc` can reach before it
-    /// leaves the file's code: those of its block and of the blocks after
-    /// it in its segment (a segment's direct branches only go forward).
+    /// leaves the file's code: those of its block or trace and of the
+    /// blocks after it in its segment (a segment's direct branches, and a
+    /// block or trace running on into the block after it, only go
+    /// forward).
     fn unlink_from(&self, pc: u64) {
-        if let Some(t) = self.trace_containing(pc) {
-            // A trace has no loop inside: its own exits are all it reaches.
-            for (patch, stub, _) in self.exits_in(t.segment.to_native(), t.first_exit.to_native(), t.exit_count.to_native()) {
-                crate::translate::link::unlink(patch, stub);
+        let (s, from) = match self.trace_containing(pc) {
+            Some(t) => {
+                // A trace has no loop inside, but its direct exits may go
+                // on into blocks placed after it.
+                for (patch, stub, _) in self.exits_in(t.segment.to_native(), t.first_exit.to_native(), t.exit_count.to_native()) {
+                    crate::translate::link::unlink(patch, stub);
+                }
+                (t.segment.to_native() as usize, t.code_offset.to_native())
             }
-            return;
-        }
-        let Some(s) = self.segment_containing(pc) else { return };
-        // In a stub (after all code), the thread is leaving anyway.
-        let from = self.block_containing(pc).map_or(0, |b| b.code_offset.to_native());
+            None => {
+                let Some(s) = self.segment_containing(pc) else { return };
+                match self.block_containing(pc) {
+                    Some(b) => (s, b.code_offset.to_native()),
+                    None => {
+                        // A stub, a slot trampoline (which goes on through
+                        // its exit's slot, a block's or a trace's) or
+                        // filler: every exit of the segment.
+                        let seg = &self.index.segments[s];
+                        for (patch, stub, _) in self.exits_in(s as u32, seg.first_exit.to_native(), seg.exit_count.to_native()) {
+                            crate::translate::link::unlink(patch, stub);
+                        }
+                        return;
+                    }
+                }
+            }
+        };
         let after = |b: &&ArchivedBlockEntry| b.segment.to_native() as usize == s && b.code_offset.to_native() >= from;
         for b in self.index.blocks.iter().filter(after) {
             for (patch, stub, _) in self.exits_of(b) {
