@@ -248,6 +248,8 @@ impl Zones<'_> {
         for e in &f.exits {
             let (branch, cond) = (e.branch(), e.cond());
             let at = self.x_off(branch);
+            // A conditional exit's slot trampoline, before its stub.
+            let trampoline = cond.map(|_| self.trampoline_of(e.stub));
             let forward = self.here.get(&e.target).copied().filter(|&t| t > branch);
             // The branch was emitted padded to the file form's length.
             self.form.clear();
@@ -265,17 +267,15 @@ impl Zones<'_> {
                 // taken, or its target is elsewhere): a `jcc` to its
                 // slot trampoline before its stub, so the untaken way
                 // runs on without a jump.
-                None if cond.is_some() && link::is_unlinked(e.patch(), e.stub) => {
-                    let trampoline = self.trampoline_of(e.stub);
-                    encoder::exit_direct(&mut self.form, branch, cond, trampoline)
+                None if trampoline.is_some() && link::is_unlinked(e.patch(), e.stub) => {
+                    encoder::exit_direct(&mut self.form, branch, cond, trampoline.unwrap())
                 }
                 None => encoder::exit_via_slot(&mut self.form, branch, cond, e.slot()),
             }
             self.x[at..at + self.form.len()].copy_from_slice(&self.form);
-            if cond.is_some() {
+            if let Some(trampoline) = trampoline {
                 // Its trampoline moved with the stubs: pointed at its slot
                 // again from where it lies in the file.
-                let trampoline = self.trampoline_of(e.stub);
                 self.form.clear();
                 encoder::slot_trampoline(&mut self.form, trampoline, e.slot());
                 let at = self.x_off(e.stub) - encoder::TRAMPOLINE_LEN;

@@ -216,9 +216,33 @@ pub(crate) fn ud2(out: &mut Vec<u8>) {
 /// Appends one no-op instruction of `len` bytes (1 or 2).
 pub(crate) fn nop(out: &mut Vec<u8>, len: usize) {
     match len {
-        1 => out.push(0x90),
-        2 => out.extend_from_slice(&[0x66, 0x90]),
+        1 | 2 => out.extend_from_slice(LONG_NOPS[len - 1]),
         _ => panic!("no {len}-byte nop"),
+    }
+}
+
+/// The recommended no-op of each length from 1 to 9 bytes (Intel SDM,
+/// `NOP`): one instruction each, so filler decodes in few.
+const LONG_NOPS: [&[u8]; 9] = [
+    &[0x90],
+    &[0x66, 0x90],
+    &[0x0f, 0x1f, 0x00],
+    &[0x0f, 0x1f, 0x40, 0x00],
+    &[0x0f, 0x1f, 0x44, 0x00, 0x00],
+    &[0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00],
+    &[0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00],
+    &[0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+    &[0x66, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+];
+
+/// Appends `len` bytes of no-ops, in as few instructions as the lengths
+/// of [`LONG_NOPS`] allow.
+pub(crate) fn nops(out: &mut Vec<u8>, len: usize) {
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(LONG_NOPS.len());
+        out.extend_from_slice(LONG_NOPS[n - 1]);
+        left -= n;
     }
 }
 
@@ -360,31 +384,6 @@ pub(crate) fn exit_direct(out: &mut Vec<u8>, at: u64, cond: Option<ConditionCode
     let start = out.len();
     let field = exit_branch(out, cond, true);
     patch_rel32(out, field, at - start as u64, target);
-}
-
-/// The recommended no-op of each length from 1 to 9 bytes (Intel SDM,
-/// `NOP`): one instruction each, so filler decodes in few.
-const LONG_NOPS: [&[u8]; 9] = [
-    &[0x90],
-    &[0x66, 0x90],
-    &[0x0f, 0x1f, 0x00],
-    &[0x0f, 0x1f, 0x40, 0x00],
-    &[0x0f, 0x1f, 0x44, 0x00, 0x00],
-    &[0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00],
-    &[0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00],
-    &[0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
-    &[0x66, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
-];
-
-/// Appends `len` bytes of no-ops, in as few instructions as the lengths
-/// of [`LONG_NOPS`] allow.
-pub(crate) fn nops(out: &mut Vec<u8>, len: usize) {
-    let mut left = len;
-    while left > 0 {
-        let n = left.min(LONG_NOPS.len());
-        out.extend_from_slice(LONG_NOPS[n - 1]);
-        left -= n;
-    }
 }
 
 /// Appends the file form of an unconditional direct exit whose target's
