@@ -55,7 +55,7 @@ pub struct BlockEntry {
     pub first_data: u32,
     pub data_count: u32,
     /// [`BlockEntry::AHEAD_OF_TIME`], [`BlockEntry::LOOKUP_TARGET`],
-    /// [`BlockEntry::COLD_HEAD`].
+    /// [`BlockEntry::COLD_HEAD`], [`BlockEntry::STALE_TRACE`].
     pub flags: u32,
 }
 
@@ -67,9 +67,14 @@ impl BlockEntry {
     /// A trace head (a loop's start) whose entries that run counted never
     /// made hot: a loader with traces need not count them again.
     pub const COLD_HEAD: u32 = 4;
-    pub const KNOWN_FLAGS: u32 = Self::AHEAD_OF_TIME | Self::LOOKUP_TARGET | Self::COLD_HEAD;
+    /// A trace head whose trace in the file went stale in a run (its
+    /// in-line checks spent their budget) that recorded none in its place:
+    /// the file keeps that trace, with a larger budget
+    /// (`merge::TRACE_BUDGET_GROWTH`).
+    pub const STALE_TRACE: u32 = 8;
+    pub const KNOWN_FLAGS: u32 = Self::AHEAD_OF_TIME | Self::LOOKUP_TARGET | Self::COLD_HEAD | Self::STALE_TRACE;
     /// What later runs learn of a file's blocks ([`Index::marks`]).
-    pub const MARKABLE: u32 = Self::LOOKUP_TARGET | Self::COLD_HEAD;
+    pub const MARKABLE: u32 = Self::LOOKUP_TARGET | Self::COLD_HEAD | Self::STALE_TRACE;
 
     pub fn ahead_of_time(&self) -> bool {
         self.flags & Self::AHEAD_OF_TIME != 0

@@ -8,7 +8,7 @@ use alloc::borrow::Cow;
 use alloc::vec::Vec;
 
 use crate::header::MAX_ZONES;
-use crate::index::{BlockEntry, Index};
+use crate::index::{BlockEntry, Index, TraceEntry};
 use crate::write::page_up;
 use crate::ZoneKind;
 
@@ -60,6 +60,8 @@ pub struct Fresh {
     pub marks: usize,
     /// Blocks of the file to flag as cold heads ([`Index::marks`]).
     pub cold_heads: usize,
+    /// Heads of the file whose trace to keep for good ([`Index::marks`]).
+    pub stale_traces: usize,
 }
 
 impl Fresh {
@@ -70,13 +72,14 @@ impl Fresh {
         for l in lacks {
             fresh.marks += usize::from(l & BlockEntry::LOOKUP_TARGET != 0);
             fresh.cold_heads += usize::from(l & BlockEntry::COLD_HEAD != 0);
+            fresh.stale_traces += usize::from(l & BlockEntry::STALE_TRACE != 0);
         }
         fresh
     }
 
     /// All it brings, flags counted one by one.
     pub fn total(&self) -> usize {
-        self.blocks + self.traces + self.marks + self.cold_heads
+        self.blocks + self.traces + self.marks + self.cold_heads + self.stale_traces
     }
 }
 
@@ -89,10 +92,11 @@ pub const MARK_WEIGHT: usize = 8;
 /// Whether `fresh` is worth a rewrite of a file of `held` blocks: any
 /// trace (a hot path), or at least one block per `min_growth_divisor`
 /// blocks held (a lookup target counting [`MARK_WEIGHT`] blocks, a cold
-/// head, which saves later runs a few dispatches each, one).
+/// head, which saves later runs a few dispatches each, one), or a trace to
+/// keep for good (each later run would record it afresh, a build).
 pub fn worth_rewriting(fresh: Fresh, held: usize, min_growth_divisor: usize) -> bool {
     let grows = fresh.blocks.saturating_add(fresh.marks.saturating_mul(MARK_WEIGHT)).saturating_add(fresh.cold_heads);
-    fresh.traces > 0 || (grows > 0 && grows.saturating_mul(min_growth_divisor) >= held)
+    fresh.traces > 0 || fresh.stale_traces > 0 || (grows > 0 && grows.saturating_mul(min_growth_divisor) >= held)
 }
 
 /// Adds to `file` the blocks and traces of `delta` it lacks, and sets the
@@ -110,8 +114,10 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     let target = if fits { &file.index } else { &empty };
     let known = |off: u32| target.blocks.binary_search_by_key(&off, |b| b.module_offset).is_ok();
     let fresh: Vec<usize> = (0..d.blocks.len()).filter(|&i| !known(d.blocks[i].module_offset)).collect();
-    let known_trace = |head: u32| target.traces.binary_search_by_key(&head, |t| t.head).is_ok();
-    let fresh_traces: Vec<usize> = (0..d.traces.len()).filter(|&i| !known_trace(d.traces[i].head)).collect();
+    // A run builds a trace of a head whose file has one only when it
+    // retired the file's (its in-line checks missed their budget: the
+    // path the run took differs) or flushed it: the delta's replaces it.
+    let fresh_traces: Vec<usize> = (0..d.traces.len()).collect();
     let marks = target.unmarked(&d.marks);
     let zones_after = 1 + if fits { file.zones.len() } else { 0 } + d_zones.len();
     let brings = Fresh::of(fresh.len(), fresh_traces.len(), marks.iter().map(|&(_, lacks)| lacks));
@@ -128,6 +134,7 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     // Exits to a block newly flagged a cold head led to its stub (to be
     // counted): they are linked to it again, as to an added block.
     let newly_cold: Vec<u32> = marks.iter().filter(|&&(_, lacks)| lacks & BlockEntry::COLD_HEAD != 0).map(|&(i, _)| index.blocks[i].module_offset).collect();
+    let stale: Vec<u32> = marks.iter().filter(|&&(_, lacks)| lacks & BlockEntry::STALE_TRACE != 0).map(|&(i, _)| index.blocks[i].module_offset).collect();
     let zone_shift = zones.len() as u32;
     let segment_shift = index.segments.len() as u32;
     let exit_shift = index.exits.len() as u32;
@@ -154,6 +161,18 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
         b
     }));
     index.blocks.sort_by_key(|b| b.module_offset);
+    // A trace of the file that went stale in a run: recorded afresh (the
+    // delta's replaces it, whose code stays in its segment, unreached), or
+    // kept, marked stale. Either way the file's trace of that head gets a
+    // larger budget than the stale one had.
+    let in_delta = |h: u32| d.traces.binary_search_by_key(&h, |n| n.head).is_ok();
+    let stale_budgets: Vec<(u32, u64)> = index
+        .traces
+        .iter()
+        .filter(|t| in_delta(t.head) || stale.binary_search(&t.head).is_ok())
+        .filter_map(|t| Some((t.head, budget_of(index, zones, t)?)))
+        .collect();
+    index.traces.retain(|t| !in_delta(t.head));
     let span_shift = index.trace_spans.len() as u32;
     index.trace_spans.extend_from_slice(&d.trace_spans);
     index.traces.extend(fresh_traces.iter().map(|&i| {
@@ -171,11 +190,52 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     index.derive_from_blocks();
     index.client_zones = d.client_zones.map(|(w, x)| (w + zone_shift, x + zone_shift));
     zones.extend(d_zones);
+    raise_budgets(file, &stale_budgets);
     prelink(file, segment_shift as usize, &added);
     if file.index.for_traces() {
         ready_for_traces(file);
     }
     Some(brings.total())
+}
+
+/// How much larger the budget of missed in-line checks of a head's trace
+/// is each time one of its traces went stale in a run, up to
+/// [`MAX_TRACE_BUDGET`]: a run records a head's trace afresh when the one
+/// its file held goes stale on the way the run takes (a loop's trace
+/// recorded during an interpreter's start-up missed 5 in-line checks a
+/// round of the loop after it, in every warm run), but a short run pays
+/// more for recording than the trace saves it, and start-up code that
+/// takes other ways in every run (hash-seeded) would be recorded in every
+/// run. A larger budget each time lets the short runs stop recording
+/// after a few, while a loop still spends it in a few milliseconds.
+pub const TRACE_BUDGET_GROWTH: u64 = 16;
+/// The largest budget a file gives a trace: more misses than a python3
+/// start-up makes lookups in all (~600,000), about 10 ms of a loop whose
+/// trace misses every round.
+pub const MAX_TRACE_BUDGET: u64 = 1 << 22;
+
+/// The budget of missed in-line checks a file gives its trace `t`, if it
+/// counts them.
+fn budget_of(index: &Index, zones: &Zones<'_>, t: &TraceEntry) -> Option<u64> {
+    if t.budget_slot == TraceEntry::NO_BUDGET {
+        return None;
+    }
+    let w = &zones[index.segments[t.segment as usize].w_zone as usize - 1].1;
+    let at = t.budget_slot as usize;
+    Some(u64::from_le_bytes(w.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// Gives the trace of each head in `stale` (head, the budget its stale
+/// trace had; increasing) a budget [`TRACE_BUDGET_GROWTH`] times that.
+fn raise_budgets(parts: &mut Parts<'_>, stale: &[(u32, u64)]) {
+    let Parts { index, zones } = parts;
+    for t in index.traces.iter().filter(|t| t.budget_slot != TraceEntry::NO_BUDGET) {
+        let Ok(i) = stale.binary_search_by_key(&t.head, |&(h, _)| h) else { continue };
+        let budget = stale[i].1.saturating_mul(TRACE_BUDGET_GROWTH).clamp(1, MAX_TRACE_BUDGET);
+        let w = &mut zones[index.segments[t.segment as usize].w_zone as usize - 1].1;
+        let slot = t.budget_slot as usize..t.budget_slot as usize + 8;
+        w.to_mut()[slot].copy_from_slice(&budget.to_le_bytes());
+    }
 }
 
 /// Points every exit whose target block is anywhere in the file straight

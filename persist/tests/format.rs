@@ -129,7 +129,7 @@ fn round_trip() {
 
 #[test]
 fn unknown_block_flags_are_rejected() {
-    let file = Aligned::new(&sample_with_flags(|i| if i == 7 { 8 } else { 0 }));
+    let file = Aligned::new(&sample_with_flags(|i| if i == 7 { 16 } else { 0 }));
     assert_eq!(validate(file.bytes()).err(), Some(persist::Reject::BadIndex));
 }
 
@@ -392,7 +392,9 @@ mod properties {
 
 /// A delta whose only news is a trace is merged (a hot path is worth a
 /// rewrite), its trace's segment, exits and spans moved with the tables
-/// it is appended to; the same trace again adds nothing.
+/// it is appended to. A trace of the same head again replaces it (a run
+/// records a head's trace only when the file's went stale on its way),
+/// with a budget of misses `TRACE_BUDGET_GROWTH` times the stale one's.
 #[test]
 fn merging_adds_new_traces_with_their_tables_moved() {
     let old = Aligned::new(&sample());
@@ -408,8 +410,47 @@ fn merging_adds_new_traces_with_their_tables_moved() {
     let t = &ix.traces[0];
     assert_eq!((t.head, t.segment, t.first_exit, t.first_span), (0x1020, 1, 3 + 1, 0));
     assert_eq!(ix.segments[1].first_exit, 3, "the delta's exits follow the file's");
+    let budget = |file: &persist::merge::Parts, t: &TraceEntry| {
+        let w = &file.zones[file.index.segments[t.segment as usize].w_zone as usize - 1].1;
+        u64::from_le_bytes(w[t.budget_slot as usize..t.budget_slot as usize + 8].try_into().unwrap())
+    };
+    let stale = budget(&file, &file.index.traces[0]);
     let again = persist::merge::merge(&mut file, persist::merge::Parts::of(&delta).expect("parts"), persist::merge::MIN_GROWTH_DIVISOR);
-    assert_eq!(again, None, "a head the file has a trace for");
+    assert_eq!(again, Some(1), "a trace of a head the file has one of replaces it");
+    let ix = &file.index;
+    assert_eq!((ix.segments.len(), ix.traces.len()), (3, 1));
+    assert_eq!((ix.traces[0].head, ix.traces[0].segment), (0x1020, 2), "the new trace, in the segment appended");
+    let grown = stale.saturating_mul(persist::merge::TRACE_BUDGET_GROWTH).clamp(1, persist::merge::MAX_TRACE_BUDGET);
+    assert_eq!(budget(&file, &file.index.traces[0]), grown, "the budget of the stale one ({stale}) grown");
+    assert!(grown > stale.min(persist::merge::MAX_TRACE_BUDGET - 1), "a check that can fail");
+}
+
+/// A run that found a file's trace stale and recorded none in its place
+/// marks its head: the merge flags the block and grows the trace's budget
+/// of misses (one mark is worth a rewrite: each later run would record
+/// the trace again); the same mark again brings nothing.
+#[test]
+fn merging_a_stale_trace_mark_grows_the_traces_budget() {
+    let old = Aligned::new(&sample_with(sample_flags, with_trace));
+    let old = validate(old.bytes()).expect("valid");
+    let budget = |file: &persist::merge::Parts| {
+        let t = &file.index.traces[0];
+        let w = &file.zones[file.index.segments[t.segment as usize].w_zone as usize - 1].1;
+        u64::from_le_bytes(w[t.budget_slot as usize..t.budget_slot as usize + 8].try_into().unwrap())
+    };
+    let mut file = persist::merge::Parts::of(&old).expect("parts");
+    let before = budget(&file);
+    let mark = Index { marks: vec![Mark { module_offset: 0x1020, flags: BlockEntry::STALE_TRACE }], ..Index::default() };
+    let delta = Aligned::new(&persist::write::build(&key(), &mark, &[]));
+    let delta = validate(delta.bytes()).expect("a delta of a mark alone is a valid file");
+    let added = persist::merge::merge(&mut file, persist::merge::Parts::of(&delta).expect("parts"), persist::merge::MIN_GROWTH_DIVISOR);
+    assert_eq!(added, Some(1));
+    assert_ne!(file.index.blocks.iter().find(|b| b.module_offset == 0x1020).unwrap().flags & BlockEntry::STALE_TRACE, 0);
+    assert_eq!(budget(&file), before.saturating_mul(persist::merge::TRACE_BUDGET_GROWTH).clamp(1, persist::merge::MAX_TRACE_BUDGET));
+    assert_ne!(budget(&file), before, "a check that can fail");
+    let rebuilt = Aligned::new(&persist::write::build(&key(), &file.index, &file.zone_refs()));
+    let mut again = persist::merge::Parts::of(&validate(rebuilt.bytes()).expect("the merged file is valid")).unwrap();
+    assert_eq!(persist::merge::merge(&mut again, persist::merge::Parts::of(&delta).unwrap(), persist::merge::MIN_GROWTH_DIVISOR), None);
 }
 
 /// A delta's lookup marks flag the file's blocks they name (and nothing

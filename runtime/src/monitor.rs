@@ -193,12 +193,18 @@ impl Translator {
     /// segment when it can go there, else in the cache.
     fn build_trace(&mut self, blocks: &[u64], sp: u64) {
         let head = blocks[0];
-        // A trace a file keeps counts no misses: retired as stale, it would
-        // be recorded and built afresh in every run that loads it (a file
-        // keeps a head's first trace), and a short run pays more for a
-        // build (the decoder's and encoder's tables set up) than the trace
-        // saves it (warm gcc -c was 13% slower, make -j2 16%).
-        let Some((fragment, spans)) = self.persistable_trace(blocks, sp, false).or_else(|| self.cache_trace(blocks, sp)) else {
+        // A trace a file keeps counts its misses as one in the cache does:
+        // a loop's trace recorded during an interpreter's start-up missed
+        // 5 in-line checks a round of the loop after it, in every warm run
+        // (python3's 2M-square loop: 14.5M lookups against 0.6M). What a
+        // run records afresh replaces the file's trace, and the merge
+        // gives a head whose trace went stale a larger budget each time,
+        // so that short runs soon stop recording (`persist::merge::
+        // TRACE_BUDGET_GROWTH`).
+        // In a file, even a trace this run keeps for good has a budget (this
+        // run's never spent), for later runs whose way may differ.
+        let budget = if self.traces.counts_misses(head) { TraceTable::MISS_BUDGET } else { TraceTable::KEPT_IN_RUN };
+        let Some((fragment, spans)) = self.persistable_trace(blocks, sp, Some(budget)).or_else(|| self.cache_trace(blocks, sp)) else {
             return;
         };
         for exit in fragment.exits.iter().filter(|e| e.prelinked) {
@@ -244,7 +250,7 @@ impl Translator {
     /// kept apart from the block's), code not module-relative (client
     /// data outside the segment). In those two cases the head is noted,
     /// for files to mark it cold.
-    fn persistable_trace(&mut self, blocks: &[u64], sp: u64, counts_misses: bool) -> Option<(Fragment, Vec<(u64, u64)>)> {
+    fn persistable_trace(&mut self, blocks: &[u64], sp: u64, budget: Option<u64>) -> Option<(Fragment, Vec<(u64, u64)>)> {
         if !crate::options::get().persist {
             return None;
         }
@@ -277,13 +283,14 @@ impl Translator {
         let (mut ops, spans) = stitched(&built, blocks, Addressing::ModuleRelative { base: m.base })?;
         let segment = &mut self.units.units[unit].segments[s];
         // Its budget lives in the segment's W, so a file carries it.
-        let budget = if counts_misses {
-            let slot = segment.alloc_w(8)?;
-            // SAFETY: a fresh slot of the segment's writable W.
-            unsafe { core::ptr::write_volatile(slot as *mut u64, TraceTable::MISS_BUDGET) };
-            slot
-        } else {
-            0
+        let budget = match budget {
+            Some(misses) => {
+                let slot = segment.alloc_w(8)?;
+                // SAFETY: a fresh slot of the segment's writable W.
+                unsafe { core::ptr::write_volatile(slot as *mut u64, misses) };
+                slot
+            }
+            None => 0,
         };
         set_budget(&mut ops, budget);
         let traces = &self.traces;
@@ -308,7 +315,7 @@ impl Translator {
     /// persistable segment, to be saved with the module's blocks; false
     /// if it cannot be built there.
     pub(crate) fn aot_trace(&mut self, blocks: &[u64], sp: u64, counts_misses: bool) -> bool {
-        let Some((fragment, spans)) = self.persistable_trace(blocks, sp, counts_misses) else { return false };
+        let Some((fragment, spans)) = self.persistable_trace(blocks, sp, counts_misses.then_some(TraceTable::MISS_BUDGET)) else { return false };
         self.traces.insert(Trace { fragment, spans });
         true
     }

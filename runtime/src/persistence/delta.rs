@@ -19,6 +19,7 @@ use crate::persistence::units::{Unit, UnitBlock, UnitTrace};
 use crate::translate::emit::RELATIVE_STUB_CODE_LEN;
 use crate::translate::code_cache::CODE_ALIGN;
 use crate::translate::encoder;
+use crate::translate::trace_table::TraceTable;
 use crate::translate::fragment::Fragment;
 use crate::translate::link;
 use crate::translate::segment::LiveSegment;
@@ -31,7 +32,7 @@ pub(crate) fn delta_of(
     blocks: &[(&UnitBlock, &Fragment)],
     traces: &[(&UnitTrace, &Fragment)],
     marks: &[Mark],
-    cold_head: &dyn Fn(u64) -> bool,
+    live_traces: &TraceTable,
 ) -> Parts<'static> {
     let base = unit.module_base;
     let mut index = Index {
@@ -50,7 +51,7 @@ pub(crate) fn delta_of(
         if here.is_empty() && its_traces.is_empty() {
             continue;
         }
-        let (w, x) = write_segment(seg, base, &here, &its_traces, cold_head, 1 + zones.len() as u32, &mut index);
+        let (w, x) = write_segment(seg, base, &here, &its_traces, live_traces, 1 + zones.len() as u32, &mut index);
         zones.push((ZoneKind::Writable, w));
         zones.push((ZoneKind::Exec, x));
     }
@@ -105,7 +106,7 @@ fn write_segment(
     base: u64,
     blocks: &[&(&UnitBlock, &Fragment)],
     traces: &[&(&UnitTrace, &Fragment)],
-    cold_head: &dyn Fn(u64) -> bool,
+    live_traces: &TraceTable,
     w_zone: u32,
     index: &mut Index,
 ) -> (Vec<u8>, Vec<u8>) {
@@ -160,7 +161,7 @@ fn write_segment(
             data_count: index.block_data.len() as u32 - first_data,
             flags: if b.ahead_of_time { BlockEntry::AHEAD_OF_TIME } else { 0 }
                 | if f.lookup_target { BlockEntry::LOOKUP_TARGET } else { 0 }
-                | if cold_head(b.tag) { BlockEntry::COLD_HEAD } else { 0 },
+                | if live_traces.is_cold_head(b.tag) { BlockEntry::COLD_HEAD } else { 0 },
         });
     }
     for (t, f) in traces {
@@ -173,7 +174,18 @@ fn write_segment(
             0 => TraceEntry::NO_BUDGET,
             slot => {
                 let at = z.w_off(slot);
-                z.w[at..at + 8].copy_from_slice(&crate::translate::trace_table::TraceTable::MISS_BUDGET.to_le_bytes());
+                // A trace this run found stale (and recorded none in place
+                // of) is kept with a larger budget, as the merge does; one
+                // it kept for good (its head's traces went stale too often)
+                // with the largest.
+                let budget = if live_traces.get(t.head).is_none() {
+                    TraceTable::MISS_BUDGET.saturating_mul(persist::merge::TRACE_BUDGET_GROWTH).min(persist::merge::MAX_TRACE_BUDGET)
+                } else if !live_traces.counts_misses(t.head) {
+                    persist::merge::MAX_TRACE_BUDGET
+                } else {
+                    TraceTable::MISS_BUDGET
+                };
+                z.w[at..at + 8].copy_from_slice(&budget.to_le_bytes());
                 at as u32
             }
         };

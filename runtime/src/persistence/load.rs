@@ -438,6 +438,14 @@ impl LoadedFiles {
         })
     }
 
+    /// Whether a file of the module at `base` this run loaded holds a trace
+    /// of `head` (a trace this run built of it replaces that one).
+    pub(crate) fn has_trace(&self, base: u64, identity: FileIdentity, head: u64) -> bool {
+        self.files.iter().any(|f| {
+            f.module_base == base && f.identity == identity && module_offset(head, base).and_then(|o| f.index.trace_at(o)).is_some()
+        })
+    }
+
     /// Looks for the file of the module at `base` once; a file taken into
     /// use has its blocks entered in the indirect-branch table.
     pub(crate) fn load_once(&mut self, cache: &mut CodeCache, ibl: &mut IblTable, traces: &TraceTable, base: u64, end: u64, path: CStr, identity: FileIdentity) {

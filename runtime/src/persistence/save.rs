@@ -21,7 +21,8 @@ use crate::stats::{self, STATS};
 use crate::os::sys;
 
 /// The translator's live code, which a save takes units' blocks and
-/// traces from (those flushed or retired meanwhile are not saved).
+/// traces from (those flushed meanwhile are not saved, nor traces
+/// retired as stale that a new one took the place of).
 #[derive(Clone, Copy)]
 pub(crate) struct Live<'a> {
     pub(crate) fragments: &'a FragmentTable,
@@ -95,7 +96,7 @@ fn set_aside(unit: &Unit, live: Live, loaded: &LoadedFiles) -> bool {
     }
     let Some((new, _)) = worth_saving(unit, live, loaded, EVERY_BLOCK) else { return true };
     let Some((key, path)) = destination(unit, loaded) else { return false };
-    let delta = delta_of(unit, &new.blocks, &new.traces, &new.marks, &|tag| live.traces.is_cold_head(tag));
+    let delta = delta_of(unit, &new.blocks, &new.traces, &new.marks, live.traces);
     let zones = delta.zone_refs();
     match files::write_unnamed(&dir, &persist::write::lay_out(&key, &delta.index, &zones)) {
         Ok(batch) => {
@@ -119,7 +120,7 @@ fn finish_batches(unit: &Unit, live: Live, loaded: &LoadedFiles, batches: &[file
     }
     let Some((key, path)) = destination(unit, loaded) else { return };
     let new_here = worth_saving(unit, live, loaded, EVERY_BLOCK).map_or_else(New::none, |(new, _)| new);
-    write_merged(unit, &new_here, live, &key, &path, EVERY_BLOCK, batches);
+    write_merged(unit, &new_here, live, loaded, &key, &path, EVERY_BLOCK, batches);
 }
 
 /// At the end of a process (exit or exec) with a cache server: a detached
@@ -243,8 +244,17 @@ fn worth_saving<'a>(unit: &'a Unit, live: Live<'a>, loaded: &LoadedFiles, growth
         .filter_map(|b| live.fragments.get(b.tag).filter(|f| f.start == b.start).map(|f| (b, f)))
         .filter(|(b, _)| !loaded.has_block(unit.module_base, unit.identity, b.tag))
         .collect();
-    let traces: Vec<(&UnitTrace, &Fragment)> =
-        unit.traces.iter().filter_map(|t| live.traces.get(t.head).filter(|f| f.start == t.start).map(|f| (t, f))).collect();
+    // With the traces it found stale and recorded none in place of (the
+    // delta gives them a larger budget).
+    let traces: Vec<(&UnitTrace, &Fragment)> = unit
+        .traces
+        .iter()
+        .filter_map(|t| {
+            let live_one = live.traces.get(t.head).filter(|f| f.start == t.start);
+            let stale_one = || live.traces.get(t.head).is_none().then(|| live.traces.stale_trace(t.head, t.start)).flatten();
+            live_one.or_else(stale_one).map(|f| (t, f))
+        })
+        .collect();
     let marks = marks_for(unit, live, loaded);
     let in_use = loaded.block_count(unit.module_base, unit.identity);
     let new = New { blocks, traces, marks };
@@ -252,16 +262,20 @@ fn worth_saving<'a>(unit: &'a Unit, live: Live<'a>, loaded: &LoadedFiles, growth
 }
 
 /// The flags this run learnt of the blocks of `unit`'s file in use: the
-/// lookup targets indirect branches reached, and the heads it counted and
-/// never found hot (blocks the file lacks are flagged in the delta).
+/// lookup targets indirect branches reached, the heads it counted and
+/// never found hot, and the heads whose file trace went stale with none
+/// recorded in its place (blocks the file lacks are flagged in the delta).
 fn marks_for(unit: &Unit, live: Live, loaded: &LoadedFiles) -> Vec<Mark> {
     let (base, identity) = (unit.module_base, unit.identity);
     let cold = live.traces.cold_heads_in(base, unit.module_end).filter(|&t| loaded.unflagged_cold_head(t, base, identity));
+    // The file's traces this run found stale and recorded none in place of.
+    let stale = live.traces.traceless_removed_in(base, unit.module_end).filter(|&t| loaded.has_trace(base, identity, t));
     let mut flagged: Vec<(u32, u32)> = unit
         .lookup_marks
         .iter()
         .map(|&o| (o, BlockEntry::LOOKUP_TARGET))
         .chain(cold.map(|t| ((t - base) as u32, BlockEntry::COLD_HEAD)))
+        .chain(stale.map(|t| ((t - base) as u32, BlockEntry::STALE_TRACE)))
         .collect();
     flagged.sort_unstable();
     let mut marks: Vec<Mark> = Vec::with_capacity(flagged.len());
@@ -294,7 +308,7 @@ fn save_unit(unit: &Unit, live: Live, loaded: &LoadedFiles, server: &mut Option<
     }
     let Some((new_here, _)) = worth_saving(unit, live, loaded, growth) else { return };
     let Some((key, path)) = destination(unit, loaded) else { return };
-    write_merged(unit, &new_here, live, &key, &path, growth, &[]);
+    write_merged(unit, &new_here, live, loaded, &key, &path, growth, &[]);
 }
 
 /// Hands the server this run's new blocks of `unit`. A delta worth a
@@ -320,12 +334,13 @@ fn hand_over(unit: &Unit, live: Live, loaded: &LoadedFiles, s: &Server, growth: 
             _ => persist::Depth::Structure,
         };
         let disk = on_disk.as_ref().and_then(|d| persist::validate_with(d.bytes(), depth(d)).ok()).filter(|v| v.key == key);
-        match not_on_disk(&new_here, unit.module_base, disk.as_ref(), growth) {
+        let replaces = |head: u64| loaded.has_trace(unit.module_base, unit.identity, head);
+        match not_on_disk(&new_here, unit.module_base, disk.as_ref(), &replaces, growth) {
             Some(left) => left,
             None => return Ok(()),
         }
     };
-    let delta = delta_of(unit, &new_here.blocks, &new_here.traces, &new_here.marks, &|tag| live.traces.is_cold_head(tag));
+    let delta = delta_of(unit, &new_here.blocks, &new_here.traces, &new_here.marks, live.traces);
     let zones = delta.zone_refs();
     let layout = persist::write::lay_out(&key, &delta.index, &zones);
     s.hand_over(files::file_name(&path), &layout)?;
@@ -368,7 +383,17 @@ fn destination(unit: &Unit, loaded: &LoadedFiles) -> Option<(persist::CacheKey, 
 
 /// Merges the `batches` set aside (oldest first) and `new_here` into the
 /// module's file on disk, under its lock.
-fn write_merged(unit: &Unit, new_here: &New, live: Live, key: &persist::CacheKey, path: &[u8], growth: usize, batches: &[files::OnDisk]) {
+#[allow(clippy::too_many_arguments)]
+fn write_merged(
+    unit: &Unit,
+    new_here: &New,
+    live: Live,
+    loaded: &LoadedFiles,
+    key: &persist::CacheKey,
+    path: &[u8],
+    growth: usize,
+    batches: &[files::OnDisk],
+) {
     let Some(lock) = files::lock(path) else {
         crate::verbose!("persist: cannot lock {}", files::display(path));
         return;
@@ -382,7 +407,8 @@ fn write_merged(unit: &Unit, new_here: &New, live: Live, key: &persist::CacheKey
         _ => persist::Depth::Full,
     };
     let old = on_disk.as_ref().and_then(|d| persist::validate_with(d.bytes(), depth).ok()).filter(|v| v.key == *key);
-    let fresh = match not_on_disk(new_here, unit.module_base, old.as_ref(), growth) {
+    let replaces = |head: u64| loaded.has_trace(unit.module_base, unit.identity, head);
+    let fresh = match not_on_disk(new_here, unit.module_base, old.as_ref(), &replaces, growth) {
         Some(fresh) => fresh,
         None if batches.is_empty() => return,
         None => New::none(),
@@ -392,7 +418,7 @@ fn write_merged(unit: &Unit, new_here: &New, live: Live, key: &persist::CacheKey
     let set_aside: Vec<persist::Validated> =
         batches.iter().filter_map(|b| persist::validate_with(b.bytes(), persist::Depth::Structure).ok()).filter(|v| v.key == *key).collect();
     let mut file = old.as_ref().and_then(Parts::of).unwrap_or_default();
-    let delta = delta_of(unit, &fresh.blocks, &fresh.traces, &fresh.marks, &|tag| live.traces.is_cold_head(tag));
+    let delta = delta_of(unit, &fresh.blocks, &fresh.traces, &fresh.marks, live.traces);
     let mut added = None;
     for part in set_aside.iter().filter_map(Parts::of).chain(core::iter::once(delta)) {
         if let Some(n) = persist::merge::merge(&mut file, part, growth) {
@@ -430,10 +456,18 @@ fn write_merged(unit: &Unit, new_here: &New, live: Live, key: &persist::CacheKey
 
 /// `new` less what the module's file on disk (`disk`, checked) already
 /// holds, which another process wrote meanwhile (its code would be dead
-/// weight); None when what is left is not worth a rewrite.
-fn not_on_disk<'a>(new: &New<'a>, base: u64, disk: Option<&persist::Validated<'_>>, growth: usize) -> Option<New<'a>> {
+/// weight); None when what is left is not worth a rewrite. A trace of a
+/// head whose trace this run loaded (`replaces`) stays: it replaces that
+/// one, which went stale in this run.
+fn not_on_disk<'a>(
+    new: &New<'a>,
+    base: u64,
+    disk: Option<&persist::Validated<'_>>,
+    replaces: &dyn Fn(u64) -> bool,
+    growth: usize,
+) -> Option<New<'a>> {
     let on_file = |tag: u64| disk.is_some_and(|v| v.index.block_at((tag - base) as u32).is_some());
-    let trace_on_file = |head: u64| disk.is_some_and(|v| v.index.trace_at((head - base) as u32).is_some());
+    let trace_on_file = |head: u64| !replaces(head) && disk.is_some_and(|v| v.index.trace_at((head - base) as u32).is_some());
     let blocks: Vec<(&UnitBlock, &Fragment)> = new.blocks.iter().copied().filter(|(b, _)| !on_file(b.tag)).collect();
     let traces: Vec<(&UnitTrace, &Fragment)> = new.traces.iter().copied().filter(|(t, _)| !trace_on_file(t.head)).collect();
     let lacks = |m: &Mark| disk.map_or(0, |v| v.index.lacks_flags(m.module_offset, m.flags));

@@ -65,6 +65,10 @@ pub(crate) struct TraceTable {
     removed: HashSet<u64>,
     /// Heads whose entries were ever counted hot.
     hot: HashSet<u64>,
+    /// The last trace of each head retired as stale that has none since:
+    /// a file keeps it, with a larger budget, so that the runs after do not
+    /// each record and build it again (`persist::merge::TRACE_BUDGET_GROWTH`).
+    stale: HashMap<u64, Trace>,
     /// Heads whose trace could not go into their module's file: it reads
     /// client data of its blocks that lies outside the segment it is built
     /// in (in an earlier segment of this run), which it cannot reach
@@ -188,6 +192,12 @@ impl TraceTable {
         self.heads.keys().copied().filter(move |&t| t >= lo && t < hi && self.is_cold_head(t))
     }
 
+    /// The heads in `[lo, hi)` whose trace this run removed (stale,
+    /// flushed) and that have none now.
+    pub(crate) fn traceless_removed_in(&self, lo: u64, hi: u64) -> impl Iterator<Item = u64> + '_ {
+        self.removed.iter().copied().filter(move |&t| t >= lo && t < hi && !self.by_head.contains_key(&t))
+    }
+
     /// `head`'s trace could not go into its module's file.
     pub(crate) fn note_unpersistable(&mut self, head: u64) {
         self.unpersistable.insert(head);
@@ -203,6 +213,7 @@ impl TraceTable {
 
     pub(crate) fn insert(&mut self, trace: Trace) {
         let head = trace.fragment.tag;
+        self.stale.remove(&head);
         self.by_start.insert(trace.fragment.start, head);
         self.by_head.insert(head, trace);
     }
@@ -244,12 +255,17 @@ impl TraceTable {
         for &head in &heads {
             self.remove(head);
         }
+        self.stale.retain(|_, t| !t.spans.iter().any(|&(a, b)| a < hi && b > lo));
         heads
     }
 
     /// In-line checks of a trace that may miss before it is recorded
     /// afresh.
     pub(crate) const MISS_BUDGET: u64 = MISS_BUDGET;
+    /// The budget of a persistable trace kept for good in the run that
+    /// builds it: never spent (a canonical address, which the lazy
+    /// rebasing of slots leaves alone).
+    pub(crate) const KEPT_IN_RUN: u64 = 1 << 40;
     /// Whether a new trace of `head` counts its missed in-line checks: not
     /// once the head's traces went stale too often (its paths vary: the
     /// trace is kept for good).
@@ -272,11 +288,16 @@ impl TraceTable {
     /// counted again, and the next trace recorded from the path it runs
     /// now. False if it was already gone.
     pub(crate) fn retire_stale(&mut self, head: u64) -> bool {
-        if self.remove(head).is_none() {
-            return false;
-        }
+        let Some(t) = self.remove(head) else { return false };
+        self.stale.insert(head, t);
         *self.rebuilds.entry(head).or_insert(0) += 1;
         true
+    }
+
+    /// `head`'s trace at cache address `start`, retired as stale with none
+    /// since.
+    pub(crate) fn stale_trace(&self, head: u64, start: u64) -> Option<&Fragment> {
+        self.stale.get(&head).map(|t| &t.fragment).filter(|f| f.start == start)
     }
 
     /// `owner` (a thread context's address) starts recording at `head`,
@@ -396,5 +417,23 @@ mod tests {
         }
         assert_eq!(t.miss_budget(0x1000), 0, "the next trace is kept for good");
         assert_ne!(t.miss_budget(0x2000), 0, "other heads keep theirs");
+    }
+
+    /// A trace retired as stale stays at hand for a file to keep, until a
+    /// new trace of its head takes its place or its code is written to.
+    #[test]
+    fn a_stale_trace_is_kept_until_replaced_or_flushed() {
+        let mut t = TraceTable::default();
+        t.insert(trace(0x1000, 0x9000, &[(0x1000, 0x1010)]));
+        assert!(t.stale_trace(0x1000, 0x9000).is_none(), "live, not stale");
+        assert!(t.retire_stale(0x1000));
+        assert_eq!(t.stale_trace(0x1000, 0x9000).map(|f| f.tag), Some(0x1000));
+        assert!(t.stale_trace(0x1000, 0x9100).is_none(), "another trace of the head");
+        t.insert(trace(0x1000, 0x9100, &[(0x1000, 0x1010)]));
+        assert!(t.stale_trace(0x1000, 0x9000).is_none(), "replaced");
+        assert!(t.retire_stale(0x1000));
+        assert!(t.stale_trace(0x1000, 0x9100).is_some());
+        assert!(t.flush_range(0x1008, 0x1009).is_empty(), "no live trace there");
+        assert!(t.stale_trace(0x1000, 0x9100).is_none(), "its code was written to");
     }
 }
