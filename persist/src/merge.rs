@@ -211,7 +211,9 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
 pub const TRACE_BUDGET_GROWTH: u64 = 16;
 /// The largest budget a file gives a trace: more misses than a python3
 /// start-up makes lookups in all (~600,000), about 10 ms of a loop whose
-/// trace misses every round.
+/// trace misses every round. A head whose traces keep going stale within
+/// a run gets a fourth that counts no misses (`TraceTable::counts_misses`),
+/// which then replaces the file's for good.
 pub const MAX_TRACE_BUDGET: u64 = 1 << 22;
 
 /// The budget of missed in-line checks a file gives its trace `t`, if it
@@ -225,13 +227,18 @@ fn budget_of(index: &Index, zones: &Zones<'_>, t: &TraceEntry) -> Option<u64> {
     Some(u64::from_le_bytes(w.get(at..at + 8)?.try_into().ok()?))
 }
 
+/// The budget of a head's trace after one of `stale` went stale.
+pub fn grown_budget(stale: u64) -> u64 {
+    stale.saturating_mul(TRACE_BUDGET_GROWTH).clamp(1, MAX_TRACE_BUDGET)
+}
+
 /// Gives the trace of each head in `stale` (head, the budget its stale
-/// trace had; increasing) a budget [`TRACE_BUDGET_GROWTH`] times that.
+/// trace had; increasing) the [`grown_budget`].
 fn raise_budgets(parts: &mut Parts<'_>, stale: &[(u32, u64)]) {
     let Parts { index, zones } = parts;
     for t in index.traces.iter().filter(|t| t.budget_slot != TraceEntry::NO_BUDGET) {
         let Ok(i) = stale.binary_search_by_key(&t.head, |&(h, _)| h) else { continue };
-        let budget = stale[i].1.saturating_mul(TRACE_BUDGET_GROWTH).clamp(1, MAX_TRACE_BUDGET);
+        let budget = grown_budget(stale[i].1);
         let w = &mut zones[index.segments[t.segment as usize].w_zone as usize - 1].1;
         let slot = t.budget_slot as usize..t.budget_slot as usize + 8;
         w.to_mut()[slot].copy_from_slice(&budget.to_le_bytes());

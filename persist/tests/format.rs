@@ -414,15 +414,23 @@ fn merging_adds_new_traces_with_their_tables_moved() {
         let w = &file.zones[file.index.segments[t.segment as usize].w_zone as usize - 1].1;
         u64::from_le_bytes(w[t.budget_slot as usize..t.budget_slot as usize + 8].try_into().unwrap())
     };
+    // The budget a run gives a new trace (the sample's W is a fill).
+    let t = file.index.traces[0].clone();
+    let w_zone = file.index.segments[t.segment as usize].w_zone as usize - 1;
+    file.zones[w_zone].1.to_mut()[t.budget_slot as usize..t.budget_slot as usize + 8].copy_from_slice(&1024u64.to_le_bytes());
     let stale = budget(&file, &file.index.traces[0]);
+    assert_eq!(stale, 1024);
     let again = persist::merge::merge(&mut file, persist::merge::Parts::of(&delta).expect("parts"), persist::merge::MIN_GROWTH_DIVISOR);
     assert_eq!(again, Some(1), "a trace of a head the file has one of replaces it");
     let ix = &file.index;
     assert_eq!((ix.segments.len(), ix.traces.len()), (3, 1));
     assert_eq!((ix.traces[0].head, ix.traces[0].segment), (0x1020, 2), "the new trace, in the segment appended");
-    let grown = stale.saturating_mul(persist::merge::TRACE_BUDGET_GROWTH).clamp(1, persist::merge::MAX_TRACE_BUDGET);
+    let grown = persist::merge::grown_budget(stale);
     assert_eq!(budget(&file, &file.index.traces[0]), grown, "the budget of the stale one ({stale}) grown");
-    assert!(grown > stale.min(persist::merge::MAX_TRACE_BUDGET - 1), "a check that can fail");
+    assert!(grown > stale, "a check that can fail");
+    assert_eq!(persist::merge::grown_budget(1024), 16 * 1024);
+    assert_eq!(persist::merge::grown_budget(1 << 21), persist::merge::MAX_TRACE_BUDGET);
+    assert_eq!(persist::merge::grown_budget(persist::merge::MAX_TRACE_BUDGET), persist::merge::MAX_TRACE_BUDGET);
 }
 
 /// A run that found a file's trace stale and recorded none in its place
@@ -446,7 +454,7 @@ fn merging_a_stale_trace_mark_grows_the_traces_budget() {
     let added = persist::merge::merge(&mut file, persist::merge::Parts::of(&delta).expect("parts"), persist::merge::MIN_GROWTH_DIVISOR);
     assert_eq!(added, Some(1));
     assert_ne!(file.index.blocks.iter().find(|b| b.module_offset == 0x1020).unwrap().flags & BlockEntry::STALE_TRACE, 0);
-    assert_eq!(budget(&file), before.saturating_mul(persist::merge::TRACE_BUDGET_GROWTH).clamp(1, persist::merge::MAX_TRACE_BUDGET));
+    assert_eq!(budget(&file), persist::merge::grown_budget(before));
     assert_ne!(budget(&file), before, "a check that can fail");
     let rebuilt = Aligned::new(&persist::write::build(&key(), &file.index, &file.zone_refs()));
     let mut again = persist::merge::Parts::of(&validate(rebuilt.bytes()).expect("the merged file is valid")).unwrap();

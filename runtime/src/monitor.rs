@@ -200,11 +200,11 @@ impl Translator {
         // run records afresh replaces the file's trace, and the merge
         // gives a head whose trace went stale a larger budget each time,
         // so that short runs soon stop recording (`persist::merge::
-        // TRACE_BUDGET_GROWTH`).
-        // In a file, even a trace this run keeps for good has a budget (this
-        // run's never spent), for later runs whose way may differ.
-        let budget = if self.traces.counts_misses(head) { TraceTable::MISS_BUDGET } else { TraceTable::KEPT_IN_RUN };
-        let Some((fragment, spans)) = self.persistable_trace(blocks, sp, Some(budget)).or_else(|| self.cache_trace(blocks, sp)) else {
+        // TRACE_BUDGET_GROWTH`). A head's fourth trace in a run counts no
+        // misses, in files too: a count every miss by every thread (xz's
+        // two threads sharing its line) cost xz -T2 a third more time.
+        let budget = self.traces.counts_misses(head).then_some(TraceTable::MISS_BUDGET);
+        let Some((fragment, spans)) = self.persistable_trace(blocks, sp, budget).or_else(|| self.cache_trace(blocks, sp)) else {
             return;
         };
         for exit in fragment.exits.iter().filter(|e| e.prelinked) {

@@ -175,13 +175,9 @@ fn write_segment(
             slot => {
                 let at = z.w_off(slot);
                 // A trace this run found stale (and recorded none in place
-                // of) is kept with a larger budget, as the merge does; one
-                // it kept for good (its head's traces went stale too often)
-                // with the largest.
+                // of) is kept with a larger budget, as the merge does.
                 let budget = if live_traces.get(t.head).is_none() {
-                    TraceTable::MISS_BUDGET.saturating_mul(persist::merge::TRACE_BUDGET_GROWTH).min(persist::merge::MAX_TRACE_BUDGET)
-                } else if !live_traces.counts_misses(t.head) {
-                    persist::merge::MAX_TRACE_BUDGET
+                    persist::merge::grown_budget(TraceTable::MISS_BUDGET)
                 } else {
                     TraceTable::MISS_BUDGET
                 };

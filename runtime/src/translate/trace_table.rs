@@ -262,10 +262,6 @@ impl TraceTable {
     /// In-line checks of a trace that may miss before it is recorded
     /// afresh.
     pub(crate) const MISS_BUDGET: u64 = MISS_BUDGET;
-    /// The budget of a persistable trace kept for good in the run that
-    /// builds it: never spent (a canonical address, which the lazy
-    /// rebasing of slots leaves alone).
-    pub(crate) const KEPT_IN_RUN: u64 = 1 << 40;
     /// Whether a new trace of `head` counts its missed in-line checks: not
     /// once the head's traces went stale too often (its paths vary: the
     /// trace is kept for good).
