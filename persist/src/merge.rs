@@ -216,15 +216,18 @@ pub const TRACE_BUDGET_GROWTH: u64 = 16;
 /// which then replaces the file's for good.
 pub const MAX_TRACE_BUDGET: u64 = 1 << 22;
 
+/// Where the budget of missed in-line checks of trace `t` lies: its W
+/// zone's place in the zones, and the 8 bytes in it; None if it counts none.
+fn budget_place(index: &Index, t: &TraceEntry) -> Option<(usize, core::ops::Range<usize>)> {
+    (t.budget_slot != TraceEntry::NO_BUDGET)
+        .then(|| (index.segments[t.segment as usize].w_zone as usize - 1, t.budget_slot as usize..t.budget_slot as usize + 8))
+}
+
 /// The budget of missed in-line checks a file gives its trace `t`, if it
 /// counts them.
 fn budget_of(index: &Index, zones: &Zones<'_>, t: &TraceEntry) -> Option<u64> {
-    if t.budget_slot == TraceEntry::NO_BUDGET {
-        return None;
-    }
-    let w = &zones[index.segments[t.segment as usize].w_zone as usize - 1].1;
-    let at = t.budget_slot as usize;
-    Some(u64::from_le_bytes(w.get(at..at + 8)?.try_into().ok()?))
+    let (w, slot) = budget_place(index, t)?;
+    Some(u64::from_le_bytes(zones[w].1.get(slot)?.try_into().ok()?))
 }
 
 /// The budget of a head's trace after one of `stale` went stale.
@@ -236,12 +239,9 @@ pub fn grown_budget(stale: u64) -> u64 {
 /// trace had; increasing) the [`grown_budget`].
 fn raise_budgets(parts: &mut Parts<'_>, stale: &[(u32, u64)]) {
     let Parts { index, zones } = parts;
-    for t in index.traces.iter().filter(|t| t.budget_slot != TraceEntry::NO_BUDGET) {
-        let Ok(i) = stale.binary_search_by_key(&t.head, |&(h, _)| h) else { continue };
-        let budget = grown_budget(stale[i].1);
-        let w = &mut zones[index.segments[t.segment as usize].w_zone as usize - 1].1;
-        let slot = t.budget_slot as usize..t.budget_slot as usize + 8;
-        w.to_mut()[slot].copy_from_slice(&budget.to_le_bytes());
+    for t in index.traces.iter() {
+        let (Ok(i), Some((w, slot))) = (stale.binary_search_by_key(&t.head, |&(h, _)| h), budget_place(index, t)) else { continue };
+        zones[w].1.to_mut()[slot].copy_from_slice(&grown_budget(stale[i].1).to_le_bytes());
     }
 }
 

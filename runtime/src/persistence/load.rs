@@ -163,11 +163,23 @@ impl LoadedFile {
     /// Resets every exit slot to its stub: no block of the file is entered
     /// through another any more.
     fn unlink_all(&self) {
-        for (s, seg) in self.index.segments.iter().enumerate() {
-            for (patch, stub, _) in self.exits_in(s as u32, seg.first_exit.to_native(), seg.exit_count.to_native()) {
-                crate::translate::link::unlink(patch, stub);
-            }
+        for s in 0..self.index.segments.len() {
+            self.unlink_segment(s);
         }
+    }
+
+    /// Resets the slots of `exits[first..first + count]`, of segment
+    /// `segment`, to their stubs.
+    fn unlink_exits_in(&self, segment: u32, first: u32, count: u32) {
+        for (patch, stub, _) in self.exits_in(segment, first, count) {
+            crate::translate::link::unlink(patch, stub);
+        }
+    }
+
+    /// Resets every exit slot of segment `s` to its stub.
+    fn unlink_segment(&self, s: usize) {
+        let seg = &self.index.segments[s];
+        self.unlink_exits_in(s as u32, seg.first_exit.to_native(), seg.exit_count.to_native());
     }
 
     /// Resets the exit slots a thread running at `pc` can reach before it
@@ -180,9 +192,7 @@ impl LoadedFile {
             Some(t) => {
                 // A trace has no loop inside, but its direct exits may go
                 // on into blocks placed after it.
-                for (patch, stub, _) in self.exits_in(t.segment.to_native(), t.first_exit.to_native(), t.exit_count.to_native()) {
-                    crate::translate::link::unlink(patch, stub);
-                }
+                self.unlink_exits_in(t.segment.to_native(), t.first_exit.to_native(), t.exit_count.to_native());
                 (t.segment.to_native() as usize, t.code_offset.to_native())
             }
             None => {
@@ -193,10 +203,7 @@ impl LoadedFile {
                         // A stub, a slot trampoline (which goes on through
                         // its exit's slot, a block's or a trace's) or
                         // filler: every exit of the segment.
-                        let seg = &self.index.segments[s];
-                        for (patch, stub, _) in self.exits_in(s as u32, seg.first_exit.to_native(), seg.exit_count.to_native()) {
-                            crate::translate::link::unlink(patch, stub);
-                        }
+                        self.unlink_segment(s);
                         return;
                     }
                 }
@@ -204,9 +211,7 @@ impl LoadedFile {
         };
         let after = |b: &&ArchivedBlockEntry| b.segment.to_native() as usize == s && b.code_offset.to_native() >= from;
         for b in self.index.blocks.iter().filter(after) {
-            for (patch, stub, _) in self.exits_of(b) {
-                crate::translate::link::unlink(patch, stub);
-            }
+            self.unlink_exits_in(b.segment.to_native(), b.first_exit.to_native(), b.exit_count.to_native());
         }
     }
 
@@ -336,10 +341,6 @@ impl LoadedFile {
         let off = pc.checked_sub(start)? as u32;
         let t = self.translations_in(offset, len).take_while(|t| t.cache_offset <= off).last()?;
         Some((app_base + t.app_offset as u64, crate::translate::mangle::decode_fixup(t.fixup)?))
-    }
-
-    fn exits_of(&self, b: &ArchivedBlockEntry) -> impl Iterator<Item = (Patch, u64, u64)> + '_ {
-        self.exits_in(b.segment.to_native(), b.first_exit.to_native(), b.exit_count.to_native())
     }
 
     /// `exits[first..first + count]`, of segment `segment`.

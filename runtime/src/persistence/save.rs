@@ -251,8 +251,7 @@ fn worth_saving<'a>(unit: &'a Unit, live: Live<'a>, loaded: &LoadedFiles, growth
         .iter()
         .filter_map(|t| {
             let live_one = live.traces.get(t.head).filter(|f| f.start == t.start);
-            let stale_one = || live.traces.get(t.head).is_none().then(|| live.traces.stale_trace(t.head, t.start)).flatten();
-            live_one.or_else(stale_one).map(|f| (t, f))
+            live_one.or_else(|| live.traces.stale_trace(t.head, t.start)).map(|f| (t, f))
         })
         .collect();
     let marks = marks_for(unit, live, loaded);
@@ -334,8 +333,7 @@ fn hand_over(unit: &Unit, live: Live, loaded: &LoadedFiles, s: &Server, growth: 
             _ => persist::Depth::Structure,
         };
         let disk = on_disk.as_ref().and_then(|d| persist::validate_with(d.bytes(), depth(d)).ok()).filter(|v| v.key == key);
-        let replaces = |head: u64| loaded.has_trace(unit.module_base, unit.identity, head);
-        match not_on_disk(&new_here, unit.module_base, disk.as_ref(), &replaces, growth) {
+        match not_on_disk(&new_here, unit, loaded, disk.as_ref(), growth) {
             Some(left) => left,
             None => return Ok(()),
         }
@@ -407,8 +405,7 @@ fn write_merged(
         _ => persist::Depth::Full,
     };
     let old = on_disk.as_ref().and_then(|d| persist::validate_with(d.bytes(), depth).ok()).filter(|v| v.key == *key);
-    let replaces = |head: u64| loaded.has_trace(unit.module_base, unit.identity, head);
-    let fresh = match not_on_disk(new_here, unit.module_base, old.as_ref(), &replaces, growth) {
+    let fresh = match not_on_disk(new_here, unit, loaded, old.as_ref(), growth) {
         Some(fresh) => fresh,
         None if batches.is_empty() => return,
         None => New::none(),
@@ -457,15 +454,11 @@ fn write_merged(
 /// `new` less what the module's file on disk (`disk`, checked) already
 /// holds, which another process wrote meanwhile (its code would be dead
 /// weight); None when what is left is not worth a rewrite. A trace of a
-/// head whose trace this run loaded (`replaces`) stays: it replaces that
-/// one, which went stale in this run.
-fn not_on_disk<'a>(
-    new: &New<'a>,
-    base: u64,
-    disk: Option<&persist::Validated<'_>>,
-    replaces: &dyn Fn(u64) -> bool,
-    growth: usize,
-) -> Option<New<'a>> {
+/// head whose trace this run loaded stays: it replaces that one, which
+/// went stale in this run.
+fn not_on_disk<'a>(new: &New<'a>, unit: &Unit, loaded: &LoadedFiles, disk: Option<&persist::Validated<'_>>, growth: usize) -> Option<New<'a>> {
+    let base = unit.module_base;
+    let replaces = |head: u64| loaded.has_trace(base, unit.identity, head);
     let on_file = |tag: u64| disk.is_some_and(|v| v.index.block_at((tag - base) as u32).is_some());
     let trace_on_file = |head: u64| !replaces(head) && disk.is_some_and(|v| v.index.trace_at((head - base) as u32).is_some());
     let blocks: Vec<(&UnitBlock, &Fragment)> = new.blocks.iter().copied().filter(|(b, _)| !on_file(b.tag)).collect();

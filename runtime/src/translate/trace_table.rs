@@ -291,7 +291,7 @@ impl TraceTable {
     }
 
     /// `head`'s trace at cache address `start`, retired as stale with none
-    /// since.
+    /// since (a head with a live trace has none here: `insert` drops it).
     pub(crate) fn stale_trace(&self, head: u64, start: u64) -> Option<&Fragment> {
         self.stale.get(&head).map(|t| &t.fragment).filter(|f| f.start == start)
     }
