@@ -7,6 +7,10 @@
 /// Bytes of exit data.
 pub const LEN: usize = 24;
 
+/// Bytes of a persisted stub's code, which its exit data follows
+/// (`mov gs:[..], rax; lea rax, [rip + data]; jmp gs:[..]`).
+pub const STUB_CODE_LEN: usize = 24;
+
 /// The kinds a persisted stub may hold (the runtime's `ExitKind` values).
 pub const KIND_DIRECT: u32 = 0x100;
 pub const KIND_SYSCALL: u32 = 0x102;

@@ -5,8 +5,10 @@
 //! what processes hand over, so both publish the same bytes.
 
 use alloc::borrow::Cow;
+use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
+use crate::exit_data::{self, StoredExit};
 use crate::header::MAX_ZONES;
 use crate::index::{BlockEntry, Index, TraceEntry};
 use crate::write::page_up;
@@ -108,7 +110,7 @@ pub fn worth_rewriting(fresh: Fresh, held: usize, min_growth_divisor: usize) -> 
 /// come back as later runs take them). The delta's client data replaces
 /// the file's. Exits are pre-linked afresh.
 pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usize) -> Option<usize> {
-    let Parts { index: d, zones: d_zones } = delta;
+    let Parts { index: d, zones: mut d_zones } = delta;
     let fits = !file.index.blocks.is_empty() && 1 + file.zones.len() + d_zones.len() < MAX_ZONES;
     let empty = Index::default();
     let target = if fits { &file.index } else { &empty };
@@ -117,7 +119,17 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     // A run builds a trace of a head whose file has one only when it
     // retired the file's (its in-line checks missed their budget: the
     // path the run took differs) or flushed it: the delta's replaces it.
-    let fresh_traces: Vec<usize> = (0..d.traces.len()).collect();
+    // But a trace's copy of a block counts in the block's client data,
+    // the data the delta holds for the block: a trace is taken only if
+    // every block it copies is one the file takes from this delta (the
+    // runtime leaves out of a delta the blocks on disk, the merge those
+    // the file holds). Without clients, any trace is.
+    let taken: BTreeSet<u32> = fresh.iter().map(|&i| d.blocks[i].module_offset).collect();
+    let copies_only_taken = |t: &TraceEntry| {
+        let spans = &d.trace_spans[t.first_span as usize..(t.first_span + t.span_count) as usize];
+        spans.iter().all(|s| taken.contains(&s.module_offset))
+    };
+    let fresh_traces: Vec<usize> = (0..d.traces.len()).filter(|&i| d.clients.is_empty() || copies_only_taken(&d.traces[i])).collect();
     let marks = target.unmarked(&d.marks);
     let zones_after = 1 + if fits { file.zones.len() } else { 0 } + d_zones.len();
     let brings = Fresh::of(fresh.len(), fresh_traces.len(), marks.iter().map(|&(_, lacks)| lacks));
@@ -127,6 +139,7 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     if !fits {
         *file = Parts::default();
     }
+    bypass_dropped_blocks(&d, &mut d_zones, &fresh);
     let Parts { index, zones } = file;
     for &(i, lacks) in &marks {
         index.blocks[i].flags |= lacks;
@@ -165,7 +178,7 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     // delta's replaces it, whose code stays in its segment, unreached), or
     // kept, marked stale. Either way the file's trace of that head gets a
     // larger budget than the stale one had.
-    let in_delta = |h: u32| d.traces.binary_search_by_key(&h, |n| n.head).is_ok();
+    let in_delta = |h: u32| fresh_traces.binary_search_by_key(&h, |&i| d.traces[i].head).is_ok();
     let stale_budgets: Vec<(u32, u64)> = index
         .traces
         .iter()
@@ -196,6 +209,100 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
         ready_for_traces(file);
     }
     Some(brings.total())
+}
+
+/// A delta's blocks the file holds already are not added: their code
+/// stays in the delta's segment, where the delta's other blocks and
+/// traces may branch or run on into it directly. Such an exit goes
+/// through its slot instead ([`prelink`] points it at the file's block,
+/// [`ready_for_traces`] at a trace), so that no code runs which the index
+/// does not name: a deep check compares every block a thread can reach,
+/// and a client's counters in the dropped block's data would count
+/// execution no one reads.
+fn bypass_dropped_blocks(d: &Index, zones: &mut Zones<'_>, fresh: &[usize]) {
+    if fresh.len() == d.blocks.len() {
+        return;
+    }
+    let mut is_fresh = alloc::vec![false; d.blocks.len()];
+    for &i in fresh {
+        is_fresh[i] = true;
+    }
+    // Each segment's dropped blocks by where their code starts in X.
+    let mut dropped: BTreeSet<(u32, u32)> = BTreeSet::new();
+    for (b, _) in d.blocks.iter().zip(&is_fresh).filter(|(_, &f)| !f) {
+        dropped.insert((b.segment, b.code_offset));
+    }
+    for (s, seg) in d.segments.iter().enumerate() {
+        let s = s as u32;
+        if dropped.range((s, 0)..=(s, u32::MAX)).next().is_none() {
+            continue;
+        }
+        let first = seg.first_exit as usize;
+        let x = &mut zones[seg.x_zone as usize - 1].1;
+        for e in &d.exits[first..first + seg.exit_count as usize] {
+            let data_at = e.stub as usize + exit_data::STUB_CODE_LEN;
+            let Some(stored) = x.get(data_at..).and_then(StoredExit::from_bytes) else { continue };
+            let Some((branch, slot)) = stored.branch_and_slot() else { continue };
+            let (field, slot) = (data_at as i64 + branch as i64, data_at as i64 + slot as i64);
+            let Some(form) = usize::try_from(field).ok().and_then(|f| exit_form(x, f)) else { continue };
+            let leads_to = |to: i64| u32::try_from(to).is_ok_and(|to| dropped.contains(&(s, to)));
+            let goes_into_dropped = match form {
+                DirectForm::Jump { to, .. } | DirectForm::Conditional { to, .. } => leads_to(to),
+                // It runs on into the next block, which starts at most
+                // `CODE_ALIGN - 1` bytes of filler after it.
+                DirectForm::RunsOn { end } => (end..end + 4).any(leads_to),
+            };
+            if goes_into_dropped {
+                slot_form(x.to_mut(), form, slot);
+            }
+        }
+    }
+}
+
+/// How a direct exit's branch is written in X.
+#[derive(Clone, Copy)]
+enum DirectForm {
+    /// `jmp rel32` (and a no-op) at `at` to `to` (X offsets).
+    Jump { at: usize, to: i64 },
+    /// `jcc rel32` (and two bytes of no-ops) of condition `cc` at `at` to `to`.
+    Conditional { at: usize, cc: u8, to: i64 },
+    /// No-ops: the code runs on past its end at `end`.
+    RunsOn { end: i64 },
+}
+
+/// The direct form of the exit branch whose rel32 field is at `field`
+/// (as its stub's data locates it); None for its slot forms.
+fn exit_form(x: &[u8], field: usize) -> Option<DirectForm> {
+    let to = i32::from_le_bytes(x.get(field..field + 4)?.try_into().ok()?) as i64 + field as i64 + 4;
+    let (before, opcode) = (*x.get(field.checked_sub(2)?)?, *x.get(field - 1)?);
+    match (before, opcode, *x.get(field)?) {
+        (_, 0xe9, _) => Some(DirectForm::Jump { at: field - 1, to }),
+        (0x0f, op, _) if op & 0xf0 == 0x80 => Some(DirectForm::Conditional { at: field - 2, cc: op & 0xf, to }),
+        // The runtime's no-ops (`encoder::nops`) from the branch on.
+        (_, 0x90 | 0x66, _) | (_, 0x0f, 0x1f) => Some(DirectForm::RunsOn { end: field as i64 + 5 }),
+        _ => None,
+    }
+}
+
+/// Rewrites `form` as a jump through the slot at X offset `slot`
+/// (`jmp [rip + slot]`, behind a `j<not cc> +6` for a conditional exit):
+/// the same length, so nothing after it moves.
+fn slot_form(x: &mut [u8], form: DirectForm, slot: i64) {
+    let (at, not_cc) = match form {
+        DirectForm::Jump { at, .. } => (at, None),
+        DirectForm::Conditional { at, cc, .. } => (at, Some(cc ^ 1)),
+        DirectForm::RunsOn { end } => (end as usize - 6, None),
+    };
+    let mut bytes = [0u8; 8];
+    let mut n = 0;
+    if let Some(cc) = not_cc {
+        bytes[..2].copy_from_slice(&[0x70 | cc, 0x06]);
+        n = 2;
+    }
+    let jump_end = (at + n + 6) as i64;
+    bytes[n..n + 2].copy_from_slice(&[0xff, 0x25]);
+    bytes[n + 2..n + 6].copy_from_slice(&((slot - jump_end) as i32).to_le_bytes());
+    x[at..at + n + 6].copy_from_slice(&bytes[..n + 6]);
 }
 
 /// How much larger the budget of missed in-line checks of a head's trace

@@ -1331,6 +1331,95 @@ fn concurrent_writers_merge_their_blocks() {
     }
 }
 
+/// A run's blocks handed to the cache server after another run wrote its
+/// file of the same module: the merge adds those the file lacks and drops
+/// the rest, whose code stays in the run's segment, where the run's other
+/// blocks branch or run on into it. Those exits go through their slots
+/// (to the file's blocks) instead: every block a thread can reach is one
+/// the index names, so the deep check passes and a warm run records
+/// coverage in the blocks drcov reads (the same blocks as cold).
+#[test]
+fn blocks_merged_onto_another_runs_file_lead_into_no_dropped_code() {
+    let cache = temp_dir("persist-merged-onto");
+    let base = cache.path().to_str().unwrap();
+    let cachetool = |args: &[&str]| Command::new(dbirun_path().with_file_name("cachetool")).args(["--persist-dir", base]).args(args).output().unwrap();
+    struct StopServer<'a>(&'a dyn Fn(&[&str]) -> std::process::Output);
+    impl Drop for StopServer<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["server", "stop"]);
+        }
+    }
+    let _stop = StopServer(&cachetool);
+    let logs: Vec<tempfile::TempDir> = (0..3).map(|_| temp_dir("persist-merged-onto-logs")).collect();
+    let dbirun = |logs: &Path| {
+        let mut cmd = Command::new(dbirun_path());
+        // With the server (not the test run's DBIRUN_OPTIONS): its merge
+        // takes a whole cold run's blocks, the runtime's own leaves out
+        // those already on disk.
+        cmd.env_remove("DBIRUN_OPTIONS").env("PYTHONHASHSEED", "0").args(["-persist", "-persist_dir", base, "-logdir", logs.to_str().unwrap(), "-c", "drcov"]);
+        // Addresses fixed, so that libc takes the same ways cold and warm
+        // (its string functions' ways depend on alignments).
+        // SAFETY: personality is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::personality(ADDR_NO_RANDOMIZE);
+                Ok(())
+            });
+        }
+        cmd
+    };
+    let held_program = [PYTHON, "-c", "print(\"ready\", flush=True); print(input())"];
+    // The held run loads libc before any file of it exists...
+    let mut held = dbirun(logs[0].path())
+        .arg("--")
+        .args(held_program)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut held_out = std::io::BufReader::new(held.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut held_out, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // ...ls writes libc's file meanwhile...
+    let ls = dbirun(logs[1].path()).args(["--", "/bin/ls", "-la", "/usr/bin"]).output().unwrap();
+    assert!(ls.status.success(), "{}", String::from_utf8_lossy(&ls.stderr));
+    assert!(cachetool(&["server", "sync"]).status.success());
+    let libc = dpc_of(cache.path(), "libc.so.6");
+    let segments = |f: &Path| Aligned::read(f).validate().unwrap().index.segments.len();
+    assert_eq!(segments(&libc), 1);
+    // ...and the held run's blocks, all of them built, are merged onto it.
+    std::io::Write::write_all(held.stdin.as_mut().unwrap(), b"x\n").unwrap();
+    drop(held.stdin.take());
+    assert!(held.wait().unwrap().success());
+    assert!(cachetool(&["server", "sync"]).status.success());
+    assert!(segments(&libc) >= 2, "the held run's libc blocks were not merged onto ls's file");
+    let deep = cachetool(&["verify", "--deep"]);
+    assert!(deep.status.success(), "{}{}", String::from_utf8_lossy(&deep.stdout), String::from_utf8_lossy(&deep.stderr));
+    // The held program again, warm: drcov lists what it listed cold.
+    let mut warm = dbirun(logs[2].path()).arg("--").args(held_program).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(warm.stdin.as_mut().unwrap(), b"x\n").unwrap();
+    drop(warm.stdin.take());
+    let warm = warm.wait_with_output().unwrap();
+    assert!(warm.status.success());
+    assert_eq!(warm.stdout, b"ready\nx\n");
+    let coverage = |dir: &Path| {
+        let files = all_files(dir);
+        assert_eq!(files.len(), 1, "{files:?}");
+        drcov_blocks(&std::fs::read(&files[0]).unwrap())
+    };
+    let (cold, warm) = (coverage(logs[0].path()), coverage(logs[2].path()));
+    assert_eq!(cold.0, warm.0, "modules");
+    // libc's blocks, the merged file's (python's own ways vary from run
+    // to run).
+    let of_libc = |blocks: &BTreeSet<(String, u32, u16)>| -> BTreeSet<(String, u32, u16)> { blocks.iter().filter(|b| b.0.ends_with("/libc.so.6")).cloned().collect() };
+    let (cold, warm) = (of_libc(&cold.1), of_libc(&warm.1));
+    assert!(cold.len() > 500, "{} libc blocks", cold.len());
+    let missing: Vec<_> = cold.difference(&warm).collect();
+    let more: Vec<_> = warm.difference(&cold).collect();
+    assert!(missing.is_empty() && more.is_empty(), "warm drcov lacks {missing:?}, adds {more:?}");
+}
+
 // ---------------------------------------------------------------------------
 // 7. Clients: the same output cold and warm.
 

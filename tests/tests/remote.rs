@@ -578,7 +578,13 @@ fn translation_is_deterministic_for_a_key() {
         let run = dbirun(dir.path(), &[], &PROGRAM);
         assert!(run.status.success(), "{}", text(&run.stderr));
     }
-    assert!(snapshot(c.path()) == snapshot(d.path()), "two cold runs of ls wrote different files");
+    // But the vDSO's clock functions retry when the kernel updated the
+    // time as they read it: a loop head some runs see and others do not.
+    let apart_from_vdso = |base: &Path| -> Vec<(String, Vec<u8>)> { snapshot(base).into_iter().filter(|(n, _)| !n.starts_with("vdso-")).collect() };
+    let (sc, sd) = (apart_from_vdso(c.path()), apart_from_vdso(d.path()));
+    assert!(sc.len() >= 3);
+    let differ: Vec<&str> = sc.iter().zip(&sd).filter(|(a, b)| a != b).map(|(a, _)| a.0.as_str()).collect();
+    assert!(sc.len() == sd.len() && differ.is_empty(), "two cold runs of ls wrote different files: {differ:?}");
 }
 
 /// Listings are the objects pushes read, extend and write back: on S3 a

@@ -16,9 +16,7 @@ use persist::exit_data::{self, StoredExit};
 use persist::index::{ArchivedBlockData, ArchivedBlockEntry, ArchivedExitEntry, ArchivedTraceEntry, TraceEntry};
 use persist::Validated;
 
-/// Bytes of a persisted exit stub's code, before its exit data
-/// (`runtime/src/translate/encoder.rs` `relative_exit_stub`).
-const STUB_CODE_LEN: u64 = 24;
+const STUB_CODE_LEN: u64 = exit_data::STUB_CODE_LEN as u64;
 const STUB_LEN: u64 = STUB_CODE_LEN + exit_data::LEN as u64;
 /// Bytes of the slot trampoline before a conditional exit's stub
 /// (`encoder::slot_trampoline`): `jmp [rip + slot]`, two `int3`.

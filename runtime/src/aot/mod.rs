@@ -209,7 +209,7 @@ struct Seeded<'a> {
 
 /// The blocks of module `t` its functions, the seeded offsets and the
 /// program's `entry` lead to (the seeded ones alone when `exact`), at
-/// most `budget` of them, then the seeded traces; how many blocks were
+/// most `budget` of them, the seeded traces first; how many blocks were
 /// built or loaded.
 fn translate_module(t: &Target, seeded: Seeded, entry: u64, sp: u64, budget: usize) -> usize {
     let (functions, mut work) = match seeded.exact {
@@ -234,6 +234,7 @@ fn translate_module(t: &Target, seeded: Seeded, entry: u64, sp: u64, budget: usi
     let hi = t.ranges.iter().map(|r| r.1).max().unwrap_or(t.base);
     let mut seen = visited::Visited::over(lo, hi);
     let batch = crate::options::get().aot_batch.unwrap_or(BATCH);
+    build_seeded_traces(t, seeded.traces, sp);
     while let Some(pc) = work.pop() {
         if built >= budget {
             crate::verbose!("aot: {}: stopped at {budget} blocks", t.path);
@@ -266,16 +267,25 @@ fn translate_module(t: &Target, seeded: Seeded, entry: u64, sp: u64, budget: usi
             crate::translator::aot_checkpoint(t.base, lo, hi, false);
         }
     }
-    let mut guard = crate::translator::lock();
-    if let Some(tr) = guard.as_mut() {
-        for trace in seeded.traces {
-            let blocks: Vec<u64> = trace.blocks.iter().map(|&off| t.base + off as u64).collect();
-            if !tr.aot_trace(&blocks, sp, trace.counts_misses) {
-                crate::verbose!("aot: {}: the trace at {:#x} cannot be built again", t.path, blocks[0]);
-            }
-        }
-    }
-    drop(guard);
     crate::translator::aot_checkpoint(t.base, lo, hi, true);
     built
+}
+
+/// Builds each seeded trace of module `t` right after its blocks, before
+/// the module's other blocks: a trace's copies of its blocks count in the
+/// blocks' client data, which must lie in the trace's segment, and the
+/// segment the first blocks go to (the one code run at start-up began)
+/// fills up long before a large module's last block.
+fn build_seeded_traces(t: &Target, traces: &[&seeds::SeededTrace], sp: u64) {
+    let mut guard = crate::translator::lock();
+    let Some(tr) = guard.as_mut() else { return };
+    for trace in traces {
+        let blocks: Vec<u64> = trace.blocks.iter().map(|&off| t.base + off as u64).collect();
+        for &pc in blocks.iter().filter(|&&pc| t.in_code(pc)) {
+            let _ = tr.fragment_start(pc, sp);
+        }
+        if !tr.aot_trace(&blocks, sp, trace.counts_misses) {
+            crate::verbose!("aot: {}: the trace at {:#x} cannot be built again", t.path, blocks[0]);
+        }
+    }
 }

@@ -43,6 +43,8 @@ pub(crate) const STUB_CODE_LEN: usize = GS_MOV_LEN + RIP_REL_LEN + JMP_REL32_LEN
 /// The position-independent stub: `jmp qword ptr gs:[fcache return slot]`
 /// (8) instead of the rel32 jump.
 pub(crate) const RELATIVE_STUB_CODE_LEN: usize = GS_MOV_LEN + RIP_REL_LEN + JMP_GS_LEN;
+// Readers of a file find an exit's data this far into its stub.
+const _: () = assert!(RELATIVE_STUB_CODE_LEN == persist::exit_data::STUB_CODE_LEN);
 
 /// The hardware number (0-15) of a 64-bit general-purpose register.
 #[inline]
