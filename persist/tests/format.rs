@@ -670,6 +670,82 @@ fn merging_links_exits_to_and_from_the_blocks_it_adds_and_copies_nothing_else() 
     assert!(file.zones.iter().all(|(_, z)| matches!(z, Cow::Borrowed(_))), "no zone copied");
 }
 
+/// A merge drops a delta's block the file holds (0x1000, whose copy lies
+/// at 16 in the delta's code), but its code stays: the delta's exits that
+/// branch (`jcc`, `jmp`) or run on into it are rewritten to jump through
+/// their slots (which lead to the file's block), in the same bytes; an
+/// exit to a block the merge adds keeps its direct branch.
+#[test]
+fn merging_routes_exits_into_a_dropped_block_through_their_slots() {
+    use persist::exit_data::{StoredExit, KIND_DIRECT, STUB_CODE_LEN};
+    let old = Aligned::new(&sample());
+    let old = validate(old.bytes()).expect("valid");
+    let rel32 = |from_end: i64, to: i64| ((to - from_end) as i32).to_le_bytes();
+    // X: block 0x2000 at 0 (`je` to 16, then runs on into 16), the dropped
+    // copy of 0x1000 at 16, block 0x2020 at 32 (`jmp` to 16), block 0x2030
+    // at 40 (`jmp` to 0, the added 0x2000); stubs from 48.
+    let mut x = vec![0xccu8; 48 + 4 * 48];
+    x[..2].copy_from_slice(&[0x0f, 0x84]);
+    x[2..6].copy_from_slice(&rel32(6, 16));
+    x[6..8].copy_from_slice(&[0x66, 0x90]);
+    x[8..16].copy_from_slice(&[0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00, 0x66, 0x90]);
+    x[16..32].fill(0x90);
+    x[32] = 0xe9;
+    x[33..37].copy_from_slice(&rel32(37, 16));
+    x[37] = 0x90;
+    x[40] = 0xe9;
+    x[41..45].copy_from_slice(&rel32(45, 0));
+    x[45] = 0x90;
+    // (field of the branch, target) per exit; W slots 0, 8, 16, 24.
+    let exits = [(2u64, 0x1000i64), (9, 0x1000), (33, 0x1000), (41, 0x2000)];
+    let w_len = 4096i64;
+    for (k, &(field, _)) in exits.iter().enumerate() {
+        let data_at = 48 + 48 * k as u64 + STUB_CODE_LEN as u64;
+        // Distances as mapped: W lies a page before X.
+        let slot = (8 * k as i64 - w_len) as u64;
+        let base_slot = (w_len - 8 - w_len) as u64;
+        let data = StoredExit::relative(data_at, KIND_DIRECT, 0, base_slot, field, slot).to_bytes();
+        x[data_at as usize..data_at as usize + data.len()].copy_from_slice(&data);
+    }
+    let mut index = Index {
+        segments: vec![Segment { w_zone: 1, x_zone: 2, base_slot: 4096 - 8, first_exit: 0, exit_count: 4, code_len: 48 }],
+        blocks: vec![
+            block_entry(0x1000, 16, 16, (2, 0), 0),
+            block_entry(0x2000, 0, 14, (0, 2), 0),
+            block_entry(0x2020, 32, 6, (2, 1), 0),
+            block_entry(0x2030, 40, 6, (3, 1), 0),
+        ],
+        exits: exits.iter().enumerate().map(|(k, &(_, target))| ExitEntry { slot: 8 * k as u32, stub: 48 + 48 * k as u32, target }).collect(),
+        options: vec![persist::index::NO_TRACES.into()],
+        ..Index::default()
+    };
+    index.derive_from_blocks();
+    let delta = Aligned::new(&persist::write::build(&key(), &index, &[(ZoneKind::Writable, &[0u8; 4096]), (ZoneKind::Exec, &x)]));
+    let delta = validate(delta.bytes()).expect("valid");
+    let mut file = persist::merge::Parts::of(&old).expect("parts");
+    assert_eq!(persist::merge::merge(&mut file, persist::merge::Parts::of(&delta).unwrap(), u32::MAX as usize), Some(3));
+    let x = &file.zones[3].1;
+    let slot = |k: i64| 8 * k - w_len;
+    let mut je = vec![0x75, 0x06, 0xff, 0x25];
+    je.extend_from_slice(&rel32(8, slot(0)));
+    assert_eq!(&x[..8], &je[..], "`je` into the dropped block: `jne +6; jmp [slot]`");
+    let mut runs_on = vec![0xff, 0x25];
+    runs_on.extend_from_slice(&rel32(14, slot(1)));
+    assert_eq!(&x[8..14], &runs_on[..], "running on into it: `jmp [slot]`");
+    let mut jmp = vec![0xff, 0x25];
+    jmp.extend_from_slice(&rel32(38, slot(2)));
+    assert_eq!(&x[32..38], &jmp[..], "`jmp` into it: `jmp [slot]`");
+    assert_eq!(x[40], 0xe9, "`jmp` to an added block stays");
+    assert_eq!(&x[41..45], &rel32(45, 0), "and leads where it did");
+    // The slots lead to the file's block 0x1000, at 0 in the first X zone.
+    let (x_old, x_new) = (4096i64, 3 * 4096i64);
+    for k in 0..3 {
+        assert_eq!(slot_value(&file.zones[2].1, 8 * k), x_old - x_new, "exit {k}'s slot");
+    }
+    let merged = Aligned::new(&persist::write::build(&key(), &file.index, &file.zone_refs()));
+    validate(merged.bytes()).expect("the merged file is valid");
+}
+
 /// A file of `n` blocks 16 bytes apart, each with 8 bytes of code and no
 /// exit, with `tamper` applied to its index after its derived fields.
 fn many_blocks(n: u32, tamper: impl FnOnce(&mut Index)) -> Aligned {
