@@ -239,23 +239,28 @@ fn bypass_dropped_blocks(d: &Index, zones: &mut Zones<'_>, fresh: &[usize]) {
         }
         let first = seg.first_exit as usize;
         let x = &mut zones[seg.x_zone as usize - 1].1;
+        let leads_to = |to: i64| u32::try_from(to).is_ok_and(|to| dropped.contains(&(s, to)));
         for e in &d.exits[first..first + seg.exit_count as usize] {
-            let data_at = e.stub as usize + exit_data::STUB_CODE_LEN;
-            let Some(stored) = x.get(data_at..).and_then(StoredExit::from_bytes) else { continue };
-            let Some((branch, slot)) = stored.branch_and_slot() else { continue };
-            let (field, slot) = (data_at as i64 + branch as i64, data_at as i64 + slot as i64);
-            let Some(form) = usize::try_from(field).ok().and_then(|f| exit_form(x, f)) else { continue };
-            let leads_to = |to: i64| u32::try_from(to).is_ok_and(|to| dropped.contains(&(s, to)));
-            let goes_into_dropped = match form {
+            through_slot_if(x, e, |form| match form {
                 DirectForm::Jump { to, .. } | DirectForm::Conditional { to, .. } => leads_to(to),
                 // It runs on into the next block, which starts at most
                 // `CODE_ALIGN - 1` bytes of filler after it.
                 DirectForm::RunsOn { end } => (end..end + 4).any(leads_to),
-            };
-            if goes_into_dropped {
-                slot_form(x.to_mut(), form, slot);
-            }
+            });
         }
+    }
+}
+
+/// Rewrites exit `e`'s branch in X, if it is in a direct form `wanted`
+/// says, as a jump through the exit's slot.
+fn through_slot_if(x: &mut Cow<'_, [u8]>, e: &crate::index::ExitEntry, wanted: impl Fn(DirectForm) -> bool) {
+    let data_at = e.stub as usize + exit_data::STUB_CODE_LEN;
+    let Some(stored) = x.get(data_at..).and_then(StoredExit::from_bytes) else { return };
+    let Some((branch, slot)) = stored.branch_and_slot() else { return };
+    let (field, slot) = (data_at as i64 + branch as i64, data_at as i64 + slot as i64);
+    let Some(form) = usize::try_from(field).ok().and_then(|f| exit_form(x, f)) else { return };
+    if wanted(form) {
+        slot_form(x.to_mut(), form, slot);
     }
 }
 
@@ -274,10 +279,11 @@ enum DirectForm {
 /// (as its stub's data locates it); None for its slot forms.
 fn exit_form(x: &[u8], field: usize) -> Option<DirectForm> {
     let to = i32::from_le_bytes(x.get(field..field + 4)?.try_into().ok()?) as i64 + field as i64 + 4;
-    let (before, opcode) = (*x.get(field.checked_sub(2)?)?, *x.get(field - 1)?);
-    match (before, opcode, *x.get(field)?) {
+    // A block's code may start with its exit's branch (at 0 of X).
+    let before = field.checked_sub(2).and_then(|i| x.get(i)).copied();
+    match (before, *x.get(field.checked_sub(1)?)?, *x.get(field)?) {
         (_, 0xe9, _) => Some(DirectForm::Jump { at: field - 1, to }),
-        (0x0f, op, _) if op & 0xf0 == 0x80 => Some(DirectForm::Conditional { at: field - 2, cc: op & 0xf, to }),
+        (Some(0x0f), op, _) if op & 0xf0 == 0x80 => Some(DirectForm::Conditional { at: field - 2, cc: op & 0xf, to }),
         // The runtime's no-ops (`encoder::nops`) from the branch on.
         (_, 0x90 | 0x66, _) | (_, 0x0f, 0x1f) => Some(DirectForm::RunsOn { end: field as i64 + 5 }),
         _ => None,
@@ -417,6 +423,20 @@ pub fn ready_for_traces(parts: &mut Parts<'_>) {
     for r in &index.counted_exits {
         let seg = &index.segments[r.segment as usize];
         set(r, place(seg.x_zone) + index.exits[r.exit as usize].stub as i64);
+    }
+    // A branch written straight to a block that is a trace's head now
+    // (the trace came with this delta or a later one) would skip the
+    // trace, one of a trace's exits (all counted) straight to the block
+    // after it would skip the count that makes a side path hot: each
+    // goes through its slot. Conditional exits to their trampolines
+    // (after the code) do already.
+    for r in index.exits_to_traces.iter().chain(&index.counted_exits) {
+        let seg = &index.segments[r.segment as usize];
+        let code_len = seg.code_len as i64;
+        through_slot_if(&mut zones[seg.x_zone as usize - 1].1, &index.exits[r.exit as usize], |form| match form {
+            DirectForm::Jump { to, .. } | DirectForm::Conditional { to, .. } => to < code_len,
+            DirectForm::RunsOn { .. } => true,
+        });
     }
 }
 

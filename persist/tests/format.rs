@@ -746,6 +746,63 @@ fn merging_routes_exits_into_a_dropped_block_through_their_slots() {
     validate(merged.bytes()).expect("the merged file is valid");
 }
 
+/// A block's `jmp` written straight to the block after it, which a later
+/// delta makes a trace's head: the merge rewrites the branch to go
+/// through its slot, which leads to the trace, so runs enter the trace.
+#[test]
+fn merging_a_trace_routes_direct_branches_to_its_head_through_their_slots() {
+    use persist::exit_data::{StoredExit, KIND_DIRECT, STUB_CODE_LEN};
+    let rel32 = |from_end: i64, to: i64| ((to - from_end) as i32).to_le_bytes();
+    // X: block 0x2000 at 0 (`jmp` to 16), block 0x2010 at 16; a stub at 32.
+    let mut x = vec![0x90u8; 32 + 48];
+    x[0] = 0xe9;
+    x[1..5].copy_from_slice(&rel32(5, 16));
+    let w_len = 4096i64;
+    let data_at = 32 + STUB_CODE_LEN as u64;
+    let data = StoredExit::relative(data_at, KIND_DIRECT, 0, (-8i64) as u64, 1, (-w_len) as u64).to_bytes();
+    x[data_at as usize..data_at as usize + data.len()].copy_from_slice(&data);
+    let mut index = Index {
+        segments: vec![Segment { w_zone: 1, x_zone: 2, base_slot: 4096 - 8, first_exit: 0, exit_count: 1, code_len: 32 }],
+        blocks: vec![block_entry(0x2000, 0, 6, (0, 1), 0), block_entry(0x2010, 16, 8, (1, 0), 0)],
+        exits: vec![ExitEntry { slot: 0, stub: 32, target: 0x2010 }],
+        ..Index::default()
+    };
+    index.derive_from_blocks();
+    let old = Aligned::new(&persist::write::build(&key(), &index, &[(ZoneKind::Writable, &[0u8; 4096]), (ZoneKind::Exec, &x)]));
+    let old = validate(old.bytes()).expect("valid");
+    // The delta: a trace of 0x2010 alone, 8 bytes of code, no exits.
+    let mut trace = Index {
+        segments: vec![Segment { w_zone: 1, x_zone: 2, base_slot: 4096 - 8, first_exit: 0, exit_count: 0, code_len: 8 }],
+        traces: vec![TraceEntry {
+            head: 0x2010,
+            segment: 0,
+            code_offset: 0,
+            code_len: 8,
+            first_exit: 0,
+            exit_count: 0,
+            translation_offset: 0,
+            translation_len: 0,
+            first_span: 0,
+            span_count: 1,
+            budget_slot: TraceEntry::NO_BUDGET,
+        }],
+        trace_spans: vec![TraceSpan { module_offset: 0x2010, app_len: 16 }],
+        ..Index::default()
+    };
+    trace.derive_from_blocks();
+    let delta = Aligned::new(&persist::write::build(&key(), &trace, &[(ZoneKind::Writable, &[0u8; 4096]), (ZoneKind::Exec, &[0x90u8; 8])]));
+    let delta = validate(delta.bytes()).expect("valid");
+    let mut file = persist::merge::Parts::of(&old).expect("parts");
+    assert_eq!(persist::merge::merge(&mut file, persist::merge::Parts::of(&delta).unwrap(), u32::MAX as usize), Some(1));
+    let mut through_slot = vec![0xff, 0x25];
+    through_slot.extend_from_slice(&rel32(6, -w_len));
+    assert_eq!(&file.zones[1].1[..6], &through_slot[..], "the `jmp` to the head goes through its slot");
+    let (x_old, x_new) = (4096i64, 3 * 4096i64);
+    assert_eq!(slot_value(&file.zones[0].1, 0), x_new - x_old, "which leads to the trace");
+    let merged = Aligned::new(&persist::write::build(&key(), &file.index, &file.zone_refs()));
+    validate(merged.bytes()).expect("the merged file is valid");
+}
+
 /// A file of `n` blocks 16 bytes apart, each with 8 bytes of code and no
 /// exit, with `tamper` applied to its index after its derived fields.
 fn many_blocks(n: u32, tamper: impl FnOnce(&mut Index)) -> Aligned {

@@ -215,8 +215,10 @@ fn stubs_follow_the_code_and_their_data_leads_back() {
 
 /// A block whose last exit goes to the block its file places right after
 /// it runs on into that block: no-ops where the jump was, through the
-/// filler up to the next block. Every other last exit still jumps. The
-/// warm run from such files behaves natively.
+/// filler up to the next block, unless the exit counts its target (a
+/// backward one) or leads to a trace's head (a run with traces finds
+/// the stub or the trace through the exit's slot). Every other last exit
+/// still jumps. The warm run from such files behaves natively.
 #[test]
 fn blocks_run_on_into_the_block_placed_after_them() {
     use iced_x86::{Decoder, DecoderOptions, Mnemonic};
@@ -224,7 +226,7 @@ fn blocks_run_on_into_the_block_placed_after_them() {
     let program = program();
     let native = native(&program, &[], &c_locale());
     assert_app_same("persist_paths (cold)", &native, &run_persist(cache.path(), &[], &program, &[], &c_locale()));
-    let (mut ran_on, mut jumped) = (0, 0);
+    let (mut ran_on, mut jumped, mut through_slot) = (0, 0, 0);
     for path in dpc_files(cache.path()) {
         let file = Aligned::read(&path);
         let v = file.validate().expect("the cold run's files are valid");
@@ -245,19 +247,26 @@ fn blocks_run_on_into_the_block_placed_after_them() {
             }
             // The block placed after it (past any filler).
             let Some(next) = (end..end + 16).find(|&at| starts.contains_key(&(seg, at as u32))) else { continue };
-            if starts.get(&(seg, next as u32)) == Some(&last.target.to_native()) {
+            // Unless the exit counts its target or leads to a trace's head:
+            // its slot decides where it goes (a stub, a trace).
+            let target = last.target.to_native();
+            let slot_decides = d.kind & persist::exit_data::COUNTS_TARGET != 0 || u32::try_from(target).is_ok_and(|t| ix.trace_at(t).is_some());
+            if starts.get(&(seg, next as u32)) == Some(&target) && !slot_decides {
                 let filler = &x[branch..next];
                 let mut decoder = Decoder::new(64, filler, DecoderOptions::NONE);
                 let nops = decoder.iter().all(|i| i.mnemonic() == Mnemonic::Nop);
                 assert!(nops, "{}: the block at {:#x} ends in {filler:02x?} before the block it goes to", path.display(), b.module_offset);
                 ran_on += 1;
+            } else if slot_decides {
+                assert_eq!(x[branch..branch + 2], [0xff, 0x25], "{}: the block at {:#x} goes through its slot", path.display(), b.module_offset);
+                through_slot += 1;
             } else {
                 assert!(matches!(x[branch..branch + 2], [0xe9, _] | [0xff, 0x25]), "{}: the block at {:#x} ends in {:02x?}", path.display(), b.module_offset, &x[branch..end]);
                 jumped += 1;
             }
         }
     }
-    assert!(ran_on > 1000 && jumped > 100, "{ran_on} blocks run on into the next, {jumped} jump at their end");
+    assert!(ran_on > 1000 && jumped > 100 && through_slot > 10, "{ran_on} blocks run on into the next, {jumped} jump at their end, {through_slot} through their slot");
     assert_app_same("persist_paths (warm)", &native, &run_persist(cache.path(), &[], &program, &[], &c_locale()));
 }
 

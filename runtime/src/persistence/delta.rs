@@ -127,6 +127,7 @@ fn write_segment(
         w: vec![0u8; w_len],
         x,
         here: blocks.iter().map(|(b, f)| (b.tag, f.start)).collect(),
+        traces: crate::options::get().traces.then_some(live_traces),
         form: Vec::with_capacity(16),
     };
     let first_exit = index.exits.len() as u32;
@@ -224,6 +225,8 @@ struct Zones<'a> {
     x: Vec<u8>,
     /// Cache start of each block written, by tag.
     here: HashMap<u64, u64>,
+    /// The run's traces, when it has them (`-traces`).
+    traces: Option<&'a TraceTable>,
     /// One buffer for every exit's file form (a huge module has millions).
     form: Vec<u8>,
 }
@@ -239,6 +242,18 @@ impl Zones<'_> {
         } else {
             (addr - self.seg.split) as usize
         }
+    }
+
+    /// Whether a run with traces must find exit `e` going through its
+    /// slot, which a loader points at its stub (an exit that counts its
+    /// target: a block's backward one, every one of a trace) or at a
+    /// trace (of its target): a branch written straight to the target's
+    /// block would skip both.
+    fn slot_decides(&self, e: &crate::translate::fragment::ExitRecord) -> bool {
+        let Some(traces) = self.traces else { return false };
+        let data = self.x_off(e.stub + RELATIVE_STUB_CODE_LEN as u64);
+        let counts = StoredExit::from_bytes(&self.x[data..]).is_some_and(|d| d.kind & exit_data::COUNTS_TARGET != 0);
+        counts || traces.get(e.target).is_some()
     }
 
     /// Where the slot trampoline before the stub at `stub` lies in the
@@ -258,7 +273,7 @@ impl Zones<'_> {
             let at = self.x_off(branch);
             // A conditional exit's slot trampoline, before its stub.
             let trampoline = cond.map(|_| self.trampoline_of(e.stub));
-            let forward = self.here.get(&e.target).copied().filter(|&t| t > branch);
+            let forward = self.here.get(&e.target).copied().filter(|&t| t > branch && !self.slot_decides(e));
             // The branch was emitted padded to the file form's length.
             self.form.clear();
             match forward {
