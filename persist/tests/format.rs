@@ -751,15 +751,31 @@ fn merging_routes_exits_into_a_dropped_block_through_their_slots() {
 /// through its slot, which leads to the trace, so runs enter the trace.
 #[test]
 fn merging_a_trace_routes_direct_branches_to_its_head_through_their_slots() {
-    use persist::exit_data::{StoredExit, KIND_DIRECT, STUB_CODE_LEN};
+    let old = file_with_a_jump_to_the_next_block();
+    let old = validate(old.bytes()).expect("valid");
+    let delta = trace_delta(0x2010, None, false);
+    let delta = validate(delta.bytes()).expect("valid");
+    let mut file = persist::merge::Parts::of(&old).expect("parts");
+    assert_eq!(persist::merge::merge(&mut file, persist::merge::Parts::of(&delta).unwrap(), u32::MAX as usize), Some(1));
     let rel32 = |from_end: i64, to: i64| ((to - from_end) as i32).to_le_bytes();
-    // X: block 0x2000 at 0 (`jmp` to 16), block 0x2010 at 16; a stub at 32.
+    let mut through_slot = vec![0xff, 0x25];
+    through_slot.extend_from_slice(&rel32(6, -4096));
+    assert_eq!(&file.zones[1].1[..6], &through_slot[..], "the `jmp` to the head goes through its slot");
+    let (x_old, x_new) = (4096i64, 3 * 4096i64);
+    assert_eq!(slot_value(&file.zones[0].1, 0), x_new - x_old, "which leads to the trace");
+    let merged = Aligned::new(&persist::write::build(&key(), &file.index, &file.zone_refs()));
+    validate(merged.bytes()).expect("the merged file is valid");
+}
+
+/// A file of block 0x2000 (at 0 of X: `jmp` to 16) and block 0x2010 (at
+/// 16), the jump's stub at 32; for runs with traces.
+fn file_with_a_jump_to_the_next_block() -> Aligned {
+    use persist::exit_data::{StoredExit, KIND_DIRECT, STUB_CODE_LEN};
     let mut x = vec![0x90u8; 32 + 48];
     x[0] = 0xe9;
-    x[1..5].copy_from_slice(&rel32(5, 16));
-    let w_len = 4096i64;
+    x[1..5].copy_from_slice(&11i32.to_le_bytes());
     let data_at = 32 + STUB_CODE_LEN as u64;
-    let data = StoredExit::relative(data_at, KIND_DIRECT, 0, (-8i64) as u64, 1, (-w_len) as u64).to_bytes();
+    let data = StoredExit::relative(data_at, KIND_DIRECT, 0, (-8i64) as u64, 1, (-4096i64) as u64).to_bytes();
     x[data_at as usize..data_at as usize + data.len()].copy_from_slice(&data);
     let mut index = Index {
         segments: vec![Segment { w_zone: 1, x_zone: 2, base_slot: 4096 - 8, first_exit: 0, exit_count: 1, code_len: 32 }],
@@ -768,13 +784,18 @@ fn merging_a_trace_routes_direct_branches_to_its_head_through_their_slots() {
         ..Index::default()
     };
     index.derive_from_blocks();
-    let old = Aligned::new(&persist::write::build(&key(), &index, &[(ZoneKind::Writable, &[0u8; 4096]), (ZoneKind::Exec, &x)]));
-    let old = validate(old.bytes()).expect("valid");
-    // The delta: a trace of 0x2010 alone, 8 bytes of code, no exits.
-    let mut trace = Index {
-        segments: vec![Segment { w_zone: 1, x_zone: 2, base_slot: 4096 - 8, first_exit: 0, exit_count: 0, code_len: 8 }],
+    Aligned::new(&persist::write::build(&key(), &index, &[(ZoneKind::Writable, &[0u8; 4096]), (ZoneKind::Exec, &x)]))
+}
+
+/// A delta of a trace at `head` alone (8 bytes of code, no exits), with
+/// the block `block` (module offset) it copies at 8 when given, from a
+/// run with a client when `clients`.
+fn trace_delta(head: u32, block: Option<u32>, clients: bool) -> Aligned {
+    let mut index = Index {
+        segments: vec![Segment { w_zone: 1, x_zone: 2, base_slot: 4096 - 8, first_exit: 0, exit_count: 0, code_len: 16 }],
+        blocks: block.map(|b| block_entry(b, 8, 8, (0, 0), 0)).into_iter().collect(),
         traces: vec![TraceEntry {
-            head: 0x2010,
+            head,
             segment: 0,
             code_offset: 0,
             code_len: 8,
@@ -786,21 +807,35 @@ fn merging_a_trace_routes_direct_branches_to_its_head_through_their_slots() {
             span_count: 1,
             budget_slot: TraceEntry::NO_BUDGET,
         }],
-        trace_spans: vec![TraceSpan { module_offset: 0x2010, app_len: 16 }],
+        trace_spans: vec![TraceSpan { module_offset: head, app_len: 16 }],
+        clients: if clients { vec![persist::index::ClientData { ro: Vec::new(), rw_offset: 0, rw_len: 0, rx_offset: 0, rx_len: 0 }] } else { Vec::new() },
         ..Index::default()
     };
-    trace.derive_from_blocks();
-    let delta = Aligned::new(&persist::write::build(&key(), &trace, &[(ZoneKind::Writable, &[0u8; 4096]), (ZoneKind::Exec, &[0x90u8; 8])]));
-    let delta = validate(delta.bytes()).expect("valid");
-    let mut file = persist::merge::Parts::of(&old).expect("parts");
-    assert_eq!(persist::merge::merge(&mut file, persist::merge::Parts::of(&delta).unwrap(), u32::MAX as usize), Some(1));
-    let mut through_slot = vec![0xff, 0x25];
-    through_slot.extend_from_slice(&rel32(6, -w_len));
-    assert_eq!(&file.zones[1].1[..6], &through_slot[..], "the `jmp` to the head goes through its slot");
-    let (x_old, x_new) = (4096i64, 3 * 4096i64);
-    assert_eq!(slot_value(&file.zones[0].1, 0), x_new - x_old, "which leads to the trace");
-    let merged = Aligned::new(&persist::write::build(&key(), &file.index, &file.zone_refs()));
-    validate(merged.bytes()).expect("the merged file is valid");
+    index.derive_from_blocks();
+    Aligned::new(&persist::write::build(&key(), &index, &[(ZoneKind::Writable, &[0u8; 4096]), (ZoneKind::Exec, &[0x90u8; 16])]))
+}
+
+/// With clients, a trace's copies count in their blocks' client data: a
+/// delta's trace is taken only if every block it copies comes with that
+/// delta (the delta's copy of a block the file holds is dropped, and
+/// with it the data the trace counts in). Without clients it is taken.
+#[test]
+fn merging_takes_a_trace_with_clients_only_with_the_blocks_it_copies() {
+    let old = file_with_a_jump_to_the_next_block();
+    let old = validate(old.bytes()).expect("valid");
+    let merge = |delta: &Aligned| {
+        let delta = validate(delta.bytes()).expect("valid");
+        let mut file = persist::merge::Parts::of(&old).expect("parts");
+        let added = persist::merge::merge(&mut file, persist::merge::Parts::of(&delta).unwrap(), u32::MAX as usize);
+        (added, file.index.traces.iter().map(|t| t.head).collect::<Vec<u32>>())
+    };
+    // 0x2010 the file holds: its copy in the delta is dropped.
+    assert_eq!(merge(&trace_delta(0x2010, Some(0x2010), true)), (None, vec![]), "with a client: left out");
+    assert_eq!(merge(&trace_delta(0x2010, Some(0x2010), false)), (Some(1), vec![0x2010]), "without: taken");
+    // 0x2020 comes with the delta.
+    assert_eq!(merge(&trace_delta(0x2020, Some(0x2020), true)), (Some(2), vec![0x2020]), "its block comes with it");
+    // A trace whose block the run left out of its delta (it was on disk).
+    assert_eq!(merge(&trace_delta(0x2010, None, true)), (None, vec![]), "its block not in the delta");
 }
 
 /// A file of `n` blocks 16 bytes apart, each with 8 bytes of code and no
