@@ -305,6 +305,10 @@ fn slot_form(x: &mut [u8], form: DirectForm, slot: i64) {
         bytes[..2].copy_from_slice(&[0x70 | cc, 0x06]);
         n = 2;
     }
+    // A file damaged so that its branch runs past the zone stays as it is.
+    if at + n + 6 > x.len() {
+        return;
+    }
     let jump_end = (at + n + 6) as i64;
     bytes[n..n + 2].copy_from_slice(&[0xff, 0x25]);
     bytes[n + 2..n + 6].copy_from_slice(&((slot - jump_end) as i32).to_le_bytes());

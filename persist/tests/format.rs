@@ -838,6 +838,43 @@ fn merging_takes_a_trace_with_clients_only_with_the_blocks_it_copies() {
     assert_eq!(merge(&trace_delta(0x2010, None, true)), (None, vec![]), "its block not in the delta");
 }
 
+/// A delta whose exit branch's last byte is its zone's last (its stub's
+/// data says so; a damaged or planted file): the merge leaves it as it is
+/// rather than write past the zone.
+#[test]
+fn merging_leaves_a_branch_at_the_end_of_its_zone_as_it_is() {
+    use persist::exit_data::{StoredExit, KIND_DIRECT, STUB_CODE_LEN};
+    let old = file_with_a_jump_to_the_next_block();
+    let old = validate(old.bytes()).expect("valid");
+    let mut file = persist::merge::Parts::of(&old).expect("parts");
+    let trace = trace_delta(0x2010, None, false);
+    assert!(persist::merge::merge(&mut file, persist::merge::Parts::of(&validate(trace.bytes()).unwrap()).unwrap(), u32::MAX as usize).is_some());
+    let with_trace = Aligned::new(&persist::write::build(&key(), &file.index, &file.zone_refs()));
+    let with_trace = validate(with_trace.bytes()).expect("valid");
+    // X (a page): the stub at 0, block 0x2020's `jmp` (to 0x2010's head,
+    // at 8) in its last 5 bytes.
+    let mut x = vec![0x90u8; 4096];
+    x[4091] = 0xe9;
+    x[4092..4096].copy_from_slice(&(8i32 - 4096).to_le_bytes());
+    let data_at = STUB_CODE_LEN as u64;
+    let data = StoredExit::relative(data_at, KIND_DIRECT, 0, (-8i64) as u64, 4092, (-4096i64) as u64).to_bytes();
+    x[data_at as usize..data_at as usize + data.len()].copy_from_slice(&data);
+    let mut index = Index {
+        segments: vec![Segment { w_zone: 1, x_zone: 2, base_slot: 4096 - 8, first_exit: 0, exit_count: 1, code_len: 4096 }],
+        blocks: vec![block_entry(0x2020, 4088, 8, (0, 1), 0)],
+        exits: vec![ExitEntry { slot: 0, stub: 0, target: 0x2010 }],
+        ..Index::default()
+    };
+    index.derive_from_blocks();
+    let delta = Aligned::new(&persist::write::build(&key(), &index, &[(ZoneKind::Writable, &[0u8; 4096]), (ZoneKind::Exec, &x)]));
+    let delta = validate(delta.bytes()).expect("valid");
+    let mut file = persist::merge::Parts::of(&with_trace).expect("parts");
+    assert_eq!(persist::merge::merge(&mut file, persist::merge::Parts::of(&delta).unwrap(), u32::MAX as usize), Some(1));
+    let last = file.zones.last().unwrap();
+    assert_eq!(last.1.len(), 4096);
+    assert_eq!(last.1[4091], 0xe9, "the branch is left as it was");
+}
+
 /// A file of `n` blocks 16 bytes apart, each with 8 bytes of code and no
 /// exit, with `tamper` applied to its index after its derived fields.
 fn many_blocks(n: u32, tamper: impl FnOnce(&mut Index)) -> Aligned {
