@@ -139,7 +139,7 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     if !fits {
         *file = Parts::default();
     }
-    bypass_dropped_blocks(&d, &mut d_zones, &fresh);
+    bypass_dropped_blocks(&d, &mut d_zones, &taken);
     let Parts { index, zones } = file;
     for &(i, lacks) in &marks {
         index.blocks[i].flags |= lacks;
@@ -219,19 +219,13 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
 /// does not name: a deep check compares every block a thread can reach,
 /// and a client's counters in the dropped block's data would count
 /// execution no one reads.
-fn bypass_dropped_blocks(d: &Index, zones: &mut Zones<'_>, fresh: &[usize]) {
-    if fresh.len() == d.blocks.len() {
+fn bypass_dropped_blocks(d: &Index, zones: &mut Zones<'_>, taken: &BTreeSet<u32>) {
+    if taken.len() == d.blocks.len() {
         return;
     }
-    let mut is_fresh = alloc::vec![false; d.blocks.len()];
-    for &i in fresh {
-        is_fresh[i] = true;
-    }
     // Each segment's dropped blocks by where their code starts in X.
-    let mut dropped: BTreeSet<(u32, u32)> = BTreeSet::new();
-    for (b, _) in d.blocks.iter().zip(&is_fresh).filter(|(_, &f)| !f) {
-        dropped.insert((b.segment, b.code_offset));
-    }
+    let dropped: BTreeSet<(u32, u32)> =
+        d.blocks.iter().filter(|b| !taken.contains(&b.module_offset)).map(|b| (b.segment, b.code_offset)).collect();
     for (s, seg) in d.segments.iter().enumerate() {
         let s = s as u32;
         if dropped.range((s, 0)..=(s, u32::MAX)).next().is_none() {

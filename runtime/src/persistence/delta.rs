@@ -244,16 +244,14 @@ impl Zones<'_> {
         }
     }
 
-    /// Whether a run with traces must find exit `e` going through its
-    /// slot, which a loader points at its stub (an exit that counts its
-    /// target: a block's backward one, every one of a trace) or at a
-    /// trace (of its target): a branch written straight to the target's
-    /// block would skip both.
-    fn slot_decides(&self, e: &crate::translate::fragment::ExitRecord) -> bool {
+    /// Whether a run with traces must find an exit to `target` (its stub's
+    /// exit data `data`) going through its slot, which a loader points at
+    /// its stub (an exit that counts its target: a block's backward one,
+    /// every one of a trace) or at a trace (of its target): a branch
+    /// written straight to the target's block would skip both.
+    fn slot_decides(&self, target: u64, data: &StoredExit) -> bool {
         let Some(traces) = self.traces else { return false };
-        let data = self.x_off(e.stub + RELATIVE_STUB_CODE_LEN as u64);
-        let counts = StoredExit::from_bytes(&self.x[data..]).is_some_and(|d| d.kind & exit_data::COUNTS_TARGET != 0);
-        counts || traces.get(e.target).is_some()
+        data.kind & exit_data::COUNTS_TARGET != 0 || traces.get(target).is_some()
     }
 
     /// Where the slot trampoline before the stub at `stub` lies in the
@@ -271,9 +269,12 @@ impl Zones<'_> {
         for e in &f.exits {
             let (branch, cond) = (e.branch(), e.cond());
             let at = self.x_off(branch);
+            let data_live = e.stub + RELATIVE_STUB_CODE_LEN as u64;
+            let data = self.x_off(data_live);
+            let stored = StoredExit::from_bytes(&self.x[data..]).expect("a stub's exit data");
             // A conditional exit's slot trampoline, before its stub.
             let trampoline = cond.map(|_| self.trampoline_of(e.stub));
-            let forward = self.here.get(&e.target).copied().filter(|&t| t > branch && !self.slot_decides(e));
+            let forward = self.here.get(&e.target).copied().filter(|&t| t > branch && !self.slot_decides(e.target, &stored));
             // The branch was emitted padded to the file form's length.
             self.form.clear();
             match forward {
@@ -311,10 +312,8 @@ impl Zones<'_> {
             index.exits.push(ExitEntry { slot: slot as u32, stub: self.x_off(e.stub) as u32, target: e.target.wrapping_sub(self.base) as i64 });
             // The stub's data moved with the stubs: its distances must
             // still lead to its branch, slot and base slot.
-            let data_live = e.stub + RELATIVE_STUB_CODE_LEN as u64;
-            let data = self.x_off(data_live);
             let by = data as i64 - (data_live - self.seg.split) as i64;
-            let moved = StoredExit::from_bytes(&self.x[data..]).expect("a stub's exit data").moved(by);
+            let moved = stored.moved(by);
             self.x[data..data + exit_data::LEN].copy_from_slice(&moved.to_bytes());
         }
     }
