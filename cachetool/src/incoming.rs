@@ -68,7 +68,9 @@ pub fn stage_with(dir: &Path, name: &str, bytes: &[u8], replace: bool, sync: boo
     let tmp = crate::cache_dir::temp_beside(&dest);
     let written = (|| {
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&tmp)?;
-        f.write_all(bytes)?;
+        // Written as a run's file is (`persist::write::WRITE_CHUNK`: the
+        // runs that map it get less of it in their resident set).
+        bytes.chunks(persist::write::WRITE_CHUNK).try_for_each(|chunk| f.write_all(chunk))?;
         if sync {
             f.sync_all()?;
         }

@@ -115,7 +115,7 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     let empty = Index::default();
     let target = if fits { &file.index } else { &empty };
     let known = |off: u32| target.blocks.binary_search_by_key(&off, |b| b.module_offset).is_ok();
-    let fresh: Vec<usize> = (0..d.blocks.len()).filter(|&i| !known(d.blocks[i].module_offset)).collect();
+    let mut fresh: Vec<usize> = (0..d.blocks.len()).filter(|&i| !known(d.blocks[i].module_offset)).collect();
     // A run builds a trace of a head whose file has one only when it
     // retired the file's (its in-line checks missed their budget: the
     // path the run took differs) or flushed it: the delta's replaces it.
@@ -129,9 +129,15 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
         let spans = &d.trace_spans[t.first_span as usize..(t.first_span + t.span_count) as usize];
         spans.iter().all(|s| taken.contains(&s.module_offset))
     };
-    let fresh_traces: Vec<usize> = (0..d.traces.len()).filter(|&i| d.clients.is_empty() || copies_only_taken(&d.traces[i])).collect();
+    let mut fresh_traces: Vec<usize> = (0..d.traces.len()).filter(|&i| d.clients.is_empty() || copies_only_taken(&d.traces[i])).collect();
+    if delta_mostly_held(&d, &fresh, &fresh_traces) {
+        fresh.clear();
+        fresh_traces.clear();
+    }
+    // A delta none of whose code is taken adds no zone: only its marks.
+    let takes_code = !fresh.is_empty() || !fresh_traces.is_empty();
     let marks = target.unmarked(&d.marks);
-    let zones_after = 1 + if fits { file.zones.len() } else { 0 } + d_zones.len();
+    let zones_after = 1 + if fits { file.zones.len() } else { 0 } + if takes_code { d_zones.len() } else { 0 };
     let brings = Fresh::of(fresh.len(), fresh_traces.len(), marks.iter().map(|&(_, lacks)| lacks));
     if !worth_rewriting(brings, target.blocks.len(), min_growth_divisor) || zones_after >= MAX_ZONES {
         return None;
@@ -139,7 +145,9 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     if !fits {
         *file = Parts::default();
     }
-    bypass_dropped_blocks(&d, &mut d_zones, &taken);
+    if takes_code {
+        bypass_dropped_blocks(&d, &mut d_zones, &taken);
+    }
     let Parts { index, zones } = file;
     for &(i, lacks) in &marks {
         index.blocks[i].flags |= lacks;
@@ -148,13 +156,71 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     // counted): they are linked to it again, as to an added block.
     let newly_cold: Vec<u32> = marks.iter().filter(|&&(_, lacks)| lacks & BlockEntry::COLD_HEAD != 0).map(|&(i, _)| index.blocks[i].module_offset).collect();
     let stale: Vec<u32> = marks.iter().filter(|&&(_, lacks)| lacks & BlockEntry::STALE_TRACE != 0).map(|&(i, _)| index.blocks[i].module_offset).collect();
+    let segment_shift = index.segments.len() as u32;
+    let mut added: Vec<u32> = fresh.iter().map(|&i| d.blocks[i].module_offset).chain(newly_cold).collect();
+    added.sort_unstable();
+    // A trace of the file that went stale in a run: recorded afresh (the
+    // delta's replaces it, whose code stays in its segment, unreached), or
+    // kept, marked stale. Either way the file's trace of that head gets a
+    // larger budget than the stale one had.
+    let in_delta = |h: u32| fresh_traces.binary_search_by_key(&h, |&i| d.traces[i].head).is_ok();
+    let stale_budgets: Vec<(u32, u64)> = index
+        .traces
+        .iter()
+        .filter(|t| in_delta(t.head) || stale.binary_search(&t.head).is_ok())
+        .filter_map(|t| Some((t.head, budget_of(index, zones, t)?)))
+        .collect();
+    index.traces.retain(|t| !in_delta(t.head));
+    if takes_code {
+        take_code(index, zones, d, d_zones, &fresh, &fresh_traces);
+    }
+    index.derive_from_blocks();
+    raise_budgets(file, &stale_budgets);
+    prelink(file, segment_shift as usize, &added);
+    if file.index.for_traces() {
+        ready_for_traces(file);
+    }
+    Some(brings.total())
+}
+
+/// A delta (or what a run would hand over) whose blocks the file holds
+/// this many times more code of than it would add is mostly held
+/// ([`mostly_held`]).
+pub const MOSTLY_HELD: u64 = 4;
+
+/// Whether what a run built is mostly what the file holds already:
+/// `held` bytes of code of blocks the file has, `adds` of the blocks and
+/// traces it lacks. Such a run did not see the file as it is now (a cold
+/// run that raced another: concurrent jobs, or a run started before the
+/// cache server merged the first one's delta), and its segments hold
+/// all it built: merged, they would go into the file whole, mostly code
+/// no index entry names (a second copy of a module's start-up:
+/// python3.11's file grew from 7.7 to 12 MB, and a run's code was split
+/// between the copies). Only its marks are taken: what it alone brings
+/// comes back in a later run's delta, which holds only what that run
+/// lacked.
+pub fn mostly_held(held: u64, adds: u64) -> bool {
+    held > MOSTLY_HELD.saturating_mul(adds)
+}
+
+/// [`mostly_held`] for `delta` merged into a file that lacks its blocks
+/// `fresh` and traces `fresh_traces` (the runtime leaves out of a delta
+/// the blocks it finds on disk, and decides for those itself).
+fn delta_mostly_held(delta: &Index, fresh: &[usize], fresh_traces: &[usize]) -> bool {
+    let all: u64 = delta.blocks.iter().map(|b| b.code_len as u64).sum();
+    let fresh_code: u64 = fresh.iter().map(|&i| delta.blocks[i].code_len as u64).sum();
+    let trace_code: u64 = fresh_traces.iter().map(|&i| delta.traces[i].code_len as u64).sum();
+    mostly_held(all - fresh_code, fresh_code + trace_code)
+}
+
+/// Adds `d`'s segments and zones to the file's, with its blocks `fresh`
+/// and traces `fresh_traces` (its client data replaces the file's).
+fn take_code<'a>(index: &mut Index, zones: &mut Zones<'a>, d: Index, d_zones: Zones<'a>, fresh: &[usize], fresh_traces: &[usize]) {
     let zone_shift = zones.len() as u32;
     let segment_shift = index.segments.len() as u32;
     let exit_shift = index.exits.len() as u32;
     let translation_shift = index.translations.len() as u32;
     let data_shift = index.block_data.len() as u32;
-    let mut added: Vec<u32> = fresh.iter().map(|&i| d.blocks[i].module_offset).chain(newly_cold).collect();
-    added.sort_unstable();
     index.segments.extend(d.segments.iter().map(|s| {
         let mut s = s.clone();
         s.w_zone += zone_shift;
@@ -174,18 +240,6 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
         b
     }));
     index.blocks.sort_by_key(|b| b.module_offset);
-    // A trace of the file that went stale in a run: recorded afresh (the
-    // delta's replaces it, whose code stays in its segment, unreached), or
-    // kept, marked stale. Either way the file's trace of that head gets a
-    // larger budget than the stale one had.
-    let in_delta = |h: u32| fresh_traces.binary_search_by_key(&h, |&i| d.traces[i].head).is_ok();
-    let stale_budgets: Vec<(u32, u64)> = index
-        .traces
-        .iter()
-        .filter(|t| in_delta(t.head) || stale.binary_search(&t.head).is_ok())
-        .filter_map(|t| Some((t.head, budget_of(index, zones, t)?)))
-        .collect();
-    index.traces.retain(|t| !in_delta(t.head));
     let span_shift = index.trace_spans.len() as u32;
     index.trace_spans.extend_from_slice(&d.trace_spans);
     index.traces.extend(fresh_traces.iter().map(|&i| {
@@ -200,15 +254,8 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
     index.module = d.module;
     index.clients = d.clients;
     index.options = d.options;
-    index.derive_from_blocks();
     index.client_zones = d.client_zones.map(|(w, x)| (w + zone_shift, x + zone_shift));
     zones.extend(d_zones);
-    raise_budgets(file, &stale_budgets);
-    prelink(file, segment_shift as usize, &added);
-    if file.index.for_traces() {
-        ready_for_traces(file);
-    }
-    Some(brings.total())
 }
 
 /// A delta's blocks the file holds already are not added: their code

@@ -35,6 +35,38 @@ pub struct Layout<'a> {
 /// What pads a zone to its page.
 static ZEROS: [u8; PAGE as usize] = [0; PAGE as usize];
 
+/// The most a writer writes of a file at once, and where it cuts: the
+/// page cache keeps a file in folios as large as the writes that filled
+/// it (ext4: up to 2 MiB), and a process mapping the file gets the whole
+/// folio around any byte it touches in its resident set, where a file
+/// written page by page gets the 64 KiB the kernel maps around a fault.
+/// A warm run reads its files sparsely (the index's entries it looks up,
+/// code but not stubs): written at once, python3's file of 7.7 MB cost a
+/// warm `python3 -c pass` 1.9 MB more peak RSS (13.4 against 15.3 MB).
+pub const WRITE_CHUNK: usize = 64 * 1024;
+
+/// A piece of a file that starts at file offset `at`, cut at every
+/// [`WRITE_CHUNK`] of the file.
+struct Chunks<'a> {
+    piece: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Iterator for Chunks<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.piece.is_empty() {
+            return None;
+        }
+        let room = WRITE_CHUNK - self.at % WRITE_CHUNK;
+        let (chunk, rest) = self.piece.split_at(room.min(self.piece.len()));
+        self.piece = rest;
+        self.at += chunk.len();
+        Some(chunk)
+    }
+}
+
 impl<'a> Layout<'a> {
     /// The file's length.
     pub fn len(&self) -> usize {
@@ -42,11 +74,18 @@ impl<'a> Layout<'a> {
     }
 
     /// The file's bytes in order, in pieces: R, then each zone and the
-    /// zeros that pad it to a page.
+    /// zeros that pad it to a page, cut at every [`WRITE_CHUNK`] of the
+    /// file, for writers to write one piece at a time.
     pub fn pieces(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut at = 0;
         core::iter::once(&self.r_zone[..])
             .chain(self.zones.iter().flat_map(|z| [*z, &ZEROS[..page_up(z.len()) - z.len()]]))
             .filter(|p| !p.is_empty())
+            .flat_map(move |piece| {
+                let chunks = Chunks { piece, at };
+                at += piece.len();
+                chunks
+            })
     }
 
     pub fn to_vec(&self) -> Vec<u8> {

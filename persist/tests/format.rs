@@ -88,6 +88,28 @@ fn sample_with(flags: impl Fn(u32) -> u32, tamper: impl FnOnce(&mut Index)) -> V
     persist::write::build(&key(), &index, &[(ZoneKind::Writable, &data), (ZoneKind::Exec, &code)])
 }
 
+/// A writer writes a layout a piece at a time: no piece crosses a
+/// `WRITE_CHUNK` of the file (the page cache keeps a file in folios as
+/// large as its writes, and a run mapping it gets whole folios).
+#[test]
+fn a_layouts_pieces_stay_within_write_chunks() {
+    use persist::write::WRITE_CHUNK;
+    let code: Vec<u8> = (0..3 * WRITE_CHUNK as u32 + 5000).map(|i| (i * 13) as u8).collect();
+    let data = vec![7u8; 4096 * 3];
+    let layout = persist::write::lay_out(&key(), &Index::default(), &[(ZoneKind::Writable, &data), (ZoneKind::Exec, &code)]);
+    let mut at = 0;
+    let mut whole = Vec::new();
+    for p in layout.pieces() {
+        assert!(!p.is_empty());
+        assert_eq!(at / WRITE_CHUNK, (at + p.len() - 1) / WRITE_CHUNK, "the piece at {at:#x} ({} bytes) crosses a chunk", p.len());
+        at += p.len();
+        whole.extend_from_slice(p);
+    }
+    assert!(layout.pieces().count() > 4, "the code is cut");
+    assert_eq!(whole, layout.to_vec());
+    assert_eq!(at, layout.len());
+}
+
 #[test]
 fn a_layout_is_written_from_its_zones_where_they_are() {
     let code: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
@@ -400,7 +422,14 @@ fn merging_adds_new_traces_with_their_tables_moved() {
     let old = Aligned::new(&sample());
     let old = validate(old.bytes()).expect("valid");
     let mut file = persist::merge::Parts::of(&old).expect("parts");
-    let delta_bytes = Aligned::new(&sample_with(sample_flags, with_trace));
+    // A warm run's delta: the trace alone (a delta holds no block of the
+    // file the run loaded).
+    let trace_alone = |ix: &mut Index| {
+        with_trace(ix);
+        ix.blocks.clear();
+        ix.derive_from_blocks();
+    };
+    let delta_bytes = Aligned::new(&sample_with(sample_flags, trace_alone));
     let delta = validate(delta_bytes.bytes()).expect("valid");
     let added = persist::merge::merge(&mut file, persist::merge::Parts::of(&delta).expect("parts"), persist::merge::MIN_GROWTH_DIVISOR);
     assert_eq!(added, Some(1), "one trace, no block");
@@ -930,4 +959,45 @@ fn blocks_of_a_large_file_are_found_through_its_directory() {
             assert!(v.index.block_at(off).is_none_or(|b| b.module_offset.to_native() == off));
         }
     }
+}
+
+/// A delta most of whose code the file holds already is a run's that
+/// did not see the file as it is (a cold run racing another): its
+/// segments would add a second copy of that code and its traces would
+/// displace the file's. Only its marks are taken, and no zone; a delta
+/// that brings more than a fifth of its code is taken as before.
+#[test]
+fn merging_a_delta_mostly_of_the_files_code_takes_only_its_marks() {
+    let old = Aligned::new(&sample());
+    let old = validate(old.bytes()).expect("valid");
+    // Blocks `from..50` moved to module offsets the file lacks, a trace,
+    // and a lookup mark of a block the file holds unflagged.
+    let delta = |from: u32| {
+        Aligned::new(&sample_with(sample_flags, move |ix| {
+            with_trace(ix);
+            for b in ix.blocks.iter_mut().filter(|b| b.module_offset >= 0x1000 + 16 * from) {
+                b.module_offset += 0x10000;
+            }
+            ix.marks = vec![Mark { module_offset: 0x1010, flags: BlockEntry::LOOKUP_TARGET }];
+            ix.derive_from_blocks();
+        }))
+    };
+    assert_eq!(old.index.lacks_flags(0x1010, BlockEntry::LOOKUP_TARGET), BlockEntry::LOOKUP_TARGET, "a mark that brings a flag");
+    let racer = delta(48);
+    let racer = validate(racer.bytes()).expect("valid");
+    let mut file = persist::merge::Parts::of(&old).expect("parts");
+    let added = persist::merge::merge(&mut file, persist::merge::Parts::of(&racer).expect("parts"), persist::merge::EVERY_BLOCK);
+    assert_eq!(added, Some(1), "the mark alone");
+    let ix = &file.index;
+    assert_eq!((ix.segments.len(), ix.blocks.len(), ix.traces.len(), file.zones.len()), (1, 50, 0, 2), "no code of the racer");
+    let flagged = ix.blocks.iter().find(|b| b.module_offset == 0x1010).expect("block");
+    assert_ne!(flagged.flags & BlockEntry::LOOKUP_TARGET, 0, "the mark is taken");
+    // Two fifths of its blocks new: taken whole, trace included.
+    let grower = delta(30);
+    let grower = validate(grower.bytes()).expect("valid");
+    let mut file = persist::merge::Parts::of(&old).expect("parts");
+    let added = persist::merge::merge(&mut file, persist::merge::Parts::of(&grower).expect("parts"), persist::merge::EVERY_BLOCK);
+    assert_eq!(added, Some(20 + 1 + 1), "its new blocks, its trace and the mark");
+    let ix = &file.index;
+    assert_eq!((ix.segments.len(), ix.blocks.len(), ix.traces.len(), file.zones.len()), (2, 70, 1, 4));
 }

@@ -1429,6 +1429,67 @@ fn blocks_merged_onto_another_runs_file_lead_into_no_dropped_code() {
     assert!(missing.is_empty() && more.is_empty(), "warm drcov lacks {missing:?}, adds {more:?}");
 }
 
+/// Two cold runs of a program racing (the second starts before the cache
+/// server merged the first's blocks): the second's delta holds a second
+/// copy of the program's start-up, all it built, though its index names
+/// only what the file lacked when it ended. The merge takes its marks
+/// alone (`persist::merge::MOSTLY_HELD`): the file gets no second copy,
+/// and the runs after use it as a single run wrote it.
+#[test]
+fn a_racing_cold_runs_copy_of_the_files_code_is_not_merged() {
+    let cache = temp_dir("persist-racing-cold");
+    let base = cache.path().to_str().unwrap();
+    let cachetool = |args: &[&str]| Command::new(dbirun_path().with_file_name("cachetool")).args(["--persist-dir", base]).args(args).output().unwrap();
+    struct StopServer<'a>(&'a dyn Fn(&[&str]) -> std::process::Output);
+    impl Drop for StopServer<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["server", "stop"]);
+        }
+    }
+    let _stop = StopServer(&cachetool);
+    let program = [PYTHON, "-c", "print(\"ready\", flush=True); print(input())"];
+    let dbirun = || {
+        let mut cmd = Command::new(dbirun_path());
+        // With the server, whatever the test run's DBIRUN_OPTIONS.
+        cmd.env_remove("DBIRUN_OPTIONS").args(["-persist", "-persist_dir", base, "--"]).args(program);
+        cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+        cmd
+    };
+    // Answers the program's prompt; its output from then on.
+    let answer = |mut child: std::process::Child, expected: &[u8]| {
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"x\n").unwrap();
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(out.stdout, expected);
+    };
+    // The held run starts before any file of python's exists...
+    let mut held = dbirun().spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(held.stdout.as_mut().unwrap()), &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // ...another run of the same program writes the file meanwhile...
+    answer(dbirun().spawn().unwrap(), b"ready\nx\n");
+    assert!(cachetool(&["server", "sync"]).status.success());
+    let python = dpc_files(cache.path()).into_iter().find(|p| p.file_name().unwrap().to_string_lossy().starts_with("python")).expect("python's file");
+    let shape = |f: &Path| {
+        let file = Aligned::read(f);
+        let v = file.validate().unwrap();
+        (v.index.segments.len(), v.zones.len(), std::fs::metadata(f).unwrap().len())
+    };
+    let first = shape(&python);
+    // ...and the held run ends, its blocks handed over.
+    answer(held, b"x\n");
+    assert!(cachetool(&["server", "sync"]).status.success());
+    let after = shape(&python);
+    assert_eq!((after.0, after.1), (first.0, first.1), "segments and zones of python's file (first {first:?}, after the racing run {after:?})");
+    assert!(after.2 < first.2 + first.2 / 10, "python's file grew from {} to {} bytes", first.2, after.2);
+    let deep = cachetool(&["verify", "--deep"]);
+    assert!(deep.status.success(), "{}{}", String::from_utf8_lossy(&deep.stdout), String::from_utf8_lossy(&deep.stderr));
+    // A run after: warm, with the same output.
+    answer(dbirun().spawn().unwrap(), b"ready\nx\n");
+}
+
 // ---------------------------------------------------------------------------
 // 7. Clients: the same output cold and warm.
 

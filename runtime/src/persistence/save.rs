@@ -453,16 +453,25 @@ fn write_merged(
 
 /// `new` less what the module's file on disk (`disk`, checked) already
 /// holds, which another process wrote meanwhile (its code would be dead
-/// weight); None when what is left is not worth a rewrite. A trace of a
-/// head whose trace this run loaded stays: it replaces that one, which
-/// went stale in this run.
+/// weight), and only its marks when it is mostly that
+/// (`persist::merge::mostly_held`); None when what is left is not worth
+/// a rewrite. A trace of a head whose trace this run loaded stays: it
+/// replaces that one, which went stale in this run.
 fn not_on_disk<'a>(new: &New<'a>, unit: &Unit, loaded: &LoadedFiles, disk: Option<&persist::Validated<'_>>, growth: usize) -> Option<New<'a>> {
     let base = unit.module_base;
     let replaces = |head: u64| loaded.has_trace(base, unit.identity, head);
     let on_file = |tag: u64| disk.is_some_and(|v| v.index.block_at((tag - base) as u32).is_some());
     let trace_on_file = |head: u64| !replaces(head) && disk.is_some_and(|v| v.index.trace_at((head - base) as u32).is_some());
-    let blocks: Vec<(&UnitBlock, &Fragment)> = new.blocks.iter().copied().filter(|(b, _)| !on_file(b.tag)).collect();
-    let traces: Vec<(&UnitTrace, &Fragment)> = new.traces.iter().copied().filter(|(t, _)| !trace_on_file(t.head)).collect();
+    let (mut blocks, on_disk): (Vec<(&UnitBlock, &Fragment)>, Vec<_>) = new.blocks.iter().copied().partition(|(b, _)| !on_file(b.tag));
+    let mut traces: Vec<(&UnitTrace, &Fragment)> = new.traces.iter().copied().filter(|(t, _)| !trace_on_file(t.head)).collect();
+    // A run that built mostly what another wrote meanwhile hands over
+    // its marks alone: its segments hold both.
+    let code = |f: &Fragment| f.size as u64;
+    let adds = blocks.iter().map(|(_, f)| code(f)).chain(traces.iter().map(|(_, f)| code(f))).sum();
+    if persist::merge::mostly_held(on_disk.iter().map(|(_, f)| code(f)).sum(), adds) {
+        blocks.clear();
+        traces.clear();
+    }
     let lacks = |m: &Mark| disk.map_or(0, |v| v.index.lacks_flags(m.module_offset, m.flags));
     let marks: Vec<Mark> = new.marks.iter().map(|m| Mark { flags: lacks(m), ..*m }).filter(|m| m.flags != 0).collect();
     let held = disk.map_or(0, |v| v.index.blocks.len());
