@@ -147,20 +147,17 @@ fn planted_code_or_links_with_recomputed_hashes_fail_the_deep_check() {
             .expect("a block ending in a jump elsewhere than the block after it");
         zones[x - 1][branch..next].fill(0x90);
     });
-    // A conditional exit's trampoline bent to the slot next to its own.
+    // A conditional exit's trampoline (they lie together after their
+    // segment's code) bent to the slot next to its own.
     planted_is_refused(dir.path(), &file, &good, "a bent trampoline", "trampoline", |v, zones| {
         let ix = &v.index;
         let (x, at) = ix
-            .blocks
+            .segments
             .iter()
-            .flat_map(|b| {
-                let first = b.first_exit.to_native() as usize;
-                ix.exits[first..first + b.exit_count.to_native() as usize].iter().map(move |e| (b, e))
-            })
-            .find_map(|(b, e)| {
-                let x = ix.segments[b.segment.to_native() as usize].x_zone.to_native() as usize;
-                let at = e.stub.to_native() as usize - 8;
+            .find_map(|s| {
+                let x = s.x_zone.to_native() as usize;
                 let code = &zones[x - 1];
+                let at = s.code_len.to_native() as usize;
                 (code[at..at + 2] == [0xff, 0x25] && code[at + 6..at + 8] == [0xcc, 0xcc]).then_some((x, at))
             })
             .expect("a conditional exit with its trampoline");

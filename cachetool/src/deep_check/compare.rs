@@ -18,8 +18,10 @@ use persist::Validated;
 
 const STUB_CODE_LEN: u64 = exit_data::STUB_CODE_LEN as u64;
 const STUB_LEN: u64 = STUB_CODE_LEN + exit_data::LEN as u64;
-/// Bytes of the slot trampoline before a conditional exit's stub
-/// (`encoder::slot_trampoline`): `jmp [rip + slot]`, two `int3`.
+/// Bytes of a conditional exit's slot trampoline
+/// (`encoder::slot_trampoline`): `jmp [rip + slot]`, two `int3`. A
+/// segment's lie together after its code, in no order the index names:
+/// each is known by the slot it jumps through.
 const TRAMPOLINE_LEN: u64 = 8;
 
 /// Where an address in a file leads, in terms that do not depend on
@@ -30,7 +32,7 @@ enum Place {
     Own(u64),
     /// Exit `k`'s stub, this many bytes in.
     Stub(u32, u64),
-    /// The slot trampoline before exit `k`'s stub (a conditional exit's).
+    /// Exit `k`'s slot trampoline (a conditional exit's).
     Trampoline(u32),
     BaseSlot,
     /// A trace's budget of missed in-line checks.
@@ -62,6 +64,9 @@ pub struct FileView<'a> {
     /// offset, its data index). A trace's copy of a block counts with the
     /// block's own counter.
     data_at: BTreeMap<u64, (u32, u32, u32)>,
+    /// Every slot trampoline's file offset by that of the slot it jumps
+    /// through.
+    trampoline_of: HashMap<u64, u64>,
 }
 
 impl<'a> FileView<'a> {
@@ -87,7 +92,7 @@ impl<'a> FileView<'a> {
                 data_at.insert(v.zones[w_zone as usize].offset + d.w_offset.to_native() as u64, (w_zone, b.module_offset.to_native(), j as u32));
             }
         }
-        FileView { v, block_at, trace_at, data_at }
+        FileView { v, block_at, trace_at, data_at, trampoline_of: trampolines(v) }
     }
 
     fn zone_at(&self, zone: u32) -> u64 {
@@ -154,6 +159,31 @@ impl<'a> FileView<'a> {
     }
 }
 
+/// Every slot trampoline of `v`'s segments (between a segment's code and
+/// its first stub, 8 bytes apart: `ff 25` and a displacement) by the
+/// file offset of the slot it jumps through; bytes of another form there
+/// are filler.
+fn trampolines(v: &Validated) -> HashMap<u64, u64> {
+    let mut found = HashMap::new();
+    for s in v.index.segments.iter() {
+        let first = s.first_exit.to_native() as usize;
+        let exits = &v.index.exits[first..first + s.exit_count.to_native() as usize];
+        let x_zone = s.x_zone.to_native() as usize;
+        let x = v.zone_bytes(x_zone);
+        let x_at = v.zones[x_zone].offset;
+        let stubs = exits.iter().map(|e| e.stub.to_native() as u64).min().unwrap_or(0);
+        let mut t = s.code_len.to_native() as u64;
+        while t + TRAMPOLINE_LEN <= stubs {
+            if let Some(&[0xff, 0x25, a, b, c, d]) = x.get(t as usize..t as usize + 6).map(|b| <&[u8; 6]>::try_from(b).unwrap()) {
+                let slot = (x_at + t + 6).wrapping_add(i32::from_le_bytes([a, b, c, d]) as i64 as u64);
+                found.insert(slot, x_at + t);
+            }
+            t += TRAMPOLINE_LEN;
+        }
+    }
+    found
+}
+
 /// Where a block's or trace's parts are in its file's index.
 struct Piece<'a> {
     module_offset: u32,
@@ -191,6 +221,11 @@ impl Fragment<'_> {
         self.x_at + e.stub.to_native() as u64
     }
 
+    /// Where the slot trampoline of exit `e` lies, if it has one.
+    fn trampoline(&self, e: &ArchivedExitEntry) -> Option<u64> {
+        self.file.trampoline_of.get(&(self.w_at + e.slot.to_native() as u64)).copied()
+    }
+
     /// Whether exit `k`'s branch is conditional, by the form around its
     /// field: `jcc rel32` (0f 8x), or `j<not cc> +6` over a slot jump.
     fn exit_is_conditional(&self, k: u32) -> bool {
@@ -216,7 +251,7 @@ impl Fragment<'_> {
         }
         for (k, e) in self.exits.iter().enumerate() {
             let stub = self.stub_at(e);
-            if t + TRAMPOLINE_LEN == stub {
+            if self.trampoline(e) == Some(t) {
                 return Place::Trampoline(k as u32);
             }
             if t >= stub && t < stub + STUB_LEN {
@@ -543,8 +578,10 @@ fn compare_fragments(x: &Fragment, y: &Fragment) -> Result<(), String> {
         }
         compare_code(x, x.stub_at(ea), y, y.stub_at(eb), STUB_LEN).map_err(|e| format!("exit {k}'s stub: {e}"))?;
         if y.exit_is_conditional(k as u32) {
-            let before = |f: &Fragment, e| f.stub_at(e) - TRAMPOLINE_LEN;
-            compare_code(x, before(x, ea), y, before(y, eb), TRAMPOLINE_LEN).map_err(|e| format!("exit {k}'s trampoline: {e}"))?;
+            let (Some(ta), Some(tb)) = (x.trampoline(ea), y.trampoline(eb)) else {
+                return Err(format!("exit {k} is conditional, but has no slot trampoline"));
+            };
+            compare_code(x, ta, y, tb, TRAMPOLINE_LEN).map_err(|e| format!("exit {k}'s trampoline: {e}"))?;
         }
         let slot = ea.slot.to_native() as usize;
         let holds = w.get(slot..slot + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap()));
