@@ -240,6 +240,11 @@ fn check_index(ix: &ArchivedIndex, zones: &[Zone]) -> Option<()> {
             return None;
         }
     }
+    // Searched by target (`Index::derive_trace_exits`).
+    let target_of = |r: &crate::index::ArchivedExitRef| ix.exits[r.exit.to_native() as usize].target.to_native();
+    if !ix.exits_to_traces.iter().map(target_of).is_sorted() {
+        return None;
+    }
     // A lookup target is entered as it is: it must be a block's start.
     for t in ix.lookup_targets.iter() {
         let b = ix.block_at(t.module_offset.to_native())?;

@@ -271,6 +271,52 @@ fn exits_relinked_for_traces_are_derived_and_checked() {
     assert_eq!(validate(file.bytes()).err(), Some(Reject::BadIndex), "no such segment");
 }
 
+/// A run that retires a trace unlinks the exits to its head, found by a
+/// binary search: `exits_to_traces` is sorted by target, and a file whose
+/// list is not is rejected.
+#[test]
+fn exits_to_traces_are_sorted_by_target() {
+    let two_traces = |ix: &mut Index| {
+        // Block 5 goes to 0x1040's trace, block 6 to 0x1020's: in block
+        // order, the later head first.
+        ix.exits = vec![
+            ExitEntry { slot: 4096 - 16, stub: 8, target: 0x1040 },
+            ExitEntry { slot: 4096 - 32, stub: 8, target: 0x1020 },
+            ExitEntry { slot: 4096 - 40, stub: 8, target: 0x2000 },
+        ];
+        for b in &mut ix.blocks {
+            b.first_exit = 2;
+        }
+        ix.blocks[5].first_exit = 0;
+        ix.blocks[6].first_exit = 1;
+        ix.trace_spans = vec![TraceSpan { module_offset: 0x1020, app_len: 16 }, TraceSpan { module_offset: 0x1040, app_len: 16 }];
+        let trace = |head: u32, code_offset: u32, first_span: u32| TraceEntry {
+            head,
+            segment: 0,
+            code_offset,
+            code_len: 100,
+            first_exit: 2,
+            exit_count: 1,
+            translation_offset: 0,
+            translation_len: 0,
+            first_span,
+            span_count: 1,
+            budget_slot: TraceEntry::NO_BUDGET,
+        };
+        ix.traces = vec![trace(0x1020, 1800, 0), trace(0x1040, 1900, 1)];
+        ix.derive_from_blocks();
+    };
+    let file = Aligned::new(&sample_with(sample_flags, two_traces));
+    let v = validate(file.bytes()).expect("valid");
+    let targets: Vec<i64> = v.index.exits_to_traces.iter().map(|r| v.index.exits[r.exit.to_native() as usize].target.to_native()).collect();
+    assert_eq!(targets, [0x1020, 0x1040]);
+    let file = Aligned::new(&sample_with(sample_flags, |ix| {
+        two_traces(ix);
+        ix.exits_to_traces.reverse();
+    }));
+    assert_eq!(validate(file.bytes()).err(), Some(Reject::BadIndex), "exits to traces out of order");
+}
+
 #[test]
 fn segment_code_must_fit_its_zone() {
     let file = Aligned::new(&sample_with(sample_flags, |ix| ix.segments[0].code_len = 4097));

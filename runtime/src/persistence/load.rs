@@ -633,11 +633,14 @@ impl LoadedFiles {
             if module_offset(head, f.module_base).is_none() {
                 continue;
             }
-            for r in f.index.exits_to_traces.iter() {
-                let (patch, stub, target) = f.exit_in(r.segment.to_native(), &f.index.exits[r.exit.to_native() as usize]);
-                if target == head {
-                    crate::translate::link::unlink(patch, stub);
-                }
+            // Sorted by target: only those to `head` are read.
+            let refs = f.index.exits_to_traces.as_slice();
+            let target_of = |r: &persist::index::ArchivedExitRef| f.index.exits[r.exit.to_native() as usize].target.to_native();
+            let want = head.wrapping_sub(f.module_base) as i64;
+            let first = refs.partition_point(|r| target_of(r) < want);
+            for r in refs[first..].iter().take_while(|r| target_of(r) == want) {
+                let (patch, stub, _) = f.exit_in(r.segment.to_native(), &f.index.exits[r.exit.to_native() as usize]);
+                crate::translate::link::unlink(patch, stub);
             }
         }
     }
