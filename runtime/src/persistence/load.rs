@@ -645,6 +645,34 @@ impl LoadedFiles {
         }
     }
 
+    /// The exits of the files in use that count entries to `head` (the
+    /// file's `counted_exits`) and still lead to their stubs: (patch,
+    /// stub) of each. A slot on a page not rebased yet holds its stored
+    /// distance (`slot_faults`).
+    pub(crate) fn unlinked_counted_exits_to(&self, head: u64) -> Vec<(Patch, u64)> {
+        let mut found = Vec::new();
+        for f in self.files.iter().filter(|f| !f.dead) {
+            if module_offset(head, f.module_base).is_none() {
+                continue;
+            }
+            let refs = f.index.counted_exits.as_slice();
+            let target_of = |r: &persist::index::ArchivedExitRef| f.index.exits[r.exit.to_native() as usize].target.to_native();
+            let want = head.wrapping_sub(f.module_base) as i64;
+            let first = refs.partition_point(|r| target_of(r) < want);
+            for r in refs[first..].iter().take_while(|r| target_of(r) == want) {
+                let segment = r.segment.to_native();
+                let (patch, stub, _) = f.exit_in(segment, &f.index.exits[r.exit.to_native() as usize]);
+                let Patch::Slot(slot) = patch else { continue };
+                // SAFETY: an 8-byte aligned slot of the file's W zone, mapped.
+                let held = unsafe { (*(slot as *const core::sync::atomic::AtomicU64)).load(core::sync::atomic::Ordering::Acquire) };
+                if held == stub || persist::exit_slots::resolve(held, f.segments[segment as usize].1) == stub {
+                    found.push((patch, stub));
+                }
+            }
+        }
+        found
+    }
+
     /// A thread runs the file code at `pc` and must soon reach the
     /// dispatcher: the exit slots it can reach go back to their stubs (the
     /// file's direct branches only go forward, so any path through its
