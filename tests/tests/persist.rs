@@ -1344,6 +1344,21 @@ fn concurrent_writers_merge_their_blocks() {
     }
 }
 
+/// `cachetool --persist-dir base ARGS`, run.
+fn cachetool_in(base: &str, args: &[&str]) -> std::process::Output {
+    Command::new(dbirun_path().with_file_name("cachetool")).args(["--persist-dir", base]).args(args).output().unwrap()
+}
+
+/// Stops the cache server of the directory `base` when dropped (a test
+/// that fails leaves none running).
+struct StopServer<'a>(&'a str);
+
+impl Drop for StopServer<'_> {
+    fn drop(&mut self) {
+        let _ = cachetool_in(self.0, &["server", "stop"]);
+    }
+}
+
 /// A run's blocks handed to the cache server after another run wrote its
 /// file of the same module: the merge adds those the file lacks and drops
 /// the rest, whose code stays in the run's segment, where the run's other
@@ -1355,14 +1370,8 @@ fn concurrent_writers_merge_their_blocks() {
 fn blocks_merged_onto_another_runs_file_lead_into_no_dropped_code() {
     let cache = temp_dir("persist-merged-onto");
     let base = cache.path().to_str().unwrap();
-    let cachetool = |args: &[&str]| Command::new(dbirun_path().with_file_name("cachetool")).args(["--persist-dir", base]).args(args).output().unwrap();
-    struct StopServer<'a>(&'a dyn Fn(&[&str]) -> std::process::Output);
-    impl Drop for StopServer<'_> {
-        fn drop(&mut self) {
-            let _ = (self.0)(&["server", "stop"]);
-        }
-    }
-    let _stop = StopServer(&cachetool);
+    let cachetool = |args: &[&str]| cachetool_in(base, args);
+    let _stop = StopServer(base);
     let logs: Vec<tempfile::TempDir> = (0..3).map(|_| temp_dir("persist-merged-onto-logs")).collect();
     let dbirun = |logs: &Path| {
         let mut cmd = Command::new(dbirun_path());
@@ -1443,14 +1452,8 @@ fn blocks_merged_onto_another_runs_file_lead_into_no_dropped_code() {
 fn a_racing_cold_runs_copy_of_the_files_code_is_not_merged() {
     let cache = temp_dir("persist-racing-cold");
     let base = cache.path().to_str().unwrap();
-    let cachetool = |args: &[&str]| Command::new(dbirun_path().with_file_name("cachetool")).args(["--persist-dir", base]).args(args).output().unwrap();
-    struct StopServer<'a>(&'a dyn Fn(&[&str]) -> std::process::Output);
-    impl Drop for StopServer<'_> {
-        fn drop(&mut self) {
-            let _ = (self.0)(&["server", "stop"]);
-        }
-    }
-    let _stop = StopServer(&cachetool);
+    let cachetool = |args: &[&str]| cachetool_in(base, args);
+    let _stop = StopServer(base);
     let program = [PYTHON, "-c", "print(\"ready\", flush=True); print(input())"];
     let dbirun = || {
         let mut cmd = Command::new(dbirun_path());

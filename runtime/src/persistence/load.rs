@@ -8,7 +8,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::{Acquire, Relaxed, Release}};
 
-use persist::index::{ArchivedBlockEntry, ArchivedExitEntry, ArchivedIndex, ArchivedTraceEntry, BlockEntry};
+use persist::index::{ArchivedBlockEntry, ArchivedExitEntry, ArchivedExitRef, ArchivedIndex, ArchivedTraceEntry, BlockEntry};
 use persist::{translations, KeyField, Reject, ZoneKind};
 
 use crate::translate::file_lookup;
@@ -356,6 +356,20 @@ impl LoadedFile {
         (Patch::Slot(w + e.slot.to_native() as u64), x + e.stub.to_native() as u64, self.module_base.wrapping_add(e.target.to_native() as u64))
     }
 
+    /// The exits `refs` (one of the index's exit lists, sorted by target)
+    /// names whose target is `head`, found by a binary search: (segment,
+    /// patch, stub) of each.
+    fn exits_to<'a>(&'a self, refs: &'a [ArchivedExitRef], head: u64) -> impl Iterator<Item = (u32, Patch, u64)> + 'a {
+        let target_of = move |r: &ArchivedExitRef| self.index.exits[r.exit.to_native() as usize].target.to_native();
+        let want = head.wrapping_sub(self.module_base) as i64;
+        let first = refs.partition_point(|r| target_of(r) < want);
+        refs[first..].iter().take_while(move |r| target_of(r) == want).map(move |r| {
+            let segment = r.segment.to_native();
+            let (patch, stub, _) = self.exit_in(segment, &self.index.exits[r.exit.to_native() as usize]);
+            (segment, patch, stub)
+        })
+    }
+
     /// The records of a fragment's exits `exits[first..first + count]`, of
     /// segment `segment`: linked where a slot no longer holds its stub.
     fn exit_records(&self, segment: u32, first: u32, count: u32) -> Box<[ExitRecord]> {
@@ -629,17 +643,8 @@ impl LoadedFiles {
     /// `head`'s trace went: the exits of files led to it go back to their
     /// stubs.
     pub(crate) fn unlink_exits_to(&self, head: u64) {
-        for f in self.files.iter().filter(|f| !f.dead) {
-            if module_offset(head, f.module_base).is_none() {
-                continue;
-            }
-            // Sorted by target: only those to `head` are read.
-            let refs = f.index.exits_to_traces.as_slice();
-            let target_of = |r: &persist::index::ArchivedExitRef| f.index.exits[r.exit.to_native() as usize].target.to_native();
-            let want = head.wrapping_sub(f.module_base) as i64;
-            let first = refs.partition_point(|r| target_of(r) < want);
-            for r in refs[first..].iter().take_while(|r| target_of(r) == want) {
-                let (patch, stub, _) = f.exit_in(r.segment.to_native(), &f.index.exits[r.exit.to_native() as usize]);
+        for f in self.files_holding(head) {
+            for (_, patch, stub) in f.exits_to(&f.index.exits_to_traces, head) {
                 crate::translate::link::unlink(patch, stub);
             }
         }
@@ -651,17 +656,8 @@ impl LoadedFiles {
     /// distance (`slot_faults`).
     pub(crate) fn unlinked_counted_exits_to(&self, head: u64) -> Vec<(Patch, u64)> {
         let mut found = Vec::new();
-        for f in self.files.iter().filter(|f| !f.dead) {
-            if module_offset(head, f.module_base).is_none() {
-                continue;
-            }
-            let refs = f.index.counted_exits.as_slice();
-            let target_of = |r: &persist::index::ArchivedExitRef| f.index.exits[r.exit.to_native() as usize].target.to_native();
-            let want = head.wrapping_sub(f.module_base) as i64;
-            let first = refs.partition_point(|r| target_of(r) < want);
-            for r in refs[first..].iter().take_while(|r| target_of(r) == want) {
-                let segment = r.segment.to_native();
-                let (patch, stub, _) = f.exit_in(segment, &f.index.exits[r.exit.to_native() as usize]);
+        for f in self.files_holding(head) {
+            for (segment, patch, stub) in f.exits_to(&f.index.counted_exits, head) {
                 let Patch::Slot(slot) = patch else { continue };
                 // SAFETY: an 8-byte aligned slot of the file's W zone, mapped.
                 let held = unsafe { (*(slot as *const core::sync::atomic::AtomicU64)).load(core::sync::atomic::Ordering::Acquire) };
@@ -671,6 +667,11 @@ impl LoadedFiles {
             }
         }
         found
+    }
+
+    /// The files in use whose module holds `pc`.
+    fn files_holding(&self, pc: u64) -> impl Iterator<Item = &LoadedFile> + '_ {
+        self.files.iter().filter(move |f| !f.dead && module_offset(pc, f.module_base).is_some())
     }
 
     /// A thread runs the file code at `pc` and must soon reach the
