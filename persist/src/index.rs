@@ -316,12 +316,11 @@ impl Index {
                 }
             }
         }
-        // Both by target: a run that retires a trace unlinks the exits to
-        // its head, and one that makes a head's counting stub links the
-        // exits that count it, each found by a binary search (a scan read
-        // python3.11's whole exit table, 1 MB of a warm run's resident set).
         let exits = &self.exits;
-        self.counted_exits.sort_by_key(|r| (exits[r.exit as usize].target, r.segment, r.exit));
+        self.counted_exits.sort_by_key(|r| (r.segment, exits[r.exit as usize].stub));
+        // By target: a run that retires a trace unlinks the exits to its
+        // head, found by a binary search (a scan read python3.11's whole
+        // exit table, 1 MB of a warm run's resident set).
         self.exits_to_traces.sort_by_key(|r| (exits[r.exit as usize].target, r.segment, r.exit));
     }
 
@@ -337,11 +336,14 @@ pub const NO_TRACES: &str = "-no_traces";
 
 impl ArchivedIndex {
     /// Whether the exit whose stub is at `stub_offset` in segment
-    /// `segment`'s X zone is one of [`Index::counted_exits`] (a scan: for
-    /// tools and tests).
+    /// `segment`'s X zone is one of [`Index::counted_exits`] (a wrong
+    /// order, in a file not written by a merge, only hides some).
     pub fn is_counted_exit(&self, segment: u32, stub_offset: u32) -> bool {
-        let stub = |r: &ArchivedExitRef| self.exits.get(r.exit.to_native() as usize).map_or(u32::MAX, |e| e.stub.to_native());
-        self.counted_exits.iter().any(|r| r.segment.to_native() == segment && stub(r) == stub_offset)
+        let key = |r: &ArchivedExitRef| {
+            let stub = self.exits.get(r.exit.to_native() as usize).map_or(0, |e| e.stub.to_native());
+            (r.segment.to_native(), stub)
+        };
+        self.counted_exits.binary_search_by_key(&(segment, stub_offset), key).is_ok()
     }
 }
 

@@ -132,11 +132,7 @@ impl Translator {
     /// Links the exit patched at `patch` (stub `stub`) that came to the
     /// head `head` to the head's counting stub, made now (to go on to the
     /// head's block at `block_start`) if it has none: later entries by that
-    /// exit are counted without the dispatcher. A stub made now takes the
-    /// loaded files' other exits that count the head as well: each would
-    /// come to the dispatcher once to be linked so (the first run after
-    /// `cachetool aot python3` passed the dispatcher ~8,000 times more for
-    /// that, ~3 times per loop head).
+    /// exit are counted without the dispatcher.
     pub(crate) fn link_via_head_stub(&mut self, head: u64, block_start: u64, patch: Patch, stub: u64) {
         let counter_stub = match self.traces.head_stub(head) {
             Some(s) => s,
@@ -145,10 +141,6 @@ impl Translator {
                 let counter = TraceTable::new_counter(left as i64);
                 let Some((s, len)) = emit::head_counter(&mut self.cache, head, counter, block_start) else { return };
                 self.traces.add_head_stub(head, s, len, counter, block_start);
-                for (other, other_stub) in self.loaded.unlinked_counted_exits_to(head).into_iter().filter(|&(p, _)| p != patch) {
-                    link::link(other, s);
-                    self.traces.note_head_stub_link(head, other, other_stub);
-                }
                 s
             }
         };

@@ -877,27 +877,3 @@ fn a_program_blocking_sigsegv_runs_from_files_with_slots_not_rebased() {
         assert!(stat(&text(&run.stderr), "blocks loaded") > 0, "{}", text(&run.stderr));
     }
 }
-
-/// A file translated ahead of time holds no traces: its first run counts
-/// the loops it finds, the exits that count a head (`counted_exits`) led
-/// to the dispatcher. The first of them to reach it makes the head's
-/// counting stub and links every such exit of the file to it at once,
-/// instead of each coming to the dispatcher once to be linked so
-/// (`python3 -c pass` after AOT: 13,600 dispatches for 4,100 heads, now
-/// 5,700).
-#[test]
-fn the_first_run_after_aot_links_a_heads_counted_exits_at_once() {
-    let dir = temp_dir("aot-counted");
-    let python = ["/usr/bin/python3", "-c", "pass"];
-    let aot = dbirun(dir.path(), &["-aot", "-stats"], &python[..1]);
-    assert_eq!(aot.status.code(), Some(0), "{}", text(&aot.stderr));
-    let first = dbirun(dir.path(), &["-stats"], &python);
-    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
-    let err = text(&first.stderr);
-    let heads = stat(&err, "loop heads counted");
-    assert!(heads > 1000, "{err}");
-    // Each head: its first entry (which makes its stub), the one that
-    // finds it hot; each recorded block; each system call.
-    let dispatches = stat(&err, "dispatcher entries") - stat(&err, "system calls") - stat(&err, "blocks in traces");
-    assert!(dispatches < 2 * heads, "{dispatches} dispatches for {heads} loop heads counted\n{err}");
-}

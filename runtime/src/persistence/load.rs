@@ -356,17 +356,16 @@ impl LoadedFile {
         (Patch::Slot(w + e.slot.to_native() as u64), x + e.stub.to_native() as u64, self.module_base.wrapping_add(e.target.to_native() as u64))
     }
 
-    /// The exits `refs` (one of the index's exit lists, sorted by target)
-    /// names whose target is `head`, found by a binary search: (segment,
-    /// patch, stub) of each.
-    fn exits_to<'a>(&'a self, refs: &'a [ArchivedExitRef], head: u64) -> impl Iterator<Item = (u32, Patch, u64)> + 'a {
+    /// The exits `refs` (the index's `exits_to_traces`, sorted by target)
+    /// names whose target is `head`, found by a binary search: the patch
+    /// and stub of each.
+    fn exits_to<'a>(&'a self, refs: &'a [ArchivedExitRef], head: u64) -> impl Iterator<Item = (Patch, u64)> + 'a {
         let target_of = move |r: &ArchivedExitRef| self.index.exits[r.exit.to_native() as usize].target.to_native();
         let want = head.wrapping_sub(self.module_base) as i64;
         let first = refs.partition_point(|r| target_of(r) < want);
         refs[first..].iter().take_while(move |r| target_of(r) == want).map(move |r| {
-            let segment = r.segment.to_native();
-            let (patch, stub, _) = self.exit_in(segment, &self.index.exits[r.exit.to_native() as usize]);
-            (segment, patch, stub)
+            let (patch, stub, _) = self.exit_in(r.segment.to_native(), &self.index.exits[r.exit.to_native() as usize]);
+            (patch, stub)
         })
     }
 
@@ -644,29 +643,10 @@ impl LoadedFiles {
     /// stubs.
     pub(crate) fn unlink_exits_to(&self, head: u64) {
         for f in self.files_holding(head) {
-            for (_, patch, stub) in f.exits_to(&f.index.exits_to_traces, head) {
+            for (patch, stub) in f.exits_to(&f.index.exits_to_traces, head) {
                 crate::translate::link::unlink(patch, stub);
             }
         }
-    }
-
-    /// The exits of the files in use that count entries to `head` (the
-    /// file's `counted_exits`) and still lead to their stubs: (patch,
-    /// stub) of each. A slot on a page not rebased yet holds its stored
-    /// distance (`slot_faults`).
-    pub(crate) fn unlinked_counted_exits_to(&self, head: u64) -> Vec<(Patch, u64)> {
-        let mut found = Vec::new();
-        for f in self.files_holding(head) {
-            for (segment, patch, stub) in f.exits_to(&f.index.counted_exits, head) {
-                let Patch::Slot(slot) = patch else { continue };
-                // SAFETY: an 8-byte aligned slot of the file's W zone, mapped.
-                let held = unsafe { (*(slot as *const core::sync::atomic::AtomicU64)).load(core::sync::atomic::Ordering::Acquire) };
-                if held == stub || persist::exit_slots::resolve(held, f.segments[segment as usize].1) == stub {
-                    found.push((patch, stub));
-                }
-            }
-        }
-        found
     }
 
     /// The files in use whose module holds `pc`.
