@@ -302,7 +302,7 @@ impl Fragment<'_> {
     fn exit_may_reach(&self, k: u32, place: Place) -> bool {
         match place {
             Place::Stub(j, 0) | Place::ExitSlot(j) => j == k,
-            // Only a conditional exit's stub has a trampoline before it.
+            // Only a conditional exit has a slot trampoline.
             Place::Trampoline(j) => j == k && self.exit_is_conditional(k),
             Place::Block(m) | Place::Trace(m) => self.exits[k as usize].target.to_native() == m as i64,
             // A branch back to the block's own start (a loop).

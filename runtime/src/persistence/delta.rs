@@ -302,7 +302,7 @@ impl Zones<'_> {
                 Some(to) => encoder::exit_direct(&mut self.form, branch, cond, to),
                 // A conditional exit this run never linked (it was not
                 // taken, or its target is elsewhere): a `jcc` to its
-                // slot trampoline before its stub, so the untaken way
+                // slot trampoline after the code, so the untaken way
                 // runs on without a jump.
                 None if trampoline.is_some() && link::is_unlinked(e.patch(), e.stub) => {
                     encoder::exit_direct(&mut self.form, branch, cond, trampoline.unwrap())
