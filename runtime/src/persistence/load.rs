@@ -356,10 +356,10 @@ impl LoadedFile {
         (Patch::Slot(w + e.slot.to_native() as u64), x + e.stub.to_native() as u64, self.module_base.wrapping_add(e.target.to_native() as u64))
     }
 
-    /// The exits `refs` (the index's `exits_to_traces`, sorted by target)
-    /// names whose target is `head`, found by a binary search: the patch
-    /// and stub of each.
-    fn exits_to<'a>(&'a self, refs: &'a [ArchivedExitRef], head: u64) -> impl Iterator<Item = (Patch, u64)> + 'a {
+    /// The exits to `head`'s trace (`exits_to_traces` is sorted by target:
+    /// a binary search finds them): the patch and stub of each.
+    fn exits_to_trace(&self, head: u64) -> impl Iterator<Item = (Patch, u64)> + '_ {
+        let refs = self.index.exits_to_traces.as_slice();
         let target_of = move |r: &ArchivedExitRef| self.index.exits[r.exit.to_native() as usize].target.to_native();
         let want = head.wrapping_sub(self.module_base) as i64;
         let first = refs.partition_point(|r| target_of(r) < want);
@@ -643,7 +643,7 @@ impl LoadedFiles {
     /// stubs.
     pub(crate) fn unlink_exits_to(&self, head: u64) {
         for f in self.files_holding(head) {
-            for (patch, stub) in f.exits_to(&f.index.exits_to_traces, head) {
+            for (patch, stub) in f.exits_to_trace(head) {
                 crate::translate::link::unlink(patch, stub);
             }
         }
