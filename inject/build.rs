@@ -1,32 +1,74 @@
 //! Builds the no_std runtime (its own cargo workspace, see
-//! `runtime/Cargo.toml`) and tells the launcher where the binary is.
+//! `runtime/Cargo.toml`) and tells the launcher where the binary is; then
+//! builds dbirun's libc-free front (`front/`, its own workspace too) and
+//! places it as `target/<profile>/dbirun`, beside this package's
+//! `dbirun-full`.
 //!
-//! The runtime cannot share this workspace's feature resolution: std crates
-//! here would switch `std` on in its dependencies. So it is built by a nested
-//! cargo invocation with a clean environment.
-use std::{env, path::PathBuf, process::Command};
+//! Neither can share this workspace's feature resolution: std crates here
+//! would switch `std` on in their dependencies. So each is built by a
+//! nested cargo invocation with a clean environment.
+use std::{env, path::{Path, PathBuf}, process::Command};
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let runtime_dir = manifest_dir.join("../runtime").canonicalize().unwrap();
+    let front_dir = manifest_dir.join("front");
     let profile = env::var("PROFILE").unwrap();
     let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
-    // A stable place under target/ so the runtime's incremental state survives
-    // across launcher rebuilds.
-    let target_dir = out_dir
+    // target/<profile>: where cargo puts this workspace's binaries.
+    let profile_dir = out_dir
         .ancestors()
         .find(|p| p.file_name().is_some_and(|n| n == "build"))
         .and_then(|p| p.parent())
-        .map(|p| p.join("runtime-target"))
-        .unwrap_or_else(|| out_dir.join("runtime-target"));
+        .map(PathBuf::from)
+        .unwrap_or_else(|| out_dir.clone());
+    // A stable place under target/ so the runtime's incremental state survives
+    // across launcher rebuilds; the front shares it (and the runtime's
+    // compiled dependencies).
+    let target_dir = profile_dir.join("runtime-target");
 
+    build_no_std(&runtime_dir, &target_dir, &profile, &[]);
+    let binary = target_dir.join(&profile).join("dbi-runtime");
+    println!("cargo::rustc-env=DBI_RUNTIME_PATH={}", binary.display());
+    println!("cargo::rerun-if-changed={}", runtime_dir.join("src").display());
+    println!("cargo::rerun-if-changed={}", runtime_dir.join("Cargo.toml").display());
+    println!("cargo::rerun-if-changed={}", runtime_dir.join("Cargo.lock").display());
+    println!("cargo::rerun-if-changed={}", runtime_dir.join("build.rs").display());
+    println!("cargo::rerun-if-changed={}", runtime_dir.join("source_hash.rs").display());
+    // The runtime links the clients in: their sources are its sources.
+    let persist_dir = manifest_dir.join("../persist").canonicalize().unwrap();
+    for path in ["src", "Cargo.toml"] {
+        println!("cargo::rerun-if-changed={}", persist_dir.join(path).display());
+    }
+    let clients_dir = manifest_dir.join("../clients").canonicalize().unwrap();
+    for path in ["src", "Cargo.toml", "api/src", "api/Cargo.toml"] {
+        println!("cargo::rerun-if-changed={}", clients_dir.join(path).display());
+    }
+
+    // The front (front/src/main.rs) is the `dbirun` users type: placed in
+    // target/<profile> beside dbirun-full, which it hands over to.
+    build_no_std(&front_dir, &target_dir, &profile, &[("DBI_RUNTIME_PATH", &binary)]);
+    let front = profile_dir.join("dbirun");
+    place(&target_dir.join(&profile).join("dbirun"), &front);
+    println!("cargo::rustc-env=DBIRUN_FRONT_PATH={}", front.display());
+    for path in ["src", "Cargo.toml", "Cargo.lock", "build.rs"] {
+        println!("cargo::rerun-if-changed={}", front_dir.join(path).display());
+    }
+    link_dbirun_statically(&out_dir);
+}
+
+/// Builds the no_std package at `dir` (its own workspace) by a nested
+/// cargo invocation with a clean environment: the runtime and the front
+/// cannot share this workspace's feature resolution (std crates here
+/// would switch `std` on in their dependencies).
+fn build_no_std(dir: &Path, target_dir: &Path, profile: &str, env_set: &[(&str, &Path)]) {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.arg("build")
         .arg("--manifest-path")
-        .arg(runtime_dir.join("Cargo.toml"))
+        .arg(dir.join("Cargo.toml"))
         .arg("--target-dir")
-        .arg(&target_dir);
+        .arg(target_dir);
     if profile == "release" {
         cmd.arg("--release");
     }
@@ -46,26 +88,19 @@ fn main() {
             cmd.env_remove(key);
         }
     }
-    let status = cmd.status().expect("failed to run cargo for the runtime");
-    assert!(status.success(), "building the runtime failed");
+    for (key, value) in env_set {
+        cmd.env(key, value);
+    }
+    let status = cmd.status().unwrap_or_else(|e| panic!("failed to run cargo for {}: {e}", dir.display()));
+    assert!(status.success(), "building {} failed", dir.display());
+}
 
-    let binary = target_dir.join(&profile).join("dbi-runtime");
-    println!("cargo::rustc-env=DBI_RUNTIME_PATH={}", binary.display());
-    println!("cargo::rerun-if-changed={}", runtime_dir.join("src").display());
-    println!("cargo::rerun-if-changed={}", runtime_dir.join("Cargo.toml").display());
-    println!("cargo::rerun-if-changed={}", runtime_dir.join("Cargo.lock").display());
-    println!("cargo::rerun-if-changed={}", runtime_dir.join("build.rs").display());
-    println!("cargo::rerun-if-changed={}", runtime_dir.join("source_hash.rs").display());
-    // The runtime links the clients in: their sources are its sources.
-    let persist_dir = manifest_dir.join("../persist").canonicalize().unwrap();
-    for path in ["src", "Cargo.toml"] {
-        println!("cargo::rerun-if-changed={}", persist_dir.join(path).display());
-    }
-    let clients_dir = manifest_dir.join("../clients").canonicalize().unwrap();
-    for path in ["src", "Cargo.toml", "api/src", "api/Cargo.toml"] {
-        println!("cargo::rerun-if-changed={}", clients_dir.join(path).display());
-    }
-    link_dbirun_statically(&out_dir);
+/// Copies `from` to `to` under a temporary name, then renames it: a
+/// test or run executing the old `to` keeps its file.
+fn place(from: &Path, to: &Path) {
+    let temp = to.with_extension("placing");
+    std::fs::copy(from, &temp).unwrap_or_else(|e| panic!("copying {} to {}: {e}", from.display(), temp.display()));
+    std::fs::rename(&temp, to).unwrap_or_else(|e| panic!("placing {}: {e}", to.display()));
 }
 
 /// The libraries rustc asks for dynamically on this target (std's and
@@ -110,6 +145,6 @@ fn link_dbirun_statically(out_dir: &std::path::Path) {
             return;
         }
     }
-    println!("cargo::rustc-link-arg-bin=dbirun=-static-pie");
-    println!("cargo::rustc-link-arg-bin=dbirun=-L{}", shims.display());
+    println!("cargo::rustc-link-arg-bin=dbirun-full=-static-pie");
+    println!("cargo::rustc-link-arg-bin=dbirun-full=-L{}", shims.display());
 }

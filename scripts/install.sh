@@ -1,5 +1,5 @@
 #!/bin/sh
-# Installs dbirun, its runtime (dbi-runtime, found beside dbirun) and
+# Installs dbirun (the front, and dbirun-full it hands over to), its runtime (dbi-runtime, found beside dbirun) and
 # cachetool into PREFIX/bin (default ~/.local), and their manual pages into
 # PREFIX/share/man/man1, so they run without this checkout. With --skip-build, installs what `cargo build --release`
 # already built.
@@ -16,13 +16,13 @@ if [ "$build" = 1 ]; then
     cargo build --release
 fi
 runtime=target/release/runtime-target/release/dbi-runtime
-for f in target/release/dbirun target/release/cachetool target/release/dbicached "$runtime"; do
+for f in target/release/dbirun target/release/dbirun-full target/release/cachetool target/release/dbicached "$runtime"; do
     [ -x "$f" ] || { echo "install.sh: $f is missing: build first (cargo build --release)" >&2; exit 1; }
 done
 mkdir -p "$prefix/bin"
 # A temporary name, then a rename: a dbirun running from PREFIX never sees
 # half a file.
-for f in target/release/dbirun target/release/cachetool target/release/dbicached "$runtime"; do
+for f in target/release/dbirun target/release/dbirun-full target/release/cachetool target/release/dbicached "$runtime"; do
     name=$(basename "$f")
     cp "$f" "$prefix/bin/.$name.tmp.$$"
     chmod 755 "$prefix/bin/.$name.tmp.$$"
@@ -32,4 +32,4 @@ done
 mkdir -p "$prefix/share/man/man1"
 "$prefix/bin/dbirun" -man > "$prefix/share/man/man1/dbirun.1"
 "$prefix/bin/cachetool" man > "$prefix/share/man/man1/cachetool.1"
-echo "installed dbirun, dbi-runtime, cachetool and dbicached in $prefix/bin, their manual pages in $prefix/share/man/man1"
+echo "installed dbirun, dbirun-full, dbi-runtime, cachetool and dbicached in $prefix/bin, their manual pages in $prefix/share/man/man1"

@@ -15,18 +15,8 @@ use persist::run_report::RunEnd;
 
 /// The command as a shell would need it (arguments quoted where needed).
 pub fn command_line(app: &OsStr, args: &[std::ffi::OsString]) -> String {
-    std::iter::once(app)
-        .chain(args.iter().map(|a| a.as_os_str()))
-        .map(|a| {
-            let s = a.to_string_lossy();
-            if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
-                s.into_owned()
-            } else {
-                format!("'{}'", s.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    use std::os::unix::ffi::OsStrExt;
+    persist::run_report::quoted_command(std::iter::once(app).chain(args.iter().map(|a| a.as_os_str())).map(OsStr::as_bytes))
 }
 
 fn describe(end: ChildEnd) -> String {

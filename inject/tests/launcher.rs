@@ -17,7 +17,10 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tempfile::TempDir;
 
-const DBIRUN: &str = env!("CARGO_BIN_EXE_dbirun");
+/// What users type: the libc-free front (inject/front), placed beside
+/// dbirun-full by the build script.
+const DBIRUN: &str = env!("DBIRUN_FRONT_PATH");
+const DBIRUN_FULL: &str = env!("CARGO_BIN_EXE_dbirun-full");
 const LIMIT: Duration = Duration::from_secs(20);
 
 struct Outcome {
@@ -805,7 +808,7 @@ fn has_interpreter(path: &str) -> bool {
     (0..phnum).any(|i| word(phoff + i * phentsize, 4) == 3)
 }
 
-/// dbirun starts every run: linked statically, it spends nothing in ld.so
+/// dbirun-full starts every run the front hands over: linked statically, it spends nothing in ld.so
 /// (a dynamic dbirun took ~0.6 ms more a run here). Built without the static
 /// C archives (no libc6-dev), it stays dynamic, and says so at build time.
 #[test]
@@ -816,7 +819,150 @@ fn dbirun_is_linked_without_an_interpreter_where_static_archives_exist() {
         eprintln!("no static libc here ({libc_a}): dbirun is dynamic by design");
         return;
     }
-    assert!(!has_interpreter(DBIRUN), "{DBIRUN} has a PT_INTERP: the static link in inject/build.rs did not happen");
+    assert!(!has_interpreter(DBIRUN_FULL), "{DBIRUN_FULL} has a PT_INTERP: the static link in inject/build.rs did not happen");
     // And a dynamic program here does have one: the check can fail.
     assert!(has_interpreter("/bin/sh"), "/bin/sh without PT_INTERP: the header walk is wrong");
+}
+
+/// The front copied alone into the fixture: a command line it hands over
+/// finds no dbirun-full beside it there, so a run shows which of the two
+/// started the runtime.
+fn front_alone(f: &Fixture) -> PathBuf {
+    let p = f.path("alone/dbirun");
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    let _guard = FORK_LOCK.write().unwrap_or_else(|e| e.into_inner());
+    fs::copy(DBIRUN, &p).unwrap();
+    p
+}
+
+/// Runs `program` as the fixture's dbirun would be run, with `args`.
+fn run_as(f: &Fixture, program: &Path, args: &[&str], env: &[(&str, &str)]) -> Outcome {
+    let mut cmd = Command::new(program);
+    cmd.current_dir(f.dir.path()).env("XDG_CACHE_HOME", f.path("xdg")).env("DBI_RUNTIME", f.path("fake-runtime")).env_remove("DBIRUN_OPTIONS");
+    cmd.envs(env.iter().copied()).args(args);
+    f.run(&mut cmd)
+}
+
+/// The runtime's argv with the run's own numbers (pid, start time,
+/// report name) replaced: they differ between any two runs.
+fn without_run_numbers(argv: Vec<String>) -> Vec<String> {
+    let mut argv = argv;
+    if let Some(i) = argv.iter().position(|a| a == "-record_run") {
+        argv[i + 1] = "PID".into();
+        argv[i + 2] = "NS".into();
+    }
+    argv
+}
+
+/// What the front starts itself: the runtime command line dbirun-full
+/// builds for the same command line and environment, with no dbirun-full
+/// anywhere near (the copy runs alone).
+#[test]
+fn the_front_starts_plain_runs_as_dbirun_full_would() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--", "/bin/true", "arg"], ""),
+        (&["/bin/true", "-x", "--", "y"], ""),
+        (&["-no_traces", "--", "/bin/true"], ""),
+        (&["-disable_traces", "-traces", "--", "/bin/true"], ""),
+        (&["--no-follow-children", "-predicted_returns", "--", "/bin/true", "a b", ""], ""),
+        (&["-persist_dir", "rel/x", "--persist-dir=/abs/y", "--", "/bin/true"], ""),
+        (&["-persist_dir", "rel/x", "--", "/bin/true"], ""),
+        (&["--", "sh", "-c", "true"], ""),
+        (&["--", "/bin/true"], "-disable_traces  -no_follow_children -persist_dir /from/env"),
+        (&["--persist_dir", "cmd", "--", "/bin/true"], "-persist_dir /from/env"),
+    ];
+    for (args, env_options) in cases {
+        let f = Fixture::new();
+        f.runtime("exit 0");
+        let alone = front_alone(&f);
+        let env = [("DBIRUN_OPTIONS", *env_options), ("PATH", "/usr/bin:/bin")];
+        let from_front = run_as(&f, &alone, args, &env);
+        assert_eq!(from_front.status.code(), Some(0), "{args:?}: the front handed over: {}", from_front.stderr);
+        let front_argv = f.argv();
+        let from_full = run_as(&f, Path::new(DBIRUN_FULL), args, &env);
+        assert_eq!(from_full.status.code(), Some(0), "{args:?}: {}", from_full.stderr);
+        assert_eq!(front_argv, f.argv(), "{args:?} with DBIRUN_OPTIONS={env_options:?}");
+    }
+}
+
+/// Everything but a plain run goes to dbirun-full with the argv and
+/// environment as they came: clients, -stats, -v, help, mistakes, file
+/// mode, a cache directory or server that is not ready.
+#[test]
+fn the_front_hands_everything_else_to_dbirun_full() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["-c", "null", "--", "/bin/true"], ""),
+        (&["-stats", "--", "/bin/true"], ""),
+        (&["-v", "--", "/bin/true"], ""),
+        (&["-logdir", ".", "--", "/bin/true"], ""),
+        (&["-aot", "-persist", "--", "/bin/true"], ""),
+        (&["--help"], ""),
+        (&["-persist"], ""),
+        (&["-bogus", "--", "/bin/true"], ""),
+        (&["-persist=1", "--", "/bin/true"], ""),
+        (&["-persist_dir", "--", "/bin/true"], ""),
+        (&["-persist_dir", "a/../b", "--", "/bin/true"], ""),
+        (&["-persist_dir", "a//b", "--", "/bin/true"], ""),
+        (&["--", "no-such-program-here"], ""),
+        (&["--", "./not-here"], ""),
+        (&["-persist", "-no_persist_server", "--", "/bin/true"], ""),
+        // No cache directory yet, and no server: dbirun-full prepares both.
+        (&["-persist", "--", "/bin/true"], ""),
+        (&["--", "/bin/true"], "-stats"),
+        (&["--", "/bin/true"], "-bogus"),
+        (&["--", "/bin/true"], "/bin/true"),
+    ];
+    for (args, env_options) in cases {
+        let f = Fixture::new();
+        f.runtime("exit 0");
+        let alone = front_alone(&f);
+        let o = run_as(&f, &alone, args, &[("DBIRUN_OPTIONS", env_options)]);
+        let full = f.path("alone/dbirun-full");
+        assert_eq!(o.status.code(), Some(127), "{args:?} with DBIRUN_OPTIONS={env_options:?}: {}", o.stderr);
+        assert_eq!(o.stderr, format!("dbirun: cannot execute {}: No such file or directory (errno 2)\n", full.display()), "{args:?}");
+        assert!(!f.runtime_started(), "{args:?}: the front started the runtime");
+    }
+}
+
+/// Listens on `dir`'s cache server socket, with a lock note naming this
+/// process and `version`, as a `dbicached` of that version does.
+fn listen_as_server(dir: &Path, version: u32) -> std::os::unix::net::UnixListener {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(dir.join(persist::server_protocol::SOCKET)).unwrap();
+    fs::write(dir.join(persist::server_protocol::LOCK), persist::server_protocol::lock_note(std::process::id(), version)).unwrap();
+    listener
+}
+
+/// With -persist and a server of this version listening, the front starts
+/// the run itself: the same runtime command line as dbirun-full's, and
+/// the run's report (its command line) in the cache directory. A server of
+/// another version is dbirun-full's to deal with.
+#[test]
+fn a_persist_run_with_this_versions_server_listening_is_the_fronts() {
+    let f = Fixture::new();
+    f.runtime("exit 0");
+    let alone = front_alone(&f);
+    let dir = f.path("xdg/dbirun").join(uid().to_string());
+    let _server = listen_as_server(&dir, cachetool::RUNTIME_VERSION);
+    let args = ["-persist", "--", "/bin/echo", "a b", "c"];
+    let from_front = run_as(&f, &alone, &args, &[]);
+    assert_eq!(from_front.status.code(), Some(0), "the front handed over: {}", from_front.stderr);
+    let text = fs::read_to_string(f.path("argv")).unwrap();
+    let report = text.lines().skip_while(|l| *l != "-persist_report").nth(1).unwrap().to_string();
+    assert_eq!(fs::read_to_string(&report).unwrap(), "command /bin/echo 'a b' c\n", "{report}");
+    let front_argv = without_run_numbers(f.argv());
+    let expect_pid_and_time = text.lines().skip_while(|l| *l != "-record_run").nth(1).unwrap().parse::<u32>();
+    assert!(expect_pid_and_time.is_ok(), "{text}");
+    assert!(front_argv.contains(&"-persist_server".to_string()), "{front_argv:?}");
+    let from_full = run_as(&f, Path::new(DBIRUN_FULL), &args, &[]);
+    assert_eq!(from_full.status.code(), Some(0), "{}", from_full.stderr);
+    assert_eq!(front_argv, without_run_numbers(f.argv()));
+
+    // The note of another version: handed over.
+    fs::write(dir.join(persist::server_protocol::LOCK), persist::server_protocol::lock_note(std::process::id(), cachetool::RUNTIME_VERSION ^ 1)).unwrap();
+    fs::remove_file(f.path("argv")).unwrap();
+    let o = run_as(&f, &alone, &args, &[]);
+    assert_eq!(o.status.code(), Some(127), "{}", o.stderr);
+    assert!(!f.runtime_started());
 }

@@ -191,6 +191,25 @@ impl RunEnd {
     }
 }
 
+/// A command line as a shell would need it to run it again: each word
+/// (bytes as the app got them, shown lossily as UTF-8) quoted where it
+/// holds anything but plain characters. Both launchers (`dbirun` and
+/// its libc-free front) name runs with it.
+pub fn quoted_command<'a>(words: impl IntoIterator<Item = &'a [u8]>) -> String {
+    let quoted: Vec<String> = words
+        .into_iter()
+        .map(|w| {
+            let s = String::from_utf8_lossy(w);
+            if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
+                s.into_owned()
+            } else {
+                format!("'{}'", s.replace('\'', r"'\''"))
+            }
+        })
+        .collect();
+    quoted.join(" ")
+}
+
 /// The `command` line of a report: written when the run starts too, so
 /// a run whose process was killed before it could write its end is still
 /// recorded under its command.

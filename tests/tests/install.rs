@@ -1,5 +1,5 @@
 //! An installed dbirun works without the checkout (issue 13): the install
-//! script puts dbirun, its runtime and cachetool in PREFIX/bin, and the
+//! script puts dbirun (its front and dbirun-full), its runtime and cachetool in PREFIX/bin, and the
 //! installed tools run with the build tree hidden (a tmpfs mounted over
 //! `target/` in a private user and mount namespace), persisting caches the
 //! installed cachetool reads.
@@ -16,7 +16,7 @@ fn installed_tools_run_without_the_build_tree() {
     let out = Command::new("sh").arg(root.join("scripts/install.sh")).arg("--skip-build").arg(prefix.path()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let bin = prefix.path().join("bin");
-    for f in ["dbirun", "dbi-runtime", "cachetool", "dbicached"] {
+    for f in ["dbirun", "dbirun-full", "dbi-runtime", "cachetool", "dbicached"] {
         assert!(bin.join(f).is_file(), "{f} not installed");
     }
     for page in ["dbirun.1", "cachetool.1"] {
@@ -40,6 +40,11 @@ fn installed_tools_run_without_the_build_tree() {
     assert_ne!(o.status.code(), Some(99), "could not hide the build tree: {}", String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(o.stdout, b"hi\n");
+    // The first run started the directory's server: the next is the
+    // front's own, with the runtime found beside it.
+    let o = hidden(&[dbirun, "-persist", "-persist_dir", cache, "--", "/bin/echo", "again"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.stdout, b"again\n");
     let o = hidden(&[cachetool, "--persist-dir", cache, "verify"]);
     assert!(o.status.success(), "the installed cachetool agrees with the installed runtime: {}", String::from_utf8_lossy(&o.stdout));
     assert!(String::from_utf8_lossy(&o.stdout).contains("all valid"));
