@@ -35,7 +35,10 @@ macro_rules! way_on {
             // A signal waits for delivery: leave through the dispatcher.
             "    cmp qword ptr gs:[{pending}], 0\n",
             "    jne 4f\n",
+            // The hash (`IblTable::home`): pc + (pc rotated right by 4).
             "    mov rdx, rcx\n",
+            "    ror rdx, {hash_rotation}\n",
+            "    add rdx, rcx\n",
             "    and rdx, qword ptr gs:[{mask}]\n",
             "    shl rdx, 4\n",
             "    add rdx, qword ptr gs:[{table}]\n",
@@ -78,7 +81,7 @@ macro_rules! lookup_code {
             "    mov qword ptr gs:[{ibl_rdx}], rdx",
             $body,
             concat!($name, "_end:"),
-            "    # operands not every lookup names: {lookups} {slow_path} {pending} {mask} {table} {target} {ibl_rcx} {ibl_flags} {miss_handler}",
+            "    # operands not every lookup names: {lookups} {slow_path} {pending} {mask} {table} {target} {ibl_rcx} {ibl_flags} {miss_handler} {hash_rotation}",
             ibl_rax = const off::IBL_RAX,
             ibl_rcx = const off::IBL_RCX,
             ibl_rdx = const off::IBL_RDX,
@@ -90,6 +93,7 @@ macro_rules! lookup_code {
             target = const off::IBL_TARGET,
             miss_handler = const off::IBL_MISS_HANDLER,
             slow_path = const off::IBL_SLOW_PATH,
+            hash_rotation = const HASH_ROTATION,
         );
     };
 }
@@ -109,7 +113,9 @@ macro_rules! flag_free_first_probe {
     () => {
         concat!(
             "    mov rdx, qword ptr gs:[{table}]\n",
-            "    pext rax, rcx, qword ptr gs:[{mask}]\n",
+            "    rorx rax, rcx, {hash_rotation}\n",
+            "    lea rax, [rax + rcx]\n",
+            "    pext rax, rax, qword ptr gs:[{mask}]\n",
             "    lea rax, [rax + rax]\n",
             "    lea rdx, [rdx + rax*8]\n",
             "    mov rax, qword ptr [rdx]\n",
@@ -157,6 +163,7 @@ core::arch::global_asm!(
     table = const off::IBL_TABLE,
     target = const off::IBL_TARGET,
     miss_handler = const off::IBL_MISS_HANDLER,
+    hash_rotation = const HASH_ROTATION,
 );
 
 core::arch::global_asm!(
@@ -364,6 +371,16 @@ pub(crate) fn to_dispatcher(code: &mut Vec<u8>) {
     encoder::jmp_gs(code, off::DISPATCHER_MISS);
 }
 
+/// The lookup's hash is `pc + pc.rotate_right(HASH_ROTATION)`, masked:
+/// the low bits of a pc alone put every 16-byte-aligned function entry of
+/// every page on one slot in sixteen, and jump tables' targets of
+/// neighbouring functions in runs, where linear probing displaced the
+/// hot ones (xz's encoder: its switch's targets two and three entries
+/// from home, a tenth of the run in the lookup's way on). The rotation
+/// adds the bits above the low four (page bits included) in; flag free
+/// in the first probe (`rorx`, `lea`), as `ror`, `add` on the way on.
+const HASH_ROTATION: u32 = 4;
+
 /// Probing never wraps: the table has this many spare entries past its
 /// hashed range, and an insert that would run past them grows the table.
 const OVERFLOW_ENTRIES: usize = 64;
@@ -425,8 +442,13 @@ impl IblTable {
         }
     }
 
+    /// Where probing for `app_pc` starts (the lookup code's hash).
+    fn home(&self, app_pc: u64) -> usize {
+        (app_pc.wrapping_add(app_pc.rotate_right(HASH_ROTATION)) & self.mask) as usize
+    }
+
     fn try_insert(&mut self, app_pc: u64, cache_pc: u64) -> bool {
-        let start = (app_pc & self.mask) as usize;
+        let start = self.home(app_pc);
         for e in &mut self.entries[start..] {
             if e.app_pc == app_pc || e.app_pc == 0 {
                 if e.app_pc == 0 {
@@ -473,7 +495,7 @@ impl IblTable {
     /// Forgets `app_pc`. The entry becomes a tombstone that lookups probe
     /// past and never match, since other threads may be searching.
     pub(crate) fn remove(&mut self, app_pc: u64) {
-        let start = (app_pc & self.mask) as usize;
+        let start = self.home(app_pc);
         for e in &mut self.entries[start..] {
             if e.app_pc == 0 {
                 return;
@@ -489,7 +511,7 @@ impl IblTable {
     /// Points the thread's lookup routine at this table.
     /// The cache pc entered for `app_pc`.
     pub(crate) fn get(&self, app_pc: u64) -> Option<u64> {
-        let start = (app_pc & self.mask) as usize;
+        let start = self.home(app_pc);
         self.entries[start..].iter().take_while(|e| e.app_pc != 0).find(|e| e.app_pc == app_pc).map(|e| e.cache_pc)
     }
 
@@ -558,7 +580,7 @@ mod tests {
     }
 
     /// The probe the lookup routine makes (`lookup_template!`): from
-    /// `app_pc & mask` up to the first empty entry, skipping tombstones.
+    /// the pc's home entry up to the first empty entry, skipping tombstones.
     fn find(t: &IblTable, app_pc: u64) -> Option<u64> {
         t.get(app_pc)
     }
@@ -576,12 +598,16 @@ mod tests {
         assert_eq!(t.len, 2);
     }
 
+    /// `n` pcs from `from` on whose probing starts at entry `home`.
+    fn homing_at(t: &IblTable, home: usize, from: u64, n: usize) -> Vec<u64> {
+        (from..).filter(|&pc| t.home(pc) == home).take(n).collect()
+    }
+
     #[test]
     fn colliding_pcs_probe_past_each_other_and_removal_leaves_a_tombstone() {
         let mut t = IblTable::new();
-        let size = t.mask + 1;
-        // Same slot modulo the table size: a cluster of three.
-        let pcs = [0x1000 + 5, 0x1000 + 5 + size, 0x1000 + 5 + 2 * size];
+        // Same home slot: a cluster of three.
+        let pcs = homing_at(&t, 5, 0x1000, 3);
         for (i, &pc) in pcs.iter().enumerate() {
             t.insert(pc, 0x9000 + i as u64);
         }
@@ -593,6 +619,42 @@ mod tests {
         // Removing what is not there changes nothing.
         t.remove(0xdead_0000);
         assert_eq!(find(&t, pcs[2]), Some(0x9002));
+    }
+
+    /// What the identity hash did to a module's 16-byte-aligned entry
+    /// points (one slot in sixteen, pages aliased): spread over the table,
+    /// nearly all at home.
+    #[test]
+    fn aligned_entry_points_of_many_pages_mostly_sit_at_home() {
+        let mut t = IblTable::new();
+        let size = t.mask as usize + 1;
+        let pcs: Vec<u64> = (0..size as u64 / 4).map(|i| 0x7f12_3400_0000 + i * 0x130).collect();
+        for &pc in &pcs {
+            t.insert(pc, pc);
+        }
+        let at_home = pcs.iter().filter(|&&pc| t.entries[t.home(pc)].app_pc == pc).count();
+        assert!(at_home * 10 >= pcs.len() * 8, "{at_home} of {} at home", pcs.len());
+    }
+
+    /// The first probe and the way on hash as [`IblTable::home`] does:
+    /// `rorx`/`lea` (flag free) and `ror`/`add`, by [`HASH_ROTATION`].
+    #[test]
+    fn the_lookup_code_hashes_as_the_table() {
+        let code = |start: &u8, end: &u8| {
+            // SAFETY: the symbols bound templates in this binary's text.
+            let bytes = unsafe { core::slice::from_raw_parts(start as *const u8, end as *const u8 as usize - start as *const u8 as usize) };
+            decoded(bytes)
+        };
+        // SAFETY: symbols of the assembled templates.
+        let (fast, slow) = unsafe { (code(&dbi_ibl_inline_fast_start, &dbi_ibl_inline_fast_end), code(&dbi_ibl_inline_start, &dbi_ibl_inline_end)) };
+        let rorx = fast.iter().position(|i| i.mnemonic() == Mnemonic::Rorx).expect("rorx");
+        assert_eq!((fast[rorx].op0_register(), fast[rorx].op1_register(), fast[rorx].immediate8() as u32), (Register::RAX, Register::RCX, HASH_ROTATION));
+        assert_eq!((fast[rorx + 1].mnemonic(), fast[rorx + 1].memory_base(), fast[rorx + 1].memory_index()), (Mnemonic::Lea, Register::RAX, Register::RCX));
+        assert_eq!(fast[rorx + 2].mnemonic(), Mnemonic::Pext);
+        let ror = slow.iter().position(|i| i.mnemonic() == Mnemonic::Ror).expect("ror");
+        assert_eq!((slow[ror - 1].mnemonic(), slow[ror].immediate8() as u32), (Mnemonic::Mov, HASH_ROTATION));
+        assert_eq!((slow[ror + 1].mnemonic(), slow[ror + 1].op1_register()), (Mnemonic::Add, Register::RCX));
+        assert_eq!(slow[ror + 2].mnemonic(), Mnemonic::And);
     }
 
     #[test]
@@ -618,12 +680,13 @@ mod tests {
         let mut t = IblTable::new();
         // Every pc hashes to the last slot: the cluster lives in the
         // overflow entries, then forces growth instead of wrapping.
-        let size = t.mask + 1;
-        for i in 0..(OVERFLOW_ENTRIES as u64 + 8) {
-            t.insert(size - 1 + i * size, i + 1);
+        let last = t.mask as usize;
+        let pcs = homing_at(&t, last, 0x1000, OVERFLOW_ENTRIES + 8);
+        for (i, &pc) in pcs.iter().enumerate() {
+            t.insert(pc, i as u64 + 1);
         }
-        for i in 0..(OVERFLOW_ENTRIES as u64 + 8) {
-            assert_eq!(find(&t, size - 1 + i * size), Some(i + 1));
+        for (i, &pc) in pcs.iter().enumerate() {
+            assert_eq!(find(&t, pc), Some(i as u64 + 1));
         }
     }
 }
