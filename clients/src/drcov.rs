@@ -179,8 +179,11 @@ impl Client for Drcov {
         let mut entries: Vec<(u16, u32, u16)> = Vec::with_capacity(covered.iter().map(Vec::len).sum());
         for (id, &m) in modules.iter().enumerate() {
             let blocks = &mut covered[m];
-            // Sorted already but for blocks built in this run.
-            blocks.sort_unstable();
+            // Sorted already but for blocks built in this run, appended
+            // last: the stable sort merges that tail into the file's run
+            // (the unstable one sorted python3's ~40,000 blocks anew, 1.7%
+            // of a warm `python3 -c pass` under drcov).
+            blocks.sort();
             // A block built in this run may also be in a file (a trace's copy).
             blocks.dedup();
             entries.extend(blocks.iter().map(|&(offset, size)| (id as u16, offset, size)));
