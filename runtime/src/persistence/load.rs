@@ -136,9 +136,29 @@ pub(crate) struct LoadedFile {
     /// Its block table's place in the lookup's second level
     /// (`translate/file_lookup.rs`), if it has one.
     lookup_handle: Option<usize>,
+    /// The blocks in code order, made at the first signal that interrupts
+    /// the file's code (`code_order`).
+    code_order: spin::Once<Vec<CodePlace>>,
 }
 
+/// Where a block's code lies in a file: (segment, code offset), then the
+/// block's index in the index's `blocks` (sorted by module offset).
+type CodePlace = (u32, u32, u32);
+
 impl LoadedFile {
+    /// The blocks in code order: a signal finds the block it interrupted
+    /// and the blocks after it in its segment by binary search rather
+    /// than two scans of every block (python3.11's file: 40,000). Made
+    /// once, when first needed, not at load (O(pages touched) loading).
+    fn code_order(&self) -> &[CodePlace] {
+        self.code_order.call_once(|| {
+            let mut places: Vec<CodePlace> =
+                self.index.blocks.iter().enumerate().map(|(i, b)| (b.segment.to_native(), b.code_offset.to_native(), i as u32)).collect();
+            places.sort_unstable();
+            places
+        })
+    }
+
     /// What clients read of it at exit (retired or not: its blocks ran).
     fn client_view(&self) -> FileView {
         FileView {
@@ -209,8 +229,10 @@ impl LoadedFile {
                 }
             }
         };
-        let after = |b: &&ArchivedBlockEntry| b.segment.to_native() as usize == s && b.code_offset.to_native() >= from;
-        for b in self.index.blocks.iter().filter(after) {
+        let places = self.code_order();
+        let first = places.partition_point(|&(seg, off, _)| (seg as usize, off) < (s, from));
+        for &(_, _, i) in places[first..].iter().take_while(|&&(seg, _, _)| seg as usize == s) {
+            let b = &self.index.blocks[i as usize];
             self.unlink_exits_in(b.segment.to_native(), b.first_exit.to_native(), b.exit_count.to_native());
         }
     }
@@ -295,11 +317,13 @@ impl LoadedFile {
     /// The block whose code contains `pc`, if any.
     fn block_containing(&self, pc: u64) -> Option<&ArchivedBlockEntry> {
         let s = self.segment_containing(pc)?;
-        let x = self.segments[s].1;
-        self.index.blocks.iter().find(|b| {
-            let start = x + b.code_offset.to_native() as u64;
-            b.segment.to_native() as usize == s && (start..start + b.code_len.to_native() as u64).contains(&pc)
-        })
+        let offset = u32::try_from(pc - self.segments[s].1).ok()?;
+        let places = self.code_order();
+        // The last block starting at or before `pc` in its segment.
+        let at = places.partition_point(|&(seg, off, _)| (seg as usize, off) <= (s, offset)).checked_sub(1)?;
+        let (seg, start, i) = places[at];
+        let b = &self.index.blocks[i as usize];
+        (seg as usize == s && offset - start < b.code_len.to_native()).then_some(b)
     }
 
     fn translations_in(&self, offset: u32, len: u32) -> translations::Unpack<'static> {
@@ -870,5 +894,6 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, end: u64, pat
         dead: false,
         served,
         lookup_handle: None,
+        code_order: spin::Once::new(),
     }))
 }
