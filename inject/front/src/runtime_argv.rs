@@ -71,19 +71,19 @@ pub fn plan(start: &Startup) -> Option<Run> {
         Some(dir) => Some(cache_dir::absolute(dir)?),
         None => None,
     };
-    let persist_dir = match request.persist {
-        true => {
-            let base = match persist_dir {
-                Some(dir) => dir,
-                None => cache_dir::default_base(start)?,
-            };
-            let dir = cache_dir::user_dir(&base)?;
-            if !server::is_ours(&dir) {
-                return None;
-            }
-            Some(dir)
+    // With -persist, the user's directory under the base (made absolute above).
+    let persist_dir = if request.persist {
+        let base = match persist_dir {
+            Some(dir) => dir,
+            None => cache_dir::default_base(start)?,
+        };
+        let dir = cache_dir::user_dir(&base)?;
+        if !server::is_ours(&dir) {
+            return None;
         }
-        false => persist_dir,
+        Some(dir)
+    } else {
+        persist_dir
     };
 
     let mut argv = alloc::vec![c(&runtime)];

@@ -29,12 +29,14 @@ unsafe fn c_bytes(p: *const u8) -> &'static [u8] {
 /// `list` is a null-terminated array of pointers to strings as above.
 unsafe fn strings(list: *const *const u8) -> Vec<&'static [u8]> {
     let mut out = Vec::new();
-    let mut i = 0;
-    // SAFETY: the caller guarantees the terminating null pointer.
-    while let Some(p) = Some(unsafe { *list.add(i) }).filter(|p| !p.is_null()) {
+    for i in 0.. {
+        // SAFETY: the caller guarantees the terminating null pointer.
+        let p = unsafe { *list.add(i) };
+        if p.is_null() {
+            break;
+        }
         // SAFETY: as above.
         out.push(unsafe { c_bytes(p) });
-        i += 1;
     }
     out
 }

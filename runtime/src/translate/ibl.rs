@@ -226,17 +226,26 @@ pub(crate) fn slow_path_addr() -> u64 {
 
 /// The lookup code to copy to an indirect branch site.
 pub(crate) fn lookup_code() -> &'static [u8] {
-    // SAFETY: the symbols delimit the assembled template in .text.
+    // SAFETY: each pair of symbols delimits an assembled template in .text.
     unsafe {
-        let (start, end) = if crate::options::get().stats {
-            (&dbi_ibl_inline_counted_start as *const u8, &dbi_ibl_inline_counted_end as *const u8)
+        if crate::options::get().stats {
+            template(&dbi_ibl_inline_counted_start, &dbi_ibl_inline_counted_end)
         } else if flag_free_probe() {
-            (&dbi_ibl_inline_fast_start as *const u8, &dbi_ibl_inline_fast_end as *const u8)
+            template(&dbi_ibl_inline_fast_start, &dbi_ibl_inline_fast_end)
         } else {
-            (&dbi_ibl_inline_start as *const u8, &dbi_ibl_inline_end as *const u8)
-        };
-        core::slice::from_raw_parts(start, end as usize - start as usize)
+            template(&dbi_ibl_inline_start, &dbi_ibl_inline_end)
+        }
     }
+}
+
+/// The bytes of a template assembled between two symbols.
+///
+/// # Safety
+/// `start` and `end` delimit one template in the runtime's text.
+unsafe fn template(start: &'static u8, end: &'static u8) -> &'static [u8] {
+    let (start, end) = (start as *const u8, end as *const u8);
+    // SAFETY: the caller's promise: `start..end` is mapped, read-only code.
+    unsafe { core::slice::from_raw_parts(start, end as usize - start as usize) }
 }
 
 /// Whether lookups probe first without the flags: the CPU has BMI2
@@ -653,11 +662,7 @@ mod tests {
     #[test]
     fn the_first_probes_read_the_home_entry_and_the_next_without_flags() {
         // SAFETY: symbols of the assembled template.
-        let fast = unsafe {
-            let start = &dbi_ibl_inline_fast_start as *const u8;
-            let end = &dbi_ibl_inline_fast_end as *const u8;
-            decoded(core::slice::from_raw_parts(start, end as usize - start as usize))
-        };
+        let fast = decoded(unsafe { template(&dbi_ibl_inline_fast_start, &dbi_ibl_inline_fast_end) });
         for i in &fast {
             assert_eq!(i.rflags_modified(), 0, "{i} writes flags");
         }
@@ -675,13 +680,9 @@ mod tests {
     /// `rorx`/`lea` (flag free) and `ror`/`add`, by [`HASH_ROTATION`].
     #[test]
     fn the_lookup_code_hashes_as_the_table() {
-        let code = |start: &u8, end: &u8| {
-            // SAFETY: the symbols bound templates in this binary's text.
-            let bytes = unsafe { core::slice::from_raw_parts(start as *const u8, end as *const u8 as usize - start as *const u8 as usize) };
-            decoded(bytes)
-        };
         // SAFETY: symbols of the assembled templates.
-        let (fast, slow) = unsafe { (code(&dbi_ibl_inline_fast_start, &dbi_ibl_inline_fast_end), code(&dbi_ibl_inline_start, &dbi_ibl_inline_end)) };
+        let (fast, slow) = unsafe { (template(&dbi_ibl_inline_fast_start, &dbi_ibl_inline_fast_end), template(&dbi_ibl_inline_start, &dbi_ibl_inline_end)) };
+        let (fast, slow) = (decoded(fast), decoded(slow));
         let rorx = fast.iter().position(|i| i.mnemonic() == Mnemonic::Rorx).expect("rorx");
         assert_eq!((fast[rorx].op0_register(), fast[rorx].op1_register(), fast[rorx].immediate8() as u32), (Register::RAX, Register::RCX, HASH_ROTATION));
         assert_eq!((fast[rorx + 1].mnemonic(), fast[rorx + 1].memory_base(), fast[rorx + 1].memory_index()), (Mnemonic::Lea, Register::RAX, Register::RCX));
