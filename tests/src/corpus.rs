@@ -444,6 +444,12 @@ pub const SIGNAL_PROGRAMS: &[Program] = &[
         runs: &[ok(&[])],
     },
     Program {
+        name: "sig_storm",
+        source: "sig_storm.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+    Program {
         name: "sig_altstack",
         source: "sig_altstack.c",
         builds: ALL,

@@ -2,6 +2,7 @@
 //! byte: the catalog programs of `SIGNAL_SUITE`, each its own file in
 //! `tests/programs/`: recovery from SIGSEGV by siglongjmp, handlers that
 //! edit the ucontext's rip, SIGALRM interrupting a hot loop 1,000 times,
+//! a 20 kHz interval timer's storm of signals,
 //! sigaltstack, the XSAVE image of a frame (the kernel's size and features),
 //! SA_RESTART, nested handlers, raise of every catchable
 //! signal, and signal masks (sigprocmask, sigpending, sigsuspend,
@@ -18,6 +19,7 @@ catalog_tests!(SIGNAL_SUITE;
     sig_segv_longjmp,
     sig_ucontext_rip,
     sig_alarm_loop,
+    sig_storm,
     sig_altstack,
     sig_frame_xstate,
     sig_restart,

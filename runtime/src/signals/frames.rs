@@ -46,9 +46,33 @@ const FIX_EFLAGS: u64 = 0x40000 | 0x800 | 0x400 | 0x100 | 0x80 | 0x40 | 0x10 | 0
 
 pub(crate) use crate::os::signal::StackT;
 
-/// Size of the standard-format XSAVE image for the enabled features.
+/// Size of the standard-format XSAVE image for the features XCR0 enables.
+///
+/// CPUID leaf 0xd is read once per process, and only the sub-leaves of
+/// enabled features: each CPUID is a VM exit under a hypervisor (7 us on
+/// this project's VMs), and a signal's frame and its return each asked
+/// several, which made a signal 50 times dearer than natively. The leaf
+/// describes the CPU, fixed for the process.
 pub(crate) fn xsave_size() -> u64 {
-    core::arch::x86_64::__cpuid_count(0xd, 0).ebx as u64
+    static WHOLE: spin::Once<u64> = spin::Once::new();
+    *WHOLE.call_once(|| core::arch::x86_64::__cpuid_count(0xd, 0).ebx as u64)
+}
+
+/// For each user component XCR0 enables, where its part of the
+/// standard-format image ends (0 for the others); made at the first signal.
+fn xsave_component_ends() -> &'static [u64; 64] {
+    static ENDS: spin::Once<[u64; 64]> = spin::Once::new();
+    ENDS.call_once(|| {
+        let enabled = xcr0();
+        let mut ends = [0; 64];
+        for (i, end) in ends.iter_mut().enumerate().take(63).skip(2) {
+            if enabled & (1 << i) != 0 {
+                let c = core::arch::x86_64::__cpuid_count(0xd, i as u32);
+                *end = c.ebx as u64 + c.eax as u64;
+            }
+        }
+        ends
+    })
 }
 
 /// The XSAVE features the kernel writes in this process's signal frames:
@@ -63,14 +87,13 @@ fn frame_features() -> u64 {
 }
 
 /// The size of the standard-format XSAVE image of `features`: the end of
-/// the last one (CPUID leaf 0xd gives each user component's size and
-/// offset), at least the legacy area and the header.
+/// the last one, at least the legacy area and the header.
 fn xsave_size_of(features: u64) -> u64 {
+    let ends = xsave_component_ends();
     let mut size = XSAVE_HEADER + 64;
-    for i in 2..63 {
+    for (i, &end) in ends.iter().enumerate().take(63).skip(2) {
         if features & (1 << i) != 0 {
-            let c = core::arch::x86_64::__cpuid_count(0xd, i);
-            size = size.max(c.ebx as u64 + c.eax as u64);
+            size = size.max(end);
         }
     }
     size.min(xsave_size())
