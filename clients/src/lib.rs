@@ -25,6 +25,12 @@ pub use dbi_client_api as api;
 /// Names `dbirun -c NAME` accepts.
 pub const BUILT_IN: &[&str] = &["null", "inscount", "bbcount", "opcodes", "drcov", "instrace", "memtrace"];
 
+/// The clients that also print a summary on dbirun's stderr once the app
+/// has ended (`Services::summary`): dbirun waits for the app only when one
+/// of them, or `-stats`, is in the run; the others write files, and dbirun
+/// execs the runtime in its own process as for a run without clients.
+pub const SUMMARIZING: &[&str] = &["inscount"];
+
 /// What each built-in client does and the options it takes (option,
 /// what it does), for `dbirun -help` and `dbirun -c NAME -help`.
 pub const HELP: &[(&str, &str, &[(&str, &str)])] = &[

@@ -147,11 +147,13 @@ fn run() -> i32 {
         }
     }
 
+    // Clients' summaries are printed after the app: dbirun waits for them.
+    let summarizing = opts.clients.iter().any(|c| clients::SUMMARIZING.contains(&c.name.as_str()));
     // Where the run's processes report: in the cache directory with
     // -persist (the index records it), else a private temporary file.
     let report = match opts.persist_dir.as_deref().filter(|_| opts.persist) {
         Some(dir) => Some(run_report::path_in(dir)),
-        None if opts.stats || !opts.clients.is_empty() => match run_report::temporary() {
+        None if opts.stats || summarizing => match run_report::temporary() {
             Ok(path) => Some(path),
             Err(e) => return fail(format_args!("-stats: cannot create a report file: {e}"), 125),
         },
@@ -161,12 +163,12 @@ fn run() -> i32 {
         Some(dir) => cache_server::ensure(dir, opts.verbose),
         None => false,
     };
-    // Nothing to do after the app (no client lines, no -stats summary, a
-    // cache server to record the run, or no run to record): the runtime
-    // replaces dbirun in this process, and the run's own process leaves
-    // its end in the report for the server to record. Without a server
-    // dbirun stays, to record the run in the index before it exits.
-    if opts.clients.is_empty() && !opts.stats && (server || report.is_none()) {
+    // Nothing to do after the app (no clients' summaries, no -stats
+    // summary, a cache server to record the run, or no run to record): the
+    // runtime replaces dbirun in this process, and the run's own process
+    // leaves its end in the report for the server to record. Without a
+    // server dbirun stays, to record the run in the index before it exits.
+    if !summarizing && !opts.stats && (server || report.is_none()) {
         let record = report.as_ref().map(|_| runtime_args::RunToRecord {
             pid: std::process::id(),
             start_ns: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),

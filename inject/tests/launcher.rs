@@ -870,10 +870,18 @@ fn the_front_starts_plain_runs_as_dbirun_full_would() {
         (&["--", "sh", "-c", "true"], ""),
         (&["--", "/bin/true"], "-disable_traces  -no_follow_children -persist_dir /from/env"),
         (&["--persist_dir", "cmd", "--", "/bin/true"], "-persist_dir /from/env"),
+        // Clients that print no summary, their options, -logdir.
+        (&["-c", "drcov", "--", "/bin/true"], ""),
+        (&["-logdir", "logs", "-c", "bbcount", "-top", "5", "--client", "null", "--", "/bin/true", "x"], ""),
+        (&["--logdir=logs", "-no_traces", "-c", "null", "x", "--", "/bin/true"], ""),
+        (&["-logdir", "/tmp", "--logdir", "logs", "-c", "opcodes", "--", "/bin/true"], ""),
+        (&["-c", "null", "--", "/bin/true"], "-c drcov -format_version 2 -logdir logs -no_traces"),
+        (&["--", "/bin/true"], "-logdir logs -c drcov -format_version 2"),
     ];
     for (args, env_options) in cases {
         let f = Fixture::new();
         f.runtime("exit 0");
+        fs::create_dir(f.path("logs")).unwrap();
         let alone = front_alone(&f);
         let env = [("DBIRUN_OPTIONS", *env_options), ("PATH", "/usr/bin:/bin")];
         let from_front = run_as(&f, &alone, args, &env);
@@ -886,12 +894,23 @@ fn the_front_starts_plain_runs_as_dbirun_full_would() {
 }
 
 /// Everything but a plain run goes to dbirun-full with the argv and
-/// environment as they came: clients, -stats, -v, help, mistakes, file
-/// mode, a cache directory or server that is not ready.
+/// environment as they came: clients that print a summary, -stats, -v,
+/// help, mistakes, file mode, a cache directory or server that is not
+/// ready.
 #[test]
 fn the_front_hands_everything_else_to_dbirun_full() {
     let cases: &[(&[&str], &str)] = &[
-        (&["-c", "null", "--", "/bin/true"], ""),
+        (&["-c", "inscount", "--", "/bin/true"], ""),
+        (&["-c", "null", "-c", "inscount", "--", "/bin/true"], ""),
+        (&["-c", "drcov", "-help"], ""),
+        (&["-c", "drcov", "-h", "--", "/bin/true"], ""),
+        (&["-c", "nosuch", "--", "/bin/true"], ""),
+        (&["-c", "--", "/bin/true"], ""),
+        (&["-c", "null", "/bin/true"], ""),
+        (&["--client=null", "--", "/bin/true"], ""),
+        (&["-logdir", "no-such-dir", "-c", "null", "--", "/bin/true"], ""),
+        (&["-logdir", "fake-runtime", "-c", "null", "--", "/bin/true"], ""),
+        (&["-logdir", "--", "/bin/true"], ""),
         (&["-stats", "--", "/bin/true"], ""),
         (&["-v", "--", "/bin/true"], ""),
         (&["-logdir", ".", "--", "/bin/true"], ""),
@@ -911,6 +930,7 @@ fn the_front_hands_everything_else_to_dbirun_full() {
         (&["--", "/bin/true"], "-stats"),
         (&["--", "/bin/true"], "-bogus"),
         (&["--", "/bin/true"], "/bin/true"),
+        (&["--", "/bin/true"], "-c inscount"),
     ];
     for (args, env_options) in cases {
         let f = Fixture::new();
@@ -921,6 +941,27 @@ fn the_front_hands_everything_else_to_dbirun_full() {
         assert_eq!(o.status.code(), Some(127), "{args:?} with DBIRUN_OPTIONS={env_options:?}: {}", o.stderr);
         assert_eq!(o.stderr, format!("dbirun: cannot execute {}: No such file or directory (errno 2)\n", full.display()), "{args:?}");
         assert!(!f.runtime_started(), "{args:?}: the front started the runtime");
+    }
+}
+
+/// Every built-in client is either one the front starts itself or, if it
+/// prints a summary after the app (dbirun-full waits for it), handed over:
+/// the front's list of quiet clients keeps up with `clients::BUILT_IN`.
+#[test]
+fn the_front_starts_every_client_but_those_that_summarise() {
+    for &client in clients::BUILT_IN {
+        let f = Fixture::new();
+        f.runtime("exit 0");
+        let alone = front_alone(&f);
+        let o = run_as(&f, &alone, &["-c", client, "--", "/bin/true"], &[]);
+        if clients::SUMMARIZING.contains(&client) {
+            assert_eq!(o.status.code(), Some(127), "{client}: {}", o.stderr);
+            assert!(!f.runtime_started(), "{client}: the front started a client whose summary dbirun-full prints");
+        } else {
+            assert_eq!(o.status.code(), Some(0), "{client}: the front handed over: {}", o.stderr);
+            let argv = f.argv();
+            assert!(argv.windows(3).any(|w| w == ["-c", client, "0"]), "{client}: {argv:?}");
+        }
     }
 }
 

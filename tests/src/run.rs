@@ -581,6 +581,25 @@ fn tail(name: &str, data: &[u8], n: usize) -> String {
     s
 }
 
+/// Waits (up to 20 s) for the app dbirun `parent` runs to be named
+/// exactly `name`: dbirun's own process when it exec'd the runtime, else
+/// its child.
+pub fn app_named(parent: u32, name: &str) -> u32 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if std::fs::read_to_string(format!("/proc/{parent}/comm")).is_ok_and(|c| c.trim_end() == name) {
+            return parent;
+        }
+        let out = std::process::Command::new(crate::tool("pgrep")).args(["-x", "-P", &parent.to_string(), name]).output().unwrap();
+        let pids = String::from_utf8_lossy(&out.stdout);
+        if let Some(pid) = pids.split_whitespace().next() {
+            return pid.parse().unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "pgrep -x -P {parent} {name} found nothing");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[cfg(test)]
 mod summary_tests {
     use super::without_client_summaries;

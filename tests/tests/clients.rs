@@ -539,16 +539,7 @@ fn killed_by_sigterm(name: &str, options: &[&str]) -> (String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The runtime is dbirun's child; it takes the app's name once started.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let pid = loop {
-        let out = Command::new("pgrep").args(["-x", "-P", &child.id().to_string(), "sleep"]).output().unwrap();
-        if let Some(p) = String::from_utf8_lossy(&out.stdout).split_whitespace().next() {
-            break p.parse::<i32>().unwrap();
-        }
-        assert!(std::time::Instant::now() < deadline, "no translated sleep");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let pid = dbi_tests::run::app_named(child.id(), "sleep") as i32;
     // Let it reach its nanosleep.
     std::thread::sleep(std::time::Duration::from_millis(300));
     unsafe { libc::kill(pid, libc::SIGTERM) };

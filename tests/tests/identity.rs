@@ -6,7 +6,6 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use dbi_tests::{assert_same_as_native, compiled, dbirun_path, programs_dir, temp_dir, tool, Build, Opt, RunOpts, Variant};
 
@@ -68,25 +67,6 @@ fn execve_chain_keeps_the_identity() {
     assert_eq!(out.matches("environ is envp: yes").count(), 2, "{out}");
 }
 
-/// Waits (up to 20 s) for the app dbirun `parent` runs to be named
-/// exactly `name`: dbirun's own process when it exec'd the runtime, else
-/// its child.
-fn app_named(parent: u32, name: &str) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if std::fs::read_to_string(format!("/proc/{parent}/comm")).is_ok_and(|c| c.trim_end() == name) {
-            return parent;
-        }
-        let out = Command::new(tool("pgrep")).args(["-x", "-P", &parent.to_string(), name]).output().unwrap();
-        let pids = String::from_utf8_lossy(&out.stdout);
-        if let Some(pid) = pids.split_whitespace().next() {
-            return pid.parse().unwrap();
-        }
-        assert!(Instant::now() < deadline, "pgrep -x -P {parent} {name} found nothing");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// What another process sees of `pid`.
 fn seen_from_outside(pid: u32) -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>) {
     let read = |what: &str| std::fs::read(format!("/proc/{pid}/{what}")).unwrap();
@@ -125,7 +105,7 @@ fn seen_from_another_process_as_native() {
 
     let mut dbirun = start(Command::new(dbirun_path()).arg("--").arg(&exe).args(&args));
     wait_ready(&mut dbirun);
-    let pid = app_named(dbirun.id(), "proc_identity");
+    let pid = dbi_tests::run::app_named(dbirun.id(), "proc_identity");
     let translated = seen_from_outside(pid);
     drop(dbirun.stdin.take());
     assert!(dbirun.wait().unwrap().success());
@@ -153,7 +133,7 @@ fn pgrep_finds_translated_sleep() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    let pid = app_named(dbirun.id(), "sleep");
+    let pid = dbi_tests::run::app_named(dbirun.id(), "sleep");
     let everyone = Command::new(tool("pgrep")).args(["-x", "sleep"]).output().unwrap();
     let found = String::from_utf8_lossy(&everyone.stdout).split_whitespace().any(|p| p == pid.to_string());
     let ps = Command::new(tool("ps")).args(["-o", "args=", "-p", &pid.to_string()]).output().unwrap();

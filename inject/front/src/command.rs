@@ -1,9 +1,11 @@
 //! The part of dbirun's command line the front takes itself: the options
 //! of a plain run, in every spelling dbirun-full accepts
-//! (`inject/src/options.rs`, `KNOWN`), from the command line and from
-//! `DBIRUN_OPTIONS`. Anything else (a client, `-stats`, `-v`, `-aot`,
-//! `-logdir`, help, an unknown or malformed option, no APP) is `None`:
-//! handed over to dbirun-full, which runs it or says what is wrong.
+//! (`inject/src/options.rs`, `KNOWN` and `split`), from the command line
+//! and from `DBIRUN_OPTIONS`: clients that print no summary, with their
+//! options, and `-logdir` among them. Anything else (a client that
+//! summarises, `-stats`, `-v`, `-aot`, help, an unknown or malformed
+//! option, no APP) is `None`: handed over to dbirun-full, which runs it or
+//! says what is wrong.
 
 use alloc::vec::Vec;
 
@@ -17,6 +19,10 @@ pub struct Request {
     pub no_follow_children: bool,
     pub no_traces: bool,
     pub predicted_returns: bool,
+    /// As typed (absolute or not).
+    pub logdir: Option<&'static [u8]>,
+    /// Each client's name and options, in order.
+    pub clients: Vec<(&'static [u8], Vec<&'static [u8]>)>,
     /// APP as typed, then its arguments.
     pub command: Vec<&'static [u8]>,
 }
@@ -40,6 +46,17 @@ const FLAGS: &[(Flag, &[&[u8]])] = &[
 ];
 
 const PERSIST_DIR: &[&[u8]] = &[b"-persist_dir", b"--persist_dir", b"--persist-dir"];
+const LOGDIR: &[&[u8]] = &[b"-logdir", b"--logdir"];
+const CLIENT: &[&[u8]] = &[b"-c", b"--client"];
+
+/// The built-in clients but those that print a summary after the app
+/// (`clients::SUMMARIZING`, for which dbirun-full waits):
+/// `inject/tests/launcher.rs` checks every built-in client is either here
+/// or handed over.
+const QUIET_CLIENTS: &[&[u8]] = &[b"null", b"bbcount", b"opcodes", b"drcov", b"instrace", b"memtrace"];
+
+/// What asks dbirun-full for a client's help.
+const HELP: &[&[u8]] = &[b"-help", b"--help", b"-h"];
 
 impl Request {
     fn set(&mut self, flag: &Flag) {
@@ -72,11 +89,27 @@ impl Request {
                 i += 1;
                 continue;
             }
+            if CLIENT.contains(&arg) {
+                let name = *args.get(i + 1).filter(|n| QUIET_CLIENTS.contains(n))?;
+                i += 2;
+                let start = i;
+                // Its options run until `--` or the next client, as in dbirun-full.
+                while args.get(i).is_some_and(|a| *a != b"--" && !CLIENT.contains(a)) {
+                    i += 1;
+                }
+                let options = &args[start..i];
+                if options.iter().any(|o| HELP.contains(o)) {
+                    return None;
+                }
+                self.clients.push((name, options.to_vec()));
+                continue;
+            }
             let (head, inline) = match arg.iter().position(|&b| b == b'=') {
                 Some(eq) => (&arg[..eq], Some(&arg[eq + 1..])),
                 None => (arg, None),
             };
-            if !PERSIST_DIR.contains(&head) {
+            let is_logdir = LOGDIR.contains(&head);
+            if !is_logdir && !PERSIST_DIR.contains(&head) {
                 return None;
             }
             let value = match inline {
@@ -90,7 +123,11 @@ impl Request {
                 return None;
             }
             // Given twice, the last wins (clap's `args_override_self`).
-            self.persist_dir = Some(value);
+            if is_logdir {
+                self.logdir = Some(value);
+            } else {
+                self.persist_dir = Some(value);
+            }
             i += 1;
         }
         Some(i)
@@ -98,8 +135,9 @@ impl Request {
 }
 
 /// The request of `args` (argv without the program name) with the
-/// defaults of `env_options` (`DBIRUN_OPTIONS`) beneath: flags add up and
-/// the command line's `-persist_dir` wins, as in dbirun-full.
+/// defaults of `env_options` (`DBIRUN_OPTIONS`) beneath: flags add up, the
+/// command line's `-persist_dir` and `-logdir` win, and its clients replace
+/// the defaults', as in dbirun-full.
 pub fn parse(args: &[&'static [u8]], env_options: Option<&'static [u8]>) -> Option<Request> {
     let mut request = Request::default();
     let after = request.take_options(args)?;
@@ -121,6 +159,10 @@ pub fn parse(args: &[&'static [u8]], env_options: Option<&'static [u8]>) -> Opti
         request.no_follow_children |= defaults.no_follow_children;
         request.no_traces |= defaults.no_traces;
         request.predicted_returns |= defaults.predicted_returns;
+        request.logdir = request.logdir.or(defaults.logdir);
+        if request.clients.is_empty() {
+            request.clients = defaults.clients;
+        }
     }
     Some(request)
 }

@@ -11,8 +11,8 @@
 //! paid it before every warm run, a quarter of a warm `/bin/true`.
 //!
 //! A plain run is one dbirun-full would exec the runtime for without waiting
-//! (`inject/src/main.rs`): no client, no `-stats`, and with `-persist` a
-//! cache server of this version already listening. The front takes only the
+//! (`inject/src/main.rs`): no client that prints a summary, no `-stats`,
+//! and with `-persist` a cache server of this version already listening. The front takes only the
 //! options of such runs (`command.rs`) and only what it can check exactly as
 //! dbirun-full does (the cache directory, the server, APP through `$PATH`,
 //! the runtime's file); anything else, unusual or wrong, is handed over

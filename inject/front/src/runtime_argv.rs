@@ -1,6 +1,7 @@
 //! The plain run's runtime command line: the argv contract of
 //! `inject/src/runtime_args.rs` (options in its order, single-dash,
-//! absolute directories), for the options the front takes.
+//! absolute directories, each client's options counted), for the options
+//! the front takes.
 
 use alloc::vec::Vec;
 
@@ -86,6 +87,11 @@ pub fn plan(start: &Startup) -> Option<Run> {
         persist_dir
     };
 
+    let logdir = match request.logdir {
+        Some(dir) => Some(cache_dir::absolute(dir).filter(|d| writable_dir(d))?),
+        None => None,
+    };
+
     let mut argv = alloc::vec![c(&runtime)];
     if request.persist {
         argv.push(c(b"-persist"));
@@ -115,10 +121,25 @@ pub fn plan(start: &Startup) -> Option<Run> {
         argv.extend(record);
         path
     });
+    if let Some(dir) = &logdir {
+        argv.extend([c(b"-logdir"), c(dir)]);
+    }
+    for (name, options) in &request.clients {
+        argv.extend([c(b"-c"), c(name), c(alloc::format!("{}", options.len()).as_bytes())]);
+        argv.extend(options.iter().map(|o| c(o)));
+    }
     argv.push(c(b"--"));
     argv.push(c(&app));
     argv.extend(request.command.iter().map(|a| c(a)));
     Some(Run { argv, report })
+}
+
+/// Whether clients can create files in `dir` (dbirun-full refuses the run
+/// otherwise, and says why).
+fn writable_dir(dir: &[u8]) -> bool {
+    use rustix::fs::{Access, FileType};
+    rustix::fs::stat(dir).is_ok_and(|m| FileType::from_raw_mode(m.st_mode) == FileType::Directory)
+        && rustix::fs::access(dir, Access::WRITE_OK | Access::EXEC_OK).is_ok()
 }
 
 fn flags_after_dir(request: &command::Request) -> Vec<Vec<u8>> {
