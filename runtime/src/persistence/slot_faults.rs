@@ -124,6 +124,9 @@ pub(crate) fn rebase_at(pc: u64) -> bool {
     let window = slot & !(WINDOW - 1);
     let lo = window.max(zone.w.load(Relaxed));
     let hi = (window + WINDOW).min(zone.w_end.load(Relaxed));
+    // Every page of the window is about to be written: copied in one
+    // call rather than a fault each.
+    crate::os::sys::populate(lo, hi - lo, true);
     rebase(lo, hi, x);
     crate::stats::add(&crate::stats::STATS.slot_pages_rebased, (hi - lo).div_ceil(crate::os::sys::PAGE_SIZE));
     true
