@@ -6,6 +6,12 @@ use core::mem::offset_of;
 
 use crate::os::sys;
 
+/// Threads alive in this process that share its memory, a vfork child not
+/// counted (its parent waits while it runs): to tell a thread's `exit`
+/// from the process's last one, and a thread that runs alone (nothing
+/// else can write what it writes) from one that does not.
+pub(crate) static LIVE_THREADS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(1);
+
 /// Indices into [`ThreadContext::gpr`], in the hardware register order
 /// (the same numbering as `iced_x86::Register::number()` for 64-bit GPRs).
 pub(crate) mod reg {

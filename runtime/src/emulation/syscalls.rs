@@ -164,10 +164,6 @@ fn arch_prctl(ctx: &mut ThreadContext, code: u64, addr: u64) -> i64 {
     }
 }
 
-/// Threads alive in this process, to tell a thread's `exit` from the
-/// process's last one.
-static LIVE_THREADS: AtomicUsize = AtomicUsize::new(1);
-
 /// clone: a child that shares memory (a thread, or a vfork child) gets a
 /// context and runtime stack of its own and enters the cache at the
 /// instruction after the `syscall`; a new process continues on its copy of
@@ -230,7 +226,7 @@ fn clone3(ctx: &mut ThreadContext, args_ptr: u64, size: u64, next: u64) -> i64 {
 /// the app stack it asked for.
 fn after_fork(ctx: &mut ThreadContext, r: i64, app_sp: u64) -> i64 {
     if r == 0 {
-        LIVE_THREADS.store(1, Relaxed);
+        crate::thread::LIVE_THREADS.store(1, Relaxed);
         // The child's counts start from nothing, as its other counters do.
         ctx.ibl_lookups = 0;
         if app_sp != 0 {
@@ -261,7 +257,7 @@ fn spawn_sharing_memory(
     let vfork = flags & CLONE_VFORK != 0;
     child.is_vfork_child = vfork as u64;
     if !vfork {
-        LIVE_THREADS.fetch_add(1, Relaxed);
+        crate::thread::LIVE_THREADS.fetch_add(1, Relaxed);
     }
     let (mapping, len) = child.mapping();
     // No signal may reach the child before its GS points at its context: it
@@ -271,7 +267,7 @@ fn spawn_sharing_memory(
     let r = kernel_call(child);
     crate::signals::handling::set_mask(2, app_mask);
     if r < 0 && !vfork {
-        LIVE_THREADS.fetch_sub(1, Relaxed);
+        crate::thread::LIVE_THREADS.fetch_sub(1, Relaxed);
     }
     if r < 0 || vfork {
         // A vfork parent resumes only once the child has exec'd or exited,
@@ -291,7 +287,7 @@ fn exit_thread(ctx: &mut ThreadContext, status: u64) -> ! {
     }
     stats::add(&STATS.ibl_lookups_of_exited_threads, ctx.ibl_lookups);
     crate::client_host::thread_exit(ctx);
-    if LIVE_THREADS.fetch_sub(1, Relaxed) == 1 {
+    if crate::thread::LIVE_THREADS.fetch_sub(1, Relaxed) == 1 {
         exit_process(ctx, status as i32);
     }
     // Every signal blocked for the rest of this thread's life, so no
