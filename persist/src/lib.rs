@@ -20,6 +20,7 @@ extern crate alloc;
 
 pub mod cache_dir;
 pub mod exit_data;
+pub mod exit_forms;
 pub mod exit_slots;
 pub mod file_identity;
 pub mod header;

@@ -8,7 +8,7 @@ use alloc::borrow::Cow;
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
-use crate::exit_data::{self, StoredExit};
+use crate::exit_forms::{self, DirectForm};
 use crate::header::MAX_ZONES;
 use crate::index::{BlockEntry, Index, TraceEntry};
 use crate::write::page_up;
@@ -295,39 +295,9 @@ fn bypass_dropped_blocks(d: &Index, zones: &mut Zones<'_>, taken: &BTreeSet<u32>
 /// Rewrites exit `e`'s branch in X, if it is in a direct form `wanted`
 /// says, as a jump through the exit's slot.
 fn through_slot_if(x: &mut Cow<'_, [u8]>, e: &crate::index::ExitEntry, wanted: impl Fn(DirectForm) -> bool) {
-    let data_at = e.stub as usize + exit_data::STUB_CODE_LEN;
-    let Some(stored) = x.get(data_at..).and_then(StoredExit::from_bytes) else { return };
-    let Some((branch, slot)) = stored.branch_and_slot() else { return };
-    let (field, slot) = (data_at as i64 + branch as i64, data_at as i64 + slot as i64);
-    let Some(form) = usize::try_from(field).ok().and_then(|f| exit_form(x, f)) else { return };
+    let Some((form, slot)) = exit_forms::direct_form(x, e.stub) else { return };
     if wanted(form) {
         slot_form(x.to_mut(), form, slot);
-    }
-}
-
-/// How a direct exit's branch is written in X.
-#[derive(Clone, Copy)]
-enum DirectForm {
-    /// `jmp rel32` (and a no-op) at `at` to `to` (X offsets).
-    Jump { at: usize, to: i64 },
-    /// `jcc rel32` (and two bytes of no-ops) of condition `cc` at `at` to `to`.
-    Conditional { at: usize, cc: u8, to: i64 },
-    /// No-ops: the code runs on past its end at `end`.
-    RunsOn { end: i64 },
-}
-
-/// The direct form of the exit branch whose rel32 field is at `field`
-/// (as its stub's data locates it); None for its slot forms.
-fn exit_form(x: &[u8], field: usize) -> Option<DirectForm> {
-    let to = i32::from_le_bytes(x.get(field..field + 4)?.try_into().ok()?) as i64 + field as i64 + 4;
-    // A block's code may start with its exit's branch (at 0 of X).
-    let before = field.checked_sub(2).and_then(|i| x.get(i)).copied();
-    match (before, *x.get(field.checked_sub(1)?)?, *x.get(field)?) {
-        (_, 0xe9, _) => Some(DirectForm::Jump { at: field - 1, to }),
-        (Some(0x0f), op, _) if op & 0xf0 == 0x80 => Some(DirectForm::Conditional { at: field - 2, cc: op & 0xf, to }),
-        // The runtime's no-ops (`encoder::nops`) from the branch on.
-        (_, 0x90 | 0x66, _) | (_, 0x0f, 0x1f) => Some(DirectForm::RunsOn { end: field as i64 + 5 }),
-        _ => None,
     }
 }
 

@@ -339,14 +339,12 @@ fn signals_interrupting_a_loop_in_file_code_are_delivered() {
 }
 
 /// A python3 loop under a 10 kHz interval timer whose handler runs Python
-/// code: natively 0.2 s; cold under dbirun about 2x. Warm it livelocks:
-/// each signal that finds the thread in a file's code unlinks the exit
-/// slots of every block after it in its segment (tens of thousands in
-/// python3's file), and the program then relinks the ones it takes, one
-/// trip through the dispatcher each, before the next signal comes; a
-/// SIGTERM then waits for delivery too. See docs/design.md, "Known limits".
+/// code: natively 0.2 s. Warm runs livelocked until a signal in a file's
+/// code unlinked only what the thread can reach from there
+/// (`LoadedFile::unlink_from`): unlinking the rest of its segment, tens
+/// of thousands of slots in python3's file, took longer than the timer's
+/// period, and a SIGTERM then waited for delivery too.
 #[test]
-#[ignore = "a signal storm livelocks warm runs: each signal in file code unlinks the rest of its segment (docs/design.md, Known limits)"]
 fn a_signal_storm_ends_in_a_warm_run() {
     let cache = temp_dir("persist-storm");
     let script = cache.path().join("storm.py");

@@ -5,6 +5,7 @@
 //! the same file reach each other through their W slots without that).
 
 use alloc::boxed::Box;
+use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::{Acquire, Relaxed, Release}};
 
@@ -203,34 +204,72 @@ impl LoadedFile {
     }
 
     /// Resets the exit slots a thread running at `pc` can reach before it
-    /// leaves the file's code: those of its block or trace and of the
-    /// blocks after it in its segment (a segment's direct branches, and a
-    /// block or trace running on into the block after it, only go
-    /// forward).
+    /// leaves the file's code through one of them: those of its block or
+    /// trace, and of the blocks its exits written as direct branches (or
+    /// running on into the next block) lead to, and theirs in turn. The
+    /// writer makes an exit direct only when its target lies later in
+    /// the segment, so the walk goes forward and ends; it is a few blocks
+    /// where unlinking the rest of the segment was tens of thousands of
+    /// slots (python3's file), longer than a 5 kHz timer's period.
     fn unlink_from(&self, pc: u64) {
-        let (s, from) = match self.trace_containing(pc) {
-            Some(t) => {
-                // A trace has no loop inside, but its direct exits may go
-                // on into blocks placed after it.
-                self.unlink_exits_in(t.segment.to_native(), t.first_exit.to_native(), t.exit_count.to_native());
-                (t.segment.to_native() as usize, t.code_offset.to_native())
-            }
-            None => {
-                let Some(s) = self.segment_containing(pc) else { return };
-                match self.block_containing(pc) {
-                    Some(b) => (s, b.code_offset.to_native()),
-                    None => {
-                        // A stub, a slot trampoline (which goes on through
-                        // its exit's slot, a block's or a trace's) or
-                        // filler: every exit of the segment.
-                        self.unlink_segment(s);
-                        return;
+        let Some(s) = self.segment_containing(pc) else { return };
+        let start = match self.trace_containing(pc) {
+            Some(t) => t.code_offset.to_native(),
+            None => match self.block_containing(pc) {
+                Some(b) => b.code_offset.to_native(),
+                None => {
+                    // A stub, a slot trampoline (which goes on through
+                    // its exit's slot, a block's or a trace's) or
+                    // filler: every exit of the segment.
+                    self.unlink_segment(s);
+                    return;
+                }
+            },
+        };
+        let code_len = self.index.segments[s].code_len.to_native();
+        // SAFETY: the X zone is mapped readable up to where the next
+        // segment or the file ends, for as long as the file is loaded.
+        let x = unsafe { core::slice::from_raw_parts(self.segments[s].1 as *const u8, (self.x_end(s) - self.segments[s].1) as usize) };
+        let mut pending = BTreeSet::from([start]);
+        while let Some(at) = pending.pop_first() {
+            let Some((first, count)) = self.exits_of_code_at(s, at) else {
+                // Code no block or trace of the index starts at: what runs
+                // from there is unknown, so every block after it.
+                self.unlink_blocks_after(s, at);
+                continue;
+            };
+            for e in &self.index.exits[first as usize..(first + count) as usize] {
+                let (patch, stub, _) = self.exit_in(s as u32, e);
+                crate::translate::link::unlink(patch, stub);
+                match persist::exit_forms::direct_form(x, e.stub.to_native()).and_then(|(form, _)| form.continues_at(code_len)) {
+                    Some(next) if next > at => {
+                        pending.insert(next);
                     }
+                    // Backward: not a file this runtime wrote.
+                    Some(next) => self.unlink_blocks_after(s, next),
+                    None => {}
                 }
             }
-        };
+        }
+    }
+
+    /// The exits (first, count) of the block or trace whose code starts at
+    /// `offset` of segment `s`.
+    fn exits_of_code_at(&self, s: usize, offset: u32) -> Option<(u32, u32)> {
         let places = self.code_order();
-        let first = places.partition_point(|&(seg, off, _)| (seg as usize, off) < (s, from));
+        if let Ok(at) = places.binary_search_by(|&(seg, off, _)| (seg as usize, off).cmp(&(s, offset))) {
+            let b = &self.index.blocks[places[at].2 as usize];
+            return Some((b.first_exit.to_native(), b.exit_count.to_native()));
+        }
+        let t = self.index.traces.iter().find(|t| t.segment.to_native() as usize == s && t.code_offset.to_native() == offset)?;
+        Some((t.first_exit.to_native(), t.exit_count.to_native()))
+    }
+
+    /// Resets the exit slots of every block of segment `s` whose code
+    /// starts at `offset` or later.
+    fn unlink_blocks_after(&self, s: usize, offset: u32) {
+        let places = self.code_order();
+        let first = places.partition_point(|&(seg, off, _)| (seg as usize, off) < (s, offset));
         for &(_, _, i) in places[first..].iter().take_while(|&&(seg, _, _)| seg as usize == s) {
             let b = &self.index.blocks[i as usize];
             self.unlink_exits_in(b.segment.to_native(), b.first_exit.to_native(), b.exit_count.to_native());
@@ -308,10 +347,14 @@ impl LoadedFile {
     }
 
     fn segment_containing(&self, pc: u64) -> Option<usize> {
-        self.segments.iter().position(|&(w, x)| {
-            let next = self.segments.iter().map(|&(w2, _)| w2).filter(|&w2| w2 > x).min().unwrap_or(self.map + self.len);
-            w <= pc && pc < next
-        })
+        (0..self.segments.len()).find(|&s| (self.segments[s].0..self.x_end(s)).contains(&pc))
+    }
+
+    /// Where segment `s`'s X zone ends: at the next segment's W zone, or
+    /// the file's end.
+    fn x_end(&self, s: usize) -> u64 {
+        let x = self.segments[s].1;
+        self.segments.iter().map(|&(w, _)| w).filter(|&w| w > x).min().unwrap_or(self.map + self.len)
     }
 
     /// The block whose code contains `pc`, if any.
