@@ -57,3 +57,47 @@ fn exit_form(x: &[u8], field: usize) -> Option<DirectForm> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    const STUB: usize = exit_data::STUB_CODE_LEN;
+
+    /// A block's code with its exit at X offset 0 written `form_bytes`,
+    /// then the exit's stub at 64 (its data names the branch's rel32 field
+    /// at `field`, and a slot at the zone's start).
+    fn zone_with_exit(form_bytes: &[u8], field: u64) -> Vec<u8> {
+        let mut x = alloc::vec![0xccu8; 64 + STUB + exit_data::LEN];
+        x[..form_bytes.len()].copy_from_slice(form_bytes);
+        let data_at = (64 + STUB) as u64;
+        let stored = StoredExit::relative(data_at, exit_data::KIND_DIRECT, 0x1234, 0, field, 0);
+        x[64 + STUB..].copy_from_slice(&stored.to_bytes());
+        x
+    }
+    #[test]
+    fn direct_forms_say_where_the_code_goes_on() {
+        // jmp +0x20 (to 0x25), nop.
+        let x = zone_with_exit(&[0xe9, 0x20, 0, 0, 0, 0x90], 1);
+        let (form, _) = direct_form(&x, 64).unwrap();
+        assert_eq!(form, DirectForm::Jump { at: 0, to: 0x25 });
+        assert_eq!(form.continues_at(0x40), Some(0x25));
+        // Past the code: a slot trampoline, which goes on through the slot.
+        assert_eq!(form.continues_at(0x20), None);
+        // jne +0x10 (to 0x16).
+        let x = zone_with_exit(&[0x0f, 0x85, 0x10, 0, 0, 0], 2);
+        assert_eq!(direct_form(&x, 64).unwrap().0, DirectForm::Conditional { at: 0, cc: 5, to: 0x16 });
+        // No-ops in place of `jmp rel32; nop`: the next block starts at the
+        // next multiple of 4 after the six bytes.
+        let x = zone_with_exit(&[0x66, 0x0f, 0x1f, 0x44, 0, 0], 1);
+        let (form, _) = direct_form(&x, 64).unwrap();
+        assert_eq!(form, DirectForm::RunsOn { end: 6 });
+        assert_eq!(form.continues_at(0x40), Some(8));
+        // Through the slot (`jmp [rip + slot]`): not direct.
+        let x = zone_with_exit(&[0xff, 0x25, 0, 0, 0, 0], 2);
+        assert_eq!(direct_form(&x, 64), None);
+        // A stub past the zone names nothing.
+        assert_eq!(direct_form(&x, 4096), None);
+    }
+}
