@@ -152,6 +152,28 @@ impl Opened {
             .collect()
     }
 
+    pub fn traces(&self) -> Vec<TraceInfo> {
+        let v = self.validated();
+        let ix = v.index;
+        ix.traces
+            .iter()
+            .map(|t| {
+                let first = t.first_span.to_native() as usize;
+                let spans = &ix.trace_spans[first..first + t.span_count.to_native() as usize];
+                let first = t.first_exit.to_native() as usize;
+                let exits = ix.exits[first..first + t.exit_count.to_native() as usize].iter().map(|e| e.target.to_native()).collect();
+                TraceInfo {
+                    head: t.head.to_native(),
+                    segment: t.segment.to_native(),
+                    code_offset: t.code_offset.to_native(),
+                    code_size: t.code_len.to_native(),
+                    blocks: spans.iter().map(|s| s.module_offset.to_native()).collect(),
+                    exits,
+                }
+            })
+            .collect()
+    }
+
     /// The block starting at (or else holding) `module_offset`, its code
     /// and the application's, disassembled.
     pub fn disasm(&self, module_offset: u64) -> Result<Disassembly, String> {
@@ -219,6 +241,20 @@ pub struct BlockInfo {
     /// Translated ahead of time (`-aot`), not reached by a run.
     pub ahead_of_time: bool,
     /// Direct exits' targets, as module offsets.
+    pub exits: Vec<i64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TraceInfo {
+    /// Its head block's module offset.
+    pub head: u32,
+    pub segment: u32,
+    pub code_offset: u32,
+    pub code_size: u32,
+    /// The module offsets of the blocks it holds, in path order (a block
+    /// may come twice: a loop's body unrolled).
+    pub blocks: Vec<u32>,
+    /// Its exits' targets, as module offsets.
     pub exits: Vec<i64>,
 }
 

@@ -52,6 +52,9 @@ enum Command {
         /// List the blocks (module offset, size, exits).
         #[arg(long)]
         blocks: bool,
+        /// List the traces (head, where their code is, the blocks they hold, exits).
+        #[arg(long)]
+        traces: bool,
         /// Disassemble the block at this module offset next to the app code.
         #[arg(long, value_name = "OFFSET", value_parser = parse_offset)]
         disasm: Option<u64>,
@@ -292,7 +295,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     let dir = cache_dir(cli)?;
     match &cli.command {
         Command::List { wide } => commands::list::run(&dir, *wide, cli.json),
-        Command::Inspect { what, blocks, disasm } => commands::inspect::run(&dir, what, *blocks, *disasm, cli.json),
+        Command::Inspect { what, blocks, traces, disasm } => commands::inspect::run(&dir, what, *blocks, *traces, *disasm, cli.json),
         Command::Verify { deep: false, .. } => commands::verify::run(&dir, cli.json),
         Command::Verify { deep: true, what } => commands::verify::deep(&dir, what, cli.json),
         Command::Prune(args) => commands::prune::run(&dir, args, cli.json),

@@ -2,7 +2,7 @@
 //! and JSON for scripts.
 
 use cachetool::cache_file::Status;
-use cachetool::inspect::{BlockInfo, Disassembly, Inspection, Line};
+use cachetool::inspect::{BlockInfo, Disassembly, Inspection, Line, TraceInfo};
 use cachetool::units::human_size;
 
 pub fn json<T: serde::Serialize + ?Sized>(value: &T) {
@@ -141,6 +141,26 @@ pub fn print_blocks(blocks: &[BlockInfo]) {
             b.code_size.to_string(),
             if b.ahead_of_time { "aot" } else { "run" }.to_string(),
             exits,
+        ]);
+    }
+    t.print();
+}
+
+pub fn print_traces(traces: &[TraceInfo]) {
+    println!();
+    let mut t = Table::new(&["HEAD", "SEGMENT", "CODE OFFSET", "CODE SIZE", "BLOCKS", "EXITS"]);
+    let offsets = |o: &mut dyn Iterator<Item = String>| {
+        let all: Vec<String> = o.collect();
+        if all.is_empty() { "-".to_string() } else { all.join(" ") }
+    };
+    for tr in traces {
+        t.row(vec![
+            format!("{:#x}", tr.head),
+            tr.segment.to_string(),
+            format!("{:#x}", tr.code_offset),
+            tr.code_size.to_string(),
+            offsets(&mut tr.blocks.iter().map(|b| format!("{b:#x}"))),
+            offsets(&mut tr.exits.iter().map(|e| format!("{e:#x}"))),
         ]);
     }
     t.print();

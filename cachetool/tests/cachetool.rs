@@ -86,6 +86,38 @@ fn list_inspect_and_stats_show_real_files() {
     assert!(chart.contains("hit rate:") && chart.contains('█') || chart.contains('·'), "{chart}");
 }
 
+/// A hot loop's trace, as `inspect --traces` lists it: its head is its
+/// first block, its code lies in one of the file's segments, and its
+/// exits include the loop's way back to the head.
+#[test]
+fn inspect_lists_a_loops_trace() {
+    let tmp = TempDir::new().unwrap();
+    let src = tmp.path().join("loop.c");
+    fs::write(&src, "#include <stdio.h>\nint main(void) { volatile long s = 0; for (long i = 0; i < 2000000; i++) s += i & 7; printf(\"%ld\\n\", (long)s); return 0; }\n").unwrap();
+    let prog = tmp.path().join("loop");
+    assert!(Command::new("gcc").arg("-O1").arg("-o").arg(&prog).arg(&src).status().unwrap().success());
+    let c = Cache::new();
+    let out = c.run_ok(&[], prog.to_str().unwrap(), &[]);
+    assert_eq!(text(&out.stdout), "7000000\n");
+    let file = c.file_of("loop");
+    let shown = c.json(&["inspect", &file, "--traces"]);
+    let segments = shown[0]["inspection"]["summary"]["segments"].as_u64().unwrap();
+    let traces = shown[0]["traces"].as_array().unwrap();
+    assert!(!traces.is_empty(), "no trace of a 2M-round loop: {shown}");
+    for t in traces {
+        let blocks = t["blocks"].as_array().unwrap();
+        assert_eq!(t["head"], blocks[0], "{t}");
+        assert!(t["segment"].as_u64().unwrap() < segments && t["code_size"].as_u64().unwrap() > 0, "{t}");
+    }
+    assert!(traces.iter().any(|t| t["exits"].as_array().unwrap().contains(&t["head"])), "no trace loops back to its head: {traces:?}");
+    let table = c.tool_ok(&["inspect", &file, "--traces"]);
+    let head = format!("{:#x}", traces[0]["head"].as_u64().unwrap());
+    assert!(table.lines().any(|l| l.starts_with("HEAD ") && l.contains("BLOCKS")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with(&format!("{head} "))), "{table}");
+    // Without --traces, none are listed.
+    assert!(c.json(&["inspect", &file])[0]["traces"].is_null());
+}
+
 #[test]
 fn runs_are_recorded_and_uses_counted() {
     let c = Cache::new();

@@ -1,4 +1,4 @@
-//! `inspect`: one file in detail: header, key, zones, client data, blocks, a disassembled block.
+//! `inspect`: one file in detail: header, key, zones, client data, blocks, traces, a disassembled block.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -16,7 +16,7 @@ fn is_elf(path: &Path) -> bool {
     std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok() && &magic == b"\x7fELF"
 }
 
-pub fn run(dir: &Path, what: &str, blocks: bool, disasm: Option<u64>, as_json: bool) -> Result<ExitCode> {
+pub fn run(dir: &Path, what: &str, blocks: bool, traces: bool, disasm: Option<u64>, as_json: bool) -> Result<ExitCode> {
     let (entries, mut modules) = if dir.is_dir() {
         let (_ix, entries, _, modules) = entries(dir, true)?;
         (entries, modules)
@@ -47,12 +47,13 @@ pub fn run(dir: &Path, what: &str, blocks: bool, disasm: Option<u64>, as_json: b
             status = Status::Corrupt("zone checksum".into());
         }
         let block_list = blocks.then(|| opened.blocks());
+        let trace_list = traces.then(|| opened.traces());
         let dis = match disasm {
             Some(off) => Some(opened.disasm(off).map_err(Fail)?),
             None => None,
         };
         if as_json {
-            out.push(serde_json::json!({ "inspection": ins, "status": status.name(), "status_detail": status.describe(), "blocks": block_list, "disasm": dis }));
+            out.push(serde_json::json!({ "inspection": ins, "status": status.name(), "status_detail": status.describe(), "blocks": block_list, "traces": trace_list, "disasm": dis }));
             continue;
         }
         if i > 0 {
@@ -61,6 +62,9 @@ pub fn run(dir: &Path, what: &str, blocks: bool, disasm: Option<u64>, as_json: b
         crate::output::print_inspection(&ins, &status);
         if let Some(b) = &block_list {
             crate::output::print_blocks(b);
+        }
+        if let Some(t) = &trace_list {
+            crate::output::print_traces(t);
         }
         if let Some(d) = &dis {
             crate::output::print_disasm(d);
