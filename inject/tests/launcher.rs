@@ -965,14 +965,17 @@ fn the_front_starts_every_client_but_those_that_summarise() {
     }
 }
 
-/// Listens on `dir`'s cache server socket, with a lock note naming this
-/// process and `version`, as a `dbicached` of that version does.
-fn listen_as_server(dir: &Path, version: u32) -> std::os::unix::net::UnixListener {
+/// Listens on `dir`'s cache server socket and holds its lock, with a
+/// lock note naming this process and `version`, as a `dbicached` of that
+/// version does (the lock is held until the returned file drops).
+fn listen_as_server(dir: &Path, version: u32) -> (std::os::unix::net::UnixListener, nix::fcntl::Flock<fs::File>) {
     use std::os::unix::fs::DirBuilderExt;
     fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).unwrap();
     let listener = std::os::unix::net::UnixListener::bind(dir.join(persist::server_protocol::SOCKET)).unwrap();
+    let lock = fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(persist::server_protocol::LOCK)).unwrap();
+    let lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| e).unwrap();
     fs::write(dir.join(persist::server_protocol::LOCK), persist::server_protocol::lock_note(std::process::id(), version)).unwrap();
-    listener
+    (listener, lock)
 }
 
 /// With -persist and a server of this version listening, the front starts
@@ -1006,4 +1009,14 @@ fn a_persist_run_with_this_versions_server_listening_is_the_fronts() {
     let o = run_as(&f, &alone, &args, &[]);
     assert_eq!(o.status.code(), Some(127), "{}", o.stderr);
     assert!(!f.runtime_started());
+
+    // This version's note left by a server that is gone (nothing holds
+    // the lock): handed over, and the lock is not left taken.
+    fs::write(dir.join(persist::server_protocol::LOCK), persist::server_protocol::lock_note(std::process::id(), cachetool::RUNTIME_VERSION)).unwrap();
+    drop(_server);
+    let o = run_as(&f, &alone, &args, &[]);
+    assert_eq!(o.status.code(), Some(127), "{}", o.stderr);
+    assert!(!f.runtime_started());
+    let lock = fs::File::open(dir.join(persist::server_protocol::LOCK)).unwrap();
+    assert!(nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok(), "the front kept the lock");
 }
