@@ -137,8 +137,7 @@ impl Opened {
         ix.blocks
             .iter()
             .map(|b| {
-                let first = b.first_exit.to_native() as usize;
-                let exits = ix.exits[first..first + b.exit_count.to_native() as usize].iter().map(|e| e.target.to_native()).collect();
+                let exits = exit_targets(ix, b.first_exit.to_native(), b.exit_count.to_native());
                 BlockInfo {
                     module_offset: b.module_offset.to_native(),
                     app_size: b.app_len.to_native(),
@@ -160,8 +159,7 @@ impl Opened {
             .map(|t| {
                 let first = t.first_span.to_native() as usize;
                 let spans = &ix.trace_spans[first..first + t.span_count.to_native() as usize];
-                let first = t.first_exit.to_native() as usize;
-                let exits = ix.exits[first..first + t.exit_count.to_native() as usize].iter().map(|e| e.target.to_native()).collect();
+                let exits = exit_targets(ix, t.first_exit.to_native(), t.exit_count.to_native());
                 TraceInfo {
                     head: t.head.to_native(),
                     segment: t.segment.to_native(),
@@ -242,6 +240,11 @@ pub struct BlockInfo {
     pub ahead_of_time: bool,
     /// Direct exits' targets, as module offsets.
     pub exits: Vec<i64>,
+}
+
+/// The targets (module offsets) of `exits[first..first + count]`.
+fn exit_targets(ix: &persist::index::ArchivedIndex, first: u32, count: u32) -> Vec<i64> {
+    ix.exits[first as usize..(first + count) as usize].iter().map(|e| e.target.to_native()).collect()
 }
 
 #[derive(Clone, Debug, Serialize)]
