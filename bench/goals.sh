@@ -117,7 +117,11 @@ for w in "/bin/true" "ls -la /usr/bin" "$PY -c pass" "gcc -c -o $OUT/hello.o $OU
         continue
     fi
     i=$((i + 1))
-    cold="$(time_cmd "$OUT/$i-cold.json" --prepare "rm -rf $OUT/cold-cache" -- "$DBIRUN" -persist -persist_dir "$OUT/cold-cache" -- "${words[@]}")"
+    # The last run's cache server may still be merging into the directory
+    # (gcc's processes hand over several files): stopped first, so the
+    # directory can go.
+    forget="sh -c '$ROOT/target/release/cachetool --persist-dir $OUT/cold-cache server stop >/dev/null 2>&1; rm -rf $OUT/cold-cache'"
+    cold="$(time_cmd "$OUT/$i-cold.json" --prepare "$forget" -- "$DBIRUN" -persist -persist_dir "$OUT/cold-cache" -- "${words[@]}")"
     dr="$(time_cmd "$OUT/$i-dr.json" -- "$DRRUN" -- "${words[@]}")"
     goal "cold / DynamoRIO cold: $w ($cold / $dr ms)" 0.3 "$(ratio "$dr" "$cold")"
 done
