@@ -138,7 +138,7 @@ fn write_segment(
     let segment = index.segments.len() as u32;
     for (b, f) in blocks {
         let block_first_exit = index.exits.len() as u32;
-        z.exits(f, index);
+        z.exits(f, None, index);
         let translation_offset = index.translations.len() as u32;
         z.translations(f, b.tag, index);
         let first_data = index.block_data.len() as u32;
@@ -171,7 +171,7 @@ fn write_segment(
     }
     for (t, f) in traces {
         let trace_first_exit = index.exits.len() as u32;
-        z.exits(f, index);
+        z.exits(f, Some(t.head), index);
         let translation_offset = index.translations.len() as u32;
         // A trace's blocks may lie before its head: offsets from the base.
         z.translations(f, base, index);
@@ -275,9 +275,10 @@ impl Zones<'_> {
         self.seg.split + at as u64
     }
 
-    /// Writes the exits of `f` in their file form, their slots and stubs'
-    /// data, and adds their entries to `index`.
-    fn exits(&mut self, f: &Fragment, index: &mut Index) {
+    /// Writes the exits of `f` (a trace of `trace_head`, or a block) in
+    /// their file form, their slots and stubs' data, and adds their
+    /// entries to `index`.
+    fn exits(&mut self, f: &Fragment, trace_head: Option<u64>, index: &mut Index) {
         let code_end = f.start + f.size as u64;
         for e in &f.exits {
             let (branch, cond) = (e.branch(), e.cond());
@@ -301,10 +302,14 @@ impl Zones<'_> {
                 // so a thread in this code still reaches the dispatcher.
                 Some(to) => encoder::exit_direct(&mut self.form, branch, cond, to),
                 // A conditional exit this run never linked (it was not
-                // taken, or its target is elsewhere): a `jcc` to its
-                // slot trampoline after the code, so the untaken way
-                // runs on without a jump.
-                None if trampoline.is_some() && link::is_unlinked(e.patch(), e.stub) => {
+                // taken, or its target is elsewhere), or a trace's side
+                // exit (the trace is the way its run went on): a `jcc` to
+                // its slot trampoline after the code, so the way on runs
+                // without a jump. A trace's exit back to its own head
+                // keeps the jump through its slot: its loop's way.
+                None if trampoline.is_some()
+                    && (link::is_unlinked(e.patch(), e.stub) || trace_head.is_some_and(|head| head != e.target)) =>
+                {
                     encoder::exit_direct(&mut self.form, branch, cond, trampoline.unwrap())
                 }
                 None => encoder::exit_via_slot(&mut self.form, branch, cond, e.slot()),
