@@ -2,7 +2,7 @@
 //! running and is this version's: the server holds its lock file
 //! exclusively for as long as it lives, and its note there names this
 //! runtime version. Asked without connecting: a connection woke the
-//! server and cost the run a context switch (a tenth of the front's time
+//! server and cost the run a context switch (a fifth of the front's time
 //! in perf). Not listening yet, or going away, is harmless: the runtime
 //! writes its files itself when the server does not take its blocks.
 //! No server, or another version's: dbirun-full starts one, asks it, or
