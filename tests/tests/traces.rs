@@ -6,6 +6,7 @@
 
 use dbi_tests::corpus::{check_program_with, program};
 use dbi_tests::persist::{dpc_files, dpc_of, stub_exit_data, Aligned};
+use persist::index::{ArchivedExitEntry, ArchivedSegment, ArchivedTraceEntry};
 use dbi_tests::{compiled, run_dbirun, run_native, temp_dir, Build, Opt, RunOpts, Status, Variant};
 
 /// Tests that run corpus programs with `-traces`, compared with native runs.
@@ -229,23 +230,36 @@ fn exits_to_trace_heads_and_counted_exits_go_through_their_slots() {
     assert!(checked.0 > 0 && checked.1 > 100, "exits to heads checked {}, counted exits {}", checked.0, checked.1);
 }
 
+/// Calls `visit` with each exit of each trace `exe`'s file holds: the
+/// trace, its segment, the segment's X zone and the exit.
+fn for_each_trace_exit(
+    cache: &std::path::Path,
+    exe: &std::path::Path,
+    mut visit: impl FnMut(&ArchivedTraceEntry, &ArchivedSegment, &[u8], &ArchivedExitEntry),
+) {
+    let file = Aligned::read(&dpc_of(cache, exe.file_name().unwrap().to_str().unwrap()));
+    let v = file.validate().unwrap_or_else(|r| panic!("{}", r.name()));
+    let ix = v.index;
+    for t in ix.traces.iter() {
+        let seg = &ix.segments[t.segment.to_native() as usize];
+        let x = v.zone_bytes(seg.x_zone.to_native() as usize);
+        let first = t.first_exit.to_native() as usize;
+        for e in &ix.exits[first..first + t.exit_count.to_native() as usize] {
+            visit(t, seg, x, e);
+        }
+    }
+}
+
 /// The exits of the traces `exe`'s file holds, each checked to carry
 /// the counting bit in its stub's exit data (leaving a trace anywhere may
 /// start the next hot path: the monitor counts the target's entries).
 fn persisted_trace_exits_count_their_targets(cache: &std::path::Path, exe: &std::path::Path) -> usize {
-    let file = Aligned::read(&dpc_of(cache, exe.file_name().unwrap().to_str().unwrap()));
-    let v = file.validate().unwrap_or_else(|r| panic!("{}", r.name()));
-    let ix = v.index;
     let mut exits = 0;
-    for t in ix.traces.iter() {
-        let x = v.zone_bytes(ix.segments[t.segment.to_native() as usize].x_zone.to_native() as usize);
-        let first = t.first_exit.to_native() as usize;
-        for e in &ix.exits[first..first + t.exit_count.to_native() as usize] {
-            let (_, d) = stub_exit_data(x, e.stub.to_native() as usize);
-            assert!(d.kind & persist::exit_data::COUNTS_TARGET != 0, "the trace at {:#x}: its exit to {:#x} is not counted", t.head, e.target);
-            exits += 1;
-        }
-    }
+    for_each_trace_exit(cache, exe, |t, _, x, e| {
+        let (_, d) = stub_exit_data(x, e.stub.to_native() as usize);
+        assert!(d.kind & persist::exit_data::COUNTS_TARGET != 0, "the trace at {:#x}: its exit to {:#x} is not counted", t.head, e.target);
+        exits += 1;
+    });
     exits
 }
 
@@ -257,29 +271,21 @@ fn persisted_trace_exits_count_their_targets(cache: &std::path::Path, exe: &std:
 /// trace's own head (its loop) jumps through its slot in line. Returns
 /// how many side exits were checked.
 fn persisted_side_exits_leave_the_way_on_free(cache: &std::path::Path, exe: &std::path::Path) -> usize {
-    let file = Aligned::read(&dpc_of(cache, exe.file_name().unwrap().to_str().unwrap()));
-    let v = file.validate().unwrap_or_else(|r| panic!("{}", r.name()));
-    let ix = v.index;
     let mut to_trampolines = 0;
-    for t in ix.traces.iter() {
-        let seg = &ix.segments[t.segment.to_native() as usize];
-        let x = v.zone_bytes(seg.x_zone.to_native() as usize);
-        let first = t.first_exit.to_native() as usize;
-        for e in &ix.exits[first..first + t.exit_count.to_native() as usize] {
-            let (data, d) = stub_exit_data(x, e.stub.to_native() as usize);
-            let Some((branch, _)) = d.branch_and_slot() else { continue };
-            let field = (data as i64 + branch as i64) as usize;
-            // `j<not cc> +6; jmp [rip + slot]`, the rel32 field 2 bytes in.
-            let in_line_through_slot = x.get(field - 1..field + 2) == Some(&[0x06, 0xff, 0x25][..]);
-            let back_to_head = e.target.to_native() == t.head.to_native() as i64;
-            assert!(!in_line_through_slot || back_to_head, "the trace at {:#x}: its side exit to {:#x} jumps over its slot's jump", t.head, e.target);
-            if let Some((persist::exit_forms::DirectForm::Conditional { to, .. }, _)) = persist::exit_forms::direct_form(x, e.stub.to_native()) {
-                if to >= seg.code_len.to_native() as i64 {
-                    to_trampolines += 1;
-                }
+    for_each_trace_exit(cache, exe, |t, seg, x, e| {
+        let (data, d) = stub_exit_data(x, e.stub.to_native() as usize);
+        let Some((branch, _)) = d.branch_and_slot() else { return };
+        let field = (data as i64 + branch as i64) as usize;
+        // `j<not cc> +6; jmp [rip + slot]`, the rel32 field 2 bytes in.
+        let in_line_through_slot = x.get(field - 1..field + 2) == Some(&[0x06, 0xff, 0x25][..]);
+        let back_to_head = e.target.to_native() == t.head.to_native() as i64;
+        assert!(!in_line_through_slot || back_to_head, "the trace at {:#x}: its side exit to {:#x} jumps over its slot's jump", t.head, e.target);
+        if let Some((persist::exit_forms::DirectForm::Conditional { to, .. }, _)) = persist::exit_forms::direct_form(x, e.stub.to_native()) {
+            if to >= seg.code_len.to_native() as i64 {
+                to_trampolines += 1;
             }
         }
-    }
+    });
     to_trampolines
 }
 
