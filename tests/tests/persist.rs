@@ -216,16 +216,22 @@ fn stubs_follow_the_code_and_their_data_leads_back() {
 /// A block whose last exit goes to the block its file places right after
 /// it runs on into that block: no-ops where the jump was, through the
 /// filler up to the next block, unless the exit counts its target (a
-/// backward one) or leads to a trace's head (a run with traces finds
-/// the stub or the trace through the exit's slot). Every other last exit
+/// backward one, but for one to a head its run found cold) or leads to a
+/// trace's head (a run with traces finds the stub or the trace through
+/// the exit's slot). Every other last exit
 /// still jumps. The warm run from such files behaves natively.
 #[test]
 fn blocks_run_on_into_the_block_placed_after_them() {
     use iced_x86::{Decoder, DecoderOptions, Mnemonic};
     let cache = temp_dir("persist-fall-through");
     let program = program();
+    // And a hot loop, whose trace's head is reached through slots.
+    let python = Path::new(PYTHON);
+    let looping = ["-c", "s = 0\nfor i in range(20000): s += i % 7\nprint(s)"];
+    let native_loop = native(python, &looping, &c_locale());
     let native = native(&program, &[], &c_locale());
     assert_app_same("persist_paths (cold)", &native, &run_persist(cache.path(), &[], &program, &[], &c_locale()));
+    assert_app_same("python3 loop (cold)", &native_loop, &run_persist(cache.path(), &[], python, &looping, &c_locale()));
     let (mut ran_on, mut jumped, mut through_slot) = (0, 0, 0);
     for path in dpc_files(cache.path()) {
         let file = Aligned::read(&path);
@@ -250,7 +256,9 @@ fn blocks_run_on_into_the_block_placed_after_them() {
             // Unless the exit counts its target or leads to a trace's head:
             // its slot decides where it goes (a stub, a trace).
             let target = last.target.to_native();
-            let slot_decides = d.kind & persist::exit_data::COUNTS_TARGET != 0 || u32::try_from(target).is_ok_and(|t| ix.trace_at(t).is_some());
+            let cold_head = u32::try_from(target).ok().and_then(|t| ix.blocks.iter().find(|b| b.module_offset.to_native() == t)).is_some_and(|b| b.flags.to_native() & persist::index::BlockEntry::COLD_HEAD != 0);
+            let counted = d.kind & persist::exit_data::COUNTS_TARGET != 0 && !cold_head;
+            let slot_decides = counted || u32::try_from(target).is_ok_and(|t| ix.trace_at(t).is_some());
             if starts.get(&(seg, next as u32)) == Some(&target) && !slot_decides {
                 let filler = &x[branch..next];
                 let mut decoder = Decoder::new(64, filler, DecoderOptions::NONE);

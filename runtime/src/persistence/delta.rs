@@ -259,10 +259,15 @@ impl Zones<'_> {
     /// exit data `data`) going through its slot, which a loader points at
     /// its stub (an exit that counts its target: a block's backward one,
     /// every one of a trace) or at a trace (of its target): a branch
-    /// written straight to the target's block would skip both.
+    /// written straight to the target's block would skip both. Not a
+    /// count of a head this run found cold: later runs do not count it
+    /// (`BlockEntry::COLD_HEAD`), so its slot would only lead to the
+    /// block, through a memory-indirect jump (a call to a function placed
+    /// before its caller is a backward branch: `bench/footprint.sh`'s
+    /// `distinct 6000` took 42 ns more a call than without traces).
     fn slot_decides(&self, target: u64, data: &StoredExit) -> bool {
         let Some(traces) = self.traces else { return false };
-        data.kind & exit_data::COUNTS_TARGET != 0 || traces.get(target).is_some()
+        traces.get(target).is_some() || (data.kind & exit_data::COUNTS_TARGET != 0 && !traces.is_cold_head(target))
     }
 
     /// Where the next conditional exit's slot trampoline lies in the
