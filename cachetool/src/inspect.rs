@@ -165,6 +165,7 @@ impl Opened {
                     segment: t.segment.to_native(),
                     code_offset: t.code_offset.to_native(),
                     code_size: t.code_len.to_native(),
+                    budget: miss_budget(&v, t),
                     blocks: spans.iter().map(|s| s.module_offset.to_native()).collect(),
                     exits,
                 }
@@ -242,6 +243,18 @@ pub struct BlockInfo {
     pub exits: Vec<i64>,
 }
 
+/// The misses of its in-line checks the file gives trace `t` before a run
+/// records its head afresh; None for a trace kept for good.
+fn miss_budget(v: &persist::Validated, t: &persist::index::ArchivedTraceEntry) -> Option<u64> {
+    let slot = t.budget_slot.to_native();
+    if slot == persist::index::TraceEntry::NO_BUDGET {
+        return None;
+    }
+    let w = v.index.segments.get(t.segment.to_native() as usize)?.w_zone.to_native() as usize;
+    let bytes = v.zone_bytes(w).get(slot as usize..slot as usize + 8)?;
+    Some(u64::from_le_bytes(bytes.try_into().ok()?))
+}
+
 /// The targets (module offsets) of `exits[first..first + count]`.
 fn exit_targets(ix: &persist::index::ArchivedIndex, first: u32, count: u32) -> Vec<i64> {
     ix.exits[first as usize..(first + count) as usize].iter().map(|e| e.target.to_native()).collect()
@@ -254,6 +267,9 @@ pub struct TraceInfo {
     pub segment: u32,
     pub code_offset: u32,
     pub code_size: u32,
+    /// Misses of its in-line checks before a run records its head afresh
+    /// (None: kept for good).
+    pub budget: Option<u64>,
     /// The module offsets of the blocks it holds, in path order (a block
     /// may come twice: a loop's body unrolled).
     pub blocks: Vec<u32>,

@@ -148,7 +148,7 @@ pub fn print_blocks(blocks: &[BlockInfo]) {
 
 pub fn print_traces(traces: &[TraceInfo]) {
     println!();
-    let mut t = Table::new(&["HEAD", "SEGMENT", "CODE OFFSET", "CODE SIZE", "BLOCKS", "EXITS"]);
+    let mut t = Table::new(&["HEAD", "SEGMENT", "CODE OFFSET", "CODE SIZE", "MISS BUDGET", "BLOCKS", "EXITS"]);
     let offsets = |o: &mut dyn Iterator<Item = String>| {
         let all: Vec<String> = o.collect();
         if all.is_empty() { "-".to_string() } else { all.join(" ") }
@@ -159,6 +159,7 @@ pub fn print_traces(traces: &[TraceInfo]) {
             tr.segment.to_string(),
             format!("{:#x}", tr.code_offset),
             tr.code_size.to_string(),
+            tr.budget.map_or_else(|| "-".to_string(), |b| b.to_string()),
             offsets(&mut tr.blocks.iter().map(|b| format!("{b:#x}"))),
             offsets(&mut tr.exits.iter().map(|e| format!("{e:#x}"))),
         ]);

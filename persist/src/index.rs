@@ -67,10 +67,12 @@ impl BlockEntry {
     /// A trace head (a loop's start) whose entries that run counted never
     /// made hot: a loader with traces need not count them again.
     pub const COLD_HEAD: u32 = 4;
-    /// A trace head whose trace in the file went stale in a run (its
-    /// in-line checks spent their budget) that recorded none in its place:
-    /// the file keeps that trace, with a larger budget
-    /// (`merge::TRACE_BUDGET_GROWTH`).
+    /// As a mark ([`Index::marks`]): a trace head whose trace in the file
+    /// went stale in a run (its in-line checks spent their budget) that
+    /// recorded none in its place, or none a file can hold: the file keeps
+    /// that trace, with a larger budget (`merge::TRACE_BUDGET_GROWTH`).
+    /// As a block's flag: that budget is the largest
+    /// (`merge::MAX_TRACE_BUDGET`), and runs mark the head no more.
     pub const STALE_TRACE: u32 = 8;
     pub const KNOWN_FLAGS: u32 = Self::AHEAD_OF_TIME | Self::LOOKUP_TARGET | Self::COLD_HEAD | Self::STALE_TRACE;
     /// What later runs learn of a file's blocks ([`Index::marks`]).

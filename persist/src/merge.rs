@@ -149,8 +149,10 @@ pub fn merge<'a>(file: &mut Parts<'a>, delta: Parts<'a>, min_growth_divisor: usi
         bypass_dropped_blocks(&d, &mut d_zones, &taken);
     }
     let Parts { index, zones } = file;
+    // A head's stale mark grows its trace's budget; the flag says only
+    // that the budget is the largest (`raise_budgets`).
     for &(i, lacks) in &marks {
-        index.blocks[i].flags |= lacks;
+        index.blocks[i].flags |= lacks & !BlockEntry::STALE_TRACE;
     }
     // Exits to a block newly flagged a cold head led to its stub (to be
     // counted): they are linked to it again, as to an added block.
@@ -364,12 +366,27 @@ pub fn grown_budget(stale: u64) -> u64 {
 }
 
 /// Gives the trace of each head in `stale` (head, the budget its stale
-/// trace had; increasing) the [`grown_budget`].
+/// trace had; increasing) the [`grown_budget`], and flags the heads whose
+/// budget that makes the largest [`BlockEntry::STALE_TRACE`]: runs mark
+/// a head whose file trace went stale until then, each mark a rewrite
+/// that grows the budget (a flag set at the first mark stopped the
+/// growth there: a cc1 trace under drcov went stale and was recorded
+/// afresh in every run).
 fn raise_budgets(parts: &mut Parts<'_>, stale: &[(u32, u64)]) {
     let Parts { index, zones } = parts;
+    let mut largest = Vec::new();
     for t in index.traces.iter() {
         let (Ok(i), Some((w, slot))) = (stale.binary_search_by_key(&t.head, |&(h, _)| h), budget_place(index, t)) else { continue };
-        zones[w].1.to_mut()[slot].copy_from_slice(&grown_budget(stale[i].1).to_le_bytes());
+        let budget = grown_budget(stale[i].1);
+        zones[w].1.to_mut()[slot].copy_from_slice(&budget.to_le_bytes());
+        if budget >= MAX_TRACE_BUDGET {
+            largest.push(t.head);
+        }
+    }
+    for head in largest {
+        if let Ok(b) = index.blocks.binary_search_by_key(&head, |b| b.module_offset) {
+            index.blocks[b].flags |= BlockEntry::STALE_TRACE;
+        }
     }
 }
 

@@ -509,9 +509,13 @@ fn merging_adds_new_traces_with_their_tables_moved() {
 }
 
 /// A run that found a file's trace stale and recorded none in its place
-/// marks its head: the merge flags the block and grows the trace's budget
-/// of misses (one mark is worth a rewrite: each later run would record
-/// the trace again); the same mark again brings nothing.
+/// marks its head: each such mark is worth a rewrite (each later run
+/// would record the trace again) that grows the trace's budget of misses
+/// `TRACE_BUDGET_GROWTH` times, until it is the largest: then the merge
+/// flags the head's block, runs mark it no more, and the same mark again
+/// brings nothing. (A flag set at the first mark stopped the growth at
+/// 16,384: a trace that went stale in every run was recorded afresh in
+/// every run.)
 #[test]
 fn merging_a_stale_trace_mark_grows_the_traces_budget() {
     let old = Aligned::new(&sample_with(sample_flags, with_trace));
@@ -521,19 +525,27 @@ fn merging_a_stale_trace_mark_grows_the_traces_budget() {
         let w = &file.zones[file.index.segments[t.segment as usize].w_zone as usize - 1].1;
         u64::from_le_bytes(w[t.budget_slot as usize..t.budget_slot as usize + 8].try_into().unwrap())
     };
+    let stale_flag = |file: &persist::merge::Parts| file.index.blocks.iter().find(|b| b.module_offset == 0x1020).unwrap().flags & BlockEntry::STALE_TRACE != 0;
     let mut file = persist::merge::Parts::of(&old).expect("parts");
-    let before = budget(&file);
+    // The budget a run gives a new trace (the sample's W is a fill).
+    let t = file.index.traces[0].clone();
+    let w_zone = file.index.segments[t.segment as usize].w_zone as usize - 1;
+    file.zones[w_zone].1.to_mut()[t.budget_slot as usize..t.budget_slot as usize + 8].copy_from_slice(&1024u64.to_le_bytes());
     let mark = Index { marks: vec![Mark { module_offset: 0x1020, flags: BlockEntry::STALE_TRACE }], ..Index::default() };
     let delta = Aligned::new(&persist::write::build(&key(), &mark, &[]));
     let delta = validate(delta.bytes()).expect("a delta of a mark alone is a valid file");
-    let added = persist::merge::merge(&mut file, persist::merge::Parts::of(&delta).expect("parts"), persist::merge::MIN_GROWTH_DIVISOR);
-    assert_eq!(added, Some(1));
-    assert_ne!(file.index.blocks.iter().find(|b| b.module_offset == 0x1020).unwrap().flags & BlockEntry::STALE_TRACE, 0);
-    assert_eq!(budget(&file), persist::merge::grown_budget(before));
-    assert_ne!(budget(&file), before, "a check that can fail");
-    let rebuilt = Aligned::new(&persist::write::build(&key(), &file.index, &file.zone_refs()));
-    let mut again = persist::merge::Parts::of(&validate(rebuilt.bytes()).expect("the merged file is valid")).unwrap();
-    assert_eq!(persist::merge::merge(&mut again, persist::merge::Parts::of(&delta).unwrap(), persist::merge::MIN_GROWTH_DIVISOR), None);
+    let mut budgets = vec![budget(&file)];
+    while !stale_flag(&file) {
+        assert!(budgets.len() < 10, "the budget never became the largest: {budgets:?}");
+        let added = persist::merge::merge(&mut file, persist::merge::Parts::of(&delta).expect("parts"), persist::merge::MIN_GROWTH_DIVISOR);
+        assert_eq!(added, Some(1), "the mark grows the budget: {budgets:?}");
+        // Through a file written and read back, as the next run loads it.
+        let rebuilt: &'static Aligned = Box::leak(Box::new(Aligned::new(&persist::write::build(&key(), &file.index, &file.zone_refs()))));
+        file = persist::merge::Parts::of(&validate(rebuilt.bytes()).expect("the merged file is valid")).unwrap();
+        budgets.push(budget(&file));
+    }
+    assert_eq!(budgets, [1024, 16 * 1024, 256 * 1024, persist::merge::MAX_TRACE_BUDGET], "grown 16 times a mark, flagged at the largest");
+    assert_eq!(persist::merge::merge(&mut file, persist::merge::Parts::of(&delta).unwrap(), persist::merge::MIN_GROWTH_DIVISOR), None);
 }
 
 /// A delta's lookup marks flag the file's blocks they name (and nothing

@@ -366,6 +366,12 @@ pub(crate) fn retire_stale_trace(head: u64) {
     if tr.traces.retire_stale(head) {
         tr.loaded.unlink_exits_to(head);
         tr.ibl.remove(head);
+        // The save marks a file's stale trace in its module's unit, which
+        // a run that builds nothing there lacked: the mark never came,
+        // and the trace went stale in every run (two of cc1's in `gcc -c`).
+        if let Some(m) = file_module(head).filter(|m| tr.loaded.has_trace(m.base, m.identity, head)) {
+            tr.units.unit_for(m.base, m.end, m.path, m.identity);
+        }
         stats::add(&STATS.traces_stale, 1);
         crate::verbose!("trace at {head:#x}: stale, recorded afresh");
     }

@@ -95,15 +95,18 @@ pub enum Fate {
 pub fn decide(old: &Validated, deltas: &[&Validated], sizes: &[usize]) -> Vec<Fate> {
     // What each delta brings that the file lacks: its blocks (flag 0)
     // and flags of the file's blocks, each (flag, module offset); and its
-    // traces.
+    // traces. A trace of a head the file has one of replaces it (the run
+    // found the file's stale), and a stale mark grows the budget of the
+    // file's trace (`persist::merge`): left out, both came back in every
+    // run (a cc1 trace under drcov went stale and was recorded afresh in
+    // each).
     let lacks = |v: &Validated| -> (Vec<(u32, u32)>, usize) {
         let blocks = v.index.blocks.iter().map(|b| b.module_offset.to_native()).filter(|&b| old.index.block_at(b).is_none()).map(|b| (0, b));
         let flags = v.index.marks.iter().flat_map(|m| {
             let (off, lacks) = (m.module_offset.to_native(), old.index.lacks_flags(m.module_offset.to_native(), m.flags.to_native()));
-            [BlockEntry::LOOKUP_TARGET, BlockEntry::COLD_HEAD].into_iter().filter(move |f| lacks & f != 0).map(move |f| (f, off))
+            [BlockEntry::LOOKUP_TARGET, BlockEntry::COLD_HEAD, BlockEntry::STALE_TRACE].into_iter().filter(move |f| lacks & f != 0).map(move |f| (f, off))
         });
-        let traces = v.index.traces.iter().filter(|t| old.index.trace_at(t.head.to_native()).is_none()).count();
-        (blocks.chain(flags).collect(), traces)
+        (blocks.chain(flags).collect(), v.index.traces.len())
     };
     let brought: Vec<(Vec<(u32, u32)>, usize)> = deltas.iter().map(|v| lacks(v)).collect();
     let held = old.index.blocks.len();

@@ -527,6 +527,15 @@ impl LoadedFiles {
         })
     }
 
+    /// Whether the file in use for the module at `base` has a trace of
+    /// `head` whose budget a merge may still grow (its head not flagged
+    /// [`BlockEntry::STALE_TRACE`]).
+    pub(crate) fn trace_budget_may_grow(&self, head: u64, base: u64, identity: FileIdentity) -> bool {
+        let Some(f) = self.file_in_use(base, identity).map(|i| &self.files[i]) else { return false };
+        let Some(off) = module_offset(head, base) else { return false };
+        f.index.trace_at(off).is_some() && f.index.lacks_flags(off, BlockEntry::STALE_TRACE) != 0
+    }
+
     /// Looks for the file of the module at `base` once; a file taken into
     /// use has its blocks entered in the indirect-branch table.
     pub(crate) fn load_once(&mut self, cache: &mut CodeCache, ibl: &mut IblTable, traces: &TraceTable, base: u64, end: u64, path: CStr, identity: FileIdentity) {

@@ -267,8 +267,9 @@ fn worth_saving<'a>(unit: &'a Unit, live: Live<'a>, loaded: &LoadedFiles, growth
 fn marks_for(unit: &Unit, live: Live, loaded: &LoadedFiles) -> Vec<Mark> {
     let (base, identity) = (unit.module_base, unit.identity);
     let cold = live.traces.cold_heads_in(base, unit.module_end).filter(|&t| loaded.unflagged_cold_head(t, base, identity));
-    // The file's traces this run found stale and recorded none in place of.
-    let stale = live.traces.traceless_removed_in(base, unit.module_end).filter(|&t| loaded.has_trace(base, identity, t));
+    // The file's traces this run found stale and recorded none in place
+    // of, while their budget can grow.
+    let stale = live.traces.traceless_removed_in(base, unit.module_end).filter(|&t| loaded.trace_budget_may_grow(t, base, identity));
     let mut flagged: Vec<(u32, u32)> = unit
         .lookup_marks
         .iter()
