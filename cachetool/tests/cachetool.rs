@@ -110,7 +110,10 @@ fn inspect_lists_a_loops_trace() {
         assert!(t["segment"].as_u64().unwrap() < segments && t["code_size"].as_u64().unwrap() > 0, "{t}");
     }
     assert!(traces.iter().any(|t| t["exits"].as_array().unwrap().contains(&t["head"])), "no trace loops back to its head: {traces:?}");
+    // A trace new in its file may miss its in-line checks 1,024 times a run.
+    assert!(traces.iter().any(|t| t["budget"].as_u64() == Some(1024)), "no trace with a new one's budget: {traces:?}");
     let table = c.tool_ok(&["inspect", &file, "--traces"]);
+    assert!(table.lines().any(|l| l.starts_with("HEAD ") && l.contains("MISS BUDGET")), "{table}");
     let head = format!("{:#x}", traces[0]["head"].as_u64().unwrap());
     assert!(table.lines().any(|l| l.starts_with("HEAD ") && l.contains("BLOCKS")), "{table}");
     assert!(table.lines().any(|l| l.starts_with(&format!("{head} "))), "{table}");
