@@ -527,15 +527,6 @@ impl LoadedFiles {
         })
     }
 
-    /// Whether the file in use for the module at `base` has a trace of
-    /// `head` whose budget a merge may still grow (its head not flagged
-    /// [`BlockEntry::STALE_TRACE`]).
-    pub(crate) fn trace_budget_may_grow(&self, head: u64, base: u64, identity: FileIdentity) -> bool {
-        let Some(f) = self.file_in_use(base, identity).map(|i| &self.files[i]) else { return false };
-        let Some(off) = module_offset(head, base) else { return false };
-        f.index.trace_at(off).is_some() && f.index.lacks_flags(off, BlockEntry::STALE_TRACE) != 0
-    }
-
     /// Looks for the file of the module at `base` once; a file taken into
     /// use has its blocks entered in the indirect-branch table.
     pub(crate) fn load_once(&mut self, cache: &mut CodeCache, ibl: &mut IblTable, traces: &TraceTable, base: u64, end: u64, path: CStr, identity: FileIdentity) {
@@ -594,16 +585,27 @@ impl LoadedFiles {
     /// Whether the file in use for the module at `base` holds a block at
     /// `pc` it does not flag as a lookup target.
     pub(crate) fn unflagged_lookup_target(&self, pc: u64, base: u64, identity: FileIdentity) -> bool {
-        let Some(f) = self.file_in_use(base, identity).map(|i| &self.files[i]) else { return false };
-        module_offset(pc, base).and_then(|o| f.index.block_at(o)).is_some_and(|b| !b.lookup_target())
+        self.index_in_use_at(pc, base, identity).and_then(|(ix, off)| ix.block_at(off)).is_some_and(|b| !b.lookup_target())
     }
 
     /// Whether the file in use for the module at `base` holds a block at
     /// `pc` it does not flag as a cold head, and no trace of it.
     pub(crate) fn unflagged_cold_head(&self, pc: u64, base: u64, identity: FileIdentity) -> bool {
-        let Some(f) = self.file_in_use(base, identity).map(|i| &self.files[i]) else { return false };
-        let Some(off) = module_offset(pc, base) else { return false };
-        f.index.lacks_flags(off, BlockEntry::COLD_HEAD) != 0 && f.index.trace_at(off).is_none()
+        self.index_in_use_at(pc, base, identity).is_some_and(|(ix, off)| ix.lacks_flags(off, BlockEntry::COLD_HEAD) != 0 && ix.trace_at(off).is_none())
+    }
+
+    /// Whether the file in use for the module at `base` has a trace of
+    /// `head` whose budget a merge may still grow (its head not flagged
+    /// [`BlockEntry::STALE_TRACE`]).
+    pub(crate) fn trace_budget_may_grow(&self, head: u64, base: u64, identity: FileIdentity) -> bool {
+        self.index_in_use_at(head, base, identity).is_some_and(|(ix, off)| ix.trace_at(off).is_some() && ix.lacks_flags(off, BlockEntry::STALE_TRACE) != 0)
+    }
+
+    /// The index of the file in use for the module at `base`, and `pc`'s
+    /// module offset.
+    fn index_in_use_at(&self, pc: u64, base: u64, identity: FileIdentity) -> Option<(&'static ArchivedIndex, u32)> {
+        let f = &self.files[self.file_in_use(base, identity)?];
+        Some((f.index, module_offset(pc, base)?))
     }
 
     /// The code of the block at `pc` in the file of the module at `base`,
