@@ -28,3 +28,11 @@ pub fn spawn(dir: &Path, idle: Duration) -> Result<(), String> {
     std::thread::spawn(move || child.wait());
     Ok(())
 }
+
+/// Whether a server started from this process (which inherits its
+/// environment) reads through a remote store (`DBIRUN_REMOTE`,
+/// docs/remote.md): it then fetches the files a run's first modules
+/// lack, if the run waits for it to listen.
+pub fn reads_through_a_remote_store() -> bool {
+    std::env::var(remote::location::ENV).is_ok_and(|v| !v.is_empty())
+}

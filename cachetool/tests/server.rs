@@ -263,7 +263,8 @@ fn no_persist_server_and_a_missing_server_mean_file_mode() {
 }
 
 /// A run shorter than a cache server's start-up (`true`) still hands
-/// its blocks to the server it starts: dbirun waits until it listens.
+/// its blocks to the server it starts: dbirun starts the run at once,
+/// and the process, ending before the server listens, waits for it.
 #[test]
 fn a_run_that_starts_the_server_hands_over_to_it() {
     let c = Cache::new();

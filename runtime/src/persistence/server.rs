@@ -28,6 +28,12 @@ const ANSWER_WITHIN: Duration = Duration::from_millis(200);
 /// first check of a big file takes the server a few milliseconds).
 const SERVE_WITHIN: Duration = Duration::from_millis(100);
 
+/// How long a process that ends waits for a server dbirun has just
+/// started to listen (2-3 ms here, 10 ms with cold caches), and how
+/// often it looks.
+const STARTING_WITHIN: Duration = Duration::from_millis(250);
+const STARTING_POLL: Duration = Duration::from_millis(1);
+
 pub(crate) struct Server(UnixStream);
 
 /// What the server said of a cache file.
@@ -66,14 +72,25 @@ fn reply(s: &UnixStream) -> Result<(Kind, Vec<u8>, Option<sys::OwnedFd>), &'stat
     Ok((kind, payload, fd))
 }
 
-/// The server of the cache directory `dir`, if one answers.
+/// The server of the cache directory `dir`, if one answers. dbirun runs
+/// the app as soon as it has started a server, so a process may end
+/// before its socket exists: then the server is still starting, and the
+/// process waits for it (at most [`STARTING_WITHIN`]) rather than write
+/// its files itself.
 pub(crate) fn connect(dir: &CStr) -> Option<Server> {
     let path = format!("{dir}/{}", protocol::SOCKET);
-    match UnixStream::connect(path.as_bytes(), ANSWER_WITHIN) {
-        Ok(s) => Some(Server(s)),
-        Err(e) => {
-            crate::verbose!("persist: no cache server ({e}): writing files");
-            None
+    let mut waited = Duration::ZERO;
+    loop {
+        match UnixStream::connect(path.as_bytes(), ANSWER_WITHIN) {
+            Ok(s) => return Some(Server(s)),
+            Err(sys::Errno::NOENT) if waited < STARTING_WITHIN => {
+                sys::sleep_ns(STARTING_POLL.as_nanos() as u64);
+                waited += STARTING_POLL;
+            }
+            Err(e) => {
+                crate::verbose!("persist: no cache server ({e}): writing files");
+                return None;
+            }
         }
     }
 }
