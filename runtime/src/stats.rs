@@ -149,8 +149,14 @@ fn ms(ns: u64) -> impl core::fmt::Display {
     Ms(ns)
 }
 
+/// Adds `n` to `counter`: a locked add only when other threads may add
+/// too (a cold run counts several things per block it builds).
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
-    counter.fetch_add(n, Relaxed);
+    if crate::thread::alone() {
+        counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
+    } else {
+        counter.fetch_add(n, Relaxed);
+    }
 }
 
 /// This image's counters, keyed as `persist::run_report::STATS_FIELDS`

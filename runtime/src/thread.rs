@@ -12,6 +12,17 @@ use crate::os::sys;
 /// else can write what it writes) from one that does not.
 pub(crate) static LIVE_THREADS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(1);
 
+/// Whether the calling thread is the process's only one: then nothing
+/// else can take a lock it would take or write what it writes, so it may
+/// skip the locked instructions the runtime's shared state otherwise
+/// needs. A thread is counted before it is created and uncounted only
+/// once it no longer touches that state (`emulation/syscalls.rs`, with
+/// Release for this Acquire); a vfork child runs while its parent waits
+/// in the kernel.
+pub(crate) fn alone() -> bool {
+    LIVE_THREADS.load(core::sync::atomic::Ordering::Acquire) == 1
+}
+
 /// Indices into [`ThreadContext::gpr`], in the hardware register order
 /// (the same numbering as `iced_x86::Register::number()` for 64-bit GPRs).
 pub(crate) mod reg {

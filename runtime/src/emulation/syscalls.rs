@@ -3,7 +3,7 @@
 //! own state (GS, the break, process exit, new processes) and, under
 //! `-no_native_exec`, those that would make memory executable are handled.
 
-use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicUsize, Ordering::{Relaxed, Release}};
 
 use crate::context_switch;
 use crate::os::sys::{self, nr};
@@ -287,7 +287,9 @@ fn exit_thread(ctx: &mut ThreadContext, status: u64) -> ! {
     }
     stats::add(&STATS.ibl_lookups_of_exited_threads, ctx.ibl_lookups);
     crate::client_host::thread_exit(ctx);
-    if crate::thread::LIVE_THREADS.fetch_sub(1, Relaxed) == 1 {
+    // Release: what this thread changed without locks is the last
+    // thread's own once it reads the count (`thread::alone`).
+    if crate::thread::LIVE_THREADS.fetch_sub(1, Release) == 1 {
         exit_process(ctx, status as i32);
     }
     // Every signal blocked for the rest of this thread's life, so no

@@ -8,7 +8,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use spin::Mutex;
+use spin::mutex::SpinMutex;
 
 use crate::os::sys;
 
@@ -31,17 +31,50 @@ struct Pools {
     bump_end: [*mut u8; CLASSES],
 }
 
-// SAFETY: the raw pointers are only touched under the mutex.
+// SAFETY: the raw pointers are only touched under the mutex, or by a
+// process's only thread (`RuntimeAllocator::with_pools`).
 unsafe impl Send for Pools {}
 
+impl Pools {
+    /// A block of `class` (of `size` bytes): the last one freed, else the
+    /// next of the class's chunk (a new chunk when it is used up).
+    fn take(&mut self, class: usize, size: usize) -> *mut u8 {
+        let head = self.free[class];
+        if !head.is_null() {
+            // SAFETY: a free block stores the next free block in its first word.
+            let next = unsafe { *(head as *mut *mut u8) };
+            self.free[class] = next;
+            // Blocks freed long ago (a batch of AOT's records) are out of
+            // the caches: reading the next one's link missed on every pop
+            // (8% of an AOT of cc1). Fetch it now, for the next pop.
+            // SAFETY: a prefetch never faults, whatever the address.
+            unsafe { core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(next as *const i8) };
+            return head;
+        }
+        // Chunks are page-aligned and hold whole blocks of one size class
+        // back to back (see `class_of` for their alignment).
+        let mut start = self.bump[class];
+        if start.is_null() || start.wrapping_add(size) > self.bump_end[class] {
+            let Some(chunk) = sys::map_anonymous(CHUNK as u64) else {
+                return ptr::null_mut();
+            };
+            mapped(CHUNK);
+            self.bump_end[class] = chunk.wrapping_add(CHUNK);
+            start = chunk;
+        }
+        self.bump[class] = start.wrapping_add(size);
+        start
+    }
+}
+
 pub(crate) struct RuntimeAllocator {
-    pools: Mutex<Pools>,
+    pools: SpinMutex<Pools>,
 }
 
 impl RuntimeAllocator {
     pub(crate) const fn new() -> Self {
         RuntimeAllocator {
-            pools: Mutex::new(Pools {
+            pools: SpinMutex::new(Pools {
                 free: [ptr::null_mut(); CLASSES],
                 bump: [ptr::null_mut(); CLASSES],
                 bump_end: [ptr::null_mut(); CLASSES],
@@ -56,6 +89,20 @@ impl RuntimeAllocator {
     pub(crate) fn while_locked<R>(&self, f: impl FnOnce() -> R) -> R {
         let _pools = self.pools.lock();
         f()
+    }
+
+    /// Runs `f` on the pools: under their lock when the process has
+    /// other threads, else without it ([`crate::thread::alone`]). A
+    /// signal handler that allocated while its thread was in here would
+    /// have spun on the lock forever before: none does.
+    fn with_pools<R>(&self, f: impl FnOnce(&mut Pools) -> R) -> R {
+        if crate::thread::alone() {
+            // SAFETY: the only thread of the process, in no other call of
+            // the allocator (see above), is the pools' only user.
+            f(unsafe { &mut *self.pools.as_mut_ptr() })
+        } else {
+            f(&mut self.pools.lock())
+        }
     }
 }
 
@@ -120,32 +167,7 @@ unsafe impl GlobalAlloc for RuntimeAllocator {
             return block;
         };
         let size = class_size(class);
-        let mut pools = self.pools.lock();
-        let head = pools.free[class];
-        if !head.is_null() {
-            // SAFETY: a free block stores the next free block in its first word.
-            let next = unsafe { *(head as *mut *mut u8) };
-            pools.free[class] = next;
-            // Blocks freed long ago (a batch of AOT's records) are out of
-            // the caches: reading the next one's link missed on every pop
-            // (8% of an AOT of cc1). Fetch it now, for the next pop.
-            // SAFETY: a prefetch never faults, whatever the address.
-            unsafe { core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(next as *const i8) };
-            return head;
-        }
-        // Chunks are page-aligned and hold whole blocks of one size class
-        // back to back (see `class_of` for their alignment).
-        let mut start = pools.bump[class];
-        if start.is_null() || start.wrapping_add(size) > pools.bump_end[class] {
-            let Some(chunk) = sys::map_anonymous(CHUNK as u64) else {
-                return ptr::null_mut();
-            };
-            mapped(CHUNK);
-            pools.bump_end[class] = chunk.wrapping_add(CHUNK);
-            start = chunk;
-        }
-        pools.bump[class] = start.wrapping_add(size);
-        start
+        self.with_pools(|pools| pools.take(class, size))
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
@@ -203,12 +225,11 @@ unsafe impl GlobalAlloc for RuntimeAllocator {
 
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
         match class_of(&layout) {
-            Some(class) => {
-                let mut pools = self.pools.lock();
+            Some(class) => self.with_pools(|pools| {
                 // SAFETY: the block is ours again and at least a word long.
                 unsafe { *(block as *mut *mut u8) = pools.free[class] };
                 pools.free[class] = block;
-            }
+            }),
             None => {
                 let len = sys::page_up(layout.size() as u64);
                 // SAFETY: large blocks are whole mappings of this size.

@@ -85,7 +85,7 @@ fn rebase(lo: u64, hi: u64, x: u64) {
     // handler runs with every signal blocked): a plain store, not a
     // compare-and-swap, a tenth of the time (perf: `rebase_at` was 1.1%
     // of a warm `python3 -c pass`, 26 windows).
-    let alone = crate::thread::LIVE_THREADS.load(Relaxed) == 1;
+    let alone = crate::thread::alone();
     for word in (lo..hi).step_by(8) {
         // SAFETY: an aligned word of a W zone of slots only, mapped
         // read-write for good.
