@@ -52,7 +52,7 @@ impl Translator {
         if let Some(start) = module.and_then(|m| self.from_file(pc, m)) {
             return Ok(start);
         }
-        let t0 = stats::ticks();
+        let t0 = stats::ticks_for_stats();
         crate::fault_injection::at_build();
         let mut block = bb_builder::build(pc, sp)?;
         let end = block.end_pc().max(pc + 1);
@@ -83,7 +83,7 @@ impl Translator {
         if block.sandboxed {
             self.fragments.sandbox(pc, core::mem::take(&mut block.bytes));
         }
-        stats::add(&STATS.translate_ticks, stats::ticks() - t0);
+        stats::add(&STATS.translate_ticks, stats::ticks_for_stats() - t0);
         Ok(start)
     }
 
