@@ -602,7 +602,6 @@ fn small_deltas_wait_until_their_blocks_recur() {
     c.tool_ok(&["server", "stop"]);
 }
 
-
 /// A trace in a file that goes stale in a run is replaced by the one the
 /// run records afresh, or, when the run records none a file can hold
 /// (under drcov, a trace reading coverage flags outside its segment),

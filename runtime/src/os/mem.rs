@@ -179,14 +179,10 @@ mod tests {
         for len in 0..300 {
             for shift in [1usize, 2, 3, 7, 8, 9, 15, 16, 17, 64] {
                 for forward in [false, true] {
-                    let mut buf = pattern(len + shift + 16, 5);
-                    let expect = {
-                        let mut e = buf.clone();
-                        let (from, to) = if forward { (8 + shift, 8) } else { (8, 8 + shift) };
-                        e.copy_within(from..from + len, to);
-                        e
-                    };
                     let (from, to) = if forward { (8 + shift, 8) } else { (8, 8 + shift) };
+                    let mut buf = pattern(len + shift + 16, 5);
+                    let mut expect = buf.clone();
+                    expect.copy_within(from..from + len, to);
                     let base = buf.as_mut_ptr();
                     // SAFETY: both ranges lie inside `buf`; memmove allows overlap.
                     let r = unsafe { dbi_memmove(base.add(to), base.add(from), len) };
