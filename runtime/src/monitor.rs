@@ -36,6 +36,16 @@ const MAX_TRACE_BLOCKS: usize = 64;
 /// stopped coming back (it exited, or exec'd from a vfork) is dropped.
 const ABANDONED_AFTER: u32 = 10_000;
 
+/// Whether a trace from `head` can hold the block at `pc`: its
+/// translations keep app pcs as 32-bit offsets from the head
+/// (`fragment::pack_translations`), so a path that goes further away (from
+/// a static program into a JIT's pages, from a PIE into a library) ends
+/// before it; a fault there was translated to a pc with its high half cut
+/// off. The margin covers the block's own length.
+fn within_translation_reach(head: u64, pc: u64) -> bool {
+    pc.abs_diff(head) < (1 << 31) - (1 << 16)
+}
+
 /// Where a thread arrives at the dispatcher from.
 #[derive(Clone, Copy)]
 pub(crate) enum Arrival {
@@ -161,7 +171,8 @@ impl Translator {
             || pc == blocks[0]
             || blocks.len() >= MAX_TRACE_BLOCKS
             || self.traces.is_head(pc)
-            || self.fragments.is_sandboxed(pc);
+            || self.fragments.is_sandboxed(pc)
+            || !within_translation_reach(blocks[0], pc);
         if !ends {
             if let Some(copy) = self.copy_block(pc, sp) {
                 let start = copy.start;

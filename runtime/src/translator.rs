@@ -336,7 +336,7 @@ fn flush(lo: u64, hi: u64, changed: bool) {
         tr.traces.abandon_recording();
     }
     for tag in tr.loaded.retire_overlapping(lo, hi, &mut tr.ibl) {
-        if tr.fragments.remove(tag).is_some() {
+        if tr.fragments.remove(tag) {
             tags.push(tag);
         }
     }
@@ -434,6 +434,8 @@ pub(crate) fn aot_checkpoint(base: u64, lo: u64, hi: u64, last: bool) {
     for unit in tr.units.retire(base) {
         // Newest first: the cache takes the addresses back.
         for seg in unit.segments.iter().rev() {
+            tr.fragments.forget_retired_code_in(seg.lo, seg.x_end);
+            tr.traces.forget_retired_code_in(seg.lo, seg.x_end);
             // SAFETY: after the program's entry no translated code runs, and
             // the fragments built in these segments were just dropped.
             unsafe { tr.cache.give_back(seg.lo, seg.x_end - seg.lo) };

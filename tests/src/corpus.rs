@@ -557,6 +557,12 @@ pub const CODE_CHANGE_PROGRAMS: &[Program] = &[
         builds: ALL,
         runs: &[ok(&[])],
     },
+    Program {
+        name: "fault_after_flush",
+        source: "fault_after_flush.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
 ];
 
 /// A part of the catalog and the one test file that tests it.

@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use hashbrown::HashMap;
 
 use crate::translate::address_map::AddressMap;
+use crate::translate::retired::Retired;
 use crate::translate::mangle::Fixup;
 
 /// What linking an exit rewrites.
@@ -216,6 +217,8 @@ pub(crate) struct FragmentTable {
     /// Tag by cache start. Flushed fragments stay here (their code stays
     /// in the cache).
     by_start: AddressMap<u64>,
+    /// Fragments removed while a thread may still run them (`retired.rs`).
+    retired: Retired,
     /// Live fragments' tags in app address order, for flushing a range
     /// (the fragment has its end). A B-tree: tags come in any order.
     by_app: BTreeSet<u64>,
@@ -311,14 +314,22 @@ impl FragmentTable {
 
     /// Removes the fragment for `tag` (its code stays where it is): exits
     /// linked to it go back to their stubs.
-    pub(crate) fn remove(&mut self, tag: u64) -> Option<Fragment> {
+    /// Removes the fragment of `tag`, if there is one: exits linked to it
+    /// go back to their stubs, and one whose code is in the cache is kept
+    /// retired (a thread may be running it).
+    pub(crate) fn remove(&mut self, tag: u64) -> bool {
         self.by_app.remove(&tag);
         self.sandboxed.remove(&tag);
-        let f = *self.by_tag.remove(&tag)?;
+        let Some(f) = self.by_tag.remove(&tag) else { return false };
         for &(patch, stub) in &f.incoming {
             crate::translate::link::unlink(patch.into(), stub);
         }
-        Some(f)
+        // A loaded file's block is not entered by cache address: the file
+        // answers for its code, retired or not.
+        if self.by_start.at_or_below(f.start) == Some((f.start, tag)) {
+            self.retired.keep(*f);
+        }
+        true
     }
 
     /// Removes every fragment built from app bytes in `[lo, hi)`: exits
@@ -354,12 +365,20 @@ impl FragmentTable {
         tags
     }
 
-    /// The live fragment whose code contains cache address `pc` (not a
-    /// loaded file's: [`FragmentTable::insert_from_file`]).
+    /// Forgets the retired fragments whose code starts in `[lo, hi)`, which
+    /// the cache takes back.
+    pub(crate) fn forget_retired_code_in(&mut self, lo: u64, hi: u64) {
+        self.retired.forget_code_in(lo, hi);
+    }
+
+    /// The fragment whose code contains cache address `pc`, live or
+    /// retired (not a loaded file's: [`FragmentTable::insert_from_file`]).
     pub(crate) fn containing(&self, pc: u64) -> Option<&Fragment> {
-        let (start, tag) = self.by_start.at_or_below(pc)?;
-        let f = self.by_tag.get(&tag)?;
-        (f.start == start && pc < f.start + f.size as u64).then_some(f)
+        let live = self.by_start.at_or_below(pc).and_then(|(start, tag)| {
+            let f = self.by_tag.get(&tag)?;
+            (f.start == start && pc < f.start + f.size as u64).then_some(&**f)
+        });
+        live.or_else(|| self.retired.containing(pc))
     }
 }
 
@@ -399,8 +418,15 @@ mod tests {
         assert_eq!(t.containing(0x9040).map(|f| f.tag), Some(0x2000));
         assert!(t.containing(0x9060).is_none(), "past the last fragment's code");
         assert!(t.containing(0x8fff).is_none());
-        t.remove(0x1000);
-        assert!(t.containing(0x9010).is_none(), "a removed fragment's code is no fragment's");
+        assert!(t.remove(0x1000));
+        assert!(t.get(0x1000).is_none(), "removed");
+        // A thread may still run it: its code answers, retired, also once
+        // the tag has a new block elsewhere.
+        assert_eq!(t.containing(0x9010).map(|f| (f.tag, f.start)), Some((0x1000, 0x9000)));
+        t.insert(fragment(0x1000, 0x10, 0x9080, 0x40));
+        assert_eq!(t.containing(0x9010).map(|f| f.start), Some(0x9000));
+        assert_eq!(t.containing(0x9090).map(|f| f.start), Some(0x9080));
+        assert!(!t.remove(0x3000), "no such fragment");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! let the CPU predict returns (`returns`), look up indirect targets in
 //! the cache (`ibl`, and in loaded cache files' block tables:
 //! `file_lookup`), remember every block
-//! (`fragment`), join hot paths of blocks into traces (`trace`,
+//! (`fragment`, and those removed while a thread may still run them:
+//! `retired`), join hot paths of blocks into traces (`trace`,
 //! `trace_table`), and keep blocks of writable code in step with the app's
 //! writes (`smc`). Uses `os` only, besides the shared thread context and
 //! counters.
@@ -19,6 +20,7 @@ pub(crate) mod fragment;
 pub(crate) mod ibl;
 pub(crate) mod link;
 pub(crate) mod mangle;
+pub(crate) mod retired;
 pub(crate) mod returns;
 pub(crate) mod segment;
 pub(crate) mod smc;

@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 use hashbrown::{HashMap, HashSet};
 
 use crate::translate::fragment::{Fragment, Patch};
+use crate::translate::retired::{self, Retired};
 
 pub(crate) struct Trace {
     pub(crate) fragment: Fragment,
@@ -26,6 +27,13 @@ pub(crate) struct HeadStub {
     counter: u64,
     /// (patch, stub) of every exit linked to it.
     incoming: Vec<(Patch, u64)>,
+}
+
+/// A trace retired as stale: where its code is, and the app ranges of its
+/// blocks.
+struct StaleTrace {
+    start: u64,
+    spans: Vec<(u64, u64)>,
 }
 
 /// The path a thread is recording (see the monitor).
@@ -65,10 +73,13 @@ pub(crate) struct TraceTable {
     removed: HashSet<u64>,
     /// Heads whose entries were ever counted hot.
     hot: HashSet<u64>,
-    /// The last trace of each head retired as stale that has none since:
-    /// a file keeps it, with a larger budget, so that the runs after do not
-    /// each record and build it again (`persist::merge::TRACE_BUDGET_GROWTH`).
-    stale: HashMap<u64, Trace>,
+    /// The last trace of each head retired as stale that has none since
+    /// (its fragment is in `retired`): a file keeps it, with a larger
+    /// budget, so that the runs after do not each record and build it
+    /// again (`persist::merge::TRACE_BUDGET_GROWTH`).
+    stale: HashMap<u64, StaleTrace>,
+    /// Traces removed while a thread may still run them (`retired.rs`).
+    retired: Retired,
     /// Heads whose trace could not go into their module's file: it reads
     /// client data of its blocks that lies outside the segment it is built
     /// in (in an earlier segment of this run), which it cannot reach
@@ -258,7 +269,9 @@ impl TraceTable {
             .map(|t| t.fragment.tag)
             .collect();
         for &head in &heads {
-            self.remove(head);
+            if let Some(t) = self.remove(head) {
+                self.retired.keep(t.fragment);
+            }
         }
         self.stale.retain(|_, t| !t.spans.iter().any(|&(a, b)| a < hi && b > lo));
         heads
@@ -290,7 +303,8 @@ impl TraceTable {
     /// now. False if it was already gone.
     pub(crate) fn retire_stale(&mut self, head: u64) -> bool {
         let Some(t) = self.remove(head) else { return false };
-        self.stale.insert(head, t);
+        self.stale.insert(head, StaleTrace { start: t.fragment.start, spans: t.spans });
+        self.retired.keep(t.fragment);
         *self.rebuilds.entry(head).or_insert(0) += 1;
         true
     }
@@ -298,7 +312,7 @@ impl TraceTable {
     /// `head`'s trace at cache address `start`, retired as stale with none
     /// since (a head with a live trace has none here: `insert` drops it).
     pub(crate) fn stale_trace(&self, head: u64, start: u64) -> Option<&Fragment> {
-        self.stale.get(&head).map(|t| &t.fragment).filter(|f| f.start == start)
+        self.stale.get(&head).filter(|t| t.start == start).and_then(|_| self.retired.get(start))
     }
 
     /// `owner` (a thread context's address) starts recording at `head`,
@@ -337,19 +351,24 @@ impl TraceTable {
     }
 
     fn copy_containing(&self, pc: u64) -> Option<&Fragment> {
-        let current = self.recording.as_ref().and_then(|r| Self::find(&r.copies, pc));
-        current.or_else(|| Self::find(&self.orphans, pc))
+        let current = self.recording.as_ref().and_then(|r| retired::fragment_at(&r.copies, pc));
+        current.or_else(|| retired::fragment_at(&self.orphans, pc))
     }
 
-    fn find(by_start: &BTreeMap<u64, Fragment>, pc: u64) -> Option<&Fragment> {
-        let (_, f) = by_start.range(..=pc).next_back()?;
-        (pc < f.start + f.size as u64).then_some(f)
-    }
-
-    /// The live trace or block copy whose code contains cache address `pc`.
+    /// The trace (live or retired) or block copy whose code contains cache
+    /// address `pc`.
     pub(crate) fn containing(&self, pc: u64) -> Option<&Fragment> {
         let trace = self.by_start.range(..=pc).next_back().and_then(|(_, head)| self.get(*head));
-        trace.filter(|f| pc < f.start + f.size as u64).or_else(|| self.copy_containing(pc))
+        trace
+            .filter(|f| pc < f.start + f.size as u64)
+            .or_else(|| self.copy_containing(pc))
+            .or_else(|| self.retired.containing(pc))
+    }
+
+    /// Forgets the retired traces whose code starts in `[lo, hi)`, which
+    /// the cache takes back.
+    pub(crate) fn forget_retired_code_in(&mut self, lo: u64, hi: u64) {
+        self.retired.forget_code_in(lo, hi);
     }
 }
 
@@ -379,7 +398,9 @@ mod tests {
         t.insert(trace(0x2000, 0x9100, &[(0x2000, 0x2010)]));
         assert_eq!(t.containing(0x90ff).map(|f| f.tag), Some(0x1000));
         assert_eq!(t.flush_range(0x5010, 0x5011), [0x1000]);
-        assert!(t.get(0x1000).is_none() && t.containing(0x9010).is_none());
+        assert!(t.get(0x1000).is_none());
+        // Retired: a thread may still run it.
+        assert_eq!(t.containing(0x9010).map(|f| f.tag), Some(0x1000));
         assert_eq!(t.count_entry(0x1000), 1, "its head is counted again");
         assert!(t.get(0x2000).is_some());
     }

@@ -1,0 +1,97 @@
+//! Fragments taken out of the fragment and trace tables while a thread may
+//! still be running them: a flush of the app bytes a block came from, a
+//! trace gone stale. Their code stays where it is in the cache (which
+//! never reuses it), exits linked to them were pointed back at their
+//! stubs, and a thread inside one leaves it at its next exit; until then
+//! a fault or a signal it takes there is translated and unlinked from the
+//! fragment kept here. Without them a thread that wrote to the page its
+//! own block came from and then faulted further on in that block died of
+//! the fault, since nothing answered for its pc
+//! (`tests/programs/fault_after_flush.c`; the JVM, a thread at its
+//! safepoint poll while another patched code on the same page).
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use crate::translate::fragment::Fragment;
+
+#[derive(Default)]
+pub(crate) struct Retired {
+    by_start: BTreeMap<u64, Fragment>,
+}
+
+impl Retired {
+    /// Keeps `fragment`, just taken out of its table with the exits linked
+    /// to it unlinked.
+    pub(crate) fn keep(&mut self, mut fragment: Fragment) {
+        fragment.incoming = Vec::new();
+        self.by_start.insert(fragment.start, fragment);
+    }
+
+    /// The kept fragment whose code contains cache address `pc`.
+    pub(crate) fn containing(&self, pc: u64) -> Option<&Fragment> {
+        fragment_at(&self.by_start, pc)
+    }
+
+    /// The kept fragment whose code starts at `start`.
+    pub(crate) fn get(&self, start: u64) -> Option<&Fragment> {
+        self.by_start.get(&start)
+    }
+
+    /// Forgets the fragments whose code starts in `[lo, hi)`: the cache
+    /// takes those addresses back (ahead-of-time translation's batches).
+    pub(crate) fn forget_code_in(&mut self, lo: u64, hi: u64) {
+        let mut above = self.by_start.split_off(&lo);
+        let mut rest = above.split_off(&hi);
+        self.by_start.append(&mut rest);
+    }
+}
+
+/// The fragment of `by_start` (fragments by cache start) whose code
+/// contains cache address `pc`.
+pub(crate) fn fragment_at(by_start: &BTreeMap<u64, Fragment>, pc: u64) -> Option<&Fragment> {
+    let (_, f) = by_start.range(..=pc).next_back()?;
+    (pc < f.start + f.size as u64).then_some(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::boxed::Box;
+
+    fn fragment(tag: u64, start: u64, size: u32) -> Fragment {
+        Fragment {
+            tag,
+            app_len: 16,
+            start,
+            size,
+            exits: Box::default(),
+            incoming: Vec::new(),
+            translations: Box::default(),
+            lookup_target: false,
+        }
+    }
+
+    #[test]
+    fn a_kept_fragment_answers_for_its_code_only() {
+        let mut r = Retired::default();
+        r.keep(fragment(0x1000, 0x9000, 0x40));
+        r.keep(fragment(0x2000, 0x9100, 0x20));
+        assert_eq!(r.containing(0x9000).map(|f| f.tag), Some(0x1000));
+        assert_eq!(r.containing(0x903f).map(|f| f.tag), Some(0x1000));
+        assert!(r.containing(0x9040).is_none(), "past its end");
+        assert!(r.containing(0x8fff).is_none(), "before the first");
+        assert_eq!(r.containing(0x9110).map(|f| f.tag), Some(0x2000));
+    }
+
+    #[test]
+    fn forgetting_a_range_of_code_keeps_the_rest() {
+        let mut r = Retired::default();
+        r.keep(fragment(0x1000, 0x9000, 0x40));
+        r.keep(fragment(0x2000, 0x9100, 0x20));
+        r.keep(fragment(0x3000, 0x9200, 0x20));
+        r.forget_code_in(0x9100, 0x9200);
+        assert!(r.containing(0x9110).is_none());
+        assert!(r.containing(0x9000).is_some() && r.containing(0x9200).is_some());
+    }
+}
