@@ -383,10 +383,11 @@ impl FragmentTable {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn fragment(tag: u64, app_len: u64, start: u64, size: u32) -> Fragment {
+    /// A fragment with no exits and no translations.
+    pub(crate) fn fragment(tag: u64, app_len: u64, start: u64, size: u32) -> Fragment {
         Fragment {
             tag,
             app_len: app_len as u16,

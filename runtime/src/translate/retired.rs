@@ -57,19 +57,9 @@ pub(crate) fn fragment_at(by_start: &BTreeMap<u64, Fragment>, pc: u64) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::boxed::Box;
 
     fn fragment(tag: u64, start: u64, size: u32) -> Fragment {
-        Fragment {
-            tag,
-            app_len: 16,
-            start,
-            size,
-            exits: Box::default(),
-            incoming: Vec::new(),
-            translations: Box::default(),
-            lookup_target: false,
-        }
+        crate::translate::fragment::tests::fragment(tag, 16, start, size)
     }
 
     #[test]
