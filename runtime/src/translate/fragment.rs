@@ -8,8 +8,8 @@ use alloc::vec::Vec;
 use hashbrown::HashMap;
 
 use crate::translate::address_map::AddressMap;
-use crate::translate::retired::Retired;
 use crate::translate::mangle::Fixup;
+use crate::translate::retired::Retired;
 
 /// What linking an exit rewrites.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -312,8 +312,6 @@ impl FragmentTable {
         }
     }
 
-    /// Removes the fragment for `tag` (its code stays where it is): exits
-    /// linked to it go back to their stubs.
     /// Removes the fragment of `tag`, if there is one: exits linked to it
     /// go back to their stubs, and one whose code is in the cache is kept
     /// retired (a thread may be running it).
