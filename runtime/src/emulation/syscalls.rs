@@ -3,7 +3,7 @@
 //! own state (GS, the break, process exit, new processes) and, under
 //! `-no_native_exec`, those that would make memory executable are handled.
 
-use core::sync::atomic::{AtomicUsize, Ordering::{Relaxed, Release}};
+use core::sync::atomic::Ordering::{Relaxed, Release};
 
 use crate::context_switch;
 use crate::os::sys::{self, nr};
