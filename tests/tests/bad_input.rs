@@ -222,6 +222,31 @@ fn runtime_fault_is_an_internal_error() {
     assert!(o.stdout.is_empty());
 }
 
+/// A fault in cache code that no block answers for is the runtime's error
+/// too, not a death by the app's signal: here the blocks a flush retired
+/// are made to answer for nothing (`DBI_TEST_FORGET_RETIRED`), and the
+/// program faults in the block whose own write flushed it
+/// (`fault_after_flush.c`, whose handler then never runs).
+#[test]
+fn fault_in_cache_code_no_block_answers_for_is_an_internal_error() {
+    let exe = dbi_tests::compiled(
+        &dbi_tests::programs_dir().join("fault_after_flush.c"),
+        dbi_tests::Build::new(dbi_tests::Variant::Pie, dbi_tests::Opt::O2),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let opts = RunOpts::new().env("DBI_TEST_FORGET_RETIRED", "1");
+    let o = run_dbirun(&[], &exe, &[], &opts).unwrap_or_else(|f| panic!("dbirun fault_after_flush: {f}"));
+    let err = o.stderr_str();
+    assert_eq!(o.status, Status::Code(70), "stderr: {err:?}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line expected: {err:?}");
+    assert!(
+        lines[0].starts_with("dbirun: internal error: SIGSEGV at code cache pc 0x") && lines[0].contains(" (app pc 0x"),
+        "{:?}",
+        lines[0]
+    );
+}
+
 /// `-logdir` that cannot take client files is an option error before the
 /// app runs (one line, status 2); a directory that goes away during the
 /// run costs one warning line, and the app's output and status stay.

@@ -30,6 +30,9 @@ impl Retired {
 
     /// The kept fragment whose code contains cache address `pc`.
     pub(crate) fn containing(&self, pc: u64) -> Option<&Fragment> {
+        if crate::fault_injection::retired_forgotten() {
+            return None;
+        }
         fragment_at(&self.by_start, pc)
     }
 
