@@ -376,7 +376,7 @@ impl FragmentTable {
             let f = self.by_tag.get(&tag)?;
             (f.start == start && pc < f.start + f.size as u64).then_some(&**f)
         });
-        live.or_else(|| self.retired.containing(pc))
+        live.or_else(|| self.retired.answering_for(pc))
     }
 }
 

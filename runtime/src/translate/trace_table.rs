@@ -93,8 +93,8 @@ pub(crate) struct TraceTable {
     /// The path a thread is recording, if one is.
     pub(crate) recording: Option<Recording>,
     /// Copies of recordings dropped while their thread may have been in
-    /// one (a flush, an owner gone quiet), by cache start.
-    orphans: BTreeMap<u64, Fragment>,
+    /// one (a flush, an owner gone quiet).
+    orphans: Retired,
 }
 
 impl TraceTable {
@@ -340,8 +340,10 @@ impl TraceTable {
 
     /// Drops the recording while its thread may still run a copy.
     pub(crate) fn abandon_recording(&mut self) {
-        if let Some(mut r) = self.recording.take() {
-            self.orphans.append(&mut r.copies);
+        if let Some(r) = self.recording.take() {
+            for (_, copy) in r.copies {
+                self.orphans.keep(copy);
+            }
         }
     }
 
@@ -352,7 +354,7 @@ impl TraceTable {
 
     fn copy_containing(&self, pc: u64) -> Option<&Fragment> {
         let current = self.recording.as_ref().and_then(|r| retired::fragment_at(&r.copies, pc));
-        current.or_else(|| retired::fragment_at(&self.orphans, pc))
+        current.or_else(|| self.orphans.containing(pc))
     }
 
     /// The trace (live or retired) or block copy whose code contains cache
@@ -362,7 +364,7 @@ impl TraceTable {
         trace
             .filter(|f| pc < f.start + f.size as u64)
             .or_else(|| self.copy_containing(pc))
-            .or_else(|| self.retired.containing(pc))
+            .or_else(|| self.retired.answering_for(pc))
     }
 
     /// Forgets the retired traces whose code starts in `[lo, hi)`, which
