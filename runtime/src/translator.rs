@@ -12,7 +12,7 @@ use crate::translate::ibl::IblTable;
 use crate::translate::trace_table::TraceTable;
 use crate::translate::mangle::{Addressing, CallForm};
 use crate::persistence::load::LoadedFiles;
-use crate::persistence::units::{UnitBlock, Units};
+use crate::persistence::units::Units;
 use crate::stats::{self, STATS};
 use crate::thread::ThreadContext;
 use crate::translate::{bb_builder, link, mangle};
@@ -214,7 +214,7 @@ impl Translator {
         let place = Placement::Segment { segment: &mut unit.segments[segment as usize], module_base: base };
         match emit::emit(pc, end, &ops, place, Counted::BackwardExits, link_targets(pc, &self.fragments, &self.traces)) {
             Ok(f) => {
-                unit.blocks.push(UnitBlock { tag: pc, start: f.start, segment, data, ahead_of_time: crate::aot::translating() });
+                unit.push_block(pc, f.start, segment, &data, crate::aot::translating());
                 Some(f)
             }
             Err(EmitError::Full | EmitError::NotRelative) => None,

@@ -51,7 +51,7 @@ pub(crate) fn delta_of(
         if here.is_empty() && its_traces.is_empty() {
             continue;
         }
-        let (w, x) = write_segment(seg, base, &here, &its_traces, live_traces, 1 + zones.len() as u32, &mut index);
+        let (w, x) = write_segment(unit, seg, &here, &its_traces, live_traces, 1 + zones.len() as u32, &mut index);
         zones.push((ZoneKind::Writable, w));
         zones.push((ZoneKind::Exec, x));
     }
@@ -102,14 +102,15 @@ fn add_client_data(index: &mut Index, base: u64, next_zone: usize, zones: &mut V
 /// it is in this segment, else of the exit's stub) that the loader
 /// rebases.
 fn write_segment(
+    unit: &Unit,
     seg: &LiveSegment,
-    base: u64,
     blocks: &[&(&UnitBlock, &Fragment)],
     traces: &[&(&UnitTrace, &Fragment)],
     live_traces: &TraceTable,
     w_zone: u32,
     index: &mut Index,
 ) -> (Vec<u8>, Vec<u8>) {
+    let base = unit.module_base;
     let w_len = page_up((seg.split - seg.w_next) as usize);
     // X is the code, then a slot trampoline for each conditional exit,
     // then the stubs (live at the segment's end).
@@ -142,7 +143,7 @@ fn write_segment(
         let translation_offset = index.translations.len() as u32;
         z.translations(f, b.tag, index);
         let first_data = index.block_data.len() as u32;
-        for d in b.data.iter().filter(|d| seg.contains(d.addr)) {
+        for d in unit.data_of(b).iter().filter(|d| seg.contains(d.addr)) {
             let at = z.w_off(d.addr);
             // SAFETY: the client's live block data in this segment's W.
             z.w[at..at + d.len as usize].copy_from_slice(unsafe { core::slice::from_raw_parts(d.addr as *const u8, d.len as usize) });

@@ -241,7 +241,7 @@ fn worth_saving<'a>(unit: &'a Unit, live: Live<'a>, loaded: &LoadedFiles, growth
     let blocks: Vec<(&UnitBlock, &Fragment)> = unit
         .blocks
         .iter()
-        .filter_map(|b| live.fragments.get(b.tag).filter(|f| f.start == b.start).map(|f| (b, f)))
+        .filter_map(|b| live.fragments.get(b.tag).filter(|f| f.start == unit.start_of(b)).map(|f| (b, f)))
         .filter(|(b, _)| !loaded.has_block(unit.module_base, unit.identity, b.tag))
         .collect();
     // With the traces it found stale and recorded none in place of (the
