@@ -218,7 +218,7 @@ impl Translator {
         let Some((fragment, spans)) = self.persistable_trace(blocks, sp, budget).or_else(|| self.cache_trace(blocks, sp)) else {
             return;
         };
-        for exit in fragment.exits.iter().filter(|e| e.prelinked) {
+        for exit in fragment.exits().filter(|e| e.prelinked) {
             self.traces.note_counted_link(exit.target, exit.patch(), exit.stub);
         }
         stats::add(&STATS.traces_built, 1);

@@ -262,10 +262,11 @@ fn counts_entries_to(tag: u64, target: u64, traces: &TraceTable) -> bool {
 /// fragment table to record.
 fn note_counted_links(fragment: &mut Fragment, traces: &mut TraceTable) {
     let tag = fragment.tag;
-    for exit in fragment.exits.iter_mut().filter(|e| e.prelinked) {
-        if counts_entries_to(tag, exit.target, traces) {
+    for i in 0..fragment.exit_count() {
+        let exit = fragment.exit(i);
+        if exit.prelinked && counts_entries_to(tag, exit.target, traces) {
             traces.note_counted_link(exit.target, exit.patch(), exit.stub);
-            exit.prelinked = false;
+            fragment.unmark_prelinked(i);
         }
     }
 }
@@ -488,7 +489,7 @@ pub(crate) fn unlink_fragment_at(pc: u64) {
         return;
     }
     let Some(f) = trace.or_else(|| tr.fragments.containing(pc)) else { return };
-    for exit in &f.exits {
+    for exit in f.exits() {
         link::unlink(exit.patch(), exit.stub);
     }
 }

@@ -254,7 +254,7 @@ fn translate_module(t: &Target, seeded: Seeded, entry: u64, sp: u64, budget: usi
             crate::eprintln!("aot: progress: {}: {built} blocks", t.path);
         }
         if !seeded.exact {
-            work.extend(f.exits.iter().map(|e| e.target).filter(|&to| t.in_code(to)));
+            work.extend(f.exits().map(|e| e.target).filter(|&to| t.in_code(to)));
             if falls_through(pc, f.app_end()) {
                 work.push(f.app_end());
             } else if let Some(end) = function_end(pc).filter(|&end| GUESS_AFTER_JUMPS && f.app_end() < end) {

@@ -115,7 +115,7 @@ fn write_segment(
     // X is the code, then a slot trampoline for each conditional exit,
     // then the stubs (live at the segment's end).
     let code_end = ((seg.x_next - seg.split) as usize).next_multiple_of(8);
-    let conditional = blocks.iter().map(|(_, f)| f).chain(traces.iter().map(|(_, f)| f)).flat_map(|f| f.exits.iter()).filter(|e| e.cond().is_some()).count();
+    let conditional = blocks.iter().map(|(_, f)| f).chain(traces.iter().map(|(_, f)| f)).flat_map(|f| f.exits()).filter(|e| e.cond().is_some()).count();
     let stubs_at = code_end + conditional * encoder::TRAMPOLINE_LEN;
     // SAFETY: [split, x_next) is this segment's emitted code, [stub_next,
     // x_end) its stubs.
@@ -286,7 +286,7 @@ impl Zones<'_> {
     /// entries to `index`.
     fn exits(&mut self, f: &Fragment, trace_head: Option<u64>, index: &mut Index) {
         let code_end = f.start + f.size as u64;
-        for e in &f.exits {
+        for e in f.exits() {
             let (branch, cond) = (e.branch(), e.cond());
             let at = self.x_off(branch);
             let data_live = e.stub + RELATIVE_STUB_CODE_LEN as u64;
@@ -349,7 +349,7 @@ impl Zones<'_> {
     /// (offsets from its tag, packed the same way), a trace's anew.
     fn translations(&self, f: &Fragment, app_base: u64, index: &mut Index) {
         if app_base == f.tag {
-            index.translations.extend_from_slice(&f.translations);
+            index.translations.extend_from_slice(f.packed_translations());
             return;
         }
         translations::pack(

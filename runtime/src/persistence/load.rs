@@ -4,7 +4,7 @@
 //! becomes a fragment when the dispatcher first looks for it; blocks of
 //! the same file reach each other through their W slots without that).
 
-use alloc::boxed::Box;
+use alloc::borrow::Cow;
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::{Acquire, Relaxed, Release}};
@@ -309,16 +309,8 @@ impl LoadedFile {
                 (lo, lo + s.app_len.to_native() as u64)
             })
             .collect();
-        let fragment = Fragment {
-            tag: head,
-            app_len: crate::translate::fragment::app_len(head, spans[0].1),
-            start: self.code_at(t.segment.to_native(), t.code_offset.to_native()),
-            size: t.code_len.to_native(),
-            exits,
-            incoming: Vec::new(),
-            translations,
-            lookup_target: false,
-        };
+        let start = self.code_at(t.segment.to_native(), t.code_offset.to_native());
+        let fragment = Fragment::new(head, crate::translate::fragment::app_len(head, spans[0].1), start, t.code_len.to_native(), exits, &translations, false);
         Trace { fragment, spans }
     }
 
@@ -378,10 +370,10 @@ impl LoadedFile {
     /// `translations[offset..offset + len]`, their app offsets from
     /// `app_base`: a block's bytes as they are (offsets from its tag, as a
     /// fragment keeps them), a trace's packed again from its head.
-    fn fragment_translations(&self, offset: u32, len: u32, app_base: u64, tag: u64) -> Box<[u8]> {
+    fn fragment_translations(&self, offset: u32, len: u32, app_base: u64, tag: u64) -> Cow<'static, [u8]> {
         if app_base == tag {
             let first = offset as usize;
-            return self.index.translations[first..first + len as usize].into();
+            return Cow::Borrowed(&self.index.translations[first..first + len as usize]);
         }
         let points: Vec<Translation> = self
             .translations_in(offset, len)
@@ -391,7 +383,7 @@ impl LoadedFile {
                 fixup: crate::translate::mangle::decode_fixup(t.fixup).unwrap_or(Fixup::None),
             })
             .collect();
-        pack_translations(tag, &points)
+        Cow::Owned(pack_translations(tag, &points))
     }
 
     fn translation_at(&self, b: &ArchivedBlockEntry, pc: u64) -> Option<(u64, Fixup)> {
@@ -411,7 +403,7 @@ impl LoadedFile {
     }
 
     /// `exits[first..first + count]`, of segment `segment`.
-    fn exits_in(&self, segment: u32, first: u32, count: u32) -> impl Iterator<Item = (Patch, u64, u64)> + '_ {
+    fn exits_in(&self, segment: u32, first: u32, count: u32) -> impl ExactSizeIterator<Item = (Patch, u64, u64)> + '_ {
         let exits = &self.index.exits[first as usize..(first + count) as usize];
         exits.iter().map(move |e| self.exit_in(segment, e))
     }
@@ -438,16 +430,15 @@ impl LoadedFile {
 
     /// The records of a fragment's exits `exits[first..first + count]`, of
     /// segment `segment`: linked where a slot no longer holds its stub.
-    fn exit_records(&self, segment: u32, first: u32, count: u32) -> Box<[ExitRecord]> {
+    fn exit_records(&self, segment: u32, first: u32, count: u32) -> impl ExactSizeIterator<Item = ExitRecord> + '_ {
         self.exits_in(segment, first, count)
-            .map(|(patch, stub, target)| {
+            .map(move |(patch, stub, target)| {
                 let Patch::Slot(slot) = patch else { unreachable!() };
                 let x = self.segments[segment as usize].1;
                 // SAFETY: the slot is in the file's W zone, mapped writable.
                 let prelinked = persist::exit_slots::resolve(unsafe { *(slot as *const u64) }, x) != stub;
                 ExitRecord::through_slot(slot, stub, target, prelinked)
             })
-            .collect()
     }
 }
 
@@ -640,18 +631,11 @@ impl LoadedFiles {
         let (_, start) = f.block_x(b);
         let exits = f.exit_records(b.segment.to_native(), b.first_exit.to_native(), b.exit_count.to_native());
         let translations = f.fragment_translations(b.translation_offset.to_native(), b.translation_len.to_native(), pc, pc);
+        let app_len = u16::try_from(b.app_len.to_native()).unwrap_or(u16::MAX);
+        let fragment = Fragment::new(pc, app_len, start, b.code_len.to_native(), exits, &translations, b.lookup_target());
         f.registered.push(pc);
         stats::add(&STATS.blocks_registered, 1);
-        Some(Fragment {
-            tag: pc,
-            app_len: u16::try_from(b.app_len.to_native()).unwrap_or(u16::MAX),
-            start,
-            size: b.code_len.to_native(),
-            exits,
-            incoming: Vec::new(),
-            translations,
-            lookup_target: b.lookup_target(),
-        })
+        Some(fragment)
     }
 
     /// The app's code in `[lo, hi)` changed: a file with a block there is

@@ -490,5 +490,5 @@ pub(crate) fn emit(
     crate::stats::add(&crate::stats::STATS.links, links);
     crate::stats::add(&crate::stats::STATS.predicted_calls, predicted_calls);
     let translations = pack_translations(tag, &translations);
-    Ok(Fragment { tag, app_len: fragment::app_len(tag, app_end), start, size: code.len() as u32, exits: exits.into_boxed_slice(), incoming: Vec::new(), translations, lookup_target: false })
+    Ok(Fragment::new(tag, fragment::app_len(tag, app_end), start, code.len() as u32, exits.into_iter(), &translations, false))
 }

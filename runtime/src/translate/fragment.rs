@@ -42,8 +42,9 @@ impl From<PackedPatch> for Patch {
     }
 }
 
-/// A direct exit of a fragment, in 32 bytes: a fragment's two exits fit
-/// the runtime heap's 64-byte size class (56 bytes each took 128).
+/// A direct exit of a fragment, as fragments hand them out; they keep
+/// it in [`ExitRecord::BYTES`] bytes ([`ExitRecord::to_bytes`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct ExitRecord {
     patch: PackedPatch,
     /// The exit stub the branch points at while unlinked.
@@ -59,7 +60,15 @@ pub(crate) struct ExitRecord {
     pub(crate) prelinked: bool,
 }
 
-const NO_COND: u8 = 0xff;
+const NO_COND: u8 = 0x7f;
+
+/// Where the packed second word of an exit's bytes keeps what (the patched
+/// address is a user-space address, below 2^47).
+const PATCH_BITS: u64 = (1 << 47) - 1;
+const PACKED_SLOT_BIT: u64 = 1 << 47;
+const BRANCH_SHIFT: u32 = 48;
+const COND_SHIFT: u32 = 56;
+const PRELINKED_BIT: u64 = 1 << 63;
 
 impl ExitRecord {
     /// An emitted exit: `branch` (with condition `cond`) patched at the
@@ -80,6 +89,44 @@ impl ExitRecord {
     /// A mapped file's exit, through its W slot `slot`.
     pub(crate) fn through_slot(slot: u64, stub: u64, target: u64, prelinked: bool) -> ExitRecord {
         ExitRecord { patch: Patch::Slot(slot).into(), stub, target, slot_from_patch: 0, branch_to_field: 0, cond: NO_COND, prelinked }
+    }
+
+    /// The bytes a fragment keeps it in: its target, its patched address
+    /// with the branch's shape and whether it was linked when emitted,
+    /// then its stub's and its W slot's distances from the patched
+    /// address (all of them in the code cache's one reservation).
+    pub(crate) const BYTES: usize = 24;
+
+    pub(crate) fn to_bytes(&self) -> [u8; Self::BYTES] {
+        let (at, slot_bit) = match self.patch() {
+            Patch::Rel32(site) => (site, 0),
+            Patch::Slot(slot) => (slot, PACKED_SLOT_BIT),
+        };
+        debug_assert!(at <= PATCH_BITS);
+        let packed = at | slot_bit | (self.branch_to_field as u64) << BRANCH_SHIFT | (self.cond as u64) << COND_SHIFT | if self.prelinked { PRELINKED_BIT } else { 0 };
+        let stub_from_patch = i32::try_from(self.stub.wrapping_sub(at) as i64).expect("an exit's stub within the code cache of its patched address");
+        let mut out = [0u8; Self::BYTES];
+        out[..8].copy_from_slice(&self.target.to_le_bytes());
+        out[8..16].copy_from_slice(&packed.to_le_bytes());
+        out[16..20].copy_from_slice(&stub_from_patch.to_le_bytes());
+        out[20..].copy_from_slice(&self.slot_from_patch.to_le_bytes());
+        out
+    }
+
+    pub(crate) fn from_bytes(b: &[u8; Self::BYTES]) -> ExitRecord {
+        let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        let half = |i: usize| i32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
+        let packed = word(8);
+        let at = packed & PATCH_BITS;
+        ExitRecord {
+            patch: if packed & PACKED_SLOT_BIT != 0 { Patch::Slot(at) } else { Patch::Rel32(at) }.into(),
+            stub: at.wrapping_add(half(16) as i64 as u64),
+            target: word(0),
+            slot_from_patch: half(20),
+            branch_to_field: (packed >> BRANCH_SHIFT) as u8,
+            cond: (packed >> COND_SHIFT) as u8 & 0x7f,
+            prelinked: packed & PRELINKED_BIT != 0,
+        }
     }
 
     pub(crate) fn patch(&self) -> Patch {
@@ -111,25 +158,23 @@ impl ExitRecord {
 
 pub(crate) struct Fragment {
     pub(crate) tag: u64,
-    /// How many app bytes from the tag the block was built from (a block
-    /// spans at most [`MAX_BLOCK_SPAN`]; a trace, its head block): two
-    /// bytes, where the end's eight took the fragment past 80.
-    pub(crate) app_len: u16,
     pub(crate) start: u64,
-    pub(crate) size: u32,
-    /// Boxed slices, not `Vec`s: fixed once built, and 8 bytes less
-    /// each (with `app_len`, a fragment fits the heap's 80-byte class).
-    pub(crate) exits: Box<[ExitRecord]>,
+    /// Its exits ([`ExitRecord::BYTES`] each), then its translation
+    /// points: each point where the app pc or the state fixup changes, in
+    /// cache order, for translating a fault in the cache back to the
+    /// application, packed as files pack them (`persist::translations`,
+    /// app pcs as offsets from the tag, a few bytes a point), since only
+    /// faults and signals read them. One allocation for both, fixed once
+    /// built: a cold python3 -c pass has 38,000 blocks.
+    tail: Box<[u8]>,
     /// (patch, stub) of every exit linked to this fragment, to unlink
     /// them when it is flushed.
-    pub(crate) incoming: Vec<(PackedPatch, u64)>,
-    /// Each point where the app pc or the state fixup changes, in cache
-    /// order, for translating a fault in the cache back to the application:
-    /// packed as files pack them (`persist::translations`, app pcs as
-    /// offsets from the tag), a few bytes per point instead of 24, since
-    /// only faults and signals read them (a cold python3 -c pass has
-    /// 38,000 blocks). See [`pack_translations`].
-    pub(crate) translations: Box<[u8]>,
+    pub(crate) incoming: Box<[(PackedPatch, u64)]>,
+    pub(crate) size: u32,
+    exit_count: u32,
+    /// How many app bytes from the tag the block was built from (a block
+    /// spans at most [`MAX_BLOCK_SPAN`]; a trace, its head block).
+    pub(crate) app_len: u16,
     /// An indirect branch reached it (it is in the lookup table): a
     /// persisted file lists it, for loaders to enter at once.
     pub(crate) lookup_target: bool,
@@ -144,9 +189,8 @@ pub(crate) struct Translation {
 
 /// `points` (a fragment's, in cache order) packed for the fragment of
 /// `tag`.
-pub(crate) fn pack_translations(tag: u64, points: &[Translation]) -> Box<[u8]> {
-    // Room for the usual 3 bytes a point, and the shrink to fit is most
-    // often within the heap's size class: one allocation, not a growth
+pub(crate) fn pack_translations(tag: u64, points: &[Translation]) -> Vec<u8> {
+    // Room for the usual 3 bytes a point: one allocation, not a growth
     // byte by byte.
     let mut out = Vec::with_capacity(points.len() * 3);
     persist::translations::pack(
@@ -159,11 +203,11 @@ pub(crate) fn pack_translations(tag: u64, points: &[Translation]) -> Box<[u8]> {
             fixup: t.fixup.encode(),
         }),
     );
-    out.into_boxed_slice()
+    out
 }
 
-// A cold python3 -c pass keeps 38,000 of them: the heap's 80-byte class.
-const _: () = assert!(core::mem::size_of::<Fragment>() <= 80);
+// A cold python3 -c pass keeps 38,000 of them: the heap's 64-byte class.
+const _: () = assert!(core::mem::size_of::<Fragment>() <= 64);
 
 /// [`Fragment::app_len`] of a block from `tag` to `app_end` (a length a
 /// file may claim past any block's saturates: flushing looks for blocks
@@ -173,6 +217,47 @@ pub(crate) fn app_len(tag: u64, app_end: u64) -> u16 {
 }
 
 impl Fragment {
+    /// The fragment of `tag` whose code is `[start, start + size)`, with
+    /// `exits` and its packed `translations` ([`pack_translations`]).
+    pub(crate) fn new(tag: u64, app_len: u16, start: u64, size: u32, exits: impl ExactSizeIterator<Item = ExitRecord>, translations: &[u8], lookup_target: bool) -> Fragment {
+        let exit_count = u32::try_from(exits.len()).expect("fewer than 2^32 exits");
+        let mut tail = Vec::with_capacity(exits.len() * ExitRecord::BYTES + translations.len());
+        exits.for_each(|e| tail.extend_from_slice(&e.to_bytes()));
+        tail.extend_from_slice(translations);
+        Fragment { tag, start, tail: tail.into_boxed_slice(), incoming: Box::default(), size, exit_count, app_len, lookup_target }
+    }
+
+    pub(crate) fn exit_count(&self) -> usize {
+        self.exit_count as usize
+    }
+
+    /// Its exit `i`.
+    pub(crate) fn exit(&self, i: usize) -> ExitRecord {
+        let bytes = &self.tail[i * ExitRecord::BYTES..][..ExitRecord::BYTES];
+        ExitRecord::from_bytes(bytes.try_into().expect("an exit's bytes"))
+    }
+
+    /// Its exits, in the order they were given.
+    pub(crate) fn exits(&self) -> impl ExactSizeIterator<Item = ExitRecord> + '_ {
+        (0..self.exit_count()).map(|i| self.exit(i))
+    }
+
+    /// Its exit `i` was not left linked when emitted after all.
+    pub(crate) fn unmark_prelinked(&mut self, i: usize) {
+        let exit = ExitRecord { prelinked: false, ..self.exit(i) };
+        self.tail[i * ExitRecord::BYTES..][..ExitRecord::BYTES].copy_from_slice(&exit.to_bytes());
+    }
+
+    /// Its translation points as packed ([`pack_translations`]).
+    pub(crate) fn packed_translations(&self) -> &[u8] {
+        &self.tail[self.exit_count() * ExitRecord::BYTES..]
+    }
+
+    /// Forgets the exits linked to it, handing them over.
+    pub(crate) fn take_incoming(&mut self) -> Box<[(PackedPatch, u64)]> {
+        core::mem::take(&mut self.incoming)
+    }
+
     /// One past the last app byte the block was built from.
     pub(crate) fn app_end(&self) -> u64 {
         self.tag + self.app_len as u64
@@ -184,16 +269,18 @@ impl Fragment {
     /// four took a 128-byte block of the runtime's heap for each of them
     /// (cold python3 -c pass: 38,000 blocks).
     pub(crate) fn add_incoming(&mut self, patch: Patch, stub: u64) {
-        let len = self.incoming.len();
-        if len == self.incoming.capacity() {
-            self.incoming.reserve_exact(if len < 4 { 1 } else { len });
-        }
-        self.incoming.push((patch.into(), stub));
+        let mut incoming = self.take_incoming().into_vec();
+        // Exactly one more: the heap grows a block within its size class
+        // in place, and a fragment keeps its list in a boxed slice, 8
+        // bytes less than a `Vec` (the fragment fits the 64-byte class).
+        incoming.reserve_exact(1);
+        incoming.push((patch.into(), stub));
+        self.incoming = incoming.into_boxed_slice();
     }
 
     /// The translation points, decoded, in cache order.
     pub(crate) fn translations(&self) -> impl Iterator<Item = Translation> + '_ {
-        persist::translations::unpack(&self.translations).map(|e| Translation {
+        persist::translations::unpack(self.packed_translations()).map(|e| Translation {
             cache_offset: e.cache_offset,
             app_pc: self.tag.wrapping_add(e.app_offset as i32 as i64 as u64),
             // The runtime packed these itself: every code decodes.
@@ -254,7 +341,7 @@ impl FragmentTable {
 
     fn insert_by_tag(&mut self, fragment: Fragment) {
         self.by_app.insert(fragment.tag);
-        for exit in fragment.exits.iter().filter(|e| e.prelinked) {
+        for exit in fragment.exits().filter(|e| e.prelinked) {
             if let Some(target) = self.by_tag.get_mut(&exit.target) {
                 target.add_incoming(exit.patch(), exit.stub);
             }
@@ -306,7 +393,7 @@ impl FragmentTable {
     /// stubs (it became a trace head: entries to it are counted).
     pub(crate) fn unlink_incoming(&mut self, tag: u64) {
         if let Some(f) = self.by_tag.get_mut(&tag) {
-            for (patch, stub) in f.incoming.drain(..) {
+            for (patch, stub) in f.take_incoming() {
                 crate::translate::link::unlink(patch.into(), stub);
             }
         }
@@ -319,7 +406,7 @@ impl FragmentTable {
         self.by_app.remove(&tag);
         self.sandboxed.remove(&tag);
         let Some(f) = self.by_tag.remove(&tag) else { return false };
-        for &(patch, stub) in &f.incoming {
+        for &(patch, stub) in &*f.incoming {
             crate::translate::link::unlink(patch.into(), stub);
         }
         // A loaded file's block is not entered by cache address: the file
@@ -386,24 +473,13 @@ pub(crate) mod tests {
 
     /// A fragment with no exits and no translations.
     pub(crate) fn fragment(tag: u64, app_len: u64, start: u64, size: u32) -> Fragment {
-        Fragment {
-            tag,
-            app_len: app_len as u16,
-            start,
-            size,
-            exits: Box::default(),
-            incoming: Vec::new(),
-            translations: Box::default(),
-            lookup_target: false,
-        }
+        Fragment::new(tag, app_len as u16, start, size, core::iter::empty(), &[], false)
     }
 
     /// A fragment at 0x5000 whose one exit, linked to `target`, goes
     /// through the W slot at `slot` (a mapped file's form).
     fn caller_through_slot(slot: u64, stub: u64, target: u64) -> Fragment {
-        let mut caller = fragment(0x5000, 0x10, 0x9100, 0x20);
-        caller.exits = Box::new([ExitRecord::through_slot(slot, stub, target, true)]);
-        caller
+        Fragment::new(0x5000, 0x10, 0x9100, 0x20, [ExitRecord::through_slot(slot, stub, target, true)].into_iter(), &[], false)
     }
 
     #[test]
@@ -435,7 +511,8 @@ pub(crate) mod tests {
         // target there, unlinking the stub.
         let slot = Box::new(core::sync::atomic::AtomicU64::new(0));
         let slot_addr = &*slot as *const _ as u64;
-        let stub = 0x9ff0;
+        // Stubs lie near their slots, in the code cache.
+        let stub = slot_addr + 0x9ff0;
         let caller = caller_through_slot(slot_addr, stub, 0x1ff8);
         // Starts before the range and ends inside it.
         t.insert(fragment(0x1ff8, 0x10, 0x9000, 0x40));
@@ -456,7 +533,7 @@ pub(crate) mod tests {
         let mut t = FragmentTable::default();
         let slot = Box::new(core::sync::atomic::AtomicU64::new(0x9000));
         let slot_addr = &*slot as *const _ as u64;
-        let caller = caller_through_slot(slot_addr, 0x9ff0, 0x1000);
+        let caller = caller_through_slot(slot_addr, slot_addr + 0x9ff0, 0x1000);
         t.insert(fragment(0x1000, 0x10, 0x9000, 0x40));
         t.insert(fragment(0x1010, 0x10, 0x9040, 0x40));
         t.insert(caller);
@@ -486,33 +563,37 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn exit_records_keep_what_they_were_given_in_32_bytes() {
-        assert_eq!(core::mem::size_of::<ExitRecord>(), 32);
-        for cond in [None, Some(iced_x86::ConditionCode::e), Some(iced_x86::ConditionCode::g)] {
+    fn exit_records_keep_what_they_were_given_in_their_bytes() {
+        let through_bytes = |e: ExitRecord| ExitRecord::from_bytes(&e.to_bytes());
+        for cond in [None, Some(iced_x86::ConditionCode::e), Some(iced_x86::ConditionCode::g), Some(iced_x86::ConditionCode::le)] {
             for slot in [0, 0x7f00_0000_1000, 0x7eff_ff00_0008] {
-                let e = ExitRecord::emitted(0x7f00_0010_0004, 0x7f00_0020_0000, 0x40_1000, true, 0x7f00_0010_0002, cond, slot);
-                assert_eq!(e.patch(), Patch::Rel32(0x7f00_0010_0004));
-                assert_eq!((e.branch(), e.cond(), e.slot()), (0x7f00_0010_0002, cond, slot));
-                assert_eq!((e.stub, e.target, e.prelinked), (0x7f00_0020_0000, 0x40_1000, true));
+                for (stub, prelinked) in [(0x7f00_0020_0000, true), (0x7f00_0000_0ff0, false)] {
+                    let e = through_bytes(ExitRecord::emitted(0x7f00_0010_0004, stub, 0x7fff_ffff_f000, prelinked, 0x7f00_0010_0002, cond, slot));
+                    assert_eq!(e.patch(), Patch::Rel32(0x7f00_0010_0004));
+                    assert_eq!((e.branch(), e.cond(), e.slot()), (0x7f00_0010_0002, cond, slot));
+                    assert_eq!((e.stub, e.target, e.prelinked), (stub, 0x7fff_ffff_f000, prelinked));
+                }
             }
         }
-        let e = ExitRecord::through_slot(0x7f00_0030_0008, 0x7f00_0040_0000, 0x55_0000_1000, false);
-        assert_eq!((e.patch(), e.slot(), e.cond(), e.prelinked), (Patch::Slot(0x7f00_0030_0008), 0x7f00_0030_0008, None, false));
+        let e = through_bytes(ExitRecord::through_slot(0x7f00_0030_0008, 0x7f00_0040_0000, 0x55_0000_1000, true));
+        assert_eq!((e.patch(), e.slot(), e.cond(), e.prelinked), (Patch::Slot(0x7f00_0030_0008), 0x7f00_0030_0008, None, true));
+        assert_eq!((e.stub, e.target), (0x7f00_0040_0000, 0x55_0000_1000));
         let packed: PackedPatch = Patch::Slot(0x7fff_ffff_f000).into();
         assert_eq!(Patch::from(packed), Patch::Slot(0x7fff_ffff_f000));
     }
 
     #[test]
     fn translation_at_picks_the_last_point_at_or_before_the_pc() {
-        let mut f = fragment(0x1000, 0x10, 0x9000, 0x40);
         let spilled = Fixup::Spilled2 { reg: 1, slot: 0x40, reg2: 0, slot2: 0x48 };
         // The last point's app pc lies before the tag, as a trace's may.
         let points: Vec<Translation> = [(0, 0x1000, Fixup::None), (7, 0x1003, spilled), (20, 0xff8, Fixup::RspMoved(-8))]
             .into_iter()
             .map(|(cache_offset, app_pc, fixup)| Translation { cache_offset, app_pc, fixup })
             .collect();
-        f.translations = pack_translations(f.tag, &points);
+        let exit = ExitRecord::emitted(0x9010, 0x9ff0, 0x2000, false, 0x900f, None, 0);
+        let f = Fragment::new(0x1000, 0x10, 0x9000, 0x40, [exit].into_iter(), &pack_translations(0x1000, &points), false);
         assert!(f.translations().eq(points.iter().copied()));
+        assert_eq!(f.exits().collect::<Vec<_>>(), [exit], "the exits before the points are the fragment's own");
         assert_eq!(f.translation_at(0x9000).map(|t| t.app_pc), Some(0x1000));
         assert_eq!(f.translation_at(0x9006).map(|t| t.app_pc), Some(0x1000));
         assert_eq!(f.translation_at(0x9007).map(|t| t.app_pc), Some(0x1003));

@@ -11,7 +11,6 @@
 //! safepoint poll while another patched code on the same page).
 
 use alloc::collections::BTreeMap;
-use alloc::vec::Vec;
 
 use crate::translate::fragment::Fragment;
 
@@ -24,7 +23,7 @@ impl Retired {
     /// Keeps `fragment`, just taken out of its table with the exits linked
     /// to it unlinked.
     pub(crate) fn keep(&mut self, mut fragment: Fragment) {
-        fragment.incoming = Vec::new();
+        fragment.take_incoming();
         self.by_start.insert(fragment.start, fragment);
     }
 

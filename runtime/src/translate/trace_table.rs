@@ -247,7 +247,7 @@ impl TraceTable {
         let t = self.by_head.remove(&head)?;
         self.removed.insert(head);
         self.by_start.remove(&t.fragment.start);
-        for &(patch, stub) in &t.fragment.incoming {
+        for &(patch, stub) in &*t.fragment.incoming {
             let patch: Patch = patch.into();
             crate::translate::link::unlink(patch, stub);
         }
@@ -379,16 +379,7 @@ mod tests {
     use super::*;
 
     fn trace(head: u64, start: u64, spans: &[(u64, u64)]) -> Trace {
-        let fragment = Fragment {
-            tag: head,
-            app_len: crate::translate::fragment::app_len(head, spans[0].1),
-            start,
-            size: 0x100,
-            exits: Box::default(),
-            incoming: Vec::new(),
-            translations: Box::default(),
-            lookup_target: false,
-        };
+        let fragment = Fragment::new(head, crate::translate::fragment::app_len(head, spans[0].1), start, 0x100, core::iter::empty(), &[], false);
         Trace { fragment, spans: spans.to_vec() }
     }
 
