@@ -2,7 +2,6 @@
 //! starts at, with what linking and fault translation need.
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
 use hashbrown::HashMap;
@@ -10,6 +9,7 @@ use hashbrown::HashMap;
 use crate::translate::address_map::AddressMap;
 use crate::translate::mangle::Fixup;
 use crate::translate::retired::Retired;
+use crate::translate::tags_by_page::TagsByPage;
 
 /// What linking an exit rewrites.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -306,9 +306,9 @@ pub(crate) struct FragmentTable {
     by_start: AddressMap<u64>,
     /// Fragments removed while a thread may still run them (`retired.rs`).
     retired: Retired,
-    /// Live fragments' tags in app address order, for flushing a range
-    /// (the fragment has its end). A B-tree: tags come in any order.
-    by_app: BTreeSet<u64>,
+    /// Live fragments' tags by app page, for flushing a range (the
+    /// fragment has its end).
+    by_app: TagsByPage,
     /// The app bytes of sandboxed fragments (`smc::Guard::Sandboxed`), by
     /// tag: nothing links to them and the lookup table does not hold them,
     /// so every entry passes the dispatcher, which compares these first.
@@ -403,7 +403,7 @@ impl FragmentTable {
     /// go back to their stubs, and one whose code is in the cache is kept
     /// retired (a thread may be running it).
     pub(crate) fn remove(&mut self, tag: u64) -> bool {
-        self.by_app.remove(&tag);
+        self.by_app.remove(tag);
         self.sandboxed.remove(&tag);
         let Some(f) = self.by_tag.remove(&tag) else { return false };
         for &(patch, stub) in &*f.incoming {
@@ -421,12 +421,8 @@ impl FragmentTable {
     /// linked to them go back to their stubs; returns their tags (for the
     /// lookup table).
     pub(crate) fn flush_range(&mut self, lo: u64, hi: u64) -> Vec<u64> {
-        let tags: Vec<u64> = self
-            .by_app
-            .range(lo.saturating_sub(MAX_BLOCK_SPAN)..hi)
-            .copied()
-            .filter(|tag| self.by_tag.get(tag).is_some_and(|f| f.app_end() > lo))
-            .collect();
+        let mut tags = self.by_app.in_range(lo.saturating_sub(MAX_BLOCK_SPAN), hi);
+        tags.retain(|tag| self.by_tag.get(tag).is_some_and(|f| f.app_end() > lo));
         for &tag in &tags {
             self.remove(tag);
         }
@@ -439,10 +435,7 @@ impl FragmentTable {
     /// translation, after the program's entry). Returns their tags.
     pub(crate) fn drop_range(&mut self, lo: u64, hi: u64) -> Vec<u64> {
         // Whole maps in one pass each: a batch is a large part of them.
-        let mut dropped = self.by_app.split_off(&lo);
-        let mut above = dropped.split_off(&hi);
-        self.by_app.append(&mut above);
-        let tags: Vec<u64> = dropped.into_iter().collect();
+        let tags = self.by_app.take_range(lo, hi);
         let inside = |tag: &u64| (lo..hi).contains(tag);
         self.sandboxed.retain(|tag, _| !inside(tag));
         self.by_tag.retain(|tag, _| !inside(tag));

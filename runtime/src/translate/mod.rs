@@ -4,8 +4,8 @@
 //! let the CPU predict returns (`returns`), look up indirect targets in
 //! the cache (`ibl`, and in loaded cache files' block tables:
 //! `file_lookup`), remember every block
-//! (`fragment`, and those removed while a thread may still run them:
-//! `retired`), join hot paths of blocks into traces (`trace`,
+//! (`fragment`, by app page: `tags_by_page`, and those removed while a
+//! thread may still run them: `retired`), join hot paths of blocks into traces (`trace`,
 //! `trace_table`), and keep blocks of writable code in step with the app's
 //! writes (`smc`). Uses `os` only, besides the shared thread context and
 //! counters.
@@ -24,5 +24,6 @@ pub(crate) mod retired;
 pub(crate) mod returns;
 pub(crate) mod segment;
 pub(crate) mod smc;
+pub(crate) mod tags_by_page;
 pub(crate) mod trace;
 pub(crate) mod trace_table;
