@@ -83,6 +83,7 @@ pub const STATS_FIELDS: &[(&str, &str)] = &[
     ("links_made", "links made"),
     ("predicted_calls", "predicted-return calls"),
     ("blocks_flushed", "blocks flushed"),
+    ("retired_freed", "flushed blocks freed"),
     ("system_calls", "system calls"),
     ("translation_ns", "translation time"),
     ("traces_built", "traces built"),

@@ -49,6 +49,7 @@ fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<Lin
         ctx.next_pc = pc;
         let mut guard = crate::translator::lock();
         let tr = guard.as_mut().expect("translator");
+        crate::quiescence::picking(ctx);
         if ctx.file_hit_count != 0 {
             let queued = ctx.file_hit_count as usize;
             ctx.file_hit_count = 0;
@@ -125,6 +126,7 @@ fn continue_hot(ctx: &mut ThreadContext, head: u64) -> ! {
     if ctx.signal_pending == 0 {
         let mut guard = crate::translator::lock();
         let tr = guard.as_mut().expect("translator");
+        crate::quiescence::picking(ctx);
         let sp = ctx.gpr[crate::thread::reg::RSP];
         if let Step::Enter(start) = tr.head_hot(ctx as *const ThreadContext as u64, head, sp, ctx.is_vfork_child == 0) {
             tr.ibl.publish(ctx);
@@ -179,6 +181,10 @@ pub extern "C" fn from_cache(ctx: &mut ThreadContext) -> ! {
     let Some(kind) = exit.kind() else {
         crate::log::fatal(70, format_args!("internal error: no exit kind in the exit data at {at:#x} (app pc {:#x})", ctx.next_pc))
     };
+    // A clean call returns into its block; every other exit has left it.
+    if !matches!(kind, ExitKind::CleanCall | ExitKind::RelativeCleanCall) {
+        crate::quiescence::left_cache(ctx);
+    }
     match kind {
         ExitKind::Direct => {
             let stub = at - emit::STUB_CODE_LEN as u64;

@@ -144,6 +144,7 @@ unsafe extern "C" fn runtime_main(initial_sp: *const u64) -> ! {
 
     let ctx = ThreadContext::allocate();
     ctx.activate();
+    crate::quiescence::register(ctx);
     ctx.gpr[reg::RSP] = stack.sp;
     crate::translator::init(ctx);
     crate::signals::handling::catch_fatal_signals();

@@ -43,6 +43,7 @@ fn try_hold_all() -> Option<Held> {
         && hold(&mut held, crate::signals::handling::ACTIONS.try_lock())
         && hold(&mut held, crate::emulation::brk::BREAK.try_lock())
         && hold(&mut held, crate::client_host::THREADS.try_lock())
+        && hold(&mut held, crate::quiescence::THREADS.try_lock())
         && hold(&mut held, crate::client_host::BLOCK_DATA.try_lock())
         && hold(&mut held, crate::persistence::report::EVENTS.try_lock())
         && hold(&mut held, crate::persistence::save::REPORTED.try_lock())

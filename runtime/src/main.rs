@@ -37,6 +37,7 @@ mod fault_injection;
 mod fork_locks;
 mod options;
 mod process_end;
+mod quiescence;
 mod stats;
 mod thread;
 mod translator;

@@ -12,6 +12,9 @@ pub(crate) struct Stats {
     /// Calls built in the predicted-return form (`translate/returns.rs`).
     pub(crate) predicted_calls: AtomicU64,
     pub(crate) fragments_flushed: AtomicU64,
+    /// Records of flushed blocks and traces freed once no thread could be
+    /// running them (`quiescence.rs`).
+    pub(crate) retired_freed: AtomicU64,
     pub(crate) traces_built: AtomicU64,
     /// Blocks the traces built hold, together.
     pub(crate) trace_blocks: AtomicU64,
@@ -64,6 +67,7 @@ pub(crate) static STATS: Stats = Stats {
     links: AtomicU64::new(0),
     predicted_calls: AtomicU64::new(0),
     fragments_flushed: AtomicU64::new(0),
+    retired_freed: AtomicU64::new(0),
     traces_built: AtomicU64::new(0),
     trace_blocks: AtomicU64::new(0),
     traces_stale: AtomicU64::new(0),
@@ -129,7 +133,7 @@ pub(crate) fn note_rejected(reason: &'static str) {
 pub(crate) fn reset_in_child() {
     let s = &STATS;
     for c in [
-        &s.blocks_built, &s.cache_bytes, &s.dispatches, &s.ibl_misses, &s.links, &s.predicted_calls, &s.fragments_flushed,
+        &s.blocks_built, &s.cache_bytes, &s.dispatches, &s.ibl_misses, &s.links, &s.predicted_calls, &s.fragments_flushed, &s.retired_freed,
         &s.traces_built, &s.trace_blocks, &s.traces_stale, &s.traces_loaded, &s.traces_adopted, &s.heads_counted,
         &s.syscalls, &s.ibl_lookups_of_exited_threads, &s.translate_ticks, &s.blocks_loaded, &s.blocks_registered,
         &s.lookup_targets_loaded, &s.file_lookups, &s.slot_pages_rebased, &s.aot_blocks_loaded, &s.aot_blocks_registered, &s.files_loaded, &s.modules_hashed,
@@ -180,6 +184,7 @@ pub(crate) fn snapshot(ibl_lookups: u64) -> Vec<(&'static str, u64)> {
         ("links_made", s.links.load(Relaxed)),
         ("predicted_calls", s.predicted_calls.load(Relaxed)),
         ("blocks_flushed", s.fragments_flushed.load(Relaxed)),
+        ("retired_freed", s.retired_freed.load(Relaxed)),
         ("system_calls", s.syscalls.load(Relaxed)),
         ("translation_ns", ticks_to_ns(s.translate_ticks.load(Relaxed))),
     ];

@@ -119,6 +119,9 @@ pub(crate) struct ThreadContext {
     /// Predicted returns: per slot, the app return address of the call
     /// that last filled it and the cache address its `call` pushed.
     pub(crate) ret_cache: [[u64; 2]; crate::translate::returns::SLOTS],
+    /// The epoch this thread last passed the dispatcher in
+    /// (`quiescence.rs`), read by other threads' flushes.
+    pub(crate) passage: core::sync::atomic::AtomicU64,
 }
 
 pub(crate) mod offsets {

@@ -327,6 +327,12 @@ pub(crate) fn forget_range(lo: u64, hi: u64) {
 fn flush(lo: u64, hi: u64, changed: bool) {
     let mut guard = TRANSLATOR.lock();
     let Some(tr) = guard.as_mut() else { return };
+    // What earlier holds of the lock retired is out of reach now: a thread
+    // that passes the dispatcher from here on runs none of it.
+    crate::quiescence::advance();
+    let oldest = crate::quiescence::oldest_passage();
+    let freed = tr.fragments.free_retired_before(oldest) + tr.traces.free_retired_before(oldest);
+    stats::add(&STATS.retired_freed, freed);
     let mut tags = tr.fragments.flush_range(lo, hi);
     let traces = tr.traces.flush_range(lo, hi);
     for &head in &traces {

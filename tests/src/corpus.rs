@@ -530,8 +530,9 @@ pub const PERSIST_PROGRAMS: &[Program] = &[
 /// For `tests/code_changes.rs`: code that changes or cannot run, as
 /// natively: a thread spinning in code another thread rewrites, GCC
 /// nested-function trampolines rewritten on an executable stack, calls
-/// into the legacy vsyscall page, and jumps into memory that is not
-/// executable.
+/// into the legacy vsyscall page, jumps into memory that is not
+/// executable, a fault in a block that flushed itself, and a function
+/// rewritten 3,000 times.
 pub const CODE_CHANGE_PROGRAMS: &[Program] = &[
     Program {
         name: "xmc_spin",
@@ -560,6 +561,12 @@ pub const CODE_CHANGE_PROGRAMS: &[Program] = &[
     Program {
         name: "fault_after_flush",
         source: "fault_after_flush.c",
+        builds: ALL,
+        runs: &[ok(&[])],
+    },
+    Program {
+        name: "jit_rewrites",
+        source: "jit_rewrites.c",
         builds: ALL,
         runs: &[ok(&[])],
     },

@@ -21,7 +21,7 @@ const LAYERS: &[&[&str]] = &[
 /// Reached from every layer, and free to use any (the assembly between the
 /// cache and the runtime, per-thread state, counters, options, logging).
 /// `verbose!` and `eprintln!` are log's macros, exported at the crate root.
-const SHARED: &[&str] = &["context_switch", "thread", "stats", "options", "log", "fault_injection", "main", "verbose", "eprintln"];
+const SHARED: &[&str] = &["context_switch", "thread", "quiescence", "stats", "options", "log", "fault_injection", "main", "verbose", "eprintln"];
 
 /// (from, to) uses the design names as exceptions.
 const EXCEPTIONS: &[(&str, &str)] = &[

@@ -227,6 +227,7 @@ fn clone3(ctx: &mut ThreadContext, args_ptr: u64, size: u64, next: u64) -> i64 {
 fn after_fork(ctx: &mut ThreadContext, r: i64, app_sp: u64) -> i64 {
     if r == 0 {
         crate::thread::LIVE_THREADS.store(1, Relaxed);
+        crate::quiescence::only(ctx);
         // The child's counts start from nothing, as its other counters do.
         ctx.ibl_lookups = 0;
         if app_sp != 0 {
@@ -264,6 +265,7 @@ fn spawn_sharing_memory(
     // starts with everything blocked and restores the app's mask itself.
     let app_mask = crate::signals::handling::block_all();
     child.pending.start_mask = app_mask;
+    crate::quiescence::register(child);
     let r = kernel_call(child);
     crate::signals::handling::set_mask(2, app_mask);
     if r < 0 && !vfork {
@@ -272,6 +274,7 @@ fn spawn_sharing_memory(
     if r < 0 || vfork {
         // A vfork parent resumes only once the child has exec'd or exited,
         // so nothing uses the child's context any more.
+        crate::quiescence::unregister(child);
         // SAFETY: the mapping is the child's context, no longer in use.
         let _ = unsafe { sys::munmap(mapping, len) };
     }
@@ -295,6 +298,7 @@ fn exit_thread(ctx: &mut ThreadContext, status: u64) -> ! {
     // Every signal blocked for the rest of this thread's life, so no
     // handler runs on the stack about to be unmapped.
     crate::os::signal::sigprocmask(0, !0);
+    crate::quiescence::unregister(ctx);
     // SAFETY: the thread is leaving; nothing else refers to its context.
     unsafe { context_switch::exit_thread(ctx, status) }
 }

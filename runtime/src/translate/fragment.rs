@@ -443,6 +443,12 @@ impl FragmentTable {
         tags
     }
 
+    /// Frees the retired fragments no thread runs any more: those retired
+    /// before epoch `oldest` (`quiescence.rs`). Returns how many went.
+    pub(crate) fn free_retired_before(&mut self, oldest: u64) -> u64 {
+        self.retired.free_before(oldest, |_| false)
+    }
+
     /// Forgets the retired fragments whose code starts in `[lo, hi)`, which
     /// the cache takes back.
     pub(crate) fn forget_retired_code_in(&mut self, lo: u64, hi: u64) {

@@ -367,6 +367,14 @@ impl TraceTable {
             .or_else(|| self.retired.answering_for(pc))
     }
 
+    /// Frees the retired traces and orphaned copies no thread runs any
+    /// more: those retired before epoch `oldest` (`quiescence.rs`), but the
+    /// stale traces a file may keep. Returns how many went.
+    pub(crate) fn free_retired_before(&mut self, oldest: u64) -> u64 {
+        let kept_for_files: hashbrown::HashSet<u64> = if self.retired.len() == 0 { Default::default() } else { self.stale.values().map(|t| t.start).collect() };
+        self.retired.free_before(oldest, |start| kept_for_files.contains(&start)) + self.orphans.free_before(oldest, |_| false)
+    }
+
     /// Forgets the retired traces whose code starts in `[lo, hi)`, which
     /// the cache takes back.
     pub(crate) fn forget_retired_code_in(&mut self, lo: u64, hi: u64) {
