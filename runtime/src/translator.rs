@@ -328,7 +328,8 @@ fn flush(lo: u64, hi: u64, changed: bool) {
     let mut guard = TRANSLATOR.lock();
     let Some(tr) = guard.as_mut() else { return };
     // What earlier holds of the lock retired is out of reach now: a thread
-    // that passes the dispatcher from here on runs none of it.
+    // that picks its next fragment from here on runs none of it
+    // (`quiescence.rs`), and what no thread can be running goes.
     crate::quiescence::advance();
     let oldest = crate::quiescence::oldest_passage();
     let freed = tr.fragments.free_retired_before(oldest) + tr.traces.free_retired_before(oldest);

@@ -371,7 +371,10 @@ impl TraceTable {
     /// more: those retired before epoch `oldest` (`quiescence.rs`), but the
     /// stale traces a file may keep. Returns how many went.
     pub(crate) fn free_retired_before(&mut self, oldest: u64) -> u64 {
-        let kept_for_files: hashbrown::HashSet<u64> = if self.retired.len() == 0 { Default::default() } else { self.stale.values().map(|t| t.start).collect() };
+        let kept_for_files: hashbrown::HashSet<u64> = match self.retired.len() {
+            0 => Default::default(),
+            _ => self.stale.values().map(|t| t.start).collect(),
+        };
         self.retired.free_before(oldest, |start| kept_for_files.contains(&start)) + self.orphans.free_before(oldest, |_| false)
     }
 
