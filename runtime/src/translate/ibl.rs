@@ -30,18 +30,23 @@ macro_rules! way_on {
         concat!(
             "    lahf\n",
             "    seto al\n",
+            "    mov qword ptr gs:[{ibl_flags}], rax\n",
             $count,
             "\n",
             // A signal waits for delivery: leave through the dispatcher.
             "    cmp qword ptr gs:[{pending}], 0\n",
             "    jne 4f\n",
+            // The table before the mask: a signal between the two points
+            // the thread at the empty table with mask 0, and an old mask
+            // with the empty table would read past its end.
+            "    mov rdx, qword ptr gs:[{table}]\n",
             // The hash (`IblTable::home`): pc + (pc rotated right by 4).
-            "    mov rdx, rcx\n",
-            "    ror rdx, {hash_rotation}\n",
-            "    add rdx, rcx\n",
-            "    and rdx, qword ptr gs:[{mask}]\n",
-            "    shl rdx, 4\n",
-            "    add rdx, qword ptr gs:[{table}]\n",
+            "    mov rax, rcx\n",
+            "    ror rax, {hash_rotation}\n",
+            "    add rax, rcx\n",
+            "    and rax, qword ptr gs:[{mask}]\n",
+            "    shl rax, 4\n",
+            "    add rdx, rax\n",
             // The empty check comes first: a jump to address 0 must miss.
             "2:\n",
             "    cmp qword ptr [rdx], 0\n",
@@ -53,6 +58,7 @@ macro_rules! way_on {
             "3:\n",
             "    mov rdx, qword ptr [rdx + 8]\n",
             "    mov qword ptr gs:[{target}], rdx\n",
+            "    mov rax, qword ptr gs:[{ibl_flags}]\n",
             "    add al, 0x7f\n",
             "    sahf\n",
             "    mov rax, qword ptr gs:[{ibl_rax}]\n",
@@ -62,7 +68,6 @@ macro_rules! way_on {
             "4:\n",
             "5:\n",
             "    mov rdx, qword ptr gs:[{ibl_rdx}]\n",
-            "    mov qword ptr gs:[{ibl_flags}], rax\n",
             "    jmp qword ptr gs:[{miss_handler}]\n",
         )
     };
@@ -101,15 +106,15 @@ macro_rules! lookup_code {
 /// The first two probes (the home entry and the next) without touching
 /// the flags (BMI2's `pext` masks, `lea` adds and subtracts, `jrcxz`
 /// compares), which is where a lookup almost always hits, with the
-/// site's own final jump: the flags' save and restore and the look at
-/// pending signals are only on the way on, one routine all sites share
-/// (`dbi_ibl_slow`, reached through `gs:[IBL_SLOW_PATH]`): each site's
-/// copy is 152 bytes instead of 279 (python3's cache file, whose code is
-/// a sixth lookups, was 4% smaller with one probe in the copy).
+/// site's own final jump: the further probes are one routine all sites
+/// share (`dbi_ibl_slow`, reached through `gs:[IBL_SLOW_PATH]`, flag free
+/// as well; only a miss saves the flags): each site's copy is 152 bytes
+/// instead of 279 (python3's cache file, whose code is a sixth lookups,
+/// was 4% smaller with one probe in the copy).
 /// A pending signal points the thread at an empty table instead
-/// ([`point_at_empty_table`]), so this probe misses and the way on sees
-/// it. An empty entry matches only a target of 0, and its cache pc 0
-/// sends that on too.
+/// ([`point_at_empty_table`]), so these probes miss and the miss handler
+/// sends the thread to the dispatcher, which delivers it. An empty entry
+/// matches only a target of 0, and its cache pc 0 sends that on too.
 macro_rules! flag_free_first_probe {
     () => {
         concat!(
@@ -155,20 +160,55 @@ lookup_code!("dbi_ibl_inline_fast", flag_free_first_probe!());
 // branch, which needs the flags saved first: no flag-free probe).
 lookup_code!("dbi_ibl_inline_counted", way_on!("    add qword ptr gs:[{lookups}], 1"));
 
-// The way on after a flag-free first probe missed, shared by every site:
-// rcx holds the target, rax and rdx are saved. A signal arriving here is
-// marked pending and seen by the look below, or the thread goes on to
-// its hit and the next lookup misses (as in a site's own copy).
+// The way on after the flag-free first probes missed, shared by every
+// site: rcx holds the target, rax and rdx are saved. It probes on from the
+// home entry, flag free as they are (python3's and xz's hot lookups sit
+// two or more entries from home in one case in twenty, at the table's
+// 30-40% load: saving the flags and looking at pending signals first made
+// this 5% of `xz -T2`); only a miss saves the flags, for the miss handler.
+// The table is read before the mask, as in the first probes: a signal in
+// between points the thread at the empty table with mask 0, and an old
+// mask with the empty table would read past its end. That pending signal
+// makes every later probe miss, so no look at it is needed here: this
+// lookup goes on to its hit, or misses with the next one.
 core::arch::global_asm!(
     ".globl dbi_ibl_slow",
     ".type dbi_ibl_slow,@function",
     "dbi_ibl_slow:",
-    way_on!("    # lookups are not counted"),
+    "    mov rax, rcx",
+    "    mov rdx, qword ptr gs:[{table}]",
+    "    rorx rcx, rax, {hash_rotation}",
+    "    lea rcx, [rcx + rax]",
+    "    pext rcx, rcx, qword ptr gs:[{mask}]",
+    "    lea rcx, [rcx + rcx]",
+    "    lea rdx, [rdx + rcx*8]",
+    // The empty check comes first: a jump to address 0 must miss.
+    "2:",
+    "    mov rcx, qword ptr [rdx]",
+    "    jrcxz 5f",
+    "    not rcx",
+    "    lea rcx, [rcx + rax + 1]",
+    "    jrcxz 3f",
+    "    lea rdx, [rdx + 16]",
+    "    jmp 2b",
+    "3:",
+    "    mov rcx, qword ptr [rdx + 8]",
+    "    mov qword ptr gs:[{target}], rcx",
+    "    mov rax, qword ptr gs:[{ibl_rax}]",
+    "    mov rdx, qword ptr gs:[{ibl_rdx}]",
+    "    mov rcx, qword ptr gs:[{ibl_rcx}]",
+    "    jmp qword ptr gs:[{target}]",
+    "5:",
+    "    mov rcx, rax",
+    "    lahf",
+    "    seto al",
+    "    mov rdx, qword ptr gs:[{ibl_rdx}]",
+    "    mov qword ptr gs:[{ibl_flags}], rax",
+    "    jmp qword ptr gs:[{miss_handler}]",
     ibl_rax = const off::IBL_RAX,
     ibl_rcx = const off::IBL_RCX,
     ibl_rdx = const off::IBL_RDX,
     ibl_flags = const off::IBL_FLAGS,
-    pending = const off::SIGNAL_PENDING,
     mask = const off::IBL_MASK,
     table = const off::IBL_TABLE,
     target = const off::IBL_TARGET,
