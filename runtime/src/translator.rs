@@ -334,6 +334,7 @@ fn flush(lo: u64, hi: u64, changed: bool) {
     let oldest = crate::quiescence::oldest_passage();
     let freed = tr.fragments.free_retired_before(oldest) + tr.traces.free_retired_before(oldest);
     stats::add(&STATS.retired_freed, freed);
+    tr.ibl.free_replaced_before(oldest);
     let mut tags = tr.fragments.flush_range(lo, hi);
     let traces = tr.traces.flush_range(lo, hi);
     for &head in &traces {

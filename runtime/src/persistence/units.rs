@@ -161,7 +161,11 @@ impl Units {
     /// Code in `[lo, hi)` was flushed (or may change): the units of the
     /// modules it overlaps are not persisted.
     pub(crate) fn taint(&mut self, lo: u64, hi: u64) {
-        self.changed.push((lo, hi));
+        // Once a range: a JIT flushes the same pages over and over (a
+        // loop rewriting a function 200,000 times kept 8 MB of them).
+        if !self.changed.iter().any(|&(a, b)| a <= lo && hi <= b) {
+            self.changed.push((lo, hi));
+        }
         for u in self.units.iter_mut().filter(|u| u.module_base < hi && lo < u.module_end) {
             u.tainted = true;
         }

@@ -99,6 +99,20 @@ impl<V: Copy> AddressMap<V> {
         at.checked_sub(1).map(|at| run[at])
     }
 
+    /// Removes the entry of `key`, if there is one.
+    pub(crate) fn remove(&mut self, key: u64) {
+        let i = self.run_for(key);
+        let Some(run) = self.runs.get_mut(i) else { return };
+        let Ok(at) = run.binary_search_by_key(&key, |e| e.0) else { return };
+        run.remove(at);
+        if run.is_empty() {
+            self.runs.remove(i);
+            self.firsts.remove(i);
+        } else if at == 0 {
+            self.firsts[i] = run[0].0;
+        }
+    }
+
     /// Keeps only the entries `keep` holds to.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(u64, V) -> bool) {
         for run in &mut self.runs {
@@ -201,5 +215,23 @@ mod tests {
         map.retain(|_, _| false);
         assert!(map.runs.is_empty() && map.firsts.is_empty());
         assert_eq!(map.at_or_below(7), None);
+    }
+
+    #[test]
+    fn removed_entries_are_gone_and_emptied_runs_with_them() {
+        let mut m = AddressMap::default();
+        let keys: Vec<u64> = (0..3 * AddressMap::<u64>::RUN as u64).map(|i| 0x1000 + i * 0x10).collect();
+        keys.iter().for_each(|&k| m.insert(k, k + 1));
+        let mut model: BTreeMap<u64, u64> = keys.iter().map(|&k| (k, k + 1)).collect();
+        // Every other key, then a whole run's worth, then keys not there.
+        for &k in keys.iter().step_by(2).chain(&keys[..AddressMap::<u64>::RUN * 2]).chain(&[0x10, 0xffff_ffff]) {
+            m.remove(k);
+            model.remove(&k);
+            m.check_shape();
+        }
+        assert_eq!(m.entries(), model.iter().map(|(&k, &v)| (k, v)).collect::<Vec<_>>());
+        for probe in [0x1000, 0x1015, keys[AddressMap::<u64>::RUN * 2] + 0x18, u64::MAX] {
+            assert_eq!(m.at_or_below(probe), model.range(..=probe).next_back().map(|(&k, &v)| (k, v)), "{probe:#x}");
+        }
     }
 }

@@ -301,8 +301,8 @@ pub(crate) struct FragmentTable {
     /// and growing it (doubling, old and new tables at once) moves no
     /// fragment (cold python3 -c pass: 38,000 of them).
     by_tag: HashMap<u64, Box<Fragment>>,
-    /// Tag by cache start. Flushed fragments stay here (their code stays
-    /// in the cache).
+    /// Tag by cache start, of the live fragments built in the cache (a
+    /// flushed one's record answers for its code in `retired`).
     by_start: AddressMap<u64>,
     /// Fragments removed while a thread may still run them (`retired.rs`).
     retired: Retired,
@@ -412,6 +412,8 @@ impl FragmentTable {
         // A loaded file's block is not entered by cache address: the file
         // answers for its code, retired or not.
         if self.by_start.at_or_below(f.start) == Some((f.start, tag)) {
+            // The retired record answers for its code from now on.
+            self.by_start.remove(f.start);
             self.retired.keep(*f);
         }
         true

@@ -445,6 +445,9 @@ const HASH_ROTATION: u32 = 4;
 /// hashed range, and an insert that would run past them grows the table.
 const OVERFLOW_ENTRIES: usize = 64;
 
+/// The first table's size (and the smallest), as a power of two.
+const MIN_BITS: u32 = 12;
+
 /// An app pc no code has: marks a removed entry.
 const TOMBSTONE: u64 = u64::MAX;
 
@@ -458,12 +461,20 @@ struct Entry {
 pub(crate) struct IblTable {
     entries: Vec<Entry>,
     mask: u64,
+    /// Entries taken: live ones and tombstones.
     len: usize,
+    /// Of those, tombstones: a JIT's flushes leave one for every entry
+    /// they remove, and an entry entered again takes a new one.
+    tombstones: usize,
+    /// Tables this one replaced, with the epoch they were replaced in
+    /// (`quiescence.rs`): a thread in the cache may search one until it
+    /// next picks a fragment (and the new table with it).
+    replaced: Vec<(u64, Vec<Entry>)>,
 }
 
 impl IblTable {
     pub(crate) fn new() -> IblTable {
-        IblTable::with_capacity_log2(12)
+        IblTable::with_capacity_log2(MIN_BITS)
     }
 
     fn with_capacity_log2(bits: u32) -> IblTable {
@@ -481,7 +492,7 @@ impl IblTable {
             }
             Vec::from_raw_parts(ptr, len, len)
         };
-        IblTable { entries, mask: size as u64 - 1, len: 0 }
+        IblTable { entries, mask: size as u64 - 1, len: 0, tombstones: 0, replaced: Vec::new() }
     }
 
     /// Makes room for `more` entries at once (one rehash, not one per
@@ -496,10 +507,26 @@ impl IblTable {
     /// Adds `app_pc -> cache_pc`; the caller republishes the table with
     /// [`IblTable::publish`] afterwards since it may have moved.
     pub(crate) fn insert(&mut self, app_pc: u64, cache_pc: u64) {
-        if (self.len + 1) * 2 > self.mask as usize + 1 || !self.try_insert(app_pc, cache_pc) {
-            self.grow();
+        if (self.len + 1) * 2 > self.mask as usize + 1 {
+            self.rehash();
+        }
+        if !self.try_insert(app_pc, cache_pc) {
+            // A cluster runs past the spare entries: double.
+            self.grow_to((self.mask + 1).trailing_zeros() + 1);
             self.insert(app_pc, cache_pc);
         }
+    }
+
+    /// Moves the live entries to a table a quarter full with them at most,
+    /// the tombstones left behind: a table half full of tombstones is
+    /// rebuilt at its size, where doubling it for them doubled it for
+    /// good (a loop rewriting a function 200,000 times grew it to a
+    /// million entries, 16 MB, besides the tables it replaced).
+    fn rehash(&mut self) {
+        let live = self.len - self.tombstones;
+        // A table half full of live entries doubles.
+        let bits = (live * 4).max(1).next_power_of_two().trailing_zeros().max(MIN_BITS);
+        self.grow_to(bits);
     }
 
     /// Where probing for `app_pc` starts (the lookup code's hash).
@@ -528,28 +555,29 @@ impl IblTable {
         false
     }
 
-    fn grow(&mut self) {
-        self.grow_to((self.mask + 1).trailing_zeros() + 1);
-    }
-
-    /// Rehashes into a table of 2^bits entries.
+    /// Rehashes into a table of 2^bits entries; the old one is kept until
+    /// no thread can be searching it ([`IblTable::free_replaced_before`]).
     fn grow_to(&mut self, bits: u32) {
+        let mut replaced = core::mem::take(&mut self.replaced);
         let old = core::mem::replace(self, IblTable::with_capacity_log2(bits));
-        // Threads still in the cache may be searching the old table until
-        // their next dispatch republishes: it is never freed.
-        let old = core::mem::ManuallyDrop::new(old);
         let live = |e: &&Entry| e.app_pc != 0 && e.app_pc != TOMBSTONE;
-        for e in old.entries.iter().filter(live) {
-            if !self.try_insert(e.app_pc, e.cache_pc) {
-                // A pathological cluster: double again and restart.
-                let bigger = IblTable::with_capacity_log2(bits + 1);
-                *self = bigger;
-                for e in old.entries.iter().filter(live) {
-                    self.insert(e.app_pc, e.cache_pc);
-                }
-                return;
+        if old.entries.iter().filter(live).any(|e| !self.try_insert(e.app_pc, e.cache_pc)) {
+            // A pathological cluster: double again and restart.
+            *self = IblTable::with_capacity_log2(bits + 1);
+            for e in old.entries.iter().filter(live) {
+                self.insert(e.app_pc, e.cache_pc);
             }
         }
+        replaced.append(&mut core::mem::take(&mut self.replaced));
+        replaced.push((crate::quiescence::epoch(), old.entries));
+        self.replaced = replaced;
+    }
+
+    /// Frees the tables this one replaced before epoch `oldest`, which no
+    /// thread searches any more (each has picked a fragment since, and
+    /// the table in use with it).
+    pub(crate) fn free_replaced_before(&mut self, oldest: u64) {
+        self.replaced.retain(|(epoch, _)| *epoch >= oldest);
     }
 
     /// Forgets `app_pc`. The entry becomes a tombstone that lookups probe
@@ -563,6 +591,7 @@ impl IblTable {
             if e.app_pc == app_pc {
                 // SAFETY: a plain store into our own entry.
                 unsafe { core::ptr::write_volatile(&mut e.app_pc, TOMBSTONE) };
+                self.tombstones += 1;
                 return;
             }
         }
@@ -681,6 +710,32 @@ mod tests {
         assert_eq!(find(&t, pcs[2]), Some(0x9002));
     }
 
+    /// A JIT's churn: an entry removed and entered again, 100,000 times,
+    /// leaves a tombstone each time. The table is rebuilt at its size
+    /// when they fill it, not doubled, and the tables it replaced go once
+    /// no thread can be searching them.
+    #[test]
+    fn tombstones_of_churn_do_not_grow_the_table() {
+        let mut t = IblTable::new();
+        let steady: Vec<u64> = (0..300u64).map(|i| 0x40_0000 + i * 0x40).collect();
+        steady.iter().for_each(|&pc| t.insert(pc, pc + 0x1000));
+        for round in 0..100_000u64 {
+            let pc = 0x7f00_0000_0000 + (round % 7) * 0x10;
+            t.insert(pc, round);
+            t.remove(pc);
+        }
+        assert_eq!(t.mask as usize + 1, 1 << MIN_BITS, "rebuilt at its size");
+        assert!(t.replaced.len() > 10, "{} tables replaced", t.replaced.len());
+        assert!(steady.iter().all(|&pc| find(&t, pc) == Some(pc + 0x1000)), "the live entries moved along");
+        t.free_replaced_before(crate::quiescence::epoch());
+        assert!(!t.replaced.is_empty(), "replaced in this epoch: a thread may search them");
+        t.free_replaced_before(crate::quiescence::epoch() + 1);
+        assert!(t.replaced.is_empty());
+        // Live entries still double it.
+        (0..3000u64).for_each(|i| t.insert(0x50_0000 + i * 0x40, i));
+        assert!(t.mask as usize + 1 >= 4 * 3300 / 2, "{} entries for 3,300", t.mask + 1);
+    }
+
     /// What the identity hash did to a module's 16-byte-aligned entry
     /// points (one slot in sixteen, pages aliased): spread over the table,
     /// nearly all at home.
@@ -743,7 +798,7 @@ mod tests {
         }
         assert!(t.mask + 1 >= 2 * n, "kept at most half full: size {} for {n}", t.mask + 1);
         t.remove(16);
-        t.reserve(10_000);
+        t.reserve(4 * n as usize);
         assert_eq!(find(&t, 16), None);
         for pc in 2..=n {
             assert_eq!(find(&t, pc * 16), Some(pc), "pc {:#x}", pc * 16);
