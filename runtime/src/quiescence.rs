@@ -1,8 +1,10 @@
 //! When no thread can be running code the runtime retired: the
 //! quiescent states of an epoch scheme (as RCU's), so that the records of
-//! retired fragments (`translate/retired.rs`) are freed instead of kept
+//! retired fragments (`translate/retired.rs`) and the lookup tables a
+//! rebuilt one replaced (`translate/ibl.rs`) are freed instead of kept
 //! for the whole run (a JIT flushes blocks all its life: a loop that
-//! rewrites and calls a function 3,000 times retires 3,000).
+//! rewrites and calls a function 3,000 times retires 3,000). A thread
+//! searches the table it was given when it last picked a fragment.
 //!
 //! Each flush starts by advancing the epoch, under the translator's lock,
 //! when every fragment retired so far has been made unreachable (out of
