@@ -264,10 +264,10 @@ impl Fragment {
     }
 
     /// Records that the exit patched at `patch` (with its `stub`) jumps
-    /// here. The list grows one entry at a time while it is short: most
-    /// fragments have one or two links in, and `Vec`'s first growth to
-    /// four took a 128-byte block of the runtime's heap for each of them
-    /// (cold python3 -c pass: 38,000 blocks).
+    /// here. The list grows one entry at a time: most fragments have one
+    /// or two links in, and `Vec`'s first growth to four took a 128-byte
+    /// block of the runtime's heap for each of them (cold python3 -c pass:
+    /// 38,000 blocks).
     pub(crate) fn add_incoming(&mut self, patch: Patch, stub: u64) {
         let mut incoming = self.take_incoming().into_vec();
         // Exactly one more: the heap grows a block within its size class

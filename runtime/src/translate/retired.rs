@@ -55,8 +55,7 @@ impl Retired {
 
     /// The kept fragment whose code contains cache address `pc`.
     pub(crate) fn containing(&self, pc: u64) -> Option<&Fragment> {
-        let (_, (_, f)) = self.by_start.range(..=pc).next_back()?;
-        (pc < f.start + f.size as u64).then_some(f)
+        fragment_at(&self.by_start, pc, |(_, f)| f)
     }
 
     /// [`Retired::containing`], for a fault's translation or a signal's
@@ -84,10 +83,10 @@ impl Retired {
     }
 }
 
-/// The fragment of `by_start` (fragments by cache start) whose code
-/// contains cache address `pc`.
-pub(crate) fn fragment_at(by_start: &BTreeMap<u64, Fragment>, pc: u64) -> Option<&Fragment> {
-    let (_, f) = by_start.range(..=pc).next_back()?;
+/// The fragment of `by_start` (fragments, or what holds them, by cache
+/// start) whose code contains cache address `pc`.
+pub(crate) fn fragment_at<V>(by_start: &BTreeMap<u64, V>, pc: u64, fragment: impl Fn(&V) -> &Fragment) -> Option<&Fragment> {
+    let f = fragment(by_start.range(..=pc).next_back()?.1);
     (pc < f.start + f.size as u64).then_some(f)
 }
 

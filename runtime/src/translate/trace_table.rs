@@ -353,7 +353,7 @@ impl TraceTable {
     }
 
     fn copy_containing(&self, pc: u64) -> Option<&Fragment> {
-        let current = self.recording.as_ref().and_then(|r| retired::fragment_at(&r.copies, pc));
+        let current = self.recording.as_ref().and_then(|r| retired::fragment_at(&r.copies, pc, |f| f));
         current.or_else(|| self.orphans.containing(pc))
     }
 
