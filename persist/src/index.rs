@@ -55,7 +55,8 @@ pub struct BlockEntry {
     pub first_data: u32,
     pub data_count: u32,
     /// [`BlockEntry::AHEAD_OF_TIME`], [`BlockEntry::LOOKUP_TARGET`],
-    /// [`BlockEntry::COLD_HEAD`], [`BlockEntry::STALE_TRACE`].
+    /// [`BlockEntry::COLD_HEAD`], [`BlockEntry::STALE_TRACE`],
+    /// [`BlockEntry::CALLS_BACKWARD`].
     pub flags: u32,
 }
 
@@ -74,7 +75,11 @@ impl BlockEntry {
     /// As a block's flag: that budget is the largest
     /// (`merge::MAX_TRACE_BUDGET`), and runs mark the head no more.
     pub const STALE_TRACE: u32 = 8;
-    pub const KNOWN_FLAGS: u32 = Self::AHEAD_OF_TIME | Self::LOOKUP_TARGET | Self::COLD_HEAD | Self::STALE_TRACE;
+    /// Its last exit is a direct call's jump to its callee, which makes
+    /// no trace head even when it goes backward (a function placed
+    /// before its caller is no loop): the exit is not counted.
+    pub const CALLS_BACKWARD: u32 = 16;
+    pub const KNOWN_FLAGS: u32 = Self::AHEAD_OF_TIME | Self::LOOKUP_TARGET | Self::COLD_HEAD | Self::STALE_TRACE | Self::CALLS_BACKWARD;
     /// What later runs learn of a file's blocks ([`Index::marks`]).
     pub const MARKABLE: u32 = Self::LOOKUP_TARGET | Self::COLD_HEAD | Self::STALE_TRACE;
 
@@ -304,16 +309,18 @@ impl Index {
             let i = self.blocks.binary_search_by_key(&off, |b| b.module_offset).ok()?;
             Some(self.blocks[i].flags)
         };
-        // (segment, exits, tag, whether every exit counts: a trace's do)
-        let blocks = self.blocks.iter().map(|b| (b.segment, b.first_exit, b.exit_count, b.module_offset, false));
-        let traces = self.traces.iter().map(|t| (t.segment, t.first_exit, t.exit_count, t.head, true));
-        for (segment, first, count, tag, all) in blocks.chain(traces) {
+        // (segment, exits, tag, whether every exit counts: a trace's do,
+        // whether the last is a call's, which does not)
+        let blocks = self.blocks.iter().map(|b| (b.segment, b.first_exit, b.exit_count, b.module_offset, false, b.flags & BlockEntry::CALLS_BACKWARD != 0));
+        let traces = self.traces.iter().map(|t| (t.segment, t.first_exit, t.exit_count, t.head, true, false));
+        for (segment, first, count, tag, all, calls) in blocks.chain(traces) {
             for exit in first..first + count {
                 let target = self.exits[exit as usize].target;
                 let r = ExitRef { segment, exit };
+                let backward = target <= tag as i64 && !(calls && exit + 1 == first + count);
                 if heads.contains(&target) {
                     self.exits_to_traces.push(r);
-                } else if (all || target <= tag as i64) && flags_at(target).is_none_or(|f| f & BlockEntry::COLD_HEAD == 0) {
+                } else if (all || backward) && flags_at(target).is_none_or(|f| f & BlockEntry::COLD_HEAD == 0) {
                     self.counted_exits.push(r);
                 }
             }

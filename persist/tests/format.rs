@@ -151,7 +151,9 @@ fn round_trip() {
 
 #[test]
 fn unknown_block_flags_are_rejected() {
-    let file = Aligned::new(&sample_with_flags(|i| if i == 7 { 16 } else { 0 }));
+    // The lowest bit no flag uses.
+    let unknown = (BlockEntry::KNOWN_FLAGS + 1).next_power_of_two();
+    let file = Aligned::new(&sample_with_flags(|i| if i == 7 { unknown } else { 0 }));
     assert_eq!(validate(file.bytes()).err(), Some(persist::Reject::BadIndex));
 }
 
@@ -269,6 +271,40 @@ fn exits_relinked_for_traces_are_derived_and_checked() {
     assert_eq!(validate(file.bytes()).err(), Some(Reject::BadIndex), "an exit past its segment's");
     let file = Aligned::new(&sample_with(sample_flags, |ix| ix.exits_to_traces.push(ExitRef { segment: 1, exit: 0 })));
     assert_eq!(validate(file.bytes()).err(), Some(Reject::BadIndex), "no such segment");
+}
+
+/// A block whose last exit is a call's jump to its callee
+/// (`BlockEntry::CALLS_BACKWARD`) does not count that exit's target,
+/// placed before it or not: a function is no loop's start. Its other
+/// exits count as any block's do.
+#[test]
+fn a_backward_call_is_not_counted() {
+    let counted = |flags_of_7: u32, exits_of_7: u32| {
+        let file = Aligned::new(&sample_with(
+            |i| if i == 7 { flags_of_7 } else { 0 },
+            |ix| {
+                // Block 7 (at 0x1070) jumps back to block 3 (exit 0), and
+                // with two exits also calls block 2 (exit 1).
+                ix.exits = vec![
+                    ExitEntry { slot: 4096 - 16, stub: 8, target: 0x1030 },
+                    ExitEntry { slot: 4096 - 24, stub: 8, target: 0x1020 },
+                ];
+                ix.segments[0].exit_count = exits_of_7;
+                for b in &mut ix.blocks {
+                    b.first_exit = 0;
+                    b.exit_count = 0;
+                }
+                ix.blocks[7].exit_count = exits_of_7;
+                ix.exits.truncate(exits_of_7 as usize);
+                ix.derive_from_blocks();
+            },
+        ));
+        let v = validate(file.bytes()).expect("valid");
+        v.index.counted_exits.iter().map(|r| r.exit.to_native()).collect::<Vec<_>>()
+    };
+    assert_eq!(counted(0, 1), [0], "a backward jump counts");
+    assert_eq!(counted(BlockEntry::CALLS_BACKWARD, 1), Vec::<u32>::new(), "a backward call does not");
+    assert_eq!(counted(BlockEntry::CALLS_BACKWARD, 2), [0], "only the last exit is the call's");
 }
 
 /// A run that retires a trace unlinks the exits to its head, found by a

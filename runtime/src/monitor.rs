@@ -197,7 +197,7 @@ impl Translator {
             }
         }
         let end = block.end_pc().max(pc + 1);
-        emit::emit(pc, end, &ops, Placement::Cache(&mut self.cache), Counted::BackwardExits, |_| None).ok()
+        emit::emit(pc, end, &ops, Placement::Cache(&mut self.cache), Counted::BackwardExits, |_, _| None).ok()
     }
     /// Builds and registers the trace through the recorded `blocks` (as far
     /// as their code still goes that way): in their module's persistable
@@ -246,7 +246,7 @@ impl Translator {
         let head = blocks[0];
         set_budget(&mut ops, self.traces.miss_budget(head));
         let traces = &self.traces;
-        let Ok(fragment) = emit::emit(head, spans[0].1, &ops, Placement::Cache(&mut self.cache), Counted::EveryExit, |t| traces.exit_link_target(t))
+        let Ok(fragment) = emit::emit(head, spans[0].1, &ops, Placement::Cache(&mut self.cache), Counted::EveryExit, |t, _| traces.exit_link_target(t))
         else {
             crate::log::fatal(70, format_args!("code cache full"))
         };
@@ -306,7 +306,7 @@ impl Translator {
         set_budget(&mut ops, budget);
         let traces = &self.traces;
         let place = Placement::Segment { segment, module_base: m.base };
-        let fragment = match emit::emit(head, spans[0].1, &ops, place, Counted::EveryExit, |t| traces.exit_link_target(t)) {
+        let fragment = match emit::emit(head, spans[0].1, &ops, place, Counted::EveryExit, |t, _| traces.exit_link_target(t)) {
             Ok(fragment) => fragment,
             Err(emit::EmitError::NotRelative) => {
                 crate::verbose!("trace at {head:#x}: reads client data outside its segment: not persisted, its head marked cold");

@@ -70,7 +70,7 @@ impl Translator {
             .and_then(|(base, u, s)| self.emit_persistable(pc, end, &block, base, u, s, data))
             .unwrap_or_else(|| {
                 let ops = mangle::mangle(&block, Addressing::Absolute, CallForm::for_blocks()).expect("absolute addressing always works");
-                match emit::emit(pc, end, &ops, Placement::Cache(&mut self.cache), Counted::BackwardExits, link_targets(pc, &self.fragments, &self.traces)) {
+                match emit::emit(pc, end, &ops, Placement::Cache(&mut self.cache), Counted::BackwardExits, link_targets(&self.fragments, &self.traces)) {
                     Ok(f) => f,
                     Err(_) => crate::log::fatal(70, format_args!("code cache full")),
                 }
@@ -212,7 +212,7 @@ impl Translator {
         let ops = mangle::mangle(block, Addressing::ModuleRelative { base }, CallForm::for_blocks())?;
         let unit = &mut self.units.units[unit];
         let place = Placement::Segment { segment: &mut unit.segments[segment as usize], module_base: base };
-        match emit::emit(pc, end, &ops, place, Counted::BackwardExits, link_targets(pc, &self.fragments, &self.traces)) {
+        match emit::emit(pc, end, &ops, place, Counted::BackwardExits, link_targets(&self.fragments, &self.traces)) {
             Ok(f) => {
                 unit.push_block(pc, f.start, segment, &data, crate::aot::translating());
                 Some(f)
@@ -239,20 +239,28 @@ pub(crate) fn instrument(
     (flags.persistable, data)
 }
 
-/// Where the exits of a new block at `tag` link at once: an existing
-/// block, unless the exit's target is counted ([`counts_entries_to`]):
-/// then the target's trace or its head's counting stub if it has one,
-/// else nothing (the exit's first use passes the dispatcher, which makes
-/// its target a head, as the exit of a loaded file's block does).
-fn link_targets<'a>(tag: u64, fragments: &'a FragmentTable, traces: &'a TraceTable) -> impl Fn(u64) -> Option<u64> + 'a {
-    move |t| if counts_entries_to(tag, t, traces) { traces.exit_link_target(t) } else { fragments.link_target(t).map(|f| f.start) }
+/// Where the exits of a new block link at once: an existing block,
+/// unless the target is a head or has a trace ([`links_through_traces`]),
+/// or the exit counts its target's entries (a backward one, not a call's:
+/// `emit::Counted`): then the target's trace or its head's counting stub
+/// if it has one, else nothing (the exit's first use passes the
+/// dispatcher, which makes its target a head, as the exit of a loaded
+/// file's block does).
+fn link_targets<'a>(fragments: &'a FragmentTable, traces: &'a TraceTable) -> impl Fn(u64, bool) -> Option<u64> + 'a {
+    move |t, counts| {
+        if links_through_traces(t, traces) || (counts && crate::options::get().traces) {
+            traces.exit_link_target(t)
+        } else {
+            fragments.link_target(t).map(|f| f.start)
+        }
+    }
 }
 
-/// Whether entries to `target` by an exit of the block at `tag` are
-/// counted: the target is a trace head, or with traces lies before or at
-/// `tag` (a backward exit).
-fn counts_entries_to(tag: u64, target: u64, traces: &TraceTable) -> bool {
-    traces.is_head(target) || (crate::options::get().traces && target <= tag)
+/// Whether an exit to `target` is linked where the trace table says
+/// (the target's trace or its head's counting stub), whatever the exit
+/// is: the target is a head, or has a trace.
+fn links_through_traces(target: u64, traces: &TraceTable) -> bool {
+    traces.is_head(target) || traces.get(target).is_some()
 }
 
 /// Records where the exits of the new block `fragment` that
@@ -261,10 +269,11 @@ fn counts_entries_to(tag: u64, target: u64, traces: &TraceTable) -> bool {
 /// trace is built), and leaves its exits linked to blocks for the
 /// fragment table to record.
 fn note_counted_links(fragment: &mut Fragment, traces: &mut TraceTable) {
-    let tag = fragment.tag;
     for i in 0..fragment.exit_count() {
         let exit = fragment.exit(i);
-        if exit.prelinked && counts_entries_to(tag, exit.target, traces) {
+        // An exit that counts was linked at once only to a head's stub or
+        // trace (a target not yet a head has neither).
+        if exit.prelinked && links_through_traces(exit.target, traces) {
             traces.note_counted_link(exit.target, exit.patch(), exit.stub);
             fragment.unmark_prelinked(i);
         }

@@ -101,6 +101,16 @@ fn add_client_data(index: &mut Index, base: u64, next_zone: usize, zones: &mut V
 /// budgets and exit slots, which hold X offsets (of the target block when
 /// it is in this segment, else of the exit's stub) that the loader
 /// rebases.
+/// Whether the last exit of the block at `tag` goes backward without
+/// counting its target: only a call's does (`emit::Counted`).
+fn calls_backward(f: &Fragment, tag: u64) -> bool {
+    let Some(last) = f.exit_count().checked_sub(1).map(|i| f.exit(i)) else { return false };
+    // SAFETY: a fragment's stub and its exit data live as long as the cache.
+    let bytes = unsafe { core::slice::from_raw_parts((last.stub + RELATIVE_STUB_CODE_LEN as u64) as *const u8, exit_data::LEN) };
+    let counts = StoredExit::from_bytes(bytes).is_some_and(|d| d.kind & exit_data::COUNTS_TARGET != 0);
+    last.target <= tag && !counts
+}
+
 fn write_segment(
     unit: &Unit,
     seg: &LiveSegment,
@@ -166,6 +176,7 @@ fn write_segment(
             first_data,
             data_count: index.block_data.len() as u32 - first_data,
             flags: if b.ahead_of_time { BlockEntry::AHEAD_OF_TIME } else { 0 }
+                | if calls_backward(f, b.tag) { BlockEntry::CALLS_BACKWARD } else { 0 }
                 | if f.lookup_target { BlockEntry::LOOKUP_TARGET } else { 0 }
                 | if live_traces.is_cold_head(b.tag) { BlockEntry::COLD_HEAD } else { 0 },
         });

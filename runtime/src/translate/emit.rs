@@ -168,7 +168,8 @@ pub(crate) const RELATIVE_STUB_LEN: usize = RELATIVE_STUB_CODE_LEN + core::mem::
 /// their targets' entries: where loops close.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Counted {
-    /// A block's exits to its own start or before.
+    /// A block's exits to its own start or before, but for calls: a
+    /// function placed before its caller is no loop.
     BackwardExits,
     /// A trace's: leaving it anywhere may start the next hot path.
     EveryExit,
@@ -230,7 +231,7 @@ fn direct_exit_branch(code: &mut Vec<u8>, base: u64, cond: Option<ConditionCode>
     }
     let branch = code.len();
     let rel_field = encoder::exit_branch(code, cond, slot != 0);
-    PendingExit { branch, rel_field, target, cond, slot }
+    PendingExit { branch, rel_field, target, cond, slot, call: false }
 }
 
 /// A W slot for a direct exit of a block emitted into a segment, else 0.
@@ -249,6 +250,8 @@ struct PendingExit {
     cond: Option<ConditionCode>,
     /// Its W slot (in a segment), else 0.
     slot: u64,
+    /// A direct call's jump to its callee ([`Op::CallExit`]).
+    call: bool,
 }
 
 /// How an in-line check names the target it expects: as an address, or
@@ -291,14 +294,15 @@ pub(crate) fn head_counter(cache: &mut CodeCache, head: u64, counter: u64, block
 
 /// Encodes `ops` for the block at `tag` into `place` and returns its
 /// fragment; exits to a target `link_target` gives a cache address for
-/// are linked at once.
+/// (asked with whether the exit counts its target's entries) are linked
+/// at once.
 pub(crate) fn emit(
     tag: u64,
     app_end: u64,
     ops: &[MangledOp],
     place: Placement,
     counted: Counted,
-    link_target: impl Fn(u64) -> Option<u64>,
+    link_target: impl Fn(u64, bool) -> Option<u64>,
 ) -> Result<Fragment, EmitError> {
     let (mut cache, mut segment) = match place {
         Placement::Cache(cache) => (Some(cache), None),
@@ -350,6 +354,10 @@ pub(crate) fn emit(
             Op::DirectExit { cond, target } => {
                 let slot = exit_slot(&mut segment)?;
                 pending.push(direct_exit_branch(&mut code, base, *cond, *target, slot));
+            }
+            Op::CallExit { target } => {
+                let slot = exit_slot(&mut segment)?;
+                pending.push(PendingExit { call: true, ..direct_exit_branch(&mut code, base, None, *target, slot) });
             }
             Op::ShortBranchExit { opcode, target, fall } => {
                 let rel8 = encoder::short_branch(&mut code, opcode);
@@ -449,7 +457,7 @@ pub(crate) fn emit(
     .ok_or(EmitError::Full)?;
     for p in &pending {
         let patch_site = base + p.rel_field as u64;
-        let counts = counted == Counted::EveryExit || p.target <= tag;
+        let counts = counted == Counted::EveryExit || (p.target <= tag && !p.call);
         let stub_addr = match &segment {
             Some((seg, module_base)) => {
                 let (slot, off) = (seg.base_slot, p.target.wrapping_sub(*module_base) as i64);
@@ -467,7 +475,7 @@ pub(crate) fn emit(
                 stub_base + emit_stub_with(&mut stubs, stub_base, data) as u64
             }
         };
-        let linked_to = link_target(p.target);
+        let linked_to = link_target(p.target, counts);
         encoder::patch_rel32(&mut code, p.rel_field, base, linked_to.unwrap_or(stub_addr));
         links += linked_to.is_some() as u64;
         exits.push(ExitRecord::emitted(patch_site, stub_addr, p.target, linked_to.is_some(), base + p.branch as u64, p.cond, p.slot));

@@ -29,6 +29,10 @@ pub(crate) enum Op {
     /// A direct exit to `target`: `jcc` when `cond` is set, else `jmp`.
     /// Linkable to the target's fragment.
     DirectExit { cond: Option<ConditionCode>, target: u64 },
+    /// A direct call's jump to its callee (the return address is pushed
+    /// before it): a direct exit whose target, even one at or before the
+    /// block, is no loop's start, so it makes no trace head.
+    CallExit { target: u64 },
     /// `loop`/`loopcc`/`jrcxz` (opcode and prefixes without the rel8):
     /// emitted as `op taken; jmp fall; taken: jmp target`, both exits linkable.
     ShortBranchExit { opcode: Vec<u8>, target: u64, fall: u64 },
@@ -458,7 +462,7 @@ impl Mangler<'_> {
             }
             FlowControl::Call if instr.is_call_near() => {
                 self.push_return_address(instr, Fixup::None);
-                self.push(instr, Op::DirectExit { cond: None, target: instr.near_branch_target() });
+                self.push(instr, Op::CallExit { target: instr.near_branch_target() });
             }
             FlowControl::Return if instr.code() == Code::Retnq && self.calls == CallForm::Predicted => {
                 self.bytes(instr, |b| encoder::store_to_gs(b, off::IBL_RCX, Register::RCX));
@@ -610,7 +614,7 @@ pub(crate) fn mangle(block: &BasicBlock, addressing: Addressing, calls: CallForm
     if let Addressing::ModuleRelative { base } = addressing {
         let far = |t: u64| i32::try_from(t.wrapping_sub(base) as i64).is_err();
         m.not_relative |= m.ops.iter().any(|op| match op.op {
-            Op::DirectExit { target, .. } | Op::SyscallExit { next: target } => far(target),
+            Op::DirectExit { target, .. } | Op::CallExit { target } | Op::SyscallExit { next: target } => far(target),
             Op::ShortBranchExit { target, fall, .. } => far(target) || far(fall),
             _ => false,
         });

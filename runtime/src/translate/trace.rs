@@ -23,7 +23,7 @@ fn continue_into(ops: &mut Vec<MangledOp>, next: u64) -> bool {
             ops[n - 1].op = Op::InlineTarget { expected: next, misses_left: 0 };
             true
         }
-        Some(&Op::DirectExit { cond: None, target }) => {
+        Some(&Op::DirectExit { cond: None, target } | &Op::CallExit { target }) => {
             if target == next {
                 ops.pop();
                 return true;
@@ -130,6 +130,7 @@ mod tests {
         ops.iter()
             .filter_map(|m| match m.op {
                 Op::DirectExit { cond, target } => Some((cond, target)),
+                Op::CallExit { target } => Some((None, target)),
                 Op::InlineTarget { expected, .. } => Some((None, expected | 1 << 63)),
                 _ => None,
             })
