@@ -186,16 +186,19 @@ fn stubs_follow_the_code_and_their_data_leads_back() {
             let blocks: Vec<_> = ix.blocks.iter().filter(|b| b.segment.to_native() as usize == s).collect();
             let code_end = blocks.iter().map(|b| b.code_offset.to_native() + b.code_len.to_native()).max().unwrap_or(0);
             for b in &blocks {
-                let first = b.first_exit.to_native() as usize;
-                for e in &ix.exits[first..first + b.exit_count.to_native() as usize] {
+                let (first, count) = (b.first_exit.to_native() as usize, b.exit_count.to_native() as usize);
+                for (i, e) in ix.exits[first..first + count].iter().enumerate() {
                     let stub = e.stub.to_native() as usize;
                     assert!(stub as u32 >= code_end, "segment {s}: a stub at {stub:#x} inside the code (which ends at {code_end:#x})");
                     let (data, d) = stub_exit_data(x_bytes, stub);
                     let counted = d.kind & persist::exit_data::COUNTS_TARGET != 0;
                     let kind = d.kind & !persist::exit_data::COUNTS_TARGET;
                     assert_eq!((kind, d.target as i64), (persist::exit_data::KIND_DIRECT, e.target.to_native()), "stub at {stub:#x}");
-                    // Runs with traces count entries to where a block's backward exits go.
-                    let backward = e.target.to_native() <= b.module_offset.to_native() as i64;
+                    // Runs with traces count entries to where a block's
+                    // backward exits go, but for a call's, which the block
+                    // says it ends in.
+                    let call = b.flags.to_native() & persist::index::BlockEntry::CALLS_BACKWARD != 0 && i + 1 == count;
+                    let backward = e.target.to_native() <= b.module_offset.to_native() as i64 && !call;
                     assert_eq!(counted, backward, "stub at {stub:#x}: the counting bit of an exit to {:#x} from the block at {:#x}", e.target, b.module_offset);
                     let (branch, slot) = d.branch_and_slot().expect("a direct exit's branch and slot");
                     let from_file = |distance: i32| (x.offset as i64 + data as i64 + distance as i64) as u64;
