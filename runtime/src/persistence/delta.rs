@@ -92,15 +92,6 @@ fn add_client_data(index: &mut Index, base: u64, next_zone: usize, zones: &mut V
     }
 }
 
-/// The (W, X) zones of `seg` holding `blocks` and `traces`, whose entries
-/// are added to `index`. X is the segment's code with each exit of these
-/// rewritten to a direct branch when it goes forward to a block of this
-/// segment, else to `jmp [rip + slot]`, then the segment's stubs; W is
-/// zeros but for the blocks' client data (as it is now, but for what the
-/// client calls run state: zeroed), traces' miss
-/// budgets and exit slots, which hold X offsets (of the target block when
-/// it is in this segment, else of the exit's stub) that the loader
-/// rebases.
 /// Whether the last exit of the block at `tag` goes backward without
 /// counting its target: only a call's does (`emit::Counted`).
 fn calls_backward(f: &Fragment, tag: u64) -> bool {
@@ -111,6 +102,15 @@ fn calls_backward(f: &Fragment, tag: u64) -> bool {
     last.target <= tag && !counts
 }
 
+/// The (W, X) zones of `seg` holding `blocks` and `traces`, whose entries
+/// are added to `index`. X is the segment's code with each exit of these
+/// rewritten to a direct branch when it goes forward to a block of this
+/// segment, else to `jmp [rip + slot]`, then the segment's stubs; W is
+/// zeros but for the blocks' client data (as it is now, but for what the
+/// client calls run state: zeroed), traces' miss
+/// budgets and exit slots, which hold X offsets (of the target block when
+/// it is in this segment, else of the exit's stub) that the loader
+/// rebases.
 fn write_segment(
     unit: &Unit,
     seg: &LiveSegment,
