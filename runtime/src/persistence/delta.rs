@@ -92,16 +92,6 @@ fn add_client_data(index: &mut Index, base: u64, next_zone: usize, zones: &mut V
     }
 }
 
-/// Whether the last exit of the block at `tag` goes backward without
-/// counting its target: only a call's does (`emit::Counted`).
-fn calls_backward(f: &Fragment, tag: u64) -> bool {
-    let Some(last) = f.exit_count().checked_sub(1).map(|i| f.exit(i)) else { return false };
-    // SAFETY: a fragment's stub and its exit data live as long as the cache.
-    let bytes = unsafe { core::slice::from_raw_parts((last.stub + RELATIVE_STUB_CODE_LEN as u64) as *const u8, exit_data::LEN) };
-    let counts = StoredExit::from_bytes(bytes).is_some_and(|d| d.kind & exit_data::COUNTS_TARGET != 0);
-    last.target <= tag && !counts
-}
-
 /// The (W, X) zones of `seg` holding `blocks` and `traces`, whose entries
 /// are added to `index`. X is the segment's code with each exit of these
 /// rewritten to a direct branch when it goes forward to a block of this
@@ -176,7 +166,7 @@ fn write_segment(
             first_data,
             data_count: index.block_data.len() as u32 - first_data,
             flags: if b.ahead_of_time { BlockEntry::AHEAD_OF_TIME } else { 0 }
-                | if calls_backward(f, b.tag) { BlockEntry::CALLS_BACKWARD } else { 0 }
+                | if z.calls_backward(f, b.tag) { BlockEntry::CALLS_BACKWARD } else { 0 }
                 | if f.lookup_target { BlockEntry::LOOKUP_TARGET } else { 0 }
                 | if live_traces.is_cold_head(b.tag) { BlockEntry::COLD_HEAD } else { 0 },
         });
@@ -290,6 +280,17 @@ impl Zones<'_> {
         self.next_trampoline += encoder::TRAMPOLINE_LEN;
         debug_assert!(self.next_trampoline <= self.stubs_at);
         self.seg.split + at as u64
+    }
+
+    /// Whether the last exit of the block `f` at `tag` goes backward
+    /// without counting its target: only a call's does (`emit::Counted`).
+    /// Read from its stub's data in the segment's copy, as [`Zones::exits`]
+    /// reads it.
+    fn calls_backward(&self, f: &Fragment, tag: u64) -> bool {
+        let Some(last) = f.exit_count().checked_sub(1).map(|i| f.exit(i)) else { return false };
+        let data = self.x_off(last.stub + RELATIVE_STUB_CODE_LEN as u64);
+        let counts = StoredExit::from_bytes(&self.x[data..]).is_some_and(|d| d.kind & exit_data::COUNTS_TARGET != 0);
+        last.target <= tag && !counts
     }
 
     /// Writes the exits of `f` (a trace of `trace_head`, or a block) in
