@@ -81,7 +81,8 @@ fn continue_at(ctx: &mut ThreadContext, mut pc: u64, mut linked_from: Option<Lin
                 break start;
             }
         }
-        let start = match tr.fragment_start(pc, ctx.gpr[crate::thread::reg::RSP]) {
+        let file_head = if matches!(step, Step::ViaHeadStub) { tr.file_head_start(pc) } else { None };
+        let start = match file_head.map_or_else(|| tr.fragment_start(pc, ctx.gpr[crate::thread::reg::RSP]), Ok) {
             Ok(start) => start,
             Err(fault) => {
                 drop(guard);

@@ -514,6 +514,12 @@ pub const PERSIST_PROGRAMS: &[Program] = &[
         runs: &[ok(&[])],
     },
     Program {
+        name: "persist_smc_loop",
+        source: "persist_smc_loop.c",
+        builds: &[Build::new(Variant::Pie, Opt::O2)],
+        runs: &[ok(&[])],
+    },
+    Program {
         name: "split_text_main",
         source: "split_text_main.c",
         builds: &[Build::new(Variant::Pie, Opt::O2)],

@@ -38,6 +38,7 @@ use persist::ZoneKind;
 catalog_tests!(PERSIST_SUITE;
     persist_paths,
     persist_smc,
+    persist_smc_loop,
     split_text_main,
 );
 
@@ -1274,6 +1275,30 @@ fn self_modified_code_is_not_reused() {
         if let Err(e) = compare_app(&format!("persist_smc ({run})"), &native, &o) {
             let l = log(&o.stderr);
             panic!("{e}\n  (file used: {:?}, not used: {:?})", used(&l, "persist_smc"), not_used(&l, "persist_smc"));
+        }
+    }
+}
+
+/// persist_smc_loop patches the constant its loop adds after the loop's
+/// head was counted: in the first run after `-aot` the head is counted
+/// from the file's exits, its counting stub leading to the file's code
+/// (the head's block unregistered); the patch retires the file, and the
+/// stub must go with it, or the loop runs the file's code of the old
+/// constant.
+#[test]
+fn a_counted_loop_of_an_aot_file_runs_its_rewritten_code() {
+    let src = dbi_tests::corpus::program("persist_smc_loop").source_path();
+    let exe = compiled(&src, Build::new(Variant::Pie, Opt::O2)).unwrap_or_else(|e| panic!("{e}"));
+    let cache = temp_dir("persist-smc-loop");
+    let native = native(&exe, &[], &RunOpts::new());
+    assert!(native.stdout_str().contains("patched: yes"), "the program did not patch itself natively: {}", native.stdout_str());
+    let aot = run_persist(cache.path(), &["-v", "-aot"], &exe, &[], &RunOpts::new());
+    assert!(aot.stdout.is_empty(), "-aot ran the program: {}", aot.stdout_str());
+    for run in ["first after -aot", "second"] {
+        let o = run_persist(cache.path(), &["-v"], &exe, &[], &RunOpts::new());
+        if let Err(e) = compare_app(&format!("persist_smc_loop ({run})"), &native, &o) {
+            let l = log(&o.stderr);
+            panic!("{e}\n  (file used: {:?}, not used: {:?})", used(&l, "persist_smc_loop"), not_used(&l, "persist_smc_loop"));
         }
     }
 }

@@ -606,6 +606,18 @@ impl LoadedFiles {
         Some((self.files[i].block_x(b).1, b.lookup_target()))
     }
 
+    /// The code of the block at `pc` in the file of the module at `base`,
+    /// and the end of its app code, not registered as a fragment but noted
+    /// as reached (a retirement of the file names it; `-stats` counts it
+    /// registered): a counting stub about to lead to it needs no more.
+    pub(crate) fn block_for_head(&mut self, pc: u64, base: u64, identity: FileIdentity) -> Option<(u64, u64)> {
+        let (i, b) = self.block_in_use(pc, base, identity)?;
+        let f = &mut self.files[i];
+        f.registered.push(pc);
+        stats::add(&STATS.blocks_registered, 1);
+        Some((f.block_x(b).1, pc + b.app_len.to_native() as u64))
+    }
+
     /// The position of the file in use (not retired) for the module at `base`.
     fn file_in_use(&self, base: u64, identity: FileIdentity) -> Option<usize> {
         self.files.iter().position(|f| !f.dead && f.module_base == base && f.identity == identity)

@@ -111,6 +111,12 @@ impl TraceTable {
         self.head_stubs.get(&head).map(|s| s.start)
     }
 
+    /// Where `head`'s counting stub goes on to, if it has one.
+    pub(crate) fn head_stub_block(&self, head: u64) -> Option<u64> {
+        let start = self.head_stub(head)?;
+        self.head_stub_code.get(&start).map(|&(_, block)| block)
+    }
+
     /// Where a new block's or trace's exit to `target`, whose entries are
     /// counted, is linked as it is emitted: the target's trace, else its
     /// head's counting stub. Linking to the stub at once spares the exit
