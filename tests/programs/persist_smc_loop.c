@@ -4,11 +4,7 @@
  * adds, in f's own code (mprotect, then a write). The calls after the
  * patch must run the patched code, not the file's: the loop's counting
  * stub, which led to the file's code, goes with the file. */
-#include <stdint.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
+#include "patch_own_code.h"
 
 __attribute__((noinline)) unsigned f(unsigned n) {
     unsigned s = 0;
@@ -31,21 +27,7 @@ static unsigned rounds(unsigned (*fp)(unsigned)) {
 int main(void) {
     unsigned (*volatile fp)(unsigned) = f; /* not folded: f's code runs each time */
     printf("before: %x\n", rounds(fp));
-    unsigned char *p = (unsigned char *)f;
-    long pg = sysconf(_SC_PAGESIZE);
-    uintptr_t page = (uintptr_t)p & ~(uintptr_t)(pg - 1);
-    if (mprotect((void *)page, 2 * pg, PROT_READ | PROT_WRITE | PROT_EXEC)) {
-        perror("mprotect");
-        return 1;
-    }
-    static const unsigned char imm[4] = {0x44, 0x33, 0x22, 0x11};
-    int patched = 0;
-    for (int i = 0; i < 128 && !patched; i++)
-        if (memcmp(p + i, imm, 4) == 0) {
-            p[i] = 0x99;
-            patched = 1;
-        }
-    printf("patched: %s\n", patched ? "yes" : "no");
+    printf("patched: %s\n", patch_own_code((void *)f, 128) ? "yes" : "no");
     printf("after: %x\n", rounds(fp));
     return 0;
 }
