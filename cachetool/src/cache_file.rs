@@ -153,6 +153,9 @@ pub struct Summary {
     pub traces: u64,
     pub trace_blocks: u64,
     pub exits: u64,
+    /// Of those, counted by a counting stub of the file (loops' back
+    /// edges, traces' exits) rather than by the dispatcher.
+    pub counting_stubs: u64,
     pub translation_bytes: u64,
 }
 
@@ -196,6 +199,7 @@ impl Summary {
             traces: ix.traces.len() as u64,
             trace_blocks: ix.traces.iter().map(|t| t.span_count.to_native() as u64).sum(),
             exits: ix.exits.len() as u64,
+            counting_stubs: ix.counting_stubs.len() as u64,
             translation_bytes: ix.translations.len() as u64,
         }
     }

@@ -18,7 +18,7 @@
 //! as zeros, since it cannot contain itself.
 
 pub const MAGIC: &[u8; 8] = b"DBIPCACH";
-pub const FORMAT_VERSION: u32 = 12;
+pub const FORMAT_VERSION: u32 = 13;
 pub const PAGE: u64 = 4096;
 pub const HEADER_LEN: usize = 64;
 pub const ZONE_COUNT_AT: usize = 16;

@@ -158,6 +158,23 @@ pub struct ExitRef {
     pub exit: u32,
 }
 
+/// A counted exit's counting stub ([`crate::counting_stubs`]), in the
+/// exit's segment.
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CountingStub {
+    pub segment: u32,
+    /// `exits[exit]`, the exit it counts for.
+    pub exit: u32,
+    /// Offset of its code in the segment's X zone.
+    pub code: u32,
+    /// Offset of its counter (a u64 counted down) in the segment's W zone.
+    pub counter: u32,
+    /// Offset in the X zone of the code it goes on to: the exit's target
+    /// block's when the stub was written. A merge leads the exit's slot to
+    /// the stub only while the file's block of that target is still there.
+    pub goes_to: u32,
+}
+
 /// A direct exit. Its code is `jmp [rip + slot]` (after a short `jcc` over
 /// it for a conditional exit); the slot holds an X-zone offset in the file
 /// (the target block's code, or the exit's stub), rebased at load.
@@ -232,10 +249,14 @@ pub struct Index {
     pub exits_to_traces: Vec<ExitRef>,
     /// Blocks' backward exits, and traces' exits, to anything but a
     /// trace's head or a [`BlockEntry::COLD_HEAD`]: in a file for runs
-    /// with traces their slots lead to their stubs, so that their targets'
-    /// entries are counted. Sorted by segment, then stub offset: the
-    /// dispatcher asks whether an exit it came by is one.
+    /// with traces their slots lead to their counting stubs, or to their
+    /// stubs (the dispatcher counts), so that their targets' entries are
+    /// counted. Sorted by segment, then stub offset.
     pub counted_exits: Vec<ExitRef>,
+    /// Counting stubs of counted exits, by exit, no two alike: a counted
+    /// exit's slot leads to its counting stub rather than its stub when it
+    /// has one that goes on to its target's block.
+    pub counting_stubs: Vec<CountingStub>,
     /// In a delta only: flags to set on blocks the file it is merged
     /// into holds (not the delta), by module offset, increasing, no two
     /// alike. [`BlockEntry::LOOKUP_TARGET`] for blocks an indirect branch
@@ -331,6 +352,12 @@ impl Index {
         // head, found by a binary search (a scan read python3.11's whole
         // exit table, 1 MB of a warm run's resident set).
         self.exits_to_traces.sort_by_key(|r| (exits[r.exit as usize].target, r.segment, r.exit));
+    }
+
+    /// The counting stub of exit `exit`, if it has one.
+    pub fn counting_stub_of(&self, exit: u32) -> Option<&CountingStub> {
+        let i = self.counting_stubs.binary_search_by_key(&exit, |c| c.exit).ok()?;
+        Some(&self.counting_stubs[i])
     }
 
     /// Whether the file is for runs with traces (not `-no_traces`): its

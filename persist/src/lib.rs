@@ -19,6 +19,7 @@
 extern crate alloc;
 
 pub mod cache_dir;
+pub mod counting_stubs;
 pub mod exit_data;
 pub mod exit_forms;
 pub mod exit_slots;

@@ -253,6 +253,13 @@ fn take_code<'a>(index: &mut Index, zones: &mut Zones<'a>, d: Index, d_zones: Zo
         t
     }));
     index.traces.sort_by_key(|t| t.head);
+    // The delta's exits come after the file's: its stubs stay in order.
+    index.counting_stubs.extend(d.counting_stubs.iter().map(|c| {
+        let mut c = *c;
+        c.segment += segment_shift;
+        c.exit += exit_shift;
+        c
+    }));
     index.module = d.module;
     index.clients = d.clients;
     index.options = d.options;
@@ -430,8 +437,10 @@ pub fn prelink(parts: &mut Parts<'_>, first_new: usize, added: &[u32]) {
 
 /// Points the slots of a file for runs with traces as such a run wants
 /// them: an exit to a trace's head at the trace, and a counted exit
-/// ([`Index::counted_exits`]) at its stub, so a loop's start is counted
-/// as a head. Done once per merge, so that loading writes nothing.
+/// ([`Index::counted_exits`]) at its counting stub, or at its stub (for
+/// the dispatcher to count) if it has none that goes on to its target's
+/// block, so a loop's start is counted as a head. Done once per merge, so
+/// that loading writes nothing.
 pub fn ready_for_traces(parts: &mut Parts<'_>) {
     let Parts { index, zones } = parts;
     let places = zone_places(zones);
@@ -454,7 +463,9 @@ pub fn ready_for_traces(parts: &mut Parts<'_>) {
     }
     for r in &index.counted_exits {
         let seg = &index.segments[r.segment as usize];
-        set(r, place(seg.x_zone) + index.exits[r.exit as usize].stub as i64);
+        let e = &index.exits[r.exit as usize];
+        let goes_to = counting_stub_in_use(index, r).map_or(e.stub, |c| c.code);
+        set(r, place(seg.x_zone) + goes_to as i64);
     }
     // A branch written straight to a block that is a trace's head now
     // (the trace came with this delta or a later one) would skip the
@@ -470,6 +481,16 @@ pub fn ready_for_traces(parts: &mut Parts<'_>) {
             DirectForm::RunsOn { .. } => true,
         });
     }
+}
+
+/// The counting stub of counted exit `r` if the block it goes on to is
+/// still its target's in the file: a merge drops a delta's block the file
+/// holds already, whose code stays in the delta's segment unnamed.
+fn counting_stub_in_use<'i>(index: &'i Index, r: &crate::index::ExitRef) -> Option<&'i crate::index::CountingStub> {
+    let c = index.counting_stub_of(r.exit).filter(|c| c.segment == r.segment)?;
+    let target = u32::try_from(index.exits[r.exit as usize].target).ok()?;
+    let b = &index.blocks[index.blocks.binary_search_by_key(&target, |b| b.module_offset).ok()?];
+    (b.segment == r.segment && b.code_offset == c.goes_to).then_some(c)
 }
 
 /// Where each zone after R lies from the first of them, as a mapping lays

@@ -240,6 +240,32 @@ fn check_index(ix: &ArchivedIndex, zones: &[Zone]) -> Option<()> {
             return None;
         }
     }
+    // Searched by exit; each lies whole in its segment's zones, and goes on
+    // to code of its segment; a segment's counters lie together, in the
+    // order of its stubs (a run's end reads them without the entries).
+    let mut last: Option<&crate::index::ArchivedCountingStub> = None;
+    for c in ix.counting_stubs.iter() {
+        let exit = c.exit.to_native();
+        if let Some(l) = last {
+            let apart = l.segment == c.segment && l.counter.to_native().checked_add(8) != Some(c.counter.to_native());
+            if l.exit.to_native() >= exit || l.segment.to_native() > c.segment.to_native() || apart {
+                return None;
+            }
+        }
+        last = Some(c);
+        let s = ix.segments.get(c.segment.to_native() as usize)?;
+        let (w, x) = (zones[s.w_zone.to_native() as usize].len, zones[s.x_zone.to_native() as usize].len);
+        let (code, counter) = (c.code.to_native(), c.counter.to_native());
+        if !in_segment(s, exit, 1)
+            || !within(code as u64, crate::counting_stubs::LEN as u64, x)
+            || code % 8 != 0
+            || !within(counter as u64, 8, w)
+            || counter % 8 != 0
+            || c.goes_to.to_native() >= s.code_len.to_native()
+        {
+            return None;
+        }
+    }
     // Searched by target (`Index::derive_trace_exits`).
     let target_of = |r: &crate::index::ArchivedExitRef| ix.exits[r.exit.to_native() as usize].target.to_native();
     if !ix.exits_to_traces.iter().map(target_of).is_sorted() {

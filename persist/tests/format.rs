@@ -2,7 +2,7 @@
 //! (each byte of each zone flipped, truncations, hostile zone tables,
 //! versions, keys) without a panic.
 
-use persist::index::{BlockEntry, ExitEntry, ExitRef, Index, Mark, Segment, TraceEntry, TraceSpan};
+use persist::index::{BlockEntry, CountingStub, ExitEntry, ExitRef, Index, Mark, Segment, TraceEntry, TraceSpan};
 use persist::{validate, CacheKey, ClientKey, KeyField, Reject, ZoneKind, FORMAT_VERSION};
 
 /// A copy of `bytes` starting on a 16-byte boundary, as a mapping would.
@@ -750,6 +750,72 @@ fn merging_readies_exits_for_runs_with_traces() {
         let stub = |ix: &persist::index::ArchivedIndex, exit: u32| ix.exits[exit as usize].stub.to_native();
         let counted = merged.index.is_counted_exit(1, stub(&merged.index, 3));
         assert_eq!(counted, target == 0x1000, "{what}: the dispatcher finds the counted exit by its stub");
+    }
+}
+
+/// A counting stub of exit `exit` at X offset `code`, its counter at W
+/// offset `counter`, going on to the code at `goes_to`.
+fn counting_stub(exit: u32, code: u32, counter: u32, goes_to: u32) -> CountingStub {
+    CountingStub { segment: 0, exit, code, counter, goes_to }
+}
+
+/// Counting stubs lie whole in their segment's zones (code 8-aligned in
+/// X, counter in W), for an exit of their segment, going on to its code;
+/// by exit, a segment's counters 8 bytes apart in the stubs' order.
+#[test]
+fn counting_stubs_must_lie_in_their_segment() {
+    let good = Aligned::new(&sample_with(sample_flags, |ix| {
+        ix.counting_stubs = vec![counting_stub(0, 2008, 0, 0), counting_stub(2, 2112, 8, 40)];
+    }));
+    assert!(validate(good.bytes()).is_ok());
+    let cases: [(&str, Vec<CountingStub>); 9] = [
+        ("an exit past its segment's", vec![counting_stub(3, 2008, 0, 0)]),
+        ("code past the X zone", vec![counting_stub(0, 4096 - 8, 0, 0)]),
+        ("code not 8-aligned", vec![counting_stub(0, 2004, 0, 0)]),
+        ("a counter past the W zone", vec![counting_stub(0, 2008, 4096, 0)]),
+        ("a counter not 8-aligned", vec![counting_stub(0, 2008, 4, 0)]),
+        ("going on past the code", vec![counting_stub(0, 2008, 0, 2000)]),
+        ("out of exit order", vec![counting_stub(2, 2008, 0, 0), counting_stub(0, 2112, 8, 0)]),
+        ("one exit twice", vec![counting_stub(1, 2008, 0, 0), counting_stub(1, 2112, 8, 0)]),
+        ("counters not together", vec![counting_stub(0, 2008, 0, 0), counting_stub(1, 2112, 16, 0)]),
+    ];
+    for (what, stubs) in cases {
+        let file = Aligned::new(&sample_with(sample_flags, |ix| ix.counting_stubs = stubs));
+        assert_eq!(validate(file.bytes()).err(), Some(Reject::BadIndex), "{what}");
+    }
+}
+
+/// In a file for runs with traces, a merge leads a counted exit to its
+/// counting stub while the block the stub goes on to is its target's in
+/// the file, else to its own stub; the delta's stubs come with their
+/// exits and segments moved.
+#[test]
+fn merging_leads_counted_exits_to_their_counting_stubs() {
+    let every_block = u32::MAX as usize;
+    let old = Aligned::new(&sample_with(sample_flags, |_| {}));
+    let old = validate(old.bytes()).expect("valid");
+    // A block at 0x2000 looping to its own start (counted), its stub at 8.
+    let delta_with = |goes_to: u32| {
+        let mut index = Index {
+            segments: vec![Segment { w_zone: 1, x_zone: 2, base_slot: 4096 - 8, first_exit: 0, exit_count: 1, code_len: 40 }],
+            blocks: vec![block_entry(0x2000, 0, 40, (0, 1), 0)],
+            exits: vec![ExitEntry { slot: 0, stub: 8, target: 0x2000 }],
+            counting_stubs: vec![counting_stub(0, 48, 8, goes_to)],
+            ..Index::default()
+        };
+        index.derive_from_blocks();
+        Aligned::new(&persist::write::build(&key(), &index, &[(ZoneKind::Writable, &[0u8; 4096]), (ZoneKind::Exec, &[0x90u8; 160])]))
+    };
+    for (goes_to, expected, what) in [(0, 48, "to its counting stub"), (16, 8, "to its stub: the counting stub goes elsewhere")] {
+        let mut file = persist::merge::Parts::of(&old).expect("parts");
+        let delta = delta_with(goes_to);
+        let delta = validate(delta.bytes()).expect("valid");
+        assert_eq!(persist::merge::merge(&mut file, persist::merge::Parts::of(&delta).unwrap(), every_block), Some(1));
+        assert_eq!(slot_value(&file.zones[2].1, 0), expected, "{what}");
+        let c = file.index.counting_stubs[0];
+        assert_eq!((c.segment, c.exit), (1, 3), "moved with its segment and exit");
+        let merged = Aligned::new(&persist::write::build(&key(), &file.index, &file.zone_refs()));
+        assert!(validate(merged.bytes()).is_ok(), "the merged file is valid");
     }
 }
 

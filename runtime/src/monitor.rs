@@ -29,7 +29,7 @@ use crate::translator::Translator;
 /// high threshold cheap): 1,000 builds 146, and its later recording
 /// follows the program's hot phase better (a 20M-square loop 1.61x native
 /// against 1.78x; 4,000 gained nothing more).
-const HOT: u32 = 1000;
+pub(crate) const HOT: u32 = 1000;
 /// Most blocks a trace holds.
 const MAX_TRACE_BLOCKS: usize = 64;
 /// Dispatches by other threads after which a recording whose thread has
@@ -125,6 +125,36 @@ impl Translator {
                 self.traces.recount(head, HOT as i64);
                 Step::Normal
             }
+        }
+    }
+
+    /// `head`'s count by a file's counting stub reached zero for the exit
+    /// patched at `patch` (stub `stub`): the cache address the thread
+    /// enters, recording from the head if it can; None to go on through
+    /// the dispatcher.
+    pub(crate) fn file_head_hot(&mut self, thread: u64, head: u64, sp: u64, may_record: bool, patch: Patch, stub: u64) -> Option<u64> {
+        let Patch::Slot(slot) = patch else { return None };
+        if self.loaded.in_retired_file(slot) {
+            return None;
+        }
+        crate::verbose!("trace head {head:#x}: counted hot by its file's counting stub");
+        // Known as a head from now on: cold if it never gets hot.
+        self.traces.note_head(head);
+        self.adopt_file_trace(head);
+        if let Some(start) = self.traces.get(head).map(|t| t.start) {
+            // Built since, through another way in: this exit goes there too.
+            link::link(patch, start);
+            self.traces.note_link(head, patch, stub);
+            return Some(start);
+        }
+        match self.start_recording(thread, head, sp, may_record) {
+            Some(start) => {
+                // The exit's next use comes to the dispatcher, which links
+                // it to the trace (or counts it, if none is built).
+                link::unlink(patch, stub);
+                Some(start)
+            }
+            None => self.file_head_start(head),
         }
     }
 

@@ -429,12 +429,28 @@ pub(crate) fn persist_all(background: bool) {
     let guard = TRANSLATOR.lock();
     if let Some(tr) = guard.as_ref() {
         let (units, live, loaded) = (&tr.units.units, tr.live(), &tr.loaded);
+        note_heads_counted_in_files(units, live.traces, loaded);
         if !(background && crate::persistence::save::hand_over_in_background(units, live, loaded)) {
             crate::persistence::save::save_units(units, live, loaded);
         }
     }
     crate::persistence::save::warn_about_write_failures();
     crate::persistence::report::append();
+}
+
+/// Adds to `-stats`' loop heads counted those only files' counting stubs
+/// counted.
+fn note_heads_counted_in_files(units: &[crate::persistence::units::Unit], traces: &TraceTable, loaded: &crate::persistence::load::LoadedFiles) {
+    if !crate::options::get().stats {
+        return;
+    }
+    for u in units {
+        let mut heads = loaded.heads_counted_in_file(u.module_base, u.identity);
+        heads.sort_unstable();
+        heads.dedup();
+        let seen_only_there = heads.iter().filter(|&&t| traces.entries(t) == 0).count();
+        crate::stats::add(&crate::stats::STATS.heads_counted, seen_only_there as u64);
+    }
 }
 
 /// Writes the persistable blocks of modules based in `[lo, hi)`, which

@@ -324,6 +324,75 @@ fn loops_found_cold_in_a_files_blocks_are_not_counted_again() {
     assert_eq!(cold_heads(), before, "nothing more to mark");
 }
 
+/// A loop of a file's blocks is counted by the counting stub the file
+/// carries for its back edge, not by the dispatcher: `-aot` writes the
+/// program's blocks (nothing runs, nothing is counted), and the first run,
+/// whose loop goes round 5,000 times, finds its start hot in the file's
+/// stub and builds its trace, with the output of a native run.
+#[test]
+fn a_files_loop_is_counted_by_the_files_counting_stub() {
+    let exe = compiled(&program("trace_paths").source_path(), Build::new(Variant::Pie, Opt::O0)).unwrap_or_else(|e| panic!("{e}"));
+    let cache = temp_dir("traces-counting-stubs");
+    let opts = ["-persist", "-persist_dir", cache.path().to_str().unwrap(), "-no_persist_server", "-stats", "-v"];
+    let run = |n: &str| {
+        let args = ["late", n];
+        let native = run_native(&exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+        let o = run_dbirun(&opts, &exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+        assert_eq!((o.status, &o.stdout), (native.status, &native.stdout), "late {n}");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let aot = run_dbirun(&[&["-aot"], &opts[..]].concat(), &exe, &[], &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+    let once = String::from_utf8_lossy(&aot.stderr);
+    assert_eq!(aot.status, Status::Code(0), "{once}");
+    let module = exe.file_name().unwrap().to_str().unwrap();
+    let file = Aligned::read(&dpc_of(cache.path(), module));
+    let v = file.validate().unwrap_or_else(|r| panic!("{}", r.name()));
+    assert!(!v.index.counting_stubs.is_empty(), "the program's file carries counting stubs\n{once}");
+    // Each leads on to its exit's target block, and its exit's slot leads to it.
+    for c in v.index.counting_stubs.iter() {
+        let e = &v.index.exits[c.exit.to_native() as usize];
+        let target = u32::try_from(e.target.to_native()).unwrap();
+        let b = v.index.blocks.iter().find(|b| b.module_offset.to_native() == target).expect("its target is a block of the file");
+        assert_eq!((b.segment, b.code_offset), (c.segment, c.goes_to));
+        let seg = &v.index.segments[c.segment.to_native() as usize];
+        let w = v.zone_bytes(seg.w_zone.to_native() as usize);
+        let slot = e.slot.to_native() as usize;
+        let holds = u64::from_le_bytes(w[slot..slot + 8].try_into().unwrap());
+        assert_eq!(persist::exit_slots::distance(holds), Some(c.code.to_native() as i64), "exit {}'s slot leads to its counting stub", c.exit);
+    }
+    drop(v);
+    let hot = run("5000");
+    let main_module = hot.lines().filter(|l| l.contains("counted hot by its file's counting stub")).count();
+    assert!(main_module > 0, "a head found hot by a file's counting stub\n{hot}");
+    assert!(stat(&hot, "traces built") > 0, "its trace is built\n{hot}");
+}
+
+/// A loop a file's counting stub counted and never found hot is marked
+/// cold in the file, as one the dispatcher counted: the run's end reads
+/// the counters that moved.
+#[test]
+fn a_loop_a_files_counting_stub_found_cold_is_marked_cold() {
+    let exe = compiled(&program("trace_paths").source_path(), Build::new(Variant::Pie, Opt::O0)).unwrap_or_else(|e| panic!("{e}"));
+    let cache = temp_dir("traces-counting-stubs-cold");
+    let opts = ["-persist", "-persist_dir", cache.path().to_str().unwrap(), "-no_persist_server", "-stats"];
+    let aot = run_dbirun(&[&["-aot"], &opts[..]].concat(), &exe, &[], &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!(aot.status, Status::Code(0), "{}", String::from_utf8_lossy(&aot.stderr));
+    let module = exe.file_name().unwrap().to_str().unwrap();
+    let cold_heads = || {
+        let file = Aligned::read(&dpc_of(cache.path(), module));
+        let v = file.validate().unwrap_or_else(|r| panic!("{}", r.name()));
+        v.index.blocks.iter().filter(|b| b.flags.to_native() & persist::index::BlockEntry::COLD_HEAD != 0).count()
+    };
+    assert_eq!(cold_heads(), 0, "ahead of time, no loop is known cold");
+    let args = ["late", "50"];
+    let native = run_native(&exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+    let o = run_dbirun(&opts, &exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!((o.status, &o.stdout), (native.status, &native.stdout));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stat(&stderr, "loop heads counted") > 0, "{stderr}");
+    assert!(cold_heads() > 0, "the loop's start is marked cold in the program's file\n{stderr}");
+}
+
 /// A trace whose blocks' client data (drcov's coverage flags) lies in
 /// another segment than the one the trace is built in cannot reach it
 /// module-relative: here a cold run's blocks fill the module's first

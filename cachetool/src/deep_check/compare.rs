@@ -38,6 +38,9 @@ enum Place {
     /// A trace's budget of missed in-line checks.
     Budget,
     ExitSlot(u32),
+    /// Exit `k`'s counting stub (`persist::counting_stubs`), and its counter.
+    CountingStub(u32),
+    Counter(u32),
     /// The block's `j`th client data, this many bytes in.
     Data(u32, u64),
     /// The start of the code of the block at this module offset.
@@ -67,6 +70,9 @@ pub struct FileView<'a> {
     /// Every slot trampoline's file offset by that of the slot it jumps
     /// through.
     trampoline_of: HashMap<u64, u64>,
+    /// Every counting stub's and its counter's file offsets by its exit's
+    /// place in the index's exits.
+    counting_stub_of: HashMap<u32, (u64, u64)>,
 }
 
 impl<'a> FileView<'a> {
@@ -92,7 +98,17 @@ impl<'a> FileView<'a> {
                 data_at.insert(v.zones[w_zone as usize].offset + d.w_offset.to_native() as u64, (w_zone, b.module_offset.to_native(), j as u32));
             }
         }
-        FileView { v, block_at, trace_at, data_at, trampoline_of: trampolines(v) }
+        let counting_stub_of = v
+            .index
+            .counting_stubs
+            .iter()
+            .map(|c| {
+                let seg = &v.index.segments[c.segment.to_native() as usize];
+                let (w, x) = (v.zones[seg.w_zone.to_native() as usize].offset, v.zones[seg.x_zone.to_native() as usize].offset);
+                (c.exit.to_native(), (x + c.code.to_native() as u64, w + c.counter.to_native() as u64))
+            })
+            .collect();
+        FileView { v, block_at, trace_at, data_at, trampoline_of: trampolines(v), counting_stub_of }
     }
 
     fn zone_at(&self, zone: u32) -> u64 {
@@ -144,6 +160,7 @@ impl<'a> FileView<'a> {
             base_slot: w_at + seg.base_slot.to_native() as u64,
             budget_slot: p.budget_slot.map(|s| w_at + s as u64),
             exits: &self.v.index.exits[first..first + count],
+            first_exit: first as u32,
             data: p.data.iter().map(|d| (d.client.to_native(), w_at + d.w_offset.to_native() as u64)).collect(),
             fields: HashMap::new(),
         };
@@ -209,6 +226,8 @@ struct Fragment<'a> {
     base_slot: u64,
     budget_slot: Option<u64>,
     exits: &'a [ArchivedExitEntry],
+    /// Where `exits` start in the index's.
+    first_exit: u32,
     /// (client, file offset) of each client data.
     data: Vec<(u32, u64)>,
     /// The exit whose branch's rel32 (or slot displacement) field is at
@@ -219,6 +238,11 @@ struct Fragment<'a> {
 impl Fragment<'_> {
     fn stub_at(&self, e: &ArchivedExitEntry) -> u64 {
         self.x_at + e.stub.to_native() as u64
+    }
+
+    /// Where exit `k`'s counting stub and its counter lie, if it has one.
+    fn counting_stub(&self, k: usize) -> Option<(u64, u64)> {
+        self.file.counting_stub_of.get(&(self.first_exit + k as u32)).copied()
     }
 
     /// Where the slot trampoline of exit `e` lies, if it has one.
@@ -259,6 +283,11 @@ impl Fragment<'_> {
             }
             if t == self.w_at + e.slot.to_native() as u64 {
                 return Place::ExitSlot(k as u32);
+            }
+            match self.counting_stub(k) {
+                Some((code, _)) if t == code => return Place::CountingStub(k as u32),
+                Some((_, counter)) if t == counter => return Place::Counter(k as u32),
+                _ => {}
             }
         }
         if t == self.base_slot {
@@ -301,7 +330,7 @@ impl Fragment<'_> {
     /// with traces leads exits to them).
     fn exit_may_reach(&self, k: u32, place: Place) -> bool {
         match place {
-            Place::Stub(j, 0) | Place::ExitSlot(j) => j == k,
+            Place::Stub(j, 0) | Place::ExitSlot(j) | Place::CountingStub(j) => j == k,
             // Only a conditional exit has a slot trampoline.
             Place::Trampoline(j) => j == k && self.exit_is_conditional(k),
             Place::Block(m) | Place::Trace(m) => self.exits[k as usize].target.to_native() == m as i64,
@@ -507,6 +536,12 @@ fn compare_exit_data(a: &Fragment, a_at: u64, b: &Fragment, b_at: u64) -> Result
     if leads(a, a_at, sa.aux) != leads(b, b_at, sb.aux) {
         return Err("exit data: its base slot differs".into());
     }
+    if sa.kind == exit_data::KIND_HEAD_HOT {
+        // The counted exit's stub data, and the counter.
+        let (pa, pb) = (sa.patch, sb.patch);
+        let same = leads(a, a_at, pa as u32) == leads(b, b_at, pb as u32) && leads(a, a_at, (pa >> 32) as u32) == leads(b, b_at, (pb >> 32) as u32);
+        return if same { Ok(()) } else { Err("a counting stub's exit data: its exit or counter differs".into()) };
+    }
     match (sa.branch_and_slot(), sb.branch_and_slot()) {
         (None, None) => Ok(()),
         (Some((ba, wa)), Some((bb, wb)))
@@ -582,6 +617,11 @@ fn compare_fragments(x: &Fragment, y: &Fragment) -> Result<(), String> {
                 return Err(format!("exit {k} is conditional, but has no slot trampoline"));
             };
             compare_code(x, ta, y, tb, TRAMPOLINE_LEN).map_err(|e| format!("exit {k}'s trampoline: {e}"))?;
+        }
+        // A run may write an exit without one (its target was cold, or
+        // elsewhere): compared where both have one.
+        if let (Some((ca, _)), Some((cb, _))) = (x.counting_stub(k), y.counting_stub(k)) {
+            compare_code(x, ca, y, cb, persist::counting_stubs::LEN as u64).map_err(|e| format!("exit {k}'s counting stub: {e}"))?;
         }
         let slot = ea.slot.to_native() as usize;
         let holds = w.get(slot..slot + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap()));

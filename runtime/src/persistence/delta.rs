@@ -8,7 +8,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use hashbrown::HashMap;
-use persist::index::{BlockData, BlockEntry, ClientData, ExitEntry, Index, Mark, ModuleInfo, Segment, TraceEntry, TraceSpan};
+use persist::index::{BlockData, BlockEntry, ClientData, CountingStub, ExitEntry, Index, Mark, ModuleInfo, Segment, TraceEntry, TraceSpan};
 use persist::merge::Parts;
 use persist::exit_data::{self, StoredExit};
 use persist::translations;
@@ -16,7 +16,7 @@ use persist::write::page_up;
 use persist::ZoneKind;
 
 use crate::persistence::units::{Unit, UnitBlock, UnitTrace};
-use crate::translate::emit::RELATIVE_STUB_CODE_LEN;
+use crate::translate::emit::{self, RELATIVE_STUB_CODE_LEN};
 use crate::translate::code_cache::CODE_ALIGN;
 use crate::translate::encoder;
 use crate::translate::trace_table::TraceTable;
@@ -111,11 +111,17 @@ fn write_segment(
     index: &mut Index,
 ) -> (Vec<u8>, Vec<u8>) {
     let base = unit.module_base;
-    let w_len = page_up((seg.split - seg.w_next) as usize);
+    let here: HashMap<u64, u64> = blocks.iter().map(|(b, f)| (b.tag, f.start)).collect();
+    let traces_on = crate::options::get().traces.then_some(live_traces);
+    let fragments = || blocks.iter().map(|(_, f)| f).chain(traces.iter().map(|(_, f)| f));
+    // W is the counters of the counting stubs, then the segment's W.
+    let counted = fragments().flat_map(|f| f.exits()).filter(|e| gets_counting_stub(traces_on, &here, e.target, &live_exit_data(e.stub))).count();
+    let w_used = ((seg.split - seg.w_next) as usize).next_multiple_of(8);
+    let w_len = page_up(w_used + counted * 8);
     // X is the code, then a slot trampoline for each conditional exit,
-    // then the stubs (live at the segment's end).
+    // then the stubs (live at the segment's end), then the counting stubs.
     let code_end = ((seg.x_next - seg.split) as usize).next_multiple_of(8);
-    let conditional = blocks.iter().map(|(_, f)| f).chain(traces.iter().map(|(_, f)| f)).flat_map(|f| f.exits()).filter(|e| e.cond().is_some()).count();
+    let conditional = fragments().flat_map(|f| f.exits()).filter(|e| e.cond().is_some()).count();
     let stubs_at = code_end + conditional * encoder::TRAMPOLINE_LEN;
     // SAFETY: [split, x_next) is this segment's emitted code, [stub_next,
     // x_end) its stubs.
@@ -131,9 +137,10 @@ fn write_segment(
         next_trampoline: code_end,
         w: vec![0u8; w_len],
         x,
-        here: blocks.iter().map(|(b, f)| (b.tag, f.start)).collect(),
-        traces: crate::options::get().traces.then_some(live_traces),
+        here,
+        traces: traces_on,
         form: Vec::with_capacity(16),
+        counted: Vec::with_capacity(counted),
     };
     let first_exit = index.exits.len() as u32;
     let segment = index.segments.len() as u32;
@@ -209,6 +216,7 @@ fn write_segment(
             budget_slot,
         });
     }
+    z.counting_stubs(segment, w_len - w_used - counted * 8, index);
     index.segments.push(Segment {
         w_zone,
         x_zone: w_zone + 1,
@@ -242,6 +250,38 @@ struct Zones<'a> {
     traces: Option<&'a TraceTable>,
     /// One buffer for every exit's file form (a huge module has millions).
     form: Vec<u8>,
+    /// The exits that get a counting stub, in exit order.
+    counted: Vec<CountedExit>,
+}
+
+/// An exit written with a counting stub to come
+/// ([`Zones::counting_stubs`]).
+struct CountedExit {
+    /// Its place in the index's exits.
+    exit: u32,
+    /// Its target, and the X offset of the target's code.
+    target: u64,
+    goes_to: usize,
+    /// X offset of its own stub's data.
+    data: usize,
+}
+
+/// The exit data of the live stub at `stub`.
+fn live_exit_data(stub: u64) -> StoredExit {
+    // SAFETY: a live stub of a segment, its data right after its code.
+    let bytes = unsafe { core::slice::from_raw_parts((stub + RELATIVE_STUB_CODE_LEN as u64) as *const u8, exit_data::LEN) };
+    StoredExit::from_bytes(bytes).expect("a stub's exit data")
+}
+
+/// Whether an exit to `target` (its stub's data `data`) gets a counting
+/// stub in a file for runs with traces (`traces`): one that counts its
+/// target's entries, to a block written in the same segment, not a head
+/// this run found cold (later runs do not count it) nor one it has a
+/// trace of (its slot leads to the trace).
+fn gets_counting_stub(traces: Option<&TraceTable>, here: &HashMap<u64, u64>, target: u64, data: &StoredExit) -> bool {
+    traces.is_some_and(|t| !t.is_cold_head(target) && t.get(target).is_none())
+        && data.kind & exit_data::COUNTS_TARGET != 0
+        && here.contains_key(&target)
 }
 
 impl Zones<'_> {
@@ -347,12 +387,42 @@ impl Zones<'_> {
             let slot = self.w_off(e.slot());
             let goes_to = persist::exit_slots::stored(self.x_off(goes_to) as i64);
             self.w[slot..slot + 8].copy_from_slice(&goes_to.to_le_bytes());
+            if gets_counting_stub(self.traces, &self.here, e.target, &stored) {
+                let goes_to = self.x_off(self.here[&e.target]);
+                self.counted.push(CountedExit { exit: index.exits.len() as u32, target: e.target, goes_to, data });
+            }
             index.exits.push(ExitEntry { slot: slot as u32, stub: self.x_off(e.stub) as u32, target: e.target.wrapping_sub(self.base) as i64 });
             // The stub's data moved with the stubs: its distances must
             // still lead to its branch, slot and base slot.
             let by = data as i64 - (data_live - self.seg.split) as i64;
             let moved = stored.moved(by);
             self.x[data..data + exit_data::LEN].copy_from_slice(&moved.to_bytes());
+        }
+    }
+
+    /// Appends to X the counting stubs of the exits noted while they were
+    /// written, their counters from W offset `counters` on (the merge
+    /// leads the exits' slots to them), and adds their entries to `index`.
+    /// Addresses are those of the file's layout placed where this
+    /// segment's code is: its W zone ends where its X zone starts.
+    fn counting_stubs(&mut self, segment: u32, counters: usize, index: &mut Index) {
+        let split = self.seg.split;
+        let w_addr = |off: usize| split - (self.w_len - off) as u64;
+        debug_assert!(counters + self.counted.len() * 8 <= self.w_len - (self.seg.split - self.seg.w_next) as usize);
+        let start = self.x.len().next_multiple_of(8);
+        self.x.resize(start, 0xcc);
+        for (i, c) in self.counted.iter().enumerate() {
+            let (code, counter) = (self.x.len(), counters + i * 8);
+            self.w[counter..counter + 8].copy_from_slice(&(crate::monitor::HOT as u64).to_le_bytes());
+            let place = emit::CountingStubPlace {
+                at: split + code as u64,
+                counter: w_addr(counter),
+                goes_to: split + c.goes_to as u64,
+                exit_data: split + c.data as u64,
+                base_slot: self.seg.base_slot,
+            };
+            emit::counting_stub(&mut self.x, &place, c.target.wrapping_sub(self.base));
+            index.counting_stubs.push(CountingStub { segment, exit: c.exit, code: code as u32, counter: counter as u32, goes_to: c.goes_to as u32 });
         }
     }
 

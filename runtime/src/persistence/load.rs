@@ -618,6 +618,35 @@ impl LoadedFiles {
         Some((f.block_x(b).1, pc + b.app_len.to_native() as u64))
     }
 
+    /// The heads whose entries the counting stubs of the file in use for
+    /// the module at `base` counted in this run (their counters moved
+    /// from where every run starts them), as app pcs, each once per exit
+    /// counted. Read at the end of a run: a segment's counters lie
+    /// together, so the stubs' entries are read only for those that moved.
+    pub(crate) fn heads_counted_in_file(&self, base: u64, identity: FileIdentity) -> Vec<u64> {
+        let Some(f) = self.file_in_use(base, identity).map(|i| &self.files[i]) else { return Vec::new() };
+        let stubs = &f.index.counting_stubs[..];
+        let mut heads = Vec::new();
+        let mut lo = 0;
+        while lo < stubs.len() {
+            let s = stubs[lo].segment.to_native();
+            let hi = lo + stubs[lo..].partition_point(|c| c.segment.to_native() == s);
+            let first = f.segments[s as usize].0 + stubs[lo].counter.to_native() as u64;
+            for k in 0..hi - lo {
+                // SAFETY: validation checked that a segment's counters lie
+                // 8 bytes apart in its W zone, mapped for as long as the
+                // process runs; threads may count meanwhile.
+                let n = unsafe { core::ptr::read_volatile((first + 8 * k as u64) as *const u64) };
+                if n != crate::monitor::HOT as u64 {
+                    let exit = &f.index.exits[stubs[lo + k].exit.to_native() as usize];
+                    heads.push(base.wrapping_add(exit.target.to_native() as u64));
+                }
+            }
+            lo = hi;
+        }
+        heads
+    }
+
     /// The position of the file in use (not retired) for the module at `base`.
     fn file_in_use(&self, base: u64, identity: FileIdentity) -> Option<usize> {
         self.files.iter().position(|f| !f.dead && f.module_base == base && f.identity == identity)
@@ -873,7 +902,8 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, end: u64, pat
         }
     }
     // Without client block data, a W zone holds its base slot, exit
-    // slots, traces' miss budgets and words nothing reads: its slots are
+    // slots, traces' miss budgets, counting stubs' counters (counts, like
+    // the budgets) and words nothing reads: its slots are
     // rebased a page at a time when code first jumps through them
     // (`slot_faults`), and loading writes only the base slots. A budget
     // is a count (from `TraceTable::MISS_BUDGET` down, past zero only to small

@@ -266,7 +266,10 @@ fn worth_saving<'a>(unit: &'a Unit, live: Live<'a>, loaded: &LoadedFiles, growth
 /// recorded in its place (blocks the file lacks are flagged in the delta).
 fn marks_for(unit: &Unit, live: Live, loaded: &LoadedFiles) -> Vec<Mark> {
     let (base, identity) = (unit.module_base, unit.identity);
-    let cold = live.traces.cold_heads_in(base, unit.module_end).filter(|&t| loaded.unflagged_cold_head(t, base, identity));
+    // Heads a file's counting stubs counted the dispatcher never saw are
+    // cold as well.
+    let in_file = loaded.heads_counted_in_file(base, identity).into_iter().filter(|&t| !live.traces.is_head(t));
+    let cold = live.traces.cold_heads_in(base, unit.module_end).chain(in_file).filter(|&t| loaded.unflagged_cold_head(t, base, identity));
     // The file's traces this run found stale and recorded none in place
     // of, while their budget can grow.
     let stale = live.traces.traceless_removed_in(base, unit.module_end).filter(|&t| loaded.trace_budget_may_grow(t, base, identity));

@@ -51,6 +51,9 @@ pub(crate) enum ExitKind {
     /// Resumes right after its exit data.
     RelativeCleanCall = persist::exit_data::KIND_CLEAN_CALL,
     RelativeTraceStale = persist::exit_data::KIND_TRACE_STALE,
+    /// A file's counting stub counted its exit's head to zero
+    /// (`persist::counting_stubs`).
+    RelativeHeadHot = persist::exit_data::KIND_HEAD_HOT,
 }
 
 impl ExitKind {
@@ -71,6 +74,7 @@ impl ExitKind {
             RelativeSyscall,
             RelativeCleanCall,
             RelativeTraceStale,
+            RelativeHeadHot,
         ]
             .into_iter()
             .find(|k| *k as u32 == raw)
@@ -290,6 +294,50 @@ pub(crate) fn head_counter(cache: &mut CodeCache, head: u64, counter: u64, block
     let start = cache.commit(&code)?;
     debug_assert_eq!(start, base);
     Some((start, code.len() as u64))
+}
+
+/// Where a file's counting stub lies and what it reaches
+/// ([`persist::counting_stubs`]), all as addresses of one frame (a
+/// segment's W and X as the file lays them out).
+pub(crate) struct CountingStubPlace {
+    /// Its first byte.
+    pub(crate) at: u64,
+    /// Its counter, in W.
+    pub(crate) counter: u64,
+    /// The code of the block its exit goes to.
+    pub(crate) goes_to: u64,
+    /// The exit's own stub's data (whose slot leads here).
+    pub(crate) exit_data: u64,
+    /// The segment's module-base slot.
+    pub(crate) base_slot: u64,
+}
+
+/// Appends a file's counting stub for an exit to the head at module
+/// offset `head_offset`: the file's form of [`head_counter`], reaching
+/// its counter RIP-relative and leaving by a position-independent stub
+/// (`ExitKind::RelativeHeadHot`), with rcx alone passing through `gs:`.
+pub(crate) fn counting_stub(out: &mut Vec<u8>, p: &CountingStubPlace, head_offset: u64) {
+    use persist::counting_stubs::{HOT_STUB_AT, JUMP_AT, LEN};
+    use iced_x86::Register::RCX;
+    let start = out.len();
+    let here = |out: &Vec<u8>| p.at + (out.len() - start) as u64;
+    encoder::store_to_gs(out, off::IBL_RCX, RCX);
+    encoder::load_rip(out, RCX, here(out), p.counter);
+    out.extend_from_slice(&[0x48, 0x8d, 0x49, 0xff]); // lea rcx, [rcx - 1]
+    encoder::store_rip(out, RCX, here(out), p.counter);
+    out.extend_from_slice(&[0xe3, (encoder::GS_MOV_LEN + encoder::JMP_REL32_LEN) as u8]); // jrcxz hot
+    encoder::load_from_gs(out, RCX, off::IBL_RCX);
+    debug_assert_eq!(out.len() - start, JUMP_AT);
+    let field = encoder::jmp_rel32(out);
+    let jump_end = here(out);
+    out[field..field + 4].copy_from_slice(&(p.goes_to.wrapping_sub(jump_end) as i32).to_le_bytes());
+    // hot:
+    encoder::load_from_gs(out, RCX, off::IBL_RCX);
+    debug_assert_eq!(out.len() - start, HOT_STUB_AT);
+    emit_relative_stub(out, p.at - start as u64, |data_at| {
+        StoredExit::head_hot(data_at, head_offset, p.exit_data, p.counter, p.base_slot).into()
+    });
+    out.resize(start + LEN, 0xcc);
 }
 
 /// Encodes `ops` for the block at `tag` into `place` and returns its

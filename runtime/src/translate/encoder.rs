@@ -156,6 +156,14 @@ pub(crate) fn load_rip(out: &mut Vec<u8>, reg: Register, at: u64, target: u64) {
     out.extend_from_slice(&rel32(at + 3, target).to_le_bytes());
 }
 
+/// Appends `mov qword ptr [rip + disp], reg`, the instruction placed at
+/// address `at`, writing the qword at `target`.
+pub(crate) fn store_rip(out: &mut Vec<u8>, reg: Register, at: u64, target: u64) {
+    let r = hw(reg);
+    out.extend_from_slice(&[rex_w_r(r), 0x89, 0x05 | (r & 7) << 3]);
+    out.extend_from_slice(&rel32(at + 3, target).to_le_bytes());
+}
+
 /// Appends `lea rsp, [rsp + disp]`: moves rsp without touching flags.
 pub(crate) fn lea_rsp(out: &mut Vec<u8>, disp: i32) {
     out.extend_from_slice(&[0x48, 0x8d, 0xa4, 0x24]);

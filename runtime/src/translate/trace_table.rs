@@ -225,6 +225,12 @@ impl TraceTable {
         self.unpersistable.insert(head);
     }
 
+    /// Makes `tag` a head if it is not, with no entry counted (a file's
+    /// counting stub counted them).
+    pub(crate) fn note_head(&mut self, tag: u64) {
+        self.heads.entry(tag).or_insert(0);
+    }
+
     /// Counts an entry to `tag`, making it a head if it is not; returns the
     /// entries counted so far.
     pub(crate) fn count_entry(&mut self, tag: u64) -> u32 {
