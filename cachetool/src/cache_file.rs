@@ -153,8 +153,8 @@ pub struct Summary {
     pub traces: u64,
     pub trace_blocks: u64,
     pub exits: u64,
-    /// Of those, counted by a counting stub of the file (loops' back
-    /// edges, traces' exits) rather than by the dispatcher.
+    /// Loops' heads the counted exits of a segment count through a stub
+    /// of the file rather than through the dispatcher.
     pub counting_stubs: u64,
     pub translation_bytes: u64,
 }

@@ -120,7 +120,8 @@ pub fn print_inspection(i: &Inspection, status: &Status) {
     println!("lookup targets:   {} (entered in the lookup table at load)", s.lookup_targets);
     println!("cold loop heads:  {} (not counted by runs with traces)", s.cold_heads);
     println!("traces:           {} (holding {} blocks)", s.traces, s.trace_blocks);
-    println!("exits:            {} ({} with a counting stub)", s.exits, s.counting_stubs);
+    println!("exits:            {}", s.exits);
+    println!("counting stubs:   {} (loops' heads their exits count in the file)", s.counting_stubs);
     println!("translations:     {} bytes", s.translation_bytes);
 }
 

@@ -19,10 +19,9 @@ pub const KIND_CLEAN_CALL: u32 = 0x103;
 /// A trace spent its budget of missed in-line checks; the target is its
 /// head's module offset.
 pub const KIND_TRACE_STALE: u32 = 0x104;
-/// A counting stub counted its exit's target down to zero
+/// A counting stub counted its head down to zero
 /// ([`crate::counting_stubs`]): the target is the head's module offset,
-/// `patch` holds the distances to the counted exit's own stub data (low
-/// half) and to the counter (high half).
+/// `patch` the distance to the counter (the go slot follows it).
 pub const KIND_HEAD_HOT: u32 = 0x105;
 /// Set in a direct exit's kind when the trace monitor counts entries to
 /// its target as a thread leaves by it: a block's backward exit (to its
@@ -68,12 +67,11 @@ impl StoredExit {
         StoredExit { target: module_offset, patch, kind, aux: distance(at, base_slot) }
     }
 
-    /// A counting stub's way out at `at` when it counts `module_offset`
-    /// (its exit's target) hot: the exit's own stub data at `exit_data`,
-    /// the counter at `counter`, the module-base slot at `base_slot`.
-    pub fn head_hot(at: u64, module_offset: u64, exit_data: u64, counter: u64, base_slot: u64) -> StoredExit {
-        let patch = distance(at, exit_data) as u64 | (distance(at, counter) as u64) << 32;
-        StoredExit { target: module_offset, patch, kind: KIND_HEAD_HOT, aux: distance(at, base_slot) }
+    /// A counting stub's way out at `at` when it counts its head (at
+    /// `module_offset`) hot: its counter at `counter`, the module-base
+    /// slot at `base_slot`.
+    pub fn head_hot(at: u64, module_offset: u64, counter: u64, base_slot: u64) -> StoredExit {
+        StoredExit { target: module_offset, patch: distance(at, counter) as u64, kind: KIND_HEAD_HOT, aux: distance(at, base_slot) }
     }
 
     /// A clean call of client `client`, call `id`, with argument `arg`.

@@ -158,20 +158,22 @@ pub struct ExitRef {
     pub exit: u32,
 }
 
-/// A counted exit's counting stub ([`crate::counting_stubs`]), in the
-/// exit's segment.
+/// The counting stub of a loop's head in a segment
+/// ([`crate::counting_stubs`]): counted exits of the segment to the head
+/// lead to it.
 #[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CountingStub {
     pub segment: u32,
-    /// `exits[exit]`, the exit it counts for.
-    pub exit: u32,
+    /// The head's module offset.
+    pub head: u32,
     /// Offset of its code in the segment's X zone.
     pub code: u32,
-    /// Offset of its counter (a u64 counted down) in the segment's W zone.
+    /// Offset of its counter (a u64 counted down) in the segment's W zone;
+    /// its go slot is the 8 bytes after it.
     pub counter: u32,
-    /// Offset in the X zone of the code it goes on to: the exit's target
-    /// block's when the stub was written. A merge leads the exit's slot to
-    /// the stub only while the file's block of that target is still there.
+    /// Offset in the X zone of the code its go slot leads to in the file:
+    /// the head block's when the stub was written. A merge leads exits to
+    /// the stub only while the file's block of the head is that one.
     pub goes_to: u32,
 }
 
@@ -253,9 +255,10 @@ pub struct Index {
     /// stubs (the dispatcher counts), so that their targets' entries are
     /// counted. Sorted by segment, then stub offset.
     pub counted_exits: Vec<ExitRef>,
-    /// Counting stubs of counted exits, by exit, no two alike: a counted
-    /// exit's slot leads to its counting stub rather than its stub when it
-    /// has one that goes on to its target's block.
+    /// Counting stubs of loops' heads, by segment then head, no two
+    /// alike: a counted exit's slot leads to the stub of its target in its
+    /// segment rather than to its own stub when the stub goes on to the
+    /// target's block.
     pub counting_stubs: Vec<CountingStub>,
     /// In a delta only: flags to set on blocks the file it is merged
     /// into holds (not the delta), by module offset, increasing, no two
@@ -354,9 +357,9 @@ impl Index {
         self.exits_to_traces.sort_by_key(|r| (exits[r.exit as usize].target, r.segment, r.exit));
     }
 
-    /// The counting stub of exit `exit`, if it has one.
-    pub fn counting_stub_of(&self, exit: u32) -> Option<&CountingStub> {
-        let i = self.counting_stubs.binary_search_by_key(&exit, |c| c.exit).ok()?;
+    /// The counting stub of the head at `head` in segment `segment`.
+    pub fn counting_stub(&self, segment: u32, head: u32) -> Option<&CountingStub> {
+        let i = self.counting_stubs.binary_search_by_key(&(segment, head), |c| (c.segment, c.head)).ok()?;
         Some(&self.counting_stubs[i])
     }
 

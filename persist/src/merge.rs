@@ -253,11 +253,10 @@ fn take_code<'a>(index: &mut Index, zones: &mut Zones<'a>, d: Index, d_zones: Zo
         t
     }));
     index.traces.sort_by_key(|t| t.head);
-    // The delta's exits come after the file's: its stubs stay in order.
+    // The delta's segments come after the file's: its stubs stay in order.
     index.counting_stubs.extend(d.counting_stubs.iter().map(|c| {
         let mut c = *c;
         c.segment += segment_shift;
-        c.exit += exit_shift;
         c
     }));
     index.module = d.module;
@@ -483,12 +482,13 @@ pub fn ready_for_traces(parts: &mut Parts<'_>) {
     }
 }
 
-/// The counting stub of counted exit `r` if the block it goes on to is
-/// still its target's in the file: a merge drops a delta's block the file
-/// holds already, whose code stays in the delta's segment unnamed.
+/// The counting stub of counted exit `r`'s target in its segment, if the
+/// block it goes on to is still the target's in the file: a merge drops a
+/// delta's block the file holds already, whose code stays in the delta's
+/// segment unnamed.
 fn counting_stub_in_use<'i>(index: &'i Index, r: &crate::index::ExitRef) -> Option<&'i crate::index::CountingStub> {
-    let c = index.counting_stub_of(r.exit).filter(|c| c.segment == r.segment)?;
     let target = u32::try_from(index.exits[r.exit as usize].target).ok()?;
+    let c = index.counting_stub(r.segment, target)?;
     let b = &index.blocks[index.blocks.binary_search_by_key(&target, |b| b.module_offset).ok()?];
     (b.segment == r.segment && b.code_offset == c.goes_to).then_some(c)
 }

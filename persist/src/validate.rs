@@ -240,26 +240,27 @@ fn check_index(ix: &ArchivedIndex, zones: &[Zone]) -> Option<()> {
             return None;
         }
     }
-    // Searched by exit; each lies whole in its segment's zones, and goes on
-    // to code of its segment; a segment's counters lie together, in the
-    // order of its stubs (a run's end reads them without the entries).
+    // Searched by segment and head; each lies whole in its segment's
+    // zones and goes on to code of its segment; a segment's lie together
+    // in the order of their heads, and so do their counters (a run's end
+    // reads them without the entries).
     let mut last: Option<&crate::index::ArchivedCountingStub> = None;
     for c in ix.counting_stubs.iter() {
-        let exit = c.exit.to_native();
+        let (segment, head, code, counter) = (c.segment.to_native(), c.head.to_native(), c.code.to_native(), c.counter.to_native());
         if let Some(l) = last {
-            let apart = l.segment == c.segment && l.counter.to_native().checked_add(8) != Some(c.counter.to_native());
-            if l.exit.to_native() >= exit || l.segment.to_native() > c.segment.to_native() || apart {
+            let (l_segment, l_head) = (l.segment.to_native(), l.head.to_native());
+            let apart = l_segment == segment
+                && (l.code.to_native().checked_add(crate::counting_stubs::LEN as u32) != Some(code)
+                    || l.counter.to_native().checked_add(crate::counting_stubs::COUNTER_STRIDE as u32) != Some(counter));
+            if (l_segment, l_head) >= (segment, head) || apart {
                 return None;
             }
         }
         last = Some(c);
-        let s = ix.segments.get(c.segment.to_native() as usize)?;
+        let s = ix.segments.get(segment as usize)?;
         let (w, x) = (zones[s.w_zone.to_native() as usize].len, zones[s.x_zone.to_native() as usize].len);
-        let (code, counter) = (c.code.to_native(), c.counter.to_native());
-        if !in_segment(s, exit, 1)
-            || !within(code as u64, crate::counting_stubs::LEN as u64, x)
-            || code % 8 != 0
-            || !within(counter as u64, 8, w)
+        if !within(code as u64, crate::counting_stubs::LEN as u64, x)
+            || !within(counter as u64, crate::counting_stubs::COUNTER_STRIDE as u64, w)
             || counter % 8 != 0
             || c.goes_to.to_native() >= s.code_len.to_native()
         {

@@ -753,31 +753,32 @@ fn merging_readies_exits_for_runs_with_traces() {
     }
 }
 
-/// A counting stub of exit `exit` at X offset `code`, its counter at W
-/// offset `counter`, going on to the code at `goes_to`.
-fn counting_stub(exit: u32, code: u32, counter: u32, goes_to: u32) -> CountingStub {
-    CountingStub { segment: 0, exit, code, counter, goes_to }
+/// The counting stub of the head at `head` at X offset `code`, its
+/// counter at W offset `counter`, going on to the code at `goes_to`.
+fn counting_stub(head: u32, code: u32, counter: u32, goes_to: u32) -> CountingStub {
+    CountingStub { segment: 0, head, code, counter, goes_to }
 }
 
-/// Counting stubs lie whole in their segment's zones (code 8-aligned in
-/// X, counter in W), for an exit of their segment, going on to its code;
-/// by exit, a segment's counters 8 bytes apart in the stubs' order.
+/// Counting stubs lie whole in their segment's zones (code in X, counter
+/// and go slot in W), going on to its code; by segment and head, a
+/// segment's together in that order, their counters too.
 #[test]
 fn counting_stubs_must_lie_in_their_segment() {
     let good = Aligned::new(&sample_with(sample_flags, |ix| {
-        ix.counting_stubs = vec![counting_stub(0, 2008, 0, 0), counting_stub(2, 2112, 8, 40)];
+        ix.counting_stubs = vec![counting_stub(0x1000, 2008, 0, 0), counting_stub(0x1010, 2112, 16, 40)];
     }));
     assert!(validate(good.bytes()).is_ok());
-    let cases: [(&str, Vec<CountingStub>); 9] = [
-        ("an exit past its segment's", vec![counting_stub(3, 2008, 0, 0)]),
-        ("code past the X zone", vec![counting_stub(0, 4096 - 8, 0, 0)]),
-        ("code not 8-aligned", vec![counting_stub(0, 2004, 0, 0)]),
-        ("a counter past the W zone", vec![counting_stub(0, 2008, 4096, 0)]),
-        ("a counter not 8-aligned", vec![counting_stub(0, 2008, 4, 0)]),
-        ("going on past the code", vec![counting_stub(0, 2008, 0, 2000)]),
-        ("out of exit order", vec![counting_stub(2, 2008, 0, 0), counting_stub(0, 2112, 8, 0)]),
-        ("one exit twice", vec![counting_stub(1, 2008, 0, 0), counting_stub(1, 2112, 8, 0)]),
-        ("counters not together", vec![counting_stub(0, 2008, 0, 0), counting_stub(1, 2112, 16, 0)]),
+    let cases: [(&str, Vec<CountingStub>); 10] = [
+        ("no such segment", vec![CountingStub { segment: 1, ..counting_stub(0x1000, 2008, 0, 0) }]),
+        ("code past the X zone", vec![counting_stub(0x1000, 4096 - 8, 0, 0)]),
+        ("a go slot past the W zone", vec![counting_stub(0x1000, 2008, 4096 - 8, 0)]),
+        ("a counter not 8-aligned", vec![counting_stub(0x1000, 2008, 4, 0)]),
+        ("going on past the code", vec![counting_stub(0x1000, 2008, 0, 2000)]),
+        ("out of head order", vec![counting_stub(0x1010, 2008, 0, 0), counting_stub(0x1000, 2112, 16, 0)]),
+        ("one head twice", vec![counting_stub(0x1000, 2008, 0, 0), counting_stub(0x1000, 2112, 16, 0)]),
+        ("counters not together", vec![counting_stub(0x1000, 2008, 0, 0), counting_stub(0x1010, 2112, 24, 0)]),
+        ("code not together", vec![counting_stub(0x1000, 2008, 0, 0), counting_stub(0x1010, 2120, 16, 0)]),
+        ("code overlapping", vec![counting_stub(0x1000, 2008, 0, 0), counting_stub(0x1010, 2008, 16, 0)]),
     ];
     for (what, stubs) in cases {
         let file = Aligned::new(&sample_with(sample_flags, |ix| ix.counting_stubs = stubs));
@@ -785,10 +786,10 @@ fn counting_stubs_must_lie_in_their_segment() {
     }
 }
 
-/// In a file for runs with traces, a merge leads a counted exit to its
-/// counting stub while the block the stub goes on to is its target's in
-/// the file, else to its own stub; the delta's stubs come with their
-/// exits and segments moved.
+/// In a file for runs with traces, a merge leads a counted exit to the
+/// counting stub of its target in its segment while the block the stub
+/// goes on to is the target's in the file, else to its own stub; the
+/// delta's stubs come with their segments moved.
 #[test]
 fn merging_leads_counted_exits_to_their_counting_stubs() {
     let every_block = u32::MAX as usize;
@@ -800,7 +801,7 @@ fn merging_leads_counted_exits_to_their_counting_stubs() {
             segments: vec![Segment { w_zone: 1, x_zone: 2, base_slot: 4096 - 8, first_exit: 0, exit_count: 1, code_len: 40 }],
             blocks: vec![block_entry(0x2000, 0, 40, (0, 1), 0)],
             exits: vec![ExitEntry { slot: 0, stub: 8, target: 0x2000 }],
-            counting_stubs: vec![counting_stub(0, 48, 8, goes_to)],
+            counting_stubs: vec![counting_stub(0x2000, 48, 16, goes_to)],
             ..Index::default()
         };
         index.derive_from_blocks();
@@ -813,7 +814,7 @@ fn merging_leads_counted_exits_to_their_counting_stubs() {
         assert_eq!(persist::merge::merge(&mut file, persist::merge::Parts::of(&delta).unwrap(), every_block), Some(1));
         assert_eq!(slot_value(&file.zones[2].1, 0), expected, "{what}");
         let c = file.index.counting_stubs[0];
-        assert_eq!((c.segment, c.exit), (1, 3), "moved with its segment and exit");
+        assert_eq!((c.segment, c.head), (1, 0x2000), "moved with its segment");
         let merged = Aligned::new(&persist::write::build(&key(), &file.index, &file.zone_refs()));
         assert!(validate(merged.bytes()).is_ok(), "the merged file is valid");
     }

@@ -140,25 +140,19 @@ fn continue_hot(ctx: &mut ThreadContext, head: u64) -> ! {
 }
 
 /// Continues at `head`, whose count a file's counting stub (its counter
-/// at `counter`) brought to zero for the exit whose stub's data is at
-/// `exit_data`: the thread records from the head if it can, as from a
-/// counting stub of the cache.
-fn continue_file_hot(ctx: &mut ThreadContext, head: u64, counter: u64, exit_data: u64) -> ! {
+/// at `counter`, its go slot right after) brought to zero: the thread
+/// records from the head if it can, as from a counting stub of the cache.
+fn continue_file_hot(ctx: &mut ThreadContext, head: u64, counter: u64) -> ! {
     // Counted afresh, whatever comes of this one.
     // SAFETY: a counter in a loaded file's W zone, mapped writable for as
     // long as the process runs.
     unsafe { core::ptr::write_volatile(counter as *mut u64, crate::monitor::HOT as u64) };
     if ctx.signal_pending == 0 {
-        // SAFETY: the counting stub's data names its exit's stub data, in
-        // the same file.
-        let exit = unsafe { &*(exit_data as *const ExitData) };
-        let patch = Patch::Slot(exit.decode_relative(exit_data).slot);
-        let stub = exit_data - emit::RELATIVE_STUB_CODE_LEN as u64;
         let mut guard = crate::translator::lock();
         let tr = guard.as_mut().expect("translator");
         crate::quiescence::picking(ctx);
         let sp = ctx.gpr[crate::thread::reg::RSP];
-        if let Some(start) = tr.file_head_hot(ctx as *const ThreadContext as u64, head, sp, ctx.is_vfork_child == 0, patch, stub) {
+        if let Some(start) = tr.file_head_hot(ctx as *const ThreadContext as u64, head, sp, ctx.is_vfork_child == 0, counter + 8) {
             tr.ibl.publish(ctx);
             drop(guard);
             ctx.enter_target = start;
@@ -244,9 +238,9 @@ pub extern "C" fn from_cache(ctx: &mut ThreadContext) -> ! {
         ExitKind::IndirectMiss => continue_at(ctx, ctx.next_pc, None, true),
         ExitKind::HeadHot => continue_hot(ctx, exit.target),
         ExitKind::RelativeHeadHot => {
-            // The head, the counter, and the data of the exit counted.
+            // The head, and its counter.
             let r = exit.decode_relative(at);
-            continue_file_hot(ctx, r.target, r.slot, r.branch)
+            continue_file_hot(ctx, r.target, r.branch)
         }
         ExitKind::TraceStale | ExitKind::RelativeTraceStale => {
             // Left from a missed in-line check: the branch's target in rcx.

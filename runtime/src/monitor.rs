@@ -128,13 +128,12 @@ impl Translator {
         }
     }
 
-    /// `head`'s count by a file's counting stub reached zero for the exit
-    /// patched at `patch` (stub `stub`): the cache address the thread
-    /// enters, recording from the head if it can; None to go on through
-    /// the dispatcher.
-    pub(crate) fn file_head_hot(&mut self, thread: u64, head: u64, sp: u64, may_record: bool, patch: Patch, stub: u64) -> Option<u64> {
-        let Patch::Slot(slot) = patch else { return None };
-        if self.loaded.in_retired_file(slot) {
+    /// `head`'s count by a file's counting stub, whose go slot is at
+    /// `go_slot`, reached zero: the cache address the thread enters,
+    /// recording from the head if it can; None to go on through the
+    /// dispatcher.
+    pub(crate) fn file_head_hot(&mut self, thread: u64, head: u64, sp: u64, may_record: bool, go_slot: u64) -> Option<u64> {
+        if self.loaded.in_retired_file(go_slot) {
             return None;
         }
         crate::verbose!("trace head {head:#x}: counted hot by its file's counting stub");
@@ -142,19 +141,21 @@ impl Translator {
         self.traces.note_head(head);
         self.adopt_file_trace(head);
         if let Some(start) = self.traces.get(head).map(|t| t.start) {
-            // Built since, through another way in: this exit goes there too.
-            link::link(patch, start);
-            self.traces.note_link(head, patch, stub);
+            // Built since (its stubs lead to it), or a file's trace.
             return Some(start);
         }
-        match self.start_recording(thread, head, sp, may_record) {
-            Some(start) => {
-                // The exit's next use comes to the dispatcher, which links
-                // it to the trace (or counts it, if none is built).
-                link::unlink(patch, stub);
-                Some(start)
-            }
-            None => self.file_head_start(head),
+        self.start_recording(thread, head, sp, may_record).or_else(|| self.file_head_start(head))
+    }
+
+    /// Leads the go slots of the counting stubs the head's file has for it
+    /// to `trace`, which takes them as links (a retired trace sends them
+    /// back to the head's block).
+    fn lead_file_counting_stubs_to(&self, trace: &mut Trace) {
+        let head = trace.fragment.tag;
+        let Some(m) = crate::translator::file_module(head) else { return };
+        for (go_slot, block) in self.loaded.counting_stubs_of(head, m.base, m.identity) {
+            link::link(Patch::Slot(go_slot), trace.fragment.start);
+            trace.fragment.add_incoming(Patch::Slot(go_slot), block);
         }
     }
 
@@ -260,6 +261,9 @@ impl Translator {
         for (patch, stub) in self.traces.take_head_stub(head) {
             link::link(patch, trace.fragment.start);
             trace.fragment.add_incoming(patch, stub);
+        }
+        if crate::options::get().persist {
+            self.lead_file_counting_stubs_to(&mut trace);
         }
         self.traces.insert(trace);
     }

@@ -538,6 +538,9 @@ pub(crate) fn unlink_fragment_at(pc: u64) {
     // its exits are the ones to unlink (a loop through the stub and the
     // block never passes the dispatcher otherwise).
     let pc = tr.traces.block_after_head_stub(pc).unwrap_or(pc);
+    // In a file's counting stub, the thread goes on through its go slot:
+    // to the head's block, or to its trace.
+    let pc = tr.loaded.counting_stub_goes_on(pc).unwrap_or(pc);
     // A trace first: one a file holds is code of the file, but its exits
     // are its own (the file's blocks only reach it through their slots).
     let trace = tr.traces.containing(pc);

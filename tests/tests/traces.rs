@@ -348,18 +348,25 @@ fn a_files_loop_is_counted_by_the_files_counting_stub() {
     let file = Aligned::read(&dpc_of(cache.path(), module));
     let v = file.validate().unwrap_or_else(|r| panic!("{}", r.name()));
     assert!(!v.index.counting_stubs.is_empty(), "the program's file carries counting stubs\n{once}");
-    // Each leads on to its exit's target block, and its exit's slot leads to it.
+    // Each goes on to its head's block, and the counted exits to the head
+    // lead to it.
+    let slot_leads_to = |segment: u32, slot: u32| {
+        let w = v.zone_bytes(v.index.segments[segment as usize].w_zone.to_native() as usize);
+        persist::exit_slots::distance(u64::from_le_bytes(w[slot as usize..slot as usize + 8].try_into().unwrap()))
+    };
     for c in v.index.counting_stubs.iter() {
-        let e = &v.index.exits[c.exit.to_native() as usize];
-        let target = u32::try_from(e.target.to_native()).unwrap();
-        let b = v.index.blocks.iter().find(|b| b.module_offset.to_native() == target).expect("its target is a block of the file");
+        let b = v.index.blocks.iter().find(|b| b.module_offset == c.head).expect("its head is a block of the file");
         assert_eq!((b.segment, b.code_offset), (c.segment, c.goes_to));
-        let seg = &v.index.segments[c.segment.to_native() as usize];
-        let w = v.zone_bytes(seg.w_zone.to_native() as usize);
-        let slot = e.slot.to_native() as usize;
-        let holds = u64::from_le_bytes(w[slot..slot + 8].try_into().unwrap());
-        assert_eq!(persist::exit_slots::distance(holds), Some(c.code.to_native() as i64), "exit {}'s slot leads to its counting stub", c.exit);
+        assert_eq!(slot_leads_to(c.segment.to_native(), c.counter.to_native() + 8), Some(c.goes_to.to_native() as i64), "its go slot leads to the head's block");
     }
+    let mut led = 0;
+    for r in v.index.counted_exits.iter() {
+        let e = &v.index.exits[r.exit.to_native() as usize];
+        let Some(c) = v.index.counting_stubs.iter().find(|c| c.segment == r.segment && c.head.to_native() as i64 == e.target.to_native()) else { continue };
+        assert_eq!(slot_leads_to(r.segment.to_native(), e.slot.to_native()), Some(c.code.to_native() as i64), "a counted exit's slot leads to its head's counting stub");
+        led += 1;
+    }
+    assert!(led > 0, "counted exits lead to counting stubs");
     drop(v);
     let hot = run("5000");
     let main_module = hot.lines().filter(|l| l.contains("counted hot by its file's counting stub")).count();

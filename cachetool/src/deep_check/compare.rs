@@ -38,9 +38,11 @@ enum Place {
     /// A trace's budget of missed in-line checks.
     Budget,
     ExitSlot(u32),
-    /// Exit `k`'s counting stub (`persist::counting_stubs`), and its counter.
+    /// The counting stub (`persist::counting_stubs`) of the head at this
+    /// module offset in the fragment's segment, its counter, its go slot.
     CountingStub(u32),
     Counter(u32),
+    GoSlot(u32),
     /// The block's `j`th client data, this many bytes in.
     Data(u32, u64),
     /// The start of the code of the block at this module offset.
@@ -70,9 +72,9 @@ pub struct FileView<'a> {
     /// Every slot trampoline's file offset by that of the slot it jumps
     /// through.
     trampoline_of: HashMap<u64, u64>,
-    /// Every counting stub's and its counter's file offsets by its exit's
-    /// place in the index's exits.
-    counting_stub_of: HashMap<u32, (u64, u64)>,
+    /// Every counting stub's and its counter's file offsets by its
+    /// segment and head.
+    counting_stub_of: HashMap<(u32, u32), (u64, u64)>,
 }
 
 impl<'a> FileView<'a> {
@@ -105,7 +107,7 @@ impl<'a> FileView<'a> {
             .map(|c| {
                 let seg = &v.index.segments[c.segment.to_native() as usize];
                 let (w, x) = (v.zones[seg.w_zone.to_native() as usize].offset, v.zones[seg.x_zone.to_native() as usize].offset);
-                (c.exit.to_native(), (x + c.code.to_native() as u64, w + c.counter.to_native() as u64))
+                ((c.segment.to_native(), c.head.to_native()), (x + c.code.to_native() as u64, w + c.counter.to_native() as u64))
             })
             .collect();
         FileView { v, block_at, trace_at, data_at, trampoline_of: trampolines(v), counting_stub_of }
@@ -160,7 +162,6 @@ impl<'a> FileView<'a> {
             base_slot: w_at + seg.base_slot.to_native() as u64,
             budget_slot: p.budget_slot.map(|s| w_at + s as u64),
             exits: &self.v.index.exits[first..first + count],
-            first_exit: first as u32,
             data: p.data.iter().map(|d| (d.client.to_native(), w_at + d.w_offset.to_native() as u64)).collect(),
             fields: HashMap::new(),
         };
@@ -226,8 +227,6 @@ struct Fragment<'a> {
     base_slot: u64,
     budget_slot: Option<u64>,
     exits: &'a [ArchivedExitEntry],
-    /// Where `exits` start in the index's.
-    first_exit: u32,
     /// (client, file offset) of each client data.
     data: Vec<(u32, u64)>,
     /// The exit whose branch's rel32 (or slot displacement) field is at
@@ -240,9 +239,12 @@ impl Fragment<'_> {
         self.x_at + e.stub.to_native() as u64
     }
 
-    /// Where exit `k`'s counting stub and its counter lie, if it has one.
-    fn counting_stub(&self, k: usize) -> Option<(u64, u64)> {
-        self.file.counting_stub_of.get(&(self.first_exit + k as u32)).copied()
+    /// The head exit `k` goes to, and where the counting stub of that
+    /// head in this segment and its counter lie, if it has one.
+    fn counting_stub(&self, k: usize) -> Option<(u32, u64, u64)> {
+        let head = u32::try_from(self.exits[k].target.to_native()).ok()?;
+        let &(code, counter) = self.file.counting_stub_of.get(&(self.segment, head))?;
+        Some((head, code, counter))
     }
 
     /// Where the slot trampoline of exit `e` lies, if it has one.
@@ -285,8 +287,9 @@ impl Fragment<'_> {
                 return Place::ExitSlot(k as u32);
             }
             match self.counting_stub(k) {
-                Some((code, _)) if t == code => return Place::CountingStub(k as u32),
-                Some((_, counter)) if t == counter => return Place::Counter(k as u32),
+                Some((head, code, _)) if t == code => return Place::CountingStub(head),
+                Some((head, _, counter)) if t == counter => return Place::Counter(head),
+                Some((head, _, counter)) if t == counter + 8 => return Place::GoSlot(head),
                 _ => {}
             }
         }
@@ -330,7 +333,8 @@ impl Fragment<'_> {
     /// with traces leads exits to them).
     fn exit_may_reach(&self, k: u32, place: Place) -> bool {
         match place {
-            Place::Stub(j, 0) | Place::ExitSlot(j) | Place::CountingStub(j) => j == k,
+            Place::Stub(j, 0) | Place::ExitSlot(j) => j == k,
+            Place::CountingStub(m) => self.exits[k as usize].target.to_native() == m as i64,
             // Only a conditional exit has a slot trampoline.
             Place::Trampoline(j) => j == k && self.exit_is_conditional(k),
             Place::Block(m) | Place::Trace(m) => self.exits[k as usize].target.to_native() == m as i64,
@@ -537,10 +541,8 @@ fn compare_exit_data(a: &Fragment, a_at: u64, b: &Fragment, b_at: u64) -> Result
         return Err("exit data: its base slot differs".into());
     }
     if sa.kind == exit_data::KIND_HEAD_HOT {
-        // The counted exit's stub data, and the counter.
-        let (pa, pb) = (sa.patch, sb.patch);
-        let same = leads(a, a_at, pa as u32) == leads(b, b_at, pb as u32) && leads(a, a_at, (pa >> 32) as u32) == leads(b, b_at, (pb >> 32) as u32);
-        return if same { Ok(()) } else { Err("a counting stub's exit data: its exit or counter differs".into()) };
+        let same = leads(a, a_at, sa.patch as u32) == leads(b, b_at, sb.patch as u32) && sa.patch >> 32 == 0 && sb.patch >> 32 == 0;
+        return if same { Ok(()) } else { Err("a counting stub's exit data: its counter differs".into()) };
     }
     match (sa.branch_and_slot(), sb.branch_and_slot()) {
         (None, None) => Ok(()),
@@ -618,9 +620,9 @@ fn compare_fragments(x: &Fragment, y: &Fragment) -> Result<(), String> {
             };
             compare_code(x, ta, y, tb, TRAMPOLINE_LEN).map_err(|e| format!("exit {k}'s trampoline: {e}"))?;
         }
-        // A run may write an exit without one (its target was cold, or
-        // elsewhere): compared where both have one.
-        if let (Some((ca, _)), Some((cb, _))) = (x.counting_stub(k), y.counting_stub(k)) {
+        // A run may write a segment without one for the exit's target (it
+        // was cold, or elsewhere): compared where both have one.
+        if let (Some((_, ca, _)), Some((_, cb, _))) = (x.counting_stub(k), y.counting_stub(k)) {
             compare_code(x, ca, y, cb, persist::counting_stubs::LEN as u64).map_err(|e| format!("exit {k}'s counting stub: {e}"))?;
         }
         let slot = ea.slot.to_native() as usize;

@@ -114,10 +114,15 @@ fn write_segment(
     let here: HashMap<u64, u64> = blocks.iter().map(|(b, f)| (b.tag, f.start)).collect();
     let traces_on = crate::options::get().traces.then_some(live_traces);
     let fragments = || blocks.iter().map(|(_, f)| f).chain(traces.iter().map(|(_, f)| f));
-    // W is the counters of the counting stubs, then the segment's W.
-    let counted = fragments().flat_map(|f| f.exits()).filter(|e| gets_counting_stub(traces_on, &here, e.target, &live_exit_data(e.stub))).count();
+    // The heads of this segment its counted exits lead to, each to get a
+    // counting stub; W is their counters and go slots, then the
+    // segment's W.
+    let mut heads: Vec<u64> = fragments().flat_map(|f| f.exits()).filter(|e| gets_counting_stub(traces_on, &here, e.target, &live_exit_data(e.stub))).map(|e| e.target).collect();
+    heads.sort_unstable();
+    heads.dedup();
     let w_used = ((seg.split - seg.w_next) as usize).next_multiple_of(8);
-    let w_len = page_up(w_used + counted * 8);
+    let counters = heads.len() * persist::counting_stubs::COUNTER_STRIDE;
+    let w_len = page_up(w_used + counters);
     // X is the code, then a slot trampoline for each conditional exit,
     // then the stubs (live at the segment's end), then the counting stubs.
     let code_end = ((seg.x_next - seg.split) as usize).next_multiple_of(8);
@@ -140,7 +145,6 @@ fn write_segment(
         here,
         traces: traces_on,
         form: Vec::with_capacity(16),
-        counted: Vec::with_capacity(counted),
     };
     let first_exit = index.exits.len() as u32;
     let segment = index.segments.len() as u32;
@@ -216,7 +220,7 @@ fn write_segment(
             budget_slot,
         });
     }
-    z.counting_stubs(segment, w_len - w_used - counted * 8, index);
+    z.counting_stubs(segment, &heads, w_len - w_used - counters, index);
     index.segments.push(Segment {
         w_zone,
         x_zone: w_zone + 1,
@@ -250,20 +254,6 @@ struct Zones<'a> {
     traces: Option<&'a TraceTable>,
     /// One buffer for every exit's file form (a huge module has millions).
     form: Vec<u8>,
-    /// The exits that get a counting stub, in exit order.
-    counted: Vec<CountedExit>,
-}
-
-/// An exit written with a counting stub to come
-/// ([`Zones::counting_stubs`]).
-struct CountedExit {
-    /// Its place in the index's exits.
-    exit: u32,
-    /// Its target, and the X offset of the target's code.
-    target: u64,
-    goes_to: usize,
-    /// X offset of its own stub's data.
-    data: usize,
 }
 
 /// The exit data of the live stub at `stub`.
@@ -273,11 +263,11 @@ fn live_exit_data(stub: u64) -> StoredExit {
     StoredExit::from_bytes(bytes).expect("a stub's exit data")
 }
 
-/// Whether an exit to `target` (its stub's data `data`) gets a counting
-/// stub in a file for runs with traces (`traces`): one that counts its
-/// target's entries, to a block written in the same segment, not a head
-/// this run found cold (later runs do not count it) nor one it has a
-/// trace of (its slot leads to the trace).
+/// Whether an exit to `target` (its stub's data `data`) leads to a
+/// counting stub of its target in a file for runs with traces (`traces`):
+/// one that counts its target's entries, to a block written in the same
+/// segment, not a head this run found cold (later runs do not count it)
+/// nor one it has a trace of (its slot leads to the trace).
 fn gets_counting_stub(traces: Option<&TraceTable>, here: &HashMap<u64, u64>, target: u64, data: &StoredExit) -> bool {
     traces.is_some_and(|t| !t.is_cold_head(target) && t.get(target).is_none())
         && data.kind & exit_data::COUNTS_TARGET != 0
@@ -387,10 +377,6 @@ impl Zones<'_> {
             let slot = self.w_off(e.slot());
             let goes_to = persist::exit_slots::stored(self.x_off(goes_to) as i64);
             self.w[slot..slot + 8].copy_from_slice(&goes_to.to_le_bytes());
-            if gets_counting_stub(self.traces, &self.here, e.target, &stored) {
-                let goes_to = self.x_off(self.here[&e.target]);
-                self.counted.push(CountedExit { exit: index.exits.len() as u32, target: e.target, goes_to, data });
-            }
             index.exits.push(ExitEntry { slot: slot as u32, stub: self.x_off(e.stub) as u32, target: e.target.wrapping_sub(self.base) as i64 });
             // The stub's data moved with the stubs: its distances must
             // still lead to its branch, slot and base slot.
@@ -400,29 +386,35 @@ impl Zones<'_> {
         }
     }
 
-    /// Appends to X the counting stubs of the exits noted while they were
-    /// written, their counters from W offset `counters` on (the merge
-    /// leads the exits' slots to them), and adds their entries to `index`.
+    /// Appends to X the counting stubs of `heads` (increasing), their
+    /// counters and go slots from W offset `counters` on (the merge leads
+    /// the counted exits to them), and adds their entries to `index`.
     /// Addresses are those of the file's layout placed where this
     /// segment's code is: its W zone ends where its X zone starts.
-    fn counting_stubs(&mut self, segment: u32, counters: usize, index: &mut Index) {
+    fn counting_stubs(&mut self, segment: u32, heads: &[u64], counters: usize, index: &mut Index) {
+        use persist::counting_stubs::COUNTER_STRIDE;
+        debug_assert!(counters + heads.len() * COUNTER_STRIDE <= self.w_len - (self.seg.split - self.seg.w_next) as usize);
         let split = self.seg.split;
         let w_addr = |off: usize| split - (self.w_len - off) as u64;
-        debug_assert!(counters + self.counted.len() * 8 <= self.w_len - (self.seg.split - self.seg.w_next) as usize);
         let start = self.x.len().next_multiple_of(8);
         self.x.resize(start, 0xcc);
-        for (i, c) in self.counted.iter().enumerate() {
-            let (code, counter) = (self.x.len(), counters + i * 8);
+        for (i, &head) in heads.iter().enumerate() {
+            let (code, counter) = (self.x.len(), counters + i * COUNTER_STRIDE);
+            let goes_to = self.x_off(self.here[&head]);
+            // Counted down from the threshold in every run (W is mapped
+            // private: a run's counts never reach the file); the go slot
+            // leads to the head's block until a run builds its trace.
             self.w[counter..counter + 8].copy_from_slice(&(crate::monitor::HOT as u64).to_le_bytes());
-            let place = emit::CountingStubPlace {
-                at: split + code as u64,
-                counter: w_addr(counter),
-                goes_to: split + c.goes_to as u64,
-                exit_data: split + c.data as u64,
-                base_slot: self.seg.base_slot,
-            };
-            emit::counting_stub(&mut self.x, &place, c.target.wrapping_sub(self.base));
-            index.counting_stubs.push(CountingStub { segment, exit: c.exit, code: code as u32, counter: counter as u32, goes_to: c.goes_to as u32 });
+            self.w[counter + 8..counter + 16].copy_from_slice(&persist::exit_slots::stored(goes_to as i64).to_le_bytes());
+            let place = emit::CountingStubPlace { at: split + code as u64, counter: w_addr(counter), base_slot: self.seg.base_slot };
+            emit::counting_stub(&mut self.x, &place, head.wrapping_sub(self.base));
+            index.counting_stubs.push(CountingStub {
+                segment,
+                head: head.wrapping_sub(self.base) as u32,
+                code: code as u32,
+                counter: counter as u32,
+                goes_to: goes_to as u32,
+            });
         }
     }
 

@@ -620,10 +620,11 @@ impl LoadedFiles {
 
     /// The heads whose entries the counting stubs of the file in use for
     /// the module at `base` counted in this run (their counters moved
-    /// from where every run starts them), as app pcs, each once per exit
-    /// counted. Read at the end of a run: a segment's counters lie
-    /// together, so the stubs' entries are read only for those that moved.
+    /// from where every run starts them), as app pcs. Read at the end of a
+    /// run: a segment's counters lie together, so the stubs' entries are
+    /// read only for those that moved.
     pub(crate) fn heads_counted_in_file(&self, base: u64, identity: FileIdentity) -> Vec<u64> {
+        use persist::counting_stubs::COUNTER_STRIDE;
         let Some(f) = self.file_in_use(base, identity).map(|i| &self.files[i]) else { return Vec::new() };
         let stubs = &f.index.counting_stubs[..];
         let mut heads = Vec::new();
@@ -634,17 +635,52 @@ impl LoadedFiles {
             let first = f.segments[s as usize].0 + stubs[lo].counter.to_native() as u64;
             for k in 0..hi - lo {
                 // SAFETY: validation checked that a segment's counters lie
-                // 8 bytes apart in its W zone, mapped for as long as the
+                // together in its W zone, mapped for as long as the
                 // process runs; threads may count meanwhile.
-                let n = unsafe { core::ptr::read_volatile((first + 8 * k as u64) as *const u64) };
+                let n = unsafe { core::ptr::read_volatile((first + (COUNTER_STRIDE * k) as u64) as *const u64) };
                 if n != crate::monitor::HOT as u64 {
-                    let exit = &f.index.exits[stubs[lo + k].exit.to_native() as usize];
-                    heads.push(base.wrapping_add(exit.target.to_native() as u64));
+                    heads.push(base.wrapping_add(stubs[lo + k].head.to_native() as u64));
                 }
             }
             lo = hi;
         }
         heads
+    }
+
+    /// The go slots of the counting stubs the file in use for the module
+    /// at `base` has for the head at `head`, each with the head block's
+    /// code it leads to when no trace is built (a stub per segment whose
+    /// exits count the head).
+    pub(crate) fn counting_stubs_of(&self, head: u64, base: u64, identity: FileIdentity) -> Vec<(u64, u64)> {
+        let Some(f) = self.file_in_use(base, identity).map(|i| &self.files[i]) else { return Vec::new() };
+        let Some(offset) = module_offset(head, base) else { return Vec::new() };
+        let stubs = &f.index.counting_stubs[..];
+        (0..f.segments.len() as u32)
+            .filter_map(|s| stubs.binary_search_by_key(&(s, offset), |c| (c.segment.to_native(), c.head.to_native())).ok())
+            .map(|i| {
+                let c = &stubs[i];
+                let (w, x) = f.segments[c.segment.to_native() as usize];
+                (w + c.counter.to_native() as u64 + 8, x + c.goes_to.to_native() as u64)
+            })
+            .collect()
+    }
+
+    /// If `pc` lies in a counting stub of a loaded file: where its go slot
+    /// leads now (a thread in it goes on there).
+    pub(crate) fn counting_stub_goes_on(&self, pc: u64) -> Option<u64> {
+        let f = self.file_containing(pc)?;
+        let s = f.segment_containing(pc)?;
+        let x = f.segments[s].1;
+        let stubs = &f.index.counting_stubs[..];
+        let lo = stubs.partition_point(|c| (c.segment.to_native() as usize) < s);
+        let hi = lo + stubs[lo..].partition_point(|c| c.segment.to_native() as usize == s);
+        let first = stubs.get(lo).filter(|_| lo < hi)?;
+        let from = pc.checked_sub(x + first.code.to_native() as u64)? as usize / persist::counting_stubs::LEN;
+        let c = stubs.get(lo + from).filter(|_| lo + from < hi)?;
+        let go = f.segments[s].0 + c.counter.to_native() as u64 + 8;
+        // SAFETY: the go slot lies in the segment's W zone (validated),
+        // mapped for as long as the process runs.
+        Some(persist::exit_slots::resolve(unsafe { core::ptr::read_volatile(go as *const u64) }, x))
     }
 
     /// The position of the file in use (not retired) for the module at `base`.

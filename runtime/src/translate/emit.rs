@@ -297,25 +297,23 @@ pub(crate) fn head_counter(cache: &mut CodeCache, head: u64, counter: u64, block
 }
 
 /// Where a file's counting stub lies and what it reaches
-/// ([`persist::counting_stubs`]), all as addresses of one frame (a
-/// segment's W and X as the file lays them out).
+/// ([`persist::counting_stubs`]), as addresses of one frame (a segment's
+/// W and X as the file lays them out).
 pub(crate) struct CountingStubPlace {
     /// Its first byte.
     pub(crate) at: u64,
-    /// Its counter, in W.
+    /// Its counter, in W; its go slot is the word after it.
     pub(crate) counter: u64,
-    /// The code of the block its exit goes to.
-    pub(crate) goes_to: u64,
-    /// The exit's own stub's data (whose slot leads here).
-    pub(crate) exit_data: u64,
     /// The segment's module-base slot.
     pub(crate) base_slot: u64,
 }
 
-/// Appends a file's counting stub for an exit to the head at module
-/// offset `head_offset`: the file's form of [`head_counter`], reaching
-/// its counter RIP-relative and leaving by a position-independent stub
-/// (`ExitKind::RelativeHeadHot`), with rcx alone passing through `gs:`.
+/// Appends a file's counting stub for the head at module offset
+/// `head_offset`: the file's form of [`head_counter`], reaching its
+/// counter RIP-relative, going on through its go slot (which the runtime
+/// points at the head's trace once built) and leaving by a
+/// position-independent stub (`ExitKind::RelativeHeadHot`), with rcx
+/// alone passing through `gs:`.
 pub(crate) fn counting_stub(out: &mut Vec<u8>, p: &CountingStubPlace, head_offset: u64) {
     use persist::counting_stubs::{HOT_STUB_AT, JUMP_AT, LEN};
     use iced_x86::Register::RCX;
@@ -325,18 +323,16 @@ pub(crate) fn counting_stub(out: &mut Vec<u8>, p: &CountingStubPlace, head_offse
     encoder::load_rip(out, RCX, here(out), p.counter);
     out.extend_from_slice(&[0x48, 0x8d, 0x49, 0xff]); // lea rcx, [rcx - 1]
     encoder::store_rip(out, RCX, here(out), p.counter);
-    out.extend_from_slice(&[0xe3, (encoder::GS_MOV_LEN + encoder::JMP_REL32_LEN) as u8]); // jrcxz hot
+    out.extend_from_slice(&[0xe3, (encoder::GS_MOV_LEN + encoder::JMP_RIP_LEN) as u8]); // jrcxz hot
     encoder::load_from_gs(out, RCX, off::IBL_RCX);
     debug_assert_eq!(out.len() - start, JUMP_AT);
-    let field = encoder::jmp_rel32(out);
-    let jump_end = here(out);
-    out[field..field + 4].copy_from_slice(&(p.goes_to.wrapping_sub(jump_end) as i32).to_le_bytes());
+    let at = here(out);
+    encoder::jmp_rip(out, at, p.counter + 8);
     // hot:
     encoder::load_from_gs(out, RCX, off::IBL_RCX);
     debug_assert_eq!(out.len() - start, HOT_STUB_AT);
-    emit_relative_stub(out, p.at - start as u64, |data_at| {
-        StoredExit::head_hot(data_at, head_offset, p.exit_data, p.counter, p.base_slot).into()
-    });
+    emit_relative_stub(out, p.at - start as u64, |data_at| StoredExit::head_hot(data_at, head_offset, p.counter, p.base_slot).into());
+    debug_assert!(out.len() - start <= LEN);
     out.resize(start + LEN, 0xcc);
 }
 
