@@ -146,7 +146,7 @@ fn continue_file_hot(ctx: &mut ThreadContext, head: u64, counter: u64) -> ! {
     // Counted afresh, whatever comes of this one.
     // SAFETY: a counter in a loaded file's W zone, mapped writable for as
     // long as the process runs.
-    unsafe { core::ptr::write_volatile(counter as *mut u64, crate::monitor::HOT as u64) };
+    unsafe { core::ptr::write_volatile(counter as *mut u64, crate::translate::trace_table::HOT as u64) };
     if ctx.signal_pending == 0 {
         let mut guard = crate::translator::lock();
         let tr = guard.as_mut().expect("translator");

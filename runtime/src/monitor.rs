@@ -20,16 +20,10 @@ use crate::translate::bb_builder::BasicBlock;
 use crate::translate::trace::{self, stitch};
 use crate::translate::fragment::{Fragment, Patch};
 use crate::translate::link;
-use crate::translate::trace_table::{Trace, TraceTable};
+use crate::translate::trace_table::{Trace, TraceTable, HOT};
 use crate::persistence::units::UnitTrace;
 use crate::translator::Translator;
 
-/// Entries to a head before its path is recorded. DynamoRIO's 50 made
-/// python3's start-up build 1,100 traces a run (in-cache counting makes a
-/// high threshold cheap): 1,000 builds 146, and its later recording
-/// follows the program's hot phase better (a 20M-square loop 1.61x native
-/// against 1.78x; 4,000 gained nothing more).
-pub(crate) const HOT: u32 = 1000;
 /// Most blocks a trace holds.
 const MAX_TRACE_BLOCKS: usize = 64;
 /// Dispatches by other threads after which a recording whose thread has

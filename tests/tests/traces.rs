@@ -293,25 +293,41 @@ fn persisted_side_exits_leave_the_way_on_free(cache: &std::path::Path, exe: &std
 /// it never looped) is counted by the next run, which finds it cold and
 /// marks it so in the file (`Index::marks`): the runs after count it no
 /// more, and its exits are linked straight to it.
+/// `trace_paths late N` under dbirun with `opts`, checked against a
+/// native run: its stderr.
+fn run_late(exe: &std::path::Path, opts: &[&str], n: &str) -> String {
+    let args = ["late", n];
+    let native = run_native(exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+    let o = run_dbirun(opts, exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!((o.status, &o.stdout), (native.status, &native.stdout), "late {n}");
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `exe` translated ahead of time with `opts` (its files keyed as the
+/// runs after: `-stats` is part of the key): dbirun's stderr.
+fn translate_ahead(exe: &std::path::Path, opts: &[&str]) -> String {
+    let aot = run_dbirun(&[&["-aot"], opts].concat(), exe, &[], &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+    let stderr = String::from_utf8_lossy(&aot.stderr).into_owned();
+    assert_eq!(aot.status, Status::Code(0), "{stderr}");
+    stderr
+}
+
+/// Blocks flagged as cold heads in `module`'s file in `cache`.
+fn cold_heads(cache: &std::path::Path, module: &str) -> usize {
+    let file = Aligned::read(&dpc_of(cache, module));
+    let v = file.validate().unwrap_or_else(|r| panic!("{}", r.name()));
+    v.index.blocks.iter().filter(|b| b.flags.to_native() & persist::index::BlockEntry::COLD_HEAD != 0).count()
+}
+
 #[test]
 fn loops_found_cold_in_a_files_blocks_are_not_counted_again() {
     let exe = compiled(&program("trace_paths").source_path(), Build::new(Variant::Pie, Opt::O0)).unwrap_or_else(|e| panic!("{e}"));
     let cache = temp_dir("traces-cold-marks");
     let opts = ["-persist", "-persist_dir", cache.path().to_str().unwrap(), "-no_persist_server", "-stats"];
-    let run = |n: &str| {
-        let args = ["late", n];
-        let native = run_native(&exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
-        let o = run_dbirun(&opts, &exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
-        assert_eq!((o.status, &o.stdout), (native.status, &native.stdout), "late {n}");
-        String::from_utf8_lossy(&o.stderr).into_owned()
-    };
+    let run = |n: &str| run_late(&exe, &opts, n);
     let once = run("1");
     let module = exe.file_name().unwrap().to_str().unwrap();
-    let cold_heads = || {
-        let file = Aligned::read(&dpc_of(cache.path(), module));
-        let v = file.validate().unwrap_or_else(|r| panic!("{}", r.name()));
-        v.index.blocks.iter().filter(|b| b.flags.to_native() & persist::index::BlockEntry::COLD_HEAD != 0).count()
-    };
+    let cold_heads = || cold_heads(cache.path(), module);
     let unmarked = cold_heads();
     let looped = run("50");
     let heads = stat(&looped, "loop heads counted");
@@ -334,16 +350,7 @@ fn a_files_loop_is_counted_by_the_files_counting_stub() {
     let exe = compiled(&program("trace_paths").source_path(), Build::new(Variant::Pie, Opt::O0)).unwrap_or_else(|e| panic!("{e}"));
     let cache = temp_dir("traces-counting-stubs");
     let opts = ["-persist", "-persist_dir", cache.path().to_str().unwrap(), "-no_persist_server", "-stats", "-v"];
-    let run = |n: &str| {
-        let args = ["late", n];
-        let native = run_native(&exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
-        let o = run_dbirun(&opts, &exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
-        assert_eq!((o.status, &o.stdout), (native.status, &native.stdout), "late {n}");
-        String::from_utf8_lossy(&o.stderr).into_owned()
-    };
-    let aot = run_dbirun(&[&["-aot"], &opts[..]].concat(), &exe, &[], &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
-    let once = String::from_utf8_lossy(&aot.stderr);
-    assert_eq!(aot.status, Status::Code(0), "{once}");
+    let once = translate_ahead(&exe, &opts);
     let module = exe.file_name().unwrap().to_str().unwrap();
     let file = Aligned::read(&dpc_of(cache.path(), module));
     let v = file.validate().unwrap_or_else(|r| panic!("{}", r.name()));
@@ -368,9 +375,9 @@ fn a_files_loop_is_counted_by_the_files_counting_stub() {
     }
     assert!(led > 0, "counted exits lead to counting stubs");
     drop(v);
-    let hot = run("5000");
-    let main_module = hot.lines().filter(|l| l.contains("counted hot by its file's counting stub")).count();
-    assert!(main_module > 0, "a head found hot by a file's counting stub\n{hot}");
+    let hot = run_late(&exe, &opts, "5000");
+    let found_hot = hot.lines().filter(|l| l.contains("counted hot by its file's counting stub")).count();
+    assert!(found_hot > 0, "a head found hot by a file's counting stub\n{hot}");
     assert!(stat(&hot, "traces built") > 0, "its trace is built\n{hot}");
 }
 
@@ -382,22 +389,12 @@ fn a_loop_a_files_counting_stub_found_cold_is_marked_cold() {
     let exe = compiled(&program("trace_paths").source_path(), Build::new(Variant::Pie, Opt::O0)).unwrap_or_else(|e| panic!("{e}"));
     let cache = temp_dir("traces-counting-stubs-cold");
     let opts = ["-persist", "-persist_dir", cache.path().to_str().unwrap(), "-no_persist_server", "-stats"];
-    let aot = run_dbirun(&[&["-aot"], &opts[..]].concat(), &exe, &[], &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
-    assert_eq!(aot.status, Status::Code(0), "{}", String::from_utf8_lossy(&aot.stderr));
+    translate_ahead(&exe, &opts);
     let module = exe.file_name().unwrap().to_str().unwrap();
-    let cold_heads = || {
-        let file = Aligned::read(&dpc_of(cache.path(), module));
-        let v = file.validate().unwrap_or_else(|r| panic!("{}", r.name()));
-        v.index.blocks.iter().filter(|b| b.flags.to_native() & persist::index::BlockEntry::COLD_HEAD != 0).count()
-    };
-    assert_eq!(cold_heads(), 0, "ahead of time, no loop is known cold");
-    let args = ["late", "50"];
-    let native = run_native(&exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
-    let o = run_dbirun(&opts, &exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
-    assert_eq!((o.status, &o.stdout), (native.status, &native.stdout));
-    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(cold_heads(cache.path(), module), 0, "ahead of time, no loop is known cold");
+    let stderr = run_late(&exe, &opts, "50");
     assert!(stat(&stderr, "loop heads counted") > 0, "{stderr}");
-    assert!(cold_heads() > 0, "the loop's start is marked cold in the program's file\n{stderr}");
+    assert!(cold_heads(cache.path(), module) > 0, "the loop's start is marked cold in the program's file\n{stderr}");
 }
 
 /// A trace whose blocks' client data (drcov's coverage flags) lies in

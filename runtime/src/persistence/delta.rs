@@ -404,7 +404,7 @@ impl Zones<'_> {
             // Counted down from the threshold in every run (W is mapped
             // private: a run's counts never reach the file); the go slot
             // leads to the head's block until a run builds its trace.
-            self.w[counter..counter + 8].copy_from_slice(&(crate::monitor::HOT as u64).to_le_bytes());
+            self.w[counter..counter + 8].copy_from_slice(&(crate::translate::trace_table::HOT as u64).to_le_bytes());
             self.w[counter + 8..counter + 16].copy_from_slice(&persist::exit_slots::stored(goes_to as i64).to_le_bytes());
             let place = emit::CountingStubPlace { at: split + code as u64, counter: w_addr(counter), base_slot: self.seg.base_slot };
             emit::counting_stub(&mut self.x, &place, head.wrapping_sub(self.base));

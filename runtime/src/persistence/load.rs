@@ -638,7 +638,7 @@ impl LoadedFiles {
                 // together in its W zone, mapped for as long as the
                 // process runs; threads may count meanwhile.
                 let n = unsafe { core::ptr::read_volatile((first + (COUNTER_STRIDE * k) as u64) as *const u64) };
-                if n != crate::monitor::HOT as u64 {
+                if n != crate::translate::trace_table::HOT as u64 {
                     heads.push(base.wrapping_add(stubs[lo + k].head.to_native() as u64));
                 }
             }
@@ -983,8 +983,11 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, end: u64, pat
                 }
             } else {
                 let first = seg.first_exit.to_native() as usize;
-                for e in &v.index.exits[first..first + seg.exit_count.to_native() as usize] {
-                    let slot = (w + e.slot.to_native() as u64) as *mut u64;
+                let exit_slots = v.index.exits[first..first + seg.exit_count.to_native() as usize].iter().map(|e| e.slot.to_native());
+                // The counting stubs' go slots are rebased as exit slots are.
+                let go_slots = v.index.counting_stubs.iter().filter(|c| c.segment.to_native() as usize == s).map(|c| c.counter.to_native() + 8);
+                for at in exit_slots.chain(go_slots) {
+                    let slot = (w + at as u64) as *mut u64;
                     *slot = persist::exit_slots::resolve(*slot, x);
                 }
             }
