@@ -381,6 +381,26 @@ fn a_files_loop_is_counted_by_the_files_counting_stub() {
     assert!(stat(&hot, "traces built") > 0, "its trace is built\n{hot}");
 }
 
+/// Each mode of `trace_paths` after `-aot`: its loops are counted in the
+/// program's file and their traces entered through the stubs' go slots,
+/// and faults, signals sent to a spinning loop and the output are as
+/// natively.
+#[test]
+fn loops_counted_in_files_behave_as_natively() {
+    let exe = compiled(&program("trace_paths").source_path(), Build::new(Variant::Pie, Opt::O2)).unwrap_or_else(|e| panic!("{e}"));
+    for args in [["calls", "20000"], ["fault", "20000"], ["signal", "20"]] {
+        let cache = temp_dir("traces-counted-in-files");
+        let opts = ["-persist", "-persist_dir", cache.path().to_str().unwrap(), "-no_persist_server", "-stats", "-v"];
+        translate_ahead(&exe, &opts);
+        let native = run_native(&exe, &args, &RunOpts::new()).unwrap_or_else(|f| panic!("{f}"));
+        let o = run_dbirun(&opts, &exe, &args, &RunOpts::new().timeout(std::time::Duration::from_secs(60))).unwrap_or_else(|f| panic!("{args:?}: {f}"));
+        assert_eq!((o.status, &o.stdout), (native.status, &native.stdout), "{args:?}");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(stderr.contains("counted hot by its file's counting stub"), "{args:?}: no head found hot in a file\n{stderr}");
+        assert!(stat(&stderr, "traces built") > 0, "{args:?}\n{stderr}");
+    }
+}
+
 /// A loop a file's counting stub counted and never found hot is marked
 /// cold in the file, as one the dispatcher counted: the run's end reads
 /// the counters that moved.
