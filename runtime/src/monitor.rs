@@ -143,13 +143,13 @@ impl Translator {
 
     /// Leads the go slots of the counting stubs the head's file has for it
     /// to `trace`, which takes them as links (a retired trace sends them
-    /// back to the head's block).
+    /// back to the stubs' counting code).
     fn lead_file_counting_stubs_to(&self, trace: &mut Trace) {
         let head = trace.fragment.tag;
         let Some(m) = crate::translator::file_module(head) else { return };
-        for (go_slot, block) in self.loaded.counting_stubs_of(head, m.base, m.identity) {
+        for (go_slot, counting) in self.loaded.counting_stubs_of(head, m.base, m.identity) {
             link::link(Patch::Slot(go_slot), trace.fragment.start);
-            trace.fragment.add_incoming(Patch::Slot(go_slot), block);
+            trace.fragment.add_incoming(Patch::Slot(go_slot), counting);
         }
     }
 

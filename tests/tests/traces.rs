@@ -355,8 +355,8 @@ fn a_files_loop_is_counted_by_the_files_counting_stub() {
     let file = Aligned::read(&dpc_of(cache.path(), module));
     let v = file.validate().unwrap_or_else(|r| panic!("{}", r.name()));
     assert!(!v.index.counting_stubs.is_empty(), "the program's file carries counting stubs\n{once}");
-    // Each goes on to its head's block, and the counted exits to the head
-    // lead to it.
+    // Each counts before it goes on to its head's block, and the counted
+    // exits to the head lead to it.
     let slot_leads_to = |segment: u32, slot: u32| {
         let w = v.zone_bytes(v.index.segments[segment as usize].w_zone.to_native() as usize);
         persist::exit_slots::distance(u64::from_le_bytes(w[slot as usize..slot as usize + 8].try_into().unwrap()))
@@ -364,7 +364,8 @@ fn a_files_loop_is_counted_by_the_files_counting_stub() {
     for c in v.index.counting_stubs.iter() {
         let b = v.index.blocks.iter().find(|b| b.module_offset == c.head).expect("its head is a block of the file");
         assert_eq!((b.segment, b.code_offset), (c.segment, c.goes_to));
-        assert_eq!(slot_leads_to(c.segment.to_native(), c.counter.to_native() + 8), Some(c.goes_to.to_native() as i64), "its go slot leads to the head's block");
+        let counting = (c.code.to_native() as usize + persist::counting_stubs::COUNT_AT) as i64;
+        assert_eq!(slot_leads_to(c.segment.to_native(), c.counter.to_native() + 8), Some(counting), "its go slot leads to its counting code");
     }
     let mut led = 0;
     for r in v.index.counted_exits.iter() {

@@ -403,10 +403,17 @@ impl Zones<'_> {
             let goes_to = self.x_off(self.here[&head]);
             // Counted down from the threshold in every run (W is mapped
             // private: a run's counts never reach the file); the go slot
-            // leads to the head's block until a run builds its trace.
+            // leads to the counting code until a run builds the head's
+            // trace.
             self.w[counter..counter + 8].copy_from_slice(&(crate::translate::trace_table::HOT as u64).to_le_bytes());
-            self.w[counter + 8..counter + 16].copy_from_slice(&persist::exit_slots::stored(goes_to as i64).to_le_bytes());
-            let place = emit::CountingStubPlace { at: split + code as u64, counter: w_addr(counter), base_slot: self.seg.base_slot };
+            let count_at = (code + persist::counting_stubs::COUNT_AT) as i64;
+            self.w[counter + 8..counter + 16].copy_from_slice(&persist::exit_slots::stored(count_at).to_le_bytes());
+            let place = emit::CountingStubPlace {
+                at: split + code as u64,
+                counter: w_addr(counter),
+                goes_to: split + goes_to as u64,
+                base_slot: self.seg.base_slot,
+            };
             emit::counting_stub(&mut self.x, &place, head.wrapping_sub(self.base));
             index.counting_stubs.push(CountingStub {
                 segment,

@@ -648,9 +648,9 @@ impl LoadedFiles {
     }
 
     /// The go slots of the counting stubs the file in use for the module
-    /// at `base` has for the head at `head`, each with the head block's
-    /// code it leads to when no trace is built (a stub per segment whose
-    /// exits count the head).
+    /// at `base` has for the head at `head`, each with the stub's counting
+    /// code, where it leads when no trace is built (a stub per segment
+    /// whose exits count the head).
     pub(crate) fn counting_stubs_of(&self, head: u64, base: u64, identity: FileIdentity) -> Vec<(u64, u64)> {
         let Some(f) = self.file_in_use(base, identity).map(|i| &self.files[i]) else { return Vec::new() };
         let Some(offset) = module_offset(head, base) else { return Vec::new() };
@@ -660,13 +660,14 @@ impl LoadedFiles {
             .map(|i| {
                 let c = &stubs[i];
                 let (w, x) = f.segments[c.segment.to_native() as usize];
-                (w + c.counter.to_native() as u64 + 8, x + c.goes_to.to_native() as u64)
+                (w + c.counter.to_native() as u64 + 8, x + (c.code.to_native() as usize + persist::counting_stubs::COUNT_AT) as u64)
             })
             .collect()
     }
 
-    /// If `pc` lies in a counting stub of a loaded file: where its go slot
-    /// leads now (a thread in it goes on there).
+    /// If `pc` lies in a counting stub of a loaded file: where a thread in
+    /// it goes on, the head's trace its go slot leads to, or else the
+    /// head's block.
     pub(crate) fn counting_stub_goes_on(&self, pc: u64) -> Option<u64> {
         let f = self.file_containing(pc)?;
         let s = f.segment_containing(pc)?;
@@ -680,7 +681,9 @@ impl LoadedFiles {
         let go = f.segments[s].0 + c.counter.to_native() as u64 + 8;
         // SAFETY: the go slot lies in the segment's W zone (validated),
         // mapped for as long as the process runs.
-        Some(persist::exit_slots::resolve(unsafe { core::ptr::read_volatile(go as *const u64) }, x))
+        let leads_to = persist::exit_slots::resolve(unsafe { core::ptr::read_volatile(go as *const u64) }, x);
+        let counting = x + (c.code.to_native() as usize + persist::counting_stubs::COUNT_AT) as u64;
+        Some(if leads_to == counting { x + c.goes_to.to_native() as u64 } else { leads_to })
     }
 
     /// The position of the file in use (not retired) for the module at `base`.

@@ -304,30 +304,35 @@ pub(crate) struct CountingStubPlace {
     pub(crate) at: u64,
     /// Its counter, in W; its go slot is the word after it.
     pub(crate) counter: u64,
+    /// The code of the head's block.
+    pub(crate) goes_to: u64,
     /// The segment's module-base slot.
     pub(crate) base_slot: u64,
 }
 
 /// Appends a file's counting stub for the head at module offset
-/// `head_offset`: the file's form of [`head_counter`], reaching its
-/// counter RIP-relative, going on through its go slot (which the runtime
-/// points at the head's trace once built) and leaving by a
-/// position-independent stub (`ExitKind::RelativeHeadHot`), with rcx
-/// alone passing through `gs:`.
+/// `head_offset`: a jump through its go slot (to the counting code that
+/// follows, or to the head's trace once the runtime built one), then the
+/// file's form of [`head_counter`], reaching its counter RIP-relative and
+/// leaving by a position-independent stub (`ExitKind::RelativeHeadHot`),
+/// with rcx alone passing through `gs:`.
 pub(crate) fn counting_stub(out: &mut Vec<u8>, p: &CountingStubPlace, head_offset: u64) {
-    use persist::counting_stubs::{HOT_STUB_AT, JUMP_AT, LEN};
+    use persist::counting_stubs::{COUNT_AT, HOT_STUB_AT, JUMP_AT, LEN};
     use iced_x86::Register::RCX;
     let start = out.len();
     let here = |out: &Vec<u8>| p.at + (out.len() - start) as u64;
+    encoder::jmp_rip(out, p.at, p.counter + 8);
+    debug_assert_eq!(out.len() - start, COUNT_AT);
     encoder::store_to_gs(out, off::IBL_RCX, RCX);
     encoder::load_rip(out, RCX, here(out), p.counter);
     out.extend_from_slice(&[0x48, 0x8d, 0x49, 0xff]); // lea rcx, [rcx - 1]
     encoder::store_rip(out, RCX, here(out), p.counter);
-    out.extend_from_slice(&[0xe3, (encoder::GS_MOV_LEN + encoder::JMP_RIP_LEN) as u8]); // jrcxz hot
+    out.extend_from_slice(&[0xe3, (encoder::GS_MOV_LEN + encoder::JMP_REL32_LEN) as u8]); // jrcxz hot
     encoder::load_from_gs(out, RCX, off::IBL_RCX);
     debug_assert_eq!(out.len() - start, JUMP_AT);
-    let at = here(out);
-    encoder::jmp_rip(out, at, p.counter + 8);
+    let field = encoder::jmp_rel32(out);
+    let jump_end = here(out);
+    out[field..field + 4].copy_from_slice(&(p.goes_to.wrapping_sub(jump_end) as i32).to_le_bytes());
     // hot:
     encoder::load_from_gs(out, RCX, off::IBL_RCX);
     debug_assert_eq!(out.len() - start, HOT_STUB_AT);
