@@ -8,7 +8,8 @@
 //! is taken: a file translated ahead of time is mostly exits that never
 //! run (cc1's: 2 million slots, 15 MB of W zones).
 //!
-//! Only W zones that hold nothing but slots, traces' miss budgets (counts,
+//! Only W zones that hold nothing but slots (exits' and counting stubs'
+//! go slots), traces' miss budgets and counting stubs' counters (counts,
 //! never non-canonical), words nothing reads, and block data of clients
 //! that call theirs plain (`Client::block_data_is_plain`: counts and
 //! flags, never non-canonical) are left to this; their base slot is
