@@ -46,3 +46,6 @@ pub const HOT_STUB_AT: usize = 58;
 
 /// Bytes from one stub's counter to the next's: the counter, then the go slot.
 pub const COUNTER_STRIDE: usize = 16;
+
+/// Where a stub's go slot lies after its counter.
+pub const GO_SLOT_AT: usize = 8;

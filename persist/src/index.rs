@@ -399,7 +399,28 @@ impl Index {
     }
 }
 
+impl ArchivedCountingStub {
+    /// Its go slot's offset in its segment's W zone.
+    pub fn go_slot(&self) -> u32 {
+        self.counter.to_native() + crate::counting_stubs::GO_SLOT_AT as u32
+    }
+
+    /// Its counting code's offset in its segment's X zone: where its go
+    /// slot leads until a trace of its head is built.
+    pub fn counting_code(&self) -> u32 {
+        self.code.to_native() + crate::counting_stubs::COUNT_AT as u32
+    }
+}
+
 impl ArchivedIndex {
+    /// The counting stubs of segment `segment` (they lie by segment).
+    pub fn counting_stubs_in(&self, segment: u32) -> &[ArchivedCountingStub] {
+        let stubs = &self.counting_stubs[..];
+        let lo = stubs.partition_point(|c| c.segment.to_native() < segment);
+        let hi = lo + stubs[lo..].partition_point(|c| c.segment.to_native() == segment);
+        &stubs[lo..hi]
+    }
+
     /// Of the `flags` a mark of the block at `module_offset` sets, those
     /// it lacks in this file (0 when the file does not hold it).
     pub fn lacks_flags(&self, module_offset: u32, flags: u32) -> u32 {

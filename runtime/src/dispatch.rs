@@ -152,7 +152,8 @@ fn continue_file_hot(ctx: &mut ThreadContext, head: u64, counter: u64) -> ! {
         let tr = guard.as_mut().expect("translator");
         crate::quiescence::picking(ctx);
         let sp = ctx.gpr[crate::thread::reg::RSP];
-        if let Some(start) = tr.file_head_hot(ctx as *const ThreadContext as u64, head, sp, ctx.is_vfork_child == 0, counter + 8) {
+        let go_slot = counter + persist::counting_stubs::GO_SLOT_AT as u64;
+        if let Some(start) = tr.file_head_hot(ctx as *const ThreadContext as u64, head, sp, ctx.is_vfork_child == 0, go_slot) {
             tr.ibl.publish(ctx);
             drop(guard);
             ctx.enter_target = start;

@@ -364,8 +364,7 @@ fn a_files_loop_is_counted_by_the_files_counting_stub() {
     for c in v.index.counting_stubs.iter() {
         let b = v.index.blocks.iter().find(|b| b.module_offset == c.head).expect("its head is a block of the file");
         assert_eq!((b.segment, b.code_offset), (c.segment, c.goes_to));
-        let counting = (c.code.to_native() as usize + persist::counting_stubs::COUNT_AT) as i64;
-        assert_eq!(slot_leads_to(c.segment.to_native(), c.counter.to_native() + 8), Some(counting), "its go slot leads to its counting code");
+        assert_eq!(slot_leads_to(c.segment.to_native(), c.go_slot()), Some(c.counting_code() as i64), "its go slot leads to its counting code");
     }
     let mut led = 0;
     for r in v.index.counted_exits.iter() {

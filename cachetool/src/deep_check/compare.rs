@@ -289,7 +289,7 @@ impl Fragment<'_> {
             match self.counting_stub(k) {
                 Some((head, code, _)) if t == code => return Place::CountingStub(head),
                 Some((head, _, counter)) if t == counter => return Place::Counter(head),
-                Some((head, _, counter)) if t == counter + 8 => return Place::GoSlot(head),
+                Some((head, _, counter)) if t == counter + persist::counting_stubs::GO_SLOT_AT as u64 => return Place::GoSlot(head),
                 _ => {}
             }
         }

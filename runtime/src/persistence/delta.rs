@@ -405,9 +405,10 @@ impl Zones<'_> {
             // private: a run's counts never reach the file); the go slot
             // leads to the counting code until a run builds the head's
             // trace.
+            use persist::counting_stubs::{COUNT_AT, GO_SLOT_AT};
             self.w[counter..counter + 8].copy_from_slice(&(crate::translate::trace_table::HOT as u64).to_le_bytes());
-            let count_at = (code + persist::counting_stubs::COUNT_AT) as i64;
-            self.w[counter + 8..counter + 16].copy_from_slice(&persist::exit_slots::stored(count_at).to_le_bytes());
+            let go_slot = counter + GO_SLOT_AT;
+            self.w[go_slot..go_slot + 8].copy_from_slice(&persist::exit_slots::stored((code + COUNT_AT) as i64).to_le_bytes());
             let place = emit::CountingStubPlace {
                 at: split + code as u64,
                 counter: w_addr(counter),

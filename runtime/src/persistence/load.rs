@@ -626,23 +626,19 @@ impl LoadedFiles {
     pub(crate) fn heads_counted_in_file(&self, base: u64, identity: FileIdentity) -> Vec<u64> {
         use persist::counting_stubs::COUNTER_STRIDE;
         let Some(f) = self.file_in_use(base, identity).map(|i| &self.files[i]) else { return Vec::new() };
-        let stubs = &f.index.counting_stubs[..];
         let mut heads = Vec::new();
-        let mut lo = 0;
-        while lo < stubs.len() {
-            let s = stubs[lo].segment.to_native();
-            let hi = lo + stubs[lo..].partition_point(|c| c.segment.to_native() == s);
-            let first = f.segments[s as usize].0 + stubs[lo].counter.to_native() as u64;
-            for k in 0..hi - lo {
+        for (s, &(w, _)) in f.segments.iter().enumerate() {
+            let stubs = f.index.counting_stubs_in(s as u32);
+            let Some(first) = stubs.first().map(|c| w + c.counter.to_native() as u64) else { continue };
+            for (k, c) in stubs.iter().enumerate() {
                 // SAFETY: validation checked that a segment's counters lie
                 // together in its W zone, mapped for as long as the
                 // process runs; threads may count meanwhile.
                 let n = unsafe { core::ptr::read_volatile((first + (COUNTER_STRIDE * k) as u64) as *const u64) };
                 if n != crate::translate::trace_table::HOT as u64 {
-                    heads.push(base.wrapping_add(stubs[lo + k].head.to_native() as u64));
+                    heads.push(base.wrapping_add(c.head.to_native() as u64));
                 }
             }
-            lo = hi;
         }
         heads
     }
@@ -654,15 +650,14 @@ impl LoadedFiles {
     pub(crate) fn counting_stubs_of(&self, head: u64, base: u64, identity: FileIdentity) -> Vec<(u64, u64)> {
         let Some(f) = self.file_in_use(base, identity).map(|i| &self.files[i]) else { return Vec::new() };
         let Some(offset) = module_offset(head, base) else { return Vec::new() };
-        let stubs = &f.index.counting_stubs[..];
-        (0..f.segments.len() as u32)
-            .filter_map(|s| stubs.binary_search_by_key(&(s, offset), |c| (c.segment.to_native(), c.head.to_native())).ok())
-            .map(|i| {
-                let c = &stubs[i];
-                let (w, x) = f.segments[c.segment.to_native() as usize];
-                (w + c.counter.to_native() as u64 + 8, x + (c.code.to_native() as usize + persist::counting_stubs::COUNT_AT) as u64)
-            })
-            .collect()
+        let mut found = Vec::new();
+        for (s, &(w, x)) in f.segments.iter().enumerate() {
+            let stubs = f.index.counting_stubs_in(s as u32);
+            if let Ok(i) = stubs.binary_search_by_key(&offset, |c| c.head.to_native()) {
+                found.push((w + stubs[i].go_slot() as u64, x + stubs[i].counting_code() as u64));
+            }
+        }
+        found
     }
 
     /// If `pc` lies in a counting stub of a loaded file: where a thread in
@@ -671,19 +666,14 @@ impl LoadedFiles {
     pub(crate) fn counting_stub_goes_on(&self, pc: u64) -> Option<u64> {
         let f = self.file_containing(pc)?;
         let s = f.segment_containing(pc)?;
-        let x = f.segments[s].1;
-        let stubs = &f.index.counting_stubs[..];
-        let lo = stubs.partition_point(|c| (c.segment.to_native() as usize) < s);
-        let hi = lo + stubs[lo..].partition_point(|c| c.segment.to_native() as usize == s);
-        let first = stubs.get(lo).filter(|_| lo < hi)?;
-        let from = pc.checked_sub(x + first.code.to_native() as u64)? as usize / persist::counting_stubs::LEN;
-        let c = stubs.get(lo + from).filter(|_| lo + from < hi)?;
-        let go = f.segments[s].0 + c.counter.to_native() as u64 + 8;
+        let (w, x) = f.segments[s];
+        let stubs = f.index.counting_stubs_in(s as u32);
+        let from = pc.checked_sub(x + stubs.first()?.code.to_native() as u64)? as usize / persist::counting_stubs::LEN;
+        let c = stubs.get(from)?;
         // SAFETY: the go slot lies in the segment's W zone (validated),
         // mapped for as long as the process runs.
-        let leads_to = persist::exit_slots::resolve(unsafe { core::ptr::read_volatile(go as *const u64) }, x);
-        let counting = x + (c.code.to_native() as usize + persist::counting_stubs::COUNT_AT) as u64;
-        Some(if leads_to == counting { x + c.goes_to.to_native() as u64 } else { leads_to })
+        let leads_to = persist::exit_slots::resolve(unsafe { core::ptr::read_volatile((w + c.go_slot() as u64) as *const u64) }, x);
+        Some(if leads_to == x + c.counting_code() as u64 { x + c.goes_to.to_native() as u64 } else { leads_to })
     }
 
     /// The position of the file in use (not retired) for the module at `base`.
@@ -988,7 +978,7 @@ fn load(cache: &mut CodeCache, dir: &CStr, file: &[u8], base: u64, end: u64, pat
                 let first = seg.first_exit.to_native() as usize;
                 let exit_slots = v.index.exits[first..first + seg.exit_count.to_native() as usize].iter().map(|e| e.slot.to_native());
                 // The counting stubs' go slots are rebased as exit slots are.
-                let go_slots = v.index.counting_stubs.iter().filter(|c| c.segment.to_native() as usize == s).map(|c| c.counter.to_native() + 8);
+                let go_slots = v.index.counting_stubs_in(s as u32).iter().map(|c| c.go_slot());
                 for at in exit_slots.chain(go_slots) {
                     let slot = (w + at as u64) as *mut u64;
                     *slot = persist::exit_slots::resolve(*slot, x);

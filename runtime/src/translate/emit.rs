@@ -321,7 +321,7 @@ pub(crate) fn counting_stub(out: &mut Vec<u8>, p: &CountingStubPlace, head_offse
     use iced_x86::Register::RCX;
     let start = out.len();
     let here = |out: &Vec<u8>| p.at + (out.len() - start) as u64;
-    encoder::jmp_rip(out, p.at, p.counter + 8);
+    encoder::jmp_rip(out, p.at, p.counter + persist::counting_stubs::GO_SLOT_AT as u64);
     debug_assert_eq!(out.len() - start, COUNT_AT);
     encoder::store_to_gs(out, off::IBL_RCX, RCX);
     encoder::load_rip(out, RCX, here(out), p.counter);
